@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/llmgate/llmgate/admin"
+	"github.com/llmgate/llmgate/audit"
+	"github.com/llmgate/llmgate/gateway"
+	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/mock"
+	"github.com/llmgate/llmgate/providers/openai"
+	"github.com/llmgate/llmgate/quota"
+	"github.com/llmgate/llmgate/store"
+	"github.com/llmgate/llmgate/store/postgres"
+	"github.com/llmgate/llmgate/store/sqlite"
+)
+
+// app is a running gateway: both listeners and everything behind them.
+type app struct {
+	cfg       Config
+	log       *slog.Logger
+	store     store.Store
+	recorder  *audit.Recorder
+	gateway   *gateway.Gateway
+	public    *http.Server
+	admin     *http.Server
+	publicURL string // http://host:port of the public listener
+	adminURL  string
+	stop      context.CancelFunc
+	done      chan struct{}
+	served    chan error
+}
+
+// start opens the store, applies migrations, builds the request path and starts both listeners.
+// It returns once both are accepting connections.
+func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("store: migrate: %w", err)
+	}
+	provs, err := buildProviders(cfg.Providers)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	router, err := providers.NewRouter(cfg.Models, provs)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := gateway.NewMetrics(reg)
+	rec := audit.NewRecorder(st, cfg.Usage, log)
+	registerRecorderMetrics(reg, rec)
+	limiter := quota.NewMemory(nil)
+	gw := gateway.New(gateway.Deps{Store: st, Limiter: limiter, Quota: cfg.Quota, Router: router,
+		Usage: rec, Metrics: metrics, Log: log}, cfg.Gateway)
+	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Log: log, Ready: st.Ping})
+
+	a := &app{cfg: cfg, log: log, store: st, recorder: rec, gateway: gw, done: make(chan struct{}), served: make(chan error, 2)}
+	a.public = gw.Server(cfg.Listen)
+	a.admin = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	pl, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		a.closeBackends()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	al, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		pl.Close()
+		a.closeBackends()
+		return nil, fmt.Errorf("admin_listen: %w", err)
+	}
+	a.publicURL, a.adminURL = "http://"+dialable(pl.Addr()), "http://"+dialable(al.Addr())
+	go func() { a.served <- a.public.Serve(pl) }()
+	go func() { a.served <- a.admin.Serve(al) }()
+
+	runCtx, stop := context.WithCancel(context.Background())
+	a.stop = stop
+	go func() { // forget idle quota subjects so memory tracks active ones
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				close(a.done)
+				return
+			case <-t.C:
+				limiter.Sweep()
+			}
+		}
+	}()
+	log.Info("llmgate started", "listen", a.publicURL, "admin_listen", a.adminURL, "store", storeKind(cfg),
+		"models", router.Models())
+	return a, nil
+}
+
+// shutdown drains: readiness goes false, listeners stop accepting and in-flight requests finish
+// (up to the deadline), then queued usage records are written and the store is closed.
+func (a *app) shutdown(ctx context.Context) error {
+	a.gateway.SetReady(false)
+	errs := []error{a.public.Shutdown(ctx), a.admin.Shutdown(ctx)}
+	a.stop()
+	<-a.done
+	errs = append(errs, a.recorder.Close(ctx))
+	errs = append(errs, a.store.Close())
+	return errors.Join(errs...)
+}
+
+func (a *app) closeBackends() {
+	_ = a.recorder.Close(context.Background())
+	_ = a.store.Close()
+}
+
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	if cfg.DatabaseURL != "" {
+		st, err := postgres.New(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("database_url: %w", err)
+		}
+		return st, nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	st, err := sqlite.New(ctx, filepath.Join(cfg.DataDir, "llmgate.db"))
+	if err != nil {
+		return nil, fmt.Errorf("data_dir: sqlite: %w", err)
+	}
+	return st, nil
+}
+
+func storeKind(cfg Config) string {
+	if cfg.DatabaseURL != "" {
+		return "postgres"
+	}
+	return "sqlite:" + filepath.Join(cfg.DataDir, "llmgate.db")
+}
+
+func buildProviders(list []ProviderConfig) (map[string]providers.Provider, error) {
+	out := make(map[string]providers.Provider, len(list))
+	for i, pc := range list {
+		switch pc.Type {
+		case "openai":
+			p, err := openai.New(openai.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey,
+				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
+				ResponseHeaderTimeout: pc.ResponseHeaderTimeout})
+			if err != nil {
+				return nil, fmt.Errorf("providers[%d] (%s).%w", i, pc.Name, err)
+			}
+			out[pc.Name] = p
+		case "mock":
+			out[pc.Name] = mock.New(pc.Mock)
+		}
+	}
+	return out, nil
+}
+
+// registerRecorderMetrics exposes the usage pipeline's counters.
+func registerRecorderMetrics(reg prometheus.Registerer, rec *audit.Recorder) {
+	stat := func(name, help string, typ prometheus.ValueType, f func(audit.Stats) float64) prometheus.Collector {
+		if typ == prometheus.GaugeValue {
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(rec.Stats()) })
+		}
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(rec.Stats()) })
+	}
+	reg.MustRegister(
+		stat("llmgate_usage_backlog", "Usage records queued, not yet written.", prometheus.GaugeValue, func(s audit.Stats) float64 { return float64(s.Backlog) }),
+		stat("llmgate_usage_written_total", "Usage records written to the store.", prometheus.CounterValue, func(s audit.Stats) float64 { return float64(s.Written) }),
+		stat("llmgate_usage_dropped_total", "Usage records lost (queue full or write retries exhausted).", prometheus.CounterValue, func(s audit.Stats) float64 { return float64(s.Dropped) }),
+		stat("llmgate_usage_write_errors_total", "Failed usage batch writes (each retry counts).", prometheus.CounterValue, func(s audit.Stats) float64 { return float64(s.WriteErrors) }),
+	)
+}
+
+// dialable turns a listener address into one a client can dial (":8080" → "127.0.0.1:8080").
+func dialable(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

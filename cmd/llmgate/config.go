@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/llmgate/llmgate/admin"
+	"github.com/llmgate/llmgate/audit"
+	"github.com/llmgate/llmgate/gateway"
+	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/mock"
+	"github.com/llmgate/llmgate/quota"
+)
+
+// Config is the whole configuration file. Each package owns its section's type; this file only
+// composes them. Precedence: defaults < file < LLMGATE_* environment < flags.
+type Config struct {
+	Listen      string                  `yaml:"listen"`
+	AdminListen string                  `yaml:"admin_listen"`
+	DataDir     string                  `yaml:"data_dir"`
+	DatabaseURL string                  `yaml:"database_url"`
+	RedisURL    string                  `yaml:"redis_url"`
+	AdminToken  string                  `yaml:"admin_token"`
+	Log         LogConfig               `yaml:"log"`
+	Providers   []ProviderConfig        `yaml:"providers"`
+	Models      []providers.ModelConfig `yaml:"models"`
+	Quota       quota.Options           `yaml:"quota"`
+	Gateway     gateway.Options         `yaml:"gateway"`
+	Usage       audit.Options           `yaml:"usage"`
+}
+
+// LogConfig is the `log` section.
+type LogConfig struct {
+	// Level is debug, info, warn or error (default info).
+	Level string `yaml:"level"`
+}
+
+// ProviderConfig is one `providers` entry: the common fields plus each type's own settings.
+type ProviderConfig struct {
+	providers.Config `yaml:",inline"`
+	// MaxIdleConnsPerHost, DialTimeout and ResponseHeaderTimeout tune an HTTP provider's client.
+	MaxIdleConnsPerHost   int           `yaml:"max_idle_conns_per_host"`
+	DialTimeout           time.Duration `yaml:"dial_timeout"`
+	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
+	// Mock configures a provider of type "mock".
+	Mock mock.Options `yaml:"mock"`
+}
+
+// defaultConfig is the zero-setup configuration: SQLite in the working directory, in-memory
+// quotas, and the built-in mock provider behind two public models.
+func defaultConfig() Config {
+	return Config{
+		Listen:      ":8080",
+		AdminListen: "127.0.0.1:8081",
+		DataDir:     ".",
+	}
+}
+
+// defaultModels are used when the configuration names no provider at all.
+func applyBuiltinMock(c *Config) {
+	if len(c.Providers) > 0 || len(c.Models) > 0 {
+		return
+	}
+	c.Providers = []ProviderConfig{{Config: providers.Config{Name: "mock", Type: "mock"}}}
+	c.Models = []providers.ModelConfig{
+		{Name: "gpt-4o-mini", Deployments: []providers.DeploymentConfig{{Provider: "mock", Model: "mock-gpt-4o-mini"}}},
+		{Name: "text-embedding-3-small", Deployments: []providers.DeploymentConfig{{Provider: "mock", Model: "mock-embedding"}}},
+	}
+}
+
+// loadConfig reads the file (if any), applies the environment and validates the result.
+func loadConfig(path string, env func(string) (string, bool)) (Config, error) {
+	cfg := defaultConfig()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		if err := parseConfig(raw, env, &cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	for name, dst := range map[string]*string{
+		"LLMGATE_LISTEN":       &cfg.Listen,
+		"LLMGATE_ADMIN_LISTEN": &cfg.AdminListen,
+		"LLMGATE_DATA_DIR":     &cfg.DataDir,
+		"LLMGATE_DATABASE_URL": &cfg.DatabaseURL,
+		"LLMGATE_REDIS_URL":    &cfg.RedisURL,
+		"LLMGATE_ADMIN_TOKEN":  &cfg.AdminToken,
+	} {
+		if v, ok := env(name); ok && v != "" {
+			*dst = v
+		}
+	}
+	applyBuiltinMock(&cfg)
+	return cfg, nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// parseConfig decodes YAML strictly: every string value has its ${VAR} references expanded (an
+// unset variable is an error), then unknown fields are errors that name the field.
+func parseConfig(raw []byte, env func(string) (string, bool), cfg *Config) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return err
+	}
+	if len(root.Content) == 0 {
+		return nil // empty file
+	}
+	if err := expandNode(&root, env); err != nil {
+		return err
+	}
+	expanded, err := yaml.Marshal(&root)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		return errors.New(strings.ReplaceAll(err.Error(), "yaml: unmarshal errors:\n  ", ""))
+	}
+	return nil
+}
+
+func expandNode(n *yaml.Node, env func(string) (string, bool)) error {
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+		var missing []string
+		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+			name := ref[2 : len(ref)-1]
+			v, ok := env(name)
+			if !ok {
+				missing = append(missing, name)
+			}
+			return v
+		})
+		if len(missing) > 0 {
+			return fmt.Errorf("line %d: environment variable %s is not set", n.Line, strings.Join(missing, ", "))
+		}
+		if n.Style == 0 {
+			n.Tag = "" // a plain scalar re-resolves: ${PORT} expanding to 8080 is a number
+		}
+	}
+	for _, c := range n.Content {
+		if err := expandNode(c, env); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validate checks what the packages' constructors do not, naming the field and the problem.
+func (c *Config) validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %q is not host:port", c.Listen)
+	}
+	host, _, err := net.SplitHostPort(c.AdminListen)
+	if err != nil {
+		return fmt.Errorf("admin_listen: %q is not host:port", c.AdminListen)
+	}
+	if err := admin.ValidateToken(c.AdminToken); err != nil {
+		return err
+	}
+	if c.AdminToken == "" && !isLoopback(host) {
+		return fmt.Errorf("admin_listen: %q is not a loopback address, so admin_token (LLMGATE_ADMIN_TOKEN) is required", c.AdminListen)
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return errors.New("database_url: want a postgres:// or postgresql:// URL (leave it empty for the SQLite file)")
+	}
+	if c.RedisURL != "" {
+		return errors.New("redis_url: Redis quotas are not in this build yet; leave it empty to use the in-memory limiter")
+	}
+	seen := map[string]bool{}
+	for i, p := range c.Providers {
+		switch {
+		case p.Name == "":
+			return fmt.Errorf("providers[%d].name: must not be empty", i)
+		case seen[p.Name]:
+			return fmt.Errorf("providers[%d].name: %q is listed twice", i, p.Name)
+		}
+		seen[p.Name] = true
+		switch p.Type {
+		case "openai":
+			if p.BaseURL == "" {
+				return fmt.Errorf("providers[%d] (%s).base_url: required for type openai", i, p.Name)
+			}
+		case "mock":
+		case "":
+			return fmt.Errorf("providers[%d] (%s).type: must be set (openai or mock)", i, p.Name)
+		default:
+			return fmt.Errorf("providers[%d] (%s).type: unknown type %q (want openai or mock)", i, p.Name, p.Type)
+		}
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,137 @@
+// Command llmgate is the gateway binary: `serve` (the default) runs it from a config file,
+// `demo` runs it with the embedded default and prints a ready-to-use key, `keys` manages keys
+// through the admin API, and `bench` measures it against the direct path.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+const usageText = `llmgate — an OpenAI-compatible LLM gateway
+
+Usage:
+  llmgate [serve] [--config FILE] [--listen ADDR] [--admin-listen ADDR]
+  llmgate demo    [--config FILE] [--listen ADDR] [--admin-listen ADDR]
+  llmgate keys    create|list|get|revoke …   (admin API client; see llmgate keys -h)
+  llmgate bench   [flags]                    (see llmgate bench -h)
+
+Environment: LLMGATE_CONFIG, LLMGATE_LISTEN, LLMGATE_ADMIN_LISTEN, LLMGATE_DATA_DIR,
+LLMGATE_DATABASE_URL, LLMGATE_REDIS_URL, LLMGATE_ADMIN_TOKEN, LLMGATE_ADMIN_URL.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serveCmd(args, stdout, stderr, false)
+	case "demo":
+		err = serveCmd(args, stdout, stderr, true)
+	case "keys":
+		err = keysCmd(args, stdout, stderr)
+	case "bench":
+		err = benchCmd(args, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usageText)
+	default:
+		fmt.Fprintf(stderr, "llmgate: unknown command %q\n\n%s", cmd, usageText)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "llmgate:", err)
+		return 1
+	}
+	return 0
+}
+
+// serveCmd runs the gateway until SIGINT/SIGTERM. In demo mode it also generates an admin token
+// when none is set, creates a key and prints how to use it.
+func serveCmd(args []string, stdout, stderr io.Writer, demo bool) error {
+	name := "serve"
+	if demo {
+		name = "demo"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", os.Getenv("LLMGATE_CONFIG"), "config file (YAML)")
+	listen := fs.String("listen", "", "public listener address (overrides config and env)")
+	adminListen := fs.String("admin-listen", "", "admin listener address (overrides config and env)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *adminListen != "" {
+		cfg.AdminListen = *adminListen
+	}
+	if demo && cfg.AdminToken == "" {
+		cfg.AdminToken = newAdminToken()
+	}
+	log := newLogger(stderr, cfg.Log.Level, demo)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if demo {
+		if err := printDemo(ctx, stdout, a); err != nil {
+			_ = a.shutdown(context.Background())
+			return err
+		}
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-a.served:
+		log.Error("listener failed", "err", err)
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if serr := a.shutdown(sctx); serr != nil {
+		return serr
+	}
+	return err
+}
+
+func newLogger(w io.Writer, level string, demo bool) *slog.Logger {
+	var l slog.Level
+	switch level {
+	case "debug":
+		l = slog.LevelDebug
+	case "warn":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	default:
+		l = slog.LevelInfo
+		if demo {
+			l = slog.LevelWarn // keep the demo's printed instructions readable
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}

@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/api"
+)
+
+// StatusClientClosed is nginx's 499: the client went away before the answer was complete.
+const StatusClientClosed = 499
+
+// Error is an error the caller is meant to see: it carries its HTTP status and OpenAI error body.
+// Anything that is not an *Error is mapped by classify, which hides its text.
+type Error struct {
+	Status int
+	API    api.Error
+	// retryAfter is sent as Retry-After on 429s.
+	retryAfter time.Duration
+}
+
+func (e *Error) Error() string { return e.API.Message }
+
+func newError(status int, typ, code, param, msg string) *Error {
+	return &Error{Status: status, API: api.NewError(typ, msg, code, param)}
+}
+
+// Errors shared by several code paths.
+var (
+	errNoKey     = newError(http.StatusUnauthorized, api.TypeAuthentication, "missing_api_key", "", "You didn't provide an API key. Send it as 'Authorization: Bearer <key>', 'api-key' or 'x-api-key'.")
+	errBadKey    = newError(http.StatusUnauthorized, api.TypeAuthentication, "invalid_api_key", "", "Incorrect API key provided.")
+	errExpired   = newError(http.StatusUnauthorized, api.TypeAuthentication, "expired_api_key", "", "This API key has expired.")
+	errRevoked   = newError(http.StatusUnauthorized, api.TypeAuthentication, "revoked_api_key", "", "This API key has been revoked.")
+	errTooLarge  = newError(http.StatusRequestEntityTooLarge, api.TypeInvalidRequest, "request_too_large", "", "The request body is too large.")
+	errNoUpstrm  = newError(http.StatusBadGateway, api.TypeUpstream, "upstream_unavailable", "", "No upstream deployment could be reached.")
+	errStoreDown = newError(http.StatusServiceUnavailable, api.TypeUnavailable, "store_unavailable", "", "The gateway cannot verify API keys right now; retry shortly.")
+)
+
+// classify maps any error to the status and body the client sees. It is the one place that does:
+// *Error speaks for itself, timeouts are 504, a client that left is 499, and everything else is a
+// 502 whose text is hidden (it may name internal hosts).
+func classify(err error) (int, api.Error) {
+	var ge *Error
+	switch {
+	case errors.As(err, &ge):
+		return ge.Status, ge.API
+	case errors.Is(err, context.Canceled):
+		return StatusClientClosed, api.NewError(api.TypeInvalidRequest, "The client closed the request.", "client_closed_request", "")
+	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
+		return http.StatusGatewayTimeout, api.NewError(api.TypeTimeout, "The upstream did not answer in time.", "upstream_timeout", "")
+	default:
+		return http.StatusBadGateway, api.NewError(api.TypeUpstream, "The upstream could not be reached.", "upstream_unavailable", "")
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// upstreamError turns an upstream's non-2xx answer into the error the client sees. The upstream's
+// own OpenAI-style message is kept (it tells the caller what was wrong with its request); other
+// bodies are not echoed. Upstream 401/403 mean the gateway's credentials are wrong, not the
+// caller's, so they become 502.
+func upstreamError(status int, body []byte) *Error {
+	msg := gjson.GetBytes(body, "error.message").String()
+	if msg == "" {
+		msg = gjson.GetBytes(body, "message").String()
+	}
+	typ := gjson.GetBytes(body, "error.type").String()
+	code := gjson.GetBytes(body, "error.code").String()
+	param := gjson.GetBytes(body, "error.param").String()
+	out := status
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		out, typ, code = http.StatusBadGateway, api.TypeUpstream, "upstream_auth_failed"
+		msg = "The upstream rejected the gateway's credentials."
+	case status == http.StatusRequestTimeout || status == http.StatusGatewayTimeout:
+		out, typ = http.StatusGatewayTimeout, api.TypeTimeout
+	case status == http.StatusTooManyRequests:
+		if typ == "" {
+			typ = api.TypeRateLimit
+		}
+	case status >= 500:
+		out = http.StatusBadGateway
+		if typ == "" {
+			typ = api.TypeUpstream
+		}
+	case status >= 400:
+		if typ == "" {
+			typ = api.TypeInvalidRequest
+		}
+	default:
+		out, typ = http.StatusBadGateway, api.TypeUpstream
+	}
+	if msg == "" {
+		msg = "The upstream answered HTTP " + strconv.Itoa(status) + "."
+	}
+	return newError(out, typ, code, param, msg)
+}
+
+// retryable reports whether another deployment may be tried after this upstream status: the
+// upstream was overloaded or broken, and said so before sending any of the answer.
+func retryable(status int) bool {
+	return status == http.StatusTooManyRequests || status >= 500
+}
+
+// retryAfterSeconds renders a Retry-After value: whole seconds, rounded up, at least 1.
+func retryAfterSeconds(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return strconv.FormatInt(s, 10)
+}

@@ -1,0 +1,179 @@
+// Package gateway is llmgate's public HTTP API: it authenticates a caller's key, admits the
+// request against its quotas, routes it to a provider deployment and relays the answer (SSE
+// event by event), and hands one usage record per request to the recorder.
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/quota"
+	"github.com/llmgate/llmgate/store"
+)
+
+// Options is the `gateway` section of the config. Zero values mean the defaults in brackets.
+type Options struct {
+	// MaxBodyBytes caps a request body [16 MiB]; larger bodies get 413 without an upstream call.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxResponseBytes caps a non-stream upstream answer [64 MiB].
+	MaxResponseBytes int64 `yaml:"max_response_bytes"`
+	// ReadHeaderTimeout bounds reading request headers [10s].
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// BodyReadTimeout bounds reading the request body [60s].
+	BodyReadTimeout time.Duration `yaml:"body_read_timeout"`
+	// WriteTimeout bounds each write to the client (each SSE event, or a whole non-stream answer)
+	// [30s], so a client that stops reading cannot pin a stream.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes idle keep-alive connections [120s].
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// KeyCacheTTL is how long a resolved key is trusted before the store is asked again [3s]; it
+	// bounds how long a revoked key keeps working on this replica.
+	KeyCacheTTL time.Duration `yaml:"key_cache_ttl"`
+	// NegativeKeyCacheTTL is how long an unknown key is remembered as unknown [3s].
+	NegativeKeyCacheTTL time.Duration `yaml:"negative_key_cache_ttl"`
+	// MaxAttempts bounds how many deployments one request may try [3].
+	MaxAttempts int `yaml:"max_attempts"`
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 16 << 20
+	}
+	if o.MaxResponseBytes <= 0 {
+		o.MaxResponseBytes = 64 << 20
+	}
+	def(&o.ReadHeaderTimeout, 10*time.Second)
+	def(&o.BodyReadTimeout, 60*time.Second)
+	def(&o.WriteTimeout, 30*time.Second)
+	def(&o.IdleTimeout, 120*time.Second)
+	def(&o.KeyCacheTTL, 3*time.Second)
+	def(&o.NegativeKeyCacheTTL, 3*time.Second)
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 3
+	}
+	return o
+}
+
+// UsageSink receives one record per authenticated request. Record must never block.
+type UsageSink interface {
+	Record(store.UsageRecord) bool
+}
+
+// Deps are the gateway's collaborators.
+type Deps struct {
+	Store   store.Store
+	Limiter quota.Limiter
+	Quota   quota.Options
+	Router  *providers.Router
+	Usage   UsageSink
+	Metrics *Metrics
+	Log     *slog.Logger
+}
+
+// Gateway serves the public API.
+type Gateway struct {
+	opts    Options
+	store   store.Store
+	limiter quota.Limiter
+	quota   quota.Options
+	router  atomic.Pointer[providers.Router]
+	usage   UsageSink
+	metrics *Metrics
+	log     *slog.Logger
+	keys    *keyCache
+	ready   atomic.Bool
+}
+
+// New builds a gateway. It is ready to serve once constructed.
+func New(d Deps, opts Options) *Gateway {
+	opts = opts.withDefaults()
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	g := &Gateway{opts: opts, store: d.Store, limiter: d.Limiter, quota: d.Quota.WithDefaults(),
+		usage: d.Usage, metrics: d.Metrics, log: d.Log}
+	g.router.Store(d.Router)
+	g.keys = newKeyCache(d.Store, opts.KeyCacheTTL, opts.NegativeKeyCacheTTL, d.Metrics)
+	g.ready.Store(true)
+	return g
+}
+
+// SetRouter swaps the routing table; requests in flight keep the table they started with.
+func (g *Gateway) SetRouter(r *providers.Router) { g.router.Store(r) }
+
+// SetReady marks the gateway ready or draining (for /health/ready during shutdown).
+func (g *Gateway) SetReady(v bool) { g.ready.Store(v) }
+
+// Handler returns the public API's routes.
+func (g *Gateway) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.NoRoute(func(c *gin.Context) {
+		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "unknown_url", "", "Unknown request URL: "+c.Request.Method+" "+c.Request.URL.Path+"."))
+	})
+	e.NoMethod(func(c *gin.Context) {
+		writeError(c, newError(http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", "", "Method "+c.Request.Method+" is not allowed on "+c.Request.URL.Path+"."))
+	})
+	e.GET("/health/live", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/health/ready", g.handleReady)
+	v1 := e.Group("/v1", g.requestMeta)
+	v1.POST("/chat/completions", g.relayHandler(providers.ChatCompletions))
+	v1.POST("/completions", g.relayHandler(providers.Completions))
+	v1.POST("/embeddings", g.relayHandler(providers.Embeddings))
+	v1.GET("/models", g.handleModels)
+	v1.GET("/models/*model", g.handleModel)
+	return e
+}
+
+// Server wraps the handler in an http.Server with the timeouts a gateway needs. There is no
+// server-wide ReadTimeout or WriteTimeout: either would cut long streams (a ReadTimeout even
+// cancels the request context mid-stream); the body read and each write get their own deadline.
+func (g *Gateway) Server(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           g.Handler(),
+		ReadHeaderTimeout: g.opts.ReadHeaderTimeout,
+		IdleTimeout:       g.opts.IdleTimeout,
+		MaxHeaderBytes:    1 << 20,
+	}
+}
+
+func (g *Gateway) handleReady(c *gin.Context) {
+	if !g.ready.Load() {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "draining"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := g.store.Ping(ctx); err != nil {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "store": "down"})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "store": "ok"})
+}
+
+func writeError(c *gin.Context, err error) {
+	status, body := classify(err)
+	if status == StatusClientClosed {
+		c.Status(status)
+		return
+	}
+	if status == http.StatusTooManyRequests {
+		if ge, ok := err.(*Error); ok && ge.retryAfter > 0 {
+			c.Header("Retry-After", retryAfterSeconds(ge.retryAfter))
+		}
+	}
+	body.Write(c.Writer, status)
+}

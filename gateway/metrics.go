@@ -1,0 +1,65 @@
+package gateway
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the gateway's Prometheus series. They are registered on the registry passed to
+// NewMetrics (no global registry), which the admin listener serves at /metrics.
+type Metrics struct {
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	ttft          *prometheus.HistogramVec
+	streams       prometheus.Gauge
+	upstream      *prometheus.CounterVec
+	keyLookups    *prometheus.CounterVec
+	usageRejected prometheus.Counter
+}
+
+// NewMetrics registers the series on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "llmgate_requests_total", Help: "Requests answered, by endpoint, public model and HTTP status.",
+		}, []string{"endpoint", "model", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "llmgate_request_duration_seconds", Help: "Time from request received to answer complete.", Buckets: buckets,
+		}, []string{"endpoint", "model"}),
+		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "llmgate_time_to_first_token_seconds", Help: "Time from request received to the first byte of the answer sent to the client.", Buckets: buckets,
+		}, []string{"endpoint", "model"}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "llmgate_streams_in_flight", Help: "SSE streams being relayed now.",
+		}),
+		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "llmgate_upstream_attempts_total", Help: "Upstream calls by deployment and outcome (ok, http_<status>, error).",
+		}, []string{"deployment", "outcome"}),
+		keyLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "llmgate_key_lookups_total", Help: "API key resolutions by source: cache hit, negative cache hit, store, rejected by format.",
+		}, []string{"source"}),
+		usageRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "llmgate_usage_enqueue_failures_total", Help: "Usage records that could not be enqueued (queue full).",
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.ttft, m.streams, m.upstream, m.keyLookups, m.usageRejected)
+	return m
+}
+
+// statusText caches the label strings of common statuses.
+var statusText = func() map[int]string {
+	m := map[int]string{}
+	for _, s := range []int{200, 400, 401, 403, 404, 413, 429, 499, 500, 502, 503, 504} {
+		m[s] = strconv.Itoa(s)
+	}
+	return m
+}()
+
+func statusLabel(s int) string {
+	if t, ok := statusText[s]; ok {
+		return t
+	}
+	return strconv.Itoa(s)
+}

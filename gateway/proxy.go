@@ -1,0 +1,408 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/quota"
+	"github.com/llmgate/llmgate/store"
+)
+
+// exchange is the state of one authenticated request. It is not safe for concurrent use.
+type exchange struct {
+	g     *Gateway
+	c     *gin.Context
+	ctx   context.Context
+	ep    providers.Endpoint
+	id    *Identity
+	start time.Time
+	label string // model label for metrics: the public model, or "unknown"
+
+	rec       store.UsageRecord
+	status    int
+	errType   string
+	firstByte time.Time
+	lease     *quota.Lease
+	usage     usage
+	attempted bool // an upstream call was made
+}
+
+// usage is the token counts found in an upstream answer.
+type usage struct {
+	prompt, completion, cached, reasoning int64
+	found                                 bool
+}
+
+func parseUsage(u gjson.Result) usage {
+	if !u.IsObject() {
+		return usage{}
+	}
+	return usage{
+		prompt:     u.Get("prompt_tokens").Int(),
+		completion: u.Get("completion_tokens").Int(),
+		cached:     u.Get("prompt_tokens_details.cached_tokens").Int(),
+		reasoning:  u.Get("completion_tokens_details.reasoning_tokens").Int(),
+		found:      true,
+	}
+}
+
+func (g *Gateway) relayHandler(ep providers.Endpoint) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		x, ok := g.authenticate(c, ep)
+		if !ok {
+			return
+		}
+		defer x.settle()
+		x.relay()
+	}
+}
+
+// authenticate resolves the caller's key. Unauthenticated requests are answered here and leave
+// no usage record; every authenticated one gets an exchange whose settle writes exactly one.
+func (g *Gateway) authenticate(c *gin.Context, ep providers.Endpoint) (*exchange, bool) {
+	id, err := g.keys.resolve(c.Request.Context(), keyFromRequest(c.Request))
+	if err != nil {
+		status, _ := classify(err)
+		writeError(c, err)
+		g.metrics.requests.WithLabelValues(string(ep), "", statusLabel(status)).Inc()
+		return nil, false
+	}
+	x := &exchange{g: g, c: c, ctx: c.Request.Context(), ep: ep, id: id, start: c.GetTime(ctxStart), label: "unknown"}
+	x.rec = store.UsageRecord{
+		RequestID:       c.GetString(ctxRequestID),
+		ClientRequestID: c.GetString(ctxClientRequestID),
+		TraceID:         c.GetString(ctxTraceID),
+		KeyID:           id.Key.ID,
+		UserID:          id.Key.UserID,
+		TenantID:        id.Key.TenantID,
+		SessionID:       sessionID(c.GetHeader("X-Session-Id")),
+		Endpoint:        string(ep),
+		StartedAt:       x.start,
+	}
+	return x, true
+}
+
+// sessionID keeps a client's session header only when it is a sane identifier.
+func sessionID(s string) string {
+	if validClientRequestID(s) {
+		return s
+	}
+	return ""
+}
+
+// fail answers with err unless the answer has begun, and remembers the outcome for the record.
+func (x *exchange) fail(err error) {
+	status, body := classify(err)
+	x.status, x.errType = status, body.Type
+	if status == StatusClientClosed {
+		x.errType = "client_closed"
+	}
+	if !x.c.Writer.Written() {
+		writeError(x.c, err)
+	}
+}
+
+// settle runs once per authenticated request, in a defer: it survives panics, frees the quota
+// lease with a context that outlives the request, and emits the one usage record.
+func (x *exchange) settle() {
+	p := recover()
+	if p != nil {
+		x.g.log.Error("panic serving request", "request_id", x.rec.RequestID, "panic", p, "stack", string(debug.Stack()))
+		x.fail(newError(http.StatusInternalServerError, api.TypeServer, "internal_error", "", "The gateway failed to process the request."))
+	}
+	if x.lease != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if err := x.g.limiter.Release(ctx, x.lease); err != nil {
+			x.g.log.Warn("quota lease release failed", "request_id", x.rec.RequestID, "err", err)
+		}
+		cancel()
+	}
+	end := time.Now()
+	r := &x.rec
+	r.Status, r.ErrorType = x.status, x.errType
+	r.EndedAt = end
+	r.LatencyMS = end.Sub(x.start).Milliseconds()
+	if !x.firstByte.IsZero() {
+		r.TTFTMS = x.firstByte.Sub(x.start).Milliseconds()
+		x.g.metrics.ttft.WithLabelValues(string(x.ep), x.label).Observe(x.firstByte.Sub(x.start).Seconds())
+	}
+	if x.usage.found {
+		r.PromptTokens, r.CompletionTokens = x.usage.prompt, x.usage.completion
+		r.CachedTokens, r.ReasoningTokens = x.usage.cached, x.usage.reasoning
+	}
+	switch {
+	case !x.attempted:
+		r.UsageSource = ""
+	case x.status >= 400 && x.firstByte.IsZero():
+		r.UsageSource = "" // the upstream answered with an error: nothing to bill
+	case x.status >= 400 || x.status == 0:
+		r.UsageSource = "partial"
+	case x.usage.found:
+		r.UsageSource = "provider"
+	}
+	x.g.metrics.requests.WithLabelValues(string(x.ep), x.label, statusLabel(x.status)).Inc()
+	x.g.metrics.duration.WithLabelValues(string(x.ep), x.label).Observe(end.Sub(x.start).Seconds())
+	if !x.g.usage.Record(*r) {
+		x.g.metrics.usageRejected.Inc()
+	}
+	if p != nil && p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared by identity, as net/http does
+		panic(p)
+	}
+}
+
+// relay is the request path of the relayed endpoints.
+func (x *exchange) relay() {
+	body, err := x.readBody()
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	req, err := parseRequest(body, x.ep)
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	x.rec.Model, x.rec.Stream = req.model, req.stream
+	router := x.g.router.Load()
+	if router.Has(req.model) {
+		x.label = req.model
+	}
+	if !x.id.Allows(req.model) {
+		x.fail(newError(http.StatusForbidden, api.TypePermission, "model_not_allowed", "model", "This API key is not allowed to use the model `"+req.model+"`."))
+		return
+	}
+	cands := router.Candidates(req.model)
+	if len(cands) == 0 {
+		x.fail(newError(http.StatusNotFound, api.TypeInvalidRequest, "model_not_found", "model", "The model `"+req.model+"` does not exist or you do not have access to it."))
+		return
+	}
+	if err := x.admit(); err != nil {
+		x.fail(err)
+		return
+	}
+	x.forward(req, cands)
+}
+
+// readBody reads the whole body once, within the size limit and the body deadline.
+func (x *exchange) readBody() ([]byte, error) {
+	r := x.c.Request
+	max := x.g.opts.MaxBodyBytes
+	if r.ContentLength > max {
+		return nil, errTooLarge
+	}
+	rc := http.NewResponseController(x.c.Writer)
+	_ = rc.SetReadDeadline(time.Now().Add(x.g.opts.BodyReadTimeout))
+	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	n := r.ContentLength
+	if n < 0 || n > max {
+		n = 512
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, n+1))
+	_, err := buf.ReadFrom(http.MaxBytesReader(x.c.Writer, r.Body, max))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, errTooLarge
+	case err != nil && x.ctx.Err() != nil:
+		return nil, x.ctx.Err()
+	case err != nil:
+		return nil, newError(http.StatusBadRequest, api.TypeInvalidRequest, "body_read_failed", "", "The request body could not be read.")
+	}
+	return buf.Bytes(), nil
+}
+
+// request is what the gateway needs from a body; the rest stays opaque bytes.
+type request struct {
+	body         []byte
+	model        string
+	stream       bool
+	includeUsage bool
+}
+
+// parseRequest validates the JSON and picks out the few fields routing needs, without decoding the
+// body.
+func parseRequest(body []byte, ep providers.Endpoint) (request, error) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' || !gjson.ValidBytes(body) {
+		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "We could not parse the JSON body of your request: it must be a JSON object.")
+	}
+	f := gjson.GetManyBytes(body, "model", "stream", "stream_options.include_usage")
+	if f[0].Type != gjson.String || f[0].Str == "" {
+		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "missing_model", "model", "You must provide a model parameter (a string).")
+	}
+	if f[1].Exists() && f[1].Type != gjson.True && f[1].Type != gjson.False && f[1].Type != gjson.Null {
+		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_type", "stream", "'stream' must be a boolean.")
+	}
+	r := request{body: body, model: f[0].Str, stream: f[1].Bool() && ep != providers.Embeddings, includeUsage: f[2].Bool()}
+	return r, nil
+}
+
+// upstreamBody rewrites only what the deployment needs changed: the model name, and usage
+// reporting for streams whose client did not ask for it. Everything else is forwarded byte for
+// byte.
+func (r request) upstreamBody(model string) ([]byte, bool, error) {
+	out := r.body
+	var err error
+	if model != r.model {
+		if out, err = sjson.SetBytes(out, "model", model); err != nil {
+			return nil, false, err
+		}
+	}
+	inject := r.stream && !r.includeUsage
+	if inject {
+		if out, err = sjson.SetBytes(out, "stream_options.include_usage", true); err != nil {
+			return nil, false, err
+		}
+	}
+	return out, inject, nil
+}
+
+// admit asks the limiter for room and sets OpenAI's rate-limit headers.
+func (x *exchange) admit() error {
+	if !*x.g.quota.Enabled {
+		return nil
+	}
+	res, err := x.g.limiter.Admit(x.ctx, quota.Request{Subjects: x.subjects()})
+	if err != nil {
+		// The in-memory limiter never fails; a remote one fails open (its own policy decides).
+		x.g.log.Warn("quota check failed; admitting", "request_id", x.rec.RequestID, "err", err)
+		return nil
+	}
+	if res.LimitRequests > 0 {
+		h := x.c.Writer.Header()
+		h.Set("X-Ratelimit-Limit-Requests", strconv.FormatInt(res.LimitRequests, 10))
+		h.Set("X-Ratelimit-Remaining-Requests", strconv.FormatInt(max(res.RemainingRequests, 0), 10))
+		h.Set("X-Ratelimit-Reset-Requests", res.ResetRequests.Round(time.Millisecond).String())
+	}
+	if !res.Allowed {
+		e := newError(http.StatusTooManyRequests, api.TypeRateLimit, "rate_limit_exceeded", "",
+			"Rate limit reached: "+res.Dimension+" limit of "+res.Subject+".")
+		if res.Dimension == quota.DimConcurrent {
+			e.API.Message = "Too many concurrent requests for " + res.Subject + "."
+			e.retryAfter = time.Second
+		} else {
+			e.retryAfter = res.RetryAfter
+		}
+		return e
+	}
+	x.lease = res.Lease
+	return nil
+}
+
+// subjects lists what the request counts against: its user (tier limits) or, for a key without a
+// user, the key itself.
+func (x *exchange) subjects() []quota.Subject {
+	k := x.id.Key
+	if k.UserID != "" {
+		return []quota.Subject{{Kind: "user", ID: k.UserID, Tenant: k.TenantID, Limits: x.g.quota.TierLimits(x.id.Tier)}}
+	}
+	return []quota.Subject{{Kind: "key", ID: k.ID, Tenant: k.TenantID, Limits: x.g.quota.TierLimits("")}}
+}
+
+// forward tries the deployments in order until one answers, then relays its answer. Another
+// deployment is tried after a connection error or a 429/5xx received before any byte reached the
+// client; a timeout is not retried (the upstream may still bill for it), nor is a 4xx caused by
+// the request.
+func (x *exchange) forward(req request, cands []*providers.Deployment) {
+	var last error = errNoUpstrm
+	hdr := http.Header{"Traceparent": {x.c.GetString(ctxTraceparent)}, "X-Request-Id": {x.rec.RequestID}}
+	for i, d := range cands {
+		if i >= x.g.opts.MaxAttempts {
+			break
+		}
+		body, inject, err := req.upstreamBody(d.Model)
+		if err != nil {
+			x.fail(newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "The request body could not be rewritten for the upstream."))
+			return
+		}
+		x.attempted = true
+		x.rec.Provider, x.rec.Deployment, x.rec.UpstreamModel = d.ProviderName, d.ID, d.Model
+		resp, err := d.Provider.Do(x.ctx, &providers.Request{Endpoint: x.ep, Body: body, Stream: req.stream, Model: d.Model, Header: hdr})
+		if err != nil {
+			x.g.metrics.upstream.WithLabelValues(d.ID, "error").Inc()
+			last = err
+			if x.ctx.Err() != nil || isTimeout(err) {
+				break
+			}
+			continue
+		}
+		if resp.StatusCode >= 300 {
+			x.g.metrics.upstream.WithLabelValues(d.ID, "http_"+statusLabel(resp.StatusCode)).Inc()
+			eb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			ue := upstreamError(resp.StatusCode, eb)
+			if ra := resp.Header.Get("Retry-After"); ra != "" {
+				if s, err := strconv.Atoi(ra); err == nil {
+					ue.retryAfter = time.Duration(s) * time.Second
+				}
+			}
+			last = ue
+			if retryable(resp.StatusCode) {
+				continue
+			}
+			break
+		}
+		x.g.metrics.upstream.WithLabelValues(d.ID, "ok").Inc()
+		x.respond(resp, inject)
+		return
+	}
+	x.fail(last)
+}
+
+// respond relays a 2xx upstream answer.
+func (x *exchange) respond(resp *http.Response, injected bool) {
+	defer resp.Body.Close()
+	if x.rec.Stream && isEventStream(resp.Header.Get("Content-Type")) {
+		x.relayStream(resp, injected)
+		return
+	}
+	x.relayWhole(resp)
+}
+
+func isEventStream(ct string) bool {
+	return len(ct) >= 17 && ct[:17] == "text/event-stream"
+}
+
+// relayWhole relays a non-stream answer: read it (bounded), note its usage, send it with a
+// Content-Length.
+func (x *exchange) relayWhole(resp *http.Response) {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	lim := x.g.opts.MaxResponseBytes
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, lim+1)); err != nil {
+		x.fail(err)
+		return
+	}
+	if int64(buf.Len()) > lim {
+		x.fail(newError(http.StatusBadGateway, api.TypeUpstream, "upstream_response_too_large", "", "The upstream's answer exceeded the gateway's size limit."))
+		return
+	}
+	b := buf.Bytes()
+	x.usage = parseUsage(gjson.GetBytes(b, "usage"))
+	h := x.c.Writer.Header()
+	ct := resp.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "application/json"
+	}
+	h.Set("Content-Type", ct)
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	_ = http.NewResponseController(x.c.Writer).SetWriteDeadline(time.Now().Add(x.g.opts.WriteTimeout))
+	x.firstByte = time.Now()
+	x.status = resp.StatusCode
+	x.c.Writer.WriteHeader(resp.StatusCode)
+	if _, err := x.c.Writer.Write(b); err != nil {
+		x.status, x.errType = StatusClientClosed, "client_closed"
+	}
+}

@@ -1,0 +1,210 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/llmgate/llmgate/api"
+)
+
+var (
+	bufPool    = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+)
+
+func getBuffer() *bytes.Buffer { b := bufPool.Get().(*bytes.Buffer); b.Reset(); return b }
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() <= 1<<20 { // do not keep rare huge buffers alive
+		bufPool.Put(b)
+	}
+}
+
+var (
+	dataPrefix = []byte("data:")
+	doneMarker = []byte("[DONE]")
+	usageField = []byte(`"usage"`)
+	errorField = []byte(`"error"`)
+)
+
+// errStreamCut is the upstream ending a stream without its [DONE] marker.
+var errStreamCut = errors.New("upstream stream ended before [DONE]")
+
+// sseRelay forwards one SSE stream event by event: each event is written and flushed as soon as
+// its terminating blank line arrives, never coalesced. It reads usage on the way and, when the
+// gateway injected stream_options.include_usage, hides what the client did not ask for.
+type sseRelay struct {
+	x        *exchange
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+	injected bool
+	sawDone  bool
+	upErr    bool // the upstream sent an error event
+}
+
+func (x *exchange) relayStream(resp *http.Response, injected bool) {
+	x.g.metrics.streams.Inc()
+	defer x.g.metrics.streams.Dec()
+	s := &sseRelay{x: x, w: x.c.Writer, rc: http.NewResponseController(x.c.Writer), injected: injected}
+	h := s.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Del("Content-Length")
+	x.status = http.StatusOK
+	s.w.WriteHeader(http.StatusOK)
+
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(resp.Body)
+	ev := getBuffer()
+	defer func() {
+		br.Reset(nil)
+		readerPool.Put(br)
+		putBuffer(ev)
+	}()
+	var err error
+	for err == nil {
+		var line []byte
+		line, err = br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull { // a long line: keep reading it
+			ev.Write(line)
+			err = nil
+			continue
+		}
+		if len(line) == 0 {
+			continue
+		}
+		if isBlank(line) {
+			if ev.Len() > 0 {
+				if werr := s.event(ev.Bytes()); werr != nil {
+					x.status, x.errType = StatusClientClosed, "client_closed"
+					return
+				}
+				ev.Reset()
+			}
+			continue
+		}
+		ev.Write(line)
+	}
+	if err == io.EOF && ev.Len() > 0 { // last event without its blank line
+		if s.event(ev.Bytes()) != nil {
+			x.status, x.errType = StatusClientClosed, "client_closed"
+			return
+		}
+	}
+	if err == io.EOF && !s.sawDone {
+		err = errStreamCut
+	}
+	s.finish(err)
+}
+
+// finish decides how the stream ended. A client that left is 499; an upstream that failed after
+// the first byte gets an SSE error event so the client never mistakes it for a clean end.
+func (s *sseRelay) finish(err error) {
+	x := s.x
+	switch {
+	case x.ctx.Err() != nil:
+		x.status, x.errType = StatusClientClosed, "client_closed"
+	case err != io.EOF:
+		x.status, x.errType = http.StatusBadGateway, "upstream_stream_error"
+		e := api.NewError(api.TypeUpstream, "The upstream stream was interrupted before it completed.", "stream_interrupted", "")
+		_ = s.write(append(append([]byte("data: "), e.Marshal()...), '\n', '\n'))
+	case s.upErr:
+		x.status, x.errType = http.StatusBadGateway, "upstream_stream_error"
+	}
+}
+
+func isBlank(line []byte) bool {
+	return len(line) == 1 || (len(line) == 2 && line[0] == '\r')
+}
+
+// event handles one complete event (its lines, without the blank line that ended it).
+func (s *sseRelay) event(ev []byte) error {
+	payload, single := eventData(ev)
+	if payload == nil {
+		return s.write(append(ev, '\n')) // comment or keep-alive: pass it on
+	}
+	if bytes.Equal(payload, doneMarker) {
+		s.sawDone = true
+		return s.write(append(ev, '\n'))
+	}
+	if bytes.Contains(payload, usageField) {
+		u := gjson.GetBytes(payload, "usage")
+		if u.IsObject() {
+			s.x.usage = parseUsage(u)
+		}
+		if s.injected && u.Exists() {
+			if u.IsObject() && gjson.GetBytes(payload, "choices.#").Int() == 0 {
+				return nil // the usage chunk only the gateway asked for
+			}
+			stripped, err := sjson.DeleteBytes(payload, "usage")
+			if err == nil {
+				return s.write(append(append([]byte("data: "), stripped...), '\n', '\n'))
+			}
+		}
+	}
+	if bytes.Contains(payload, errorField) && gjson.GetBytes(payload, "error").IsObject() {
+		s.upErr = true
+	}
+	if !single {
+		return s.write(append(append([]byte("data: "), payload...), '\n', '\n'))
+	}
+	return s.write(append(ev, '\n'))
+}
+
+// write sends bytes to the client and flushes them, under the per-write deadline.
+func (s *sseRelay) write(b []byte) error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.x.g.opts.WriteTimeout))
+	if s.x.firstByte.IsZero() {
+		s.x.firstByte = time.Now()
+	}
+	if _, err := s.w.Write(b); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+// eventData returns the event's data: the payload of its single data line (no copy), or its
+// data lines joined by "\n" as the SSE spec says (single false). nil means no data line.
+func eventData(ev []byte) (data []byte, single bool) {
+	var joined []byte
+	n := 0
+	for len(ev) > 0 {
+		i := bytes.IndexByte(ev, '\n')
+		line := ev
+		if i >= 0 {
+			line, ev = ev[:i], ev[i+1:]
+		} else {
+			ev = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if !bytes.HasPrefix(line, dataPrefix) {
+			continue
+		}
+		v := line[len(dataPrefix):]
+		if len(v) > 0 && v[0] == ' ' {
+			v = v[1:]
+		}
+		n++
+		if n == 1 {
+			data = v
+			continue
+		}
+		if n == 2 {
+			joined = append(joined, data...)
+		}
+		joined = append(append(joined, '\n'), v...)
+	}
+	if n > 1 {
+		return joined, false
+	}
+	return data, true
+}

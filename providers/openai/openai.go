@@ -1,0 +1,119 @@
+// Package openai is the adapter for OpenAI and every OpenAI-compatible upstream: the request body
+// goes out byte for byte and the upstream's answer comes back as it is.
+package openai
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/llmgate/llmgate/providers"
+)
+
+// Options tune the upstream HTTP client.
+type Options struct {
+	// BaseURL is the API root including the version path, as an OpenAI SDK's base_url
+	// ("https://api.openai.com/v1").
+	BaseURL string
+	// APIKey is sent as "Authorization: Bearer". Empty sends none (local vLLM, Ollama).
+	APIKey string
+	// MaxIdleConnsPerHost sizes the keep-alive pool (default 512: a gateway keeps many
+	// concurrent requests to few hosts, where net/http's default of 2 would re-dial constantly).
+	MaxIdleConnsPerHost int
+	// DialTimeout bounds connection set-up (default 5s).
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for the upstream's first byte (default 60s, the seed's
+	// provider call timeout). Streams are not bounded after that.
+	ResponseHeaderTimeout time.Duration
+}
+
+// Provider is an OpenAI-compatible upstream.
+type Provider struct {
+	base   string
+	auth   string
+	client *http.Client
+}
+
+var _ providers.Provider = (*Provider)(nil)
+
+// New checks the options and builds the provider's client.
+func New(opts Options) (*Provider, error) {
+	u, err := url.Parse(opts.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("base_url: not a valid URL")
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("base_url: want an http(s) URL, got %q", redact(u))
+	}
+	p := &Provider{base: strings.TrimRight(opts.BaseURL, "/"), client: &http.Client{Transport: NewTransport(opts)}}
+	if opts.APIKey != "" {
+		p.auth = "Bearer " + opts.APIKey
+	}
+	return p, nil
+}
+
+// NewTransport returns an http.Transport tuned for a gateway: a large keep-alive pool, bounded
+// dial and header waits, HTTP/2 where the upstream offers it over TLS, and no transparent gzip (the
+// gateway relays bytes and must see SSE events as they arrive).
+func NewTransport(opts Options) *http.Transport {
+	if opts.MaxIdleConnsPerHost <= 0 {
+		opts.MaxIdleConnsPerHost = 512
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 5 * time.Second
+	}
+	if opts.ResponseHeaderTimeout <= 0 {
+		opts.ResponseHeaderTimeout = 60 * time.Second
+	}
+	d := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil, // upstream URLs come only from configuration
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          opts.MaxIdleConnsPerHost * 4,
+		MaxIdleConnsPerHost:   opts.MaxIdleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   opts.DialTimeout,
+		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		WriteBufferSize:       32 << 10,
+		ReadBufferSize:        32 << 10,
+	}
+}
+
+// Do implements providers.Provider.
+func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Response, error) {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/"+string(req.Endpoint), bytes.NewReader(req.Body))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range req.Header {
+		hr.Header[k] = v
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	if req.Stream {
+		hr.Header.Set("Accept", "text/event-stream")
+	} else {
+		hr.Header.Set("Accept", "application/json")
+	}
+	if p.auth != "" {
+		hr.Header.Set("Authorization", p.auth)
+	}
+	return p.client.Do(hr)
+}
+
+// redact hides userinfo in a URL so credentials never reach logs or errors.
+func redact(u *url.URL) string {
+	if u.User == nil {
+		return u.String()
+	}
+	c := *u
+	c.User = url.User("redacted")
+	return c.String()
+}

@@ -1,0 +1,52 @@
+// Package providers is the seam between the gateway and upstream LLM APIs. A Provider takes an
+// OpenAI-format request and returns an OpenAI-format answer as an *http.Response, whatever the
+// upstream speaks: passthrough adapters hand back the upstream response itself, translating
+// adapters (and the in-process mock) hand back a synthesised one. The gateway relays that one shape.
+package providers
+
+import (
+	"context"
+	"net/http"
+)
+
+// Endpoint names the OpenAI API operation of a request.
+type Endpoint string
+
+// The endpoints the gateway relays.
+const (
+	ChatCompletions Endpoint = "chat/completions"
+	Completions     Endpoint = "completions"
+	Embeddings      Endpoint = "embeddings"
+)
+
+// Request is one upstream call, prepared by the gateway.
+type Request struct {
+	Endpoint Endpoint
+	// Body is the OpenAI-format JSON body, already rewritten for this deployment (upstream model,
+	// stream_options). Adapters must not modify it: on failover the gateway reuses it.
+	Body   []byte
+	Stream bool
+	// Model is the upstream model name (already written into Body).
+	Model string
+	// Header carries the request headers the gateway forwards (traceparent, user agent…). Adapters
+	// add their own credentials; they never copy the client's Authorization.
+	Header http.Header
+}
+
+// Provider sends requests to one upstream. Implementations are safe for concurrent use.
+//
+// Do returns a response whose status and body are in OpenAI's format (a JSON body, or an SSE
+// stream of chat.completion.chunk events ending in "data: [DONE]" when Request.Stream is set). A
+// non-nil error means no response was obtained (connection refused, timeout before headers…); the
+// caller closes the body of a non-nil response.
+type Provider interface {
+	Do(ctx context.Context, req *Request) (*http.Response, error)
+}
+
+// Config is one entry of the config file's `providers` list.
+type Config struct {
+	Name    string `yaml:"name"`
+	Type    string `yaml:"type"`
+	BaseURL string `yaml:"base_url"`
+	APIKey  string `yaml:"api_key"`
+}

@@ -1,0 +1,143 @@
+// Package store is the persistence seam of llmgate: tenants, users, API keys and usage records.
+// Two implementations share one contract: store/sqlite (the embedded default) and store/postgres
+// (production). store/storetest is the conformance suite both must pass against real servers.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors callers check with errors.Is.
+var (
+	// ErrNotFound means the row asked for does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict means a unique constraint (id, secret hash, name) was violated.
+	ErrConflict = errors.New("store: conflict")
+)
+
+// DefaultTenant is the tenant every user and key belongs to unless told otherwise. The first
+// migration creates it.
+const DefaultTenant = "default"
+
+// Tenant is an organisation: the outermost quota and billing subject.
+type Tenant struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// User owns keys. Tier names a set of default limits in the quota config.
+type User struct {
+	ID         string
+	TenantID   string
+	Tier       string
+	ExternalID string
+	Email      string
+	CreatedAt  time.Time
+}
+
+// APIKey is a caller credential. The secret itself is never stored: only the SHA-256 of the
+// plaintext (in a separate secrets table, so rotation can keep two secrets alive) and a display
+// prefix.
+type APIKey struct {
+	ID        string
+	Name      string
+	Prefix    string // first characters of the plaintext, for display ("sk-lg-AbCd")
+	UserID    string // may be empty: a key without a user is its own quota subject
+	TenantID  string
+	Models    []string // allowlist of public model names; empty means every model
+	ExpiresAt *time.Time
+	RevokedAt *time.Time
+	CreatedAt time.Time
+}
+
+// KeyFilter narrows ListKeys. Zero values mean "any".
+type KeyFilter struct {
+	UserID   string
+	TenantID string
+	Limit    int // 0 means a default of 100
+	Offset   int
+}
+
+// UsageRecord is the ledger row of one authenticated request. Exactly one is written per request
+// whatever its ending. Money is integer: CostPicoUSD is tokens × micro-USD-per-1M, exact.
+type UsageRecord struct {
+	RequestID        string // the gateway's own id (UUIDv7); unique with StartedAt
+	ClientRequestID  string // a valid X-Request-Id the client sent, searchable, never a key
+	TraceID          string
+	KeyID            string
+	UserID           string
+	TenantID         string
+	SessionID        string
+	Model            string // public model name the client asked for
+	UpstreamModel    string
+	Provider         string
+	Deployment       string
+	Endpoint         string // "chat/completions", "completions", "embeddings"
+	Stream           bool
+	Status           int    // HTTP status returned to the client (499 for a client that went away)
+	ErrorType        string // empty on success
+	PromptTokens     int64
+	CompletionTokens int64
+	CachedTokens     int64
+	ReasoningTokens  int64
+	UsageSource      string // "provider" | "estimated" | "partial" | "" (no upstream call)
+	CostPicoUSD      *int64 // nil when the model has no price
+	PriceVersion     string
+	LatencyMS        int64
+	TTFTMS           int64 // time to first byte of the answer; 0 when none was sent
+	StartedAt        time.Time
+	EndedAt          time.Time
+}
+
+// UsageFilter narrows ListUsage. Zero values mean "any".
+type UsageFilter struct {
+	UserID   string
+	KeyID    string
+	TenantID string
+	Model    string
+	Status   int
+	From, To time.Time // StartedAt in [From, To)
+	// TraceID and ClientRequestID find the records of one trace or one client-supplied request id
+	// (GET /admin/audit/{traceId}, audit search).
+	TraceID         string
+	ClientRequestID string
+	Limit           int // 0 means a default of 100
+	Offset          int
+}
+
+// Store is everything the gateway persists. Implementations are safe for concurrent use.
+type Store interface {
+	// Migrate applies the embedded migrations not yet applied. It is idempotent and safe to call
+	// from several replicas at once.
+	Migrate(ctx context.Context) error
+	// Ping checks the store answers (used by /health/ready).
+	Ping(ctx context.Context) error
+	Close() error
+
+	CreateTenant(ctx context.Context, t Tenant) error
+	GetTenant(ctx context.Context, id string) (Tenant, error)
+
+	// CreateUser inserts a user; ErrConflict if the id exists.
+	CreateUser(ctx context.Context, u User) error
+	GetUser(ctx context.Context, id string) (User, error)
+
+	// CreateKey inserts the key and its first secret hash (hex SHA-256 of the plaintext).
+	CreateKey(ctx context.Context, k APIKey, secretHash string) error
+	// KeyBySecret returns the key whose live secret has this hash: ErrNotFound when none. Expiry and
+	// revocation are reported in the returned key, not as errors; a secret past its own grace
+	// expiry is not live.
+	KeyBySecret(ctx context.Context, secretHash string, now time.Time) (APIKey, error)
+	GetKey(ctx context.Context, id string) (APIKey, error)
+	ListKeys(ctx context.Context, f KeyFilter) ([]APIKey, error)
+	// RevokeKey marks the key revoked at the given time; ErrNotFound when it does not exist.
+	RevokeKey(ctx context.Context, id string, at time.Time) error
+
+	// InsertUsage writes a batch of records idempotently: a record whose (RequestID, StartedAt)
+	// already exists is skipped. It returns how many rows were new.
+	InsertUsage(ctx context.Context, recs []UsageRecord) (int, error)
+	// ListUsage returns records newest first.
+	ListUsage(ctx context.Context, f UsageFilter) ([]UsageRecord, error)
+}
