@@ -120,11 +120,12 @@ type Store interface {
 	CreateTenant(ctx context.Context, t Tenant) error
 	GetTenant(ctx context.Context, id string) (Tenant, error)
 
-	// CreateUser inserts a user; ErrConflict if the id exists.
+	// CreateUser inserts a user; ErrConflict if the id exists, ErrNotFound if its tenant does not.
 	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, id string) (User, error)
 
-	// CreateKey inserts the key and its first secret hash (hex SHA-256 of the plaintext).
+	// CreateKey inserts the key and its first secret hash (hex SHA-256 of the plaintext);
+	// ErrConflict if the id or hash exists, ErrNotFound if its user or tenant does not.
 	CreateKey(ctx context.Context, k APIKey, secretHash string) error
 	// KeyBySecret returns the key whose live secret has this hash: ErrNotFound when none. Expiry and
 	// revocation are reported in the returned key, not as errors; a secret past its own grace

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The project's test command. CI runs it through .ci/run, as root, on a clean clone, with CI=true.
+# It only installs what the tests need; the tests start and stop their own PostgreSQL and Redis
+# servers on free loopback ports (internal/testsvc), so nothing here starts a service.
+#
+#   scripts/test.sh                 install what is missing, then vet, gofmt check, go test -race
+#   scripts/test.sh --install-only  only the install step
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+PG_BIN=/usr/lib/postgresql/15/bin
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# apt_install installs Debian packages without letting them start services: a policy-rc.d that
+# exits 101 forbids it for the duration (redis-server and postgresql would otherwise start on their
+# default ports). A policy-rc.d that was there before is put back afterwards.
+apt_install() {
+	echo "test.sh: installing $*"
+	local policy=/usr/sbin/policy-rc.d saved=""
+	if [ -e "$policy" ]; then
+		saved=$(mktemp)
+		as_root cp -p "$policy" "$saved"
+	fi
+	restore_policy() {
+		if [ -n "$saved" ]; then as_root mv "$saved" "$policy"; else as_root rm -f "$policy"; fi
+	}
+	trap restore_policy EXIT
+	printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+	as_root chmod 755 "$policy"
+	as_root apt-get update
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+	restore_policy
+	trap - EXIT
+}
+
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+	apt_install redis-server
+	# Some setups start it anyway; a server on 6379 is not ours, and no test may depend on it.
+	if redis-cli -p 6379 ping >/dev/null 2>&1; then
+		echo "test.sh: stopping the redis-server the package started on 6379"
+		as_root service redis-server stop >/dev/null 2>&1 || redis-cli -p 6379 shutdown nosave || true
+	fi
+fi
+
+if [ ! -x "$PG_BIN/postgres" ] || [ ! -x "$PG_BIN/initdb" ]; then
+	apt_install postgresql-15
+fi
+for bin in initdb postgres; do
+	if [ ! -x "$PG_BIN/$bin" ]; then
+		echo "test.sh: PostgreSQL 15 binary $PG_BIN/$bin is missing" >&2
+		exit 1
+	fi
+done
+
+# The demo test (cmd/llmgate) runs the demo's Node snippet with the official openai package, kept
+# in a cache directory outside the work tree and pinned so runs are reproducible.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	apt_install nodejs npm
+fi
+export LLMGATE_NODE_SDK_DIR="${LLMGATE_NODE_SDK_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/llmgate/node-sdk}"
+if [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/openai/package.json" ]; then
+	echo "test.sh: installing the openai Node SDK in $LLMGATE_NODE_SDK_DIR"
+	mkdir -p "$LLMGATE_NODE_SDK_DIR"
+	npm install --prefix "$LLMGATE_NODE_SDK_DIR" --no-audit --no-fund --loglevel=error openai@6.30.1
+fi
+
+if [ "${1:-}" = "--install-only" ]; then
+	exit 0
+fi
+
+echo "test.sh: go vet"
+go vet ./...
+
+echo "test.sh: gofmt"
+unformatted=$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path './vendor/*' \
+	-print0 | xargs -0 -r gofmt -l)
+if [ -n "$unformatted" ]; then
+	echo "test.sh: gofmt -w needed on:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+echo "test.sh: go test"
+go test -race -count=1 -timeout 20m ./...
+
+echo "test.sh: static build (CGO_ENABLED=0, what the Dockerfile builds)"
+bindir=$(mktemp -d)
+CGO_ENABLED=0 go build -o "$bindir/" ./cmd/llmgate ./cmd/mockllm
+if command -v file >/dev/null && file "$bindir/llmgate" | grep -q "dynamically linked"; then
+	echo "test.sh: llmgate is not statically linked" >&2
+	exit 1
+fi
+rm -rf "$bindir"
+
+# Short fuzz runs of the parsers (seconds each); run longer ones by hand with a larger -fuzztime.
+for target in "FuzzEventData ./gateway"; do
+	set -- $target
+	echo "test.sh: fuzz $1 (5s)"
+	go test -run='^$' -fuzz="^$1\$" -fuzztime=5s "$2"
+done

@@ -1,0 +1,166 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/llmgate/llmgate/internal/testsvc"
+	"github.com/llmgate/llmgate/store"
+	"github.com/llmgate/llmgate/store/migrations"
+	"github.com/llmgate/llmgate/store/storetest"
+)
+
+var pg *testsvc.PostgresServer
+
+func TestMain(m *testing.M) {
+	var stop func()
+	pg, stop = testsvc.Postgres()
+	code := m.Run()
+	stop()
+	// Close must release every goroutine the pool started.
+	if err := goleak.Find(); code == 0 && err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t, pg.NewDatabase(t)) })
+}
+
+func open(t testing.TB, dsn string) *Store {
+	t.Helper()
+	s, err := New(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestConcurrentMigrate: replicas starting together, each with its own pool, migrate one fresh
+// database once between them.
+func TestConcurrentMigrate(t *testing.T) {
+	dsn := pg.NewDatabase(t)
+	ctx := context.Background()
+	stores := make([]*Store, 4)
+	for i := range stores {
+		stores[i] = open(t, dsn)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(stores))
+	for i, s := range stores {
+		wg.Go(func() { errs[i] = s.Migrate(ctx) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("concurrent Migrate: %v", err)
+	}
+	ms, err := migrations.Postgres()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied int
+	if err := stores[0].pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	if applied != len(ms) {
+		t.Errorf("schema_migrations has %d rows, want %d", applied, len(ms))
+	}
+}
+
+// TestPartitions: Migrate makes this month's partition and the next ones; a record beyond them
+// lands in the DEFAULT partition and moves into its month's partition when a later Migrate makes
+// it, still deduplicating afterwards.
+func TestPartitions(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, pg.NewDatabase(t))
+	now := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, month := range []string{"202611", "202612", "202701", "202702"} {
+		if partitionOf(t, s, "usage_records_p"+month) == "" {
+			t.Errorf("partition for %s missing after Migrate", month)
+		}
+	}
+
+	later := time.Date(2027, 6, 3, 4, 5, 6, 0, time.UTC)
+	rec := store.UsageRecord{RequestID: "r-later", Status: 200, StartedAt: later, EndedAt: later}
+	if n, err := s.InsertUsage(ctx, []store.UsageRecord{rec}); err != nil || n != 1 {
+		t.Fatalf("InsertUsage = %d, %v", n, err)
+	}
+	if got := rowPartition(t, s, "r-later"); got != "usage_records_default" {
+		t.Fatalf("record beyond the partitions is in %q, want usage_records_default", got)
+	}
+
+	now = later
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate four months later: %v", err)
+	}
+	if got := rowPartition(t, s, "r-later"); got != "usage_records_p202706" {
+		t.Errorf("record is in %q after its partition was made, want usage_records_p202706", got)
+	}
+	if n, err := s.InsertUsage(ctx, []store.UsageRecord{rec}); err != nil || n != 0 {
+		t.Errorf("replaying the moved record: InsertUsage = %d, %v; want 0 new", n, err)
+	}
+}
+
+func partitionOf(t *testing.T, s *Store, name string) string {
+	t.Helper()
+	var parent string
+	err := s.pool.QueryRow(context.Background(), `SELECT COALESCE((SELECT inhparent::regclass::text
+		FROM pg_inherits WHERE inhrelid = to_regclass($1)), '')`, name).Scan(&parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parent
+}
+
+func rowPartition(t *testing.T, s *Store, requestID string) string {
+	t.Helper()
+	var part string
+	err := s.pool.QueryRow(context.Background(),
+		`SELECT tableoid::regclass::text FROM usage_records WHERE request_id = $1`, requestID).Scan(&part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return part
+}
+
+// BenchmarkInsertUsage reports the rows per second of the batch path (the ledger needs 50,000).
+func BenchmarkInsertUsage(b *testing.B) {
+	const batch = 5000
+	ctx := context.Background()
+	s := open(b, pg.NewDatabase(b))
+	if err := s.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now().Add(-time.Hour)
+	recs := make([]store.UsageRecord, batch)
+	b.ResetTimer()
+	for i := range b.N {
+		for j := range recs {
+			at := start.Add(time.Duration(i*batch+j) * time.Microsecond)
+			recs[j] = store.UsageRecord{
+				RequestID: fmt.Sprintf("req-%d-%d", i, j), TraceID: "trace", KeyID: "k1", UserID: "u1",
+				TenantID: "default", Model: "gpt-4o", Endpoint: "chat/completions", Status: 200,
+				PromptTokens: 100, CompletionTokens: 200, UsageSource: "provider",
+				CostPicoUSD: new(int64), StartedAt: at, EndedAt: at.Add(time.Second),
+			}
+		}
+		if n, err := s.InsertUsage(ctx, recs); err != nil || n != batch {
+			b.Fatalf("InsertUsage = %d, %v", n, err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "rows/s")
+}

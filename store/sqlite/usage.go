@@ -1,0 +1,152 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/llmgate/llmgate/store"
+)
+
+const usageColumns = `request_id, client_request_id, trace_id, key_id, user_id, tenant_id, session_id,
+	model, upstream_model, provider, deployment, endpoint, stream, status, error_type,
+	prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, usage_source,
+	cost_pico_usd, price_version, latency_ms, ttft_ms, started_at, ended_at`
+
+const usageColumnCount = 26
+
+// usageChunk is how many records go in one multi-row INSERT: 500 × 26 = 13,000 bound variables,
+// well under SQLite's limit of 32,766 (https://www.sqlite.org/limits.html#max_variable_number).
+const usageChunk = 500
+
+// InsertUsage writes the batch in one transaction of multi-row INSERTs that skip records whose
+// (request_id, started_at) exists, and returns how many rows were new.
+func (s *Store) InsertUsage(ctx context.Context, recs []store.UsageRecord) (int, error) {
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: insert usage: %w", err)
+	}
+	defer tx.Rollback()
+	total := 0
+	args := make([]any, 0, min(len(recs), usageChunk)*usageColumnCount)
+	for start := 0; start < len(recs); start += usageChunk {
+		chunk := recs[start:min(start+usageChunk, len(recs))]
+		args = args[:0]
+		for i := range chunk {
+			args = appendUsageArgs(args, &chunk[i])
+		}
+		res, err := tx.ExecContext(ctx, insertUsageSQL(len(chunk)), args...)
+		if err != nil {
+			return 0, fmt.Errorf("sqlite: insert usage: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("sqlite: insert usage: %w", err)
+		}
+		total += int(n)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("sqlite: insert usage: %w", err)
+	}
+	return total, nil
+}
+
+func insertUsageSQL(rows int) string {
+	const tuple = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+	var b strings.Builder
+	b.Grow(len(usageColumns) + 64 + rows*(len(tuple)+1))
+	b.WriteString("INSERT INTO usage_records (" + usageColumns + ") VALUES ")
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(tuple)
+	}
+	b.WriteString(" ON CONFLICT (request_id, started_at) DO NOTHING")
+	return b.String()
+}
+
+func appendUsageArgs(args []any, r *store.UsageRecord) []any {
+	var cost sql.NullInt64
+	if r.CostPicoUSD != nil {
+		cost = sql.NullInt64{Int64: *r.CostPicoUSD, Valid: true}
+	}
+	return append(args,
+		r.RequestID, r.ClientRequestID, r.TraceID, r.KeyID, r.UserID, r.TenantID, r.SessionID,
+		r.Model, r.UpstreamModel, r.Provider, r.Deployment, r.Endpoint, r.Stream, r.Status, r.ErrorType,
+		r.PromptTokens, r.CompletionTokens, r.CachedTokens, r.ReasoningTokens, r.UsageSource,
+		cost, r.PriceVersion, r.LatencyMS, r.TTFTMS, micros(r.StartedAt), micros(r.EndedAt))
+}
+
+// ListUsage returns records newest first; every filter value is a bound parameter.
+func (s *Store) ListUsage(ctx context.Context, f store.UsageFilter) ([]store.UsageRecord, error) {
+	var where []string
+	var args []any
+	eq := func(col string, v any) {
+		where, args = append(where, col+" = ?"), append(args, v)
+	}
+	if f.UserID != "" {
+		eq("user_id", f.UserID)
+	}
+	if f.KeyID != "" {
+		eq("key_id", f.KeyID)
+	}
+	if f.TenantID != "" {
+		eq("tenant_id", f.TenantID)
+	}
+	if f.Model != "" {
+		eq("model", f.Model)
+	}
+	if f.Status != 0 {
+		eq("status", f.Status)
+	}
+	if f.TraceID != "" {
+		eq("trace_id", f.TraceID)
+	}
+	if f.ClientRequestID != "" {
+		eq("client_request_id", f.ClientRequestID)
+	}
+	if !f.From.IsZero() {
+		where, args = append(where, "started_at >= ?"), append(args, micros(f.From))
+	}
+	if !f.To.IsZero() {
+		where, args = append(where, "started_at < ?"), append(args, micros(f.To))
+	}
+	q := `SELECT ` + usageColumns + ` FROM usage_records`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	limit, offset := page(f.Limit, f.Offset)
+	q += ` ORDER BY started_at DESC, request_id DESC LIMIT ? OFFSET ?`
+	rows, err := s.r.QueryContext(ctx, q, append(args, limit, offset)...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list usage: %w", err)
+	}
+	defer rows.Close()
+	var out []store.UsageRecord
+	for rows.Next() {
+		var r store.UsageRecord
+		var cost sql.NullInt64
+		var started, ended int64
+		if err := rows.Scan(&r.RequestID, &r.ClientRequestID, &r.TraceID, &r.KeyID, &r.UserID,
+			&r.TenantID, &r.SessionID, &r.Model, &r.UpstreamModel, &r.Provider, &r.Deployment,
+			&r.Endpoint, &r.Stream, &r.Status, &r.ErrorType, &r.PromptTokens, &r.CompletionTokens,
+			&r.CachedTokens, &r.ReasoningTokens, &r.UsageSource, &cost, &r.PriceVersion,
+			&r.LatencyMS, &r.TTFTMS, &started, &ended); err != nil {
+			return nil, fmt.Errorf("sqlite: list usage: %w", err)
+		}
+		if cost.Valid {
+			r.CostPicoUSD = &cost.Int64
+		}
+		r.StartedAt, r.EndedAt = fromMicros(started), fromMicros(ended)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list usage: %w", err)
+	}
+	return out, nil
+}
