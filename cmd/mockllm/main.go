@@ -1,0 +1,96 @@
+// Command mockllm serves the simulated OpenAI-compatible upstream of package providers/mock over
+// HTTP, for the gateway's integration tests and benchmark. It prints one line,
+// "mockllm listening on http://ADDR", once it accepts connections; with --listen HOST:0 the line
+// carries the port the system chose, which is how callers find it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/llmgate/llmgate/providers/mock"
+)
+
+const (
+	// maxBodyBytes matches the largest request OpenAI-style APIs accept; beyond it the mock
+	// answers 413 instead of buffering without bound.
+	maxBodyBytes = 32 << 20
+	// shutdownGrace lets running streams finish on SIGINT/SIGTERM before connections are cut.
+	shutdownGrace = 5 * time.Second
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mockllm:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is canceled, then shuts down gracefully.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mockllm", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:9090", "address to listen on; port 0 picks a free one")
+	var o mock.Options
+	fs.IntVar(&o.LatencyMS, "latency-ms", 0, "delay before a non-stream answer, in milliseconds")
+	fs.IntVar(&o.TTFTMS, "ttft-ms", 0, "delay before the first stream chunk, in milliseconds")
+	fs.Float64Var(&o.TokensPerSecond, "tokens-per-second", 0, "stream pacing after the first chunk; 0 = unpaced")
+	fs.IntVar(&o.Chunks, "chunks", 0, "content chunks per answer (0 = 20)")
+	fs.IntVar(&o.TokensPerChunk, "tokens-per-chunk", 0, "completion tokens per chunk (0 = 1)")
+	fs.Float64Var(&o.ErrorRate, "error-rate", 0, "fraction of requests answered with a 500")
+	fs.Int64Var(&o.Seed, "seed", 0, "seed for the error-rate draw (0 = random)")
+	fs.StringVar(&o.RequireKey, "require-key", os.Getenv("MOCKLLM_REQUIRE_KEY"),
+		"API key required as Authorization: Bearer (default $MOCKLLM_REQUIRE_KEY; empty = none)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           http.MaxBytesHandler(mock.NewHandler(o), maxBodyBytes),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		// No WriteTimeout: paced streams and hang_ms legitimately take long.
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "mockllm listening on http://%s\n", ln.Addr())
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close() // the grace ran out: cut the remaining streams
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

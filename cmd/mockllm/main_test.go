@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// TestRun starts the server on a free port the way the benchmark does, by reading the announced
+// address, and checks that canceling the context (the signal) shuts it down.
+func TestRun(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, stdout := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, []string{"--listen", "127.0.0.1:0", "--chunks", "3", "--require-key", "sk-up"}, stdout, io.Discard)
+		stdout.Close()
+	}()
+
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, ok := strings.CutPrefix(strings.TrimSpace(line), "mockllm listening on http://")
+	if !ok || strings.HasSuffix(base, ":0") {
+		t.Fatalf("announcement %q", line)
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+base+"/v1/chat/completions",
+		strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer sk-up")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"completion_tokens":3`) {
+		t.Errorf("%d %s", resp.StatusCode, body)
+	}
+
+	big := strings.NewReader(`{"model":"m","messages":[],"pad":"` + strings.Repeat("x", maxBodyBytes) + `"}`)
+	req, _ = http.NewRequest(http.MethodPost, "http://"+base+"/v1/chat/completions", big)
+	req.Header.Set("Authorization", "Bearer sk-up")
+	if resp, err = client.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body: %d", resp.StatusCode)
+	}
+	tr.CloseIdleConnections()
+
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Errorf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after the signal")
+	}
+}
+
+func TestRunFlags(t *testing.T) {
+	ctx := context.Background()
+	if err := run(ctx, []string{"--help"}, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("--help: %v", err)
+	}
+	if err := run(ctx, []string{"--chunks", "x"}, io.Discard, io.Discard); err == nil {
+		t.Error("a bad flag value was accepted")
+	}
+	if err := run(ctx, []string{"extra"}, io.Discard, io.Discard); err == nil {
+		t.Error("a stray argument was accepted")
+	}
+	if err := run(ctx, []string{"--listen", "256.0.0.1:1"}, io.Discard, io.Discard); err == nil {
+		t.Error("an impossible address was accepted")
+	}
+}

@@ -1,0 +1,62 @@
+// Package mock simulates an OpenAI-compatible upstream. It is the upstream of the gateway's tests,
+// of `llmgate demo` (in process, through New) and of the benchmark (over HTTP, through
+// cmd/mockllm). Because the benchmark measures the gateway as a ratio against calling the mock
+// directly, the mock is built to cost as little as possible per request: one pass of gjson over
+// the body, answers appended into pooled buffers, no per-chunk allocation.
+//
+// # Endpoints
+//
+// POST /v1/chat/completions and POST /v1/completions (stream and non-stream), POST /v1/embeddings
+// and GET /v1/models answer in OpenAI's wire format; any model name is accepted and echoed. A
+// generation always has exactly one choice. Streams follow OpenAI's order: a role chunk (chat
+// only), the content chunks, a chunk carrying finish_reason, then — only when the request sets
+// stream_options.include_usage — a chunk with "choices":[] and the usage (every other chunk then
+// carries "usage":null), then "data: [DONE]". Each event is flushed on its own.
+//
+// # Token accounting
+//
+// The numbers are deterministic so that tests can compute them:
+//
+//   - words(s) is the number of maximal runs of non-whitespace in s, whitespace being the ASCII
+//     space, \t, \n, \v, \f and \r (strings.Fields agrees on ASCII text).
+//   - Chat: prompt_tokens = Σ over messages of (3 + words(content)); content is a string, or an
+//     array of parts of which only the "text" of each part counts; anything else (names, tool
+//     calls, images) is free.
+//   - Completions: prompt_tokens = words(prompt), summed over the strings of an array prompt, one
+//     token per integer of a token-array prompt.
+//   - Embeddings: prompt_tokens = total_tokens = the same rule applied to input.
+//   - completion_tokens = Chunks × TokensPerChunk. When max_tokens or max_completion_tokens (the
+//     smaller positive one) is below that, completion_tokens is that limit, the answer has
+//     ceil(limit / TokensPerChunk) chunks and finish_reason is "length" instead of "stop".
+//
+// Token j of an answer (j from 0) is word j mod 16 of a fixed list of plain ASCII words ("the mock
+// upstream streams deterministic words so tests …"), preceded by a space when j > 0, so the text
+// of an answer has exactly completion_tokens words and needs no JSON escaping.
+//
+// # Per-request overrides
+//
+// A top-level body field "mock" (the gateway forwards unknown fields unchanged) overrides the
+// handler's Options for one request. It takes the Options field names latency_ms, ttft_ms,
+// tokens_per_second, chunks, tokens_per_chunk, error_rate, seed (this request's error draw then
+// depends on the seed alone) and require_key (this request needs that key), plus:
+//
+//   - interval_ms: fixed gap between content chunks, replacing the tokens_per_second pacing.
+//   - hang_ms: sleep before anything is written, to trigger time-to-first-byte timeouts.
+//   - status: answer with this HTTP status (400–599) and an OpenAI error body.
+//   - error_body: the raw error body to send instead (status 500 unless status is set), to test
+//     the normalisation of non-OpenAI errors.
+//   - fail_after: in a stream, drop the connection after this many content chunks, without the
+//     finish chunk or [DONE] (a value ≥ the chunk count drops it just before the finish chunk;
+//     non-stream requests ignore it).
+//   - no_usage: never send usage, not even in a non-stream answer or when include_usage asks.
+//
+// Unknown override fields are answered with 400 so that a typo cannot silently pass a test. Every
+// wait stops as soon as the request context is canceled.
+//
+// # Introspection
+//
+// GET /_mock/stats, GET /_mock/requests?n=K and POST /_mock/reset expose what the upstream saw, so
+// tests of the gateway can check what reached it (the Authorization header included) and whether
+// the gateway gave up on a request. Handler.Stats, Handler.Requests and Handler.Reset offer the
+// same in process.
+package mock

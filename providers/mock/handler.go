@@ -1,0 +1,328 @@
+package mock
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/api"
+)
+
+// Handler is the simulated upstream as an http.Handler: mount it on any server (cmd/mockllm,
+// httptest) or run it in process through InProcess. It is safe for concurrent use.
+type Handler struct {
+	base     behaviour
+	wantAuth string // "Bearer <RequireKey>", empty when no key is required
+	seed     uint64
+	// seq numbers requests for their ids and for the reproducible error-rate draw; unlike the
+	// stats it is never reset, so ids stay unique for the handler's life.
+	seq    atomic.Uint64
+	stats  counters
+	log    requestLog
+	models []byte // the GET /v1/models body, rendered once
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// NewHandler returns a simulated upstream configured by opts.
+func NewHandler(opts Options) *Handler {
+	h := &Handler{base: newBehaviour(opts), seed: uint64(opts.Seed)}
+	if h.seed == 0 {
+		h.seed = rand.Uint64()
+	}
+	if opts.RequireKey != "" {
+		h.wantAuth = "Bearer " + opts.RequireKey
+	}
+	h.models = renderModels(time.Now().Unix())
+	return h
+}
+
+// endpoint is the API operation a /v1/ path names.
+type endpoint int
+
+const (
+	epChat endpoint = iota
+	epText
+	epEmbed
+	epModels
+)
+
+func (ep endpoint) mainField() string {
+	switch ep {
+	case epChat:
+		return "messages"
+	case epText:
+		return "prompt"
+	}
+	return "input"
+}
+
+// outcome is how a /v1/ request ended, for the stats.
+type outcome int
+
+const (
+	outcomeCompleted outcome = iota // answered in full
+	outcomeError                    // answered with an error status
+	outcomeCanceled                 // the client went away first
+	outcomeAborted                  // fail_after dropped the connection
+)
+
+// ServeHTTP routes the OpenAI endpoints and the /_mock/ introspection endpoints.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/v1/chat/completions":
+		h.serveAPI(w, r, epChat)
+	case "/v1/completions":
+		h.serveAPI(w, r, epText)
+	case "/v1/embeddings":
+		h.serveAPI(w, r, epEmbed)
+	case "/v1/models":
+		h.serveAPI(w, r, epModels)
+	case "/_mock/stats":
+		h.serveStats(w, r)
+	case "/_mock/requests":
+		h.serveRequests(w, r)
+	case "/_mock/reset":
+		h.serveReset(w, r)
+	default:
+		writeError(w, http.StatusNotFound, api.NewError(api.TypeInvalidRequest,
+			"Invalid URL ("+r.Method+" "+r.URL.Path+")", "unknown_url", ""))
+	}
+}
+
+func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, ep endpoint) {
+	h.stats.requests.Add(1)
+	h.stats.inFlight.Add(1)
+	out := h.answer(w, r, ep)
+	h.stats.inFlight.Add(-1)
+	h.stats.count(out)
+	if out == outcomeAborted {
+		// net/http drops the connection without ending the chunked body, so the client sees an
+		// unexpected EOF, as when an upstream dies mid-stream; InProcess does the same on its pipe.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// answer runs one /v1/ request. It records the request before anything can fail, so that tests
+// see every request that reached the upstream, even rejected ones.
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, ep endpoint) outcome {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	body, err := readBody(*buf, r.Body, r.ContentLength)
+	*buf = body
+	h.log.record(r.URL.Path, r.Header, body)
+	if err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			return writeError(w, http.StatusRequestEntityTooLarge, api.NewError(api.TypeInvalidRequest,
+				"request body larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes", "", ""))
+		}
+		return outcomeCanceled
+	}
+	if h.wantAuth != "" && r.Header.Get("Authorization") != h.wantAuth {
+		return writeError(w, http.StatusUnauthorized, errIncorrectKey)
+	}
+	if ep == epModels {
+		if r.Method != http.MethodGet {
+			return writeMethodNotAllowed(w, http.MethodGet)
+		}
+		return writeJSON(w, h.models)
+	}
+	if r.Method != http.MethodPost {
+		return writeMethodNotAllowed(w, http.MethodPost)
+	}
+	// The body buffer lives until answer returns and is not written meanwhile, so viewing it as a
+	// string lets gjson hand out substrings instead of copies.
+	c, err := parseCall(ep, unsafe.String(unsafe.SliceData(body), len(body)), h.base)
+	if err != nil {
+		return writeError(w, http.StatusBadRequest, api.NewError(api.TypeInvalidRequest, err.Error(), "", ""))
+	}
+	if c.b.requireKey != "" && r.Header.Get("Authorization") != "Bearer "+c.b.requireKey {
+		return writeError(w, http.StatusUnauthorized, errIncorrectKey)
+	}
+	seq := h.seq.Add(1)
+	wt := waiter{ctx: r.Context()}
+	defer wt.stop()
+	if !wt.wait(c.b.hang) {
+		return outcomeCanceled
+	}
+	switch {
+	case c.b.hasErrorBody:
+		return writeRawError(w, cmp.Or(c.b.status, http.StatusInternalServerError), c.b.errorBody)
+	case c.b.status != 0:
+		return writeError(w, c.b.status, statusError(c.b.status))
+	case c.b.errorRate > 0 && h.draw(&c.b, seq) < c.b.errorRate:
+		return writeError(w, http.StatusInternalServerError, statusError(http.StatusInternalServerError))
+	}
+	if c.stream && ep != epEmbed {
+		return writeStream(w, &wt, ep, &c, seq)
+	}
+	if !wt.wait(c.b.latency) {
+		return outcomeCanceled
+	}
+	out := getBuffer()
+	defer putBuffer(out)
+	if ep == epEmbed {
+		*out = appendEmbeddings(*out, &c)
+	} else {
+		*out = appendCompletion(*out, ep, &c, seq, time.Now().Unix())
+	}
+	return writeJSON(w, *out)
+}
+
+// draw maps (seed, seq) to [0, 1) with SplitMix64, so that a seeded run fails the same requests
+// without any shared random state on the hot path. A request's own seed replaces both, so that
+// its fate does not depend on what came before it.
+func (h *Handler) draw(b *behaviour, seq uint64) float64 {
+	x := h.seed + seq*0x9e3779b97f4a7c15
+	if b.hasSeed {
+		x = b.seed
+	}
+	return float64(splitmix64(x)>>11) / (1 << 53)
+}
+
+// splitmix64 is the finaliser of SplitMix64 (https://prng.di.unimi.it/splitmix64.c): a cheap,
+// well-mixed hash of a 64-bit value.
+func splitmix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// errIncorrectKey is OpenAI's answer to a wrong key (a 401 whose type is invalid_request_error).
+var errIncorrectKey = api.NewError(api.TypeInvalidRequest, "Incorrect API key provided.", "invalid_api_key", "")
+
+// statusError is the OpenAI error a simulated failure with this status carries.
+func statusError(status int) api.Error {
+	msg := "mock: simulated " + strconv.Itoa(status) + " " + http.StatusText(status)
+	switch {
+	case status == http.StatusUnauthorized:
+		return api.NewError(api.TypeInvalidRequest, msg, "invalid_api_key", "")
+	case status == http.StatusForbidden:
+		return api.NewError(api.TypePermission, msg, "", "")
+	case status == http.StatusNotFound:
+		return api.NewError(api.TypeInvalidRequest, msg, "model_not_found", "")
+	case status == http.StatusTooManyRequests:
+		return api.NewError(api.TypeRateLimit, msg, "rate_limit_exceeded", "")
+	case status >= 500:
+		return api.NewError(api.TypeServer, msg, "", "")
+	}
+	return api.NewError(api.TypeInvalidRequest, msg, "", "")
+}
+
+func writeError(w http.ResponseWriter, status int, e api.Error) outcome {
+	e.Write(w, status)
+	return outcomeError
+}
+
+func writeMethodNotAllowed(w http.ResponseWriter, allow string) outcome {
+	w.Header().Set("Allow", allow)
+	return writeError(w, http.StatusMethodNotAllowed, api.NewError(api.TypeInvalidRequest,
+		"method not allowed; use "+allow, "", ""))
+}
+
+// writeRawError sends a caller-chosen error body, labelled JSON only when it is JSON, since the
+// point is to feed the gateway bodies that are not OpenAI's.
+func writeRawError(w http.ResponseWriter, status int, body string) outcome {
+	ct := "text/plain; charset=utf-8"
+	if gjson.Valid(body) {
+		ct = "application/json"
+	}
+	h := w.Header()
+	h.Set("Content-Type", ct)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+	return outcomeError
+}
+
+func writeJSON(w http.ResponseWriter, body []byte) outcome {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(body); err != nil {
+		return outcomeCanceled
+	}
+	return outcomeCompleted
+}
+
+// waiter sleeps on one timer reused across a request's waits, giving up as soon as the request
+// context is canceled. Not safe for concurrent use.
+type waiter struct {
+	ctx context.Context
+	t   *time.Timer
+}
+
+// wait reports whether d elapsed before the request was canceled. A zero wait returns at once
+// without consulting the context: the next write notices a client that is gone.
+func (wt *waiter) wait(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	if wt.t == nil {
+		wt.t = time.NewTimer(d)
+	} else {
+		wt.t.Reset(d)
+	}
+	select {
+	case <-wt.t.C:
+		return true
+	case <-wt.ctx.Done():
+		return false
+	}
+}
+
+func (wt *waiter) stop() {
+	if wt.t != nil {
+		wt.t.Stop()
+	}
+}
+
+// Buffers hold request bodies and rendered answers. Buffers that grew past maxPooled (a huge
+// prompt) are dropped rather than pinned in the pool.
+const maxPooled = 1 << 20
+
+var bufferPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+func getBuffer() *[]byte { return bufferPool.Get().(*[]byte) }
+
+func putBuffer(b *[]byte) {
+	if cap(*b) <= maxPooled {
+		*b = (*b)[:0]
+		bufferPool.Put(b)
+	}
+}
+
+// readBody appends r to dst, growing it once when the length is announced.
+func readBody(dst []byte, r io.Reader, contentLength int64) ([]byte, error) {
+	if contentLength > 0 && contentLength < 1<<31 {
+		// One spare byte lets the read that returns io.EOF land without another growth.
+		dst = slices.Grow(dst, int(contentLength)+1)
+	}
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := r.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+}
