@@ -128,7 +128,7 @@ func isBlank(line []byte) bool {
 
 // event handles one complete event (its lines, without the blank line that ended it).
 func (s *sseRelay) event(ev []byte) error {
-	payload, single := eventData(ev)
+	payload := eventData(ev)
 	if payload == nil {
 		return s.write(append(ev, '\n')) // comment or keep-alive: pass it on
 	}
@@ -147,17 +147,47 @@ func (s *sseRelay) event(ev []byte) error {
 			}
 			stripped, err := sjson.DeleteBytes(payload, "usage")
 			if err == nil {
-				return s.write(append(append([]byte("data: "), stripped...), '\n', '\n'))
+				return s.write(rewriteEvent(ev, stripped))
 			}
 		}
 	}
 	if bytes.Contains(payload, errorField) && gjson.GetBytes(payload, "error").IsObject() {
 		s.upErr = true
 	}
-	if !single {
-		return s.write(append(append([]byte("data: "), payload...), '\n', '\n'))
-	}
 	return s.write(append(ev, '\n'))
+}
+
+// rewriteEvent renders an event with new data: its other lines (event:, id:, retry:) are kept,
+// and each line of data gets its own "data:" line, as SSE requires.
+func rewriteEvent(ev, data []byte) []byte {
+	out := make([]byte, 0, len(ev)+len(data)+8)
+	for len(ev) > 0 {
+		line := ev
+		if i := bytes.IndexByte(ev, '\n'); i >= 0 {
+			line, ev = ev[:i+1], ev[i+1:]
+		} else {
+			ev = nil
+		}
+		if !bytes.HasPrefix(line, dataPrefix) {
+			out = append(out, line...)
+			if line[len(line)-1] != '\n' {
+				out = append(out, '\n')
+			}
+		}
+	}
+	for {
+		line := data
+		i := bytes.IndexByte(data, '\n')
+		if i >= 0 {
+			line = data[:i]
+		}
+		out = append(append(append(out, "data: "...), line...), '\n')
+		if i < 0 {
+			break
+		}
+		data = data[i+1:]
+	}
+	return append(out, '\n')
 }
 
 // write sends bytes to the client and flushes them, under the per-write deadline.
@@ -173,8 +203,8 @@ func (s *sseRelay) write(b []byte) error {
 }
 
 // eventData returns the event's data: the payload of its single data line (no copy), or its
-// data lines joined by "\n" as the SSE spec says (single false). nil means no data line.
-func eventData(ev []byte) (data []byte, single bool) {
+// data lines joined by "\n" as the SSE spec says. nil means no data line.
+func eventData(ev []byte) (data []byte) {
 	var joined []byte
 	n := 0
 	for len(ev) > 0 {
@@ -204,7 +234,7 @@ func eventData(ev []byte) (data []byte, single bool) {
 		joined = append(append(joined, '\n'), v...)
 	}
 	if n > 1 {
-		return joined, false
+		return joined
 	}
-	return data, true
+	return data
 }

@@ -50,3 +50,9 @@ type Config struct {
 	BaseURL string `yaml:"base_url"`
 	APIKey  string `yaml:"api_key"`
 }
+
+// IdleCloser is implemented by providers that pool connections; the gateway calls it when the
+// provider is retired.
+type IdleCloser interface {
+	CloseIdleConnections()
+}

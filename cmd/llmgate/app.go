@@ -37,6 +37,7 @@ type app struct {
 	admin     *http.Server
 	publicURL string // http://host:port of the public listener
 	adminURL  string
+	providers map[string]providers.Provider
 	stop      context.CancelFunc
 	done      chan struct{}
 	served    chan error
@@ -76,7 +77,8 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		Usage: rec, Metrics: metrics, Log: log}, cfg.Gateway)
 	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Log: log, Ready: st.Ping})
 
-	a := &app{cfg: cfg, log: log, store: st, recorder: rec, gateway: gw, done: make(chan struct{}), served: make(chan error, 2)}
+	a := &app{cfg: cfg, log: log, store: st, recorder: rec, gateway: gw, providers: provs,
+		done: make(chan struct{}), served: make(chan error, 2)}
 	a.public = gw.Server(cfg.Listen)
 	a.admin = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
@@ -122,6 +124,11 @@ func (a *app) shutdown(ctx context.Context) error {
 	errs := []error{a.public.Shutdown(ctx), a.admin.Shutdown(ctx)}
 	a.stop()
 	<-a.done
+	for _, p := range a.providers {
+		if ic, ok := p.(providers.IdleCloser); ok {
+			ic.CloseIdleConnections()
+		}
+	}
 	errs = append(errs, a.recorder.Close(ctx))
 	errs = append(errs, a.store.Close())
 	return errors.Join(errs...)

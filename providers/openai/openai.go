@@ -108,6 +108,10 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	return p.client.Do(hr)
 }
 
+// CloseIdleConnections drops pooled upstream connections (at shutdown, or when a reload replaces
+// the provider).
+func (p *Provider) CloseIdleConnections() { p.client.CloseIdleConnections() }
+
 // redact hides userinfo in a URL so credentials never reach logs or errors.
 func redact(u *url.URL) string {
 	if u.User == nil {

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"os"
+
+	"github.com/llmgate/llmgate/providers"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "llmgate.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadConfig(t *testing.T) {
+	p := writeConfig(t, `
+listen: ":${PORT}"
+providers:
+  - name: openai
+    type: openai
+    base_url: https://api.openai.com/v1
+    api_key: ${OPENAI_API_KEY}
+    response_header_timeout: 45s
+models:
+  - name: gpt-4o
+    deployments:
+      - provider: openai
+        model: gpt-4o-2024-08-06
+        weight: 3
+quota:
+  default_tier: pro
+gateway:
+  key_cache_ttl: 2s
+  max_body_bytes: 1048576
+usage:
+  batch_size: 500
+`)
+	cfg, err := loadConfig(p, envOf(map[string]string{"PORT": "9000", "OPENAI_API_KEY": "sk-test", "LLMGATE_ADMIN_LISTEN": "127.0.0.1:9001"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != ":9000" || cfg.AdminListen != "127.0.0.1:9001" {
+		t.Errorf("listen %q admin %q", cfg.Listen, cfg.AdminListen)
+	}
+	pc := cfg.Providers[0]
+	if pc.APIKey != "sk-test" || pc.ResponseHeaderTimeout != 45*time.Second || pc.BaseURL != "https://api.openai.com/v1" {
+		t.Errorf("provider = %+v", pc)
+	}
+	if d := cfg.Models[0].Deployments[0]; d.Model != "gpt-4o-2024-08-06" || d.Weight != 3 {
+		t.Errorf("deployment = %+v", d)
+	}
+	if cfg.Gateway.KeyCacheTTL != 2*time.Second || cfg.Gateway.MaxBodyBytes != 1<<20 || cfg.Usage.BatchSize != 500 || cfg.Quota.DefaultTier != "pro" {
+		t.Errorf("sections = %+v %+v %+v", cfg.Gateway, cfg.Usage, cfg.Quota)
+	}
+}
+
+func TestEnvOverridesFile(t *testing.T) {
+	p := writeConfig(t, "database_url: postgres://file/db\nlisten: ':1'\n")
+	cfg, err := loadConfig(p, envOf(map[string]string{"LLMGATE_DATABASE_URL": "postgres://env/db", "LLMGATE_LISTEN": ":2"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DatabaseURL != "postgres://env/db" || cfg.Listen != ":2" {
+		t.Errorf("env did not override the file: %q %q", cfg.DatabaseURL, cfg.Listen)
+	}
+}
+
+func TestNoProvidersMeansBuiltinMock(t *testing.T) {
+	cfg, err := loadConfig("", envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Providers) != 1 || cfg.Providers[0].Type != "mock" || len(cfg.Models) == 0 || cfg.DataDir != "." {
+		t.Errorf("default config = %+v", cfg)
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		env        map[string]string
+		want       string // substring of the error
+	}{
+		{"unknown top-level field", "listn: ':8080'\n", nil, "listn"},
+		{"unknown nested field", "gateway:\n  max_bodybytes: 3\n", nil, "max_bodybytes"},
+		{"unset variable", "admin_token: ${NOPE_NOT_SET}\n", nil, "NOPE_NOT_SET"},
+		{"bad duration", "gateway:\n  write_timeout: soon\n", nil, "soon"},
+		{"short admin token", "admin_token: short\n", nil, "admin_token"},
+		{"public admin listener without token", "admin_listen: 0.0.0.0:8081\n", nil, "admin_listen"},
+		{"bad listen", "listen: nonsense\n", nil, "listen"},
+		{"bad database url", "database_url: mysql://x\n", nil, "database_url"},
+		{"provider without type", "providers:\n  - name: a\n", nil, "providers[0] (a).type"},
+		{"unknown provider type", "providers:\n  - name: a\n    type: telepathy\n", nil, "telepathy"},
+		{"openai without base_url", "providers:\n  - name: a\n    type: openai\n", nil, "base_url"},
+		{"duplicate provider", "providers:\n  - {name: a, type: mock}\n  - {name: a, type: mock}\n", nil, "listed twice"},
+		{"deployment of unknown provider", "providers:\n  - {name: a, type: mock}\nmodels:\n  - name: m\n    deployments: [{provider: b}]\n", nil, "models[0] (m).deployments[0].provider"},
+		{"model without deployments", "providers:\n  - {name: a, type: mock}\nmodels:\n  - name: m\n", nil, "deployments"},
+		{"bad log level", "log:\n  level: loud\n", nil, "log.level"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := loadConfig(writeConfig(t, tc.yaml), envOf(tc.env))
+			if err == nil {
+				err = cfg.validate()
+			}
+			if err == nil {
+				provs, perr := buildProviders(cfg.Providers)
+				if perr == nil {
+					_, err = providers.NewRouter(cfg.Models, provs)
+				} else {
+					err = perr
+				}
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want one naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestExampleConfigIsValid keeps configs/example.yaml true to the code.
+func TestExampleConfigIsValid(t *testing.T) {
+	cfg, err := loadConfig("../../configs/example.yaml", envOf(map[string]string{
+		"DATABASE_URL": "", "LLMGATE_ADMIN_TOKEN": strings.Repeat("t", 40), "OPENAI_API_KEY": "sk-x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	provs, err := buildProviders(cfg.Providers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := providers.NewRouter(cfg.Models, provs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Has("gpt-4o-mini") || cfg.Providers[2].Mock.TTFTMS != 50 || cfg.Usage.FlushInterval != 200*time.Millisecond {
+		t.Errorf("example config not read as written: %+v", cfg)
+	}
+}

@@ -1,0 +1,133 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/quota"
+	"github.com/llmgate/llmgate/store"
+	"github.com/llmgate/llmgate/store/sqlite"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// fixtureProvider answers every call with a recorded upstream SSE stream, handed out one byte per
+// read so that every event is split across reads.
+type fixtureProvider struct {
+	sse  []byte
+	mu   sync.Mutex
+	seen [][]byte
+}
+
+func (p *fixtureProvider) Do(_ context.Context, req *providers.Request) (*http.Response, error) {
+	p.mu.Lock()
+	p.seen = append(p.seen, req.Body)
+	p.mu.Unlock()
+	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}},
+		Body: io.NopCloser(iotest.OneByteReader(bytes.NewReader(p.sse)))}, nil
+}
+
+// usageLog collects usage records in memory.
+type usageLog struct {
+	mu   sync.Mutex
+	recs []store.UsageRecord
+}
+
+func (u *usageLog) Record(r store.UsageRecord) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.recs = append(u.recs, r)
+	return true
+}
+
+func newTestGateway(t *testing.T, p providers.Provider) (*Gateway, string, *usageLog) {
+	t.Helper()
+	st, err := sqlite.New(context.Background(), filepath.Join(t.TempDir(), "gw.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	plain, hash, prefix := NewKeySecret()
+	if err := st.CreateKey(context.Background(), store.APIKey{ID: "k1", Prefix: prefix, TenantID: store.DefaultTenant, CreatedAt: time.Now()}, hash); err != nil {
+		t.Fatal(err)
+	}
+	router, err := providers.NewRouter([]providers.ModelConfig{{Name: "m", Deployments: []providers.DeploymentConfig{{Provider: "fx", Model: "up-m"}}}},
+		map[string]providers.Provider{"fx": p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &usageLog{}
+	g := New(Deps{Store: st, Limiter: quota.NewMemory(nil), Router: router, Usage: u,
+		Metrics: NewMetrics(prometheus.NewRegistry()), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, Options{})
+	return g, plain, u
+}
+
+func TestStreamGolden(t *testing.T) {
+	cases := []struct {
+		fixture string
+		body    string
+	}{
+		// the client did not ask for usage: the gateway injects it and must hide it again
+		{"usage_injected", `{"model":"m","stream":true,"messages":[]}`},
+		// the client asked for usage: it sees the usage chunk and the usage fields
+		{"usage_requested", `{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[]}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.fixture, func(t *testing.T) {
+			sse, err := os.ReadFile("testdata/usage_injected.sse")
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, key, u := newTestGateway(t, &fixtureProvider{sse: sse})
+			srv := httptest.NewServer(g.Handler())
+			defer srv.Close()
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer "+key)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			golden := filepath.Join("testdata", tc.fixture+".golden")
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("client saw:\n%s\nwant:\n%s", got, want)
+			}
+			srv.Close() // waits for the handler, and so for settle
+			if len(u.recs) != 1 {
+				t.Fatalf("%d usage records", len(u.recs))
+			}
+			r := u.recs[0]
+			if r.PromptTokens != 11 || r.CompletionTokens != 2 || r.CachedTokens != 4 || r.ReasoningTokens != 1 || r.UsageSource != "provider" || r.Status != 200 {
+				t.Errorf("record = %+v", r)
+			}
+		})
+	}
+}
