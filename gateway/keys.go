@@ -150,7 +150,6 @@ func (c *keyCache) resolve(ctx context.Context, plaintext string) (*Identity, er
 		return check(e.id, now)
 	}
 	v, err, _ := c.flight.Do(hash, func() (any, error) { return c.load(ctx, hash) })
-	c.metrics.keyLookups.WithLabelValues("store").Inc()
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +166,7 @@ func (c *keyCache) load(ctx context.Context, hash string) (*Identity, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	now := c.now()
+	c.metrics.keyLookups.WithLabelValues("store").Inc()
 	k, err := c.store.KeyBySecret(ctx, hash, now)
 	if errors.Is(err, store.ErrNotFound) {
 		c.put(hash, keyEntry{expires: now.Add(c.negTTL)})

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,10 +17,25 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 	"go.uber.org/goleak"
+
+	"github.com/llmgate/llmgate/internal/testsvc"
 )
 
+// pg is the package's PostgreSQL server, started on first use by a test that needs it.
+var pg *testsvc.PostgresServer
+
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	var stop func()
+	pg, stop = testsvc.Postgres()
+	code := m.Run()
+	stop()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak after the e2e suite:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 func TestChatNonStream(t *testing.T) {

@@ -1,0 +1,69 @@
+package gateway
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestNewKeySecret(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		plain, hash, prefix := NewKeySecret()
+		if !strings.HasPrefix(plain, KeyPrefix) || len(plain) != len(KeyPrefix)+keyBodyLen || !plausibleKey(plain) {
+			t.Fatalf("bad key %q", plain)
+		}
+		if hash != HashKey(plain) || len(hash) != 64 || !strings.HasPrefix(plain, prefix) || len(prefix) != displayPrefixLen {
+			t.Fatalf("hash %q prefix %q of %q", hash, prefix, plain)
+		}
+		if seen[plain] {
+			t.Fatal("duplicate key")
+		}
+		seen[plain] = true
+	}
+}
+
+// TestBadKeyFloodHitsStoreOnce: concurrent and repeated requests with one unknown key cost one
+// store query (singleflight, then the negative cache); strings that cannot be keys cost none.
+func TestBadKeyFloodHitsStoreOnce(t *testing.T) {
+	g, _, _ := newTestGateway(t, &fixtureProvider{})
+	srv := httptest.NewServer(g.Handler())
+	defer srv.Close()
+	send := func(key string) int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	bad := KeyPrefix + strings.Repeat("Z", keyBodyLen)
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s := send(bad); s != 401 {
+				t.Errorf("status %d", s)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < 50; i++ {
+		send("not a key; DROP TABLE api_keys")
+	}
+	lookups := g.metrics.keyLookups
+	if n := testutil.ToFloat64(lookups.WithLabelValues("store")); n != 1 {
+		t.Errorf("store queried %v times for one bad key, want 1", n)
+	}
+	if n := testutil.ToFloat64(lookups.WithLabelValues("rejected")); n != 50 {
+		t.Errorf("%v implausible keys rejected before lookup, want 50", n)
+	}
+}
