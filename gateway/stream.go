@@ -31,8 +31,10 @@ func putBuffer(b *bytes.Buffer) {
 var (
 	dataPrefix = []byte("data:")
 	doneMarker = []byte("[DONE]")
-	usageField = []byte(`"usage"`)
+	usageKey   = []byte(`"usage":`)
+	usageNull  = []byte(`"usage":null`)
 	errorField = []byte(`"error"`)
+	eventEnd   = []byte("\n\n")
 )
 
 // errStreamCut is the upstream ending a stream without its [DONE] marker.
@@ -45,6 +47,7 @@ type sseRelay struct {
 	x        *exchange
 	w        http.ResponseWriter
 	rc       *http.ResponseController
+	br       *bufio.Reader
 	injected bool
 	sawDone  bool
 	upErr    bool // the upstream sent an error event
@@ -64,6 +67,7 @@ func (x *exchange) relayStream(resp *http.Response, injected bool) {
 
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(resp.Body)
+	s.br = br
 	ev := getBuffer()
 	defer func() {
 		br.Reset(nil)
@@ -111,6 +115,11 @@ func (x *exchange) relayStream(resp *http.Response, injected bool) {
 func (s *sseRelay) finish(err error) {
 	x := s.x
 	switch {
+	case s.sawDone && !s.upErr:
+		// [DONE] reached the client: the stream is complete, even if the client hung up before
+		// the upstream's end of body was read.
+	case s.sawDone:
+		x.status, x.errType = http.StatusBadGateway, "upstream_stream_error"
 	case x.ctx.Err() != nil:
 		x.status, x.errType = StatusClientClosed, "client_closed"
 	case err != io.EOF:
@@ -136,14 +145,27 @@ func (s *sseRelay) event(ev []byte) error {
 		s.sawDone = true
 		return s.write(append(ev, '\n'))
 	}
-	if bytes.Contains(payload, usageField) {
+	switch n := bytes.Count(payload, usageKey); {
+	case n == 0:
+	case n == 1 && bytes.Contains(payload, usageNull):
+		// Every chunk of a stream with include_usage carries "usage":null. When the gateway asked
+		// for it, splice it out without parsing the chunk; other spellings take the path below.
+		if s.injected {
+			if out, ok := dropUsageNull(ev); ok {
+				return s.write(append(out, '\n'))
+			}
+			if stripped, err := sjson.DeleteBytes(payload, "usage"); err == nil {
+				return s.write(rewriteEvent(ev, stripped))
+			}
+		}
+	default:
 		u := gjson.GetBytes(payload, "usage")
 		if u.IsObject() {
 			s.x.usage = parseUsage(u)
 		}
 		if s.injected && u.Exists() {
 			if u.IsObject() && gjson.GetBytes(payload, "choices.#").Int() == 0 {
-				return nil // the usage chunk only the gateway asked for
+				return s.flush() // the usage chunk only the gateway asked for: dropped
 			}
 			stripped, err := sjson.DeleteBytes(payload, "usage")
 			if err == nil {
@@ -190,7 +212,9 @@ func rewriteEvent(ev, data []byte) []byte {
 	return append(out, '\n')
 }
 
-// write sends bytes to the client and flushes them, under the per-write deadline.
+// write sends bytes to the client under the per-write deadline and flushes them, unless a
+// complete next event is already buffered from the upstream: then it goes out in the same write,
+// so events that arrived together leave together and none ever waits for a later read.
 func (s *sseRelay) write(b []byte) error {
 	_ = s.rc.SetWriteDeadline(time.Now().Add(s.x.g.opts.WriteTimeout))
 	if s.x.firstByte.IsZero() {
@@ -199,7 +223,31 @@ func (s *sseRelay) write(b []byte) error {
 	if _, err := s.w.Write(b); err != nil {
 		return err
 	}
+	return s.flush()
+}
+
+// flush sends what has been written unless a complete next event is already buffered.
+func (s *sseRelay) flush() error {
+	if s.br != nil {
+		if next, _ := s.br.Peek(s.br.Buffered()); bytes.Contains(next, eventEnd) {
+			return nil
+		}
+	}
 	return s.rc.Flush()
+}
+
+// dropUsageNull removes `,"usage":null` (or `"usage":null,`) from a raw event in place.
+func dropUsageNull(ev []byte) ([]byte, bool) {
+	i := bytes.Index(ev, usageNull)
+	switch {
+	case i < 0:
+		return ev, false
+	case i > 0 && ev[i-1] == ',':
+		return append(ev[:i-1], ev[i+len(usageNull):]...), true
+	case i+len(usageNull) < len(ev) && ev[i+len(usageNull)] == ',':
+		return append(ev[:i], ev[i+len(usageNull)+1:]...), true
+	}
+	return ev, false
 }
 
 // eventData returns the event's data: the payload of its single data line (no copy), or its

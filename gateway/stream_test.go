@@ -71,3 +71,19 @@ func TestRewriteEvent(t *testing.T) {
 		}
 	}
 }
+
+func TestDropUsageNull(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{`data: {"id":"a","choices":[],"usage":null}` + "\n", `data: {"id":"a","choices":[]}` + "\n"},
+		{`data: {"usage":null,"id":"a"}` + "\n", `data: {"id":"a"}` + "\n"},
+	}
+	for _, tc := range cases {
+		got, ok := dropUsageNull([]byte(tc.in))
+		if !ok || string(got) != tc.want {
+			t.Errorf("dropUsageNull(%q) = %q, %v; want %q", tc.in, got, ok, tc.want)
+		}
+	}
+	if _, ok := dropUsageNull([]byte(`data: {"usage":null}`)); ok {
+		t.Error("a lone usage field needs the JSON path, not a splice")
+	}
+}

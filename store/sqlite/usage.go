@@ -16,12 +16,10 @@ const usageColumns = `request_id, client_request_id, trace_id, key_id, user_id, 
 
 const usageColumnCount = 26
 
-// usageChunk is how many records go in one multi-row INSERT: 500 × 26 = 13,000 bound variables,
-// well under SQLite's limit of 32,766 (https://www.sqlite.org/limits.html#max_variable_number).
-const usageChunk = 500
-
-// InsertUsage writes the batch in one transaction of multi-row INSERTs that skip records whose
-// (request_id, started_at) exists, and returns how many rows were new.
+// InsertUsage writes the batch in one transaction, one prepared single-row INSERT per record
+// that skips records whose (request_id, started_at) exists, and returns how many rows were new.
+// A prepared single-row statement measured 20% cheaper per record than multi-row INSERTs, which
+// SQLite compiles anew for every chunk and runs with a statement journal.
 func (s *Store) InsertUsage(ctx context.Context, recs []store.UsageRecord) (int, error) {
 	if len(recs) == 0 {
 		return 0, nil
@@ -31,15 +29,15 @@ func (s *Store) InsertUsage(ctx context.Context, recs []store.UsageRecord) (int,
 		return 0, fmt.Errorf("sqlite: insert usage: %w", err)
 	}
 	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, insertUsageSQL)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: insert usage: %w", err)
+	}
+	defer stmt.Close()
 	total := 0
-	args := make([]any, 0, min(len(recs), usageChunk)*usageColumnCount)
-	for start := 0; start < len(recs); start += usageChunk {
-		chunk := recs[start:min(start+usageChunk, len(recs))]
-		args = args[:0]
-		for i := range chunk {
-			args = appendUsageArgs(args, &chunk[i])
-		}
-		res, err := tx.ExecContext(ctx, insertUsageSQL(len(chunk)), args...)
+	args := make([]any, 0, usageColumnCount)
+	for i := range recs {
+		res, err := stmt.ExecContext(ctx, appendUsageArgs(args[:0], &recs[i])...)
 		if err != nil {
 			return 0, fmt.Errorf("sqlite: insert usage: %w", err)
 		}
@@ -55,20 +53,9 @@ func (s *Store) InsertUsage(ctx context.Context, recs []store.UsageRecord) (int,
 	return total, nil
 }
 
-func insertUsageSQL(rows int) string {
-	const tuple = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-	var b strings.Builder
-	b.Grow(len(usageColumns) + 64 + rows*(len(tuple)+1))
-	b.WriteString("INSERT INTO usage_records (" + usageColumns + ") VALUES ")
-	for i := range rows {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(tuple)
-	}
-	b.WriteString(" ON CONFLICT (request_id, started_at) DO NOTHING")
-	return b.String()
-}
+// insertUsageSQL inserts one record, skipping it when it exists.
+const insertUsageSQL = "INSERT INTO usage_records (" + usageColumns + ") VALUES " +
+	"(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (request_id, started_at) DO NOTHING"
 
 func appendUsageArgs(args []any, r *store.UsageRecord) []any {
 	var cost sql.NullInt64

@@ -89,9 +89,9 @@ CREATE TABLE usage_records (
 CREATE INDEX usage_records_started_idx ON usage_records (started_at DESC);
 CREATE INDEX usage_records_user_idx ON usage_records (user_id, started_at DESC);
 CREATE INDEX usage_records_key_idx ON usage_records (key_id, started_at DESC);
-CREATE INDEX usage_records_trace_idx ON usage_records (trace_id) WHERE trace_id <> '';
-CREATE INDEX usage_records_client_request_idx ON usage_records (client_request_id)
-	WHERE client_request_id <> '';
+-- No index on trace_id or client_request_id here (PostgreSQL has them): both are random, and a
+-- random-order index dirties one page per insert, which doubled the usage writer's cost per
+-- record and grew with the table. Lookups by them scan, which the embedded default's scale allows.
 
 -- Versioned prices: the price in force at a time is the row with the latest effective_from not
 -- after it, so a past record's cost can always be explained.
