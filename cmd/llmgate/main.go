@@ -47,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = keysCmd(args, stdout, stderr)
 	case "bench":
 		err = benchCmd(args, stdout, stderr)
+	case "bench-proxy":
+		err = benchProxyCmd(args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText)
 	default:

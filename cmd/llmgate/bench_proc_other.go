@@ -1,0 +1,11 @@
+//go:build !linux
+
+package main
+
+import "syscall"
+
+// benchChildAttr is empty where the kernel cannot tie a child's life to its parent's; the bench
+// then relies on stopping its children itself.
+func benchChildAttr() *syscall.SysProcAttr {
+	return nil
+}

@@ -1,0 +1,322 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// benchModel is the one public model of the gateway under test; the deployment uses the same
+// name upstream so that all three paths send the mock identical bodies.
+const benchModel = "bench-model"
+
+// benchChild is a process the bench started. Its output is kept (the tail) for error messages.
+type benchChild struct {
+	name   string
+	cmd    *exec.Cmd
+	out    *outputTail
+	exited chan struct{} // closed once the process is reaped
+	err    error         // Wait's result, valid after exited is closed
+}
+
+// startBenchChild runs path with args. When announce is not empty, it waits (up to a minute) for
+// a stdout line "<announce> http://ADDR" and returns ADDR's URL: that is how mockllm and
+// bench-proxy tell which port they picked.
+func startBenchChild(ctx context.Context, name, path string, args []string, env []string, announce string) (*benchChild, string, error) {
+	c := &benchChild{name: name, out: &outputTail{max: 16 << 10}, exited: make(chan struct{})}
+	c.cmd = exec.Command(path, args...)
+	c.cmd.Env = env
+	c.cmd.SysProcAttr = benchChildAttr()
+	lw := &announceWatcher{prefix: announce + " ", found: make(chan string, 1), next: c.out, done: announce == ""}
+	c.cmd.Stdout, c.cmd.Stderr = lw, c.out
+	if err := c.cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() {
+		c.err = c.cmd.Wait()
+		close(c.exited)
+	}()
+	if announce == "" {
+		return c, "", nil
+	}
+	timer := time.NewTimer(time.Minute)
+	defer timer.Stop()
+	select {
+	case u := <-lw.found:
+		return c, u, nil
+	case <-c.exited:
+		return c, "", fmt.Errorf("%s exited before listening: %v%s", name, c.err, c.out.lastLines())
+	case <-timer.C:
+		c.stop()
+		return c, "", fmt.Errorf("%s did not print %q within a minute%s", name, announce, c.out.lastLines())
+	case <-ctx.Done():
+		c.stop()
+		return c, "", ctx.Err()
+	}
+}
+
+// stop asks the process to exit (SIGTERM lets the gateway flush its usage records), kills it
+// after five seconds, and waits until it is gone.
+func (c *benchChild) stop() {
+	select {
+	case <-c.exited:
+		return
+	default:
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		_ = c.cmd.Process.Kill()
+	}
+	select {
+	case <-c.exited:
+	case <-time.After(5 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+	}
+}
+
+// cpuTime is the CPU time (user and system, all threads) the process has used so far, read from
+// /proc/PID/stat; ok is false for a nil child and where /proc is not available. The clock tick
+// is taken as 1/100 s, the USER_HZ of every Linux ABI (proc(5)).
+func (c *benchChild) cpuTime() (d time.Duration, ok bool) {
+	if c == nil {
+		return 0, false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(c.cmd.Process.Pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// Fields follow the command name in parentheses, which may itself hold spaces; utime and stime
+	// are fields 14 and 15, so the 12th and 13th after the name.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, true
+}
+
+// benchChildEnv is the bench's environment without LLMGATE_* and MOCKLLM_* variables, which would
+// otherwise override the gateway's generated config (environment beats file) or make mockllm
+// demand a key.
+func benchChildEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "LLMGATE_") && !strings.HasPrefix(kv, "MOCKLLM_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// findMockllm resolves --mockllm: the flag, else mockllm next to this executable, else in PATH.
+func findMockllm(flagValue, self string) (string, error) {
+	if flagValue != "" {
+		p, err := exec.LookPath(flagValue)
+		if err != nil {
+			return "", fmt.Errorf("--mockllm %s: %w", flagValue, err)
+		}
+		return filepath.Abs(p)
+	}
+	beside := filepath.Join(filepath.Dir(self), "mockllm")
+	if fi, err := os.Stat(beside); err == nil && !fi.IsDir() {
+		return beside, nil
+	}
+	if p, err := exec.LookPath("mockllm"); err == nil {
+		return filepath.Abs(p)
+	}
+	return "", fmt.Errorf("mockllm not found next to %s nor in PATH: build it (go build -o bin/mockllm ./cmd/mockllm) and pass --mockllm PATH", self)
+}
+
+// benchGatewayConfig is the temporary config of the gateway under test: one OpenAI-type provider
+// pointing at mockllm, auth and usage recording on (SQLite in dataDir), quotas off.
+func benchGatewayConfig(listen, adminListen, dataDir, token, mockURL string) string {
+	return fmt.Sprintf(`listen: %q
+admin_listen: %q
+data_dir: %q
+admin_token: %q
+log:
+  level: warn
+providers:
+  - name: mock
+    type: openai
+    base_url: %q
+models:
+  - name: %s
+    deployments:
+      - provider: mock
+        model: %s
+quota:
+  enabled: false
+`, listen, adminListen, dataDir, token, mockURL+"/v1", benchModel, benchModel)
+}
+
+// benchFreeAddr returns a loopback address with a port that was free a moment ago. `llmgate serve`
+// does not announce the port it bound, so the bench picks it.
+func benchFreeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	return addr, ln.Close()
+}
+
+// waitGatewayReady polls the gateway's readiness endpoint until it answers 200, the process
+// exits, or a minute passes (migrations on a slow disk take a while).
+func waitGatewayReady(ctx context.Context, gw *benchChild, publicURL string) error {
+	deadline := time.Now().Add(time.Minute)
+	cl := &http.Client{Timeout: 2 * time.Second}
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, publicURL+"/health/ready", nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := cl.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-gw.exited:
+			return fmt.Errorf("gateway exited during start-up: %v%s", gw.err, gw.out.lastLines())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("gateway not ready at %s/health/ready within a minute%s", publicURL, gw.out.lastLines())
+		}
+	}
+}
+
+// gatewayUsageCounters reads the usage pipeline's counters from the gateway's /metrics, so the
+// report shows that every measured request left a usage record.
+func gatewayUsageCounters(ctx context.Context, adminURL string) (written, dropped float64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, adminURL+"/metrics", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("GET /metrics: HTTP %d", resp.StatusCode)
+	}
+	found := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		var dst *float64
+		switch {
+		case !ok:
+			continue
+		case name == "llmgate_usage_written_total":
+			dst = &written
+		case name == "llmgate_usage_dropped_total":
+			dst = &dropped
+		default:
+			continue
+		}
+		if *dst, err = strconv.ParseFloat(value, 64); err != nil {
+			return 0, 0, fmt.Errorf("GET /metrics: %s: %w", name, err)
+		}
+		found++
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, err
+	}
+	if found != 2 {
+		return 0, 0, errors.New("GET /metrics: usage counters missing")
+	}
+	return written, dropped, nil
+}
+
+// announceWatcher passes a child's stdout on to next and reports the URL of the first line that
+// starts with prefix.
+type announceWatcher struct {
+	prefix string
+	found  chan string
+	next   io.Writer
+	line   []byte
+	done   bool // found, or nothing to look for: pass through only
+}
+
+func (w *announceWatcher) Write(p []byte) (int, error) {
+	if !w.done {
+		w.line = append(w.line, p...)
+		for {
+			i := bytes.IndexByte(w.line, '\n')
+			if i < 0 {
+				break
+			}
+			line := strings.TrimSpace(string(w.line[:i]))
+			w.line = w.line[i+1:]
+			if u, ok := strings.CutPrefix(line, w.prefix); ok {
+				w.found <- u
+				w.done, w.line = true, nil
+				break
+			}
+		}
+	}
+	return w.next.Write(p)
+}
+
+// outputTail keeps the last max bytes written to it; it is safe for concurrent use.
+type outputTail struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *outputTail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+// String returns the kept output.
+func (t *outputTail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+// lastLines formats the kept output for an error message ("" when there is none).
+func (t *outputTail) lastLines() string {
+	s := strings.TrimSpace(t.String())
+	if s == "" {
+		return ""
+	}
+	return "; its output ends with:\n" + s
+}

@@ -1,0 +1,360 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// benchDuration is a duration that JSON shows in microseconds and text as µs or ms.
+type benchDuration time.Duration
+
+// MarshalJSON writes the duration as a number of microseconds with one decimal.
+func (m benchDuration) MarshalJSON() ([]byte, error) {
+	return strconv.AppendFloat(nil, float64(m)/float64(time.Microsecond), 'f', 1, 64), nil
+}
+
+// String shows the duration in whole microseconds below 10 ms, else in milliseconds.
+func (m benchDuration) String() string {
+	d := time.Duration(m)
+	if d.Abs() < 10*time.Millisecond {
+		return strconv.FormatInt(d.Microseconds(), 10) + "µs"
+	}
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + "ms"
+}
+
+// perRequest is the progress line's note of a CPU cost ("" when there is none).
+func (m benchDuration) perRequest() string {
+	if m == 0 {
+		return ""
+	}
+	return ", proxy CPU " + m.String() + " each"
+}
+
+// orDash shows a CPU cost, or "-" where there is none (direct has no proxy).
+func (m benchDuration) orDash() string {
+	if m == 0 {
+		return "-"
+	}
+	return m.String()
+}
+
+// signed shows a difference with its sign.
+func (m benchDuration) signed() string {
+	if m >= 0 {
+		return "+" + m.String()
+	}
+	return m.String()
+}
+
+// pathRound is one path's numbers from one round (or their medians over the rounds).
+type pathRound struct {
+	RPS       float64       `json:"rps"`
+	P50       benchDuration `json:"p50_us"`
+	P99       benchDuration `json:"p99_us"`
+	TTFTP50   benchDuration `json:"stream_ttft_p50_us"`
+	TTFTP99   benchDuration `json:"stream_ttft_p99_us"`
+	StreamP50 benchDuration `json:"stream_total_p50_us"`
+	StreamRPS float64       `json:"stream_rps,omitempty"`
+	// CPUPerRequest and CPUPerStream are the proxy process's CPU time (user and system) per request
+	// during the RPS runs, its usage record writes included: unlike RPS, this hardly depends on
+	// what else runs on the machine. Zero for direct, which has no proxy.
+	CPUPerRequest benchDuration `json:"proxy_cpu_per_request_us,omitempty"`
+	CPUPerStream  benchDuration `json:"proxy_cpu_per_stream_us,omitempty"`
+}
+
+// describe is the progress line of one phase.
+func (p *pathRound) describe(ph benchPhase) string {
+	switch {
+	case ph.rate && ph.stream:
+		return fmt.Sprintf("%.0f streams/s%s", p.StreamRPS, p.CPUPerStream.perRequest())
+	case ph.rate:
+		return fmt.Sprintf("%.0f req/s%s", p.RPS, p.CPUPerRequest.perRequest())
+	case ph.stream:
+		return fmt.Sprintf("TTFT p50 %s p99 %s, whole stream p50 %s", p.TTFTP50, p.TTFTP99, p.StreamP50)
+	}
+	return fmt.Sprintf("p50 %s p99 %s", p.P50, p.P99)
+}
+
+// describe is the suffix of a progress line: nothing, or the errors.
+func (t errorTally) describe() string {
+	if t.N == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  (%d errors; first: %s)", t.N, t.First)
+}
+
+// pathResult is one row of the report.
+type pathResult struct {
+	Name   string      `json:"name"`
+	Median pathRound   `json:"median"`
+	Rounds []pathRound `json:"rounds"`
+	Errors errorTally  `json:"errors"`
+}
+
+// benchRatios compare the paths. Each is the median of the per-round values, since the paths of
+// one round ran back to back on the same machine state.
+type benchRatios struct {
+	GatewayRPS          float64       `json:"gateway_direct_rps"`
+	BaselineRPS         float64       `json:"baseline_direct_rps"`
+	GatewayStreamRPS    float64       `json:"gateway_direct_stream_rps,omitempty"`
+	BaselineStreamRPS   float64       `json:"baseline_direct_stream_rps,omitempty"`
+	GatewayAddedP50     benchDuration `json:"gateway_added_p50_vs_direct_us"`
+	BaselineAddedP50    benchDuration `json:"baseline_added_p50_vs_direct_us"`
+	GatewayOverBaseline benchDuration `json:"gateway_added_p50_vs_baseline_us"`
+	GatewayAddedTTFT    benchDuration `json:"gateway_added_stream_ttft_p50_us"`
+	BaselineAddedTTFT   benchDuration `json:"baseline_added_stream_ttft_p50_us"`
+	GatewayCPUOverBase  benchDuration `json:"gateway_cpu_per_request_vs_baseline_us"`
+	GatewayCPURatio     float64       `json:"gateway_baseline_cpu_per_request"`
+}
+
+// benchFloors are DESIGN.md's floors and whether this run met them.
+type benchFloors struct {
+	RPSRatioMin          float64       `json:"gateway_direct_rps_min"`
+	RPSRatioMet          bool          `json:"gateway_direct_rps_met"`
+	AddedOverBaselineMax benchDuration `json:"gateway_added_p50_vs_baseline_max_us"`
+	AddedOverBaselineMet bool          `json:"gateway_added_p50_vs_baseline_met"`
+}
+
+// usageReport is the gateway's usage pipeline after the run: every request sent to it should have
+// left exactly one record.
+type usageReport struct {
+	Sent    int64  `json:"requests_sent"`
+	Written int64  `json:"written"`
+	Dropped int64  `json:"dropped"`
+	Error   string `json:"error,omitempty"`
+}
+
+// benchSettings echo the flags in the JSON output.
+type benchSettings struct {
+	Concurrency     int    `json:"concurrency"`
+	Duration        string `json:"duration"`
+	LatencyRequests int    `json:"latency_requests"`
+	Chunks          int    `json:"chunks"`
+	Rounds          int    `json:"rounds"`
+	StreamRPS       bool   `json:"stream_rps"`
+	Quota           string `json:"gateway_quota"`
+}
+
+// benchReport is everything `llmgate bench` prints.
+type benchReport struct {
+	Date      time.Time `json:"date"`
+	GoVersion string    `json:"go_version"`
+	CPUs      int       `json:"cpus"`
+	// LoadStart and LoadEnd are the machine's load averages (1, 5, 15 min) around the run, empty
+	// where /proc/loadavg does not exist: other work on the machine shows up here.
+	LoadStart string        `json:"load_average_start,omitempty"`
+	LoadEnd   string        `json:"load_average_end,omitempty"`
+	Settings  benchSettings `json:"settings"`
+	Paths     []*pathResult `json:"paths"` // direct, baseline, gateway
+	Ratios    benchRatios   `json:"ratios"`
+	Floors    benchFloors   `json:"floors"`
+	Usage     usageReport   `json:"usage_records"`
+}
+
+func newBenchReport(o benchOptions, targets []*benchTarget) *benchReport {
+	r := &benchReport{
+		Date:      time.Now().UTC().Truncate(time.Second),
+		GoVersion: runtime.Version(),
+		CPUs:      runtime.NumCPU(),
+		LoadStart: machineLoad(),
+		Settings: benchSettings{Concurrency: o.concurrency, Duration: o.duration.String(),
+			LatencyRequests: o.latencyRequests, Chunks: o.chunks, Rounds: o.rounds, StreamRPS: o.streamRPS,
+			Quota: "disabled"},
+	}
+	for _, t := range targets {
+		r.Paths = append(r.Paths, &pathResult{Name: t.name})
+	}
+	return r
+}
+
+// summarize takes the medians of the rounds and of the per-round comparisons.
+func (r *benchReport) summarize() {
+	r.LoadEnd = machineLoad()
+	for _, p := range r.Paths {
+		p.Median = pathRound{
+			RPS:       medianOf(roundValues(p.Rounds, func(x pathRound) float64 { return x.RPS })),
+			P50:       medianOf(roundValues(p.Rounds, func(x pathRound) benchDuration { return x.P50 })),
+			P99:       medianOf(roundValues(p.Rounds, func(x pathRound) benchDuration { return x.P99 })),
+			TTFTP50:   medianOf(roundValues(p.Rounds, func(x pathRound) benchDuration { return x.TTFTP50 })),
+			TTFTP99:   medianOf(roundValues(p.Rounds, func(x pathRound) benchDuration { return x.TTFTP99 })),
+			StreamP50: medianOf(roundValues(p.Rounds, func(x pathRound) benchDuration { return x.StreamP50 })),
+			StreamRPS: medianOf(roundValues(p.Rounds, func(x pathRound) float64 { return x.StreamRPS })),
+
+			CPUPerRequest: medianOf(roundValues(p.Rounds, func(x pathRound) benchDuration { return x.CPUPerRequest })),
+			CPUPerStream:  medianOf(roundValues(p.Rounds, func(x pathRound) benchDuration { return x.CPUPerStream })),
+		}
+	}
+	direct, baseline, gateway := r.Paths[0].Rounds, r.Paths[1].Rounds, r.Paths[2].Rounds
+	perRound := func(f func(d, b, g pathRound) float64) float64 {
+		xs := make([]float64, len(direct))
+		for i := range direct {
+			xs[i] = f(direct[i], baseline[i], gateway[i])
+		}
+		return medianOf(xs)
+	}
+	perRoundD := func(f func(d, b, g pathRound) benchDuration) benchDuration {
+		xs := make([]benchDuration, len(direct))
+		for i := range direct {
+			xs[i] = f(direct[i], baseline[i], gateway[i])
+		}
+		return medianOf(xs)
+	}
+	r.Ratios = benchRatios{
+		GatewayRPS:          perRound(func(d, _, g pathRound) float64 { return safeRatio(g.RPS, d.RPS) }),
+		BaselineRPS:         perRound(func(d, b, _ pathRound) float64 { return safeRatio(b.RPS, d.RPS) }),
+		GatewayStreamRPS:    perRound(func(d, _, g pathRound) float64 { return safeRatio(g.StreamRPS, d.StreamRPS) }),
+		BaselineStreamRPS:   perRound(func(d, b, _ pathRound) float64 { return safeRatio(b.StreamRPS, d.StreamRPS) }),
+		GatewayAddedP50:     perRoundD(func(d, _, g pathRound) benchDuration { return g.P50 - d.P50 }),
+		BaselineAddedP50:    perRoundD(func(d, b, _ pathRound) benchDuration { return b.P50 - d.P50 }),
+		GatewayOverBaseline: perRoundD(func(_, b, g pathRound) benchDuration { return g.P50 - b.P50 }),
+		GatewayAddedTTFT:    perRoundD(func(d, _, g pathRound) benchDuration { return g.TTFTP50 - d.TTFTP50 }),
+		BaselineAddedTTFT:   perRoundD(func(d, b, _ pathRound) benchDuration { return b.TTFTP50 - d.TTFTP50 }),
+		GatewayCPUOverBase:  perRoundD(func(_, b, g pathRound) benchDuration { return g.CPUPerRequest - b.CPUPerRequest }),
+		GatewayCPURatio: perRound(func(_, b, g pathRound) float64 {
+			return safeRatio(float64(g.CPUPerRequest), float64(b.CPUPerRequest))
+		}),
+	}
+	r.Floors = benchFloors{
+		RPSRatioMin:          floorRPSRatio,
+		RPSRatioMet:          r.Ratios.GatewayRPS >= floorRPSRatio,
+		AddedOverBaselineMax: benchDuration(floorAddedVsBaseline),
+		AddedOverBaselineMet: r.Ratios.GatewayOverBaseline <= benchDuration(floorAddedVsBaseline),
+	}
+}
+
+func safeRatio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func roundValues[T any](rounds []pathRound, f func(pathRound) T) []T {
+	out := make([]T, len(rounds))
+	for i, x := range rounds {
+		out[i] = f(x)
+	}
+	return out
+}
+
+// medianOf returns the median of xs (the mean of the middle two for an even count; zero for none).
+func medianOf[T ~int64 | ~float64](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// errorCount is the number of failed requests over all paths, warm-ups included.
+func (r *benchReport) errorCount() int {
+	n := 0
+	for _, p := range r.Paths {
+		n += p.Errors.N
+	}
+	return n
+}
+
+func (r *benchReport) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func (r *benchReport) writeText(w io.Writer) error {
+	s := r.Settings
+	fmt.Fprintf(w, "llmgate bench — %s, %d CPUs shared by client, mockllm and proxies, %s\n",
+		r.Date.Format(time.RFC3339), r.CPUs, r.GoVersion)
+	fmt.Fprintf(w, "settings: concurrency %d, %s per RPS run, %d requests per c=1 run, %d-chunk streams, median of %d rounds\n",
+		s.Concurrency, s.Duration, s.LatencyRequests, s.Chunks, s.Rounds)
+	fmt.Fprintln(w, "gateway: auth and usage recording on (SQLite); quota disabled, so the limiter does not throttle the load")
+	if r.LoadStart != "" {
+		fmt.Fprintf(w, "machine load average (1/5/15 min): %s at start, %s at end\n", r.LoadStart, r.LoadEnd)
+	}
+	fmt.Fprintln(w)
+
+	c := strconv.Itoa(s.Concurrency)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "path\tRPS c=%s\tp50 c=1\tp99 c=1\tstream TTFT p50\tstream TTFT p99\tstream total p50\tstream RPS c=%s\tproxy CPU/req\tproxy CPU/stream\terrors\t\n", c, c)
+	for _, p := range r.Paths {
+		m := p.Median
+		streamRPS := "-"
+		if s.StreamRPS {
+			streamRPS = fmt.Sprintf("%.0f", m.StreamRPS)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", p.Name, m.RPS, m.P50, m.P99, m.TTFTP50, m.TTFTP99,
+			m.StreamP50, streamRPS, m.CPUPerRequest.orDash(), m.CPUPerStream.orDash(), p.Errors.N)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+
+	q, f := r.Ratios, r.Floors
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "gateway/direct RPS ratio\t%.2f\t(floor ≥ %.2f: %s)\n", q.GatewayRPS, f.RPSRatioMin, metOrMissed(f.RPSRatioMet))
+	fmt.Fprintf(tw, "baseline/direct RPS ratio\t%.2f\n", q.BaselineRPS)
+	fmt.Fprintf(tw, "gateway added p50 at c=1 vs direct\t%s\t(baseline adds %s)\n", q.GatewayAddedP50.signed(), q.BaselineAddedP50.signed())
+	fmt.Fprintf(tw, "gateway added p50 vs baseline\t%s\t(floor ≤ %s: %s)\n", q.GatewayOverBaseline.signed(),
+		f.AddedOverBaselineMax, metOrMissed(f.AddedOverBaselineMet))
+	fmt.Fprintf(tw, "added stream TTFT p50 vs direct\t%s\t(baseline adds %s)\n", q.GatewayAddedTTFT.signed(), q.BaselineAddedTTFT.signed())
+	if q.GatewayCPURatio > 0 {
+		fmt.Fprintf(tw, "gateway CPU per request vs baseline\t%s\t(×%.2f)\n", q.GatewayCPUOverBase.signed(), q.GatewayCPURatio)
+	}
+	if s.StreamRPS {
+		fmt.Fprintf(tw, "gateway/direct stream RPS ratio\t%.2f\t(baseline/direct %.2f)\n", q.GatewayStreamRPS, q.BaselineStreamRPS)
+	}
+	u := r.Usage
+	if u.Error != "" {
+		fmt.Fprintf(tw, "gateway usage records\tunknown\t(%s)\n", u.Error)
+	} else {
+		fmt.Fprintf(tw, "gateway usage records\t%d written, %d dropped\t(%d requests sent to the gateway)\n", u.Written, u.Dropped, u.Sent)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nRatios and added latencies are medians of per-round values; each round runs the paths back to back.")
+	fmt.Fprintln(w, "proxy CPU: CPU time of the bench-proxy or gateway process per request in the RPS runs, usage writes included.")
+	if n := r.errorCount(); n > 0 {
+		fmt.Fprintf(w, "\nERRORS: %d requests failed (warm-ups included):\n", n)
+		for _, p := range r.Paths {
+			if p.Errors.N > 0 {
+				fmt.Fprintf(w, "  %s: %d, first: %s\n", p.Name, p.Errors.N, p.Errors.First)
+			}
+		}
+	}
+	return nil
+}
+
+func metOrMissed(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// machineLoad returns the first three fields of /proc/loadavg, or "" where there is none.
+func machineLoad() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
