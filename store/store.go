@@ -108,6 +108,20 @@ type UsageFilter struct {
 	Offset          int
 }
 
+// QuotaPolicy overrides the tier limits of one subject ("user", "key" or "tenant"), optionally for
+// one public model only. A nil limit inherits (from the tier for users, unlimited for keys and
+// tenants); 0 means unlimited.
+type QuotaPolicy struct {
+	SubjectType  string
+	SubjectID    string
+	Model        string // empty: every model
+	RPM          *int64
+	TPM          *int64
+	TokensPerDay *int64
+	Concurrent   *int64
+	UpdatedAt    time.Time
+}
+
 // Store is everything the gateway persists. Implementations are safe for concurrent use.
 type Store interface {
 	// Migrate applies the embedded migrations not yet applied. It is idempotent and safe to call
@@ -141,4 +155,13 @@ type Store interface {
 	InsertUsage(ctx context.Context, recs []UsageRecord) (int, error)
 	// ListUsage returns records newest first.
 	ListUsage(ctx context.Context, f UsageFilter) ([]UsageRecord, error)
+
+	// PutQuotaPolicy inserts or replaces the policy of (SubjectType, SubjectID, Model), setting
+	// UpdatedAt to now.
+	PutQuotaPolicy(ctx context.Context, p QuotaPolicy) error
+	// QuotaPolicies returns the policies of one subject (every model), or of every subject when
+	// subjectType is empty, ordered by subject type, id and model.
+	QuotaPolicies(ctx context.Context, subjectType, subjectID string) ([]QuotaPolicy, error)
+	// DeleteQuotaPolicy removes one policy; ErrNotFound when there is none.
+	DeleteQuotaPolicy(ctx context.Context, subjectType, subjectID, model string) error
 }

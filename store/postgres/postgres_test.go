@@ -1,14 +1,18 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
 	"github.com/llmgate/llmgate/internal/testsvc"
@@ -163,4 +167,91 @@ func BenchmarkInsertUsage(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// TestQuotaPolicyModelNull: the every-model policy is stored with model NULL, never the empty
+// string, so "every model" has one representation in the table.
+func TestQuotaPolicyModelNull(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, pg.NewDatabase(t))
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, model := range []string{"", "gpt-4o", ""} {
+		if err := s.PutQuotaPolicy(ctx, store.QuotaPolicy{SubjectType: "user", SubjectID: "u1", Model: model}); err != nil {
+			t.Fatalf("PutQuotaPolicy(%q): %v", model, err)
+		}
+	}
+	var nulls, empties, rows int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE model IS NULL),
+		count(*) FILTER (WHERE model = ''), count(*) FROM quota_policies`).Scan(&nulls, &empties, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if nulls != 1 || empties != 0 || rows != 2 {
+		t.Errorf("%d rows, %d with model NULL and %d with model '', want 2, 1 and 0", rows, nulls, empties)
+	}
+}
+
+// TestQuotaPoliciesByteOrder: QuotaPolicies orders in byte order, as SQLite does, even when the
+// columns' collation (the database's default in production) sorts otherwise.
+func TestQuotaPoliciesByteOrder(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, pg.NewDatabase(t))
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var icu bool
+	if err := s.pool.QueryRow(ctx,
+		`SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu')`).Scan(&icu); err != nil {
+		t.Fatal(err)
+	}
+	if !icu {
+		t.Skip("this PostgreSQL has no ICU collations")
+	}
+	if _, err := s.pool.Exec(ctx, `ALTER TABLE quota_policies
+		ALTER COLUMN subject_type TYPE text COLLATE "und-x-icu",
+		ALTER COLUMN subject_id TYPE text COLLATE "und-x-icu",
+		ALTER COLUMN model TYPE text COLLATE "und-x-icu"`); err != nil {
+		t.Fatal(err)
+	}
+	values := []string{"b", "B", "_x", "a", "A", "a b", "ab", "é", "z"}
+	for _, v := range values {
+		for _, p := range []store.QuotaPolicy{
+			{SubjectType: v, SubjectID: "id"},
+			{SubjectType: "user", SubjectID: v},
+			{SubjectType: "user", SubjectID: "id", Model: v},
+		} {
+			if err := s.PutQuotaPolicy(ctx, p); err != nil {
+				t.Fatalf("PutQuotaPolicy(%+v): %v", p, err)
+			}
+		}
+	}
+	ps, err := s.QuotaPolicies(ctx, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([][3]string, len(ps))
+	for i, p := range ps {
+		got[i] = [3]string{p.SubjectType, p.SubjectID, p.Model}
+	}
+	want := slices.Clone(got)
+	slices.SortFunc(want, func(a, b [3]string) int {
+		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]), strings.Compare(a[2], b[2]))
+	})
+	if !slices.Equal(got, want) {
+		t.Errorf("QuotaPolicies() = %q\nwant byte order %q", got, want)
+	}
+	// The collation must sort otherwise, or this test proves nothing.
+	var collated []string
+	rows, err := s.pool.Query(ctx, `SELECT subject_id FROM quota_policies WHERE subject_type = 'user'
+		AND model IS NULL ORDER BY subject_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if collated, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		t.Fatal(err)
+	}
+	if slices.IsSorted(collated) {
+		t.Fatalf("the ICU collation sorts %q in byte order too", collated)
+	}
 }

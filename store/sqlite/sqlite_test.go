@@ -93,3 +93,26 @@ func TestStoresSharingOneFile(t *testing.T) {
 		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
 	}
 }
+
+// TestQuotaPolicyModelNull: the every-model policy is stored with model NULL, never the empty
+// string, so "every model" has one representation in the table.
+func TestQuotaPolicyModelNull(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "llmgate.db"))
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, model := range []string{"", "gpt-4o", ""} {
+		if err := s.PutQuotaPolicy(ctx, store.QuotaPolicy{SubjectType: "user", SubjectID: "u1", Model: model}); err != nil {
+			t.Fatalf("PutQuotaPolicy(%q): %v", model, err)
+		}
+	}
+	var nulls, empties, rows int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE model IS NULL),
+		count(*) FILTER (WHERE model = ''), count(*) FROM quota_policies`).Scan(&nulls, &empties, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if nulls != 1 || empties != 0 || rows != 2 {
+		t.Errorf("%d rows, %d with model NULL and %d with model '', want 2, 1 and 0", rows, nulls, empties)
+	}
+}

@@ -43,6 +43,14 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ListUsageFilters", testListUsageFilters},
 		{"ListUsagePaging", testListUsagePaging},
 		{"MetacharactersInValues", testMetacharacters},
+		{"QuotaPolicyUpsert", testQuotaPolicyUpsert},
+		{"QuotaPolicyModels", testQuotaPolicyModels},
+		{"QuotaPolicyList", testQuotaPolicyList},
+		{"QuotaPolicyLimits", testQuotaPolicyLimits},
+		{"QuotaPolicyDelete", testQuotaPolicyDelete},
+		{"QuotaPolicyMetacharacters", testQuotaPolicyMetacharacters},
+		{"QuotaPolicyUpdatedAt", testQuotaPolicyUpdatedAt},
+		{"QuotaPolicyConcurrentPut", testQuotaPolicyConcurrentPut},
 	}
 	t.Run("Migrate", func(t *testing.T) {
 		t.Parallel()
