@@ -34,6 +34,8 @@ type Deps struct {
 	Log      *slog.Logger
 	// Ready reports readiness for /health/ready (nil: always ready).
 	Ready func(context.Context) error
+	// Quota enables the /admin/quota endpoints.
+	Quota *QuotaDeps
 }
 
 // Server is the admin API.
@@ -78,6 +80,9 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/keys", s.listKeys)
 	a.GET("/keys/:id", s.getKey)
 	a.DELETE("/keys/:id", s.revokeKey)
+	if s.d.Quota != nil {
+		s.routeQuota(a)
+	}
 	return e
 }
 

@@ -72,27 +72,33 @@ type UsageSink interface {
 
 // Deps are the gateway's collaborators.
 type Deps struct {
-	Store   store.Store
-	Limiter quota.Limiter
-	Quota   quota.Options
-	Router  *providers.Router
-	Usage   UsageSink
-	Metrics *Metrics
-	Log     *slog.Logger
+	Store    store.Store
+	Limiter  quota.Limiter
+	Quota    quota.Options
+	Policies *PolicyBook
+	Router   *providers.Router
+	Usage    UsageSink
+	Metrics  *Metrics
+	Log      *slog.Logger
+	// QuotaHealthy reports whether quota decisions are made by the shared store (nil: always).
+	QuotaHealthy func() bool
 }
 
 // Gateway serves the public API.
 type Gateway struct {
-	opts    Options
-	store   store.Store
-	limiter quota.Limiter
-	quota   quota.Options
-	router  atomic.Pointer[providers.Router]
-	usage   UsageSink
-	metrics *Metrics
-	log     *slog.Logger
-	keys    *keyCache
-	ready   atomic.Bool
+	opts     Options
+	store    store.Store
+	limiter  quota.Limiter
+	quota    quota.Options
+	policies *PolicyBook
+	renewer  *renewer
+	router   atomic.Pointer[providers.Router]
+	usage    UsageSink
+	metrics  *Metrics
+	log      *slog.Logger
+	keys     *keyCache
+	ready    atomic.Bool
+	quotaOK  func() bool
 }
 
 // New builds a gateway. It is ready to serve once constructed.
@@ -101,13 +107,22 @@ func New(d Deps, opts Options) *Gateway {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	g := &Gateway{opts: opts, store: d.Store, limiter: d.Limiter, quota: d.Quota.WithDefaults(),
-		usage: d.Usage, metrics: d.Metrics, log: d.Log}
+	q := d.Quota.WithDefaults()
+	g := &Gateway{opts: opts, store: d.Store, limiter: d.Limiter, quota: q, policies: d.Policies,
+		renewer: newRenewer(d.Limiter, q.LeaseTTL), usage: d.Usage, metrics: d.Metrics, log: d.Log}
+	g.quotaOK = d.QuotaHealthy
+	if g.quotaOK == nil {
+		g.quotaOK = func() bool { return true }
+	}
 	g.router.Store(d.Router)
 	g.keys = newKeyCache(d.Store, opts.KeyCacheTTL, opts.NegativeKeyCacheTTL, d.Metrics)
 	g.ready.Store(true)
 	return g
 }
+
+// Run does the gateway's background work, renewing the concurrency leases of long requests,
+// until ctx ends.
+func (g *Gateway) Run(ctx context.Context) { g.renewer.run(ctx) }
 
 // SetRouter swaps the routing table; requests in flight keep the table they started with.
 func (g *Gateway) SetRouter(r *providers.Router) { g.router.Store(r) }
@@ -161,7 +176,13 @@ func (g *Gateway) handleReady(c *gin.Context) {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "store": "down"})
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok", "store": "ok"})
+	if !g.quotaOK() {
+		// Still ready: requests are served under the fallback policy, and pulling every replica
+		// out of the load balancer because Redis is away would turn a degradation into an outage.
+		c.JSON(http.StatusOK, gin.H{"status": "degraded", "store": "ok", "quota": "fallback"})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "store": "ok", "quota": "ok"})
 }
 
 func writeError(c *gin.Context, err error) {

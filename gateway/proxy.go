@@ -35,6 +35,7 @@ type exchange struct {
 	errType   string
 	firstByte time.Time
 	lease     *quota.Lease
+	reserved  int64 // tokens reserved at admission
 	usage     usage
 	attempted bool // an upstream call was made
 }
@@ -122,13 +123,10 @@ func (x *exchange) settle() {
 		x.g.log.Error("panic serving request", "request_id", x.rec.RequestID, "panic", p, "stack", string(debug.Stack()))
 		x.fail(newError(http.StatusInternalServerError, api.TypeServer, "internal_error", "", "The gateway failed to process the request."))
 	}
-	if x.lease != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		if err := x.g.limiter.Release(ctx, x.lease); err != nil {
-			x.g.log.Warn("quota lease release failed", "request_id", x.rec.RequestID, "err", err)
-		}
-		cancel()
+	if x.c.Writer.Written() {
+		x.c.Writer.Flush() // the answer leaves before quota settlement runs
 	}
+	x.settleQuota()
 	end := time.Now()
 	r := &x.rec
 	r.Status, r.ErrorType = x.status, x.errType
@@ -188,7 +186,7 @@ func (x *exchange) relay() {
 		x.fail(newError(http.StatusNotFound, api.TypeInvalidRequest, "model_not_found", "model", "The model `"+req.model+"` does not exist or you do not have access to it."))
 		return
 	}
-	if err := x.admit(); err != nil {
+	if err := x.admit(req); err != nil {
 		x.fail(err)
 		return
 	}
@@ -229,6 +227,8 @@ type request struct {
 	model        string
 	stream       bool
 	includeUsage bool
+	embeddings   bool
+	maxTokens    int64 // max_completion_tokens, else max_tokens; 0 when neither is set
 }
 
 // parseRequest validates the JSON and picks out the few fields routing needs, without decoding the
@@ -238,14 +238,23 @@ func parseRequest(body []byte, ep providers.Endpoint) (request, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' || !gjson.ValidBytes(body) {
 		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "We could not parse the JSON body of your request: it must be a JSON object.")
 	}
-	f := gjson.GetManyBytes(body, "model", "stream", "stream_options.include_usage")
+	f := gjson.GetManyBytes(body, "model", "stream", "stream_options.include_usage", "max_completion_tokens", "max_tokens")
 	if f[0].Type != gjson.String || f[0].Str == "" {
 		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "missing_model", "model", "You must provide a model parameter (a string).")
 	}
 	if f[1].Exists() && f[1].Type != gjson.True && f[1].Type != gjson.False && f[1].Type != gjson.Null {
 		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_type", "stream", "'stream' must be a boolean.")
 	}
-	r := request{body: body, model: f[0].Str, stream: f[1].Bool() && ep != providers.Embeddings, includeUsage: f[2].Bool()}
+	r := request{body: body, model: f[0].Str, stream: f[1].Bool() && ep != providers.Embeddings, includeUsage: f[2].Bool(),
+		embeddings: ep == providers.Embeddings}
+	for _, m := range f[3:] {
+		if m.Exists() && m.Type != gjson.Null && (m.Type != gjson.Number || m.Int() < 1) {
+			return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "max_tokens", "max_tokens and max_completion_tokens must be positive integers.")
+		}
+	}
+	if r.maxTokens = f[3].Int(); r.maxTokens == 0 {
+		r.maxTokens = f[4].Int()
+	}
 	return r, nil
 }
 
@@ -267,48 +276,6 @@ func (r request) upstreamBody(model string) ([]byte, bool, error) {
 		}
 	}
 	return out, inject, nil
-}
-
-// admit asks the limiter for room and sets OpenAI's rate-limit headers.
-func (x *exchange) admit() error {
-	if !*x.g.quota.Enabled {
-		return nil
-	}
-	res, err := x.g.limiter.Admit(x.ctx, quota.Request{Subjects: x.subjects()})
-	if err != nil {
-		// The in-memory limiter never fails; a remote one fails open (its own policy decides).
-		x.g.log.Warn("quota check failed; admitting", "request_id", x.rec.RequestID, "err", err)
-		return nil
-	}
-	if res.LimitRequests > 0 {
-		h := x.c.Writer.Header()
-		h.Set("X-Ratelimit-Limit-Requests", strconv.FormatInt(res.LimitRequests, 10))
-		h.Set("X-Ratelimit-Remaining-Requests", strconv.FormatInt(max(res.RemainingRequests, 0), 10))
-		h.Set("X-Ratelimit-Reset-Requests", res.ResetRequests.Round(time.Millisecond).String())
-	}
-	if !res.Allowed {
-		e := newError(http.StatusTooManyRequests, api.TypeRateLimit, "rate_limit_exceeded", "",
-			"Rate limit reached: "+res.Dimension+" limit of "+res.Subject+".")
-		if res.Dimension == quota.DimConcurrent {
-			e.API.Message = "Too many concurrent requests for " + res.Subject + "."
-			e.retryAfter = time.Second
-		} else {
-			e.retryAfter = res.RetryAfter
-		}
-		return e
-	}
-	x.lease = res.Lease
-	return nil
-}
-
-// subjects lists what the request counts against: its user (tier limits) or, for a key without a
-// user, the key itself.
-func (x *exchange) subjects() []quota.Subject {
-	k := x.id.Key
-	if k.UserID != "" {
-		return []quota.Subject{{Kind: "user", ID: k.UserID, Tenant: k.TenantID, Limits: x.g.quota.TierLimits(x.id.Tier)}}
-	}
-	return []quota.Subject{{Kind: "key", ID: k.ID, Tenant: k.TenantID, Limits: x.g.quota.TierLimits("")}}
 }
 
 // forward tries the deployments in order until one answers, then relays its answer. Another

@@ -75,7 +75,7 @@ func newTestGateway(t *testing.T, p providers.Provider) (*Gateway, string, *usag
 		t.Fatal(err)
 	}
 	u := &usageLog{}
-	g := New(Deps{Store: st, Limiter: quota.NewMemory(nil), Router: router, Usage: u,
+	g := New(Deps{Store: st, Limiter: quota.NewMemory(quota.LimiterOptions{}), Router: router, Usage: u,
 		Metrics: NewMetrics(prometheus.NewRegistry()), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, Options{})
 	return g, plain, u
 }

@@ -1,7 +1,9 @@
-// Package quota decides whether a request may start: requests per minute and concurrent requests
-// per subject (key, user, tenant), with limits from tier defaults. Two implementations share one
-// contract: Memory (the embedded default, one process) and, with its own issue, Redis (many
-// replicas).
+// Package quota decides whether a request may start. Subjects (API key, user, tenant, session,
+// optionally narrowed to one model) have four dimensions: requests per minute, tokens per minute,
+// tokens per day and concurrent requests. Two implementations share one contract, checked by the
+// quotatest suite: Memory (one process, the embedded default) and Redis (many replicas, one Lua
+// script per admission, Redis TIME as the clock). Resilient wraps Redis with a bounded local
+// fallback for when Redis is unreachable.
 package quota
 
 import (
@@ -11,8 +13,10 @@ import (
 
 // Dimensions a request can be refused on.
 const (
-	DimRPM        = "rpm"
-	DimConcurrent = "concurrent"
+	DimRPM          = "rpm"
+	DimTPM          = "tpm"
+	DimTokensPerDay = "tokens_per_day"
+	DimConcurrent   = "concurrent"
 )
 
 // Limits of one subject. Zero means unlimited.
@@ -23,95 +27,104 @@ type Limits struct {
 	Concurrent   int64 `yaml:"concurrent" json:"concurrent"`
 }
 
-// Subject is one party a request counts against.
+// Subject is one party a request counts against. Every subject of one request belongs to the
+// same tenant, so a Redis Cluster keeps all of a request's counters in one slot.
 type Subject struct {
-	Kind   string // "key", "user" or "tenant"
+	Kind   string // "key", "user", "tenant" or "session"
 	ID     string
-	Tenant string // every subject belongs to one tenant (the Redis hash tag)
+	Tenant string
+	// Model, when set, narrows the subject to requests for that public model: "user alice on
+	// gpt-4o" is counted apart from "user alice".
+	Model  string
 	Limits Limits
 }
 
-// Key identifies the subject in counters: kind and id, namespaced by tenant.
-func (s Subject) Key() string { return s.Tenant + "/" + s.Kind + "/" + s.ID }
+// Key identifies the subject's counters: tenant, kind, id and model.
+func (s Subject) Key() string {
+	k := s.Tenant + "/" + s.Kind + "/" + s.ID
+	if s.Model != "" {
+		k += "@" + s.Model
+	}
+	return k
+}
 
 // Request is one admission question.
 type Request struct {
+	// ID is the request's unique id: the member of the RPM log and the concurrency lease.
+	ID       string
 	Subjects []Subject
+	// Tokens is the reservation: the prompt estimate plus the most the answer may use. Settle
+	// replaces it with the real count.
+	Tokens int64
+}
+
+// Window describes one rate dimension for OpenAI's x-ratelimit-* headers.
+type Window struct {
+	Limit     int64         // 0: no limit applies
+	Remaining int64         // after this request
+	Reset     time.Duration // until the window is fully replenished
 }
 
 // Result is the answer to Admit. When Allowed is false nothing was consumed.
 type Result struct {
-	// Allowed reports whether every dimension of every subject passed.
 	Allowed bool
-	// Dimension and Subject name what refused the request (empty when allowed).
+	// Dimension and Subject (Subject.Key) name what refused the request.
 	Dimension string
 	Subject   string
-	// RetryAfter is how long until the refusing dimension has room again (0 for concurrency,
-	// which frees when a request ends, not at a known time).
+	// RetryAfter is when the refusing dimension has room for this request again; 0 when that
+	// cannot be known (concurrency frees when a request ends; a reservation larger than the
+	// limit never fits).
 	RetryAfter time.Duration
-	// LimitRequests, RemainingRequests and ResetRequests describe the tightest RPM limit among
-	// the subjects, for OpenAI's x-ratelimit-*-requests headers. LimitRequests 0 means none.
-	LimitRequests     int64
-	RemainingRequests int64
-	ResetRequests     time.Duration
-	// Lease must be passed to Release when the request ends, whatever the ending.
+	// Requests and Tokens describe the tightest RPM and TPM windows among the subjects.
+	Requests Window
+	Tokens   Window
+	// Lease must be passed to Settle when the request ends, whatever the ending. Nil when refused.
 	Lease *Lease
+	// Degraded is set when the decision was made without the shared store (Redis down): by a
+	// local limiter with divided limits (fail open) or by refusing (fail closed).
+	Degraded bool
 }
 
-// Lease is the concurrency slots a running request holds.
+// Lease is what an admitted request holds: its concurrency slots and its token reservation. The
+// fields are for the implementation that issued it.
 type Lease struct {
-	subjects []Subject
+	ID       string
+	Subjects []Subject
+	Reserved int64
+	// AdmittedAt is the limiter's clock at admission (Redis TIME for Redis), in Unix
+	// milliseconds: settlement corrects the token bucket the reservation went into.
+	AdmittedAt int64
+	// Local marks a lease issued by a fallback limiter, so it is settled there.
+	Local bool
 }
 
 // Limiter admits requests. Implementations are safe for concurrent use.
 type Limiter interface {
-	// Admit checks every dimension of every subject and consumes nothing unless all pass.
+	// Admit checks every dimension of every subject atomically and consumes nothing unless all
+	// pass: an RPM slot, the token reservation (minute and day) and a concurrency lease.
 	Admit(ctx context.Context, req Request) (Result, error)
-	// Release frees the lease's concurrency slots. It is safe to call with a nil lease.
-	Release(ctx context.Context, lease *Lease) error
+	// Settle ends a request: frees its concurrency slots and replaces its reservation with the
+	// tokens actually used (a refund, or a further charge: a request that used more than it
+	// reserved is counted in full). Safe with a nil lease; a second call is a no-op.
+	Settle(ctx context.Context, lease *Lease, usedTokens int64) error
+	// Renew extends the concurrency leases of long-running requests by the lease TTL.
+	Renew(ctx context.Context, leases []*Lease) error
 }
 
-// Options is the `quota` section of the config: the limits of each tier, and which tier applies
-// to a user or key that names none.
-type Options struct {
-	// Enabled turns admission on (default true).
-	Enabled *bool `yaml:"enabled"`
-	// DefaultTier applies to users without a tier and to keys without a user (default "free").
-	DefaultTier string `yaml:"default_tier"`
-	// Tiers maps a tier name to its limits; the seed's free/pro/enterprise are the defaults.
-	Tiers map[string]Limits `yaml:"tiers"`
+// Usage is a subject's current consumption, for the admin API.
+type Usage struct {
+	Requests     int64 `json:"requests"`      // admitted in the current window
+	Concurrent   int64 `json:"concurrent"`    // live leases
+	TokensMinute int64 `json:"tokens_minute"` // in the current window
+	TokensDay    int64 `json:"tokens_day"`    // today (UTC)
 }
 
-// DefaultTiers are the seed's tiers: free 20 rpm / 100k tokens a day / 2 concurrent; pro 100 / 2M
-// / 10; enterprise 500 / unlimited / 50.
-func DefaultTiers() map[string]Limits {
-	return map[string]Limits{
-		"free":       {RPM: 20, TokensPerDay: 100_000, Concurrent: 2},
-		"pro":        {RPM: 100, TokensPerDay: 2_000_000, Concurrent: 10},
-		"enterprise": {RPM: 500, Concurrent: 50},
-	}
+// UsageReader is implemented by limiters that can report a subject's usage.
+type UsageReader interface {
+	Usage(ctx context.Context, s Subject) (Usage, error)
 }
 
-// WithDefaults fills the zero fields.
-func (o Options) WithDefaults() Options {
-	if o.Enabled == nil {
-		t := true
-		o.Enabled = &t
-	}
-	if o.DefaultTier == "" {
-		o.DefaultTier = "free"
-	}
-	if len(o.Tiers) == 0 {
-		o.Tiers = DefaultTiers()
-	}
-	return o
-}
-
-// TierLimits returns the limits of a tier, falling back to the default tier for an empty or
-// unknown name.
-func (o Options) TierLimits(tier string) Limits {
-	if l, ok := o.Tiers[tier]; ok {
-		return l
-	}
-	return o.Tiers[o.DefaultTier]
+// SessionClearer is implemented by limiters that can forget a session's counters.
+type SessionClearer interface {
+	ClearSession(ctx context.Context, tenant, sessionID string) error
 }

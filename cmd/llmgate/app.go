@@ -20,7 +20,6 @@ import (
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/mock"
 	"github.com/llmgate/llmgate/providers/openai"
-	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 	"github.com/llmgate/llmgate/store/postgres"
 	"github.com/llmgate/llmgate/store/sqlite"
@@ -38,6 +37,7 @@ type app struct {
 	publicURL string // http://host:port of the public listener
 	adminURL  string
 	providers map[string]providers.Provider
+	quota     *quotaParts
 	stop      context.CancelFunc
 	done      chan struct{}
 	served    chan error
@@ -72,12 +72,18 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	metrics := gateway.NewMetrics(reg)
 	rec := audit.NewRecorder(st, cfg.Usage, log)
 	registerRecorderMetrics(reg, rec)
-	limiter := quota.NewMemory(nil)
-	gw := gateway.New(gateway.Deps{Store: st, Limiter: limiter, Quota: cfg.Quota, Router: router,
-		Usage: rec, Metrics: metrics, Log: log}, cfg.Gateway)
-	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Log: log, Ready: st.Ping})
+	q, err := newQuota(ctx, cfg, st, reg, log)
+	if err != nil {
+		rec.Close(ctx)
+		st.Close()
+		return nil, err
+	}
+	gw := gateway.New(gateway.Deps{Store: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
+		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy}, cfg.Gateway)
+	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Log: log, Ready: st.Ping,
+		Quota: &admin.QuotaDeps{Policies: q.policies, Limiter: q.limiter, Options: cfg.Quota.WithDefaults()}})
 
-	a := &app{cfg: cfg, log: log, store: st, recorder: rec, gateway: gw, providers: provs,
+	a := &app{cfg: cfg, log: log, store: st, recorder: rec, gateway: gw, providers: provs, quota: q,
 		done: make(chan struct{}), served: make(chan error, 2)}
 	a.public = gw.Server(cfg.Listen)
 	a.admin = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
@@ -99,21 +105,12 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 
 	runCtx, stop := context.WithCancel(context.Background())
 	a.stop = stop
-	go func() { // forget idle quota subjects so memory tracks active ones
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-runCtx.Done():
-				close(a.done)
-				return
-			case <-t.C:
-				limiter.Sweep()
-			}
-		}
+	go func() {
+		defer close(a.done)
+		q.run(runCtx, gw)
 	}()
 	log.Info("llmgate started", "listen", a.publicURL, "admin_listen", a.adminURL, "store", storeKind(cfg),
-		"models", router.Models())
+		"quota", q.kind, "models", router.Models())
 	return a, nil
 }
 
@@ -124,6 +121,7 @@ func (a *app) shutdown(ctx context.Context) error {
 	errs := []error{a.public.Shutdown(ctx), a.admin.Shutdown(ctx)}
 	a.stop()
 	<-a.done
+	a.quota.close()
 	for _, p := range a.providers {
 		if ic, ok := p.(providers.IdleCloser); ok {
 			ic.CloseIdleConnections()
@@ -135,6 +133,7 @@ func (a *app) shutdown(ctx context.Context) error {
 }
 
 func (a *app) closeBackends() {
+	a.quota.close()
 	_ = a.recorder.Close(context.Background())
 	_ = a.store.Close()
 }

@@ -176,7 +176,14 @@ func (c *Config) validate() error {
 		return errors.New("database_url: want a postgres:// or postgresql:// URL (leave it empty for the SQLite file)")
 	}
 	if c.RedisURL != "" {
-		return errors.New("redis_url: Redis quotas are not in this build yet; leave it empty to use the in-memory limiter")
+		rc, err := quota.NewRedisClient(c.RedisURL) // parses only: go-redis connects lazily
+		if err != nil {
+			return fmt.Errorf("redis_url: %w", err)
+		}
+		_ = rc.Close()
+	}
+	if err := c.Quota.WithDefaults().Validate(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i, p := range c.Providers {

@@ -30,6 +30,7 @@ const testAdminToken = "test-admin-token-0123456789abcdefghijklmnop"
 // env is one gateway under test with its simulated upstreams, all on real loopback listeners.
 type env struct {
 	t       *testing.T
+	cfg     Config
 	app     *app
 	up      *mock.Handler // serves model "gpt-test" (and "other")
 	slow    *mock.Handler // serves model "slow": 10 chunks, 200 ms apart
@@ -78,25 +79,37 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if os.Getenv("LLMGATE_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	a, err := start(context.Background(), cfg, log)
-	if err != nil {
-		t.Fatalf("start gateway: %v", err)
-	}
-	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
-	e := &env{t: t, app: a, up: up, slow: slow, http: &http.Client{Transport: tr},
-		admin: &adminClient{base: a.adminURL, token: testAdminToken}, baseURL: a.publicURL + "/v1"}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		tr.CloseIdleConnections()
-	})
+	tr := &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	e := &env{t: t, cfg: cfg, up: up, slow: slow, http: &http.Client{Transport: tr}}
+	e.app = e.replica(log)
+	e.admin = &adminClient{base: e.app.adminURL, token: testAdminToken}
+	e.baseURL = e.app.publicURL + "/v1"
 	if cfg.AdminToken != "" {
 		e.key = e.newKey(createKeyBody{Name: "all"}).Key
 	}
 	return e
+}
+
+// replica starts one more gateway with the env's configuration (sharing its database, Redis and
+// upstreams when those are external), stopped when the test ends.
+func (e *env) replica(log *slog.Logger) *app {
+	e.t.Helper()
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	a, err := start(context.Background(), e.cfg, log)
+	if err != nil {
+		e.t.Fatalf("start gateway: %v", err)
+	}
+	e.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.shutdown(ctx); err != nil {
+			e.t.Errorf("shutdown: %v", err)
+		}
+	})
+	return a
 }
 
 func (e *env) newKey(b createKeyBody) keyJSON {
@@ -206,4 +219,15 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// newStreamRequest is a streaming chat request for the slow model (10 chunks, 200 ms apart).
+func newStreamRequest(ctx context.Context, publicURL, key string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, publicURL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"slow","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	return req, nil
 }

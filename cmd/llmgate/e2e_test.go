@@ -21,14 +21,23 @@ import (
 	"github.com/llmgate/llmgate/internal/testsvc"
 )
 
-// pg is the package's PostgreSQL server, started on first use by a test that needs it.
-var pg *testsvc.PostgresServer
+// The package's PostgreSQL, Redis and Redis Cluster, each started on first use by a test that
+// needs it.
+var (
+	pg       *testsvc.PostgresServer
+	rdb      *testsvc.RedisServer
+	rcluster *testsvc.RedisClusterServer
+)
 
 func TestMain(m *testing.M) {
-	var stop func()
-	pg, stop = testsvc.Postgres()
+	var stopPG, stopRedis, stopCluster func()
+	pg, stopPG = testsvc.Postgres()
+	rdb, stopRedis = testsvc.Redis()
+	rcluster, stopCluster = testsvc.RedisCluster()
 	code := m.Run()
-	stop()
+	stopPG()
+	stopRedis()
+	stopCluster()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goroutine leak after the e2e suite:", err)

@@ -61,6 +61,32 @@ func (r *RedisServer) Addr(t testing.TB) string {
 	return r.addr
 }
 
+// Stop kills the server as a crash would (clients see their connections reset), keeping its port
+// so Start can bring it back: for tests of Redis outages. Every test sharing the server sees the
+// outage, so such tests use a server of their own. A server from LLMGATE_TEST_REDIS_ADDR cannot
+// be stopped: the test is skipped.
+func (r *RedisServer) Stop(t testing.TB) {
+	t.Helper()
+	r.Addr(t)
+	if os.Getenv("LLMGATE_TEST_REDIS_ADDR") != "" {
+		t.Skip("testsvc: Redis comes from LLMGATE_TEST_REDIS_ADDR and cannot be stopped")
+	}
+	r.nodes.halt(0)
+}
+
+// Start restarts a stopped server on the same port with the same settings, empty (persistence
+// is off), and waits until it answers. Starting a running server does nothing.
+func (r *RedisServer) Start(t testing.TB) {
+	t.Helper()
+	r.Addr(t)
+	if os.Getenv("LLMGATE_TEST_REDIS_ADDR") != "" {
+		t.Skip("testsvc: Redis comes from LLMGATE_TEST_REDIS_ADDR and cannot be restarted")
+	}
+	if err := r.nodes.run(0, r.addr); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // RedisClusterServer is a Redis Cluster of three masters (no replicas) for one test package,
 // started on first use: enough for keys of different hash slots to live on different nodes.
 type RedisClusterServer struct {
@@ -173,8 +199,9 @@ func waitClusterOK(ctx context.Context, addrs []string) error {
 // nodeSet is the redis-server processes of one service and their directories.
 type nodeSet struct {
 	mu    sync.Mutex
-	procs []*process
+	procs []*process // nil while a node is halted
 	dirs  []string
+	argv  [][]string // each node's command line, so a halted node restarts exactly as it was
 }
 
 // start runs one redis-server on port with persistence off and extra arguments, and waits for it
@@ -184,19 +211,31 @@ func (n *nodeSet) start(bin string, port int, extra []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	args := append([]string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+	argv := append([]string{
+		bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
 	}, extra...)
-	proc, err := startProcess(bin, args, filepath.Join(dir, "redis.log"), nil)
-	if err != nil {
-		os.RemoveAll(dir)
-		return "", err
-	}
 	n.mu.Lock()
-	n.procs, n.dirs = append(n.procs, proc), append(n.dirs, dir)
+	n.procs, n.dirs, n.argv = append(n.procs, nil), append(n.dirs, dir), append(n.argv, argv)
+	i := len(n.procs) - 1
 	n.mu.Unlock()
 	addr := "127.0.0.1:" + strconv.Itoa(port)
+	return addr, n.run(i, addr)
+}
+
+// run starts node i, unless it is running, and waits for it to answer PING on addr.
+func (n *nodeSet) run(i int, addr string) error {
+	n.mu.Lock()
+	if n.procs[i] != nil {
+		n.mu.Unlock()
+		return nil
+	}
+	proc, err := startProcess(n.argv[i][0], n.argv[i][1:], filepath.Join(n.dirs[i], "redis.log"), nil)
+	n.procs[i] = proc
+	n.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer client.Close()
 	err = proc.waitReady(func() error {
@@ -204,7 +243,20 @@ func (n *nodeSet) start(bin string, port int, extra []string) (string, error) {
 		defer cancel()
 		return client.Ping(ctx).Err()
 	})
-	return addr, err
+	if err != nil {
+		n.halt(i) // so a later run tries again
+	}
+	return err
+}
+
+// halt kills node i as a crash would, keeping its port and directory for run.
+func (n *nodeSet) halt(i int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if p := n.procs[i]; p != nil {
+		p.kill()
+		n.procs[i] = nil
+	}
 }
 
 // stop kills every node (their data is thrown away) and removes their directories.
@@ -212,10 +264,12 @@ func (n *nodeSet) stop() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, p := range n.procs {
-		p.kill()
+		if p != nil {
+			p.kill()
+		}
 	}
 	for _, d := range n.dirs {
 		os.RemoveAll(d)
 	}
-	n.procs, n.dirs = nil, nil
+	n.procs, n.dirs, n.argv = nil, nil, nil
 }

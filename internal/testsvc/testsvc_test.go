@@ -102,6 +102,37 @@ func TestRedisCluster(t *testing.T) {
 	}
 }
 
+// TestRedisRestart: Stop takes the server down like a crash, Start brings it back on the same
+// address, and clients reconnect on their own.
+func TestRedisRestart(t *testing.T) {
+	r, stop := Redis()
+	defer stop()
+	addr := r.Addr(t)
+	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := client.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.Stop(t)
+	r.Stop(t) // stopping a stopped server is fine
+	if client.Ping(ctx).Err() == nil {
+		t.Fatal("Redis answers after Stop")
+	}
+	r.Start(t)
+	r.Start(t) // starting a running server is fine
+	if got := r.Addr(t); got != addr {
+		t.Fatalf("restarted on %s, want %s", got, addr)
+	}
+	if err := client.Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING after Start: %v", err)
+	}
+	if n, err := client.Exists(ctx, "k").Result(); err != nil || n != 0 {
+		t.Fatalf("EXISTS after restart = %d, %v; want an empty server", n, err)
+	}
+}
+
 // TestStop: a stopped server no longer answers, its files are gone, and stopping twice is fine.
 func TestStop(t *testing.T) {
 	if os.Getenv("LLMGATE_TEST_DATABASE_URL") != "" || os.Getenv("LLMGATE_TEST_REDIS_ADDR") != "" {

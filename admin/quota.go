@@ -1,0 +1,292 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/gateway"
+	"github.com/llmgate/llmgate/quota"
+	"github.com/llmgate/llmgate/store"
+)
+
+// QuotaDeps are what the quota endpoints need; nil disables them.
+type QuotaDeps struct {
+	Policies *gateway.PolicyBook
+	Limiter  quota.Limiter
+	Options  quota.Options
+}
+
+// userPolicyBody is the seed's policy shape (camelCase field names, also those of the Redis
+// hash). An absent or null field inherits from the user's tier; 0 means unlimited.
+type userPolicyBody struct {
+	UserRPM          *int64 `json:"userRpm"`
+	UserConcurrent   *int64 `json:"userConcurrent"`
+	UserTPM          *int64 `json:"userTpm"`
+	UserTokensPerDay *int64 `json:"userTokensPerDay"`
+}
+
+// policyBody is the generic policy shape of /admin/quota/policies (snake_case).
+type policyBody struct {
+	RPM          *int64 `json:"rpm"`
+	TPM          *int64 `json:"tpm"`
+	TokensPerDay *int64 `json:"tokens_per_day"`
+	Concurrent   *int64 `json:"concurrent"`
+}
+
+func (s *Server) routeQuota(a *gin.RouterGroup) {
+	a.PUT("/quota/policy/:userId", s.putUserPolicy)
+	a.GET("/quota/policy/:userId", s.getUserPolicy)
+	a.DELETE("/quota/policy/:userId", s.deleteUserPolicy)
+	a.GET("/quota/usage/:userId", s.userUsage)
+	a.DELETE("/quota/session/:sessionId", s.clearSession)
+	a.GET("/quota/policies", s.listPolicies)
+	a.PUT("/quota/policies/:subjectType/:subjectId", s.putPolicy)
+	a.GET("/quota/policies/:subjectType/:subjectId", s.getPolicies)
+	a.DELETE("/quota/policies/:subjectType/:subjectId", s.deletePolicy)
+}
+
+// checkLimits rejects negative limits, naming the field.
+func checkLimits(c *gin.Context, fields map[string]*int64) bool {
+	for name, v := range fields {
+		if v != nil && *v < 0 {
+			fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", name, name+": must be 0 (unlimited) or more.")
+			return false
+		}
+	}
+	return true
+}
+
+func validModelParam(c *gin.Context) (string, bool) {
+	m := c.Query("model")
+	if len(m) > 200 {
+		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "model", "model: at most 200 characters.")
+		return "", false
+	}
+	return m, true
+}
+
+func (s *Server) putUserPolicy(c *gin.Context) {
+	var b userPolicyBody
+	if !decode(c, &b) || !checkLimits(c, map[string]*int64{"userRpm": b.UserRPM, "userConcurrent": b.UserConcurrent, "userTpm": b.UserTPM, "userTokensPerDay": b.UserTokensPerDay}) {
+		return
+	}
+	model, ok := validModelParam(c)
+	if !ok {
+		return
+	}
+	p := store.QuotaPolicy{SubjectType: "user", SubjectID: c.Param("userId"), Model: model,
+		RPM: b.UserRPM, Concurrent: b.UserConcurrent, TPM: b.UserTPM, TokensPerDay: b.UserTokensPerDay}
+	if err := s.d.Quota.Policies.Put(c.Request.Context(), p); err != nil {
+		s.internal(c, err)
+		return
+	}
+	s.getUserPolicy(c)
+}
+
+// userLimitsView renders limits with the seed's names.
+func userLimitsView(l quota.Limits) gin.H {
+	return gin.H{"userRpm": l.RPM, "userConcurrent": l.Concurrent, "userTpm": l.TPM, "userTokensPerDay": l.TokensPerDay}
+}
+
+// effectiveUserLimits is what the gateway applies to a user's requests (model-less).
+func (s *Server) effectiveUserLimits(ctx context.Context, userID string) (quota.Limits, string, error) {
+	o := s.d.Quota.Options
+	tier := ""
+	u, err := s.d.Store.GetUser(ctx, userID)
+	switch {
+	case err == nil:
+		tier = u.Tier
+	case !errors.Is(err, store.ErrNotFound):
+		return quota.Limits{}, "", err
+	}
+	if _, ok := o.Tiers[tier]; !ok {
+		tier = o.DefaultTier
+	}
+	l := o.TierLimits(tier)
+	ps, err := s.d.Quota.Policies.Policies(ctx, "user", userID)
+	if err != nil {
+		return l, tier, err
+	}
+	for _, p := range ps {
+		if p.Model == "" {
+			l = gateway.ApplyPolicy(l, p)
+		}
+	}
+	return l, tier, nil
+}
+
+func (s *Server) getUserPolicy(c *gin.Context) {
+	ctx := c.Request.Context()
+	id := c.Param("userId")
+	ps, err := s.d.Quota.Policies.Policies(ctx, "user", id)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	eff, tier, err := s.effectiveUserLimits(ctx, id)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	out := []gin.H{}
+	for _, p := range ps {
+		out = append(out, gin.H{"model": p.Model, "userRpm": p.RPM, "userConcurrent": p.Concurrent,
+			"userTpm": p.TPM, "userTokensPerDay": p.TokensPerDay, "updatedAt": p.UpdatedAt})
+	}
+	c.JSON(http.StatusOK, gin.H{"userId": id, "tier": tier, "policies": out, "effective": userLimitsView(eff)})
+}
+
+func (s *Server) deleteUserPolicy(c *gin.Context) {
+	model, ok := validModelParam(c)
+	if !ok {
+		return
+	}
+	err := s.d.Quota.Policies.Delete(c.Request.Context(), "user", c.Param("userId"), model)
+	if errors.Is(err, store.ErrNotFound) {
+		fail(c, http.StatusNotFound, api.TypeNotFound, "policy_not_found", "userId", "No quota policy for that user (and model).")
+		return
+	}
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// userUsage reports the user's consumption now, against its effective limits.
+func (s *Server) userUsage(c *gin.Context) {
+	ctx := c.Request.Context()
+	id := c.Param("userId")
+	eff, tier, err := s.effectiveUserLimits(ctx, id)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	tenant := store.DefaultTenant
+	if u, err := s.d.Store.GetUser(ctx, id); err == nil {
+		tenant = u.TenantID
+	}
+	ur, ok := s.d.Quota.Limiter.(quota.UsageReader)
+	if !ok {
+		fail(c, http.StatusNotImplemented, api.TypeServer, "not_supported", "", "This limiter cannot report usage.")
+		return
+	}
+	u, err := ur.Usage(ctx, quota.Subject{Kind: "user", ID: id, Tenant: tenant, Limits: eff})
+	if err != nil {
+		fail(c, http.StatusServiceUnavailable, api.TypeUnavailable, "quota_store_unavailable", "", "The quota store did not answer; retry shortly.")
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"userId": id, "tenantId": tenant, "tier": tier,
+		"requests": u.Requests, "concurrent": u.Concurrent, "tokensMinute": u.TokensMinute, "tokensDay": u.TokensDay,
+		"limits": userLimitsView(eff)})
+}
+
+func (s *Server) clearSession(c *gin.Context) {
+	tenant := c.Query("tenantId")
+	if tenant == "" {
+		tenant = store.DefaultTenant
+	}
+	sc, ok := s.d.Quota.Limiter.(quota.SessionClearer)
+	if !ok {
+		fail(c, http.StatusNotImplemented, api.TypeServer, "not_supported", "", "This limiter cannot clear sessions.")
+		return
+	}
+	if err := sc.ClearSession(c.Request.Context(), tenant, c.Param("sessionId")); err != nil {
+		fail(c, http.StatusServiceUnavailable, api.TypeUnavailable, "quota_store_unavailable", "", "The quota store did not answer; retry shortly.")
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+var subjectTypes = map[string]bool{"user": true, "key": true, "tenant": true}
+
+func subjectParams(c *gin.Context) (typ, id string, ok bool) {
+	typ, id = c.Param("subjectType"), c.Param("subjectId")
+	if !subjectTypes[typ] {
+		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "subjectType", "subjectType: want user, key or tenant.")
+		return "", "", false
+	}
+	return typ, id, true
+}
+
+func policyView(p store.QuotaPolicy) gin.H {
+	return gin.H{"subject_type": p.SubjectType, "subject_id": p.SubjectID, "model": p.Model, "rpm": p.RPM,
+		"tpm": p.TPM, "tokens_per_day": p.TokensPerDay, "concurrent": p.Concurrent, "updated_at": p.UpdatedAt}
+}
+
+func (s *Server) putPolicy(c *gin.Context) {
+	typ, id, ok := subjectParams(c)
+	if !ok {
+		return
+	}
+	var b policyBody
+	if !decode(c, &b) || !checkLimits(c, map[string]*int64{"rpm": b.RPM, "tpm": b.TPM, "tokens_per_day": b.TokensPerDay, "concurrent": b.Concurrent}) {
+		return
+	}
+	model, ok := validModelParam(c)
+	if !ok {
+		return
+	}
+	p := store.QuotaPolicy{SubjectType: typ, SubjectID: id, Model: model, RPM: b.RPM, TPM: b.TPM, TokensPerDay: b.TokensPerDay, Concurrent: b.Concurrent}
+	if err := s.d.Quota.Policies.Put(c.Request.Context(), p); err != nil {
+		s.internal(c, err)
+		return
+	}
+	s.getPolicies(c)
+}
+
+func (s *Server) getPolicies(c *gin.Context) {
+	typ, id, ok := subjectParams(c)
+	if !ok {
+		return
+	}
+	s.writePolicies(c, typ, id)
+}
+
+func (s *Server) listPolicies(c *gin.Context) {
+	typ := c.Query("subject_type")
+	if typ != "" && !subjectTypes[typ] {
+		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "subject_type", "subject_type: want user, key or tenant.")
+		return
+	}
+	s.writePolicies(c, typ, strings.TrimSpace(c.Query("subject_id")))
+}
+
+func (s *Server) writePolicies(c *gin.Context, typ, id string) {
+	ps, err := s.d.Quota.Policies.Policies(c.Request.Context(), typ, id)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	out := make([]gin.H, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, policyView(p))
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": out})
+}
+
+func (s *Server) deletePolicy(c *gin.Context) {
+	typ, id, ok := subjectParams(c)
+	if !ok {
+		return
+	}
+	model, ok := validModelParam(c)
+	if !ok {
+		return
+	}
+	err := s.d.Quota.Policies.Delete(c.Request.Context(), typ, id, model)
+	if errors.Is(err, store.ErrNotFound) {
+		fail(c, http.StatusNotFound, api.TypeNotFound, "policy_not_found", "subjectId", "No quota policy for that subject (and model).")
+		return
+	}
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

@@ -1,0 +1,193 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/quota"
+)
+
+// subjects lists what a request counts against, each with its limits:
+//   - its user, with the user's tier limits overridden by the user's policy (a key without a user
+//     is its own subject instead, with the default tier's limits);
+//   - its key, when the key has a policy of its own;
+//   - its tenant, when the tenant has a policy;
+//   - its session (X-Session-Id), with the configured session limits;
+//   - for each of those with a policy for the requested model, that narrower subject too.
+func (x *exchange) subjects(model string) []quota.Subject {
+	g, k := x.g, x.id.Key
+	book := g.policies
+	out := make([]quota.Subject, 0, 4)
+	add := func(kind, id string, base quota.Limits, always bool) {
+		p, ok := book.Lookup(kind, id, "")
+		if ok {
+			base = ApplyPolicy(base, p)
+		}
+		if ok || always {
+			out = append(out, quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Limits: base})
+		}
+		if mp, ok := book.Lookup(kind, id, model); ok && model != "" {
+			out = append(out, quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Model: model, Limits: ApplyPolicy(quota.Limits{}, mp)})
+		}
+	}
+	if k.UserID != "" {
+		add("user", k.UserID, g.quota.TierLimits(x.id.Tier), true)
+		add("key", k.ID, quota.Limits{}, false)
+	} else {
+		add("key", k.ID, g.quota.TierLimits(""), true)
+	}
+	add("tenant", k.TenantID, quota.Limits{}, false)
+	if x.rec.SessionID != "" {
+		out = append(out, quota.Subject{Kind: "session", ID: x.rec.SessionID, Tenant: k.TenantID, Limits: g.quota.Session})
+	}
+	return out
+}
+
+// reservation is the token estimate held while the request runs: the prompt (a byte count / 4
+// upper estimate: JSON syntax and keys count too) plus the most the answer may use.
+func (r request) reservation(defaultMax int64) int64 {
+	prompt := int64(len(r.body)/4) + 1
+	if r.maxTokens > 0 {
+		return prompt + r.maxTokens
+	}
+	if r.embeddings {
+		return prompt
+	}
+	return prompt + defaultMax
+}
+
+// admit asks the limiter for room, sets OpenAI's rate-limit headers (on the answer, whatever it
+// turns out to be) and keeps the lease for settle.
+func (x *exchange) admit(req request) error {
+	if !*x.g.quota.Enabled {
+		return nil
+	}
+	reserve := req.reservation(x.g.quota.DefaultMaxTokens)
+	res, err := x.g.limiter.Admit(x.ctx, quota.Request{ID: x.rec.RequestID, Subjects: x.subjects(req.model), Tokens: reserve})
+	if err != nil {
+		// The limiters decide failures themselves (Resilient's fallback); an error here is a bug
+		// or a canceled request, and must not block the request path.
+		x.g.log.Warn("quota check failed; admitting", "request_id", x.rec.RequestID, "err", err)
+		return nil
+	}
+	h := x.c.Writer.Header()
+	if w := res.Requests; w.Limit > 0 {
+		h.Set("X-Ratelimit-Limit-Requests", strconv.FormatInt(w.Limit, 10))
+		h.Set("X-Ratelimit-Remaining-Requests", strconv.FormatInt(max(w.Remaining, 0), 10))
+		h.Set("X-Ratelimit-Reset-Requests", w.Reset.Round(time.Millisecond).String())
+	}
+	if w := res.Tokens; w.Limit > 0 {
+		h.Set("X-Ratelimit-Limit-Tokens", strconv.FormatInt(w.Limit, 10))
+		h.Set("X-Ratelimit-Remaining-Tokens", strconv.FormatInt(max(w.Remaining, 0), 10))
+		h.Set("X-Ratelimit-Reset-Tokens", w.Reset.Round(time.Millisecond).String())
+	}
+	if !res.Allowed {
+		return refusal(res, reserve)
+	}
+	x.lease = res.Lease
+	x.reserved = reserve
+	x.g.renewer.add(res.Lease)
+	return nil
+}
+
+// refusal is the 429 for a refused admission.
+func refusal(res quota.Result, reserve int64) *Error {
+	var msg string
+	switch res.Dimension {
+	case quota.DimConcurrent:
+		msg = "Too many concurrent requests for " + res.Subject + ". Retry when one of them has finished."
+	case quota.DimTPM, quota.DimTokensPerDay:
+		msg = "Token limit (" + res.Dimension + ") reached for " + res.Subject + ": this request reserves " +
+			strconv.FormatInt(reserve, 10) + " tokens (prompt estimate + max_tokens)."
+	default:
+		msg = "Rate limit (" + res.Dimension + ") reached for " + res.Subject + "."
+	}
+	if res.Degraded {
+		msg += " The quota store is unreachable and this limit fails closed."
+	}
+	e := newError(http.StatusTooManyRequests, api.TypeRateLimit, "rate_limit_exceeded", "", msg)
+	e.retryAfter = res.RetryAfter
+	if e.retryAfter <= 0 {
+		e.retryAfter = time.Second
+	}
+	return e
+}
+
+// settleQuota releases the lease and turns the reservation into the tokens used. It runs after
+// the answer has been flushed to the client, with a context that outlives the request.
+func (x *exchange) settleQuota() {
+	if x.lease == nil {
+		return
+	}
+	x.g.renewer.remove(x.lease)
+	used := x.reserved // an answer delivered without usage keeps its reservation
+	switch {
+	case x.usage.found:
+		used = x.usage.prompt + x.usage.completion
+	case !x.attempted || x.firstByte.IsZero():
+		used = 0 // nothing reached the client: nothing to count
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := x.g.limiter.Settle(ctx, x.lease, used); err != nil {
+		x.g.log.Warn("quota settle failed", "request_id", x.rec.RequestID, "err", err)
+	}
+}
+
+// renewer keeps the concurrency leases of long-running requests alive: one goroutine renews, in
+// one call, every lease older than a third of the TTL, so a gateway that dies stops renewing and
+// its slots free themselves within the TTL.
+type renewer struct {
+	limiter quota.Limiter
+	every   time.Duration
+
+	mu     sync.Mutex
+	leases map[*quota.Lease]time.Time // lease → last renewed (or admitted)
+}
+
+func newRenewer(l quota.Limiter, ttl time.Duration) *renewer {
+	return &renewer{limiter: l, every: ttl / 3, leases: make(map[*quota.Lease]time.Time)}
+}
+
+func (r *renewer) add(l *quota.Lease) {
+	r.mu.Lock()
+	r.leases[l] = time.Now()
+	r.mu.Unlock()
+}
+
+func (r *renewer) remove(l *quota.Lease) {
+	r.mu.Lock()
+	delete(r.leases, l)
+	r.mu.Unlock()
+}
+
+// run renews until ctx ends.
+func (r *renewer) run(ctx context.Context) {
+	t := time.NewTicker(r.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			var due []*quota.Lease
+			r.mu.Lock()
+			for l, at := range r.leases {
+				if now.Sub(at) >= r.every {
+					due = append(due, l)
+					r.leases[l] = now
+				}
+			}
+			r.mu.Unlock()
+			if len(due) > 0 {
+				rctx, cancel := context.WithTimeout(ctx, r.every)
+				_ = r.limiter.Renew(rctx, due)
+				cancel()
+			}
+		}
+	}
+}

@@ -1,0 +1,262 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/llmgate/llmgate/quota"
+	"github.com/llmgate/llmgate/store"
+)
+
+// Redis names shared with the seed's contract and between replicas.
+const (
+	// PolicyHashPrefix + userId is the Redis hash mirroring a user's policy (fields userRpm,
+	// userConcurrent, userTpm, userTokensPerDay), as the seed specifies.
+	PolicyHashPrefix = "ai:quota:policy:"
+	// policyChannel carries "<subjectType>/<subjectId>" whenever a policy changes.
+	policyChannel = "llmgate:quota:policy:changed"
+	// policyVersionKey is incremented with every change: replicas that missed a pub/sub message
+	// (reconnecting) notice the new version within one poll.
+	policyVersionKey = "llmgate:quota:policy:version"
+)
+
+// PolicyBook holds the quota policies (store.QuotaPolicy rows) of every subject in memory, so the
+// request path never reads them from the store or Redis. The store is the source of truth;
+// admin changes are applied locally at once and announced to other replicas through Redis
+// (pub/sub plus a short version poll), or picked up by a store poll when there is no Redis.
+type PolicyBook struct {
+	store store.Store
+	redis redis.UniversalClient // nil without Redis
+	log   *slog.Logger
+
+	mu      sync.RWMutex
+	byKey   map[string]store.QuotaPolicy // policyKey(subjectType, subjectID, model)
+	version int64
+}
+
+// NewPolicyBook loads every policy from the store. rdb may be nil.
+func NewPolicyBook(ctx context.Context, st store.Store, rdb redis.UniversalClient, log *slog.Logger) (*PolicyBook, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	b := &PolicyBook{store: st, redis: rdb, log: log}
+	if err := b.reloadAll(ctx); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// policyKey joins with NUL, which no id contains, so ids with "/" cannot collide.
+func policyKey(subjectType, subjectID, model string) string {
+	return subjectType + "\x00" + subjectID + "\x00" + model
+}
+
+// Lookup returns a subject's policy for a model ("" for the model-less one), as this replica
+// applies it now. A nil book has no policies.
+func (b *PolicyBook) Lookup(subjectType, subjectID, model string) (store.QuotaPolicy, bool) {
+	if b == nil {
+		return store.QuotaPolicy{}, false
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	p, ok := b.byKey[policyKey(subjectType, subjectID, model)]
+	return p, ok
+}
+
+// ApplyPolicy overrides base with the policy's non-nil fields.
+func ApplyPolicy(base quota.Limits, p store.QuotaPolicy) quota.Limits {
+	set := func(dst *int64, v *int64) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&base.RPM, p.RPM)
+	set(&base.TPM, p.TPM)
+	set(&base.TokensPerDay, p.TokensPerDay)
+	set(&base.Concurrent, p.Concurrent)
+	return base
+}
+
+func (b *PolicyBook) reloadAll(ctx context.Context) error {
+	all, err := b.store.QuotaPolicies(ctx, "", "")
+	if err != nil {
+		return err
+	}
+	m := make(map[string]store.QuotaPolicy, len(all))
+	for _, p := range all {
+		m[policyKey(p.SubjectType, p.SubjectID, p.Model)] = p
+	}
+	b.mu.Lock()
+	b.byKey = m
+	b.mu.Unlock()
+	return nil
+}
+
+// reloadSubject replaces the cached policies of one subject with the store's.
+func (b *PolicyBook) reloadSubject(ctx context.Context, subjectType, subjectID string) error {
+	ps, err := b.store.QuotaPolicies(ctx, subjectType, subjectID)
+	if err != nil {
+		return err
+	}
+	prefix := policyKey(subjectType, subjectID, "")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k := range b.byKey {
+		if strings.HasPrefix(k, prefix) {
+			delete(b.byKey, k)
+		}
+	}
+	for _, p := range ps {
+		b.byKey[policyKey(p.SubjectType, p.SubjectID, p.Model)] = p
+	}
+	return nil
+}
+
+// Put stores a policy, applies it here at once, mirrors a user's model-less policy to the
+// seed's Redis hash and tells the other replicas.
+func (b *PolicyBook) Put(ctx context.Context, p store.QuotaPolicy) error {
+	if err := b.store.PutQuotaPolicy(ctx, p); err != nil {
+		return err
+	}
+	return b.changed(ctx, p.SubjectType, p.SubjectID)
+}
+
+// Delete removes a policy everywhere, as Put adds one.
+func (b *PolicyBook) Delete(ctx context.Context, subjectType, subjectID, model string) error {
+	if err := b.store.DeleteQuotaPolicy(ctx, subjectType, subjectID, model); err != nil {
+		return err
+	}
+	return b.changed(ctx, subjectType, subjectID)
+}
+
+// Policies returns a subject's policies from the store (the source of truth).
+func (b *PolicyBook) Policies(ctx context.Context, subjectType, subjectID string) ([]store.QuotaPolicy, error) {
+	return b.store.QuotaPolicies(ctx, subjectType, subjectID)
+}
+
+func (b *PolicyBook) changed(ctx context.Context, subjectType, subjectID string) error {
+	if err := b.reloadSubject(ctx, subjectType, subjectID); err != nil {
+		return err
+	}
+	if b.redis == nil {
+		return nil
+	}
+	if subjectType == "user" {
+		if err := b.mirror(ctx, subjectID); err != nil {
+			return err
+		}
+	}
+	pipe := b.redis.Pipeline()
+	pipe.Incr(ctx, policyVersionKey)
+	pipe.Publish(ctx, policyChannel, subjectType+"/"+subjectID)
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// mirror writes a user's model-less policy to ai:quota:policy:<userId> (deleted when there is
+// none). Fields of limits that inherit from the tier are left out.
+func (b *PolicyBook) mirror(ctx context.Context, userID string) error {
+	key := PolicyHashPrefix + userID
+	p, ok := b.Lookup("user", userID, "")
+	fields := map[string]any{}
+	if ok {
+		for name, v := range map[string]*int64{"userRpm": p.RPM, "userConcurrent": p.Concurrent, "userTpm": p.TPM, "userTokensPerDay": p.TokensPerDay} {
+			if v != nil {
+				fields[name] = strconv.FormatInt(*v, 10)
+			}
+		}
+	}
+	pipe := b.redis.TxPipeline()
+	pipe.Del(ctx, key)
+	if len(fields) > 0 {
+		pipe.HSet(ctx, key, fields)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// Watch keeps the book current until ctx ends: with Redis, pub/sub for changes plus a version
+// poll every pollEvery for missed messages; without, a full reload from the store every
+// pollEvery.
+func (b *PolicyBook) Watch(ctx context.Context, pollEvery time.Duration) {
+	if b.redis == nil {
+		b.pollStore(ctx, pollEvery)
+		return
+	}
+	sub := b.redis.Subscribe(ctx, policyChannel)
+	defer sub.Close()
+	msgs := sub.Channel()
+	t := time.NewTicker(pollEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-msgs:
+			if !ok {
+				return
+			}
+			typ, id, found := cutSubject(m.Payload)
+			if !found {
+				continue
+			}
+			if err := b.reloadSubject(ctx, typ, id); err != nil && ctx.Err() == nil {
+				b.log.Warn("quota policy reload failed", "subject", m.Payload, "err", err)
+			}
+		case <-t.C:
+			b.pollVersion(ctx)
+		}
+	}
+}
+
+// cutSubject splits "<subjectType>/<subjectId>"; ids may contain "/", types never do.
+func cutSubject(s string) (typ, id string, ok bool) {
+	return strings.Cut(s, "/")
+}
+
+func (b *PolicyBook) pollVersion(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	v, err := b.redis.Get(cctx, policyVersionKey).Int64()
+	if errors.Is(err, redis.Nil) {
+		v, err = 0, nil
+	}
+	if err != nil {
+		return // Redis down: the book keeps what it has
+	}
+	b.mu.RLock()
+	same := v == b.version
+	b.mu.RUnlock()
+	if same {
+		return
+	}
+	if err := b.reloadAll(ctx); err != nil {
+		b.log.Warn("quota policy reload failed", "err", err)
+		return
+	}
+	b.mu.Lock()
+	b.version = v
+	b.mu.Unlock()
+}
+
+func (b *PolicyBook) pollStore(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := b.reloadAll(ctx); err != nil && ctx.Err() == nil {
+				b.log.Warn("quota policy reload failed", "err", err)
+			}
+		}
+	}
+}

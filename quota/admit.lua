@@ -1,0 +1,158 @@
+-- Admission: checks every dimension of every subject, then consumes for all of them or for
+-- none. Scripts run atomically, so replicas sharing one Redis (or one Cluster slot: every key
+-- carries the tenant's hash tag) never admit past a limit. The shape follows go-redis
+-- redis_rate (https://github.com/go-redis/redis_rate/blob/v10/lua.go): Redis TIME is the one
+-- clock of every replica, every write sets an expiry so idle keys vanish, and the reply carries
+-- what the caller needs for Retry-After and the x-ratelimit-* headers.
+--
+-- KEYS, three per subject: the RPM log (ZSET request id -> admission ms), the leases (ZSET
+-- lease id -> expiry ms) and the token buckets (HASH, see buckets.lua).
+-- ARGV: request id, tokens reserved, window ms, lease TTL ms, lease tombstone ms, then four
+-- limits per subject: rpm, tpm, tokens per day, concurrent (0 = unlimited).
+-- Reply: {refusing subject (1-based, 0 = admitted), refusing dimension (1 rpm, 2 tpm,
+-- 3 tokens per day, 4 concurrent), retry after ms, now ms, then limit, remaining, reset ms of
+-- the tightest RPM window and of the tightest TPM window}.
+local id = ARGV[1]
+local tokens = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4])
+local tombstone = tonumber(ARGV[5])
+local W = window / 1000
+
+local time = redis.call('TIME')
+local nowSec = tonumber(time[1])
+local now = nowSec * 1000 + math.floor(tonumber(time[2]) / 1000)
+local today = math.floor(nowSec / 86400)
+
+local n = #KEYS / 3
+local used, buckets = {}, {}
+local failAt, failDim, retry = 0, 0, 0
+for i = 1, n do
+  local rlog, leases, tk = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local a = 5 + 4 * (i - 1)
+  local rpm, tpm, tpd, conc = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  -- Sliding log: the window is (now - window, now]. Older entries are purged once a second,
+  -- below, so they are counted out rather than removed here.
+  used[i] = redis.call('ZCOUNT', rlog, '(' .. (now - window), '+inf')
+  local b = advance(tk, nowSec, W, today, nowSec)
+  buckets[i] = b
+  if failAt == 0 then
+    if rpm > 0 and used[i] >= rpm then
+      -- Room comes when the (used - rpm + 1)-th oldest admission leaves the window.
+      local e = redis.call('ZRANGEBYSCORE', rlog, '(' .. (now - window), '+inf', 'WITHSCORES', 'LIMIT', used[i] - rpm, 1)
+      failDim, retry = 1, tonumber(e[2]) + window - now
+    elseif tpm > 0 and tokens > tpm then
+      failDim = 2 -- never fits: retry 0
+    elseif tpm > 0 and b.sum + tokens > tpm then
+      -- Room comes when the oldest buckets holding the excess have left: bucket s leaves at
+      -- second s + W.
+      failDim = 2
+      local need = b.sum + tokens - tpm
+      local fields = windowFields(b.sec, W)
+      for j, v in ipairs(redis.call('HMGET', tk, unpack(fields))) do
+        need = need - (tonumber(v) or 0)
+        if need <= 0 then
+          retry = (fields[j] + W) * 1000 - now
+          break
+        end
+      end
+    elseif tpd > 0 and tokens > tpd then
+      failDim = 3
+    elseif tpd > 0 and b.day + tokens > tpd then
+      failDim, retry = 3, (today + 1) * 86400000 - now
+    elseif conc > 0 and redis.call('ZCOUNT', leases, '(' .. now, '+inf') >= conc then
+      failDim = 4 -- frees when a request ends: retry 0
+    end
+    if failDim > 0 then
+      failAt = i
+    end
+  end
+end
+
+local added, addedTokens = 0, 0
+if failAt == 0 then
+  added, addedTokens = 1, tokens
+  for i = 1, n do
+    local rlog, leases, tk = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+    local b = buckets[i]
+    redis.call('ZADD', rlog, now, id)
+    redis.call('ZADD', leases, now + ttl, id)
+    local f = {'s', b.sec, 'n', b.sum + tokens, 'd', today, 't', b.day + tokens, 'a', nowSec}
+    if tokens > 0 then
+      local cur = b.extra
+      if b.sec ~= nowSec then
+        cur = tonumber(redis.call('HGET', tk, b.sec)) or 0
+      end
+      f[#f + 1], f[#f + 2] = b.sec, cur + tokens
+    end
+    redis.call('HSET', tk, unpack(f))
+    if b.admitted ~= nowSec then
+      -- The first admission of the subject in this second purges what left the window and
+      -- sets the expiries, each a second longer than needed, so the rest of the second skips
+      -- five calls.
+      redis.call('ZREMRANGEBYSCORE', rlog, '-inf', now - window)
+      redis.call('ZREMRANGEBYSCORE', leases, '-inf', now - tombstone)
+      redis.call('PEXPIRE', rlog, window + 1000)
+      redis.call('PEXPIRE', leases, ttl + tombstone + 1000)
+      expireBuckets(tk, now, window, today)
+    end
+  end
+else
+  for i = 1, n do
+    local b = buckets[i]
+    if b.changed then
+      redis.call('HSET', KEYS[3 * i], 's', b.sec, 'n', b.sum)
+    end
+  end
+end
+
+-- The tightest windows, after this request: the lowest remaining count (the first subject on
+-- a tie) among subjects with a limit. Reset is when the newest entry leaves the window.
+local ri, rlimit, rrem, ti, tlimit, trem = 0, 0, 0, 0, 0, 0
+for i = 1, n do
+  local a = 5 + 4 * (i - 1)
+  local rpm, tpm = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  if rpm > 0 then
+    local rem = math.max(0, rpm - used[i] - added)
+    if ri == 0 or rem < rrem then
+      ri, rlimit, rrem = i, rpm, rem
+    end
+  end
+  if tpm > 0 then
+    local rem = math.max(0, tpm - buckets[i].sum - addedTokens)
+    if ti == 0 or rem < trem then
+      ti, tlimit, trem = i, tpm, rem
+    end
+  end
+end
+local rreset, treset = 0, 0
+if ri > 0 then
+  if added > 0 then
+    rreset = window
+  else
+    local newest = tonumber(redis.call('ZRANGE', KEYS[3 * ri - 2], -1, -1, 'WITHSCORES')[2])
+    if newest and newest > now - window then
+      rreset = newest + window - now
+    end
+  end
+end
+if ti > 0 then
+  local sec = buckets[ti].sec
+  local newest
+  if addedTokens > 0 then
+    newest = sec
+  else
+    local fields = windowFields(sec, W)
+    local vals = redis.call('HMGET', KEYS[3 * ti], unpack(fields))
+    for j = #fields, 1, -1 do
+      if (tonumber(vals[j]) or 0) > 0 then
+        newest = fields[j]
+        break
+      end
+    end
+  end
+  if newest then
+    treset = (newest + W) * 1000 - now
+  end
+end
+return {failAt, failDim, retry, now, rlimit, rrem, rreset, tlimit, trem, treset}

@@ -1,0 +1,64 @@
+-- Shared by the quota scripts (prepended to each). One HASH per subject holds its tokens:
+--   <unix second>  tokens reserved (and corrected by settlement) in that second
+--   s              the newest second the buckets were advanced to
+--   n              the running sum of every second field, so a check reads one field instead
+--                  of the whole window
+--   d, t           the UTC day (days since the epoch) and the tokens counted that day
+--   a              the last second an admission refreshed the subject's expiries (admit.lua)
+-- Invariant: the second fields present are within (s - W, s], and n is their sum.
+--
+-- Every redis.call costs about a microsecond, and a script runs on every request: the scripts
+-- read each hash with one HMGET and write it with one HSET.
+
+-- Reads the token state of key at second now, with one more field (extra), and deletes the
+-- buckets that left the window (those <= now - W). Returns sec (the current bucket's second),
+-- sum (n less what was deleted), day (tokens today), admitted (field a), extra (its value or
+-- 0), exists, and changed: then s and n must be written back, whatever the decision. A clock
+-- that went backwards (a failover to a node with another clock) never moves s back: its
+-- requests count in the newest bucket.
+local function advance(key, now, W, today, extra)
+  local st = redis.call('HMGET', key, 's', 'n', 'd', 't', 'a', extra)
+  local last = tonumber(st[1]) or now
+  local b = {
+    sec = math.max(now, last), sum = tonumber(st[2]) or 0, day = 0, admitted = tonumber(st[5]),
+    extra = tonumber(st[6]) or 0, exists = st[1] ~= false, changed = false,
+  }
+  if tonumber(st[3]) == today then
+    b.day = tonumber(st[4]) or 0
+  end
+  if now <= last then
+    return b
+  end
+  b.changed = true
+  local hi = math.min(last, now - W)
+  local fields = {}
+  for f = last - W + 1, hi do
+    fields[#fields + 1] = f
+  end
+  if #fields > 0 then
+    if hi == last then
+      b.sum = 0 -- every bucket left
+    else
+      for _, v in ipairs(redis.call('HMGET', key, unpack(fields))) do
+        b.sum = b.sum - (tonumber(v) or 0)
+      end
+    end
+    redis.call('HDEL', key, unpack(fields))
+  end
+  return b
+end
+
+-- Returns the bucket fields of the window ending at second sec, oldest first.
+local function windowFields(sec, W)
+  local fields = {}
+  for f = sec - W + 1, sec do
+    fields[#fields + 1] = f
+  end
+  return fields
+end
+
+-- Keeps the hash while its buckets are in the window and its day counter is today's, and one
+-- second more: an expiry set once covers every write of the same second.
+local function expireBuckets(key, nowMs, windowMs, today)
+  redis.call('PEXPIRE', key, math.max(windowMs, (today + 1) * 86400000 - nowMs) + 1000)
+end

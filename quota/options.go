@@ -1,0 +1,105 @@
+package quota
+
+import (
+	"fmt"
+	"time"
+)
+
+// Options is the `quota` section of the config.
+type Options struct {
+	// Enabled turns admission on (default true).
+	Enabled *bool `yaml:"enabled"`
+	// DefaultTier applies to users without a tier and to keys without a user (default "free").
+	DefaultTier string `yaml:"default_tier"`
+	// Tiers maps a tier name to its limits; the seed's free/pro/enterprise are the defaults.
+	Tiers map[string]Limits `yaml:"tiers"`
+	// Session limits what one X-Session-Id may use (default: unlimited, counted only).
+	Session Limits `yaml:"session"`
+	// DefaultMaxTokens is the answer's share of the token reservation when a request names no
+	// max_tokens (default 1024). Settlement corrects the reservation to the real usage.
+	DefaultMaxTokens int64 `yaml:"default_max_tokens"`
+	// LeaseTTL bounds how long a concurrency slot outlives a gateway that died holding it
+	// (default 30s). Running requests renew their leases every LeaseTTL/3.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// RedisTimeout bounds every Redis call on the request path (default 50ms).
+	RedisTimeout time.Duration `yaml:"redis_timeout"`
+	// OnRedisFailure says per dimension what happens while Redis is unreachable: "open" (the
+	// default: a local limiter enforces limit ÷ Replicas) or "closed" (refuse requests that
+	// have a limit on that dimension).
+	OnRedisFailure map[string]string `yaml:"on_redis_failure"`
+	// Replicas is the number of gateway replicas, dividing limits in the fail-open fallback
+	// (default 1).
+	Replicas int `yaml:"replicas"`
+}
+
+// DefaultTiers are the seed's tiers: free 20 rpm / 100k tokens a day / 2 concurrent; pro 100 / 2M
+// / 10; enterprise 500 / unlimited / 50.
+func DefaultTiers() map[string]Limits {
+	return map[string]Limits{
+		"free":       {RPM: 20, TokensPerDay: 100_000, Concurrent: 2},
+		"pro":        {RPM: 100, TokensPerDay: 2_000_000, Concurrent: 10},
+		"enterprise": {RPM: 500, Concurrent: 50},
+	}
+}
+
+// WithDefaults fills the zero fields.
+func (o Options) WithDefaults() Options {
+	if o.Enabled == nil {
+		t := true
+		o.Enabled = &t
+	}
+	if o.DefaultTier == "" {
+		o.DefaultTier = "free"
+	}
+	if len(o.Tiers) == 0 {
+		o.Tiers = DefaultTiers()
+	}
+	if o.DefaultMaxTokens <= 0 {
+		o.DefaultMaxTokens = 1024
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 30 * time.Second
+	}
+	if o.RedisTimeout <= 0 {
+		o.RedisTimeout = 50 * time.Millisecond
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	return o
+}
+
+// Validate names the first invalid field.
+func (o Options) Validate() error {
+	if _, ok := o.Tiers[o.DefaultTier]; len(o.Tiers) > 0 && o.DefaultTier != "" && !ok {
+		return fmt.Errorf("quota.default_tier: no tier named %q in quota.tiers", o.DefaultTier)
+	}
+	for dim, v := range o.OnRedisFailure {
+		switch dim {
+		case DimRPM, DimTPM, DimTokensPerDay, DimConcurrent:
+		default:
+			return fmt.Errorf("quota.on_redis_failure: unknown dimension %q (want rpm, tpm, tokens_per_day, concurrent)", dim)
+		}
+		if v != "open" && v != "closed" {
+			return fmt.Errorf("quota.on_redis_failure.%s: %q is neither open nor closed", dim, v)
+		}
+	}
+	for name, l := range o.Tiers {
+		if l.RPM < 0 || l.TPM < 0 || l.TokensPerDay < 0 || l.Concurrent < 0 {
+			return fmt.Errorf("quota.tiers.%s: limits must not be negative", name)
+		}
+	}
+	return nil
+}
+
+// TierLimits returns the limits of a tier, falling back to the default tier for an empty or
+// unknown name.
+func (o Options) TierLimits(tier string) Limits {
+	if l, ok := o.Tiers[tier]; ok {
+		return l
+	}
+	return o.Tiers[o.DefaultTier]
+}
+
+// FailClosed reports whether a dimension refuses requests while Redis is unreachable.
+func (o Options) FailClosed(dim string) bool { return o.OnRedisFailure[dim] == "closed" }

@@ -1,0 +1,227 @@
+package quota
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The scripts share buckets.lua, the token-bucket helpers, prepended to each.
+var (
+	//go:embed buckets.lua
+	bucketsLua string
+	//go:embed admit.lua
+	admitLua string
+	//go:embed settle.lua
+	settleLua string
+	//go:embed renew.lua
+	renewLua string
+	//go:embed usage.lua
+	usageLua string
+
+	admitScript  = redis.NewScript(bucketsLua + admitLua)
+	settleScript = redis.NewScript(bucketsLua + settleLua)
+	renewScript  = redis.NewScript(renewLua)
+	usageScript  = redis.NewScript(bucketsLua + usageLua)
+)
+
+// Redis is the Limiter shared by every replica: one Lua script per admission (one round trip,
+// EVALSHA with an EVAL fallback) checks and consumes every dimension of every subject
+// atomically, with Redis TIME as the one clock. Works with a single node, Sentinel and
+// Cluster: all keys of one request carry the tenant's hash tag, so they live in one slot.
+//
+// Key layout, per subject (see subjectKey):
+//
+//	{t:<tenant>}:q:<kind>:<id>[@<model>]:r   ZSET  RPM log: request id → admission ms
+//	{t:<tenant>}:q:<kind>:<id>[@<model>]:c   ZSET  leases: lease id → expiry ms
+//	{t:<tenant>}:q:<kind>:<id>[@<model>]:t   HASH  token buckets per second, running sum, day
+//
+// Every key has an expiry, refreshed by the first admission of each second (admit.lua), so the
+// keys of an idle subject vanish on their own. Ids are percent-escaped (escapeKeyPart).
+type Redis struct {
+	c        redis.UniversalClient
+	window   int64 // ms, a whole number of seconds
+	leaseTTL int64 // ms
+}
+
+var (
+	_ Limiter        = (*Redis)(nil)
+	_ UsageReader    = (*Redis)(nil)
+	_ SessionClearer = (*Redis)(nil)
+)
+
+// NewRedis returns a Limiter on c (see NewRedisClient). An admission waits as long as Redis
+// does: in the gateway, wrap it in Resilient for a deadline and a fallback. opts.Now is ignored.
+func NewRedis(c redis.UniversalClient, opts LimiterOptions) *Redis {
+	opts = opts.withDefaults()
+	return &Redis{c: c, window: opts.Window.Milliseconds(), leaseTTL: opts.LeaseTTL.Milliseconds()}
+}
+
+// Admit implements Limiter in one round trip (admit.lua).
+func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
+	if err := validate(req); err != nil {
+		return Result{}, err
+	}
+	if len(req.Subjects) == 0 {
+		return Result{Allowed: true, Lease: &Lease{ID: req.ID, Reserved: req.Tokens}}, nil
+	}
+	keys := make([]string, 0, 3*len(req.Subjects))
+	args := make([]any, 0, 5+4*len(req.Subjects))
+	args = append(args, req.ID, req.Tokens, r.window, r.leaseTTL, leaseTombstone.Milliseconds())
+	for _, s := range req.Subjects {
+		k := subjectKey(s)
+		keys = append(keys, k+":r", k+":c", k+":t")
+		args = append(args, s.Limits.RPM, s.Limits.TPM, s.Limits.TokensPerDay, s.Limits.Concurrent)
+	}
+	v, err := admitScript.Run(ctx, r.c, keys, args...).Int64Slice()
+	if err != nil {
+		return Result{}, fmt.Errorf("quota: redis admit: %w", err)
+	}
+	if len(v) != 10 {
+		return Result{}, fmt.Errorf("quota: redis admit: %d values in reply, want 10", len(v))
+	}
+	res := Result{
+		Allowed:  v[0] == 0,
+		Requests: Window{Limit: v[4], Remaining: v[5], Reset: ms(v[6])},
+		Tokens:   Window{Limit: v[7], Remaining: v[8], Reset: ms(v[9])},
+	}
+	if res.Allowed {
+		res.Lease = &Lease{ID: req.ID, Subjects: req.Subjects, Reserved: req.Tokens, AdmittedAt: v[3]}
+		return res, nil
+	}
+	if v[0] > int64(len(req.Subjects)) || v[1] < 1 || v[1] > int64(len(dimensions)) {
+		return Result{}, fmt.Errorf("quota: redis admit: refusal %d/%d out of range", v[0], v[1])
+	}
+	res.Subject = req.Subjects[v[0]-1].Key()
+	res.Dimension = dimensions[v[1]-1]
+	res.RetryAfter = ms(v[2])
+	return res, nil
+}
+
+// Settle implements Limiter in one round trip (settle.lua).
+func (r *Redis) Settle(ctx context.Context, lease *Lease, usedTokens int64) error {
+	if lease == nil || len(lease.Subjects) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, 2*len(lease.Subjects))
+	for _, s := range lease.Subjects {
+		k := subjectKey(s)
+		keys = append(keys, k+":c", k+":t")
+	}
+	diff := max(usedTokens, 0) - lease.Reserved
+	err := settleScript.Run(ctx, r.c, keys, lease.ID, diff, lease.AdmittedAt, r.window).Err()
+	if err != nil {
+		return fmt.Errorf("quota: redis settle: %w", err)
+	}
+	return nil
+}
+
+// Renew implements Limiter: one pipeline for all the leases (renew.lua per lease; a Cluster
+// client splits the pipeline by node).
+func (r *Redis) Renew(ctx context.Context, leases []*Lease) error {
+	cmds, err := r.renew(ctx, leases, renewScript.EvalSha)
+	if err != nil && hasNoScript(cmds) {
+		// The script cache is empty (a restarted or new node): send the source. Renewing twice
+		// is harmless.
+		_, err = r.renew(ctx, leases, renewScript.Eval)
+	}
+	if err != nil {
+		return fmt.Errorf("quota: redis renew: %w", err)
+	}
+	return nil
+}
+
+type scriptCall func(ctx context.Context, c redis.Scripter, keys []string, args ...any) *redis.Cmd
+
+func (r *Redis) renew(ctx context.Context, leases []*Lease, call scriptCall) ([]*redis.Cmd, error) {
+	pipe := r.c.Pipeline()
+	var cmds []*redis.Cmd
+	for _, l := range leases {
+		if l == nil || len(l.Subjects) == 0 {
+			continue
+		}
+		keys := make([]string, len(l.Subjects))
+		for i, s := range l.Subjects {
+			keys[i] = subjectKey(s) + ":c"
+		}
+		cmds = append(cmds, call(ctx, pipe, keys, l.ID, r.leaseTTL, leaseTombstone.Milliseconds()))
+	}
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	_, err := pipe.Exec(ctx)
+	return cmds, err
+}
+
+func hasNoScript(cmds []*redis.Cmd) bool {
+	for _, c := range cmds {
+		if errors.Is(c.Err(), redis.ErrNoScript) || redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			return true
+		}
+	}
+	return false
+}
+
+// Usage implements UsageReader (usage.lua: read only, Redis TIME as the clock).
+func (r *Redis) Usage(ctx context.Context, s Subject) (Usage, error) {
+	k := subjectKey(s)
+	v, err := usageScript.Run(ctx, r.c, []string{k + ":r", k + ":c", k + ":t"}, r.window).Int64Slice()
+	if err != nil {
+		return Usage{}, fmt.Errorf("quota: redis usage: %w", err)
+	}
+	if len(v) != 4 {
+		return Usage{}, fmt.Errorf("quota: redis usage: %d values in reply, want 4", len(v))
+	}
+	return Usage{Requests: v[0], Concurrent: v[1], TokensMinute: v[2], TokensDay: v[3]}, nil
+}
+
+// ClearSession implements SessionClearer. The three keys share a slot, so one DEL does it.
+func (r *Redis) ClearSession(ctx context.Context, tenant, sessionID string) error {
+	k := subjectKey(Subject{Kind: "session", ID: sessionID, Tenant: tenant})
+	if err := r.c.Del(ctx, k+":r", k+":c", k+":t").Err(); err != nil {
+		return fmt.Errorf("quota: redis clear session: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that Redis answers; Resilient probes with it while Redis is down.
+func (r *Redis) Ping(ctx context.Context) error { return r.c.Ping(ctx).Err() }
+
+// subjectKey is the prefix of a subject's keys: `{t:<tenant>}:q:<kind>:<id>[@<model>]`. The
+// tenant's hash tag puts every key of one request in one Cluster slot. Each part is escaped so
+// that no id can end the hash tag early or pose as another subject's key.
+func subjectKey(s Subject) string {
+	var b strings.Builder
+	b.Grow(len(s.Tenant) + len(s.Kind) + len(s.ID) + len(s.Model) + 12)
+	b.WriteString("{t:")
+	escapeKeyPart(&b, s.Tenant)
+	b.WriteString("}:q:")
+	escapeKeyPart(&b, s.Kind)
+	b.WriteByte(':')
+	escapeKeyPart(&b, s.ID)
+	if s.Model != "" {
+		b.WriteByte('@')
+		escapeKeyPart(&b, s.Model)
+	}
+	return b.String()
+}
+
+// escapeKeyPart percent-encodes the bytes that structure a key: the hash tag braces, the
+// separators ':' and '@', and '%' itself.
+func escapeKeyPart(b *strings.Builder, s string) {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '{', '}', ':', '@', '%':
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		default:
+			b.WriteByte(c)
+		}
+	}
+}

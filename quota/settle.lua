@@ -1,0 +1,59 @@
+-- Settlement: frees a request's leases and replaces its token reservation with the real count.
+-- The lease's presence is what makes a second Settle a no-op: only the call that removes it
+-- from at least one subject corrects the tokens (an expired lease stays as a tombstone for
+-- that, see leaseTombstone in limiter.go).
+--
+-- KEYS, two per subject: the leases (ZSET) and the token buckets (HASH, see buckets.lua).
+-- ARGV: lease id, tokens used minus reserved (negative: a refund), admission ms (the reply's
+-- now of admit.lua), window ms.
+-- Reply: 1 if the lease was held, 0 if it was already settled.
+local id = ARGV[1]
+local diff = tonumber(ARGV[2])
+local admitted = tonumber(ARGV[3])
+local window = tonumber(ARGV[4])
+local W = window / 1000
+
+local time = redis.call('TIME')
+local nowSec = tonumber(time[1])
+local now = nowSec * 1000 + math.floor(tonumber(time[2]) / 1000)
+local today = math.floor(nowSec / 86400)
+
+local n = #KEYS / 2
+local held = 0
+for i = 1, n do
+  held = held + redis.call('ZREM', KEYS[2 * i - 1], id)
+end
+if held == 0 or diff == 0 then
+  return math.min(held, 1)
+end
+
+local admSec = math.floor(admitted / 1000)
+for i = 1, n do
+  local tk = KEYS[2 * i]
+  local b = advance(tk, nowSec, W, today, admSec)
+  local f = {'s', b.sec}
+  -- The expiry set at admission covers the reservation's bucket and today's counter; a
+  -- charge to the current bucket, or a hash deleted since (ClearSession), needs a new one.
+  local expire = not b.exists
+  if admSec > nowSec - W then
+    -- The reservation's bucket is still in the window: correct it there, never below 0.
+    local v = math.max(0, b.extra + diff)
+    b.sum = b.sum + v - b.extra
+    f[#f + 1], f[#f + 2] = admSec, v
+  elseif diff > 0 then
+    -- Its bucket left the window: a refund is moot, a charge counts now.
+    b.sum = b.sum + diff
+    redis.call('HINCRBY', tk, b.sec, diff)
+    expire = true
+  end
+  f[#f + 1], f[#f + 2] = 'n', b.sum
+  if math.floor(admitted / 86400000) == today then
+    f[#f + 1], f[#f + 2] = 'd', today
+    f[#f + 1], f[#f + 2] = 't', math.max(0, b.day + diff)
+  end
+  redis.call('HSET', tk, unpack(f))
+  if expire then
+    expireBuckets(tk, now, window, today)
+  end
+end
+return 1
