@@ -231,3 +231,5 @@ func newStreamRequest(ctx context.Context, publicURL, key string) (*http.Request
 	req.Header.Set("Authorization", "Bearer "+key)
 	return req, nil
 }
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
