@@ -158,3 +158,36 @@ func TestAdminQuotaEndpointsValidate(t *testing.T) {
 		t.Error("deleting a missing policy succeeded")
 	}
 }
+
+// TestLongStreamKeepsItsLease: a stream that outlives the lease TTL keeps its concurrency slot
+// (the renewer extends it), and frees it when it ends.
+func TestLongStreamKeepsItsLease(t *testing.T) {
+	for name, opts := range map[string][]envOption{"memory": nil, "redis": {withPostgres(t), withRedisURL("redis://" + rdb.Addr(t))}} {
+		t.Run(name, func(t *testing.T) {
+			opts = append(opts, func(c *Config) { c.Quota.LeaseTTL = 600 * time.Millisecond })
+			e := newEnv(t, opts...)
+			k := e.newKey(createKeyBody{Name: "long", UserID: "long-" + name})
+			e.putPolicy("/admin/quota/policy/"+k.UserID, `{"userConcurrent":1}`)
+			req, _ := newStreamRequest(context.Background(), e.app.publicURL, k.Key) // ~2 s
+			resp, err := e.http.Do(req)
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("stream: %v %v", err, resp)
+			}
+			done := make(chan struct{})
+			go func() { io.Copy(io.Discard, resp.Body); resp.Body.Close(); close(done) }()
+			time.Sleep(1500 * time.Millisecond) // well past the 600 ms TTL
+			select {
+			case <-done:
+				t.Fatal("the stream ended too early for the test")
+			default:
+			}
+			if s := e.chatStatus(e.app, k.Key, "gpt-test"); s != 429 {
+				t.Errorf("during a stream older than the lease TTL: status %d, want 429 (the lease must be renewed)", s)
+			}
+			<-done
+			waitFor(t, 2*time.Second, "the slot to free after the stream", func() bool {
+				return e.chatStatus(e.app, k.Key, "gpt-test") == 200
+			})
+		})
+	}
+}
