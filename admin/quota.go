@@ -142,13 +142,19 @@ func (s *Server) getUserPolicy(c *gin.Context) {
 }
 
 func (s *Server) deleteUserPolicy(c *gin.Context) {
+	s.deletePolicyOf(c, "user", c.Param("userId"), "userId")
+}
+
+// deletePolicyOf removes one policy (?model= selects a model-specific one) and answers 204, or 404
+// naming param when there was none.
+func (s *Server) deletePolicyOf(c *gin.Context, typ, id, param string) {
 	model, ok := validModelParam(c)
 	if !ok {
 		return
 	}
-	err := s.d.Quota.Policies.Delete(c.Request.Context(), "user", c.Param("userId"), model)
+	err := s.d.Quota.Policies.Delete(c.Request.Context(), typ, id, model)
 	if errors.Is(err, store.ErrNotFound) {
-		fail(c, http.StatusNotFound, api.TypeNotFound, "policy_not_found", "userId", "No quota policy for that user (and model).")
+		fail(c, http.StatusNotFound, api.TypeNotFound, "policy_not_found", param, "No quota policy for that subject (and model).")
 		return
 	}
 	if err != nil {
@@ -271,22 +277,7 @@ func (s *Server) writePolicies(c *gin.Context, typ, id string) {
 }
 
 func (s *Server) deletePolicy(c *gin.Context) {
-	typ, id, ok := subjectParams(c)
-	if !ok {
-		return
+	if typ, id, ok := subjectParams(c); ok {
+		s.deletePolicyOf(c, typ, id, "subjectId")
 	}
-	model, ok := validModelParam(c)
-	if !ok {
-		return
-	}
-	err := s.d.Quota.Policies.Delete(c.Request.Context(), typ, id, model)
-	if errors.Is(err, store.ErrNotFound) {
-		fail(c, http.StatusNotFound, api.TypeNotFound, "policy_not_found", "subjectId", "No quota policy for that subject (and model).")
-		return
-	}
-	if err != nil {
-		s.internal(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
 }

@@ -35,6 +35,9 @@ func newQuota(ctx context.Context, cfg Config, st store.Store, reg prometheus.Re
 		q.memory = quota.NewMemory(lo)
 		q.limiter = q.memory
 	} else {
+		// go-redis logs every failed dial on its own; the resilient limiter already reports Redis
+		// going down and coming back, so the library's lines go to debug.
+		redis.SetLogger(redisLog{log})
 		c, err := quota.NewRedisClient(cfg.RedisURL)
 		if err != nil {
 			return nil, fmt.Errorf("redis_url: %w", err)
@@ -105,4 +108,11 @@ func (q *quotaParts) close() {
 			_ = q.client.Close()
 		}
 	})
+}
+
+// redisLog sends go-redis's internal log lines to slog at debug level.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
