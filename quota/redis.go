@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -46,6 +47,7 @@ type Redis struct {
 	c        redis.UniversalClient
 	window   int64 // ms, a whole number of seconds
 	leaseTTL int64 // ms
+	settles  settleBatcher
 }
 
 var (
@@ -102,7 +104,9 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	return res, nil
 }
 
-// Settle implements Limiter in one round trip (settle.lua).
+// Settle implements Limiter (settle.lua). Settlements are pipelined: concurrent calls are sent
+// together in one round trip (group commit, see settleBatcher), so under load settlement costs a
+// fraction of a round trip per request; a lone call is one round trip.
 func (r *Redis) Settle(ctx context.Context, lease *Lease, usedTokens int64) error {
 	if lease == nil || len(lease.Subjects) == 0 {
 		return nil
@@ -113,11 +117,106 @@ func (r *Redis) Settle(ctx context.Context, lease *Lease, usedTokens int64) erro
 		keys = append(keys, k+":c", k+":t")
 	}
 	diff := max(usedTokens, 0) - lease.Reserved
-	err := settleScript.Run(ctx, r.c, keys, lease.ID, diff, lease.AdmittedAt, r.window).Err()
-	if err != nil {
+	job := &settleJob{keys: keys, args: []any{lease.ID, diff, lease.AdmittedAt, r.window},
+		result: make(chan error, 1), lead: make(chan struct{}, 1)}
+	if err := r.settles.submit(ctx, job, r.sendSettles); err != nil {
 		return fmt.Errorf("quota: redis settle: %w", err)
 	}
 	return nil
+}
+
+// settleJob is one queued settlement; result gets its outcome, lead makes its caller the next
+// sender.
+type settleJob struct {
+	keys   []string
+	args   []any
+	result chan error
+	lead   chan struct{}
+	gone   bool // the caller stopped waiting (guarded by settleBatcher.mu)
+}
+
+// settleBatcher is a group commit without a goroutine of its own: the first caller to find no
+// batch in flight sends everything queued as one pipeline; callers arriving meanwhile queue up,
+// and when the batch returns, the first of them still waiting is handed the lead and sends the
+// next batch. A caller whose context ends stops waiting, but its job stays queued and is sent.
+type settleBatcher struct {
+	mu      sync.Mutex
+	pending []*settleJob
+	busy    bool
+}
+
+func (b *settleBatcher) submit(ctx context.Context, job *settleJob, send func(context.Context, []*settleJob)) error {
+	b.mu.Lock()
+	b.pending = append(b.pending, job)
+	lead := !b.busy
+	b.busy = true
+	b.mu.Unlock()
+	if !lead {
+		select {
+		case err := <-job.result:
+			return err
+		case <-job.lead:
+		case <-ctx.Done():
+			b.mu.Lock()
+			select {
+			case <-job.lead: // handed the lead just now: it must be taken
+				b.mu.Unlock()
+			default:
+				job.gone = true
+				b.mu.Unlock()
+				return ctx.Err()
+			}
+		}
+	}
+	b.mu.Lock()
+	for {
+		batch := b.pending
+		b.pending = nil
+		b.mu.Unlock()
+		send(ctx, batch)
+		b.mu.Lock()
+		if next := firstWaiting(b.pending); next != nil {
+			next.lead <- struct{}{}
+			break
+		}
+		if len(b.pending) == 0 {
+			b.busy = false
+			break
+		}
+		// only abandoned jobs are queued: send them too
+	}
+	b.mu.Unlock()
+	return <-job.result // the leader's own job was in its first batch
+}
+
+func firstWaiting(jobs []*settleJob) *settleJob {
+	for _, j := range jobs {
+		if !j.gone {
+			return j
+		}
+	}
+	return nil
+}
+
+// sendSettles runs one pipeline of settle.lua calls and hands each job its result. A node
+// without the script (restarted) gets the source in a second pipeline.
+func (r *Redis) sendSettles(ctx context.Context, jobs []*settleJob) {
+	run := func(call scriptCall) ([]*redis.Cmd, error) {
+		pipe := r.c.Pipeline()
+		cmds := make([]*redis.Cmd, len(jobs))
+		for i, j := range jobs {
+			cmds[i] = call(ctx, pipe, j.keys, j.args...)
+		}
+		_, err := pipe.Exec(ctx)
+		return cmds, err
+	}
+	cmds, err := run(settleScript.EvalSha)
+	if err != nil && hasNoScript(cmds) {
+		cmds, _ = run(settleScript.Eval) // settling twice is a no-op (the lease is gone)
+	}
+	for i, j := range jobs {
+		j.result <- cmds[i].Err()
+	}
 }
 
 // Renew implements Limiter: one pipeline for all the leases (renew.lua per lease; a Cluster

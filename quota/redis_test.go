@@ -2,8 +2,10 @@ package quota_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -178,4 +180,71 @@ func BenchmarkRedisAdmit(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestSettlementsArePipelined: concurrent settlements share round trips, and every lease is
+// released, also when some callers stop waiting.
+func TestSettlementsArePipelined(t *testing.T) {
+	c := newClient(t)
+	var pipelines atomic.Int64
+	c.AddHook(pipelineCounter{&pipelines})
+	r := quota.NewRedis(c, quota.LimiterOptions{})
+	tenant := quotatest.Tenant(t)
+	const n = 64
+	s := quota.Subject{Kind: "key", ID: "pipelined", Tenant: tenant, Limits: quota.Limits{Concurrent: n}}
+	leases := make([]*quota.Lease, n)
+	for i := range leases {
+		res, err := r.Admit(context.Background(), quota.Request{ID: fmt.Sprintf("p-%d", i), Subjects: []quota.Subject{s}, Tokens: 1})
+		if err != nil || !res.Allowed {
+			t.Fatalf("admit %d: %v %+v", i, err, res)
+		}
+		leases[i] = res.Lease
+	}
+	pipelines.Store(0)
+	var wg sync.WaitGroup
+	for i, l := range leases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			if i%8 == 0 { // some callers give up at once; their settlements must still land
+				cctx, cancel := context.WithCancel(ctx)
+				cancel()
+				ctx = cctx
+			}
+			_ = r.Settle(ctx, l, 1)
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		u, err := r.Usage(context.Background(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Concurrent == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d leases still held after every settlement", u.Concurrent)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if p := pipelines.Load(); p >= n {
+		t.Errorf("%d settlements took %d pipelines: not batched", n, p)
+	} else {
+		t.Logf("%d concurrent settlements in %d pipelines", n, p)
+	}
+}
+
+// pipelineCounter counts pipelines sent.
+type pipelineCounter struct{ n *atomic.Int64 }
+
+func (pipelineCounter) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (pipelineCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
 }

@@ -172,7 +172,13 @@ func (x *Resilient) Settle(ctx context.Context, lease *Lease, usedTokens int64) 
 		x.metrics.dropped.Inc()
 		return nil
 	}
-	err := x.call(ctx, func(ctx context.Context) error { return x.redis.Settle(ctx, lease, usedTokens) })
+	// Settlement runs after the answer has left, so it may wait longer than an admission, and a
+	// slow settlement does not send admissions to the fallback (admissions judge Redis's health).
+	cctx, cancel := context.WithTimeout(ctx, max(4*x.opts.Timeout, 250*time.Millisecond))
+	defer cancel()
+	start := time.Now()
+	err := x.redis.Settle(cctx, lease, usedTokens)
+	x.metrics.latency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		x.metrics.dropped.Inc()
 	}
