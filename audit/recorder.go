@@ -1,33 +1,70 @@
-// Package audit carries usage records from the request path to the store: a bounded in-process
-// channel drained by one batch writer, so recording never blocks a request and the store sees a
-// few large inserts instead of one per request.
 package audit
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/llmgate/llmgate/store"
 )
 
 // Sink is where batches go: the store in production, anything with the same method in tests.
+//
+// InsertUsage must be idempotent on (RequestID, StartedAt), because a batch may be written again
+// after an ambiguous failure or a crash; safe for concurrent use, because the writer and the
+// replayer may both be writing; and it must return when ctx ends, because Close relies on that to
+// meet its deadline. Errors that mean "this data can never be written" should wrap ErrRejected
+// (or be recognised by the default classification, see ErrRejected); every other error is taken
+// as transient and the records are kept.
 type Sink interface {
 	InsertUsage(ctx context.Context, recs []store.UsageRecord) (int, error)
 }
 
-// Options is the `usage` section of the config.
+// Options is the `usage` section of the config. Zero values mean the defaults.
 type Options struct {
 	// QueueSize bounds the channel between requests and the writer (default 65536).
 	QueueSize int `yaml:"queue_size"`
-	// BatchSize flushes a batch when it holds this many records (default 1000).
+	// BatchSize flushes a batch when it holds this many records (default 5000); replay uses the
+	// same size. Each batch is one transaction with a fixed cost (temporary table, commit,
+	// rollup upserts) of 10-15 ms in PostgreSQL here, so larger batches carry more rows per
+	// second: on this 2-core machine 89k rows/s at 5000 against 62k at 1000, and 60k against
+	// 36k while other work loaded it (BenchmarkWriterPostgres).
 	BatchSize int `yaml:"batch_size"`
 	// FlushInterval flushes a non-empty batch at least this often (default 200ms).
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// WriteRetries is how many times a failed batch write is retried, with backoff, before the
-	// batch is reported lost (default 3, as the seed asks).
+	// batch is spooled and the database taken as down (default 3, as the seed asks).
 	WriteRetries int `yaml:"write_retries"`
+	// WriteTimeout bounds one call into the Sink (default 30s).
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+
+	// SpoolDir holds the spool segments. Empty disables the spool: a full queue then drops
+	// records and a batch failing its retries is lost (both counted and logged), as before the
+	// spool existed. Production sets it (cmd/llmgate: under data_dir).
+	SpoolDir string `yaml:"spool_dir"`
+	// DeadLetterDir receives records the database rejects and spool bytes that cannot be decoded
+	// (default: a "deadletter" directory beside SpoolDir; with neither set, dead letters are only
+	// logged).
+	DeadLetterDir string `yaml:"dead_letter_dir"`
+	// SpoolSegmentBytes rotates the active segment when it would grow past this (default 64 MiB).
+	SpoolSegmentBytes int64 `yaml:"spool_segment_bytes"`
+	// SpoolSyncInterval is how often the active segment is fsynced (default 1s): the most a
+	// machine crash can lose of the spool. A process crash loses none of it.
+	SpoolSyncInterval time.Duration `yaml:"spool_sync_interval"`
+	// ReplayInterval is how often replay is tried while the database is down, and how often the
+	// writer probes it with a fresh batch instead of spooling (default 1s).
+	ReplayInterval time.Duration `yaml:"replay_interval"`
+
+	// Registerer, when set, receives the recorder's metrics (see metrics.go); they are
+	// unregistered by Close.
+	Registerer prometheus.Registerer `yaml:"-"`
 }
 
 func (o Options) withDefaults() Options {
@@ -35,7 +72,7 @@ func (o Options) withDefaults() Options {
 		o.QueueSize = 65536
 	}
 	if o.BatchSize <= 0 {
-		o.BatchSize = 1000
+		o.BatchSize = 5000
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 200 * time.Millisecond
@@ -43,128 +80,330 @@ func (o Options) withDefaults() Options {
 	if o.WriteRetries <= 0 {
 		o.WriteRetries = 3
 	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 30 * time.Second
+	}
+	if o.DeadLetterDir == "" && o.SpoolDir != "" {
+		o.DeadLetterDir = filepath.Join(filepath.Dir(filepath.Clean(o.SpoolDir)), "deadletter")
+	}
+	if o.SpoolSegmentBytes <= 0 {
+		o.SpoolSegmentBytes = 64 << 20
+	}
+	if o.SpoolSyncInterval <= 0 {
+		o.SpoolSyncInterval = time.Second
+	}
+	if o.ReplayInterval <= 0 {
+		o.ReplayInterval = time.Second
+	}
 	return o
 }
 
-// Stats are the recorder's counters, for metrics.
+// Stats are the recorder's counters, for metrics. A record may be counted in several of them
+// over its life (spooled, then replayed).
 type Stats struct {
-	Enqueued, Written, Dropped, WriteErrors int64
-	Backlog                                 int
+	// Enqueued counts records taken into the channel.
+	Enqueued int64
+	// Written counts records the Sink acknowledged, fresh and replayed (a record written twice
+	// after an ambiguous failure counts twice; the database keeps one row).
+	Written int64
+	// Dropped counts records lost: no spool configured, or the spool could not take them.
+	Dropped int64
+	// WriteErrors counts failed Sink calls, each retry and each half of a split batch included.
+	WriteErrors int64
+	// Spooled counts records appended to the spool: queue full, database down, Close deadline.
+	Spooled int64
+	// Replayed counts spooled records the Sink acknowledged.
+	Replayed int64
+	// DeadLettered counts records (and undecodable spool frames or tails) set aside for good.
+	DeadLettered int64
+	// Backlog is the number of records in the channel now.
+	Backlog int
+	// SpoolBytes and SpoolSegments are the spool's size on disk now.
+	SpoolBytes    int64
+	SpoolSegments int
 }
 
-// Recorder is the channel and its writer. Record is safe for concurrent use; Close once.
+// Recorder is the channel, its writer, the spool and its replayer. Record is safe for concurrent
+// use; Close once (later calls return nil).
 type Recorder struct {
-	opts Options
-	sink Sink
-	log  *slog.Logger
-	ch   chan store.UsageRecord
-	done chan struct{}
+	opts     Options
+	sink     Sink
+	classify func(error) bool
+	log      *slog.Logger
+	ch       chan store.UsageRecord
+	spool    *spool       // nil without SpoolDir
+	dead     *deadLetters // never nil; logs only without a directory
+	metrics  *metrics
 
-	mu    sync.Mutex
-	stats Stats
+	// closeMu makes closing and sending exclusive: once closed is set under the write lock, no
+	// Record sends on ch any more, so the channel can be drained to empty without being closed
+	// (a send on a closed channel would panic in a late Record).
+	closeMu sync.RWMutex
+	closed  bool
+
+	// life guards the side effects of the writer and the replayer (spooling, dead-lettering,
+	// deleting segments) against Close: when Close's deadline passes while a goroutine is stuck
+	// in the Sink, Close sets shut, spools that goroutine's batch itself and closes the spool;
+	// the goroutine, when it returns, sees shut and exits without touching anything.
+	life     sync.Mutex
+	shut     bool
+	inflight []store.UsageRecord // the writer's batch while it is being written
+
+	stop    chan struct{}   // closed by Close
+	stopCtx context.Context // Close's context; written before stop is closed
+	// writeCtx is the context of the writer's writes before Close; Close cancels it when its
+	// deadline passes, so a write in flight then ends at once (with a Sink that honours it).
+	writeCtx    context.Context
+	writeCancel context.CancelFunc
+	writerDone  chan struct{}
+	replayStop  context.CancelFunc
+	replayDone  chan struct{}
+	replayWake  chan struct{}
+	closeOnce   sync.Once
+	closeErr    error
+
+	down      atomic.Bool  // the last write failed: spool batches instead of retrying
+	nextProbe atomic.Int64 // unix nanos: when the writer may try the database again while down
+
+	enqueued, written, dropped, writeErrors atomic.Int64
+	spooled, replayed, deadLettered         atomic.Int64
+	lastDropLog                             atomic.Int64
+
+	cursor replayCursor // replayer goroutine only
 }
 
-// NewRecorder starts the writer goroutine; Close stops it after draining.
-func NewRecorder(sink Sink, opts Options, log *slog.Logger) *Recorder {
+// New starts a recorder: it opens the spool (replaying what a previous run left there, in the
+// background), registers the metrics and starts the writer. It fails when the spool directory
+// cannot be used or the metrics cannot be registered.
+func New(sink Sink, opts Options, log *slog.Logger) (*Recorder, error) {
 	opts = opts.withDefaults()
 	if log == nil {
 		log = slog.Default()
 	}
 	r := &Recorder{opts: opts, sink: sink, log: log,
-		ch: make(chan store.UsageRecord, opts.QueueSize), done: make(chan struct{})}
+		ch: make(chan store.UsageRecord, opts.QueueSize), stop: make(chan struct{}),
+		writerDone: make(chan struct{}), replayWake: make(chan struct{}, 1)}
+	r.classify = classifier(sink)
+	r.dead = newDeadLetters(opts.DeadLetterDir, log, &r.deadLettered)
+	if opts.SpoolDir == "" {
+		log.Error("usage spool disabled (usage.spool_dir is empty): " +
+			"records are LOST when the queue is full or the database is down")
+	} else {
+		sp, err := openSpool(opts.SpoolDir, opts.SpoolSegmentBytes, opts.SpoolSyncInterval, log, r.wakeReplay)
+		if err != nil {
+			return nil, err
+		}
+		r.spool = sp
+		if n, b := sp.backlog(); n > 0 {
+			log.Info("usage spool: replaying what a previous run left", "segments", n, "bytes", b)
+		}
+	}
+	m, err := newMetrics(r, opts.Registerer)
+	if err != nil {
+		if r.spool != nil {
+			r.spool.close()
+		}
+		return nil, err
+	}
+	r.metrics = m
+	r.writeCtx, r.writeCancel = context.WithCancel(context.Background())
 	go r.run()
-	return r
+	if r.spool != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		r.replayStop, r.replayDone = cancel, make(chan struct{})
+		go r.replayLoop(ctx)
+	}
+	return r, nil
 }
 
-// Record enqueues one record without ever blocking. It reports false when the queue was full and
-// the record was dropped (counted; the ledger issue adds an on-disk spool for this case).
+// NewRecorder is New for callers that cannot handle an error: when the spool or the metrics
+// cannot be set up it logs the error loudly and carries on with what works (without metrics, or
+// without a spool), rather than refusing to start the gateway.
+func NewRecorder(sink Sink, opts Options, log *slog.Logger) *Recorder {
+	if log == nil {
+		log = slog.Default()
+	}
+	for {
+		r, err := New(sink, opts, log)
+		if err == nil {
+			return r
+		}
+		log.Error("usage recorder degraded", "err", err)
+		if errors.Is(err, errMetrics) {
+			opts.Registerer = nil
+		} else {
+			opts.SpoolDir, opts.DeadLetterDir = "", "" // without both, New cannot fail
+		}
+	}
+}
+
+// Record takes one record without ever blocking: into the channel, or, when the channel is full
+// (or Close has begun), into the spool. It reports false only when the record was lost (no
+// spool, or the spool failed); that is counted in Stats.Dropped and logged.
 func (r *Recorder) Record(rec store.UsageRecord) bool {
-	select {
-	case r.ch <- rec:
-		r.count(func(s *Stats) { s.Enqueued++ })
-		return true
-	default:
-		r.count(func(s *Stats) { s.Dropped++ })
-		r.log.Error("usage queue full: record dropped", "request_id", rec.RequestID)
+	r.closeMu.RLock()
+	if !r.closed {
+		select {
+		case r.ch <- rec:
+			r.closeMu.RUnlock()
+			r.enqueued.Add(1)
+			return true
+		default:
+		}
+	}
+	r.closeMu.RUnlock()
+	return r.overflow(rec)
+}
+
+// overflow spools one record the channel could not take.
+func (r *Recorder) overflow(rec store.UsageRecord) bool {
+	if r.spool == nil {
+		r.dropped.Add(1)
+		r.logDrop("usage queue full and no spool: record dropped", 1, nil)
 		return false
 	}
+	if err := r.spool.appendOne(&rec); err != nil {
+		r.dropped.Add(1)
+		r.logDrop("usage spool append failed: record dropped", 1, err)
+		return false
+	}
+	r.spooled.Add(1)
+	return true
+}
+
+// logDrop logs lost records at most once every 5 seconds, so a full disk does not also flood
+// the log from every request; Stats.Dropped has the exact count.
+func (r *Recorder) logDrop(msg string, n int, err error) {
+	now := time.Now().UnixNano()
+	last := r.lastDropLog.Load()
+	if now-last < int64(5*time.Second) || !r.lastDropLog.CompareAndSwap(last, now) {
+		return
+	}
+	r.log.Error(msg, "records", n, "dropped_total", r.dropped.Load(), "err", err)
 }
 
 // Stats returns a snapshot of the counters.
 func (r *Recorder) Stats() Stats {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s := r.stats
-	s.Backlog = len(r.ch)
+	s := Stats{
+		Enqueued: r.enqueued.Load(), Written: r.written.Load(), Dropped: r.dropped.Load(),
+		WriteErrors: r.writeErrors.Load(), Spooled: r.spooled.Load(), Replayed: r.replayed.Load(),
+		DeadLettered: r.deadLettered.Load(), Backlog: len(r.ch),
+	}
+	if r.spool != nil {
+		s.SpoolSegments, s.SpoolBytes = r.spool.backlog()
+	}
 	return s
 }
 
-// Close stops accepting records, writes what is queued and returns when done or when ctx ends.
-// Record must not be called after Close.
+// Close stops taking records into the channel, writes what is queued within ctx's deadline, and
+// spools whatever is not written by then (fsynced before Close returns), so the next start
+// replays it. It returns an error only when records were lost (the spool failed, or there is
+// none and the database did not take them) or the spool could not be fsynced.
 func (r *Recorder) Close(ctx context.Context) error {
-	close(r.ch)
-	select {
-	case <-r.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	r.closeOnce.Do(func() { r.closeErr = r.close(ctx) })
+	return r.closeErr
 }
 
-func (r *Recorder) count(f func(*Stats)) {
-	r.mu.Lock()
-	f(&r.stats)
-	r.mu.Unlock()
-}
-
-func (r *Recorder) run() {
-	defer close(r.done)
-	batch := make([]store.UsageRecord, 0, r.opts.BatchSize)
-	tick := time.NewTicker(r.opts.FlushInterval)
-	defer tick.Stop()
-	flush := func() {
-		if len(batch) > 0 {
-			r.write(batch)
-			batch = batch[:0]
-		}
+func (r *Recorder) close(ctx context.Context) error {
+	droppedBefore := r.dropped.Load()
+	r.closeMu.Lock()
+	r.closed = true
+	r.closeMu.Unlock()
+	r.stopCtx = ctx
+	close(r.stop)
+	if r.replayStop != nil {
+		r.replayStop() // the spool keeps; the database is the drain's
 	}
-	for {
+
+	r.awaitWriter(ctx)
+	if r.replayDone != nil {
 		select {
-		case rec, ok := <-r.ch:
-			if !ok {
-				flush()
-				return
+		case <-r.replayDone:
+		case <-ctx.Done():
+		}
+	}
+
+	r.life.Lock()
+	r.shut = true
+	r.life.Unlock()
+
+	var errs []error
+	if r.spool != nil {
+		if err := r.spool.close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := r.dead.close(); err != nil {
+		errs = append(errs, err)
+	}
+	r.writeCancel()
+	r.metrics.unregister()
+	if lost := r.dropped.Load() - droppedBefore; lost > 0 {
+		errs = append(errs, fmt.Errorf("audit: %d usage records lost while closing", lost))
+	}
+	if s := r.Stats(); s.SpoolBytes > 0 {
+		r.log.Info("usage recorder closed with a spool backlog; the next start replays it",
+			"segments", s.SpoolSegments, "bytes", s.SpoolBytes)
+	}
+	return errors.Join(errs...)
+}
+
+// awaitWriter waits for the writer to drain. When ctx ends first, the writer is either about to
+// finish (every write it starts from now on spools at once) or stuck in the Sink: then Close
+// takes over its batch and the channel, spools them, and leaves the writer to exit on its own.
+func (r *Recorder) awaitWriter(ctx context.Context) {
+	select {
+	case <-r.writerDone:
+		return
+	case <-ctx.Done():
+	}
+	r.writeCancel()
+	for {
+		r.life.Lock()
+		if r.inflight != nil {
+			r.shut = true
+			batch := r.inflight
+			r.inflight = nil
+			for len(r.ch) > 0 {
+				batch = append(batch, <-r.ch)
 			}
-			batch = append(batch, rec)
-			if len(batch) >= r.opts.BatchSize {
-				flush()
-			}
-		case <-tick.C:
-			flush()
+			r.spoolLocked(batch, "close deadline while the database was busy")
+			r.life.Unlock()
+			r.log.Warn("usage writer still in the database at the close deadline; its batch and the queue were spooled",
+				"records", len(batch))
+			return
+		}
+		r.life.Unlock()
+		select {
+		case <-r.writerDone:
+			return
+		case <-time.After(time.Millisecond):
 		}
 	}
 }
 
-// write inserts one batch, retrying with exponential backoff. The insert is idempotent on request
-// id, so a retry after an ambiguous failure cannot duplicate rows.
-func (r *Recorder) write(batch []store.UsageRecord) {
-	backoff := 100 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := r.sink.InsertUsage(ctx, batch)
-		cancel()
-		if err == nil {
-			r.count(func(s *Stats) { s.Written += int64(len(batch)) })
-			return
-		}
-		r.count(func(s *Stats) { s.WriteErrors++ })
-		if attempt >= r.opts.WriteRetries {
-			r.count(func(s *Stats) { s.Dropped += int64(len(batch)) })
-			r.log.Error("usage batch lost after retries", "records", len(batch), "err", err)
-			return
-		}
-		r.log.Warn("usage batch write failed; retrying", "records", len(batch), "attempt", attempt+1, "err", err)
-		time.Sleep(backoff)
-		backoff *= 2
+// spoolLocked appends records to the spool, or counts them lost when there is none or it fails.
+// r.life is held.
+func (r *Recorder) spoolLocked(recs []store.UsageRecord, why string) {
+	if len(recs) == 0 {
+		return
+	}
+	if r.spool == nil {
+		r.dropped.Add(int64(len(recs)))
+		r.log.Error("usage records lost: no spool", "records", len(recs), "reason", why)
+		return
+	}
+	n, err := r.spool.appendBatch(recs)
+	r.spooled.Add(int64(n))
+	if err != nil {
+		r.dropped.Add(int64(len(recs) - n))
+		r.log.Error("usage records lost: spool append failed", "records", len(recs)-n, "reason", why, "err", err)
+	}
+}
+
+func (r *Recorder) wakeReplay() {
+	select {
+	case r.replayWake <- struct{}{}:
+	default:
 	}
 }

@@ -30,8 +30,12 @@ type PostgresServer struct {
 	mu   sync.Mutex
 	dsn  string
 	err  error
-	proc *process
+	proc *process // nil while stopped
 	root string
+	// bin, argv and cred start the server again exactly as it was (Start after Stop).
+	bin  string
+	argv []string
+	cred *syscall.Credential
 }
 
 // Postgres returns the package's PostgreSQL server (LLMGATE_TEST_DATABASE_URL when set) and the
@@ -150,15 +154,29 @@ func (p *PostgresServer) launch(bin, template string, cred *syscall.Credential) 
 	if err != nil {
 		return fail(err)
 	}
-	proc, err := startProcess(filepath.Join(bin, "postgres"), []string{
+	argv := []string{
 		"-D", data, "-p", strconv.Itoa(ports[0]), "-h", "127.0.0.1", "-k", sock,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=200", "-c", "max_wal_size=1GB",
-	}, filepath.Join(root, "postgres.log"), cred)
+	}
+	dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", ports[0])
+	proc, err := runPostgres(filepath.Join(bin, "postgres"), argv, filepath.Join(root, "postgres.log"), cred, dsn)
 	if err != nil {
 		return fail(err)
 	}
-	dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", ports[0])
+	p.mu.Lock()
+	p.proc, p.root, p.dsn = proc, root, dsn
+	p.bin, p.argv, p.cred = filepath.Join(bin, "postgres"), argv, cred
+	p.mu.Unlock()
+	return nil
+}
+
+// runPostgres starts postgres and waits until it accepts connections on dsn.
+func runPostgres(bin string, argv []string, logPath string, cred *syscall.Credential, dsn string) (*process, error) {
+	proc, err := startProcess(bin, argv, logPath, cred)
+	if err != nil {
+		return nil, err
+	}
 	err = proc.waitReady(func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -169,12 +187,57 @@ func (p *PostgresServer) launch(bin, template string, cred *syscall.Credential) 
 		return conn.Close(ctx)
 	})
 	if err != nil {
-		return fail(err)
+		proc.stop(syscall.SIGQUIT) // waitReady kills it on a timeout; an early exit is already done
+		return nil, err
+	}
+	return proc, nil
+}
+
+// Stop takes the server down, keeping its port and data directory so Start can bring it back:
+// for tests of database outages. It is PostgreSQL's fast shutdown (SIGINT): every session is cut
+// at once (clients see their connections close or a 57P01 admin_shutdown error), transactions in
+// flight roll back, and every transaction already acknowledged as committed survives. Not the
+// immediate shutdown (SIGQUIT) or a SIGKILL: the server runs with synchronous_commit=off for
+// speed, so a crash-like stop could lose the last commits it acknowledged, which a real server
+// would keep and which outage tests count on. Every test sharing the server sees the outage, so
+// such tests use a server of their own. A server from LLMGATE_TEST_DATABASE_URL cannot be
+// stopped: the test is skipped.
+func (p *PostgresServer) Stop(t testing.TB) {
+	t.Helper()
+	p.DSN(t)
+	if os.Getenv("LLMGATE_TEST_DATABASE_URL") != "" {
+		t.Skip("testsvc: PostgreSQL comes from LLMGATE_TEST_DATABASE_URL and cannot be stopped")
 	}
 	p.mu.Lock()
-	p.proc, p.root, p.dsn = proc, root, dsn
-	p.mu.Unlock()
-	return nil
+	defer p.mu.Unlock()
+	if p.proc != nil {
+		p.proc.stop(syscall.SIGINT)
+		p.proc = nil
+	}
+}
+
+// Start restarts a stopped server on the same port with the same settings and data directory (the
+// databases and rows committed before Stop are all there), and waits until it accepts
+// connections. Starting a running server does nothing.
+func (p *PostgresServer) Start(t testing.TB) {
+	t.Helper()
+	p.DSN(t)
+	if os.Getenv("LLMGATE_TEST_DATABASE_URL") != "" {
+		t.Skip("testsvc: PostgreSQL comes from LLMGATE_TEST_DATABASE_URL and cannot be restarted")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.proc != nil {
+		return
+	}
+	if p.root == "" {
+		t.Fatal("testsvc: PostgreSQL was shut down for good (its stop function ran)")
+	}
+	proc, err := runPostgres(p.bin, p.argv, filepath.Join(p.root, "postgres.log"), p.cred, p.dsn)
+	if err != nil {
+		t.Fatalf("testsvc: restart postgres: %v", err)
+	}
+	p.proc = proc
 }
 
 // stop shuts the server down immediately (SIGQUIT: its data is thrown away) and removes its files.

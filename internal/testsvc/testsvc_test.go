@@ -2,6 +2,7 @@ package testsvc
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"sync"
 	"testing"
@@ -162,5 +163,49 @@ func TestStop(t *testing.T) {
 		if _, err := os.Stat(d); !os.IsNotExist(err) {
 			t.Errorf("%s still exists after stop (stat: %v)", d, err)
 		}
+	}
+}
+
+// TestPostgresRestart: Stop takes the server down, Start brings it back on the same address with
+// its data, and a pool reconnects on its own.
+func TestPostgresRestart(t *testing.T) {
+	p, stop := Postgres()
+	t.Cleanup(stop) // after NewDatabase's cleanup, which needs the server
+	dsn := p.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)`); err != nil {
+		t.Fatal(err)
+	}
+	p.Stop(t)
+	p.Stop(t) // stopping a stopped server is fine
+	if err := conn.Ping(ctx); err == nil {
+		t.Fatal("an open connection still works after Stop")
+	}
+	conn.Close(ctx)
+	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+	if c, err := pgx.Connect(short, dsn); err == nil {
+		c.Close(ctx)
+		t.Fatal("PostgreSQL accepts connections after Stop")
+	}
+	cancelShort()
+	p.Start(t)
+	p.Start(t) // starting a running server is fine
+	before, _ := url.Parse(dsn)
+	if after, _ := url.Parse(p.DSN(t)); after.Host != before.Host {
+		t.Fatalf("restarted on %s, want %s", after.Host, before.Host)
+	}
+	conn, err = pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect after Start: %v", err)
+	}
+	defer conn.Close(ctx)
+	var v int
+	if err := conn.QueryRow(ctx, `SELECT v FROM kept`).Scan(&v); err != nil || v != 42 {
+		t.Fatalf("row after restart = %d, %v; want 42: data must survive Stop/Start", v, err)
 	}
 }
