@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"errors"
+	"math/big"
 	"time"
 )
 
@@ -86,10 +87,14 @@ type UsageRecord struct {
 	UsageSource      string // "provider" | "estimated" | "partial" | "" (no upstream call)
 	CostPicoUSD      *int64 // nil when the model has no price
 	PriceVersion     string
-	LatencyMS        int64
-	TTFTMS           int64 // time to first byte of the answer; 0 when none was sent
-	StartedAt        time.Time
-	EndedAt          time.Time
+	// Charge says whether the cost is charged to a credit account (not stored in the row: the
+	// charge is the credit ledger's entry). False for what the charging policy exempts, such as
+	// answers cut short by an upstream fault.
+	Charge    bool
+	LatencyMS int64
+	TTFTMS    int64 // time to first byte of the answer; 0 when none was sent
+	StartedAt time.Time
+	EndedAt   time.Time
 }
 
 // UsageFilter narrows ListUsage. Zero values mean "any".
@@ -122,6 +127,60 @@ type QuotaPolicy struct {
 	UpdatedAt    time.Time
 }
 
+// ModelPrice is one version of a model's price in integer micro-USD per 1M tokens, so a record's
+// cost is Σ tokens × price in pico-USD, exact.
+type ModelPrice struct {
+	Model      string
+	InputPerM  int64
+	OutputPerM int64
+	// CachedInputPerM prices cached prompt tokens; 0 means the input price.
+	CachedInputPerM int64
+	// ReasoningPerM prices reasoning tokens; 0 means the output price.
+	ReasoningPerM int64
+	EffectiveFrom time.Time
+	// Version identifies this price in usage records (price_version).
+	Version string
+}
+
+// DailyUsage is one billing_record row: one (UTC day, tenant, user, key, model) rollup.
+type DailyUsage struct {
+	Day                            time.Time // midnight UTC
+	TenantID, UserID, KeyID, Model string
+	Requests                       int64
+	PromptTokens, CompletionTokens int64
+	CachedTokens, ReasoningTokens  int64
+	CostPicoUSD                    *big.Int // NUMERIC: sums outgrow int64
+}
+
+// BillingFilter narrows BillingRecords. Zero values mean "any"; From/To are days, [From, To).
+type BillingFilter struct {
+	TenantID, UserID, KeyID, Model string
+	From, To                       time.Time
+	Limit                          int // 0 means a default of 1000
+	Offset                         int
+}
+
+// CreditAccount is a prepaid balance of a user or tenant.
+type CreditAccount struct {
+	ID             string
+	SubjectType    string // "user" | "tenant"
+	SubjectID      string
+	BalancePicoUSD *big.Int
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// CreditEntry is one append-only credit_ledger row. Charges are negative.
+type CreditEntry struct {
+	ID            int64
+	AccountID     string
+	Kind          string // "charge" | "grant" | "refund" | "adjust"
+	AmountPicoUSD *big.Int
+	RequestID     string // set for charges: unique, so a replayed charge is a no-op
+	Note          string
+	CreatedAt     time.Time
+}
+
 // Store is everything the gateway persists. Implementations are safe for concurrent use.
 type Store interface {
 	// Migrate applies the embedded migrations not yet applied. It is idempotent and safe to call
@@ -151,7 +210,11 @@ type Store interface {
 	RevokeKey(ctx context.Context, id string, at time.Time) error
 
 	// InsertUsage writes a batch of records idempotently: a record whose (RequestID, StartedAt)
-	// already exists is skipped. It returns how many rows were new.
+	// already exists is skipped. In the same transaction, and only for the rows that were new, it
+	// adds each record to its billing_record rollup (UTC day of StartedAt) and, for a record with
+	// Charge set and a cost, charges the cost to the credit account of its user, or else of its
+	// tenant, when one exists (a 'charge' entry keyed by request id, and the balance lowered). A
+	// replayed batch therefore never double-counts. It returns how many rows were new.
 	InsertUsage(ctx context.Context, recs []UsageRecord) (int, error)
 	// ListUsage returns records newest first.
 	ListUsage(ctx context.Context, f UsageFilter) ([]UsageRecord, error)
@@ -164,4 +227,25 @@ type Store interface {
 	QuotaPolicies(ctx context.Context, subjectType, subjectID string) ([]QuotaPolicy, error)
 	// DeleteQuotaPolicy removes one policy; ErrNotFound when there is none.
 	DeleteQuotaPolicy(ctx context.Context, subjectType, subjectID, model string) error
+
+	// PutPrice adds a price version; ErrConflict when (Model, EffectiveFrom) exists.
+	PutPrice(ctx context.Context, p ModelPrice) error
+	// Prices returns, for every model, the version in force at `at` (the latest EffectiveFrom
+	// not after it), ordered by model.
+	Prices(ctx context.Context, at time.Time) ([]ModelPrice, error)
+	// PriceHistory returns a model's versions, newest first.
+	PriceHistory(ctx context.Context, model string) ([]ModelPrice, error)
+
+	// BillingRecords returns rollup rows, by day then tenant, user, key, model.
+	BillingRecords(ctx context.Context, f BillingFilter) ([]DailyUsage, error)
+
+	// EnsureCreditAccount returns the account of a subject, creating it with a zero balance.
+	EnsureCreditAccount(ctx context.Context, subjectType, subjectID string) (CreditAccount, error)
+	// CreditAccountOf returns the account of a subject; ErrNotFound when it has none.
+	CreditAccountOf(ctx context.Context, subjectType, subjectID string) (CreditAccount, error)
+	// AddCredit appends a grant, refund or adjustment (not a charge) and moves the balance by
+	// amount, in one transaction.
+	AddCredit(ctx context.Context, accountID, kind string, amount *big.Int, note string) (CreditEntry, error)
+	// CreditEntries returns an account's ledger, newest first.
+	CreditEntries(ctx context.Context, accountID string, limit, offset int) ([]CreditEntry, error)
 }

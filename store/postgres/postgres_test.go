@@ -141,13 +141,28 @@ func rowPartition(t *testing.T, s *Store, requestID string) string {
 	return part
 }
 
-// BenchmarkInsertUsage reports the rows per second of the batch path (the ledger needs 50,000).
-func BenchmarkInsertUsage(b *testing.B) {
+// BenchmarkInsertUsage reports the rows per second of the batch path (the ledger needs 50,000):
+// records of one user, key and model, priced, none charged, so one rollup row per batch.
+func BenchmarkInsertUsage(b *testing.B) { benchInsertUsage(b, false) }
+
+// BenchmarkInsertUsageCharged is the batch path at its most expensive: 50 users over 4 models,
+// each user with a credit account, every record charged, so each batch also upserts 200 rollup
+// rows, appends 5,000 ledger entries and moves 50 balances.
+func BenchmarkInsertUsageCharged(b *testing.B) { benchInsertUsage(b, true) }
+
+func benchInsertUsage(b *testing.B, charged bool) {
 	const batch = 5000
 	ctx := context.Background()
 	s := open(b, pg.NewDatabase(b))
 	if err := s.Migrate(ctx); err != nil {
 		b.Fatal(err)
+	}
+	if charged {
+		for u := range 50 {
+			if _, err := s.EnsureCreditAccount(ctx, "user", fmt.Sprintf("u%d", u)); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 	start := time.Now().Add(-time.Hour)
 	recs := make([]store.UsageRecord, batch)
@@ -161,6 +176,12 @@ func BenchmarkInsertUsage(b *testing.B) {
 				PromptTokens: 100, CompletionTokens: 200, UsageSource: "provider",
 				CostPicoUSD: new(int64), StartedAt: at, EndedAt: at.Add(time.Second),
 			}
+			if charged {
+				r := &recs[j]
+				r.UserID, r.KeyID = fmt.Sprintf("u%d", j%50), fmt.Sprintf("k%d", j%50)
+				r.Model = []string{"gpt-4o", "gpt-4o-mini", "claude-sonnet", "gemini-flash"}[j/50%4]
+				r.CostPicoUSD, r.Charge = ptr(int64(1_234_567_890+j)), true
+			}
 		}
 		if n, err := s.InsertUsage(ctx, recs); err != nil || n != batch {
 			b.Fatalf("InsertUsage = %d, %v", n, err)
@@ -168,6 +189,8 @@ func BenchmarkInsertUsage(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "rows/s")
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // TestQuotaPolicyModelNull: the every-model policy is stored with model NULL, never the empty
 // string, so "every model" has one representation in the table.

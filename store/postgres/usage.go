@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -21,20 +22,25 @@ const usageColumnList = `request_id, client_request_id, trace_id, key_id, user_i
 	prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, usage_source,
 	cost_pico_usd, price_version, latency_ms, ttft_ms, started_at, ended_at`
 
-// InsertUsage COPYs the batch into a temporary table, then moves it into usage_records with
-// INSERT … ON CONFLICT DO NOTHING, all in one transaction: COPY is the fast path but cannot skip
-// duplicates itself, and the INSERT's row count is exactly the number of new records.
+// InsertUsage COPYs the batch into a temporary table, then runs insertUsageSQL, all in one
+// transaction: COPY is the fast path but cannot skip duplicates itself, so the INSERT … ON
+// CONFLICT DO NOTHING that moves the rows into usage_records decides which are new, and its
+// RETURNING feeds the daily rollups and the credit charges in the same statement. A replayed
+// batch returns no rows there, so it can neither count nor charge twice, and the transaction
+// makes the records, their rollups and their charges visible together or not at all.
 func (s *Store) InsertUsage(ctx context.Context, recs []store.UsageRecord) (int, error) {
 	if len(recs) == 0 {
 		return 0, nil
 	}
 	var inserted int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx,
-			`CREATE TEMP TABLE usage_in (LIKE usage_records INCLUDING DEFAULTS) ON COMMIT DROP`); err != nil {
+		// charge is the one input that is not a usage_records column: whether this record may be
+		// charged to a credit account (the caller's policy), read only for new records.
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE usage_in (LIKE usage_records INCLUDING DEFAULTS,
+			charge boolean NOT NULL DEFAULT false) ON COMMIT DROP`); err != nil {
 			return fmt.Errorf("create temp table: %w", err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_in"}, usageColumns,
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_in"}, usageInColumns,
 			pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
 				r := &recs[i]
 				return []any{
@@ -42,17 +48,14 @@ func (s *Store) InsertUsage(ctx context.Context, recs []store.UsageRecord) (int,
 					r.SessionID, r.Model, r.UpstreamModel, r.Provider, r.Deployment, r.Endpoint,
 					r.Stream, int32(r.Status), r.ErrorType, r.PromptTokens, r.CompletionTokens,
 					r.CachedTokens, r.ReasoningTokens, r.UsageSource, r.CostPicoUSD, r.PriceVersion,
-					r.LatencyMS, r.TTFTMS, r.StartedAt, r.EndedAt,
+					r.LatencyMS, r.TTFTMS, r.StartedAt, r.EndedAt, r.Charge,
 				}, nil
 			})); err != nil {
 			return fmt.Errorf("copy: %w", err)
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO usage_records (`+usageColumnList+`)
-			SELECT `+usageColumnList+` FROM usage_in ON CONFLICT DO NOTHING`)
-		if err != nil {
+		if err := tx.QueryRow(ctx, insertUsageSQL[chargeMode(recs)]).Scan(&inserted); err != nil {
 			return fmt.Errorf("insert: %w", err)
 		}
-		inserted = tag.RowsAffected()
 		return nil
 	})
 	if err != nil {
@@ -60,6 +63,115 @@ func (s *Store) InsertUsage(ctx context.Context, recs []store.UsageRecord) (int,
 	}
 	return int(inserted), nil
 }
+
+var usageInColumns = append(slices.Clip(usageColumns), "charge")
+
+// insertUsageSQL moves usage_in into usage_records and, for the rows that were new only (the
+// RETURNING of the ON CONFLICT DO NOTHING insert):
+//
+//   - rollup adds them to their billing_record rows (UTC day of started_at), sums in NUMERIC;
+//   - charge appends a 'charge' ledger entry of −cost for each new record marked charge that has
+//     a cost, to the credit account of its user, or else of its tenant; the partial unique index
+//     on request_id makes a charge that already exists a no-op, so a request is charged once
+//     even if it is recorded again under another started_at;
+//   - balance lowers each charged account by the sum of the entries actually appended.
+//
+// Every stage takes its row locks in one global order (usage keys, rollup keys, ledger request
+// ids, account ids, each sorted, each stage consuming its sorted input before writing), so
+// concurrent batches that overlap wait for each other instead of deadlocking. The balance is an
+// upsert that always conflicts (the accounts were just read) because INSERT … SELECT … ORDER BY
+// is the one data-modifying form that processes its rows in a given order; UPDATE … FROM does not.
+// Data-modifying CTEs run exactly once, whatever the outer query reads of them.
+//
+// The statement comes in three variants, by chargeMode: a batch with nothing to charge skips the
+// charge stages, and one where every record is to be charged skips looking the flag up in
+// usage_in (a hash join over the whole batch).
+var insertUsageSQL = [...]string{
+	chargeNone:  insertNewSQL + rollupSQL + selectNewSQL,
+	chargeSome:  insertNewSQL + rollupSQL + chargeSQL(true) + selectNewSQL,
+	chargeEvery: insertNewSQL + rollupSQL + chargeSQL(false) + selectNewSQL,
+}
+
+const (
+	chargeNone = iota
+	chargeSome
+	chargeEvery
+)
+
+// chargeMode says which records of a batch are to be charged: none, some or every one.
+func chargeMode(recs []store.UsageRecord) int {
+	n := 0
+	for i := range recs {
+		if recs[i].Charge {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return chargeNone
+	case len(recs):
+		return chargeEvery
+	}
+	return chargeSome
+}
+
+const insertNewSQL = `WITH new AS (
+	INSERT INTO usage_records (` + usageColumnList + `)
+	SELECT ` + usageColumnList + ` FROM usage_in ORDER BY request_id, started_at
+	ON CONFLICT DO NOTHING
+	RETURNING request_id, started_at, tenant_id, user_id, key_id, model, prompt_tokens,
+		completion_tokens, cached_tokens, reasoning_tokens, cost_pico_usd
+)`
+
+const rollupSQL = `, rollup AS (
+	INSERT INTO billing_record AS b (day, tenant_id, user_id, key_id, model, requests,
+		prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_pico_usd)
+	SELECT (started_at AT TIME ZONE 'UTC')::date, tenant_id, user_id, key_id, model, count(*),
+		sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(reasoning_tokens),
+		COALESCE(sum(cost_pico_usd), 0)
+	FROM new GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+	ON CONFLICT (day, tenant_id, user_id, key_id, model) DO UPDATE SET
+		requests = b.requests + EXCLUDED.requests,
+		prompt_tokens = b.prompt_tokens + EXCLUDED.prompt_tokens,
+		completion_tokens = b.completion_tokens + EXCLUDED.completion_tokens,
+		cached_tokens = b.cached_tokens + EXCLUDED.cached_tokens,
+		reasoning_tokens = b.reasoning_tokens + EXCLUDED.reasoning_tokens,
+		cost_pico_usd = b.cost_pico_usd + EXCLUDED.cost_pico_usd
+)`
+
+// chargeSQL is the charge and balance stages; byFlag keeps only the new records whose row in
+// usage_in is marked charge.
+func chargeSQL(byFlag bool) string {
+	flag := ""
+	if byFlag {
+		flag = `
+		AND EXISTS (SELECT 1 FROM usage_in i
+			WHERE i.charge AND i.request_id = n.request_id AND i.started_at = n.started_at)`
+	}
+	return `, charge AS (
+	INSERT INTO credit_ledger (account_id, kind, amount_pico_usd, request_id)
+	SELECT COALESCE(ua.id, ta.id), 'charge', -n.cost_pico_usd::numeric, n.request_id
+	FROM new n
+	LEFT JOIN credit_accounts ua ON ua.subject_type = 'user' AND ua.subject_id = n.user_id
+		AND n.user_id <> ''
+	LEFT JOIN credit_accounts ta ON ta.subject_type = 'tenant' AND ta.subject_id = n.tenant_id
+	WHERE n.cost_pico_usd IS NOT NULL AND COALESCE(ua.id, ta.id) IS NOT NULL` + flag + `
+	ORDER BY n.request_id
+	ON CONFLICT (request_id) WHERE kind = 'charge' DO NOTHING
+	RETURNING account_id, amount_pico_usd
+), balance AS (
+	INSERT INTO credit_accounts AS a (id, subject_type, subject_id, balance_pico_usd)
+	SELECT acc.id, acc.subject_type, acc.subject_id, c.total
+	FROM (SELECT account_id, sum(amount_pico_usd) AS total FROM charge GROUP BY account_id) c
+	JOIN credit_accounts acc ON acc.id = c.account_id
+	ORDER BY acc.id
+	ON CONFLICT (id) DO UPDATE SET balance_pico_usd = a.balance_pico_usd + EXCLUDED.balance_pico_usd,
+		updated_at = now()
+)`
+}
+
+const selectNewSQL = `
+SELECT count(*) FROM new`
 
 // ListUsage returns records newest first; every filter value is a bound parameter.
 func (s *Store) ListUsage(ctx context.Context, f store.UsageFilter) ([]store.UsageRecord, error) {

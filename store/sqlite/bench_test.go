@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,8 +13,16 @@ import (
 )
 
 // BenchmarkInsertUsage measures the usage writer's cost per record in 1000-record batches (the
-// recorder's default), the SQLite half of the gateway's per-request CPU.
-func BenchmarkInsertUsage(b *testing.B) {
+// recorder's default), the SQLite half of the gateway's per-request CPU. Records are unpriced and
+// uncharged, as before rollups existed, so the numbers compare across versions.
+func BenchmarkInsertUsage(b *testing.B) { benchInsertUsage(b, false) }
+
+// BenchmarkInsertUsageCharged is the same with every record priced and charged to one of 20 user
+// accounts, over 4 models: each batch also upserts its rollup rows, appends 1000 ledger entries
+// and moves 20 balances.
+func BenchmarkInsertUsageCharged(b *testing.B) { benchInsertUsage(b, true) }
+
+func benchInsertUsage(b *testing.B, charged bool) {
 	ctx := context.Background()
 	s, err := New(ctx, filepath.Join(b.TempDir(), "bench.db"))
 	if err != nil {
@@ -22,6 +31,13 @@ func BenchmarkInsertUsage(b *testing.B) {
 	defer s.Close()
 	if err := s.Migrate(ctx); err != nil {
 		b.Fatal(err)
+	}
+	if charged {
+		for u := range 20 {
+			if _, err := s.EnsureCreditAccount(ctx, "user", fmt.Sprintf("u%d", u)); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 	const batch = 1000
 	recs := make([]store.UsageRecord, batch)
@@ -34,6 +50,13 @@ func BenchmarkInsertUsage(b *testing.B) {
 				TenantID: store.DefaultTenant, Model: "gpt-4o-mini", UpstreamModel: "gpt-4o-mini", Provider: "openai",
 				Deployment: "openai/gpt-4o-mini", Endpoint: "chat/completions", Status: 200, PromptTokens: 12,
 				CompletionTokens: 20, UsageSource: "provider", LatencyMS: 3, StartedAt: now, EndedAt: now}
+			if charged {
+				r := &recs[j]
+				r.UserID = fmt.Sprintf("u%d", j%20)
+				r.Model = []string{"gpt-4o", "gpt-4o-mini", "claude-sonnet", "gemini-flash"}[j/20%4]
+				cost := int64(1_234_567 + j)
+				r.CostPicoUSD, r.Charge = &cost, true
+			}
 		}
 		if _, err := s.InsertUsage(ctx, recs); err != nil {
 			b.Fatal(err)

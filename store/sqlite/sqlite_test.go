@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -19,9 +21,10 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestConformance(t *testing.T) {
+	// Money columns are INTEGER here: sums beyond int64 pico-USD must fail cleanly (rollup.go).
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return open(t, filepath.Join(t.TempDir(), "llmgate.db"))
-	})
+	}, storetest.Int64Money())
 }
 
 func open(t *testing.T, path string) *Store {
@@ -114,5 +117,48 @@ func TestQuotaPolicyModelNull(t *testing.T) {
 	}
 	if nulls != 1 || empties != 0 || rows != 2 {
 		t.Errorf("%d rows, %d with model NULL and %d with model '', want 2, 1 and 0", rows, nulls, empties)
+	}
+}
+
+// TestMoneyExactAtInt64Min: SQLite computes an integer sum that overflows as a REAL; pushed a
+// little below the int64 minimum, that REAL is exactly −2⁶³, which an INTEGER could hold. The
+// STRICT money columns must still refuse it, or a balance or rollup cost would be stored as the
+// minimum, silently wrong; this pins that the refusal holds at the boundary.
+func TestMoneyExactAtInt64Min(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "llmgate.db"))
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.EnsureCreditAccount(ctx, "user", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddCredit(ctx, a.ID, "adjust", big.NewInt(-math.MaxInt64), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddCredit(ctx, a.ID, "adjust", big.NewInt(-2), ""); !errors.Is(err, errMoneyRange) {
+		t.Errorf("balance below int64: err = %v, want errMoneyRange", err)
+	}
+	if got, err := s.CreditAccountOf(ctx, "user", "u1"); err != nil || got.BalancePicoUSD.Cmp(big.NewInt(-math.MaxInt64)) != 0 {
+		t.Errorf("balance = %v, %v; want −(2⁶³−1), unchanged", got.BalancePicoUSD, err)
+	}
+
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rec := func(id string, cost int64) []store.UsageRecord {
+		return []store.UsageRecord{{RequestID: id, Status: 200, CostPicoUSD: &cost, StartedAt: at, EndedAt: at}}
+	}
+	if _, err := s.InsertUsage(ctx, rec("r1", -math.MaxInt64)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.InsertUsage(ctx, rec("r2", -2)); !errors.Is(err, errMoneyRange) {
+		t.Errorf("rollup cost below int64: err = %v, want errMoneyRange", err)
+	}
+	if n, err := s.InsertUsage(ctx, append(rec("r3", -1), rec("r4", -1)...)); !errors.Is(err, errMoneyRange) || n != 0 {
+		t.Errorf("rollup cost below int64 within one batch: %d, %v; want errMoneyRange", n, err)
+	}
+	us, err := s.BillingRecords(ctx, store.BillingFilter{})
+	if err != nil || len(us) != 1 || us[0].Requests != 1 || us[0].CostPicoUSD.Cmp(big.NewInt(-math.MaxInt64)) != 0 {
+		t.Errorf("rollups = %+v, %v; want r1's alone", us, err)
 	}
 }

@@ -14,9 +14,26 @@ import (
 	"github.com/llmgate/llmgate/store"
 )
 
+// Option adapts the suite to a store's documented limits.
+type Option func(*config)
+
+type config struct {
+	int64Money bool
+}
+
+// Int64Money declares that the store keeps money sums (a rollup row's cost, a balance, a credit
+// amount) in int64 pico-USD, as the embedded SQLite store does: a write that would take one
+// beyond that range must then fail and change nothing. Without it, such sums must be exact
+// (NUMERIC in PostgreSQL).
+func Int64Money() Option { return func(c *config) { c.int64Money = true } }
+
 // Run runs the suite. newStore must return a store on an empty database of its own, not yet
 // migrated, and close it when t ends (t.Cleanup). Subtests run in parallel, each on its own store.
-func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) {
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
 	open := func(t *testing.T) store.Store {
 		t.Helper()
 		s := newStore(t)
@@ -51,6 +68,17 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QuotaPolicyMetacharacters", testQuotaPolicyMetacharacters},
 		{"QuotaPolicyUpdatedAt", testQuotaPolicyUpdatedAt},
 		{"QuotaPolicyConcurrentPut", testQuotaPolicyConcurrentPut},
+		{"BillingRollups", testBillingRollups},
+		{"BillingReplay", testBillingReplay},
+		{"BillingConcurrentOverlap", testBillingConcurrentOverlap},
+		{"Charges", testCharges},
+		{"ChargeOncePerRequest", testChargeOncePerRequest},
+		{"BigMoney", func(t *testing.T, s store.Store) { testBigMoney(t, s, cfg) }},
+		{"Prices", testPrices},
+		{"PriceConflict", testPriceConflict},
+		{"CreditAccounts", testCreditAccounts},
+		{"CreditAccountConcurrentEnsure", testCreditAccountConcurrentEnsure},
+		{"AddCredit", testAddCredit},
 	}
 	t.Run("Migrate", func(t *testing.T) {
 		t.Parallel()

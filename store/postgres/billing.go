@@ -1,0 +1,145 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/llmgate/llmgate/store"
+)
+
+const priceColumns = `model, input_per_million, output_per_million, cached_input_per_million,
+	reasoning_per_million, effective_from, version`
+
+// PutPrice adds a price version. Versions are never replaced: a past record's cost must stay
+// explainable by the price it was costed with, so a second version at the same (model,
+// effective_from) is ErrConflict, not an update.
+func (s *Store) PutPrice(ctx context.Context, p store.ModelPrice) error {
+	if err := validPrice(p); err != nil {
+		return fmt.Errorf("postgres: put price: %w", err)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO model_pricing (`+priceColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		p.Model, p.InputPerM, p.OutputPerM, p.CachedInputPerM, p.ReasoningPerM, p.EffectiveFrom, p.Version)
+	if err != nil {
+		return fmt.Errorf("postgres: put price: %w", mapErr(err))
+	}
+	return nil
+}
+
+// Prices returns, per model, the version with the latest effective_from not after at, ordered by
+// model in byte order (as SQLite does, whatever the database's collation).
+func (s *Store) Prices(ctx context.Context, at time.Time) ([]store.ModelPrice, error) {
+	ps, err := s.queryPrices(ctx, `SELECT `+priceColumns+` FROM (
+			SELECT DISTINCT ON (model) `+priceColumns+` FROM model_pricing
+			WHERE effective_from <= $1 ORDER BY model, effective_from DESC
+		) p ORDER BY model COLLATE "C"`, at)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: prices: %w", err)
+	}
+	return ps, nil
+}
+
+// PriceHistory returns a model's versions, newest first.
+func (s *Store) PriceHistory(ctx context.Context, model string) ([]store.ModelPrice, error) {
+	ps, err := s.queryPrices(ctx, `SELECT `+priceColumns+` FROM model_pricing
+		WHERE model = $1 ORDER BY effective_from DESC`, model)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: price history: %w", err)
+	}
+	return ps, nil
+}
+
+func (s *Store) queryPrices(ctx context.Context, q string, args ...any) ([]store.ModelPrice, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.ModelPrice, error) {
+		var p store.ModelPrice
+		err := row.Scan(&p.Model, &p.InputPerM, &p.OutputPerM, &p.CachedInputPerM,
+			&p.ReasoningPerM, &p.EffectiveFrom, &p.Version)
+		p.EffectiveFrom = p.EffectiveFrom.UTC()
+		return p, err
+	})
+}
+
+// validPrice rejects what no caller may store: a version without a model or a time, or a
+// negative price (a refund is a credit entry, not a price).
+func validPrice(p store.ModelPrice) error {
+	switch {
+	case p.Model == "":
+		return errors.New("price without a model")
+	case p.EffectiveFrom.IsZero():
+		return fmt.Errorf("price of %q without an effective time", p.Model)
+	case p.InputPerM < 0 || p.OutputPerM < 0 || p.CachedInputPerM < 0 || p.ReasoningPerM < 0:
+		return fmt.Errorf("price of %q is negative", p.Model)
+	}
+	return nil
+}
+
+// defaultBillingLimit is the page size of BillingRecords when the filter sets none.
+const defaultBillingLimit = 1000
+
+// BillingRecords returns rollup rows ordered by day, then tenant, user, key and model in byte
+// order. From and To select days: a row is returned when From's UTC day ≤ its day < To's UTC day.
+func (s *Store) BillingRecords(ctx context.Context, f store.BillingFilter) ([]store.DailyUsage, error) {
+	var w where
+	if f.TenantID != "" {
+		w.add("tenant_id = ", f.TenantID)
+	}
+	if f.UserID != "" {
+		w.add("user_id = ", f.UserID)
+	}
+	if f.KeyID != "" {
+		w.add("key_id = ", f.KeyID)
+	}
+	if f.Model != "" {
+		w.add("model = ", f.Model)
+	}
+	if !f.From.IsZero() {
+		w.add("day >= ", pgtype.Date{Time: utcDay(f.From), Valid: true})
+	}
+	if !f.To.IsZero() {
+		w.add("day < ", pgtype.Date{Time: utcDay(f.To), Valid: true})
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultBillingLimit
+	}
+	q := `SELECT day, tenant_id, user_id, key_id, model, requests, prompt_tokens, completion_tokens,
+		cached_tokens, reasoning_tokens, cost_pico_usd FROM billing_record` + w.sql() +
+		` ORDER BY day, tenant_id COLLATE "C", user_id COLLATE "C", key_id COLLATE "C",
+		model COLLATE "C"` + w.page(limit, max(f.Offset, 0))
+	rows, err := s.pool.Query(ctx, q, w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: billing records: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.DailyUsage, error) {
+		var d store.DailyUsage
+		var day pgtype.Date
+		var cost pgtype.Numeric
+		if err := row.Scan(&day, &d.TenantID, &d.UserID, &d.KeyID, &d.Model, &d.Requests,
+			&d.PromptTokens, &d.CompletionTokens, &d.CachedTokens, &d.ReasoningTokens, &cost); err != nil {
+			return d, err
+		}
+		d.Day = utcDay(day.Time)
+		var err error
+		d.CostPicoUSD, err = numericToBig(cost)
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: billing records: %w", err)
+	}
+	return out, nil
+}
+
+// utcDay is midnight UTC of t's UTC day: rollups count a record on the UTC day it started.
+func utcDay(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}

@@ -1,0 +1,160 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/llmgate/llmgate/store"
+)
+
+const accountColumns = `id, subject_type, subject_id, balance_pico_usd, created_at, updated_at`
+
+// EnsureCreditAccount returns the subject's account, creating it with a zero balance. Callers
+// racing to create one account all get the same one: the insert skips on the (subject_type,
+// subject_id) unique constraint, waiting for a concurrent inserter to commit first, and the read
+// that follows is a new statement, so it sees that committed row.
+func (s *Store) EnsureCreditAccount(ctx context.Context, subjectType, subjectID string) (store.CreditAccount, error) {
+	if err := validSubject(subjectType, subjectID); err != nil {
+		return store.CreditAccount{}, fmt.Errorf("postgres: ensure credit account: %w", err)
+	}
+	id, err := newAccountID()
+	if err != nil {
+		return store.CreditAccount{}, fmt.Errorf("postgres: ensure credit account: %w", err)
+	}
+	a, err := scanAccount(s.pool.QueryRow(ctx, `INSERT INTO credit_accounts (id, subject_type, subject_id)
+		VALUES ($1, $2, $3) ON CONFLICT (subject_type, subject_id) DO NOTHING
+		RETURNING `+accountColumns, id, subjectType, subjectID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s.CreditAccountOf(ctx, subjectType, subjectID)
+	}
+	if err != nil {
+		return store.CreditAccount{}, fmt.Errorf("postgres: ensure credit account: %w", err)
+	}
+	return a, nil
+}
+
+// CreditAccountOf returns the subject's account; ErrNotFound when it has none.
+func (s *Store) CreditAccountOf(ctx context.Context, subjectType, subjectID string) (store.CreditAccount, error) {
+	a, err := scanAccount(s.pool.QueryRow(ctx, `SELECT `+accountColumns+` FROM credit_accounts
+		WHERE subject_type = $1 AND subject_id = $2`, subjectType, subjectID))
+	if err != nil {
+		return store.CreditAccount{}, fmt.Errorf("postgres: credit account of %s %q: %w",
+			subjectType, subjectID, notFound(err))
+	}
+	return a, nil
+}
+
+// AddCredit moves the balance and appends the entry in one statement (so one transaction): the
+// ledger insert reads the account id from the UPDATE's RETURNING, so an unknown account writes
+// nothing and reports ErrNotFound. The UPDATE's row lock serialises it with charges and other
+// credits of the same account.
+func (s *Store) AddCredit(ctx context.Context, accountID, kind string, amount *big.Int, note string) (store.CreditEntry, error) {
+	if err := validCredit(kind, amount); err != nil {
+		return store.CreditEntry{}, fmt.Errorf("postgres: add credit: %w", err)
+	}
+	e := store.CreditEntry{AccountID: accountID, Kind: kind, AmountPicoUSD: new(big.Int).Set(amount), Note: note}
+	err := s.pool.QueryRow(ctx, `WITH a AS (
+			UPDATE credit_accounts SET balance_pico_usd = balance_pico_usd + $3, updated_at = now()
+			WHERE id = $1 RETURNING id
+		)
+		INSERT INTO credit_ledger (account_id, kind, amount_pico_usd, note)
+		SELECT id, $2, $3, $4 FROM a RETURNING id, created_at`,
+		accountID, kind, bigToNumeric(amount), note).Scan(&e.ID, &e.CreatedAt)
+	if err != nil {
+		return store.CreditEntry{}, fmt.Errorf("postgres: add credit to %q: %w", accountID, notFound(err))
+	}
+	e.CreatedAt = e.CreatedAt.UTC()
+	return e, nil
+}
+
+// CreditEntries returns an account's ledger newest first (ties in created_at, which is the time
+// of the writing transaction, broken by the later id); an unknown account has none.
+func (s *Store) CreditEntries(ctx context.Context, accountID string, limit, offset int) ([]store.CreditEntry, error) {
+	limit, offset = page(limit, offset)
+	rows, err := s.pool.Query(ctx, `SELECT id, account_id, kind, amount_pico_usd,
+		COALESCE(request_id, ''), note, created_at FROM credit_ledger WHERE account_id = $1
+		ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`, accountID, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: credit entries: %w", err)
+	}
+	es, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.CreditEntry, error) {
+		var e store.CreditEntry
+		var amount pgtype.Numeric
+		if err := row.Scan(&e.ID, &e.AccountID, &e.Kind, &amount, &e.RequestID, &e.Note, &e.CreatedAt); err != nil {
+			return e, err
+		}
+		e.CreatedAt = e.CreatedAt.UTC()
+		var err error
+		e.AmountPicoUSD, err = numericToBig(amount)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: credit entries: %w", err)
+	}
+	return es, nil
+}
+
+func scanAccount(row pgx.Row) (store.CreditAccount, error) {
+	var a store.CreditAccount
+	var balance pgtype.Numeric
+	if err := row.Scan(&a.ID, &a.SubjectType, &a.SubjectID, &balance, &a.CreatedAt, &a.UpdatedAt); err != nil {
+		return store.CreditAccount{}, err
+	}
+	var err error
+	if a.BalancePicoUSD, err = numericToBig(balance); err != nil {
+		return store.CreditAccount{}, err
+	}
+	a.CreatedAt, a.UpdatedAt = a.CreatedAt.UTC(), a.UpdatedAt.UTC()
+	return a, nil
+}
+
+// newAccountID is "ca_" and a UUIDv7: unique across replicas without a round trip, and roughly
+// time-ordered, so the primary key index grows at its end.
+func newAccountID() (string, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return "", fmt.Errorf("account id: %w", err)
+	}
+	return "ca_" + id.String(), nil
+}
+
+// validSubject: charges look accounts up by the user, then the tenant, of a record, so those are
+// the only subjects an account can have.
+func validSubject(subjectType, subjectID string) error {
+	if subjectType != "user" && subjectType != "tenant" {
+		return fmt.Errorf("credit account subject type %q: want \"user\" or \"tenant\"", subjectType)
+	}
+	if subjectID == "" {
+		return fmt.Errorf("credit account of a %s without an id", subjectType)
+	}
+	return nil
+}
+
+// validCredit: charges are written only by InsertUsage, keyed by request id, so AddCredit takes
+// the other kinds; grants and refunds add money, an adjustment may take it away.
+func validCredit(kind string, amount *big.Int) error {
+	if amount == nil {
+		return errors.New("credit without an amount")
+	}
+	switch kind {
+	case "grant", "refund":
+		if amount.Sign() <= 0 {
+			return fmt.Errorf("a %s must be positive, got %s", kind, amount)
+		}
+	case "adjust":
+		if amount.Sign() == 0 {
+			return errors.New("an adjustment of zero")
+		}
+	case "charge":
+		return errors.New("charges are written by InsertUsage, keyed by request id")
+	default:
+		return fmt.Errorf("unknown credit kind %q: want grant, refund or adjust", kind)
+	}
+	return nil
+}

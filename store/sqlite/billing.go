@@ -1,0 +1,167 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/llmgate/llmgate/store"
+)
+
+const priceColumns = `model, input_per_million, output_per_million, cached_input_per_million,
+	reasoning_per_million, effective_from, version`
+
+// PutPrice adds a price version. Versions are never replaced: a past record's cost must stay
+// explainable by the price it was costed with, so a second version at the same (model,
+// effective_from) is ErrConflict, not an update.
+func (s *Store) PutPrice(ctx context.Context, p store.ModelPrice) error {
+	if err := validPrice(p); err != nil {
+		return fmt.Errorf("sqlite: put price: %w", err)
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO model_pricing (`+priceColumns+`, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, p.Model, p.InputPerM, p.OutputPerM, p.CachedInputPerM,
+		p.ReasoningPerM, micros(p.EffectiveFrom), p.Version, micros(time.Now()))
+	if err != nil {
+		return fmt.Errorf("sqlite: put price: %w", mapErr(err))
+	}
+	return nil
+}
+
+// Prices returns, per model, the version with the latest effective_from not after at, ordered by
+// model. The correlated max() is one primary-key (model, effective_from) probe per model.
+func (s *Store) Prices(ctx context.Context, at time.Time) ([]store.ModelPrice, error) {
+	ps, err := s.queryPrices(ctx, `SELECT `+priceColumns+` FROM model_pricing p
+		WHERE effective_from = (SELECT max(effective_from) FROM model_pricing
+			WHERE model = p.model AND effective_from <= ?1)
+		ORDER BY model`, micros(at))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: prices: %w", err)
+	}
+	return ps, nil
+}
+
+// PriceHistory returns a model's versions, newest first.
+func (s *Store) PriceHistory(ctx context.Context, model string) ([]store.ModelPrice, error) {
+	ps, err := s.queryPrices(ctx, `SELECT `+priceColumns+` FROM model_pricing
+		WHERE model = ? ORDER BY effective_from DESC`, model)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: price history: %w", err)
+	}
+	return ps, nil
+}
+
+func (s *Store) queryPrices(ctx context.Context, q string, args ...any) ([]store.ModelPrice, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.ModelPrice
+	for rows.Next() {
+		var p store.ModelPrice
+		var from int64
+		if err := rows.Scan(&p.Model, &p.InputPerM, &p.OutputPerM, &p.CachedInputPerM,
+			&p.ReasoningPerM, &from, &p.Version); err != nil {
+			return nil, err
+		}
+		p.EffectiveFrom = fromMicros(from)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// validPrice rejects what no caller may store: a version without a model or a time, or a
+// negative price (a refund is a credit entry, not a price).
+func validPrice(p store.ModelPrice) error {
+	switch {
+	case p.Model == "":
+		return errors.New("price without a model")
+	case p.EffectiveFrom.IsZero():
+		return fmt.Errorf("price of %q without an effective time", p.Model)
+	case p.InputPerM < 0 || p.OutputPerM < 0 || p.CachedInputPerM < 0 || p.ReasoningPerM < 0:
+		return fmt.Errorf("price of %q is negative", p.Model)
+	}
+	return nil
+}
+
+// defaultBillingLimit is the page size of BillingRecords when the filter sets none.
+const defaultBillingLimit = 1000
+
+// BillingRecords returns rollup rows ordered by day, then tenant, user, key and model (byte
+// order). From and To select days: a row is returned when From's UTC day ≤ its day < To's UTC
+// day; days are 'YYYY-MM-DD' text, which compares as dates.
+func (s *Store) BillingRecords(ctx context.Context, f store.BillingFilter) ([]store.DailyUsage, error) {
+	var where []string
+	var args []any
+	cond := func(c string, v any) { where, args = append(where, c), append(args, v) }
+	if f.TenantID != "" {
+		cond("tenant_id = ?", f.TenantID)
+	}
+	if f.UserID != "" {
+		cond("user_id = ?", f.UserID)
+	}
+	if f.KeyID != "" {
+		cond("key_id = ?", f.KeyID)
+	}
+	if f.Model != "" {
+		cond("model = ?", f.Model)
+	}
+	if !f.From.IsZero() {
+		cond("day >= ?", f.From.UTC().Format(time.DateOnly))
+	}
+	if !f.To.IsZero() {
+		cond("day < ?", f.To.UTC().Format(time.DateOnly))
+	}
+	q := `SELECT day, tenant_id, user_id, key_id, model, requests, prompt_tokens, completion_tokens,
+		cached_tokens, reasoning_tokens, cost_pico_usd FROM billing_record`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultBillingLimit
+	}
+	q += ` ORDER BY day, tenant_id, user_id, key_id, model LIMIT ? OFFSET ?`
+	rows, err := s.r.QueryContext(ctx, q, append(args, limit, max(f.Offset, 0))...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: billing records: %w", err)
+	}
+	defer rows.Close()
+	var out []store.DailyUsage
+	for rows.Next() {
+		var d store.DailyUsage
+		var day string
+		var cost int64
+		if err := rows.Scan(&day, &d.TenantID, &d.UserID, &d.KeyID, &d.Model, &d.Requests,
+			&d.PromptTokens, &d.CompletionTokens, &d.CachedTokens, &d.ReasoningTokens, &cost); err != nil {
+			return nil, fmt.Errorf("sqlite: billing records: %w", err)
+		}
+		if d.Day, err = time.Parse(time.DateOnly, day); err != nil {
+			return nil, fmt.Errorf("sqlite: billing records: day %q: %w", day, err)
+		}
+		d.CostPicoUSD = big.NewInt(cost)
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: billing records: %w", err)
+	}
+	return out, nil
+}
+
+// scanMoney reads an INTEGER money column into the *big.Int of the store contract.
+func scanMoney(dst **big.Int) sql.Scanner { return moneyScanner{dst} }
+
+type moneyScanner struct{ dst **big.Int }
+
+func (m moneyScanner) Scan(v any) error {
+	n, ok := v.(int64)
+	if !ok {
+		return fmt.Errorf("money column holds %T, want an integer", v)
+	}
+	*m.dst = big.NewInt(n)
+	return nil
+}

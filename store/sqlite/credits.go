@@ -1,0 +1,175 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/llmgate/llmgate/store"
+)
+
+const accountColumns = `id, subject_type, subject_id, balance_pico_usd, created_at, updated_at`
+
+// EnsureCreditAccount returns the subject's account, creating it with a zero balance. The insert
+// and the read share one IMMEDIATE transaction on the writer, so callers racing to create one
+// account (goroutines or processes sharing the file) take turns and all get the same one.
+func (s *Store) EnsureCreditAccount(ctx context.Context, subjectType, subjectID string) (store.CreditAccount, error) {
+	if err := validSubject(subjectType, subjectID); err != nil {
+		return store.CreditAccount{}, fmt.Errorf("sqlite: ensure credit account: %w", err)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return store.CreditAccount{}, fmt.Errorf("sqlite: ensure credit account: %w", err)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return store.CreditAccount{}, fmt.Errorf("sqlite: ensure credit account: %w", err)
+	}
+	defer tx.Rollback()
+	now := micros(time.Now())
+	if _, err := tx.ExecContext(ctx, `INSERT INTO credit_accounts
+		(id, subject_type, subject_id, balance_pico_usd, created_at, updated_at)
+		VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (subject_type, subject_id) DO NOTHING`,
+		"ca_"+id.String(), subjectType, subjectID, now, now); err != nil {
+		return store.CreditAccount{}, fmt.Errorf("sqlite: ensure credit account: %w", err)
+	}
+	a, err := scanAccount(tx.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM credit_accounts
+		WHERE subject_type = ? AND subject_id = ?`, subjectType, subjectID))
+	if err != nil {
+		return store.CreditAccount{}, fmt.Errorf("sqlite: ensure credit account: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return store.CreditAccount{}, fmt.Errorf("sqlite: ensure credit account: %w", err)
+	}
+	return a, nil
+}
+
+// CreditAccountOf returns the subject's account; ErrNotFound when it has none.
+func (s *Store) CreditAccountOf(ctx context.Context, subjectType, subjectID string) (store.CreditAccount, error) {
+	a, err := scanAccount(s.r.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM credit_accounts
+		WHERE subject_type = ? AND subject_id = ?`, subjectType, subjectID))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return store.CreditAccount{}, fmt.Errorf("sqlite: credit account of %s %q: %w", subjectType, subjectID, err)
+	}
+	return a, nil
+}
+
+// AddCredit moves the balance and appends the entry in one transaction. The amount and the new
+// balance must fit the embedded store's int64 pico-USD (errMoneyRange otherwise, nothing written).
+func (s *Store) AddCredit(ctx context.Context, accountID, kind string, amount *big.Int, note string) (store.CreditEntry, error) {
+	if err := validCredit(kind, amount); err != nil {
+		return store.CreditEntry{}, fmt.Errorf("sqlite: add credit: %w", err)
+	}
+	if !amount.IsInt64() {
+		return store.CreditEntry{}, fmt.Errorf("sqlite: add credit of %s: %w", amount, errMoneyRange)
+	}
+	e := store.CreditEntry{AccountID: accountID, Kind: kind, AmountPicoUSD: new(big.Int).Set(amount),
+		Note: note, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	err := func() error {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		now := micros(e.CreatedAt)
+		if err := moveBalance(ctx, tx, accountID, amount.Int64(), now); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO credit_ledger
+			(account_id, kind, amount_pico_usd, note, created_at) VALUES (?, ?, ?, ?, ?)`,
+			accountID, kind, amount.Int64(), note, now)
+		if err != nil {
+			return err
+		}
+		if e.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}()
+	if err != nil {
+		return store.CreditEntry{}, fmt.Errorf("sqlite: add credit to %q: %w", accountID, err)
+	}
+	return e, nil
+}
+
+// CreditEntries returns an account's ledger newest first (ties in created_at broken by the later
+// id); an unknown account has none.
+func (s *Store) CreditEntries(ctx context.Context, accountID string, limit, offset int) ([]store.CreditEntry, error) {
+	limit, offset = page(limit, offset)
+	rows, err := s.r.QueryContext(ctx, `SELECT id, account_id, kind, amount_pico_usd,
+		COALESCE(request_id, ''), note, created_at FROM credit_ledger WHERE account_id = ?
+		ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, accountID, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: credit entries: %w", err)
+	}
+	defer rows.Close()
+	var out []store.CreditEntry
+	for rows.Next() {
+		var e store.CreditEntry
+		var created int64
+		if err := rows.Scan(&e.ID, &e.AccountID, &e.Kind, scanMoney(&e.AmountPicoUSD),
+			&e.RequestID, &e.Note, &created); err != nil {
+			return nil, fmt.Errorf("sqlite: credit entries: %w", err)
+		}
+		e.CreatedAt = fromMicros(created)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: credit entries: %w", err)
+	}
+	return out, nil
+}
+
+func scanAccount(row *sql.Row) (store.CreditAccount, error) {
+	var a store.CreditAccount
+	var created, updated int64
+	if err := row.Scan(&a.ID, &a.SubjectType, &a.SubjectID, scanMoney(&a.BalancePicoUSD),
+		&created, &updated); err != nil {
+		return store.CreditAccount{}, err
+	}
+	a.CreatedAt, a.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return a, nil
+}
+
+// validSubject: charges look accounts up by the user, then the tenant, of a record, so those are
+// the only subjects an account can have.
+func validSubject(subjectType, subjectID string) error {
+	if subjectType != "user" && subjectType != "tenant" {
+		return fmt.Errorf("credit account subject type %q: want \"user\" or \"tenant\"", subjectType)
+	}
+	if subjectID == "" {
+		return fmt.Errorf("credit account of a %s without an id", subjectType)
+	}
+	return nil
+}
+
+// validCredit: charges are written only by InsertUsage, keyed by request id, so AddCredit takes
+// the other kinds; grants and refunds add money, an adjustment may take it away.
+func validCredit(kind string, amount *big.Int) error {
+	if amount == nil {
+		return errors.New("credit without an amount")
+	}
+	switch kind {
+	case "grant", "refund":
+		if amount.Sign() <= 0 {
+			return fmt.Errorf("a %s must be positive, got %s", kind, amount)
+		}
+	case "adjust":
+		if amount.Sign() == 0 {
+			return errors.New("an adjustment of zero")
+		}
+	case "charge":
+		return errors.New("charges are written by InsertUsage, keyed by request id")
+	default:
+		return fmt.Errorf("unknown credit kind %q: want grant, refund or adjust", kind)
+	}
+	return nil
+}

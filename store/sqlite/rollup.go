@@ -1,0 +1,280 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/llmgate/llmgate/store"
+)
+
+// Money in the embedded store is SQLite INTEGER, that is int64 pico-USD: a billing_record row's
+// cost or an account's balance holds up to about ±$9.2M. That is acceptable for the embedded
+// default (one machine, one day of one user, key and model per rollup row), and it stays exact:
+// a sum beyond the range fails its write with errMoneyRange instead of wrapping or turning into
+// a REAL (moneyErr). PostgreSQL keeps these sums in NUMERIC and has no such bound.
+var errMoneyRange = errors.New("money beyond the embedded store's int64 pico-USD range (±$9.2M per rollup row or balance)")
+
+// usageBatch collects, while InsertUsage inserts a batch, what its new records add to the daily
+// rollups and the credit balances, and writes that in the same transaction before the commit.
+//
+// Rollups are summed in Go and upserted once per (day, tenant, user, key, model) rather than once
+// per record: a batch of a thousand records from a few users costs a few upserts, not a thousand,
+// and the result is the same since nothing else writes in between (one writer, one transaction).
+// Charges are appended one ledger row per record, as they must be (each is keyed by its request
+// id), and the balances moved once per account at the end.
+type usageBatch struct {
+	tx  *sql.Tx
+	now int64 // created_at of the batch's ledger entries and updated_at of its accounts
+
+	rollups map[rollupKey]*rollupSum
+	lastDay struct { // day of the previous record: a batch's records mostly share one
+		num int64
+		str string
+	}
+
+	accounts map[subject]string // account of a subject, "" when it has none; one lookup per batch
+	charged  map[string]int64   // account id → sum of the charges appended, negative
+	lookup   *sql.Stmt          // prepared on the first charge, so batches without any skip it
+	charge   *sql.Stmt
+}
+
+type rollupKey struct{ day, tenant, user, key, model string }
+
+type rollupSum struct {
+	requests, prompt, completion, cached, reasoning, cost int64
+}
+
+type subject struct{ typ, id string }
+
+func newUsageBatch(tx *sql.Tx) *usageBatch {
+	b := &usageBatch{tx: tx, now: micros(time.Now()), rollups: map[rollupKey]*rollupSum{}}
+	b.lastDay.num = math.MinInt64
+	return b
+}
+
+// add counts a record that was new into its rollup and, when it is to be charged and has a cost,
+// appends its charge.
+func (b *usageBatch) add(ctx context.Context, r *store.UsageRecord) error {
+	k := rollupKey{b.day(r.StartedAt), r.TenantID, r.UserID, r.KeyID, r.Model}
+	sum := b.rollups[k]
+	if sum == nil {
+		sum = &rollupSum{}
+		b.rollups[k] = sum
+	}
+	sum.requests++
+	tokensOK := true
+	for _, t := range [...]struct {
+		sum *int64
+		n   int64
+	}{{&sum.prompt, r.PromptTokens}, {&sum.completion, r.CompletionTokens},
+		{&sum.cached, r.CachedTokens}, {&sum.reasoning, r.ReasoningTokens}} {
+		var ok bool
+		*t.sum, ok = addInt64(*t.sum, t.n)
+		tokensOK = tokensOK && ok
+	}
+	if !tokensOK {
+		return fmt.Errorf("rollup of %v: token counts beyond int64", k)
+	}
+	if r.CostPicoUSD != nil {
+		var ok bool
+		if sum.cost, ok = addInt64(sum.cost, *r.CostPicoUSD); !ok {
+			return fmt.Errorf("rollup of %v: %w", k, errMoneyRange)
+		}
+	}
+	if r.Charge && r.CostPicoUSD != nil {
+		return b.chargeRecord(ctx, r)
+	}
+	return nil
+}
+
+// day is the record's UTC day as billing_record stores it, 'YYYY-MM-DD'.
+func (b *usageBatch) day(t time.Time) string {
+	const microsPerDay = 24 * 60 * 60 * 1_000_000
+	us := t.UnixMicro()
+	n := us / microsPerDay
+	if us%microsPerDay < 0 { // before 1970: round down, not toward zero
+		n--
+	}
+	if n != b.lastDay.num {
+		b.lastDay.num, b.lastDay.str = n, t.UTC().Format(time.DateOnly)
+	}
+	return b.lastDay.str
+}
+
+// chargeRecord appends the record's charge to the account of its user, or else of its tenant.
+// The ledger's partial unique index on request_id makes a charge that exists a no-op (a request
+// recorded again under another started_at is charged once); only appended charges move the
+// balance.
+func (b *usageBatch) chargeRecord(ctx context.Context, r *store.UsageRecord) error {
+	acct, err := b.accountFor(ctx, r.UserID, r.TenantID)
+	if err != nil || acct == "" {
+		return err
+	}
+	cost := *r.CostPicoUSD
+	if cost == math.MinInt64 {
+		return fmt.Errorf("charge of %d pico-USD: %w", cost, errMoneyRange)
+	}
+	if b.charge == nil {
+		if b.charge, err = b.tx.PrepareContext(ctx, `INSERT INTO credit_ledger
+			(account_id, kind, amount_pico_usd, request_id, created_at) VALUES (?, 'charge', ?, ?, ?)
+			ON CONFLICT (request_id) WHERE kind = 'charge' DO NOTHING`); err != nil {
+			return fmt.Errorf("prepare charge: %w", err)
+		}
+	}
+	res, err := b.charge.ExecContext(ctx, acct, -cost, r.RequestID, b.now)
+	if err != nil {
+		return fmt.Errorf("charge: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err
+	}
+	if b.charged == nil {
+		b.charged = map[string]int64{}
+	}
+	total, ok := addInt64(b.charged[acct], -cost)
+	if !ok {
+		return fmt.Errorf("charges to account %s: %w", acct, errMoneyRange)
+	}
+	b.charged[acct] = total
+	return nil
+}
+
+// accountFor returns the account a record of this user and tenant is charged to: the user's,
+// else the tenant's, else "" (no charge).
+func (b *usageBatch) accountFor(ctx context.Context, userID, tenantID string) (string, error) {
+	for _, sub := range []subject{{"user", userID}, {"tenant", tenantID}} {
+		if sub.id == "" {
+			continue
+		}
+		id, err := b.accountOf(ctx, sub)
+		if id != "" || err != nil {
+			return id, err
+		}
+	}
+	return "", nil
+}
+
+func (b *usageBatch) accountOf(ctx context.Context, sub subject) (string, error) {
+	if id, ok := b.accounts[sub]; ok {
+		return id, nil
+	}
+	if b.lookup == nil {
+		var err error
+		if b.lookup, err = b.tx.PrepareContext(ctx,
+			`SELECT id FROM credit_accounts WHERE subject_type = ? AND subject_id = ?`); err != nil {
+			return "", fmt.Errorf("prepare account lookup: %w", err)
+		}
+		b.accounts = map[subject]string{}
+	}
+	var id string
+	if err := b.lookup.QueryRowContext(ctx, sub.typ, sub.id).Scan(&id); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("credit account of %s %q: %w", sub.typ, sub.id, err)
+	}
+	b.accounts[sub] = id
+	return id, nil
+}
+
+// flush writes the rollups and the balances of the batch, in key order so the writes (and any
+// error) do not depend on map order.
+func (b *usageBatch) flush(ctx context.Context) error {
+	if len(b.rollups) > 0 {
+		stmt, err := b.tx.PrepareContext(ctx, upsertRollupSQL)
+		if err != nil {
+			return fmt.Errorf("prepare rollup: %w", err)
+		}
+		defer stmt.Close()
+		keys := make([]rollupKey, 0, len(b.rollups))
+		for k := range b.rollups {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(x, y rollupKey) int {
+			return cmp.Or(cmp.Compare(x.day, y.day), cmp.Compare(x.tenant, y.tenant),
+				cmp.Compare(x.user, y.user), cmp.Compare(x.key, y.key), cmp.Compare(x.model, y.model))
+		})
+		for _, k := range keys {
+			v := b.rollups[k]
+			if _, err := stmt.ExecContext(ctx, k.day, k.tenant, k.user, k.key, k.model, v.requests,
+				v.prompt, v.completion, v.cached, v.reasoning, v.cost); err != nil {
+				return fmt.Errorf("rollup of %v: %w", k, moneyErr(err))
+			}
+		}
+	}
+	accts := make([]string, 0, len(b.charged))
+	for id := range b.charged {
+		accts = append(accts, id)
+	}
+	slices.Sort(accts)
+	for _, id := range accts {
+		if err := moveBalance(ctx, b.tx, id, b.charged[id], b.now); err != nil {
+			return fmt.Errorf("balance of %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func (b *usageBatch) close() {
+	for _, st := range []*sql.Stmt{b.lookup, b.charge} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// upsertRollupSQL adds one group's sums to its billing_record row. A sum that overflows int64
+// becomes a REAL in SQLite, which the STRICT integer column refuses (see moneyErr): the write
+// fails, it never wraps or rounds.
+const upsertRollupSQL = `INSERT INTO billing_record (day, tenant_id, user_id, key_id, model,
+	requests, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_pico_usd)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (day, tenant_id, user_id, key_id, model) DO UPDATE SET
+		requests = requests + excluded.requests,
+		prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+		completion_tokens = completion_tokens + excluded.completion_tokens,
+		cached_tokens = cached_tokens + excluded.cached_tokens,
+		reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
+		cost_pico_usd = cost_pico_usd + excluded.cost_pico_usd`
+
+// moveBalance adds delta to an account's balance, exactly or not at all (an overflow fails as a
+// rollup's does); ErrNotFound when the account does not exist.
+func moveBalance(ctx context.Context, tx *sql.Tx, accountID string, delta, now int64) error {
+	res, err := tx.ExecContext(ctx, `UPDATE credit_accounts
+		SET balance_pico_usd = balance_pico_usd + ?, updated_at = ? WHERE id = ?`, delta, now, accountID)
+	if err != nil {
+		return moneyErr(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// moneyErr names the failure of an int64 money sum: SQLite computes an integer sum that
+// overflows as a REAL, and a STRICT INTEGER column refuses a REAL it cannot hold exactly, even
+// −2⁶³ (TestMoneyExactAtInt64Min). The money statements bind no REAL, so that refusal is always
+// an overflow.
+func moneyErr(err error) error {
+	var se *msqlite.Error
+	if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_DATATYPE {
+		return fmt.Errorf("%w: %w", errMoneyRange, err)
+	}
+	return err
+}
+
+// addInt64 returns a+b and whether it did not overflow.
+func addInt64(a, b int64) (int64, bool) {
+	s := a + b
+	return s, (s > a) == (b > 0)
+}
