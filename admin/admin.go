@@ -36,6 +36,12 @@ type Deps struct {
 	Ready func(context.Context) error
 	// Quota enables the /admin/quota endpoints.
 	Quota *QuotaDeps
+	// Prices enables the pricing, audit, billing and credit endpoints.
+	Prices *gateway.PriceBook
+	// Credits is told about top-ups, to lift blocks on every replica.
+	Credits interface {
+		CreditsChanged(ctx context.Context, subjectType, subjectID string) error
+	}
 }
 
 // Server is the admin API.
@@ -82,6 +88,9 @@ func (s *Server) Handler() http.Handler {
 	a.DELETE("/keys/:id", s.revokeKey)
 	if s.d.Quota != nil {
 		s.routeQuota(a)
+	}
+	if s.d.Prices != nil {
+		s.routeLedger(a)
 	}
 	return e
 }

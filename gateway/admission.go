@@ -117,20 +117,15 @@ func refusal(res quota.Result, reserve int64) *Error {
 	return e
 }
 
-// settleQuota releases the lease and turns the reservation into the tokens used. It runs after
-// the answer has been flushed to the client, with a context that outlives the request.
+// settleQuota releases the lease and turns the reservation into the tokens used (provider usage,
+// or the estimate). It runs after the answer has been flushed to the client, with a context that
+// outlives the request.
 func (x *exchange) settleQuota() {
 	if x.lease == nil {
 		return
 	}
 	x.g.renewer.remove(x.lease)
-	used := x.reserved // an answer delivered without usage keeps its reservation
-	switch {
-	case x.usage.found:
-		used = x.usage.prompt + x.usage.completion
-	case !x.attempted || x.firstByte.IsZero():
-		used = 0 // nothing reached the client: nothing to count
-	}
+	used := x.usage.prompt + x.usage.completion // finishUsage has counted or estimated them
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := x.g.limiter.Settle(ctx, x.lease, used); err != nil {

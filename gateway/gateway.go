@@ -7,11 +7,13 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/llmgate/llmgate/billing/tokens"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
@@ -39,6 +41,12 @@ type Options struct {
 	NegativeKeyCacheTTL time.Duration `yaml:"negative_key_cache_ttl"`
 	// MaxAttempts bounds how many deployments one request may try [3].
 	MaxAttempts int `yaml:"max_attempts"`
+	// ChargeUpstreamFaults charges credits for answers an upstream fault cut short [false];
+	// answers cut by the client going away are always charged.
+	ChargeUpstreamFaults bool `yaml:"charge_upstream_faults"`
+	// CostUserLabels bounds the userId label of the gov_cost_* metrics: the first N users get their
+	// own series, later ones share "other" [100].
+	CostUserLabels int `yaml:"cost_user_labels"`
 }
 
 func (o Options) withDefaults() Options {
@@ -62,6 +70,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 3
 	}
+	if o.CostUserLabels <= 0 {
+		o.CostUserLabels = 100
+	}
 	return o
 }
 
@@ -76,10 +87,14 @@ type Deps struct {
 	Limiter  quota.Limiter
 	Quota    quota.Options
 	Policies *PolicyBook
-	Router   *providers.Router
-	Usage    UsageSink
-	Metrics  *Metrics
-	Log      *slog.Logger
+	Prices   *PriceBook
+	Tokens   *tokens.Estimator
+	// Changes spreads admin changes (credit top-ups) to every replica; nil: this process only.
+	Changes *Changes
+	Router  *providers.Router
+	Usage   UsageSink
+	Metrics *Metrics
+	Log     *slog.Logger
 	// QuotaHealthy reports whether quota decisions are made by the shared store (nil: always).
 	QuotaHealthy func() bool
 }
@@ -91,6 +106,10 @@ type Gateway struct {
 	limiter  quota.Limiter
 	quota    quota.Options
 	policies *PolicyBook
+	prices   *PriceBook
+	tokens   *tokens.Estimator
+	credits  *creditGuard
+	changes  *Changes
 	renewer  *renewer
 	router   atomic.Pointer[providers.Router]
 	usage    UsageSink
@@ -99,6 +118,8 @@ type Gateway struct {
 	keys     *keyCache
 	ready    atomic.Bool
 	quotaOK  func() bool
+	// unpricedSeen remembers the models already warned about as unpriced.
+	unpricedSeen sync.Map
 }
 
 // New builds a gateway. It is ready to serve once constructed.
@@ -108,8 +129,10 @@ func New(d Deps, opts Options) *Gateway {
 		d.Log = slog.Default()
 	}
 	q := d.Quota.WithDefaults()
-	g := &Gateway{opts: opts, store: d.Store, limiter: d.Limiter, quota: q, policies: d.Policies,
+	g := &Gateway{opts: opts, store: d.Store, limiter: d.Limiter, quota: q, policies: d.Policies, prices: d.Prices, tokens: d.Tokens,
 		renewer: newRenewer(d.Limiter, q.LeaseTTL), usage: d.Usage, metrics: d.Metrics, log: d.Log}
+	g.changes = d.Changes
+	g.credits = newCreditGuard(d.Store, d.Changes)
 	g.quotaOK = d.QuotaHealthy
 	if g.quotaOK == nil {
 		g.quotaOK = func() bool { return true }
@@ -123,6 +146,9 @@ func New(d Deps, opts Options) *Gateway {
 // Run does the gateway's background work, renewing the concurrency leases of long requests,
 // until ctx ends.
 func (g *Gateway) Run(ctx context.Context) { g.renewer.run(ctx) }
+
+// Prices is the gateway's price book (for tests and the admin API).
+func (g *Gateway) Prices() *PriceBook { return g.prices }
 
 // SetRouter swaps the routing table; requests in flight keep the table they started with.
 func (g *Gateway) SetRouter(r *providers.Router) { g.router.Store(r) }

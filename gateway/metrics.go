@@ -16,10 +16,16 @@ type Metrics struct {
 	upstream      *prometheus.CounterVec
 	keyLookups    *prometheus.CounterVec
 	usageRejected prometheus.Counter
+	unpriced      *prometheus.CounterVec
+	costs         costMetrics
 }
 
-// NewMetrics registers the series on reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// NewMetrics registers the series on reg. costUserLabels bounds the userId label of the
+// gov_cost_* series (0: 100).
+func NewMetrics(reg prometheus.Registerer, costUserLabels int) *Metrics {
+	if costUserLabels <= 0 {
+		costUserLabels = 100
+	}
 	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -44,8 +50,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "llmgate_usage_enqueue_failures_total", Help: "Usage records that could not be enqueued (queue full).",
 		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.ttft, m.streams, m.upstream, m.keyLookups, m.usageRejected)
+	m.unpriced = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmgate_unpriced_requests_total", Help: "Requests with usage but no price for their model: recorded without cost, never as $0.",
+	}, []string{"model"})
+	reg.MustRegister(m.requests, m.duration, m.ttft, m.streams, m.upstream, m.keyLookups, m.usageRejected, m.unpriced)
+	m.costs = newCostMetrics(reg, costUserLabels)
 	return m
+}
+
+// cost counts a costed request in the gov_cost_* series.
+func (m *Metrics) cost(model, user string, prompt, completion, picoUSD int64) {
+	m.costs.add(model, user, prompt, completion, picoUSD)
 }
 
 // statusText caches the label strings of common statuses.

@@ -2,12 +2,9 @@ package gateway
 
 import (
 	"context"
-	"errors"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -20,36 +17,30 @@ const (
 	// PolicyHashPrefix + userId is the Redis hash mirroring a user's policy (fields userRpm,
 	// userConcurrent, userTpm, userTokensPerDay), as the seed specifies.
 	PolicyHashPrefix = "ai:quota:policy:"
-	// policyChannel carries "<subjectType>/<subjectId>" whenever a policy changes.
-	policyChannel = "llmgate:quota:policy:changed"
-	// policyVersionKey is incremented with every change: replicas that missed a pub/sub message
-	// (reconnecting) notice the new version within one poll.
-	policyVersionKey = "llmgate:quota:policy:version"
 )
 
 // PolicyBook holds the quota policies (store.QuotaPolicy rows) of every subject in memory, so the
 // request path never reads them from the store or Redis. The store is the source of truth;
-// admin changes are applied locally at once and announced to other replicas through Redis
-// (pub/sub plus a short version poll), or picked up by a store poll when there is no Redis.
+// changes spread to every replica through Changes (topic "policy").
 type PolicyBook struct {
-	store store.Store
-	redis redis.UniversalClient // nil without Redis
-	log   *slog.Logger
+	store   store.Store
+	redis   redis.UniversalClient // nil without Redis: no mirror hash
+	changes *Changes
 
-	mu      sync.RWMutex
-	byKey   map[string]store.QuotaPolicy // policyKey(subjectType, subjectID, model)
-	version int64
+	mu    sync.RWMutex
+	byKey map[string]store.QuotaPolicy // policyKey(subjectType, subjectID, model)
 }
 
-// NewPolicyBook loads every policy from the store. rdb may be nil.
-func NewPolicyBook(ctx context.Context, st store.Store, rdb redis.UniversalClient, log *slog.Logger) (*PolicyBook, error) {
-	if log == nil {
-		log = slog.Default()
-	}
-	b := &PolicyBook{store: st, redis: rdb, log: log}
+// NewPolicyBook loads every policy from the store and registers with the change bus.
+func NewPolicyBook(ctx context.Context, st store.Store, rdb redis.UniversalClient, changes *Changes) (*PolicyBook, error) {
+	b := &PolicyBook{store: st, redis: rdb, changes: changes}
 	if err := b.reloadAll(ctx); err != nil {
 		return nil, err
 	}
+	changes.Register("policy", func(ctx context.Context, arg string) error {
+		typ, id, _ := strings.Cut(arg, "/") // ids may contain "/", types never do
+		return b.reloadSubject(ctx, typ, id)
+	}, b.reloadAll)
 	return b, nil
 }
 
@@ -142,22 +133,13 @@ func (b *PolicyBook) Policies(ctx context.Context, subjectType, subjectID string
 }
 
 func (b *PolicyBook) changed(ctx context.Context, subjectType, subjectID string) error {
-	if err := b.reloadSubject(ctx, subjectType, subjectID); err != nil {
+	if err := b.changes.Announce(ctx, "policy", subjectType+"/"+subjectID); err != nil {
 		return err
 	}
-	if b.redis == nil {
-		return nil
+	if b.redis != nil && subjectType == "user" {
+		return b.mirror(ctx, subjectID)
 	}
-	if subjectType == "user" {
-		if err := b.mirror(ctx, subjectID); err != nil {
-			return err
-		}
-	}
-	pipe := b.redis.Pipeline()
-	pipe.Incr(ctx, policyVersionKey)
-	pipe.Publish(ctx, policyChannel, subjectType+"/"+subjectID)
-	_, err := pipe.Exec(ctx)
-	return err
+	return nil
 }
 
 // mirror writes a user's model-less policy to ai:quota:policy:<userId> (deleted when there is
@@ -180,83 +162,4 @@ func (b *PolicyBook) mirror(ctx context.Context, userID string) error {
 	}
 	_, err := pipe.Exec(ctx)
 	return err
-}
-
-// Watch keeps the book current until ctx ends: with Redis, pub/sub for changes plus a version
-// poll every pollEvery for missed messages; without, a full reload from the store every
-// pollEvery.
-func (b *PolicyBook) Watch(ctx context.Context, pollEvery time.Duration) {
-	if b.redis == nil {
-		b.pollStore(ctx, pollEvery)
-		return
-	}
-	sub := b.redis.Subscribe(ctx, policyChannel)
-	defer sub.Close()
-	msgs := sub.Channel()
-	t := time.NewTicker(pollEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case m, ok := <-msgs:
-			if !ok {
-				return
-			}
-			typ, id, found := cutSubject(m.Payload)
-			if !found {
-				continue
-			}
-			if err := b.reloadSubject(ctx, typ, id); err != nil && ctx.Err() == nil {
-				b.log.Warn("quota policy reload failed", "subject", m.Payload, "err", err)
-			}
-		case <-t.C:
-			b.pollVersion(ctx)
-		}
-	}
-}
-
-// cutSubject splits "<subjectType>/<subjectId>"; ids may contain "/", types never do.
-func cutSubject(s string) (typ, id string, ok bool) {
-	return strings.Cut(s, "/")
-}
-
-func (b *PolicyBook) pollVersion(ctx context.Context) {
-	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	defer cancel()
-	v, err := b.redis.Get(cctx, policyVersionKey).Int64()
-	if errors.Is(err, redis.Nil) {
-		v, err = 0, nil
-	}
-	if err != nil {
-		return // Redis down: the book keeps what it has
-	}
-	b.mu.RLock()
-	same := v == b.version
-	b.mu.RUnlock()
-	if same {
-		return
-	}
-	if err := b.reloadAll(ctx); err != nil {
-		b.log.Warn("quota policy reload failed", "err", err)
-		return
-	}
-	b.mu.Lock()
-	b.version = v
-	b.mu.Unlock()
-}
-
-func (b *PolicyBook) pollStore(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := b.reloadAll(ctx); err != nil && ctx.Err() == nil {
-				b.log.Warn("quota policy reload failed", "err", err)
-			}
-		}
-	}
 }

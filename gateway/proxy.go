@@ -35,7 +35,9 @@ type exchange struct {
 	errType   string
 	firstByte time.Time
 	lease     *quota.Lease
-	reserved  int64 // tokens reserved at admission
+	reserved  int64  // tokens reserved at admission
+	body      []byte // the request body, for token estimation
+	answer    delivered
 	usage     usage
 	attempted bool // an upstream call was made
 }
@@ -124,9 +126,8 @@ func (x *exchange) settle() {
 		x.fail(newError(http.StatusInternalServerError, api.TypeServer, "internal_error", "", "The gateway failed to process the request."))
 	}
 	if x.c.Writer.Written() {
-		x.c.Writer.Flush() // the answer leaves before quota settlement runs
+		x.c.Writer.Flush() // the answer leaves before usage and quota settlement run
 	}
-	x.settleQuota()
 	end := time.Now()
 	r := &x.rec
 	r.Status, r.ErrorType = x.status, x.errType
@@ -136,20 +137,8 @@ func (x *exchange) settle() {
 		r.TTFTMS = x.firstByte.Sub(x.start).Milliseconds()
 		x.g.metrics.ttft.WithLabelValues(string(x.ep), x.label).Observe(x.firstByte.Sub(x.start).Seconds())
 	}
-	if x.usage.found {
-		r.PromptTokens, r.CompletionTokens = x.usage.prompt, x.usage.completion
-		r.CachedTokens, r.ReasoningTokens = x.usage.cached, x.usage.reasoning
-	}
-	switch {
-	case !x.attempted:
-		r.UsageSource = ""
-	case x.status >= 400 && x.firstByte.IsZero():
-		r.UsageSource = "" // the upstream answered with an error: nothing to bill
-	case x.status >= 400 || x.status == 0:
-		r.UsageSource = "partial"
-	case x.usage.found:
-		r.UsageSource = "provider"
-	}
+	x.finishUsage()
+	x.settleQuota()
 	x.g.metrics.requests.WithLabelValues(string(x.ep), x.label, statusLabel(x.status)).Inc()
 	x.g.metrics.duration.WithLabelValues(string(x.ep), x.label).Observe(end.Sub(x.start).Seconds())
 	if !x.g.usage.Record(*r) {
@@ -173,6 +162,7 @@ func (x *exchange) relay() {
 		return
 	}
 	x.rec.Model, x.rec.Stream = req.model, req.stream
+	x.body = req.body
 	router := x.g.router.Load()
 	if router.Has(req.model) {
 		x.label = req.model
@@ -184,6 +174,10 @@ func (x *exchange) relay() {
 	cands := router.Candidates(req.model)
 	if len(cands) == 0 {
 		x.fail(newError(http.StatusNotFound, api.TypeInvalidRequest, "model_not_found", "model", "The model `"+req.model+"` does not exist or you do not have access to it."))
+		return
+	}
+	if err := x.g.credits.check(x.ctx, x.id.Key.UserID, x.id.Key.TenantID); err != nil {
+		x.fail(err)
 		return
 	}
 	if err := x.admit(req); err != nil {
@@ -357,7 +351,9 @@ func (x *exchange) relayWhole(resp *http.Response) {
 		return
 	}
 	b := buf.Bytes()
-	x.usage = parseUsage(gjson.GetBytes(b, "usage"))
+	if x.usage = parseUsage(gjson.GetBytes(b, "usage")); !x.usage.found {
+		x.answer.addBody(b)
+	}
 	h := x.c.Writer.Header()
 	ct := resp.Header.Get("Content-Type")
 	if ct == "" {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/llmgate/llmgate/billing/tokens"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
@@ -75,8 +76,12 @@ func newTestGateway(t *testing.T, p providers.Provider) (*Gateway, string, *usag
 		t.Fatal(err)
 	}
 	u := &usageLog{}
-	g := New(Deps{Store: st, Limiter: quota.NewMemory(quota.LimiterOptions{}), Router: router, Usage: u,
-		Metrics: NewMetrics(prometheus.NewRegistry()), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, Options{})
+	est, err := tokens.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := New(Deps{Store: st, Limiter: quota.NewMemory(quota.LimiterOptions{}), Router: router, Usage: u, Tokens: est,
+		Metrics: NewMetrics(prometheus.NewRegistry(), 0), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, Options{})
 	return g, plain, u
 }
 

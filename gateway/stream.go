@@ -145,6 +145,11 @@ func (s *sseRelay) event(ev []byte) error {
 		s.sawDone = true
 		return s.write(append(ev, '\n'))
 	}
+	if bytes.Contains(payload, errorField) && gjson.GetBytes(payload, "error").IsObject() {
+		s.upErr = true // error text is never counted as answer
+	} else {
+		s.x.answer.addChunk(payload)
+	}
 	switch n := bytes.Count(payload, usageKey); {
 	case n == 0:
 	case n == 1 && bytes.Contains(payload, usageNull):
@@ -172,9 +177,6 @@ func (s *sseRelay) event(ev []byte) error {
 				return s.write(rewriteEvent(ev, stripped))
 			}
 		}
-	}
-	if bytes.Contains(payload, errorField) && gjson.GetBytes(payload, "error").IsObject() {
-		s.upErr = true
 	}
 	return s.write(append(ev, '\n'))
 }

@@ -16,6 +16,9 @@ import (
 
 	"github.com/llmgate/llmgate/admin"
 	"github.com/llmgate/llmgate/audit"
+	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/billing/tokens"
+	"github.com/llmgate/llmgate/configs"
 	"github.com/llmgate/llmgate/gateway"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/mock"
@@ -69,8 +72,22 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := gateway.NewMetrics(reg)
-	rec := audit.NewRecorder(st, cfg.Usage, log)
+	metrics := gateway.NewMetrics(reg, cfg.Gateway.CostUserLabels)
+	est, err := tokens.New()
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("token estimator: %w", err)
+	}
+	uo := cfg.Usage
+	if uo.SpoolDir == "" {
+		uo.SpoolDir = filepath.Join(cfg.DataDir, "spool")
+	}
+	uo.Registerer = reg
+	rec, err := audit.New(st, uo, log)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("usage: %w", err)
+	}
 	registerRecorderMetrics(reg, rec)
 	q, err := newQuota(ctx, cfg, st, reg, log)
 	if err != nil {
@@ -78,10 +95,19 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		st.Close()
 		return nil, err
 	}
+	prices, err := newPriceBook(ctx, cfg, st, q.changes)
+	if err != nil {
+		q.close()
+		rec.Close(ctx)
+		st.Close()
+		return nil, err
+	}
 	gw := gateway.New(gateway.Deps{Store: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
+		Prices: prices, Tokens: est, Changes: q.changes,
 		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy}, cfg.Gateway)
 	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Log: log, Ready: st.Ping,
-		Quota: &admin.QuotaDeps{Policies: q.policies, Limiter: q.limiter, Options: cfg.Quota.WithDefaults()}})
+		Quota:  &admin.QuotaDeps{Policies: q.policies, Limiter: q.limiter, Options: cfg.Quota.WithDefaults()},
+		Prices: prices, Credits: gw})
 
 	a := &app{cfg: cfg, log: log, store: st, recorder: rec, gateway: gw, providers: provs, quota: q,
 		done: make(chan struct{}), served: make(chan error, 2)}
@@ -208,4 +234,27 @@ func dialable(a net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// newPriceBook loads the prices in force and seeds the shipped (or configured) price list for
+// models that have none yet.
+func newPriceBook(ctx context.Context, cfg Config, st store.Store, changes *gateway.Changes) (*gateway.PriceBook, error) {
+	var seed []billing.Price
+	var err error
+	if cfg.PricingFile != "" {
+		seed, err = billing.LoadPricingFile(cfg.PricingFile)
+	} else {
+		seed, err = billing.ParsePricing(configs.Pricing)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pricing_file: %w", err)
+	}
+	b, err := gateway.NewPriceBook(ctx, st, changes)
+	if err != nil {
+		return nil, fmt.Errorf("pricing: %w", err)
+	}
+	if err := b.Seed(ctx, seed); err != nil {
+		return nil, fmt.Errorf("pricing: seed: %w", err)
+	}
+	return b, nil
 }

@@ -29,6 +29,7 @@ type Config struct {
 	DatabaseURL string                  `yaml:"database_url"`
 	RedisURL    string                  `yaml:"redis_url"`
 	AdminToken  string                  `yaml:"admin_token"`
+	PricingFile string                  `yaml:"pricing_file"`
 	Log         LogConfig               `yaml:"log"`
 	Providers   []ProviderConfig        `yaml:"providers"`
 	Models      []providers.ModelConfig `yaml:"models"`

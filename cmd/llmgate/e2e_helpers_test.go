@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -98,7 +99,11 @@ func (e *env) replica(log *slog.Logger) *app {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	a, err := start(context.Background(), e.cfg, log)
+	cfg := e.cfg
+	if e.app != nil { // another replica: its own usage spool, as on another machine
+		cfg.Usage.SpoolDir = filepath.Join(e.t.TempDir(), "spool")
+	}
+	a, err := start(context.Background(), cfg, log)
 	if err != nil {
 		e.t.Fatalf("start gateway: %v", err)
 	}
@@ -233,3 +238,5 @@ func newStreamRequest(ctx context.Context, publicURL, key string) (*http.Request
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }

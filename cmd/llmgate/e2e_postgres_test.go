@@ -26,6 +26,7 @@ func TestProductionModePostgres(t *testing.T) {
 	path := writeConfig(t, `
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
+data_dir: `+t.TempDir()+`
 providers:
   - name: upstream
     type: openai

@@ -21,6 +21,7 @@ type quotaParts struct {
 	kind      string // "memory" or "redis"
 	limiter   quota.Limiter
 	policies  *gateway.PolicyBook
+	changes   *gateway.Changes
 	memory    *quota.Memory    // set without Redis
 	resilient *quota.Resilient // set with Redis
 	client    redis.UniversalClient
@@ -55,7 +56,8 @@ func newQuota(ctx context.Context, cfg Config, st store.Store, reg prometheus.Re
 			Registerer: reg, Log: log})
 		q.limiter = q.resilient
 	}
-	book, err := gateway.NewPolicyBook(ctx, st, q.client, log)
+	q.changes = gateway.NewChanges(q.client, log)
+	book, err := gateway.NewPolicyBook(ctx, st, q.client, q.changes)
 	if err != nil {
 		q.close()
 		return nil, fmt.Errorf("quota policies: %w", err)
@@ -69,8 +71,8 @@ func (q *quotaParts) healthy() bool {
 	return q.resilient == nil || q.resilient.Healthy()
 }
 
-// run does the background work until ctx ends: lease renewal, policy watching and, for the
-// in-memory limiter, forgetting idle subjects.
+// run does the background work until ctx ends: lease renewal, applying other replicas' admin
+// changes and, for the in-memory limiter, forgetting idle subjects.
 func (q *quotaParts) run(ctx context.Context, gw *gateway.Gateway) {
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -81,7 +83,7 @@ func (q *quotaParts) run(ctx context.Context, gw *gateway.Gateway) {
 		if q.client != nil {
 			poll = 500 * time.Millisecond
 		}
-		q.policies.Watch(ctx, poll)
+		q.changes.Watch(ctx, poll)
 	}()
 	if q.memory != nil {
 		t := time.NewTicker(time.Minute)

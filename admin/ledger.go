@@ -1,0 +1,403 @@
+package admin
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"math/big"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/store"
+)
+
+func (s *Server) routeLedger(a *gin.RouterGroup) {
+	a.GET("/pricing", s.listPrices)
+	a.GET("/pricing/:model", s.priceHistory)
+	a.PUT("/pricing/:model", s.putPrice)
+	a.GET("/audit", s.listAudit)
+	a.GET("/audit/:traceId", s.auditTrace)
+	a.GET("/billing/summary", s.billingSummary)
+	a.GET("/billing/records.csv", s.billingCSV)
+	a.GET("/credits/:subjectType/:subjectId", s.creditBalance)
+	a.POST("/credits/:subjectType/:subjectId/topup", s.creditTopUp)
+	a.POST("/credits/:subjectType/:subjectId/adjust", s.creditAdjust)
+}
+
+// usd is a money amount in a request body: a JSON number or a decimal string, parsed exactly.
+type usd string
+
+func (u *usd) UnmarshalJSON(b []byte) error {
+	var s string
+	if len(b) > 0 && b[0] == '"' {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+	} else {
+		s = string(b)
+	}
+	*u = usd(s)
+	return nil
+}
+
+// priceBody is PUT /admin/pricing/{model}: USD per 1M tokens.
+type priceBody struct {
+	InputPerMillion       *usd `json:"input_per_million"`
+	OutputPerMillion      *usd `json:"output_per_million"`
+	CachedInputPerMillion *usd `json:"cached_input_per_million"`
+	ReasoningPerMillion   *usd `json:"reasoning_per_million"`
+}
+
+func microOf(c *gin.Context, field string, v *usd, required bool) (int64, bool) {
+	if v == nil {
+		if required {
+			fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "missing_field", field, field+": required (USD per 1M tokens).")
+			return 0, false
+		}
+		return 0, true
+	}
+	m, err := billing.ParseUSD(string(*v))
+	if err != nil || m < 0 {
+		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", field, field+": want a non-negative decimal USD amount with at most 6 decimal places.")
+		return 0, false
+	}
+	return m, true
+}
+
+func priceView(p store.ModelPrice) gin.H {
+	usdOf := func(micro int64) string {
+		return billing.FormatPico(big.NewInt(0).Mul(big.NewInt(micro), big.NewInt(1_000_000)))
+	}
+	return gin.H{"model": p.Model, "input_per_million": usdOf(p.InputPerM), "output_per_million": usdOf(p.OutputPerM),
+		"cached_input_per_million": usdOf(p.CachedInputPerM), "reasoning_per_million": usdOf(p.ReasoningPerM),
+		"effective_from": p.EffectiveFrom, "version": p.Version}
+}
+
+func (s *Server) listPrices(c *gin.Context) {
+	ps, err := s.d.Prices.Current(c.Request.Context())
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	out := make([]gin.H, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, priceView(p))
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": out})
+}
+
+func (s *Server) priceHistory(c *gin.Context) {
+	ps, err := s.d.Store.PriceHistory(c.Request.Context(), c.Param("model"))
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	if len(ps) == 0 {
+		fail(c, http.StatusNotFound, api.TypeNotFound, "price_not_found", "model", "No price for that model.")
+		return
+	}
+	out := make([]gin.H, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, priceView(p))
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": out})
+}
+
+// putPrice makes a new price version effective immediately on every replica.
+func (s *Server) putPrice(c *gin.Context) {
+	var b priceBody
+	if !decode(c, &b) {
+		return
+	}
+	model := c.Param("model")
+	if model == "" || len(model) > 200 {
+		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "model", "model: 1 to 200 characters.")
+		return
+	}
+	p := store.ModelPrice{Model: model}
+	var ok bool
+	if p.InputPerM, ok = microOf(c, "input_per_million", b.InputPerMillion, true); !ok {
+		return
+	}
+	if p.OutputPerM, ok = microOf(c, "output_per_million", b.OutputPerMillion, true); !ok {
+		return
+	}
+	if p.CachedInputPerM, ok = microOf(c, "cached_input_per_million", b.CachedInputPerMillion, false); !ok {
+		return
+	}
+	if p.ReasoningPerM, ok = microOf(c, "reasoning_per_million", b.ReasoningPerMillion, false); !ok {
+		return
+	}
+	p, err := s.d.Prices.Put(c.Request.Context(), p)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, priceView(p))
+}
+
+// usageView is one usage record as the audit API shows it (snake_case, cost in decimal USD).
+func usageView(r store.UsageRecord) gin.H {
+	var cost any
+	if r.CostPicoUSD != nil {
+		cost = billing.FormatPico64(*r.CostPicoUSD)
+	}
+	return gin.H{"request_id": r.RequestID, "client_request_id": r.ClientRequestID, "trace_id": r.TraceID,
+		"key_id": r.KeyID, "user_id": r.UserID, "tenant_id": r.TenantID, "session_id": r.SessionID,
+		"model": r.Model, "upstream_model": r.UpstreamModel, "provider": r.Provider, "deployment": r.Deployment,
+		"endpoint": r.Endpoint, "stream": r.Stream, "status": r.Status, "error_type": r.ErrorType,
+		"prompt_tokens": r.PromptTokens, "completion_tokens": r.CompletionTokens, "cached_tokens": r.CachedTokens,
+		"reasoning_tokens": r.ReasoningTokens, "usage_source": r.UsageSource, "cost_usd": cost,
+		"price_version": r.PriceVersion, "latency_ms": r.LatencyMS, "ttft_ms": r.TTFTMS,
+		"started_at": r.StartedAt, "ended_at": r.EndedAt}
+}
+
+// timeParam reads an RFC 3339 time or a yyyy-MM-dd date.
+func timeParam(c *gin.Context, name string) (time.Time, bool) {
+	v := c.Query(name)
+	if v == "" {
+		return time.Time{}, true
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), true
+		}
+	}
+	fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", name, name+": want RFC 3339 (2026-11-01T00:00:00Z) or a date (2026-11-01).")
+	return time.Time{}, false
+}
+
+// listAudit is the seed's GET /admin/audit: userId, keyId, model, status, from, to, page, size.
+func (s *Server) listAudit(c *gin.Context) {
+	f := store.UsageFilter{UserID: c.Query("userId"), KeyID: c.Query("keyId"), Model: c.Query("model")}
+	var ok bool
+	if f.From, ok = timeParam(c, "from"); !ok {
+		return
+	}
+	if f.To, ok = timeParam(c, "to"); !ok {
+		return
+	}
+	if f.Status, ok = intParam(c, "status", 0, 0, 999); !ok {
+		return
+	}
+	page, ok := intParam(c, "page", 1, 1, 1<<20)
+	if !ok {
+		return
+	}
+	if f.Limit, ok = intParam(c, "size", 50, 1, 1000); !ok {
+		return
+	}
+	f.Offset = (page - 1) * f.Limit
+	s.writeUsage(c, f, gin.H{"page": page, "size": f.Limit})
+}
+
+// auditTrace is GET /admin/audit/{traceId}: every record of one trace.
+func (s *Server) auditTrace(c *gin.Context) {
+	s.writeUsage(c, store.UsageFilter{TraceID: c.Param("traceId"), Limit: 1000}, gin.H{"trace_id": c.Param("traceId")})
+}
+
+func (s *Server) writeUsage(c *gin.Context, f store.UsageFilter, extra gin.H) {
+	recs, err := s.d.Store.ListUsage(c.Request.Context(), f)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	out := make([]gin.H, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, usageView(r))
+	}
+	extra["object"], extra["data"] = "list", out
+	c.JSON(http.StatusOK, extra)
+}
+
+// billingSummary is the seed's GET /admin/billing/summary?userId=&month=yyyy-MM, from the daily
+// rollups.
+func (s *Server) billingSummary(c *gin.Context) {
+	month, err := time.Parse("2006-01", c.Query("month"))
+	if err != nil {
+		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "month", "month: want yyyy-MM.")
+		return
+	}
+	user := c.Query("userId")
+	rows, err := s.d.Store.BillingRecords(c.Request.Context(), store.BillingFilter{UserID: user, TenantID: c.Query("tenantId"),
+		From: month, To: month.AddDate(0, 1, 0), Limit: 100000})
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	type agg struct {
+		requests, prompt, completion, cached, reasoning int64
+		cost                                            big.Int
+	}
+	total := &agg{}
+	byModel := map[string]*agg{}
+	for _, r := range rows {
+		m := byModel[r.Model]
+		if m == nil {
+			m = &agg{}
+			byModel[r.Model] = m
+		}
+		for _, a := range []*agg{total, m} {
+			a.requests += r.Requests
+			a.prompt += r.PromptTokens
+			a.completion += r.CompletionTokens
+			a.cached += r.CachedTokens
+			a.reasoning += r.ReasoningTokens
+			if r.CostPicoUSD != nil {
+				a.cost.Add(&a.cost, r.CostPicoUSD)
+			}
+		}
+	}
+	view := func(a *agg) gin.H {
+		return gin.H{"requests": a.requests, "prompt_tokens": a.prompt, "completion_tokens": a.completion,
+			"cached_tokens": a.cached, "reasoning_tokens": a.reasoning, "cost_usd": billing.FormatPico(&a.cost)}
+	}
+	models := gin.H{}
+	for name, a := range byModel {
+		models[name] = view(a)
+	}
+	c.JSON(http.StatusOK, gin.H{"userId": user, "month": c.Query("month"), "total": view(total), "models": models})
+}
+
+// billingCSV exports rollup rows as CSV: GET /admin/billing/records.csv?userId=&tenantId=&from=&to=.
+func (s *Server) billingCSV(c *gin.Context) {
+	f := store.BillingFilter{UserID: c.Query("userId"), TenantID: c.Query("tenantId"), KeyID: c.Query("keyId"), Model: c.Query("model"), Limit: 1_000_000}
+	var ok bool
+	if f.From, ok = timeParam(c, "from"); !ok {
+		return
+	}
+	if f.To, ok = timeParam(c, "to"); !ok {
+		return
+	}
+	rows, err := s.d.Store.BillingRecords(c.Request.Context(), f)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	c.Header("Content-Type", "text/csv; charset=utf-8")
+	c.Header("Content-Disposition", `attachment; filename="billing_records.csv"`)
+	c.Status(http.StatusOK)
+	w := csv.NewWriter(c.Writer)
+	_ = w.Write([]string{"day", "tenant_id", "user_id", "key_id", "model", "requests", "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "cost_usd"})
+	for _, r := range rows {
+		cost := "0"
+		if r.CostPicoUSD != nil {
+			cost = billing.FormatPico(r.CostPicoUSD)
+		}
+		_ = w.Write([]string{r.Day.Format("2006-01-02"), csvSafe(r.TenantID), csvSafe(r.UserID), csvSafe(r.KeyID), csvSafe(r.Model),
+			strconv.FormatInt(r.Requests, 10), strconv.FormatInt(r.PromptTokens, 10), strconv.FormatInt(r.CompletionTokens, 10),
+			strconv.FormatInt(r.CachedTokens, 10), strconv.FormatInt(r.ReasoningTokens, 10), cost})
+	}
+	w.Flush()
+}
+
+// csvSafe defuses spreadsheet formula injection in ids that came from API callers.
+func csvSafe(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
+}
+
+var creditSubjects = map[string]bool{"user": true, "tenant": true}
+
+func creditSubject(c *gin.Context) (typ, id string, ok bool) {
+	typ, id = c.Param("subjectType"), c.Param("subjectId")
+	if !creditSubjects[typ] {
+		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "subjectType", "subjectType: want user or tenant.")
+		return "", "", false
+	}
+	return typ, id, true
+}
+
+func accountView(a store.CreditAccount, entries []store.CreditEntry) gin.H {
+	out := make([]gin.H, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, gin.H{"id": e.ID, "kind": e.Kind, "amount_usd": billing.FormatPico(e.AmountPicoUSD),
+			"request_id": e.RequestID, "note": e.Note, "created_at": e.CreatedAt})
+	}
+	return gin.H{"account_id": a.ID, "subject_type": a.SubjectType, "subject_id": a.SubjectID,
+		"balance_usd": billing.FormatPico(a.BalancePicoUSD), "updated_at": a.UpdatedAt, "entries": out}
+}
+
+func (s *Server) creditBalance(c *gin.Context) {
+	typ, id, ok := creditSubject(c)
+	if !ok {
+		return
+	}
+	ctx := c.Request.Context()
+	a, err := s.d.Store.CreditAccountOf(ctx, typ, id)
+	if errors.Is(err, store.ErrNotFound) {
+		fail(c, http.StatusNotFound, api.TypeNotFound, "account_not_found", "subjectId", "No credit account for that subject.")
+		return
+	}
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	entries, err := s.d.Store.CreditEntries(ctx, a.ID, 100, 0)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, accountView(a, entries))
+}
+
+// creditBody is the body of top-up and adjust: an exact USD amount and a note.
+type creditBody struct {
+	AmountUSD *usd   `json:"amount_usd"`
+	Note      string `json:"note"`
+}
+
+func (s *Server) creditTopUp(c *gin.Context)  { s.moveCredit(c, "grant") }
+func (s *Server) creditAdjust(c *gin.Context) { s.moveCredit(c, "adjust") }
+
+// moveCredit creates the account if needed and appends a grant (positive amounts only) or an
+// adjustment (either sign).
+func (s *Server) moveCredit(c *gin.Context, kind string) {
+	typ, id, ok := creditSubject(c)
+	if !ok {
+		return
+	}
+	var b creditBody
+	if !decode(c, &b) {
+		return
+	}
+	if b.AmountUSD == nil {
+		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "missing_field", "amount_usd", "amount_usd: required.")
+		return
+	}
+	str := string(*b.AmountUSD)
+	neg := strings.HasPrefix(str, "-")
+	micro, err := billing.ParseUSD(strings.TrimPrefix(str, "-"))
+	if err != nil || micro == 0 || (neg && kind == "grant") {
+		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "amount_usd", "amount_usd: a non-zero decimal USD amount with at most 6 decimal places (positive for a top-up).")
+		return
+	}
+	amount := new(big.Int).Mul(big.NewInt(micro), big.NewInt(1_000_000)) // micro → pico
+	if neg {
+		amount.Neg(amount)
+	}
+	ctx := c.Request.Context()
+	a, err := s.d.Store.EnsureCreditAccount(ctx, typ, id)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	if _, err := s.d.Store.AddCredit(ctx, a.ID, kind, amount, b.Note); err != nil {
+		s.internal(c, err)
+		return
+	}
+	if s.d.Credits != nil {
+		if err := s.d.Credits.CreditsChanged(ctx, typ, id); err != nil {
+			s.d.Log.Warn("could not announce a credit change: other replicas lift the block when their snapshot expires", "err", err)
+		}
+	}
+	s.creditBalance(c)
+}
