@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,16 +19,20 @@ import (
 
 const benchUsage = `Usage: llmgate bench [flags]
 
-Measures three paths against one mockllm process, in one run on this machine:
-  direct    client → mockllm
-  baseline  client → a minimal net/http pass-through proxy (llmgate bench-proxy) → mockllm
-  gateway   client → llmgate serve (auth and usage recording on, SQLite; quota off) → mockllm
+Measures four paths against one mockllm process, in one run on this machine:
+  direct         client → mockllm
+  baseline       client → a minimal net/http pass-through proxy (llmgate bench-proxy) → mockllm
+  gateway        client → llmgate serve (auth and usage recording on, SQLite; quota off) → mockllm
+  gateway+redis  the same gateway with quotas on and the limiter in Redis (a redis-server the
+                 bench starts on a free loopback port; limits set but never reached). Skipped
+                 when redis-server is not found, unless --require-redis.
 Paths alternate within each round and the median of the rounds is reported, since the client,
 the upstream and the proxy share the CPUs.
 
 It prints one row per path (RPS at --concurrency, p50/p99 at concurrency 1, time to the first
-content event of a stream, the proxy's CPU time per request) and the comparisons DESIGN.md sets
-floors for. Every answer is checked; a run in which any request failed exits with status 1.
+content event of a stream, the proxy's CPU time per request), the comparisons DESIGN.md sets
+floors for, and the Redis round trips per gateway+redis request (from INFO commandstats). Every
+answer is checked; a run in which any request failed exits with status 1.
 
 Flags:
 `
@@ -42,6 +47,8 @@ type benchOptions struct {
 	rounds          int
 	streamRPS       bool
 	json            bool
+	redisServer     string
+	requireRedis    bool
 }
 
 // warmupRequests are sent before every measurement, in its shape, so that connection pools,
@@ -70,12 +77,21 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
+	redisPath, err := findRedisServer(o.redisServer)
+	redisSkipped := ""
+	if err != nil {
+		if o.requireRedis {
+			return fmt.Errorf("bench: %w", err)
+		}
+		redisSkipped = err.Error()
+		fmt.Fprintf(stderr, "bench: skipping the gateway+redis path: %v (install redis-server, pass --redis-server PATH, or --require-redis to make this an error)\n", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// The load generator shares the CPUs with what it measures: collect garbage less often.
 	debug.SetGCPercent(400)
 
-	env, err := startBenchEnv(ctx, self, mockPath, o)
+	env, err := startBenchEnv(ctx, self, mockPath, redisPath, o)
 	defer env.close()
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
@@ -83,14 +99,22 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := env.watch(ctx)
 	defer cancel()
 	fmt.Fprintln(stderr, "bench: gateway quota is disabled (quota.enabled: false) so the limiter does not throttle the load; auth and usage recording are on (SQLite in "+env.dir+")")
+	if env.redis != nil {
+		fmt.Fprintf(stderr, "bench: gateway+redis has quotas on, limiter in redis-server %s at %s (tier %s: %s, set but never reached)\n",
+			env.redis.version, env.redis.url, benchTier, benchTierText())
+	}
 
 	rep, err := runRounds(ctx, env, o, stderr)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	rep.Usage = env.usage(ctx, 10*time.Second)
-	if logged := env.gateway.out.String(); logged != "" {
-		fmt.Fprintf(stderr, "bench: the gateway logged (warn and above), last lines:\n%s\n", logged)
+	rep.describeRedis(env.redis, redisSkipped)
+	for i, u := range env.usage(ctx, 10*time.Second) {
+		g := env.gateways[i]
+		rep.path(g.target.name).Usage = &u
+		if logged := g.child.out.String(); logged != "" {
+			fmt.Fprintf(stderr, "bench: %s logged (warn and above), last lines:\n%s\n", g.target.name, logged)
+		}
 	}
 	if o.json {
 		err = rep.writeJSON(stdout)
@@ -122,6 +146,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, error) {
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each measures every path, and the median is reported")
 	fs.BoolVar(&o.streamRPS, "stream-rps", true, "also measure streaming RPS at --concurrency")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON")
+	fs.StringVar(&o.redisServer, "redis-server", "", "redis-server binary for the gateway+redis path (default: redis-server in PATH)")
+	fs.BoolVar(&o.requireRedis, "require-redis", false, "fail instead of skipping the gateway+redis path when redis-server is not found")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -142,19 +168,27 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, error) {
 	return o, nil
 }
 
-// benchEnv is the running set-up: mockllm, the pass-through and the gateway, each a child
-// process, and a client target for each path.
+// benchEnv is the running set-up: mockllm, the pass-through, the gateways and Redis, each a
+// child process, and a client target for each path.
 type benchEnv struct {
 	dir      string
 	children []*benchChild
-	gateway  *benchChild
-	adminURL string
-	targets  []*benchTarget // direct, baseline, gateway: the report's row order
+	gateways []*benchGateway // gateway, then gateway+redis when Redis runs
+	redisGW  *benchGateway   // the gateway+redis path; nil when it is skipped
+	redis    *benchRedis     // the limiter's Redis; nil when the path is skipped
+	targets  []*benchTarget  // direct, baseline, gateway[, gateway+redis]: the report's row order
 }
 
-// startBenchEnv starts the three processes. On error the caller still closes the env, which stops
-// whatever did start.
-func startBenchEnv(ctx context.Context, self, mockPath string, o benchOptions) (*benchEnv, error) {
+// benchGateway is one `llmgate serve` under test.
+type benchGateway struct {
+	child    *benchChild
+	adminURL string
+	target   *benchTarget
+}
+
+// startBenchEnv starts the processes; redisPath is empty when the gateway+redis path is skipped.
+// On error the caller still closes the env, which stops whatever did start.
+func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o benchOptions) (*benchEnv, error) {
 	e := &benchEnv{}
 	var err error
 	if e.dir, err = os.MkdirTemp("", "llmgate-bench-"); err != nil {
@@ -177,49 +211,77 @@ func startBenchEnv(ctx context.Context, self, mockPath string, o benchOptions) (
 	if err != nil {
 		return e, err
 	}
-
-	listen, err := benchFreeAddr()
-	if err != nil {
-		return e, err
-	}
-	adminListen, err := benchFreeAddr()
-	if err != nil {
-		return e, err
-	}
-	token := newAdminToken()
-	cfgPath := filepath.Join(e.dir, "llmgate.yaml")
-	cfg := benchGatewayConfig(listen, adminListen, filepath.Join(e.dir, "data"), token, mockURL)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return e, err
-	}
-	if e.gateway, _, err = startBenchChild(ctx, "gateway", self, []string{"serve", "--config", cfgPath}, env, ""); err != nil {
-		return e, err
-	}
-	e.children = append(e.children, e.gateway)
-	gatewayURL := "http://" + listen
-	e.adminURL = "http://" + adminListen
-	if err := waitGatewayReady(ctx, e.gateway, gatewayURL); err != nil {
-		return e, err
-	}
-	adm := &adminClient{base: e.adminURL, token: token}
-	key, err := adm.createKey(ctx, createKeyBody{Name: "bench"})
-	if err != nil {
-		return e, fmt.Errorf("create a gateway key: %w", err)
-	}
-
 	for _, p := range []struct {
-		name, url, key string
-		proc           *benchChild
-	}{
-		{"direct", mockURL, "", nil}, {"baseline", proxyURL, "", proxy}, {"gateway", gatewayURL, key.Key, e.gateway},
-	} {
-		t, err := newBenchTarget(p.name, p.url, p.key, p.proc, o.concurrency)
+		name, url string
+		proc      *benchChild
+	}{{"direct", mockURL, nil}, {"baseline", proxyURL, proxy}} {
+		t, err := newBenchTarget(p.name, p.url, "", p.proc, o.concurrency)
 		if err != nil {
 			return e, err
 		}
 		e.targets = append(e.targets, t)
 	}
+	if _, err := e.startGateway(ctx, self, env, "gateway", mockURL, "", o); err != nil {
+		return e, err
+	}
+	if redisPath == "" {
+		return e, nil
+	}
+	r, err := startBenchRedis(ctx, redisPath, e.dir, env)
+	if r != nil {
+		e.children = append(e.children, r.child)
+		e.redis = r
+	}
+	if err != nil {
+		return e, err
+	}
+	if e.redisGW, err = e.startGateway(ctx, self, env, "gateway+redis", mockURL, r.url, o); err != nil {
+		return e, err
+	}
+	// OpenAI's rate-limit header is set from the limiter's answer: its absence means the
+	// limiter did not run.
+	e.redisGW.target.requireHeader = "X-Ratelimit-Limit-Requests"
 	return e, nil
+}
+
+// startGateway starts `llmgate serve` with its own config and data directory (quotas on with
+// Redis when redisURL is set), waits until it is ready, creates a key and adds the path.
+func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, name, mockURL, redisURL string, o benchOptions) (*benchGateway, error) {
+	listen, err := benchFreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	adminListen, err := benchFreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	slug := strings.ReplaceAll(name, "+", "-")
+	token := newAdminToken()
+	cfgPath := filepath.Join(e.dir, slug+".yaml")
+	cfg := benchGatewayConfig(listen, adminListen, filepath.Join(e.dir, slug+"-data"), token, mockURL, redisURL)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	g := &benchGateway{adminURL: "http://" + adminListen}
+	if g.child, _, err = startBenchChild(ctx, name, self, []string{"serve", "--config", cfgPath}, env, ""); err != nil {
+		return nil, err
+	}
+	e.children = append(e.children, g.child)
+	publicURL := "http://" + listen
+	if err := waitGatewayReady(ctx, g.child, publicURL); err != nil {
+		return nil, err
+	}
+	adm := &adminClient{base: g.adminURL, token: token}
+	key, err := adm.createKey(ctx, createKeyBody{Name: "bench"})
+	if err != nil {
+		return nil, fmt.Errorf("%s: create a key: %w", name, err)
+	}
+	if g.target, err = newBenchTarget(name, publicURL, key.Key, g.child, o.concurrency); err != nil {
+		return nil, err
+	}
+	e.gateways = append(e.gateways, g)
+	e.targets = append(e.targets, g.target)
+	return g, nil
 }
 
 // watch returns a context that ends, with the reason as its cause, when a child exits: a run
@@ -240,6 +302,9 @@ func (e *benchEnv) watch(ctx context.Context) (context.Context, context.CancelFu
 
 // close stops the children (all at once) and removes the temporary directory.
 func (e *benchEnv) close() {
+	if e.redis != nil && e.redis.client != nil {
+		_ = e.redis.client.Close()
+	}
 	var wg sync.WaitGroup
 	for _, c := range e.children {
 		wg.Add(1)
@@ -254,20 +319,32 @@ func (e *benchEnv) close() {
 	}
 }
 
-// usage waits (up to timeout) for the gateway's usage recorder to catch up with the requests the
-// bench sent it (it flushes every 200 ms), then reports its counters. Between measurements this
-// keeps the gateway's batch writes of one phase out of the next phase's numbers.
-func (e *benchEnv) usage(ctx context.Context, timeout time.Duration) usageReport {
-	sent := e.targets[2].sent.Load()
-	u := usageReport{Sent: sent}
+// usage waits (up to timeout) for every gateway's usage recorder to catch up with the requests
+// the bench sent it (it flushes every 200 ms), then reports its counters, in e.gateways' order.
+// Between measurements this keeps the gateways' batch writes of one phase out of the next
+// phase's numbers; a usage record is emitted after quota settlement, so it also waits for that.
+func (e *benchEnv) usage(ctx context.Context, timeout time.Duration) []usageReport {
 	deadline := time.Now().Add(timeout)
+	out := make([]usageReport, len(e.gateways))
+	for i, g := range e.gateways {
+		out[i] = g.waitUsage(ctx, deadline)
+	}
+	return out
+}
+
+func (g *benchGateway) waitUsage(ctx context.Context, deadline time.Time) usageReport {
+	sent := g.target.sent.Load()
+	u := usageReport{Sent: sent}
 	for {
-		written, dropped, err := gatewayUsageCounters(ctx, e.adminURL)
+		m, err := gatewayMetrics(ctx, g.adminURL, metricUsageWritten, metricUsageDropped)
+		if err == nil && len(m) != 2 {
+			err = errors.New("GET /metrics: usage counters missing")
+		}
 		if err != nil {
 			u.Error = err.Error()
 			return u
 		}
-		u.Written, u.Dropped = int64(written), int64(dropped)
+		u.Written, u.Dropped = int64(m[metricUsageWritten]), int64(m[metricUsageDropped])
 		if u.Written+u.Dropped >= sent || time.Now().After(deadline) || ctx.Err() != nil {
 			return u
 		}
@@ -296,18 +373,22 @@ func runRounds(ctx context.Context, e *benchEnv, o benchOptions, progress io.Wri
 		phases = append(phases, benchPhase{label: "stream c=" + c, stream: true, rate: true})
 	}
 	rep := newBenchReport(o, e.targets)
+	var redisSeen *redisTally
+	if e.redis != nil {
+		redisSeen = newRedisTally()
+	}
 	for r := range o.rounds {
 		rounds := make([]pathRound, len(e.targets))
 		for _, ph := range phases {
 			for i := range e.targets {
 				p := (i + r) % len(e.targets)
-				errs, err := e.measure(ctx, e.targets[p], ph, o, &rounds[p])
+				errs, note, err := e.measure(ctx, e.targets[p], ph, o, &rounds[p], redisSeen)
 				if err != nil {
 					return nil, err
 				}
 				rep.Paths[p].Errors.merge(errs)
-				fmt.Fprintf(progress, "round %d/%d  %-8s  %-16s %s%s\n", r+1, o.rounds, e.targets[p].name, ph.label,
-					rounds[p].describe(ph), errs.describe())
+				fmt.Fprintf(progress, "round %d/%d  %-13s  %-16s %s%s%s\n", r+1, o.rounds, e.targets[p].name, ph.label,
+					rounds[p].describe(ph), note, errs.describe())
 			}
 		}
 		for p := range rounds {
@@ -315,20 +396,52 @@ func runRounds(ctx context.Context, e *benchEnv, o benchOptions, progress io.Wri
 		}
 	}
 	rep.summarize()
+	if redisSeen != nil {
+		rep.Redis = redisSeen.report()
+		if n := rep.Redis.Fallbacks; n > 0 {
+			rep.path(e.redisGW.target.name).Errors.merge(errorTally{N: int(n),
+				First: fmt.Sprintf("%d admissions were decided without Redis (the limiter's fallback): Redis failed or missed its deadline", n)})
+		}
+	}
 	return rep, nil
 }
 
-// measure warms the path up in the phase's shape, then takes the phase's numbers into pr.
-func (e *benchEnv) measure(ctx context.Context, t *benchTarget, ph benchPhase, o benchOptions, pr *pathRound) (errorTally, error) {
+// measure warms the path up in the phase's shape, then takes the phase's numbers into pr. On the
+// gateway+redis path it also reads Redis's and the gateway's quota counters around the numbers
+// into seen, and returns a note on them for the progress line.
+func (e *benchEnv) measure(ctx context.Context, t *benchTarget, ph benchPhase, o benchOptions, pr *pathRound, seen *redisTally) (errorTally, string, error) {
 	conc := 1
 	if ph.rate {
 		conc = o.concurrency
 	}
 	errs, err := loadCount(ctx, t, conc, warmupRequests, o.chunks, ph.stream)
 	if err != nil {
-		return errs, err
+		return errs, "", err
 	}
 	e.usage(ctx, 10*time.Second) // the gateway's backlog of earlier phases is not this phase's
+	withRedis := e.redisGW != nil && t == e.redisGW.target
+	var before quotaSnapshot
+	if withRedis {
+		if before, err = e.quotaSnapshot(ctx); err != nil {
+			return errs, "", err
+		}
+	}
+	if err := e.take(ctx, t, ph, o, pr, &errs); err != nil {
+		return errs, "", err
+	}
+	if !withRedis {
+		return errs, "", nil
+	}
+	e.usage(ctx, 10*time.Second) // the last requests' settlements precede their usage records
+	after, err := e.quotaSnapshot(ctx)
+	if err != nil {
+		return errs, "", err
+	}
+	return errs, seen.add(before, after, ph), nil
+}
+
+// take runs the phase's timed part on t (a warm path) into pr, adding failures to errs.
+func (e *benchEnv) take(ctx context.Context, t *benchTarget, ph benchPhase, o benchOptions, pr *pathRound, errs *errorTally) error {
 	if !ph.rate {
 		res, err := loadLatency(ctx, t, o.latencyRequests, o.chunks, ph.stream)
 		if ph.stream {
@@ -338,14 +451,14 @@ func (e *benchEnv) measure(ctx context.Context, t *benchTarget, ph benchPhase, o
 			pr.P50, pr.P99 = benchDuration(nearestRank(res.total, 0.50)), benchDuration(nearestRank(res.total, 0.99))
 		}
 		errs.merge(res.errs)
-		return errs, err
+		return err
 	}
 	cpu0, cpuOK := t.proc.cpuTime()
 	sent0 := t.sent.Load()
 	res, err := loadRate(ctx, t, o.concurrency, o.chunks, o.duration, ph.stream)
 	errs.merge(res.errs)
 	if err != nil {
-		return errs, err
+		return err
 	}
 	// The usage records of these requests are part of their cost: wait for them to be written.
 	e.usage(ctx, 10*time.Second)
@@ -359,5 +472,5 @@ func (e *benchEnv) measure(ctx context.Context, t *benchTarget, ph benchPhase, o
 	} else {
 		pr.RPS, pr.CPUPerRequest = res.rps, perRequest
 	}
-	return errs, nil
+	return nil
 }

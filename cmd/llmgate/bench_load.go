@@ -25,6 +25,8 @@ type benchTarget struct {
 	streaming *http.Request // template of the streaming request
 	sent      atomic.Int64  // requests sent: for the gateway's usage records and CPU per request
 	proc      *benchChild   // the proxy process whose CPU time the requests cost; nil for direct
+	// requireHeader, when set, must be on every answer (gateway+redis: proof the limiter ran).
+	requireHeader string
 }
 
 // Bodies of the measured requests, identical on every path; the gateway adds the usage option to
@@ -126,6 +128,9 @@ func (w *benchWorker) do(ctx context.Context, stream bool) (benchSample, error) 
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return benchSample{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
+	}
+	if h := w.t.requireHeader; h != "" && resp.Header.Get(h) == "" {
+		return benchSample{}, fmt.Errorf("answer without %s", h)
 	}
 	if !stream {
 		w.body.Reset()

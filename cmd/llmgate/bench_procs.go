@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,11 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/llmgate/llmgate/quota"
 )
 
 // benchModel is the one public model of the gateway under test; the deployment uses the same
@@ -148,9 +150,37 @@ func findMockllm(flagValue, self string) (string, error) {
 	return "", fmt.Errorf("mockllm not found next to %s nor in PATH: build it (go build -o bin/mockllm ./cmd/mockllm) and pass --mockllm PATH", self)
 }
 
-// benchGatewayConfig is the temporary config of the gateway under test: one OpenAI-type provider
-// pointing at mockllm, auth and usage recording on (SQLite in dataDir), quotas off.
-func benchGatewayConfig(listen, adminListen, dataDir, token, mockURL string) string {
+// benchTier is the quota tier of the gateway+redis path. Its limits are set, so the admission
+// script checks every dimension, but a bench never reaches them.
+const benchTier = "bench"
+
+var benchTierLimits = quota.Limits{RPM: 100_000_000, TPM: 100_000_000_000, TokensPerDay: 100_000_000_000_000, Concurrent: 100_000}
+
+// benchTierText is benchTierLimits as the fields of a YAML flow mapping.
+func benchTierText() string {
+	l := benchTierLimits
+	return fmt.Sprintf("rpm: %d, tpm: %d, tokens_per_day: %d, concurrent: %d", l.RPM, l.TPM, l.TokensPerDay, l.Concurrent)
+}
+
+// benchGatewayConfig is the temporary config of a gateway under test: one OpenAI-type provider
+// pointing at mockllm, auth and usage recording on (SQLite in dataDir). Without redisURL quotas
+// are off; with it they are on, with the limiter in that Redis and the bench tier as the default
+// (the bench's key has no user, so it counts against the default tier).
+func benchGatewayConfig(listen, adminListen, dataDir, token, mockURL, redisURL string) string {
+	quota := "quota:\n  enabled: false\n"
+	if redisURL != "" {
+		// redis_timeout: at saturation on two shared cores a Redis call can miss the 50 ms default
+		// through CPU starvation alone (the process descheduled), which would send decisions to the
+		// local fallback; the bench measures the Redis path, so it gives Redis room and still
+		// counts any fallback decision as an error.
+		quota = fmt.Sprintf(`redis_url: %q
+quota:
+  default_tier: %s
+  redis_timeout: 500ms
+  tiers:
+    %s: {%s}
+`, redisURL, benchTier, benchTier, benchTierText())
+	}
 	return fmt.Sprintf(`listen: %q
 admin_listen: %q
 data_dir: %q
@@ -166,9 +196,7 @@ models:
     deployments:
       - provider: mock
         model: %s
-quota:
-  enabled: false
-`, listen, adminListen, dataDir, token, mockURL+"/v1", benchModel, benchModel)
+`, listen, adminListen, dataDir, token, mockURL+"/v1", benchModel, benchModel) + quota
 }
 
 // benchFreeAddr returns a loopback address with a port that was free a moment ago. `llmgate serve`
@@ -212,50 +240,62 @@ func waitGatewayReady(ctx context.Context, gw *benchChild, publicURL string) err
 	}
 }
 
-// gatewayUsageCounters reads the usage pipeline's counters from the gateway's /metrics, so the
-// report shows that every measured request left a usage record.
-func gatewayUsageCounters(ctx context.Context, adminURL string) (written, dropped float64, err error) {
+// Gateway metrics the bench reads: the usage pipeline's counters, so the report shows that every
+// measured request left a usage record, and the quota limiter's, to tell admissions from other
+// quota calls to Redis and to catch decisions made without Redis.
+const (
+	metricUsageWritten    = "llmgate_usage_written_total"
+	metricUsageDropped    = "llmgate_usage_dropped_total"
+	metricQuotaDecisions  = "llmgate_quota_decisions_total"
+	metricQuotaFallbacks  = "llmgate_quota_fallback_decisions_total"
+	metricQuotaRedisCalls = "llmgate_quota_redis_seconds_count"
+)
+
+// gatewayMetrics reads the gateway's /metrics and returns, for each of names that has series, the
+// sum of its series' values (a name without any series yet is left out).
+func gatewayMetrics(ctx context.Context, adminURL string, names ...string) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, adminURL+"/metrics", nil)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("GET /metrics: HTTP %d", resp.StatusCode)
+		return nil, fmt.Errorf("GET /metrics: HTTP %d", resp.StatusCode)
 	}
-	found := 0
-	sc := bufio.NewScanner(resp.Body)
+	m, err := parseMetrics(resp.Body, names)
+	if err != nil {
+		return nil, fmt.Errorf("GET /metrics: %w", err)
+	}
+	return m, nil
+}
+
+// parseMetrics sums the series of names in the Prometheus text format (which the gateway writes
+// without timestamps, so a sample's value is its line's last field).
+func parseMetrics(r io.Reader, names []string) (map[string]float64, error) {
+	m := map[string]float64{}
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
-		var dst *float64
-		switch {
-		case !ok:
-			continue
-		case name == "llmgate_usage_written_total":
-			dst = &written
-		case name == "llmgate_usage_dropped_total":
-			dst = &dropped
-		default:
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
 			continue
 		}
-		if *dst, err = strconv.ParseFloat(value, 64); err != nil {
-			return 0, 0, fmt.Errorf("GET /metrics: %s: %w", name, err)
+		name := line[:strings.IndexAny(line+" ", "{ ")]
+		if !slices.Contains(names, name) {
+			continue
 		}
-		found++
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		m[name] += v
 	}
-	if err := sc.Err(); err != nil {
-		return 0, 0, err
-	}
-	if found != 2 {
-		return 0, 0, errors.New("GET /metrics: usage counters missing")
-	}
-	return written, dropped, nil
+	return m, sc.Err()
 }
 
 // announceWatcher passes a child's stdout on to next and reports the URL of the first line that

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -93,10 +95,11 @@ func (t errorTally) describe() string {
 
 // pathResult is one row of the report.
 type pathResult struct {
-	Name   string      `json:"name"`
-	Median pathRound   `json:"median"`
-	Rounds []pathRound `json:"rounds"`
-	Errors errorTally  `json:"errors"`
+	Name   string       `json:"name"`
+	Median pathRound    `json:"median"`
+	Rounds []pathRound  `json:"rounds"`
+	Errors errorTally   `json:"errors"`
+	Usage  *usageReport `json:"usage_records,omitempty"` // gateways only
 }
 
 // benchRatios compare the paths. Each is the median of the per-round values, since the paths of
@@ -113,6 +116,22 @@ type benchRatios struct {
 	BaselineAddedTTFT   benchDuration `json:"baseline_added_stream_ttft_p50_us"`
 	GatewayCPUOverBase  benchDuration `json:"gateway_cpu_per_request_vs_baseline_us"`
 	GatewayCPURatio     float64       `json:"gateway_baseline_cpu_per_request"`
+	Redis               *redisRatios  `json:"gateway_redis,omitempty"`
+}
+
+// redisRatios compare the gateway+redis path with direct and with the gateway without quotas,
+// the same way.
+type redisRatios struct {
+	RPS             float64       `json:"direct_rps"`
+	StreamRPS       float64       `json:"direct_stream_rps,omitempty"`
+	AddedP50        benchDuration `json:"added_p50_vs_direct_us"`
+	AddedP99        benchDuration `json:"added_p99_vs_direct_us"`
+	OverGatewayP50  benchDuration `json:"added_p50_vs_gateway_us"`
+	OverGatewayP99  benchDuration `json:"added_p99_vs_gateway_us"`
+	AddedTTFT       benchDuration `json:"added_stream_ttft_p50_vs_direct_us"`
+	OverGatewayTTFT benchDuration `json:"added_stream_ttft_p50_vs_gateway_us"`
+	CPUOverGateway  benchDuration `json:"cpu_per_request_vs_gateway_us"`
+	CPURatio        float64       `json:"gateway_cpu_per_request"`
 }
 
 // benchFloors are DESIGN.md's floors and whether this run met them.
@@ -141,6 +160,7 @@ type benchSettings struct {
 	Rounds          int    `json:"rounds"`
 	StreamRPS       bool   `json:"stream_rps"`
 	Quota           string `json:"gateway_quota"`
+	RedisQuota      string `json:"gateway_redis_quota"`
 }
 
 // benchReport is everything `llmgate bench` prints.
@@ -153,11 +173,19 @@ type benchReport struct {
 	LoadStart string        `json:"load_average_start,omitempty"`
 	LoadEnd   string        `json:"load_average_end,omitempty"`
 	Settings  benchSettings `json:"settings"`
-	Paths     []*pathResult `json:"paths"` // direct, baseline, gateway
+	Paths     []*pathResult `json:"paths"` // direct, baseline, gateway[, gateway+redis]
 	Ratios    benchRatios   `json:"ratios"`
 	Floors    benchFloors   `json:"floors"`
-	Usage     usageReport   `json:"usage_records"`
+	Redis     *redisReport  `json:"redis,omitempty"` // gateway+redis's traffic to Redis
 }
+
+// Rows of the report, in Paths.
+const (
+	pathDirect = iota
+	pathBaseline
+	pathGateway
+	pathGatewayRedis // present when Redis ran
+)
 
 func newBenchReport(o benchOptions, targets []*benchTarget) *benchReport {
 	r := &benchReport{
@@ -192,35 +220,54 @@ func (r *benchReport) summarize() {
 			CPUPerStream:  medianOf(roundValues(p.Rounds, func(x pathRound) benchDuration { return x.CPUPerStream })),
 		}
 	}
-	direct, baseline, gateway := r.Paths[0].Rounds, r.Paths[1].Rounds, r.Paths[2].Rounds
-	perRound := func(f func(d, b, g pathRound) float64) float64 {
-		xs := make([]float64, len(direct))
-		for i := range direct {
-			xs[i] = f(direct[i], baseline[i], gateway[i])
+	// ratio and added are the medians over the rounds of path a's value against path b's.
+	ratio := func(a, b int, f func(pathRound) float64) float64 {
+		xs := make([]float64, len(r.Paths[a].Rounds))
+		for i, x := range r.Paths[a].Rounds {
+			xs[i] = safeRatio(f(x), f(r.Paths[b].Rounds[i]))
 		}
 		return medianOf(xs)
 	}
-	perRoundD := func(f func(d, b, g pathRound) benchDuration) benchDuration {
-		xs := make([]benchDuration, len(direct))
-		for i := range direct {
-			xs[i] = f(direct[i], baseline[i], gateway[i])
+	added := func(a, b int, f func(pathRound) benchDuration) benchDuration {
+		xs := make([]benchDuration, len(r.Paths[a].Rounds))
+		for i, x := range r.Paths[a].Rounds {
+			xs[i] = f(x) - f(r.Paths[b].Rounds[i])
 		}
 		return medianOf(xs)
 	}
+	rps := func(x pathRound) float64 { return x.RPS }
+	streamRPS := func(x pathRound) float64 { return x.StreamRPS }
+	cpu := func(x pathRound) float64 { return float64(x.CPUPerRequest) }
+	p50 := func(x pathRound) benchDuration { return x.P50 }
+	p99 := func(x pathRound) benchDuration { return x.P99 }
+	ttft := func(x pathRound) benchDuration { return x.TTFTP50 }
+	cpuD := func(x pathRound) benchDuration { return x.CPUPerRequest }
 	r.Ratios = benchRatios{
-		GatewayRPS:          perRound(func(d, _, g pathRound) float64 { return safeRatio(g.RPS, d.RPS) }),
-		BaselineRPS:         perRound(func(d, b, _ pathRound) float64 { return safeRatio(b.RPS, d.RPS) }),
-		GatewayStreamRPS:    perRound(func(d, _, g pathRound) float64 { return safeRatio(g.StreamRPS, d.StreamRPS) }),
-		BaselineStreamRPS:   perRound(func(d, b, _ pathRound) float64 { return safeRatio(b.StreamRPS, d.StreamRPS) }),
-		GatewayAddedP50:     perRoundD(func(d, _, g pathRound) benchDuration { return g.P50 - d.P50 }),
-		BaselineAddedP50:    perRoundD(func(d, b, _ pathRound) benchDuration { return b.P50 - d.P50 }),
-		GatewayOverBaseline: perRoundD(func(_, b, g pathRound) benchDuration { return g.P50 - b.P50 }),
-		GatewayAddedTTFT:    perRoundD(func(d, _, g pathRound) benchDuration { return g.TTFTP50 - d.TTFTP50 }),
-		BaselineAddedTTFT:   perRoundD(func(d, b, _ pathRound) benchDuration { return b.TTFTP50 - d.TTFTP50 }),
-		GatewayCPUOverBase:  perRoundD(func(_, b, g pathRound) benchDuration { return g.CPUPerRequest - b.CPUPerRequest }),
-		GatewayCPURatio: perRound(func(_, b, g pathRound) float64 {
-			return safeRatio(float64(g.CPUPerRequest), float64(b.CPUPerRequest))
-		}),
+		GatewayRPS:          ratio(pathGateway, pathDirect, rps),
+		BaselineRPS:         ratio(pathBaseline, pathDirect, rps),
+		GatewayStreamRPS:    ratio(pathGateway, pathDirect, streamRPS),
+		BaselineStreamRPS:   ratio(pathBaseline, pathDirect, streamRPS),
+		GatewayAddedP50:     added(pathGateway, pathDirect, p50),
+		BaselineAddedP50:    added(pathBaseline, pathDirect, p50),
+		GatewayOverBaseline: added(pathGateway, pathBaseline, p50),
+		GatewayAddedTTFT:    added(pathGateway, pathDirect, ttft),
+		BaselineAddedTTFT:   added(pathBaseline, pathDirect, ttft),
+		GatewayCPUOverBase:  added(pathGateway, pathBaseline, cpuD),
+		GatewayCPURatio:     ratio(pathGateway, pathBaseline, cpu),
+	}
+	if len(r.Paths) > pathGatewayRedis {
+		r.Ratios.Redis = &redisRatios{
+			RPS:             ratio(pathGatewayRedis, pathDirect, rps),
+			StreamRPS:       ratio(pathGatewayRedis, pathDirect, streamRPS),
+			AddedP50:        added(pathGatewayRedis, pathDirect, p50),
+			AddedP99:        added(pathGatewayRedis, pathDirect, p99),
+			OverGatewayP50:  added(pathGatewayRedis, pathGateway, p50),
+			OverGatewayP99:  added(pathGatewayRedis, pathGateway, p99),
+			AddedTTFT:       added(pathGatewayRedis, pathDirect, ttft),
+			OverGatewayTTFT: added(pathGatewayRedis, pathGateway, ttft),
+			CPUOverGateway:  added(pathGatewayRedis, pathGateway, cpuD),
+			CPURatio:        ratio(pathGatewayRedis, pathGateway, cpu),
+		}
 	}
 	r.Floors = benchFloors{
 		RPSRatioMin:          floorRPSRatio,
@@ -228,6 +275,26 @@ func (r *benchReport) summarize() {
 		AddedOverBaselineMax: benchDuration(floorAddedVsBaseline),
 		AddedOverBaselineMet: r.Ratios.GatewayOverBaseline <= benchDuration(floorAddedVsBaseline),
 	}
+}
+
+// path returns the row of the named path.
+func (r *benchReport) path(name string) *pathResult {
+	for _, p := range r.Paths {
+		if p.Name == name {
+			return p
+		}
+	}
+	panic("bench: no path " + name)
+}
+
+// describeRedis notes in the settings how the gateway+redis path ran, or why it was skipped.
+func (r *benchReport) describeRedis(rs *benchRedis, skipped string) {
+	if rs == nil {
+		r.Settings.RedisQuota = "skipped: " + skipped
+		return
+	}
+	r.Settings.RedisQuota = fmt.Sprintf("the same with quota on, limiter in redis-server %s (own process, loopback); tier %s: %s, set but never reached",
+		rs.version, benchTier, benchTierText())
 }
 
 func safeRatio(a, b float64) float64 {
@@ -281,6 +348,7 @@ func (r *benchReport) writeText(w io.Writer) error {
 	fmt.Fprintf(w, "settings: concurrency %d, %s per RPS run, %d requests per c=1 run, %d-chunk streams, median of %d rounds\n",
 		s.Concurrency, s.Duration, s.LatencyRequests, s.Chunks, s.Rounds)
 	fmt.Fprintln(w, "gateway: auth and usage recording on (SQLite); quota disabled, so the limiter does not throttle the load")
+	fmt.Fprintln(w, "gateway+redis:", s.RedisQuota)
 	if r.LoadStart != "" {
 		fmt.Fprintf(w, "machine load average (1/5/15 min): %s at start, %s at end\n", r.LoadStart, r.LoadEnd)
 	}
@@ -317,17 +385,20 @@ func (r *benchReport) writeText(w io.Writer) error {
 	if s.StreamRPS {
 		fmt.Fprintf(tw, "gateway/direct stream RPS ratio\t%.2f\t(baseline/direct %.2f)\n", q.GatewayStreamRPS, q.BaselineStreamRPS)
 	}
-	u := r.Usage
-	if u.Error != "" {
-		fmt.Fprintf(tw, "gateway usage records\tunknown\t(%s)\n", u.Error)
-	} else {
-		fmt.Fprintf(tw, "gateway usage records\t%d written, %d dropped\t(%d requests sent to the gateway)\n", u.Written, u.Dropped, u.Sent)
+	r.writeRedisLines(tw)
+	for _, p := range r.Paths {
+		if u := p.Usage; u != nil && u.Error != "" {
+			fmt.Fprintf(tw, "%s usage records\tunknown\t(%s)\n", p.Name, u.Error)
+		} else if u != nil {
+			fmt.Fprintf(tw, "%s usage records\t%d written, %d dropped\t(%d requests sent to it)\n", p.Name, u.Written, u.Dropped, u.Sent)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "\nRatios and added latencies are medians of per-round values; each round runs the paths back to back.")
 	fmt.Fprintln(w, "proxy CPU: CPU time of the bench-proxy or gateway process per request in the RPS runs, usage writes included.")
+	r.writeRedisCommands(w)
 	if n := r.errorCount(); n > 0 {
 		fmt.Fprintf(w, "\nERRORS: %d requests failed (warm-ups included):\n", n)
 		for _, p := range r.Paths {
@@ -337,6 +408,78 @@ func (r *benchReport) writeText(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// writeRedisLines adds the gateway+redis comparisons and its Redis traffic to the summary.
+func (r *benchReport) writeRedisLines(tw io.Writer) {
+	q := r.Ratios.Redis
+	if q == nil {
+		return
+	}
+	fmt.Fprintf(tw, "gateway+redis/direct RPS ratio\t%.2f\t(gateway %.2f; no floor of its own)\n", q.RPS, r.Ratios.GatewayRPS)
+	fmt.Fprintf(tw, "gateway+redis added p50 at c=1 vs direct\t%s\t(p99 %s)\n", q.AddedP50.signed(), q.AddedP99.signed())
+	fmt.Fprintf(tw, "gateway+redis added p50 vs gateway\t%s\t(p99 %s)\n", q.OverGatewayP50.signed(), q.OverGatewayP99.signed())
+	fmt.Fprintf(tw, "gateway+redis added stream TTFT p50\t%s\t(vs direct; %s vs gateway)\n", q.AddedTTFT.signed(), q.OverGatewayTTFT.signed())
+	if q.CPURatio > 0 {
+		fmt.Fprintf(tw, "gateway+redis CPU per request vs gateway\t%s\t(×%.2f)\n", q.CPUOverGateway.signed(), q.CPURatio)
+	}
+	if r.Settings.StreamRPS {
+		fmt.Fprintf(tw, "gateway+redis/direct stream RPS ratio\t%.2f\t(gateway/direct %.2f)\n", q.StreamRPS, r.Ratios.GatewayStreamRPS)
+	}
+	d := r.Redis
+	fmt.Fprintf(tw, "redis round trips per request\t%.2f\t(admission %.2f + settlement %.2f, by the gateway's count of its quota calls)\n",
+		d.RoundTrips, d.Admissions, d.Settlements)
+	if d.CPUPerRequest > 0 {
+		fmt.Fprintf(tw, "redis-server CPU per request\t%s\t(per stream %s; RPS runs)\n", d.CPUPerRequest, d.CPUPerStream.orDash())
+	}
+	if d.Fallbacks > 0 {
+		fmt.Fprintf(tw, "admissions decided without Redis\t%d\t(Redis failed or missed the limiter's deadline: counted as errors)\n", d.Fallbacks)
+	}
+}
+
+// writeRedisCommands lists gateway+redis's Redis commands, too long for the aligned summary.
+func (r *benchReport) writeRedisCommands(w io.Writer) {
+	d := r.Redis
+	if d == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nRedis commands of gateway+redis (INFO commandstats before and after each of its measurements, %d requests):\n", d.Requests)
+	fmt.Fprintf(w, "  per request, round trips:     %s (Redis read events per request: %.2f)\n", formatRates(d.Commands, ""), d.ReadEvents)
+	fmt.Fprintf(w, "  per request, inside scripts:  %s\n", formatRates(d.InsideScripts, ""))
+	fmt.Fprintln(w, "    (commandstats counts the commands a Lua script calls too; they add no round trip)")
+	bg := formatRates(d.Background, "/s") + " (policy watcher: version poll, pub/sub health check)"
+	if len(d.Setup) > 0 {
+		var setup []string
+		for _, name := range slices.Sorted(maps.Keys(d.Setup)) {
+			setup = append(setup, name+" "+strconv.FormatInt(d.Setup[name], 10))
+		}
+		bg += "; on new pool connections: " + strings.Join(setup, ", ")
+	}
+	fmt.Fprintf(w, "  background, not per request:  %s\n", bg)
+}
+
+// formatRates lists a command → value map, largest first, with two decimals and then unit ("-"
+// when empty).
+func formatRates(m map[string]float64, unit string) string {
+	names := slices.Collect(maps.Keys(m))
+	slices.SortFunc(names, func(a, b string) int {
+		if c := cmp.Compare(m[b], m[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(names))
+	for i, n := range names {
+		v := strconv.FormatFloat(m[n], 'f', 2, 64)
+		if m[n] > 0 && m[n] < 0.005 {
+			v = "<0.01"
+		}
+		parts[i] = n + " " + v + unit
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func metOrMissed(ok bool) string {

@@ -127,3 +127,162 @@ func TestNearestRankAndMedian(t *testing.T) {
 		t.Errorf("median of 4,1,3,2 = %v, want 2", got)
 	}
 }
+
+func TestBenchWorkerRequiresHeader(t *testing.T) {
+	for _, limited := range []bool{true, false} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if limited {
+				w.Header().Set("X-Ratelimit-Limit-Requests", "100")
+			}
+			_, _ = io.WriteString(w, `{"choices":[]}`)
+		}))
+		t.Cleanup(srv.Close)
+		tg := newTestTarget(t, srv.URL)
+		tg.requireHeader = "X-Ratelimit-Limit-Requests"
+		_, err := newBenchWorker(tg, 1).do(context.Background(), false)
+		if limited && err != nil {
+			t.Errorf("answer with the header: %v", err)
+		}
+		if !limited && (err == nil || !strings.Contains(err.Error(), "without X-Ratelimit-Limit-Requests")) {
+			t.Errorf("answer without the header: err = %v, want one naming it", err)
+		}
+	}
+}
+
+func TestBenchGatewayConfigLoads(t *testing.T) {
+	noEnv := func(string) (string, bool) { return "", false }
+	for _, redisURL := range []string{"", "redis://127.0.0.1:6390"} {
+		raw := benchGatewayConfig("127.0.0.1:1", "127.0.0.1:2", t.TempDir(), strings.Repeat("t", 40), "http://127.0.0.1:3", redisURL)
+		var cfg Config
+		if err := parseConfig([]byte(raw), noEnv, &cfg); err != nil {
+			t.Fatalf("redis %q: %v\n%s", redisURL, err, raw)
+		}
+		if err := cfg.validate(); err != nil {
+			t.Fatalf("redis %q: %v", redisURL, err)
+		}
+		q := cfg.Quota.WithDefaults()
+		if cfg.RedisURL != redisURL || *q.Enabled != (redisURL != "") {
+			t.Errorf("redis %q: redis_url %q, quota enabled %v", redisURL, cfg.RedisURL, *q.Enabled)
+		}
+		if redisURL == "" {
+			continue
+		}
+		// A key without a user counts against the default tier: every limit set, none reachable.
+		if l := q.TierLimits(""); l != benchTierLimits {
+			t.Errorf("default tier limits %+v, want the bench tier's %+v", l, benchTierLimits)
+		}
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	const text = `# HELP llmgate_quota_decisions_total Admission decisions.
+# TYPE llmgate_quota_decisions_total counter
+llmgate_quota_decisions_total{dimension="none",result="admitted"} 41
+llmgate_quota_decisions_total{dimension="rpm",result="rejected"} 1
+llmgate_quota_redis_seconds_bucket{le="0.0001"} 3
+llmgate_quota_redis_seconds_count 84
+llmgate_usage_written_total 7
+`
+	m, err := parseMetrics(strings.NewReader(text), []string{metricQuotaDecisions, metricQuotaRedisCalls, metricQuotaFallbacks, metricUsageWritten})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{metricQuotaDecisions: 42, metricQuotaRedisCalls: 84, metricUsageWritten: 7}
+	if len(m) != len(want) {
+		t.Errorf("got %v, want %v", m, want)
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+}
+
+func TestRedisTally(t *testing.T) {
+	const before = "# Stats\r\ntotal_reads_processed:100\r\n# Commandstats\r\n" +
+		"cmdstat_info:calls=1,usec=10,usec_per_call=10.00,rejected_calls=0,failed_calls=0\r\n" +
+		"cmdstat_get:calls=10,usec=1,usec_per_call=0.10,rejected_calls=0,failed_calls=0\r\n"
+	const after = "# Stats\r\ntotal_reads_processed:325\r\n# Commandstats\r\n" +
+		"cmdstat_info:calls=2,usec=20,usec_per_call=10.00,rejected_calls=0,failed_calls=0\r\n" +
+		"cmdstat_get:calls=14,usec=1,usec_per_call=0.10,rejected_calls=0,failed_calls=0\r\n" +
+		"cmdstat_evalsha:calls=200,usec=1,usec_per_call=0.10,rejected_calls=0,failed_calls=0\r\n" +
+		"cmdstat_eval:calls=20,usec=1,usec_per_call=0.10,rejected_calls=0,failed_calls=0\r\n" +
+		"cmdstat_time:calls=200,usec=1,usec_per_call=0.10,rejected_calls=0,failed_calls=0\r\n" +
+		"cmdstat_client|setinfo:calls=2,usec=1,usec_per_call=0.10,rejected_calls=0,failed_calls=0\r\n"
+	snap := func(info string, at time.Time, sent int64, quota map[string]float64) quotaSnapshot {
+		calls, reads, err := parseRedisInfo(info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return quotaSnapshot{at: at, sent: sent, commands: calls, reads: reads, quota: quota}
+	}
+	t0 := time.Now()
+	a := snap(before, t0, 1000, map[string]float64{metricQuotaDecisions: 500, metricQuotaRedisCalls: 1000})
+	b := snap(after, t0.Add(2*time.Second), 1100, map[string]float64{metricQuotaDecisions: 600, metricQuotaRedisCalls: 1200})
+	tally := newRedisTally()
+	if note := tally.add(a, b, benchPhase{}); note != ", Redis 2.20 round trips each" {
+		t.Errorf("note %q", note)
+	}
+	r := tally.report()
+	if r.Requests != 100 || r.RoundTrips != 2.2 || r.Commands["evalsha"] != 2 || r.Commands["eval"] != 0.2 {
+		t.Errorf("round trips %v %v from %d requests; want 2.2 (evalsha 2, eval 0.2) from 100", r.RoundTrips, r.Commands, r.Requests)
+	}
+	if r.Admissions != 1 || r.Settlements != 1 {
+		t.Errorf("admission %v + settlement %v, want 1 + 1", r.Admissions, r.Settlements)
+	}
+	if r.InsideScripts["time"] != 2 || len(r.InsideScripts) != 1 || r.Background["get"] != 2 || r.Setup["client|setinfo"] != 2 {
+		t.Errorf("inside %v, background %v, set-up %v", r.InsideScripts, r.Background, r.Setup)
+	}
+	// 225 reads less the later INFO's and the 4 GETs: 220 for 220 script calls.
+	if r.ReadEvents != 2.2 {
+		t.Errorf("read events per request %v, want 2.2", r.ReadEvents)
+	}
+}
+
+// TestBenchRedis starts redis-server as the bench does (skipped where there is none) and checks
+// that the bench's own connection shows up in Redis's statistics as INFO alone, and that the
+// server is gone after stop.
+func TestBenchRedis(t *testing.T) {
+	path, err := findRedisServer("")
+	if err != nil {
+		t.Skip(err)
+	}
+	r, err := startBenchRedis(context.Background(), path, t.TempDir(), benchChildEnv())
+	if r != nil {
+		t.Cleanup(func() {
+			if r.client != nil {
+				_ = r.client.Close()
+			}
+			r.child.stop()
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.version == "" {
+		t.Error("no redis_version")
+	}
+	e := &benchEnv{redis: r}
+	var calls [2]map[string]int64
+	for i := range calls {
+		info, err := e.redis.client.Info(context.Background(), "commandstats", "stats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if calls[i], _, err = parseRedisInfo(info); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, n := range calls[1] {
+		if d := n - calls[0][name]; d != 0 && name != "info" {
+			t.Errorf("the bench's connection sent %s (%d calls) between two INFOs", name, d)
+		}
+	}
+	_ = r.client.Close()
+	r.child.stop()
+	select {
+	case <-r.child.exited:
+	default:
+		t.Error("redis-server still running after stop")
+	}
+}
