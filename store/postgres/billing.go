@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -19,7 +18,7 @@ const priceColumns = `model, input_per_million, output_per_million, cached_input
 // explainable by the price it was costed with, so a second version at the same (model,
 // effective_from) is ErrConflict, not an update.
 func (s *Store) PutPrice(ctx context.Context, p store.ModelPrice) error {
-	if err := validPrice(p); err != nil {
+	if err := store.ValidPrice(p); err != nil {
 		return fmt.Errorf("postgres: put price: %w", err)
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO model_pricing (`+priceColumns+`)
@@ -66,20 +65,6 @@ func (s *Store) queryPrices(ctx context.Context, q string, args ...any) ([]store
 		p.EffectiveFrom = p.EffectiveFrom.UTC()
 		return p, err
 	})
-}
-
-// validPrice rejects what no caller may store: a version without a model or a time, or a
-// negative price (a refund is a credit entry, not a price).
-func validPrice(p store.ModelPrice) error {
-	switch {
-	case p.Model == "":
-		return errors.New("price without a model")
-	case p.EffectiveFrom.IsZero():
-		return fmt.Errorf("price of %q without an effective time", p.Model)
-	case p.InputPerM < 0 || p.OutputPerM < 0 || p.CachedInputPerM < 0 || p.ReasoningPerM < 0:
-		return fmt.Errorf("price of %q is negative", p.Model)
-	}
-	return nil
 }
 
 // defaultBillingLimit is the page size of BillingRecords when the filter sets none.

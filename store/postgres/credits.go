@@ -20,7 +20,7 @@ const accountColumns = `id, subject_type, subject_id, balance_pico_usd, created_
 // subject_id) unique constraint, waiting for a concurrent inserter to commit first, and the read
 // that follows is a new statement, so it sees that committed row.
 func (s *Store) EnsureCreditAccount(ctx context.Context, subjectType, subjectID string) (store.CreditAccount, error) {
-	if err := validSubject(subjectType, subjectID); err != nil {
+	if err := store.ValidCreditSubject(subjectType, subjectID); err != nil {
 		return store.CreditAccount{}, fmt.Errorf("postgres: ensure credit account: %w", err)
 	}
 	id, err := newAccountID()
@@ -55,7 +55,7 @@ func (s *Store) CreditAccountOf(ctx context.Context, subjectType, subjectID stri
 // nothing and reports ErrNotFound. The UPDATE's row lock serialises it with charges and other
 // credits of the same account.
 func (s *Store) AddCredit(ctx context.Context, accountID, kind string, amount *big.Int, note string) (store.CreditEntry, error) {
-	if err := validCredit(kind, amount); err != nil {
+	if err := store.ValidCredit(kind, amount); err != nil {
 		return store.CreditEntry{}, fmt.Errorf("postgres: add credit: %w", err)
 	}
 	e := store.CreditEntry{AccountID: accountID, Kind: kind, AmountPicoUSD: new(big.Int).Set(amount), Note: note}
@@ -122,39 +122,4 @@ func newAccountID() (string, error) {
 		return "", fmt.Errorf("account id: %w", err)
 	}
 	return "ca_" + id.String(), nil
-}
-
-// validSubject: charges look accounts up by the user, then the tenant, of a record, so those are
-// the only subjects an account can have.
-func validSubject(subjectType, subjectID string) error {
-	if subjectType != "user" && subjectType != "tenant" {
-		return fmt.Errorf("credit account subject type %q: want \"user\" or \"tenant\"", subjectType)
-	}
-	if subjectID == "" {
-		return fmt.Errorf("credit account of a %s without an id", subjectType)
-	}
-	return nil
-}
-
-// validCredit: charges are written only by InsertUsage, keyed by request id, so AddCredit takes
-// the other kinds; grants and refunds add money, an adjustment may take it away.
-func validCredit(kind string, amount *big.Int) error {
-	if amount == nil {
-		return errors.New("credit without an amount")
-	}
-	switch kind {
-	case "grant", "refund":
-		if amount.Sign() <= 0 {
-			return fmt.Errorf("a %s must be positive, got %s", kind, amount)
-		}
-	case "adjust":
-		if amount.Sign() == 0 {
-			return errors.New("an adjustment of zero")
-		}
-	case "charge":
-		return errors.New("charges are written by InsertUsage, keyed by request id")
-	default:
-		return fmt.Errorf("unknown credit kind %q: want grant, refund or adjust", kind)
-	}
-	return nil
 }

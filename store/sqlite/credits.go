@@ -19,7 +19,7 @@ const accountColumns = `id, subject_type, subject_id, balance_pico_usd, created_
 // and the read share one IMMEDIATE transaction on the writer, so callers racing to create one
 // account (goroutines or processes sharing the file) take turns and all get the same one.
 func (s *Store) EnsureCreditAccount(ctx context.Context, subjectType, subjectID string) (store.CreditAccount, error) {
-	if err := validSubject(subjectType, subjectID); err != nil {
+	if err := store.ValidCreditSubject(subjectType, subjectID); err != nil {
 		return store.CreditAccount{}, fmt.Errorf("sqlite: ensure credit account: %w", err)
 	}
 	id, err := uuid.NewV7()
@@ -65,7 +65,7 @@ func (s *Store) CreditAccountOf(ctx context.Context, subjectType, subjectID stri
 // AddCredit moves the balance and appends the entry in one transaction. The amount and the new
 // balance must fit the embedded store's int64 pico-USD (errMoneyRange otherwise, nothing written).
 func (s *Store) AddCredit(ctx context.Context, accountID, kind string, amount *big.Int, note string) (store.CreditEntry, error) {
-	if err := validCredit(kind, amount); err != nil {
+	if err := store.ValidCredit(kind, amount); err != nil {
 		return store.CreditEntry{}, fmt.Errorf("sqlite: add credit: %w", err)
 	}
 	if !amount.IsInt64() {
@@ -137,39 +137,4 @@ func scanAccount(row *sql.Row) (store.CreditAccount, error) {
 	}
 	a.CreatedAt, a.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return a, nil
-}
-
-// validSubject: charges look accounts up by the user, then the tenant, of a record, so those are
-// the only subjects an account can have.
-func validSubject(subjectType, subjectID string) error {
-	if subjectType != "user" && subjectType != "tenant" {
-		return fmt.Errorf("credit account subject type %q: want \"user\" or \"tenant\"", subjectType)
-	}
-	if subjectID == "" {
-		return fmt.Errorf("credit account of a %s without an id", subjectType)
-	}
-	return nil
-}
-
-// validCredit: charges are written only by InsertUsage, keyed by request id, so AddCredit takes
-// the other kinds; grants and refunds add money, an adjustment may take it away.
-func validCredit(kind string, amount *big.Int) error {
-	if amount == nil {
-		return errors.New("credit without an amount")
-	}
-	switch kind {
-	case "grant", "refund":
-		if amount.Sign() <= 0 {
-			return fmt.Errorf("a %s must be positive, got %s", kind, amount)
-		}
-	case "adjust":
-		if amount.Sign() == 0 {
-			return errors.New("an adjustment of zero")
-		}
-	case "charge":
-		return errors.New("charges are written by InsertUsage, keyed by request id")
-	default:
-		return fmt.Errorf("unknown credit kind %q: want grant, refund or adjust", kind)
-	}
-	return nil
 }
