@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -139,6 +140,10 @@ type settleJob struct {
 // batch in flight sends everything queued as one pipeline; callers arriving meanwhile queue up,
 // and when the batch returns, the first of them still waiting is handed the lead and sends the
 // next batch. A caller whose context ends stops waiting, but its job stays queued and is sent.
+// settleSendTimeout bounds one settlement pipeline. It runs after the answers have left, so it
+// may take longer than an admission; a lease it fails to release expires with its TTL.
+const settleSendTimeout = time.Second
+
 type settleBatcher struct {
 	mu      sync.Mutex
 	pending []*settleJob
@@ -168,12 +173,16 @@ func (b *settleBatcher) submit(ctx context.Context, job *settleJob, send func(co
 			}
 		}
 	}
+	// The batch carries other callers' settlements: it must not fail because this caller's
+	// context ended, so it is sent under a bound of its own.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleSendTimeout)
+	defer cancel()
 	b.mu.Lock()
 	for {
 		batch := b.pending
 		b.pending = nil
 		b.mu.Unlock()
-		send(ctx, batch)
+		send(sctx, batch)
 		b.mu.Lock()
 		if next := firstWaiting(b.pending); next != nil {
 			next.lead <- struct{}{}
