@@ -9,31 +9,40 @@ import (
 	"github.com/google/uuid"
 )
 
-// Context keys set by requestMeta.
-const (
-	ctxRequestID       = "llmgate.request_id"
-	ctxClientRequestID = "llmgate.client_request_id"
-	ctxTraceparent     = "llmgate.traceparent"
-	ctxTraceID         = "llmgate.trace_id"
-	ctxStart           = "llmgate.start"
-)
+// ctxMeta is the gin context key of a request's *reqMeta.
+const ctxMeta = "llmgate.meta"
+
+// reqMeta is what requestMeta learns of a request before any handler runs. It is stored once, as
+// one pointer: the request path then pays one context entry instead of one per field.
+type reqMeta struct {
+	start           time.Time
+	requestID       string
+	clientRequestID string
+	traceID         string
+	traceparent     string
+}
+
+// metaOf returns the request's meta (requestMeta runs before every /v1 handler).
+func metaOf(c *gin.Context) *reqMeta {
+	if v, ok := c.Get(ctxMeta); ok {
+		return v.(*reqMeta)
+	}
+	return &reqMeta{start: time.Now(), requestID: newRequestID()}
+}
 
 // requestMeta gives every request the gateway's own id (UUIDv7, the ledger key) and a W3C trace
 // context, and returns both. A valid client X-Request-Id is kept aside for audit, never used as a
 // key: a client that reuses ids must not lose records.
 func (g *Gateway) requestMeta(c *gin.Context) {
-	c.Set(ctxStart, time.Now())
-	id := newRequestID()
-	c.Set(ctxRequestID, id)
+	m := &reqMeta{start: time.Now(), requestID: newRequestID()}
 	h := c.Writer.Header()
-	h.Set("X-Request-Id", id)
+	h.Set("X-Request-Id", m.requestID)
 	if cid := c.GetHeader("X-Request-Id"); validClientRequestID(cid) {
-		c.Set(ctxClientRequestID, cid)
+		m.clientRequestID = cid
 	}
-	traceID, tp := childTraceparent(c.GetHeader("Traceparent"))
-	c.Set(ctxTraceID, traceID)
-	c.Set(ctxTraceparent, tp)
-	h.Set("Traceparent", tp)
+	m.traceID, m.traceparent = childTraceparent(c.GetHeader("Traceparent"))
+	h.Set("Traceparent", m.traceparent)
+	c.Set(ctxMeta, m)
 	c.Next()
 }
 
@@ -63,19 +72,26 @@ func validClientRequestID(s string) bool {
 // starts a new trace when the header is missing or malformed
 // (https://www.w3.org/TR/trace-context/#traceparent-header).
 func childTraceparent(in string) (traceID, header string) {
-	var span [8]byte
-	_, _ = rand.Read(span[:])
+	// One random read and one buffer for the whole header: this runs on every request.
+	var rnd [24]byte
+	_, _ = rand.Read(rnd[:])
+	var b [55]byte
+	copy(b[:], "00-")
 	flags := "01"
 	if len(in) == 55 && in[2] == '-' && in[35] == '-' && in[52] == '-' && in[:2] != "ff" &&
 		isLowerHex(in[:2]) && isLowerHex(in[3:35]) && isLowerHex(in[36:52]) && isLowerHex(in[53:]) &&
 		in[3:35] != "00000000000000000000000000000000" && in[36:52] != "0000000000000000" {
-		traceID, flags = in[3:35], in[53:]
+		copy(b[3:35], in[3:35])
+		flags = in[53:]
 	} else {
-		var t [16]byte
-		_, _ = rand.Read(t[:])
-		traceID = hex.EncodeToString(t[:])
+		hex.Encode(b[3:35], rnd[:16])
 	}
-	return traceID, "00-" + traceID + "-" + hex.EncodeToString(span[:]) + "-" + flags
+	b[35] = '-'
+	hex.Encode(b[36:52], rnd[16:])
+	b[52] = '-'
+	copy(b[53:], flags)
+	header = string(b[:])
+	return header[3:35], header
 }
 
 func isLowerHex(s string) bool {

@@ -30,6 +30,8 @@ type exchange struct {
 	start time.Time
 	label string // model label for metrics: the public model, or "unknown"
 
+	traceparent string // sent upstream
+
 	rec       store.UsageRecord
 	status    int
 	errType   string
@@ -82,11 +84,12 @@ func (g *Gateway) authenticate(c *gin.Context, ep providers.Endpoint) (*exchange
 		g.metrics.requests.WithLabelValues(string(ep), "", statusLabel(status)).Inc()
 		return nil, false
 	}
-	x := &exchange{g: g, c: c, ctx: c.Request.Context(), ep: ep, id: id, start: c.GetTime(ctxStart), label: "unknown"}
+	m := metaOf(c)
+	x := &exchange{g: g, c: c, ctx: c.Request.Context(), ep: ep, id: id, start: m.start, label: "unknown", traceparent: m.traceparent}
 	x.rec = store.UsageRecord{
-		RequestID:       c.GetString(ctxRequestID),
-		ClientRequestID: c.GetString(ctxClientRequestID),
-		TraceID:         c.GetString(ctxTraceID),
+		RequestID:       m.requestID,
+		ClientRequestID: m.clientRequestID,
+		TraceID:         m.traceID,
 		KeyID:           id.Key.ID,
 		UserID:          id.Key.UserID,
 		TenantID:        id.Key.TenantID,
@@ -278,7 +281,7 @@ func (r request) upstreamBody(model string) ([]byte, bool, error) {
 // the request.
 func (x *exchange) forward(req request, cands []*providers.Deployment) {
 	var last error = errNoUpstrm
-	hdr := http.Header{"Traceparent": {x.c.GetString(ctxTraceparent)}, "X-Request-Id": {x.rec.RequestID}}
+	hdr := http.Header{"Traceparent": {x.traceparent}, "X-Request-Id": {x.rec.RequestID}}
 	for i, d := range cands {
 		if i >= x.g.opts.MaxAttempts {
 			break

@@ -87,3 +87,17 @@ func TestDropUsageNull(t *testing.T) {
 		t.Error("a lone usage field needs the JSON path, not a splice")
 	}
 }
+
+func TestChildTraceparent(t *testing.T) {
+	in := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	id, tp := childTraceparent(in)
+	if id != "4bf92f3577b34da6a3ce929d0e0e4736" || len(tp) != 55 || tp[:36] != in[:36] || tp[36:52] == in[36:52] || tp[52:] != "-01" {
+		t.Errorf("child of %s = %s (trace %s)", in, tp, id)
+	}
+	for _, bad := range []string{"", "garbage", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"} {
+		id, tp := childTraceparent(bad)
+		if len(tp) != 55 || tp[:3] != "00-" || id != tp[3:35] || !isLowerHex(id) || id == "00000000000000000000000000000000" || tp[52:] != "-01" {
+			t.Errorf("new trace for %q = %s (trace %s)", bad, tp, id)
+		}
+	}
+}

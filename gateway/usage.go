@@ -24,10 +24,15 @@ type delivered struct {
 	buf bytes.Buffer
 }
 
-// addChunk appends the answer text of one stream chunk.
+// addChunk appends the answer text of one stream chunk. It scans the chunk once for its first
+// choice and looks inside that alone: this runs for every event of every stream.
 func (d *delivered) addChunk(payload []byte) {
-	for _, path := range [...]string{"choices.0.delta.content", "choices.0.delta.reasoning_content", "choices.0.text", "choices.0.delta.tool_calls.0.function.arguments"} {
-		if v := gjson.GetBytes(payload, path); v.Type == gjson.String && v.Str != "" {
+	c := gjson.GetBytes(payload, "choices.0")
+	if !c.IsObject() {
+		return
+	}
+	for _, path := range [...]string{"delta.content", "delta.reasoning_content", "text", "delta.tool_calls.0.function.arguments"} {
+		if v := c.Get(path); v.Type == gjson.String && v.Str != "" {
 			d.buf.WriteString(v.Str)
 		}
 	}
