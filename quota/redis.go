@@ -173,29 +173,38 @@ func (b *settleBatcher) submit(ctx context.Context, job *settleJob, send func(co
 			}
 		}
 	}
-	// The batch carries other callers' settlements: it must not fail because this caller's
-	// context ended, so it is sent under a bound of its own.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleSendTimeout)
-	defer cancel()
-	b.mu.Lock()
-	for {
-		batch := b.pending
-		b.pending = nil
-		b.mu.Unlock()
-		send(sctx, batch)
+	// The batch carries other callers' settlements: it is sent under a bound of its own, in a
+	// goroutine (one per batch), so no caller waits past its own context — a connection whose
+	// handler waits here cannot take its next request — while every queued settlement still goes
+	// out.
+	go func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleSendTimeout)
+		defer cancel()
 		b.mu.Lock()
-		if next := firstWaiting(b.pending); next != nil {
-			next.lead <- struct{}{}
-			break
+		for {
+			batch := b.pending
+			b.pending = nil
+			b.mu.Unlock()
+			send(sctx, batch)
+			b.mu.Lock()
+			if next := firstWaiting(b.pending); next != nil {
+				next.lead <- struct{}{}
+				break
+			}
+			if len(b.pending) == 0 {
+				b.busy = false
+				break
+			}
+			// only abandoned jobs are queued: send them too
 		}
-		if len(b.pending) == 0 {
-			b.busy = false
-			break
-		}
-		// only abandoned jobs are queued: send them too
+		b.mu.Unlock()
+	}()
+	select {
+	case err := <-job.result: // the leader's own job is in the first batch
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	b.mu.Unlock()
-	return <-job.result // the leader's own job was in its first batch
 }
 
 func firstWaiting(jobs []*settleJob) *settleJob {

@@ -172,9 +172,10 @@ func (x *Resilient) Settle(ctx context.Context, lease *Lease, usedTokens int64) 
 		x.metrics.dropped.Inc()
 		return nil
 	}
-	// Settlement runs after the answer has left, so it may wait longer than an admission, and a
-	// slow settlement does not send admissions to the fallback (admissions judge Redis's health).
-	cctx, cancel := context.WithTimeout(ctx, max(4*x.opts.Timeout, 250*time.Millisecond))
+	// The caller waits at most the Timeout, like every Redis call on the request path (the
+	// settlement itself is still sent, see Redis.Settle), and a slow settlement does not send
+	// admissions to the fallback: admissions judge Redis's health.
+	cctx, cancel := context.WithTimeout(ctx, x.opts.Timeout)
 	defer cancel()
 	start := time.Now()
 	err := x.redis.Settle(cctx, lease, usedTokens)
