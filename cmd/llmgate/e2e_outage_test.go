@@ -164,7 +164,8 @@ func TestAdminQuotaEndpointsValidate(t *testing.T) {
 func TestLongStreamKeepsItsLease(t *testing.T) {
 	for name, opts := range map[string][]envOption{"memory": nil, "redis": {withPostgres(t), withRedisURL("redis://" + rdb.Addr(t))}} {
 		t.Run(name, func(t *testing.T) {
-			opts = append(opts, func(c *Config) { c.Quota.LeaseTTL = 600 * time.Millisecond })
+			// a 1.2 s lease, renewed every 400 ms, must outlive its TTL under a ~2 s stream
+			opts = append(opts, func(c *Config) { c.Quota.LeaseTTL = 1200 * time.Millisecond })
 			e := newEnv(t, opts...)
 			k := e.newKey(createKeyBody{Name: "long", UserID: "long-" + name})
 			e.putPolicy("/admin/quota/policy/"+k.UserID, `{"userConcurrent":1}`)
@@ -175,7 +176,7 @@ func TestLongStreamKeepsItsLease(t *testing.T) {
 			}
 			done := make(chan struct{})
 			go func() { io.Copy(io.Discard, resp.Body); resp.Body.Close(); close(done) }()
-			time.Sleep(1500 * time.Millisecond) // well past the 600 ms TTL
+			time.Sleep(1450 * time.Millisecond) // past the 1.2 s TTL, before the ~1.9 s stream ends
 			select {
 			case <-done:
 				t.Fatal("the stream ended too early for the test")
