@@ -26,6 +26,8 @@ var errMetrics = errors.New("audit: register metrics")
 //	gov_dead_letter_total                    counter: records and spool bytes dead-lettered
 //	gov_db_write_error_total{table="usage_records"}  counter: failed Sink calls, each retry included
 //	llmgate_usage_queue_depth                gauge: records in the channel
+//	llmgate_usage_written_total              counter: records committed to the store
+//	llmgate_usage_dropped_total              counter: records lost (only without a spool, or past it)
 //	llmgate_usage_spooled_total              counter: records appended to the spool
 //	llmgate_usage_replayed_total             counter: spooled records committed by replay
 //	llmgate_usage_spool_bytes                gauge: bytes of spool on disk
@@ -60,6 +62,9 @@ func newMetrics(r *Recorder, reg prometheus.Registerer) (*metrics, error) {
 			r.writeErrors.Load),
 		gauge("llmgate_usage_queue_depth", "Usage records in the in-process queue, not yet taken by the writer.",
 			func() int64 { return int64(len(r.ch)) }),
+		counter("llmgate_usage_written_total", "Usage records committed to the store.", nil, r.written.Load),
+		counter("llmgate_usage_dropped_total", "Usage records lost: the queue was full or a batch failed with no spool to take it.",
+			nil, r.dropped.Load),
 		counter("llmgate_usage_spooled_total",
 			"Usage records appended to the on-disk spool (queue full, database down, shutdown deadline).",
 			nil, r.spooled.Load),

@@ -89,7 +89,6 @@ func (x *exchange) admit(req request) error {
 		return refusal(res, reserve)
 	}
 	x.lease = res.Lease
-	x.reserved = reserve
 	x.g.renewer.add(res.Lease)
 	return nil
 }

@@ -76,7 +76,8 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// UsageSink receives one record per authenticated request. Record must never block.
+// UsageSink receives one record per authenticated request. Record must never block; a record
+// it cannot keep is its to count and report.
 type UsageSink interface {
 	Record(store.UsageRecord) bool
 }

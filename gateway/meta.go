@@ -22,13 +22,8 @@ type reqMeta struct {
 	traceparent     string
 }
 
-// metaOf returns the request's meta (requestMeta runs before every /v1 handler).
-func metaOf(c *gin.Context) *reqMeta {
-	if v, ok := c.Get(ctxMeta); ok {
-		return v.(*reqMeta)
-	}
-	return &reqMeta{start: time.Now(), requestID: newRequestID()}
-}
+// metaOf returns the request's meta: requestMeta runs before every /v1 handler.
+func metaOf(c *gin.Context) *reqMeta { return c.MustGet(ctxMeta).(*reqMeta) }
 
 // requestMeta gives every request the gateway's own id (UUIDv7, the ledger key) and a W3C trace
 // context, and returns both. A valid client X-Request-Id is kept aside for audit, never used as a

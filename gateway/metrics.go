@@ -9,15 +9,14 @@ import (
 // Metrics are the gateway's Prometheus series. They are registered on the registry passed to
 // NewMetrics (no global registry), which the admin listener serves at /metrics.
 type Metrics struct {
-	requests      *prometheus.CounterVec
-	duration      *prometheus.HistogramVec
-	ttft          *prometheus.HistogramVec
-	streams       prometheus.Gauge
-	upstream      *prometheus.CounterVec
-	keyLookups    *prometheus.CounterVec
-	usageRejected prometheus.Counter
-	unpriced      *prometheus.CounterVec
-	costs         costMetrics
+	requests   *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	ttft       *prometheus.HistogramVec
+	streams    prometheus.Gauge
+	upstream   *prometheus.CounterVec
+	keyLookups *prometheus.CounterVec
+	unpriced   *prometheus.CounterVec
+	costs      costMetrics
 }
 
 // NewMetrics registers the series on reg. costUserLabels bounds the userId label of the
@@ -46,14 +45,11 @@ func NewMetrics(reg prometheus.Registerer, costUserLabels int) *Metrics {
 		keyLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "llmgate_key_lookups_total", Help: "API key resolutions by source: cache hit, negative cache hit, store, rejected by format.",
 		}, []string{"source"}),
-		usageRejected: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "llmgate_usage_enqueue_failures_total", Help: "Usage records that could not be enqueued (queue full).",
-		}),
 	}
 	m.unpriced = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llmgate_unpriced_requests_total", Help: "Requests with usage but no price for their model: recorded without cost, never as $0.",
 	}, []string{"model"})
-	reg.MustRegister(m.requests, m.duration, m.ttft, m.streams, m.upstream, m.keyLookups, m.usageRejected, m.unpriced)
+	reg.MustRegister(m.requests, m.duration, m.ttft, m.streams, m.upstream, m.keyLookups, m.unpriced)
 	m.costs = newCostMetrics(reg, costUserLabels)
 	return m
 }

@@ -37,7 +37,6 @@ type exchange struct {
 	errType   string
 	firstByte time.Time
 	lease     *quota.Lease
-	reserved  int64  // tokens reserved at admission
 	body      []byte // the request body, for token estimation
 	answer    delivered
 	usage     usage
@@ -144,9 +143,7 @@ func (x *exchange) settle() {
 	x.settleQuota()
 	x.g.metrics.requests.WithLabelValues(string(x.ep), x.label, statusLabel(x.status)).Inc()
 	x.g.metrics.duration.WithLabelValues(string(x.ep), x.label).Observe(end.Sub(x.start).Seconds())
-	if !x.g.usage.Record(*r) {
-		x.g.metrics.usageRejected.Inc()
-	}
+	x.g.usage.Record(*r)                       // a record it cannot keep is counted (and logged) by the sink
 	if p != nil && p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared by identity, as net/http does
 		panic(p)
 	}

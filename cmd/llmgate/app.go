@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/llmgate/llmgate/admin"
 	"github.com/llmgate/llmgate/audit"
@@ -41,6 +43,7 @@ type app struct {
 	adminURL  string
 	providers map[string]providers.Provider
 	quota     *quotaParts
+	redis     redis.UniversalClient // nil without redis_url
 	stop      context.CancelFunc
 	done      chan struct{}
 	served    chan error
@@ -88,29 +91,35 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		st.Close()
 		return nil, fmt.Errorf("usage: %w", err)
 	}
-	registerRecorderMetrics(reg, rec)
-	q, err := newQuota(ctx, cfg, st, reg, log)
+	rdb, err := newRedis(ctx, cfg, log)
 	if err != nil {
 		rec.Close(ctx)
 		st.Close()
 		return nil, err
 	}
-	prices, err := newPriceBook(ctx, cfg, st, q.changes)
+	a := &app{cfg: cfg, log: log, store: st, recorder: rec, providers: provs, redis: rdb,
+		done: make(chan struct{}), served: make(chan error, 2)}
+	// Admin changes (policies, prices, credit top-ups) reach every replica through this bus.
+	changes := gateway.NewChanges(rdb, log)
+	q, err := newQuota(ctx, cfg, st, rdb, changes, reg, log)
 	if err != nil {
-		q.close()
-		rec.Close(ctx)
-		st.Close()
+		a.closeBackends()
+		return nil, err
+	}
+	a.quota = q
+	prices, err := newPriceBook(ctx, cfg, st, changes)
+	if err != nil {
+		a.closeBackends()
 		return nil, err
 	}
 	gw := gateway.New(gateway.Deps{Store: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
-		Prices: prices, Tokens: est, Changes: q.changes,
+		Prices: prices, Tokens: est, Changes: changes,
 		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy}, cfg.Gateway)
 	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Log: log, Ready: st.Ping,
 		Quota:  &admin.QuotaDeps{Policies: q.policies, Limiter: q.limiter, Options: cfg.Quota.WithDefaults()},
 		Prices: prices, Credits: gw})
 
-	a := &app{cfg: cfg, log: log, store: st, recorder: rec, gateway: gw, providers: provs, quota: q,
-		done: make(chan struct{}), served: make(chan error, 2)}
+	a.gateway = gw
 	a.public = gw.Server(cfg.Listen)
 	a.admin = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
@@ -131,9 +140,21 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 
 	runCtx, stop := context.WithCancel(context.Background())
 	a.stop = stop
-	go func() {
+	go func() { // background work: lease renewal, other replicas' admin changes, sweeping
 		defer close(a.done)
-		q.run(runCtx, gw)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); gw.Run(runCtx) }()
+		go func() {
+			defer wg.Done()
+			poll := time.Second // without Redis: reload from the store this often
+			if rdb != nil {
+				poll = 500 * time.Millisecond // with Redis: the version poll behind pub/sub
+			}
+			changes.Watch(runCtx, poll)
+		}()
+		q.run(runCtx)
+		wg.Wait()
 	}()
 	log.Info("llmgate started", "listen", a.publicURL, "admin_listen", a.adminURL, "store", storeKind(cfg),
 		"quota", q.kind, "models", router.Models())
@@ -148,6 +169,9 @@ func (a *app) shutdown(ctx context.Context) error {
 	a.stop()
 	<-a.done
 	a.quota.close()
+	if a.redis != nil {
+		_ = a.redis.Close()
+	}
 	for _, p := range a.providers {
 		if ic, ok := p.(providers.IdleCloser); ok {
 			ic.CloseIdleConnections()
@@ -159,7 +183,12 @@ func (a *app) shutdown(ctx context.Context) error {
 }
 
 func (a *app) closeBackends() {
-	a.quota.close()
+	if a.quota != nil {
+		a.quota.close()
+	}
+	if a.redis != nil {
+		_ = a.redis.Close()
+	}
 	_ = a.recorder.Close(context.Background())
 	_ = a.store.Close()
 }
@@ -206,22 +235,6 @@ func buildProviders(list []ProviderConfig) (map[string]providers.Provider, error
 		}
 	}
 	return out, nil
-}
-
-// registerRecorderMetrics exposes the usage pipeline's counters.
-func registerRecorderMetrics(reg prometheus.Registerer, rec *audit.Recorder) {
-	stat := func(name, help string, typ prometheus.ValueType, f func(audit.Stats) float64) prometheus.Collector {
-		if typ == prometheus.GaugeValue {
-			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(rec.Stats()) })
-		}
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(rec.Stats()) })
-	}
-	reg.MustRegister(
-		stat("llmgate_usage_backlog", "Usage records queued, not yet written.", prometheus.GaugeValue, func(s audit.Stats) float64 { return float64(s.Backlog) }),
-		stat("llmgate_usage_written_total", "Usage records written to the store.", prometheus.CounterValue, func(s audit.Stats) float64 { return float64(s.Written) }),
-		stat("llmgate_usage_dropped_total", "Usage records lost (queue full or write retries exhausted).", prometheus.CounterValue, func(s audit.Stats) float64 { return float64(s.Dropped) }),
-		stat("llmgate_usage_write_errors_total", "Failed usage batch writes (each retry counts).", prometheus.CounterValue, func(s audit.Stats) float64 { return float64(s.WriteErrors) }),
-	)
 }
 
 // dialable turns a listener address into one a client can dial (":8080" → "127.0.0.1:8080").

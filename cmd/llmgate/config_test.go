@@ -2,12 +2,12 @@ package main
 
 import (
 	"os"
-
-	"github.com/llmgate/llmgate/providers"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llmgate/llmgate/providers"
 )
 
 func envOf(m map[string]string) func(string) (string, bool) {

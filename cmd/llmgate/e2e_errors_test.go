@@ -204,7 +204,7 @@ func TestAdminAPIRequiresToken(t *testing.T) {
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, series := range []string{"llmgate_requests_total", "llmgate_streams_in_flight", "llmgate_usage_backlog"} {
+	for _, series := range []string{"llmgate_requests_total", "llmgate_streams_in_flight", "llmgate_usage_queue_depth"} {
 		if !bytes.Contains(raw, []byte(series)) {
 			t.Errorf("/metrics lacks %s", series)
 		}

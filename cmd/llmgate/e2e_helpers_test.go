@@ -236,7 +236,3 @@ func newStreamRequest(ctx context.Context, publicURL, key string) (*http.Request
 	req.Header.Set("Authorization", "Bearer "+key)
 	return req, nil
 }
-
-func stringsReader(s string) io.Reader { return strings.NewReader(s) }
-
-func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }

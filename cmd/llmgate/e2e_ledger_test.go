@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -27,7 +28,7 @@ func (e *env) adminSend(method, path, body string, out any) int {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	if out != nil && resp.StatusCode/100 == 2 {
-		if err := jsonUnmarshal(raw, out); err != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
 			e.t.Fatalf("%s %s: %v: %s", method, path, err, raw)
 		}
 	}
@@ -144,7 +145,7 @@ func TestUsageSources(t *testing.T) {
 		t.Errorf("upstream error: %+v, want nothing billed", r)
 	}
 	// charged: both estimated answers and the client-gone one; not the upstream-cut one
-	want := billingFormat(1_000_000_000_000 - charged)
+	want := billing.FormatPico64(1_000_000_000_000 - charged)
 	var acct struct {
 		Balance string `json:"balance_usd"`
 	}
@@ -213,8 +214,6 @@ func TestLedgerAdminAPI(t *testing.T) {
 		}
 	}
 }
-
-func billingFormat(pico int64) string { return billing.FormatPico64(pico) }
 
 // TestCreditGuard: a user whose prepaid balance is exhausted is refused with insufficient_quota
 // before the upstream call; a top-up lifts it at once; users without an account are postpaid.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -126,7 +127,7 @@ func TestAdminQuotaEndpointsValidate(t *testing.T) {
 		{"/admin/quota/policies/key/x", `{"tokens_per_day":-5}`, "tokens_per_day"},
 	}
 	for _, tc := range cases {
-		req, _ := http.NewRequest(http.MethodPut, e.app.adminURL+tc.path, stringsReader(tc.body))
+		req, _ := http.NewRequest(http.MethodPut, e.app.adminURL+tc.path, strings.NewReader(tc.body))
 		req.Header.Set("Authorization", "Bearer "+testAdminToken)
 		resp, err := e.http.Do(req)
 		if err != nil {

@@ -16,48 +16,56 @@ import (
 )
 
 // quotaParts is the quota machinery of a running gateway: the limiter (in-memory, or Redis behind
-// the resilient fallback), the policy book and their background work.
+// the resilient fallback) and the policy book.
 type quotaParts struct {
 	kind      string // "memory" or "redis"
 	limiter   quota.Limiter
 	policies  *gateway.PolicyBook
-	changes   *gateway.Changes
 	memory    *quota.Memory    // set without Redis
 	resilient *quota.Resilient // set with Redis
-	client    redis.UniversalClient
 	closeOnce sync.Once
 }
 
-func newQuota(ctx context.Context, cfg Config, st store.Store, reg prometheus.Registerer, log *slog.Logger) (*quotaParts, error) {
+// newRedis opens the client of redis_url (nil without one). It is shared by the quota limiter and
+// the change bus.
+func newRedis(ctx context.Context, cfg Config, log *slog.Logger) (redis.UniversalClient, error) {
+	if cfg.RedisURL == "" {
+		return nil, nil
+	}
+	// go-redis logs every failed dial on its own; the resilient limiter already reports Redis going
+	// down and coming back, so the library's lines go to debug.
+	redis.SetLogger(redisLog{log})
+	c, err := quota.NewRedisClient(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis_url: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := c.Ping(pctx).Err(); err != nil {
+		// Start anyway: the fallback decides while Redis is away, and the prober notices its
+		// return.
+		log.Warn("redis is not answering at start; quotas run on the local fallback until it does", "err", err)
+	}
+	return c, nil
+}
+
+// newQuota builds the limiter on rdb (the in-memory one when rdb is nil) and the policy book.
+func newQuota(ctx context.Context, cfg Config, st store.Store, rdb redis.UniversalClient, changes *gateway.Changes,
+	reg prometheus.Registerer, log *slog.Logger) (*quotaParts, error) {
 	o := cfg.Quota.WithDefaults()
 	lo := quota.LimiterOptions{LeaseTTL: o.LeaseTTL}
 	q := &quotaParts{kind: "memory"}
-	if cfg.RedisURL == "" {
+	if rdb == nil {
 		q.memory = quota.NewMemory(lo)
 		q.limiter = q.memory
 	} else {
-		// go-redis logs every failed dial on its own; the resilient limiter already reports Redis
-		// going down and coming back, so the library's lines go to debug.
-		redis.SetLogger(redisLog{log})
-		c, err := quota.NewRedisClient(cfg.RedisURL)
-		if err != nil {
-			return nil, fmt.Errorf("redis_url: %w", err)
-		}
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if err := c.Ping(pctx).Err(); err != nil {
-			// Start anyway: the fallback decides while Redis is away, and the prober notices
-			// its return.
-			log.Warn("redis is not answering at start; quotas run on the local fallback until it does", "err", err)
-		}
-		cancel()
-		q.kind, q.client = "redis", c
-		q.resilient = quota.NewResilient(quota.NewRedis(c, lo), quota.ResilientOptions{
+		q.kind = "redis"
+		q.resilient = quota.NewResilient(quota.NewRedis(rdb, lo), quota.ResilientOptions{
 			Timeout: o.RedisTimeout, FailClosed: o.FailClosed, Replicas: o.Replicas, Limiter: lo,
 			Registerer: reg, Log: log})
 		q.limiter = q.resilient
 	}
-	q.changes = gateway.NewChanges(q.client, log)
-	book, err := gateway.NewPolicyBook(ctx, st, q.client, q.changes)
+	book, err := gateway.NewPolicyBook(ctx, st, rdb, changes)
 	if err != nil {
 		q.close()
 		return nil, fmt.Errorf("quota policies: %w", err)
@@ -71,43 +79,27 @@ func (q *quotaParts) healthy() bool {
 	return q.resilient == nil || q.resilient.Healthy()
 }
 
-// run does the background work until ctx ends: lease renewal, applying other replicas' admin
-// changes and, for the in-memory limiter, forgetting idle subjects.
-func (q *quotaParts) run(ctx context.Context, gw *gateway.Gateway) {
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); gw.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		poll := time.Second
-		if q.client != nil {
-			poll = 500 * time.Millisecond
-		}
-		q.changes.Watch(ctx, poll)
-	}()
-	if q.memory != nil {
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-	loop:
-		for {
-			select {
-			case <-ctx.Done():
-				break loop
-			case <-t.C:
-				q.memory.Sweep()
-			}
+// run forgets idle subjects of the in-memory limiter until ctx ends (Resilient sweeps its own).
+func (q *quotaParts) run(ctx context.Context) {
+	if q.memory == nil {
+		return
+	}
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			q.memory.Sweep()
 		}
 	}
-	wg.Wait()
 }
 
 func (q *quotaParts) close() {
 	q.closeOnce.Do(func() {
 		if q.resilient != nil {
 			q.resilient.Close()
-		}
-		if q.client != nil {
-			_ = q.client.Close()
 		}
 	})
 }
