@@ -124,7 +124,20 @@ type QuotaPolicy struct {
 	TPM          *int64
 	TokensPerDay *int64
 	Concurrent   *int64
-	UpdatedAt    time.Time
+	// BudgetDayMicroUSD and BudgetMonthMicroUSD cap the subject's spend (the cost of its usage
+	// records) per UTC day and calendar month (UTC), in micro-USD. They never inherit: nil means
+	// no budget, as does 0.
+	BudgetDayMicroUSD   *int64
+	BudgetMonthMicroUSD *int64
+	UpdatedAt           time.Time
+}
+
+// SpendFilter names one subject whose spend Spend sums from the daily rollups.
+type SpendFilter struct {
+	SubjectType string // "user", "key" or "tenant"
+	SubjectID   string
+	Model       string    // empty: every model
+	Day         time.Time // the UTC day to report; its month is the month reported
 }
 
 // ModelPrice is one version of a model's price in integer micro-USD per 1M tokens, so a record's
@@ -166,6 +179,10 @@ type CreditAccount struct {
 	SubjectType    string // "user" | "tenant"
 	SubjectID      string
 	BalancePicoUSD *big.Int
+	// ChargedPicoUSD is the total of every charge ever applied (positive): what moved the balance
+	// by usage, as opposed to grants and adjustments. A replica compares it with the charges it
+	// has seen to know which of them the balance already reflects.
+	ChargedPicoUSD *big.Int
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 }
@@ -238,6 +255,9 @@ type Store interface {
 
 	// BillingRecords returns rollup rows, by day then tenant, user, key, model.
 	BillingRecords(ctx context.Context, f BillingFilter) ([]DailyUsage, error)
+	// Spend sums a subject's cost from the rollups: over the calendar month of f.Day (UTC) and
+	// over f.Day alone.
+	Spend(ctx context.Context, f SpendFilter) (month, day *big.Int, err error)
 
 	// EnsureCreditAccount returns the account of a subject, creating it with a zero balance.
 	EnsureCreditAccount(ctx context.Context, subjectType, subjectID string) (CreditAccount, error)

@@ -13,7 +13,8 @@ import (
 	"github.com/llmgate/llmgate/store"
 )
 
-const accountColumns = `id, subject_type, subject_id, balance_pico_usd, created_at, updated_at`
+const accountColumns = `id, subject_type, subject_id, balance_pico_usd, charged_pico_usd, created_at,
+	updated_at`
 
 // EnsureCreditAccount returns the subject's account, creating it with a zero balance. Callers
 // racing to create one account all get the same one: the insert skips on the (subject_type,
@@ -102,12 +103,16 @@ func (s *Store) CreditEntries(ctx context.Context, accountID string, limit, offs
 
 func scanAccount(row pgx.Row) (store.CreditAccount, error) {
 	var a store.CreditAccount
-	var balance pgtype.Numeric
-	if err := row.Scan(&a.ID, &a.SubjectType, &a.SubjectID, &balance, &a.CreatedAt, &a.UpdatedAt); err != nil {
+	var balance, charged pgtype.Numeric
+	if err := row.Scan(&a.ID, &a.SubjectType, &a.SubjectID, &balance, &charged, &a.CreatedAt,
+		&a.UpdatedAt); err != nil {
 		return store.CreditAccount{}, err
 	}
 	var err error
 	if a.BalancePicoUSD, err = numericToBig(balance); err != nil {
+		return store.CreditAccount{}, err
+	}
+	if a.ChargedPicoUSD, err = numericToBig(charged); err != nil {
 		return store.CreditAccount{}, err
 	}
 	a.CreatedAt, a.UpdatedAt = a.CreatedAt.UTC(), a.UpdatedAt.UTC()

@@ -18,12 +18,15 @@ func (s *Store) PutQuotaPolicy(ctx context.Context, p store.QuotaPolicy) error {
 	// The conflict target is the unique index's own expression, COALESCE(model, ''): NULL never
 	// equals NULL, so a plain (subject_type, subject_id, model) could not match the every-model row.
 	_, err := s.pool.Exec(ctx, `INSERT INTO quota_policies
-		(subject_type, subject_id, model, rpm, tpm, tokens_per_day, concurrent, updated_at)
-		VALUES ($1, $2, NULLIF($3, ''), $4, $5, $6, $7, $8)
+		(subject_type, subject_id, model, rpm, tpm, tokens_per_day, concurrent,
+			budget_day_micro_usd, budget_month_micro_usd, updated_at)
+		VALUES ($1, $2, NULLIF($3, ''), $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (subject_type, subject_id, COALESCE(model, '')) DO UPDATE SET
 			rpm = EXCLUDED.rpm, tpm = EXCLUDED.tpm, tokens_per_day = EXCLUDED.tokens_per_day,
-			concurrent = EXCLUDED.concurrent, updated_at = EXCLUDED.updated_at`,
-		p.SubjectType, p.SubjectID, p.Model, p.RPM, p.TPM, p.TokensPerDay, p.Concurrent, time.Now())
+			concurrent = EXCLUDED.concurrent, budget_day_micro_usd = EXCLUDED.budget_day_micro_usd,
+			budget_month_micro_usd = EXCLUDED.budget_month_micro_usd, updated_at = EXCLUDED.updated_at`,
+		p.SubjectType, p.SubjectID, p.Model, p.RPM, p.TPM, p.TokensPerDay, p.Concurrent,
+		p.BudgetDayMicroUSD, p.BudgetMonthMicroUSD, time.Now())
 	if err != nil {
 		return fmt.Errorf("postgres: put quota policy: %w", mapErr(err))
 	}
@@ -32,7 +35,7 @@ func (s *Store) PutQuotaPolicy(ctx context.Context, p store.QuotaPolicy) error {
 
 // quotaPolicyColumns reads a NULL model back as "" (every model).
 const quotaPolicyColumns = `subject_type, subject_id, COALESCE(model, ''), rpm, tpm,
-	tokens_per_day, concurrent, updated_at`
+	tokens_per_day, concurrent, budget_day_micro_usd, budget_month_micro_usd, updated_at`
 
 // QuotaPolicies returns the policies of one subject, or of every subject when subjectType is
 // empty, ordered by subject type, subject id and model in byte order (COLLATE "C", the same as
@@ -53,7 +56,7 @@ func (s *Store) QuotaPolicies(ctx context.Context, subjectType, subjectID string
 	ps, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.QuotaPolicy, error) {
 		var p store.QuotaPolicy
 		err := row.Scan(&p.SubjectType, &p.SubjectID, &p.Model, &p.RPM, &p.TPM, &p.TokensPerDay,
-			&p.Concurrent, &p.UpdatedAt)
+			&p.Concurrent, &p.BudgetDayMicroUSD, &p.BudgetMonthMicroUSD, &p.UpdatedAt)
 		p.UpdatedAt = p.UpdatedAt.UTC()
 		return p, err
 	})

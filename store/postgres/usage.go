@@ -74,7 +74,8 @@ var usageInColumns = append(slices.Clip(usageColumns), "charge")
 //     a cost, to the credit account of its user, or else of its tenant; the partial unique index
 //     on request_id makes a charge that already exists a no-op, so a request is charged once
 //     even if it is recorded again under another started_at;
-//   - balance lowers each charged account by the sum of the entries actually appended.
+//   - balance lowers each charged account by the sum of the entries actually appended, and
+//     raises its running total of charges by as much.
 //
 // Every stage takes its row locks in one global order (usage keys, rollup keys, ledger request
 // ids, account ids, each sorted, each stage consuming its sorted input before writing), so
@@ -166,7 +167,7 @@ func chargeSQL(byFlag bool) string {
 	JOIN credit_accounts acc ON acc.id = c.account_id
 	ORDER BY acc.id
 	ON CONFLICT (id) DO UPDATE SET balance_pico_usd = a.balance_pico_usd + EXCLUDED.balance_pico_usd,
-		updated_at = now()
+		charged_pico_usd = a.charged_pico_usd - EXCLUDED.balance_pico_usd, updated_at = now()
 )`
 }
 

@@ -150,3 +150,30 @@ func (m moneyScanner) Scan(v any) error {
 	*m.dst = big.NewInt(n)
 	return nil
 }
+
+// Spend sums the subject's rollups over the calendar month of f.Day and over f.Day, in one
+// indexed range scan (billing_record is indexed by user, key and tenant, each with the day).
+func (s *Store) Spend(ctx context.Context, f store.SpendFilter) (month, day *big.Int, err error) {
+	var col string
+	switch f.SubjectType {
+	case "user":
+		col = "user_id"
+	case "key":
+		col = "key_id"
+	case "tenant":
+		col = "tenant_id"
+	default:
+		return nil, nil, fmt.Errorf("sqlite: spend: subject type %q: want user, key or tenant", f.SubjectType)
+	}
+	d := f.Day.UTC()
+	first := time.Date(d.Year(), d.Month(), 1, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
+	today := d.Format(time.DateOnly)
+	err = s.r.QueryRowContext(ctx, `SELECT COALESCE(sum(cost_pico_usd), 0),
+			COALESCE(sum(cost_pico_usd) FILTER (WHERE day = ?), 0)
+		FROM billing_record WHERE `+col+` = ? AND (? = '' OR model = ?) AND day >= ? AND day <= ?`,
+		today, f.SubjectID, f.Model, f.Model, first, today).Scan(scanMoney(&month), scanMoney(&day))
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlite: spend of %s %q: %w", f.SubjectType, f.SubjectID, err)
+	}
+	return month, day, nil
+}

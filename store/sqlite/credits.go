@@ -13,7 +13,8 @@ import (
 	"github.com/llmgate/llmgate/store"
 )
 
-const accountColumns = `id, subject_type, subject_id, balance_pico_usd, created_at, updated_at`
+const accountColumns = `id, subject_type, subject_id, balance_pico_usd, charged_pico_usd, created_at,
+	updated_at`
 
 // EnsureCreditAccount returns the subject's account, creating it with a zero balance. The insert
 // and the read share one IMMEDIATE transaction on the writer, so callers racing to create one
@@ -80,7 +81,7 @@ func (s *Store) AddCredit(ctx context.Context, accountID, kind string, amount *b
 		}
 		defer tx.Rollback()
 		now := micros(e.CreatedAt)
-		if err := moveBalance(ctx, tx, accountID, amount.Int64(), now); err != nil {
+		if err := moveBalance(ctx, tx, accountID, amount.Int64(), false, now); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO credit_ledger
@@ -132,7 +133,7 @@ func scanAccount(row *sql.Row) (store.CreditAccount, error) {
 	var a store.CreditAccount
 	var created, updated int64
 	if err := row.Scan(&a.ID, &a.SubjectType, &a.SubjectID, scanMoney(&a.BalancePicoUSD),
-		&created, &updated); err != nil {
+		scanMoney(&a.ChargedPicoUSD), &created, &updated); err != nil {
 		return store.CreditAccount{}, err
 	}
 	a.CreatedAt, a.UpdatedAt = fromMicros(created), fromMicros(updated)

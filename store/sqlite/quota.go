@@ -16,13 +16,16 @@ func (s *Store) PutQuotaPolicy(ctx context.Context, p store.QuotaPolicy) error {
 	// The conflict target is the unique index's own expression, COALESCE(model, ''): NULL never
 	// equals NULL, so a plain (subject_type, subject_id, model) could not match the every-model row.
 	_, err := s.w.ExecContext(ctx, `INSERT INTO quota_policies
-		(subject_type, subject_id, model, rpm, tpm, tokens_per_day, concurrent, updated_at)
-		VALUES (?, ?, NULLIF(?, ''), ?, ?, ?, ?, ?)
+		(subject_type, subject_id, model, rpm, tpm, tokens_per_day, concurrent,
+			budget_day_micro_usd, budget_month_micro_usd, updated_at)
+		VALUES (?, ?, NULLIF(?, ''), ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (subject_type, subject_id, COALESCE(model, '')) DO UPDATE SET
 			rpm = excluded.rpm, tpm = excluded.tpm, tokens_per_day = excluded.tokens_per_day,
-			concurrent = excluded.concurrent, updated_at = excluded.updated_at`,
+			concurrent = excluded.concurrent, budget_day_micro_usd = excluded.budget_day_micro_usd,
+			budget_month_micro_usd = excluded.budget_month_micro_usd, updated_at = excluded.updated_at`,
 		p.SubjectType, p.SubjectID, p.Model, nullInt64(p.RPM), nullInt64(p.TPM),
-		nullInt64(p.TokensPerDay), nullInt64(p.Concurrent), micros(time.Now()))
+		nullInt64(p.TokensPerDay), nullInt64(p.Concurrent), nullInt64(p.BudgetDayMicroUSD),
+		nullInt64(p.BudgetMonthMicroUSD), micros(time.Now()))
 	if err != nil {
 		return fmt.Errorf("sqlite: put quota policy: %w", mapErr(err))
 	}
@@ -31,7 +34,7 @@ func (s *Store) PutQuotaPolicy(ctx context.Context, p store.QuotaPolicy) error {
 
 // quotaPolicyColumns reads a NULL model back as "" (every model).
 const quotaPolicyColumns = `subject_type, subject_id, COALESCE(model, ''), rpm, tpm,
-	tokens_per_day, concurrent, updated_at`
+	tokens_per_day, concurrent, budget_day_micro_usd, budget_month_micro_usd, updated_at`
 
 // QuotaPolicies returns the policies of one subject, or of every subject when subjectType is
 // empty, ordered by subject type, subject id and model in byte order (SQLite's BINARY collation,
@@ -52,14 +55,15 @@ func (s *Store) QuotaPolicies(ctx context.Context, subjectType, subjectID string
 	var out []store.QuotaPolicy
 	for rows.Next() {
 		var p store.QuotaPolicy
-		var rpm, tpm, perDay, concurrent sql.NullInt64
+		var rpm, tpm, perDay, concurrent, budgetDay, budgetMonth sql.NullInt64
 		var updated int64
 		if err := rows.Scan(&p.SubjectType, &p.SubjectID, &p.Model, &rpm, &tpm, &perDay,
-			&concurrent, &updated); err != nil {
+			&concurrent, &budgetDay, &budgetMonth, &updated); err != nil {
 			return nil, fmt.Errorf("sqlite: quota policies: %w", err)
 		}
 		p.RPM, p.TPM, p.TokensPerDay, p.Concurrent = fromNullInt64(rpm), fromNullInt64(tpm),
 			fromNullInt64(perDay), fromNullInt64(concurrent)
+		p.BudgetDayMicroUSD, p.BudgetMonthMicroUSD = fromNullInt64(budgetDay), fromNullInt64(budgetMonth)
 		p.UpdatedAt = fromMicros(updated)
 		out = append(out, p)
 	}

@@ -214,7 +214,7 @@ func (b *usageBatch) flush(ctx context.Context) error {
 	}
 	slices.Sort(accts)
 	for _, id := range accts {
-		if err := moveBalance(ctx, b.tx, id, b.charged[id], b.now); err != nil {
+		if err := moveBalance(ctx, b.tx, id, b.charged[id], true, b.now); err != nil {
 			return fmt.Errorf("balance of %s: %w", id, err)
 		}
 	}
@@ -244,10 +244,16 @@ const upsertRollupSQL = `INSERT INTO billing_record (day, tenant_id, user_id, ke
 		cost_pico_usd = cost_pico_usd + excluded.cost_pico_usd`
 
 // moveBalance adds delta to an account's balance, exactly or not at all (an overflow fails as a
-// rollup's does); ErrNotFound when the account does not exist.
-func moveBalance(ctx context.Context, tx *sql.Tx, accountID string, delta, now int64) error {
+// rollup's does); for charges (delta ≤ 0) it also raises the running total of charges by −delta.
+// ErrNotFound when the account does not exist.
+func moveBalance(ctx context.Context, tx *sql.Tx, accountID string, delta int64, charge bool, now int64) error {
+	var charged int64
+	if charge {
+		charged = -delta
+	}
 	res, err := tx.ExecContext(ctx, `UPDATE credit_accounts
-		SET balance_pico_usd = balance_pico_usd + ?, updated_at = ? WHERE id = ?`, delta, now, accountID)
+		SET balance_pico_usd = balance_pico_usd + ?, charged_pico_usd = charged_pico_usd + ?,
+		updated_at = ? WHERE id = ?`, delta, charged, now, accountID)
 	if err != nil {
 		return moneyErr(err)
 	}
