@@ -5,31 +5,65 @@
 -- clock of every replica, every write sets an expiry so idle keys vanish, and the reply carries
 -- what the caller needs for Retry-After and the x-ratelimit-* headers.
 --
--- KEYS, three per subject: the RPM log (ZSET request id -> admission ms), the leases (ZSET
--- lease id -> expiry ms) and the token buckets (HASH, see buckets.lua).
--- ARGV: request id, tokens reserved, window ms, lease TTL ms, lease tombstone ms, then four
--- limits per subject: rpm, tpm, tokens per day, concurrent (0 = unlimited).
+-- KEYS, four per subject: the RPM log (ZSET request id -> admission ms), the leases (ZSET
+-- lease id -> expiry ms), the token buckets (HASH, see buckets.lua) and the money (HASH, ditto).
+-- ARGV: request id, tokens reserved, window ms, lease TTL ms, lease tombstone ms, cost reserved
+-- (nano-USD), then per subject: the limits rpm, tpm, tokens per day, concurrent (0 =
+-- unlimited); has money (1/0), budget per day, budget per month, the day of the ledger's
+-- figures, the ledger's spend that day and that month, credit account (1/0), the ledger's
+-- balance and total of charges (see quota.Money).
 -- Reply: {refusing subject (1-based, 0 = admitted), refusing dimension (1 rpm, 2 tpm,
--- 3 tokens per day, 4 concurrent), retry after ms, now ms, then limit, remaining, reset ms of
--- the tightest RPM window and of the tightest TPM window}.
+-- 3 tokens per day, 4 concurrent, 5 budget per day, 6 budget per month, 7 credit), retry after
+-- ms (0 for money: the caller knows the periods), now ms, then limit, remaining, reset ms of the
+-- tightest RPM window and of the tightest TPM window}.
 local id = ARGV[1]
 local tokens = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local tombstone = tonumber(ARGV[5])
+local cost = tonumber(ARGV[6])
 local W = window / 1000
+local S = 13 -- ARGV per subject
 
 local time = redis.call('TIME')
 local nowSec = tonumber(time[1])
 local now = nowSec * 1000 + math.floor(tonumber(time[2]) / 1000)
 local today = math.floor(nowSec / 86400)
+local thisMonth = monthOf(today)
 
-local n = #KEYS / 3
-local used, buckets = {}, {}
+-- money reads a subject's money state: spend today and this month (the larger of the counter
+-- and the ledger's figure, each if it is for the current period) and, for a credit account,
+-- the charges counter and what the balance can still pay.
+local function money(mk, a)
+  local v = redis.call('HMGET', mk, 'dd', 'dv', 'mm', 'mv', 'cc')
+  local m = {day = 0, month = 0}
+  if tonumber(v[1]) == today then
+    m.day = tonumber(v[2]) or 0
+  end
+  if tonumber(v[3]) == thisMonth then
+    m.month = tonumber(v[4]) or 0
+  end
+  local ledgerDay = tonumber(ARGV[a + 8])
+  if ledgerDay == today then
+    m.day = math.max(m.day, tonumber(ARGV[a + 9]))
+  end
+  if monthOf(ledgerDay) == thisMonth then
+    m.month = math.max(m.month, tonumber(ARGV[a + 10]))
+  end
+  if ARGV[a + 11] == '1' then
+    local charged = tonumber(ARGV[a + 13])
+    m.charged = math.max(tonumber(v[5]) or charged, charged)
+    m.avail = tonumber(ARGV[a + 12]) - (m.charged - charged)
+  end
+  return m
+end
+
+local n = #KEYS / 4
+local used, buckets, moneys = {}, {}, {}
 local failAt, failDim, retry = 0, 0, 0
 for i = 1, n do
-  local rlog, leases, tk = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  local a = 5 + 4 * (i - 1)
+  local rlog, leases, tk = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1]
+  local a = 6 + S * (i - 1)
   local rpm, tpm, tpd, conc = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
   -- Sliding log: the window is (now - window, now]. Older entries are purged once a second,
   -- below, so they are counted out rather than removed here.
@@ -62,6 +96,19 @@ for i = 1, n do
       failDim, retry = 3, (today + 1) * 86400000 - now
     elseif conc > 0 and redis.call('ZCOUNT', leases, '(' .. now, '+inf') >= conc then
       failDim = 4 -- frees when a request ends: retry 0
+    elseif ARGV[a + 5] == '1' then
+      local m = money(KEYS[4 * i], a)
+      moneys[i] = m
+      local bday, bmonth = tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7])
+      -- Spent means spent: the counters include the reservations in flight, so at most one
+      -- request's reservation (the last one admitted) goes past a budget or a balance.
+      if bday > 0 and m.day >= bday then
+        failDim = 5
+      elseif bmonth > 0 and m.month >= bmonth then
+        failDim = 6
+      elseif m.avail and m.avail <= 0 then
+        failDim = 7
+      end
     end
     if failDim > 0 then
       failAt = i
@@ -73,8 +120,17 @@ local added, addedTokens = 0, 0
 if failAt == 0 then
   added, addedTokens = 1, tokens
   for i = 1, n do
-    local rlog, leases, tk = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+    local rlog, leases, tk = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1]
     local b = buckets[i]
+    local m = moneys[i]
+    if m then
+      local f = {'dd', today, 'dv', moneyArg(m.day + cost), 'mm', thisMonth, 'mv', moneyArg(m.month + cost)}
+      if m.charged then
+        f[#f + 1], f[#f + 2] = 'cc', moneyArg(m.charged + cost)
+      end
+      redis.call('HSET', KEYS[4 * i], unpack(f))
+      redis.call('PEXPIRE', KEYS[4 * i], moneyTTL)
+    end
     redis.call('ZADD', rlog, now, id)
     redis.call('ZADD', leases, now + ttl, id)
     local f = {'s', b.sec, 'n', b.sum + tokens, 'd', today, 't', b.day + tokens, 'a', nowSec}
@@ -101,7 +157,7 @@ else
   for i = 1, n do
     local b = buckets[i]
     if b.changed then
-      redis.call('HSET', KEYS[3 * i], 's', b.sec, 'n', b.sum)
+      redis.call('HSET', KEYS[4 * i - 1], 's', b.sec, 'n', b.sum)
     end
   end
 end
@@ -110,7 +166,7 @@ end
 -- a tie) among subjects with a limit. Reset is when the newest entry leaves the window.
 local ri, rlimit, rrem, ti, tlimit, trem = 0, 0, 0, 0, 0, 0
 for i = 1, n do
-  local a = 5 + 4 * (i - 1)
+  local a = 6 + S * (i - 1)
   local rpm, tpm = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   if rpm > 0 then
     local rem = math.max(0, rpm - used[i] - added)
@@ -130,7 +186,7 @@ if ri > 0 then
   if added > 0 then
     rreset = window
   else
-    local newest = tonumber(redis.call('ZRANGE', KEYS[3 * ri - 2], -1, -1, 'WITHSCORES')[2])
+    local newest = tonumber(redis.call('ZRANGE', KEYS[4 * ri - 3], -1, -1, 'WITHSCORES')[2])
     if newest and newest > now - window then
       rreset = newest + window - now
     end
@@ -143,7 +199,7 @@ if ti > 0 then
     newest = sec
   else
     local fields = windowFields(sec, W)
-    local vals = redis.call('HMGET', KEYS[3 * ti], unpack(fields))
+    local vals = redis.call('HMGET', KEYS[4 * ti - 1], unpack(fields))
     for j = #fields, 1, -1 do
       if (tonumber(vals[j]) or 0) > 0 then
         newest = fields[j]

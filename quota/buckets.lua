@@ -62,3 +62,34 @@ end
 local function expireBuckets(key, nowMs, windowMs, today)
   redis.call('PEXPIRE', key, math.max(windowMs, (today + 1) * 86400000 - nowMs) + 1000)
 end
+
+-- Money (nano-USD) lives in a fourth hash per subject, :m, only for subjects with a budget or a
+-- credit account:
+--   dd, dv   the UTC day and the spend counted that day
+--   mm, mv   the month (monthOf) and the spend counted that month
+--   cc       credit charges and reservations, on the scale of the ledger's total of charges
+-- Money is written with moneyArg: Redis turns a Lua number into a string with 14 significant
+-- digits, which would round anything above $100k.
+local function moneyArg(v)
+  return string.format('%.0f', v)
+end
+
+-- The calendar month of a UTC day (days since the epoch) as year * 12 + month - 1, from the
+-- days-to-civil algorithm of H. Hinnant's date library (the Go side uses time.Time).
+local function monthOf(day)
+  local z = day + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then
+    y = y + 1
+  end
+  return y * 12 + m - 1
+end
+
+-- A month counter is kept 32 days after its last write: past its month it no longer counts.
+local moneyTTL = 32 * 86400000

@@ -36,7 +36,21 @@ type memSubject struct {
 	buckets   map[int64]int64  // Unix second → tokens, seconds in the window only
 	day       int64            // UTC day (days since the epoch) that dayTokens counts
 	dayTokens int64
+	money     memMoney
 }
+
+// memMoney is a subject's money counters (nano-USD), as admit.lua keeps them in the :m hash.
+type memMoney struct {
+	day, spentDay     int64 // UTC day and the spend counted on it
+	month, spentMonth int64 // month (monthOf) and the spend counted in it
+	charged           int64 // credit charges and reservations, on the ledger's Charged scale
+	hasCharged        bool
+	at                int64 // last change (Unix ms): Sweep keeps the subject a while after
+}
+
+// moneyKeep is how long Sweep keeps an idle subject's money counters: long enough for the costs
+// they hold to reach the ledger, whose figures take over after.
+const moneyKeep = time.Minute
 
 // NewMemory returns an empty in-memory limiter. Call Sweep now and then to forget idle subjects.
 func NewMemory(opts LimiterOptions) *Memory {
@@ -67,13 +81,18 @@ func (m *Memory) Admit(_ context.Context, req Request) (Result, error) {
 		if res.Dimension == "" {
 			if dim, retry := m.check(st, s.Limits, req.Tokens, now); dim != "" {
 				res.Dimension, res.Subject, res.RetryAfter = dim, s.Key(), ms(retry)
+			} else if dim := st.money.check(s.Money, now); dim != "" {
+				res.Dimension, res.Subject, res.RetryAfter = dim, s.Key(), moneyRetry(dim, now)
 			}
 		}
 	}
 	res.Allowed = res.Dimension == ""
 	if res.Allowed {
 		nowSec, today := now/1000, now/dayMillis
-		for _, st := range states {
+		for i, st := range states {
+			if mo := req.Subjects[i].Money; mo != nil {
+				st.money.reserve(mo, req.Cost, now)
+			}
 			st.reqs = append(st.reqs, now)
 			st.leases[req.ID] = now + m.leaseTTL
 			if req.Tokens > 0 {
@@ -84,7 +103,7 @@ func (m *Memory) Admit(_ context.Context, req Request) (Result, error) {
 			}
 			st.dayTokens += req.Tokens
 		}
-		res.Lease = &Lease{ID: req.ID, Subjects: req.Subjects, Reserved: req.Tokens, AdmittedAt: now}
+		res.Lease = &Lease{ID: req.ID, Subjects: req.Subjects, Reserved: req.Tokens, ReservedCost: req.Cost, AdmittedAt: now}
 	}
 	m.windows(&res, req.Subjects, states, now)
 	return res, nil
@@ -174,7 +193,7 @@ func (m *Memory) windows(res *Result, subjects []Subject, states []*memSubject, 
 
 // Settle implements Limiter. The lease's presence in any of its subjects is what makes the first
 // Settle count and a second one a no-op.
-func (m *Memory) Settle(_ context.Context, lease *Lease, usedTokens int64) error {
+func (m *Memory) Settle(_ context.Context, lease *Lease, used Spent) error {
 	if lease == nil {
 		return nil
 	}
@@ -190,8 +209,16 @@ func (m *Memory) Settle(_ context.Context, lease *Lease, usedTokens int64) error
 			}
 		}
 	}
-	diff := max(usedTokens, 0) - lease.Reserved
-	if !held || diff == 0 {
+	if !held {
+		return nil
+	}
+	for _, s := range lease.Subjects {
+		if s.Money != nil {
+			m.subject(subjectKey(s)).money.settle(s.Money, lease, used, now)
+		}
+	}
+	diff := max(used.Tokens, 0) - lease.Reserved
+	if diff == 0 {
 		return nil
 	}
 	admSec, nowSec := lease.AdmittedAt/1000, now/1000
@@ -276,7 +303,8 @@ func (m *Memory) Sweep() {
 				delete(st.leases, id)
 			}
 		}
-		if len(st.reqs) == 0 && len(st.leases) == 0 && len(st.buckets) == 0 && st.today(now) == 0 {
+		if len(st.reqs) == 0 && len(st.leases) == 0 && len(st.buckets) == 0 && st.today(now) == 0 &&
+			now-st.money.at >= moneyKeep.Milliseconds() {
 			delete(m.subjects, k)
 		}
 	}
@@ -333,4 +361,85 @@ func (st *memSubject) today(now int64) int64 {
 		return 0
 	}
 	return st.dayTokens
+}
+
+// spent returns the spend of the current day and month: the larger of the counter and the
+// ledger's figure, each only if it is for the current period.
+func (mm *memMoney) spent(mo *Money, now int64) (day, month int64) {
+	today := now / dayMillis
+	thisMonth := monthOf(today)
+	if mm.day == today {
+		day = mm.spentDay
+	}
+	if mm.month == thisMonth {
+		month = mm.spentMonth
+	}
+	if mo.Day == today {
+		day = max(day, mo.SpentDay)
+	}
+	if monthOf(mo.Day) == thisMonth {
+		month = max(month, mo.SpentMonth)
+	}
+	return day, month
+}
+
+// available is what the credit account can still pay: the ledger's balance less the charges and
+// reservations it has not applied yet.
+func (mm *memMoney) available(mo *Money) (avail, charged int64) {
+	charged = mo.Charged
+	if mm.hasCharged {
+		charged = max(charged, mm.charged)
+	}
+	return mo.Balance - (charged - mo.Charged), charged
+}
+
+// check returns the money dimension that refuses the request, or "": a budget already spent, or
+// a balance already used up, counting the reservations in flight. Mirrors admit.lua.
+func (mm *memMoney) check(mo *Money, now int64) string {
+	if mo == nil {
+		return ""
+	}
+	day, month := mm.spent(mo, now)
+	if mo.BudgetDay > 0 && day >= mo.BudgetDay {
+		return DimBudgetDay
+	}
+	if mo.BudgetMonth > 0 && month >= mo.BudgetMonth {
+		return DimBudgetMonth
+	}
+	if mo.Credit {
+		if avail, _ := mm.available(mo); avail <= 0 {
+			return DimCredit
+		}
+	}
+	return ""
+}
+
+// reserve counts an admitted request's cost reservation.
+func (mm *memMoney) reserve(mo *Money, cost, now int64) {
+	day, month := mm.spent(mo, now)
+	mm.day, mm.spentDay = now/dayMillis, day+cost
+	mm.month, mm.spentMonth = monthOf(mm.day), month+cost
+	if mo.Credit {
+		_, charged := mm.available(mo)
+		mm.charged, mm.hasCharged = charged+cost, true
+	}
+	mm.at = now
+}
+
+// settle replaces the reservation with the real cost: in the spend of the periods the request
+// was admitted in, if they are still current (a past period's counter is gone; the ledger has
+// the cost), and in the credit counter, with the part that is charged.
+func (mm *memMoney) settle(mo *Money, lease *Lease, used Spent, now int64) {
+	diff := max(used.Cost, 0) - lease.ReservedCost
+	admDay := lease.AdmittedAt / dayMillis
+	if mm.day == admDay && admDay == now/dayMillis {
+		mm.spentDay = max(0, mm.spentDay+diff)
+	}
+	if admMonth := monthOf(admDay); mm.month == admMonth && admMonth == monthOf(now/dayMillis) {
+		mm.spentMonth = max(0, mm.spentMonth+diff)
+	}
+	if mo.Credit && mm.hasCharged {
+		mm.charged += max(used.Charge, 0) - lease.ReservedCost
+	}
+	mm.at = now
 }

@@ -45,7 +45,7 @@ func TestMemoryRPMSlidingWindowIsExact(t *testing.T) {
 		if !r.Allowed || r.Requests != (Window{Limit: 3, Remaining: int64(2 - i), Reset: time.Minute}) {
 			t.Fatalf("admission %d: %+v", i, r)
 		}
-		m.Settle(context.Background(), r.Lease, 0)
+		m.Settle(context.Background(), r.Lease, Spent{Tokens: 0})
 		c.add(10 * time.Second)
 	}
 	// t=30s: admitted at 0, 10, 20 s; the one at 0 s leaves the window at 60 s.
@@ -81,13 +81,13 @@ func TestMemoryTokenBuckets(t *testing.T) {
 	if r := admit(t, m, 1001, s); r.Allowed || r.Dimension != DimTPM || r.RetryAfter != 0 {
 		t.Fatalf("reservation over the limit: %+v", r)
 	}
-	m.Settle(context.Background(), a, 100) // refund 500 into second 0's bucket
+	m.Settle(context.Background(), a, Spent{Tokens: 100}) // refund 500 into second 0's bucket
 	if r := admit(t, m, 500, s); !r.Allowed || r.Tokens != (Window{Limit: 1000, Remaining: 100, Reset: time.Minute}) {
 		t.Fatalf("after refund: %+v", r)
 	}
 	// day: 100 + 300 + 500 = 900 of 1500
 	c.add(45 * time.Second) // second 65: bucket 0 left the window
-	m.Settle(context.Background(), b, 500)
+	m.Settle(context.Background(), b, Spent{Tokens: 500})
 	u, _ := m.Usage(context.Background(), s)
 	if u.TokensMinute != 1000 || u.TokensDay != 1100 {
 		t.Fatalf("usage %+v, want 1000 in the minute (300+200 charge, 500) and 1100 today", u)
@@ -116,9 +116,9 @@ func TestMemoryLimitChangeKeepsHistory(t *testing.T) {
 func TestMemorySweepForgetsIdleSubjects(t *testing.T) {
 	m, c := newClockMemory()
 	idle := admit(t, m, 0, subj("idle", Limits{RPM: 5}))
-	m.Settle(context.Background(), idle.Lease, 0)
+	m.Settle(context.Background(), idle.Lease, Spent{Tokens: 0})
 	spent := admit(t, m, 10, subj("spent", Limits{}))
-	m.Settle(context.Background(), spent.Lease, 10)
+	m.Settle(context.Background(), spent.Lease, Spent{Tokens: 10})
 	admit(t, m, 0, subj("busy", Limits{Concurrent: 5})) // never settled
 	c.add(2 * time.Minute)
 	m.Sweep()

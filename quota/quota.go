@@ -1,6 +1,7 @@
 // Package quota decides whether a request may start. Subjects (API key, user, tenant, session,
-// optionally narrowed to one model) have four dimensions: requests per minute, tokens per minute,
-// tokens per day and concurrent requests. Two implementations share one contract, checked by the
+// optionally narrowed to one model) have four rate dimensions: requests per minute, tokens per
+// minute, tokens per day and concurrent requests; and three money dimensions: a USD budget per
+// day and per month, and a prepaid credit balance (see Money). Two implementations share one contract, checked by the
 // quotatest suite: Memory (one process, the embedded default) and Redis (many replicas, one Lua
 // script per admission, Redis TIME as the clock). Resilient wraps Redis with a bounded local
 // fallback for when Redis is unreachable.
@@ -17,6 +18,9 @@ const (
 	DimTPM          = "tpm"
 	DimTokensPerDay = "tokens_per_day"
 	DimConcurrent   = "concurrent"
+	DimBudgetDay    = "budget_day"
+	DimBudgetMonth  = "budget_month"
+	DimCredit       = "credit"
 )
 
 // Limits of one subject. Zero means unlimited.
@@ -37,6 +41,33 @@ type Subject struct {
 	// gpt-4o" is counted apart from "user alice".
 	Model  string
 	Limits Limits
+	// Money, when set, adds the subject's budgets and credit balance to the decision.
+	Money *Money
+}
+
+// Money is what a subject may spend, in nano-USD (10⁻⁹ USD: exact in the Lua scripts' doubles up
+// to $9M, and finer than any single token's price). The ledger (the store) is the truth; a
+// limiter's counters only add what the ledger has not seen yet: the reservations of requests in
+// flight and the costs settled but not yet written. So the caller passes the ledger's figures
+// with every request, and a limiter counts max(its counter, the ledger's figure): a counter that
+// was lost (a Redis flush, a restart of the embedded gateway) restarts from the ledger, and a
+// ledger that lags behind is covered by the counter.
+type Money struct {
+	// BudgetDay and BudgetMonth cap the spend per UTC day and calendar month (UTC); 0: none.
+	BudgetDay, BudgetMonth int64
+	// Day is the UTC day (days since the epoch) the spend figures were read for: they count only
+	// while it is the limiter's current day (SpentMonth: while it is in the current month).
+	Day                  int64
+	SpentDay, SpentMonth int64
+	// Credit marks the subject as a prepaid account: Balance is the ledger's balance and Charged
+	// the total of the charges the ledger has applied to it.
+	//
+	// A request is refused when a budget is spent, or the balance used up, counting the charges
+	// the ledger has not applied yet and the reservations of the requests in flight. So spend
+	// goes past a budget, and a balance below zero, by at most one request's reservation (the
+	// last one admitted) plus what requests cost beyond their reservations.
+	Credit           bool
+	Balance, Charged int64
 }
 
 // Key identifies the subject's counters: tenant, kind, id and model.
@@ -56,6 +87,18 @@ type Request struct {
 	// Tokens is the reservation: the prompt estimate plus the most the answer may use. Settle
 	// replaces it with the real count.
 	Tokens int64
+	// Cost is the money reservation in nano-USD (the token reservation at the model's price):
+	// it counts against the budgets and credit of the subjects that have Money, for the
+	// requests that come after, until Settle replaces it with the real cost.
+	Cost int64
+}
+
+// Spent is what a request used, for Settle.
+type Spent struct {
+	Tokens int64
+	// Cost (nano-USD) counts against budgets; Charge is the part charged to a credit account
+	// (the whole cost, or 0 where the charging policy exempts the request).
+	Cost, Charge int64
 }
 
 // Window describes one rate dimension for OpenAI's x-ratelimit-* headers.
@@ -91,6 +134,8 @@ type Lease struct {
 	ID       string
 	Subjects []Subject
 	Reserved int64
+	// ReservedCost is the money reservation (nano-USD), Request.Cost.
+	ReservedCost int64
 	// AdmittedAt is the limiter's clock at admission (Redis TIME for Redis), in Unix
 	// milliseconds: settlement corrects the token bucket the reservation went into.
 	AdmittedAt int64
@@ -103,10 +148,10 @@ type Limiter interface {
 	// Admit checks every dimension of every subject atomically and consumes nothing unless all
 	// pass: an RPM slot, the token reservation (minute and day) and a concurrency lease.
 	Admit(ctx context.Context, req Request) (Result, error)
-	// Settle ends a request: frees its concurrency slots and replaces its reservation with the
-	// tokens actually used (a refund, or a further charge: a request that used more than it
-	// reserved is counted in full). Safe with a nil lease; a second call is a no-op.
-	Settle(ctx context.Context, lease *Lease, usedTokens int64) error
+	// Settle ends a request: frees its concurrency slots and replaces its reservations with the
+	// tokens and money actually used (a refund, or a further charge: a request that used more
+	// than it reserved is counted in full). Safe with a nil lease; a second call is a no-op.
+	Settle(ctx context.Context, lease *Lease, used Spent) error
 	// Renew extends the concurrency leases of long-running requests by the lease TTL.
 	Renew(ctx context.Context, leases []*Lease) error
 }

@@ -41,6 +41,8 @@ var (
 //	{t:<tenant>}:q:<kind>:<id>[@<model>]:r   ZSET  RPM log: request id → admission ms
 //	{t:<tenant>}:q:<kind>:<id>[@<model>]:c   ZSET  leases: lease id → expiry ms
 //	{t:<tenant>}:q:<kind>:<id>[@<model>]:t   HASH  token buckets per second, running sum, day
+//	{t:<tenant>}:q:<kind>:<id>[@<model>]:m   HASH  money: spend today and this month, credit
+//	                                               charges (subjects with Money only)
 //
 // Every key has an expiry, refreshed by the first admission of each second (admit.lua), so the
 // keys of an idle subject vanish on their own. Ids are percent-escaped (escapeKeyPart).
@@ -72,13 +74,14 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	if len(req.Subjects) == 0 {
 		return Result{Allowed: true, Lease: &Lease{ID: req.ID, Reserved: req.Tokens}}, nil
 	}
-	keys := make([]string, 0, 3*len(req.Subjects))
-	args := make([]any, 0, 5+4*len(req.Subjects))
-	args = append(args, req.ID, req.Tokens, r.window, r.leaseTTL, leaseTombstone.Milliseconds())
+	keys := make([]string, 0, 4*len(req.Subjects))
+	args := make([]any, 0, 6+13*len(req.Subjects))
+	args = append(args, req.ID, req.Tokens, r.window, r.leaseTTL, leaseTombstone.Milliseconds(), min(req.Cost, MaxMoney))
 	for _, s := range req.Subjects {
 		k := subjectKey(s)
-		keys = append(keys, k+":r", k+":c", k+":t")
+		keys = append(keys, k+":r", k+":c", k+":t", k+":m")
 		args = append(args, s.Limits.RPM, s.Limits.TPM, s.Limits.TokensPerDay, s.Limits.Concurrent)
+		args = appendMoney(args, s.Money)
 	}
 	v, err := admitScript.Run(ctx, r.c, keys, args...).Int64Slice()
 	if err != nil {
@@ -93,7 +96,7 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 		Tokens:   Window{Limit: v[7], Remaining: v[8], Reset: ms(v[9])},
 	}
 	if res.Allowed {
-		res.Lease = &Lease{ID: req.ID, Subjects: req.Subjects, Reserved: req.Tokens, AdmittedAt: v[3]}
+		res.Lease = &Lease{ID: req.ID, Subjects: req.Subjects, Reserved: req.Tokens, ReservedCost: min(req.Cost, MaxMoney), AdmittedAt: v[3]}
 		return res, nil
 	}
 	if v[0] > int64(len(req.Subjects)) || v[1] < 1 || v[1] > int64(len(dimensions)) {
@@ -102,23 +105,51 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	res.Subject = req.Subjects[v[0]-1].Key()
 	res.Dimension = dimensions[v[1]-1]
 	res.RetryAfter = ms(v[2])
+	if v[1] > 4 {
+		res.RetryAfter = moneyRetry(res.Dimension, v[3])
+	}
 	return res, nil
+}
+
+// appendMoney appends a subject's nine money arguments of admit.lua, each capped at MaxMoney.
+func appendMoney(args []any, m *Money) []any {
+	if m == nil {
+		return append(args, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+	}
+	c := func(v int64) int64 { return max(min(v, MaxMoney), -MaxMoney) }
+	credit := 0
+	if m.Credit {
+		credit = 1
+	}
+	return append(args, 1, c(m.BudgetDay), c(m.BudgetMonth), m.Day, c(m.SpentDay), c(m.SpentMonth),
+		credit, c(m.Balance), c(m.Charged))
 }
 
 // Settle implements Limiter (settle.lua). Settlements are pipelined: concurrent calls are sent
 // together in one round trip (group commit, see settleBatcher), so under load settlement costs a
 // fraction of a round trip per request; a lone call is one round trip.
-func (r *Redis) Settle(ctx context.Context, lease *Lease, usedTokens int64) error {
+func (r *Redis) Settle(ctx context.Context, lease *Lease, used Spent) error {
 	if lease == nil || len(lease.Subjects) == 0 {
 		return nil
 	}
-	keys := make([]string, 0, 2*len(lease.Subjects))
-	for _, s := range lease.Subjects {
+	keys := make([]string, 0, 3*len(lease.Subjects))
+	kinds := make([]byte, len(lease.Subjects))
+	for i, s := range lease.Subjects {
 		k := subjectKey(s)
-		keys = append(keys, k+":c", k+":t")
+		keys = append(keys, k+":c", k+":t", k+":m")
+		switch {
+		case s.Money == nil:
+			kinds[i] = '0'
+		case s.Money.Credit:
+			kinds[i] = '2'
+		default:
+			kinds[i] = '1'
+		}
 	}
-	diff := max(usedTokens, 0) - lease.Reserved
-	job := &settleJob{keys: keys, args: []any{lease.ID, diff, lease.AdmittedAt, r.window},
+	diff := max(used.Tokens, 0) - lease.Reserved
+	costDiff := min(max(used.Cost, 0), MaxMoney) - lease.ReservedCost
+	chargeDiff := min(max(used.Charge, 0), MaxMoney) - lease.ReservedCost
+	job := &settleJob{keys: keys, args: []any{lease.ID, diff, lease.AdmittedAt, r.window, costDiff, chargeDiff, string(kinds)},
 		result: make(chan error, 1), lead: make(chan struct{}, 1)}
 	if err := r.settles.submit(ctx, job, r.sendSettles); err != nil {
 		return fmt.Errorf("quota: redis settle: %w", err)
@@ -296,7 +327,8 @@ func (r *Redis) Usage(ctx context.Context, s Subject) (Usage, error) {
 	return Usage{Requests: v[0], Concurrent: v[1], TokensMinute: v[2], TokensDay: v[3]}, nil
 }
 
-// ClearSession implements SessionClearer. The three keys share a slot, so one DEL does it.
+// ClearSession implements SessionClearer. The keys share a slot, so one DEL does it (a session
+// has no money hash).
 func (r *Redis) ClearSession(ctx context.Context, tenant, sessionID string) error {
 	k := subjectKey(Subject{Kind: "session", ID: sessionID, Tenant: tenant})
 	if err := r.c.Del(ctx, k+":r", k+":c", k+":t").Err(); err != nil {

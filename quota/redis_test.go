@@ -137,7 +137,7 @@ func TestRedisOneRoundTrip(t *testing.T) {
 			}
 			leases = append(leases, res.Lease)
 			l.Renew(ctx, leases)
-			l.Settle(ctx, res.Lease, 5)
+			l.Settle(ctx, res.Lease, quota.Spent{Tokens: 5})
 			leases = nil
 		}
 		count("Admit", func() error {
@@ -148,7 +148,7 @@ func TestRedisOneRoundTrip(t *testing.T) {
 	}
 	count("Renew", func() error { return l.Renew(ctx, leases) })
 	for _, lease := range leases {
-		count("Settle", func() error { return l.Settle(ctx, lease, 5) })
+		count("Settle", func() error { return l.Settle(ctx, lease, quota.Spent{Tokens: 5}) })
 	}
 }
 
@@ -175,7 +175,7 @@ func BenchmarkRedisAdmit(b *testing.B) {
 			if err != nil || !res.Allowed {
 				b.Fatalf("%+v, %v", res, err)
 			}
-			if err := l.Settle(ctx, res.Lease, 80); err != nil {
+			if err := l.Settle(ctx, res.Lease, quota.Spent{Tokens: 80}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -212,7 +212,7 @@ func TestSettlementsArePipelined(t *testing.T) {
 				cancel()
 				ctx = cctx
 			}
-			_ = r.Settle(ctx, l, 1)
+			_ = r.Settle(ctx, l, quota.Spent{Tokens: 1})
 		}()
 	}
 	wg.Wait()

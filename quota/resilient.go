@@ -162,12 +162,12 @@ func (x *Resilient) admitLocally(ctx context.Context, req Request) (Result, erro
 // Settle implements Limiter. A Redis lease that cannot be settled (Redis down) is dropped and
 // counted: its slots free when it expires, and its reservation stands in place of the real
 // count.
-func (x *Resilient) Settle(ctx context.Context, lease *Lease, usedTokens int64) error {
+func (x *Resilient) Settle(ctx context.Context, lease *Lease, used Spent) error {
 	switch {
 	case lease == nil:
 		return nil
 	case lease.Local:
-		return x.local.Settle(ctx, lease, usedTokens)
+		return x.local.Settle(ctx, lease, used)
 	case !x.up.Load():
 		x.metrics.dropped.Inc()
 		return nil
@@ -178,7 +178,7 @@ func (x *Resilient) Settle(ctx context.Context, lease *Lease, usedTokens int64) 
 	cctx, cancel := context.WithTimeout(ctx, x.opts.Timeout)
 	defer cancel()
 	start := time.Now()
-	err := x.redis.Settle(cctx, lease, usedTokens)
+	err := x.redis.Settle(cctx, lease, used)
 	x.metrics.latency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		x.metrics.dropped.Inc()

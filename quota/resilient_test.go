@@ -107,7 +107,7 @@ func TestResilientRedisOutage(t *testing.T) {
 	if r := admit(closed); r.Allowed || !r.Degraded || r.Dimension != quota.DimConcurrent || r.RetryAfter <= 0 {
 		t.Errorf("fail closed: %+v, want refused on concurrency with a RetryAfter", r)
 	}
-	if err := x.Settle(ctx, before.Lease, 0); err != nil { // Redis lease: dropped, counted
+	if err := x.Settle(ctx, before.Lease, quota.Spent{Tokens: 0}); err != nil { // Redis lease: dropped, counted
 		t.Errorf("Settle of a Redis lease while down: %v", err)
 	}
 	if _, err := x.Usage(ctx, open); !errors.Is(err, quota.ErrRedisDown) {

@@ -3,14 +3,19 @@
 -- from at least one subject corrects the tokens (an expired lease stays as a tombstone for
 -- that, see leaseTombstone in limiter.go).
 --
--- KEYS, two per subject: the leases (ZSET) and the token buckets (HASH, see buckets.lua).
+-- KEYS, three per subject: the leases (ZSET), the token buckets and the money (HASHes, see
+-- buckets.lua).
 -- ARGV: lease id, tokens used minus reserved (negative: a refund), admission ms (the reply's
--- now of admit.lua), window ms.
+-- now of admit.lua), window ms, cost minus the cost reserved (nano-USD), charge minus the cost
+-- reserved, and one character per subject: 0 no money, 1 budgets, 2 budgets and credit.
 -- Reply: 1 if the lease was held, 0 if it was already settled.
 local id = ARGV[1]
 local diff = tonumber(ARGV[2])
 local admitted = tonumber(ARGV[3])
 local window = tonumber(ARGV[4])
+local costDiff = tonumber(ARGV[5])
+local chargeDiff = tonumber(ARGV[6])
+local kinds = ARGV[7]
 local W = window / 1000
 
 local time = redis.call('TIME')
@@ -18,18 +23,47 @@ local nowSec = tonumber(time[1])
 local now = nowSec * 1000 + math.floor(tonumber(time[2]) / 1000)
 local today = math.floor(nowSec / 86400)
 
-local n = #KEYS / 2
+local n = #KEYS / 3
 local held = 0
 for i = 1, n do
-  held = held + redis.call('ZREM', KEYS[2 * i - 1], id)
+  held = held + redis.call('ZREM', KEYS[3 * i - 2], id)
 end
-if held == 0 or diff == 0 then
-  return math.min(held, 1)
+if held == 0 then
+  return 0
+end
+
+-- Money: the spend of the periods the request was admitted in, while they are current (a past
+-- period's counter no longer counts; the ledger has the cost), and the credit counter, unless
+-- it has expired since (the ledger's figures take over then).
+local admDay = math.floor(admitted / 86400000)
+for i = 1, n do
+  local kind = string.sub(kinds, i, i)
+  if kind ~= '0' and (costDiff ~= 0 or (kind == '2' and chargeDiff ~= 0)) then
+    local mk = KEYS[3 * i]
+    local v = redis.call('HMGET', mk, 'dd', 'dv', 'mm', 'mv', 'cc')
+    local f = {}
+    if costDiff ~= 0 and admDay == today and tonumber(v[1]) == today then
+      f[#f + 1], f[#f + 2] = 'dv', moneyArg(math.max(0, (tonumber(v[2]) or 0) + costDiff))
+    end
+    local month = monthOf(admDay)
+    if costDiff ~= 0 and month == monthOf(today) and tonumber(v[3]) == month then
+      f[#f + 1], f[#f + 2] = 'mv', moneyArg(math.max(0, (tonumber(v[4]) or 0) + costDiff))
+    end
+    if kind == '2' and chargeDiff ~= 0 and v[5] then
+      f[#f + 1], f[#f + 2] = 'cc', moneyArg(tonumber(v[5]) + chargeDiff)
+    end
+    if #f > 0 then
+      redis.call('HSET', mk, unpack(f))
+    end
+  end
+end
+if diff == 0 then
+  return 1
 end
 
 local admSec = math.floor(admitted / 1000)
 for i = 1, n do
-  local tk = KEYS[2 * i]
+  local tk = KEYS[3 * i - 1]
   local b = advance(tk, nowSec, W, today, admSec)
   local f = {'s', b.sec}
   -- The expiry set at admission covers the reservation's bucket and today's counter; a

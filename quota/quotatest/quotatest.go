@@ -59,6 +59,11 @@ func Run(t *testing.T, newLimiter NewLimiter) {
 		{"ClearSession", quota.LimiterOptions{Window: tokenWindow}, testClearSession},
 		{"DoubleSettle", quota.LimiterOptions{Window: tokenWindow}, testDoubleSettle},
 		{"InvalidRequests", quota.LimiterOptions{}, testInvalidRequests},
+		{"BudgetReserveRefund", quota.LimiterOptions{}, testBudgetReserveRefund},
+		{"BudgetLedgerFigures", quota.LimiterOptions{}, testBudgetLedgerFigures},
+		{"CreditReservation", quota.LimiterOptions{}, testCreditReservation},
+		{"CreditLedgerCatchesUp", quota.LimiterOptions{}, testCreditLedgerCatchesUp},
+		{"CreditExactUnderConcurrency", quota.LimiterOptions{}, testCreditConcurrent},
 	} {
 		// The subtests mostly sleep, so they all run at once whatever -parallel says (t.Run may
 		// be called from several goroutines).
@@ -106,7 +111,7 @@ func Exactness(t *testing.T, limiters []quota.Limiter, tenant string, limit int6
 					mu.Unlock()
 				case res.Allowed:
 					admitted.Add(1)
-					l.Settle(context.Background(), res.Lease, 1)
+					l.Settle(context.Background(), res.Lease, quota.Spent{Tokens: 1})
 				case res.Dimension != quota.DimRPM || res.RetryAfter <= 0:
 					mu.Lock()
 					errs = append(errs, fmt.Errorf("refusal %+v, want rpm with a RetryAfter", res))
@@ -179,7 +184,7 @@ func (e *env) mustRefuse(dim string, s quota.Subject, tokens int64, subjects ...
 
 func (e *env) settle(l *quota.Lease, used int64) {
 	e.t.Helper()
-	if err := e.l.Settle(context.Background(), l, used); err != nil {
+	if err := e.l.Settle(context.Background(), l, quota.Spent{Tokens: used}); err != nil {
 		e.t.Fatalf("Settle: %v", err)
 	}
 }
@@ -291,7 +296,7 @@ func testConcurrencyUnderLoad(e *env) {
 				admitted.Add(1)
 				time.Sleep(200 * time.Microsecond)
 				inFlight.Add(-1)
-				e.l.Settle(context.Background(), res.Lease, 0)
+				e.l.Settle(context.Background(), res.Lease, quota.Spent{Tokens: 0})
 			}
 		})
 	}
@@ -493,4 +498,176 @@ func testInvalidRequests(e *env) {
 		e.t.Errorf("no subjects: %+v, want admitted", r)
 	}
 	e.mustAdmit(0, key) // nothing above consumed the key's one request
+}
+
+// today is the current UTC day, as the money figures name it.
+func today() int64 { return time.Now().UTC().Unix() / 86400 }
+
+// money admits a request reserving cost (nano-USD) and no tokens.
+func (e *env) money(cost int64, subjects ...quota.Subject) quota.Result {
+	e.t.Helper()
+	res, err := e.l.Admit(context.Background(), quota.Request{ID: newID(), Subjects: subjects, Cost: cost})
+	if err != nil {
+		e.t.Fatalf("Admit: %v", err)
+	}
+	if res.Degraded || res.Allowed != (res.Lease != nil) || res.Allowed != (res.Dimension == "") {
+		e.t.Fatalf("inconsistent or degraded result %+v", res)
+	}
+	return res
+}
+
+func (e *env) mustSpend(cost int64, s quota.Subject) *quota.Lease {
+	e.t.Helper()
+	res := e.money(cost, s)
+	if !res.Allowed {
+		e.t.Fatalf("cost %d refused: %+v", cost, res)
+	}
+	return res.Lease
+}
+
+func (e *env) mustNotSpend(dim string, cost int64, s quota.Subject) quota.Result {
+	e.t.Helper()
+	res := e.money(cost, s)
+	if res.Allowed || res.Dimension != dim || res.Subject != s.Key() {
+		e.t.Fatalf("cost %d: got %+v, want refused on %s by %s", cost, res, dim, s.Key())
+	}
+	return res
+}
+
+func (e *env) settleMoney(l *quota.Lease, cost, charge int64) {
+	e.t.Helper()
+	if err := e.l.Settle(context.Background(), l, quota.Spent{Cost: cost, Charge: charge}); err != nil {
+		e.t.Fatalf("Settle: %v", err)
+	}
+}
+
+// A budget counts reservations until Settle replaces them with the real cost; once the counted
+// spend reaches it, requests are refused until the period ends, and a refusal consumes nothing.
+func testBudgetReserveRefund(e *env) {
+	key := e.subject("key", "k", quota.Limits{})
+	key.Money = &quota.Money{BudgetDay: 1000, Day: today()}
+	a := e.mustSpend(400, key)
+	e.mustSpend(400, key)
+	b := e.mustSpend(400, key) // 800 < 1000: admitted, the last one past the budget
+	res := e.mustNotSpend(quota.DimBudgetDay, 0, key)
+	now := time.Now().UTC()
+	midnight := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
+	e.within("budget_day RetryAfter", res.RetryAfter, time.Until(midnight)-time.Minute, time.Until(midnight)+time.Minute)
+	e.settleMoney(a, 100, 100) // 400 reserved, 100 spent: 300 back → 900
+	e.settleMoney(a, 0, 0)     // a second settlement is a no-op
+	e.mustSpend(50, key)       // 950
+	e.mustSpend(50, key)       // 1000
+	e.mustNotSpend(quota.DimBudgetDay, 0, key)
+	e.settleMoney(b, 0, 0) // 1000 - 400 = 600
+	e.mustSpend(400, key)
+	e.mustNotSpend(quota.DimBudgetDay, 1, key)
+
+	month := e.subject("user", "u", quota.Limits{})
+	month.Money = &quota.Money{BudgetMonth: 500, Day: today()}
+	c := e.mustSpend(500, month)
+	res = e.mustNotSpend(quota.DimBudgetMonth, 1, month)
+	if res.RetryAfter < time.Until(midnight)-time.Minute {
+		e.t.Fatalf("budget_month RetryAfter %v ends before today does", res.RetryAfter)
+	}
+	e.settleMoney(c, 700, 700) // spent more than reserved: counted in full → 700
+	month.Money.BudgetMonth = 700
+	e.mustNotSpend(quota.DimBudgetMonth, 0, month)
+	month.Money.BudgetMonth = 701
+	e.mustSpend(0, month)
+}
+
+// The ledger's figures count when they are for the current period, and a counter never takes
+// them back: the larger of the two applies.
+func testBudgetLedgerFigures(e *env) {
+	key := e.subject("key", "k", quota.Limits{})
+	key.Money = &quota.Money{BudgetDay: 1000, BudgetMonth: 5000, Day: today(), SpentDay: 1000, SpentMonth: 1000}
+	e.mustNotSpend(quota.DimBudgetDay, 0, key)
+	key.Money.SpentDay = 900
+	e.mustSpend(100, key)  // counter: 1000 today
+	key.Money.SpentDay = 0 // a ledger that lags behind does not lower the counter
+	e.mustNotSpend(quota.DimBudgetDay, 0, key)
+
+	stale := e.subject("key", "stale", quota.Limits{})
+	stale.Money = &quota.Money{BudgetDay: 1000, Day: today() - 1, SpentDay: 5000}
+	e.mustSpend(999, stale) // yesterday's spend is not today's
+	e.mustSpend(1, stale)
+	e.mustNotSpend(quota.DimBudgetDay, 0, stale)
+
+	monthly := e.subject("tenant", "t", quota.Limits{})
+	monthly.Money = &quota.Money{BudgetDay: 1000, BudgetMonth: 1000, Day: today(), SpentMonth: 1000}
+	e.mustNotSpend(quota.DimBudgetMonth, 0, monthly)
+	monthly.Money.SpentMonth = 950
+	e.mustSpend(50, monthly)
+	e.mustNotSpend(quota.DimBudgetMonth, 0, monthly)
+}
+
+// A credit account admits a request while what is left, less the charges the ledger has not
+// applied and the reservations in flight, is above zero; an exempt request is refunded in full.
+func testCreditReservation(e *env) {
+	u := e.subject("user", "u", quota.Limits{})
+	u.Money = &quota.Money{Credit: true, Balance: 1000, Charged: 5000}
+	var leases []*quota.Lease
+	for range 3 {
+		leases = append(leases, e.mustSpend(300, u))
+	}
+	last := e.mustSpend(300, u) // 100 left before it: admitted, 200 past zero at most
+	e.mustNotSpend(quota.DimCredit, 0, u)
+	e.settleMoney(leases[0], 300, 0) // exempt (an upstream fault): nothing charged → 100 left
+	e.mustSpend(100, u)
+	e.mustNotSpend(quota.DimCredit, 0, u)
+	e.settleMoney(last, 40, 40) // 260 back
+	e.mustSpend(260, u)
+	e.mustNotSpend(quota.DimCredit, 0, u)
+
+	poor := e.subject("tenant", "t", quota.Limits{})
+	poor.Money = &quota.Money{Credit: true, Balance: 0, Charged: 0}
+	e.mustNotSpend(quota.DimCredit, 0, poor)
+	poor.Money.Balance = -5
+	e.mustNotSpend(quota.DimCredit, 0, poor)
+}
+
+// Charges the ledger has applied are not counted twice: the counter is on the ledger's scale of
+// total charges, so a ledger that catches up only moves figures from one side to the other.
+func testCreditLedgerCatchesUp(e *env) {
+	u := e.subject("user", "u", quota.Limits{})
+	u.Money = &quota.Money{Credit: true, Balance: 1000, Charged: 7000}
+	a := e.mustSpend(300, u)
+	b := e.mustSpend(300, u)
+	e.settleMoney(a, 250, 250)
+	e.settleMoney(b, 250, 250)
+	// The ledger has now applied both charges: balance 500, charged 7500.
+	u.Money.Balance, u.Money.Charged = 500, 7500
+	e.mustSpend(499, u)
+	e.mustSpend(1, u)
+	e.mustNotSpend(quota.DimCredit, 0, u)
+	// A top-up shows in the balance alone.
+	u.Money.Balance = 2500
+	e.mustSpend(2000, u)
+	e.mustNotSpend(quota.DimCredit, 0, u)
+}
+
+// Concurrent requests against a small balance: admitted while it lasts, counting the
+// reservations in flight, and not one more.
+func testCreditConcurrent(e *env) {
+	u := e.subject("user", "u", quota.Limits{})
+	u.Money = &quota.Money{Credit: true, Balance: 500, Charged: 0}
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			res, err := e.l.Admit(context.Background(), quota.Request{ID: newID(), Subjects: []quota.Subject{u}, Cost: 30})
+			if err != nil {
+				e.t.Errorf("Admit: %v", err)
+				return
+			}
+			if res.Allowed {
+				admitted.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	// 16 × 30 = 480 leaves 20 > 0, so a 17th is admitted; after it nothing is left.
+	if n := admitted.Load(); n != 17 {
+		e.t.Fatalf("%d requests of 30 admitted against a balance of 500, want exactly 17", n)
+	}
 }
