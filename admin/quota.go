@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/billing"
 	"github.com/llmgate/llmgate/gateway"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
@@ -30,12 +31,36 @@ type userPolicyBody struct {
 	UserTokensPerDay *int64 `json:"userTokensPerDay"`
 }
 
-// policyBody is the generic policy shape of /admin/quota/policies (snake_case).
+// policyBody is the generic policy shape of /admin/quota/policies (snake_case). Budgets are
+// decimal USD strings (or numbers) with at most 6 decimal places; absent, null or 0: no budget.
 type policyBody struct {
-	RPM          *int64 `json:"rpm"`
-	TPM          *int64 `json:"tpm"`
-	TokensPerDay *int64 `json:"tokens_per_day"`
-	Concurrent   *int64 `json:"concurrent"`
+	RPM               *int64 `json:"rpm"`
+	TPM               *int64 `json:"tpm"`
+	TokensPerDay      *int64 `json:"tokens_per_day"`
+	Concurrent        *int64 `json:"concurrent"`
+	BudgetUSDPerDay   *usd   `json:"budget_usd_per_day"`
+	BudgetUSDPerMonth *usd   `json:"budget_usd_per_month"`
+}
+
+// budgetOf parses an optional budget field to micro-USD (nil when absent).
+func budgetOf(c *gin.Context, field string, v *usd) (*int64, bool) {
+	if v == nil {
+		return nil, true
+	}
+	m, err := billing.ParseUSD(string(*v))
+	if err != nil || m < 0 {
+		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", field, field+": want a non-negative decimal USD amount with at most 6 decimal places.")
+		return nil, false
+	}
+	return &m, true
+}
+
+// usdView renders an optional micro-USD amount as a decimal USD string, or null.
+func usdView(micro *int64) any {
+	if micro == nil {
+		return nil
+	}
+	return billing.FormatMicro(*micro)
 }
 
 func (s *Server) routeQuota(a *gin.RouterGroup) {
@@ -81,6 +106,17 @@ func (s *Server) putUserPolicy(c *gin.Context) {
 	}
 	p := store.QuotaPolicy{SubjectType: "user", SubjectID: c.Param("userId"), Model: model,
 		RPM: b.UserRPM, Concurrent: b.UserConcurrent, TPM: b.UserTPM, TokensPerDay: b.UserTokensPerDay}
+	// The seed's shape has no budgets: a budget set through /admin/quota/policies stays.
+	old, err := s.d.Quota.Policies.Policies(c.Request.Context(), "user", p.SubjectID)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	for _, o := range old {
+		if o.Model == model {
+			p.BudgetDayMicroUSD, p.BudgetMonthMicroUSD = o.BudgetDayMicroUSD, o.BudgetMonthMicroUSD
+		}
+	}
 	if err := s.d.Quota.Policies.Put(c.Request.Context(), p); err != nil {
 		s.internal(c, err)
 		return
@@ -222,7 +258,9 @@ func subjectParams(c *gin.Context) (typ, id string, ok bool) {
 
 func policyView(p store.QuotaPolicy) gin.H {
 	return gin.H{"subject_type": p.SubjectType, "subject_id": p.SubjectID, "model": p.Model, "rpm": p.RPM,
-		"tpm": p.TPM, "tokens_per_day": p.TokensPerDay, "concurrent": p.Concurrent, "updated_at": p.UpdatedAt}
+		"tpm": p.TPM, "tokens_per_day": p.TokensPerDay, "concurrent": p.Concurrent,
+		"budget_usd_per_day": usdView(p.BudgetDayMicroUSD), "budget_usd_per_month": usdView(p.BudgetMonthMicroUSD),
+		"updated_at": p.UpdatedAt}
 }
 
 func (s *Server) putPolicy(c *gin.Context) {
@@ -238,7 +276,16 @@ func (s *Server) putPolicy(c *gin.Context) {
 	if !ok {
 		return
 	}
-	p := store.QuotaPolicy{SubjectType: typ, SubjectID: id, Model: model, RPM: b.RPM, TPM: b.TPM, TokensPerDay: b.TokensPerDay, Concurrent: b.Concurrent}
+	perDay, ok := budgetOf(c, "budget_usd_per_day", b.BudgetUSDPerDay)
+	if !ok {
+		return
+	}
+	perMonth, ok := budgetOf(c, "budget_usd_per_month", b.BudgetUSDPerMonth)
+	if !ok {
+		return
+	}
+	p := store.QuotaPolicy{SubjectType: typ, SubjectID: id, Model: model, RPM: b.RPM, TPM: b.TPM, TokensPerDay: b.TokensPerDay,
+		Concurrent: b.Concurrent, BudgetDayMicroUSD: perDay, BudgetMonthMicroUSD: perMonth}
 	if err := s.d.Quota.Policies.Put(c.Request.Context(), p); err != nil {
 		s.internal(c, err)
 		return

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/quota"
 )
 
@@ -15,10 +16,14 @@ import (
 //   - its user, with the user's tier limits overridden by the user's policy (a key without a user
 //     is its own subject instead, with the default tier's limits);
 //   - its key, when the key has a policy of its own;
-//   - its tenant, when the tenant has a policy;
+//   - its tenant, when the tenant has a policy or pays for the request;
 //   - its session (X-Session-Id), with the configured session limits;
 //   - for each of those with a policy for the requested model, that narrower subject too.
-func (x *exchange) subjects(model string) []quota.Subject {
+//
+// A subject whose policy sets a budget carries its Money, with the ledger's spend; the payer
+// (the credit account of the user, or else of the tenant: see moneyBook.payer) carries the
+// account's figures.
+func (x *exchange) subjects(model, payer string, acct accountSnap) []quota.Subject {
 	g, k := x.g, x.id.Key
 	book := g.policies
 	out := make([]quota.Subject, 0, 4)
@@ -27,11 +32,19 @@ func (x *exchange) subjects(model string) []quota.Subject {
 		if ok {
 			base = ApplyPolicy(base, p)
 		}
-		if ok || always {
-			out = append(out, quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Limits: base})
+		if ok || always || payer == kind {
+			s := quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Limits: base}
+			if ok {
+				s.Money = g.money.budgetMoney(x.ctx, p)
+			}
+			if payer == kind {
+				s.Money = withCredit(s.Money, acct)
+			}
+			out = append(out, s)
 		}
 		if mp, ok := book.Lookup(kind, id, model); ok && model != "" {
-			out = append(out, quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Model: model, Limits: ApplyPolicy(quota.Limits{}, mp)})
+			out = append(out, quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Model: model,
+				Limits: ApplyPolicy(quota.Limits{}, mp), Money: g.money.budgetMoney(x.ctx, mp)})
 		}
 	}
 	if k.UserID != "" {
@@ -60,14 +73,24 @@ func (r request) reservation(defaultMax int64) int64 {
 	return prompt + defaultMax
 }
 
-// admit asks the limiter for room, sets OpenAI's rate-limit headers (on the answer, whatever it
-// turns out to be) and keeps the lease for settle.
-func (x *exchange) admit(req request) error {
+// admit refuses a request whose payer the ledger shows exhausted, then asks the limiter for room
+// (rates, budgets, credit), sets OpenAI's rate-limit headers (on the answer, whatever it turns
+// out to be) and keeps the lease for settle.
+func (x *exchange) admit(req request, cands []*providers.Deployment) error {
+	payer, acct, _, err := x.g.money.payer(x.ctx, x.id.Key.UserID, x.id.Key.TenantID)
+	if err != nil {
+		return err
+	}
 	if !*x.g.quota.Enabled {
 		return nil
 	}
 	reserve := req.reservation(x.g.quota.DefaultMaxTokens)
-	res, err := x.g.limiter.Admit(x.ctx, quota.Request{ID: x.rec.RequestID, Subjects: x.subjects(req.model), Tokens: reserve})
+	upstreams := make([]string, len(cands))
+	for i, d := range cands {
+		upstreams[i] = d.Model
+	}
+	cost := x.reserveCost(req, upstreams, reserve)
+	res, err := x.g.limiter.Admit(x.ctx, quota.Request{ID: x.rec.RequestID, Subjects: x.subjects(req.model, payer, acct), Tokens: reserve, Cost: cost})
 	if err != nil {
 		// The limiters decide failures themselves (Resilient's fallback); an error here is a bug
 		// or a canceled request, and must not block the request path.
@@ -86,6 +109,10 @@ func (x *exchange) admit(req request) error {
 		h.Set("X-Ratelimit-Reset-Tokens", w.Reset.Round(time.Millisecond).String())
 	}
 	if !res.Allowed {
+		switch res.Dimension {
+		case quota.DimBudgetDay, quota.DimBudgetMonth, quota.DimCredit:
+			return moneyRefusal(res)
+		}
 		return refusal(res, reserve)
 	}
 	x.lease = res.Lease
@@ -124,7 +151,14 @@ func (x *exchange) settleQuota() {
 		return
 	}
 	x.g.renewer.remove(x.lease)
-	used := x.usage.prompt + x.usage.completion // finishUsage has counted or estimated them
+	// finishUsage has counted or estimated the tokens and costed them.
+	used := quota.Spent{Tokens: x.usage.prompt + x.usage.completion}
+	if c := x.rec.CostPicoUSD; c != nil {
+		used.Cost = costNano(*c)
+		if x.rec.Charge {
+			used.Charge = used.Cost
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := x.g.limiter.Settle(ctx, x.lease, used); err != nil {

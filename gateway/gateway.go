@@ -44,8 +44,8 @@ type Options struct {
 	// ChargeUpstreamFaults charges credits for answers an upstream fault cut short [false];
 	// answers cut by the client going away are always charged.
 	ChargeUpstreamFaults bool `yaml:"charge_upstream_faults"`
-	// CostUserLabels bounds the userId label of the gov_cost_* metrics: the first N users get their
-	// own series, later ones share "other" [100].
+	// CostUserLabels bounds the userId label of the gov_cost_* metrics: the top N users by cost
+	// (recent cost weighs more) get their own series, the rest share "other" [100].
 	CostUserLabels int `yaml:"cost_user_labels"`
 }
 
@@ -109,7 +109,7 @@ type Gateway struct {
 	policies *PolicyBook
 	prices   *PriceBook
 	tokens   *tokens.Estimator
-	credits  *creditGuard
+	money    *moneyBook
 	changes  *Changes
 	renewer  *renewer
 	router   atomic.Pointer[providers.Router]
@@ -133,7 +133,7 @@ func New(d Deps, opts Options) *Gateway {
 	g := &Gateway{opts: opts, store: d.Store, limiter: d.Limiter, quota: q, policies: d.Policies, prices: d.Prices, tokens: d.Tokens,
 		renewer: newRenewer(d.Limiter, q.LeaseTTL), usage: d.Usage, metrics: d.Metrics, log: d.Log}
 	g.changes = d.Changes
-	g.credits = newCreditGuard(d.Store, d.Changes)
+	g.money = newMoneyBook(d.Store, d.Changes)
 	g.quotaOK = d.QuotaHealthy
 	if g.quotaOK == nil {
 		g.quotaOK = func() bool { return true }
@@ -144,9 +144,23 @@ func New(d Deps, opts Options) *Gateway {
 	return g
 }
 
-// Run does the gateway's background work, renewing the concurrency leases of long requests,
-// until ctx ends.
-func (g *Gateway) Run(ctx context.Context) { g.renewer.run(ctx) }
+// Run does the gateway's background work, renewing the concurrency leases of long requests and
+// forgetting idle ledger snapshots, until ctx ends.
+func (g *Gateway) Run(ctx context.Context) {
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				g.money.sweep()
+			}
+		}
+	}()
+	g.renewer.run(ctx)
+}
 
 // Prices is the gateway's price book (for tests and the admin API).
 func (g *Gateway) Prices() *PriceBook { return g.prices }

@@ -16,7 +16,7 @@ type Metrics struct {
 	upstream   *prometheus.CounterVec
 	keyLookups *prometheus.CounterVec
 	unpriced   *prometheus.CounterVec
-	costs      costMetrics
+	costs      *costMetrics
 }
 
 // NewMetrics registers the series on reg. costUserLabels bounds the userId label of the

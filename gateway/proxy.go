@@ -176,11 +176,7 @@ func (x *exchange) relay() {
 		x.fail(newError(http.StatusNotFound, api.TypeInvalidRequest, "model_not_found", "model", "The model `"+req.model+"` does not exist or you do not have access to it."))
 		return
 	}
-	if err := x.g.credits.check(x.ctx, x.id.Key.UserID, x.id.Key.TenantID); err != nil {
-		x.fail(err)
-		return
-	}
-	if err := x.admit(req); err != nil {
+	if err := x.admit(req, cands); err != nil {
 		x.fail(err)
 		return
 	}

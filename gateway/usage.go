@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
@@ -112,45 +113,31 @@ func (g *Gateway) warnUnpriced(model, upstream string) {
 	}
 }
 
-// userLabels bounds the cardinality of the userId label of the gov_cost_* series: the first
-// `limit` users seen get their own label, every later one is "other".
-type userLabels struct {
-	limit int
-	mu    sync.Mutex
-	seen  map[string]struct{}
-}
-
-func (u *userLabels) label(user string) string {
-	if user == "" {
-		return "none"
-	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if _, ok := u.seen[user]; ok {
-		return user
-	}
-	if len(u.seen) >= u.limit {
-		return "other"
-	}
-	u.seen[user] = struct{}{}
-	return user
-}
-
-// costMetrics are the seed's gov_cost_* series.
+// costMetrics are the seed's gov_cost_* series. The userId label is bounded to the top users by
+// cost (see topUsers); the rest share "other", and users without an id "none".
 type costMetrics struct {
-	users  *userLabels
 	input  *prometheus.CounterVec
 	output *prometheus.CounterVec
 	usd    *prometheus.CounterVec
+
+	mu  sync.Mutex
+	top *topUsers
+	// own holds what each labelled user's series carry, so that a user who loses its label
+	// hands its totals to "other": every series stays monotonic and the sum over userId stays
+	// the total.
+	own map[string]map[string]*costTotals // user → model → totals
 }
 
-func newCostMetrics(reg prometheus.Registerer, userLimit int) costMetrics {
-	m := costMetrics{
-		users: &userLabels{limit: userLimit, seen: map[string]struct{}{}},
+type costTotals struct{ input, output, usd float64 }
+
+func newCostMetrics(reg prometheus.Registerer, userLimit int) *costMetrics {
+	m := &costMetrics{
+		top: newTopUsers(userLimit),
+		own: map[string]map[string]*costTotals{},
 		input: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gov_cost_tokens_input_total",
-			Help: "Prompt tokens of costed requests, by public model and user (top users; the rest 'other')."}, []string{"model", "userId"}),
+			Help: "Prompt tokens of costed requests, by public model and user (the top users by cost; the rest 'other')."}, []string{"model", "userId"}),
 		output: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gov_cost_tokens_output_total",
-			Help: "Completion tokens of costed requests, by public model and user."}, []string{"model", "userId"}),
+			Help: "Completion tokens of costed requests, by public model and user (the top users by cost; the rest 'other')."}, []string{"model", "userId"}),
 		usd: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gov_cost_usd_total",
 			Help: "Cost in USD of costed requests, by public model and user (exact in the ledger; a float here)."}, []string{"model", "userId"}),
 	}
@@ -158,9 +145,126 @@ func newCostMetrics(reg prometheus.Registerer, userLimit int) costMetrics {
 	return m
 }
 
-func (m costMetrics) add(model, user string, prompt, completion, picoUSD int64) {
-	u := m.users.label(user)
-	m.input.WithLabelValues(model, u).Add(float64(prompt))
-	m.output.WithLabelValues(model, u).Add(float64(completion))
-	m.usd.WithLabelValues(model, u).Add(float64(picoUSD) / 1e12)
+func (m *costMetrics) add(model, user string, prompt, completion, picoUSD int64) {
+	usd := float64(picoUSD) / 1e12
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	label := "none"
+	if user != "" {
+		labelled, demoted := m.top.add(user, picoUSD)
+		label = "other"
+		if labelled {
+			label = user
+		}
+		if demoted != "" {
+			m.demote(demoted)
+		}
+	}
+	if label != "other" && label != "none" {
+		byModel := m.own[label]
+		if byModel == nil {
+			byModel = map[string]*costTotals{}
+			m.own[label] = byModel
+		}
+		t := byModel[model]
+		if t == nil {
+			t = &costTotals{}
+			byModel[model] = t
+		}
+		t.input += float64(prompt)
+		t.output += float64(completion)
+		t.usd += usd
+	}
+	m.input.WithLabelValues(model, label).Add(float64(prompt))
+	m.output.WithLabelValues(model, label).Add(float64(completion))
+	m.usd.WithLabelValues(model, label).Add(usd)
+}
+
+// demote moves a user's series into "other" and deletes them.
+func (m *costMetrics) demote(user string) {
+	for model, t := range m.own[user] {
+		m.input.WithLabelValues(model, "other").Add(t.input)
+		m.output.WithLabelValues(model, "other").Add(t.output)
+		m.usd.WithLabelValues(model, "other").Add(t.usd)
+	}
+	delete(m.own, user)
+	for _, v := range []*prometheus.CounterVec{m.input, m.output, m.usd} {
+		v.DeletePartialMatch(prometheus.Labels{"userId": user})
+	}
+}
+
+// topUsers picks the users whose cost gets a label of its own: at most limit of them, the
+// heaviest by cost. Costs are counted with the Space-Saving algorithm (Metwally, Agrawal and El
+// Abbadi, 2005) over 4 × limit counters, so memory is bounded whatever the number of users and
+// any user with more than a 1/(4 × limit) share of the cost is found; the counts halve every
+// topHalfLife, so the labels follow who spends now. A user takes the label of the lightest
+// labelled user once it counts more than that one.
+type topUsers struct {
+	limit    int
+	counts   map[string]*spaceCount // candidate → cost counted (pUSD, decayed)
+	labelled map[string]bool
+	halved   time.Time
+	now      func() time.Time
+}
+
+// spaceCount is a Space-Saving counter: count over-estimates the user's cost by at most err (the
+// count it inherited on taking a slot), so count - err is what it surely spent.
+type spaceCount struct{ count, err float64 }
+
+const topHalfLife = time.Hour
+
+func newTopUsers(limit int) *topUsers {
+	return &topUsers{limit: limit, counts: map[string]*spaceCount{}, labelled: map[string]bool{}, now: time.Now}
+}
+
+// add counts cost for user and says whether it is labelled; demoted names a user that lost its
+// label to it ("" when none did). A user takes a label when what it surely spent is more than the
+// count of the lightest labelled user, so the over-estimate of a newcomer never churns labels.
+func (t *topUsers) add(user string, cost int64) (labelled bool, demoted string) {
+	if now := t.now(); now.Sub(t.halved) >= topHalfLife {
+		for _, c := range t.counts {
+			c.count, c.err = c.count/2, c.err/2
+		}
+		t.halved = now
+	}
+	c := t.counts[user]
+	if c == nil {
+		c = &spaceCount{}
+		if len(t.counts) >= 4*t.limit {
+			// Space-Saving: the newcomer replaces the smallest candidate and inherits its count,
+			// an upper bound of what the newcomer may have spent unseen. A labelled user is never
+			// evicted here: it keeps its label until outweighed.
+			victim := ""
+			for u, v := range t.counts {
+				if !t.labelled[u] && (victim == "" || v.count < t.counts[victim].count) {
+					victim = u
+				}
+			}
+			if victim != "" {
+				c.count, c.err = t.counts[victim].count, t.counts[victim].count
+				delete(t.counts, victim)
+			}
+		}
+		t.counts[user] = c
+	}
+	c.count += float64(max(cost, 0))
+	if t.labelled[user] {
+		return true, ""
+	}
+	if len(t.labelled) < t.limit {
+		t.labelled[user] = true
+		return true, ""
+	}
+	lightest := ""
+	for u := range t.labelled {
+		if lightest == "" || t.counts[u].count < t.counts[lightest].count {
+			lightest = u
+		}
+	}
+	if c.count-c.err <= t.counts[lightest].count {
+		return false, ""
+	}
+	delete(t.labelled, lightest)
+	t.labelled[user] = true
+	return true, lightest
 }

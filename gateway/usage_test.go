@@ -1,0 +1,83 @@
+package gateway
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// The userId label goes to the heaviest users: a newcomer who outspends a labelled user takes its
+// label, the demoted user's totals move to "other", and the sum over every label stays the total.
+func TestCostLabelsFollowTopUsers(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newCostMetrics(reg, 3)
+	var total float64
+	add := func(user string, pico int64) {
+		m.add("gpt", user, 1, 1, pico)
+		total += float64(pico) / 1e12
+	}
+	for i := range 50 { // 50 light users: the first three get labels
+		add(fmt.Sprintf("light-%d", i), 1_000_000)
+	}
+	for _, u := range []string{"light-0", "light-1", "light-2"} {
+		if v := testutil.ToFloat64(m.usd.WithLabelValues("gpt", u)); v != 1e-6 {
+			t.Fatalf("%s: %v, want its own series", u, v)
+		}
+	}
+	add("whale", 500_000_000) // outweighs a labelled light user at once
+	add("whale", 500_000_000)
+	if v := testutil.ToFloat64(m.usd.WithLabelValues("gpt", "whale")); v != 1e-3 {
+		t.Errorf("whale: %v USD in its series, want 0.001", v)
+	}
+	if n := testutil.CollectAndCount(m.usd); n != 4 { // three users and "other"
+		t.Errorf("%d gov_cost_usd_total series, want 4 (3 users + other)", n)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() == "gov_cost_usd_total" {
+			for _, s := range f.GetMetric() {
+				sum += s.GetCounter().GetValue()
+			}
+		}
+	}
+	if d := sum - total; d > 1e-12 || d < -1e-12 {
+		t.Errorf("sum over labels %v, want the total %v", sum, total)
+	}
+	if v := testutil.ToFloat64(m.input.WithLabelValues("gpt", "other")); v != 48 {
+		t.Errorf("other: %v prompt tokens, want 48 (47 unlabelled light users + the demoted one)", v)
+	}
+}
+
+// Space-Saving keeps memory bounded and still finds a heavy user among many light ones; counts
+// halve with time, so yesterday's heavy user gives way.
+func TestTopUsersBoundedAndDecaying(t *testing.T) {
+	now := time.Unix(0, 0)
+	top := newTopUsers(2)
+	top.now = func() time.Time { return now }
+	for i := range 10_000 {
+		top.add(fmt.Sprintf("u%d", i), 1)
+		if i%10 == 0 {
+			top.add("heavy", 5)
+		}
+	}
+	if len(top.counts) > 8 {
+		t.Errorf("%d candidates kept, want at most 4 × limit = 8", len(top.counts))
+	}
+	if !top.labelled["heavy"] {
+		t.Errorf("heavy user not labelled: %v", top.labelled)
+	}
+	for range 10 {
+		now = now.Add(topHalfLife)
+		top.add("newcomer", 100)
+	}
+	if !top.labelled["newcomer"] {
+		t.Errorf("a user spending now is not labelled after the old counts decayed: %v", top.labelled)
+	}
+}
