@@ -1,0 +1,248 @@
+// Package anthropic is the adapter for Anthropic's Messages API. It takes the gateway's
+// OpenAI-format chat request, translates it into a Messages request (request.go), sends it to
+// POST {base_url}/v1/messages, and translates the answer back into OpenAI's format: a
+// chat.completion (response.go), a stream of chat.completion.chunk events ending in
+// "data: [DONE]" translated event by event as the upstream's arrive (stream.go), or an
+// OpenAI-shaped error (errors.go).
+//
+// Only chat completions are supported; the other endpoints are answered with an OpenAI-shaped 404
+// without calling the upstream. The facts the translation relies on (field names, usage rules,
+// stop reasons, error types) are in PROVIDERS.md §3, §7 and §9, with their sources.
+package anthropic
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/openai"
+)
+
+const (
+	// DefaultBaseURL is Anthropic's API root, without the version path.
+	DefaultBaseURL = "https://api.anthropic.com"
+	// APIVersion is the anthropic-version header every request carries. The wire format this
+	// package translates is the one of this version.
+	APIVersion = "2023-06-01"
+	// DefaultMaxTokens is max_tokens when the OpenAI request names none: Anthropic requires it.
+	DefaultMaxTokens = 4096
+
+	// maxAnswerBytes bounds a non-stream answer read into memory (the gateway applies its own,
+	// usually smaller, limit afterwards).
+	maxAnswerBytes = 64 << 20
+	// maxErrorBytes bounds an upstream error body.
+	maxErrorBytes = 64 << 10
+)
+
+// Settings are the type's own options in the config file (the provider's `anthropic:` section).
+type Settings struct {
+	// DefaultMaxTokens is sent as max_tokens when the request sets neither max_tokens nor
+	// max_completion_tokens (default 4096).
+	DefaultMaxTokens int `yaml:"default_max_tokens"`
+	// PassFields names top-level fields of the OpenAI request body copied verbatim into the
+	// Messages request (for example "thinking", "top_k", "service_tier"), since Anthropic rejects
+	// unknown fields and the adapter drops every field it does not translate. Fields the adapter
+	// writes itself (model, messages, system, max_tokens, stream, tools, tool_choice,
+	// stop_sequences, temperature, top_p, metadata) cannot be listed.
+	PassFields []string `yaml:"pass_fields"`
+	// Beta values are sent in the anthropic-beta header (joined with commas).
+	Beta []string `yaml:"beta"`
+}
+
+// Options configure one Anthropic provider.
+type Options struct {
+	// BaseURL is the API root without the version path (default https://api.anthropic.com);
+	// requests go to BaseURL + "/v1/messages".
+	BaseURL string
+	// APIKey is sent as x-api-key.
+	APIKey string
+	Settings
+	// MaxIdleConnsPerHost, DialTimeout and ResponseHeaderTimeout tune the HTTP client as for the
+	// openai adapter (see openai.Options; same defaults).
+	MaxIdleConnsPerHost   int
+	DialTimeout           time.Duration
+	ResponseHeaderTimeout time.Duration
+}
+
+// reservedFields are written by the translation; PassFields may not name them.
+var reservedFields = map[string]bool{
+	"model": true, "messages": true, "system": true, "max_tokens": true, "stream": true,
+	"tools": true, "tool_choice": true, "stop_sequences": true, "temperature": true,
+	"top_p": true, "metadata": true,
+}
+
+// Provider is an Anthropic Messages API upstream. It is safe for concurrent use.
+type Provider struct {
+	endpoint string // base + /v1/messages
+	key      string
+	beta     string
+	settings Settings
+	client   *http.Client
+	now      func() time.Time
+}
+
+var (
+	_ providers.Provider   = (*Provider)(nil)
+	_ providers.IdleCloser = (*Provider)(nil)
+)
+
+// New checks the options and builds the provider's client.
+func New(opts Options) (*Provider, error) {
+	base := opts.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, errors.New("base_url: not a valid URL")
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("base_url: want an http(s) URL, got %q", redact(u))
+	}
+	if opts.DefaultMaxTokens < 0 {
+		return nil, errors.New("anthropic.default_max_tokens: must not be negative")
+	}
+	if opts.DefaultMaxTokens == 0 {
+		opts.DefaultMaxTokens = DefaultMaxTokens
+	}
+	for _, f := range opts.PassFields {
+		if f == "" || reservedFields[f] {
+			return nil, fmt.Errorf("anthropic.pass_fields: %q cannot be passed through (the adapter writes it)", f)
+		}
+	}
+	tr := openai.NewTransport(openai.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
+		DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout})
+	return &Provider{
+		endpoint: strings.TrimRight(base, "/") + "/v1/messages",
+		key:      opts.APIKey,
+		beta:     strings.Join(opts.Beta, ","),
+		settings: opts.Settings,
+		client:   &http.Client{Transport: tr},
+		now:      time.Now,
+	}, nil
+}
+
+// Do implements providers.Provider: translate, call, translate back. Requests the adapter cannot
+// translate and endpoints it does not support are answered without an upstream call.
+func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Response, error) {
+	if req.Endpoint != providers.ChatCompletions {
+		return errorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest,
+			"The anthropic provider supports only /v1/chat/completions, not /v1/"+string(req.Endpoint)+".",
+			"unsupported_endpoint", ""), nil), nil
+	}
+	tr, err := translateRequest(req.Body, req.Model, req.Stream, &p.settings)
+	if err != nil {
+		var re *requestError
+		if errors.As(err, &re) {
+			return errorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest, re.msg, "invalid_value", re.param), nil), nil
+		}
+		return nil, err
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, p.endpoint, bytes.NewReader(tr.body))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range req.Header {
+		switch http.CanonicalHeaderKey(k) {
+		case "Authorization", "X-Api-Key", "Api-Key", "Anthropic-Version", "Anthropic-Beta", "Content-Length", "Host":
+			continue // credentials and protocol headers are the adapter's own
+		}
+		hr.Header[k] = v
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	if req.Stream {
+		hr.Header.Set("Accept", "text/event-stream")
+	} else {
+		hr.Header.Set("Accept", "application/json")
+	}
+	hr.Header.Set("anthropic-version", APIVersion)
+	if p.beta != "" {
+		hr.Header.Set("anthropic-beta", p.beta)
+	}
+	if p.key != "" {
+		hr.Header.Set("x-api-key", p.key)
+	}
+	resp, err := p.client.Do(hr)
+	if err != nil {
+		return nil, err
+	}
+	created := p.now().Unix()
+	switch {
+	case resp.StatusCode >= 300:
+		return translateErrorResponse(resp), nil
+	case req.Stream && isEventStream(resp.Header.Get("Content-Type")):
+		h := http.Header{}
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		return &http.Response{Status: "200 OK", StatusCode: http.StatusOK, Proto: resp.Proto,
+			ProtoMajor: resp.ProtoMajor, ProtoMinor: resp.ProtoMinor, Header: h,
+			Body:          newStreamReader(resp.Body, req.Model, created, tr.includeUsage),
+			ContentLength: -1, Request: resp.Request}, nil
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("anthropic: reading the answer: %w", err)
+	}
+	if len(raw) > maxAnswerBytes {
+		return errorResponse(http.StatusBadGateway, api.NewError(api.TypeUpstream,
+			"The upstream's answer exceeded the adapter's size limit.", "upstream_response_too_large", ""), nil), nil
+	}
+	out, err := translateResponse(raw, req.Model, created)
+	if err != nil {
+		return errorResponse(http.StatusBadGateway, api.NewError(api.TypeUpstream,
+			"The upstream's answer could not be translated.", "bad_upstream_response", ""), nil), nil
+	}
+	return jsonResponse(http.StatusOK, out, nil), nil
+}
+
+// CloseIdleConnections drops pooled upstream connections.
+func (p *Provider) CloseIdleConnections() { p.client.CloseIdleConnections() }
+
+// jsonResponse is a synthesised answer with a JSON body. extra headers are copied in.
+func jsonResponse(status int, body []byte, extra http.Header) *http.Response {
+	h := http.Header{}
+	for k, v := range extra {
+		h[k] = v
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	return &http.Response{
+		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
+		StatusCode:    status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+	}
+}
+
+// errorResponse is a synthesised OpenAI error answer.
+func errorResponse(status int, e api.Error, extra http.Header) *http.Response {
+	return jsonResponse(status, e.Marshal(), extra)
+}
+
+func isEventStream(ct string) bool {
+	return len(ct) >= 17 && strings.EqualFold(ct[:17], "text/event-stream")
+}
+
+// redact hides userinfo in a URL so credentials never reach logs or errors.
+func redact(u *url.URL) string {
+	if u.User == nil {
+		return u.String()
+	}
+	c := *u
+	c.User = url.User("redacted")
+	return c.String()
+}

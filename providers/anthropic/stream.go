@@ -1,0 +1,382 @@
+package anthropic
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/api"
+)
+
+// This file translates a Messages event stream (PROVIDERS.md §3.4) into OpenAI's
+// chat.completion.chunk stream, on Read: each Read pulls upstream lines until at least one
+// translated event is ready, so chunks leave as the upstream's events arrive and nothing is
+// buffered beyond one event.
+//
+//	message_start                 → the role chunk ({"role":"assistant","content":""}); usage noted
+//	content_block_start text      → nothing (or its text, if any)
+//	content_block_start tool_use  → tool_calls[{index, id, type, function{name, arguments:""}}]
+//	content_block_delta text      → {"content": …}
+//	content_block_delta thinking  → {"reasoning_content": …}
+//	content_block_delta input_json→ tool_calls[{index, function{arguments: …}}]
+//	content_block_stop            → arguments "{}" for a tool that streamed no input
+//	message_delta                 → stop_reason and cumulative usage noted
+//	message_stop                  → the finish_reason chunk, the usage chunk (choices: [], only
+//	                                when stream_options.include_usage), "data: [DONE]"
+//	error                         → data: {"error":{…}} in OpenAI's shape, then the end of the
+//	                                stream without [DONE]: the gateway records an upstream failure
+//	ping, signature and citation deltas, unknown events → nothing
+//
+// A stream that ends before message_stop ends the body with io.ErrUnexpectedEOF (no [DONE]);
+// an event that is not JSON ends it with an error event, as a broken upstream.
+
+const (
+	// maxEventBytes bounds one upstream event; a larger one ends the stream as broken.
+	maxEventBytes = 16 << 20
+	// readerSize is the line reader's buffer: longer lines are assembled in streamReader.line.
+	readerSize = 4 << 10
+)
+
+// streamReader is the translated body. It is not safe for concurrent use (Close may be called
+// while a Read is blocked, as for any response body).
+type streamReader struct {
+	body io.ReadCloser
+	br   *bufio.Reader
+	line []byte // a line longer than br's buffer, being assembled
+	data []byte // the current event's data lines, joined by \n
+	name []byte // the current event's event: field
+	has  bool   // the current event has a data line
+
+	out []byte // translated bytes not yet read
+	off int
+	err error // returned once out is drained
+
+	model        string
+	created      int64
+	includeUsage bool
+	head         []byte // `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,`
+	started      bool   // the role chunk went out
+	stopReason   string
+	usage        usageCounts
+	tools        []toolState
+}
+
+// toolState follows one tool_use block of the stream.
+type toolState struct {
+	block int64 // Anthropic's content block index
+	index int   // OpenAI's tool_calls index
+	args  bool  // some arguments were sent
+}
+
+func newStreamReader(body io.ReadCloser, model string, created int64, includeUsage bool) *streamReader {
+	return &streamReader{body: body, br: bufio.NewReaderSize(body, readerSize), model: model,
+		created: created, includeUsage: includeUsage}
+}
+
+// Read implements io.Reader.
+func (s *streamReader) Read(p []byte) (int, error) {
+	for s.off >= len(s.out) {
+		if s.err != nil {
+			return 0, s.err
+		}
+		s.out, s.off = s.out[:0], 0
+		s.step()
+	}
+	n := copy(p, s.out[s.off:])
+	s.off += n
+	return n, nil
+}
+
+// Close closes the upstream body.
+func (s *streamReader) Close() error {
+	if s.err == nil {
+		s.err = http.ErrBodyReadAfterClose
+	}
+	return s.body.Close()
+}
+
+// step reads one upstream line and handles it.
+func (s *streamReader) step() {
+	line, err := s.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		if len(s.line)+len(line) > maxEventBytes {
+			s.broken("An upstream stream event exceeded the size limit.")
+			return
+		}
+		s.line = append(s.line, line...)
+		return
+	}
+	if len(s.line) > 0 {
+		s.line = append(s.line, line...)
+		line = s.line
+	}
+	if len(line) > 0 {
+		s.handleLine(line)
+		s.line = s.line[:0]
+	}
+	if err == nil || s.err != nil {
+		return
+	}
+	if err == io.EOF {
+		// The upstream ended before message_stop. An event it left without its blank line is
+		// dropped, as the SSE spec says: it may be cut anywhere.
+		s.err = io.ErrUnexpectedEOF
+		return
+	}
+	s.err = err
+}
+
+// handleLine handles one SSE line (https://html.spec.whatwg.org/multipage/server-sent-events.html).
+func (s *streamReader) handleLine(line []byte) {
+	line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+	if len(line) == 0 {
+		s.dispatch()
+		return
+	}
+	if line[0] == ':' {
+		return // comment
+	}
+	field, value := line, []byte(nil)
+	if i := bytes.IndexByte(line, ':'); i >= 0 {
+		field, value = line[:i], line[i+1:]
+		if len(value) > 0 && value[0] == ' ' {
+			value = value[1:]
+		}
+	}
+	switch string(field) {
+	case "data":
+		if len(s.data)+len(value) > maxEventBytes {
+			s.broken("An upstream stream event exceeded the size limit.")
+			return
+		}
+		if s.has {
+			s.data = append(s.data, '\n')
+		}
+		s.data = append(s.data, value...)
+		s.has = true
+	case "event":
+		s.name = append(s.name[:0], value...)
+	}
+}
+
+// dispatch translates the event collected so far.
+func (s *streamReader) dispatch() {
+	defer func() { s.data, s.name, s.has = s.data[:0], s.name[:0], false }()
+	if !s.has {
+		return
+	}
+	if !gjson.ValidBytes(s.data) {
+		s.broken("The upstream sent a malformed stream event.")
+		return
+	}
+	ev := gjson.ParseBytes(s.data)
+	typ := ev.Get("type").Str
+	if typ == "" {
+		typ = string(s.name)
+	}
+	switch typ {
+	case "message_start":
+		m := ev.Get("message")
+		s.setHead(m.Get("id"), m.Get("model"))
+		s.usage.update(m.Get("usage"))
+		s.start()
+	case "content_block_start":
+		s.blockStart(ev.Get("index").Int(), ev.Get("content_block"))
+	case "content_block_delta":
+		s.blockDelta(ev.Get("index").Int(), ev.Get("delta"))
+	case "content_block_stop":
+		if t := s.tool(ev.Get("index").Int()); t != nil && !t.args {
+			s.toolArgs(t, []byte(`"{}"`))
+		}
+	case "message_delta":
+		if r := ev.Get("delta.stop_reason"); r.Type == gjson.String {
+			s.stopReason = r.Str
+		}
+		s.usage.update(ev.Get("usage"))
+	case "message_stop":
+		s.finish()
+	case "error":
+		e := ev.Get("error")
+		typ, msg := e.Get("type").Str, e.Get("message").Str
+		if msg == "" {
+			msg = "The upstream failed while streaming its answer."
+		}
+		s.fail(api.NewError(openAIType(http.StatusInternalServerError, typ), msg, typ, ""))
+	}
+}
+
+// setHead fixes the fields every chunk starts with, from message_start (or from defaults when
+// an upstream skipped it).
+func (s *streamReader) setHead(id, model gjson.Result) {
+	if s.head != nil {
+		return
+	}
+	h := append(make([]byte, 0, 128), `data: {"id":`...)
+	if id.Type == gjson.String && id.Str != "" {
+		h = append(h, id.Raw...) // valid JSON: the event was validated
+	} else {
+		h = append(h, `"msg_unknown"`...)
+	}
+	h = append(h, `,"object":"chat.completion.chunk","created":`...)
+	h = strconv.AppendInt(h, s.created, 10)
+	h = append(h, `,"model":`...)
+	if model.Type == gjson.String && model.Str != "" {
+		h = append(h, model.Raw...)
+	} else {
+		h = appendString(h, s.model)
+	}
+	s.head = append(h, ',')
+}
+
+// start sends the role chunk once, before anything else of the answer.
+func (s *streamReader) start() {
+	if s.started {
+		return
+	}
+	s.setHead(gjson.Result{}, gjson.Result{})
+	s.started = true
+	s.openChunk()
+	s.out = append(s.out, `"role":"assistant","content":""`...)
+	s.closeChunk("")
+}
+
+func (s *streamReader) blockStart(index int64, cb gjson.Result) {
+	switch cb.Get("type").Str {
+	case "text":
+		s.deltaText("content", cb.Get("text"))
+	case "thinking":
+		s.deltaText("reasoning_content", cb.Get("thinking"))
+	case "tool_use":
+		if s.tool(index) != nil {
+			return // a repeated start: the call is already announced
+		}
+		s.start()
+		s.tools = append(s.tools, toolState{block: index, index: len(s.tools)})
+		t := &s.tools[len(s.tools)-1]
+		s.openChunk()
+		s.out = append(s.out, `"tool_calls":[{"index":`...)
+		s.out = strconv.AppendInt(s.out, int64(t.index), 10)
+		s.out = append(s.out, `,"id":`...)
+		s.out = appendRawString(s.out, cb.Get("id"))
+		s.out = append(s.out, `,"type":"function","function":{"name":`...)
+		s.out = appendRawString(s.out, cb.Get("name"))
+		s.out = append(s.out, `,"arguments":""}}]`...)
+		s.closeChunk("")
+		// Streamed tool_use blocks start with input {}; an upstream that sends the whole input
+		// here instead still gets it through.
+		if in := cb.Get("input"); in.IsObject() && len(in.Map()) > 0 {
+			s.toolArgs(t, appendString(nil, in.Raw))
+		}
+	}
+}
+
+func (s *streamReader) blockDelta(index int64, d gjson.Result) {
+	switch d.Get("type").Str {
+	case "text_delta":
+		s.deltaText("content", d.Get("text"))
+	case "thinking_delta":
+		s.deltaText("reasoning_content", d.Get("thinking"))
+	case "input_json_delta":
+		pj := d.Get("partial_json")
+		if t := s.tool(index); t != nil && pj.Type == gjson.String && pj.Str != "" {
+			s.toolArgs(t, []byte(pj.Raw))
+		}
+	}
+}
+
+// deltaText sends a text-like delta field, unless empty.
+func (s *streamReader) deltaText(field string, v gjson.Result) {
+	if v.Type != gjson.String || v.Str == "" {
+		return
+	}
+	s.start()
+	s.openChunk()
+	s.out = append(s.out, '"')
+	s.out = append(s.out, field...)
+	s.out = append(s.out, `":`...)
+	s.out = append(s.out, v.Raw...)
+	s.closeChunk("")
+}
+
+// toolArgs sends a fragment of a tool call's arguments; frag is a JSON string.
+func (s *streamReader) toolArgs(t *toolState, frag []byte) {
+	t.args = true
+	s.openChunk()
+	s.out = append(s.out, `"tool_calls":[{"index":`...)
+	s.out = strconv.AppendInt(s.out, int64(t.index), 10)
+	s.out = append(s.out, `,"function":{"arguments":`...)
+	s.out = append(s.out, frag...)
+	s.out = append(s.out, `}}]`...)
+	s.closeChunk("")
+}
+
+func (s *streamReader) tool(block int64) *toolState {
+	for i := range s.tools {
+		if s.tools[i].block == block {
+			return &s.tools[i]
+		}
+	}
+	return nil
+}
+
+// openChunk starts a chunk, up to the inside of its delta object.
+func (s *streamReader) openChunk() {
+	s.out = append(s.out, s.head...)
+	s.out = append(s.out, `"choices":[{"index":0,"delta":{`...)
+}
+
+// closeChunk ends a chunk with its finish_reason (null when empty).
+func (s *streamReader) closeChunk(finish string) {
+	s.out = append(s.out, `},"logprobs":null,"finish_reason":`...)
+	if finish == "" {
+		s.out = append(s.out, "null"...)
+	} else {
+		s.out = appendString(s.out, finish)
+	}
+	s.out = append(s.out, "}]}\n\n"...)
+}
+
+// finish ends a complete stream: the one chunk with finish_reason, the one usage chunk, [DONE].
+func (s *streamReader) finish() {
+	s.start()
+	for i := range s.tools {
+		if !s.tools[i].args {
+			s.toolArgs(&s.tools[i], []byte(`"{}"`))
+		}
+	}
+	s.openChunk()
+	s.closeChunk(finishReason(s.stopReason))
+	if s.includeUsage && s.usage.found {
+		s.out = append(s.out, s.head...)
+		s.out = append(s.out, `"choices":[],"usage":`...)
+		s.out = s.usage.appendJSON(s.out)
+		s.out = append(s.out, "}\n\n"...)
+	}
+	s.out = append(s.out, "data: [DONE]\n\n"...)
+	s.err = io.EOF
+}
+
+// fail ends the stream with an OpenAI error event and no [DONE].
+func (s *streamReader) fail(e api.Error) {
+	s.out = append(s.out, "data: "...)
+	s.out = append(s.out, e.Marshal()...)
+	s.out = append(s.out, "\n\n"...)
+	s.err = io.EOF
+}
+
+// broken ends a stream the adapter cannot follow.
+func (s *streamReader) broken(msg string) {
+	s.fail(api.NewError(api.TypeUpstream, msg, "bad_upstream_event", ""))
+}
+
+// appendRawString appends a string value's JSON, or "" when v is not a string.
+func appendRawString(dst []byte, v gjson.Result) []byte {
+	if v.Type != gjson.String {
+		return append(dst, `""`...)
+	}
+	return append(dst, v.Raw...)
+}

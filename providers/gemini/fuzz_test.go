@@ -1,0 +1,125 @@
+package gemini
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"testing/iotest"
+
+	"github.com/tidwall/gjson"
+)
+
+// FuzzGeminiStream feeds arbitrary bytes to the stream translator as Gemini's SSE body. Whatever
+// arrives, the output must be a well-formed OpenAI stream (see checkStream), and reading the
+// upstream one byte at a time must not change it.
+func FuzzGeminiStream(f *testing.F) {
+	files, _ := filepath.Glob("testdata/stream/*.sse")
+	for _, file := range files {
+		if b, err := os.ReadFile(file); err == nil {
+			f.Add(b)
+		}
+	}
+	for _, s := range []string{
+		"", "data: [DONE]\n\n", "data:\n\n", "data: {}\n\n", "data: []\r\n\r\n", ": ping\n\n",
+		"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]},\"finishReason\":\"STOP\"}]}",
+		"data: {\"candidates\":[{\"index\":1,\"content\":{\"parts\":[{\"text\":\"b\"}]},\"finishReason\":\"STOP\"}]}\n\n",
+		"data: {\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"name\":\"f\",\"args\":[1]}}]},\"finishReason\":\"STOP\"}]}\n\n",
+		"data: {\"error\":{\"code\":\"x\"}}\n\n",
+		"data: {\"usageMetadata\":{\"promptTokenCount\":-5,\"candidatesTokenCount\":9e99},\"candidates\":[{\"finishReason\":\"OTHER\"}]}\n\n",
+		"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"\\u2028\\ud800\"}]},\"finishReason\":\"STOP\"}],\"responseId\":\"a b\"}\n\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		whole, err := readStream(bytes.NewReader(data), 0)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if err := checkStream(whole); err != nil {
+			t.Fatalf("%v\ninput: %q\noutput: %s", err, data, whole)
+		}
+		split, err := readStream(iotest.OneByteReader(bytes.NewReader(data)), 1)
+		if err != nil {
+			t.Fatalf("read one byte at a time: %v", err)
+		}
+		if !bytes.Equal(split, whole) {
+			t.Fatalf("split reads changed the output\ninput: %q\nwhole: %s\nsplit: %s", data, whole, split)
+		}
+	})
+}
+
+// FuzzGeminiRequest feeds arbitrary bodies to the request translator: it either refuses them with
+// a requestError or produces a generateContent body that is valid JSON with non-empty contents
+// of valid roles, each with parts.
+func FuzzGeminiRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]}],"max_tokens":5,"stop":["x"]}`,
+		`{"model":"m","messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"c__thought__s","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","tool_call_id":"c__thought__s","content":"ok"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":["integer","null"]}},"required":["a"],"additionalProperties":false}}}],"tool_choice":"required"}`,
+		`{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"$defs":{"A":{"type":"string"}},"type":"object","properties":{"a":{"$ref":"#/$defs/A"},"b":{"oneOf":[{"const":"x"},{"enum":[1,"y"]}]}}}}}],"response_format":{"type":"json_schema","json_schema":{"schema":{"type":"array","items":[{"type":"string"}]}}}}`,
+		`{"model":"m","messages":[{"role":"developer","content":"d"},{"role":"user","content":"x"}],"reasoning_effort":"medium","n":1,"temperature":1e-3}`,
+		`{"messages":[]}`, `[]`, `{"messages":[{"role":"tool"}]}`, `{"messages":[{"role":"user","content":[{"type":"file","file":{"file_data":"data:;base64,x"}}]}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		tr, err := translateRequest(body)
+		if err != nil {
+			var re *requestError
+			if !errors.As(err, &re) || re.msg == "" {
+				t.Fatalf("error %T %v is not a requestError with a message", err, err)
+			}
+			return
+		}
+		if !gjson.ValidBytes(tr.body) {
+			t.Fatalf("output is not JSON: %s", tr.body)
+		}
+		out := gjson.ParseBytes(tr.body)
+		contents := out.Get("contents").Array()
+		if len(contents) == 0 {
+			t.Fatalf("no contents: %s", tr.body)
+		}
+		for i, c := range contents {
+			if r := c.Get("role").Str; r != "user" && r != "model" {
+				t.Fatalf("contents[%d] has role %q", i, r)
+			}
+			if i > 0 && c.Get("role").Str == contents[i-1].Get("role").Str {
+				t.Fatalf("contents[%d] repeats its predecessor's role", i)
+			}
+			if c.Get("parts.#").Int() == 0 {
+				t.Fatalf("contents[%d] has no parts", i)
+			}
+		}
+		if bytes.Contains(tr.body, []byte(`"additionalProperties"`)) && !bytes.Contains(body, []byte(`"additionalProperties"`)) {
+			t.Fatalf("a keyword appeared from nowhere: %s", tr.body)
+		}
+		out.Get("tools.0.functionDeclarations").ForEach(func(_, d gjson.Result) bool {
+			checkCleanSchema(t, d.Get("parameters"))
+			return true
+		})
+		checkCleanSchema(t, out.Get("generationConfig.responseSchema"))
+	})
+}
+
+// checkCleanSchema fails when a cleaned schema still holds a keyword Gemini refuses.
+func checkCleanSchema(t *testing.T, s gjson.Result) {
+	t.Helper()
+	if !s.IsObject() {
+		return
+	}
+	s.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "additionalProperties", "$schema", "$ref", "$defs", "definitions", "oneOf", "allOf", "const", "strict":
+			t.Fatalf("keyword %q left in %s", k.Str, s.Raw)
+		case "properties":
+			v.ForEach(func(_, p gjson.Result) bool { checkCleanSchema(t, p); return true })
+		case "items":
+			checkCleanSchema(t, v)
+		case "anyOf":
+			v.ForEach(func(_, p gjson.Result) bool { checkCleanSchema(t, p); return true })
+		}
+		return true
+	})
+}
