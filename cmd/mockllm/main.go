@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.ErrorRate, "error-rate", 0, "fraction of requests answered with a 500")
 	fs.Int64Var(&o.Seed, "seed", 0, "seed for the error-rate draw (0 = random)")
 	fs.StringVar(&o.RequireKey, "require-key", os.Getenv("MOCKLLM_REQUIRE_KEY"),
-		"API key required as Authorization: Bearer (default $MOCKLLM_REQUIRE_KEY; empty = none)")
+		"API key required: Authorization: Bearer (OpenAI), x-api-key (Anthropic), x-goog-api-key (Gemini) (default $MOCKLLM_REQUIRE_KEY; empty = none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

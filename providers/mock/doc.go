@@ -13,6 +13,15 @@
 // stream_options.include_usage — a chunk with "choices":[] and the usage (every other chunk then
 // carries "usage":null), then "data: [DONE]". Each event is flushed on its own.
 //
+// POST /v1/messages answers in Anthropic's Messages format (stream and non-stream, tools, prompt
+// caching, Anthropic error bodies), with the same words, token rules and overrides; its
+// particulars are documented in anthropic.go.
+//
+// POST /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse answer in
+// Gemini's native format (thought parts, parallel function calls, cumulative usageMetadata, Google
+// error bodies, x-goog-api-key), with the same words, limits and overrides (the "mock" object at
+// the top of the Gemini body); its particulars are documented in gemini.go.
+//
 // # Token accounting
 //
 // The numbers are deterministic so that tests can compute them:

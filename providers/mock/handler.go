@@ -31,6 +31,9 @@ type Handler struct {
 	stats  counters
 	log    requestLog
 	models []byte // the GET /v1/models body, rendered once
+
+	// cache holds the prompt prefixes /v1/messages has cached (anthropic.go).
+	cache promptCache
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -89,6 +92,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveAPI(w, r, epEmbed)
 	case "/v1/models":
 		h.serveAPI(w, r, epModels)
+	case "/v1/messages":
+		h.serveMessages(w, r) // Anthropic's Messages API (anthropic.go)
 	case "/_mock/stats":
 		h.serveStats(w, r)
 	case "/_mock/requests":
@@ -96,6 +101,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/_mock/reset":
 		h.serveReset(w, r)
 	default:
+		if isGeminiPath(r.URL.Path) { // /v1beta/models/{model}:{method}, see gemini.go
+			h.serveGemini(w, r)
+			return
+		}
 		writeError(w, http.StatusNotFound, api.NewError(api.TypeInvalidRequest,
 			"Invalid URL ("+r.Method+" "+r.URL.Path+")", "unknown_url", ""))
 	}

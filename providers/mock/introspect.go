@@ -72,6 +72,7 @@ func (h *Handler) Reset() {
 	c.canceled.Store(0)
 	c.aborted.Store(0)
 	h.log.reset()
+	h.cache.reset()
 }
 
 func (h *Handler) serveStats(w http.ResponseWriter, r *http.Request) {

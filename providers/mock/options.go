@@ -31,8 +31,10 @@ type Options struct {
 	// embeddings request of a handler fails or not as a function of (Seed, k). 0 picks a random
 	// seed.
 	Seed int64 `yaml:"seed"`
-	// RequireKey, when set, makes /v1/ answer 401 unless Authorization is "Bearer <RequireKey>",
-	// so that tests prove which credential the gateway sent upstream.
+	// RequireKey, when set, makes the API answer 401 unless the request carries the key where
+	// the format wants it: "Authorization: Bearer <RequireKey>" (OpenAI), x-api-key (Anthropic's
+	// /v1/messages) or x-goog-api-key (Gemini), so that tests prove which credential the gateway
+	// sent upstream.
 	RequireKey string `yaml:"require_key"`
 }
 

@@ -30,6 +30,10 @@ type inProcess struct {
 
 var _ providers.Provider = (*inProcess)(nil)
 
+// InProcess reports that the provider answers without a network connection, so the gateway
+// applies no connect timeout to it.
+func (p *inProcess) InProcess() bool { return true }
+
 // Do returns as soon as the handler has written its headers. Canceling ctx cancels the handler's
 // request context and breaks the pipe, so the body's reader sees ctx's error; a stream the handler
 // drops (fail_after) ends with io.ErrUnexpectedEOF, as a dropped connection would. The handler's
