@@ -110,6 +110,8 @@ type Gateway struct {
 	prices   *PriceBook
 	tokens   *tokens.Estimator
 	money    *moneyBook
+	health   *health
+	retries  *retryBudget
 	changes  *Changes
 	renewer  *renewer
 	router   atomic.Pointer[providers.Router]
@@ -134,6 +136,8 @@ func New(d Deps, opts Options) *Gateway {
 		renewer: newRenewer(d.Limiter, q.LeaseTTL), usage: d.Usage, metrics: d.Metrics, log: d.Log}
 	g.changes = d.Changes
 	g.money = newMoneyBook(d.Store, d.Changes)
+	g.health = newHealth(d.Metrics.registry())
+	g.retries = newRetryBudget()
 	g.quotaOK = d.QuotaHealthy
 	if g.quotaOK == nil {
 		g.quotaOK = func() bool { return true }
@@ -165,6 +169,9 @@ func (g *Gateway) Run(ctx context.Context) {
 // Prices is the gateway's price book (for tests and the admin API).
 func (g *Gateway) Prices() *PriceBook { return g.prices }
 
+// Router is the routing table in use.
+func (g *Gateway) Router() *providers.Router { return g.router.Load() }
+
 // SetRouter swaps the routing table; requests in flight keep the table they started with.
 func (g *Gateway) SetRouter(r *providers.Router) { g.router.Store(r) }
 
@@ -190,6 +197,8 @@ func (g *Gateway) Handler() http.Handler {
 	v1.POST("/embeddings", g.relayHandler(providers.Embeddings))
 	v1.GET("/models", g.handleModels)
 	v1.GET("/models/*model", g.handleModel)
+	v1.GET("/providers", g.handleProviders)
+	v1.GET("/status", g.handleStatus)
 	return e
 }
 

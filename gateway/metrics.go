@@ -16,7 +16,17 @@ type Metrics struct {
 	upstream   *prometheus.CounterVec
 	keyLookups *prometheus.CounterVec
 	unpriced   *prometheus.CounterVec
+	failovers  *prometheus.CounterVec
 	costs      *costMetrics
+	reg        prometheus.Registerer
+}
+
+// registry is where the series are registered, for parts of the gateway that add their own.
+func (m *Metrics) registry() prometheus.Registerer {
+	if m == nil {
+		return nil
+	}
+	return m.reg
 }
 
 // NewMetrics registers the series on reg. costUserLabels bounds the userId label of the
@@ -40,7 +50,7 @@ func NewMetrics(reg prometheus.Registerer, costUserLabels int) *Metrics {
 			Name: "llmgate_streams_in_flight", Help: "SSE streams being relayed now.",
 		}),
 		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "llmgate_upstream_attempts_total", Help: "Upstream calls by deployment and outcome (ok, http_<status>, error).",
+			Name: "llmgate_upstream_attempts_total", Help: "Upstream calls by deployment and outcome (ok, http_<status>, error), and deployments skipped with their breaker open (breaker_open).",
 		}, []string{"deployment", "outcome"}),
 		keyLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "llmgate_key_lookups_total", Help: "API key resolutions by source: cache hit, negative cache hit, store, rejected by format.",
@@ -49,7 +59,11 @@ func NewMetrics(reg prometheus.Registerer, costUserLabels int) *Metrics {
 	m.unpriced = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llmgate_unpriced_requests_total", Help: "Requests with usage but no price for their model: recorded without cost, never as $0.",
 	}, []string{"model"})
-	reg.MustRegister(m.requests, m.duration, m.ttft, m.streams, m.upstream, m.keyLookups, m.unpriced)
+	m.failovers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmgate_failovers_total", Help: "Requests that moved on to another deployment after a failed attempt, by public model.",
+	}, []string{"model"})
+	m.reg = reg
+	reg.MustRegister(m.requests, m.duration, m.ttft, m.streams, m.upstream, m.keyLookups, m.unpriced, m.failovers)
 	m.costs = newCostMetrics(reg, costUserLabels)
 	return m
 }

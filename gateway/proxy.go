@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -49,17 +50,23 @@ type usage struct {
 	found                                 bool
 }
 
+// parseUsage reads an OpenAI usage object, and the spellings of compatible providers: DeepSeek
+// reports cached prompt tokens as prompt_cache_hit_tokens.
 func parseUsage(u gjson.Result) usage {
 	if !u.IsObject() {
 		return usage{}
 	}
-	return usage{
+	out := usage{
 		prompt:     u.Get("prompt_tokens").Int(),
 		completion: u.Get("completion_tokens").Int(),
 		cached:     u.Get("prompt_tokens_details.cached_tokens").Int(),
 		reasoning:  u.Get("completion_tokens_details.reasoning_tokens").Int(),
 		found:      true,
 	}
+	if out.cached == 0 {
+		out.cached = u.Get("prompt_cache_hit_tokens").Int()
+	}
+	return out
 }
 
 func (g *Gateway) relayHandler(ep providers.Endpoint) gin.HandlerFunc {
@@ -268,35 +275,65 @@ func (r request) upstreamBody(model string) ([]byte, bool, error) {
 	return out, inject, nil
 }
 
-// forward tries the deployments in order until one answers, then relays its answer. Another
-// deployment is tried after a connection error or a 429/5xx received before any byte reached the
-// client; a timeout is not retried (the upstream may still bill for it), nor is a 4xx caused by
-// the request.
+// forward tries the deployments in order (priority groups, ordered within a group by the model's
+// strategy) until one answers, then relays its answer. A deployment whose circuit breaker is open
+// is skipped. Another deployment is tried, after a backoff and within the retry budget, after a
+// connection error or a 401/403/408/429/5xx received before any byte reached the client, and
+// after a timeout before the first byte only where the deployment allows it (the upstream may
+// still bill for it); never once the answer has begun, and not after a 4xx caused by the request.
 func (x *exchange) forward(req request, cands []*providers.Deployment) {
+	g := x.g
 	var last error = errNoUpstrm
 	hdr := http.Header{"Traceparent": {x.traceparent}, "X-Request-Id": {x.rec.RequestID}}
-	for i, d := range cands {
-		if i >= x.g.opts.MaxAttempts {
+	cands = g.health.order(cands, g.router.Load().Strategy(req.model), g.priceOf)
+	attempts, open := 0, 0
+	g.retries.deposit()
+	for _, d := range cands {
+		if attempts >= g.opts.MaxAttempts {
 			break
 		}
+		dh := g.health.of(d)
+		report, err := dh.breaker.Allow()
+		if err != nil { // open, or half-open with its probes out
+			open++
+			g.metrics.upstream.WithLabelValues(d.ID, "breaker_open").Inc()
+			continue
+		}
+		if attempts > 0 {
+			if !g.retries.withdraw() || !x.backoff(attempts) {
+				report(errClientSide) // not attempted
+				break
+			}
+			g.metrics.failovers.WithLabelValues(x.label).Inc()
+		}
+		attempts++
 		body, inject, err := req.upstreamBody(d.Model)
 		if err != nil {
+			report(errClientSide)
 			x.fail(newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "The request body could not be rewritten for the upstream."))
 			return
 		}
 		x.attempted = true
 		x.rec.Provider, x.rec.Deployment, x.rec.UpstreamModel = d.ProviderName, d.ID, d.Model
-		resp, err := d.Provider.Do(x.ctx, &providers.Request{Endpoint: x.ep, Body: body, Stream: req.stream, Model: d.Model, Header: hdr})
+		began := time.Now()
+		resp, err := x.call(d, &providers.Request{Endpoint: x.ep, Body: body, Stream: req.stream, Model: d.Model, Header: hdr})
 		if err != nil {
-			x.g.metrics.upstream.WithLabelValues(d.ID, "error").Inc()
 			last = err
-			if x.ctx.Err() != nil || isTimeout(err) {
+			if x.ctx.Err() != nil { // the client went away: no one to answer, no one to blame
+				dh.done(report, errClientSide, "")
 				break
+			}
+			g.metrics.upstream.WithLabelValues(d.ID, "error").Inc()
+			dh.done(report, err, failureReason(err))
+			if isAttemptTimeout(err) || isTimeout(err) {
+				if !d.RetryOnTimeout {
+					break
+				}
 			}
 			continue
 		}
 		if resp.StatusCode >= 300 {
-			x.g.metrics.upstream.WithLabelValues(d.ID, "http_"+statusLabel(resp.StatusCode)).Inc()
+			g.metrics.upstream.WithLabelValues(d.ID, "http_"+statusLabel(resp.StatusCode)).Inc()
 			eb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 			ue := upstreamError(resp.StatusCode, eb)
@@ -306,16 +343,82 @@ func (x *exchange) forward(req request, cands []*providers.Deployment) {
 				}
 			}
 			last = ue
-			if retryable(resp.StatusCode) {
-				continue
+			if !upstreamFault(resp.StatusCode) {
+				dh.done(report, errClientSide, "")
+				break
 			}
-			break
+			dh.done(report, ue, "http "+statusLabel(resp.StatusCode))
+			continue
 		}
-		x.g.metrics.upstream.WithLabelValues(d.ID, "ok").Inc()
+		g.metrics.upstream.WithLabelValues(d.ID, "ok").Inc()
 		x.respond(resp, inject)
+		if !x.firstByte.IsZero() {
+			g.health.observeTTFT(dh, x.firstByte.Sub(began))
+		}
+		switch {
+		case x.status == StatusClientClosed:
+			dh.done(report, errClientSide, "")
+		case x.status >= 500: // the answer broke off: a failure, but too late to try another
+			dh.done(report, errStreamCut, "answer cut: "+x.errType)
+		default:
+			dh.done(report, nil, "")
+		}
 		return
 	}
+	if attempts == 0 && open > 0 {
+		last = errAllOpen
+	}
 	x.fail(last)
+}
+
+// errAllOpen answers a request whose every deployment has its circuit breaker open: the seed's
+// 503 for an open breaker.
+var errAllOpen = newError(http.StatusServiceUnavailable, api.TypeUnavailable, "upstream_unavailable", "",
+	"Every deployment of this model is failing right now (circuit breaker open); retry shortly.")
+
+// upstreamFault reports whether an upstream's error status is the deployment's fault rather than
+// the request's: it counts against the breaker and lets the request try another deployment.
+func upstreamFault(status int) bool {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return true // the gateway's credentials, or the deployment's capacity
+	}
+	return status >= 500
+}
+
+// failureReason names a failed attempt for /v1/providers, without hosts or credentials.
+func failureReason(err error) string {
+	switch {
+	case errors.Is(err, errConnectTimeout):
+		return "connect timeout"
+	case errors.Is(err, errFirstByteTimeout):
+		return "first byte timeout"
+	case errors.Is(err, errTotalTimeout):
+		return "total timeout"
+	case isTimeout(err):
+		return "timeout"
+	}
+	return "connection error"
+}
+
+// backoff waits before the attempt-th retry: exponential from 25 ms, capped at 1 s, with full
+// jitter. False when the client went away meanwhile.
+func (x *exchange) backoff(attempt int) bool {
+	d := min(25*time.Millisecond<<(attempt-1), time.Second)
+	t := time.NewTimer(rand.N(d) + d/4)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-x.ctx.Done():
+		return false
+	}
+}
+
+// priceOf is a model's price per 1M tokens (input + output), for the cost strategy.
+func (g *Gateway) priceOf(model string) (int64, bool) {
+	p, ok := g.prices.Lookup(model)
+	return p.InputPerM + p.OutputPerM, ok
 }
 
 // respond relays a 2xx upstream answer.

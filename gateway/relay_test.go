@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/billing/tokens"
 	"github.com/llmgate/llmgate/providers"
@@ -70,7 +71,7 @@ func newTestGateway(t *testing.T, p providers.Provider) (*Gateway, string, *usag
 	if err := st.CreateKey(context.Background(), store.APIKey{ID: "k1", Prefix: prefix, TenantID: store.DefaultTenant, CreatedAt: time.Now()}, hash); err != nil {
 		t.Fatal(err)
 	}
-	router, err := providers.NewRouter([]providers.ModelConfig{{Name: "m", Deployments: []providers.DeploymentConfig{{Provider: "fx", Model: "up-m"}}}},
+	router, err := providers.NewRouter([]providers.ModelConfig{{Name: "m", Deployments: []providers.DeploymentConfig{{Provider: "fx", Model: "up-m"}}}}, providers.RoutingConfig{},
 		map[string]providers.Provider{"fx": p})
 	if err != nil {
 		t.Fatal(err)
@@ -136,3 +137,66 @@ func TestStreamGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestCompatibleStreamsBilledOnce: OpenAI-compatible providers put stream usage in different
+// places — a chunk of its own, the finish chunk (GLM), the choice (Moonshot, followed by a
+// duplicate), every chunk cumulatively (vLLM) — and spell cached tokens differently (DeepSeek).
+// Each answer is billed once, from its final usage, and a client that did not ask for usage sees
+// none of it. The fixtures follow PROVIDERS.md §6.
+func TestCompatibleStreamsBilledOnce(t *testing.T) {
+	for _, tc := range []struct {
+		fixture                               string
+		prompt, completion, cached, reasoning int64
+		content                               string
+	}{
+		{"moonshot", 19, 3, 0, 0, "Hello there"},
+		{"glm", 12, 7, 4, 5, "Hi"},
+		{"vllm", 15, 3, 8, 0, "Hi you"},
+		{"deepseek", 30, 9, 24, 6, "Answer"},
+		{"ollama", 10, 2, 0, 0, "Yes"},
+	} {
+		t.Run(tc.fixture, func(t *testing.T) {
+			sse, err := os.ReadFile(filepath.Join("testdata", "compat", tc.fixture+".sse"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, key, u := newTestGateway(t, &fixtureProvider{sse: sse})
+			srv := httptest.NewServer(g.Handler())
+			defer srv.Close()
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions",
+				strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+			req.Header.Set("Authorization", "Bearer "+key)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(got), `"usage"`) || !strings.HasSuffix(string(got), "data: [DONE]\n\n") {
+				t.Errorf("the client, who did not ask for usage, saw:\n%s", got)
+			}
+			var content strings.Builder
+			for _, line := range strings.Split(string(got), "\n") {
+				if strings.HasPrefix(line, "data: {") {
+					content.WriteString(gjsonString(line[6:], "choices.0.delta.content"))
+				}
+			}
+			if content.String() != tc.content {
+				t.Errorf("content %q, want %q", content.String(), tc.content)
+			}
+			srv.Close()
+			if len(u.recs) != 1 {
+				t.Fatalf("%d usage records", len(u.recs))
+			}
+			r := u.recs[0]
+			if r.PromptTokens != tc.prompt || r.CompletionTokens != tc.completion || r.CachedTokens != tc.cached ||
+				r.ReasoningTokens != tc.reasoning || r.UsageSource != "provider" {
+				t.Errorf("record: prompt %d completion %d cached %d reasoning %d (%s), want %d %d %d %d from the provider",
+					r.PromptTokens, r.CompletionTokens, r.CachedTokens, r.ReasoningTokens, r.UsageSource,
+					tc.prompt, tc.completion, tc.cached, tc.reasoning)
+			}
+		})
+	}
+}
+
+func gjsonString(json, path string) string { return gjson.Get(json, path).String() }

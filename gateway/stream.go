@@ -122,12 +122,18 @@ func (s *sseRelay) finish(err error) {
 		x.status, x.errType = http.StatusBadGateway, "upstream_stream_error"
 	case x.ctx.Err() != nil:
 		x.status, x.errType = StatusClientClosed, "client_closed"
+	case s.upErr:
+		// The upstream (or a translating adapter) ended with an error event: the client has it,
+		// and a second one would only confuse.
+		x.status, x.errType = http.StatusBadGateway, "upstream_stream_error"
+	case isAttemptTimeout(err): // the deployment's idle or total timeout cut it
+		status, e := classify(err)
+		x.status, x.errType = status, e.Type
+		_ = s.write(append(append([]byte("data: "), e.Marshal()...), '\n', '\n'))
 	case err != io.EOF:
 		x.status, x.errType = http.StatusBadGateway, "upstream_stream_error"
 		e := api.NewError(api.TypeUpstream, "The upstream stream was interrupted before it completed.", "stream_interrupted", "")
 		_ = s.write(append(append([]byte("data: "), e.Marshal()...), '\n', '\n'))
-	case s.upErr:
-		x.status, x.errType = http.StatusBadGateway, "upstream_stream_error"
 	}
 }
 
@@ -164,9 +170,24 @@ func (s *sseRelay) event(ev []byte) error {
 			}
 		}
 	default:
+		// Providers differ in where usage comes: a chunk of its own (OpenAI, DeepSeek, Ollama), the
+		// chunk with the finish_reason (GLM), inside the choice (Moonshot), or on every chunk,
+		// cumulative (vLLM's continuous_usage_stats). Each is the total so far, so the last one
+		// seen is the answer's usage: it is billed once.
 		u := gjson.GetBytes(payload, "usage")
 		if u.IsObject() {
 			s.x.usage = parseUsage(u)
+		} else if cu := gjson.GetBytes(payload, "choices.0.usage"); cu.IsObject() {
+			s.x.usage = parseUsage(cu)
+			if s.injected {
+				stripped, err := sjson.DeleteBytes(payload, "choices.0.usage")
+				if err == nil && u.Exists() {
+					stripped, err = sjson.DeleteBytes(stripped, "usage")
+				}
+				if err == nil {
+					return s.write(rewriteEvent(ev, stripped))
+				}
+			}
 		}
 		if s.injected && u.Exists() {
 			if u.IsObject() && gjson.GetBytes(payload, "choices.#").Int() == 0 {

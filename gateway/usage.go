@@ -32,7 +32,7 @@ func (d *delivered) addChunk(payload []byte) {
 	if !c.IsObject() {
 		return
 	}
-	for _, path := range [...]string{"delta.content", "delta.reasoning_content", "text", "delta.tool_calls.0.function.arguments"} {
+	for _, path := range [...]string{"delta.content", "delta.reasoning_content", "delta.reasoning", "text", "delta.tool_calls.0.function.arguments"} {
 		if v := c.Get(path); v.Type == gjson.String && v.Str != "" {
 			d.buf.WriteString(v.Str)
 		}
@@ -42,7 +42,7 @@ func (d *delivered) addChunk(payload []byte) {
 // addBody appends the answer text of a whole (non-stream) answer.
 func (d *delivered) addBody(body []byte) {
 	gjson.GetBytes(body, "choices").ForEach(func(_, c gjson.Result) bool {
-		for _, path := range [...]string{"message.content", "message.reasoning_content", "text"} {
+		for _, path := range [...]string{"message.content", "message.reasoning_content", "message.reasoning", "text"} {
 			if v := c.Get(path); v.Type == gjson.String {
 				d.buf.WriteString(v.Str)
 			}

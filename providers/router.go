@@ -4,13 +4,120 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"time"
+)
+
+// Routing strategies: how deployments of the same priority are ordered for a request.
+const (
+	// StrategyWeighted draws them at random, in proportion to their weights (the default).
+	StrategyWeighted = "weighted"
+	// StrategyLatency prefers the lowest moving average of time to first token; deployments not
+	// measured yet come first, so each gets measured.
+	StrategyLatency = "latency"
+	// StrategyCost prefers the lowest price of the upstream model (input + output per 1M tokens);
+	// unpriced ones come last.
+	StrategyCost = "cost"
 )
 
 // ModelConfig is one entry of the config file's `models` list: a public model name and the
 // deployments that can serve it.
 type ModelConfig struct {
-	Name        string             `yaml:"name"`
+	Name string `yaml:"name"`
+	// Strategy orders deployments of equal priority: weighted (default), latency or cost.
+	Strategy    string             `yaml:"strategy"`
 	Deployments []DeploymentConfig `yaml:"deployments"`
+}
+
+// RoutingConfig is the config file's `routing` section: defaults for every deployment.
+type RoutingConfig struct {
+	Timeouts Timeouts      `yaml:"timeouts"`
+	Breaker  BreakerConfig `yaml:"breaker"`
+}
+
+// Timeouts bound one attempt on a deployment. A zero field takes the routing default, and that
+// the built-in one.
+type Timeouts struct {
+	// Connect bounds getting a connection (dial and TLS) [5s].
+	Connect time.Duration `yaml:"connect"`
+	// FirstByte bounds the wait from sending the request to the answer's headers [60s, the seed's
+	// provider call timeout].
+	FirstByte time.Duration `yaml:"first_byte"`
+	// Idle bounds the gap between two reads of the answer's body: between stream events [60s].
+	Idle time.Duration `yaml:"idle"`
+	// Total bounds the whole attempt, stream included [10m].
+	Total time.Duration `yaml:"total"`
+}
+
+// BreakerConfig configures a deployment's circuit breaker. Zero fields take the defaults.
+type BreakerConfig struct {
+	// ConsecutiveFailures trips the breaker after this many failures in a row [5].
+	ConsecutiveFailures uint32 `yaml:"consecutive_failures"`
+	// FailureRatio trips it when at least this share of the requests in the window failed
+	// [0.5], once the window holds MinRequests.
+	FailureRatio float64 `yaml:"failure_ratio"`
+	MinRequests  uint32  `yaml:"min_requests"` // [20]
+	// Window is the span over which the ratio is counted while closed [60s].
+	Window time.Duration `yaml:"window"`
+	// OpenFor is how long a tripped breaker refuses before letting probes through [30s].
+	OpenFor time.Duration `yaml:"open_for"`
+	// HalfOpenRequests is how many probes a half-open breaker lets through; their success closes
+	// it, any failure opens it again [1].
+	HalfOpenRequests uint32 `yaml:"half_open_requests"`
+}
+
+// withDefaults fills o's zero fields from d, then from the built-in defaults.
+func (o Timeouts) withDefaults(d Timeouts) Timeouts {
+	pick := func(v, def, builtin time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		if def > 0 {
+			return def
+		}
+		return builtin
+	}
+	return Timeouts{
+		Connect:   pick(o.Connect, d.Connect, 5*time.Second),
+		FirstByte: pick(o.FirstByte, d.FirstByte, 60*time.Second),
+		Idle:      pick(o.Idle, d.Idle, 60*time.Second),
+		Total:     pick(o.Total, d.Total, 10*time.Minute),
+	}
+}
+
+func (o BreakerConfig) withDefaults(d BreakerConfig) BreakerConfig {
+	u := func(v, def, builtin uint32) uint32 {
+		if v > 0 {
+			return v
+		}
+		if def > 0 {
+			return def
+		}
+		return builtin
+	}
+	dur := func(v, def, builtin time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		if def > 0 {
+			return def
+		}
+		return builtin
+	}
+	ratio := o.FailureRatio
+	if ratio <= 0 {
+		ratio = d.FailureRatio
+	}
+	if ratio <= 0 {
+		ratio = 0.5
+	}
+	return BreakerConfig{
+		ConsecutiveFailures: u(o.ConsecutiveFailures, d.ConsecutiveFailures, 5),
+		FailureRatio:        ratio,
+		MinRequests:         u(o.MinRequests, d.MinRequests, 20),
+		Window:              dur(o.Window, d.Window, time.Minute),
+		OpenFor:             dur(o.OpenFor, d.OpenFor, 30*time.Second),
+		HalfOpenRequests:    u(o.HalfOpenRequests, d.HalfOpenRequests, 1),
+	}
 }
 
 // DeploymentConfig is one way to serve a public model: a provider and its model name there.
@@ -24,28 +131,42 @@ type DeploymentConfig struct {
 	// Priority orders groups: lower first; a higher group is tried only after every lower one
 	// failed.
 	Priority int `yaml:"priority"`
+	// Timeouts and Breaker override the routing section's defaults for this deployment.
+	Timeouts Timeouts      `yaml:"timeouts"`
+	Breaker  BreakerConfig `yaml:"breaker"`
+	// RetryOnTimeout lets a request that timed out before the first byte try the next deployment.
+	// Off by default: the upstream may still be working on, and billing for, the first attempt.
+	RetryOnTimeout bool `yaml:"retry_on_timeout"`
 }
 
 // Deployment is a resolved DeploymentConfig.
 type Deployment struct {
-	ID           string
-	ProviderName string
-	Model        string
-	Weight       int
-	Priority     int
-	Provider     Provider
+	ID             string
+	ProviderName   string
+	Model          string
+	Weight         int
+	Priority       int
+	Timeouts       Timeouts
+	Breaker        BreakerConfig
+	RetryOnTimeout bool
+	Provider       Provider
 }
 
 // Router maps public model names to deployments. It is immutable once built: a reload builds a
 // new Router, so requests in flight keep the one they started with.
 type Router struct {
-	models map[string][]*Deployment // sorted by priority
-	names  []string
+	models     map[string][]*Deployment // sorted by priority
+	strategies map[string]string
+	names      []string
 }
 
-// NewRouter resolves the model list against the built providers.
-func NewRouter(models []ModelConfig, provs map[string]Provider) (*Router, error) {
-	r := &Router{models: make(map[string][]*Deployment, len(models))}
+// NewRouter resolves the model list against the built providers, with the routing section's
+// defaults.
+func NewRouter(models []ModelConfig, routing RoutingConfig, provs map[string]Provider) (*Router, error) {
+	r := &Router{models: make(map[string][]*Deployment, len(models)), strategies: make(map[string]string, len(models))}
+	if err := validBreaker("routing.breaker", routing.Breaker); err != nil {
+		return nil, err
+	}
 	for i, m := range models {
 		if m.Name == "" {
 			return nil, fmt.Errorf("models[%d].name: must not be empty", i)
@@ -56,6 +177,14 @@ func NewRouter(models []ModelConfig, provs map[string]Provider) (*Router, error)
 		if len(m.Deployments) == 0 {
 			return nil, fmt.Errorf("models[%d] (%s).deployments: needs at least one deployment", i, m.Name)
 		}
+		switch m.Strategy {
+		case "":
+			m.Strategy = StrategyWeighted
+		case StrategyWeighted, StrategyLatency, StrategyCost:
+		default:
+			return nil, fmt.Errorf("models[%d] (%s).strategy: %q is not weighted, latency or cost", i, m.Name, m.Strategy)
+		}
+		ids := map[string]bool{}
 		deps := make([]*Deployment, 0, len(m.Deployments))
 		for j, d := range m.Deployments {
 			p, ok := provs[d.Provider]
@@ -74,18 +203,40 @@ func NewRouter(models []ModelConfig, provs map[string]Provider) (*Router, error)
 			if d.ID == "" {
 				d.ID = d.Provider + "/" + d.Model
 			}
+			if ids[d.ID] {
+				return nil, fmt.Errorf("models[%d] (%s).deployments[%d].id: %q is used twice (set distinct ids)", i, m.Name, j, d.ID)
+			}
+			ids[d.ID] = true
+			if err := validBreaker(fmt.Sprintf("models[%d] (%s).deployments[%d].breaker", i, m.Name, j), d.Breaker); err != nil {
+				return nil, err
+			}
 			deps = append(deps, &Deployment{ID: d.ID, ProviderName: d.Provider, Model: d.Model,
-				Weight: d.Weight, Priority: d.Priority, Provider: p})
+				Weight: d.Weight, Priority: d.Priority, Provider: p, RetryOnTimeout: d.RetryOnTimeout,
+				Timeouts: d.Timeouts.withDefaults(routing.Timeouts), Breaker: d.Breaker.withDefaults(routing.Breaker)})
 		}
 		sort.SliceStable(deps, func(a, b int) bool { return deps[a].Priority < deps[b].Priority })
 		r.models[m.Name] = deps
+		r.strategies[m.Name] = m.Strategy
 		r.names = append(r.names, m.Name)
 	}
 	return r, nil
 }
 
+func validBreaker(field string, b BreakerConfig) error {
+	if b.FailureRatio < 0 || b.FailureRatio > 1 {
+		return fmt.Errorf("%s.failure_ratio: want a share between 0 and 1", field)
+	}
+	return nil
+}
+
 // Models lists the public model names in config order.
 func (r *Router) Models() []string { return r.names }
+
+// Strategy returns a model's routing strategy.
+func (r *Router) Strategy(model string) string { return r.strategies[model] }
+
+// Deployments returns a model's deployments by priority, in config order within a priority.
+func (r *Router) Deployments(model string) []*Deployment { return r.models[model] }
 
 // Has reports whether a public model exists.
 func (r *Router) Has(model string) bool { _, ok := r.models[model]; return ok }

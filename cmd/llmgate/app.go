@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,8 @@ import (
 	"github.com/llmgate/llmgate/configs"
 	"github.com/llmgate/llmgate/gateway"
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/anthropic"
+	"github.com/llmgate/llmgate/providers/gemini"
 	"github.com/llmgate/llmgate/providers/mock"
 	"github.com/llmgate/llmgate/providers/openai"
 	"github.com/llmgate/llmgate/store"
@@ -47,6 +50,9 @@ type app struct {
 	stop      context.CancelFunc
 	done      chan struct{}
 	served    chan error
+	// reloadMu serialises config reloads (cfg's reloadable sections and providers change).
+	reloadMu sync.Mutex
+	reloads  *prometheus.CounterVec
 }
 
 // start opens the store, applies migrations, builds the request path and starts both listeners.
@@ -68,7 +74,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		st.Close()
 		return nil, err
 	}
-	router, err := providers.NewRouter(cfg.Models, provs)
+	router, err := providers.NewRouter(cfg.Models, cfg.Routing, provs)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -98,7 +104,10 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a := &app{cfg: cfg, log: log, store: st, recorder: rec, providers: provs, redis: rdb,
-		done: make(chan struct{}), served: make(chan error, 2)}
+		done: make(chan struct{}), served: make(chan error, 2),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llmgate_config_reloads_total",
+			Help: "Config reloads (SIGHUP or file change) by result: ok, or error (the running config is kept)."}, []string{"result"})}
+	reg.MustRegister(a.reloads)
 	// Admin changes (policies, prices, credit top-ups) reach every replica through this bus.
 	changes := gateway.NewChanges(rdb, log)
 	q, err := newQuota(ctx, cfg, st, rdb, changes, reg, log)
@@ -172,11 +181,9 @@ func (a *app) shutdown(ctx context.Context) error {
 	if a.redis != nil {
 		_ = a.redis.Close()
 	}
-	for _, p := range a.providers {
-		if ic, ok := p.(providers.IdleCloser); ok {
-			ic.CloseIdleConnections()
-		}
-	}
+	a.reloadMu.Lock()
+	closeIdle(a.providers)
+	a.reloadMu.Unlock()
 	errs = append(errs, a.recorder.Close(ctx))
 	errs = append(errs, a.store.Close())
 	return errors.Join(errs...)
@@ -222,8 +229,11 @@ func buildProviders(list []ProviderConfig) (map[string]providers.Provider, error
 	out := make(map[string]providers.Provider, len(list))
 	for i, pc := range list {
 		switch pc.Type {
-		case "openai":
-			p, err := openai.New(openai.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey,
+		case "openai", openaiPreset(pc.Type):
+			preset := openai.Presets[pc.Type]
+			base := cmp.Or(pc.BaseURL, preset.BaseURL)
+			p, err := openai.New(openai.Options{BaseURL: base, APIKey: pc.APIKey, Headers: pc.Headers,
+				Azure: preset.Azure, AzureAPIVersion: pc.APIVersion, MaxTokensOnly: preset.MaxTokensOnly,
 				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
 				ResponseHeaderTimeout: pc.ResponseHeaderTimeout})
 			if err != nil {
@@ -232,9 +242,34 @@ func buildProviders(list []ProviderConfig) (map[string]providers.Provider, error
 			out[pc.Name] = p
 		case "mock":
 			out[pc.Name] = mock.New(pc.Mock)
+		case "anthropic":
+			p, err := anthropic.New(anthropic.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey, Settings: pc.Anthropic,
+				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
+				ResponseHeaderTimeout: pc.ResponseHeaderTimeout})
+			if err != nil {
+				return nil, fmt.Errorf("providers[%d] (%s).%w", i, pc.Name, err)
+			}
+			out[pc.Name] = p
+		case "gemini":
+			p, err := gemini.New(gemini.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey,
+				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
+				ResponseHeaderTimeout: pc.ResponseHeaderTimeout})
+			if err != nil {
+				return nil, fmt.Errorf("providers[%d] (%s).%w", i, pc.Name, err)
+			}
+			out[pc.Name] = p
 		}
 	}
 	return out, nil
+}
+
+// openaiPreset returns typ when it is one of the OpenAI-compatible presets, so a switch can take
+// them all in one case.
+func openaiPreset(typ string) string {
+	if _, ok := openai.Presets[typ]; ok {
+		return typ
+	}
+	return "openai"
 }
 
 // dialable turns a listener address into one a client can dial (":8080" → "127.0.0.1:8080").

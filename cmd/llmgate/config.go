@@ -16,7 +16,9 @@ import (
 	"github.com/llmgate/llmgate/audit"
 	"github.com/llmgate/llmgate/gateway"
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/anthropic"
 	"github.com/llmgate/llmgate/providers/mock"
+	"github.com/llmgate/llmgate/providers/openai"
 	"github.com/llmgate/llmgate/quota"
 )
 
@@ -33,9 +35,13 @@ type Config struct {
 	Log         LogConfig               `yaml:"log"`
 	Providers   []ProviderConfig        `yaml:"providers"`
 	Models      []providers.ModelConfig `yaml:"models"`
-	Quota       quota.Options           `yaml:"quota"`
-	Gateway     gateway.Options         `yaml:"gateway"`
-	Usage       audit.Options           `yaml:"usage"`
+	Routing     providers.RoutingConfig `yaml:"routing"`
+	// ConfigPollInterval is how often the config file is checked for changes to reload
+	// (default 1s; negative: only on SIGHUP).
+	ConfigPollInterval time.Duration   `yaml:"config_poll_interval"`
+	Quota              quota.Options   `yaml:"quota"`
+	Gateway            gateway.Options `yaml:"gateway"`
+	Usage              audit.Options   `yaml:"usage"`
 }
 
 // LogConfig is the `log` section.
@@ -51,9 +57,18 @@ type ProviderConfig struct {
 	MaxIdleConnsPerHost   int           `yaml:"max_idle_conns_per_host"`
 	DialTimeout           time.Duration `yaml:"dial_timeout"`
 	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
+	// Headers are extra request headers of an OpenAI-compatible provider (e.g. Qianfan's appid).
+	Headers map[string]string `yaml:"headers"`
+	// APIVersion is Azure's api-version query parameter (type azure with deployment URLs).
+	APIVersion string `yaml:"api_version"`
 	// Mock configures a provider of type "mock".
 	Mock mock.Options `yaml:"mock"`
+	// Anthropic configures a provider of type "anthropic" (default_max_tokens, pass_fields, beta).
+	Anthropic anthropic.Settings `yaml:"anthropic"`
 }
+
+// providerTypes lists the provider types for error messages.
+const providerTypes = "openai, azure, anthropic, gemini, deepseek, qwen, glm, moonshot, qianfan, vllm, ollama or mock"
 
 // defaultConfig is the zero-setup configuration: SQLite in the working directory, in-memory
 // quotas, and the built-in mock provider behind two public models.
@@ -201,10 +216,18 @@ func (c *Config) validate() error {
 				return fmt.Errorf("providers[%d] (%s).base_url: required for type openai", i, p.Name)
 			}
 		case "mock":
+		case "anthropic": // base_url defaults to https://api.anthropic.com
+		case "gemini": // base_url defaults to https://generativelanguage.googleapis.com/v1beta
 		case "":
-			return fmt.Errorf("providers[%d] (%s).type: must be set (openai or mock)", i, p.Name)
+			return fmt.Errorf("providers[%d] (%s).type: must be set (%s)", i, p.Name, providerTypes)
 		default:
-			return fmt.Errorf("providers[%d] (%s).type: unknown type %q (want openai or mock)", i, p.Name, p.Type)
+			preset, ok := openai.Presets[p.Type]
+			if !ok {
+				return fmt.Errorf("providers[%d] (%s).type: unknown type %q (want %s)", i, p.Name, p.Type, providerTypes)
+			}
+			if p.BaseURL == "" && preset.BaseURL == "" {
+				return fmt.Errorf("providers[%d] (%s).base_url: required for type %s (the resource endpoint)", i, p.Name, p.Type)
+			}
 		}
 	}
 	switch c.Log.Level {

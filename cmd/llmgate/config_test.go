@@ -120,7 +120,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 			if err == nil {
 				provs, perr := buildProviders(cfg.Providers)
 				if perr == nil {
-					_, err = providers.NewRouter(cfg.Models, provs)
+					_, err = providers.NewRouter(cfg.Models, cfg.Routing, provs)
 				} else {
 					err = perr
 				}
@@ -135,7 +135,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 // TestExampleConfigIsValid keeps configs/example.yaml true to the code.
 func TestExampleConfigIsValid(t *testing.T) {
 	cfg, err := loadConfig("../../configs/example.yaml", envOf(map[string]string{
-		"DATABASE_URL": "", "LLMGATE_ADMIN_TOKEN": strings.Repeat("t", 40), "OPENAI_API_KEY": "sk-x"}))
+		"DATABASE_URL": "", "LLMGATE_ADMIN_TOKEN": strings.Repeat("t", 40), "OPENAI_API_KEY": "sk-x",
+		"AZURE_OPENAI_KEY": "az", "QIANFAN_API_KEY": "qf", "ANTHROPIC_API_KEY": "an", "GEMINI_API_KEY": "ge"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,11 +147,25 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := providers.NewRouter(cfg.Models, provs)
+	r, err := providers.NewRouter(cfg.Models, cfg.Routing, provs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.Has("gpt-4o-mini") || cfg.Providers[2].Mock.TTFTMS != 50 || cfg.Usage.FlushInterval != 200*time.Millisecond {
+	types := map[string]bool{}
+	var mockTTFT int
+	for _, p := range cfg.Providers {
+		types[p.Type] = true
+		if p.Type == "mock" {
+			mockTTFT = p.Mock.TTFTMS
+		}
+	}
+	for _, typ := range []string{"openai", "vllm", "azure", "qianfan", "anthropic", "gemini", "mock"} {
+		if !types[typ] {
+			t.Errorf("the example shows no provider of type %s", typ)
+		}
+	}
+	if !r.Has("gpt-4o-mini") || mockTTFT != 50 || cfg.Usage.FlushInterval != 200*time.Millisecond ||
+		cfg.Routing.Breaker.ConsecutiveFailures != 5 || cfg.ConfigPollInterval != time.Second {
 		t.Errorf("example config not read as written: %+v", cfg)
 	}
 }

@@ -84,15 +84,23 @@ func serveCmd(args []string, stdout, stderr io.Writer, demo bool) error {
 	if err != nil {
 		return err
 	}
-	if *listen != "" {
-		cfg.Listen = *listen
-	}
-	if *adminListen != "" {
-		cfg.AdminListen = *adminListen
-	}
+	demoToken := ""
 	if demo && cfg.AdminToken == "" {
-		cfg.AdminToken = newAdminToken()
+		demoToken = newAdminToken()
 	}
+	// adjust applies the command line to a loaded config, at start and at every reload.
+	adjust := func(c *Config) {
+		if *listen != "" {
+			c.Listen = *listen
+		}
+		if *adminListen != "" {
+			c.AdminListen = *adminListen
+		}
+		if c.AdminToken == "" {
+			c.AdminToken = demoToken
+		}
+	}
+	adjust(&cfg)
 	log := newLogger(stderr, cfg.Log.Level, demo)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -106,11 +114,21 @@ func serveCmd(args []string, stdout, stderr io.Writer, demo bool) error {
 			return err
 		}
 	}
+	watched := make(chan struct{})
+	wctx, stopWatch := context.WithCancel(ctx)
+	go func() {
+		defer close(watched)
+		if *cfgPath != "" {
+			a.watchConfig(wctx, *cfgPath, adjust)
+		}
+	}()
 	select {
 	case <-ctx.Done():
 	case err = <-a.served:
 		log.Error("listener failed", "err", err)
 	}
+	stopWatch()
+	<-watched
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
 	"github.com/llmgate/llmgate/providers"
 )
 
@@ -30,13 +33,28 @@ type Options struct {
 	// ResponseHeaderTimeout bounds the wait for the upstream's first byte (default 60s, the seed's
 	// provider call timeout). Streams are not bounded after that.
 	ResponseHeaderTimeout time.Duration
+	// Headers are sent with every request (e.g. Qianfan's appid, OpenAI-Organization).
+	Headers map[string]string
+	// Azure switches to Azure OpenAI: the key goes in an api-key header, and unless BaseURL is
+	// the v1 API (…/openai/v1) requests go to {BaseURL}/openai/deployments/{model}/{endpoint}
+	// with ?api-version=AzureAPIVersion, the upstream model being the deployment name.
+	Azure           bool
+	AzureAPIVersion string
+	// MaxTokensOnly renames max_completion_tokens to max_tokens, for upstreams that know only the
+	// older name (Zhipu GLM).
+	MaxTokensOnly bool
 }
 
 // Provider is an OpenAI-compatible upstream.
 type Provider struct {
-	base   string
-	auth   string
-	client *http.Client
+	base       string
+	authHeader string // "Authorization", or "Api-Key" for Azure
+	auth       string
+	headers    http.Header
+	// azureVersion, when set, selects Azure's deployment URLs.
+	azureVersion  string
+	maxTokensOnly bool
+	client        *http.Client
 }
 
 var _ providers.Provider = (*Provider)(nil)
@@ -50,9 +68,22 @@ func New(opts Options) (*Provider, error) {
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("base_url: want an http(s) URL, got %q", redact(u))
 	}
-	p := &Provider{base: strings.TrimRight(opts.BaseURL, "/"), client: &http.Client{Transport: NewTransport(opts)}}
+	p := &Provider{base: strings.TrimRight(opts.BaseURL, "/"), authHeader: "Authorization", headers: http.Header{},
+		maxTokensOnly: opts.MaxTokensOnly, client: &http.Client{Transport: NewTransport(opts)}}
+	for k, v := range opts.Headers {
+		p.headers.Set(k, v)
+	}
 	if opts.APIKey != "" {
 		p.auth = "Bearer " + opts.APIKey
+	}
+	if opts.Azure {
+		p.authHeader, p.auth = "Api-Key", opts.APIKey
+		if !strings.HasSuffix(p.base, "/openai/v1") {
+			if opts.AzureAPIVersion == "" {
+				return nil, fmt.Errorf("api_version: required for Azure deployment URLs (or use a base_url ending in /openai/v1)")
+			}
+			p.azureVersion = url.QueryEscape(opts.AzureAPIVersion)
+		}
 	}
 	return p, nil
 }
@@ -89,11 +120,22 @@ func NewTransport(opts Options) *http.Transport {
 
 // Do implements providers.Provider.
 func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Response, error) {
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/"+string(req.Endpoint), bytes.NewReader(req.Body))
+	target := p.base + "/" + string(req.Endpoint)
+	if p.azureVersion != "" {
+		target = p.base + "/openai/deployments/" + url.PathEscape(req.Model) + "/" + string(req.Endpoint) + "?api-version=" + p.azureVersion
+	}
+	body := req.Body
+	if p.maxTokensOnly {
+		body = renameMaxTokens(body)
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	for k, v := range req.Header {
+		hr.Header[k] = v
+	}
+	for k, v := range p.headers {
 		hr.Header[k] = v
 	}
 	hr.Header.Set("Content-Type", "application/json")
@@ -103,9 +145,28 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 		hr.Header.Set("Accept", "application/json")
 	}
 	if p.auth != "" {
-		hr.Header.Set("Authorization", p.auth)
+		hr.Header.Set(p.authHeader, p.auth)
 	}
 	return p.client.Do(hr)
+}
+
+// renameMaxTokens turns max_completion_tokens into max_tokens (a copy; the request's body is
+// reused on failover). A body with both keeps max_tokens.
+func renameMaxTokens(body []byte) []byte {
+	v := gjson.GetBytes(body, "max_completion_tokens")
+	if !v.Exists() {
+		return body
+	}
+	out, err := sjson.DeleteBytes(body, "max_completion_tokens")
+	if err != nil {
+		return body
+	}
+	if !gjson.GetBytes(out, "max_tokens").Exists() {
+		if out, err = sjson.SetRawBytes(out, "max_tokens", []byte(v.Raw)); err != nil {
+			return body
+		}
+	}
+	return out
 }
 
 // CloseIdleConnections drops pooled upstream connections (at shutdown, or when a reload replaces

@@ -1,0 +1,545 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/mock"
+)
+
+// switchable is a simulated upstream that can be taken down: while down it answers every
+// request with an OpenAI-shaped 500, and counts what it saw either way.
+type switchable struct {
+	*mock.Handler
+	down atomic.Bool
+	seen atomic.Int64
+	srv  *httptest.Server
+}
+
+func newSwitchable(t *testing.T, opts mock.Options) *switchable {
+	s := &switchable{Handler: mock.NewHandler(opts)}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/") {
+			s.seen.Add(1)
+		}
+		if s.down.Load() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, `{"error":{"message":"simulated outage","type":"server_error","param":null,"code":null}}`)
+			return
+		}
+		s.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// withRouting adds providers and public models to an env's configuration.
+func withRouting(provs []ProviderConfig, models ...providers.ModelConfig) envOption {
+	return func(c *Config) {
+		c.Providers = append(c.Providers, provs...)
+		c.Models = append(c.Models, models...)
+	}
+}
+
+func openaiProvider(name, url string) ProviderConfig {
+	return ProviderConfig{Config: providers.Config{Name: name, Type: "openai", BaseURL: url + "/v1"}}
+}
+
+// chat sends one chat request for model with extra body fields and returns the status, the
+// deployment that answered (from the usage record) and the body.
+func (e *env) chat(model, extra string, stream bool) (int, string, string) {
+	e.t.Helper()
+	body := `{"model":"` + model + `","messages":[{"role":"user","content":"hi"}]` + extra
+	if stream {
+		body += `,"stream":true`
+	}
+	resp := e.post(context.Background(), "/chat/completions", e.key, []byte(body+"}"))
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	rec := e.usageFor(resp.Header.Get("X-Request-Id"))
+	return resp.StatusCode, rec.Deployment, string(raw)
+}
+
+// TestFailoverBeforeFirstByte: a deployment that refuses connections, answers 500 or times out
+// before its first byte (where retry_on_timeout allows) is replaced by the next one; a 4xx caused
+// by the request is returned as it is; a stream that broke after its first byte is not retried.
+func TestFailoverBeforeFirstByte(t *testing.T) {
+	bad := newSwitchable(t, mock.Options{})
+	good := newSwitchable(t, mock.Options{})
+	bad.down.Store(true)
+	hanging := newSwitchable(t, mock.Options{LatencyMS: 3000})
+	two := func(name, first string, retryOnTimeout bool) providers.ModelConfig {
+		return providers.ModelConfig{Name: name, Deployments: []providers.DeploymentConfig{
+			{ID: name + "-first", Provider: first, Model: "m", Priority: 0, RetryOnTimeout: retryOnTimeout,
+				Timeouts: providers.Timeouts{FirstByte: 300 * time.Millisecond}},
+			{ID: name + "-second", Provider: "good", Model: "m", Priority: 1}}}
+	}
+	e := newEnv(t, withRouting(
+		[]ProviderConfig{openaiProvider("bad", bad.srv.URL), openaiProvider("good", good.srv.URL),
+			openaiProvider("hanging", hanging.srv.URL),
+			{Config: providers.Config{Name: "refusing", Type: "openai", BaseURL: "http://127.0.0.1:1/v1"}}},
+		two("refused", "refusing", false), two("fails", "bad", false), two("slow-retry", "hanging", true),
+		two("slow-no-retry", "hanging", false), two("client-error", "good", false)))
+
+	for _, tc := range []struct {
+		model, extra string
+		stream       bool
+		wantStatus   int
+		wantDep      string
+	}{
+		{"refused", "", false, 200, "refused-second"},
+		{"refused", "", true, 200, "refused-second"},
+		{"fails", "", false, 200, "fails-second"},
+		{"fails", "", true, 200, "fails-second"},
+		{"slow-retry", "", false, 200, "slow-retry-second"},
+		{"slow-no-retry", "", false, 504, "slow-no-retry-first"},
+		// the mock answers 400 to a body whose "mock" field is invalid: the request's fault
+		{"client-error", `,"mock":{"chunks":-1}`, false, 400, "client-error-first"},
+	} {
+		t.Run(tc.model, func(t *testing.T) {
+			goodBefore := good.seen.Load()
+			status, dep, body := e.chat(tc.model, tc.extra, tc.stream)
+			if status != tc.wantStatus || dep != tc.wantDep {
+				t.Fatalf("status %d by %q (%s), want %d by %q", status, dep, body, tc.wantStatus, tc.wantDep)
+			}
+			if tc.wantStatus != 200 && tc.model != "client-error" && good.seen.Load() != goodBefore {
+				t.Errorf("the second deployment was tried")
+			}
+			if tc.model == "client-error" && good.seen.Load() != goodBefore+1 {
+				t.Errorf("a request error was retried: the upstream saw %d requests, want 1", good.seen.Load()-goodBefore)
+			}
+		})
+	}
+
+	t.Run("no retry after the first byte", func(t *testing.T) {
+		cut := newSwitchable(t, mock.Options{})
+		e2 := newEnv(t, withRouting([]ProviderConfig{openaiProvider("cut", cut.srv.URL), openaiProvider("good", good.srv.URL)},
+			providers.ModelConfig{Name: "cut", Deployments: []providers.DeploymentConfig{
+				{ID: "cut-first", Provider: "cut", Model: "m"}, {ID: "cut-second", Provider: "good", Model: "m", Priority: 1}}}))
+		goodBefore := good.seen.Load()
+		status, dep, body := e2.chat("cut", `,"mock":{"fail_after":3}`, true)
+		if status != 200 || dep != "cut-first" || strings.Contains(body, "[DONE]") || !strings.Contains(body, `"error"`) {
+			t.Errorf("status %d by %q, body %q: want the first deployment's stream ending in an error event", status, dep, body)
+		}
+		if good.seen.Load() != goodBefore {
+			t.Error("a stream that had begun was retried on another deployment")
+		}
+	})
+}
+
+// TestBreakerOpensAndRecovers: after the configured consecutive failures a deployment's breaker
+// opens and requests skip it (answered by the next deployment without touching it); after
+// open_for one probe goes through, and its success closes the breaker. The state shows in
+// /v1/providers, /v1/status and the metrics.
+func TestBreakerOpensAndRecovers(t *testing.T) {
+	flaky := newSwitchable(t, mock.Options{})
+	good := newSwitchable(t, mock.Options{})
+	e := newEnv(t, withRouting([]ProviderConfig{openaiProvider("flaky", flaky.srv.URL), openaiProvider("good", good.srv.URL)},
+		providers.ModelConfig{Name: "guarded", Deployments: []providers.DeploymentConfig{
+			{ID: "guarded-flaky", Provider: "flaky", Model: "m", Priority: 0,
+				Breaker: providers.BreakerConfig{ConsecutiveFailures: 3, OpenFor: time.Second}},
+			{ID: "guarded-good", Provider: "good", Model: "m", Priority: 1}}}))
+	flaky.down.Store(true)
+	for i := 0; i < 3; i++ {
+		if status, dep, _ := e.chat("guarded", "", false); status != 200 || dep != "guarded-good" {
+			t.Fatalf("request %d: %d by %q, want 200 by guarded-good", i, status, dep)
+		}
+	}
+	if n := flaky.seen.Load(); n != 3 {
+		t.Fatalf("the flaky deployment saw %d requests, want 3", n)
+	}
+	for i := 0; i < 5; i++ { // open: skipped without being called
+		if status, dep, _ := e.chat("guarded", "", true); status != 200 || dep != "guarded-good" {
+			t.Fatalf("with the breaker open: %d by %q", status, dep)
+		}
+	}
+	if n := flaky.seen.Load(); n != 3 {
+		t.Errorf("the flaky deployment saw %d requests with its breaker open, want still 3", n)
+	}
+	if st := e.deploymentStatus("guarded-flaky"); st.Breaker != "open" || st.Available || st.Failed != 3 {
+		t.Errorf("/v1/providers: %+v, want open, unavailable, 3 failures", st)
+	}
+	if m := e.modelStatus("guarded"); m.Status != "degraded" || m.Available != 1 || m.Deployments != 2 {
+		t.Errorf("/v1/status: %+v, want degraded with 1 of 2 available", m)
+	}
+	if !strings.Contains(e.metrics(), `llmgate_deployment_breaker_state{deployment="guarded-flaky"} 2`) {
+		t.Error("metrics do not show the breaker open")
+	}
+	flaky.down.Store(false)
+	time.Sleep(1200 * time.Millisecond) // past open_for: half-open
+	if status, dep, _ := e.chat("guarded", "", false); status != 200 || dep != "guarded-flaky" {
+		t.Fatalf("the probe after open_for: %d by %q, want the recovered deployment", status, dep)
+	}
+	if st := e.deploymentStatus("guarded-flaky"); st.Breaker != "closed" {
+		t.Errorf("after a successful probe the breaker is %q, want closed", st.Breaker)
+	}
+	if status, dep, _ := e.chat("guarded", "", true); status != 200 || dep != "guarded-flaky" {
+		t.Errorf("after recovery: %d by %q, want the first deployment again", status, dep)
+	}
+
+	// A model whose only deployment has its breaker open answers 503 without calling it.
+	lone := newSwitchable(t, mock.Options{})
+	e2 := newEnv(t, withRouting([]ProviderConfig{openaiProvider("lone", lone.srv.URL)},
+		providers.ModelConfig{Name: "lone", Deployments: []providers.DeploymentConfig{{ID: "lone", Provider: "lone", Model: "m",
+			Breaker: providers.BreakerConfig{ConsecutiveFailures: 2, OpenFor: time.Minute}}}}))
+	lone.down.Store(true)
+	for i := 0; i < 2; i++ {
+		if status, _, _ := e2.chat("lone", "", false); status != http.StatusBadGateway {
+			t.Fatalf("failing deployment: %d, want its 500 passed on as 502", status)
+		}
+	}
+	status, _, body := e2.chat("lone", "", false)
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "circuit breaker open") || lone.seen.Load() != 2 {
+		t.Errorf("with the only breaker open: %d %s (upstream saw %d), want 503 without a call", status, body, lone.seen.Load())
+	}
+}
+
+// TestAttemptTimeouts: the idle timeout ends a stream that stalls between events (an error
+// event, a partial record with status 504); the total timeout bounds a whole answer.
+func TestAttemptTimeouts(t *testing.T) {
+	up := newSwitchable(t, mock.Options{})
+	e := newEnv(t, withRouting([]ProviderConfig{openaiProvider("stall", up.srv.URL)},
+		providers.ModelConfig{Name: "stall", Deployments: []providers.DeploymentConfig{{ID: "stall", Provider: "stall", Model: "m",
+			Timeouts: providers.Timeouts{Idle: 300 * time.Millisecond, Total: 2 * time.Second}}}}))
+	start := time.Now()
+	status, _, body := e.chat("stall", `,"mock":{"chunks":5,"interval_ms":1500}`, true)
+	if took := time.Since(start); status != 200 || strings.Contains(body, "[DONE]") || !strings.Contains(body, "stopped sending") || took > 1200*time.Millisecond {
+		t.Errorf("a stream stalling 1.5 s under a 300 ms idle timeout: %d after %v, body %q", status, took, body)
+	}
+	// Each gap is under the idle timeout, but the answer outlasts the total.
+	status, _, body = e.chat("stall", `,"mock":{"chunks":12,"interval_ms":250}`, true)
+	if status != 200 || strings.Contains(body, "[DONE]") || !strings.Contains(body, "took longer than allowed") {
+		t.Errorf("a 3 s stream under a 2 s total timeout: %d, body %q", status, body)
+	}
+	recs := e.allUsage()
+	cut := 0
+	for _, r := range recs {
+		if r.Model == "stall" && r.Status == http.StatusGatewayTimeout && r.UsageSource == "partial" {
+			cut++
+		}
+	}
+	if cut != 2 {
+		t.Errorf("%d records of the cut streams with status 504 and partial usage, want 2", cut)
+	}
+}
+
+// TestRoutingStrategies: the cost strategy sends everything to the cheapest deployment of a
+// priority; the latency strategy, once both are measured, to the fastest.
+func TestRoutingStrategies(t *testing.T) {
+	fast := newSwitchable(t, mock.Options{})
+	slow := newSwitchable(t, mock.Options{LatencyMS: 150})
+	e := newEnv(t, withRouting([]ProviderConfig{openaiProvider("fast", fast.srv.URL), openaiProvider("slow", slow.srv.URL)},
+		providers.ModelConfig{Name: "cheap", Strategy: "cost", Deployments: []providers.DeploymentConfig{
+			{ID: "dear", Provider: "fast", Model: "dear-model"}, {ID: "cheap", Provider: "slow", Model: "cheap-model"}}},
+		providers.ModelConfig{Name: "quick", Strategy: "latency", Deployments: []providers.DeploymentConfig{
+			{ID: "q-slow", Provider: "slow", Model: "m"}, {ID: "q-fast", Provider: "fast", Model: "m"}}}))
+	e.adminSend(http.MethodPut, "/admin/pricing/dear-model", `{"input_per_million":10,"output_per_million":30}`, nil)
+	e.adminSend(http.MethodPut, "/admin/pricing/cheap-model", `{"input_per_million":0.1,"output_per_million":0.3}`, nil)
+	for i := 0; i < 10; i++ {
+		if status, dep, _ := e.chat("cheap", "", false); status != 200 || dep != "cheap" {
+			t.Fatalf("cost strategy: %d by %q, want the cheaper deployment", status, dep)
+		}
+	}
+	byDep := map[string]int{}
+	for i := 0; i < 20; i++ {
+		_, dep, _ := e.chat("quick", "", false)
+		byDep[dep]++
+	}
+	// The first two requests measure each deployment; every later one goes to the fast one.
+	if byDep["q-fast"] < 18 {
+		t.Errorf("latency strategy: %v, want the faster deployment for all but the measuring requests", byDep)
+	}
+}
+
+// deploymentStatus reads one deployment from GET /v1/providers.
+func (e *env) deploymentStatus(id string) deploymentJSON {
+	e.t.Helper()
+	var out struct {
+		Data []struct {
+			Name        string           `json:"name"`
+			Deployments []deploymentJSON `json:"deployments"`
+		} `json:"data"`
+	}
+	e.getJSON("/providers", &out)
+	for _, p := range out.Data {
+		for _, d := range p.Deployments {
+			if d.ID == id {
+				return d
+			}
+		}
+	}
+	e.t.Fatalf("deployment %s not in /v1/providers", id)
+	return deploymentJSON{}
+}
+
+type deploymentJSON struct {
+	ID        string   `json:"id"`
+	Provider  string   `json:"provider"`
+	Breaker   string   `json:"breaker"`
+	Available bool     `json:"available"`
+	Failed    int64    `json:"failed"`
+	Models    []string `json:"models"`
+}
+
+type modelStatusJSON struct {
+	ID          string `json:"id"`
+	Status      string `json:"status"`
+	Deployments int    `json:"deployments"`
+	Available   int    `json:"available"`
+}
+
+func (e *env) modelStatus(model string) modelStatusJSON {
+	e.t.Helper()
+	var out struct {
+		Status string            `json:"status"`
+		Models []modelStatusJSON `json:"models"`
+	}
+	e.getJSON("/status", &out)
+	for _, m := range out.Models {
+		if m.ID == model {
+			return m
+		}
+	}
+	e.t.Fatalf("model %s not in /v1/status", model)
+	return modelStatusJSON{}
+}
+
+// getJSON GETs a public path with the env's key.
+func (e *env) getJSON(path string, out any) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, e.baseURL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+e.key)
+	resp, err := e.http.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		e.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// metrics returns the admin listener's /metrics text.
+func (e *env) metrics() string {
+	e.t.Helper()
+	resp, err := e.http.Get(e.app.adminURL + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		b.WriteString(sc.Text())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// TestHotReloadUnderLoad: provider and model changes in the config file apply without a restart
+// while requests keep flowing, none of them failing; a stream in flight finishes on the old
+// configuration; a broken file changes nothing; SIGHUP reloads too.
+func TestHotReloadUnderLoad(t *testing.T) {
+	a1, b1 := newSwitchable(t, mock.Options{}), newSwitchable(t, mock.Options{})
+	slow := newSwitchable(t, mock.Options{Chunks: 10, TokensPerSecond: 5})
+	dir := t.TempDir()
+	path := dir + "/llmgate.yaml"
+	write := func(liveProvider string, extra string, poll string) {
+		t.Helper()
+		cfg := "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: " + dir + "\nadmin_token: " + testAdminToken + "\n" +
+			"config_poll_interval: " + poll + "\nlog: {level: error}\nquota: {default_tier: open, tiers: {open: {}}}\n" +
+			"providers:\n" +
+			"  - {name: a, type: openai, base_url: " + a1.srv.URL + "/v1}\n" +
+			"  - {name: b, type: openai, base_url: " + b1.srv.URL + "/v1}\n" +
+			"  - {name: slow, type: openai, base_url: " + slow.srv.URL + "/v1}\n" +
+			"models:\n" +
+			"  - {name: live, deployments: [{provider: " + liveProvider + ", model: m}]}\n" + extra
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a", "  - {name: old-slow, deployments: [{provider: slow, model: m}]}\n", "100ms")
+	cfg, err := loadConfig(path, os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, stopWatch := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() { defer close(watched); a.watchConfig(wctx, path, nil) }()
+	t.Cleanup(func() {
+		stopWatch()
+		<-watched
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	e := &env{t: t, app: a, http: &http.Client{}, baseURL: a.publicURL + "/v1",
+		admin: &adminClient{base: a.adminURL, token: testAdminToken}}
+	e.key = e.newKey(createKeyBody{Name: "reload"}).Key
+
+	// Load: four clients sending to "live" until told to stop.
+	var failed, done atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if status, _, body := e.chat("live", "", false); status != 200 {
+					failed.Add(1)
+					t.Errorf("request during reloads: %d %s", status, body)
+				}
+				done.Add(1)
+			}
+		})
+	}
+	// A stream that starts on the old configuration (about 2 s long).
+	streamDone := make(chan string, 1)
+	go func() {
+		_, _, body := e.chat("old-slow", "", true)
+		streamDone <- body
+	}()
+	time.Sleep(300 * time.Millisecond)
+
+	write("b", "  - {name: new-model, deployments: [{provider: a, model: m}]}\n", "100ms")
+	waitFor(t, 5*time.Second, "the new routing to reach provider b", func() bool { return b1.seen.Load() > 0 })
+	if status, _, _ := e.chat("new-model", "", false); status != 200 {
+		t.Errorf("a model added by the reload: %d", status)
+	}
+	if body := <-streamDone; !strings.Contains(body, "[DONE]") {
+		t.Errorf("the stream in flight across the reload did not complete: %q", body)
+	}
+	if status, _, _ := e.chat("old-slow", "", false); status != http.StatusNotFound {
+		t.Errorf("a model removed by the reload: %d, want 404", status)
+	}
+	aBefore := a1.seen.Load()
+	time.Sleep(300 * time.Millisecond)
+	if got := a1.seen.Load() - aBefore; got != 0 {
+		t.Errorf("provider a still got %d requests for live after the reload", got)
+	}
+
+	// A broken file is refused as a whole: the running configuration stays.
+	if err := os.WriteFile(path, []byte("providers: [{name: a, type: nonsense}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the failed reload to be counted", func() bool {
+		return strings.Contains(e.metrics(), `llmgate_config_reloads_total{result="error"} 1`)
+	})
+
+	// Back to provider a (config_poll_interval is restart-only, so the watcher keeps polling),
+	// then SIGHUP, which reloads whether or not the file changed.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP) // the test process must survive SIGHUP whatever happens
+	defer signal.Stop(hup)
+	write("a", "", "-1s")
+	waitFor(t, 5*time.Second, "the reload back to provider a", func() bool {
+		before := a1.seen.Load()
+		time.Sleep(50 * time.Millisecond)
+		return a1.seen.Load() > before
+	})
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || done.Load() < 20 {
+		t.Errorf("%d of %d requests failed across the reloads", failed.Load(), done.Load())
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a reload on SIGHUP", func() bool {
+		return strings.Contains(e.metrics(), `llmgate_config_reloads_total{result="ok"} 3`)
+	})
+}
+
+// TestAzureAndPresetsThroughGateway: a provider of type azure reaches its deployment URL with
+// api-version and api-key (an upstream that checks them as Azure does, answering with the mock);
+// the go-openai client gets its answer, stream and not, and the usage is the provider's.
+func TestAzureAndPresetsThroughGateway(t *testing.T) {
+	m := mock.NewHandler(mock.Options{})
+	var bad atomic.Int64
+	az := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dep, ok := strings.CutPrefix(r.URL.Path, "/openai/deployments/")
+		dep, ep, _ := strings.Cut(dep, "/")
+		if !ok || dep != "gpt4o-prod" || ep != "chat/completions" || r.URL.Query().Get("api-version") != "2024-10-21" ||
+			r.Header.Get("Api-Key") != "azure-secret" || r.Header.Get("Authorization") != "" {
+			bad.Add(1)
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}}`)
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path, r2.URL.RawQuery = "/v1/chat/completions", ""
+		m.ServeHTTP(w, r2)
+	}))
+	t.Cleanup(az.Close)
+	e := newEnv(t, withRouting([]ProviderConfig{{Config: providers.Config{Name: "azure", Type: "azure", BaseURL: az.URL,
+		APIKey: "azure-secret"}, APIVersion: "2024-10-21"}},
+		providers.ModelConfig{Name: "gpt-4o", Deployments: []providers.DeploymentConfig{{Provider: "azure", Model: "gpt4o-prod"}}}))
+	c := e.client(e.key)
+	resp, err := c.CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{Model: "gpt-4o", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
+	if err != nil || len(resp.Choices) == 0 || resp.Choices[0].Message.Content == "" {
+		t.Fatalf("non-stream through azure: %v %+v", err, resp)
+	}
+	stream, err := c.CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{Model: "gpt-4o", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	for {
+		ch, err := stream.Recv()
+		if err != nil {
+			if err != io.EOF {
+				t.Fatal(err)
+			}
+			break
+		}
+		if len(ch.Choices) > 0 {
+			text.WriteString(ch.Choices[0].Delta.Content)
+		}
+	}
+	stream.Close()
+	if text.Len() == 0 || bad.Load() != 0 {
+		t.Errorf("stream through azure: %q, %d requests the upstream refused", text.String(), bad.Load())
+	}
+	recs := e.allUsage()
+	provider := 0
+	for _, r := range recs {
+		if r.Model == "gpt-4o" && r.Status == 200 && r.UsageSource == "provider" && r.PromptTokens > 0 && r.Deployment == "azure/gpt4o-prod" {
+			provider++
+		}
+	}
+	if provider != 2 {
+		t.Errorf("%d of 2 azure requests recorded with the provider's usage: %+v", provider, recs)
+	}
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"os"
+	"os/signal"
+	"reflect"
+	"syscall"
+	"time"
+
+	"github.com/llmgate/llmgate/providers"
+)
+
+// Hot reload: the `providers`, `models` and `routing` sections of the config file apply without a
+// restart, on SIGHUP or when the file changes (checked every config_poll_interval). A reload
+// builds a new routing table and swaps it in; requests in flight finish on the table they started
+// with. Providers whose settings did not change are kept, with their connection pools; retired
+// ones close their idle connections. A file that does not load or validate changes nothing (the
+// error is logged and counted). Other sections need a restart: a change there is logged and
+// ignored.
+
+// watchConfig reloads on SIGHUP and on changes of the file at path, until ctx ends. adjust
+// applies to each loaded config what the command line set (flags), as at start.
+func (a *app) watchConfig(ctx context.Context, path string, adjust func(*Config)) {
+	every := configPoll(a.cfg)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var tick <-chan time.Time
+	if every > 0 {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		tick = t.C
+	}
+	last := fileSum(path)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			last = fileSum(path)
+			a.reloadLogged(path, adjust, "SIGHUP")
+		case <-tick:
+			if sum := fileSum(path); sum != last {
+				last = sum
+				a.reloadLogged(path, adjust, "file changed")
+			}
+		}
+	}
+}
+
+func fileSum(path string) [32]byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return [32]byte{}
+	}
+	return sha256.Sum256(b)
+}
+
+func (a *app) reloadLogged(path string, adjust func(*Config), why string) {
+	if err := a.reload(path, adjust); err != nil {
+		a.reloads.WithLabelValues("error").Inc()
+		a.log.Error("config reload failed; keeping the running configuration", "trigger", why, "err", err)
+		return
+	}
+	a.reloads.WithLabelValues("ok").Inc()
+	a.log.Info("config reloaded", "trigger", why, "models", a.gateway.Router().Models())
+}
+
+// reload applies the file's providers, models and routing.
+func (a *app) reload(path string, adjust func(*Config)) error {
+	cfg, err := loadConfig(path, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	if fixed := restartOnly(a.cfg, cfg); len(fixed) > 0 {
+		a.log.Warn("config sections changed that apply only at restart; ignored until then", "sections", fixed)
+	}
+	old := a.providerConfigs()
+	provs := make(map[string]providers.Provider, len(cfg.Providers))
+	var fresh []ProviderConfig
+	for _, pc := range cfg.Providers {
+		if prev, ok := old[pc.Name]; ok && reflect.DeepEqual(prev, pc) {
+			provs[pc.Name] = a.providers[pc.Name]
+			continue
+		}
+		fresh = append(fresh, pc)
+	}
+	built, err := buildProviders(fresh)
+	if err != nil {
+		return err
+	}
+	for name, p := range built {
+		provs[name] = p
+	}
+	router, err := providers.NewRouter(cfg.Models, cfg.Routing, provs)
+	if err != nil {
+		closeIdle(built)
+		return err
+	}
+	a.gateway.SetRouter(router)
+	retired := map[string]providers.Provider{}
+	for name, p := range a.providers {
+		if provs[name] != p {
+			retired[name] = p
+		}
+	}
+	a.providers = provs
+	a.cfg.Providers, a.cfg.Models, a.cfg.Routing = cfg.Providers, cfg.Models, cfg.Routing
+	closeIdle(retired) // requests in flight keep their connections; only idle ones close
+	return nil
+}
+
+func (a *app) providerConfigs() map[string]ProviderConfig {
+	m := make(map[string]ProviderConfig, len(a.cfg.Providers))
+	for _, pc := range a.cfg.Providers {
+		m[pc.Name] = pc
+	}
+	return m
+}
+
+func closeIdle(ps map[string]providers.Provider) {
+	for _, p := range ps {
+		if ic, ok := p.(providers.IdleCloser); ok {
+			ic.CloseIdleConnections()
+		}
+	}
+}
+
+// restartOnly names the sections that differ between two configs and do not reload.
+func restartOnly(running, next Config) []string {
+	var out []string
+	for name, pair := range map[string][2]any{
+		"listen": {running.Listen, next.Listen}, "admin_listen": {running.AdminListen, next.AdminListen},
+		"data_dir": {running.DataDir, next.DataDir}, "database_url": {running.DatabaseURL, next.DatabaseURL},
+		"redis_url": {running.RedisURL, next.RedisURL}, "admin_token": {running.AdminToken, next.AdminToken},
+		"pricing_file": {running.PricingFile, next.PricingFile}, "log": {running.Log, next.Log},
+		"quota": {running.Quota, next.Quota}, "gateway": {running.Gateway, next.Gateway}, "usage": {running.Usage, next.Usage},
+		"config_poll_interval": {running.ConfigPollInterval, next.ConfigPollInterval},
+	} {
+		if !reflect.DeepEqual(pair[0], pair[1]) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// configPoll is how often the file is checked for changes (config_poll_interval, default 1s;
+// negative: only SIGHUP reloads).
+func configPoll(c Config) time.Duration {
+	switch {
+	case c.ConfigPollInterval < 0:
+		return 0
+	case c.ConfigPollInterval == 0:
+		return time.Second
+	}
+	return c.ConfigPollInterval
+}

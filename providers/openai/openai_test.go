@@ -1,0 +1,102 @@
+package openai
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/llmgate/llmgate/providers"
+)
+
+// seen is what an upstream received.
+type seen struct {
+	path, query, body string
+	header            http.Header
+}
+
+func upstream(t *testing.T) (*httptest.Server, *seen) {
+	s := &seen{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		*s = seen{path: r.URL.Path, query: r.URL.RawQuery, body: string(b), header: r.Header.Clone()}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, s
+}
+
+func call(t *testing.T, p *Provider, body string) {
+	t.Helper()
+	resp, err := p.Do(context.Background(), &providers.Request{Endpoint: providers.ChatCompletions, Model: "my deployment",
+		Body: []byte(body), Header: http.Header{"Traceparent": {"00-abc-def-01"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}
+
+// Presets reach their upstream the way it expects: Azure's deployment URL, api-version and
+// api-key header (or its v1 API), extra headers, and GLM's max_tokens; the body is otherwise
+// untouched and the caller's credentials are never what is sent.
+func TestPresetRequests(t *testing.T) {
+	srv, got := upstream(t)
+	body := `{"model":"my deployment","messages":[],"max_completion_tokens":50}`
+
+	azure, err := New(Options{BaseURL: srv.URL, APIKey: "azure-key", Azure: true, AzureAPIVersion: "2024-10-21"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(t, azure, body)
+	if got.path != "/openai/deployments/my deployment/chat/completions" || got.query != "api-version=2024-10-21" ||
+		got.header.Get("Api-Key") != "azure-key" || got.header.Get("Authorization") != "" || got.body != body {
+		t.Errorf("azure: %+v", got)
+	}
+	if _, err := New(Options{BaseURL: srv.URL, APIKey: "k", Azure: true}); err == nil {
+		t.Error("azure deployment URLs without api_version were accepted")
+	}
+
+	v1, err := New(Options{BaseURL: srv.URL + "/openai/v1", APIKey: "azure-key", Azure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(t, v1, body)
+	if got.path != "/openai/v1/chat/completions" || got.query != "" || got.header.Get("Api-Key") != "azure-key" {
+		t.Errorf("azure v1: %+v", got)
+	}
+
+	glm, err := New(Options{BaseURL: srv.URL + "/api/paas/v4", APIKey: "zk", MaxTokensOnly: true,
+		Headers: map[string]string{"appid": "app-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(t, glm, body)
+	if got.path != "/api/paas/v4/chat/completions" || got.body != `{"model":"my deployment","messages":[],"max_tokens":50}` ||
+		got.header.Get("Authorization") != "Bearer zk" || got.header.Get("Appid") != "app-1" || got.header.Get("Traceparent") == "" {
+		t.Errorf("glm: %+v", got)
+	}
+
+	local, err := New(Options{BaseURL: srv.URL + "/v1"}) // vLLM / Ollama without a key
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(t, local, body)
+	if got.header.Get("Authorization") != "" || got.body != body {
+		t.Errorf("keyless: %+v", got)
+	}
+}
+
+func TestPresetsHaveUsableDefaults(t *testing.T) {
+	for name, p := range Presets {
+		if p.BaseURL == "" && !p.Azure {
+			t.Errorf("%s: no default base URL", name)
+		}
+		if p.BaseURL != "" {
+			if _, err := New(Options{BaseURL: p.BaseURL}); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	}
+}
