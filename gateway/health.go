@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"errors"
 	"math"
 	"slices"
@@ -159,7 +160,7 @@ func (h *health) order(cands []*providers.Deployment, strategy string, price fun
 			// Not measured (0) sorts first, so every deployment gets measured; ties keep the
 			// weighted order.
 			slices.SortStableFunc(group, func(a, b *providers.Deployment) int {
-				return cmpFloat(h.of(a).ttftSeconds(), h.of(b).ttftSeconds())
+				return cmp.Compare(h.of(a).ttftSeconds(), h.of(b).ttftSeconds())
 			})
 		case providers.StrategyCost:
 			slices.SortStableFunc(group, func(a, b *providers.Deployment) int {
@@ -167,7 +168,7 @@ func (h *health) order(cands []*providers.Deployment, strategy string, price fun
 				pb, okb := price(b.Model)
 				switch {
 				case oka && okb:
-					return cmpInt(pa, pb)
+					return cmp.Compare(pa, pb)
 				case oka:
 					return -1
 				case okb:
@@ -179,26 +180,6 @@ func (h *health) order(cands []*providers.Deployment, strategy string, price fun
 		start = end
 	}
 	return out
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // DeploymentStatus is what /v1/providers and /v1/status report of one deployment.
