@@ -199,6 +199,7 @@ func (g *Gateway) Handler() http.Handler {
 	v1.GET("/models/*model", g.handleModel)
 	v1.GET("/providers", g.handleProviders)
 	v1.GET("/status", g.handleStatus)
+	v1.GET("/usage", g.handleUsage)
 	return e
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/big"
@@ -236,5 +237,79 @@ func TestCreditsHoldUnderConcurrency(t *testing.T) {
 			}
 			noFallback(t, e, replicas...)
 		})
+	}
+}
+
+// TestCallerUsage: GET /v1/usage shows the caller its own usage today and this month, its
+// limits and what it has used of them, its budgets and its prepaid balance — and nothing of
+// another key's.
+func TestCallerUsage(t *testing.T) {
+	e := newEnv(t)
+	e.adminSend(http.MethodPut, "/admin/pricing/up-model", `{"input_per_million":1,"output_per_million":1}`, nil)
+	k := e.newKey(createKeyBody{Name: "me", UserID: "usage-user", Tier: "pro"})
+	e.putPolicy("/admin/quota/policies/user/usage-user", `{"budget_usd_per_day":"1","rpm":7}`)
+	e.adminSend(http.MethodPost, "/admin/credits/user/usage-user/topup", `{"amount_usd":"2"}`, nil)
+	for range 3 {
+		if status, typ, _ := e.sendMoney(e.app, k.Key); status != 200 {
+			t.Fatalf("request: %d %s", status, typ)
+		}
+	}
+	e.sendMoney(e.app, e.key) // another key's request: not the caller's
+	e.waitRecords(k.ID, 3)
+	var u struct {
+		KeyID string `json:"key_id"`
+		Today struct {
+			Requests         int64  `json:"requests"`
+			PromptTokens     int64  `json:"prompt_tokens"`
+			CompletionTokens int64  `json:"completion_tokens"`
+			CostUSD          string `json:"cost_usd"`
+		} `json:"today"`
+		Month struct {
+			Requests int64 `json:"requests"`
+		} `json:"month"`
+		Quota []struct {
+			Subject string `json:"subject"`
+			Limits  struct {
+				RPM int64 `json:"rpm"`
+			} `json:"limits"`
+			Used *struct {
+				Requests int64 `json:"requests"`
+			} `json:"used"`
+			Budgets []struct {
+				Period       string `json:"period"`
+				LimitUSD     string `json:"limit_usd"`
+				SpentUSD     string `json:"spent_usd"`
+				RemainingUSD string `json:"remaining_usd"`
+			} `json:"budgets"`
+		} `json:"quota"`
+		Credit struct {
+			Balance string `json:"balance_usd"`
+		} `json:"credit"`
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.baseURL+"/usage", nil)
+	req.Header.Set("Authorization", "Bearer "+k.Key)
+	resp, err := e.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := json.Unmarshal(raw, &u); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %s (%v)", resp.StatusCode, raw, err)
+	}
+	if u.KeyID != k.ID || u.Today.Requests != 3 || u.Month.Requests != 3 || u.Today.PromptTokens != 15 ||
+		u.Today.CompletionTokens != 60 || u.Today.CostUSD != "0.000075" {
+		t.Errorf("own usage: %s", raw)
+	}
+	if len(u.Quota) == 0 || u.Quota[0].Subject != "user/usage-user" || u.Quota[0].Limits.RPM != 7 ||
+		u.Quota[0].Used == nil || u.Quota[0].Used.Requests != 3 {
+		t.Errorf("quota: %s", raw)
+	}
+	if b := u.Quota[0].Budgets; len(b) != 1 || b[0].Period != "day" || b[0].LimitUSD != "1" ||
+		b[0].SpentUSD != "0.000075" || b[0].RemainingUSD != "0.999925" {
+		t.Errorf("budgets: %s", raw)
+	}
+	if u.Credit.Balance != "1.999925" {
+		t.Errorf("credit: %s", raw)
 	}
 }
