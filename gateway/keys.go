@@ -160,8 +160,14 @@ func (c *keyCache) resolve(ctx context.Context, plaintext string) (*Identity, er
 	return check(id, now)
 }
 
-// load queries the store and caches the answer, positive or negative. A store error is not
-// cached: the next request tries again.
+// staleRetry is how long a key served stale (the store is down) is trusted before the store is
+// asked again.
+const staleRetry = time.Second
+
+// load queries the store and caches the answer, positive or negative. When the store cannot
+// answer, a key this cache knew as valid keeps working (served stale, the store asked again
+// every staleRetry): requests go on through a database outage — their usage is spooled — and a
+// revocation cannot happen while the store is down anyway. An unknown key gets errStoreDown.
 func (c *keyCache) load(ctx context.Context, hash string) (*Identity, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
@@ -173,7 +179,7 @@ func (c *keyCache) load(ctx context.Context, hash string) (*Identity, error) {
 		return (*Identity)(nil), nil
 	}
 	if err != nil {
-		return nil, errStoreDown
+		return c.stale(hash, now)
 	}
 	id := &Identity{Key: k}
 	if k.UserID != "" {
@@ -182,7 +188,7 @@ func (c *keyCache) load(ctx context.Context, hash string) (*Identity, error) {
 		case err == nil:
 			id.Tier = u.Tier
 		case !errors.Is(err, store.ErrNotFound):
-			return nil, errStoreDown
+			return c.stale(hash, now)
 		}
 	}
 	if len(k.Models) > 0 {
@@ -193,6 +199,20 @@ func (c *keyCache) load(ctx context.Context, hash string) (*Identity, error) {
 	}
 	c.put(hash, keyEntry{id: id, expires: now.Add(c.ttl)})
 	return id, nil
+}
+
+// stale returns the last known identity of a valid key while the store is down.
+func (c *keyCache) stale(hash string, now time.Time) (*Identity, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[hash]
+	if !ok || e.id == nil {
+		return nil, errStoreDown
+	}
+	e.expires = now.Add(staleRetry)
+	c.entries[hash] = e
+	c.metrics.keyLookups.WithLabelValues("stale").Inc()
+	return e.id, nil
 }
 
 func (c *keyCache) put(hash string, e keyEntry) {

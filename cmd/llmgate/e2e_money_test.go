@@ -177,10 +177,28 @@ func TestCreditsHoldUnderConcurrency(t *testing.T) {
 			e.adminSend(http.MethodPut, "/admin/pricing/up-model", `{"input_per_million":1,"output_per_million":1}`, nil)
 			k := e.newKey(createKeyBody{Name: "prepaid", UserID: "small-balance"})
 			e.adminSend(http.MethodPost, "/admin/credits/user/small-balance/topup", `{"amount_usd":"0.0005"}`, nil)
+			// Both replicas must price the model before the burst: an unpriced request is neither
+			// reserved nor charged.
+			waitFor(t, 5*time.Second, "the price on every replica", func() bool {
+				for _, r := range replicas {
+					if _, ok := r.gateway.Prices().Lookup("up-model"); !ok {
+						return false
+					}
+				}
+				return true
+			})
 			before := e.up.Stats().Requests
 			var ok, refused atomic.Int64
+			// One request per replica first, so each has read the account (a first read that
+			// misses its 1 s deadline on a loaded machine would let requests through, fail-open).
+			for i, r := range replicas {
+				if status, typ, _ := e.sendMoney(r, k.Key); status != http.StatusOK {
+					t.Fatalf("warm-up on replica %d: %d %s", i, status, typ)
+				}
+				ok.Add(1)
+			}
 			var wg sync.WaitGroup
-			for i := range 100 {
+			for i := range 98 {
 				wg.Go(func() {
 					status, typ, _ := e.sendMoney(replicas[i%2], k.Key)
 					switch {
