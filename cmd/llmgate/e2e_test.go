@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,9 @@ func TestMain(m *testing.M) {
 	rdb, stopRedis = testsvc.Redis()
 	rcluster, stopCluster = testsvc.RedisCluster()
 	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath)) // the gateway binary built for child-process tests
+	}
 	stopPG()
 	stopRedis()
 	stopCluster()
