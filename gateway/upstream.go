@@ -38,57 +38,142 @@ type inProcess interface{ InProcess() bool }
 // connection is obtained, the first-byte timeout until the answer's headers, the idle timeout
 // between reads of the body, and the total one over everything; each cancels the attempt with
 // its own cause, which the returned error (or the body's read error) then is. The caller closes
-// the body, which releases the timers.
+// the body, which releases the clock.
 func (x *exchange) call(d *providers.Deployment, req *providers.Request) (*http.Response, error) {
-	t := d.Timeouts
 	ctx, cancel := context.WithCancelCause(x.ctx)
-	var stops []func() bool
-	after := func(d time.Duration, cause error) *time.Timer {
-		tm := time.AfterFunc(d, func() { cancel(cause) })
-		stops = append(stops, tm.Stop)
-		return tm
-	}
-	after(t.Total, errTotalTimeout)
-	firstByte := after(t.FirstByte, errFirstByteTimeout)
+	clk := newAttemptClock(d.Timeouts, cancel)
 	if ip, ok := d.Provider.(inProcess); !ok || !ip.InProcess() {
-		connect := after(t.Connect, errConnectTimeout)
-		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { connect.Stop() }})
-	}
-	release := func() {
-		for _, stop := range stops {
-			stop()
-		}
-		cancel(nil)
+		clk.enter(phaseConnect)
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { clk.enter(phaseFirstByte) }})
+	} else {
+		clk.enter(phaseFirstByte)
 	}
 	resp, err := d.Provider.Do(ctx, req)
-	firstByte.Stop()
 	if err != nil {
 		if cause := context.Cause(ctx); isAttemptTimeout(cause) {
 			err = cause
 		}
-		release()
+		clk.stop()
 		return nil, err
 	}
-	b := &watchedBody{rc: resp.Body, ctx: ctx, idle: t.Idle, release: release}
-	b.timer = time.AfterFunc(t.Idle, func() { cancel(errIdleTimeout) })
-	resp.Body = b
+	clk.enter(phaseBody)
+	resp.Body = &watchedBody{rc: resp.Body, ctx: ctx, clk: clk}
 	return resp, nil
 }
 
-// watchedBody is an answer's body under the idle timeout: every read that returns restarts it.
-// A read cut by one of the attempt's timeouts returns that timeout as its error.
-type watchedBody struct {
-	rc      io.ReadCloser
-	ctx     context.Context
-	idle    time.Duration
+// Phases of an attempt, each with its own deadline.
+const (
+	phaseConnect int32 = iota
+	phaseFirstByte
+	phaseBody
+)
+
+// attemptClock enforces an attempt's timeouts with one timer. Moving to a later phase and every
+// read of the body only record a time (no timer call on the hot path); when the timer fires it
+// checks the deadline in force and either cancels the attempt with that phase's cause or re-arms
+// itself for the rest. A phase whose deadline may come sooner than the one armed re-arms at once.
+type attemptClock struct {
+	t       providers.Timeouts
+	cancel  context.CancelCauseFunc
+	start   time.Time
+	total   time.Time
+	phase   atomic.Int32
+	since   atomic.Int64 // UnixNano: phase start, then the last read of the body
+	mu      sync.Mutex
 	timer   *time.Timer
-	release func()
-	once    sync.Once
+	armed   time.Time
+	stopped bool
+}
+
+func newAttemptClock(t providers.Timeouts, cancel context.CancelCauseFunc) *attemptClock {
+	now := time.Now()
+	c := &attemptClock{t: t, cancel: cancel, start: now, total: now.Add(t.Total)}
+	c.since.Store(now.UnixNano())
+	return c
+}
+
+// deadline is the phase's deadline, capped by the total, and the cause to cancel with.
+func (c *attemptClock) deadline() (time.Time, error) {
+	since := time.Unix(0, c.since.Load())
+	var at time.Time
+	var cause error
+	switch c.phase.Load() {
+	case phaseConnect:
+		at, cause = c.start.Add(c.t.Connect), errConnectTimeout
+	case phaseFirstByte:
+		at, cause = c.start.Add(c.t.FirstByte), errFirstByteTimeout
+	default:
+		at, cause = since.Add(c.t.Idle), errIdleTimeout
+	}
+	if c.total.Before(at) {
+		return c.total, errTotalTimeout
+	}
+	return at, cause
+}
+
+// enter moves the attempt to a phase.
+func (c *attemptClock) enter(phase int32) {
+	c.since.Store(time.Now().UnixNano())
+	c.phase.Store(phase)
+	at, _ := c.deadline()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	if c.timer == nil {
+		c.armed = at
+		c.timer = time.AfterFunc(time.Until(at), c.fire)
+		return
+	}
+	if at.Before(c.armed) {
+		c.armed = at
+		c.timer.Reset(time.Until(at))
+	}
+}
+
+// touch records activity in the body phase: it pushes the idle deadline back.
+func (c *attemptClock) touch() { c.since.Store(time.Now().UnixNano()) }
+
+func (c *attemptClock) fire() {
+	at, cause := c.deadline()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	if now := time.Now(); now.Before(at) {
+		c.armed = at
+		c.timer.Reset(at.Sub(now))
+		return
+	}
+	c.stopped = true
+	c.cancel(cause)
+}
+
+// stop ends the clock and releases the attempt's context.
+func (c *attemptClock) stop() {
+	c.mu.Lock()
+	c.stopped = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.mu.Unlock()
+	c.cancel(nil)
+}
+
+// watchedBody is an answer's body under the idle timeout: every read pushes it back. A read cut
+// by one of the attempt's timeouts returns that timeout as its error.
+type watchedBody struct {
+	rc   io.ReadCloser
+	ctx  context.Context
+	clk  *attemptClock
+	once sync.Once
 }
 
 func (b *watchedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
-	b.timer.Reset(b.idle)
+	b.clk.touch()
 	if err != nil && err != io.EOF {
 		if cause := context.Cause(b.ctx); isAttemptTimeout(cause) {
 			err = cause
@@ -99,10 +184,7 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 
 func (b *watchedBody) Close() error {
 	err := b.rc.Close()
-	b.once.Do(func() {
-		b.timer.Stop()
-		b.release()
-	})
+	b.once.Do(b.clk.stop)
 	return err
 }
 
