@@ -97,7 +97,7 @@ fi
 rm -rf "$bindir"
 
 # Short fuzz runs of the parsers (seconds each); run longer ones by hand with a larger -fuzztime.
-for target in "FuzzEventData ./gateway" "FuzzStream ./providers/anthropic" "FuzzRequest ./providers/anthropic" "FuzzGeminiStream ./providers/gemini" "FuzzGeminiRequest ./providers/gemini"; do
+for target in "FuzzEventData ./gateway" "FuzzStream ./providers/anthropic" "FuzzRequest ./providers/anthropic" "FuzzGeminiStream ./providers/gemini" "FuzzGeminiRequest ./providers/gemini" "FuzzReader ./providers/internal/sse"; do
 	set -- $target
 	echo "test.sh: fuzz $1 (5s)"
 	go test -run='^$' -fuzz="^$1\$" -fuzztime=5s "$2"

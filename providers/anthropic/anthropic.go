@@ -11,20 +11,19 @@
 package anthropic
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/providers"
-	"github.com/llmgate/llmgate/providers/openai"
+	"github.com/llmgate/llmgate/providers/internal/oairender"
+	"github.com/llmgate/llmgate/providers/internal/upstreamhttp"
 )
 
 const (
@@ -97,16 +96,10 @@ var (
 
 // New checks the options and builds the provider's client.
 func New(opts Options) (*Provider, error) {
-	base := opts.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		return nil, errors.New("base_url: not a valid URL")
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("base_url: want an http(s) URL, got %q", redact(u))
+	// Userinfo in the URL is allowed: net/http sends it as basic auth (for a proxy in front).
+	base := cmp.Or(opts.BaseURL, DefaultBaseURL)
+	if _, err := upstreamhttp.ParseBaseURL(base); err != nil {
+		return nil, err
 	}
 	if opts.DefaultMaxTokens < 0 {
 		return nil, errors.New("anthropic.default_max_tokens: must not be negative")
@@ -119,15 +112,14 @@ func New(opts Options) (*Provider, error) {
 			return nil, fmt.Errorf("anthropic.pass_fields: %q cannot be passed through (the adapter writes it)", f)
 		}
 	}
-	tr := openai.NewTransport(openai.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
-		DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout})
 	return &Provider{
 		endpoint: strings.TrimRight(base, "/") + "/v1/messages",
 		key:      opts.APIKey,
 		beta:     strings.Join(opts.Beta, ","),
 		settings: opts.Settings,
-		client:   &http.Client{Transport: tr},
-		now:      time.Now,
+		client: upstreamhttp.NewClient(upstreamhttp.ClientOptions{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
+			DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout}),
+		now: time.Now,
 	}, nil
 }
 
@@ -135,7 +127,7 @@ func New(opts Options) (*Provider, error) {
 // translate and endpoints it does not support are answered without an upstream call.
 func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Response, error) {
 	if req.Endpoint != providers.ChatCompletions {
-		return errorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest,
+		return oairender.ErrorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest,
 			"The anthropic provider supports only /v1/chat/completions, not /v1/"+string(req.Endpoint)+".",
 			"unsupported_endpoint", ""), nil), nil
 	}
@@ -143,26 +135,14 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	if err != nil {
 		var re *requestError
 		if errors.As(err, &re) {
-			return errorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest, re.msg, "invalid_value", re.param), nil), nil
+			return oairender.ErrorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest, re.msg, "invalid_value", re.param), nil), nil
 		}
 		return nil, err
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, p.endpoint, bytes.NewReader(tr.body))
+	hr, err := upstreamhttp.NewRequest(ctx, p.endpoint, tr.body, req.Stream, req.Header,
+		"Authorization", "X-Api-Key", "Api-Key", "Anthropic-Version", "Anthropic-Beta", "Host")
 	if err != nil {
 		return nil, err
-	}
-	for k, v := range req.Header {
-		switch http.CanonicalHeaderKey(k) {
-		case "Authorization", "X-Api-Key", "Api-Key", "Anthropic-Version", "Anthropic-Beta", "Content-Length", "Host":
-			continue // credentials and protocol headers are the adapter's own
-		}
-		hr.Header[k] = v
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	if req.Stream {
-		hr.Header.Set("Accept", "text/event-stream")
-	} else {
-		hr.Header.Set("Accept", "application/json")
 	}
 	hr.Header.Set("anthropic-version", APIVersion)
 	if p.beta != "" {
@@ -180,13 +160,7 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	case resp.StatusCode >= 300:
 		return translateErrorResponse(resp), nil
 	case req.Stream && isEventStream(resp.Header.Get("Content-Type")):
-		h := http.Header{}
-		h.Set("Content-Type", "text/event-stream")
-		h.Set("Cache-Control", "no-cache")
-		return &http.Response{Status: "200 OK", StatusCode: http.StatusOK, Proto: resp.Proto,
-			ProtoMajor: resp.ProtoMajor, ProtoMinor: resp.ProtoMinor, Header: h,
-			Body:          newStreamReader(resp.Body, req.Model, created, tr.includeUsage),
-			ContentLength: -1, Request: resp.Request}, nil
+		return oairender.StreamResponse(resp, newStreamReader(resp.Body, req.Model, created, tr.includeUsage)), nil
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
@@ -194,55 +168,20 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 		return nil, fmt.Errorf("anthropic: reading the answer: %w", err)
 	}
 	if len(raw) > maxAnswerBytes {
-		return errorResponse(http.StatusBadGateway, api.NewError(api.TypeUpstream,
+		return oairender.ErrorResponse(http.StatusBadGateway, api.NewError(api.TypeUpstream,
 			"The upstream's answer exceeded the adapter's size limit.", "upstream_response_too_large", ""), nil), nil
 	}
 	out, err := translateResponse(raw, req.Model, created)
 	if err != nil {
-		return errorResponse(http.StatusBadGateway, api.NewError(api.TypeUpstream,
+		return oairender.ErrorResponse(http.StatusBadGateway, api.NewError(api.TypeUpstream,
 			"The upstream's answer could not be translated.", "bad_upstream_response", ""), nil), nil
 	}
-	return jsonResponse(http.StatusOK, out, nil), nil
+	return oairender.JSONResponse(http.StatusOK, out, nil), nil
 }
 
 // CloseIdleConnections drops pooled upstream connections.
 func (p *Provider) CloseIdleConnections() { p.client.CloseIdleConnections() }
 
-// jsonResponse is a synthesised answer with a JSON body. extra headers are copied in.
-func jsonResponse(status int, body []byte, extra http.Header) *http.Response {
-	h := http.Header{}
-	for k, v := range extra {
-		h[k] = v
-	}
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	return &http.Response{
-		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
-		StatusCode:    status,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		ContentLength: int64(len(body)),
-	}
-}
-
-// errorResponse is a synthesised OpenAI error answer.
-func errorResponse(status int, e api.Error, extra http.Header) *http.Response {
-	return jsonResponse(status, e.Marshal(), extra)
-}
-
 func isEventStream(ct string) bool {
 	return len(ct) >= 17 && strings.EqualFold(ct[:17], "text/event-stream")
-}
-
-// redact hides userinfo in a URL so credentials never reach logs or errors.
-func redact(u *url.URL) string {
-	if u.User == nil {
-		return u.String()
-	}
-	c := *u
-	c.User = url.User("redacted")
-	return c.String()
 }

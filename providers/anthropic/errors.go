@@ -8,6 +8,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/providers/internal/oairender"
 )
 
 // StatusOverloaded is Anthropic's 529: the API as a whole is overloaded. It is answered as 503,
@@ -28,7 +29,7 @@ func translateErrorResponse(resp *http.Response) *http.Response {
 			extra.Set(k, v)
 		}
 	}
-	return errorResponse(status, e, extra)
+	return oairender.ErrorResponse(status, e, extra)
 }
 
 // translateError maps an Anthropic error body ({"type":"error","error":{"type","message"}}) and

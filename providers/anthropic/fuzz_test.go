@@ -4,23 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/providers/internal/fixture"
 )
 
 // FuzzStream: whatever bytes the upstream sends, the translator never panics and its output is
 // well-formed SSE (see wellFormed); reading one byte at a time changes nothing.
 func FuzzStream(f *testing.F) {
-	files, _ := filepath.Glob("testdata/stream/*.sse")
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err == nil {
-			f.Add(b)
-		}
-	}
+	fixture.Seed(f, "testdata/stream/*.sse")
 	f.Fuzz(func(t *testing.T, in []byte) {
 		out, err := translateAll(in, true, false)
 		if err := wellFormed(out); err != nil {

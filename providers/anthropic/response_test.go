@@ -4,28 +4,20 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/providers/internal/fixture"
 )
 
 // TestResponseGolden translates each testdata/response/*.json Messages answer and compares the
 // chat.completion with its .golden file (-update rewrites them).
 func TestAnthropicResponseGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/response/*.json")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixtures: %v", err)
-	}
-	for _, f := range files {
+	for _, f := range fixture.Files(t, "testdata/response/*.json") {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".json"), func(t *testing.T) {
-			in, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, err := translateResponse(in, testModel, testCreated)
+			out, err := translateResponse(fixture.Read(t, f), testModel, testCreated)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -51,21 +43,8 @@ func TestAnthropicResponseGolden(t *testing.T) {
 			}
 			var pretty bytes.Buffer
 			_ = json.Indent(&pretty, out, "", "  ")
-			got := pretty.String() + "\n"
-			golden := strings.TrimSuffix(f, ".json") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("output differs from %s:\n%s", golden, got)
-			}
+			pretty.WriteByte('\n')
+			fixture.Golden(t, strings.TrimSuffix(f, ".json")+".golden", pretty.Bytes())
 		})
 	}
 }
@@ -145,22 +124,5 @@ func TestAnthropicTranslateError(t *testing.T) {
 	// The status check does not depend on the body being Anthropic's.
 	if s, _ := translateError(http.StatusServiceUnavailable, nil); s != 503 {
 		t.Errorf("503 → %d", s)
-	}
-}
-
-func TestAnthropicAppendString(t *testing.T) {
-	for _, s := range []string{"", "plain", `q"b\s`, "\n\r\t\x00\x1f", "é ü 日本 🎉", "bad \xff utf8", "</script>&"} {
-		got := appendString(nil, s)
-		want, _ := json.Marshal(s)
-		var back string
-		if err := json.Unmarshal(got, &back); err != nil {
-			t.Errorf("%q → %s: %v", s, got, err)
-			continue
-		}
-		var wantBack string
-		_ = json.Unmarshal(want, &wantBack)
-		if back != wantBack {
-			t.Errorf("%q round-trips to %q, want %q", s, back, wantBack)
-		}
 	}
 }

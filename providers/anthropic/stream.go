@@ -1,8 +1,7 @@
 package anthropic
 
 import (
-	"bufio"
-	"bytes"
+	"cmp"
 	"io"
 	"net/http"
 	"strconv"
@@ -10,10 +9,13 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/providers/internal/jsonappend"
+	"github.com/llmgate/llmgate/providers/internal/oairender"
+	"github.com/llmgate/llmgate/providers/internal/sse"
 )
 
 // This file translates a Messages event stream (PROVIDERS.md §3.4) into OpenAI's
-// chat.completion.chunk stream, on Read: each Read pulls upstream lines until at least one
+// chat.completion.chunk stream, on Read: each Read pulls upstream events until at least one
 // translated event is ready, so chunks leave as the upstream's events arrive and nothing is
 // buffered beyond one event.
 //
@@ -34,22 +36,14 @@ import (
 // A stream that ends before message_stop ends the body with io.ErrUnexpectedEOF (no [DONE]);
 // an event that is not JSON ends it with an error event, as a broken upstream.
 
-const (
-	// maxEventBytes bounds one upstream event; a larger one ends the stream as broken.
-	maxEventBytes = 16 << 20
-	// readerSize is the line reader's buffer: longer lines are assembled in streamReader.line.
-	readerSize = 4 << 10
-)
+// maxEventBytes bounds one upstream event; a larger one ends the stream as broken.
+const maxEventBytes = 16 << 20
 
 // streamReader is the translated body. It is not safe for concurrent use (Close may be called
 // while a Read is blocked, as for any response body).
 type streamReader struct {
-	body io.ReadCloser
-	br   *bufio.Reader
-	line []byte // a line longer than br's buffer, being assembled
-	data []byte // the current event's data lines, joined by \n
-	name []byte // the current event's event: field
-	has  bool   // the current event has a data line
+	body   io.ReadCloser
+	events *sse.Reader
 
 	out []byte // translated bytes not yet read
 	off int
@@ -73,7 +67,7 @@ type toolState struct {
 }
 
 func newStreamReader(body io.ReadCloser, model string, created int64, includeUsage bool) *streamReader {
-	return &streamReader{body: body, br: bufio.NewReaderSize(body, readerSize), model: model,
+	return &streamReader{body: body, events: sse.NewReader(body, maxEventBytes), model: model,
 		created: created, includeUsage: includeUsage}
 }
 
@@ -99,84 +93,33 @@ func (s *streamReader) Close() error {
 	return s.body.Close()
 }
 
-// step reads one upstream line and handles it.
+// step reads one upstream event and translates it.
 func (s *streamReader) step() {
-	line, err := s.br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		if len(s.line)+len(line) > maxEventBytes {
-			s.broken("An upstream stream event exceeded the size limit.")
-			return
-		}
-		s.line = append(s.line, line...)
-		return
-	}
-	if len(s.line) > 0 {
-		s.line = append(s.line, line...)
-		line = s.line
-	}
-	if len(line) > 0 {
-		s.handleLine(line)
-		s.line = s.line[:0]
-	}
-	if err == nil || s.err != nil {
-		return
-	}
-	if err == io.EOF {
+	ev, err := s.events.Next()
+	switch err {
+	case nil:
+		s.dispatch(ev)
+	case sse.ErrEventTooLarge:
+		s.broken("An upstream stream event exceeded the size limit.")
+	case io.EOF, sse.ErrUnterminated:
 		// The upstream ended before message_stop. An event it left without its blank line is
 		// dropped, as the SSE spec says: it may be cut anywhere.
 		s.err = io.ErrUnexpectedEOF
-		return
-	}
-	s.err = err
-}
-
-// handleLine handles one SSE line (https://html.spec.whatwg.org/multipage/server-sent-events.html).
-func (s *streamReader) handleLine(line []byte) {
-	line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
-	if len(line) == 0 {
-		s.dispatch()
-		return
-	}
-	if line[0] == ':' {
-		return // comment
-	}
-	field, value := line, []byte(nil)
-	if i := bytes.IndexByte(line, ':'); i >= 0 {
-		field, value = line[:i], line[i+1:]
-		if len(value) > 0 && value[0] == ' ' {
-			value = value[1:]
-		}
-	}
-	switch string(field) {
-	case "data":
-		if len(s.data)+len(value) > maxEventBytes {
-			s.broken("An upstream stream event exceeded the size limit.")
-			return
-		}
-		if s.has {
-			s.data = append(s.data, '\n')
-		}
-		s.data = append(s.data, value...)
-		s.has = true
-	case "event":
-		s.name = append(s.name[:0], value...)
+	default:
+		s.err = err
 	}
 }
 
-// dispatch translates the event collected so far.
-func (s *streamReader) dispatch() {
-	defer func() { s.data, s.name, s.has = s.data[:0], s.name[:0], false }()
-	if !s.has {
-		return
-	}
-	if !gjson.ValidBytes(s.data) {
+// dispatch translates one upstream event.
+func (s *streamReader) dispatch(raw sse.Event) {
+	if !gjson.ValidBytes(raw.Data) {
 		s.broken("The upstream sent a malformed stream event.")
 		return
 	}
-	ev := gjson.ParseBytes(s.data)
+	ev := gjson.ParseBytes(raw.Data)
 	typ := ev.Get("type").Str
 	if typ == "" {
-		typ = string(s.name)
+		typ = string(raw.Name)
 	}
 	switch typ {
 	case "message_start":
@@ -215,21 +158,7 @@ func (s *streamReader) setHead(id, model gjson.Result) {
 	if s.head != nil {
 		return
 	}
-	h := append(make([]byte, 0, 128), `data: {"id":`...)
-	if id.Type == gjson.String && id.Str != "" {
-		h = append(h, id.Raw...) // valid JSON: the event was validated
-	} else {
-		h = append(h, `"msg_unknown"`...)
-	}
-	h = append(h, `,"object":"chat.completion.chunk","created":`...)
-	h = strconv.AppendInt(h, s.created, 10)
-	h = append(h, `,"model":`...)
-	if model.Type == gjson.String && model.Str != "" {
-		h = append(h, model.Raw...)
-	} else {
-		h = appendString(h, s.model)
-	}
-	s.head = append(h, ',')
+	s.head = oairender.AppendChunkHead(make([]byte, 0, 128), cmp.Or(id.Str, "msg_unknown"), s.created, cmp.Or(model.Str, s.model))
 }
 
 // start sends the role chunk once, before anything else of the answer.
@@ -269,7 +198,7 @@ func (s *streamReader) blockStart(index int64, cb gjson.Result) {
 		// Streamed tool_use blocks start with input {}; an upstream that sends the whole input
 		// here instead still gets it through.
 		if in := cb.Get("input"); in.IsObject() && len(in.Map()) > 0 {
-			s.toolArgs(t, appendString(nil, in.Raw))
+			s.toolArgs(t, jsonappend.String(nil, in.Raw))
 		}
 	}
 }
@@ -324,21 +253,10 @@ func (s *streamReader) tool(block int64) *toolState {
 }
 
 // openChunk starts a chunk, up to the inside of its delta object.
-func (s *streamReader) openChunk() {
-	s.out = append(s.out, s.head...)
-	s.out = append(s.out, `"choices":[{"index":0,"delta":{`...)
-}
+func (s *streamReader) openChunk() { s.out = oairender.AppendChunkStart(s.out, s.head) }
 
 // closeChunk ends a chunk with its finish_reason (null when empty).
-func (s *streamReader) closeChunk(finish string) {
-	s.out = append(s.out, `},"logprobs":null,"finish_reason":`...)
-	if finish == "" {
-		s.out = append(s.out, "null"...)
-	} else {
-		s.out = appendString(s.out, finish)
-	}
-	s.out = append(s.out, "}]}\n\n"...)
-}
+func (s *streamReader) closeChunk(finish string) { s.out = oairender.AppendChunkEnd(s.out, finish) }
 
 // finish ends a complete stream: the one chunk with finish_reason, the one usage chunk, [DONE].
 func (s *streamReader) finish() {
@@ -351,20 +269,15 @@ func (s *streamReader) finish() {
 	s.openChunk()
 	s.closeChunk(finishReason(s.stopReason))
 	if s.includeUsage && s.usage.found {
-		s.out = append(s.out, s.head...)
-		s.out = append(s.out, `"choices":[],"usage":`...)
-		s.out = s.usage.appendJSON(s.out)
-		s.out = append(s.out, "}\n\n"...)
+		s.out = oairender.AppendUsageChunk(s.out, s.head, s.usage.openAI())
 	}
-	s.out = append(s.out, "data: [DONE]\n\n"...)
+	s.out = append(s.out, oairender.Done...)
 	s.err = io.EOF
 }
 
 // fail ends the stream with an OpenAI error event and no [DONE].
 func (s *streamReader) fail(e api.Error) {
-	s.out = append(s.out, "data: "...)
-	s.out = append(s.out, e.Marshal()...)
-	s.out = append(s.out, "\n\n"...)
+	s.out = oairender.AppendErrorEvent(s.out, e)
 	s.err = io.EOF
 }
 

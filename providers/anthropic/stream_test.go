@@ -4,18 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite the .golden files of testdata")
+	"github.com/llmgate/llmgate/providers/internal/fixture"
+)
 
 const (
 	testModel   = "claude-test"
@@ -50,11 +48,7 @@ func translateAll(in []byte, includeUsage, oneByte bool) ([]byte, error) {
 // documented event format) and compares the OpenAI chunks with its .golden file; -update rewrites
 // them. Every fixture is also fed one byte per read, which must not change the output.
 func TestAnthropicStreamGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/stream/*.sse")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixtures: %v", err)
-	}
-	for _, f := range files {
+	for _, f := range fixture.Files(t, "testdata/stream/*.sse") {
 		for _, includeUsage := range []bool{true, false} {
 			name := strings.TrimSuffix(filepath.Base(f), ".sse")
 			golden := strings.TrimSuffix(f, ".sse") + ".golden"
@@ -66,10 +60,7 @@ func TestAnthropicStreamGolden(t *testing.T) {
 				golden = strings.TrimSuffix(f, ".sse") + ".no_include_usage.golden"
 			}
 			t.Run(name, func(t *testing.T) {
-				in, err := os.ReadFile(f)
-				if err != nil {
-					t.Fatal(err)
-				}
+				in := fixture.Read(t, f)
 				out, rerr := translateAll(in, includeUsage, false)
 				got := render(out, rerr)
 				split, serr := translateAll(in, includeUsage, true)
@@ -79,19 +70,7 @@ func TestAnthropicStreamGolden(t *testing.T) {
 				if err := wellFormed(out); err != nil {
 					t.Errorf("output not well-formed: %v\n%s", err, out)
 				}
-				if *update {
-					if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					return
-				}
-				want, err := os.ReadFile(golden)
-				if err != nil {
-					t.Fatalf("%v (run with -update to create it)", err)
-				}
-				if got != string(want) {
-					t.Errorf("output differs from %s:\n%s", golden, got)
-				}
+				fixture.Golden(t, golden, []byte(got))
 			})
 		}
 	}

@@ -1,7 +1,6 @@
 package gemini
 
 import (
-	"bytes"
 	"io"
 	"math"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/providers/internal/oairender"
 )
 
 // maxErrorBody bounds how much of an upstream error body is read.
@@ -26,26 +26,6 @@ func (e *requestError) Error() string { return e.msg }
 
 func badRequest(param, msg string) *requestError { return &requestError{param: param, msg: msg} }
 
-// errorResponse synthesises an OpenAI-shaped error answer.
-func errorResponse(status int, e api.Error, hdr http.Header) *http.Response {
-	b := e.Marshal()
-	if hdr == nil {
-		hdr = make(http.Header)
-	}
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("Content-Length", strconv.Itoa(len(b)))
-	return &http.Response{
-		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
-		StatusCode:    status,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        hdr,
-		Body:          io.NopCloser(bytes.NewReader(b)),
-		ContentLength: int64(len(b)),
-	}
-}
-
 // translateErrorResponse turns Gemini's non-2xx answer into the same status with an OpenAI error
 // body (PROVIDERS.md §4.6, §9). It consumes and closes resp.Body.
 func translateErrorResponse(resp *http.Response) *http.Response {
@@ -58,7 +38,7 @@ func translateErrorResponse(resp *http.Response) *http.Response {
 	} else if d := retryDelay(raw); d > 0 {
 		hdr.Set("Retry-After", strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10))
 	}
-	return errorResponse(status, e, hdr)
+	return oairender.ErrorResponse(status, e, hdr)
 }
 
 // openAIError maps a Gemini error body ({"error":{"code","message","status","details"}}, possibly
@@ -167,12 +147,4 @@ func errorType(status int, grpc string) string {
 		return api.TypeInvalidRequest
 	}
 	return api.TypeUpstream
-}
-
-// appendErrorEvent renders an error met inside a stream as an OpenAI SSE error event, the shape the
-// OpenAI SDKs raise (an event whose data has an "error" object).
-func appendErrorEvent(dst []byte, e api.Error) []byte {
-	dst = append(dst, "data: "...)
-	dst = append(dst, e.Marshal()...)
-	return append(dst, '\n', '\n')
 }

@@ -3,24 +3,19 @@ package gemini
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 	"testing/iotest"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/providers/internal/fixture"
 )
 
 // FuzzGeminiStream feeds arbitrary bytes to the stream translator as Gemini's SSE body. Whatever
 // arrives, the output must be a well-formed OpenAI stream (see checkStream), and reading the
 // upstream one byte at a time must not change it.
 func FuzzGeminiStream(f *testing.F) {
-	files, _ := filepath.Glob("testdata/stream/*.sse")
-	for _, file := range files {
-		if b, err := os.ReadFile(file); err == nil {
-			f.Add(b)
-		}
-	}
+	fixture.Seed(f, "testdata/stream/*.sse")
 	for _, s := range []string{
 		"", "data: [DONE]\n\n", "data:\n\n", "data: {}\n\n", "data: []\r\n\r\n", ": ping\n\n",
 		"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]},\"finishReason\":\"STOP\"}]}",

@@ -31,7 +31,7 @@
 package gemini
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -40,13 +40,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/providers"
-	"github.com/llmgate/llmgate/providers/openai"
+	"github.com/llmgate/llmgate/providers/internal/oairender"
+	"github.com/llmgate/llmgate/providers/internal/upstreamhttp"
 )
 
 // DefaultBaseURL is the Gemini API root with its version path.
@@ -85,32 +85,26 @@ var (
 
 // New checks the options and builds the provider's client.
 func New(opts Options) (*Provider, error) {
-	base := opts.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	u, err := url.Parse(base)
+	base := cmp.Or(opts.BaseURL, DefaultBaseURL)
+	u, err := upstreamhttp.ParseBaseURL(base)
 	if err != nil {
-		return nil, fmt.Errorf("base_url: not a valid URL")
+		return nil, err
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return nil, fmt.Errorf("base_url: want an http(s) URL without credentials")
+	if u.User != nil {
+		return nil, errors.New("base_url: want an http(s) URL without credentials")
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("base_url: must not carry a query string (the key is sent as a header; set api_key)")
+		return nil, errors.New("base_url: must not carry a query string (the key is sent as a header; set api_key)")
 	}
-	tr := openai.NewTransport(openai.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
+	client := upstreamhttp.NewClient(upstreamhttp.ClientOptions{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
 		DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout})
-	// Redirects are not followed: the key is a custom header, which net/http would copy to
-	// whatever host a redirect names. A 3xx is answered as an upstream error instead.
-	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return &Provider{base: strings.TrimRight(base, "/"), key: opts.APIKey, client: client, now: time.Now, newID: randomID}, nil
 }
 
 // Do implements providers.Provider.
 func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Response, error) {
 	if req.Endpoint != providers.ChatCompletions {
-		return errorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest,
+		return oairender.ErrorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest,
 			"This model is served by a Gemini deployment, which supports only /v1/chat/completions.",
 			"unsupported_endpoint", ""), nil), nil
 	}
@@ -118,7 +112,7 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	if err != nil {
 		re := &requestError{msg: "The request could not be translated for Gemini."}
 		errors.As(err, &re)
-		return errorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest, re.msg, "invalid_request", re.param), nil), nil
+		return oairender.ErrorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest, re.msg, "invalid_request", re.param), nil), nil
 	}
 	model := req.Model
 	if model == "" {
@@ -126,30 +120,18 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	}
 	model = strings.TrimPrefix(model, "models/")
 	if model == "" {
-		return errorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest,
+		return oairender.ErrorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest,
 			"You must provide a model parameter.", "missing_model", "model"), nil), nil
 	}
 	target := p.base + "/models/" + url.PathEscape(model) + ":generateContent"
 	if req.Stream {
 		target = p.base + "/models/" + url.PathEscape(model) + ":streamGenerateContent?alt=sse"
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(tr.body))
+	// Credentials are the gateway's own, never the caller's.
+	hr, err := upstreamhttp.NewRequest(ctx, target, tr.body, req.Stream, req.Header,
+		"Authorization", "X-Goog-Api-Key", "X-Api-Key", "Api-Key", "Cookie")
 	if err != nil {
 		return nil, fmt.Errorf("gemini: %w", err)
-	}
-	for k, v := range req.Header {
-		switch http.CanonicalHeaderKey(k) {
-		case "Authorization", "X-Goog-Api-Key", "X-Api-Key", "Api-Key", "Cookie", "Content-Length":
-			// Credentials are the gateway's own, never the caller's.
-		default:
-			hr.Header[k] = v
-		}
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	if req.Stream {
-		hr.Header.Set("Accept", "text/event-stream")
-	} else {
-		hr.Header.Set("Accept", "application/json")
 	}
 	if p.key != "" {
 		hr.Header.Set("X-Goog-Api-Key", p.key)
@@ -163,17 +145,7 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	}
 	meta := answerMeta{now: p.now, newID: p.newID, model: model}
 	if req.Stream {
-		return &http.Response{
-			Status:        "200 OK",
-			StatusCode:    http.StatusOK,
-			Proto:         resp.Proto,
-			ProtoMajor:    resp.ProtoMajor,
-			ProtoMinor:    resp.ProtoMinor,
-			Header:        http.Header{"Content-Type": {"text/event-stream"}, "Cache-Control": {"no-cache"}},
-			Body:          newStreamReader(resp.Body, meta, tr.includeUsage),
-			ContentLength: -1,
-			Request:       hr,
-		}, nil
+		return oairender.StreamResponse(resp, newStreamReader(resp.Body, meta, tr.includeUsage)), nil
 	}
 	return p.whole(resp, meta)
 }
@@ -187,26 +159,16 @@ func (p *Provider) whole(resp *http.Response, meta answerMeta) (*http.Response, 
 		return nil, fmt.Errorf("gemini: reading the answer: %w", err)
 	}
 	if len(raw) > maxResponseBytes {
-		return errorResponse(http.StatusBadGateway, api.NewError(api.TypeUpstream,
+		return oairender.ErrorResponse(http.StatusBadGateway, api.NewError(api.TypeUpstream,
 			"The upstream's answer exceeded the gateway's size limit.", "upstream_response_too_large", ""), nil), nil
 	}
 	out, err := translateResponse(raw, meta)
 	if err != nil {
 		re := errMalformed
 		errors.As(err, &re)
-		return errorResponse(re.status, re.err, nil), nil
+		return oairender.ErrorResponse(re.status, re.err, nil), nil
 	}
-	return &http.Response{
-		Status:        "200 OK",
-		StatusCode:    http.StatusOK,
-		Proto:         resp.Proto,
-		ProtoMajor:    resp.ProtoMajor,
-		ProtoMinor:    resp.ProtoMinor,
-		Header:        http.Header{"Content-Type": {"application/json"}, "Content-Length": {strconv.Itoa(len(out))}},
-		Body:          io.NopCloser(bytes.NewReader(out)),
-		ContentLength: int64(len(out)),
-		Request:       resp.Request,
-	}, nil
+	return oairender.JSONResponse(http.StatusOK, out, nil), nil
 }
 
 // CloseIdleConnections drops pooled upstream connections.

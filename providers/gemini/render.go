@@ -1,83 +1,16 @@
 package gemini
 
 import (
-	"bytes"
-	"encoding/json"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/providers/internal/jsonappend"
+	"github.com/llmgate/llmgate/providers/internal/oairender"
 )
 
 // This file holds what the stream and non-stream translators share: reading a candidate's parts,
-// mapping finishReason and usageMetadata, and rendering JSON by appending to byte slices (the
-// stream path renders every chunk this way, without reflection or per-chunk allocation).
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as encoding/json does,
-// so the output is always valid JSON whatever the upstream sent; U+2028 and U+2029 are escaped
-// for JavaScript consumers.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
-// appendArgs appends a function call's args object as the JSON string OpenAI's "arguments" is:
-// the compacted JSON text, quoted. Missing or non-object args become "{}".
-func appendArgs(dst []byte, args gjson.Result, scratch *bytes.Buffer) []byte {
-	if !args.IsObject() {
-		return append(dst, `"{}"`...)
-	}
-	scratch.Reset()
-	if err := json.Compact(scratch, []byte(args.Raw)); err != nil {
-		return append(dst, `"{}"`...)
-	}
-	return appendString(dst, scratch.String())
-}
+// mapping finishReason and usageMetadata, and the ids of tool calls.
 
 // usage is a usageMetadata snapshot. Gemini repeats it, cumulative, on every stream chunk: the
 // last one wins, never a sum.
@@ -99,23 +32,17 @@ func parseUsage(u gjson.Result) usage {
 // maxCount bounds each token count read, so that sums never overflow whatever an upstream sends.
 const maxCount = 1 << 40
 
-// appendUsage renders OpenAI's CompletionUsage (PROVIDERS.md §7.1): tool-use prompt tokens are
-// prompt tokens, thinking tokens are completion tokens (Gemini bills them as output) and also
-// reasoning_tokens, cached content tokens are the cached subset of the prompt.
-func appendUsage(dst []byte, u usage) []byte {
-	prompt := u.prompt + u.toolPrompt
-	completion := u.candidates + u.thoughts
-	dst = append(dst, `{"prompt_tokens":`...)
-	dst = strconv.AppendInt(dst, prompt, 10)
-	dst = append(dst, `,"completion_tokens":`...)
-	dst = strconv.AppendInt(dst, completion, 10)
-	dst = append(dst, `,"total_tokens":`...)
-	dst = strconv.AppendInt(dst, prompt+completion, 10)
-	dst = append(dst, `,"prompt_tokens_details":{"cached_tokens":`...)
-	dst = strconv.AppendInt(dst, u.cached, 10)
-	dst = append(dst, `},"completion_tokens_details":{"reasoning_tokens":`...)
-	dst = strconv.AppendInt(dst, u.thoughts, 10)
-	return append(dst, `}}`...)
+// openAI maps the snapshot to OpenAI's usage object (PROVIDERS.md §7.1): tool-use prompt tokens
+// are prompt tokens, thinking tokens are completion tokens (Gemini bills them as output) and
+// also reasoning_tokens, cached content tokens are the cached subset of the prompt. Gemini writes
+// caches by a separate call, so an answer has no cache writes to report.
+func (u usage) openAI() oairender.Usage {
+	return oairender.Usage{
+		PromptTokens:     u.prompt + u.toolPrompt,
+		CompletionTokens: u.candidates + u.thoughts,
+		CachedTokens:     u.cached,
+		ReasoningTokens:  u.thoughts,
+	}
 }
 
 // finishReason maps a Gemini finishReason (or a promptFeedback.blockReason) to OpenAI's, following
@@ -167,9 +94,9 @@ func appendCallID(dst []byte, part gjson.Result, respID string, n int) []byte {
 	}
 	dst = strconv.AppendInt(dst, int64(n), 10)
 	if sig := part.Get("thoughtSignature").Str; sig != "" {
-		// Re-render through appendString: a signature is base64, but nothing guarantees it.
+		// Re-render as a JSON string: a signature is base64, but nothing guarantees it.
 		id := string(dst[start+1:])
-		dst = appendString(dst[:start], id+thoughtSeparator+sig)
+		dst = jsonappend.String(dst[:start], id+thoughtSeparator+sig)
 		return dst
 	}
 	return append(dst, '"')

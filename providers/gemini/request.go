@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 )
 
 // This file translates an OpenAI chat/completions body into a generateContent body. Everything
@@ -308,7 +310,7 @@ func toolResponse(text string) json.RawMessage {
 	if strings.HasPrefix(trimmed, "{") && gjson.Valid(trimmed) {
 		return json.RawMessage(trimmed)
 	}
-	return json.RawMessage(append(appendString([]byte(`{"content":`), text), '}'))
+	return json.RawMessage(append(jsonappend.String([]byte(`{"content":`), text), '}'))
 }
 
 // textParts reads a content that may only hold text: a string, or an array of parts whose type

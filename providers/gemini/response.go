@@ -2,14 +2,16 @@ package gemini
 
 import (
 	"bytes"
+	"cmp"
 	"net/http"
-	"strconv"
 	"time"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/providers/internal/jsonappend"
+	"github.com/llmgate/llmgate/providers/internal/oairender"
 )
 
 // answerMeta supplies what a translated answer needs beyond the upstream's body: its creation
@@ -113,9 +115,9 @@ func (a *answer) add(chunk gjson.Result) error {
 			a.calls = append(a.calls, `{"id":`...)
 			a.calls = appendCallID(a.calls, p, a.id, a.ncalls)
 			a.calls = append(a.calls, `,"type":"function","function":{"name":`...)
-			a.calls = appendString(a.calls, fc.Get("name").String())
+			a.calls = jsonappend.String(a.calls, fc.Get("name").String())
 			a.calls = append(a.calls, `,"arguments":`...)
-			a.calls = appendArgs(a.calls, fc.Get("args"), &a.scratch)
+			a.calls = oairender.AppendArguments(a.calls, fc.Get("args"), &a.scratch)
 			a.calls = append(a.calls, "}}"...)
 			a.ncalls++
 		case p.Get("thought").Bool():
@@ -134,21 +136,16 @@ func (a *answer) add(chunk gjson.Result) error {
 
 func (a *answer) render(meta answerMeta) []byte {
 	out := make([]byte, 0, 256+len(a.text)+len(a.reasoning)+len(a.calls))
-	out = append(out, `{"id":`...)
-	out = appendString(out, "chatcmpl-"+idOr(a.id, meta))
-	out = append(out, `,"object":"chat.completion","created":`...)
-	out = strconv.AppendInt(out, meta.now().Unix(), 10)
-	out = append(out, `,"model":`...)
-	out = appendString(out, modelOr(a.model, meta))
-	out = append(out, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
+	out = oairender.AppendCompletionHead(out, "chatcmpl-"+idOr(a.id, meta), meta.now().Unix(), cmp.Or(a.model, meta.model))
+	out = append(out, `"choices":[{"index":0,"message":{"role":"assistant","content":`...)
 	if a.hasText {
-		out = appendString(out, string(a.text))
+		out = jsonappend.String(out, string(a.text))
 	} else {
 		out = append(out, "null"...) // as OpenAI answers a tool call, or a filtered answer
 	}
 	if len(a.reasoning) > 0 {
 		out = append(out, `,"reasoning_content":`...)
-		out = appendString(out, string(a.reasoning))
+		out = jsonappend.String(out, string(a.reasoning))
 	}
 	if a.ncalls > 0 {
 		out = append(out, `,"tool_calls":[`...)
@@ -164,7 +161,7 @@ func (a *answer) render(meta answerMeta) []byte {
 	out = append(out, `"}]`...)
 	if a.hasUsage {
 		out = append(out, `,"usage":`...)
-		out = appendUsage(out, a.usage)
+		out = a.usage.openAI().AppendJSON(out)
 	}
 	return append(out, '}')
 }
@@ -174,11 +171,4 @@ func idOr(id string, meta answerMeta) string {
 		return id
 	}
 	return meta.newID()
-}
-
-func modelOr(model string, meta answerMeta) string {
-	if model != "" {
-		return model
-	}
-	return meta.model
 }

@@ -3,29 +3,22 @@ package gemini
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/providers/internal/fixture"
 )
 
 // TestGeminiResponseGolden translates each generateContent answer under testdata/response and
 // compares the chat.completion body (or the error it becomes) with its golden file.
 func TestGeminiResponseGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/response/*.json")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixtures: %v", err)
-	}
-	for _, f := range files {
+	for _, f := range fixture.Files(t, "testdata/response/*.json") {
 		name := strings.TrimSuffix(filepath.Base(f), ".json")
 		t.Run(name, func(t *testing.T) {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, err := translateResponse(raw, testMeta())
+			out, err := translateResponse(fixture.Read(t, f), testMeta())
 			var got []byte
 			if err != nil {
 				var re *responseError
@@ -46,7 +39,7 @@ func TestGeminiResponseGolden(t *testing.T) {
 				}
 				got = append(out, '\n')
 			}
-			golden(t, strings.TrimSuffix(f, ".json")+".golden", got)
+			fixture.Golden(t, strings.TrimSuffix(f, ".json")+".golden", got)
 		})
 	}
 }
@@ -93,24 +86,5 @@ func TestGeminiRetryDelay(t *testing.T) {
 	body := `{"error":{"code":429,"message":"x","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.Help"},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"36.5s"}]}}`
 	if d := retryDelay([]byte(body)); d.Seconds() != 36.5 {
 		t.Errorf("retryDelay = %v", d)
-	}
-}
-
-func TestGeminiAppendString(t *testing.T) {
-	cases := map[string]string{
-		"plain":                   `"plain"`,
-		"q\"b\\n\n\r\t":           `"q\"b\\n\n\r\t"`,
-		"\x00\x1f":                `"\u0000\u001f"`,
-		"bad \xff utf8":           `"bad \ufffd utf8"`,
-		"sep \u2028\u2029":        `"sep \u2028\u2029"`,
-		"unicode é 日本 \U0001F600": "\"unicode é 日本 \U0001F600\"",
-	}
-	for in, want := range cases {
-		if got := string(appendString(nil, in)); got != want {
-			t.Errorf("appendString(%q) = %s, want %s", in, got, want)
-		}
-		if !gjson.Valid(string(appendString(nil, in))) {
-			t.Errorf("appendString(%q) is not valid JSON", in)
-		}
 	}
 }

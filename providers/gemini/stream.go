@@ -1,7 +1,6 @@
 package gemini
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"strconv"
@@ -11,6 +10,9 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/providers/internal/jsonappend"
+	"github.com/llmgate/llmgate/providers/internal/oairender"
+	"github.com/llmgate/llmgate/providers/internal/sse"
 )
 
 // This file translates streamGenerateContent?alt=sse into OpenAI chat.completion.chunk events,
@@ -37,17 +39,11 @@ import (
 // the upstream (a dropped connection, a canceled context) is returned by Read as it is, as
 // passthrough adapters do, and the gateway reports it.
 
-const (
-	// readBufferSize is the upstream line buffer; longer lines are assembled in streamReader.line.
-	readBufferSize = 8 << 10
-	// maxEventBytes bounds one event: a larger one fails the stream rather than the process.
-	maxEventBytes = 16 << 20
-)
+// maxEventBytes bounds one event: a larger one fails the stream rather than the process.
+const maxEventBytes = 16 << 20
 
-var (
-	dataPrefix = []byte("data:")
-	doneMarker = []byte("[DONE]")
-)
+// doneMarker is the data of OpenAI's last event; an upstream event that carries it is skipped.
+var doneMarker = []byte("[DONE]")
 
 var (
 	errNoFinish = api.NewError(api.TypeUpstream,
@@ -61,12 +57,8 @@ var (
 // streamReader is the body of a translated stream. Like every response body it is read by one
 // goroutine; it is not safe for concurrent use.
 type streamReader struct {
-	src  io.ReadCloser
-	br   *bufio.Reader
-	line []byte // a line longer than br's buffer, being assembled
-	data []byte // the data of the event being read, lines joined by "\n"
-	// hasData tells an event with an empty data line from no data line at all.
-	hasData bool
+	src    io.ReadCloser
+	events *sse.Reader
 
 	out  []byte // translated bytes not yet handed out: out[off:]
 	off  int
@@ -75,7 +67,7 @@ type streamReader struct {
 
 	meta         answerMeta
 	includeUsage bool
-	head         []byte // `"id":…,"object":…,"created":…,"model":…,` of every chunk; nil before the first
+	head         []byte // `data: {"id":…,"object":…,"created":…,"model":…,` of every chunk; nil before the first
 	respID       string
 	roleSent     bool
 	comma        bool // the open delta object already has a field
@@ -88,7 +80,7 @@ type streamReader struct {
 }
 
 func newStreamReader(src io.ReadCloser, meta answerMeta, includeUsage bool) *streamReader {
-	return &streamReader{src: src, br: bufio.NewReaderSize(src, readBufferSize), meta: meta, includeUsage: includeUsage}
+	return &streamReader{src: src, events: sse.NewReader(src, maxEventBytes), meta: meta, includeUsage: includeUsage}
 }
 
 // Read hands out translated bytes, reading and translating upstream events as needed.
@@ -108,68 +100,23 @@ func (s *streamReader) Read(p []byte) (int, error) {
 // Close closes the upstream body.
 func (s *streamReader) Close() error { return s.src.Close() }
 
-// step reads one upstream line and acts on it.
+// step reads one upstream event and translates it. Gemini sends no event names, ids or retry
+// hints: only the data of each event matters.
 func (s *streamReader) step() {
-	line, err := s.br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		if len(s.line)+len(line) > maxEventBytes {
-			s.fail(errHugeEvent)
-			return
-		}
-		s.line = append(s.line, line...)
-		return
-	}
-	if len(s.line) > 0 {
-		s.line = append(s.line, line...)
-		line = s.line
-	}
-	if len(line) > 0 {
-		s.processLine(line)
-	}
-	s.line = s.line[:0]
-	switch {
-	case err == io.EOF:
-		s.dispatch() // the last event may lack its blank line
+	ev, err := s.events.Next()
+	switch err {
+	case nil:
+		s.event(ev.Data)
+	case sse.ErrUnterminated:
+		s.event(ev.Data) // the last event may lack its blank line
 		s.end()
-	case err != nil && !s.done:
+	case io.EOF:
+		s.end()
+	case sse.ErrEventTooLarge:
+		s.fail(errHugeEvent)
+	default:
 		s.err = err
 	}
-}
-
-// processLine handles one line of the SSE stream (https://html.spec.whatwg.org/multipage/server-sent-events.html).
-// Only data lines matter: Gemini sends no event names, ids or retry hints, and comments are
-// keep-alives.
-func (s *streamReader) processLine(line []byte) {
-	line = bytes.TrimSuffix(line, []byte("\n"))
-	line = bytes.TrimSuffix(line, []byte("\r"))
-	if len(line) == 0 {
-		s.dispatch()
-		return
-	}
-	if !bytes.HasPrefix(line, dataPrefix) {
-		return
-	}
-	v := line[len(dataPrefix):]
-	if len(v) > 0 && v[0] == ' ' {
-		v = v[1:]
-	}
-	if len(s.data)+len(v)+1 > maxEventBytes {
-		s.fail(errHugeEvent)
-		return
-	}
-	if s.hasData {
-		s.data = append(s.data, '\n')
-	}
-	s.data = append(s.data, v...)
-	s.hasData = true
-}
-
-// dispatch translates the event read so far, if any.
-func (s *streamReader) dispatch() {
-	if s.hasData && !s.done {
-		s.event(s.data)
-	}
-	s.data, s.hasData = s.data[:0], false
 }
 
 // event translates one upstream event. Strings kept beyond it are cloned: data is reused.
@@ -231,13 +178,7 @@ func (s *streamReader) start(c gjson.Result) {
 	if model == "" {
 		model = s.meta.model
 	}
-	h := append([]byte(nil), `"id":`...)
-	h = appendString(h, "chatcmpl-"+idOr(s.respID, s.meta))
-	h = append(h, `,"object":"chat.completion.chunk","created":`...)
-	h = strconv.AppendInt(h, s.meta.now().Unix(), 10)
-	h = append(h, `,"model":`...)
-	h = appendString(h, model)
-	s.head = append(h, ',')
+	s.head = oairender.AppendChunkHead(nil, "chatcmpl-"+idOr(s.respID, s.meta), s.meta.now().Unix(), model)
 }
 
 // part emits the delta of one part. Empty text parts (Gemini sends some that only carry a thought
@@ -251,9 +192,9 @@ func (s *streamReader) part(p gjson.Result) {
 		s.out = append(s.out, `,"id":`...)
 		s.out = appendCallID(s.out, p, s.respID, s.ncalls)
 		s.out = append(s.out, `,"type":"function","function":{"name":`...)
-		s.out = appendString(s.out, fc.Get("name").String())
+		s.out = jsonappend.String(s.out, fc.Get("name").String())
 		s.out = append(s.out, `,"arguments":`...)
-		s.out = appendArgs(s.out, fc.Get("args"), &s.scratch)
+		s.out = oairender.AppendArguments(s.out, fc.Get("args"), &s.scratch)
 		s.out = append(s.out, "}}]"...)
 		s.endChunk("")
 		s.ncalls++
@@ -269,15 +210,13 @@ func (s *streamReader) part(p gjson.Result) {
 	} else {
 		s.field("content")
 	}
-	s.out = appendString(s.out, text)
+	s.out = jsonappend.String(s.out, text)
 	s.endChunk("")
 }
 
 // beginChunk opens a chunk event up to the inside of its delta; the first one carries the role.
 func (s *streamReader) beginChunk() {
-	s.out = append(s.out, "data: {"...)
-	s.out = append(s.out, s.head...)
-	s.out = append(s.out, `"choices":[{"index":0,"delta":{`...)
+	s.out = oairender.AppendChunkStart(s.out, s.head)
 	s.comma = false
 	if !s.roleSent {
 		s.out = append(s.out, `"role":"assistant"`...)
@@ -296,25 +235,13 @@ func (s *streamReader) field(name string) {
 }
 
 // endChunk closes a chunk event with its finish_reason ("" for null).
-func (s *streamReader) endChunk(finish string) {
-	s.out = append(s.out, `},"logprobs":null,"finish_reason":`...)
-	if finish == "" {
-		s.out = append(s.out, "null"...)
-	} else {
-		s.out = appendString(s.out, finish)
-	}
-	s.out = append(s.out, "}]}\n\n"...)
-}
+func (s *streamReader) endChunk(finish string) { s.out = oairender.AppendChunkEnd(s.out, finish) }
 
 func (s *streamReader) appendUsageChunk() {
 	if s.head == nil {
 		return
 	}
-	s.out = append(s.out, "data: {"...)
-	s.out = append(s.out, s.head...)
-	s.out = append(s.out, `"choices":[],"usage":`...)
-	s.out = appendUsage(s.out, s.usage)
-	s.out = append(s.out, "}\n\n"...)
+	s.out = oairender.AppendUsageChunk(s.out, s.head, s.usage.openAI())
 }
 
 // end finishes the translation once the upstream has ended.
@@ -335,7 +262,7 @@ func (s *streamReader) end() {
 	if s.includeUsage && s.hasUsage {
 		s.appendUsageChunk()
 	}
-	s.out = append(s.out, "data: [DONE]\n\n"...)
+	s.out = append(s.out, oairender.Done...)
 	s.done, s.err = true, io.EOF
 }
 
@@ -347,6 +274,6 @@ func (s *streamReader) fail(e api.Error) {
 	if s.includeUsage && s.hasUsage && s.usage.candidates+s.usage.thoughts > 0 {
 		s.appendUsageChunk()
 	}
-	s.out = appendErrorEvent(s.out, e)
+	s.out = oairender.AppendErrorEvent(s.out, e)
 	s.done, s.err = true, io.EOF
 }

@@ -3,7 +3,6 @@ package gemini
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,9 +13,9 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
-)
 
-var update = flag.Bool("update", false, "rewrite the .golden files from the current output")
+	"github.com/llmgate/llmgate/providers/internal/fixture"
+)
 
 // testMeta fixes the clock and the fallback id so that outputs are reproducible.
 func testMeta() answerMeta {
@@ -48,38 +47,14 @@ func readStream(src io.Reader, n int) ([]byte, error) {
 	}
 }
 
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (run go test -update after checking):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
-
 // TestGeminiStreamGolden translates each raw Gemini SSE fixture and compares the OpenAI chunks
 // with its golden file, reading the upstream whole, one byte per read, and in odd pieces, so
 // events and lines split across reads are covered.
 func TestGeminiStreamGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/stream/*.sse")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixtures: %v", err)
-	}
-	for _, f := range files {
+	for _, f := range fixture.Files(t, "testdata/stream/*.sse") {
 		name := strings.TrimSuffix(filepath.Base(f), ".sse")
 		t.Run(name, func(t *testing.T) {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
+			raw := fixture.Read(t, f)
 			whole, err := readStream(bytes.NewReader(raw), 0)
 			if err != nil {
 				t.Fatalf("read: %v", err)
@@ -87,7 +62,7 @@ func TestGeminiStreamGolden(t *testing.T) {
 			if err := checkStream(whole); err != nil {
 				t.Errorf("invalid OpenAI stream: %v\n%s", err, whole)
 			}
-			golden(t, strings.TrimSuffix(f, ".sse")+".golden", whole)
+			fixture.Golden(t, strings.TrimSuffix(f, ".sse")+".golden", whole)
 			for _, v := range []struct {
 				name string
 				src  io.Reader

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 )
 
 type tool struct {
@@ -249,12 +251,12 @@ func (c *schemaCleaner) clean(dst []byte, s gjson.Result, depth int) ([]byte, er
 			dst = append(dst, ',')
 		}
 		n++
-		dst = appendString(dst, k)
+		dst = jsonappend.String(dst, k)
 		dst = append(dst, ':')
 	}
 	if len(types) == 1 {
 		key("type")
-		dst = appendString(dst, types[0])
+		dst = jsonappend.String(dst, types[0])
 	}
 	if nullable {
 		key("nullable")
@@ -269,7 +271,7 @@ func (c *schemaCleaner) clean(dst []byte, s gjson.Result, depth int) ([]byte, er
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = append(append(dst, `{"type":`...), appendString(nil, typ)...)
+			dst = append(append(dst, `{"type":`...), jsonappend.String(nil, typ)...)
 			dst = append(dst, '}')
 		}
 		dst = append(dst, ']')
@@ -280,7 +282,7 @@ func (c *schemaCleaner) clean(dst []byte, s gjson.Result, depth int) ([]byte, er
 		case "title", "description", "pattern":
 			if v.Type == gjson.String {
 				key(k.Str)
-				dst = appendString(dst, v.Str)
+				dst = jsonappend.String(dst, v.Str)
 			}
 		case "example", "default":
 			key(k.Str)
@@ -293,7 +295,7 @@ func (c *schemaCleaner) clean(dst []byte, s gjson.Result, depth int) ([]byte, er
 		case "format":
 			if want, ok := knownFormats[v.Str]; ok && len(types) == 1 && types[0] == want {
 				key(k.Str)
-				dst = appendString(dst, v.Str)
+				dst = jsonappend.String(dst, v.Str)
 			}
 		case "enum", "const":
 			if wroteEnum {
@@ -305,7 +307,7 @@ func (c *schemaCleaner) clean(dst []byte, s gjson.Result, depth int) ([]byte, er
 					return true
 				}
 				key("enum")
-				dst = append(append(append(dst, '['), appendString(nil, v.Str)...), ']')
+				dst = append(append(append(dst, '['), jsonappend.String(nil, v.Str)...), ']')
 				wroteEnum = true
 				return true
 			}
@@ -323,7 +325,7 @@ func (c *schemaCleaner) clean(dst []byte, s gjson.Result, depth int) ([]byte, er
 						dst = append(dst, ',')
 					}
 					i++
-					dst = appendString(dst, e.Str)
+					dst = jsonappend.String(dst, e.Str)
 					return true
 				})
 				dst = append(dst, ']')
@@ -348,7 +350,7 @@ func (c *schemaCleaner) clean(dst []byte, s gjson.Result, depth int) ([]byte, er
 					dst = append(dst, ',')
 				}
 				i++
-				dst = append(appendString(dst, name.Str), ':')
+				dst = append(jsonappend.String(dst, name.Str), ':')
 				dst, err = c.clean(dst, ps, depth+1)
 				return err == nil
 			})
@@ -368,7 +370,7 @@ func (c *schemaCleaner) clean(dst []byte, s gjson.Result, depth int) ([]byte, er
 					if i > 0 {
 						dst = append(dst, ',')
 					}
-					dst = appendString(dst, name)
+					dst = jsonappend.String(dst, name)
 				}
 				dst = append(dst, ']')
 			}

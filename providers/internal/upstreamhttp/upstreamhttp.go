@@ -1,0 +1,82 @@
+// Package upstreamhttp builds the HTTP side of a translating adapter's call: the client it keeps for
+// its upstream, and the POST that carries a translated body.
+package upstreamhttp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/llmgate/llmgate/providers/openai"
+)
+
+// ParseBaseURL checks an adapter's base_url: an absolute http(s) URL with a host. Its errors
+// never show the URL's userinfo, which may hold credentials. Adapters add their own rules (no
+// credentials, no query…) on the URL it returns.
+func ParseBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, errors.New("base_url: not a valid URL") // url.Error quotes the URL
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("base_url: want an http(s) URL, got %q", redact(u))
+	}
+	return u, nil
+}
+
+// redact hides the whole userinfo, user name included (url.URL.Redacted keeps it, and a user
+// name can be a key).
+func redact(u *url.URL) string {
+	if u.User == nil {
+		return u.String()
+	}
+	c := *u
+	c.User = url.User("redacted")
+	return c.String()
+}
+
+// ClientOptions tune an adapter's HTTP client; zero values take openai.NewTransport's defaults
+// (512 idle connections per host, 5s to connect, 60s to the first response byte).
+type ClientOptions struct {
+	MaxIdleConnsPerHost   int
+	DialTimeout           time.Duration
+	ResponseHeaderTimeout time.Duration
+}
+
+// NewClient returns an adapter's client: the gateway's pooled transport, and no redirects.
+// Translating adapters send their key in a custom header (x-api-key, x-goog-api-key), which
+// net/http copies to whatever host a redirect names (across hosts it drops only Authorization
+// and cookies); a 3xx is answered as an upstream error instead.
+func NewClient(o ClientOptions) *http.Client {
+	tr := openai.NewTransport(openai.Options{MaxIdleConnsPerHost: o.MaxIdleConnsPerHost,
+		DialTimeout: o.DialTimeout, ResponseHeaderTimeout: o.ResponseHeaderTimeout})
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// NewRequest is the POST of a translated JSON body to target, accepting an event stream when
+// stream is set and JSON otherwise. The headers the gateway forwards (trace context, request
+// id…) are copied, except Content-Length (the body's own) and the canonical names in withheld:
+// credentials and protocol headers are the adapter's, which it sets afterwards.
+func NewRequest(ctx context.Context, target string, body []byte, stream bool, forward http.Header, withheld ...string) (*http.Request, error) {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range forward {
+		if ck := http.CanonicalHeaderKey(k); ck != "Content-Length" && !slices.Contains(withheld, ck) {
+			hr.Header[k] = v
+		}
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	if stream {
+		hr.Header.Set("Accept", "text/event-stream")
+	} else {
+		hr.Header.Set("Accept", "application/json")
+	}
+	return hr, nil
+}
