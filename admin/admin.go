@@ -82,6 +82,7 @@ func (s *Server) Handler() http.Handler {
 		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.d.Gatherer, promhttp.HandlerOpts{})))
 	}
 	a := e.Group("/admin", s.authorize)
+	a.GET("/openapi.yaml", serveOpenAPI)
 	a.POST("/keys", s.createKey)
 	a.GET("/keys", s.listKeys)
 	a.GET("/keys/:id", s.getKey)
@@ -93,6 +94,11 @@ func (s *Server) Handler() http.Handler {
 		s.routeLedger(a)
 	}
 	return e
+}
+
+// serveOpenAPI answers the OpenAPI document embedded in the binary.
+func serveOpenAPI(c *gin.Context) {
+	c.Data(http.StatusOK, "application/yaml", api.OpenAPI)
 }
 
 func (s *Server) ready(c *gin.Context) {

@@ -19,8 +19,9 @@ import (
 
 func (s *Server) routeLedger(a *gin.RouterGroup) {
 	a.GET("/pricing", s.listPrices)
-	a.GET("/pricing/:model", s.priceHistory)
-	a.PUT("/pricing/:model", s.putPrice)
+	// Catch-all: upstream model names may contain "/" (meta-llama/Llama-3.1-8B-Instruct).
+	a.GET("/pricing/*model", s.priceHistory)
+	a.PUT("/pricing/*model", s.putPrice)
 	a.GET("/audit", s.listAudit)
 	a.GET("/audit/:traceId", s.auditTrace)
 	a.GET("/billing/summary", s.billingSummary)
@@ -93,7 +94,7 @@ func (s *Server) listPrices(c *gin.Context) {
 }
 
 func (s *Server) priceHistory(c *gin.Context) {
-	ps, err := s.d.Store.PriceHistory(c.Request.Context(), c.Param("model"))
+	ps, err := s.d.Store.PriceHistory(c.Request.Context(), modelParam(c))
 	if err != nil {
 		s.internal(c, err)
 		return
@@ -115,7 +116,7 @@ func (s *Server) putPrice(c *gin.Context) {
 	if !decode(c, &b) {
 		return
 	}
-	model := c.Param("model")
+	model := modelParam(c)
 	if model == "" || len(model) > 200 {
 		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "model", "model: 1 to 200 characters.")
 		return
@@ -376,7 +377,7 @@ func (s *Server) moveCredit(c *gin.Context, kind string) {
 	str := string(*b.AmountUSD)
 	neg := strings.HasPrefix(str, "-")
 	micro, err := billing.ParseUSD(strings.TrimPrefix(str, "-"))
-	if err != nil || micro == 0 || (neg && kind == "grant") {
+	if err != nil || micro <= 0 || (neg && kind == "grant") {
 		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "amount_usd", "amount_usd: a non-zero decimal USD amount with at most 6 decimal places (positive for a top-up).")
 		return
 	}
@@ -401,3 +402,6 @@ func (s *Server) moveCredit(c *gin.Context, kind string) {
 	}
 	s.creditBalance(c)
 }
+
+// modelParam is the model of a /pricing/*model route, without the catch-all's leading "/".
+func modelParam(c *gin.Context) string { return strings.TrimPrefix(c.Param("model"), "/") }

@@ -263,3 +263,38 @@ func TestCreditGuard(t *testing.T) {
 		t.Errorf("key without a credit account: %d", r.Status)
 	}
 }
+
+// TestAdminLedgerEdges: a model name with "/" (an upstream name such as meta-llama/…) can be
+// priced and read; a doubled minus in a credit adjustment is refused, not taken as a plus.
+func TestAdminLedgerEdges(t *testing.T) {
+	e := newEnv(t)
+	if st := e.adminSend(http.MethodPut, "/admin/pricing/meta-llama/Llama-3.1-8B-Instruct", `{"input_per_million":0.2,"output_per_million":0.4}`, nil); st != 200 {
+		t.Fatalf("PUT a price for a model with a slash: %d", st)
+	}
+	var hist struct {
+		Data []struct {
+			Model string `json:"model"`
+			In    string `json:"input_per_million"`
+		} `json:"data"`
+	}
+	if st := e.adminSend(http.MethodGet, "/admin/pricing/meta-llama/Llama-3.1-8B-Instruct", "", &hist); st != 200 ||
+		len(hist.Data) != 1 || hist.Data[0].Model != "meta-llama/Llama-3.1-8B-Instruct" || hist.Data[0].In != "0.2" {
+		t.Errorf("GET its history: %d %+v", st, hist)
+	}
+	if _, ok := e.app.gateway.Prices().Lookup("meta-llama/Llama-3.1-8B-Instruct"); !ok {
+		t.Error("the price is not in force")
+	}
+	e.adminSend(http.MethodPost, "/admin/credits/user/edge/topup", `{"amount_usd":"10"}`, nil)
+	for _, amount := range []string{`"--5"`, `"-0"`, `"0"`} {
+		if st := e.adminSend(http.MethodPost, "/admin/credits/user/edge/adjust", `{"amount_usd":`+amount+`}`, nil); st != http.StatusBadRequest {
+			t.Errorf("adjust by %s: %d, want 400", amount, st)
+		}
+	}
+	var acct struct {
+		Balance string `json:"balance_usd"`
+	}
+	e.adminSend(http.MethodGet, "/admin/credits/user/edge", "", &acct)
+	if acct.Balance != "10" {
+		t.Errorf("balance %s after refused adjustments, want 10", acct.Balance)
+	}
+}
