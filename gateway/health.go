@@ -31,7 +31,8 @@ type deploymentHealth struct {
 	id      string
 	cfg     providers.BreakerConfig
 	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
-	ttft    atomic.Uint64 // float64 bits: EWMA of seconds to first byte; 0 = not measured
+	ttft    atomic.Uint64    // float64 bits: EWMA of seconds to first byte; 0 = not measured
+	gauge   prometheus.Gauge // llmgate_deployment_ttft_seconds of this deployment
 	ok      atomic.Int64
 	failed  atomic.Int64
 	lastErr atomic.Pointer[failure]
@@ -74,7 +75,7 @@ func (h *health) of(d *providers.Deployment) *deploymentHealth {
 	if dh != nil && dh.cfg == d.Breaker {
 		return dh
 	}
-	fresh := &deploymentHealth{id: d.ID, cfg: d.Breaker}
+	fresh := &deploymentHealth{id: d.ID, cfg: d.Breaker, gauge: h.ewma.WithLabelValues(d.ID)}
 	if dh != nil { // keep what was measured; only the breaker starts over
 		fresh.ttft.Store(dh.ttft.Load())
 		fresh.ok.Store(dh.ok.Load())
@@ -132,7 +133,7 @@ func (h *health) observeTTFT(dh *deploymentHealth, d time.Duration) {
 			next = prev + ttftAlpha*(next-prev)
 		}
 		if dh.ttft.CompareAndSwap(old, math.Float64bits(next)) {
-			h.ewma.WithLabelValues(dh.id).Set(next)
+			dh.gauge.Set(next)
 			return
 		}
 	}
