@@ -255,8 +255,8 @@ type Store interface {
 
 	// BillingRecords returns rollup rows, by day then tenant, user, key, model.
 	BillingRecords(ctx context.Context, f BillingFilter) ([]DailyUsage, error)
-	// Spend sums a subject's cost from the rollups: over the calendar month of f.Day (UTC) and
-	// over f.Day alone.
+	// Spend sums a subject's cost from the rollups: month to date (from the first of f.Day's
+	// calendar month, UTC, through f.Day) and f.Day alone. An empty subject id is an error.
 	Spend(ctx context.Context, f SpendFilter) (month, day *big.Int, err error)
 
 	// EnsureCreditAccount returns the account of a subject, creating it with a zero balance.

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/big"
 	"time"
@@ -134,6 +135,9 @@ func utcDay(t time.Time) time.Time {
 // indexed range scan (billing_record is indexed by user, key and tenant, each with the day).
 func (s *Store) Spend(ctx context.Context, f store.SpendFilter) (month, day *big.Int, err error) {
 	col, err := spendColumn(f.SubjectType)
+	if err == nil && f.SubjectID == "" {
+		err = errors.New("no subject id")
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres: spend: %w", err)
 	}

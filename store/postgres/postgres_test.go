@@ -3,8 +3,10 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"slices"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
@@ -143,31 +146,46 @@ func rowPartition(t *testing.T, s *Store, requestID string) string {
 
 // BenchmarkInsertUsage reports the rows per second of the batch path (the ledger needs 50,000):
 // records of one user, key and model, priced, none charged, so one rollup row per batch.
-func BenchmarkInsertUsage(b *testing.B) { benchInsertUsage(b, false) }
+func BenchmarkInsertUsage(b *testing.B) { benchInsertUsage(b, 0, false) }
 
-// BenchmarkInsertUsageCharged is the batch path at its most expensive: 50 users over 4 models,
-// each user with a credit account, every record charged, so each batch also upserts 200 rollup
-// rows, appends 5,000 ledger entries and moves 50 balances.
-func BenchmarkInsertUsageCharged(b *testing.B) { benchInsertUsage(b, true) }
+// BenchmarkInsertUsageCharged is the batch path at its most expensive: every record charged to
+// its user's credit account, so each batch of 5,000 also appends 5,000 ledger entries and moves
+// one balance per user. The users, each with a credit account and a key of its own, take the
+// records in turn, over 4 models: 50 users make 200 rollup rows a batch, 1,000 users 4,000.
+// ids=seq names requests req-<batch>-<n> under one trace id, as the benchmark always did;
+// ids=gateway gives each record a UUIDv7 request id and a random trace id, as the gateway does,
+// which costs the trace index a random insert per record. The records are made outside the timer.
+func BenchmarkInsertUsageCharged(b *testing.B) {
+	for _, accounts := range []int{50, 1000} {
+		for _, gatewayIDs := range []bool{false, true} {
+			ids := map[bool]string{false: "seq", true: "gateway"}[gatewayIDs]
+			b.Run(fmt.Sprintf("accounts=%d/ids=%s", accounts, ids), func(b *testing.B) {
+				benchInsertUsage(b, accounts, gatewayIDs)
+			})
+		}
+	}
+}
 
-func benchInsertUsage(b *testing.B, charged bool) {
+// benchInsertUsage inserts b.N batches of 5,000 new records; accounts > 0 charges every record to
+// one of that many users' accounts.
+func benchInsertUsage(b *testing.B, accounts int, gatewayIDs bool) {
 	const batch = 5000
 	ctx := context.Background()
 	s := open(b, pg.NewDatabase(b))
 	if err := s.Migrate(ctx); err != nil {
 		b.Fatal(err)
 	}
-	if charged {
-		for u := range 50 {
-			if _, err := s.EnsureCreditAccount(ctx, "user", fmt.Sprintf("u%d", u)); err != nil {
-				b.Fatal(err)
-			}
+	for u := range accounts {
+		if _, err := s.EnsureCreditAccount(ctx, "user", fmt.Sprintf("u%d", u)); err != nil {
+			b.Fatal(err)
 		}
 	}
+	models := []string{"gpt-4o", "gpt-4o-mini", "claude-sonnet", "gemini-flash"}
 	start := time.Now().Add(-time.Hour)
 	recs := make([]store.UsageRecord, batch)
 	b.ResetTimer()
 	for i := range b.N {
+		b.StopTimer()
 		for j := range recs {
 			at := start.Add(time.Duration(i*batch+j) * time.Microsecond)
 			recs[j] = store.UsageRecord{
@@ -176,13 +194,18 @@ func benchInsertUsage(b *testing.B, charged bool) {
 				PromptTokens: 100, CompletionTokens: 200, UsageSource: "provider",
 				CostPicoUSD: new(int64), StartedAt: at, EndedAt: at.Add(time.Second),
 			}
-			if charged {
-				r := &recs[j]
-				r.UserID, r.KeyID = fmt.Sprintf("u%d", j%50), fmt.Sprintf("k%d", j%50)
-				r.Model = []string{"gpt-4o", "gpt-4o-mini", "claude-sonnet", "gemini-flash"}[j/50%4]
+			r := &recs[j]
+			if accounts > 0 {
+				r.UserID, r.KeyID = fmt.Sprintf("u%d", j%accounts), fmt.Sprintf("k%d", j%accounts)
+				r.Model = models[j/50%len(models)]
 				r.CostPicoUSD, r.Charge = ptr(int64(1_234_567_890+j)), true
 			}
+			if gatewayIDs {
+				trace := uuid.New()
+				r.RequestID, r.TraceID = uuid.Must(uuid.NewV7()).String(), hex.EncodeToString(trace[:])
+			}
 		}
+		b.StartTimer()
 		if n, err := s.InsertUsage(ctx, recs); err != nil || n != batch {
 			b.Fatalf("InsertUsage = %d, %v", n, err)
 		}
@@ -276,5 +299,114 @@ func TestQuotaPoliciesByteOrder(t *testing.T) {
 	}
 	if slices.IsSorted(collated) {
 		t.Fatalf("the ICU collation sorts %q in byte order too", collated)
+	}
+}
+
+// TestMigrationBackfillsCharged: on a database at version 1 that holds credit entries, migration
+// 0002 sets each account's total of charges to the sum of its charge entries (grants, refunds
+// and adjustments aside) and leaves balances alone; later charges add to it.
+func TestMigrationBackfillsCharged(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, pg.NewDatabase(t))
+	ms, err := migrations.Postgres()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What Migrate does, stopped after version 1.
+	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version integer PRIMARY KEY,
+		name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(ctx, conn.Conn(), ms[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `
+		INSERT INTO credit_accounts (id, subject_type, subject_id, balance_pico_usd) VALUES
+			('ca_1', 'user', 'u1', 1000 - 100 - 23 - 5), ('ca_2', 'tenant', 'acme', 50 - 7),
+			('ca_3', 'user', 'u2', 0);
+		INSERT INTO credit_ledger (account_id, kind, amount_pico_usd, request_id) VALUES
+			('ca_1', 'grant', 1000, NULL), ('ca_1', 'charge', -100, 'r1'), ('ca_1', 'charge', -23, 'r2'),
+			('ca_1', 'adjust', -5, NULL), ('ca_2', 'charge', -7, 'r3'), ('ca_2', 'refund', 50, NULL),
+			('ca_2', 'charge', -123456789012345678901234567890, 'r4')`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Release()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate from version 1: %v", err)
+	}
+	huge, _ := new(big.Int).SetString("123456789012345678901234567897", 10)
+	for _, want := range []struct {
+		typ, id          string
+		balance, charged *big.Int
+	}{
+		{"user", "u1", big.NewInt(872), big.NewInt(123)},
+		{"tenant", "acme", big.NewInt(43), huge},
+		{"user", "u2", big.NewInt(0), big.NewInt(0)},
+	} {
+		a, err := s.CreditAccountOf(ctx, want.typ, want.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.BalancePicoUSD.Cmp(want.balance) != 0 || a.ChargedPicoUSD.Cmp(want.charged) != 0 {
+			t.Errorf("%s %s: balance %v, charged %v; want %v, %v", want.typ, want.id, a.BalancePicoUSD,
+				a.ChargedPicoUSD, want.balance, want.charged)
+		}
+	}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := s.InsertUsage(ctx, []store.UsageRecord{{RequestID: "r5", UserID: "u1", Status: 200,
+		CostPicoUSD: ptr(int64(1000)), Charge: true, StartedAt: at, EndedAt: at}}); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := s.CreditAccountOf(ctx, "user", "u1"); err != nil || a.ChargedPicoUSD.Cmp(big.NewInt(1123)) != 0 {
+		t.Errorf("after a charge: %+v, %v; want charged 1123", a, err)
+	}
+}
+
+// TestLedgerAccountCheck: without a foreign key, the ledger still refuses an entry of an unknown
+// account (whatever else its statement inserts), and accounts cannot be deleted, truncated or
+// renumbered, so no entry is ever left without its account.
+func TestLedgerAccountCheck(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, pg.NewDatabase(t))
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.EnsureCreditAccount(ctx, "user", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddCredit(ctx, a.ID, "grant", big.NewInt(10), ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO credit_ledger (account_id, kind, amount_pico_usd) VALUES ('ca_nope', 'grant', 1)`,
+		`INSERT INTO credit_ledger (account_id, kind, amount_pico_usd)
+			SELECT unnest(ARRAY[id, 'ca_nope']), 'grant', 1 FROM credit_accounts`,
+	} {
+		_, err := s.pool.Exec(ctx, q)
+		if !errors.Is(mapErr(err), store.ErrNotFound) {
+			t.Errorf("%s: err = %v, want a foreign-key violation", q, err)
+		}
+	}
+	for _, q := range []string{
+		`DELETE FROM credit_accounts`,
+		`UPDATE credit_accounts SET id = 'ca_other'`,
+		`TRUNCATE credit_accounts CASCADE`,
+	} {
+		if _, err := s.pool.Exec(ctx, q); err == nil {
+			t.Errorf("%s: no error", q)
+		}
+	}
+	got, err := s.CreditAccountOf(ctx, "user", "u1")
+	if err != nil || got.ID != a.ID || got.BalancePicoUSD.Cmp(big.NewInt(10)) != 0 {
+		t.Errorf("account after the refused writes = %+v, %v; want %s with its balance of 10", got, err, a.ID)
+	}
+	var entries int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM credit_ledger`).Scan(&entries); err != nil || entries != 1 {
+		t.Errorf("%d ledger entries, %v; want the grant alone", entries, err)
 	}
 }

@@ -34,23 +34,10 @@ func (s *Store) InsertUsage(ctx context.Context, recs []store.UsageRecord) (int,
 	}
 	var inserted int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// charge is the one input that is not a usage_records column: whether this record may be
-		// charged to a credit account (the caller's policy), read only for new records.
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE usage_in (LIKE usage_records INCLUDING DEFAULTS,
-			charge boolean NOT NULL DEFAULT false) ON COMMIT DROP`); err != nil {
+		if _, err := tx.Exec(ctx, createUsageInSQL); err != nil {
 			return fmt.Errorf("create temp table: %w", err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_in"}, usageInColumns,
-			pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
-				r := &recs[i]
-				return []any{
-					r.RequestID, r.ClientRequestID, r.TraceID, r.KeyID, r.UserID, r.TenantID,
-					r.SessionID, r.Model, r.UpstreamModel, r.Provider, r.Deployment, r.Endpoint,
-					r.Stream, int32(r.Status), r.ErrorType, r.PromptTokens, r.CompletionTokens,
-					r.CachedTokens, r.ReasoningTokens, r.UsageSource, r.CostPicoUSD, r.PriceVersion,
-					r.LatencyMS, r.TTFTMS, r.StartedAt, r.EndedAt, r.Charge,
-				}, nil
-			})); err != nil {
+		if err := copyUsage(ctx, tx, recs); err != nil {
 			return fmt.Errorf("copy: %w", err)
 		}
 		if err := tx.QueryRow(ctx, insertUsageSQL[chargeMode(recs)]).Scan(&inserted); err != nil {
@@ -66,6 +53,16 @@ func (s *Store) InsertUsage(ctx context.Context, recs []store.UsageRecord) (int,
 
 var usageInColumns = append(slices.Clip(usageColumns), "charge")
 
+// createUsageInSQL makes the batch's temporary table once per connection: it lives as long as the
+// session, and every commit empties it (a rollback discards the rows it was given). Made and
+// dropped with each batch instead, it cost a few milliseconds a batch in catalog writes, and left
+// the system catalogs to vacuum. Its columns are fixed when a connection first makes it, which is
+// safe because COPY and insertUsageSQL name the columns they use. charge is the one input that is
+// not a usage_records column: whether this record may be charged to a credit account (the
+// caller's policy), read only for new records.
+const createUsageInSQL = `CREATE TEMP TABLE IF NOT EXISTS usage_in (LIKE usage_records
+	INCLUDING DEFAULTS, charge boolean NOT NULL DEFAULT false) ON COMMIT DELETE ROWS`
+
 // insertUsageSQL moves usage_in into usage_records and, for the rows that were new only (the
 // RETURNING of the ON CONFLICT DO NOTHING insert):
 //
@@ -79,10 +76,12 @@ var usageInColumns = append(slices.Clip(usageColumns), "charge")
 //
 // Every stage takes its row locks in one global order (usage keys, rollup keys, ledger request
 // ids, account ids, each sorted, each stage consuming its sorted input before writing), so
-// concurrent batches that overlap wait for each other instead of deadlocking. The balance is an
-// upsert that always conflicts (the accounts were just read) because INSERT … SELECT … ORDER BY
-// is the one data-modifying form that processes its rows in a given order; UPDATE … FROM does not.
-// Data-modifying CTEs run exactly once, whatever the outer query reads of them.
+// concurrent batches that overlap wait for each other instead of deadlocking; the ledger's check
+// that its entries' accounts exist (migration 0003) is one query at the end of the statement and
+// locks no row. The balance is an upsert that always conflicts (the accounts were just read)
+// because INSERT … SELECT … ORDER BY is the one data-modifying form that processes its rows in a
+// given order; UPDATE … FROM does not. Data-modifying CTEs run exactly once, whatever the outer
+// query reads of them.
 //
 // The statement comes in three variants, by chargeMode: a batch with nothing to charge skips the
 // charge stages, and one where every record is to be charged skips looking the flag up in

@@ -165,6 +165,9 @@ func (s *Store) Spend(ctx context.Context, f store.SpendFilter) (month, day *big
 	default:
 		return nil, nil, fmt.Errorf("sqlite: spend: subject type %q: want user, key or tenant", f.SubjectType)
 	}
+	if f.SubjectID == "" {
+		return nil, nil, fmt.Errorf("sqlite: spend: no subject id")
+	}
 	d := f.Day.UTC()
 	first := time.Date(d.Year(), d.Month(), 1, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
 	today := d.Format(time.DateOnly)

@@ -17,11 +17,13 @@ import (
 )
 
 // Money in the embedded store is SQLite INTEGER, that is int64 pico-USD: a billing_record row's
-// cost or an account's balance holds up to about ±$9.2M. That is acceptable for the embedded
-// default (one machine, one day of one user, key and model per rollup row), and it stays exact:
-// a sum beyond the range fails its write with errMoneyRange instead of wrapping or turning into
-// a REAL (moneyErr). PostgreSQL keeps these sums in NUMERIC and has no such bound.
-var errMoneyRange = errors.New("money beyond the embedded store's int64 pico-USD range (±$9.2M per rollup row or balance)")
+// cost, an account's balance or its total of charges holds up to about ±$9.2M. That is
+// acceptable for the embedded default (one machine, one day of one user, key and model per
+// rollup row), and it stays exact: a sum beyond the range fails its write with errMoneyRange
+// instead of wrapping or turning into a REAL (moneyErr). The total of charges only grows, so an
+// account charged more than $9.2M in all refuses further charges (and the batches holding them).
+// PostgreSQL keeps these sums in NUMERIC and has no such bound.
+var errMoneyRange = errors.New("money beyond the embedded store's int64 pico-USD range (±$9.2M per rollup row, balance or total of charges)")
 
 // usageBatch collects, while InsertUsage inserts a batch, what its new records add to the daily
 // rollups and the credit balances, and writes that in the same transaction before the commit.
@@ -249,6 +251,9 @@ const upsertRollupSQL = `INSERT INTO billing_record (day, tenant_id, user_id, ke
 func moveBalance(ctx context.Context, tx *sql.Tx, accountID string, delta int64, charge bool, now int64) error {
 	var charged int64
 	if charge {
+		if delta == math.MinInt64 { // −delta is not an int64
+			return errMoneyRange
+		}
 		charged = -delta
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE credit_accounts

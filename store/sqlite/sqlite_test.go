@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/llmgate/llmgate/store"
+	"github.com/llmgate/llmgate/store/migrations"
 	"github.com/llmgate/llmgate/store/storetest"
 )
 
@@ -160,5 +161,105 @@ func TestMoneyExactAtInt64Min(t *testing.T) {
 	us, err := s.BillingRecords(ctx, store.BillingFilter{})
 	if err != nil || len(us) != 1 || us[0].Requests != 1 || us[0].CostPicoUSD.Cmp(big.NewInt(-math.MaxInt64)) != 0 {
 		t.Errorf("rollups = %+v, %v; want r1's alone", us, err)
+	}
+}
+
+// TestChargedTotalAtInt64Min: charges of one batch to one account that sum to exactly 2⁶³ fit
+// the batch's int64 sum of balance moves (−2⁶³), but not the account's total of charges (+2⁶³):
+// the batch fails and changes nothing, rather than adding −2⁶³ to the total.
+func TestChargedTotalAtInt64Min(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "llmgate.db"))
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.EnsureCreditAccount(ctx, "user", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddCredit(ctx, a.ID, "grant", big.NewInt(math.MaxInt64), ""); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	half := int64(1) << 62
+	recs := []store.UsageRecord{
+		{RequestID: "r1", UserID: "u1", Status: 200, CostPicoUSD: &half, Charge: true, StartedAt: at, EndedAt: at},
+		{RequestID: "r2", UserID: "u1", Status: 200, CostPicoUSD: &half, Charge: true, StartedAt: at.AddDate(0, 0, 1), EndedAt: at},
+	}
+	if n, err := s.InsertUsage(ctx, recs); !errors.Is(err, errMoneyRange) || n != 0 {
+		t.Errorf("InsertUsage = %d, %v; want errMoneyRange", n, err)
+	}
+	got, err := s.CreditAccountOf(ctx, "user", "u1")
+	if err != nil || got.BalancePicoUSD.Cmp(big.NewInt(math.MaxInt64)) != 0 || got.ChargedPicoUSD.Sign() != 0 {
+		t.Errorf("account = %+v, %v; want the grant's balance and no charges", got, err)
+	}
+	if recs, err := s.ListUsage(ctx, store.UsageFilter{}); err != nil || len(recs) != 0 {
+		t.Errorf("usage rows = %d, %v; want none", len(recs), err)
+	}
+}
+
+// TestMigrationBackfillsCharged: on a database at version 1 that holds credit entries, migration
+// 0002 sets each account's total of charges to the sum of its charge entries (grants, refunds
+// and adjustments aside) and leaves balances alone.
+func TestMigrationBackfillsCharged(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "llmgate.db"))
+	ms, err := migrations.SQLite()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What Migrate does, stopped after version 1.
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,
+		name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.apply(ctx, ms[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, `
+		INSERT INTO credit_accounts (id, subject_type, subject_id, balance_pico_usd) VALUES
+			('ca_1', 'user', 'u1', 1000 - 100 - 23 - 5), ('ca_2', 'tenant', 'acme', 50 - 7),
+			('ca_3', 'user', 'u2', 0);
+		INSERT INTO credit_ledger (account_id, kind, amount_pico_usd, request_id) VALUES
+			('ca_1', 'grant', 1000, NULL), ('ca_1', 'charge', -100, 'r1'), ('ca_1', 'charge', -23, 'r2'),
+			('ca_1', 'adjust', -5, NULL), ('ca_2', 'charge', -7, 'r3'), ('ca_2', 'refund', 50, NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate from version 1: %v", err)
+	}
+	for _, want := range []struct {
+		typ, id          string
+		balance, charged int64
+	}{{"user", "u1", 872, 123}, {"tenant", "acme", 43, 7}, {"user", "u2", 0, 0}} {
+		a, err := s.CreditAccountOf(ctx, want.typ, want.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.BalancePicoUSD.Cmp(big.NewInt(want.balance)) != 0 || a.ChargedPicoUSD.Cmp(big.NewInt(want.charged)) != 0 {
+			t.Errorf("%s %s: balance %v, charged %v; want %d, %d", want.typ, want.id, a.BalancePicoUSD,
+				a.ChargedPicoUSD, want.balance, want.charged)
+		}
+	}
+}
+
+// TestCreditAccountsKept: accounts cannot be deleted or renumbered, as in PostgreSQL.
+func TestCreditAccountsKept(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "llmgate.db"))
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.EnsureCreditAccount(ctx, "user", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DELETE FROM credit_accounts`, `UPDATE credit_accounts SET id = 'ca_other'`} {
+		if _, err := s.w.ExecContext(ctx, q); err == nil {
+			t.Errorf("%s: no error", q)
+		}
+	}
+	if got, err := s.CreditAccountOf(ctx, "user", "u1"); err != nil || got.ID != a.ID {
+		t.Errorf("account after the refused writes = %+v, %v; want %s", got, err, a.ID)
 	}
 }

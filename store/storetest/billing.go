@@ -214,8 +214,8 @@ func snapshot(t *testing.T, s store.Store, accts ...store.CreditAccount) ledgerS
 		if err != nil {
 			t.Fatalf("CreditAccountOf(%s %s): %v", a.SubjectType, a.SubjectID, err)
 		}
-		fmt.Fprintf(&b, "\n%s %s balance %v:%s", a.SubjectType, a.SubjectID, got.BalancePicoUSD,
-			fmtEntries(entries(t, s, a.ID)))
+		fmt.Fprintf(&b, "\n%s %s balance %v, charged %v:%s", a.SubjectType, a.SubjectID,
+			got.BalancePicoUSD, got.ChargedPicoUSD, fmtEntries(entries(t, s, a.ID)))
 	}
 	return ledgerState{usage: countUsage(t, s), rollups: fmtRollups(billing(t, s, store.BillingFilter{})),
 		accounts: b.String()}
@@ -273,19 +273,22 @@ func testBillingReplay(t *testing.T, s store.Store) {
 	all := append(slices.Clone(batch), more...)
 	assertRollups(t, "after a mixed batch", billing(t, s, store.BillingFilter{}), wantRollups(all))
 
-	// u1 pays for its own records; acme pays for those of its other users (u2, u3).
-	wantU1 := new(big.Int).Sub(big.NewInt(1_000_000_000_000),
-		chargedTo(all, func(r store.UsageRecord) bool { return r.UserID == "u1" }))
-	wantAcme := new(big.Int).Neg(chargedTo(all, func(r store.UsageRecord) bool {
-		return r.UserID != "u1" && r.TenantID == "acme"
-	}))
+	// u1 pays for its own records; acme pays for those of its other users (u2, u3). The grant
+	// moved u1's balance but is no charge.
+	chargedU1 := chargedTo(all, func(r store.UsageRecord) bool { return r.UserID == "u1" })
+	chargedAcme := chargedTo(all, func(r store.UsageRecord) bool { return r.UserID != "u1" && r.TenantID == "acme" })
+	wantU1 := new(big.Int).Sub(big.NewInt(1_000_000_000_000), chargedU1)
+	wantAcme := new(big.Int).Neg(chargedAcme)
 	assertBalance(t, s, u1, wantU1)
 	assertBalance(t, s, acme, wantAcme)
+	assertCharged(t, s, u1, chargedU1)
+	assertCharged(t, s, acme, chargedAcme)
 	if n, want := len(entries(t, s, u1.ID))+len(entries(t, s, acme.ID)), 1+chargeCount(all, "u1", "acme"); n != want {
 		t.Errorf("%d ledger entries, want %d (one grant and one charge per charged record)", n, want)
 	}
 	insert(t, s, mixed, 0)
 	assertBalance(t, s, u1, wantU1)
+	assertCharged(t, s, u1, chargedU1)
 }
 
 // chargeCount counts the distinct records charged to the user's or the tenant's account.
@@ -347,12 +350,111 @@ func testBillingConcurrentOverlap(t *testing.T, s store.Store) {
 	}
 	assertRollups(t, "after concurrent overlapping batches", billing(t, s, store.BillingFilter{}), wantRollups(all))
 	for _, a := range []store.CreditAccount{u1, u2} {
-		assertBalance(t, s, a, new(big.Int).Neg(chargedTo(all, func(r store.UsageRecord) bool { return r.UserID == a.SubjectID })))
+		charged := chargedTo(all, func(r store.UsageRecord) bool { return r.UserID == a.SubjectID })
+		assertBalance(t, s, a, new(big.Int).Neg(charged))
+		assertCharged(t, s, a, charged)
 		if got, want := len(entries(t, s, a.ID)), chargeCount(all, a.SubjectID, ""); got != want {
 			t.Errorf("%s has %d ledger entries, want %d", a.SubjectID, got, want)
 		}
 	}
-	assertBalance(t, s, acme, new(big.Int).Neg(chargedTo(all, func(r store.UsageRecord) bool {
-		return r.UserID == "u3" && r.TenantID == "acme"
-	})))
+	charged := chargedTo(all, func(r store.UsageRecord) bool { return r.UserID == "u3" && r.TenantID == "acme" })
+	assertBalance(t, s, acme, new(big.Int).Neg(charged))
+	assertCharged(t, s, acme, charged)
+}
+
+// spend calls Spend, failing t on an error or a nil sum.
+func spend(t *testing.T, s store.Store, f store.SpendFilter) (month, day *big.Int) {
+	t.Helper()
+	month, day, err := s.Spend(ctx(t), f)
+	if err != nil {
+		t.Fatalf("Spend(%+v): %v", f, err)
+	}
+	if month == nil || day == nil {
+		t.Fatalf("Spend(%+v) = %v, %v: want two sums", f, month, day)
+	}
+	return month, day
+}
+
+// testSpend: Spend sums the cost of one user's, key's or tenant's records, of every model or one,
+// over the UTC day asked and over its calendar month: a record of another day of the month counts
+// in the month only, one of the month before in neither, another subject's never; charged or not,
+// a record's cost is spend. A subject without records has spent 0; an unknown subject type is an
+// error.
+func testSpend(t *testing.T, s store.Store) {
+	ist := t0.Location()
+	day := time.Date(2026, 4, 15, 0, 0, 0, 0, time.UTC)
+	mine := func(id string, at time.Time, model string, cost *int64, charge bool) rec {
+		return rec{id: id, at: at, tenant: "acme", user: "u1", key: "k1", model: model, cost: cost, charge: charge}
+	}
+	recs := records(
+		// 15 April UTC: the day asked.
+		mine("d1", day, "gpt-4o", ptr(int64(1)), true),
+		mine("d2", day.Add(23*time.Hour+59*time.Minute), "claude", ptr(int64(20)), false),
+		mine("d3", time.Date(2026, 4, 16, 5, 29, 0, 0, ist), "gpt-4o", ptr(int64(300)), true), // 15 April 23:59 UTC
+		mine("d4", day.Add(time.Hour), "gpt-4o", nil, true),                                   // no price: no spend
+		// Earlier in April: the month only.
+		mine("m1", time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), "gpt-4o", ptr(int64(4_000)), true),
+		mine("m2", time.Date(2026, 4, 15, 5, 29, 0, 0, ist), "claude", ptr(int64(50_000)), true), // 14 April 23:59 UTC
+		// March: neither.
+		mine("p1", time.Date(2026, 3, 31, 23, 59, 59, 999999000, time.UTC), "gpt-4o", ptr(int64(600_000)), true),
+		mine("p2", time.Date(2026, 4, 1, 5, 0, 0, 0, ist), "gpt-4o", ptr(int64(7_000_000)), true), // 31 March UTC
+		// Other subjects, on the same days.
+		rec{id: "o1", at: day, tenant: "acme", user: "u2", key: "k2", model: "gpt-4o", cost: ptr(int64(80_000_000))},
+		rec{id: "o2", at: day, tenant: "other", user: "u3", key: "k3", model: "gpt-4o", cost: ptr(int64(900_000_000))},
+		rec{id: "o3", at: day, tenant: "acme", user: "", key: "k4", model: "claude", cost: ptr(int64(10_000_000_000))},
+	)
+	insert(t, s, recs, len(recs))
+	insert(t, s, recs, 0) // a replay counts nothing twice
+
+	const (
+		d      = 1 + 20 + 300
+		month  = d + 4_000 + 50_000
+		dGPT   = 1 + 300
+		mGPT   = dGPT + 4_000
+		dAcme  = d + 80_000_000 + 10_000_000_000
+		mAcme  = month + 80_000_000 + 10_000_000_000
+		dOther = 900_000_000
+	)
+	// At noon IST on 16 April it is still 15 April in UTC, the day that counts.
+	asked := time.Date(2026, 4, 16, 3, 0, 0, 0, ist)
+	cases := []struct {
+		f                  store.SpendFilter
+		wantMonth, wantDay int64
+	}{
+		{store.SpendFilter{SubjectType: "user", SubjectID: "u1", Day: day}, month, d},
+		{store.SpendFilter{SubjectType: "user", SubjectID: "u1", Day: asked}, month, d},
+		{store.SpendFilter{SubjectType: "user", SubjectID: "u1", Day: day.Add(23*time.Hour + 59*time.Minute)}, month, d},
+		{store.SpendFilter{SubjectType: "key", SubjectID: "k1", Day: day}, month, d},
+		{store.SpendFilter{SubjectType: "tenant", SubjectID: "acme", Day: day}, mAcme, dAcme},
+		{store.SpendFilter{SubjectType: "tenant", SubjectID: "other", Day: day}, dOther, dOther},
+		{store.SpendFilter{SubjectType: "user", SubjectID: "u1", Model: "gpt-4o", Day: day}, mGPT, dGPT},
+		{store.SpendFilter{SubjectType: "key", SubjectID: "k1", Model: "claude", Day: day}, 20 + 50_000, 20},
+		{store.SpendFilter{SubjectType: "tenant", SubjectID: "acme", Model: "claude", Day: day}, 20 + 50_000 + 10_000_000_000, 20 + 10_000_000_000},
+		{store.SpendFilter{SubjectType: "user", SubjectID: "u1", Model: "gemini", Day: day}, 0, 0},
+		// 31 March: p1 and p2 are that day's and that month's; April's records are not.
+		{store.SpendFilter{SubjectType: "user", SubjectID: "u1", Day: time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC)},
+			600_000 + 7_000_000, 600_000 + 7_000_000},
+		// May: April's records are the month before.
+		{store.SpendFilter{SubjectType: "user", SubjectID: "u1", Day: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}, 0, 0},
+		// Subjects without records, and ids of one type that exist as another.
+		{store.SpendFilter{SubjectType: "user", SubjectID: "nobody", Day: day}, 0, 0},
+		{store.SpendFilter{SubjectType: "key", SubjectID: "u1", Day: day}, 0, 0},
+		{store.SpendFilter{SubjectType: "tenant", SubjectID: "k1", Day: day}, 0, 0},
+	}
+	for _, tc := range cases {
+		m, dd := spend(t, s, tc.f)
+		if m.Cmp(big.NewInt(tc.wantMonth)) != 0 || dd.Cmp(big.NewInt(tc.wantDay)) != 0 {
+			t.Errorf("Spend(%s %q, model %q, %s) = month %v, day %v; want %d, %d", tc.f.SubjectType,
+				tc.f.SubjectID, tc.f.Model, tc.f.Day.Format(time.RFC3339), m, dd, tc.wantMonth, tc.wantDay)
+		}
+	}
+	for _, typ := range []string{"", "users", "User", "session", "user' OR '1'='1"} {
+		if m, dd, err := s.Spend(ctx(t), store.SpendFilter{SubjectType: typ, SubjectID: "u1", Day: day}); err == nil {
+			t.Errorf("Spend(subject type %q) = %v, %v; want an error", typ, m, dd)
+		}
+	}
+	// An empty id would sum every record without a user (user_id = ''): refused.
+	if m, dd, err := s.Spend(ctx(t), store.SpendFilter{SubjectType: "user", Day: day}); err == nil {
+		t.Errorf("Spend(user without an id) = %v, %v; want an error", m, dd)
+	}
 }

@@ -66,6 +66,82 @@ func assertBalance(t *testing.T, s store.Store, a store.CreditAccount, want *big
 	}
 }
 
+// assertCharged checks an account's running total of charges.
+func assertCharged(t *testing.T, s store.Store, a store.CreditAccount, want *big.Int) {
+	t.Helper()
+	got, err := s.CreditAccountOf(ctx(t), a.SubjectType, a.SubjectID)
+	if err != nil {
+		t.Fatalf("CreditAccountOf(%s, %s): %v", a.SubjectType, a.SubjectID, err)
+	}
+	if got.ChargedPicoUSD == nil || got.ChargedPicoUSD.Cmp(want) != 0 {
+		t.Errorf("charged total of %s %s = %v, want %v", a.SubjectType, a.SubjectID, got.ChargedPicoUSD, want)
+	}
+}
+
+// testChargedTotal: an account's total of charges starts at 0 and rises by exactly what
+// InsertUsage charges it, in the same write that lowers its balance by as much, whether the
+// account is the record's user's or, for a user without one, its tenant's. Records not to be
+// charged or without a cost, a replayed batch, a request recorded again under another start time,
+// and grants, refunds and adjustments leave it alone.
+func testChargedTotal(t *testing.T, s store.Store) {
+	payer := ensureAccount(t, s, "user", "payer")
+	acme := ensureAccount(t, s, "tenant", "acme")
+	for _, a := range []store.CreditAccount{payer, acme} {
+		if a.ChargedPicoUSD == nil || a.ChargedPicoUSD.Sign() != 0 {
+			t.Errorf("new account %s %s: charged total %v, want 0", a.SubjectType, a.SubjectID, a.ChargedPicoUSD)
+		}
+	}
+	grant(t, s, payer.ID, 1_000_000)
+	addCredit(t, s, acme.ID, "adjust", big.NewInt(-5), "")
+	assertCharged(t, s, payer, new(big.Int))
+	assertCharged(t, s, acme, new(big.Int))
+
+	batch := records(
+		rec{id: "c1", at: t0, tenant: "acme", user: "payer", key: "k1", model: "m", cost: ptr(int64(100)), charge: true},
+		rec{id: "c2", at: t0, tenant: "acme", user: "payer", key: "k1", model: "m2", cost: ptr(int64(23)), charge: true},
+		rec{id: "c3", at: t0, tenant: "acme", user: "guest", key: "k2", model: "m", cost: ptr(int64(400)), charge: true},
+		rec{id: "c4", at: t0, tenant: "acme", user: "", key: "k3", model: "m", cost: ptr(int64(5000)), charge: true},
+		rec{id: "c5", at: t0, tenant: "acme", user: "payer", key: "k1", model: "m", cost: ptr(int64(60_000)), charge: false},
+		rec{id: "c6", at: t0, tenant: "acme", user: "guest", key: "k2", model: "m", cost: nil, charge: true},
+		rec{id: "c7", at: t0, tenant: "lonely", user: "stranger", key: "k4", model: "m", cost: ptr(int64(700_000)), charge: true},
+	)
+	insert(t, s, batch, len(batch))
+	assertBalance(t, s, payer, big.NewInt(1_000_000-123))
+	assertCharged(t, s, payer, big.NewInt(123))
+	assertBalance(t, s, acme, big.NewInt(-5-5400))
+	assertCharged(t, s, acme, big.NewInt(5400))
+
+	before := snapshot(t, s, payer, acme)
+	insert(t, s, batch, 0)
+	again := rec{id: "c1", at: t0.Add(time.Hour), tenant: "acme", user: "payer", key: "k1", model: "m", cost: ptr(int64(100)), charge: true}
+	insert(t, s, records(again), 1) // a new usage row, but r1 is charged already
+	after := snapshot(t, s, payer, acme)
+	if after.accounts != before.accounts {
+		t.Errorf("replayed batch and re-recorded request: accounts changed:%s\nwant%s", after.accounts, before.accounts)
+	}
+
+	addCredit(t, s, payer.ID, "refund", big.NewInt(23), "")
+	addCredit(t, s, payer.ID, "adjust", big.NewInt(-77), "")
+	grant(t, s, acme.ID, 10_000)
+	assertBalance(t, s, payer, big.NewInt(1_000_000-123+23-77))
+	assertCharged(t, s, payer, big.NewInt(123))
+	assertBalance(t, s, acme, big.NewInt(-5-5400+10_000))
+	assertCharged(t, s, acme, big.NewInt(5400))
+
+	// Later charges add to the total; one to be charged at cost 0 adds nothing, and is no error.
+	insert(t, s, records(
+		rec{id: "c8", at: t0.AddDate(0, 0, 1), tenant: "acme", user: "payer", key: "k1", model: "m", cost: ptr(int64(1_000)), charge: true},
+		rec{id: "c9", at: t0.AddDate(0, 0, 1), tenant: "acme", user: "guest", key: "k2", model: "m", cost: ptr(int64(0)), charge: true},
+	), 2)
+	assertBalance(t, s, payer, big.NewInt(1_000_000-123+23-77-1_000))
+	assertCharged(t, s, payer, big.NewInt(1_123))
+	assertCharged(t, s, acme, big.NewInt(5400))
+	if a, err := s.EnsureCreditAccount(ctx(t), "user", "payer"); err != nil || a.ChargedPicoUSD == nil ||
+		a.ChargedPicoUSD.Cmp(big.NewInt(1_123)) != 0 {
+		t.Errorf("EnsureCreditAccount of an existing account = %+v, %v; want its charged total 1123", a, err)
+	}
+}
+
 // testCharges: a charged record is charged to its user's account, else to its tenant's, else to
 // nobody; a record not to be charged, or without a cost, is charged nothing.
 func testCharges(t *testing.T, s store.Store) {
@@ -139,8 +215,9 @@ func testChargeOncePerRequest(t *testing.T, s store.Store) {
 	assertBalance(t, s, a, big.NewInt(-500))
 }
 
-// testBigMoney: costs near the int64 maximum are exact in rollups, balances and the ledger; sums
-// beyond int64 are exact too, or, for a store with Int64Money, fail and change nothing.
+// testBigMoney: costs near the int64 maximum are exact in rollups, balances, the accounts' totals
+// of charges and the ledger; sums beyond int64 are exact too, or, for a store with Int64Money,
+// fail and change nothing.
 func testBigMoney(t *testing.T, s store.Store, cfg config) {
 	const top = math.MaxInt64
 	a := ensureAccount(t, s, "user", "whale")
@@ -149,16 +226,45 @@ func testBigMoney(t *testing.T, s store.Store, cfg config) {
 	r2 := rec{id: "big-2", at: t0.AddDate(0, 0, 1), tenant: "acme", user: "whale", key: "k", model: "m", cost: ptr(int64(top - 11)), charge: true}
 	insert(t, s, records(r1), 1)
 	assertBalance(t, s, a, big.NewInt(7))
-	insert(t, s, records(r2), 1)
-	assertBalance(t, s, a, big.NewInt(-top+18))
+	assertCharged(t, s, a, big.NewInt(top-7))
 
 	bigTop := big.NewInt(top)
+	huge := new(big.Int).Exp(big.NewInt(10), big.NewInt(30), nil)
+	// r3 falls in r1's rollup row, whose cost then passes int64.
+	r3 := r1
+	r3.id = "big-3"
+	if cfg.int64Money {
+		// r2 would leave the balance in range (7 − (2⁶³−12)) but take the account's total of
+		// charges past it.
+		before := snapshot(t, s, a)
+		for _, r := range []rec{r2, r3} {
+			if _, err := s.InsertUsage(ctx(t), records(r)); err == nil {
+				t.Errorf("InsertUsage of %s, taking a money sum beyond int64: no error", r.id)
+			}
+		}
+		if _, err := s.AddCredit(ctx(t), a.ID, "grant", huge, ""); err == nil {
+			t.Errorf("AddCredit(10³⁰): no error")
+		}
+		assertSnapshot(t, "after writes beyond int64", snapshot(t, s, a), before)
+		addCredit(t, s, a.ID, "adjust", big.NewInt(-top), "") // to 7 − (2⁶³−1): in range
+		before = snapshot(t, s, a)
+		if _, err := s.AddCredit(ctx(t), a.ID, "adjust", big.NewInt(-top), ""); err == nil {
+			t.Errorf("AddCredit taking the balance below int64: no error")
+		}
+		assertSnapshot(t, "after an adjustment beyond int64", snapshot(t, s, a), before)
+		return
+	}
+	insert(t, s, records(r2), 1)
+	assertBalance(t, s, a, big.NewInt(-top+18))
+	twice := new(big.Int).Sub(new(big.Int).Mul(bigTop, big.NewInt(2)), big.NewInt(18))
+	assertCharged(t, s, a, twice)
+
 	sum := new(big.Int)
 	for _, u := range billing(t, s, store.BillingFilter{UserID: "whale"}) {
 		sum.Add(sum, u.CostPicoUSD)
 	}
-	if want := new(big.Int).Sub(new(big.Int).Mul(bigTop, big.NewInt(2)), big.NewInt(18)); sum.Cmp(want) != 0 {
-		t.Errorf("rollup costs sum to %v, want %v", sum, want)
+	if sum.Cmp(twice) != 0 {
+		t.Errorf("rollup costs sum to %v, want %v", sum, twice)
 	}
 	es := entries(t, s, a.ID)
 	if len(es) != 3 || es[0].AmountPicoUSD.Cmp(big.NewInt(-(top-11))) != 0 ||
@@ -166,24 +272,6 @@ func testBigMoney(t *testing.T, s store.Store, cfg config) {
 		t.Errorf("ledger:%s\nwant the two charges, then the grant, exact", fmtEntries(es))
 	}
 
-	// r3 falls in r1's rollup row, whose cost then passes int64, and takes the balance below it.
-	r3 := r1
-	r3.id = "big-3"
-	huge := new(big.Int).Exp(big.NewInt(10), big.NewInt(30), nil)
-	if cfg.int64Money {
-		before := snapshot(t, s, a)
-		if _, err := s.InsertUsage(ctx(t), records(r3)); err == nil {
-			t.Errorf("InsertUsage of a record taking a rollup beyond int64: no error")
-		}
-		if _, err := s.AddCredit(ctx(t), a.ID, "grant", huge, ""); err == nil {
-			t.Errorf("AddCredit(10³⁰): no error")
-		}
-		if _, err := s.AddCredit(ctx(t), a.ID, "adjust", big.NewInt(-top), ""); err == nil {
-			t.Errorf("AddCredit taking the balance below int64: no error")
-		}
-		assertSnapshot(t, "after writes beyond int64", snapshot(t, s, a), before)
-		return
-	}
 	insert(t, s, records(r3), 1)
 	us := billing(t, s, store.BillingFilter{UserID: "whale", To: t0.AddDate(0, 0, 1)})
 	if want := new(big.Int).Sub(new(big.Int).Mul(bigTop, big.NewInt(2)), big.NewInt(14)); len(us) != 1 ||
@@ -193,11 +281,13 @@ func testBigMoney(t *testing.T, s store.Store, cfg config) {
 	balance := big.NewInt(-top + 18)
 	balance.Sub(balance, big.NewInt(top-7))
 	assertBalance(t, s, a, balance)
+	assertCharged(t, s, a, new(big.Int).Add(twice, big.NewInt(top-7)))
 	balance.Sub(balance, bigTop)
 	addCredit(t, s, a.ID, "adjust", new(big.Int).Neg(bigTop), "beyond int64")
 	assertBalance(t, s, a, balance)
 	e := addCredit(t, s, a.ID, "grant", huge, "")
 	assertBalance(t, s, a, balance.Add(balance, huge))
+	assertCharged(t, s, a, new(big.Int).Add(twice, big.NewInt(top-7)))
 	if es := entries(t, s, a.ID); es[0].ID != e.ID || es[0].AmountPicoUSD.Cmp(huge) != 0 {
 		t.Errorf("newest entry %s, want the grant of %v", fmtEntries(es[:1]), huge)
 	}

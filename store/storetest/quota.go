@@ -68,12 +68,14 @@ func comparePolicies(a, b store.QuotaPolicy) int {
 		strings.Compare(a.SubjectID, b.SubjectID), strings.Compare(a.Model, b.Model))
 }
 
-// assertPolicy compares everything but UpdatedAt, telling a nil limit from 0.
+// assertPolicy compares everything but UpdatedAt, telling a nil limit or budget from 0.
 func assertPolicy(t *testing.T, got, want store.QuotaPolicy) {
 	t.Helper()
 	if got.SubjectType != want.SubjectType || got.SubjectID != want.SubjectID ||
 		got.Model != want.Model || !limitEqual(got.RPM, want.RPM) || !limitEqual(got.TPM, want.TPM) ||
-		!limitEqual(got.TokensPerDay, want.TokensPerDay) || !limitEqual(got.Concurrent, want.Concurrent) {
+		!limitEqual(got.TokensPerDay, want.TokensPerDay) || !limitEqual(got.Concurrent, want.Concurrent) ||
+		!limitEqual(got.BudgetDayMicroUSD, want.BudgetDayMicroUSD) ||
+		!limitEqual(got.BudgetMonthMicroUSD, want.BudgetMonthMicroUSD) {
 		t.Errorf("policy = %s\nwant     %s", fmtPolicy(got), fmtPolicy(want))
 	}
 }
@@ -86,8 +88,9 @@ func limitEqual(a, b *int64) bool {
 }
 
 func fmtPolicy(p store.QuotaPolicy) string {
-	return fmt.Sprintf("%s rpm=%v tpm=%v tokens/day=%v concurrent=%v updated=%v", policyKey(p),
-		deref(p.RPM), deref(p.TPM), deref(p.TokensPerDay), deref(p.Concurrent), p.UpdatedAt)
+	return fmt.Sprintf("%s rpm=%v tpm=%v tokens/day=%v concurrent=%v budget/day=%v budget/month=%v updated=%v",
+		policyKey(p), deref(p.RPM), deref(p.TPM), deref(p.TokensPerDay), deref(p.Concurrent),
+		deref(p.BudgetDayMicroUSD), deref(p.BudgetMonthMicroUSD), p.UpdatedAt)
 }
 
 // testQuotaPolicyUpsert: a second Put of the same (subject, model) replaces every limit, including
@@ -219,6 +222,71 @@ func testQuotaPolicyLimits(t *testing.T, s store.Store) {
 	for i := range want {
 		assertPolicy(t, got[i], want[i])
 	}
+}
+
+// budgeted returns p with the given day and month budgets.
+func budgeted(p store.QuotaPolicy, day, month *int64) store.QuotaPolicy {
+	p.BudgetDayMicroUSD, p.BudgetMonthMicroUSD = day, month
+	return p
+}
+
+// testQuotaPolicyBudgets: the day and month budgets round-trip as the limits do (nil and 0 are
+// different values, the extremes of int64 are kept), a second Put replaces them, nil included,
+// and a model-specific policy keeps budgets of its own beside the every-model policy's.
+func testQuotaPolicyBudgets(t *testing.T, s store.Store) {
+	values := []*int64{nil, ptr(int64(0)), ptr(int64(1)), ptr(int64(2_500_000)), ptr(int64(1<<63 - 1))}
+	var want []store.QuotaPolicy
+	for i, day := range values {
+		for j, month := range values {
+			// Limits beside the budgets, so a budget cannot be read from a limit's column.
+			p := policy("user", fmt.Sprintf("u%d%d", i, j), "", ptr(int64(7)), nil, ptr(int64(9)), nil)
+			want = append(want, budgeted(p, day, month))
+		}
+	}
+	for _, p := range want {
+		mustPutPolicy(t, s, p)
+	}
+	got := listPolicies(t, s, "", "")
+	if len(got) != len(want) {
+		t.Fatalf("QuotaPolicies() = %d policies, want %d", len(got), len(want))
+	}
+	for i := range want {
+		assertPolicy(t, got[i], want[i])
+	}
+
+	// Replacing: a value becomes another, a value becomes nil and nil a value, limits alike.
+	first := budgeted(policy("tenant", "acme", "", nil, nil, nil, nil), ptr(int64(1_000_000)), ptr(int64(20_000_000)))
+	mustPutPolicy(t, s, first)
+	assertPolicy(t, onePolicy(t, s, "tenant", "acme", ""), first)
+	for _, next := range []store.QuotaPolicy{
+		budgeted(policy("tenant", "acme", "", nil, nil, nil, nil), ptr(int64(5)), nil),
+		budgeted(policy("tenant", "acme", "", ptr(int64(60)), nil, nil, nil), nil, ptr(int64(0))),
+		budgeted(policy("tenant", "acme", "", nil, nil, nil, nil), nil, nil),
+		budgeted(policy("tenant", "acme", "", nil, nil, nil, nil), ptr(int64(0)), ptr(int64(3))),
+	} {
+		mustPutPolicy(t, s, next)
+		assertPolicy(t, onePolicy(t, s, "tenant", "acme", ""), next)
+	}
+
+	// A model's policy and the every-model one hold their own budgets; writing one leaves the other.
+	every := budgeted(policy("key", "k1", "", nil, nil, nil, nil), ptr(int64(100)), ptr(int64(1000)))
+	gpt := budgeted(policy("key", "k1", "gpt-4o", nil, nil, nil, nil), ptr(int64(10)), nil)
+	mustPutPolicy(t, s, every)
+	mustPutPolicy(t, s, gpt)
+	assertPolicy(t, onePolicy(t, s, "key", "k1", ""), every)
+	assertPolicy(t, onePolicy(t, s, "key", "k1", "gpt-4o"), gpt)
+	gpt = budgeted(gpt, nil, ptr(int64(50)))
+	mustPutPolicy(t, s, gpt)
+	assertPolicy(t, onePolicy(t, s, "key", "k1", ""), every)
+	assertPolicy(t, onePolicy(t, s, "key", "k1", "gpt-4o"), gpt)
+	every = budgeted(every, nil, nil)
+	mustPutPolicy(t, s, every)
+	assertPolicy(t, onePolicy(t, s, "key", "k1", ""), every)
+	assertPolicy(t, onePolicy(t, s, "key", "k1", "gpt-4o"), gpt)
+	if err := s.DeleteQuotaPolicy(ctx(t), "key", "k1", "gpt-4o"); err != nil {
+		t.Fatalf("DeleteQuotaPolicy(key, k1, gpt-4o): %v", err)
+	}
+	assertPolicy(t, onePolicy(t, s, "key", "k1", ""), every)
 }
 
 // testQuotaPolicyDelete: Delete removes exactly the policy named, model "" being the every-model

@@ -21,10 +21,10 @@ type config struct {
 	int64Money bool
 }
 
-// Int64Money declares that the store keeps money sums (a rollup row's cost, a balance, a credit
-// amount) in int64 pico-USD, as the embedded SQLite store does: a write that would take one
-// beyond that range must then fail and change nothing. Without it, such sums must be exact
-// (NUMERIC in PostgreSQL).
+// Int64Money declares that the store keeps money sums (a rollup row's cost, a balance, an
+// account's total of charges, a credit amount) in int64 pico-USD, as the embedded SQLite store
+// does: a write that would take one beyond that range must then fail and change nothing. Without
+// it, such sums must be exact (NUMERIC in PostgreSQL).
 func Int64Money() Option { return func(c *config) { c.int64Money = true } }
 
 // Run runs the suite. newStore must return a store on an empty database of its own, not yet
@@ -64,6 +64,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"QuotaPolicyModels", testQuotaPolicyModels},
 		{"QuotaPolicyList", testQuotaPolicyList},
 		{"QuotaPolicyLimits", testQuotaPolicyLimits},
+		{"QuotaPolicyBudgets", testQuotaPolicyBudgets},
 		{"QuotaPolicyDelete", testQuotaPolicyDelete},
 		{"QuotaPolicyMetacharacters", testQuotaPolicyMetacharacters},
 		{"QuotaPolicyUpdatedAt", testQuotaPolicyUpdatedAt},
@@ -71,8 +72,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"BillingRollups", testBillingRollups},
 		{"BillingReplay", testBillingReplay},
 		{"BillingConcurrentOverlap", testBillingConcurrentOverlap},
+		{"Spend", testSpend},
 		{"Charges", testCharges},
 		{"ChargeOncePerRequest", testChargeOncePerRequest},
+		{"ChargedTotal", testChargedTotal},
 		{"BigMoney", func(t *testing.T, s store.Store) { testBigMoney(t, s, cfg) }},
 		{"Prices", testPrices},
 		{"PriceConflict", testPriceConflict},
