@@ -16,14 +16,11 @@ import (
 //   - its user, with the user's tier limits overridden by the user's policy (a key without a user
 //     is its own subject instead, with the default tier's limits);
 //   - its key, when the key has a policy of its own;
-//   - its tenant, when the tenant has a policy or pays for the request;
+//   - its tenant, when the tenant has a policy or is the payer (the subject type whose credit
+//     account pays for the request, see moneyBook.payer; "" for none);
 //   - its session (X-Session-Id), with the configured session limits;
 //   - for each of those with a policy for the requested model, that narrower subject too.
-//
-// A subject whose policy sets a budget carries its Money, with the ledger's spend; the payer
-// (the credit account of the user, or else of the tenant: see moneyBook.payer) carries the
-// account's figures.
-func (x *exchange) subjects(model, payer string, acct accountSnap) []quota.Subject {
+func (x *exchange) subjects(model, payer string) []quota.Subject {
 	g, k := x.g, x.id.Key
 	book := g.policies
 	out := make([]quota.Subject, 0, 4)
@@ -33,18 +30,10 @@ func (x *exchange) subjects(model, payer string, acct accountSnap) []quota.Subje
 			base = ApplyPolicy(base, p)
 		}
 		if ok || always || payer == kind {
-			s := quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Limits: base}
-			if ok {
-				s.Money = g.money.budgetMoney(x.ctx, p)
-			}
-			if payer == kind {
-				s.Money = withCredit(s.Money, acct)
-			}
-			out = append(out, s)
+			out = append(out, quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Limits: base})
 		}
 		if mp, ok := book.Lookup(kind, id, model); ok && model != "" {
-			out = append(out, quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Model: model,
-				Limits: ApplyPolicy(quota.Limits{}, mp), Money: g.money.budgetMoney(x.ctx, mp)})
+			out = append(out, quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Model: model, Limits: ApplyPolicy(quota.Limits{}, mp)})
 		}
 	}
 	if k.UserID != "" {
@@ -58,6 +47,20 @@ func (x *exchange) subjects(model, payer string, acct accountSnap) []quota.Subje
 		out = append(out, quota.Subject{Kind: "session", ID: x.rec.SessionID, Tenant: k.TenantID, Limits: g.quota.Session})
 	}
 	return out
+}
+
+// addMoney gives each subject whose policy sets a budget its Money, with the ledger's spend, and
+// the payer's (model-less) subject the credit account's figures.
+func (x *exchange) addMoney(subjects []quota.Subject, payer string, acct accountSnap) {
+	for i := range subjects {
+		s := &subjects[i]
+		if p, ok := x.g.policies.Lookup(s.Kind, s.ID, s.Model); ok {
+			s.Money = x.g.money.budgetMoney(x.ctx, p)
+		}
+		if s.Kind == payer && s.Model == "" {
+			s.Money = withCredit(s.Money, acct)
+		}
+	}
 }
 
 // reservation is the token estimate held while the request runs: the prompt (a byte count / 4
@@ -77,7 +80,7 @@ func (r request) reservation(defaultMax int64) int64 {
 // (rates, budgets, credit), sets OpenAI's rate-limit headers (on the answer, whatever it turns
 // out to be) and keeps the lease for settle.
 func (x *exchange) admit(req request, cands []*providers.Deployment) error {
-	payer, acct, _, err := x.g.money.payer(x.ctx, x.id.Key.UserID, x.id.Key.TenantID)
+	payer, acct, err := x.g.money.payer(x.ctx, x.id.Key.UserID, x.id.Key.TenantID)
 	if err != nil {
 		return err
 	}
@@ -90,7 +93,9 @@ func (x *exchange) admit(req request, cands []*providers.Deployment) error {
 		upstreams[i] = d.Model
 	}
 	cost := x.reserveCost(req, upstreams, reserve)
-	res, err := x.g.limiter.Admit(x.ctx, quota.Request{ID: x.rec.RequestID, Subjects: x.subjects(req.model, payer, acct), Tokens: reserve, Cost: cost})
+	subjects := x.subjects(req.model, payer)
+	x.addMoney(subjects, payer, acct)
+	res, err := x.g.limiter.Admit(x.ctx, quota.Request{ID: x.rec.RequestID, Subjects: subjects, Tokens: reserve, Cost: cost})
 	if err != nil {
 		// The limiters decide failures themselves (Resilient's fallback); an error here is a bug
 		// or a canceled request, and must not block the request path.

@@ -39,38 +39,35 @@ var errInsufficientCredit = newError(http.StatusTooManyRequests, api.TypeInsuffi
 // shows at or below zero is refused before admission and blocked for creditBlockFor, unless a
 // top-up announces itself (topic "credits").
 type moneyBook struct {
-	store  store.Store
-	flight singleflight.Group
+	store    store.Store
+	accounts snapshots[accountSnap] // "user/<id>" or "tenant/<id>"
+	spends   snapshots[spendSnap]   // policyKey(type, id, model)
 
-	mu       sync.Mutex
-	accounts map[string]*accountSnap // "user/<id>" or "tenant/<id>"
-	spends   map[string]*spendSnap   // policyKey(type, id, model)
+	mu      sync.Mutex
+	blocked map[string]time.Time // subject → refused without asking until then
 }
 
 type accountSnap struct {
-	fetched      time.Time
-	used         time.Time
-	exists       bool
-	balance      int64 // nano-USD, floored
-	charged      int64 // nano-USD, floored
-	blockedUntil time.Time
+	exists  bool
+	balance int64 // nano-USD, floored
+	charged int64 // nano-USD, floored
 }
 
 type spendSnap struct {
-	fetched, used     time.Time
 	day               int64 // UTC day the figures are for
 	spentDay, spentMo int64 // nano-USD, floored
 }
 
 func newMoneyBook(st store.Store, changes *Changes) *moneyBook {
-	b := &moneyBook{store: st, accounts: map[string]*accountSnap{}, spends: map[string]*spendSnap{}}
+	b := &moneyBook{store: st, blocked: map[string]time.Time{}}
 	if changes != nil {
 		changes.Register("credits", func(_ context.Context, subject string) error {
 			b.forget(subject)
 			return nil
 		}, func(context.Context) error {
+			b.accounts.clear()
 			b.mu.Lock()
-			b.accounts = map[string]*accountSnap{}
+			b.blocked = map[string]time.Time{}
 			b.mu.Unlock()
 			return nil
 		})
@@ -78,170 +75,186 @@ func newMoneyBook(st store.Store, changes *Changes) *moneyBook {
 	return b
 }
 
+// forget drops a subject's account snapshot and lifts its block.
 func (b *moneyBook) forget(subject string) {
+	b.accounts.forget(subject)
 	b.mu.Lock()
-	delete(b.accounts, subject)
+	delete(b.blocked, subject)
 	b.mu.Unlock()
 }
 
 // payer returns the credit account that pays for a request of user (may be empty) in tenant:
-// the user's when it has one, else the tenant's; ok is false when neither has one or the ledger
+// the user's when it has one, else the tenant's; kind is "" when neither has one or the ledger
 // could not say. err is errInsufficientCredit when the ledger shows the account exhausted.
-func (b *moneyBook) payer(ctx context.Context, userID, tenantID string) (kind string, a accountSnap, ok bool, err error) {
+func (b *moneyBook) payer(ctx context.Context, userID, tenantID string) (kind string, a accountSnap, err error) {
 	if b == nil {
-		return "", accountSnap{}, false, nil
+		return "", accountSnap{}, nil
 	}
 	if userID != "" {
 		a, known := b.account(ctx, "user", userID)
 		if !known {
-			return "", accountSnap{}, false, nil // store trouble: fail open
+			return "", accountSnap{}, nil // store trouble: fail open
 		}
 		if a.exists {
-			return "user", a, true, b.verdict("user/"+userID, a)
+			return "user", a, b.verdict("user/"+userID, a)
 		}
 	}
 	a, known := b.account(ctx, "tenant", tenantID)
 	if !known || !a.exists {
-		return "", accountSnap{}, false, nil
+		return "", accountSnap{}, nil
 	}
-	return "tenant", a, true, b.verdict("tenant/"+tenantID, a)
+	return "tenant", a, b.verdict("tenant/"+tenantID, a)
 }
 
+// verdict refuses a subject that is blocked, or whose snapshot shows the balance used up (and
+// then blocks it for creditBlockFor).
 func (b *moneyBook) verdict(subject string, a accountSnap) error {
 	now := time.Now()
-	if now.Before(a.blockedUntil) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now.Before(b.blocked[subject]) {
 		return errInsufficientCredit
 	}
 	if a.balance <= 0 {
-		b.mu.Lock()
-		if e := b.accounts[subject]; e != nil {
-			e.blockedUntil = now.Add(creditBlockFor)
-		}
-		b.mu.Unlock()
+		b.blocked[subject] = now.Add(creditBlockFor)
 		return errInsufficientCredit
 	}
 	return nil
 }
 
-// account returns a subject's snapshot; known is false when the store could not answer in time
-// and nothing was cached.
-func (b *moneyBook) account(ctx context.Context, typ, id string) (accountSnap, bool) {
-	subject := typ + "/" + id
-	now := time.Now()
+func (b *moneyBook) isBlocked(subject string, now time.Time) bool {
 	b.mu.Lock()
-	e := b.accounts[subject]
-	if e != nil {
-		e.used = now
-		snap := *e
-		b.mu.Unlock()
-		if now.Sub(snap.fetched) >= moneySnapshotTTL && now.After(snap.blockedUntil) {
-			go b.fetchAccount(context.Background(), typ, id) //nolint:contextcheck // outlives the request on purpose
-		}
-		return snap, true
-	}
-	b.mu.Unlock()
-	return b.fetchAccount(ctx, typ, id)
+	defer b.mu.Unlock()
+	return now.Before(b.blocked[subject])
 }
 
-// fetchAccount reads an account from the store (one read per subject at a time) and caches it.
-func (b *moneyBook) fetchAccount(ctx context.Context, typ, id string) (accountSnap, bool) {
+// account returns a subject's snapshot; known is false when the store could not answer in time
+// and nothing was cached. A blocked subject's snapshot is not refreshed: it is refused anyway.
+func (b *moneyBook) account(ctx context.Context, typ, id string) (accountSnap, bool) {
 	subject := typ + "/" + id
-	v, err, _ := b.flight.Do("a\x00"+subject, func() (any, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), moneyFetchWait)
-		defer cancel()
-		a, err := b.store.CreditAccountOf(fctx, typ, id)
-		now := time.Now()
-		snap := accountSnap{fetched: now, used: now}
+	return b.accounts.get(ctx, subject, func(s accountSnap, fetched, now time.Time) bool {
+		return now.Sub(fetched) >= moneySnapshotTTL && !b.isBlocked(subject, now)
+	}, func(ctx context.Context) (accountSnap, error) {
+		a, err := b.store.CreditAccountOf(ctx, typ, id)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
+			return accountSnap{}, nil
 		case err != nil:
-			return nil, err
-		default:
-			snap.exists = true
-			snap.balance = picoToNano(a.BalancePicoUSD)
-			snap.charged = picoToNano(a.ChargedPicoUSD)
+			return accountSnap{}, err
 		}
-		b.mu.Lock()
-		if old := b.accounts[subject]; old != nil {
-			snap.blockedUntil = old.blockedUntil
-		}
-		cached := snap
-		b.accounts[subject] = &cached
-		b.mu.Unlock()
-		return snap, nil
+		return accountSnap{exists: true, balance: picoToNano(a.BalancePicoUSD), charged: picoToNano(a.ChargedPicoUSD)}, nil
 	})
-	if err != nil {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		if e := b.accounts[subject]; e != nil {
-			return *e, true // keep serving the last snapshot
-		}
-		return accountSnap{}, false
-	}
-	return v.(accountSnap), true
 }
 
 // spend returns the ledger's spend of a subject today and this month; ok is false when the
 // store could not answer in time and nothing was cached.
 func (b *moneyBook) spend(ctx context.Context, typ, id, model string) (spendSnap, bool) {
-	k := policyKey(typ, id, model)
-	now := time.Now()
-	b.mu.Lock()
-	e := b.spends[k]
-	if e != nil {
-		e.used = now
-		snap := *e
-		b.mu.Unlock()
-		if now.Sub(snap.fetched) >= moneySnapshotTTL || snap.day != utcDay(now) {
-			go b.fetchSpend(context.Background(), typ, id, model) //nolint:contextcheck // outlives the request on purpose
+	return b.spends.get(ctx, policyKey(typ, id, model), func(s spendSnap, fetched, now time.Time) bool {
+		return now.Sub(fetched) >= moneySnapshotTTL || s.day != utcDay(now)
+	}, func(ctx context.Context) (spendSnap, error) {
+		now := time.Now()
+		month, day, err := b.store.Spend(ctx, store.SpendFilter{SubjectType: typ, SubjectID: id, Model: model, Day: now})
+		if err != nil {
+			return spendSnap{}, err
 		}
-		return snap, true
-	}
-	b.mu.Unlock()
-	return b.fetchSpend(ctx, typ, id, model)
+		return spendSnap{day: utcDay(now), spentDay: picoToNano(day), spentMo: picoToNano(month)}, nil
+	})
 }
 
-func (b *moneyBook) fetchSpend(ctx context.Context, typ, id, model string) (spendSnap, bool) {
-	k := policyKey(typ, id, model)
-	v, err, _ := b.flight.Do("s\x00"+k, func() (any, error) {
+// sweep forgets snapshots unused, and blocks ended, for moneyForget, so the book holds the
+// active subjects only.
+func (b *moneyBook) sweep() {
+	cut := time.Now().Add(-moneyForget)
+	b.accounts.sweep(cut)
+	b.spends.sweep(cut)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, until := range b.blocked {
+		if until.Before(cut) {
+			delete(b.blocked, k)
+		}
+	}
+}
+
+// snapshots caches values read from the store, by key. A cached value is served at once, and
+// read again in the background once stale says so; a key seen for the first time is read within
+// moneyFetchWait. One read per key runs at a time, and a read that fails keeps the last value.
+type snapshots[T any] struct {
+	flight singleflight.Group
+	mu     sync.Mutex
+	m      map[string]*snapshot[T]
+}
+
+type snapshot[T any] struct {
+	val           T
+	fetched, used time.Time
+}
+
+// get returns key's value; known is false when it could not be read and nothing was cached.
+func (c *snapshots[T]) get(ctx context.Context, key string, stale func(v T, fetched, now time.Time) bool,
+	read func(context.Context) (T, error)) (v T, known bool) {
+	now := time.Now()
+	c.mu.Lock()
+	if e := c.m[key]; e != nil {
+		e.used = now
+		v, fetched := e.val, e.fetched
+		c.mu.Unlock()
+		if stale(v, fetched, now) {
+			go c.fetch(context.Background(), key, read) //nolint:contextcheck // outlives the request on purpose
+		}
+		return v, true
+	}
+	c.mu.Unlock()
+	return c.fetch(ctx, key, read)
+}
+
+func (c *snapshots[T]) fetch(ctx context.Context, key string, read func(context.Context) (T, error)) (T, bool) {
+	v, err, _ := c.flight.Do(key, func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), moneyFetchWait)
 		defer cancel()
-		now := time.Now()
-		month, day, err := b.store.Spend(fctx, store.SpendFilter{SubjectType: typ, SubjectID: id, Model: model, Day: now})
+		v, err := read(fctx)
 		if err != nil {
 			return nil, err
 		}
-		snap := spendSnap{fetched: now, used: now, day: utcDay(now), spentDay: picoToNano(day), spentMo: picoToNano(month)}
-		b.mu.Lock()
-		cached := snap
-		b.spends[k] = &cached
-		b.mu.Unlock()
-		return snap, nil
+		now := time.Now()
+		c.mu.Lock()
+		if c.m == nil {
+			c.m = map[string]*snapshot[T]{}
+		}
+		c.m[key] = &snapshot[T]{val: v, fetched: now, used: now}
+		c.mu.Unlock()
+		return v, nil
 	})
 	if err != nil {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		if e := b.spends[k]; e != nil {
-			return *e, true
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if e := c.m[key]; e != nil {
+			return e.val, true // keep serving the last value
 		}
-		return spendSnap{}, false
+		var zero T
+		return zero, false
 	}
-	return v.(spendSnap), true
+	return v.(T), true
 }
 
-// sweep forgets snapshots unused for moneyForget, so the book holds the active subjects only.
-func (b *moneyBook) sweep() {
-	cut := time.Now().Add(-moneyForget)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for k, e := range b.accounts {
-		if e.used.Before(cut) && e.blockedUntil.Before(cut) {
-			delete(b.accounts, k)
-		}
-	}
-	for k, e := range b.spends {
+func (c *snapshots[T]) forget(key string) {
+	c.mu.Lock()
+	delete(c.m, key)
+	c.mu.Unlock()
+}
+
+func (c *snapshots[T]) clear() {
+	c.mu.Lock()
+	c.m = nil
+	c.mu.Unlock()
+}
+
+func (c *snapshots[T]) sweep(cut time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.m {
 		if e.used.Before(cut) {
-			delete(b.spends, k)
+			delete(c.m, k)
 		}
 	}
 }

@@ -187,7 +187,7 @@ func (x *exchange) relay() {
 		x.fail(err)
 		return
 	}
-	x.forward(req, cands)
+	x.forward(req, router.Strategy(req.model), cands)
 }
 
 // readBody reads the whole body once, within the size limit and the body deadline.
@@ -281,11 +281,11 @@ func (r request) upstreamBody(model string) ([]byte, bool, error) {
 // connection error or a 401/403/408/429/5xx received before any byte reached the client, and
 // after a timeout before the first byte only where the deployment allows it (the upstream may
 // still bill for it); never once the answer has begun, and not after a 4xx caused by the request.
-func (x *exchange) forward(req request, cands []*providers.Deployment) {
+func (x *exchange) forward(req request, strategy string, cands []*providers.Deployment) {
 	g := x.g
 	var last error = errNoUpstrm
 	hdr := http.Header{"Traceparent": {x.traceparent}, "X-Request-Id": {x.rec.RequestID}}
-	cands = g.health.order(cands, g.router.Load().Strategy(req.model), g.priceOf)
+	cands = g.health.order(cands, strategy, g.priceOf)
 	attempts, open := 0, 0
 	g.retries.deposit()
 	for _, d := range cands {

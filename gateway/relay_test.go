@@ -86,6 +86,30 @@ func newTestGateway(t *testing.T, p providers.Provider) (*Gateway, string, *usag
 	return g, plain, u
 }
 
+// relayFixture sends body through a gateway whose upstream answers with the SSE fixture at path
+// (one byte per read), and returns what the client received and the usage records written.
+func relayFixture(t *testing.T, path, body string) ([]byte, []store.UsageRecord) {
+	t.Helper()
+	sse, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, key, u := newTestGateway(t, &fixtureProvider{sse: sse})
+	srv := httptest.NewServer(g.Handler())
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	srv.Close() // waits for the handler, and so for settle
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return got, u.recs
+}
+
 func TestStreamGolden(t *testing.T) {
 	cases := []struct {
 		fixture string
@@ -98,21 +122,7 @@ func TestStreamGolden(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.fixture, func(t *testing.T) {
-			sse, err := os.ReadFile("testdata/usage_injected.sse")
-			if err != nil {
-				t.Fatal(err)
-			}
-			g, key, u := newTestGateway(t, &fixtureProvider{sse: sse})
-			srv := httptest.NewServer(g.Handler())
-			defer srv.Close()
-			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(tc.body))
-			req.Header.Set("Authorization", "Bearer "+key)
-			resp, err := srv.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			got, recs := relayFixture(t, "testdata/usage_injected.sse", tc.body)
 			golden := filepath.Join("testdata", tc.fixture+".golden")
 			if *update {
 				if err := os.WriteFile(golden, got, 0o644); err != nil {
@@ -126,11 +136,10 @@ func TestStreamGolden(t *testing.T) {
 			if !bytes.Equal(got, want) {
 				t.Errorf("client saw:\n%s\nwant:\n%s", got, want)
 			}
-			srv.Close() // waits for the handler, and so for settle
-			if len(u.recs) != 1 {
-				t.Fatalf("%d usage records", len(u.recs))
+			if len(recs) != 1 {
+				t.Fatalf("%d usage records", len(recs))
 			}
-			r := u.recs[0]
+			r := recs[0]
 			if r.PromptTokens != 11 || r.CompletionTokens != 2 || r.CachedTokens != 4 || r.ReasoningTokens != 1 || r.UsageSource != "provider" || r.Status != 200 {
 				t.Errorf("record = %+v", r)
 			}
@@ -156,22 +165,8 @@ func TestCompatibleStreamsBilledOnce(t *testing.T) {
 		{"ollama", 10, 2, 0, 0, "Yes"},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
-			sse, err := os.ReadFile(filepath.Join("testdata", "compat", tc.fixture+".sse"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			g, key, u := newTestGateway(t, &fixtureProvider{sse: sse})
-			srv := httptest.NewServer(g.Handler())
-			defer srv.Close()
-			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions",
-				strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-			req.Header.Set("Authorization", "Bearer "+key)
-			resp, err := srv.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			got, recs := relayFixture(t, filepath.Join("testdata", "compat", tc.fixture+".sse"),
+				`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 			if strings.Contains(string(got), `"usage"`) || !strings.HasSuffix(string(got), "data: [DONE]\n\n") {
 				t.Errorf("the client, who did not ask for usage, saw:\n%s", got)
 			}
@@ -184,11 +179,10 @@ func TestCompatibleStreamsBilledOnce(t *testing.T) {
 			if content.String() != tc.content {
 				t.Errorf("content %q, want %q", content.String(), tc.content)
 			}
-			srv.Close()
-			if len(u.recs) != 1 {
-				t.Fatalf("%d usage records", len(u.recs))
+			if len(recs) != 1 {
+				t.Fatalf("%d usage records", len(recs))
 			}
-			r := u.recs[0]
+			r := recs[0]
 			if r.PromptTokens != tc.prompt || r.CompletionTokens != tc.completion || r.CachedTokens != tc.cached ||
 				r.ReasoningTokens != tc.reasoning || r.UsageSource != "provider" {
 				t.Errorf("record: prompt %d completion %d cached %d reasoning %d (%s), want %d %d %d %d from the provider",

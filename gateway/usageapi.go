@@ -75,7 +75,7 @@ func (g *Gateway) handleUsage(c *gin.Context) {
 	day.CostUSD, month.CostUSD = billing.FormatPico(dayCost), billing.FormatPico(monthCost)
 
 	var subjects []subjectQuota
-	for _, s := range x.subjects("", "", accountSnap{}) {
+	for _, s := range x.subjects("", "") {
 		if s.Kind == "session" {
 			continue
 		}

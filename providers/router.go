@@ -67,57 +67,33 @@ type BreakerConfig struct {
 
 // withDefaults fills o's zero fields from d, then from the built-in defaults.
 func (o Timeouts) withDefaults(d Timeouts) Timeouts {
-	pick := func(v, def, builtin time.Duration) time.Duration {
-		if v > 0 {
-			return v
-		}
-		if def > 0 {
-			return def
-		}
-		return builtin
-	}
 	return Timeouts{
-		Connect:   pick(o.Connect, d.Connect, 5*time.Second),
-		FirstByte: pick(o.FirstByte, d.FirstByte, 60*time.Second),
-		Idle:      pick(o.Idle, d.Idle, 60*time.Second),
-		Total:     pick(o.Total, d.Total, 10*time.Minute),
+		Connect:   firstSet(o.Connect, d.Connect, 5*time.Second),
+		FirstByte: firstSet(o.FirstByte, d.FirstByte, 60*time.Second),
+		Idle:      firstSet(o.Idle, d.Idle, 60*time.Second),
+		Total:     firstSet(o.Total, d.Total, 10*time.Minute),
 	}
 }
 
 func (o BreakerConfig) withDefaults(d BreakerConfig) BreakerConfig {
-	u := func(v, def, builtin uint32) uint32 {
-		if v > 0 {
-			return v
-		}
-		if def > 0 {
-			return def
-		}
-		return builtin
-	}
-	dur := func(v, def, builtin time.Duration) time.Duration {
-		if v > 0 {
-			return v
-		}
-		if def > 0 {
-			return def
-		}
-		return builtin
-	}
-	ratio := o.FailureRatio
-	if ratio <= 0 {
-		ratio = d.FailureRatio
-	}
-	if ratio <= 0 {
-		ratio = 0.5
-	}
 	return BreakerConfig{
-		ConsecutiveFailures: u(o.ConsecutiveFailures, d.ConsecutiveFailures, 5),
-		FailureRatio:        ratio,
-		MinRequests:         u(o.MinRequests, d.MinRequests, 20),
-		Window:              dur(o.Window, d.Window, time.Minute),
-		OpenFor:             dur(o.OpenFor, d.OpenFor, 30*time.Second),
-		HalfOpenRequests:    u(o.HalfOpenRequests, d.HalfOpenRequests, 1),
+		ConsecutiveFailures: firstSet(o.ConsecutiveFailures, d.ConsecutiveFailures, 5),
+		FailureRatio:        firstSet(o.FailureRatio, d.FailureRatio, 0.5),
+		MinRequests:         firstSet(o.MinRequests, d.MinRequests, 20),
+		Window:              firstSet(o.Window, d.Window, time.Minute),
+		OpenFor:             firstSet(o.OpenFor, d.OpenFor, 30*time.Second),
+		HalfOpenRequests:    firstSet(o.HalfOpenRequests, d.HalfOpenRequests, 1),
 	}
+}
+
+// firstSet returns the first of its values above zero (the last is the built-in default).
+func firstSet[T ~int64 | ~uint32 | ~float64](vals ...T) T {
+	for _, v := range vals[:len(vals)-1] {
+		if v > 0 {
+			return v
+		}
+	}
+	return vals[len(vals)-1]
 }
 
 // DeploymentConfig is one way to serve a public model: a provider and its model name there.

@@ -57,3 +57,17 @@ func ValidPrice(p ModelPrice) error {
 	}
 	return nil
 }
+
+// SpendColumn is the billing_record column that identifies a subject of a SpendFilter; the
+// subject type never reaches SQL text otherwise.
+func SpendColumn(subjectType string) (string, error) {
+	switch subjectType {
+	case "user":
+		return "user_id", nil
+	case "key":
+		return "key_id", nil
+	case "tenant":
+		return "tenant_id", nil
+	}
+	return "", fmt.Errorf("subject type %q: want user, key or tenant", subjectType)
+}

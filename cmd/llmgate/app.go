@@ -228,48 +228,35 @@ func storeKind(cfg Config) string {
 func buildProviders(list []ProviderConfig) (map[string]providers.Provider, error) {
 	out := make(map[string]providers.Provider, len(list))
 	for i, pc := range list {
+		var p providers.Provider
+		var err error
 		switch pc.Type {
-		case "openai", openaiPreset(pc.Type):
-			preset := openai.Presets[pc.Type]
-			base := cmp.Or(pc.BaseURL, preset.BaseURL)
-			p, err := openai.New(openai.Options{BaseURL: base, APIKey: pc.APIKey, Headers: pc.Headers,
-				Azure: preset.Azure, AzureAPIVersion: pc.APIVersion, MaxTokensOnly: preset.MaxTokensOnly,
-				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
-				ResponseHeaderTimeout: pc.ResponseHeaderTimeout})
-			if err != nil {
-				return nil, fmt.Errorf("providers[%d] (%s).%w", i, pc.Name, err)
-			}
-			out[pc.Name] = p
 		case "mock":
-			out[pc.Name] = mock.New(pc.Mock)
+			p = mock.New(pc.Mock)
 		case "anthropic":
-			p, err := anthropic.New(anthropic.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey, Settings: pc.Anthropic,
+			p, err = anthropic.New(anthropic.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey, Settings: pc.Anthropic,
 				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
 				ResponseHeaderTimeout: pc.ResponseHeaderTimeout})
-			if err != nil {
-				return nil, fmt.Errorf("providers[%d] (%s).%w", i, pc.Name, err)
-			}
-			out[pc.Name] = p
 		case "gemini":
-			p, err := gemini.New(gemini.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey,
+			p, err = gemini.New(gemini.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey,
 				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
 				ResponseHeaderTimeout: pc.ResponseHeaderTimeout})
-			if err != nil {
-				return nil, fmt.Errorf("providers[%d] (%s).%w", i, pc.Name, err)
+		default: // openai and its presets (validate has checked the type)
+			preset, ok := openai.Presets[pc.Type]
+			if !ok && pc.Type != "openai" {
+				return nil, fmt.Errorf("providers[%d] (%s).type: unknown type %q", i, pc.Name, pc.Type)
 			}
-			out[pc.Name] = p
+			p, err = openai.New(openai.Options{BaseURL: cmp.Or(pc.BaseURL, preset.BaseURL), APIKey: pc.APIKey,
+				Headers: pc.Headers, Azure: preset.Azure, AzureAPIVersion: pc.APIVersion, MaxTokensOnly: preset.MaxTokensOnly,
+				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
+				ResponseHeaderTimeout: pc.ResponseHeaderTimeout})
 		}
+		if err != nil {
+			return nil, fmt.Errorf("providers[%d] (%s).%w", i, pc.Name, err)
+		}
+		out[pc.Name] = p
 	}
 	return out, nil
-}
-
-// openaiPreset returns typ when it is one of the OpenAI-compatible presets, so a switch can take
-// them all in one case.
-func openaiPreset(typ string) string {
-	if _, ok := openai.Presets[typ]; ok {
-		return typ
-	}
-	return "openai"
 }
 
 // dialable turns a listener address into one a client can dial (":8080" → "127.0.0.1:8080").

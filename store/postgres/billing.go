@@ -134,7 +134,7 @@ func utcDay(t time.Time) time.Time {
 // Spend sums the subject's rollups over the calendar month of f.Day and over f.Day, in one
 // indexed range scan (billing_record is indexed by user, key and tenant, each with the day).
 func (s *Store) Spend(ctx context.Context, f store.SpendFilter) (month, day *big.Int, err error) {
-	col, err := spendColumn(f.SubjectType)
+	col, err := store.SpendColumn(f.SubjectType)
 	if err == nil && f.SubjectID == "" {
 		err = errors.New("no subject id")
 	}
@@ -160,18 +160,4 @@ func (s *Store) Spend(ctx context.Context, f store.SpendFilter) (month, day *big
 		return nil, nil, fmt.Errorf("postgres: spend: %w", err)
 	}
 	return month, day, nil
-}
-
-// spendColumn is the billing_record column of a subject type; the type never reaches SQL text
-// otherwise.
-func spendColumn(subjectType string) (string, error) {
-	switch subjectType {
-	case "user":
-		return "user_id", nil
-	case "key":
-		return "key_id", nil
-	case "tenant":
-		return "tenant_id", nil
-	}
-	return "", fmt.Errorf("subject type %q: want user, key or tenant", subjectType)
 }

@@ -154,16 +154,9 @@ func (m moneyScanner) Scan(v any) error {
 // Spend sums the subject's rollups over the calendar month of f.Day and over f.Day, in one
 // indexed range scan (billing_record is indexed by user, key and tenant, each with the day).
 func (s *Store) Spend(ctx context.Context, f store.SpendFilter) (month, day *big.Int, err error) {
-	var col string
-	switch f.SubjectType {
-	case "user":
-		col = "user_id"
-	case "key":
-		col = "key_id"
-	case "tenant":
-		col = "tenant_id"
-	default:
-		return nil, nil, fmt.Errorf("sqlite: spend: subject type %q: want user, key or tenant", f.SubjectType)
+	col, err := store.SpendColumn(f.SubjectType)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlite: spend: %w", err)
 	}
 	if f.SubjectID == "" {
 		return nil, nil, fmt.Errorf("sqlite: spend: no subject id")
