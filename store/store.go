@@ -22,11 +22,27 @@ var (
 // migration creates it.
 const DefaultTenant = "default"
 
-// Tenant is an organisation: the outermost quota and billing subject.
+// Tenant is an organisation: the outermost quota and billing subject. Its limits and budgets are
+// quota policies of subject type "tenant".
 type Tenant struct {
-	ID        string
-	Name      string
+	ID   string
+	Name string
+	// Models is the allowlist of public model names for every key of the tenant; empty means every
+	// model. A key's own allowlist narrows it further.
+	Models    []string
+	Metadata  map[string]string // never nil when read
 	CreatedAt time.Time
+	UpdatedAt *time.Time
+	DeletedAt *time.Time // soft deletion: the ledger keeps referring to the id
+}
+
+// TenantFilter narrows ListTenants. Zero values mean "any".
+type TenantFilter struct {
+	// Search matches a substring of the id or the name (LIKE, escaped).
+	Search         string
+	IncludeDeleted bool
+	Limit          int // 0 means a default of 100
+	Offset         int
 }
 
 // User owns keys. Tier names a set of default limits in the quota config.
@@ -36,7 +52,23 @@ type User struct {
 	Tier       string
 	ExternalID string
 	Email      string
+	Metadata   map[string]string // never nil when read
 	CreatedAt  time.Time
+	UpdatedAt  *time.Time
+	DeletedAt  *time.Time // soft deletion: the ledger keeps referring to the id
+}
+
+// UserFilter narrows ListUsers. Zero values mean "any". Exact fields compare equal; Email and
+// Search match substrings (LIKE, escaped).
+type UserFilter struct {
+	TenantID       string
+	Tier           string
+	ExternalID     string
+	Email          string // substring of the email
+	Search         string // substring of the id, email or external id
+	IncludeDeleted bool
+	Limit          int // 0 means a default of 100
+	Offset         int
 }
 
 // APIKey is a caller credential. The secret itself is never stored: only the SHA-256 of the
@@ -51,15 +83,98 @@ type APIKey struct {
 	Models    []string // allowlist of public model names; empty means every model
 	ExpiresAt *time.Time
 	RevokedAt *time.Time
+	Metadata  map[string]string // never nil when read
 	CreatedAt time.Time
+	UpdatedAt *time.Time
+	// TenantModels is the allowlist of the key's tenant (read only, filled by KeyBySecret, GetKey
+	// and ListKeys): the key may use a model only when both lists allow it.
+	TenantModels []string
 }
+
+// Key states for KeyFilter.Status.
+const (
+	KeyActive  = "active"  // neither revoked nor expired at KeyFilter.Now
+	KeyRevoked = "revoked" // revoked
+	KeyExpired = "expired" // not revoked, past its expiry at KeyFilter.Now
+)
 
 // KeyFilter narrows ListKeys. Zero values mean "any".
 type KeyFilter struct {
 	UserID   string
 	TenantID string
+	// Name matches a substring of the name (LIKE, escaped); Prefix the start of the display prefix.
+	Name   string
+	Prefix string
+	Status string    // KeyActive, KeyRevoked, KeyExpired or empty
+	Now    time.Time // the time Status is judged at (zero: now)
+	Limit  int       // 0 means a default of 100
+	Offset int
+}
+
+// Admin token roles.
+const (
+	RoleAdmin   = "admin"   // everything
+	RoleViewer  = "viewer"  // read only
+	RoleBilling = "billing" // usage, billing, pricing and credits
+)
+
+// AdminToken is a credential of the admin API. Only the SHA-256 of the token is stored.
+type AdminToken struct {
+	ID       string
+	Name     string
+	Prefix   string // first characters of the plaintext, for display
+	Role     string // RoleAdmin, RoleViewer or RoleBilling
+	TenantID string // empty: every tenant; else the token sees and changes only this tenant
+	// CreatedBy is the actor that made it ("bootstrap" or another token's id).
+	CreatedBy  string
+	CreatedAt  time.Time
+	ExpiresAt  *time.Time
+	RevokedAt  *time.Time
+	LastUsedAt *time.Time
+}
+
+// AdminTokenFilter narrows ListAdminTokens. Zero values mean "any".
+type AdminTokenFilter struct {
+	Role     string
+	TenantID string
+	Name     string // substring of the name (LIKE, escaped)
+	Limit    int    // 0 means a default of 100
+	Offset   int
+}
+
+// AdminAuditEntry is one admin_audit row: a mutation made through the admin API. Before and After
+// are JSON documents (nil when there was nothing before, or nothing after) and never hold secrets.
+type AdminAuditEntry struct {
+	ID        int64
+	Actor     string // "bootstrap" or the admin token's id
+	Action    string // "<resource>.<verb>", such as "key.create"
+	Target    string // the id of what changed
+	TenantID  string // the tenant the target belongs to; empty for global resources
+	Before    []byte
+	After     []byte
+	RequestID string
+	At        time.Time
+}
+
+// AdminAuditFilter narrows ListAdminAudit. Zero values mean "any"; At in [From, To).
+type AdminAuditFilter struct {
+	Actor    string
+	Action   string // exact, or a prefix ending in "." ("key.")
+	Target   string
+	TenantID string
+	From, To time.Time
 	Limit    int // 0 means a default of 100
 	Offset   int
+}
+
+// DeploymentOverride is a run-time change of one deployment, merged over the config file at each
+// reload. A nil field keeps what the file says.
+type DeploymentOverride struct {
+	DeploymentID string
+	Enabled      *bool
+	Weight       *int
+	UpdatedBy    string
+	UpdatedAt    time.Time
 }
 
 // UsageRecord is the ledger row of one authenticated request. Exactly one is written per request
@@ -207,12 +322,34 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 
+	// CreateTenant inserts a tenant; ErrConflict if the id exists.
 	CreateTenant(ctx context.Context, t Tenant) error
+	// GetTenant returns the tenant, soft-deleted or not, or ErrNotFound.
 	GetTenant(ctx context.Context, id string) (Tenant, error)
+	// ListTenants returns tenants by id.
+	ListTenants(ctx context.Context, f TenantFilter) ([]Tenant, error)
+	// UpdateTenant replaces the name, models and metadata of a live tenant and sets UpdatedAt;
+	// ErrNotFound when there is none (or it is deleted).
+	UpdateTenant(ctx context.Context, t Tenant) error
+	// DeleteTenant soft-deletes a tenant at the given time. ErrConflict when it still has live
+	// users or keys that are not revoked, or it is the default tenant; ErrNotFound when there is
+	// none (or it is already deleted).
+	DeleteTenant(ctx context.Context, id string, at time.Time) error
 
-	// CreateUser inserts a user; ErrConflict if the id exists, ErrNotFound if its tenant does not.
+	// CreateUser inserts a user; ErrConflict if the id (or the external id in its tenant) exists,
+	// ErrNotFound if its tenant does not exist or is deleted.
 	CreateUser(ctx context.Context, u User) error
+	// GetUser returns the user, soft-deleted or not, or ErrNotFound.
 	GetUser(ctx context.Context, id string) (User, error)
+	// ListUsers returns users newest first.
+	ListUsers(ctx context.Context, f UserFilter) ([]User, error)
+	// UpdateUser replaces the tier, external id, email and metadata of a live user (not its
+	// tenant) and sets UpdatedAt; ErrNotFound when there is none (or it is deleted), ErrConflict
+	// when the external id is taken in its tenant.
+	UpdateUser(ctx context.Context, u User) error
+	// DeleteUser soft-deletes a live user and revokes its keys not yet revoked, at the given time,
+	// in one transaction; ErrNotFound when there is none (or it is already deleted).
+	DeleteUser(ctx context.Context, id string, at time.Time) error
 
 	// CreateKey inserts the key and its first secret hash (hex SHA-256 of the plaintext);
 	// ErrConflict if the id or hash exists, ErrNotFound if its user or tenant does not.
@@ -225,6 +362,41 @@ type Store interface {
 	ListKeys(ctx context.Context, f KeyFilter) ([]APIKey, error)
 	// RevokeKey marks the key revoked at the given time; ErrNotFound when it does not exist.
 	RevokeKey(ctx context.Context, id string, at time.Time) error
+	// UpdateKey replaces the name, models, expiry and metadata of a key that is not revoked, and
+	// sets UpdatedAt; ErrNotFound when there is none (or it is revoked).
+	UpdateKey(ctx context.Context, k APIKey) error
+	// RotateKey gives a key that is not revoked a new secret (and display prefix) in one
+	// transaction: every live secret of the key stays live until graceUntil (or its own earlier
+	// expiry), the new one has none. ErrNotFound when there is no such key (or it is revoked),
+	// ErrConflict when the hash exists.
+	RotateKey(ctx context.Context, id, secretHash, prefix string, now, graceUntil time.Time) error
+
+	// CreateAdminToken inserts a token with the hex SHA-256 of its plaintext; ErrConflict if the id
+	// or hash exists, ErrNotFound if its tenant does not.
+	CreateAdminToken(ctx context.Context, t AdminToken, tokenHash string) error
+	// AdminTokenByHash returns the token with this hash, revoked or expired alike (the caller
+	// judges); ErrNotFound when none.
+	AdminTokenByHash(ctx context.Context, tokenHash string) (AdminToken, error)
+	GetAdminToken(ctx context.Context, id string) (AdminToken, error)
+	// ListAdminTokens returns tokens newest first.
+	ListAdminTokens(ctx context.Context, f AdminTokenFilter) ([]AdminToken, error)
+	// RevokeAdminToken marks the token revoked (keeping the first time); ErrNotFound when none.
+	RevokeAdminToken(ctx context.Context, id string, at time.Time) error
+	// TouchAdminToken sets the token's last use.
+	TouchAdminToken(ctx context.Context, id string, at time.Time) error
+
+	// InsertAdminAudit appends an entry to the admin audit log and returns its id.
+	InsertAdminAudit(ctx context.Context, e AdminAuditEntry) (int64, error)
+	// ListAdminAudit returns entries newest first.
+	ListAdminAudit(ctx context.Context, f AdminAuditFilter) ([]AdminAuditEntry, error)
+
+	// DeploymentOverrides returns every override, by deployment id.
+	DeploymentOverrides(ctx context.Context) ([]DeploymentOverride, error)
+	// PutDeploymentOverride inserts or replaces the override of one deployment, setting UpdatedAt
+	// to now.
+	PutDeploymentOverride(ctx context.Context, o DeploymentOverride) error
+	// DeleteDeploymentOverride removes one; ErrNotFound when there is none.
+	DeleteDeploymentOverride(ctx context.Context, deploymentID string) error
 
 	// InsertUsage writes a batch of records idempotently: a record whose (RequestID, StartedAt)
 	// already exists is skipped. In the same transaction, and only for the rows that were new, it

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
+	"strings"
 )
 
 // The checks both implementations apply before writing, so they reject the same inputs.
@@ -70,4 +73,54 @@ func SpendColumn(subjectType string) (string, error) {
 		return "tenant_id", nil
 	}
 	return "", fmt.Errorf("subject type %q: want user, key or tenant", subjectType)
+}
+
+// EscapeLike escapes LIKE's wildcards (and the escape character itself, '\') so a filter value
+// matches itself literally; both stores write `LIKE ? ESCAPE '\'`.
+func EscapeLike(s string) string {
+	if !strings.ContainsAny(s, `%_\`) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 4)
+	for _, r := range s {
+		if r == '%' || r == '_' || r == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// ValidRole checks an admin token role.
+func ValidRole(role string) error {
+	switch role {
+	case RoleAdmin, RoleViewer, RoleBilling:
+		return nil
+	}
+	return fmt.Errorf("role %q: want admin, viewer or billing", role)
+}
+
+// ValidDeploymentOverride rejects an override without a deployment or with a weight outside
+// 0…2³¹−1 (PostgreSQL's integer column; SQLite checks the same range so both agree).
+func ValidDeploymentOverride(o DeploymentOverride) error {
+	if o.DeploymentID == "" {
+		return errors.New("deployment override without a deployment id")
+	}
+	if o.Weight != nil && (*o.Weight < 0 || *o.Weight > math.MaxInt32) {
+		return fmt.Errorf("deployment override of %q: weight %d outside 0…%d", o.DeploymentID, *o.Weight, math.MaxInt32)
+	}
+	return nil
+}
+
+// ValidAuditEntry rejects an admin audit entry whose Before or After is not a JSON document
+// (PostgreSQL's jsonb would refuse it; SQLite, which keeps text, checks the same).
+func ValidAuditEntry(e AdminAuditEntry) error {
+	switch {
+	case len(e.Before) > 0 && !json.Valid(e.Before):
+		return fmt.Errorf("admin audit entry %s: before is not JSON", e.Action)
+	case len(e.After) > 0 && !json.Valid(e.After):
+		return fmt.Errorf("admin audit entry %s: after is not JSON", e.Action)
+	}
+	return nil
 }

@@ -228,3 +228,10 @@ func page(limit, offset int) (int, int) {
 	}
 	return limit, max(offset, 0)
 }
+
+func orNowPtr(t *time.Time) time.Time {
+	if t == nil {
+		return time.Now()
+	}
+	return orNow(*t)
+}

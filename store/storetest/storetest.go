@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -82,6 +83,25 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"CreditAccounts", testCreditAccounts},
 		{"CreditAccountConcurrentEnsure", testCreditAccountConcurrentEnsure},
 		{"AddCredit", testAddCredit},
+		{"TenantFields", testTenantFields},
+		{"ListTenants", testListTenants},
+		{"LikeEscaping", testLikeEscaping},
+		{"UpdateTenant", testUpdateTenant},
+		{"DeleteTenant", testDeleteTenant},
+		{"UserFields", testUserFields},
+		{"ListUsers", testListUsers},
+		{"UpdateUser", testUpdateUser},
+		{"DeleteUser", testDeleteUser},
+		{"SoftDeleteRaces", testSoftDeleteRaces},
+		{"KeyAdminFields", testKeyAdminFields},
+		{"ListKeysFilters", testListKeysFilters},
+		{"UpdateKey", testUpdateKey},
+		{"RotateKey", testRotateKey},
+		{"AdminTokens", testAdminTokens},
+		{"ListAdminTokens", testListAdminTokens},
+		{"AdminAudit", testAdminAudit},
+		{"DeploymentOverrides", testDeploymentOverrides},
+		{"AdminMetacharacters", testAdminMetacharacters},
 	}
 	t.Run("Migrate", func(t *testing.T) {
 		t.Parallel()
@@ -169,8 +189,12 @@ func testUsers(t *testing.T, s store.Store) {
 	if !got.CreatedAt.Equal(created.Truncate(time.Microsecond)) {
 		t.Errorf("CreatedAt = %v, want %v to the microsecond", got.CreatedAt, created)
 	}
-	got.CreatedAt = want.CreatedAt
-	if got != want {
+	if got.Metadata == nil || len(got.Metadata) != 0 || got.UpdatedAt != nil || got.DeletedAt != nil {
+		t.Errorf("GetUser: Metadata %#v, UpdatedAt %v, DeletedAt %v; want an empty map and no times",
+			got.Metadata, got.UpdatedAt, got.DeletedAt)
+	}
+	got.CreatedAt, got.Metadata = want.CreatedAt, want.Metadata
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("GetUser = %+v, want %+v", got, want)
 	}
 
