@@ -18,17 +18,17 @@ import (
 )
 
 func (s *Server) routeLedger(a *gin.RouterGroup) {
-	a.GET("/pricing", s.listPrices)
+	s.handle(a, http.MethodGet, "/pricing", read(areaPricing), s.listPrices)
 	// Catch-all: upstream model names may contain "/" (meta-llama/Llama-3.1-8B-Instruct).
-	a.GET("/pricing/*model", s.priceHistory)
-	a.PUT("/pricing/*model", s.putPrice)
-	a.GET("/audit", s.listAudit)
-	a.GET("/audit/:traceId", s.auditTrace)
-	a.GET("/billing/summary", s.billingSummary)
-	a.GET("/billing/records.csv", s.billingCSV)
-	a.GET("/credits/:subjectType/:subjectId", s.creditBalance)
-	a.POST("/credits/:subjectType/:subjectId/topup", s.creditTopUp)
-	a.POST("/credits/:subjectType/:subjectId/adjust", s.creditAdjust)
+	s.handle(a, http.MethodGet, "/pricing/*model", read(areaPricing), s.priceHistory)
+	s.handle(a, http.MethodPut, "/pricing/*model", global(areaPricing), s.putPrice)
+	s.handle(a, http.MethodGet, "/audit", read(areaUsage), s.listAudit)
+	s.handle(a, http.MethodGet, "/audit/:traceId", read(areaUsage), s.auditTrace)
+	s.handle(a, http.MethodGet, "/billing/summary", read(areaBilling), s.billingSummary)
+	s.handle(a, http.MethodGet, "/billing/records.csv", read(areaBilling), s.billingCSV)
+	s.handle(a, http.MethodGet, "/credits/:subjectType/:subjectId", read(areaCredits), s.creditBalance)
+	s.handle(a, http.MethodPost, "/credits/:subjectType/:subjectId/topup", global(areaCredits), s.creditTopUp)
+	s.handle(a, http.MethodPost, "/credits/:subjectType/:subjectId/adjust", global(areaCredits), s.creditAdjust)
 }
 
 // usd is a money amount in a request body: a JSON number or a decimal string, parsed exactly.
@@ -135,11 +135,16 @@ func (s *Server) putPrice(c *gin.Context) {
 	if p.ReasoningPerM, ok = microOf(c, "reasoning_per_million", b.ReasoningPerMillion, false); !ok {
 		return
 	}
+	var before any
+	if old, err := s.d.Store.PriceHistory(c.Request.Context(), model); err == nil && len(old) > 0 {
+		before = priceView(old[0])
+	}
 	p, err := s.d.Prices.Put(c.Request.Context(), p)
 	if err != nil {
 		s.internal(c, err)
 		return
 	}
+	s.audit(c, "price.put", model, "", before, priceView(p))
 	c.JSON(http.StatusOK, priceView(p))
 }
 
@@ -178,6 +183,9 @@ func timeParam(c *gin.Context, name string) (time.Time, bool) {
 func (s *Server) listAudit(c *gin.Context) {
 	f := store.UsageFilter{UserID: c.Query("userId"), KeyID: c.Query("keyId"), Model: c.Query("model")}
 	var ok bool
+	if f.TenantID, ok = scopedTenant(c, c.Query("tenantId"), "tenantId"); !ok {
+		return
+	}
 	if f.From, ok = timeParam(c, "from"); !ok {
 		return
 	}
@@ -200,7 +208,7 @@ func (s *Server) listAudit(c *gin.Context) {
 
 // auditTrace is GET /admin/audit/{traceId}: every record of one trace.
 func (s *Server) auditTrace(c *gin.Context) {
-	s.writeUsage(c, store.UsageFilter{TraceID: c.Param("traceId"), Limit: 1000}, gin.H{"trace_id": c.Param("traceId")})
+	s.writeUsage(c, store.UsageFilter{TraceID: c.Param("traceId"), TenantID: who(c).Tenant, Limit: 1000}, gin.H{"trace_id": c.Param("traceId")})
 }
 
 func (s *Server) writeUsage(c *gin.Context, f store.UsageFilter, extra gin.H) {
@@ -226,7 +234,11 @@ func (s *Server) billingSummary(c *gin.Context) {
 		return
 	}
 	user := c.Query("userId")
-	rows, err := s.d.Store.BillingRecords(c.Request.Context(), store.BillingFilter{UserID: user, TenantID: c.Query("tenantId"),
+	tenant, ok := scopedTenant(c, c.Query("tenantId"), "tenantId")
+	if !ok {
+		return
+	}
+	rows, err := s.d.Store.BillingRecords(c.Request.Context(), store.BillingFilter{UserID: user, TenantID: tenant,
 		From: month, To: month.AddDate(0, 1, 0), Limit: 100000})
 	if err != nil {
 		s.internal(c, err)
@@ -268,8 +280,11 @@ func (s *Server) billingSummary(c *gin.Context) {
 
 // billingCSV exports rollup rows as CSV: GET /admin/billing/records.csv?userId=&tenantId=&from=&to=.
 func (s *Server) billingCSV(c *gin.Context) {
-	f := store.BillingFilter{UserID: c.Query("userId"), TenantID: c.Query("tenantId"), KeyID: c.Query("keyId"), Model: c.Query("model"), Limit: 1_000_000}
+	f := store.BillingFilter{UserID: c.Query("userId"), KeyID: c.Query("keyId"), Model: c.Query("model"), Limit: 1_000_000}
 	var ok bool
+	if f.TenantID, ok = scopedTenant(c, c.Query("tenantId"), "tenantId"); !ok {
+		return
+	}
 	if f.From, ok = timeParam(c, "from"); !ok {
 		return
 	}
@@ -329,7 +344,7 @@ func accountView(a store.CreditAccount, entries []store.CreditEntry) gin.H {
 
 func (s *Server) creditBalance(c *gin.Context) {
 	typ, id, ok := creditSubject(c)
-	if !ok {
+	if !ok || !s.subjectInScope(c, typ, id, "subjectId") {
 		return
 	}
 	ctx := c.Request.Context()
@@ -391,10 +406,17 @@ func (s *Server) moveCredit(c *gin.Context, kind string) {
 		s.internal(c, err)
 		return
 	}
-	if _, err := s.d.Store.AddCredit(ctx, a.ID, kind, amount, b.Note); err != nil {
+	e, err := s.d.Store.AddCredit(ctx, a.ID, kind, amount, b.Note)
+	if err != nil {
 		s.internal(c, err)
 		return
 	}
+	tenant, _ := s.subjectTenant(ctx, typ, id)
+	after := gin.H{"entry_id": e.ID, "kind": e.Kind, "amount_usd": billing.FormatPico(e.AmountPicoUSD), "note": e.Note}
+	if now, err := s.d.Store.CreditAccountOf(ctx, typ, id); err == nil {
+		after["balance_usd"] = billing.FormatPico(now.BalancePicoUSD)
+	}
+	s.audit(c, "credit."+kind, typ+"/"+id, tenant, gin.H{"balance_usd": billing.FormatPico(a.BalancePicoUSD)}, after)
 	if s.d.Credits != nil {
 		if err := s.d.Credits.CreditsChanged(ctx, typ, id); err != nil {
 			s.d.Log.Warn("could not announce a credit change: other replicas lift the block when their snapshot expires", "err", err)

@@ -64,15 +64,61 @@ func usdView(micro *int64) any {
 }
 
 func (s *Server) routeQuota(a *gin.RouterGroup) {
-	a.PUT("/quota/policy/:userId", s.putUserPolicy)
-	a.GET("/quota/policy/:userId", s.getUserPolicy)
-	a.DELETE("/quota/policy/:userId", s.deleteUserPolicy)
-	a.GET("/quota/usage/:userId", s.userUsage)
-	a.DELETE("/quota/session/:sessionId", s.clearSession)
-	a.GET("/quota/policies", s.listPolicies)
-	a.PUT("/quota/policies/:subjectType/:subjectId", s.putPolicy)
-	a.GET("/quota/policies/:subjectType/:subjectId", s.getPolicies)
-	a.DELETE("/quota/policies/:subjectType/:subjectId", s.deletePolicy)
+	s.handle(a, http.MethodPut, "/quota/policy/:userId", write(areaQuota), s.putUserPolicy)
+	s.handle(a, http.MethodGet, "/quota/policy/:userId", read(areaQuota), s.getUserPolicy)
+	s.handle(a, http.MethodDelete, "/quota/policy/:userId", write(areaQuota), s.deleteUserPolicy)
+	s.handle(a, http.MethodGet, "/quota/usage/:userId", read(areaQuota), s.userUsage)
+	s.handle(a, http.MethodDelete, "/quota/session/:sessionId", write(areaQuota), s.clearSession)
+	s.handle(a, http.MethodGet, "/quota/policies", read(areaQuota), s.listPolicies)
+	s.handle(a, http.MethodPut, "/quota/policies/:subjectType/:subjectId", write(areaQuota), s.putPolicy)
+	s.handle(a, http.MethodGet, "/quota/policies/:subjectType/:subjectId", read(areaQuota), s.getPolicies)
+	s.handle(a, http.MethodDelete, "/quota/policies/:subjectType/:subjectId", write(areaQuota), s.deletePolicy)
+}
+
+// policyChange checks that the caller may change a subject's policies: a scoped token only those
+// of its tenant's users and keys (a tenant's own limits are changed by an unscoped token), and a
+// user's or key's limits stay within its tenant's. It answers itself when not.
+func (s *Server) policyChange(c *gin.Context, typ, id, param string, p *store.QuotaPolicy) bool {
+	if typ == "tenant" && who(c).Tenant != "" {
+		fail(c, http.StatusForbidden, api.TypePermission, "tenant_scoped_token", param, "A token scoped to a tenant may not change a tenant's own limits.")
+		return false
+	}
+	if !s.subjectInScope(c, typ, id, param) {
+		return false
+	}
+	if p == nil || typ == "tenant" {
+		return true
+	}
+	tenant, err := s.subjectTenant(c.Request.Context(), typ, id)
+	if isNotFound(err) {
+		return true // a policy set ahead of its subject: checked when the key is made
+	}
+	if err != nil {
+		s.internal(c, err)
+		return false
+	}
+	return s.withinTenant(c, tenant, nil, p, "")
+}
+
+// policyAudit records a policy change with the subject's policies before and after.
+func (s *Server) policyAudit(c *gin.Context, action, typ, id string, before []store.QuotaPolicy) {
+	after, err := s.d.Store.QuotaPolicies(c.Request.Context(), typ, id)
+	if err != nil {
+		s.d.Log.Warn("admin audit: reading the policies after a change failed", "err", err)
+	}
+	tenant, _ := s.subjectTenant(c.Request.Context(), typ, id)
+	s.audit(c, action, typ+"/"+id, tenant, policiesView(before), policiesView(after))
+}
+
+func policiesView(ps []store.QuotaPolicy) any {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]gin.H, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, policyView(p))
+	}
+	return out
 }
 
 // checkLimits rejects negative limits, naming the field.
@@ -117,10 +163,14 @@ func (s *Server) putUserPolicy(c *gin.Context) {
 			p.BudgetDayMicroUSD, p.BudgetMonthMicroUSD = o.BudgetDayMicroUSD, o.BudgetMonthMicroUSD
 		}
 	}
+	if !s.policyChange(c, "user", p.SubjectID, "userId", &p) {
+		return
+	}
 	if err := s.d.Quota.Policies.Put(c.Request.Context(), p); err != nil {
 		s.internal(c, err)
 		return
 	}
+	s.policyAudit(c, "quota_policy.put", "user", p.SubjectID, old)
 	s.getUserPolicy(c)
 }
 
@@ -159,6 +209,9 @@ func (s *Server) effectiveUserLimits(ctx context.Context, userID string) (quota.
 func (s *Server) getUserPolicy(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := c.Param("userId")
+	if !s.subjectInScope(c, "user", id, "userId") {
+		return
+	}
 	ps, err := s.d.Quota.Policies.Policies(ctx, "user", id)
 	if err != nil {
 		s.internal(c, err)
@@ -185,10 +238,15 @@ func (s *Server) deleteUserPolicy(c *gin.Context) {
 // naming param when there was none.
 func (s *Server) deletePolicyOf(c *gin.Context, typ, id, param string) {
 	model, ok := validModelParam(c)
-	if !ok {
+	if !ok || !s.policyChange(c, typ, id, param, nil) {
 		return
 	}
-	err := s.d.Quota.Policies.Delete(c.Request.Context(), typ, id, model)
+	before, err := s.d.Store.QuotaPolicies(c.Request.Context(), typ, id)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	err = s.d.Quota.Policies.Delete(c.Request.Context(), typ, id, model)
 	if errors.Is(err, store.ErrNotFound) {
 		fail(c, http.StatusNotFound, api.TypeNotFound, "policy_not_found", param, "No quota policy for that subject (and model).")
 		return
@@ -197,6 +255,7 @@ func (s *Server) deletePolicyOf(c *gin.Context, typ, id, param string) {
 		s.internal(c, err)
 		return
 	}
+	s.policyAudit(c, "quota_policy.delete", typ, id, before)
 	c.Status(http.StatusNoContent)
 }
 
@@ -204,6 +263,9 @@ func (s *Server) deletePolicyOf(c *gin.Context, typ, id, param string) {
 func (s *Server) userUsage(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := c.Param("userId")
+	if !s.subjectInScope(c, "user", id, "userId") {
+		return
+	}
 	eff, tier, err := s.effectiveUserLimits(ctx, id)
 	if err != nil {
 		s.internal(c, err)
@@ -229,7 +291,10 @@ func (s *Server) userUsage(c *gin.Context) {
 }
 
 func (s *Server) clearSession(c *gin.Context) {
-	tenant := c.Query("tenantId")
+	tenant, ok := scopedTenant(c, c.Query("tenantId"), "tenantId")
+	if !ok {
+		return
+	}
 	if tenant == "" {
 		tenant = store.DefaultTenant
 	}
@@ -242,6 +307,7 @@ func (s *Server) clearSession(c *gin.Context) {
 		fail(c, http.StatusServiceUnavailable, api.TypeUnavailable, "quota_store_unavailable", "", "The quota store did not answer; retry shortly.")
 		return
 	}
+	s.audit(c, "quota_session.clear", tenant+"/"+c.Param("sessionId"), tenant, nil, nil)
 	c.Status(http.StatusNoContent)
 }
 
@@ -269,33 +335,33 @@ func (s *Server) putPolicy(c *gin.Context) {
 		return
 	}
 	var b policyBody
-	if !decode(c, &b) || !checkLimits(c, map[string]*int64{"rpm": b.RPM, "tpm": b.TPM, "tokens_per_day": b.TokensPerDay, "concurrent": b.Concurrent}) {
+	if !decode(c, &b) {
 		return
 	}
 	model, ok := validModelParam(c)
 	if !ok {
 		return
 	}
-	perDay, ok := budgetOf(c, "budget_usd_per_day", b.BudgetUSDPerDay)
-	if !ok {
+	p, ok := policyOf(c, "", b, typ, id, model)
+	if !ok || !s.policyChange(c, typ, id, "subjectId", &p) {
 		return
 	}
-	perMonth, ok := budgetOf(c, "budget_usd_per_month", b.BudgetUSDPerMonth)
-	if !ok {
+	before, err := s.d.Store.QuotaPolicies(c.Request.Context(), typ, id)
+	if err != nil {
+		s.internal(c, err)
 		return
 	}
-	p := store.QuotaPolicy{SubjectType: typ, SubjectID: id, Model: model, RPM: b.RPM, TPM: b.TPM, TokensPerDay: b.TokensPerDay,
-		Concurrent: b.Concurrent, BudgetDayMicroUSD: perDay, BudgetMonthMicroUSD: perMonth}
 	if err := s.d.Quota.Policies.Put(c.Request.Context(), p); err != nil {
 		s.internal(c, err)
 		return
 	}
+	s.policyAudit(c, "quota_policy.put", typ, id, before)
 	s.getPolicies(c)
 }
 
 func (s *Server) getPolicies(c *gin.Context) {
 	typ, id, ok := subjectParams(c)
-	if !ok {
+	if !ok || !s.subjectInScope(c, typ, id, "subjectId") {
 		return
 	}
 	s.writePolicies(c, typ, id)
@@ -317,7 +383,24 @@ func (s *Server) writePolicies(c *gin.Context, typ, id string) {
 		return
 	}
 	out := make([]gin.H, 0, len(ps))
+	scope := who(c).Tenant
+	tenants := map[string]string{} // subject → tenant, for a scoped token
 	for _, p := range ps {
+		if scope != "" {
+			sub := p.SubjectType + "\x00" + p.SubjectID
+			t, seen := tenants[sub]
+			if !seen {
+				t, err = s.subjectTenant(c.Request.Context(), p.SubjectType, p.SubjectID)
+				if err != nil && !isNotFound(err) {
+					s.internal(c, err)
+					return
+				}
+				tenants[sub] = t
+			}
+			if t != scope {
+				continue
+			}
+		}
 		out = append(out, policyView(p))
 	}
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": out})
@@ -327,4 +410,29 @@ func (s *Server) deletePolicy(c *gin.Context) {
 	if typ, id, ok := subjectParams(c); ok {
 		s.deletePolicyOf(c, typ, id, "subjectId")
 	}
+}
+
+// policyBook is the book of policies, nil without quota (Lookup on nil finds nothing).
+func (q *QuotaDeps) policyBook() *gateway.PolicyBook {
+	if q == nil {
+		return nil
+	}
+	return q.Policies
+}
+
+// tierKnown reports whether a tier is configured (any tier, without quota).
+func (q *QuotaDeps) tierKnown(tier string) bool {
+	if q == nil {
+		return true
+	}
+	_, ok := q.Options.Tiers[tier]
+	return ok
+}
+
+// defaultTier is the tier of users made without one.
+func (q *QuotaDeps) defaultTier() string {
+	if q == nil {
+		return ""
+	}
+	return q.Options.DefaultTier
 }

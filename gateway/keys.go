@@ -90,15 +90,33 @@ type Identity struct {
 	Key    store.APIKey
 	Tier   string // the user's tier; empty for a key without a user
 	models map[string]struct{}
+	// tenantModels is the allowlist of the key's tenant: both lists must allow a model.
+	tenantModels map[string]struct{}
 }
 
-// Allows reports whether the key may use a public model.
+// Allows reports whether the key may use a public model: its own allowlist and its tenant's.
 func (id *Identity) Allows(model string) bool {
-	if len(id.models) == 0 {
+	return allowedBy(id.models, model) && allowedBy(id.tenantModels, model)
+}
+
+// allowedBy reports whether an allowlist lets a model through (an empty one lets every model).
+func allowedBy(list map[string]struct{}, model string) bool {
+	if len(list) == 0 {
 		return true
 	}
-	_, ok := id.models[model]
+	_, ok := list[model]
 	return ok
+}
+
+func setOf(names []string) map[string]struct{} {
+	if len(names) == 0 {
+		return nil
+	}
+	m := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		m[n] = struct{}{}
+	}
+	return m
 }
 
 // keyCache resolves key hashes to identities with a short TTL, so the store sees one query per key
@@ -191,12 +209,7 @@ func (c *keyCache) load(ctx context.Context, hash string) (*Identity, error) {
 			return c.stale(hash, now)
 		}
 	}
-	if len(k.Models) > 0 {
-		id.models = make(map[string]struct{}, len(k.Models))
-		for _, m := range k.Models {
-			id.models[m] = struct{}{}
-		}
-	}
+	id.models, id.tenantModels = setOf(k.Models), setOf(k.TenantModels)
 	c.put(hash, keyEntry{id: id, expires: now.Add(c.ttl)})
 	return id, nil
 }

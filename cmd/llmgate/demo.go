@@ -22,7 +22,12 @@ func newAdminToken() string {
 // prints how to use it.
 func printDemo(ctx context.Context, w io.Writer, a *app) error {
 	cl := &adminClient{base: a.adminURL, token: a.cfg.AdminToken}
-	k, err := cl.createKey(ctx, createKeyBody{Name: "demo", UserID: "demo", Tier: "pro"})
+	// The demo user is on the "pro" tier when the config has one, else on the default tier.
+	tier := ""
+	if _, ok := a.cfg.Quota.WithDefaults().Tiers["pro"]; ok {
+		tier = "pro"
+	}
+	k, err := cl.createKey(ctx, createKeyBody{Name: "demo", UserID: "demo", Tier: tier})
 	if err != nil {
 		return fmt.Errorf("demo: create key: %w", err)
 	}

@@ -264,7 +264,7 @@ func TestCreditsHoldUnderConcurrency(t *testing.T) {
 func TestCallerUsage(t *testing.T) {
 	e := newEnv(t)
 	e.adminSend(http.MethodPut, "/admin/pricing/up-model", `{"input_per_million":1,"output_per_million":1}`, nil)
-	k := e.newKey(createKeyBody{Name: "me", UserID: "usage-user", Tier: "pro"})
+	k := e.newKey(createKeyBody{Name: "me", UserID: "usage-user", Tier: "open"})
 	e.putPolicy("/admin/quota/policies/user/usage-user", `{"budget_usd_per_day":"1","rpm":7}`)
 	e.adminSend(http.MethodPost, "/admin/credits/user/usage-user/topup", `{"amount_usd":"2"}`, nil)
 	for range 3 {
