@@ -274,10 +274,12 @@ func (s *Server) audit(c *gin.Context, action, target, tenant string, before, af
 	ctx := context.WithoutCancel(c.Request.Context())
 	var err error
 	for i := 0; i < 3; i++ {
+		if i > 0 {
+			time.Sleep(time.Duration(i) * 50 * time.Millisecond)
+		}
 		if _, err = s.d.Store.InsertAdminAudit(ctx, e); err == nil {
 			return
 		}
-		time.Sleep(time.Duration(i+1) * 50 * time.Millisecond)
 	}
 	s.auditFailures.Inc()
 	s.d.Log.Error("admin audit entry not written", "actor", e.Actor, "action", e.Action, "target", e.Target,

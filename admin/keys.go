@@ -128,7 +128,7 @@ func (s *Server) createKey(c *gin.Context) {
 		}
 		lim = &p
 	}
-	if !s.withinTenant(c, tenant, models, lim, "limits.") {
+	if !s.withinTenant(c, tenant, models, lim, limitsField) {
 		return
 	}
 	// The limits go in first: a key never exists, even for a moment, without them.
@@ -328,7 +328,7 @@ func (s *Server) updateKey(c *gin.Context) {
 	if b.Limits.Set {
 		boundLimits = lim
 	}
-	if !s.withinTenant(c, k.TenantID, boundModels, boundLimits, "limits.") {
+	if !s.withinTenant(c, k.TenantID, boundModels, boundLimits, limitsField) {
 		return
 	}
 	ctx := c.Request.Context()
@@ -374,7 +374,7 @@ const maxGrace = 30 * 24 * 3600
 
 func (s *Server) rotateKey(c *gin.Context) {
 	var b rotateBody
-	if c.Request.ContentLength != 0 && !decode(c, &b) {
+	if !decodeOptional(c, &b) {
 		return
 	}
 	grace := int64(86400)

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -50,6 +51,18 @@ func (s *Server) modelLess(ctx context.Context, typ, id string) (*store.QuotaPol
 	return nil, nil
 }
 
+// limitsField names a limit inside a "limits" object; policyField names it in a policy body.
+func limitsField(name string) string { return "limits." + name }
+func policyField(name string) string { return name }
+
+// seedField names a limit as the seed's user policy body does (userRpm …).
+func seedField(name string) string {
+	if n, ok := map[string]string{"rpm": "userRpm", "tpm": "userTpm", "tokens_per_day": "userTokensPerDay", "concurrent": "userConcurrent"}[name]; ok {
+		return n
+	}
+	return name
+}
+
 // limitsView renders a model-less policy as the "limits" of a tenant or key (null: none).
 func limitsView(p *store.QuotaPolicy) any {
 	if p == nil {
@@ -63,7 +76,10 @@ func limitsView(p *store.QuotaPolicy) any {
 // so every replica applies it.
 func (s *Server) putLimits(ctx context.Context, typ, id string, p *store.QuotaPolicy) error {
 	if s.d.Quota == nil {
-		return nil
+		if p == nil {
+			return nil
+		}
+		return errors.New("admin: limits need the quota endpoints (Deps.Quota)")
 	}
 	if p == nil {
 		err := s.d.Quota.Policies.Delete(ctx, typ, id, "")
@@ -79,7 +95,7 @@ func (s *Server) putLimits(ctx context.Context, typ, id string, p *store.QuotaPo
 // than the tenant's own: every model in its allowlist (when it has one), and every limit the
 // tenant sets matched by one no larger (an explicit 0, unlimited, is larger). A limit the key
 // leaves unset is fine: the tenant's applies. It answers 400 itself, naming the field.
-func (s *Server) withinTenant(c *gin.Context, tenantID string, models []string, p *store.QuotaPolicy, prefix string) bool {
+func (s *Server) withinTenant(c *gin.Context, tenantID string, models []string, p *store.QuotaPolicy, field func(string) string) bool {
 	ctx := c.Request.Context()
 	t, err := s.d.Store.GetTenant(ctx, tenantID)
 	if err != nil {
@@ -134,7 +150,7 @@ func (s *Server) withinTenant(c *gin.Context, tenantID string, models []string, 
 		if *d.own == 0 {
 			what = "is unlimited, beyond"
 		}
-		invalid(c, prefix+d.name, what+" the limit of tenant "+strconv.Quote(tenantID)+" ("+lim+").")
+		invalid(c, field(d.name), what+" the limit of tenant "+strconv.Quote(tenantID)+" ("+lim+").")
 		return false
 	}
 	return true

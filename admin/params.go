@@ -24,6 +24,20 @@ const maxAdminBody = 1 << 20
 // itself when it cannot, naming the field at fault in "param".
 func decode(c *gin.Context, v any) bool {
 	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxAdminBody))
+	return decodeRead(c, raw, err, v)
+}
+
+// decodeOptional decodes a body that may be empty (in any transfer encoding): empty leaves v as is.
+func decodeOptional(c *gin.Context, v any) bool {
+	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxAdminBody))
+	if err == nil && len(bytes.TrimSpace(raw)) == 0 {
+		return true
+	}
+	return decodeRead(c, raw, err, v)
+}
+
+// decodeRead is decode once the body has been read (err: the read's).
+func decodeRead(c *gin.Context, raw []byte, err error, v any) bool {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		fail(c, http.StatusRequestEntityTooLarge, api.TypeInvalidRequest, "request_too_large", "", "The request body is too large (at most 1 MiB).")

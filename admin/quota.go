@@ -78,7 +78,7 @@ func (s *Server) routeQuota(a *gin.RouterGroup) {
 // policyChange checks that the caller may change a subject's policies: a scoped token only those
 // of its tenant's users and keys (a tenant's own limits are changed by an unscoped token), and a
 // user's or key's limits stay within its tenant's. It answers itself when not.
-func (s *Server) policyChange(c *gin.Context, typ, id, param string, p *store.QuotaPolicy) bool {
+func (s *Server) policyChange(c *gin.Context, typ, id, param string, p *store.QuotaPolicy, field func(string) string) bool {
 	if typ == "tenant" && who(c).Tenant != "" {
 		fail(c, http.StatusForbidden, api.TypePermission, "tenant_scoped_token", param, "A token scoped to a tenant may not change a tenant's own limits.")
 		return false
@@ -97,7 +97,7 @@ func (s *Server) policyChange(c *gin.Context, typ, id, param string, p *store.Qu
 		s.internal(c, err)
 		return false
 	}
-	return s.withinTenant(c, tenant, nil, p, "")
+	return s.withinTenant(c, tenant, nil, p, field)
 }
 
 // policyAudit records a policy change with the subject's policies before and after.
@@ -163,7 +163,7 @@ func (s *Server) putUserPolicy(c *gin.Context) {
 			p.BudgetDayMicroUSD, p.BudgetMonthMicroUSD = o.BudgetDayMicroUSD, o.BudgetMonthMicroUSD
 		}
 	}
-	if !s.policyChange(c, "user", p.SubjectID, "userId", &p) {
+	if !s.policyChange(c, "user", p.SubjectID, "userId", &p, seedField) {
 		return
 	}
 	if err := s.d.Quota.Policies.Put(c.Request.Context(), p); err != nil {
@@ -238,7 +238,7 @@ func (s *Server) deleteUserPolicy(c *gin.Context) {
 // naming param when there was none.
 func (s *Server) deletePolicyOf(c *gin.Context, typ, id, param string) {
 	model, ok := validModelParam(c)
-	if !ok || !s.policyChange(c, typ, id, param, nil) {
+	if !ok || !s.policyChange(c, typ, id, param, nil, policyField) {
 		return
 	}
 	before, err := s.d.Store.QuotaPolicies(c.Request.Context(), typ, id)
@@ -343,7 +343,7 @@ func (s *Server) putPolicy(c *gin.Context) {
 		return
 	}
 	p, ok := policyOf(c, "", b, typ, id, model)
-	if !ok || !s.policyChange(c, typ, id, "subjectId", &p) {
+	if !ok || !s.policyChange(c, typ, id, "subjectId", &p, policyField) {
 		return
 	}
 	before, err := s.d.Store.QuotaPolicies(c.Request.Context(), typ, id)

@@ -80,16 +80,28 @@ func (s *Server) createTenant(c *gin.Context) {
 		lim = &p
 	}
 	ctx := c.Request.Context()
-	t := store.Tenant{ID: b.ID, Name: b.Name, Models: models, Metadata: b.Metadata, CreatedAt: now()}
-	if err := s.d.Store.CreateTenant(ctx, t); err != nil {
-		if isConflict(err) {
-			fail(c, http.StatusConflict, api.TypeInvalidRequest, "tenant_exists", "id", "id: tenant "+strconv.Quote(b.ID)+" exists.")
-			return
+	exists := func() {
+		fail(c, http.StatusConflict, api.TypeInvalidRequest, "tenant_exists", "id", "id: tenant "+strconv.Quote(b.ID)+" exists.")
+	}
+	if _, err := s.d.Store.GetTenant(ctx, b.ID); !isNotFound(err) {
+		if err == nil {
+			exists()
+		} else {
+			s.internal(c, err)
 		}
+		return
+	}
+	// The limits go in first: a tenant never exists, even for a moment, without them.
+	if err := s.putLimits(ctx, "tenant", b.ID, lim); err != nil {
 		s.internal(c, err)
 		return
 	}
-	if err := s.putLimits(ctx, "tenant", t.ID, lim); err != nil {
+	t := store.Tenant{ID: b.ID, Name: b.Name, Models: models, Metadata: b.Metadata, CreatedAt: now()}
+	if err := s.d.Store.CreateTenant(ctx, t); err != nil {
+		if isConflict(err) {
+			exists()
+			return
+		}
 		s.internal(c, err)
 		return
 	}
@@ -141,12 +153,15 @@ func (s *Server) listTenants(c *gin.Context) {
 	var err error
 	if scope := who(c).Tenant; scope != "" {
 		// A scoped token's list is its own tenant, when it matches the filter.
-		var all []store.Tenant
-		all, err = s.d.Store.ListTenants(c.Request.Context(), store.TenantFilter{Search: f.Search, IncludeDeleted: f.IncludeDeleted, Limit: 1000})
-		for _, t := range all {
-			if t.ID == scope && offset == 0 {
-				ts = append(ts, t)
-			}
+		var t store.Tenant
+		t, err = s.d.Store.GetTenant(c.Request.Context(), scope)
+		q := strings.ToLower(f.Search)
+		if err == nil && offset == 0 && (t.DeletedAt == nil || f.IncludeDeleted) &&
+			(strings.Contains(strings.ToLower(t.ID), q) || strings.Contains(strings.ToLower(t.Name), q)) {
+			ts = []store.Tenant{t}
+		}
+		if isNotFound(err) {
+			err = nil
 		}
 	} else {
 		ts, err = s.d.Store.ListTenants(c.Request.Context(), f)
@@ -256,6 +271,26 @@ func (s *Server) deleteTenant(c *gin.Context) {
 		s.internal(c, err)
 		return
 	}
+	// Admin tokens scoped to the tenant end with it.
+	toks, err := s.d.Store.ListAdminTokens(ctx, store.AdminTokenFilter{TenantID: t.ID, Limit: 1000})
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	for _, tok := range toks {
+		if tok.RevokedAt != nil {
+			continue
+		}
+		if err := s.d.Store.RevokeAdminToken(ctx, tok.ID, now()); err != nil {
+			s.internal(c, err)
+			return
+		}
+		revoked := tok
+		revoked.RevokedAt = new(time.Time)
+		*revoked.RevokedAt = now()
+		s.audit(c, "token.revoke", tok.ID, t.ID, tokenViewOf(tok), tokenViewOf(revoked))
+	}
+	s.tokens.forget()
 	after, err := s.d.Store.GetTenant(ctx, t.ID)
 	if err != nil {
 		s.internal(c, err)
