@@ -4,25 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"os"
+	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
-// adminClient calls the admin API, as the CLI and the demo do.
+// adminClient calls the admin API, as the CLI, the demo and the benchmark do.
 type adminClient struct {
 	base  string
 	token string
 	http  http.Client
 }
 
+// adminTimeout bounds one admin API call.
+const adminTimeout = 30 * time.Second
+
+// createKeyBody is the part of POST /admin/keys the demo, the benchmark and the tests use.
 type createKeyBody struct {
 	Name      string     `json:"name,omitempty"`
 	Models    []string   `json:"models,omitempty"`
@@ -31,6 +31,7 @@ type createKeyBody struct {
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
+// keyJSON is a key as the admin API answers it.
 type keyJSON struct {
 	ID        string     `json:"id"`
 	Name      string     `json:"name"`
@@ -47,43 +48,53 @@ type keyJSON struct {
 // do sends a request and decodes a 2xx JSON answer into out; other answers become errors carrying
 // the API's message.
 func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
+	raw, err := c.call(ctx, method, path, in)
+	if err != nil || out == nil {
+		return err
+	}
+	return json.Unmarshal(raw, out)
+}
+
+// call sends a request and returns the body of a 2xx answer as it came.
+func (c *adminClient) call(ctx context.Context, method, path string, in any) (json.RawMessage, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
+	// The timeout is the context's, not the client's: one client may serve concurrent calls.
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.base, "/")+path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
-	c.http.Timeout = 30 * time.Second
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error struct{ Message string } `json:"error"`
 		}
 		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
-			return fmt.Errorf("admin API: %s (HTTP %d)", e.Error.Message, resp.StatusCode)
+			return nil, fmt.Errorf("admin API: %s (HTTP %d)", e.Error.Message, resp.StatusCode)
 		}
-		return fmt.Errorf("admin API: HTTP %d", resp.StatusCode)
+		return nil, fmt.Errorf("admin API: HTTP %d", resp.StatusCode)
 	}
-	if out == nil {
-		return nil
-	}
-	return json.Unmarshal(raw, out)
+	return raw, nil
 }
 
 func (c *adminClient) createKey(ctx context.Context, b createKeyBody) (keyJSON, error) {
@@ -91,153 +102,51 @@ func (c *adminClient) createKey(ctx context.Context, b createKeyBody) (keyJSON, 
 	return k, c.do(ctx, http.MethodPost, "/admin/keys", b, &k)
 }
 
-const keysUsage = `Usage:
-  llmgate keys create [--name N] [--models m1,m2] [--user ID] [--tier T] [--expires RFC3339] [--json]
-  llmgate keys list   [--user ID] [--json]
-  llmgate keys get    ID [--json]
-  llmgate keys revoke ID [--json]
-
-The admin API is at LLMGATE_ADMIN_URL (default http://127.0.0.1:8081) with the token in
-LLMGATE_ADMIN_TOKEN.
-`
-
-func keysCmd(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stdout, keysUsage)
-		if len(args) == 0 {
-			return errors.New("keys: missing subcommand")
-		}
-		return nil
-	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	name := fs.String("name", "", "key name")
-	models := fs.String("models", "", "comma-separated allowlist of public models (empty: all)")
-	user := fs.String("user", "", "owner user id (created in the default tenant if new)")
-	tier := fs.String("tier", "", "tier of a user created on the fly")
-	expires := fs.String("expires", "", "expiry time, RFC 3339")
-	// Accept flags after the positional id too ("keys revoke ID --json").
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	token := os.Getenv("LLMGATE_ADMIN_TOKEN")
-	if token == "" {
-		return errors.New("keys: set LLMGATE_ADMIN_TOKEN to the admin token")
-	}
-	base := os.Getenv("LLMGATE_ADMIN_URL")
-	if base == "" {
-		base = "http://127.0.0.1:8081"
-	}
-	c := &adminClient{base: base, token: token}
-	ctx := context.Background()
-	needID := func() (string, error) {
-		if len(pos) != 1 {
-			return "", fmt.Errorf("keys %s: want exactly one key id", sub)
-		}
-		return pos[0], nil
-	}
-	switch sub {
-	case "create":
-		b := createKeyBody{Name: *name, UserID: *user, Tier: *tier}
-		if *models != "" {
-			b.Models = strings.Split(*models, ",")
-		}
-		if *expires != "" {
-			t, err := time.Parse(time.RFC3339, *expires)
-			if err != nil {
-				return fmt.Errorf("keys create: --expires: %w", err)
-			}
-			b.ExpiresAt = &t
-		}
-		k, err := c.createKey(ctx, b)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(stdout, k)
-		}
-		printKeys(stdout, []keyJSON{k})
-		fmt.Fprintf(stdout, "\nkey (shown once): %s\n", k.Key)
-		return nil
-	case "list":
-		var out struct {
-			Data []keyJSON `json:"data"`
-		}
-		path := "/admin/keys?limit=1000"
-		if *user != "" {
-			path += "&user_id=" + url.QueryEscape(*user)
-		}
-		if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(stdout, out.Data)
-		}
-		printKeys(stdout, out.Data)
-		return nil
-	case "get", "revoke":
-		id, err := needID()
-		if err != nil {
-			return err
-		}
-		method := http.MethodGet
-		if sub == "revoke" {
-			method = http.MethodDelete
-		}
-		var k keyJSON
-		if err := c.do(ctx, method, "/admin/keys/"+url.PathEscape(id), nil, &k); err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(stdout, k)
-		}
-		printKeys(stdout, []keyJSON{k})
-		return nil
-	default:
-		fmt.Fprint(stderr, keysUsage)
-		return fmt.Errorf("keys: unknown subcommand %q", sub)
-	}
+// limitParams are the limits of a key or tenant: its model-less quota policy.
+var limitParams = []param{
+	{"rpm", "limits.rpm", integer, "at most `N` requests per minute (0: unlimited; empty: inherit)"},
+	{"tpm", "limits.tpm", integer, "at most `N` tokens per minute"},
+	{"tokens-per-day", "limits.tokens_per_day", integer, "at most `N` tokens per UTC day"},
+	{"concurrent", "limits.concurrent", integer, "at most `N` requests in flight at once"},
+	{"budget-day", "limits.budget_usd_per_day", money, "budget in `USD` per UTC day (0 or empty: none)"},
+	{"budget-month", "limits.budget_usd_per_month", money, "budget in `USD` per UTC month (0 or empty: none)"},
 }
 
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
+var (
+	modelsParam   = param{"models", "models", list, "allowlist of public `models`, comma-separated (empty: all)"}
+	expiresParam  = param{"expires", "expires_at", instant, "expiry, RFC 3339 or a `duration` from now such as 720h (empty: never)"}
+	metadataParam = param{"metadata", "metadata", pairs, "metadata `key=value`, repeatable (update: merged; key= removes)"}
+	tenantParam   = param{"tenant", "tenant_id", text, "tenant `ID`"}
+	nameParam     = param{"name", "name", text, "display `name`"}
+	// Clearing a whole object: update merges the flags into the current limits and metadata.
+	noLimitsParam   = param{"no-limits", "limits", null, "remove all limits (inherit the tenant's and tier's)"}
+	noMetadataParam = param{"no-metadata", "metadata", null, "remove all metadata"}
+)
 
-func printKeys(w io.Writer, keys []keyJSON) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tUSER\tMODELS\tEXPIRES\tREVOKED")
-	for _, k := range keys {
-		models := "*"
-		if len(k.Models) > 0 {
-			models = strings.Join(k.Models, ",")
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, dash(k.UserID), models, timeOrDash(k.ExpiresAt), timeOrDash(k.RevokedAt))
-	}
-	tw.Flush()
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func timeOrDash(t *time.Time) string {
-	if t == nil {
-		return "-"
-	}
-	return t.UTC().Format(time.RFC3339)
+// keysResource is `llmgate keys`.
+var keysResource = adminResource{
+	name: "keys",
+	columns: []column{{"ID", "id", ""}, {"NAME", "name", ""}, {"PREFIX", "prefix", ""}, {"USER", "user_id", ""},
+		{"TENANT", "tenant_id", ""}, {"MODELS", "models", "*"}, {"STATUS", "status", ""}, {"EXPIRES", "expires_at", ""}},
+	commands: []adminCommand{
+		{name: "create", about: "create a key; the key itself is printed once", method: http.MethodPost, path: "/admin/keys",
+			secret: "key", params: slices.Concat([]param{nameParam,
+				{"user", "user_id", text, "owner user `ID` (created on the fly in the tenant if new)"},
+				{"tier", "tier", text, "`tier` of a user created on the fly"},
+				{"tenant", "tenant_id", text, "tenant `ID` (default: the user's, or default)"},
+				modelsParam, expiresParam, metadataParam}, limitParams)},
+		listCommand("keys", "/admin/keys",
+			param{"user", "user_id", text, "only the keys of user `ID`"},
+			param{"tenant", "tenant_id", text, "only the keys of tenant `ID`"},
+			param{"name", "name", text, "only keys of this `name`"},
+			param{"prefix", "prefix", text, "only the key with this display `prefix`"},
+			param{"status", "status", text, "only keys in this `status`: active, revoked or expired"}),
+		getCommand("a key", "/admin/keys/{}"),
+		updateCommand("/admin/keys/{}", slices.Concat([]param{nameParam, modelsParam, expiresParam, metadataParam,
+			noMetadataParam, noLimitsParam}, limitParams)...),
+		{name: "rotate", about: "give the key a new secret, printed once; the old one works for --grace",
+			method: http.MethodPost, path: "/admin/keys/{}/rotate", arg: "ID", secret: "key", params: []param{
+				{"grace", "grace_seconds", seconds, "how long the old secret keeps working (`duration`, default 24h; 0: ends now)"}}},
+		idCommand("revoke", "revoke the key (every gateway refuses it within seconds)", http.MethodDelete, "/admin/keys/{}"),
+	},
 }

@@ -1,6 +1,7 @@
 // Command llmgate is the gateway binary: `serve` (the default) runs it from a config file,
-// `demo` runs it with the embedded default and prints a ready-to-use key, `keys` manages keys
-// through the admin API, and `bench` measures it against the direct path.
+// `demo` runs it with the embedded default and prints a ready-to-use key, `keys`, `users`,
+// `tenants`, `tokens` and `pricing` call the admin API, and `bench` measures it against the
+// direct path.
 package main
 
 import (
@@ -21,8 +22,12 @@ const usageText = `llmgate — an OpenAI-compatible LLM gateway
 Usage:
   llmgate [serve] [--config FILE] [--listen ADDR] [--admin-listen ADDR]
   llmgate demo    [--config FILE] [--listen ADDR] [--admin-listen ADDR]
-  llmgate keys    create|list|get|revoke …   (admin API client; see llmgate keys -h)
-  llmgate bench   [flags]                    (see llmgate bench -h)
+  llmgate keys    create|list|get|update|rotate|revoke …  (admin API client; see llmgate keys -h)
+  llmgate users   create|list|get|update|delete …
+  llmgate tenants create|list|get|update|delete …
+  llmgate tokens  create|list|get|revoke …                (admin tokens)
+  llmgate pricing list|get|set …
+  llmgate bench   [flags]                                 (see llmgate bench -h)
 
 Environment: LLMGATE_CONFIG, LLMGATE_LISTEN, LLMGATE_ADMIN_LISTEN, LLMGATE_DATA_DIR,
 LLMGATE_DATABASE_URL, LLMGATE_REDIS_URL, LLMGATE_ADMIN_TOKEN, LLMGATE_ADMIN_URL.
@@ -43,8 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serveCmd(args, stdout, stderr, false)
 	case "demo":
 		err = serveCmd(args, stdout, stderr, true)
-	case "keys":
-		err = keysCmd(args, stdout, stderr)
+	case "keys", "users", "tenants", "tokens", "pricing":
+		err = adminCmd(cmd, args, stdout, stderr)
 	case "bench":
 		err = benchCmd(args, stdout, stderr)
 	case "bench-proxy":

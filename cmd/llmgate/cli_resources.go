@@ -1,0 +1,104 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"slices"
+)
+
+// The admin CLI's resources besides keys (keys.go). Each command is one admin API request; the
+// flags name the request's fields (README "Command line", api/openapi.yaml).
+
+var usersResource = adminResource{
+	name: "users",
+	columns: []column{{"ID", "id", ""}, {"TENANT", "tenant_id", ""}, {"TIER", "tier", ""}, {"EXTERNAL_ID", "external_id", ""},
+		{"EMAIL", "email", ""}, {"CREATED", "created_at", ""}, {"DELETED", "deleted_at", ""}},
+	commands: []adminCommand{
+		{name: "create", about: "create a user (ID: generated when absent)", method: http.MethodPost, path: "/admin/users",
+			arg: "ID", argField: "id", params: slices.Concat([]param{
+				{"tenant", "tenant_id", text, "tenant `ID` (default: default)"}}, userFields)},
+		listCommand("users", "/admin/users",
+			param{"tenant", "tenant_id", text, "only the users of tenant `ID`"},
+			param{"tier", "tier", text, "only users of this `tier`"},
+			param{"external-id", "external_id", text, "only the user with this external `ID`"},
+			param{"email", "email", text, "only users with this `address`"},
+			param{"q", "q", text, "only users whose id, external id or email contains `text`"},
+			param{"include-deleted", "include_deleted", flagTrue, "list deleted users too"}),
+		getCommand("a user", "/admin/users/{}"),
+		updateCommand("/admin/users/{}", append(userFields[:len(userFields):len(userFields)], noMetadataParam)...),
+		idCommand("delete", "delete the user and revoke its keys (its usage history stays)", http.MethodDelete, "/admin/users/{}"),
+	},
+}
+
+// userFields are what create and update set alike.
+var userFields = []param{
+	{"tier", "tier", text, "quota `tier` (default: the configured default tier)"},
+	{"external-id", "external_id", text, "your system's `ID` for the user"},
+	{"email", "email", text, "email `address`"},
+	metadataParam,
+}
+
+var tenantsResource = adminResource{
+	name: "tenants",
+	columns: []column{{"ID", "id", ""}, {"NAME", "name", ""}, {"MODELS", "models", "*"}, {"LIMITS", "limits", ""},
+		{"CREATED", "created_at", ""}, {"DELETED", "deleted_at", ""}},
+	commands: []adminCommand{
+		{name: "create", about: "create a tenant (ID: generated when absent)", method: http.MethodPost, path: "/admin/tenants",
+			arg: "ID", argField: "id", params: slices.Concat([]param{nameParam, modelsParam, metadataParam}, limitParams)},
+		listCommand("tenants", "/admin/tenants",
+			param{"q", "q", text, "only tenants whose id or name contains `text`"},
+			param{"include-deleted", "include_deleted", flagTrue, "list deleted tenants too"}),
+		getCommand("a tenant", "/admin/tenants/{}"),
+		updateCommand("/admin/tenants/{}", slices.Concat([]param{nameParam, modelsParam, metadataParam, noMetadataParam,
+			noLimitsParam}, limitParams)...),
+		idCommand("delete", "delete a tenant that has no live users or keys left", http.MethodDelete, "/admin/tenants/{}"),
+	},
+}
+
+var tokensResource = adminResource{
+	name: "tokens",
+	columns: []column{{"ID", "id", ""}, {"NAME", "name", ""}, {"PREFIX", "prefix", ""}, {"ROLE", "role", ""},
+		{"TENANT", "tenant_id", "*"}, {"EXPIRES", "expires_at", ""}, {"REVOKED", "revoked_at", ""}, {"LAST_USED", "last_used_at", ""}},
+	commands: []adminCommand{
+		{name: "create", about: "create an admin token; the token itself is printed once", method: http.MethodPost,
+			path: "/admin/tokens", secret: "token", params: []param{nameParam,
+				{"role", "role", text, "`role`: admin, viewer (reads only) or billing (pricing, usage, billing, credits)"},
+				{"tenant", "tenant_id", text, "limit the token to tenant `ID` (default: every tenant)"},
+				expiresParam}},
+		listCommand("admin tokens", "/admin/tokens",
+			param{"role", "role", text, "only tokens of this `role`"},
+			param{"tenant", "tenant_id", text, "only the tokens of tenant `ID`"},
+			param{"name", "name", text, "only tokens of this `name`"}),
+		getCommand("an admin token", "/admin/tokens/{}"),
+		idCommand("revoke", "revoke the token", http.MethodDelete, "/admin/tokens/{}"),
+	},
+}
+
+var pricingResource = adminResource{
+	name: "pricing",
+	columns: []column{{"MODEL", "model", ""}, {"INPUT/1M", "input_per_million", ""}, {"OUTPUT/1M", "output_per_million", ""},
+		{"CACHED/1M", "cached_input_per_million", ""}, {"REASONING/1M", "reasoning_per_million", ""},
+		{"VERSION", "version", ""}, {"EFFECTIVE_FROM", "effective_from", ""}},
+	commands: []adminCommand{
+		{name: "list", about: "the prices in force", method: http.MethodGet, path: "/admin/pricing", list: true},
+		{name: "get", about: "a model's price versions, newest first", method: http.MethodGet, path: "/admin/pricing/{}",
+			arg: "MODEL", slashes: true, list: true},
+		{name: "set", about: "make a new price of a model effective now (USD per 1M tokens)", method: http.MethodPut,
+			path: "/admin/pricing/{}", arg: "MODEL", slashes: true, params: []param{
+				{"input", "input_per_million", money, "`USD` per 1M input tokens (required)"},
+				{"output", "output_per_million", money, "`USD` per 1M output tokens (required)"},
+				{"cached-input", "cached_input_per_million", money, "`USD` per 1M cached input tokens (0: as input)"},
+				{"reasoning", "reasoning_per_million", money, "`USD` per 1M reasoning tokens (0: as output)"}}},
+	},
+}
+
+// adminResources are the admin CLI's nouns, by name.
+var adminResources = map[string]*adminResource{
+	"keys": &keysResource, "users": &usersResource, "tenants": &tenantsResource,
+	"tokens": &tokensResource, "pricing": &pricingResource,
+}
+
+// adminCmd is `llmgate keys|users|tenants|tokens|pricing …`.
+func adminCmd(name string, args []string, stdout, stderr io.Writer) error {
+	return adminResources[name].run(args, stdout, stderr)
+}
