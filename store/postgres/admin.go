@@ -137,7 +137,7 @@ func (s *Store) ListAdminAudit(ctx context.Context, f store.AdminAuditFilter) ([
 		w.add("actor = ", f.Actor)
 	}
 	if strings.HasSuffix(f.Action, ".") {
-		w.cond(`action ILIKE ` + w.arg(startsWith(f.Action)) + ` ESCAPE '\'`)
+		w.cond(`starts_with(action, ` + w.arg(f.Action) + `)`)
 	} else if f.Action != "" {
 		w.add("action = ", f.Action)
 	}

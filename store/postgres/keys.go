@@ -110,7 +110,8 @@ func (s *Store) ListKeys(ctx context.Context, f store.KeyFilter) ([]store.APIKey
 		w.cond(`k.name ILIKE ` + w.arg(contains(f.Name)) + ` ESCAPE '\'`)
 	}
 	if f.Prefix != "" {
-		w.cond(`k.prefix ILIKE ` + w.arg(startsWith(f.Prefix)) + ` ESCAPE '\'`)
+		// Case-sensitive: key prefixes are base62, where case matters.
+		w.cond(`starts_with(k.prefix, ` + w.arg(f.Prefix) + `)`)
 	}
 	now := orNow(f.Now)
 	switch f.Status {
@@ -226,10 +227,9 @@ func metadata(m map[string]string) map[string]string {
 	return m
 }
 
-// contains and startsWith are ILIKE patterns (ESCAPE '\') that match s literally, ignoring case:
-// as a substring, or at the start.
-func contains(s string) string   { return "%" + store.EscapeLike(s) + "%" }
-func startsWith(s string) string { return store.EscapeLike(s) + "%" }
+// contains is an ILIKE pattern (ESCAPE '\') that matches s literally as a substring, ignoring
+// case. Prefix filters compare case-sensitively instead (starts_with).
+func contains(s string) string { return "%" + store.EscapeLike(s) + "%" }
 
 func badKeyStatus(status string) error {
 	return fmt.Errorf("key status %q: want %q, %q or %q", status, store.KeyActive, store.KeyRevoked, store.KeyExpired)

@@ -138,7 +138,7 @@ func (s *Store) ListAdminAudit(ctx context.Context, f store.AdminAuditFilter) ([
 		w.add("actor = ?", f.Actor)
 	}
 	if strings.HasSuffix(f.Action, ".") {
-		w.add(`action LIKE ? ESCAPE '\'`, startsWith(f.Action))
+		w.add(`substr(action, 1, length(?)) = ?`, f.Action, f.Action)
 	} else if f.Action != "" {
 		w.add("action = ?", f.Action)
 	}

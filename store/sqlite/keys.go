@@ -114,7 +114,8 @@ func (s *Store) ListKeys(ctx context.Context, f store.KeyFilter) ([]store.APIKey
 		w.add(`k.name LIKE ? ESCAPE '\'`, contains(f.Name))
 	}
 	if f.Prefix != "" {
-		w.add(`k.prefix LIKE ? ESCAPE '\'`, startsWith(f.Prefix))
+		// Case-sensitive: key prefixes are base62, where case matters.
+		w.add(`substr(k.prefix, 1, length(?)) = ?`, f.Prefix, f.Prefix)
 	}
 	now := micros(orNow(f.Now))
 	switch f.Status {
@@ -259,10 +260,9 @@ func (w *where) sql() string {
 	return " WHERE " + strings.Join(w.conds, " AND ")
 }
 
-// contains and startsWith are LIKE patterns (ESCAPE '\') that match s literally: as a substring,
-// or at the start. SQLite's LIKE ignores ASCII case.
-func contains(s string) string   { return "%" + store.EscapeLike(s) + "%" }
-func startsWith(s string) string { return store.EscapeLike(s) + "%" }
+// contains is a LIKE pattern (ESCAPE '\') that matches s literally as a substring; SQLite's LIKE
+// ignores ASCII case. Prefix filters compare case-sensitively instead (substr).
+func contains(s string) string { return "%" + store.EscapeLike(s) + "%" }
 
 func badKeyStatus(status string) error {
 	return fmt.Errorf("key status %q: want %q, %q or %q", status, store.KeyActive, store.KeyRevoked, store.KeyExpired)

@@ -149,6 +149,8 @@ func testLikeEscaping(t *testing.T, s store.Store) {
 		{store.KeyFilter{Prefix: `sk_%\`}, []string{"k-odd"}},
 		{store.KeyFilter{Prefix: "%"}, nil},
 		{store.KeyFilter{Prefix: "sk"}, []string{"k-odd", "k-plain"}},
+		{store.KeyFilter{Prefix: "skA"}, []string{"k-plain"}},
+		{store.KeyFilter{Prefix: "ska"}, nil}, // base62: case matters in a prefix
 	} {
 		if got := keyIDs(t, s, tc.f); !slices.Equal(got, tc.want) {
 			t.Errorf("ListKeys(%+v) = %v, want %v", tc.f, got, tc.want)

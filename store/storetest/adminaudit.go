@@ -205,6 +205,7 @@ func testAdminAudit(t *testing.T, s store.Store) {
 		{store.AdminAuditFilter{Action: "k_y."}, nil},
 		{store.AdminAuditFilter{Action: "%."}, nil},
 		{store.AdminAuditFilter{Action: "key.%"}, nil},
+		{store.AdminAuditFilter{Action: "KEY."}, nil}, // case-sensitive, like the exact match
 		{store.AdminAuditFilter{Target: "acme"}, []int64{ids[4], ids[0]}},
 		{store.AdminAuditFilter{TenantID: "acme"}, []int64{ids[2], ids[1], ids[0]}},
 		{store.AdminAuditFilter{TenantID: "acme", Action: "key.", Actor: "tok1", Target: "k1"}, []int64{ids[2], ids[1]}},
