@@ -130,6 +130,11 @@ func deploymentNotFound(c *gin.Context, id string) {
 		"No deployment with id "+strconv.Quote(id)+" in the routing table in use.")
 }
 
+func noOverride(c *gin.Context, id string) {
+	fail(c, http.StatusNotFound, api.TypeNotFound, "override_not_found", "id",
+		"Deployment "+strconv.Quote(id)+" has no override: it runs as the config file says.")
+}
+
 func (s *Server) listDeployments(c *gin.Context) {
 	deps := s.d.Deployments.Deployments()
 	out := make([]deploymentView, 0, len(deps))
@@ -239,12 +244,12 @@ func (s *Server) resetDeployment(c *gin.Context) {
 		return
 	}
 	if cur == nil {
-		fail(c, http.StatusNotFound, api.TypeNotFound, "override_not_found", "id", "Deployment "+strconv.Quote(id)+" has no override: it runs as the config file says.")
+		noOverride(c, id)
 		return
 	}
 	if err := s.d.Store.DeleteDeploymentOverride(ctx, id); err != nil {
 		if errors.Is(err, store.ErrNotFound) { // removed meanwhile by another admin
-			fail(c, http.StatusNotFound, api.TypeNotFound, "override_not_found", "id", "Deployment "+strconv.Quote(id)+" has no override: it runs as the config file says.")
+			noOverride(c, id)
 			return
 		}
 		s.internal(c, err)

@@ -185,17 +185,20 @@ func (h *health) order(cands []*providers.Deployment, strategy string, price fun
 
 // DeploymentStatus is what /v1/providers and /v1/status report of one deployment.
 type DeploymentStatus struct {
-	ID            string  `json:"id"`
-	Provider      string  `json:"provider"`
-	UpstreamModel string  `json:"upstream_model"`
-	Priority      int     `json:"priority"`
-	Weight        int     `json:"weight"`
-	Breaker       string  `json:"breaker"` // closed, half-open or open
-	Available     bool    `json:"available"`
-	TTFTMs        float64 `json:"ttft_ms_avg"`
-	Succeeded     int64   `json:"succeeded"`
-	Failed        int64   `json:"failed"`
-	LastFailure   *struct {
+	ID            string `json:"id"`
+	Provider      string `json:"provider"`
+	UpstreamModel string `json:"upstream_model"`
+	Priority      int    `json:"priority"`
+	Weight        int    `json:"weight"` // in force (an admin override's, or the file's)
+	// Enabled is false while an admin override disables the deployment.
+	Enabled bool   `json:"enabled"`
+	Breaker string `json:"breaker"` // closed, half-open or open
+	// Available: enabled, and the breaker lets requests through.
+	Available   bool    `json:"available"`
+	TTFTMs      float64 `json:"ttft_ms_avg"`
+	Succeeded   int64   `json:"succeeded"`
+	Failed      int64   `json:"failed"`
+	LastFailure *struct {
 		At     time.Time `json:"at"`
 		Reason string    `json:"reason"`
 	} `json:"last_failure,omitempty"`
@@ -206,7 +209,7 @@ func (h *health) status(d *providers.Deployment) DeploymentStatus {
 	dh := h.of(d)
 	st := dh.breaker.State()
 	s := DeploymentStatus{ID: d.ID, Provider: d.ProviderName, UpstreamModel: d.Model, Priority: d.Priority,
-		Weight: d.Weight, Breaker: st.String(), Available: st != gobreaker.StateOpen,
+		Weight: d.Weight, Enabled: d.Enabled, Breaker: st.String(), Available: d.Enabled && st != gobreaker.StateOpen,
 		TTFTMs: math.Round(dh.ttftSeconds()*1e6) / 1e3, Succeeded: dh.ok.Load(), Failed: dh.failed.Load()}
 	if f := dh.lastErr.Load(); f != nil {
 		s.LastFailure = &struct {

@@ -180,6 +180,10 @@ func (x *exchange) relay() {
 	}
 	cands := router.Candidates(req.model)
 	if len(cands) == 0 {
+		if router.Has(req.model) { // the model exists, but every deployment of it is disabled
+			x.fail(errAllDisabled)
+			return
+		}
 		x.fail(newError(http.StatusNotFound, api.TypeInvalidRequest, "model_not_found", "model", "The model `"+req.model+"` does not exist or you do not have access to it."))
 		return
 	}
@@ -375,6 +379,11 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 // 503 for an open breaker.
 var errAllOpen = newError(http.StatusServiceUnavailable, api.TypeUnavailable, "upstream_unavailable", "",
 	"Every deployment of this model is failing right now (circuit breaker open); retry shortly.")
+
+// errAllDisabled answers a request for a model whose every deployment an admin has disabled: the
+// same 503 as errAllOpen, answered before admission since no upstream can be called.
+var errAllDisabled = newError(http.StatusServiceUnavailable, api.TypeUnavailable, "deployments_disabled", "",
+	"Every deployment of this model is disabled by the gateway's operators; retry later.")
 
 // upstreamFault reports whether an upstream's error status is the deployment's fault rather than
 // the request's: it counts against the breaker and lets the request try another deployment.

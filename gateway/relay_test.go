@@ -72,7 +72,7 @@ func newTestGateway(t *testing.T, p providers.Provider) (*Gateway, string, *usag
 		t.Fatal(err)
 	}
 	router, err := providers.NewRouter([]providers.ModelConfig{{Name: "m", Deployments: []providers.DeploymentConfig{{Provider: "fx", Model: "up-m"}}}}, providers.RoutingConfig{},
-		map[string]providers.Provider{"fx": p})
+		map[string]providers.Provider{"fx": p}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

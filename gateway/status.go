@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/llmgate/llmgate/providers"
 )
 
 // providerView is one provider in GET /v1/providers: its deployments the caller's key may use.
@@ -63,11 +65,14 @@ func (g *Gateway) handleProviders(c *gin.Context) {
 // modelStatus is one public model in GET /v1/status.
 type modelStatus struct {
 	ID string `json:"id"`
-	// Status is available (every deployment's breaker lets requests through), degraded (some do)
-	// or unavailable (none does).
+	// Status is available (every enabled deployment's breaker lets requests through), degraded
+	// (some do) or unavailable (none does, or every deployment is disabled).
 	Status      string `json:"status"`
 	Deployments int    `json:"deployments"`
 	Available   int    `json:"available"`
+	// Disabled counts the deployments an admin override disabled; they are not available, and
+	// not a degradation either.
+	Disabled int `json:"disabled"`
 }
 
 // handleStatus reports the gateway's health as the caller sees it: the store, the quota store,
@@ -98,16 +103,18 @@ func (g *Gateway) handleStatus(c *gin.Context) {
 		ms := modelStatus{ID: m}
 		for _, d := range r.Deployments(m) {
 			ms.Deployments++
-			if g.health.status(d).Available {
+			if !d.Enabled {
+				ms.Disabled++
+			} else if g.health.status(d).Available {
 				ms.Available++
 			}
 		}
 		switch ms.Available {
-		case ms.Deployments:
-			ms.Status = "available"
 		case 0:
 			ms.Status = "unavailable"
 			overall = "degraded"
+		case ms.Deployments - ms.Disabled:
+			ms.Status = "available"
 		default:
 			ms.Status = "degraded"
 			overall = "degraded"
@@ -119,4 +126,34 @@ func (g *Gateway) handleStatus(c *gin.Context) {
 	}
 	x.status = http.StatusOK
 	c.JSON(http.StatusOK, gin.H{"status": overall, "store": storeState, "quota": quotaState, "models": models})
+}
+
+// DeploymentState is one deployment of the routing table in use: its settings (with the run-time
+// override merged in), the public models it serves and its health.
+type DeploymentState struct {
+	*providers.Deployment
+	// Models are the public models it serves, in config order.
+	Models []string
+	Status DeploymentStatus
+}
+
+// Deployments lists every deployment of the routing table in use, disabled ones included, once
+// per id: by model in config order, by priority within a model. A deployment serving several
+// models is described as configured for the first of them.
+func (g *Gateway) Deployments() []DeploymentState {
+	r := g.router.Load()
+	var out []DeploymentState
+	index := map[string]int{}
+	for _, m := range r.Models() {
+		for _, d := range r.Deployments(m) {
+			i, seen := index[d.ID]
+			if !seen {
+				i = len(out)
+				index[d.ID] = i
+				out = append(out, DeploymentState{Deployment: d, Status: g.health.status(d)})
+			}
+			out[i].Models = append(out[i].Models, m)
+		}
+	}
+	return out
 }

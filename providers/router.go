@@ -115,31 +115,55 @@ type DeploymentConfig struct {
 	RetryOnTimeout bool `yaml:"retry_on_timeout"`
 }
 
-// Deployment is a resolved DeploymentConfig.
+// Deployment is a resolved DeploymentConfig, with its run-time override merged in.
 type Deployment struct {
-	ID             string
-	ProviderName   string
-	Model          string
-	Weight         int
-	Priority       int
+	ID           string
+	ProviderName string
+	Model        string
+	// Weight is the weight in force: the override's when it sets one, else FileWeight.
+	Weight int
+	// FileWeight is the weight the config file gives (default 1).
+	FileWeight int
+	Priority   int
+	// Enabled is false when an override disabled the deployment: it is listed, never a
+	// candidate.
+	Enabled        bool
 	Timeouts       Timeouts
 	Breaker        BreakerConfig
 	RetryOnTimeout bool
 	Provider       Provider
+	// Override is the run-time change merged in, nil when there is none.
+	Override *Override
 }
 
-// Router maps public model names to deployments. It is immutable once built: a reload builds a
-// new Router, so requests in flight keep the one they started with.
+// Override is a run-time change of one deployment (made through the admin API and kept in the
+// store), merged over the config file each time a Router is built. A nil field keeps what the file
+// says.
+type Override struct {
+	Enabled *bool
+	// Weight replaces the file's weight; values below 1 are ignored.
+	Weight *int
+	// UpdatedBy and UpdatedAt say who made the change and when, for display.
+	UpdatedBy string
+	UpdatedAt time.Time
+}
+
+// Router maps public model names to deployments. It is immutable once built: a reload (of the
+// file, or of the overrides) builds a new Router, so requests in flight keep the one they started
+// with.
 type Router struct {
-	models     map[string][]*Deployment // sorted by priority
+	models     map[string][]*Deployment // sorted by priority; disabled ones included
+	enabled    map[string][]*Deployment // the same without the disabled ones
 	strategies map[string]string
 	names      []string
 }
 
 // NewRouter resolves the model list against the built providers, with the routing section's
-// defaults.
-func NewRouter(models []ModelConfig, routing RoutingConfig, provs map[string]Provider) (*Router, error) {
-	r := &Router{models: make(map[string][]*Deployment, len(models)), strategies: make(map[string]string, len(models))}
+// defaults, and merges the overrides (by deployment id) over it. Overrides of ids the file does
+// not have are ignored: they apply again if the deployment comes back.
+func NewRouter(models []ModelConfig, routing RoutingConfig, provs map[string]Provider, overrides map[string]Override) (*Router, error) {
+	r := &Router{models: make(map[string][]*Deployment, len(models)), enabled: make(map[string][]*Deployment, len(models)),
+		strategies: make(map[string]string, len(models))}
 	if err := validBreaker("routing.breaker", routing.Breaker); err != nil {
 		return nil, err
 	}
@@ -186,16 +210,58 @@ func NewRouter(models []ModelConfig, routing RoutingConfig, provs map[string]Pro
 			if err := validBreaker(fmt.Sprintf("models[%d] (%s).deployments[%d].breaker", i, m.Name, j), d.Breaker); err != nil {
 				return nil, err
 			}
-			deps = append(deps, &Deployment{ID: d.ID, ProviderName: d.Provider, Model: d.Model,
-				Weight: d.Weight, Priority: d.Priority, Provider: p, RetryOnTimeout: d.RetryOnTimeout,
-				Timeouts: d.Timeouts.withDefaults(routing.Timeouts), Breaker: d.Breaker.withDefaults(routing.Breaker)})
+			dep := &Deployment{ID: d.ID, ProviderName: d.Provider, Model: d.Model,
+				Weight: d.Weight, FileWeight: d.Weight, Priority: d.Priority, Enabled: true, Provider: p, RetryOnTimeout: d.RetryOnTimeout,
+				Timeouts: d.Timeouts.withDefaults(routing.Timeouts), Breaker: d.Breaker.withDefaults(routing.Breaker)}
+			if o, ok := overrides[d.ID]; ok {
+				dep.apply(o)
+			}
+			deps = append(deps, dep)
 		}
 		sort.SliceStable(deps, func(a, b int) bool { return deps[a].Priority < deps[b].Priority })
 		r.models[m.Name] = deps
+		r.enabled[m.Name] = enabledOnly(deps)
 		r.strategies[m.Name] = m.Strategy
 		r.names = append(r.names, m.Name)
 	}
 	return r, nil
+}
+
+// apply merges an override into a deployment built from the file. It keeps a copy, so the
+// Router stays immutable whatever the caller does with its map afterwards.
+func (d *Deployment) apply(o Override) {
+	if o.Enabled != nil {
+		e := *o.Enabled
+		d.Enabled, o.Enabled = e, &e
+	}
+	if o.Weight != nil {
+		w := *o.Weight
+		if w > 0 {
+			d.Weight = w
+		}
+		o.Weight = &w
+	}
+	d.Override = &o
+}
+
+// enabledOnly returns deps without the disabled ones (deps itself when none is).
+func enabledOnly(deps []*Deployment) []*Deployment {
+	n := 0
+	for _, d := range deps {
+		if d.Enabled {
+			n++
+		}
+	}
+	if n == len(deps) {
+		return deps
+	}
+	out := make([]*Deployment, 0, n)
+	for _, d := range deps {
+		if d.Enabled {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func validBreaker(field string, b BreakerConfig) error {
@@ -211,16 +277,18 @@ func (r *Router) Models() []string { return r.names }
 // Strategy returns a model's routing strategy.
 func (r *Router) Strategy(model string) string { return r.strategies[model] }
 
-// Deployments returns a model's deployments by priority, in config order within a priority.
+// Deployments returns a model's deployments by priority, in config order within a priority,
+// disabled ones included.
 func (r *Router) Deployments(model string) []*Deployment { return r.models[model] }
 
 // Has reports whether a public model exists.
 func (r *Router) Has(model string) bool { _, ok := r.models[model]; return ok }
 
-// Candidates returns the deployments to try for a model, in order: priority groups lowest first,
-// and within a group a weighted random order. It returns nil for an unknown model.
+// Candidates returns the enabled deployments to try for a model, in order: priority groups
+// lowest first, and within a group a weighted random order. It returns nil for an unknown model,
+// and an empty list for a model whose every deployment is disabled (Has tells the two apart).
 func (r *Router) Candidates(model string) []*Deployment {
-	deps := r.models[model]
+	deps := r.enabled[model]
 	if len(deps) <= 1 {
 		return deps
 	}

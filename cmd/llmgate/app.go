@@ -50,9 +50,12 @@ type app struct {
 	stop      context.CancelFunc
 	done      chan struct{}
 	served    chan error
-	// reloadMu serialises config reloads (cfg's reloadable sections and providers change).
+	// reloadMu serialises config reloads (cfg's reloadable sections and providers change) and
+	// rebuilds of the routing table for changed deployment overrides.
 	reloadMu sync.Mutex
 	reloads  *prometheus.CounterVec
+	// overrides are the deployment overrides merged into the routing table in use (reloadMu).
+	overrides map[string]store.DeploymentOverride
 }
 
 // start opens the store, applies migrations, builds the request path and starts both listeners.
@@ -74,7 +77,12 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		st.Close()
 		return nil, err
 	}
-	router, err := providers.NewRouter(cfg.Models, cfg.Routing, provs)
+	overrides, err := loadOverrides(ctx, st)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	router, err := providers.NewRouter(cfg.Models, cfg.Routing, provs, routingOverrides(overrides))
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -103,7 +111,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		st.Close()
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, store: st, recorder: rec, providers: provs, redis: rdb,
+	a := &app{cfg: cfg, log: log, store: st, recorder: rec, providers: provs, redis: rdb, overrides: overrides,
 		done: make(chan struct{}), served: make(chan error, 2),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llmgate_config_reloads_total",
 			Help: "Config reloads (SIGHUP or file change) by result: ok, or error (the running config is kept)."}, []string{"result"})}
@@ -124,11 +132,13 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	gw := gateway.New(gateway.Deps{Store: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
 		Prices: prices, Tokens: est, Changes: changes,
 		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy}, cfg.Gateway)
-	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Log: log, Ready: st.Ping,
+	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Registerer: reg, Log: log, Ready: st.Ping,
 		Quota:  &admin.QuotaDeps{Policies: q.policies, Limiter: q.limiter, Options: cfg.Quota.WithDefaults()},
-		Prices: prices, Credits: gw})
+		Prices: prices, Credits: gw, Deployments: deploymentControl{gw: gw, changes: changes}})
 
 	a.gateway = gw
+	// Deployment overrides changed through the admin API (here or on another replica).
+	changes.Register(deploymentsTopic, func(ctx context.Context, _ string) error { return a.refreshOverrides(ctx) }, a.refreshOverrides)
 	a.public = gw.Server(cfg.Listen)
 	a.admin = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}

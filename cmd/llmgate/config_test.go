@@ -120,7 +120,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 			if err == nil {
 				provs, perr := buildProviders(cfg.Providers)
 				if perr == nil {
-					_, err = providers.NewRouter(cfg.Models, cfg.Routing, provs)
+					_, err = providers.NewRouter(cfg.Models, cfg.Routing, provs, nil)
 				} else {
 					err = perr
 				}
@@ -147,7 +147,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := providers.NewRouter(cfg.Models, cfg.Routing, provs)
+	r, err := providers.NewRouter(cfg.Models, cfg.Routing, provs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

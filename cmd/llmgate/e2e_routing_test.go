@@ -376,9 +376,7 @@ func TestHotReloadUnderLoad(t *testing.T) {
 			"  - {name: slow, type: openai, base_url: " + slow.srv.URL + "/v1}\n" +
 			"models:\n" +
 			"  - {name: live, deployments: [{provider: " + liveProvider + ", model: m}]}\n" + extra
-		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeAtomic(t, path, cfg)
 	}
 	write("a", "  - {name: old-slow, deployments: [{provider: slow, model: m}]}\n", "100ms")
 	cfg, err := loadConfig(path, os.LookupEnv)
@@ -451,9 +449,7 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	}
 
 	// A broken file is refused as a whole: the running configuration stays.
-	if err := os.WriteFile(path, []byte("providers: [{name: a, type: nonsense}]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeAtomic(t, path, "providers: [{name: a, type: nonsense}]\n")
 	waitFor(t, 5*time.Second, "the failed reload to be counted", func() bool {
 		return strings.Contains(e.metrics(), `llmgate_config_reloads_total{result="error"} 1`)
 	})
@@ -480,6 +476,18 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	waitFor(t, 5*time.Second, "a reload on SIGHUP", func() bool {
 		return strings.Contains(e.metrics(), `llmgate_config_reloads_total{result="ok"} 3`)
 	})
+}
+
+// writeAtomic replaces a file in one step. A watcher polling it must never read it half written:
+// an empty file is a valid configuration (the built-in mock), which would drop every model.
+func writeAtomic(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path+".tmp", []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestAzureAndPresetsThroughGateway: a provider of type azure reaches its deployment URL with

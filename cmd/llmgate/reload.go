@@ -15,10 +15,11 @@ import (
 // Hot reload: the `providers`, `models` and `routing` sections of the config file apply without a
 // restart, on SIGHUP or when the file changes (checked every config_poll_interval). A reload
 // builds a new routing table and swaps it in; requests in flight finish on the table they started
-// with. Providers whose settings did not change are kept, with their connection pools; retired
-// ones close their idle connections. A file that does not load or validate changes nothing (the
-// error is logged and counted). Other sections need a restart: a change there is logged and
-// ignored.
+// with. Deployment overrides (admin changes) are read from the store again and merged over the
+// file; when the store does not answer, the last ones read still apply. Providers whose settings
+// did not change are kept, with their connection pools; retired ones close their idle
+// connections. A file that does not load or validate changes nothing (the error is logged and
+// counted). Other sections need a restart: a change there is logged and ignored.
 
 // watchConfig reloads on SIGHUP and on changes of the file at path, until ctx ends. adjust
 // applies to each loaded config what the command line set (flags), as at start.
@@ -102,12 +103,18 @@ func (a *app) reload(path string, adjust func(*Config)) error {
 	for name, p := range built {
 		provs[name] = p
 	}
-	router, err := providers.NewRouter(cfg.Models, cfg.Routing, provs)
+	overrides, err := loadOverrides(context.Background(), a.store)
+	if err != nil { // the store is away: the file still applies, with the overrides last read
+		a.log.Warn("deployment overrides could not be read; keeping the last ones", "err", err)
+		overrides = a.overrides
+	}
+	router, err := providers.NewRouter(cfg.Models, cfg.Routing, provs, routingOverrides(overrides))
 	if err != nil {
 		closeIdle(built)
 		return err
 	}
 	a.gateway.SetRouter(router)
+	a.overrides = overrides
 	retired := map[string]providers.Provider{}
 	for name, p := range a.providers {
 		if provs[name] != p {
