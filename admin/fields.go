@@ -69,6 +69,14 @@ func writeList[T, V any](c *gin.Context, items []T, limit, offset int, view func
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": out, "limit": limit, "offset": offset, "has_more": more, "next_offset": next})
 }
 
+// window is the page of an in-memory list that writeList expects: up to limit+1 items from offset.
+func window[T any](items []T, limit, offset int) []T {
+	if offset >= len(items) {
+		return nil
+	}
+	return items[offset:min(len(items), offset+limit+1)]
+}
+
 // invalid answers a 400 naming the field.
 func invalid(c *gin.Context, field, msg string) {
 	fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", field, field+": "+msg)

@@ -81,16 +81,16 @@ func priceView(p store.ModelPrice) gin.H {
 }
 
 func (s *Server) listPrices(c *gin.Context) {
+	limit, offset, ok := pageParams(c)
+	if !ok {
+		return
+	}
 	ps, err := s.d.Prices.Current(c.Request.Context())
 	if err != nil {
 		s.internal(c, err)
 		return
 	}
-	out := make([]gin.H, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, priceView(p))
-	}
-	c.JSON(http.StatusOK, gin.H{"object": "list", "data": out})
+	writeList(c, window(ps, limit, offset), limit, offset, priceView)
 }
 
 func (s *Server) priceHistory(c *gin.Context) {

@@ -373,14 +373,29 @@ func (s *Server) listPolicies(c *gin.Context) {
 		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "subject_type", "subject_type: want user, key or tenant.")
 		return
 	}
-	s.writePolicies(c, typ, strings.TrimSpace(c.Query("subject_id")))
+	limit, offset, ok := pageParams(c)
+	if !ok {
+		return
+	}
+	out, ok := s.policiesInScope(c, typ, strings.TrimSpace(c.Query("subject_id")))
+	if ok {
+		writeList(c, window(out, limit, offset), limit, offset, func(h gin.H) gin.H { return h })
+	}
 }
 
 func (s *Server) writePolicies(c *gin.Context, typ, id string) {
+	if out, ok := s.policiesInScope(c, typ, id); ok {
+		c.JSON(http.StatusOK, gin.H{"object": "list", "data": out})
+	}
+}
+
+// policiesInScope returns the views of the policies the caller may see, answering itself on
+// failure.
+func (s *Server) policiesInScope(c *gin.Context, typ, id string) ([]gin.H, bool) {
 	ps, err := s.d.Quota.Policies.Policies(c.Request.Context(), typ, id)
 	if err != nil {
 		s.internal(c, err)
-		return
+		return nil, false
 	}
 	out := make([]gin.H, 0, len(ps))
 	scope := who(c).Tenant
@@ -393,7 +408,7 @@ func (s *Server) writePolicies(c *gin.Context, typ, id string) {
 				t, err = s.subjectTenant(c.Request.Context(), p.SubjectType, p.SubjectID)
 				if err != nil && !isNotFound(err) {
 					s.internal(c, err)
-					return
+					return nil, false
 				}
 				tenants[sub] = t
 			}
@@ -403,7 +418,7 @@ func (s *Server) writePolicies(c *gin.Context, typ, id string) {
 		}
 		out = append(out, policyView(p))
 	}
-	c.JSON(http.StatusOK, gin.H{"object": "list", "data": out})
+	return out, true
 }
 
 func (s *Server) deletePolicy(c *gin.Context) {
