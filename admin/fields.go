@@ -77,6 +77,20 @@ func window[T any](items []T, limit, offset int) []T {
 	return items[offset:min(len(items), offset+limit+1)]
 }
 
+// readBack reads a changed object back from the store, records the change in the audit log and
+// answers the object's view (200).
+func readBack[T, V any](s *Server, c *gin.Context, action, id, tenant string, before V,
+	get func(context.Context, string) (T, error), view func(T) V) {
+	t, err := get(c.Request.Context(), id)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	v := view(t)
+	s.audit(c, action, id, tenant, before, v)
+	c.JSON(http.StatusOK, v)
+}
+
 // invalid answers a 400 naming the field.
 func invalid(c *gin.Context, field, msg string) {
 	fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", field, field+": "+msg)

@@ -237,14 +237,12 @@ func (s *Server) updateTenant(c *gin.Context) {
 			return
 		}
 	}
-	t, err := s.d.Store.GetTenant(ctx, t.ID)
-	if err != nil {
-		s.internal(c, err)
-		return
-	}
-	v := tenantViewOf(t, lim)
-	s.audit(c, "tenant.update", t.ID, t.ID, before, v)
-	c.JSON(http.StatusOK, v)
+	readBack(s, c, "tenant.update", t.ID, t.ID, before, s.d.Store.GetTenant, withLimits(lim))
+}
+
+// withLimits is tenantViewOf with the tenant's limits.
+func withLimits(lim *store.QuotaPolicy) func(store.Tenant) tenantView {
+	return func(t store.Tenant) tenantView { return tenantViewOf(t, lim) }
 }
 
 // deleteTenant soft-deletes a tenant with no live users or keys left; its usage history stays.
@@ -291,12 +289,5 @@ func (s *Server) deleteTenant(c *gin.Context) {
 		s.audit(c, "token.revoke", tok.ID, t.ID, tokenViewOf(tok), tokenViewOf(revoked))
 	}
 	s.tokens.forget()
-	after, err := s.d.Store.GetTenant(ctx, t.ID)
-	if err != nil {
-		s.internal(c, err)
-		return
-	}
-	v := tenantViewOf(after, lim)
-	s.audit(c, "tenant.delete", t.ID, t.ID, tenantViewOf(t, lim), v)
-	c.JSON(http.StatusOK, v)
+	readBack(s, c, "tenant.delete", t.ID, t.ID, tenantViewOf(t, lim), s.d.Store.GetTenant, withLimits(lim))
 }

@@ -157,14 +157,7 @@ func (s *Server) revokeToken(c *gin.Context) {
 		return
 	}
 	s.tokens.forget()
-	after, err := s.d.Store.GetAdminToken(ctx, t.ID)
-	if err != nil {
-		s.internal(c, err)
-		return
-	}
-	v := tokenViewOf(after)
-	s.audit(c, "token.revoke", t.ID, t.TenantID, tokenViewOf(t), v)
-	c.JSON(http.StatusOK, v)
+	readBack(s, c, "token.revoke", t.ID, t.TenantID, tokenViewOf(t), s.d.Store.GetAdminToken, tokenViewOf)
 }
 
 // auditEntryView is one admin_audit row.

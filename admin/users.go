@@ -210,14 +210,7 @@ func (s *Server) updateUser(c *gin.Context) {
 		s.internal(c, err)
 		return
 	}
-	u, err := s.d.Store.GetUser(ctx, u.ID)
-	if err != nil {
-		s.internal(c, err)
-		return
-	}
-	v := userViewOf(u)
-	s.audit(c, "user.update", u.ID, u.TenantID, before, v)
-	c.JSON(http.StatusOK, v)
+	readBack(s, c, "user.update", u.ID, u.TenantID, before, s.d.Store.GetUser, userViewOf)
 }
 
 // deleteUser soft-deletes the user and revokes its keys at once; its usage history stays.
@@ -239,12 +232,5 @@ func (s *Server) deleteUser(c *gin.Context) {
 		s.internal(c, err)
 		return
 	}
-	after, err := s.d.Store.GetUser(ctx, u.ID)
-	if err != nil {
-		s.internal(c, err)
-		return
-	}
-	v := userViewOf(after)
-	s.audit(c, "user.delete", u.ID, u.TenantID, userViewOf(u), v)
-	c.JSON(http.StatusOK, v)
+	readBack(s, c, "user.delete", u.ID, u.TenantID, userViewOf(u), s.d.Store.GetUser, userViewOf)
 }
