@@ -362,3 +362,18 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestTopLevelHelp: `llmgate --help` and `-h` print the command list, not the serve flags.
+func TestTopLevelHelp(t *testing.T) {
+	for _, arg := range []string{"--help", "-h", "help"} {
+		var out, errOut bytes.Buffer
+		if code := run([]string{arg}, &out, &errOut); code != 0 {
+			t.Fatalf("%s: exit %d, stderr %s", arg, code, errOut.String())
+		}
+		for _, want := range []string{"llmgate tenants", "llmgate tokens", "llmgate pricing", "LLMGATE_ADMIN_URL"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s: output lacks %q:\n%s", arg, want, out.String())
+			}
+		}
+	}
+}
