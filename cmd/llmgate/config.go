@@ -174,9 +174,15 @@ func expandNode(n *yaml.Node, env func(string) (string, bool)) error {
 }
 
 // validate checks what the packages' constructors do not, naming the field and the problem.
+// maxKeyCacheTTL keeps the promise that a revocation takes effect on every replica within 5 s.
+const maxKeyCacheTTL = 5 * time.Second
+
 func (c *Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen: %q is not host:port", c.Listen)
+	}
+	if c.Gateway.KeyCacheTTL < 0 || c.Gateway.KeyCacheTTL > maxKeyCacheTTL {
+		return fmt.Errorf("gateway.key_cache_ttl: %s is outside 0..%s: it bounds how long a revoked key keeps working on a replica", c.Gateway.KeyCacheTTL, maxKeyCacheTTL)
 	}
 	host, _, err := net.SplitHostPort(c.AdminListen)
 	if err != nil {
