@@ -24,6 +24,7 @@ import (
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
 	"github.com/llmgate/llmgate/providers/internal/upstreamhttp"
+	"github.com/llmgate/llmgate/providers/openai"
 )
 
 const (
@@ -98,7 +99,7 @@ var (
 func New(opts Options) (*Provider, error) {
 	// Userinfo in the URL is allowed: net/http sends it as basic auth (for a proxy in front).
 	base := cmp.Or(opts.BaseURL, DefaultBaseURL)
-	if _, err := upstreamhttp.ParseBaseURL(base); err != nil {
+	if _, err := openai.ParseBaseURL(base); err != nil {
 		return nil, err
 	}
 	if opts.DefaultMaxTokens < 0 {

@@ -47,6 +47,7 @@ import (
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
 	"github.com/llmgate/llmgate/providers/internal/upstreamhttp"
+	"github.com/llmgate/llmgate/providers/openai"
 )
 
 // DefaultBaseURL is the Gemini API root with its version path.
@@ -86,7 +87,7 @@ var (
 // New checks the options and builds the provider's client.
 func New(opts Options) (*Provider, error) {
 	base := cmp.Or(opts.BaseURL, DefaultBaseURL)
-	u, err := upstreamhttp.ParseBaseURL(base)
+	u, err := openai.ParseBaseURL(base)
 	if err != nil {
 		return nil, err
 	}

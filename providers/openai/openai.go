@@ -5,6 +5,7 @@ package openai
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -61,12 +62,8 @@ var _ providers.Provider = (*Provider)(nil)
 
 // New checks the options and builds the provider's client.
 func New(opts Options) (*Provider, error) {
-	u, err := url.Parse(opts.BaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("base_url: not a valid URL")
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("base_url: want an http(s) URL, got %q", redact(u))
+	if _, err := ParseBaseURL(opts.BaseURL); err != nil {
+		return nil, err
 	}
 	p := &Provider{base: strings.TrimRight(opts.BaseURL, "/"), authHeader: "Authorization", headers: http.Header{},
 		maxTokensOnly: opts.MaxTokensOnly, client: &http.Client{Transport: NewTransport(opts)}}
@@ -173,7 +170,22 @@ func renameMaxTokens(body []byte) []byte {
 // the provider).
 func (p *Provider) CloseIdleConnections() { p.client.CloseIdleConnections() }
 
-// redact hides userinfo in a URL so credentials never reach logs or errors.
+// ParseBaseURL checks an adapter's base_url: an absolute http(s) URL with a host. Its errors
+// never show the URL's userinfo, which may hold credentials. Adapters add their own rules (no
+// credentials, no query…) on the URL it returns.
+func ParseBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, errors.New("base_url: not a valid URL") // url.Error quotes the URL
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("base_url: want an http(s) URL, got %q", redact(u))
+	}
+	return u, nil
+}
+
+// redact hides the whole userinfo, user name included (url.URL.Redacted keeps it, and a user
+// name can be a key).
 func redact(u *url.URL) string {
 	if u.User == nil {
 		return u.String()

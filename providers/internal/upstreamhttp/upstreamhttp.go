@@ -5,40 +5,12 @@ package upstreamhttp
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"time"
 
 	"github.com/llmgate/llmgate/providers/openai"
 )
-
-// ParseBaseURL checks an adapter's base_url: an absolute http(s) URL with a host. Its errors
-// never show the URL's userinfo, which may hold credentials. Adapters add their own rules (no
-// credentials, no query…) on the URL it returns.
-func ParseBaseURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, errors.New("base_url: not a valid URL") // url.Error quotes the URL
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("base_url: want an http(s) URL, got %q", redact(u))
-	}
-	return u, nil
-}
-
-// redact hides the whole userinfo, user name included (url.URL.Redacted keeps it, and a user
-// name can be a key).
-func redact(u *url.URL) string {
-	if u.User == nil {
-		return u.String()
-	}
-	c := *u
-	c.User = url.User("redacted")
-	return c.String()
-}
 
 // ClientOptions tune an adapter's HTTP client; zero values take openai.NewTransport's defaults
 // (512 idle connections per host, 5s to connect, 60s to the first response byte).
