@@ -12,6 +12,7 @@ import (
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/gateway"
+	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/store"
 )
 
@@ -78,39 +79,40 @@ type healthView struct {
 	} `json:"last_failure"`
 }
 
-// settingsView describes a deployment of the running table as it is with override o (nil: none)
-// merged over the file, following providers.NewRouter's rules: a weight below 1 is ignored.
-func settingsView(d gateway.DeploymentState, o *overrideView) deploymentView {
-	v := deploymentView{ID: d.ID, Provider: d.ProviderName, UpstreamModel: d.Model, Models: d.Models, Priority: d.Priority,
-		FileWeight: d.FileWeight, Weight: d.FileWeight, Enabled: true, Override: o}
-	if o != nil {
-		if o.Enabled != nil {
-			v.Enabled = *o.Enabled
-		}
-		if o.Weight != nil && *o.Weight > 0 {
-			v.Weight = *o.Weight
-		}
+// viewOf describes a deployment with its override merged in (health left out).
+func viewOf(d providers.Deployment, models []string) deploymentView {
+	return deploymentView{ID: d.ID, Provider: d.ProviderName, UpstreamModel: d.Model, Models: models, Priority: d.Priority,
+		FileWeight: d.FileWeight, Weight: d.Weight, Enabled: d.Enabled, Override: overrideViewOf(d.Override)}
+}
+
+func overrideViewOf(o *providers.Override) *overrideView {
+	if o == nil {
+		return nil
 	}
-	return v
+	return &overrideView{Enabled: o.Enabled, Weight: o.Weight, UpdatedBy: o.UpdatedBy, UpdatedAt: o.UpdatedAt.UTC()}
+}
+
+// routingOverride is a stored override as the router takes it (nil: none).
+func routingOverride(o *store.DeploymentOverride) *providers.Override {
+	if o == nil {
+		return nil
+	}
+	return &providers.Override{Enabled: o.Enabled, Weight: o.Weight, UpdatedBy: o.UpdatedBy, UpdatedAt: o.UpdatedAt}
+}
+
+// settingsView describes a deployment of the running table as it would run with the stored
+// override o (nil: none), for the audit log.
+func settingsView(d gateway.DeploymentState, o *store.DeploymentOverride) deploymentView {
+	return viewOf(d.Merged(routingOverride(o)), d.Models)
 }
 
 // runningView describes a deployment as this replica runs it, health included.
 func runningView(d gateway.DeploymentState) deploymentView {
-	var o *overrideView
-	if d.Override != nil {
-		o = &overrideView{Enabled: d.Override.Enabled, Weight: d.Override.Weight, UpdatedBy: d.Override.UpdatedBy,
-			UpdatedAt: d.Override.UpdatedAt.UTC()}
-	}
-	v := settingsView(d, o)
-	v.Weight, v.Enabled = d.Weight, d.Enabled // what the router made of it
+	v := viewOf(*d.Deployment, d.Models)
 	st := d.Status
 	v.Health = &healthView{Breaker: st.Breaker, Available: st.Available, TTFTMs: st.TTFTMs, Succeeded: st.Succeeded,
 		Failed: st.Failed, LastFailure: st.LastFailure}
 	return v
-}
-
-func overrideViewOf(o store.DeploymentOverride) *overrideView {
-	return &overrideView{Enabled: o.Enabled, Weight: o.Weight, UpdatedBy: o.UpdatedBy, UpdatedAt: o.UpdatedAt.UTC()}
 }
 
 func deploymentParam(c *gin.Context) string { return strings.TrimPrefix(c.Param("id"), "/") }
@@ -204,10 +206,8 @@ func (s *Server) patchDeployment(c *gin.Context) {
 		return
 	}
 	next := store.DeploymentOverride{DeploymentID: id}
-	var before *overrideView
 	if cur != nil {
 		next.Enabled, next.Weight = cur.Enabled, cur.Weight
-		before = overrideViewOf(*cur)
 	}
 	if b.Enabled.Set {
 		next.Enabled = b.Enabled.Val
@@ -216,8 +216,9 @@ func (s *Server) patchDeployment(c *gin.Context) {
 		next.Weight = b.Weight.Val
 	}
 	next.UpdatedBy, next.UpdatedAt = who(c).Actor, time.Now().UTC().Truncate(time.Microsecond)
-	var after *overrideView
+	after := &next
 	if next.Enabled == nil && next.Weight == nil {
+		after = nil
 		if err := s.d.Store.DeleteDeploymentOverride(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.internal(c, err)
 			return
@@ -227,9 +228,8 @@ func (s *Server) patchDeployment(c *gin.Context) {
 			s.internal(c, err)
 			return
 		}
-		after = overrideViewOf(next)
 	}
-	s.audit(c, "deployment.update", id, "", settingsView(d, before), settingsView(d, after))
+	s.audit(c, "deployment.update", id, "", settingsView(d, cur), settingsView(d, after))
 	s.applied(c, id)
 }
 
@@ -255,10 +255,10 @@ func (s *Server) resetDeployment(c *gin.Context) {
 		s.internal(c, err)
 		return
 	}
-	var before, after any = gin.H{"id": id, "override": overrideViewOf(*cur)}, gin.H{"id": id, "override": nil}
+	var before, after any = gin.H{"id": id, "override": overrideViewOf(routingOverride(cur))}, gin.H{"id": id, "override": nil}
 	d, inTable := s.running(id)
 	if inTable {
-		before, after = settingsView(d, overrideViewOf(*cur)), settingsView(d, nil)
+		before, after = settingsView(d, cur), settingsView(d, nil)
 	}
 	s.audit(c, "deployment.reset", id, "", before, after)
 	if !inTable {

@@ -227,6 +227,16 @@ func NewRouter(models []ModelConfig, routing RoutingConfig, provs map[string]Pro
 	return r, nil
 }
 
+// Merged returns the deployment as the config file describes it with o merged over it (nil:
+// none), as NewRouter would build it: for showing what an override changes.
+func (d Deployment) Merged(o *Override) Deployment {
+	d.Weight, d.Enabled, d.Override = d.FileWeight, true, nil
+	if o != nil {
+		d.apply(*o)
+	}
+	return d
+}
+
 // apply merges an override into a deployment built from the file. It keeps a copy, so the
 // Router stays immutable whatever the caller does with its map afterwards.
 func (d *Deployment) apply(o Override) {
