@@ -42,6 +42,45 @@ func (o *optional[T]) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// patch applies a PATCH field that can be cleared: absent keeps *dst, null clears it, and a value
+// goes through check (which answers 400 itself and may normalise it) into *dst.
+func patch[T any](o optional[T], dst *T, check func(T) (T, bool)) bool {
+	if !o.Set {
+		return true
+	}
+	var zero T
+	*dst = zero
+	if o.Val == nil {
+		return true
+	}
+	v, ok := check(*o.Val)
+	if ok {
+		*dst = v
+	}
+	return ok
+}
+
+// patchText applies a PATCH field that cannot be cleared (absent or null keeps *dst).
+func patchText(v *string, dst *string, check func(string) bool) bool {
+	if v == nil {
+		return true
+	}
+	if !check(*v) {
+		return false
+	}
+	*dst = *v
+	return true
+}
+
+// modelsCheck and metadataCheck are checkModels and checkMetadata as patch checks.
+func modelsCheck(c *gin.Context) func([]string) ([]string, bool) {
+	return func(m []string) ([]string, bool) { return checkModels(c, m) }
+}
+
+func metadataCheck(c *gin.Context) func(map[string]string) (map[string]string, bool) {
+	return func(m map[string]string) (map[string]string, bool) { return m, checkMetadata(c, m) }
+}
+
 // pageParams reads limit (1..1000, default 100) and offset.
 func pageParams(c *gin.Context) (limit, offset int, ok bool) {
 	if limit, ok = intParam(c, "limit", 100, 1, 1000); !ok {
@@ -241,22 +280,29 @@ func (s *Server) subjectTenant(ctx context.Context, typ, id string) (string, err
 
 // subjectInScope answers 404 itself (and returns false) when a scoped token asks about a subject
 // outside its tenant, or one that does not exist. Unscoped tokens may name subjects that do not
-// exist yet (a policy set ahead of the user).
+// exist yet (a policy set ahead of the user), and cost no lookup.
 func (s *Server) subjectInScope(c *gin.Context, typ, id, param string) bool {
-	p := who(c)
-	if p.Tenant == "" {
+	if who(c).Tenant == "" {
 		return true
 	}
+	_, _, ok := s.scopedSubject(c, typ, id, param)
+	return ok
+}
+
+// scopedSubject returns the tenant of a subject and whether it exists, answering itself (404, or
+// 500) when the caller may not see it.
+func (s *Server) scopedSubject(c *gin.Context, typ, id, param string) (tenant string, found, ok bool) {
 	t, err := s.subjectTenant(c.Request.Context(), typ, id)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !isNotFound(err) {
 		s.internal(c, err)
-		return false
+		return "", false, false
 	}
-	if err != nil || t != p.Tenant {
+	found = err == nil
+	if scope := who(c).Tenant; scope != "" && (!found || t != scope) {
 		notFound(c, typ, param)
-		return false
+		return "", false, false
 	}
-	return true
+	return t, found, true
 }
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

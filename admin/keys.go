@@ -279,44 +279,16 @@ func (s *Server) updateKey(c *gin.Context) {
 		return
 	}
 	before := keyViewOf(k, lim)
-	if b.Name != nil {
-		if !checkText(c, "name", *b.Name, 200, false) {
-			return
-		}
-		k.Name = *b.Name
+	if !patchText(b.Name, &k.Name, func(v string) bool { return checkText(c, "name", v, 200, false) }) ||
+		!patch(b.Models, &k.Models, modelsCheck(c)) || !patch(b.Metadata, &k.Metadata, metadataCheck(c)) ||
+		!patchLimits(c, b.Limits, "key", k.ID, &lim) {
+		return
 	}
-	if b.Models.Set {
-		k.Models = nil
-		if b.Models.Val != nil {
-			if k.Models, ok = checkModels(c, *b.Models.Val); !ok {
-				return
-			}
-		}
-	}
-	if b.ExpiresAt.Set {
+	if b.ExpiresAt.Set { // null: never expires
 		if !checkFuture(c, "expires_at", b.ExpiresAt.Val) {
 			return
 		}
 		k.ExpiresAt = b.ExpiresAt.Val
-	}
-	if b.Metadata.Set {
-		k.Metadata = nil
-		if b.Metadata.Val != nil {
-			if !checkMetadata(c, *b.Metadata.Val) {
-				return
-			}
-			k.Metadata = *b.Metadata.Val
-		}
-	}
-	if b.Limits.Set {
-		lim = nil
-		if b.Limits.Val != nil {
-			p, ok := policyOf(c, "limits.", *b.Limits.Val, "key", k.ID, "")
-			if !ok {
-				return
-			}
-			lim = &p
-		}
 	}
 	// Only what the body changes is held against the tenant's bounds: a key made before the
 	// tenant narrowed them can still be renamed (the gateway applies both allowlists anyway).

@@ -357,7 +357,12 @@ func (s *Server) creditBalance(c *gin.Context) {
 		s.internal(c, err)
 		return
 	}
-	entries, err := s.d.Store.CreditEntries(ctx, a.ID, 100, 0)
+	s.writeAccount(c, a)
+}
+
+// writeAccount answers an account with its latest ledger entries.
+func (s *Server) writeAccount(c *gin.Context, a store.CreditAccount) {
+	entries, err := s.d.Store.CreditEntries(c.Request.Context(), a.ID, 100, 0)
 	if err != nil {
 		s.internal(c, err)
 		return
@@ -411,18 +416,21 @@ func (s *Server) moveCredit(c *gin.Context, kind string) {
 		s.internal(c, err)
 		return
 	}
-	tenant, _ := s.subjectTenant(ctx, typ, id)
-	after := gin.H{"entry_id": e.ID, "kind": e.Kind, "amount_usd": billing.FormatPico(e.AmountPicoUSD), "note": e.Note}
-	if now, err := s.d.Store.CreditAccountOf(ctx, typ, id); err == nil {
-		after["balance_usd"] = billing.FormatPico(now.BalancePicoUSD)
+	now, err := s.d.Store.CreditAccountOf(ctx, typ, id)
+	if err != nil {
+		s.internal(c, err)
+		return
 	}
-	s.audit(c, "credit."+kind, typ+"/"+id, tenant, gin.H{"balance_usd": billing.FormatPico(a.BalancePicoUSD)}, after)
+	tenant, _ := s.subjectTenant(ctx, typ, id)
+	s.audit(c, "credit."+kind, typ+"/"+id, tenant, gin.H{"balance_usd": billing.FormatPico(a.BalancePicoUSD)},
+		gin.H{"entry_id": e.ID, "kind": e.Kind, "amount_usd": billing.FormatPico(e.AmountPicoUSD), "note": e.Note,
+			"balance_usd": billing.FormatPico(now.BalancePicoUSD)})
 	if s.d.Credits != nil {
 		if err := s.d.Credits.CreditsChanged(ctx, typ, id); err != nil {
 			s.d.Log.Warn("could not announce a credit change: other replicas lift the block when their snapshot expires", "err", err)
 		}
 	}
-	s.creditBalance(c)
+	s.writeAccount(c, now)
 }
 
 // modelParam is the model of a /pricing/*model route, without the catch-all's leading "/".

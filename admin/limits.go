@@ -37,6 +37,20 @@ func policyOf(c *gin.Context, prefix string, b policyBody, typ, id, model string
 		TokensPerDay: b.TokensPerDay, Concurrent: b.Concurrent, BudgetDayMicroUSD: perDay, BudgetMonthMicroUSD: perMonth}, true
 }
 
+// patchLimits applies a PATCH's limits field to *lim, the subject's model-less policy (null: none).
+func patchLimits(c *gin.Context, o optional[policyBody], typ, id string, lim **store.QuotaPolicy) bool {
+	if !o.Set {
+		return true
+	}
+	*lim = nil
+	if o.Val == nil {
+		return true
+	}
+	p, ok := policyOf(c, "limits.", *o.Val, typ, id, "")
+	*lim = &p
+	return ok
+}
+
 // modelLess returns a subject's model-less policy from the store (nil: none).
 func (s *Server) modelLess(ctx context.Context, typ, id string) (*store.QuotaPolicy, error) {
 	ps, err := s.d.Store.QuotaPolicies(ctx, typ, id)

@@ -77,36 +77,28 @@ func (s *Server) routeQuota(a *gin.RouterGroup) {
 
 // policyChange checks that the caller may change a subject's policies: a scoped token only those
 // of its tenant's users and keys (a tenant's own limits are changed by an unscoped token), and a
-// user's or key's limits stay within its tenant's. It answers itself when not.
-func (s *Server) policyChange(c *gin.Context, typ, id, param string, p *store.QuotaPolicy, field func(string) string) bool {
+// user's or key's limits stay within its tenant's. It answers itself when not, and returns the
+// subject's tenant ("" for a subject that does not exist yet).
+func (s *Server) policyChange(c *gin.Context, typ, id, param string, p *store.QuotaPolicy, field func(string) string) (string, bool) {
 	if typ == "tenant" && who(c).Tenant != "" {
 		fail(c, http.StatusForbidden, api.TypePermission, "tenant_scoped_token", param, "A token scoped to a tenant may not change a tenant's own limits.")
-		return false
+		return "", false
 	}
-	if !s.subjectInScope(c, typ, id, param) {
-		return false
+	tenant, found, ok := s.scopedSubject(c, typ, id, param)
+	if !ok || !found || p == nil || typ == "tenant" {
+		// A policy set ahead of its subject is checked when the key is made.
+		return tenant, ok
 	}
-	if p == nil || typ == "tenant" {
-		return true
-	}
-	tenant, err := s.subjectTenant(c.Request.Context(), typ, id)
-	if isNotFound(err) {
-		return true // a policy set ahead of its subject: checked when the key is made
-	}
-	if err != nil {
-		s.internal(c, err)
-		return false
-	}
-	return s.withinTenant(c, tenant, nil, p, field)
+	return tenant, s.withinTenant(c, tenant, nil, p, field)
 }
 
-// policyAudit records a policy change with the subject's policies before and after.
-func (s *Server) policyAudit(c *gin.Context, action, typ, id string, before []store.QuotaPolicy) {
+// policyAudit records a policy change of a subject of the tenant, with its policies before and
+// after.
+func (s *Server) policyAudit(c *gin.Context, action, typ, id, tenant string, before []store.QuotaPolicy) {
 	after, err := s.d.Store.QuotaPolicies(c.Request.Context(), typ, id)
 	if err != nil {
 		s.d.Log.Warn("admin audit: reading the policies after a change failed", "err", err)
 	}
-	tenant, _ := s.subjectTenant(c.Request.Context(), typ, id)
 	s.audit(c, action, typ+"/"+id, tenant, policiesView(before), policiesView(after))
 }
 
@@ -163,14 +155,15 @@ func (s *Server) putUserPolicy(c *gin.Context) {
 			p.BudgetDayMicroUSD, p.BudgetMonthMicroUSD = o.BudgetDayMicroUSD, o.BudgetMonthMicroUSD
 		}
 	}
-	if !s.policyChange(c, "user", p.SubjectID, "userId", &p, seedField) {
+	tenant, ok := s.policyChange(c, "user", p.SubjectID, "userId", &p, seedField)
+	if !ok {
 		return
 	}
 	if err := s.d.Quota.Policies.Put(c.Request.Context(), p); err != nil {
 		s.internal(c, err)
 		return
 	}
-	s.policyAudit(c, "quota_policy.put", "user", p.SubjectID, old)
+	s.policyAudit(c, "quota_policy.put", "user", p.SubjectID, tenant, old)
 	s.getUserPolicy(c)
 }
 
@@ -238,7 +231,11 @@ func (s *Server) deleteUserPolicy(c *gin.Context) {
 // naming param when there was none.
 func (s *Server) deletePolicyOf(c *gin.Context, typ, id, param string) {
 	model, ok := validModelParam(c)
-	if !ok || !s.policyChange(c, typ, id, param, nil, policyField) {
+	if !ok {
+		return
+	}
+	tenant, ok := s.policyChange(c, typ, id, param, nil, policyField)
+	if !ok {
 		return
 	}
 	before, err := s.d.Store.QuotaPolicies(c.Request.Context(), typ, id)
@@ -255,7 +252,7 @@ func (s *Server) deletePolicyOf(c *gin.Context, typ, id, param string) {
 		s.internal(c, err)
 		return
 	}
-	s.policyAudit(c, "quota_policy.delete", typ, id, before)
+	s.policyAudit(c, "quota_policy.delete", typ, id, tenant, before)
 	c.Status(http.StatusNoContent)
 }
 
@@ -343,7 +340,11 @@ func (s *Server) putPolicy(c *gin.Context) {
 		return
 	}
 	p, ok := policyOf(c, "", b, typ, id, model)
-	if !ok || !s.policyChange(c, typ, id, "subjectId", &p, policyField) {
+	if !ok {
+		return
+	}
+	tenant, ok := s.policyChange(c, typ, id, "subjectId", &p, policyField)
+	if !ok {
 		return
 	}
 	before, err := s.d.Store.QuotaPolicies(c.Request.Context(), typ, id)
@@ -355,7 +356,7 @@ func (s *Server) putPolicy(c *gin.Context) {
 		s.internal(c, err)
 		return
 	}
-	s.policyAudit(c, "quota_policy.put", typ, id, before)
+	s.policyAudit(c, "quota_policy.put", typ, id, tenant, before)
 	s.getPolicies(c)
 }
 

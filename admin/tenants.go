@@ -193,38 +193,10 @@ func (s *Server) updateTenant(c *gin.Context) {
 		return
 	}
 	before := tenantViewOf(t, lim)
-	if b.Name != nil {
-		if !checkText(c, "name", *b.Name, 200, true) {
-			return
-		}
-		t.Name = *b.Name
-	}
-	if b.Models.Set {
-		t.Models = nil
-		if b.Models.Val != nil {
-			if t.Models, ok = checkModels(c, *b.Models.Val); !ok {
-				return
-			}
-		}
-	}
-	if b.Metadata.Set {
-		t.Metadata = nil
-		if b.Metadata.Val != nil {
-			if !checkMetadata(c, *b.Metadata.Val) {
-				return
-			}
-			t.Metadata = *b.Metadata.Val
-		}
-	}
-	if b.Limits.Set {
-		lim = nil
-		if b.Limits.Val != nil {
-			p, ok := policyOf(c, "limits.", *b.Limits.Val, "tenant", t.ID, "")
-			if !ok {
-				return
-			}
-			lim = &p
-		}
+	if !patchText(b.Name, &t.Name, func(v string) bool { return checkText(c, "name", v, 200, true) }) ||
+		!patch(b.Models, &t.Models, modelsCheck(c)) || !patch(b.Metadata, &t.Metadata, metadataCheck(c)) ||
+		!patchLimits(c, b.Limits, "tenant", t.ID, &lim) {
+		return
 	}
 	ctx := c.Request.Context()
 	if err := s.d.Store.UpdateTenant(ctx, t); err != nil {

@@ -174,32 +174,11 @@ func (s *Server) updateUser(c *gin.Context) {
 		return
 	}
 	before := userViewOf(u)
-	if b.Tier != nil {
-		if !s.checkTier(c, *b.Tier) {
-			return
-		}
-		u.Tier = *b.Tier
-	}
-	if b.ExternalID != nil {
-		if !checkText(c, "external_id", *b.ExternalID, 200, false) {
-			return
-		}
-		u.ExternalID = *b.ExternalID
-	}
-	if b.Email != nil {
-		if !checkEmail(c, *b.Email) {
-			return
-		}
-		u.Email = *b.Email
-	}
-	if b.Metadata.Set {
-		u.Metadata = nil
-		if b.Metadata.Val != nil {
-			if !checkMetadata(c, *b.Metadata.Val) {
-				return
-			}
-			u.Metadata = *b.Metadata.Val
-		}
+	if !patchText(b.Tier, &u.Tier, func(v string) bool { return s.checkTier(c, v) }) ||
+		!patchText(b.ExternalID, &u.ExternalID, func(v string) bool { return checkText(c, "external_id", v, 200, false) }) ||
+		!patchText(b.Email, &u.Email, func(v string) bool { return checkEmail(c, v) }) ||
+		!patch(b.Metadata, &u.Metadata, metadataCheck(c)) {
+		return
 	}
 	ctx := c.Request.Context()
 	if err := s.d.Store.UpdateUser(ctx, u); err != nil {
