@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -36,9 +35,6 @@ const (
 	// DefaultMaxTokens is max_tokens when the OpenAI request names none: Anthropic requires it.
 	DefaultMaxTokens = 4096
 
-	// maxAnswerBytes bounds a non-stream answer read into memory (the gateway applies its own,
-	// usually smaller, limit afterwards).
-	maxAnswerBytes = 64 << 20
 	// maxErrorBytes bounds an upstream error body.
 	maxErrorBytes = 64 << 10
 )
@@ -163,14 +159,12 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	case req.Stream && isEventStream(resp.Header.Get("Content-Type")):
 		return oairender.StreamResponse(resp, newStreamReader(resp.Body, req.Model, created, tr.includeUsage)), nil
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
+	raw, tooLarge, err := upstreamhttp.ReadAnswer(resp)
 	if err != nil {
 		return nil, fmt.Errorf("anthropic: reading the answer: %w", err)
 	}
-	if len(raw) > maxAnswerBytes {
-		return oairender.ErrorResponse(http.StatusBadGateway, api.NewError(api.TypeUpstream,
-			"The upstream's answer exceeded the adapter's size limit.", "upstream_response_too_large", ""), nil), nil
+	if tooLarge != nil {
+		return tooLarge, nil
 	}
 	out, err := translateResponse(raw, req.Model, created)
 	if err != nil {

@@ -37,7 +37,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -52,9 +51,6 @@ import (
 
 // DefaultBaseURL is the Gemini API root with its version path.
 const DefaultBaseURL = "https://generativelanguage.googleapis.com/v1beta"
-
-// maxResponseBytes bounds a non-stream answer read into memory for translation.
-const maxResponseBytes = 64 << 20
 
 // Options configure the adapter and its HTTP client.
 type Options struct {
@@ -154,14 +150,12 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 // whole reads a non-stream answer and translates it. A failure to read it is an error like a
 // connection failure: nothing of the answer has been relayed yet.
 func (p *Provider) whole(resp *http.Response, meta answerMeta) (*http.Response, error) {
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	raw, tooLarge, err := upstreamhttp.ReadAnswer(resp)
 	if err != nil {
 		return nil, fmt.Errorf("gemini: reading the answer: %w", err)
 	}
-	if len(raw) > maxResponseBytes {
-		return oairender.ErrorResponse(http.StatusBadGateway, api.NewError(api.TypeUpstream,
-			"The upstream's answer exceeded the gateway's size limit.", "upstream_response_too_large", ""), nil), nil
+	if tooLarge != nil {
+		return tooLarge, nil
 	}
 	out, err := translateResponse(raw, meta)
 	if err != nil {

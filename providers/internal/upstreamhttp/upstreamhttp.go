@@ -5,10 +5,13 @@ package upstreamhttp
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"slices"
 	"time"
 
+	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/providers/internal/oairender"
 	"github.com/llmgate/llmgate/providers/openai"
 )
 
@@ -51,4 +54,25 @@ func NewRequest(ctx context.Context, target string, body []byte, stream bool, fo
 		hr.Header.Set("Accept", "application/json")
 	}
 	return hr, nil
+}
+
+// MaxAnswerBytes bounds a non-stream answer read into memory for translation (the gateway applies
+// its own, usually smaller, limit afterwards).
+const MaxAnswerBytes = 64 << 20
+
+// ReadAnswer reads and closes a non-stream answer for translation. An answer larger than
+// MaxAnswerBytes is not read further: tooLarge is then the 502, in OpenAI's shape, to answer
+// with. A failure to read is returned as it is, like a connection failure: nothing of the answer
+// has been relayed yet.
+func ReadAnswer(resp *http.Response) (raw []byte, tooLarge *http.Response, err error) {
+	defer resp.Body.Close()
+	raw, err = io.ReadAll(io.LimitReader(resp.Body, MaxAnswerBytes+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(raw) > MaxAnswerBytes {
+		return nil, oairender.ErrorResponse(http.StatusBadGateway, api.NewError(api.TypeUpstream,
+			"The upstream's answer exceeded the adapter's size limit.", "upstream_response_too_large", ""), nil), nil
+	}
+	return raw, nil, nil
 }
