@@ -45,9 +45,7 @@ type streamReader struct {
 	body   io.ReadCloser
 	events *sse.Reader
 
-	out []byte // translated bytes not yet read
-	off int
-	err error // returned once out is drained
+	oairender.Pump // Read: the translated bytes, Step: step
 
 	model        string
 	created      int64
@@ -67,28 +65,16 @@ type toolState struct {
 }
 
 func newStreamReader(body io.ReadCloser, model string, created int64, includeUsage bool) *streamReader {
-	return &streamReader{body: body, events: sse.NewReader(body, maxEventBytes), model: model,
+	s := &streamReader{body: body, events: sse.NewReader(body, maxEventBytes), model: model,
 		created: created, includeUsage: includeUsage}
-}
-
-// Read implements io.Reader.
-func (s *streamReader) Read(p []byte) (int, error) {
-	for s.off >= len(s.out) {
-		if s.err != nil {
-			return 0, s.err
-		}
-		s.out, s.off = s.out[:0], 0
-		s.step()
-	}
-	n := copy(p, s.out[s.off:])
-	s.off += n
-	return n, nil
+	s.Step = s.step
+	return s
 }
 
 // Close closes the upstream body.
 func (s *streamReader) Close() error {
-	if s.err == nil {
-		s.err = http.ErrBodyReadAfterClose
+	if s.Err == nil {
+		s.Err = http.ErrBodyReadAfterClose
 	}
 	return s.body.Close()
 }
@@ -104,9 +90,9 @@ func (s *streamReader) step() {
 	case io.EOF, sse.ErrUnterminated:
 		// The upstream ended before message_stop. An event it left without its blank line is
 		// dropped, as the SSE spec says: it may be cut anywhere.
-		s.err = io.ErrUnexpectedEOF
+		s.Err = io.ErrUnexpectedEOF
 	default:
-		s.err = err
+		s.Err = err
 	}
 }
 
@@ -169,7 +155,7 @@ func (s *streamReader) start() {
 	s.setHead(gjson.Result{}, gjson.Result{})
 	s.started = true
 	s.openChunk()
-	s.out = append(s.out, `"role":"assistant","content":""`...)
+	s.Out = append(s.Out, `"role":"assistant","content":""`...)
 	s.closeChunk("")
 }
 
@@ -187,13 +173,13 @@ func (s *streamReader) blockStart(index int64, cb gjson.Result) {
 		s.tools = append(s.tools, toolState{block: index, index: len(s.tools)})
 		t := &s.tools[len(s.tools)-1]
 		s.openChunk()
-		s.out = append(s.out, `"tool_calls":[{"index":`...)
-		s.out = strconv.AppendInt(s.out, int64(t.index), 10)
-		s.out = append(s.out, `,"id":`...)
-		s.out = appendRawString(s.out, cb.Get("id"))
-		s.out = append(s.out, `,"type":"function","function":{"name":`...)
-		s.out = appendRawString(s.out, cb.Get("name"))
-		s.out = append(s.out, `,"arguments":""}}]`...)
+		s.Out = append(s.Out, `"tool_calls":[{"index":`...)
+		s.Out = strconv.AppendInt(s.Out, int64(t.index), 10)
+		s.Out = append(s.Out, `,"id":`...)
+		s.Out = appendRawString(s.Out, cb.Get("id"))
+		s.Out = append(s.Out, `,"type":"function","function":{"name":`...)
+		s.Out = appendRawString(s.Out, cb.Get("name"))
+		s.Out = append(s.Out, `,"arguments":""}}]`...)
 		s.closeChunk("")
 		// Streamed tool_use blocks start with input {}; an upstream that sends the whole input
 		// here instead still gets it through.
@@ -224,10 +210,10 @@ func (s *streamReader) deltaText(field string, v gjson.Result) {
 	}
 	s.start()
 	s.openChunk()
-	s.out = append(s.out, '"')
-	s.out = append(s.out, field...)
-	s.out = append(s.out, `":`...)
-	s.out = append(s.out, v.Raw...)
+	s.Out = append(s.Out, '"')
+	s.Out = append(s.Out, field...)
+	s.Out = append(s.Out, `":`...)
+	s.Out = append(s.Out, v.Raw...)
 	s.closeChunk("")
 }
 
@@ -235,11 +221,11 @@ func (s *streamReader) deltaText(field string, v gjson.Result) {
 func (s *streamReader) toolArgs(t *toolState, frag []byte) {
 	t.args = true
 	s.openChunk()
-	s.out = append(s.out, `"tool_calls":[{"index":`...)
-	s.out = strconv.AppendInt(s.out, int64(t.index), 10)
-	s.out = append(s.out, `,"function":{"arguments":`...)
-	s.out = append(s.out, frag...)
-	s.out = append(s.out, `}}]`...)
+	s.Out = append(s.Out, `"tool_calls":[{"index":`...)
+	s.Out = strconv.AppendInt(s.Out, int64(t.index), 10)
+	s.Out = append(s.Out, `,"function":{"arguments":`...)
+	s.Out = append(s.Out, frag...)
+	s.Out = append(s.Out, `}}]`...)
 	s.closeChunk("")
 }
 
@@ -253,10 +239,10 @@ func (s *streamReader) tool(block int64) *toolState {
 }
 
 // openChunk starts a chunk, up to the inside of its delta object.
-func (s *streamReader) openChunk() { s.out = oairender.AppendChunkStart(s.out, s.head) }
+func (s *streamReader) openChunk() { s.Out = oairender.AppendChunkStart(s.Out, s.head) }
 
 // closeChunk ends a chunk with its finish_reason (null when empty).
-func (s *streamReader) closeChunk(finish string) { s.out = oairender.AppendChunkEnd(s.out, finish) }
+func (s *streamReader) closeChunk(finish string) { s.Out = oairender.AppendChunkEnd(s.Out, finish) }
 
 // finish ends a complete stream: the one chunk with finish_reason, the one usage chunk, [DONE].
 func (s *streamReader) finish() {
@@ -269,16 +255,16 @@ func (s *streamReader) finish() {
 	s.openChunk()
 	s.closeChunk(finishReason(s.stopReason))
 	if s.includeUsage && s.usage.found {
-		s.out = oairender.AppendUsageChunk(s.out, s.head, s.usage.openAI())
+		s.Out = oairender.AppendUsageChunk(s.Out, s.head, s.usage.openAI())
 	}
-	s.out = append(s.out, oairender.Done...)
-	s.err = io.EOF
+	s.Out = append(s.Out, oairender.Done...)
+	s.Err = io.EOF
 }
 
 // fail ends the stream with an OpenAI error event and no [DONE].
 func (s *streamReader) fail(e api.Error) {
-	s.out = oairender.AppendErrorEvent(s.out, e)
-	s.err = io.EOF
+	s.Out = oairender.AppendErrorEvent(s.Out, e)
+	s.Err = io.EOF
 }
 
 // broken ends a stream the adapter cannot follow.

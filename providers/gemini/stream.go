@@ -60,10 +60,8 @@ type streamReader struct {
 	src    io.ReadCloser
 	events *sse.Reader
 
-	out  []byte // translated bytes not yet handed out: out[off:]
-	off  int
-	err  error // returned once out is drained
-	done bool  // the translation is over: nothing more is emitted
+	oairender.Pump      // Read: the translated bytes, Step: step
+	done           bool // the translation is over: nothing more is emitted
 
 	meta         answerMeta
 	includeUsage bool
@@ -80,21 +78,9 @@ type streamReader struct {
 }
 
 func newStreamReader(src io.ReadCloser, meta answerMeta, includeUsage bool) *streamReader {
-	return &streamReader{src: src, events: sse.NewReader(src, maxEventBytes), meta: meta, includeUsage: includeUsage}
-}
-
-// Read hands out translated bytes, reading and translating upstream events as needed.
-func (s *streamReader) Read(p []byte) (int, error) {
-	for s.off == len(s.out) {
-		if s.err != nil {
-			return 0, s.err
-		}
-		s.out, s.off = s.out[:0], 0
-		s.step()
-	}
-	n := copy(p, s.out[s.off:])
-	s.off += n
-	return n, nil
+	s := &streamReader{src: src, events: sse.NewReader(src, maxEventBytes), meta: meta, includeUsage: includeUsage}
+	s.Step = s.step
+	return s
 }
 
 // Close closes the upstream body.
@@ -115,7 +101,7 @@ func (s *streamReader) step() {
 	case sse.ErrEventTooLarge:
 		s.fail(errHugeEvent)
 	default:
-		s.err = err
+		s.Err = err
 	}
 }
 
@@ -187,15 +173,15 @@ func (s *streamReader) part(p gjson.Result) {
 	if fc := p.Get("functionCall"); fc.IsObject() {
 		s.beginChunk()
 		s.field("tool_calls")
-		s.out = append(s.out, `[{"index":`...)
-		s.out = strconv.AppendInt(s.out, int64(s.ncalls), 10)
-		s.out = append(s.out, `,"id":`...)
-		s.out = appendCallID(s.out, p, s.respID, s.ncalls)
-		s.out = append(s.out, `,"type":"function","function":{"name":`...)
-		s.out = jsonappend.String(s.out, fc.Get("name").String())
-		s.out = append(s.out, `,"arguments":`...)
-		s.out = oairender.AppendArguments(s.out, fc.Get("args"), &s.scratch)
-		s.out = append(s.out, "}}]"...)
+		s.Out = append(s.Out, `[{"index":`...)
+		s.Out = strconv.AppendInt(s.Out, int64(s.ncalls), 10)
+		s.Out = append(s.Out, `,"id":`...)
+		s.Out = appendCallID(s.Out, p, s.respID, s.ncalls)
+		s.Out = append(s.Out, `,"type":"function","function":{"name":`...)
+		s.Out = jsonappend.String(s.Out, fc.Get("name").String())
+		s.Out = append(s.Out, `,"arguments":`...)
+		s.Out = oairender.AppendArguments(s.Out, fc.Get("args"), &s.scratch)
+		s.Out = append(s.Out, "}}]"...)
 		s.endChunk("")
 		s.ncalls++
 		return
@@ -210,38 +196,38 @@ func (s *streamReader) part(p gjson.Result) {
 	} else {
 		s.field("content")
 	}
-	s.out = jsonappend.String(s.out, text)
+	s.Out = jsonappend.String(s.Out, text)
 	s.endChunk("")
 }
 
 // beginChunk opens a chunk event up to the inside of its delta; the first one carries the role.
 func (s *streamReader) beginChunk() {
-	s.out = oairender.AppendChunkStart(s.out, s.head)
+	s.Out = oairender.AppendChunkStart(s.Out, s.head)
 	s.comma = false
 	if !s.roleSent {
-		s.out = append(s.out, `"role":"assistant"`...)
+		s.Out = append(s.Out, `"role":"assistant"`...)
 		s.roleSent, s.comma = true, true
 	}
 }
 
 func (s *streamReader) field(name string) {
 	if s.comma {
-		s.out = append(s.out, ',')
+		s.Out = append(s.Out, ',')
 	}
-	s.out = append(s.out, '"')
-	s.out = append(s.out, name...)
-	s.out = append(s.out, `":`...)
+	s.Out = append(s.Out, '"')
+	s.Out = append(s.Out, name...)
+	s.Out = append(s.Out, `":`...)
 	s.comma = true
 }
 
 // endChunk closes a chunk event with its finish_reason ("" for null).
-func (s *streamReader) endChunk(finish string) { s.out = oairender.AppendChunkEnd(s.out, finish) }
+func (s *streamReader) endChunk(finish string) { s.Out = oairender.AppendChunkEnd(s.Out, finish) }
 
 func (s *streamReader) appendUsageChunk() {
 	if s.head == nil {
 		return
 	}
-	s.out = oairender.AppendUsageChunk(s.out, s.head, s.usage.openAI())
+	s.Out = oairender.AppendUsageChunk(s.Out, s.head, s.usage.openAI())
 }
 
 // end finishes the translation once the upstream has ended.
@@ -262,8 +248,8 @@ func (s *streamReader) end() {
 	if s.includeUsage && s.hasUsage {
 		s.appendUsageChunk()
 	}
-	s.out = append(s.out, oairender.Done...)
-	s.done, s.err = true, io.EOF
+	s.Out = append(s.Out, oairender.Done...)
+	s.done, s.Err = true, io.EOF
 }
 
 // fail ends the translation with an error event and no [DONE].
@@ -274,6 +260,6 @@ func (s *streamReader) fail(e api.Error) {
 	if s.includeUsage && s.hasUsage && s.usage.candidates+s.usage.thoughts > 0 {
 		s.appendUsageChunk()
 	}
-	s.out = oairender.AppendErrorEvent(s.out, e)
-	s.done, s.err = true, io.EOF
+	s.Out = oairender.AppendErrorEvent(s.Out, e)
+	s.done, s.Err = true, io.EOF
 }
