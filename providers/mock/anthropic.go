@@ -39,7 +39,6 @@ package mock
 // failure mid-stream; no_usage leaves usage out of the answer and of the stream events.
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -150,13 +149,8 @@ func (h *Handler) answerMessages(w http.ResponseWriter, r *http.Request) outcome
 	if !wt.wait(c.b.hang) {
 		return outcomeCanceled
 	}
-	switch {
-	case c.b.hasErrorBody:
-		return writeRawError(w, cmp.Or(c.b.status, http.StatusInternalServerError), c.b.errorBody)
-	case c.b.status != 0:
-		return writeAnthropicError(w, c.b.status, seq, "")
-	case c.b.errorRate > 0 && h.draw(&c.b, seq) < c.b.errorRate:
-		return writeAnthropicError(w, http.StatusInternalServerError, seq, "")
+	if o, ok := h.fault(w, &c.b, seq, func(status int) outcome { return writeAnthropicError(w, status, seq, "") }); ok {
+		return o
 	}
 	u := anthropicUsage{input: c.prompt}
 	if c.cached {

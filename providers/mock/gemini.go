@@ -1,7 +1,6 @@
 package mock
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -155,13 +154,10 @@ func (h *Handler) answerGemini(w http.ResponseWriter, r *http.Request) outcome {
 	if !wt.wait(c.b.hang) {
 		return outcomeCanceled
 	}
-	switch {
-	case c.b.hasErrorBody:
-		return writeRawError(w, cmp.Or(c.b.status, http.StatusInternalServerError), c.b.errorBody)
-	case c.b.status != 0:
-		return writeGoogleError(w, c.b.status, "mock: simulated "+strconv.Itoa(c.b.status)+" "+http.StatusText(c.b.status), "")
-	case c.b.errorRate > 0 && h.draw(&c.b, c.seq) < c.b.errorRate:
-		return writeGoogleError(w, http.StatusInternalServerError, "mock: simulated 500 "+http.StatusText(500), "")
+	if o, ok := h.fault(w, &c.b, c.seq, func(status int) outcome {
+		return writeGoogleError(w, status, "mock: simulated "+strconv.Itoa(status)+" "+http.StatusText(status), "")
+	}); ok {
+		return o
 	}
 	events := c.plan()
 	if stream {

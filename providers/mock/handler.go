@@ -165,13 +165,8 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, ep endpoint) ou
 	if !wt.wait(c.b.hang) {
 		return outcomeCanceled
 	}
-	switch {
-	case c.b.hasErrorBody:
-		return writeRawError(w, cmp.Or(c.b.status, http.StatusInternalServerError), c.b.errorBody)
-	case c.b.status != 0:
-		return writeError(w, c.b.status, statusError(c.b.status))
-	case c.b.errorRate > 0 && h.draw(&c.b, seq) < c.b.errorRate:
-		return writeError(w, http.StatusInternalServerError, statusError(http.StatusInternalServerError))
+	if o, ok := h.fault(w, &c.b, seq, func(status int) outcome { return writeError(w, status, statusError(status)) }); ok {
+		return o
 	}
 	if c.stream && ep != epEmbed {
 		return writeStream(w, &wt, ep, &c, seq)
@@ -192,6 +187,21 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, ep endpoint) ou
 // draw maps (seed, seq) to [0, 1) with SplitMix64, so that a seeded run fails the same requests
 // without any shared random state on the hot path. A request's own seed replaces both, so that
 // its fate does not depend on what came before it.
+// fault injects the call's scripted fault, if any, once its hang is waited out: a raw error body, a
+// status, or a drawn error at the error rate. writeStatus writes a status in the wire format's
+// own error shape. It reports whether it answered.
+func (h *Handler) fault(w http.ResponseWriter, b *behaviour, seq uint64, writeStatus func(status int) outcome) (outcome, bool) {
+	switch {
+	case b.hasErrorBody:
+		return writeRawError(w, cmp.Or(b.status, http.StatusInternalServerError), b.errorBody), true
+	case b.status != 0:
+		return writeStatus(b.status), true
+	case b.errorRate > 0 && h.draw(b, seq) < b.errorRate:
+		return writeStatus(http.StatusInternalServerError), true
+	}
+	return 0, false
+}
+
 func (h *Handler) draw(b *behaviour, seq uint64) float64 {
 	x := h.seed + seq*0x9e3779b97f4a7c15
 	if b.hasSeed {
