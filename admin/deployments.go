@@ -68,15 +68,12 @@ type overrideView struct {
 
 // healthView is what the gateway has learnt of a deployment on this replica.
 type healthView struct {
-	Breaker     string  `json:"breaker"`
-	Available   bool    `json:"available"`
-	TTFTMs      float64 `json:"ttft_ms_avg"`
-	Succeeded   int64   `json:"succeeded"`
-	Failed      int64   `json:"failed"`
-	LastFailure *struct {
-		At     time.Time `json:"at"`
-		Reason string    `json:"reason"`
-	} `json:"last_failure"`
+	Breaker     string           `json:"breaker"`
+	Available   bool             `json:"available"`
+	TTFTMs      float64          `json:"ttft_ms_avg"`
+	Succeeded   int64            `json:"succeeded"`
+	Failed      int64            `json:"failed"`
+	LastFailure *gateway.Failure `json:"last_failure"`
 }
 
 // viewOf describes a deployment with its override merged in (health left out).

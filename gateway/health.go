@@ -194,14 +194,18 @@ type DeploymentStatus struct {
 	Enabled bool   `json:"enabled"`
 	Breaker string `json:"breaker"` // closed, half-open or open
 	// Available: enabled, and the breaker lets requests through.
-	Available   bool    `json:"available"`
-	TTFTMs      float64 `json:"ttft_ms_avg"`
-	Succeeded   int64   `json:"succeeded"`
-	Failed      int64   `json:"failed"`
-	LastFailure *struct {
-		At     time.Time `json:"at"`
-		Reason string    `json:"reason"`
-	} `json:"last_failure,omitempty"`
+	Available   bool     `json:"available"`
+	TTFTMs      float64  `json:"ttft_ms_avg"`
+	Succeeded   int64    `json:"succeeded"`
+	Failed      int64    `json:"failed"`
+	LastFailure *Failure `json:"last_failure,omitempty"`
+}
+
+// Failure is a deployment's last failure: when, and a reason that never names hosts or
+// credentials.
+type Failure struct {
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
 }
 
 // status reports a deployment.
@@ -212,10 +216,7 @@ func (h *health) status(d *providers.Deployment) DeploymentStatus {
 		Weight: d.Weight, Enabled: d.Enabled, Breaker: st.String(), Available: d.Enabled && st != gobreaker.StateOpen,
 		TTFTMs: math.Round(dh.ttftSeconds()*1e6) / 1e3, Succeeded: dh.ok.Load(), Failed: dh.failed.Load()}
 	if f := dh.lastErr.Load(); f != nil {
-		s.LastFailure = &struct {
-			At     time.Time `json:"at"`
-			Reason string    `json:"reason"`
-		}{f.at.UTC(), f.reason}
+		s.LastFailure = &Failure{f.at.UTC(), f.reason}
 	}
 	return s
 }
