@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -14,7 +15,6 @@ import (
 type providerView struct {
 	Name        string           `json:"name"`
 	Deployments []deploymentView `json:"deployments"`
-	index       map[string]int   // deployment id → position (a deployment may serve several models)
 }
 
 // deploymentView is a deployment and the public models it serves.
@@ -31,32 +31,20 @@ func (g *Gateway) handleProviders(c *gin.Context) {
 		return
 	}
 	defer x.settle()
-	r := g.router.Load()
-	var order []string
+	data := []*providerView{}
 	byName := map[string]*providerView{}
-	for _, m := range r.Models() {
-		if !x.id.Allows(m) {
+	for _, d := range g.Deployments() {
+		models := slices.DeleteFunc(d.Models, func(m string) bool { return !x.id.Allows(m) })
+		if len(models) == 0 {
 			continue
 		}
-		for _, d := range r.Deployments(m) {
-			p := byName[d.ProviderName]
-			if p == nil {
-				p = &providerView{Name: d.ProviderName, Deployments: []deploymentView{}, index: map[string]int{}}
-				byName[d.ProviderName] = p
-				order = append(order, d.ProviderName)
-			}
-			i, seen := p.index[d.ID]
-			if !seen {
-				i = len(p.Deployments)
-				p.index[d.ID] = i
-				p.Deployments = append(p.Deployments, deploymentView{DeploymentStatus: g.health.status(d)})
-			}
-			p.Deployments[i].Models = append(p.Deployments[i].Models, m)
+		p := byName[d.ProviderName]
+		if p == nil {
+			p = &providerView{Name: d.ProviderName}
+			byName[d.ProviderName] = p
+			data = append(data, p)
 		}
-	}
-	data := make([]*providerView, 0, len(order))
-	for _, n := range order {
-		data = append(data, byName[n])
+		p.Deployments = append(p.Deployments, deploymentView{DeploymentStatus: d.Status, Models: models})
 	}
 	x.status = http.StatusOK
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
