@@ -24,6 +24,7 @@ import (
 	"github.com/llmgate/llmgate/providers/internal/oairender"
 	"github.com/llmgate/llmgate/providers/internal/upstreamhttp"
 	"github.com/llmgate/llmgate/providers/openai"
+	"github.com/llmgate/llmgate/providers/outbound"
 )
 
 const (
@@ -67,6 +68,8 @@ type Options struct {
 	MaxIdleConnsPerHost   int
 	DialTimeout           time.Duration
 	ResponseHeaderTimeout time.Duration
+	// Outbound is the address policy of every dial (the zero value allows public addresses only).
+	Outbound outbound.Policy
 }
 
 // reservedFields are written by the translation; PassFields may not name them.
@@ -114,8 +117,8 @@ func New(opts Options) (*Provider, error) {
 		key:      opts.APIKey,
 		beta:     strings.Join(opts.Beta, ","),
 		settings: opts.Settings,
-		client: upstreamhttp.NewClient(upstreamhttp.ClientOptions{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
-			DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout}),
+		client: outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
+			DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout, Policy: opts.Outbound}),
 		now: time.Now,
 	}, nil
 }

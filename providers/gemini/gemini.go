@@ -47,6 +47,7 @@ import (
 	"github.com/llmgate/llmgate/providers/internal/oairender"
 	"github.com/llmgate/llmgate/providers/internal/upstreamhttp"
 	"github.com/llmgate/llmgate/providers/openai"
+	"github.com/llmgate/llmgate/providers/outbound"
 )
 
 // DefaultBaseURL is the Gemini API root with its version path.
@@ -64,6 +65,8 @@ type Options struct {
 	MaxIdleConnsPerHost   int
 	DialTimeout           time.Duration
 	ResponseHeaderTimeout time.Duration
+	// Outbound is the address policy of every dial (the zero value allows public addresses only).
+	Outbound outbound.Policy
 }
 
 // Provider is a Gemini API upstream. It is safe for concurrent use.
@@ -93,8 +96,8 @@ func New(opts Options) (*Provider, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, errors.New("base_url: must not carry a query string (the key is sent as a header; set api_key)")
 	}
-	client := upstreamhttp.NewClient(upstreamhttp.ClientOptions{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
-		DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout})
+	client := outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
+		DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout, Policy: opts.Outbound})
 	return &Provider{base: strings.TrimRight(base, "/"), key: opts.APIKey, client: client, now: time.Now, newID: randomID}, nil
 }
 
