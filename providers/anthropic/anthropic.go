@@ -92,6 +92,8 @@ type Provider struct {
 var (
 	_ providers.Provider   = (*Provider)(nil)
 	_ providers.IdleCloser = (*Provider)(nil)
+
+	_ providers.CredentialHolder = (*Provider)(nil)
 )
 
 // New checks the options and builds the provider's client.
@@ -176,6 +178,9 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	}
 	return oairender.JSONResponse(http.StatusOK, out, nil), nil
 }
+
+// Credentials implements providers.CredentialHolder.
+func (p *Provider) Credentials() []string { return []string{p.key} }
 
 // CloseIdleConnections drops pooled upstream connections.
 func (p *Provider) CloseIdleConnections() { p.client.CloseIdleConnections() }

@@ -48,6 +48,7 @@ type Options struct {
 // Provider is an OpenAI-compatible upstream.
 type Provider struct {
 	base       string
+	key        string // the configured api_key
 	authHeader string // "Authorization", or "Api-Key" for Azure
 	auth       string
 	headers    http.Header
@@ -57,14 +58,17 @@ type Provider struct {
 	client        *http.Client
 }
 
-var _ providers.Provider = (*Provider)(nil)
+var (
+	_ providers.Provider         = (*Provider)(nil)
+	_ providers.CredentialHolder = (*Provider)(nil)
+)
 
 // New checks the options and builds the provider's client.
 func New(opts Options) (*Provider, error) {
 	if _, err := ParseBaseURL(opts.BaseURL); err != nil {
 		return nil, err
 	}
-	p := &Provider{base: strings.TrimRight(opts.BaseURL, "/"), authHeader: "Authorization", headers: http.Header{},
+	p := &Provider{base: strings.TrimRight(opts.BaseURL, "/"), key: opts.APIKey, authHeader: "Authorization", headers: http.Header{},
 		maxTokensOnly: opts.MaxTokensOnly, client: outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
 			DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout, Policy: opts.Outbound})}
 	for k, v := range opts.Headers {
@@ -132,6 +136,19 @@ func renameMaxTokens(body []byte) []byte {
 		if out, err = sjson.SetRawBytes(out, "max_tokens", []byte(v.Raw)); err != nil {
 			return body
 		}
+	}
+	return out
+}
+
+// Credentials implements providers.CredentialHolder: the key and the configured header values
+// (an appid, an organisation id…).
+func (p *Provider) Credentials() []string {
+	out := make([]string, 0, 1+len(p.headers))
+	if p.key != "" {
+		out = append(out, p.key)
+	}
+	for _, v := range p.headers {
+		out = append(out, v...)
 	}
 	return out
 }

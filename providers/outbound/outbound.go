@@ -228,3 +228,24 @@ func NewClient(o Options) *http.Client {
 	}
 	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
+
+// Config is the config file's `outbound` section.
+type Config struct {
+	// Allow lists addresses and CIDR prefixes every provider may connect to whatever their class:
+	// the one way to reach a link-local or metadata address, or a private one from a provider
+	// that does not set allow_private_network.
+	Allow []string `yaml:"allow"`
+}
+
+// Prefixes parses Allow; its error names the entry (outbound.allow[i]).
+func (c Config) Prefixes() ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(c.Allow))
+	for i, s := range c.Allow {
+		p, err := ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("outbound.allow[%d]: %w", i, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
