@@ -11,6 +11,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/redact"
 )
 
 // StatusClientClosed is nginx's 499: the client went away before the answer was complete.
@@ -65,10 +66,12 @@ func isTimeout(err error) bool {
 }
 
 // upstreamError turns an upstream's non-2xx answer into the error the client sees. The upstream's
-// own OpenAI-style message is kept (it tells the caller what was wrong with its request); other
+// own OpenAI-style message is kept (it tells the caller what was wrong with its request), less
+// anything in it that looks like a credential and the provider's own credentials (secrets); other
 // bodies are not echoed. Upstream 401/403 mean the gateway's credentials are wrong, not the
-// caller's, so they become 502.
-func upstreamError(status int, body []byte) *Error {
+// caller's, so they become 502. A 3xx is a redirect the gateway does not follow (it would carry
+// the credentials elsewhere): a 502 that names neither the target nor the upstream.
+func upstreamError(status int, body []byte, secrets ...string) *Error {
 	msg := gjson.GetBytes(body, "error.message").String()
 	if msg == "" {
 		msg = gjson.GetBytes(body, "message").String()
@@ -78,6 +81,9 @@ func upstreamError(status int, body []byte) *Error {
 	param := gjson.GetBytes(body, "error.param").String()
 	out := status
 	switch {
+	case status >= 300 && status < 400:
+		out, typ, code, param = http.StatusBadGateway, api.TypeUpstream, "upstream_redirect", ""
+		msg = "The upstream answered with a redirect (HTTP " + strconv.Itoa(status) + "), which the gateway does not follow; its base_url needs fixing."
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		out, typ, code = http.StatusBadGateway, api.TypeUpstream, "upstream_auth_failed"
 		msg = "The upstream rejected the gateway's credentials."
@@ -102,7 +108,7 @@ func upstreamError(status int, body []byte) *Error {
 	if msg == "" {
 		msg = "The upstream answered HTTP " + strconv.Itoa(status) + "."
 	}
-	return newError(out, typ, code, param, msg)
+	return newError(out, typ, code, param, redact.Credentials(msg, secrets...))
 }
 
 // retryable reports whether another deployment may be tried after this upstream status: the

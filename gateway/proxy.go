@@ -17,6 +17,7 @@ import (
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/outbound"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
@@ -42,6 +43,8 @@ type exchange struct {
 	answer    delivered
 	usage     usage
 	attempted bool // an upstream call was made
+	// secrets are the credentials of the deployment answering, never relayed in its error text.
+	secrets []string
 }
 
 // usage is the token counts found in an upstream answer.
@@ -282,7 +285,7 @@ func (r request) upstreamBody(model string) ([]byte, bool, error) {
 // forward tries the deployments in order (priority groups, ordered within a group by the model's
 // strategy) until one answers, then relays its answer. A deployment whose circuit breaker is open
 // is skipped. Another deployment is tried, after a backoff and within the retry budget, after a
-// connection error or a 401/403/408/429/5xx received before any byte reached the client, and
+// connection error or a 3xx/401/403/408/429/5xx received before any byte reached the client, and
 // after a timeout before the first byte only where the deployment allows it (the upstream may
 // still bill for it); never once the answer has begun, and not after a 4xx caused by the request.
 func (x *exchange) forward(req request, strategy string, cands []*providers.Deployment) {
@@ -319,6 +322,10 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		}
 		x.attempted = true
 		x.rec.Provider, x.rec.Deployment, x.rec.UpstreamModel = d.ProviderName, d.ID, d.Model
+		x.secrets = nil
+		if ch, ok := d.Provider.(providers.CredentialHolder); ok {
+			x.secrets = ch.Credentials()
+		}
 		began := time.Now()
 		resp, err := x.call(d, &providers.Request{Endpoint: x.ep, Body: body, Stream: req.stream, Model: d.Model, Header: hdr})
 		if err != nil {
@@ -340,7 +347,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			g.metrics.upstream.WithLabelValues(d.ID, "http_"+statusLabel(resp.StatusCode)).Inc()
 			eb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
-			ue := upstreamError(resp.StatusCode, eb)
+			ue := upstreamError(resp.StatusCode, eb, x.secrets...)
 			if ra := resp.Header.Get("Retry-After"); ra != "" {
 				if s, err := strconv.Atoi(ra); err == nil {
 					ue.retryAfter = time.Duration(s) * time.Second
@@ -392,7 +399,9 @@ func upstreamFault(status int) bool {
 	case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout, http.StatusTooManyRequests:
 		return true // the gateway's credentials, or the deployment's capacity
 	}
-	return status >= 500
+	// A redirect is never followed: the deployment's base_url is wrong (or its upstream moved),
+	// which another deployment may not suffer from.
+	return status >= 500 || (status >= 300 && status < 400)
 }
 
 // failureReason names a failed attempt for /v1/providers, without hosts or credentials.
@@ -406,6 +415,8 @@ func failureReason(err error) string {
 		return "total timeout"
 	case isTimeout(err):
 		return "timeout"
+	case errors.As(err, new(*outbound.RefusedError)):
+		return "address refused by the outbound policy"
 	}
 	return "connection error"
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/tidwall/sjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/redact"
 )
 
 var (
@@ -153,6 +154,14 @@ func (s *sseRelay) event(ev []byte) error {
 	}
 	if bytes.Contains(payload, errorField) && gjson.GetBytes(payload, "error").IsObject() {
 		s.upErr = true // error text is never counted as answer
+		// An error event's message is relayed, as an error answer's is, without credentials.
+		if m := gjson.GetBytes(payload, "error.message"); m.Type == gjson.String {
+			if clean := redact.Credentials(m.Str, s.x.secrets...); clean != m.Str {
+				if out, err := sjson.SetBytes(payload, "error.message", clean); err == nil {
+					return s.write(rewriteEvent(ev, out))
+				}
+			}
+		}
 	} else {
 		s.x.answer.addChunk(payload)
 	}

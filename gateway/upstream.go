@@ -34,17 +34,21 @@ func isAttemptTimeout(err error) bool {
 // is made, so the connect timeout does not apply.
 type inProcess interface{ InProcess() bool }
 
-// call sends one attempt to a deployment under its timeouts. The connect timeout runs until a
-// connection is obtained, the first-byte timeout until the answer's headers, the idle timeout
-// between reads of the body, and the total one over everything; each cancels the attempt with
-// its own cause, which the returned error (or the body's read error) then is. The caller closes
-// the body, which releases the clock.
+// call sends one attempt to a deployment under its timeouts. The connect timeout runs from the
+// moment the transport starts getting a connection until it has one (what an adapter does
+// before, such as translating the request, is not connecting), the first-byte timeout until the
+// answer's headers, the idle timeout between reads of the body, and the total one over
+// everything; each cancels the attempt with its own cause, which the returned error (or the
+// body's read error) then is. The caller closes the body, which releases the clock.
 func (x *exchange) call(d *providers.Deployment, req *providers.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancelCause(x.ctx)
 	clk := newAttemptClock(d.Timeouts, cancel)
 	if ip, ok := d.Provider.(inProcess); !ok || !ip.InProcess() {
-		clk.enter(phaseConnect)
-		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { clk.enter(phaseFirstByte) }})
+		clk.enter(phasePrepare)
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			GetConn: func(string) { clk.enter(phaseConnect) },
+			GotConn: func(httptrace.GotConnInfo) { clk.enter(phaseFirstByte) },
+		})
 	} else {
 		clk.enter(phaseFirstByte)
 	}
@@ -63,7 +67,8 @@ func (x *exchange) call(d *providers.Deployment, req *providers.Request) (*http.
 
 // Phases of an attempt, each with its own deadline.
 const (
-	phaseConnect int32 = iota
+	phasePrepare int32 = iota // the adapter prepares its request: only the total timeout applies
+	phaseConnect
 	phaseFirstByte
 	phaseBody
 )
@@ -98,8 +103,10 @@ func (c *attemptClock) deadline() (time.Time, error) {
 	var at time.Time
 	var cause error
 	switch c.phase.Load() {
+	case phasePrepare:
+		at, cause = c.total, errTotalTimeout
 	case phaseConnect:
-		at, cause = c.start.Add(c.t.Connect), errConnectTimeout
+		at, cause = since.Add(c.t.Connect), errConnectTimeout
 	case phaseFirstByte:
 		at, cause = c.start.Add(c.t.FirstByte), errFirstByteTimeout
 	default:

@@ -51,6 +51,12 @@ type Config struct {
 	APIKey  string `yaml:"api_key"`
 }
 
+// CredentialHolder is implemented by providers that send credentials upstream: the gateway
+// removes each of them from any upstream error text it relays to a client.
+type CredentialHolder interface {
+	Credentials() []string
+}
+
 // IdleCloser is implemented by providers that pool connections; the gateway calls it when the
 // provider is retired.
 type IdleCloser interface {

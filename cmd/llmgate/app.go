@@ -28,6 +28,7 @@ import (
 	"github.com/llmgate/llmgate/providers/gemini"
 	"github.com/llmgate/llmgate/providers/mock"
 	"github.com/llmgate/llmgate/providers/openai"
+	"github.com/llmgate/llmgate/providers/outbound"
 	"github.com/llmgate/llmgate/store"
 	"github.com/llmgate/llmgate/store/postgres"
 	"github.com/llmgate/llmgate/store/sqlite"
@@ -72,7 +73,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		st.Close()
 		return nil, fmt.Errorf("store: migrate: %w", err)
 	}
-	provs, err := buildProviders(cfg.Providers)
+	provs, err := buildProviders(cfg.Providers, cfg.Outbound)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -235,22 +236,29 @@ func storeKind(cfg Config) string {
 	return "sqlite:" + filepath.Join(cfg.DataDir, "llmgate.db")
 }
 
-func buildProviders(list []ProviderConfig) (map[string]providers.Provider, error) {
+// buildProviders builds the listed providers, each with its address policy (validate has parsed
+// ob's allow list).
+func buildProviders(list []ProviderConfig, ob outbound.Config) (map[string]providers.Provider, error) {
+	allow, err := ob.Prefixes()
+	if err != nil {
+		return nil, err
+	}
 	out := make(map[string]providers.Provider, len(list))
 	for i, pc := range list {
 		var p providers.Provider
 		var err error
+		policy := pc.policy(allow)
 		switch pc.Type {
 		case "mock":
 			p = mock.New(pc.Mock)
 		case "anthropic":
 			p, err = anthropic.New(anthropic.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey, Settings: pc.Anthropic,
 				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
-				ResponseHeaderTimeout: pc.ResponseHeaderTimeout})
+				ResponseHeaderTimeout: pc.ResponseHeaderTimeout, Outbound: policy})
 		case "gemini":
 			p, err = gemini.New(gemini.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey,
 				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
-				ResponseHeaderTimeout: pc.ResponseHeaderTimeout})
+				ResponseHeaderTimeout: pc.ResponseHeaderTimeout, Outbound: policy})
 		default: // openai and its presets (validate has checked the type)
 			preset, ok := openai.Presets[pc.Type]
 			if !ok && pc.Type != "openai" {
@@ -259,7 +267,7 @@ func buildProviders(list []ProviderConfig) (map[string]providers.Provider, error
 			p, err = openai.New(openai.Options{BaseURL: cmp.Or(pc.BaseURL, preset.BaseURL), APIKey: pc.APIKey,
 				Headers: pc.Headers, Azure: preset.Azure, AzureAPIVersion: pc.APIVersion, MaxTokensOnly: preset.MaxTokensOnly,
 				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
-				ResponseHeaderTimeout: pc.ResponseHeaderTimeout})
+				ResponseHeaderTimeout: pc.ResponseHeaderTimeout, Outbound: policy})
 		}
 		if err != nil {
 			return nil, fmt.Errorf("providers[%d] (%s).%w", i, pc.Name, err)

@@ -187,6 +187,8 @@ data_dir: %q
 admin_token: %q
 log:
   level: warn
+outbound:
+  allow: [127.0.0.1]  # mockllm listens on loopback
 providers:
   - name: mock
     type: openai

@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -19,6 +22,7 @@ import (
 	"github.com/llmgate/llmgate/providers/anthropic"
 	"github.com/llmgate/llmgate/providers/mock"
 	"github.com/llmgate/llmgate/providers/openai"
+	"github.com/llmgate/llmgate/providers/outbound"
 	"github.com/llmgate/llmgate/quota"
 )
 
@@ -36,6 +40,8 @@ type Config struct {
 	Providers   []ProviderConfig        `yaml:"providers"`
 	Models      []providers.ModelConfig `yaml:"models"`
 	Routing     providers.RoutingConfig `yaml:"routing"`
+	// Outbound is the address policy's allow list for upstream connections.
+	Outbound outbound.Config `yaml:"outbound"`
 	// ConfigPollInterval is how often the config file is checked for changes to reload
 	// (default 1s; negative: only on SIGHUP).
 	ConfigPollInterval time.Duration   `yaml:"config_poll_interval"`
@@ -61,6 +67,9 @@ type ProviderConfig struct {
 	Headers map[string]string `yaml:"headers"`
 	// APIVersion is Azure's api-version query parameter (type azure with deployment URLs).
 	APIVersion string `yaml:"api_version"`
+	// AllowPrivateNetwork lets the provider connect to loopback and private addresses (default
+	// false; true for the vllm and ollama types, which run there).
+	AllowPrivateNetwork *bool `yaml:"allow_private_network"`
 	// Mock configures a provider of type "mock".
 	Mock mock.Options `yaml:"mock"`
 	// Anthropic configures a provider of type "anthropic" (default_max_tokens, pass_fields, beta).
@@ -207,6 +216,10 @@ func (c *Config) validate() error {
 	if err := c.Quota.WithDefaults().Validate(); err != nil {
 		return err
 	}
+	allow, err := c.Outbound.Prefixes()
+	if err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, p := range c.Providers {
 		switch {
@@ -235,6 +248,9 @@ func (c *Config) validate() error {
 				return fmt.Errorf("providers[%d] (%s).base_url: required for type %s (the resource endpoint)", i, p.Name, p.Type)
 			}
 		}
+		if err := p.checkAddress(allow); err != nil {
+			return fmt.Errorf("providers[%d] (%s).base_url: %w", i, p.Name, err)
+		}
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
@@ -242,6 +258,33 @@ func (c *Config) validate() error {
 		return fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
 	}
 	return nil
+}
+
+// policy is the address policy of the provider's dials: private networks as the provider (or its
+// type) says, and the allow list.
+func (p ProviderConfig) policy(allow []netip.Prefix) outbound.Policy {
+	private := openai.Presets[p.Type].PrivateNetwork
+	if p.AllowPrivateNetwork != nil {
+		private = *p.AllowPrivateNetwork
+	}
+	return outbound.Policy{AllowPrivate: private, Allow: allow}
+}
+
+// checkAddress refuses, before any dial, a base_url whose host is an address (or localhost) the
+// provider's policy refuses. Host names are checked when dialed, on what they resolve to.
+func (p ProviderConfig) checkAddress(allow []netip.Prefix) error {
+	if p.Type == "mock" {
+		return nil
+	}
+	raw := cmp.Or(p.BaseURL, openai.Presets[p.Type].BaseURL)
+	if raw == "" {
+		return nil // the type's public default
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil // the adapter reports it, without echoing the URL
+	}
+	return p.policy(allow).CheckHost(u.Hostname())
 }
 
 func isLoopback(host string) bool {

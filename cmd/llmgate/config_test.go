@@ -111,6 +111,14 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"deployment of unknown provider", "providers:\n  - {name: a, type: mock}\nmodels:\n  - name: m\n    deployments: [{provider: b}]\n", nil, "models[0] (m).deployments[0].provider"},
 		{"model without deployments", "providers:\n  - {name: a, type: mock}\nmodels:\n  - name: m\n", nil, "deployments"},
 		{"bad log level", "log:\n  level: loud\n", nil, "log.level"},
+		{"bad outbound CIDR", "outbound:\n  allow: [127.0.0.1, 10.0.0.0/33]\n", nil, "outbound.allow[1]"},
+		{"outbound entry not an address", "outbound:\n  allow: [internal.example]\n", nil, "outbound.allow[0]"},
+		{"metadata base_url", "providers:\n  - {name: a, type: openai, base_url: 'http://169.254.169.254/v1'}\n", nil, "providers[0] (a).base_url: outbound policy: 169.254.169.254"},
+		{"unspecified base_url", "providers:\n  - {name: a, type: openai, base_url: 'http://0.0.0.0:8000/v1'}\n", nil, "providers[0] (a).base_url"},
+		{"mapped loopback base_url", "providers:\n  - {name: a, type: openai, base_url: 'http://[::ffff:127.0.0.1]:8000/v1'}\n", nil, "providers[0] (a).base_url"},
+		{"metadata base_url despite allow_private_network", "providers:\n  - {name: a, type: vllm, base_url: 'http://[fd00:ec2::254]/v1', allow_private_network: true}\n", nil, "providers[0] (a).base_url"},
+		{"vllm on localhost with private networks off", "providers:\n  - {name: a, type: vllm, allow_private_network: false}\n", nil, "providers[0] (a).base_url"},
+		{"anthropic on a private address", "providers:\n  - {name: a, type: anthropic, base_url: 'http://10.0.0.5'}\n", nil, "providers[0] (a).base_url"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,7 +127,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 				err = cfg.validate()
 			}
 			if err == nil {
-				provs, perr := buildProviders(cfg.Providers)
+				provs, perr := buildProviders(cfg.Providers, cfg.Outbound)
 				if perr == nil {
 					_, err = providers.NewRouter(cfg.Models, cfg.Routing, provs, nil)
 				} else {
@@ -144,7 +152,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
 	}
-	provs, err := buildProviders(cfg.Providers)
+	provs, err := buildProviders(cfg.Providers, cfg.Outbound)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -422,7 +422,7 @@ models:
 	if pc.APIKey != "sk-ant-from-env" || pc.Anthropic.DefaultMaxTokens != 2048 || len(pc.Anthropic.PassFields) != 2 || len(pc.Anthropic.Beta) != 1 {
 		t.Errorf("provider config %+v", pc)
 	}
-	provs, err := buildProviders(cfg.Providers)
+	provs, err := buildProviders(cfg.Providers, cfg.Outbound)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +439,7 @@ models:
 	closeAll(provs)
 
 	cfg.Providers[0].Anthropic.PassFields = []string{"model"}
-	if _, err := buildProviders(cfg.Providers); err == nil || !strings.Contains(err.Error(), "providers[0] (claude).anthropic.pass_fields") {
+	if _, err := buildProviders(cfg.Providers, cfg.Outbound); err == nil || !strings.Contains(err.Error(), "providers[0] (claude).anthropic.pass_fields") {
 		t.Errorf("a reserved pass field: %v", err)
 	}
 	bad := defaultConfig()

@@ -322,7 +322,7 @@ func (p *pairEnv) pairStatus() pairModel {
 // "added", for app.reload. Sections that need a restart are left out: a reload ignores them.
 func (p *pairEnv) writePairConfig(weightA int) string {
 	p.t.Helper()
-	yaml := "providers:\n" +
+	yaml := "outbound: {allow: [127.0.0.1]}\nproviders:\n" +
 		"  - {name: a, type: openai, base_url: " + p.a.srv.URL + "/v1}\n" +
 		"  - {name: b, type: openai, base_url: " + p.b.srv.URL + "/v1}\n" +
 		"models:\n" +

@@ -93,6 +93,7 @@ func (e *env) serveProcessIn(t *testing.T, dataDir string) *gatewayProcess {
 	u := cfg.Usage
 	fmt.Fprintf(&b, "usage: {queue_size: %d, batch_size: %d, flush_interval: %s, write_retries: %d, write_timeout: %s, spool_sync_interval: %s, replay_interval: %s}\n",
 		u.QueueSize, u.BatchSize, u.FlushInterval, u.WriteRetries, u.WriteTimeout, u.SpoolSyncInterval, u.ReplayInterval)
+	fmt.Fprintf(&b, "outbound: {allow: [%s]}\n", strings.Join(cfg.Outbound.Allow, ", "))
 	fmt.Fprintf(&b, "quota: {default_tier: open, tiers: {open: {}}, lease_ttl: %s}\nproviders:\n", cfg.Quota.LeaseTTL)
 	for _, p := range cfg.Providers {
 		fmt.Fprintf(&b, "  - {name: %s, type: %s, base_url: %q, api_key: %q}\n", p.Name, p.Type, p.BaseURL, p.APIKey)

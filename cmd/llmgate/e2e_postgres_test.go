@@ -27,6 +27,8 @@ func TestProductionModePostgres(t *testing.T) {
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 data_dir: `+t.TempDir()+`
+outbound:
+  allow: [127.0.0.1]   # the simulated upstream is on loopback
 providers:
   - name: upstream
     type: openai

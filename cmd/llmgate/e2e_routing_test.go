@@ -370,6 +370,7 @@ func TestHotReloadUnderLoad(t *testing.T) {
 		t.Helper()
 		cfg := "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: " + dir + "\nadmin_token: " + testAdminToken + "\n" +
 			"config_poll_interval: " + poll + "\nlog: {level: error}\nquota: {default_tier: open, tiers: {open: {}}}\n" +
+			"outbound: {allow: [127.0.0.1]}\n" +
 			"providers:\n" +
 			"  - {name: a, type: openai, base_url: " + a1.srv.URL + "/v1}\n" +
 			"  - {name: b, type: openai, base_url: " + b1.srv.URL + "/v1}\n" +

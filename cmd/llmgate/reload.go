@@ -12,7 +12,7 @@ import (
 	"github.com/llmgate/llmgate/providers"
 )
 
-// Hot reload: the `providers`, `models` and `routing` sections of the config file apply without a
+// Hot reload: the `providers`, `models`, `routing` and `outbound` sections of the config file apply without a
 // restart, on SIGHUP or when the file changes (checked every config_poll_interval). A reload
 // builds a new routing table and swaps it in; requests in flight finish on the table they started
 // with. Deployment overrides (admin changes) are read from the store again and merged over the
@@ -89,14 +89,15 @@ func (a *app) reload(path string, adjust func(*Config)) error {
 	old := a.providerConfigs()
 	provs := make(map[string]providers.Provider, len(cfg.Providers))
 	var fresh []ProviderConfig
+	sameOutbound := reflect.DeepEqual(a.cfg.Outbound, cfg.Outbound) // else every provider gets the new policy
 	for _, pc := range cfg.Providers {
-		if prev, ok := old[pc.Name]; ok && reflect.DeepEqual(prev, pc) {
+		if prev, ok := old[pc.Name]; ok && sameOutbound && reflect.DeepEqual(prev, pc) {
 			provs[pc.Name] = a.providers[pc.Name]
 			continue
 		}
 		fresh = append(fresh, pc)
 	}
-	built, err := buildProviders(fresh)
+	built, err := buildProviders(fresh, cfg.Outbound)
 	if err != nil {
 		return err
 	}
@@ -122,7 +123,7 @@ func (a *app) reload(path string, adjust func(*Config)) error {
 		}
 	}
 	a.providers = provs
-	a.cfg.Providers, a.cfg.Models, a.cfg.Routing = cfg.Providers, cfg.Models, cfg.Routing
+	a.cfg.Providers, a.cfg.Models, a.cfg.Routing, a.cfg.Outbound = cfg.Providers, cfg.Models, cfg.Routing, cfg.Outbound
 	closeIdle(retired) // requests in flight keep their connections; only idle ones close
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/llmgate/llmgate/providers/internal/oairender"
 	"github.com/llmgate/llmgate/providers/internal/upstreamhttp"
 	"github.com/llmgate/llmgate/providers/openai"
+	"github.com/llmgate/llmgate/providers/outbound"
 )
 
 const (
@@ -67,6 +68,8 @@ type Options struct {
 	MaxIdleConnsPerHost   int
 	DialTimeout           time.Duration
 	ResponseHeaderTimeout time.Duration
+	// Outbound is the address policy of every dial (the zero value allows public addresses only).
+	Outbound outbound.Policy
 }
 
 // reservedFields are written by the translation; PassFields may not name them.
@@ -89,6 +92,8 @@ type Provider struct {
 var (
 	_ providers.Provider   = (*Provider)(nil)
 	_ providers.IdleCloser = (*Provider)(nil)
+
+	_ providers.CredentialHolder = (*Provider)(nil)
 )
 
 // New checks the options and builds the provider's client.
@@ -114,8 +119,8 @@ func New(opts Options) (*Provider, error) {
 		key:      opts.APIKey,
 		beta:     strings.Join(opts.Beta, ","),
 		settings: opts.Settings,
-		client: upstreamhttp.NewClient(upstreamhttp.ClientOptions{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
-			DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout}),
+		client: outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
+			DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout, Policy: opts.Outbound}),
 		now: time.Now,
 	}, nil
 }
@@ -173,6 +178,9 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	}
 	return oairender.JSONResponse(http.StatusOK, out, nil), nil
 }
+
+// Credentials implements providers.CredentialHolder.
+func (p *Provider) Credentials() []string { return []string{p.key} }
 
 // CloseIdleConnections drops pooled upstream connections.
 func (p *Provider) CloseIdleConnections() { p.client.CloseIdleConnections() }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -17,7 +18,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/outbound"
 )
+
+// loopback lets the provider dial the simulated upstreams on 127.0.0.1, which the default address
+// policy refuses.
+var loopback = outbound.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
@@ -62,7 +68,7 @@ func newProvider(t *testing.T, u *upstream, s Settings) (*Provider, *httptest.Se
 	t.Helper()
 	srv := httptest.NewServer(u)
 	t.Cleanup(srv.Close)
-	p, err := New(Options{BaseURL: srv.URL + "/", APIKey: "sk-ant-test", Settings: s})
+	p, err := New(Options{BaseURL: srv.URL + "/", APIKey: "sk-ant-test", Settings: s, Outbound: loopback})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +163,7 @@ func TestAnthropicDoStreamCanceled(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	p, err := New(Options{BaseURL: srv.URL})
+	p, err := New(Options{BaseURL: srv.URL, Outbound: loopback})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +230,7 @@ func TestAnthropicDoAnsweredLocally(t *testing.T) {
 	if len(u.got) != 0 {
 		t.Errorf("%d requests reached the upstream", len(u.got))
 	}
-	dead, err := New(Options{BaseURL: "http://127.0.0.1:1"})
+	dead, err := New(Options{BaseURL: "http://127.0.0.1:1", Outbound: loopback})
 	if err != nil {
 		t.Fatal(err)
 	}

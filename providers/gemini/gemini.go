@@ -47,6 +47,7 @@ import (
 	"github.com/llmgate/llmgate/providers/internal/oairender"
 	"github.com/llmgate/llmgate/providers/internal/upstreamhttp"
 	"github.com/llmgate/llmgate/providers/openai"
+	"github.com/llmgate/llmgate/providers/outbound"
 )
 
 // DefaultBaseURL is the Gemini API root with its version path.
@@ -64,6 +65,8 @@ type Options struct {
 	MaxIdleConnsPerHost   int
 	DialTimeout           time.Duration
 	ResponseHeaderTimeout time.Duration
+	// Outbound is the address policy of every dial (the zero value allows public addresses only).
+	Outbound outbound.Policy
 }
 
 // Provider is a Gemini API upstream. It is safe for concurrent use.
@@ -78,6 +81,8 @@ type Provider struct {
 var (
 	_ providers.Provider   = (*Provider)(nil)
 	_ providers.IdleCloser = (*Provider)(nil)
+
+	_ providers.CredentialHolder = (*Provider)(nil)
 )
 
 // New checks the options and builds the provider's client.
@@ -93,8 +98,8 @@ func New(opts Options) (*Provider, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, errors.New("base_url: must not carry a query string (the key is sent as a header; set api_key)")
 	}
-	client := upstreamhttp.NewClient(upstreamhttp.ClientOptions{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
-		DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout})
+	client := outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
+		DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout, Policy: opts.Outbound})
 	return &Provider{base: strings.TrimRight(base, "/"), key: opts.APIKey, client: client, now: time.Now, newID: randomID}, nil
 }
 
@@ -165,6 +170,9 @@ func (p *Provider) whole(resp *http.Response, meta answerMeta) (*http.Response, 
 	}
 	return oairender.JSONResponse(http.StatusOK, out, nil), nil
 }
+
+// Credentials implements providers.CredentialHolder.
+func (p *Provider) Credentials() []string { return []string{p.key} }
 
 // CloseIdleConnections drops pooled upstream connections.
 func (p *Provider) CloseIdleConnections() { p.client.CloseIdleConnections() }

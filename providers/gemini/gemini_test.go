@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,13 +17,18 @@ import (
 
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/mock"
+	"github.com/llmgate/llmgate/providers/outbound"
 )
+
+// loopback lets the provider dial the simulated upstreams on 127.0.0.1, which the default address
+// policy refuses.
+var loopback = outbound.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
 
 const testKey = "gemini-upstream-key"
 
 func newProvider(t *testing.T, base string) *Provider {
 	t.Helper()
-	p, err := New(Options{BaseURL: base, APIKey: testKey})
+	p, err := New(Options{BaseURL: base, APIKey: testKey, Outbound: loopback})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/tidwall/sjson"
 
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/outbound"
 )
 
 // Options tune the upstream HTTP client.
@@ -26,14 +26,13 @@ type Options struct {
 	BaseURL string
 	// APIKey is sent as "Authorization: Bearer". Empty sends none (local vLLM, Ollama).
 	APIKey string
-	// MaxIdleConnsPerHost sizes the keep-alive pool (default 512: a gateway keeps many
-	// concurrent requests to few hosts, where net/http's default of 2 would re-dial constantly).
-	MaxIdleConnsPerHost int
-	// DialTimeout bounds connection set-up (default 5s).
-	DialTimeout time.Duration
-	// ResponseHeaderTimeout bounds the wait for the upstream's first byte (default 60s, the seed's
-	// provider call timeout). Streams are not bounded after that.
+	// MaxIdleConnsPerHost, DialTimeout and ResponseHeaderTimeout tune the client (see
+	// outbound.Options for their defaults).
+	MaxIdleConnsPerHost   int
+	DialTimeout           time.Duration
 	ResponseHeaderTimeout time.Duration
+	// Outbound is the address policy of every dial (the zero value allows public addresses only).
+	Outbound outbound.Policy
 	// Headers are sent with every request (e.g. Qianfan's appid, OpenAI-Organization).
 	Headers map[string]string
 	// Azure switches to Azure OpenAI: the key goes in an api-key header, and unless BaseURL is
@@ -49,6 +48,7 @@ type Options struct {
 // Provider is an OpenAI-compatible upstream.
 type Provider struct {
 	base       string
+	key        string // the configured api_key
 	authHeader string // "Authorization", or "Api-Key" for Azure
 	auth       string
 	headers    http.Header
@@ -58,15 +58,19 @@ type Provider struct {
 	client        *http.Client
 }
 
-var _ providers.Provider = (*Provider)(nil)
+var (
+	_ providers.Provider         = (*Provider)(nil)
+	_ providers.CredentialHolder = (*Provider)(nil)
+)
 
 // New checks the options and builds the provider's client.
 func New(opts Options) (*Provider, error) {
 	if _, err := ParseBaseURL(opts.BaseURL); err != nil {
 		return nil, err
 	}
-	p := &Provider{base: strings.TrimRight(opts.BaseURL, "/"), authHeader: "Authorization", headers: http.Header{},
-		maxTokensOnly: opts.MaxTokensOnly, client: &http.Client{Transport: NewTransport(opts)}}
+	p := &Provider{base: strings.TrimRight(opts.BaseURL, "/"), key: opts.APIKey, authHeader: "Authorization", headers: http.Header{},
+		maxTokensOnly: opts.MaxTokensOnly, client: outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
+			DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout, Policy: opts.Outbound})}
 	for k, v := range opts.Headers {
 		p.headers.Set(k, v)
 	}
@@ -83,36 +87,6 @@ func New(opts Options) (*Provider, error) {
 		}
 	}
 	return p, nil
-}
-
-// NewTransport returns an http.Transport tuned for a gateway: a large keep-alive pool, bounded
-// dial and header waits, HTTP/2 where the upstream offers it over TLS, and no transparent gzip (the
-// gateway relays bytes and must see SSE events as they arrive).
-func NewTransport(opts Options) *http.Transport {
-	if opts.MaxIdleConnsPerHost <= 0 {
-		opts.MaxIdleConnsPerHost = 512
-	}
-	if opts.DialTimeout <= 0 {
-		opts.DialTimeout = 5 * time.Second
-	}
-	if opts.ResponseHeaderTimeout <= 0 {
-		opts.ResponseHeaderTimeout = 60 * time.Second
-	}
-	d := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy:                 nil, // upstream URLs come only from configuration
-		DialContext:           d.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          opts.MaxIdleConnsPerHost * 4,
-		MaxIdleConnsPerHost:   opts.MaxIdleConnsPerHost,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   opts.DialTimeout,
-		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-		WriteBufferSize:       32 << 10,
-		ReadBufferSize:        32 << 10,
-	}
 }
 
 // Do implements providers.Provider.
@@ -162,6 +136,19 @@ func renameMaxTokens(body []byte) []byte {
 		if out, err = sjson.SetRawBytes(out, "max_tokens", []byte(v.Raw)); err != nil {
 			return body
 		}
+	}
+	return out
+}
+
+// Credentials implements providers.CredentialHolder: the key and the configured header values
+// (an appid, an organisation id…).
+func (p *Provider) Credentials() []string {
+	out := make([]string, 0, 1+len(p.headers))
+	if p.key != "" {
+		out = append(out, p.key)
+	}
+	for _, v := range p.headers {
+		out = append(out, v...)
 	}
 	return out
 }

@@ -5,10 +5,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/outbound"
 )
+
+// loopback lets the provider dial the simulated upstreams on 127.0.0.1, which the default address
+// policy refuses.
+var loopback = outbound.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
 
 // seen is what an upstream received.
 type seen struct {
@@ -45,7 +51,7 @@ func TestPresetRequests(t *testing.T) {
 	srv, got := upstream(t)
 	body := `{"model":"my deployment","messages":[],"max_completion_tokens":50}`
 
-	azure, err := New(Options{BaseURL: srv.URL, APIKey: "azure-key", Azure: true, AzureAPIVersion: "2024-10-21"})
+	azure, err := New(Options{BaseURL: srv.URL, APIKey: "azure-key", Azure: true, AzureAPIVersion: "2024-10-21", Outbound: loopback})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +64,7 @@ func TestPresetRequests(t *testing.T) {
 		t.Error("azure deployment URLs without api_version were accepted")
 	}
 
-	v1, err := New(Options{BaseURL: srv.URL + "/openai/v1", APIKey: "azure-key", Azure: true})
+	v1, err := New(Options{BaseURL: srv.URL + "/openai/v1", APIKey: "azure-key", Azure: true, Outbound: loopback})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +73,7 @@ func TestPresetRequests(t *testing.T) {
 		t.Errorf("azure v1: %+v", got)
 	}
 
-	glm, err := New(Options{BaseURL: srv.URL + "/api/paas/v4", APIKey: "zk", MaxTokensOnly: true,
+	glm, err := New(Options{BaseURL: srv.URL + "/api/paas/v4", APIKey: "zk", MaxTokensOnly: true, Outbound: loopback,
 		Headers: map[string]string{"appid": "app-1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +84,7 @@ func TestPresetRequests(t *testing.T) {
 		t.Errorf("glm: %+v", got)
 	}
 
-	local, err := New(Options{BaseURL: srv.URL + "/v1"}) // vLLM / Ollama without a key
+	local, err := New(Options{BaseURL: srv.URL + "/v1", Outbound: loopback}) // vLLM / Ollama without a key
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,9 @@ type Preset struct {
 	MaxTokensOnly bool
 	// Azure: see Options.
 	Azure bool
+	// PrivateNetwork lets the address policy allow loopback and private addresses by default
+	// (local servers live there); a provider's allow_private_network overrides it.
+	PrivateNetwork bool
 }
 
 // Presets are the provider types besides "openai" that this adapter serves (PROVIDERS.md §5–6).
@@ -29,9 +32,9 @@ var Presets = map[string]Preset{
 	// Baidu Qianfan v2 (an appid header, if wanted, goes in the provider's headers).
 	"qianfan": {BaseURL: "https://qianfan.baidubce.com/v2"},
 	// vLLM: cumulative usage on every chunk with continuous_usage_stats; reasoning deltas.
-	"vllm": {BaseURL: "http://localhost:8000/v1", KeyOptional: true},
+	"vllm": {BaseURL: "http://localhost:8000/v1", KeyOptional: true, PrivateNetwork: true},
 	// Ollama: reasoning deltas; usage without details.
-	"ollama": {BaseURL: "http://localhost:11434/v1", KeyOptional: true},
+	"ollama": {BaseURL: "http://localhost:11434/v1", KeyOptional: true, PrivateNetwork: true},
 	// Azure OpenAI: base_url is the resource endpoint (https://{resource}.openai.azure.com), or
 	// its v1 API (…/openai/v1); the key goes in api-key.
 	"azure": {Azure: true},

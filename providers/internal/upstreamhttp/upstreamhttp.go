@@ -1,5 +1,6 @@
-// Package upstreamhttp builds the HTTP side of a translating adapter's call: the client it keeps for
-// its upstream, and the POST that carries a translated body.
+// Package upstreamhttp builds the HTTP side of a translating adapter's call: the POST that carries
+// a translated body, and the reading of its answer. The client is outbound.NewClient, as for every
+// adapter.
 package upstreamhttp
 
 import (
@@ -8,30 +9,10 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
-	"github.com/llmgate/llmgate/providers/openai"
 )
-
-// ClientOptions tune an adapter's HTTP client; zero values take openai.NewTransport's defaults
-// (512 idle connections per host, 5s to connect, 60s to the first response byte).
-type ClientOptions struct {
-	MaxIdleConnsPerHost   int
-	DialTimeout           time.Duration
-	ResponseHeaderTimeout time.Duration
-}
-
-// NewClient returns an adapter's client: the gateway's pooled transport, and no redirects.
-// Translating adapters send their key in a custom header (x-api-key, x-goog-api-key), which
-// net/http copies to whatever host a redirect names (across hosts it drops only Authorization
-// and cookies); a 3xx is answered as an upstream error instead.
-func NewClient(o ClientOptions) *http.Client {
-	tr := openai.NewTransport(openai.Options{MaxIdleConnsPerHost: o.MaxIdleConnsPerHost,
-		DialTimeout: o.DialTimeout, ResponseHeaderTimeout: o.ResponseHeaderTimeout})
-	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-}
 
 // NewRequest is the POST of a translated JSON body to target, accepting an event stream when
 // stream is set and JSON otherwise. The headers the gateway forwards (trace context, request

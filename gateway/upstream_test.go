@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/openai"
+)
+
+// preparingProvider does prep before its HTTP call, as a translating adapter translates the
+// request first, then POSTs with client.
+type preparingProvider struct {
+	prep   func(ctx context.Context)
+	client *http.Client
+	url    string
+}
+
+func (p *preparingProvider) Do(ctx context.Context, _ *providers.Request) (*http.Response, error) {
+	p.prep(ctx)
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return p.client.Do(hr)
+}
+
+// TestConnectClockStartsAtTheDial: the connect timeout bounds getting a connection, from the
+// moment the transport starts getting one; the work an adapter does before (translating the
+// request) is bounded only by the total timeout.
+func TestConnectClockStartsAtTheDial(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	defer srv.Close()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	sleep := func(d time.Duration) func(context.Context) {
+		return func(ctx context.Context) {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+		}
+	}
+	x := &exchange{ctx: context.Background()}
+	attempt := func(p providers.Provider, to providers.Timeouts) error {
+		to.FirstByte, to.Idle = 10*time.Second, 10*time.Second
+		resp, err := x.call(&providers.Deployment{Provider: p, Timeouts: to}, &providers.Request{})
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return err
+	}
+
+	t.Run("slow preparation is not a connect timeout", func(t *testing.T) {
+		p := &preparingProvider{prep: sleep(500 * time.Millisecond), client: &http.Client{Transport: tr}, url: srv.URL}
+		if err := attempt(p, providers.Timeouts{Connect: 100 * time.Millisecond, Total: 20 * time.Second}); err != nil {
+			t.Fatalf("a call whose preparation outlasted the connect timeout failed: %v", err)
+		}
+	})
+	t.Run("a dial that hangs is a connect timeout", func(t *testing.T) {
+		hang := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}}
+		p := &preparingProvider{prep: func(context.Context) {}, client: &http.Client{Transport: hang}, url: srv.URL}
+		if err := attempt(p, providers.Timeouts{Connect: 100 * time.Millisecond, Total: 20 * time.Second}); !errors.Is(err, errConnectTimeout) {
+			t.Fatalf("err = %v, want the connect timeout", err)
+		}
+	})
+	t.Run("preparation stays under the total timeout", func(t *testing.T) {
+		p := &preparingProvider{prep: sleep(time.Minute), client: &http.Client{Transport: tr}, url: srv.URL}
+		if err := attempt(p, providers.Timeouts{Connect: 20 * time.Second, Total: 200 * time.Millisecond}); !errors.Is(err, errTotalTimeout) {
+			t.Fatalf("err = %v, want the total timeout", err)
+		}
+	})
+}
+
+// TestRefusedDialIsAConnectError: a deployment whose address the outbound policy refuses is
+// never connected to; the attempt is a connection failure charged to the deployment, with a
+// reason that names the policy and not the address, and the client gets the gateway's 502.
+func TestRefusedDialIsAConnectError(t *testing.T) {
+	var conns atomic.Int32
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "{}") }))
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	up.Start()
+	defer up.Close()
+	p, err := openai.New(openai.Options{BaseURL: up.URL + "/v1"}) // the default policy: public addresses only
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, key, _ := newTestGateway(t, p)
+	srv := httptest.NewServer(g.Handler())
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"m","messages":[]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || strings.Contains(string(body), "127.0.0.1") || conns.Load() != 0 {
+		t.Errorf("HTTP %d %s; %d connections reached the upstream", resp.StatusCode, body, conns.Load())
+	}
+	ds := g.Deployments()
+	if len(ds) != 1 || ds[0].Status.Failed != 1 || ds[0].Status.LastFailure == nil ||
+		ds[0].Status.LastFailure.Reason != "address refused by the outbound policy" {
+		t.Errorf("deployment state %+v", ds)
+	}
+}
