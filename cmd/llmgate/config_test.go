@@ -111,6 +111,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"deployment of unknown provider", "providers:\n  - {name: a, type: mock}\nmodels:\n  - name: m\n    deployments: [{provider: b}]\n", nil, "models[0] (m).deployments[0].provider"},
 		{"model without deployments", "providers:\n  - {name: a, type: mock}\nmodels:\n  - name: m\n", nil, "deployments"},
 		{"bad log level", "log:\n  level: loud\n", nil, "log.level"},
+		{"negative settle queue", "quota:\n  settle_queue: -1\n", nil, "quota.settle_queue"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
