@@ -30,6 +30,10 @@ type Options struct {
 	// Replicas is the number of gateway replicas, dividing limits in the fail-open fallback
 	// (default 1).
 	Replicas int `yaml:"replicas"`
+	// SettleQueue bounds the settlements (releases of concurrency slots, with their token
+	// counts) kept for replay while Redis does not take them (default 50,000); beyond it the
+	// oldest are dropped and counted.
+	SettleQueue int `yaml:"settle_queue"`
 }
 
 // DefaultTiers are the seed's tiers: free 20 rpm / 100k tokens a day / 2 concurrent; pro 100 / 2M
@@ -66,6 +70,9 @@ func (o Options) WithDefaults() Options {
 	if o.Replicas <= 0 {
 		o.Replicas = 1
 	}
+	if o.SettleQueue == 0 {
+		o.SettleQueue = 50_000
+	}
 	return o
 }
 
@@ -83,6 +90,9 @@ func (o Options) Validate() error {
 		if v != "open" && v != "closed" {
 			return fmt.Errorf("quota.on_redis_failure.%s: %q is neither open nor closed", dim, v)
 		}
+	}
+	if o.SettleQueue < 0 {
+		return fmt.Errorf("quota.settle_queue: %d is negative", o.SettleQueue)
 	}
 	for name, l := range o.Tiers {
 		if l.RPM < 0 || l.TPM < 0 || l.TokensPerDay < 0 || l.Concurrent < 0 {

@@ -132,6 +132,39 @@ func (r *Redis) Settle(ctx context.Context, lease *Lease, used Spent) error {
 	if lease == nil || len(lease.Subjects) == 0 {
 		return nil
 	}
+	if err := r.settles.submit(ctx, r.settleJob(lease, used), r.sendSettles); err != nil {
+		return fmt.Errorf("quota: redis settle: %w", err)
+	}
+	return nil
+}
+
+// settleNow sends the settlements at once in one pipeline, outside the group commit, and
+// returns each one's error: Resilient replays its queue with it.
+func (r *Redis) settleNow(ctx context.Context, leases []*Lease, used []Spent) []error {
+	errs := make([]error, len(leases))
+	jobs := make([]*settleJob, 0, len(leases))
+	idx := make([]int, 0, len(leases))
+	for i, l := range leases {
+		if l != nil && len(l.Subjects) > 0 {
+			jobs = append(jobs, r.settleJob(l, used[i]))
+			idx = append(idx, i)
+		}
+	}
+	if len(jobs) == 0 {
+		return errs
+	}
+	r.sendSettles(ctx, jobs)
+	for k, j := range jobs {
+		if err := <-j.result; err != nil {
+			errs[idx[k]] = fmt.Errorf("quota: redis settle: %w", err)
+		}
+	}
+	return errs
+}
+
+// settleJob builds the settle.lua call of a lease. A lease whose AdmittedAt is 0 undoes an
+// admission whose reply was lost (see settle.lua).
+func (r *Redis) settleJob(lease *Lease, used Spent) *settleJob {
 	keys := make([]string, 0, 3*len(lease.Subjects))
 	kinds := make([]byte, len(lease.Subjects))
 	for i, s := range lease.Subjects {
@@ -149,12 +182,8 @@ func (r *Redis) Settle(ctx context.Context, lease *Lease, used Spent) error {
 	diff := max(used.Tokens, 0) - lease.Reserved
 	costDiff := min(max(used.Cost, 0), MaxMoney) - lease.ReservedCost
 	chargeDiff := min(max(used.Charge, 0), MaxMoney) - lease.ReservedCost
-	job := &settleJob{keys: keys, args: []any{lease.ID, diff, lease.AdmittedAt, r.window, costDiff, chargeDiff, string(kinds)},
+	return &settleJob{keys: keys, args: []any{lease.ID, diff, lease.AdmittedAt, r.window, costDiff, chargeDiff, string(kinds), r.leaseTTL},
 		result: make(chan error, 1), lead: make(chan struct{}, 1)}
-	if err := r.settles.submit(ctx, job, r.sendSettles); err != nil {
-		return fmt.Errorf("quota: redis settle: %w", err)
-	}
-	return nil
 }
 
 // settleJob is one queued settlement; result gets its outcome, lead makes its caller the next
@@ -172,7 +201,8 @@ type settleJob struct {
 // and when the batch returns, the first of them still waiting is handed the lead and sends the
 // next batch. A caller whose context ends stops waiting, but its job stays queued and is sent.
 // settleSendTimeout bounds one settlement pipeline. It runs after the answers have left, so it
-// may take longer than an admission; a lease it fails to release expires with its TTL.
+// may take longer than an admission; a lease it fails to release expires with its TTL, unless
+// Resilient replays the settlement.
 const settleSendTimeout = time.Second
 
 type settleBatcher struct {

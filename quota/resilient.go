@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -25,6 +26,10 @@ type ResilientOptions struct {
 	Replicas int
 	// ProbeInterval is how often a down Redis is pinged (default 1s).
 	ProbeInterval time.Duration
+	// MaxPending bounds the settlements queued for replay while Redis does not take them
+	// (default 50,000); beyond it the oldest are dropped and counted, and their slots free with
+	// the lease TTL.
+	MaxPending int
 	// Limiter configures the local fallback limiter.
 	Limiter LimiterOptions
 	// Registerer receives the metrics (nil: not registered).
@@ -32,6 +37,10 @@ type ResilientOptions struct {
 	// Log receives the up/down transitions (nil: slog.Default()).
 	Log *slog.Logger
 }
+
+// ErrSettleDropped is returned by Settle when a Redis lease's settlement could be neither
+// delivered nor queued (the limiter is closed): its slots free when the lease expires.
+var ErrSettleDropped = errors.New("quota: settlement dropped: redis did not take it and the limiter is closed")
 
 // ErrRedisDown is returned by the admin calls (Usage, ClearSession) while Redis is unreachable:
 // unlike admission, they have no local answer worth giving.
@@ -41,17 +50,36 @@ var ErrRedisDown = errors.New("quota: redis is unreachable")
 // it does not. The first failed or timed-out call marks Redis down; from then on requests are
 // decided locally without touching Redis at all (so none waits on it) until a background PING
 // succeeds. Local decisions are Degraded and their leases Local, so they settle locally.
+//
+// A release is never lost to a slow or absent Redis: a settlement of a Redis lease that cannot be
+// delivered (Redis down, or the call failed or timed out) is queued and replayed with backoff
+// until Redis takes it or the lease would have expired anyway. So is the undoing of an
+// admission whose call failed: a slow Redis may still run it after the caller gave up and
+// decided locally, and its lease must not hold a slot for the lease TTL. Replays are
+// idempotent (see settleQueue). A single slow call still sends admissions to the local limiter
+// until the next probe: fail-open is what the fallback is for, and with releases replayed a
+// false alarm costs at most one ProbeInterval of local decisions.
 type Resilient struct {
-	redis   *Redis
-	local   *Memory
-	opts    ResilientOptions
-	metrics resilientMetrics
-	up      atomic.Bool
+	redis    *Redis
+	local    *Memory
+	opts     ResilientOptions
+	leaseTTL time.Duration
+	metrics  resilientMetrics
+	up       atomic.Bool
+	pending  *settleQueue
 
-	stop      chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
+	stop       chan struct{}
+	done       chan struct{} // the prober has ended
+	replayDone chan struct{} // the replayer has ended
+	closeOnce  sync.Once
 }
+
+// Replay of queued settlements: backoff between failed attempts, entries per pipeline.
+const (
+	replayMinBackoff = 100 * time.Millisecond
+	replayMaxBackoff = 5 * time.Second
+	replayBatch      = 500
+)
 
 var (
 	_ Limiter        = (*Resilient)(nil)
@@ -76,27 +104,47 @@ func NewResilient(r *Redis, opts ResilientOptions) *Resilient {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 50_000
+	}
 	x := &Resilient{
-		redis:   r,
-		local:   NewMemory(opts.Limiter),
-		opts:    opts,
-		metrics: newResilientMetrics(opts.Registerer),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		redis:      r,
+		local:      NewMemory(opts.Limiter),
+		opts:       opts,
+		leaseTTL:   opts.Limiter.withDefaults().LeaseTTL,
+		metrics:    newResilientMetrics(opts.Registerer),
+		pending:    newSettleQueue(opts.MaxPending),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+		replayDone: make(chan struct{}),
 	}
 	x.up.Store(true)
 	x.metrics.up.Set(1)
 	go x.probe()
+	go x.replay()
 	return x
 }
 
 // Healthy reports whether Redis is up, for /health/ready.
 func (x *Resilient) Healthy() bool { return x.up.Load() }
 
-// Close stops the prober. The limiter still answers afterwards, but never notices Redis return.
+// Close stops the prober and the replayer, then tries once more (for at most a second) to
+// deliver the settlements still queued; those it cannot are dropped and counted. The limiter
+// still answers afterwards, but never notices Redis return, and a settlement it cannot deliver
+// at once is dropped.
 func (x *Resilient) Close() {
-	x.closeOnce.Do(func() { close(x.stop) })
+	x.closeOnce.Do(func() {
+		close(x.stop)
+		<-x.done
+		<-x.replayDone
+		ctx, cancel := context.WithTimeout(context.Background(), settleSendTimeout)
+		_ = x.drain(ctx)
+		cancel()
+		x.dropped("shutdown", x.pending.close())
+		x.metrics.pending.Set(0)
+	})
 	<-x.done
+	<-x.replayDone
 }
 
 // Admit implements Limiter.
@@ -114,6 +162,10 @@ func (x *Resilient) Admit(ctx context.Context, req Request) (Result, error) {
 			x.metrics.decided(res)
 			return res, nil
 		}
+		// Redis may have run the admission anyway (a slow or paused server runs what it has
+		// read, after the caller stopped waiting): undo it, should it have taken a lease. Its
+		// admission time is unknown (0): settle.lua reads it from the lease.
+		x.enqueue(&Lease{ID: req.ID, Subjects: req.Subjects, Reserved: req.Tokens, ReservedCost: min(req.Cost, MaxMoney)}, Spent{})
 		if ctx.Err() != nil { // the caller gave up: no decision is needed
 			return Result{}, err
 		}
@@ -159,31 +211,138 @@ func (x *Resilient) admitLocally(ctx context.Context, req Request) (Result, erro
 	return res, nil
 }
 
-// Settle implements Limiter. A Redis lease that cannot be settled (Redis down) is dropped and
-// counted: its slots free when it expires, and its reservation stands in place of the real
-// count.
+// Settle implements Limiter. A Redis lease that cannot be settled now (Redis down, or the call
+// failed or timed out) is queued and replayed until Redis takes it or the lease expires. A
+// settlement dropped (the queue full, see MaxPending, or the limiter closed) is counted; its
+// slots free when the lease expires, and its reservation stands in place of the real count.
+// Settle returns ErrSettleDropped when its own settlement was dropped.
 func (x *Resilient) Settle(ctx context.Context, lease *Lease, used Spent) error {
 	switch {
 	case lease == nil:
 		return nil
 	case lease.Local:
 		return x.local.Settle(ctx, lease, used)
-	case !x.up.Load():
-		x.metrics.dropped.Inc()
-		return nil
 	}
-	// The caller waits at most the Timeout, like every Redis call on the request path (the
-	// settlement itself is still sent, see Redis.Settle), and a slow settlement does not send
-	// admissions to the fallback: admissions judge Redis's health.
-	cctx, cancel := context.WithTimeout(ctx, x.opts.Timeout)
-	defer cancel()
-	start := time.Now()
-	err := x.redis.Settle(cctx, lease, used)
-	x.metrics.latency.Observe(time.Since(start).Seconds())
-	if err != nil {
-		x.metrics.dropped.Inc()
+	if x.up.Load() {
+		// The caller waits at most the Timeout, like every Redis call on the request path, and
+		// a slow settlement does not send admissions to the fallback: admissions judge Redis's
+		// health. A timed-out settlement may still land (see Redis.Settle); the replay of its
+		// queued copy is then a no-op.
+		cctx, cancel := context.WithTimeout(ctx, x.opts.Timeout)
+		start := time.Now()
+		err := x.redis.Settle(cctx, lease, used)
+		x.metrics.latency.Observe(time.Since(start).Seconds())
+		cancel()
+		if err == nil {
+			return nil
+		}
 	}
-	return err
+	if !x.enqueue(lease, used) {
+		return ErrSettleDropped
+	}
+	return nil
+}
+
+// enqueue queues a settlement for replay; false (counted) when it could not be queued.
+func (x *Resilient) enqueue(lease *Lease, used Spent) bool {
+	if len(lease.Subjects) == 0 {
+		return true // nothing in Redis to settle
+	}
+	ok, evicted := x.pending.push(pendingSettle{lease: lease, used: used, deadline: time.Now().Add(x.leaseTTL)})
+	x.dropped("queue_full", evicted)
+	if ok {
+		x.metrics.queued.Inc()
+	} else {
+		reason := "queue_full"
+		select {
+		case <-x.stop:
+			reason = "shutdown"
+		default:
+		}
+		x.dropped(reason, 1)
+	}
+	x.metrics.pending.Set(float64(x.pending.len()))
+	return ok
+}
+
+func (x *Resilient) dropped(reason string, n int) {
+	if n > 0 {
+		x.metrics.dropped.WithLabelValues(reason).Add(float64(n))
+	}
+}
+
+// replay delivers the queued settlements while Redis is up, backing off after a failed attempt
+// (100 ms doubling to 5 s). While Redis is down it only drops the entries whose leases have
+// expired; the prober delivers the rest when Redis answers again, before admissions go back to
+// it.
+func (x *Resilient) replay() {
+	defer close(x.replayDone)
+	backoff := replayMinBackoff
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	armed := false // an attempt is due when the timer fires
+	for {
+		if !armed && x.pending.len() > 0 {
+			timer.Reset(backoff)
+			armed = true
+		}
+		select {
+		case <-x.stop:
+			return
+		case <-x.pending.wake:
+			continue // an armed timer stays: arrivals do not postpone a due attempt
+		case <-timer.C:
+			armed = false
+		}
+		if !x.up.Load() {
+			x.dropped("expired", x.pending.expire(time.Now()))
+			x.metrics.pending.Set(float64(x.pending.len()))
+			backoff = min(x.opts.ProbeInterval, replayMaxBackoff) // the next sweep
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), settleSendTimeout)
+		err := x.drain(ctx)
+		cancel()
+		if err != nil {
+			backoff = min(2*backoff, replayMaxBackoff)
+		} else {
+			backoff = replayMinBackoff
+		}
+	}
+}
+
+// drain sends the queued settlements, one pipeline per replayBatch, until the queue is empty or
+// a pipeline fails (its failed entries are queued again, at the head).
+func (x *Resilient) drain(ctx context.Context) error {
+	defer func() { x.metrics.pending.Set(float64(x.pending.len())) }()
+	for {
+		batch, expired := x.pending.take(replayBatch, time.Now())
+		x.dropped("expired", expired)
+		if len(batch) == 0 {
+			return nil
+		}
+		leases := make([]*Lease, len(batch))
+		used := make([]Spent, len(batch))
+		for i, p := range batch {
+			leases[i], used[i] = p.lease, p.used
+		}
+		start := time.Now()
+		errs := x.redis.settleNow(ctx, leases, used)
+		x.metrics.latency.Observe(time.Since(start).Seconds())
+		var failed []pendingSettle
+		var firstErr error
+		for i, err := range errs {
+			if err != nil {
+				failed = append(failed, batch[i])
+				firstErr = cmp.Or(firstErr, err)
+			}
+		}
+		x.pending.done(len(batch), failed)
+		if firstErr != nil {
+			return firstErr
+		}
+	}
 }
 
 // Renew implements Limiter. Redis leases are not renewed while Redis is down: they may expire
@@ -265,7 +424,16 @@ func (x *Resilient) probe() {
 		ctx, cancel := context.WithTimeout(context.Background(), x.opts.Timeout)
 		err := x.redis.Ping(ctx)
 		cancel()
-		if err == nil && x.up.CompareAndSwap(false, true) {
+		if err != nil {
+			continue
+		}
+		// Deliver what was queued before admissions go back to Redis, so that they see the
+		// slots freed. Whatever fails here is left to the replayer.
+		ctx, cancel = context.WithTimeout(context.Background(), settleSendTimeout)
+		_ = x.drain(ctx)
+		cancel()
+		if x.up.CompareAndSwap(false, true) {
+			x.pending.signal()
 			x.metrics.up.Set(1)
 			x.opts.Log.Info("quota: redis is back, deciding there again")
 		}
@@ -276,7 +444,9 @@ func (x *Resilient) probe() {
 type resilientMetrics struct {
 	decisions *prometheus.CounterVec // dimension, result
 	fallback  *prometheus.CounterVec // policy
-	dropped   prometheus.Counter
+	dropped   *prometheus.CounterVec // reason
+	queued    prometheus.Counter
+	pending   prometheus.Gauge
 	latency   prometheus.Histogram
 	up        prometheus.Gauge
 }
@@ -291,9 +461,17 @@ func newResilientMetrics(reg prometheus.Registerer) resilientMetrics {
 			Name: "llmgate_quota_fallback_decisions_total",
 			Help: "Admission decisions made without Redis, by policy: open (local limiter) or closed (refused).",
 		}, []string{"policy"})),
-		dropped: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		dropped: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "llmgate_quota_dropped_settlements_total",
-			Help: "Settlements of Redis leases dropped because Redis was unreachable; the leases expire by TTL.",
+			Help: "Settlements of Redis leases never delivered, by reason: queue_full, expired (the lease expired first), shutdown. Their leases expire by TTL.",
+		}, []string{"reason"})),
+		queued: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "llmgate_quota_queued_settlements_total",
+			Help: "Settlements of Redis leases, and undoings of admissions whose call failed, queued for replay because Redis did not take them at once.",
+		})),
+		pending: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "llmgate_quota_pending_settlements",
+			Help: "Settlements queued for replay to Redis, quota.settle_queue at most.",
 		})),
 		latency: register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "llmgate_quota_redis_seconds",

@@ -107,8 +107,11 @@ func TestResilientRedisOutage(t *testing.T) {
 	if r := admit(closed); r.Allowed || !r.Degraded || r.Dimension != quota.DimConcurrent || r.RetryAfter <= 0 {
 		t.Errorf("fail closed: %+v, want refused on concurrency with a RetryAfter", r)
 	}
-	if err := x.Settle(ctx, before.Lease, quota.Spent{Tokens: 0}); err != nil { // Redis lease: dropped, counted
+	if err := x.Settle(ctx, before.Lease, quota.Spent{Tokens: 0}); err != nil { // Redis lease: queued for replay
 		t.Errorf("Settle of a Redis lease while down: %v", err)
+	}
+	if n := metric(t, reg, "llmgate_quota_pending_settlements"); n < 1 {
+		t.Errorf("%v settlements pending while Redis is down, want the Redis lease's", n)
 	}
 	if _, err := x.Usage(ctx, open); !errors.Is(err, quota.ErrRedisDown) {
 		t.Errorf("Usage while down: %v, want ErrRedisDown", err)
@@ -118,7 +121,7 @@ func TestResilientRedisOutage(t *testing.T) {
 		`llmgate_quota_fallback_decisions_total{policy="open"}`:            float64(total),
 		`llmgate_quota_fallback_decisions_total{policy="closed"}`:          1,
 		`llmgate_quota_decisions_total{dimension="rpm",result="rejected"}`: float64(total - 10),
-		`llmgate_quota_dropped_settlements_total`:                          1,
+		`llmgate_quota_dropped_settlements_total{reason="queue_full"}`:     0,
 	} {
 		if got := metric(t, reg, name); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)

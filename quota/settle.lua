@@ -7,7 +7,11 @@
 -- buckets.lua).
 -- ARGV: lease id, tokens used minus reserved (negative: a refund), admission ms (the reply's
 -- now of admit.lua), window ms, cost minus the cost reserved (nano-USD), charge minus the cost
--- reserved, and one character per subject: 0 no money, 1 budgets, 2 budgets and credit.
+-- reserved, one character per subject: 0 no money, 1 budgets, 2 budgets and credit, and the
+-- lease TTL ms.
+-- An admission ms of 0 means the admission's reply never came (its call timed out, Redis may
+-- have run it later): the lease, if Redis holds it, was never renewed, so it was admitted at
+-- its expiry less the TTL.
 -- Reply: 1 if the lease was held, 0 if it was already settled.
 local id = ARGV[1]
 local diff = tonumber(ARGV[2])
@@ -24,6 +28,15 @@ local now = nowSec * 1000 + math.floor(tonumber(time[2]) / 1000)
 local today = math.floor(nowSec / 86400)
 
 local n = #KEYS / 3
+if admitted == 0 then
+  for i = 1, n do
+    local exp = tonumber(redis.call('ZSCORE', KEYS[3 * i - 2], id))
+    if exp then
+      admitted = exp - tonumber(ARGV[8])
+      break
+    end
+  end
+end
 local held = 0
 for i = 1, n do
   held = held + redis.call('ZREM', KEYS[3 * i - 2], id)

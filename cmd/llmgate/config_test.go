@@ -119,6 +119,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"metadata base_url despite allow_private_network", "providers:\n  - {name: a, type: vllm, base_url: 'http://[fd00:ec2::254]/v1', allow_private_network: true}\n", nil, "providers[0] (a).base_url"},
 		{"vllm on localhost with private networks off", "providers:\n  - {name: a, type: vllm, allow_private_network: false}\n", nil, "providers[0] (a).base_url"},
 		{"anthropic on a private address", "providers:\n  - {name: a, type: anthropic, base_url: 'http://10.0.0.5'}\n", nil, "providers[0] (a).base_url"},
+		{"negative settle queue", "quota:\n  settle_queue: -1\n", nil, "quota.settle_queue"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -61,8 +61,8 @@ func newQuota(ctx context.Context, cfg Config, st store.Store, rdb redis.Univers
 	} else {
 		q.kind = "redis"
 		q.resilient = quota.NewResilient(quota.NewRedis(rdb, lo), quota.ResilientOptions{
-			Timeout: o.RedisTimeout, FailClosed: o.FailClosed, Replicas: o.Replicas, Limiter: lo,
-			Registerer: reg, Log: log})
+			Timeout: o.RedisTimeout, FailClosed: o.FailClosed, Replicas: o.Replicas, MaxPending: o.SettleQueue,
+			Limiter: lo, Registerer: reg, Log: log})
 		q.limiter = q.resilient
 	}
 	book, err := gateway.NewPolicyBook(ctx, st, rdb, changes)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -83,6 +84,31 @@ func (r *RedisServer) Start(t testing.TB) {
 		t.Skip("testsvc: Redis comes from LLMGATE_TEST_REDIS_ADDR and cannot be restarted")
 	}
 	if err := r.nodes.run(0, r.addr); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Pause freezes the server with SIGSTOP, as a hung or overloaded Redis would be: connections
+// stay open and commands are accepted into socket buffers, but nothing is answered until
+// Resume; what was sent meanwhile runs then, even for clients that gave up and hung up. A
+// server from LLMGATE_TEST_REDIS_ADDR cannot be paused: the test is skipped. Pause registers a
+// Resume with t.Cleanup, so a failing test never leaves the server frozen.
+func (r *RedisServer) Pause(t testing.TB) {
+	t.Helper()
+	r.Addr(t)
+	if os.Getenv("LLMGATE_TEST_REDIS_ADDR") != "" {
+		t.Skip("testsvc: Redis comes from LLMGATE_TEST_REDIS_ADDR and cannot be paused")
+	}
+	if err := r.nodes.signal(0, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.nodes.signal(0, syscall.SIGCONT) })
+}
+
+// Resume undoes Pause (SIGCONT).
+func (r *RedisServer) Resume(t testing.TB) {
+	t.Helper()
+	if err := r.nodes.signal(0, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -257,6 +283,16 @@ func (n *nodeSet) halt(i int) {
 		p.kill()
 		n.procs[i] = nil
 	}
+}
+
+// signal sends sig to node i, which must be running.
+func (n *nodeSet) signal(i int, sig syscall.Signal) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if i >= len(n.procs) || n.procs[i] == nil {
+		return fmt.Errorf("testsvc: redis node %d is not running", i)
+	}
+	return n.procs[i].cmd.Process.Signal(sig)
 }
 
 // stop kills every node (their data is thrown away) and removes their directories.
