@@ -32,6 +32,9 @@ const (
 	reasonTornTail = "torn_tail"
 	// reasonBadSegment: a file named like a segment without the segment magic; File holds a copy.
 	reasonBadSegment = "bad_segment"
+	// reasonDamaged: bytes in the middle of a segment that are not a frame or fail their
+	// checksum (damage on disk); File holds them, up to the next good frame, where replay went on.
+	reasonDamaged = "damaged_frame"
 )
 
 // deadEntry is one line of the dead-letter file.
@@ -47,9 +50,10 @@ type deadEntry struct {
 	File      string             `json:"file,omitempty"`
 	Bytes     int64              `json:"bytes,omitempty"`
 
-	// copyFrom, when set, names a file whose bytes from Offset on are saved into the dead-letter
-	// directory (File) as the entry is written.
+	// copyFrom, when set, names a file whose bytes from Offset on (copyLen of them; 0: to the
+	// end) are saved into the dead-letter directory (File) as the entry is written.
 	copyFrom string
+	copyLen  int64
 }
 
 // undecodable makes the entry of a spool payload that is not a record.
@@ -168,7 +172,11 @@ func (d *deadLetters) saveTailLocked(e *deadEntry) error {
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(dst, src)
+	var r io.Reader = src
+	if e.copyLen > 0 {
+		r = io.LimitReader(src, e.copyLen)
+	}
+	n, err := io.Copy(dst, r)
 	if err == nil {
 		err = dst.Sync()
 	}

@@ -26,6 +26,13 @@
 //     background: fresh records are not held back behind them.
 //   - A batch the database rejects for its data (see ErrRejected) is split in halves until the
 //     bad records are alone; the rest commits and each bad record goes to the dead-letter file.
+//   - The spool is bounded (SpoolMaxBytes, every segment together). When an append would take
+//     it past the bound, the records are not spooled: they are dropped, counted in
+//     Stats.SpoolFullDropped (llmgate_usage_spool_full_dropped_total) as well as Stats.Dropped,
+//     and logged at most once every 5 seconds; Record returns false at once, it never waits for
+//     room. A batch is cut at the last whole record that fits. What the spool holds is kept and
+//     replayed, and room comes back as replay deletes segments. Dropping the newest rather than
+//     the oldest keeps the spool append-only, and keeps what is already on disk intact.
 //
 // # Order
 //
@@ -54,7 +61,10 @@
 // Everything else survives: rows the database committed, and every spooled record whose write(2)
 // returned, fsynced or not, because the kernel's page cache outlives the process. A write cut
 // in the middle leaves a torn frame at a segment's tail: the next start detects it (length/CRC),
-// saves its bytes to the dead-letter directory and replays the rest of the segment.
+// saves its bytes to the dead-letter directory and replays the rest of the segment. Damage in
+// the middle of a segment (a bad disk block, a stray write) costs only the frames it touches:
+// the reader scans forward to the next frame that validates and goes on from there, and the
+// bytes it skipped are saved to the dead-letter directory.
 //
 // A machine crash or power loss can also lose what the kernel had not written to disk: spool
 // records appended since the last fsync (at most SpoolSyncInterval, default 1s, ago) and
@@ -75,8 +85,12 @@
 // # Spool format
 //
 // A segment is a file named by a 20-digit sequence number with the suffix ".seg", starting with
-// the 8-byte magic "LGSPOOL1" and followed by frames: payload length (uint32, little endian),
-// CRC-32C of the payload (uint32, little endian), payload. The payload is the JSON encoding of
+// the 8-byte magic "LGSPOOL2" and followed by frames: the 4-byte frame magic "\xffLGF", payload
+// length (uint32, little endian), CRC-32C of the length's 4 bytes and the payload (uint32, little
+// endian), payload. The frame magic is what a reader scans for after damage; its first byte never
+// occurs in a payload (see segment.go). Segments of the previous format, "LGSPOOL1" with frames
+// of length, CRC-32C of the payload and payload, are still read (up to their first bad frame,
+// having no magic to scan for). The payload is the JSON encoding of
 // one store.UsageRecord. JSON rather than a compact binary codec because the record type is still
 // growing: a field added to store.UsageRecord is carried through the spool with no codec change,
 // and a field the running version does not know (a spool written by another version) is

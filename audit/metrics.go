@@ -31,6 +31,8 @@ var errMetrics = errors.New("audit: register metrics")
 //	llmgate_usage_spooled_total              counter: records appended to the spool
 //	llmgate_usage_replayed_total             counter: spooled records committed by replay
 //	llmgate_usage_spool_bytes                gauge: bytes of spool on disk
+//	llmgate_usage_spool_max_bytes            gauge: the spool's bound (0: none)
+//	llmgate_usage_spool_full_dropped_total   counter: records lost because the spool was full
 type metrics struct {
 	reg        prometheus.Registerer
 	duration   prometheus.Histogram
@@ -77,6 +79,16 @@ func newMetrics(r *Recorder, reg prometheus.Registerer) (*metrics, error) {
 				}
 				return r.spool.bytes.Load()
 			}),
+		gauge("llmgate_usage_spool_max_bytes", "Bound of the usage spool on disk (usage.spool_max_bytes); 0 when unbounded or without a spool.",
+			func() int64 {
+				if r.spool == nil {
+					return 0
+				}
+				return max(r.spool.maxBytes, 0)
+			}),
+		counter("llmgate_usage_spool_full_dropped_total",
+			"Usage records lost because the spool was at usage.spool_max_bytes (also in llmgate_usage_dropped_total).",
+			nil, r.spoolFull.Load),
 	}
 	for i, c := range m.collectors {
 		if err := reg.Register(c); err != nil {

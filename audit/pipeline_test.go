@@ -212,7 +212,8 @@ func TestMetrics(t *testing.T) {
 	want := map[string]bool{"gov_audit_process_duration_ms": true, "gov_dead_letter_total": true,
 		"gov_db_write_error_total": true, "llmgate_usage_queue_depth": true, "llmgate_usage_spooled_total": true,
 		"llmgate_usage_replayed_total": true, "llmgate_usage_spool_bytes": true,
-		"llmgate_usage_written_total": true, "llmgate_usage_dropped_total": true}
+		"llmgate_usage_written_total": true, "llmgate_usage_dropped_total": true,
+		"llmgate_usage_spool_max_bytes": true, "llmgate_usage_spool_full_dropped_total": true}
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -55,6 +55,11 @@ type Options struct {
 	DeadLetterDir string `yaml:"dead_letter_dir"`
 	// SpoolSegmentBytes rotates the active segment when it would grow past this (default 64 MiB).
 	SpoolSegmentBytes int64 `yaml:"spool_segment_bytes"`
+	// SpoolMaxBytes bounds the spool on disk, every segment together (default 1 GiB; negative:
+	// no bound, the disk is the limit). A full spool refuses new records: they are dropped,
+	// counted (Stats.SpoolFullDropped and Stats.Dropped) and logged, never waited for, and what
+	// the spool holds is kept and replayed; room comes back as replay deletes segments.
+	SpoolMaxBytes int64 `yaml:"spool_max_bytes"`
 	// SpoolSyncInterval is how often the active segment is fsynced (default 1s): the most a
 	// machine crash can lose of the spool. A process crash loses none of it.
 	SpoolSyncInterval time.Duration `yaml:"spool_sync_interval"`
@@ -89,6 +94,9 @@ func (o Options) withDefaults() Options {
 	if o.SpoolSegmentBytes <= 0 {
 		o.SpoolSegmentBytes = 64 << 20
 	}
+	if o.SpoolMaxBytes == 0 {
+		o.SpoolMaxBytes = 1 << 30
+	}
 	if o.SpoolSyncInterval <= 0 {
 		o.SpoolSyncInterval = time.Second
 	}
@@ -108,6 +116,9 @@ type Stats struct {
 	Written int64
 	// Dropped counts records lost: no spool configured, or the spool could not take them.
 	Dropped int64
+	// SpoolFullDropped counts the records of Dropped the spool refused because it was at
+	// SpoolMaxBytes.
+	SpoolFullDropped int64
 	// WriteErrors counts failed Sink calls, each retry and each half of a split batch included.
 	WriteErrors int64
 	// Spooled counts records appended to the spool: queue full, database down, Close deadline.
@@ -167,6 +178,7 @@ type Recorder struct {
 
 	enqueued, written, dropped, writeErrors atomic.Int64
 	spooled, replayed, deadLettered         atomic.Int64
+	spoolFull                               atomic.Int64 // of dropped: refused by a full spool
 	lastDropLog                             atomic.Int64
 
 	cursor replayCursor // replayer goroutine only
@@ -189,7 +201,7 @@ func New(sink Sink, opts Options, log *slog.Logger) (*Recorder, error) {
 		log.Error("usage spool disabled (usage.spool_dir is empty): " +
 			"records are LOST when the queue is full or the database is down")
 	} else {
-		sp, err := openSpool(opts.SpoolDir, opts.SpoolSegmentBytes, opts.SpoolSyncInterval, log, r.wakeReplay)
+		sp, err := openSpool(opts.SpoolDir, opts.SpoolSegmentBytes, opts.SpoolSyncInterval, log, r.wakeReplay, opts.SpoolMaxBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -264,6 +276,11 @@ func (r *Recorder) overflow(rec store.UsageRecord) bool {
 	}
 	if err := r.spool.appendOne(&rec); err != nil {
 		r.dropped.Add(1)
+		if errors.Is(err, errSpoolFull) {
+			r.spoolFull.Add(1)
+			r.logDrop("usage spool full (usage.spool_max_bytes): record dropped", 1, err)
+			return false
+		}
 		r.logDrop("usage spool append failed: record dropped", 1, err)
 		return false
 	}
@@ -285,7 +302,7 @@ func (r *Recorder) logDrop(msg string, n int, err error) {
 // Stats returns a snapshot of the counters.
 func (r *Recorder) Stats() Stats {
 	s := Stats{
-		Enqueued: r.enqueued.Load(), Written: r.written.Load(), Dropped: r.dropped.Load(),
+		Enqueued: r.enqueued.Load(), Written: r.written.Load(), Dropped: r.dropped.Load(), SpoolFullDropped: r.spoolFull.Load(),
 		WriteErrors: r.writeErrors.Load(), Spooled: r.spooled.Load(), Replayed: r.replayed.Load(),
 		DeadLettered: r.deadLettered.Load(), Backlog: len(r.ch),
 	}
@@ -397,6 +414,11 @@ func (r *Recorder) spoolLocked(recs []store.UsageRecord, why string) {
 	r.spooled.Add(int64(n))
 	if err != nil {
 		r.dropped.Add(int64(len(recs) - n))
+		if errors.Is(err, errSpoolFull) { // one batch per flush interval while it lasts: rate-limited
+			r.spoolFull.Add(int64(len(recs) - n))
+			r.logDrop("usage spool full (usage.spool_max_bytes): records dropped", len(recs)-n, err)
+			return
+		}
 		r.log.Error("usage records lost: spool append failed", "records", len(recs)-n, "reason", why, "err", err)
 	}
 }

@@ -134,12 +134,18 @@ func (r *Recorder) replaySegment(ctx context.Context, seg segment) (int, error) 
 		}
 		var fe *frameError
 		if errors.As(err, &fe) {
+			// The reader has skipped the damage: only what it spans is set aside, and the
+			// records after it replay.
 			if fe.Off >= deadTo {
-				dead = append(dead, deadEntry{Reason: reasonTornTail, Error: fe.Error(),
-					Segment: filepath.Base(seg.path), Offset: fe.Off, copyFrom: seg.path})
+				e := deadEntry{Reason: reasonTornTail, Error: fe.Error(), Segment: filepath.Base(seg.path),
+					Offset: fe.Off, copyFrom: seg.path}
+				if fe.End < sr.size {
+					e.Reason, e.copyLen = reasonDamaged, fe.End-fe.Off
+				}
+				dead = append(dead, e)
 				seen = fe.Off + 1
 			}
-			break
+			continue
 		}
 		if err != nil {
 			r.cursor = replayCursor{seq: seg.seq, off: batchOff, deadTo: deadTo}

@@ -18,6 +18,9 @@ import (
 
 var errSpoolClosed = errors.New("audit: spool closed")
 
+// errSpoolFull: the spool is at its bound (Options.SpoolMaxBytes); the records were not spooled.
+var errSpoolFull = errors.New("audit: spool full (usage.spool_max_bytes)")
+
 // segment is one spool file.
 type segment struct {
 	seq  uint64
@@ -35,6 +38,7 @@ type segment struct {
 type spool struct {
 	dir      string
 	segBytes int64
+	maxBytes int64 // bound of bytes, every segment together; <= 0: none
 	log      *slog.Logger
 	onSeal   func() // wakes the replayer; must not block (called under mu)
 	lock     *os.File
@@ -57,8 +61,9 @@ type spool struct {
 }
 
 // openSpool opens (creating it) the spool directory, takes its lock, and lists the segments a
-// previous run left: they are all sealed, and new appends go to a new segment after them.
-func openSpool(dir string, segBytes int64, syncEvery time.Duration, log *slog.Logger, onSeal func()) (*spool, error) {
+// previous run left: they are all sealed, and new appends go to a new segment after them. The
+// spool refuses appends that would take it past maxBytes (<= 0: no bound).
+func openSpool(dir string, segBytes int64, syncEvery time.Duration, log *slog.Logger, onSeal func(), maxBytes int64) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit: spool dir: %w", err)
 	}
@@ -66,7 +71,7 @@ func openSpool(dir string, segBytes int64, syncEvery time.Duration, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	s := &spool{dir: dir, segBytes: segBytes, log: log, onSeal: onSeal, lock: lock, nextSeq: 1,
+	s := &spool{dir: dir, segBytes: segBytes, maxBytes: maxBytes, log: log, onSeal: onSeal, lock: lock, nextSeq: 1,
 		stopSync: make(chan struct{}), syncDone: make(chan struct{})}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -100,7 +105,7 @@ func (s *spool) appendOne(rec *store.UsageRecord) error {
 	}
 	buf, err := appendFrame((*bp)[:0], rec)
 	if err == nil {
-		err = s.write(buf)
+		_, err = s.write(buf, nil)
 	}
 	if cap(buf) <= 64<<10 { // do not keep a freak record's buffer alive
 		*bp = buf[:0]
@@ -111,65 +116,92 @@ func (s *spool) appendOne(rec *store.UsageRecord) error {
 
 // appendBatch spools records in writes of about 256 KiB at most, taking the lock once per write,
 // so a large batch spooled by the writer does not hold up the request path's appends for long.
-// It returns how many records were appended before an error.
+// It returns how many records were appended before an error; when the spool is full, that is
+// the records that fitted (whole, in order), and the error is errSpoolFull.
 func (s *spool) appendBatch(recs []store.UsageRecord) (int, error) {
 	chunk := min(256<<10, int(s.segBytes)) // so a chunk never makes a segment much larger
 	buf := make([]byte, 0, chunk+4096)
-	done, inBuf := 0, 0
+	var ends []int // where each frame in buf ends
+	done, failed := 0, 0
 	for i := range recs {
 		var err error
 		if buf, err = appendFrame(buf, &recs[i]); err != nil {
 			// An unencodable record cannot be spooled; write the others, report this one.
 			s.log.Error("usage record cannot be spooled", "request_id", recs[i].RequestID, "err", err)
-			continue
+			failed++
+		} else {
+			ends = append(ends, len(buf))
 		}
-		inBuf++
-		if len(buf) >= chunk || i == len(recs)-1 {
-			if err := s.write(buf); err != nil {
+		if len(ends) > 0 && (len(buf) >= chunk || i == len(recs)-1) {
+			n, err := s.write(buf, ends)
+			done += n
+			if err != nil {
 				return done, err
 			}
-			done, inBuf, buf = done+inBuf, 0, buf[:0]
+			buf, ends = buf[:0], ends[:0]
 		}
 	}
-	if inBuf > 0 { // the last record failed to encode after others were buffered
-		if err := s.write(buf); err != nil {
-			return done, err
-		}
-		done += inBuf
-	}
-	if done < len(recs) {
-		return done, fmt.Errorf("audit: %d usage records could not be encoded", len(recs)-done)
+	if failed > 0 {
+		return done, fmt.Errorf("audit: %d usage records could not be encoded", failed)
 	}
 	return done, nil
 }
 
 // write appends whole frames to the active segment, rotating first when they would take it
-// past the segment size.
-func (s *spool) write(frames []byte) error {
+// past the segment size. ends are the offsets in frames where each frame ends (nil: frames is
+// one frame). It returns how many frames it appended: all of them, or, when the spool would go
+// past its bound, as many as fit, with errSpoolFull.
+func (s *spool) write(frames []byte, ends []int) (int, error) {
+	if ends == nil {
+		ends = []int{len(frames)}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errSpoolClosed
+		return 0, errSpoolClosed
 	}
+	n := len(ends)
+	for n > 0 && !s.fitsLocked(int64(ends[n-1])) {
+		n--
+	}
+	if n == 0 {
+		return 0, errSpoolFull
+	}
+	frames = frames[:ends[n-1]]
 	if s.active != nil && s.cur.size > int64(len(segMagic)) && s.cur.size+int64(len(frames)) > s.segBytes {
 		s.sealLocked()
 	}
 	if s.active == nil {
 		if err := s.createLocked(); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	n, err := s.active.Write(frames)
-	s.cur.size += int64(n)
-	s.bytes.Add(int64(n))
+	w, err := s.active.Write(frames)
+	s.cur.size += int64(w)
+	s.bytes.Add(int64(w))
 	s.dirty = true
 	if err != nil {
 		// Part of a frame may be on disk: end the segment here, so that torn frame is its tail
 		// (which the replayer sets aside), and start a fresh segment at the next append.
 		s.sealLocked()
-		return fmt.Errorf("audit: spool write: %w", err)
+		return 0, fmt.Errorf("audit: spool write: %w", err)
 	}
-	return nil
+	if n < len(ends) {
+		return n, errSpoolFull
+	}
+	return n, nil
+}
+
+// fitsLocked reports whether n more bytes of frames keep the spool within its bound, counting
+// the header of the segment they would start.
+func (s *spool) fitsLocked(n int64) bool {
+	if s.maxBytes <= 0 {
+		return true
+	}
+	if s.active == nil || (s.cur.size > int64(len(segMagic)) && s.cur.size+n > s.segBytes) {
+		n += int64(len(segMagic))
+	}
+	return s.bytes.Load()+n <= s.maxBytes
 }
 
 // createLocked starts a new active segment. The directory entry is fsynced by the sync loop.

@@ -17,29 +17,37 @@ import (
 
 func openTestSpool(t *testing.T, dir string, segBytes int64) *spool {
 	t.Helper()
-	s, err := openSpool(dir, segBytes, time.Hour, quiet, nil)
+	s, err := openSpool(dir, segBytes, time.Hour, quiet, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-// readAll reads a segment's records and the error that ended it (nil at a clean end).
-func readAll(t *testing.T, path string) ([]store.UsageRecord, error) {
+// readAll reads a segment's records, going on past damaged frames as far as the reader can,
+// and returns the frame errors it met (an error opening the segment is the only one, alone).
+func readAll(t *testing.T, path string) ([]store.UsageRecord, []error) {
 	t.Helper()
 	sr, err := openSegment(path, 0)
 	if err != nil {
-		return nil, err
+		return nil, []error{err}
 	}
 	defer sr.close()
 	var out []store.UsageRecord
+	var errs []error
 	for {
+		before := sr.off
 		p, _, err := sr.next()
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return out, errs
 		}
 		if err != nil {
-			return out, err
+			errs = append(errs, err)
+			var fe *frameError
+			if !errors.As(err, &fe) || sr.off == before {
+				return out, errs // the reader cannot go on
+			}
+			continue
 		}
 		r, err := decodeRecord(p)
 		if err != nil {
@@ -89,9 +97,9 @@ func TestSpoolRoundTripAndRotation(t *testing.T) {
 		if fi, _ := os.Stat(p); fi.Size() > 4096+1024 {
 			t.Errorf("%s is %d bytes, past the segment size", p, fi.Size())
 		}
-		recs, err := readAll(t, p)
-		if err != nil {
-			t.Fatalf("%s: %v", p, err)
+		recs, errs := readAll(t, p)
+		if len(errs) > 0 {
+			t.Fatalf("%s: %v", p, errs)
 		}
 		got = append(got, recs...)
 	}
@@ -130,9 +138,9 @@ func TestTornTail(t *testing.T) {
 	s.close()
 	path := segPaths(t, dir)[0]
 	full, _ := os.ReadFile(path)
-	recs, err := readAll(t, path)
-	if err != nil || len(recs) != 3 {
-		t.Fatalf("intact segment: %d records, %v", len(recs), err)
+	recs, errs := readAll(t, path)
+	if len(errs) > 0 || len(recs) != 3 {
+		t.Fatalf("intact segment: %d records, %v", len(recs), errs)
 	}
 	sr, _ := openSegment(path, 0)
 	sr.next()
@@ -140,28 +148,34 @@ func TestTornTail(t *testing.T) {
 	lastOff := sr.off
 	sr.close()
 
+	// frameErr returns the only error of errs as a *frameError.
+	frameErr := func(errs []error) *frameError {
+		var fe *frameError
+		if len(errs) != 1 || !errors.As(errs[0], &fe) {
+			return nil
+		}
+		return fe
+	}
 	for cut := lastOff + 1; cut < int64(len(full)); cut++ {
 		os.WriteFile(path, full[:cut], 0o600)
-		recs, err := readAll(t, path)
-		var fe *frameError
-		if len(recs) != 2 || !errors.As(err, &fe) || !fe.Torn || fe.Off != lastOff {
-			t.Fatalf("cut at %d: %d records, %v", cut, len(recs), err)
+		recs, errs := readAll(t, path)
+		if fe := frameErr(errs); len(recs) != 2 || fe == nil || !fe.Torn || fe.Off != lastOff || fe.End != cut {
+			t.Fatalf("cut at %d: %d records, %v", cut, len(recs), errs)
 		}
 	}
 	// A flipped byte in the last payload is a checksum failure.
 	bad := slices.Clone(full)
 	bad[len(bad)-2] ^= 0x55
 	os.WriteFile(path, bad, 0o600)
-	recs, err = readAll(t, path)
-	var fe *frameError
-	if len(recs) != 2 || !errors.As(err, &fe) || fe.Torn || !strings.Contains(fe.Reason, "checksum") {
-		t.Fatalf("flipped byte: %d records, %v", len(recs), err)
+	recs, errs = readAll(t, path)
+	if fe := frameErr(errs); len(recs) != 2 || fe == nil || fe.Torn || !strings.Contains(fe.Reason, "checksum") {
+		t.Fatalf("flipped byte: %d records, %v", len(recs), errs)
 	}
 	// Garbage after the last frame: a huge length, caught before any allocation.
 	os.WriteFile(path, append(slices.Clone(full), 0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4, 5), 0o600)
-	recs, err = readAll(t, path)
-	if len(recs) != 3 || !errors.As(err, &fe) || !strings.Contains(fe.Reason, "length") {
-		t.Fatalf("garbage tail: %d records, %v", len(recs), err)
+	recs, errs = readAll(t, path)
+	if fe := frameErr(errs); len(recs) != 3 || fe == nil || fe.Off != int64(len(full)) || fe.End != int64(len(full))+9 {
+		t.Fatalf("garbage tail: %d records, %v", len(recs), errs)
 	}
 }
 
@@ -181,7 +195,7 @@ func TestReplayTornSegment(t *testing.T) {
 	// A frame with a good checksum that is not a record of this version.
 	frame := []byte(`{"RequestID":"from-the-future","FieldAddedLater":1}`)
 	buf := appendRawFrame(nil, frame)
-	if err := s.write(buf); err != nil {
+	if _, err := s.write(buf, nil); err != nil {
 		t.Fatal(err)
 	}
 	s.close()
@@ -192,7 +206,7 @@ func TestReplayTornSegment(t *testing.T) {
 	os.WriteFile(filepath.Join(opts.SpoolDir, segName(90)), []byte("LGSP"), 0o600)
 	os.WriteFile(filepath.Join(opts.SpoolDir, segName(91)), []byte("not a segment at all"), 0o600)
 	s = openTestSpool(t, opts.SpoolDir, 1<<20)
-	s.write(buf) // in a later segment: undecodable
+	s.write(buf, nil) // in a later segment: undecodable
 	r100 := rec(100)
 	s.appendOne(&r100)
 	s.close()

@@ -102,8 +102,12 @@ rm -rf "$bindir"
 # worker (golang/go#75804, fixed in Go 1.27), and a count has no deadline to race.
 for target in "FuzzEventData ./gateway 15000" "FuzzStream ./providers/anthropic 60000" \
 	"FuzzRequest ./providers/anthropic 100000" "FuzzGeminiStream ./providers/gemini 40000" \
-	"FuzzGeminiRequest ./providers/gemini 150000" "FuzzReader ./providers/internal/sse 150000"; do
+	"FuzzGeminiRequest ./providers/gemini 150000" "FuzzReader ./providers/internal/sse 150000" \
+	"FuzzGeminiSchema ./providers/gemini 20000 100"; do
+	# An optional fourth field bounds the minimisation of each new input, in executions: a
+	# target with inputs of a few KB and a costly body can otherwise spend the default 60 s
+	# minimising one input.
 	set -- $target
 	echo "test.sh: fuzz $1 ($3 executions)"
-	go test -run='^$' -fuzz="^$1\$" -fuzztime="$3x" "$2"
+	go test -run='^$' -fuzz="^$1\$" -fuzztime="$3x" ${4:+-fuzzminimizetime="$4x"} "$2"
 done

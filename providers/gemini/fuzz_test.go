@@ -3,6 +3,7 @@ package gemini
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"testing/iotest"
 
@@ -116,5 +117,64 @@ func checkCleanSchema(t *testing.T, s gjson.Result) {
 			v.ForEach(func(_, p gjson.Result) bool { checkCleanSchema(t, p); return true })
 		}
 		return true
+	})
+}
+
+// FuzzGeminiSchema feeds schema-heavy tool definitions to the request translator: the fuzzed
+// schema is the parameters of three tools and the response schema of one request. Whatever it
+// holds, translation must not panic, must answer a requestError or valid JSON, and must stay
+// within the $ref expansion budget: what $refs produce is bounded per request, and the rest of
+// the output is linear in the body.
+func FuzzGeminiSchema(f *testing.F) {
+	for _, s := range []string{
+		fanOutSchema(3, 4), fanOutSchema(5, 3), fanOutSchema(10, 2), fanOutSchema(2, 12),
+		`{"type":"object","$defs":{"A":{"type":"object","properties":{"s":{"type":["string","null"]}}}},"properties":{"a":{"$ref":"#/$defs/A"},"b":{"items":{"$ref":"#/$defs/A"}},"c":{"anyOf":[{"$ref":"#/$defs/A"},{"$ref":"#/$defs/A"}]}}}`,
+		`{"definitions":{"N":{"properties":{"n":{"$ref":"#/definitions/N"}}}},"$ref":"#/definitions/N"}`,
+		`{"$defs":{"E":{"enum":["a","b","c"],"description":"` + strings.Repeat("d", 200) + `"},"F":{"properties":{"a":{"$ref":"#/$defs/E"},"b":{"$ref":"#/$defs/E"},"c":{"$ref":"#/$defs/E"}}}},"properties":{"x":{"$ref":"#/$defs/F"},"y":{"$ref":"#/$defs/F"}}}`,
+		`{"type":["integer","number","string","boolean","null"],"oneOf":[{"const":"x"}],"items":[{"$ref":"#/$defs/X"}],"$defs":{"X":true}}`,
+		`{}`, `[]`, `"x"`, `{"$ref":"#/$defs/"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	// A small budget, so that the fuzzer spends its executions on inputs rather than on producing
+	// 10,000 nodes each time; the bound being checked is the same whatever its size.
+	const nodes, bytes = 300, 16 << 10
+	f.Fuzz(func(t *testing.T, schema []byte) {
+		b := schemaBudget{maxNodes: nodes, maxBytes: bytes}
+		if out, err := cleanSchema("p", "The schema", gjson.ParseBytes(schema), &b); err == nil && !gjson.ValidBytes(out) {
+			t.Fatalf("cleaned schema is not JSON: %s", out)
+		}
+		// Past the budget by at most one node's own keywords, which come from the input.
+		if b.refNodes > nodes+1 || b.refBytes > bytes+16*len(schema)+64 {
+			t.Fatalf("expansion produced %d nodes, %d bytes; budget %d, %d", b.refNodes, b.refBytes, nodes, bytes)
+		}
+
+		tool := func(name string) string {
+			return `{"type":"function","function":{"name":"` + name + `","parameters":` + string(schema) + `}}`
+		}
+		body := []byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[` + tool("a") + `,` + tool("b") + `,` + tool("c") +
+			`],"response_format":{"type":"json_schema","json_schema":{"name":"r","schema":` + string(schema) + `}}}`)
+		tr, err := translateRequestBudget(body, schemaBudget{maxNodes: nodes, maxBytes: bytes})
+		if err != nil {
+			var re *requestError
+			if !errors.As(err, &re) || re.msg == "" {
+				t.Fatalf("error %T %v is not a requestError with a message", err, err)
+			}
+			return
+		}
+		if !gjson.ValidBytes(tr.body) {
+			t.Fatalf("output is not JSON: %s", tr.body)
+		}
+		// Without $refs a schema translates to at most a few times its size (escapes, a type list
+		// spelled as anyOf); with them, at most the budget more, for all four schemas together.
+		if limit := 16*len(body) + bytes + 1024; len(tr.body) > limit {
+			t.Fatalf("output of %d bytes from a body of %d; limit %d", len(tr.body), len(body), limit)
+		}
+		out := gjson.ParseBytes(tr.body)
+		out.Get("tools.0.functionDeclarations").ForEach(func(_, d gjson.Result) bool {
+			checkCleanSchema(t, d.Get("parameters"))
+			return true
+		})
+		checkCleanSchema(t, out.Get("generationConfig.responseSchema"))
 	})
 }

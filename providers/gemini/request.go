@@ -100,6 +100,11 @@ var thinkingBudgets = map[string]int{"none": 0, "minimal": 512, "low": 1024, "me
 // translateRequest turns an OpenAI chat/completions body into a generateContent body. Its
 // errors are *requestError: the caller's request cannot be expressed for Gemini.
 func translateRequest(body []byte) (translatedRequest, error) {
+	return translateRequestBudget(body, schemaBudget{})
+}
+
+// translateRequestBudget is translateRequest with the bounds of $ref expansion given.
+func translateRequestBudget(body []byte, schemas schemaBudget) (translatedRequest, error) {
 	if !gjson.ValidBytes(body) {
 		return translatedRequest{}, badRequest("", "We could not parse the JSON body of your request.")
 	}
@@ -108,7 +113,7 @@ func translateRequest(body []byte) (translatedRequest, error) {
 	if !root.IsObject() {
 		return translatedRequest{}, badRequest("", "The request body must be a JSON object.")
 	}
-	t := reqTranslator{ids: make(map[string]string)}
+	t := reqTranslator{ids: make(map[string]string), schemas: schemas}
 	if err := t.messages(root.Get("messages")); err != nil {
 		return translatedRequest{}, err
 	}
@@ -138,6 +143,8 @@ type reqTranslator struct {
 	// Gemini matches a functionResponse to its call by name, OpenAI by id. A later assistant
 	// message reusing an id wins, so a tool message is matched to the nearest preceding call.
 	ids map[string]string
+	// schemas is what $ref expansion has produced so far, in all the request's schemas.
+	schemas schemaBudget
 }
 
 func (t *reqTranslator) messages(msgs gjson.Result) error {
@@ -574,7 +581,7 @@ func (t *reqTranslator) responseFormat(rf gjson.Result, gc *generationConfig, se
 	case "json_schema":
 		gc.ResponseMimeType, *set = "application/json", true
 		if s := rf.Get("json_schema.schema"); s.Exists() {
-			schema, err := cleanSchema("response_format.json_schema.schema", s)
+			schema, err := cleanSchema("response_format.json_schema.schema", "The response_format JSON Schema", s, &t.schemas)
 			if err != nil {
 				return err
 			}

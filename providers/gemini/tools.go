@@ -2,6 +2,7 @@ package gemini
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -58,7 +59,7 @@ func (t *reqTranslator) tools(tools, choice gjson.Result) error {
 				err = badRequest(p+".function.parameters", "Function parameters must be a JSON Schema object.")
 				return false
 			}
-			if d.Parameters, err = cleanSchema(p+".function.parameters", params); err != nil {
+			if d.Parameters, err = cleanSchema(p+".function.parameters", "The JSON Schema of tool "+strconv.Quote(d.Name), params, &t.schemas); err != nil {
 				return false
 			}
 			// Gemini rejects an OBJECT schema without properties: a function without
@@ -177,6 +178,37 @@ func contains(list []string, s string) bool {
 // maxSchemaDepth bounds schema nesting, $ref expansion included (a recursive $ref hits it).
 const maxSchemaDepth = 32
 
+// Bounds of $ref expansion in one request. Gemini has no $ref, so each reference is copied in
+// place, and a definition referenced n times from a definition referenced n times grows as
+// n^depth: a 2 KB schema of 10 levels with 4 references each expands to a million nodes. The
+// depth cap alone does not stop that; these do. Output not produced by $refs is linear in the
+// request body (bounded by the gateway's body limit), so only the expansion is counted.
+const (
+	// maxRefNodes is how many schema nodes $ref expansion may produce per request, all schemas
+	// of the request (every tool's parameters and the response schema) together.
+	maxRefNodes = 10_000
+	// maxRefBytes is how many bytes of translated schema $ref expansion may produce per request.
+	maxRefBytes = 1 << 20
+)
+
+// schemaBudget is what $ref expansion has produced so far in one request, and its bounds.
+type schemaBudget struct {
+	maxNodes, maxBytes int // 0: maxRefNodes, maxRefBytes (tests set smaller bounds)
+	refNodes           int // schema nodes produced inside expanded $refs
+	refBytes           int // bytes produced inside expanded $refs
+}
+
+func (b *schemaBudget) limits() (nodes, bytes int) {
+	nodes, bytes = b.maxNodes, b.maxBytes
+	if nodes <= 0 {
+		nodes = maxRefNodes
+	}
+	if bytes <= 0 {
+		bytes = maxRefBytes
+	}
+	return nodes, bytes
+}
+
 // cleanSchema rewrites a JSON Schema into the OpenAPI subset Gemini's Schema accepts
 // (https://ai.google.dev/api/caching#Schema). Gemini answers 400 to any keyword it does not
 // know, so this keeps only known ones, in their original order: type, format, title,
@@ -191,8 +223,11 @@ const maxSchemaDepth = 32
 //   - enum is kept only when every value is a string, format only when Gemini knows it for the
 //     type (enum and date-time for strings, float and double, int32 and int64), and required
 //     only for properties that exist.
-func cleanSchema(param string, s gjson.Result) (json.RawMessage, error) {
-	c := schemaCleaner{root: s, param: param}
+//
+// budget is shared by every schema of a request; what is named in an error is the schema's
+// param (and the tool, in the message, when the schema is a tool's parameters).
+func cleanSchema(param, what string, s gjson.Result, budget *schemaBudget) (json.RawMessage, error) {
+	c := schemaCleaner{root: s, param: param, what: what, budget: budget}
 	out, err := c.clean(nil, s, 0)
 	if err != nil {
 		return nil, err
@@ -201,8 +236,34 @@ func cleanSchema(param string, s gjson.Result) (json.RawMessage, error) {
 }
 
 type schemaCleaner struct {
-	root  gjson.Result
-	param string
+	root   gjson.Result
+	param  string
+	what   string // "The JSON Schema of tool \"f\"", for messages
+	budget *schemaBudget
+	// inRef is how many $refs deep the cleaner is; refStart is where in the output the
+	// outermost expansion began.
+	inRef    int
+	refStart int
+}
+
+// overBudget reports whether $ref expansion has gone past its budget, counting the node about to
+// be written. It is called at every node inside an expansion, so the output stops growing within
+// one node's own keywords of the bound.
+func (c *schemaCleaner) overBudget(dst []byte) error {
+	b := c.budget
+	b.refNodes++
+	if maxNodes, maxBytes := b.limits(); b.refNodes > maxNodes || b.refBytes+len(dst)-c.refStart > maxBytes {
+		b.refBytes += len(dst) - c.refStart
+		return c.budgetError()
+	}
+	return nil
+}
+
+func (c *schemaCleaner) budgetError() error {
+	nodes, bytes := c.budget.limits()
+	return badRequest(c.param, fmt.Sprintf("%s expands to more than %d nodes or %d KiB through its $refs "+
+		"(Gemini needs each $ref copied in place); reference fewer definitions, or fewer times.",
+		c.what, nodes, bytes>>10))
 }
 
 var knownFormats = map[string]string{
@@ -214,6 +275,11 @@ func (c *schemaCleaner) clean(dst []byte, s gjson.Result, depth int) ([]byte, er
 	if depth > maxSchemaDepth {
 		return nil, badRequest(c.param, "The JSON Schema is nested too deeply (or its $refs are recursive).")
 	}
+	if c.inRef > 0 {
+		if err := c.overBudget(dst); err != nil {
+			return nil, err
+		}
+	}
 	if !s.IsObject() {
 		return append(dst, "{}"...), nil // true, false or junk: no constraint Gemini can express
 	}
@@ -222,7 +288,22 @@ func (c *schemaCleaner) clean(dst []byte, s gjson.Result, depth int) ([]byte, er
 		if !ok {
 			return nil, badRequest(c.param, "Unsupported $ref "+strconv.Quote(ref.Str)+": only local #/$defs/ and #/definitions/ references can be sent to Gemini.")
 		}
-		return c.clean(dst, target, depth+1)
+		if c.inRef == 0 {
+			c.refStart = len(dst)
+		}
+		c.inRef++
+		dst, err := c.clean(dst, target, depth+1)
+		c.inRef--
+		if err != nil {
+			return nil, err
+		}
+		if c.inRef == 0 { // the last node's own keywords were not counted yet
+			c.budget.refBytes += len(dst) - c.refStart
+			if _, maxBytes := c.budget.limits(); c.budget.refBytes > maxBytes {
+				return nil, c.budgetError()
+			}
+		}
+		return dst, nil
 	}
 
 	var types []string

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+// alertRules is the part of a Prometheus rule file the test reads.
+type alertRules struct {
+	Groups []struct {
+		Name  string `yaml:"name"`
+		Rules []struct {
+			Alert       string            `yaml:"alert"`
+			Expr        string            `yaml:"expr"`
+			For         string            `yaml:"for"`
+			Labels      map[string]string `yaml:"labels"`
+			Annotations map[string]string `yaml:"annotations"`
+		} `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+var (
+	// promQLGrouping is a grouping clause, whose parentheses hold label names, not metrics.
+	promQLGrouping = regexp.MustCompile(`\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
+	// promQLNoise is what holds no metric name: label matchers, range and subquery brackets,
+	// strings.
+	promQLNoise = regexp.MustCompile(`\{[^}]*\}|\[[^\]]*\]|"[^"]*"`)
+	// promQLIdent is an identifier not glued to a number (5m) or a name before it.
+	promQLIdent = regexp.MustCompile(`(?:^|[^a-zA-Z0-9_:.])([a-zA-Z_:][a-zA-Z0-9_:]*)`)
+	promQLWords = map[string]bool{"and": true, "or": true, "unless": true, "bool": true, "offset": true,
+		"by": true, "without": true, "on": true, "ignoring": true, "group_left": true, "group_right": true, "inf": true, "nan": true}
+)
+
+// metricsIn returns the metric names a PromQL expression refers to: every identifier that is
+// not a keyword, a function or aggregation (followed by "("), or a label name.
+func metricsIn(expr string) []string {
+	expr = promQLGrouping.ReplaceAllString(expr, " ")
+	expr = promQLNoise.ReplaceAllString(expr, " ")
+	var names []string
+	for _, m := range promQLIdent.FindAllStringSubmatchIndex(expr, -1) {
+		name := expr[m[2]:m[3]]
+		if call := strings.HasPrefix(strings.TrimLeft(expr[m[3]:], " \t\n"), "("); call || promQLWords[strings.ToLower(name)] {
+			continue
+		}
+		names = append(names, name)
+	}
+	return names
+}
+
+// TestAlertRules checks configs/prometheus/alerts.yaml: it parses as a rule file with the group
+// llmgate, every rule is complete, and every metric an expression names is one the gateway
+// exports on /metrics (scraped from a running gateway over loopback), so a renamed metric cannot
+// silently disarm an alert.
+func TestAlertRules(t *testing.T) {
+	raw, err := os.ReadFile("../../configs/prometheus/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules alertRules
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&rules); err != nil {
+		t.Fatalf("alerts.yaml: %v", err)
+	}
+	if len(rules.Groups) != 1 || rules.Groups[0].Name != "llmgate" || len(rules.Groups[0].Rules) == 0 {
+		t.Fatalf("alerts.yaml: want one group named llmgate with rules, got %+v", rules.Groups)
+	}
+
+	e := newEnv(t)
+	resp, err := e.http.Get(e.app.adminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]bool{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		// "# TYPE name kind": histograms are also scraped as name_bucket, name_sum, name_count.
+		if f := strings.Fields(sc.Text()); len(f) == 4 && f[0] == "#" && f[1] == "TYPE" {
+			exported[f[2]] = true
+			if f[3] == "histogram" || f[3] == "summary" {
+				exported[f[2]+"_bucket"], exported[f[2]+"_sum"], exported[f[2]+"_count"] = true, true, true
+			}
+		}
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err := sc.Err(); err != nil || len(exported) == 0 {
+		t.Fatalf("scraping /metrics: %d metrics, %v", len(exported), err)
+	}
+
+	mentioned := map[string]bool{}
+	for _, r := range rules.Groups[0].Rules {
+		if r.Alert == "" || r.Expr == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
+			t.Errorf("rule %+v: want alert, expr, labels.severity and annotations.summary", r)
+		}
+		names := metricsIn(r.Expr)
+		if len(names) == 0 {
+			t.Errorf("alert %s: no metric found in %q", r.Alert, r.Expr)
+		}
+		for _, n := range names {
+			mentioned[n] = true
+			if !exported[n] {
+				t.Errorf("alert %s refers to %s, which the gateway does not export", r.Alert, n)
+			}
+		}
+	}
+	if !mentioned["llmgate_usage_spool_full_dropped_total"] {
+		t.Error("no alert on llmgate_usage_spool_full_dropped_total (records lost to a full spool)")
+	}
+}
+
+// TestMetricsIn keeps the expression reader honest on the shapes rules use.
+func TestMetricsIn(t *testing.T) {
+	for expr, want := range map[string]string{
+		`increase(llmgate_x_total[5m]) > 0`:                                        "llmgate_x_total",
+		`sum by (instance, job) (rate(a_total{code=~"5.."}[1m])) / on(instance) b`: "a_total b",
+		`a / (b > 0) > 0.8`: "a b",
+		`histogram_quantile(0.99, sum by (le) (rate(h_bucket[5m])))`: "h_bucket",
+		`max_over_time(up[10m:1m]) offset 5m and bool c`:             "up c",
+	} {
+		if got := strings.Join(metricsIn(expr), " "); got != want {
+			t.Errorf("metricsIn(%q) = %q, want %q", expr, got, want)
+		}
+	}
+}
