@@ -99,6 +99,10 @@ func (s *Server) createUser(c *gin.Context) {
 		Metadata: b.Metadata, CreatedAt: now()}
 	if err := s.d.Store.CreateUser(c.Request.Context(), u); err != nil {
 		switch {
+		case isConflict(err) && s.othersUser(c, b.ID):
+			// User ids are one namespace across tenants. A token scoped to a tenant gets the 404
+			// every other route gives it for this user, not a 409 confirming that it exists.
+			notFound(c, "user", "id")
 		case isConflict(err):
 			fail(c, http.StatusConflict, api.TypeInvalidRequest, "user_exists", "id", "A user with that id, or with that external_id in the tenant, exists.")
 		case isNotFound(err):
@@ -111,6 +115,16 @@ func (s *Server) createUser(c *gin.Context) {
 	v := userViewOf(u)
 	s.audit(c, "user.create", u.ID, u.TenantID, nil, v)
 	c.JSON(http.StatusCreated, v)
+}
+
+// othersUser reports whether id is a user the caller may not see (of another tenant than a scoped
+// token's).
+func (s *Server) othersUser(c *gin.Context, id string) bool {
+	if who(c).Tenant == "" {
+		return false
+	}
+	u, err := s.d.Store.GetUser(c.Request.Context(), id)
+	return err == nil && !sees(c, u.TenantID)
 }
 
 // userInScope loads a user the caller may see, answering 404 itself otherwise.

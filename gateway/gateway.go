@@ -27,7 +27,9 @@ type Options struct {
 	MaxResponseBytes int64 `yaml:"max_response_bytes"`
 	// ReadHeaderTimeout bounds reading request headers [10s].
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
-	// BodyReadTimeout bounds reading the request body [60s].
+	// BodyReadTimeout bounds reading the request body [60s]. It runs from the end of the headers
+	// until the body has been read, on every route: a request answered without reading its body
+	// (a 401, a 404) is closed at this deadline at the latest.
 	BodyReadTimeout time.Duration `yaml:"body_read_timeout"`
 	// WriteTimeout bounds each write to the client (each SSE event, or a whole non-stream answer)
 	// [30s], so a client that stops reading cannot pin a stream.
@@ -39,6 +41,13 @@ type Options struct {
 	KeyCacheTTL time.Duration `yaml:"key_cache_ttl"`
 	// NegativeKeyCacheTTL is how long an unknown key is remembered as unknown [3s].
 	NegativeKeyCacheTTL time.Duration `yaml:"negative_key_cache_ttl"`
+	// KeyLookupsPerAddress bounds the store lookups of keys this replica does not know as valid,
+	// per client address (an IPv6 /64) and minute, with a burst of as many [600; negative: no
+	// bound]. Beyond it such a key gets 429 without a store query; known keys are never refused.
+	KeyLookupsPerAddress int `yaml:"key_lookups_per_address"`
+	// MaxConnections caps the connections the public listener holds open at once [8192; negative:
+	// no cap]; one more is answered 503 and closed at accept, and counted.
+	MaxConnections int `yaml:"max_connections"`
 	// MaxAttempts bounds how many deployments one request may try [3].
 	MaxAttempts int `yaml:"max_attempts"`
 	// ChargeUpstreamFaults charges credits for answers an upstream fault cut short [false];
@@ -67,6 +76,12 @@ func (o Options) withDefaults() Options {
 	def(&o.IdleTimeout, 120*time.Second)
 	def(&o.KeyCacheTTL, 3*time.Second)
 	def(&o.NegativeKeyCacheTTL, 3*time.Second)
+	if o.KeyLookupsPerAddress == 0 {
+		o.KeyLookupsPerAddress = 600
+	}
+	if o.MaxConnections == 0 {
+		o.MaxConnections = 8192
+	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 3
 	}
@@ -143,7 +158,7 @@ func New(d Deps, opts Options) *Gateway {
 		g.quotaOK = func() bool { return true }
 	}
 	g.router.Store(d.Router)
-	g.keys = newKeyCache(d.Store, opts.KeyCacheTTL, opts.NegativeKeyCacheTTL, d.Metrics)
+	g.keys = newKeyCache(d.Store, opts.KeyCacheTTL, opts.NegativeKeyCacheTTL, opts.KeyLookupsPerAddress, d.Metrics)
 	g.ready.Store(true)
 	return g
 }
@@ -183,6 +198,7 @@ func (g *Gateway) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
+	e.Use(g.bodyDeadline)
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "unknown_url", "", "Unknown request URL: "+c.Request.Method+" "+c.Request.URL.Path+"."))
 	})
@@ -216,21 +232,53 @@ func (g *Gateway) Server(addr string) *http.Server {
 	}
 }
 
+// MaxConnections is the cap on the public listener's open connections (≤ 0: none).
+func (g *Gateway) MaxConnections() int { return g.opts.MaxConnections }
+
+// bodyDeadline puts the body read deadline on every request that announces a body, from before
+// any handler runs until the body has been read (readBody then clears it). Without it, a request
+// answered without reading its body (a 401, a 404, a health check) would hold its connection and
+// goroutine for as long as the client likes: net/http reads the unread rest of a small body
+// before it sends the answer, with no deadline of its own (the server has no ReadTimeout, which
+// would cut long streams). Such answers also close the connection, so they are sent at once
+// instead of after that read; readBody drops the Connection: close once the body is in.
+// Requests without a body are left alone: net/http already reads ahead on their connection (to
+// notice a client that leaves), and a deadline would cancel them.
+func (g *Gateway) bodyDeadline(c *gin.Context) {
+	if r := c.Request; r.ContentLength != 0 && r.Body != http.NoBody {
+		_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Now().Add(g.opts.BodyReadTimeout))
+		c.Writer.Header().Set("Connection", "close")
+	}
+	c.Next()
+}
+
+// handleReady answers whether a load balancer should send this replica requests. Only a replica
+// that can serve nobody says no: while draining, and while the store is down and the replica knows
+// no valid key (every request would get 503). With the store down but keys known, requests with
+// those keys go on (keys served from the cache, usage to the spool), and so do other replicas':
+// pulling every replica out of the load balancer for it would turn a degradation into an outage.
+// A Redis outage is likewise a degradation: requests are admitted under the fallback policy.
 func (g *Gateway) handleReady(c *gin.Context) {
 	if !g.ready.Load() {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "draining"})
 		return
 	}
+	quota := "ok"
+	if !g.quotaOK() {
+		quota = "fallback"
+	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	if err := g.store.Ping(ctx); err != nil {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "store": "down"})
+		if !g.keys.knowsKeys() {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "store": "down", "quota": quota})
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "degraded", "store": "down", "quota": quota})
 		return
 	}
-	if !g.quotaOK() {
-		// Still ready: requests are served under the fallback policy, and pulling every replica
-		// out of the load balancer because Redis is away would turn a degradation into an outage.
-		c.JSON(http.StatusOK, gin.H{"status": "degraded", "store": "ok", "quota": "fallback"})
+	if quota != "ok" {
+		c.JSON(http.StatusOK, gin.H{"status": "degraded", "store": "ok", "quota": quota})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "store": "ok", "quota": "ok"})

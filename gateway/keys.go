@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/store"
 )
 
@@ -121,32 +122,39 @@ func setOf(names []string) map[string]struct{} {
 
 // keyCache resolves key hashes to identities with a short TTL, so the store sees one query per key
 // per TTL, and a revocation is visible within TTL. Unknown hashes are cached too (negative
-// caching), and concurrent misses for one hash share a single store query.
+// caching), apart from the valid ones so that a flood of unknown keys never pushes a valid key
+// out; concurrent misses for one hash share a single store query. A store query for a key not
+// known as valid costs the client's address one lookup from its budget (refunded when the key
+// turns out valid), so distinct made-up keys cannot turn into a stream of store queries.
 type keyCache struct {
-	store    store.Store
-	ttl      time.Duration
-	negTTL   time.Duration
-	maxItems int
-	now      func() time.Time
-	metrics  *Metrics
+	store     store.Store
+	ttl       time.Duration
+	negTTL    time.Duration
+	maxItems  int // valid keys remembered at most
+	maxMisses int // unknown keys remembered at most
+	now       func() time.Time
+	metrics   *Metrics
+	lookups   *lookupBudget // nil: unbounded
 
 	mu      sync.RWMutex
-	entries map[string]keyEntry
+	entries map[string]keyEntry  // hash → identity of a valid key (also revoked or expired ones)
+	misses  map[string]time.Time // hash → until when it is known as unknown
 	flight  singleflight.Group
 }
 
 type keyEntry struct {
-	id      *Identity // nil: the hash is unknown
+	id      *Identity
 	expires time.Time
 }
 
-func newKeyCache(s store.Store, ttl, negTTL time.Duration, m *Metrics) *keyCache {
-	return &keyCache{store: s, ttl: ttl, negTTL: negTTL, maxItems: 100_000, now: time.Now, metrics: m,
-		entries: make(map[string]keyEntry)}
+func newKeyCache(s store.Store, ttl, negTTL time.Duration, lookupsPerMinute int, m *Metrics) *keyCache {
+	return &keyCache{store: s, ttl: ttl, negTTL: negTTL, maxItems: 100_000, maxMisses: 50_000, now: time.Now, metrics: m,
+		lookups: newLookupBudget(lookupsPerMinute), entries: make(map[string]keyEntry), misses: make(map[string]time.Time)}
 }
 
-// resolve returns the identity of a plaintext key, or an *Error for the client.
-func (c *keyCache) resolve(ctx context.Context, plaintext string) (*Identity, error) {
+// resolve returns the identity of a plaintext key sent from addr (a RemoteAddr), or an *Error
+// for the client.
+func (c *keyCache) resolve(ctx context.Context, plaintext, addr string) (*Identity, error) {
 	if plaintext == "" {
 		return nil, errNoKey
 	}
@@ -157,15 +165,26 @@ func (c *keyCache) resolve(ctx context.Context, plaintext string) (*Identity, er
 	hash := HashKey(plaintext)
 	now := c.now()
 	c.mu.RLock()
-	e, ok := c.entries[hash]
+	e, known := c.entries[hash]
+	missUntil, missed := c.misses[hash]
 	c.mu.RUnlock()
-	if ok && now.Before(e.expires) {
-		if e.id == nil {
-			c.metrics.keyLookups.WithLabelValues("negative").Inc()
-			return nil, errBadKey
-		}
+	if known && now.Before(e.expires) {
 		c.metrics.keyLookups.WithLabelValues("cache").Inc()
 		return check(e.id, now)
+	}
+	if !known && missed && now.Before(missUntil) {
+		c.metrics.keyLookups.WithLabelValues("negative").Inc()
+		return nil, errBadKey
+	}
+	// Refreshing a key known as valid is free; any other key spends its address's budget.
+	if !known {
+		if wait, ok := c.lookups.take(addr, now); !ok {
+			c.metrics.keyLookups.WithLabelValues("refused").Inc()
+			err := newError(http.StatusTooManyRequests, api.TypeRateLimit, "too_many_key_lookups", "",
+				"Too many requests with unknown API keys from this address; retry later.")
+			err.retryAfter = wait
+			return nil, err
+		}
 	}
 	v, err, _ := c.flight.Do(hash, func() (any, error) { return c.load(ctx, hash) })
 	if err != nil {
@@ -175,7 +194,18 @@ func (c *keyCache) resolve(ctx context.Context, plaintext string) (*Identity, er
 	if id == nil {
 		return nil, errBadKey
 	}
+	if !known {
+		c.lookups.refund(addr)
+	}
 	return check(id, now)
+}
+
+// knowsKeys reports whether the cache holds any valid key, which it can serve while the store is
+// down.
+func (c *keyCache) knowsKeys() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries) > 0
 }
 
 // staleRetry is how long a key served stale (the store is down) is trusted before the store is
@@ -193,7 +223,7 @@ func (c *keyCache) load(ctx context.Context, hash string) (*Identity, error) {
 	c.metrics.keyLookups.WithLabelValues("store").Inc()
 	k, err := c.store.KeyBySecret(ctx, hash, now)
 	if errors.Is(err, store.ErrNotFound) {
-		c.put(hash, keyEntry{expires: now.Add(c.negTTL)})
+		c.putMiss(hash, now.Add(c.negTTL))
 		return (*Identity)(nil), nil
 	}
 	if err != nil {
@@ -228,23 +258,48 @@ func (c *keyCache) stale(hash string, now time.Time) (*Identity, error) {
 	return e.id, nil
 }
 
+// put remembers a valid key. When full, it evicts the entry that expires first among a few
+// sampled ones: memory stays bounded without a reset that would send every live key back to the
+// store at once.
 func (c *keyCache) put(hash string, e keyEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) >= c.maxItems {
-		// Bounded memory under a flood of distinct keys: drop expired entries, and if that is not
-		// enough, start over (the store absorbs one query per live key).
-		now := c.now()
-		for h, old := range c.entries {
-			if !now.Before(old.expires) {
-				delete(c.entries, h)
-			}
-		}
-		if len(c.entries) >= c.maxItems {
-			c.entries = make(map[string]keyEntry)
-		}
+	delete(c.misses, hash)
+	if _, ok := c.entries[hash]; !ok && len(c.entries) >= c.maxItems {
+		evictSampled(c.entries, func(e keyEntry) time.Time { return e.expires })
 	}
 	c.entries[hash] = e
+}
+
+// putMiss remembers an unknown key, and forgets it as valid (a key deleted meanwhile).
+func (c *keyCache) putMiss(hash string, until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, hash)
+	if _, ok := c.misses[hash]; !ok && len(c.misses) >= c.maxMisses {
+		evictSampled(c.misses, func(t time.Time) time.Time { return t })
+	}
+	c.misses[hash] = until
+}
+
+// evictSamples is how many entries evictSampled looks at; Redis's approximated LRU samples 5.
+const evictSamples = 8
+
+// evictSampled deletes, of a few entries taken from m in Go's randomised iteration order, the one
+// with the earliest time: close to evicting the oldest, at a constant cost.
+func evictSampled[V any](m map[string]V, at func(V) time.Time) {
+	var victim string
+	var oldest time.Time
+	n := 0
+	for k, v := range m {
+		if t := at(v); n == 0 || t.Before(oldest) {
+			victim, oldest = k, t
+		}
+		if n++; n == evictSamples {
+			break
+		}
+	}
+	delete(m, victim)
 }
 
 func check(id *Identity, now time.Time) (*Identity, error) {

@@ -53,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer, costUserLabels int) *Metrics {
 			Name: "llmgate_upstream_attempts_total", Help: "Upstream calls by deployment and outcome (ok, http_<status>, error), and deployments skipped with their breaker open (breaker_open).",
 		}, []string{"deployment", "outcome"}),
 		keyLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "llmgate_key_lookups_total", Help: "API key resolutions by source: cache hit, negative cache hit, store, rejected by format.",
+			Name: "llmgate_key_lookups_total", Help: "API key resolutions by source: cache hit, negative cache hit, store, stale (store down), rejected by format, refused (the address spent its lookup budget).",
 		}, []string{"source"}),
 	}
 	m.unpriced = prometheus.NewCounterVec(prometheus.CounterOpts{

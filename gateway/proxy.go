@@ -86,7 +86,7 @@ func (g *Gateway) relayHandler(ep providers.Endpoint) gin.HandlerFunc {
 // authenticate resolves the caller's key. Unauthenticated requests are answered here and leave
 // no usage record; every authenticated one gets an exchange whose settle writes exactly one.
 func (g *Gateway) authenticate(c *gin.Context, ep providers.Endpoint) (*exchange, bool) {
-	id, err := g.keys.resolve(c.Request.Context(), keyFromRequest(c.Request))
+	id, err := g.keys.resolve(c.Request.Context(), keyFromRequest(c.Request), c.Request.RemoteAddr)
 	if err != nil {
 		status, _ := classify(err)
 		writeError(c, err)
@@ -206,7 +206,6 @@ func (x *exchange) readBody() ([]byte, error) {
 	}
 	rc := http.NewResponseController(x.c.Writer)
 	_ = rc.SetReadDeadline(time.Now().Add(x.g.opts.BodyReadTimeout))
-	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	n := r.ContentLength
 	if n < 0 || n > max {
 		n = 512
@@ -222,6 +221,10 @@ func (x *exchange) readBody() ([]byte, error) {
 	case err != nil:
 		return nil, newError(http.StatusBadRequest, api.TypeInvalidRequest, "body_read_failed", "", "The request body could not be read.")
 	}
+	// Read in full: no deadline from here on (a stream may last long), and the connection may be
+	// kept. After a failed read both stay, so net/http never waits on the rest of the body.
+	_ = rc.SetReadDeadline(time.Time{})
+	x.c.Writer.Header().Del("Connection")
 	return buf.Bytes(), nil
 }
 

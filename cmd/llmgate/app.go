@@ -23,6 +23,7 @@ import (
 	"github.com/llmgate/llmgate/billing/tokens"
 	"github.com/llmgate/llmgate/configs"
 	"github.com/llmgate/llmgate/gateway"
+	"github.com/llmgate/llmgate/internal/connlimit"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/anthropic"
 	"github.com/llmgate/llmgate/providers/gemini"
@@ -33,6 +34,10 @@ import (
 	"github.com/llmgate/llmgate/store/postgres"
 	"github.com/llmgate/llmgate/store/sqlite"
 )
+
+// defaultAdminMaxConnections caps the admin listener's connections when admin_max_connections is
+// unset: operators, the console and Prometheus need few.
+const defaultAdminMaxConnections = 512
 
 // app is a running gateway: both listeners and everything behind them.
 type app struct {
@@ -155,6 +160,9 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		return nil, fmt.Errorf("admin_listen: %w", err)
 	}
 	a.publicURL, a.adminURL = "http://"+dialable(pl.Addr()), "http://"+dialable(al.Addr())
+	conns := connlimit.NewMetrics(reg)
+	pl = conns.Listener(pl, "public", gw.MaxConnections())
+	al = conns.Listener(al, "admin", cmp.Or(cfg.AdminMaxConnections, defaultAdminMaxConnections))
 	go func() { a.served <- a.public.Serve(pl) }()
 	go func() { a.served <- a.admin.Serve(al) }()
 

@@ -48,6 +48,9 @@ type Config struct {
 	Quota              quota.Options   `yaml:"quota"`
 	Gateway            gateway.Options `yaml:"gateway"`
 	Usage              audit.Options   `yaml:"usage"`
+	// AdminMaxConnections caps the admin listener's open connections (default 512; negative: no
+	// cap); one more is answered 503 and closed at accept, and counted.
+	AdminMaxConnections int `yaml:"admin_max_connections"`
 }
 
 // LogConfig is the `log` section.
