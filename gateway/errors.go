@@ -39,6 +39,7 @@ var (
 	errRevoked   = newError(http.StatusUnauthorized, api.TypeAuthentication, "revoked_api_key", "", "This API key has been revoked.")
 	errTooLarge  = newError(http.StatusRequestEntityTooLarge, api.TypeInvalidRequest, "request_too_large", "", "The request body is too large.")
 	errNoUpstrm  = newError(http.StatusBadGateway, api.TypeUpstream, "upstream_unavailable", "", "No upstream deployment could be reached.")
+	errNotObject = newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "We could not parse the JSON body of your request: it must be a JSON object.")
 	errStoreDown = newError(http.StatusServiceUnavailable, api.TypeUnavailable, "store_unavailable", "", "The gateway cannot verify API keys right now; retry shortly.")
 )
 

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
@@ -163,7 +165,7 @@ func (x *exchange) relay() {
 		x.fail(err)
 		return
 	}
-	req, err := parseRequest(body, x.ep)
+	req, err := parseRequest(body, x.ep, x.g.bodies)
 	if err != nil {
 		x.fail(err)
 		return
@@ -232,16 +234,24 @@ type request struct {
 	maxTokens    int64 // max_completion_tokens, else max_tokens; 0 when neither is set
 }
 
-// parseRequest validates the JSON and picks out the few fields routing needs, without decoding the
-// body.
-func parseRequest(body []byte, ep providers.Endpoint) (request, error) {
+// parseRequest checks the body (see bodyChecker) and picks out the few fields routing needs,
+// without decoding the body. Fields named in the checker's strip list are removed from the body
+// the upstreams get; a body without them is kept byte for byte.
+func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' || !gjson.ValidBytes(body) {
-		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "We could not parse the JSON body of your request: it must be a JSON object.")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return request{}, errNotObject
+	}
+	facts, err := bc.check(body)
+	if err != nil {
+		return request{}, bc.apiError(err)
 	}
 	f := gjson.GetManyBytes(body, "model", "stream", "stream_options.include_usage", "max_completion_tokens", "max_tokens")
 	if f[0].Type != gjson.String || f[0].Str == "" {
 		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "missing_model", "model", "You must provide a model parameter (a string).")
+	}
+	if strings.ContainsFunc(f[0].Str, unicode.IsControl) { // e.g. an escaped NUL, which no PostgreSQL text column holds
+		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "model", "The model name must not contain control characters.")
 	}
 	if f[1].Exists() && f[1].Type != gjson.True && f[1].Type != gjson.False && f[1].Type != gjson.Null {
 		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_type", "stream", "'stream' must be a boolean.")
@@ -255,6 +265,9 @@ func parseRequest(body []byte, ep providers.Endpoint) (request, error) {
 	}
 	if r.maxTokens = f[3].Int(); r.maxTokens == 0 {
 		r.maxTokens = f[4].Int()
+	}
+	if facts.strip {
+		r.body = bc.stripFields(body)
 	}
 	return r, nil
 }
