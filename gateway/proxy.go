@@ -216,6 +216,11 @@ func (x *exchange) readBody() ([]byte, error) {
 	switch {
 	case errors.As(err, &mbe):
 		return nil, errTooLarge
+	case err != nil && isTimeout(err): // the deadline above; it also cancels x.ctx, so before that test
+		// The rest of the body is still on the wire: without "close", net/http would read it
+		// (with no deadline) before sending the answer, and nothing would be answered.
+		x.c.Writer.Header().Set("Connection", "close")
+		return nil, errBodyTimeout
 	case err != nil && x.ctx.Err() != nil:
 		return nil, x.ctx.Err()
 	case err != nil:

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidwall/sjson"
 )
@@ -133,5 +137,35 @@ func TestRoutingFieldsNeverReachUpstream(t *testing.T) {
 	want, _ := sjson.Set(plain, "model", "up-model")
 	if got := e.up.Requests(1)[0].Body; got != want {
 		t.Errorf("body without routing fields changed:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestBodyReadTimeoutRecordedAsTimeout stalls a body past gateway.body_read_timeout: the client
+// is answered 408 and the usage record says timeout, not a client that went away (499).
+func TestBodyReadTimeoutRecordedAsTimeout(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Gateway.BodyReadTimeout = 300 * time.Millisecond })
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.app.publicURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	part := `{"model":"gpt-test",`
+	_, err = io.WriteString(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+e.key+
+		"\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(part)+100)+"\r\n\r\n"+part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second)) // the body deadline is 300 ms
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	id := resp.Header.Get("X-Request-Id")
+	got := readBodyError(t, resp)
+	if resp.StatusCode != http.StatusRequestTimeout || got.Type != "timeout_error" {
+		t.Errorf("HTTP %d %+v, want 408 timeout_error", resp.StatusCode, got)
+	}
+	if r := e.usageFor(id); r.Status != http.StatusRequestTimeout || r.ErrorType != "timeout_error" {
+		t.Errorf("usage record = status %d error %q, want 408 timeout_error", r.Status, r.ErrorType)
 	}
 }
