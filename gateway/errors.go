@@ -40,7 +40,11 @@ var (
 	errRevoked   = newError(http.StatusUnauthorized, api.TypeAuthentication, "revoked_api_key", "", "This API key has been revoked.")
 	errTooLarge  = newError(http.StatusRequestEntityTooLarge, api.TypeInvalidRequest, "request_too_large", "", "The request body is too large.")
 	errNoUpstrm  = newError(http.StatusBadGateway, api.TypeUpstream, "upstream_unavailable", "", "No upstream deployment could be reached.")
-	errStoreDown = newError(http.StatusServiceUnavailable, api.TypeUnavailable, "store_unavailable", "", "The gateway cannot verify API keys right now; retry shortly.")
+	errNotObject = newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "We could not parse the JSON body of your request: it must be a JSON object.")
+	// errBodyTimeout is a body that did not arrive within gateway.body_read_timeout: the gateway
+	// gave up on the client, which is a timeout, not a client that went away (499).
+	errBodyTimeout = newError(http.StatusRequestTimeout, api.TypeTimeout, "body_read_timeout", "", "The request body was not received in time.")
+	errStoreDown   = newError(http.StatusServiceUnavailable, api.TypeUnavailable, "store_unavailable", "", "The gateway cannot verify API keys right now; retry shortly.")
 )
 
 // classify maps any error to the status and body the client sees. It is the one place that does:

@@ -53,6 +53,14 @@ type Options struct {
 	// ChargeUpstreamFaults charges credits for answers an upstream fault cut short [false];
 	// answers cut by the client going away are always charged.
 	ChargeUpstreamFaults bool `yaml:"charge_upstream_faults"`
+	// MaxJSONDepth caps the nesting of objects and arrays in a request body [128]; a deeper body
+	// gets 400 json_too_deep before anything reads it.
+	MaxJSONDepth int `yaml:"max_json_depth"`
+	// StripBodyFields are removed from request bodies before forwarding, at the top level and
+	// inside a top-level "extra_body" object [api_base, base_url, api_key, extra_headers]: an
+	// upstream that is itself a proxy may honour them and send the request (and its credentials)
+	// elsewhere. Unset means the default list; an empty list strips nothing.
+	StripBodyFields []string `yaml:"strip_body_fields"`
 	// CostUserLabels bounds the userId label of the gov_cost_* metrics: the top N users by cost
 	// (recent cost weighs more) get their own series, the rest share "other" [100].
 	CostUserLabels int `yaml:"cost_user_labels"`
@@ -87,6 +95,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CostUserLabels <= 0 {
 		o.CostUserLabels = 100
+	}
+	if o.MaxJSONDepth <= 0 {
+		o.MaxJSONDepth = 128
+	}
+	if o.StripBodyFields == nil {
+		o.StripBodyFields = []string{"api_base", "base_url", "api_key", "extra_headers"}
 	}
 	return o
 }
@@ -134,6 +148,7 @@ type Gateway struct {
 	metrics  *Metrics
 	log      *slog.Logger
 	keys     *keyCache
+	bodies   *bodyChecker
 	ready    atomic.Bool
 	quotaOK  func() bool
 	// unpricedSeen remembers the models already warned about as unpriced.
@@ -158,6 +173,7 @@ func New(d Deps, opts Options) *Gateway {
 		g.quotaOK = func() bool { return true }
 	}
 	g.router.Store(d.Router)
+	g.bodies = &bodyChecker{maxDepth: opts.MaxJSONDepth, strip: opts.StripBodyFields}
 	g.keys = newKeyCache(d.Store, opts.KeyCacheTTL, opts.NegativeKeyCacheTTL, opts.KeyLookupsPerAddress, d.Metrics)
 	g.ready.Store(true)
 	return g

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
@@ -166,7 +168,7 @@ func (x *exchange) relay() {
 		x.fail(err)
 		return
 	}
-	req, err := parseRequest(body, x.ep)
+	req, err := parseRequest(body, x.ep, x.g.bodies)
 	if err != nil {
 		x.fail(err)
 		return
@@ -204,8 +206,6 @@ func (x *exchange) readBody() ([]byte, error) {
 	if r.ContentLength > max {
 		return nil, errTooLarge
 	}
-	rc := http.NewResponseController(x.c.Writer)
-	_ = rc.SetReadDeadline(time.Now().Add(x.g.opts.BodyReadTimeout))
 	n := r.ContentLength
 	if n < 0 || n > max {
 		n = 512
@@ -216,6 +216,10 @@ func (x *exchange) readBody() ([]byte, error) {
 	switch {
 	case errors.As(err, &mbe):
 		return nil, errTooLarge
+	case err != nil && isTimeout(err): // bodyDeadline's; it also cancels x.ctx, so before that test
+		// The rest of the body is still on the wire: the answer keeps bodyDeadline's "close", so
+		// net/http does not read it (with no deadline) before sending the answer.
+		return nil, errBodyTimeout
 	case err != nil && x.ctx.Err() != nil:
 		return nil, x.ctx.Err()
 	case err != nil:
@@ -223,7 +227,7 @@ func (x *exchange) readBody() ([]byte, error) {
 	}
 	// Read in full: no deadline from here on (a stream may last long), and the connection may be
 	// kept. After a failed read both stay, so net/http never waits on the rest of the body.
-	_ = rc.SetReadDeadline(time.Time{})
+	_ = http.NewResponseController(x.c.Writer).SetReadDeadline(time.Time{})
 	x.c.Writer.Header().Del("Connection")
 	return buf.Bytes(), nil
 }
@@ -238,16 +242,24 @@ type request struct {
 	maxTokens    int64 // max_completion_tokens, else max_tokens; 0 when neither is set
 }
 
-// parseRequest validates the JSON and picks out the few fields routing needs, without decoding the
-// body.
-func parseRequest(body []byte, ep providers.Endpoint) (request, error) {
+// parseRequest checks the body (see bodyChecker) and picks out the few fields routing needs,
+// without decoding the body. Fields named in the checker's strip list are removed from the body
+// the upstreams get; a body without them is kept byte for byte.
+func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' || !gjson.ValidBytes(body) {
-		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "We could not parse the JSON body of your request: it must be a JSON object.")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return request{}, errNotObject
+	}
+	facts, err := bc.check(body)
+	if err != nil {
+		return request{}, bc.apiError(err)
 	}
 	f := gjson.GetManyBytes(body, "model", "stream", "stream_options.include_usage", "max_completion_tokens", "max_tokens")
 	if f[0].Type != gjson.String || f[0].Str == "" {
 		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "missing_model", "model", "You must provide a model parameter (a string).")
+	}
+	if strings.ContainsFunc(f[0].Str, unicode.IsControl) { // e.g. an escaped NUL, which no PostgreSQL text column holds
+		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "model", "The model name must not contain control characters.")
 	}
 	if f[1].Exists() && f[1].Type != gjson.True && f[1].Type != gjson.False && f[1].Type != gjson.Null {
 		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_type", "stream", "'stream' must be a boolean.")
@@ -261,6 +273,9 @@ func parseRequest(body []byte, ep providers.Endpoint) (request, error) {
 	}
 	if r.maxTokens = f[3].Int(); r.maxTokens == 0 {
 		r.maxTokens = f[4].Int()
+	}
+	if facts.strip {
+		r.body = bc.stripFields(body)
 	}
 	return r, nil
 }

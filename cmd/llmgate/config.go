@@ -189,12 +189,18 @@ func expandNode(n *yaml.Node, env func(string) (string, bool)) error {
 // maxKeyCacheTTL keeps the promise that a revocation takes effect on every replica within 5 s.
 const maxKeyCacheTTL = 5 * time.Second
 
+// maxJSONDepth bounds gateway.max_json_depth, as encoding/json bounds its own nesting.
+const maxJSONDepth = 10000
+
 func (c *Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen: %q is not host:port", c.Listen)
 	}
 	if c.Gateway.KeyCacheTTL < 0 || c.Gateway.KeyCacheTTL > maxKeyCacheTTL {
 		return fmt.Errorf("gateway.key_cache_ttl: %s is outside 0..%s: it bounds how long a revoked key keeps working on a replica", c.Gateway.KeyCacheTTL, maxKeyCacheTTL)
+	}
+	if c.Gateway.MaxJSONDepth > maxJSONDepth {
+		return fmt.Errorf("gateway.max_json_depth: %d is above %d (each level of the cap is kept per scan in progress)", c.Gateway.MaxJSONDepth, maxJSONDepth)
 	}
 	host, _, err := net.SplitHostPort(c.AdminListen)
 	if err != nil {

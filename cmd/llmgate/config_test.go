@@ -103,6 +103,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"public admin listener without token", "admin_listen: 0.0.0.0:8081\n", nil, "admin_listen"},
 		{"bad listen", "listen: nonsense\n", nil, "listen"},
 		{"key cache beyond the revocation bound", "gateway:\n  key_cache_ttl: 6s\n", nil, "gateway.key_cache_ttl"},
+		{"JSON depth beyond the bound", "gateway:\n  max_json_depth: 100000\n", nil, "gateway.max_json_depth"},
 		{"bad database url", "database_url: mysql://x\n", nil, "database_url"},
 		{"provider without type", "providers:\n  - name: a\n", nil, "providers[0] (a).type"},
 		{"unknown provider type", "providers:\n  - name: a\n    type: telepathy\n", nil, "telepathy"},
