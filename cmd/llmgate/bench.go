@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/llmgate/llmgate/internal/adminclient"
 )
 
 const benchUsage = `Usage: llmgate bench [flags]
@@ -256,7 +258,7 @@ func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, 
 		return nil, err
 	}
 	slug := strings.ReplaceAll(name, "+", "-")
-	token := newAdminToken()
+	token := adminclient.NewToken()
 	cfgPath := filepath.Join(e.dir, slug+".yaml")
 	cfg := benchGatewayConfig(listen, adminListen, filepath.Join(e.dir, slug+"-data"), token, mockURL, redisURL)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -271,8 +273,7 @@ func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, 
 	if err := waitGatewayReady(ctx, g.child, publicURL); err != nil {
 		return nil, err
 	}
-	adm := &adminClient{base: g.adminURL, token: token}
-	key, err := adm.createKey(ctx, createKeyBody{Name: "bench"})
+	key, err := adminclient.New(g.adminURL, token).CreateKey(ctx, adminclient.CreateKeyBody{Name: "bench"})
 	if err != nil {
 		return nil, fmt.Errorf("%s: create a key: %w", name, err)
 	}
