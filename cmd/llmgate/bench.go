@@ -6,15 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/llmgate/llmgate/internal/bench"
 )
 
 const benchUsage = `Usage: llmgate bench [flags]
@@ -37,33 +37,8 @@ answer is checked; a run in which any request failed exits with status 1.
 Flags:
 `
 
-// benchOptions are the flags of `llmgate bench`.
-type benchOptions struct {
-	mockllm         string
-	concurrency     int
-	duration        time.Duration
-	latencyRequests int
-	chunks          int
-	rounds          int
-	streamRPS       bool
-	json            bool
-	redisServer     string
-	requireRedis    bool
-}
-
-// warmupRequests are sent before every measurement, in its shape, so that connection pools,
-// caches and the gateway's key cache are warm when the clock starts.
-const warmupRequests = 300
-
-// Floors the gateway is held to (DESIGN.md, "Performance baselines on this machine").
-const (
-	floorRPSRatio        = 0.30
-	floorAddedVsBaseline = 60 * time.Microsecond
-)
-
-// benchCmd is `llmgate bench`: it starts mockllm, the pass-through and the gateway as child
-// processes, measures the three paths, prints the report on stdout (progress on stderr) and stops
-// the children. It fails, after printing, when any request failed.
+// benchCmd is `llmgate bench`: it parses the flags and runs the benchmark (internal/bench) until
+// it ends or SIGINT/SIGTERM.
 func benchCmd(args []string, stdout, stderr io.Writer) error {
 	o, err := parseBenchFlags(args, stderr)
 	if err != nil {
@@ -73,404 +48,68 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	mockPath, err := findMockllm(o.mockllm, self)
-	if err != nil {
-		return fmt.Errorf("bench: %w", err)
-	}
-	redisPath, err := findRedisServer(o.redisServer)
-	redisSkipped := ""
-	if err != nil {
-		if o.requireRedis {
-			return fmt.Errorf("bench: %w", err)
-		}
-		redisSkipped = err.Error()
-		fmt.Fprintf(stderr, "bench: skipping the gateway+redis path: %v (install redis-server, pass --redis-server PATH, or --require-redis to make this an error)\n", err)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// The load generator shares the CPUs with what it measures: collect garbage less often.
 	debug.SetGCPercent(400)
-
-	env, err := startBenchEnv(ctx, self, mockPath, redisPath, o)
-	defer env.close()
-	if err != nil {
-		return fmt.Errorf("bench: %w", err)
-	}
-	ctx, cancel := env.watch(ctx)
-	defer cancel()
-	fmt.Fprintln(stderr, "bench: gateway quota is disabled (quota.enabled: false) so the limiter does not throttle the load; auth and usage recording are on (SQLite in "+env.dir+")")
-	if env.redis != nil {
-		fmt.Fprintf(stderr, "bench: gateway+redis has quotas on, limiter in redis-server %s at %s (tier %s: %s, set but never reached)\n",
-			env.redis.version, env.redis.url, benchTier, benchTierText())
-	}
-
-	rep, err := runRounds(ctx, env, o, stderr)
-	if err != nil {
-		return fmt.Errorf("bench: %w", err)
-	}
-	rep.describeRedis(env.redis, redisSkipped)
-	for i, u := range env.usage(ctx, 10*time.Second) {
-		g := env.gateways[i]
-		rep.path(g.target.name).Usage = &u
-		if logged := g.child.out.String(); logged != "" {
-			fmt.Fprintf(stderr, "bench: %s logged (warn and above), last lines:\n%s\n", g.target.name, logged)
-		}
-	}
-	if o.json {
-		err = rep.writeJSON(stdout)
-	} else {
-		err = rep.writeText(stdout)
-	}
-	if err != nil {
-		return err
-	}
-	if n := rep.errorCount(); n > 0 {
-		return fmt.Errorf("bench: %d requests failed, so the numbers above are not valid (see the errors column)", n)
-	}
-	return nil
+	return bench.Run(ctx, self, o, stdout, stderr)
 }
 
-func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, error) {
-	var o benchOptions
+func parseBenchFlags(args []string, stderr io.Writer) (bench.Options, error) {
+	var o bench.Options
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), benchUsage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.mockllm, "mockllm", "", "mockllm binary (default: mockllm next to this executable, else in PATH)")
-	fs.IntVar(&o.concurrency, "concurrency", 32, "requests in flight during the RPS runs")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each RPS run")
-	fs.IntVar(&o.latencyRequests, "latency-requests", 2000, "requests per latency run at concurrency 1 (non-stream and stream)")
-	fs.IntVar(&o.chunks, "chunks", 20, "content chunks per streamed answer")
-	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each measures every path, and the median is reported")
-	fs.BoolVar(&o.streamRPS, "stream-rps", true, "also measure streaming RPS at --concurrency")
-	fs.BoolVar(&o.json, "json", false, "print the results as JSON")
-	fs.StringVar(&o.redisServer, "redis-server", "", "redis-server binary for the gateway+redis path (default: redis-server in PATH)")
-	fs.BoolVar(&o.requireRedis, "require-redis", false, "fail instead of skipping the gateway+redis path when redis-server is not found")
+	fs.StringVar(&o.Mockllm, "mockllm", "", "mockllm binary (default: mockllm next to this executable, else in PATH)")
+	fs.IntVar(&o.Concurrency, "concurrency", 32, "requests in flight during the RPS runs")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each RPS run")
+	fs.IntVar(&o.LatencyRequests, "latency-requests", 2000, "requests per latency run at concurrency 1 (non-stream and stream)")
+	fs.IntVar(&o.Chunks, "chunks", 20, "content chunks per streamed answer")
+	fs.IntVar(&o.Rounds, "rounds", 3, "rounds; each measures every path, and the median is reported")
+	fs.BoolVar(&o.StreamRPS, "stream-rps", true, "also measure streaming RPS at --concurrency")
+	fs.BoolVar(&o.JSON, "json", false, "print the results as JSON")
+	fs.StringVar(&o.RedisServer, "redis-server", "", "redis-server binary for the gateway+redis path (default: redis-server in PATH)")
+	fs.BoolVar(&o.RequireRedis, "require-redis", false, "fail instead of skipping the gateway+redis path when redis-server is not found")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
-	case o.concurrency < 1 || o.concurrency > 10_000:
+	case o.Concurrency < 1 || o.Concurrency > 10_000:
 		return o, errors.New("bench: --concurrency must be between 1 and 10000")
-	case o.duration <= 0:
+	case o.Duration <= 0:
 		return o, errors.New("bench: --duration must be positive")
-	case o.latencyRequests < 1:
+	case o.LatencyRequests < 1:
 		return o, errors.New("bench: --latency-requests must be at least 1")
-	case o.chunks < 1 || o.chunks > 10_000:
+	case o.Chunks < 1 || o.Chunks > 10_000:
 		return o, errors.New("bench: --chunks must be between 1 and 10000")
-	case o.rounds < 1:
+	case o.Rounds < 1:
 		return o, errors.New("bench: --rounds must be at least 1")
 	}
 	return o, nil
 }
 
-// benchEnv is the running set-up: mockllm, the pass-through, the gateways and Redis, each a
-// child process, and a client target for each path.
-type benchEnv struct {
-	dir      string
-	children []*benchChild
-	gateways []*benchGateway // gateway, then gateway+redis when Redis runs
-	redisGW  *benchGateway   // the gateway+redis path; nil when it is skipped
-	redis    *benchRedis     // the limiter's Redis; nil when the path is skipped
-	targets  []*benchTarget  // direct, baseline, gateway[, gateway+redis]: the report's row order
-}
-
-// benchGateway is one `llmgate serve` under test.
-type benchGateway struct {
-	child    *benchChild
-	adminURL string
-	target   *benchTarget
-}
-
-// startBenchEnv starts the processes; redisPath is empty when the gateway+redis path is skipped.
-// On error the caller still closes the env, which stops whatever did start.
-func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o benchOptions) (*benchEnv, error) {
-	e := &benchEnv{}
-	var err error
-	if e.dir, err = os.MkdirTemp("", "llmgate-bench-"); err != nil {
-		return e, err
-	}
-	env := benchChildEnv()
-	mock, mockURL, err := startBenchChild(ctx, "mockllm", mockPath,
-		[]string{"--listen", "127.0.0.1:0", "--chunks", strconv.Itoa(o.chunks)}, env, "mockllm listening on")
-	if mock != nil {
-		e.children = append(e.children, mock)
-	}
-	if err != nil {
-		return e, err
-	}
-	proxy, proxyURL, err := startBenchChild(ctx, "bench-proxy", self,
-		[]string{"bench-proxy", "--upstream", mockURL, "--listen", "127.0.0.1:0"}, env, "bench-proxy listening on")
-	if proxy != nil {
-		e.children = append(e.children, proxy)
-	}
-	if err != nil {
-		return e, err
-	}
-	for _, p := range []struct {
-		name, url string
-		proc      *benchChild
-	}{{"direct", mockURL, nil}, {"baseline", proxyURL, proxy}} {
-		t, err := newBenchTarget(p.name, p.url, "", p.proc, o.concurrency)
-		if err != nil {
-			return e, err
-		}
-		e.targets = append(e.targets, t)
-	}
-	if _, err := e.startGateway(ctx, self, env, "gateway", mockURL, "", o); err != nil {
-		return e, err
-	}
-	if redisPath == "" {
-		return e, nil
-	}
-	r, err := startBenchRedis(ctx, redisPath, e.dir, env)
-	if r != nil {
-		e.children = append(e.children, r.child)
-		e.redis = r
-	}
-	if err != nil {
-		return e, err
-	}
-	if e.redisGW, err = e.startGateway(ctx, self, env, "gateway+redis", mockURL, r.url, o); err != nil {
-		return e, err
-	}
-	// OpenAI's rate-limit header is set from the limiter's answer: its absence means the
-	// limiter did not run.
-	e.redisGW.target.requireHeader = "X-Ratelimit-Limit-Requests"
-	return e, nil
-}
-
-// startGateway starts `llmgate serve` with its own config and data directory (quotas on with
-// Redis when redisURL is set), waits until it is ready, creates a key and adds the path.
-func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, name, mockURL, redisURL string, o benchOptions) (*benchGateway, error) {
-	listen, err := benchFreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	adminListen, err := benchFreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	slug := strings.ReplaceAll(name, "+", "-")
-	token := newAdminToken()
-	cfgPath := filepath.Join(e.dir, slug+".yaml")
-	cfg := benchGatewayConfig(listen, adminListen, filepath.Join(e.dir, slug+"-data"), token, mockURL, redisURL)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
-	g := &benchGateway{adminURL: "http://" + adminListen}
-	if g.child, _, err = startBenchChild(ctx, name, self, []string{"serve", "--config", cfgPath}, env, ""); err != nil {
-		return nil, err
-	}
-	e.children = append(e.children, g.child)
-	publicURL := "http://" + listen
-	if err := waitGatewayReady(ctx, g.child, publicURL); err != nil {
-		return nil, err
-	}
-	adm := &adminClient{base: g.adminURL, token: token}
-	key, err := adm.createKey(ctx, createKeyBody{Name: "bench"})
-	if err != nil {
-		return nil, fmt.Errorf("%s: create a key: %w", name, err)
-	}
-	if g.target, err = newBenchTarget(name, publicURL, key.Key, g.child, o.concurrency); err != nil {
-		return nil, err
-	}
-	e.gateways = append(e.gateways, g)
-	e.targets = append(e.targets, g.target)
-	return g, nil
-}
-
-// watch returns a context that ends, with the reason as its cause, when a child exits: a run
-// whose upstream or proxy died would otherwise go on counting refused connections.
-func (e *benchEnv) watch(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	for _, c := range e.children {
-		go func() {
-			select {
-			case <-c.exited:
-				cancel(fmt.Errorf("%s exited during the run: %v%s", c.name, c.err, c.out.lastLines()))
-			case <-ctx.Done():
-			}
-		}()
-	}
-	return ctx, func() { cancel(nil) }
-}
-
-// close stops the children (all at once) and removes the temporary directory.
-func (e *benchEnv) close() {
-	if e.redis != nil && e.redis.client != nil {
-		_ = e.redis.client.Close()
-	}
-	var wg sync.WaitGroup
-	for _, c := range e.children {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.stop()
-		}()
-	}
-	wg.Wait()
-	if e.dir != "" {
-		_ = os.RemoveAll(e.dir)
-	}
-}
-
-// usage waits (up to timeout) for every gateway's usage recorder to catch up with the requests
-// the bench sent it (it flushes every 200 ms), then reports its counters, in e.gateways' order.
-// Between measurements this keeps the gateways' batch writes of one phase out of the next
-// phase's numbers; a usage record is emitted after quota settlement, so it also waits for that.
-func (e *benchEnv) usage(ctx context.Context, timeout time.Duration) []usageReport {
-	deadline := time.Now().Add(timeout)
-	out := make([]usageReport, len(e.gateways))
-	for i, g := range e.gateways {
-		out[i] = g.waitUsage(ctx, deadline)
-	}
-	return out
-}
-
-func (g *benchGateway) waitUsage(ctx context.Context, deadline time.Time) usageReport {
-	sent := g.target.sent.Load()
-	u := usageReport{Sent: sent}
-	for {
-		m, err := gatewayMetrics(ctx, g.adminURL, metricUsageWritten, metricUsageDropped)
-		if err == nil && len(m) != 2 {
-			err = errors.New("GET /metrics: usage counters missing")
-		}
-		if err != nil {
-			u.Error = err.Error()
-			return u
-		}
-		u.Written, u.Dropped = int64(m[metricUsageWritten]), int64(m[metricUsageDropped])
-		if u.Written+u.Dropped >= sent || time.Now().After(deadline) || ctx.Err() != nil {
-			return u
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// benchPhase is one kind of measurement, taken on every path in every round.
-type benchPhase struct {
-	label  string
-	stream bool
-	rate   bool // closed loop at --concurrency for --duration; otherwise --latency-requests at c=1
-}
-
-// runRounds measures every phase on every path, round after round. Within a phase the paths run
-// back to back, in an order that rotates each round, so slow drifts of a shared machine hit
-// every path alike.
-func runRounds(ctx context.Context, e *benchEnv, o benchOptions, progress io.Writer) (*benchReport, error) {
-	c := strconv.Itoa(o.concurrency)
-	phases := []benchPhase{
-		{label: "non-stream c=" + c, rate: true},
-		{label: "non-stream c=1"},
-		{label: "stream c=1", stream: true},
-	}
-	if o.streamRPS {
-		phases = append(phases, benchPhase{label: "stream c=" + c, stream: true, rate: true})
-	}
-	rep := newBenchReport(o, e.targets)
-	var redisSeen *redisTally
-	if e.redis != nil {
-		redisSeen = newRedisTally()
-	}
-	for r := range o.rounds {
-		rounds := make([]pathRound, len(e.targets))
-		for _, ph := range phases {
-			for i := range e.targets {
-				p := (i + r) % len(e.targets)
-				errs, note, err := e.measure(ctx, e.targets[p], ph, o, &rounds[p], redisSeen)
-				if err != nil {
-					return nil, err
-				}
-				rep.Paths[p].Errors.merge(errs)
-				fmt.Fprintf(progress, "round %d/%d  %-13s  %-16s %s%s%s\n", r+1, o.rounds, e.targets[p].name, ph.label,
-					rounds[p].describe(ph), note, errs.describe())
-			}
-		}
-		for p := range rounds {
-			rep.Paths[p].Rounds = append(rep.Paths[p].Rounds, rounds[p])
-		}
-	}
-	rep.summarize()
-	if redisSeen != nil {
-		rep.Redis = redisSeen.report()
-		if n := rep.Redis.Fallbacks; n > 0 {
-			rep.path(e.redisGW.target.name).Errors.merge(errorTally{N: int(n),
-				First: fmt.Sprintf("%d admissions were decided without Redis (the limiter's fallback): Redis failed or missed its deadline", n)})
-		}
-	}
-	return rep, nil
-}
-
-// measure warms the path up in the phase's shape, then takes the phase's numbers into pr. On the
-// gateway+redis path it also reads Redis's and the gateway's quota counters around the numbers
-// into seen, and returns a note on them for the progress line.
-func (e *benchEnv) measure(ctx context.Context, t *benchTarget, ph benchPhase, o benchOptions, pr *pathRound, seen *redisTally) (errorTally, string, error) {
-	conc := 1
-	if ph.rate {
-		conc = o.concurrency
-	}
-	errs, err := loadCount(ctx, t, conc, warmupRequests, o.chunks, ph.stream)
-	if err != nil {
-		return errs, "", err
-	}
-	e.usage(ctx, 10*time.Second) // the gateway's backlog of earlier phases is not this phase's
-	withRedis := e.redisGW != nil && t == e.redisGW.target
-	var before quotaSnapshot
-	if withRedis {
-		if before, err = e.quotaSnapshot(ctx); err != nil {
-			return errs, "", err
-		}
-	}
-	if err := e.take(ctx, t, ph, o, pr, &errs); err != nil {
-		return errs, "", err
-	}
-	if !withRedis {
-		return errs, "", nil
-	}
-	e.usage(ctx, 10*time.Second) // the last requests' settlements precede their usage records
-	after, err := e.quotaSnapshot(ctx)
-	if err != nil {
-		return errs, "", err
-	}
-	return errs, seen.add(before, after, ph), nil
-}
-
-// take runs the phase's timed part on t (a warm path) into pr, adding failures to errs.
-func (e *benchEnv) take(ctx context.Context, t *benchTarget, ph benchPhase, o benchOptions, pr *pathRound, errs *errorTally) error {
-	if !ph.rate {
-		res, err := loadLatency(ctx, t, o.latencyRequests, o.chunks, ph.stream)
-		if ph.stream {
-			pr.TTFTP50, pr.TTFTP99 = benchDuration(nearestRank(res.ttft, 0.50)), benchDuration(nearestRank(res.ttft, 0.99))
-			pr.StreamP50 = benchDuration(nearestRank(res.total, 0.50))
-		} else {
-			pr.P50, pr.P99 = benchDuration(nearestRank(res.total, 0.50)), benchDuration(nearestRank(res.total, 0.99))
-		}
-		errs.merge(res.errs)
+// benchProxyCmd is the hidden `llmgate bench-proxy` subcommand: the minimal net/http pass-through
+// that `llmgate bench` starts and measures beside the gateway (bench.ServeProxy). It prints
+// "bench-proxy listening on http://ADDR" once it accepts connections and serves until SIGINT or
+// SIGTERM.
+func benchProxyCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench-proxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	upstream := fs.String("upstream", "", "upstream base URL, e.g. http://127.0.0.1:9090 (required)")
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on; port 0 picks a free one")
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cpu0, cpuOK := t.proc.cpuTime()
-	sent0 := t.sent.Load()
-	res, err := loadRate(ctx, t, o.concurrency, o.chunks, o.duration, ph.stream)
-	errs.merge(res.errs)
-	if err != nil {
-		return err
+	u, err := url.Parse(*upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("bench-proxy: --upstream: want an http(s) URL, got %q", *upstream)
 	}
-	// The usage records of these requests are part of their cost: wait for them to be written.
-	e.usage(ctx, 10*time.Second)
-	cpu1, cpuOK1 := t.proc.cpuTime()
-	var perRequest benchDuration
-	if n := t.sent.Load() - sent0; cpuOK && cpuOK1 && n > 0 {
-		perRequest = benchDuration((cpu1 - cpu0) / time.Duration(n))
-	}
-	if ph.stream {
-		pr.StreamRPS, pr.CPUPerStream = res.rps, perRequest
-	} else {
-		pr.RPS, pr.CPUPerRequest = res.rps, perRequest
-	}
-	return nil
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return bench.ServeProxy(ctx, strings.TrimRight(*upstream, "/"), *listen, stdout)
 }

@@ -2,32 +2,23 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"strings"
-)
 
-// newAdminToken makes a 43-character random admin token for demo mode.
-func newAdminToken() string {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
+	"github.com/llmgate/llmgate/internal/adminclient"
+)
 
 // printDemo creates a key through the admin API (the same path `llmgate keys create` takes) and
 // prints how to use it.
 func printDemo(ctx context.Context, w io.Writer, a *app) error {
-	cl := &adminClient{base: a.adminURL, token: a.cfg.AdminToken}
+	cl := adminclient.New(a.adminURL, a.cfg.AdminToken)
 	// The demo user is on the "pro" tier when the config has one, else on the default tier.
 	tier := ""
 	if _, ok := a.cfg.Quota.WithDefaults().Tiers["pro"]; ok {
 		tier = "pro"
 	}
-	k, err := cl.createKey(ctx, createKeyBody{Name: "demo", UserID: "demo", Tier: tier})
+	k, err := cl.CreateKey(ctx, adminclient.CreateKeyBody{Name: "demo", UserID: "demo", Tier: tier})
 	if err != nil {
 		return fmt.Errorf("demo: create key: %w", err)
 	}

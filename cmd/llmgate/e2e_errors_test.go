@@ -17,7 +17,7 @@ func TestRejectedRequestsNeverReachUpstream(t *testing.T) {
 	ctx := context.Background()
 	limited := e.newKey(createKeyBody{Name: "limited", Models: []string{"other"}})
 	revoked := e.newKey(createKeyBody{Name: "revoked"})
-	if err := e.admin.do(ctx, http.MethodDelete, "/admin/keys/"+revoked.ID, nil, nil); err != nil {
+	if err := e.admin.Do(ctx, http.MethodDelete, "/admin/keys/"+revoked.ID, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	past := time.Now().Add(time.Second)
@@ -165,7 +165,7 @@ func TestRevocationVisibleWithinTTL(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	if err := e.admin.do(context.Background(), http.MethodDelete, "/admin/keys/"+k.ID, nil, nil); err != nil {
+	if err := e.admin.Do(context.Background(), http.MethodDelete, "/admin/keys/"+k.ID, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	revokedAt := time.Now()

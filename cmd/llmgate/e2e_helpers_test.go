@@ -16,6 +16,7 @@ import (
 
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/llmgate/llmgate/internal/adminclient"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/mock"
 	"github.com/llmgate/llmgate/quota"
@@ -28,6 +29,12 @@ const upstreamKey = "upstream-secret-credential"
 
 const testAdminToken = "test-admin-token-0123456789abcdefghijklmnop"
 
+// The tests create keys through the admin client, under shorter names.
+type (
+	createKeyBody = adminclient.CreateKeyBody
+	keyJSON       = adminclient.Key
+)
+
 // env is one gateway under test with its simulated upstreams, all on real loopback listeners.
 type env struct {
 	t       *testing.T
@@ -35,7 +42,7 @@ type env struct {
 	app     *app
 	up      *mock.Handler // serves model "gpt-test" (and "other")
 	slow    *mock.Handler // serves model "slow": 10 chunks, 200 ms apart
-	admin   *adminClient
+	admin   *adminclient.Client
 	key     string // a key allowed every model
 	http    *http.Client
 	baseURL string // public API root, ending in /v1
@@ -86,7 +93,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Cleanup(tr.CloseIdleConnections)
 	e := &env{t: t, cfg: cfg, up: up, slow: slow, http: &http.Client{Transport: tr}}
 	e.app = e.replica(log)
-	e.admin = &adminClient{base: e.app.adminURL, token: testAdminToken}
+	e.admin = adminclient.New(e.app.adminURL, testAdminToken)
 	e.baseURL = e.app.publicURL + "/v1"
 	if cfg.AdminToken != "" {
 		e.key = e.newKey(createKeyBody{Name: "all"}).Key
@@ -121,7 +128,7 @@ func (e *env) replica(log *slog.Logger) *app {
 
 func (e *env) newKey(b createKeyBody) keyJSON {
 	e.t.Helper()
-	k, err := e.admin.createKey(context.Background(), b)
+	k, err := e.admin.CreateKey(context.Background(), b)
 	if err != nil {
 		e.t.Fatalf("create key: %v", err)
 	}

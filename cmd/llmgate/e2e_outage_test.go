@@ -152,10 +152,10 @@ func TestAdminQuotaEndpointsValidate(t *testing.T) {
 	if fmt.Sprint(pol.Effective) != "map[userConcurrent:0 userRpm:7 userTokensPerDay:0 userTpm:0]" {
 		t.Errorf("effective limits %v", pol.Effective)
 	}
-	if err := e.admin.do(context.Background(), http.MethodDelete, "/admin/quota/policy/u2", nil, nil); err != nil {
+	if err := e.admin.Do(context.Background(), http.MethodDelete, "/admin/quota/policy/u2", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.admin.do(context.Background(), http.MethodDelete, "/admin/quota/policy/u2", nil, nil); err == nil {
+	if err := e.admin.Do(context.Background(), http.MethodDelete, "/admin/quota/policy/u2", nil, nil); err == nil {
 		t.Error("deleting a missing policy succeeded")
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/llmgate/llmgate/internal/adminclient"
 	"github.com/llmgate/llmgate/providers/mock"
 	"github.com/llmgate/llmgate/store"
 )
@@ -61,7 +62,7 @@ usage:
 	if got := storeKind(a.cfg); got != "postgres" {
 		t.Fatalf("store = %s, want postgres", got)
 	}
-	k, err := (&adminClient{base: a.adminURL, token: testAdminToken}).createKey(context.Background(), createKeyBody{Name: "prod", UserID: "alice"})
+	k, err := adminclient.New(a.adminURL, testAdminToken).CreateKey(context.Background(), createKeyBody{Name: "prod", UserID: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}

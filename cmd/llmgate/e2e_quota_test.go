@@ -74,7 +74,7 @@ func (e *env) putPolicy(path, body string) {
 // adminGet decodes a GET of the admin API.
 func (e *env) adminGet(path string, out any) {
 	e.t.Helper()
-	if err := e.admin.do(context.Background(), http.MethodGet, path, nil, out); err != nil {
+	if err := e.admin.Do(context.Background(), http.MethodGet, path, nil, out); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -305,7 +305,7 @@ func TestSessionLimitsAndClear(t *testing.T) {
 			if s := e.chatStatus(e.app, e.key, "gpt-test", "X-Session-Id", "another"); s != 200 {
 				t.Fatalf("another session: %d", s)
 			}
-			if err := e.admin.do(context.Background(), http.MethodDelete, "/admin/quota/session/"+sess, nil, nil); err != nil {
+			if err := e.admin.Do(context.Background(), http.MethodDelete, "/admin/quota/session/"+sess, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			if s := e.chatStatus(e.app, e.key, "gpt-test", "X-Session-Id", sess); s != 200 {

@@ -19,6 +19,7 @@ import (
 
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/llmgate/llmgate/internal/adminclient"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/mock"
 )
@@ -401,7 +402,7 @@ func TestHotReloadUnderLoad(t *testing.T) {
 		}
 	})
 	e := &env{t: t, app: a, http: &http.Client{}, baseURL: a.publicURL + "/v1",
-		admin: &adminClient{base: a.adminURL, token: testAdminToken}}
+		admin: adminclient.New(a.adminURL, testAdminToken)}
 	e.key = e.newKey(createKeyBody{Name: "reload"}).Key
 
 	// Load: four clients sending to "live" until told to stop.

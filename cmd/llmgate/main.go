@@ -15,6 +15,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/llmgate/llmgate/internal/adminclient"
 )
 
 const usageText = `llmgate — an OpenAI-compatible LLM gateway
@@ -51,7 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "demo":
 		err = serveCmd(args, stdout, stderr, true)
 	case "keys", "users", "tenants", "tokens", "pricing":
-		err = adminCmd(cmd, args, stdout, stderr)
+		err = adminclient.Run(cmd, args, stdout, stderr)
 	case "bench":
 		err = benchCmd(args, stdout, stderr)
 	case "bench-proxy":
@@ -93,7 +95,7 @@ func serveCmd(args []string, stdout, stderr io.Writer, demo bool) error {
 	}
 	demoToken := ""
 	if demo && cfg.AdminToken == "" {
-		demoToken = newAdminToken()
+		demoToken = adminclient.NewToken()
 	}
 	// adjust applies the command line to a loaded config, at start and at every reload.
 	adjust := func(c *Config) {

@@ -1,13 +1,62 @@
-package main
+package adminclient
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
 )
 
-// The admin CLI's resources besides keys (keys.go). Each command is one admin API request; the
-// flags name the request's fields (README "Command line", api/openapi.yaml).
+// The admin CLI's resources. Each command is one admin API request; the flags name the request's
+// fields (README "Command line", api/openapi.yaml).
+
+// limitParams are the limits of a key or tenant: its model-less quota policy.
+var limitParams = []param{
+	{"rpm", "limits.rpm", integer, "at most `N` requests per minute (0: unlimited; empty: inherit)"},
+	{"tpm", "limits.tpm", integer, "at most `N` tokens per minute"},
+	{"tokens-per-day", "limits.tokens_per_day", integer, "at most `N` tokens per UTC day"},
+	{"concurrent", "limits.concurrent", integer, "at most `N` requests in flight at once"},
+	{"budget-day", "limits.budget_usd_per_day", money, "budget in `USD` per UTC day (0 or empty: none)"},
+	{"budget-month", "limits.budget_usd_per_month", money, "budget in `USD` per UTC month (0 or empty: none)"},
+}
+
+var (
+	modelsParam   = param{"models", "models", list, "allowlist of public `models`, comma-separated (empty: all)"}
+	expiresParam  = param{"expires", "expires_at", instant, "expiry, RFC 3339 or a `duration` from now such as 720h (empty: never)"}
+	metadataParam = param{"metadata", "metadata", pairs, "metadata `key=value`, repeatable (update: merged; key= removes)"}
+	nameParam     = param{"name", "name", text, "display `name`"}
+	// Clearing a whole object: update merges the flags into the current limits and metadata.
+	noLimitsParam   = param{"no-limits", "limits", null, "remove all limits (inherit the tenant's and tier's)"}
+	noMetadataParam = param{"no-metadata", "metadata", null, "remove all metadata"}
+)
+
+// keysResource is `llmgate keys`.
+var keysResource = adminResource{
+	name: "keys",
+	columns: []column{{"ID", "id", ""}, {"NAME", "name", ""}, {"PREFIX", "prefix", ""}, {"USER", "user_id", ""},
+		{"TENANT", "tenant_id", ""}, {"MODELS", "models", "*"}, {"STATUS", "status", ""}, {"EXPIRES", "expires_at", ""}},
+	commands: []adminCommand{
+		{name: "create", about: "create a key; the key itself is printed once", method: http.MethodPost, path: "/admin/keys",
+			secret: "key", params: slices.Concat([]param{nameParam,
+				{"user", "user_id", text, "owner user `ID` (created on the fly in the tenant if new)"},
+				{"tier", "tier", text, "`tier` of a user created on the fly"},
+				{"tenant", "tenant_id", text, "tenant `ID` (default: the user's, or default)"},
+				modelsParam, expiresParam, metadataParam}, limitParams)},
+		listCommand("keys", "/admin/keys",
+			param{"user", "user_id", text, "only the keys of user `ID`"},
+			param{"tenant", "tenant_id", text, "only the keys of tenant `ID`"},
+			param{"name", "name", text, "only keys of this `name`"},
+			param{"prefix", "prefix", text, "only the key with this display `prefix`"},
+			param{"status", "status", text, "only keys in this `status`: active, revoked or expired"}),
+		getCommand("a key", "/admin/keys/{}"),
+		updateCommand("/admin/keys/{}", slices.Concat([]param{nameParam, modelsParam, expiresParam, metadataParam,
+			noMetadataParam, noLimitsParam}, limitParams)...),
+		{name: "rotate", about: "give the key a new secret, printed once; the old one works for --grace",
+			method: http.MethodPost, path: "/admin/keys/{}/rotate", arg: "ID", secret: "key", params: []param{
+				{"grace", "grace_seconds", seconds, "how long the old secret keeps working (`duration`, default 24h; 0: ends now)"}}},
+		idCommand("revoke", "revoke the key (every gateway refuses it within seconds)", http.MethodDelete, "/admin/keys/{}"),
+	},
+}
 
 var usersResource = adminResource{
 	name: "users",
@@ -98,7 +147,14 @@ var adminResources = map[string]*adminResource{
 	"tokens": &tokensResource, "pricing": &pricingResource,
 }
 
-// adminCmd is `llmgate keys|users|tenants|tokens|pricing …`.
-func adminCmd(name string, args []string, stdout, stderr io.Writer) error {
-	return adminResources[name].run(args, stdout, stderr)
+// Run is `llmgate <resource> args…` for resource keys, users, tenants, tokens or pricing: it
+// parses the command's flags, sends its request to the admin API at LLMGATE_ADMIN_URL with the
+// token in LLMGATE_ADMIN_TOKEN and prints the answer on stdout. It returns flag.ErrHelp after
+// printing a help that was asked for.
+func Run(resource string, args []string, stdout, stderr io.Writer) error {
+	r, ok := adminResources[resource]
+	if !ok {
+		return fmt.Errorf("unknown admin resource %q", resource)
+	}
+	return r.run(args, stdout, stderr)
 }

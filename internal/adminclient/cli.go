@@ -1,4 +1,4 @@
-package main
+package adminclient
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 
 // The admin CLI: `llmgate keys|users|tenants|tokens|pricing COMMAND [ARG] [flags]`. Each command is
 // one request to the admin API, described by an adminCommand; this file turns its flags into the
-// request's body (or query), sends it and prints the answer (cli_output.go).
+// request's body (or query), sends it and prints the answer (output.go).
 
 // adminResource is one noun of the admin CLI.
 type adminResource struct {
@@ -366,7 +366,7 @@ func (r *adminResource) run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	raw, err := cl.call(ctx, c.method, path, in)
+	raw, err := cl.Call(ctx, c.method, path, in)
 	if err != nil {
 		return err
 	}
@@ -378,14 +378,14 @@ func (r *adminResource) run(args []string, stdout, stderr io.Writer) error {
 
 // body is the request body of a POST, PUT or PATCH. A PATCH replaces objects (limits,
 // metadata) whole, so their entries the flags leave out are read from the current state first.
-func (c *adminCommand) body(ctx context.Context, cl *adminClient, path string, pos []string, vals []*paramValue) (map[string]any, error) {
+func (c *adminCommand) body(ctx context.Context, cl *Client, path string, pos []string, vals []*paramValue) (map[string]any, error) {
 	b := body(vals)
 	if c.argField != "" && len(pos) == 1 {
 		b[c.argField] = pos[0]
 	}
 	var cur map[string]any
 	if c.method == http.MethodPatch && hasObject(b) {
-		raw, err := cl.call(ctx, http.MethodGet, path, nil)
+		raw, err := cl.Call(ctx, http.MethodGet, path, nil)
 		if err == nil {
 			err = decodeNumbers(raw, &cur)
 		}
@@ -442,7 +442,7 @@ func (c *adminCommand) resolvePath(pos []string) (string, error) {
 }
 
 // adminClientFromEnv is the client of LLMGATE_ADMIN_URL and LLMGATE_ADMIN_TOKEN.
-func adminClientFromEnv() (*adminClient, error) {
+func adminClientFromEnv() (*Client, error) {
 	token := os.Getenv("LLMGATE_ADMIN_TOKEN")
 	if token == "" {
 		return nil, errors.New("set LLMGATE_ADMIN_TOKEN to an admin token")
@@ -451,13 +451,13 @@ func adminClientFromEnv() (*adminClient, error) {
 	if base == "" {
 		base = "http://127.0.0.1:8081"
 	}
-	return &adminClient{base: base, token: token}, nil
+	return &Client{base: base, token: token}, nil
 }
 
 // list fetches a list's items. With pageSize > 0 it follows next_offset to the end, asking for
 // pageSize items a page unless the query names a limit; otherwise it fetches one page and returns
 // the next page's offset (0: none).
-func (c *adminClient) list(ctx context.Context, path string, q url.Values, pageSize int) ([]json.RawMessage, int, error) {
+func (c *Client) list(ctx context.Context, path string, q url.Values, pageSize int) ([]json.RawMessage, int, error) {
 	if pageSize > 0 && q.Get("limit") == "" {
 		q.Set("limit", strconv.Itoa(pageSize))
 	}
@@ -472,7 +472,7 @@ func (c *adminClient) list(ctx context.Context, path string, q url.Values, pageS
 			HasMore    bool              `json:"has_more"`
 			NextOffset *int              `json:"next_offset"`
 		}
-		if err := c.do(ctx, http.MethodGet, p, nil, &page); err != nil {
+		if err := c.Do(ctx, http.MethodGet, p, nil, &page); err != nil {
 			return nil, 0, err
 		}
 		items = append(items, page.Data...)

@@ -1,50 +1,31 @@
-package main
+package bench
 
 import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
-// benchProxyCmd is the hidden `llmgate bench-proxy` subcommand: the minimal hand-written
-// net/http pass-through that `llmgate bench` measures beside the gateway, so that the cost of the
+// ServeProxy serves `llmgate bench-proxy`: the minimal hand-written net/http pass-through to
+// upstream (a base URL) that the bench measures beside the gateway, so that the cost of the
 // gateway's features shows apart from the cost of being an HTTP proxy at all. It prints
-// "bench-proxy listening on http://ADDR" once it accepts connections and serves until SIGINT or
-// SIGTERM.
-func benchProxyCmd(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench-proxy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	upstream := fs.String("upstream", "", "upstream base URL, e.g. http://127.0.0.1:9090 (required)")
-	listen := fs.String("listen", "127.0.0.1:0", "address to listen on; port 0 picks a free one")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	u, err := url.Parse(*upstream)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("bench-proxy: --upstream: want an http(s) URL, got %q", *upstream)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	ln, err := net.Listen("tcp", *listen)
+// "bench-proxy listening on http://ADDR" once it accepts connections on listen, and serves until
+// ctx ends.
+func ServeProxy(ctx context.Context, upstream, listen string, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("bench-proxy: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           newPassThrough(strings.TrimRight(*upstream, "/")),
+		Handler:           newPassThrough(upstream),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -154,19 +154,22 @@ func findMockllm(flagValue, self string) (string, error) {
 // script checks every dimension, but a bench never reaches them.
 const benchTier = "bench"
 
-var benchTierLimits = quota.Limits{RPM: 100_000_000, TPM: 100_000_000_000, TokensPerDay: 100_000_000_000_000, Concurrent: 100_000}
+// TierLimits are the bench tier's limits (exported, as GatewayConfig is, for the binary's test of
+// the config it loads).
+var TierLimits = quota.Limits{RPM: 100_000_000, TPM: 100_000_000_000, TokensPerDay: 100_000_000_000_000, Concurrent: 100_000}
 
-// benchTierText is benchTierLimits as the fields of a YAML flow mapping.
+// benchTierText is TierLimits as the fields of a YAML flow mapping.
 func benchTierText() string {
-	l := benchTierLimits
+	l := TierLimits
 	return fmt.Sprintf("rpm: %d, tpm: %d, tokens_per_day: %d, concurrent: %d", l.RPM, l.TPM, l.TokensPerDay, l.Concurrent)
 }
 
-// benchGatewayConfig is the temporary config of a gateway under test: one OpenAI-type provider
+// GatewayConfig is the temporary config of a gateway under test: one OpenAI-type provider
 // pointing at mockllm, auth and usage recording on (SQLite in dataDir). Without redisURL quotas
 // are off; with it they are on, with the limiter in that Redis and the bench tier as the default
-// (the bench's key has no user, so it counts against the default tier).
-func benchGatewayConfig(listen, adminListen, dataDir, token, mockURL, redisURL string) string {
+// (the bench's key has no user, so it counts against the default tier). It is exported so that
+// the binary's tests can check that its config loader accepts it.
+func GatewayConfig(listen, adminListen, dataDir, token, mockURL, redisURL string) string {
 	quota := "quota:\n  enabled: false\n"
 	if redisURL != "" {
 		// redis_timeout: at saturation on two shared cores a Redis call can miss the 50 ms default

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"cmp"
@@ -187,14 +187,14 @@ const (
 	pathGatewayRedis // present when Redis ran
 )
 
-func newBenchReport(o benchOptions, targets []*benchTarget) *benchReport {
+func newBenchReport(o Options, targets []*benchTarget) *benchReport {
 	r := &benchReport{
 		Date:      time.Now().UTC().Truncate(time.Second),
 		GoVersion: runtime.Version(),
 		CPUs:      runtime.NumCPU(),
 		LoadStart: machineLoad(),
-		Settings: benchSettings{Concurrency: o.concurrency, Duration: o.duration.String(),
-			LatencyRequests: o.latencyRequests, Chunks: o.chunks, Rounds: o.rounds, StreamRPS: o.streamRPS,
+		Settings: benchSettings{Concurrency: o.Concurrency, Duration: o.Duration.String(),
+			LatencyRequests: o.LatencyRequests, Chunks: o.Chunks, Rounds: o.Rounds, StreamRPS: o.StreamRPS,
 			Quota: "disabled"},
 	}
 	for _, t := range targets {

@@ -1,0 +1,410 @@
+// Package bench is the benchmark behind `llmgate bench`: it starts mockllm, a minimal net/http
+// pass-through (`llmgate bench-proxy`, ServeProxy) and `llmgate serve` (without and with the
+// limiter in a redis-server of its own) as child processes, drives the same chat completions
+// through each path round after round, checks every answer, and reports RPS, latencies, time to
+// the first content event, the proxies' CPU time and the Redis round trips per request beside the
+// floors DESIGN.md sets. BENCHMARKS.md describes the method and the numbers.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/llmgate/llmgate/internal/adminclient"
+)
+
+// Options are the settings of one run; `llmgate bench` sets them from its flags.
+type Options struct {
+	Mockllm         string        // mockllm binary ("": next to the llmgate executable, else in PATH)
+	Concurrency     int           // requests in flight during the RPS runs
+	Duration        time.Duration // length of each RPS run
+	LatencyRequests int           // requests per latency run at concurrency 1
+	Chunks          int           // content chunks per streamed answer
+	Rounds          int           // rounds; each measures every path, and the median is reported
+	StreamRPS       bool          // also measure streaming RPS at Concurrency
+	JSON            bool          // print the report as JSON instead of text
+	RedisServer     string        // redis-server binary ("": in PATH)
+	RequireRedis    bool          // fail instead of skipping gateway+redis when redis-server is missing
+}
+
+// warmupRequests are sent before every measurement, in its shape, so that connection pools,
+// caches and the gateway's key cache are warm when the clock starts.
+const warmupRequests = 300
+
+// Floors the gateway is held to (DESIGN.md, "Performance baselines on this machine").
+const (
+	floorRPSRatio        = 0.30
+	floorAddedVsBaseline = 60 * time.Microsecond
+)
+
+// Run starts mockllm, the pass-through and the gateways as child processes (self is the llmgate
+// executable, which serves the pass-through and the gateways), measures the paths, prints the
+// report on stdout (progress on stderr) and stops the children. It fails, after printing, when
+// any request failed.
+func Run(ctx context.Context, self string, o Options, stdout, stderr io.Writer) error {
+	mockPath, err := findMockllm(o.Mockllm, self)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	redisPath, err := findRedisServer(o.RedisServer)
+	redisSkipped := ""
+	if err != nil {
+		if o.RequireRedis {
+			return fmt.Errorf("bench: %w", err)
+		}
+		redisSkipped = err.Error()
+		fmt.Fprintf(stderr, "bench: skipping the gateway+redis path: %v (install redis-server, pass --redis-server PATH, or --require-redis to make this an error)\n", err)
+	}
+
+	env, err := startBenchEnv(ctx, self, mockPath, redisPath, o)
+	defer env.close()
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	ctx, cancel := env.watch(ctx)
+	defer cancel()
+	fmt.Fprintln(stderr, "bench: gateway quota is disabled (quota.enabled: false) so the limiter does not throttle the load; auth and usage recording are on (SQLite in "+env.dir+")")
+	if env.redis != nil {
+		fmt.Fprintf(stderr, "bench: gateway+redis has quotas on, limiter in redis-server %s at %s (tier %s: %s, set but never reached)\n",
+			env.redis.version, env.redis.url, benchTier, benchTierText())
+	}
+
+	rep, err := runRounds(ctx, env, o, stderr)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	rep.describeRedis(env.redis, redisSkipped)
+	for i, u := range env.usage(ctx, 10*time.Second) {
+		g := env.gateways[i]
+		rep.path(g.target.name).Usage = &u
+		if logged := g.child.out.String(); logged != "" {
+			fmt.Fprintf(stderr, "bench: %s logged (warn and above), last lines:\n%s\n", g.target.name, logged)
+		}
+	}
+	if o.JSON {
+		err = rep.writeJSON(stdout)
+	} else {
+		err = rep.writeText(stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if n := rep.errorCount(); n > 0 {
+		return fmt.Errorf("bench: %d requests failed, so the numbers above are not valid (see the errors column)", n)
+	}
+	return nil
+}
+
+// benchEnv is the running set-up: mockllm, the pass-through, the gateways and Redis, each a
+// child process, and a client target for each path.
+type benchEnv struct {
+	dir      string
+	children []*benchChild
+	gateways []*benchGateway // gateway, then gateway+redis when Redis runs
+	redisGW  *benchGateway   // the gateway+redis path; nil when it is skipped
+	redis    *benchRedis     // the limiter's Redis; nil when the path is skipped
+	targets  []*benchTarget  // direct, baseline, gateway[, gateway+redis]: the report's row order
+}
+
+// benchGateway is one `llmgate serve` under test.
+type benchGateway struct {
+	child    *benchChild
+	adminURL string
+	target   *benchTarget
+}
+
+// startBenchEnv starts the processes; redisPath is empty when the gateway+redis path is skipped.
+// On error the caller still closes the env, which stops whatever did start.
+func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Options) (*benchEnv, error) {
+	e := &benchEnv{}
+	var err error
+	if e.dir, err = os.MkdirTemp("", "llmgate-bench-"); err != nil {
+		return e, err
+	}
+	env := benchChildEnv()
+	mock, mockURL, err := startBenchChild(ctx, "mockllm", mockPath,
+		[]string{"--listen", "127.0.0.1:0", "--chunks", strconv.Itoa(o.Chunks)}, env, "mockllm listening on")
+	if mock != nil {
+		e.children = append(e.children, mock)
+	}
+	if err != nil {
+		return e, err
+	}
+	proxy, proxyURL, err := startBenchChild(ctx, "bench-proxy", self,
+		[]string{"bench-proxy", "--upstream", mockURL, "--listen", "127.0.0.1:0"}, env, "bench-proxy listening on")
+	if proxy != nil {
+		e.children = append(e.children, proxy)
+	}
+	if err != nil {
+		return e, err
+	}
+	for _, p := range []struct {
+		name, url string
+		proc      *benchChild
+	}{{"direct", mockURL, nil}, {"baseline", proxyURL, proxy}} {
+		t, err := newBenchTarget(p.name, p.url, "", p.proc, o.Concurrency)
+		if err != nil {
+			return e, err
+		}
+		e.targets = append(e.targets, t)
+	}
+	if _, err := e.startGateway(ctx, self, env, "gateway", mockURL, "", o); err != nil {
+		return e, err
+	}
+	if redisPath == "" {
+		return e, nil
+	}
+	r, err := startBenchRedis(ctx, redisPath, e.dir, env)
+	if r != nil {
+		e.children = append(e.children, r.child)
+		e.redis = r
+	}
+	if err != nil {
+		return e, err
+	}
+	if e.redisGW, err = e.startGateway(ctx, self, env, "gateway+redis", mockURL, r.url, o); err != nil {
+		return e, err
+	}
+	// OpenAI's rate-limit header is set from the limiter's answer: its absence means the
+	// limiter did not run.
+	e.redisGW.target.requireHeader = "X-Ratelimit-Limit-Requests"
+	return e, nil
+}
+
+// startGateway starts `llmgate serve` with its own config and data directory (quotas on with
+// Redis when redisURL is set), waits until it is ready, creates a key and adds the path.
+func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, name, mockURL, redisURL string, o Options) (*benchGateway, error) {
+	listen, err := benchFreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	adminListen, err := benchFreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	slug := strings.ReplaceAll(name, "+", "-")
+	token := adminclient.NewToken()
+	cfgPath := filepath.Join(e.dir, slug+".yaml")
+	cfg := GatewayConfig(listen, adminListen, filepath.Join(e.dir, slug+"-data"), token, mockURL, redisURL)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	g := &benchGateway{adminURL: "http://" + adminListen}
+	if g.child, _, err = startBenchChild(ctx, name, self, []string{"serve", "--config", cfgPath}, env, ""); err != nil {
+		return nil, err
+	}
+	e.children = append(e.children, g.child)
+	publicURL := "http://" + listen
+	if err := waitGatewayReady(ctx, g.child, publicURL); err != nil {
+		return nil, err
+	}
+	key, err := adminclient.New(g.adminURL, token).CreateKey(ctx, adminclient.CreateKeyBody{Name: "bench"})
+	if err != nil {
+		return nil, fmt.Errorf("%s: create a key: %w", name, err)
+	}
+	if g.target, err = newBenchTarget(name, publicURL, key.Key, g.child, o.Concurrency); err != nil {
+		return nil, err
+	}
+	e.gateways = append(e.gateways, g)
+	e.targets = append(e.targets, g.target)
+	return g, nil
+}
+
+// watch returns a context that ends, with the reason as its cause, when a child exits: a run
+// whose upstream or proxy died would otherwise go on counting refused connections.
+func (e *benchEnv) watch(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	for _, c := range e.children {
+		go func() {
+			select {
+			case <-c.exited:
+				cancel(fmt.Errorf("%s exited during the run: %v%s", c.name, c.err, c.out.lastLines()))
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return ctx, func() { cancel(nil) }
+}
+
+// close stops the children (all at once) and removes the temporary directory.
+func (e *benchEnv) close() {
+	if e.redis != nil && e.redis.client != nil {
+		_ = e.redis.client.Close()
+	}
+	var wg sync.WaitGroup
+	for _, c := range e.children {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.stop()
+		}()
+	}
+	wg.Wait()
+	if e.dir != "" {
+		_ = os.RemoveAll(e.dir)
+	}
+}
+
+// usage waits (up to timeout) for every gateway's usage recorder to catch up with the requests
+// the bench sent it (it flushes every 200 ms), then reports its counters, in e.gateways' order.
+// Between measurements this keeps the gateways' batch writes of one phase out of the next
+// phase's numbers; a usage record is emitted after quota settlement, so it also waits for that.
+func (e *benchEnv) usage(ctx context.Context, timeout time.Duration) []usageReport {
+	deadline := time.Now().Add(timeout)
+	out := make([]usageReport, len(e.gateways))
+	for i, g := range e.gateways {
+		out[i] = g.waitUsage(ctx, deadline)
+	}
+	return out
+}
+
+func (g *benchGateway) waitUsage(ctx context.Context, deadline time.Time) usageReport {
+	sent := g.target.sent.Load()
+	u := usageReport{Sent: sent}
+	for {
+		m, err := gatewayMetrics(ctx, g.adminURL, metricUsageWritten, metricUsageDropped)
+		if err == nil && len(m) != 2 {
+			err = errors.New("GET /metrics: usage counters missing")
+		}
+		if err != nil {
+			u.Error = err.Error()
+			return u
+		}
+		u.Written, u.Dropped = int64(m[metricUsageWritten]), int64(m[metricUsageDropped])
+		if u.Written+u.Dropped >= sent || time.Now().After(deadline) || ctx.Err() != nil {
+			return u
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// benchPhase is one kind of measurement, taken on every path in every round.
+type benchPhase struct {
+	label  string
+	stream bool
+	rate   bool // closed loop at --concurrency for --duration; otherwise --latency-requests at c=1
+}
+
+// runRounds measures every phase on every path, round after round. Within a phase the paths run
+// back to back, in an order that rotates each round, so slow drifts of a shared machine hit
+// every path alike.
+func runRounds(ctx context.Context, e *benchEnv, o Options, progress io.Writer) (*benchReport, error) {
+	c := strconv.Itoa(o.Concurrency)
+	phases := []benchPhase{
+		{label: "non-stream c=" + c, rate: true},
+		{label: "non-stream c=1"},
+		{label: "stream c=1", stream: true},
+	}
+	if o.StreamRPS {
+		phases = append(phases, benchPhase{label: "stream c=" + c, stream: true, rate: true})
+	}
+	rep := newBenchReport(o, e.targets)
+	var redisSeen *redisTally
+	if e.redis != nil {
+		redisSeen = newRedisTally()
+	}
+	for r := range o.Rounds {
+		rounds := make([]pathRound, len(e.targets))
+		for _, ph := range phases {
+			for i := range e.targets {
+				p := (i + r) % len(e.targets)
+				errs, note, err := e.measure(ctx, e.targets[p], ph, o, &rounds[p], redisSeen)
+				if err != nil {
+					return nil, err
+				}
+				rep.Paths[p].Errors.merge(errs)
+				fmt.Fprintf(progress, "round %d/%d  %-13s  %-16s %s%s%s\n", r+1, o.Rounds, e.targets[p].name, ph.label,
+					rounds[p].describe(ph), note, errs.describe())
+			}
+		}
+		for p := range rounds {
+			rep.Paths[p].Rounds = append(rep.Paths[p].Rounds, rounds[p])
+		}
+	}
+	rep.summarize()
+	if redisSeen != nil {
+		rep.Redis = redisSeen.report()
+		if n := rep.Redis.Fallbacks; n > 0 {
+			rep.path(e.redisGW.target.name).Errors.merge(errorTally{N: int(n),
+				First: fmt.Sprintf("%d admissions were decided without Redis (the limiter's fallback): Redis failed or missed its deadline", n)})
+		}
+	}
+	return rep, nil
+}
+
+// measure warms the path up in the phase's shape, then takes the phase's numbers into pr. On the
+// gateway+redis path it also reads Redis's and the gateway's quota counters around the numbers
+// into seen, and returns a note on them for the progress line.
+func (e *benchEnv) measure(ctx context.Context, t *benchTarget, ph benchPhase, o Options, pr *pathRound, seen *redisTally) (errorTally, string, error) {
+	conc := 1
+	if ph.rate {
+		conc = o.Concurrency
+	}
+	errs, err := loadCount(ctx, t, conc, warmupRequests, o.Chunks, ph.stream)
+	if err != nil {
+		return errs, "", err
+	}
+	e.usage(ctx, 10*time.Second) // the gateway's backlog of earlier phases is not this phase's
+	withRedis := e.redisGW != nil && t == e.redisGW.target
+	var before quotaSnapshot
+	if withRedis {
+		if before, err = e.quotaSnapshot(ctx); err != nil {
+			return errs, "", err
+		}
+	}
+	if err := e.take(ctx, t, ph, o, pr, &errs); err != nil {
+		return errs, "", err
+	}
+	if !withRedis {
+		return errs, "", nil
+	}
+	e.usage(ctx, 10*time.Second) // the last requests' settlements precede their usage records
+	after, err := e.quotaSnapshot(ctx)
+	if err != nil {
+		return errs, "", err
+	}
+	return errs, seen.add(before, after, ph), nil
+}
+
+// take runs the phase's timed part on t (a warm path) into pr, adding failures to errs.
+func (e *benchEnv) take(ctx context.Context, t *benchTarget, ph benchPhase, o Options, pr *pathRound, errs *errorTally) error {
+	if !ph.rate {
+		res, err := loadLatency(ctx, t, o.LatencyRequests, o.Chunks, ph.stream)
+		if ph.stream {
+			pr.TTFTP50, pr.TTFTP99 = benchDuration(nearestRank(res.ttft, 0.50)), benchDuration(nearestRank(res.ttft, 0.99))
+			pr.StreamP50 = benchDuration(nearestRank(res.total, 0.50))
+		} else {
+			pr.P50, pr.P99 = benchDuration(nearestRank(res.total, 0.50)), benchDuration(nearestRank(res.total, 0.99))
+		}
+		errs.merge(res.errs)
+		return err
+	}
+	cpu0, cpuOK := t.proc.cpuTime()
+	sent0 := t.sent.Load()
+	res, err := loadRate(ctx, t, o.Concurrency, o.Chunks, o.Duration, ph.stream)
+	errs.merge(res.errs)
+	if err != nil {
+		return err
+	}
+	// The usage records of these requests are part of their cost: wait for them to be written.
+	e.usage(ctx, 10*time.Second)
+	cpu1, cpuOK1 := t.proc.cpuTime()
+	var perRequest benchDuration
+	if n := t.sent.Load() - sent0; cpuOK && cpuOK1 && n > 0 {
+		perRequest = benchDuration((cpu1 - cpu0) / time.Duration(n))
+	}
+	if ph.stream {
+		pr.StreamRPS, pr.CPUPerStream = res.rps, perRequest
+	} else {
+		pr.RPS, pr.CPUPerRequest = res.rps, perRequest
+	}
+	return nil
+}
