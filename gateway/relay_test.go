@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgate/llmgate/apikey"
 	"github.com/llmgate/llmgate/billing/tokens"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/quota"
@@ -67,7 +68,7 @@ func newTestGateway(t *testing.T, p providers.Provider) (*Gateway, string, *usag
 	if err := st.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	plain, hash, prefix := NewKeySecret()
+	plain, hash, prefix := apikey.New()
 	if err := st.CreateKey(context.Background(), store.APIKey{ID: "k1", Prefix: prefix, TenantID: store.DefaultTenant, CreatedAt: time.Now()}, hash); err != nil {
 		t.Fatal(err)
 	}
