@@ -9,9 +9,9 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/sse"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
-	"github.com/llmgate/llmgate/providers/internal/sse"
 )
 
 // This file translates a Messages event stream (PROVIDERS.md §3.4) into OpenAI's

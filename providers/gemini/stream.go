@@ -10,9 +10,9 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/sse"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
-	"github.com/llmgate/llmgate/providers/internal/sse"
 )
 
 // This file translates streamGenerateContent?alt=sse into OpenAI chat.completion.chunk events,
