@@ -115,12 +115,6 @@ func upstreamError(status int, body []byte, secrets ...string) *Error {
 	return newError(out, typ, code, param, redact.Credentials(msg, secrets...))
 }
 
-// retryable reports whether another deployment may be tried after this upstream status: the
-// upstream was overloaded or broken, and said so before sending any of the answer.
-func retryable(status int) bool {
-	return status == http.StatusTooManyRequests || status >= 500
-}
-
 // retryAfterSeconds renders a Retry-After value: whole seconds, rounded up, at least 1.
 func retryAfterSeconds(d time.Duration) string {
 	s := int64((d + time.Second - 1) / time.Second)

@@ -116,7 +116,6 @@ var (
 	modelsParam   = param{"models", "models", list, "allowlist of public `models`, comma-separated (empty: all)"}
 	expiresParam  = param{"expires", "expires_at", instant, "expiry, RFC 3339 or a `duration` from now such as 720h (empty: never)"}
 	metadataParam = param{"metadata", "metadata", pairs, "metadata `key=value`, repeatable (update: merged; key= removes)"}
-	tenantParam   = param{"tenant", "tenant_id", text, "tenant `ID`"}
 	nameParam     = param{"name", "name", text, "display `name`"}
 	// Clearing a whole object: update merges the flags into the current limits and metadata.
 	noLimitsParam   = param{"no-limits", "limits", null, "remove all limits (inherit the tenant's and tier's)"}
