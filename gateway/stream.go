@@ -120,7 +120,7 @@ func (s *sseRelay) finish(err error) {
 		_ = s.write(append(append([]byte("data: "), e.Marshal()...), '\n', '\n'))
 	case err != io.EOF:
 		x.status, x.errType = http.StatusBadGateway, "upstream_stream_error"
-		e := api.NewError(api.TypeUpstream, "The upstream stream was interrupted before it completed.", "stream_interrupted", "")
+		e := api.NewError(api.TypeUpstream, "stream_interrupted", "", "The upstream stream was interrupted before it completed.")
 		_ = s.write(append(append([]byte("data: "), e.Marshal()...), '\n', '\n'))
 	}
 }
