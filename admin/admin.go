@@ -125,7 +125,7 @@ func (s *Server) ready(c *gin.Context) {
 }
 
 func fail(c *gin.Context, status int, typ, code, param, msg string) {
-	api.NewError(typ, msg, code, param).Write(c.Writer, status)
+	api.NewError(typ, code, param, msg).Write(c.Writer, status)
 }
 
 func (s *Server) internal(c *gin.Context, err error) {

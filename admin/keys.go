@@ -10,7 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/llmgate/llmgate/api"
-	"github.com/llmgate/llmgate/gateway"
+	"github.com/llmgate/llmgate/apikey"
 	"github.com/llmgate/llmgate/store"
 )
 
@@ -136,7 +136,7 @@ func (s *Server) createKey(c *gin.Context) {
 		s.internal(c, err)
 		return
 	}
-	plain, hash, prefix := gateway.NewKeySecret()
+	plain, hash, prefix := apikey.New()
 	k := store.APIKey{ID: id, Name: req.Name, Prefix: prefix, UserID: req.UserID, TenantID: tenant, Models: models,
 		ExpiresAt: req.ExpiresAt, Metadata: req.Metadata, CreatedAt: now()}
 	if err := s.d.Store.CreateKey(ctx, k, hash); err != nil {
@@ -364,7 +364,7 @@ func (s *Server) rotateKey(c *gin.Context) {
 	before := keyViewOf(k, lim)
 	at := now()
 	until := at.Add(time.Duration(grace) * time.Second)
-	plain, hash, prefix := gateway.NewKeySecret()
+	plain, hash, prefix := apikey.New()
 	if err := s.d.Store.RotateKey(c.Request.Context(), k.ID, hash, prefix, at, until); err != nil {
 		if isNotFound(err) {
 			fail(c, http.StatusConflict, api.TypeInvalidRequest, "key_revoked", "id", "The key is revoked; create a new one.")

@@ -179,7 +179,8 @@ func timeParam(c *gin.Context, name string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// listAudit is the seed's GET /admin/audit: userId, keyId, model, status, from, to, page, size.
+// listAudit is GET /admin/audit, in the governance API's shape that existing clients use (camelCase
+// query): userId, keyId, model, status, from, to, page, size.
 func (s *Server) listAudit(c *gin.Context) {
 	f := store.UsageFilter{UserID: c.Query("userId"), KeyID: c.Query("keyId"), Model: c.Query("model")}
 	var ok bool
@@ -225,8 +226,8 @@ func (s *Server) writeUsage(c *gin.Context, f store.UsageFilter, extra gin.H) {
 	c.JSON(http.StatusOK, extra)
 }
 
-// billingSummary is the seed's GET /admin/billing/summary?userId=&month=yyyy-MM, from the daily
-// rollups.
+// billingSummary is GET /admin/billing/summary?userId=&month=yyyy-MM, in the governance API's
+// shape, from the daily rollups.
 func (s *Server) billingSummary(c *gin.Context) {
 	month, err := time.Parse("2006-01", c.Query("month"))
 	if err != nil {

@@ -69,8 +69,8 @@ func (s *Server) modelLess(ctx context.Context, typ, id string) (*store.QuotaPol
 func limitsField(name string) string { return "limits." + name }
 func policyField(name string) string { return name }
 
-// seedField names a limit as the seed's user policy body does (userRpm …).
-func seedField(name string) string {
+// userPolicyField names a limit as the user policy body of PUT /admin/quota/policy does (userRpm …).
+func userPolicyField(name string) string {
 	if n, ok := map[string]string{"rpm": "userRpm", "tpm": "userTpm", "tokens_per_day": "userTokensPerDay", "concurrent": "userConcurrent"}[name]; ok {
 		return n
 	}

@@ -22,8 +22,8 @@ type QuotaDeps struct {
 	Options  quota.Options
 }
 
-// userPolicyBody is the seed's policy shape (camelCase field names, also those of the Redis
-// hash). An absent or null field inherits from the user's tier; 0 means unlimited.
+// userPolicyBody is the governance API's policy shape (camelCase field names, also those of the
+// Redis hash that other systems write). An absent or null field inherits from the user's tier; 0 means unlimited.
 type userPolicyBody struct {
 	UserRPM          *int64 `json:"userRpm"`
 	UserConcurrent   *int64 `json:"userConcurrent"`
@@ -144,7 +144,7 @@ func (s *Server) putUserPolicy(c *gin.Context) {
 	}
 	p := store.QuotaPolicy{SubjectType: "user", SubjectID: c.Param("userId"), Model: model,
 		RPM: b.UserRPM, Concurrent: b.UserConcurrent, TPM: b.UserTPM, TokensPerDay: b.UserTokensPerDay}
-	// The seed's shape has no budgets: a budget set through /admin/quota/policies stays.
+	// That shape has no budgets: a budget set through /admin/quota/policies stays.
 	old, err := s.d.Quota.Policies.Policies(c.Request.Context(), "user", p.SubjectID)
 	if err != nil {
 		s.internal(c, err)
@@ -155,7 +155,7 @@ func (s *Server) putUserPolicy(c *gin.Context) {
 			p.BudgetDayMicroUSD, p.BudgetMonthMicroUSD = o.BudgetDayMicroUSD, o.BudgetMonthMicroUSD
 		}
 	}
-	tenant, ok := s.policyChange(c, "user", p.SubjectID, "userId", &p, seedField)
+	tenant, ok := s.policyChange(c, "user", p.SubjectID, "userId", &p, userPolicyField)
 	if !ok {
 		return
 	}
@@ -167,7 +167,7 @@ func (s *Server) putUserPolicy(c *gin.Context) {
 	s.getUserPolicy(c)
 }
 
-// userLimitsView renders limits with the seed's names.
+// userLimitsView renders limits with the user policy body's names.
 func userLimitsView(l quota.Limits) gin.H {
 	return gin.H{"userRpm": l.RPM, "userConcurrent": l.Concurrent, "userTpm": l.TPM, "userTokensPerDay": l.TokensPerDay}
 }

@@ -7,17 +7,19 @@ import (
 	"net/http"
 )
 
-// Error is OpenAI's error object: every error the gateway answers with, public or admin, uses it.
-type Error struct {
+// ErrorObject is OpenAI's error object: every error the gateway answers with, public or admin,
+// uses it. It is the body of an error, not a Go error: packages that need one wrap it (gateway's
+// Error adds the HTTP status).
+type ErrorObject struct {
 	Message string  `json:"message"`
 	Type    string  `json:"type"`
 	Param   *string `json:"param"`
 	Code    *string `json:"code"`
 }
 
-// ErrorBody is the envelope OpenAI wraps an Error in.
+// ErrorBody is the envelope OpenAI wraps an ErrorObject in.
 type ErrorBody struct {
-	Error Error `json:"error"`
+	Error ErrorObject `json:"error"`
 }
 
 // Error types used across the gateway. They follow OpenAI's names where OpenAI has one.
@@ -34,9 +36,10 @@ const (
 	TypeUnavailable       = "service_unavailable"
 )
 
-// NewError builds an Error with an optional code and param (empty means JSON null).
-func NewError(typ, message, code, param string) Error {
-	e := Error{Message: message, Type: typ}
+// NewError builds an ErrorObject; code and param are optional (empty means JSON null). Every
+// error constructor of the tree takes these four in this order (type, code, param, message).
+func NewError(typ, code, param, message string) ErrorObject {
+	e := ErrorObject{Message: message, Type: typ}
 	if code != "" {
 		e.Code = &code
 	}
@@ -47,13 +50,13 @@ func NewError(typ, message, code, param string) Error {
 }
 
 // Marshal renders the error in OpenAI's envelope.
-func (e Error) Marshal() []byte {
+func (e ErrorObject) Marshal() []byte {
 	b, _ := json.Marshal(ErrorBody{Error: e})
 	return b
 }
 
 // Write sends the error with the given status as JSON.
-func (e Error) Write(w http.ResponseWriter, status int) {
+func (e ErrorObject) Write(w http.ResponseWriter, status int) {
 	b := e.Marshal()
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

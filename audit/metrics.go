@@ -17,8 +17,8 @@ const (
 
 var errMetrics = errors.New("audit: register metrics")
 
-// metrics are the recorder's Prometheus metrics, named as the seed names them (gov_*) or in
-// llmgate's own namespace. Counters and gauges read the recorder's atomics at scrape time, so
+// metrics are the recorder's Prometheus metrics, under the gov_* names the governance dashboards
+// and alerts expect, or in llmgate's own namespace. Counters and gauges read the recorder's atomics at scrape time, so
 // the request path pays for one atomic add per record and nothing else; only the write-time
 // histogram is observed, by the writer and the replayer.
 //

@@ -40,7 +40,8 @@ type Options struct {
 	// FlushInterval flushes a non-empty batch at least this often (default 200ms).
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// WriteRetries is how many times a failed batch write is retried, with backoff, before the
-	// batch is spooled and the database taken as down (default 3, as the seed asks).
+	// batch is spooled and the database taken as down (default 3: the ledger's contract is
+	// three retries, then an alert).
 	WriteRetries int `yaml:"write_retries"`
 	// WriteTimeout bounds one call into the Sink (default 30s).
 	WriteTimeout time.Duration `yaml:"write_timeout"`

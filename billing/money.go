@@ -19,12 +19,8 @@ import (
 // Decimal text is the only way money enters or leaves the process (YAML, the admin API, NUMERIC
 // columns), so this file converts between decimal text and those integers digit by digit.
 
-const (
-	microPerUSD = 1_000_000         // micro-USD in one USD
-	picoPerUSD  = 1_000_000_000_000 // pico-USD in one USD
-
-	maxMicroDecimals = 6
-)
+// maxMicroDecimals is how many decimal places of a USD amount micro-USD hold.
+const maxMicroDecimals = 6
 
 // ErrBadAmount is wrapped by every ParseUSD error.
 var ErrBadAmount = errors.New("invalid USD amount")

@@ -13,7 +13,8 @@ import (
 // notice or a poll) and calls Set; a lookup never waits for that.
 //
 // A model with no price is reported as such (ok == false) and never costs $0 silently: the
-// caller records the usage with an empty cost, a warning and a metric (issue 5).
+// caller records the usage with an empty cost, a warning and a metric, so an unpriced model shows
+// up instead of passing as free.
 //
 // The zero value is not usable; call NewPricer.
 type Pricer struct {

@@ -21,15 +21,16 @@ const StatusClientClosed = 499
 // Anything that is not an *Error is mapped by classify, which hides its text.
 type Error struct {
 	Status int
-	API    api.Error
+	API    api.ErrorObject
 	// retryAfter is sent as Retry-After on 429s.
 	retryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.API.Message }
 
+// newError builds an *Error: the status, then api.NewError's arguments in its order.
 func newError(status int, typ, code, param, msg string) *Error {
-	return &Error{Status: status, API: api.NewError(typ, msg, code, param)}
+	return &Error{Status: status, API: api.NewError(typ, code, param, msg)}
 }
 
 // Errors shared by several code paths.
@@ -50,17 +51,17 @@ var (
 // classify maps any error to the status and body the client sees. It is the one place that does:
 // *Error speaks for itself, timeouts are 504, a client that left is 499, and everything else is a
 // 502 whose text is hidden (it may name internal hosts).
-func classify(err error) (int, api.Error) {
+func classify(err error) (int, api.ErrorObject) {
 	var ge *Error
 	switch {
 	case errors.As(err, &ge):
 		return ge.Status, ge.API
 	case errors.Is(err, context.Canceled):
-		return StatusClientClosed, api.NewError(api.TypeInvalidRequest, "The client closed the request.", "client_closed_request", "")
+		return StatusClientClosed, api.NewError(api.TypeInvalidRequest, "client_closed_request", "", "The client closed the request.")
 	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
-		return http.StatusGatewayTimeout, api.NewError(api.TypeTimeout, "The upstream did not answer in time.", "upstream_timeout", "")
+		return http.StatusGatewayTimeout, api.NewError(api.TypeTimeout, "upstream_timeout", "", "The upstream did not answer in time.")
 	default:
-		return http.StatusBadGateway, api.NewError(api.TypeUpstream, "The upstream could not be reached.", "upstream_unavailable", "")
+		return http.StatusBadGateway, api.NewError(api.TypeUpstream, "upstream_unavailable", "", "The upstream could not be reached.")
 	}
 }
 
@@ -113,12 +114,6 @@ func upstreamError(status int, body []byte, secrets ...string) *Error {
 		msg = "The upstream answered HTTP " + strconv.Itoa(status) + "."
 	}
 	return newError(out, typ, code, param, redact.Credentials(msg, secrets...))
-}
-
-// retryable reports whether another deployment may be tried after this upstream status: the
-// upstream was overloaded or broken, and said so before sending any of the answer.
-func retryable(status int) bool {
-	return status == http.StatusTooManyRequests || status >= 500
 }
 
 // retryAfterSeconds renders a Retry-After value: whole seconds, rounded up, at least 1.

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/llmgate/llmgate/apikey"
 	"github.com/llmgate/llmgate/billing/tokens"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/quota"
@@ -36,7 +37,7 @@ func newOptionsGateway(t *testing.T, opts Options) (*Gateway, string, store.Stor
 	if err := st.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	plain, hash, prefix := NewKeySecret()
+	plain, hash, prefix := apikey.New()
 	if err := st.CreateKey(context.Background(), store.APIKey{ID: "k1", Prefix: prefix, TenantID: store.DefaultTenant, CreatedAt: time.Now()}, hash); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestUnknownKeyFloodIsBoundedPerAddress(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < flood; i += 4 {
-				st, ra := getWith(t, srv.Client(), url, KeyPrefix+strings.Repeat("x", 30)+strings.Repeat("0", 10)+string(rune('A'+i%26))+string(rune('a'+i/26)))
+				st, ra := getWith(t, srv.Client(), url, apikey.Prefix+strings.Repeat("x", 30)+strings.Repeat("0", 10)+string(rune('A'+i%26))+string(rune('a'+i/26)))
 				if st == http.StatusTooManyRequests && ra == "" {
 					t.Error("429 without Retry-After")
 				}
@@ -128,7 +129,7 @@ func TestUnknownKeyFloodIsBoundedPerAddress(t *testing.T) {
 
 	// another address has its own budget
 	other := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}}
-	if st, _ := getWith(t, other, url, KeyPrefix+strings.Repeat("q", 43)); st != http.StatusUnauthorized {
+	if st, _ := getWith(t, other, url, apikey.Prefix+strings.Repeat("q", 43)); st != http.StatusUnauthorized {
 		t.Errorf("an unknown key from another address: HTTP %d, want 401", st)
 	}
 }

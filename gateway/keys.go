@@ -2,9 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"strings"
@@ -14,63 +11,9 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/apikey"
 	"github.com/llmgate/llmgate/store"
 )
-
-// KeyPrefix starts every API key llmgate issues, so a key is recognisable (and secret scanners
-// can find leaked ones).
-const KeyPrefix = "sk-lg-"
-
-// keyAlphabet is base62: keys survive copy-paste, URLs and shells.
-const keyAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-// keyBodyLen is 43 base62 characters ≈ 256 bits.
-const keyBodyLen = 43
-
-// displayPrefixLen is how much of a key is stored in clear for display.
-const displayPrefixLen = len(KeyPrefix) + 6
-
-// NewKeySecret makes a fresh API key: its plaintext (shown once), the hex SHA-256 that is stored,
-// and the display prefix.
-func NewKeySecret() (plaintext, hash, prefix string) {
-	var buf [keyBodyLen]byte
-	// rejection sampling keeps every character uniformly likely
-	out := make([]byte, 0, keyBodyLen)
-	for len(out) < keyBodyLen {
-		if _, err := rand.Read(buf[:]); err != nil {
-			panic("crypto/rand failed: " + err.Error())
-		}
-		for _, b := range buf {
-			if b < 248 && len(out) < keyBodyLen { // 248 = 4×62
-				out = append(out, keyAlphabet[b%62])
-			}
-		}
-	}
-	plaintext = KeyPrefix + string(out)
-	return plaintext, HashKey(plaintext), plaintext[:displayPrefixLen]
-}
-
-// HashKey is how a key is stored and looked up: hex SHA-256 of the plaintext. Keys carry 256 bits
-// of randomness, so a fast hash is enough (no password stretching needed).
-func HashKey(plaintext string) string {
-	sum := sha256.Sum256([]byte(plaintext))
-	return hex.EncodeToString(sum[:])
-}
-
-// plausibleKey rejects strings that cannot be a key before any lookup, so garbage in a flood of
-// bad requests never reaches the cache map or the store.
-func plausibleKey(k string) bool {
-	if len(k) < 8 || len(k) > 256 {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
 
 // keyFromRequest finds the key in the headers OpenAI, Azure and Anthropic SDKs use.
 func keyFromRequest(r *http.Request) string {
@@ -158,11 +101,11 @@ func (c *keyCache) resolve(ctx context.Context, plaintext, addr string) (*Identi
 	if plaintext == "" {
 		return nil, errNoKey
 	}
-	if !plausibleKey(plaintext) {
+	if !apikey.Plausible(plaintext) {
 		c.metrics.keyLookups.WithLabelValues("rejected").Inc()
 		return nil, errBadKey
 	}
-	hash := HashKey(plaintext)
+	hash := apikey.Hash(plaintext)
 	now := c.now()
 	c.mu.RLock()
 	e, known := c.entries[hash]

@@ -8,24 +8,9 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-)
 
-func TestNewKeySecret(t *testing.T) {
-	seen := map[string]bool{}
-	for i := 0; i < 1000; i++ {
-		plain, hash, prefix := NewKeySecret()
-		if !strings.HasPrefix(plain, KeyPrefix) || len(plain) != len(KeyPrefix)+keyBodyLen || !plausibleKey(plain) {
-			t.Fatalf("bad key %q", plain)
-		}
-		if hash != HashKey(plain) || len(hash) != 64 || !strings.HasPrefix(plain, prefix) || len(prefix) != displayPrefixLen {
-			t.Fatalf("hash %q prefix %q of %q", hash, prefix, plain)
-		}
-		if seen[plain] {
-			t.Fatal("duplicate key")
-		}
-		seen[plain] = true
-	}
-}
+	"github.com/llmgate/llmgate/apikey"
+)
 
 // TestBadKeyFloodHitsStoreOnce: concurrent and repeated requests with one unknown key cost one
 // store query (singleflight, then the negative cache); strings that cannot be keys cost none.
@@ -44,7 +29,7 @@ func TestBadKeyFloodHitsStoreOnce(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	bad := KeyPrefix + strings.Repeat("Z", keyBodyLen)
+	bad := apikey.Prefix + strings.Repeat("Z", apikey.BodyLen)
 	var wg sync.WaitGroup
 	for i := 0; i < 200; i++ {
 		wg.Add(1)

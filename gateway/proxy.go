@@ -400,8 +400,8 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 	x.fail(last)
 }
 
-// errAllOpen answers a request whose every deployment has its circuit breaker open: the seed's
-// 503 for an open breaker.
+// errAllOpen answers a request whose every deployment has its circuit breaker open: a 503, as the
+// external contract promises for an open breaker.
 var errAllOpen = newError(http.StatusServiceUnavailable, api.TypeUnavailable, "upstream_unavailable", "",
 	"Every deployment of this model is failing right now (circuit breaker open); retry shortly.")
 

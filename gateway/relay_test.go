@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgate/llmgate/apikey"
 	"github.com/llmgate/llmgate/billing/tokens"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/quota"
@@ -29,19 +30,24 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // fixtureProvider answers every call with a recorded upstream SSE stream, handed out one byte per
-// read so that every event is split across reads.
+// read so that every event is split across reads (whole: in reads as large as the reader asks).
 type fixtureProvider struct {
-	sse  []byte
-	mu   sync.Mutex
-	seen [][]byte
+	sse   []byte
+	whole bool
+	mu    sync.Mutex
+	seen  [][]byte
 }
 
 func (p *fixtureProvider) Do(_ context.Context, req *providers.Request) (*http.Response, error) {
 	p.mu.Lock()
 	p.seen = append(p.seen, req.Body)
 	p.mu.Unlock()
+	var body io.Reader = iotest.OneByteReader(bytes.NewReader(p.sse))
+	if p.whole {
+		body = bytes.NewReader(p.sse)
+	}
 	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}},
-		Body: io.NopCloser(iotest.OneByteReader(bytes.NewReader(p.sse)))}, nil
+		Body: io.NopCloser(body)}, nil
 }
 
 // usageLog collects usage records in memory.
@@ -57,7 +63,7 @@ func (u *usageLog) Record(r store.UsageRecord) bool {
 	return true
 }
 
-func newTestGateway(t *testing.T, p providers.Provider) (*Gateway, string, *usageLog) {
+func newTestGateway(t testing.TB, p providers.Provider) (*Gateway, string, *usageLog) {
 	t.Helper()
 	st, err := sqlite.New(context.Background(), filepath.Join(t.TempDir(), "gw.db"))
 	if err != nil {
@@ -67,7 +73,7 @@ func newTestGateway(t *testing.T, p providers.Provider) (*Gateway, string, *usag
 	if err := st.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	plain, hash, prefix := NewKeySecret()
+	plain, hash, prefix := apikey.New()
 	if err := st.CreateKey(context.Background(), store.APIKey{ID: "k1", Prefix: prefix, TenantID: store.DefaultTenant, CreatedAt: time.Now()}, hash); err != nil {
 		t.Fatal(err)
 	}
@@ -194,3 +200,29 @@ func TestCompatibleStreamsBilledOnce(t *testing.T) {
 }
 
 func gjsonString(json, path string) string { return gjson.Get(json, path).String() }
+
+// BenchmarkRelayStream relays a 200-chunk stream whose usage the gateway injected (and so hides)
+// through the whole handler, without a network: per op, one request, its 202 events and settle.
+func BenchmarkRelayStream(b *testing.B) {
+	var sse bytes.Buffer
+	for i := 0; i < 200; i++ {
+		sse.WriteString(`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"up-m","choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null}],"usage":null}` + "\n\n")
+	}
+	sse.WriteString(`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"up-m","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":200,"total_tokens":211}}` + "\n\n")
+	sse.WriteString("data: [DONE]\n\n")
+	g, key, _ := newTestGateway(b, &fixtureProvider{sse: sse.Bytes(), whole: true})
+	g.quota = quota.Options{DefaultTier: "open", Tiers: map[string]quota.Limits{"open": {}}}.WithDefaults() // no RPM cap
+	h := g.Handler()
+	body := `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	b.SetBytes(int64(sse.Len()))
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 || !bytes.HasSuffix(w.Body.Bytes(), []byte("data: [DONE]\n\n")) {
+			b.Fatalf("status %d, body %q", w.Code, w.Body.Bytes())
+		}
+	}
+}

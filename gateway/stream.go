@@ -1,10 +1,10 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -14,11 +14,15 @@ import (
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/internal/redact"
+	"github.com/llmgate/llmgate/internal/sse"
 )
 
 var (
-	bufPool    = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+	bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	// eventReaders are the relay's SSE readers: 16 KiB of read buffer each, reused from stream to
+	// stream. One event is not bounded beyond what memory allows (math.MaxInt), as before the
+	// relay shared the reader.
+	eventReaders = sync.Pool{New: func() any { return sse.NewRawReader(nil, math.MaxInt, 16<<10) }}
 )
 
 func getBuffer() *bytes.Buffer { b := bufPool.Get().(*bytes.Buffer); b.Reset(); return b }
@@ -30,12 +34,11 @@ func putBuffer(b *bytes.Buffer) {
 }
 
 var (
-	dataPrefix = []byte("data:")
+	dataField  = []byte("data")
 	doneMarker = []byte("[DONE]")
 	usageKey   = []byte(`"usage":`)
 	usageNull  = []byte(`"usage":null`)
 	errorField = []byte(`"error"`)
-	eventEnd   = []byte("\n\n")
 )
 
 // errStreamCut is the upstream ending a stream without its [DONE] marker.
@@ -48,7 +51,7 @@ type sseRelay struct {
 	x        *exchange
 	w        http.ResponseWriter
 	rc       *http.ResponseController
-	br       *bufio.Reader
+	events   *sse.Reader
 	injected bool
 	sawDone  bool
 	upErr    bool // the upstream sent an error event
@@ -66,44 +69,28 @@ func (x *exchange) relayStream(resp *http.Response, injected bool) {
 	x.status = http.StatusOK
 	s.w.WriteHeader(http.StatusOK)
 
-	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(resp.Body)
-	s.br = br
-	ev := getBuffer()
+	events := eventReaders.Get().(*sse.Reader)
+	events.Reset(resp.Body)
+	s.events = events
 	defer func() {
-		br.Reset(nil)
-		readerPool.Put(br)
-		putBuffer(ev)
+		events.Reset(nil)
+		eventReaders.Put(events)
 	}()
 	var err error
 	for err == nil {
-		var line []byte
-		line, err = br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull { // a long line: keep reading it
-			ev.Write(line)
-			err = nil
-			continue
+		var ev sse.Event
+		ev, err = events.Next()
+		if err != nil && err != sse.ErrUnterminated {
+			break
 		}
-		if len(line) == 0 {
-			continue
-		}
-		if isBlank(line) {
-			if ev.Len() > 0 {
-				if werr := s.event(ev.Bytes()); werr != nil {
-					x.status, x.errType = StatusClientClosed, "client_closed"
-					return
-				}
-				ev.Reset()
-			}
-			continue
-		}
-		ev.Write(line)
-	}
-	if err == io.EOF && ev.Len() > 0 { // last event without its blank line
-		if s.event(ev.Bytes()) != nil {
+		// The last event without its blank line is passed on all the same.
+		if s.event(ev) != nil {
 			x.status, x.errType = StatusClientClosed, "client_closed"
 			return
 		}
+	}
+	if err == sse.ErrUnterminated {
+		err = io.EOF
 	}
 	if err == io.EOF && !s.sawDone {
 		err = errStreamCut
@@ -133,18 +120,15 @@ func (s *sseRelay) finish(err error) {
 		_ = s.write(append(append([]byte("data: "), e.Marshal()...), '\n', '\n'))
 	case err != io.EOF:
 		x.status, x.errType = http.StatusBadGateway, "upstream_stream_error"
-		e := api.NewError(api.TypeUpstream, "The upstream stream was interrupted before it completed.", "stream_interrupted", "")
+		e := api.NewError(api.TypeUpstream, "stream_interrupted", "", "The upstream stream was interrupted before it completed.")
 		_ = s.write(append(append([]byte("data: "), e.Marshal()...), '\n', '\n'))
 	}
 }
 
-func isBlank(line []byte) bool {
-	return len(line) == 1 || (len(line) == 2 && line[0] == '\r')
-}
-
-// event handles one complete event (its lines, without the blank line that ended it).
-func (s *sseRelay) event(ev []byte) error {
-	payload := eventData(ev)
+// event handles one complete event: ev.Raw holds its lines, without the blank line that ended
+// them, and is the Reader's buffer, free to be rewritten in place until the next event.
+func (s *sseRelay) event(e sse.Event) error {
+	ev, payload := e.Raw, e.Data
 	if payload == nil {
 		return s.write(append(ev, '\n')) // comment or keep-alive: pass it on
 	}
@@ -222,7 +206,7 @@ func rewriteEvent(ev, data []byte) []byte {
 		} else {
 			ev = nil
 		}
-		if !bytes.HasPrefix(line, dataPrefix) {
+		if !isDataLine(line) {
 			out = append(out, line...)
 			if line[len(line)-1] != '\n' {
 				out = append(out, '\n')
@@ -244,6 +228,16 @@ func rewriteEvent(ev, data []byte) []byte {
 	return append(out, '\n')
 }
 
+// isDataLine reports whether a line of an event is a data field ("data:…", or "data" alone, which
+// SSE reads as empty data), as sse.Reader reads it.
+func isDataLine(line []byte) bool {
+	field := bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+	if i := bytes.IndexByte(field, ':'); i >= 0 {
+		field = field[:i]
+	}
+	return bytes.Equal(field, dataField)
+}
+
 // write sends bytes to the client under the per-write deadline and flushes them, unless a
 // complete next event is already buffered from the upstream: then it goes out in the same write,
 // so events that arrived together leave together and none ever waits for a later read.
@@ -260,10 +254,8 @@ func (s *sseRelay) write(b []byte) error {
 
 // flush sends what has been written unless a complete next event is already buffered.
 func (s *sseRelay) flush() error {
-	if s.br != nil {
-		if next, _ := s.br.Peek(s.br.Buffered()); bytes.Contains(next, eventEnd) {
-			return nil
-		}
+	if s.events.EventBuffered() {
+		return nil
 	}
 	return s.rc.Flush()
 }
@@ -280,41 +272,4 @@ func dropUsageNull(ev []byte) ([]byte, bool) {
 		return append(ev[:i], ev[i+len(usageNull)+1:]...), true
 	}
 	return ev, false
-}
-
-// eventData returns the event's data: the payload of its single data line (no copy), or its
-// data lines joined by "\n" as the SSE spec says. nil means no data line.
-func eventData(ev []byte) (data []byte) {
-	var joined []byte
-	n := 0
-	for len(ev) > 0 {
-		i := bytes.IndexByte(ev, '\n')
-		line := ev
-		if i >= 0 {
-			line, ev = ev[:i], ev[i+1:]
-		} else {
-			ev = nil
-		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if !bytes.HasPrefix(line, dataPrefix) {
-			continue
-		}
-		v := line[len(dataPrefix):]
-		if len(v) > 0 && v[0] == ' ' {
-			v = v[1:]
-		}
-		n++
-		if n == 1 {
-			data = v
-			continue
-		}
-		if n == 2 {
-			joined = append(joined, data...)
-		}
-		joined = append(append(joined, '\n'), v...)
-	}
-	if n > 1 {
-		return joined
-	}
-	return data
 }

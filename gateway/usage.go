@@ -113,7 +113,7 @@ func (g *Gateway) warnUnpriced(model, upstream string) {
 	}
 }
 
-// costMetrics are the seed's gov_cost_* series. The userId label is bounded to the top users by
+// costMetrics are the gov_cost_* series, named as the governance dashboards expect them. The userId label is bounded to the top users by
 // cost (see topUsers); the rest share "other", and users without an id "none".
 type costMetrics struct {
 	input  *prometheus.CounterVec

@@ -39,8 +39,8 @@ type RoutingConfig struct {
 type Timeouts struct {
 	// Connect bounds getting a connection (dial and TLS) [5s].
 	Connect time.Duration `yaml:"connect"`
-	// FirstByte bounds the wait from sending the request to the answer's headers [60s, the seed's
-	// provider call timeout].
+	// FirstByte bounds the wait from sending the request to the answer's headers [60s, the provider call
+	// timeout the external contract names].
 	FirstByte time.Duration `yaml:"first_byte"`
 	// Idle bounds the gap between two reads of the answer's body: between stream events [60s].
 	Idle time.Duration `yaml:"idle"`

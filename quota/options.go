@@ -11,7 +11,7 @@ type Options struct {
 	Enabled *bool `yaml:"enabled"`
 	// DefaultTier applies to users without a tier and to keys without a user (default "free").
 	DefaultTier string `yaml:"default_tier"`
-	// Tiers maps a tier name to its limits; the seed's free/pro/enterprise are the defaults.
+	// Tiers maps a tier name to its limits; free/pro/enterprise are the defaults.
 	Tiers map[string]Limits `yaml:"tiers"`
 	// Session limits what one X-Session-Id may use (default: unlimited, counted only).
 	Session Limits `yaml:"session"`
@@ -36,7 +36,7 @@ type Options struct {
 	SettleQueue int `yaml:"settle_queue"`
 }
 
-// DefaultTiers are the seed's tiers: free 20 rpm / 100k tokens a day / 2 concurrent; pro 100 / 2M
+// DefaultTiers are the tiers the external contract names: free 20 rpm / 100k tokens a day / 2 concurrent; pro 100 / 2M
 // / 10; enterprise 500 / unlimited / 50.
 func DefaultTiers() map[string]Limits {
 	return map[string]Limits{

@@ -106,9 +106,9 @@ rm -rf "$bindir"
 # -fuzztime. The budgets are execution counts, not durations: Go 1.26's fuzz coordinator can fail a
 # duration-bounded run with a bare "context deadline exceeded" when the deadline meets a busy
 # worker (golang/go#75804, fixed in Go 1.27), and a count has no deadline to race.
-for target in "FuzzEventData ./gateway 15000" "FuzzBodyCheck ./gateway 15000" "FuzzStream ./providers/anthropic 60000" \
+for target in "FuzzRewriteEvent ./gateway 15000" "FuzzBodyCheck ./gateway 15000" "FuzzStream ./providers/anthropic 60000" \
 	"FuzzRequest ./providers/anthropic 100000" "FuzzGeminiStream ./providers/gemini 40000" \
-	"FuzzGeminiRequest ./providers/gemini 150000" "FuzzReader ./providers/internal/sse 150000" \
+	"FuzzGeminiRequest ./providers/gemini 150000" "FuzzReader ./internal/sse 150000" \
 	"FuzzGeminiSchema ./providers/gemini 20000 100"; do
 	# An optional fourth field bounds the minimisation of each new input, in executions: a
 	# target with inputs of a few KB and a costly body can otherwise spend the default 60 s

@@ -325,7 +325,7 @@ func TestAdminTenantScope(t *testing.T) {
 			}
 		}
 		var traceB string
-		for _, r := range e.allUsage() {
+		for _, r := range e.allUsage(2) {
 			if r.KeyID == kB.JSON("id").String() {
 				traceB = r.TraceID
 			}

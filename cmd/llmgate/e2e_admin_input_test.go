@@ -109,7 +109,7 @@ func TestAdminFiltersResistInjection(t *testing.T) {
 		if st := admChat(e, key, "gpt-test"); st != 200 {
 			t.Fatalf("chat: HTTP %d", st)
 		}
-		e.allUsage()
+		e.allUsage(1)
 		month := time.Now().UTC().Format("2006-01")
 		waitFor(t, 10*time.Second, "the billing rollup", func() bool {
 			return c.must(200, "GET", "/admin/billing/summary?month="+month+"&userId=inj-u1", nil).JSON("total.requests").Int() == 1

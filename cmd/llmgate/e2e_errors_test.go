@@ -79,7 +79,7 @@ func TestRejectedRequestsNeverReachUpstream(t *testing.T) {
 			t.Errorf("rejected request billed: %+v", r)
 		}
 	}
-	if n := len(e.allUsage()); n != len(ids) {
+	if n := len(e.allUsage(int64(len(ids)))); n != len(ids) {
 		t.Errorf("%d usage records, want %d (unauthenticated requests leave none)", n, len(ids))
 	}
 }

@@ -208,14 +208,19 @@ func (e *env) usageFor(requestID string) store.UsageRecord {
 	return store.UsageRecord{}
 }
 
-// allUsage waits until the recorder has written everything queued, then lists the records.
-func (e *env) allUsage() []store.UsageRecord {
+// allUsage waits until the recorder has taken at least want records and written every record it
+// took (the last batch may still be in the writer's hands when the queue is empty), then lists
+// the records. want matters because a request settles after its answer has left: a client can
+// hold the whole answer before its record is taken.
+func (e *env) allUsage(want int64) []store.UsageRecord {
 	e.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for e.app.recorder.Stats().Backlog > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if s := e.app.recorder.Stats(); s.Enqueued >= want && s.Backlog == 0 && s.Written >= s.Enqueued {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond) // the last batch may be in the writer's hands
 	recs, err := e.app.store.ListUsage(context.Background(), store.UsageFilter{Limit: 10000})
 	if err != nil {
 		e.t.Fatal(err)

@@ -141,12 +141,12 @@ func TestBudgets(t *testing.T) {
 			if n, _ := e.spendUntilRefused(e.app, u.Key, 10); n != 2 {
 				t.Errorf("%d requests answered under a 50 µUSD monthly budget, want 2", n)
 			}
-			// The seed's policy endpoint leaves the budget alone.
+			// The governance API's policy endpoint (PUT /admin/quota/policy) leaves the budget alone.
 			e.putPolicy("/admin/quota/policy/budget-user", `{"userRpm":50}`)
 			var view struct{ Data []map[string]any }
 			e.adminGet("/admin/quota/policies/user/budget-user", &view)
 			if len(view.Data) != 1 || view.Data[0]["budget_usd_per_month"] != "0.00005" || view.Data[0]["rpm"] != 50.0 {
-				t.Errorf("user policy after the seed's PUT: %v, want the monthly budget kept", view)
+				t.Errorf("user policy after PUT /admin/quota/policy: %v, want the monthly budget kept", view)
 			}
 
 			// The tenant has spent 175 µUSD so far; a daily budget of 225 leaves two requests for

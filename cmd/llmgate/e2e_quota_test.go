@@ -264,7 +264,9 @@ func TestTokenReservationAndSettlement(t *testing.T) {
 	}
 }
 
-// TestPolicyAppliesOnEveryReplicaWithinASecond, and is mirrored to the seed's Redis hash.
+// TestPolicyAppliesOnEveryReplicaWithinASecond: a user policy written through one replica's admin
+// API applies on another replica within a second, and is mirrored to the Redis hash
+// ai:quota:policy:{userId} that other systems read.
 func TestPolicyAppliesOnEveryReplicaWithinASecond(t *testing.T) {
 	e := newEnv(t, withPostgres(t), withRedisURL("redis://"+rdb.Addr(t)))
 	other := e.replica(nil)

@@ -229,7 +229,7 @@ func TestAttemptTimeouts(t *testing.T) {
 	if status != 200 || strings.Contains(body, "[DONE]") || !strings.Contains(body, "took longer than allowed") {
 		t.Errorf("a 3 s stream under a 2 s total timeout: %d, body %q", status, body)
 	}
-	recs := e.allUsage()
+	recs := e.allUsage(2)
 	cut := 0
 	for _, r := range recs {
 		if r.Model == "stall" && r.Status == http.StatusGatewayTimeout && r.UsageSource == "partial" {
@@ -542,7 +542,7 @@ func TestAzureAndPresetsThroughGateway(t *testing.T) {
 	if text.Len() == 0 || bad.Load() != 0 {
 		t.Errorf("stream through azure: %q, %d requests the upstream refused", text.String(), bad.Load())
 	}
-	recs := e.allUsage()
+	recs := e.allUsage(2)
 	provider := 0
 	for _, r := range recs {
 		if r.Model == "gpt-4o" && r.Status == 200 && r.UsageSource == "provider" && r.PromptTokens > 0 && r.Deployment == "azure/gpt4o-prod" {

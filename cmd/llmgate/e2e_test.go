@@ -77,7 +77,7 @@ func TestChatNonStream(t *testing.T) {
 	if got := reqs[0].Headers["Authorization"]; got != "Bearer "+upstreamKey {
 		t.Errorf("upstream Authorization = %v: the caller's key must not be forwarded", got)
 	}
-	recs := e.allUsage()
+	recs := e.allUsage(1)
 	if len(recs) != 1 {
 		t.Fatalf("usage records = %d, want 1", len(recs))
 	}
@@ -139,7 +139,7 @@ func TestChatStreamHidesInjectedUsage(t *testing.T) {
 			}
 		})
 	}
-	for _, r := range e.allUsage() {
+	for _, r := range e.allUsage(2) {
 		if !r.Stream || r.PromptTokens != 5 || r.CompletionTokens != 20 || r.UsageSource != "provider" || r.Status != 200 || r.TTFTMS < 0 {
 			t.Errorf("stream usage record = %+v", r)
 		}
@@ -304,7 +304,7 @@ func TestCompletionsEmbeddingsModels(t *testing.T) {
 	if _, err := lc.GetModel(ctx, "gpt-test"); !errors.As(err, &apiErr) || apiErr.HTTPStatusCode != 404 {
 		t.Errorf("GetModel of a model outside the allowlist: %v, want 404", err)
 	}
-	recs := e.allUsage()
+	recs := e.allUsage(6)
 	endpoints := map[string]int{}
 	for _, r := range recs {
 		endpoints[r.Endpoint]++
@@ -375,7 +375,7 @@ func TestUsageRecordPerRequest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	recs := e.allUsage()
+	recs := e.allUsage(n)
 	ids := map[string]bool{}
 	for _, r := range recs {
 		ids[r.RequestID] = true

@@ -41,8 +41,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // shedAnswer is what a shed connection receives: a whole HTTP/1.1 503 that closes the
 // connection. It fits any socket's send buffer, so writing it never waits on the client.
 var shedAnswer = func() []byte {
-	body := api.NewError(api.TypeUnavailable, "The gateway has too many open connections; retry shortly.",
-		"too_many_connections", "").Marshal()
+	body := api.NewError(api.TypeUnavailable, "too_many_connections", "",
+		"The gateway has too many open connections; retry shortly.").Marshal()
 	return []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n" +
 		"Connection: close\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + string(body))
 }()

@@ -130,14 +130,14 @@ func New(opts Options) (*Provider, error) {
 func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Response, error) {
 	if req.Endpoint != providers.ChatCompletions {
 		return oairender.ErrorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest,
-			"The anthropic provider supports only /v1/chat/completions, not /v1/"+string(req.Endpoint)+".",
-			"unsupported_endpoint", ""), nil), nil
+			"unsupported_endpoint", "",
+			"The anthropic provider supports only /v1/chat/completions, not /v1/"+string(req.Endpoint)+"."), nil), nil
 	}
 	tr, err := translateRequest(req.Body, req.Model, req.Stream, &p.settings)
 	if err != nil {
 		var re *requestError
 		if errors.As(err, &re) {
-			return oairender.ErrorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest, re.msg, "invalid_value", re.param), nil), nil
+			return oairender.ErrorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest, "invalid_value", re.param, re.msg), nil), nil
 		}
 		return nil, err
 	}
@@ -174,7 +174,7 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	out, err := translateResponse(raw, req.Model, created)
 	if err != nil {
 		return oairender.ErrorResponse(http.StatusBadGateway, api.NewError(api.TypeUpstream,
-			"The upstream's answer could not be translated.", "bad_upstream_response", ""), nil), nil
+			"bad_upstream_response", "", "The upstream's answer could not be translated."), nil), nil
 	}
 	return oairender.JSONResponse(http.StatusOK, out, nil), nil
 }

@@ -37,7 +37,7 @@ func translateErrorResponse(resp *http.Response) *http.Response {
 // upstream would send it; the code is Anthropic's own error type (or its details.error_code,
 // such as enforced_spend_limit_reached), so no information is lost. Bodies that are not
 // Anthropic's (an HTML page from a proxy) are not echoed.
-func translateError(status int, body []byte) (int, api.Error) {
+func translateError(status int, body []byte) (int, api.ErrorObject) {
 	r := gjson.ParseBytes(body)
 	typ := r.Get("error.type").String()
 	msg := r.Get("error.message").String()
@@ -51,7 +51,7 @@ func translateError(status int, body []byte) (int, api.Error) {
 	if msg == "" {
 		msg = "The upstream answered HTTP " + strconv.Itoa(status) + "."
 	}
-	return status, api.NewError(openAIType(status, typ), msg, code, "")
+	return status, api.NewError(openAIType(status, typ), code, "", msg)
 }
 
 // openAIType is the OpenAI error type for an Anthropic error type, falling back on the status.

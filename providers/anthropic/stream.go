@@ -9,9 +9,9 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/sse"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
-	"github.com/llmgate/llmgate/providers/internal/sse"
 )
 
 // This file translates a Messages event stream (PROVIDERS.md §3.4) into OpenAI's
@@ -134,7 +134,7 @@ func (s *streamReader) dispatch(raw sse.Event) {
 		if msg == "" {
 			msg = "The upstream failed while streaming its answer."
 		}
-		s.fail(api.NewError(openAIType(http.StatusInternalServerError, typ), msg, typ, ""))
+		s.fail(api.NewError(openAIType(http.StatusInternalServerError, typ), typ, "", msg))
 	}
 }
 
@@ -262,14 +262,14 @@ func (s *streamReader) finish() {
 }
 
 // fail ends the stream with an OpenAI error event and no [DONE].
-func (s *streamReader) fail(e api.Error) {
+func (s *streamReader) fail(e api.ErrorObject) {
 	s.Out = oairender.AppendErrorEvent(s.Out, e)
 	s.Err = io.EOF
 }
 
 // broken ends a stream the adapter cannot follow.
 func (s *streamReader) broken(msg string) {
-	s.fail(api.NewError(api.TypeUpstream, msg, "bad_upstream_event", ""))
+	s.fail(api.NewError(api.TypeUpstream, "bad_upstream_event", "", msg))
 }
 
 // appendRawString appends a string value's JSON, or "" when v is not a string.

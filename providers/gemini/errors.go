@@ -46,7 +46,7 @@ func translateErrorResponse(resp *http.Response) *http.Response {
 // kept, with one exception: Gemini answers an invalid API key with 400 INVALID_ARGUMENT (reason
 // API_KEY_INVALID), which is the gateway's credential failing, not the caller's request; it
 // becomes 401 so that the gateway reports an upstream authentication failure.
-func openAIError(status int, raw []byte) (int, api.Error) {
+func openAIError(status int, raw []byte) (int, api.ErrorObject) {
 	e := errorObject(raw)
 	msg := e.Get("message").String()
 	grpc := e.Get("status").String()
@@ -54,13 +54,13 @@ func openAIError(status int, raw []byte) (int, api.Error) {
 		if msg == "" {
 			msg = "API key not valid."
 		}
-		return http.StatusUnauthorized, api.NewError(api.TypeAuthentication, msg, "invalid_api_key", "")
+		return http.StatusUnauthorized, api.NewError(api.TypeAuthentication, "invalid_api_key", "", msg)
 	}
 	if msg == "" {
 		msg = "The upstream answered HTTP " + strconv.Itoa(status) + "."
 	}
 	code := strings.ToLower(grpc)
-	return status, api.NewError(errorType(status, grpc), msg, code, "")
+	return status, api.NewError(errorType(status, grpc), code, "", msg)
 }
 
 // errorObject finds the "error" object of a Gemini error body.

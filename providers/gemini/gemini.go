@@ -107,14 +107,14 @@ func New(opts Options) (*Provider, error) {
 func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Response, error) {
 	if req.Endpoint != providers.ChatCompletions {
 		return oairender.ErrorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest,
-			"This model is served by a Gemini deployment, which supports only /v1/chat/completions.",
-			"unsupported_endpoint", ""), nil), nil
+			"unsupported_endpoint", "",
+			"This model is served by a Gemini deployment, which supports only /v1/chat/completions."), nil), nil
 	}
 	tr, err := translateRequest(req.Body)
 	if err != nil {
 		re := &requestError{msg: "The request could not be translated for Gemini."}
 		errors.As(err, &re)
-		return oairender.ErrorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest, re.msg, "invalid_request", re.param), nil), nil
+		return oairender.ErrorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest, "invalid_request", re.param, re.msg), nil), nil
 	}
 	model := req.Model
 	if model == "" {
@@ -123,7 +123,7 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	model = strings.TrimPrefix(model, "models/")
 	if model == "" {
 		return oairender.ErrorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest,
-			"You must provide a model parameter.", "missing_model", "model"), nil), nil
+			"missing_model", "model", "You must provide a model parameter."), nil), nil
 	}
 	target := p.base + "/models/" + url.PathEscape(model) + ":generateContent"
 	if req.Stream {

@@ -27,13 +27,13 @@ type answerMeta struct {
 // OpenAI error the client sees.
 type responseError struct {
 	status int
-	err    api.Error
+	err    api.ErrorObject
 }
 
 func (e *responseError) Error() string { return e.err.Message }
 
 var errMalformed = &responseError{status: http.StatusBadGateway, err: api.NewError(api.TypeUpstream,
-	"The upstream answered with a body that is not a Gemini response.", "upstream_malformed_response", "")}
+	"upstream_malformed_response", "", "The upstream answered with a body that is not a Gemini response.")}
 
 // translateResponse turns a generateContent answer into a chat.completion body. It also accepts
 // the JSON array streamGenerateContent answers without alt=sse (the chunks are merged).

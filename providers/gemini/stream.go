@@ -10,9 +10,9 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/sse"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
-	"github.com/llmgate/llmgate/providers/internal/sse"
 )
 
 // This file translates streamGenerateContent?alt=sse into OpenAI chat.completion.chunk events,
@@ -47,11 +47,11 @@ var doneMarker = []byte("[DONE]")
 
 var (
 	errNoFinish = api.NewError(api.TypeUpstream,
-		"The upstream stream ended before the answer was complete (no finish reason).", "stream_interrupted", "")
+		"stream_interrupted", "", "The upstream stream ended before the answer was complete (no finish reason).")
 	errBadEvent = api.NewError(api.TypeUpstream,
-		"The upstream sent a stream event that is not a Gemini response.", "upstream_malformed_response", "")
+		"upstream_malformed_response", "", "The upstream sent a stream event that is not a Gemini response.")
 	errHugeEvent = api.NewError(api.TypeUpstream,
-		"The upstream sent a stream event larger than the gateway accepts.", "upstream_malformed_response", "")
+		"upstream_malformed_response", "", "The upstream sent a stream event larger than the gateway accepts.")
 )
 
 // streamReader is the body of a translated stream. Like every response body it is read by one
@@ -253,7 +253,7 @@ func (s *streamReader) end() {
 }
 
 // fail ends the translation with an error event and no [DONE].
-func (s *streamReader) fail(e api.Error) {
+func (s *streamReader) fail(e api.ErrorObject) {
 	if s.done {
 		return
 	}

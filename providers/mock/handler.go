@@ -106,7 +106,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeError(w, http.StatusNotFound, api.NewError(api.TypeInvalidRequest,
-			"Invalid URL ("+r.Method+" "+r.URL.Path+")", "unknown_url", ""))
+			"unknown_url", "", "Invalid URL ("+r.Method+" "+r.URL.Path+")"))
 	}
 }
 
@@ -134,7 +134,7 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, ep endpoint) ou
 	if err != nil {
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
 			return writeError(w, http.StatusRequestEntityTooLarge, api.NewError(api.TypeInvalidRequest,
-				"request body larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes", "", ""))
+				"", "", "request body larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes"))
 		}
 		return outcomeCanceled
 	}
@@ -154,7 +154,7 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, ep endpoint) ou
 	// string lets gjson hand out substrings instead of copies.
 	c, err := parseCall(ep, unsafe.String(unsafe.SliceData(body), len(body)), h.base)
 	if err != nil {
-		return writeError(w, http.StatusBadRequest, api.NewError(api.TypeInvalidRequest, err.Error(), "", ""))
+		return writeError(w, http.StatusBadRequest, api.NewError(api.TypeInvalidRequest, "", "", err.Error()))
 	}
 	if c.b.requireKey != "" && r.Header.Get("Authorization") != "Bearer "+c.b.requireKey {
 		return writeError(w, http.StatusUnauthorized, errIncorrectKey)
@@ -221,27 +221,27 @@ func splitmix64(x uint64) uint64 {
 }
 
 // errIncorrectKey is OpenAI's answer to a wrong key (a 401 whose type is invalid_request_error).
-var errIncorrectKey = api.NewError(api.TypeInvalidRequest, "Incorrect API key provided.", "invalid_api_key", "")
+var errIncorrectKey = api.NewError(api.TypeInvalidRequest, "invalid_api_key", "", "Incorrect API key provided.")
 
 // statusError is the OpenAI error a simulated failure with this status carries.
-func statusError(status int) api.Error {
+func statusError(status int) api.ErrorObject {
 	msg := "mock: simulated " + strconv.Itoa(status) + " " + http.StatusText(status)
 	switch {
 	case status == http.StatusUnauthorized:
-		return api.NewError(api.TypeInvalidRequest, msg, "invalid_api_key", "")
+		return api.NewError(api.TypeInvalidRequest, "invalid_api_key", "", msg)
 	case status == http.StatusForbidden:
-		return api.NewError(api.TypePermission, msg, "", "")
+		return api.NewError(api.TypePermission, "", "", msg)
 	case status == http.StatusNotFound:
-		return api.NewError(api.TypeInvalidRequest, msg, "model_not_found", "")
+		return api.NewError(api.TypeInvalidRequest, "model_not_found", "", msg)
 	case status == http.StatusTooManyRequests:
-		return api.NewError(api.TypeRateLimit, msg, "rate_limit_exceeded", "")
+		return api.NewError(api.TypeRateLimit, "rate_limit_exceeded", "", msg)
 	case status >= 500:
-		return api.NewError(api.TypeServer, msg, "", "")
+		return api.NewError(api.TypeServer, "", "", msg)
 	}
-	return api.NewError(api.TypeInvalidRequest, msg, "", "")
+	return api.NewError(api.TypeInvalidRequest, "", "", msg)
 }
 
-func writeError(w http.ResponseWriter, status int, e api.Error) outcome {
+func writeError(w http.ResponseWriter, status int, e api.ErrorObject) outcome {
 	e.Write(w, status)
 	return outcomeError
 }
@@ -249,7 +249,7 @@ func writeError(w http.ResponseWriter, status int, e api.Error) outcome {
 func writeMethodNotAllowed(w http.ResponseWriter, allow string) outcome {
 	w.Header().Set("Allow", allow)
 	return writeError(w, http.StatusMethodNotAllowed, api.NewError(api.TypeInvalidRequest,
-		"method not allowed; use "+allow, "", ""))
+		"", "", "method not allowed; use "+allow))
 }
 
 // writeRawError sends a caller-chosen error body, labelled JSON only when it is JSON, since the

@@ -93,7 +93,7 @@ func (h *Handler) serveRequests(w http.ResponseWriter, r *http.Request) {
 		var err error
 		if n, err = strconv.Atoi(s); err != nil || n < 0 {
 			writeError(w, http.StatusBadRequest, api.NewError(api.TypeInvalidRequest,
-				"n must be a non-negative integer", "", "n"))
+				"", "n", "n must be a non-negative integer"))
 			return
 		}
 	}
@@ -112,7 +112,7 @@ func (h *Handler) serveReset(w http.ResponseWriter, r *http.Request) {
 func writeJSONValue(w http.ResponseWriter, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, api.NewError(api.TypeServer, err.Error(), "", ""))
+		writeError(w, http.StatusInternalServerError, api.NewError(api.TypeServer, "", "", err.Error()))
 		return
 	}
 	writeJSON(w, b)

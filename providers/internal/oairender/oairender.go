@@ -79,7 +79,7 @@ func AppendUsageChunk(dst, head []byte, u Usage) []byte {
 
 // AppendErrorEvent appends an error met inside a stream as the event OpenAI's SDKs raise: one
 // whose data is {"error":{…}}.
-func AppendErrorEvent(dst []byte, e api.Error) []byte {
+func AppendErrorEvent(dst []byte, e api.ErrorObject) []byte {
 	dst = append(dst, "data: "...)
 	dst = append(dst, e.Marshal()...)
 	return append(dst, "\n\n"...)

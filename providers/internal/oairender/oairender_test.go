@@ -93,7 +93,7 @@ func TestAppendArguments(t *testing.T) {
 }
 
 func TestErrorEvent(t *testing.T) {
-	got := string(AppendErrorEvent(nil, api.NewError(api.TypeUpstream, "boom", "bad_upstream_event", "")))
+	got := string(AppendErrorEvent(nil, api.NewError(api.TypeUpstream, "bad_upstream_event", "", "boom")))
 	if want := `data: {"error":{"message":"boom","type":"upstream_error","param":null,"code":"bad_upstream_event"}}` + "\n\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -101,7 +101,7 @@ func TestErrorEvent(t *testing.T) {
 
 func TestResponses(t *testing.T) {
 	hdr := http.Header{"Retry-After": {"7"}}
-	resp := ErrorResponse(http.StatusServiceUnavailable, api.NewError(api.TypeServer, "Overloaded", "overloaded_error", ""), hdr)
+	resp := ErrorResponse(http.StatusServiceUnavailable, api.NewError(api.TypeServer, "overloaded_error", "", "Overloaded"), hdr)
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 503 || resp.Status != "503 Service Unavailable" || resp.Header.Get("Retry-After") != "7" ||
 		resp.Header.Get("Content-Type") != "application/json" || resp.ContentLength != int64(len(body)) ||

@@ -31,7 +31,7 @@ func JSONResponse(status int, body []byte, hdr http.Header) *http.Response {
 }
 
 // ErrorResponse is an OpenAI error answer the adapter makes itself; see JSONResponse for hdr.
-func ErrorResponse(status int, e api.Error, hdr http.Header) *http.Response {
+func ErrorResponse(status int, e api.ErrorObject, hdr http.Header) *http.Response {
 	return JSONResponse(status, e.Marshal(), hdr)
 }
 

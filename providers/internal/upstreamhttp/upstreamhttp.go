@@ -53,7 +53,7 @@ func ReadAnswer(resp *http.Response) (raw []byte, tooLarge *http.Response, err e
 	}
 	if len(raw) > MaxAnswerBytes {
 		return nil, oairender.ErrorResponse(http.StatusBadGateway, api.NewError(api.TypeUpstream,
-			"The upstream's answer exceeded the adapter's size limit.", "upstream_response_too_large", ""), nil), nil
+			"upstream_response_too_large", "", "The upstream's answer exceeded the adapter's size limit."), nil), nil
 	}
 	return raw, nil, nil
 }

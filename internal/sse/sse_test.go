@@ -134,8 +134,104 @@ func TestReaderLimit(t *testing.T) {
 	}
 }
 
+// TestRawReader: a raw Reader hands over every block of lines as it came, with the data the spec
+// reads from it; a block without data (a keep-alive comment) too, with nil Data.
+func TestRawReader(t *testing.T) {
+	cases := []struct {
+		name string
+		ev   string
+		data string
+		none bool
+	}{
+		{name: "one data line", ev: "data: {\"a\":1}\n", data: `{"a":1}`},
+		{name: "no space after colon", ev: "data:[DONE]\n", data: "[DONE]"},
+		{name: "CRLF", ev: "data: x\r\n", data: "x"},
+		{name: "with event and id lines", ev: "event: message\nid: 7\ndata: y\n", data: "y"},
+		{name: "multi-line data joined", ev: "data: a\ndata: b\ndata: c\n", data: "a\nb\nc"},
+		{name: "empty data line", ev: "data:\n", data: ""},
+		{name: "comment only", ev: ": keep-alive\n", none: true},
+		{name: "event field only", ev: "event: ping\n", none: true},
+		{name: "no trailing newline", ev: "data: z", data: "z"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in, wantErr := tc.ev+"\n: next\n\n", error(nil)
+			if !strings.HasSuffix(tc.ev, "\n") {
+				in, wantErr = tc.ev, ErrUnterminated // the body ends inside its only line
+			}
+			r := NewRawReader(iotest.OneByteReader(strings.NewReader(in)), 1<<20, 16)
+			ev, err := r.Next()
+			if err != wantErr || string(ev.Raw) != tc.ev {
+				t.Fatalf("%q: raw %q, %v", in, ev.Raw, err)
+			}
+			if tc.none != (ev.Data == nil) || string(ev.Data) != tc.data {
+				t.Errorf("%q: data %q (nil %v), want %q (none %v)", in, ev.Data, ev.Data == nil, tc.data, tc.none)
+			}
+		})
+	}
+	// The last block without its blank line is returned with ErrUnterminated, with or without
+	// data, then io.EOF.
+	for _, in := range []string{"data: a\n", ": ping"} {
+		r := NewRawReader(strings.NewReader(in), 1<<20, 16)
+		if ev, err := r.Next(); err != ErrUnterminated || string(ev.Raw) != in {
+			t.Errorf("%q: %q, %v", in, ev.Raw, err)
+		}
+		if _, err := r.Next(); err != io.EOF {
+			t.Errorf("%q, then: %v", in, err)
+		}
+	}
+	if got := readAll(strings.NewReader(": ping\n\ndata: x\n\n"), 1<<20); got.String() != "|x => EOF" {
+		t.Errorf("a Reader that is not raw passes a comment on: %s", got)
+	}
+}
+
+func TestRawReaderLimit(t *testing.T) {
+	r := NewRawReader(strings.NewReader(": 123\n: 456\n\n"), 10, 16)
+	if _, err := r.Next(); err != ErrEventTooLarge {
+		t.Errorf("lines over the limit: %v", err)
+	}
+}
+
+// TestReset: a Reader reused for a second body starts clean, whatever state the first left.
+func TestReset(t *testing.T) {
+	r := NewRawReader(strings.NewReader("event: a\ndata: 1\n\ndata: cut"), 1<<20, 16)
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	r.Reset(strings.NewReader("data: 2\n\n"))
+	ev, err := r.Next()
+	if err != nil || string(ev.Data) != "2" || string(ev.Name) != "" || string(ev.Raw) != "data: 2\n" {
+		t.Errorf("after Reset: %q %q %q, %v", ev.Name, ev.Data, ev.Raw, err)
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Errorf("end after Reset: %v", err)
+	}
+}
+
+func TestEventBuffered(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"data: 1\n\ndata: 2\n\n", true},
+		{"data: 1\r\n\r\ndata: 2\r\n\r\n", true},
+		{"data: 1\n\ndata: 2\n", false},
+		{"data: 1\r\n\r\ndata: 2\r\n", false},
+		{"data: 1\n\n", false},
+	} {
+		r := NewRawReader(strings.NewReader(tc.in), 1<<20, 64)
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.EventBuffered(); got != tc.want {
+			t.Errorf("%q: EventBuffered after the first event = %v", tc.in, got)
+		}
+	}
+}
+
 // FuzzReader: whatever the body, the Reader agrees with a plain whole-body reading of the event
-// stream format (parseAll), and reading the body one byte at a time changes nothing.
+// stream format (parseAll), and reading the body one byte at a time changes nothing. A raw Reader
+// returns the same events, and its blocks are the body's lines less the blank ones.
 func FuzzReader(f *testing.F) {
 	for _, s := range []string{
 		"", "data: {}\n\n", "event: a\r\ndata: 1\r\n\r\n", "data\n\ndata:\n\n:c\nid: 1\n\n", "data: a\ndata: b",
@@ -155,6 +251,33 @@ func FuzzReader(f *testing.F) {
 			if want := parseAll(in, max); got.String() != want.String() {
 				t.Fatalf("max %d, input %q: got %s, want %s", max, in, got, want)
 			}
+		}
+		raw := NewRawReader(iotest.OneByteReader(bytes.NewReader(in)), 1<<20, 16)
+		var events []string
+		var lines []byte
+		for {
+			ev, err := raw.Next()
+			if err == nil || err == ErrUnterminated {
+				lines = append(lines, ev.Raw...)
+				if ev.Data != nil {
+					events = append(events, string(ev.Name)+"|"+string(ev.Data))
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		if want := readAll(bytes.NewReader(in), 1<<20); strings.Join(events, " ; ") != strings.Join(want.events, " ; ") {
+			t.Fatalf("input %q: raw events %q, want %q", in, events, want.events)
+		}
+		var nonBlank []byte
+		for _, line := range bytes.SplitAfter(in, []byte("\n")) {
+			if len(bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))) > 0 {
+				nonBlank = append(nonBlank, line...)
+			}
+		}
+		if !bytes.Equal(lines, nonBlank) {
+			t.Fatalf("input %q: raw lines %q, want %q", in, lines, nonBlank)
 		}
 	})
 }
