@@ -310,23 +310,22 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 	g := x.g
 	var last error = errNoUpstrm
 	hdr := http.Header{"Traceparent": {x.traceparent}, "X-Request-Id": {x.rec.RequestID}}
-	cands = g.health.order(cands, strategy, g.priceOf)
+	cands = g.balancer.Order(cands, strategy, g.priceOf)
 	attempts, open := 0, 0
 	g.retries.deposit()
 	for _, d := range cands {
 		if attempts >= g.opts.MaxAttempts {
 			break
 		}
-		dh := g.health.of(d)
-		report, err := dh.breaker.Allow()
-		if err != nil { // open, or half-open with its probes out
+		a, ok := g.balancer.Acquire(d)
+		if !ok { // open, or half-open with its probes out
 			open++
 			g.metrics.upstream.WithLabelValues(d.ID, "breaker_open").Inc()
 			continue
 		}
 		if attempts > 0 {
 			if !g.retries.withdraw() || !x.backoff(attempts) {
-				report(errClientSide) // not attempted
+				a.Excused() // not attempted
 				break
 			}
 			g.metrics.failovers.WithLabelValues(x.label).Inc()
@@ -334,7 +333,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		attempts++
 		body, inject, err := req.upstreamBody(d.Model)
 		if err != nil {
-			report(errClientSide)
+			a.Excused()
 			x.fail(newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "The request body could not be rewritten for the upstream."))
 			return
 		}
@@ -349,11 +348,11 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		if err != nil {
 			last = err
 			if x.ctx.Err() != nil { // the client went away: no one to answer, no one to blame
-				dh.done(report, errClientSide, "")
+				a.Excused()
 				break
 			}
 			g.metrics.upstream.WithLabelValues(d.ID, "error").Inc()
-			dh.done(report, err, failureReason(err))
+			a.Failed(failureReason(err))
 			if isAttemptTimeout(err) || isTimeout(err) {
 				if !d.RetryOnTimeout {
 					break
@@ -373,24 +372,24 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			}
 			last = ue
 			if !upstreamFault(resp.StatusCode) {
-				dh.done(report, errClientSide, "")
+				a.Excused()
 				break
 			}
-			dh.done(report, ue, "http "+statusLabel(resp.StatusCode))
+			a.Failed("http " + statusLabel(resp.StatusCode))
 			continue
 		}
 		g.metrics.upstream.WithLabelValues(d.ID, "ok").Inc()
 		x.respond(resp, inject)
 		if !x.firstByte.IsZero() {
-			g.health.observeTTFT(dh, x.firstByte.Sub(began))
+			a.ObserveTTFT(x.firstByte.Sub(began))
 		}
 		switch {
 		case x.status == StatusClientClosed:
-			dh.done(report, errClientSide, "")
+			a.Excused()
 		case x.status >= 500: // the answer broke off: a failure, but too late to try another
-			dh.done(report, errStreamCut, "answer cut: "+x.errType)
+			a.Failed("answer cut: " + x.errType)
 		default:
-			dh.done(report, nil, "")
+			a.Succeeded()
 		}
 		return
 	}
