@@ -11,7 +11,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/llmgate/llmgate/api"
-	"github.com/llmgate/llmgate/gateway"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/store"
 )
@@ -26,7 +25,7 @@ import (
 type DeploymentControl interface {
 	// Deployments lists the deployments of the routing table in use on this replica, overrides
 	// merged in, with their health.
-	Deployments() []gateway.DeploymentState
+	Deployments() []providers.DeploymentState
 	// OverridesChanged applies the stored overrides here at once and has every other replica
 	// apply them shortly. deploymentID names the one that changed.
 	OverridesChanged(ctx context.Context, deploymentID string) error
@@ -68,12 +67,12 @@ type overrideView struct {
 
 // healthView is what the gateway has learnt of a deployment on this replica.
 type healthView struct {
-	Breaker     string           `json:"breaker"`
-	Available   bool             `json:"available"`
-	TTFTMs      float64          `json:"ttft_ms_avg"`
-	Succeeded   int64            `json:"succeeded"`
-	Failed      int64            `json:"failed"`
-	LastFailure *gateway.Failure `json:"last_failure"`
+	Breaker     string             `json:"breaker"`
+	Available   bool               `json:"available"`
+	TTFTMs      float64            `json:"ttft_ms_avg"`
+	Succeeded   int64              `json:"succeeded"`
+	Failed      int64              `json:"failed"`
+	LastFailure *providers.Failure `json:"last_failure"`
 }
 
 // viewOf describes a deployment with its override merged in (health left out).
@@ -99,12 +98,12 @@ func routingOverride(o *store.DeploymentOverride) *providers.Override {
 
 // settingsView describes a deployment of the running table as it would run with the stored
 // override o (nil: none), for the audit log.
-func settingsView(d gateway.DeploymentState, o *store.DeploymentOverride) deploymentView {
+func settingsView(d providers.DeploymentState, o *store.DeploymentOverride) deploymentView {
 	return viewOf(d.Merged(routingOverride(o)), d.Models)
 }
 
 // runningView describes a deployment as this replica runs it, health included.
-func runningView(d gateway.DeploymentState) deploymentView {
+func runningView(d providers.DeploymentState) deploymentView {
 	v := viewOf(*d.Deployment, d.Models)
 	st := d.Status
 	v.Health = &healthView{Breaker: st.Breaker, Available: st.Available, TTFTMs: st.TTFTMs, Succeeded: st.Succeeded,
@@ -115,13 +114,13 @@ func runningView(d gateway.DeploymentState) deploymentView {
 func deploymentParam(c *gin.Context) string { return strings.TrimPrefix(c.Param("id"), "/") }
 
 // running finds a deployment of the running table.
-func (s *Server) running(id string) (gateway.DeploymentState, bool) {
+func (s *Server) running(id string) (providers.DeploymentState, bool) {
 	for _, d := range s.d.Deployments.Deployments() {
 		if d.ID == id {
 			return d, true
 		}
 	}
-	return gateway.DeploymentState{}, false
+	return providers.DeploymentState{}, false
 }
 
 func deploymentNotFound(c *gin.Context, id string) {

@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/llmgate/llmgate/providers"
 )
 
 // TestUpstreamErrorScrubsAndRefusesRedirects: the upstream's message survives, less credentials
@@ -22,7 +24,7 @@ func TestUpstreamErrorScrubsAndRefusesRedirects(t *testing.T) {
 		if e.Status != http.StatusBadGateway || *e.API.Code != "upstream_redirect" || strings.Contains(e.API.Message, "10.0.0.9") {
 			t.Errorf("%d: %d %s %q", status, e.Status, *e.API.Code, e.API.Message)
 		}
-		if !upstreamFault(status) {
+		if !providers.UpstreamFault(status) {
 			t.Errorf("%d is not counted against the deployment", status)
 		}
 	}

@@ -139,7 +139,7 @@ type Gateway struct {
 	prices   *PriceBook
 	tokens   *tokens.Estimator
 	money    *moneyBook
-	health   *health
+	balancer *providers.Balancer
 	retries  *retryBudget
 	changes  *Changes
 	renewer  *renewer
@@ -166,7 +166,7 @@ func New(d Deps, opts Options) *Gateway {
 		renewer: newRenewer(d.Limiter, q.LeaseTTL), usage: d.Usage, metrics: d.Metrics, log: d.Log}
 	g.changes = d.Changes
 	g.money = newMoneyBook(d.Store, d.Changes)
-	g.health = newHealth(d.Metrics.registry())
+	g.balancer = providers.NewBalancer(d.Metrics.registry())
 	g.retries = newRetryBudget()
 	g.quotaOK = d.QuotaHealthy
 	if g.quotaOK == nil {

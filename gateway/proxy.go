@@ -302,31 +302,30 @@ func (r request) upstreamBody(model string) ([]byte, bool, error) {
 
 // forward tries the deployments in order (priority groups, ordered within a group by the model's
 // strategy) until one answers, then relays its answer. A deployment whose circuit breaker is open
-// is skipped. Another deployment is tried, after a backoff and within the retry budget, after a
-// connection error or a 3xx/401/403/408/429/5xx received before any byte reached the client, and
-// after a timeout before the first byte only where the deployment allows it (the upstream may
-// still bill for it); never once the answer has begun, and not after a 4xx caused by the request.
+// is skipped. Whether a failed attempt may move on to the next deployment is providers.Failover's
+// call (a connect failure always, an error status that is the deployment's fault, a timeout after
+// sending only with retry_on_timeout, never once the answer has begun); forward adds the backoff
+// and the retry budget.
 func (x *exchange) forward(req request, strategy string, cands []*providers.Deployment) {
 	g := x.g
 	var last error = errNoUpstrm
 	hdr := http.Header{"Traceparent": {x.traceparent}, "X-Request-Id": {x.rec.RequestID}}
-	cands = g.health.order(cands, strategy, g.priceOf)
+	cands = g.balancer.Order(cands, strategy, g.priceOf)
 	attempts, open := 0, 0
 	g.retries.deposit()
 	for _, d := range cands {
 		if attempts >= g.opts.MaxAttempts {
 			break
 		}
-		dh := g.health.of(d)
-		report, err := dh.breaker.Allow()
-		if err != nil { // open, or half-open with its probes out
+		a, ok := g.balancer.Acquire(d)
+		if !ok { // open, or half-open with its probes out
 			open++
 			g.metrics.upstream.WithLabelValues(d.ID, "breaker_open").Inc()
 			continue
 		}
 		if attempts > 0 {
 			if !g.retries.withdraw() || !x.backoff(attempts) {
-				report(errClientSide) // not attempted
+				a.Excused() // not attempted
 				break
 			}
 			g.metrics.failovers.WithLabelValues(x.label).Inc()
@@ -334,7 +333,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		attempts++
 		body, inject, err := req.upstreamBody(d.Model)
 		if err != nil {
-			report(errClientSide)
+			a.Excused()
 			x.fail(newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "The request body could not be rewritten for the upstream."))
 			return
 		}
@@ -345,19 +344,17 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			x.secrets = ch.Credentials()
 		}
 		began := time.Now()
-		resp, err := x.call(d, &providers.Request{Endpoint: x.ep, Body: body, Stream: req.stream, Model: d.Model, Header: hdr})
+		resp, wrote, err := x.call(d, &providers.Request{Endpoint: x.ep, Body: body, Stream: req.stream, Model: d.Model, Header: hdr})
 		if err != nil {
 			last = err
 			if x.ctx.Err() != nil { // the client went away: no one to answer, no one to blame
-				dh.done(report, errClientSide, "")
+				a.Excused()
 				break
 			}
 			g.metrics.upstream.WithLabelValues(d.ID, "error").Inc()
-			dh.done(report, err, failureReason(err))
-			if isAttemptTimeout(err) || isTimeout(err) {
-				if !d.RetryOnTimeout {
-					break
-				}
+			a.Failed(failureReason(err))
+			if !providers.Failover(d, failedOutcome(err, wrote)) {
+				break
 			}
 			continue
 		}
@@ -372,27 +369,30 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 				}
 			}
 			last = ue
-			if !upstreamFault(resp.StatusCode) {
-				dh.done(report, errClientSide, "")
+			if providers.UpstreamFault(resp.StatusCode) {
+				a.Failed("http " + statusLabel(resp.StatusCode))
+			} else {
+				a.Excused()
+			}
+			if !providers.Failover(d, providers.Outcome{Kind: providers.Answered, Status: resp.StatusCode}) {
 				break
 			}
-			dh.done(report, ue, "http "+statusLabel(resp.StatusCode))
 			continue
 		}
 		g.metrics.upstream.WithLabelValues(d.ID, "ok").Inc()
 		x.respond(resp, inject)
 		if !x.firstByte.IsZero() {
-			g.health.observeTTFT(dh, x.firstByte.Sub(began))
+			a.ObserveTTFT(x.firstByte.Sub(began))
 		}
 		switch {
 		case x.status == StatusClientClosed:
-			dh.done(report, errClientSide, "")
+			a.Excused()
 		case x.status >= 500: // the answer broke off: a failure, but too late to try another
-			dh.done(report, errStreamCut, "answer cut: "+x.errType)
+			a.Failed("answer cut: " + x.errType)
 		default:
-			dh.done(report, nil, "")
+			a.Succeeded()
 		}
-		return
+		return // the answer has begun (providers.Begun): never another deployment
 	}
 	if attempts == 0 && open > 0 {
 		last = errAllOpen
@@ -409,18 +409,6 @@ var errAllOpen = newError(http.StatusServiceUnavailable, api.TypeUnavailable, "u
 // same 503 as errAllOpen, answered before admission since no upstream can be called.
 var errAllDisabled = newError(http.StatusServiceUnavailable, api.TypeUnavailable, "deployments_disabled", "",
 	"Every deployment of this model is disabled by the gateway's operators; retry later.")
-
-// upstreamFault reports whether an upstream's error status is the deployment's fault rather than
-// the request's: it counts against the breaker and lets the request try another deployment.
-func upstreamFault(status int) bool {
-	switch status {
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout, http.StatusTooManyRequests:
-		return true // the gateway's credentials, or the deployment's capacity
-	}
-	// A redirect is never followed: the deployment's base_url is wrong (or its upstream moved),
-	// which another deployment may not suffer from.
-	return status >= 500 || (status >= 300 && status < 400)
-}
 
 // failureReason names a failed attempt for /v1/providers, without hosts or credentials.
 func failureReason(err error) string {
@@ -453,7 +441,8 @@ func (x *exchange) backoff(attempt int) bool {
 	}
 }
 
-// priceOf is a model's price per 1M tokens (input + output), for the cost strategy.
+// priceOf is a model's price per 1M tokens (input + output), for the cost strategy (a
+// providers.PriceFunc).
 func (g *Gateway) priceOf(model string) (int64, bool) {
 	p, ok := g.prices.Lookup(model)
 	return p.InputPerM + p.OutputPerM, ok

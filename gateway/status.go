@@ -19,7 +19,7 @@ type providerView struct {
 
 // deploymentView is a deployment and the public models it serves.
 type deploymentView struct {
-	DeploymentStatus
+	providers.DeploymentStatus
 	Models []string `json:"models"`
 }
 
@@ -93,7 +93,7 @@ func (g *Gateway) handleStatus(c *gin.Context) {
 			ms.Deployments++
 			if !d.Enabled {
 				ms.Disabled++
-			} else if g.health.status(d).Available {
+			} else if g.balancer.Status(d).Available {
 				ms.Available++
 			}
 		}
@@ -116,32 +116,8 @@ func (g *Gateway) handleStatus(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": overall, "store": storeState, "quota": quotaState, "models": models})
 }
 
-// DeploymentState is one deployment of the routing table in use: its settings (with the run-time
-// override merged in), the public models it serves and its health.
-type DeploymentState struct {
-	*providers.Deployment
-	// Models are the public models it serves, in config order.
-	Models []string
-	Status DeploymentStatus
-}
-
 // Deployments lists every deployment of the routing table in use, disabled ones included, once
-// per id: by model in config order, by priority within a model. A deployment serving several
-// models is described as configured for the first of them.
-func (g *Gateway) Deployments() []DeploymentState {
-	r := g.router.Load()
-	var out []DeploymentState
-	index := map[string]int{}
-	for _, m := range r.Models() {
-		for _, d := range r.Deployments(m) {
-			i, seen := index[d.ID]
-			if !seen {
-				i = len(out)
-				index[d.ID] = i
-				out = append(out, DeploymentState{Deployment: d, Status: g.health.status(d)})
-			}
-			out[i].Models = append(out[i].Models, m)
-		}
-	}
-	return out
+// per id, with its health on this replica (see providers.Balancer.States).
+func (g *Gateway) Deployments() []providers.DeploymentState {
+	return g.balancer.States(g.router.Load())
 }

@@ -4,19 +4,23 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/outbound"
 )
 
 // The timeouts of one attempt (providers.Timeouts). Each is a 504 naming what did not come in
-// time; only a first-byte timeout may let the request move on to another deployment, and only
-// where the deployment allows it (retry_on_timeout).
+// time. A connect timeout lets the request move on to another deployment (the upstream never saw
+// it); a first-byte timeout, or a total one before the answer, only where the deployment allows
+// it (retry_on_timeout); once the answer has begun, no timeout does (see providers.Failover).
 var (
 	errConnectTimeout   = newError(http.StatusGatewayTimeout, api.TypeTimeout, "upstream_timeout", "", "The upstream could not be connected to in time.")
 	errFirstByteTimeout = newError(http.StatusGatewayTimeout, api.TypeTimeout, "upstream_timeout", "", "The upstream did not start answering in time.")
@@ -39,30 +43,54 @@ type inProcess interface{ InProcess() bool }
 // before, such as translating the request, is not connecting), the first-byte timeout until the
 // answer's headers, the idle timeout between reads of the body, and the total one over
 // everything; each cancels the attempt with its own cause, which the returned error (or the
-// body's read error) then is. The caller closes the body, which releases the clock.
-func (x *exchange) call(d *providers.Deployment, req *providers.Request) (*http.Response, error) {
+// body's read error) then is. wrote reports whether the request's headers were written to a
+// connection (always true for an in-process provider): until then the upstream cannot have seen
+// it. The caller closes the body, which releases the clock.
+func (x *exchange) call(d *providers.Deployment, req *providers.Request) (resp *http.Response, wrote bool, err error) {
 	ctx, cancel := context.WithCancelCause(x.ctx)
 	clk := newAttemptClock(d.Timeouts, cancel)
 	if ip, ok := d.Provider.(inProcess); !ok || !ip.InProcess() {
 		clk.enter(phasePrepare)
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-			GetConn: func(string) { clk.enter(phaseConnect) },
-			GotConn: func(httptrace.GotConnInfo) { clk.enter(phaseFirstByte) },
+			GetConn:      func(string) { clk.enter(phaseConnect) },
+			GotConn:      func(httptrace.GotConnInfo) { clk.enter(phaseFirstByte) },
+			WroteHeaders: func() { clk.wrote.Store(true) },
 		})
 	} else {
+		clk.wrote.Store(true)
 		clk.enter(phaseFirstByte)
 	}
-	resp, err := d.Provider.Do(ctx, req)
+	resp, err = d.Provider.Do(ctx, req)
 	if err != nil {
 		if cause := context.Cause(ctx); isAttemptTimeout(cause) {
 			err = cause
 		}
 		clk.stop()
-		return nil, err
+		return nil, clk.wrote.Load(), err
 	}
 	clk.enter(phaseBody)
 	resp.Body = &watchedBody{rc: resp.Body, ctx: ctx, clk: clk}
-	return resp, nil
+	return resp, true, nil
+}
+
+// failedOutcome says how an attempt whose call failed with err ended, for providers.Failover:
+// Unsent when the upstream cannot have seen the request (a connect timeout, a dial error such as
+// a refused connection or the outbound policy's refusal, or a refused or reset connection or a
+// timeout before the request was written), TimedOut for a timeout after it was sent, Broken for
+// any other failure.
+func failedOutcome(err error, wrote bool) providers.Outcome {
+	var oe *net.OpError
+	switch {
+	case errors.Is(err, errConnectTimeout),
+		errors.As(err, &oe) && oe.Op == "dial",
+		errors.As(err, new(*outbound.RefusedError)),
+		!wrote && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)),
+		!wrote && (isAttemptTimeout(err) || isTimeout(err)):
+		return providers.Outcome{Kind: providers.Unsent}
+	case isAttemptTimeout(err) || isTimeout(err):
+		return providers.Outcome{Kind: providers.TimedOut}
+	}
+	return providers.Outcome{Kind: providers.Broken}
 }
 
 // Phases of an attempt, each with its own deadline.
@@ -84,6 +112,7 @@ type attemptClock struct {
 	total   time.Time
 	phase   atomic.Int32
 	since   atomic.Int64 // UnixNano: phase start, then the last read of the body
+	wrote   atomic.Bool  // the request's headers were written to a connection
 	mu      sync.Mutex
 	timer   *time.Timer
 	armed   time.Time

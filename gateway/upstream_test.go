@@ -52,7 +52,7 @@ func TestConnectClockStartsAtTheDial(t *testing.T) {
 	x := &exchange{ctx: context.Background()}
 	attempt := func(p providers.Provider, to providers.Timeouts) error {
 		to.FirstByte, to.Idle = 10*time.Second, 10*time.Second
-		resp, err := x.call(&providers.Deployment{Provider: p, Timeouts: to}, &providers.Request{})
+		resp, _, err := x.call(&providers.Deployment{Provider: p, Timeouts: to}, &providers.Request{})
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()

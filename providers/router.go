@@ -110,8 +110,9 @@ type DeploymentConfig struct {
 	// Timeouts and Breaker override the routing section's defaults for this deployment.
 	Timeouts Timeouts      `yaml:"timeouts"`
 	Breaker  BreakerConfig `yaml:"breaker"`
-	// RetryOnTimeout lets a request that timed out before the first byte try the next deployment.
-	// Off by default: the upstream may still be working on, and billing for, the first attempt.
+	// RetryOnTimeout lets a request that timed out after it was sent, before the first byte, try
+	// the next deployment. Off by default: the upstream may still be working on, and billing for,
+	// the first attempt. A connect timeout needs no permission: the upstream never saw the request.
 	RetryOnTimeout bool `yaml:"retry_on_timeout"`
 }
 

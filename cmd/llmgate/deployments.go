@@ -97,7 +97,7 @@ type deploymentControl struct {
 var _ admin.DeploymentControl = deploymentControl{}
 
 // Deployments lists the deployments of the routing table in use, with their health.
-func (c deploymentControl) Deployments() []gateway.DeploymentState { return c.gw.Deployments() }
+func (c deploymentControl) Deployments() []providers.DeploymentState { return c.gw.Deployments() }
 
 // OverridesChanged applies the stored overrides here and announces the change to the others.
 func (c deploymentControl) OverridesChanged(ctx context.Context, deploymentID string) error {
