@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/changes"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
@@ -37,7 +38,7 @@ var errInsufficientCredit = newError(http.StatusTooManyRequests, api.TypeInsuffi
 //
 // Subjects with no account are postpaid and never refused for credit. An account the ledger
 // shows at or below zero is refused before admission and blocked for creditBlockFor, unless a
-// top-up announces itself (topic "credits").
+// top-up announces itself (changes.Credits).
 type moneyBook struct {
 	store    store.Store
 	accounts snapshots[accountSnap] // "user/<id>" or "tenant/<id>"
@@ -58,10 +59,10 @@ type spendSnap struct {
 	spentDay, spentMo int64 // nano-USD, floored
 }
 
-func newMoneyBook(st store.Store, changes *Changes) *moneyBook {
+func newMoneyBook(st store.Store, bus *changes.Bus) *moneyBook {
 	b := &moneyBook{store: st, blocked: map[string]time.Time{}}
-	if changes != nil {
-		changes.Register("credits", func(_ context.Context, subject string) error {
+	if bus != nil {
+		bus.Register(changes.Credits, func(_ context.Context, subject string) error {
 			b.forget(subject)
 			return nil
 		}, func(context.Context) error {
@@ -370,5 +371,5 @@ func (g *Gateway) CreditsChanged(ctx context.Context, subjectType, subjectID str
 		g.money.forget(subjectType + "/" + subjectID)
 		return nil
 	}
-	return g.changes.Announce(ctx, "credits", subjectType+"/"+strings.TrimSpace(subjectID))
+	return g.changes.Announce(ctx, changes.Credits, subjectType+"/"+strings.TrimSpace(subjectID))
 }

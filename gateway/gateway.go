@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/llmgate/llmgate/billing/tokens"
+	"github.com/llmgate/llmgate/internal/changes"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
@@ -120,7 +121,7 @@ type Deps struct {
 	Prices   *PriceBook
 	Tokens   *tokens.Estimator
 	// Changes spreads admin changes (credit top-ups) to every replica; nil: this process only.
-	Changes *Changes
+	Changes *changes.Bus
 	Router  *providers.Router
 	Usage   UsageSink
 	Metrics *Metrics
@@ -141,7 +142,7 @@ type Gateway struct {
 	money    *moneyBook
 	health   *health
 	retries  *retryBudget
-	changes  *Changes
+	changes  *changes.Bus
 	renewer  *renewer
 	router   atomic.Pointer[providers.Router]
 	usage    UsageSink

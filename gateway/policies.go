@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/llmgate/llmgate/internal/changes"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
@@ -21,23 +22,23 @@ const (
 
 // PolicyBook holds the quota policies (store.QuotaPolicy rows) of every subject in memory, so the
 // request path never reads them from the store or Redis. The store is the source of truth;
-// changes spread to every replica through Changes (topic "policy").
+// changes spread to every replica through the change bus (changes.Policy).
 type PolicyBook struct {
 	store   store.Store
 	redis   redis.UniversalClient // nil without Redis: no mirror hash
-	changes *Changes
+	changes *changes.Bus
 
 	mu    sync.RWMutex
 	byKey map[string]store.QuotaPolicy // policyKey(subjectType, subjectID, model)
 }
 
 // NewPolicyBook loads every policy from the store and registers with the change bus.
-func NewPolicyBook(ctx context.Context, st store.Store, rdb redis.UniversalClient, changes *Changes) (*PolicyBook, error) {
-	b := &PolicyBook{store: st, redis: rdb, changes: changes}
+func NewPolicyBook(ctx context.Context, st store.Store, rdb redis.UniversalClient, bus *changes.Bus) (*PolicyBook, error) {
+	b := &PolicyBook{store: st, redis: rdb, changes: bus}
 	if err := b.reloadAll(ctx); err != nil {
 		return nil, err
 	}
-	changes.Register("policy", func(ctx context.Context, arg string) error {
+	bus.Register(changes.Policy, func(ctx context.Context, arg string) error {
 		typ, id, _ := strings.Cut(arg, "/") // ids may contain "/", types never do
 		return b.reloadSubject(ctx, typ, id)
 	}, b.reloadAll)
@@ -133,7 +134,7 @@ func (b *PolicyBook) Policies(ctx context.Context, subjectType, subjectID string
 }
 
 func (b *PolicyBook) changed(ctx context.Context, subjectType, subjectID string) error {
-	if err := b.changes.Announce(ctx, "policy", subjectType+"/"+subjectID); err != nil {
+	if err := b.changes.Announce(ctx, changes.Policy, subjectType+"/"+subjectID); err != nil {
 		return err
 	}
 	if b.redis != nil && subjectType == "user" {

@@ -6,25 +6,26 @@ import (
 	"time"
 
 	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/internal/changes"
 	"github.com/llmgate/llmgate/store"
 )
 
 // PriceBook keeps the price in force of every model in memory (a billing.Pricer), so costing a
 // request needs no I/O. The store is the source of truth; PUT /admin/pricing reaches every
-// replica through Changes (topic "pricing").
+// replica through the change bus (changes.Pricing).
 type PriceBook struct {
 	store   store.Store
 	pricer  *billing.Pricer
-	changes *Changes
+	changes *changes.Bus
 }
 
 // NewPriceBook loads the prices in force and registers with the change bus.
-func NewPriceBook(ctx context.Context, st store.Store, changes *Changes) (*PriceBook, error) {
-	b := &PriceBook{store: st, pricer: billing.NewPricer(), changes: changes}
+func NewPriceBook(ctx context.Context, st store.Store, bus *changes.Bus) (*PriceBook, error) {
+	b := &PriceBook{store: st, pricer: billing.NewPricer(), changes: bus}
 	if err := b.reload(ctx); err != nil {
 		return nil, err
 	}
-	changes.Register("pricing", func(ctx context.Context, _ string) error { return b.reload(ctx) }, b.reload)
+	bus.Register(changes.Pricing, func(ctx context.Context, _ string) error { return b.reload(ctx) }, b.reload)
 	return b, nil
 }
 
@@ -61,7 +62,7 @@ func (b *PriceBook) Put(ctx context.Context, p store.ModelPrice) (store.ModelPri
 	if err := b.store.PutPrice(ctx, p); err != nil {
 		return p, err
 	}
-	return p, b.changes.Announce(ctx, "pricing", p.Model)
+	return p, b.changes.Announce(ctx, changes.Pricing, p.Model)
 }
 
 // Current lists the prices in force, from the store.
