@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/llmgate/llmgate/api"
-	"github.com/llmgate/llmgate/gateway"
+	"github.com/llmgate/llmgate/billing"
 	"github.com/llmgate/llmgate/store"
 )
 
@@ -35,7 +35,7 @@ type Deps struct {
 	// Quota enables the /admin/quota endpoints.
 	Quota *QuotaDeps
 	// Prices enables the pricing, audit, billing and credit endpoints.
-	Prices *gateway.PriceBook
+	Prices *billing.PriceBook
 	// Credits is told about top-ups, to lift blocks on every replica.
 	Credits interface {
 		CreditsChanged(ctx context.Context, subjectType, subjectID string) error

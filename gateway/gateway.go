@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/llmgate/llmgate/billing"
 	"github.com/llmgate/llmgate/billing/tokens"
 	"github.com/llmgate/llmgate/internal/changes"
 	"github.com/llmgate/llmgate/providers"
@@ -112,13 +113,23 @@ type UsageSink interface {
 	Record(store.UsageRecord) bool
 }
 
+// PriceLookup finds the price in force of a model, without I/O (billing.PriceBook).
+type PriceLookup interface {
+	Lookup(model string) (billing.Price, bool)
+}
+
+// noPrices is the PriceLookup of a gateway given none: nothing is priced.
+type noPrices struct{}
+
+func (noPrices) Lookup(string) (billing.Price, bool) { return billing.Price{}, false }
+
 // Deps are the gateway's collaborators.
 type Deps struct {
 	Store    store.Store
 	Limiter  quota.Limiter
 	Quota    quota.Options
 	Policies *PolicyBook
-	Prices   *PriceBook
+	Prices   PriceLookup // nil: no model is priced
 	Tokens   *tokens.Estimator
 	// Changes spreads admin changes (credit top-ups) to every replica; nil: this process only.
 	Changes *changes.Bus
@@ -137,7 +148,7 @@ type Gateway struct {
 	limiter  quota.Limiter
 	quota    quota.Options
 	policies *PolicyBook
-	prices   *PriceBook
+	prices   PriceLookup
 	tokens   *tokens.Estimator
 	money    *moneyBook
 	health   *health
@@ -165,6 +176,9 @@ func New(d Deps, opts Options) *Gateway {
 	q := d.Quota.WithDefaults()
 	g := &Gateway{opts: opts, store: d.Store, limiter: d.Limiter, quota: q, policies: d.Policies, prices: d.Prices, tokens: d.Tokens,
 		renewer: newRenewer(d.Limiter, q.LeaseTTL), usage: d.Usage, metrics: d.Metrics, log: d.Log}
+	if g.prices == nil {
+		g.prices = noPrices{}
+	}
 	g.changes = d.Changes
 	g.money = newMoneyBook(d.Store, d.Changes)
 	g.health = newHealth(d.Metrics.registry())
@@ -198,8 +212,8 @@ func (g *Gateway) Run(ctx context.Context) {
 	g.renewer.run(ctx)
 }
 
-// Prices is the gateway's price book (for tests and the admin API).
-func (g *Gateway) Prices() *PriceBook { return g.prices }
+// Prices is the gateway's price lookup (for tests).
+func (g *Gateway) Prices() PriceLookup { return g.prices }
 
 // Router is the routing table in use.
 func (g *Gateway) Router() *providers.Router { return g.router.Load() }

@@ -300,7 +300,7 @@ func dialable(a net.Addr) string {
 
 // newPriceBook loads the prices in force and seeds the shipped (or configured) price list for
 // models that have none yet.
-func newPriceBook(ctx context.Context, cfg Config, st store.Store, bus *changes.Bus) (*gateway.PriceBook, error) {
+func newPriceBook(ctx context.Context, cfg Config, st store.Store, bus *changes.Bus) (*billing.PriceBook, error) {
 	var seed []billing.Price
 	var err error
 	if cfg.PricingFile != "" {
@@ -311,7 +311,7 @@ func newPriceBook(ctx context.Context, cfg Config, st store.Store, bus *changes.
 	if err != nil {
 		return nil, fmt.Errorf("pricing_file: %w", err)
 	}
-	b, err := gateway.NewPriceBook(ctx, st, bus)
+	b, err := billing.NewPriceBook(ctx, st, bus)
 	if err != nil {
 		return nil, fmt.Errorf("pricing: %w", err)
 	}
