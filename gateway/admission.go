@@ -20,38 +20,38 @@ import (
 //     account pays for the request, see moneyBook.payer; "" for none);
 //   - its session (X-Session-Id), with the configured session limits;
 //   - for each of those with a policy for the requested model, that narrower subject too.
-func (x *exchange) subjects(model, payer string) []quota.Subject {
+func (x *exchange) subjects(model string, payer quota.Kind) []quota.Subject {
 	g, k := x.g, x.id.Key
 	book := g.policies
 	out := make([]quota.Subject, 0, 4)
-	add := func(kind, id string, base quota.Limits, always bool) {
+	add := func(kind quota.Kind, id string, base quota.Limits, always bool) {
 		p, ok := book.Lookup(kind, id, "")
 		if ok {
-			base = ApplyPolicy(base, p)
+			base = quota.ApplyPolicy(base, p)
 		}
 		if ok || always || payer == kind {
 			out = append(out, quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Limits: base})
 		}
 		if mp, ok := book.Lookup(kind, id, model); ok && model != "" {
-			out = append(out, quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Model: model, Limits: ApplyPolicy(quota.Limits{}, mp)})
+			out = append(out, quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Model: model, Limits: quota.ApplyPolicy(quota.Limits{}, mp)})
 		}
 	}
 	if k.UserID != "" {
-		add("user", k.UserID, g.quota.TierLimits(x.id.Tier), true)
-		add("key", k.ID, quota.Limits{}, false)
+		add(quota.KindUser, k.UserID, g.quota.TierLimits(x.id.Tier), true)
+		add(quota.KindKey, k.ID, quota.Limits{}, false)
 	} else {
-		add("key", k.ID, g.quota.TierLimits(""), true)
+		add(quota.KindKey, k.ID, g.quota.TierLimits(""), true)
 	}
-	add("tenant", k.TenantID, quota.Limits{}, false)
+	add(quota.KindTenant, k.TenantID, quota.Limits{}, false)
 	if x.rec.SessionID != "" {
-		out = append(out, quota.Subject{Kind: "session", ID: x.rec.SessionID, Tenant: k.TenantID, Limits: g.quota.Session})
+		out = append(out, quota.Subject{Kind: quota.KindSession, ID: x.rec.SessionID, Tenant: k.TenantID, Limits: g.quota.Session})
 	}
 	return out
 }
 
 // addMoney gives each subject whose policy sets a budget its Money, with the ledger's spend, and
 // the payer's (model-less) subject the credit account's figures.
-func (x *exchange) addMoney(subjects []quota.Subject, payer string, acct accountSnap) {
+func (x *exchange) addMoney(subjects []quota.Subject, payer quota.Kind, acct accountSnap) {
 	for i := range subjects {
 		s := &subjects[i]
 		if p, ok := x.g.policies.Lookup(s.Kind, s.ID, s.Model); ok {

@@ -87,24 +87,24 @@ func (b *moneyBook) forget(subject string) {
 // payer returns the credit account that pays for a request of user (may be empty) in tenant:
 // the user's when it has one, else the tenant's; kind is "" when neither has one or the ledger
 // could not say. err is errInsufficientCredit when the ledger shows the account exhausted.
-func (b *moneyBook) payer(ctx context.Context, userID, tenantID string) (kind string, a accountSnap, err error) {
+func (b *moneyBook) payer(ctx context.Context, userID, tenantID string) (kind quota.Kind, a accountSnap, err error) {
 	if b == nil {
 		return "", accountSnap{}, nil
 	}
 	if userID != "" {
-		a, known := b.account(ctx, "user", userID)
+		a, known := b.account(ctx, quota.KindUser, userID)
 		if !known {
 			return "", accountSnap{}, nil // store trouble: fail open
 		}
 		if a.exists {
-			return "user", a, b.verdict("user/"+userID, a)
+			return quota.KindUser, a, b.verdict("user/"+userID, a)
 		}
 	}
-	a, known := b.account(ctx, "tenant", tenantID)
+	a, known := b.account(ctx, quota.KindTenant, tenantID)
 	if !known || !a.exists {
 		return "", accountSnap{}, nil
 	}
-	return "tenant", a, b.verdict("tenant/"+tenantID, a)
+	return quota.KindTenant, a, b.verdict("tenant/"+tenantID, a)
 }
 
 // verdict refuses a subject that is blocked, or whose snapshot shows the balance used up (and
@@ -131,12 +131,12 @@ func (b *moneyBook) isBlocked(subject string, now time.Time) bool {
 
 // account returns a subject's snapshot; known is false when the store could not answer in time
 // and nothing was cached. A blocked subject's snapshot is not refreshed: it is refused anyway.
-func (b *moneyBook) account(ctx context.Context, typ, id string) (accountSnap, bool) {
-	subject := typ + "/" + id
+func (b *moneyBook) account(ctx context.Context, typ quota.Kind, id string) (accountSnap, bool) {
+	subject := string(typ) + "/" + id
 	return b.accounts.get(ctx, subject, func(s accountSnap, fetched, now time.Time) bool {
 		return now.Sub(fetched) >= moneySnapshotTTL && !b.isBlocked(subject, now)
 	}, func(ctx context.Context) (accountSnap, error) {
-		a, err := b.store.CreditAccountOf(ctx, typ, id)
+		a, err := b.store.CreditAccountOf(ctx, string(typ), id)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			return accountSnap{}, nil
@@ -150,7 +150,7 @@ func (b *moneyBook) account(ctx context.Context, typ, id string) (accountSnap, b
 // spend returns the ledger's spend of a subject today and this month; ok is false when the
 // store could not answer in time and nothing was cached.
 func (b *moneyBook) spend(ctx context.Context, typ, id, model string) (spendSnap, bool) {
-	return b.spends.get(ctx, policyKey(typ, id, model), func(s spendSnap, fetched, now time.Time) bool {
+	return b.spends.get(ctx, quota.PolicyKey(quota.Kind(typ), id, model), func(s spendSnap, fetched, now time.Time) bool {
 		return now.Sub(fetched) >= moneySnapshotTTL || s.day != utcDay(now)
 	}, func(ctx context.Context) (spendSnap, error) {
 		now := time.Now()

@@ -123,13 +123,26 @@ type noPrices struct{}
 
 func (noPrices) Lookup(string) (billing.Price, bool) { return billing.Price{}, false }
 
+// PolicyLookup finds a subject's quota policy for a model ("" for the model-less one), without
+// I/O (quota.PolicyBook).
+type PolicyLookup interface {
+	Lookup(kind quota.Kind, subjectID, model string) (store.QuotaPolicy, bool)
+}
+
+// noPolicies is the PolicyLookup of a gateway given none: tier defaults apply to everyone.
+type noPolicies struct{}
+
+func (noPolicies) Lookup(quota.Kind, string, string) (store.QuotaPolicy, bool) {
+	return store.QuotaPolicy{}, false
+}
+
 // Deps are the gateway's collaborators.
 type Deps struct {
 	Store    store.Store
 	Limiter  quota.Limiter
 	Quota    quota.Options
-	Policies *PolicyBook
-	Prices   PriceLookup // nil: no model is priced
+	Policies PolicyLookup // nil: no policies
+	Prices   PriceLookup  // nil: no model is priced
 	Tokens   *tokens.Estimator
 	// Changes spreads admin changes (credit top-ups) to every replica; nil: this process only.
 	Changes *changes.Bus
@@ -147,7 +160,7 @@ type Gateway struct {
 	store    store.Store
 	limiter  quota.Limiter
 	quota    quota.Options
-	policies *PolicyBook
+	policies PolicyLookup
 	prices   PriceLookup
 	tokens   *tokens.Estimator
 	money    *moneyBook
@@ -176,6 +189,9 @@ func New(d Deps, opts Options) *Gateway {
 	q := d.Quota.WithDefaults()
 	g := &Gateway{opts: opts, store: d.Store, limiter: d.Limiter, quota: q, policies: d.Policies, prices: d.Prices, tokens: d.Tokens,
 		renewer: newRenewer(d.Limiter, q.LeaseTTL), usage: d.Usage, metrics: d.Metrics, log: d.Log}
+	if g.policies == nil {
+		g.policies = noPolicies{}
+	}
 	if g.prices == nil {
 		g.prices = noPrices{}
 	}

@@ -76,10 +76,10 @@ func (g *Gateway) handleUsage(c *gin.Context) {
 
 	var subjects []subjectQuota
 	for _, s := range x.subjects("", "") {
-		if s.Kind == "session" {
+		if s.Kind == quota.KindSession {
 			continue
 		}
-		sq := subjectQuota{Subject: s.Kind + "/" + s.ID, Limits: s.Limits}
+		sq := subjectQuota{Subject: string(s.Kind) + "/" + s.ID, Limits: s.Limits}
 		if r, ok := g.limiter.(quota.UsageReader); ok && *g.quota.Enabled {
 			if u, err := r.Usage(ctx, s); err == nil {
 				sq.Used = &u

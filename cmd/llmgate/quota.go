@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/llmgate/llmgate/gateway"
 	"github.com/llmgate/llmgate/internal/changes"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
@@ -21,7 +20,7 @@ import (
 type quotaParts struct {
 	kind      string // "memory" or "redis"
 	limiter   quota.Limiter
-	policies  *gateway.PolicyBook
+	policies  *quota.PolicyBook
 	memory    *quota.Memory    // set without Redis
 	resilient *quota.Resilient // set with Redis
 	closeOnce sync.Once
@@ -66,7 +65,7 @@ func newQuota(ctx context.Context, cfg Config, st store.Store, rdb redis.Univers
 			Limiter: lo, Registerer: reg, Log: log})
 		q.limiter = q.resilient
 	}
-	book, err := gateway.NewPolicyBook(ctx, st, rdb, bus)
+	book, err := quota.NewPolicyBook(ctx, st, rdb, bus)
 	if err != nil {
 		q.close()
 		return nil, fmt.Errorf("quota policies: %w", err)
