@@ -18,6 +18,7 @@ import (
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
 
@@ -36,9 +37,9 @@ type Deps struct {
 	Quota *QuotaDeps
 	// Prices enables the pricing, audit, billing and credit endpoints.
 	Prices *billing.PriceBook
-	// Credits is told about top-ups, to lift blocks on every replica.
+	// Credits is told about top-ups, to lift blocks on every replica (billing.Guard).
 	Credits interface {
-		CreditsChanged(ctx context.Context, subjectType, subjectID string) error
+		CreditsChanged(ctx context.Context, kind quota.Kind, id string) error
 	}
 	// Deployments enables the /admin/deployments endpoints.
 	Deployments DeploymentControl

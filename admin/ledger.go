@@ -427,7 +427,7 @@ func (s *Server) moveCredit(c *gin.Context, kind string) {
 		gin.H{"entry_id": e.ID, "kind": e.Kind, "amount_usd": billing.FormatPico(e.AmountPicoUSD), "note": e.Note,
 			"balance_usd": billing.FormatPico(now.BalancePicoUSD)})
 	if s.d.Credits != nil {
-		if err := s.d.Credits.CreditsChanged(ctx, string(typ), id); err != nil {
+		if err := s.d.Credits.CreditsChanged(ctx, typ, id); err != nil {
 			s.d.Log.Warn("could not announce a credit change: other replicas lift the block when their snapshot expires", "err", err)
 		}
 	}

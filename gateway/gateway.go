@@ -15,7 +15,6 @@ import (
 
 	"github.com/llmgate/llmgate/billing"
 	"github.com/llmgate/llmgate/billing/tokens"
-	"github.com/llmgate/llmgate/internal/changes"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
@@ -144,8 +143,8 @@ type Deps struct {
 	Policies PolicyLookup // nil: no policies
 	Prices   PriceLookup  // nil: no model is priced
 	Tokens   *tokens.Estimator
-	// Changes spreads admin changes (credit top-ups) to every replica; nil: this process only.
-	Changes *changes.Bus
+	// Money is the balance guard (billing.Guard); nil: everyone is postpaid, without budgets.
+	Money   MoneyGuard
 	Router  *providers.Router
 	Usage   UsageSink
 	Metrics *Metrics
@@ -163,10 +162,9 @@ type Gateway struct {
 	policies PolicyLookup
 	prices   PriceLookup
 	tokens   *tokens.Estimator
-	money    *moneyBook
+	money    MoneyGuard
 	health   *health
 	retries  *retryBudget
-	changes  *changes.Bus
 	renewer  *renewer
 	router   atomic.Pointer[providers.Router]
 	usage    UsageSink
@@ -195,8 +193,10 @@ func New(d Deps, opts Options) *Gateway {
 	if g.prices == nil {
 		g.prices = noPrices{}
 	}
-	g.changes = d.Changes
-	g.money = newMoneyBook(d.Store, d.Changes)
+	g.money = d.Money
+	if g.money == nil {
+		g.money = postpaid{}
+	}
 	g.health = newHealth(d.Metrics.registry())
 	g.retries = newRetryBudget()
 	g.quotaOK = d.QuotaHealthy
@@ -210,21 +210,9 @@ func New(d Deps, opts Options) *Gateway {
 	return g
 }
 
-// Run does the gateway's background work, renewing the concurrency leases of long requests and
-// forgetting idle ledger snapshots, until ctx ends.
+// Run does the gateway's background work, renewing the concurrency leases of long requests,
+// until ctx ends.
 func (g *Gateway) Run(ctx context.Context) {
-	go func() {
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				g.money.sweep()
-			}
-		}
-	}()
 	g.renewer.run(ctx)
 }
 

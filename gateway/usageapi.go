@@ -94,14 +94,8 @@ func (g *Gateway) handleUsage(c *gin.Context) {
 		"today": day, "month": month, "quota": subjects}
 	// The balance is read from the ledger, not the admission snapshot: charges written in the
 	// last seconds show. (Requests still in the usage queue are not charged yet.)
-	for _, a := range [...][2]string{{"user", k.UserID}, {"tenant", k.TenantID}} {
-		if a[1] == "" {
-			continue
-		}
-		if acct, err := g.store.CreditAccountOf(ctx, a[0], a[1]); err == nil {
-			out["credit"] = gin.H{"account": a[0], "balance_usd": billing.FormatPico(acct.BalancePicoUSD)}
-			break
-		}
+	if acct, ok, err := billing.PayerAccount(ctx, g.store, k.UserID, k.TenantID); err == nil && ok {
+		out["credit"] = gin.H{"account": acct.SubjectType, "balance_usd": billing.FormatPico(acct.BalancePicoUSD)}
 	}
 	x.status = http.StatusOK
 	c.JSON(http.StatusOK, out)

@@ -107,7 +107,9 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		uo.SpoolDir = filepath.Join(cfg.DataDir, "spool")
 	}
 	uo.Registerer = reg
-	rec, err := audit.New(st, uo, log)
+	// The ledger names the payer of records admitted while the guard could not say (and of
+	// records spooled by older versions) before the store persists them.
+	rec, err := audit.New(billing.NewLedger(st, st), uo, log)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("usage: %w", err)
@@ -136,12 +138,13 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		a.closeBackends()
 		return nil, err
 	}
+	guard := billing.NewGuard(st, bus)
 	gw := gateway.New(gateway.Deps{Store: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
-		Prices: prices, Tokens: est, Changes: bus,
+		Prices: prices, Tokens: est, Money: guard,
 		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy}, cfg.Gateway)
 	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Registerer: reg, Log: log, Ready: st.Ping,
 		Quota:  &admin.QuotaDeps{Policies: q.policies, Limiter: q.limiter, Options: cfg.Quota.WithDefaults()},
-		Prices: prices, Credits: gw, Deployments: deploymentControl{gw: gw, changes: bus}})
+		Prices: prices, Credits: guard, Deployments: deploymentControl{gw: gw, changes: bus}})
 
 	a.gateway = gw
 	// Deployment overrides changed through the admin API (here or on another replica).
@@ -172,8 +175,9 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	go func() { // background work: lease renewal, other replicas' admin changes, sweeping
 		defer close(a.done)
 		var wg sync.WaitGroup
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); gw.Run(runCtx) }()
+		go func() { defer wg.Done(); guard.Run(runCtx) }()
 		go func() {
 			defer wg.Done()
 			poll := time.Second // without Redis: reload from the store this often
