@@ -127,7 +127,7 @@ type Guard struct {
 	store    LedgerReader
 	changes  *changes.Bus
 	accounts snapshots[accountSnap] // "user/<id>" or "tenant/<id>"
-	spends   snapshots[spendSnap]   // quota.PolicyKey(kind, id, model)
+	spends   snapshots[spendSnap]   // type, id and model joined with NUL, which no id contains
 
 	mu      sync.Mutex
 	blocked map[string]time.Time // subject → refused without asking until then
@@ -245,7 +245,7 @@ func (g *Guard) account(ctx context.Context, kind quota.Kind, id string) (accoun
 // spend returns the ledger's spend of a subject today and this month; ok is false when the
 // store could not answer in time and nothing was cached.
 func (g *Guard) spend(ctx context.Context, typ, id, model string) (spendSnap, bool) {
-	return g.spends.get(ctx, quota.PolicyKey(quota.Kind(typ), id, model), func(s spendSnap, fetched, now time.Time) bool {
+	return g.spends.get(ctx, typ+"\x00"+id+"\x00"+model, func(s spendSnap, fetched, now time.Time) bool {
 		return now.Sub(fetched) >= snapshotTTL || s.day != utcDay(now)
 	}, func(ctx context.Context) (spendSnap, error) {
 		now := time.Now()

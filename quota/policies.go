@@ -54,10 +54,6 @@ func policyKey(kind Kind, subjectID, model string) string {
 	return string(kind) + "\x00" + subjectID + "\x00" + model
 }
 
-// PolicyKey names a subject's policy for a model ("" for the model-less one) uniquely, for
-// caches keyed like the policy book.
-func PolicyKey(kind Kind, subjectID, model string) string { return policyKey(kind, subjectID, model) }
-
 // Lookup returns a subject's policy for a model ("" for the model-less one), as this replica
 // applies it now. A nil book has no policies.
 func (b *PolicyBook) Lookup(kind Kind, subjectID, model string) (store.QuotaPolicy, bool) {
