@@ -17,7 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/llmgate/llmgate/api"
-	"github.com/llmgate/llmgate/gateway"
+	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
 
@@ -35,10 +36,10 @@ type Deps struct {
 	// Quota enables the /admin/quota endpoints.
 	Quota *QuotaDeps
 	// Prices enables the pricing, audit, billing and credit endpoints.
-	Prices *gateway.PriceBook
-	// Credits is told about top-ups, to lift blocks on every replica.
+	Prices *billing.PriceBook
+	// Credits is told about top-ups, to lift blocks on every replica (billing.Guard).
 	Credits interface {
-		CreditsChanged(ctx context.Context, subjectType, subjectID string) error
+		CreditsChanged(ctx context.Context, kind quota.Kind, id string) error
 	}
 	// Deployments enables the /admin/deployments endpoints.
 	Deployments DeploymentControl

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
 
@@ -264,14 +265,14 @@ func notFound(c *gin.Context, what, param string) {
 
 // subjectTenant returns the tenant a quota or credit subject belongs to (ErrNotFound when the
 // user or key does not exist).
-func (s *Server) subjectTenant(ctx context.Context, typ, id string) (string, error) {
+func (s *Server) subjectTenant(ctx context.Context, typ quota.Kind, id string) (string, error) {
 	switch typ {
-	case "tenant":
+	case quota.KindTenant:
 		return id, nil
-	case "user":
+	case quota.KindUser:
 		u, err := s.d.Store.GetUser(ctx, id)
 		return u.TenantID, err
-	case "key":
+	case quota.KindKey:
 		k, err := s.d.Store.GetKey(ctx, id)
 		return k.TenantID, err
 	}
@@ -281,7 +282,7 @@ func (s *Server) subjectTenant(ctx context.Context, typ, id string) (string, err
 // subjectInScope answers 404 itself (and returns false) when a scoped token asks about a subject
 // outside its tenant, or one that does not exist. Unscoped tokens may name subjects that do not
 // exist yet (a policy set ahead of the user), and cost no lookup.
-func (s *Server) subjectInScope(c *gin.Context, typ, id, param string) bool {
+func (s *Server) subjectInScope(c *gin.Context, typ quota.Kind, id, param string) bool {
 	if who(c).Tenant == "" {
 		return true
 	}
@@ -291,7 +292,7 @@ func (s *Server) subjectInScope(c *gin.Context, typ, id, param string) bool {
 
 // scopedSubject returns the tenant of a subject and whether it exists, answering itself (404, or
 // 500) when the caller may not see it.
-func (s *Server) scopedSubject(c *gin.Context, typ, id, param string) (tenant string, found, ok bool) {
+func (s *Server) scopedSubject(c *gin.Context, typ quota.Kind, id, param string) (tenant string, found, ok bool) {
 	t, err := s.subjectTenant(c.Request.Context(), typ, id)
 	if err != nil && !isNotFound(err) {
 		s.internal(c, err)
@@ -299,7 +300,7 @@ func (s *Server) scopedSubject(c *gin.Context, typ, id, param string) (tenant st
 	}
 	found = err == nil
 	if scope := who(c).Tenant; scope != "" && (!found || t != scope) {
-		notFound(c, typ, param)
+		notFound(c, string(typ), param)
 		return "", false, false
 	}
 	return t, found, true

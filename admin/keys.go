@@ -11,6 +11,7 @@ import (
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/apikey"
+	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
 
@@ -122,7 +123,7 @@ func (s *Server) createKey(c *gin.Context) {
 	id := "key_" + strings.ReplaceAll(newID(), "-", "")
 	var lim *store.QuotaPolicy
 	if req.Limits != nil {
-		p, ok := policyOf(c, "limits.", *req.Limits, "key", id, "")
+		p, ok := policyOf(c, "limits.", *req.Limits, quota.KindKey, id, "")
 		if !ok {
 			return
 		}
@@ -132,7 +133,7 @@ func (s *Server) createKey(c *gin.Context) {
 		return
 	}
 	// The limits go in first: a key never exists, even for a moment, without them.
-	if err := s.putLimits(ctx, "key", id, lim); err != nil {
+	if err := s.putLimits(ctx, quota.KindKey, id, lim); err != nil {
 		s.internal(c, err)
 		return
 	}
@@ -140,7 +141,7 @@ func (s *Server) createKey(c *gin.Context) {
 	k := store.APIKey{ID: id, Name: req.Name, Prefix: prefix, UserID: req.UserID, TenantID: tenant, Models: models,
 		ExpiresAt: req.ExpiresAt, Metadata: req.Metadata, CreatedAt: now()}
 	if err := s.d.Store.CreateKey(ctx, k, hash); err != nil {
-		_ = s.putLimits(context.WithoutCancel(ctx), "key", id, nil)
+		_ = s.putLimits(context.WithoutCancel(ctx), quota.KindKey, id, nil)
 		s.internal(c, err)
 		return
 	}
@@ -210,7 +211,7 @@ func (s *Server) keyInScope(c *gin.Context) (store.APIKey, *store.QuotaPolicy, b
 		s.internal(c, err)
 		return k, nil, false
 	}
-	lim, err := s.modelLess(ctx, "key", k.ID)
+	lim, err := s.modelLess(ctx, quota.KindKey, k.ID)
 	if err != nil {
 		s.internal(c, err)
 		return k, nil, false
@@ -251,7 +252,7 @@ func (s *Server) listKeys(c *gin.Context) {
 		return
 	}
 	writeList(c, keys, limit, offset, func(k store.APIKey) keyView {
-		p, ok := s.d.Quota.policyBook().Lookup("key", k.ID, "")
+		p, ok := s.d.Quota.policyBook().Lookup(quota.KindKey, k.ID, "")
 		if !ok {
 			return keyViewOf(k, nil)
 		}
@@ -281,7 +282,7 @@ func (s *Server) updateKey(c *gin.Context) {
 	before := keyViewOf(k, lim)
 	if !patchText(b.Name, &k.Name, func(v string) bool { return checkText(c, "name", v, 200, false) }) ||
 		!patch(b.Models, &k.Models, modelsCheck(c)) || !patch(b.Metadata, &k.Metadata, metadataCheck(c)) ||
-		!patchLimits(c, b.Limits, "key", k.ID, &lim) {
+		!patchLimits(c, b.Limits, quota.KindKey, k.ID, &lim) {
 		return
 	}
 	if b.ExpiresAt.Set { // null: never expires
@@ -313,7 +314,7 @@ func (s *Server) updateKey(c *gin.Context) {
 		return
 	}
 	if b.Limits.Set {
-		if err := s.putLimits(ctx, "key", k.ID, lim); err != nil {
+		if err := s.putLimits(ctx, quota.KindKey, k.ID, lim); err != nil {
 			s.internal(c, err)
 			return
 		}

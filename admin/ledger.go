@@ -14,6 +14,7 @@ import (
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
 
@@ -322,10 +323,10 @@ func csvSafe(v string) string {
 	return v
 }
 
-var creditSubjects = map[string]bool{"user": true, "tenant": true}
+var creditSubjects = map[quota.Kind]bool{quota.KindUser: true, quota.KindTenant: true}
 
-func creditSubject(c *gin.Context) (typ, id string, ok bool) {
-	typ, id = c.Param("subjectType"), c.Param("subjectId")
+func creditSubject(c *gin.Context) (typ quota.Kind, id string, ok bool) {
+	typ, id = quota.Kind(c.Param("subjectType")), c.Param("subjectId")
 	if !creditSubjects[typ] {
 		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "subjectType", "subjectType: want user or tenant.")
 		return "", "", false
@@ -349,7 +350,7 @@ func (s *Server) creditBalance(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	a, err := s.d.Store.CreditAccountOf(ctx, typ, id)
+	a, err := s.d.Store.CreditAccountOf(ctx, string(typ), id)
 	if errors.Is(err, store.ErrNotFound) {
 		fail(c, http.StatusNotFound, api.TypeNotFound, "account_not_found", "subjectId", "No credit account for that subject.")
 		return
@@ -407,7 +408,7 @@ func (s *Server) moveCredit(c *gin.Context, kind string) {
 		amount.Neg(amount)
 	}
 	ctx := c.Request.Context()
-	a, err := s.d.Store.EnsureCreditAccount(ctx, typ, id)
+	a, err := s.d.Store.EnsureCreditAccount(ctx, string(typ), id)
 	if err != nil {
 		s.internal(c, err)
 		return
@@ -417,13 +418,13 @@ func (s *Server) moveCredit(c *gin.Context, kind string) {
 		s.internal(c, err)
 		return
 	}
-	now, err := s.d.Store.CreditAccountOf(ctx, typ, id)
+	now, err := s.d.Store.CreditAccountOf(ctx, string(typ), id)
 	if err != nil {
 		s.internal(c, err)
 		return
 	}
 	tenant, _ := s.subjectTenant(ctx, typ, id)
-	s.audit(c, "credit."+kind, typ+"/"+id, tenant, gin.H{"balance_usd": billing.FormatPico(a.BalancePicoUSD)},
+	s.audit(c, "credit."+kind, string(typ)+"/"+id, tenant, gin.H{"balance_usd": billing.FormatPico(a.BalancePicoUSD)},
 		gin.H{"entry_id": e.ID, "kind": e.Kind, "amount_usd": billing.FormatPico(e.AmountPicoUSD), "note": e.Note,
 			"balance_usd": billing.FormatPico(now.BalancePicoUSD)})
 	if s.d.Credits != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
 
@@ -20,7 +21,7 @@ import (
 
 // policyOf parses a limits body into the policy of one subject, answering 400 itself. prefix
 // names the body field in errors ("limits." or "").
-func policyOf(c *gin.Context, prefix string, b policyBody, typ, id, model string) (store.QuotaPolicy, bool) {
+func policyOf(c *gin.Context, prefix string, b policyBody, typ quota.Kind, id, model string) (store.QuotaPolicy, bool) {
 	if !checkLimits(c, map[string]*int64{prefix + "rpm": b.RPM, prefix + "tpm": b.TPM,
 		prefix + "tokens_per_day": b.TokensPerDay, prefix + "concurrent": b.Concurrent}) {
 		return store.QuotaPolicy{}, false
@@ -33,12 +34,12 @@ func policyOf(c *gin.Context, prefix string, b policyBody, typ, id, model string
 	if !ok {
 		return store.QuotaPolicy{}, false
 	}
-	return store.QuotaPolicy{SubjectType: typ, SubjectID: id, Model: model, RPM: b.RPM, TPM: b.TPM,
+	return store.QuotaPolicy{SubjectType: string(typ), SubjectID: id, Model: model, RPM: b.RPM, TPM: b.TPM,
 		TokensPerDay: b.TokensPerDay, Concurrent: b.Concurrent, BudgetDayMicroUSD: perDay, BudgetMonthMicroUSD: perMonth}, true
 }
 
 // patchLimits applies a PATCH's limits field to *lim, the subject's model-less policy (null: none).
-func patchLimits(c *gin.Context, o optional[policyBody], typ, id string, lim **store.QuotaPolicy) bool {
+func patchLimits(c *gin.Context, o optional[policyBody], typ quota.Kind, id string, lim **store.QuotaPolicy) bool {
 	if !o.Set {
 		return true
 	}
@@ -52,8 +53,8 @@ func patchLimits(c *gin.Context, o optional[policyBody], typ, id string, lim **s
 }
 
 // modelLess returns a subject's model-less policy from the store (nil: none).
-func (s *Server) modelLess(ctx context.Context, typ, id string) (*store.QuotaPolicy, error) {
-	ps, err := s.d.Store.QuotaPolicies(ctx, typ, id)
+func (s *Server) modelLess(ctx context.Context, typ quota.Kind, id string) (*store.QuotaPolicy, error) {
+	ps, err := s.d.Store.QuotaPolicies(ctx, string(typ), id)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +89,7 @@ func limitsView(p *store.QuotaPolicy) any {
 
 // putLimits stores (or, for nil, removes) a subject's model-less policy through the policy book,
 // so every replica applies it.
-func (s *Server) putLimits(ctx context.Context, typ, id string, p *store.QuotaPolicy) error {
+func (s *Server) putLimits(ctx context.Context, typ quota.Kind, id string, p *store.QuotaPolicy) error {
 	if s.d.Quota == nil {
 		if p == nil {
 			return nil
@@ -135,7 +136,7 @@ func (s *Server) withinTenant(c *gin.Context, tenantID string, models []string, 
 	if p == nil {
 		return true
 	}
-	tp, err := s.modelLess(ctx, "tenant", tenantID)
+	tp, err := s.modelLess(ctx, quota.KindTenant, tenantID)
 	if err != nil {
 		s.internal(c, err)
 		return false

@@ -10,14 +10,13 @@ import (
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/billing"
-	"github.com/llmgate/llmgate/gateway"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
 
 // QuotaDeps are what the quota endpoints need; nil disables them.
 type QuotaDeps struct {
-	Policies *gateway.PolicyBook
+	Policies *quota.PolicyBook
 	Limiter  quota.Limiter
 	Options  quota.Options
 }
@@ -79,13 +78,13 @@ func (s *Server) routeQuota(a *gin.RouterGroup) {
 // of its tenant's users and keys (a tenant's own limits are changed by an unscoped token), and a
 // user's or key's limits stay within its tenant's. It answers itself when not, and returns the
 // subject's tenant ("" for a subject that does not exist yet).
-func (s *Server) policyChange(c *gin.Context, typ, id, param string, p *store.QuotaPolicy, field func(string) string) (string, bool) {
-	if typ == "tenant" && who(c).Tenant != "" {
+func (s *Server) policyChange(c *gin.Context, typ quota.Kind, id, param string, p *store.QuotaPolicy, field func(string) string) (string, bool) {
+	if typ == quota.KindTenant && who(c).Tenant != "" {
 		fail(c, http.StatusForbidden, api.TypePermission, "tenant_scoped_token", param, "A token scoped to a tenant may not change a tenant's own limits.")
 		return "", false
 	}
 	tenant, found, ok := s.scopedSubject(c, typ, id, param)
-	if !ok || !found || p == nil || typ == "tenant" {
+	if !ok || !found || p == nil || typ == quota.KindTenant {
 		// A policy set ahead of its subject is checked when the key is made.
 		return tenant, ok
 	}
@@ -94,12 +93,12 @@ func (s *Server) policyChange(c *gin.Context, typ, id, param string, p *store.Qu
 
 // policyAudit records a policy change of a subject of the tenant, with its policies before and
 // after.
-func (s *Server) policyAudit(c *gin.Context, action, typ, id, tenant string, before []store.QuotaPolicy) {
-	after, err := s.d.Store.QuotaPolicies(c.Request.Context(), typ, id)
+func (s *Server) policyAudit(c *gin.Context, action string, typ quota.Kind, id, tenant string, before []store.QuotaPolicy) {
+	after, err := s.d.Store.QuotaPolicies(c.Request.Context(), string(typ), id)
 	if err != nil {
 		s.d.Log.Warn("admin audit: reading the policies after a change failed", "err", err)
 	}
-	s.audit(c, action, typ+"/"+id, tenant, policiesView(before), policiesView(after))
+	s.audit(c, action, string(typ)+"/"+id, tenant, policiesView(before), policiesView(after))
 }
 
 func policiesView(ps []store.QuotaPolicy) any {
@@ -142,10 +141,10 @@ func (s *Server) putUserPolicy(c *gin.Context) {
 	if !ok {
 		return
 	}
-	p := store.QuotaPolicy{SubjectType: "user", SubjectID: c.Param("userId"), Model: model,
+	p := store.QuotaPolicy{SubjectType: string(quota.KindUser), SubjectID: c.Param("userId"), Model: model,
 		RPM: b.UserRPM, Concurrent: b.UserConcurrent, TPM: b.UserTPM, TokensPerDay: b.UserTokensPerDay}
 	// That shape has no budgets: a budget set through /admin/quota/policies stays.
-	old, err := s.d.Quota.Policies.Policies(c.Request.Context(), "user", p.SubjectID)
+	old, err := s.d.Quota.Policies.Policies(c.Request.Context(), quota.KindUser, p.SubjectID)
 	if err != nil {
 		s.internal(c, err)
 		return
@@ -155,7 +154,7 @@ func (s *Server) putUserPolicy(c *gin.Context) {
 			p.BudgetDayMicroUSD, p.BudgetMonthMicroUSD = o.BudgetDayMicroUSD, o.BudgetMonthMicroUSD
 		}
 	}
-	tenant, ok := s.policyChange(c, "user", p.SubjectID, "userId", &p, userPolicyField)
+	tenant, ok := s.policyChange(c, quota.KindUser, p.SubjectID, "userId", &p, userPolicyField)
 	if !ok {
 		return
 	}
@@ -163,7 +162,7 @@ func (s *Server) putUserPolicy(c *gin.Context) {
 		s.internal(c, err)
 		return
 	}
-	s.policyAudit(c, "quota_policy.put", "user", p.SubjectID, tenant, old)
+	s.policyAudit(c, "quota_policy.put", quota.KindUser, p.SubjectID, tenant, old)
 	s.getUserPolicy(c)
 }
 
@@ -187,13 +186,13 @@ func (s *Server) effectiveUserLimits(ctx context.Context, userID string) (quota.
 		tier = o.DefaultTier
 	}
 	l := o.TierLimits(tier)
-	ps, err := s.d.Quota.Policies.Policies(ctx, "user", userID)
+	ps, err := s.d.Quota.Policies.Policies(ctx, quota.KindUser, userID)
 	if err != nil {
 		return l, tier, err
 	}
 	for _, p := range ps {
 		if p.Model == "" {
-			l = gateway.ApplyPolicy(l, p)
+			l = quota.ApplyPolicy(l, p)
 		}
 	}
 	return l, tier, nil
@@ -202,10 +201,10 @@ func (s *Server) effectiveUserLimits(ctx context.Context, userID string) (quota.
 func (s *Server) getUserPolicy(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := c.Param("userId")
-	if !s.subjectInScope(c, "user", id, "userId") {
+	if !s.subjectInScope(c, quota.KindUser, id, "userId") {
 		return
 	}
-	ps, err := s.d.Quota.Policies.Policies(ctx, "user", id)
+	ps, err := s.d.Quota.Policies.Policies(ctx, quota.KindUser, id)
 	if err != nil {
 		s.internal(c, err)
 		return
@@ -224,12 +223,12 @@ func (s *Server) getUserPolicy(c *gin.Context) {
 }
 
 func (s *Server) deleteUserPolicy(c *gin.Context) {
-	s.deletePolicyOf(c, "user", c.Param("userId"), "userId")
+	s.deletePolicyOf(c, quota.KindUser, c.Param("userId"), "userId")
 }
 
 // deletePolicyOf removes one policy (?model= selects a model-specific one) and answers 204, or 404
 // naming param when there was none.
-func (s *Server) deletePolicyOf(c *gin.Context, typ, id, param string) {
+func (s *Server) deletePolicyOf(c *gin.Context, typ quota.Kind, id, param string) {
 	model, ok := validModelParam(c)
 	if !ok {
 		return
@@ -238,7 +237,7 @@ func (s *Server) deletePolicyOf(c *gin.Context, typ, id, param string) {
 	if !ok {
 		return
 	}
-	before, err := s.d.Store.QuotaPolicies(c.Request.Context(), typ, id)
+	before, err := s.d.Store.QuotaPolicies(c.Request.Context(), string(typ), id)
 	if err != nil {
 		s.internal(c, err)
 		return
@@ -260,7 +259,7 @@ func (s *Server) deletePolicyOf(c *gin.Context, typ, id, param string) {
 func (s *Server) userUsage(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := c.Param("userId")
-	if !s.subjectInScope(c, "user", id, "userId") {
+	if !s.subjectInScope(c, quota.KindUser, id, "userId") {
 		return
 	}
 	eff, tier, err := s.effectiveUserLimits(ctx, id)
@@ -277,7 +276,7 @@ func (s *Server) userUsage(c *gin.Context) {
 		fail(c, http.StatusNotImplemented, api.TypeServer, "not_supported", "", "This limiter cannot report usage.")
 		return
 	}
-	u, err := ur.Usage(ctx, quota.Subject{Kind: "user", ID: id, Tenant: tenant, Limits: eff})
+	u, err := ur.Usage(ctx, quota.Subject{Kind: quota.KindUser, ID: id, Tenant: tenant, Limits: eff})
 	if err != nil {
 		fail(c, http.StatusServiceUnavailable, api.TypeUnavailable, "quota_store_unavailable", "", "The quota store did not answer; retry shortly.")
 		return
@@ -308,10 +307,10 @@ func (s *Server) clearSession(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-var subjectTypes = map[string]bool{"user": true, "key": true, "tenant": true}
+var subjectTypes = map[quota.Kind]bool{quota.KindUser: true, quota.KindKey: true, quota.KindTenant: true}
 
-func subjectParams(c *gin.Context) (typ, id string, ok bool) {
-	typ, id = c.Param("subjectType"), c.Param("subjectId")
+func subjectParams(c *gin.Context) (typ quota.Kind, id string, ok bool) {
+	typ, id = quota.Kind(c.Param("subjectType")), c.Param("subjectId")
 	if !subjectTypes[typ] {
 		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "subjectType", "subjectType: want user, key or tenant.")
 		return "", "", false
@@ -347,7 +346,7 @@ func (s *Server) putPolicy(c *gin.Context) {
 	if !ok {
 		return
 	}
-	before, err := s.d.Store.QuotaPolicies(c.Request.Context(), typ, id)
+	before, err := s.d.Store.QuotaPolicies(c.Request.Context(), string(typ), id)
 	if err != nil {
 		s.internal(c, err)
 		return
@@ -369,7 +368,7 @@ func (s *Server) getPolicies(c *gin.Context) {
 }
 
 func (s *Server) listPolicies(c *gin.Context) {
-	typ := c.Query("subject_type")
+	typ := quota.Kind(c.Query("subject_type"))
 	if typ != "" && !subjectTypes[typ] {
 		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "subject_type", "subject_type: want user, key or tenant.")
 		return
@@ -384,7 +383,7 @@ func (s *Server) listPolicies(c *gin.Context) {
 	}
 }
 
-func (s *Server) writePolicies(c *gin.Context, typ, id string) {
+func (s *Server) writePolicies(c *gin.Context, typ quota.Kind, id string) {
 	if out, ok := s.policiesInScope(c, typ, id); ok {
 		c.JSON(http.StatusOK, gin.H{"object": "list", "data": out})
 	}
@@ -392,7 +391,7 @@ func (s *Server) writePolicies(c *gin.Context, typ, id string) {
 
 // policiesInScope returns the views of the policies the caller may see, answering itself on
 // failure.
-func (s *Server) policiesInScope(c *gin.Context, typ, id string) ([]gin.H, bool) {
+func (s *Server) policiesInScope(c *gin.Context, typ quota.Kind, id string) ([]gin.H, bool) {
 	ps, err := s.d.Quota.Policies.Policies(c.Request.Context(), typ, id)
 	if err != nil {
 		s.internal(c, err)
@@ -406,7 +405,7 @@ func (s *Server) policiesInScope(c *gin.Context, typ, id string) ([]gin.H, bool)
 			sub := p.SubjectType + "\x00" + p.SubjectID
 			t, seen := tenants[sub]
 			if !seen {
-				t, err = s.subjectTenant(c.Request.Context(), p.SubjectType, p.SubjectID)
+				t, err = s.subjectTenant(c.Request.Context(), quota.Kind(p.SubjectType), p.SubjectID)
 				if err != nil && !isNotFound(err) {
 					s.internal(c, err)
 					return nil, false
@@ -429,7 +428,7 @@ func (s *Server) deletePolicy(c *gin.Context) {
 }
 
 // policyBook is the book of policies, nil without quota (Lookup on nil finds nothing).
-func (q *QuotaDeps) policyBook() *gateway.PolicyBook {
+func (q *QuotaDeps) policyBook() *quota.PolicyBook {
 	if q == nil {
 		return nil
 	}

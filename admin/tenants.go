@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
 
@@ -73,7 +74,7 @@ func (s *Server) createTenant(c *gin.Context) {
 	}
 	var lim *store.QuotaPolicy
 	if b.Limits != nil {
-		p, ok := policyOf(c, "limits.", *b.Limits, "tenant", b.ID, "")
+		p, ok := policyOf(c, "limits.", *b.Limits, quota.KindTenant, b.ID, "")
 		if !ok {
 			return
 		}
@@ -92,7 +93,7 @@ func (s *Server) createTenant(c *gin.Context) {
 		return
 	}
 	// The limits go in first: a tenant never exists, even for a moment, without them.
-	if err := s.putLimits(ctx, "tenant", b.ID, lim); err != nil {
+	if err := s.putLimits(ctx, quota.KindTenant, b.ID, lim); err != nil {
 		s.internal(c, err)
 		return
 	}
@@ -126,7 +127,7 @@ func (s *Server) tenantInScope(c *gin.Context) (store.Tenant, *store.QuotaPolicy
 		s.internal(c, err)
 		return t, nil, false
 	}
-	lim, err := s.modelLess(c.Request.Context(), "tenant", id)
+	lim, err := s.modelLess(c.Request.Context(), quota.KindTenant, id)
 	if err != nil {
 		s.internal(c, err)
 		return t, nil, false
@@ -171,7 +172,7 @@ func (s *Server) listTenants(c *gin.Context) {
 		return
 	}
 	writeList(c, ts, limit, offset, func(t store.Tenant) tenantView {
-		p, ok := s.d.Quota.policyBook().Lookup("tenant", t.ID, "")
+		p, ok := s.d.Quota.policyBook().Lookup(quota.KindTenant, t.ID, "")
 		if !ok {
 			return tenantViewOf(t, nil)
 		}
@@ -195,7 +196,7 @@ func (s *Server) updateTenant(c *gin.Context) {
 	before := tenantViewOf(t, lim)
 	if !patchText(b.Name, &t.Name, func(v string) bool { return checkText(c, "name", v, 200, true) }) ||
 		!patch(b.Models, &t.Models, modelsCheck(c)) || !patch(b.Metadata, &t.Metadata, metadataCheck(c)) ||
-		!patchLimits(c, b.Limits, "tenant", t.ID, &lim) {
+		!patchLimits(c, b.Limits, quota.KindTenant, t.ID, &lim) {
 		return
 	}
 	ctx := c.Request.Context()
@@ -204,7 +205,7 @@ func (s *Server) updateTenant(c *gin.Context) {
 		return
 	}
 	if b.Limits.Set {
-		if err := s.putLimits(ctx, "tenant", t.ID, lim); err != nil {
+		if err := s.putLimits(ctx, quota.KindTenant, t.ID, lim); err != nil {
 			s.internal(c, err)
 			return
 		}

@@ -121,6 +121,7 @@ func BenchmarkWriterPostgresCharged(b *testing.B) {
 				recs[i] = rec(i)
 				cost := 150_000 + int64(i)
 				recs[i].UserID, recs[i].CostPicoUSD, recs[i].Charge = fmt.Sprintf("user-%d", i%accounts), &cost, true
+				recs[i].PayerType, recs[i].PayerID = "user", recs[i].UserID
 			}
 			b.ResetTimer()
 			start := time.Now()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/billing"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/quota"
 )
@@ -17,48 +18,48 @@ import (
 //     is its own subject instead, with the default tier's limits);
 //   - its key, when the key has a policy of its own;
 //   - its tenant, when the tenant has a policy or is the payer (the subject type whose credit
-//     account pays for the request, see moneyBook.payer; "" for none);
+//     account pays for the request, see billing.Guard.Payer; "" for none);
 //   - its session (X-Session-Id), with the configured session limits;
 //   - for each of those with a policy for the requested model, that narrower subject too.
-func (x *exchange) subjects(model, payer string) []quota.Subject {
+func (x *exchange) subjects(model string, payer quota.Kind) []quota.Subject {
 	g, k := x.g, x.id.Key
 	book := g.policies
 	out := make([]quota.Subject, 0, 4)
-	add := func(kind, id string, base quota.Limits, always bool) {
+	add := func(kind quota.Kind, id string, base quota.Limits, always bool) {
 		p, ok := book.Lookup(kind, id, "")
 		if ok {
-			base = ApplyPolicy(base, p)
+			base = quota.ApplyPolicy(base, p)
 		}
 		if ok || always || payer == kind {
 			out = append(out, quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Limits: base})
 		}
 		if mp, ok := book.Lookup(kind, id, model); ok && model != "" {
-			out = append(out, quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Model: model, Limits: ApplyPolicy(quota.Limits{}, mp)})
+			out = append(out, quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Model: model, Limits: quota.ApplyPolicy(quota.Limits{}, mp)})
 		}
 	}
 	if k.UserID != "" {
-		add("user", k.UserID, g.quota.TierLimits(x.id.Tier), true)
-		add("key", k.ID, quota.Limits{}, false)
+		add(quota.KindUser, k.UserID, g.quota.TierLimits(x.id.Tier), true)
+		add(quota.KindKey, k.ID, quota.Limits{}, false)
 	} else {
-		add("key", k.ID, g.quota.TierLimits(""), true)
+		add(quota.KindKey, k.ID, g.quota.TierLimits(""), true)
 	}
-	add("tenant", k.TenantID, quota.Limits{}, false)
+	add(quota.KindTenant, k.TenantID, quota.Limits{}, false)
 	if x.rec.SessionID != "" {
-		out = append(out, quota.Subject{Kind: "session", ID: x.rec.SessionID, Tenant: k.TenantID, Limits: g.quota.Session})
+		out = append(out, quota.Subject{Kind: quota.KindSession, ID: x.rec.SessionID, Tenant: k.TenantID, Limits: g.quota.Session})
 	}
 	return out
 }
 
 // addMoney gives each subject whose policy sets a budget its Money, with the ledger's spend, and
 // the payer's (model-less) subject the credit account's figures.
-func (x *exchange) addMoney(subjects []quota.Subject, payer string, acct accountSnap) {
+func (x *exchange) addMoney(subjects []quota.Subject, payer billing.Payer) {
 	for i := range subjects {
 		s := &subjects[i]
 		if p, ok := x.g.policies.Lookup(s.Kind, s.ID, s.Model); ok {
-			s.Money = x.g.money.budgetMoney(x.ctx, p)
+			s.Money = x.g.money.BudgetMoney(x.ctx, p)
 		}
-		if s.Kind == payer && s.Model == "" {
-			s.Money = withCredit(s.Money, acct)
+		if payer.Kind != "" && s.Kind == payer.Kind && s.Model == "" {
+			s.Money = payer.Money(s.Money)
 		}
 	}
 }
@@ -80,10 +81,11 @@ func (r request) reservation(defaultMax int64) int64 {
 // (rates, budgets, credit), sets OpenAI's rate-limit headers (on the answer, whatever it turns
 // out to be) and keeps the lease for settle.
 func (x *exchange) admit(req request, cands []*providers.Deployment) error {
-	payer, acct, err := x.g.money.payer(x.ctx, x.id.Key.UserID, x.id.Key.TenantID)
+	payer, err := x.whoPays()
 	if err != nil {
 		return err
 	}
+	x.payer = payer
 	if !*x.g.quota.Enabled {
 		return nil
 	}
@@ -93,8 +95,8 @@ func (x *exchange) admit(req request, cands []*providers.Deployment) error {
 		upstreams[i] = d.Model
 	}
 	cost := x.reserveCost(req, upstreams, reserve)
-	subjects := x.subjects(req.model, payer)
-	x.addMoney(subjects, payer, acct)
+	subjects := x.subjects(req.model, payer.Kind)
+	x.addMoney(subjects, payer)
 	res, err := x.g.limiter.Admit(x.ctx, quota.Request{ID: x.rec.RequestID, Subjects: subjects, Tokens: reserve, Cost: cost})
 	if err != nil {
 		// The limiters decide failures themselves (Resilient's fallback); an error here is a bug
@@ -159,7 +161,7 @@ func (x *exchange) settleQuota() {
 	// finishUsage has counted or estimated the tokens and costed them.
 	used := quota.Spent{Tokens: x.usage.prompt + x.usage.completion}
 	if c := x.rec.CostPicoUSD; c != nil {
-		used.Cost = costNano(*c)
+		used.Cost = billing.CostNano(*c)
 		if x.rec.Charge {
 			used.Charge = used.Cost
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/llmgate/llmgate/billing"
 	"github.com/llmgate/llmgate/billing/tokens"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/quota"
@@ -111,16 +112,39 @@ type UsageSink interface {
 	Record(store.UsageRecord) bool
 }
 
+// PriceLookup finds the price in force of a model, without I/O (billing.PriceBook).
+type PriceLookup interface {
+	Lookup(model string) (billing.Price, bool)
+}
+
+// noPrices is the PriceLookup of a gateway given none: nothing is priced.
+type noPrices struct{}
+
+func (noPrices) Lookup(string) (billing.Price, bool) { return billing.Price{}, false }
+
+// PolicyLookup finds a subject's quota policy for a model ("" for the model-less one), without
+// I/O (quota.PolicyBook).
+type PolicyLookup interface {
+	Lookup(kind quota.Kind, subjectID, model string) (store.QuotaPolicy, bool)
+}
+
+// noPolicies is the PolicyLookup of a gateway given none: tier defaults apply to everyone.
+type noPolicies struct{}
+
+func (noPolicies) Lookup(quota.Kind, string, string) (store.QuotaPolicy, bool) {
+	return store.QuotaPolicy{}, false
+}
+
 // Deps are the gateway's collaborators.
 type Deps struct {
 	Store    store.Store
 	Limiter  quota.Limiter
 	Quota    quota.Options
-	Policies *PolicyBook
-	Prices   *PriceBook
+	Policies PolicyLookup // nil: no policies
+	Prices   PriceLookup  // nil: no model is priced
 	Tokens   *tokens.Estimator
-	// Changes spreads admin changes (credit top-ups) to every replica; nil: this process only.
-	Changes *Changes
+	// Money is the balance guard (billing.Guard); nil: everyone is postpaid, without budgets.
+	Money   MoneyGuard
 	Router  *providers.Router
 	Usage   UsageSink
 	Metrics *Metrics
@@ -135,13 +159,12 @@ type Gateway struct {
 	store    store.Store
 	limiter  quota.Limiter
 	quota    quota.Options
-	policies *PolicyBook
-	prices   *PriceBook
+	policies PolicyLookup
+	prices   PriceLookup
 	tokens   *tokens.Estimator
-	money    *moneyBook
+	money    MoneyGuard
 	balancer *providers.Balancer
 	retries  *retryBudget
-	changes  *Changes
 	renewer  *renewer
 	router   atomic.Pointer[providers.Router]
 	usage    UsageSink
@@ -164,8 +187,16 @@ func New(d Deps, opts Options) *Gateway {
 	q := d.Quota.WithDefaults()
 	g := &Gateway{opts: opts, store: d.Store, limiter: d.Limiter, quota: q, policies: d.Policies, prices: d.Prices, tokens: d.Tokens,
 		renewer: newRenewer(d.Limiter, q.LeaseTTL), usage: d.Usage, metrics: d.Metrics, log: d.Log}
-	g.changes = d.Changes
-	g.money = newMoneyBook(d.Store, d.Changes)
+	if g.policies == nil {
+		g.policies = noPolicies{}
+	}
+	if g.prices == nil {
+		g.prices = noPrices{}
+	}
+	g.money = d.Money
+	if g.money == nil {
+		g.money = postpaid{}
+	}
 	g.balancer = providers.NewBalancer(d.Metrics.registry())
 	g.retries = newRetryBudget()
 	g.quotaOK = d.QuotaHealthy
@@ -179,26 +210,14 @@ func New(d Deps, opts Options) *Gateway {
 	return g
 }
 
-// Run does the gateway's background work, renewing the concurrency leases of long requests and
-// forgetting idle ledger snapshots, until ctx ends.
+// Run does the gateway's background work, renewing the concurrency leases of long requests,
+// until ctx ends.
 func (g *Gateway) Run(ctx context.Context) {
-	go func() {
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				g.money.sweep()
-			}
-		}
-	}()
 	g.renewer.run(ctx)
 }
 
-// Prices is the gateway's price book (for tests and the admin API).
-func (g *Gateway) Prices() *PriceBook { return g.prices }
+// Prices is the gateway's price lookup (for tests).
+func (g *Gateway) Prices() PriceLookup { return g.prices }
 
 // Router is the routing table in use.
 func (g *Gateway) Router() *providers.Router { return g.router.Load() }

@@ -18,6 +18,7 @@ import (
 	"github.com/tidwall/sjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/billing"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/outbound"
 	"github.com/llmgate/llmgate/quota"
@@ -47,6 +48,8 @@ type exchange struct {
 	attempted bool // an upstream call was made
 	// secrets are the credentials of the deployment answering, never relayed in its error text.
 	secrets []string
+	// payer is who pays for the request, as billing decided at admission.
+	payer billing.Payer
 }
 
 // usage is the token counts found in an upstream answer.

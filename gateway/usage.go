@@ -103,6 +103,7 @@ func (x *exchange) finishUsage() {
 	// Client disconnects are charged (the upstream produced and billed the tokens); answers cut by
 	// an upstream fault only when configured.
 	r.Charge = x.status < 400 || x.status == StatusClientClosed || (x.status >= 500 && x.g.opts.ChargeUpstreamFaults)
+	x.payer.Mark(r) // whose account, or none
 	x.g.metrics.cost(x.label, r.UserID, r.PromptTokens, r.CompletionTokens, cost)
 }
 

@@ -76,10 +76,10 @@ func (g *Gateway) handleUsage(c *gin.Context) {
 
 	var subjects []subjectQuota
 	for _, s := range x.subjects("", "") {
-		if s.Kind == "session" {
+		if s.Kind == quota.KindSession {
 			continue
 		}
-		sq := subjectQuota{Subject: s.Kind + "/" + s.ID, Limits: s.Limits}
+		sq := subjectQuota{Subject: string(s.Kind) + "/" + s.ID, Limits: s.Limits}
 		if r, ok := g.limiter.(quota.UsageReader); ok && *g.quota.Enabled {
 			if u, err := r.Usage(ctx, s); err == nil {
 				sq.Used = &u
@@ -94,14 +94,8 @@ func (g *Gateway) handleUsage(c *gin.Context) {
 		"today": day, "month": month, "quota": subjects}
 	// The balance is read from the ledger, not the admission snapshot: charges written in the
 	// last seconds show. (Requests still in the usage queue are not charged yet.)
-	for _, a := range [...][2]string{{"user", k.UserID}, {"tenant", k.TenantID}} {
-		if a[1] == "" {
-			continue
-		}
-		if acct, err := g.store.CreditAccountOf(ctx, a[0], a[1]); err == nil {
-			out["credit"] = gin.H{"account": a[0], "balance_usd": billing.FormatPico(acct.BalancePicoUSD)}
-			break
-		}
+	if acct, ok, err := billing.PayerAccount(ctx, g.store, k.UserID, k.TenantID); err == nil && ok {
+		out["credit"] = gin.H{"account": acct.SubjectType, "balance_usd": billing.FormatPico(acct.BalancePicoUSD)}
 	}
 	x.status = http.StatusOK
 	c.JSON(http.StatusOK, out)

@@ -284,7 +284,7 @@ func (m *Memory) Usage(_ context.Context, s Subject) (Usage, error) {
 func (m *Memory) ClearSession(_ context.Context, tenant, sessionID string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.subjects, subjectKey(Subject{Kind: "session", ID: sessionID, Tenant: tenant}))
+	delete(m.subjects, subjectKey(Subject{Kind: KindSession, ID: sessionID, Tenant: tenant}))
 	return nil
 }
 

@@ -23,6 +23,18 @@ const (
 	DimCredit       = "credit"
 )
 
+// Kind is what sort of party a subject is. The store spells it as a quota policy's or a credit
+// account's subject type, and Redis keys and usage figures carry it, so the spellings are fixed.
+type Kind string
+
+// The kinds of subject.
+const (
+	KindUser    Kind = "user"
+	KindKey     Kind = "key"
+	KindTenant  Kind = "tenant"
+	KindSession Kind = "session"
+)
+
 // Limits of one subject. Zero means unlimited.
 type Limits struct {
 	RPM          int64 `yaml:"rpm" json:"rpm"`
@@ -34,7 +46,7 @@ type Limits struct {
 // Subject is one party a request counts against. Every subject of one request belongs to the
 // same tenant, so a Redis Cluster keeps all of a request's counters in one slot.
 type Subject struct {
-	Kind   string // "key", "user", "tenant" or "session"
+	Kind   Kind
 	ID     string
 	Tenant string
 	// Model, when set, narrows the subject to requests for that public model: "user alice on
@@ -72,7 +84,7 @@ type Money struct {
 
 // Key identifies the subject's counters: tenant, kind, id and model.
 func (s Subject) Key() string {
-	k := s.Tenant + "/" + s.Kind + "/" + s.ID
+	k := s.Tenant + "/" + string(s.Kind) + "/" + s.ID
 	if s.Model != "" {
 		k += "@" + s.Model
 	}

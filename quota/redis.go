@@ -360,7 +360,7 @@ func (r *Redis) Usage(ctx context.Context, s Subject) (Usage, error) {
 // ClearSession implements SessionClearer. The keys share a slot, so one DEL does it (a session
 // has no money hash).
 func (r *Redis) ClearSession(ctx context.Context, tenant, sessionID string) error {
-	k := subjectKey(Subject{Kind: "session", ID: sessionID, Tenant: tenant})
+	k := subjectKey(Subject{Kind: KindSession, ID: sessionID, Tenant: tenant})
 	if err := r.c.Del(ctx, k+":r", k+":c", k+":t").Err(); err != nil {
 		return fmt.Errorf("quota: redis clear session: %w", err)
 	}
@@ -379,7 +379,7 @@ func subjectKey(s Subject) string {
 	b.WriteString("{t:")
 	escapeKeyPart(&b, s.Tenant)
 	b.WriteString("}:q:")
-	escapeKeyPart(&b, s.Kind)
+	escapeKeyPart(&b, string(s.Kind))
 	b.WriteByte(':')
 	escapeKeyPart(&b, s.ID)
 	if s.Model != "" {

@@ -86,9 +86,7 @@ if [ -n "$unformatted" ]; then
 fi
 
 echo "test.sh: import rules"
-# TODO(renovation "the control plane leaves the hot path"): admin still imports gateway until the
-# control-plane state has moved to its domains; delete this allowance once it has.
-LLMGATE_IMPORT_RULES_ALLOW="admin->gateway" bash scripts/importrules.sh
+bash scripts/importrules.sh
 
 echo "test.sh: go test"
 go test -race -count=1 -timeout 20m ./...

@@ -205,7 +205,12 @@ type UsageRecord struct {
 	// Charge says whether the cost is charged to a credit account (not stored in the row: the
 	// charge is the credit ledger's entry). False for what the charging policy exempts, such as
 	// answers cut short by an upstream fault.
-	Charge    bool
+	Charge bool
+	// PayerType and PayerID name the subject whose credit account the cost is charged to ("user"
+	// or "tenant"), as billing decided; a record that names none charges no account. Not stored
+	// in the row either: the charge names its account.
+	PayerType string
+	PayerID   string
 	LatencyMS int64
 	TTFTMS    int64 // time to first byte of the answer; 0 when none was sent
 	StartedAt time.Time

@@ -23,6 +23,7 @@ import (
 	"github.com/llmgate/llmgate/billing/tokens"
 	"github.com/llmgate/llmgate/configs"
 	"github.com/llmgate/llmgate/gateway"
+	"github.com/llmgate/llmgate/internal/changes"
 	"github.com/llmgate/llmgate/internal/connlimit"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/anthropic"
@@ -106,7 +107,9 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		uo.SpoolDir = filepath.Join(cfg.DataDir, "spool")
 	}
 	uo.Registerer = reg
-	rec, err := audit.New(st, uo, log)
+	// The ledger names the payer of records admitted while the guard could not say (and of
+	// records spooled by older versions) before the store persists them.
+	rec, err := audit.New(billing.NewLedger(st, st), uo, log)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("usage: %w", err)
@@ -123,28 +126,29 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			Help: "Config reloads (SIGHUP or file change) by result: ok, or error (the running config is kept)."}, []string{"result"})}
 	reg.MustRegister(a.reloads)
 	// Admin changes (policies, prices, credit top-ups) reach every replica through this bus.
-	changes := gateway.NewChanges(rdb, log)
-	q, err := newQuota(ctx, cfg, st, rdb, changes, reg, log)
+	bus := changes.New(rdb, log)
+	q, err := newQuota(ctx, cfg, st, rdb, bus, reg, log)
 	if err != nil {
 		a.closeBackends()
 		return nil, err
 	}
 	a.quota = q
-	prices, err := newPriceBook(ctx, cfg, st, changes)
+	prices, err := newPriceBook(ctx, cfg, st, bus)
 	if err != nil {
 		a.closeBackends()
 		return nil, err
 	}
+	guard := billing.NewGuard(st, bus)
 	gw := gateway.New(gateway.Deps{Store: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
-		Prices: prices, Tokens: est, Changes: changes,
+		Prices: prices, Tokens: est, Money: guard,
 		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy}, cfg.Gateway)
 	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Registerer: reg, Log: log, Ready: st.Ping,
 		Quota:  &admin.QuotaDeps{Policies: q.policies, Limiter: q.limiter, Options: cfg.Quota.WithDefaults()},
-		Prices: prices, Credits: gw, Deployments: deploymentControl{gw: gw, changes: changes}})
+		Prices: prices, Credits: guard, Deployments: deploymentControl{gw: gw, changes: bus}})
 
 	a.gateway = gw
 	// Deployment overrides changed through the admin API (here or on another replica).
-	changes.Register(deploymentsTopic, func(ctx context.Context, _ string) error { return a.refreshOverrides(ctx) }, a.refreshOverrides)
+	bus.Register(changes.Deployments, func(ctx context.Context, _ string) error { return a.refreshOverrides(ctx) }, a.refreshOverrides)
 	a.public = gw.Server(cfg.Listen)
 	a.admin = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
@@ -171,15 +175,16 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	go func() { // background work: lease renewal, other replicas' admin changes, sweeping
 		defer close(a.done)
 		var wg sync.WaitGroup
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); gw.Run(runCtx) }()
+		go func() { defer wg.Done(); guard.Run(runCtx) }()
 		go func() {
 			defer wg.Done()
 			poll := time.Second // without Redis: reload from the store this often
 			if rdb != nil {
 				poll = 500 * time.Millisecond // with Redis: the version poll behind pub/sub
 			}
-			changes.Watch(runCtx, poll)
+			bus.Watch(runCtx, poll)
 		}()
 		q.run(runCtx)
 		wg.Wait()
@@ -299,7 +304,7 @@ func dialable(a net.Addr) string {
 
 // newPriceBook loads the prices in force and seeds the shipped (or configured) price list for
 // models that have none yet.
-func newPriceBook(ctx context.Context, cfg Config, st store.Store, changes *gateway.Changes) (*gateway.PriceBook, error) {
+func newPriceBook(ctx context.Context, cfg Config, st store.Store, bus *changes.Bus) (*billing.PriceBook, error) {
 	var seed []billing.Price
 	var err error
 	if cfg.PricingFile != "" {
@@ -310,7 +315,7 @@ func newPriceBook(ctx context.Context, cfg Config, st store.Store, changes *gate
 	if err != nil {
 		return nil, fmt.Errorf("pricing_file: %w", err)
 	}
-	b, err := gateway.NewPriceBook(ctx, st, changes)
+	b, err := billing.NewPriceBook(ctx, st, bus)
 	if err != nil {
 		return nil, fmt.Errorf("pricing: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/llmgate/llmgate/admin"
 	"github.com/llmgate/llmgate/gateway"
+	"github.com/llmgate/llmgate/internal/changes"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/store"
 )
@@ -14,10 +15,7 @@ import (
 // Deployment overrides: admin changes to deployments (enable, disable, weight) live in the store,
 // keyed by deployment id, and are merged over the config file whenever the routing table is built:
 // at start, at each file reload, and when an override changes. A change made on one replica is
-// applied there at once and reaches the others through the change bus (topic "deployments").
-
-// deploymentsTopic is the change-bus topic of deployment overrides.
-const deploymentsTopic = "deployments"
+// applied there at once and reaches the others through the change bus (changes.Deployments).
 
 // overridesTimeout bounds reading the overrides from the store.
 const overridesTimeout = 2 * time.Second
@@ -91,7 +89,7 @@ func (a *app) refreshOverrides(ctx context.Context) error {
 // deploymentControl is the admin API's handle on the running deployments.
 type deploymentControl struct {
 	gw      *gateway.Gateway
-	changes *gateway.Changes
+	changes *changes.Bus
 }
 
 var _ admin.DeploymentControl = deploymentControl{}
@@ -101,5 +99,5 @@ func (c deploymentControl) Deployments() []providers.DeploymentState { return c.
 
 // OverridesChanged applies the stored overrides here and announces the change to the others.
 func (c deploymentControl) OverridesChanged(ctx context.Context, deploymentID string) error {
-	return c.changes.Announce(ctx, deploymentsTopic, deploymentID)
+	return c.changes.Announce(ctx, changes.Deployments, deploymentID)
 }

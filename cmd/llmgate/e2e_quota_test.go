@@ -98,7 +98,7 @@ func (e *env) chatStatus(a *app, key, model string, hdr ...string) int {
 }
 
 // waitPolicy waits until every replica applies a key's policy.
-func waitPolicy(t *testing.T, typ, id string, apps ...*app) {
+func waitPolicy(t *testing.T, typ quota.Kind, id string, apps ...*app) {
 	waitFor(t, time.Second, "every replica to apply the policy", func() bool {
 		for _, a := range apps {
 			if _, ok := a.quota.policies.Lookup(typ, id, ""); !ok {

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/llmgate/llmgate/gateway"
+	"github.com/llmgate/llmgate/internal/changes"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
@@ -20,7 +20,7 @@ import (
 type quotaParts struct {
 	kind      string // "memory" or "redis"
 	limiter   quota.Limiter
-	policies  *gateway.PolicyBook
+	policies  *quota.PolicyBook
 	memory    *quota.Memory    // set without Redis
 	resilient *quota.Resilient // set with Redis
 	closeOnce sync.Once
@@ -50,7 +50,7 @@ func newRedis(ctx context.Context, cfg Config, log *slog.Logger) (redis.Universa
 }
 
 // newQuota builds the limiter on rdb (the in-memory one when rdb is nil) and the policy book.
-func newQuota(ctx context.Context, cfg Config, st store.Store, rdb redis.UniversalClient, changes *gateway.Changes,
+func newQuota(ctx context.Context, cfg Config, st store.Store, rdb redis.UniversalClient, bus *changes.Bus,
 	reg prometheus.Registerer, log *slog.Logger) (*quotaParts, error) {
 	o := cfg.Quota.WithDefaults()
 	lo := quota.LimiterOptions{LeaseTTL: o.LeaseTTL}
@@ -65,7 +65,7 @@ func newQuota(ctx context.Context, cfg Config, st store.Store, rdb redis.Univers
 			Limiter: lo, Registerer: reg, Log: log})
 		q.limiter = q.resilient
 	}
-	book, err := gateway.NewPolicyBook(ctx, st, rdb, changes)
+	book, err := quota.NewPolicyBook(ctx, st, rdb, bus)
 	if err != nil {
 		q.close()
 		return nil, fmt.Errorf("quota policies: %w", err)

@@ -143,7 +143,7 @@ type env struct {
 	tenant string
 }
 
-func (e *env) subject(kind, id string, l quota.Limits) quota.Subject {
+func (e *env) subject(kind quota.Kind, id string, l quota.Limits) quota.Subject {
 	return quota.Subject{Kind: kind, ID: id, Tenant: e.tenant, Limits: l}
 }
 

@@ -199,6 +199,7 @@ func benchInsertUsage(b *testing.B, accounts int, gatewayIDs bool) {
 				r.UserID, r.KeyID = fmt.Sprintf("u%d", j%accounts), fmt.Sprintf("k%d", j%accounts)
 				r.Model = models[j/50%len(models)]
 				r.CostPicoUSD, r.Charge = ptr(int64(1_234_567_890+j)), true
+				r.PayerType, r.PayerID = "user", r.UserID
 			}
 			if gatewayIDs {
 				trace := uuid.New()
@@ -358,7 +359,7 @@ func TestMigrationBackfillsCharged(t *testing.T) {
 	}
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if _, err := s.InsertUsage(ctx, []store.UsageRecord{{RequestID: "r5", UserID: "u1", Status: 200,
-		CostPicoUSD: ptr(int64(1000)), Charge: true, StartedAt: at, EndedAt: at}}); err != nil {
+		CostPicoUSD: ptr(int64(1000)), Charge: true, PayerType: "user", PayerID: "u1", StartedAt: at, EndedAt: at}}); err != nil {
 		t.Fatal(err)
 	}
 	if a, err := s.CreditAccountOf(ctx, "user", "u1"); err != nil || a.ChargedPicoUSD.Cmp(big.NewInt(1123)) != 0 {

@@ -51,24 +51,25 @@ func (s *Store) InsertUsage(ctx context.Context, recs []store.UsageRecord) (int,
 	return int(inserted), nil
 }
 
-var usageInColumns = append(slices.Clip(usageColumns), "charge")
+var usageInColumns = append(slices.Clip(usageColumns), "charge", "payer_type", "payer_id")
 
 // createUsageInSQL makes the batch's temporary table once per connection: it lives as long as the
 // session, and every commit empties it (a rollback discards the rows it was given). Made and
 // dropped with each batch instead, it cost a few milliseconds a batch in catalog writes, and left
 // the system catalogs to vacuum. Its columns are fixed when a connection first makes it, which is
-// safe because COPY and insertUsageSQL name the columns they use. charge is the one input that is
-// not a usage_records column: whether this record may be charged to a credit account (the
-// caller's policy), read only for new records.
+// safe because COPY and insertUsageSQL name the columns they use. charge, payer_type and payer_id
+// are the inputs that are not usage_records columns: whether this record is charged to a credit
+// account, and whose (as billing decided), read only for new records.
 const createUsageInSQL = `CREATE TEMP TABLE IF NOT EXISTS usage_in (LIKE usage_records
-	INCLUDING DEFAULTS, charge boolean NOT NULL DEFAULT false) ON COMMIT DELETE ROWS`
+	INCLUDING DEFAULTS, charge boolean NOT NULL DEFAULT false, payer_type text NOT NULL DEFAULT '',
+	payer_id text NOT NULL DEFAULT '') ON COMMIT DELETE ROWS`
 
 // insertUsageSQL moves usage_in into usage_records and, for the rows that were new only (the
 // RETURNING of the ON CONFLICT DO NOTHING insert):
 //
 //   - rollup adds them to their billing_record rows (UTC day of started_at), sums in NUMERIC;
 //   - charge appends a 'charge' ledger entry of −cost for each new record marked charge that has
-//     a cost, to the credit account of its user, or else of its tenant; the partial unique index
+//     a cost, to the credit account of the payer the record names; the partial unique index
 //     on request_id makes a charge that already exists a no-op, so a request is charged once
 //     even if it is recorded again under another started_at;
 //   - balance lowers each charged account by the sum of the entries actually appended, and
@@ -83,36 +84,26 @@ const createUsageInSQL = `CREATE TEMP TABLE IF NOT EXISTS usage_in (LIKE usage_r
 // given order; UPDATE … FROM does not. Data-modifying CTEs run exactly once, whatever the outer
 // query reads of them.
 //
-// The statement comes in three variants, by chargeMode: a batch with nothing to charge skips the
-// charge stages, and one where every record is to be charged skips looking the flag up in
-// usage_in (a hash join over the whole batch).
+// The statement comes in two variants, by chargeMode: a batch with nothing to charge skips the
+// charge stages.
 var insertUsageSQL = [...]string{
-	chargeNone:  insertNewSQL + rollupSQL + selectNewSQL,
-	chargeSome:  insertNewSQL + rollupSQL + chargeSQL(true) + selectNewSQL,
-	chargeEvery: insertNewSQL + rollupSQL + chargeSQL(false) + selectNewSQL,
+	chargeNone: insertNewSQL + rollupSQL + selectNewSQL,
+	chargeSome: insertNewSQL + rollupSQL + chargeSQL + selectNewSQL,
 }
 
 const (
 	chargeNone = iota
 	chargeSome
-	chargeEvery
 )
 
-// chargeMode says which records of a batch are to be charged: none, some or every one.
+// chargeMode says whether any record of a batch is to be charged to an account.
 func chargeMode(recs []store.UsageRecord) int {
-	n := 0
 	for i := range recs {
-		if recs[i].Charge {
-			n++
+		if recs[i].Charge && recs[i].PayerType != "" {
+			return chargeSome
 		}
 	}
-	switch n {
-	case 0:
-		return chargeNone
-	case len(recs):
-		return chargeEvery
-	}
-	return chargeSome
+	return chargeNone
 }
 
 const insertNewSQL = `WITH new AS (
@@ -139,23 +130,17 @@ const rollupSQL = `, rollup AS (
 		cost_pico_usd = b.cost_pico_usd + EXCLUDED.cost_pico_usd
 )`
 
-// chargeSQL is the charge and balance stages; byFlag keeps only the new records whose row in
-// usage_in is marked charge.
-func chargeSQL(byFlag bool) string {
-	flag := ""
-	if byFlag {
-		flag = `
-		AND EXISTS (SELECT 1 FROM usage_in i
-			WHERE i.charge AND i.request_id = n.request_id AND i.started_at = n.started_at)`
-	}
-	return `, charge AS (
+// chargeSQL is the charge and balance stages. The payer of a new record is read from its row in
+// usage_in (one row per record: a batch may hold a record twice).
+const chargeSQL = `, charge AS (
 	INSERT INTO credit_ledger (account_id, kind, amount_pico_usd, request_id)
-	SELECT COALESCE(ua.id, ta.id), 'charge', -n.cost_pico_usd::numeric, n.request_id
+	SELECT a.id, 'charge', -n.cost_pico_usd::numeric, n.request_id
 	FROM new n
-	LEFT JOIN credit_accounts ua ON ua.subject_type = 'user' AND ua.subject_id = n.user_id
-		AND n.user_id <> ''
-	LEFT JOIN credit_accounts ta ON ta.subject_type = 'tenant' AND ta.subject_id = n.tenant_id
-	WHERE n.cost_pico_usd IS NOT NULL AND COALESCE(ua.id, ta.id) IS NOT NULL` + flag + `
+	JOIN (SELECT DISTINCT ON (request_id, started_at) request_id, started_at, payer_type, payer_id
+		FROM usage_in WHERE charge AND payer_type <> '' ORDER BY request_id, started_at) i
+		ON i.request_id = n.request_id AND i.started_at = n.started_at
+	JOIN credit_accounts a ON a.subject_type = i.payer_type AND a.subject_id = i.payer_id
+	WHERE n.cost_pico_usd IS NOT NULL
 	ORDER BY n.request_id
 	ON CONFLICT (request_id) WHERE kind = 'charge' DO NOTHING
 	RETURNING account_id, amount_pico_usd
@@ -168,7 +153,6 @@ func chargeSQL(byFlag bool) string {
 	ON CONFLICT (id) DO UPDATE SET balance_pico_usd = a.balance_pico_usd + EXCLUDED.balance_pico_usd,
 		charged_pico_usd = a.charged_pico_usd - EXCLUDED.balance_pico_usd, updated_at = now()
 )`
-}
 
 const selectNewSQL = `
 SELECT count(*) FROM new`

@@ -56,6 +56,7 @@ func benchInsertUsage(b *testing.B, charged bool) {
 				r.Model = []string{"gpt-4o", "gpt-4o-mini", "claude-sonnet", "gemini-flash"}[j/20%4]
 				cost := int64(1_234_567 + j)
 				r.CostPicoUSD, r.Charge = &cost, true
+				r.PayerType, r.PayerID = "user", r.UserID
 			}
 		}
 		if _, err := s.InsertUsage(ctx, recs); err != nil {

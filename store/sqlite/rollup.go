@@ -112,12 +112,15 @@ func (b *usageBatch) day(t time.Time) string {
 	return b.lastDay.str
 }
 
-// chargeRecord appends the record's charge to the account of its user, or else of its tenant.
+// chargeRecord appends the record's charge to the account of the payer it names (none: no charge).
 // The ledger's partial unique index on request_id makes a charge that exists a no-op (a request
 // recorded again under another started_at is charged once); only appended charges move the
 // balance.
 func (b *usageBatch) chargeRecord(ctx context.Context, r *store.UsageRecord) error {
-	acct, err := b.accountFor(ctx, r.UserID, r.TenantID)
+	if r.PayerType == "" {
+		return nil
+	}
+	acct, err := b.accountOf(ctx, subject{r.PayerType, r.PayerID})
 	if err != nil || acct == "" {
 		return err
 	}
@@ -150,21 +153,7 @@ func (b *usageBatch) chargeRecord(ctx context.Context, r *store.UsageRecord) err
 	return nil
 }
 
-// accountFor returns the account a record of this user and tenant is charged to: the user's,
-// else the tenant's, else "" (no charge).
-func (b *usageBatch) accountFor(ctx context.Context, userID, tenantID string) (string, error) {
-	for _, sub := range []subject{{"user", userID}, {"tenant", tenantID}} {
-		if sub.id == "" {
-			continue
-		}
-		id, err := b.accountOf(ctx, sub)
-		if id != "" || err != nil {
-			return id, err
-		}
-	}
-	return "", nil
-}
-
+// accountOf returns a subject's credit account id ("" when it has none).
 func (b *usageBatch) accountOf(ctx context.Context, sub subject) (string, error) {
 	if id, ok := b.accounts[sub]; ok {
 		return id, nil

@@ -183,8 +183,8 @@ func TestChargedTotalAtInt64Min(t *testing.T) {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	half := int64(1) << 62
 	recs := []store.UsageRecord{
-		{RequestID: "r1", UserID: "u1", Status: 200, CostPicoUSD: &half, Charge: true, StartedAt: at, EndedAt: at},
-		{RequestID: "r2", UserID: "u1", Status: 200, CostPicoUSD: &half, Charge: true, StartedAt: at.AddDate(0, 0, 1), EndedAt: at},
+		{RequestID: "r1", UserID: "u1", Status: 200, CostPicoUSD: &half, Charge: true, PayerType: "user", PayerID: "u1", StartedAt: at, EndedAt: at},
+		{RequestID: "r2", UserID: "u1", Status: 200, CostPicoUSD: &half, Charge: true, PayerType: "user", PayerID: "u1", StartedAt: at.AddDate(0, 0, 1), EndedAt: at},
 	}
 	if n, err := s.InsertUsage(ctx, recs); !errors.Is(err, errMoneyRange) || n != 0 {
 		t.Errorf("InsertUsage = %d, %v; want errMoneyRange", n, err)

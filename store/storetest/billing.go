@@ -36,6 +36,31 @@ func (r rec) toRecord() store.UsageRecord {
 	}
 }
 
+// paidBy names the payer of each record to be charged as billing decides it when accts are the
+// credit accounts that exist: the user's account, else the tenant's, else none. The store only
+// persists what a record names.
+func paidBy(recs []store.UsageRecord, accts ...store.CreditAccount) []store.UsageRecord {
+	has := func(typ, id string) bool {
+		for _, a := range accts {
+			if a.SubjectType == typ && a.SubjectID == id && id != "" {
+				return true
+			}
+		}
+		return false
+	}
+	for i := range recs {
+		r := &recs[i]
+		switch {
+		case !r.Charge:
+		case has("user", r.UserID):
+			r.PayerType, r.PayerID = "user", r.UserID
+		case has("tenant", r.TenantID):
+			r.PayerType, r.PayerID = "tenant", r.TenantID
+		}
+	}
+	return recs
+}
+
 func records(rs ...rec) []store.UsageRecord {
 	out := make([]store.UsageRecord, len(rs))
 	for i, r := range rs {
@@ -255,7 +280,7 @@ func testBillingReplay(t *testing.T, s store.Store) {
 	acme := ensureAccount(t, s, "tenant", "acme")
 	grant(t, s, u1.ID, 1_000_000_000_000)
 
-	batch := billingMix("b", 40)
+	batch := paidBy(billingMix("b", 40), u1, acme)
 	insert(t, s, batch, len(batch))
 	first := snapshot(t, s, u1, acme)
 
@@ -266,7 +291,7 @@ func testBillingReplay(t *testing.T, s store.Store) {
 	insert(t, s, reordered[:25], 0)
 	assertSnapshot(t, "replayed part of the batch, reversed", snapshot(t, s, u1, acme), first)
 
-	more := billingMix("c", 30)
+	more := paidBy(billingMix("c", 30), u1, acme)
 	mixed := append(slices.Clone(batch[10:30]), more...)
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(mixed), func(i, j int) { mixed[i], mixed[j] = mixed[j], mixed[i] })
 	insert(t, s, mixed, len(more))
@@ -309,7 +334,7 @@ func testBillingConcurrentOverlap(t *testing.T, s store.Store) {
 	u1 := ensureAccount(t, s, "user", "u1")
 	u2 := ensureAccount(t, s, "user", "u2")
 	acme := ensureAccount(t, s, "tenant", "acme")
-	all := billingMix("x", 300)
+	all := paidBy(billingMix("x", 300), u1, u2, acme)
 	const writers = 6
 	var wg sync.WaitGroup
 	news := make([]int, writers*2)

@@ -80,7 +80,7 @@ func assertCharged(t *testing.T, s store.Store, a store.CreditAccount, want *big
 
 // testChargedTotal: an account's total of charges starts at 0 and rises by exactly what
 // InsertUsage charges it, in the same write that lowers its balance by as much, whether the
-// account is the record's user's or, for a user without one, its tenant's. Records not to be
+// record names the user's account or, for a user without one, its tenant's. Records not to be
 // charged or without a cost, a replayed batch, a request recorded again under another start time,
 // and grants, refunds and adjustments leave it alone.
 func testChargedTotal(t *testing.T, s store.Store) {
@@ -105,6 +105,7 @@ func testChargedTotal(t *testing.T, s store.Store) {
 		rec{id: "c6", at: t0, tenant: "acme", user: "guest", key: "k2", model: "m", cost: nil, charge: true},
 		rec{id: "c7", at: t0, tenant: "lonely", user: "stranger", key: "k4", model: "m", cost: ptr(int64(700_000)), charge: true},
 	)
+	paidBy(batch, payer, acme)
 	insert(t, s, batch, len(batch))
 	assertBalance(t, s, payer, big.NewInt(1_000_000-123))
 	assertCharged(t, s, payer, big.NewInt(123))
@@ -114,7 +115,7 @@ func testChargedTotal(t *testing.T, s store.Store) {
 	before := snapshot(t, s, payer, acme)
 	insert(t, s, batch, 0)
 	again := rec{id: "c1", at: t0.Add(time.Hour), tenant: "acme", user: "payer", key: "k1", model: "m", cost: ptr(int64(100)), charge: true}
-	insert(t, s, records(again), 1) // a new usage row, but r1 is charged already
+	insert(t, s, paidBy(records(again), payer, acme), 1) // a new usage row, but r1 is charged already
 	after := snapshot(t, s, payer, acme)
 	if after.accounts != before.accounts {
 		t.Errorf("replayed batch and re-recorded request: accounts changed:%s\nwant%s", after.accounts, before.accounts)
@@ -129,10 +130,10 @@ func testChargedTotal(t *testing.T, s store.Store) {
 	assertCharged(t, s, acme, big.NewInt(5400))
 
 	// Later charges add to the total; one to be charged at cost 0 adds nothing, and is no error.
-	insert(t, s, records(
+	insert(t, s, paidBy(records(
 		rec{id: "c8", at: t0.AddDate(0, 0, 1), tenant: "acme", user: "payer", key: "k1", model: "m", cost: ptr(int64(1_000)), charge: true},
 		rec{id: "c9", at: t0.AddDate(0, 0, 1), tenant: "acme", user: "guest", key: "k2", model: "m", cost: ptr(int64(0)), charge: true},
-	), 2)
+	), payer, acme), 2)
 	assertBalance(t, s, payer, big.NewInt(1_000_000-123+23-77-1_000))
 	assertCharged(t, s, payer, big.NewInt(1_123))
 	assertCharged(t, s, acme, big.NewInt(5400))
@@ -142,12 +143,13 @@ func testChargedTotal(t *testing.T, s store.Store) {
 	}
 }
 
-// testCharges: a charged record is charged to its user's account, else to its tenant's, else to
-// nobody; a record not to be charged, or without a cost, is charged nothing.
+// testCharges: a charged record is charged to the account it names (here as billing names them:
+// its user's, else its tenant's, else nobody's); a record not to be charged, or without a cost,
+// is charged nothing.
 func testCharges(t *testing.T, s store.Store) {
 	payer := ensureAccount(t, s, "user", "payer")
 	acme := ensureAccount(t, s, "tenant", "acme")
-	ensureAccount(t, s, "tenant", store.DefaultTenant) // never charged: no record below is in it
+	def := ensureAccount(t, s, "tenant", store.DefaultTenant) // never charged: no record below is in it
 	grant(t, s, payer.ID, 1_000_000)
 	recs := records(
 		rec{id: "r1", at: t0, tenant: "acme", user: "payer", key: "k1", model: "m", cost: ptr(int64(100)), charge: true},
@@ -157,6 +159,7 @@ func testCharges(t *testing.T, s store.Store) {
 		rec{id: "r5", at: t0, tenant: "acme", user: "payer", key: "k1", model: "m", cost: nil, charge: true},
 		rec{id: "r6", at: t0, tenant: "acme", user: "", key: "k4", model: "m", cost: ptr(int64(600)), charge: true},
 	)
+	paidBy(recs, payer, acme, def)
 	insert(t, s, recs, len(recs))
 
 	assertBalance(t, s, payer, big.NewInt(1_000_000-100))
@@ -198,8 +201,8 @@ func testChargeOncePerRequest(t *testing.T, s store.Store) {
 	first := rec{id: "req-1", at: t0, tenant: "acme", user: "u1", key: "k1", model: "m", cost: ptr(int64(500)), charge: true}
 	again := first
 	again.at = t0.Add(time.Hour)
-	insert(t, s, records(first), 1)
-	insert(t, s, records(again), 1)
+	insert(t, s, paidBy(records(first), a), 1)
+	insert(t, s, paidBy(records(again), a), 1)
 	assertBalance(t, s, a, big.NewInt(-500))
 	if es := entries(t, s, a.ID); len(es) != 1 {
 		t.Errorf("ledger:%s\nwant one charge", fmtEntries(es))
@@ -211,7 +214,7 @@ func testChargeOncePerRequest(t *testing.T, s store.Store) {
 	// Both in one batch, under yet other start times: still one charge.
 	third, fourth := first, first
 	third.at, fourth.at = t0.Add(2*time.Hour), t0.Add(3*time.Hour)
-	insert(t, s, records(third, fourth), 2)
+	insert(t, s, paidBy(records(third, fourth), a), 2)
 	assertBalance(t, s, a, big.NewInt(-500))
 }
 
@@ -224,7 +227,7 @@ func testBigMoney(t *testing.T, s store.Store, cfg config) {
 	grant(t, s, a.ID, top)
 	r1 := rec{id: "big-1", at: t0, tenant: "acme", user: "whale", key: "k", model: "m", cost: ptr(int64(top - 7)), charge: true}
 	r2 := rec{id: "big-2", at: t0.AddDate(0, 0, 1), tenant: "acme", user: "whale", key: "k", model: "m", cost: ptr(int64(top - 11)), charge: true}
-	insert(t, s, records(r1), 1)
+	insert(t, s, paidBy(records(r1), a), 1)
 	assertBalance(t, s, a, big.NewInt(7))
 	assertCharged(t, s, a, big.NewInt(top-7))
 
@@ -238,7 +241,7 @@ func testBigMoney(t *testing.T, s store.Store, cfg config) {
 		// charges past it.
 		before := snapshot(t, s, a)
 		for _, r := range []rec{r2, r3} {
-			if _, err := s.InsertUsage(ctx(t), records(r)); err == nil {
+			if _, err := s.InsertUsage(ctx(t), paidBy(records(r), a)); err == nil {
 				t.Errorf("InsertUsage of %s, taking a money sum beyond int64: no error", r.id)
 			}
 		}
@@ -254,7 +257,7 @@ func testBigMoney(t *testing.T, s store.Store, cfg config) {
 		assertSnapshot(t, "after an adjustment beyond int64", snapshot(t, s, a), before)
 		return
 	}
-	insert(t, s, records(r2), 1)
+	insert(t, s, paidBy(records(r2), a), 1)
 	assertBalance(t, s, a, big.NewInt(-top+18))
 	twice := new(big.Int).Sub(new(big.Int).Mul(bigTop, big.NewInt(2)), big.NewInt(18))
 	assertCharged(t, s, a, twice)
@@ -272,7 +275,7 @@ func testBigMoney(t *testing.T, s store.Store, cfg config) {
 		t.Errorf("ledger:%s\nwant the two charges, then the grant, exact", fmtEntries(es))
 	}
 
-	insert(t, s, records(r3), 1)
+	insert(t, s, paidBy(records(r3), a), 1)
 	us := billing(t, s, store.BillingFilter{UserID: "whale", To: t0.AddDate(0, 0, 1)})
 	if want := new(big.Int).Sub(new(big.Int).Mul(bigTop, big.NewInt(2)), big.NewInt(14)); len(us) != 1 ||
 		us[0].CostPicoUSD.Cmp(want) != 0 || us[0].Requests != 2 {

@@ -1,4 +1,4 @@
-package gateway
+package quota
 
 import (
 	"context"
@@ -8,61 +8,66 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/llmgate/llmgate/quota"
+	"github.com/llmgate/llmgate/internal/changes"
 	"github.com/llmgate/llmgate/store"
 )
 
-// Redis names shared with the seed's contract and between replicas.
-const (
-	// PolicyHashPrefix + userId is the Redis hash mirroring a user's policy (fields userRpm,
-	// userConcurrent, userTpm, userTokensPerDay), as the seed specifies.
-	PolicyHashPrefix = "ai:quota:policy:"
-)
+// PolicyHashPrefix + userId is the Redis hash mirroring a user's model-less policy (fields userRpm,
+// userConcurrent, userTpm, userTokensPerDay): the contract other systems read and write a user's
+// limits through.
+const PolicyHashPrefix = "ai:quota:policy:"
+
+// PolicyStore is what the policy book needs of the store, the policies' source of truth.
+type PolicyStore interface {
+	QuotaPolicies(ctx context.Context, subjectType, subjectID string) ([]store.QuotaPolicy, error)
+	PutQuotaPolicy(ctx context.Context, p store.QuotaPolicy) error
+	DeleteQuotaPolicy(ctx context.Context, subjectType, subjectID, model string) error
+}
 
 // PolicyBook holds the quota policies (store.QuotaPolicy rows) of every subject in memory, so the
 // request path never reads them from the store or Redis. The store is the source of truth;
-// changes spread to every replica through Changes (topic "policy").
+// changes spread to every replica through the change bus (changes.Policy).
 type PolicyBook struct {
-	store   store.Store
+	store   PolicyStore
 	redis   redis.UniversalClient // nil without Redis: no mirror hash
-	changes *Changes
+	changes *changes.Bus
 
 	mu    sync.RWMutex
 	byKey map[string]store.QuotaPolicy // policyKey(subjectType, subjectID, model)
 }
 
 // NewPolicyBook loads every policy from the store and registers with the change bus.
-func NewPolicyBook(ctx context.Context, st store.Store, rdb redis.UniversalClient, changes *Changes) (*PolicyBook, error) {
-	b := &PolicyBook{store: st, redis: rdb, changes: changes}
+func NewPolicyBook(ctx context.Context, st PolicyStore, rdb redis.UniversalClient, bus *changes.Bus) (*PolicyBook, error) {
+	b := &PolicyBook{store: st, redis: rdb, changes: bus}
 	if err := b.reloadAll(ctx); err != nil {
 		return nil, err
 	}
-	changes.Register("policy", func(ctx context.Context, arg string) error {
+	bus.Register(changes.Policy, func(ctx context.Context, arg string) error {
 		typ, id, _ := strings.Cut(arg, "/") // ids may contain "/", types never do
-		return b.reloadSubject(ctx, typ, id)
+		return b.reloadSubject(ctx, Kind(typ), id)
 	}, b.reloadAll)
 	return b, nil
 }
 
 // policyKey joins with NUL, which no id contains, so ids with "/" cannot collide.
-func policyKey(subjectType, subjectID, model string) string {
-	return subjectType + "\x00" + subjectID + "\x00" + model
+func policyKey(kind Kind, subjectID, model string) string {
+	return string(kind) + "\x00" + subjectID + "\x00" + model
 }
 
 // Lookup returns a subject's policy for a model ("" for the model-less one), as this replica
 // applies it now. A nil book has no policies.
-func (b *PolicyBook) Lookup(subjectType, subjectID, model string) (store.QuotaPolicy, bool) {
+func (b *PolicyBook) Lookup(kind Kind, subjectID, model string) (store.QuotaPolicy, bool) {
 	if b == nil {
 		return store.QuotaPolicy{}, false
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	p, ok := b.byKey[policyKey(subjectType, subjectID, model)]
+	p, ok := b.byKey[policyKey(kind, subjectID, model)]
 	return p, ok
 }
 
 // ApplyPolicy overrides base with the policy's non-nil fields.
-func ApplyPolicy(base quota.Limits, p store.QuotaPolicy) quota.Limits {
+func ApplyPolicy(base Limits, p store.QuotaPolicy) Limits {
 	set := func(dst *int64, v *int64) {
 		if v != nil {
 			*dst = *v
@@ -82,7 +87,7 @@ func (b *PolicyBook) reloadAll(ctx context.Context) error {
 	}
 	m := make(map[string]store.QuotaPolicy, len(all))
 	for _, p := range all {
-		m[policyKey(p.SubjectType, p.SubjectID, p.Model)] = p
+		m[policyKey(Kind(p.SubjectType), p.SubjectID, p.Model)] = p
 	}
 	b.mu.Lock()
 	b.byKey = m
@@ -91,12 +96,12 @@ func (b *PolicyBook) reloadAll(ctx context.Context) error {
 }
 
 // reloadSubject replaces the cached policies of one subject with the store's.
-func (b *PolicyBook) reloadSubject(ctx context.Context, subjectType, subjectID string) error {
-	ps, err := b.store.QuotaPolicies(ctx, subjectType, subjectID)
+func (b *PolicyBook) reloadSubject(ctx context.Context, kind Kind, subjectID string) error {
+	ps, err := b.store.QuotaPolicies(ctx, string(kind), subjectID)
 	if err != nil {
 		return err
 	}
-	prefix := policyKey(subjectType, subjectID, "")
+	prefix := policyKey(kind, subjectID, "")
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for k := range b.byKey {
@@ -105,38 +110,38 @@ func (b *PolicyBook) reloadSubject(ctx context.Context, subjectType, subjectID s
 		}
 	}
 	for _, p := range ps {
-		b.byKey[policyKey(p.SubjectType, p.SubjectID, p.Model)] = p
+		b.byKey[policyKey(Kind(p.SubjectType), p.SubjectID, p.Model)] = p
 	}
 	return nil
 }
 
 // Put stores a policy, applies it here at once, mirrors a user's model-less policy to the
-// seed's Redis hash and tells the other replicas.
+// Redis hash and tells the other replicas.
 func (b *PolicyBook) Put(ctx context.Context, p store.QuotaPolicy) error {
 	if err := b.store.PutQuotaPolicy(ctx, p); err != nil {
 		return err
 	}
-	return b.changed(ctx, p.SubjectType, p.SubjectID)
+	return b.changed(ctx, Kind(p.SubjectType), p.SubjectID)
 }
 
 // Delete removes a policy everywhere, as Put adds one.
-func (b *PolicyBook) Delete(ctx context.Context, subjectType, subjectID, model string) error {
-	if err := b.store.DeleteQuotaPolicy(ctx, subjectType, subjectID, model); err != nil {
+func (b *PolicyBook) Delete(ctx context.Context, kind Kind, subjectID, model string) error {
+	if err := b.store.DeleteQuotaPolicy(ctx, string(kind), subjectID, model); err != nil {
 		return err
 	}
-	return b.changed(ctx, subjectType, subjectID)
+	return b.changed(ctx, kind, subjectID)
 }
 
 // Policies returns a subject's policies from the store (the source of truth).
-func (b *PolicyBook) Policies(ctx context.Context, subjectType, subjectID string) ([]store.QuotaPolicy, error) {
-	return b.store.QuotaPolicies(ctx, subjectType, subjectID)
+func (b *PolicyBook) Policies(ctx context.Context, kind Kind, subjectID string) ([]store.QuotaPolicy, error) {
+	return b.store.QuotaPolicies(ctx, string(kind), subjectID)
 }
 
-func (b *PolicyBook) changed(ctx context.Context, subjectType, subjectID string) error {
-	if err := b.changes.Announce(ctx, "policy", subjectType+"/"+subjectID); err != nil {
+func (b *PolicyBook) changed(ctx context.Context, kind Kind, subjectID string) error {
+	if err := b.changes.Announce(ctx, changes.Policy, string(kind)+"/"+subjectID); err != nil {
 		return err
 	}
-	if b.redis != nil && subjectType == "user" {
+	if b.redis != nil && kind == KindUser {
 		return b.mirror(ctx, subjectID)
 	}
 	return nil
@@ -146,7 +151,7 @@ func (b *PolicyBook) changed(ctx context.Context, subjectType, subjectID string)
 // none). Fields of limits that inherit from the tier are left out.
 func (b *PolicyBook) mirror(ctx context.Context, userID string) error {
 	key := PolicyHashPrefix + userID
-	p, ok := b.Lookup("user", userID, "")
+	p, ok := b.Lookup(KindUser, userID, "")
 	fields := map[string]any{}
 	if ok {
 		for name, v := range map[string]*int64{"userRpm": p.RPM, "userConcurrent": p.Concurrent, "userTpm": p.TPM, "userTokensPerDay": p.TokensPerDay} {

@@ -1,30 +1,37 @@
-package gateway
+package billing
 
 import (
 	"context"
 	"errors"
 	"time"
 
-	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/internal/changes"
 	"github.com/llmgate/llmgate/store"
 )
 
-// PriceBook keeps the price in force of every model in memory (a billing.Pricer), so costing a
+// PriceStore is what the price book needs of the store: the prices in force, and a way to add a
+// version.
+type PriceStore interface {
+	Prices(ctx context.Context, at time.Time) ([]store.ModelPrice, error)
+	PutPrice(ctx context.Context, p store.ModelPrice) error
+}
+
+// PriceBook keeps the price in force of every model in memory (a Pricer), so costing a
 // request needs no I/O. The store is the source of truth; PUT /admin/pricing reaches every
-// replica through Changes (topic "pricing").
+// replica through the change bus (changes.Pricing).
 type PriceBook struct {
-	store   store.Store
-	pricer  *billing.Pricer
-	changes *Changes
+	store   PriceStore
+	pricer  *Pricer
+	changes *changes.Bus
 }
 
 // NewPriceBook loads the prices in force and registers with the change bus.
-func NewPriceBook(ctx context.Context, st store.Store, changes *Changes) (*PriceBook, error) {
-	b := &PriceBook{store: st, pricer: billing.NewPricer(), changes: changes}
+func NewPriceBook(ctx context.Context, st PriceStore, bus *changes.Bus) (*PriceBook, error) {
+	b := &PriceBook{store: st, pricer: NewPricer(), changes: bus}
 	if err := b.reload(ctx); err != nil {
 		return nil, err
 	}
-	changes.Register("pricing", func(ctx context.Context, _ string) error { return b.reload(ctx) }, b.reload)
+	bus.Register(changes.Pricing, func(ctx context.Context, _ string) error { return b.reload(ctx) }, b.reload)
 	return b, nil
 }
 
@@ -33,7 +40,7 @@ func (b *PriceBook) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	prices := make([]billing.Price, 0, len(rows))
+	prices := make([]Price, 0, len(rows))
 	for _, r := range rows {
 		prices = append(prices, priceOf(r))
 	}
@@ -41,15 +48,15 @@ func (b *PriceBook) reload(ctx context.Context) error {
 	return nil
 }
 
-func priceOf(r store.ModelPrice) billing.Price {
-	return billing.Price{Model: r.Model, InputPerM: r.InputPerM, OutputPerM: r.OutputPerM,
+func priceOf(r store.ModelPrice) Price {
+	return Price{Model: r.Model, InputPerM: r.InputPerM, OutputPerM: r.OutputPerM,
 		CachedInputPerM: r.CachedInputPerM, ReasoningPerM: r.ReasoningPerM, Version: r.Version}
 }
 
 // Lookup returns the price in force for a model name (exact, or the pricer's fallback rules).
-func (b *PriceBook) Lookup(model string) (billing.Price, bool) {
+func (b *PriceBook) Lookup(model string) (Price, bool) {
 	if b == nil {
-		return billing.Price{}, false
+		return Price{}, false
 	}
 	return b.pricer.Lookup(model)
 }
@@ -61,7 +68,7 @@ func (b *PriceBook) Put(ctx context.Context, p store.ModelPrice) (store.ModelPri
 	if err := b.store.PutPrice(ctx, p); err != nil {
 		return p, err
 	}
-	return p, b.changes.Announce(ctx, "pricing", p.Model)
+	return p, b.changes.Announce(ctx, changes.Pricing, p.Model)
 }
 
 // Current lists the prices in force, from the store.
@@ -71,7 +78,7 @@ func (b *PriceBook) Current(ctx context.Context) ([]store.ModelPrice, error) {
 
 // Seed stores the shipped prices of models that have no price yet, so admin changes are never
 // overwritten by a restart.
-func (b *PriceBook) Seed(ctx context.Context, prices []billing.Price) error {
+func (b *PriceBook) Seed(ctx context.Context, prices []Price) error {
 	have, err := b.store.Prices(ctx, time.Now())
 	if err != nil {
 		return err
