@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/admin/admintest"
 )
 
 // The later steps of TestAdminResourcesEndToEnd: admin tokens, the quota, pricing and credit
@@ -16,9 +18,9 @@ import (
 // end them.
 func (w *admWorld) tokens() {
 	t, c := w.t, w.c
-	made := map[string]admResp{}
+	made := map[string]admintest.Resp{}
 	for _, role := range []string{"admin", "viewer", "billing"} {
-		r := c.must(201, "POST", "/admin/tokens", map[string]any{"name": "t-" + role, "role": role})
+		r := c.Must(201, "POST", "/admin/tokens", map[string]any{"name": "t-" + role, "role": role})
 		plain := r.JSON("token").String()
 		w.secrets = append(w.secrets, plain)
 		if !strings.HasPrefix(plain, "lga-") || len(plain) < 32 || !strings.HasPrefix(plain, r.JSON("prefix").String()) ||
@@ -29,12 +31,12 @@ func (w *admWorld) tokens() {
 		made[role] = r
 	}
 	w.adminID = made["admin"].JSON("id").String()
-	list := c.must(200, "GET", "/admin/tokens?limit=1000", nil)
+	list := c.Must(200, "GET", "/admin/tokens?limit=1000", nil)
 	for role, r := range made {
-		if !slices.Contains(list.ids(), r.JSON("id").String()) {
+		if !slices.Contains(list.IDs(), r.JSON("id").String()) {
 			t.Errorf("the %s token is not listed", role)
 		}
-		if g := c.must(200, "GET", "/admin/tokens/"+r.JSON("id").String(), nil); g.JSON("token").Exists() || g.JSON("prefix").String() != r.JSON("prefix").String() {
+		if g := c.Must(200, "GET", "/admin/tokens/"+r.JSON("id").String(), nil); g.JSON("token").Exists() || g.JSON("prefix").String() != r.JSON("prefix").String() {
 			t.Errorf("GET token: %s", g.Body)
 		}
 	}
@@ -43,26 +45,26 @@ func (w *admWorld) tokens() {
 			t.Errorf("listed token: %s", it.Raw)
 		}
 	}
-	if ids := c.must(200, "GET", "/admin/tokens?role=viewer", nil).ids(); !slices.Equal(ids, []string{made["viewer"].JSON("id").String()}) {
+	if ids := c.Must(200, "GET", "/admin/tokens?role=viewer", nil).IDs(); !slices.Equal(ids, []string{made["viewer"].JSON("id").String()}) {
 		t.Errorf("tokens?role=viewer: %v", ids)
 	}
-	if ids := c.must(200, "GET", "/admin/tokens?name=t-bill", nil).ids(); !slices.Equal(ids, []string{made["billing"].JSON("id").String()}) {
+	if ids := c.Must(200, "GET", "/admin/tokens?name=t-bill", nil).IDs(); !slices.Equal(ids, []string{made["billing"].JSON("id").String()}) {
 		t.Errorf("tokens?name=t-bill: %v", ids)
 	}
 
 	// each works, with its role's reach
-	admin, viewer, billing := c.as(made["admin"].JSON("token").String()), c.as(made["viewer"].JSON("token").String()), c.as(made["billing"].JSON("token").String())
-	admin.must(201, "POST", "/admin/users", map[string]any{"id": "u-by-token", "tenant_id": "beta"})
-	child := admin.must(201, "POST", "/admin/tokens", map[string]any{"name": "child", "role": "viewer"})
+	admin, viewer, billing := c.As(made["admin"].JSON("token").String()), c.As(made["viewer"].JSON("token").String()), c.As(made["billing"].JSON("token").String())
+	admin.Must(201, "POST", "/admin/users", map[string]any{"id": "u-by-token", "tenant_id": "beta"})
+	child := admin.Must(201, "POST", "/admin/tokens", map[string]any{"name": "child", "role": "viewer"})
 	w.secrets = append(w.secrets, child.JSON("token").String())
 	if child.JSON("created_by").String() != w.adminID {
 		t.Errorf("a token made by a token: created_by %q, want %q", child.JSON("created_by").String(), w.adminID)
 	}
-	viewer.must(200, "GET", "/admin/keys", nil)
-	viewer.refused(403, "", "POST", "/admin/users", map[string]any{"id": "u-no"})
-	billing.must(200, "GET", "/admin/pricing", nil)
-	billing.refused(403, "", "GET", "/admin/users", nil)
-	if g := c.must(200, "GET", "/admin/tokens/"+w.adminID, nil); g.JSON("last_used_at").Type == gjson.Null {
+	viewer.Must(200, "GET", "/admin/keys", nil)
+	viewer.Refused(403, "", "POST", "/admin/users", map[string]any{"id": "u-no"})
+	billing.Must(200, "GET", "/admin/pricing", nil)
+	billing.Refused(403, "", "GET", "/admin/users", nil)
+	if g := c.Must(200, "GET", "/admin/tokens/"+w.adminID, nil); g.JSON("last_used_at").Type == gjson.Null {
 		t.Errorf("a used token has no last_used_at: %s", g.Body)
 	}
 
@@ -77,65 +79,65 @@ func (w *admWorld) tokens() {
 		{"tenant_id", map[string]any{"name": "x", "role": "viewer", "tenant_id": "no-such-tenant"}},
 		{"tenant_id", map[string]any{"name": "x", "role": "viewer", "tenant_id": "doomed"}}, // deleted
 	} {
-		c.refused(400, tc.param, "POST", "/admin/tokens", tc.body)
+		c.Refused(400, tc.param, "POST", "/admin/tokens", tc.body)
 	}
-	c.refused(400, "role", "GET", "/admin/tokens?role=root", nil)
-	c.refused(404, "id", "GET", "/admin/tokens/no-such-token", nil)
+	c.Refused(400, "role", "GET", "/admin/tokens?role=root", nil)
+	c.Refused(404, "id", "GET", "/admin/tokens/no-such-token", nil)
 
 	// revocation: refused within the token cache's TTL (at once on this replica)
-	rv := c.must(200, "DELETE", "/admin/tokens/"+made["viewer"].JSON("id").String(), nil)
+	rv := c.Must(200, "DELETE", "/admin/tokens/"+made["viewer"].JSON("id").String(), nil)
 	if rv.JSON("revoked_at").Type == gjson.Null || rv.JSON("token").Exists() {
 		t.Errorf("revoked token: %s", rv.Body)
 	}
 	start := time.Now()
-	waitFor(t, 3*time.Second, "the revoked token to be refused", func() bool { return viewer.do("GET", "/admin/keys", nil).Status == 401 })
+	waitFor(t, 3*time.Second, "the revoked token to be refused", func() bool { return viewer.Do("GET", "/admin/keys", nil).Status == 401 })
 	t.Logf("a revoked admin token was refused after %v", time.Since(start))
-	checkAdmError(t, viewer.do("GET", "/admin/keys", nil), 401, "", "revoked token")
-	if again := c.must(200, "DELETE", "/admin/tokens/"+made["viewer"].JSON("id").String(), nil); again.JSON("revoked_at").String() != rv.JSON("revoked_at").String() {
+	admintest.CheckError(t, viewer.Do("GET", "/admin/keys", nil), 401, "", "revoked token")
+	if again := c.Must(200, "DELETE", "/admin/tokens/"+made["viewer"].JSON("id").String(), nil); again.JSON("revoked_at").String() != rv.JSON("revoked_at").String() {
 		t.Errorf("revoking a token again moved revoked_at")
 	}
 
 	// expiry
-	soon := c.must(201, "POST", "/admin/tokens", map[string]any{"name": "soon", "role": "viewer", "expires_at": futureRFC3339(3 * time.Second)})
+	soon := c.Must(201, "POST", "/admin/tokens", map[string]any{"name": "soon", "role": "viewer", "expires_at": futureRFC3339(3 * time.Second)})
 	w.secrets = append(w.secrets, soon.JSON("token").String())
-	st := c.as(soon.JSON("token").String())
-	st.must(200, "GET", "/admin/keys", nil)
-	waitFor(t, 10*time.Second, "the expired token to be refused", func() bool { return st.do("GET", "/admin/keys", nil).Status == 401 })
+	st := c.As(soon.JSON("token").String())
+	st.Must(200, "GET", "/admin/keys", nil)
+	waitFor(t, 10*time.Second, "the expired token to be refused", func() bool { return st.Do("GET", "/admin/keys", nil).Status == 401 })
 	for _, bad := range []string{"lga-short", "lga-" + strings.Repeat("0", 64), made["viewer"].JSON("prefix").String()} {
-		c.as(bad).refused(401, "", "GET", "/admin/keys", nil)
+		c.As(bad).Refused(401, "", "GET", "/admin/keys", nil)
 	}
 }
 
 // policiesPricesCredits makes the quota, pricing and credit changes the audit log must show.
 func (w *admWorld) policiesPricesCredits() {
 	t, c := w.t, w.c
-	c.must(200, "PUT", "/admin/quota/policy/u-alice", map[string]any{"userRpm": 50, "userConcurrent": 4})
-	if g := c.must(200, "GET", "/admin/quota/policy/u-alice", nil); g.JSON("effective.userRpm").Int() != 50 || g.JSON("effective.userConcurrent").Int() != 4 {
+	c.Must(200, "PUT", "/admin/quota/policy/u-alice", map[string]any{"userRpm": 50, "userConcurrent": 4})
+	if g := c.Must(200, "GET", "/admin/quota/policy/u-alice", nil); g.JSON("effective.userRpm").Int() != 50 || g.JSON("effective.userConcurrent").Int() != 4 {
 		t.Errorf("user policy: %s", g.Body)
 	}
-	c.must(204, "DELETE", "/admin/quota/policy/u-alice", nil)
-	c.must(200, "PUT", "/admin/quota/policies/user/u-carol", map[string]any{"rpm": 30, "budget_usd_per_month": "12.5"})
-	p := c.must(200, "PUT", "/admin/pricing/audit-model", map[string]any{"input_per_million": "1.25", "output_per_million": 2.5})
+	c.Must(204, "DELETE", "/admin/quota/policy/u-alice", nil)
+	c.Must(200, "PUT", "/admin/quota/policies/user/u-carol", map[string]any{"rpm": 30, "budget_usd_per_month": "12.5"})
+	p := c.Must(200, "PUT", "/admin/pricing/audit-model", map[string]any{"input_per_million": "1.25", "output_per_million": 2.5})
 	if p.JSON("input_per_million").Float() != 1.25 || p.JSON("output_per_million").Float() != 2.5 {
 		t.Errorf("price: %s", p.Body)
 	}
-	g := c.must(200, "POST", "/admin/credits/user/u-carol/topup", map[string]any{"amount_usd": "10", "note": "welcome"})
+	g := c.Must(200, "POST", "/admin/credits/user/u-carol/topup", map[string]any{"amount_usd": "10", "note": "welcome"})
 	if g.JSON("balance_usd").Float() != 10 {
 		t.Errorf("after a 10 USD top-up: %s", g.Body)
 	}
-	a := c.must(200, "POST", "/admin/credits/user/u-carol/adjust", map[string]any{"amount_usd": "-2.5", "note": "refund reversed"})
+	a := c.Must(200, "POST", "/admin/credits/user/u-carol/adjust", map[string]any{"amount_usd": "-2.5", "note": "refund reversed"})
 	if a.JSON("balance_usd").Float() != 7.5 {
 		t.Errorf("after a -2.5 USD adjustment: %s", a.Body)
 	}
-	c.refused(400, "amount_usd", "POST", "/admin/credits/user/u-carol/topup", map[string]any{"amount_usd": "-1"})
-	c.must(204, "DELETE", "/admin/quota/session/s-1", nil)
+	c.Refused(400, "amount_usd", "POST", "/admin/credits/user/u-carol/topup", map[string]any{"amount_usd": "-1"})
+	c.Must(204, "DELETE", "/admin/quota/session/s-1", nil)
 }
 
 // auditLog: every change above is in /admin/audit-log with its actor, action, target, tenant and
 // secret-free before and after; the filters narrow it; no secret shows anywhere.
 func (w *admWorld) auditLog() {
 	t, c := w.t, w.c
-	all := c.must(200, "GET", "/admin/audit-log?limit=1000", nil)
+	all := c.Must(200, "GET", "/admin/audit-log?limit=1000", nil)
 	entries := all.JSON("data").Array()
 	actions := map[string]int{}
 	for _, en := range entries {
@@ -198,9 +200,9 @@ func (w *admWorld) auditLog() {
 
 	// no secret anywhere: the audit log, the lists, the single reads
 	bodies := map[string]string{"audit-log": all.Body,
-		"keys":   c.must(200, "GET", "/admin/keys?limit=1000", nil).Body,
-		"tokens": c.must(200, "GET", "/admin/tokens?limit=1000", nil).Body,
-		"key":    c.must(200, "GET", "/admin/keys/"+w.k1ID, nil).Body}
+		"keys":   c.Must(200, "GET", "/admin/keys?limit=1000", nil).Body,
+		"tokens": c.Must(200, "GET", "/admin/tokens?limit=1000", nil).Body,
+		"key":    c.Must(200, "GET", "/admin/keys/"+w.k1ID, nil).Body}
 	for name, body := range bodies {
 		for _, s := range w.secrets {
 			if s != "" && strings.Contains(body, s) {
@@ -211,7 +213,7 @@ func (w *admWorld) auditLog() {
 
 	// filters
 	count := func(q string) (int, []gjson.Result) {
-		r := c.must(200, "GET", "/admin/audit-log?limit=1000&"+q, nil)
+		r := c.Must(200, "GET", "/admin/audit-log?limit=1000&"+q, nil)
 		es := r.JSON("data").Array()
 		return len(es), es
 	}
@@ -284,8 +286,8 @@ func (w *admWorld) auditLog() {
 	if n, _ := count("from=" + url.QueryEscape(w.start.Add(-time.Hour).Format(time.RFC3339Nano)) + "&to=" + url.QueryEscape(time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano))); n != len(entries) {
 		t.Errorf("from..to around the test: %d entries, want %d", n, len(entries))
 	}
-	c.refused(400, "from", "GET", "/admin/audit-log?from=yesterday", nil)
-	p := c.must(200, "GET", "/admin/audit-log?limit=3", nil)
+	c.Refused(400, "from", "GET", "/admin/audit-log?from=yesterday", nil)
+	p := c.Must(200, "GET", "/admin/audit-log?limit=3", nil)
 	if len(p.JSON("data").Array()) != 3 || !p.JSON("has_more").Bool() || p.JSON("next_offset").Int() != 3 {
 		t.Errorf("audit-log?limit=3: has_more %s next_offset %s", p.JSON("has_more"), p.JSON("next_offset"))
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llmgate/llmgate/admin/admintest"
 )
 
 // lifecycleReplica is one gateway serving the shared database: a child process, or the test's own.
@@ -43,12 +45,11 @@ func TestAdminKeyLifecycleAcrossProcesses(t *testing.T) {
 	})
 	a, b := e.serveProcessIn(t, t.TempDir()), e.serveProcessIn(t, t.TempDir())
 	replicas := []lifecycleReplica{{"process A", a.url}, {"process B", b.url}, {"in-test gateway", e.app.publicURL}}
-	admA := &admClient{t: t, base: a.adminURL, token: testAdminToken, hc: e.http}
-	admB := admA.as(testAdminToken)
-	admB.base = b.adminURL
+	admA := admintest.NewClient(t, a.adminURL, testAdminToken, e.http)
+	admB := admintest.NewClient(t, b.adminURL, testAdminToken, e.http)
 
 	// create on A, use everywhere
-	k := admA.must(201, "POST", "/admin/keys", map[string]any{"name": "lifecycle", "user_id": "life-user"})
+	k := admA.Must(201, "POST", "/admin/keys", map[string]any{"name": "lifecycle", "user_id": "life-user"})
 	id, oldKey := k.JSON("id").String(), k.JSON("key").String()
 	for _, r := range replicas {
 		if st := chatAt(t, e.http, r, oldKey); st != 200 {
@@ -57,7 +58,7 @@ func TestAdminKeyLifecycleAcrossProcesses(t *testing.T) {
 	}
 
 	// rotate on B with grace: both secrets work everywhere
-	rot := admB.must(200, "POST", "/admin/keys/"+id+"/rotate", map[string]any{"grace_seconds": int(grace / time.Second)})
+	rot := admB.Must(200, "POST", "/admin/keys/"+id+"/rotate", map[string]any{"grace_seconds": int(grace / time.Second)})
 	newKey := rot.JSON("key").String()
 	ends := rot.JSON("previous_key_expires_at").Time()
 	if newKey == "" || newKey == oldKey || ends.IsZero() {
@@ -84,7 +85,7 @@ func TestAdminKeyLifecycleAcrossProcesses(t *testing.T) {
 	}
 
 	// revoke on A: refused everywhere within 5 s
-	admA.must(200, "DELETE", "/admin/keys/"+id, nil)
+	admA.Must(200, "DELETE", "/admin/keys/"+id, nil)
 	revoked := time.Now()
 	delays = pollRefused(t, e.http, replicas, newKey, revoked, within, "the revoked key")
 	for _, r := range replicas {
@@ -97,21 +98,21 @@ func TestAdminKeyLifecycleAcrossProcesses(t *testing.T) {
 		}
 	}
 	// an admin token made on A works on B; revoked on A, B refuses it within its token cache TTL
-	tok := admA.must(201, "POST", "/admin/tokens", map[string]any{"name": "lifecycle", "role": "viewer"})
-	onB := admB.as(tok.JSON("token").String())
-	onB.must(200, "GET", "/admin/keys", nil) // now cached on B
-	admA.must(200, "DELETE", "/admin/tokens/"+tok.JSON("id").String(), nil)
+	tok := admA.Must(201, "POST", "/admin/tokens", map[string]any{"name": "lifecycle", "role": "viewer"})
+	onB := admB.As(tok.JSON("token").String())
+	onB.Must(200, "GET", "/admin/keys", nil) // now cached on B
+	admA.Must(200, "DELETE", "/admin/tokens/"+tok.JSON("id").String(), nil)
 	tokRevoked := time.Now()
 	waitFor(t, within, "process B to refuse an admin token revoked on process A", func() bool {
-		return onB.do("GET", "/admin/keys", nil).Status == 401
+		return onB.Do("GET", "/admin/keys", nil).Status == 401
 	})
 	t.Logf("process B refused the admin token %v after its revocation on process A", time.Since(tokRevoked).Round(time.Millisecond))
-	checkAdmError(t, onB.do("GET", "/admin/keys", nil), 401, "", "the revoked admin token on process B")
+	admintest.CheckError(t, onB.Do("GET", "/admin/keys", nil), 401, "", "the revoked admin token on process B")
 
-	if g := admB.must(200, "GET", "/admin/keys/"+id, nil); g.JSON("status").String() != "revoked" {
+	if g := admB.Must(200, "GET", "/admin/keys/"+id, nil); g.JSON("status").String() != "revoked" {
 		t.Errorf("process B reads the key as %s", g.JSON("status"))
 	}
-	log := admB.must(200, "GET", "/admin/audit-log?target="+id, nil)
+	log := admB.Must(200, "GET", "/admin/audit-log?target="+id, nil)
 	var actions []string
 	for _, en := range log.JSON("data").Array() {
 		actions = append(actions, en.Get("action").String())

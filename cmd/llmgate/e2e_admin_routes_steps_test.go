@@ -12,6 +12,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgate/llmgate/admin/admintest"
 	"github.com/llmgate/llmgate/billing"
 )
 
@@ -19,40 +20,40 @@ import (
 // credits, deployments, the public listener, the ledger views and the deletions.
 
 func (s *routeRun) createToken(t *testing.T) {
-	r := s.admin(t).must(201, "POST", "/admin/tokens", map[string]any{"name": "route viewer", "role": "viewer", "tenant_id": s.tenant})
+	r := s.admin(t).Must(201, "POST", "/admin/tokens", map[string]any{"name": "route viewer", "role": "viewer", "tenant_id": s.tenant})
 	s.tokenID, s.token = r.JSON("id").String(), r.JSON("token").String()
 	if !strings.HasPrefix(s.token, "lga-") || r.JSON("role").String() != "viewer" || r.JSON("tenant_id").String() != s.tenant ||
 		r.JSON("created_by").String() != "bootstrap" {
 		t.Fatalf("created token: %s", r.Body)
 	}
-	if u := s.admin(t).as(s.token).must(200, "GET", "/admin/users", nil); !sameSet(u.ids(), []string{s.user}) {
+	if u := s.admin(t).As(s.token).Must(200, "GET", "/admin/users", nil); !admintest.SameSet(u.IDs(), []string{s.user}) {
 		t.Errorf("users seen by the new token scoped to %s: %s", s.tenant, u.Body)
 	}
 }
 
 func (s *routeRun) listTokens(t *testing.T) {
-	r := s.admin(t).must(200, "GET", "/admin/tokens?tenant_id="+s.tenant, nil)
-	if !sameSet(r.ids(), []string{s.tokenID}) || r.JSON("data.0.token").Exists() {
+	r := s.admin(t).Must(200, "GET", "/admin/tokens?tenant_id="+s.tenant, nil)
+	if !admintest.SameSet(r.IDs(), []string{s.tokenID}) || r.JSON("data.0.token").Exists() {
 		t.Errorf("tokens of %s: %s", s.tenant, r.Body)
 	}
 }
 
 func (s *routeRun) getToken(t *testing.T) {
-	r := s.admin(t).must(200, "GET", "/admin/tokens/"+s.tokenID, nil)
+	r := s.admin(t).Must(200, "GET", "/admin/tokens/"+s.tokenID, nil)
 	if r.JSON("name").String() != "route viewer" || r.JSON("last_used_at").String() == "" || r.JSON("token").Exists() {
 		t.Errorf("token (used once): %s", r.Body)
 	}
 }
 
 func (s *routeRun) revokeToken(t *testing.T) {
-	if r := s.admin(t).must(200, "DELETE", "/admin/tokens/"+s.tokenID, nil); r.JSON("revoked_at").String() == "" {
+	if r := s.admin(t).Must(200, "DELETE", "/admin/tokens/"+s.tokenID, nil); r.JSON("revoked_at").String() == "" {
 		t.Errorf("revoked token: %s", r.Body)
 	}
-	s.admin(t).as(s.token).refused(401, "", "GET", "/admin/users", nil)
+	s.admin(t).As(s.token).Refused(401, "", "GET", "/admin/users", nil)
 }
 
 func (s *routeRun) putUserPolicy(t *testing.T) {
-	r := s.admin(t).must(200, "PUT", "/admin/quota/policy/"+s.user, map[string]any{"userRpm": 100, "userTokensPerDay": 1_000_000})
+	r := s.admin(t).Must(200, "PUT", "/admin/quota/policy/"+s.user, map[string]any{"userRpm": 100, "userTokensPerDay": 1_000_000})
 	if r.JSON("userId").String() != s.user || r.JSON("tier").String() != "open" || r.JSON("effective.userRpm").Int() != 100 ||
 		r.JSON("effective.userTokensPerDay").Int() != 1_000_000 {
 		t.Errorf("user policy: %s", r.Body)
@@ -60,14 +61,14 @@ func (s *routeRun) putUserPolicy(t *testing.T) {
 }
 
 func (s *routeRun) getUserPolicy(t *testing.T) {
-	r := s.admin(t).must(200, "GET", "/admin/quota/policy/"+s.user, nil)
+	r := s.admin(t).Must(200, "GET", "/admin/quota/policy/"+s.user, nil)
 	if len(r.JSON("policies").Array()) != 1 || r.JSON("policies.0.userRpm").Int() != 100 || r.JSON("effective.userRpm").Int() != 100 {
 		t.Errorf("user policy: %s", r.Body)
 	}
 }
 
 // policyModels lists the models of a subject's policies ("" for the model-less one).
-func policyModels(r admResp) []string {
+func policyModels(r admintest.Resp) []string {
 	var out []string
 	for _, p := range r.JSON("data").Array() {
 		out = append(out, p.Get("model").String())
@@ -76,21 +77,21 @@ func policyModels(r admResp) []string {
 }
 
 func (s *routeRun) putPolicy(t *testing.T) {
-	r := s.admin(t).must(200, "PUT", "/admin/quota/policies/user/"+s.user+"?model=other", map[string]any{"rpm": 30})
-	if !sameSet(policyModels(r), []string{"", "other"}) || r.JSON(`data.#(model=="other").rpm`).Int() != 30 {
+	r := s.admin(t).Must(200, "PUT", "/admin/quota/policies/user/"+s.user+"?model=other", map[string]any{"rpm": 30})
+	if !admintest.SameSet(policyModels(r), []string{"", "other"}) || r.JSON(`data.#(model=="other").rpm`).Int() != 30 {
 		t.Errorf("policies after PUT: %s", r.Body)
 	}
 }
 
 func (s *routeRun) getPolicies(t *testing.T) {
-	r := s.admin(t).must(200, "GET", "/admin/quota/policies/user/"+s.user, nil)
-	if !sameSet(policyModels(r), []string{"", "other"}) || r.JSON(`data.#(model=="").rpm`).Int() != 100 {
+	r := s.admin(t).Must(200, "GET", "/admin/quota/policies/user/"+s.user, nil)
+	if !admintest.SameSet(policyModels(r), []string{"", "other"}) || r.JSON(`data.#(model=="").rpm`).Int() != 100 {
 		t.Errorf("policies of %s: %s", s.user, r.Body)
 	}
 }
 
 func (s *routeRun) listPolicies(t *testing.T) {
-	r := s.admin(t).must(200, "GET", "/admin/quota/policies", nil)
+	r := s.admin(t).Must(200, "GET", "/admin/quota/policies", nil)
 	got := subjects(r)
 	for _, want := range []string{"tenant/" + s.tenant, "user/" + s.user, "key/" + s.keyID} {
 		if !slices.Contains(got, want) {
@@ -101,14 +102,14 @@ func (s *routeRun) listPolicies(t *testing.T) {
 
 func (s *routeRun) deletePolicy(t *testing.T) {
 	c := s.admin(t)
-	c.must(204, "DELETE", "/admin/quota/policies/user/"+s.user+"?model=other", nil)
-	if r := c.must(200, "GET", "/admin/quota/policies/user/"+s.user, nil); !sameSet(policyModels(r), []string{""}) {
+	c.Must(204, "DELETE", "/admin/quota/policies/user/"+s.user+"?model=other", nil)
+	if r := c.Must(200, "GET", "/admin/quota/policies/user/"+s.user, nil); !admintest.SameSet(policyModels(r), []string{""}) {
 		t.Errorf("policies after deleting model other's: %s", r.Body)
 	}
 }
 
 func (s *routeRun) putPrice(t *testing.T) {
-	r := s.admin(t).must(200, "PUT", "/admin/pricing/up-model", map[string]any{"input_per_million": "1", "output_per_million": "2"})
+	r := s.admin(t).Must(200, "PUT", "/admin/pricing/up-model", map[string]any{"input_per_million": "1", "output_per_million": "2"})
 	s.priceVersion = r.JSON("version").String()
 	if r.JSON("model").String() != "up-model" || r.JSON("input_per_million").String() != "1" ||
 		r.JSON("output_per_million").String() != "2" || !strings.HasPrefix(s.priceVersion, "up-model@") {
@@ -117,20 +118,20 @@ func (s *routeRun) putPrice(t *testing.T) {
 }
 
 func (s *routeRun) listPrices(t *testing.T) {
-	if r := s.admin(t).must(200, "GET", "/admin/pricing", nil); r.JSON(`data.#(model=="up-model").version`).String() != s.priceVersion {
+	if r := s.admin(t).Must(200, "GET", "/admin/pricing", nil); r.JSON(`data.#(model=="up-model").version`).String() != s.priceVersion {
 		t.Errorf("prices in force lack up-model at %s: %.500s", s.priceVersion, r.Body)
 	}
 }
 
 func (s *routeRun) priceHistory(t *testing.T) {
-	r := s.admin(t).must(200, "GET", "/admin/pricing/up-model", nil)
+	r := s.admin(t).Must(200, "GET", "/admin/pricing/up-model", nil)
 	if len(r.JSON("data").Array()) != 1 || r.JSON("data.0.version").String() != s.priceVersion {
 		t.Errorf("price history of up-model: %s", r.Body)
 	}
 }
 
 func (s *routeRun) topUp(t *testing.T) {
-	r := s.admin(t).must(200, "POST", "/admin/credits/user/"+s.user+"/topup", map[string]any{"amount_usd": "5", "note": "welcome pack"})
+	r := s.admin(t).Must(200, "POST", "/admin/credits/user/"+s.user+"/topup", map[string]any{"amount_usd": "5", "note": "welcome pack"})
 	if r.JSON("balance_usd").String() != "5" || r.JSON("subject_id").String() != s.user ||
 		r.JSON("entries.0.kind").String() != "grant" || r.JSON("entries.0.note").String() != "welcome pack" {
 		t.Errorf("after a top-up: %s", r.Body)
@@ -138,7 +139,7 @@ func (s *routeRun) topUp(t *testing.T) {
 }
 
 func (s *routeRun) adjust(t *testing.T) {
-	r := s.admin(t).must(200, "POST", "/admin/credits/user/"+s.user+"/adjust", map[string]any{"amount_usd": "-0.5", "note": "goodwill correction"})
+	r := s.admin(t).Must(200, "POST", "/admin/credits/user/"+s.user+"/adjust", map[string]any{"amount_usd": "-0.5", "note": "goodwill correction"})
 	if r.JSON("balance_usd").String() != "4.5" || r.JSON(`entries.#(kind=="adjust").amount_usd`).String() != "-0.5" {
 		t.Errorf("after an adjustment: %s", r.Body)
 	}
@@ -158,14 +159,14 @@ func (s *routeRun) listDeployments(t *testing.T) {
 	for id := range want {
 		ids = append(ids, id)
 	}
-	r := s.admin(t).must(200, "GET", "/admin/deployments", nil)
-	if !sameSet(r.ids(), ids) || r.JSON(`data.#(id=="`+s.deployment+`").provider`).String() != "up" {
+	r := s.admin(t).Must(200, "GET", "/admin/deployments", nil)
+	if !admintest.SameSet(r.IDs(), ids) || r.JSON(`data.#(id=="`+s.deployment+`").provider`).String() != "up" {
 		t.Errorf("deployments, want %v: %s", ids, r.Body)
 	}
 }
 
 func (s *routeRun) getDeployment(t *testing.T) {
-	r := s.admin(t).must(200, "GET", "/admin/deployments/"+s.deployment, nil)
+	r := s.admin(t).Must(200, "GET", "/admin/deployments/"+s.deployment, nil)
 	if r.JSON("upstream_model").String() != "other-model" || r.JSON("models").Raw != `["other"]` || r.JSON("weight").Int() != 1 ||
 		r.JSON("override").Type != gjson.Null || r.JSON("health.breaker").String() != "closed" {
 		t.Errorf("deployment %s: %s", s.deployment, r.Body)
@@ -173,7 +174,7 @@ func (s *routeRun) getDeployment(t *testing.T) {
 }
 
 func (s *routeRun) patchDeployment(t *testing.T) {
-	r := s.admin(t).must(200, "PATCH", "/admin/deployments/"+s.deployment, map[string]any{"weight": 5})
+	r := s.admin(t).Must(200, "PATCH", "/admin/deployments/"+s.deployment, map[string]any{"weight": 5})
 	if r.JSON("weight").Int() != 5 || r.JSON("file_weight").Int() != 1 || r.JSON("override.weight").Int() != 5 ||
 		r.JSON("override.updated_by").String() != "bootstrap" || !r.JSON("enabled").Bool() {
 		t.Errorf("patched deployment: %s", r.Body)
@@ -181,13 +182,13 @@ func (s *routeRun) patchDeployment(t *testing.T) {
 }
 
 func (s *routeRun) publicLive(t *testing.T) {
-	if r := s.public(t, "").must(200, "GET", "/health/live", nil); r.JSON("status").String() != "ok" {
+	if r := s.public(t, "").Must(200, "GET", "/health/live", nil); r.JSON("status").String() != "ok" {
 		t.Errorf("public /health/live: %s", r.Body)
 	}
 }
 
 func (s *routeRun) publicReady(t *testing.T) {
-	if r := s.public(t, "").must(200, "GET", "/health/ready", nil); r.JSON("status").String() != "ok" || r.JSON("store").String() != "ok" {
+	if r := s.public(t, "").Must(200, "GET", "/health/ready", nil); r.JSON("status").String() != "ok" || r.JSON("store").String() != "ok" {
 		t.Errorf("public /health/ready: %s", r.Body)
 	}
 }
@@ -222,20 +223,20 @@ func (s *routeRun) embeddings(t *testing.T) {
 
 // models: the key may use every model, its tenant two of them.
 func (s *routeRun) models(t *testing.T) {
-	if r := s.public(t, s.key).must(200, "GET", "/v1/models", nil); !sameSet(r.ids(), []string{"gpt-test", "other"}) {
+	if r := s.public(t, s.key).Must(200, "GET", "/v1/models", nil); !admintest.SameSet(r.IDs(), []string{"gpt-test", "other"}) {
 		t.Errorf("models of the tenant's key: %s", r.Body)
 	}
 }
 
 func (s *routeRun) model(t *testing.T) {
-	if r := s.public(t, s.key).must(200, "GET", "/v1/models/gpt-test", nil); r.JSON("id").String() != "gpt-test" || r.JSON("object").String() != "model" {
+	if r := s.public(t, s.key).Must(200, "GET", "/v1/models/gpt-test", nil); r.JSON("id").String() != "gpt-test" || r.JSON("object").String() != "model" {
 		t.Errorf("model: %s", r.Body)
 	}
 }
 
 // providers shows the deployment override made through the admin API.
 func (s *routeRun) providers(t *testing.T) {
-	r := s.public(t, s.key).must(200, "GET", "/v1/providers", nil)
+	r := s.public(t, s.key).Must(200, "GET", "/v1/providers", nil)
 	d := r.JSON(`data.#(name=="up").deployments.#(id=="` + s.deployment + `")`)
 	if len(r.JSON("data").Array()) != 1 || d.Get("weight").Int() != 5 || d.Get("models").Raw != `["other"]` || !d.Get("available").Bool() {
 		t.Errorf("providers, want only up, with %s at weight 5: %s", s.deployment, r.Body)
@@ -243,9 +244,9 @@ func (s *routeRun) providers(t *testing.T) {
 }
 
 func (s *routeRun) status(t *testing.T) {
-	r := s.public(t, s.key).must(200, "GET", "/v1/status", nil)
+	r := s.public(t, s.key).Must(200, "GET", "/v1/status", nil)
 	if r.JSON("status").String() != "ok" || r.JSON("store").String() != "ok" ||
-		!sameSet(idsAt(r, "models"), []string{"gpt-test", "other"}) || r.JSON(`models.#(status!="available")`).Exists() {
+		!admintest.SameSet(idsAt(r, "models"), []string{"gpt-test", "other"}) || r.JSON(`models.#(status!="available")`).Exists() {
 		t.Errorf("status: %s", r.Body)
 	}
 }
@@ -253,7 +254,7 @@ func (s *routeRun) status(t *testing.T) {
 // usage: the caller's own usage and balance, once the ledger has its requests.
 func (s *routeRun) usage(t *testing.T) {
 	s.waitRecorded(t)
-	r := s.public(t, s.key).must(200, "GET", "/v1/usage", nil)
+	r := s.public(t, s.key).Must(200, "GET", "/v1/usage", nil)
 	if r.JSON("key_id").String() != s.keyID || r.JSON("user_id").String() != s.user || r.JSON("tenant_id").String() != s.tenant ||
 		r.JSON("today.requests").Int() < int64(len(s.relays)) || r.JSON("today.cost_usd").String() != routePricedUSD ||
 		r.JSON("credit.account").String() != "user" || r.JSON("credit.balance_usd").String() != routeBalance ||
@@ -263,21 +264,21 @@ func (s *routeRun) usage(t *testing.T) {
 }
 
 func (s *routeRun) resetDeployment(t *testing.T) {
-	r := s.admin(t).must(200, "DELETE", "/admin/deployments/"+s.deployment, nil)
+	r := s.admin(t).Must(200, "DELETE", "/admin/deployments/"+s.deployment, nil)
 	if r.JSON("weight").Int() != 1 || r.JSON("override").Type != gjson.Null {
 		t.Errorf("reset deployment: %s", r.Body)
 	}
 }
 
 func (s *routeRun) balance(t *testing.T) {
-	r := s.admin(t).must(200, "GET", "/admin/credits/user/"+s.user, nil)
+	r := s.admin(t).Must(200, "GET", "/admin/credits/user/"+s.user, nil)
 	if r.JSON("balance_usd").String() != routeBalance || r.JSON(`entries.#(request_id=="`+s.chatID+`").amount_usd`).String() != "-"+routeChatCost {
 		t.Errorf("balance after the priced requests: %s", r.Body)
 	}
 }
 
 func (s *routeRun) listUsage(t *testing.T) {
-	r := s.admin(t).must(200, "GET", "/admin/audit?model=gpt-test&size=1000&userId="+s.user, nil)
+	r := s.admin(t).Must(200, "GET", "/admin/audit?model=gpt-test&size=1000&userId="+s.user, nil)
 	rec := r.JSON(`data.#(request_id=="` + s.chatID + `")`)
 	if n := len(r.JSON("data").Array()); n != len(s.relays) || rec.Get("cost_usd").String() != routeChatCost ||
 		rec.Get("price_version").String() != s.priceVersion || rec.Get("key_id").String() != s.keyID ||
@@ -287,7 +288,7 @@ func (s *routeRun) listUsage(t *testing.T) {
 }
 
 func (s *routeRun) trace(t *testing.T) {
-	r := s.admin(t).must(200, "GET", "/admin/audit/"+s.traceID, nil)
+	r := s.admin(t).Must(200, "GET", "/admin/audit/"+s.traceID, nil)
 	if len(r.JSON("data").Array()) != 1 || r.JSON("data.0.request_id").String() != s.chatID || r.JSON("trace_id").String() != s.traceID {
 		t.Errorf("trace %s: %s", s.traceID, r.Body)
 	}
@@ -295,7 +296,7 @@ func (s *routeRun) trace(t *testing.T) {
 
 func (s *routeRun) billingSummary(t *testing.T) {
 	month := time.Now().UTC().Format("2006-01")
-	r := s.admin(t).must(200, "GET", "/admin/billing/summary?month="+month+"&userId="+s.user, nil)
+	r := s.admin(t).Must(200, "GET", "/admin/billing/summary?month="+month+"&userId="+s.user, nil)
 	if r.JSON("models.gpt-test.requests").Int() != int64(len(s.relays)) || r.JSON("models.gpt-test.cost_usd").String() != routePricedUSD ||
 		r.JSON("userId").String() != s.user {
 		t.Errorf("billing summary of %s (%d requests relayed): %s", month, len(s.relays), r.Body)
@@ -303,7 +304,7 @@ func (s *routeRun) billingSummary(t *testing.T) {
 }
 
 func (s *routeRun) billingCSV(t *testing.T) {
-	r := s.admin(t).must(200, "GET", "/admin/billing/records.csv?userId="+s.user, nil)
+	r := s.admin(t).Must(200, "GET", "/admin/billing/records.csv?userId="+s.user, nil)
 	rows, err := csv.NewReader(strings.NewReader(r.Body)).ReadAll()
 	if err != nil || len(rows) < 2 || rows[0][0] != "day" || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/csv") {
 		t.Fatalf("CSV (%v): %s", err, r.Body)
@@ -327,9 +328,9 @@ func (s *routeRun) billingCSV(t *testing.T) {
 // quotaUsage: the user's consumption as the limiter counts it. Settlement, which counts the
 // tokens, runs after each answer is sent.
 func (s *routeRun) quotaUsage(t *testing.T) {
-	var r admResp
+	var r admintest.Resp
 	waitFor(t, 5*time.Second, "the limiter to count the tokens", func() bool {
-		r = s.admin(t).must(200, "GET", "/admin/quota/usage/"+s.user, nil)
+		r = s.admin(t).Must(200, "GET", "/admin/quota/usage/"+s.user, nil)
 		return r.JSON("tokensDay").Int() >= 25+8+3 // the three requests since the user's policy
 	})
 	if r.JSON("requests").Int() < 3 || r.JSON("tenantId").String() != s.tenant || r.JSON("limits.userRpm").Int() != 100 {
@@ -344,7 +345,7 @@ func (s *routeRun) clearSession(t *testing.T) {
 			t.Fatalf("request %d of session %s: HTTP %d, want %d", i+1, s.session, st, want)
 		}
 	}
-	s.admin(t).must(204, "DELETE", "/admin/quota/session/"+s.session+"?tenantId="+s.tenant, nil)
+	s.admin(t).Must(204, "DELETE", "/admin/quota/session/"+s.session+"?tenantId="+s.tenant, nil)
 	if st := s.e.chatStatus(s.e.app, s.key, "gpt-test", "X-Session-Id", s.session); st != 200 {
 		t.Errorf("the session's next request after clearing it: HTTP %d, want 200", st)
 	}
@@ -353,7 +354,7 @@ func (s *routeRun) clearSession(t *testing.T) {
 var chatRequestsMetric = regexp.MustCompile(`(?m)^llmgate_requests_total\{endpoint="chat/completions",model="gpt-test",status="(200|429)"\} (\d+)$`)
 
 func (s *routeRun) metrics(t *testing.T) {
-	r := s.admin(t).as("").must(200, "GET", "/metrics", nil)
+	r := s.admin(t).As("").Must(200, "GET", "/metrics", nil)
 	got := map[string]int{}
 	for _, m := range chatRequestsMetric.FindAllStringSubmatch(r.Body, -1) {
 		got[m[1]], _ = strconv.Atoi(m[2])
@@ -365,8 +366,8 @@ func (s *routeRun) metrics(t *testing.T) {
 
 func (s *routeRun) deleteUserPolicy(t *testing.T) {
 	c := s.admin(t)
-	c.must(204, "DELETE", "/admin/quota/policy/"+s.user, nil)
-	if r := c.must(200, "GET", "/admin/quota/policy/"+s.user, nil); r.JSON("policies").Raw != "[]" || r.JSON("effective.userRpm").Int() != 0 {
+	c.Must(204, "DELETE", "/admin/quota/policy/"+s.user, nil)
+	if r := c.Must(200, "GET", "/admin/quota/policy/"+s.user, nil); r.JSON("policies").Raw != "[]" || r.JSON("effective.userRpm").Int() != 0 {
 		t.Errorf("user policy after DELETE: %s", r.Body)
 	}
 }
@@ -374,10 +375,10 @@ func (s *routeRun) deleteUserPolicy(t *testing.T) {
 // deleteUser also revokes the user's key, which the gateway then refuses.
 func (s *routeRun) deleteUser(t *testing.T) {
 	c := s.admin(t)
-	if r := c.must(200, "DELETE", "/admin/users/"+s.user, nil); r.JSON("id").String() != s.user || r.JSON("deleted_at").String() == "" {
+	if r := c.Must(200, "DELETE", "/admin/users/"+s.user, nil); r.JSON("id").String() != s.user || r.JSON("deleted_at").String() == "" {
 		t.Errorf("deleted user: %s", r.Body)
 	}
-	if k := c.must(200, "GET", "/admin/keys/"+s.keyID, nil); k.JSON("status").String() != "revoked" {
+	if k := c.Must(200, "GET", "/admin/keys/"+s.keyID, nil); k.JSON("status").String() != "revoked" {
 		t.Errorf("the deleted user's key: %s", k.Body)
 	}
 	admWaitChat(t, s.e, s.key, "gpt-test", 401, 5*time.Second, "the deleted user's key to be refused")
@@ -386,10 +387,10 @@ func (s *routeRun) deleteUser(t *testing.T) {
 // deleteTenant: with its users deleted and its keys and tokens revoked, the tenant can go.
 func (s *routeRun) deleteTenant(t *testing.T) {
 	c := s.admin(t)
-	if r := c.must(200, "DELETE", "/admin/tenants/"+s.tenant, nil); r.JSON("id").String() != s.tenant || r.JSON("deleted_at").String() == "" {
+	if r := c.Must(200, "DELETE", "/admin/tenants/"+s.tenant, nil); r.JSON("id").String() != s.tenant || r.JSON("deleted_at").String() == "" {
 		t.Errorf("deleted tenant: %s", r.Body)
 	}
-	if r := c.must(200, "GET", "/admin/tenants?q="+s.tenant, nil); len(r.ids()) != 0 {
+	if r := c.Must(200, "GET", "/admin/tenants?q="+s.tenant, nil); len(r.IDs()) != 0 {
 		t.Errorf("a deleted tenant is still listed: %s", r.Body)
 	}
 }
@@ -397,7 +398,7 @@ func (s *routeRun) deleteTenant(t *testing.T) {
 // auditLog: every change of the run is in the admin audit log, by whom and under which request.
 func (s *routeRun) auditLog(t *testing.T) {
 	c := s.admin(t)
-	r := c.must(200, "GET", "/admin/audit-log?limit=1000&tenant_id="+s.tenant, nil)
+	r := c.Must(200, "GET", "/admin/audit-log?limit=1000&tenant_id="+s.tenant, nil)
 	seen := map[string]bool{}
 	var created gjson.Result
 	for _, it := range r.JSON("data").Array() {
@@ -416,18 +417,18 @@ func (s *routeRun) auditLog(t *testing.T) {
 	if created.Get("request_id").String() != s.keyRequestID || created.Get("actor").String() != "bootstrap" {
 		t.Errorf("key.create entry, want request %s: %s", s.keyRequestID, created.Raw)
 	}
-	global := c.must(200, "GET", "/admin/audit-log?target="+url.QueryEscape(s.deployment), nil)
+	global := c.Must(200, "GET", "/admin/audit-log?target="+url.QueryEscape(s.deployment), nil)
 	var actions []string
 	for _, it := range global.JSON("data").Array() {
 		actions = append(actions, it.Get("action").String())
 	}
-	if !sameSet(actions, []string{"deployment.reset", "deployment.update"}) {
+	if !admintest.SameSet(actions, []string{"deployment.reset", "deployment.update"}) {
 		t.Errorf("audit log of deployment %s: %v", s.deployment, actions)
 	}
 }
 
 // idsAt lists the "id" of every item of the list at path.
-func idsAt(r admResp, path string) []string {
+func idsAt(r admintest.Resp, path string) []string {
 	var out []string
 	for _, it := range r.JSON(path).Array() {
 		out = append(out, it.Get("id").String())

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/llmgate/llmgate/admin/admintest"
 	"github.com/llmgate/llmgate/quota"
 )
 
@@ -19,7 +20,7 @@ import (
 // route that is not registered. The rows run in order, each on what the rows before it made (a
 // tenant, a user and a key, traffic through the public API so the ledger has rows, a price,
 // credits, policies, a deployment override), and each checks a field of its answer besides the
-// status. Edge cases and refusals live in the other e2e_admin_*_test.go files.
+// status. Edge cases and refusals live in the other e2e_admin_*_test.go files and in admin/.
 
 // routeStep is one row of the table.
 type routeStep struct {
@@ -202,17 +203,17 @@ const (
 	routeBalance   = "4.499939" // 5 topped up, 0.5 taken back, 0.000061 charged
 )
 
-func (s *routeRun) admin(t *testing.T) *admClient { return newAdmClient(t, s.e) }
+func (s *routeRun) admin(t *testing.T) *admintest.Client { return newAdmClient(t, s.e) }
 
 // public is a client of the public API with an API key.
-func (s *routeRun) public(t *testing.T, key string) *admClient {
-	return &admClient{t: t, base: s.e.app.publicURL, token: key, hc: s.e.http}
+func (s *routeRun) public(t *testing.T, key string) *admintest.Client {
+	return admintest.NewClient(t, s.e.app.publicURL, key, s.e.http)
 }
 
 // relay sends one gpt-test request of the user's and remembers its id for the ledger checks.
-func (s *routeRun) relay(t *testing.T, key, path, body string) admResp {
+func (s *routeRun) relay(t *testing.T, key, path, body string) admintest.Resp {
 	t.Helper()
-	r := s.public(t, key).must(200, "POST", path, body)
+	r := s.public(t, key).Must(200, "POST", path, body)
 	id := r.Header.Get("X-Request-Id")
 	if id == "" {
 		t.Fatalf("POST %s: no X-Request-Id", path)
@@ -227,7 +228,7 @@ func (s *routeRun) waitRecorded(t *testing.T) {
 	t.Helper()
 	waitFor(t, 10*time.Second, "the usage records of every request", func() bool {
 		seen := map[string]bool{}
-		for _, it := range s.admin(t).must(200, "GET", "/admin/audit?size=1000&userId="+s.user, nil).JSON("data").Array() {
+		for _, it := range s.admin(t).Must(200, "GET", "/admin/audit?size=1000&userId="+s.user, nil).JSON("data").Array() {
 			seen[it.Get("request_id").String()] = true
 		}
 		for _, id := range s.relays {
@@ -240,19 +241,19 @@ func (s *routeRun) waitRecorded(t *testing.T) {
 }
 
 func (s *routeRun) adminLive(t *testing.T) {
-	if r := s.admin(t).as("").must(200, "GET", "/health/live", nil); r.JSON("status").String() != "ok" {
+	if r := s.admin(t).As("").Must(200, "GET", "/health/live", nil); r.JSON("status").String() != "ok" {
 		t.Errorf("admin /health/live: %s", r.Body)
 	}
 }
 
 func (s *routeRun) adminReady(t *testing.T) {
-	if r := s.admin(t).as("").must(200, "GET", "/health/ready", nil); r.JSON("status").String() != "ok" {
+	if r := s.admin(t).As("").Must(200, "GET", "/health/ready", nil); r.JSON("status").String() != "ok" {
 		t.Errorf("admin /health/ready: %s", r.Body)
 	}
 }
 
 func (s *routeRun) openAPI(t *testing.T) {
-	r := s.admin(t).must(200, "GET", "/admin/openapi.yaml", nil)
+	r := s.admin(t).Must(200, "GET", "/admin/openapi.yaml", nil)
 	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/yaml") || !strings.HasPrefix(r.Body, "openapi: 3") ||
 		!strings.Contains(r.Body, "\n  /admin/keys/{id}/rotate:") {
 		t.Errorf("OpenAPI document: Content-Type %q, %.200s", r.Header.Get("Content-Type"), r.Body)
@@ -260,7 +261,7 @@ func (s *routeRun) openAPI(t *testing.T) {
 }
 
 func (s *routeRun) createTenant(t *testing.T) {
-	r := s.admin(t).must(201, "POST", "/admin/tenants", map[string]any{"id": s.tenant, "name": "Route Check Ltd",
+	r := s.admin(t).Must(201, "POST", "/admin/tenants", map[string]any{"id": s.tenant, "name": "Route Check Ltd",
 		"models": []string{"gpt-test", "other"}, "limits": map[string]any{"rpm": 1000}, "metadata": map[string]string{"plan": "gold"}})
 	if r.JSON("id").String() != s.tenant || r.JSON("models").Raw != `["gpt-test","other"]` ||
 		r.JSON("limits.rpm").Int() != 1000 || r.JSON("metadata.plan").String() != "gold" {
@@ -269,28 +270,28 @@ func (s *routeRun) createTenant(t *testing.T) {
 }
 
 func (s *routeRun) listTenants(t *testing.T) {
-	r := s.admin(t).must(200, "GET", "/admin/tenants?q="+s.tenant, nil)
-	if !sameSet(r.ids(), []string{s.tenant}) || r.JSON("data.0.limits.rpm").Int() != 1000 {
+	r := s.admin(t).Must(200, "GET", "/admin/tenants?q="+s.tenant, nil)
+	if !admintest.SameSet(r.IDs(), []string{s.tenant}) || r.JSON("data.0.limits.rpm").Int() != 1000 {
 		t.Errorf("tenants matching %s: %s", s.tenant, r.Body)
 	}
 }
 
 func (s *routeRun) getTenant(t *testing.T) {
-	r := s.admin(t).must(200, "GET", "/admin/tenants/"+s.tenant, nil)
+	r := s.admin(t).Must(200, "GET", "/admin/tenants/"+s.tenant, nil)
 	if r.JSON("name").String() != "Route Check Ltd" || r.JSON("created_at").String() == "" {
 		t.Errorf("tenant: %s", r.Body)
 	}
 }
 
 func (s *routeRun) patchTenant(t *testing.T) {
-	r := s.admin(t).must(200, "PATCH", "/admin/tenants/"+s.tenant, map[string]any{"name": "Route Check Group"})
+	r := s.admin(t).Must(200, "PATCH", "/admin/tenants/"+s.tenant, map[string]any{"name": "Route Check Group"})
 	if r.JSON("name").String() != "Route Check Group" || r.JSON("models").Raw != `["gpt-test","other"]` || r.JSON("updated_at").String() == "" {
 		t.Errorf("patched tenant: %s", r.Body)
 	}
 }
 
 func (s *routeRun) createUser(t *testing.T) {
-	r := s.admin(t).must(201, "POST", "/admin/users", map[string]any{"id": s.user, "tenant_id": s.tenant,
+	r := s.admin(t).Must(201, "POST", "/admin/users", map[string]any{"id": s.user, "tenant_id": s.tenant,
 		"email": "ops@route.example", "metadata": map[string]string{"team": "payments"}})
 	if r.JSON("tenant_id").String() != s.tenant || r.JSON("tier").String() != "open" || r.JSON("email").String() != "ops@route.example" {
 		t.Errorf("created user: %s", r.Body)
@@ -298,26 +299,26 @@ func (s *routeRun) createUser(t *testing.T) {
 }
 
 func (s *routeRun) listUsers(t *testing.T) {
-	if r := s.admin(t).must(200, "GET", "/admin/users?tenant_id="+s.tenant, nil); !sameSet(r.ids(), []string{s.user}) {
+	if r := s.admin(t).Must(200, "GET", "/admin/users?tenant_id="+s.tenant, nil); !admintest.SameSet(r.IDs(), []string{s.user}) {
 		t.Errorf("users of %s: %s", s.tenant, r.Body)
 	}
 }
 
 func (s *routeRun) getUser(t *testing.T) {
-	if r := s.admin(t).must(200, "GET", "/admin/users/"+s.user, nil); r.JSON("email").String() != "ops@route.example" || r.JSON("metadata.team").String() != "payments" {
+	if r := s.admin(t).Must(200, "GET", "/admin/users/"+s.user, nil); r.JSON("email").String() != "ops@route.example" || r.JSON("metadata.team").String() != "payments" {
 		t.Errorf("user: %s", r.Body)
 	}
 }
 
 func (s *routeRun) patchUser(t *testing.T) {
-	r := s.admin(t).must(200, "PATCH", "/admin/users/"+s.user, map[string]any{"external_id": "crm-42"})
+	r := s.admin(t).Must(200, "PATCH", "/admin/users/"+s.user, map[string]any{"external_id": "crm-42"})
 	if r.JSON("external_id").String() != "crm-42" || r.JSON("email").String() != "ops@route.example" || r.JSON("updated_at").String() == "" {
 		t.Errorf("patched user: %s", r.Body)
 	}
 }
 
 func (s *routeRun) createKey(t *testing.T) {
-	r := s.admin(t).must(201, "POST", "/admin/keys", map[string]any{"name": "route check", "user_id": s.user})
+	r := s.admin(t).Must(201, "POST", "/admin/keys", map[string]any{"name": "route check", "user_id": s.user})
 	s.keyID, s.key, s.keyRequestID = r.JSON("id").String(), r.JSON("key").String(), r.Header.Get("X-Request-Id")
 	if !strings.HasPrefix(s.key, "sk-lg-") || !strings.HasPrefix(s.key, r.JSON("prefix").String()) || r.JSON("tenant_id").String() != s.tenant ||
 		r.JSON("status").String() != "active" || s.keyID == "" || s.keyRequestID == "" {
@@ -326,21 +327,21 @@ func (s *routeRun) createKey(t *testing.T) {
 }
 
 func (s *routeRun) listKeys(t *testing.T) {
-	r := s.admin(t).must(200, "GET", "/admin/keys?user_id="+s.user, nil)
-	if !sameSet(r.ids(), []string{s.keyID}) || r.JSON("data.0.key").Exists() || !strings.HasPrefix(s.key, r.JSON("data.0.prefix").String()) {
+	r := s.admin(t).Must(200, "GET", "/admin/keys?user_id="+s.user, nil)
+	if !admintest.SameSet(r.IDs(), []string{s.keyID}) || r.JSON("data.0.key").Exists() || !strings.HasPrefix(s.key, r.JSON("data.0.prefix").String()) {
 		t.Errorf("keys of %s: %s", s.user, r.Body)
 	}
 }
 
 func (s *routeRun) getKey(t *testing.T) {
-	r := s.admin(t).must(200, "GET", "/admin/keys/"+s.keyID, nil)
+	r := s.admin(t).Must(200, "GET", "/admin/keys/"+s.keyID, nil)
 	if r.JSON("name").String() != "route check" || r.JSON("user_id").String() != s.user || r.JSON("key").Exists() {
 		t.Errorf("key: %s", r.Body)
 	}
 }
 
 func (s *routeRun) patchKey(t *testing.T) {
-	r := s.admin(t).must(200, "PATCH", "/admin/keys/"+s.keyID, map[string]any{"name": "route check (renamed)", "limits": map[string]any{"rpm": 500}})
+	r := s.admin(t).Must(200, "PATCH", "/admin/keys/"+s.keyID, map[string]any{"name": "route check (renamed)", "limits": map[string]any{"rpm": 500}})
 	if r.JSON("name").String() != "route check (renamed)" || r.JSON("limits.rpm").Int() != 500 {
 		t.Errorf("patched key: %s", r.Body)
 	}
@@ -348,7 +349,7 @@ func (s *routeRun) patchKey(t *testing.T) {
 
 // rotateKey: the new secret works at once and the old one through its grace period.
 func (s *routeRun) rotateKey(t *testing.T) {
-	r := s.admin(t).must(200, "POST", "/admin/keys/"+s.keyID+"/rotate", map[string]any{"grace_seconds": 3600})
+	r := s.admin(t).Must(200, "POST", "/admin/keys/"+s.keyID+"/rotate", map[string]any{"grace_seconds": 3600})
 	until, err := time.Parse(time.RFC3339Nano, r.JSON("previous_key_expires_at").String())
 	if left := time.Until(until); err != nil || left < 59*time.Minute || left > 61*time.Minute {
 		t.Errorf("previous_key_expires_at %q, want an hour from now: %s", r.JSON("previous_key_expires_at").String(), r.Body)
@@ -364,11 +365,11 @@ func (s *routeRun) rotateKey(t *testing.T) {
 // revokeKey revokes a key of its own, which the gateway then refuses.
 func (s *routeRun) revokeKey(t *testing.T) {
 	c := s.admin(t)
-	spare := c.must(201, "POST", "/admin/keys", map[string]any{"name": "spare", "tenant_id": s.tenant})
+	spare := c.Must(201, "POST", "/admin/keys", map[string]any{"name": "spare", "tenant_id": s.tenant})
 	if st := admChat(s.e, spare.JSON("key").String(), "gpt-test"); st != 200 {
 		t.Fatalf("chat with the spare key: HTTP %d", st)
 	}
-	r := c.must(200, "DELETE", "/admin/keys/"+spare.JSON("id").String(), nil)
+	r := c.Must(200, "DELETE", "/admin/keys/"+spare.JSON("id").String(), nil)
 	if r.JSON("status").String() != "revoked" || r.JSON("revoked_at").String() == "" {
 		t.Errorf("revoked key: %s", r.Body)
 	}

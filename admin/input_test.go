@@ -1,6 +1,7 @@
-package main
+package admin_test
 
 import (
+	"context"
 	"encoding/csv"
 	"net/url"
 	"slices"
@@ -9,7 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/admin/admintest"
+	"github.com/llmgate/llmgate/apikey"
+	"github.com/llmgate/llmgate/store"
 )
 
 // Hostile input to the admin API: SQL metacharacters and LIKE wildcards in every filter, and
@@ -73,11 +79,11 @@ func expectFiltered(items []gjson.Result, idField string, fields []string, rule 
 
 // injectionData makes tenants, users, keys and tokens whose names hold the characters a broken
 // escape would let loose, next to look-alikes an unescaped wildcard would wrongly match.
-func injectionData(t *testing.T, e *env, c *admClient) (key string) {
+func injectionData(t *testing.T, c *admintest.Client) (key admintest.Resp) {
 	t.Helper()
 	for _, tn := range [][2]string{{"inj-pct", "50% off"}, {"inj-und", "a_b"}, {"inj-x", "50X offaXb"}, {"inj-bs", `back\slash`},
 		{"inj-uni", "ünïcødé 名前"}, {"inj-quote", `O'Brien "quoted"; --`}} {
-		r := c.must(201, "POST", "/admin/tenants", map[string]any{"id": tn[0], "name": tn[1]})
+		r := c.Must(201, "POST", "/admin/tenants", map[string]any{"id": tn[0], "name": tn[1]})
 		if r.JSON("name").String() != tn[1] {
 			t.Errorf("tenant name %q came back as %q", tn[1], r.JSON("name").String())
 		}
@@ -85,16 +91,16 @@ func injectionData(t *testing.T, e *env, c *admClient) (key string) {
 	for _, u := range [][4]string{{"inj-u1", "inj-pct", "pct%x@example.com", "ext%1"}, {"inj-u2", "inj-und", "und_x@example.com", "ext_1"},
 		{"inj-u3", "inj-x", "undXx@example.com", "extX1"}, {"inj-u4", "inj-bs", `bs\x@example.com`, `ext\1`},
 		{"inj-u5", "inj-uni", "ü@example.com", "名前"}, {"inj-u6", "inj-quote", "q@example.com", `' OR 1=1 --`}} {
-		c.must(201, "POST", "/admin/users", map[string]any{"id": u[0], "tenant_id": u[1], "email": u[2], "external_id": u[3]})
+		c.Must(201, "POST", "/admin/users", map[string]any{"id": u[0], "tenant_id": u[1], "email": u[2], "external_id": u[3]})
 	}
 	for i, n := range []string{"key%pct", "key_und", "keyXund", `key\bs`, "ключ", `'; DROP TABLE api_keys; --`} {
-		r := c.must(201, "POST", "/admin/keys", map[string]any{"name": n, "user_id": "inj-u" + string(rune('1'+i))})
+		r := c.Must(201, "POST", "/admin/keys", map[string]any{"name": n, "user_id": "inj-u" + string(rune('1'+i))})
 		if i == 0 {
-			key = r.JSON("key").String()
+			key = r
 		}
 	}
 	for _, n := range []string{"tok%pct", "tok_und", "tokXund", `tok\bs`} {
-		c.must(201, "POST", "/admin/tokens", map[string]any{"name": n, "role": "viewer"})
+		c.Must(201, "POST", "/admin/tokens", map[string]any{"name": n, "role": "viewer"})
 	}
 	return key
 }
@@ -103,17 +109,22 @@ func injectionData(t *testing.T, e *env, c *admClient) (key string) {
 // escapes, unicode and very long values without a 500 and without matching anything but what the
 // value literally says; the tables are intact afterwards.
 func TestAdminFiltersResistInjection(t *testing.T) {
-	adminStores(t, func(t *testing.T, e *env) {
-		c := newAdmClient(t, e)
-		key := injectionData(t, e, c)
-		if st := admChat(e, key, "gpt-test"); st != 200 {
-			t.Fatalf("chat: HTTP %d", st)
+	bothStores(t, func(t *testing.T, srv *server) {
+		c := srv.client(t)
+		key := injectionData(t, c)
+		// one request of the first key, written as the gateway's usage recorder writes it
+		now := time.Now().UTC()
+		if n, err := srv.store.InsertUsage(context.Background(), []store.UsageRecord{{RequestID: uuid.NewString(),
+			TraceID: uuid.NewString(), KeyID: key.JSON("id").String(), UserID: "inj-u1", TenantID: "inj-pct", Model: "gpt-test",
+			UpstreamModel: "up-model", Provider: "up", Deployment: "up/up-model", Endpoint: "chat/completions", Status: 200,
+			PromptTokens: 8, CompletionTokens: 20, UsageSource: "provider", LatencyMS: 5, StartedAt: now.Add(-5 * time.Millisecond),
+			EndedAt: now}}); err != nil || n != 1 {
+			t.Fatalf("writing a usage record: %d written, %v", n, err)
 		}
-		e.allUsage(1)
-		month := time.Now().UTC().Format("2006-01")
-		waitFor(t, 10*time.Second, "the billing rollup", func() bool {
-			return c.must(200, "GET", "/admin/billing/summary?month="+month+"&userId=inj-u1", nil).JSON("total.requests").Int() == 1
-		})
+		month := now.Format("2006-01")
+		if sum := c.Must(200, "GET", "/admin/billing/summary?month="+month+"&userId=inj-u1", nil); sum.JSON("total.requests").Int() != 1 {
+			t.Fatalf("the billing rollup: %s", sum.Body)
+		}
 
 		type list struct {
 			path, idField string
@@ -129,7 +140,7 @@ func TestAdminFiltersResistInjection(t *testing.T) {
 		}
 		full := map[string][]gjson.Result{}
 		for name, l := range lists {
-			full[name] = c.must(200, "GET", l.path, nil).JSON("data").Array()
+			full[name] = c.Must(200, "GET", l.path, nil).JSON("data").Array()
 			if len(full[name]) == 0 {
 				t.Fatalf("%s is empty before the attack", name)
 			}
@@ -165,11 +176,11 @@ func TestAdminFiltersResistInjection(t *testing.T) {
 		for _, f := range filters {
 			l := lists[f.list]
 			for _, v := range injectionValues() {
-				r := c.do("GET", l.path+"&"+f.param+"="+url.QueryEscape(v), nil)
+				r := c.Do("GET", l.path+"&"+f.param+"="+url.QueryEscape(v), nil)
 				what := f.list + "?" + f.param + "=" + abbrev(v)
 				checked++
 				if r.Status == 400 && len(v) > l.max {
-					checkAdmError(t, r, 400, f.param, what)
+					admintest.CheckError(t, r, 400, f.param, what)
 					continue
 				}
 				if r.Status != 200 {
@@ -181,7 +192,7 @@ func TestAdminFiltersResistInjection(t *testing.T) {
 					got = append(got, it.Get(l.idField).String())
 				}
 				cs, ci := expectFiltered(full[f.list], l.idField, f.fields, f.rule, v)
-				if !sameSet(got, cs) && !sameSet(got, ci) {
+				if !admintest.SameSet(got, cs) && !admintest.SameSet(got, ci) {
 					t.Errorf("%s: %d items %v, want %v", what, len(got), abbrevAll(got), abbrevAll(cs))
 				}
 				if len(cs) > 0 && len(cs) < len(full[f.list]) {
@@ -201,18 +212,18 @@ func TestAdminFiltersResistInjection(t *testing.T) {
 		}
 		// whatever the filter, status is one of the allowed values
 		for _, v := range injectionValues() {
-			checkAdmError(t, c.do("GET", "/admin/keys?status="+url.QueryEscape(v), nil), 400, "status", "keys?status="+abbrev(v))
-			checkAdmError(t, c.do("GET", "/admin/tokens?role="+url.QueryEscape(v), nil), 400, "role", "tokens?role="+abbrev(v))
+			admintest.CheckError(t, c.Do("GET", "/admin/keys?status="+url.QueryEscape(v), nil), 400, "status", "keys?status="+abbrev(v))
+			admintest.CheckError(t, c.Do("GET", "/admin/tokens?role="+url.QueryEscape(v), nil), 400, "role", "tokens?role="+abbrev(v))
 		}
 
 		// billing: exact ids, so no injected value finds a row, while the real one does
 		for _, v := range injectionValues() {
 			for _, p := range []string{"userId", "tenantId"} {
-				s := c.do("GET", "/admin/billing/summary?month="+month+"&"+p+"="+url.QueryEscape(v), nil)
+				s := c.Do("GET", "/admin/billing/summary?month="+month+"&"+p+"="+url.QueryEscape(v), nil)
 				if s.Status != 200 || s.JSON("total.requests").Int() != 0 {
 					t.Errorf("billing/summary?%s=%s: HTTP %d %.200s", p, abbrev(v), s.Status, s.Body)
 				}
-				r := c.do("GET", "/admin/billing/records.csv?"+p+"="+url.QueryEscape(v), nil)
+				r := c.Do("GET", "/admin/billing/records.csv?"+p+"="+url.QueryEscape(v), nil)
 				rows, err := csv.NewReader(strings.NewReader(r.Body)).ReadAll()
 				if r.Status != 200 || err != nil || len(rows) != 1 {
 					t.Errorf("billing/records.csv?%s=%s: HTTP %d, %d rows (%v)", p, abbrev(v), r.Status, len(rows), err)
@@ -221,7 +232,7 @@ func TestAdminFiltersResistInjection(t *testing.T) {
 			checked += 4
 		}
 		for _, p := range []string{"userId=inj-u1", "tenantId=inj-pct"} {
-			rows, _ := csv.NewReader(strings.NewReader(c.must(200, "GET", "/admin/billing/records.csv?"+p, nil).Body)).ReadAll()
+			rows, _ := csv.NewReader(strings.NewReader(c.Must(200, "GET", "/admin/billing/records.csv?"+p, nil).Body)).ReadAll()
 			if len(rows) != 2 {
 				t.Errorf("records.csv?%s: %d rows, want the header and one", p, len(rows))
 			}
@@ -231,28 +242,29 @@ func TestAdminFiltersResistInjection(t *testing.T) {
 		for _, v := range injectionValues() {
 			pv := url.PathEscape(v)
 			for _, p := range []string{"/admin/tenants/", "/admin/users/", "/admin/keys/", "/admin/tokens/"} {
-				if r := c.do("GET", p+pv, nil); r.Status != 404 {
+				if r := c.Do("GET", p+pv, nil); r.Status != 404 {
 					t.Errorf("GET %s%s: HTTP %d, want 404", p, abbrev(v), r.Status)
 				}
 			}
-			if r := c.do("GET", "/admin/audit/"+pv, nil); r.Status != 200 || len(r.JSON("data").Array()) != 0 {
+			if r := c.Do("GET", "/admin/audit/"+pv, nil); r.Status != 200 || len(r.JSON("data").Array()) != 0 {
 				t.Errorf("GET /admin/audit/%s: HTTP %d %.200s", abbrev(v), r.Status, r.Body)
 			}
 			checked += 5
 		}
 		t.Logf("%d hostile requests", checked)
 
-		// nothing was lost or changed, and the gateway still serves
+		// nothing was lost or changed, and the key still authenticates
 		for name, l := range lists {
-			after := c.must(200, "GET", l.path, nil).JSON("data").Array()
+			after := c.Must(200, "GET", l.path, nil).JSON("data").Array()
 			if len(after) != len(full[name]) {
 				t.Errorf("%s: %d items after the attack, %d before", name, len(after), len(full[name]))
 			}
 		}
-		if st := admChat(e, key, "gpt-test"); st != 200 {
-			t.Errorf("chat after the attack: HTTP %d", st)
+		if k, err := srv.store.KeyBySecret(context.Background(), apikey.Hash(key.JSON("key").String()), time.Now()); err != nil ||
+			k.ID != key.JSON("id").String() || k.RevokedAt != nil {
+			t.Errorf("the key after the attack: %+v, %v", k, err)
 		}
-		if g := c.must(200, "GET", "/admin/tenants/inj-quote", nil); g.JSON("name").String() != `O'Brien "quoted"; --` {
+		if g := c.Must(200, "GET", "/admin/tenants/inj-quote", nil); g.JSON("name").String() != `O'Brien "quoted"; --` {
 			t.Errorf("tenant name: %s", g.Body)
 		}
 	})
@@ -280,15 +292,15 @@ func abbrevAll(ss []string) []string {
 // fields, wrong types and empty bodies get 400 naming the field where there is one; nothing is
 // created by any of them.
 func TestAdminRejectsBadBodies(t *testing.T) {
-	adminStores(t, func(t *testing.T, e *env) {
-		c := newAdmClient(t, e)
-		c.must(201, "POST", "/admin/users", map[string]any{"id": "body-user"})
-		k := c.must(201, "POST", "/admin/keys", map[string]any{"name": "body-key", "user_id": "body-user"})
+	bothStores(t, func(t *testing.T, srv *server) {
+		c := srv.client(t)
+		c.Must(201, "POST", "/admin/users", map[string]any{"id": "body-user"})
+		k := c.Must(201, "POST", "/admin/keys", map[string]any{"name": "body-key", "user_id": "body-user"})
 		kid := k.JSON("id").String()
 		count := func() map[string]int {
 			out := map[string]int{}
 			for _, p := range []string{"/admin/tenants", "/admin/users", "/admin/keys", "/admin/tokens", "/admin/audit-log"} {
-				out[p] = len(c.must(200, "GET", p+"?limit=1000", nil).JSON("data").Array())
+				out[p] = len(c.Must(200, "GET", p+"?limit=1000", nil).JSON("data").Array())
 			}
 			return out
 		}
@@ -317,16 +329,16 @@ func TestAdminRejectsBadBodies(t *testing.T) {
 		}
 		for _, r := range routes {
 			rt := r.method + " " + r.path
-			checkAdmError(t, c.do(r.method, r.path, huge), 413, "", rt+" with a body over 1 MiB")
+			admintest.CheckError(t, c.Do(r.method, r.path, huge), 413, "", rt+" with a body over 1 MiB")
 			for _, b := range []string{`{"name":`, `{"name":"x"} {"name":"y"}`, `{"name":"x"}garbage`, `[]`, `hello`, `{"a":1,}`, "\x00"} {
-				checkAdmError(t, c.do(r.method, r.path, b), 400, "-", rt+" with "+shortQuote(b))
+				admintest.CheckError(t, c.Do(r.method, r.path, b), 400, "-", rt+" with "+shortQuote(b))
 			}
-			checkAdmError(t, c.do(r.method, r.path, `{"zzz_unknown":1}`), 400, "zzz_unknown", rt+" with an unknown field")
+			admintest.CheckError(t, c.Do(r.method, r.path, `{"zzz_unknown":1}`), 400, "zzz_unknown", rt+" with an unknown field")
 			if !r.emptyOK {
-				checkAdmError(t, c.do(r.method, r.path, ""), 400, "", rt+" with an empty body")
+				admintest.CheckError(t, c.Do(r.method, r.path, ""), 400, "", rt+" with an empty body")
 			}
 			for b, param := range r.wrong {
-				checkAdmError(t, c.do(r.method, r.path, b), 400, param, rt+" with "+b)
+				admintest.CheckError(t, c.Do(r.method, r.path, b), 400, param, rt+" with "+b)
 			}
 		}
 		after := count()
@@ -335,10 +347,10 @@ func TestAdminRejectsBadBodies(t *testing.T) {
 				t.Errorf("%s: %d items after the bad bodies, %d before", p, after[p], n)
 			}
 		}
-		if g := c.must(200, "GET", "/admin/keys/"+kid, nil); g.JSON("prefix").String() != k.JSON("prefix").String() || g.JSON("name").String() != "body-key" {
+		if g := c.Must(200, "GET", "/admin/keys/"+kid, nil); g.JSON("prefix").String() != k.JSON("prefix").String() || g.JSON("name").String() != "body-key" {
 			t.Errorf("the key changed: %s", g.Body)
 		}
-		if !slices.Contains(c.must(200, "GET", "/admin/users", nil).ids(), "body-user") {
+		if !slices.Contains(c.Must(200, "GET", "/admin/users", nil).IDs(), "body-user") {
 			t.Errorf("body-user is gone")
 		}
 	})
@@ -354,15 +366,15 @@ func shortQuote(s string) string {
 // TestAdminTimeFieldErrorsNameTheField: an expires_at that is not an RFC 3339 string is refused
 // with 400 naming expires_at, like every other field of the wrong shape.
 func TestAdminTimeFieldErrorsNameTheField(t *testing.T) {
-	e := newEnv(t)
-	c := newAdmClient(t, e)
-	kid := c.must(201, "POST", "/admin/keys", map[string]any{"name": "time-key"}).JSON("id").String()
+	srv := newServer(t, backend{})
+	c := srv.client(t)
+	kid := c.Must(201, "POST", "/admin/keys", map[string]any{"name": "time-key"}).JSON("id").String()
 	for _, tc := range []struct{ method, path, body string }{
 		{"POST", "/admin/keys", `{"expires_at":"tomorrow"}`},
 		{"POST", "/admin/keys", `{"expires_at":5}`},
 		{"PATCH", "/admin/keys/" + kid, `{"expires_at":"2026-13-01T00:00:00Z"}`},
 		{"POST", "/admin/tokens", `{"name":"x","role":"viewer","expires_at":"soon"}`},
 	} {
-		checkAdmError(t, c.do(tc.method, tc.path, tc.body), 400, "expires_at", tc.method+" "+tc.path+" with "+tc.body)
+		admintest.CheckError(t, c.Do(tc.method, tc.path, tc.body), 400, "expires_at", tc.method+" "+tc.path+" with "+tc.body)
 	}
 }
