@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/tidwall/sjson"
-
-	"github.com/llmgate/llmgate/gateway"
 )
 
 // bodyError is an OpenAI error body with its param.
@@ -87,7 +85,7 @@ func TestRoutingFieldsNeverReachUpstream(t *testing.T) {
 // TestBodyReadTimeoutRecordedAsTimeout stalls a body past gateway.body_read_timeout: the client
 // is answered 408 and the usage record says timeout, not a client that went away (499).
 func TestBodyReadTimeoutRecordedAsTimeout(t *testing.T) {
-	e := newEnv(t, func(o *gateway.Options) { o.BodyReadTimeout = 300 * time.Millisecond })
+	e := newEnv(t, func(c *envConfig) { c.BodyReadTimeout = 300 * time.Millisecond })
 	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -57,8 +59,35 @@ type env struct {
 	baseURL string // public API root, ending in /v1
 }
 
-// envOption changes the gateway's options before it is built.
-type envOption func(*gateway.Options)
+// envConfig is what an envOption may change before the gateway is built: its options, and
+// more providers and public models beside the standard ones.
+type envConfig struct {
+	gateway.Options
+	providers map[string]providers.Provider
+	models    []providers.ModelConfig
+	err       error // the first provider that could not be built
+}
+
+// envOption changes the gateway's configuration before it is built.
+type envOption func(*envConfig)
+
+// withProvider adds provider p (or the error building it) under name, serving the public model
+// public as upstream model model.
+func withProvider(name string, p providers.Provider, err error, public, model string) envOption {
+	return func(c *envConfig) {
+		if err != nil {
+			c.err = errors.Join(c.err, fmt.Errorf("provider %s: %w", name, err))
+			return
+		}
+		c.providers[name] = p
+		c.models = append(c.models, providers.ModelConfig{Name: public,
+			Deployments: []providers.DeploymentConfig{{Provider: name, Model: model}}})
+	}
+}
+
+// loopback is the outbound policy of the test providers: the simulated upstreams listen on
+// loopback, which the default policy refuses.
+var loopback = outbound.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
 
 // testKey is a key made for a test: its id and its plaintext.
 type testKey struct {
@@ -110,10 +139,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		}
 	})
 
-	// The simulated upstreams listen on loopback, which the outbound policy refuses by default.
-	policy := outbound.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
 	provider := func(base string) providers.Provider {
-		p, err := openaiprov.New(openaiprov.Options{BaseURL: base + "/v1", APIKey: upstreamKey, Outbound: policy})
+		p, err := openaiprov.New(openaiprov.Options{BaseURL: base + "/v1", APIKey: upstreamKey, Outbound: loopback})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,22 +156,33 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		{Name: "failover", Deployments: []providers.DeploymentConfig{
 			{Provider: "dead", Model: "m", Priority: 0}, {Provider: "up", Model: "fallback-model", Priority: 1}}},
 	}
-	router, err := providers.NewRouter(models, providers.RoutingConfig{}, provs, nil)
+	cfg := envConfig{Options: gateway.Options{KeyCacheTTL: 500 * time.Millisecond, NegativeKeyCacheTTL: 500 * time.Millisecond,
+		MaxBodyBytes: 1 << 20}, providers: provs, models: models}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	if cfg.err != nil {
+		t.Fatal(cfg.err)
+	}
+	router, err := providers.NewRouter(cfg.models, providers.RoutingConfig{}, cfg.providers, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { // runs after the server has closed: no request uses them any more
+		for _, p := range cfg.providers {
+			if ic, ok := p.(providers.IdleCloser); ok {
+				ic.CloseIdleConnections()
+			}
+		}
+	})
 	est, err := tokens.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	qo := quota.Options{DefaultTier: "open", Tiers: map[string]quota.Limits{"open": {}, "tiny": {RPM: 2}, "single": {Concurrent: 1}}}
-	o := gateway.Options{KeyCacheTTL: 500 * time.Millisecond, NegativeKeyCacheTTL: 500 * time.Millisecond, MaxBodyBytes: 1 << 20}
-	for _, opt := range opts {
-		opt(&o)
-	}
 	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st,
 		Limiter: quota.NewMemory(quota.LimiterOptions{LeaseTTL: qo.WithDefaults().LeaseTTL}), Quota: qo,
-		Router: router, Tokens: est, Usage: rec, Metrics: gateway.NewMetrics(prometheus.NewRegistry(), 0), Log: log}, o)
+		Router: router, Tokens: est, Usage: rec, Metrics: gateway.NewMetrics(prometheus.NewRegistry(), 0), Log: log}, cfg.Options)
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); gw.Run(runCtx) }()

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -42,23 +38,4 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
-}
-
-// rawStream reads a raw SSE stream, noting when each event arrived.
-type sseEvent struct {
-	data string
-	at   time.Time
-}
-
-func readEvents(t *testing.T, body io.Reader) []sseEvent {
-	t.Helper()
-	var out []sseEvent
-	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-			out = append(out, sseEvent{data: d, at: time.Now()})
-		}
-	}
-	return out
 }
