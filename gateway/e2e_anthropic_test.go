@@ -13,6 +13,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/anthropic"
 	"github.com/llmgate/llmgate/providers/mock"
 )
@@ -27,7 +28,8 @@ func anthropicEnv(t *testing.T) (*env, *mock.Handler) {
 	t.Cleanup(srv.Close)
 	p, err := anthropic.New(anthropic.Options{BaseURL: srv.URL, APIKey: upstreamKey,
 		Settings: anthropic.Settings{PassFields: []string{"mock"}}, Outbound: loopback})
-	return newEnv(t, withProvider("claude", p, err, "claude-test", "claude-up")), up
+	return newEnv(t, withRouting([]namedProvider{{"claude", p, err}}, providers.ModelConfig{Name: "claude-test",
+		Deployments: []providers.DeploymentConfig{{Provider: "claude", Model: "claude-up"}}})), up
 }
 
 // mockAnswer is the mock's answer of n tokens (see providers/mock's package doc).

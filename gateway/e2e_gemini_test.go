@@ -14,6 +14,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/gemini"
 	"github.com/llmgate/llmgate/providers/mock"
 )
@@ -28,7 +29,8 @@ const geminiUpstreamModel = "gemini-2.5-flash"
 // model routed to it.
 func withGemini(name, public, base string) envOption {
 	p, err := gemini.New(gemini.Options{BaseURL: base + "/v1beta", APIKey: upstreamKey, Outbound: loopback})
-	return withProvider(name, p, err, public, geminiUpstreamModel)
+	return withRouting([]namedProvider{{name, p, err}}, providers.ModelConfig{Name: public,
+		Deployments: []providers.DeploymentConfig{{Provider: name, Model: geminiUpstreamModel}}})
 }
 
 // newGeminiEnv starts a gateway whose "gemini-pub" model is served by a Gemini mock with opts.

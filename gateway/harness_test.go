@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/llmgate/llmgate/apikey"
@@ -57,6 +58,7 @@ type env struct {
 	key     string // a key allowed every model
 	http    *http.Client
 	baseURL string // public API root, ending in /v1
+	reg     *prometheus.Registry
 }
 
 // envConfig is what an envOption may change before the gateway is built: its options, and
@@ -71,18 +73,32 @@ type envConfig struct {
 // envOption changes the gateway's configuration before it is built.
 type envOption func(*envConfig)
 
-// withProvider adds provider p (or the error building it) under name, serving the public model
-// public as upstream model model.
-func withProvider(name string, p providers.Provider, err error, public, model string) envOption {
+// namedProvider is a provider to add to an env under name, or the error building it.
+type namedProvider struct {
+	name string
+	p    providers.Provider
+	err  error
+}
+
+// withRouting adds providers and public models to an env.
+func withRouting(provs []namedProvider, models ...providers.ModelConfig) envOption {
 	return func(c *envConfig) {
-		if err != nil {
-			c.err = errors.Join(c.err, fmt.Errorf("provider %s: %w", name, err))
-			return
+		for _, np := range provs {
+			if np.err != nil {
+				c.err = errors.Join(c.err, fmt.Errorf("provider %s: %w", np.name, np.err))
+				continue
+			}
+			c.providers[np.name] = np.p
 		}
-		c.providers[name] = p
-		c.models = append(c.models, providers.ModelConfig{Name: public,
-			Deployments: []providers.DeploymentConfig{{Provider: name, Model: model}}})
+		c.models = append(c.models, models...)
 	}
+}
+
+// openaiProvider is an OpenAI-compatible provider without a key in front of url (an httptest
+// server's, without /v1).
+func openaiProvider(name, url string) namedProvider {
+	p, err := openaiprov.New(openaiprov.Options{BaseURL: url + "/v1", Outbound: loopback})
+	return namedProvider{name, p, err}
 }
 
 // loopback is the outbound policy of the test providers: the simulated upstreams listen on
@@ -180,9 +196,10 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	qo := quota.Options{DefaultTier: "open", Tiers: map[string]quota.Limits{"open": {}, "tiny": {RPM: 2}, "single": {Concurrent: 1}}}
+	reg := prometheus.NewRegistry()
 	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st,
 		Limiter: quota.NewMemory(quota.LimiterOptions{LeaseTTL: qo.WithDefaults().LeaseTTL}), Quota: qo,
-		Router: router, Tokens: est, Usage: rec, Metrics: gateway.NewMetrics(prometheus.NewRegistry(), 0), Log: log}, cfg.Options)
+		Router: router, Tokens: est, Usage: rec, Metrics: gateway.NewMetrics(reg, 0), Log: log}, cfg.Options)
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); gw.Run(runCtx) }()
@@ -197,7 +214,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	tr := &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
 	t.Cleanup(tr.CloseIdleConnections)
 	e := &env{t: t, gw: gw, st: st, rec: rec, up: up, slow: slow, srv: srv, http: &http.Client{Transport: tr},
-		baseURL: srv.URL + "/v1"}
+		baseURL: srv.URL + "/v1", reg: reg}
 	e.key = e.newKey(keySpec{Name: "all"}).Key
 	return e
 }
@@ -322,6 +339,15 @@ func (e *env) allUsage(want int64) []store.UsageRecord {
 		e.t.Fatal(err)
 	}
 	return recs
+}
+
+// metrics returns the gateway's metrics in the text format (cmd/llmgate serves them on the admin
+// listener's /metrics).
+func (e *env) metrics() string {
+	e.t.Helper()
+	w := httptest.NewRecorder()
+	promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{}).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	return w.Body.String()
 }
 
 // waitFor polls cond until it holds or the timeout passes.
