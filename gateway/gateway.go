@@ -135,9 +135,31 @@ func (noPolicies) Lookup(quota.Kind, string, string) (store.QuotaPolicy, bool) {
 	return store.QuotaPolicy{}, false
 }
 
+// keyReader is what authentication reads of the store, on a key cache miss.
+type keyReader interface {
+	KeyBySecret(ctx context.Context, secretHash string, now time.Time) (store.APIKey, error)
+	GetUser(ctx context.Context, id string) (store.User, error)
+}
+
+// ledgerReader is what /v1/usage reads of the store: the key's daily rollups, and (as
+// billing.LedgerReader) the spend of subjects with a budget and the payer's credit account.
+type ledgerReader interface {
+	billing.LedgerReader
+	BillingRecords(ctx context.Context, f store.BillingFilter) ([]store.DailyUsage, error)
+}
+
+// pinger tells whether the store answers, for readiness and /v1/status.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Deps are the gateway's collaborators.
 type Deps struct {
-	Store    store.Store
+	// Store is pinged for readiness and /v1/status; Keys resolves API keys and their users;
+	// Ledger answers /v1/usage. All three are the store (store.Store implements them).
+	Store    pinger
+	Keys     keyReader
+	Ledger   ledgerReader
 	Limiter  quota.Limiter
 	Quota    quota.Options
 	Policies PolicyLookup // nil: no policies
@@ -156,7 +178,8 @@ type Deps struct {
 // Gateway serves the public API.
 type Gateway struct {
 	opts     Options
-	store    store.Store
+	store    pinger
+	ledger   ledgerReader
 	limiter  quota.Limiter
 	quota    quota.Options
 	policies PolicyLookup
@@ -185,7 +208,7 @@ func New(d Deps, opts Options) *Gateway {
 		d.Log = slog.Default()
 	}
 	q := d.Quota.WithDefaults()
-	g := &Gateway{opts: opts, store: d.Store, limiter: d.Limiter, quota: q, policies: d.Policies, prices: d.Prices, tokens: d.Tokens,
+	g := &Gateway{opts: opts, store: d.Store, ledger: d.Ledger, limiter: d.Limiter, quota: q, policies: d.Policies, prices: d.Prices, tokens: d.Tokens,
 		renewer: newRenewer(d.Limiter, q.LeaseTTL), usage: d.Usage, metrics: d.Metrics, log: d.Log}
 	if g.policies == nil {
 		g.policies = noPolicies{}
@@ -205,7 +228,7 @@ func New(d Deps, opts Options) *Gateway {
 	}
 	g.router.Store(d.Router)
 	g.bodies = &bodyChecker{maxDepth: opts.MaxJSONDepth, strip: opts.StripBodyFields}
-	g.keys = newKeyCache(d.Store, opts.KeyCacheTTL, opts.NegativeKeyCacheTTL, opts.KeyLookupsPerAddress, d.Metrics)
+	g.keys = newKeyCache(d.Keys, opts.KeyCacheTTL, opts.NegativeKeyCacheTTL, opts.KeyLookupsPerAddress, d.Metrics)
 	g.ready.Store(true)
 	return g
 }

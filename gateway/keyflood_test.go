@@ -50,7 +50,7 @@ func newOptionsGateway(t *testing.T, opts Options) (*Gateway, string, store.Stor
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := New(Deps{Store: st, Limiter: quota.NewMemory(quota.LimiterOptions{}), Router: router, Usage: &usageLog{}, Tokens: est,
+	g := New(Deps{Store: st, Keys: st, Ledger: st, Limiter: quota.NewMemory(quota.LimiterOptions{}), Router: router, Usage: &usageLog{}, Tokens: est,
 		Metrics: NewMetrics(prometheus.NewRegistry(), 0), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, opts)
 	return g, plain, st
 }

@@ -70,7 +70,7 @@ func setOf(names []string) map[string]struct{} {
 // known as valid costs the client's address one lookup from its budget (refunded when the key
 // turns out valid), so distinct made-up keys cannot turn into a stream of store queries.
 type keyCache struct {
-	store     store.Store
+	store     keyReader
 	ttl       time.Duration
 	negTTL    time.Duration
 	maxItems  int // valid keys remembered at most
@@ -90,7 +90,7 @@ type keyEntry struct {
 	expires time.Time
 }
 
-func newKeyCache(s store.Store, ttl, negTTL time.Duration, lookupsPerMinute int, m *Metrics) *keyCache {
+func newKeyCache(s keyReader, ttl, negTTL time.Duration, lookupsPerMinute int, m *Metrics) *keyCache {
 	return &keyCache{store: s, ttl: ttl, negTTL: negTTL, maxItems: 100_000, maxMisses: 50_000, now: time.Now, metrics: m,
 		lookups: newLookupBudget(lookupsPerMinute), entries: make(map[string]keyEntry), misses: make(map[string]time.Time)}
 }

@@ -87,7 +87,7 @@ func newTestGateway(t testing.TB, p providers.Provider) (*Gateway, string, *usag
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := New(Deps{Store: st, Limiter: quota.NewMemory(quota.LimiterOptions{}), Router: router, Usage: u, Tokens: est,
+	g := New(Deps{Store: st, Keys: st, Ledger: st, Limiter: quota.NewMemory(quota.LimiterOptions{}), Router: router, Usage: u, Tokens: est,
 		Metrics: NewMetrics(prometheus.NewRegistry(), 0), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, Options{})
 	return g, plain, u
 }

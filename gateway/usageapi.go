@@ -52,7 +52,7 @@ func (g *Gateway) handleUsage(c *gin.Context) {
 	now := time.Now().UTC()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	monthStart := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
-	rows, err := g.store.BillingRecords(ctx, store.BillingFilter{KeyID: k.ID, TenantID: k.TenantID, From: monthStart, Limit: 100_000})
+	rows, err := g.ledger.BillingRecords(ctx, store.BillingFilter{KeyID: k.ID, TenantID: k.TenantID, From: monthStart, Limit: 100_000})
 	if err != nil {
 		x.fail(errStoreDown)
 		return
@@ -94,7 +94,7 @@ func (g *Gateway) handleUsage(c *gin.Context) {
 		"today": day, "month": month, "quota": subjects}
 	// The balance is read from the ledger, not the admission snapshot: charges written in the
 	// last seconds show. (Requests still in the usage queue are not charged yet.)
-	if acct, ok, err := billing.PayerAccount(ctx, g.store, k.UserID, k.TenantID); err == nil && ok {
+	if acct, ok, err := billing.PayerAccount(ctx, g.ledger, k.UserID, k.TenantID); err == nil && ok {
 		out["credit"] = gin.H{"account": acct.SubjectType, "balance_usd": billing.FormatPico(acct.BalancePicoUSD)}
 	}
 	x.status = http.StatusOK
@@ -104,7 +104,7 @@ func (g *Gateway) handleUsage(c *gin.Context) {
 // budgetViews reports a policy's budgets against the ledger's spend.
 func (g *Gateway) budgetViews(ctx context.Context, p store.QuotaPolicy) []budgetView {
 	var out []budgetView
-	month, day, err := g.store.Spend(ctx, store.SpendFilter{SubjectType: p.SubjectType, SubjectID: p.SubjectID, Day: time.Now()})
+	month, day, err := g.ledger.Spend(ctx, store.SpendFilter{SubjectType: p.SubjectType, SubjectID: p.SubjectID, Day: time.Now()})
 	if err != nil {
 		return nil
 	}

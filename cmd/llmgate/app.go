@@ -139,7 +139,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	guard := billing.NewGuard(st, bus)
-	gw := gateway.New(gateway.Deps{Store: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
+	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
 		Prices: prices, Tokens: est, Money: guard,
 		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy}, cfg.Gateway)
 	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Registerer: reg, Log: log, Ready: st.Ping,

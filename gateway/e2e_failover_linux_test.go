@@ -1,4 +1,4 @@
-package main
+package gateway_test
 
 import (
 	"net"
@@ -61,7 +61,7 @@ func TestConnectTimeoutFailsOver(t *testing.T) {
 	addr := fullBacklogListener(t)
 	good := newSwitchable(t, mock.Options{})
 	e := newEnv(t, withRouting(
-		[]ProviderConfig{openaiProvider("blackhole", "http://"+addr), openaiProvider("good", good.srv.URL)},
+		[]namedProvider{openaiProvider("blackhole", "http://"+addr), openaiProvider("good", good.srv.URL)},
 		providers.ModelConfig{Name: "unreachable", Deployments: []providers.DeploymentConfig{
 			{ID: "unreachable-first", Provider: "blackhole", Model: "m", Priority: 0,
 				Timeouts: providers.Timeouts{Connect: 200 * time.Millisecond}},

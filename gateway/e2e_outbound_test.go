@@ -1,4 +1,4 @@
-package main
+package gateway_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/mock"
+	openaiprov "github.com/llmgate/llmgate/providers/openai"
 )
 
 // TestUpstreamRedirectIsAnUpstreamError: a deployment whose upstream answers 307 is never
@@ -36,12 +37,14 @@ func TestUpstreamRedirectIsAnUpstreamError(t *testing.T) {
 	}))
 	t.Cleanup(redirecting.Close)
 	good := newSwitchable(t, mock.Options{})
-	redir := func(name, typ, base string) ProviderConfig {
-		return ProviderConfig{Config: providers.Config{Name: name, Type: typ, BaseURL: base, APIKey: upstreamKey},
-			Headers: map[string]string{"X-Configured-Secret": "configured-secret"}, APIVersion: "2024-10-21"}
+	redir := func(name, typ, base string) namedProvider { // typ: openai or azure
+		p, err := openaiprov.New(openaiprov.Options{BaseURL: base, APIKey: upstreamKey, Outbound: loopback,
+			Headers: map[string]string{"X-Configured-Secret": "configured-secret"},
+			Azure:   openaiprov.Presets[typ].Azure, AzureAPIVersion: "2024-10-21"})
+		return namedProvider{name, p, err}
 	}
 	e := newEnv(t, withRouting(
-		[]ProviderConfig{redir("redir", "openai", redirecting.URL+"/v1"), redir("redir-azure", "azure", redirecting.URL),
+		[]namedProvider{redir("redir", "openai", redirecting.URL+"/v1"), redir("redir-azure", "azure", redirecting.URL),
 			openaiProvider("good", good.srv.URL)},
 		providers.ModelConfig{Name: "redirected", Deployments: []providers.DeploymentConfig{
 			{ID: "redirected-only", Provider: "redir", Model: "m"}}},

@@ -1,4 +1,4 @@
-package main
+package gateway_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/gemini"
 	"github.com/llmgate/llmgate/providers/mock"
 )
 
@@ -27,12 +28,9 @@ const geminiUpstreamModel = "gemini-2.5-flash"
 // withGemini adds a gemini provider named name in front of base (an httptest URL) and a public
 // model routed to it.
 func withGemini(name, public, base string) envOption {
-	return func(c *Config) {
-		c.Providers = append(c.Providers, ProviderConfig{Config: providers.Config{Name: name, Type: "gemini",
-			BaseURL: base + "/v1beta", APIKey: upstreamKey}})
-		c.Models = append(c.Models, providers.ModelConfig{Name: public,
-			Deployments: []providers.DeploymentConfig{{Provider: name, Model: geminiUpstreamModel}}})
-	}
+	p, err := gemini.New(gemini.Options{BaseURL: base + "/v1beta", APIKey: upstreamKey, Outbound: loopback})
+	return withRouting([]namedProvider{{name, p, err}}, providers.ModelConfig{Name: public,
+		Deployments: []providers.DeploymentConfig{{Provider: name, Model: geminiUpstreamModel}}})
 }
 
 // newGeminiEnv starts a gateway whose "gemini-pub" model is served by a Gemini mock with opts.

@@ -1,0 +1,363 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/llmgate/llmgate/apikey"
+	"github.com/llmgate/llmgate/audit"
+	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/billing/tokens"
+	"github.com/llmgate/llmgate/gateway"
+	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/mock"
+	openaiprov "github.com/llmgate/llmgate/providers/openai"
+	"github.com/llmgate/llmgate/providers/outbound"
+	"github.com/llmgate/llmgate/quota"
+	"github.com/llmgate/llmgate/store"
+	"github.com/llmgate/llmgate/store/sqlite"
+)
+
+// The behaviour tests of this file's package run one real gateway over real HTTP on loopback:
+// the SQLite store in a temporary directory, the in-memory limiter, the usage recorder writing
+// to that store, and simulated OpenAI-compatible upstreams (providers/mock) on their own
+// listeners. What needs the process around it (config files, the admin API, PostgreSQL, Redis,
+// several replicas, signals) is tested with the binary in cmd/llmgate.
+
+// upstreamKey is the credential the gateway is configured to send upstream; tests check that it,
+// and never the caller's key, reaches the mock.
+const upstreamKey = "upstream-secret-credential"
+
+// env is one gateway under test with its simulated upstreams, all on real loopback listeners.
+type env struct {
+	t       *testing.T
+	gw      *gateway.Gateway
+	st      store.Store
+	rec     *audit.Recorder
+	up      *mock.Handler // serves model "gpt-test" (and "other")
+	slow    *mock.Handler // serves model "slow": 10 chunks, 200 ms apart
+	srv     *httptest.Server
+	key     string // a key allowed every model
+	http    *http.Client
+	baseURL string // public API root, ending in /v1
+	reg     *prometheus.Registry
+}
+
+// envConfig is what an envOption may change before the gateway is built: its options, and
+// more providers and public models beside the standard ones.
+type envConfig struct {
+	gateway.Options
+	providers map[string]providers.Provider
+	models    []providers.ModelConfig
+	err       error // the first provider that could not be built
+}
+
+// envOption changes the gateway's configuration before it is built.
+type envOption func(*envConfig)
+
+// namedProvider is a provider to add to an env under name, or the error building it.
+type namedProvider struct {
+	name string
+	p    providers.Provider
+	err  error
+}
+
+// withRouting adds providers and public models to an env.
+func withRouting(provs []namedProvider, models ...providers.ModelConfig) envOption {
+	return func(c *envConfig) {
+		for _, np := range provs {
+			if np.err != nil {
+				c.err = errors.Join(c.err, fmt.Errorf("provider %s: %w", np.name, np.err))
+				continue
+			}
+			c.providers[np.name] = np.p
+		}
+		c.models = append(c.models, models...)
+	}
+}
+
+// openaiProvider is an OpenAI-compatible provider without a key in front of url (an httptest
+// server's, without /v1).
+func openaiProvider(name, url string) namedProvider {
+	p, err := openaiprov.New(openaiprov.Options{BaseURL: url + "/v1", Outbound: loopback})
+	return namedProvider{name, p, err}
+}
+
+// loopback is the outbound policy of the test providers: the simulated upstreams listen on
+// loopback, which the default policy refuses.
+var loopback = outbound.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+
+// testKey is a key made for a test: its id and its plaintext.
+type testKey struct {
+	ID, Key string
+}
+
+// keySpec describes a key to make: a UserID that does not exist yet is created with Tier.
+type keySpec struct {
+	Name      string
+	UserID    string
+	Tier      string
+	Models    []string
+	ExpiresAt *time.Time
+}
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	ctx := context.Background()
+	up := mock.NewHandler(mock.Options{RequireKey: upstreamKey})
+	slow := mock.NewHandler(mock.Options{Chunks: 10, TokensPerSecond: 5, RequireKey: upstreamKey})
+	upSrv := httptest.NewServer(up)
+	slowSrv := httptest.NewServer(slow)
+	t.Cleanup(upSrv.Close)
+	t.Cleanup(slowSrv.Close)
+
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("LLMGATE_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	st, err := sqlite.New(ctx, filepath.Join(t.TempDir(), "llmgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The ledger names each record's payer before the store persists it, as in the binary.
+	rec, err := audit.New(billing.NewLedger(st, st), audit.Options{FlushInterval: 20 * time.Millisecond,
+		SpoolDir: filepath.Join(t.TempDir(), "spool")}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := rec.Close(ctx); err != nil {
+			t.Errorf("recorder close: %v", err)
+		}
+	})
+
+	provider := func(base string) providers.Provider {
+		p, err := openaiprov.New(openaiprov.Options{BaseURL: base + "/v1", APIKey: upstreamKey, Outbound: loopback})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	provs := map[string]providers.Provider{
+		"up": provider(upSrv.URL), "slowup": provider(slowSrv.URL), "dead": provider("http://127.0.0.1:1"),
+	}
+	models := []providers.ModelConfig{
+		{Name: "gpt-test", Deployments: []providers.DeploymentConfig{{Provider: "up", Model: "up-model"}}},
+		{Name: "other", Deployments: []providers.DeploymentConfig{{Provider: "up", Model: "other-model"}}},
+		{Name: "slow", Deployments: []providers.DeploymentConfig{{Provider: "slowup", Model: "slow-model"}}},
+		{Name: "failover", Deployments: []providers.DeploymentConfig{
+			{Provider: "dead", Model: "m", Priority: 0}, {Provider: "up", Model: "fallback-model", Priority: 1}}},
+	}
+	cfg := envConfig{Options: gateway.Options{KeyCacheTTL: 500 * time.Millisecond, NegativeKeyCacheTTL: 500 * time.Millisecond,
+		MaxBodyBytes: 1 << 20}, providers: provs, models: models}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	if cfg.err != nil {
+		t.Fatal(cfg.err)
+	}
+	router, err := providers.NewRouter(cfg.models, providers.RoutingConfig{}, cfg.providers, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // runs after the server has closed: no request uses them any more
+		for _, p := range cfg.providers {
+			if ic, ok := p.(providers.IdleCloser); ok {
+				ic.CloseIdleConnections()
+			}
+		}
+	})
+	est, err := tokens.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	qo := quota.Options{DefaultTier: "open", Tiers: map[string]quota.Limits{"open": {}, "tiny": {RPM: 2}, "single": {Concurrent: 1}}}
+	reg := prometheus.NewRegistry()
+	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st,
+		Limiter: quota.NewMemory(quota.LimiterOptions{LeaseTTL: qo.WithDefaults().LeaseTTL}), Quota: qo,
+		Router: router, Tokens: est, Usage: rec, Metrics: gateway.NewMetrics(reg, 0), Log: log}, cfg.Options)
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); gw.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	// The gateway's own http.Server (its timeouts), on a loopback listener.
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = gw.Server("")
+	srv.Start()
+	t.Cleanup(srv.Close) // first to run: waits for the handlers, and so for every settle
+
+	tr := &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	e := &env{t: t, gw: gw, st: st, rec: rec, up: up, slow: slow, srv: srv, http: &http.Client{Transport: tr},
+		baseURL: srv.URL + "/v1", reg: reg}
+	e.key = e.newKey(keySpec{Name: "all"}).Key
+	return e
+}
+
+// newKey makes a key in the store, as the admin API would.
+func (e *env) newKey(k keySpec) testKey {
+	e.t.Helper()
+	ctx := context.Background()
+	if k.UserID != "" {
+		if _, err := e.st.GetUser(ctx, k.UserID); err != nil {
+			u := store.User{ID: k.UserID, TenantID: store.DefaultTenant, Tier: k.Tier, CreatedAt: time.Now()}
+			if err := e.st.CreateUser(ctx, u); err != nil {
+				e.t.Fatalf("create user: %v", err)
+			}
+		}
+	}
+	plain, hash, prefix := apikey.New()
+	id := uuid.NewString()
+	if err := e.st.CreateKey(ctx, store.APIKey{ID: id, Name: k.Name, Prefix: prefix, UserID: k.UserID, TenantID: store.DefaultTenant,
+		Models: k.Models, ExpiresAt: k.ExpiresAt, CreatedAt: time.Now()}, hash); err != nil {
+		e.t.Fatalf("create key: %v", err)
+	}
+	return testKey{ID: id, Key: plain}
+}
+
+// revoke revokes a key in the store, as the admin API would.
+func (e *env) revoke(id string) {
+	e.t.Helper()
+	if err := e.st.RevokeKey(context.Background(), id, time.Now()); err != nil {
+		e.t.Fatalf("revoke key: %v", err)
+	}
+}
+
+// client is a go-openai client for the gateway with the given key.
+func (e *env) client(key string) *openai.Client {
+	c := openai.DefaultConfig(key)
+	c.BaseURL = e.baseURL
+	c.HTTPClient = e.http
+	return openai.NewClientWithConfig(c)
+}
+
+// post sends a raw request to the public API.
+func (e *env) post(ctx context.Context, path, key string, body []byte, hdr ...string) *http.Response {
+	e.t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.baseURL+path, bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := e.http.Do(req)
+	if err != nil {
+		e.t.Fatalf("POST %s: %v", path, err)
+	}
+	return resp
+}
+
+// apiError decodes an OpenAI error body, failing the test when the body is not one.
+func apiError(t *testing.T, resp *http.Response) (typ, code, msg string) {
+	t.Helper()
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var b struct {
+		Error *struct {
+			Message string  `json:"message"`
+			Type    string  `json:"type"`
+			Code    *string `json:"code"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(raw, &b); err != nil || b.Error == nil || b.Error.Message == "" || b.Error.Type == "" {
+		t.Fatalf("HTTP %d: body is not an OpenAI error: %s", resp.StatusCode, raw)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("error Content-Type = %q", ct)
+	}
+	if b.Error.Code != nil {
+		code = *b.Error.Code
+	}
+	return b.Error.Type, code, b.Error.Message
+}
+
+// usageFor waits for the usage record of a request id to reach the store.
+func (e *env) usageFor(requestID string) store.UsageRecord {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		recs, err := e.st.ListUsage(context.Background(), store.UsageFilter{Limit: 1000})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.RequestID == requestID {
+				return r
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("no usage record for request %s", requestID)
+	return store.UsageRecord{}
+}
+
+// allUsage waits until the recorder has taken at least want records and written every record it
+// took (the last batch may still be in the writer's hands when the queue is empty), then lists
+// the records. want matters because a request settles after its answer has left: a client can
+// hold the whole answer before its record is taken.
+func (e *env) allUsage(want int64) []store.UsageRecord {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if s := e.rec.Stats(); s.Enqueued >= want && s.Backlog == 0 && s.Written >= s.Enqueued {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	recs, err := e.st.ListUsage(context.Background(), store.UsageFilter{Limit: 10000})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return recs
+}
+
+// metrics returns the gateway's metrics in the text format (cmd/llmgate serves them on the admin
+// listener's /metrics).
+func (e *env) metrics() string {
+	e.t.Helper()
+	w := httptest.NewRecorder()
+	promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{}).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	return w.Body.String()
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
