@@ -77,17 +77,13 @@ func (r request) reservation(defaultMax int64) int64 {
 	return prompt + defaultMax
 }
 
-// admit refuses a request whose payer the ledger shows exhausted, then asks the limiter for room
-// (rates, budgets, credit), sets OpenAI's rate-limit headers (on the answer, whatever it turns
-// out to be) and keeps the lease for settle.
-func (x *exchange) admit(req request, cands []*providers.Deployment) error {
-	payer, err := x.whoPays()
-	if err != nil {
-		return err
-	}
-	x.payer = payer
+// admit asks the limiter for room (rates, budgets, the payer's credit) and sets OpenAI's
+// rate-limit headers (on the answer, whatever it turns out to be). It returns the lease the
+// request holds while it runs (nil when quotas are off or the limiter failed open; settle frees
+// it), or the 429 that refuses it.
+func (x *exchange) admit(req request, cands []*providers.Deployment, payer billing.Payer) (*quota.Lease, error) {
 	if !*x.g.quota.Enabled {
-		return nil
+		return nil, nil
 	}
 	reserve := req.reservation(x.g.quota.DefaultMaxTokens)
 	upstreams := make([]string, len(cands))
@@ -102,7 +98,7 @@ func (x *exchange) admit(req request, cands []*providers.Deployment) error {
 		// The limiters decide failures themselves (Resilient's fallback); an error here is a bug
 		// or a canceled request, and must not block the request path.
 		x.g.log.Warn("quota check failed; admitting", "request_id", x.rec.RequestID, "err", err)
-		return nil
+		return nil, nil
 	}
 	h := x.c.Writer.Header()
 	if w := res.Requests; w.Limit > 0 {
@@ -118,13 +114,12 @@ func (x *exchange) admit(req request, cands []*providers.Deployment) error {
 	if !res.Allowed {
 		switch res.Dimension {
 		case quota.DimBudgetDay, quota.DimBudgetMonth, quota.DimCredit:
-			return moneyRefusal(res)
+			return nil, moneyRefusal(res)
 		}
-		return refusal(res, reserve)
+		return nil, refusal(res, reserve)
 	}
-	x.lease = res.Lease
 	x.g.renewer.add(res.Lease)
-	return nil
+	return res.Lease, nil
 }
 
 // refusal is the 429 for a refused admission.
@@ -159,7 +154,7 @@ func (x *exchange) settleQuota() {
 	}
 	x.g.renewer.remove(x.lease)
 	// finishUsage has counted or estimated the tokens and costed them.
-	used := quota.Spent{Tokens: x.usage.prompt + x.usage.completion}
+	used := quota.Spent{Tokens: x.rec.PromptTokens + x.rec.CompletionTokens}
 	if c := x.rec.CostPicoUSD; c != nil {
 		used.Cost = billing.CostNano(*c)
 		if x.rec.Charge {

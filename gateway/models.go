@@ -23,14 +23,15 @@ func (g *Gateway) handleModels(c *gin.Context) {
 	if !ok {
 		return
 	}
-	defer x.settle()
+	var out outcome
+	defer x.settle(&out)
 	data := []modelObject{}
 	for _, m := range g.router.Load().Models() {
 		if x.id.Allows(m) {
 			data = append(data, modelObject{ID: m, Object: "model", OwnedBy: "llmgate"})
 		}
 	}
-	x.status = http.StatusOK
+	out.status = http.StatusOK
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
 }
 
@@ -41,13 +42,14 @@ func (g *Gateway) handleModel(c *gin.Context) {
 	if !ok {
 		return
 	}
-	defer x.settle()
+	var out outcome
+	defer x.settle(&out)
 	m := strings.TrimPrefix(c.Param("model"), "/") // model names may contain '/'
 	if !g.router.Load().Has(m) || !x.id.Allows(m) {
-		x.fail(newError(http.StatusNotFound, api.TypeInvalidRequest, "model_not_found", "model", "The model `"+m+"` does not exist or you do not have access to it."))
+		out = x.failed(newError(http.StatusNotFound, api.TypeInvalidRequest, "model_not_found", "model", "The model `"+m+"` does not exist or you do not have access to it."))
 		return
 	}
 	x.label = m
-	x.status = http.StatusOK
+	out.status = http.StatusOK
 	c.JSON(http.StatusOK, modelObject{ID: m, Object: "model", OwnedBy: "llmgate"})
 }

@@ -25,7 +25,11 @@ import (
 	"github.com/llmgate/llmgate/store"
 )
 
-// exchange is the state of one authenticated request. It is not safe for concurrent use.
+// exchange is one authenticated request: what the steps of its path share and settle reads. The
+// steps report how the request ended as an outcome value; the exchange holds only the request's
+// facts, filled in as the path learns them (model, body, payer, lease), so that settle can free
+// the lease and write the record whatever happened, a panic included. It is not safe for
+// concurrent use.
 type exchange struct {
 	g     *Gateway
 	c     *gin.Context
@@ -37,19 +41,48 @@ type exchange struct {
 
 	traceparent string // sent upstream
 
-	rec       store.UsageRecord
-	status    int
-	errType   string
-	firstByte time.Time
-	lease     *quota.Lease
-	body      []byte // the request body, for token estimation
-	answer    delivered
-	usage     usage
-	attempted bool // an upstream call was made
-	// secrets are the credentials of the deployment answering, never relayed in its error text.
-	secrets []string
+	rec   store.UsageRecord
+	body  []byte // the request body, for token estimation
+	lease *quota.Lease
 	// payer is who pays for the request, as billing decided at admission.
 	payer billing.Payer
+}
+
+// outcome is how a request ended, as the step that ended it reports it: the status and error
+// type the record carries, and what the answer delivered. settle turns it into the usage record,
+// the quota settlement and the metrics.
+type outcome struct {
+	status    int
+	errType   string
+	firstByte time.Time // when the first byte of the answer was written; zero when none was
+	usage     usage     // as the upstream reported it
+	answer    delivered // the answer text that reached the client, for counting without usage
+	// d is the deployment of the last upstream attempt; nil when none was made.
+	d *providers.Deployment
+}
+
+// errTypeClientClosed is the record's error type of a client that went away (499).
+const errTypeClientClosed = "client_closed"
+
+// fail ends o with err. It is the one place that turns an error into the record's status and
+// error type: classify's, and client_closed for a client that went away.
+func (o *outcome) fail(err error) {
+	status, body := classify(err)
+	o.status, o.errType = status, body.Type
+	if status == StatusClientClosed {
+		o.errType = errTypeClientClosed
+	}
+}
+
+// failed is the outcome of a request that ends in err: the client gets err as its answer unless
+// the answer has begun.
+func (x *exchange) failed(err error) outcome {
+	var o outcome
+	o.fail(err)
+	if !x.c.Writer.Written() {
+		writeError(x.c, err)
+	}
+	return o
 }
 
 // usage is the token counts found in an upstream answer.
@@ -77,14 +110,17 @@ func parseUsage(u gjson.Result) usage {
 	return out
 }
 
+// relayHandler serves a relayed endpoint. An authenticated request is settled exactly once, in a
+// defer, with the outcome relay returns (or a 500 if it panics).
 func (g *Gateway) relayHandler(ep providers.Endpoint) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		x, ok := g.authenticate(c, ep)
 		if !ok {
 			return
 		}
-		defer x.settle()
-		x.relay()
+		var out outcome
+		defer x.settle(&out)
+		out = x.relay()
 	}
 }
 
@@ -122,41 +158,93 @@ func sessionID(s string) string {
 	return ""
 }
 
-// fail answers with err unless the answer has begun, and remembers the outcome for the record.
-func (x *exchange) fail(err error) {
-	status, body := classify(err)
-	x.status, x.errType = status, body.Type
-	if status == StatusClientClosed {
-		x.errType = "client_closed"
+// relay is the request path of the relayed endpoints: read and check the body, route the model,
+// decide who pays, admit, forward. Each step either hands the next what it needs or ends the
+// request with an error, which becomes its outcome.
+func (x *exchange) relay() outcome {
+	body, err := x.readBody()
+	if err != nil {
+		return x.failed(err)
 	}
-	if !x.c.Writer.Written() {
-		writeError(x.c, err)
+	req, err := parseRequest(body, x.ep, x.g.bodies)
+	if err != nil {
+		return x.failed(err)
 	}
+	x.rec.Model, x.rec.Stream = req.model, req.stream
+	x.body = req.body
+	cands, strategy, err := x.route(req.model)
+	if err != nil {
+		return x.failed(err)
+	}
+	payer, err := x.whoPays()
+	if err != nil {
+		return x.failed(err)
+	}
+	x.payer = payer
+	lease, err := x.admit(req, cands, payer)
+	if err != nil {
+		return x.failed(err)
+	}
+	x.lease = lease
+	return x.forward(req, strategy, cands)
 }
 
-// settle runs once per authenticated request, in a defer: it survives panics, frees the quota
-// lease with a context that outlives the request, and emits the one usage record.
-func (x *exchange) settle() {
+// route finds the deployments that may serve model, with the model's strategy, or the error that
+// answers instead: the key may not use the model (403), no such model (404), or every deployment
+// of it is disabled (503).
+func (x *exchange) route(model string) ([]*providers.Deployment, string, error) {
+	router := x.g.router.Load()
+	if router.Has(model) {
+		x.label = model
+	}
+	if !x.id.Allows(model) {
+		return nil, "", newError(http.StatusForbidden, api.TypePermission, "model_not_allowed", "model", "This API key is not allowed to use the model `"+model+"`.")
+	}
+	cands := router.Candidates(model)
+	if len(cands) == 0 {
+		if router.Has(model) { // the model exists, but every deployment of it is disabled
+			return nil, "", errAllDisabled
+		}
+		return nil, "", newError(http.StatusNotFound, api.TypeInvalidRequest, "model_not_found", "model", "The model `"+model+"` does not exist or you do not have access to it.")
+	}
+	return cands, router.Strategy(model), nil
+}
+
+// settle runs once per authenticated request, deferred by its handler with the outcome the
+// handler will have: it survives panics (the request ends 500, with what its steps knew of the
+// answer, see carry), frees the quota lease with a context that outlives the request, and emits
+// the one usage record.
+func (x *exchange) settle(out *outcome) {
 	p := recover()
 	if p != nil {
-		x.g.log.Error("panic serving request", "request_id", x.rec.RequestID, "panic", p, "stack", string(debug.Stack()))
-		x.fail(newError(http.StatusInternalServerError, api.TypeServer, "internal_error", "", "The gateway failed to process the request."))
+		stack := []byte(nil)
+		if sp, ok := p.(*stepPanic); ok {
+			p, stack, *out = sp.value, sp.stack, sp.out
+		} else {
+			stack = debug.Stack()
+		}
+		x.g.log.Error("panic serving request", "request_id", x.rec.RequestID, "panic", p, "stack", string(stack))
+		answer := x.failed(errInternal)
+		out.status, out.errType = answer.status, answer.errType
 	}
 	if x.c.Writer.Written() {
 		x.c.Writer.Flush() // the answer leaves before usage and quota settlement run
 	}
 	end := time.Now()
 	r := &x.rec
-	r.Status, r.ErrorType = x.status, x.errType
+	r.Status, r.ErrorType = out.status, out.errType
 	r.EndedAt = end
 	r.LatencyMS = end.Sub(x.start).Milliseconds()
-	if !x.firstByte.IsZero() {
-		r.TTFTMS = x.firstByte.Sub(x.start).Milliseconds()
-		x.g.metrics.ttft.WithLabelValues(string(x.ep), x.label).Observe(x.firstByte.Sub(x.start).Seconds())
+	if d := out.d; d != nil {
+		r.Provider, r.Deployment, r.UpstreamModel = d.ProviderName, d.ID, d.Model
 	}
-	x.finishUsage()
+	if !out.firstByte.IsZero() {
+		r.TTFTMS = out.firstByte.Sub(x.start).Milliseconds()
+		x.g.metrics.ttft.WithLabelValues(string(x.ep), x.label).Observe(out.firstByte.Sub(x.start).Seconds())
+	}
+	x.finishUsage(out)
 	x.settleQuota()
-	x.g.metrics.requests.WithLabelValues(string(x.ep), x.label, statusLabel(x.status)).Inc()
+	x.g.metrics.requests.WithLabelValues(string(x.ep), x.label, statusLabel(out.status)).Inc()
 	x.g.metrics.duration.WithLabelValues(string(x.ep), x.label).Observe(end.Sub(x.start).Seconds())
 	x.g.usage.Record(*r)                       // a record it cannot keep is counted (and logged) by the sink
 	if p != nil && p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared by identity, as net/http does
@@ -164,42 +252,34 @@ func (x *exchange) settle() {
 	}
 }
 
-// relay is the request path of the relayed endpoints.
-func (x *exchange) relay() {
-	body, err := x.readBody()
-	if err != nil {
-		x.fail(err)
+// errInternal answers a request whose handling panicked.
+var errInternal = newError(http.StatusInternalServerError, api.TypeServer, "internal_error", "", "The gateway failed to process the request.")
+
+// stepPanic carries a panic from a step that was building an outcome to settle, with the outcome
+// as far as it got (which deployment answered, what the client already has) and the stack where
+// it began.
+type stepPanic struct {
+	value any
+	stack []byte
+	out   outcome
+}
+
+// carry is deferred by the steps that build an outcome step by step (forward and the relays): on
+// a panic it re-panics with what out holds so far, so the record still names the deployment and
+// counts what was delivered. A panic already carried keeps its outcome, completed with the
+// deployment when the inner step did not know it.
+func carry(out *outcome) {
+	p := recover()
+	if p == nil {
 		return
 	}
-	req, err := parseRequest(body, x.ep, x.g.bodies)
-	if err != nil {
-		x.fail(err)
-		return
+	sp, ok := p.(*stepPanic)
+	if !ok {
+		sp = &stepPanic{value: p, stack: debug.Stack(), out: *out}
+	} else if sp.out.d == nil {
+		sp.out.d = out.d
 	}
-	x.rec.Model, x.rec.Stream = req.model, req.stream
-	x.body = req.body
-	router := x.g.router.Load()
-	if router.Has(req.model) {
-		x.label = req.model
-	}
-	if !x.id.Allows(req.model) {
-		x.fail(newError(http.StatusForbidden, api.TypePermission, "model_not_allowed", "model", "This API key is not allowed to use the model `"+req.model+"`."))
-		return
-	}
-	cands := router.Candidates(req.model)
-	if len(cands) == 0 {
-		if router.Has(req.model) { // the model exists, but every deployment of it is disabled
-			x.fail(errAllDisabled)
-			return
-		}
-		x.fail(newError(http.StatusNotFound, api.TypeInvalidRequest, "model_not_found", "model", "The model `"+req.model+"` does not exist or you do not have access to it."))
-		return
-	}
-	if err := x.admit(req, cands); err != nil {
-		x.fail(err)
-		return
-	}
-	x.forward(req, router.Strategy(req.model), cands)
+	panic(sp)
 }
 
 // readBody reads the whole body once, within the size limit and the body deadline.
@@ -308,8 +388,9 @@ func (r request) upstreamBody(model string) ([]byte, bool, error) {
 // is skipped. Whether a failed attempt may move on to the next deployment is providers.Failover's
 // call (a connect failure always, an error status that is the deployment's fault, a timeout after
 // sending only with retry_on_timeout, never once the answer has begun); forward adds the backoff
-// and the retry budget.
-func (x *exchange) forward(req request, strategy string, cands []*providers.Deployment) {
+// and the retry budget. The outcome is the answer's, or the last failure's when none answered.
+func (x *exchange) forward(req request, strategy string, cands []*providers.Deployment) (out outcome) {
+	defer carry(&out)
 	g := x.g
 	var last error = errNoUpstrm
 	hdr := http.Header{"Traceparent": {x.traceparent}, "X-Request-Id": {x.rec.RequestID}}
@@ -337,14 +418,13 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		body, inject, err := req.upstreamBody(d.Model)
 		if err != nil {
 			a.Excused()
-			x.fail(newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "The request body could not be rewritten for the upstream."))
-			return
+			return x.failedAfter(out.d, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "The request body could not be rewritten for the upstream."))
 		}
-		x.attempted = true
-		x.rec.Provider, x.rec.Deployment, x.rec.UpstreamModel = d.ProviderName, d.ID, d.Model
-		x.secrets = nil
+		out.d = d
+		// The credentials of the deployment answering, never relayed in its error text.
+		var secrets []string
 		if ch, ok := d.Provider.(providers.CredentialHolder); ok {
-			x.secrets = ch.Credentials()
+			secrets = ch.Credentials()
 		}
 		began := time.Now()
 		resp, wrote, err := x.call(d, &providers.Request{Endpoint: x.ep, Body: body, Stream: req.stream, Model: d.Model, Header: hdr})
@@ -365,7 +445,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			g.metrics.upstream.WithLabelValues(d.ID, "http_"+statusLabel(resp.StatusCode)).Inc()
 			eb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
-			ue := upstreamError(resp.StatusCode, eb, x.secrets...)
+			ue := upstreamError(resp.StatusCode, eb, secrets...)
 			if ra := resp.Header.Get("Retry-After"); ra != "" {
 				if s, err := strconv.Atoi(ra); err == nil {
 					ue.retryAfter = time.Duration(s) * time.Second
@@ -383,24 +463,32 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			continue
 		}
 		g.metrics.upstream.WithLabelValues(d.ID, "ok").Inc()
-		x.respond(resp, inject)
-		if !x.firstByte.IsZero() {
-			a.ObserveTTFT(x.firstByte.Sub(began))
+		answer := x.respond(resp, inject, secrets)
+		answer.d = d
+		if !answer.firstByte.IsZero() {
+			a.ObserveTTFT(answer.firstByte.Sub(began))
 		}
 		switch {
-		case x.status == StatusClientClosed:
+		case answer.status == StatusClientClosed:
 			a.Excused()
-		case x.status >= 500: // the answer broke off: a failure, but too late to try another
-			a.Failed("answer cut: " + x.errType)
+		case answer.status >= 500: // the answer broke off: a failure, but too late to try another
+			a.Failed("answer cut: " + answer.errType)
 		default:
 			a.Succeeded()
 		}
-		return // the answer has begun (providers.Begun): never another deployment
+		return answer // the answer has begun (providers.Begun): never another deployment
 	}
 	if attempts == 0 && open > 0 {
 		last = errAllOpen
 	}
-	x.fail(last)
+	return x.failedAfter(out.d, last)
+}
+
+// failedAfter is failed(err) for a request whose last upstream attempt (nil: none) went to d.
+func (x *exchange) failedAfter(d *providers.Deployment, err error) outcome {
+	o := x.failed(err)
+	o.d = d
+	return o
 }
 
 // errAllOpen answers a request whose every deployment has its circuit breaker open: a 503, as the
@@ -451,14 +539,14 @@ func (g *Gateway) priceOf(model string) (int64, bool) {
 	return p.InputPerM + p.OutputPerM, ok
 }
 
-// respond relays a 2xx upstream answer.
-func (x *exchange) respond(resp *http.Response, injected bool) {
+// respond relays a 2xx upstream answer and reports how the relaying ended; secrets are the
+// deployment's credentials, kept out of error events it sends.
+func (x *exchange) respond(resp *http.Response, injected bool, secrets []string) outcome {
 	defer resp.Body.Close()
 	if x.rec.Stream && isEventStream(resp.Header.Get("Content-Type")) {
-		x.relayStream(resp, injected)
-		return
+		return x.relayStream(resp, injected, secrets)
 	}
-	x.relayWhole(resp)
+	return x.relayWhole(resp)
 }
 
 func isEventStream(ct string) bool {
@@ -467,21 +555,20 @@ func isEventStream(ct string) bool {
 
 // relayWhole relays a non-stream answer: read it (bounded), note its usage, send it with a
 // Content-Length.
-func (x *exchange) relayWhole(resp *http.Response) {
+func (x *exchange) relayWhole(resp *http.Response) (out outcome) {
+	defer carry(&out)
 	buf := getBuffer()
 	defer putBuffer(buf)
 	lim := x.g.opts.MaxResponseBytes
 	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, lim+1)); err != nil {
-		x.fail(err)
-		return
+		return x.failed(err)
 	}
 	if int64(buf.Len()) > lim {
-		x.fail(newError(http.StatusBadGateway, api.TypeUpstream, "upstream_response_too_large", "", "The upstream's answer exceeded the gateway's size limit."))
-		return
+		return x.failed(newError(http.StatusBadGateway, api.TypeUpstream, "upstream_response_too_large", "", "The upstream's answer exceeded the gateway's size limit."))
 	}
 	b := buf.Bytes()
-	if x.usage = parseUsage(gjson.GetBytes(b, "usage")); !x.usage.found {
-		x.answer.addBody(b)
+	if out.usage = parseUsage(gjson.GetBytes(b, "usage")); !out.usage.found {
+		out.answer.addBody(b)
 	}
 	h := x.c.Writer.Header()
 	ct := resp.Header.Get("Content-Type")
@@ -491,10 +578,11 @@ func (x *exchange) relayWhole(resp *http.Response) {
 	h.Set("Content-Type", ct)
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	_ = http.NewResponseController(x.c.Writer).SetWriteDeadline(time.Now().Add(x.g.opts.WriteTimeout))
-	x.firstByte = time.Now()
-	x.status = resp.StatusCode
+	out.firstByte = time.Now()
+	out.status = resp.StatusCode
 	x.c.Writer.WriteHeader(resp.StatusCode)
 	if _, err := x.c.Writer.Write(b); err != nil {
-		x.status, x.errType = StatusClientClosed, "client_closed"
+		out.fail(context.Canceled) // the client went away
 	}
+	return out
 }

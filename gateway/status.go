@@ -30,7 +30,8 @@ func (g *Gateway) handleProviders(c *gin.Context) {
 	if !ok {
 		return
 	}
-	defer x.settle()
+	var out outcome
+	defer x.settle(&out)
 	data := []*providerView{}
 	byName := map[string]*providerView{}
 	for _, d := range g.Deployments() {
@@ -46,7 +47,7 @@ func (g *Gateway) handleProviders(c *gin.Context) {
 		}
 		p.Deployments = append(p.Deployments, deploymentView{DeploymentStatus: d.Status, Models: models})
 	}
-	x.status = http.StatusOK
+	out.status = http.StatusOK
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
 }
 
@@ -70,7 +71,8 @@ func (g *Gateway) handleStatus(c *gin.Context) {
 	if !ok {
 		return
 	}
-	defer x.settle()
+	var out outcome
+	defer x.settle(&out)
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	storeState := "ok"
@@ -112,7 +114,7 @@ func (g *Gateway) handleStatus(c *gin.Context) {
 	if storeState != "ok" || quotaState != "ok" {
 		overall = "degraded"
 	}
-	x.status = http.StatusOK
+	out.status = http.StatusOK
 	c.JSON(http.StatusOK, gin.H{"status": overall, "store": storeState, "quota": quotaState, "models": models})
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"math"
@@ -46,27 +47,32 @@ var errStreamCut = errors.New("upstream stream ended before [DONE]")
 
 // sseRelay forwards one SSE stream event by event: each event is written and flushed as soon as
 // its terminating blank line arrives, never coalesced. It reads usage on the way and, when the
-// gateway injected stream_options.include_usage, hides what the client did not ask for.
+// gateway injected stream_options.include_usage, hides what the client did not ask for. It builds
+// the stream's outcome as it goes.
 type sseRelay struct {
 	x        *exchange
 	w        http.ResponseWriter
 	rc       *http.ResponseController
 	events   *sse.Reader
+	secrets  []string // the deployment's credentials, never relayed in its error events
 	injected bool
 	sawDone  bool
 	upErr    bool // the upstream sent an error event
+	out      outcome
 }
 
-func (x *exchange) relayStream(resp *http.Response, injected bool) {
+// relayStream relays an SSE answer and reports how it ended.
+func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []string) outcome {
 	x.g.metrics.streams.Inc()
 	defer x.g.metrics.streams.Dec()
-	s := &sseRelay{x: x, w: x.c.Writer, rc: http.NewResponseController(x.c.Writer), injected: injected}
+	s := &sseRelay{x: x, w: x.c.Writer, rc: http.NewResponseController(x.c.Writer), injected: injected, secrets: secrets}
+	defer carry(&s.out)
 	h := s.w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	h.Del("Content-Length")
-	x.status = http.StatusOK
+	s.out.status = http.StatusOK
 	s.w.WriteHeader(http.StatusOK)
 
 	events := eventReaders.Get().(*sse.Reader)
@@ -85,8 +91,8 @@ func (x *exchange) relayStream(resp *http.Response, injected bool) {
 		}
 		// The last event without its blank line is passed on all the same.
 		if s.event(ev) != nil {
-			x.status, x.errType = StatusClientClosed, "client_closed"
-			return
+			s.out.fail(context.Canceled) // the client went away
+			return s.out
 		}
 	}
 	if err == sse.ErrUnterminated {
@@ -96,30 +102,34 @@ func (x *exchange) relayStream(resp *http.Response, injected bool) {
 		err = errStreamCut
 	}
 	s.finish(err)
+	return s.out
 }
+
+// errTypeStreamBroken is the record's error type of a stream the upstream broke off or ended
+// with an error event, after the answer had begun.
+const errTypeStreamBroken = "upstream_stream_error"
 
 // finish decides how the stream ended. A client that left is 499; an upstream that failed after
 // the first byte gets an SSE error event so the client never mistakes it for a clean end.
 func (s *sseRelay) finish(err error) {
-	x := s.x
 	switch {
 	case s.sawDone && !s.upErr:
 		// [DONE] reached the client: the stream is complete, even if the client hung up before
 		// the upstream's end of body was read.
 	case s.sawDone:
-		x.status, x.errType = http.StatusBadGateway, "upstream_stream_error"
-	case x.ctx.Err() != nil:
-		x.status, x.errType = StatusClientClosed, "client_closed"
+		s.out.status, s.out.errType = http.StatusBadGateway, errTypeStreamBroken
+	case s.x.ctx.Err() != nil:
+		s.out.fail(context.Canceled) // the client went away
 	case s.upErr:
 		// The upstream (or a translating adapter) ended with an error event: the client has it,
 		// and a second one would only confuse.
-		x.status, x.errType = http.StatusBadGateway, "upstream_stream_error"
+		s.out.status, s.out.errType = http.StatusBadGateway, errTypeStreamBroken
 	case isAttemptTimeout(err): // the deployment's idle or total timeout cut it
-		status, e := classify(err)
-		x.status, x.errType = status, e.Type
+		s.out.fail(err)
+		_, e := classify(err)
 		_ = s.write(append(append([]byte("data: "), e.Marshal()...), '\n', '\n'))
 	case err != io.EOF:
-		x.status, x.errType = http.StatusBadGateway, "upstream_stream_error"
+		s.out.status, s.out.errType = http.StatusBadGateway, errTypeStreamBroken
 		e := api.NewError(api.TypeUpstream, "stream_interrupted", "", "The upstream stream was interrupted before it completed.")
 		_ = s.write(append(append([]byte("data: "), e.Marshal()...), '\n', '\n'))
 	}
@@ -140,14 +150,14 @@ func (s *sseRelay) event(e sse.Event) error {
 		s.upErr = true // error text is never counted as answer
 		// An error event's message is relayed, as an error answer's is, without credentials.
 		if m := gjson.GetBytes(payload, "error.message"); m.Type == gjson.String {
-			if clean := redact.Credentials(m.Str, s.x.secrets...); clean != m.Str {
+			if clean := redact.Credentials(m.Str, s.secrets...); clean != m.Str {
 				if out, err := sjson.SetBytes(payload, "error.message", clean); err == nil {
 					return s.write(rewriteEvent(ev, out))
 				}
 			}
 		}
 	} else {
-		s.x.answer.addChunk(payload)
+		s.out.answer.addChunk(payload)
 	}
 	switch n := bytes.Count(payload, usageKey); {
 	case n == 0:
@@ -169,9 +179,9 @@ func (s *sseRelay) event(e sse.Event) error {
 		// seen is the answer's usage: it is billed once.
 		u := gjson.GetBytes(payload, "usage")
 		if u.IsObject() {
-			s.x.usage = parseUsage(u)
+			s.out.usage = parseUsage(u)
 		} else if cu := gjson.GetBytes(payload, "choices.0.usage"); cu.IsObject() {
-			s.x.usage = parseUsage(cu)
+			s.out.usage = parseUsage(cu)
 			if s.injected {
 				stripped, err := sjson.DeleteBytes(payload, "choices.0.usage")
 				if err == nil && u.Exists() {
@@ -243,8 +253,8 @@ func isDataLine(line []byte) bool {
 // so events that arrived together leave together and none ever waits for a later read.
 func (s *sseRelay) write(b []byte) error {
 	_ = s.rc.SetWriteDeadline(time.Now().Add(s.x.g.opts.WriteTimeout))
-	if s.x.firstByte.IsZero() {
-		s.x.firstByte = time.Now()
+	if s.out.firstByte.IsZero() {
+		s.out.firstByte = time.Now()
 	}
 	if _, err := s.w.Write(b); err != nil {
 		return err

@@ -55,32 +55,33 @@ func (d *delivered) addBody(body []byte) {
 	})
 }
 
-// finishUsage decides the record's tokens, usage source, cost and charge once the answer is
-// over. The policy (README, "Usage records"): provider usage when the upstream gave it; the
+// finishUsage decides the record's tokens, usage source, cost and charge from the request's
+// outcome. The policy (README, "Usage records"): provider usage when the upstream gave it; the
 // tokenizer's count of prompt and delivered answer when it did not; prompt plus what was
 // delivered ("partial") when the answer was cut short; nothing when no answer byte reached the
 // client. Error text is never counted.
-func (x *exchange) finishUsage() {
+func (x *exchange) finishUsage(out *outcome) {
 	r := &x.rec
-	cut := x.status == StatusClientClosed || x.status >= 500
+	cut := out.status == StatusClientClosed || out.status >= 500
+	var u usage
 	switch {
-	case x.usage.found:
+	case out.usage.found:
+		u = out.usage
 		r.UsageSource = sourceProvider
-	case !x.attempted || x.firstByte.IsZero():
+	case out.d == nil || out.firstByte.IsZero():
 		r.UsageSource = ""
-		x.usage = usage{}
 	default:
 		model := r.UpstreamModel
-		x.usage = usage{found: true,
+		u = usage{found: true,
 			prompt:     x.g.tokens.Prompt(string(x.ep), model, x.body),
-			completion: x.g.tokens.Text(model, x.answer.buf.String())}
+			completion: x.g.tokens.Text(model, out.answer.buf.String())}
 		r.UsageSource = sourceEstimated
 	}
 	if cut && r.UsageSource != "" {
 		r.UsageSource = sourcePartial
 	}
-	r.PromptTokens, r.CompletionTokens = x.usage.prompt, x.usage.completion
-	r.CachedTokens, r.ReasoningTokens = x.usage.cached, x.usage.reasoning
+	r.PromptTokens, r.CompletionTokens = u.prompt, u.completion
+	r.CachedTokens, r.ReasoningTokens = u.cached, u.reasoning
 	if r.UsageSource == "" {
 		return
 	}
@@ -102,7 +103,7 @@ func (x *exchange) finishUsage() {
 	r.CostPicoUSD, r.PriceVersion = &cost, price.Version
 	// Client disconnects are charged (the upstream produced and billed the tokens); answers cut by
 	// an upstream fault only when configured.
-	r.Charge = x.status < 400 || x.status == StatusClientClosed || (x.status >= 500 && x.g.opts.ChargeUpstreamFaults)
+	r.Charge = out.status < 400 || out.status == StatusClientClosed || (out.status >= 500 && x.g.opts.ChargeUpstreamFaults)
 	x.payer.Mark(r) // whose account, or none
 	x.g.metrics.cost(x.label, r.UserID, r.PromptTokens, r.CompletionTokens, cost)
 }

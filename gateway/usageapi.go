@@ -45,7 +45,8 @@ func (g *Gateway) handleUsage(c *gin.Context) {
 	if !ok {
 		return
 	}
-	defer x.settle()
+	var out outcome
+	defer x.settle(&out)
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
 	defer cancel()
 	k := x.id.Key
@@ -54,7 +55,7 @@ func (g *Gateway) handleUsage(c *gin.Context) {
 	monthStart := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	rows, err := g.ledger.BillingRecords(ctx, store.BillingFilter{KeyID: k.ID, TenantID: k.TenantID, From: monthStart, Limit: 100_000})
 	if err != nil {
-		x.fail(errStoreDown)
+		out = x.failed(errStoreDown)
 		return
 	}
 	day := periodUsage{From: today.Format(time.DateOnly)}
@@ -90,15 +91,15 @@ func (g *Gateway) handleUsage(c *gin.Context) {
 		}
 		subjects = append(subjects, sq)
 	}
-	out := gin.H{"object": "usage", "key_id": k.ID, "user_id": k.UserID, "tenant_id": k.TenantID,
+	body := gin.H{"object": "usage", "key_id": k.ID, "user_id": k.UserID, "tenant_id": k.TenantID,
 		"today": day, "month": month, "quota": subjects}
 	// The balance is read from the ledger, not the admission snapshot: charges written in the
 	// last seconds show. (Requests still in the usage queue are not charged yet.)
 	if acct, ok, err := billing.PayerAccount(ctx, g.ledger, k.UserID, k.TenantID); err == nil && ok {
-		out["credit"] = gin.H{"account": acct.SubjectType, "balance_usd": billing.FormatPico(acct.BalancePicoUSD)}
+		body["credit"] = gin.H{"account": acct.SubjectType, "balance_usd": billing.FormatPico(acct.BalancePicoUSD)}
 	}
-	x.status = http.StatusOK
-	c.JSON(http.StatusOK, out)
+	out.status = http.StatusOK
+	c.JSON(http.StatusOK, body)
 }
 
 // budgetViews reports a policy's budgets against the ledger's spend.
