@@ -15,36 +15,6 @@ import (
 	"github.com/tidwall/sjson"
 )
 
-// bodyError is an OpenAI error body with its param.
-type bodyError struct {
-	Type, Code, Param, Message string
-}
-
-func readBodyError(t *testing.T, resp *http.Response) bodyError {
-	t.Helper()
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var b struct {
-		Error struct {
-			Message string  `json:"message"`
-			Type    string  `json:"type"`
-			Code    *string `json:"code"`
-			Param   *string `json:"param"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(raw, &b); err != nil || b.Error.Type == "" {
-		t.Fatalf("HTTP %d: not an OpenAI error: %.200s", resp.StatusCode, raw)
-	}
-	out := bodyError{Type: b.Error.Type, Message: b.Error.Message}
-	if b.Error.Code != nil {
-		out.Code = *b.Error.Code
-	}
-	if b.Error.Param != nil {
-		out.Param = *b.Error.Param
-	}
-	return out
-}
-
 // TestRoutingFieldsNeverReachUpstream checks that fields naming an upstream or a credential are
 // removed before forwarding, at the top level and inside extra_body, and that a body without them
 // is forwarded as it came (but for the deployment's model name).

@@ -140,14 +140,3 @@ func (e *env) chatStatus(key, model string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
-
-// newStreamRequest is a streaming chat request for the slow model (10 chunks, 200 ms apart).
-func newStreamRequest(ctx context.Context, publicURL, key string) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, publicURL+"/v1/chat/completions",
-		strings.NewReader(`{"model":"slow","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	return req, nil
-}

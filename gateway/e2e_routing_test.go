@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -221,36 +220,6 @@ func TestAttemptTimeouts(t *testing.T) {
 	}
 }
 
-// deploymentStatus reads one deployment from GET /v1/providers.
-func (e *env) deploymentStatus(id string) deploymentJSON {
-	e.t.Helper()
-	var out struct {
-		Data []struct {
-			Name        string           `json:"name"`
-			Deployments []deploymentJSON `json:"deployments"`
-		} `json:"data"`
-	}
-	e.getJSON("/providers", &out)
-	for _, p := range out.Data {
-		for _, d := range p.Deployments {
-			if d.ID == id {
-				return d
-			}
-		}
-	}
-	e.t.Fatalf("deployment %s not in /v1/providers", id)
-	return deploymentJSON{}
-}
-
-type deploymentJSON struct {
-	ID        string   `json:"id"`
-	Provider  string   `json:"provider"`
-	Breaker   string   `json:"breaker"`
-	Available bool     `json:"available"`
-	Failed    int64    `json:"failed"`
-	Models    []string `json:"models"`
-}
-
 type modelStatusJSON struct {
 	ID          string `json:"id"`
 	Status      string `json:"status"`
@@ -272,23 +241,4 @@ func (e *env) modelStatus(model string) modelStatusJSON {
 	}
 	e.t.Fatalf("model %s not in /v1/status", model)
 	return modelStatusJSON{}
-}
-
-// getJSON GETs a public path with the env's key.
-func (e *env) getJSON(path string, out any) {
-	e.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, e.baseURL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+e.key)
-	resp, err := e.http.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		e.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		e.t.Fatal(err)
-	}
 }

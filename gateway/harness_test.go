@@ -1,9 +1,7 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +24,7 @@ import (
 	"github.com/llmgate/llmgate/billing"
 	"github.com/llmgate/llmgate/billing/tokens"
 	"github.com/llmgate/llmgate/gateway"
+	"github.com/llmgate/llmgate/gateway/gatewaytest"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/mock"
 	openaiprov "github.com/llmgate/llmgate/providers/openai"
@@ -248,59 +246,6 @@ func (e *env) revoke(id string) {
 	}
 }
 
-// client is a go-openai client for the gateway with the given key.
-func (e *env) client(key string) *openai.Client {
-	c := openai.DefaultConfig(key)
-	c.BaseURL = e.baseURL
-	c.HTTPClient = e.http
-	return openai.NewClientWithConfig(c)
-}
-
-// post sends a raw request to the public API.
-func (e *env) post(ctx context.Context, path, key string, body []byte, hdr ...string) *http.Response {
-	e.t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.baseURL+path, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := e.http.Do(req)
-	if err != nil {
-		e.t.Fatalf("POST %s: %v", path, err)
-	}
-	return resp
-}
-
-// apiError decodes an OpenAI error body, failing the test when the body is not one.
-func apiError(t *testing.T, resp *http.Response) (typ, code, msg string) {
-	t.Helper()
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var b struct {
-		Error *struct {
-			Message string  `json:"message"`
-			Type    string  `json:"type"`
-			Code    *string `json:"code"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(raw, &b); err != nil || b.Error == nil || b.Error.Message == "" || b.Error.Type == "" {
-		t.Fatalf("HTTP %d: body is not an OpenAI error: %s", resp.StatusCode, raw)
-	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("error Content-Type = %q", ct)
-	}
-	if b.Error.Code != nil {
-		code = *b.Error.Code
-	}
-	return b.Error.Type, code, b.Error.Message
-}
-
 // usageFor waits for the usage record of a request id to reach the store.
 func (e *env) usageFor(requestID string) store.UsageRecord {
 	e.t.Helper()
@@ -350,14 +295,41 @@ func (e *env) metrics() string {
 	return w.Body.String()
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+// api is the shared public-API test client (gatewaytest), bound to this env.
+func (e *env) api() gatewaytest.Client {
+	return gatewaytest.Client{T: e.t, BaseURL: e.baseURL, HTTP: e.http, Key: e.key}
 }
+
+// client is a go-openai client for the gateway with the given key.
+func (e *env) client(key string) *openai.Client { return e.api().OpenAI(key) }
+
+// post sends a raw request to the public API.
+func (e *env) post(ctx context.Context, path, key string, body []byte, hdr ...string) *http.Response {
+	e.t.Helper()
+	return e.api().Post(ctx, path, key, body, hdr...)
+}
+
+// getJSON GETs a public path with the env's key.
+func (e *env) getJSON(path string, out any) {
+	e.t.Helper()
+	e.api().GetJSON(path, out)
+}
+
+// deploymentStatus reads one deployment from GET /v1/providers.
+func (e *env) deploymentStatus(id string) deploymentJSON {
+	e.t.Helper()
+	return e.api().Deployment(id)
+}
+
+// The shared helpers of gatewaytest under the names these tests use.
+type (
+	deploymentJSON = gatewaytest.Deployment
+	bodyError      = gatewaytest.ErrorBody
+)
+
+var (
+	apiError         = gatewaytest.APIError
+	readBodyError    = gatewaytest.ReadError
+	waitFor          = gatewaytest.WaitFor
+	newStreamRequest = gatewaytest.StreamRequest
+)

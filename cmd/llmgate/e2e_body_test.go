@@ -2,42 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 )
-
-// bodyError is an OpenAI error body with its param.
-type bodyError struct {
-	Type, Code, Param, Message string
-}
-
-func readBodyError(t *testing.T, resp *http.Response) bodyError {
-	t.Helper()
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var b struct {
-		Error struct {
-			Message string  `json:"message"`
-			Type    string  `json:"type"`
-			Code    *string `json:"code"`
-			Param   *string `json:"param"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(raw, &b); err != nil || b.Error.Type == "" {
-		t.Fatalf("HTTP %d: not an OpenAI error: %.200s", resp.StatusCode, raw)
-	}
-	out := bodyError{Type: b.Error.Type, Message: b.Error.Message}
-	if b.Error.Code != nil {
-		out.Code = *b.Error.Code
-	}
-	if b.Error.Param != nil {
-		out.Param = *b.Error.Param
-	}
-	return out
-}
 
 // TestHostileBodiesRejected sends bodies that once crashed the process (nesting millions deep),
 // were read one way by the gateway and another by the upstream (duplicate names), or left a usage

@@ -1,21 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/llmgate/llmgate/gateway/gatewaytest"
 	"github.com/llmgate/llmgate/internal/adminclient"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/mock"
@@ -135,59 +133,6 @@ func (e *env) newKey(b createKeyBody) keyJSON {
 	return k
 }
 
-// client is a go-openai client for the gateway with the given key.
-func (e *env) client(key string) *openai.Client {
-	c := openai.DefaultConfig(key)
-	c.BaseURL = e.baseURL
-	c.HTTPClient = e.http
-	return openai.NewClientWithConfig(c)
-}
-
-// post sends a raw request to the public API.
-func (e *env) post(ctx context.Context, path, key string, body []byte, hdr ...string) *http.Response {
-	e.t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.baseURL+path, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := e.http.Do(req)
-	if err != nil {
-		e.t.Fatalf("POST %s: %v", path, err)
-	}
-	return resp
-}
-
-// apiError decodes an OpenAI error body, failing the test when the body is not one.
-func apiError(t *testing.T, resp *http.Response) (typ, code, msg string) {
-	t.Helper()
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var b struct {
-		Error *struct {
-			Message string  `json:"message"`
-			Type    string  `json:"type"`
-			Code    *string `json:"code"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(raw, &b); err != nil || b.Error == nil || b.Error.Message == "" || b.Error.Type == "" {
-		t.Fatalf("HTTP %d: body is not an OpenAI error: %s", resp.StatusCode, raw)
-	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("error Content-Type = %q", ct)
-	}
-	if b.Error.Code != nil {
-		code = *b.Error.Code
-	}
-	return b.Error.Type, code, b.Error.Message
-}
-
 // usageFor waits for the usage record of a request id to reach the store.
 func (e *env) usageFor(requestID string) store.UsageRecord {
 	e.t.Helper()
@@ -228,25 +173,41 @@ func (e *env) allUsage(want int64) []store.UsageRecord {
 	return recs
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+// api is the shared public-API test client (gatewaytest), bound to this env.
+func (e *env) api() gatewaytest.Client {
+	return gatewaytest.Client{T: e.t, BaseURL: e.baseURL, HTTP: e.http, Key: e.key}
 }
 
-// newStreamRequest is a streaming chat request for the slow model (10 chunks, 200 ms apart).
-func newStreamRequest(ctx context.Context, publicURL, key string) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, publicURL+"/v1/chat/completions",
-		strings.NewReader(`{"model":"slow","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	return req, nil
+// client is a go-openai client for the gateway with the given key.
+func (e *env) client(key string) *openai.Client { return e.api().OpenAI(key) }
+
+// post sends a raw request to the public API.
+func (e *env) post(ctx context.Context, path, key string, body []byte, hdr ...string) *http.Response {
+	e.t.Helper()
+	return e.api().Post(ctx, path, key, body, hdr...)
 }
+
+// getJSON GETs a public path with the env's key.
+func (e *env) getJSON(path string, out any) {
+	e.t.Helper()
+	e.api().GetJSON(path, out)
+}
+
+// deploymentStatus reads one deployment from GET /v1/providers.
+func (e *env) deploymentStatus(id string) deploymentJSON {
+	e.t.Helper()
+	return e.api().Deployment(id)
+}
+
+// The shared helpers of gatewaytest under the names these tests use.
+type (
+	deploymentJSON = gatewaytest.Deployment
+	bodyError      = gatewaytest.ErrorBody
+)
+
+var (
+	apiError         = gatewaytest.APIError
+	readBodyError    = gatewaytest.ReadError
+	waitFor          = gatewaytest.WaitFor
+	newStreamRequest = gatewaytest.StreamRequest
+)

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -103,55 +102,6 @@ func TestRoutingStrategies(t *testing.T) {
 	// The first two requests measure each deployment; every later one goes to the fast one.
 	if byDep["q-fast"] < 18 {
 		t.Errorf("latency strategy: %v, want the faster deployment for all but the measuring requests", byDep)
-	}
-}
-
-// deploymentStatus reads one deployment from GET /v1/providers.
-func (e *env) deploymentStatus(id string) deploymentJSON {
-	e.t.Helper()
-	var out struct {
-		Data []struct {
-			Name        string           `json:"name"`
-			Deployments []deploymentJSON `json:"deployments"`
-		} `json:"data"`
-	}
-	e.getJSON("/providers", &out)
-	for _, p := range out.Data {
-		for _, d := range p.Deployments {
-			if d.ID == id {
-				return d
-			}
-		}
-	}
-	e.t.Fatalf("deployment %s not in /v1/providers", id)
-	return deploymentJSON{}
-}
-
-type deploymentJSON struct {
-	ID        string   `json:"id"`
-	Provider  string   `json:"provider"`
-	Breaker   string   `json:"breaker"`
-	Available bool     `json:"available"`
-	Failed    int64    `json:"failed"`
-	Models    []string `json:"models"`
-}
-
-// getJSON GETs a public path with the env's key.
-func (e *env) getJSON(path string, out any) {
-	e.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, e.baseURL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+e.key)
-	resp, err := e.http.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		e.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		e.t.Fatal(err)
 	}
 }
 
