@@ -45,9 +45,17 @@ func TestFailedAttemptOutcome(t *testing.T) {
 	defer resetting.Close()
 
 	plain := &http.Client{Transport: &http.Transport{}}
+	// A dial that never connects. The transport may go on dialing for its pool after the attempt
+	// gives up, so the dial also ends with the test (no goroutine outlives it).
+	testOver := make(chan struct{})
+	defer close(testOver)
 	hang := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		<-ctx.Done()
-		return nil, ctx.Err()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-testOver:
+			return nil, errors.New("test over")
+		}
 	}}}
 	policed := outbound.NewClient(outbound.Options{}) // the default policy refuses loopback
 	nop := func(context.Context) {}

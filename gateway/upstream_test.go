@@ -67,9 +67,17 @@ func TestConnectClockStartsAtTheDial(t *testing.T) {
 		}
 	})
 	t.Run("a dial that hangs is a connect timeout", func(t *testing.T) {
+		// The transport may go on dialing for its pool after the attempt gives up: the dial also
+		// ends with the subtest, so no goroutine outlives it.
+		testOver := make(chan struct{})
+		defer close(testOver)
 		hang := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			<-ctx.Done()
-			return nil, ctx.Err()
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-testOver:
+				return nil, errors.New("test over")
+			}
 		}}
 		p := &preparingProvider{prep: func(context.Context) {}, client: &http.Client{Transport: hang}, url: srv.URL}
 		if err := attempt(p, providers.Timeouts{Connect: 100 * time.Millisecond, Total: 20 * time.Second}); !errors.Is(err, errConnectTimeout) {
