@@ -61,21 +61,21 @@ func TestConnectTimeoutFailsOver(t *testing.T) {
 	addr := fullBacklogListener(t)
 	good := newSwitchable(t, mock.Options{})
 	e := newEnv(t, withRouting(
-		[]namedProvider{openaiProvider("blackhole", "http://"+addr), openaiProvider("good", good.srv.URL)},
+		[]namedProvider{openaiProvider("blackhole", "http://"+addr), openaiProvider("good", good.Server.URL)},
 		providers.ModelConfig{Name: "unreachable", Deployments: []providers.DeploymentConfig{
 			{ID: "unreachable-first", Provider: "blackhole", Model: "m", Priority: 0,
 				Timeouts: providers.Timeouts{Connect: 200 * time.Millisecond}},
 			{ID: "unreachable-second", Provider: "good", Model: "m", Priority: 1}}}))
 
 	for _, stream := range []bool{false, true} {
-		before := good.seen.Load()
+		before := good.Seen.Load()
 		start := time.Now()
 		status, dep, body := e.chat("unreachable", "", stream)
 		if status != 200 || dep != "unreachable-second" {
 			t.Fatalf("stream %v: status %d by %q (%s), want 200 by unreachable-second", stream, status, dep, body)
 		}
-		if good.seen.Load() != before+1 {
-			t.Errorf("stream %v: the second deployment saw %d requests, want 1", stream, good.seen.Load()-before)
+		if good.Seen.Load() != before+1 {
+			t.Errorf("stream %v: the second deployment saw %d requests, want 1", stream, good.Seen.Load()-before)
 		}
 		if took := time.Since(start); took > 5*time.Second {
 			t.Errorf("stream %v: took %v: the connect timeout did not cut the dial short", stream, took)

@@ -45,7 +45,7 @@ func TestUpstreamRedirectIsAnUpstreamError(t *testing.T) {
 	}
 	e := newEnv(t, withRouting(
 		[]namedProvider{redir("redir", "openai", redirecting.URL+"/v1"), redir("redir-azure", "azure", redirecting.URL),
-			openaiProvider("good", good.srv.URL)},
+			openaiProvider("good", good.Server.URL)},
 		providers.ModelConfig{Name: "redirected", Deployments: []providers.DeploymentConfig{
 			{ID: "redirected-only", Provider: "redir", Model: "m"}}},
 		providers.ModelConfig{Name: "redirected-azure", Deployments: []providers.DeploymentConfig{

@@ -4,43 +4,13 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/mock"
 )
-
-// switchable is a simulated upstream that can be taken down: while down it answers every
-// request with an OpenAI-shaped 500, and counts what it saw either way.
-type switchable struct {
-	*mock.Handler
-	down atomic.Bool
-	seen atomic.Int64
-	srv  *httptest.Server
-}
-
-// newSwitchable starts a switchable upstream with opts, up.
-func newSwitchable(t *testing.T, opts mock.Options) *switchable {
-	s := &switchable{Handler: mock.NewHandler(opts)}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/v1/") {
-			s.seen.Add(1)
-		}
-		if s.down.Load() {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusInternalServerError)
-			io.WriteString(w, `{"error":{"message":"simulated outage","type":"server_error","param":null,"code":null}}`)
-			return
-		}
-		s.Handler.ServeHTTP(w, r)
-	}))
-	t.Cleanup(s.srv.Close)
-	return s
-}
 
 // chat sends one chat request for model with extra body fields and returns the status, the
 // deployment that answered (from the usage record) and the body.
@@ -63,7 +33,7 @@ func (e *env) chat(model, extra string, stream bool) (int, string, string) {
 func TestFailoverBeforeFirstByte(t *testing.T) {
 	bad := newSwitchable(t, mock.Options{})
 	good := newSwitchable(t, mock.Options{})
-	bad.down.Store(true)
+	bad.Down.Store(true)
 	hanging := newSwitchable(t, mock.Options{LatencyMS: 3000})
 	two := func(name, first string, retryOnTimeout bool) providers.ModelConfig {
 		return providers.ModelConfig{Name: name, Deployments: []providers.DeploymentConfig{
@@ -72,8 +42,8 @@ func TestFailoverBeforeFirstByte(t *testing.T) {
 			{ID: name + "-second", Provider: "good", Model: "m", Priority: 1}}}
 	}
 	e := newEnv(t, withRouting(
-		[]namedProvider{openaiProvider("bad", bad.srv.URL), openaiProvider("good", good.srv.URL),
-			openaiProvider("hanging", hanging.srv.URL),
+		[]namedProvider{openaiProvider("bad", bad.Server.URL), openaiProvider("good", good.Server.URL),
+			openaiProvider("hanging", hanging.Server.URL),
 			openaiProvider("refusing", "http://127.0.0.1:1")},
 		two("refused", "refusing", false), two("fails", "bad", false), two("slow-retry", "hanging", true),
 		two("slow-no-retry", "hanging", false), two("client-error", "good", false)))
@@ -94,31 +64,31 @@ func TestFailoverBeforeFirstByte(t *testing.T) {
 		{"client-error", `,"mock":{"chunks":-1}`, false, 400, "client-error-first"},
 	} {
 		t.Run(tc.model, func(t *testing.T) {
-			goodBefore := good.seen.Load()
+			goodBefore := good.Seen.Load()
 			status, dep, body := e.chat(tc.model, tc.extra, tc.stream)
 			if status != tc.wantStatus || dep != tc.wantDep {
 				t.Fatalf("status %d by %q (%s), want %d by %q", status, dep, body, tc.wantStatus, tc.wantDep)
 			}
-			if tc.wantStatus != 200 && tc.model != "client-error" && good.seen.Load() != goodBefore {
+			if tc.wantStatus != 200 && tc.model != "client-error" && good.Seen.Load() != goodBefore {
 				t.Errorf("the second deployment was tried")
 			}
-			if tc.model == "client-error" && good.seen.Load() != goodBefore+1 {
-				t.Errorf("a request error was retried: the upstream saw %d requests, want 1", good.seen.Load()-goodBefore)
+			if tc.model == "client-error" && good.Seen.Load() != goodBefore+1 {
+				t.Errorf("a request error was retried: the upstream saw %d requests, want 1", good.Seen.Load()-goodBefore)
 			}
 		})
 	}
 
 	t.Run("no retry after the first byte", func(t *testing.T) {
 		cut := newSwitchable(t, mock.Options{})
-		e2 := newEnv(t, withRouting([]namedProvider{openaiProvider("cut", cut.srv.URL), openaiProvider("good", good.srv.URL)},
+		e2 := newEnv(t, withRouting([]namedProvider{openaiProvider("cut", cut.Server.URL), openaiProvider("good", good.Server.URL)},
 			providers.ModelConfig{Name: "cut", Deployments: []providers.DeploymentConfig{
 				{ID: "cut-first", Provider: "cut", Model: "m"}, {ID: "cut-second", Provider: "good", Model: "m", Priority: 1}}}))
-		goodBefore := good.seen.Load()
+		goodBefore := good.Seen.Load()
 		status, dep, body := e2.chat("cut", `,"mock":{"fail_after":3}`, true)
 		if status != 200 || dep != "cut-first" || strings.Contains(body, "[DONE]") || !strings.Contains(body, `"error"`) {
 			t.Errorf("status %d by %q, body %q: want the first deployment's stream ending in an error event", status, dep, body)
 		}
-		if good.seen.Load() != goodBefore {
+		if good.Seen.Load() != goodBefore {
 			t.Error("a stream that had begun was retried on another deployment")
 		}
 	})
@@ -131,18 +101,18 @@ func TestFailoverBeforeFirstByte(t *testing.T) {
 func TestBreakerOpensAndRecovers(t *testing.T) {
 	flaky := newSwitchable(t, mock.Options{})
 	good := newSwitchable(t, mock.Options{})
-	e := newEnv(t, withRouting([]namedProvider{openaiProvider("flaky", flaky.srv.URL), openaiProvider("good", good.srv.URL)},
+	e := newEnv(t, withRouting([]namedProvider{openaiProvider("flaky", flaky.Server.URL), openaiProvider("good", good.Server.URL)},
 		providers.ModelConfig{Name: "guarded", Deployments: []providers.DeploymentConfig{
 			{ID: "guarded-flaky", Provider: "flaky", Model: "m", Priority: 0,
 				Breaker: providers.BreakerConfig{ConsecutiveFailures: 3, OpenFor: time.Second}},
 			{ID: "guarded-good", Provider: "good", Model: "m", Priority: 1}}}))
-	flaky.down.Store(true)
+	flaky.Down.Store(true)
 	for i := 0; i < 3; i++ {
 		if status, dep, _ := e.chat("guarded", "", false); status != 200 || dep != "guarded-good" {
 			t.Fatalf("request %d: %d by %q, want 200 by guarded-good", i, status, dep)
 		}
 	}
-	if n := flaky.seen.Load(); n != 3 {
+	if n := flaky.Seen.Load(); n != 3 {
 		t.Fatalf("the flaky deployment saw %d requests, want 3", n)
 	}
 	for i := 0; i < 5; i++ { // open: skipped without being called
@@ -150,7 +120,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 			t.Fatalf("with the breaker open: %d by %q", status, dep)
 		}
 	}
-	if n := flaky.seen.Load(); n != 3 {
+	if n := flaky.Seen.Load(); n != 3 {
 		t.Errorf("the flaky deployment saw %d requests with its breaker open, want still 3", n)
 	}
 	if st := e.deploymentStatus("guarded-flaky"); st.Breaker != "open" || st.Available || st.Failed != 3 {
@@ -162,7 +132,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	if !strings.Contains(e.metrics(), `llmgate_deployment_breaker_state{deployment="guarded-flaky"} 2`) {
 		t.Error("metrics do not show the breaker open")
 	}
-	flaky.down.Store(false)
+	flaky.Down.Store(false)
 	time.Sleep(1200 * time.Millisecond) // past open_for: half-open
 	if status, dep, _ := e.chat("guarded", "", false); status != 200 || dep != "guarded-flaky" {
 		t.Fatalf("the probe after open_for: %d by %q, want the recovered deployment", status, dep)
@@ -176,18 +146,18 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 
 	// A model whose only deployment has its breaker open answers 503 without calling it.
 	lone := newSwitchable(t, mock.Options{})
-	e2 := newEnv(t, withRouting([]namedProvider{openaiProvider("lone", lone.srv.URL)},
+	e2 := newEnv(t, withRouting([]namedProvider{openaiProvider("lone", lone.Server.URL)},
 		providers.ModelConfig{Name: "lone", Deployments: []providers.DeploymentConfig{{ID: "lone", Provider: "lone", Model: "m",
 			Breaker: providers.BreakerConfig{ConsecutiveFailures: 2, OpenFor: time.Minute}}}}))
-	lone.down.Store(true)
+	lone.Down.Store(true)
 	for i := 0; i < 2; i++ {
 		if status, _, _ := e2.chat("lone", "", false); status != http.StatusBadGateway {
 			t.Fatalf("failing deployment: %d, want its 500 passed on as 502", status)
 		}
 	}
 	status, _, body := e2.chat("lone", "", false)
-	if status != http.StatusServiceUnavailable || !strings.Contains(body, "circuit breaker open") || lone.seen.Load() != 2 {
-		t.Errorf("with the only breaker open: %d %s (upstream saw %d), want 503 without a call", status, body, lone.seen.Load())
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "circuit breaker open") || lone.Seen.Load() != 2 {
+		t.Errorf("with the only breaker open: %d %s (upstream saw %d), want 503 without a call", status, body, lone.Seen.Load())
 	}
 }
 
@@ -195,7 +165,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 // event, a partial record with status 504); the total timeout bounds a whole answer.
 func TestAttemptTimeouts(t *testing.T) {
 	up := newSwitchable(t, mock.Options{})
-	e := newEnv(t, withRouting([]namedProvider{openaiProvider("stall", up.srv.URL)},
+	e := newEnv(t, withRouting([]namedProvider{openaiProvider("stall", up.Server.URL)},
 		providers.ModelConfig{Name: "stall", Deployments: []providers.DeploymentConfig{{ID: "stall", Provider: "stall", Model: "m",
 			Timeouts: providers.Timeouts{Idle: 300 * time.Millisecond, Total: 2 * time.Second}}}}))
 	start := time.Now()

@@ -323,6 +323,7 @@ func (e *env) deploymentStatus(id string) deploymentJSON {
 
 // The shared helpers of gatewaytest under the names these tests use.
 type (
+	switchable     = gatewaytest.Switchable
 	deploymentJSON = gatewaytest.Deployment
 	bodyError      = gatewaytest.ErrorBody
 )
@@ -332,4 +333,5 @@ var (
 	readBodyError    = gatewaytest.ReadError
 	waitFor          = gatewaytest.WaitFor
 	newStreamRequest = gatewaytest.StreamRequest
+	newSwitchable    = gatewaytest.NewSwitchable
 )

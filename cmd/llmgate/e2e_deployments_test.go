@@ -51,7 +51,7 @@ type pairEnv struct {
 
 func newPairEnv(t *testing.T, opts ...envOption) *pairEnv {
 	a, b := newSwitchable(t, mock.Options{}), newSwitchable(t, mock.Options{})
-	opts = append(opts, withRouting([]ProviderConfig{openaiProvider("a", a.srv.URL), openaiProvider("b", b.srv.URL)},
+	opts = append(opts, withRouting([]ProviderConfig{openaiProvider("a", a.Server.URL), openaiProvider("b", b.Server.URL)},
 		providers.ModelConfig{Name: "pair", Deployments: []providers.DeploymentConfig{
 			{ID: "pair/a", Provider: "a", Model: "m"}, {ID: "pair/b", Provider: "b", Model: "m"}}}))
 	return &pairEnv{env: newEnv(t, opts...), a: a, b: b}
@@ -130,7 +130,7 @@ func adminErr(t *testing.T, what string, status int, raw []byte, wantStatus int,
 // failing on any answer other than want.
 func (p *pairEnv) sendPair(a *app, model string, n, want int) (toA, toB int64) {
 	p.t.Helper()
-	a0, b0 := p.a.seen.Load(), p.b.seen.Load()
+	a0, b0 := p.a.Seen.Load(), p.b.Seen.Load()
 	body := []byte(`{"model":"` + model + `","messages":[{"role":"user","content":"hi"}]}`)
 	for i := 0; i < n; i++ {
 		req, _ := http.NewRequest(http.MethodPost, a.publicURL+"/v1/chat/completions", strings.NewReader(string(body)))
@@ -145,7 +145,7 @@ func (p *pairEnv) sendPair(a *app, model string, n, want int) (toA, toB int64) {
 			p.t.Fatalf("request %d for %s: %d %s, want %d", i, model, resp.StatusCode, raw, want)
 		}
 	}
-	return p.a.seen.Load() - a0, p.b.seen.Load() - b0
+	return p.a.Seen.Load() - a0, p.b.Seen.Load() - b0
 }
 
 // TestDeploymentOverrides drives the deployments admin API end to end on both stores: disabling a
@@ -323,8 +323,8 @@ func (p *pairEnv) pairStatus() pairModel {
 func (p *pairEnv) writePairConfig(weightA int) string {
 	p.t.Helper()
 	yaml := "outbound: {allow: [127.0.0.1]}\nproviders:\n" +
-		"  - {name: a, type: openai, base_url: " + p.a.srv.URL + "/v1}\n" +
-		"  - {name: b, type: openai, base_url: " + p.b.srv.URL + "/v1}\n" +
+		"  - {name: a, type: openai, base_url: " + p.a.Server.URL + "/v1}\n" +
+		"  - {name: b, type: openai, base_url: " + p.b.Server.URL + "/v1}\n" +
 		"models:\n" +
 		"  - name: pair\n    deployments: [{id: pair/a, provider: a, model: m, weight: " + strconv.Itoa(weightA) + "}, {id: pair/b, provider: b, model: m}]\n" +
 		"  - {name: added, deployments: [{provider: b, model: m2}]}\n"

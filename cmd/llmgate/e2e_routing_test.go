@@ -23,33 +23,6 @@ import (
 	"github.com/llmgate/llmgate/providers/mock"
 )
 
-// switchable is a simulated upstream that can be taken down: while down it answers every
-// request with an OpenAI-shaped 500, and counts what it saw either way.
-type switchable struct {
-	*mock.Handler
-	down atomic.Bool
-	seen atomic.Int64
-	srv  *httptest.Server
-}
-
-func newSwitchable(t *testing.T, opts mock.Options) *switchable {
-	s := &switchable{Handler: mock.NewHandler(opts)}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/v1/") {
-			s.seen.Add(1)
-		}
-		if s.down.Load() {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusInternalServerError)
-			io.WriteString(w, `{"error":{"message":"simulated outage","type":"server_error","param":null,"code":null}}`)
-			return
-		}
-		s.Handler.ServeHTTP(w, r)
-	}))
-	t.Cleanup(s.srv.Close)
-	return s
-}
-
 // withRouting adds providers and public models to an env's configuration.
 func withRouting(provs []ProviderConfig, models ...providers.ModelConfig) envOption {
 	return func(c *Config) {
@@ -82,7 +55,7 @@ func (e *env) chat(model, extra string, stream bool) (int, string, string) {
 func TestRoutingStrategies(t *testing.T) {
 	fast := newSwitchable(t, mock.Options{})
 	slow := newSwitchable(t, mock.Options{LatencyMS: 150})
-	e := newEnv(t, withRouting([]ProviderConfig{openaiProvider("fast", fast.srv.URL), openaiProvider("slow", slow.srv.URL)},
+	e := newEnv(t, withRouting([]ProviderConfig{openaiProvider("fast", fast.Server.URL), openaiProvider("slow", slow.Server.URL)},
 		providers.ModelConfig{Name: "cheap", Strategy: "cost", Deployments: []providers.DeploymentConfig{
 			{ID: "dear", Provider: "fast", Model: "dear-model"}, {ID: "cheap", Provider: "slow", Model: "cheap-model"}}},
 		providers.ModelConfig{Name: "quick", Strategy: "latency", Deployments: []providers.DeploymentConfig{
@@ -137,9 +110,9 @@ func TestHotReloadUnderLoad(t *testing.T) {
 			"config_poll_interval: " + poll + "\nlog: {level: error}\nquota: {default_tier: open, tiers: {open: {}}}\n" +
 			"outbound: {allow: [127.0.0.1]}\n" +
 			"providers:\n" +
-			"  - {name: a, type: openai, base_url: " + a1.srv.URL + "/v1}\n" +
-			"  - {name: b, type: openai, base_url: " + b1.srv.URL + "/v1}\n" +
-			"  - {name: slow, type: openai, base_url: " + slow.srv.URL + "/v1}\n" +
+			"  - {name: a, type: openai, base_url: " + a1.Server.URL + "/v1}\n" +
+			"  - {name: b, type: openai, base_url: " + b1.Server.URL + "/v1}\n" +
+			"  - {name: slow, type: openai, base_url: " + slow.Server.URL + "/v1}\n" +
 			"models:\n" +
 			"  - {name: live, deployments: [{provider: " + liveProvider + ", model: m}]}\n" + extra
 		writeAtomic(t, path, cfg)
@@ -198,7 +171,7 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 
 	write("b", "  - {name: new-model, deployments: [{provider: a, model: m}]}\n", "100ms")
-	waitFor(t, 5*time.Second, "the new routing to reach provider b", func() bool { return b1.seen.Load() > 0 })
+	waitFor(t, 5*time.Second, "the new routing to reach provider b", func() bool { return b1.Seen.Load() > 0 })
 	if status, _, _ := e.chat("new-model", "", false); status != 200 {
 		t.Errorf("a model added by the reload: %d", status)
 	}
@@ -208,9 +181,9 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	if status, _, _ := e.chat("old-slow", "", false); status != http.StatusNotFound {
 		t.Errorf("a model removed by the reload: %d, want 404", status)
 	}
-	aBefore := a1.seen.Load()
+	aBefore := a1.Seen.Load()
 	time.Sleep(300 * time.Millisecond)
-	if got := a1.seen.Load() - aBefore; got != 0 {
+	if got := a1.Seen.Load() - aBefore; got != 0 {
 		t.Errorf("provider a still got %d requests for live after the reload", got)
 	}
 
@@ -227,9 +200,9 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	defer signal.Stop(hup)
 	write("a", "", "-1s")
 	waitFor(t, 5*time.Second, "the reload back to provider a", func() bool {
-		before := a1.seen.Load()
+		before := a1.Seen.Load()
 		time.Sleep(50 * time.Millisecond)
-		return a1.seen.Load() > before
+		return a1.Seen.Load() > before
 	})
 	close(stop)
 	wg.Wait()

@@ -9,11 +9,15 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/llmgate/llmgate/providers/mock"
 )
 
 // Client calls one gateway's public API, failing T on transport errors.
@@ -176,4 +180,33 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Switchable is a simulated OpenAI-compatible upstream on loopback that can be taken down: while
+// Down it answers every request with an OpenAI-shaped 500, and it counts in Seen the API requests
+// it received either way.
+type Switchable struct {
+	*mock.Handler
+	Down   atomic.Bool
+	Seen   atomic.Int64
+	Server *httptest.Server
+}
+
+// NewSwitchable starts a Switchable upstream with opts, up; it stops when t ends.
+func NewSwitchable(t testing.TB, opts mock.Options) *Switchable {
+	s := &Switchable{Handler: mock.NewHandler(opts)}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/") {
+			s.Seen.Add(1)
+		}
+		if s.Down.Load() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, `{"error":{"message":"simulated outage","type":"server_error","param":null,"code":null}}`)
+			return
+		}
+		s.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.Server.Close)
+	return s
 }
