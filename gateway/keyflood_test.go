@@ -1,58 +1,27 @@
 package gateway
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/llmgate/llmgate/apikey"
-	"github.com/llmgate/llmgate/billing/tokens"
-	"github.com/llmgate/llmgate/providers"
-	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
-	"github.com/llmgate/llmgate/store/sqlite"
 )
 
 // newOptionsGateway is a gateway with opts over its own SQLite store (returned, so a test can
 // take it away) and one valid key.
 func newOptionsGateway(t *testing.T, opts Options) (*Gateway, string, store.Store) {
-	t.Helper()
-	st, err := sqlite.New(context.Background(), filepath.Join(t.TempDir(), "gw.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	plain, hash, prefix := apikey.New()
-	if err := st.CreateKey(context.Background(), store.APIKey{ID: "k1", Prefix: prefix, TenantID: store.DefaultTenant, CreatedAt: time.Now()}, hash); err != nil {
-		t.Fatal(err)
-	}
-	router, err := providers.NewRouter([]providers.ModelConfig{{Name: "m", Deployments: []providers.DeploymentConfig{{Provider: "fx", Model: "up-m"}}}},
-		providers.RoutingConfig{}, map[string]providers.Provider{"fx": &fixtureProvider{}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	est, err := tokens.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := New(Deps{Store: st, Keys: st, Ledger: st, Limiter: quota.NewMemory(quota.LimiterOptions{}), Router: router, Usage: &usageLog{}, Tokens: est,
-		Metrics: NewMetrics(prometheus.NewRegistry(), 0), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, opts)
-	return g, plain, st
+	g, key, st, _ := newGatewayOver(t, &fixtureProvider{}, opts)
+	return g, key, st
 }
 
 // getWith sends GET path with a key through client and returns the status and Retry-After.

@@ -64,6 +64,13 @@ func (u *usageLog) Record(r store.UsageRecord) bool {
 }
 
 func newTestGateway(t testing.TB, p providers.Provider) (*Gateway, string, *usageLog) {
+	g, key, _, u := newGatewayOver(t, p, Options{})
+	return g, key, u
+}
+
+// newGatewayOver is a gateway with opts over its own SQLite store, with one valid key (returned
+// in plain) and one public model "m" served by p as "up-m"; its usage records go to the log.
+func newGatewayOver(t testing.TB, p providers.Provider, opts Options) (*Gateway, string, store.Store, *usageLog) {
 	t.Helper()
 	st, err := sqlite.New(context.Background(), filepath.Join(t.TempDir(), "gw.db"))
 	if err != nil {
@@ -88,8 +95,8 @@ func newTestGateway(t testing.TB, p providers.Provider) (*Gateway, string, *usag
 		t.Fatal(err)
 	}
 	g := New(Deps{Store: st, Keys: st, Ledger: st, Limiter: quota.NewMemory(quota.LimiterOptions{}), Router: router, Usage: u, Tokens: est,
-		Metrics: NewMetrics(prometheus.NewRegistry(), 0), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, Options{})
-	return g, plain, u
+		Metrics: NewMetrics(prometheus.NewRegistry(), 0), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, opts)
+	return g, plain, st, u
 }
 
 // relayFixture sends body through a gateway whose upstream answers with the SSE fixture at path
