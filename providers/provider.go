@@ -54,6 +54,8 @@ type Config struct {
 // CredentialHolder is implemented by providers that send credentials upstream: the gateway
 // removes each of them from any upstream error text it relays to a client.
 type CredentialHolder interface {
+	// Credentials is called on every attempt: it returns a slice made once, which callers must
+	// not modify.
 	Credentials() []string
 }
 

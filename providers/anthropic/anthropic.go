@@ -83,6 +83,7 @@ var reservedFields = map[string]bool{
 type Provider struct {
 	endpoint string // base + /v1/messages
 	key      string
+	secrets  []string // {key}, made once for Credentials
 	beta     string
 	settings Settings
 	client   *http.Client
@@ -117,6 +118,7 @@ func New(opts Options) (*Provider, error) {
 	return &Provider{
 		endpoint: strings.TrimRight(base, "/") + "/v1/messages",
 		key:      opts.APIKey,
+		secrets:  []string{opts.APIKey},
 		beta:     strings.Join(opts.Beta, ","),
 		settings: opts.Settings,
 		client: outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
@@ -180,7 +182,7 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 }
 
 // Credentials implements providers.CredentialHolder.
-func (p *Provider) Credentials() []string { return []string{p.key} }
+func (p *Provider) Credentials() []string { return p.secrets }
 
 // CloseIdleConnections drops pooled upstream connections.
 func (p *Provider) CloseIdleConnections() { p.client.CloseIdleConnections() }

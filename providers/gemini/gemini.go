@@ -71,11 +71,12 @@ type Options struct {
 
 // Provider is a Gemini API upstream. It is safe for concurrent use.
 type Provider struct {
-	base   string
-	key    string
-	client *http.Client
-	now    func() time.Time
-	newID  func() string
+	base    string
+	key     string
+	secrets []string // {key}, made once for Credentials
+	client  *http.Client
+	now     func() time.Time
+	newID   func() string
 }
 
 var (
@@ -100,7 +101,7 @@ func New(opts Options) (*Provider, error) {
 	}
 	client := outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
 		DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout, Policy: opts.Outbound})
-	return &Provider{base: strings.TrimRight(base, "/"), key: opts.APIKey, client: client, now: time.Now, newID: randomID}, nil
+	return &Provider{base: strings.TrimRight(base, "/"), key: opts.APIKey, secrets: []string{opts.APIKey}, client: client, now: time.Now, newID: randomID}, nil
 }
 
 // Do implements providers.Provider.
@@ -172,7 +173,7 @@ func (p *Provider) whole(resp *http.Response, meta answerMeta) (*http.Response, 
 }
 
 // Credentials implements providers.CredentialHolder.
-func (p *Provider) Credentials() []string { return []string{p.key} }
+func (p *Provider) Credentials() []string { return p.secrets }
 
 // CloseIdleConnections drops pooled upstream connections.
 func (p *Provider) CloseIdleConnections() { p.client.CloseIdleConnections() }

@@ -56,6 +56,9 @@ type Provider struct {
 	azureVersion  string
 	maxTokensOnly bool
 	client        *http.Client
+	// secrets are the key and the configured header values, made once: Credentials runs on
+	// every attempt.
+	secrets []string
 }
 
 var (
@@ -85,6 +88,12 @@ func New(opts Options) (*Provider, error) {
 			}
 			p.azureVersion = url.QueryEscape(opts.AzureAPIVersion)
 		}
+	}
+	if p.key != "" {
+		p.secrets = append(p.secrets, p.key)
+	}
+	for _, v := range p.headers {
+		p.secrets = append(p.secrets, v...)
 	}
 	return p, nil
 }
@@ -142,16 +151,7 @@ func renameMaxTokens(body []byte) []byte {
 
 // Credentials implements providers.CredentialHolder: the key and the configured header values
 // (an appid, an organisation id…).
-func (p *Provider) Credentials() []string {
-	out := make([]string, 0, 1+len(p.headers))
-	if p.key != "" {
-		out = append(out, p.key)
-	}
-	for _, v := range p.headers {
-		out = append(out, v...)
-	}
-	return out
-}
+func (p *Provider) Credentials() []string { return p.secrets }
 
 // CloseIdleConnections drops pooled upstream connections (at shutdown, or when a reload replaces
 // the provider).
