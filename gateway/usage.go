@@ -56,7 +56,7 @@ func (d *delivered) addBody(body []byte) {
 }
 
 // finishUsage decides the record's tokens, usage source, cost and charge from the request's
-// outcome. The policy (README, "Usage records"): provider usage when the upstream gave it; the
+// outcome. The policy (docs/metering.md, "What is billed"): provider usage when the upstream gave it; the
 // tokenizer's count of prompt and delivered answer when it did not; prompt plus what was
 // delivered ("partial") when the answer was cut short; nothing when no answer byte reached the
 // client. Error text is never counted.

@@ -1,6 +1,6 @@
 package main
 
-// End-to-end tests of the usage ledger's "lose nothing" promises (README: "Ledger pipeline" and
+// End-to-end tests of the usage ledger's "lose nothing" promises (docs/operations.md: "Ledger pipeline" and
 // "What survives kill -9"): a PostgreSQL outage under load, SIGTERM with a full queue, and
 // kill -9 with a spool. Each compares the set of X-Request-Id values the gateway answered with a
 // 200 to the request_ids in usage_records, read straight from PostgreSQL: equal sets, exact
@@ -627,7 +627,7 @@ func TestSigtermWritesTheQueuedRecords(t *testing.T) {
 	t.Logf("%d rows at the exit, %v replayed at the restart", exitRows, m["llmgate_usage_replayed_total"])
 }
 
-// TestKill9KeepsSpooledAndCommittedRecords checks what the README promises of kill -9: records
+// TestKill9KeepsSpooledAndCommittedRecords checks what docs/operations.md promises of kill -9: records
 // the database committed and records written to the spool survive, and replays are
 // deduplicated. A gateway process writes some records normally, then spools every record while
 // PostgreSQL is down, and is killed with SIGKILL. Once PostgreSQL is back, the next start on the

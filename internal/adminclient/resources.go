@@ -8,7 +8,7 @@ import (
 )
 
 // The admin CLI's resources. Each command is one admin API request; the flags name the request's
-// fields (README "Command line", api/openapi.yaml).
+// fields (docs/cli.md, api/openapi.yaml).
 
 // limitParams are the limits of a key or tenant: its model-less quota policy.
 var limitParams = []param{
