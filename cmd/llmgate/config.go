@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -132,10 +133,13 @@ func loadConfig(path string, env func(string) (string, bool)) (Config, error) {
 	return cfg, nil
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+// envRef is a variable reference in a config value: ${VAR}, or ${VAR:-default} whose default
+// applies when VAR is unset or empty, as in the shell.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
-// parseConfig decodes YAML strictly: every string value has its ${VAR} references expanded (an
-// unset variable is an error), then unknown fields are errors that name the field.
+// parseConfig decodes YAML strictly: every string value has its ${VAR} references expanded (unset
+// variables without a default are one error naming each), then unknown fields are errors that
+// name the field.
 func parseConfig(raw []byte, env func(string) (string, bool), cfg *Config) error {
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err != nil {
@@ -144,7 +148,9 @@ func parseConfig(raw []byte, env func(string) (string, bool), cfg *Config) error
 	if len(root.Content) == 0 {
 		return nil // empty file
 	}
-	if err := expandNode(&root, env); err != nil {
+	var missing []unsetVar
+	expandNode(&root, "", env, &missing)
+	if err := unsetError(missing); err != nil {
 		return err
 	}
 	expanded, err := yaml.Marshal(&root)
@@ -159,30 +165,71 @@ func parseConfig(raw []byte, env func(string) (string, bool), cfg *Config) error
 	return nil
 }
 
-func expandNode(n *yaml.Node, env func(string) (string, bool)) error {
+// unsetVar is a reference to a variable the environment lacks, and where the file uses it.
+type unsetVar struct {
+	name, path string
+	line, col  int
+}
+
+// expandNode replaces the variable references of every scalar under n, whose key path is path,
+// and appends the unset ones to missing. Reporting all of them at once saves an operator a
+// start per variable.
+func expandNode(n *yaml.Node, path string, env func(string) (string, bool), missing *[]unsetVar) {
 	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
-		var missing []string
 		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
-			name := ref[2 : len(ref)-1]
-			v, ok := env(name)
-			if !ok {
-				missing = append(missing, name)
+			m := envRef.FindStringSubmatch(ref)
+			v, ok := env(m[1])
+			switch {
+			case m[2] != "" && v == "": // ${VAR:-default}: unset or empty takes the default
+				return m[3]
+			case !ok:
+				*missing = append(*missing, unsetVar{name: m[1], path: path, line: n.Line, col: n.Column})
 			}
 			return v
 		})
-		if len(missing) > 0 {
-			return fmt.Errorf("line %d: environment variable %s is not set", n.Line, strings.Join(missing, ", "))
-		}
 		if n.Style == 0 {
 			n.Tag = "" // a plain scalar re-resolves: ${PORT} expanding to 8080 is a number
 		}
 	}
-	for _, c := range n.Content {
-		if err := expandNode(c, env); err != nil {
-			return err
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			child := k.Value
+			if path != "" {
+				child = path + "." + k.Value
+			}
+			expandNode(k, child, env, missing)
+			expandNode(n.Content[i+1], child, env, missing)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			expandNode(c, fmt.Sprintf("%s[%d]", path, i), env, missing)
+		}
+	default:
+		for _, c := range n.Content {
+			expandNode(c, path, env, missing)
 		}
 	}
-	return nil
+}
+
+// unsetError names every unset variable with its line and key path, in the file's order.
+func unsetError(missing []unsetVar) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(missing, func(a, b unsetVar) int {
+		return cmp.Or(cmp.Compare(a.line, b.line), cmp.Compare(a.col, b.col))
+	})
+	names := make([]string, len(missing))
+	for i, m := range missing {
+		names[i] = fmt.Sprintf("%s (line %d, %s)", m.name, m.line, m.path)
+	}
+	what, hint := "environment variable is not set", "export it"
+	if len(missing) > 1 {
+		what, hint = fmt.Sprintf("%d environment variables are not set", len(missing)), "export them"
+	}
+	return fmt.Errorf("%s: %s (%s, or give a default in the file: ${VAR:-default})", what, strings.Join(names, ", "), hint)
 }
 
 // validate checks what the packages' constructors do not, naming the field and the problem.
