@@ -52,6 +52,10 @@ type Config struct {
 	// AdminMaxConnections caps the admin listener's open connections (default 512; negative: no
 	// cap); one more is answered 503 and closed at accept, and counted.
 	AdminMaxConnections int `yaml:"admin_max_connections"`
+
+	// listenDefaulted is set when neither the file nor LLMGATE_LISTEN named listen, so Listen is
+	// the default: demo binds loopback then.
+	listenDefaulted bool
 }
 
 // LogConfig is the `log` section.
@@ -83,11 +87,18 @@ type ProviderConfig struct {
 // providerTypes lists the provider types for error messages.
 const providerTypes = "openai, azure, anthropic, gemini, deepseek, qwen, glm, moonshot, qianfan, vllm, ollama or mock"
 
+// defaultListen is the public listener's address when nothing names one; demoListen is demo's,
+// which keeps a gateway holding a printed key off the network.
+const (
+	defaultListen = ":8080"
+	demoListen    = "127.0.0.1:8080"
+)
+
 // defaultConfig is the zero-setup configuration: SQLite in the working directory, in-memory
 // quotas, and the built-in mock provider behind two public models.
 func defaultConfig() Config {
 	return Config{
-		Listen:      ":8080",
+		Listen:      defaultListen,
 		AdminListen: "127.0.0.1:8081",
 		DataDir:     ".",
 	}
@@ -108,6 +119,7 @@ func applyBuiltinMock(c *Config) {
 // loadConfig reads the file (if any), applies the environment and validates the result.
 func loadConfig(path string, env func(string) (string, bool)) (Config, error) {
 	cfg := defaultConfig()
+	cfg.Listen = "" // whether the file or the environment names it matters to demo
 	if path != "" {
 		raw, err := os.ReadFile(path)
 		if err != nil {
@@ -128,6 +140,9 @@ func loadConfig(path string, env func(string) (string, bool)) (Config, error) {
 		if v, ok := env(name); ok && v != "" {
 			*dst = v
 		}
+	}
+	if cfg.Listen == "" {
+		cfg.Listen, cfg.listenDefaulted = defaultListen, true
 	}
 	applyBuiltinMock(&cfg)
 	return cfg, nil
