@@ -110,6 +110,9 @@ func serveCmd(args []string, stdout, stderr io.Writer, demo bool) error {
 	if err != nil {
 		return err
 	}
+	if !demo { // demo is meant to run on the mock, and its printed text says so
+		a.warnOfMock()
+	}
 	if demo {
 		if err := printDemo(ctx, stdout, a); err != nil {
 			_ = a.shutdown(context.Background())
