@@ -45,7 +45,9 @@ func (s statusWarnings) mockModels() []string {
 func getStatus(t *testing.T, baseURL, key string) statusWarnings {
 	t.Helper()
 	var s statusWarnings
-	gatewaytest.Client{T: t, BaseURL: baseURL, HTTP: http.DefaultClient, Key: key}.GetJSON("/status", &s)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections() // no idle connection outlives the test (the suite's leak check)
+	gatewaytest.Client{T: t, BaseURL: baseURL, HTTP: &http.Client{Transport: tr}, Key: key}.GetJSON("/status", &s)
 	return s
 }
 
