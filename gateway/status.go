@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -62,6 +63,19 @@ type modelStatus struct {
 	// Disabled counts the deployments an admin override disabled; they are not available, and
 	// not a degradation either.
 	Disabled int `json:"disabled"`
+	// Mock is true when a deployment of the model is on a simulated provider (the built-in mock):
+	// some answers may be made up rather than a real model's.
+	Mock bool `json:"mock"`
+}
+
+// simulated is implemented by providers that answer with made-up text and call no upstream (the
+// built-in mock), so that /v1/status can tell a client which models are not real.
+type simulated interface{ Simulated() bool }
+
+// mockWarning is the /v1/status warning naming the models a simulated provider serves.
+func mockWarning(models []string) string {
+	return "models served by the mock provider (simulated answers, no upstream is called): " +
+		strings.Join(models, ", ") + "; the gateway's operator has to configure a real provider for them"
 }
 
 // handleStatus reports the gateway's health as the caller sees it: the store, the quota store,
@@ -85,6 +99,7 @@ func (g *Gateway) handleStatus(c *gin.Context) {
 	}
 	r := g.router.Load()
 	models := []modelStatus{}
+	var mocked []string // models a simulated provider serves
 	overall := "ok"
 	for _, m := range r.Models() {
 		if !x.id.Allows(m) {
@@ -92,6 +107,9 @@ func (g *Gateway) handleStatus(c *gin.Context) {
 		}
 		ms := modelStatus{ID: m}
 		for _, d := range r.Deployments(m) {
+			if s, ok := d.Provider.(simulated); ok && s.Simulated() {
+				ms.Mock = true
+			}
 			ms.Deployments++
 			if !d.Enabled {
 				ms.Disabled++
@@ -110,12 +128,20 @@ func (g *Gateway) handleStatus(c *gin.Context) {
 			overall = "degraded"
 		}
 		models = append(models, ms)
+		if ms.Mock {
+			mocked = append(mocked, m)
+		}
+	}
+	warnings := []string{}
+	if len(mocked) > 0 {
+		warnings = append(warnings, mockWarning(mocked))
 	}
 	if storeState != "ok" || quotaState != "ok" {
 		overall = "degraded"
 	}
 	out.status = http.StatusOK
-	c.JSON(http.StatusOK, gin.H{"status": overall, "store": storeState, "quota": quotaState, "models": models})
+	c.JSON(http.StatusOK, gin.H{"status": overall, "store": storeState, "quota": quotaState, "models": models,
+		"warnings": warnings})
 }
 
 // Deployments lists every deployment of the routing table in use, disabled ones included, once

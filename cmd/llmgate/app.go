@@ -63,6 +63,9 @@ type app struct {
 	reloads  *prometheus.CounterVec
 	// overrides are the deployment overrides merged into the routing table in use (reloadMu).
 	overrides map[string]store.DeploymentOverride
+	// warnMock is set when the models the mock provider serves are logged as a warning (serve,
+	// not demo); reloads log them again when they change (reloadMu).
+	warnMock bool
 }
 
 // start opens the store, applies migrations, builds the request path and starts both listeners.

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,10 @@ type Config struct {
 	// AdminMaxConnections caps the admin listener's open connections (default 512; negative: no
 	// cap); one more is answered 503 and closed at accept, and counted.
 	AdminMaxConnections int `yaml:"admin_max_connections"`
+
+	// listenDefaulted is set when neither the file nor LLMGATE_LISTEN named listen, so Listen is
+	// the default: demo binds loopback then.
+	listenDefaulted bool
 }
 
 // LogConfig is the `log` section.
@@ -82,11 +87,18 @@ type ProviderConfig struct {
 // providerTypes lists the provider types for error messages.
 const providerTypes = "openai, azure, anthropic, gemini, deepseek, qwen, glm, moonshot, qianfan, vllm, ollama or mock"
 
+// defaultListen is the public listener's address when nothing names one; demoListen is demo's,
+// which keeps a gateway holding a printed key off the network.
+const (
+	defaultListen = ":8080"
+	demoListen    = "127.0.0.1:8080"
+)
+
 // defaultConfig is the zero-setup configuration: SQLite in the working directory, in-memory
 // quotas, and the built-in mock provider behind two public models.
 func defaultConfig() Config {
 	return Config{
-		Listen:      ":8080",
+		Listen:      defaultListen,
 		AdminListen: "127.0.0.1:8081",
 		DataDir:     ".",
 	}
@@ -107,6 +119,7 @@ func applyBuiltinMock(c *Config) {
 // loadConfig reads the file (if any), applies the environment and validates the result.
 func loadConfig(path string, env func(string) (string, bool)) (Config, error) {
 	cfg := defaultConfig()
+	cfg.Listen = "" // whether the file or the environment names it matters to demo
 	if path != "" {
 		raw, err := os.ReadFile(path)
 		if err != nil {
@@ -128,14 +141,20 @@ func loadConfig(path string, env func(string) (string, bool)) (Config, error) {
 			*dst = v
 		}
 	}
+	if cfg.Listen == "" {
+		cfg.Listen, cfg.listenDefaulted = defaultListen, true
+	}
 	applyBuiltinMock(&cfg)
 	return cfg, nil
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+// envRef is a variable reference in a config value: ${VAR}, or ${VAR:-default} whose default
+// applies when VAR is unset or empty, as in the shell.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
-// parseConfig decodes YAML strictly: every string value has its ${VAR} references expanded (an
-// unset variable is an error), then unknown fields are errors that name the field.
+// parseConfig decodes YAML strictly: every string value has its ${VAR} references expanded (unset
+// variables without a default are one error naming each), then unknown fields are errors that
+// name the field.
 func parseConfig(raw []byte, env func(string) (string, bool), cfg *Config) error {
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err != nil {
@@ -144,7 +163,9 @@ func parseConfig(raw []byte, env func(string) (string, bool), cfg *Config) error
 	if len(root.Content) == 0 {
 		return nil // empty file
 	}
-	if err := expandNode(&root, env); err != nil {
+	var missing []unsetVar
+	expandNode(&root, "", env, &missing)
+	if err := unsetError(missing); err != nil {
 		return err
 	}
 	expanded, err := yaml.Marshal(&root)
@@ -159,30 +180,71 @@ func parseConfig(raw []byte, env func(string) (string, bool), cfg *Config) error
 	return nil
 }
 
-func expandNode(n *yaml.Node, env func(string) (string, bool)) error {
+// unsetVar is a reference to a variable the environment lacks, and where the file uses it.
+type unsetVar struct {
+	name, path string
+	line, col  int
+}
+
+// expandNode replaces the variable references of every scalar under n, whose key path is path,
+// and appends the unset ones to missing. Reporting all of them at once saves an operator a
+// start per variable.
+func expandNode(n *yaml.Node, path string, env func(string) (string, bool), missing *[]unsetVar) {
 	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
-		var missing []string
 		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
-			name := ref[2 : len(ref)-1]
-			v, ok := env(name)
-			if !ok {
-				missing = append(missing, name)
+			m := envRef.FindStringSubmatch(ref)
+			v, ok := env(m[1])
+			switch {
+			case m[2] != "" && v == "": // ${VAR:-default}: unset or empty takes the default
+				return m[3]
+			case !ok:
+				*missing = append(*missing, unsetVar{name: m[1], path: path, line: n.Line, col: n.Column})
 			}
 			return v
 		})
-		if len(missing) > 0 {
-			return fmt.Errorf("line %d: environment variable %s is not set", n.Line, strings.Join(missing, ", "))
-		}
 		if n.Style == 0 {
 			n.Tag = "" // a plain scalar re-resolves: ${PORT} expanding to 8080 is a number
 		}
 	}
-	for _, c := range n.Content {
-		if err := expandNode(c, env); err != nil {
-			return err
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			child := k.Value
+			if path != "" {
+				child = path + "." + k.Value
+			}
+			expandNode(k, child, env, missing)
+			expandNode(n.Content[i+1], child, env, missing)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			expandNode(c, fmt.Sprintf("%s[%d]", path, i), env, missing)
+		}
+	default:
+		for _, c := range n.Content {
+			expandNode(c, path, env, missing)
 		}
 	}
-	return nil
+}
+
+// unsetError names every unset variable with its line and key path, in the file's order.
+func unsetError(missing []unsetVar) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(missing, func(a, b unsetVar) int {
+		return cmp.Or(cmp.Compare(a.line, b.line), cmp.Compare(a.col, b.col))
+	})
+	names := make([]string, len(missing))
+	for i, m := range missing {
+		names[i] = fmt.Sprintf("%s (line %d, %s)", m.name, m.line, m.path)
+	}
+	what, hint := "environment variable is not set", "export it"
+	if len(missing) > 1 {
+		what, hint = fmt.Sprintf("%d environment variables are not set", len(missing)), "export them"
+	}
+	return fmt.Errorf("%s: %s (%s, or give a default in the file: ${VAR:-default})", what, strings.Join(names, ", "), hint)
 }
 
 // validate checks what the packages' constructors do not, naming the field and the problem.

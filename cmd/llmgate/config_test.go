@@ -143,10 +143,11 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	}
 }
 
-// TestExampleConfigIsValid keeps configs/example.yaml true to the code.
-func TestExampleConfigIsValid(t *testing.T) {
-	cfg, err := loadConfig("../../configs/example.yaml", envOf(map[string]string{
-		"DATABASE_URL": "", "LLMGATE_ADMIN_TOKEN": strings.Repeat("t", 40), "OPENAI_API_KEY": "sk-x",
+// TestReferenceConfigIsValid keeps configs/reference.yaml true to the code: with its variables
+// set it loads, validates and builds.
+func TestReferenceConfigIsValid(t *testing.T) {
+	cfg, err := loadConfig("../../configs/reference.yaml", envOf(map[string]string{
+		"LLMGATE_ADMIN_TOKEN": strings.Repeat("t", 40), "OPENAI_API_KEY": "sk-x",
 		"AZURE_OPENAI_KEY": "az", "QIANFAN_API_KEY": "qf", "ANTHROPIC_API_KEY": "an", "GEMINI_API_KEY": "ge"}))
 	if err != nil {
 		t.Fatal(err)
@@ -172,11 +173,101 @@ func TestExampleConfigIsValid(t *testing.T) {
 	}
 	for _, typ := range []string{"openai", "vllm", "azure", "qianfan", "anthropic", "gemini", "mock"} {
 		if !types[typ] {
-			t.Errorf("the example shows no provider of type %s", typ)
+			t.Errorf("the reference shows no provider of type %s", typ)
 		}
 	}
 	if !r.Has("gpt-4o-mini") || mockTTFT != 50 || cfg.Usage.FlushInterval != 200*time.Millisecond ||
 		cfg.Routing.Breaker.ConsecutiveFailures != 5 || cfg.ConfigPollInterval != time.Second {
-		t.Errorf("example config not read as written: %+v", cfg)
+		t.Errorf("reference config not read as written: %+v", cfg)
+	}
+}
+
+// TestConfigNamesEveryUnsetVariable: one start names every variable the file needs and the
+// environment lacks, each with its line and key, in the order they appear.
+func TestConfigNamesEveryUnsetVariable(t *testing.T) {
+	p := writeConfig(t, `database_url: ${PG_URL_NOT_SET}
+admin_token: ${ADMIN_TOKEN_IS_SET}
+providers:
+  - name: a
+    type: openai
+    base_url: https://${HOST_NOT_SET}/v1
+    api_key: ${KEY_NOT_SET}
+`)
+	_, err := loadConfig(p, envOf(map[string]string{"ADMIN_TOKEN_IS_SET": strings.Repeat("t", 40)}))
+	if err == nil {
+		t.Fatal("a config with three unset variables loaded")
+	}
+	msg := err.Error()
+	want := []string{"PG_URL_NOT_SET (line 1, database_url)", "HOST_NOT_SET (line 6, providers[0].base_url)",
+		"KEY_NOT_SET (line 7, providers[0].api_key)"}
+	last := -1
+	for _, w := range want {
+		i := strings.Index(msg, w)
+		if i < 0 {
+			t.Fatalf("error %q does not name %q", msg, w)
+		}
+		if i < last {
+			t.Errorf("error %q does not list the variables in the file's order", msg)
+		}
+		last = i
+	}
+	if strings.Contains(msg, "ADMIN_TOKEN_IS_SET") {
+		t.Errorf("error %q names a variable that is set", msg)
+	}
+}
+
+// TestConfigVariableDefaults: ${VAR:-default} takes the default when VAR is unset or empty, as
+// the shell does, and VAR's value otherwise; a default may be empty.
+func TestConfigVariableDefaults(t *testing.T) {
+	const text = `listen: ${LISTEN_AT:-127.0.0.1:8080}
+database_url: ${PG:-}
+providers:
+  - name: a
+    type: openai
+    base_url: ${BASE:-https://api.openai.com/v1}
+    api_key: ${KEY}
+    allow_private_network: ${PRIVATE:-false}
+`
+	cases := []struct {
+		name             string
+		env              map[string]string
+		listen, base, pg string
+		private          bool
+	}{
+		{"unset", map[string]string{"KEY": "k"}, "127.0.0.1:8080", "https://api.openai.com/v1", "", false},
+		{"empty", map[string]string{"KEY": "k", "LISTEN_AT": "", "BASE": "", "PRIVATE": ""}, "127.0.0.1:8080", "https://api.openai.com/v1", "", false},
+		{"set", map[string]string{"KEY": "k", "LISTEN_AT": ":9", "BASE": "http://127.0.0.1:7/v1", "PRIVATE": "true", "PG": "postgres://h/db"},
+			":9", "http://127.0.0.1:7/v1", "postgres://h/db", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := loadConfig(writeConfig(t, text), envOf(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pc := cfg.Providers[0]
+			if cfg.Listen != tc.listen || pc.BaseURL != tc.base || cfg.DatabaseURL != tc.pg || pc.APIKey != "k" ||
+				pc.AllowPrivateNetwork == nil || *pc.AllowPrivateNetwork != tc.private {
+				t.Errorf("listen %q base_url %q database_url %q api_key %q allow_private_network %v", cfg.Listen, pc.BaseURL,
+					cfg.DatabaseURL, pc.APIKey, pc.AllowPrivateNetwork)
+			}
+		})
+	}
+}
+
+// TestProductionConfigNamesWhatItNeeds: configs/production.yaml started with nothing exported
+// names, in one error, the four variables its steps export, and not the optional ones.
+func TestProductionConfigNamesWhatItNeeds(t *testing.T) {
+	_, err := loadConfig("../../configs/production.yaml", envOf(nil))
+	if err == nil {
+		t.Fatal("production.yaml loaded with nothing exported")
+	}
+	for _, v := range []string{"LLMGATE_DATABASE_URL", "LLMGATE_REDIS_URL", "LLMGATE_ADMIN_TOKEN", "OPENAI_API_KEY"} {
+		if !strings.Contains(err.Error(), v) {
+			t.Errorf("error %q does not name %s", err, v)
+		}
+	}
+	if strings.Contains(err.Error(), "OPENAI_BASE_URL") || strings.Contains(err.Error(), "PRIVATE_NETWORK") {
+		t.Errorf("error %q names an optional variable", err)
 	}
 }

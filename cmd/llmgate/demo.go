@@ -61,7 +61,11 @@ Node (npm install openai; save as demo.mjs, run node demo.mjs):
   const stream = await client.chat.completions.create({ model: "{MODEL}", stream: true, messages: [{ role: "user", content: "Hello!" }] });
   for await (const chunk of stream) process.stdout.write(chunk.choices[0]?.delta?.content ?? "");
 
-More keys:  LLMGATE_ADMIN_TOKEN={TOKEN} llmgate keys create --name my-app
+More keys, from another shell (the llmgate command: go build -o llmgate ./cmd/llmgate in the
+source checkout, then ./llmgate, or go install github.com/llmgate/llmgate/cmd/llmgate@latest):
+  export LLMGATE_ADMIN_URL={ADMIN} LLMGATE_ADMIN_TOKEN={TOKEN}
+  llmgate keys create --name my-app
+
 Metrics:    curl {ADMIN}/metrics
 Stop with Ctrl-C.
 `

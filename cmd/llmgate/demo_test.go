@@ -56,6 +56,39 @@ func TestDemoSnippetsWork(t *testing.T) {
 		}
 	})
 
+	t.Run("more keys", func(t *testing.T) {
+		// The hint's lines, pasted into a shell: an export of the admin URL and token, then a
+		// keys create. They run here through the CLI entry with exactly that environment.
+		hint := snippet(t, text, "More keys", "Metrics:")
+		_, heading, _ := strings.Cut(text, "\nMore keys")
+		heading, _, _ = strings.Cut(heading, "\n  ")
+		if heading = strings.ReplaceAll(heading, "\n", " "); !strings.Contains(heading, "go build -o llmgate ./cmd/llmgate") || !strings.Contains(hint, "go install github.com/llmgate/llmgate/cmd/llmgate@latest") {
+			t.Errorf("the hint does not say how to get the llmgate binary:\n%s", heading)
+		}
+		var args []string
+		exported := map[string]bool{}
+		for _, line := range strings.Split(hint, "\n") {
+			f := strings.Fields(line)
+			switch {
+			case len(f) > 1 && f[0] == "export":
+				for _, kv := range f[1:] {
+					k, v, _ := strings.Cut(kv, "=")
+					t.Setenv(k, v)
+					exported[k] = true
+				}
+			case len(f) > 1 && f[0] == "llmgate":
+				args = f[1:]
+			}
+		}
+		if !exported["LLMGATE_ADMIN_URL"] || !exported["LLMGATE_ADMIN_TOKEN"] || os.Getenv("LLMGATE_ADMIN_URL") != e.app.adminURL {
+			t.Fatalf("the hint does not export LLMGATE_ADMIN_URL=%s and LLMGATE_ADMIN_TOKEN:\n%s", e.app.adminURL, hint)
+		}
+		if len(args) < 2 || args[0] != "keys" || args[1] != "create" {
+			t.Fatalf("the hint has no llmgate keys create line:\n%s", hint)
+		}
+		secret(t, cliOK(t, args...))
+	})
+
 	t.Run("node SDK", func(t *testing.T) {
 		dir := os.Getenv("LLMGATE_NODE_SDK_DIR") // scripts/test.sh installs the openai package there
 		if dir == "" {
@@ -81,4 +114,40 @@ func TestDemoSnippetsWork(t *testing.T) {
 			t.Errorf("node snippet printed:\n%s", got)
 		}
 	})
+}
+
+// TestDemoListensOnLoopback: demo's public listener defaults to 127.0.0.1:8080, since it holds a
+// live key; the flag, LLMGATE_LISTEN and the config's listen each still choose, and serve keeps
+// :8080.
+func TestDemoListensOnLoopback(t *testing.T) {
+	cases := []struct {
+		name, file string
+		env        map[string]string
+		line       commandLine
+		want       string
+	}{
+		{"demo", "", nil, commandLine{demo: true}, "127.0.0.1:8080"},
+		{"demo with a config without listen", "log: {level: info}\n", nil, commandLine{demo: true}, "127.0.0.1:8080"},
+		{"demo with LLMGATE_LISTEN", "", map[string]string{"LLMGATE_LISTEN": ":9090"}, commandLine{demo: true}, ":9090"},
+		{"demo with the config's listen", "listen: ':8080'\n", nil, commandLine{demo: true}, ":8080"},
+		{"demo with --listen", "", nil, commandLine{demo: true, listen: "0.0.0.0:7070"}, "0.0.0.0:7070"},
+		{"serve", "", nil, commandLine{}, ":8080"},
+		{"serve with a config without listen", "log: {level: info}\n", nil, commandLine{}, ":8080"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := ""
+			if tc.file != "" {
+				path = writeConfig(t, tc.file)
+			}
+			cfg, err := loadConfig(path, envOf(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.line.apply(&cfg)
+			if cfg.Listen != tc.want {
+				t.Errorf("listen = %q, want %q", cfg.Listen, tc.want)
+			}
+		})
+	}
 }

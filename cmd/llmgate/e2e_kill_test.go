@@ -109,9 +109,16 @@ func (e *env) serveProcessIn(t *testing.T, dataDir string) *gatewayProcess {
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &gatewayProcess{log: &procLog{started: make(chan procStart, 1), eof: make(chan struct{})}, done: make(chan struct{})}
-	p.cmd = exec.Command(llmgateBinary(t), "serve", "--config", path)
-	p.cmd.Env = append(os.Environ(), "LLMGATE_ADMIN_TOKEN=") // the file's token, not the caller's
+	cmd := exec.Command(llmgateBinary(t), "serve", "--config", path)
+	cmd.Env = append(os.Environ(), "LLMGATE_ADMIN_TOKEN=") // the file's token, not the caller's
+	return startGatewayProcess(t, cmd)
+}
+
+// startGatewayProcess starts cmd, an `llmgate serve` command line, and returns once its start-up
+// log line names its listeners; the process is killed when the test ends, if still running.
+func startGatewayProcess(t *testing.T, cmd *exec.Cmd) *gatewayProcess {
+	t.Helper()
+	p := &gatewayProcess{cmd: cmd, log: &procLog{started: make(chan procStart, 1), eof: make(chan struct{})}, done: make(chan struct{})}
 	// Stderr is a pipe of our own rather than cmd.StderrPipe, which Wait closes: the log is read
 	// to its end (EOF: the process is gone) whoever waits for the process, and a caller may call
 	// cmd.Wait itself.

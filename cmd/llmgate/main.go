@@ -84,7 +84,11 @@ func serveCmd(args []string, stdout, stderr io.Writer, demo bool) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", os.Getenv("LLMGATE_CONFIG"), "config file (YAML)")
-	listen := fs.String("listen", "", "public listener address (overrides config and env)")
+	listenHelp := "public listener address (overrides config and env; default " + defaultListen + ")"
+	if demo {
+		listenHelp = "public listener address (overrides config and env; default " + demoListen + ")"
+	}
+	listen := fs.String("listen", "", listenHelp)
 	adminListen := fs.String("admin-listen", "", "admin listener address (overrides config and env)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -97,18 +101,7 @@ func serveCmd(args []string, stdout, stderr io.Writer, demo bool) error {
 	if demo && cfg.AdminToken == "" {
 		demoToken = adminclient.NewToken()
 	}
-	// adjust applies the command line to a loaded config, at start and at every reload.
-	adjust := func(c *Config) {
-		if *listen != "" {
-			c.Listen = *listen
-		}
-		if *adminListen != "" {
-			c.AdminListen = *adminListen
-		}
-		if c.AdminToken == "" {
-			c.AdminToken = demoToken
-		}
-	}
+	adjust := commandLine{demo: demo, listen: *listen, adminListen: *adminListen, demoToken: demoToken}.apply
 	adjust(&cfg)
 	log := newLogger(stderr, cfg.Log.Level, demo)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -116,6 +109,9 @@ func serveCmd(args []string, stdout, stderr io.Writer, demo bool) error {
 	a, err := start(ctx, cfg, log)
 	if err != nil {
 		return err
+	}
+	if !demo { // demo is meant to run on the mock, and its printed text says so
+		a.warnOfMock()
 	}
 	if demo {
 		if err := printDemo(ctx, stdout, a); err != nil {
@@ -145,6 +141,28 @@ func serveCmd(args []string, stdout, stderr io.Writer, demo bool) error {
 		return serr
 	}
 	return err
+}
+
+// commandLine is what the command line sets over a loaded config, at start and at every reload.
+type commandLine struct {
+	demo                bool
+	listen, adminListen string // the flags; empty when not given
+	demoToken           string // the admin token demo made up, for a config without one
+}
+
+func (l commandLine) apply(c *Config) {
+	switch {
+	case l.listen != "":
+		c.Listen = l.listen
+	case l.demo && c.listenDefaulted:
+		c.Listen = demoListen
+	}
+	if l.adminListen != "" {
+		c.AdminListen = l.adminListen
+	}
+	if c.AdminToken == "" {
+		c.AdminToken = l.demoToken
+	}
 }
 
 func newLogger(w io.Writer, level string, demo bool) *slog.Logger {

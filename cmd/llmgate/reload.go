@@ -123,8 +123,10 @@ func (a *app) reload(path string, adjust func(*Config)) error {
 		}
 	}
 	a.providers = provs
+	mockBefore := mockModels(a.cfg)
 	a.cfg.Providers, a.cfg.Models, a.cfg.Routing, a.cfg.Outbound = cfg.Providers, cfg.Models, cfg.Routing, cfg.Outbound
 	closeIdle(retired) // requests in flight keep their connections; only idle ones close
+	a.logMock(mockBefore)
 	return nil
 }
 

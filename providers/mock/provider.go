@@ -34,6 +34,10 @@ var _ providers.Provider = (*inProcess)(nil)
 // applies no connect timeout to it.
 func (p *inProcess) InProcess() bool { return true }
 
+// Simulated reports that the answers are made up and no upstream is called, so that the gateway
+// can say so in /v1/status.
+func (p *inProcess) Simulated() bool { return true }
+
 // Do returns as soon as the handler has written its headers. Canceling ctx cancels the handler's
 // request context and breaks the pipe, so the body's reader sees ctx's error; a stream the handler
 // drops (fail_after) ends with io.ErrUnexpectedEOF, as a dropped connection would. The handler's
