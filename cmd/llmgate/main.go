@@ -1,7 +1,7 @@
 // Command llmgate is the gateway binary: `serve` (the default) runs it from a config file,
 // `demo` runs it with the embedded default and prints a ready-to-use key, `keys`, `users`,
-// `tenants`, `tokens` and `pricing` call the admin API, and `bench` measures it against the
-// direct path.
+// `tenants`, `tokens`, `pricing`, `quota`, `credits`, `deployments`, `audit`, `billing` and
+// `audit-log` call the admin API, and `bench` measures it against the direct path.
 package main
 
 import (
@@ -29,6 +29,12 @@ Usage:
   llmgate tenants create|list|get|update|delete …
   llmgate tokens  create|list|get|revoke …                (admin tokens)
   llmgate pricing list|get|set …
+  llmgate quota   list|get|set|delete|usage|clear-session …  (quota policies, usage, sessions)
+  llmgate credits balance|topup|adjust|history …
+  llmgate deployments list|get|enable|disable|weight|reset …
+  llmgate audit   search|trace …                          (usage records)
+  llmgate billing summary|export …
+  llmgate audit-log [list] [filters]                      (changes made through the admin API)
   llmgate bench   [flags]                                 (see llmgate bench -h)
 
 Environment: LLMGATE_CONFIG, LLMGATE_LISTEN, LLMGATE_ADMIN_LISTEN, LLMGATE_DATA_DIR,
@@ -52,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serveCmd(args, stdout, stderr, false)
 	case "demo":
 		err = serveCmd(args, stdout, stderr, true)
-	case "keys", "users", "tenants", "tokens", "pricing":
+	case "keys", "users", "tenants", "tokens", "pricing", "quota", "credits", "deployments", "audit", "billing", "audit-log":
 		err = adminclient.Run(cmd, args, stdout, stderr)
 	case "bench":
 		err = benchCmd(args, stdout, stderr)
