@@ -3,11 +3,13 @@
 
 GO ?= go
 BENCHFLAGS ?=
+# VERSION is what `llmgate --version` and llmgate_build_info report.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: build test bench demo
 
 build:
-	$(GO) build -o bin/llmgate ./cmd/llmgate
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/llmgate ./cmd/llmgate
 	$(GO) build -o bin/mockllm ./cmd/mockllm
 
 test:

@@ -108,6 +108,8 @@ func authzTable() map[string]authzRoute {
 		"GET /admin/billing/summary":                 {billing: true, probes: get("/admin/billing/summary?month=2026-01")},
 		"GET /admin/billing/records.csv":             {billing: true, probes: get("/admin/billing/records.csv")},
 		"GET /admin/credits/:subjectType/:subjectId": {billing: true, probes: get("/admin/credits/user/" + authzNone)},
+		"GET /admin/credits/:subjectType/:subjectId/entries": {billing: true,
+			probes: get("/admin/credits/user/" + authzNone + "/entries")},
 		"POST /admin/credits/:subjectType/:subjectId/topup": {billing: true, global: true,
 			probes: with("/admin/credits/user/"+authzNone+"/topup", map[string]any{"amount_usd": "0"})},
 		"POST /admin/credits/:subjectType/:subjectId/adjust": {billing: true, global: true,

@@ -28,6 +28,7 @@ func (s *Server) routeLedger(a *gin.RouterGroup) {
 	s.handle(a, http.MethodGet, "/billing/summary", read(areaBilling), s.billingSummary)
 	s.handle(a, http.MethodGet, "/billing/records.csv", read(areaBilling), s.billingCSV)
 	s.handle(a, http.MethodGet, "/credits/:subjectType/:subjectId", read(areaCredits), s.creditBalance)
+	s.handle(a, http.MethodGet, "/credits/:subjectType/:subjectId/entries", read(areaCredits), s.creditEntries)
 	s.handle(a, http.MethodPost, "/credits/:subjectType/:subjectId/topup", global(areaCredits), s.creditTopUp)
 	s.handle(a, http.MethodPost, "/credits/:subjectType/:subjectId/adjust", global(areaCredits), s.creditAdjust)
 }
@@ -337,8 +338,7 @@ func creditSubject(c *gin.Context) (typ quota.Kind, id string, ok bool) {
 func accountView(a store.CreditAccount, entries []store.CreditEntry) gin.H {
 	out := make([]gin.H, 0, len(entries))
 	for _, e := range entries {
-		out = append(out, gin.H{"id": e.ID, "kind": e.Kind, "amount_usd": billing.FormatPico(e.AmountPicoUSD),
-			"request_id": e.RequestID, "note": e.Note, "created_at": e.CreatedAt})
+		out = append(out, creditEntryView(e))
 	}
 	return gin.H{"account_id": a.ID, "subject_type": a.SubjectType, "subject_id": a.SubjectID,
 		"balance_usd": billing.FormatPico(a.BalancePicoUSD), "updated_at": a.UpdatedAt, "entries": out}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -377,7 +378,17 @@ func (s *Server) listPolicies(c *gin.Context) {
 	if !ok {
 		return
 	}
-	out, ok := s.policiesInScope(c, typ, strings.TrimSpace(c.Query("subject_id")))
+	id := strings.TrimSpace(c.Query("subject_id"))
+	var out []gin.H
+	if typ != "" && id != "" {
+		out, ok = s.policiesInScope(c, typ, id)
+	} else {
+		// The store selects one subject or all: either filter alone is applied here.
+		out, ok = s.policiesInScope(c, "", "")
+		out = slices.DeleteFunc(out, func(h gin.H) bool {
+			return (typ != "" && h["subject_type"] != string(typ)) || (id != "" && h["subject_id"] != id)
+		})
+	}
 	if ok {
 		writeList(c, window(out, limit, offset), limit, offset, func(h gin.H) gin.H { return h })
 	}

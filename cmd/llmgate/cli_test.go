@@ -327,7 +327,8 @@ func TestTopLevelHelp(t *testing.T) {
 		if code := run([]string{arg}, &out, &errOut); code != 0 {
 			t.Fatalf("%s: exit %d, stderr %s", arg, code, errOut.String())
 		}
-		for _, want := range []string{"llmgate tenants", "llmgate tokens", "llmgate pricing", "LLMGATE_ADMIN_URL"} {
+		for _, want := range []string{"llmgate tenants", "llmgate tokens", "llmgate pricing", "llmgate quota", "llmgate credits",
+			"llmgate deployments", "llmgate audit ", "llmgate billing", "llmgate audit-log", "llmgate --version", "LLMGATE_ADMIN_URL"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("%s: output lacks %q:\n%s", arg, want, out.String())
 			}

@@ -277,6 +277,27 @@ func (s *routeRun) balance(t *testing.T) {
 	}
 }
 
+// creditEntries pages through the ledger the balance showed: the charge of the chat, the
+// adjustment and the top-up are all there, oldest last.
+func (s *routeRun) creditEntries(t *testing.T) {
+	var kinds []string
+	path := "/admin/credits/user/" + s.user + "/entries?limit=1"
+	for {
+		r := s.admin(t).Must(200, "GET", path, nil)
+		if n := len(r.JSON("data").Array()); n > 1 {
+			t.Fatalf("a page of limit 1 holds %d entries: %s", n, r.Body)
+		}
+		kinds = append(kinds, r.JSON("data.0.kind").String())
+		if !r.JSON("has_more").Bool() {
+			break
+		}
+		path = "/admin/credits/user/" + s.user + "/entries?limit=1&offset=" + r.JSON("next_offset").String()
+	}
+	if len(kinds) < 3 || kinds[len(kinds)-1] != "grant" || !slices.Contains(kinds, "charge") || !slices.Contains(kinds, "adjust") {
+		t.Errorf("the ledger paged one entry at a time: %v", kinds)
+	}
+}
+
 func (s *routeRun) listUsage(t *testing.T) {
 	r := s.admin(t).Must(200, "GET", "/admin/audit?model=gpt-test&size=1000&userId="+s.user, nil)
 	rec := r.JSON(`data.#(request_id=="` + s.chatID + `")`)

@@ -1,7 +1,8 @@
 // Command llmgate is the gateway binary: `serve` (the default) runs it from a config file,
 // `demo` runs it with the embedded default and prints a ready-to-use key, `keys`, `users`,
-// `tenants`, `tokens` and `pricing` call the admin API, and `bench` measures it against the
-// direct path.
+// `tenants`, `tokens`, `pricing`, `quota`, `credits`, `deployments`, `audit`, `billing` and
+// `audit-log` call the admin API, `bench` measures it against the direct path, and `version`
+// says which build it is.
 package main
 
 import (
@@ -29,7 +30,14 @@ Usage:
   llmgate tenants create|list|get|update|delete …
   llmgate tokens  create|list|get|revoke …                (admin tokens)
   llmgate pricing list|get|set …
+  llmgate quota   list|get|set|delete|usage|clear-session …  (quota policies, usage, sessions)
+  llmgate credits balance|topup|adjust|history …
+  llmgate deployments list|get|enable|disable|weight|reset …
+  llmgate audit   search|trace …                          (usage records)
+  llmgate billing summary|export …
+  llmgate audit-log [list] [filters]                      (changes made through the admin API)
   llmgate bench   [flags]                                 (see llmgate bench -h)
+  llmgate --version                                       (also: llmgate version)
 
 Environment: LLMGATE_CONFIG, LLMGATE_LISTEN, LLMGATE_ADMIN_LISTEN, LLMGATE_DATA_DIR,
 LLMGATE_DATABASE_URL, LLMGATE_REDIS_URL, LLMGATE_ADMIN_TOKEN, LLMGATE_ADMIN_URL.
@@ -43,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 		cmd, args = "help", args[1:]
+	} else if len(args) > 0 && args[0] == "--version" {
+		cmd, args = "version", args[1:]
 	} else if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
@@ -52,7 +62,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serveCmd(args, stdout, stderr, false)
 	case "demo":
 		err = serveCmd(args, stdout, stderr, true)
-	case "keys", "users", "tenants", "tokens", "pricing":
+	case "version":
+		fmt.Fprint(stdout, versionText())
+	case "keys", "users", "tenants", "tokens", "pricing", "quota", "credits", "deployments", "audit", "billing", "audit-log":
 		err = adminclient.Run(cmd, args, stdout, stderr)
 	case "bench":
 		err = benchCmd(args, stdout, stderr)

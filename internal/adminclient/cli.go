@@ -1,6 +1,7 @@
 package adminclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,35 +17,56 @@ import (
 	"time"
 )
 
-// The admin CLI: `llmgate keys|users|tenants|tokens|pricing COMMAND [ARG] [flags]`. Each command is
-// one request to the admin API, described by an adminCommand; this file turns its flags into the
-// request's body (or query), sends it and prints the answer (output.go).
+// The admin CLI: `llmgate RESOURCE COMMAND [ARG…] [flags]` (resources.go, operations.go). Each
+// command is one request to the admin API, described by an adminCommand; this file turns its
+// arguments and flags into the request's path, body and query, sends it and prints the answer
+// (output.go).
 
 // adminResource is one noun of the admin CLI.
 type adminResource struct {
 	name     string // "keys", as typed
 	commands []adminCommand
 	columns  []column // the table of its lists
+	// defaultCommand runs when the resource is followed by flags only (audit-log).
+	defaultCommand string
 }
 
 // adminCommand is one request to the admin API.
 type adminCommand struct {
 	name, about string
 	method      string
-	// path of the request; "{}" stands for the positional argument, escaped.
+	// path of the request; each "{}" stands for the next positional argument, escaped.
 	path string
-	// arg names the positional argument in usage ("ID", "MODEL"); "" for none.
+	// arg names the positional arguments in usage, space-separated ("ID", "TYPE ID"); "" for
+	// none. Each is required.
 	arg string
-	// argField, when set, makes the argument optional and sends it as this body field instead.
+	// argField, when set, makes the (single) argument optional and sends it as this body field
+	// instead.
 	argField string
-	// slashes keeps "/" in the argument as path separators (model names).
+	// valueArg, when set, is the last positional argument: a body field rather than a part of the
+	// path (deployments weight ID N).
+	valueArg *param
+	// slashes keeps "/" in the arguments as path separators (model and deployment names).
 	slashes bool
-	// params are the flags that become body fields (or query parameters of a GET).
+	// params are the flags that become body fields (or query parameters of a GET or DELETE).
 	params []param
-	// list: the answer is {"data": [...]}; a paged list also takes --limit, --offset and --all.
-	list, paged bool
+	// query are flags that become query parameters whatever the method (the model of a policy).
+	query []param
+	// fixed are body fields the command always sends (enable: {"enabled": true}).
+	fixed map[string]any
+	// list: the answer is {"data": [...]}; a paged list also takes --limit, --offset and --all,
+	// a list paged by number (pages) --page, --size and --all.
+	list, paged, pages bool
 	// secret is the field of the answer holding a plaintext shown only once.
 	secret string
+	// omit are fields of the answer the table leaves out (--json shows them).
+	omit []string
+	// done is printed for an answer without a body (204), unless --json.
+	done string
+	// render, when set, prints the answer as a table instead of printObject.
+	render func(w io.Writer, raw []byte) error
+	// download streams the answer's body to --out (default: stdout) as it arrives.
+	download bool
 }
 
 // paramKind says how a flag's text becomes a JSON value.
@@ -55,6 +77,8 @@ const (
 	list                      // comma-separated strings; empty: null
 	integer                   // a whole number; empty: null
 	money                     // a decimal USD amount, sent as a string; empty: null
+	signed                    // money that may be negative (an adjustment)
+	past                      // RFC 3339, a date (2026-11-01) or a duration before now; empty: null
 	instant                   // RFC 3339 or a duration from now; empty: null
 	seconds                   // a duration (or whole seconds), sent as whole seconds; empty: null
 	pairs                     // key=value, repeatable, into an object; "key=" is null
@@ -96,6 +120,23 @@ func (p param) parse(s string) (any, error) {
 			return nil, errors.New("want a USD amount such as 12.50 (at most 6 decimals)")
 		}
 		return s, nil
+	case signed:
+		if !usdAmount.MatchString(strings.TrimPrefix(s, "-")) {
+			return nil, errors.New("want a USD amount such as 12.50 or -3 (at most 6 decimals)")
+		}
+		return s, nil
+	case past:
+		if _, err := time.Parse(time.RFC3339, s); err == nil {
+			return s, nil
+		}
+		if _, err := time.Parse(time.DateOnly, s); err == nil {
+			return s, nil
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return nil, errors.New("want an RFC 3339 time, a date (2026-11-01) or a duration before now (24h)")
+		}
+		return time.Now().Add(-d).UTC().Truncate(time.Second).Format(time.RFC3339), nil
 	case instant:
 		if t, err := time.Parse(time.RFC3339, s); err == nil {
 			return t, nil
@@ -273,9 +314,17 @@ Flags may come before or after the argument. --json prints the API's JSON instea
 `
 
 func (r *adminResource) usage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: llmgate %s COMMAND [ARG] [flags]\n\nCommands:\n", r.name)
+	if r.defaultCommand != "" {
+		fmt.Fprintf(w, "Usage: llmgate %s [COMMAND] [ARG…] [flags] (default command: %s)\n\nCommands:\n", r.name, r.defaultCommand)
+	} else {
+		fmt.Fprintf(w, "Usage: llmgate %s COMMAND [ARG…] [flags]\n\nCommands:\n", r.name)
+	}
+	width := 14
 	for _, c := range r.commands {
-		fmt.Fprintf(w, "  %-14s %s\n", strings.TrimSpace(c.name+" "+c.argUsage()), c.about)
+		width = max(width, len(c.name)+1+len(c.argUsage()))
+	}
+	for _, c := range r.commands {
+		fmt.Fprintf(w, "  %-*s %s\n", width, strings.TrimSpace(c.name+" "+c.argUsage()), c.about)
 	}
 	fmt.Fprintf(w, "\nSee llmgate %s COMMAND -h for a command's flags.\n%s", r.name, adminEnvNote)
 }
@@ -289,7 +338,7 @@ func (c *adminCommand) argUsage() string {
 
 // run is `llmgate <resource> args…`.
 func (r *adminResource) run(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
+	if args = r.withDefault(args); len(args) == 0 {
 		r.usage(stderr)
 		return fmt.Errorf("%s: missing command", r.name)
 	}
@@ -308,14 +357,27 @@ func (r *adminResource) run(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the API's JSON instead of a table")
 	params := c.params
 	var all *bool
-	if c.paged {
+	switch {
+	case c.paged:
 		params = append(params[:len(params):len(params)], pageParams...)
 		all = fs.Bool("all", false, "follow next_offset through every page")
+	case c.pages:
+		params = append(params[:len(params):len(params)], numberedPageParams...)
+		all = fs.Bool("all", false, "fetch every page (1000 a page unless --size says)")
+	}
+	var out *string
+	if c.download {
+		out = fs.String("out", "", "write to `FILE` (replaced only once the whole answer has arrived; default: stdout)")
 	}
 	vals := make([]*paramValue, len(params))
 	for i, p := range params {
 		vals[i] = &paramValue{p: p}
 		fs.Var(vals[i], p.flag, p.usage)
+	}
+	qvals := make([]*paramValue, len(c.query))
+	for i, p := range c.query {
+		qvals[i] = &paramValue{p: p}
+		fs.Var(qvals[i], p.flag, p.usage)
 	}
 	pos, err := parseInterleaved(fs, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
@@ -333,22 +395,39 @@ func (r *adminResource) run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	var value any
+	if c.valueArg != nil {
+		if value, err = c.valueArg.parse(pos[len(pos)-1]); err != nil {
+			return fmt.Errorf("%s: invalid %s %q: %w", what, c.valueArg.flag, pos[len(pos)-1], err)
+		}
+	}
 	cl, err := adminClientFromEnv()
 	if err != nil {
 		return err
 	}
 	ctx := context.Background()
-	if c.list {
-		page := 0
-		if all != nil && *all {
-			page = 1000
+	fetchAll := all != nil && *all
+	if c.list && c.method == http.MethodGet {
+		var items []json.RawMessage
+		var more string
+		if c.pages {
+			items, more, err = cl.numberedPages(ctx, path, query(vals), fetchAll)
+		} else {
+			page := 0
+			if fetchAll {
+				page = 1000
+			}
+			var next int
+			items, next, err = cl.list(ctx, path, query(vals), page)
+			if next > 0 {
+				more = fmt.Sprintf("--offset %d", next)
+			}
 		}
-		items, next, err := cl.list(ctx, path, query(vals), page)
 		if err != nil {
 			return err
 		}
-		if next > 0 {
-			fmt.Fprintf(stderr, "(more: --offset %d, or --all)\n", next)
+		if more != "" {
+			fmt.Fprintf(stderr, "(more: %s, or --all)\n", more)
 		}
 		if *asJSON {
 			return printJSON(stdout, items)
@@ -358,22 +437,72 @@ func (r *adminResource) run(args []string, stdout, stderr io.Writer) error {
 	var in any
 	switch c.method {
 	case http.MethodGet, http.MethodDelete:
-		if q := query(vals).Encode(); q != "" {
-			path += "?" + q
-		}
+		qvals = append(qvals, vals...)
 	default:
-		if in, err = c.body(ctx, cl, path, pos, vals); err != nil {
+		b, err := c.body(ctx, cl, path, pos, vals)
+		if err != nil {
 			return err
 		}
+		for k, v := range c.fixed {
+			b[k] = v
+		}
+		if c.valueArg != nil {
+			b[c.valueArg.field] = value
+		}
+		in = b
+	}
+	if q := query(qvals).Encode(); q != "" {
+		path += "?" + q
+	}
+	if c.download {
+		return download(ctx, cl, path, *out, stdout)
 	}
 	raw, err := cl.Call(ctx, c.method, path, in)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return printJSON(stdout, raw)
+	return c.printAnswer(stdout, raw, *asJSON, r.columns)
+}
+
+// printAnswer prints the answer of a request other than a GET of a list: as JSON, or as the
+// command's table.
+func (c *adminCommand) printAnswer(w io.Writer, raw []byte, asJSON bool, cols []column) error {
+	if len(bytes.TrimSpace(raw)) == 0 { // 204
+		if !asJSON && c.done != "" {
+			fmt.Fprintln(w, c.done)
+		}
+		return nil
 	}
-	return printObject(stdout, raw, c.secret, r.columns)
+	if c.list { // a change answered with the subject's list (quota set)
+		var page struct {
+			Data []json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(raw, &page); err != nil {
+			return fmt.Errorf("admin API: unexpected list: %w", err)
+		}
+		if asJSON {
+			return printJSON(w, page.Data)
+		}
+		return printTable(w, cols, page.Data)
+	}
+	switch {
+	case asJSON:
+		return printJSON(w, json.RawMessage(raw))
+	case c.render != nil:
+		return c.render(w, raw)
+	}
+	return printObject(w, raw, c.secret, c.omit, cols)
+}
+
+// withDefault puts the default command in front of arguments that start with a flag, or of none.
+func (r *adminResource) withDefault(args []string) []string {
+	if r.defaultCommand == "" {
+		return args
+	}
+	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help") {
+		return append([]string{r.defaultCommand}, args...)
+	}
+	return args
 }
 
 // body is the request body of a POST, PUT or PATCH. A PATCH replaces objects (limits,
@@ -422,23 +551,31 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// resolvePath checks the positional arguments and puts a path argument into the path.
+// resolvePath checks the positional arguments and puts the path arguments into the path.
 func (c *adminCommand) resolvePath(pos []string) (string, error) {
+	names := strings.Fields(c.arg)
 	switch {
 	case c.arg == "" && len(pos) > 0:
 		return "", fmt.Errorf("unexpected argument %q", pos[0])
 	case c.argField != "" && len(pos) > 1:
 		return "", fmt.Errorf("want at most one argument %s, got %d", c.arg, len(pos))
-	case c.arg != "" && c.argField == "" && len(pos) != 1:
+	case c.argField == "" && len(names) == 1 && len(pos) != 1:
 		return "", fmt.Errorf("want one argument %s, got %d", c.arg, len(pos))
-	case !strings.Contains(c.path, "{}"):
-		return c.path, nil
+	case c.argField == "" && len(pos) != len(names):
+		return "", fmt.Errorf("want arguments %s, got %d", c.arg, len(pos))
 	}
-	arg := url.PathEscape(pos[0])
-	if c.slashes {
-		arg = strings.ReplaceAll(arg, "%2F", "/")
+	path := c.path
+	for _, p := range pos {
+		if !strings.Contains(path, "{}") {
+			break
+		}
+		arg := url.PathEscape(p)
+		if c.slashes {
+			arg = strings.ReplaceAll(arg, "%2F", "/")
+		}
+		path = strings.Replace(path, "{}", arg, 1)
 	}
-	return strings.Replace(c.path, "{}", arg, 1), nil
+	return path, nil
 }
 
 // adminClientFromEnv is the client of LLMGATE_ADMIN_URL and LLMGATE_ADMIN_TOKEN.

@@ -1,6 +1,7 @@
 // Package adminclient is the client of the admin API over HTTP: Client, which the demo, the
 // benchmark and the tests use to create keys and call the API, and the admin command line
-// (`llmgate keys|users|tenants|tokens|pricing`), one admin API request per command. It knows the
+// (`llmgate keys|users|tenants|tokens|pricing|quota|credits|deployments|audit|billing|audit-log`),
+// one admin API request per command. It knows the
 // API only by its paths and JSON fields (api/openapi.yaml), never by the server's code.
 package adminclient
 
@@ -109,15 +110,47 @@ func (c *Client) Call(ctx context.Context, method, path string, in any) (json.Ra
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error struct{ Message string } `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
-			return nil, fmt.Errorf("admin API: %s (HTTP %d)", e.Error.Message, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("admin API: HTTP %d", resp.StatusCode)
+		return nil, apiError(resp.StatusCode, raw)
 	}
 	return raw, nil
+}
+
+// apiError is the error of a non-2xx answer, carrying the API's message.
+func apiError(status int, raw []byte) error {
+	var e struct {
+		Error struct{ Message string } `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
+		return fmt.Errorf("admin API: %s (HTTP %d)", e.Error.Message, status)
+	}
+	return fmt.Errorf("admin API: HTTP %d", status)
+}
+
+// Download sends a GET and copies a 2xx answer's body to w as it arrives, however long it is:
+// only the wait for the answer's headers is bounded (as a whole call is by Call).
+func (c *Client) Download(ctx context.Context, path string, w io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.base, "/")+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	headers := time.AfterFunc(adminTimeout, cancel)
+	resp, err := c.http.Do(req)
+	headers.Stop()
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return apiError(resp.StatusCode, raw)
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("admin API: copying the answer: %w", err)
+	}
+	return nil
 }
 
 // CreateKey creates a key; the answer carries its plaintext, which the API shows only once.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -17,6 +18,7 @@ import (
 
 // column is one column of a list's table.
 type column struct {
+	// field is the item's field; "a.b" is field b of object a.
 	header, field string
 	empty         string // shown for an empty value ("-" when unset)
 }
@@ -48,11 +50,23 @@ func printTable(w io.Writer, cols []column, items []json.RawMessage) error {
 			return fmt.Errorf("admin API: unexpected list item: %w", err)
 		}
 		for i, c := range cols {
-			fmt.Fprint(tw, sep(i), c.cell(m[c.field]))
+			fmt.Fprint(tw, sep(i), c.cell(lookup(m, c.field)))
 		}
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// lookup reads a field of an object, "a.b" being field b of object a.
+func lookup(m map[string]any, field string) any {
+	for {
+		name, rest, nested := strings.Cut(field, ".")
+		if !nested {
+			return m[name]
+		}
+		m, _ = m[name].(map[string]any)
+		field = rest
+	}
 }
 
 // cell renders the column's value.
@@ -70,9 +84,10 @@ func sep(i int) string {
 	return "\t"
 }
 
-// printObject prints an object's fields, one a line, and then the one-time secret, if any. cols
-// say what an empty field means where a list's column does ("*": every model).
-func printObject(w io.Writer, raw []byte, secret string, cols []column) error {
+// printObject prints an object's fields, one a line, but those in omit, and then the one-time
+// secret, if any. cols say what an empty field means where a list's column does ("*": every
+// model).
+func printObject(w io.Writer, raw []byte, secret string, omit []string, cols []column) error {
 	names, vals, err := objectFields(raw)
 	if err != nil {
 		return err
@@ -82,6 +97,9 @@ func printObject(w io.Writer, raw []byte, secret string, cols []column) error {
 	for i, name := range names {
 		if name == secret && secret != "" {
 			shown, _ = vals[i].(string)
+			continue
+		}
+		if slices.Contains(omit, name) {
 			continue
 		}
 		v := cell(vals[i])

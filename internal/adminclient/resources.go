@@ -145,9 +145,12 @@ var pricingResource = adminResource{
 var adminResources = map[string]*adminResource{
 	"keys": &keysResource, "users": &usersResource, "tenants": &tenantsResource,
 	"tokens": &tokensResource, "pricing": &pricingResource,
+	"quota": &quotaResource, "credits": &creditsResource, "deployments": &deploymentsResource,
+	"audit": &auditResource, "billing": &billingResource, "audit-log": &auditLogResource,
 }
 
-// Run is `llmgate <resource> args…` for resource keys, users, tenants, tokens or pricing: it
+// Run is `llmgate <resource> args…` for a resource of the admin CLI (keys, users, tenants,
+// tokens, pricing, quota, credits, deployments, audit, billing, audit-log): it
 // parses the command's flags, sends its request to the admin API at LLMGATE_ADMIN_URL with the
 // token in LLMGATE_ADMIN_TOKEN and prints the answer on stdout. It returns flag.ErrHelp after
 // printing a help that was asked for.
