@@ -264,11 +264,12 @@ func notFound(c *gin.Context, what, param string) {
 }
 
 // subjectTenant returns the tenant a quota or credit subject belongs to (ErrNotFound when the
-// user or key does not exist).
+// user, key or tenant does not exist; soft-deleted ones do).
 func (s *Server) subjectTenant(ctx context.Context, typ quota.Kind, id string) (string, error) {
 	switch typ {
 	case quota.KindTenant:
-		return id, nil
+		_, err := s.d.Store.GetTenant(ctx, id)
+		return id, err
 	case quota.KindUser:
 		u, err := s.d.Store.GetUser(ctx, id)
 		return u.TenantID, err
@@ -304,6 +305,35 @@ func (s *Server) scopedSubject(c *gin.Context, typ quota.Kind, id, param string)
 		return "", false, false
 	}
 	return t, found, true
+}
+
+// AllowUnknownSubject is the query flag that lets a quota policy or a credit movement name a
+// user, key or tenant that does not exist (yet): a policy set ahead of the user it is for, or an
+// account for an id another system owns. Without it such a write is refused, so a typo cannot
+// quietly make a policy or a credit account for nobody.
+const AllowUnknownSubject = "allow_unknown_subject"
+
+// knownSubject checks that a write may name the subject: one the caller may see that exists
+// (soft-deleted ones included: their policies and credits stay manageable), or, when the query
+// says allow_unknown_subject=true, one that does not exist at all. A tenant-scoped token never
+// reaches an unknown subject: it belongs to no tenant. It answers itself (400, 404) when not, and
+// returns the subject's tenant and whether it exists.
+func (s *Server) knownSubject(c *gin.Context, typ quota.Kind, id, param string) (tenant string, found, ok bool) {
+	allow := false
+	if v := c.Query(AllowUnknownSubject); v != "" {
+		var err error
+		if allow, err = strconv.ParseBool(v); err != nil {
+			invalid(c, AllowUnknownSubject, "want true or false.")
+			return "", false, false
+		}
+	}
+	tenant, found, ok = s.scopedSubject(c, typ, id, param)
+	if ok && !found && !allow {
+		fail(c, http.StatusNotFound, api.TypeNotFound, string(typ)+"_not_found", param,
+			"No "+string(typ)+" "+strconv.Quote(id)+". Check the id, or add ?"+AllowUnknownSubject+"=true to write for a "+string(typ)+" that does not exist yet.")
+		return "", false, false
+	}
+	return tenant, found, ok
 }
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

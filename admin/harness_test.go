@@ -73,8 +73,9 @@ type server struct {
 
 // backend says where a server keeps its state.
 type backend struct {
-	postgres bool // PostgreSQL instead of SQLite in a temporary directory
-	redis    bool // the limiter, the policy mirror and the change bus on Redis
+	postgres bool           // PostgreSQL instead of SQLite in a temporary directory
+	redis    bool           // the limiter, the policy mirror and the change bus on Redis
+	quota    *quota.Options // nil: testQuota
 }
 
 // newServer starts an admin API on b, stopped when the test ends.
@@ -108,6 +109,9 @@ func newServer(t *testing.T, b backend) *server {
 		t.Cleanup(func() { rc.Close() })
 	}
 	qo := testQuota.WithDefaults()
+	if b.quota != nil {
+		qo = b.quota.WithDefaults()
+	}
 	var limiter quota.Limiter = quota.NewMemory(quota.LimiterOptions{LeaseTTL: qo.LeaseTTL})
 	if rc != nil {
 		limiter = quota.NewRedis(rc, quota.LimiterOptions{LeaseTTL: qo.LeaseTTL})

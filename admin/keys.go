@@ -11,6 +11,7 @@ import (
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/apikey"
+	"github.com/llmgate/llmgate/billing"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
@@ -48,6 +49,62 @@ type keyView struct {
 	Key string `json:"key,omitempty"`
 	// PreviousKeyExpiresAt is when the secret before a rotation stops working (rotate only).
 	PreviousKeyExpiresAt *time.Time `json:"previous_key_expires_at,omitempty"`
+	// EffectiveLimits explains what the gateway applies to the key's requests (create, get,
+	// update and rotate; absent from lists and without quota).
+	EffectiveLimits *effectiveView `json:"effective_limits,omitempty"`
+}
+
+// effectiveView is a key's effective limits, in a fixed order for people reading it.
+type effectiveView struct {
+	RPM          limitView `json:"rpm"`
+	TPM          limitView `json:"tpm"`
+	TokensPerDay limitView `json:"tokens_per_day"`
+	Concurrent   limitView `json:"concurrent"`
+	BudgetDay    limitView `json:"budget_usd_per_day"`
+	BudgetMonth  limitView `json:"budget_usd_per_month"`
+}
+
+// limitView is one effective limit: a number (0: unlimited) or, for budgets, decimal USD (null:
+// none), and what sets it (quota.Limit.Source).
+type limitView struct {
+	Value  any    `json:"value"`
+	Source string `json:"source"`
+}
+
+// effectiveLimits computes what the gateway applies to the key's requests with the function
+// admission uses (quota.Options.SubjectsOf, then quota.Effective): the tightest of the key's
+// own limits, its user's (tier and policy, or the default tier for a key without a user) and its
+// tenant's policy. Nil when quotas are off.
+func (s *Server) effectiveLimits(ctx context.Context, k store.APIKey) (*effectiveView, error) {
+	q := s.d.Quota
+	if q == nil {
+		return nil, nil
+	}
+	o := q.Options.WithDefaults()
+	if !*o.Enabled {
+		return nil, nil
+	}
+	h := quota.Holder{KeyID: k.ID, UserID: k.UserID, TenantID: k.TenantID}
+	if k.UserID != "" {
+		u, err := s.d.Store.GetUser(ctx, k.UserID)
+		switch {
+		case err == nil:
+			h.Tier = u.Tier
+		case !isNotFound(err):
+			return nil, err
+		}
+	}
+	eff := quota.Effective(q.Policies, o.SubjectsOf(q.Policies, h, "", "", ""))
+	rate := func(dim string) limitView { return limitView{Value: eff[dim].Value, Source: eff[dim].Source} }
+	budget := func(dim string) limitView {
+		l := limitView{Source: eff[dim].Source}
+		if v := eff[dim].Value; v > 0 {
+			l.Value = billing.FormatMicro(v)
+		}
+		return l
+	}
+	return &effectiveView{RPM: rate(quota.DimRPM), TPM: rate(quota.DimTPM), TokensPerDay: rate(quota.DimTokensPerDay),
+		Concurrent: rate(quota.DimConcurrent), BudgetDay: budget(quota.DimBudgetDay), BudgetMonth: budget(quota.DimBudgetMonth)}, nil
 }
 
 func keyStatus(k store.APIKey, at time.Time) string {
@@ -148,6 +205,11 @@ func (s *Server) createKey(c *gin.Context) {
 	v := keyViewOf(k, lim)
 	s.audit(c, "key.create", k.ID, k.TenantID, nil, v)
 	v.Key = plain
+	if eff, err := s.effectiveLimits(ctx, k); err == nil {
+		v.EffectiveLimits = eff
+	} else { // the key exists: failing now would make a retry create a second one
+		s.d.Log.Warn("admin: computing a key's effective limits failed", "key_id", k.ID, "err", err)
+	}
 	c.JSON(http.StatusCreated, v)
 }
 
@@ -220,9 +282,17 @@ func (s *Server) keyInScope(c *gin.Context) (store.APIKey, *store.QuotaPolicy, b
 }
 
 func (s *Server) getKey(c *gin.Context) {
-	if k, lim, ok := s.keyInScope(c); ok {
-		c.JSON(http.StatusOK, keyViewOf(k, lim))
+	k, lim, ok := s.keyInScope(c)
+	if !ok {
+		return
 	}
+	v := keyViewOf(k, lim)
+	var err error
+	if v.EffectiveLimits, err = s.effectiveLimits(c.Request.Context(), k); err != nil {
+		s.internal(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, v)
 }
 
 var keyStatuses = map[string]bool{"": true, store.KeyActive: true, store.KeyRevoked: true, store.KeyExpired: true}
@@ -333,6 +403,11 @@ func (s *Server) answerKey(c *gin.Context, action string, before keyView, plain 
 	v.PreviousKeyExpiresAt = previousEnds
 	s.audit(c, action, k.ID, k.TenantID, before, v)
 	v.Key = plain
+	if eff, err := s.effectiveLimits(c.Request.Context(), k); err == nil {
+		v.EffectiveLimits = eff // the change is made: a failed explanation does not fail it
+	} else {
+		s.d.Log.Warn("admin: computing a key's effective limits failed", "key_id", k.ID, "err", err)
+	}
 	c.JSON(http.StatusOK, v)
 }
 

@@ -229,11 +229,16 @@ func (s *Server) writeUsage(c *gin.Context, f store.UsageFilter, extra gin.H) {
 }
 
 // billingSummary is GET /admin/billing/summary?userId=&month=yyyy-MM, in the governance API's
-// shape, from the daily rollups.
+// shape, from the daily rollups. Without month it is the current UTC month's, and the answer's
+// month says which that was.
 func (s *Server) billingSummary(c *gin.Context) {
-	month, err := time.Parse("2006-01", c.Query("month"))
+	name := c.Query("month")
+	if name == "" {
+		name = time.Now().UTC().Format("2006-01")
+	}
+	month, err := time.Parse("2006-01", name)
 	if err != nil {
-		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "month", "month: want yyyy-MM.")
+		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "month", "month: want yyyy-MM (default: the current month, UTC).")
 		return
 	}
 	user := c.Query("userId")
@@ -278,7 +283,7 @@ func (s *Server) billingSummary(c *gin.Context) {
 	for name, a := range byModel {
 		models[name] = view(a)
 	}
-	c.JSON(http.StatusOK, gin.H{"userId": user, "month": c.Query("month"), "total": view(total), "models": models})
+	c.JSON(http.StatusOK, gin.H{"userId": user, "month": name, "total": view(total), "models": models})
 }
 
 // billingCSV exports rollup rows as CSV: GET /admin/billing/records.csv?userId=&tenantId=&from=&to=.
@@ -382,7 +387,7 @@ func (s *Server) creditTopUp(c *gin.Context)  { s.moveCredit(c, "grant") }
 func (s *Server) creditAdjust(c *gin.Context) { s.moveCredit(c, "adjust") }
 
 // moveCredit creates the account if needed and appends a grant (positive amounts only) or an
-// adjustment (either sign).
+// adjustment (either sign). The subject must exist unless the query allows an unknown one.
 func (s *Server) moveCredit(c *gin.Context, kind string) {
 	typ, id, ok := creditSubject(c)
 	if !ok {
@@ -406,6 +411,9 @@ func (s *Server) moveCredit(c *gin.Context, kind string) {
 	amount := new(big.Int).Mul(big.NewInt(micro), big.NewInt(1_000_000)) // micro → pico
 	if neg {
 		amount.Neg(amount)
+	}
+	if _, _, ok := s.knownSubject(c, typ, id, "subjectId"); !ok {
+		return
 	}
 	ctx := c.Request.Context()
 	a, err := s.d.Store.EnsureCreditAccount(ctx, string(typ), id)

@@ -78,13 +78,20 @@ func (s *Server) routeQuota(a *gin.RouterGroup) {
 // policyChange checks that the caller may change a subject's policies: a scoped token only those
 // of its tenant's users and keys (a tenant's own limits are changed by an unscoped token), and a
 // user's or key's limits stay within its tenant's. It answers itself when not, and returns the
-// subject's tenant ("" for a subject that does not exist yet).
+// subject's tenant ("" for a subject that does not exist yet, which a write must allow
+// explicitly: see knownSubject).
 func (s *Server) policyChange(c *gin.Context, typ quota.Kind, id, param string, p *store.QuotaPolicy, field func(string) string) (string, bool) {
 	if typ == quota.KindTenant && who(c).Tenant != "" {
 		fail(c, http.StatusForbidden, api.TypePermission, "tenant_scoped_token", param, "A token scoped to a tenant may not change a tenant's own limits.")
 		return "", false
 	}
-	tenant, found, ok := s.scopedSubject(c, typ, id, param)
+	var tenant string
+	var found, ok bool
+	if p == nil { // a delete: a policy left behind by a subject that is gone can be removed
+		tenant, found, ok = s.scopedSubject(c, typ, id, param)
+	} else {
+		tenant, found, ok = s.knownSubject(c, typ, id, param)
+	}
 	if !ok || !found || p == nil || typ == quota.KindTenant {
 		// A policy set ahead of its subject is checked when the key is made.
 		return tenant, ok

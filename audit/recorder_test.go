@@ -58,7 +58,7 @@ var base = time.Now().UTC().Truncate(time.Microsecond)
 
 func rec(i int) store.UsageRecord {
 	return store.UsageRecord{RequestID: fmt.Sprintf("req-%06d", i), TenantID: store.DefaultTenant, Status: 200,
-		Model: "gpt-4o-mini", PromptTokens: int64(i % 1000), CompletionTokens: 7, StartedAt: base, EndedAt: base}
+		Model: "gpt-4o-mini", Deployment: "up/gpt-4o-mini", PromptTokens: int64(i % 1000), CompletionTokens: 7, StartedAt: base, EndedAt: base}
 }
 
 func count(t testing.TB, st store.Store) int {

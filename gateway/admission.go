@@ -13,41 +13,12 @@ import (
 	"github.com/llmgate/llmgate/quota"
 )
 
-// subjects lists what a request counts against, each with its limits:
-//   - its user, with the user's tier limits overridden by the user's policy (a key without a user
-//     is its own subject instead, with the default tier's limits);
-//   - its key, when the key has a policy of its own;
-//   - its tenant, when the tenant has a policy or is the payer (the subject type whose credit
-//     account pays for the request, see billing.Guard.Payer; "" for none);
-//   - its session (X-Session-Id), with the configured session limits;
-//   - for each of those with a policy for the requested model, that narrower subject too.
+// subjects lists what a request counts against, each with its limits and their origin
+// (quota.Options.SubjectsOf: the admin API explains a key's limits with the same function).
 func (x *exchange) subjects(model string, payer quota.Kind) []quota.Subject {
-	g, k := x.g, x.id.Key
-	book := g.policies
-	out := make([]quota.Subject, 0, 4)
-	add := func(kind quota.Kind, id string, base quota.Limits, always bool) {
-		p, ok := book.Lookup(kind, id, "")
-		if ok {
-			base = quota.ApplyPolicy(base, p)
-		}
-		if ok || always || payer == kind {
-			out = append(out, quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Limits: base})
-		}
-		if mp, ok := book.Lookup(kind, id, model); ok && model != "" {
-			out = append(out, quota.Subject{Kind: kind, ID: id, Tenant: k.TenantID, Model: model, Limits: quota.ApplyPolicy(quota.Limits{}, mp)})
-		}
-	}
-	if k.UserID != "" {
-		add(quota.KindUser, k.UserID, g.quota.TierLimits(x.id.Tier), true)
-		add(quota.KindKey, k.ID, quota.Limits{}, false)
-	} else {
-		add(quota.KindKey, k.ID, g.quota.TierLimits(""), true)
-	}
-	add(quota.KindTenant, k.TenantID, quota.Limits{}, false)
-	if x.rec.SessionID != "" {
-		out = append(out, quota.Subject{Kind: quota.KindSession, ID: x.rec.SessionID, Tenant: k.TenantID, Limits: g.quota.Session})
-	}
-	return out
+	k := x.id.Key
+	return x.g.quota.SubjectsOf(x.g.policies, quota.Holder{KeyID: k.ID, UserID: k.UserID, TenantID: k.TenantID, Tier: x.id.Tier},
+		model, x.rec.SessionID, payer)
 }
 
 // addMoney gives each subject whose policy sets a budget its Money, with the ledger's spend, and
@@ -116,10 +87,60 @@ func (x *exchange) admit(req request, cands []*providers.Deployment, payer billi
 		case quota.DimBudgetDay, quota.DimBudgetMonth, quota.DimCredit:
 			return nil, moneyRefusal(res)
 		}
+		x.warnUnchosen(res, subjects)
 		return nil, refusal(res, reserve)
 	}
 	x.g.renewer.add(res.Lease)
 	return res.Lease, nil
+}
+
+// warnUnchosen logs, at most once a minute per key, a refusal by a limit of the default tier
+// that nobody chose for the key (a key without a user, and no limits or policy of its own): the
+// usual cause is a service key made without limits, and its owner sees only 429s.
+func (x *exchange) warnUnchosen(res quota.Result, subjects []quota.Subject) {
+	for _, s := range subjects {
+		if !s.Origin.Unchosen(res.Dimension) || s.Key() != res.Subject {
+			continue
+		}
+		if !x.g.unchosenWarned.due(x.id.Key.ID, time.Now()) {
+			return
+		}
+		limit := map[string]int64{quota.DimRPM: s.Limits.RPM, quota.DimTPM: s.Limits.TPM,
+			quota.DimTokensPerDay: s.Limits.TokensPerDay, quota.DimConcurrent: s.Limits.Concurrent}[res.Dimension]
+		x.g.log.Warn("request refused by a limit of the default tier, which the key never chose: give the key limits of its own "+
+			"(admin API PATCH /admin/keys/{id} limits, or llmgate keys create --rpm/--concurrent), a key quota policy, or a user with a tier",
+			"key_id", x.id.Key.ID, "tenant_id", x.id.Key.TenantID, "dimension", res.Dimension, "limit", limit,
+			"tier", s.Origin.Tier, "why", s.Origin.Default, "request_id", x.rec.RequestID)
+		return
+	}
+}
+
+// everyMinute remembers when it last said yes for each key, to keep a log line to one a
+// minute per key whatever the request rate.
+type everyMinute struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// due reports whether a minute has passed since it last said yes for key (or it never did).
+func (e *everyMinute) due(key string, now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if t, ok := e.last[key]; ok && now.Sub(t) < time.Minute {
+		return false
+	}
+	if e.last == nil {
+		e.last = map[string]time.Time{}
+	}
+	if len(e.last) >= 10_000 { // forget the keys that are quiet again: the map stays bounded
+		for k, t := range e.last {
+			if now.Sub(t) >= time.Minute {
+				delete(e.last, k)
+			}
+		}
+	}
+	e.last[key] = now
+	return true
 }
 
 // refusal is the 429 for a refused admission.

@@ -199,6 +199,8 @@ type Gateway struct {
 	quotaOK  func() bool
 	// unpricedSeen remembers the models already warned about as unpriced.
 	unpricedSeen sync.Map
+	// unchosenWarned paces the warning about refusals by a default tier (warnUnchosen).
+	unchosenWarned everyMinute
 }
 
 // New builds a gateway. It is ready to serve once constructed.

@@ -65,7 +65,9 @@ type envConfig struct {
 	gateway.Options
 	providers map[string]providers.Provider
 	models    []providers.ModelConfig
-	err       error // the first provider that could not be built
+	err       error          // the first provider that could not be built
+	quota     *quota.Options // nil: an unlimited default tier and two small ones
+	log       *slog.Logger   // nil: discarded (LLMGATE_TEST_LOG: stderr)
 }
 
 // envOption changes the gateway's configuration before it is built.
@@ -194,6 +196,12 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	qo := quota.Options{DefaultTier: "open", Tiers: map[string]quota.Limits{"open": {}, "tiny": {RPM: 2}, "single": {Concurrent: 1}}}
+	if cfg.quota != nil {
+		qo = *cfg.quota
+	}
+	if cfg.log != nil {
+		log = cfg.log
+	}
 	reg := prometheus.NewRegistry()
 	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st,
 		Limiter: quota.NewMemory(quota.LimiterOptions{LeaseTTL: qo.WithDefaults().LeaseTTL}), Quota: qo,

@@ -55,6 +55,8 @@ type Subject struct {
 	Limits Limits
 	// Money, when set, adds the subject's budgets and credit balance to the decision.
 	Money *Money
+	// Origin says where Limits come from (SubjectsOf fills it); limiters ignore it.
+	Origin Origin
 }
 
 // Money is what a subject may spend, in nano-USD (10⁻⁹ USD: exact in the Lua scripts' doubles up

@@ -217,6 +217,13 @@ type UsageRecord struct {
 	EndedAt   time.Time
 }
 
+// ReachedModel reports whether the request reached a model: the gateway sent it (or tried to)
+// to a deployment of a configured model. Only such records count in the billing rollups; the
+// others (a model string no configuration names, a model the key may not use, a malformed body,
+// a refusal by quota or credit, every deployment disabled or its breaker open) stay in the usage
+// records, for the audit, and cost nothing.
+func (r *UsageRecord) ReachedModel() bool { return r.Deployment != "" }
+
 // UsageFilter narrows ListUsage. Zero values mean "any".
 type UsageFilter struct {
 	UserID   string

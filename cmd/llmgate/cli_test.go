@@ -125,6 +125,9 @@ func TestCLIAgainstGateway(t *testing.T) {
 		field(t, out, "tenant_id") != "acme" || field(t, out, "status") != "active" {
 		t.Errorf("keys create printed:\n%s", out)
 	}
+	if rpm := strings.Fields(field(t, out, "rpm")); len(rpm) != 2 || rpm[0] != "50" || rpm[1] != "policy:key/"+keyID {
+		t.Errorf("keys create: effective rpm %q, want 50 from the key's own limits:\n%s", rpm, out)
+	}
 	var second keyJSON
 	cliJSON(t, &second, "keys", "create", "--user", "alice", "--name", "second")
 	if !strings.HasPrefix(second.Key, "sk-lg-") || second.TenantID != "acme" || second.UserID != "alice" {

@@ -284,6 +284,7 @@ func TestAdminLedgerEdges(t *testing.T) {
 	if _, ok := e.app.gateway.Prices().Lookup("meta-llama/Llama-3.1-8B-Instruct"); !ok {
 		t.Error("the price is not in force")
 	}
+	e.adminSend(http.MethodPost, "/admin/users", `{"id":"edge"}`, nil)
 	e.adminSend(http.MethodPost, "/admin/credits/user/edge/topup", `{"amount_usd":"10"}`, nil)
 	for _, amount := range []string{`"--5"`, `"-0"`, `"0"`} {
 		if st := e.adminSend(http.MethodPost, "/admin/credits/user/edge/adjust", `{"amount_usd":`+amount+`}`, nil); st != http.StatusBadRequest {

@@ -3,6 +3,8 @@ package adminclient
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -59,4 +61,37 @@ func TestCLIFlagValues(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestEffectiveLimitsSection: a key's effective limits print as their own table (dimension,
+// limit, source, in the API's order) after the key's fields, not as one crammed cell.
+func TestEffectiveLimitsSection(t *testing.T) {
+	const src = "tier:free (default tier: key has no user)"
+	raw := `{"id":"key_1","name":"billing-service","limits":null,"effective_limits":{` +
+		`"rpm":{"value":20,"source":"` + src + `"},"tpm":{"value":0,"source":"` + src + `"},` +
+		`"concurrent":{"value":2,"source":"` + src + `"},"budget_usd_per_day":{"value":null,"source":"none"},` +
+		`"budget_usd_per_month":{"value":"12.5","source":"policy:key/key_1"}},"key":"lgk-secret"}`
+	var b strings.Builder
+	if err := printObject(&b, []byte(raw), "key", nil, keysResource.columns); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, re := range []string{
+		`(?m)^name +billing-service$`,
+		`(?m)^effective limits`,
+		`(?m)^DIMENSION +LIMIT +SOURCE$`,
+		`(?m)^rpm +20 +tier:free \(default tier: key has no user\)$`,
+		`(?m)^tpm +unlimited +tier:free`,
+		`(?m)^concurrent +2 +tier:free`,
+		`(?m)^budget_usd_per_day +none +none$`,
+		`(?m)^budget_usd_per_month +12\.5 +policy:key/key_1$`,
+		`(?m)^key \(shown once\): lgk-secret$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("output lacks %s:\n%s", re, out)
+		}
+	}
+	if strings.Contains(out, "effective_limits") || strings.Index(out, "rpm") > strings.Index(out, "shown once") {
+		t.Errorf("effective limits printed as a field, or after the secret:\n%s", out)
+	}
 }

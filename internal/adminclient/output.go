@@ -94,9 +94,17 @@ func printObject(w io.Writer, raw []byte, secret string, omit []string, cols []c
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	shown := ""
+	var effective json.RawMessage
 	for i, name := range names {
 		if name == secret && secret != "" {
 			shown, _ = vals[i].(string)
+			continue
+		}
+		if name == effectiveLimits {
+			var fields map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &fields); err == nil {
+				effective = fields[name]
+			}
 			continue
 		}
 		if slices.Contains(omit, name) {
@@ -113,10 +121,45 @@ func printObject(w io.Writer, raw []byte, secret string, omit []string, cols []c
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := printEffectiveLimits(w, effective); err != nil {
+		return err
+	}
 	if shown != "" {
 		_, err = fmt.Fprintf(w, "\n%s (shown once): %s\n", secret, shown)
 	}
 	return err
+}
+
+// effectiveLimits is the field of a key holding what the gateway applies to it: an object of
+// {"value", "source"} per dimension, printed as its own table.
+const effectiveLimits = "effective_limits"
+
+// printEffectiveLimits prints a key's effective limits (nothing for null or absent), one
+// dimension a line in the API's order: its limit ("unlimited" for 0, "none" for no budget) and
+// what sets it.
+func printEffectiveLimits(w io.Writer, raw json.RawMessage) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	dims, vals, err := objectFields(raw)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\neffective limits (the tightest of the key's own, its user's or tier's, and its tenant's):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DIMENSION\tLIMIT\tSOURCE")
+	for i, dim := range dims {
+		l, _ := vals[i].(map[string]any)
+		v := cell(l["value"])
+		switch {
+		case v == "0":
+			v = "unlimited"
+		case v == "-":
+			v = "none"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", dim, v, cell(l["source"]))
+	}
+	return tw.Flush()
 }
 
 // objectFields reads a JSON object's fields in order.

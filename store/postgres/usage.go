@@ -67,7 +67,8 @@ const createUsageInSQL = `CREATE TEMP TABLE IF NOT EXISTS usage_in (LIKE usage_r
 // insertUsageSQL moves usage_in into usage_records and, for the rows that were new only (the
 // RETURNING of the ON CONFLICT DO NOTHING insert):
 //
-//   - rollup adds them to their billing_record rows (UTC day of started_at), sums in NUMERIC;
+//   - rollup adds them to their billing_record rows (UTC day of started_at), sums in NUMERIC,
+//     those that reached a model only (a deployment named, as store.UsageRecord.ReachedModel);
 //   - charge appends a 'charge' ledger entry of −cost for each new record marked charge that has
 //     a cost, to the credit account of the payer the record names; the partial unique index
 //     on request_id makes a charge that already exists a no-op, so a request is charged once
@@ -110,7 +111,7 @@ const insertNewSQL = `WITH new AS (
 	INSERT INTO usage_records (` + usageColumnList + `)
 	SELECT ` + usageColumnList + ` FROM usage_in ORDER BY request_id, started_at
 	ON CONFLICT DO NOTHING
-	RETURNING request_id, started_at, tenant_id, user_id, key_id, model, prompt_tokens,
+	RETURNING request_id, started_at, tenant_id, user_id, key_id, model, deployment, prompt_tokens,
 		completion_tokens, cached_tokens, reasoning_tokens, cost_pico_usd
 )`
 
@@ -120,7 +121,7 @@ const rollupSQL = `, rollup AS (
 	SELECT (started_at AT TIME ZONE 'UTC')::date, tenant_id, user_id, key_id, model, count(*),
 		sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(reasoning_tokens),
 		COALESCE(sum(cost_pico_usd), 0)
-	FROM new GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+	FROM new WHERE deployment <> '' GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
 	ON CONFLICT (day, tenant_id, user_id, key_id, model) DO UPDATE SET
 		requests = b.requests + EXCLUDED.requests,
 		prompt_tokens = b.prompt_tokens + EXCLUDED.prompt_tokens,

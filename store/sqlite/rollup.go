@@ -63,9 +63,22 @@ func newUsageBatch(tx *sql.Tx) *usageBatch {
 	return b
 }
 
-// add counts a record that was new into its rollup and, when it is to be charged and has a cost,
-// appends its charge.
+// add counts a record that was new into its rollup (when it reached a model) and, when it is to
+// be charged and has a cost, appends its charge.
 func (b *usageBatch) add(ctx context.Context, r *store.UsageRecord) error {
+	if r.ReachedModel() {
+		if err := b.rollup(r); err != nil {
+			return err
+		}
+	}
+	if r.Charge && r.CostPicoUSD != nil {
+		return b.chargeRecord(ctx, r)
+	}
+	return nil
+}
+
+// rollup adds a record to the sums of its (day, tenant, user, key, model) group.
+func (b *usageBatch) rollup(r *store.UsageRecord) error {
 	k := rollupKey{b.day(r.StartedAt), r.TenantID, r.UserID, r.KeyID, r.Model}
 	sum := b.rollups[k]
 	if sum == nil {
@@ -91,9 +104,6 @@ func (b *usageBatch) add(ctx context.Context, r *store.UsageRecord) error {
 		if sum.cost, ok = addInt64(sum.cost, *r.CostPicoUSD); !ok {
 			return fmt.Errorf("rollup of %v: %w", k, errMoneyRange)
 		}
-	}
-	if r.Charge && r.CostPicoUSD != nil {
-		return b.chargeRecord(ctx, r)
 	}
 	return nil
 }

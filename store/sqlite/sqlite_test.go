@@ -147,7 +147,7 @@ func TestMoneyExactAtInt64Min(t *testing.T) {
 
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	rec := func(id string, cost int64) []store.UsageRecord {
-		return []store.UsageRecord{{RequestID: id, Status: 200, CostPicoUSD: &cost, StartedAt: at, EndedAt: at}}
+		return []store.UsageRecord{{RequestID: id, Status: 200, Deployment: "up/m", CostPicoUSD: &cost, StartedAt: at, EndedAt: at}}
 	}
 	if _, err := s.InsertUsage(ctx, rec("r1", -math.MaxInt64)); err != nil {
 		t.Fatal(err)

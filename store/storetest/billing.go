@@ -24,16 +24,24 @@ type rec struct {
 	charge             bool
 	prompt, completion int64
 	cached, reasoning  int64
+	// unrouted marks a request that reached no model (no deployment was tried): it stays in the
+	// usage records but counts in no rollup.
+	unrouted bool
 }
 
 func (r rec) toRecord() store.UsageRecord {
-	return store.UsageRecord{
+	u := store.UsageRecord{
 		RequestID: r.id, TenantID: r.tenant, UserID: r.user, KeyID: r.key, Model: r.model,
+		UpstreamModel: r.model, Provider: "up", Deployment: "up/" + r.model,
 		Endpoint: "chat/completions", Status: 200, UsageSource: "provider",
 		PromptTokens: r.prompt, CompletionTokens: r.completion, CachedTokens: r.cached,
 		ReasoningTokens: r.reasoning, CostPicoUSD: r.cost, Charge: r.charge,
 		StartedAt: r.at, EndedAt: r.at.Add(time.Second),
 	}
+	if r.unrouted {
+		u.UpstreamModel, u.Provider, u.Deployment, u.UsageSource, u.Status = "", "", "", "", 404
+	}
+	return u
 }
 
 // paidBy names the payer of each record to be charged as billing decides it when accts are the
@@ -91,7 +99,8 @@ func billingMix(prefix string, n int) []store.UsageRecord {
 }
 
 // wantRollups computes the billing_record rows of a set of records: duplicates (same request id
-// and start, to the microsecond) count once, days are UTC, ordered as BillingRecords orders.
+// and start, to the microsecond) count once, records that reached no model not at all, days are
+// UTC, ordered as BillingRecords orders.
 func wantRollups(recs []store.UsageRecord) []store.DailyUsage {
 	type key struct {
 		day                       time.Time
@@ -105,6 +114,9 @@ func wantRollups(recs []store.UsageRecord) []store.DailyUsage {
 			continue
 		}
 		seen[id] = true
+		if !r.ReachedModel() {
+			continue
+		}
 		y, m, d := r.StartedAt.UTC().Date()
 		k := key{time.Date(y, m, d, 0, 0, 0, 0, time.UTC), r.TenantID, r.UserID, r.KeyID, r.Model}
 		u := sums[k]
@@ -221,6 +233,29 @@ func testBillingRollups(t *testing.T, s store.Store) {
 	}
 	for _, tc := range cases {
 		assertRollups(t, tc.name, billing(t, s, tc.f), tc.want)
+	}
+}
+
+// testBillingOnlyReachedModels: requests that reached no model (an unknown model string, a
+// refusal before any deployment was tried) are kept as usage records but make no rollup row and
+// count in no rollup, whatever model string they carry; in the same batch as routed ones.
+func testBillingOnlyReachedModels(t *testing.T, s store.Store) {
+	recs := records(
+		rec{id: "routed-1", at: t0, tenant: "acme", user: "u1", key: "k1", model: "gpt-4o", cost: ptr(int64(5)), prompt: 3},
+		rec{id: "typo-1", at: t0, tenant: "acme", user: "u1", key: "k1", model: "gtp-4o", unrouted: true},
+		rec{id: "typo-2", at: t0, tenant: "acme", user: "u1", key: "k1", model: "anything a client types", unrouted: true},
+		rec{id: "refused", at: t0, tenant: "acme", user: "u1", key: "k1", model: "gpt-4o", unrouted: true, prompt: 9},
+		rec{id: "routed-2", at: t0.Add(time.Second), tenant: "acme", user: "u1", key: "k1", model: "gpt-4o", cost: ptr(int64(7)), prompt: 4},
+	)
+	insert(t, s, recs, len(recs))
+	insert(t, s, records(rec{id: "typo-3", at: t0, tenant: "acme", user: "u2", key: "k2", model: "nope", unrouted: true}), 1)
+	got := billing(t, s, store.BillingFilter{})
+	assertRollups(t, "rollups", got, wantRollups(recs))
+	if len(got) != 1 || got[0].Model != "gpt-4o" || got[0].Requests != 2 || got[0].PromptTokens != 7 {
+		t.Errorf("rollups %s: want one gpt-4o row of the two routed requests", fmtRollups(got))
+	}
+	if n := len(listUsage(t, s, store.UsageFilter{TenantID: "acme"})); n != len(recs)+1 {
+		t.Errorf("usage records: %d, want all %d kept", n, len(recs)+1)
 	}
 }
 

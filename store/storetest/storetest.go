@@ -71,6 +71,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"QuotaPolicyUpdatedAt", testQuotaPolicyUpdatedAt},
 		{"QuotaPolicyConcurrentPut", testQuotaPolicyConcurrentPut},
 		{"BillingRollups", testBillingRollups},
+		{"BillingOnlyReachedModels", testBillingOnlyReachedModels},
 		{"BillingReplay", testBillingReplay},
 		{"BillingConcurrentOverlap", testBillingConcurrentOverlap},
 		{"Spend", testSpend},
