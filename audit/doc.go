@@ -99,4 +99,13 @@
 // string that is not valid UTF-8 comes back from the spool with U+FFFD in place of the bad bytes
 // (PostgreSQL would have rejected it; this way it is kept, slightly altered). Segments rotate at
 // SpoolSegmentBytes. A lock file (flock) keeps two processes from sharing a spool directory.
+//
+// # Upkeep
+//
+// Upkeep runs the store's usage housekeeping beside the recorder, once at start and then every
+// UpkeepInterval: PostgreSQL's monthly usage_records partitions are made three months ahead while
+// the process runs (not only by the migration at start), and with RetentionMonths > 0 records
+// older than the current month and the RetentionMonths before it are removed (whole partitions
+// dropped in PostgreSQL, rows deleted in bounded batches elsewhere). A failed pass is logged,
+// counted and tried again at the next tick; the recorder and the request path never wait for it.
 package audit

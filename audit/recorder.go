@@ -68,6 +68,15 @@ type Options struct {
 	// writer probes it with a fresh batch instead of spooling (default 1s).
 	ReplayInterval time.Duration `yaml:"replay_interval"`
 
+	// RetentionMonths is how long usage records are kept, applied by the store's upkeep (see
+	// Upkeep): 0 (the default) keeps them forever; N keeps the current month and the N months
+	// before it, deleting older records (PostgreSQL drops their monthly partitions). Rollups,
+	// credits and the admin audit log are not affected.
+	RetentionMonths int `yaml:"retention_months"`
+	// UpkeepInterval is how often the store's usage upkeep runs after the one at start: making
+	// PostgreSQL's monthly partitions ahead and applying RetentionMonths (default 1h).
+	UpkeepInterval time.Duration `yaml:"upkeep_interval"`
+
 	// Registerer, when set, receives the recorder's metrics (see metrics.go); they are
 	// unregistered by Close.
 	Registerer prometheus.Registerer `yaml:"-"`

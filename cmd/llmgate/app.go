@@ -117,6 +117,14 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		st.Close()
 		return nil, fmt.Errorf("usage: %w", err)
 	}
+	var upkeep *audit.Upkeep
+	if u, ok := st.(audit.Upkeeper); ok {
+		if upkeep, err = audit.NewUpkeep(u, uo, log); err != nil {
+			rec.Close(ctx)
+			st.Close()
+			return nil, fmt.Errorf("usage: %w", err)
+		}
+	}
 	rdb, err := newRedis(ctx, cfg, log)
 	if err != nil {
 		rec.Close(ctx)
@@ -178,6 +186,9 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	go func() { // background work: lease renewal, other replicas' admin changes, sweeping
 		defer close(a.done)
 		var wg sync.WaitGroup
+		if upkeep != nil { // usage partitions made ahead and retention, off the request path
+			wg.Go(func() { upkeep.Run(runCtx) })
+		}
 		wg.Add(3)
 		go func() { defer wg.Done(); gw.Run(runCtx) }()
 		go func() { defer wg.Done(); guard.Run(runCtx) }()

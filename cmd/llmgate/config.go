@@ -287,6 +287,12 @@ func (c *Config) validate() error {
 	if err := c.Quota.WithDefaults().Validate(); err != nil {
 		return err
 	}
+	if c.Usage.RetentionMonths < 0 {
+		return fmt.Errorf("usage.retention_months: %d is negative (0 keeps usage records forever; N keeps the current month and the N before it)", c.Usage.RetentionMonths)
+	}
+	if c.Usage.UpkeepInterval < 0 {
+		return fmt.Errorf("usage.upkeep_interval: %s is negative (0 means the default, 1h)", c.Usage.UpkeepInterval)
+	}
 	allow, err := c.Outbound.Prefixes()
 	if err != nil {
 		return err

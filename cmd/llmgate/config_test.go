@@ -121,6 +121,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"vllm on localhost with private networks off", "providers:\n  - {name: a, type: vllm, allow_private_network: false}\n", nil, "providers[0] (a).base_url"},
 		{"anthropic on a private address", "providers:\n  - {name: a, type: anthropic, base_url: 'http://10.0.0.5'}\n", nil, "providers[0] (a).base_url"},
 		{"negative settle queue", "quota:\n  settle_queue: -1\n", nil, "quota.settle_queue"},
+		{"negative retention", "usage:\n  retention_months: -1\n", nil, "usage.retention_months"},
+		{"negative upkeep interval", "usage:\n  upkeep_interval: -1h\n", nil, "usage.upkeep_interval"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

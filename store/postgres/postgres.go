@@ -22,7 +22,8 @@ var _ store.Store = (*Store)(nil)
 // the migrations once, one after another. Any constant works; this one spells "llmgate".
 const migrateLockKey int64 = 0x6c6c6d67617465
 
-// partitionsAhead is how many months after the current one Migrate makes usage partitions for.
+// partitionsAhead is how many months after the current one Migrate and UpkeepUsage make usage
+// partitions for.
 const partitionsAhead = 3
 
 // Store is the PostgreSQL implementation of store.Store. It is safe for concurrent use.
@@ -87,7 +88,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return err
 		}
 	}
-	return ensurePartitions(ctx, conn.Conn(), s.now())
+	_, err = ensurePartitions(ctx, conn.Conn(), s.now())
+	return err
 }
 
 func apply(ctx context.Context, conn *pgx.Conn, m migrations.Migration) error {
@@ -121,16 +123,18 @@ func apply(ctx context.Context, conn *pgx.Conn, m migrations.Migration) error {
 // ensurePartitions makes the monthly usage_records partitions from now's month to partitionsAhead
 // months later, skipping those that exist. Rows that already fell into the DEFAULT partition for
 // such a month are moved into the new partition in the same transaction; PostgreSQL refuses to
-// create a partition whose range the DEFAULT partition holds rows for.
-func ensurePartitions(ctx context.Context, conn *pgx.Conn, now time.Time) error {
+// create a partition whose range the DEFAULT partition holds rows for. It returns the names of
+// the partitions it made.
+func ensurePartitions(ctx context.Context, conn *pgx.Conn, now time.Time) ([]string, error) {
 	first := time.Date(now.UTC().Year(), now.UTC().Month(), 1, 0, 0, 0, 0, time.UTC)
+	var created []string
 	for i := 0; i <= partitionsAhead; i++ {
 		from := first.AddDate(0, i, 0)
 		to := from.AddDate(0, 1, 0)
-		name := fmt.Sprintf("usage_records_p%04d%02d", from.Year(), from.Month())
+		name := partitionName(from)
 		var exists bool
 		if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&exists); err != nil {
-			return fmt.Errorf("postgres: check partition %s: %w", name, err)
+			return created, fmt.Errorf("postgres: check partition %s: %w", name, err)
 		}
 		if exists {
 			continue
@@ -156,10 +160,11 @@ func ensurePartitions(ctx context.Context, conn *pgx.Conn, now time.Time) error 
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("postgres: create partition %s: %w", name, err)
+			return created, fmt.Errorf("postgres: create partition %s: %w", name, err)
 		}
+		created = append(created, name)
 	}
-	return nil
+	return created, nil
 }
 
 // Ping checks the database answers.

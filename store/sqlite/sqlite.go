@@ -29,8 +29,9 @@ const busyTimeoutMS = 10000
 
 // Store is the SQLite implementation of store.Store. It is safe for concurrent use.
 type Store struct {
-	w *sql.DB // the single writer connection
-	r *sql.DB // read-only pool
+	w   *sql.DB          // the single writer connection
+	r   *sql.DB          // read-only pool
+	now func() time.Time // the clock retention measures its horizon from
 }
 
 // New opens (creating if needed) the database file at path. It does not migrate: call Migrate.
@@ -69,7 +70,7 @@ func New(ctx context.Context, path string) (*Store, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	return &Store{w: w, r: r}, nil
+	return &Store{w: w, r: r, now: time.Now}, nil
 }
 
 func cloneValues(v url.Values) url.Values {
