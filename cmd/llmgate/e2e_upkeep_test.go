@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -100,14 +99,4 @@ func scrapeMetrics(t *testing.T, adminURL string) string {
 		t.Fatalf("GET /metrics: %d, %v", resp.StatusCode, err)
 	}
 	return string(b)
-}
-
-func grepLines(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return fmt.Sprint(out)
 }
