@@ -31,7 +31,8 @@ type Deps struct {
 	Token    string // bootstrap token; empty disables /admin/ entirely
 	Gatherer prometheus.Gatherer
 	Log      *slog.Logger
-	// Ready reports readiness for /health/ready (nil: always ready).
+	// Ready reports readiness for /health/ready (nil: always ready); ErrDraining says the
+	// process is shutting down.
 	Ready func(context.Context) error
 	// Quota enables the /admin/quota endpoints.
 	Quota *QuotaDeps
@@ -115,9 +116,16 @@ func serveOpenAPI(c *gin.Context) {
 	c.Data(http.StatusOK, "application/yaml", api.OpenAPI)
 }
 
+// ErrDraining is what Deps.Ready returns while the process shuts down: /health/ready answers 503
+// draining, as the public listener's does.
+var ErrDraining = errors.New("draining")
+
 func (s *Server) ready(c *gin.Context) {
 	if s.d.Ready != nil {
-		if err := s.d.Ready(c.Request.Context()); err != nil {
+		if err := s.d.Ready(c.Request.Context()); errors.Is(err, ErrDraining) {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "draining"})
+			return
+		} else if err != nil {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
 			return
 		}

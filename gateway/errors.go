@@ -46,6 +46,10 @@ var (
 	// gave up on the client, which is a timeout, not a client that went away (499).
 	errBodyTimeout = newError(http.StatusRequestTimeout, api.TypeTimeout, "body_read_timeout", "", "The request body was not received in time.")
 	errStoreDown   = newError(http.StatusServiceUnavailable, api.TypeUnavailable, "store_unavailable", "", "The gateway cannot verify API keys right now; retry shortly.")
+
+	// errShuttingDown ends the requests still in flight when the process's drain time is up (or
+	// a second signal cut the drain short): the client may retry on another replica.
+	errShuttingDown = newError(http.StatusServiceUnavailable, api.TypeUnavailable, "gateway_shutting_down", "", "The gateway is shutting down and this request did not finish within its drain time; retry it.")
 )
 
 // classify maps any error to the status and body the client sees. It is the one place that does:

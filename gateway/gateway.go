@@ -6,6 +6,7 @@ package gateway
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -197,6 +198,13 @@ type Gateway struct {
 	bodies   *bodyChecker
 	ready    atomic.Bool
 	quotaOK  func() bool
+	// base is the context of every request of Server; cut cancels it when the process's drain
+	// time is up (CutRequests).
+	base context.Context
+	cut  context.CancelCauseFunc
+	// unsettled counts the authenticated requests whose usage record is not yet handed to the
+	// usage sink (Unsettled).
+	unsettled atomic.Int64
 	// unpricedSeen remembers the models already warned about as unpriced.
 	unpricedSeen sync.Map
 	// unchosenWarned paces the warning about refusals by a default tier (warnUnchosen).
@@ -232,6 +240,7 @@ func New(d Deps, opts Options) *Gateway {
 	g.bodies = &bodyChecker{maxDepth: opts.MaxJSONDepth, strip: opts.StripBodyFields}
 	g.keys = newKeyCache(d.Keys, opts.KeyCacheTTL, opts.NegativeKeyCacheTTL, opts.KeyLookupsPerAddress, d.Metrics)
 	g.ready.Store(true)
+	g.base, g.cut = context.WithCancelCause(context.Background())
 	return g
 }
 
@@ -252,6 +261,20 @@ func (g *Gateway) SetRouter(r *providers.Router) { g.router.Store(r) }
 
 // SetReady marks the gateway ready or draining (for /health/ready during shutdown).
 func (g *Gateway) SetReady(v bool) { g.ready.Store(v) }
+
+// Ready reports whether the gateway is ready, as opposed to draining.
+func (g *Gateway) Ready() bool { return g.ready.Load() }
+
+// CutRequests ends every request of Server still in flight, when the process's drain time is
+// up: each ends as if its upstream had failed, with a 503 gateway_shutting_down (an SSE error
+// event for a stream that has begun), and is settled and recorded as usual, once. The connections
+// stay open until the answers are out, so that clients read a clean end rather than a reset.
+func (g *Gateway) CutRequests() { g.cut(errShuttingDown) }
+
+// Unsettled is the number of authenticated requests whose usage record is not yet handed to the
+// usage sink: the process closes its usage recorder only once it is zero, so that every accepted
+// request keeps its one record.
+func (g *Gateway) Unsettled() int64 { return g.unsettled.Load() }
 
 // Handler returns the public API's routes.
 func (g *Gateway) Handler() http.Handler {
@@ -289,6 +312,7 @@ func (g *Gateway) Server(addr string) *http.Server {
 		ReadHeaderTimeout: g.opts.ReadHeaderTimeout,
 		IdleTimeout:       g.opts.IdleTimeout,
 		MaxHeaderBytes:    1 << 20,
+		BaseContext:       func(net.Listener) context.Context { return g.base },
 	}
 }
 

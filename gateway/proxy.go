@@ -64,19 +64,36 @@ type outcome struct {
 // errTypeClientClosed is the record's error type of a client that went away (499).
 const errTypeClientClosed = "client_closed"
 
+// errTypeShutdown is the record's error type of a request cut because the process's drain time
+// was up.
+const errTypeShutdown = "gateway_shutdown"
+
 // fail ends o with err. It is the one place that turns an error into the record's status and
-// error type: classify's, and client_closed for a client that went away.
+// error type: classify's, client_closed for a client that went away, and gateway_shutdown for a
+// request the drain deadline cut.
 func (o *outcome) fail(err error) {
 	status, body := classify(err)
 	o.status, o.errType = status, body.Type
-	if status == StatusClientClosed {
+	switch {
+	case status == StatusClientClosed:
 		o.errType = errTypeClientClosed
+	case errors.Is(err, errShuttingDown):
+		o.errType = errTypeShutdown
 	}
+}
+
+// cut reports whether the request was cut by the drain deadline (Gateway.CutRequests). Its
+// cancelled context then looks like a client that went away, or an upstream read that failed.
+func (x *exchange) cut() bool {
+	return x.ctx.Err() != nil && errors.Is(context.Cause(x.ctx), errShuttingDown)
 }
 
 // failed is the outcome of a request that ends in err: the client gets err as its answer unless
 // the answer has begun.
 func (x *exchange) failed(err error) outcome {
+	if x.cut() {
+		err = errShuttingDown
+	}
 	var o outcome
 	o.fail(err)
 	if !x.c.Writer.Written() {
@@ -136,6 +153,7 @@ func (g *Gateway) authenticate(c *gin.Context, ep providers.Endpoint) (*exchange
 	}
 	m := metaOf(c)
 	x := &exchange{g: g, c: c, ctx: c.Request.Context(), ep: ep, id: id, start: m.start, label: "unknown", traceparent: m.traceparent}
+	g.unsettled.Add(1) // until settle, which every caller defers at once
 	x.rec = store.UsageRecord{
 		RequestID:       m.requestID,
 		ClientRequestID: m.clientRequestID,
@@ -216,6 +234,7 @@ func (x *exchange) route(model string) ([]*providers.Deployment, string, error) 
 // the one usage record.
 func (x *exchange) settle(out *outcome) {
 	p := recover()
+	defer x.g.unsettled.Add(-1)
 	if p != nil {
 		stack := []byte(nil)
 		if sp, ok := p.(*stepPanic); ok {

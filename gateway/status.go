@@ -139,6 +139,9 @@ func (g *Gateway) handleStatus(c *gin.Context) {
 	if storeState != "ok" || quotaState != "ok" {
 		overall = "degraded"
 	}
+	if !g.ready.Load() {
+		overall = "draining" // shutting down: still serving, but a client should look elsewhere
+	}
 	out.status = http.StatusOK
 	c.JSON(http.StatusOK, gin.H{"status": overall, "store": storeState, "quota": quotaState, "models": models,
 		"warnings": warnings})

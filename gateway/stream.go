@@ -110,7 +110,8 @@ func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []str
 const errTypeStreamBroken = "upstream_stream_error"
 
 // finish decides how the stream ended. A client that left is 499; an upstream that failed after
-// the first byte gets an SSE error event so the client never mistakes it for a clean end.
+// the first byte, or a drain deadline that cut the stream, gets an SSE error event so the client
+// never mistakes it for a clean end.
 func (s *sseRelay) finish(err error) {
 	switch {
 	case s.sawDone && !s.upErr:
@@ -118,6 +119,10 @@ func (s *sseRelay) finish(err error) {
 		// the upstream's end of body was read.
 	case s.sawDone:
 		s.out.status, s.out.errType = http.StatusBadGateway, errTypeStreamBroken
+	case s.x.cut(): // the drain deadline: the client is still there and gets told why
+		s.out.fail(errShuttingDown)
+		_, e := classify(errShuttingDown)
+		_ = s.write(append(append([]byte("data: "), e.Marshal()...), '\n', '\n'))
 	case s.x.ctx.Err() != nil:
 		s.out.fail(context.Canceled) // the client went away
 	case s.upErr:

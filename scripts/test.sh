@@ -4,11 +4,64 @@
 # servers on free loopback ports (internal/testsvc), so nothing here starts a service.
 #
 #   scripts/test.sh                 install what is missing, then vet, gofmt check, import rules,
-#                                   go test -race
+#                                   go test -race, static build, short fuzz runs
 #   scripts/test.sh --install-only  only the install step
+#
+# It prints each phase as it starts and, at the end (on failure too), a summary: the time of each
+# phase, and from `go test -json` (read by scripts/testsummary) the packages, the tests passed,
+# failed and skipped, and the fuzz executions per target. A failed test's output is printed as
+# soon as the test ends.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+
+# The summary's state: finished phases as "name|seconds|result", the phase running, and the
+# counts scripts/testsummary appends (one line per go test run).
+work=$(mktemp -d)
+counts="$work/counts"
+phases=()
+phase_name=""
+phase_start=$SECONDS
+
+# phase ends the phase running (it succeeded) and starts the next.
+phase() {
+	end_phase ok
+	phase_name=$1
+	phase_start=$SECONDS
+	echo "test.sh: ── phase: $1"
+}
+
+end_phase() {
+	if [ -n "$phase_name" ]; then
+		phases+=("$phase_name|$((SECONDS - phase_start))|$1")
+		echo "test.sh: ── $phase_name: $1 ($((SECONDS - phase_start))s)"
+		phase_name=""
+	fi
+}
+
+# summary runs at exit, whatever the exit (status: $1, else the exit's): the phase running then
+# failed unless the status is 0.
+summary() {
+	local status=${1:-$?}
+	if [ "$status" -eq 0 ]; then end_phase ok; else end_phase FAILED; fi
+	echo
+	echo "test.sh: ── summary"
+	local p name secs result
+	for p in "${phases[@]}"; do
+		IFS='|' read -r name secs result <<<"$p"
+		printf 'test.sh:   %-44s %5ss  %s\n' "$name" "$secs" "$result"
+	done
+	printf 'test.sh:   %-44s %5ss\n' "total" "$SECONDS"
+	if [ -s "$counts" ]; then
+		sed 's/^/test.sh:   /' "$counts"
+	fi
+	if [ "$status" -eq 0 ]; then echo "test.sh: PASS"; else echo "test.sh: FAIL (exit status $status)"; fi
+	rm -rf "$work"
+	exit "$status"
+}
+trap summary EXIT
+
+phase install
 
 PG_BIN=/usr/lib/postgresql/15/bin
 
@@ -29,13 +82,13 @@ apt_install() {
 	restore_policy() {
 		if [ -n "$saved" ]; then as_root mv "$saved" "$policy"; else as_root rm -f "$policy"; fi
 	}
-	trap restore_policy EXIT
+	trap 'st=$?; restore_policy; summary "$st"' EXIT
 	printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
 	as_root chmod 755 "$policy"
 	as_root apt-get update
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
 	restore_policy
-	trap - EXIT
+	trap summary EXIT
 }
 
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
@@ -73,10 +126,10 @@ if [ "${1:-}" = "--install-only" ]; then
 	exit 0
 fi
 
-echo "test.sh: go vet"
+phase "go vet"
 go vet ./...
 
-echo "test.sh: gofmt"
+phase gofmt
 unformatted=$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path './vendor/*' \
 	-print0 | xargs -0 -r gofmt -l)
 if [ -n "$unformatted" ]; then
@@ -85,13 +138,15 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 
-echo "test.sh: import rules"
+phase "import rules"
 bash scripts/importrules.sh
 
-echo "test.sh: go test"
-go test -race -count=1 -timeout 20m ./...
+phase "go test -race"
+go build -o "$work/testsummary" ./scripts/testsummary
+module=$(go list -m)
+go test -race -count=1 -timeout 20m -json ./... | "$work/testsummary" -label "go test" -counts "$counts" -trim "$module/"
 
-echo "test.sh: static build (CGO_ENABLED=0, what the Dockerfile builds)"
+phase "static build (CGO_ENABLED=0, as the Dockerfile)"
 bindir=$(mktemp -d)
 CGO_ENABLED=0 go build -o "$bindir/" ./cmd/llmgate ./cmd/mockllm
 if command -v file >/dev/null && file "$bindir/llmgate" | grep -q "dynamically linked"; then
@@ -100,6 +155,7 @@ if command -v file >/dev/null && file "$bindir/llmgate" | grep -q "dynamically l
 fi
 rm -rf "$bindir"
 
+phase "fuzz targets"
 # Short fuzz runs of the parsers (about 5 s each here); run longer ones by hand with a larger
 # -fuzztime. The budgets are execution counts, not durations: Go 1.26's fuzz coordinator can fail a
 # duration-bounded run with a bare "context deadline exceeded" when the deadline meets a busy
@@ -113,5 +169,6 @@ for target in "FuzzRewriteEvent ./gateway 15000" "FuzzBodyCheck ./gateway 15000"
 	# minimising one input.
 	set -- $target
 	echo "test.sh: fuzz $1 ($3 executions)"
-	go test -run='^$' -fuzz="^$1\$" -fuzztime="$3x" ${4:+-fuzzminimizetime="$4x"} "$2"
+	go test -json -run='^$' -fuzz="^$1\$" -fuzztime="$3x" ${4:+-fuzzminimizetime="$4x"} "$2" |
+		"$work/testsummary" -label fuzz -counts "$counts" -trim "$module/"
 done

@@ -153,7 +153,13 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
 		Prices: prices, Tokens: est, Money: guard,
 		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy}, cfg.Gateway)
-	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Registerer: reg, Log: log, Ready: st.Ping,
+	ready := func(ctx context.Context) error { // off from the shutdown signal on, as the gateway's
+		if !gw.Ready() {
+			return admin.ErrDraining
+		}
+		return st.Ping(ctx)
+	}
+	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Registerer: reg, Log: log, Ready: ready,
 		Quota:  &admin.QuotaDeps{Policies: q.policies, Limiter: q.limiter, Options: cfg.Quota.WithDefaults()},
 		Prices: prices, Credits: guard, Deployments: deploymentControl{gw: gw, changes: bus}})
 
@@ -208,11 +214,71 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	return a, nil
 }
 
-// shutdown drains: readiness goes false, listeners stop accepting and in-flight requests finish
-// (up to the deadline), then queued usage records are written and the store is closed.
-func (a *app) shutdown(ctx context.Context) error {
+// cutGrace is how long requests cut at the drain deadline get to write their last answer and
+// settle before their connections are closed under them.
+const cutGrace = 5 * time.Second
+
+// drain is the process's stop on SIGTERM or SIGINT (see ShutdownOptions): readiness turns false
+// at once while the listeners go on accepting and serving for pre_stop_delay, since load
+// balancers take a moment to stop sending requests; then shutdown. ctx ending (a second signal)
+// cuts what is left of the delay and of the drain short.
+func (a *app) drain(ctx context.Context) error {
+	a.setDraining()
+	o := a.cfg.Shutdown
+	a.log.Info("draining: not ready, still serving until the pre-stop delay ends (a second signal stops at once)",
+		"pre_stop_delay", o.PreStopDelay.String(), "drain_timeout", o.DrainTimeout.String(), "flush_timeout", o.FlushTimeout.String())
+	t := time.NewTimer(o.PreStopDelay)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	t.Stop()
+	return a.shutdown(ctx)
+}
+
+// setDraining turns readiness off on both listeners. Answers from then on close their
+// connection, so that clients with pooled connections open new ones, which a load balancer sends
+// to other replicas.
+func (a *app) setDraining() {
 	a.gateway.SetReady(false)
-	errs := []error{a.public.Shutdown(ctx), a.admin.Shutdown(ctx)}
+	a.public.SetKeepAlivesEnabled(false)
+}
+
+// shutdown stops the app: readiness goes false, the public listener stops accepting and requests
+// in flight get shutdown.drain_timeout to finish; those still running then are cut (each still
+// answered, with a 503 or an SSE error event, and recorded once). Once every accepted request has
+// handed over its usage record, the queued records get shutdown.flush_timeout to reach the store
+// (the rest is spooled for the next start), and the store is closed. ctx ending cuts the drain
+// short, not the flush.
+func (a *app) shutdown(ctx context.Context) error {
+	a.setDraining()
+	o := a.cfg.Shutdown
+	var errs []error
+	dctx, cancel := context.WithTimeout(ctx, o.DrainTimeout)
+	err := a.public.Shutdown(dctx)
+	cancel()
+	if err != nil {
+		a.log.Warn("drain time is up: cutting the requests still in flight", "drain_timeout", o.DrainTimeout.String(),
+			"cut_short", ctx.Err() != nil, "requests", a.gateway.Unsettled())
+		a.gateway.CutRequests()
+		cctx, cancel := context.WithTimeout(context.Background(), cutGrace)
+		if err := a.public.Shutdown(cctx); err != nil {
+			_ = a.public.Close() // a client that does not read: its write fails now
+		}
+		cancel()
+	}
+	// Handlers settle before they return, so this is quick; it bounds a handler stuck elsewhere.
+	for deadline := time.Now().Add(cutGrace); a.gateway.Unsettled() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			errs = append(errs, fmt.Errorf("shutdown: %d requests still unsettled %v after the drain: their usage records are lost", a.gateway.Unsettled(), cutGrace))
+			break
+		}
+	}
+	actx, cancel := context.WithTimeout(context.Background(), cutGrace)
+	if err := a.admin.Shutdown(actx); err != nil {
+		_ = a.admin.Close()
+	}
+	cancel()
 	a.stop()
 	<-a.done
 	a.quota.close()
@@ -222,7 +288,11 @@ func (a *app) shutdown(ctx context.Context) error {
 	a.reloadMu.Lock()
 	closeIdle(a.providers)
 	a.reloadMu.Unlock()
-	errs = append(errs, a.recorder.Close(ctx))
+	// The flush is not cut short by ctx: written now, the records are in the ledger at once
+	// rather than at the next start.
+	fctx, cancel := context.WithTimeout(context.Background(), o.FlushTimeout)
+	errs = append(errs, a.recorder.Close(fctx))
+	cancel()
 	errs = append(errs, a.store.Close())
 	return errors.Join(errs...)
 }

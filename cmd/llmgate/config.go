@@ -52,10 +52,32 @@ type Config struct {
 	// AdminMaxConnections caps the admin listener's open connections (default 512; negative: no
 	// cap); one more is answered 503 and closed at accept, and counted.
 	AdminMaxConnections int `yaml:"admin_max_connections"`
+	// Shutdown is how the process stops on SIGTERM or SIGINT.
+	Shutdown ShutdownOptions `yaml:"shutdown"`
 
 	// listenDefaulted is set when neither the file nor LLMGATE_LISTEN named listen, so Listen is
 	// the default: demo binds loopback then.
 	listenDefaulted bool
+}
+
+// ShutdownOptions is the `shutdown` section: the graceful stop on SIGTERM or SIGINT. Readiness
+// turns false at once; for PreStopDelay the listeners still accept and serve, then they stop
+// accepting and requests in flight get DrainTimeout to finish; those still running then are cut
+// (a stream ends with an SSE error event; each is still recorded once), and the queued usage
+// records get FlushTimeout to reach the database before the rest is spooled to disk. A second
+// signal cuts the delay and the drain short, not the flush. The longest stop is the sum of the
+// three plus a few seconds.
+type ShutdownOptions struct {
+	// PreStopDelay keeps serving after the signal while load balancers notice the readiness change
+	// (default 5s: Kubernetes endpoints and the proxies that follow them take a few seconds to stop
+	// sending a terminating pod new requests).
+	PreStopDelay time.Duration `yaml:"pre_stop_delay"`
+	// DrainTimeout bounds how long requests in flight, streams included, may run once the
+	// listeners stop accepting (default 5m: long enough for nearly every LLM answer).
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// FlushTimeout bounds writing the queued usage records after the drain (default 30s); what is
+	// not written by then is spooled and replayed at the next start.
+	FlushTimeout time.Duration `yaml:"flush_timeout"`
 }
 
 // LogConfig is the `log` section.
@@ -101,6 +123,7 @@ func defaultConfig() Config {
 		Listen:      defaultListen,
 		AdminListen: "127.0.0.1:8081",
 		DataDir:     ".",
+		Shutdown:    ShutdownOptions{PreStopDelay: 5 * time.Second, DrainTimeout: 5 * time.Minute, FlushTimeout: 30 * time.Second},
 	}
 }
 
@@ -329,10 +352,27 @@ func (c *Config) validate() error {
 			return fmt.Errorf("providers[%d] (%s).base_url: %w", i, p.Name, err)
 		}
 	}
+	if err := c.Shutdown.validate(); err != nil {
+		return err
+	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	return nil
+}
+
+// validate refuses negative durations, naming the field; zero is allowed (no pre-stop delay, cut
+// at once, spool at once).
+func (o ShutdownOptions) validate() error {
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"pre_stop_delay", o.PreStopDelay}, {"drain_timeout", o.DrainTimeout}, {"flush_timeout", o.FlushTimeout}} {
+		if f.d < 0 {
+			return fmt.Errorf("shutdown.%s: %s is negative (0 means none)", f.name, f.d)
+		}
 	}
 	return nil
 }

@@ -65,6 +65,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	cfg.Gateway.KeyCacheTTL = 500 * time.Millisecond
 	cfg.Gateway.NegativeKeyCacheTTL = 500 * time.Millisecond
 	cfg.Gateway.MaxBodyBytes = 1 << 20
+	// Processes the tests stop with SIGTERM stop at once; the pre-stop delay has tests of its own.
+	cfg.Shutdown.PreStopDelay = 0
 	// The simulated upstreams listen on loopback, which the outbound policy refuses by default.
 	cfg.Outbound.Allow = []string{"127.0.0.1"}
 	cfg.Quota = quota.Options{DefaultTier: "open", Tiers: map[string]quota.Limits{"open": {}, "tiny": {RPM: 2}, "single": {Concurrent: 1}}}

@@ -81,7 +81,7 @@ func (p *gatewayProcess) exited() <-chan struct{} {
 
 // serveProcessIn is serveProcess with dataDir as the process's data_dir, so that a test can
 // start a gateway again on the usage spool a previous one left there. The process gets the env's
-// database, Redis, providers, models, gateway.key_cache_ttl and usage section; it is killed when
+// database, Redis, providers, models, gateway.key_cache_ttl, usage and shutdown sections; it is killed when
 // the test ends, if still running.
 func (e *env) serveProcessIn(t *testing.T, dataDir string) *gatewayProcess {
 	t.Helper()
@@ -93,6 +93,8 @@ func (e *env) serveProcessIn(t *testing.T, dataDir string) *gatewayProcess {
 	u := cfg.Usage
 	fmt.Fprintf(&b, "usage: {queue_size: %d, batch_size: %d, flush_interval: %s, write_retries: %d, write_timeout: %s, spool_sync_interval: %s, replay_interval: %s}\n",
 		u.QueueSize, u.BatchSize, u.FlushInterval, u.WriteRetries, u.WriteTimeout, u.SpoolSyncInterval, u.ReplayInterval)
+	fmt.Fprintf(&b, "shutdown: {pre_stop_delay: %s, drain_timeout: %s, flush_timeout: %s}\n",
+		cfg.Shutdown.PreStopDelay, cfg.Shutdown.DrainTimeout, cfg.Shutdown.FlushTimeout)
 	fmt.Fprintf(&b, "outbound: {allow: [%s]}\n", strings.Join(cfg.Outbound.Allow, ", "))
 	fmt.Fprintf(&b, "quota: {default_tier: open, tiers: {open: {}}, lease_ttl: %s}\nproviders:\n", cfg.Quota.LeaseTTL)
 	for _, p := range cfg.Providers {

@@ -543,7 +543,7 @@ func TestSigtermWritesTheQueuedRecords(t *testing.T) {
 		warm      = 100  // written normally first
 		total     = 1100 // the other 1000 are sent while the writer is stuck
 		queueSize = 200
-		// serveCmd's shutdown deadline is 30 s; the margin is for a loaded machine
+		// the flush after the drain is bounded by shutdown.flush_timeout (30 s); the margin is for a loaded machine
 		exitWithin = 45 * time.Second
 	)
 	dsn := pg.NewDatabase(t) // the shared server: this test locks a table of its own database, it never stops the server

@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/llmgate/llmgate/internal/adminclient"
 )
@@ -115,9 +114,30 @@ func serveCmd(args []string, stdout, stderr io.Writer, demo bool) error {
 	}
 	adjust := commandLine{demo: demo, listen: *listen, adminListen: *adminListen, demoToken: demoToken}.apply
 	adjust(&cfg)
+	if demo {
+		// Nothing routes to the demo through a load balancer: stop on the first Ctrl-C.
+		cfg.Shutdown.PreStopDelay = 0
+	}
 	log := newLogger(stderr, cfg.Log.Level, demo)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGINT or SIGTERM ends ctx and starts the drain; a second one ends hurry, which
+	// cuts the drain short.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	hurry, hurried := context.WithCancel(context.Background())
+	defer hurried()
+	go func() {
+		for _, end := range []context.CancelFunc{stop, hurried} {
+			select {
+			case <-sigs:
+				end()
+			case <-hurry.Done(): // serveCmd returns
+				return
+			}
+		}
+	}()
 	a, err := start(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -147,9 +167,11 @@ func serveCmd(args []string, stdout, stderr io.Writer, demo bool) error {
 	stopWatch()
 	<-watched
 	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if serr := a.shutdown(sctx); serr != nil {
+	drain := a.drain
+	if err != nil {
+		drain = a.shutdown // the public listener has failed: no pre-stop delay
+	}
+	if serr := drain(hurry); serr != nil {
 		return serr
 	}
 	return err
