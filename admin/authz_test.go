@@ -105,6 +105,7 @@ func authzTable() map[string]authzRoute {
 
 		"GET /admin/audit":                           {billing: true, probes: get("/admin/audit")},
 		"GET /admin/audit/:traceId":                  {billing: true, probes: get("/admin/audit/" + authzNone)},
+		"GET /admin/audit.csv":                       {billing: true, probes: get("/admin/audit.csv?userId=" + authzNone)},
 		"GET /admin/billing/summary":                 {billing: true, probes: get("/admin/billing/summary?month=2026-01")},
 		"GET /admin/billing/records.csv":             {billing: true, probes: get("/admin/billing/records.csv")},
 		"GET /admin/credits/:subjectType/:subjectId": {billing: true, probes: get("/admin/credits/user/" + authzNone)},
@@ -279,6 +280,9 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 			t.Errorf("tenant balance after +3 and -1: %s", b.Body)
 		}
 		by["scoped billing"].Must(200, "GET", "/admin/billing/records.csv", nil)
+		if r := by["scoped billing"].Must(200, "GET", "/admin/audit.csv", nil); !strings.HasPrefix(r.Body, "request_id,") {
+			t.Errorf("audit.csv for a scoped billing token: %.300s", r.Body)
+		}
 	})
 }
 

@@ -25,6 +25,8 @@ func (s *Server) routeLedger(a *gin.RouterGroup) {
 	s.handle(a, http.MethodPut, "/pricing/*model", global(areaPricing), s.putPrice)
 	s.handle(a, http.MethodGet, "/audit", read(areaUsage), s.listAudit)
 	s.handle(a, http.MethodGet, "/audit/:traceId", read(areaUsage), s.auditTrace)
+	// Beside /audit rather than under it, where it would hide a trace id spelled "export.csv".
+	s.handle(a, http.MethodGet, "/audit.csv", read(areaUsage), s.exportAudit)
 	s.handle(a, http.MethodGet, "/billing/summary", read(areaBilling), s.billingSummary)
 	s.handle(a, http.MethodGet, "/billing/records.csv", read(areaBilling), s.billingCSV)
 	s.handle(a, http.MethodGet, "/credits/:subjectType/:subjectId", read(areaCredits), s.creditBalance)
@@ -181,21 +183,32 @@ func timeParam(c *gin.Context, name string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// listAudit is GET /admin/audit, in the governance API's shape that existing clients use (camelCase
-// query): userId, keyId, model, status, from, to, page, size.
-func (s *Server) listAudit(c *gin.Context) {
+// auditFilter reads the usage audit's filters (camelCase query): userId, keyId, tenantId (a
+// tenant-scoped token's own tenant whatever it asks), model, status, from, to. A bad one is
+// answered here.
+func auditFilter(c *gin.Context) (store.UsageFilter, bool) {
 	f := store.UsageFilter{UserID: c.Query("userId"), KeyID: c.Query("keyId"), Model: c.Query("model")}
 	var ok bool
 	if f.TenantID, ok = scopedTenant(c, c.Query("tenantId"), "tenantId"); !ok {
-		return
+		return f, false
 	}
 	if f.From, ok = timeParam(c, "from"); !ok {
-		return
+		return f, false
 	}
 	if f.To, ok = timeParam(c, "to"); !ok {
-		return
+		return f, false
 	}
 	if f.Status, ok = intParam(c, "status", 0, 0, 999); !ok {
+		return f, false
+	}
+	return f, true
+}
+
+// listAudit is GET /admin/audit, in the governance API's shape that existing clients use (camelCase
+// query): the filters of auditFilter, page, size.
+func (s *Server) listAudit(c *gin.Context) {
+	f, ok := auditFilter(c)
+	if !ok {
 		return
 	}
 	page, ok := intParam(c, "page", 1, 1, 1<<20)
@@ -226,6 +239,88 @@ func (s *Server) writeUsage(c *gin.Context, f store.UsageFilter, extra gin.H) {
 	}
 	extra["object"], extra["data"] = "list", out
 	c.JSON(http.StatusOK, extra)
+}
+
+// auditExportPage is how many records the usage export reads from the store at a time: enough
+// that the per-query cost does not matter, few enough that a page's memory does not either.
+var auditExportPage = 1000
+
+// auditExportWriteWindow is how long a page of the usage export may take to reach the client. The
+// admin listener's write timeout bounds a whole answer, which an export of months would
+// overrun; each page gets this window instead, so only a client that stops reading is cut off.
+const auditExportWriteWindow = 30 * time.Second
+
+// auditCSVHeader names the usage export's columns as GET /admin/audit names the fields.
+var auditCSVHeader = []string{"request_id", "client_request_id", "trace_id", "started_at", "ended_at",
+	"tenant_id", "user_id", "key_id", "session_id", "model", "upstream_model", "provider", "deployment",
+	"endpoint", "stream", "status", "error_type", "prompt_tokens", "completion_tokens", "cached_tokens",
+	"reasoning_tokens", "usage_source", "cost_usd", "price_version", "latency_ms", "ttft_ms"}
+
+// usageCSVRow fills row (len(auditCSVHeader)) with one record. Text that callers or the config
+// chose goes through csvSafe; times are RFC 3339 in UTC to the microsecond the stores keep; the
+// cost is the exact decimal of GET /admin/audit, empty when the model had no price.
+func usageCSVRow(r store.UsageRecord, row []string) []string {
+	cost := ""
+	if r.CostPicoUSD != nil {
+		cost = billing.FormatPico64(*r.CostPicoUSD)
+	}
+	i64 := func(v int64) string { return strconv.FormatInt(v, 10) }
+	return append(row[:0], csvSafe(r.RequestID), csvSafe(r.ClientRequestID), csvSafe(r.TraceID),
+		r.StartedAt.UTC().Format(time.RFC3339Nano), r.EndedAt.UTC().Format(time.RFC3339Nano),
+		csvSafe(r.TenantID), csvSafe(r.UserID), csvSafe(r.KeyID), csvSafe(r.SessionID), csvSafe(r.Model),
+		csvSafe(r.UpstreamModel), csvSafe(r.Provider), csvSafe(r.Deployment), r.Endpoint,
+		strconv.FormatBool(r.Stream), strconv.Itoa(r.Status), r.ErrorType, i64(r.PromptTokens),
+		i64(r.CompletionTokens), i64(r.CachedTokens), i64(r.ReasoningTokens), r.UsageSource, cost,
+		csvSafe(r.PriceVersion), i64(r.LatencyMS), i64(r.TTFTMS))
+}
+
+// exportAudit is GET /admin/audit.csv: every record GET /admin/audit finds for the same filters,
+// in its order (newest first), as CSV. It streams: the store is read a page at a time by keyset,
+// and each page is written and flushed before the next is read, so memory does not grow with the
+// range. A client that goes away cancels the request's context, which ends the next query. The
+// status is sent once the first page is read; a later store failure can no longer become an error
+// answer, so it aborts the connection, and the client sees a cut transfer, not a short CSV.
+func (s *Server) exportAudit(c *gin.Context) {
+	f, ok := auditFilter(c)
+	if !ok {
+		return
+	}
+	f.Limit = auditExportPage
+	ctx := c.Request.Context()
+	recs, err := s.d.Store.ListUsage(ctx, f)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	c.Header("Content-Type", "text/csv; charset=utf-8")
+	c.Header("Content-Disposition", `attachment; filename="usage_records.csv"`)
+	c.Status(http.StatusOK)
+	rc := http.NewResponseController(c.Writer)
+	w := csv.NewWriter(c.Writer)
+	_ = w.Write(auditCSVHeader)
+	row := make([]string, 0, len(auditCSVHeader))
+	for {
+		_ = rc.SetWriteDeadline(time.Now().Add(auditExportWriteWindow)) // unsupported: the server's own
+		for _, r := range recs {
+			_ = w.Write(usageCSVRow(r, row))
+		}
+		w.Flush()
+		if w.Error() != nil {
+			return // the client went away
+		}
+		c.Writer.Flush()
+		if len(recs) < f.Limit {
+			return
+		}
+		last := recs[len(recs)-1]
+		f.After = &store.UsageCursor{StartedAt: last.StartedAt, RequestID: last.RequestID}
+		if recs, err = s.d.Store.ListUsage(ctx, f); err != nil {
+			if ctx.Err() == nil {
+				s.d.Log.Error("usage export failed after its first page", "err", err)
+			}
+			panic(http.ErrAbortHandler)
+		}
+	}
 }
 
 // billingSummary is GET /admin/billing/summary?userId=&month=yyyy-MM, in the governance API's

@@ -238,6 +238,18 @@ type UsageFilter struct {
 	ClientRequestID string
 	Limit           int // 0 means a default of 100
 	Offset          int
+	// After pages by keyset instead of by Offset: only the records that come after this one in
+	// ListUsage's order (started_at, then request_id, both descending). An export walks every
+	// matching record this way without the cost of a growing offset, and a record written
+	// meanwhile neither shifts nor repeats a row.
+	After *UsageCursor
+}
+
+// UsageCursor names a position in ListUsage's order: the start time and request id of the last
+// record of a page (a record's start time and request id are unique together).
+type UsageCursor struct {
+	StartedAt time.Time
+	RequestID string
 }
 
 // QuotaPolicy overrides the tier limits of one subject ("user", "key" or "tenant"), optionally for

@@ -218,6 +218,24 @@ func TestCLIAudit(t *testing.T) {
 	if msg := cliFails(t, "audit", "search", "--status", "1000"); !strings.Contains(msg, "status: must be an integer from 0 to 999.") {
 		t.Errorf("audit search --status 1000: %s", msg)
 	}
+	usage := filepath.Join(t.TempDir(), "records.csv")
+	if out = cliOK(t, "audit", "export", "--out", usage, "--model", "gpt-test", "--from", "1h"); out != "" {
+		t.Errorf("audit export --out wrote to stdout: %q", out)
+	}
+	exported, err := os.ReadFile(usage)
+	if err != nil || !strings.HasPrefix(string(exported), "request_id,client_request_id,trace_id,started_at,") ||
+		strings.Count(string(exported), "\n") != 2 || !strings.Contains(string(exported), reqID+",") || !strings.Contains(string(exported), ","+trace+",") {
+		t.Errorf("audit export --out: %v\n%s", err, exported)
+	}
+	if out = cliOK(t, "audit", "export", "--model", "gpt-test"); out != string(exported) {
+		t.Errorf("audit export to stdout printed:\n%s\nwant:\n%s", out, exported)
+	}
+	if out = cliOK(t, "audit", "export", "--model", "none"); strings.Count(out, "\n") != 1 {
+		t.Errorf("audit export --model none printed:\n%s", out)
+	}
+	if msg := cliFails(t, "audit", "export", "--status", "1000"); !strings.Contains(msg, "status: must be an integer from 0 to 999.") {
+		t.Errorf("audit export --status 1000: %s", msg)
+	}
 
 	month := time.Now().UTC().Format("2006-01")
 	waitFor(t, 10*time.Second, "the billing rollups", func() bool {

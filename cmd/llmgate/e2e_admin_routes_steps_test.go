@@ -315,6 +315,21 @@ func (s *routeRun) trace(t *testing.T) {
 	}
 }
 
+// exportUsage: the CSV export has a row for every answered request of the user, the chat's with
+// its exact cost and trace.
+func (s *routeRun) exportUsage(t *testing.T) {
+	r := s.admin(t).Must(200, "GET", "/admin/audit.csv?model=gpt-test&userId="+s.user, nil)
+	rows, err := csv.NewReader(strings.NewReader(r.Body)).ReadAll()
+	if err != nil || len(rows) != len(s.relays)+1 || rows[0][0] != "request_id" || rows[0][22] != "cost_usd" {
+		t.Fatalf("usage CSV (%v, %d requests relayed): %.2000s", err, len(s.relays), r.Body)
+	}
+	for _, row := range rows[1:] {
+		if row[0] == s.chatID && (row[22] != routeChatCost || row[2] != s.traceID || row[5] != s.tenant || row[7] != s.keyID) {
+			t.Errorf("the chat's row: %q", row)
+		}
+	}
+}
+
 func (s *routeRun) billingSummary(t *testing.T) {
 	month := time.Now().UTC().Format("2006-01")
 	r := s.admin(t).Must(200, "GET", "/admin/billing/summary?month="+month+"&userId="+s.user, nil)

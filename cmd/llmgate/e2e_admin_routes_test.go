@@ -94,6 +94,7 @@ func everyRouteSteps() []routeStep {
 		{adminRoute("GET /admin/credits/:subjectType/:subjectId/entries"), (*routeRun).creditEntries},
 		{adminRoute("GET /admin/audit"), (*routeRun).listUsage},
 		{adminRoute("GET /admin/audit/:traceId"), (*routeRun).trace},
+		{adminRoute("GET /admin/audit.csv"), (*routeRun).exportUsage},
 		{adminRoute("GET /admin/billing/summary"), (*routeRun).billingSummary},
 		{adminRoute("GET /admin/billing/records.csv"), (*routeRun).billingCSV},
 		{adminRoute("GET /admin/quota/usage/:userId"), (*routeRun).quotaUsage},

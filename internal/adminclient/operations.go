@@ -106,16 +106,22 @@ var auditResource = adminResource{
 		{"COST_USD", "cost_usd", ""}, {"LATENCY_MS", "latency_ms", ""}},
 	commands: []adminCommand{
 		{name: "search", about: "usage records, newest first (--page, --size, --all)", method: http.MethodGet,
-			path: "/admin/audit", list: true, pages: true, params: []param{
-				{"user", "userId", text, "only the records of user `ID`"},
-				{"key", "keyId", text, "only the records of key `ID`"},
-				{"tenant", "tenantId", text, "only the records of tenant `ID`"},
-				{"model", "model", text, "only the records of this public `model`"},
-				{"status", "status", integer, "only records answered with this HTTP `status`"},
-				fromParam, toParam}},
+			path: "/admin/audit", list: true, pages: true, params: auditFilterParams},
 		{name: "trace", about: "the records of one W3C trace (at most 1000)", method: http.MethodGet,
 			path: "/admin/audit/{}", arg: "TRACE_ID", list: true},
+		{name: "export", about: "every usage record of the filters as CSV, streamed to --out or stdout",
+			method: http.MethodGet, path: "/admin/audit.csv", download: true, params: auditFilterParams},
 	},
+}
+
+// auditFilterParams are the filters of the usage audit, shared by its search and its export.
+var auditFilterParams = []param{
+	{"user", "userId", text, "only the records of user `ID`"},
+	{"key", "keyId", text, "only the records of key `ID`"},
+	{"tenant", "tenantId", text, "only the records of tenant `ID`"},
+	{"model", "model", text, "only the records of this public `model`"},
+	{"status", "status", integer, "only records answered with this HTTP `status`"},
+	fromParam, toParam,
 }
 
 var (

@@ -188,6 +188,12 @@ func (s *Store) ListUsage(ctx context.Context, f store.UsageFilter) ([]store.Usa
 	if !f.To.IsZero() {
 		w.add("started_at < ", f.To)
 	}
+	if f.After != nil {
+		// started_at <= alone lets the started_at index bound the scan; the row comparison breaks
+		// ties.
+		at := w.arg(f.After.StartedAt)
+		w.cond("started_at <= " + at + " AND (started_at, request_id) < (" + at + ", " + w.arg(f.After.RequestID) + ")")
+	}
 	limit, offset := page(f.Limit, f.Offset)
 	q := `SELECT ` + usageColumnList + ` FROM usage_records` + w.sql() +
 		` ORDER BY started_at DESC, request_id DESC` + w.page(limit, offset)

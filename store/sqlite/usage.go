@@ -118,6 +118,11 @@ func (s *Store) ListUsage(ctx context.Context, f store.UsageFilter) ([]store.Usa
 	if !f.To.IsZero() {
 		where, args = append(where, "started_at < ?"), append(args, micros(f.To))
 	}
+	if f.After != nil {
+		// started_at <= alone lets the started_at index bound the scan; the OR breaks ties.
+		at := micros(f.After.StartedAt)
+		where, args = append(where, "started_at <= ? AND (started_at < ? OR request_id < ?)"), append(args, at, at, f.After.RequestID)
+	}
 	q := `SELECT ` + usageColumns + ` FROM usage_records`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")

@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"UsageRoundTrip", testUsageRoundTrip},
 		{"ListUsageFilters", testListUsageFilters},
 		{"ListUsagePaging", testListUsagePaging},
+		{"ListUsageKeyset", testListUsageKeyset},
 		{"MetacharactersInValues", testMetacharacters},
 		{"QuotaPolicyUpsert", testQuotaPolicyUpsert},
 		{"QuotaPolicyModels", testQuotaPolicyModels},

@@ -275,3 +275,54 @@ func testMetacharacters(t *testing.T, s store.Store) {
 		t.Errorf("%d usage rows, want %d", n, len(nasty)+1)
 	}
 }
+
+// testListUsageKeyset: paging with After visits every matching record once, in ListUsage's
+// order, including records that share a start time across a page boundary, and a filter still
+// applies on every page.
+func testListUsageKeyset(t *testing.T, s store.Store) {
+	recs := usageRecs(0, 30)
+	for i := range recs {
+		// Runs of three records started at the same instant, so page ends fall inside runs.
+		recs[i].StartedAt = t0.Add(time.Duration(i/3) * time.Minute)
+		if i%4 == 0 {
+			recs[i].UserID = "u2"
+		}
+	}
+	insert(t, s, recs, len(recs))
+	walk := func(f store.UsageFilter) []string {
+		var out []string
+		for pages := 0; ; pages++ {
+			if pages > 100 {
+				t.Fatalf("keyset paging with %+v does not end: %d records, starting %v", f, len(out), out[:min(len(out), 8)])
+			}
+			page, err := s.ListUsage(ctx(t), f)
+			if err != nil {
+				t.Fatalf("ListUsage(%+v): %v", f, err)
+			}
+			for _, r := range page {
+				out = append(out, r.RequestID)
+			}
+			if len(page) < f.Limit {
+				return out
+			}
+			last := page[len(page)-1]
+			f.After = &store.UsageCursor{StartedAt: last.StartedAt, RequestID: last.RequestID}
+		}
+	}
+	for _, f := range []store.UsageFilter{
+		{Limit: 4},
+		{Limit: 2, UserID: "u2"},
+		{Limit: 5, From: t0.Add(2 * time.Minute), To: t0.Add(7 * time.Minute)},
+		{Limit: 1},
+	} {
+		want := listUsage(t, s, store.UsageFilter{UserID: f.UserID, From: f.From, To: f.To, Limit: 1000})
+		if got := walk(f); !slices.Equal(got, want) || len(want) == 0 {
+			t.Errorf("keyset pages of %+v = %v, want %v", f, got, want)
+		}
+	}
+	// A cursor in another zone names the same instant.
+	c := &store.UsageCursor{StartedAt: recs[10].StartedAt.UTC(), RequestID: recs[10].RequestID}
+	if got, want := listUsage(t, s, store.UsageFilter{After: c, Limit: 3}), ids(9, 8, 7); !slices.Equal(got, want) {
+		t.Errorf("ListUsage(after %s) = %v, want %v", recs[10].RequestID, got, want)
+	}
+}
