@@ -87,6 +87,13 @@ func TestCLIQuota(t *testing.T) {
 	if msg := cliFails(t, "quota", "get", "user"); !strings.Contains(msg, "quota get: want arguments TYPE ID, got 1") {
 		t.Errorf("quota get with one argument: %s", msg)
 	}
+	// A typo is refused; a policy for a user another system will create needs the explicit flag.
+	if msg := cliFails(t, "quota", "set", "user", "alcie", "--rpm", "5"); !strings.Contains(msg, "(HTTP 404)") {
+		t.Errorf("quota set for an unknown user: %s", msg)
+	}
+	if out = cliOK(t, "quota", "set", "user", "carol", "--rpm", "5", "--allow-unknown-subject"); !row(out, `user +carol +\* +5 `) {
+		t.Errorf("quota set --allow-unknown-subject printed:\n%s", out)
+	}
 }
 
 func TestCLICredits(t *testing.T) {
@@ -134,6 +141,12 @@ func TestCLICredits(t *testing.T) {
 	}
 	if msg := cliFails(t, "credits", "history", "user", "nobody"); !strings.Contains(msg, "No credit account for that subject. (HTTP 404)") {
 		t.Errorf("credits history of nobody: %s", msg)
+	}
+	if msg := cliFails(t, "credits", "topup", "user", "bbo", "--amount", "1"); !strings.Contains(msg, "(HTTP 404)") {
+		t.Errorf("credits topup for an unknown user: %s", msg)
+	}
+	if out = cliOK(t, "credits", "adjust", "tenant", "acme-later", "--amount", "3", "--allow-unknown-subject"); field(t, out, "balance_usd") != "3" {
+		t.Errorf("credits adjust --allow-unknown-subject printed:\n%s", out)
 	}
 }
 

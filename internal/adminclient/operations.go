@@ -30,7 +30,7 @@ var quotaResource = adminResource{
 			method: http.MethodGet, path: "/admin/quota/policies/{}/{}", arg: subjectArg, list: true},
 		{name: "set", about: "replace a subject's policy (limits not given inherit; 0 is unlimited)",
 			method: http.MethodPut, path: "/admin/quota/policies/{}/{}", arg: subjectArg, list: true,
-			params: policyParams, query: []param{policyModelParam}},
+			params: policyParams, query: []param{policyModelParam, allowUnknownParam}},
 		{name: "delete", about: "remove a subject's policy (it inherits again)", method: http.MethodDelete,
 			path: "/admin/quota/policies/{}/{}", arg: subjectArg, query: []param{policyModelParam},
 			done: "Quota policy deleted."},
@@ -53,6 +53,11 @@ var policyParams = []param{
 	{"budget-month", "budget_usd_per_month", money, "budget in `USD` per UTC month (0 or absent: none)"},
 }
 
+// allowUnknownParam lets a policy or an account be written for a subject that does not exist (yet),
+// such as a user a provisioning system creates later; without it a typo is refused with 404.
+var allowUnknownParam = param{"allow-unknown-subject", "allow_unknown_subject", flagTrue,
+	"write even when no such user, key or tenant exists"}
+
 var policyModelParam = param{"model", "model", text, "the policy of this public `model` only (default: the model-less one)"}
 
 var creditsResource = adminResource{
@@ -64,10 +69,12 @@ var creditsResource = adminResource{
 			path: "/admin/credits/{}/{}", arg: subjectArg, omit: []string{"entries"}},
 		{name: "topup", about: "grant credit; creates the account if needed", method: http.MethodPost,
 			path: "/admin/credits/{}/{}/topup", arg: subjectArg, omit: []string{"entries"}, params: []param{
-				{"amount", "amount_usd", money, "`USD` to grant (required)"}, creditNoteParam}},
+				{"amount", "amount_usd", money, "`USD` to grant (required)"}, creditNoteParam},
+			query: []param{allowUnknownParam}},
 		{name: "adjust", about: "correct a balance by an amount of either sign", method: http.MethodPost,
 			path: "/admin/credits/{}/{}/adjust", arg: subjectArg, omit: []string{"entries"}, params: []param{
-				{"amount", "amount_usd", signed, "`USD` to add, negative to take (required)"}, creditNoteParam}},
+				{"amount", "amount_usd", signed, "`USD` to add, negative to take (required)"}, creditNoteParam},
+			query: []param{allowUnknownParam}},
 		{name: "history", about: "the account's ledger, newest first (--limit, --offset, --all)", method: http.MethodGet,
 			path: "/admin/credits/{}/{}/entries", arg: subjectArg, list: true, paged: true},
 	},
