@@ -262,7 +262,7 @@ func TestCLIAudit(t *testing.T) {
 	if !strings.Contains(out, "MODEL ") || !row(out, `gpt-test +1 +\d+ +\d+ `) || !row(out, `TOTAL +1 `) || !strings.Contains(out, "month: "+month) {
 		t.Errorf("billing summary printed:\n%s", out)
 	}
-	if msg := cliFails(t, "billing", "summary", "--month", "2026-13"); !strings.Contains(msg, "month: want yyyy-MM.") {
+	if msg := cliFails(t, "billing", "summary", "--month", "2026-13"); !strings.Contains(msg, "month: want yyyy-MM") {
 		t.Errorf("billing summary --month 2026-13: %s", msg)
 	}
 	file := filepath.Join(t.TempDir(), "usage.csv")

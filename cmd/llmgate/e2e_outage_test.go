@@ -146,7 +146,7 @@ func TestAdminQuotaEndpointsValidate(t *testing.T) {
 	var pol struct {
 		Effective map[string]int64 `json:"effective"`
 	}
-	e.putPolicy("/admin/quota/policy/u2", `{"userRpm":7}`)
+	e.putPolicy("/admin/quota/policy/u2?allow_unknown_subject=true", `{"userRpm":7}`)
 	e.adminGet("/admin/quota/policy/u2", &pol)
 	// u2 does not exist as a user: the default tier ("open", unlimited) with rpm overridden
 	if fmt.Sprint(pol.Effective) != "map[userConcurrent:0 userRpm:7 userTokensPerDay:0 userTpm:0]" {
