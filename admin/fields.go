@@ -330,7 +330,7 @@ func (s *Server) knownSubject(c *gin.Context, typ quota.Kind, id, param string) 
 	tenant, found, ok = s.scopedSubject(c, typ, id, param)
 	if ok && !found && !allow {
 		fail(c, http.StatusNotFound, api.TypeNotFound, string(typ)+"_not_found", param,
-			"No "+string(typ)+" "+strconv.Quote(id)+". Check the id, or add ?"+AllowUnknownSubject+"=true to write for a "+string(typ)+" that does not exist yet.")
+			"No "+string(typ)+" "+strconv.Quote(id)+". Check the id, or add ?"+AllowUnknownSubject+"=true (CLI: --allow-unknown-subject) to write for a "+string(typ)+" that does not exist yet.")
 		return "", false, false
 	}
 	return tenant, found, ok
