@@ -49,9 +49,9 @@ summary() {
 	local p name secs result
 	for p in "${phases[@]}"; do
 		IFS='|' read -r name secs result <<<"$p"
-		printf 'test.sh:   %-44s %5ss  %s\n' "$name" "$secs" "$result"
+		printf 'test.sh:   %-50s %5ss  %s\n' "$name" "$secs" "$result"
 	done
-	printf 'test.sh:   %-44s %5ss\n' "total" "$SECONDS"
+	printf 'test.sh:   %-50s %5ss\n' "total" "$SECONDS"
 	if [ -s "$counts" ]; then
 		sed 's/^/test.sh:   /' "$counts"
 	fi
