@@ -445,21 +445,28 @@ func accountView(a store.CreditAccount, entries []store.CreditEntry) gin.H {
 }
 
 func (s *Server) creditBalance(c *gin.Context) {
+	if a, ok := s.pathAccount(c); ok {
+		s.writeAccount(c, a)
+	}
+}
+
+// pathAccount is the credit account the path names, if the caller may see it; otherwise it has
+// answered the error (404 account_not_found when there is none).
+func (s *Server) pathAccount(c *gin.Context) (store.CreditAccount, bool) {
 	typ, id, ok := creditSubject(c)
 	if !ok || !s.subjectInScope(c, typ, id, "subjectId") {
-		return
+		return store.CreditAccount{}, false
 	}
-	ctx := c.Request.Context()
-	a, err := s.d.Store.CreditAccountOf(ctx, string(typ), id)
+	a, err := s.d.Store.CreditAccountOf(c.Request.Context(), string(typ), id)
 	if errors.Is(err, store.ErrNotFound) {
 		fail(c, http.StatusNotFound, api.TypeNotFound, "account_not_found", "subjectId", "No credit account for that subject.")
-		return
+		return a, false
 	}
 	if err != nil {
 		s.internal(c, err)
-		return
+		return a, false
 	}
-	s.writeAccount(c, a)
+	return a, true
 }
 
 // writeAccount answers an account with its latest ledger entries.

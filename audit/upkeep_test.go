@@ -1,13 +1,11 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,27 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/llmgate/llmgate/internal/testlog"
 	"github.com/llmgate/llmgate/store"
 	"github.com/llmgate/llmgate/store/postgres"
 )
-
-// lockedBuffer is a log destination the test reads while the upkeep writes to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestUpkeepCountsFailuresAndRetries: a replica whose database role may not make partitions
 // fails its upkeep at start and on every tick, each failure logged and counted in
@@ -80,7 +61,7 @@ func TestUpkeepCountsFailuresAndRetries(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	reg := prometheus.NewRegistry()
 	k, err := NewUpkeep(st, Options{UpkeepInterval: 20 * time.Millisecond, Registerer: reg},
 		slog.New(slog.NewTextHandler(&logs, nil)))
@@ -141,7 +122,7 @@ func TestUpkeepLogsDroppedPartitions(t *testing.T) {
 		name, old.Format(time.RFC3339), old.AddDate(0, 1, 0).Format(time.RFC3339))); err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	k, err := NewUpkeep(st, Options{RetentionMonths: 2}, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -1,51 +1,21 @@
 package gateway_test
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/llmgate/llmgate/internal/testlog"
 	"github.com/llmgate/llmgate/quota"
 )
-
-// lockedBuffer is a log destination a test may read while the gateway writes to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// lines returns the logged lines that contain every one of parts.
-func (l *lockedBuffer) lines(parts ...string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range strings.Split(l.b.String(), "\n") {
-		ok := line != ""
-		for _, p := range parts {
-			ok = ok && strings.Contains(line, p)
-		}
-		if ok {
-			out = append(out, line)
-		}
-	}
-	return out
-}
 
 // TestDefaultTierRefusalWarns: a key without a user counts against the default tier; when that
 // limit, which nobody chose for the key, refuses a request, the log says so at WARN, naming the
 // key and how to give it limits, once a minute per key however many requests are refused. A
 // refusal by a tier the key's user has is the operator's choice and logs nothing.
 func TestDefaultTierRefusalWarns(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	qo := quota.Options{DefaultTier: "free", Tiers: map[string]quota.Limits{"free": {RPM: 2}, "small": {RPM: 1}}}
 	e := newEnv(t, func(c *envConfig) {
 		c.quota = &qo
@@ -59,7 +29,7 @@ func TestDefaultTierRefusalWarns(t *testing.T) {
 	if statuses[0] != http.StatusOK || statuses[1] != http.StatusOK || statuses[2] != http.StatusTooManyRequests || statuses[4] != http.StatusTooManyRequests {
 		t.Fatalf("statuses %v: want 2 answers, then 429 from the default tier's 2 rpm", statuses)
 	}
-	warns := logs.lines("level=WARN", service.ID)
+	warns := logs.Lines("level=WARN", service.ID)
 	if len(warns) != 1 {
 		t.Fatalf("%d WARN lines naming the key, want exactly 1 for 3 refusals:\n%s", len(warns), strings.Join(warns, "\n"))
 	}
@@ -74,7 +44,7 @@ func TestDefaultTierRefusalWarns(t *testing.T) {
 	if s := e.chatStatus(chosen.Key, "gpt-test"); s != http.StatusTooManyRequests {
 		t.Fatalf("second request of a user on a 1 rpm tier: HTTP %d, want 429", s)
 	}
-	if w := logs.lines("level=WARN", chosen.ID); len(w) != 0 {
+	if w := logs.Lines("level=WARN", chosen.ID); len(w) != 0 {
 		t.Errorf("a refusal by the user's own tier was logged as unchosen: %s", strings.Join(w, "\n"))
 	}
 }

@@ -12,13 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/llmgate/llmgate/gateway/gatewaytest"
 	"github.com/llmgate/llmgate/internal/adminclient"
+	"github.com/llmgate/llmgate/internal/testlog"
 	"github.com/llmgate/llmgate/providers/mock"
 )
 
@@ -146,24 +146,6 @@ func TestDemoDoesNotWarnOfMock(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination written by the gateway and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestMockWarningFollowsReload: a reload that removes the mock provider drops the warning from
 // /v1/status; one that brings it back warns again, in the log too.
 func TestMockWarningFollowsReload(t *testing.T) {
@@ -192,7 +174,7 @@ models:
 		t.Fatal(err)
 	}
 	cfg.Listen, cfg.AdminListen, cfg.DataDir, cfg.AdminToken = "127.0.0.1:0", "127.0.0.1:0", t.TempDir(), testAdminToken
-	var logBuf syncBuffer
+	var logBuf testlog.Buffer
 	a, err := start(context.Background(), cfg, slog.New(slog.NewJSONHandler(&logBuf, nil)))
 	if err != nil {
 		t.Fatal(err)
