@@ -153,7 +153,7 @@ func (p *gatewayProcess) exitsCleanly(t *testing.T, within time.Duration) {
 // listener still accepts and serves new requests normally, since a load balancer takes a moment
 // to stop sending them; then it stops accepting and exits 0.
 func TestSigtermPreStopDelayKeepsServing(t *testing.T) {
-	const preStop = 4 * time.Second
+	const preStop = 8 * time.Second
 	e := drainEnv(t, preStop, 30*time.Second)
 	k := e.newKey(createKeyBody{Name: "prestop"})
 	p := e.serveProcessIn(t, t.TempDir())
@@ -162,7 +162,7 @@ func TestSigtermPreStopDelayKeepsServing(t *testing.T) {
 	}
 	p.sigterm(t)
 	sigterm := time.Now()
-	waitFor(t, 2*time.Second, "public /health/ready to answer 503", func() bool {
+	waitFor(t, 4*time.Second, "public /health/ready to answer 503", func() bool {
 		st, _ := e.health(p.url+"/health/ready", "")
 		return st == http.StatusServiceUnavailable
 	})
@@ -245,7 +245,7 @@ func TestSecondSignalCutsTheDrainShort(t *testing.T) {
 	s := e.openStream(p.url, k.Key, "long") // 30 chunks, about 6 s
 	p.sigterm(t)
 	// Still draining (readiness off), the stream still flowing.
-	waitFor(t, 2*time.Second, "the drain to begin", func() bool {
+	waitFor(t, 10*time.Second, "the drain to begin", func() bool {
 		return strings.Contains(p.log.String(), "draining")
 	})
 	if _, err := s.r.ReadString('\n'); err != nil {
