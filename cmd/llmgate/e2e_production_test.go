@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	openai "github.com/sashabaranov/go-openai"
 
@@ -40,12 +42,31 @@ func TestProductionConfigStarts(t *testing.T) {
 	const apiKey = "sk-production-upstream-key"
 	var mu sync.Mutex
 	var auths []string
+	// Once barrier is set, each request waits at the upstream until `parallel` are there at once
+	// (or a while passes), so that they are in flight together at the gateway.
+	var barrier chan struct{}
+	inFlight, maxInFlight := 0, 0
 	up := mock.NewHandler(mock.Options{RequireKey: apiKey})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		auths = append(auths, r.Header.Get("Authorization"))
+		b := barrier
+		inFlight++
+		maxInFlight = max(maxInFlight, inFlight)
+		if b != nil && inFlight == parallel {
+			close(b)
+		}
 		mu.Unlock()
+		if b != nil {
+			select {
+			case <-b:
+			case <-time.After(10 * time.Second):
+			}
+		}
 		up.ServeHTTP(w, r)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
 	}))
 	defer srv.Close()
 	config, err := filepath.Abs("../../configs/production.yaml")
@@ -87,8 +108,38 @@ func TestProductionConfigStarts(t *testing.T) {
 		t.Errorf("answer = %+v, want the upstream's 20-word answer from gpt-4o-mini", resp)
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	if len(auths) != 1 || auths[0] != "Bearer "+apiKey {
 		t.Errorf("upstream saw Authorization %q, want one request with Bearer OPENAI_API_KEY", auths)
 	}
+	barrier = make(chan struct{})
+	mu.Unlock()
+
+	// The key's limits are the service tier's, said on create, and hold: more requests at once
+	// than the file's default tier allows (10) all pass. A key on the default tier would see 429s.
+	if !regexp.MustCompile(`(?m)^concurrent +100 +tier:service \(user billing-service\)$`).MatchString(string(out)) {
+		t.Errorf("keys create does not show the service tier's concurrency limit:\n%s", out)
+	}
+	client := openai.NewClientWithConfig(oc)
+	errs := make(chan error, parallel)
+	for range parallel {
+		go func() {
+			_, err := client.CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{
+				Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "Hello!"}}})
+			errs <- err
+		}()
+	}
+	for range parallel {
+		if err := <-errs; err != nil {
+			t.Errorf("one of %d requests at once: %v", parallel, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if maxInFlight != parallel {
+		t.Errorf("the upstream saw at most %d requests at once, want %d", maxInFlight, parallel)
+	}
 }
+
+// parallel is how many requests TestProductionConfigStarts sends at once with its service key:
+// more than configs/production.yaml's default tier lets one key have in flight.
+const parallel = 12
