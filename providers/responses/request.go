@@ -135,8 +135,10 @@ func ToChat(body []byte, opts Options) ([]byte, RequestInfo, error) {
 
 	// Messages: instructions, the history, then the input.
 	var b messageBuilder
+	system := 0
 	if t.instructions.Type == gjson.String && t.instructions.Str != "" {
 		b.add(chatMessage{role: "system", content: jsonappend.String(nil, t.instructions.Str)})
+		system = 1
 	}
 	info.Input = append(make([]byte, 0, len(opts.History)+len(t.input.Raw)+64), '[')
 	if len(opts.History) > 0 {
@@ -161,7 +163,7 @@ func ToChat(body []byte, opts Options) ([]byte, RequestInfo, error) {
 		return nil, info, reqErr("input", CodeInvalidType, "input must be a string or an array of input items.")
 	}
 	info.Input = append(info.Input, ']')
-	if len(b.msgs) == 0 {
+	if len(b.msgs) == system {
 		return nil, info, reqErr("input", CodeMissingParameter, "Missing required parameter: 'input'.")
 	}
 
