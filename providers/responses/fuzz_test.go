@@ -68,6 +68,7 @@ func FuzzResponsesStream(f *testing.F) {
 	for _, s := range []string{
 		"", "data: [DONE]\n\n", "data:\n\n", "data: {}\n\n", "data: []\n\n", ": ping\n\n",
 		"data: {\"choices\":[{\"delta\":{\"refusal\":\"no\",\"content\":\"a\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+		"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"refusal\":\"r\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\ndata: [DONE]\n\n",
 		"data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":\"{\"}},{\"index\":0,\"id\":\"x\"}]}}]}\n\ndata: {\"choices\":[{\"delta\":{\"reasoning\":\"r\"}}]}\n\ndata: [DONE]\n\n",
 	} {
 		f.Add([]byte(s))

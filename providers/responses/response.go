@@ -135,23 +135,14 @@ func (info *RequestInfo) appendResponse(dst []byte, status, reason string, outpu
 	return append(dst, '}')
 }
 
-// appendMessageItem renders a message item; text is the output_text part's text (no part when
-// hasText is false), refusal a refusal part's (none when empty).
-func appendMessageItem(dst []byte, id, status string, hasText bool, text, refusal string) []byte {
+// appendMessageItem renders a message item whose content is the rendered parts, comma-separated.
+func appendMessageItem(dst []byte, id, status string, parts []byte) []byte {
 	dst = append(dst, `{"id":`...)
 	dst = jsonappend.String(dst, id)
 	dst = append(dst, `,"type":"message","status":"`...)
 	dst = append(dst, status...)
 	dst = append(dst, `","content":[`...)
-	if hasText {
-		dst = appendTextPart(dst, text)
-	}
-	if refusal != "" {
-		if hasText {
-			dst = append(dst, ',')
-		}
-		dst = appendRefusalPart(dst, refusal)
-	}
+	dst = append(dst, parts...)
 	return append(dst, `],"role":"assistant"}`...)
 }
 
@@ -240,7 +231,17 @@ func FromChat(chat []byte, info RequestInfo) ([]byte, Usage, error) {
 	hasCalls := calls.IsArray() && len(calls.Array()) > 0
 	if content.Type == gjson.String && (content.Str != "" || !hasCalls) || refusal != "" {
 		next()
-		out = appendMessageItem(out, info.itemID("msg_", n-1), itemStatus, content.Type == gjson.String, content.Str, refusal)
+		var parts []byte
+		if content.Type == gjson.String {
+			parts = appendTextPart(parts, content.Str)
+		}
+		if refusal != "" {
+			if parts != nil {
+				parts = append(parts, ',')
+			}
+			parts = appendRefusalPart(parts, refusal)
+		}
+		out = appendMessageItem(out, info.itemID("msg_", n-1), itemStatus, parts)
 	}
 	calls.ForEach(func(_, c gjson.Result) bool {
 		next()

@@ -80,10 +80,9 @@ type textItem struct {
 // messageItem is an open message item and its current content part.
 type messageItem struct {
 	textItem
-	part     byte // 0 none, 't' output_text, 'r' refusal
-	parts    int  // content parts opened so far
-	hasText  bool
-	refusal  strings.Builder
+	part     byte   // 0 none, 't' output_text, 'r' refusal
+	parts    int    // content parts opened so far
+	done     []byte // the finished parts, rendered, comma-separated
 	partText strings.Builder
 }
 
@@ -352,9 +351,8 @@ func (s *Stream) messageDelta(kind byte, delta string) {
 		s.closeReasoning()
 		s.closeCalls()
 		s.newItem(&m.textItem, "msg_")
-		m.part, m.parts, m.hasText = 0, 0, false
-		m.refusal.Reset()
-		s.itemEvent("response.output_item.added", m.index, appendMessageItem(s.scratch[:0], m.id, statusInProgress, false, "", ""))
+		m.part, m.parts, m.done = 0, 0, m.done[:0]
+		s.itemEvent("response.output_item.added", m.index, appendMessageItem(s.scratch[:0], m.id, statusInProgress, nil))
 	}
 	if m.part != kind {
 		s.closePart()
@@ -372,11 +370,8 @@ func (s *Stream) messageDelta(kind byte, delta string) {
 	m.partText.WriteString(delta)
 	s.text.WriteString(delta)
 	if kind == 't' {
-		m.hasText = true
-		m.buf.WriteString(delta)
 		s.itemHead("response.output_text.delta", m.id, m.index)
 	} else {
-		m.refusal.WriteString(delta)
 		s.itemHead("response.refusal.delta", m.id, m.index)
 	}
 	s.contentIndex(m.parts - 1)
@@ -395,23 +390,26 @@ func (s *Stream) closePart() {
 		return
 	}
 	text := m.partText.String()
-	var part []byte
+	if len(m.done) > 0 {
+		m.done = append(m.done, ',')
+	}
+	start := len(m.done)
 	if m.part == 't' {
 		s.itemHead("response.output_text.done", m.id, m.index)
 		s.contentIndex(m.parts - 1)
 		s.Out = append(s.Out, `,"text":`...)
 		s.Out = jsonappend.String(s.Out, text)
 		s.Out = append(s.Out, `,"logprobs":[]`...)
-		part = appendTextPart(s.scratch[:0], text)
+		m.done = appendTextPart(m.done, text)
 	} else {
 		s.itemHead("response.refusal.done", m.id, m.index)
 		s.contentIndex(m.parts - 1)
 		s.Out = append(s.Out, `,"refusal":`...)
 		s.Out = jsonappend.String(s.Out, text)
-		part = appendRefusalPart(s.scratch[:0], text)
+		m.done = appendRefusalPart(m.done, text)
 	}
 	s.end()
-	s.partEvent("response.content_part.done", m.id, m.index, m.parts-1, part)
+	s.partEvent("response.content_part.done", m.id, m.index, m.parts-1, m.done[start:])
 	m.part = 0
 }
 
@@ -422,7 +420,7 @@ func (s *Stream) closeMessage() {
 	}
 	s.closePart()
 	m.open = false
-	s.itemDone(m.index, appendMessageItem(s.scratch[:0], m.id, s.itemStatus(), m.hasText, m.buf.String(), m.refusal.String()))
+	s.itemDone(m.index, appendMessageItem(s.scratch[:0], m.id, s.itemStatus(), m.done))
 }
 
 // callDelta handles one tool_calls entry of a chunk.

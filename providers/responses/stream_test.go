@@ -106,7 +106,8 @@ func wellFormedStream(out []byte) error {
 		return errors.New("the output does not end with a complete event")
 	}
 	var done []string
-	open := map[int64]string{} // output_index → item id
+	open := map[int64]string{}     // output_index → item id
+	parts := map[string][]string{} // item id → its content parts, as content_part.done gave them
 	ended := false
 	for i, ev := range strings.Split(strings.TrimSuffix(string(out), "\n\n"), "\n\n") {
 		if ended {
@@ -140,6 +141,19 @@ func wellFormedStream(out []byte) error {
 			}
 			delete(open, idx)
 			done = append(done, d.Get("item").Raw)
+			if c := d.Get("item.content"); c.IsArray() {
+				var got []string
+				c.ForEach(func(_, p gjson.Result) bool { got = append(got, p.Raw); return true })
+				if strings.Join(got, ",") != strings.Join(parts[d.Get("item.id").Str], ",") {
+					return fmt.Errorf("event %d: the item's content is not its done parts", i)
+				}
+			}
+		case name == "response.content_part.done":
+			id := d.Get("item_id").Str
+			if open[d.Get("output_index").Int()] != id || d.Get("content_index").Int() != int64(len(parts[id])) {
+				return fmt.Errorf("event %d ends a part out of order: %s", i, data)
+			}
+			parts[id] = append(parts[id], d.Get("part").Raw)
 		case d.Get("item_id").Exists():
 			if open[d.Get("output_index").Int()] != d.Get("item_id").Str {
 				return fmt.Errorf("event %d is about an item that is not open: %s", i, data)
