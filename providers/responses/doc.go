@@ -49,6 +49,8 @@
 //     Completions form that maps onto them).
 //   - finish_reason length → status incomplete with reason max_output_tokens, content_filter →
 //     incomplete with reason content_filter; anything else completed.
+//   - An upstream error inside a stream becomes an "error" event in the documented flat shape
+//     (code, message, param), which OpenAI's SDKs raise; no response.failed follows.
 //   - A stream's usage is taken from the last usage object seen (its own chunk, the finish chunk
 //     or inside the choice): without one the terminal event has "usage":null and the gateway
 //     estimates.
