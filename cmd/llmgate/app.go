@@ -151,7 +151,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	}
 	guard := billing.NewGuard(st, bus)
 	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
-		Prices: prices, Tokens: est, Money: guard,
+		Prices: prices, Tokens: est, Money: guard, Responses: st,
 		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy}, cfg.Gateway)
 	ready := func(ctx context.Context) error { // off from the shutdown signal on, as the gateway's
 		if !gw.Ready() {
