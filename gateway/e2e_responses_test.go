@@ -475,3 +475,34 @@ func (e *env) chat2(key, model string) (int, string, string) {
 	resp.Body.Close()
 	return resp.StatusCode, resp.Header.Get("X-Request-Id"), string(raw)
 }
+
+// Bad Responses bodies get a 400 in OpenAI's shape without an upstream call, and take nothing
+// of the key's request rate.
+func TestResponsesBadInput(t *testing.T) {
+	e := newEnv(t)
+	tiny := e.newKey(keySpec{Name: "tiny", UserID: "tiny-bad", Tier: "tiny"}) // 2 requests a minute
+	before := e.up.Stats().Requests
+	for _, tc := range []struct{ body, code, param string }{
+		{`{"model":"gpt-test","input":"hi"`, "invalid_json", ""},
+		{`{"input":"hi"}`, "missing_model", "model"},
+		{`{"model":"gpt-test","input":"hi","stream":"yes"}`, "invalid_type", "stream"},
+		{`{"model":"gpt-test","input":"hi","max_output_tokens":0}`, "invalid_value", "max_output_tokens"},
+		{`{"model":"gpt-test","input":"hi","max_output_tokens":"many"}`, "invalid_value", "max_output_tokens"},
+		{`{"model":"gpt-test","input":"hi","previous_response_id":7}`, "invalid_type", "previous_response_id"},
+		{`{"model":"gpt-test","input":"hi","previous_response_id":"resp_unknown"}`, "previous_response_not_found", "previous_response_id"},
+	} {
+		resp := e.post(context.Background(), "/responses", tiny.Key, []byte(tc.body))
+		b := readBodyError(t, resp)
+		if resp.StatusCode != 400 || b.Code != tc.code || b.Param != tc.param {
+			t.Errorf("%s: %d %+v, want 400 %s (param %q)", tc.body, resp.StatusCode, b, tc.code, tc.param)
+		}
+	}
+	if n := e.up.Stats().Requests - before; n != 0 {
+		t.Errorf("the upstream got %d bad requests", n)
+	}
+	for i := range 2 {
+		if status, _, _ := e.respond(tiny.Key, `{"model":"gpt-test","input":"hi"}`); status != 200 {
+			t.Fatalf("good request %d after the bad ones: %d", i, status)
+		}
+	}
+}
