@@ -57,7 +57,7 @@ type sseRelay struct {
 	events   *sse.Reader
 	secrets  []string // the deployment's credentials, never relayed in its error events
 	injected bool
-	sawDone  bool
+	sawDone  bool // the stream's end arrived: [DONE], or a Responses stream's terminal event
 	upErr    bool // the upstream sent an error event
 	out      outcome
 	// resp follows a Responses API stream, whose events differ from chat chunks; nil for others.
