@@ -38,6 +38,9 @@ func (x *exchange) addMoney(subjects []quota.Subject, payer billing.Payer) {
 // reservation is the token estimate held while the request runs: the prompt (a byte count / 4
 // upper estimate: JSON syntax and keys count too) plus the most the answer may use.
 func (r request) reservation(defaultMax int64) int64 {
+	if r.lookup {
+		return 0
+	}
 	prompt := int64(len(r.body)/4) + 1
 	if r.maxTokens > 0 {
 		return prompt + r.maxTokens

@@ -63,6 +63,10 @@ type Options struct {
 	// upstream that is itself a proxy may honour them and send the request (and its credentials)
 	// elsewhere. Unset means the default list; an empty list strips nothing.
 	StripBodyFields []string `yaml:"strip_body_fields"`
+	// ResponsesTTL is how long the gateway remembers which deployment produced a Responses API
+	// response, and so how long follow-ups (previous_response_id) and GET/DELETE by id work
+	// [720h, the 30 days OpenAI keeps stored responses].
+	ResponsesTTL time.Duration `yaml:"responses_ttl"`
 	// CostUserLabels bounds the userId label of the gov_cost_* metrics: the top N users by cost
 	// (recent cost weighs more) get their own series, the rest share "other" [100].
 	CostUserLabels int `yaml:"cost_user_labels"`
@@ -85,6 +89,7 @@ func (o Options) withDefaults() Options {
 	def(&o.WriteTimeout, 30*time.Second)
 	def(&o.IdleTimeout, 120*time.Second)
 	def(&o.KeyCacheTTL, 3*time.Second)
+	def(&o.ResponsesTTL, responsesTTLDefault)
 	def(&o.NegativeKeyCacheTTL, 3*time.Second)
 	if o.KeyLookupsPerAddress == 0 {
 		o.KeyLookupsPerAddress = 600
@@ -172,6 +177,9 @@ type Deps struct {
 	Usage   UsageSink
 	Metrics *Metrics
 	Log     *slog.Logger
+	// Responses remembers where each Responses API response lives (the store); nil: follow-ups
+	// are not pinned and the operations by id answer 404.
+	Responses ResponseRoutes
 	// QuotaHealthy reports whether quota decisions are made by the shared store (nil: always).
 	QuotaHealthy func() bool
 }
@@ -192,12 +200,14 @@ type Gateway struct {
 	renewer  *renewer
 	router   atomic.Pointer[providers.Router]
 	usage    UsageSink
-	metrics  *Metrics
-	log      *slog.Logger
-	keys     *keyCache
-	bodies   *bodyChecker
-	ready    atomic.Bool
-	quotaOK  func() bool
+	// responses remembers where each Responses API response lives; nil: nowhere.
+	responses ResponseRoutes
+	metrics   *Metrics
+	log       *slog.Logger
+	keys      *keyCache
+	bodies    *bodyChecker
+	ready     atomic.Bool
+	quotaOK   func() bool
 	// base is the context of every request of Server; cut cancels it when the process's drain
 	// time is up (CutRequests).
 	base context.Context
@@ -226,6 +236,7 @@ func New(d Deps, opts Options) *Gateway {
 	if g.prices == nil {
 		g.prices = noPrices{}
 	}
+	g.responses = d.Responses
 	g.money = d.Money
 	if g.money == nil {
 		g.money = postpaid{}
@@ -244,10 +255,13 @@ func New(d Deps, opts Options) *Gateway {
 	return g
 }
 
-// Run does the gateway's background work, renewing the concurrency leases of long requests,
-// until ctx ends.
+// Run does the gateway's background work, renewing the concurrency leases of long requests and
+// purging expired response routes, until ctx ends.
 func (g *Gateway) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { defer close(done); g.purgeResponseRoutes(ctx) }()
 	g.renewer.run(ctx)
+	<-done
 }
 
 // Prices is the gateway's price lookup (for tests).
@@ -294,6 +308,10 @@ func (g *Gateway) Handler() http.Handler {
 	v1.POST("/chat/completions", g.relayHandler(providers.ChatCompletions))
 	v1.POST("/completions", g.relayHandler(providers.Completions))
 	v1.POST("/embeddings", g.relayHandler(providers.Embeddings))
+	v1.POST("/responses", g.relayHandler(providers.Responses))
+	v1.GET("/responses/:id", g.responseByID(http.MethodGet, ""))
+	v1.DELETE("/responses/:id", g.responseByID(http.MethodDelete, ""))
+	v1.POST("/responses/:id/cancel", g.responseByID(http.MethodPost, "/cancel"))
 	v1.GET("/models", g.handleModels)
 	v1.GET("/models/*model", g.handleModel)
 	v1.GET("/providers", g.handleProviders)

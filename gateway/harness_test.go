@@ -65,9 +65,10 @@ type envConfig struct {
 	gateway.Options
 	providers map[string]providers.Provider
 	models    []providers.ModelConfig
-	err       error          // the first provider that could not be built
-	quota     *quota.Options // nil: an unlimited default tier and two small ones
-	log       *slog.Logger   // nil: discarded (LLMGATE_TEST_LOG: stderr)
+	err       error               // the first provider that could not be built
+	quota     *quota.Options      // nil: an unlimited default tier and two small ones
+	prices    gateway.PriceLookup // nil: nothing is priced
+	log       *slog.Logger        // nil: discarded (LLMGATE_TEST_LOG: stderr)
 }
 
 // envOption changes the gateway's configuration before it is built.
@@ -117,6 +118,9 @@ type keySpec struct {
 	Tier      string
 	Models    []string
 	ExpiresAt *time.Time
+	// Tenant is the key's (and a new user's) tenant, made when it does not exist; empty: the
+	// default tenant.
+	Tenant string
 }
 
 func newEnv(t *testing.T, opts ...envOption) *env {
@@ -205,7 +209,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	reg := prometheus.NewRegistry()
 	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st,
 		Limiter: quota.NewMemory(quota.LimiterOptions{LeaseTTL: qo.WithDefaults().LeaseTTL}), Quota: qo,
-		Router: router, Tokens: est, Usage: rec, Metrics: gateway.NewMetrics(reg, 0), Log: log}, cfg.Options)
+		Router: router, Tokens: est, Usage: rec, Prices: cfg.prices, Responses: st, Metrics: gateway.NewMetrics(reg, 0), Log: log}, cfg.Options)
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); gw.Run(runCtx) }()
@@ -229,9 +233,18 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 func (e *env) newKey(k keySpec) testKey {
 	e.t.Helper()
 	ctx := context.Background()
+	tenant := store.DefaultTenant
+	if k.Tenant != "" {
+		tenant = k.Tenant
+		if _, err := e.st.GetTenant(ctx, tenant); err != nil {
+			if err := e.st.CreateTenant(ctx, store.Tenant{ID: tenant, Name: tenant, CreatedAt: time.Now()}); err != nil {
+				e.t.Fatalf("create tenant: %v", err)
+			}
+		}
+	}
 	if k.UserID != "" {
 		if _, err := e.st.GetUser(ctx, k.UserID); err != nil {
-			u := store.User{ID: k.UserID, TenantID: store.DefaultTenant, Tier: k.Tier, CreatedAt: time.Now()}
+			u := store.User{ID: k.UserID, TenantID: tenant, Tier: k.Tier, CreatedAt: time.Now()}
 			if err := e.st.CreateUser(ctx, u); err != nil {
 				e.t.Fatalf("create user: %v", err)
 			}
@@ -239,7 +252,7 @@ func (e *env) newKey(k keySpec) testKey {
 	}
 	plain, hash, prefix := apikey.New()
 	id := uuid.NewString()
-	if err := e.st.CreateKey(ctx, store.APIKey{ID: id, Name: k.Name, Prefix: prefix, UserID: k.UserID, TenantID: store.DefaultTenant,
+	if err := e.st.CreateKey(ctx, store.APIKey{ID: id, Name: k.Name, Prefix: prefix, UserID: k.UserID, TenantID: tenant,
 		Models: k.Models, ExpiresAt: k.ExpiresAt, CreatedAt: time.Now()}, hash); err != nil {
 		e.t.Fatalf("create key: %v", err)
 	}

@@ -46,6 +46,13 @@ type exchange struct {
 	lease *quota.Lease
 	// payer is who pays for the request, as billing decided at admission.
 	payer billing.Payer
+	// answering is the deployment of the current upstream attempt.
+	answering *providers.Deployment
+	// lookup marks the Responses API's operations by id: relayed, never metered by tokens.
+	lookup bool
+	// unstored marks a Responses request with store:false: the upstream keeps no response, so
+	// there is no route to remember.
+	unstored bool
 }
 
 // outcome is how a request ended, as the step that ended it reports it: the status and error
@@ -189,10 +196,15 @@ func (x *exchange) relay() outcome {
 		return x.failed(err)
 	}
 	x.rec.Model, x.rec.Stream = req.model, req.stream
-	x.body = req.body
+	x.body, x.unstored = req.body, req.unstored
 	cands, strategy, err := x.route(req.model)
 	if err != nil {
 		return x.failed(err)
+	}
+	if x.ep == providers.Responses {
+		if cands, err = x.responsesCandidates(req, cands); err != nil {
+			return x.failed(err)
+		}
 	}
 	payer, err := x.whoPays()
 	if err != nil {
@@ -341,7 +353,16 @@ type request struct {
 	stream       bool
 	includeUsage bool
 	embeddings   bool
-	maxTokens    int64 // max_completion_tokens, else max_tokens; 0 when neither is set
+	maxTokens    int64 // max_completion_tokens, else max_tokens (Responses: max_output_tokens); 0 when unset
+	// responses marks a Responses API request; previous is its previous_response_id, unstored its
+	// store:false.
+	responses bool
+	previous  string
+	unstored  bool
+	// lookup marks an operation on a stored response (GET, DELETE, cancel): no body goes
+	// upstream, method and path say what to call, and no tokens are reserved.
+	lookup       bool
+	method, path string
 }
 
 // parseRequest checks the body (see bodyChecker) and picks out the few fields routing needs,
@@ -376,6 +397,12 @@ func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request,
 	if r.maxTokens = f[3].Int(); r.maxTokens == 0 {
 		r.maxTokens = f[4].Int()
 	}
+	if ep == providers.Responses {
+		r.responses = true
+		if err := parseResponsesFields(&r, body); err != nil {
+			return request{}, err
+		}
+	}
 	if facts.strip {
 		r.body = bc.stripFields(body)
 	}
@@ -386,6 +413,9 @@ func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request,
 // reporting for streams whose client did not ask for it. Everything else is forwarded byte for
 // byte.
 func (r request) upstreamBody(model string) ([]byte, bool, error) {
+	if r.lookup {
+		return nil, false, nil
+	}
 	out := r.body
 	var err error
 	if model != r.model {
@@ -393,7 +423,7 @@ func (r request) upstreamBody(model string) ([]byte, bool, error) {
 			return nil, false, err
 		}
 	}
-	inject := r.stream && !r.includeUsage
+	inject := r.stream && !r.includeUsage && !r.responses // Responses streams always end with their usage
 	if inject {
 		if out, err = sjson.SetBytes(out, "stream_options.include_usage", true); err != nil {
 			return nil, false, err
@@ -439,14 +469,15 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			a.Excused()
 			return x.failedAfter(out.d, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "The request body could not be rewritten for the upstream."))
 		}
-		out.d = d
+		out.d, x.answering = d, d
 		// The credentials of the deployment answering, never relayed in its error text.
 		var secrets []string
 		if ch, ok := d.Provider.(providers.CredentialHolder); ok {
 			secrets = ch.Credentials()
 		}
 		began := time.Now()
-		resp, wrote, err := x.call(d, &providers.Request{Endpoint: x.ep, Body: body, Stream: req.stream, Model: d.Model, Header: hdr})
+		resp, wrote, err := x.call(d, &providers.Request{Endpoint: x.ep, Body: body, Stream: req.stream, Model: d.Model, Header: hdr,
+			Method: req.method, Path: req.path})
 		if err != nil {
 			last = err
 			if x.ctx.Err() != nil { // the client went away: no one to answer, no one to blame
@@ -586,7 +617,9 @@ func (x *exchange) relayWhole(resp *http.Response) (out outcome) {
 		return x.failed(newError(http.StatusBadGateway, api.TypeUpstream, "upstream_response_too_large", "", "The upstream's answer exceeded the gateway's size limit."))
 	}
 	b := buf.Bytes()
-	if out.usage = parseUsage(gjson.GetBytes(b, "usage")); !out.usage.found {
+	if x.ep == providers.Responses {
+		x.relayResponseWhole(b, &out)
+	} else if out.usage = parseUsage(gjson.GetBytes(b, "usage")); !out.usage.found {
 		out.answer.addBody(b)
 	}
 	h := x.c.Writer.Header()

@@ -16,6 +16,7 @@ import (
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/internal/redact"
 	"github.com/llmgate/llmgate/internal/sse"
+	"github.com/llmgate/llmgate/providers"
 )
 
 var (
@@ -56,9 +57,11 @@ type sseRelay struct {
 	events   *sse.Reader
 	secrets  []string // the deployment's credentials, never relayed in its error events
 	injected bool
-	sawDone  bool
+	sawDone  bool // the stream's end arrived: [DONE], or a Responses stream's terminal event
 	upErr    bool // the upstream sent an error event
 	out      outcome
+	// resp follows a Responses API stream, whose events differ from chat chunks; nil for others.
+	resp *responsesStream
 }
 
 // relayStream relays an SSE answer and reports how it ended.
@@ -82,6 +85,12 @@ func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []str
 		events.Reset(nil)
 		eventReaders.Put(events)
 	}()
+	handle := s.event
+	if x.ep == providers.Responses {
+		s.resp = &responsesStream{seq: -1}
+		defer s.resp.wait()
+		handle = s.responsesEvent
+	}
 	var err error
 	for err == nil {
 		var ev sse.Event
@@ -90,7 +99,7 @@ func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []str
 			break
 		}
 		// The last event without its blank line is passed on all the same.
-		if s.event(ev) != nil {
+		if handle(ev) != nil {
 			s.out.fail(context.Canceled) // the client went away
 			return s.out
 		}
@@ -122,7 +131,7 @@ func (s *sseRelay) finish(err error) {
 	case s.x.cut(): // the drain deadline: the client is still there and gets told why
 		s.out.fail(errShuttingDown)
 		_, e := classify(errShuttingDown)
-		_ = s.write(append(append([]byte("data: "), e.Marshal()...), '\n', '\n'))
+		_ = s.errorEvent(e)
 	case s.x.ctx.Err() != nil:
 		s.out.fail(context.Canceled) // the client went away
 	case s.upErr:
@@ -132,12 +141,21 @@ func (s *sseRelay) finish(err error) {
 	case isAttemptTimeout(err): // the deployment's idle or total timeout cut it
 		s.out.fail(err)
 		_, e := classify(err)
-		_ = s.write(append(append([]byte("data: "), e.Marshal()...), '\n', '\n'))
+		_ = s.errorEvent(e)
 	case err != io.EOF:
 		s.out.status, s.out.errType = http.StatusBadGateway, errTypeStreamBroken
 		e := api.NewError(api.TypeUpstream, "stream_interrupted", "", "The upstream stream was interrupted before it completed.")
-		_ = s.write(append(append([]byte("data: "), e.Marshal()...), '\n', '\n'))
+		_ = s.errorEvent(e)
 	}
+}
+
+// errorEvent tells the client that the stream failed, in the stream's own form: a data-only
+// event with the error envelope for chat and completions, an "error" event for the Responses API.
+func (s *sseRelay) errorEvent(e api.ErrorObject) error {
+	if s.resp != nil {
+		return s.write(s.resp.errorEvent(e))
+	}
+	return s.write(append(append([]byte("data: "), e.Marshal()...), '\n', '\n'))
 }
 
 // event handles one complete event: ev.Raw holds its lines, without the blank line that ended

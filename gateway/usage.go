@@ -62,6 +62,9 @@ func (d *delivered) addBody(body []byte) {
 // client. Error text is never counted.
 func (x *exchange) finishUsage(out *outcome) {
 	r := &x.rec
+	if x.lookup { // an operation on a stored response: a request, no tokens
+		return
+	}
 	cut := out.status == StatusClientClosed || out.status >= 500
 	var u usage
 	switch {

@@ -17,6 +17,10 @@ const (
 	ChatCompletions Endpoint = "chat/completions"
 	Completions     Endpoint = "completions"
 	Embeddings      Endpoint = "embeddings"
+	// Responses is OpenAI's Responses API: POST creates a response; GET, DELETE and POST …/cancel
+	// with Request.Path "/{id}" (…"/cancel") act on one. It is relayed only to deployments whose
+	// provider speaks it (NativeResponses).
+	Responses Endpoint = "responses"
 )
 
 // Request is one upstream call, prepared by the gateway.
@@ -26,6 +30,12 @@ type Request struct {
 	// stream_options). Adapters must not modify it: on failover the gateway reuses it.
 	Body   []byte
 	Stream bool
+	// Method is the HTTP method, POST when empty. A request without a body (GET, DELETE) has a
+	// nil Body.
+	Method string
+	// Path follows the endpoint in the upstream URL ("/resp_123", "/resp_123/cancel"), for the
+	// operations on one stored object; empty for the endpoint itself.
+	Path string
 	// Model is the upstream model name (already written into Body).
 	Model string
 	// Header carries the request headers the gateway forwards (traceparent, user agent…). Adapters
@@ -57,6 +67,20 @@ type CredentialHolder interface {
 	// Credentials is called on every attempt: it returns a slice made once, which callers must
 	// not modify.
 	Credentials() []string
+}
+
+// ResponsesSpeaker is implemented by providers whose upstream serves OpenAI's Responses API
+// itself, so that a Responses request is relayed to it as it is.
+type ResponsesSpeaker interface {
+	SpeaksResponses() bool
+}
+
+// NativeResponses reports whether p relays Responses requests to an upstream that speaks them
+// (an OpenAI or Azure OpenAI deployment, the mock). Other providers (chat-only upstreams and the
+// translating adapters) are not sent Responses requests.
+func NativeResponses(p Provider) bool {
+	s, ok := p.(ResponsesSpeaker)
+	return ok && s.SpeaksResponses()
 }
 
 // IdleCloser is implemented by providers that pool connections; the gateway calls it when the

@@ -177,6 +177,20 @@ type DeploymentOverride struct {
 	UpdatedAt    time.Time
 }
 
+// ResponseRoute remembers where a Responses API response lives: the deployment (and its provider,
+// the upstream account) that produced it, and its owner, so that follow-ups and GET/DELETE by id go
+// back there for the owner's tenant only.
+type ResponseRoute struct {
+	ResponseID   string
+	TenantID     string
+	KeyID        string
+	Model        string // the public model of the request that made it
+	DeploymentID string
+	Provider     string
+	CreatedAt    time.Time
+	ExpiresAt    time.Time // the route is dead from then on
+}
+
 // UsageRecord is the ledger row of one authenticated request. Exactly one is written per request
 // whatever its ending. Money is integer: CostPicoUSD is tokens × micro-USD-per-1M, exact.
 type UsageRecord struct {
@@ -421,6 +435,16 @@ type Store interface {
 	PutDeploymentOverride(ctx context.Context, o DeploymentOverride) error
 	// DeleteDeploymentOverride removes one; ErrNotFound when there is none.
 	DeleteDeploymentOverride(ctx context.Context, deploymentID string) error
+
+	// PutResponseRoute inserts or replaces the route of one response id.
+	PutResponseRoute(ctx context.Context, r ResponseRoute) error
+	// ResponseRoute returns the route of a response id that has not expired at now; ErrNotFound
+	// when there is none.
+	ResponseRoute(ctx context.Context, responseID string, now time.Time) (ResponseRoute, error)
+	// DeleteResponseRoute removes the route of a response id; ErrNotFound when there is none.
+	DeleteResponseRoute(ctx context.Context, responseID string) error
+	// PurgeResponseRoutes removes the routes expired before `before` and returns how many.
+	PurgeResponseRoutes(ctx context.Context, before time.Time) (int64, error)
 
 	// InsertUsage writes a batch of records idempotently: a record whose (RequestID, StartedAt)
 	// already exists is skipped. In the same transaction, and only for the rows that were new, it

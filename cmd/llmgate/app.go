@@ -151,7 +151,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	}
 	guard := billing.NewGuard(st, bus)
 	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
-		Prices: prices, Tokens: est, Money: guard,
+		Prices: prices, Tokens: est, Money: guard, Responses: st,
 		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy}, cfg.Gateway)
 	ready := func(ctx context.Context) error { // off from the shutdown signal on, as the gateway's
 		if !gw.Ready() {
@@ -363,7 +363,7 @@ func buildProviders(list []ProviderConfig, ob outbound.Config) (map[string]provi
 			}
 			p, err = openai.New(openai.Options{BaseURL: cmp.Or(pc.BaseURL, preset.BaseURL), APIKey: pc.APIKey,
 				Headers: pc.Headers, Azure: preset.Azure, AzureAPIVersion: pc.APIVersion, MaxTokensOnly: preset.MaxTokensOnly,
-				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
+				ChatOnly: pc.Type != "openai" && !preset.Responses, MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
 				ResponseHeaderTimeout: pc.ResponseHeaderTimeout, Outbound: policy})
 		}
 		if err != nil {

@@ -1,4 +1,5 @@
-// Command mockllm serves the simulated OpenAI-compatible upstream of package providers/mock over
+// Command mockllm serves the simulated OpenAI-compatible upstream of package providers/mock (chat,
+// completions, embeddings, the Responses API, and the Anthropic and Gemini formats) over
 // HTTP, for the gateway's integration tests and benchmark. It prints one line,
 // "mockllm listening on http://ADDR", once it accepts connections; with --listen HOST:0 the line
 // carries the port the system chose, which is how callers find it.

@@ -54,6 +54,19 @@ func TestRun(t *testing.T) {
 		t.Errorf("%d %s", resp.StatusCode, body)
 	}
 
+	// The Responses API, streamed, with the key and the flags' chunks.
+	req, _ = http.NewRequest(http.MethodPost, "http://"+base+"/v1/responses", strings.NewReader(`{"model":"m","input":"hi","stream":true}`))
+	req.Header.Set("Authorization", "Bearer sk-up")
+	if resp, err = client.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.Count(string(body), "event: response.output_text.delta\n") != 3 ||
+		!strings.Contains(string(body), "event: response.completed\n") || !strings.Contains(string(body), `"output_tokens":3`) {
+		t.Errorf("responses stream: %d %s", resp.StatusCode, body)
+	}
+
 	big := strings.NewReader(`{"model":"m","messages":[],"pad":"` + strings.Repeat("x", maxBodyBytes) + `"}`)
 	req, _ = http.NewRequest(http.MethodPost, "http://"+base+"/v1/chat/completions", big)
 	req.Header.Set("Authorization", "Bearer sk-up")

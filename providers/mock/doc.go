@@ -13,6 +13,11 @@
 // stream_options.include_usage — a chunk with "choices":[] and the usage (every other chunk then
 // carries "usage":null), then "data: [DONE]". Each event is flushed on its own.
 //
+// POST /v1/responses (stream and non-stream), GET and DELETE /v1/responses/{id} and POST
+// /v1/responses/{id}/cancel speak OpenAI's Responses API, with the same words, token rules and
+// overrides, keeping each response for follow-ups (previous_response_id); its particulars are
+// documented in responses.go.
+//
 // POST /v1/messages answers in Anthropic's Messages format (stream and non-stream, tools, prompt
 // caching, Anthropic error bodies), with the same words, token rules and overrides; its
 // particulars are documented in anthropic.go.

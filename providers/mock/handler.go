@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,10 @@ type Handler struct {
 
 	// cache holds the prompt prefixes /v1/messages has cached (anthropic.go).
 	cache promptCache
+	// responses holds the Responses API's stored responses (responses.go); nonce makes their ids
+	// unique to this handler.
+	responses responseStore
+	nonce     string
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -48,6 +53,7 @@ func NewHandler(opts Options) *Handler {
 		h.wantAuth = "Bearer " + opts.RequireKey
 	}
 	h.models = renderModels(time.Now().Unix())
+	h.nonce = strconv.FormatUint(rand.Uint64()>>16, 36)
 	return h
 }
 
@@ -59,6 +65,7 @@ const (
 	epText
 	epEmbed
 	epModels
+	epResponses
 )
 
 func (ep endpoint) mainField() string {
@@ -94,6 +101,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveAPI(w, r, epModels)
 	case "/v1/messages":
 		h.serveMessages(w, r) // Anthropic's Messages API (anthropic.go)
+	case "/v1/responses":
+		h.serveResponses(w, r) // OpenAI's Responses API (responses.go)
 	case "/_mock/stats":
 		h.serveStats(w, r)
 	case "/_mock/requests":
@@ -101,6 +110,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/_mock/reset":
 		h.serveReset(w, r)
 	default:
+		if strings.HasPrefix(r.URL.Path, "/v1/responses/") {
+			h.serveResponses(w, r)
+			return
+		}
 		if isGeminiPath(r.URL.Path) { // /v1beta/models/{model}:{method}, see gemini.go
 			h.serveGemini(w, r)
 			return

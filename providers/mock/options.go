@@ -191,7 +191,9 @@ type call struct {
 	input      gjson.Result
 	base64     bool
 	dimensions int
-	b          behaviour
+	// previous is a Responses request's previous_response_id.
+	previous string
+	b        behaviour
 }
 
 // parseCall reads the fields of body that shape the answer; its errors are meant for the client.
@@ -218,7 +220,7 @@ func parseCall(ep endpoint, body string, base behaviour) (call, error) {
 			c.stream = v.Type == gjson.True
 		case "stream_options":
 			c.includeUsage = v.Get("include_usage").Type == gjson.True
-		case "max_tokens", "max_completion_tokens":
+		case "max_tokens", "max_completion_tokens", "max_output_tokens":
 			if n := int(min(v.Int(), math.MaxInt32)); n > 0 && (c.maxTokens == 0 || n < c.maxTokens) {
 				c.maxTokens = n
 			}
@@ -229,8 +231,17 @@ func parseCall(ep endpoint, body string, base behaviour) (call, error) {
 			hasMain = hasMain || ep == epText
 			c.promptTokens += inputTokens(v)
 		case "input":
-			hasMain = hasMain || ep == epEmbed
+			hasMain = hasMain || ep == epEmbed || ep == epResponses
 			c.input = v
+			if ep == epResponses {
+				c.promptTokens += responsesInputTokens(v)
+			}
+		case "instructions":
+			if ep == epResponses && v.Type == gjson.String {
+				c.promptTokens += 3 + words(v.Str)
+			}
+		case "previous_response_id":
+			c.previous = v.Str
 		case "encoding_format":
 			c.base64 = v.Str == "base64"
 		case "dimensions":

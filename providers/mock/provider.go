@@ -2,6 +2,7 @@ package mock
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -34,6 +35,9 @@ var _ providers.Provider = (*inProcess)(nil)
 // applies no connect timeout to it.
 func (p *inProcess) InProcess() bool { return true }
 
+// SpeaksResponses reports that the mock serves OpenAI's Responses API itself.
+func (p *inProcess) SpeaksResponses() bool { return true }
+
 // Simulated reports that the answers are made up and no upstream is called, so that the gateway
 // can say so in /v1/status.
 func (p *inProcess) Simulated() bool { return true }
@@ -47,8 +51,8 @@ func (p *inProcess) Do(ctx context.Context, req *providers.Request) (*http.Respo
 		return nil, err // as http.Client does: no request on a dead context
 	}
 	hctx, cancel := context.WithCancel(ctx)
-	hreq, err := http.NewRequestWithContext(hctx, http.MethodPost,
-		"http://mock.invalid/v1/"+string(req.Endpoint), bytes.NewReader(req.Body))
+	hreq, err := http.NewRequestWithContext(hctx, cmp.Or(req.Method, http.MethodPost),
+		"http://mock.invalid/v1/"+string(req.Endpoint)+req.Path, bytes.NewReader(req.Body))
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("mock: %w", err)

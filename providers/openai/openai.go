@@ -4,9 +4,11 @@ package openai
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -43,6 +45,10 @@ type Options struct {
 	// MaxTokensOnly renames max_completion_tokens to max_tokens, for upstreams that know only the
 	// older name (Zhipu GLM).
 	MaxTokensOnly bool
+	// ChatOnly marks an upstream without OpenAI's Responses API (/responses): most compatible
+	// servers (DeepSeek, Qwen, vLLM…) have none, so the gateway must not relay Responses
+	// requests to them. OpenAI itself and Azure OpenAI have it.
+	ChatOnly bool
 }
 
 // Provider is an OpenAI-compatible upstream.
@@ -55,6 +61,7 @@ type Provider struct {
 	// azureVersion, when set, selects Azure's deployment URLs.
 	azureVersion  string
 	maxTokensOnly bool
+	chatOnly      bool
 	client        *http.Client
 	// secrets are the key and the configured header values, made once: Credentials runs on
 	// every attempt.
@@ -64,6 +71,7 @@ type Provider struct {
 var (
 	_ providers.Provider         = (*Provider)(nil)
 	_ providers.CredentialHolder = (*Provider)(nil)
+	_ providers.ResponsesSpeaker = (*Provider)(nil)
 )
 
 // New checks the options and builds the provider's client.
@@ -72,7 +80,7 @@ func New(opts Options) (*Provider, error) {
 		return nil, err
 	}
 	p := &Provider{base: strings.TrimRight(opts.BaseURL, "/"), key: opts.APIKey, authHeader: "Authorization", headers: http.Header{},
-		maxTokensOnly: opts.MaxTokensOnly, client: outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
+		maxTokensOnly: opts.MaxTokensOnly, chatOnly: opts.ChatOnly, client: outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
 			DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout, Policy: opts.Outbound})}
 	for k, v := range opts.Headers {
 		p.headers.Set(k, v)
@@ -98,17 +106,29 @@ func New(opts Options) (*Provider, error) {
 	return p, nil
 }
 
+// SpeaksResponses implements providers.ResponsesSpeaker.
+func (p *Provider) SpeaksResponses() bool { return !p.chatOnly }
+
 // Do implements providers.Provider.
 func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Response, error) {
-	target := p.base + "/" + string(req.Endpoint)
-	if p.azureVersion != "" {
+	target := p.base + "/" + string(req.Endpoint) + req.Path
+	switch {
+	case p.azureVersion != "" && req.Endpoint == providers.Responses:
+		// Azure's Responses API is not scoped to a deployment: the deployment is the body's model
+		// (PROVIDERS-2.md §3.1), and the api-version must be 2025-03-01-preview or later.
+		target = p.base + "/openai/responses" + req.Path + "?api-version=" + p.azureVersion
+	case p.azureVersion != "":
 		target = p.base + "/openai/deployments/" + url.PathEscape(req.Model) + "/" + string(req.Endpoint) + "?api-version=" + p.azureVersion
 	}
 	body := req.Body
 	if p.maxTokensOnly {
 		body = renameMaxTokens(body)
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	hr, err := http.NewRequestWithContext(ctx, cmp.Or(req.Method, http.MethodPost), target, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +138,9 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	for k, v := range p.headers {
 		hr.Header[k] = v
 	}
-	hr.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		hr.Header.Set("Content-Type", "application/json")
+	}
 	if req.Stream {
 		hr.Header.Set("Accept", "text/event-stream")
 	} else {

@@ -106,3 +106,49 @@ func TestPresetsHaveUsableDefaults(t *testing.T) {
 		}
 	}
 }
+
+// Responses requests reach OpenAI's /responses, Azure's deployment-free /openai/responses (with
+// the api-version) or its v1 /openai/v1/responses; the operations by id carry their method and
+// path and no body. A chat-only upstream says it does not speak the Responses API.
+func TestResponsesRequests(t *testing.T) {
+	srv, got := upstream(t)
+	do := func(p *Provider, method, path string, body []byte) {
+		t.Helper()
+		resp, err := p.Do(context.Background(), &providers.Request{Endpoint: providers.Responses, Model: "dep", Method: method, Path: path, Body: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	body := []byte(`{"model":"dep","input":"hi"}`)
+	oai, _ := New(Options{BaseURL: srv.URL + "/v1", APIKey: "k", Outbound: loopback})
+	azure, _ := New(Options{BaseURL: srv.URL, APIKey: "ak", Azure: true, AzureAPIVersion: "2025-04-01-preview", Outbound: loopback})
+	v1, _ := New(Options{BaseURL: srv.URL + "/openai/v1", APIKey: "ak", Azure: true, Outbound: loopback})
+	for _, tc := range []struct {
+		name         string
+		p            *Provider
+		method, path string
+		body         []byte
+		wantPath     string
+		wantQuery    string
+	}{
+		{"openai create", oai, "", "", body, "/v1/responses", ""},
+		{"openai get", oai, http.MethodGet, "/resp_1", nil, "/v1/responses/resp_1", ""},
+		{"openai cancel", oai, http.MethodPost, "/resp_1/cancel", nil, "/v1/responses/resp_1/cancel", ""},
+		{"azure create", azure, "", "", body, "/openai/responses", "api-version=2025-04-01-preview"},
+		{"azure delete", azure, http.MethodDelete, "/resp_1", nil, "/openai/responses/resp_1", "api-version=2025-04-01-preview"},
+		{"azure v1 create", v1, "", "", body, "/openai/v1/responses", ""},
+	} {
+		do(tc.p, tc.method, tc.path, tc.body)
+		if got.path != tc.wantPath || got.query != tc.wantQuery || got.body != string(tc.body) {
+			t.Errorf("%s: %s?%s body %q, want %s?%s body %q", tc.name, got.path, got.query, got.body, tc.wantPath, tc.wantQuery, tc.body)
+		}
+		if (tc.body == nil) != (got.header.Get("Content-Type") == "") {
+			t.Errorf("%s: Content-Type %q with body %q", tc.name, got.header.Get("Content-Type"), tc.body)
+		}
+	}
+	chatOnly, _ := New(Options{BaseURL: srv.URL + "/v1", ChatOnly: true, Outbound: loopback})
+	if !providers.NativeResponses(oai) || !providers.NativeResponses(azure) || providers.NativeResponses(chatOnly) {
+		t.Error("openai and azure speak the Responses API, a chat-only upstream does not")
+	}
+}

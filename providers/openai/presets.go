@@ -13,6 +13,8 @@ type Preset struct {
 	MaxTokensOnly bool
 	// Azure: see Options.
 	Azure bool
+	// Responses marks an upstream that serves OpenAI's Responses API (see Options.ChatOnly).
+	Responses bool
 	// PrivateNetwork lets the address policy allow loopback and private addresses by default
 	// (local servers live there); a provider's allow_private_network overrides it.
 	PrivateNetwork bool
@@ -37,5 +39,5 @@ var Presets = map[string]Preset{
 	"ollama": {BaseURL: "http://localhost:11434/v1", KeyOptional: true, PrivateNetwork: true},
 	// Azure OpenAI: base_url is the resource endpoint (https://{resource}.openai.azure.com), or
 	// its v1 API (…/openai/v1); the key goes in api-key.
-	"azure": {Azure: true},
+	"azure": {Azure: true, Responses: true},
 }

@@ -104,6 +104,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"AdminAudit", testAdminAudit},
 		{"DeploymentOverrides", testDeploymentOverrides},
 		{"AdminMetacharacters", testAdminMetacharacters},
+		{"ResponseRoutes", testResponseRoutes},
 	}
 	t.Run("Migrate", func(t *testing.T) {
 		t.Parallel()

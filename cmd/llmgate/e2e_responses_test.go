@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llmgate/llmgate/providers"
+)
+
+// responsesNodeScript drives the gateway with the official OpenAI Node SDK's Responses API: a
+// create with a function tool, a streamed follow-up through previous_response_id, a follow-up with
+// the stream helper, retrieve and delete, and a model whose only deployment is a chat-only preset.
+// It prints one line per step.
+const responsesNodeScript = `
+import OpenAI from "openai";
+const client = new OpenAI({ apiKey: process.env.LLMGATE_KEY, baseURL: process.env.LLMGATE_BASE, maxRetries: 0 });
+const tools = [{ type: "function", name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } }];
+const r1 = await client.responses.create({ model: "gpt-test", input: "hello there", tools, max_output_tokens: 50 });
+console.log(JSON.stringify({ object: r1.object, status: r1.status, words: r1.output_text.split(" ").length, tokens: r1.usage.output_tokens }));
+const stream = await client.responses.create({ model: "gpt-test", input: "and then?", previous_response_id: r1.id, stream: true });
+let text = "", types = [], final;
+for await (const ev of stream) {
+  types.push(ev.type);
+  if (ev.type === "response.output_text.delta") text += ev.delta;
+  if (ev.type === "response.completed") final = ev.response;
+}
+console.log(JSON.stringify({ first: types[0], last: types[types.length - 1], same: text === final.output[0].content[0].text, prev: final.previous_response_id === r1.id }));
+const helper = await client.responses.stream({ model: "gpt-test", input: "more", previous_response_id: final.id }).finalResponse();
+console.log(JSON.stringify({ words: helper.output[0].content[0].text.split(" ").length }));
+const got = await client.responses.retrieve(final.id);
+console.log(JSON.stringify({ retrieved: got.id === final.id }));
+await client.responses.delete(final.id);
+try { await client.responses.retrieve(final.id); console.log("still there"); } catch (e) { console.log(JSON.stringify({ after_delete: e.status, code: e.code })); }
+try { await client.responses.create({ model: "chat-only", input: "x" }); console.log("chat-only answered"); } catch (e) { console.log(JSON.stringify({ chat_only: e.status, code: e.code })); }
+`
+
+// The official OpenAI Node SDK speaks the Responses API through the gateway: answers and events
+// as the SDK expects them, follow-ups on the deployment that holds the response, retrieve and
+// delete, and a clear 400 for a model on a chat-only preset (the binary marks them so).
+func TestResponsesNodeSDK(t *testing.T) {
+	dir := os.Getenv("LLMGATE_NODE_SDK_DIR") // scripts/test.sh installs the openai package there
+	if dir == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("LLMGATE_NODE_SDK_DIR is not set: run the suite through scripts/test.sh")
+		}
+		t.Skip("LLMGATE_NODE_SDK_DIR not set (scripts/test.sh sets it)")
+	}
+	e := newEnv(t, func(c *Config) {
+		c.Providers = append(c.Providers, ProviderConfig{Config: providers.Config{Name: "ds", Type: "deepseek",
+			BaseURL: c.Providers[0].BaseURL, APIKey: upstreamKey}})
+		c.Models = append(c.Models, providers.ModelConfig{Name: "chat-only", Deployments: []providers.DeploymentConfig{{Provider: "ds", Model: "ds-model"}}})
+	})
+	f := filepath.Join(dir, "responses-"+strings.ReplaceAll(t.Name(), "/", "_")+".mjs")
+	if err := os.WriteFile(f, []byte(responsesNodeScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(f)
+	before := e.up.Stats().Requests
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", f)
+	cmd.Env = append(os.Environ(), "LLMGATE_KEY="+e.key, "LLMGATE_BASE="+e.baseURL)
+	got, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node script failed: %v\n%s", err, got)
+	}
+	want := []string{
+		`{"object":"response","status":"completed","words":20,"tokens":20}`,
+		`{"first":"response.created","last":"response.completed","same":true,"prev":true}`,
+		`{"words":20}`,
+		`{"retrieved":true}`,
+		`{"after_delete":404,"code":"response_not_found"}`,
+		`{"chat_only":400,"code":"unsupported_endpoint"}`,
+	}
+	if lines := strings.Split(strings.TrimSpace(string(got)), "\n"); strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("node script printed:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	// create, stream, helper, retrieve, delete: the chat-only model never reached an upstream.
+	if n := e.up.Stats().Requests - before; n != 5 {
+		t.Errorf("the upstream got %d requests, want 5", n)
+	}
+}

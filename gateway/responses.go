@@ -1,0 +1,405 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/redact"
+	"github.com/llmgate/llmgate/internal/sse"
+	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/store"
+)
+
+// The Responses API (POST /v1/responses, GET/DELETE /v1/responses/{id}, POST …/{id}/cancel) is
+// relayed to the deployments whose upstream speaks it (providers.NativeResponses): the body byte for
+// byte but the model, the answer as it comes, every event with its event line. A response lives on
+// the upstream account that made it, so the gateway remembers, in the store that every replica
+// shares, which deployment produced each response id and for which tenant: follow-ups
+// (previous_response_id) and the operations by id go back there, and another tenant's ids are
+// unknown to a caller.
+
+// ResponseRoutes is where the gateway remembers which deployment produced each response id
+// (store.Store implements it).
+type ResponseRoutes interface {
+	PutResponseRoute(ctx context.Context, r store.ResponseRoute) error
+	ResponseRoute(ctx context.Context, responseID string, now time.Time) (store.ResponseRoute, error)
+	DeleteResponseRoute(ctx context.Context, responseID string) error
+	PurgeResponseRoutes(ctx context.Context, before time.Time) (int64, error)
+}
+
+// routeWriteTimeout bounds remembering a response's route: the answer waits for it, so that a
+// follow-up made as soon as the answer is complete finds it.
+const routeWriteTimeout = 2 * time.Second
+
+// errResponseRoutesDown answers a request that needs a response's route while the store cannot
+// be read.
+var errResponseRoutesDown = newError(http.StatusServiceUnavailable, api.TypeUnavailable, "response_routes_unavailable", "",
+	"The gateway cannot look up where this response is kept right now; retry shortly.")
+
+func errUnsupportedEndpoint(model string) *Error {
+	return newError(http.StatusBadRequest, api.TypeInvalidRequest, "unsupported_endpoint", "model",
+		"The model `"+model+"` is not served through the Responses API by this gateway: none of its deployments speaks it. Use /v1/chat/completions.")
+}
+
+func errPreviousNotFound(id string) *Error {
+	return newError(http.StatusBadRequest, api.TypeInvalidRequest, "previous_response_not_found", "previous_response_id",
+		"Previous response with id '"+id+"' not found.")
+}
+
+func errResponseNotFound(id string) *Error {
+	return newError(http.StatusNotFound, api.TypeInvalidRequest, "response_not_found", "", "No response found with id '"+id+"'.")
+}
+
+// errResponseUnavailable answers a request for a response whose deployment cannot serve it now:
+// disabled (503, it may come back), or no longer among the model's deployments (400). The
+// response is never looked for on another upstream account, where its id means nothing.
+func errResponseUnavailable(id, model string, disabled bool) *Error {
+	if disabled {
+		return newError(http.StatusServiceUnavailable, api.TypeUnavailable, "previous_response_unavailable", "",
+			"The deployment that holds response '"+id+"' is disabled right now; retry later.")
+	}
+	return newError(http.StatusBadRequest, api.TypeInvalidRequest, "previous_response_unavailable", "",
+		"The deployment that holds response '"+id+"' does not serve the model `"+model+"` (any more); the response cannot be continued elsewhere.")
+}
+
+// parseResponsesFields reads what the gateway needs of a Responses body: the answer's limit (for
+// the token reservation), the previous response, and whether the upstream keeps the response.
+func parseResponsesFields(r *request, body []byte) error {
+	f := gjson.GetManyBytes(body, "max_output_tokens", "previous_response_id", "store")
+	if m := f[0]; m.Exists() && m.Type != gjson.Null && (m.Type != gjson.Number || m.Int() < 1) {
+		return newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "max_output_tokens", "max_output_tokens must be a positive integer.")
+	}
+	if p := f[1]; p.Exists() && p.Type != gjson.Null && (p.Type != gjson.String || p.Str == "") {
+		return newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_type", "previous_response_id", "previous_response_id must be a response id (a string).")
+	}
+	r.maxTokens, r.previous, r.unstored = f[0].Int(), f[1].Str, f[2].Type == gjson.False
+	return nil
+}
+
+// responsesCandidates narrows a model's candidates to the deployments that speak the Responses
+// API, and a follow-up's to the one holding its previous response (or another deployment on the
+// same upstream account, where the id is as valid). Refusals come here, before admission: nothing
+// is consumed and no upstream is called.
+func (x *exchange) responsesCandidates(req request, cands []*providers.Deployment) ([]*providers.Deployment, error) {
+	native := make([]*providers.Deployment, 0, len(cands))
+	for _, d := range cands {
+		if providers.NativeResponses(d.Provider) {
+			native = append(native, d)
+		}
+	}
+	if len(native) == 0 {
+		return nil, errUnsupportedEndpoint(req.model)
+	}
+	if req.previous == "" || x.g.responses == nil {
+		return native, nil
+	}
+	rt, err := x.ownedRoute(req.previous)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errPreviousNotFound(req.previous)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if d := holder(native, rt); d != nil {
+		return []*providers.Deployment{d}, nil
+	}
+	return nil, errResponseUnavailable(req.previous, req.model, x.disabled(req.model, rt))
+}
+
+// holder picks, among cands, the deployment that produced a response, else one on the same
+// provider; nil when there is none.
+func holder(cands []*providers.Deployment, rt store.ResponseRoute) *providers.Deployment {
+	var same *providers.Deployment
+	for _, d := range cands {
+		if d.ID == rt.DeploymentID {
+			return d
+		}
+		if same == nil && d.ProviderName == rt.Provider {
+			same = d
+		}
+	}
+	return same
+}
+
+// disabled reports whether the deployment of rt is among model's but disabled.
+func (x *exchange) disabled(model string, rt store.ResponseRoute) bool {
+	for _, d := range x.g.router.Load().Deployments(model) {
+		if d.ID == rt.DeploymentID {
+			return !d.Enabled
+		}
+	}
+	return false
+}
+
+// ownedRoute finds the route of a response id made for the caller's tenant: ErrNotFound for an
+// unknown or expired id and for another tenant's, which a caller must not tell apart.
+func (x *exchange) ownedRoute(id string) (store.ResponseRoute, error) {
+	ctx, cancel := context.WithTimeout(x.ctx, routeWriteTimeout)
+	defer cancel()
+	rt, err := x.g.responses.ResponseRoute(ctx, id, time.Now())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return rt, store.ErrNotFound
+	case err != nil:
+		if x.ctx.Err() != nil {
+			return rt, x.ctx.Err()
+		}
+		x.g.log.Warn("response route lookup failed", "request_id", x.rec.RequestID, "err", err)
+		return rt, errResponseRoutesDown
+	case rt.TenantID != x.id.Key.TenantID:
+		return store.ResponseRoute{}, store.ErrNotFound
+	}
+	return rt, nil
+}
+
+// rememberResponse records that the deployment answering produced response id, for the caller's
+// tenant. It runs before the answer's end reaches the client, with a context of its own (the
+// client may be gone; the response exists upstream all the same). A failure is logged: the answer
+// goes on, and a follow-up on that id will be refused as unknown.
+func (x *exchange) rememberResponse(id string) {
+	d := x.answering
+	if x.g.responses == nil || id == "" || d == nil || x.unstored {
+		return
+	}
+	now := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), routeWriteTimeout)
+	defer cancel()
+	err := x.g.responses.PutResponseRoute(ctx, store.ResponseRoute{ResponseID: id, TenantID: x.id.Key.TenantID, KeyID: x.id.Key.ID,
+		Model: x.rec.Model, DeploymentID: d.ID, Provider: d.ProviderName, CreatedAt: now, ExpiresAt: now.Add(x.g.opts.ResponsesTTL)})
+	if err != nil {
+		x.g.log.Error("response route not recorded: follow-ups on this response will be refused", "request_id", x.rec.RequestID,
+			"response_id", id, "err", err)
+	}
+}
+
+// purgeResponseRoutes drops expired routes every hour until ctx ends.
+func (g *Gateway) purgeResponseRoutes(ctx context.Context) {
+	if g.responses == nil {
+		return
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, time.Minute)
+			if _, err := g.responses.PurgeResponseRoutes(pctx, now); err != nil && ctx.Err() == nil {
+				g.log.Warn("purging expired response routes failed", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// parseResponsesUsage reads a Responses API usage object.
+func parseResponsesUsage(u gjson.Result) usage {
+	if !u.IsObject() {
+		return usage{}
+	}
+	return usage{
+		prompt:     u.Get("input_tokens").Int(),
+		completion: u.Get("output_tokens").Int(),
+		cached:     u.Get("input_tokens_details.cached_tokens").Int(),
+		reasoning:  u.Get("output_tokens_details.reasoning_tokens").Int(),
+		found:      true,
+	}
+}
+
+// addResponse appends the answer text of a whole Response: the text and refusals of its
+// messages, the arguments of its function calls, the summaries of its reasoning.
+func (d *delivered) addResponse(body []byte) {
+	gjson.GetBytes(body, "output").ForEach(func(_, item gjson.Result) bool {
+		d.buf.WriteString(item.Get("arguments").Str)
+		for _, list := range [...]string{"content", "summary"} {
+			item.Get(list).ForEach(func(_, part gjson.Result) bool {
+				d.buf.WriteString(part.Get("text").Str)
+				d.buf.WriteString(part.Get("refusal").Str)
+				return true
+			})
+		}
+		return true
+	})
+}
+
+// relayResponseWhole notes what a whole Responses answer tells: its usage, else its text, and its
+// id, remembered before the client has it.
+func (x *exchange) relayResponseWhole(b []byte, out *outcome) {
+	if x.lookup {
+		return // the operations by id are not metered by tokens
+	}
+	if out.usage = parseResponsesUsage(gjson.GetBytes(b, "usage")); !out.usage.found {
+		out.answer.addResponse(b)
+	}
+	x.rememberResponse(gjson.GetBytes(b, "id").Str)
+}
+
+// responsesStream is what the relay follows of a Responses stream.
+type responsesStream struct {
+	// seq is the last sequence_number seen (-1: none yet), so that an error event the gateway
+	// adds follows on.
+	seq int64
+	// remembered is closed once the response's route is recorded, which starts at
+	// response.created and must be done before the terminal event reaches the client.
+	remembered chan struct{}
+}
+
+// wait waits for the route's recording, if it started.
+func (r *responsesStream) wait() {
+	if r.remembered != nil {
+		<-r.remembered
+	}
+}
+
+// errorEvent renders an error the gateway ends a Responses stream with: an "error" event, with
+// the error's fields both at the top (as OpenAI documents it) and nested (as OpenAI sends it).
+func (r *responsesStream) errorEvent(e api.ErrorObject) []byte {
+	data := []byte(`{"type":"error"}`)
+	data, _ = sjson.SetBytes(data, "code", e.Code)
+	data, _ = sjson.SetBytes(data, "message", e.Message)
+	data, _ = sjson.SetBytes(data, "param", e.Param)
+	data, _ = sjson.SetBytes(data, "error", e)
+	data, _ = sjson.SetBytes(data, "sequence_number", r.seq+1)
+	return append(append([]byte("event: error\ndata: "), data...), '\n', '\n')
+}
+
+// Event types of a Responses stream the relay acts on.
+const (
+	evCreated    = "response.created"
+	evCompleted  = "response.completed"
+	evIncomplete = "response.incomplete"
+	evFailed     = "response.failed"
+	evError      = "error"
+)
+
+// responsesEvent handles one event of a Responses stream: passed on as it came (with its event
+// line), after noting its sequence number, the answer text of deltas, and, from the terminal
+// event, the usage. The terminal event is the stream's clean end (there is no [DONE]); failed and
+// error events end it as an upstream failure.
+func (s *sseRelay) responsesEvent(e sse.Event) error {
+	ev, payload := e.Raw, e.Data
+	if payload == nil {
+		return s.write(append(ev, '\n'))
+	}
+	typ := string(e.Name)
+	if typ == "" {
+		typ = gjson.GetBytes(payload, "type").Str
+	}
+	if n := gjson.GetBytes(payload, "sequence_number"); n.Type == gjson.Number {
+		s.resp.seq = n.Int()
+	}
+	switch typ {
+	case evCreated:
+		if id := gjson.GetBytes(payload, "response.id").Str; id != "" && s.resp.remembered == nil {
+			done := make(chan struct{})
+			s.resp.remembered = done
+			go func() { defer close(done); s.x.rememberResponse(id) }()
+		}
+	case evCompleted, evIncomplete, evFailed:
+		s.sawDone = true
+		s.upErr = typ == evFailed
+		if u := parseResponsesUsage(gjson.GetBytes(payload, "response.usage")); u.found {
+			s.out.usage = u
+		}
+		if s.resp.remembered == nil {
+			s.x.rememberResponse(gjson.GetBytes(payload, "response.id").Str)
+		}
+		s.resp.wait()
+	case evError:
+		s.upErr = true // error text is never counted as answer
+		// Its message is relayed, as an error answer's is, without credentials.
+		changed := false
+		for _, path := range [...]string{"message", "error.message"} {
+			m := gjson.GetBytes(payload, path)
+			if m.Type != gjson.String {
+				continue
+			}
+			if clean := redact.Credentials(m.Str, s.secrets...); clean != m.Str {
+				if out, err := sjson.SetBytes(payload, path, clean); err == nil {
+					payload, changed = out, true
+				}
+			}
+		}
+		if changed {
+			return s.write(rewriteEvent(ev, payload))
+		}
+	case "response.output_text.delta", "response.refusal.delta", "response.function_call_arguments.delta",
+		"response.reasoning_summary_text.delta", "response.reasoning_text.delta", "response.custom_tool_call_input.delta":
+		s.out.answer.buf.WriteString(gjson.GetBytes(payload, "delta").Str)
+	}
+	return s.write(append(ev, '\n'))
+}
+
+// responseByID serves GET and DELETE /v1/responses/{id} and POST /v1/responses/{id}/cancel (op
+// "/cancel"): to the deployment holding the response, for its tenant only. They are settled like
+// every request, with a record of no tokens, and count against the request rate and concurrency
+// limits (with nothing reserved for tokens).
+func (g *Gateway) responseByID(method, op string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		x, ok := g.authenticate(c, providers.Responses)
+		if !ok {
+			return
+		}
+		var out outcome
+		defer x.settle(&out)
+		out = x.byID(method, c.Param("id"), op)
+	}
+}
+
+func (x *exchange) byID(method, id, op string) outcome {
+	x.lookup = true
+	if _, err := x.readBody(); err != nil { // only a cancel has one, ignored as OpenAI ignores it
+		return x.failed(err)
+	}
+	if x.g.responses == nil {
+		return x.failed(errResponseNotFound(id))
+	}
+	rt, err := x.ownedRoute(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return x.failed(errResponseNotFound(id))
+	}
+	if err != nil {
+		return x.failed(err)
+	}
+	x.rec.Model = rt.Model
+	cands, strategy, err := x.route(rt.Model)
+	if err != nil {
+		return x.failed(err)
+	}
+	d := holder(cands, rt)
+	if d == nil {
+		return x.failed(errResponseUnavailable(id, rt.Model, x.disabled(rt.Model, rt)))
+	}
+	payer, err := x.whoPays()
+	if err != nil {
+		return x.failed(err)
+	}
+	x.payer = payer
+	req := request{model: rt.Model, lookup: true, method: method, path: "/" + id + op}
+	lease, err := x.admit(req, []*providers.Deployment{d}, payer)
+	if err != nil {
+		return x.failed(err)
+	}
+	x.lease = lease
+	out := x.forward(req, strategy, []*providers.Deployment{d})
+	if method == http.MethodDelete && out.status == http.StatusOK {
+		ctx, cancel := context.WithTimeout(context.Background(), routeWriteTimeout)
+		defer cancel()
+		if err := x.g.responses.DeleteResponseRoute(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			x.g.log.Warn("response route not deleted", "request_id", x.rec.RequestID, "response_id", id, "err", err)
+		}
+	}
+	return out
+}
+
+// responsesTTLDefault is how long a response's route is kept by default: OpenAI keeps stored
+// responses 30 days.
+const responsesTTLDefault = 30 * 24 * time.Hour

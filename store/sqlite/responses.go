@@ -1,0 +1,64 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/llmgate/llmgate/store"
+)
+
+// PutResponseRoute inserts or replaces the route of one response id.
+func (s *Store) PutResponseRoute(ctx context.Context, r store.ResponseRoute) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO response_routes
+		(response_id, tenant_id, key_id, model, deployment_id, provider, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (response_id) DO UPDATE SET tenant_id = excluded.tenant_id, key_id = excluded.key_id, model = excluded.model,
+			deployment_id = excluded.deployment_id, provider = excluded.provider, created_at = excluded.created_at,
+			expires_at = excluded.expires_at`,
+		r.ResponseID, r.TenantID, r.KeyID, r.Model, r.DeploymentID, r.Provider, micros(r.CreatedAt), micros(r.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("sqlite: put response route: %w", mapErr(err))
+	}
+	return nil
+}
+
+// ResponseRoute returns the route of a response id that has not expired at now.
+func (s *Store) ResponseRoute(ctx context.Context, responseID string, now time.Time) (store.ResponseRoute, error) {
+	var r store.ResponseRoute
+	var created, expires int64
+	err := s.r.QueryRowContext(ctx, `SELECT response_id, tenant_id, key_id, model, deployment_id, provider, created_at, expires_at
+		FROM response_routes WHERE response_id = ? AND expires_at > ?`, responseID, micros(now)).
+		Scan(&r.ResponseID, &r.TenantID, &r.KeyID, &r.Model, &r.DeploymentID, &r.Provider, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ResponseRoute{}, fmt.Errorf("sqlite: response route %q: %w", responseID, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.ResponseRoute{}, fmt.Errorf("sqlite: response route %q: %w", responseID, err)
+	}
+	r.CreatedAt, r.ExpiresAt = fromMicros(created), fromMicros(expires)
+	return r, nil
+}
+
+// DeleteResponseRoute removes the route of a response id; ErrNotFound when there is none.
+func (s *Store) DeleteResponseRoute(ctx context.Context, responseID string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM response_routes WHERE response_id = ?`, responseID)
+	if err := oneRow(res, err); err != nil {
+		return fmt.Errorf("sqlite: delete response route %q: %w", responseID, err)
+	}
+	return nil
+}
+
+// PurgeResponseRoutes removes the routes expired before `before`.
+func (s *Store) PurgeResponseRoutes(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM response_routes WHERE expires_at <= ?`, micros(before))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: purge response routes: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: purge response routes: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,60 @@
+package storetest
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/llmgate/llmgate/store"
+)
+
+// testResponseRoutes: a route reads back as written (to the microsecond) until it expires;
+// a put replaces it; delete and purge remove it, and ErrNotFound tells a missing one.
+func testResponseRoutes(t *testing.T, s store.Store) {
+	c := ctx(t)
+	now := time.Date(2026, 5, 6, 7, 8, 9, 123456000, time.UTC)
+	r := store.ResponseRoute{ResponseID: "resp_1'\"%_", TenantID: "t1", KeyID: "k1", Model: "gpt", DeploymentID: "dep-a",
+		Provider: "openai", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.PutResponseRoute(c, r); err != nil {
+		t.Fatalf("PutResponseRoute: %v", err)
+	}
+	got, err := s.ResponseRoute(c, r.ResponseID, now)
+	if err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("ResponseRoute = %+v, %v; want %+v", got, err, r)
+	}
+	if _, err := s.ResponseRoute(c, r.ResponseID, r.ExpiresAt); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ResponseRoute at its expiry: %v, want ErrNotFound", err)
+	}
+	if _, err := s.ResponseRoute(c, "resp_other", now); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ResponseRoute of an unknown id: %v, want ErrNotFound", err)
+	}
+	r.DeploymentID, r.TenantID = "dep-b", "t2"
+	if err := s.PutResponseRoute(c, r); err != nil {
+		t.Fatalf("PutResponseRoute again: %v", err)
+	}
+	if got, err := s.ResponseRoute(c, r.ResponseID, now); err != nil || got.DeploymentID != "dep-b" || got.TenantID != "t2" {
+		t.Errorf("after a second put: %+v, %v; want it replaced", got, err)
+	}
+	if err := s.DeleteResponseRoute(c, r.ResponseID); err != nil {
+		t.Fatalf("DeleteResponseRoute: %v", err)
+	}
+	if err := s.DeleteResponseRoute(c, r.ResponseID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeleteResponseRoute twice: %v, want ErrNotFound", err)
+	}
+	old := r
+	old.ResponseID, old.ExpiresAt = "resp_old", now.Add(-time.Minute)
+	live := r
+	live.ResponseID = "resp_live"
+	for _, x := range []store.ResponseRoute{old, live} {
+		if err := s.PutResponseRoute(c, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.PurgeResponseRoutes(c, now); err != nil || n != 1 {
+		t.Errorf("PurgeResponseRoutes = %d, %v; want 1", n, err)
+	}
+	if _, err := s.ResponseRoute(c, "resp_live", now); err != nil {
+		t.Errorf("the live route after the purge: %v", err)
+	}
+}
