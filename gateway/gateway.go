@@ -294,6 +294,8 @@ func (g *Gateway) Handler() http.Handler {
 	v1.POST("/chat/completions", g.relayHandler(providers.ChatCompletions))
 	v1.POST("/completions", g.relayHandler(providers.Completions))
 	v1.POST("/embeddings", g.relayHandler(providers.Embeddings))
+	v1.POST("/images/generations", g.relayHandler(providers.ImageGenerations))
+	v1.POST("/moderations", g.relayHandler(providers.Moderations))
 	v1.GET("/models", g.handleModels)
 	v1.GET("/models/*model", g.handleModel)
 	v1.GET("/providers", g.handleProviders)

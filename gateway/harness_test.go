@@ -68,6 +68,12 @@ type envConfig struct {
 	err       error          // the first provider that could not be built
 	quota     *quota.Options // nil: an unlimited default tier and two small ones
 	log       *slog.Logger   // nil: discarded (LLMGATE_TEST_LOG: stderr)
+	prices    []billing.Price
+}
+
+// withPrices prices models (a billing.Pricer as the gateway's price lookup).
+func withPrices(prices ...billing.Price) envOption {
+	return func(c *envConfig) { c.prices = append(c.prices, prices...) }
 }
 
 // envOption changes the gateway's configuration before it is built.
@@ -203,7 +209,13 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		log = cfg.log
 	}
 	reg := prometheus.NewRegistry()
-	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st,
+	var prices gateway.PriceLookup
+	if cfg.prices != nil {
+		p := billing.NewPricer()
+		p.Set(cfg.prices)
+		prices = p
+	}
+	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st, Prices: prices,
 		Limiter: quota.NewMemory(quota.LimiterOptions{LeaseTTL: qo.WithDefaults().LeaseTTL}), Quota: qo,
 		Router: router, Tokens: est, Usage: rec, Metrics: gateway.NewMetrics(reg, 0), Log: log}, cfg.Options)
 	runCtx, stop := context.WithCancel(context.Background())

@@ -14,10 +14,33 @@ type Endpoint string
 
 // The endpoints the gateway relays.
 const (
-	ChatCompletions Endpoint = "chat/completions"
-	Completions     Endpoint = "completions"
-	Embeddings      Endpoint = "embeddings"
+	ChatCompletions  Endpoint = "chat/completions"
+	Completions      Endpoint = "completions"
+	Embeddings       Endpoint = "embeddings"
+	ImageGenerations Endpoint = "images/generations"
+	Moderations      Endpoint = "moderations"
 )
+
+// EndpointServer is implemented by providers that serve more than the text endpoints (chat
+// completions, completions, embeddings): the gateway routes a request only among the deployments
+// whose provider serves its endpoint.
+type EndpointServer interface {
+	Serves(ep Endpoint) bool
+}
+
+// Serves reports whether p can serve ep: what an EndpointServer says, else the text endpoints
+// only (a translating adapter such as Anthropic's or Gemini's, or an OpenAI-compatible upstream
+// that offers chat alone).
+func Serves(p Provider, ep Endpoint) bool {
+	if es, ok := p.(EndpointServer); ok {
+		return es.Serves(ep)
+	}
+	switch ep {
+	case ChatCompletions, Completions, Embeddings:
+		return true
+	}
+	return false
+}
 
 // Request is one upstream call, prepared by the gateway.
 type Request struct {

@@ -191,7 +191,9 @@ type call struct {
 	input      gjson.Result
 	base64     bool
 	dimensions int
-	b          behaviour
+	// image is what an images/generations request asks for (media.go).
+	image imageCall
+	b     behaviour
 }
 
 // parseCall reads the fields of body that shape the answer; its errors are meant for the client.
@@ -226,13 +228,21 @@ func parseCall(ep endpoint, body string, base behaviour) (call, error) {
 			hasMain = hasMain || (ep == epChat && v.IsArray())
 			c.promptTokens += messageTokens(v)
 		case "prompt":
-			hasMain = hasMain || ep == epText
+			hasMain = hasMain || ep == epText || (ep == epImages && v.Type == gjson.String)
 			c.promptTokens += inputTokens(v)
 		case "input":
-			hasMain = hasMain || ep == epEmbed
+			hasMain = hasMain || ep == epEmbed || ep == epModerations
 			c.input = v
 		case "encoding_format":
 			c.base64 = v.Str == "base64"
+		case "n":
+			c.image.n = int(min(max(v.Int(), 0), maxImages))
+		case "size":
+			c.image.size = v.Str
+		case "quality":
+			c.image.quality = v.Str
+		case "response_format":
+			c.image.b64 = v.Str == "b64_json"
 		case "dimensions":
 			c.dimensions = int(min(max(v.Int(), 0), maxDimensions))
 		case "mock":

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,9 @@ type Options struct {
 	// MaxTokensOnly renames max_completion_tokens to max_tokens, for upstreams that know only the
 	// older name (Zhipu GLM).
 	MaxTokensOnly bool
+	// Media lists the endpoints the upstream serves beyond chat/completions, completions and
+	// embeddings (MediaEndpoints of the provider type): the gateway sends no other there.
+	Media []providers.Endpoint
 }
 
 // Provider is an OpenAI-compatible upstream.
@@ -55,6 +59,7 @@ type Provider struct {
 	// azureVersion, when set, selects Azure's deployment URLs.
 	azureVersion  string
 	maxTokensOnly bool
+	media         []providers.Endpoint
 	client        *http.Client
 	// secrets are the key and the configured header values, made once: Credentials runs on
 	// every attempt.
@@ -64,6 +69,7 @@ type Provider struct {
 var (
 	_ providers.Provider         = (*Provider)(nil)
 	_ providers.CredentialHolder = (*Provider)(nil)
+	_ providers.EndpointServer   = (*Provider)(nil)
 )
 
 // New checks the options and builds the provider's client.
@@ -72,7 +78,7 @@ func New(opts Options) (*Provider, error) {
 		return nil, err
 	}
 	p := &Provider{base: strings.TrimRight(opts.BaseURL, "/"), key: opts.APIKey, authHeader: "Authorization", headers: http.Header{},
-		maxTokensOnly: opts.MaxTokensOnly, client: outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
+		maxTokensOnly: opts.MaxTokensOnly, media: opts.Media, client: outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
 			DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout, Policy: opts.Outbound})}
 	for k, v := range opts.Headers {
 		p.headers.Set(k, v)
@@ -128,6 +134,15 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 		hr.Header.Set(p.authHeader, p.auth)
 	}
 	return p.client.Do(hr)
+}
+
+// Serves implements providers.EndpointServer: the text endpoints, and the configured media ones.
+func (p *Provider) Serves(ep providers.Endpoint) bool {
+	switch ep {
+	case providers.ChatCompletions, providers.Completions, providers.Embeddings:
+		return true
+	}
+	return slices.Contains(p.media, ep)
 }
 
 // renameMaxTokens turns max_completion_tokens into max_tokens (a copy; the request's body is

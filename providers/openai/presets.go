@@ -1,5 +1,7 @@
 package openai
 
+import "github.com/llmgate/llmgate/providers"
+
 // Preset is an OpenAI-compatible provider type with its known base URL and quirks. The adapter
 // stays a byte passthrough; what differs between these upstreams in their answers (where stream
 // usage comes, cumulative usage, cache and reasoning field names) is read by the gateway's relay,
@@ -16,6 +18,19 @@ type Preset struct {
 	// PrivateNetwork lets the address policy allow loopback and private addresses by default
 	// (local servers live there); a provider's allow_private_network overrides it.
 	PrivateNetwork bool
+}
+
+// MediaEndpoints lists the endpoints beyond the text ones that a provider type's upstream serves:
+// OpenAI's images and moderations; Azure OpenAI's images (its deployment paths know
+// images/generations but no moderations). The other presets are chat-only upstreams.
+func MediaEndpoints(providerType string) []providers.Endpoint {
+	switch providerType {
+	case "openai":
+		return []providers.Endpoint{providers.ImageGenerations, providers.Moderations}
+	case "azure":
+		return []providers.Endpoint{providers.ImageGenerations}
+	}
+	return nil
 }
 
 // Presets are the provider types besides "openai" that this adapter serves (PROVIDERS.md §5–6).
