@@ -106,3 +106,33 @@ func TestPresetsHaveUsableDefaults(t *testing.T) {
 		}
 	}
 }
+
+// Media endpoints: OpenAI serves images and moderations, Azure images only (at its deployment
+// path), the chat presets neither; an images request to Azure takes the deployment URL.
+func TestMediaEndpoints(t *testing.T) {
+	for typ, want := range map[string][2]bool{"openai": {true, true}, "azure": {true, false}, "deepseek": {false, false}, "vllm": {false, false}} {
+		p, err := New(Options{BaseURL: "https://example.invalid/v1", Media: MediaEndpoints(typ)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := [2]bool{p.Serves(providers.ImageGenerations), p.Serves(providers.Moderations)}
+		if got != want || !p.Serves(providers.ChatCompletions) || !p.Serves(providers.Embeddings) {
+			t.Errorf("%s: images/moderations %v, want %v", typ, got, want)
+		}
+	}
+	srv, got := upstream(t)
+	azure, err := New(Options{BaseURL: srv.URL, APIKey: "azure-key", Azure: true, AzureAPIVersion: "2025-04-01-preview", Outbound: loopback,
+		Media: MediaEndpoints("azure")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"model":"img","prompt":"a cat"}`
+	resp, err := azure.Do(context.Background(), &providers.Request{Endpoint: providers.ImageGenerations, Model: "img", Body: []byte(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got.path != "/openai/deployments/img/images/generations" || got.query != "api-version=2025-04-01-preview" || got.body != body {
+		t.Errorf("azure images: %+v", got)
+	}
+}
