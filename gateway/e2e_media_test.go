@@ -23,6 +23,7 @@ import (
 //	token-image  → media/gpt-image-1 (priced by the tokens the answer reports)
 //	omni-moderation-latest → media/omni-moderation-latest (unpriced: free)
 //	mixed        → up/chat-model (chat-only, first by priority) and media/dall-e-3
+//	image-failover → deadmedia/dall-e-3 (nothing listens), then media/dall-e-3
 func mediaEnv(t *testing.T, opts ...envOption) (*env, *mock.Handler) {
 	t.Helper()
 	up := mock.NewHandler(mock.Options{RequireKey: upstreamKey})
@@ -30,10 +31,14 @@ func mediaEnv(t *testing.T, opts ...envOption) (*env, *mock.Handler) {
 	t.Cleanup(srv.Close)
 	p, err := openaiprov.New(openaiprov.Options{BaseURL: srv.URL + "/v1", APIKey: upstreamKey, Outbound: loopback,
 		Media: openaiprov.MediaEndpoints("openai")})
+	dead, derr := openaiprov.New(openaiprov.Options{BaseURL: "http://127.0.0.1:1/v1", APIKey: upstreamKey, Outbound: loopback,
+		Media: openaiprov.MediaEndpoints("openai")})
 	dep := func(model string) []providers.DeploymentConfig {
 		return []providers.DeploymentConfig{{Provider: "media", Model: model}}
 	}
-	opts = append([]envOption{withRouting([]namedProvider{{"media", p, err}},
+	opts = append([]envOption{withRouting([]namedProvider{{"media", p, err}, {"deadmedia", dead, derr}},
+		providers.ModelConfig{Name: "image-failover", Deployments: []providers.DeploymentConfig{
+			{Provider: "deadmedia", Model: "dall-e-3", Priority: 0}, {Provider: "media", Model: "dall-e-3", Priority: 1}}},
 		providers.ModelConfig{Name: "image-model", Deployments: dep("dall-e-3")},
 		providers.ModelConfig{Name: "token-image", Deployments: dep("gpt-image-1")},
 		providers.ModelConfig{Name: "omni-moderation-latest", Deployments: dep("omni-moderation-latest")},
@@ -176,5 +181,21 @@ func TestMediaOnChatOnlyDeployment(t *testing.T) {
 	}
 	if status, _, _ := e.mediaPost("/images/generations", k.Key, `{"model":"mixed","prompt":"x"}`); status != http.StatusTooManyRequests {
 		t.Errorf("third request of a 2 RPM key: HTTP %d, want 429", status)
+	}
+}
+
+// TestImagesFailover: a capable deployment that cannot be reached is failed over to the next,
+// as on chat; the record names the deployment that answered.
+func TestImagesFailover(t *testing.T) {
+	e, up := mediaEnv(t)
+	status, body, id := e.mediaPost("/images/generations", e.key, `{"model":"image-failover","prompt":"x"}`)
+	if status != http.StatusOK {
+		t.Fatalf("HTTP %d: %s", status, body)
+	}
+	if r := e.usageFor(id); r.Deployment != "media/dall-e-3" || r.Units != 1 || r.CostPicoUSD == nil || *r.CostPicoUSD != 40_000*1_000_000 {
+		t.Errorf("record: %+v", r)
+	}
+	if n := up.Stats().Requests; n != 1 {
+		t.Errorf("%d requests at the second deployment, want 1", n)
 	}
 }
