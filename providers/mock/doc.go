@@ -13,6 +13,10 @@
 // stream_options.include_usage — a chunk with "choices":[] and the usage (every other chunk then
 // carries "usage":null), then "data: [DONE]". Each event is flushed on its own.
 //
+// POST /v1/images/generations and POST /v1/moderations answer whole, in OpenAI's format
+// (media.go has the rules: urls or b64_json images, a usage object for gpt-image* models, one
+// moderation result per input), with the same fault injection as chat.
+//
 // POST /v1/messages answers in Anthropic's Messages format (stream and non-stream, tools, prompt
 // caching, Anthropic error bodies), with the same words, token rules and overrides; its
 // particulars are documented in anthropic.go.
