@@ -51,18 +51,31 @@ func (u *usd) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// priceBody is PUT /admin/pricing/{model}: USD per 1M tokens.
+// priceBody is PUT /admin/pricing/{model}: USD per 1M tokens, and the unit prices: USD per image
+// by "quality/size", "size" or "default"; per second of input audio; per 1M characters of speech
+// input; per request. The token prices come as a pair, required unless a unit price is given.
 type priceBody struct {
 	InputPerMillion       *usd `json:"input_per_million"`
 	OutputPerMillion      *usd `json:"output_per_million"`
 	CachedInputPerMillion *usd `json:"cached_input_per_million"`
 	ReasoningPerMillion   *usd `json:"reasoning_per_million"`
+	// Image is a JSON object; nil when absent.
+	Image                *map[string]usd `json:"image"`
+	AudioPerSecond       *usd            `json:"audio_per_second"`
+	CharactersPerMillion *usd            `json:"characters_per_million"`
+	PerRequest           *usd            `json:"per_request"`
+}
+
+// hasUnits reports whether the body prices anything beyond tokens.
+func (b priceBody) hasUnits() bool {
+	return b.Image != nil || b.AudioPerSecond != nil || b.CharactersPerMillion != nil || b.PerRequest != nil
 }
 
 func microOf(c *gin.Context, field string, v *usd, required bool) (int64, bool) {
 	if v == nil {
 		if required {
-			fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "missing_field", field, field+": required (USD per 1M tokens).")
+			fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "missing_field", field, field+": required (USD per 1M tokens), "+
+				"unless the model is priced by image, audio_per_second, characters_per_million or per_request alone.")
 			return 0, false
 		}
 		return 0, true
@@ -79,9 +92,14 @@ func priceView(p store.ModelPrice) gin.H {
 	usdOf := func(micro int64) string {
 		return billing.FormatPico(big.NewInt(0).Mul(big.NewInt(micro), big.NewInt(1_000_000)))
 	}
+	images := make(map[string]string, len(p.ImagePrices))
+	for k, v := range p.ImagePrices {
+		images[k] = usdOf(v)
+	}
 	return gin.H{"model": p.Model, "input_per_million": usdOf(p.InputPerM), "output_per_million": usdOf(p.OutputPerM),
 		"cached_input_per_million": usdOf(p.CachedInputPerM), "reasoning_per_million": usdOf(p.ReasoningPerM),
-		"effective_from": p.EffectiveFrom, "version": p.Version}
+		"image": images, "audio_per_second": usdOf(p.AudioSecond), "characters_per_million": usdOf(p.CharactersPerM),
+		"per_request": usdOf(p.Request), "effective_from": p.EffectiveFrom, "version": p.Version}
 }
 
 func (s *Server) listPrices(c *gin.Context) {
@@ -127,11 +145,43 @@ func (s *Server) putPrice(c *gin.Context) {
 	}
 	p := store.ModelPrice{Model: model}
 	var ok bool
-	if p.InputPerM, ok = microOf(c, "input_per_million", b.InputPerMillion, true); !ok {
+	tokens := !b.hasUnits() || b.InputPerMillion != nil || b.OutputPerMillion != nil
+	if p.InputPerM, ok = microOf(c, "input_per_million", b.InputPerMillion, tokens); !ok {
 		return
 	}
-	if p.OutputPerM, ok = microOf(c, "output_per_million", b.OutputPerMillion, true); !ok {
+	if p.OutputPerM, ok = microOf(c, "output_per_million", b.OutputPerMillion, tokens); !ok {
 		return
+	}
+	if b.Image != nil {
+		if len(*b.Image) == 0 {
+			fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "image",
+				`image: want an object of "quality/size", "size" or "default" to USD per image.`)
+			return
+		}
+		p.ImagePrices = make(map[string]int64, len(*b.Image))
+		for _, k := range billing.ImageKeys(usdKeys(*b.Image)) {
+			if err := billing.ValidImageKey(k); err != nil {
+				fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "image", "image: "+err.Error()+".")
+				return
+			}
+			v := (*b.Image)[k]
+			if p.ImagePrices[k], ok = microOf(c, "image."+k, &v, true); !ok {
+				return
+			}
+		}
+	}
+	for _, f := range []struct {
+		field string
+		v     *usd
+		dst   *int64
+	}{
+		{"audio_per_second", b.AudioPerSecond, &p.AudioSecond},
+		{"characters_per_million", b.CharactersPerMillion, &p.CharactersPerM},
+		{"per_request", b.PerRequest, &p.Request},
+	} {
+		if *f.dst, ok = microOf(c, f.field, f.v, false); !ok {
+			return
+		}
 	}
 	if p.CachedInputPerM, ok = microOf(c, "cached_input_per_million", b.CachedInputPerMillion, false); !ok {
 		return
@@ -152,6 +202,15 @@ func (s *Server) putPrice(c *gin.Context) {
 	c.JSON(http.StatusOK, priceView(p))
 }
 
+// usdKeys lets billing.ImageKeys order the keys of a body's image table.
+func usdKeys(m map[string]usd) map[string]int64 {
+	out := make(map[string]int64, len(m))
+	for k := range m {
+		out[k] = 0
+	}
+	return out
+}
+
 // usageView is one usage record as the audit API shows it (snake_case, cost in decimal USD).
 func usageView(r store.UsageRecord) gin.H {
 	var cost any
@@ -163,7 +222,7 @@ func usageView(r store.UsageRecord) gin.H {
 		"model": r.Model, "upstream_model": r.UpstreamModel, "provider": r.Provider, "deployment": r.Deployment,
 		"endpoint": r.Endpoint, "stream": r.Stream, "status": r.Status, "error_type": r.ErrorType,
 		"prompt_tokens": r.PromptTokens, "completion_tokens": r.CompletionTokens, "cached_tokens": r.CachedTokens,
-		"reasoning_tokens": r.ReasoningTokens, "usage_source": r.UsageSource, "cost_usd": cost,
+		"reasoning_tokens": r.ReasoningTokens, "usage_source": r.UsageSource, "units": r.Units, "unit": r.Unit, "cost_usd": cost,
 		"price_version": r.PriceVersion, "latency_ms": r.LatencyMS, "ttft_ms": r.TTFTMS,
 		"started_at": r.StartedAt, "ended_at": r.EndedAt}
 }

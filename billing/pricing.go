@@ -24,6 +24,15 @@ type Price struct {
 	// ReasoningPerM prices reasoning tokens; 0 means the output price. Every provider in
 	// PROVIDERS.md bills reasoning as output, so it is set only where a provider says otherwise.
 	ReasoningPerM int64
+	// Images prices one generated image, micro-USD, by key: "quality/size" ("hd/1024x1024"),
+	// "size" ("1024x1024") or "default" (see ImagePrice). Nil: no per-image price.
+	Images map[string]int64
+	// AudioSecond prices one second of input audio (transcription, translation), micro-USD.
+	AudioSecond int64
+	// CharactersPerM prices 1M characters of speech input, micro-USD (as tokens are per 1M).
+	CharactersPerM int64
+	// Request is a fixed price per request, micro-USD, added to whatever else the request costs.
+	Request int64
 	// Version identifies this price in usage records (price_version). LoadPricingFile sets the
 	// file's top-level `version`; prices read from the store carry the store's version.
 	Version string
@@ -54,10 +63,16 @@ func LoadPricingFile(path string) ([]Price, error) {
 //	    note: "…"                # optional
 //	    models:
 //	      - model: gpt-5.4       # required, unique across the file (case-insensitive)
-//	        input: "2.50"        # required, USD per 1M tokens
-//	        output: 15.00        # required
+//	        input: "2.50"        # USD per 1M tokens; required unless a unit price below is set
+//	        output: 15.00        # required with input
 //	        cached_input: 0.25   # optional; omitted = the input price
 //	        reasoning: "…"       # optional; omitted = the output price
+//	        image:               # optional: USD per image, by "quality/size", "size" or "default"
+//	          "1024x1024": 0.04
+//	          "hd/1024x1024": 0.08
+//	        audio_second: 0.0001 # optional: USD per second of input audio
+//	        characters_million: 15 # optional: USD per 1M characters of speech input
+//	        request: 0.001       # optional: USD per request, added to the rest
 //	        source: "…"          # optional, overrides the provider's
 //	        as_of: "…"           # optional
 //	        note: "…"            # optional
@@ -147,8 +162,8 @@ func ParsePricing(data []byte) ([]Price, error) {
 
 // parseModel validates one models[] entry.
 func parseModel(n *yaml.Node, where string) (Price, int, error) {
-	mf, err := fields(n, where, []string{"model", "input", "output"},
-		[]string{"cached_input", "reasoning", "source", "as_of", "note"})
+	mf, err := fields(n, where, []string{"model"},
+		[]string{"input", "output", "cached_input", "reasoning", "image", "audio_second", "characters_million", "request", "source", "as_of", "note"})
 	if err != nil {
 		return Price{}, 0, err
 	}
@@ -160,8 +175,28 @@ func parseModel(n *yaml.Node, where string) (Price, int, error) {
 		return Price{}, 0, fmt.Errorf("pricing: line %d: %s: model %q: whitespace in a model name",
 			mf["model"].Line, where, name)
 	}
+	entry := where // "provider … models[i]", as fields names it
 	where = fmt.Sprintf("model %q", name)
+	_, hasIn := mf["input"]
+	_, hasOut := mf["output"]
+	units := false
+	for _, f := range []string{"image", "audio_second", "characters_million", "request"} {
+		_, set := mf[f]
+		units = units || set
+	}
+	// Token prices come as a pair; a model priced only per unit (an image or speech model) may
+	// leave them out.
+	for _, f := range []string{"input", "output"} {
+		if _, ok := mf[f]; !ok && (hasIn || hasOut || !units) {
+			return Price{}, 0, fmt.Errorf("pricing: line %d: %s (%s): missing required field %q", n.Line, entry, where, f)
+		}
+	}
 	p := Price{Model: name}
+	if node, ok := mf["image"]; ok {
+		if p.Images, err = imagePrices(node, where); err != nil {
+			return Price{}, 0, err
+		}
+	}
 	for _, f := range []struct {
 		field string
 		dst   *int64
@@ -170,6 +205,9 @@ func parseModel(n *yaml.Node, where string) (Price, int, error) {
 		{"output", &p.OutputPerM},
 		{"cached_input", &p.CachedInputPerM},
 		{"reasoning", &p.ReasoningPerM},
+		{"audio_second", &p.AudioSecond},
+		{"characters_million", &p.CharactersPerM},
+		{"request", &p.Request},
 	} {
 		node, ok := mf[f.field]
 		if !ok {
@@ -200,6 +238,31 @@ func parseModel(n *yaml.Node, where string) (Price, int, error) {
 		}
 	}
 	return p, mf["model"].Line, nil
+}
+
+// imagePrices parses a model's image table: a non-empty mapping of price keys (ValidImageKey) to
+// USD amounts per image.
+func imagePrices(n *yaml.Node, where string) (map[string]int64, error) {
+	n = resolve(n)
+	if n.Kind != yaml.MappingNode || len(n.Content) == 0 {
+		return nil, fmt.Errorf("pricing: line %d: %s: field \"image\": want a mapping of \"quality/size\", \"size\" or \"default\" to USD per image", n.Line, where)
+	}
+	out := make(map[string]int64, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if err := ValidImageKey(k.Value); err != nil {
+			return nil, fmt.Errorf("pricing: line %d: %s: field \"image\": %w", k.Line, where, err)
+		}
+		if _, dup := out[k.Value]; dup {
+			return nil, fmt.Errorf("pricing: line %d: %s: field \"image\": key %q given twice", k.Line, where, k.Value)
+		}
+		v, err := amount(n.Content[i+1], where, "image."+k.Value)
+		if err != nil {
+			return nil, err
+		}
+		out[k.Value] = v
+	}
+	return out, nil
 }
 
 // amount parses a price field: a YAML number or string whose literal text is a non-negative

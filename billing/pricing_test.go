@@ -3,6 +3,7 @@ package billing
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -28,6 +29,13 @@ func TestShippedPricingFile(t *testing.T) {
 		if p.Version == "" {
 			t.Errorf("%s: no version", p.Model)
 		}
+		if !p.HasTokenPrices() {
+			// Priced per unit only (images, audio, speech, moderation): checked below.
+			if p.InputPerM != 0 || p.OutputPerM != 0 || p.CachedInputPerM != 0 {
+				t.Errorf("%s: token prices without input/output %+v", p.Model, p)
+			}
+			continue
+		}
 		if p.InputPerM <= 0 {
 			t.Errorf("%s: input %d: every shipped model is paid", p.Model, p.InputPerM)
 		}
@@ -50,6 +58,18 @@ func TestShippedPricingFile(t *testing.T) {
 		if c, err := Cost(p, Usage{Prompt: 1_000_000, Cached: 100_000, Completion: 1_000_000, Reasoning: 10}); err != nil || c <= 0 {
 			t.Errorf("%s: Cost = %d, %v", p.Model, c, err)
 		}
+	}
+	// The media models carry their unit prices.
+	media := NewPricer()
+	media.Set(prices)
+	if p, _ := media.Lookup("dall-e-3"); p.Images["hd/1024x1024"] != 80_000 {
+		t.Errorf("dall-e-3: %+v", p)
+	}
+	if p, _ := media.Lookup("whisper-1"); p.AudioSecond != 100 {
+		t.Errorf("whisper-1: %+v", p)
+	}
+	if p, _ := media.Lookup("tts-1"); p.CharactersPerM != 15_000_000 {
+		t.Errorf("tts-1: %+v", p)
 	}
 	// Every provider llmgate supports that bills per token is covered.
 	for _, m := range []string{
@@ -98,7 +118,7 @@ func TestParsePricing(t *testing.T) {
 		t.Fatalf("got %+v", prices)
 	}
 	for i := range want {
-		if prices[i] != want[i] {
+		if !reflect.DeepEqual(prices[i], want[i]) {
 			t.Errorf("price %d = %+v, want %+v", i, prices[i], want[i])
 		}
 	}

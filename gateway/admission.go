@@ -45,7 +45,7 @@ func (r request) reservation(defaultMax int64) int64 {
 	if r.maxTokens > 0 {
 		return prompt + r.maxTokens
 	}
-	if r.embeddings {
+	if r.embeddings || r.media {
 		return prompt
 	}
 	return prompt + defaultMax

@@ -39,7 +39,10 @@ func (f fixedPrices) Lookup(model string) (billing.Price, bool) {
 
 var respPrice = billing.Price{InputPerM: 2_000_000, OutputPerM: 8_000_000, CachedInputPerM: 500_000, Version: "test"}
 
-func withPrices(p gateway.PriceLookup) envOption { return func(c *envConfig) { c.prices = p } }
+// withPriceLookup sets the gateway's price lookup as it is.
+func withPriceLookup(p gateway.PriceLookup) envOption {
+	return func(c *envConfig) { c.priceLookup = p }
+}
 
 // fixtureUpstream answers POST /v1/responses with the recorded fixtures of testdata/responses,
 // event by event, and keeps the requests it got.
@@ -102,7 +105,7 @@ func (f *fixtureUpstream) requests() []fixtureRequest {
 // fixture upstream, with every model priced at respPrice.
 func fixtureEnv(t *testing.T) (*env, *fixtureUpstream) {
 	fx := newFixtureUpstream(t)
-	e := newEnv(t, withPrices(fixedPrices{respPrice}), withRouting([]namedProvider{openaiProvider("fix", fx.srv.URL)},
+	e := newEnv(t, withPriceLookup(fixedPrices{respPrice}), withRouting([]namedProvider{openaiProvider("fix", fx.srv.URL)},
 		providers.ModelConfig{Name: "resp", Deployments: []providers.DeploymentConfig{{Provider: "fix", Model: "fixture-model"}}}))
 	return e, fx
 }

@@ -312,6 +312,8 @@ func (g *Gateway) Handler() http.Handler {
 	v1.GET("/responses/:id", g.responseByID(http.MethodGet, ""))
 	v1.DELETE("/responses/:id", g.responseByID(http.MethodDelete, ""))
 	v1.POST("/responses/:id/cancel", g.responseByID(http.MethodPost, "/cancel"))
+	v1.POST("/images/generations", g.relayHandler(providers.ImageGenerations))
+	v1.POST("/moderations", g.relayHandler(providers.Moderations))
 	v1.GET("/models", g.handleModels)
 	v1.GET("/models/*model", g.handleModel)
 	v1.GET("/providers", g.handleProviders)

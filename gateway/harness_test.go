@@ -63,12 +63,18 @@ type env struct {
 // more providers and public models beside the standard ones.
 type envConfig struct {
 	gateway.Options
-	providers map[string]providers.Provider
-	models    []providers.ModelConfig
-	err       error               // the first provider that could not be built
-	quota     *quota.Options      // nil: an unlimited default tier and two small ones
-	prices    gateway.PriceLookup // nil: nothing is priced
-	log       *slog.Logger        // nil: discarded (LLMGATE_TEST_LOG: stderr)
+	providers   map[string]providers.Provider
+	models      []providers.ModelConfig
+	err         error               // the first provider that could not be built
+	quota       *quota.Options      // nil: an unlimited default tier and two small ones
+	log         *slog.Logger        // nil: discarded (LLMGATE_TEST_LOG: stderr)
+	prices      []billing.Price     // priced models (a billing.Pricer), unless priceLookup is set
+	priceLookup gateway.PriceLookup // the gateway's price lookup as it is
+}
+
+// withPrices prices models (a billing.Pricer as the gateway's price lookup).
+func withPrices(prices ...billing.Price) envOption {
+	return func(c *envConfig) { c.prices = append(c.prices, prices...) }
 }
 
 // envOption changes the gateway's configuration before it is built.
@@ -207,9 +213,15 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		log = cfg.log
 	}
 	reg := prometheus.NewRegistry()
-	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st,
+	prices := cfg.priceLookup
+	if cfg.prices != nil {
+		p := billing.NewPricer()
+		p.Set(cfg.prices)
+		prices = p
+	}
+	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st, Prices: prices,
 		Limiter: quota.NewMemory(quota.LimiterOptions{LeaseTTL: qo.WithDefaults().LeaseTTL}), Quota: qo,
-		Router: router, Tokens: est, Usage: rec, Prices: cfg.prices, Responses: st, Metrics: gateway.NewMetrics(reg, 0), Log: log}, cfg.Options)
+		Router: router, Tokens: est, Usage: rec, Responses: st, Metrics: gateway.NewMetrics(reg, 0), Log: log}, cfg.Options)
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); gw.Run(runCtx) }()

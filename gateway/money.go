@@ -49,13 +49,14 @@ func (x *exchange) whoPays() (billing.Payer, error) {
 // the upstream models it may reach, or the public model's price when none of them has one. Zero
 // when no price is known: such a request is not costed either.
 func (x *exchange) reserveCost(req request, upstreams []string, tokens int64) int64 {
-	var in, out int64
+	var in, out, perRequest int64 // perRequest: micro-USD, the images and the request price
 	found := false
 	for _, models := range [][]string{upstreams, {req.model}} {
 		for _, m := range models {
 			if p, ok := x.g.prices.Lookup(m); ok {
 				found = true
 				in, out = max(in, p.InputPerM), max(out, p.OutputPerM, p.ReasoningPerM)
+				perRequest = max(perRequest, req.image.n*maxImagePrice(p)+p.Request)
 			}
 		}
 		if found {
@@ -68,11 +69,22 @@ func (x *exchange) reserveCost(req request, upstreams []string, tokens int64) in
 	prompt := min(tokens, int64(len(req.body)/4)+1)
 	pico := new(big.Int).Mul(big.NewInt(prompt), big.NewInt(in))
 	pico.Add(pico, new(big.Int).Mul(big.NewInt(tokens-prompt), big.NewInt(out)))
+	pico.Add(pico, new(big.Int).Mul(big.NewInt(perRequest), big.NewInt(1_000_000)))
 	nano := pico.Add(pico, big.NewInt(999)).Div(pico, big.NewInt(1000))
 	if !nano.IsInt64() || nano.Int64() > quota.MaxMoney {
 		return quota.MaxMoney
 	}
 	return nano.Int64()
+}
+
+// maxImagePrice is the highest per-image price of p (0 when it has none): an image request
+// reserves it for each image it asks for, whatever size and quality the answer comes in.
+func maxImagePrice(p billing.Price) int64 {
+	var m int64
+	for _, v := range p.Images {
+		m = max(m, v)
+	}
+	return m
 }
 
 // moneyRefusal is the 429 for a request refused on a money dimension: OpenAI's

@@ -53,6 +53,8 @@ type exchange struct {
 	// unstored marks a Responses request with store:false: the upstream keeps no response, so
 	// there is no route to remember.
 	unstored bool
+	// image is what an images/generations request asks for, to count and price its answer.
+	image imageRequest
 }
 
 // outcome is how a request ended, as the step that ended it reports it: the status and error
@@ -66,6 +68,8 @@ type outcome struct {
 	answer    delivered // the answer text that reached the client, for counting without usage
 	// d is the deployment of the last upstream attempt; nil when none was made.
 	d *providers.Deployment
+	// units is what the answer holds beyond tokens (the images of an image answer).
+	units billing.Units
 }
 
 // errTypeClientClosed is the record's error type of a client that went away (499).
@@ -120,6 +124,11 @@ type usage struct {
 func parseUsage(u gjson.Result) usage {
 	if !u.IsObject() {
 		return usage{}
+	}
+	if !u.Get("prompt_tokens").Exists() && u.Get("input_tokens").Exists() {
+		// The image (and Responses) spelling: input_tokens and output_tokens.
+		return usage{prompt: u.Get("input_tokens").Int(), completion: u.Get("output_tokens").Int(),
+			cached: u.Get("input_tokens_details.cached_tokens").Int(), found: true}
 	}
 	out := usage{
 		prompt:     u.Get("prompt_tokens").Int(),
@@ -201,10 +210,16 @@ func (x *exchange) relay() outcome {
 	if err != nil {
 		return x.failed(err)
 	}
-	if x.ep == providers.Responses {
+	switch {
+	case x.ep == providers.Responses:
 		if cands, err = x.responsesCandidates(req, cands); err != nil {
 			return x.failed(err)
 		}
+	case isMedia(x.ep):
+		if cands, err = capable(cands, x.ep, req.model); err != nil {
+			return x.failed(err)
+		}
+		x.image = req.image
 	}
 	payer, err := x.whoPays()
 	if err != nil {
@@ -363,6 +378,12 @@ type request struct {
 	// upstream, method and path say what to call, and no tokens are reserved.
 	lookup       bool
 	method, path string
+	// media: an images or moderations request, whose reservation is its prompt alone.
+	media bool
+	// defaulted: the body named no model and model is the endpoint's default (defaultModels),
+	// which the upstream body gets written in.
+	defaulted bool
+	image     imageRequest
 }
 
 // parseRequest checks the body (see bodyChecker) and picks out the few fields routing needs,
@@ -378,6 +399,11 @@ func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request,
 		return request{}, bc.apiError(err)
 	}
 	f := gjson.GetManyBytes(body, "model", "stream", "stream_options.include_usage", "max_completion_tokens", "max_tokens")
+	def, hasDefault := defaultModels[ep]
+	defaulted := hasDefault && (!f[0].Exists() || f[0].Type == gjson.Null)
+	if defaulted {
+		f[0] = gjson.Result{Type: gjson.String, Str: def}
+	}
 	if f[0].Type != gjson.String || f[0].Str == "" {
 		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "missing_model", "model", "You must provide a model parameter (a string).")
 	}
@@ -388,7 +414,15 @@ func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request,
 		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_type", "stream", "'stream' must be a boolean.")
 	}
 	r := request{body: body, model: f[0].Str, stream: f[1].Bool() && ep != providers.Embeddings, includeUsage: f[2].Bool(),
-		embeddings: ep == providers.Embeddings}
+		embeddings: ep == providers.Embeddings, media: isMedia(ep), defaulted: defaulted}
+	if ep == providers.ImageGenerations {
+		if r.image, err = parseImageRequest(body); err != nil {
+			return request{}, err
+		}
+	}
+	if r.media {
+		r.stream = false // images refuse a stream above; moderations have none
+	}
 	for _, m := range f[3:] {
 		if m.Exists() && m.Type != gjson.Null && (m.Type != gjson.Number || m.Int() < 1) {
 			return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "max_tokens", "max_tokens and max_completion_tokens must be positive integers.")
@@ -418,7 +452,7 @@ func (r request) upstreamBody(model string) ([]byte, bool, error) {
 	}
 	out := r.body
 	var err error
-	if model != r.model {
+	if model != r.model || r.defaulted {
 		if out, err = sjson.SetBytes(out, "model", model); err != nil {
 			return nil, false, err
 		}
@@ -621,6 +655,9 @@ func (x *exchange) relayWhole(resp *http.Response) (out outcome) {
 		x.relayResponseWhole(b, &out)
 	} else if out.usage = parseUsage(gjson.GetBytes(b, "usage")); !out.usage.found {
 		out.answer.addBody(b)
+	}
+	if x.ep == providers.ImageGenerations {
+		out.units = imageUnits(b, x.image)
 	}
 	h := x.c.Writer.Header()
 	ct := resp.Header.Get("Content-Type")

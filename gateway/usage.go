@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"sync"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/providers"
 )
 
 // Usage sources of a record.
@@ -88,17 +90,37 @@ func (x *exchange) finishUsage(out *outcome) {
 	if r.UsageSource == "" {
 		return
 	}
+	if out.units.Images > 0 {
+		r.Units, r.Unit = out.units.Images, billing.UnitImage
+	}
 	price, ok := x.g.prices.Lookup(r.UpstreamModel)
 	if !ok {
 		price, ok = x.g.prices.Lookup(r.Model)
+	}
+	if !ok && x.ep == providers.Moderations {
+		// Moderations are free unless priced (OpenAI bills none): a zero cost, no price version.
+		free := int64(0)
+		r.CostPicoUSD = &free
+		return
 	}
 	if !ok {
 		x.g.metrics.unpriced.WithLabelValues(x.label).Inc()
 		x.g.warnUnpriced(r.Model, r.UpstreamModel)
 		return
 	}
-	cost, err := billing.Cost(price, billing.Usage{Prompt: r.PromptTokens, Completion: r.CompletionTokens,
-		Cached: r.CachedTokens, Reasoning: r.ReasoningTokens})
+	var cost int64
+	var err error
+	if isMedia(x.ep) {
+		cost, err = x.mediaCost(price, out)
+	} else {
+		cost, err = billing.Cost(price, billing.Usage{Prompt: r.PromptTokens, Completion: r.CompletionTokens,
+			Cached: r.CachedTokens, Reasoning: r.ReasoningTokens})
+	}
+	if errors.Is(err, billing.ErrNoUnitPrice) { // priced, but not for what the answer holds
+		x.g.metrics.unpriced.WithLabelValues(x.label).Inc()
+		x.g.warnUnpriced(r.Model, r.UpstreamModel)
+		return
+	}
 	if err != nil {
 		x.g.log.Error("cost not computable; record left uncosted", "request_id", r.RequestID, "err", err)
 		return

@@ -14,14 +14,37 @@ type Endpoint string
 
 // The endpoints the gateway relays.
 const (
-	ChatCompletions Endpoint = "chat/completions"
-	Completions     Endpoint = "completions"
-	Embeddings      Endpoint = "embeddings"
+	ChatCompletions  Endpoint = "chat/completions"
+	Completions      Endpoint = "completions"
+	Embeddings       Endpoint = "embeddings"
+	ImageGenerations Endpoint = "images/generations"
+	Moderations      Endpoint = "moderations"
 	// Responses is OpenAI's Responses API: POST creates a response; GET, DELETE and POST …/cancel
-	// with Request.Path "/{id}" (…"/cancel") act on one. It is relayed only to deployments whose
-	// provider speaks it (NativeResponses).
+	// with Request.Path "/{id}" (…"/cancel") act on one. It is relayed as it is only to
+	// deployments whose provider serves it (NativeResponses).
 	Responses Endpoint = "responses"
 )
+
+// EndpointServer is implemented by providers that serve more than the text endpoints (chat
+// completions, completions, embeddings): the gateway routes a request only among the deployments
+// whose provider serves its endpoint.
+type EndpointServer interface {
+	Serves(ep Endpoint) bool
+}
+
+// Serves reports whether p can serve ep: what an EndpointServer says, else the text endpoints
+// only (a translating adapter such as Anthropic's or Gemini's, or an OpenAI-compatible upstream
+// that offers chat alone).
+func Serves(p Provider, ep Endpoint) bool {
+	if es, ok := p.(EndpointServer); ok {
+		return es.Serves(ep)
+	}
+	switch ep {
+	case ChatCompletions, Completions, Embeddings:
+		return true
+	}
+	return false
+}
 
 // Request is one upstream call, prepared by the gateway.
 type Request struct {
@@ -69,19 +92,10 @@ type CredentialHolder interface {
 	Credentials() []string
 }
 
-// ResponsesSpeaker is implemented by providers whose upstream serves OpenAI's Responses API
-// itself, so that a Responses request is relayed to it as it is.
-type ResponsesSpeaker interface {
-	SpeaksResponses() bool
-}
-
 // NativeResponses reports whether p relays Responses requests to an upstream that speaks them
-// (an OpenAI or Azure OpenAI deployment, the mock). Other providers (chat-only upstreams and the
-// translating adapters) are not sent Responses requests.
-func NativeResponses(p Provider) bool {
-	s, ok := p.(ResponsesSpeaker)
-	return ok && s.SpeaksResponses()
-}
+// (an OpenAI or Azure OpenAI deployment, the mock): Serves(p, Responses). Other providers
+// (chat-only upstreams and the translating adapters) are not sent Responses requests as they are.
+func NativeResponses(p Provider) bool { return Serves(p, Responses) }
 
 // IdleCloser is implemented by providers that pool connections; the gateway calls it when the
 // provider is retired.

@@ -225,6 +225,11 @@ type UsageRecord struct {
 	// in the row either: the charge names its account.
 	PayerType string
 	PayerID   string
+	// Units counts what the record was billed for beyond tokens, in Unit: "image" (images
+	// made), "second" (seconds of input audio) or "character" (characters of speech input);
+	// 0 and "" when it was billed by tokens alone.
+	Units     int64
+	Unit      string
 	LatencyMS int64
 	TTFTMS    int64 // time to first byte of the answer; 0 when none was sent
 	StartedAt time.Time
@@ -303,7 +308,16 @@ type ModelPrice struct {
 	CachedInputPerM int64
 	// ReasoningPerM prices reasoning tokens; 0 means the output price.
 	ReasoningPerM int64
-	EffectiveFrom time.Time
+	// ImagePrices prices one image, micro-USD, by "quality/size", "size" or "default"; nil for
+	// none (billing.Price.Images).
+	ImagePrices map[string]int64
+	// AudioSecond (micro-USD per second of input audio), CharactersPerM (micro-USD per 1M
+	// characters of speech input) and Request (micro-USD per request) are the other unit prices;
+	// 0 means none.
+	AudioSecond    int64
+	CharactersPerM int64
+	Request        int64
+	EffectiveFrom  time.Time
 	// Version identifies this price in usage records (price_version).
 	Version string
 }

@@ -363,7 +363,7 @@ func buildProviders(list []ProviderConfig, ob outbound.Config) (map[string]provi
 			}
 			p, err = openai.New(openai.Options{BaseURL: cmp.Or(pc.BaseURL, preset.BaseURL), APIKey: pc.APIKey,
 				Headers: pc.Headers, Azure: preset.Azure, AzureAPIVersion: pc.APIVersion, MaxTokensOnly: preset.MaxTokensOnly,
-				ChatOnly: pc.Type != "openai" && !preset.Responses, MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
+				Media: openai.MediaEndpoints(pc.Type), MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
 				ResponseHeaderTimeout: pc.ResponseHeaderTimeout, Outbound: policy})
 		}
 		if err != nil {

@@ -66,6 +66,25 @@ func TestRun(t *testing.T) {
 		!strings.Contains(string(body), "event: response.completed\n") || !strings.Contains(string(body), `"output_tokens":3`) {
 		t.Errorf("responses stream: %d %s", resp.StatusCode, body)
 	}
+	// The media endpoints speak OpenAI's format, with the same fault injection as chat.
+	for _, c := range []struct{ path, body, want string }{
+		{"/v1/images/generations", `{"model":"dall-e-3","prompt":"a cat","n":2}`, `"url":"https://mock.invalid/images/`},
+		{"/v1/images/generations", `{"model":"gpt-image-1","prompt":"a cat","quality":"low"}`, `"output_tokens":272`},
+		{"/v1/moderations", `{"model":"omni-moderation-latest","input":"violence"}`, `"flagged":true`},
+		{"/v1/moderations", `{"model":"omni-moderation-latest","input":"hi","mock":{"status":503}}`, `simulated 503`},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+base+c.path, strings.NewReader(c.body))
+		req.Header.Set("Authorization", "Bearer sk-up")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), c.want) {
+			t.Errorf("%s %s: %d %s; want %s", c.path, c.body, resp.StatusCode, body, c.want)
+		}
+	}
 
 	big := strings.NewReader(`{"model":"m","messages":[],"pad":"` + strings.Repeat("x", maxBodyBytes) + `"}`)
 	req, _ = http.NewRequest(http.MethodPost, "http://"+base+"/v1/chat/completions", big)

@@ -18,6 +18,10 @@
 // overrides, keeping each response for follow-ups (previous_response_id); its particulars are
 // documented in responses.go.
 //
+// POST /v1/images/generations and POST /v1/moderations answer whole, in OpenAI's format
+// (media.go has the rules: urls or b64_json images, a usage object for gpt-image* models, one
+// moderation result per input), with the same fault injection as chat.
+//
 // POST /v1/messages answers in Anthropic's Messages format (stream and non-stream, tools, prompt
 // caching, Anthropic error bodies), with the same words, token rules and overrides; its
 // particulars are documented in anthropic.go.

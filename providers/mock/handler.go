@@ -66,13 +66,15 @@ const (
 	epEmbed
 	epModels
 	epResponses
+	epImages      // images/generations (media.go)
+	epModerations // moderations (media.go)
 )
 
 func (ep endpoint) mainField() string {
 	switch ep {
 	case epChat:
 		return "messages"
-	case epText:
+	case epText, epImages:
 		return "prompt"
 	}
 	return "input"
@@ -97,6 +99,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveAPI(w, r, epText)
 	case "/v1/embeddings":
 		h.serveAPI(w, r, epEmbed)
+	case "/v1/images/generations":
+		h.serveAPI(w, r, epImages)
+	case "/v1/moderations":
+		h.serveAPI(w, r, epModerations)
 	case "/v1/models":
 		h.serveAPI(w, r, epModels)
 	case "/v1/messages":
@@ -181,7 +187,7 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, ep endpoint) ou
 	if o, ok := h.fault(w, &c.b, seq, func(status int) outcome { return writeError(w, status, statusError(status)) }); ok {
 		return o
 	}
-	if c.stream && ep != epEmbed {
+	if c.stream && (ep == epChat || ep == epText) { // images and moderations answer whole
 		return writeStream(w, &wt, ep, &c, seq)
 	}
 	if !wt.wait(c.b.latency) {
@@ -189,9 +195,14 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, ep endpoint) ou
 	}
 	out := getBuffer()
 	defer putBuffer(out)
-	if ep == epEmbed {
+	switch ep {
+	case epEmbed:
 		*out = appendEmbeddings(*out, &c)
-	} else {
+	case epImages:
+		*out = appendImages(*out, &c, seq, time.Now().Unix())
+	case epModerations:
+		*out = appendModerations(*out, &c, seq)
+	default:
 		*out = appendCompletion(*out, ep, &c, seq, time.Now().Unix())
 	}
 	return writeJSON(w, *out)

@@ -193,7 +193,9 @@ type call struct {
 	dimensions int
 	// previous is a Responses request's previous_response_id.
 	previous string
-	b        behaviour
+	// image is what an images/generations request asks for (media.go).
+	image imageCall
+	b     behaviour
 }
 
 // parseCall reads the fields of body that shape the answer; its errors are meant for the client.
@@ -228,10 +230,10 @@ func parseCall(ep endpoint, body string, base behaviour) (call, error) {
 			hasMain = hasMain || (ep == epChat && v.IsArray())
 			c.promptTokens += messageTokens(v)
 		case "prompt":
-			hasMain = hasMain || ep == epText
+			hasMain = hasMain || ep == epText || (ep == epImages && v.Type == gjson.String)
 			c.promptTokens += inputTokens(v)
 		case "input":
-			hasMain = hasMain || ep == epEmbed || ep == epResponses
+			hasMain = hasMain || ep == epEmbed || ep == epResponses || ep == epModerations
 			c.input = v
 			if ep == epResponses {
 				c.promptTokens += responsesInputTokens(v)
@@ -244,6 +246,14 @@ func parseCall(ep endpoint, body string, base behaviour) (call, error) {
 			c.previous = v.Str
 		case "encoding_format":
 			c.base64 = v.Str == "base64"
+		case "n":
+			c.image.n = int(min(max(v.Int(), 0), maxImages))
+		case "size":
+			c.image.size = v.Str
+		case "quality":
+			c.image.quality = v.Str
+		case "response_format":
+			c.image.b64 = v.Str == "b64_json"
 		case "dimensions":
 			c.dimensions = int(min(max(v.Int(), 0), maxDimensions))
 		case "mock":

@@ -29,14 +29,17 @@ type inProcess struct {
 	h http.Handler
 }
 
-var _ providers.Provider = (*inProcess)(nil)
+var (
+	_ providers.Provider       = (*inProcess)(nil)
+	_ providers.EndpointServer = (*inProcess)(nil)
+)
 
 // InProcess reports that the provider answers without a network connection, so the gateway
 // applies no connect timeout to it.
 func (p *inProcess) InProcess() bool { return true }
 
-// SpeaksResponses reports that the mock serves OpenAI's Responses API itself.
-func (p *inProcess) SpeaksResponses() bool { return true }
+// Serves implements providers.EndpointServer: the mock speaks every endpoint the gateway relays.
+func (p *inProcess) Serves(providers.Endpoint) bool { return true }
 
 // Simulated reports that the answers are made up and no upstream is called, so that the gateway
 // can say so in /v1/status.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,10 +46,9 @@ type Options struct {
 	// MaxTokensOnly renames max_completion_tokens to max_tokens, for upstreams that know only the
 	// older name (Zhipu GLM).
 	MaxTokensOnly bool
-	// ChatOnly marks an upstream without OpenAI's Responses API (/responses): most compatible
-	// servers (DeepSeek, Qwen, vLLM…) have none, so the gateway must not relay Responses
-	// requests to them. OpenAI itself and Azure OpenAI have it.
-	ChatOnly bool
+	// Media lists the endpoints the upstream serves beyond chat/completions, completions and
+	// embeddings (MediaEndpoints of the provider type): the gateway sends no other there.
+	Media []providers.Endpoint
 }
 
 // Provider is an OpenAI-compatible upstream.
@@ -61,7 +61,7 @@ type Provider struct {
 	// azureVersion, when set, selects Azure's deployment URLs.
 	azureVersion  string
 	maxTokensOnly bool
-	chatOnly      bool
+	media         []providers.Endpoint
 	client        *http.Client
 	// secrets are the key and the configured header values, made once: Credentials runs on
 	// every attempt.
@@ -71,7 +71,7 @@ type Provider struct {
 var (
 	_ providers.Provider         = (*Provider)(nil)
 	_ providers.CredentialHolder = (*Provider)(nil)
-	_ providers.ResponsesSpeaker = (*Provider)(nil)
+	_ providers.EndpointServer   = (*Provider)(nil)
 )
 
 // New checks the options and builds the provider's client.
@@ -80,7 +80,7 @@ func New(opts Options) (*Provider, error) {
 		return nil, err
 	}
 	p := &Provider{base: strings.TrimRight(opts.BaseURL, "/"), key: opts.APIKey, authHeader: "Authorization", headers: http.Header{},
-		maxTokensOnly: opts.MaxTokensOnly, chatOnly: opts.ChatOnly, client: outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
+		maxTokensOnly: opts.MaxTokensOnly, media: opts.Media, client: outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
 			DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout, Policy: opts.Outbound})}
 	for k, v := range opts.Headers {
 		p.headers.Set(k, v)
@@ -105,9 +105,6 @@ func New(opts Options) (*Provider, error) {
 	}
 	return p, nil
 }
-
-// SpeaksResponses implements providers.ResponsesSpeaker.
-func (p *Provider) SpeaksResponses() bool { return !p.chatOnly }
 
 // Do implements providers.Provider.
 func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Response, error) {
@@ -150,6 +147,15 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 		hr.Header.Set(p.authHeader, p.auth)
 	}
 	return p.client.Do(hr)
+}
+
+// Serves implements providers.EndpointServer: the text endpoints, and the configured media ones.
+func (p *Provider) Serves(ep providers.Endpoint) bool {
+	switch ep {
+	case providers.ChatCompletions, providers.Completions, providers.Embeddings:
+		return true
+	}
+	return slices.Contains(p.media, ep)
 }
 
 // renameMaxTokens turns max_completion_tokens into max_tokens (a copy; the request's body is

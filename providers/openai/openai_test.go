@@ -121,9 +121,9 @@ func TestResponsesRequests(t *testing.T) {
 		resp.Body.Close()
 	}
 	body := []byte(`{"model":"dep","input":"hi"}`)
-	oai, _ := New(Options{BaseURL: srv.URL + "/v1", APIKey: "k", Outbound: loopback})
-	azure, _ := New(Options{BaseURL: srv.URL, APIKey: "ak", Azure: true, AzureAPIVersion: "2025-04-01-preview", Outbound: loopback})
-	v1, _ := New(Options{BaseURL: srv.URL + "/openai/v1", APIKey: "ak", Azure: true, Outbound: loopback})
+	oai, _ := New(Options{BaseURL: srv.URL + "/v1", APIKey: "k", Outbound: loopback, Media: MediaEndpoints("openai")})
+	azure, _ := New(Options{BaseURL: srv.URL, APIKey: "ak", Azure: true, AzureAPIVersion: "2025-04-01-preview", Outbound: loopback, Media: MediaEndpoints("azure")})
+	v1, _ := New(Options{BaseURL: srv.URL + "/openai/v1", APIKey: "ak", Azure: true, Outbound: loopback, Media: MediaEndpoints("azure")})
 	for _, tc := range []struct {
 		name         string
 		p            *Provider
@@ -147,8 +147,39 @@ func TestResponsesRequests(t *testing.T) {
 			t.Errorf("%s: Content-Type %q with body %q", tc.name, got.header.Get("Content-Type"), tc.body)
 		}
 	}
-	chatOnly, _ := New(Options{BaseURL: srv.URL + "/v1", ChatOnly: true, Outbound: loopback})
+	chatOnly, _ := New(Options{BaseURL: srv.URL + "/v1", Media: MediaEndpoints("deepseek"), Outbound: loopback})
 	if !providers.NativeResponses(oai) || !providers.NativeResponses(azure) || providers.NativeResponses(chatOnly) {
 		t.Error("openai and azure speak the Responses API, a chat-only upstream does not")
+	}
+}
+
+// Media endpoints: OpenAI serves the Responses API, images and moderations, Azure the Responses
+// API and images (at its deployment path), the chat presets none; an images request to Azure
+// takes the deployment URL.
+func TestMediaEndpoints(t *testing.T) {
+	for typ, want := range map[string][3]bool{"openai": {true, true, true}, "azure": {true, false, true}, "deepseek": {}, "vllm": {}} {
+		p, err := New(Options{BaseURL: "https://example.invalid/v1", Media: MediaEndpoints(typ)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := [3]bool{p.Serves(providers.ImageGenerations), p.Serves(providers.Moderations), p.Serves(providers.Responses)}
+		if got != want || !p.Serves(providers.ChatCompletions) || !p.Serves(providers.Embeddings) {
+			t.Errorf("%s: images/moderations/responses %v, want %v", typ, got, want)
+		}
+	}
+	srv, got := upstream(t)
+	azure, err := New(Options{BaseURL: srv.URL, APIKey: "azure-key", Azure: true, AzureAPIVersion: "2025-04-01-preview", Outbound: loopback,
+		Media: MediaEndpoints("azure")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"model":"img","prompt":"a cat"}`
+	resp, err := azure.Do(context.Background(), &providers.Request{Endpoint: providers.ImageGenerations, Model: "img", Body: []byte(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got.path != "/openai/deployments/img/images/generations" || got.query != "api-version=2025-04-01-preview" || got.body != body {
+		t.Errorf("azure images: %+v", got)
 	}
 }

@@ -1,5 +1,7 @@
 package openai
 
+import "github.com/llmgate/llmgate/providers"
+
 // Preset is an OpenAI-compatible provider type with its known base URL and quirks. The adapter
 // stays a byte passthrough; what differs between these upstreams in their answers (where stream
 // usage comes, cumulative usage, cache and reasoning field names) is read by the gateway's relay,
@@ -13,11 +15,23 @@ type Preset struct {
 	MaxTokensOnly bool
 	// Azure: see Options.
 	Azure bool
-	// Responses marks an upstream that serves OpenAI's Responses API (see Options.ChatOnly).
-	Responses bool
 	// PrivateNetwork lets the address policy allow loopback and private addresses by default
 	// (local servers live there); a provider's allow_private_network overrides it.
 	PrivateNetwork bool
+}
+
+// MediaEndpoints lists the endpoints beyond the text ones that a provider type's upstream serves:
+// OpenAI's Responses API, images and moderations; Azure OpenAI's Responses API and images (its
+// deployment paths know images/generations but no moderations). The other presets are chat-only
+// upstreams: DeepSeek, Qwen, vLLM… have no /responses.
+func MediaEndpoints(providerType string) []providers.Endpoint {
+	switch providerType {
+	case "openai":
+		return []providers.Endpoint{providers.Responses, providers.ImageGenerations, providers.Moderations}
+	case "azure":
+		return []providers.Endpoint{providers.Responses, providers.ImageGenerations}
+	}
+	return nil
 }
 
 // Presets are the provider types besides "openai" that this adapter serves (PROVIDERS.md §5–6).
@@ -39,5 +53,5 @@ var Presets = map[string]Preset{
 	"ollama": {BaseURL: "http://localhost:11434/v1", KeyOptional: true, PrivateNetwork: true},
 	// Azure OpenAI: base_url is the resource endpoint (https://{resource}.openai.azure.com), or
 	// its v1 API (…/openai/v1); the key goes in api-key.
-	"azure": {Azure: true, Responses: true},
+	"azure": {Azure: true},
 }

@@ -14,7 +14,8 @@ import (
 )
 
 const priceColumns = `model, input_per_million, output_per_million, cached_input_per_million,
-	reasoning_per_million, effective_from, version`
+	reasoning_per_million, effective_from, version, image_prices, audio_second,
+	characters_per_million, request_price`
 
 // PutPrice adds a price version. Versions are never replaced: a past record's cost must stay
 // explainable by the price it was costed with, so a second version at the same (model,
@@ -24,8 +25,9 @@ func (s *Store) PutPrice(ctx context.Context, p store.ModelPrice) error {
 		return fmt.Errorf("postgres: put price: %w", err)
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO model_pricing (`+priceColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		p.Model, p.InputPerM, p.OutputPerM, p.CachedInputPerM, p.ReasoningPerM, p.EffectiveFrom, p.Version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		p.Model, p.InputPerM, p.OutputPerM, p.CachedInputPerM, p.ReasoningPerM, p.EffectiveFrom, p.Version,
+		store.EncodeImagePrices(p.ImagePrices), p.AudioSecond, p.CharactersPerM, p.Request)
 	if err != nil {
 		return fmt.Errorf("postgres: put price: %w", mapErr(err))
 	}
@@ -62,9 +64,13 @@ func (s *Store) queryPrices(ctx context.Context, q string, args ...any) ([]store
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.ModelPrice, error) {
 		var p store.ModelPrice
+		var images *string
 		err := row.Scan(&p.Model, &p.InputPerM, &p.OutputPerM, &p.CachedInputPerM,
-			&p.ReasoningPerM, &p.EffectiveFrom, &p.Version)
+			&p.ReasoningPerM, &p.EffectiveFrom, &p.Version, &images, &p.AudioSecond, &p.CharactersPerM, &p.Request)
 		p.EffectiveFrom = p.EffectiveFrom.UTC()
+		if err == nil {
+			p.ImagePrices, err = store.DecodeImagePrices(images)
+		}
 		return p, err
 	})
 }

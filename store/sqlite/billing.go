@@ -12,7 +12,8 @@ import (
 )
 
 const priceColumns = `model, input_per_million, output_per_million, cached_input_per_million,
-	reasoning_per_million, effective_from, version`
+	reasoning_per_million, effective_from, version, image_prices, audio_second,
+	characters_per_million, request_price`
 
 // PutPrice adds a price version. Versions are never replaced: a past record's cost must stay
 // explainable by the price it was costed with, so a second version at the same (model,
@@ -22,8 +23,9 @@ func (s *Store) PutPrice(ctx context.Context, p store.ModelPrice) error {
 		return fmt.Errorf("sqlite: put price: %w", err)
 	}
 	_, err := s.w.ExecContext(ctx, `INSERT INTO model_pricing (`+priceColumns+`, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, p.Model, p.InputPerM, p.OutputPerM, p.CachedInputPerM,
-		p.ReasoningPerM, micros(p.EffectiveFrom), p.Version, micros(time.Now()))
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.Model, p.InputPerM, p.OutputPerM, p.CachedInputPerM,
+		p.ReasoningPerM, micros(p.EffectiveFrom), p.Version, store.EncodeImagePrices(p.ImagePrices), p.AudioSecond,
+		p.CharactersPerM, p.Request, micros(time.Now()))
 	if err != nil {
 		return fmt.Errorf("sqlite: put price: %w", mapErr(err))
 	}
@@ -63,8 +65,13 @@ func (s *Store) queryPrices(ctx context.Context, q string, args ...any) ([]store
 	for rows.Next() {
 		var p store.ModelPrice
 		var from int64
+		var images *string
 		if err := rows.Scan(&p.Model, &p.InputPerM, &p.OutputPerM, &p.CachedInputPerM,
-			&p.ReasoningPerM, &from, &p.Version); err != nil {
+			&p.ReasoningPerM, &from, &p.Version, &images, &p.AudioSecond, &p.CharactersPerM, &p.Request); err != nil {
+			return nil, err
+		}
+		var err error
+		if p.ImagePrices, err = store.DecodeImagePrices(images); err != nil {
 			return nil, err
 		}
 		p.EffectiveFrom = fromMicros(from)

@@ -304,8 +304,9 @@ func price(model string, from time.Time, in, out int64, version string) store.Mo
 func fmtPrices(ps []store.ModelPrice) string {
 	var b strings.Builder
 	for _, p := range ps {
-		fmt.Fprintf(&b, "\n  %s %s %d/%d/%d/%d from %s", p.Model, p.Version, p.InputPerM,
-			p.OutputPerM, p.CachedInputPerM, p.ReasoningPerM, p.EffectiveFrom.UTC().Format(time.RFC3339Nano))
+		fmt.Fprintf(&b, "\n  %s %s %d/%d/%d/%d images %v audio %d chars %d request %d from %s", p.Model, p.Version, p.InputPerM,
+			p.OutputPerM, p.CachedInputPerM, p.ReasoningPerM, p.ImagePrices, p.AudioSecond, p.CharactersPerM, p.Request,
+			p.EffectiveFrom.UTC().Format(time.RFC3339Nano))
 	}
 	return b.String()
 }
@@ -321,6 +322,11 @@ func testPrices(t *testing.T, s store.Store) {
 	gpt3 := price("gpt-4o", base.Add(60*day+time.Microsecond), 1, 2, "gpt-3")
 	claude := price("claude", base.Add(10*day), 3_000_000, 15_000_000, "claude-1")
 	gemini := price("gemini", base.Add(90*day), 0, 0, "gemini-free") // free is a price, not no price
+	// Unit prices round-trip beside the token prices (an image model priced per image and per
+	// request; audio and speech prices on another version).
+	gpt2.ImagePrices = map[string]int64{"1024x1024": 40_000, "hd/1024x1024": 80_000, "default": 1}
+	gpt2.Request = 7
+	gpt3.AudioSecond, gpt3.CharactersPerM = 100, 15_000_000
 	for _, p := range []store.ModelPrice{gpt3, gpt1, claude, gemini, gpt2} {
 		if err := s.PutPrice(c, p); err != nil {
 			t.Fatalf("PutPrice(%s): %v", p.Version, err)

@@ -1,0 +1,111 @@
+package gateway
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/providers"
+)
+
+// This file holds what the JSON media endpoints (images/generations, moderations) add to the
+// relay: their default models, the few fields they are checked and priced by, routing among the
+// deployments that serve them, and their units.
+
+// defaultModels are OpenAI's defaults for a body without "model" (an SDK's
+// client.moderations.create({input}) sends none): the gateway routes the public model of that
+// name, so an operator who configures it serves the SDK's default call. Chat, completions and
+// embeddings have no default: a body without a model is a 400 there.
+var defaultModels = map[providers.Endpoint]string{
+	providers.Moderations:      "omni-moderation-latest",
+	providers.ImageGenerations: "dall-e-2",
+}
+
+// maxImages is the most images one request may ask for (OpenAI's limit for n).
+const maxImages = 10
+
+// imageRequest is what an images/generations body says about the images it asks for.
+type imageRequest struct {
+	n             int64 // 1 when the body does not say
+	size, quality string
+}
+
+// parseImageRequest checks the fields an image request is routed, reserved and priced by: a
+// stream is refused (the gateway relays image answers whole), n is 1 to 10, size and quality are
+// strings.
+func parseImageRequest(body []byte) (imageRequest, error) {
+	f := gjson.GetManyBytes(body, "n", "size", "quality", "stream", "prompt")
+	if f[3].Type == gjson.True {
+		return imageRequest{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "unsupported_value", "stream",
+			"Streaming image generation (stream: true, partial images) is not supported by this gateway; send the request without stream to get the whole answer.")
+	}
+	if f[4].Type != gjson.String || f[4].Str == "" {
+		return imageRequest{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "missing_field", "prompt", "You must provide a prompt (a string).")
+	}
+	r := imageRequest{n: 1}
+	if n := f[0]; n.Exists() && n.Type != gjson.Null {
+		if n.Type != gjson.Number || n.Raw != strconv.FormatInt(n.Int(), 10) || n.Int() < 1 || n.Int() > maxImages {
+			return imageRequest{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "n",
+				"n must be an integer from 1 to "+strconv.Itoa(maxImages)+".")
+		}
+		r.n = n.Int()
+	}
+	for i, name := range []string{"size", "quality"} {
+		if v := f[1+i]; v.Exists() && v.Type != gjson.Null && v.Type != gjson.String {
+			return imageRequest{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_type", name, name+" must be a string.")
+		}
+	}
+	r.size, r.quality = f[1].Str, f[2].Str
+	return r, nil
+}
+
+// capable keeps the deployments whose provider serves ep, in order, or answers why none does:
+// a 400 before admission, so a request no deployment can serve costs nothing and reaches no
+// upstream.
+func capable(cands []*providers.Deployment, ep providers.Endpoint, model string) ([]*providers.Deployment, error) {
+	out := cands[:0:0]
+	for _, d := range cands {
+		if providers.Serves(d.Provider, ep) {
+			out = append(out, d)
+		}
+	}
+	if len(out) == 0 {
+		return nil, newError(http.StatusBadRequest, api.TypeInvalidRequest, "unsupported_endpoint", "model",
+			"The model `"+model+"` cannot serve /v1/"+string(ep)+": none of its deployments' providers offers that endpoint (only OpenAI, Azure OpenAI for images, and the mock do).")
+	}
+	return out, nil
+}
+
+// imageUnits counts the images of a whole image answer, with the size and quality that price
+// them: the answer's own (GPT image models say which they chose for "auto"), else the request's.
+func imageUnits(body []byte, req imageRequest) billing.Units {
+	f := gjson.GetManyBytes(body, "data.#", "size", "quality")
+	u := billing.Units{Images: f[0].Int(), ImageSize: req.size, ImageQuality: req.quality}
+	if f[1].Type == gjson.String && f[1].Str != "" {
+		u.ImageSize = f[1].Str
+	}
+	if f[2].Type == gjson.String && f[2].Str != "" {
+		u.ImageQuality = f[2].Str
+	}
+	return u
+}
+
+// mediaCost is the cost of a media record at price p, by the endpoint's rule (docs/metering.md):
+// images by reported tokens where the model has token prices, else per image; moderations by
+// whatever the model is priced (a request price, usually nothing).
+func (x *exchange) mediaCost(p billing.Price, out *outcome) (int64, error) {
+	u := billing.Usage{Prompt: x.rec.PromptTokens, Completion: x.rec.CompletionTokens,
+		Cached: x.rec.CachedTokens, Reasoning: x.rec.ReasoningTokens}
+	if x.ep == providers.ImageGenerations {
+		return billing.ImageCost(p, u, out.usage.found, out.units)
+	}
+	return billing.CostWithUnits(p, u, billing.Units{})
+}
+
+// isMedia reports whether ep is one of the media endpoints, priced by this file's rules.
+func isMedia(ep providers.Endpoint) bool {
+	return ep == providers.ImageGenerations || ep == providers.Moderations
+}
