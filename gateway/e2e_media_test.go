@@ -17,12 +17,13 @@ import (
 )
 
 // mediaEnv is an env with an OpenAI deployment that serves images and moderations (a mock
-// upstream of its own), beside the harness's chat-only "up" deployments:
+// upstream of its own), beside the harness's chat-only "chatup" provider:
 //
 //	image-model  → media/dall-e-3 (priced per image)
 //	token-image  → media/gpt-image-1 (priced by the tokens the answer reports)
 //	omni-moderation-latest → media/omni-moderation-latest (unpriced: free)
-//	mixed        → up/chat-model (chat-only, first by priority) and media/dall-e-3
+//	chat-only    → chatup/chat-model (a provider that serves chat alone)
+//	mixed        → chatup/chat-model (chat-only, first by priority) and media/dall-e-3
 //	image-failover → deadmedia/dall-e-3 (nothing listens), then media/dall-e-3
 func mediaEnv(t *testing.T, opts ...envOption) (*env, *mock.Handler) {
 	t.Helper()
@@ -42,8 +43,9 @@ func mediaEnv(t *testing.T, opts ...envOption) (*env, *mock.Handler) {
 		providers.ModelConfig{Name: "image-model", Deployments: dep("dall-e-3")},
 		providers.ModelConfig{Name: "token-image", Deployments: dep("gpt-image-1")},
 		providers.ModelConfig{Name: "omni-moderation-latest", Deployments: dep("omni-moderation-latest")},
+		providers.ModelConfig{Name: "chat-only", Deployments: []providers.DeploymentConfig{{Provider: "chatup", Model: "chat-model"}}},
 		providers.ModelConfig{Name: "mixed", Deployments: []providers.DeploymentConfig{
-			{Provider: "up", Model: "chat-model", Priority: 0}, {Provider: "media", Model: "dall-e-3", Priority: 1}}},
+			{Provider: "chatup", Model: "chat-model", Priority: 0}, {Provider: "media", Model: "dall-e-3", Priority: 1}}},
 	), withPrices(
 		billing.Price{Model: "dall-e-3", Images: map[string]int64{"1024x1024": 40_000, "hd/1024x1024": 80_000}},
 		billing.Price{Model: "gpt-image-1", InputPerM: 5_000_000, OutputPerM: 40_000_000, Images: map[string]int64{"default": 1}},
@@ -146,8 +148,8 @@ func TestMediaOnChatOnlyDeployment(t *testing.T) {
 	k := e.newKey(keySpec{Name: "tiny", UserID: "tiny-user", Tier: "tiny"}) // 2 requests a minute
 	before := e.up.Stats().Requests
 	for i, c := range []struct{ path, body, param string }{
-		{"/images/generations", `{"model":"gpt-test","prompt":"x"}`, "model"},
-		{"/moderations", `{"model":"gpt-test","input":"x"}`, "model"},
+		{"/images/generations", `{"model":"chat-only","prompt":"x"}`, "model"},
+		{"/moderations", `{"model":"chat-only","input":"x"}`, "model"},
 		{"/images/generations", `{"model":"image-model","prompt":"x","stream":true}`, "stream"},
 		{"/images/generations", `{"model":"image-model","prompt":"x","n":0}`, "n"},
 		{"/images/generations", `{"model":"image-model","prompt":"x","size":7}`, "size"},

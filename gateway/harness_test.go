@@ -104,7 +104,7 @@ func withRouting(provs []namedProvider, models ...providers.ModelConfig) envOpti
 // openaiProvider is an OpenAI-compatible provider without a key in front of url (an httptest
 // server's, without /v1).
 func openaiProvider(name, url string) namedProvider {
-	p, err := openaiprov.New(openaiprov.Options{BaseURL: url + "/v1", Outbound: loopback})
+	p, err := openaiprov.New(openaiprov.Options{BaseURL: url + "/v1", Outbound: loopback, Media: openaiprov.MediaEndpoints("openai")})
 	return namedProvider{name, p, err}
 }
 
@@ -165,15 +165,20 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		}
 	})
 
-	provider := func(base string) providers.Provider {
-		p, err := openaiprov.New(openaiprov.Options{BaseURL: base + "/v1", APIKey: upstreamKey, Outbound: loopback})
+	// The harness's upstreams are openai-type providers (chat, the Responses API, images and
+	// moderations), but "chatup": the same upstream as "up" behind a chat-only provider, as the
+	// compatible presets (DeepSeek, vLLM…) are.
+	providerOf := func(base, typ string) providers.Provider {
+		p, err := openaiprov.New(openaiprov.Options{BaseURL: base + "/v1", APIKey: upstreamKey, Outbound: loopback,
+			Media: openaiprov.MediaEndpoints(typ)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return p
 	}
+	provider := func(base string) providers.Provider { return providerOf(base, "openai") }
 	provs := map[string]providers.Provider{
-		"up": provider(upSrv.URL), "slowup": provider(slowSrv.URL), "dead": provider("http://127.0.0.1:1"),
+		"up": provider(upSrv.URL), "chatup": providerOf(upSrv.URL, "deepseek"), "slowup": provider(slowSrv.URL), "dead": provider("http://127.0.0.1:1"),
 	}
 	models := []providers.ModelConfig{
 		{Name: "gpt-test", Deployments: []providers.DeploymentConfig{{Provider: "up", Model: "up-model"}}},

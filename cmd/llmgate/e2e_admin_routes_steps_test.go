@@ -471,3 +471,44 @@ func idsAt(r admintest.Resp, path string) []string {
 	}
 	return out
 }
+
+func (s *routeRun) createResponse(t *testing.T) {
+	r := s.public(t, s.key).Must(200, "POST", "/v1/responses", `{"model":"gpt-test","input":"route check"}`)
+	s.responseID = r.JSON("id").String()
+	if !strings.HasPrefix(s.responseID, "resp_") || r.JSON("status").String() != "completed" || r.JSON("usage.output_tokens").Int() == 0 {
+		t.Errorf("response: %.500s", r.Body)
+	}
+}
+
+func (s *routeRun) getResponse(t *testing.T) {
+	if r := s.public(t, s.key).Must(200, "GET", "/v1/responses/"+s.responseID, nil); r.JSON("id").String() != s.responseID {
+		t.Errorf("GET response: %.500s", r.Body)
+	}
+}
+
+// cancelResponse: the call reaches the deployment that holds the response, which refuses to
+// cancel one that was not made in the background.
+func (s *routeRun) cancelResponse(t *testing.T) {
+	if r := s.public(t, s.key).Must(400, "POST", "/v1/responses/"+s.responseID+"/cancel", nil); !strings.Contains(r.Body, "background") {
+		t.Errorf("cancel: %s", r.Body)
+	}
+}
+
+func (s *routeRun) deleteResponse(t *testing.T) {
+	if r := s.public(t, s.key).Must(200, "DELETE", "/v1/responses/"+s.responseID, nil); !r.JSON("deleted").Bool() {
+		t.Errorf("DELETE response: %s", r.Body)
+	}
+	s.public(t, s.key).Must(404, "GET", "/v1/responses/"+s.responseID, nil)
+}
+
+func (s *routeRun) images(t *testing.T) {
+	if r := s.public(t, s.key).Must(200, "POST", "/v1/images/generations", `{"model":"gpt-test","prompt":"a cat","n":2}`); len(r.JSON("data").Array()) != 2 {
+		t.Errorf("images: %.500s", r.Body)
+	}
+}
+
+func (s *routeRun) moderations(t *testing.T) {
+	if r := s.public(t, s.key).Must(200, "POST", "/v1/moderations", `{"model":"gpt-test","input":"hello"}`); len(r.JSON("results").Array()) != 1 {
+		t.Errorf("moderations: %.500s", r.Body)
+	}
+}

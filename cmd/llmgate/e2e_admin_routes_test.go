@@ -100,6 +100,14 @@ func everyRouteSteps() []routeStep {
 		{adminRoute("GET /admin/quota/usage/:userId"), (*routeRun).quotaUsage},
 		{adminRoute("DELETE /admin/quota/session/:sessionId"), (*routeRun).clearSession},
 		{adminRoute("GET /metrics"), (*routeRun).metrics},
+		// The Responses API and the media endpoints come after the ledger's checks, which count
+		// the run's chat, completion and embeddings requests exactly.
+		{publicRoute("POST /v1/responses"), (*routeRun).createResponse},
+		{publicRoute("GET /v1/responses/:id"), (*routeRun).getResponse},
+		{publicRoute("POST /v1/responses/:id/cancel"), (*routeRun).cancelResponse},
+		{publicRoute("DELETE /v1/responses/:id"), (*routeRun).deleteResponse},
+		{publicRoute("POST /v1/images/generations"), (*routeRun).images},
+		{publicRoute("POST /v1/moderations"), (*routeRun).moderations},
 		{adminRoute("DELETE /admin/quota/policy/:userId"), (*routeRun).deleteUserPolicy},
 		{adminRoute("DELETE /admin/users/:id"), (*routeRun).deleteUser},
 		{adminRoute("DELETE /admin/tenants/:id"), (*routeRun).deleteTenant},
@@ -189,6 +197,7 @@ type routeRun struct {
 	// the ledger must show.
 	relays          []string
 	chatID, traceID string // the chat request followed into the ledger
+	responseID      string // the response made through POST /v1/responses
 }
 
 // The gpt-test requests of the run and what the mock upstream counts for them: a chat prompt is
