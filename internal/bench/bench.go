@@ -1,7 +1,8 @@
 // Package bench is the benchmark behind `llmgate bench`: it starts mockllm, a minimal net/http
 // pass-through (`llmgate bench-proxy`, ServeProxy) and `llmgate serve` (without and with the
 // limiter in a redis-server of its own) as child processes, drives the same chat completions
-// through each path round after round, checks every answer, and reports RPS, latencies, time to
+// through each path round after round (and Responses API streams through direct and the gateway,
+// whose ratio is set against the chat streams'), checks every answer, and reports RPS, latencies, time to
 // the first content event, the proxies' CPU time and the Redis round trips per request beside the
 // floors DESIGN.md sets. BENCHMARKS.md describes the method and the numbers.
 package bench
