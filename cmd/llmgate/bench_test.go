@@ -1,8 +1,10 @@
 package main
 
 import (
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/llmgate/llmgate/internal/bench"
 )
@@ -31,5 +33,20 @@ func TestBenchGatewayConfigLoads(t *testing.T) {
 		if l := q.TierLimits(""); l != bench.TierLimits {
 			t.Errorf("default tier limits %+v, want the bench tier's %+v", l, bench.TierLimits)
 		}
+	}
+}
+
+// TestBenchResponsesDurationFlag checks the Responses path's flag: on by default for a short run
+// of its own, off with 0, and a negative length refused.
+func TestBenchResponsesDurationFlag(t *testing.T) {
+	o, err := parseBenchFlags(nil, io.Discard)
+	if err != nil || o.ResponsesDuration != 5*time.Second || !o.StreamRPS {
+		t.Errorf("defaults: Responses %v, stream RPS %v, err %v; want 5s, true, nil", o.ResponsesDuration, o.StreamRPS, err)
+	}
+	if o, err := parseBenchFlags([]string{"--responses-duration", "0"}, io.Discard); err != nil || o.ResponsesDuration != 0 {
+		t.Errorf("--responses-duration 0: %v, %v; want it skipped", o.ResponsesDuration, err)
+	}
+	if _, err := parseBenchFlags([]string{"--responses-duration", "-1s"}, io.Discard); err == nil || !strings.Contains(err.Error(), "--responses-duration") {
+		t.Errorf("--responses-duration -1s: err %v, want one naming the flag", err)
 	}
 }

@@ -1,7 +1,8 @@
 // Package bench is the benchmark behind `llmgate bench`: it starts mockllm, a minimal net/http
 // pass-through (`llmgate bench-proxy`, ServeProxy) and `llmgate serve` (without and with the
 // limiter in a redis-server of its own) as child processes, drives the same chat completions
-// through each path round after round, checks every answer, and reports RPS, latencies, time to
+// through each path round after round (and Responses API streams through direct and the gateway,
+// whose ratio is set against the chat streams'), checks every answer, and reports RPS, latencies, time to
 // the first content event, the proxies' CPU time and the Redis round trips per request beside the
 // floors DESIGN.md sets. BENCHMARKS.md describes the method and the numbers.
 package bench
@@ -30,9 +31,12 @@ type Options struct {
 	Chunks          int           // content chunks per streamed answer
 	Rounds          int           // rounds; each measures every path, and the median is reported
 	StreamRPS       bool          // also measure streaming RPS at Concurrency
-	JSON            bool          // print the report as JSON instead of text
-	RedisServer     string        // redis-server binary ("": in PATH)
-	RequireRedis    bool          // fail instead of skipping gateway+redis when redis-server is missing
+	// ResponsesDuration is the length of each Responses API stream RPS run, on direct and gateway
+	// only (0: not measured). It needs StreamRPS: its floor is relative to the chat stream ratio.
+	ResponsesDuration time.Duration
+	JSON              bool   // print the report as JSON instead of text
+	RedisServer       string // redis-server binary ("": in PATH)
+	RequireRedis      bool   // fail instead of skipping gateway+redis when redis-server is missing
 }
 
 // warmupRequests are sent before every measurement, in its shape, so that connection pools,
@@ -43,6 +47,9 @@ const warmupRequests = 300
 const (
 	floorRPSRatio        = 0.30
 	floorAddedVsBaseline = 60 * time.Microsecond
+	// floorResponsesBelowChat is how far the gateway/direct stream RPS ratio of Responses API
+	// passthrough may fall below the chat stream ratio of the same run.
+	floorResponsesBelowChat = 0.05
 )
 
 // Run starts mockllm, the pass-through and the gateways as child processes (self is the llmgate
@@ -116,9 +123,10 @@ type benchEnv struct {
 
 // benchGateway is one `llmgate serve` under test.
 type benchGateway struct {
-	child    *benchChild
-	adminURL string
-	target   *benchTarget
+	child     *benchChild
+	adminURL  string
+	publicURL string
+	target    *benchTarget
 }
 
 // startBenchEnv starts the processes; redisPath is empty when the gateway+redis path is skipped.
@@ -154,9 +162,19 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 		if err != nil {
 			return e, err
 		}
+		if p.name == "direct" {
+			if err := t.enableResponses(mockURL); err != nil {
+				return e, err
+			}
+		}
 		e.targets = append(e.targets, t)
 	}
-	if _, err := e.startGateway(ctx, self, env, "gateway", mockURL, "", o); err != nil {
+	gw, err := e.startGateway(ctx, self, env, "gateway", mockURL, "", o)
+	if err != nil {
+		return e, err
+	}
+	// The gateway relays the Responses API to its openai-type deployment as it comes (passthrough).
+	if err := gw.target.enableResponses(gw.publicURL); err != nil {
 		return e, err
 	}
 	if redisPath == "" {
@@ -197,20 +215,19 @@ func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, 
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	g := &benchGateway{adminURL: "http://" + adminListen}
+	g := &benchGateway{adminURL: "http://" + adminListen, publicURL: "http://" + listen}
 	if g.child, _, err = startBenchChild(ctx, name, self, []string{"serve", "--config", cfgPath}, env, ""); err != nil {
 		return nil, err
 	}
 	e.children = append(e.children, g.child)
-	publicURL := "http://" + listen
-	if err := waitGatewayReady(ctx, g.child, publicURL); err != nil {
+	if err := waitGatewayReady(ctx, g.child, g.publicURL); err != nil {
 		return nil, err
 	}
 	key, err := adminclient.New(g.adminURL, token).CreateKey(ctx, adminclient.CreateKeyBody{Name: "bench"})
 	if err != nil {
 		return nil, fmt.Errorf("%s: create a key: %w", name, err)
 	}
-	if g.target, err = newBenchTarget(name, publicURL, key.Key, g.child, o.Concurrency); err != nil {
+	if g.target, err = newBenchTarget(name, g.publicURL, key.Key, g.child, o.Concurrency); err != nil {
 		return nil, err
 	}
 	e.gateways = append(e.gateways, g)
@@ -268,7 +285,7 @@ func (e *benchEnv) usage(ctx context.Context, timeout time.Duration) []usageRepo
 
 func (g *benchGateway) waitUsage(ctx context.Context, deadline time.Time) usageReport {
 	sent := g.target.sent.Load()
-	u := usageReport{Sent: sent}
+	u := usageReport{Sent: sent, Responses: g.target.sentResponses.Load()}
 	for {
 		m, err := gatewayMetrics(ctx, g.adminURL, metricUsageWritten, metricUsageDropped)
 		if err == nil && len(m) != 2 {
@@ -291,6 +308,33 @@ type benchPhase struct {
 	label  string
 	stream bool
 	rate   bool // closed loop at --concurrency for --duration; otherwise --latency-requests at c=1
+	// responses makes it the Responses API stream phase: a closed loop for --responses-duration,
+	// on the paths that take part in it only.
+	responses bool
+}
+
+// shape is the kind of request the phase sends.
+func (ph benchPhase) shape() benchShape {
+	if ph.responses {
+		return shapeResponsesStream
+	}
+	return streamShape(ph.stream)
+}
+
+// paths returns the indexes of the targets the phase runs on, in round r's order: the order
+// rotates each round.
+func (ph benchPhase) paths(targets []*benchTarget, r int) []int {
+	var in []int
+	for i, t := range targets {
+		if !ph.responses || t.responses != nil {
+			in = append(in, i)
+		}
+	}
+	out := make([]int, len(in))
+	for i := range in {
+		out[i] = in[(i+r)%len(in)]
+	}
+	return out
 }
 
 // runRounds measures every phase on every path, round after round. Within a phase the paths run
@@ -305,6 +349,10 @@ func runRounds(ctx context.Context, e *benchEnv, o Options, progress io.Writer) 
 	}
 	if o.StreamRPS {
 		phases = append(phases, benchPhase{label: "stream c=" + c, stream: true, rate: true})
+		if o.ResponsesDuration > 0 {
+			// Right after the chat streams, so that the two ratios see the same machine state.
+			phases = append(phases, benchPhase{label: "responses c=" + c, stream: true, rate: true, responses: true})
+		}
 	}
 	rep := newBenchReport(o, e.targets)
 	var redisSeen *redisTally
@@ -314,8 +362,7 @@ func runRounds(ctx context.Context, e *benchEnv, o Options, progress io.Writer) 
 	for r := range o.Rounds {
 		rounds := make([]pathRound, len(e.targets))
 		for _, ph := range phases {
-			for i := range e.targets {
-				p := (i + r) % len(e.targets)
+			for _, p := range ph.paths(e.targets, r) {
 				errs, note, err := e.measure(ctx, e.targets[p], ph, o, &rounds[p], redisSeen)
 				if err != nil {
 					return nil, err
@@ -348,7 +395,7 @@ func (e *benchEnv) measure(ctx context.Context, t *benchTarget, ph benchPhase, o
 	if ph.rate {
 		conc = o.Concurrency
 	}
-	errs, err := loadCount(ctx, t, conc, warmupRequests, o.Chunks, ph.stream)
+	errs, err := loadCount(ctx, t, conc, warmupRequests, o.Chunks, ph.shape())
 	if err != nil {
 		return errs, "", err
 	}
@@ -389,7 +436,11 @@ func (e *benchEnv) take(ctx context.Context, t *benchTarget, ph benchPhase, o Op
 	}
 	cpu0, cpuOK := t.proc.cpuTime()
 	sent0 := t.sent.Load()
-	res, err := loadRate(ctx, t, o.Concurrency, o.Chunks, o.Duration, ph.stream)
+	d := o.Duration
+	if ph.responses {
+		d = o.ResponsesDuration
+	}
+	res, err := loadRate(ctx, t, o.Concurrency, o.Chunks, d, ph.shape())
 	errs.merge(res.errs)
 	if err != nil {
 		return err
@@ -401,9 +452,12 @@ func (e *benchEnv) take(ctx context.Context, t *benchTarget, ph benchPhase, o Op
 	if n := t.sent.Load() - sent0; cpuOK && cpuOK1 && n > 0 {
 		perRequest = benchDuration((cpu1 - cpu0) / time.Duration(n))
 	}
-	if ph.stream {
+	switch {
+	case ph.responses:
+		pr.ResponsesRPS, pr.CPUPerResponses = res.rps, perRequest
+	case ph.stream:
 		pr.StreamRPS, pr.CPUPerStream = res.rps, perRequest
-	} else {
+	default:
 		pr.RPS, pr.CPUPerRequest = res.rps, perRequest
 	}
 	return nil

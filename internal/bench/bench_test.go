@@ -39,10 +39,10 @@ func TestPassThroughRelaysAnswersAndStreamsEvents(t *testing.T) {
 	for _, tc := range []struct{ name, url string }{{"direct", up.URL}, {"baseline", proxy.URL}} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newBenchWorker(newTestTarget(t, tc.url), 3)
-			if _, err := w.do(ctx, false); err != nil {
+			if _, err := w.do(ctx, shapePlain); err != nil {
 				t.Fatalf("non-stream: %v", err)
 			}
-			s, err := w.do(ctx, true)
+			s, err := w.do(ctx, shapeStream)
 			if err != nil {
 				t.Fatalf("stream: %v", err)
 			}
@@ -86,7 +86,7 @@ func TestBenchWorkerRejectsIncompleteAnswers(t *testing.T) {
 				_, _ = io.WriteString(w, tc.body)
 			}))
 			t.Cleanup(srv.Close)
-			_, err := newBenchWorker(newTestTarget(t, srv.URL), 2).do(context.Background(), tc.stream)
+			_, err := newBenchWorker(newTestTarget(t, srv.URL), 2).do(context.Background(), streamShape(tc.stream))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v; want one mentioning %q", err, tc.want)
 			}
@@ -139,7 +139,7 @@ func TestBenchWorkerRequiresHeader(t *testing.T) {
 		t.Cleanup(srv.Close)
 		tg := newTestTarget(t, srv.URL)
 		tg.requireHeader = "X-Ratelimit-Limit-Requests"
-		_, err := newBenchWorker(tg, 1).do(context.Background(), false)
+		_, err := newBenchWorker(tg, 1).do(context.Background(), shapePlain)
 		if limited && err != nil {
 			t.Errorf("answer with the header: %v", err)
 		}

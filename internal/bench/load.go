@@ -23,8 +23,12 @@ type benchTarget struct {
 	client    *http.Client
 	plain     *http.Request // template of the non-stream request
 	streaming *http.Request // template of the streaming request
-	sent      atomic.Int64  // requests sent: for the gateway's usage records and CPU per request
-	proc      *benchChild   // the proxy process whose CPU time the requests cost; nil for direct
+	// responses is the template of the streamed Responses API request; nil where that path is
+	// not measured (only direct and gateway take part, to keep the run short).
+	responses     *http.Request
+	sent          atomic.Int64 // requests sent: for the gateway's usage records and CPU per request
+	sentResponses atomic.Int64 // of them, Responses API streams
+	proc          *benchChild  // the proxy process whose CPU time the requests cost; nil for direct
 	// requireHeader, when set, must be on every answer (gateway+redis: proof the limiter ran).
 	requireHeader string
 }
@@ -34,7 +38,28 @@ type benchTarget struct {
 var (
 	benchPlainBody  = []byte(`{"model":"` + benchModel + `","messages":[{"role":"user","content":"Say hello to the benchmark."}]}`)
 	benchStreamBody = []byte(`{"model":"` + benchModel + `","stream":true,"messages":[{"role":"user","content":"Say hello to the benchmark."}]}`)
+	// benchResponsesBody is what an OpenAI SDK's responses.stream sends for the same prompt: store
+	// is left to its default (true), so the gateway remembers where each response lives, as it
+	// does for SDK callers.
+	benchResponsesBody = []byte(`{"model":"` + benchModel + `","stream":true,"input":"Say hello to the benchmark."}`)
 )
+
+// benchShape is the kind of request a measurement sends.
+type benchShape int
+
+const (
+	shapePlain           benchShape = iota // a chat completion
+	shapeStream                            // a streamed chat completion
+	shapeResponsesStream                   // a streamed Responses API call (POST /v1/responses)
+)
+
+// streamShape is the chat shape of a phase: streamed or not.
+func streamShape(stream bool) benchShape {
+	if stream {
+		return shapeStream
+	}
+	return shapePlain
+}
 
 func newBenchTarget(name, baseURL, key string, proc *benchChild, concurrency int) (*benchTarget, error) {
 	tr := &http.Transport{
@@ -55,6 +80,14 @@ func newBenchTarget(name, baseURL, key string, proc *benchChild, concurrency int
 	}
 	t.streaming, err = benchRequestTemplate(baseURL+"/v1/chat/completions", hdr, benchStreamBody)
 	return t, err
+}
+
+// enableResponses makes t a path of the Responses stream measurement, at baseURL/v1/responses
+// with t's headers.
+func (t *benchTarget) enableResponses(baseURL string) error {
+	r, err := benchRequestTemplate(baseURL+"/v1/responses", t.streaming.Header, benchResponsesBody)
+	t.responses = r
+	return err
 }
 
 // benchRequestTemplate parses the URL once; each request is a shallow copy with a fresh body
@@ -110,11 +143,16 @@ var (
 )
 
 // do sends one request and checks its answer: status 200, and a complete body (a JSON completion,
-// or an event stream with the expected number of content events ending in `data: [DONE]`).
-func (w *benchWorker) do(ctx context.Context, stream bool) (benchSample, error) {
+// an event stream with the expected number of content events ending in `data: [DONE]`, or a
+// Responses stream with as many text deltas ending in response.completed).
+func (w *benchWorker) do(ctx context.Context, shape benchShape) (benchSample, error) {
 	tmpl, body := w.t.plain, benchPlainBody
-	if stream {
+	switch shape {
+	case shapeStream:
 		tmpl, body = w.t.streaming, benchStreamBody
+	case shapeResponsesStream:
+		tmpl, body = w.t.responses, benchResponsesBody
+		w.t.sentResponses.Add(1)
 	}
 	req := tmpl.WithContext(ctx)
 	req.Body = newBenchBody(body)
@@ -132,7 +170,7 @@ func (w *benchWorker) do(ctx context.Context, stream bool) (benchSample, error) 
 	if h := w.t.requireHeader; h != "" && resp.Header.Get(h) == "" {
 		return benchSample{}, fmt.Errorf("answer without %s", h)
 	}
-	if !stream {
+	if shape == shapePlain {
 		w.body.Reset()
 		if _, err := w.body.ReadFrom(resp.Body); err != nil {
 			return benchSample{}, fmt.Errorf("reading the answer: %w", err)
@@ -143,13 +181,17 @@ func (w *benchWorker) do(ctx context.Context, stream bool) (benchSample, error) 
 		return benchSample{total: time.Since(start)}, nil
 	}
 	w.br.Reset(resp.Body)
-	s, err := w.readStream(start)
+	read, end := w.readStream, "[DONE]"
+	if shape == shapeResponsesStream {
+		read, end = w.readResponsesStream, evResponseCompleted
+	}
+	s, err := read(start)
 	if err != nil {
 		return s, err
 	}
 	// Read to the end of the body, so the connection goes back to the pool.
 	if _, err := io.Copy(io.Discard, w.br); err != nil {
-		return s, fmt.Errorf("after [DONE]: %w", err)
+		return s, fmt.Errorf("after %s: %w", end, err)
 	}
 	return s, nil
 }
@@ -183,6 +225,57 @@ func (w *benchWorker) readStream(start time.Time) (benchSample, error) {
 			atLineStart = false // a longer line goes on in the next slice
 		case err != nil:
 			return s, fmt.Errorf("stream ended without data: [DONE] after %d content events: %w", contents, err)
+		default:
+			atLineStart = true
+		}
+	}
+}
+
+// Events of a Responses stream the bench tells apart, by their event lines (which a passthrough
+// relay keeps): the text deltas it counts, the terminal event of a complete answer, and the
+// others that end a stream.
+const (
+	evResponseCompleted  = "response.completed"
+	evResponseTextDelta  = "response.output_text.delta"
+	evResponseIncomplete = "response.incomplete"
+	evResponseFailed     = "response.failed"
+	evResponseError      = "error"
+)
+
+var benchEventPrefix = []byte("event: ")
+
+// readResponsesStream reads a Responses API event stream until its terminal event, timing the
+// first text delta. Only response.completed after the expected number of deltas is a success.
+func (w *benchWorker) readResponsesStream(start time.Time) (benchSample, error) {
+	var s benchSample
+	deltas := 0
+	atLineStart := true
+	for {
+		line, err := w.br.ReadSlice('\n')
+		if atLineStart {
+			if name, ok := bytes.CutPrefix(line, benchEventPrefix); ok {
+				switch string(bytes.TrimRight(name, "\r\n")) {
+				case evResponseTextDelta:
+					if deltas == 0 {
+						s.ttft = time.Since(start)
+					}
+					deltas++
+				case evResponseCompleted:
+					s.total = time.Since(start)
+					if deltas != w.chunks {
+						return s, fmt.Errorf("stream carried %d text deltas, want %d", deltas, w.chunks)
+					}
+					return s, nil
+				case evResponseIncomplete, evResponseFailed, evResponseError:
+					return s, fmt.Errorf("stream ended with %s after %d text deltas", bytes.TrimSpace(name), deltas)
+				}
+			}
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			atLineStart = false // a longer line goes on in the next slice
+		case err != nil:
+			return s, fmt.Errorf("stream ended without response.completed after %d text deltas: %w", deltas, err)
 		default:
 			atLineStart = true
 		}
@@ -225,7 +318,7 @@ type loadRateResult struct {
 // loadRate keeps concurrency requests in flight for d and reports completed requests per second.
 // A request that starts before the end runs to completion, and the rate divides by the time the
 // last one took to finish, so the tail is counted in full.
-func loadRate(ctx context.Context, t *benchTarget, concurrency, chunks int, d time.Duration, stream bool) (loadRateResult, error) {
+func loadRate(ctx context.Context, t *benchTarget, concurrency, chunks int, d time.Duration, shape benchShape) (loadRateResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, d+time.Minute) // a hung request fails the run, not the bench
 	defer cancel()
 	var (
@@ -243,7 +336,7 @@ func loadRate(ctx context.Context, t *benchTarget, concurrency, chunks int, d ti
 			w := newBenchWorker(t, chunks)
 			n, local := 0, errorTally{}
 			for time.Now().Before(end) && ctx.Err() == nil {
-				if _, err := w.do(ctx, stream); err != nil {
+				if _, err := w.do(ctx, shape); err != nil {
 					local.add(err)
 				} else {
 					n++
@@ -265,7 +358,7 @@ func loadRate(ctx context.Context, t *benchTarget, concurrency, chunks int, d ti
 
 // loadCount sends n requests with up to concurrency of them in flight: the warm-up before a
 // measurement, in the measurement's shape.
-func loadCount(ctx context.Context, t *benchTarget, concurrency, n, chunks int, stream bool) (errorTally, error) {
+func loadCount(ctx context.Context, t *benchTarget, concurrency, n, chunks int, shape benchShape) (errorTally, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var (
@@ -282,7 +375,7 @@ func loadCount(ctx context.Context, t *benchTarget, concurrency, n, chunks int, 
 			w := newBenchWorker(t, chunks)
 			var local errorTally
 			for left.Add(-1) >= 0 && ctx.Err() == nil {
-				if _, err := w.do(ctx, stream); err != nil {
+				if _, err := w.do(ctx, shape); err != nil {
 					local.add(err)
 				}
 			}
@@ -315,7 +408,7 @@ func loadLatency(ctx context.Context, t *benchTarget, n, chunks int, stream bool
 		res.ttft = make([]time.Duration, 0, n)
 	}
 	for range n {
-		s, err := w.do(ctx, stream)
+		s, err := w.do(ctx, streamShape(stream))
 		if err != nil && ctx.Err() != nil {
 			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return res, context.Cause(ctx) // interrupted

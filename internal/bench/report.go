@@ -70,11 +70,17 @@ type pathRound struct {
 	// what else runs on the machine. Zero for direct, which has no proxy.
 	CPUPerRequest benchDuration `json:"proxy_cpu_per_request_us,omitempty"`
 	CPUPerStream  benchDuration `json:"proxy_cpu_per_stream_us,omitempty"`
+	// ResponsesRPS and CPUPerResponses are the same for Responses API streams (POST /v1/responses
+	// with "stream": true), on the paths that take part (direct and gateway).
+	ResponsesRPS    float64       `json:"responses_stream_rps,omitempty"`
+	CPUPerResponses benchDuration `json:"proxy_cpu_per_responses_stream_us,omitempty"`
 }
 
 // describe is the progress line of one phase.
 func (p *pathRound) describe(ph benchPhase) string {
 	switch {
+	case ph.responses:
+		return fmt.Sprintf("%.0f Responses streams/s%s", p.ResponsesRPS, p.CPUPerResponses.perRequest())
 	case ph.rate && ph.stream:
 		return fmt.Sprintf("%.0f streams/s%s", p.StreamRPS, p.CPUPerStream.perRequest())
 	case ph.rate:
@@ -117,6 +123,19 @@ type benchRatios struct {
 	GatewayCPUOverBase  benchDuration `json:"gateway_cpu_per_request_vs_baseline_us"`
 	GatewayCPURatio     float64       `json:"gateway_baseline_cpu_per_request"`
 	Redis               *redisRatios  `json:"gateway_redis,omitempty"`
+	// Responses compares the gateway's Responses API streams with direct ones; nil when they
+	// were not measured.
+	Responses *responsesRatios `json:"gateway_responses,omitempty"`
+}
+
+// responsesRatios compare Responses API passthrough streams through the gateway with the same
+// streams straight from the upstream, and with the chat streams of the same rounds.
+type responsesRatios struct {
+	RPS float64 `json:"gateway_direct_responses_stream_rps"`
+	// VsChat is the median over the rounds of the Responses ratio less the chat stream ratio of
+	// the same round: negative when Responses passthrough costs the gateway more than chat.
+	VsChat       float64       `json:"minus_gateway_direct_stream_rps"`
+	CPUPerStream benchDuration `json:"gateway_cpu_per_responses_stream_us,omitempty"`
 }
 
 // redisRatios compare the gateway+redis path with direct and with the gateway without quotas,
@@ -140,6 +159,15 @@ type benchFloors struct {
 	RPSRatioMet          bool          `json:"gateway_direct_rps_met"`
 	AddedOverBaselineMax benchDuration `json:"gateway_added_p50_vs_baseline_max_us"`
 	AddedOverBaselineMet bool          `json:"gateway_added_p50_vs_baseline_met"`
+	// Responses is the floor of the Responses stream ratio, when it was measured.
+	Responses *responsesFloor `json:"gateway_responses,omitempty"`
+}
+
+// responsesFloor: the Responses stream ratio may be at most MaxBelowChat under the chat stream
+// ratio of the same run (above it is no failure).
+type responsesFloor struct {
+	MaxBelowChat float64 `json:"max_below_gateway_direct_stream_rps"`
+	Met          bool    `json:"met"`
 }
 
 // usageReport is the gateway's usage pipeline after the run: every request sent to it should have
@@ -149,6 +177,9 @@ type usageReport struct {
 	Written int64  `json:"written"`
 	Dropped int64  `json:"dropped"`
 	Error   string `json:"error,omitempty"`
+	// Responses counts the Responses API streams among the requests sent (they are metered as
+	// every request is, so they are in Written too).
+	Responses int64 `json:"responses_requests_sent,omitempty"`
 }
 
 // benchSettings echo the flags in the JSON output.
@@ -159,8 +190,10 @@ type benchSettings struct {
 	Chunks          int    `json:"chunks"`
 	Rounds          int    `json:"rounds"`
 	StreamRPS       bool   `json:"stream_rps"`
-	Quota           string `json:"gateway_quota"`
-	RedisQuota      string `json:"gateway_redis_quota"`
+	// ResponsesDuration is the length of each Responses stream RPS run ("": not measured).
+	ResponsesDuration string `json:"responses_duration,omitempty"`
+	Quota             string `json:"gateway_quota"`
+	RedisQuota        string `json:"gateway_redis_quota"`
 }
 
 // benchReport is everything `llmgate bench` prints.
@@ -197,6 +230,9 @@ func newBenchReport(o Options, targets []*benchTarget) *benchReport {
 			LatencyRequests: o.LatencyRequests, Chunks: o.Chunks, Rounds: o.Rounds, StreamRPS: o.StreamRPS,
 			Quota: "disabled"},
 	}
+	if o.StreamRPS && o.ResponsesDuration > 0 {
+		r.Settings.ResponsesDuration = o.ResponsesDuration.String()
+	}
 	for _, t := range targets {
 		r.Paths = append(r.Paths, &pathResult{Name: t.name})
 	}
@@ -218,6 +254,9 @@ func (r *benchReport) summarize() {
 
 			CPUPerRequest: medianOf(roundValues(p.Rounds, func(x pathRound) benchDuration { return x.CPUPerRequest })),
 			CPUPerStream:  medianOf(roundValues(p.Rounds, func(x pathRound) benchDuration { return x.CPUPerStream })),
+
+			ResponsesRPS:    medianOf(roundValues(p.Rounds, func(x pathRound) float64 { return x.ResponsesRPS })),
+			CPUPerResponses: medianOf(roundValues(p.Rounds, func(x pathRound) benchDuration { return x.CPUPerResponses })),
 		}
 	}
 	// ratio and added are the medians over the rounds of path a's value against path b's.
@@ -237,6 +276,7 @@ func (r *benchReport) summarize() {
 	}
 	rps := func(x pathRound) float64 { return x.RPS }
 	streamRPS := func(x pathRound) float64 { return x.StreamRPS }
+	responsesRPS := func(x pathRound) float64 { return x.ResponsesRPS }
 	cpu := func(x pathRound) float64 { return float64(x.CPUPerRequest) }
 	p50 := func(x pathRound) benchDuration { return x.P50 }
 	p99 := func(x pathRound) benchDuration { return x.P99 }
@@ -274,6 +314,18 @@ func (r *benchReport) summarize() {
 		RPSRatioMet:          r.Ratios.GatewayRPS >= floorRPSRatio,
 		AddedOverBaselineMax: benchDuration(floorAddedVsBaseline),
 		AddedOverBaselineMet: r.Ratios.GatewayOverBaseline <= benchDuration(floorAddedVsBaseline),
+	}
+	if r.Settings.ResponsesDuration != "" {
+		// Per round, the Responses ratio against the chat stream ratio of that round.
+		xs := make([]float64, len(r.Paths[pathGateway].Rounds))
+		for i, g := range r.Paths[pathGateway].Rounds {
+			d := r.Paths[pathDirect].Rounds[i]
+			xs[i] = safeRatio(g.ResponsesRPS, d.ResponsesRPS) - safeRatio(g.StreamRPS, d.StreamRPS)
+		}
+		q := &responsesRatios{RPS: ratio(pathGateway, pathDirect, responsesRPS), VsChat: medianOf(xs),
+			CPUPerStream: r.Paths[pathGateway].Median.CPUPerResponses}
+		r.Ratios.Responses = q
+		r.Floors.Responses = &responsesFloor{MaxBelowChat: floorResponsesBelowChat, Met: q.VsChat >= -floorResponsesBelowChat}
 	}
 }
 
@@ -347,6 +399,10 @@ func (r *benchReport) writeText(w io.Writer) error {
 		r.Date.Format(time.RFC3339), r.CPUs, r.GoVersion)
 	fmt.Fprintf(w, "settings: concurrency %d, %s per RPS run, %d requests per c=1 run, %d-chunk streams, median of %d rounds\n",
 		s.Concurrency, s.Duration, s.LatencyRequests, s.Chunks, s.Rounds)
+	if s.ResponsesDuration != "" {
+		fmt.Fprintf(w, "settings: Responses streams %s per RPS run, direct and gateway only (POST /v1/responses, passthrough to the openai-type deployment)\n",
+			s.ResponsesDuration)
+	}
 	fmt.Fprintln(w, "gateway: auth and usage recording on (SQLite); quota disabled, so the limiter does not throttle the load")
 	fmt.Fprintln(w, "gateway+redis:", s.RedisQuota)
 	if r.LoadStart != "" {
@@ -356,15 +412,26 @@ func (r *benchReport) writeText(w io.Writer) error {
 
 	c := strconv.Itoa(s.Concurrency)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "path\tRPS c=%s\tp50 c=1\tp99 c=1\tstream TTFT p50\tstream TTFT p99\tstream total p50\tstream RPS c=%s\tproxy CPU/req\tproxy CPU/stream\terrors\t\n", c, c)
+	respCol := ""
+	if s.ResponsesDuration != "" {
+		respCol = "Responses stream RPS c=" + c + "\t"
+	}
+	fmt.Fprintf(tw, "path\tRPS c=%s\tp50 c=1\tp99 c=1\tstream TTFT p50\tstream TTFT p99\tstream total p50\tstream RPS c=%s\t%sproxy CPU/req\tproxy CPU/stream\terrors\t\n", c, c, respCol)
 	for _, p := range r.Paths {
 		m := p.Median
 		streamRPS := "-"
 		if s.StreamRPS {
 			streamRPS = fmt.Sprintf("%.0f", m.StreamRPS)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", p.Name, m.RPS, m.P50, m.P99, m.TTFTP50, m.TTFTP99,
-			m.StreamP50, streamRPS, m.CPUPerRequest.orDash(), m.CPUPerStream.orDash(), p.Errors.N)
+		respRPS := ""
+		if s.ResponsesDuration != "" {
+			respRPS = "-\t"
+			if m.ResponsesRPS > 0 {
+				respRPS = fmt.Sprintf("%.0f\t", m.ResponsesRPS)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s\t%d\t\n", p.Name, m.RPS, m.P50, m.P99, m.TTFTP50, m.TTFTP99,
+			m.StreamP50, streamRPS, respRPS, m.CPUPerRequest.orDash(), m.CPUPerStream.orDash(), p.Errors.N)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -385,12 +452,23 @@ func (r *benchReport) writeText(w io.Writer) error {
 	if s.StreamRPS {
 		fmt.Fprintf(tw, "gateway/direct stream RPS ratio\t%.2f\t(baseline/direct %.2f)\n", q.GatewayStreamRPS, q.BaselineStreamRPS)
 	}
+	if rq := q.Responses; rq != nil {
+		fmt.Fprintf(tw, "gateway/direct Responses stream RPS ratio\t%.2f\t(chat stream %.2f, %+.2f per round; floor ≥ chat stream ratio − %.2f: %s)\n",
+			rq.RPS, q.GatewayStreamRPS, rq.VsChat, f.Responses.MaxBelowChat, metOrMissed(f.Responses.Met))
+		if rq.CPUPerStream > 0 {
+			fmt.Fprintf(tw, "gateway CPU per Responses stream\t%s\t(per chat stream %s)\n", rq.CPUPerStream, r.Paths[pathGateway].Median.CPUPerStream.orDash())
+		}
+	}
 	r.writeRedisLines(tw)
 	for _, p := range r.Paths {
 		if u := p.Usage; u != nil && u.Error != "" {
 			fmt.Fprintf(tw, "%s usage records\tunknown\t(%s)\n", p.Name, u.Error)
 		} else if u != nil {
-			fmt.Fprintf(tw, "%s usage records\t%d written, %d dropped\t(%d requests sent to it)\n", p.Name, u.Written, u.Dropped, u.Sent)
+			of := ""
+			if u.Responses > 0 {
+				of = fmt.Sprintf(", %d of them Responses streams", u.Responses)
+			}
+			fmt.Fprintf(tw, "%s usage records\t%d written, %d dropped\t(%d requests sent to it%s)\n", p.Name, u.Written, u.Dropped, u.Sent, of)
 		}
 	}
 	if err := tw.Flush(); err != nil {
