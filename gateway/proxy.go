@@ -53,6 +53,9 @@ type exchange struct {
 	// unstored marks a Responses request with store:false: the upstream keeps no response, so
 	// there is no route to remember.
 	unstored bool
+	// translating is the translation the current attempt's deployment was sent (a chat-only
+	// deployment serving the Responses API); nil when it was sent the request as it came.
+	translating *translation
 }
 
 // outcome is how a request ended, as the step that ended it reports it: the status and error
@@ -202,7 +205,7 @@ func (x *exchange) relay() outcome {
 		return x.failed(err)
 	}
 	if x.ep == providers.Responses {
-		if cands, err = x.responsesCandidates(req, cands); err != nil {
+		if cands, err = x.responsesCandidates(&req, cands); err != nil {
 			return x.failed(err)
 		}
 	}
@@ -359,6 +362,9 @@ type request struct {
 	responses bool
 	previous  string
 	unstored  bool
+	// translated is what the deployments that do not speak the Responses API get (see
+	// translation.serves); nil when none may be sent it.
+	translated *translation
 	// lookup marks an operation on a stored response (GET, DELETE, cancel): no body goes
 	// upstream, method and path say what to call, and no tokens are reserved.
 	lookup       bool
@@ -464,7 +470,14 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			g.metrics.failovers.WithLabelValues(x.label).Inc()
 		}
 		attempts++
-		body, inject, err := req.upstreamBody(d.Model)
+		ep, body, inject, err := x.ep, []byte(nil), false, error(nil)
+		x.translating = nil
+		if req.translated.serves(d) {
+			ep, x.translating = providers.ChatCompletions, req.translated
+			body, err = req.translated.body(d.Model)
+		} else {
+			body, inject, err = req.upstreamBody(d.Model)
+		}
 		if err != nil {
 			a.Excused()
 			return x.failedAfter(out.d, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "The request body could not be rewritten for the upstream."))
@@ -476,7 +489,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			secrets = ch.Credentials()
 		}
 		began := time.Now()
-		resp, wrote, err := x.call(d, &providers.Request{Endpoint: x.ep, Body: body, Stream: req.stream, Model: d.Model, Header: hdr,
+		resp, wrote, err := x.call(d, &providers.Request{Endpoint: ep, Body: body, Stream: req.stream, Model: d.Model, Header: hdr,
 			Method: req.method, Path: req.path})
 		if err != nil {
 			last = err
@@ -593,6 +606,9 @@ func (g *Gateway) priceOf(model string) (int64, bool) {
 // deployment's credentials, kept out of error events it sends.
 func (x *exchange) respond(resp *http.Response, injected bool, secrets []string) outcome {
 	defer resp.Body.Close()
+	if t := x.translating; t != nil {
+		return x.relayTranslated(resp, t, secrets)
+	}
 	if x.rec.Stream && isEventStream(resp.Header.Get("Content-Type")) {
 		return x.relayStream(resp, injected, secrets)
 	}
@@ -614,7 +630,7 @@ func (x *exchange) relayWhole(resp *http.Response) (out outcome) {
 		return x.failed(err)
 	}
 	if int64(buf.Len()) > lim {
-		return x.failed(newError(http.StatusBadGateway, api.TypeUpstream, "upstream_response_too_large", "", "The upstream's answer exceeded the gateway's size limit."))
+		return x.failed(errResponseTooLarge)
 	}
 	b := buf.Bytes()
 	if x.ep == providers.Responses {
@@ -622,19 +638,27 @@ func (x *exchange) relayWhole(resp *http.Response) (out outcome) {
 	} else if out.usage = parseUsage(gjson.GetBytes(b, "usage")); !out.usage.found {
 		out.answer.addBody(b)
 	}
-	h := x.c.Writer.Header()
 	ct := resp.Header.Get("Content-Type")
 	if ct == "" {
 		ct = "application/json"
 	}
+	x.sendWhole(&out, resp.StatusCode, ct, b)
+	return out
+}
+
+// errResponseTooLarge answers an upstream answer over the gateway's size limit.
+var errResponseTooLarge = newError(http.StatusBadGateway, api.TypeUpstream, "upstream_response_too_large", "", "The upstream's answer exceeded the gateway's size limit.")
+
+// sendWhole writes a whole answer with its Content-Length and notes it in out.
+func (x *exchange) sendWhole(out *outcome, status int, ct string, b []byte) {
+	h := x.c.Writer.Header()
 	h.Set("Content-Type", ct)
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	_ = http.NewResponseController(x.c.Writer).SetWriteDeadline(time.Now().Add(x.g.opts.WriteTimeout))
 	out.firstByte = time.Now()
-	out.status = resp.StatusCode
-	x.c.Writer.WriteHeader(resp.StatusCode)
+	out.status = status
+	x.c.Writer.WriteHeader(status)
 	if _, err := x.c.Writer.Write(b); err != nil {
 		out.fail(context.Canceled) // the client went away
 	}
-	return out
 }
