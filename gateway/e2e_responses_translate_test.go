@@ -421,3 +421,39 @@ func TestResponsesTranslatedUsageWithoutProvider(t *testing.T) {
 		})
 	}
 }
+
+// A translated response larger than gateway.responses_max_kept_bytes (with its conversation) is
+// answered all the same, whole or streamed, with "store":false in its Response, and not kept.
+func TestResponsesTranslatedKeptSizeLimit(t *testing.T) {
+	te := newTranslatedEnv(t, func(c *envConfig) { c.ResponsesMaxKeptBytes = 4000 })
+	status, small, _ := te.respond(te.key, `{"model":"seek","input":"hello"}`)
+	if status != 200 || small["store"] != true {
+		t.Fatalf("small: %d store %v", status, small["store"])
+	}
+	if status, _, _ := te.call(http.MethodGet, "/responses/"+small["id"].(string), te.key); status != 200 {
+		t.Errorf("GET of the small response: %d, want 200", status)
+	}
+	long := strings.Repeat("word ", 1000)
+	status, big, _ := te.respond(te.key, `{"model":"seek","input":"`+long+`"}`)
+	if status != 200 || big["store"] != false || outputText(big) != mockAnswer(20) {
+		t.Fatalf("big: %d store %v text %q", status, big["store"], outputText(big))
+	}
+	resp := te.post(context.Background(), "/responses", te.key, []byte(`{"model":"seek","input":"`+long+`","stream":true}`))
+	evs := readRespEvents(t, resp.Body)
+	resp.Body.Close()
+	if len(evs) == 0 || evs[len(evs)-1].name != "response.completed" {
+		t.Fatalf("big stream: status %d, %d events", resp.StatusCode, len(evs))
+	}
+	final := evs[len(evs)-1].data["response"].(map[string]any)
+	if final["store"] != false || evs[len(evs)-1].data["sequence_number"] != float64(len(evs)-1) {
+		t.Errorf("big stream's final response store %v, sequence_number %v", final["store"], evs[len(evs)-1].data["sequence_number"])
+	}
+	for _, id := range []string{big["id"].(string), final["id"].(string)} {
+		if status, _, _ := te.call(http.MethodGet, "/responses/"+id, te.key); status != 404 {
+			t.Errorf("GET of a response over the limit: %d, want 404", status)
+		}
+		if status, out, _ := te.respond(te.key, `{"model":"seek","input":"more","previous_response_id":"`+id+`"}`); status != 400 || errCode(out) != "previous_response_not_found" {
+			t.Errorf("follow-up of a response over the limit: %d %v", status, out)
+		}
+	}
+}

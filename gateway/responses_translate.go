@@ -32,11 +32,6 @@ import (
 //     OpenAI one through its chat endpoint).
 //   - a follow-up of a passthrough response stays pinned to the deployment holding it.
 
-// maxKeptBytes bounds what the gateway keeps of one translated response (its conversation
-// and its Response). A longer conversation is answered all the same, with "store":false in
-// the Response, so that the client knows a follow-up must carry the conversation itself.
-const maxKeptBytes = 8 << 20
-
 // translation is a Responses request as the chat-only deployments get it.
 type translation struct {
 	chat []byte // ToChat's body, with the public model (set per deployment)
@@ -132,9 +127,11 @@ func (x *exchange) keepTranslated(doc []byte) []byte {
 	case err != nil:
 		x.g.log.Error("translated response not kept: its conversation cannot be built", "request_id", x.rec.RequestID, "response_id", id, "err", err)
 		return unstored(doc)
-	case len(history)+len(doc) > maxKeptBytes:
+	case len(history)+len(doc) > x.g.opts.ResponsesMaxKeptBytes:
+		// Answered all the same; the client learns from "store":false that a follow-up must
+		// carry the conversation itself.
 		x.g.log.Warn("translated response not kept: conversation over the size limit", "request_id", x.rec.RequestID, "response_id", id,
-			"bytes", len(history)+len(doc), "limit", maxKeptBytes)
+			"bytes", len(history)+len(doc), "limit", x.g.opts.ResponsesMaxKeptBytes)
 		return unstored(doc)
 	}
 	now := time.Now()
