@@ -18,7 +18,6 @@ import (
 	"github.com/llmgate/llmgate/billing/tokens"
 	"github.com/llmgate/llmgate/gateway"
 	"github.com/llmgate/llmgate/providers"
-	"github.com/llmgate/llmgate/providers/anthropic"
 	"github.com/llmgate/llmgate/providers/mock"
 	"github.com/llmgate/llmgate/store"
 )
@@ -432,51 +431,6 @@ func TestResponsesByIDOwnerOnly(t *testing.T) {
 	if status, out, _ := e.call(http.MethodGet, "/responses/"+id, e.key); status != 404 || errCode(out) != "response_not_found" {
 		t.Errorf("GET after DELETE: %d %v, want 404", status, out)
 	}
-}
-
-// A model whose deployments speak only Chat Completions answers 400 before any upstream call and
-// before quotas count the request; a model with both kinds routes Responses to those that speak it.
-func TestResponsesChatOnlyDeployments(t *testing.T) {
-	up := mock.NewHandler(mock.Options{RequireKey: upstreamKey})
-	srv := httptest.NewServer(up)
-	t.Cleanup(srv.Close)
-	p, err := anthropic.New(anthropic.Options{BaseURL: srv.URL, APIKey: upstreamKey, Outbound: loopback})
-	e := newEnv(t, withRouting([]namedProvider{{"claude", p, err}},
-		providers.ModelConfig{Name: "claude-only", Deployments: []providers.DeploymentConfig{{Provider: "claude", Model: "claude-up"}}},
-		providers.ModelConfig{Name: "mixed", Deployments: []providers.DeploymentConfig{
-			{Provider: "claude", Model: "claude-up", Priority: 0}, {Provider: "up", Model: "up-model", Priority: 1}}}))
-	tiny := e.newKey(keySpec{Name: "tiny", UserID: "tiny-user", Tier: "tiny"}) // 2 requests a minute
-	for i := range 3 {
-		status, out, r := e.respond(tiny.Key, `{"model":"claude-only","input":"hi"}`)
-		msg, _ := out["error"].(map[string]any)["message"].(string)
-		if status != 400 || errCode(out) != "unsupported_endpoint" || !strings.Contains(msg, "claude-only") {
-			t.Fatalf("request %d: %d %v, want 400 unsupported_endpoint naming the model", i, status, out)
-		}
-		if r.Status != 400 || r.Deployment != "" || r.UsageSource != "" {
-			t.Errorf("record status %d deployment %q source %q", r.Status, r.Deployment, r.UsageSource)
-		}
-	}
-	if n := up.Stats().Requests; n != 0 {
-		t.Errorf("the chat-only upstream got %d requests", n)
-	}
-	for i := range 2 { // the refused requests took none of the key's 2 a minute
-		if status, _, _ := e.chat2(tiny.Key, "claude-only"); status != 200 {
-			t.Fatalf("chat %d after the refusals: status %d", i, status)
-		}
-	}
-	status, out, r := e.respond(e.key, `{"model":"mixed","input":"hi"}`)
-	if status != 200 || r.Deployment != "up/up-model" {
-		t.Errorf("mixed model: %d on %q (%v), want 200 on up/up-model", status, r.Deployment, out)
-	}
-}
-
-// chat2 sends a chat request with key.
-func (e *env) chat2(key, model string) (int, string, string) {
-	e.t.Helper()
-	resp := e.post(context.Background(), "/chat/completions", key, []byte(`{"model":"`+model+`","messages":[{"role":"user","content":"hi"}]}`))
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get("X-Request-Id"), string(raw)
 }
 
 // Bad Responses bodies get a 400 in OpenAI's shape without an upstream call, and take nothing

@@ -67,6 +67,10 @@ type Options struct {
 	// response, and so how long follow-ups (previous_response_id) and GET/DELETE by id work
 	// [720h, the 30 days OpenAI keeps stored responses].
 	ResponsesTTL time.Duration `yaml:"responses_ttl"`
+	// ResponsesMaxKeptBytes bounds what the gateway keeps of one response it made by translation
+	// for a chat-only deployment (its conversation and the Response); a larger one is answered
+	// with "store":false and not kept [8 MiB].
+	ResponsesMaxKeptBytes int `yaml:"responses_max_kept_bytes"`
 	// CostUserLabels bounds the userId label of the gov_cost_* metrics: the top N users by cost
 	// (recent cost weighs more) get their own series, the rest share "other" [100].
 	CostUserLabels int `yaml:"cost_user_labels"`
@@ -90,6 +94,9 @@ func (o Options) withDefaults() Options {
 	def(&o.IdleTimeout, 120*time.Second)
 	def(&o.KeyCacheTTL, 3*time.Second)
 	def(&o.ResponsesTTL, responsesTTLDefault)
+	if o.ResponsesMaxKeptBytes <= 0 {
+		o.ResponsesMaxKeptBytes = 8 << 20
+	}
 	def(&o.NegativeKeyCacheTTL, 3*time.Second)
 	if o.KeyLookupsPerAddress == 0 {
 		o.KeyLookupsPerAddress = 600

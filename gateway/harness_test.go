@@ -57,6 +57,7 @@ type env struct {
 	http    *http.Client
 	baseURL string // public API root, ending in /v1
 	reg     *prometheus.Registry
+	provs   map[string]providers.Provider // every provider of the routing table, by name
 }
 
 // envConfig is what an envOption may change before the gateway is built: its options, and
@@ -241,7 +242,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	tr := &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
 	t.Cleanup(tr.CloseIdleConnections)
 	e := &env{t: t, gw: gw, st: st, rec: rec, up: up, slow: slow, srv: srv, http: &http.Client{Transport: tr},
-		baseURL: srv.URL + "/v1", reg: reg}
+		baseURL: srv.URL + "/v1", reg: reg, provs: cfg.providers}
 	e.key = e.newKey(keySpec{Name: "all"}).Key
 	return e
 }

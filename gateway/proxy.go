@@ -55,6 +55,9 @@ type exchange struct {
 	unstored bool
 	// image is what an images/generations request asks for, to count and price its answer.
 	image imageRequest
+	// translating is the translation the current attempt's deployment was sent (a chat-only
+	// deployment serving the Responses API); nil when it was sent the request as it came.
+	translating *translation
 }
 
 // outcome is how a request ended, as the step that ended it reports it: the status and error
@@ -212,7 +215,7 @@ func (x *exchange) relay() outcome {
 	}
 	switch {
 	case x.ep == providers.Responses:
-		if cands, err = x.responsesCandidates(req, cands); err != nil {
+		if cands, err = x.responsesCandidates(&req, cands); err != nil {
 			return x.failed(err)
 		}
 	case isMedia(x.ep):
@@ -374,6 +377,9 @@ type request struct {
 	responses bool
 	previous  string
 	unstored  bool
+	// translated is what the deployments that do not speak the Responses API get (see
+	// translation.serves); nil when none may be sent it.
+	translated *translation
 	// lookup marks an operation on a stored response (GET, DELETE, cancel): no body goes
 	// upstream, method and path say what to call, and no tokens are reserved.
 	lookup       bool
@@ -498,7 +504,14 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			g.metrics.failovers.WithLabelValues(x.label).Inc()
 		}
 		attempts++
-		body, inject, err := req.upstreamBody(d.Model)
+		ep, body, inject, err := x.ep, []byte(nil), false, error(nil)
+		x.translating = nil
+		if req.translated.serves(d) {
+			ep, x.translating = providers.ChatCompletions, req.translated
+			body, err = req.translated.body(d.Model)
+		} else {
+			body, inject, err = req.upstreamBody(d.Model)
+		}
 		if err != nil {
 			a.Excused()
 			return x.failedAfter(out.d, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "The request body could not be rewritten for the upstream."))
@@ -510,7 +523,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			secrets = ch.Credentials()
 		}
 		began := time.Now()
-		resp, wrote, err := x.call(d, &providers.Request{Endpoint: x.ep, Body: body, Stream: req.stream, Model: d.Model, Header: hdr,
+		resp, wrote, err := x.call(d, &providers.Request{Endpoint: ep, Body: body, Stream: req.stream, Model: d.Model, Header: hdr,
 			Method: req.method, Path: req.path})
 		if err != nil {
 			last = err
@@ -627,6 +640,9 @@ func (g *Gateway) priceOf(model string) (int64, bool) {
 // deployment's credentials, kept out of error events it sends.
 func (x *exchange) respond(resp *http.Response, injected bool, secrets []string) outcome {
 	defer resp.Body.Close()
+	if t := x.translating; t != nil {
+		return x.relayTranslated(resp, t, secrets)
+	}
 	if x.rec.Stream && isEventStream(resp.Header.Get("Content-Type")) {
 		return x.relayStream(resp, injected, secrets)
 	}
@@ -648,7 +664,7 @@ func (x *exchange) relayWhole(resp *http.Response) (out outcome) {
 		return x.failed(err)
 	}
 	if int64(buf.Len()) > lim {
-		return x.failed(newError(http.StatusBadGateway, api.TypeUpstream, "upstream_response_too_large", "", "The upstream's answer exceeded the gateway's size limit."))
+		return x.failed(errResponseTooLarge)
 	}
 	b := buf.Bytes()
 	if x.ep == providers.Responses {
@@ -659,19 +675,27 @@ func (x *exchange) relayWhole(resp *http.Response) (out outcome) {
 	if x.ep == providers.ImageGenerations {
 		out.units = imageUnits(b, x.image)
 	}
-	h := x.c.Writer.Header()
 	ct := resp.Header.Get("Content-Type")
 	if ct == "" {
 		ct = "application/json"
 	}
+	x.sendWhole(&out, resp.StatusCode, ct, b)
+	return out
+}
+
+// errResponseTooLarge answers an upstream answer over the gateway's size limit.
+var errResponseTooLarge = newError(http.StatusBadGateway, api.TypeUpstream, "upstream_response_too_large", "", "The upstream's answer exceeded the gateway's size limit.")
+
+// sendWhole writes a whole answer with its Content-Length and notes it in out.
+func (x *exchange) sendWhole(out *outcome, status int, ct string, b []byte) {
+	h := x.c.Writer.Header()
 	h.Set("Content-Type", ct)
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	_ = http.NewResponseController(x.c.Writer).SetWriteDeadline(time.Now().Add(x.g.opts.WriteTimeout))
 	out.firstByte = time.Now()
-	out.status = resp.StatusCode
-	x.c.Writer.WriteHeader(resp.StatusCode)
+	out.status = status
+	x.c.Writer.WriteHeader(status)
 	if _, err := x.c.Writer.Write(b); err != nil {
 		out.fail(context.Canceled) // the client went away
 	}
-	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/llmgate/llmgate/internal/redact"
 	"github.com/llmgate/llmgate/internal/sse"
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/responses"
 	"github.com/llmgate/llmgate/store"
 )
 
@@ -42,11 +43,6 @@ const routeWriteTimeout = 2 * time.Second
 // be read.
 var errResponseRoutesDown = newError(http.StatusServiceUnavailable, api.TypeUnavailable, "response_routes_unavailable", "",
 	"The gateway cannot look up where this response is kept right now; retry shortly.")
-
-func errUnsupportedEndpoint(model string) *Error {
-	return newError(http.StatusBadRequest, api.TypeInvalidRequest, "unsupported_endpoint", "model",
-		"The model `"+model+"` is not served through the Responses API by this gateway: none of its deployments speaks it. Use /v1/chat/completions.")
-}
 
 func errPreviousNotFound(id string) *Error {
 	return newError(http.StatusBadRequest, api.TypeInvalidRequest, "previous_response_not_found", "previous_response_id",
@@ -83,21 +79,36 @@ func parseResponsesFields(r *request, body []byte) error {
 	return nil
 }
 
-// responsesCandidates narrows a model's candidates to the deployments that speak the Responses
-// API, and a follow-up's to the one holding its previous response (or another deployment on the
-// same upstream account, where the id is as valid). Refusals come here, before admission: nothing
-// is consumed and no upstream is called.
-func (x *exchange) responsesCandidates(req request, cands []*providers.Deployment) ([]*providers.Deployment, error) {
+// responsesCandidates decides which of a model's deployments may serve a Responses request and
+// how (see responses_translate.go): it sets req.translated for the deployments that get the
+// translation, and narrows a follow-up of a passthrough response to the deployment holding it (or
+// another on the same upstream account, where the id is as valid). Refusals come here, before
+// admission: nothing is consumed and no upstream is called.
+func (x *exchange) responsesCandidates(req *request, cands []*providers.Deployment) ([]*providers.Deployment, error) {
 	native := make([]*providers.Deployment, 0, len(cands))
 	for _, d := range cands {
 		if providers.NativeResponses(d.Provider) {
 			native = append(native, d)
 		}
 	}
-	if len(native) == 0 {
-		return nil, errUnsupportedEndpoint(req.model)
+	if req.previous == "" {
+		if len(native) == len(cands) {
+			return native, nil
+		}
+		tr, err := translate(req.body, nil)
+		switch {
+		case err == nil:
+			req.translated = tr
+			return cands, nil
+		case len(native) > 0: // what the translation cannot honour, the Responses API may
+			return native, nil
+		}
+		return nil, err
 	}
-	if req.previous == "" || x.g.responses == nil {
+	if x.g.responses == nil {
+		if len(native) == 0 {
+			return nil, errPreviousNotFound(req.previous)
+		}
 		return native, nil
 	}
 	rt, err := x.ownedRoute(req.previous)
@@ -106,6 +117,15 @@ func (x *exchange) responsesCandidates(req request, cands []*providers.Deploymen
 	}
 	if err != nil {
 		return nil, err
+	}
+	if rt.Translated() { // the gateway holds the conversation: any deployment may continue it
+		tr, err := translate(req.body, rt.History)
+		if err != nil {
+			return nil, err
+		}
+		tr.all = true
+		req.translated = tr
+		return cands, nil
 	}
 	if d := holder(native, rt); d != nil {
 		return []*providers.Deployment{d}, nil
@@ -250,6 +270,9 @@ type responsesStream struct {
 	// remembered is closed once the response's route is recorded, which starts at
 	// response.created and must be done before the terminal event reaches the client.
 	remembered chan struct{}
+	// translated is the translation of a chat stream, when the deployment speaks only Chat
+	// Completions; nil for a stream relayed as it came.
+	translated *responses.Stream
 }
 
 // wait waits for the route's recording, if it started.
@@ -262,6 +285,9 @@ func (r *responsesStream) wait() {
 // errorEvent renders an error the gateway ends a Responses stream with: an "error" event, with
 // the error's fields both at the top (as OpenAI documents it) and nested (as OpenAI sends it).
 func (r *responsesStream) errorEvent(e api.ErrorObject) []byte {
+	if r.translated != nil { // its own form, numbered after the translation's last event
+		return r.translated.AppendError(nil, e)
+	}
 	data := []byte(`{"type":"error"}`)
 	data, _ = sjson.SetBytes(data, "code", e.Code)
 	data, _ = sjson.SetBytes(data, "message", e.Message)
@@ -298,6 +324,9 @@ func (s *sseRelay) responsesEvent(e sse.Event) error {
 	}
 	switch typ {
 	case evCreated:
+		if s.resp.translated != nil {
+			break // kept whole at the end (keepTranslated)
+		}
 		if id := gjson.GetBytes(payload, "response.id").Str; id != "" && s.resp.remembered == nil {
 			done := make(chan struct{})
 			s.resp.remembered = done
@@ -308,6 +337,19 @@ func (s *sseRelay) responsesEvent(e sse.Event) error {
 		s.upErr = typ == evFailed
 		if u := parseResponsesUsage(gjson.GetBytes(payload, "response.usage")); u.found {
 			s.out.usage = u
+		}
+		if t := s.resp.translated; t != nil {
+			if u := fromTranslator(t.Usage()); u.found {
+				s.out.usage = u
+			}
+			if doc := t.Response(); doc != nil && typ != evFailed {
+				if kept := s.x.keepTranslated(doc); len(kept) != len(doc) {
+					if out, err := sjson.SetRawBytes(payload, "response", kept); err == nil {
+						return s.write(rewriteEvent(ev, out))
+					}
+				}
+			}
+			break
 		}
 		if s.resp.remembered == nil {
 			s.x.rememberResponse(gjson.GetBytes(payload, "response.id").Str)
@@ -370,6 +412,9 @@ func (x *exchange) byID(method, id, op string) outcome {
 		return x.failed(err)
 	}
 	x.rec.Model = rt.Model
+	if rt.Translated() {
+		return x.keptByID(method, op, rt)
+	}
 	cands, strategy, err := x.route(rt.Model)
 	if err != nil {
 		return x.failed(err)

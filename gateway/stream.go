@@ -17,6 +17,7 @@ import (
 	"github.com/llmgate/llmgate/internal/redact"
 	"github.com/llmgate/llmgate/internal/sse"
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/responses"
 )
 
 var (
@@ -88,6 +89,7 @@ func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []str
 	handle := s.event
 	if x.ep == providers.Responses {
 		s.resp = &responsesStream{seq: -1}
+		s.resp.translated, _ = resp.Body.(*responses.Stream)
 		defer s.resp.wait()
 		handle = s.responsesEvent
 	}

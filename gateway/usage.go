@@ -78,7 +78,7 @@ func (x *exchange) finishUsage(out *outcome) {
 	default:
 		model := r.UpstreamModel
 		u = usage{found: true,
-			prompt:     x.g.tokens.Prompt(string(x.ep), model, x.body),
+			prompt:     x.promptTokens(model),
 			completion: x.g.tokens.Text(model, out.answer.buf.String())}
 		r.UsageSource = sourceEstimated
 	}
@@ -131,6 +131,15 @@ func (x *exchange) finishUsage(out *outcome) {
 	r.Charge = out.status < 400 || out.status == StatusClientClosed || (out.status >= 500 && x.g.opts.ChargeUpstreamFaults)
 	x.payer.Mark(r) // whose account, or none
 	x.g.metrics.cost(x.label, r.UserID, r.PromptTokens, r.CompletionTokens, cost)
+}
+
+// promptTokens estimates the prompt of the request as the answering deployment got it: for a
+// translated Responses request the chat body, which carries the kept conversation too.
+func (x *exchange) promptTokens(model string) int64 {
+	if t := x.translating; t != nil {
+		return x.g.tokens.Prompt(string(providers.ChatCompletions), model, t.chat)
+	}
+	return x.g.tokens.Prompt(string(x.ep), model, x.body)
 }
 
 // warnUnpriced logs a model without a price once per process: the metric counts every request.

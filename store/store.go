@@ -189,7 +189,15 @@ type ResponseRoute struct {
 	Provider     string
 	CreatedAt    time.Time
 	ExpiresAt    time.Time // the route is dead from then on
+	// History and Response are set for a response the gateway made by translation for a
+	// chat-only deployment, nil otherwise: the conversation a follow-up replays (a JSON array of
+	// input items) and the Response object itself (JSON). The gateway, not the upstream, keeps it.
+	History  []byte
+	Response []byte
 }
+
+// Translated reports whether the gateway keeps the response itself (see History).
+func (r ResponseRoute) Translated() bool { return r.Response != nil }
 
 // UsageRecord is the ledger row of one authenticated request. Exactly one is written per request
 // whatever its ending. Money is integer: CostPicoUSD is tokens × micro-USD-per-1M, exact.

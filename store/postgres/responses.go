@@ -14,11 +14,12 @@ import (
 // PutResponseRoute inserts or replaces the route of one response id.
 func (s *Store) PutResponseRoute(ctx context.Context, r store.ResponseRoute) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO response_routes
-		(response_id, tenant_id, key_id, model, deployment_id, provider, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		(response_id, tenant_id, key_id, model, deployment_id, provider, created_at, expires_at, history, response)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (response_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, key_id = EXCLUDED.key_id, model = EXCLUDED.model,
 			deployment_id = EXCLUDED.deployment_id, provider = EXCLUDED.provider, created_at = EXCLUDED.created_at,
-			expires_at = EXCLUDED.expires_at`,
-		r.ResponseID, r.TenantID, r.KeyID, r.Model, r.DeploymentID, r.Provider, r.CreatedAt, r.ExpiresAt)
+			expires_at = EXCLUDED.expires_at, history = EXCLUDED.history, response = EXCLUDED.response`,
+		r.ResponseID, r.TenantID, r.KeyID, r.Model, r.DeploymentID, r.Provider, r.CreatedAt, r.ExpiresAt, r.History, r.Response)
 	if err != nil {
 		return fmt.Errorf("postgres: put response route: %w", mapErr(err))
 	}
@@ -28,9 +29,9 @@ func (s *Store) PutResponseRoute(ctx context.Context, r store.ResponseRoute) err
 // ResponseRoute returns the route of a response id that has not expired at now.
 func (s *Store) ResponseRoute(ctx context.Context, responseID string, now time.Time) (store.ResponseRoute, error) {
 	var r store.ResponseRoute
-	err := s.pool.QueryRow(ctx, `SELECT response_id, tenant_id, key_id, model, deployment_id, provider, created_at, expires_at
+	err := s.pool.QueryRow(ctx, `SELECT response_id, tenant_id, key_id, model, deployment_id, provider, created_at, expires_at, history, response
 		FROM response_routes WHERE response_id = $1 AND expires_at > $2`, responseID, now).
-		Scan(&r.ResponseID, &r.TenantID, &r.KeyID, &r.Model, &r.DeploymentID, &r.Provider, &r.CreatedAt, &r.ExpiresAt)
+		Scan(&r.ResponseID, &r.TenantID, &r.KeyID, &r.Model, &r.DeploymentID, &r.Provider, &r.CreatedAt, &r.ExpiresAt, &r.History, &r.Response)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ResponseRoute{}, fmt.Errorf("postgres: response route %q: %w", responseID, store.ErrNotFound)
 	}

@@ -13,11 +13,12 @@ import (
 // PutResponseRoute inserts or replaces the route of one response id.
 func (s *Store) PutResponseRoute(ctx context.Context, r store.ResponseRoute) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO response_routes
-		(response_id, tenant_id, key_id, model, deployment_id, provider, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		(response_id, tenant_id, key_id, model, deployment_id, provider, created_at, expires_at, history, response)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (response_id) DO UPDATE SET tenant_id = excluded.tenant_id, key_id = excluded.key_id, model = excluded.model,
 			deployment_id = excluded.deployment_id, provider = excluded.provider, created_at = excluded.created_at,
-			expires_at = excluded.expires_at`,
-		r.ResponseID, r.TenantID, r.KeyID, r.Model, r.DeploymentID, r.Provider, micros(r.CreatedAt), micros(r.ExpiresAt))
+			expires_at = excluded.expires_at, history = excluded.history, response = excluded.response`,
+		r.ResponseID, r.TenantID, r.KeyID, r.Model, r.DeploymentID, r.Provider, micros(r.CreatedAt), micros(r.ExpiresAt), r.History, r.Response)
 	if err != nil {
 		return fmt.Errorf("sqlite: put response route: %w", mapErr(err))
 	}
@@ -28,9 +29,9 @@ func (s *Store) PutResponseRoute(ctx context.Context, r store.ResponseRoute) err
 func (s *Store) ResponseRoute(ctx context.Context, responseID string, now time.Time) (store.ResponseRoute, error) {
 	var r store.ResponseRoute
 	var created, expires int64
-	err := s.r.QueryRowContext(ctx, `SELECT response_id, tenant_id, key_id, model, deployment_id, provider, created_at, expires_at
+	err := s.r.QueryRowContext(ctx, `SELECT response_id, tenant_id, key_id, model, deployment_id, provider, created_at, expires_at, history, response
 		FROM response_routes WHERE response_id = ? AND expires_at > ?`, responseID, micros(now)).
-		Scan(&r.ResponseID, &r.TenantID, &r.KeyID, &r.Model, &r.DeploymentID, &r.Provider, &created, &expires)
+		Scan(&r.ResponseID, &r.TenantID, &r.KeyID, &r.Model, &r.DeploymentID, &r.Provider, &created, &expires, &r.History, &r.Response)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ResponseRoute{}, fmt.Errorf("sqlite: response route %q: %w", responseID, store.ErrNotFound)
 	}

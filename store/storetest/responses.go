@@ -42,6 +42,22 @@ func testResponseRoutes(t *testing.T, s store.Store) {
 	if err := s.DeleteResponseRoute(c, r.ResponseID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("DeleteResponseRoute twice: %v, want ErrNotFound", err)
 	}
+	// A translated response keeps its conversation and Response with the route; a passthrough
+	// one reads back with neither.
+	kept := r
+	kept.ResponseID, kept.History, kept.Response = "resp_kept", []byte(`[{"type":"message","role":"user","content":"hé"}]`), []byte(`{"id":"resp_kept","object":"response"}`)
+	if err := s.PutResponseRoute(c, kept); err != nil {
+		t.Fatalf("PutResponseRoute with a conversation: %v", err)
+	}
+	if got, err := s.ResponseRoute(c, kept.ResponseID, now); err != nil || !reflect.DeepEqual(got, kept) || !got.Translated() {
+		t.Errorf("ResponseRoute with a conversation = %+v, %v; want %+v", got, err, kept)
+	}
+	if err := s.PutResponseRoute(c, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ResponseRoute(c, r.ResponseID, now); err != nil || got.History != nil || got.Response != nil || got.Translated() {
+		t.Errorf("a passthrough route reads back as %+v, %v: want no history, no response", got, err)
+	}
 	old := r
 	old.ResponseID, old.ExpiresAt = "resp_old", now.Add(-time.Minute)
 	live := r
