@@ -95,7 +95,9 @@ func TestResilientRedisOutage(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if slowest > 500*time.Millisecond {
+	// No admission waits on the dead Redis beyond its timeout (50 ms here) for long: the bound
+	// only tells a hang from a slow, shared machine.
+	if slowest > 3*time.Second {
 		t.Errorf("slowest admission with Redis down took %v", slowest)
 	}
 	if admitted != 10 || degraded != total {
