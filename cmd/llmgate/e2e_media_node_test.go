@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/providers"
+)
+
+// mediaNodeScript drives the gateway with the official OpenAI Node SDK's images and moderations
+// calls: two images of dall-e-3, a GPT image model's answer with its usage, a moderation of two
+// inputs with the SDK's default model (the body names none), and one naming a model. It prints
+// one line per call.
+const mediaNodeScript = `
+import OpenAI from "openai";
+const client = new OpenAI({ apiKey: process.env.LLMGATE_KEY, baseURL: process.env.LLMGATE_BASE, maxRetries: 0 });
+const img = await client.images.generate({ model: "image-model", prompt: "a lighthouse at dusk", n: 2, size: "1024x1024", response_format: "b64_json" });
+console.log(JSON.stringify({ images: img.data.length, b64: img.data.every((d) => d.b64_json.length > 0), created: img.created > 0 }));
+const tok = await client.images.generate({ model: "token-image", prompt: "one two three", quality: "low" });
+console.log(JSON.stringify({ images: tok.data.length, input: tok.usage.input_tokens, output: tok.usage.output_tokens }));
+const dflt = await client.moderations.create({ input: ["hello there", "I will hurt you, violence"] });
+console.log(JSON.stringify({ model: dflt.model, results: dflt.results.map((r) => r.flagged), violence: dflt.results[1].categories.violence }));
+const named = await client.moderations.create({ model: "omni-moderation-latest", input: "a calm sea" });
+console.log(JSON.stringify({ model: named.model, flagged: named.results[0].flagged }));
+`
+
+// The official OpenAI Node SDK generates images and moderates text through the gateway, relayed
+// to an OpenAI-type deployment: the answers as the SDK expects them, the SDK's default
+// moderations call (no model) served by the configured omni-moderation-latest, and one record
+// per call, priced per image or by the image tokens.
+func TestMediaNodeSDK(t *testing.T) {
+	dir := os.Getenv("LLMGATE_NODE_SDK_DIR") // scripts/test.sh installs the openai package there
+	if dir == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("LLMGATE_NODE_SDK_DIR is not set: run the suite through scripts/test.sh")
+		}
+		t.Skip("LLMGATE_NODE_SDK_DIR not set (scripts/test.sh sets it)")
+	}
+	e := newEnv(t, func(c *Config) {
+		dep := func(model string) []providers.DeploymentConfig {
+			return []providers.DeploymentConfig{{Provider: "up", Model: model}}
+		}
+		c.Models = append(c.Models,
+			providers.ModelConfig{Name: "image-model", Deployments: dep("dall-e-3")},
+			providers.ModelConfig{Name: "token-image", Deployments: dep("gpt-image-1")},
+			providers.ModelConfig{Name: "omni-moderation-latest", Deployments: dep("omni-moderation-latest")})
+	})
+	if s := e.adminSend("PUT", "/admin/pricing/dall-e-3", `{"image":{"1024x1024":"0.04"}}`, nil); s != 200 {
+		t.Fatalf("PUT /admin/pricing/dall-e-3: %d", s)
+	}
+	if s := e.adminSend("PUT", "/admin/pricing/gpt-image-1", `{"input_per_million":5,"output_per_million":40}`, nil); s != 200 {
+		t.Fatalf("PUT /admin/pricing/gpt-image-1: %d", s)
+	}
+	waitFor(t, 5*time.Second, "the prices", func() bool {
+		_, a := e.app.gateway.Prices().Lookup("dall-e-3")
+		_, b := e.app.gateway.Prices().Lookup("gpt-image-1")
+		return a && b
+	})
+	k := e.newKey(createKeyBody{Name: "node"})
+	f := filepath.Join(dir, "media-"+strings.ReplaceAll(t.Name(), "/", "_")+".mjs")
+	if err := os.WriteFile(f, []byte(mediaNodeScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(f)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", f)
+	cmd.Env = append(os.Environ(), "LLMGATE_KEY="+k.Key, "LLMGATE_BASE="+e.baseURL)
+	got, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node script failed: %v\n%s", err, got)
+	}
+	want := []string{
+		`{"images":2,"b64":true,"created":true}`,
+		// the mock: input tokens are the prompt's words, output OpenAI's 272 per low image at 1024²
+		`{"images":1,"input":3,"output":272}`,
+		`{"model":"omni-moderation-latest","results":[false,true],"violence":true}`,
+		`{"model":"omni-moderation-latest","flagged":false}`,
+	}
+	if lines := strings.Split(strings.TrimSpace(string(got)), "\n"); strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("node script printed:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	if n := e.up.Stats().Requests; n != 4 {
+		t.Errorf("the upstream got %d requests, want 4", n)
+	}
+	// One record per call, with its endpoint, units and cost.
+	recs := e.waitRecords(k.ID, 4)
+	costs := map[string]string{}
+	for _, r := range recs {
+		c := "none"
+		if r.CostPicoUSD != nil {
+			c = billing.FormatPico64(*r.CostPicoUSD)
+		}
+		costs[r.Endpoint+" "+r.Model] += c + ";"
+	}
+	wantCosts := map[string]string{
+		"images/generations image-model":     "0.08;",                                                // 2 × $0.04
+		"images/generations token-image":     billing.FormatPico64(3*5_000_000+272*40_000_000) + ";", // tokens at $5 / $40 per 1M
+		"moderations omni-moderation-latest": "0;0;",                                                 // unpriced: free
+	}
+	for k, v := range wantCosts {
+		if costs[k] != v {
+			t.Errorf("%s: costs %q, want %q (all: %v)", k, costs[k], v, costs)
+		}
+	}
+}
