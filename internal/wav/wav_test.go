@@ -33,35 +33,52 @@ func header(byteRate, size uint32, extra ...[]byte) []byte {
 func TestDuration(t *testing.T) {
 	odd := append([]byte("LIST\x03\x00\x00\x00abc"), 0) // odd size, padded
 	for _, tc := range []struct {
-		name    string
-		head    []byte
-		want    float64
-		seconds int64
-		err     bool
+		name string
+		head []byte
+		want float64
+		err  bool
 	}{
-		{"3 s at 16 kHz", header(32000, 96000), 3, 3, false},
-		{"1.5 s rounds up", header(16000, 24000), 1.5, 2, false},
-		{"chunk before data", header(16000, 16000, []byte("fact\x04\x00\x00\x00\x10\x00\x00\x00")), 1, 1, false},
-		{"padded odd chunk", header(16000, 8000, odd), 0.5, 1, false},
-		{"not RIFF", []byte("ID3\x04 this is an mp3 file"), 0, 0, true},
-		{"truncated", header(16000, 16000)[:30], 0, 0, true},
-		{"unknown length", header(16000, 0xFFFFFFFF), 0, 0, true},
-		{"zero rate", header(0, 100), 0, 0, true},
-		{"empty", nil, 0, 0, true},
+		{"3 s at 16 kHz", header(32000, 96000), 3, false},
+		{"1.5 s", header(16000, 24000), 1.5, false},
+		{"chunk before data", header(16000, 16000, []byte("fact\x04\x00\x00\x00\x10\x00\x00\x00")), 1, false},
+		{"padded odd chunk", header(16000, 8000, odd), 0.5, false},
+		{"not RIFF", []byte("ID3\x04 this is an mp3 file"), 0, true},
+		{"truncated", header(16000, 16000)[:30], 0, true},
+		{"unknown length", header(16000, 0xFFFFFFFF), 0, true},
+		{"zero rate", header(0, 100), 0, true},
+		{"empty", nil, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, err := Duration(tc.head)
-			s, serr := Seconds(tc.head)
-			if tc.err {
-				if !errors.Is(err, ErrNotWAV) || !errors.Is(serr, ErrNotWAV) {
-					t.Errorf("Duration = %v, %v; want ErrNotWAV", d, err)
-				}
-				return
-			}
-			if err != nil || d != tc.want || s != tc.seconds {
-				t.Errorf("Duration = %v, %v; Seconds = %d; want %v, %d", d, err, s, tc.want, tc.seconds)
+			if tc.err != (err != nil) || (err != nil && !errors.Is(err, ErrNotWAV)) || d != tc.want {
+				t.Errorf("Duration = %v, %v; want %v (error %v)", d, err, tc.want, tc.err)
 			}
 		})
+	}
+}
+
+// TestSeconds: whole seconds rounded up, from the declared size or the file's own size when that
+// is more (a header that understates its data, or a stream's unknown size).
+func TestSeconds(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		declared uint32
+		fileSize int64
+		want     int64
+	}{
+		{"as declared", 24000, 44 + 24000, 2},
+		{"declared more than sent", 64000, 44 + 100, 4},
+		{"understated", 16000, 44 + 160000, 10},
+		{"unknown size", 0xFFFFFFFF, 44 + 48000, 3},
+		{"nothing", 0, 44, 0},
+	} {
+		i, err := Parse(header(16000, tc.declared))
+		if err != nil || i.DataOffset != 44 {
+			t.Fatalf("%s: %+v, %v", tc.name, i, err)
+		}
+		if got := i.Seconds(tc.fileSize); got != tc.want {
+			t.Errorf("%s: %d s, want %d", tc.name, got, tc.want)
+		}
 	}
 }
 
@@ -71,6 +88,9 @@ func FuzzDuration(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if d, err := Duration(b); err == nil && d <= 0 {
 			t.Errorf("Duration %v without error", d)
+		}
+		if i, err := Parse(b); err == nil && (i.ByteRate == 0 || i.DataOffset > int64(len(b)) || i.Seconds(int64(len(b))) < 0) {
+			t.Errorf("Parse %+v", i)
 		}
 	})
 }
