@@ -444,3 +444,49 @@ const speechChunk = 256
 type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestAudioEndings: one record per audio request whatever its ending. Speech the upstream
+// breaks off is a 502 partial record with the input's characters; speech the client leaves is a
+// 499 partial record (whether credits are charged is the chat path's policy); a transcription stream
+// the upstream breaks off ends with an error event for the client and a partial record counted
+// from the WAV; a stream without usage is estimated from the WAV.
+func TestAudioEndings(t *testing.T) {
+	e, _ := mediaEnv(t)
+	wav := testWAV(2, 8000)
+
+	status, _, id := e.mediaPost("/audio/speech", e.key, `{"model":"tts","input":"four","voice":"alloy","mock":{"chunks":5,"fail_after":2}}`)
+	if r := e.usageFor(id); status != http.StatusOK || r.Status != http.StatusBadGateway || r.UsageSource != "partial" || r.Units != 4 ||
+		r.Unit != "character" || r.CostPicoUSD == nil {
+		t.Errorf("speech cut upstream: HTTP %d, record %+v", status, r)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	resp := e.post(ctx, "/audio/speech", e.key, []byte(`{"model":"tts","input":"five","voice":"alloy","mock":{"chunks":10,"interval_ms":200}}`))
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	resp.Body.Close()
+	if r := e.usageFor(resp.Header.Get("X-Request-Id")); r.Status != 499 || r.UsageSource != "partial" || r.Units != 4 || r.CostPicoUSD == nil {
+		t.Errorf("speech left by the client: record %+v", r)
+	}
+
+	body, ct := multipartBody(t, file("file", "a.wav", "audio/wav", wav), field("model", "transcribe"), field("stream", "true"),
+		field("mock", `{"chunks":5,"fail_after":3}`))
+	status, _, answer, id := e.uploadPost("/audio/transcriptions", e.key, body, ct)
+	events := sseEvents(answer)
+	if status != http.StatusOK || len(events) != 4 || events[3].Get("error.code").String() != "stream_interrupted" {
+		t.Errorf("cut stream: HTTP %d %s", status, answer)
+	}
+	if r := e.usageFor(id); r.Status != http.StatusBadGateway || r.UsageSource != "partial" || r.Units != 2 || r.Unit != "second" {
+		t.Errorf("cut stream record %+v", r)
+	}
+
+	body, ct = multipartBody(t, file("file", "a.wav", "audio/wav", wav), field("model", "transcribe"), field("stream", "true"),
+		field("mock", `{"no_usage":true}`))
+	status, _, answer, id = e.uploadPost("/audio/transcriptions", e.key, body, ct)
+	if r := e.usageFor(id); status != http.StatusOK || r.Status != 200 || r.UsageSource != "estimated" || r.Units != 2 || r.PromptTokens != 0 ||
+		r.CostPicoUSD == nil || billing.FormatPico64(*r.CostPicoUSD) != "0.0002" {
+		t.Errorf("stream without usage: %s; record %+v", answer, r)
+	}
+}
