@@ -427,6 +427,15 @@ func TestUploadBadInput(t *testing.T) {
 			t.Errorf("oversized upload: HTTP %d %s", resp.StatusCode, b)
 		}
 	}
+	// The key's model allowlist applies to the form's model.
+	narrow := e.newKey(keySpec{Name: "chat only", Models: []string{"gpt-test"}})
+	if status, _, body, _ := e.uploadPost("/audio/transcriptions", narrow.Key, good, goodCT); status != http.StatusForbidden ||
+		gjson.Get(body, "error.code").String() != "model_not_allowed" {
+		t.Errorf("key without the model: HTTP %d %s", status, body)
+	}
+	if status, body, _ := e.mediaPost("/audio/speech", narrow.Key, `{"model":"tts","input":"hi","voice":"alloy"}`); status != http.StatusForbidden {
+		t.Errorf("speech, key without the model: HTTP %d %s", status, body)
+	}
 	if n := media.Stats().Requests + e.up.Stats().Requests; n != 0 {
 		t.Errorf("%d upstream calls for refused requests", n)
 	}
