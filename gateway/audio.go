@@ -154,6 +154,7 @@ func (x *exchange) relayAudio(resp *http.Response) (out outcome) {
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", resp.Header.Get("Content-Type"))
+	h.Set("X-Accel-Buffering", "no") // a proxy in front must not hold the audio back either
 	h.Del("Content-Length")
 	if resp.ContentLength >= 0 {
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))

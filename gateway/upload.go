@@ -138,7 +138,7 @@ func (x *exchange) readUpload() (*spool, error) {
 // fill copies body into the spool while parsing it, then finds the model value's place.
 func (s *spool) fill(body io.Reader) error {
 	w := bufio.NewWriterSize(s.f, 32<<10)
-	delims := &delimScanner{delim: []byte("\r\n--" + s.boundary), carry: []byte("\r\n"), pos: -2}
+	delims := &delimScanner{delim: []byte("\r\n--" + s.boundary), carry: []byte("\r\n")}
 	tee := io.TeeReader(body, io.MultiWriter(w, delims))
 	mr := multipart.NewReader(tee, s.boundary)
 	modelPart := -1
@@ -243,32 +243,44 @@ func (s *spool) locate(candidates []int64, modelPart int) error {
 	return nil
 }
 
-// delimScanner records the offsets of a delimiter in the bytes written to it, across writes.
-// It starts with carry "\r\n" at pos -2, so an opening delimiter without a CRLF before it is
-// found at offset -2.
+// delimScanner records the offsets of a delimiter in the bytes written to it, across writes,
+// without copying them: each write is searched in place, and only the seam with the previous
+// write (its last len(delim)-1 bytes, kept in carry) is searched in a small buffer. It starts
+// with carry "\r\n" before offset 0, so an opening delimiter without a CRLF before it is found
+// at offset -2.
 type delimScanner struct {
 	delim []byte
-	carry []byte // the last len(delim)-1 bytes seen, at most
-	pos   int64  // offset of carry[0]
+	carry []byte // the last bytes seen, at most len(delim)-1
+	seam  []byte // scratch for carry + the start of a write
 	found []int64
 	// written counts the bytes written: the body's size once it is all in.
 	written int64
 }
 
 func (d *delimScanner) Write(p []byte) (int, error) {
+	start := d.written // the offset of p[0]
 	d.written += int64(len(p))
-	buf := append(d.carry, p...)
+	k := len(d.delim) - 1
+	// Matches that begin in carry and end in p.
+	d.seam = append(append(d.seam[:0], d.carry...), p[:min(len(p), k)]...)
+	for i := 0; i < len(d.carry); i++ {
+		if bytes.HasPrefix(d.seam[i:], d.delim) {
+			d.found = append(d.found, start-int64(len(d.carry)-i))
+		}
+	}
 	for i := 0; ; {
-		j := bytes.Index(buf[i:], d.delim)
+		j := bytes.Index(p[i:], d.delim)
 		if j < 0 {
 			break
 		}
-		d.found = append(d.found, d.pos+int64(i+j))
+		d.found = append(d.found, start+int64(i+j))
 		i += j + len(d.delim)
 	}
-	keep := min(len(buf), len(d.delim)-1)
-	d.pos += int64(len(buf) - keep)
-	d.carry = append(d.carry[:0:0], buf[len(buf)-keep:]...)
+	if len(p) >= k {
+		d.carry = append(d.carry[:0], p[len(p)-k:]...)
+	} else {
+		d.carry = append(d.carry[:0], d.seam[len(d.seam)-min(len(d.seam), k):]...)
+	}
 	return len(p), nil
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"os"
@@ -87,4 +88,68 @@ func TestSpoolForModel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDelimScanner: the offsets found across writes of any sizes are those found in the whole
+// body at once (an opening delimiter without its CRLF at -2).
+func TestDelimScanner(t *testing.T) {
+	body := []byte("--b1\r\nx\r\n--b1\r\n--b1\r\n--b\r\n--b1--\r\n\r\n--b1")
+	var want []int64
+	whole := append([]byte("\r\n"), body...)
+	for i := 0; ; {
+		j := bytes.Index(whole[i:], []byte("\r\n--b1"))
+		if j < 0 {
+			break
+		}
+		want = append(want, int64(i+j)-2)
+		i += j + 1
+	}
+	for size := 1; size <= len(body); size++ {
+		d := &delimScanner{delim: []byte("\r\n--b1"), carry: []byte("\r\n")}
+		for i := 0; i < len(body); i += size {
+			_, _ = d.Write(body[i:min(i+size, len(body))])
+		}
+		if fmt.Sprint(d.found) != fmt.Sprint(want) || d.written != int64(len(body)) {
+			t.Errorf("writes of %d: found %v, want %v (written %d)", size, d.found, want, d.written)
+		}
+	}
+}
+
+// FuzzSpool: any body either fails to spool or, when it has a model field, goes upstream as a
+// form whose model part is the deployment's and whose other fields are the client's.
+func FuzzSpool(f *testing.F) {
+	f.Add([]byte("--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nm\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\n\r\n--bx\r\n--b--\r\n"))
+	f.Add([]byte("--b\nContent-Disposition: form-data; name=\"model\"\n\nm\n--b--\n"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		file, err := os.CreateTemp(t.TempDir(), "spool")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &spool{f: file, boundary: "b", contentType: "multipart/form-data; boundary=b",
+			fields: map[string]string{}, files: map[string]int{}, valueStart: -1, valueEnd: -1}
+		defer s.close()
+		if s.fill(bytes.NewReader(body)) != nil || s.valueStart < 0 {
+			return
+		}
+		u := s.forModel("upstream-model")
+		got, _ := io.ReadAll(u.Open())
+		if int64(len(got)) != u.Size {
+			t.Fatalf("%d bytes, announced %d", len(got), u.Size)
+		}
+		mr := multipart.NewReader(bytes.NewReader(got), "b")
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				break
+			}
+			v, _ := io.ReadAll(p)
+			if p.FormName() == "model" && p.FileName() == "" {
+				if string(v) != "upstream-model" {
+					t.Fatalf("model part %q in %q", v, got)
+				}
+				return
+			}
+		}
+		t.Fatalf("no model part in %q", got)
+	})
 }
