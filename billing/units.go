@@ -78,6 +78,23 @@ func ImageCost(p Price, u Usage, reported bool, n Units) (int64, error) {
 	return CostWithUnits(p, Usage{}, n)
 }
 
+// AudioCost prices an audio request (transcription, translation, speech): by the token usage the
+// provider reported when it reported one (reported) and the price has token prices
+// (gpt-4o-transcribe, gpt-4o-mini-tts); otherwise by the seconds of input audio or the
+// characters of speech input at the model's unit prices (whisper-1, tts-1). Either way the
+// request price is added. ErrNoUnitPrice when nothing applies: no priced tokens and no units
+// counted (a transcription whose length neither the answer nor the upload told).
+func AudioCost(p Price, u Usage, reported bool, n Units) (int64, error) {
+	if reported && p.HasTokenPrices() {
+		n.AudioSeconds, n.Characters = 0, 0
+		return CostWithUnits(p, u, n)
+	}
+	if n.AudioSeconds == 0 && n.Characters == 0 && p.Request == 0 {
+		return 0, fmt.Errorf("%w: model %q, no audio seconds or characters to price", ErrNoUnitPrice, p.Model)
+	}
+	return CostWithUnits(p, Usage{}, n)
+}
+
 // CostWithUnits is Cost plus the unit prices, exact in pico-USD:
 //
 //	Cost(p, u)

@@ -59,6 +59,44 @@ func TestImageCost(t *testing.T) {
 	}
 }
 
+func TestAudioCost(t *testing.T) {
+	transcribe := Price{Model: "gpt-4o-transcribe", InputPerM: usd(t, "2.5"), OutputPerM: usd(t, "10"), AudioSecond: usd(t, "0.0001")}
+	whisper := Price{Model: "whisper-1", AudioSecond: usd(t, "0.0001")}
+	tts := Price{Model: "tts-1", CharactersPerM: usd(t, "15")}
+	u := Usage{Prompt: 300, Completion: 40}
+	for _, c := range []struct {
+		name     string
+		p        Price
+		reported bool
+		n        Units
+		want     string
+		err      error
+	}{
+		// Reported tokens bill a model with token prices; the seconds are not billed again.
+		{"tokens", transcribe, true, Units{AudioSeconds: 30}, "0.00115", nil},
+		// Without usage, the seconds do.
+		{"seconds", transcribe, false, Units{AudioSeconds: 30}, "0.003", nil},
+		// A model priced per second only is billed per second even when tokens are reported.
+		{"whisper with tokens", whisper, true, Units{AudioSeconds: 7}, "0.0007", nil},
+		{"characters", tts, false, Units{Characters: 1000}, "0.015", nil},
+		// Nothing counted and no priced tokens: unpriced, never $0.
+		{"nothing", whisper, false, Units{}, "", ErrNoUnitPrice},
+		{"tokens without token prices", whisper, true, Units{}, "", ErrNoUnitPrice},
+		{"characters without a price", whisper, false, Units{Characters: 5}, "", ErrNoUnitPrice},
+	} {
+		got, err := AudioCost(c.p, u, c.reported, c.n)
+		if c.err != nil {
+			if !errors.Is(err, c.err) {
+				t.Errorf("%s: %v, %v; want %v", c.name, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || FormatPico64(got) != c.want {
+			t.Errorf("%s: %s, %v; want %s", c.name, FormatPico64(got), err, c.want)
+		}
+	}
+}
+
 func TestParsePricingUnits(t *testing.T) {
 	const head = "version: v1\ncurrency: USD\nproviders:\n  - provider: p\n    source: s\n    as_of: \"2026\"\n    models:\n"
 	doc := head +

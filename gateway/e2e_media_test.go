@@ -25,6 +25,11 @@ import (
 //	chat-only    → chatup/chat-model (a provider that serves chat alone)
 //	mixed        → chatup/chat-model (chat-only, first by priority) and media/dall-e-3
 //	image-failover → deadmedia/dall-e-3 (nothing listens), then media/dall-e-3
+//	whisper      → media/whisper-1 (priced per second of audio)
+//	transcribe   → media/gpt-4o-transcribe (priced by tokens)
+//	tts          → media/tts-1 (priced per 1M characters)
+//	tts-tokens   → media/gpt-4o-mini-tts (priced by tokens)
+//	whisper-failover → errmedia/whisper-1 (answers 500 to everything), then media/whisper-1
 func mediaEnv(t *testing.T, opts ...envOption) (*env, *mock.Handler) {
 	t.Helper()
 	up := mock.NewHandler(mock.Options{RequireKey: upstreamKey})
@@ -34,21 +39,35 @@ func mediaEnv(t *testing.T, opts ...envOption) (*env, *mock.Handler) {
 		Media: openaiprov.MediaEndpoints("openai")})
 	dead, derr := openaiprov.New(openaiprov.Options{BaseURL: "http://127.0.0.1:1/v1", APIKey: upstreamKey, Outbound: loopback,
 		Media: openaiprov.MediaEndpoints("openai")})
+	errUp := httptest.NewServer(mock.NewHandler(mock.Options{RequireKey: upstreamKey, ErrorRate: 1}))
+	t.Cleanup(errUp.Close)
+	failing, ferr := openaiprov.New(openaiprov.Options{BaseURL: errUp.URL + "/v1", APIKey: upstreamKey, Outbound: loopback,
+		Media: openaiprov.MediaEndpoints("openai")})
 	dep := func(model string) []providers.DeploymentConfig {
 		return []providers.DeploymentConfig{{Provider: "media", Model: model}}
 	}
-	opts = append([]envOption{withRouting([]namedProvider{{"media", p, err}, {"deadmedia", dead, derr}},
+	opts = append([]envOption{withRouting([]namedProvider{{"media", p, err}, {"deadmedia", dead, derr}, {"errmedia", failing, ferr}},
 		providers.ModelConfig{Name: "image-failover", Deployments: []providers.DeploymentConfig{
 			{Provider: "deadmedia", Model: "dall-e-3", Priority: 0}, {Provider: "media", Model: "dall-e-3", Priority: 1}}},
 		providers.ModelConfig{Name: "image-model", Deployments: dep("dall-e-3")},
 		providers.ModelConfig{Name: "token-image", Deployments: dep("gpt-image-1")},
 		providers.ModelConfig{Name: "omni-moderation-latest", Deployments: dep("omni-moderation-latest")},
+		providers.ModelConfig{Name: "whisper", Deployments: dep("whisper-1")},
+		providers.ModelConfig{Name: "transcribe", Deployments: dep("gpt-4o-transcribe")},
+		providers.ModelConfig{Name: "tts", Deployments: dep("tts-1")},
+		providers.ModelConfig{Name: "tts-tokens", Deployments: dep("gpt-4o-mini-tts")},
+		providers.ModelConfig{Name: "whisper-failover", Deployments: []providers.DeploymentConfig{
+			{Provider: "errmedia", Model: "whisper-1", Priority: 0}, {Provider: "media", Model: "whisper-1", Priority: 1}}},
 		providers.ModelConfig{Name: "chat-only", Deployments: []providers.DeploymentConfig{{Provider: "chatup", Model: "chat-model"}}},
 		providers.ModelConfig{Name: "mixed", Deployments: []providers.DeploymentConfig{
 			{Provider: "chatup", Model: "chat-model", Priority: 0}, {Provider: "media", Model: "dall-e-3", Priority: 1}}},
 	), withPrices(
 		billing.Price{Model: "dall-e-3", Images: map[string]int64{"1024x1024": 40_000, "hd/1024x1024": 80_000}},
 		billing.Price{Model: "gpt-image-1", InputPerM: 5_000_000, OutputPerM: 40_000_000, Images: map[string]int64{"default": 1}},
+		billing.Price{Model: "whisper-1", AudioSecond: 100},
+		billing.Price{Model: "gpt-4o-transcribe", InputPerM: 2_500_000, OutputPerM: 10_000_000, AudioSecond: 100},
+		billing.Price{Model: "tts-1", CharactersPerM: 15_000_000},
+		billing.Price{Model: "gpt-4o-mini-tts", InputPerM: 600_000, OutputPerM: 12_000_000, CharactersPerM: 15_000_000},
 	)}, opts...)
 	return newEnv(t, opts...), up
 }

@@ -25,6 +25,14 @@ import (
 type Options struct {
 	// MaxBodyBytes caps a request body [16 MiB]; larger bodies get 413 without an upstream call.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxUploadBytes caps a multipart request body (images/edits, audio transcriptions and
+	// translations) [32 MiB: OpenAI takes audio files up to 25 MB]; larger bodies get 413 without
+	// an upstream call. Such bodies are spooled to disk, not held in memory.
+	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// UploadDir is where multipart bodies are spooled while their request runs [the system's
+	// temporary directory]. Each spool file is unlinked as soon as it is made, so none outlives
+	// its request, even after a crash.
+	UploadDir string `yaml:"upload_dir"`
 	// MaxResponseBytes caps a non-stream upstream answer [64 MiB].
 	MaxResponseBytes int64 `yaml:"max_response_bytes"`
 	// ReadHeaderTimeout bounds reading request headers [10s].
@@ -84,6 +92,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 16 << 20
+	}
+	if o.MaxUploadBytes <= 0 {
+		o.MaxUploadBytes = 32 << 20
 	}
 	if o.MaxResponseBytes <= 0 {
 		o.MaxResponseBytes = 64 << 20
@@ -320,6 +331,10 @@ func (g *Gateway) Handler() http.Handler {
 	v1.DELETE("/responses/:id", g.responseByID(http.MethodDelete, ""))
 	v1.POST("/responses/:id/cancel", g.responseByID(http.MethodPost, "/cancel"))
 	v1.POST("/images/generations", g.relayHandler(providers.ImageGenerations))
+	v1.POST("/images/edits", g.relayHandler(providers.ImageEdits))
+	v1.POST("/audio/transcriptions", g.relayHandler(providers.AudioTranscriptions))
+	v1.POST("/audio/translations", g.relayHandler(providers.AudioTranslations))
+	v1.POST("/audio/speech", g.relayHandler(providers.AudioSpeech))
 	v1.POST("/moderations", g.relayHandler(providers.Moderations))
 	v1.GET("/models", g.handleModels)
 	v1.GET("/models/*model", g.handleModel)

@@ -11,8 +11,8 @@ import (
 	"github.com/llmgate/llmgate/providers"
 )
 
-// This file holds what the JSON media endpoints (images/generations, moderations) add to the
-// relay: their default models, the few fields they are checked and priced by, routing among the
+// This file holds what the media endpoints (images, moderations; audio.go and upload.go have the
+// rest of audio and multipart) add to the relay: their default models, the few fields they are checked and priced by, routing among the
 // deployments that serve them, and their units.
 
 // defaultModels are OpenAI's defaults for a body without "model" (an SDK's
@@ -74,7 +74,7 @@ func capable(cands []*providers.Deployment, ep providers.Endpoint, model string)
 	}
 	if len(out) == 0 {
 		return nil, newError(http.StatusBadRequest, api.TypeInvalidRequest, "unsupported_endpoint", "model",
-			"The model `"+model+"` cannot serve /v1/"+string(ep)+": none of its deployments' providers offers that endpoint (only OpenAI, Azure OpenAI for images, and the mock do).")
+			"The model `"+model+"` cannot serve /v1/"+string(ep)+": none of its deployments' providers offers that endpoint (only OpenAI, Azure OpenAI for images and audio, and the mock do).")
 	}
 	return out, nil
 }
@@ -99,13 +99,16 @@ func imageUnits(body []byte, req imageRequest) billing.Units {
 func (x *exchange) mediaCost(p billing.Price, out *outcome) (int64, error) {
 	u := billing.Usage{Prompt: x.rec.PromptTokens, Completion: x.rec.CompletionTokens,
 		Cached: x.rec.CachedTokens, Reasoning: x.rec.ReasoningTokens}
-	if x.ep == providers.ImageGenerations {
+	switch {
+	case x.ep == providers.ImageGenerations || x.ep == providers.ImageEdits:
 		return billing.ImageCost(p, u, out.usage.found, out.units)
+	case isAudio(x.ep):
+		return billing.AudioCost(p, u, out.usage.found, out.units)
 	}
 	return billing.CostWithUnits(p, u, billing.Units{})
 }
 
 // isMedia reports whether ep is one of the media endpoints, priced by this file's rules.
 func isMedia(ep providers.Endpoint) bool {
-	return ep == providers.ImageGenerations || ep == providers.Moderations
+	return ep == providers.ImageGenerations || ep == providers.Moderations || isUpload(ep) || ep == providers.AudioSpeech
 }

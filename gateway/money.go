@@ -49,14 +49,17 @@ func (x *exchange) whoPays() (billing.Payer, error) {
 // the upstream models it may reach, or the public model's price when none of them has one. Zero
 // when no price is known: such a request is not costed either.
 func (x *exchange) reserveCost(req request, upstreams []string, tokens int64) int64 {
-	var in, out, perRequest int64 // perRequest: micro-USD, the images and the request price
+	var in, out, perRequest int64 // perRequest: micro-USD, the images, the audio seconds and the request price
+	var chars int64               // pico-USD: the speech input's characters
+	audio := req.audioFacts()
 	found := false
 	for _, models := range [][]string{upstreams, {req.model}} {
 		for _, m := range models {
 			if p, ok := x.g.prices.Lookup(m); ok {
 				found = true
 				in, out = max(in, p.InputPerM), max(out, p.OutputPerM, p.ReasoningPerM)
-				perRequest = max(perRequest, req.image.n*maxImagePrice(p)+p.Request)
+				perRequest = max(perRequest, req.image.n*maxImagePrice(p)+p.Request+audio.seconds*max(p.AudioSecond, 0))
+				chars = max(chars, audio.characters*max(p.CharactersPerM, 0))
 			}
 		}
 		if found {
@@ -70,6 +73,7 @@ func (x *exchange) reserveCost(req request, upstreams []string, tokens int64) in
 	pico := new(big.Int).Mul(big.NewInt(prompt), big.NewInt(in))
 	pico.Add(pico, new(big.Int).Mul(big.NewInt(tokens-prompt), big.NewInt(out)))
 	pico.Add(pico, new(big.Int).Mul(big.NewInt(perRequest), big.NewInt(1_000_000)))
+	pico.Add(pico, big.NewInt(chars))
 	nano := pico.Add(pico, big.NewInt(999)).Div(pico, big.NewInt(1000))
 	if !nano.IsInt64() || nano.Int64() > quota.MaxMoney {
 		return quota.MaxMoney

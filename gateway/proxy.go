@@ -53,8 +53,11 @@ type exchange struct {
 	// unstored marks a Responses request with store:false: the upstream keeps no response, so
 	// there is no route to remember.
 	unstored bool
-	// image is what an images/generations request asks for, to count and price its answer.
+	// image is what an images/generations or edits request asks for, to count and price its answer.
 	image imageRequest
+	// audio is what an audio request brings to its metering: the upload's length, the speech
+	// input's characters.
+	audio audioFacts
 	// translating is the translation the current attempt's deployment was sent (a chat-only
 	// deployment serving the Responses API); nil when it was sent the request as it came.
 	translating *translation
@@ -71,8 +74,12 @@ type outcome struct {
 	answer    delivered // the answer text that reached the client, for counting without usage
 	// d is the deployment of the last upstream attempt; nil when none was made.
 	d *providers.Deployment
-	// units is what the answer holds beyond tokens (the images of an image answer).
+	// units is what the answer holds beyond tokens (the images of an image answer, the seconds
+	// of audio a transcription reports).
 	units billing.Units
+	// unitsReported: the upstream's answer gave the units (a transcription's duration), which
+	// makes them the provider's usage.
+	unitsReported bool
 }
 
 // errTypeClientClosed is the record's error type of a client that went away (499).
@@ -199,13 +206,24 @@ func sessionID(s string) string {
 // decide who pays, admit, forward. Each step either hands the next what it needs or ends the
 // request with an error, which becomes its outcome.
 func (x *exchange) relay() outcome {
-	body, err := x.readBody()
-	if err != nil {
-		return x.failed(err)
-	}
-	req, err := parseRequest(body, x.ep, x.g.bodies)
-	if err != nil {
-		return x.failed(err)
+	var req request
+	if isUpload(x.ep) {
+		s, err := x.readUpload()
+		if err != nil {
+			return x.failed(err)
+		}
+		defer s.close() // the spool goes when the request ends: every attempt has been sent
+		if req, err = uploadRequest(x.ep, s); err != nil {
+			return x.failed(err)
+		}
+	} else {
+		body, err := x.readBody()
+		if err != nil {
+			return x.failed(err)
+		}
+		if req, err = parseRequest(body, x.ep, x.g.bodies); err != nil {
+			return x.failed(err)
+		}
 	}
 	x.rec.Model, x.rec.Stream = req.model, req.stream
 	x.body, x.unstored = req.body, req.unstored
@@ -222,7 +240,7 @@ func (x *exchange) relay() outcome {
 		if cands, err = capable(cands, x.ep, req.model); err != nil {
 			return x.failed(err)
 		}
-		x.image = req.image
+		x.image, x.audio = req.image, req.audioFacts()
 	}
 	payer, err := x.whoPays()
 	if err != nil {
@@ -390,6 +408,10 @@ type request struct {
 	// which the upstream body gets written in.
 	defaulted bool
 	image     imageRequest
+	// upload is the spooled body of a multipart request, which goes upstream in place of body.
+	upload *spool
+	// speech is what an audio/speech body says.
+	speech speechRequest
 }
 
 // parseRequest checks the body (see bodyChecker) and picks out the few fields routing needs,
@@ -429,6 +451,12 @@ func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request,
 	if r.media {
 		r.stream = false // images refuse a stream above; moderations have none
 	}
+	if ep == providers.AudioSpeech {
+		if r.speech, err = parseSpeechRequest(body); err != nil {
+			return request{}, err
+		}
+		r.stream = r.speech.sse
+	}
 	for _, m := range f[3:] {
 		if m.Exists() && m.Type != gjson.Null && (m.Type != gjson.Number || m.Int() < 1) {
 			return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "max_tokens", "max_tokens and max_completion_tokens must be positive integers.")
@@ -463,7 +491,8 @@ func (r request) upstreamBody(model string) ([]byte, bool, error) {
 			return nil, false, err
 		}
 	}
-	inject := r.stream && !r.includeUsage && !r.responses // Responses streams always end with their usage
+	// Responses streams always end with their usage; the media streams carry theirs in their own way.
+	inject := r.stream && !r.includeUsage && !r.responses && !r.media
 	if inject {
 		if out, err = sjson.SetBytes(out, "stream_options.include_usage", true); err != nil {
 			return nil, false, err
@@ -509,7 +538,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		if req.translated.serves(d) {
 			ep, x.translating = providers.ChatCompletions, req.translated
 			body, err = req.translated.body(d.Model)
-		} else {
+		} else if req.upload == nil {
 			body, inject, err = req.upstreamBody(d.Model)
 		}
 		if err != nil {
@@ -523,8 +552,12 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			secrets = ch.Credentials()
 		}
 		began := time.Now()
+		var upload *providers.Upload
+		if req.upload != nil {
+			upload = req.upload.forModel(d.Model)
+		}
 		resp, wrote, err := x.call(d, &providers.Request{Endpoint: ep, Body: body, Stream: req.stream, Model: d.Model, Header: hdr,
-			Method: req.method, Path: req.path})
+			Method: req.method, Path: req.path, Upload: upload})
 		if err != nil {
 			last = err
 			if x.ctx.Err() != nil { // the client went away: no one to answer, no one to blame
@@ -646,6 +679,9 @@ func (x *exchange) respond(resp *http.Response, injected bool, secrets []string)
 	if x.rec.Stream && isEventStream(resp.Header.Get("Content-Type")) {
 		return x.relayStream(resp, injected, secrets)
 	}
+	if x.ep == providers.AudioSpeech {
+		return x.relayAudio(resp)
+	}
 	return x.relayWhole(resp)
 }
 
@@ -667,12 +703,17 @@ func (x *exchange) relayWhole(resp *http.Response) (out outcome) {
 		return x.failed(errResponseTooLarge)
 	}
 	b := buf.Bytes()
-	if x.ep == providers.Responses {
+	switch {
+	case x.ep == providers.Responses:
 		x.relayResponseWhole(b, &out)
-	} else if out.usage = parseUsage(gjson.GetBytes(b, "usage")); !out.usage.found {
-		out.answer.addBody(b)
+	case isAudio(x.ep):
+		out.usage, out.units.AudioSeconds, out.unitsReported = transcriptionUsage(b)
+	default:
+		if out.usage = parseUsage(gjson.GetBytes(b, "usage")); !out.usage.found {
+			out.answer.addBody(b)
+		}
 	}
-	if x.ep == providers.ImageGenerations {
+	if x.ep == providers.ImageGenerations || x.ep == providers.ImageEdits {
 		out.units = imageUnits(b, x.image)
 	}
 	ct := resp.Header.Get("Content-Type")

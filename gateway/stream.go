@@ -92,6 +92,8 @@ func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []str
 		s.resp.translated, _ = resp.Body.(*responses.Stream)
 		defer s.resp.wait()
 		handle = s.responsesEvent
+	} else if isAudio(x.ep) {
+		handle = s.audioEvent
 	}
 	var err error
 	for err == nil {

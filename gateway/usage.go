@@ -75,6 +75,12 @@ func (x *exchange) finishUsage(out *outcome) {
 		r.UsageSource = sourceProvider
 	case out.d == nil || out.firstByte.IsZero():
 		r.UsageSource = ""
+	case out.unitsReported: // a transcription's duration: the provider's measure
+		r.UsageSource = sourceProvider
+	case isAudio(x.ep):
+		// No tokenizer counts audio: the gateway's own count of seconds or characters, when it
+		// has one (meterAudio), is the estimate.
+		r.UsageSource = sourceEstimated
 	default:
 		model := r.UpstreamModel
 		u = usage{found: true,
@@ -90,9 +96,10 @@ func (x *exchange) finishUsage(out *outcome) {
 	if r.UsageSource == "" {
 		return
 	}
-	if out.units.Images > 0 {
-		r.Units, r.Unit = out.units.Images, billing.UnitImage
+	if isAudio(x.ep) {
+		x.meterAudio(out)
 	}
+	r.Units, r.Unit = unitsOf(out.units)
 	price, ok := x.g.prices.Lookup(r.UpstreamModel)
 	if !ok {
 		price, ok = x.g.prices.Lookup(r.Model)

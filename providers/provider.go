@@ -6,6 +6,7 @@ package providers
 
 import (
 	"context"
+	"io"
 	"net/http"
 )
 
@@ -23,6 +24,12 @@ const (
 	// with Request.Path "/{id}" (…"/cancel") act on one. It is relayed as it is only to
 	// deployments whose provider serves it (NativeResponses).
 	Responses Endpoint = "responses"
+	// The multipart endpoints: their requests carry Request.Upload instead of Body.
+	ImageEdits          Endpoint = "images/edits"
+	AudioTranscriptions Endpoint = "audio/transcriptions"
+	AudioTranslations   Endpoint = "audio/translations"
+	// AudioSpeech takes a JSON body and answers audio bytes (or SSE with stream_format "sse").
+	AudioSpeech Endpoint = "audio/speech"
 )
 
 // EndpointServer is implemented by providers that serve more than the text endpoints (chat
@@ -61,9 +68,24 @@ type Request struct {
 	Path string
 	// Model is the upstream model name (already written into Body).
 	Model string
+	// Upload, when set, is the body of a multipart/form-data request (images/edits, audio
+	// transcriptions and translations) in place of Body.
+	Upload *Upload
 	// Header carries the request headers the gateway forwards (traceparent, user agent…). Adapters
 	// add their own credentials; they never copy the client's Authorization.
 	Header http.Header
+}
+
+// Upload is a multipart/form-data body kept outside memory (the gateway spools it to disk), with
+// the deployment's model already written into its model part.
+type Upload struct {
+	// ContentType is the body's media type with its boundary, sent as the Content-Type header.
+	ContentType string
+	// Size is the body's length in bytes, sent as the Content-Length.
+	Size int64
+	// Open returns a reader of the whole body from its first byte. Each attempt opens its own:
+	// on failover the body is sent again from the start.
+	Open func() io.Reader
 }
 
 // Provider sends requests to one upstream. Implementations are safe for concurrent use.

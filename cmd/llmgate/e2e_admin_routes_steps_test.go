@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/csv"
+	"io"
+	"mime/multipart"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -510,5 +514,56 @@ func (s *routeRun) images(t *testing.T) {
 func (s *routeRun) moderations(t *testing.T) {
 	if r := s.public(t, s.key).Must(200, "POST", "/v1/moderations", `{"model":"gpt-test","input":"hello"}`); len(r.JSON("results").Array()) != 1 {
 		t.Errorf("moderations: %.500s", r.Body)
+	}
+}
+
+// postForm sends a multipart form of fields (name, value pairs) and one file part to a public
+// path with the run's key.
+func (s *routeRun) postForm(t *testing.T, path, fileField string, file []byte, fields ...string) admintest.Resp {
+	t.Helper()
+	var b bytes.Buffer
+	w := multipart.NewWriter(&b)
+	fw, _ := w.CreateFormFile(fileField, "upload.bin")
+	_, _ = fw.Write(file)
+	for i := 0; i+1 < len(fields); i += 2 {
+		_ = w.WriteField(fields[i], fields[i+1])
+	}
+	_ = w.Close()
+	req, _ := http.NewRequest(http.MethodPost, s.e.app.publicURL+path, &b)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+s.key)
+	resp, err := s.e.http.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: HTTP %d %s", path, resp.StatusCode, raw)
+	}
+	return admintest.Resp{Status: resp.StatusCode, Body: string(raw), Header: resp.Header}
+}
+
+func (s *routeRun) imageEdits(t *testing.T) {
+	if r := s.postForm(t, "/v1/images/edits", "image", []byte("png"), "model", "gpt-test", "prompt", "a hat"); len(r.JSON("data").Array()) != 1 {
+		t.Errorf("image edits: %.500s", r.Body)
+	}
+}
+
+func (s *routeRun) transcriptions(t *testing.T) {
+	if r := s.postForm(t, "/v1/audio/transcriptions", "file", make([]byte, 16000), "model", "gpt-test"); r.JSON("text").String() == "" {
+		t.Errorf("transcriptions: %.500s", r.Body)
+	}
+}
+
+func (s *routeRun) translations(t *testing.T) {
+	if r := s.postForm(t, "/v1/audio/translations", "file", make([]byte, 16000), "model", "gpt-test", "response_format", "text"); r.Body == "" {
+		t.Errorf("translations: empty answer")
+	}
+}
+
+func (s *routeRun) speech(t *testing.T) {
+	if r := s.public(t, s.key).Must(200, "POST", "/v1/audio/speech", `{"model":"gpt-test","input":"hello","voice":"alloy"}`); r.Header.Get("Content-Type") != "audio/mpeg" || r.Body == "" {
+		t.Errorf("speech: %s, %d bytes", r.Header.Get("Content-Type"), len(r.Body))
 	}
 }

@@ -66,15 +66,25 @@ func TestRun(t *testing.T) {
 		!strings.Contains(string(body), "event: response.completed\n") || !strings.Contains(string(body), `"output_tokens":3`) {
 		t.Errorf("responses stream: %d %s", resp.StatusCode, body)
 	}
-	// The media endpoints speak OpenAI's format, with the same fault injection as chat.
+	// The media endpoints speak OpenAI's format (multipart for audio uploads), with the same fault
+	// injection as chat.
 	for _, c := range []struct{ path, body, want string }{
 		{"/v1/images/generations", `{"model":"dall-e-3","prompt":"a cat","n":2}`, `"url":"https://mock.invalid/images/`},
 		{"/v1/images/generations", `{"model":"gpt-image-1","prompt":"a cat","quality":"low"}`, `"output_tokens":272`},
 		{"/v1/moderations", `{"model":"omni-moderation-latest","input":"violence"}`, `"flagged":true`},
 		{"/v1/moderations", `{"model":"omni-moderation-latest","input":"hi","mock":{"status":503}}`, `simulated 503`},
+		{"/v1/audio/speech", `{"model":"gpt-4o-mini-tts","input":"hi","voice":"alloy","stream_format":"sse"}`, `"type":"speech.audio.done"`},
+		{"/v1/audio/speech", `{"model":"tts-1","input":"hi","voice":"alloy","mock":{"status":429}}`, `simulated 429`},
+		{"/v1/audio/transcriptions", "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp3\"\r\n\r\nxyz\r\n" +
+			"--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--b--\r\n", `"usage":{"type":"duration","seconds":1}`},
+		{"/v1/audio/translations", "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp3\"\r\n\r\nxyz\r\n" +
+			"--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--b\r\nContent-Disposition: form-data; name=\"mock\"\r\n\r\n{\"status\":500}\r\n--b--\r\n", `simulated 500`},
 	} {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+base+c.path, strings.NewReader(c.body))
 		req.Header.Set("Authorization", "Bearer sk-up")
+		if strings.HasPrefix(c.body, "--b") {
+			req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+		}
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -22,6 +22,12 @@
 // (media.go has the rules: urls or b64_json images, a usage object for gpt-image* models, one
 // moderation result per input), with the same fault injection as chat.
 //
+// POST /v1/images/edits, /v1/audio/transcriptions and /v1/audio/translations (multipart; the
+// "mock" overrides come as a form field of that name) and POST /v1/audio/speech (JSON) speak
+// OpenAI's media formats: every transcription response_format, transcript.text.* streams,
+// speech audio in flushed chunks or speech.audio.* events, with the same fault injection as chat
+// (audio.go has the rules).
+//
 // POST /v1/messages answers in Anthropic's Messages format (stream and non-stream, tools, prompt
 // caching, Anthropic error bodies), with the same words, token rules and overrides; its
 // particulars are documented in anthropic.go.

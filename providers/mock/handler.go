@@ -68,13 +68,17 @@ const (
 	epResponses
 	epImages      // images/generations (media.go)
 	epModerations // moderations (media.go)
+	epImageEdits  // images/edits, multipart (audio.go)
+	epTranscriptions
+	epTranslations
+	epSpeech
 )
 
 func (ep endpoint) mainField() string {
 	switch ep {
 	case epChat:
 		return "messages"
-	case epText, epImages:
+	case epText, epImages, epImageEdits:
 		return "prompt"
 	}
 	return "input"
@@ -103,6 +107,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveAPI(w, r, epImages)
 	case "/v1/moderations":
 		h.serveAPI(w, r, epModerations)
+	case "/v1/images/edits":
+		h.serveAPI(w, r, epImageEdits)
+	case "/v1/audio/transcriptions":
+		h.serveAPI(w, r, epTranscriptions)
+	case "/v1/audio/translations":
+		h.serveAPI(w, r, epTranslations)
+	case "/v1/audio/speech":
+		h.serveAPI(w, r, epSpeech)
 	case "/v1/models":
 		h.serveAPI(w, r, epModels)
 	case "/v1/messages":
@@ -171,7 +183,15 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, ep endpoint) ou
 	}
 	// The body buffer lives until answer returns and is not written meanwhile, so viewing it as a
 	// string lets gjson hand out substrings instead of copies.
-	c, err := parseCall(ep, unsafe.String(unsafe.SliceData(body), len(body)), h.base)
+	var c call
+	if ep.multipart() {
+		c, err = parseFormCall(ep, body, r.Header.Get("Content-Type"), h.base)
+	} else {
+		c, err = parseCall(ep, unsafe.String(unsafe.SliceData(body), len(body)), h.base)
+		if err == nil && ep == epSpeech {
+			err = parseSpeech(&c, unsafe.String(unsafe.SliceData(body), len(body)))
+		}
+	}
 	if err != nil {
 		return writeError(w, http.StatusBadRequest, api.NewError(api.TypeInvalidRequest, "", "", err.Error()))
 	}
@@ -187,8 +207,13 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, ep endpoint) ou
 	if o, ok := h.fault(w, &c.b, seq, func(status int) outcome { return writeError(w, status, statusError(status)) }); ok {
 		return o
 	}
-	if c.stream && (ep == epChat || ep == epText) { // images and moderations answer whole
+	switch {
+	case c.stream && (ep == epChat || ep == epText): // images and moderations answer whole
 		return writeStream(w, &wt, ep, &c, seq)
+	case c.stream && ep == epTranscriptions && tokenModel(&c): // whisper-1 ignores stream
+		return writeTranscriptStream(w, &wt, &c)
+	case ep == epSpeech:
+		return writeSpeech(w, &wt, &c)
 	}
 	if !wt.wait(c.b.latency) {
 		return outcomeCanceled
@@ -198,8 +223,12 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, ep endpoint) ou
 	switch ep {
 	case epEmbed:
 		*out = appendEmbeddings(*out, &c)
-	case epImages:
+	case epImages, epImageEdits:
 		*out = appendImages(*out, &c, seq, time.Now().Unix())
+	case epTranscriptions, epTranslations:
+		var ct string
+		*out, ct = renderTranscription(*out, ep, &c)
+		return writeBody(w, ct, *out)
 	case epModerations:
 		*out = appendModerations(*out, &c, seq)
 	default:
@@ -292,8 +321,13 @@ func writeRawError(w http.ResponseWriter, status int, body string) outcome {
 }
 
 func writeJSON(w http.ResponseWriter, body []byte) outcome {
+	return writeBody(w, "application/json", body)
+}
+
+// writeBody sends a whole 200 answer of the given content type.
+func writeBody(w http.ResponseWriter, contentType string, body []byte) outcome {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", contentType)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	if _, err := w.Write(body); err != nil {

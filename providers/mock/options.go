@@ -193,8 +193,10 @@ type call struct {
 	dimensions int
 	// previous is a Responses request's previous_response_id.
 	previous string
-	// image is what an images/generations request asks for (media.go).
+	// image is what an images/generations or edits request asks for (media.go).
 	image imageCall
+	// audio is what a transcription, translation or speech request asks for (audio.go).
+	audio audioCall
 	b     behaviour
 }
 
@@ -233,7 +235,7 @@ func parseCall(ep endpoint, body string, base behaviour) (call, error) {
 			hasMain = hasMain || ep == epText || (ep == epImages && v.Type == gjson.String)
 			c.promptTokens += inputTokens(v)
 		case "input":
-			hasMain = hasMain || ep == epEmbed || ep == epResponses || ep == epModerations
+			hasMain = hasMain || ep == epEmbed || ep == epResponses || ep == epModerations || ep == epSpeech
 			c.input = v
 			if ep == epResponses {
 				c.promptTokens += responsesInputTokens(v)

@@ -54,8 +54,12 @@ func (p *inProcess) Do(ctx context.Context, req *providers.Request) (*http.Respo
 		return nil, err // as http.Client does: no request on a dead context
 	}
 	hctx, cancel := context.WithCancel(ctx)
+	var body io.Reader = bytes.NewReader(req.Body)
+	if req.Upload != nil {
+		body = req.Upload.Open()
+	}
 	hreq, err := http.NewRequestWithContext(hctx, cmp.Or(req.Method, http.MethodPost),
-		"http://mock.invalid/v1/"+string(req.Endpoint)+req.Path, bytes.NewReader(req.Body))
+		"http://mock.invalid/v1/"+string(req.Endpoint)+req.Path, body)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("mock: %w", err)
@@ -63,6 +67,10 @@ func (p *inProcess) Do(ctx context.Context, req *providers.Request) (*http.Respo
 	if req.Header != nil {
 		// The handler records the header map; the gateway's own may be reused after Do.
 		hreq.Header = req.Header.Clone()
+	}
+	if req.Upload != nil {
+		hreq.ContentLength = req.Upload.Size
+		hreq.Header.Set("Content-Type", req.Upload.ContentType)
 	}
 	pr, pw := io.Pipe()
 	rw := &pipeWriter{header: make(http.Header), pw: pw, ready: make(chan struct{})}

@@ -125,9 +125,15 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
+	if req.Upload != nil {
+		rd = req.Upload.Open()
+	}
 	hr, err := http.NewRequestWithContext(ctx, cmp.Or(req.Method, http.MethodPost), target, rd)
 	if err != nil {
 		return nil, err
+	}
+	if req.Upload != nil {
+		hr.ContentLength = req.Upload.Size
 	}
 	for k, v := range req.Header {
 		hr.Header[k] = v
@@ -135,12 +141,19 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	for k, v := range p.headers {
 		hr.Header[k] = v
 	}
-	if body != nil {
+	switch {
+	case req.Upload != nil:
+		hr.Header.Set("Content-Type", req.Upload.ContentType)
+	case body != nil:
 		hr.Header.Set("Content-Type", "application/json")
 	}
-	if req.Stream {
+	switch {
+	case req.Stream:
 		hr.Header.Set("Accept", "text/event-stream")
-	} else {
+	case req.Endpoint == providers.AudioSpeech, req.Endpoint == providers.AudioTranscriptions, req.Endpoint == providers.AudioTranslations:
+		// Audio bytes, or a transcript as text, SubRip or WebVTT: whatever the request asked for.
+		hr.Header.Set("Accept", "*/*")
+	default:
 		hr.Header.Set("Accept", "application/json")
 	}
 	if p.auth != "" {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/llmgate/llmgate/providers"
@@ -181,5 +182,42 @@ func TestMediaEndpoints(t *testing.T) {
 	resp.Body.Close()
 	if got.path != "/openai/deployments/img/images/generations" || got.query != "api-version=2025-04-01-preview" || got.body != body {
 		t.Errorf("azure images: %+v", got)
+	}
+}
+
+// The multipart and audio endpoints: OpenAI and Azure serve them, the chat presets do not; an
+// upload goes out as it is given (its own Content-Type and length, the body from Open), to
+// OpenAI's path or Azure's deployment path, on every attempt from its first byte.
+func TestUploadRequests(t *testing.T) {
+	for _, ep := range []providers.Endpoint{providers.ImageEdits, providers.AudioTranscriptions, providers.AudioTranslations, providers.AudioSpeech} {
+		for typ, want := range map[string]bool{"openai": true, "azure": true, "deepseek": false, "vllm": false} {
+			p, _ := New(Options{BaseURL: "https://example.invalid/v1", Media: MediaEndpoints(typ)})
+			if p.Serves(ep) != want {
+				t.Errorf("%s serves %s: %v, want %v", typ, ep, !want, want)
+			}
+		}
+	}
+	srv, got := upstream(t)
+	oai, _ := New(Options{BaseURL: srv.URL + "/v1", APIKey: "k", Outbound: loopback, Media: MediaEndpoints("openai")})
+	azure, _ := New(Options{BaseURL: srv.URL, APIKey: "ak", Azure: true, AzureAPIVersion: "2025-04-01-preview", Outbound: loopback, Media: MediaEndpoints("azure")})
+	form := "--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ndep\r\n--b--\r\n"
+	up := &providers.Upload{ContentType: "multipart/form-data; boundary=b", Size: int64(len(form)),
+		Open: func() io.Reader { return io.MultiReader(strings.NewReader(form[:10]), strings.NewReader(form[10:])) }}
+	for _, tc := range []struct {
+		p        *Provider
+		wantPath string
+	}{
+		{oai, "/v1/audio/transcriptions"},
+		{azure, "/openai/deployments/dep/audio/transcriptions"},
+		{oai, "/v1/audio/transcriptions"}, // a second attempt reads the body again
+	} {
+		resp, err := tc.p.Do(context.Background(), &providers.Request{Endpoint: providers.AudioTranscriptions, Model: "dep", Upload: up})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got.path != tc.wantPath || got.body != form || got.header.Get("Content-Type") != up.ContentType || got.header.Get("Accept") != "*/*" {
+			t.Errorf("%s: body %q, Content-Type %q, Accept %q", got.path, got.body, got.header.Get("Content-Type"), got.header.Get("Accept"))
+		}
 	}
 }

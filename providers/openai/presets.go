@@ -27,9 +27,13 @@ type Preset struct {
 func MediaEndpoints(providerType string) []providers.Endpoint {
 	switch providerType {
 	case "openai":
-		return []providers.Endpoint{providers.Responses, providers.ImageGenerations, providers.Moderations}
+		return []providers.Endpoint{providers.Responses, providers.ImageGenerations, providers.Moderations,
+			providers.ImageEdits, providers.AudioTranscriptions, providers.AudioTranslations, providers.AudioSpeech}
 	case "azure":
-		return []providers.Endpoint{providers.Responses, providers.ImageGenerations}
+		// Azure serves these at its deployment paths (/openai/deployments/{dep}/…, PROVIDERS-2.md
+		// §3.1); it has no moderations endpoint.
+		return []providers.Endpoint{providers.Responses, providers.ImageGenerations,
+			providers.ImageEdits, providers.AudioTranscriptions, providers.AudioTranslations, providers.AudioSpeech}
 	}
 	return nil
 }
