@@ -10,17 +10,48 @@ import (
 	"github.com/llmgate/llmgate/store"
 )
 
+const putResponseRouteSQL = `INSERT INTO response_routes
+	(response_id, tenant_id, key_id, model, deployment_id, provider, created_at, expires_at, history, response)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (response_id) DO UPDATE SET tenant_id = excluded.tenant_id, key_id = excluded.key_id, model = excluded.model,
+		deployment_id = excluded.deployment_id, provider = excluded.provider, created_at = excluded.created_at,
+		expires_at = excluded.expires_at, history = excluded.history, response = excluded.response`
+
+func responseRouteArgs(r store.ResponseRoute) []any {
+	return []any{r.ResponseID, r.TenantID, r.KeyID, r.Model, r.DeploymentID, r.Provider, micros(r.CreatedAt), micros(r.ExpiresAt), r.History, r.Response}
+}
+
 // PutResponseRoute inserts or replaces the route of one response id.
 func (s *Store) PutResponseRoute(ctx context.Context, r store.ResponseRoute) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO response_routes
-		(response_id, tenant_id, key_id, model, deployment_id, provider, created_at, expires_at, history, response)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (response_id) DO UPDATE SET tenant_id = excluded.tenant_id, key_id = excluded.key_id, model = excluded.model,
-			deployment_id = excluded.deployment_id, provider = excluded.provider, created_at = excluded.created_at,
-			expires_at = excluded.expires_at, history = excluded.history, response = excluded.response`,
-		r.ResponseID, r.TenantID, r.KeyID, r.Model, r.DeploymentID, r.Provider, micros(r.CreatedAt), micros(r.ExpiresAt), r.History, r.Response)
-	if err != nil {
+	if _, err := s.w.ExecContext(ctx, putResponseRouteSQL, responseRouteArgs(r)...); err != nil {
 		return fmt.Errorf("sqlite: put response route: %w", mapErr(err))
+	}
+	return nil
+}
+
+// PutResponseRoutes inserts or replaces many routes in one transaction, with the statement
+// prepared once: one commit (and one WAL sync) for the batch instead of one per route.
+func (s *Store) PutResponseRoutes(ctx context.Context, rs []store.ResponseRoute) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: put response routes: %w", mapErr(err))
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	stmt, err := tx.PrepareContext(ctx, putResponseRouteSQL)
+	if err != nil {
+		return fmt.Errorf("sqlite: put response routes: %w", mapErr(err))
+	}
+	defer stmt.Close()
+	for _, r := range rs {
+		if _, err := stmt.ExecContext(ctx, responseRouteArgs(r)...); err != nil {
+			return fmt.Errorf("sqlite: put response route %q: %w", r.ResponseID, mapErr(err))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: put response routes: %w", mapErr(err))
 	}
 	return nil
 }
