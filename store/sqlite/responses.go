@@ -23,16 +23,40 @@ func responseRouteArgs(r store.ResponseRoute) []any {
 
 // PutResponseRoute inserts or replaces the route of one response id.
 func (s *Store) PutResponseRoute(ctx context.Context, r store.ResponseRoute) error {
-	if _, err := s.w.ExecContext(ctx, putResponseRouteSQL, responseRouteArgs(r)...); err != nil {
-		return fmt.Errorf("sqlite: put response route: %w", mapErr(err))
-	}
-	return nil
+	return s.PutResponseRoutes(ctx, []store.ResponseRoute{r})
 }
 
-// PutResponseRoutes inserts or replaces many routes in one transaction, with the statement
-// prepared once: one commit (and one WAL sync) for the batch instead of one per route.
+// routeStmt is the route upsert prepared once on the writer connection (database/sql keeps it
+// for that connection, the writer's only one): routes are written for every stored response, and
+// parsing the statement each time cost more than running it. Prepared on first use, since the
+// table exists only once the store is migrated.
+func (s *Store) routeStmt(ctx context.Context) (*sql.Stmt, error) {
+	s.routeMu.Lock()
+	defer s.routeMu.Unlock()
+	if s.putRoute == nil {
+		st, err := s.w.PrepareContext(ctx, putResponseRouteSQL)
+		if err != nil {
+			return nil, err
+		}
+		s.putRoute = st
+	}
+	return s.putRoute, nil
+}
+
+// PutResponseRoutes inserts or replaces many routes in one transaction (one commit for the
+// batch); a single route is written on its own, without BEGIN and COMMIT statements.
 func (s *Store) PutResponseRoutes(ctx context.Context, rs []store.ResponseRoute) error {
 	if len(rs) == 0 {
+		return nil
+	}
+	stmt, err := s.routeStmt(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: put response routes: %w", mapErr(err))
+	}
+	if len(rs) == 1 {
+		if _, err := stmt.ExecContext(ctx, responseRouteArgs(rs[0])...); err != nil {
+			return fmt.Errorf("sqlite: put response route %q: %w", rs[0].ResponseID, mapErr(err))
+		}
 		return nil
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -40,13 +64,9 @@ func (s *Store) PutResponseRoutes(ctx context.Context, rs []store.ResponseRoute)
 		return fmt.Errorf("sqlite: put response routes: %w", mapErr(err))
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	stmt, err := tx.PrepareContext(ctx, putResponseRouteSQL)
-	if err != nil {
-		return fmt.Errorf("sqlite: put response routes: %w", mapErr(err))
-	}
-	defer stmt.Close()
+	txStmt := tx.StmtContext(ctx, stmt)
 	for _, r := range rs {
-		if _, err := stmt.ExecContext(ctx, responseRouteArgs(r)...); err != nil {
+		if _, err := txStmt.ExecContext(ctx, responseRouteArgs(r)...); err != nil {
 			return fmt.Errorf("sqlite: put response route %q: %w", r.ResponseID, mapErr(err))
 		}
 	}
