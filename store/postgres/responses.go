@@ -30,9 +30,8 @@ func (s *Store) PutResponseRoute(ctx context.Context, r store.ResponseRoute) err
 	return nil
 }
 
-// PutResponseRoutes inserts or replaces many routes in one round trip: a pgx batch, which the
-// server runs as one implicit transaction (one Sync at its end), so a failed statement undoes
-// the batch. One statement per route rather than one multi-row INSERT, because ON CONFLICT DO
+// PutResponseRoutes inserts or replaces many routes with one pgx batch: sent at once and run as
+// one implicit transaction, so a failed statement undoes the batch. One statement per route rather than one multi-row INSERT, because ON CONFLICT DO
 // UPDATE refuses to touch a row twice in one statement.
 func (s *Store) PutResponseRoutes(ctx context.Context, rs []store.ResponseRoute) error {
 	if len(rs) == 0 {
