@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -460,6 +461,110 @@ func TestResponsesBadInput(t *testing.T) {
 	for i := range 2 {
 		if status, _, _ := e.respond(tiny.Key, `{"model":"gpt-test","input":"hi"}`); status != 200 {
 			t.Fatalf("good request %d after the bad ones: %d", i, status)
+		}
+	}
+}
+
+// slowRoutes is the store with every batch of route writes taking a while, as under load.
+type slowRoutes struct{ gateway.ResponseRoutes }
+
+func (s slowRoutes) PutResponseRoutes(ctx context.Context, rs []store.ResponseRoute) error {
+	time.Sleep(200 * time.Millisecond)
+	return s.ResponseRoutes.PutResponseRoutes(ctx, rs)
+}
+
+// Many streams end at once and each client sends its follow-up the moment it reads the terminal
+// event, while the store takes its time: every follow-up finds its route (the routes of
+// concurrent answers are committed together, but each before its answer's end leaves) and goes
+// to the deployment that holds it.
+func TestResponsesFollowUpsRightAfterConcurrentStreams(t *testing.T) {
+	a, b := mock.NewHandler(mock.Options{}), mock.NewHandler(mock.Options{})
+	sa, sb := httptest.NewServer(a), httptest.NewServer(b)
+	t.Cleanup(sa.Close)
+	t.Cleanup(sb.Close)
+	pa, pb := openaiProvider("pa", sa.URL), openaiProvider("pb", sb.URL)
+	pair := providers.ModelConfig{Name: "pair", Deployments: []providers.DeploymentConfig{{ID: "dep-a", Provider: "pa", Model: "m"}, {ID: "dep-b", Provider: "pb", Model: "m"}}}
+	e := newEnv(t, withRouting([]namedProvider{pa, pb}, pair), func(c *envConfig) {
+		c.routes = func(r gateway.ResponseRoutes) gateway.ResponseRoutes { return slowRoutes{r} }
+	})
+
+	post := func(body string) (*http.Response, error) {
+		req, err := http.NewRequest(http.MethodPost, e.baseURL+"/responses", strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+e.key)
+		req.Header.Set("Content-Type", "application/json")
+		return e.http.Do(req)
+	}
+	// chain streams a response and, as soon as its response.completed arrives, follows it up;
+	// it returns the request ids of both.
+	chain := func() (first, second string, err error) {
+		resp, err := post(`{"model":"pair","input":"hello","stream":true}`)
+		if err != nil {
+			return "", "", err
+		}
+		defer resp.Body.Close()
+		first = resp.Header.Get("X-Request-Id")
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		id, name := "", ""
+		for id == "" && sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: ") && name == "response.completed":
+				var ev struct {
+					Response struct{ ID string } `json:"response"`
+				}
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev); err != nil {
+					return first, "", err
+				}
+				id = ev.Response.ID
+			}
+		}
+		if id == "" {
+			return first, "", fmt.Errorf("stream %s (status %d) ended without response.completed", first, resp.StatusCode)
+		}
+		next, err := post(`{"model":"pair","input":"and then?","previous_response_id":"` + id + `"}`)
+		if err != nil {
+			return first, "", err
+		}
+		defer next.Body.Close()
+		out, _ := io.ReadAll(next.Body)
+		if next.StatusCode != http.StatusOK {
+			return first, "", fmt.Errorf("follow-up of %s right after its stream: %d %s", id, next.StatusCode, out)
+		}
+		return first, next.Header.Get("X-Request-Id"), nil
+	}
+
+	const n = 24
+	type pairIDs struct{ first, second string }
+	ids := make(chan pairIDs, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			first, second, err := chain()
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids <- pairIDs{first, second}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(ids)
+	for err := range errs {
+		t.Error(err)
+	}
+	for p := range ids {
+		if owner, r := e.usageFor(p.first).Deployment, e.usageFor(p.second); r.Deployment != owner {
+			t.Errorf("follow-up %s went to %s, its response was made on %s", p.second, r.Deployment, owner)
 		}
 	}
 }

@@ -220,6 +220,7 @@ type Gateway struct {
 	usage    UsageSink
 	// responses remembers where each Responses API response lives; nil: nowhere.
 	responses ResponseRoutes
+	routes    *routeWriter // writes to responses, many requests' routes in one transaction
 	metrics   *Metrics
 	log       *slog.Logger
 	keys      *keyCache
@@ -255,6 +256,9 @@ func New(d Deps, opts Options) *Gateway {
 		g.prices = noPrices{}
 	}
 	g.responses = d.Responses
+	if g.responses != nil {
+		g.routes = newRouteWriter(g.responses)
+	}
 	g.money = d.Money
 	if g.money == nil {
 		g.money = postpaid{}

@@ -71,6 +71,8 @@ type envConfig struct {
 	log         *slog.Logger        // nil: discarded (LLMGATE_TEST_LOG: stderr)
 	prices      []billing.Price     // priced models (a billing.Pricer), unless priceLookup is set
 	priceLookup gateway.PriceLookup // the gateway's price lookup as it is
+	// routes wraps the store as the gateway's response routes; nil: the store itself.
+	routes func(gateway.ResponseRoutes) gateway.ResponseRoutes
 }
 
 // withPrices prices models (a billing.Pricer as the gateway's price lookup).
@@ -219,6 +221,10 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		log = cfg.log
 	}
 	reg := prometheus.NewRegistry()
+	var routes gateway.ResponseRoutes = st
+	if cfg.routes != nil {
+		routes = cfg.routes(st)
+	}
 	prices := cfg.priceLookup
 	if cfg.prices != nil {
 		p := billing.NewPricer()
@@ -227,7 +233,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st, Prices: prices,
 		Limiter: quota.NewMemory(quota.LimiterOptions{LeaseTTL: qo.WithDefaults().LeaseTTL}), Quota: qo,
-		Router: router, Tokens: est, Usage: rec, Responses: st, Metrics: gateway.NewMetrics(reg, 0), Log: log}, cfg.Options)
+		Router: router, Tokens: est, Usage: rec, Responses: routes, Metrics: gateway.NewMetrics(reg, 0), Log: log}, cfg.Options)
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); gw.Run(runCtx) }()

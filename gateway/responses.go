@@ -30,6 +30,7 @@ import (
 // (store.Store implements it).
 type ResponseRoutes interface {
 	PutResponseRoute(ctx context.Context, r store.ResponseRoute) error
+	PutResponseRoutes(ctx context.Context, rs []store.ResponseRoute) error
 	ResponseRoute(ctx context.Context, responseID string, now time.Time) (store.ResponseRoute, error)
 	DeleteResponseRoute(ctx context.Context, responseID string) error
 	PurgeResponseRoutes(ctx context.Context, before time.Time) (int64, error)
@@ -180,20 +181,33 @@ func (x *exchange) ownedRoute(id string) (store.ResponseRoute, error) {
 }
 
 // rememberResponse records that the deployment answering produced response id, for the caller's
-// tenant. It runs before the answer's end reaches the client, with a context of its own (the
-// client may be gone; the response exists upstream all the same). A failure is logged: the answer
-// goes on, and a follow-up on that id will be refused as unknown.
+// tenant, and waits until it is recorded. It runs before the answer's end reaches the client; the
+// write does not depend on the request (the client may be gone; the response exists upstream all
+// the same). A failure is logged: the answer goes on, and a follow-up on that id will be refused
+// as unknown.
 func (x *exchange) rememberResponse(id string) {
+	x.awaitRemembered(id, x.startRemembering(id))
+}
+
+// startRemembering queues the route of response id with the gateway's route writer, which
+// commits it with those of the other requests in flight; nil when there is nothing to remember.
+func (x *exchange) startRemembering(id string) <-chan error {
 	d := x.answering
-	if x.g.responses == nil || id == "" || d == nil || x.unstored {
-		return
+	if x.g.routes == nil || id == "" || d == nil || x.unstored {
+		return nil
 	}
 	now := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), routeWriteTimeout)
-	defer cancel()
-	err := x.g.responses.PutResponseRoute(ctx, store.ResponseRoute{ResponseID: id, TenantID: x.id.Key.TenantID, KeyID: x.id.Key.ID,
+	return x.g.routes.submit(store.ResponseRoute{ResponseID: id, TenantID: x.id.Key.TenantID, KeyID: x.id.Key.ID,
 		Model: x.rec.Model, DeploymentID: d.ID, Provider: d.ProviderName, CreatedAt: now, ExpiresAt: now.Add(x.g.opts.ResponsesTTL)})
-	if err != nil {
+}
+
+// awaitRemembered waits for a route started by startRemembering (at most routeWriteTimeout) and
+// logs its failure.
+func (x *exchange) awaitRemembered(id string, done <-chan error) {
+	if done == nil {
+		return
+	}
+	if err := awaitRoute(done, routeWriteTimeout); err != nil {
 		x.g.log.Error("response route not recorded: follow-ups on this response will be refused", "request_id", x.rec.RequestID,
 			"response_id", id, "err", err)
 	}
@@ -267,18 +281,21 @@ type responsesStream struct {
 	// seq is the last sequence_number seen (-1: none yet), so that an error event the gateway
 	// adds follows on.
 	seq int64
-	// remembered is closed once the response's route is recorded, which starts at
-	// response.created and must be done before the terminal event reaches the client.
-	remembered chan struct{}
+	// routeID and remembered follow the recording of the response's route, which starts at
+	// response.created and must be done before the terminal event reaches the client; remembered
+	// is nil until it starts.
+	routeID    string
+	remembered <-chan error
 	// translated is the translation of a chat stream, when the deployment speaks only Chat
 	// Completions; nil for a stream relayed as it came.
 	translated *responses.Stream
 }
 
-// wait waits for the route's recording, if it started.
-func (r *responsesStream) wait() {
-	if r.remembered != nil {
-		<-r.remembered
+// waitRemembered waits for the route's recording, if it started, once.
+func (s *sseRelay) waitRemembered() {
+	if r := s.resp; r.remembered != nil {
+		s.x.awaitRemembered(r.routeID, r.remembered)
+		r.remembered = nil
 	}
 }
 
@@ -327,10 +344,8 @@ func (s *sseRelay) responsesEvent(e sse.Event) error {
 		if s.resp.translated != nil {
 			break // kept whole at the end (keepTranslated)
 		}
-		if id := gjson.GetBytes(payload, "response.id").Str; id != "" && s.resp.remembered == nil {
-			done := make(chan struct{})
-			s.resp.remembered = done
-			go func() { defer close(done); s.x.rememberResponse(id) }()
+		if id := gjson.GetBytes(payload, "response.id").Str; id != "" && s.resp.routeID == "" {
+			s.resp.routeID, s.resp.remembered = id, s.x.startRemembering(id)
 		}
 	case evCompleted, evIncomplete, evFailed:
 		s.sawDone = true
@@ -351,10 +366,10 @@ func (s *sseRelay) responsesEvent(e sse.Event) error {
 			}
 			break
 		}
-		if s.resp.remembered == nil {
+		if s.resp.routeID == "" {
 			s.x.rememberResponse(gjson.GetBytes(payload, "response.id").Str)
 		}
-		s.resp.wait()
+		s.waitRemembered()
 	case evError:
 		s.upErr = true // error text is never counted as answer
 		// Its message is relayed, as an error answer's is, without credentials.

@@ -135,11 +135,9 @@ func (x *exchange) keepTranslated(doc []byte) []byte {
 		return unstored(doc)
 	}
 	now := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), routeWriteTimeout)
-	defer cancel()
-	err = x.g.responses.PutResponseRoute(ctx, store.ResponseRoute{ResponseID: id, TenantID: x.id.Key.TenantID, KeyID: x.id.Key.ID,
+	err = x.g.routes.put(store.ResponseRoute{ResponseID: id, TenantID: x.id.Key.TenantID, KeyID: x.id.Key.ID,
 		Model: x.rec.Model, DeploymentID: d.ID, Provider: d.ProviderName, CreatedAt: now, ExpiresAt: now.Add(x.g.opts.ResponsesTTL),
-		History: history, Response: doc})
+		History: history, Response: doc}, routeWriteTimeout)
 	if err != nil {
 		x.g.log.Error("translated response not kept: follow-ups on it will be refused", "request_id", x.rec.RequestID, "response_id", id, "err", err)
 		return unstored(doc)

@@ -90,7 +90,7 @@ func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []str
 	if x.ep == providers.Responses {
 		s.resp = &responsesStream{seq: -1}
 		s.resp.translated, _ = resp.Body.(*responses.Stream)
-		defer s.resp.wait()
+		defer s.waitRemembered()
 		handle = s.responsesEvent
 	} else if isAudio(x.ep) {
 		handle = s.audioEvent

@@ -460,6 +460,9 @@ type Store interface {
 
 	// PutResponseRoute inserts or replaces the route of one response id.
 	PutResponseRoute(ctx context.Context, r ResponseRoute) error
+	// PutResponseRoutes inserts or replaces the routes of many response ids in one transaction,
+	// in order (an id twice ends as its last route): all are written or none.
+	PutResponseRoutes(ctx context.Context, rs []ResponseRoute) error
 	// ResponseRoute returns the route of a response id that has not expired at now; ErrNotFound
 	// when there is none.
 	ResponseRoute(ctx context.Context, responseID string, now time.Time) (ResponseRoute, error)

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
+	"sync"
 	"time"
 
 	msqlite "modernc.org/sqlite"
@@ -32,6 +33,9 @@ type Store struct {
 	w   *sql.DB          // the single writer connection
 	r   *sql.DB          // read-only pool
 	now func() time.Time // the clock retention measures its horizon from
+
+	routeMu  sync.Mutex
+	putRoute *sql.Stmt // the route upsert, prepared on first use (see routeStmt)
 }
 
 // New opens (creating if needed) the database file at path. It does not migrate: call Migrate.
@@ -145,7 +149,13 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes both pools.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	s.routeMu.Lock()
+	var err error
+	if s.putRoute != nil {
+		err = s.putRoute.Close()
+	}
+	s.routeMu.Unlock()
+	return errors.Join(err, s.r.Close(), s.w.Close())
 }
 
 // mapErr turns unique-constraint violations into store.ErrConflict and foreign-key violations (a

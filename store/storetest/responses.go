@@ -74,3 +74,27 @@ func testResponseRoutes(t *testing.T, s store.Store) {
 		t.Errorf("the live route after the purge: %v", err)
 	}
 }
+
+// testResponseRoutesBatch: PutResponseRoutes writes every route of a batch, each readable as if
+// put alone; an id twice in one batch ends as its last route; an empty batch writes nothing.
+func testResponseRoutesBatch(t *testing.T, s store.Store) {
+	c := ctx(t)
+	now := time.Date(2026, 5, 6, 7, 8, 9, 123456000, time.UTC)
+	if err := s.PutResponseRoutes(c, nil); err != nil {
+		t.Fatalf("PutResponseRoutes of nothing: %v", err)
+	}
+	var batch []store.ResponseRoute
+	for i, id := range []string{"resp_b1", "resp_b2", "resp_b3", "resp_b2"} {
+		batch = append(batch, store.ResponseRoute{ResponseID: id, TenantID: "t1", KeyID: "k1", Model: "gpt",
+			DeploymentID: "dep-" + string(rune('a'+i)), Provider: "openai", CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+	}
+	batch[2].History, batch[2].Response = []byte(`[{"type":"message","role":"user","content":"x"}]`), []byte(`{"id":"resp_b3"}`)
+	if err := s.PutResponseRoutes(c, batch); err != nil {
+		t.Fatalf("PutResponseRoutes: %v", err)
+	}
+	for _, want := range []store.ResponseRoute{batch[0], batch[2], batch[3]} {
+		if got, err := s.ResponseRoute(c, want.ResponseID, now); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ResponseRoute(%s) after the batch = %+v, %v; want %+v", want.ResponseID, got, err, want)
+		}
+	}
+}

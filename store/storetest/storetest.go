@@ -105,6 +105,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"DeploymentOverrides", testDeploymentOverrides},
 		{"AdminMetacharacters", testAdminMetacharacters},
 		{"ResponseRoutes", testResponseRoutes},
+		{"ResponseRoutesBatch", testResponseRoutesBatch},
 	}
 	t.Run("Migrate", func(t *testing.T) {
 		t.Parallel()
