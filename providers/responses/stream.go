@@ -93,8 +93,10 @@ type callItem struct {
 	id        string
 	callID    string
 	name      string
-	args      strings.Builder
-	open      bool
+	// args are the arguments so far: bytes, not a strings.Builder, since the item is kept by
+	// value in a slice that is copied as it grows.
+	args []byte
+	open bool
 }
 
 // NewStream translates body, a chat.completion.chunk stream answering the request info
@@ -450,7 +452,7 @@ func (s *Stream) callDelta(chatIndex int64, tc gjson.Result) {
 		}
 	}
 	if a := f.Get("arguments"); a.Type == gjson.String && a.Str != "" {
-		c.args.WriteString(a.Str)
+		c.args = append(c.args, a.Str...)
 		s.text.WriteString(a.Str)
 		s.itemHead("response.function_call_arguments.delta", c.id, c.index)
 		s.Out = append(s.Out, `,"delta":`...)
@@ -466,7 +468,7 @@ func (s *Stream) closeCalls() {
 			continue
 		}
 		c.open = false
-		args := c.args.String()
+		args := string(c.args)
 		s.itemHead("response.function_call_arguments.done", c.id, c.index)
 		s.Out = append(s.Out, `,"name":`...)
 		s.Out = jsonappend.String(s.Out, c.name)

@@ -271,3 +271,25 @@ func TestResponsesStreamEventTooLarge(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestResponsesStreamCallArgumentsAfterAnotherCall: arguments of a call that arrive after a
+// second call began still land in the first one (each call's arguments are kept by value in a
+// slice that grows as calls begin; a strings.Builder there panicked when copied by the growth).
+func TestResponsesStreamCallArgumentsAfterAnotherCall(t *testing.T) {
+	chunk := func(delta string) string {
+		return `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":` + delta + `,"finish_reason":null}]}` + "\n\n"
+	}
+	in := chunk(`{"role":"assistant","tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}]}`) +
+		chunk(`{"tool_calls":[{"index":1,"id":"call_b","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Oslo\"}"}}]}`) +
+		chunk(`{"tool_calls":[{"index":0,"function":{"arguments":"\"Rome\"}"}}]}`) +
+		`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}` + "\n\ndata: [DONE]\n\n"
+	_, out, err := translateStream(testInfo(t), []byte(in), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"arguments":"{\"city\":\"Rome\"}","call_id":"call_a"`, `"arguments":"{\"city\":\"Oslo\"}","call_id":"call_b"`} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("the translated stream lacks %s:\n%s", want, out)
+		}
+	}
+}
