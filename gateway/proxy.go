@@ -695,12 +695,8 @@ func (x *exchange) relayWhole(resp *http.Response) (out outcome) {
 	defer carry(&out)
 	buf := getBuffer()
 	defer putBuffer(buf)
-	lim := x.g.opts.MaxResponseBytes
-	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, lim+1)); err != nil {
+	if err := x.readAnswer(resp.Body, buf); err != nil {
 		return x.failed(err)
-	}
-	if int64(buf.Len()) > lim {
-		return x.failed(errResponseTooLarge)
 	}
 	b := buf.Bytes()
 	switch {
@@ -722,6 +718,19 @@ func (x *exchange) relayWhole(resp *http.Response) (out outcome) {
 	}
 	x.sendWhole(&out, resp.StatusCode, ct, b)
 	return out
+}
+
+// readAnswer reads a whole upstream answer into buf, up to gateway.max_response_bytes: a larger
+// one is errResponseTooLarge.
+func (x *exchange) readAnswer(body io.Reader, buf *bytes.Buffer) error {
+	lim := x.g.opts.MaxResponseBytes
+	if _, err := buf.ReadFrom(io.LimitReader(body, lim+1)); err != nil {
+		return err
+	}
+	if int64(buf.Len()) > lim {
+		return errResponseTooLarge
+	}
+	return nil
 }
 
 // errResponseTooLarge answers an upstream answer over the gateway's size limit.

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -91,12 +90,8 @@ func (x *exchange) relayTranslated(resp *http.Response, t *translation, secrets 
 	defer carry(&out)
 	buf := getBuffer()
 	defer putBuffer(buf)
-	lim := x.g.opts.MaxResponseBytes
-	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, lim+1)); err != nil {
+	if err := x.readAnswer(resp.Body, buf); err != nil {
 		return x.failed(err)
-	}
-	if int64(buf.Len()) > lim {
-		return x.failed(errResponseTooLarge)
 	}
 	doc, u, err := responses.FromChat(buf.Bytes(), t.info)
 	if err != nil {
