@@ -94,29 +94,21 @@ const (
 	outcomeAborted                  // fail_after dropped the connection
 )
 
+// apiPaths are the OpenAI endpoints served by serveAPI, by path.
+var apiPaths = map[string]endpoint{
+	"/v1/chat/completions": epChat, "/v1/completions": epText, "/v1/embeddings": epEmbed,
+	"/v1/images/generations": epImages, "/v1/moderations": epModerations, "/v1/images/edits": epImageEdits,
+	"/v1/audio/transcriptions": epTranscriptions, "/v1/audio/translations": epTranslations,
+	"/v1/audio/speech": epSpeech, "/v1/models": epModels,
+}
+
 // ServeHTTP routes the OpenAI endpoints and the /_mock/ introspection endpoints.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if ep, ok := apiPaths[r.URL.Path]; ok {
+		h.serveAPI(w, r, ep)
+		return
+	}
 	switch r.URL.Path {
-	case "/v1/chat/completions":
-		h.serveAPI(w, r, epChat)
-	case "/v1/completions":
-		h.serveAPI(w, r, epText)
-	case "/v1/embeddings":
-		h.serveAPI(w, r, epEmbed)
-	case "/v1/images/generations":
-		h.serveAPI(w, r, epImages)
-	case "/v1/moderations":
-		h.serveAPI(w, r, epModerations)
-	case "/v1/images/edits":
-		h.serveAPI(w, r, epImageEdits)
-	case "/v1/audio/transcriptions":
-		h.serveAPI(w, r, epTranscriptions)
-	case "/v1/audio/translations":
-		h.serveAPI(w, r, epTranslations)
-	case "/v1/audio/speech":
-		h.serveAPI(w, r, epSpeech)
-	case "/v1/models":
-		h.serveAPI(w, r, epModels)
 	case "/v1/messages":
 		h.serveMessages(w, r) // Anthropic's Messages API (anthropic.go)
 	case "/v1/responses":
