@@ -236,13 +236,14 @@ func TestOpenAPIOperations(t *testing.T) {
 	}
 }
 
-// TestOpenAPISecurity: /v1 takes the API key, /admin the admin token, the rest nothing.
+// TestOpenAPISecurity: /v1 and the Azure paths (/openai) take the API key, /admin the admin
+// token, the rest nothing.
 func TestOpenAPISecurity(t *testing.T) {
 	root := parseSpec(t)
 	pairs(get(root, "paths"), func(pk, item *yaml.Node) {
 		var want []string
 		switch {
-		case strings.HasPrefix(pk.Value, "/v1/"):
+		case strings.HasPrefix(pk.Value, "/v1/"), strings.HasPrefix(pk.Value, "/openai/"):
 			want = []string{"apiKey", "apiKeyHeader", "xApiKeyHeader"}
 		case strings.HasPrefix(pk.Value, "/admin/"):
 			want = []string{"adminToken"}

@@ -345,6 +345,7 @@ func (g *Gateway) Handler() http.Handler {
 	v1.GET("/providers", g.handleProviders)
 	v1.GET("/status", g.handleStatus)
 	v1.GET("/usage", g.handleUsage)
+	g.azureRoutes(e)
 	return e
 }
 

@@ -20,9 +20,12 @@ type reqMeta struct {
 	clientRequestID string
 	traceID         string
 	traceparent     string
+	// pathModel is the public model a path names (an Azure deployment path), which wins over the
+	// body's; empty on the other paths.
+	pathModel string
 }
 
-// metaOf returns the request's meta: requestMeta runs before every /v1 handler.
+// metaOf returns the request's meta: requestMeta runs before every /v1 (and Azure path) handler.
 func metaOf(c *gin.Context) *reqMeta { return c.MustGet(ctxMeta).(*reqMeta) }
 
 // requestMeta gives every request the gateway's own id (UUIDv7, the ledger key) and a W3C trace

@@ -213,6 +213,9 @@ func (x *exchange) relay() outcome {
 			return x.failed(err)
 		}
 		defer s.close() // the spool goes when the request ends: every attempt has been sent
+		if m := metaOf(x.c).pathModel; m != "" {
+			s.fields["model"] = m
+		}
 		if req, err = uploadRequest(x.ep, s); err != nil {
 			return x.failed(err)
 		}
@@ -220,6 +223,9 @@ func (x *exchange) relay() outcome {
 		body, err := x.readBody()
 		if err != nil {
 			return x.failed(err)
+		}
+		if m := metaOf(x.c).pathModel; m != "" {
+			body = withModel(body, m)
 		}
 		if req, err = parseRequest(body, x.ep, x.g.bodies); err != nil {
 			return x.failed(err)

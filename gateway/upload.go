@@ -53,8 +53,10 @@ type spool struct {
 	head     []byte
 	fileSize int64
 	// valueStart and valueEnd locate the model field's value in the spool; -1 when the form has
-	// no model field (one is then added for the upstream).
+	// no model field (one is then added for the upstream). formModel is that value: fields holds
+	// the path's model instead when a path names one.
 	valueStart, valueEnd int64
+	formModel            string
 	// closing is the offset of the closing delimiter ("\r\n--boundary--"), before which an added
 	// model part goes.
 	closing int64
@@ -74,7 +76,7 @@ func (s *spool) forModel(model string) *providers.Upload {
 	whole := func(off, n int64) io.Reader { return io.NewSectionReader(s.f, off, n) }
 	u := &providers.Upload{ContentType: s.contentType, Size: s.size}
 	switch {
-	case s.valueStart >= 0 && model == s.fields["model"]:
+	case s.valueStart >= 0 && model == s.formModel:
 		u.Open = func() io.Reader { return whole(0, s.size) }
 	case s.valueStart >= 0:
 		u.Size = s.size - (s.valueEnd - s.valueStart) + int64(len(model))
@@ -239,7 +241,7 @@ func (s *spool) locate(candidates []int64, modelPart int) error {
 		// send the upstream a model the gateway did not route.
 		return errBadMultipart
 	}
-	s.valueStart, s.valueEnd = start+int64(i)+4, end
+	s.valueStart, s.valueEnd, s.formModel = start+int64(i)+4, end, s.fields["model"]
 	return nil
 }
 

@@ -39,7 +39,7 @@ func routeOf(listener, pattern string) route {
 
 // everyRouteSteps is the table, in the order it runs.
 func everyRouteSteps() []routeStep {
-	return []routeStep{
+	steps := []routeStep{
 		{adminRoute("GET /health/live"), (*routeRun).adminLive},
 		{adminRoute("GET /health/ready"), (*routeRun).adminReady},
 		{adminRoute("GET /admin/openapi.yaml"), (*routeRun).openAPI},
@@ -112,11 +112,14 @@ func everyRouteSteps() []routeStep {
 		{publicRoute("POST /v1/audio/transcriptions"), (*routeRun).transcriptions},
 		{publicRoute("POST /v1/audio/translations"), (*routeRun).translations},
 		{publicRoute("POST /v1/audio/speech"), (*routeRun).speech},
+	}
+	steps = append(steps, azureRouteSteps()...) // while the run's key and tenant are there
+	return append(steps, []routeStep{
 		{adminRoute("DELETE /admin/quota/policy/:userId"), (*routeRun).deleteUserPolicy},
 		{adminRoute("DELETE /admin/users/:id"), (*routeRun).deleteUser},
 		{adminRoute("DELETE /admin/tenants/:id"), (*routeRun).deleteTenant},
 		{adminRoute("GET /admin/audit-log"), (*routeRun).auditLog},
-	}
+	}...)
 }
 
 // TestEveryAdminRouteOnBothStores runs the table against an embedded SQLite gateway and a
@@ -202,6 +205,7 @@ type routeRun struct {
 	relays          []string
 	chatID, traceID string // the chat request followed into the ledger
 	responseID      string // the response made through POST /v1/responses
+	azureResponseID string // the response made through an Azure path's POST …/responses
 }
 
 // The gpt-test requests of the run and what the mock upstream counts for them: a chat prompt is

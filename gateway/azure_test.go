@@ -1,0 +1,41 @@
+package gateway
+
+import (
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+func TestValidAPIVersion(t *testing.T) {
+	for v, want := range map[string]bool{
+		"2024-10-21": true, "2025-04-01-preview": true, "preview": true, "latest": true,
+		"": false, "2024-10-2": false, "2024/10/21": false, "2024-10-21-beta": false, "2024-10-21preview": false,
+		"v1": false, "2024-1a-21": false, "2024-10-21-previewx": false, "2024-10-21-": false,
+	} {
+		if got := validAPIVersion(v); got != want {
+			t.Errorf("validAPIVersion(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+// withModel sets the path's model, keeps a body that already names it byte for byte, and leaves
+// what is not a valid JSON object for parseRequest to refuse.
+func TestWithModel(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"messages":[]}`, `{"messages":[],"model":"m"}`},
+		{`{"model":"other","messages":[]}`, `{"model":"m","messages":[]}`},
+		{`{"model": "m" ,"x":1}`, `{"model": "m" ,"x":1}`},
+		{`{"model":null}`, `{"model":"m"}`},
+		{`{"messages":[`, `{"messages":[`},
+		{`["model"]`, `["model"]`},
+		{``, ``},
+	} {
+		got := string(withModel([]byte(tc.in), "m"))
+		if got != tc.want {
+			t.Errorf("withModel(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+		if gjson.Valid(tc.in) && tc.in[0] == '{' && gjson.Get(got, "model").Str != "m" {
+			t.Errorf("withModel(%s): model %s", tc.in, gjson.Get(got, "model").Raw)
+		}
+	}
+}
