@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,4 +78,47 @@ func BenchmarkAccessLog(b *testing.B) {
 				slog.Int("attempts", e.attempts))
 		}
 	})
+}
+
+// blockedWriter is an output that does not take anything until released, like a pipe nobody reads.
+type blockedWriter struct {
+	release chan struct{}
+	n       atomic.Int64
+}
+
+func (w *blockedWriter) Write(p []byte) (int, error) {
+	<-w.release
+	w.n.Add(int64(bytes.Count(p, []byte("\n"))))
+	return len(p), nil
+}
+
+// A request never waits on the access log's output: with the output blocked, lines beyond the
+// queue are dropped and counted, and those queued are written once it moves again.
+func TestAccessLogNeverBlocks(t *testing.T) {
+	w := &blockedWriter{release: make(chan struct{})}
+	l := NewAccessLog(w, AccessLogOptions{})
+	e := benchEntry()
+	const extra = 1000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < accessQueue+extra; i++ {
+			l.write(e)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("write blocked on an output that does not move")
+	}
+	// The writer holds one batch (up to 64 KiB of lines) in its blocked Write; the queue holds
+	// accessQueue more; the rest is dropped.
+	if d := l.Dropped(); d == 0 || d > extra {
+		t.Errorf("dropped %d lines, want between 1 and %d", d, extra)
+	}
+	close(w.release)
+	l.Close()
+	if got := uint64(w.n.Load()) + l.Dropped(); got != accessQueue+extra {
+		t.Errorf("written %d + dropped %d = %d lines, want %d", w.n.Load(), l.Dropped(), got, accessQueue+extra)
+	}
 }

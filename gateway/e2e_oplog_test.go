@@ -27,9 +27,12 @@ func withServerTiming() envOption {
 	return func(c *envConfig) { c.ServerTiming = true }
 }
 
-// withAccessLog gives the gateway an access log writing to w.
-func withAccessLog(w io.Writer, o gateway.AccessLogOptions) envOption {
-	return func(c *envConfig) { c.accessLog = gateway.NewAccessLog(w, o) }
+// withAccessLog gives the gateway an access log writing to w, closed when the test ends (after
+// the gateway's server).
+func withAccessLog(t *testing.T, w io.Writer, o gateway.AccessLogOptions) envOption {
+	l := gateway.NewAccessLog(w, o)
+	t.Cleanup(l.Close)
+	return func(c *envConfig) { c.accessLog = l }
 }
 
 // withLog sends the gateway's process log to w, as JSON.
@@ -195,7 +198,7 @@ func TestAccessLog(t *testing.T) {
 	}))
 	defer failing.Close()
 	logs, procLogs := &testlog.Buffer{}, &testlog.Buffer{}
-	e := newEnv(t, withAccessLog(logs, gateway.AccessLogOptions{}), withLog(procLogs),
+	e := newEnv(t, withAccessLog(t, logs, gateway.AccessLogOptions{}), withLog(procLogs),
 		withRouting([]namedProvider{openaiProvider("failing", failing.URL)},
 			providers.ModelConfig{Name: "flaky", Deployments: []providers.DeploymentConfig{
 				{Provider: "failing", Model: "m", Priority: 0}, {Provider: "up", Model: "fallback-model", Priority: 1}}}))
@@ -310,7 +313,8 @@ func TestAccessLogSampling(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logs := &testlog.Buffer{}
-			e := newEnv(t, withAccessLog(logs, tc.opts))
+			l := gateway.NewAccessLog(logs, tc.opts)
+			e := newEnv(t, func(c *envConfig) { c.accessLog = l })
 			ctx := context.Background()
 			for i := 0; i < 5; i++ {
 				resp := e.post(ctx, "/chat/completions", e.key, []byte(`{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`))
@@ -323,6 +327,7 @@ func TestAccessLogSampling(t *testing.T) {
 				accessLine(t, logs, bad.Header.Get("X-Request-Id"))
 			}
 			e.srv.Close() // every request has settled
+			l.Close()     // and every line queued is written
 			got := logs.Lines(`"msg":"access"`)
 			want := 0
 			if tc.wantError {

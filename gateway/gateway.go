@@ -268,6 +268,7 @@ func New(d Deps, opts Options) *Gateway {
 	}
 	g.money = d.Money
 	g.access = d.AccessLog
+	registerAccessMetrics(d.Metrics.registry(), g.access)
 	if g.money == nil {
 		g.money = postpaid{}
 	}

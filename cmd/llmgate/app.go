@@ -64,7 +64,9 @@ type app struct {
 	reloads  *prometheus.CounterVec
 	// overrides are the deployment overrides merged into the routing table in use (reloadMu).
 	overrides map[string]store.DeploymentOverride
-	// accessFile is the access log's file when it has one, closed after the last request.
+	// access is the access log (nil: off), closed after the last request, and accessFile its
+	// file when it has one.
+	access     *gateway.AccessLog
 	accessFile io.Closer
 	// warnMock is set when the models the mock provider serves are logged as a warning (serve,
 	// not demo); reloads log them again when they change (reloadMu).
@@ -158,7 +160,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		a.closeBackends()
 		return nil, err
 	}
-	a.accessFile = accessFile
+	a.access, a.accessFile = access, accessFile
 	gw := gateway.New(gateway.Deps{AccessLog: access, Store: st, Keys: st, Ledger: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
 		Prices: prices, Tokens: est, Money: guard, Responses: st,
 		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy}, cfg.Gateway)
@@ -302,10 +304,7 @@ func (a *app) shutdown(ctx context.Context) error {
 	fctx, cancel := context.WithTimeout(context.Background(), o.FlushTimeout)
 	errs = append(errs, a.recorder.Close(fctx))
 	cancel()
-	errs = append(errs, a.store.Close())
-	if a.accessFile != nil {
-		errs = append(errs, a.accessFile.Close())
-	}
+	errs = append(errs, a.store.Close(), a.closeAccessLog())
 	return errors.Join(errs...)
 }
 
@@ -318,9 +317,16 @@ func (a *app) closeBackends() {
 	}
 	_ = a.recorder.Close(context.Background())
 	_ = a.store.Close()
+	a.closeAccessLog()
+}
+
+// closeAccessLog writes the access-log lines still queued and closes its file.
+func (a *app) closeAccessLog() error {
+	a.access.Close()
 	if a.accessFile != nil {
-		_ = a.accessFile.Close()
+		return a.accessFile.Close()
 	}
+	return nil
 }
 
 func openStore(ctx context.Context, cfg Config) (store.Store, error) {
