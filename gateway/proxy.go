@@ -592,10 +592,10 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 				}
 			}
 			last = ue
-			failed = failedAttempt{d: d, n: attempts, outcome: statusFailed(resp.StatusCode), took: time.Since(began)}
 			if providers.UpstreamFault(resp.StatusCode) {
+				failed = failedAttempt{d: d, n: attempts, outcome: statusFailed(resp.StatusCode), took: time.Since(began)}
 				a.Failed("http " + statusLabel(resp.StatusCode))
-			} else {
+			} else { // the request's fault, which the access log tells: not the upstream failing
 				a.Excused()
 			}
 			if !providers.Failover(d, providers.Outcome{Kind: providers.Answered, Status: resp.StatusCode}) {
