@@ -293,7 +293,7 @@ func TestAccessLog(t *testing.T) {
 	}
 
 	all := logs.String() + procLogs.String()
-	for _, secret := range []string{prompt, e.key, badKey, upstreamKey, "overloaded", strings.TrimSpace(answer[strings.Index(answer, `"content":"`)+11:][:20])} {
+	for _, secret := range []string{prompt, e.key, badKey, upstreamKey, "overloaded", strings.TrimPrefix(failing.URL, "http://"), strings.TrimSpace(answer[strings.Index(answer, `"content":"`)+11:][:20])} {
 		if strings.Contains(all, secret) {
 			t.Errorf("the logs contain %q", secret)
 		}
