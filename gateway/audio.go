@@ -160,6 +160,7 @@ func (x *exchange) relayAudio(resp *http.Response) (out outcome) {
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
 	out.status = resp.StatusCode
+	x.serverTiming()
 	w.WriteHeader(resp.StatusCode)
 	buf := getBuffer()
 	defer putBuffer(buf)

@@ -82,6 +82,10 @@ type Options struct {
 	// CostUserLabels bounds the userId label of the gov_cost_* metrics: the top N users by cost
 	// (recent cost weighs more) get their own series, the rest share "other" [100].
 	CostUserLabels int `yaml:"cost_user_labels"`
+	// ServerTiming adds a Server-Timing header to the answers of authenticated requests
+	// ("gw;dur=…, upstream;dur=…" in milliseconds, see docs/operations.md) [false]: it tells
+	// every client how long the upstream took, which an operator may not want to share.
+	ServerTiming bool `yaml:"server_timing"`
 }
 
 func (o Options) withDefaults() Options {
@@ -200,6 +204,8 @@ type Deps struct {
 	Responses ResponseRoutes
 	// QuotaHealthy reports whether quota decisions are made by the shared store (nil: always).
 	QuotaHealthy func() bool
+	// AccessLog gets one line per request (NewAccessLog); nil: no access log.
+	AccessLog *AccessLog
 }
 
 // Gateway serves the public API.
@@ -223,6 +229,7 @@ type Gateway struct {
 	routes    *routeWriter // writes to responses, many requests' routes in one transaction
 	metrics   *Metrics
 	log       *slog.Logger
+	access    *AccessLog // nil: no access log
 	keys      *keyCache
 	bodies    *bodyChecker
 	ready     atomic.Bool
@@ -260,6 +267,8 @@ func New(d Deps, opts Options) *Gateway {
 		g.routes = newRouteWriter(g.responses)
 	}
 	g.money = d.Money
+	g.access = d.AccessLog
+	registerAccessMetrics(d.Metrics.registry(), g.access)
 	if g.money == nil {
 		g.money = postpaid{}
 	}

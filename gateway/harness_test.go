@@ -73,6 +73,8 @@ type envConfig struct {
 	priceLookup gateway.PriceLookup // the gateway's price lookup as it is
 	// routes wraps the store as the gateway's response routes; nil: the store itself.
 	routes func(gateway.ResponseRoutes) gateway.ResponseRoutes
+	// accessLog is the gateway's access log; nil: none.
+	accessLog *gateway.AccessLog
 }
 
 // withPrices prices models (a billing.Pricer as the gateway's price lookup).
@@ -233,7 +235,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st, Prices: prices,
 		Limiter: quota.NewMemory(quota.LimiterOptions{LeaseTTL: qo.WithDefaults().LeaseTTL}), Quota: qo,
-		Router: router, Tokens: est, Usage: rec, Responses: routes, Metrics: gateway.NewMetrics(reg, 0), Log: log}, cfg.Options)
+		Router: router, Tokens: est, Usage: rec, Responses: routes, Metrics: gateway.NewMetrics(reg, 0), Log: log,
+		AccessLog: cfg.accessLog}, cfg.Options)
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); gw.Run(runCtx) }()

@@ -17,6 +17,7 @@ type Metrics struct {
 	keyLookups *prometheus.CounterVec
 	unpriced   *prometheus.CounterVec
 	failovers  *prometheus.CounterVec
+	overhead   *prometheus.HistogramVec
 	costs      *costMetrics
 	reg        prometheus.Registerer
 }
@@ -62,8 +63,14 @@ func NewMetrics(reg prometheus.Registerer, costUserLabels int) *Metrics {
 	m.failovers = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llmgate_failovers_total", Help: "Requests that moved on to another deployment after a failed attempt, by public model.",
 	}, []string{"model"})
+	m.overhead = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "llmgate_gateway_overhead_seconds",
+		Help: "The gateway's own time per request, by endpoint: from request received to answer flushed, less the time spent on upstream attempts " +
+			"(each from just before the request is sent to the last read of its answer, or its failure) and the backoff between them.",
+		Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	}, []string{"endpoint"})
 	m.reg = reg
-	reg.MustRegister(m.requests, m.duration, m.ttft, m.streams, m.upstream, m.keyLookups, m.unpriced, m.failovers)
+	reg.MustRegister(m.requests, m.duration, m.ttft, m.streams, m.upstream, m.keyLookups, m.unpriced, m.failovers, m.overhead)
 	m.costs = newCostMetrics(reg, costUserLabels)
 	return m
 }

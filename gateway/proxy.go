@@ -61,6 +61,8 @@ type exchange struct {
 	// translating is the translation the current attempt's deployment was sent (a chat-only
 	// deployment serving the Responses API); nil when it was sent the request as it came.
 	translating *translation
+	// times is what the upstream attempts took, to tell the gateway's own time from theirs.
+	times attemptTimes
 }
 
 // outcome is how a request ended, as the step that ended it reports it: the status and error
@@ -69,6 +71,7 @@ type exchange struct {
 type outcome struct {
 	status    int
 	errType   string
+	errCode   string    // the code of the error answer, when the answer was one the gateway made
 	firstByte time.Time // when the first byte of the answer was written; zero when none was
 	usage     usage     // as the upstream reported it
 	answer    delivered // the answer text that reached the client, for counting without usage
@@ -94,7 +97,7 @@ const errTypeShutdown = "gateway_shutdown"
 // request the drain deadline cut.
 func (o *outcome) fail(err error) {
 	status, body := classify(err)
-	o.status, o.errType = status, body.Type
+	o.status, o.errType, o.errCode = status, body.Type, errorCode(body)
 	switch {
 	case status == StatusClientClosed:
 		o.errType = errTypeClientClosed
@@ -118,6 +121,7 @@ func (x *exchange) failed(err error) outcome {
 	var o outcome
 	o.fail(err)
 	if !x.c.Writer.Written() {
+		x.serverTiming()
 		writeError(x.c, err)
 	}
 	return o
@@ -172,9 +176,10 @@ func (g *Gateway) relayHandler(ep providers.Endpoint) gin.HandlerFunc {
 func (g *Gateway) authenticate(c *gin.Context, ep providers.Endpoint) (*exchange, bool) {
 	id, err := g.keys.resolve(c.Request.Context(), keyFromRequest(c.Request), c.Request.RemoteAddr)
 	if err != nil {
-		status, _ := classify(err)
+		status, body := classify(err)
 		writeError(c, err)
 		g.metrics.requests.WithLabelValues(string(ep), "", statusLabel(status)).Inc()
+		g.refused(c, ep, status, body.Type, errorCode(body))
 		return nil, false
 	}
 	m := metaOf(c)
@@ -298,7 +303,7 @@ func (x *exchange) settle(out *outcome) {
 		}
 		x.g.log.Error("panic serving request", "request_id", x.rec.RequestID, "panic", p, "stack", string(stack))
 		answer := x.failed(errInternal)
-		out.status, out.errType = answer.status, answer.errType
+		out.status, out.errType, out.errCode = answer.status, answer.errType, answer.errCode
 	}
 	if x.c.Writer.Written() {
 		x.c.Writer.Flush() // the answer leaves before usage and quota settlement run
@@ -316,6 +321,7 @@ func (x *exchange) settle(out *outcome) {
 		x.g.metrics.ttft.WithLabelValues(string(x.ep), x.label).Observe(out.firstByte.Sub(x.start).Seconds())
 	}
 	x.finishUsage(out)
+	x.finishTimes(end, out)
 	x.settleQuota()
 	x.g.metrics.requests.WithLabelValues(string(x.ep), x.label, statusLabel(out.status)).Inc()
 	x.g.metrics.duration.WithLabelValues(string(x.ep), x.label).Observe(end.Sub(x.start).Seconds())
@@ -520,6 +526,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 	hdr := http.Header{"Traceparent": {x.traceparent}, "X-Request-Id": {x.rec.RequestID}}
 	cands = g.balancer.Order(cands, strategy, g.priceOf)
 	attempts, open := 0, 0
+	var failed failedAttempt // the last failed attempt, logged once it is known whether another follows
 	g.retries.deposit()
 	for _, d := range cands {
 		if attempts >= g.opts.MaxAttempts {
@@ -549,6 +556,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		}
 		if err != nil {
 			a.Excused()
+			x.logAttempt(&failed, false)
 			return x.failedAfter(out.d, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "The request body could not be rewritten for the upstream."))
 		}
 		out.d, x.answering = d, d
@@ -557,6 +565,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		if ch, ok := d.Provider.(providers.CredentialHolder); ok {
 			secrets = ch.Credentials()
 		}
+		x.logAttempt(&failed, true)
 		began := time.Now()
 		var upload *providers.Upload
 		if req.upload != nil {
@@ -571,6 +580,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 				break
 			}
 			g.metrics.upstream.WithLabelValues(d.ID, "error").Inc()
+			failed = failedAttempt{d: d, n: attempts, outcome: "error", reason: failureReason(err), took: time.Since(began)}
 			a.Failed(failureReason(err))
 			if !providers.Failover(d, failedOutcome(err, wrote)) {
 				break
@@ -589,8 +599,9 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			}
 			last = ue
 			if providers.UpstreamFault(resp.StatusCode) {
+				failed = failedAttempt{d: d, n: attempts, outcome: statusFailed(resp.StatusCode), took: time.Since(began)}
 				a.Failed("http " + statusLabel(resp.StatusCode))
-			} else {
+			} else { // the request's fault, which the access log tells: not the upstream failing
 				a.Excused()
 			}
 			if !providers.Failover(d, providers.Outcome{Kind: providers.Answered, Status: resp.StatusCode}) {
@@ -609,11 +620,14 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			a.Excused()
 		case answer.status >= 500: // the answer broke off: a failure, but too late to try another
 			a.Failed("answer cut: " + answer.errType)
+			cut := failedAttempt{d: d, n: attempts, outcome: "answer_cut", reason: answer.errType, took: time.Since(began)}
+			x.logAttempt(&cut, false)
 		default:
 			a.Succeeded()
 		}
 		return answer // the answer has begun (providers.Begun): never another deployment
 	}
+	x.logAttempt(&failed, false)
 	if attempts == 0 && open > 0 {
 		last = errAllOpen
 	}
@@ -658,8 +672,10 @@ func failureReason(err error) string {
 // jitter. False when the client went away meanwhile.
 func (x *exchange) backoff(attempt int) bool {
 	d := min(25*time.Millisecond<<(attempt-1), time.Second)
+	began := time.Now()
 	t := time.NewTimer(rand.N(d) + d/4)
 	defer t.Stop()
+	defer func() { x.times.backoff += time.Since(began) }()
 	select {
 	case <-t.C:
 		return true
@@ -748,6 +764,7 @@ func (x *exchange) sendWhole(out *outcome, status int, ct string, b []byte) {
 	h.Set("Content-Type", ct)
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	_ = http.NewResponseController(x.c.Writer).SetWriteDeadline(time.Now().Add(x.g.opts.WriteTimeout))
+	x.serverTiming()
 	out.firstByte = time.Now()
 	out.status = status
 	x.c.Writer.WriteHeader(status)

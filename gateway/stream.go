@@ -77,6 +77,7 @@ func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []str
 	h.Set("X-Accel-Buffering", "no")
 	h.Del("Content-Length")
 	s.out.status = http.StatusOK
+	x.serverTiming()
 	s.w.WriteHeader(http.StatusOK)
 
 	events := eventReaders.Get().(*sse.Reader)

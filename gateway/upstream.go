@@ -49,6 +49,7 @@ type inProcess interface{ InProcess() bool }
 func (x *exchange) call(d *providers.Deployment, req *providers.Request) (resp *http.Response, wrote bool, err error) {
 	ctx, cancel := context.WithCancelCause(x.ctx)
 	clk := newAttemptClock(d.Timeouts, cancel)
+	x.times.begin(clk)
 	if ip, ok := d.Provider.(inProcess); !ok || !ip.InProcess() {
 		clk.enter(phasePrepare)
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
@@ -65,6 +66,7 @@ func (x *exchange) call(d *providers.Deployment, req *providers.Request) (resp *
 		if cause := context.Cause(ctx); isAttemptTimeout(cause) {
 			err = cause
 		}
+		clk.touch() // the attempt's time ends with its failure
 		clk.stop()
 		return nil, clk.wrote.Load(), err
 	}

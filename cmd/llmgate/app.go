@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -63,6 +64,10 @@ type app struct {
 	reloads  *prometheus.CounterVec
 	// overrides are the deployment overrides merged into the routing table in use (reloadMu).
 	overrides map[string]store.DeploymentOverride
+	// access is the access log (nil: off), closed after the last request, and accessFile its
+	// file when it has one.
+	access     *gateway.AccessLog
+	accessFile io.Closer
 	// warnMock is set when the models the mock provider serves are logged as a warning (serve,
 	// not demo); reloads log them again when they change (reloadMu).
 	warnMock bool
@@ -150,7 +155,13 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	guard := billing.NewGuard(st, bus)
-	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
+	access, accessFile, err := openAccessLog(cfg)
+	if err != nil {
+		a.closeBackends()
+		return nil, err
+	}
+	a.access, a.accessFile = access, accessFile
+	gw := gateway.New(gateway.Deps{AccessLog: access, Store: st, Keys: st, Ledger: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
 		Prices: prices, Tokens: est, Money: guard, Responses: st,
 		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy}, cfg.Gateway)
 	ready := func(ctx context.Context) error { // off from the shutdown signal on, as the gateway's
@@ -293,7 +304,7 @@ func (a *app) shutdown(ctx context.Context) error {
 	fctx, cancel := context.WithTimeout(context.Background(), o.FlushTimeout)
 	errs = append(errs, a.recorder.Close(fctx))
 	cancel()
-	errs = append(errs, a.store.Close())
+	errs = append(errs, a.store.Close(), a.closeAccessLog())
 	return errors.Join(errs...)
 }
 
@@ -306,6 +317,16 @@ func (a *app) closeBackends() {
 	}
 	_ = a.recorder.Close(context.Background())
 	_ = a.store.Close()
+	a.closeAccessLog()
+}
+
+// closeAccessLog writes the access-log lines still queued and closes its file.
+func (a *app) closeAccessLog() error {
+	a.access.Close()
+	if a.accessFile != nil {
+		return a.accessFile.Close()
+	}
+	return nil
 }
 
 func openStore(ctx context.Context, cfg Config) (store.Store, error) {

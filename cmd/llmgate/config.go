@@ -5,10 +5,12 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -58,6 +60,9 @@ type Config struct {
 	// listenDefaulted is set when neither the file nor LLMGATE_LISTEN named listen, so Listen is
 	// the default: demo binds loopback then.
 	listenDefaulted bool
+	// stdout and stderr are the process's, where log.access.output's "stdout" and "stderr" go
+	// (nil: os.Stdout and os.Stderr).
+	stdout, stderr io.Writer
 }
 
 // ShutdownOptions is the `shutdown` section: the graceful stop on SIGTERM or SIGINT. Readiness
@@ -84,6 +89,8 @@ type ShutdownOptions struct {
 type LogConfig struct {
 	// Level is debug, info, warn or error (default info).
 	Level string `yaml:"level"`
+	// Access is the access log: one JSON line per request of the public API.
+	Access gateway.AccessLogOptions `yaml:"access"`
 }
 
 // ProviderConfig is one `providers` entry: the common fields plus each type's own settings.
@@ -360,7 +367,52 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
 	}
+	return c.Log.validate()
+}
+
+// validate checks the access log's sample rate and, for a file output, that its directory exists.
+func (l LogConfig) validate() error {
+	if r := l.Access.SuccessSampleRate; r != nil && !(*r >= 0 && *r <= 1) {
+		return fmt.Errorf("log.access.success_sample_rate: %v is outside 0..1", *r)
+	}
+	switch out := l.Access.Output; out {
+	case "", "stderr", "stdout":
+	default:
+		if fi, err := os.Stat(filepath.Dir(out)); err != nil || !fi.IsDir() {
+			return fmt.Errorf("log.access.output: %q: its directory does not exist", out)
+		}
+	}
 	return nil
+}
+
+// openAccessLog opens the access log's output: the process's stderr or stdout, or a file opened
+// for appending (which the returned closer closes; nil otherwise). A nil log means it is off.
+func openAccessLog(c Config) (*gateway.AccessLog, io.Closer, error) {
+	o := c.Log.Access
+	if !o.On() {
+		return nil, nil, nil
+	}
+	var w io.Writer
+	var closer io.Closer
+	switch o.Output {
+	case "", "stderr":
+		w = c.stderr
+		if w == nil {
+			w = os.Stderr
+		}
+	case "stdout":
+		w = c.stdout
+		if w == nil {
+			w = os.Stdout
+		}
+	default:
+		f, err := os.OpenFile(o.Output, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("log.access.output: %w", err)
+		}
+		w, closer = f, f
+	}
+	return gateway.NewAccessLog(w, o), closer, nil
 }
 
 // validate refuses negative durations, naming the field; zero is allowed (no pre-stop delay, cut

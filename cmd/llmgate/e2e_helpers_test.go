@@ -69,6 +69,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	cfg.Shutdown.PreStopDelay = 0
 	// The simulated upstreams listen on loopback, which the outbound policy refuses by default.
 	cfg.Outbound.Allow = []string{"127.0.0.1"}
+	cfg.stderr = io.Discard // the access log's default output
 	cfg.Quota = quota.Options{DefaultTier: "open", Tiers: map[string]quota.Limits{"open": {}, "tiny": {RPM: 2}, "single": {Concurrent: 1}}}
 	cfg.Providers = []ProviderConfig{
 		{Config: providers.Config{Name: "up", Type: "openai", BaseURL: upSrv.URL + "/v1", APIKey: upstreamKey}},

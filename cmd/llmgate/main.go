@@ -114,6 +114,7 @@ func serveCmd(args []string, stdout, stderr io.Writer, demo bool) error {
 	}
 	adjust := commandLine{demo: demo, listen: *listen, adminListen: *adminListen, demoToken: demoToken}.apply
 	adjust(&cfg)
+	cfg.stdout, cfg.stderr = stdout, stderr // the access log's "stdout" and "stderr"
 	if demo {
 		// Nothing routes to the demo through a load balancer: stop on the first Ctrl-C.
 		cfg.Shutdown.PreStopDelay = 0
