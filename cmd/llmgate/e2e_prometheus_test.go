@@ -201,6 +201,33 @@ func dashboardExprs(t *testing.T, path string) []string {
 			vars[v.Name] = v.AllValue
 		}
 	}
+	var layout struct {
+		Panels []struct {
+			ID         int
+			Type       string
+			Title      string
+			Datasource struct{ Type, UID string }
+			Targets    []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &layout); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[int]bool{}
+	for _, p := range layout.Panels {
+		if ids[p.ID] {
+			t.Errorf("dashboard panel %q: id %d used twice", p.Title, p.ID)
+		}
+		ids[p.ID] = true
+		if p.Type == "row" {
+			continue
+		}
+		// Every panel queries the data source the variable selects, so the dashboard works
+		// whatever uid the operator's Prometheus has.
+		if p.Datasource.Type != "prometheus" || p.Datasource.UID != "${datasource}" || len(p.Targets) == 0 {
+			t.Errorf("dashboard panel %q: datasource %+v, %d targets; want ${datasource} and a query", p.Title, p.Datasource, len(p.Targets))
+		}
+	}
 	var exprs []string
 	var walk func(any)
 	walk = func(n any) {
