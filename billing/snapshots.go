@@ -69,6 +69,17 @@ func (c *snapshots[T]) fetch(ctx context.Context, key string, read func(context.
 	return v.(T), true
 }
 
+// peek returns key's cached value without marking it used or refreshing it.
+func (c *snapshots[T]) peek(key string) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.m[key]; e != nil {
+		return e.val, true
+	}
+	var zero T
+	return zero, false
+}
+
 func (c *snapshots[T]) forget(key string) {
 	c.mu.Lock()
 	delete(c.m, key)

@@ -273,6 +273,9 @@ func New(d Deps, opts Options) *Gateway {
 		g.money = postpaid{}
 	}
 	g.balancer = providers.NewBalancer(d.Metrics.registry())
+	if reg := d.Metrics.registry(); reg != nil {
+		reg.MustRegister(g.balancer.ModelCollector(g.Router))
+	}
 	g.retries = newRetryBudget()
 	g.quotaOK = d.QuotaHealthy
 	if g.quotaOK == nil {

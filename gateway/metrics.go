@@ -18,8 +18,14 @@ type Metrics struct {
 	unpriced   *prometheus.CounterVec
 	failovers  *prometheus.CounterVec
 	overhead   *prometheus.HistogramVec
-	costs      *costMetrics
-	reg        prometheus.Registerer
+	// failedOver counts failovers by the deployment the request left.
+	failedOver *prometheus.CounterVec
+	// tokens and usd are by public model and tenant: tenants are few and operator-made, so the
+	// series stay bounded (user and key ids would not).
+	tokens *prometheus.CounterVec
+	usd    *prometheus.CounterVec
+	costs  *costMetrics
+	reg    prometheus.Registerer
 }
 
 // registry is where the series are registered, for parts of the gateway that add their own.
@@ -69,15 +75,36 @@ func NewMetrics(reg prometheus.Registerer, costUserLabels int) *Metrics {
 			"(each from just before the request is sent to the last read of its answer, or its failure) and the backoff between them.",
 		Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 	}, []string{"endpoint"})
+	m.failedOver = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmgate_deployment_failovers_total", Help: "Requests that moved on to another deployment after a failed attempt, by the deployment that failed.",
+	}, []string{"deployment"})
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmgate_tokens_total", Help: "Tokens of metered requests (priced or not), by public model, tenant and direction (input: prompt, output: completion).",
+	}, []string{"model", "tenant", "direction"})
+	m.usd = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmgate_cost_usd_total", Help: "Cost in USD of costed requests, by public model and tenant (exact in the ledger; a float here).",
+	}, []string{"model", "tenant"})
 	m.reg = reg
-	reg.MustRegister(m.requests, m.duration, m.ttft, m.streams, m.upstream, m.keyLookups, m.unpriced, m.failovers, m.overhead)
+	reg.MustRegister(m.requests, m.duration, m.ttft, m.streams, m.upstream, m.keyLookups, m.unpriced, m.failovers, m.overhead,
+		m.failedOver, m.tokens, m.usd)
 	m.costs = newCostMetrics(reg, costUserLabels)
 	return m
 }
 
-// cost counts a costed request in the gov_cost_* series.
-func (m *Metrics) cost(model, user string, prompt, completion, picoUSD int64) {
+// cost counts a costed request in the gov_cost_* series and in llmgate_cost_usd_total.
+func (m *Metrics) cost(model, user, tenant string, prompt, completion, picoUSD int64) {
 	m.costs.add(model, user, prompt, completion, picoUSD)
+	m.usd.WithLabelValues(model, tenant).Add(float64(picoUSD) / 1e12)
+}
+
+// metered counts the tokens of a request whose usage is known, priced or not.
+func (m *Metrics) metered(model, tenant string, prompt, completion int64) {
+	if prompt > 0 {
+		m.tokens.WithLabelValues(model, tenant, "input").Add(float64(prompt))
+	}
+	if completion > 0 {
+		m.tokens.WithLabelValues(model, tenant, "output").Add(float64(completion))
+	}
 }
 
 // statusText caches the label strings of common statuses.

@@ -544,6 +544,9 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 				break
 			}
 			g.metrics.failovers.WithLabelValues(x.label).Inc()
+			if out.d != nil {
+				g.metrics.failedOver.WithLabelValues(out.d.ID).Inc()
+			}
 		}
 		attempts++
 		ep, body, inject, err := x.ep, []byte(nil), false, error(nil)

@@ -99,6 +99,7 @@ func (x *exchange) finishUsage(out *outcome) {
 	if isAudio(x.ep) {
 		x.meterAudio(out)
 	}
+	x.g.metrics.metered(x.label, r.TenantID, r.PromptTokens, r.CompletionTokens)
 	r.Units, r.Unit = unitsOf(out.units)
 	price, ok := x.g.prices.Lookup(r.UpstreamModel)
 	if !ok {
@@ -137,7 +138,7 @@ func (x *exchange) finishUsage(out *outcome) {
 	// an upstream fault only when configured.
 	r.Charge = out.status < 400 || out.status == StatusClientClosed || (out.status >= 500 && x.g.opts.ChargeUpstreamFaults)
 	x.payer.Mark(r) // whose account, or none
-	x.g.metrics.cost(x.label, r.UserID, r.PromptTokens, r.CompletionTokens, cost)
+	x.g.metrics.cost(x.label, r.UserID, r.TenantID, r.PromptTokens, r.CompletionTokens, cost)
 }
 
 // promptTokens estimates the prompt of the request as the answering deployment got it: for a

@@ -66,6 +66,19 @@ func (b *PolicyBook) Lookup(kind Kind, subjectID, model string) (store.QuotaPoli
 	return p, ok
 }
 
+// Each calls fn with every policy the replica applies now, under the book's read lock: fn must
+// not call back into the book. For readers that run off the request path (metrics at scrape).
+func (b *PolicyBook) Each(fn func(store.QuotaPolicy)) {
+	if b == nil {
+		return
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, p := range b.byKey {
+		fn(p)
+	}
+}
+
 // ApplyPolicy overrides base with the policy's non-nil fields.
 func ApplyPolicy(base Limits, p store.QuotaPolicy) Limits {
 	set := func(dst *int64, v *int64) {

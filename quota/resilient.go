@@ -452,7 +452,7 @@ type resilientMetrics struct {
 }
 
 func newResilientMetrics(reg prometheus.Registerer) resilientMetrics {
-	return resilientMetrics{
+	m := resilientMetrics{
 		decisions: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "llmgate_quota_decisions_total",
 			Help: "Admission decisions by result (admitted, rejected) and refusing dimension (none when admitted).",
@@ -483,6 +483,11 @@ func newResilientMetrics(reg prometheus.Registerer) resilientMetrics {
 			Help: "1 while quota decisions are made by Redis, 0 while they are made locally.",
 		})),
 	}
+	// The fallback series exist from the start at 0, so that a dashboard or an alert reads "no
+	// fallback" rather than no data before Redis ever failed.
+	m.fallback.WithLabelValues("open")
+	m.fallback.WithLabelValues("closed")
+	return m
 }
 
 func (m resilientMetrics) decided(res Result) {

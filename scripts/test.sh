@@ -4,6 +4,7 @@
 # servers on free loopback ports (internal/testsvc), so nothing here starts a service.
 #
 #   scripts/test.sh                 install what is missing, then vet, gofmt check, import rules,
+#                                   promtool check and unit tests of the Prometheus rules,
 #                                   go test -race, static build, short fuzz runs
 #   scripts/test.sh --install-only  only the install step
 #
@@ -110,6 +111,19 @@ for bin in initdb postgres; do
 	fi
 done
 
+# Prometheus (the Debian package brings prometheus and promtool): promtool checks and unit-tests
+# the rule files below, and cmd/llmgate's dashboard test runs a Prometheus server on a free
+# loopback port (never the package's own service on 9090, which policy-rc.d keeps from starting).
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+	apt_install --no-install-recommends prometheus
+fi
+for bin in prometheus promtool; do
+	if ! command -v "$bin" >/dev/null; then
+		echo "test.sh: $bin is missing after installing the Debian package prometheus" >&2
+		exit 1
+	fi
+done
+
 # The demo test (cmd/llmgate) runs the demo's Node snippet with the official openai package, kept
 # in a cache directory outside the work tree and pinned so runs are reproducible.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
@@ -140,6 +154,12 @@ fi
 
 phase "import rules"
 bash scripts/importrules.sh
+
+phase "prometheus rules (promtool)"
+# The rule files parse and their expressions type-check; every alert's unit tests (firing and
+# not firing) pass.
+promtool check rules configs/prometheus/*.yaml
+promtool test rules configs/prometheus/tests/*.yaml
 
 phase "go test -race"
 go build -o "$work/testsummary" ./scripts/testsummary

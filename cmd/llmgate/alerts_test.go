@@ -3,7 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"io"
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -18,6 +18,7 @@ type alertRules struct {
 		Name  string `yaml:"name"`
 		Rules []struct {
 			Alert       string            `yaml:"alert"`
+			Record      string            `yaml:"record"`
 			Expr        string            `yaml:"expr"`
 			For         string            `yaml:"for"`
 			Labels      map[string]string `yaml:"labels"`
@@ -55,8 +56,10 @@ func metricsIn(expr string) []string {
 }
 
 // TestAlertRules checks configs/prometheus/alerts.yaml: it parses as a rule file with the group
-// llmgate, every rule is complete, and every metric an expression names is one the gateway
-// exports on /metrics (scraped from a running gateway over loopback), so a renamed metric cannot
+// llmgate, every rule is complete, its runbook_url names a runbook heading of docs/operations.md,
+// and every metric an expression names is one the gateway exports on /metrics (scraped from a
+// running gateway with Redis quotas, a tenant budget and an unpriced request, so that the series
+// made on first use are there) or one recording.yaml records, so a renamed metric cannot
 // silently disarm an alert.
 func TestAlertRules(t *testing.T) {
 	raw, err := os.ReadFile("../../configs/prometheus/alerts.yaml")
@@ -72,14 +75,18 @@ func TestAlertRules(t *testing.T) {
 	if len(rules.Groups) != 1 || rules.Groups[0].Name != "llmgate" || len(rules.Groups[0].Rules) == 0 {
 		t.Fatalf("alerts.yaml: want one group named llmgate with rules, got %+v", rules.Groups)
 	}
+	runbooks := runbookAnchors(t, "../../docs/operations.md")
 
-	e := newEnv(t)
-	resp, err := e.http.Get(e.app.adminURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	e := newEnv(t, withRedisURL("redis://"+rdb.Addr(t)))
+	e.putPolicy("/admin/quota/policies/tenant/default", `{"budget_usd_per_month":"1000"}`)
+	e.chatRecord(e.app, e.key, `{"model":"other","messages":[{"role":"user","content":"unpriced"}]}`)
+	if s := e.adminSend(http.MethodPut, "/admin/pricing/up-model", `{"input_per_million":"1","output_per_million":1}`, nil); s != 200 {
+		t.Fatalf("PUT /admin/pricing: %d", s)
 	}
+	e.chatRecord(e.app, e.key, `{"model":"gpt-test","messages":[{"role":"user","content":"priced"}]}`)
+	e.scrape(e.app) // the breakers' gauges are made at the first scrape, and shown from the next
 	exported := map[string]bool{}
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(strings.NewReader(e.scrape(e.app)))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		// "# TYPE name kind": histograms are also scraped as name_bucket, name_sum, name_count.
@@ -90,10 +97,31 @@ func TestAlertRules(t *testing.T) {
 			}
 		}
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err := sc.Err(); err != nil || len(exported) == 0 {
-		t.Fatalf("scraping /metrics: %d metrics, %v", len(exported), err)
+	if len(exported) == 0 {
+		t.Fatal("scraping /metrics: no metrics")
+	}
+	var recorded alertRules
+	raw, err = os.ReadFile("../../configs/prometheus/recording.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, &recorded); err != nil {
+		t.Fatalf("recording.yaml: %v", err)
+	}
+	known := func(name string) bool { return exported[name] }
+	records := map[string]bool{}
+	for _, g := range recorded.Groups {
+		for _, r := range g.Rules {
+			if r.Record == "" || r.Expr == "" {
+				t.Errorf("recording rule %+v: want record and expr", r)
+			}
+			records[r.Record] = true
+			for _, n := range metricsIn(r.Expr) {
+				if !known(n) {
+					t.Errorf("recording rule %s refers to %s, which the gateway does not export", r.Record, n)
+				}
+			}
+		}
 	}
 
 	mentioned := map[string]bool{}
@@ -101,13 +129,16 @@ func TestAlertRules(t *testing.T) {
 		if r.Alert == "" || r.Expr == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
 			t.Errorf("rule %+v: want alert, expr, labels.severity and annotations.summary", r)
 		}
+		if want := "docs/operations.md#" + strings.ToLower(r.Alert); r.Annotations["runbook_url"] != want || !runbooks[strings.ToLower(r.Alert)] {
+			t.Errorf("alert %s: runbook_url %q, want %q naming a heading %q of docs/operations.md", r.Alert, r.Annotations["runbook_url"], want, r.Alert)
+		}
 		names := metricsIn(r.Expr)
 		if len(names) == 0 {
 			t.Errorf("alert %s: no metric found in %q", r.Alert, r.Expr)
 		}
 		for _, n := range names {
 			mentioned[n] = true
-			if !exported[n] {
+			if !known(n) && !records[n] {
 				t.Errorf("alert %s refers to %s, which the gateway does not export", r.Alert, n)
 			}
 		}
@@ -115,6 +146,25 @@ func TestAlertRules(t *testing.T) {
 	if !mentioned["llmgate_usage_spool_full_dropped_total"] {
 		t.Error("no alert on llmgate_usage_spool_full_dropped_total (records lost to a full spool)")
 	}
+}
+
+// runbookAnchors returns the anchors of a Markdown file's headings, as GitHub makes them
+// (lower case, spaces to hyphens, other punctuation dropped).
+func runbookAnchors(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drop := regexp.MustCompile(`[^a-z0-9 _-]`)
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if h, ok := strings.CutPrefix(line, "#"); ok {
+			h = strings.TrimSpace(strings.TrimLeft(h, "#"))
+			out[strings.ReplaceAll(drop.ReplaceAllString(strings.ToLower(h), ""), " ", "-")] = true
+		}
+	}
+	return out
 }
 
 // TestMetricsIn keeps the expression reader honest on the shapes rules use.
