@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/llmgate/llmgate/billing"
 	"github.com/llmgate/llmgate/billing/tokens"
@@ -200,6 +201,8 @@ type Deps struct {
 	Responses ResponseRoutes
 	// QuotaHealthy reports whether quota decisions are made by the shared store (nil: always).
 	QuotaHealthy func() bool
+	// Tracer makes the spans of each /v1 request (see tracing.go); nil: tracing is off.
+	Tracer trace.Tracer
 }
 
 // Gateway serves the public API.
@@ -227,6 +230,7 @@ type Gateway struct {
 	bodies    *bodyChecker
 	ready     atomic.Bool
 	quotaOK   func() bool
+	tracer    trace.Tracer // nil: tracing off
 	// base is the context of every request of Server; cut cancels it when the process's drain
 	// time is up (CutRequests).
 	base context.Context
@@ -266,6 +270,7 @@ func New(d Deps, opts Options) *Gateway {
 	g.balancer = providers.NewBalancer(d.Metrics.registry())
 	g.retries = newRetryBudget()
 	g.quotaOK = d.QuotaHealthy
+	g.tracer = d.Tracer
 	if g.quotaOK == nil {
 		g.quotaOK = func() bool { return true }
 	}
