@@ -184,7 +184,6 @@ func (g *Gateway) authenticate(c *gin.Context, ep providers.Endpoint) (*exchange
 	}
 	m := metaOf(c)
 	x := &exchange{g: g, c: c, ctx: c.Request.Context(), ep: ep, id: id, start: m.start, label: "unknown", traceparent: m.traceparent, span: m.span}
-	x.traceAuthenticated()
 	g.unsettled.Add(1) // until settle, which every caller defers at once
 	x.rec = store.UsageRecord{
 		RequestID:       m.requestID,

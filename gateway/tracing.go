@@ -146,25 +146,19 @@ func errorTypeOf(code *string, typ string) string {
 	return typ
 }
 
-// traceAuthenticated notes who the caller is on the server span: tenant and key prefix, never
-// the key.
-func (x *exchange) traceAuthenticated() {
-	if x.span == nil {
-		return
-	}
-	x.span.SetAttributes(attrTenant.String(x.id.Key.TenantID), attrKeyPrefix.String(x.id.Key.Prefix),
-		attrEndpoint.String(string(x.ep)), attrGenAIOperation.String(genAIOperation(x.ep)))
-}
-
 // traceRequest notes what the body asks for on the server span, once it is read.
 func (x *exchange) traceRequest(req request) {
 	if x.span == nil {
 		return
 	}
-	x.span.SetAttributes(attrGenAIRequestModel.String(req.model), attrStream.Bool(req.stream))
+	// One call per step: each SetAttributes grows the span's attribute list.
+	a := [3]attribute.KeyValue{attrGenAIRequestModel.String(req.model), attrStream.Bool(req.stream)}
+	n := 2
 	if req.maxTokens > 0 {
-		x.span.SetAttributes(attrGenAIMaxTokens.Int64(req.maxTokens))
+		a[n] = attrGenAIMaxTokens.Int64(req.maxTokens)
+		n++
 	}
+	x.span.SetAttributes(a[:n]...)
 }
 
 // startAttempt starts the client span of an upstream attempt and returns it with the headers the
@@ -191,38 +185,53 @@ func endAttempt(s trace.Span, status int, errType string, u usage) {
 	if s == nil {
 		return
 	}
+	var a [4]attribute.KeyValue
+	n := 0
 	if status > 0 {
-		s.SetAttributes(attrHTTPStatus.Int(status))
+		a[n] = attrHTTPStatus.Int(status)
+		n++
 	}
 	if u.found {
-		s.SetAttributes(attrGenAIInputTokens.Int64(u.prompt), attrGenAIOutputTokens.Int64(u.completion))
+		a[n], a[n+1] = attrGenAIInputTokens.Int64(u.prompt), attrGenAIOutputTokens.Int64(u.completion)
+		n += 2
 	}
 	if errType != "" {
-		s.SetAttributes(attrErrorType.String(errType))
+		a[n] = attrErrorType.String(errType)
+		n++
 		s.SetStatus(codes.Error, "")
 	}
+	s.SetAttributes(a[:n]...)
 	s.End()
 }
 
-// traceSettled notes the request's record on the server span: what the usage record says.
+// traceSettled notes on the server span who asked (tenant and key prefix, never the key) and
+// what the usage record says, in one call.
 func (x *exchange) traceSettled() {
 	if x.span == nil {
 		return
 	}
 	r := &x.rec
-	x.span.SetAttributes(attrGenAIRequestModel.String(r.Model), attrGenAIInputTokens.Int64(r.PromptTokens),
-		attrGenAIOutputTokens.Int64(r.CompletionTokens), attrUsageSource.String(r.UsageSource))
+	var a [14]attribute.KeyValue
+	a[0], a[1] = attrTenant.String(r.TenantID), attrKeyPrefix.String(x.id.Key.Prefix)
+	a[2], a[3] = attrEndpoint.String(string(x.ep)), attrGenAIOperation.String(genAIOperation(x.ep))
+	a[4], a[5] = attrGenAIInputTokens.Int64(r.PromptTokens), attrGenAIOutputTokens.Int64(r.CompletionTokens)
+	a[6] = attrUsageSource.String(r.UsageSource)
+	n := 7
 	if r.CachedTokens > 0 {
-		x.span.SetAttributes(attrGenAICacheRead.Int64(r.CachedTokens))
+		a[n] = attrGenAICacheRead.Int64(r.CachedTokens)
+		n++
 	}
 	if r.Deployment != "" {
-		x.span.SetAttributes(attrDeployment.String(r.Deployment), attrGenAIProvider.String(r.Provider),
-			attrGenAIRespModel.String(r.UpstreamModel))
+		a[n], a[n+1], a[n+2] = attrDeployment.String(r.Deployment), attrGenAIProvider.String(r.Provider), attrGenAIRespModel.String(r.UpstreamModel)
+		n += 3
 	}
 	if r.CostPicoUSD != nil {
-		x.span.SetAttributes(attrCost.Int64(*r.CostPicoUSD))
+		a[n] = attrCost.Int64(*r.CostPicoUSD)
+		n++
 	}
 	if r.ErrorType != "" {
-		x.span.SetAttributes(attrErrorType.String(r.ErrorType))
+		a[n] = attrErrorType.String(r.ErrorType)
+		n++
 	}
+	x.span.SetAttributes(a[:n]...)
 }
