@@ -574,11 +574,11 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		if err != nil {
 			last = err
 			if x.ctx.Err() != nil { // the client went away: no one to answer, no one to blame
-				endAttempt(span, 0, errTypeClientClosed, usage{})
+				endAttempt(span, 0, errTypeClientClosed)
 				a.Excused()
 				break
 			}
-			endAttempt(span, 0, failureReason(err), usage{})
+			endAttempt(span, 0, failureReason(err))
 			g.metrics.upstream.WithLabelValues(d.ID, "error").Inc()
 			a.Failed(failureReason(err))
 			if !providers.Failover(d, failedOutcome(err, wrote)) {
@@ -597,7 +597,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 				}
 			}
 			last = ue
-			endAttempt(span, resp.StatusCode, statusLabel(resp.StatusCode), usage{}) // the status: the body's code is the upstream's text
+			endAttempt(span, resp.StatusCode, statusLabel(resp.StatusCode)) // the status: the body's code is the upstream's text
 			if providers.UpstreamFault(resp.StatusCode) {
 				a.Failed("http " + statusLabel(resp.StatusCode))
 			} else {
@@ -611,7 +611,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		g.metrics.upstream.WithLabelValues(d.ID, "ok").Inc()
 		answer := x.respond(resp, inject, secrets)
 		answer.d = d
-		endAttempt(span, resp.StatusCode, answer.errType, answer.usage)
+		endAttempt(span, resp.StatusCode, answer.errType)
 		if !answer.firstByte.IsZero() {
 			a.ObserveTTFT(answer.firstByte.Sub(began))
 		}

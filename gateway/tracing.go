@@ -51,7 +51,6 @@ const (
 	attrStream            = attribute.Key("llmgate.stream")
 	attrCost              = attribute.Key("llmgate.cost_pico_usd")
 	attrUsageSource       = attribute.Key("llmgate.usage_source")
-	attrEndpoint          = attribute.Key("llmgate.endpoint")
 )
 
 // traceContext is the W3C propagator: it reads the caller's traceparent and tracestate and
@@ -180,20 +179,17 @@ func (x *exchange) startAttempt(d *providers.Deployment, ep providers.Endpoint, 
 }
 
 // endAttempt ends an attempt's span (nil: tracing off) with the upstream's status (0: none came)
-// and, when the attempt failed, the error type: a code of the gateway's, never upstream text.
-func endAttempt(s trace.Span, status int, errType string, u usage) {
+// and, when the attempt failed, the error type: a code of the gateway's, never upstream text. The
+// tokens are the server span's only: each attribute costs every exported span allocations.
+func endAttempt(s trace.Span, status int, errType string) {
 	if s == nil {
 		return
 	}
-	var a [4]attribute.KeyValue
+	var a [2]attribute.KeyValue
 	n := 0
 	if status > 0 {
 		a[n] = attrHTTPStatus.Int(status)
 		n++
-	}
-	if u.found {
-		a[n], a[n+1] = attrGenAIInputTokens.Int64(u.prompt), attrGenAIOutputTokens.Int64(u.completion)
-		n += 2
 	}
 	if errType != "" {
 		a[n] = attrErrorType.String(errType)
@@ -211,12 +207,12 @@ func (x *exchange) traceSettled() {
 		return
 	}
 	r := &x.rec
-	var a [14]attribute.KeyValue
+	var a [13]attribute.KeyValue
 	a[0], a[1] = attrTenant.String(r.TenantID), attrKeyPrefix.String(x.id.Key.Prefix)
-	a[2], a[3] = attrEndpoint.String(string(x.ep)), attrGenAIOperation.String(genAIOperation(x.ep))
-	a[4], a[5] = attrGenAIInputTokens.Int64(r.PromptTokens), attrGenAIOutputTokens.Int64(r.CompletionTokens)
-	a[6] = attrUsageSource.String(r.UsageSource)
-	n := 7
+	a[2] = attrGenAIOperation.String(genAIOperation(x.ep))
+	a[3], a[4] = attrGenAIInputTokens.Int64(r.PromptTokens), attrGenAIOutputTokens.Int64(r.CompletionTokens)
+	a[5] = attrUsageSource.String(r.UsageSource)
+	n := 6
 	if r.CachedTokens > 0 {
 		a[n] = attrGenAICacheRead.Int64(r.CachedTokens)
 		n++

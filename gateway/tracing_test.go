@@ -35,7 +35,7 @@ func TestTracingOffAllocatesNothing(t *testing.T) {
 			if len(h) == 0 {
 				t.Fatal("attempt headers lost")
 			}
-			endAttempt(a, 200, "", usage{prompt: 3, completion: 4, found: true})
+			endAttempt(a, 200, "")
 			sp = g.startSpan(x.ctx, "settlement")
 			x.traceSettled()
 			endSpan(sp, nil)
