@@ -334,3 +334,14 @@ func spanKeys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// TestTracingChangeNeedsRestart: the tracer is built once at start, so a reload that changes the
+// section says it applies only at restart.
+func TestTracingChangeNeedsRestart(t *testing.T) {
+	running := defaultConfig()
+	next := running
+	next.Tracing = tracing.Options{Enabled: true, Endpoint: "http://127.0.0.1:4318"}
+	if got := restartOnly(running, next); len(got) != 1 || got[0] != "tracing" {
+		t.Errorf("restart-only sections %v, want [tracing]", got)
+	}
+}
