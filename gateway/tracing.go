@@ -53,8 +53,8 @@ const (
 	attrUsageSource       = attribute.Key("llmgate.usage_source")
 )
 
-// traceContext is the W3C propagator: it reads the caller's traceparent and tracestate and
-// writes the ones the answer and the upstream get.
+// traceContext is the W3C propagator that reads the caller's traceparent and tracestate; the
+// traceparent the answer and each upstream attempt get is written by traceparentOf.
 var traceContext = propagation.TraceContext{}
 
 // genAIOperation is gen_ai.operation.name for an endpoint: the convention's names where it has
