@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/llmgate/llmgate/billing"
 	"github.com/llmgate/llmgate/billing/tokens"
@@ -206,6 +207,8 @@ type Deps struct {
 	QuotaHealthy func() bool
 	// AccessLog gets one line per request (NewAccessLog); nil: no access log.
 	AccessLog *AccessLog
+	// Tracer makes the spans of each /v1 request (see tracing.go); nil: tracing is off.
+	Tracer trace.Tracer
 }
 
 // Gateway serves the public API.
@@ -234,6 +237,7 @@ type Gateway struct {
 	bodies    *bodyChecker
 	ready     atomic.Bool
 	quotaOK   func() bool
+	tracer    trace.Tracer // nil: tracing off
 	// base is the context of every request of Server; cut cancels it when the process's drain
 	// time is up (CutRequests).
 	base context.Context
@@ -278,6 +282,7 @@ func New(d Deps, opts Options) *Gateway {
 	}
 	g.retries = newRetryBudget()
 	g.quotaOK = d.QuotaHealthy
+	g.tracer = d.Tracer
 	if g.quotaOK == nil {
 		g.quotaOK = func() bool { return true }
 	}

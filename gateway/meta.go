@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ctxMeta is the gin context key of a request's *reqMeta.
@@ -23,6 +24,8 @@ type reqMeta struct {
 	// pathModel is the public model a path names (an Azure deployment path), which wins over the
 	// body's; empty on the other paths.
 	pathModel string
+	// span is the request's server span; nil when tracing is off.
+	span trace.Span
 }
 
 // metaOf returns the request's meta: requestMeta runs before every /v1 (and Azure path) handler.
@@ -38,9 +41,17 @@ func (g *Gateway) requestMeta(c *gin.Context) {
 	if cid := c.GetHeader("X-Request-Id"); validClientRequestID(cid) {
 		m.clientRequestID = cid
 	}
-	m.traceID, m.traceparent = childTraceparent(c.GetHeader("Traceparent"))
+	if g.tracer != nil {
+		g.startServerSpan(c, m)
+	} else {
+		m.traceID, m.traceparent = childTraceparent(c.GetHeader("Traceparent"))
+	}
 	h.Set("Traceparent", m.traceparent)
 	c.Set(ctxMeta, m)
+	if m.span != nil {
+		g.tracedNext(c, m)
+		return
+	}
 	c.Next()
 }
 

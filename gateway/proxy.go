@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/billing"
@@ -40,6 +41,8 @@ type exchange struct {
 	label string // model label for metrics: the public model, or "unknown"
 
 	traceparent string // sent upstream
+	// span is the request's server span (reqMeta.span); nil when tracing is off.
+	span trace.Span
 
 	rec   store.UsageRecord
 	body  []byte // the request body, for token estimation
@@ -174,7 +177,9 @@ func (g *Gateway) relayHandler(ep providers.Endpoint) gin.HandlerFunc {
 // authenticate resolves the caller's key. Unauthenticated requests are answered here and leave
 // no usage record; every authenticated one gets an exchange whose settle writes exactly one.
 func (g *Gateway) authenticate(c *gin.Context, ep providers.Endpoint) (*exchange, bool) {
+	sp := g.startSpan(c.Request.Context(), "auth")
 	id, err := g.keys.resolve(c.Request.Context(), keyFromRequest(c.Request), c.Request.RemoteAddr)
+	endSpan(sp, err)
 	if err != nil {
 		status, body := classify(err)
 		writeError(c, err)
@@ -183,7 +188,7 @@ func (g *Gateway) authenticate(c *gin.Context, ep providers.Endpoint) (*exchange
 		return nil, false
 	}
 	m := metaOf(c)
-	x := &exchange{g: g, c: c, ctx: c.Request.Context(), ep: ep, id: id, start: m.start, label: "unknown", traceparent: m.traceparent}
+	x := &exchange{g: g, c: c, ctx: c.Request.Context(), ep: ep, id: id, start: m.start, label: "unknown", traceparent: m.traceparent, span: m.span}
 	g.unsettled.Add(1) // until settle, which every caller defers at once
 	x.rec = store.UsageRecord{
 		RequestID:       m.requestID,
@@ -238,6 +243,7 @@ func (x *exchange) relay() outcome {
 	}
 	x.rec.Model, x.rec.Stream = req.model, req.stream
 	x.body, x.unstored = req.body, req.unstored
+	x.traceRequest(req)
 	cands, strategy, err := x.route(req.model)
 	if err != nil {
 		return x.failed(err)
@@ -253,12 +259,15 @@ func (x *exchange) relay() outcome {
 		}
 		x.image, x.audio = req.image, req.audioFacts()
 	}
+	sp := x.g.startSpan(x.ctx, "admission")
 	payer, err := x.whoPays()
 	if err != nil {
+		endSpan(sp, err)
 		return x.failed(err)
 	}
 	x.payer = payer
 	lease, err := x.admit(req, cands, payer)
+	endSpan(sp, err)
 	if err != nil {
 		return x.failed(err)
 	}
@@ -308,6 +317,7 @@ func (x *exchange) settle(out *outcome) {
 	if x.c.Writer.Written() {
 		x.c.Writer.Flush() // the answer leaves before usage and quota settlement run
 	}
+	sp := x.g.startSpan(x.ctx, "settlement")
 	end := time.Now()
 	r := &x.rec
 	r.Status, r.ErrorType = out.status, out.errType
@@ -325,7 +335,9 @@ func (x *exchange) settle(out *outcome) {
 	x.settleQuota()
 	x.g.metrics.requests.WithLabelValues(string(x.ep), x.label, statusLabel(out.status)).Inc()
 	x.g.metrics.duration.WithLabelValues(string(x.ep), x.label).Observe(end.Sub(x.start).Seconds())
-	x.g.usage.Record(*r)                       // a record it cannot keep is counted (and logged) by the sink
+	x.g.usage.Record(*r) // a record it cannot keep is counted (and logged) by the sink
+	x.traceSettled()
+	endSpan(sp, nil)
 	if p != nil && p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared by identity, as net/http does
 		panic(p)
 	}
@@ -574,14 +586,17 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		if req.upload != nil {
 			upload = req.upload.forModel(d.Model)
 		}
-		resp, wrote, err := x.call(d, &providers.Request{Endpoint: ep, Body: body, Stream: req.stream, Model: d.Model, Header: hdr,
+		span, ahdr := x.startAttempt(d, ep, attempts, hdr)
+		resp, wrote, err := x.call(d, &providers.Request{Endpoint: ep, Body: body, Stream: req.stream, Model: d.Model, Header: ahdr,
 			Method: req.method, Path: req.path, Upload: upload})
 		if err != nil {
 			last = err
 			if x.ctx.Err() != nil { // the client went away: no one to answer, no one to blame
+				endAttempt(span, 0, errTypeClientClosed)
 				a.Excused()
 				break
 			}
+			endAttempt(span, 0, failureReason(err))
 			g.metrics.upstream.WithLabelValues(d.ID, "error").Inc()
 			failed = failedAttempt{d: d, n: attempts, outcome: "error", reason: failureReason(err), took: time.Since(began)}
 			a.Failed(failureReason(err))
@@ -601,6 +616,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 				}
 			}
 			last = ue
+			endAttempt(span, resp.StatusCode, statusLabel(resp.StatusCode)) // the status: the body's code is the upstream's text
 			if providers.UpstreamFault(resp.StatusCode) {
 				failed = failedAttempt{d: d, n: attempts, outcome: statusFailed(resp.StatusCode), took: time.Since(began)}
 				a.Failed("http " + statusLabel(resp.StatusCode))
@@ -615,6 +631,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		g.metrics.upstream.WithLabelValues(d.ID, "ok").Inc()
 		answer := x.respond(resp, inject, secrets)
 		answer.d = d
+		endAttempt(span, resp.StatusCode, answer.errType)
 		if !answer.firstByte.IsZero() {
 			a.ObserveTTFT(answer.firstByte.Sub(began))
 		}

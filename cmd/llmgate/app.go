@@ -26,6 +26,7 @@ import (
 	"github.com/llmgate/llmgate/gateway"
 	"github.com/llmgate/llmgate/internal/changes"
 	"github.com/llmgate/llmgate/internal/connlimit"
+	"github.com/llmgate/llmgate/internal/tracing"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/anthropic"
 	"github.com/llmgate/llmgate/providers/gemini"
@@ -55,6 +56,7 @@ type app struct {
 	providers map[string]providers.Provider
 	quota     *quotaParts
 	redis     redis.UniversalClient // nil without redis_url
+	tracing   *tracing.Tracing      // off unless tracing.enabled
 	stop      context.CancelFunc
 	done      chan struct{}
 	served    chan error
@@ -162,9 +164,13 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	}
 	a.access, a.accessFile = access, accessFile
 	reg.MustRegister(guard.BudgetCollector(q.policies))
+	if a.tracing, err = tracing.New(ctx, cfg.Tracing, readBuildInfo().Version, log); err != nil {
+		a.closeBackends()
+		return nil, err
+	}
 	gw := gateway.New(gateway.Deps{AccessLog: access, Store: st, Keys: st, Ledger: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
 		Prices: prices, Tokens: est, Money: guard, Responses: st,
-		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy}, cfg.Gateway)
+		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy, Tracer: a.tracing.Tracer()}, cfg.Gateway)
 	ready := func(ctx context.Context) error { // off from the shutdown signal on, as the gateway's
 		if !gw.Ready() {
 			return admin.ErrDraining
@@ -286,6 +292,12 @@ func (a *app) shutdown(ctx context.Context) error {
 			break
 		}
 	}
+	// The requests' spans have ended: export those still queued, within the cut grace.
+	tctx, cancel := context.WithTimeout(context.Background(), cutGrace)
+	if err := a.tracing.Shutdown(tctx); err != nil {
+		a.log.Warn("tracing: spans not exported at shutdown", "err", err)
+	}
+	cancel()
 	actx, cancel := context.WithTimeout(context.Background(), cutGrace)
 	if err := a.admin.Shutdown(actx); err != nil {
 		_ = a.admin.Close()
@@ -310,6 +322,7 @@ func (a *app) shutdown(ctx context.Context) error {
 }
 
 func (a *app) closeBackends() {
+	_ = a.tracing.Shutdown(context.Background())
 	if a.quota != nil {
 		a.quota.close()
 	}

@@ -19,13 +19,18 @@ import (
 
 const benchUsage = `Usage: llmgate bench [flags]
 
-Measures four paths against one mockllm process, in one run on this machine:
+Measures four or five paths against one mockllm process, in one run on this machine:
   direct         client → mockllm
   baseline       client → a minimal net/http pass-through proxy (llmgate bench-proxy) → mockllm
   gateway        client → llmgate serve (auth and usage recording on, SQLite; quota off) → mockllm
   gateway+redis  the same gateway with quotas on and the limiter in Redis (a redis-server the
                  bench starts on a free loopback port; limits set but never reached). Skipped
                  when redis-server is not found, unless --require-redis.
+  gateway+tracing
+                 the gateway with OpenTelemetry tracing on for every request (sampler
+                 always_on), exporting over OTLP/HTTP to a receiver in the bench process on
+                 loopback; its ratio is set against the gateway's of the same rounds
+                 (--tracing=false leaves it out).
 Paths alternate within each round and the median of the rounds is reported, since the client,
 the upstream and the proxy share the CPUs. Right after the chat streams, direct and gateway also
 stream the Responses API (POST /v1/responses, which the gateway relays as it comes), so that
@@ -77,6 +82,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (bench.Options, error) {
 	fs.BoolVar(&o.JSON, "json", false, "print the results as JSON")
 	fs.StringVar(&o.RedisServer, "redis-server", "", "redis-server binary for the gateway+redis path (default: redis-server in PATH)")
 	fs.BoolVar(&o.RequireRedis, "require-redis", false, "fail instead of skipping the gateway+redis path when redis-server is not found")
+	fs.BoolVar(&o.Tracing, "tracing", true, "also measure the gateway+tracing path (every request traced, exported over OTLP/HTTP to a loopback receiver)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -36,6 +36,30 @@ func TestBenchGatewayConfigLoads(t *testing.T) {
 	}
 }
 
+// TestBenchTracingConfigLoads checks that the gateway+tracing path's config is accepted and
+// traces every request to the given endpoint, and that the path is on by default.
+func TestBenchTracingConfigLoads(t *testing.T) {
+	noEnv := func(string) (string, bool) { return "", false }
+	raw := bench.GatewayConfig("127.0.0.1:1", "127.0.0.1:2", t.TempDir(), strings.Repeat("t", 40), "http://127.0.0.1:3", "") +
+		bench.TracingConfig("http://127.0.0.1:4")
+	var cfg Config
+	if err := parseConfig([]byte(raw), noEnv, &cfg); err != nil {
+		t.Fatalf("%v\n%s", err, raw)
+	}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if tr := cfg.Tracing; !tr.Enabled || tr.Endpoint != "http://127.0.0.1:4" || tr.Sampler != "always_on" || tr.Protocol != "http/protobuf" {
+		t.Errorf("tracing section %+v", tr)
+	}
+	if o, err := parseBenchFlags(nil, io.Discard); err != nil || !o.Tracing {
+		t.Errorf("defaults: tracing %v, err %v; want the path measured", o.Tracing, err)
+	}
+	if o, _ := parseBenchFlags([]string{"--tracing=false"}, io.Discard); o.Tracing {
+		t.Error("--tracing=false: the path is still on")
+	}
+}
+
 // TestBenchResponsesDurationFlag checks the Responses path's flag: on by default for a short run
 // of its own, off with 0, and a negative length refused.
 func TestBenchResponsesDurationFlag(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"github.com/llmgate/llmgate/admin"
 	"github.com/llmgate/llmgate/audit"
 	"github.com/llmgate/llmgate/gateway"
+	"github.com/llmgate/llmgate/internal/tracing"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/anthropic"
 	"github.com/llmgate/llmgate/providers/mock"
@@ -56,6 +57,8 @@ type Config struct {
 	AdminMaxConnections int `yaml:"admin_max_connections"`
 	// Shutdown is how the process stops on SIGTERM or SIGINT.
 	Shutdown ShutdownOptions `yaml:"shutdown"`
+	// Tracing is the optional OpenTelemetry tracing of requests (off by default).
+	Tracing tracing.Options `yaml:"tracing"`
 
 	// listenDefaulted is set when neither the file nor LLMGATE_LISTEN named listen, so Listen is
 	// the default: demo binds loopback then.
@@ -360,6 +363,9 @@ func (c *Config) validate() error {
 		}
 	}
 	if err := c.Shutdown.validate(); err != nil {
+		return err
+	}
+	if err := c.Tracing.Validate(); err != nil {
 		return err
 	}
 	switch c.Log.Level {

@@ -156,7 +156,7 @@ func restartOnly(running, next Config) []string {
 		"pricing_file": {running.PricingFile, next.PricingFile}, "log": {running.Log, next.Log},
 		"quota": {running.Quota, next.Quota}, "gateway": {running.Gateway, next.Gateway}, "usage": {running.Usage, next.Usage},
 		"config_poll_interval": {running.ConfigPollInterval, next.ConfigPollInterval},
-		"shutdown":             {running.Shutdown, next.Shutdown},
+		"shutdown":             {running.Shutdown, next.Shutdown}, "tracing": {running.Tracing, next.Tracing},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			out = append(out, name)

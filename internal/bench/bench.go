@@ -37,6 +37,9 @@ type Options struct {
 	JSON              bool   // print the report as JSON instead of text
 	RedisServer       string // redis-server binary ("": in PATH)
 	RequireRedis      bool   // fail instead of skipping gateway+redis when redis-server is missing
+	// Tracing adds the gateway+tracing path: the gateway with tracing on for every request,
+	// exporting over OTLP/HTTP to a receiver in the bench process.
+	Tracing bool
 }
 
 // warmupRequests are sent before every measurement, in its shape, so that connection pools,
@@ -50,6 +53,9 @@ const (
 	// floorResponsesBelowChat is how far the gateway/direct stream RPS ratio of Responses API
 	// passthrough may fall below the chat stream ratio of the same run.
 	floorResponsesBelowChat = 0.05
+	// floorTracingBelowGateway is how far the gateway/direct RPS ratios with every request traced
+	// may fall below the untraced gateway's of the same run.
+	floorTracingBelowGateway = 0.03
 )
 
 // Run starts mockllm, the pass-through and the gateways as child processes (self is the llmgate
@@ -89,6 +95,13 @@ func Run(ctx context.Context, self string, o Options, stdout, stderr io.Writer) 
 		return fmt.Errorf("bench: %w", err)
 	}
 	rep.describeRedis(env.redis, redisSkipped)
+	if env.tracingGW != nil {
+		rep.Tracing = env.sink.report(env.tracingGW.target.sent.Load())
+		if t := rep.Tracing; t.Failed > 0 || t.Spans == 0 {
+			rep.path(env.tracingGW.target.name).Errors.merge(errorTally{N: max(int(t.Failed), 1),
+				First: fmt.Sprintf("the OTLP receiver got %d spans and %d exports it could not decode", t.Spans, t.Failed)})
+		}
+	}
 	for i, u := range env.usage(ctx, 10*time.Second) {
 		g := env.gateways[i]
 		rep.path(g.target.name).Usage = &u
@@ -118,7 +131,11 @@ type benchEnv struct {
 	gateways []*benchGateway // gateway, then gateway+redis when Redis runs
 	redisGW  *benchGateway   // the gateway+redis path; nil when it is skipped
 	redis    *benchRedis     // the limiter's Redis; nil when the path is skipped
-	targets  []*benchTarget  // direct, baseline, gateway[, gateway+redis]: the report's row order
+	// tracingGW is the gateway+tracing path and sink the OTLP receiver it exports to; nil
+	// without --tracing.
+	tracingGW *benchGateway
+	sink      *otlpSink
+	targets   []*benchTarget // direct, baseline, gateway[, gateway+redis][, gateway+tracing]: the report's row order
 }
 
 // benchGateway is one `llmgate serve` under test.
@@ -169,7 +186,7 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 		}
 		e.targets = append(e.targets, t)
 	}
-	gw, err := e.startGateway(ctx, self, env, "gateway", mockURL, "", o)
+	gw, err := e.startGateway(ctx, self, env, "gateway", mockURL, "", "", o)
 	if err != nil {
 		return e, err
 	}
@@ -178,7 +195,7 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 		return e, err
 	}
 	if redisPath == "" {
-		return e, nil
+		return e, e.startTracing(ctx, self, env, mockURL, o)
 	}
 	r, err := startBenchRedis(ctx, redisPath, e.dir, env)
 	if r != nil {
@@ -188,18 +205,32 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 	if err != nil {
 		return e, err
 	}
-	if e.redisGW, err = e.startGateway(ctx, self, env, "gateway+redis", mockURL, r.url, o); err != nil {
+	if e.redisGW, err = e.startGateway(ctx, self, env, "gateway+redis", mockURL, r.url, "", o); err != nil {
 		return e, err
 	}
 	// OpenAI's rate-limit header is set from the limiter's answer: its absence means the
 	// limiter did not run.
 	e.redisGW.target.requireHeader = "X-Ratelimit-Limit-Requests"
-	return e, nil
+	return e, e.startTracing(ctx, self, env, mockURL, o)
+}
+
+// startTracing starts the OTLP receiver and the gateway+tracing path, with --tracing.
+func (e *benchEnv) startTracing(ctx context.Context, self string, env []string, mockURL string, o Options) error {
+	if !o.Tracing {
+		return nil
+	}
+	var err error
+	if e.sink, err = startOTLPSink(); err != nil {
+		return err
+	}
+	e.tracingGW, err = e.startGateway(ctx, self, env, "gateway+tracing", mockURL, "", TracingConfig(e.sink.url), o)
+	return err
 }
 
 // startGateway starts `llmgate serve` with its own config and data directory (quotas on with
-// Redis when redisURL is set), waits until it is ready, creates a key and adds the path.
-func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, name, mockURL, redisURL string, o Options) (*benchGateway, error) {
+// Redis when redisURL is set; extra is appended to the config), waits until it is ready, creates
+// a key and adds the path.
+func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, name, mockURL, redisURL, extra string, o Options) (*benchGateway, error) {
 	listen, err := benchFreeAddr()
 	if err != nil {
 		return nil, err
@@ -211,7 +242,7 @@ func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, 
 	slug := strings.ReplaceAll(name, "+", "-")
 	token := adminclient.NewToken()
 	cfgPath := filepath.Join(e.dir, slug+".yaml")
-	cfg := GatewayConfig(listen, adminListen, filepath.Join(e.dir, slug+"-data"), token, mockURL, redisURL)
+	cfg := GatewayConfig(listen, adminListen, filepath.Join(e.dir, slug+"-data"), token, mockURL, redisURL) + extra
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
@@ -253,6 +284,9 @@ func (e *benchEnv) watch(ctx context.Context) (context.Context, context.CancelFu
 
 // close stops the children (all at once) and removes the temporary directory.
 func (e *benchEnv) close() {
+	if e.sink != nil {
+		e.sink.close()
+	}
 	if e.redis != nil && e.redis.client != nil {
 		_ = e.redis.client.Close()
 	}

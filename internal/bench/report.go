@@ -126,6 +126,35 @@ type benchRatios struct {
 	// Responses compares the gateway's Responses API streams with direct ones; nil when they
 	// were not measured.
 	Responses *responsesRatios `json:"gateway_responses,omitempty"`
+	// Tracing compares the gateway with tracing on with the gateway; nil without --tracing.
+	Tracing *tracingRatios `json:"gateway_tracing,omitempty"`
+}
+
+// tracingRatios compare the gateway+tracing path (every request traced and exported) with
+// direct, and with the gateway without tracing in the same rounds.
+type tracingRatios struct {
+	RPS       float64 `json:"direct_rps"`
+	StreamRPS float64 `json:"direct_stream_rps,omitempty"`
+	// VsGateway and StreamVsGateway are the medians over the rounds of this path's ratio to
+	// direct less the gateway's of the same round: what tracing costs, in the ratio's units.
+	VsGateway       float64       `json:"minus_gateway_direct_rps"`
+	StreamVsGateway float64       `json:"minus_gateway_direct_stream_rps,omitempty"`
+	OverGatewayP50  benchDuration `json:"added_p50_vs_gateway_us"`
+	OverGatewayTTFT benchDuration `json:"added_stream_ttft_p50_vs_gateway_us"`
+	CPUOverGateway  benchDuration `json:"cpu_per_request_vs_gateway_us"`
+	CPURatio        float64       `json:"gateway_cpu_per_request"`
+}
+
+// tracingReport is what the OTLP receiver of the gateway+tracing path got.
+type tracingReport struct {
+	Sent    int64 `json:"requests_sent"`
+	Exports int64 `json:"exports"`
+	Spans   int64 `json:"spans"`
+	Failed  int64 `json:"failed_exports"`
+	// SpansPerRequest is Spans / Sent: five for a chat request (server, auth, admission, one
+	// upstream attempt, settlement), a little less when the last spans were still queued in the
+	// gateway when the run ended.
+	SpansPerRequest float64 `json:"spans_per_request"`
 }
 
 // responsesRatios compare Responses API passthrough streams through the gateway with the same
@@ -161,6 +190,15 @@ type benchFloors struct {
 	AddedOverBaselineMet bool          `json:"gateway_added_p50_vs_baseline_met"`
 	// Responses is the floor of the Responses stream ratio, when it was measured.
 	Responses *responsesFloor `json:"gateway_responses,omitempty"`
+	// Tracing is the target of the gateway+tracing RPS ratio, with --tracing.
+	Tracing *tracingFloor `json:"gateway_tracing,omitempty"`
+}
+
+// tracingFloor: with every request traced, the gateway/direct RPS ratio (and the stream one) may
+// be at most MaxBelowGateway under the untraced gateway's of the same run.
+type tracingFloor struct {
+	MaxBelowGateway float64 `json:"max_below_gateway_direct_rps"`
+	Met             bool    `json:"met"`
 }
 
 // responsesFloor: the Responses stream ratio may be at most MaxBelowChat under the chat stream
@@ -210,6 +248,8 @@ type benchReport struct {
 	Ratios    benchRatios   `json:"ratios"`
 	Floors    benchFloors   `json:"floors"`
 	Redis     *redisReport  `json:"redis,omitempty"` // gateway+redis's traffic to Redis
+	// Tracing is what the OTLP receiver of gateway+tracing got; nil without --tracing.
+	Tracing *tracingReport `json:"tracing,omitempty"`
 }
 
 // Rows of the report, in Paths.
@@ -217,8 +257,24 @@ const (
 	pathDirect = iota
 	pathBaseline
 	pathGateway
-	pathGatewayRedis // present when Redis ran
+	pathGatewayRedis // present when Redis ran (found by name: see index)
 )
+
+// Names of the optional paths.
+const (
+	nameGatewayRedis   = "gateway+redis"
+	nameGatewayTracing = "gateway+tracing"
+)
+
+// index is the row of the named path, -1 when it did not run.
+func (r *benchReport) index(name string) int {
+	for i, p := range r.Paths {
+		if p.Name == name {
+			return i
+		}
+	}
+	return -1
+}
 
 func newBenchReport(o Options, targets []*benchTarget) *benchReport {
 	r := &benchReport{
@@ -295,7 +351,7 @@ func (r *benchReport) summarize() {
 		GatewayCPUOverBase:  added(pathGateway, pathBaseline, cpuD),
 		GatewayCPURatio:     ratio(pathGateway, pathBaseline, cpu),
 	}
-	if len(r.Paths) > pathGatewayRedis {
+	if r.index(nameGatewayRedis) == pathGatewayRedis {
 		r.Ratios.Redis = &redisRatios{
 			RPS:             ratio(pathGatewayRedis, pathDirect, rps),
 			StreamRPS:       ratio(pathGatewayRedis, pathDirect, streamRPS),
@@ -314,6 +370,33 @@ func (r *benchReport) summarize() {
 		RPSRatioMet:          r.Ratios.GatewayRPS >= floorRPSRatio,
 		AddedOverBaselineMax: benchDuration(floorAddedVsBaseline),
 		AddedOverBaselineMet: r.Ratios.GatewayOverBaseline <= benchDuration(floorAddedVsBaseline),
+	}
+	if t := r.index(nameGatewayTracing); t >= 0 {
+		// Per round, the traced gateway's ratio to direct against the gateway's of that round.
+		minus := func(f func(pathRound) float64) float64 {
+			xs := make([]float64, len(r.Paths[t].Rounds))
+			for i, x := range r.Paths[t].Rounds {
+				d, g := f(r.Paths[pathDirect].Rounds[i]), f(r.Paths[pathGateway].Rounds[i])
+				xs[i] = safeRatio(f(x), d) - safeRatio(g, d)
+			}
+			return medianOf(xs)
+		}
+		q := &tracingRatios{
+			RPS:             ratio(t, pathDirect, rps),
+			StreamRPS:       ratio(t, pathDirect, streamRPS),
+			VsGateway:       minus(rps),
+			OverGatewayP50:  added(t, pathGateway, p50),
+			OverGatewayTTFT: added(t, pathGateway, ttft),
+			CPUOverGateway:  added(t, pathGateway, cpuD),
+			CPURatio:        ratio(t, pathGateway, cpu),
+		}
+		met := q.VsGateway >= -floorTracingBelowGateway
+		if r.Settings.StreamRPS {
+			q.StreamVsGateway = minus(streamRPS)
+			met = met && q.StreamVsGateway >= -floorTracingBelowGateway
+		}
+		r.Ratios.Tracing = q
+		r.Floors.Tracing = &tracingFloor{MaxBelowGateway: floorTracingBelowGateway, Met: met}
 	}
 	if r.Settings.ResponsesDuration != "" {
 		// Per round, the Responses ratio against the chat stream ratio of that round.
@@ -405,6 +488,9 @@ func (r *benchReport) writeText(w io.Writer) error {
 	}
 	fmt.Fprintln(w, "gateway: auth and usage recording on (SQLite); quota disabled, so the limiter does not throttle the load")
 	fmt.Fprintln(w, "gateway+redis:", s.RedisQuota)
+	if r.Ratios.Tracing != nil {
+		fmt.Fprintln(w, "gateway+tracing: the gateway with tracing on for every request (sampler always_on), exporting over OTLP/HTTP to a receiver in the bench process (loopback)")
+	}
 	if r.LoadStart != "" {
 		fmt.Fprintf(w, "machine load average (1/5/15 min): %s at start, %s at end\n", r.LoadStart, r.LoadEnd)
 	}
@@ -460,6 +546,7 @@ func (r *benchReport) writeText(w io.Writer) error {
 		}
 	}
 	r.writeRedisLines(tw)
+	r.writeTracingLines(tw)
 	for _, p := range r.Paths {
 		if u := p.Usage; u != nil && u.Error != "" {
 			fmt.Fprintf(tw, "%s usage records\tunknown\t(%s)\n", p.Name, u.Error)
@@ -512,6 +599,28 @@ func (r *benchReport) writeRedisLines(tw io.Writer) {
 	}
 	if d.Fallbacks > 0 {
 		fmt.Fprintf(tw, "admissions decided without Redis\t%d\t(Redis failed or missed the limiter's deadline: counted as errors)\n", d.Fallbacks)
+	}
+}
+
+// writeTracingLines adds the gateway+tracing comparisons and what its OTLP receiver got.
+func (r *benchReport) writeTracingLines(tw io.Writer) {
+	q, f := r.Ratios.Tracing, r.Floors.Tracing
+	if q == nil {
+		return
+	}
+	fmt.Fprintf(tw, "gateway+tracing/direct RPS ratio\t%.2f\t(gateway %.2f, %+.2f per round; target ≥ gateway's − %.2f: %s)\n",
+		q.RPS, r.Ratios.GatewayRPS, q.VsGateway, f.MaxBelowGateway, metOrMissed(f.Met))
+	if r.Settings.StreamRPS {
+		fmt.Fprintf(tw, "gateway+tracing/direct stream RPS ratio\t%.2f\t(gateway %.2f, %+.2f per round)\n",
+			q.StreamRPS, r.Ratios.GatewayStreamRPS, q.StreamVsGateway)
+	}
+	fmt.Fprintf(tw, "gateway+tracing added p50 vs gateway\t%s\t(stream TTFT p50 %s)\n", q.OverGatewayP50.signed(), q.OverGatewayTTFT.signed())
+	if q.CPURatio > 0 {
+		fmt.Fprintf(tw, "gateway+tracing CPU per request vs gateway\t%s\t(×%.2f)\n", q.CPUOverGateway.signed(), q.CPURatio)
+	}
+	if t := r.Tracing; t != nil {
+		fmt.Fprintf(tw, "spans received over OTLP\t%d\t(%.2f per request sent, in %d exports; %d undecodable)\n",
+			t.Spans, t.SpansPerRequest, t.Exports, t.Failed)
 	}
 }
 

@@ -1,0 +1,233 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/llmgate/llmgate/providers"
+)
+
+// The spans of a request, when tracing is on (Deps.Tracer):
+//
+//	POST /v1/chat/completions   server span, from before the handler to the end of the answer
+//	├── auth                    the key lookup
+//	├── admission               who pays, then the limiter's decision
+//	├── chat {upstream model}   client span, one per upstream attempt, until its answer is relayed
+//	└── settlement              the usage record and quota settlement
+//
+// The server span continues an incoming W3C traceparent; its trace id is the usage record's
+// trace_id and the answer's Traceparent names it. Each attempt sends the upstream its own span as
+// traceparent. Attributes follow the OpenTelemetry GenAI semantic conventions (gen_ai.*) plus the
+// gateway's own (llmgate.*); span names, attributes and events never carry a prompt, a completion,
+// a header value, an error message or a secret: only names, counts, codes and ids.
+//
+// With tracing off every helper here is a nil check, and the request path allocates nothing for it.
+
+// Attribute keys: the GenAI and HTTP semantic conventions (semconv v1.40), and the gateway's own.
+const (
+	attrGenAIOperation    = attribute.Key("gen_ai.operation.name")
+	attrGenAIProvider     = attribute.Key("gen_ai.provider.name")
+	attrGenAIRequestModel = attribute.Key("gen_ai.request.model")
+	attrGenAIMaxTokens    = attribute.Key("gen_ai.request.max_tokens")
+	attrGenAIRespModel    = attribute.Key("gen_ai.response.model")
+	attrGenAIInputTokens  = attribute.Key("gen_ai.usage.input_tokens")
+	attrGenAIOutputTokens = attribute.Key("gen_ai.usage.output_tokens")
+	attrGenAICacheRead    = attribute.Key("gen_ai.usage.cache_read.input_tokens")
+	attrHTTPMethod        = attribute.Key("http.request.method")
+	attrHTTPRoute         = attribute.Key("http.route")
+	attrHTTPStatus        = attribute.Key("http.response.status_code")
+	attrErrorType         = attribute.Key("error.type")
+	attrRequestID         = attribute.Key("llmgate.request_id")
+	attrTenant            = attribute.Key("llmgate.tenant")
+	attrKeyPrefix         = attribute.Key("llmgate.key_prefix")
+	attrDeployment        = attribute.Key("llmgate.deployment")
+	attrAttempt           = attribute.Key("llmgate.attempt")
+	attrStream            = attribute.Key("llmgate.stream")
+	attrCost              = attribute.Key("llmgate.cost_pico_usd")
+	attrUsageSource       = attribute.Key("llmgate.usage_source")
+)
+
+// traceContext is the W3C propagator that reads the caller's traceparent and tracestate; the
+// traceparent the answer and each upstream attempt get is written by traceparentOf.
+var traceContext = propagation.TraceContext{}
+
+// genAIOperation is gen_ai.operation.name for an endpoint: the convention's names where it has
+// one, the endpoint itself otherwise.
+func genAIOperation(ep providers.Endpoint) string {
+	switch ep {
+	case providers.ChatCompletions, providers.Responses:
+		return "chat"
+	case providers.Completions:
+		return "text_completion"
+	case providers.Embeddings:
+		return "embeddings"
+	}
+	return string(ep)
+}
+
+// startServerSpan starts the request's server span, continuing the caller's traceparent, and
+// puts it in the request's context so that the child spans hang under it. The meta's trace id
+// and traceparent become the span's: the usage record and the answer name the span.
+func (g *Gateway) startServerSpan(c *gin.Context, m *reqMeta) {
+	r := c.Request
+	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	route := c.FullPath()
+	ctx, span := g.tracer.Start(ctx, r.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithTimestamp(m.start),
+		trace.WithAttributes(attrHTTPMethod.String(r.Method), attrHTTPRoute.String(route), attrRequestID.String(m.requestID)))
+	m.span = span
+	sc := span.SpanContext()
+	m.traceID, m.traceparent = sc.TraceID().String(), traceparentOf(sc)
+	c.Request = r.WithContext(ctx)
+}
+
+// endServerSpan ends the server span with the answer's status: an error for a 5xx only, as the
+// HTTP conventions have it for servers (a 4xx is the client's).
+func (g *Gateway) endServerSpan(c *gin.Context, m *reqMeta) {
+	status := c.Writer.Status()
+	m.span.SetAttributes(attrHTTPStatus.Int(status))
+	if status >= 500 {
+		m.span.SetStatus(codes.Error, "")
+	}
+	m.span.End()
+}
+
+// tracedNext runs the request's handlers inside its server span, ending the span even when a
+// handler panics.
+func (g *Gateway) tracedNext(c *gin.Context, m *reqMeta) {
+	defer g.endServerSpan(c, m)
+	c.Next()
+}
+
+// traceparentOf is the W3C traceparent header naming sc.
+func traceparentOf(sc trace.SpanContext) string {
+	flags := "00"
+	if sc.IsSampled() {
+		flags = "01"
+	}
+	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + flags
+}
+
+// startSpan starts a child span of the span in ctx; nil when tracing is off.
+func (g *Gateway) startSpan(ctx context.Context, name string) trace.Span {
+	if g.tracer == nil {
+		return nil
+	}
+	_, s := g.tracer.Start(ctx, name)
+	return s
+}
+
+// endSpan ends s (nil: tracing off), marked failed with err's error type when err is not nil.
+// The error's message is never recorded: an upstream's may quote the request.
+func endSpan(s trace.Span, err error) {
+	if s == nil {
+		return
+	}
+	if err != nil {
+		_, body := classify(err)
+		s.SetAttributes(attrErrorType.String(errorTypeOf(body.Code, body.Type)))
+		s.SetStatus(codes.Error, "")
+	}
+	s.End()
+}
+
+// errorTypeOf is error.type: the error's code, else its type.
+func errorTypeOf(code *string, typ string) string {
+	if code != nil && *code != "" {
+		return *code
+	}
+	return typ
+}
+
+// traceRequest notes what the body asks for on the server span, once it is read.
+func (x *exchange) traceRequest(req request) {
+	if x.span == nil {
+		return
+	}
+	// One call per step: each SetAttributes grows the span's attribute list.
+	a := [3]attribute.KeyValue{attrGenAIRequestModel.String(req.model), attrStream.Bool(req.stream)}
+	n := 2
+	if req.maxTokens > 0 {
+		a[n] = attrGenAIMaxTokens.Int64(req.maxTokens)
+		n++
+	}
+	x.span.SetAttributes(a[:n]...)
+}
+
+// startAttempt starts the client span of an upstream attempt and returns it with the headers the
+// attempt sends, whose traceparent names it; with tracing off, nil and hdr as they are.
+func (x *exchange) startAttempt(d *providers.Deployment, ep providers.Endpoint, n int, hdr http.Header) (trace.Span, http.Header) {
+	if x.span == nil {
+		return nil, hdr
+	}
+	op := genAIOperation(ep)
+	_, s := x.g.tracer.Start(x.ctx, op+" "+d.Model, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attrGenAIOperation.String(op), attrGenAIProvider.String(d.ProviderName),
+			attrGenAIRequestModel.String(d.Model), attrDeployment.String(d.ID), attrAttempt.Int(n)))
+	h := make(http.Header, len(hdr))
+	for k, v := range hdr {
+		h[k] = v
+	}
+	h["Traceparent"] = []string{traceparentOf(s.SpanContext())}
+	return s, h
+}
+
+// endAttempt ends an attempt's span (nil: tracing off) with the upstream's status (0: none came)
+// and, when the attempt failed, the error type: a code of the gateway's, never upstream text. The
+// tokens are the server span's only: each attribute costs every exported span allocations.
+func endAttempt(s trace.Span, status int, errType string) {
+	if s == nil {
+		return
+	}
+	var a [2]attribute.KeyValue
+	n := 0
+	if status > 0 {
+		a[n] = attrHTTPStatus.Int(status)
+		n++
+	}
+	if errType != "" {
+		a[n] = attrErrorType.String(errType)
+		n++
+		s.SetStatus(codes.Error, "")
+	}
+	s.SetAttributes(a[:n]...)
+	s.End()
+}
+
+// traceSettled notes on the server span who asked (tenant and key prefix, never the key) and
+// what the usage record says, in one call.
+func (x *exchange) traceSettled() {
+	if x.span == nil {
+		return
+	}
+	r := &x.rec
+	var a [13]attribute.KeyValue
+	a[0], a[1] = attrTenant.String(r.TenantID), attrKeyPrefix.String(x.id.Key.Prefix)
+	a[2] = attrGenAIOperation.String(genAIOperation(x.ep))
+	a[3], a[4] = attrGenAIInputTokens.Int64(r.PromptTokens), attrGenAIOutputTokens.Int64(r.CompletionTokens)
+	a[5] = attrUsageSource.String(r.UsageSource)
+	n := 6
+	if r.CachedTokens > 0 {
+		a[n] = attrGenAICacheRead.Int64(r.CachedTokens)
+		n++
+	}
+	if r.Deployment != "" {
+		a[n], a[n+1], a[n+2] = attrDeployment.String(r.Deployment), attrGenAIProvider.String(r.Provider), attrGenAIRespModel.String(r.UpstreamModel)
+		n += 3
+	}
+	if r.CostPicoUSD != nil {
+		a[n] = attrCost.Int64(*r.CostPicoUSD)
+		n++
+	}
+	if r.ErrorType != "" {
+		a[n] = attrErrorType.String(r.ErrorType)
+		n++
+	}
+	x.span.SetAttributes(a[:n]...)
+}
