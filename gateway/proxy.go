@@ -402,6 +402,8 @@ type request struct {
 	// upstream, method and path say what to call, and no tokens are reserved.
 	lookup       bool
 	method, path string
+	// query is the upstream URL's query of a retrieval (parseRetrieveQuery), encoded.
+	query string
 	// media: an images or moderations request, whose reservation is its prompt alone.
 	media bool
 	// defaulted: the body named no model and model is the endpoint's default (defaultModels),
@@ -557,7 +559,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			upload = req.upload.forModel(d.Model)
 		}
 		resp, wrote, err := x.call(d, &providers.Request{Endpoint: ep, Body: body, Stream: req.stream, Model: d.Model, Header: hdr,
-			Method: req.method, Path: req.path, Upload: upload})
+			Method: req.method, Path: req.path, Query: req.query, Upload: upload})
 		if err != nil {
 			last = err
 			if x.ctx.Err() != nil { // the client went away: no one to answer, no one to blame

@@ -117,6 +117,13 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	case p.azureVersion != "":
 		target = p.base + "/openai/deployments/" + url.PathEscape(req.Model) + "/" + string(req.Endpoint) + "?api-version=" + p.azureVersion
 	}
+	if req.Query != "" {
+		sep := "?"
+		if strings.Contains(target, "?") { // Azure's api-version
+			sep = "&"
+		}
+		target += sep + req.Query
+	}
 	body := req.Body
 	if p.maxTokensOnly {
 		body = renameMaxTokens(body)
