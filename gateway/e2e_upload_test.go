@@ -499,3 +499,39 @@ func TestAudioEndings(t *testing.T) {
 		t.Errorf("stream without usage: %s; record %+v", answer, r)
 	}
 }
+
+// TestImageEditsStream: a streamed edit (stream=true, partial_images) is relayed event by event
+// with its event lines, metered from the completed event's usage at the token prices; cut by the
+// upstream after its partial images, the record is partial and the client gets an error event.
+func TestImageEditsStream(t *testing.T) {
+	e, _ := mediaEnv(t)
+	png := bytes.Repeat([]byte{1, 2, 3}, 700)
+	edit := func(extra ...formPart) (int, string, string) {
+		parts := append([]formPart{field("model", "token-image"), field("prompt", "one two"), file("image", "a.png", "image/png", png),
+			field("stream", "true"), field("partial_images", "2")}, extra...)
+		body, ct := multipartBody(t, parts...)
+		status, hdr, answer, id := e.uploadPost("/images/edits", e.key, body, ct)
+		if ct := hdr.Get("Content-Type"); status == http.StatusOK && !strings.HasPrefix(ct, "text/event-stream") {
+			t.Errorf("content type %q", ct)
+		}
+		return status, answer, id
+	}
+	status, answer, id := edit()
+	evs := sseEvents(answer)
+	if status != http.StatusOK || len(evs) != 3 || evs[0].Get("type").Str != "image_edit.partial_image" || evs[2].Get("type").Str != "image_edit.completed" ||
+		!strings.Contains(answer, "event: image_edit.completed\n") {
+		t.Fatalf("HTTP %d %s", status, answer)
+	}
+	in, out := evs[2].Get("usage.input_tokens").Int(), evs[2].Get("usage.output_tokens").Int()
+	if r := e.usageFor(id); r.Status != 200 || !r.Stream || r.UsageSource != "provider" || r.PromptTokens != in || r.CompletionTokens != out || r.Units != 1 ||
+		r.CostPicoUSD == nil || *r.CostPicoUSD != in*5_000_000+out*40_000_000 {
+		t.Errorf("record %+v cost %v, want the completed event's usage %d/%d at token prices", r, r.CostPicoUSD, in, out)
+	}
+	status, answer, id = edit(field("mock", `{"fail_after":2}`))
+	if evs := sseEvents(answer); status != http.StatusOK || len(evs) != 3 || evs[2].Get("error.code").Str != "stream_interrupted" {
+		t.Errorf("cut: HTTP %d %s, want two partial images and an error event", status, answer)
+	}
+	if r := e.usageFor(id); r.Status != 502 || r.UsageSource != "partial" || r.CompletionTokens != 0 || r.PromptTokens == 0 {
+		t.Errorf("cut record %+v", r)
+	}
+}

@@ -227,6 +227,11 @@ func (x *exchange) relay() outcome {
 	}
 	x.rec.Model, x.rec.Stream = req.model, req.stream
 	x.body, x.unstored = req.body, req.unstored
+	if req.upload != nil && x.ep == providers.ImageEdits {
+		// An edit's text is its prompt field: what the tokenizer counts when a streamed edit
+		// ends without the upstream's usage.
+		x.body, _ = sjson.SetBytes([]byte(`{}`), "prompt", req.upload.fields["prompt"])
+	}
 	cands, strategy, err := x.route(req.model)
 	if err != nil {
 		return x.failed(err)
@@ -450,8 +455,8 @@ func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request,
 			return request{}, err
 		}
 	}
-	if r.media {
-		r.stream = false // images refuse a stream above; moderations have none
+	if ep == providers.Moderations {
+		r.stream = false // moderations have none
 	}
 	if ep == providers.AudioSpeech {
 		if r.speech, err = parseSpeechRequest(body); err != nil {

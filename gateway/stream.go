@@ -94,6 +94,8 @@ func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []str
 		handle = s.responsesEvent
 	} else if isAudio(x.ep) {
 		handle = s.audioEvent
+	} else if isImages(x.ep) {
+		handle = s.imageEvent
 	}
 	var err error
 	for err == nil {

@@ -310,9 +310,6 @@ func uploadRequest(ep providers.Endpoint, s *spool) (request, error) {
 		if s.fields["prompt"] == "" {
 			return bad("missing_field", "prompt", "You must provide a prompt.")
 		}
-		if s.fields["stream"] == "true" {
-			return bad("unsupported_value", "stream", "Streaming image edits (stream: true, partial images) is not supported by this gateway; send the request without stream to get the whole answer.")
-		}
 		if format != "" && format != "url" && format != "b64_json" {
 			return bad("invalid_value", "response_format", "response_format must be url or b64_json.")
 		}
@@ -337,14 +334,14 @@ func uploadRequest(ep providers.Endpoint, s *spool) (request, error) {
 		if !ok {
 			return bad("invalid_value", "response_format", "response_format must be "+formats+".")
 		}
-		if ep == providers.AudioTranscriptions {
-			switch s.fields["stream"] {
-			case "", "false":
-			case "true":
-				r.stream = true
-			default:
-				return bad("invalid_type", "stream", "stream must be true or false.")
-			}
+	}
+	if ep == providers.AudioTranscriptions || ep == providers.ImageEdits {
+		switch s.fields["stream"] {
+		case "", "false":
+		case "true":
+			r.stream = true
+		default:
+			return bad("invalid_type", "stream", "stream must be true or false.")
 		}
 	}
 	return r, nil
