@@ -17,8 +17,11 @@ type Metrics struct {
 	keyLookups *prometheus.CounterVec
 	unpriced   *prometheus.CounterVec
 	failovers  *prometheus.CounterVec
-	costs      *costMetrics
-	reg        prometheus.Registerer
+	// spoolBytes and spoolRefused follow the upload spools' room (max_upload_spool_bytes).
+	spoolBytes   prometheus.Gauge
+	spoolRefused prometheus.Counter
+	costs        *costMetrics
+	reg          prometheus.Registerer
 }
 
 // registry is where the series are registered, for parts of the gateway that add their own.
@@ -62,8 +65,14 @@ func NewMetrics(reg prometheus.Registerer, costUserLabels int) *Metrics {
 	m.failovers = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llmgate_failovers_total", Help: "Requests that moved on to another deployment after a failed attempt, by public model.",
 	}, []string{"model"})
+	m.spoolBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "llmgate_upload_spool_bytes", Help: "Bytes reserved by the multipart upload spools in flight on this replica (each upload's Content-Length, else max_upload_bytes).",
+	})
+	m.spoolRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "llmgate_upload_spool_refused_total", Help: "Multipart uploads refused (503) because their spool would pass gateway.max_upload_spool_bytes.",
+	})
 	m.reg = reg
-	reg.MustRegister(m.requests, m.duration, m.ttft, m.streams, m.upstream, m.keyLookups, m.unpriced, m.failovers)
+	reg.MustRegister(m.requests, m.duration, m.ttft, m.streams, m.upstream, m.keyLookups, m.unpriced, m.failovers, m.spoolBytes, m.spoolRefused)
 	m.costs = newCostMetrics(reg, costUserLabels)
 	return m
 }
