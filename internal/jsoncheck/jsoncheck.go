@@ -101,7 +101,9 @@ type scan struct {
 	keys      []keySpan // the names of every open object, innermost last
 	unescaped []byte    // the decoded form of names that contained escapes
 	levels    []level
-	c         *Checker
+	// The checker's relaxations, copied: a pooled scan keeps no pointer to its checker, which
+	// may then live on its caller's stack.
+	allowDuplicates, allowBadUTF8 bool
 }
 
 // linearLimit is how many names an object holds before duplicates are found by sorting at its
@@ -115,7 +117,7 @@ var scans = sync.Pool{New: func() any { return new(scan) }}
 // Check validates b. It returns an *Error for a document that fails.
 func (c *Checker) Check(b []byte) (Facts, error) {
 	s := scans.Get().(*scan)
-	s.b, s.c = b, c
+	s.b, s.allowDuplicates, s.allowBadUTF8 = b, c.AllowDuplicates, c.AllowBadUTF8
 	if cap(s.levels) < c.MaxDepth {
 		s.levels = make([]level, 0, c.MaxDepth)
 	}
@@ -123,7 +125,7 @@ func (c *Checker) Check(b []byte) (Facts, error) {
 	if cap(s.keys) > 1<<14 || cap(s.unescaped) > 1<<16 || cap(s.levels) > 1<<12 { // a hostile body's worth: let it go
 		s.keys, s.unescaped, s.levels = nil, nil, nil
 	}
-	s.b, s.c, s.keys, s.unescaped, s.levels = nil, nil, s.keys[:0], s.unescaped[:0], s.levels[:0]
+	s.b, s.keys, s.unescaped, s.levels = nil, s.keys[:0], s.unescaped[:0], s.levels[:0]
 	scans.Put(s)
 	return facts, err
 }
@@ -307,7 +309,7 @@ func (s *scan) name(c *Checker, facts *Facts, i int) (int, error) {
 // names (linear comparison would be quadratic), then its names are dropped.
 func (s *scan) closeObject(top *level, at int) error {
 	names := s.keys[top.keys:]
-	if len(names) > linearLimit && !s.c.AllowDuplicates {
+	if len(names) > linearLimit && !s.allowDuplicates {
 		slices.SortFunc(names, func(a, b keySpan) int { return bytes.Compare(s.key(a), s.key(b)) })
 		for j := 1; j < len(names); j++ {
 			if bytes.Equal(s.key(names[j-1]), s.key(names[j])) {
@@ -374,7 +376,7 @@ func (s *scan) str(i int) (int, bool, error) {
 			return i, escaped, s.fail(Syntax, i)
 		default: // the first byte of a multi-byte sequence, or not UTF-8 at all
 			r, size := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && size <= 1 && !s.c.AllowBadUTF8 {
+			if r == utf8.RuneError && size <= 1 && !s.allowBadUTF8 {
 				return i, escaped, s.fail(BadUTF8, i)
 			}
 			i += size
