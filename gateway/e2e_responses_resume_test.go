@@ -56,6 +56,9 @@ func newResumeUpstream(t *testing.T) *resumeUpstream {
 			return
 		}
 		w.Header().Set("Content-Type", "text/event-stream")
+		if r.URL.Query().Get("starting_after") == "8" { // after the last event: nothing to replay
+			return
+		}
 		for _, ev := range []string{
 			`event: response.output_text.delta` + "\n" + `data: {"type":"response.output_text.delta","sequence_number":6,"item_id":"msg_1","output_index":1,"content_index":0,"delta":" friend."}` + "\n\n",
 			`event: response.output_text.done` + "\n" + `data: {"type":"response.output_text.done","sequence_number":7,"item_id":"msg_1","output_index":1,"content_index":0,"text":"Hello there, friend."}` + "\n\n",
@@ -117,6 +120,18 @@ func TestResponsesResumeStream(t *testing.T) {
 	if r.Endpoint != "responses" || r.Status != 200 || !r.Stream || r.PromptTokens != 0 || r.CompletionTokens != 0 || r.UsageSource != "" || r.CostPicoUSD != nil {
 		t.Errorf("resume record: endpoint %q status %d stream %v tokens %d/%d source %q cost %v; want a streamed retrieval, no tokens, no cost",
 			r.Endpoint, r.Status, r.Stream, r.PromptTokens, r.CompletionTokens, r.UsageSource, r.CostPicoUSD)
+	}
+	// Resumed after the last event: an empty stream, which is a clean end, not a cut.
+	req, _ = http.NewRequest(http.MethodGet, e.baseURL+"/responses/resp_fixture1?stream=true&starting_after=8", nil)
+	req.Header.Set("Authorization", "Bearer "+e.key)
+	res2, err := e.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail, _ := io.ReadAll(res2.Body)
+	res2.Body.Close()
+	if r := e.usageFor(res2.Header.Get("X-Request-Id")); res2.StatusCode != 200 || len(tail) != 0 || r.Status != 200 {
+		t.Errorf("resumed after the end: HTTP %d %q, record %d; want an empty stream, 200", res2.StatusCode, tail, r.Status)
 	}
 	// Bad resume parameters: a 400 before any upstream call.
 	for _, bad := range []string{"stream=maybe", "stream=true&starting_after=x"} {
