@@ -1,62 +1,34 @@
 package gateway
 
 import (
-	"bytes"
 	"errors"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/jsoncheck"
 )
 
 // This file holds the one check every request body passes before the gateway reads a field of
-// it: JSON syntax (RFC 8259), a maximum nesting depth, valid UTF-8 everywhere, and no duplicate
-// names in any object. It is a single forward pass in linear time whose stack use does not grow
-// with the input: nesting is tracked in a fixed array of maxDepth levels instead of by recursion,
-// so a body of millions of '[' is refused at the first level past the cap.
-//
-// Duplicate names matter because readers disagree about them: gjson (which the gateway, the token
-// estimator and the adapters read fields with) takes the first, while Python's json, Go's
-// encoding/json and JavaScript's JSON.parse take the last. A body with two "model" names would be
-// admitted, allowed and priced as one model and served as the other. Rejecting duplicates in
-// every object, rather than only in the objects read today, keeps that true for any field a
-// later reader picks.
+// it (internal/jsoncheck: JSON syntax, a maximum nesting depth, valid UTF-8, no duplicate names,
+// in linear time and constant stack), the answer to a body that fails it, and the stripping of
+// the fields no upstream may see.
 
-// bodyErrorKind says why a body failed the check.
-type bodyErrorKind uint8
-
-const (
-	bodySyntax    bodyErrorKind = iota + 1 // not JSON
-	bodyTooDeep                            // nesting beyond the cap
-	bodyBadUTF8                            // a byte sequence that is not UTF-8
-	bodyDuplicate                          // a name twice in one object
+// The check's vocabulary, as the gateway names it.
+type (
+	bodyErrorKind = jsoncheck.Kind
+	bodyError     = jsoncheck.Error
 )
 
-// bodyError is a failed check: what, where (a byte offset), and for a duplicate the path of the
-// repeated name (e.g. "model", "messages[0].content").
-type bodyError struct {
-	kind   bodyErrorKind
-	offset int
-	path   string
-}
-
-func (e *bodyError) Error() string {
-	switch e.kind {
-	case bodyTooDeep:
-		return "JSON nested too deeply at byte " + strconv.Itoa(e.offset)
-	case bodyBadUTF8:
-		return "invalid UTF-8 at byte " + strconv.Itoa(e.offset)
-	case bodyDuplicate:
-		return "duplicate name " + strconv.Quote(e.path)
-	}
-	return "invalid JSON at byte " + strconv.Itoa(e.offset)
-}
+const (
+	bodySyntax    = jsoncheck.Syntax
+	bodyTooDeep   = jsoncheck.TooDeep
+	bodyBadUTF8   = jsoncheck.BadUTF8
+	bodyDuplicate = jsoncheck.Duplicate
+)
 
 // bodyFacts is what the scan noticed on its way, so later steps can skip work.
 type bodyFacts struct {
@@ -72,414 +44,11 @@ type bodyChecker struct {
 	strip    []string // names removed before forwarding; the scan notes whether any is present
 }
 
-// level is one open object or array.
-type level struct {
-	object bool
-	keys   int // objects: index of this object's first name in scan.keys
-	index  int // arrays: the element being read
-	// name is the most recent name read in an object (for error paths and extra_body).
-	name keySpan
-}
-
-// keySpan is a name: a slice of the body, or of scan.unescaped when it contained escapes.
-type keySpan struct {
-	start, end int
-	escaped    bool
-}
-
-// scan is one run of the check.
-type scan struct {
-	b         []byte
-	keys      []keySpan // the names of every open object, innermost last
-	unescaped []byte    // the decoded form of names that contained escapes
-	levels    []level
-}
-
-// linearLimit is how many names an object holds before duplicates are found by sorting at its
-// end rather than by comparing each new name with the ones before it.
-const linearLimit = 16
-
-// scans recycles scan state: its slices are sized by the bodies seen, and a fresh set per request
-// would cost more than the scan of a small body.
-var scans = sync.Pool{New: func() any { return new(scan) }}
-
 // check validates b. It returns a *bodyError for a body that fails.
 func (c *bodyChecker) check(b []byte) (bodyFacts, error) {
-	s := scans.Get().(*scan)
-	s.b = b
-	if cap(s.levels) < c.maxDepth {
-		s.levels = make([]level, 0, c.maxDepth)
-	}
-	facts, err := s.run(c)
-	if cap(s.keys) > 1<<14 || cap(s.unescaped) > 1<<16 { // a hostile body's worth: let it go
-		s.keys, s.unescaped = nil, nil
-	}
-	s.b, s.keys, s.unescaped, s.levels = nil, s.keys[:0], s.unescaped[:0], s.levels[:0]
-	scans.Put(s)
-	return facts, err
-}
-
-func (s *scan) fail(kind bodyErrorKind, at int) error {
-	return &bodyError{kind: kind, offset: at}
-}
-
-func (s *scan) key(k keySpan) []byte {
-	if k.escaped {
-		return s.unescaped[k.start:k.end]
-	}
-	return s.b[k.start:k.end]
-}
-
-// run is the scan proper: a loop that reads one value per turn, then closes as many containers
-// as end after it.
-func (s *scan) run(c *bodyChecker) (bodyFacts, error) {
-	var facts bodyFacts
-	b := s.b
-	i := skipSpace(b, 0)
-	for {
-		// A value starts at i.
-		if i >= len(b) {
-			return facts, s.fail(bodySyntax, i)
-		}
-		switch ch := b[i]; {
-		case ch == '{' || ch == '[':
-			if len(s.levels) >= c.maxDepth {
-				return facts, s.fail(bodyTooDeep, i)
-			}
-			s.levels = append(s.levels, level{object: ch == '{', keys: len(s.keys)})
-			i = skipSpace(b, i+1)
-			if i < len(b) && (b[i] == '}' && ch == '{' || b[i] == ']' && ch == '[') {
-				s.levels = s.levels[:len(s.levels)-1]
-				i++
-				break
-			}
-			if ch == '{' {
-				var err error
-				if i, err = s.name(c, &facts, i); err != nil {
-					return facts, err
-				}
-			}
-			continue
-		case ch == '"':
-			end, _, err := s.str(i)
-			if err != nil {
-				return facts, err
-			}
-			i = end
-		case ch == 't':
-			if !bytes.HasPrefix(b[i:], litTrue) {
-				return facts, s.fail(bodySyntax, i)
-			}
-			i += 4
-		case ch == 'f':
-			if !bytes.HasPrefix(b[i:], litFalse) {
-				return facts, s.fail(bodySyntax, i)
-			}
-			i += 5
-		case ch == 'n':
-			if !bytes.HasPrefix(b[i:], litNull) {
-				return facts, s.fail(bodySyntax, i)
-			}
-			i += 4
-		case ch == '-' || ch >= '0' && ch <= '9':
-			end, ok := number(b, i)
-			if !ok {
-				return facts, s.fail(bodySyntax, end)
-			}
-			i = end
-		default:
-			return facts, s.fail(bodySyntax, i)
-		}
-		// A value ended at i: close what ends here, then find where the next value starts.
-		for {
-			i = skipSpace(b, i)
-			if len(s.levels) == 0 {
-				if i != len(b) {
-					return facts, s.fail(bodySyntax, i)
-				}
-				return facts, nil
-			}
-			if i >= len(b) {
-				return facts, s.fail(bodySyntax, i)
-			}
-			top := &s.levels[len(s.levels)-1]
-			if b[i] == ',' {
-				i = skipSpace(b, i+1)
-				if top.object {
-					var err error
-					if i, err = s.name(c, &facts, i); err != nil {
-						return facts, err
-					}
-				} else {
-					top.index++
-				}
-				break
-			}
-			if top.object && b[i] == '}' {
-				if err := s.closeObject(top, i); err != nil {
-					return facts, err
-				}
-			} else if top.object || b[i] != ']' {
-				return facts, s.fail(bodySyntax, i)
-			}
-			s.levels = s.levels[:len(s.levels)-1]
-			i++
-		}
-	}
-}
-
-// name reads `"name" :` at i, records the name in the innermost object and checks it against the
-// names before it (all of them, for objects up to linearLimit names; the rest at closeObject).
-func (s *scan) name(c *bodyChecker, facts *bodyFacts, i int) (int, error) {
-	if i >= len(s.b) || s.b[i] != '"' {
-		return i, s.fail(bodySyntax, i)
-	}
-	end, escaped, err := s.str(i)
-	if err != nil {
-		return i, err
-	}
-	k := keySpan{start: i + 1, end: end - 1}
-	if escaped {
-		k = s.unescape(i, end)
-	}
-	top := &s.levels[len(s.levels)-1]
-	name := s.key(k)
-	if n := len(s.keys) - top.keys; n < linearLimit {
-		for _, prev := range s.keys[top.keys:] {
-			if bytes.Equal(s.key(prev), name) {
-				top.name = k
-				return i, &bodyError{kind: bodyDuplicate, offset: i, path: s.path()}
-			}
-		}
-	}
-	s.keys = append(s.keys, k)
-	top.name = k
-	if len(c.strip) > 0 && !facts.strip {
-		switch len(s.levels) {
-		case 1:
-			facts.strip = containsName(c.strip, name)
-		case 2:
-			facts.strip = string(s.key(s.levels[0].name)) == "extra_body" && containsName(c.strip, name)
-		}
-	}
-	i = skipSpace(s.b, end)
-	if i >= len(s.b) || s.b[i] != ':' {
-		return i, s.fail(bodySyntax, i)
-	}
-	return skipSpace(s.b, i+1), nil
-}
-
-// closeObject finishes the innermost object: a wide one is checked for duplicates by sorting its
-// names (linear comparison would be quadratic), then its names are dropped.
-func (s *scan) closeObject(top *level, at int) error {
-	names := s.keys[top.keys:]
-	if len(names) > linearLimit {
-		slices.SortFunc(names, func(a, b keySpan) int { return bytes.Compare(s.key(a), s.key(b)) })
-		for j := 1; j < len(names); j++ {
-			if bytes.Equal(s.key(names[j-1]), s.key(names[j])) {
-				top.name = names[j]
-				return &bodyError{kind: bodyDuplicate, offset: at, path: s.path()}
-			}
-		}
-	}
-	s.keys = s.keys[:top.keys]
-	return nil
-}
-
-// path names the current position for an error's param: names joined by dots, array indices in
-// brackets.
-func (s *scan) path() string {
-	var sb strings.Builder
-	for j, l := range s.levels {
-		if l.object {
-			if j > 0 {
-				sb.WriteByte('.')
-			}
-			sb.Write(s.key(l.name))
-		} else if j+1 < len(s.levels) {
-			sb.WriteString("[" + strconv.Itoa(l.index) + "]")
-		}
-	}
-	return sb.String()
-}
-
-// str scans the string starting with the quote at i: it returns the offset after the closing
-// quote and whether the string holds escapes.
-func (s *scan) str(i int) (int, bool, error) {
-	b := s.b
-	escaped := false
-	i++
-	for {
-		// The common bytes first: printable ASCII other than '"' and '\'.
-		for i < len(b) && plain[b[i]] {
-			i++
-		}
-		if i >= len(b) {
-			return i, escaped, s.fail(bodySyntax, i)
-		}
-		switch c := b[i]; {
-		case c == '"':
-			return i + 1, escaped, nil
-		case c == '\\':
-			escaped = true
-			if i+1 >= len(b) {
-				return i, escaped, s.fail(bodySyntax, i)
-			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
-					return i, escaped, s.fail(bodySyntax, i)
-				}
-				i += 6
-			default:
-				return i, escaped, s.fail(bodySyntax, i)
-			}
-		case c < 0x20:
-			return i, escaped, s.fail(bodySyntax, i)
-		default: // the first byte of a multi-byte sequence, or not UTF-8 at all
-			r, size := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && size <= 1 {
-				return i, escaped, s.fail(bodyBadUTF8, i)
-			}
-			i += size
-		}
-	}
-}
-
-// unescape decodes the name whose quotes are at start and end-1 into s.unescaped. The string is
-// known to be well formed. An unpaired surrogate escape decodes to U+FFFD, as gjson and
-// encoding/json decode it.
-func (s *scan) unescape(start, end int) keySpan {
-	b := s.b[start+1 : end-1]
-	k := keySpan{start: len(s.unescaped), escaped: true}
-	for i := 0; i < len(b); {
-		if b[i] != '\\' {
-			s.unescaped = append(s.unescaped, b[i])
-			i++
-			continue
-		}
-		switch b[i+1] {
-		case 'b':
-			s.unescaped = append(s.unescaped, '\b')
-		case 'f':
-			s.unescaped = append(s.unescaped, '\f')
-		case 'n':
-			s.unescaped = append(s.unescaped, '\n')
-		case 'r':
-			s.unescaped = append(s.unescaped, '\r')
-		case 't':
-			s.unescaped = append(s.unescaped, '\t')
-		case 'u':
-			r := rune(hex4(b[i+2:]))
-			i += 6
-			if r >= 0xD800 && r < 0xDC00 && i+6 <= len(b) && b[i] == '\\' && b[i+1] == 'u' {
-				if lo := rune(hex4(b[i+2:])); lo >= 0xDC00 && lo < 0xE000 {
-					r = (r-0xD800)<<10 + (lo - 0xDC00) + 0x10000
-					i += 6
-				}
-			}
-			s.unescaped = utf8.AppendRune(s.unescaped, r) // a lone surrogate becomes U+FFFD
-			continue
-		default: // '"', '\\', '/'
-			s.unescaped = append(s.unescaped, b[i+1])
-		}
-		i += 2
-	}
-	k.end = len(s.unescaped)
-	return k
-}
-
-var (
-	litTrue  = []byte("true")
-	litFalse = []byte("false")
-	litNull  = []byte("null")
-)
-
-// plain marks the string bytes that need no attention: printable ASCII other than '"' and '\'.
-var plain = func() (t [256]bool) {
-	for c := 0x20; c < 0x80; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-func containsName(list []string, name []byte) bool {
-	for _, n := range list {
-		if string(name) == n {
-			return true
-		}
-	}
-	return false
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t') {
-		i++
-	}
-	return i
-}
-
-// number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? at i.
-func number(b []byte, i int) (int, bool) {
-	if b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		i = digits(b, i)
-	default:
-		return i, false
-	}
-	if i < len(b) && b[i] == '.' {
-		j := digits(b, i+1)
-		if j == i+1 {
-			return j, false
-		}
-		i = j
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		j := digits(b, i)
-		if j == i {
-			return j, false
-		}
-		i = j
-	}
-	return i, true
-}
-
-func digits(b []byte, i int) int {
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
-	}
-	return i
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-func hex4(b []byte) int {
-	n := 0
-	for _, c := range b[:4] {
-		n <<= 4
-		switch {
-		case c >= '0' && c <= '9':
-			n |= int(c - '0')
-		case c >= 'a' && c <= 'f':
-			n |= int(c-'a') + 10
-		default:
-			n |= int(c-'A') + 10
-		}
-	}
-	return n
+	jc := jsoncheck.Checker{MaxDepth: c.maxDepth, Watch: c.strip}
+	facts, err := jc.Check(b)
+	return bodyFacts{strip: facts.Watched}, err
 }
 
 // apiError is the answer to a body that failed check.
@@ -488,19 +57,19 @@ func (c *bodyChecker) apiError(err error) *Error {
 	if !errors.As(err, &be) {
 		return errNotObject
 	}
-	switch be.kind {
+	switch be.Kind {
 	case bodyTooDeep:
 		return newError(http.StatusBadRequest, api.TypeInvalidRequest, "json_too_deep", "",
 			"The JSON body of your request is nested more than "+strconv.Itoa(c.maxDepth)+" levels deep.")
 	case bodyBadUTF8:
 		return newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_utf8", "",
-			"The JSON body of your request is not valid UTF-8 (byte "+strconv.Itoa(be.offset)+").")
+			"The JSON body of your request is not valid UTF-8 (byte "+strconv.Itoa(be.Offset)+").")
 	case bodyDuplicate:
-		return newError(http.StatusBadRequest, api.TypeInvalidRequest, "duplicate_key", be.path,
-			"The JSON body of your request has the name `"+be.path+"` more than once.")
+		return newError(http.StatusBadRequest, api.TypeInvalidRequest, "duplicate_key", be.Path,
+			"The JSON body of your request has the name `"+be.Path+"` more than once.")
 	}
 	return newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "",
-		"We could not parse the JSON body of your request (byte "+strconv.Itoa(be.offset)+").")
+		"We could not parse the JSON body of your request (byte "+strconv.Itoa(be.Offset)+").")
 }
 
 // stripFields rebuilds body without the strip list's names at its top level and in its top-level

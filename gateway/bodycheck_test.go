@@ -93,8 +93,8 @@ func TestBodyCheck(t *testing.T) {
 				return
 			case !errors.As(err, &be):
 				t.Fatalf("check = %v, want error kind %d", err, tc.kind)
-			case be.kind != tc.kind || be.path != tc.path:
-				t.Errorf("check = kind %d path %q (%v), want kind %d path %q", be.kind, be.path, err, tc.kind, tc.path)
+			case be.Kind != tc.kind || be.Path != tc.path:
+				t.Errorf("check = kind %d path %q (%v), want kind %d path %q", be.Kind, be.Path, err, tc.kind, tc.path)
 			}
 		})
 	}
@@ -221,7 +221,7 @@ func FuzzBodyCheck(f *testing.F) {
 		_, err := defaultChecker.check(b)
 		valid := json.Valid(b)
 		if valid && utf8.Valid(b) && depth(b) <= defaultChecker.maxDepth && err != nil {
-			if be, ok := err.(*bodyError); !ok || be.kind != bodyDuplicate {
+			if be, ok := err.(*bodyError); !ok || be.Kind != bodyDuplicate {
 				t.Fatalf("check rejected valid JSON (%v): %q", err, b)
 			}
 		}
@@ -237,19 +237,19 @@ func FuzzBodyCheck(f *testing.F) {
 			if !utf8.Valid(b) {
 				t.Fatalf("check accepted invalid UTF-8: %q", b)
 			}
-		case be.kind == bodySyntax:
+		case be.Kind == bodySyntax:
 			if valid {
 				t.Fatalf("check rejected valid JSON (%v): %q", err, b)
 			}
-		case be.kind == bodyTooDeep:
+		case be.Kind == bodyTooDeep:
 			if depth(b) <= defaultChecker.maxDepth {
 				t.Fatalf("too deep at depth %d: %q", depth(b), b)
 			}
-		case be.kind == bodyDuplicate:
-			if !utf8.Valid(b[:be.offset]) {
+		case be.Kind == bodyDuplicate:
+			if !utf8.Valid(b[:be.Offset]) {
 				t.Fatalf("duplicate reported past invalid UTF-8: %q", b)
 			}
-		case be.kind == bodyBadUTF8:
+		case be.Kind == bodyBadUTF8:
 			if utf8.Valid(b) {
 				t.Fatalf("bad UTF-8 reported for valid UTF-8: %q", b)
 			}

@@ -57,8 +57,8 @@ const (
 
 // scriptedCutEvents is how many events of a stream the upstream sends before it cuts or stalls:
 // for the Responses fixture, up to its second text delta; for chat, the role chunk and two
-// content chunks.
-var scriptedCutEvents = map[string]int{"/v1/responses": 8, "/v1/chat/completions": 3}
+// content chunks; for an image stream, its two partial images.
+var scriptedCutEvents = map[string]int{"/v1/responses": 8, "/v1/chat/completions": 3, "/v1/images/generations": 2}
 
 func newScriptedUpstream(t *testing.T) *scriptedUpstream {
 	t.Helper()
@@ -132,6 +132,15 @@ func newScriptedUpstream(t *testing.T) *scriptedUpstream {
 			}
 			doc = append(doc, '}')
 		case "/v1/images/generations":
+			partial := func(i int) []byte {
+				return []byte(`event: image_generation.partial_image` + "\n" + `data: {"type":"image_generation.partial_image","b64_json":"iVBO","partial_image_index":` +
+					strconv.Itoa(i) + `,"created_at":1,"size":"1024x1024","quality":"medium","background":"opaque","output_format":"png"}` + "\n\n")
+			}
+			done := `{"type":"image_generation.completed","b64_json":"iVBORw0KGgo=","created_at":1,"size":"1024x1024","quality":"medium","background":"opaque","output_format":"png"`
+			if ending != endNoUsage {
+				done += `,"usage":{"input_tokens":7,"output_tokens":1056,"total_tokens":1063}`
+			}
+			events = [][]byte{partial(0), partial(1), []byte("event: image_generation.completed\ndata: " + done + "}\n\n")}
 			doc = []byte(`{"created":1,"data":[{"b64_json":"iVBORw0KGgo="}],"size":"1024x1024","quality":"medium"`)
 			if ending != endNoUsage {
 				doc = append(doc, `,"usage":{"input_tokens":7,"output_tokens":1056,"total_tokens":1063}`...)
@@ -147,7 +156,7 @@ func newScriptedUpstream(t *testing.T) *scriptedUpstream {
 			w.Header().Set("Content-Type", "text/event-stream")
 			for i, ev := range events {
 				if (ending == endUpCut || ending == endStall || ending == endErrEvent) && i == scriptedCutEvents[r.URL.Path] {
-					if ending == endErrEvent && r.URL.Path == "/v1/responses" {
+					if ending == endErrEvent && r.URL.Path != "/v1/chat/completions" {
 						_, _ = io.WriteString(w, `event: error`+"\n"+`data: {"type":"error","code":"server_error","message":"scripted failure","param":null,"sequence_number":8}`+"\n\n")
 					} else if ending == endErrEvent {
 						_, _ = io.WriteString(w, `data: {"error":{"message":"scripted failure","type":"server_error","param":null,"code":null}}`+"\n\n")
@@ -286,6 +295,20 @@ func TestMeteringEndings(t *testing.T) {
 		}
 	}
 	img := func(end string) string { return `{"model":"img","prompt":"a lighthouse ending:` + end + ` at dusk"}` }
+	imgStream := func(end string) string {
+		return `{"model":"img","prompt":"a lighthouse ending:` + end + ` at dusk","stream":true,"partial_images":2}`
+	}
+	// A streamed image is metered from its completed event's usage; cut before it, the record is
+	// partial and costs the estimated prompt at the token prices, as a cut chat stream does.
+	cases = append(cases,
+		ending{name: "images stream complete", path: "/images/generations", body: imgStream(endComplete), stream: true, status: 200, source: "provider", provider: imgUsage, units: 1, cost: "tokens"},
+		ending{name: "images stream no usage", path: "/images/generations", body: imgStream(endNoUsage), stream: true, status: 200, source: "estimated", units: 1, cost: "image"},
+		ending{name: "images stream client cut", path: "/images/generations", body: imgStream(endStall), stream: true, clientCut: true, status: 499, source: "partial", cost: "tokens"},
+		ending{name: "images stream upstream cut", path: "/images/generations", body: imgStream(endUpCut), stream: true, status: 502, source: "partial", cost: "tokens"},
+		ending{name: "images stream upstream error event", path: "/images/generations", body: imgStream(endErrEvent), stream: true, status: 502, source: "partial", cost: "tokens"},
+		ending{name: "images stream idle timeout", path: "/images/generations", body: imgStream(endStall), stream: true, status: 504, source: "partial", cost: "tokens"},
+		ending{name: "images stream upstream 500", path: "/images/generations", body: imgStream(end500), stream: true, status: 502},
+	)
 	mod := func(end string) string { return `{"model":"mod","input":"hello ending:` + end + ` there"}` }
 	cases = append(cases,
 		ending{name: "images complete", path: "/images/generations", body: img(endComplete), status: 200, source: "provider", provider: imgUsage, units: 1, cost: "tokens"},
@@ -413,10 +436,11 @@ func readEnding(t *testing.T, res *http.Response, tc ending, leave func()) strin
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		data, ok := strings.CutPrefix(sc.Text(), "data: ")
-		if !ok || gjson.Get(data, "type").Str != "response.output_text.delta" {
+		typ := gjson.Get(data, "type").Str
+		if !ok || (typ != "response.output_text.delta" && !strings.HasSuffix(typ, ".partial_image")) {
 			continue
 		}
-		text.WriteString(gjson.Get(data, "delta").Str)
+		text.WriteString(gjson.Get(data, "delta").Str) // a partial image is no text
 		if deltas++; deltas == 2 && tc.clientCut {
 			leave()
 			return text.String()

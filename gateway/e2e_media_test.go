@@ -161,7 +161,7 @@ func TestModerationsDefaultModel(t *testing.T) {
 
 // TestMediaOnChatOnlyDeployment: a model whose deployments cannot serve the endpoint is a 400
 // before any upstream call and before quota is consumed; a model with a capable deployment among
-// others routes to it alone; stream:true on images is a clear 400; a malformed n too.
+// others routes to it alone; a stream that is not a boolean is a clear 400; a malformed n too.
 func TestMediaOnChatOnlyDeployment(t *testing.T) {
 	e, media := mediaEnv(t)
 	k := e.newKey(keySpec{Name: "tiny", UserID: "tiny-user", Tier: "tiny"}) // 2 requests a minute
@@ -169,7 +169,7 @@ func TestMediaOnChatOnlyDeployment(t *testing.T) {
 	for i, c := range []struct{ path, body, param string }{
 		{"/images/generations", `{"model":"chat-only","prompt":"x"}`, "model"},
 		{"/moderations", `{"model":"chat-only","input":"x"}`, "model"},
-		{"/images/generations", `{"model":"image-model","prompt":"x","stream":true}`, "stream"},
+		{"/images/generations", `{"model":"image-model","prompt":"x","stream":"yes"}`, "stream"},
 		{"/images/generations", `{"model":"image-model","prompt":"x","n":0}`, "n"},
 		{"/images/generations", `{"model":"image-model","prompt":"x","size":7}`, "size"},
 	} {

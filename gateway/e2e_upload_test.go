@@ -12,8 +12,10 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -497,5 +499,110 @@ func TestAudioEndings(t *testing.T) {
 	if r := e.usageFor(id); status != http.StatusOK || r.Status != 200 || r.UsageSource != "estimated" || r.Units != 2 || r.PromptTokens != 0 ||
 		r.CostPicoUSD == nil || billing.FormatPico64(*r.CostPicoUSD) != "0.0002" {
 		t.Errorf("stream without usage: %s; record %+v", answer, r)
+	}
+}
+
+// TestImageEditsStream: a streamed edit (stream=true, partial_images) is relayed event by event
+// with its event lines, metered from the completed event's usage at the token prices; cut by the
+// upstream after its partial images, the record is partial and the client gets an error event.
+func TestImageEditsStream(t *testing.T) {
+	e, _ := mediaEnv(t)
+	png := bytes.Repeat([]byte{1, 2, 3}, 700)
+	edit := func(extra ...formPart) (int, string, string) {
+		parts := append([]formPart{field("model", "token-image"), field("prompt", "one two"), file("image", "a.png", "image/png", png),
+			field("stream", "true"), field("partial_images", "2")}, extra...)
+		body, ct := multipartBody(t, parts...)
+		status, hdr, answer, id := e.uploadPost("/images/edits", e.key, body, ct)
+		if ct := hdr.Get("Content-Type"); status == http.StatusOK && !strings.HasPrefix(ct, "text/event-stream") {
+			t.Errorf("content type %q", ct)
+		}
+		return status, answer, id
+	}
+	status, answer, id := edit()
+	evs := sseEvents(answer)
+	if status != http.StatusOK || len(evs) != 3 || evs[0].Get("type").Str != "image_edit.partial_image" || evs[2].Get("type").Str != "image_edit.completed" ||
+		!strings.Contains(answer, "event: image_edit.completed\n") {
+		t.Fatalf("HTTP %d %s", status, answer)
+	}
+	in, out := evs[2].Get("usage.input_tokens").Int(), evs[2].Get("usage.output_tokens").Int()
+	if r := e.usageFor(id); r.Status != 200 || !r.Stream || r.UsageSource != "provider" || r.PromptTokens != in || r.CompletionTokens != out || r.Units != 1 ||
+		r.CostPicoUSD == nil || *r.CostPicoUSD != in*5_000_000+out*40_000_000 {
+		t.Errorf("record %+v cost %v, want the completed event's usage %d/%d at token prices", r, r.CostPicoUSD, in, out)
+	}
+	status, answer, id = edit(field("mock", `{"fail_after":2}`))
+	if evs := sseEvents(answer); status != http.StatusOK || len(evs) != 3 || evs[2].Get("error.code").Str != "stream_interrupted" {
+		t.Errorf("cut: HTTP %d %s, want two partial images and an error event", status, answer)
+	}
+	if r := e.usageFor(id); r.Status != 502 || r.UsageSource != "partial" || r.CompletionTokens != 0 || r.PromptTokens == 0 {
+		t.Errorf("cut record %+v", r)
+	}
+}
+
+// TestUploadSpoolCap: the spools of the uploads in flight on a replica are bounded by
+// gateway.max_upload_spool_bytes. An upload that would pass it is refused before its body is
+// read, with 503 and Retry-After, no upstream call, nothing consumed and a metric; once the
+// uploads holding the room are done, the same upload goes through.
+func TestUploadSpoolCap(t *testing.T) {
+	body, ct := multipartBody(t, field("model", "whisper"), field("response_format", "text"), file("file", "a.wav", "audio/wav", testWAV(1, 16000)))
+	size := int64(len(body))
+	e, up := mediaEnv(t, func(c *envConfig) { c.MaxUploadSpoolBytes = size * 3 / 2 })
+	// A: an upload whose body arrives slowly holds its Content-Length of the room.
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
+	req, _ := http.NewRequest(http.MethodPost, e.baseURL+"/audio/transcriptions", pr)
+	req.ContentLength = size
+	req.Header.Set("Authorization", "Bearer "+e.key)
+	req.Header.Set("Content-Type", ct)
+	done := make(chan int, 1)
+	go func() {
+		res, err := e.http.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		done <- res.StatusCode
+	}()
+	if _, err := pw.Write(body[:1000]); err != nil {
+		t.Fatal(err)
+	}
+	gauge := func() string {
+		for _, line := range strings.Split(e.metrics(), "\n") {
+			if v, ok := strings.CutPrefix(line, "llmgate_upload_spool_bytes "); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	waitFor(t, 10*time.Second, "the slow upload to reserve its spool", func() bool { return gauge() == strconv.FormatInt(size, 10) })
+	before := up.Stats().Requests
+	// B: the same size again would pass the cap.
+	resp := e.post(context.Background(), "/audio/transcriptions", e.key, body, "Content-Type", ct)
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || gjson.GetBytes(answer, "error.code").Str != "upload_spool_full" {
+		t.Errorf("upload over the spool cap: HTTP %d Retry-After %q %s, want 503 upload_spool_full with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), answer)
+	}
+	if r := e.usageFor(resp.Header.Get("X-Request-Id")); r.Status != 503 || r.CostPicoUSD != nil || r.UsageSource != "" || r.Deployment != "" {
+		t.Errorf("refused upload's record %+v, want 503, no deployment, no cost", r)
+	}
+	if !strings.Contains(e.metrics(), "llmgate_upload_spool_refused_total 1") {
+		t.Error("the refusal is not counted in llmgate_upload_spool_refused_total")
+	}
+	// A finishes; its room is given back, and B's upload now goes through.
+	if _, err := pw.Write(body[1000:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if status := <-done; status != http.StatusOK {
+		t.Fatalf("the slow upload: HTTP %d", status)
+	}
+	if n := up.Stats().Requests - before; n != 1 {
+		t.Errorf("the upstream got %d requests, want the slow upload's alone", n)
+	}
+	waitFor(t, 10*time.Second, "the spool room to be given back", func() bool { return gauge() == "0" })
+	if status, _, answer, _ := e.uploadPost("/audio/transcriptions", e.key, body, ct); status != http.StatusOK {
+		t.Errorf("after the room is back: HTTP %d %s", status, answer)
 	}
 }

@@ -22,7 +22,7 @@ const StatusClientClosed = 499
 type Error struct {
 	Status int
 	API    api.ErrorObject
-	// retryAfter is sent as Retry-After on 429s.
+	// retryAfter is sent as Retry-After on 429s and 503s.
 	retryAfter time.Duration
 }
 

@@ -34,6 +34,11 @@ type Options struct {
 	// temporary directory]. Each spool file is unlinked as soon as it is made, so none outlives
 	// its request, even after a crash.
 	UploadDir string `yaml:"upload_dir"`
+	// MaxUploadSpoolBytes caps the bytes of all the upload spools this replica holds at once
+	// [1 GiB; negative: no cap]. Each multipart request reserves its Content-Length (a body
+	// without one: max_upload_bytes) before its body is read; one that would pass the cap is
+	// answered 503 with Retry-After, nothing read, nothing consumed.
+	MaxUploadSpoolBytes int64 `yaml:"max_upload_spool_bytes"`
 	// MaxResponseBytes caps a non-stream upstream answer [64 MiB].
 	MaxResponseBytes int64 `yaml:"max_response_bytes"`
 	// ReadHeaderTimeout bounds reading request headers [10s].
@@ -100,6 +105,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxUploadBytes <= 0 {
 		o.MaxUploadBytes = 32 << 20
+	}
+	if o.MaxUploadSpoolBytes == 0 {
+		o.MaxUploadSpoolBytes = 1 << 30
 	}
 	if o.MaxResponseBytes <= 0 {
 		o.MaxResponseBytes = 64 << 20
@@ -235,9 +243,11 @@ type Gateway struct {
 	access    *AccessLog // nil: no access log
 	keys      *keyCache
 	bodies    *bodyChecker
-	ready     atomic.Bool
-	quotaOK   func() bool
-	tracer    trace.Tracer // nil: tracing off
+	// spooled counts the bytes reserved by the upload spools in flight (max_upload_spool_bytes).
+	spooled spoolRoom
+	ready   atomic.Bool
+	quotaOK func() bool
+	tracer  trace.Tracer // nil: tracing off
 	// base is the context of every request of Server; cut cancels it when the process's drain
 	// time is up (CutRequests).
 	base context.Context
@@ -438,7 +448,7 @@ func writeError(c *gin.Context, err error) {
 		c.Status(status)
 		return
 	}
-	if status == http.StatusTooManyRequests {
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 		if ge, ok := err.(*Error); ok && ge.retryAfter > 0 {
 			c.Header("Retry-After", retryAfterSeconds(ge.retryAfter))
 		}

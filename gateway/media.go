@@ -1,13 +1,17 @@
 package gateway
 
 import (
+	"bytes"
+	"cmp"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/internal/sse"
 	"github.com/llmgate/llmgate/providers"
 )
 
@@ -33,15 +37,10 @@ type imageRequest struct {
 	size, quality string
 }
 
-// parseImageRequest checks the fields an image request is routed, reserved and priced by: a
-// stream is refused (the gateway relays image answers whole), n is 1 to 10, size and quality are
-// strings.
+// parseImageRequest checks the fields an image request is routed, reserved and priced by: n is
+// 1 to 10, size and quality are strings. (stream is parseRequest's.)
 func parseImageRequest(body []byte) (imageRequest, error) {
 	f := gjson.GetManyBytes(body, "n", "size", "quality", "stream", "prompt")
-	if f[3].Type == gjson.True {
-		return imageRequest{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "unsupported_value", "stream",
-			"Streaming image generation (stream: true, partial images) is not supported by this gateway; send the request without stream to get the whole answer.")
-	}
 	if f[4].Type != gjson.String || f[4].Str == "" {
 		return imageRequest{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "missing_field", "prompt", "You must provide a prompt (a string).")
 	}
@@ -100,12 +99,45 @@ func (x *exchange) mediaCost(p billing.Price, out *outcome) (int64, error) {
 	u := billing.Usage{Prompt: x.rec.PromptTokens, Completion: x.rec.CompletionTokens,
 		Cached: x.rec.CachedTokens, Reasoning: x.rec.ReasoningTokens}
 	switch {
-	case x.ep == providers.ImageGenerations || x.ep == providers.ImageEdits:
-		return billing.ImageCost(p, u, out.usage.found, out.units)
+	case isImages(x.ep):
+		// A stream cut before its completed event is priced as a cut chat stream is: the
+		// estimated tokens (the prompt; partial images are no text) at the token prices.
+		return billing.ImageCost(p, u, out.usage.found || x.rec.UsageSource == sourcePartial, out.units)
 	case isAudio(x.ep):
 		return billing.AudioCost(p, u, out.usage.found, out.units)
 	}
 	return billing.CostWithUnits(p, u, billing.Units{})
+}
+
+// isImages reports whether ep makes images (generations or edits).
+func isImages(ep providers.Endpoint) bool {
+	return ep == providers.ImageGenerations || ep == providers.ImageEdits
+}
+
+// imageEvent handles one event of a streamed image answer (stream: true): relayed as it is. A
+// partial image is passed on; each completed event (image_generation.completed,
+// image_edit.completed) is one image delivered, priced by its size and quality, and its usage, the
+// last one reported, is the answer's (as for every stream, it is billed once). The stream is
+// complete when every image asked for has come (or at [DONE]).
+func (s *sseRelay) imageEvent(e sse.Event) error {
+	if e.Data != nil {
+		switch t := gjson.GetBytes(e.Data, "type").Str; {
+		case strings.HasSuffix(t, ".completed"):
+			f := gjson.GetManyBytes(e.Data, "usage", "size", "quality")
+			if u := parseUsage(f[0]); u.found {
+				s.out.usage = u
+			}
+			n := &s.out.units
+			n.Images++
+			n.ImageSize, n.ImageQuality = cmp.Or(f[1].Str, s.x.image.size), cmp.Or(f[2].Str, s.x.image.quality)
+			s.sawDone = s.sawDone || n.Images >= s.x.image.n
+		case t == "error" || gjson.GetBytes(e.Data, "error").IsObject():
+			s.upErr = true
+		case bytes.Equal(e.Data, doneMarker):
+			s.sawDone = true
+		}
+	}
+	return s.write(append(e.Raw, '\n'))
 }
 
 // isMedia reports whether ep is one of the media endpoints, priced by this file's rules.

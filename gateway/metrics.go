@@ -24,8 +24,11 @@ type Metrics struct {
 	// series stay bounded (user and key ids would not).
 	tokens *prometheus.CounterVec
 	usd    *prometheus.CounterVec
-	costs  *costMetrics
-	reg    prometheus.Registerer
+	// spoolBytes and spoolRefused follow the upload spools' room (max_upload_spool_bytes).
+	spoolBytes   prometheus.Gauge
+	spoolRefused prometheus.Counter
+	costs        *costMetrics
+	reg          prometheus.Registerer
 }
 
 // registry is where the series are registered, for parts of the gateway that add their own.
@@ -84,9 +87,15 @@ func NewMetrics(reg prometheus.Registerer, costUserLabels int) *Metrics {
 	m.usd = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llmgate_cost_usd_total", Help: "Cost in USD of costed requests, by public model and tenant (exact in the ledger; a float here).",
 	}, []string{"model", "tenant"})
+	m.spoolBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "llmgate_upload_spool_bytes", Help: "Bytes reserved by the multipart upload spools in flight on this replica (each upload's Content-Length, else max_upload_bytes).",
+	})
+	m.spoolRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "llmgate_upload_spool_refused_total", Help: "Multipart uploads refused (503) because their spool would pass gateway.max_upload_spool_bytes.",
+	})
 	m.reg = reg
 	reg.MustRegister(m.requests, m.duration, m.ttft, m.streams, m.upstream, m.keyLookups, m.unpriced, m.failovers, m.overhead,
-		m.failedOver, m.tokens, m.usd)
+		m.failedOver, m.tokens, m.usd, m.spoolBytes, m.spoolRefused)
 	m.costs = newCostMetrics(reg, costUserLabels)
 	return m
 }

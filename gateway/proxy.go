@@ -244,6 +244,11 @@ func (x *exchange) relay() outcome {
 	x.rec.Model, x.rec.Stream = req.model, req.stream
 	x.body, x.unstored = req.body, req.unstored
 	x.traceRequest(req)
+	if req.upload != nil && x.ep == providers.ImageEdits {
+		// An edit's text is its prompt field: what the tokenizer counts when a streamed edit
+		// ends without the upstream's usage.
+		x.body, _ = sjson.SetBytes([]byte(`{}`), "prompt", req.upload.fields["prompt"])
+	}
 	cands, strategy, err := x.route(req.model)
 	if err != nil {
 		return x.failed(err)
@@ -426,6 +431,8 @@ type request struct {
 	// upstream, method and path say what to call, and no tokens are reserved.
 	lookup       bool
 	method, path string
+	// query is the upstream URL's query of a retrieval (parseRetrieveQuery), encoded.
+	query string
 	// media: an images or moderations request, whose reservation is its prompt alone.
 	media bool
 	// defaulted: the body named no model and model is the endpoint's default (defaultModels),
@@ -472,8 +479,8 @@ func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request,
 			return request{}, err
 		}
 	}
-	if r.media {
-		r.stream = false // images refuse a stream above; moderations have none
+	if ep == providers.Moderations {
+		r.stream = false // moderations have none
 	}
 	if ep == providers.AudioSpeech {
 		if r.speech, err = parseSpeechRequest(body); err != nil {
@@ -588,7 +595,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		}
 		span, ahdr := x.startAttempt(d, ep, attempts, hdr)
 		resp, wrote, err := x.call(d, &providers.Request{Endpoint: ep, Body: body, Stream: req.stream, Model: d.Model, Header: ahdr,
-			Method: req.method, Path: req.path, Upload: upload})
+			Method: req.method, Path: req.path, Query: req.query, Upload: upload})
 		if err != nil {
 			last = err
 			if x.ctx.Err() != nil { // the client went away: no one to answer, no one to blame

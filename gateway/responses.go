@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -344,7 +346,7 @@ func (s *sseRelay) responsesEvent(e sse.Event) error {
 		if s.resp.translated != nil {
 			break // kept whole at the end (keepTranslated)
 		}
-		if id := gjson.GetBytes(payload, "response.id").Str; id != "" && s.resp.routeID == "" {
+		if id := gjson.GetBytes(payload, "response.id").Str; id != "" && s.resp.routeID == "" && !s.x.lookup {
 			s.resp.routeID, s.resp.remembered = id, s.x.startRemembering(id)
 		}
 	case evCompleted, evIncomplete, evFailed:
@@ -366,7 +368,7 @@ func (s *sseRelay) responsesEvent(e sse.Event) error {
 			}
 			break
 		}
-		if s.resp.routeID == "" {
+		if s.resp.routeID == "" && !s.x.lookup { // a retrieval's response is remembered already
 			s.x.rememberResponse(gjson.GetBytes(payload, "response.id").Str)
 		}
 		s.waitRemembered()
@@ -416,6 +418,14 @@ func (x *exchange) byID(method, id, op string) outcome {
 	if _, err := x.readBody(); err != nil { // only a cancel has one, ignored as OpenAI ignores it
 		return x.failed(err)
 	}
+	var rq retrieveQuery
+	if method == http.MethodGet && op == "" {
+		var err error
+		if rq, err = parseRetrieveQuery(x.c.Request.URL.Query()); err != nil {
+			return x.failed(err)
+		}
+		x.rec.Stream = rq.stream
+	}
 	if x.g.responses == nil {
 		return x.failed(errResponseNotFound(id))
 	}
@@ -428,7 +438,7 @@ func (x *exchange) byID(method, id, op string) outcome {
 	}
 	x.rec.Model = rt.Model
 	if rt.Translated() {
-		return x.keptByID(method, op, rt)
+		return x.keptByID(method, op, rt, rq)
 	}
 	cands, strategy, err := x.route(rt.Model)
 	if err != nil {
@@ -443,7 +453,7 @@ func (x *exchange) byID(method, id, op string) outcome {
 		return x.failed(err)
 	}
 	x.payer = payer
-	req := request{model: rt.Model, lookup: true, method: method, path: "/" + id + op}
+	req := request{model: rt.Model, lookup: true, method: method, path: "/" + id + op, query: rq.encoded, stream: rq.stream}
 	lease, err := x.admit(req, []*providers.Deployment{d}, payer)
 	if err != nil {
 		return x.failed(err)
@@ -458,6 +468,51 @@ func (x *exchange) byID(method, id, op string) outcome {
 		}
 	}
 	return out
+}
+
+// retrieveQuery is what the gateway takes of the query of GET /v1/responses/{id}: the Responses
+// API's own parameters, checked where the gateway acts on them.
+type retrieveQuery struct {
+	// stream asks for the response as an event stream (a background response's events, resumed
+	// after startingAfter); startingAfter is -1 when not given.
+	stream        bool
+	startingAfter int64
+	// encoded is the query the upstream gets: the parameters below, as the client gave them.
+	encoded string
+}
+
+// retrieveParams are the query parameters of GET /v1/responses/{id} (PROVIDERS-2.md §1.1) that
+// go upstream; others (an Azure api-version, anything unknown) do not: the upstream URL is the
+// gateway's to make.
+var retrieveParams = [...]string{"stream", "starting_after", "include", "include[]", "include_obfuscation"}
+
+// parseRetrieveQuery checks the parameters of a retrieval: stream a boolean, starting_after a
+// sequence number. Refused here, before admission, nothing is consumed.
+func parseRetrieveQuery(q url.Values) (retrieveQuery, error) {
+	rq := retrieveQuery{startingAfter: -1}
+	switch v := q.Get("stream"); v {
+	case "", "false":
+	case "true":
+		rq.stream = true
+	default:
+		return rq, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "stream", "stream must be true or false.")
+	}
+	if v := q.Get("starting_after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < -1 {
+			return rq, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "starting_after",
+				"starting_after must be an event's sequence_number (an integer).")
+		}
+		rq.startingAfter = n
+	}
+	kept := url.Values{}
+	for _, k := range retrieveParams {
+		if vs, ok := q[k]; ok {
+			kept[k] = vs
+		}
+	}
+	rq.encoded = kept.Encode()
+	return rq, nil
 }
 
 // responsesTTLDefault is how long a response's route is kept by default: OpenAI keeps stored

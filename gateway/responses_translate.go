@@ -150,7 +150,7 @@ func unstored(doc []byte) []byte {
 
 // keptByID serves GET, DELETE and cancel of a response the gateway keeps itself: answered from
 // the store, no upstream call.
-func (x *exchange) keptByID(method, op string, rt store.ResponseRoute) outcome {
+func (x *exchange) keptByID(method, op string, rt store.ResponseRoute, rq retrieveQuery) outcome {
 	cands, _, err := x.route(rt.Model)
 	if err != nil {
 		return x.failed(err)
@@ -180,6 +180,12 @@ func (x *exchange) keptByID(method, op string, rt store.ResponseRoute) outcome {
 		}
 		body, _ := sjson.SetBytes([]byte(`{"id":"","object":"response","deleted":true}`), "id", rt.ResponseID)
 		x.sendWhole(&out, http.StatusOK, "application/json", body)
+	case rq.stream:
+		// The events it was made with are gone, but the response is whole: they are rendered
+		// again from it, so a client resuming (or asking for a stream) gets what a stream from
+		// the start would have brought from starting_after on.
+		x.c.Writer.Header().Set("Cache-Control", "no-cache")
+		x.sendWhole(&out, http.StatusOK, "text/event-stream", responses.Replay(rt.Response, rq.startingAfter))
 	default:
 		x.sendWhole(&out, http.StatusOK, "application/json", rt.Response)
 	}

@@ -95,6 +95,8 @@ func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []str
 		handle = s.responsesEvent
 	} else if isAudio(x.ep) {
 		handle = s.audioEvent
+	} else if isImages(x.ep) {
+		handle = s.imageEvent
 	}
 	var err error
 	for err == nil {
@@ -112,7 +114,10 @@ func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []str
 	if err == sse.ErrUnterminated {
 		err = io.EOF
 	}
-	if err == io.EOF && !s.sawDone {
+	// A retrieval's stream (GET /v1/responses/{id}?stream=true) holds only the events after
+	// starting_after, none when the response was complete by then: its clean end is the end. A
+	// dropped connection is still a cut.
+	if err == io.EOF && !s.sawDone && !x.lookup {
 		err = errStreamCut
 	}
 	s.finish(err)

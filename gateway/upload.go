@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -60,16 +61,54 @@ type spool struct {
 	// closing is the offset of the closing delimiter ("\r\n--boundary--"), before which an added
 	// model part goes.
 	closing int64
+	// release gives back the room the spool reserved.
+	release func()
 }
 
-// close deletes the spool.
+// close deletes the spool and gives back its room.
 func (s *spool) close() {
-	if s != nil && s.f != nil {
+	if s == nil {
+		return
+	}
+	if s.f != nil {
 		name := s.f.Name()
 		s.f.Close()
 		_ = os.Remove(name) // already unlinked where the OS allows it
 	}
+	if s.release != nil {
+		s.release()
+		s.release = nil
+	}
 }
+
+// spoolRoom is the room left for upload spools on this replica: bytes reserved before a body is
+// read and given back when its spool is closed, so that the disk the spools use together stays
+// under gateway.max_upload_spool_bytes however many uploads arrive at once.
+type spoolRoom struct {
+	used atomic.Int64
+}
+
+// reserve takes n bytes of room under limit (negative: no limit); false when they do not fit.
+func (r *spoolRoom) reserve(n, limit int64) bool {
+	for {
+		used := r.used.Load()
+		if limit >= 0 && used+n > limit {
+			return false
+		}
+		if r.used.CompareAndSwap(used, used+n) {
+			return true
+		}
+	}
+}
+
+// spoolRetryAfter is what a refused upload is told to wait: uploads in flight take seconds.
+const spoolRetryAfter = 5 * time.Second
+
+// errUploadSpoolFull answers an upload the spool room cannot take now. It is a 503 (the replica
+// is short of room, not the caller over a limit of its own, as a 429 would say) with Retry-After,
+// which OpenAI's SDKs retry.
+var errUploadSpoolFull = &Error{Status: http.StatusServiceUnavailable, retryAfter: spoolRetryAfter,
+	API: api.NewError(api.TypeUnavailable, "upload_spool_full", "", "The gateway is receiving too many uploads at once; retry shortly.")}
 
 // forModel is the body for a deployment whose upstream model is model.
 func (s *spool) forModel(model string) *providers.Upload {
@@ -107,14 +146,30 @@ func (x *exchange) readUpload() (*spool, error) {
 	if r.ContentLength > max {
 		return nil, errTooLarge
 	}
+	// The room is reserved before a byte is read: the body can be no longer than its
+	// Content-Length (net/http holds it there), or than max without one.
+	room := r.ContentLength
+	if room < 0 {
+		room = max
+	}
+	if !x.g.spooled.reserve(room, x.g.opts.MaxUploadSpoolBytes) {
+		x.g.metrics.spoolRefused.Inc()
+		return nil, errUploadSpoolFull
+	}
+	x.g.metrics.spoolBytes.Add(float64(room))
+	release := func() {
+		x.g.spooled.used.Add(-room)
+		x.g.metrics.spoolBytes.Sub(float64(room))
+	}
 	f, err := os.CreateTemp(x.g.opts.UploadDir, "llmgate-upload-*")
 	if err != nil {
+		release()
 		x.g.log.Error("cannot spool an upload", "request_id", x.rec.RequestID, "err", err)
 		return nil, errInternal
 	}
 	_ = os.Remove(f.Name()) // the open file stays readable; nothing is left behind by a crash
 	s := &spool{f: f, contentType: r.Header.Get("Content-Type"), boundary: params["boundary"],
-		fields: map[string]string{}, files: map[string]int{}, valueStart: -1, valueEnd: -1}
+		fields: map[string]string{}, files: map[string]int{}, valueStart: -1, valueEnd: -1, release: release}
 	if err := s.fill(http.MaxBytesReader(x.c.Writer, r.Body, max)); err != nil {
 		s.close()
 		var mbe *http.MaxBytesError
@@ -312,9 +367,6 @@ func uploadRequest(ep providers.Endpoint, s *spool) (request, error) {
 		if s.fields["prompt"] == "" {
 			return bad("missing_field", "prompt", "You must provide a prompt.")
 		}
-		if s.fields["stream"] == "true" {
-			return bad("unsupported_value", "stream", "Streaming image edits (stream: true, partial images) is not supported by this gateway; send the request without stream to get the whole answer.")
-		}
 		if format != "" && format != "url" && format != "b64_json" {
 			return bad("invalid_value", "response_format", "response_format must be url or b64_json.")
 		}
@@ -339,14 +391,14 @@ func uploadRequest(ep providers.Endpoint, s *spool) (request, error) {
 		if !ok {
 			return bad("invalid_value", "response_format", "response_format must be "+formats+".")
 		}
-		if ep == providers.AudioTranscriptions {
-			switch s.fields["stream"] {
-			case "", "false":
-			case "true":
-				r.stream = true
-			default:
-				return bad("invalid_type", "stream", "stream must be true or false.")
-			}
+	}
+	if ep == providers.AudioTranscriptions || ep == providers.ImageEdits {
+		switch s.fields["stream"] {
+		case "", "false":
+		case "true":
+			r.stream = true
+		default:
+			return bad("invalid_type", "stream", "stream must be true or false.")
 		}
 	}
 	return r, nil

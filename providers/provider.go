@@ -66,6 +66,10 @@ type Request struct {
 	// Path follows the endpoint in the upstream URL ("/resp_123", "/resp_123/cancel"), for the
 	// operations on one stored object; empty for the endpoint itself.
 	Path string
+	// Query is the URL query the upstream gets, encoded ("stream=true&starting_after=5"), for the
+	// operations that take one (retrieving a response); empty for none. The gateway puts only the
+	// operation's documented parameters there, never a client's query as it came.
+	Query string
 	// Model is the upstream model name (already written into Body).
 	Model string
 	// Upload, when set, is the body of a multipart/form-data request (images/edits, audio

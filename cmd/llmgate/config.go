@@ -105,7 +105,8 @@ type ProviderConfig struct {
 	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
 	// Headers are extra request headers of an OpenAI-compatible provider (e.g. Qianfan's appid).
 	Headers map[string]string `yaml:"headers"`
-	// APIVersion is Azure's api-version query parameter (type azure with deployment URLs).
+	// APIVersion is Azure's api-version query parameter (type azure with deployment URLs; with a
+	// v1 base_url, that of the deployment URLs images and audio go to).
 	APIVersion string `yaml:"api_version"`
 	// AllowPrivateNetwork lets the provider connect to loopback and private addresses (default
 	// false; true for the vllm and ollama types, which run there).

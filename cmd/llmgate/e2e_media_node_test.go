@@ -14,7 +14,8 @@ import (
 )
 
 // mediaNodeScript drives the gateway with the official OpenAI Node SDK's images and moderations
-// calls: two images of dall-e-3, a GPT image model's answer with its usage, a moderation of two
+// calls: two images of dall-e-3, a GPT image model's answer with its usage, the same streamed
+// with partial images, a moderation of two
 // inputs with the SDK's default model (the body names none), and one naming a model. It prints
 // one line per call.
 const mediaNodeScript = `
@@ -24,6 +25,14 @@ const img = await client.images.generate({ model: "image-model", prompt: "a ligh
 console.log(JSON.stringify({ images: img.data.length, b64: img.data.every((d) => d.b64_json.length > 0), created: img.created > 0 }));
 const tok = await client.images.generate({ model: "token-image", prompt: "one two three", quality: "low" });
 console.log(JSON.stringify({ images: tok.data.length, input: tok.usage.input_tokens, output: tok.usage.output_tokens }));
+const streamed = await client.images.generate({ model: "token-image", prompt: "one two three", quality: "low", stream: true, partial_images: 2 });
+const events = [];
+let streamUsage;
+for await (const ev of streamed) {
+  events.push(ev.type);
+  if (ev.usage) streamUsage = ev.usage;
+}
+console.log(JSON.stringify({ events, output: streamUsage.output_tokens }));
 const dflt = await client.moderations.create({ input: ["hello there", "I will hurt you, violence"] });
 console.log(JSON.stringify({ model: dflt.model, results: dflt.results.map((r) => r.flagged), violence: dflt.results[1].categories.violence }));
 const named = await client.moderations.create({ model: "omni-moderation-latest", input: "a calm sea" });
@@ -80,17 +89,18 @@ func TestMediaNodeSDK(t *testing.T) {
 		`{"images":2,"b64":true,"created":true}`,
 		// the mock: input tokens are the prompt's words, output OpenAI's 272 per low image at 1024²
 		`{"images":1,"input":3,"output":272}`,
+		`{"events":["image_generation.partial_image","image_generation.partial_image","image_generation.completed"],"output":272}`,
 		`{"model":"omni-moderation-latest","results":[false,true],"violence":true}`,
 		`{"model":"omni-moderation-latest","flagged":false}`,
 	}
 	if lines := strings.Split(strings.TrimSpace(string(got)), "\n"); strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("node script printed:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
 	}
-	if n := e.up.Stats().Requests; n != 4 {
-		t.Errorf("the upstream got %d requests, want 4", n)
+	if n := e.up.Stats().Requests; n != 5 {
+		t.Errorf("the upstream got %d requests, want 5", n)
 	}
 	// One record per call, with its endpoint, units and cost.
-	recs := e.waitRecords(k.ID, 4)
+	recs := e.waitRecords(k.ID, 5)
 	costs := map[string]string{}
 	for _, r := range recs {
 		c := "none"
@@ -100,9 +110,9 @@ func TestMediaNodeSDK(t *testing.T) {
 		costs[r.Endpoint+" "+r.Model] += c + ";"
 	}
 	wantCosts := map[string]string{
-		"images/generations image-model":     "0.08;",                                                // 2 × $0.04
-		"images/generations token-image":     billing.FormatPico64(3*5_000_000+272*40_000_000) + ";", // tokens at $5 / $40 per 1M
-		"moderations omni-moderation-latest": "0;0;",                                                 // unpriced: free
+		"images/generations image-model":     "0.08;",                                                                 // 2 × $0.04
+		"images/generations token-image":     strings.Repeat(billing.FormatPico64(3*5_000_000+272*40_000_000)+";", 2), // tokens at $5 / $40 per 1M, whole and streamed
+		"moderations omni-moderation-latest": "0;0;",                                                                  // unpriced: free
 	}
 	for k, v := range wantCosts {
 		if costs[k] != v {

@@ -14,7 +14,8 @@ import (
 
 // responsesNodeScript drives the gateway with the official OpenAI Node SDK's Responses API on the
 // model LLMGATE_MODEL: a create with a function tool, a streamed follow-up through
-// previous_response_id, a follow-up with the stream helper, retrieve and delete; then a built-in
+// previous_response_id, a follow-up with the stream helper, retrieve, a streamed retrieve resumed
+// after event 2, and delete; then a built-in
 // tool for a model whose only deployment is a chat-only preset. It prints one line per step.
 const responsesNodeScript = `
 import OpenAI from "openai";
@@ -34,6 +35,14 @@ const helper = await client.responses.stream({ model: process.env.LLMGATE_MODEL,
 console.log(JSON.stringify({ words: helper.output[0].content[0].text.split(" ").length }));
 const got = await client.responses.retrieve(final.id);
 console.log(JSON.stringify({ retrieved: got.id === final.id }));
+const resumed = await client.responses.retrieve(final.id, { stream: true, starting_after: 2 });
+let seqs = [], rtext = "", rlast;
+for await (const ev of resumed) {
+  seqs.push(ev.sequence_number);
+  rlast = ev.type;
+  if (ev.type === "response.output_text.delta") rtext += ev.delta;
+}
+console.log(JSON.stringify({ resumed_from: seqs[0], last: rlast, same: rtext === final.output[0].content[0].text }));
 await client.responses.delete(final.id);
 try { await client.responses.retrieve(final.id); console.log("still there"); } catch (e) { console.log(JSON.stringify({ after_delete: e.status, code: e.code })); }
 try { await client.responses.create({ model: "chat-only", input: "x", tools: [{ type: "web_search" }] }); console.log("web_search answered"); } catch (e) { console.log(JSON.stringify({ web_search: e.status, code: e.code, param: e.param })); }
@@ -59,8 +68,8 @@ func TestResponsesNodeSDK(t *testing.T) {
 	})
 	for _, tc := range []struct {
 		model    string
-		upstream int64 // requests reaching the mock: retrieve and delete of a translated response do not
-	}{{"gpt-test", 5}, {"chat-only", 3}} {
+		upstream int64 // requests reaching the mock: retrieve, resume and delete of a translated response do not
+	}{{"gpt-test", 6}, {"chat-only", 3}} {
 		t.Run(tc.model, func(t *testing.T) { runResponsesNodeScript(t, e, dir, tc.model, tc.upstream) })
 	}
 }
@@ -85,13 +94,14 @@ func runResponsesNodeScript(t *testing.T, e *env, dir, model string, upstream in
 		`{"first":"response.created","last":"response.completed","same":true,"prev":true}`,
 		`{"words":20}`,
 		`{"retrieved":true}`,
+		`{"resumed_from":3,"last":"response.completed","same":true}`,
 		`{"after_delete":404,"code":"response_not_found"}`,
 		`{"web_search":400,"code":"unsupported_value","param":"tools[0].type"}`,
 	}
 	if lines := strings.Split(strings.TrimSpace(string(got)), "\n"); strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("node script printed:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
 	}
-	// create, stream, helper (and retrieve, delete when relayed); the refused web_search never
+	// create, stream, helper (and retrieve, resume, delete when relayed); the refused web_search never
 	// reached an upstream.
 	if n := e.up.Stats().Requests - before; n != upstream {
 		t.Errorf("the upstream got %d requests, want %d", n, upstream)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+
+	"github.com/llmgate/llmgate/internal/jsoncheck"
 )
 
 // This file translates an OpenAI chat completions request into a Messages request
@@ -121,7 +123,7 @@ var imageTypes = map[string]bool{"image/jpeg": true, "image/png": true, "image/g
 // translateRequest builds the Messages request for an OpenAI chat completions body. model is the
 // upstream model (already in body; taken from there when empty).
 func translateRequest(body []byte, model string, stream bool, s *Settings) (translated, error) {
-	if !gjson.ValidBytes(body) {
+	if !jsoncheck.Valid(body) {
 		return translated{}, badRequest("", "The request body is not valid JSON.")
 	}
 	root := gjson.ParseBytes(body)

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/internal/jsoncheck"
 )
 
 // This file translates the OpenAI messages into Messages turns and content blocks (see the
@@ -313,7 +315,7 @@ func toolUse(c gjson.Result, path string) (block, error) {
 	switch {
 	case args.Type == gjson.String && strings.TrimSpace(args.Str) != "":
 		a := gjson.Parse(args.Str)
-		if !gjson.Valid(args.Str) || !a.IsObject() {
+		if !jsoncheck.ValidString(args.Str) || !a.IsObject() {
 			return block{}, badRequest(path+".function.arguments", "%s.function.arguments must be a JSON object encoded as a string.", path)
 		}
 		input = json.RawMessage(args.Str)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgate/llmgate/internal/jsoncheck"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
 )
@@ -24,7 +25,7 @@ var errNotMessage = errors.New("anthropic: the answer is not a message")
 // tool_calls (content is then null when there is no text); other blocks (redacted thinking,
 // server tools and their results) have no OpenAI equivalent and are left out.
 func translateResponse(raw []byte, model string, created int64) ([]byte, error) {
-	if !gjson.ValidBytes(raw) {
+	if !jsoncheck.Valid(raw) {
 		return nil, errNotMessage
 	}
 	r := gjson.ParseBytes(raw)

@@ -9,6 +9,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/jsoncheck"
 	"github.com/llmgate/llmgate/internal/sse"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
@@ -98,7 +99,7 @@ func (s *streamReader) step() {
 
 // dispatch translates one upstream event.
 func (s *streamReader) dispatch(raw sse.Event) {
-	if !gjson.ValidBytes(raw.Data) {
+	if !jsoncheck.Valid(raw.Data) {
 		s.broken("The upstream sent a malformed stream event.")
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/jsoncheck"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
 )
 
@@ -65,7 +66,7 @@ func openAIError(status int, raw []byte) (int, api.ErrorObject) {
 
 // errorObject finds the "error" object of a Gemini error body.
 func errorObject(raw []byte) gjson.Result {
-	if !gjson.ValidBytes(raw) {
+	if !jsoncheck.Valid(raw) {
 		return gjson.Result{}
 	}
 	root := gjson.ParseBytes(raw)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgate/llmgate/internal/jsoncheck"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 )
 
@@ -105,7 +106,7 @@ func translateRequest(body []byte) (translatedRequest, error) {
 
 // translateRequestBudget is translateRequest with the bounds of $ref expansion given.
 func translateRequestBudget(body []byte, schemas schemaBudget) (translatedRequest, error) {
-	if !gjson.ValidBytes(body) {
+	if !jsoncheck.Valid(body) {
 		return translatedRequest{}, badRequest("", "We could not parse the JSON body of your request.")
 	}
 	// The body outlives the translation and is never written, so gjson may point into it.
@@ -304,7 +305,7 @@ func callOf(param string, f gjson.Result) (*functionCall, error) {
 	case args.Exists() && args.Type != gjson.Null && args.Type != gjson.String:
 		return nil, badRequest(param+".arguments", "Tool call arguments must be a JSON object encoded as a string.")
 	}
-	if !gjson.Valid(raw) || !gjson.Parse(raw).IsObject() {
+	if !jsoncheck.ValidString(raw) || !gjson.Parse(raw).IsObject() {
 		return nil, badRequest(param+".arguments", "Tool call arguments must be a JSON object encoded as a string.")
 	}
 	return &functionCall{Name: name, Args: json.RawMessage(raw)}, nil
@@ -314,7 +315,7 @@ func callOf(param string, f gjson.Result) (*functionCall, error) {
 // that is a JSON object is sent as it is, anything else wrapped as {"content": <the text>}.
 func toolResponse(text string) json.RawMessage {
 	trimmed := strings.TrimSpace(text)
-	if strings.HasPrefix(trimmed, "{") && gjson.Valid(trimmed) {
+	if strings.HasPrefix(trimmed, "{") && jsoncheck.ValidString(trimmed) {
 		return json.RawMessage(trimmed)
 	}
 	return json.RawMessage(append(jsonappend.String([]byte(`{"content":`), text), '}'))

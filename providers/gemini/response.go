@@ -10,6 +10,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/jsoncheck"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
 )
@@ -38,7 +39,7 @@ var errMalformed = &responseError{status: http.StatusBadGateway, err: api.NewErr
 // translateResponse turns a generateContent answer into a chat.completion body. It also accepts
 // the JSON array streamGenerateContent answers without alt=sse (the chunks are merged).
 func translateResponse(raw []byte, meta answerMeta) ([]byte, error) {
-	if !gjson.ValidBytes(raw) {
+	if !jsoncheck.Valid(raw) {
 		return nil, errMalformed
 	}
 	root := gjson.Parse(unsafe.String(unsafe.SliceData(raw), len(raw)))

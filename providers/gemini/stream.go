@@ -10,6 +10,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/jsoncheck"
 	"github.com/llmgate/llmgate/internal/sse"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
@@ -110,7 +111,7 @@ func (s *streamReader) event(data []byte) {
 	if bytes.Equal(data, doneMarker) {
 		return
 	}
-	if !gjson.ValidBytes(data) {
+	if !jsoncheck.Valid(data) {
 		s.fail(errBadEvent)
 		return
 	}

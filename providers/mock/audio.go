@@ -112,6 +112,8 @@ func parseFormCall(ep endpoint, body []byte, contentType string, base behaviour)
 			c.image.size = v
 		case "quality":
 			c.image.quality = v
+		case "partial_images":
+			c.image.partials, _ = strconv.Atoi(v)
 		case "mock":
 			if !gjson.Valid(v) {
 				return c, errors.New("mock must be a JSON object")

@@ -15,12 +15,15 @@
 //
 // POST /v1/responses (stream and non-stream), GET and DELETE /v1/responses/{id} and POST
 // /v1/responses/{id}/cancel speak OpenAI's Responses API, with the same words, token rules and
-// overrides, keeping each response for follow-ups (previous_response_id); its particulars are
+// overrides, keeping each response for follow-ups (previous_response_id) and for GET
+// …?stream=true&starting_after=N, which replays it as its event stream; its particulars are
 // documented in responses.go.
 //
 // POST /v1/images/generations and POST /v1/moderations answer whole, in OpenAI's format
 // (media.go has the rules: urls or b64_json images, a usage object for gpt-image* models, one
-// moderation result per input), with the same fault injection as chat.
+// moderation result per input), with the same fault injection as chat. gpt-image* models stream
+// with stream:true (and edits with stream=true): partial_images partial images, then the
+// completed image with the usage, fail_after dropping the connection after that many events.
 //
 // POST /v1/images/edits, /v1/audio/transcriptions and /v1/audio/translations (multipart; the
 // "mock" overrides come as a form field of that name) and POST /v1/audio/speech (JSON) speak

@@ -200,12 +200,14 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, ep endpoint) ou
 		return o
 	}
 	switch {
-	case c.stream && (ep == epChat || ep == epText): // images and moderations answer whole
+	case c.stream && (ep == epChat || ep == epText): // moderations answer whole
 		return writeStream(w, &wt, ep, &c, seq)
 	case c.stream && ep == epTranscriptions && tokenModel(&c): // whisper-1 ignores stream
 		return writeTranscriptStream(w, &wt, &c)
 	case ep == epSpeech:
 		return writeSpeech(w, &wt, &c)
+	case c.stream && (ep == epImages || ep == epImageEdits) && gptImageModel(&c):
+		return writeImageStream(w, &wt, &c, map[bool]string{true: "image_generation.", false: "image_edit."}[ep == epImages])
 	}
 	if !wt.wait(c.b.latency) {
 		return outcomeCanceled

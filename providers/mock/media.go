@@ -1,8 +1,10 @@
 package mock
 
 import (
+	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tidwall/gjson"
 )
@@ -18,6 +20,10 @@ import (
 // response_format is b64_json, with no usage. mock.no_usage drops the usage object of GPT image
 // models too.
 //
+// With stream:true, GPT image models stream (writeImageStream): partial_images (0-3) partial
+// images and then the completed image, per image, the last completed event carrying the usage;
+// other models answer whole, as dall-e does.
+//
 // moderations: one result per input string (one for a single string or a list of content
 // parts). A category is flagged when the text contains its first word ("violence",
 // "harassment", "hate", "illicit", "self-harm", "sexual"), scored 0.9, every other 0.0001.
@@ -30,15 +36,21 @@ type imageCall struct {
 	n             int
 	size, quality string
 	b64           bool
+	partials      int // partial_images of a stream
 }
 
 // tinyPNG is a 1×1 transparent PNG, the content of every b64_json image.
 const tinyPNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 
+// gptImageModel reports whether the call's model answers as GPT image models do.
+func gptImageModel(c *call) bool {
+	model := strings.Trim(c.model, `"`)
+	return strings.HasPrefix(model, "gpt-image") || strings.HasPrefix(model, "chatgpt-image")
+}
+
 // appendImages renders an images/generations answer.
 func appendImages(dst []byte, c *call, seq uint64, created int64) []byte {
-	model := strings.Trim(c.model, `"`)
-	gptImage := strings.HasPrefix(model, "gpt-image") || strings.HasPrefix(model, "chatgpt-image")
+	gptImage := gptImageModel(c)
 	n := max(c.image.n, 1)
 	size := c.image.size
 	if size == "" || size == "auto" {
@@ -66,6 +78,16 @@ func appendImages(dst []byte, c *call, seq uint64, created int64) []byte {
 	if !gptImage || c.b.noUsage {
 		return append(dst, '}')
 	}
+	quality, perImage := imageQuality(c, size)
+	dst = append(dst, `,"quality":`...)
+	dst = strconv.AppendQuote(dst, quality)
+	dst = append(dst, `,"output_format":"png","usage":`...)
+	return append(appendImageUsage(dst, c, perImage*n), '}')
+}
+
+// imageQuality is the quality a GPT image model answers with (auto: medium) and its output
+// tokens per image at size.
+func imageQuality(c *call, size string) (string, int) {
 	quality := c.image.quality
 	if quality == "" || quality == "auto" {
 		quality = "medium"
@@ -74,10 +96,12 @@ func appendImages(dst []byte, c *call, seq uint64, created int64) []byte {
 	if size != "1024x1024" {
 		perImage = perImage * 3 / 2
 	}
-	out := perImage * n
-	dst = append(dst, `,"quality":`...)
-	dst = strconv.AppendQuote(dst, quality)
-	dst = append(dst, `,"output_format":"png","usage":{"input_tokens":`...)
+	return quality, perImage
+}
+
+// appendImageUsage renders an image answer's usage object for out output tokens.
+func appendImageUsage(dst []byte, c *call, out int) []byte {
+	dst = append(dst, `{"input_tokens":`...)
 	dst = strconv.AppendInt(dst, int64(c.promptTokens), 10)
 	dst = append(dst, `,"input_tokens_details":{"text_tokens":`...)
 	dst = strconv.AppendInt(dst, int64(c.promptTokens), 10)
@@ -85,7 +109,72 @@ func appendImages(dst []byte, c *call, seq uint64, created int64) []byte {
 	dst = strconv.AppendInt(dst, int64(out), 10)
 	dst = append(dst, `,"total_tokens":`...)
 	dst = strconv.AppendInt(dst, int64(c.promptTokens+out), 10)
-	return append(dst, "}}"...)
+	return append(dst, '}')
+}
+
+// maxPartialImages bounds partial_images, as OpenAI's API does (0 to 3).
+const maxPartialImages = 3
+
+// writeImageStream answers an image request with stream:true as GPT image models do
+// (PROVIDERS-2.md §6.1): for each image, partial_images partial_image events, then its completed
+// event, each with its event line (image_generation.* or, for edits, image_edit.*). The last
+// completed event carries the usage of the whole request, unless no_usage. Paced as a chat
+// stream (ttft, then the chunk gap); fail_after drops the connection after that many events.
+func writeImageStream(w http.ResponseWriter, wt *waiter, c *call, prefix string) outcome {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	s := sseWriter{w: w, rc: http.NewResponseController(w)}
+	if !s.flush() || !wt.wait(c.b.ttft) {
+		return outcomeCanceled
+	}
+	size := c.image.size
+	if size == "" || size == "auto" {
+		size = "1024x1024"
+	}
+	quality, perImage := imageQuality(c, size)
+	n, created := max(c.image.n, 1), time.Now().Unix()
+	sent := 0
+	var ev []byte
+	emit := func(typ string, fields func([]byte) []byte) (outcome, bool) {
+		if sent == c.b.failAfter {
+			return outcomeAborted, false
+		}
+		if sent > 0 && !wt.wait(c.b.gap()) {
+			return outcomeCanceled, false
+		}
+		sent++
+		ev = append(ev[:0], "event: "+prefix+typ+"\ndata: {\"type\":\""+prefix+typ+"\",\"b64_json\":\""+tinyPNG+"\",\"created_at\":"...)
+		ev = strconv.AppendInt(ev, created, 10)
+		ev = append(ev, `,"size":`...)
+		ev = strconv.AppendQuote(ev, size)
+		ev = append(ev, `,"quality":`...)
+		ev = strconv.AppendQuote(ev, quality)
+		ev = append(fields(append(ev, `,"background":"opaque","output_format":"png"`...)), "}\n\n"...)
+		if !s.sendRaw(ev) {
+			return outcomeCanceled, false
+		}
+		return outcomeCompleted, true
+	}
+	for i := range n {
+		for p := range min(max(c.image.partials, 0), maxPartialImages) {
+			if o, ok := emit("partial_image", func(dst []byte) []byte {
+				return strconv.AppendInt(append(dst, `,"partial_image_index":`...), int64(p), 10)
+			}); !ok {
+				return o
+			}
+		}
+		if o, ok := emit("completed", func(dst []byte) []byte {
+			if i < n-1 || c.b.noUsage {
+				return dst
+			}
+			return appendImageUsage(append(dst, `,"usage":`...), c, perImage*n)
+		}); !ok {
+			return o
+		}
+	}
+	return outcomeCompleted
 }
 
 // moderationCategories are OpenAI's categories, in its order.

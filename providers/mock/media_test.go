@@ -1,7 +1,9 @@
 package mock
 
 import (
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -74,5 +76,51 @@ func TestModerations(t *testing.T) {
 	}
 	if resp, body := post(t, srv, "/v1/moderations", `{"model":"omni-moderation-latest"}`); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("no input: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestImagesStream: stream:true answers partial_images partial images and then the completed
+// image with its usage, each an event with its event line; fail_after drops the connection after
+// that many events; no_usage drops the usage.
+func TestImagesStream(t *testing.T) {
+	srv, _ := startServer(t, Options{})
+	read := func(body string) ([]string, []gjson.Result, error) {
+		req, _ := http.NewRequestWithContext(testCtx(t), http.MethodPost, srv.URL+"/v1/images/generations", strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+			t.Fatalf("%s: content type %q", body, ct)
+		}
+		raw, err := io.ReadAll(resp.Body)
+		var names []string
+		var datas []gjson.Result
+		for _, ev := range strings.Split(strings.TrimSpace(string(raw)), "\n\n") {
+			if name, data, ok := strings.Cut(ev, "\ndata: "); ok {
+				names, datas = append(names, strings.TrimPrefix(name, "event: ")), append(datas, gjson.Parse(data))
+			}
+		}
+		return names, datas, err
+	}
+	names, datas, err := read(`{"model":"gpt-image-1","prompt":"a red fox","stream":true,"partial_images":2}`)
+	want := "image_generation.partial_image,image_generation.partial_image,image_generation.completed"
+	if err != nil || strings.Join(names, ",") != want {
+		t.Fatalf("events %v (%v), want %s", names, err, want)
+	}
+	for i, d := range datas {
+		if d.Get("type").Str != names[i] || d.Get("b64_json").Str == "" {
+			t.Errorf("event %d: %s", i, d.Raw)
+		}
+	}
+	if datas[1].Get("partial_image_index").Int() != 1 || datas[2].Get("usage.output_tokens").Int() != 1056 || datas[2].Get("usage.input_tokens").Int() != 3 {
+		t.Errorf("partial index %s, usage %s", datas[1].Get("partial_image_index").Raw, datas[2].Get("usage").Raw)
+	}
+	if names, _, err := read(`{"model":"gpt-image-1","prompt":"a red fox","stream":true,"partial_images":2,"mock":{"fail_after":1}}`); err == nil || len(names) != 1 {
+		t.Errorf("fail_after 1: %v, events %v; want one event, then a dropped connection", err, names)
+	}
+	if _, datas, _ := read(`{"model":"gpt-image-1","prompt":"a red fox","stream":true,"mock":{"no_usage":true}}`); len(datas) != 1 || datas[0].Get("usage").Exists() {
+		t.Errorf("no_usage: %v", datas)
 	}
 }

@@ -254,6 +254,8 @@ func parseCall(ep endpoint, body string, base behaviour) (call, error) {
 			c.image.size = v.Str
 		case "quality":
 			c.image.quality = v.Str
+		case "partial_images":
+			c.image.partials = int(v.Int())
 		case "response_format":
 			c.image.b64 = v.Str == "b64_json"
 		case "dimensions":

@@ -58,8 +58,11 @@ func (p *inProcess) Do(ctx context.Context, req *providers.Request) (*http.Respo
 	if req.Upload != nil {
 		body = req.Upload.Open()
 	}
-	hreq, err := http.NewRequestWithContext(hctx, cmp.Or(req.Method, http.MethodPost),
-		"http://mock.invalid/v1/"+string(req.Endpoint)+req.Path, body)
+	target := "http://mock.invalid/v1/" + string(req.Endpoint) + req.Path
+	if req.Query != "" {
+		target += "?" + req.Query
+	}
+	hreq, err := http.NewRequestWithContext(hctx, cmp.Or(req.Method, http.MethodPost), target, body)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("mock: %w", err)

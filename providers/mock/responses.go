@@ -20,6 +20,9 @@ package mock
 // response carries the usage. There is no [DONE]. fail_after drops the connection after that many
 // deltas.
 //
+// GET /v1/responses/{id}?stream=true[&starting_after=N] replays a stored response as its event
+// stream (providers/responses.Replay: each text in one delta), from the event after N.
+//
 // State: every completed response is kept (the last 10 000, by id) for GET, DELETE and as a
 // previous_response_id; an unknown previous_response_id is answered 400
 // previous_response_not_found, as OpenAI does, so a gateway that sends a follow-up to the wrong
@@ -35,6 +38,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/providers/responses"
 )
 
 // maxStoredResponses bounds the responses a handler keeps.
@@ -157,6 +161,9 @@ func (h *Handler) responseByID(w http.ResponseWriter, r *http.Request, rest stri
 		if !ok {
 			return notFound()
 		}
+		if q := r.URL.Query(); q.Get("stream") == "true" {
+			return writeReplay(w, stored, q.Get("starting_after"))
+		}
 		return writeJSON(w, stored)
 	case op == "" && r.Method == http.MethodDelete:
 		if !h.responses.remove(id) {
@@ -175,6 +182,26 @@ func (h *Handler) responseByID(w http.ResponseWriter, r *http.Request, rest stri
 		return writeMethodNotAllowed(w, http.MethodPost)
 	}
 	return writeError(w, http.StatusNotFound, api.NewError(api.TypeInvalidRequest, "unknown_url", "", "Invalid URL ("+r.Method+" "+r.URL.Path+")"))
+}
+
+// writeReplay answers GET …?stream=true: the stored response as its event stream
+// (responses.Replay, each text in one delta), from the event after starting_after.
+func writeReplay(w http.ResponseWriter, stored []byte, startingAfter string) outcome {
+	after := int64(-1)
+	if startingAfter != "" {
+		n, err := strconv.ParseInt(startingAfter, 10, 64)
+		if err != nil {
+			return writeError(w, http.StatusBadRequest, api.NewError(api.TypeInvalidRequest, "", "starting_after", "starting_after must be an integer."))
+		}
+		after = n
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(responses.Replay(stored, after)); err != nil {
+		return outcomeCanceled
+	}
+	return outcomeCompleted
 }
 
 // responseState is one response being answered.

@@ -139,3 +139,60 @@ func TestResponsesStream(t *testing.T) {
 		t.Errorf("fail_after 2: %v, events %v", err, names)
 	}
 }
+
+// GET …?stream=true replays a stored response as its event stream, from starting_after on.
+func TestResponsesRetrieveStream(t *testing.T) {
+	srv, _ := startServer(t, Options{Chunks: 3})
+	url := srv.URL + "/v1/responses"
+	status, body := responsesCall(t, http.MethodPost, url, `{"model":"m","input":"hello"}`)
+	if status != 200 {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	var created map[string]any
+	if err := json.Unmarshal([]byte(body), &created); err != nil {
+		t.Fatal(err)
+	}
+	id := created["id"].(string)
+	read := func(query string) []map[string]any {
+		status, raw := responsesCall(t, http.MethodGet, url+"/"+id+"?"+query, "")
+		if status != 200 {
+			t.Fatalf("GET ?%s: %d %s", query, status, raw)
+		}
+		var out []map[string]any
+		for _, ev := range strings.Split(strings.TrimSpace(raw), "\n\n") {
+			name, data, _ := strings.Cut(ev, "\ndata: ")
+			var m map[string]any
+			if err := json.Unmarshal([]byte(data), &m); err != nil || "event: "+m["type"].(string) != name {
+				t.Fatalf("event %q: %v", ev, err)
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+	all := read("stream=true")
+	last := all[len(all)-1]
+	if all[0]["type"] != "response.created" || last["type"] != "response.completed" {
+		t.Fatalf("replay from %v to %v", all[0]["type"], last["type"])
+	}
+	if resp, _ := json.Marshal(last["response"]); string(resp) != mustCompact(t, body) {
+		t.Errorf("terminal response %s, want the stored %s", resp, body)
+	}
+	tail := read("stream=true&starting_after=4")
+	if len(tail) != len(all)-5 || tail[0]["sequence_number"] != float64(5) {
+		t.Errorf("starting_after=4: %d events from %v, want %d from 5", len(tail), tail[0]["sequence_number"], len(all)-5)
+	}
+	if status, _ := responsesCall(t, http.MethodGet, url+"/resp_nope?stream=true", ""); status != 404 {
+		t.Errorf("unknown id: %d, want 404", status)
+	}
+}
+
+// mustCompact re-encodes a JSON document as encoding/json does (sorted keys, no spaces).
+func mustCompact(t *testing.T, doc string) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(doc), &v); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -40,7 +40,9 @@ type Options struct {
 	Headers map[string]string
 	// Azure switches to Azure OpenAI: the key goes in an api-key header, and unless BaseURL is
 	// the v1 API (…/openai/v1) requests go to {BaseURL}/openai/deployments/{model}/{endpoint}
-	// with ?api-version=AzureAPIVersion, the upstream model being the deployment name.
+	// with ?api-version=AzureAPIVersion, the upstream model being the deployment name. With a v1
+	// BaseURL, an AzureAPIVersion sends images and audio to those deployment URLs (at the
+	// resource root) and the rest to v1: Azure's v1 reference lists no images or audio paths.
 	Azure           bool
 	AzureAPIVersion string
 	// MaxTokensOnly renames max_completion_tokens to max_tokens, for upstreams that know only the
@@ -59,10 +61,13 @@ type Provider struct {
 	auth       string
 	headers    http.Header
 	// azureVersion, when set, selects Azure's deployment URLs.
-	azureVersion  string
-	maxTokensOnly bool
-	media         []providers.Endpoint
-	client        *http.Client
+	azureVersion string
+	// azureMedia, when set, is the api-version of the deployment URLs that images and audio go
+	// to from a v1 base_url, at azureRoot (the base_url without /openai/v1).
+	azureMedia, azureRoot string
+	maxTokensOnly         bool
+	media                 []providers.Endpoint
+	client                *http.Client
 	// secrets are the key and the configured header values, made once: Credentials runs on
 	// every attempt.
 	secrets []string
@@ -90,7 +95,9 @@ func New(opts Options) (*Provider, error) {
 	}
 	if opts.Azure {
 		p.authHeader, p.auth = "Api-Key", opts.APIKey
-		if !strings.HasSuffix(p.base, "/openai/v1") {
+		if root, ok := strings.CutSuffix(p.base, "/openai/v1"); ok && opts.AzureAPIVersion != "" {
+			p.azureMedia, p.azureRoot = url.QueryEscape(opts.AzureAPIVersion), root
+		} else if !ok {
 			if opts.AzureAPIVersion == "" {
 				return nil, fmt.Errorf("api_version: required for Azure deployment URLs (or use a base_url ending in /openai/v1)")
 			}
@@ -116,6 +123,15 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 		target = p.base + "/openai/responses" + req.Path + "?api-version=" + p.azureVersion
 	case p.azureVersion != "":
 		target = p.base + "/openai/deployments/" + url.PathEscape(req.Model) + "/" + string(req.Endpoint) + "?api-version=" + p.azureVersion
+	case p.azureMedia != "" && azureDeploymentOnly(req.Endpoint):
+		target = p.azureRoot + "/openai/deployments/" + url.PathEscape(req.Model) + "/" + string(req.Endpoint) + "?api-version=" + p.azureMedia
+	}
+	if req.Query != "" {
+		sep := "?"
+		if strings.Contains(target, "?") { // Azure's api-version
+			sep = "&"
+		}
+		target += sep + req.Query
 	}
 	body := req.Body
 	if p.maxTokensOnly {
@@ -160,6 +176,17 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 		hr.Header.Set(p.authHeader, p.auth)
 	}
 	return p.client.Do(hr)
+}
+
+// azureDeploymentOnly reports whether Azure serves ep only at its deployment URLs as far as its
+// documentation says: images and audio are not in the v1 API's table (PROVIDERS-2.md §3.1, as of
+// its 2026-01 page), while openai-node's AzureOpenAI sends them to /deployments/{model}/….
+func azureDeploymentOnly(ep providers.Endpoint) bool {
+	switch ep {
+	case providers.ImageGenerations, providers.ImageEdits, providers.AudioTranscriptions, providers.AudioTranslations, providers.AudioSpeech:
+		return true
+	}
+	return false
 }
 
 // Serves implements providers.EndpointServer: the text endpoints, and the configured media ones.

@@ -221,3 +221,45 @@ func TestUploadRequests(t *testing.T) {
 		}
 	}
 }
+
+// Azure's v1 API (…/openai/v1) does not list images or audio (PROVIDERS-2.md §3.1): with an
+// api_version beside a v1 base_url those go to the deployment paths at the resource root, the
+// rest (chat, the Responses API) to v1; without one, everything goes to v1 as configured.
+func TestAzureV1MediaPaths(t *testing.T) {
+	srv, got := upstream(t)
+	form := "--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ndep\r\n--b--\r\n"
+	up := &providers.Upload{ContentType: "multipart/form-data; boundary=b", Size: int64(len(form)), Open: func() io.Reader { return strings.NewReader(form) }}
+	mixed, err := New(Options{BaseURL: srv.URL + "/openai/v1", APIKey: "ak", Azure: true, AzureAPIVersion: "2025-04-01-preview", Outbound: loopback, Media: MediaEndpoints("azure")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, _ := New(Options{BaseURL: srv.URL + "/openai/v1", APIKey: "ak", Azure: true, Outbound: loopback, Media: MediaEndpoints("azure")})
+	for _, tc := range []struct {
+		p                   *Provider
+		ep                  providers.Endpoint
+		wantPath, wantQuery string
+	}{
+		{mixed, providers.ImageEdits, "/openai/deployments/dep/images/edits", "api-version=2025-04-01-preview"},
+		{mixed, providers.AudioTranscriptions, "/openai/deployments/dep/audio/transcriptions", "api-version=2025-04-01-preview"},
+		{mixed, providers.AudioSpeech, "/openai/deployments/dep/audio/speech", "api-version=2025-04-01-preview"},
+		{mixed, providers.ImageGenerations, "/openai/deployments/dep/images/generations", "api-version=2025-04-01-preview"},
+		{mixed, providers.ChatCompletions, "/openai/v1/chat/completions", ""},
+		{mixed, providers.Responses, "/openai/v1/responses", ""},
+		{v1, providers.ImageEdits, "/openai/v1/images/edits", ""},
+	} {
+		req := &providers.Request{Endpoint: tc.ep, Model: "dep"}
+		if tc.ep == providers.ImageEdits || tc.ep == providers.AudioTranscriptions {
+			req.Upload = up
+		} else {
+			req.Body = []byte(`{"model":"dep"}`)
+		}
+		resp, err := tc.p.Do(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got.path != tc.wantPath || got.query != tc.wantQuery || got.header.Get("Api-Key") != "ak" {
+			t.Errorf("%s: %s?%s, want %s?%s", tc.ep, got.path, got.query, tc.wantPath, tc.wantQuery)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/internal/jsoncheck"
 )
 
 // errNotHistory is NextHistory's input that is not what RequestInfo.Input and a Response are.
@@ -17,7 +19,7 @@ var errNotHistory = errors.New("responses: the conversation or the response cann
 func NextHistory(input, response []byte) ([]byte, error) {
 	in := gjson.ParseBytes(input)
 	output := gjson.GetBytes(response, "output")
-	if !gjson.ValidBytes(input) || !in.IsArray() || !gjson.ValidBytes(response) || !output.IsArray() {
+	if !jsoncheck.Valid(input) || !in.IsArray() || !jsoncheck.Valid(response) || !output.IsArray() {
 		return nil, errNotHistory
 	}
 	out := make([]byte, 0, len(input)+len(output.Raw)+1)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgate/llmgate/internal/jsoncheck"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 )
 
@@ -106,7 +107,7 @@ var passFields = map[string]bool{
 // cannot honour gets a *RequestError; no other error is returned.
 func ToChat(body []byte, opts Options) ([]byte, RequestInfo, error) {
 	info := RequestInfo{Store: true}
-	if !gjson.ValidBytes(body) {
+	if !jsoncheck.Valid(body) {
 		return nil, info, reqErr("", CodeInvalidValue, "The request body is not valid JSON.")
 	}
 	root := gjson.ParseBytes(body)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgate/llmgate/internal/jsoncheck"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 )
 
@@ -195,7 +196,7 @@ func appendFunctionCallItem(dst []byte, id, status, callID, name, args string) [
 // FromChat translates a chat.completion (a 2xx answer: the gateway maps upstream errors itself)
 // into the Response of the request info describes, and returns the usage it reported.
 func FromChat(chat []byte, info RequestInfo) ([]byte, Usage, error) {
-	if !gjson.ValidBytes(chat) {
+	if !jsoncheck.Valid(chat) {
 		return nil, Usage{}, ErrNotChatCompletion
 	}
 	r := gjson.ParseBytes(chat)

@@ -9,6 +9,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/jsoncheck"
 	"github.com/llmgate/llmgate/internal/sse"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
@@ -172,7 +173,7 @@ func (s *Stream) dispatch(data []byte) {
 		s.complete()
 		return
 	}
-	if !gjson.ValidBytes(data) {
+	if !jsoncheck.Valid(data) {
 		s.broken("The upstream sent a malformed stream event.")
 		return
 	}
