@@ -30,7 +30,8 @@
 //
 // POST /v1/messages answers in Anthropic's Messages format (stream and non-stream, tools, prompt
 // caching, Anthropic error bodies), with the same words, token rules and overrides; its
-// particulars are documented in anthropic.go.
+// particulars are documented in anthropic.go. POST /v1/messages/count_tokens answers
+// {"input_tokens":N}, N being the input such a request counts (max_tokens not needed).
 //
 // POST /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse answer in
 // Gemini's native format (thought parts, parallel function calls, cumulative usageMetadata, Google

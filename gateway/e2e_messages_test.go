@@ -1,0 +1,310 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/anthropic"
+	"github.com/llmgate/llmgate/providers/mock"
+	"github.com/llmgate/llmgate/quota"
+)
+
+// messagesEnv is a gateway serving Anthropic's Messages API. "claude-sonnet-4-5" (the name
+// Claude Code sends) is served by a provider of type anthropic ("claude", upstream model
+// "claude-up") in front of the mock's Messages API on loopback: passthrough. "gpt-test" is the
+// harness's OpenAI-type deployment: translated. The quota tiers: "open" (no limits) and
+// "tiny" (2 requests a minute).
+func messagesEnv(t *testing.T, opts ...envOption) (*env, *mock.Handler, *httptest.Server) {
+	t.Helper()
+	up := mock.NewHandler(mock.Options{RequireKey: upstreamKey})
+	srv := httptest.NewServer(up)
+	t.Cleanup(srv.Close)
+	p, err := anthropic.New(anthropic.Options{BaseURL: srv.URL, APIKey: upstreamKey, Outbound: loopback})
+	qo := quota.Options{DefaultTier: "open", Tiers: map[string]quota.Limits{"open": {}, "tiny": {RPM: 2}, "metered": {TPM: 10_000_000, Concurrent: 5}}}
+	opts = append([]envOption{func(c *envConfig) { c.quota = &qo }, withRouting([]namedProvider{{"claude", p, err}},
+		providers.ModelConfig{Name: "claude-sonnet-4-5", Deployments: []providers.DeploymentConfig{{ID: "claude-dep", Provider: "claude", Model: "claude-up"}}})},
+		opts...)
+	return newEnv(t, opts...), up, srv
+}
+
+// postMessages sends a Messages request the way the Anthropic SDK does: x-api-key and
+// anthropic-version, plus hdr (name, value pairs).
+func (e *env) postMessages(ctx context.Context, path, key, body string, hdr ...string) *http.Response {
+	e.t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.baseURL+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("X-Api-Key", key)
+	}
+	req.Header.Set("Anthropic-Version", "2023-06-01")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := e.http.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp
+}
+
+// readAll reads and closes an answer.
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+const weatherTool = `{"name":"get_weather","description":"Weather of a city","input_schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}`
+
+// mockIDs are the ids the mock makes per request, which differ between two identical requests.
+var mockIDs = regexp.MustCompile(`(msg|toolu|req)_mock_[0-9a-z_]+`)
+
+// TestMessagesPassthrough: a Messages request to an Anthropic deployment reaches it byte for byte
+// but the model, with the client's anthropic-version and anthropic-beta and the gateway's
+// credential (never the caller's key), and the answer, whole or streamed, is the upstream's as it
+// is: the same bytes a direct call gets, every SSE event with its event line. The record is one
+// "messages" record with the provider's usage (input counts the cache reads and writes).
+func TestMessagesPassthrough(t *testing.T) {
+	e, up, srv := messagesEnv(t)
+	for _, stream := range []bool{false, true} {
+		name := map[bool]string{false: "whole", true: "stream"}[stream]
+		t.Run(name, func(t *testing.T) {
+			body := `{"model":"claude-sonnet-4-5","max_tokens":64,"system":[{"type":"text","text":"Be terse.","cache_control":{"type":"ephemeral"}}],` +
+				`"messages":[{"role":"user","content":"what is the weather in Paris"}],"tools":[` + weatherTool + `],"metadata":{"user_id":"u1"}`
+			if stream {
+				body += `,"stream":true`
+			}
+			body += "}"
+			// The same request straight to the upstream answers the same bytes, ids aside.
+			want, _ := sjson.Set(body, "model", "claude-up")
+			var d string
+			for range 2 { // the first writes the prompt cache, which the second and the gateway's read
+				direct, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/messages", strings.NewReader(want))
+				direct.Header.Set("X-Api-Key", upstreamKey)
+				direct.Header.Set("Anthropic-Version", "2023-06-01")
+				dresp, err := http.DefaultClient.Do(direct)
+				if err != nil {
+					t.Fatal(err)
+				}
+				d = readAll(t, dresp)
+			}
+			resp := e.postMessages(context.Background(), "/messages", e.key, body, "Anthropic-Beta", "interleaved-thinking-2025-05-14,claude-code-20250219")
+			got := readAll(t, resp)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("HTTP %d: %s", resp.StatusCode, got)
+			}
+			sent := lastMessagesRequest(t, up)
+			if sent.Body != want {
+				t.Errorf("upstream body\n%s\nwant\n%s", sent.Body, want)
+			}
+			if sent.Headers["X-Api-Key"] != upstreamKey || sent.Headers["Anthropic-Version"] != "2023-06-01" ||
+				sent.Headers["Anthropic-Beta"] != "interleaved-thinking-2025-05-14,claude-code-20250219" || strings.Contains(sent.Headers["Authorization"], e.key) {
+				t.Errorf("upstream headers %v", sent.Headers)
+			}
+			if mockIDs.ReplaceAllString(d, "ID") != mockIDs.ReplaceAllString(got, "ID") {
+				t.Errorf("through the gateway\n%s\ndirect\n%s", got, d)
+			}
+			if stream {
+				if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+					t.Errorf("Content-Type %q", ct)
+				}
+				if !strings.HasPrefix(got, "event: message_start\n") || !strings.Contains(got, "event: message_stop\n") {
+					t.Errorf("stream %s", got)
+				}
+			} else if gjson.Get(got, "type").Str != "message" || gjson.Get(got, "content.0.type").Str != "tool_use" {
+				t.Errorf("answer %s", got)
+			}
+			r := e.usageFor(resp.Header.Get("X-Request-Id"))
+			if r.Endpoint != "messages" || r.Status != 200 || r.UsageSource != "provider" || r.Deployment != "claude-dep" ||
+				r.Model != "claude-sonnet-4-5" || r.UpstreamModel != "claude-up" || r.Stream != stream {
+				t.Errorf("record %+v", r)
+			}
+			// The mock's usage: input 3+6 for the user turn plus the cached system (3+2), read from
+			// the cache.
+			if r.PromptTokens != 14 || r.CachedTokens != 5 || r.CompletionTokens <= 0 {
+				t.Errorf("tokens: prompt %d cached %d completion %d, want 14, 5, > 0", r.PromptTokens, r.CachedTokens, r.CompletionTokens)
+			}
+		})
+	}
+}
+
+// TestMessagesCountTokensPassthrough: count_tokens goes to the Anthropic deployment as it came
+// (no max_tokens needed); its record is one "messages/count_tokens" record without tokens or
+// cost, and no tokens are counted against the quota.
+func TestMessagesCountTokensPassthrough(t *testing.T) {
+	e, up, _ := messagesEnv(t)
+	k := e.newKey(keySpec{Name: "counter", UserID: "counter", Tier: "metered"})
+	resp := e.postMessages(context.Background(), "/messages/count_tokens", k.Key, `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"one two three"}]}`)
+	got := readAll(t, resp)
+	if resp.StatusCode != http.StatusOK || got != `{"input_tokens":6}` {
+		t.Fatalf("HTTP %d: %s", resp.StatusCode, got)
+	}
+	if r := up.Requests(1); len(r) != 1 || r[0].Path != "/v1/messages/count_tokens" || gjson.Get(r[0].Body, "model").Str != "claude-up" {
+		t.Errorf("upstream requests %+v", r)
+	}
+	r := e.usageFor(resp.Header.Get("X-Request-Id"))
+	if r.Endpoint != "messages/count_tokens" || r.Status != 200 || r.UsageSource != "" || r.PromptTokens != 0 || r.CostPicoUSD != nil || r.Deployment != "claude-dep" {
+		t.Errorf("record %+v", r)
+	}
+	if u := e.userQuota(k.Key, "user/counter"); u.TokensMinute != 0 || u.Requests != 1 || u.Concurrent != 0 {
+		t.Errorf("quota %+v, want one request and no tokens", u)
+	}
+}
+
+// anthropicErr reads an Anthropic error body: its error type, or "" when the body is not one.
+func anthropicErr(body string) string {
+	if gjson.Get(body, "type").Str != "error" || !gjson.Get(body, "error.message").Exists() {
+		return ""
+	}
+	return gjson.Get(body, "error.type").Str
+}
+
+// TestMessagesBadInput: what the gateway refuses on the Messages routes is answered in
+// Anthropic's error shape with Anthropic's status, before any upstream call, and costs nothing:
+// no request or token counted against the key's limits.
+func TestMessagesBadInput(t *testing.T) {
+	e, up, _ := messagesEnv(t)
+	ok := `{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`
+	for _, tc := range []struct {
+		name, path, key, body string
+		hdr                   []string
+		status                int
+		typ                   string
+	}{
+		{"no key", "/messages", "", ok, nil, 401, "authentication_error"},
+		{"wrong key", "/messages", "sk-wrong", ok, nil, 401, "authentication_error"},
+		{"not JSON", "/messages", "", `{"model":`, nil, 400, "invalid_request_error"},
+		{"not an object", "/messages", "", `["model"]`, nil, 400, "invalid_request_error"},
+		{"no model", "/messages", "", `{"max_tokens":16,"messages":[]}`, nil, 400, "invalid_request_error"},
+		{"no max_tokens", "/messages", "", `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}`, nil, 400, "invalid_request_error"},
+		{"messages not an array", "/messages", "", `{"model":"claude-sonnet-4-5","max_tokens":16,"messages":"hi"}`, nil, 400, "invalid_request_error"},
+		{"bad role", "/messages", "", `{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"system","content":"hi"}]}`, nil, 400, "invalid_request_error"},
+		{"tool_result without tool_use", "/messages", "", `{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"},` +
+			`{"role":"assistant","content":"hello"},{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"sunny"}]}]}`, nil, 400, "invalid_request_error"},
+		{"count_tokens tool_result without tool_use", "/messages/count_tokens", "", `{"model":"claude-sonnet-4-5","messages":[` +
+			`{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"sunny"}]}]}`, nil, 400, "invalid_request_error"},
+		{"unknown beta", "/messages", "", ok, []string{"Anthropic-Beta", "claude-code-20250219,made-up-beta-2030-01-01"}, 400, "invalid_request_error"},
+		{"unknown model", "/messages", "", `{"model":"claude-nope","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`, nil, 404, "not_found_error"},
+		{"body too large", "/messages", "", `{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"` + strings.Repeat("a", 1<<20) + `"}]}`, nil, 413, "request_too_large"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := e.newKey(keySpec{Name: tc.name, UserID: "bad-" + strings.ReplaceAll(tc.name, " ", "-"), Tier: "metered"})
+			key := tc.key
+			if key == "" && !strings.HasSuffix(tc.name, "key") {
+				key = k.Key
+			}
+			before := up.Stats().Requests
+			resp := e.postMessages(context.Background(), tc.path, key, tc.body, tc.hdr...)
+			got := readAll(t, resp)
+			if resp.StatusCode != tc.status || anthropicErr(got) != tc.typ {
+				t.Errorf("HTTP %d %s, want %d with an Anthropic %s", resp.StatusCode, got, tc.status, tc.typ)
+			}
+			if n := up.Stats().Requests - before; n != 0 {
+				t.Errorf("%d upstream calls", n)
+			}
+			if key != k.Key {
+				return
+			}
+			if r := e.recordOfKey(k.ID); r.Status != tc.status || r.Endpoint != strings.TrimPrefix(tc.path, "/") || r.UsageSource != "" ||
+				r.PromptTokens+r.CompletionTokens != 0 || r.CostPicoUSD != nil {
+				t.Errorf("record %+v", r)
+			}
+			if u := e.userQuota(k.Key, "user/"+"bad-"+strings.ReplaceAll(tc.name, " ", "-")); u.Requests != 0 || u.TokensMinute != 0 {
+				t.Errorf("quota spent on a refused request: %+v", u)
+			}
+		})
+	}
+}
+
+// TestMessagesQuotaHeaders: on /v1/messages, admission adds Anthropic's rate-limit headers to
+// OpenAI's, on answers and on the 429 that refuses (with retry-after, in Anthropic's shape).
+func TestMessagesQuotaHeaders(t *testing.T) {
+	e, _, _ := messagesEnv(t)
+	k := e.newKey(keySpec{Name: "tiny", UserID: "tiny", Tier: "tiny"})
+	body := `{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`
+	for i := range 3 {
+		resp := e.postMessages(context.Background(), "/messages", k.Key, body)
+		got := readAll(t, resp)
+		h := resp.Header
+		wantStatus, remaining := 200, []string{"1", "0"}[min(i, 1)]
+		if i == 2 {
+			wantStatus = 429
+		}
+		if resp.StatusCode != wantStatus {
+			t.Fatalf("request %d: HTTP %d %s", i, resp.StatusCode, got)
+		}
+		reset, err := time.Parse(time.RFC3339, h.Get("Anthropic-Ratelimit-Requests-Reset"))
+		if h.Get("Anthropic-Ratelimit-Requests-Limit") != "2" || h.Get("Anthropic-Ratelimit-Requests-Remaining") != remaining ||
+			err != nil || reset.Before(time.Now().Add(-time.Second)) || reset.After(time.Now().Add(61*time.Second)) || h.Get("X-Ratelimit-Limit-Requests") != "2" {
+			t.Errorf("request %d: headers %v", i, h)
+		}
+		if i == 2 && (anthropicErr(got) != "rate_limit_error" || h.Get("Retry-After") == "") {
+			t.Errorf("refusal %s, retry-after %q", got, h.Get("Retry-After"))
+		}
+	}
+}
+
+// TestMessagesUpstreamErrors: an upstream's error reaches the client in Anthropic's shape with
+// its own type and message; Anthropic's 529 overloaded stays a 529 overloaded_error (with its
+// retry-after), and a stream the upstream ends with an error event reaches the client with that
+// event, recorded as a failed stream with the tokens delivered.
+func TestMessagesUpstreamErrors(t *testing.T) {
+	e, _, _ := messagesEnv(t)
+	for _, tc := range []struct {
+		name, mock string
+		status     int
+		typ        string
+	}{
+		{"overloaded", `{"status":529}`, 529, "overloaded_error"},
+		{"bad request", `{"status":400}`, 400, "invalid_request_error"},
+		{"rate limited", `{"status":429}`, 429, "rate_limit_error"},
+		{"server error", `{"status":500}`, 502, "api_error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := e.postMessages(context.Background(), "/messages", e.key, `{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"}],"mock":`+tc.mock+`}`)
+			got := readAll(t, resp)
+			if resp.StatusCode != tc.status || anthropicErr(got) != tc.typ || !strings.Contains(gjson.Get(got, "error.message").Str, "mock: simulated") {
+				t.Errorf("HTTP %d %s, want %d %s with the upstream's message", resp.StatusCode, got, tc.status, tc.typ)
+			}
+			if (tc.status == 529 || tc.status == 429) && resp.Header.Get("Retry-After") != "1" {
+				t.Errorf("retry-after %q", resp.Header.Get("Retry-After"))
+			}
+		})
+	}
+	t.Run("error event mid-stream", func(t *testing.T) {
+		resp := e.postMessages(context.Background(), "/messages", e.key, `{"model":"claude-sonnet-4-5","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hi"}],"mock":{"fail_after":2}}`)
+		var events []string
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if name, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+				events = append(events, name)
+			}
+		}
+		resp.Body.Close()
+		if len(events) == 0 || events[len(events)-1] != "error" || strings.Count(strings.Join(events, ","), "error") != 1 {
+			t.Errorf("events %v, want the upstream's one error event last", events)
+		}
+		r := e.usageFor(resp.Header.Get("X-Request-Id"))
+		if r.Status != 502 || r.UsageSource != "partial" || r.Endpoint != "messages" {
+			t.Errorf("record %+v", r)
+		}
+	})
+}
