@@ -147,7 +147,7 @@ func (s *Stream) dispatch(data []byte) {
 		if msg == "" {
 			msg = "The upstream failed while streaming its answer."
 		}
-		s.fail(upstreamErrorType(e.Get("type").Str), msg)
+		s.fail(upstreamErrorType(e.Get("type").Str, e.Get("code").Str), msg)
 		return
 	}
 	choice := ev.Get("choices.0")
@@ -190,13 +190,15 @@ func (s *Stream) dispatch(data []byte) {
 	}
 }
 
-// upstreamErrorType keeps an upstream's error type when it is one of Anthropic's, else
-// api_error.
-func upstreamErrorType(t string) string {
-	switch t {
-	case TypeInvalidRequest, TypeAuthentication, TypeBilling, TypePermission, TypeNotFound,
-		TypeRequestTooBig, TypeRateLimit, TypeAPI, TypeTimeout, TypeOverloaded:
-		return t
+// upstreamErrorType keeps an upstream's error type, or else its code, when it is one of
+// Anthropic's (an overloaded_error code tells a client it may retry), else api_error.
+func upstreamErrorType(typ, code string) string {
+	for _, t := range [...]string{typ, code} {
+		switch t {
+		case TypeInvalidRequest, TypeAuthentication, TypeBilling, TypePermission, TypeNotFound,
+			TypeRequestTooBig, TypeRateLimit, TypeAPI, TypeTimeout, TypeOverloaded:
+			return t
+		}
 	}
 	return TypeAPI
 }
