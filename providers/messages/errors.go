@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 )
@@ -39,9 +40,11 @@ func (e *RequestError) Error() string { return e.Message }
 func (e *RequestError) Body() []byte { return ErrorBody(e.Type, e.Message) }
 
 // invalid builds a 400 invalid_request_error; the message names the field first, as
-// Anthropic's own validation does ("max_tokens: Field required").
+// Anthropic's own validation does ("max_tokens: Field required"). It is made valid UTF-8, as
+// it may quote the client's bytes.
 func invalid(format string, args ...any) *RequestError {
-	return &RequestError{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Message: fmt.Sprintf(format, args...)}
+	msg := strings.ToValidUTF8(fmt.Sprintf(format, args...), "\uFFFD")
+	return &RequestError{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Message: msg}
 }
 
 // ErrorBody renders an error in Anthropic's shape: {"type":"error","error":{"type","message"}}.
