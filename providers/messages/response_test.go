@@ -3,6 +3,8 @@ package messages
 import (
 	"errors"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 // testInfo is the RequestInfo of a request with a fixed id.
@@ -78,4 +80,24 @@ func TestFromChat(t *testing.T) {
 			t.Errorf("%s: %v", bad, err)
 		}
 	}
+}
+
+// TestRoundTrip: a translated answer sent back as the next assistant turn, with results for its
+// calls, translates again: the calls keep their ids, the thinking block is dropped.
+func TestRoundTrip(t *testing.T) {
+	info := testInfo(t)
+	answer, _, err := FromChat([]byte(`{"choices":[{"message":{"content":"Checking.","reasoning_content":"hm","tool_calls":[{"id":"call_a","type":"function","function":{"name":"w","arguments":"{\"c\":\"P\"}"}}]},"finish_reason":"tool_calls"}]}`), info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := gjson.GetBytes(answer, "content").Raw
+	next := `{"model":"claude-pub","max_tokens":10,"messages":[{"role":"user","content":"weather?"},{"role":"assistant","content":` + content +
+		`},{"role":"user","content":[{"type":"tool_result","tool_use_id":"call_a","content":"sunny"}]}]}`
+	chat, _, err := ToChat([]byte(next), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonEqual(t, chat, `{"model":"claude-pub","max_completion_tokens":10,"messages":[{"role":"user","content":"weather?"},
+		{"role":"assistant","content":"Checking.","tool_calls":[{"id":"call_a","type":"function","function":{"name":"w","arguments":"{\"c\":\"P\"}"}}]},
+		{"role":"tool","content":"sunny","tool_call_id":"call_a"}]}`)
 }
