@@ -73,7 +73,9 @@
 //   - Streams: message_start carries zero usage (chat usage comes last) and message_delta the
 //     whole usage. Blocks are sequential: a block of another kind or another call stops the open
 //     one; an upstream that goes back to the arguments of a stopped call ends the stream with an
-//     api_error error event, as do malformed or oversized upstream events. An upstream error
+//     api_error error event, as do malformed or oversized upstream events. A call's id and name
+//     are those of its first fragment (content_block_start carries them), so an upstream that
+//     names a call only in a later fragment gives a tool_use with an empty name. An upstream error
 //     inside the stream becomes an error event whose type is the upstream's type or code when
 //     that is one of Anthropic's, else api_error. No ping events are sent.
 package messages
