@@ -164,7 +164,8 @@ for target in "FuzzRewriteEvent ./gateway 15000" "FuzzBodyCheck ./gateway 15000"
 	"FuzzRequest ./providers/anthropic 100000" "FuzzGeminiStream ./providers/gemini 40000" \
 	"FuzzGeminiRequest ./providers/gemini 150000" "FuzzReader ./internal/sse 150000" \
 	"FuzzGeminiSchema ./providers/gemini 20000 100" "FuzzResponsesRequest ./providers/responses 100000" \
-	"FuzzResponsesStream ./providers/responses 60000" "FuzzSpool ./gateway 10000" "FuzzDuration ./internal/wav 50000"; do
+	"FuzzResponsesStream ./providers/responses 60000" "FuzzMessagesRequest ./providers/messages 100000" \
+	"FuzzMessagesStream ./providers/messages 60000" "FuzzSpool ./gateway 10000" "FuzzDuration ./internal/wav 50000"; do
 	# An optional fourth field bounds the minimisation of each new input, in executions: a
 	# target with inputs of a few KB and a costly body can otherwise spend the default 60 s
 	# minimising one input.
