@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,8 +15,10 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/llmgate/llmgate/billing/tokens"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/anthropic"
+	"github.com/llmgate/llmgate/providers/messages"
 	"github.com/llmgate/llmgate/providers/mock"
 	"github.com/llmgate/llmgate/quota"
 )
@@ -305,6 +308,129 @@ func TestMessagesUpstreamErrors(t *testing.T) {
 		r := e.usageFor(resp.Header.Get("X-Request-Id"))
 		if r.Status != 502 || r.UsageSource != "partial" || r.Endpoint != "messages" {
 			t.Errorf("record %+v", r)
+		}
+	})
+}
+
+// eventNames checks a Messages event stream's grammar as the SDKs read it (each event line names
+// its data's type) and returns the event names in order.
+func eventNames(t *testing.T, stream string) []string {
+	t.Helper()
+	var names []string
+	for _, ev := range strings.Split(strings.TrimSpace(stream), "\n\n") {
+		name, data, ok := strings.Cut(ev, "\ndata: ")
+		name, ok2 := strings.CutPrefix(name, "event: ")
+		if !ok || !ok2 || gjson.Get(data, "type").Str != name {
+			t.Fatalf("event %q of stream\n%s", ev, stream)
+		}
+		names = append(names, name)
+	}
+	return names
+}
+
+// TestMessagesTranslated: a Messages request for a model served by an OpenAI-type deployment is
+// translated to chat completions and its answer back, whole and streamed, with a tool call and
+// its follow-up tool_result; the record is one "messages" record with the upstream's usage.
+// count_tokens for such a model is counted by the gateway, without an upstream call. A model
+// with a passthrough deployment that cannot be reached fails over to a translated one.
+func TestMessagesTranslated(t *testing.T) {
+	dead, err := anthropic.New(anthropic.Options{BaseURL: "http://127.0.0.1:1", APIKey: upstreamKey, Outbound: loopback})
+	e, _, _ := messagesEnv(t, withRouting([]namedProvider{{"deadclaude", dead, err}},
+		providers.ModelConfig{Name: "mixed", Deployments: []providers.DeploymentConfig{
+			{ID: "mixed-up", Provider: "up", Model: "up-model"}, {ID: "mixed-dead", Provider: "deadclaude", Model: "claude-up"}}}))
+	ask := `{"model":"gpt-test","max_tokens":64,"system":"Be terse.","messages":[{"role":"user","content":"what is the weather in Paris"}],"tools":[` + weatherTool + `]`
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "whole", true: "stream"}[stream], func(t *testing.T) {
+			body := ask
+			if stream {
+				body += `,"stream":true`
+			}
+			e.up.Reset()
+			resp := e.postMessages(context.Background(), "/messages", e.key, body+"}")
+			got := readAll(t, resp)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("HTTP %d: %s", resp.StatusCode, got)
+			}
+			sent := e.up.Requests(1)
+			if len(sent) != 1 || sent[0].Path != "/v1/chat/completions" || gjson.Get(sent[0].Body, "model").Str != "up-model" ||
+				gjson.Get(sent[0].Body, "messages.0.role").Str != "system" || gjson.Get(sent[0].Body, "tools.0.function.name").Str != "get_weather" {
+				t.Fatalf("upstream got %+v", sent)
+			}
+			var callID, input string
+			if stream {
+				names := strings.Join(eventNames(t, got), ",")
+				if !strings.HasPrefix(names, "message_start,content_block_start,content_block_delta") || !strings.HasSuffix(names, "content_block_stop,message_delta,message_stop") {
+					t.Errorf("events %s", names)
+				}
+				for _, ev := range strings.Split(got, "\n\n") {
+					_, data, _ := strings.Cut(ev, "data: ")
+					if id := gjson.Get(data, "content_block.id").Str; id != "" {
+						callID = id
+					}
+					input += gjson.Get(data, "delta.partial_json").Str
+					if gjson.Get(data, "type").Str == "message_delta" && (gjson.Get(data, "delta.stop_reason").Str != "tool_use" || gjson.Get(data, "usage.output_tokens").Int() <= 0) {
+						t.Errorf("message_delta %s", data)
+					}
+				}
+			} else {
+				if gjson.Get(got, "type").Str != "message" || gjson.Get(got, "model").Str != "gpt-test" || !strings.HasPrefix(gjson.Get(got, "id").Str, "msg_") ||
+					gjson.Get(got, "stop_reason").Str != "tool_use" || gjson.Get(got, "content.0.type").Str != "tool_use" {
+					t.Fatalf("answer %s", got)
+				}
+				callID, input = gjson.Get(got, "content.0.id").Str, gjson.Get(got, "content.0.input").Raw
+			}
+			if callID == "" || gjson.Get(input, "city").Str == "" {
+				t.Fatalf("tool call %q with input %q", callID, input)
+			}
+			r := e.usageFor(resp.Header.Get("X-Request-Id"))
+			if r.Endpoint != "messages" || r.Status != 200 || r.UsageSource != "provider" || r.UpstreamModel != "up-model" || r.PromptTokens <= 0 || r.CompletionTokens <= 0 {
+				t.Errorf("record %+v", r)
+			}
+
+			// The follow-up with the tool's result gets the final text.
+			follow, _ := sjson.SetRaw(ask+"}", "messages", `[{"role":"user","content":"what is the weather in Paris"},{"role":"assistant","content":[{"type":"tool_use","id":"`+callID+
+				`","name":"get_weather","input":`+input+`}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"`+callID+`","content":"sunny"}]}]`)
+			resp = e.postMessages(context.Background(), "/messages", e.key, follow)
+			got = readAll(t, resp)
+			if resp.StatusCode != http.StatusOK || gjson.Get(got, "stop_reason").Str != "end_turn" || gjson.Get(got, "content.0.type").Str != "text" || gjson.Get(got, "content.0.text").Str == "" {
+				t.Errorf("follow-up: HTTP %d %s", resp.StatusCode, got)
+			}
+			if m := gjson.Get(e.up.Requests(1)[0].Body, "messages.3"); m.Get("role").Str != "tool" || m.Get("tool_call_id").Str != callID {
+				t.Errorf("upstream follow-up %s", e.up.Requests(1)[0].Body)
+			}
+		})
+	}
+	t.Run("count_tokens", func(t *testing.T) {
+		e.up.Reset()
+		body := `{"model":"gpt-test","system":"Be terse.","messages":[{"role":"user","content":"one two three"}],"tools":[` + weatherTool + `]}`
+		resp := e.postMessages(context.Background(), "/messages/count_tokens", e.key, body)
+		got := readAll(t, resp)
+		chat, _, err := messages.CountTokensToChat([]byte(body), messages.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		est, _ := tokens.New()
+		if want := est.Prompt("chat/completions", "up-model", chat); resp.StatusCode != 200 || got != `{"input_tokens":`+strconv.FormatInt(want, 10)+`}` {
+			t.Errorf("HTTP %d %s, want %d input tokens", resp.StatusCode, got, want)
+		}
+		if n := e.up.Stats().Requests; n != 0 {
+			t.Errorf("%d upstream calls for a count", n)
+		}
+		if r := e.usageFor(resp.Header.Get("X-Request-Id")); r.Endpoint != "messages/count_tokens" || r.Status != 200 || r.UsageSource != "" || r.CostPicoUSD != nil {
+			t.Errorf("record %+v", r)
+		}
+	})
+	t.Run("failover from passthrough to translated", func(t *testing.T) {
+		resp := e.postMessages(context.Background(), "/messages", e.key, `{"model":"mixed","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`)
+		got := readAll(t, resp)
+		if resp.StatusCode != 200 || gjson.Get(got, "type").Str != "message" || gjson.Get(got, "model").Str != "mixed" {
+			t.Fatalf("HTTP %d %s", resp.StatusCode, got)
+		}
+		if r := e.usageFor(resp.Header.Get("X-Request-Id")); r.Deployment != "mixed-up" || r.UsageSource != "provider" {
+			t.Errorf("record %+v", r)
+		}
+		if d := e.deploymentStatus("mixed-dead"); d.Failed == 0 {
+			t.Errorf("the passthrough deployment was not tried first: %+v", d)
 		}
 	})
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/llmgate/llmgate/internal/redact"
 	"github.com/llmgate/llmgate/internal/sse"
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/messages"
 	"github.com/llmgate/llmgate/quota"
 )
 
@@ -181,35 +181,8 @@ func checkMessagesBody(body []byte, counting bool) error {
 	return err
 }
 
-// anthropicErrorType is Anthropic's error type for a status the gateway answers with
-// (PROVIDERS-2.md §2.3).
-func anthropicErrorType(status int) string {
-	switch status {
-	case http.StatusUnauthorized:
-		return "authentication_error"
-	case http.StatusPaymentRequired:
-		return "billing_error"
-	case http.StatusForbidden:
-		return "permission_error"
-	case http.StatusNotFound:
-		return "not_found_error"
-	case http.StatusRequestEntityTooLarge:
-		return "request_too_large"
-	case http.StatusTooManyRequests:
-		return "rate_limit_error"
-	case http.StatusGatewayTimeout, http.StatusRequestTimeout:
-		return "timeout_error"
-	case statusOverloaded:
-		return "overloaded_error"
-	}
-	if status >= 500 {
-		return "api_error"
-	}
-	return "invalid_request_error"
-}
-
 // statusOverloaded is Anthropic's 529: the API is temporarily overloaded, retry later.
-const statusOverloaded = 529
+const statusOverloaded = messages.StatusOverloaded
 
 // anthropicError is how an error the gateway answers with reads in Anthropic's dialect: its
 // status and Anthropic's error type. The status is the OpenAI dialect's, but two cases:
@@ -231,7 +204,7 @@ func anthropicError(status int, e api.ErrorObject) (int, string) {
 	case anthropicTypes[e.Type] && e.Type != api.TypeInvalidRequest:
 		return status, e.Type
 	}
-	return status, anthropicErrorType(status)
+	return status, messages.ErrorType(status)
 }
 
 // anthropicTypes are Anthropic's error types.
@@ -241,26 +214,11 @@ var anthropicTypes = map[string]bool{
 	"api_error": true, "overloaded_error": true,
 }
 
-// anthropicErrorBody is Anthropic's error body: {"type":"error","error":{"type","message"}}.
-func anthropicErrorBody(typ, msg string) []byte {
-	b, _ := json.Marshal(struct {
-		Type  string `json:"type"`
-		Error struct {
-			Type    string `json:"type"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}{Type: "error", Error: struct {
-		Type    string `json:"type"`
-		Message string `json:"message"`
-	}{typ, msg}})
-	return b
-}
-
 // writeAnthropicError answers with e in Anthropic's shape (see anthropicError), with a
 // retry-after on a 429 or 529 that knows when to retry.
 func writeAnthropicError(c *gin.Context, status int, e api.ErrorObject, retryAfter time.Duration) {
 	status, typ := anthropicError(status, e)
-	b := anthropicErrorBody(typ, e.Message)
+	b := messages.ErrorBody(typ, e.Message)
 	h := c.Writer.Header()
 	if retryAfter > 0 && (status == http.StatusTooManyRequests || status == statusOverloaded) {
 		h.Set("Retry-After", retryAfterSeconds(retryAfter))
@@ -274,7 +232,7 @@ func writeAnthropicError(c *gin.Context, status int, e api.ErrorObject, retryAft
 // anthropicErrorEvent is an `error` event of a Messages stream.
 func anthropicErrorEvent(status int, e api.ErrorObject) []byte {
 	_, typ := anthropicError(status, e)
-	return append(append([]byte("event: error\ndata: "), anthropicErrorBody(typ, e.Message)...), '\n', '\n')
+	return messages.AppendErrorEvent(nil, typ, e.Message)
 }
 
 // setAnthropicRateLimits adds Anthropic's rate-limit headers beside OpenAI's: the request and
