@@ -311,6 +311,9 @@ func (x *exchange) relayMessageWhole(b []byte, out *outcome) {
 // messagesStream is what the relay follows of a Messages stream.
 type messagesStream struct {
 	usage messagesUsage
+	// final: a message_delta brought the answer's usage; until then the output count is
+	// message_start's, which the answer delivered may already exceed.
+	final bool
 	// translated is the translation of a chat stream, for a deployment that speaks only chat;
 	// nil for a stream relayed as it came.
 	translated messagesTranslatedStream
@@ -342,7 +345,9 @@ func (s *sseRelay) messagesEvent(e sse.Event) error {
 	case "message_start":
 		m.usage.update(gjson.GetBytes(payload, "message.usage"))
 	case "message_delta":
-		m.usage.update(gjson.GetBytes(payload, "usage"))
+		u := gjson.GetBytes(payload, "usage")
+		m.usage.update(u)
+		m.final = m.final || u.IsObject()
 	case "content_block_delta":
 		d := gjson.GetBytes(payload, "delta")
 		for _, k := range [...]string{"text", "partial_json", "thinking"} {
@@ -360,13 +365,12 @@ func (s *sseRelay) messagesEvent(e sse.Event) error {
 			}
 		}
 	}
-	if m.usage.found {
+	switch {
+	case m.translated != nil: // its events carry zeros until the end: the upstream's usage it is
+		s.out.usage = m.translated.Usage()
+	case m.usage.found:
 		s.out.usage = m.usage.usage()
-	}
-	if t := m.translated; t != nil && (typ == "message_delta" || typ == "message_stop") {
-		if u := t.Usage(); u.found {
-			s.out.usage = u
-		}
+		s.out.usage.estimateOutput = !m.final
 	}
 	return s.write(append(ev, '\n'))
 }

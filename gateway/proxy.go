@@ -130,6 +130,10 @@ func (x *exchange) failed(err error) outcome {
 type usage struct {
 	prompt, completion, cached, reasoning int64
 	found                                 bool
+	// estimateOutput: the answer's own count of output tokens never came (an Anthropic stream
+	// cut before its message_delta, whose message_start counted the input): the output is the
+	// larger of the count so far and the gateway's count of the answer delivered.
+	estimateOutput bool
 }
 
 // parseUsage reads an OpenAI usage object, and the spellings of compatible providers: DeepSeek

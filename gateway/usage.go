@@ -74,6 +74,9 @@ func (x *exchange) finishUsage(out *outcome) {
 	case out.usage.found:
 		u = out.usage
 		r.UsageSource = sourceProvider
+		if u.estimateOutput {
+			u.completion = max(u.completion, x.g.tokens.Text(r.UpstreamModel, out.answer.buf.String()))
+		}
 	case out.d == nil || out.firstByte.IsZero():
 		r.UsageSource = ""
 	case out.unitsReported: // a transcription's duration: the provider's measure
