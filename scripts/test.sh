@@ -110,16 +110,17 @@ for bin in initdb postgres; do
 	fi
 done
 
-# The demo test (cmd/llmgate) runs the demo's Node snippet with the official openai package, kept
-# in a cache directory outside the work tree and pinned so runs are reproducible.
+# The demo test (cmd/llmgate) runs the demo's Node snippet with the official openai package, and
+# the Messages tests the official Anthropic one (@anthropic-ai/sdk), kept in a cache directory
+# outside the work tree and pinned so runs are reproducible.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 	apt_install nodejs npm
 fi
 export LLMGATE_NODE_SDK_DIR="${LLMGATE_NODE_SDK_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/llmgate/node-sdk}"
-if [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/openai/package.json" ]; then
-	echo "test.sh: installing the openai Node SDK in $LLMGATE_NODE_SDK_DIR"
+if [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/openai/package.json" ] || [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/@anthropic-ai/sdk/package.json" ]; then
+	echo "test.sh: installing the openai and Anthropic Node SDKs in $LLMGATE_NODE_SDK_DIR"
 	mkdir -p "$LLMGATE_NODE_SDK_DIR"
-	npm install --prefix "$LLMGATE_NODE_SDK_DIR" --no-audit --no-fund --loglevel=error openai@6.30.1
+	npm install --prefix "$LLMGATE_NODE_SDK_DIR" --no-audit --no-fund --loglevel=error openai@6.30.1 @anthropic-ai/sdk@1.17.0
 fi
 
 if [ "${1:-}" = "--install-only" ]; then
