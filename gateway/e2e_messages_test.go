@@ -270,7 +270,12 @@ func TestMessagesQuotaHeaders(t *testing.T) {
 // retry-after), and a stream the upstream ends with an error event reaches the client with that
 // event, recorded as a failed stream with the tokens delivered.
 func TestMessagesUpstreamErrors(t *testing.T) {
-	e, _, _ := messagesEnv(t)
+	dead, err := anthropic.New(anthropic.Options{BaseURL: "http://127.0.0.1:1", Outbound: loopback})
+	e, _, _ := messagesEnv(t, withRouting([]namedProvider{{"deadclaude", dead, err}},
+		providers.ModelConfig{Name: "claude-dead", Deployments: []providers.DeploymentConfig{{ID: "dead-dep", Provider: "deadclaude", Model: "claude-up",
+			Breaker: providers.BreakerConfig{ConsecutiveFailures: 1, OpenFor: time.Hour}}}},
+		providers.ModelConfig{Name: "claude-idle", Deployments: []providers.DeploymentConfig{{Provider: "claude", Model: "claude-up",
+			Timeouts: providers.Timeouts{Idle: 300 * time.Millisecond}}}}))
 	for _, tc := range []struct {
 		name, mock string
 		status     int
@@ -292,6 +297,32 @@ func TestMessagesUpstreamErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("every breaker open", func(t *testing.T) {
+		// The first request fails to connect (502 api_error) and opens the breaker; the next finds
+		// no deployment to try: the OpenAI routes' 503, here Anthropic's 529 overloaded_error.
+		body := `{"model":"claude-dead","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`
+		for i, want := range []struct {
+			status int
+			typ    string
+		}{{502, "api_error"}, {529, "overloaded_error"}} {
+			resp := e.postMessages(context.Background(), "/messages", e.key, body)
+			got := readAll(t, resp)
+			if resp.StatusCode != want.status || anthropicErr(got) != want.typ {
+				t.Errorf("request %d: HTTP %d %s, want %d %s", i, resp.StatusCode, got, want.status, want.typ)
+			}
+		}
+	})
+	t.Run("gateway's error event", func(t *testing.T) {
+		// The upstream stalls mid-stream past the idle timeout: the gateway ends the stream with
+		// an error event in Anthropic's form.
+		resp := e.postMessages(context.Background(), "/messages", e.key, `{"model":"claude-idle","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hi"}],"mock":{"interval_ms":3000}}`)
+		got := readAll(t, resp)
+		evs := strings.Split(strings.TrimSpace(got), "\n\n")
+		last := evs[len(evs)-1]
+		if !strings.HasPrefix(last, "event: error\ndata: ") || anthropicErr(strings.TrimPrefix(last, "event: error\ndata: ")) != "timeout_error" || eventNames(t, got)[0] != "message_start" {
+			t.Errorf("stream %s", got)
+		}
+	})
 	t.Run("error event mid-stream", func(t *testing.T) {
 		resp := e.postMessages(context.Background(), "/messages", e.key, `{"model":"claude-sonnet-4-5","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hi"}],"mock":{"fail_after":2}}`)
 		var events []string
