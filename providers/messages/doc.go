@@ -52,7 +52,8 @@
 //     message after them (tool messages carry text only), and is_error prefixes "Error: ".
 //   - Consecutive assistant turns become one assistant message; a last assistant turn (a
 //     prefill) is sent as an assistant message, which chat models answer rather than continue.
-//   - stop_sequences become stop (OpenAI takes at most 4); metadata.user_id becomes user.
+//   - stop_sequences become stop (OpenAI takes at most 4); metadata.user_id becomes user when it has
+//     at most 64 characters (OpenAI's bound on end-user ids); a longer one is dropped.
 //   - tool_choice and disable_parallel_tool_use are left out when there are no tools (OpenAI
 //     refuses them without).
 //

@@ -60,6 +60,9 @@ func NewMessageID() string {
 	return "msg_" + hex.EncodeToString(b[:])
 }
 
+// maxUserID is the longest metadata.user_id passed on as chat's user.
+const maxUserID = 64
+
 // ToChat translates a Messages create request into a chat completions request. A request it
 // cannot honour gets a *RequestError (400, invalid_request_error); no other error is returned.
 func ToChat(body []byte, opts Options) ([]byte, RequestInfo, error) {
@@ -154,7 +157,10 @@ func translate(body []byte, opts Options, count bool) ([]byte, RequestInfo, erro
 	}
 	out = appendRaw(out, "temperature", r.temperature)
 	out = appendRaw(out, "top_p", r.topP)
-	if r.user.Type == gjson.String {
+	// OpenAI takes end-user identifiers of at most 64 characters; a longer one (Claude Code's
+	// user_…_account_…_session_… is about 160) would get every request refused upstream, so it is
+	// dropped: the gateway records its own user for each key anyway.
+	if r.user.Type == gjson.String && len(r.user.Str) <= maxUserID {
 		out = append(out, `,"user":`...)
 		out = jsonappend.String(out, r.user.Str)
 	}

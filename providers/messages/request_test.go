@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -102,6 +103,9 @@ func TestToChatMapping(t *testing.T) {
 		{"stop_sequences are stop; temperature and top_p as they are; top_k dropped; metadata.user_id is user",
 			head + `"messages":[` + user + `],"stop_sequences":["END","##"],"temperature":0.5,"top_p":0.9,"top_k":40,"metadata":{"user_id":"u-1"}}`, Options{},
 			chatHead + `"messages":[` + user + `],"stop":["END","##"],"temperature":0.5,"top_p":0.9,"user":"u-1"}`},
+		{"a metadata.user_id longer than OpenAI's 64-character user identifiers is dropped (Claude Code sends about 160)",
+			head + `"messages":[` + user + `],"metadata":{"user_id":"user_` + strings.Repeat("a", 64) + `_account_x_session_y"}}`, Options{},
+			chatHead + `"messages":[` + user + `]}`},
 		{"max_tokens goes to max_tokens when the options say so; the upstream model is written",
 			head + `"messages":[` + user + `]}`, Options{MaxTokensField: MaxTokens, Model: "up"},
 			`{"model":"up","max_tokens":10,"messages":[` + user + `]}`},
