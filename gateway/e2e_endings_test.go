@@ -245,12 +245,19 @@ func endingsEnv(t *testing.T) (*env, *scriptedUpstream) {
 	e := newEnv(t, func(c *envConfig) { c.quota = &qo }, withPrices(endingsTokenPrice, endingsChatPrice, endingsImagePrice, endingsMsgPrice),
 		withRouting([]namedProvider{openaiProvider("script", up.srv.URL), chatOnlyProvider("scriptchat", up.srv.URL, ""), {"scriptclaude", claude, err}},
 			providers.ModelConfig{Name: "msgpass", Deployments: dep("scriptclaude", "claude-up")},
-			providers.ModelConfig{Name: "msgtran", Deployments: dep("scriptchat", "chat-up")},
+			providers.ModelConfig{Name: "msgtran", Deployments: withID(dep("scriptchat", "chat-up"), "msgtran-chat-up")},
 			providers.ModelConfig{Name: "pass", Deployments: dep("script", "resp-up")},
 			providers.ModelConfig{Name: "tran", Deployments: dep("scriptchat", "chat-up")},
 			providers.ModelConfig{Name: "img", Deployments: dep("script", "gpt-image-1")},
 			providers.ModelConfig{Name: "mod", Deployments: dep("script", "omni-moderation-latest")}))
 	return e, up
+}
+
+// withID names the deployment of ds: two models on the same provider and upstream model would
+// otherwise share one deployment id, and with it one breaker and one row in /v1/providers.
+func withID(ds []providers.DeploymentConfig, id string) []providers.DeploymentConfig {
+	ds[0].ID = id
+	return ds
 }
 
 // ending is one row of the matrix: a request, how the client treats it, and the record expected.
