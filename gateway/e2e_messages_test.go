@@ -465,3 +465,45 @@ func TestMessagesTranslated(t *testing.T) {
 		}
 	})
 }
+
+// TestMessagesClaudeCode: a request as Claude Code sends it (PROVIDERS-2.md §2.5: ?beta=true,
+// Authorization: Bearer from ANTHROPIC_AUTH_TOKEN, its betas and headers, stream, thinking,
+// metadata.user_id, a large max_tokens) is served for a Claude model name whatever deployment
+// the config lists for it: passed through to an Anthropic one, translated for an OpenAI one.
+func TestMessagesClaudeCode(t *testing.T) {
+	e, up, _ := messagesEnv(t, withRouting(nil, providers.ModelConfig{Name: "claude-haiku-4-5",
+		Deployments: []providers.DeploymentConfig{{Provider: "up", Model: "up-model"}}}))
+	for _, tc := range []struct{ model, extra string }{
+		{"claude-sonnet-4-5", ""},
+		{"claude-haiku-4-5", `,"context_management":{"edits":[]}`},
+	} {
+		t.Run(tc.model, func(t *testing.T) {
+			body := `{"model":"` + tc.model + `","max_tokens":32000,"stream":true,"thinking":{"type":"enabled","budget_tokens":1024},` +
+				`"metadata":{"user_id":"user_abc_account_def_session_123"},"system":[{"type":"text","text":"You are Claude Code."}],` +
+				`"messages":[{"role":"user","content":[{"type":"text","text":"list the files"}]}]` + tc.extra + `}`
+			req, _ := http.NewRequest(http.MethodPost, e.baseURL+"/messages?beta=true", strings.NewReader(body))
+			for k, v := range map[string]string{"Authorization": "Bearer " + e.key, "Anthropic-Version": "2023-06-01", "Content-Type": "application/json",
+				"Anthropic-Beta": "claude-code-20250219,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14",
+				"X-App": "cli", "User-Agent": "claude-cli/2.1.0 (external, cli)", "Anthropic-Dangerous-Direct-Browser-Access": "true"} {
+				req.Header.Set(k, v)
+			}
+			resp, err := e.http.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := readAll(t, resp)
+			names := eventNames(t, got)
+			if resp.StatusCode != 200 || names[0] != "message_start" || names[len(names)-1] != "message_stop" {
+				t.Fatalf("HTTP %d %s", resp.StatusCode, got)
+			}
+			if r := e.usageFor(resp.Header.Get("X-Request-Id")); r.Model != tc.model || r.Endpoint != "messages" || r.UsageSource != "provider" {
+				t.Errorf("record %+v", r)
+			}
+			if tc.model == "claude-sonnet-4-5" {
+				if h := lastMessagesRequest(t, up).Headers; h["Anthropic-Beta"] != "claude-code-20250219,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14" {
+					t.Errorf("upstream headers %v", h)
+				}
+			}
+		})
+	}
+}
