@@ -482,10 +482,11 @@ func TestMessagesClaudeCode(t *testing.T) {
 				`"metadata":{"user_id":"user_abc_account_def_session_123"},"system":[{"type":"text","text":"You are Claude Code."}],` +
 				`"messages":[{"role":"user","content":[{"type":"text","text":"list the files"}]}]` + tc.extra + `}`
 			req, _ := http.NewRequest(http.MethodPost, e.baseURL+"/messages?beta=true", strings.NewReader(body))
-			for k, v := range map[string]string{"Authorization": "Bearer " + e.key, "Anthropic-Version": "2023-06-01", "Content-Type": "application/json",
-				"Anthropic-Beta": "claude-code-20250219,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14",
-				"X-App": "cli", "User-Agent": "claude-cli/2.1.0 (external, cli)", "Anthropic-Dangerous-Direct-Browser-Access": "true"} {
-				req.Header.Set(k, v)
+			hdr := []string{"Authorization", "Bearer " + e.key, "Anthropic-Version", "2023-06-01", "Content-Type", "application/json",
+				"Anthropic-Beta", "claude-code-20250219,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14",
+				"X-App", "cli", "User-Agent", "claude-cli/2.1.0 (external, cli)", "Anthropic-Dangerous-Direct-Browser-Access", "true"}
+			for i := 0; i < len(hdr); i += 2 {
+				req.Header.Set(hdr[i], hdr[i+1])
 			}
 			resp, err := e.http.Do(req)
 			if err != nil {
