@@ -91,7 +91,7 @@ func TestMessagesPassthrough(t *testing.T) {
 		name := map[bool]string{false: "whole", true: "stream"}[stream]
 		t.Run(name, func(t *testing.T) {
 			body := `{"model":"claude-sonnet-4-5","max_tokens":64,"system":[{"type":"text","text":"Be terse.","cache_control":{"type":"ephemeral"}}],` +
-				`"messages":[{"role":"user","content":"what is the weather in Paris"}],"tools":[` + weatherTool + `],"metadata":{"user_id":"u1"}`
+				`"messages":[{"role":"user","content":"use get_weather: what is the weather in Paris"}],"tools":[` + weatherTool + `],"metadata":{"user_id":"u1"}`
 			if stream {
 				body += `,"stream":true`
 			}
@@ -140,10 +140,10 @@ func TestMessagesPassthrough(t *testing.T) {
 				r.Model != "claude-sonnet-4-5" || r.UpstreamModel != "claude-up" || r.Stream != stream {
 				t.Errorf("record %+v", r)
 			}
-			// The mock's usage: input 3+6 for the user turn plus the cached system (3+2), read from
+			// The mock's usage: input 3+8 for the user turn plus the cached system (3+2), read from
 			// the cache.
-			if r.PromptTokens != 14 || r.CachedTokens != 5 || r.CompletionTokens <= 0 {
-				t.Errorf("tokens: prompt %d cached %d completion %d, want 14, 5, > 0", r.PromptTokens, r.CachedTokens, r.CompletionTokens)
+			if r.PromptTokens != 16 || r.CachedTokens != 5 || r.CompletionTokens <= 0 {
+				t.Errorf("tokens: prompt %d cached %d completion %d, want 16, 5, > 0", r.PromptTokens, r.CachedTokens, r.CompletionTokens)
 			}
 		})
 	}
@@ -369,7 +369,7 @@ func TestMessagesTranslated(t *testing.T) {
 	e, _, _ := messagesEnv(t, withRouting([]namedProvider{{"deadclaude", dead, err}},
 		providers.ModelConfig{Name: "mixed", Deployments: []providers.DeploymentConfig{
 			{ID: "mixed-up", Provider: "up", Model: "up-model"}, {ID: "mixed-dead", Provider: "deadclaude", Model: "claude-up"}}}))
-	ask := `{"model":"gpt-test","max_tokens":64,"system":"Be terse.","messages":[{"role":"user","content":"what is the weather in Paris"}],"tools":[` + weatherTool + `]`
+	ask := `{"model":"gpt-test","max_tokens":64,"system":"Be terse.","messages":[{"role":"user","content":"use get_weather: what is the weather in Paris"}],"tools":[` + weatherTool + `]`
 	for _, stream := range []bool{false, true} {
 		t.Run(map[bool]string{false: "whole", true: "stream"}[stream], func(t *testing.T) {
 			body := ask
@@ -419,7 +419,7 @@ func TestMessagesTranslated(t *testing.T) {
 			}
 
 			// The follow-up with the tool's result gets the final text.
-			follow, _ := sjson.SetRaw(ask+"}", "messages", `[{"role":"user","content":"what is the weather in Paris"},{"role":"assistant","content":[{"type":"tool_use","id":"`+callID+
+			follow, _ := sjson.SetRaw(ask+"}", "messages", `[{"role":"user","content":"use get_weather: what is the weather in Paris"},{"role":"assistant","content":[{"type":"tool_use","id":"`+callID+
 				`","name":"get_weather","input":`+input+`}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"`+callID+`","content":"sunny"}]}]`)
 			resp = e.postMessages(context.Background(), "/messages", e.key, follow)
 			got = readAll(t, resp)

@@ -21,7 +21,7 @@ import Anthropic from "@anthropic-ai/sdk";
 const client = new Anthropic({ apiKey: process.env.LLMGATE_KEY, baseURL: process.env.LLMGATE_ROOT, maxRetries: 0 });
 const model = process.env.LLMGATE_MODEL;
 const tools = [{ name: "get_weather", description: "Weather of a city", input_schema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } }];
-const ask = [{ role: "user", content: "what is the weather in Paris" }];
+const ask = [{ role: "user", content: "use get_weather: what is the weather in Paris" }];
 const answer = (m) => [...ask, { role: "assistant", content: m.content }, { role: "user", content: [{ type: "tool_result", tool_use_id: m.content[0].id, content: "sunny" }] }];
 
 const r1 = await client.messages.create({ model, max_tokens: 64, tools, messages: ask });

@@ -2,14 +2,17 @@ package mock
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
 )
 
-// Chat completions call tools by the rule of the Messages API (anthropic.go): with tools and a
-// tool_choice of "required" or a named function, or "auto" (or none) when the last message is a
-// user turn, the answer calls the named tool, else every tool whose name appears in the text of
-// the last user message, else the first; with parallel_tool_calls false only the first of them.
+// Chat completions call tools by a stricter form of the Messages API's rule (anthropic.go), so
+// that a request that merely offers tools keeps its text answer: with tools and a tool_choice of
+// "required" or a named function, or "auto" (or none) when the last message is a user turn whose
+// text names one of the tools, the answer calls the named tool, else every tool whose name
+// appears in the text of the last user message, else the first; with parallel_tool_calls false
+// only the first of them.
 // Each call's arguments hold every property of the tool's parameters (toolInput); its id is
 // call_mock_<request>_<i>; the finish_reason is tool_calls and the completion counts
 // ceil(len(arguments) / 4) tokens a call. A stream sends each call in two chunks: its id and name
@@ -64,6 +67,15 @@ func (t *chatTools) readLast(messages gjson.Result) {
 
 // calls applies the rule: the tools called, none for a text answer.
 func (t *chatTools) calls() []anthropicTool {
+	if t.choice == "" || t.choice == "auto" {
+		named := false
+		for _, tool := range t.tools {
+			named = named || (tool.name != "" && strings.Contains(t.lastUser, tool.name))
+		}
+		if !named {
+			return nil
+		}
+	}
 	choice := map[string]string{"required": "any", "function": "tool"}[t.choice]
 	if choice == "" {
 		choice = t.choice

@@ -33,8 +33,8 @@
 // particulars are documented in anthropic.go. POST /v1/messages/count_tokens answers
 // {"input_tokens":N}, N being the input such a request counts (max_tokens not needed).
 //
-// Chat completions with function tools call them by the same deterministic rule as the Messages
-// API (tool_calls, finish_reason "tool_calls"); chat_tools.go has the rule.
+// Chat completions with function tools call them when the tool choice asks for it or the last
+// user message names a tool (tool_calls, finish_reason "tool_calls"); chat_tools.go has the rule.
 //
 // POST /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse answer in
 // Gemini's native format (thought parts, parallel function calls, cumulative usageMetadata, Google
