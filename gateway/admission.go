@@ -38,7 +38,7 @@ func (x *exchange) addMoney(subjects []quota.Subject, payer billing.Payer) {
 // reservation is the token estimate held while the request runs: the prompt (a byte count / 4
 // upper estimate: JSON syntax and keys count too) plus the most the answer may use.
 func (r request) reservation(defaultMax int64) int64 {
-	if r.lookup {
+	if r.lookup || r.counting { // nothing is generated: the rate and concurrency limits alone apply
 		return 0
 	}
 	prompt := int64(len(r.body)/4) + 1
@@ -84,6 +84,9 @@ func (x *exchange) admit(req request, cands []*providers.Deployment, payer billi
 		h.Set("X-Ratelimit-Limit-Tokens", strconv.FormatInt(w.Limit, 10))
 		h.Set("X-Ratelimit-Remaining-Tokens", strconv.FormatInt(max(w.Remaining, 0), 10))
 		h.Set("X-Ratelimit-Reset-Tokens", w.Reset.Round(time.Millisecond).String())
+	}
+	if dialectOf(x.c) == dialectAnthropic {
+		setAnthropicRateLimits(h, res, time.Now())
 	}
 	if !res.Allowed {
 		switch res.Dimension {

@@ -21,13 +21,15 @@ import (
 	"github.com/llmgate/llmgate/billing"
 	"github.com/llmgate/llmgate/billing/tokens"
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/anthropic"
+	"github.com/llmgate/llmgate/providers/messages"
 	"github.com/llmgate/llmgate/providers/responses"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
 
-// The metering endings matrix of the endpoints beside chat: for /v1/responses (passthrough and
-// translated, streamed and whole), /v1/images/generations and /v1/moderations, every way a
+// The metering endings matrix of the endpoints beside chat: for /v1/responses and /v1/messages
+// (passthrough and translated, streamed and whole), /v1/images/generations and /v1/moderations, every way a
 // request can end — complete, the client leaving, the upstream breaking off, no usage from the
 // upstream, an upstream error status, an upstream timeout — leaves exactly one usage record with
 // the status, tokens, usage source, units and cost of that ending, and the caller's quota settled:
@@ -57,8 +59,35 @@ const (
 
 // scriptedCutEvents is how many events of a stream the upstream sends before it cuts or stalls:
 // for the Responses fixture, up to its second text delta; for chat, the role chunk and two
-// content chunks; for an image stream, its two partial images.
-var scriptedCutEvents = map[string]int{"/v1/responses": 8, "/v1/chat/completions": 3, "/v1/images/generations": 2}
+// content chunks; for an image stream, its two partial images; for Messages, up to the second
+// text delta.
+var scriptedCutEvents = map[string]int{"/v1/responses": 8, "/v1/chat/completions": 3, "/v1/images/generations": 2, "/v1/messages": 5}
+
+// scriptedMessage is the Messages API's answer of the scripted upstream, streamed (with a ping,
+// as Anthropic sends one) and whole; without usage when noUsage is set.
+func scriptedMessage(noUsage bool) (events [][]byte, doc []byte) {
+	startUsage, deltaUsage := `,"usage":{"input_tokens":9,"cache_creation_input_tokens":1,"cache_read_input_tokens":2,"output_tokens":1}`, `,"usage":{"output_tokens":3}`
+	if noUsage {
+		startUsage, deltaUsage = "", ""
+	}
+	ev := func(name, data string) []byte { return []byte("event: " + name + "\ndata: " + data + "\n\n") }
+	events = [][]byte{
+		ev("message_start", `{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-up","stop_reason":null,"stop_sequence":null`+startUsage+`}}`),
+		ev("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`),
+		ev("ping", `{"type": "ping"}`),
+		ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"one"}}`),
+		ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" two"}}`),
+		ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" three"}}`),
+		ev("content_block_stop", `{"type":"content_block_stop","index":0}`),
+		ev("message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null}`+deltaUsage+`}`),
+		ev("message_stop", `{"type":"message_stop"}`),
+	}
+	doc = []byte(`{"id":"msg_1","type":"message","role":"assistant","model":"claude-up","content":[{"type":"text","text":"one two three"}],"stop_reason":"end_turn","stop_sequence":null`)
+	if !noUsage {
+		doc = append(doc, `,"usage":{"input_tokens":9,"cache_creation_input_tokens":1,"cache_read_input_tokens":2,"output_tokens":3}`...)
+	}
+	return events, append(doc, '}')
+}
 
 func newScriptedUpstream(t *testing.T) *scriptedUpstream {
 	t.Helper()
@@ -131,6 +160,8 @@ func newScriptedUpstream(t *testing.T) *scriptedUpstream {
 				doc = append(doc, `,"usage":{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14,"prompt_tokens_details":{"cached_tokens":2}}`...)
 			}
 			doc = append(doc, '}')
+		case "/v1/messages":
+			events, doc = scriptedMessage(ending == endNoUsage)
 		case "/v1/images/generations":
 			partial := func(i int) []byte {
 				return []byte(`event: image_generation.partial_image` + "\n" + `data: {"type":"image_generation.partial_image","b64_json":"iVBO","partial_image_index":` +
@@ -156,7 +187,9 @@ func newScriptedUpstream(t *testing.T) *scriptedUpstream {
 			w.Header().Set("Content-Type", "text/event-stream")
 			for i, ev := range events {
 				if (ending == endUpCut || ending == endStall || ending == endErrEvent) && i == scriptedCutEvents[r.URL.Path] {
-					if ending == endErrEvent && r.URL.Path != "/v1/chat/completions" {
+					if ending == endErrEvent && r.URL.Path == "/v1/messages" {
+						_, _ = io.WriteString(w, "event: error\n"+`data: {"type":"error","error":{"type":"overloaded_error","message":"scripted failure"}}`+"\n\n")
+					} else if ending == endErrEvent && r.URL.Path != "/v1/chat/completions" {
 						_, _ = io.WriteString(w, `event: error`+"\n"+`data: {"type":"error","code":"server_error","message":"scripted failure","param":null,"sequence_number":8}`+"\n\n")
 					} else if ending == endErrEvent {
 						_, _ = io.WriteString(w, `data: {"error":{"message":"scripted failure","type":"server_error","param":null,"code":null}}`+"\n\n")
@@ -195,6 +228,7 @@ func newScriptedUpstream(t *testing.T) *scriptedUpstream {
 var (
 	endingsTokenPrice = billing.Price{Model: "resp-up", InputPerM: 2_000_000, OutputPerM: 8_000_000, CachedInputPerM: 500_000}
 	endingsChatPrice  = billing.Price{Model: "chat-up", InputPerM: 1_000_000, OutputPerM: 4_000_000, CachedInputPerM: 250_000}
+	endingsMsgPrice   = billing.Price{Model: "claude-up", InputPerM: 3_000_000, OutputPerM: 15_000_000, CachedInputPerM: 300_000}
 	endingsImagePrice = billing.Price{Model: "gpt-image-1", InputPerM: 5_000_000, OutputPerM: 40_000_000, Images: map[string]int64{"default": 42_000}}
 )
 
@@ -203,6 +237,8 @@ var (
 //	pass → script/resp-up (an openai-type deployment: the Responses API passed through)
 //	tran → scriptchat/chat-up (a chat-only deployment: the Responses API translated)
 //	img  → script/gpt-image-1, mod → script/omni-moderation-latest
+//	msgpass → scriptclaude/claude-up (an anthropic-type deployment: the Messages API passed through)
+//	msgtran → scriptchat/chat-up (the Messages API translated)
 //
 // Users of tier "metered" count tokens per minute and concurrency, so both show in /v1/usage.
 func endingsEnv(t *testing.T) (*env, *scriptedUpstream) {
@@ -215,13 +251,23 @@ func endingsEnv(t *testing.T) (*env, *scriptedUpstream) {
 			Breaker: providers.BreakerConfig{ConsecutiveFailures: 1000}}}
 	}
 	qo := quota.Options{DefaultTier: "open", Tiers: map[string]quota.Limits{"open": {}, "metered": {TPM: 10_000_000, Concurrent: 5}}}
-	e := newEnv(t, func(c *envConfig) { c.quota = &qo }, withPrices(endingsTokenPrice, endingsChatPrice, endingsImagePrice),
-		withRouting([]namedProvider{openaiProvider("script", up.srv.URL), chatOnlyProvider("scriptchat", up.srv.URL, "")},
+	claude, err := anthropic.New(anthropic.Options{BaseURL: up.srv.URL, Outbound: loopback})
+	e := newEnv(t, func(c *envConfig) { c.quota = &qo }, withPrices(endingsTokenPrice, endingsChatPrice, endingsImagePrice, endingsMsgPrice),
+		withRouting([]namedProvider{openaiProvider("script", up.srv.URL), chatOnlyProvider("scriptchat", up.srv.URL, ""), {"scriptclaude", claude, err}},
+			providers.ModelConfig{Name: "msgpass", Deployments: dep("scriptclaude", "claude-up")},
+			providers.ModelConfig{Name: "msgtran", Deployments: withID(dep("scriptchat", "chat-up"), "msgtran-chat-up")},
 			providers.ModelConfig{Name: "pass", Deployments: dep("script", "resp-up")},
 			providers.ModelConfig{Name: "tran", Deployments: dep("scriptchat", "chat-up")},
 			providers.ModelConfig{Name: "img", Deployments: dep("script", "gpt-image-1")},
 			providers.ModelConfig{Name: "mod", Deployments: dep("script", "omni-moderation-latest")}))
 	return e, up
+}
+
+// withID names the deployment of ds: two models on the same provider and upstream model would
+// otherwise share one deployment id, and with it one breaker and one row in /v1/providers.
+func withID(ds []providers.DeploymentConfig, id string) []providers.DeploymentConfig {
+	ds[0].ID = id
+	return ds
 }
 
 // ending is one row of the matrix: a request, how the client treats it, and the record expected.
@@ -268,6 +314,47 @@ func TestMeteringEndings(t *testing.T) {
 			kind := fam.model + map[bool]string{true: " stream", false: " whole"}[stream]
 			row := func(name, end string, clientCut bool, status int, source, cost string) ending {
 				c := ending{name: kind + " " + name, path: "/responses", body: resp(fam.model, end, stream), stream: stream,
+					clientCut: clientCut, status: status, source: source, cost: cost}
+				if source == "provider" {
+					c.provider = fam.usage
+				}
+				return c
+			}
+			cases = append(cases,
+				row("complete", endComplete, false, 200, "provider", "tokens"),
+				row("no usage", endNoUsage, false, 200, "estimated", "tokens"),
+				row("upstream 500", end500, false, 502, "", ""),
+				row("upstream 400", end400, false, 400, "", ""),
+				row("first byte timeout", endHang, false, 504, "", ""))
+			if stream {
+				cases = append(cases,
+					row("client cut", endStall, true, 499, "partial", "tokens"),
+					row("upstream cut", endUpCut, false, 502, "partial", "tokens"),
+					row("upstream error event", endErrEvent, false, 502, "partial", "tokens"),
+					row("idle timeout", endStall, false, 504, "partial", "tokens"))
+			} else {
+				cases = append(cases,
+					row("client cut mid-body", endStall, true, 499, "", ""),
+					row("upstream cut mid-body", endUpCut, false, 502, "", ""),
+					row("idle timeout mid-body", endStall, false, 504, "", ""))
+			}
+		}
+	}
+	msg := func(model, ending string, stream bool) string {
+		b := `{"model":"` + model + `","max_tokens":64,"messages":[{"role":"user","content":"please ending:` + ending + ` now"}]`
+		if stream {
+			b += `,"stream":true`
+		}
+		return b + "}"
+	}
+	for _, fam := range []struct {
+		model string
+		usage billing.Usage
+	}{{"msgpass", billing.Usage{Prompt: 12, Completion: 3, Cached: 2}}, {"msgtran", chatUsage}} {
+		for _, stream := range []bool{true, false} {
+			kind := fam.model + map[bool]string{true: " stream", false: " whole"}[stream]
+			row := func(name, end string, clientCut bool, status int, source, cost string) ending {
+				c := ending{name: kind + " " + name, path: "/messages", body: msg(fam.model, end, stream), stream: stream,
 					clientCut: clientCut, status: status, source: source, cost: cost}
 				if source == "provider" {
 					c.provider = fam.usage
@@ -366,9 +453,21 @@ func TestMeteringEndings(t *testing.T) {
 					}
 					prompt = est.Prompt("chat/completions", upstreamModel, chat)
 				}
+				if tc.path == "/messages" { // counted as its chat translation, passed through or not
+					chat, _, err := messages.ToChat([]byte(tc.body), messages.Options{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					prompt = est.Prompt("chat/completions", upstreamModel, chat)
+				}
 				want = billing.Usage{Prompt: prompt, Completion: est.Text(upstreamModel, delivered)}
 			case "":
 				want = billing.Usage{}
+			}
+			if tc.source == "partial" && strings.HasPrefix(tc.body, `{"model":"msgpass"`) {
+				// Anthropic's message_start counted the input (and said 1 output token so far): the
+				// record keeps the input and counts the output delivered.
+				want = billing.Usage{Prompt: 12, Cached: 2, Completion: max(1, est.Text(upstreamModel, delivered))}
 			}
 			if got := (billing.Usage{Prompt: r.PromptTokens, Completion: r.CompletionTokens, Cached: r.CachedTokens, Reasoning: r.ReasoningTokens}); got != want {
 				t.Errorf("tokens %+v, want %+v (answer delivered %q)", got, want, delivered)
@@ -379,7 +478,7 @@ func TestMeteringEndings(t *testing.T) {
 			var wantCost *int64
 			switch tc.cost {
 			case "tokens":
-				p := map[string]billing.Price{"resp-up": endingsTokenPrice, "chat-up": endingsChatPrice, "gpt-image-1": endingsImagePrice}[upstreamModel]
+				p := map[string]billing.Price{"resp-up": endingsTokenPrice, "chat-up": endingsChatPrice, "gpt-image-1": endingsImagePrice, "claude-up": endingsMsgPrice}[upstreamModel]
 				c, err := billing.Cost(p, want)
 				if err != nil {
 					t.Fatal(err)
@@ -428,6 +527,11 @@ func readEnding(t *testing.T, res *http.Response, tc ending, leave func()) strin
 				text.WriteString(part.Get("text").Str)
 			}
 		}
+		if res.StatusCode == http.StatusOK && tc.path == "/messages" {
+			for _, part := range gjson.GetBytes(b, "content").Array() {
+				text.WriteString(part.Get("text").Str)
+			}
+		}
 		return text.String()
 	}
 	var text strings.Builder
@@ -436,11 +540,18 @@ func readEnding(t *testing.T, res *http.Response, tc ending, leave func()) strin
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		data, ok := strings.CutPrefix(sc.Text(), "data: ")
-		typ := gjson.Get(data, "type").Str
-		if !ok || (typ != "response.output_text.delta" && !strings.HasSuffix(typ, ".partial_image")) {
+		switch typ := gjson.Get(data, "type").Str; {
+		case !ok:
+			continue
+		case typ == "response.output_text.delta":
+			text.WriteString(gjson.Get(data, "delta").Str)
+		case strings.HasSuffix(typ, ".partial_image"): // a partial image is no text
+			continue
+		case typ == "content_block_delta":
+			text.WriteString(gjson.Get(data, "delta.text").Str)
+		default:
 			continue
 		}
-		text.WriteString(gjson.Get(data, "delta").Str) // a partial image is no text
 		if deltas++; deltas == 2 && tc.clientCut {
 			leave()
 			return text.String()

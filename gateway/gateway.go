@@ -85,6 +85,10 @@ type Options struct {
 	// for a chat-only deployment (its conversation and the Response); a larger one is answered
 	// with "store":false and not kept [8 MiB].
 	ResponsesMaxKeptBytes int `yaml:"responses_max_kept_bytes"`
+	// AnthropicBetas are anthropic-beta values accepted on /v1/messages beyond the ones the
+	// gateway knows (knownBetas): a request naming any other is refused with a 400 before any
+	// upstream call [none].
+	AnthropicBetas []string `yaml:"anthropic_betas"`
 	// CostUserLabels bounds the userId label of the gov_cost_* metrics: the top N users by cost
 	// (recent cost weighs more) get their own series, the rest share "other" [100].
 	CostUserLabels int `yaml:"cost_user_labels"`
@@ -245,6 +249,8 @@ type Gateway struct {
 	bodies    *bodyChecker
 	// spooled counts the bytes reserved by the upload spools in flight (max_upload_spool_bytes).
 	spooled spoolRoom
+	// betas are the anthropic-beta values of Options.AnthropicBetas.
+	betas   map[string]bool
 	ready   atomic.Bool
 	quotaOK func() bool
 	tracer  trace.Tracer // nil: tracing off
@@ -298,6 +304,10 @@ func New(d Deps, opts Options) *Gateway {
 	}
 	g.router.Store(d.Router)
 	g.bodies = &bodyChecker{maxDepth: opts.MaxJSONDepth, strip: opts.StripBodyFields}
+	g.betas = make(map[string]bool, len(opts.AnthropicBetas))
+	for _, b := range opts.AnthropicBetas {
+		g.betas[b] = true
+	}
 	g.keys = newKeyCache(d.Keys, opts.KeyCacheTTL, opts.NegativeKeyCacheTTL, opts.KeyLookupsPerAddress, d.Metrics)
 	g.ready.Store(true)
 	g.base, g.cut = context.WithCancelCause(context.Background())
@@ -367,6 +377,9 @@ func (g *Gateway) Handler() http.Handler {
 	v1.POST("/audio/translations", g.relayHandler(providers.AudioTranslations))
 	v1.POST("/audio/speech", g.relayHandler(providers.AudioSpeech))
 	v1.POST("/moderations", g.relayHandler(providers.Moderations))
+	msgs := v1.Group("/messages", anthropicFront)
+	msgs.POST("", g.relayHandler(providers.Messages))
+	msgs.POST("/count_tokens", g.relayHandler(providers.MessagesCountTokens))
 	v1.GET("/models", g.handleModels)
 	v1.GET("/models/*model", g.handleModel)
 	v1.GET("/providers", g.handleProviders)
@@ -442,16 +455,24 @@ func (g *Gateway) handleReady(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "store": "ok", "quota": "ok"})
 }
 
+// writeError answers err, in the dialect of the route (OpenAI's, or Anthropic's on the Messages
+// routes: see anthropicError).
 func writeError(c *gin.Context, err error) {
 	status, body := classify(err)
 	if status == StatusClientClosed {
 		c.Status(status)
 		return
 	}
-	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
-		if ge, ok := err.(*Error); ok && ge.retryAfter > 0 {
-			c.Header("Retry-After", retryAfterSeconds(ge.retryAfter))
-		}
+	var retryAfter time.Duration
+	if ge, ok := err.(*Error); ok {
+		retryAfter = ge.retryAfter
+	}
+	if dialectOf(c) == dialectAnthropic {
+		writeAnthropicError(c, status, body, retryAfter)
+		return
+	}
+	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && retryAfter > 0 {
+		c.Header("Retry-After", retryAfterSeconds(retryAfter))
 	}
 	body.Write(c.Writer, status)
 }

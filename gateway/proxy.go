@@ -51,7 +51,8 @@ type exchange struct {
 	payer billing.Payer
 	// answering is the deployment of the current upstream attempt.
 	answering *providers.Deployment
-	// lookup marks the Responses API's operations by id: relayed, never metered by tokens.
+	// lookup marks the requests relayed but never metered by tokens: the Responses API's
+	// operations by id, and Messages count_tokens.
 	lookup bool
 	// unstored marks a Responses request with store:false: the upstream keeps no response, so
 	// there is no route to remember.
@@ -66,6 +67,8 @@ type exchange struct {
 	translating *translation
 	// times is what the upstream attempts took, to tell the gateway's own time from theirs.
 	times attemptTimes
+	// msgsTranslating is the same for a Messages request (a deployment that speaks only chat).
+	msgsTranslating *messagesTranslation
 }
 
 // outcome is how a request ended, as the step that ended it reports it: the status and error
@@ -134,6 +137,10 @@ func (x *exchange) failed(err error) outcome {
 type usage struct {
 	prompt, completion, cached, reasoning int64
 	found                                 bool
+	// estimateOutput: the answer's own count of output tokens never came (an Anthropic stream
+	// cut before its message_delta, whose message_start counted the input): the output is the
+	// larger of the count so far and the gateway's count of the answer delivered.
+	estimateOutput bool
 }
 
 // parseUsage reads an OpenAI usage object, and the spellings of compatible providers: DeepSeek
@@ -258,6 +265,11 @@ func (x *exchange) relay() outcome {
 		if cands, err = x.responsesCandidates(&req, cands); err != nil {
 			return x.failed(err)
 		}
+	case req.messages:
+		if cands, err = x.messagesCandidates(&req, cands); err != nil {
+			return x.failed(err)
+		}
+		x.lookup = req.counting
 	case isMedia(x.ep):
 		if cands, err = capable(cands, x.ep, req.model); err != nil {
 			return x.failed(err)
@@ -277,6 +289,9 @@ func (x *exchange) relay() outcome {
 		return x.failed(err)
 	}
 	x.lease = lease
+	if req.countLocally {
+		return x.countTokens(req, cands)
+	}
 	return x.forward(req, strategy, cands)
 }
 
@@ -443,6 +458,11 @@ type request struct {
 	upload *spool
 	// speech is what an audio/speech body says.
 	speech speechRequest
+	// messages marks an Anthropic Messages request (counting: its count_tokens); msgs is what
+	// the deployments that speak only chat get (nil when none may be sent it), and countLocally
+	// says that no deployment of the model can count: the gateway does.
+	messages, counting, countLocally bool
+	msgs                             *messagesTranslation
 }
 
 // parseRequest checks the body (see bodyChecker) and picks out the few fields routing needs,
@@ -502,6 +522,13 @@ func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request,
 			return request{}, err
 		}
 	}
+	if ep == providers.Messages || ep == providers.MessagesCountTokens {
+		r.messages, r.counting = true, ep == providers.MessagesCountTokens
+		r.stream = r.stream && !r.counting
+		if err := checkMessagesBody(body, r.counting); err != nil {
+			return request{}, err
+		}
+	}
 	if facts.strip {
 		r.body = bc.stripFields(body)
 	}
@@ -522,8 +549,9 @@ func (r request) upstreamBody(model string) ([]byte, bool, error) {
 			return nil, false, err
 		}
 	}
-	// Responses streams always end with their usage; the media streams carry theirs in their own way.
-	inject := r.stream && !r.includeUsage && !r.responses && !r.media
+	// Responses and Messages streams always end with their usage; the media streams carry theirs
+	// in their own way.
+	inject := r.stream && !r.includeUsage && !r.responses && !r.media && !r.messages
 	if inject {
 		if out, err = sjson.SetBytes(out, "stream_options.include_usage", true); err != nil {
 			return nil, false, err
@@ -544,6 +572,10 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 	var last error = errNoUpstrm
 	hdr := http.Header{"Traceparent": {x.traceparent}, "X-Request-Id": {x.rec.RequestID}}
 	cands = g.balancer.Order(cands, strategy, g.priceOf)
+	var msgHdr http.Header // what a deployment speaking the Messages API is sent
+	if req.messages {
+		cands, msgHdr = nativeFirst(cands), x.messagesHeader(hdr)
+	}
 	attempts, open := 0, 0
 	var failed failedAttempt // the last failed attempt, logged once it is known whether another follows
 	g.retries.deposit()
@@ -568,13 +600,20 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			}
 		}
 		attempts++
-		ep, body, inject, err := x.ep, []byte(nil), false, error(nil)
-		x.translating = nil
-		if req.translated.serves(d) {
+		ep, body, inject, err, h := x.ep, []byte(nil), false, error(nil), hdr
+		x.translating, x.msgsTranslating = nil, nil
+		switch {
+		case req.translated.serves(d):
 			ep, x.translating = providers.ChatCompletions, req.translated
 			body, err = req.translated.body(d.Model)
-		} else if req.upload == nil {
+		case req.msgs.serves(d):
+			ep, x.msgsTranslating = providers.ChatCompletions, req.msgs
+			body, err = req.msgs.body(d.Model)
+		case req.upload == nil:
 			body, inject, err = req.upstreamBody(d.Model)
+		}
+		if msgHdr != nil && x.msgsTranslating == nil {
+			h = msgHdr
 		}
 		if err != nil {
 			a.Excused()
@@ -593,7 +632,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		if req.upload != nil {
 			upload = req.upload.forModel(d.Model)
 		}
-		span, ahdr := x.startAttempt(d, ep, attempts, hdr)
+		span, ahdr := x.startAttempt(d, ep, attempts, h)
 		resp, wrote, err := x.call(d, &providers.Request{Endpoint: ep, Body: body, Stream: req.stream, Model: d.Model, Header: ahdr,
 			Method: req.method, Path: req.path, Query: req.query, Upload: upload})
 		if err != nil {
@@ -725,6 +764,9 @@ func (x *exchange) respond(resp *http.Response, injected bool, secrets []string)
 	if t := x.translating; t != nil {
 		return x.relayTranslated(resp, t, secrets)
 	}
+	if t := x.msgsTranslating; t != nil {
+		return x.relayMessagesTranslated(resp, t, secrets)
+	}
 	if x.rec.Stream && isEventStream(resp.Header.Get("Content-Type")) {
 		return x.relayStream(resp, injected, secrets)
 	}
@@ -751,6 +793,8 @@ func (x *exchange) relayWhole(resp *http.Response) (out outcome) {
 	switch {
 	case x.ep == providers.Responses:
 		x.relayResponseWhole(b, &out)
+	case x.ep == providers.Messages:
+		x.relayMessageWhole(b, &out)
 	case isAudio(x.ep):
 		out.usage, out.units.AudioSeconds, out.unitsReported = transcriptionUsage(b)
 	default:

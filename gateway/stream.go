@@ -63,6 +63,8 @@ type sseRelay struct {
 	out      outcome
 	// resp follows a Responses API stream, whose events differ from chat chunks; nil for others.
 	resp *responsesStream
+	// msgs follows an Anthropic Messages stream; nil for others.
+	msgs *messagesStream
 }
 
 // relayStream relays an SSE answer and reports how it ended.
@@ -93,6 +95,10 @@ func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []str
 		s.resp.translated, _ = resp.Body.(*responses.Stream)
 		defer s.waitRemembered()
 		handle = s.responsesEvent
+	} else if x.ep == providers.Messages {
+		s.msgs = &messagesStream{}
+		s.msgs.translated, _ = resp.Body.(messagesTranslatedStream)
+		handle = s.messagesEvent
 	} else if isAudio(x.ep) {
 		handle = s.audioEvent
 	} else if isImages(x.ep) {
@@ -140,8 +146,7 @@ func (s *sseRelay) finish(err error) {
 		s.out.status, s.out.errType = http.StatusBadGateway, errTypeStreamBroken
 	case s.x.cut(): // the drain deadline: the client is still there and gets told why
 		s.out.fail(errShuttingDown)
-		_, e := classify(errShuttingDown)
-		_ = s.errorEvent(e)
+		_ = s.errorEvent(errShuttingDown)
 	case s.x.ctx.Err() != nil:
 		s.out.fail(context.Canceled) // the client went away
 	case s.upErr:
@@ -150,20 +155,26 @@ func (s *sseRelay) finish(err error) {
 		s.out.status, s.out.errType = http.StatusBadGateway, errTypeStreamBroken
 	case isAttemptTimeout(err): // the deployment's idle or total timeout cut it
 		s.out.fail(err)
-		_, e := classify(err)
-		_ = s.errorEvent(e)
+		_ = s.errorEvent(err)
 	case err != io.EOF:
 		s.out.status, s.out.errType = http.StatusBadGateway, errTypeStreamBroken
-		e := api.NewError(api.TypeUpstream, "stream_interrupted", "", "The upstream stream was interrupted before it completed.")
-		_ = s.errorEvent(e)
+		_ = s.errorEvent(errStreamInterrupted)
 	}
 }
 
+// errStreamInterrupted ends a stream the upstream broke off.
+var errStreamInterrupted = newError(http.StatusBadGateway, api.TypeUpstream, "stream_interrupted", "", "The upstream stream was interrupted before it completed.")
+
 // errorEvent tells the client that the stream failed, in the stream's own form: a data-only
-// event with the error envelope for chat and completions, an "error" event for the Responses API.
-func (s *sseRelay) errorEvent(e api.ErrorObject) error {
-	if s.resp != nil {
+// event with the error envelope for chat and completions, an "error" event for the Responses API
+// and the Messages API.
+func (s *sseRelay) errorEvent(err error) error {
+	status, e := classify(err)
+	switch {
+	case s.resp != nil:
 		return s.write(s.resp.errorEvent(e))
+	case s.msgs != nil:
+		return s.write(s.msgs.errorEvent(status, e))
 	}
 	return s.write(append(append([]byte("data: "), e.Marshal()...), '\n', '\n'))
 }

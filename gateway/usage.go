@@ -11,6 +11,7 @@ import (
 
 	"github.com/llmgate/llmgate/billing"
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/messages"
 )
 
 // Usage sources of a record.
@@ -73,6 +74,9 @@ func (x *exchange) finishUsage(out *outcome) {
 	case out.usage.found:
 		u = out.usage
 		r.UsageSource = sourceProvider
+		if u.estimateOutput {
+			u.completion = max(u.completion, x.g.tokens.Text(r.UpstreamModel, out.answer.buf.String()))
+		}
 	case out.d == nil || out.firstByte.IsZero():
 		r.UsageSource = ""
 	case out.unitsReported: // a transcription's duration: the provider's measure
@@ -142,10 +146,21 @@ func (x *exchange) finishUsage(out *outcome) {
 }
 
 // promptTokens estimates the prompt of the request as the answering deployment got it: for a
-// translated Responses request the chat body, which carries the kept conversation too.
+// translated Responses request the chat body, which carries the kept conversation too; for a
+// Messages request its chat translation.
 func (x *exchange) promptTokens(model string) int64 {
 	if t := x.translating; t != nil {
 		return x.g.tokens.Prompt(string(providers.ChatCompletions), model, t.chat)
+	}
+	if t := x.msgsTranslating; t != nil {
+		return x.g.tokens.Prompt(string(providers.ChatCompletions), model, t.chat)
+	}
+	if x.ep == providers.Messages {
+		// A Messages body is counted as its chat translation, which carries the system prompt
+		// and the tools in the form the tokenizer counts; one it refuses, as it is.
+		if chat, _, err := messages.ToChat(x.body, messages.Options{}); err == nil {
+			return x.g.tokens.Prompt(string(providers.ChatCompletions), model, chat)
+		}
 	}
 	return x.g.tokens.Prompt(string(x.ep), model, x.body)
 }

@@ -30,6 +30,13 @@ const (
 	AudioTranslations   Endpoint = "audio/translations"
 	// AudioSpeech takes a JSON body and answers audio bytes (or SSE with stream_format "sse").
 	AudioSpeech Endpoint = "audio/speech"
+	// Messages is Anthropic's Messages API (POST /v1/messages), and MessagesCountTokens its
+	// POST /v1/messages/count_tokens: Body is Anthropic's JSON, relayed as it is (but the model)
+	// and answered in Anthropic's format, stream or not, errors too, only by the deployments
+	// whose provider serves it (NativeMessages). Request.Header carries the client's
+	// anthropic-version and anthropic-beta.
+	Messages            Endpoint = "messages"
+	MessagesCountTokens Endpoint = "messages/count_tokens"
 )
 
 // EndpointServer is implemented by providers that serve more than the text endpoints (chat
@@ -122,6 +129,11 @@ type CredentialHolder interface {
 // (an OpenAI or Azure OpenAI deployment, the mock): Serves(p, Responses). Other providers
 // (chat-only upstreams and the translating adapters) are not sent Responses requests as they are.
 func NativeResponses(p Provider) bool { return Serves(p, Responses) }
+
+// NativeMessages reports whether p relays Anthropic Messages requests to an upstream that speaks
+// them (an Anthropic deployment, the mock): Serves(p, Messages). The others are sent the
+// gateway's translation of such a request to chat completions.
+func NativeMessages(p Provider) bool { return Serves(p, Messages) }
 
 // IdleCloser is implemented by providers that pool connections; the gateway calls it when the
 // provider is retired.

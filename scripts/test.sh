@@ -124,16 +124,17 @@ for bin in prometheus promtool; do
 	fi
 done
 
-# The demo test (cmd/llmgate) runs the demo's Node snippet with the official openai package, kept
-# in a cache directory outside the work tree and pinned so runs are reproducible.
+# The demo test (cmd/llmgate) runs the demo's Node snippet with the official openai package, and
+# the Messages tests the official Anthropic one (@anthropic-ai/sdk), kept in a cache directory
+# outside the work tree and pinned so runs are reproducible.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 	apt_install nodejs npm
 fi
 export LLMGATE_NODE_SDK_DIR="${LLMGATE_NODE_SDK_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/llmgate/node-sdk}"
-if [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/openai/package.json" ]; then
-	echo "test.sh: installing the openai Node SDK in $LLMGATE_NODE_SDK_DIR"
+if [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/openai/package.json" ] || [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/@anthropic-ai/sdk/package.json" ]; then
+	echo "test.sh: installing the openai and Anthropic Node SDKs in $LLMGATE_NODE_SDK_DIR"
 	mkdir -p "$LLMGATE_NODE_SDK_DIR"
-	npm install --prefix "$LLMGATE_NODE_SDK_DIR" --no-audit --no-fund --loglevel=error openai@6.30.1
+	npm install --prefix "$LLMGATE_NODE_SDK_DIR" --no-audit --no-fund --loglevel=error openai@6.30.1 @anthropic-ai/sdk@1.17.0
 fi
 
 if [ "${1:-}" = "--install-only" ]; then
@@ -184,7 +185,8 @@ for target in "FuzzRewriteEvent ./gateway 15000" "FuzzBodyCheck ./gateway 15000"
 	"FuzzRequest ./providers/anthropic 100000" "FuzzGeminiStream ./providers/gemini 40000" \
 	"FuzzGeminiRequest ./providers/gemini 150000" "FuzzReader ./internal/sse 150000" \
 	"FuzzGeminiSchema ./providers/gemini 20000 100" "FuzzResponsesRequest ./providers/responses 100000" \
-	"FuzzResponsesStream ./providers/responses 60000" "FuzzSpool ./gateway 10000" "FuzzDuration ./internal/wav 50000" \
+	"FuzzResponsesStream ./providers/responses 60000" "FuzzMessagesRequest ./providers/messages 100000" \
+	"FuzzMessagesStream ./providers/messages 60000" "FuzzSpool ./gateway 10000" "FuzzDuration ./internal/wav 50000" \
 	"FuzzValid ./internal/jsoncheck 50000"; do
 	# An optional fourth field bounds the minimisation of each new input, in executions: a
 	# target with inputs of a few KB and a costly body can otherwise spend the default 60 s

@@ -33,8 +33,9 @@ Measures four or five paths against one mockllm process, in one run on this mach
                  (--tracing=false leaves it out).
 Paths alternate within each round and the median of the rounds is reported, since the client,
 the upstream and the proxy share the CPUs. Right after the chat streams, direct and gateway also
-stream the Responses API (POST /v1/responses, which the gateway relays as it comes), so that
-its gateway/direct ratio can be set against the chat stream ratio of the same rounds.
+stream the Responses API (POST /v1/responses, which the gateway relays as it comes) and
+Anthropic's Messages API (POST /v1/messages, relayed as it comes to an anthropic-type deployment),
+so that their gateway/direct ratios can be set against the chat stream ratio of the same rounds.
 
 It prints one row per path (RPS at --concurrency, p50/p99 at concurrency 1, time to the first
 content event of a stream, the proxy's CPU time per request), the comparisons DESIGN.md sets
@@ -79,6 +80,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (bench.Options, error) {
 	fs.BoolVar(&o.StreamRPS, "stream-rps", true, "also measure streaming RPS at --concurrency")
 	fs.DurationVar(&o.ResponsesDuration, "responses-duration", 5*time.Second,
 		"length of each Responses API stream RPS run (direct and gateway only; needs --stream-rps; 0 skips it)")
+	fs.DurationVar(&o.MessagesDuration, "messages-duration", 5*time.Second,
+		"length of each Anthropic Messages API stream RPS run (direct and gateway only; needs --stream-rps; 0 skips it)")
 	fs.BoolVar(&o.JSON, "json", false, "print the results as JSON")
 	fs.StringVar(&o.RedisServer, "redis-server", "", "redis-server binary for the gateway+redis path (default: redis-server in PATH)")
 	fs.BoolVar(&o.RequireRedis, "require-redis", false, "fail instead of skipping the gateway+redis path when redis-server is not found")
@@ -95,6 +98,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (bench.Options, error) {
 		return o, errors.New("bench: --duration must be positive")
 	case o.ResponsesDuration < 0:
 		return o, errors.New("bench: --responses-duration must not be negative (0 skips the Responses path)")
+	case o.MessagesDuration < 0:
+		return o, errors.New("bench: --messages-duration must not be negative (0 skips the Messages path)")
 	case o.LatencyRequests < 1:
 		return o, errors.New("bench: --latency-requests must be at least 1")
 	case o.Chunks < 1 || o.Chunks > 10_000:

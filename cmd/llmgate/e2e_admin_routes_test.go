@@ -108,6 +108,8 @@ func everyRouteSteps() []routeStep {
 		{publicRoute("DELETE /v1/responses/:id"), (*routeRun).deleteResponse},
 		{publicRoute("POST /v1/images/generations"), (*routeRun).images},
 		{publicRoute("POST /v1/moderations"), (*routeRun).moderations},
+		{publicRoute("POST /v1/messages"), (*routeRun).messages},
+		{publicRoute("POST /v1/messages/count_tokens"), (*routeRun).countTokens},
 		{publicRoute("POST /v1/images/edits"), (*routeRun).imageEdits},
 		{publicRoute("POST /v1/audio/transcriptions"), (*routeRun).transcriptions},
 		{publicRoute("POST /v1/audio/translations"), (*routeRun).translations},

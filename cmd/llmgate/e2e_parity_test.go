@@ -25,10 +25,14 @@ func withParityModels(c *Config) {
 		providers.ModelConfig{Name: "ds-chat", Deployments: []providers.DeploymentConfig{{Provider: "ds", Model: "up-model"}}},
 		providers.ModelConfig{Name: "image-model", Deployments: []providers.DeploymentConfig{{Provider: "up", Model: "dall-e-3"}}},
 		providers.ModelConfig{Name: "mod", Deployments: []providers.DeploymentConfig{{Provider: "up", Model: "omni-moderation-latest"}}})
+	// "claude-pass": the same upstream behind an anthropic-type provider (the Messages API passed
+	// through); /v1/messages for "gpt-test" is translated.
+	c.Providers = append(c.Providers, ProviderConfig{Config: providers.Config{Name: "claude", Type: "anthropic", BaseURL: strings.TrimSuffix(up, "/v1"), APIKey: upstreamKey}})
+	c.Models = append(c.Models, providers.ModelConfig{Name: "claude-pass", Deployments: []providers.DeploymentConfig{{Provider: "claude", Model: "claude-up"}}})
 }
 
-// TestMoneyAndAllowlistsBeyondChat: on /v1/responses (passed through and translated, streamed
-// and whole), images and moderations, as on chat: a key without the model gets 403 and reaches
+// TestMoneyAndAllowlistsBeyondChat: on /v1/responses and /v1/messages (passed through and
+// translated, streamed and whole), images and moderations, as on chat: a key without the model gets 403 and reaches
 // no upstream; a key's daily budget admits requests until it is spent, then refuses with 429
 // insufficient_quota without an upstream call; a prepaid balance is charged exactly the cost of
 // each record, and once it is used up the next request is refused the same way.
@@ -36,6 +40,7 @@ func TestMoneyAndAllowlistsBeyondChat(t *testing.T) {
 	e := newEnv(t, withParityModels)
 	for path, body := range map[string]string{
 		"/admin/pricing/up-model":               `{"input_per_million":1,"output_per_million":1}`,
+		"/admin/pricing/claude-up":              `{"input_per_million":3,"output_per_million":15}`,
 		"/admin/pricing/dall-e-3":               `{"image":{"1024x1024":"0.00004"}}`,
 		"/admin/pricing/omni-moderation-latest": `{"per_request":"0.00003"}`,
 	} {
@@ -44,7 +49,7 @@ func TestMoneyAndAllowlistsBeyondChat(t *testing.T) {
 		}
 	}
 	waitFor(t, 5*time.Second, "the prices", func() bool {
-		for _, m := range []string{"up-model", "dall-e-3", "omni-moderation-latest"} {
+		for _, m := range []string{"up-model", "claude-up", "dall-e-3", "omni-moderation-latest"} {
 			if _, ok := e.app.gateway.Prices().Lookup(m); !ok {
 				return false
 			}
@@ -70,6 +75,10 @@ func TestMoneyAndAllowlistsBeyondChat(t *testing.T) {
 		{"responses translated stream", "/responses", `{"model":"ds-chat","input":"one two","max_output_tokens":20,"stream":true}`},
 		{"images", "/images/generations", `{"model":"image-model","prompt":"a harbour","size":"1024x1024"}`},
 		{"moderations", "/moderations", `{"model":"mod","input":"hello there"}`},
+		{"messages passthrough", "/messages", `{"model":"claude-pass","max_tokens":20,"messages":[{"role":"user","content":"one two"}]}`},
+		{"messages passthrough stream", "/messages", `{"model":"claude-pass","max_tokens":20,"stream":true,"messages":[{"role":"user","content":"one two"}]}`},
+		{"messages translated", "/messages", `{"model":"gpt-test","max_tokens":20,"messages":[{"role":"user","content":"one two"}]}`},
+		{"messages translated stream", "/messages", `{"model":"gpt-test","max_tokens":20,"stream":true,"messages":[{"role":"user","content":"one two"}]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			model := gjson.Get(tc.body, "model").Str
@@ -87,7 +96,8 @@ func TestMoneyAndAllowlistsBeyondChat(t *testing.T) {
 			// The allowlist.
 			other := e.newKey(createKeyBody{Name: "other only", Models: []string{"other"}})
 			before := e.up.Stats().Requests
-			if status, body, _ := send(other.Key, tc.path, tc.body); status != http.StatusForbidden || gjson.Get(body, "error.code").Str != "model_not_allowed" {
+			if status, body, _ := send(other.Key, tc.path, tc.body); status != http.StatusForbidden ||
+				(gjson.Get(body, "error.code").Str != "model_not_allowed" && gjson.Get(body, "error.type").Str != "permission_error") {
 				t.Errorf("key without %s: HTTP %d %s, want 403 model_not_allowed", model, status, body)
 			}
 			if n := e.up.Stats().Requests - before; n != 0 {
@@ -141,7 +151,8 @@ func spendUntilRefusedOn(t *testing.T, e *env, send func(key, path, body string)
 		if status == http.StatusOK {
 			continue
 		}
-		if status != http.StatusTooManyRequests || gjson.Get(answer, "error.type").Str != "insufficient_quota" {
+		// On /v1/messages, in Anthropic's shape: billing_error.
+		if typ := gjson.Get(answer, "error.type").Str; status != http.StatusTooManyRequests || (typ != "insufficient_quota" && typ != "billing_error") {
 			t.Fatalf("request %d: HTTP %d %s, want 200 or 429 insufficient_quota", i, status, answer)
 		}
 		if n := e.up.Stats().Requests - before; n != 0 {

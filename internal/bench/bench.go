@@ -34,9 +34,12 @@ type Options struct {
 	// ResponsesDuration is the length of each Responses API stream RPS run, on direct and gateway
 	// only (0: not measured). It needs StreamRPS: its floor is relative to the chat stream ratio.
 	ResponsesDuration time.Duration
-	JSON              bool   // print the report as JSON instead of text
-	RedisServer       string // redis-server binary ("": in PATH)
-	RequireRedis      bool   // fail instead of skipping gateway+redis when redis-server is missing
+	// MessagesDuration is the same for Anthropic Messages API streams (POST /v1/messages,
+	// passthrough to the mock's Anthropic format), on direct and gateway only (0: not measured).
+	MessagesDuration time.Duration
+	JSON             bool   // print the report as JSON instead of text
+	RedisServer      string // redis-server binary ("": in PATH)
+	RequireRedis     bool   // fail instead of skipping gateway+redis when redis-server is missing
 	// Tracing adds the gateway+tracing path: the gateway with tracing on for every request,
 	// exporting over OTLP/HTTP to a receiver in the bench process.
 	Tracing bool
@@ -53,6 +56,8 @@ const (
 	// floorResponsesBelowChat is how far the gateway/direct stream RPS ratio of Responses API
 	// passthrough may fall below the chat stream ratio of the same run.
 	floorResponsesBelowChat = 0.05
+	// floorMessagesBelowChat is the same for Messages API passthrough streams.
+	floorMessagesBelowChat = 0.05
 	// floorTracingBelowGateway is how far the gateway/direct RPS ratios with every request traced
 	// may fall below the untraced gateway's of the same run.
 	floorTracingBelowGateway = 0.03
@@ -183,6 +188,9 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 			if err := t.enableResponses(mockURL); err != nil {
 				return e, err
 			}
+			if err := t.enableMessages(mockURL); err != nil {
+				return e, err
+			}
 		}
 		e.targets = append(e.targets, t)
 	}
@@ -192,6 +200,10 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 	}
 	// The gateway relays the Responses API to its openai-type deployment as it comes (passthrough).
 	if err := gw.target.enableResponses(gw.publicURL); err != nil {
+		return e, err
+	}
+	// And the Messages API to its anthropic-type deployment of the same mock (passthrough).
+	if err := gw.target.enableMessages(gw.publicURL); err != nil {
 		return e, err
 	}
 	if redisPath == "" {
@@ -319,7 +331,7 @@ func (e *benchEnv) usage(ctx context.Context, timeout time.Duration) []usageRepo
 
 func (g *benchGateway) waitUsage(ctx context.Context, deadline time.Time) usageReport {
 	sent := g.target.sent.Load()
-	u := usageReport{Sent: sent, Responses: g.target.sentResponses.Load()}
+	u := usageReport{Sent: sent, Responses: g.target.sentResponses.Load(), Messages: g.target.sentMessages.Load()}
 	for {
 		m, err := gatewayMetrics(ctx, g.adminURL, metricUsageWritten, metricUsageDropped)
 		if err == nil && len(m) != 2 {
@@ -343,14 +355,18 @@ type benchPhase struct {
 	stream bool
 	rate   bool // closed loop at --concurrency for --duration; otherwise --latency-requests at c=1
 	// responses makes it the Responses API stream phase: a closed loop for --responses-duration,
-	// on the paths that take part in it only.
-	responses bool
+	// on the paths that take part in it only; messages the Messages API's, for
+	// --messages-duration.
+	responses, messages bool
 }
 
 // shape is the kind of request the phase sends.
 func (ph benchPhase) shape() benchShape {
 	if ph.responses {
 		return shapeResponsesStream
+	}
+	if ph.messages {
+		return shapeMessagesStream
 	}
 	return streamShape(ph.stream)
 }
@@ -360,7 +376,7 @@ func (ph benchPhase) shape() benchShape {
 func (ph benchPhase) paths(targets []*benchTarget, r int) []int {
 	var in []int
 	for i, t := range targets {
-		if !ph.responses || t.responses != nil {
+		if (!ph.responses || t.responses != nil) && (!ph.messages || t.messages != nil) {
 			in = append(in, i)
 		}
 	}
@@ -386,6 +402,9 @@ func runRounds(ctx context.Context, e *benchEnv, o Options, progress io.Writer) 
 		if o.ResponsesDuration > 0 {
 			// Right after the chat streams, so that the two ratios see the same machine state.
 			phases = append(phases, benchPhase{label: "responses c=" + c, stream: true, rate: true, responses: true})
+		}
+		if o.MessagesDuration > 0 {
+			phases = append(phases, benchPhase{label: "messages c=" + c, stream: true, rate: true, messages: true})
 		}
 	}
 	rep := newBenchReport(o, e.targets)
@@ -474,6 +493,9 @@ func (e *benchEnv) take(ctx context.Context, t *benchTarget, ph benchPhase, o Op
 	if ph.responses {
 		d = o.ResponsesDuration
 	}
+	if ph.messages {
+		d = o.MessagesDuration
+	}
 	res, err := loadRate(ctx, t, o.Concurrency, o.Chunks, d, ph.shape())
 	errs.merge(res.errs)
 	if err != nil {
@@ -489,6 +511,8 @@ func (e *benchEnv) take(ctx context.Context, t *benchTarget, ph benchPhase, o Op
 	switch {
 	case ph.responses:
 		pr.ResponsesRPS, pr.CPUPerResponses = res.rps, perRequest
+	case ph.messages:
+		pr.MessagesRPS, pr.CPUPerMessages = res.rps, perRequest
 	case ph.stream:
 		pr.StreamRPS, pr.CPUPerStream = res.rps, perRequest
 	default:

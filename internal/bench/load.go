@@ -25,9 +25,12 @@ type benchTarget struct {
 	streaming *http.Request // template of the streaming request
 	// responses is the template of the streamed Responses API request; nil where that path is
 	// not measured (only direct and gateway take part, to keep the run short).
-	responses     *http.Request
+	responses *http.Request
+	// messages is the same for the streamed Messages API request.
+	messages      *http.Request
 	sent          atomic.Int64 // requests sent: for the gateway's usage records and CPU per request
 	sentResponses atomic.Int64 // of them, Responses API streams
+	sentMessages  atomic.Int64 // and Messages API streams
 	proc          *benchChild  // the proxy process whose CPU time the requests cost; nil for direct
 	// requireHeader, when set, must be on every answer (gateway+redis: proof the limiter ran).
 	requireHeader string
@@ -42,6 +45,9 @@ var (
 	// is left to its default (true), so the gateway remembers where each response lives, as it
 	// does for SDK callers.
 	benchResponsesBody = []byte(`{"model":"` + benchModel + `","stream":true,"input":"Say hello to the benchmark."}`)
+	// benchMessagesBody is what Anthropic's SDK sends for the same prompt (max_tokens above the
+	// answer's length), to the model the gateway serves from its anthropic-type deployment.
+	benchMessagesBody = []byte(`{"model":"` + benchMessagesModel + `","max_tokens":100000,"stream":true,"messages":[{"role":"user","content":"Say hello to the benchmark."}]}`)
 )
 
 // benchShape is the kind of request a measurement sends.
@@ -51,6 +57,7 @@ const (
 	shapePlain           benchShape = iota // a chat completion
 	shapeStream                            // a streamed chat completion
 	shapeResponsesStream                   // a streamed Responses API call (POST /v1/responses)
+	shapeMessagesStream                    // a streamed Messages API call (POST /v1/messages)
 )
 
 // streamShape is the chat shape of a phase: streamed or not.
@@ -87,6 +94,16 @@ func newBenchTarget(name, baseURL, key string, proc *benchChild, concurrency int
 func (t *benchTarget) enableResponses(baseURL string) error {
 	r, err := benchRequestTemplate(baseURL+"/v1/responses", t.streaming.Header, benchResponsesBody)
 	t.responses = r
+	return err
+}
+
+// enableMessages makes t a path of the Messages stream measurement, at baseURL/v1/messages with
+// t's headers and the anthropic-version every Anthropic client sends.
+func (t *benchTarget) enableMessages(baseURL string) error {
+	hdr := t.streaming.Header.Clone()
+	hdr.Set("Anthropic-Version", "2023-06-01")
+	r, err := benchRequestTemplate(baseURL+"/v1/messages", hdr, benchMessagesBody)
+	t.messages = r
 	return err
 }
 
@@ -153,6 +170,9 @@ func (w *benchWorker) do(ctx context.Context, shape benchShape) (benchSample, er
 	case shapeResponsesStream:
 		tmpl, body = w.t.responses, benchResponsesBody
 		w.t.sentResponses.Add(1)
+	case shapeMessagesStream:
+		tmpl, body = w.t.messages, benchMessagesBody
+		w.t.sentMessages.Add(1)
 	}
 	req := tmpl.WithContext(ctx)
 	req.Body = newBenchBody(body)
@@ -182,8 +202,11 @@ func (w *benchWorker) do(ctx context.Context, shape benchShape) (benchSample, er
 	}
 	w.br.Reset(resp.Body)
 	read, end := w.readStream, "[DONE]"
-	if shape == shapeResponsesStream {
+	switch shape {
+	case shapeResponsesStream:
 		read, end = w.readResponsesStream, evResponseCompleted
+	case shapeMessagesStream:
+		read, end = w.readMessagesStream, evMessageStop
 	}
 	s, err := read(start)
 	if err != nil {
@@ -276,6 +299,51 @@ func (w *benchWorker) readResponsesStream(start time.Time) (benchSample, error) 
 			atLineStart = false // a longer line goes on in the next slice
 		case err != nil:
 			return s, fmt.Errorf("stream ended without response.completed after %d text deltas: %w", deltas, err)
+		default:
+			atLineStart = true
+		}
+	}
+}
+
+// Events of a Messages stream the bench tells apart, by their event lines.
+const (
+	evMessageStop  = "message_stop"
+	evMessageDelta = "content_block_delta"
+	evMessageError = "error"
+)
+
+// readMessagesStream reads a Messages API event stream until message_stop, timing the first
+// content_block_delta. Only message_stop after the expected number of deltas is a success.
+func (w *benchWorker) readMessagesStream(start time.Time) (benchSample, error) {
+	var s benchSample
+	deltas := 0
+	atLineStart := true
+	for {
+		line, err := w.br.ReadSlice('\n')
+		if atLineStart {
+			if name, ok := bytes.CutPrefix(line, benchEventPrefix); ok {
+				switch string(bytes.TrimRight(name, "\r\n")) {
+				case evMessageDelta:
+					if deltas == 0 {
+						s.ttft = time.Since(start)
+					}
+					deltas++
+				case evMessageStop:
+					s.total = time.Since(start)
+					if deltas != w.chunks {
+						return s, fmt.Errorf("stream carried %d content deltas, want %d", deltas, w.chunks)
+					}
+					return s, nil
+				case evMessageError:
+					return s, fmt.Errorf("stream ended with an error event after %d content deltas", deltas)
+				}
+			}
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			atLineStart = false
+		case err != nil:
+			return s, fmt.Errorf("stream ended without message_stop after %d content deltas: %w", deltas, err)
 		default:
 			atLineStart = true
 		}

@@ -25,6 +25,10 @@ import (
 // name upstream so that all three paths send the mock identical bodies.
 const benchModel = "bench-model"
 
+// benchMessagesModel is the public model the gateway serves from an anthropic-type deployment of
+// the same mock, for the Messages API passthrough path.
+const benchMessagesModel = "bench-claude"
+
 // benchChild is a process the bench started. Its output is kept (the tail) for error messages.
 type benchChild struct {
 	name   string
@@ -196,12 +200,19 @@ providers:
   - name: mock
     type: openai
     base_url: %q
+  - name: mock-anthropic
+    type: anthropic
+    base_url: %q
 models:
   - name: %s
     deployments:
       - provider: mock
         model: %s
-`, listen, adminListen, dataDir, token, mockURL+"/v1", benchModel, benchModel) + quota
+  - name: %s
+    deployments:
+      - provider: mock-anthropic
+        model: %s
+`, listen, adminListen, dataDir, token, mockURL+"/v1", mockURL, benchModel, benchModel, benchMessagesModel, benchMessagesModel) + quota
 }
 
 // benchFreeAddr returns a loopback address with a port that was free a moment ago. `llmgate serve`

@@ -74,6 +74,9 @@ type pathRound struct {
 	// with "stream": true), on the paths that take part (direct and gateway).
 	ResponsesRPS    float64       `json:"responses_stream_rps,omitempty"`
 	CPUPerResponses benchDuration `json:"proxy_cpu_per_responses_stream_us,omitempty"`
+	// MessagesRPS and CPUPerMessages are the same for Messages API streams (POST /v1/messages).
+	MessagesRPS    float64       `json:"messages_stream_rps,omitempty"`
+	CPUPerMessages benchDuration `json:"proxy_cpu_per_messages_stream_us,omitempty"`
 }
 
 // describe is the progress line of one phase.
@@ -81,6 +84,8 @@ func (p *pathRound) describe(ph benchPhase) string {
 	switch {
 	case ph.responses:
 		return fmt.Sprintf("%.0f Responses streams/s%s", p.ResponsesRPS, p.CPUPerResponses.perRequest())
+	case ph.messages:
+		return fmt.Sprintf("%.0f Messages streams/s%s", p.MessagesRPS, p.CPUPerMessages.perRequest())
 	case ph.rate && ph.stream:
 		return fmt.Sprintf("%.0f streams/s%s", p.StreamRPS, p.CPUPerStream.perRequest())
 	case ph.rate:
@@ -126,6 +131,9 @@ type benchRatios struct {
 	// Responses compares the gateway's Responses API streams with direct ones; nil when they
 	// were not measured.
 	Responses *responsesRatios `json:"gateway_responses,omitempty"`
+	// Messages compares the gateway's Messages API passthrough streams with direct ones, the same
+	// way; nil when they were not measured.
+	Messages *responsesRatios `json:"gateway_messages,omitempty"`
 	// Tracing compares the gateway with tracing on with the gateway; nil without --tracing.
 	Tracing *tracingRatios `json:"gateway_tracing,omitempty"`
 }
@@ -190,6 +198,8 @@ type benchFloors struct {
 	AddedOverBaselineMet bool          `json:"gateway_added_p50_vs_baseline_met"`
 	// Responses is the floor of the Responses stream ratio, when it was measured.
 	Responses *responsesFloor `json:"gateway_responses,omitempty"`
+	// Messages is the floor of the Messages stream ratio, when it was measured.
+	Messages *responsesFloor `json:"gateway_messages,omitempty"`
 	// Tracing is the target of the gateway+tracing RPS ratio, with --tracing.
 	Tracing *tracingFloor `json:"gateway_tracing,omitempty"`
 }
@@ -218,6 +228,8 @@ type usageReport struct {
 	// Responses counts the Responses API streams among the requests sent (they are metered as
 	// every request is, so they are in Written too).
 	Responses int64 `json:"responses_requests_sent,omitempty"`
+	// Messages counts the Messages API streams among them.
+	Messages int64 `json:"messages_requests_sent,omitempty"`
 }
 
 // benchSettings echo the flags in the JSON output.
@@ -230,8 +242,10 @@ type benchSettings struct {
 	StreamRPS       bool   `json:"stream_rps"`
 	// ResponsesDuration is the length of each Responses stream RPS run ("": not measured).
 	ResponsesDuration string `json:"responses_duration,omitempty"`
-	Quota             string `json:"gateway_quota"`
-	RedisQuota        string `json:"gateway_redis_quota"`
+	// MessagesDuration is the same for Messages streams.
+	MessagesDuration string `json:"messages_duration,omitempty"`
+	Quota            string `json:"gateway_quota"`
+	RedisQuota       string `json:"gateway_redis_quota"`
 }
 
 // benchReport is everything `llmgate bench` prints.
@@ -289,6 +303,9 @@ func newBenchReport(o Options, targets []*benchTarget) *benchReport {
 	if o.StreamRPS && o.ResponsesDuration > 0 {
 		r.Settings.ResponsesDuration = o.ResponsesDuration.String()
 	}
+	if o.StreamRPS && o.MessagesDuration > 0 {
+		r.Settings.MessagesDuration = o.MessagesDuration.String()
+	}
 	for _, t := range targets {
 		r.Paths = append(r.Paths, &pathResult{Name: t.name})
 	}
@@ -313,6 +330,9 @@ func (r *benchReport) summarize() {
 
 			ResponsesRPS:    medianOf(roundValues(p.Rounds, func(x pathRound) float64 { return x.ResponsesRPS })),
 			CPUPerResponses: medianOf(roundValues(p.Rounds, func(x pathRound) benchDuration { return x.CPUPerResponses })),
+
+			MessagesRPS:    medianOf(roundValues(p.Rounds, func(x pathRound) float64 { return x.MessagesRPS })),
+			CPUPerMessages: medianOf(roundValues(p.Rounds, func(x pathRound) benchDuration { return x.CPUPerMessages })),
 		}
 	}
 	// ratio and added are the medians over the rounds of path a's value against path b's.
@@ -410,6 +430,17 @@ func (r *benchReport) summarize() {
 		r.Ratios.Responses = q
 		r.Floors.Responses = &responsesFloor{MaxBelowChat: floorResponsesBelowChat, Met: q.VsChat >= -floorResponsesBelowChat}
 	}
+	if r.Settings.MessagesDuration != "" {
+		xs := make([]float64, len(r.Paths[pathGateway].Rounds))
+		for i, g := range r.Paths[pathGateway].Rounds {
+			d := r.Paths[pathDirect].Rounds[i]
+			xs[i] = safeRatio(g.MessagesRPS, d.MessagesRPS) - safeRatio(g.StreamRPS, d.StreamRPS)
+		}
+		q := &responsesRatios{RPS: ratio(pathGateway, pathDirect, func(x pathRound) float64 { return x.MessagesRPS }), VsChat: medianOf(xs),
+			CPUPerStream: r.Paths[pathGateway].Median.CPUPerMessages}
+		r.Ratios.Messages = q
+		r.Floors.Messages = &responsesFloor{MaxBelowChat: floorMessagesBelowChat, Met: q.VsChat >= -floorMessagesBelowChat}
+	}
 }
 
 // path returns the row of the named path.
@@ -486,6 +517,10 @@ func (r *benchReport) writeText(w io.Writer) error {
 		fmt.Fprintf(w, "settings: Responses streams %s per RPS run, direct and gateway only (POST /v1/responses, passthrough to the openai-type deployment)\n",
 			s.ResponsesDuration)
 	}
+	if s.MessagesDuration != "" {
+		fmt.Fprintf(w, "settings: Messages streams %s per RPS run, direct and gateway only (POST /v1/messages, passthrough to the anthropic-type deployment)\n",
+			s.MessagesDuration)
+	}
 	fmt.Fprintln(w, "gateway: auth and usage recording on (SQLite); quota disabled, so the limiter does not throttle the load")
 	fmt.Fprintln(w, "gateway+redis:", s.RedisQuota)
 	if r.Ratios.Tracing != nil {
@@ -502,6 +537,9 @@ func (r *benchReport) writeText(w io.Writer) error {
 	if s.ResponsesDuration != "" {
 		respCol = "Responses stream RPS c=" + c + "\t"
 	}
+	if s.MessagesDuration != "" {
+		respCol += "Messages stream RPS c=" + c + "\t"
+	}
 	fmt.Fprintf(tw, "path\tRPS c=%s\tp50 c=1\tp99 c=1\tstream TTFT p50\tstream TTFT p99\tstream total p50\tstream RPS c=%s\t%sproxy CPU/req\tproxy CPU/stream\terrors\t\n", c, c, respCol)
 	for _, p := range r.Paths {
 		m := p.Median
@@ -514,6 +552,13 @@ func (r *benchReport) writeText(w io.Writer) error {
 			respRPS = "-\t"
 			if m.ResponsesRPS > 0 {
 				respRPS = fmt.Sprintf("%.0f\t", m.ResponsesRPS)
+			}
+		}
+		if s.MessagesDuration != "" {
+			if m.MessagesRPS > 0 {
+				respRPS += fmt.Sprintf("%.0f\t", m.MessagesRPS)
+			} else {
+				respRPS += "-\t"
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s\t%d\t\n", p.Name, m.RPS, m.P50, m.P99, m.TTFTP50, m.TTFTP99,
@@ -545,6 +590,13 @@ func (r *benchReport) writeText(w io.Writer) error {
 			fmt.Fprintf(tw, "gateway CPU per Responses stream\t%s\t(per chat stream %s)\n", rq.CPUPerStream, r.Paths[pathGateway].Median.CPUPerStream.orDash())
 		}
 	}
+	if mq := q.Messages; mq != nil {
+		fmt.Fprintf(tw, "gateway/direct Messages stream RPS ratio\t%.2f\t(chat stream %.2f, %+.2f per round; floor ≥ chat stream ratio − %.2f: %s)\n",
+			mq.RPS, q.GatewayStreamRPS, mq.VsChat, f.Messages.MaxBelowChat, metOrMissed(f.Messages.Met))
+		if mq.CPUPerStream > 0 {
+			fmt.Fprintf(tw, "gateway CPU per Messages stream\t%s\t(per chat stream %s)\n", mq.CPUPerStream, r.Paths[pathGateway].Median.CPUPerStream.orDash())
+		}
+	}
 	r.writeRedisLines(tw)
 	r.writeTracingLines(tw)
 	for _, p := range r.Paths {
@@ -554,6 +606,9 @@ func (r *benchReport) writeText(w io.Writer) error {
 			of := ""
 			if u.Responses > 0 {
 				of = fmt.Sprintf(", %d of them Responses streams", u.Responses)
+			}
+			if u.Messages > 0 {
+				of += fmt.Sprintf(", %d Messages streams", u.Messages)
 			}
 			fmt.Fprintf(tw, "%s usage records\t%d written, %d dropped\t(%d requests sent to it%s)\n", p.Name, u.Written, u.Dropped, u.Sent, of)
 		}

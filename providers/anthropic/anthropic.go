@@ -5,8 +5,9 @@
 // "data: [DONE]" translated event by event as the upstream's arrive (stream.go), or an
 // OpenAI-shaped error (errors.go).
 //
-// Only chat completions are supported; the other endpoints are answered with an OpenAI-shaped 404
-// without calling the upstream. The facts the translation relies on (field names, usage rules,
+// Anthropic's own Messages endpoints (providers.Messages, MessagesCountTokens) are relayed as
+// they are (passthrough.go). Otherwise only chat completions are supported; the other endpoints
+// are answered with an OpenAI-shaped 400 without calling the upstream. The facts the translation relies on (field names, usage rules,
 // stop reasons, error types) are in PROVIDERS.md §3, §7 and §9, with their sources.
 package anthropic
 
@@ -130,6 +131,9 @@ func New(opts Options) (*Provider, error) {
 // Do implements providers.Provider: translate, call, translate back. Requests the adapter cannot
 // translate and endpoints it does not support are answered without an upstream call.
 func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Response, error) {
+	if req.Endpoint == providers.Messages || req.Endpoint == providers.MessagesCountTokens {
+		return p.doMessages(ctx, req)
+	}
 	if req.Endpoint != providers.ChatCompletions {
 		return oairender.ErrorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest,
 			"unsupported_endpoint", "",

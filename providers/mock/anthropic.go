@@ -104,7 +104,7 @@ func (c *promptCache) reset() {
 	c.mu.Unlock()
 }
 
-// serveMessages is POST /v1/messages, counted in the same stats as the OpenAI endpoints. A
+// serveMessages is POST /v1/messages (and /v1/messages/count_tokens), counted in the same stats as the OpenAI endpoints. A
 // fail_after stream ends with an error event, not a dropped connection.
 func (h *Handler) serveMessages(w http.ResponseWriter, r *http.Request) {
 	h.stats.requests.Add(1)
@@ -115,6 +115,7 @@ func (h *Handler) serveMessages(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) answerMessages(w http.ResponseWriter, r *http.Request) outcome {
+	counting := r.URL.Path == "/v1/messages/count_tokens"
 	buf := getBuffer()
 	defer putBuffer(buf)
 	body, err := readBody(*buf, r.Body, r.ContentLength)
@@ -136,9 +137,12 @@ func (h *Handler) answerMessages(w http.ResponseWriter, r *http.Request) outcome
 	if r.Header.Get("Anthropic-Version") == "" {
 		return writeAnthropicError(w, http.StatusBadRequest, 0, "anthropic-version: header is required")
 	}
-	c, err := parseMessagesCall(unsafe.String(unsafe.SliceData(body), len(body)), h.base)
+	c, err := parseMessagesCall(unsafe.String(unsafe.SliceData(body), len(body)), h.base, counting)
 	if err != nil {
 		return writeAnthropicError(w, http.StatusBadRequest, 0, err.Error())
+	}
+	if counting { // the input as a request would count it, without the cache's split
+		return writeJSON(w, append(strconv.AppendInt([]byte(`{"input_tokens":`), int64(c.prompt), 10), '}'))
 	}
 	if c.b.requireKey != "" && r.Header.Get("X-Api-Key") != c.b.requireKey {
 		return writeAnthropicError(w, http.StatusUnauthorized, 0, "invalid x-api-key")

@@ -23,8 +23,9 @@ var anthropicFields = map[string]bool{
 
 var anthropicImageTypes = map[string]bool{"image/jpeg": true, "image/png": true, "image/gif": true, "image/webp": true}
 
-// parseMessagesCall reads and checks a Messages request; its errors are meant for the client.
-func parseMessagesCall(body string, base behaviour) (messagesCall, error) {
+// parseMessagesCall reads and checks a Messages request; its errors are meant for the client. A
+// count_tokens request (counting) needs no max_tokens.
+func parseMessagesCall(body string, base behaviour, counting bool) (messagesCall, error) {
 	c := messagesCall{b: base}
 	if !gjson.Valid(body) {
 		return c, errors.New("the body is not valid JSON")
@@ -91,7 +92,7 @@ func parseMessagesCall(body string, base behaviour) (messagesCall, error) {
 		return c, err
 	case c.model == "":
 		return c, errors.New("model: Field required")
-	case c.maxTokens == 0:
+	case c.maxTokens == 0 && !counting:
 		return c, errors.New("max_tokens: Field required")
 	case !messages.IsArray():
 		return c, errors.New("messages: Field required")

@@ -33,7 +33,11 @@
 //
 // POST /v1/messages answers in Anthropic's Messages format (stream and non-stream, tools, prompt
 // caching, Anthropic error bodies), with the same words, token rules and overrides; its
-// particulars are documented in anthropic.go.
+// particulars are documented in anthropic.go. POST /v1/messages/count_tokens answers
+// {"input_tokens":N}, N being the input such a request counts (max_tokens not needed).
+//
+// Chat completions with function tools call them when the tool choice asks for it or the last
+// user message names a tool (tool_calls, finish_reason "tool_calls"); chat_tools.go has the rule.
 //
 // POST /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse answer in
 // Gemini's native format (thought parts, parallel function calls, cumulative usageMetadata, Google

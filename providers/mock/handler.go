@@ -109,7 +109,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch r.URL.Path {
-	case "/v1/messages":
+	case "/v1/messages", "/v1/messages/count_tokens":
 		h.serveMessages(w, r) // Anthropic's Messages API (anthropic.go)
 	case "/v1/responses":
 		h.serveResponses(w, r) // OpenAI's Responses API (responses.go)

@@ -197,6 +197,8 @@ type call struct {
 	image imageCall
 	// audio is what a transcription, translation or speech request asks for (audio.go).
 	audio audioCall
+	// tools is what a chat request says about tools (chat_tools.go).
+	tools chatTools
 	b     behaviour
 }
 
@@ -231,6 +233,15 @@ func parseCall(ep endpoint, body string, base behaviour) (call, error) {
 		case "messages":
 			hasMain = hasMain || (ep == epChat && v.IsArray())
 			c.promptTokens += messageTokens(v)
+			c.tools.readLast(v)
+		case "tools":
+			if ep == epChat {
+				c.tools.readTools(v)
+			}
+		case "tool_choice":
+			c.tools.readChoice(v)
+		case "parallel_tool_calls":
+			c.tools.noParallel = v.Type == gjson.False
 		case "prompt":
 			hasMain = hasMain || ep == epText || (ep == epImages && v.Type == gjson.String)
 			c.promptTokens += inputTokens(v)

@@ -76,6 +76,22 @@ func appendFinish(dst []byte, finish string) []byte {
 // appendCompletion renders a whole non-stream answer: a chat.completion or a text_completion.
 func appendCompletion(dst []byte, ep endpoint, c *call, seq uint64, created int64) []byte {
 	tokens, _, finish := c.plan()
+	if calls, n := c.plannedCalls(seq); ep == epChat && len(calls) > 0 {
+		dst = appendHead(dst, ep, "chat.completion", seq, created, c.model)
+		dst = append(dst, `"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[`...)
+		for i, cc := range calls {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendToolCall(dst, i, cc, false, false)
+		}
+		dst = append(dst, `],"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"tool_calls"}]`...)
+		if !c.b.noUsage {
+			dst = append(dst, `,"usage":`...)
+			dst = appendUsage(dst, c.promptTokens, n)
+		}
+		return append(dst, '}')
+	}
 	if ep == epChat {
 		dst = appendHead(dst, ep, "chat.completion", seq, created, c.model)
 		dst = append(dst, `"choices":[{"index":0,"message":{"role":"assistant","content":"`...)

@@ -35,6 +35,9 @@ func writeStream(w http.ResponseWriter, wt *waiter, ep endpoint, c *call, seq ui
 	if ep == epChat && !s.send(append(s.buf[:s.head], roleChoices...)) {
 		return outcomeCanceled
 	}
+	if calls, n := c.plannedCalls(seq); ep == epChat && len(calls) > 0 {
+		return s.sendCalls(wt, c, calls, n)
+	}
 	tokens, chunks, finish := c.plan()
 	tpc, gap := c.b.tokensPerChunk, c.b.gap()
 	for i := range chunks {
@@ -52,6 +55,43 @@ func writeStream(w http.ResponseWriter, wt *waiter, ep endpoint, c *call, seq ui
 		return outcomeAborted
 	}
 	if !s.send(appendStreamChoices(s.buf[:s.head], ep, 0, 0, finish)) {
+		return outcomeCanceled
+	}
+	if s.usage {
+		ev := append(s.buf[:s.head], `"choices":[],"usage":`...)
+		ev = appendUsage(ev, c.promptTokens, tokens)
+		if !s.sendRaw(append(ev, "}\n\n"...)) {
+			return outcomeCanceled
+		}
+	}
+	if !s.sendRaw(append(s.buf[:0], "data: [DONE]\n\n"...)) {
+		return outcomeCanceled
+	}
+	return outcomeCompleted
+}
+
+// sendCalls streams a chat answer that calls tools (chat_tools.go): two chunks a call, the
+// finish, the usage when asked for, [DONE]. fail_after counts the chunks of calls.
+func (s *sseWriter) sendCalls(wt *waiter, c *call, calls []toolCall, tokens int) outcome {
+	for i, cc := range calls {
+		for j, argsOnly := range [...]bool{false, true} {
+			if 2*i+j == c.b.failAfter {
+				return outcomeAborted
+			}
+			if (i > 0 || j > 0) && !wt.wait(c.b.gap()) {
+				return outcomeCanceled
+			}
+			ev := append(s.buf[:s.head], `"choices":[{"index":0,"delta":{"tool_calls":[`...)
+			ev = appendToolCall(ev, i, cc, true, argsOnly)
+			if !s.send(append(ev, `]},"logprobs":null,"finish_reason":null}]`...)) {
+				return outcomeCanceled
+			}
+		}
+	}
+	if c.b.failAfter >= 0 && c.b.failAfter >= 2*len(calls) {
+		return outcomeAborted
+	}
+	if !s.send(append(s.buf[:s.head], `"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}]`...)) {
 		return outcomeCanceled
 	}
 	if s.usage {
