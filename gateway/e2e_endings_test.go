@@ -545,8 +545,7 @@ func readEnding(t *testing.T, res *http.Response, tc ending, leave func()) strin
 			continue
 		case typ == "response.output_text.delta":
 			text.WriteString(gjson.Get(data, "delta").Str)
-		case strings.HasSuffix(typ, ".partial_image"): // a partial image is no text
-			continue
+		case strings.HasSuffix(typ, ".partial_image"): // a partial image counts, but is no text
 		case typ == "content_block_delta":
 			text.WriteString(gjson.Get(data, "delta.text").Str)
 		default:
