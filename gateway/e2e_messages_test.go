@@ -508,3 +508,32 @@ func TestMessagesClaudeCode(t *testing.T) {
 		})
 	}
 }
+
+// TestMessagesThinkingOnReasoningDeployment: a translated request's thinking becomes
+// reasoning_effort only for deployments marked reasoning, and is dropped for the others (an
+// OpenAI model that does not reason refuses reasoning_effort, and Claude Code sends thinking with
+// every request).
+func TestMessagesThinkingOnReasoningDeployment(t *testing.T) {
+	e, _, _ := messagesEnv(t, withRouting(nil, providers.ModelConfig{Name: "reasoner", Deployments: []providers.DeploymentConfig{
+		{ID: "reasoner-up", Provider: "up", Model: "o-model", Reasoning: true}}}))
+	for _, c := range []struct{ model, thinking, want string }{
+		{"reasoner", `{"type":"enabled","budget_tokens":3000}`, "medium"},
+		{"reasoner", `{"type":"enabled","budget_tokens":8000}`, "high"},
+		{"reasoner", `{"type":"disabled"}`, ""},
+		{"gpt-test", `{"type":"enabled","budget_tokens":3000}`, ""},
+	} {
+		e.up.Reset()
+		resp := e.postMessages(context.Background(), "/messages", e.key,
+			`{"model":"`+c.model+`","max_tokens":9000,"thinking":`+c.thinking+`,"messages":[{"role":"user","content":"hi"}]}`)
+		if got := readAll(t, resp); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s %s: HTTP %d %s", c.model, c.thinking, resp.StatusCode, got)
+		}
+		sent := e.up.Requests(1)
+		if len(sent) != 1 {
+			t.Fatalf("%s: upstream got %d requests", c.model, len(sent))
+		}
+		if got := gjson.Get(sent[0].Body, "reasoning_effort"); got.Str != c.want || got.Exists() != (c.want != "") {
+			t.Errorf("%s %s: upstream reasoning_effort %s, want %q (body %s)", c.model, c.thinking, got.Raw, c.want, sent[0].Body)
+		}
+	}
+}

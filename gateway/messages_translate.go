@@ -22,10 +22,10 @@ import (
 // translation refuses (a server tool, an unknown block…) goes only to the passthrough
 // deployments; with none, it is answered with the translation's 400.
 //
-// thinking and output_config.effort are dropped rather than sent as reasoning_effort
-// (messages.Options.Reasoning unset): the gateway does not know which upstream models reason,
-// and an OpenAI model that does not answers reasoning_effort with a 400, while Claude Code sends
-// thinking with every request.
+// thinking and output_config.effort become reasoning_effort only for deployments marked
+// reasoning (DeploymentConfig.Reasoning), and are dropped for the others: an OpenAI model that
+// does not reason answers reasoning_effort with a 400, while Claude Code sends thinking with
+// every request.
 
 // messagesTranslation is a Messages request as the deployments that speak only chat get it.
 type messagesTranslation struct {
@@ -38,9 +38,14 @@ func (t *messagesTranslation) serves(d *providers.Deployment) bool {
 	return t != nil && !providers.NativeMessages(d.Provider)
 }
 
-// body is the chat body for a deployment's upstream model.
-func (t *messagesTranslation) body(model string) ([]byte, error) {
-	return sjson.SetBytes(t.chat, "model", model)
+// body is the chat body for a deployment: its upstream model, and the request's reasoning
+// effort when the deployment reasons.
+func (t *messagesTranslation) body(d *providers.Deployment) ([]byte, error) {
+	b, err := sjson.SetBytes(t.chat, "model", d.Model)
+	if err == nil && d.Reasoning && t.info.ReasoningEffort != "" {
+		b, err = sjson.SetBytes(b, "reasoning_effort", t.info.ReasoningEffort)
+	}
+	return b, err
 }
 
 // translateMessages runs ToChat (CountTokensToChat for count_tokens); a request it refuses is

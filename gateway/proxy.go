@@ -608,7 +608,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			body, err = req.translated.body(d.Model)
 		case req.msgs.serves(d):
 			ep, x.msgsTranslating = providers.ChatCompletions, req.msgs
-			body, err = req.msgs.body(d.Model)
+			body, err = req.msgs.body(d)
 		case req.upload == nil:
 			body, inject, err = req.upstreamBody(d.Model)
 		}

@@ -114,6 +114,10 @@ type DeploymentConfig struct {
 	// the next deployment. Off by default: the upstream may still be working on, and billing for,
 	// the first attempt. A connect timeout needs no permission: the upstream never saw the request.
 	RetryOnTimeout bool `yaml:"retry_on_timeout"`
+	// Reasoning says the upstream model reasons and takes Chat Completions' reasoning_effort: a
+	// request translated for it (a Messages request's thinking or output_config.effort) asks for
+	// that effort. Off by default, since a model that does not reason refuses the field.
+	Reasoning bool `yaml:"reasoning"`
 }
 
 // Deployment is a resolved DeploymentConfig, with its run-time override merged in.
@@ -132,7 +136,9 @@ type Deployment struct {
 	Timeouts       Timeouts
 	Breaker        BreakerConfig
 	RetryOnTimeout bool
-	Provider       Provider
+	// Reasoning is DeploymentConfig.Reasoning.
+	Reasoning bool
+	Provider  Provider
 	// Override is the run-time change merged in, nil when there is none.
 	Override *Override
 }
@@ -212,7 +218,7 @@ func NewRouter(models []ModelConfig, routing RoutingConfig, provs map[string]Pro
 				return nil, err
 			}
 			dep := &Deployment{ID: d.ID, ProviderName: d.Provider, Model: d.Model,
-				Weight: d.Weight, FileWeight: d.Weight, Priority: d.Priority, Enabled: true, Provider: p, RetryOnTimeout: d.RetryOnTimeout,
+				Weight: d.Weight, FileWeight: d.Weight, Priority: d.Priority, Enabled: true, Provider: p, RetryOnTimeout: d.RetryOnTimeout, Reasoning: d.Reasoning,
 				Timeouts: d.Timeouts.withDefaults(routing.Timeouts), Breaker: d.Breaker.withDefaults(routing.Breaker)}
 			if o, ok := overrides[d.ID]; ok {
 				dep.apply(o)

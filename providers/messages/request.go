@@ -51,6 +51,10 @@ type RequestInfo struct {
 	// StopSequences are the request's stop_sequences: an upstream that says which one stopped
 	// it (vLLM's stop_reason) gets stop_reason "stop_sequence" with it.
 	StopSequences []string
+	// ReasoningEffort is the chat reasoning_effort the request's thinking or
+	// output_config.effort stands for ("" for none), whether or not Options.Reasoning wrote it
+	// into the body: the caller may add it for the targets that reason.
+	ReasoningEffort string
 }
 
 // NewMessageID makes a fresh Message id.
@@ -167,12 +171,11 @@ func translate(body []byte, opts Options, count bool) ([]byte, RequestInfo, erro
 	if out, err = r.appendTools(out); err != nil {
 		return nil, info, err
 	}
-	if opts.Reasoning {
-		if e := r.reasoningEffort(); e != "" {
-			out = append(out, `,"reasoning_effort":"`...)
-			out = append(out, e...)
-			out = append(out, '"')
-		}
+	info.ReasoningEffort = r.reasoningEffort()
+	if opts.Reasoning && info.ReasoningEffort != "" {
+		out = append(out, `,"reasoning_effort":"`...)
+		out = append(out, info.ReasoningEffort...)
+		out = append(out, '"')
 	}
 	if r.format.Exists() {
 		out = append(out, `,"response_format":{"type":"json_schema","json_schema":{"name":"output","schema":`...)

@@ -1,6 +1,7 @@
 package messages
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -150,6 +151,11 @@ func TestToChatInfo(t *testing.T) {
 	_, other, _ := ToChat([]byte(`{"model":"claude-x","max_tokens":7,"messages":[{"role":"user","content":"x"}]}`), Options{})
 	if other.ID == info.ID {
 		t.Errorf("two requests got one id %s", info.ID)
+	}
+	// The effort thinking stands for is reported even when the body leaves it out.
+	chat, thinking, _ := ToChat([]byte(`{"model":"claude-x","max_tokens":9000,"thinking":{"type":"enabled","budget_tokens":3000},"messages":[{"role":"user","content":"x"}]}`), Options{})
+	if thinking.ReasoningEffort != "medium" || bytes.Contains(chat, []byte("reasoning_effort")) || info.ReasoningEffort != "" {
+		t.Errorf("effort %q with body %s; %q without thinking", thinking.ReasoningEffort, chat, info.ReasoningEffort)
 	}
 }
 
