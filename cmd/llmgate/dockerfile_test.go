@@ -99,8 +99,8 @@ func parseDockerfile(t *testing.T, path string) imageSpec {
 // for both listeners, so that Prometheus can scrape /metrics and kubelet probe /health/* on the
 // admin listener. Then it runs the binary with exactly the image's command and environment,
 // except for the listen addresses (loopback ports here), the data directory (a temporary one)
-// and an admin token (a deployment's secret): /metrics and /health/* answer without a token,
-// /admin/ does not.
+// and an admin token (a deployment's secret, without which it refuses to start): /metrics and
+// /health/* answer without a token, /admin/ does not.
 func TestDockerImageServesProbesAndMetrics(t *testing.T) {
 	spec := parseDockerfile(t, "../../Dockerfile")
 	if uid, err := strconv.Atoi(strings.Split(spec.user, ":")[0]); spec.user == "" || spec.user == "root" || (err == nil && uid == 0) {
@@ -147,6 +147,15 @@ func TestDockerImageServesProbesAndMetrics(t *testing.T) {
 			v = t.TempDir()
 		}
 		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	// Without an admin token the admin listener may not face a network: the image's
+	// configuration (its environment as it is) is refused, with the reason, rather than serving
+	// /metrics to anyone. Checked in process: the refused address is every interface.
+	imageEnv := func(name string) (string, bool) { v, ok := spec.env[name]; return v, ok }
+	if cfg, err := loadConfig("", imageEnv); err != nil {
+		t.Errorf("the image's configuration: %v", err)
+	} else if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "LLMGATE_ADMIN_TOKEN") {
+		t.Errorf("the image's configuration without an admin token: %v, want a refusal naming LLMGATE_ADMIN_TOKEN", err)
 	}
 	cmd.Env = append(cmd.Env, "LLMGATE_ADMIN_TOKEN="+testAdminToken)
 	p := startGatewayProcess(t, cmd)
