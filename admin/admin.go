@@ -31,9 +31,9 @@ type Deps struct {
 	Token    string // bootstrap token; empty disables /admin/ entirely
 	Gatherer prometheus.Gatherer
 	Log      *slog.Logger
-	// Ready reports readiness for /health/ready (nil: always ready); ErrDraining says the
-	// process is shutting down.
-	Ready func(context.Context) error
+	// Ready reports readiness for /health/ready, the same answer as the public listener's:
+	// whether the replica is ready and the report that is the body (nil: always ready).
+	Ready func(context.Context) (ready bool, report any)
 	// Quota enables the /admin/quota endpoints.
 	Quota *QuotaDeps
 	// Prices enables the pricing, audit, billing and credit endpoints.
@@ -116,21 +116,19 @@ func serveOpenAPI(c *gin.Context) {
 	c.Data(http.StatusOK, "application/yaml", api.OpenAPI)
 }
 
-// ErrDraining is what Deps.Ready returns while the process shuts down: /health/ready answers 503
-// draining, as the public listener's does.
-var ErrDraining = errors.New("draining")
-
+// ready answers Deps.Ready: 200 while ready, 503 when not, the report as the body. Probes need
+// no token.
 func (s *Server) ready(c *gin.Context) {
-	if s.d.Ready != nil {
-		if err := s.d.Ready(c.Request.Context()); errors.Is(err, ErrDraining) {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "draining"})
-			return
-		} else if err != nil {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
-			return
-		}
+	if s.d.Ready == nil {
+		c.JSON(http.StatusOK, gin.H{"status": "ok"})
+		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	ok, report := s.d.Ready(c.Request.Context())
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	c.JSON(status, report)
 }
 
 func fail(c *gin.Context, status int, typ, code, param, msg string) {

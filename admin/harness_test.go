@@ -126,7 +126,10 @@ func newServer(t *testing.T, b backend) *server {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	adm := admin.New(admin.Deps{Store: st, Token: testAdminToken, Gatherer: reg, Registerer: reg, Log: log, Ready: st.Ping,
+	adm := admin.New(admin.Deps{Store: st, Token: testAdminToken, Gatherer: reg, Registerer: reg, Log: log, Ready: func(ctx context.Context) (bool, any) {
+		err := st.Ping(ctx)
+		return err == nil, gin.H{"store_error": err != nil}
+	},
 		Quota:  &admin.QuotaDeps{Policies: policies, Limiter: limiter, Options: qo},
 		Prices: prices, Credits: billing.NewGuard(st, bus), Deployments: newDeployments(t)})
 	h := adm.Handler()

@@ -322,6 +322,25 @@ func (r *Recorder) Stats() Stats {
 	return s
 }
 
+// SpoolState is what readiness needs to know of the spool: whether there is one, how much it
+// holds, its bound, and whether it can take another record.
+type SpoolState struct {
+	// Enabled is false without a spool directory: records the database cannot take are lost.
+	Enabled bool
+	// Bytes is the spool's size on disk, every segment together; MaxBytes its bound (0: none).
+	Bytes, MaxBytes int64
+	// Full says the spool would refuse a record of ordinary size now (Options.SpoolMaxBytes).
+	Full bool
+}
+
+// SpoolState reports the spool's room, by the same rule appends follow.
+func (r *Recorder) SpoolState() SpoolState {
+	if r.spool == nil {
+		return SpoolState{}
+	}
+	return SpoolState{Enabled: true, Bytes: r.spool.bytes.Load(), MaxBytes: max(r.spool.maxBytes, 0), Full: !r.spool.fits(typicalFrameBytes)}
+}
+
 // Close stops taking records into the channel, writes what is queued within ctx's deadline, and
 // spools whatever is not written by then (fsynced before Close returns), so the next start
 // replays it. It returns an error only when records were lost (the spool failed, or there is

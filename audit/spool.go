@@ -192,6 +192,17 @@ func (s *spool) write(frames []byte, ends []int) (int, error) {
 	return n, nil
 }
 
+// typicalFrameBytes is the room a usage record of ordinary size takes in the spool, framing
+// included, generously: readiness calls the spool full when it could not take one.
+const typicalFrameBytes = 4 << 10
+
+// fits reports whether n more bytes of frames would be taken now.
+func (s *spool) fits(n int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fitsLocked(n)
+}
+
 // fitsLocked reports whether n more bytes of frames keep the spool within its bound, counting
 // the header of the segment they would start.
 func (s *spool) fitsLocked(n int64) bool {

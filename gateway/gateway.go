@@ -221,6 +221,9 @@ type Deps struct {
 	AccessLog *AccessLog
 	// Tracer makes the spans of each /v1 request (see tracing.go); nil: tracing is off.
 	Tracer trace.Tracer
+	// Spool reports the usage spool's room, for readiness (nil: not reported, and readiness
+	// does not weigh it).
+	Spool func() SpoolState
 }
 
 // Gateway serves the public API.
@@ -254,6 +257,7 @@ type Gateway struct {
 	ready   atomic.Bool
 	quotaOK func() bool
 	tracer  trace.Tracer // nil: tracing off
+	spool   func() SpoolState
 	// base is the context of every request of Server; cut cancels it when the process's drain
 	// time is up (CutRequests).
 	base context.Context
@@ -302,6 +306,7 @@ func New(d Deps, opts Options) *Gateway {
 	if g.quotaOK == nil {
 		g.quotaOK = func() bool { return true }
 	}
+	g.spool = d.Spool
 	g.router.Store(d.Router)
 	g.bodies = &bodyChecker{maxDepth: opts.MaxJSONDepth, strip: opts.StripBodyFields}
 	g.betas = make(map[string]bool, len(opts.AnthropicBetas))
@@ -421,38 +426,6 @@ func (g *Gateway) bodyDeadline(c *gin.Context) {
 		c.Writer.Header().Set("Connection", "close")
 	}
 	c.Next()
-}
-
-// handleReady answers whether a load balancer should send this replica requests. Only a replica
-// that can serve nobody says no: while draining, and while the store is down and the replica knows
-// no valid key (every request would get 503). With the store down but keys known, requests with
-// those keys go on (keys served from the cache, usage to the spool), and so do other replicas':
-// pulling every replica out of the load balancer for it would turn a degradation into an outage.
-// A Redis outage is likewise a degradation: requests are admitted under the fallback policy.
-func (g *Gateway) handleReady(c *gin.Context) {
-	if !g.ready.Load() {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "draining"})
-		return
-	}
-	quota := "ok"
-	if !g.quotaOK() {
-		quota = "fallback"
-	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
-	defer cancel()
-	if err := g.store.Ping(ctx); err != nil {
-		if !g.keys.knowsKeys() {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "store": "down", "quota": quota})
-			return
-		}
-		c.JSON(http.StatusOK, gin.H{"status": "degraded", "store": "down", "quota": quota})
-		return
-	}
-	if quota != "ok" {
-		c.JSON(http.StatusOK, gin.H{"status": "degraded", "store": "ok", "quota": quota})
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok", "store": "ok", "quota": "ok"})
 }
 
 // writeError answers err, in the dialect of the route (OpenAI's, or Anthropic's on the Messages

@@ -4,8 +4,9 @@
 # servers on free loopback ports (internal/testsvc), so nothing here starts a service.
 #
 #   scripts/test.sh                 install what is missing, then vet, gofmt check, import rules,
-#                                   promtool check and unit tests of the Prometheus rules,
-#                                   go test -race, static build, short fuzz runs
+#                                   promtool check and unit tests of the Prometheus rules, the
+#                                   Helm chart (helm template, kubeconform), go test -race,
+#                                   static build, short fuzz runs
 #   scripts/test.sh --install-only  only the install step
 #
 # It prints each phase as it starts and, at the end (on failure too), a summary: the time of each
@@ -137,6 +138,32 @@ if [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/openai/package.json" ] || [ ! -f "
 	npm install --prefix "$LLMGATE_NODE_SDK_DIR" --no-audit --no-fund --loglevel=error openai@6.30.1 @anthropic-ai/sdk@1.17.0
 fi
 
+# Helm and kubeconform, pinned, built from the Go module proxy into a cache directory outside the
+# work tree (the first build takes a few minutes; later runs reuse it), and the Kubernetes JSON
+# schemas kubeconform validates against, made from the OpenAPI documents of the k8s.io/kubernetes
+# module by scripts/k8sschemas: no tool or schema is downloaded from anywhere else. TestHelmChart
+# (cmd/llmgate) renders the chart with $LLMGATE_HELM.
+HELM_VERSION=v4.3.2 KUBECONFORM_VERSION=v0.8.0 K8S_VERSION=v1.36.3
+tools="${XDG_CACHE_HOME:-$HOME/.cache}/llmgate/tools"
+export LLMGATE_HELM="$tools/helm-$HELM_VERSION/helm"
+if [ ! -x "$LLMGATE_HELM" ]; then
+	echo "test.sh: building helm $HELM_VERSION from the Go module proxy"
+	GOBIN="$(dirname "$LLMGATE_HELM")" go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+fi
+KUBECONFORM="$tools/kubeconform-$KUBECONFORM_VERSION/kubeconform"
+if [ ! -x "$KUBECONFORM" ]; then
+	echo "test.sh: building kubeconform $KUBECONFORM_VERSION from the Go module proxy"
+	GOBIN="$(dirname "$KUBECONFORM")" go install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+fi
+# Named after the generator's own hash too, so a change to it makes the schemas again.
+K8S_SCHEMAS="$tools/k8s-schemas-$K8S_VERSION-$(sha256sum scripts/k8sschemas/main.go | cut -c1-12)"
+if [ ! -f "$K8S_SCHEMAS/deployment-apps-v1.json" ]; then
+	echo "test.sh: making the Kubernetes $K8S_VERSION JSON schemas from k8s.io/kubernetes's OpenAPI documents"
+	k8s_dir=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+	go run ./scripts/k8sschemas -in "$k8s_dir/api/openapi-spec/v3" -out "$K8S_SCHEMAS.tmp"
+	rm -rf "$K8S_SCHEMAS" && mv "$K8S_SCHEMAS.tmp" "$K8S_SCHEMAS"
+fi
+
 if [ "${1:-}" = "--install-only" ]; then
 	exit 0
 fi
@@ -161,6 +188,20 @@ phase "prometheus rules (promtool)"
 # not firing) pass.
 promtool check rules configs/prometheus/*.yaml
 promtool test rules configs/prometheus/tests/*.yaml
+
+phase "helm chart (helm lint, helm template, kubeconform)"
+# The chart renders with its default values and with every optional part on, and what it renders
+# validates against the Kubernetes API's schemas (strict: unknown fields are errors). The
+# ServiceMonitor and the PrometheusRule are skipped: they are Prometheus Operator CRDs, not in
+# the Kubernetes schemas. The Compose file is validated by TestComposeFile (cmd/llmgate).
+chart=deploy/helm/llmgate
+for values in "" "$chart/ci/all-on-values.yaml"; do
+	echo "test.sh: chart with ${values:-its default values}"
+	"$LLMGATE_HELM" lint --strict "$chart" ${values:+-f "$values"}
+	"$LLMGATE_HELM" template llmgate "$chart" ${values:+-f "$values"} >"$work/chart.yaml"
+	"$KUBECONFORM" -strict -summary -schema-location "$K8S_SCHEMAS/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
+		-skip ServiceMonitor,PrometheusRule "$work/chart.yaml"
+done
 
 phase "go test -race"
 go build -o "$work/testsummary" ./scripts/testsummary

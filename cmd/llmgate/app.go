@@ -170,13 +170,9 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	}
 	gw := gateway.New(gateway.Deps{AccessLog: access, Store: st, Keys: st, Ledger: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
 		Prices: prices, Tokens: est, Money: guard, Responses: st,
-		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy, Tracer: a.tracing.Tracer()}, cfg.Gateway)
-	ready := func(ctx context.Context) error { // off from the shutdown signal on, as the gateway's
-		if !gw.Ready() {
-			return admin.ErrDraining
-		}
-		return st.Ping(ctx)
-	}
+		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy, Tracer: a.tracing.Tracer(), Spool: spoolState(rec)}, cfg.Gateway)
+	// The admin listener answers the public listener's readiness: probes may use either.
+	ready := func(ctx context.Context) (bool, any) { return gw.Readiness(ctx) }
 	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Registerer: reg, Log: log, Ready: ready,
 		Quota:  &admin.QuotaDeps{Policies: q.policies, Limiter: q.limiter, Options: cfg.Quota.WithDefaults()},
 		Prices: prices, Credits: guard, Deployments: deploymentControl{gw: gw, changes: bus}})
@@ -319,6 +315,14 @@ func (a *app) shutdown(ctx context.Context) error {
 	cancel()
 	errs = append(errs, a.store.Close(), a.closeAccessLog())
 	return errors.Join(errs...)
+}
+
+// spoolState reports the usage spool's room to the gateway's readiness.
+func spoolState(rec *audit.Recorder) func() gateway.SpoolState {
+	return func() gateway.SpoolState {
+		s := rec.SpoolState()
+		return gateway.SpoolState{Enabled: s.Enabled, Bytes: s.Bytes, Max: s.MaxBytes, Full: s.Full}
+	}
 }
 
 func (a *app) closeBackends() {
