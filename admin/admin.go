@@ -44,6 +44,8 @@ type Deps struct {
 	}
 	// Deployments enables the /admin/deployments endpoints.
 	Deployments DeploymentControl
+	// Alerts enables the /admin/alerts endpoints.
+	Alerts AlertControl
 	// Registerer takes the admin API's own metrics (nil: not registered).
 	Registerer prometheus.Registerer
 }
@@ -107,6 +109,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.d.Deployments != nil {
 		s.routeDeployments(a)
+	}
+	if s.d.Alerts != nil {
+		s.routeAlerts(a)
 	}
 	return e
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/llmgate/llmgate/admin"
 	"github.com/llmgate/llmgate/audit"
+	"github.com/llmgate/llmgate/billing/alerts"
 	"github.com/llmgate/llmgate/gateway"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/anthropic"
@@ -56,6 +57,8 @@ type Config struct {
 	AdminMaxConnections int `yaml:"admin_max_connections"`
 	// Shutdown is how the process stops on SIGTERM or SIGINT.
 	Shutdown ShutdownOptions `yaml:"shutdown"`
+	// Alerts are the limit and budget alerts and their webhook delivery.
+	Alerts alerts.Options `yaml:"alerts"`
 
 	// listenDefaulted is set when neither the file nor LLMGATE_LISTEN named listen, so Listen is
 	// the default: demo binds loopback then.
@@ -315,6 +318,9 @@ func (c *Config) validate() error {
 		_ = rc.Close()
 	}
 	if err := c.Quota.WithDefaults().Validate(); err != nil {
+		return err
+	}
+	if err := c.Alerts.Validate(); err != nil {
 		return err
 	}
 	if c.Usage.RetentionMonths < 0 {
