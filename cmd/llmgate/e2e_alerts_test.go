@@ -358,3 +358,76 @@ func TestAlertsAdminBadInput(t *testing.T) {
 		}
 	})
 }
+
+// TestCreditAndTokenAlerts: on the embedded store, a user's prepaid credit used up past its own
+// thresholds (50 and 100 %) and a key's daily tokens past the threshold its tenant sets (50 %)
+// each emit one event per crossing, delivered to the webhook; thresholds set over the API
+// override the defaults and a tenant's apply to its keys.
+func TestCreditAndTokenAlerts(t *testing.T) {
+	e := newEnv(t)
+	recv := newWebhookReceiver(t)
+	var hook struct {
+		Secret string `json:"secret"`
+	}
+	if status := e.adminSend(http.MethodPost, "/admin/alerts/webhooks", `{"name":"ops","url":"`+recv.srv.URL+`"}`, &hook); status != http.StatusCreated {
+		t.Fatalf("create webhook: %d", status)
+	}
+	recv.secret.Store(hook.Secret)
+	e.adminSend(http.MethodPut, "/admin/pricing/up-model", `{"input_per_million":1,"output_per_million":1}`, nil)
+	for path, body := range map[string]string{
+		"/admin/alerts/thresholds/user/credit-user?allow_unknown_subject=true": `{"credit":[50,100]}`,
+		"/admin/alerts/thresholds/tenant/default":                              `{"tokens_day":[50],"budget_day":[]}`,
+	} {
+		if status, raw := e.adminRaw(e.app, http.MethodPut, path, body); status != 200 {
+			t.Fatalf("PUT %s: %d %s", path, status, raw)
+		}
+	}
+
+	// 100 µUSD of credit at 25 µUSD a request: 50 % after the 2nd, 100 % after the 4th.
+	payer := e.newKey(createKeyBody{Name: "prepaid", UserID: "credit-user"})
+	e.adminSend(http.MethodPost, "/admin/credits/user/credit-user/topup", `{"amount_usd":"0.0001"}`, nil)
+	for i := range 4 {
+		if status, typ, _ := e.sendMoney(e.app, payer.Key); status != http.StatusOK {
+			t.Fatalf("prepaid request %d: %d %s", i+1, status, typ)
+		}
+		e.waitRecords(payer.ID, i+1)
+	}
+	// 100 tokens a day at 25 tokens a request: 50 % after the 2nd; the 3rd crosses nothing new.
+	counted := e.newKey(createKeyBody{Name: "token-quota"})
+	e.putPolicy("/admin/quota/policies/key/"+counted.ID, `{"tokens_per_day":100}`)
+	waitPolicy(t, "key", counted.ID, e.app)
+	for i := range 3 {
+		if status, typ, _ := e.sendMoney(e.app, counted.Key); status != http.StatusOK {
+			t.Fatalf("token request %d: %d %s", i+1, status, typ)
+		}
+		e.waitRecords(counted.ID, i+1)
+	}
+
+	waitFor(t, 30*time.Second, "three events delivered", func() bool {
+		recv.mu.Lock()
+		defer recv.mu.Unlock()
+		return len(recv.accepted) >= 3
+	})
+	time.Sleep(time.Second) // room for a duplicate to show up, were there one
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	if len(recv.problems) > 0 {
+		t.Errorf("receiver problems: %v", recv.problems)
+	}
+	got := map[string]map[string]any{}
+	for _, p := range recv.payloads {
+		got[fmt.Sprintf("%s %s/%s %v", p["kind"], p["subject_type"], p["subject_id"], p["threshold_percent"])] = p
+	}
+	if len(got) != 3 || len(recv.payloads) != 3 {
+		t.Fatalf("delivered %v, want three distinct events", got)
+	}
+	if p := got["credit user/credit-user 50"]; p == nil || p["used"] != "0.00005" || p["limit"] != "0.0001" || p["period"] != "funded:0.0001" || p["level"] != "warning" {
+		t.Errorf("credit 50 %%: %v", p)
+	}
+	if p := got["credit user/credit-user 100"]; p == nil || p["used"] != "0.0001" || p["level"] != "reached" {
+		t.Errorf("credit 100 %%: %v", p)
+	}
+	if p := got["tokens_day key/"+counted.ID+" 50"]; p == nil || p["unit"] != "tokens" || p["limit"] != "100" || p["tenant_id"] != "default" {
+		t.Errorf("tokens 50 %%: %v", p)
+	}
+}
