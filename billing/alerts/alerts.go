@@ -1,10 +1,14 @@
 // Package alerts tells people when a tenant, user or key nears a limit: its daily or monthly
 // budget, its prepaid credit, or its daily token quota.
 //
-// The pipeline: the usage writer (Notifier.Watch, in front of the ledger) notes, after each
-// batch reached the store, which keys the batch charged; a background loop then reads those
-// subjects' figures (the ledger's rollups, the credit account) and compares them with their
-// thresholds (default 80, 90 and 100 % of the limit). A threshold reached that this process has
+// The pipeline: the usage writer (Notifier.Watch, in front of the store) notes, after each batch
+// reached the store, what the batch added per key, user, tenant and paying credit account; a
+// background loop then compares each subject's use with its thresholds (default 80, 90 and 100 %
+// of the limit). The use is the store's figure (the ledger's rollups, the credit account), read at
+// most every few seconds and carried forward in between by what this replica's batches add
+// (before + added = after): the store is read again at once when a batch may have carried a
+// subject over its next threshold, so most batches cost no read, and a crossing made by other
+// replicas' requests is seen within the read interval. A threshold reached that this process has
 // not emitted yet is inserted as an event; the store's unique key on (kind, subject, period,
 // threshold) makes the first insert the only one, so every crossing is one event however many
 // replicas see it, and the replica whose insert wins counts it in llmgate_limit_alerts_total. The

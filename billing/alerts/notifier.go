@@ -56,9 +56,14 @@ type Deps struct {
 // thresholdsTTL bounds how long a replica uses thresholds another replica may have changed.
 const thresholdsTTL = 5 * time.Second
 
-// maxSeen bounds the crossings remembered as emitted; past it the memory starts again (the
-// store's unique key still keeps each crossing one event).
-const maxSeen = 100_000
+// figuresTTL bounds how long a figure read from the store is carried forward by adding what this
+// replica writes: other replicas add to the same subjects, so it is read again at least this
+// often, and a crossing their requests made is seen within it.
+const figuresTTL = 5 * time.Second
+
+// maxRemembered bounds the crossings remembered as emitted and the figures carried forward; past
+// it the memory starts again (the store's unique key still keeps each crossing one event).
+const maxRemembered = 100_000
 
 // Notifier detects crossings and delivers their events (see the package doc).
 type Notifier struct {
@@ -70,16 +75,39 @@ type Notifier struct {
 	sent   *prometheus.CounterVec
 
 	mu      sync.Mutex
-	pending map[string]quota.Holder // key id → its holder, touched since the last pass
-	touched chan struct{}           // a pass is due
-	wake    chan struct{}           // a delivery is due
+	pending *batchUse     // what the batches written since the last pass added
+	touched chan struct{} // a pass is due
+	wake    chan struct{} // a delivery is due
 
 	// Owned by the detection loop.
-	seen       map[string]bool // crossings emitted or found stored
+	seen       map[string]bool     // crossings emitted or found stored
+	figures    map[string]figure   // use of a limit in a period, as last read plus what was added since
+	funded     map[string]*big.Int // credit: what was put into a payer's account, as last read
 	thresholds map[string]map[string][]int
 	loadedAt   time.Time
+	reread     bool // this pass reads every figure (see pass)
 	stale      atomic.Bool
 	now        func() time.Time
+}
+
+// figure is a subject's use of one limit in one period: read from the store at read, plus what
+// this replica's batches added since.
+type figure struct {
+	used *big.Int
+	read time.Time
+}
+
+// batchUse is what written batches added, per subject ("key/<id>", "user/<id>", "tenant/<id>"):
+// cost (pico-USD) and tokens to the rollups, charges to the credit account of the payer.
+type batchUse struct {
+	holders map[string]quota.Holder // key id → its holder
+	cost    map[string]int64
+	tokens  map[string]int64
+	charged map[string]int64
+}
+
+func newBatchUse() *batchUse {
+	return &batchUse{holders: map[string]quota.Holder{}, cost: map[string]int64{}, tokens: map[string]int64{}, charged: map[string]int64{}}
 }
 
 // New returns a notifier; o must have passed Validate.
@@ -88,8 +116,9 @@ func New(d Deps, o Options) *Notifier {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	n := &Notifier{d: d, o: o, policy: o.Policy(d.Allow), pending: map[string]quota.Holder{},
-		touched: make(chan struct{}, 1), wake: make(chan struct{}, 1), seen: map[string]bool{}, now: time.Now}
+	n := &Notifier{d: d, o: o, policy: o.Policy(d.Allow), pending: newBatchUse(), touched: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), seen: map[string]bool{}, figures: map[string]figure{},
+		funded: map[string]*big.Int{}, now: time.Now}
 	n.client = outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: 4, DialTimeout: o.Delivery.Timeout,
 		ResponseHeaderTimeout: o.Delivery.Timeout, Policy: n.policy})
 	n.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llmgate_limit_alerts_total",
@@ -114,8 +143,9 @@ func (n *Notifier) Defaults() []int { return n.o.Thresholds }
 // (other replicas do within thresholdsTTL).
 func (n *Notifier) ThresholdsChanged() { n.stale.Store(true) }
 
-// Watch returns w with the notifier told of each batch written: the detection pass reads the
-// figures of the batch's subjects, after the write, off the writer's path.
+// Watch returns w with the notifier told of each batch w wrote: the detection pass checks the
+// batch's subjects after the write, off the writer's path. w must be the writer that persists
+// what the records say, payers named (billing.Ledger names them before it).
 func (n *Notifier) Watch(w UsageWriter) UsageWriter {
 	if !*n.o.Enabled {
 		return w
@@ -136,14 +166,30 @@ func (w watched) InsertUsage(ctx context.Context, recs []store.UsageRecord) (int
 	return k, err
 }
 
-// touch notes the keys of records that reached a model (the others cost nothing and use no
-// tokens) for the next pass.
+// touch adds a written batch to what the next pass checks: the records that reached a model
+// (the only ones in the rollups), by key, user and tenant, and the charges by payer. A replayed
+// batch adds again what the store skipped; that only makes a pass read the store sooner.
 func (n *Notifier) touch(recs []store.UsageRecord) {
 	n.mu.Lock()
+	p := n.pending
 	for i := range recs {
 		r := &recs[i]
-		if r.ReachedModel() && r.KeyID != "" {
-			n.pending[r.KeyID] = quota.Holder{KeyID: r.KeyID, UserID: r.UserID, TenantID: r.TenantID}
+		if !r.ReachedModel() || r.KeyID == "" {
+			continue
+		}
+		p.holders[r.KeyID] = quota.Holder{KeyID: r.KeyID, UserID: r.UserID, TenantID: r.TenantID}
+		var cost int64
+		if r.CostPicoUSD != nil && *r.CostPicoUSD > 0 {
+			cost = *r.CostPicoUSD
+		}
+		for _, s := range [...]string{"key/" + r.KeyID, "user/" + r.UserID, "tenant/" + r.TenantID} {
+			if !strings.HasSuffix(s, "/") {
+				p.cost[s] += cost
+				p.tokens[s] += r.PromptTokens + r.CompletionTokens
+			}
+		}
+		if r.Charge && cost > 0 && r.PayerType != "" {
+			p.charged[r.PayerType+"/"+r.PayerID] += cost
 		}
 	}
 	n.mu.Unlock()
@@ -165,19 +211,35 @@ func (n *Notifier) Run(ctx context.Context) {
 	n.client.CloseIdleConnections()
 }
 
+// detectLoop runs a pass after each batch written, and every figuresTTL a pass that reads the
+// figures of the subjects touched since the last one: a crossing made by another replica's
+// requests is seen even when no more come here.
 func (n *Notifier) detectLoop(ctx context.Context) {
+	t := time.NewTicker(figuresTTL)
+	defer t.Stop()
+	recent := newBatchUse()
 	for {
+		var use *batchUse
+		reread := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-n.touched:
+			n.mu.Lock()
+			use = n.pending
+			n.pending = newBatchUse()
+			n.mu.Unlock()
+			for k, h := range use.holders {
+				recent.holders[k] = h
+			}
+			for k := range use.charged {
+				recent.charged[k] = 0
+			}
+		case <-t.C:
+			use, recent, reread = recent, newBatchUse(), true
 		}
-		n.mu.Lock()
-		holders := n.pending
-		n.pending = map[string]quota.Holder{}
-		n.mu.Unlock()
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		n.pass(pctx, holders)
+		n.pass(pctx, use, reread)
 		cancel()
 	}
 }
@@ -190,15 +252,23 @@ type subject struct {
 	tokens int64 // daily token quota (0: none)
 }
 
-// pass checks every subject of the holders once.
-func (n *Notifier) pass(ctx context.Context, holders map[string]quota.Holder) {
+func (s subject) String() string { return string(s.kind) + "/" + s.id }
+
+// pass checks every subject the batches touched once: each of a key's subjects as admission
+// counts them (quota.Options.SubjectsOf, so the limits are admission's), and each payer's credit.
+// reread reads every figure from the store rather than carry it forward.
+func (n *Notifier) pass(ctx context.Context, use *batchUse, reread bool) {
+	n.reread = reread
 	if err := n.loadThresholds(ctx); err != nil {
 		n.d.Log.Warn("alerts: reading thresholds failed; this pass uses the last ones read", "err", err)
 	}
 	now := n.now().UTC()
+	if len(n.figures) >= maxRemembered {
+		n.figures = map[string]figure{}
+	}
 	checked := map[string]bool{}
 	tiers := map[string]string{}
-	for _, h := range holders {
+	for _, h := range use.holders {
 		if h.UserID != "" {
 			tier, ok := tiers[h.UserID]
 			if !ok {
@@ -211,56 +281,123 @@ func (n *Notifier) pass(ctx context.Context, holders map[string]quota.Holder) {
 			}
 			h.Tier = tier
 		}
-		for _, s := range n.d.Quota.SubjectsOf(n.d.Policies, h, "", "", "") {
-			if s.Kind == quota.KindSession || s.Model != "" {
+		for _, qs := range n.d.Quota.SubjectsOf(n.d.Policies, h, "", "", "") {
+			s := subject{kind: qs.Kind, id: qs.ID, tenant: h.TenantID, tokens: qs.Limits.TokensPerDay}
+			if qs.Kind == quota.KindSession || qs.Model != "" || checked[s.String()] {
 				continue
 			}
-			if k := string(s.Kind) + "/" + s.ID; !checked[k] {
-				checked[k] = true
-				n.checkLimits(ctx, subject{kind: s.Kind, id: s.ID, tenant: h.TenantID, tokens: s.Limits.TokensPerDay}, now)
-			}
+			checked[s.String()] = true
+			n.checkLimits(ctx, s, use.cost[s.String()], use.tokens[s.String()], now)
 		}
-		n.checkCredit(ctx, h, now, checked)
+	}
+	for payer, charged := range use.charged {
+		kind, id, _ := strings.Cut(payer, "/")
+		tenant := id
+		if kind != string(quota.KindTenant) {
+			tenant = n.tenantOf(use, kind, id)
+		}
+		n.checkCredit(ctx, subject{kind: quota.Kind(kind), id: id, tenant: tenant}, charged, now)
 	}
 }
 
-// checkLimits compares a subject's spend with its budgets and its tokens with its daily quota.
-func (n *Notifier) checkLimits(ctx context.Context, s subject, now time.Time) {
-	p, ok := n.d.Policies.Lookup(s.kind, s.id, "")
-	var dayBudget, monthBudget int64
-	if ok {
-		if p.BudgetDayMicroUSD != nil {
-			dayBudget = *p.BudgetDayMicroUSD
-		}
-		if p.BudgetMonthMicroUSD != nil {
-			monthBudget = *p.BudgetMonthMicroUSD
+// tenantOf finds a user's tenant among the batches' holders.
+func (n *Notifier) tenantOf(use *batchUse, kind, id string) string {
+	for _, h := range use.holders {
+		if kind == string(quota.KindUser) && h.UserID == id {
+			return h.TenantID
 		}
 	}
-	day, month := now.Format(time.DateOnly), now.Format("2006-01")
-	if (dayBudget > 0 && n.wanted(s, KindBudgetDay)) || (monthBudget > 0 && n.wanted(s, KindBudgetMonth)) {
+	return ""
+}
+
+// estimate says whether a figure must be read from the store: when it was never read or is
+// older than figuresTTL, or when what was added since may have reached the next threshold not
+// yet emitted (before < threshold ≤ after). Otherwise it carries the figure forward by added and
+// reports false: most batches cost no read at all.
+func (n *Notifier) estimate(key string, limit *big.Int, added int64, next int, now time.Time) bool {
+	f, ok := n.figures[key]
+	if !ok || n.reread || now.Sub(f.read) >= figuresTTL {
+		return true
+	}
+	after := new(big.Int).Add(f.used, big.NewInt(added))
+	if reached(after, limit, next) {
+		return true
+	}
+	n.figures[key] = figure{used: after, read: f.read}
+	return false
+}
+
+// remember records a figure just read.
+func (n *Notifier) remember(key string, used *big.Int, now time.Time) {
+	n.figures[key] = figure{used: new(big.Int).Set(used), read: now}
+}
+
+// reached reports whether used is at least percent % of limit.
+func reached(used, limit *big.Int, percent int) bool {
+	return new(big.Int).Mul(used, big.NewInt(100)).Cmp(new(big.Int).Mul(limit, big.NewInt(int64(percent)))) >= 0
+}
+
+// checkLimits compares a subject's spend with its budgets and its tokens with its daily quota.
+func (n *Notifier) checkLimits(ctx context.Context, s subject, cost, tokens int64, now time.Time) {
+	p, _ := n.d.Policies.Lookup(s.kind, s.id, "")
+	micro := big.NewInt(1_000_000)
+	type budget struct {
+		kind, period string
+		limit        *big.Int
+		next         int
+	}
+	var budgets []budget
+	for _, b := range [...]struct {
+		kind, period string
+		micros       *int64
+	}{{KindBudgetDay, now.Format(time.DateOnly), p.BudgetDayMicroUSD}, {KindBudgetMonth, now.Format("2006-01"), p.BudgetMonthMicroUSD}} {
+		if b.micros == nil || *b.micros <= 0 {
+			continue
+		}
+		if next, ok := n.next(s, b.kind, b.period); ok {
+			budgets = append(budgets, budget{b.kind, b.period, new(big.Int).Mul(big.NewInt(*b.micros), micro), next})
+		}
+	}
+	read := false
+	for _, b := range budgets {
+		if n.estimate(b.kind+"\x00"+s.String()+"\x00"+b.period, b.limit, cost, b.next, now) {
+			read = true
+		}
+	}
+	if read { // one query answers both periods
 		spentMonth, spentDay, err := n.d.Store.Spend(ctx, store.SpendFilter{SubjectType: string(s.kind), SubjectID: s.id, Day: now})
 		if err != nil {
-			n.d.Log.Warn("alerts: reading spend failed", "subject", string(s.kind)+"/"+s.id, "err", err)
+			n.d.Log.Warn("alerts: reading spend failed", "subject", s.String(), "err", err)
 		} else {
-			micro := big.NewInt(1_000_000)
-			if dayBudget > 0 {
-				limit := new(big.Int).Mul(big.NewInt(dayBudget), micro)
-				n.compare(ctx, s, KindBudgetDay, day, limit, spentDay, "usd", now)
-			}
-			if monthBudget > 0 {
-				limit := new(big.Int).Mul(big.NewInt(monthBudget), micro)
-				n.compare(ctx, s, KindBudgetMonth, month, limit, spentMonth, "usd", now)
+			for _, b := range budgets {
+				used := spentDay
+				if b.kind == KindBudgetMonth {
+					used = spentMonth
+				}
+				n.remember(b.kind+"\x00"+s.String()+"\x00"+b.period, used, now)
+				n.compare(ctx, s, b.kind, b.period, b.limit, used, "usd", now)
 			}
 		}
 	}
-	if s.tokens > 0 && n.wanted(s, KindTokensDay) {
-		used, err := n.tokensToday(ctx, s, now)
-		if err != nil {
-			n.d.Log.Warn("alerts: reading token use failed", "subject", string(s.kind)+"/"+s.id, "err", err)
-			return
-		}
-		n.compare(ctx, s, KindTokensDay, day, big.NewInt(s.tokens), big.NewInt(used), "tokens", now)
+	if s.tokens <= 0 {
+		return
 	}
+	day := now.Format(time.DateOnly)
+	next, ok := n.next(s, KindTokensDay, day)
+	if !ok {
+		return
+	}
+	limit, key := big.NewInt(s.tokens), KindTokensDay+"\x00"+s.String()+"\x00"+day
+	if !n.estimate(key, limit, tokens, next, now) {
+		return
+	}
+	used, err := n.tokensToday(ctx, s, now)
+	if err != nil {
+		n.d.Log.Warn("alerts: reading token use failed", "subject", s.String(), "err", err)
+		return
+	}
+	n.remember(key, big.NewInt(used), now)
+	n.compare(ctx, s, KindTokensDay, day, limit, big.NewInt(used), "tokens", now)
 }
 
 // tokensToday sums a subject's prompt and completion tokens of today from the rollups, the
@@ -294,28 +431,61 @@ func (n *Notifier) tokensToday(ctx context.Context, s subject, now time.Time) (i
 	}
 }
 
-// checkCredit compares the charges of the account paying for the holder's requests with all
-// that was put into it (the balance plus the charges): the share of the credit used. A top-up
-// starts a new period, so its thresholds can be crossed again.
-func (n *Notifier) checkCredit(ctx context.Context, h quota.Holder, now time.Time, checked map[string]bool) {
-	a, ok, err := billing.PayerAccount(ctx, n.d.Store, h.UserID, h.TenantID)
+// checkCredit compares the charges of a paying account with all that was put into it (the
+// balance plus the charges): the share of the credit used. A top-up starts a new period, so
+// its thresholds can be crossed again.
+func (n *Notifier) checkCredit(ctx context.Context, s subject, added int64, now time.Time) {
+	if !n.wanted(s, KindCredit) {
+		return
+	}
+	key := KindCredit + "\x00" + s.String()
+	if funded, ok := n.funded[key]; ok {
+		if next, any := n.next(s, KindCredit, fundedPeriod(funded)); !any {
+			if !n.reread && now.Sub(n.figures[key].read) < figuresTTL {
+				return // every threshold of this funding is emitted; a top-up shows within figuresTTL
+			}
+		} else if !n.estimate(key, funded, added, next, now) {
+			return
+		}
+	}
+	a, err := n.d.Store.CreditAccountOf(ctx, string(s.kind), s.id)
+	if errors.Is(err, store.ErrNotFound) {
+		return
+	}
 	if err != nil {
-		n.d.Log.Warn("alerts: reading the credit account failed", "user_id", h.UserID, "tenant_id", h.TenantID, "err", err)
+		n.d.Log.Warn("alerts: reading the credit account failed", "subject", s.String(), "err", err)
 		return
 	}
-	if !ok || checked["credit:"+a.ID] {
-		return
-	}
-	checked["credit:"+a.ID] = true
-	s := subject{kind: quota.Kind(a.SubjectType), id: a.SubjectID, tenant: h.TenantID}
-	if !n.wanted(s, KindCredit) || a.ChargedPicoUSD == nil || a.BalancePicoUSD == nil {
+	if a.ChargedPicoUSD == nil || a.BalancePicoUSD == nil {
 		return
 	}
 	funded := new(big.Int).Add(a.BalancePicoUSD, a.ChargedPicoUSD)
+	if len(n.funded) >= maxRemembered {
+		n.funded = map[string]*big.Int{}
+	}
+	n.remember(key, a.ChargedPicoUSD, now)
+	n.funded[key] = funded
 	if funded.Sign() <= 0 {
 		return
 	}
-	n.compare(ctx, s, KindCredit, "funded:"+billing.FormatPico(funded), funded, a.ChargedPicoUSD, "usd", now)
+	n.compare(ctx, s, KindCredit, fundedPeriod(funded), funded, a.ChargedPicoUSD, "usd", now)
+}
+
+func fundedPeriod(funded *big.Int) string { return "funded:" + billing.FormatPico(funded) }
+
+// next returns the lowest threshold of the subject's kind not known to be emitted in period;
+// false when every one is (or the kind has none).
+func (n *Notifier) next(s subject, kind, period string) (int, bool) {
+	for _, t := range n.thresholdsOf(s, kind) {
+		if !n.seen[crossingKey(s, kind, period, t)] {
+			return t, true
+		}
+	}
+	return 0, false
+}
+
+func crossingKey(s subject, kind, period string, t int) string {
+	return kind + "\x00" + s.String() + "\x00" + period + "\x00" + strconv.Itoa(t)
 }
 
 // compare emits an event for each threshold of the subject's kind that used has reached in
@@ -325,21 +495,23 @@ func (n *Notifier) compare(ctx context.Context, s subject, kind, period string, 
 	if limit.Sign() <= 0 {
 		return
 	}
-	hundredUsed := new(big.Int).Mul(used, big.NewInt(100))
 	for _, t := range n.thresholdsOf(s, kind) {
-		if hundredUsed.Cmp(new(big.Int).Mul(limit, big.NewInt(int64(t)))) < 0 {
+		if !reached(used, limit, t) {
 			return // ascending: the higher ones are not reached either
 		}
-		key := kind + "\x00" + string(s.kind) + "\x00" + s.id + "\x00" + period + "\x00" + strconv.Itoa(t)
+		key := crossingKey(s, kind, period, t)
 		if n.seen[key] {
 			continue
 		}
 		if err := n.emit(ctx, s, kind, period, t, limit, used, unit, now); err != nil {
 			n.d.Log.Warn("alerts: storing an event failed; the next pass tries again", "kind", kind,
-				"subject", string(s.kind)+"/"+s.id, "threshold", t, "err", err)
+				"subject", s.String(), "threshold", t, "err", err)
+			// Read again next time.
+			delete(n.figures, kind+"\x00"+s.String()+"\x00"+period)
+			delete(n.figures, kind+"\x00"+s.String())
 			return
 		}
-		if len(n.seen) >= maxSeen {
+		if len(n.seen) >= maxRemembered {
 			n.seen = map[string]bool{}
 		}
 		n.seen[key] = true

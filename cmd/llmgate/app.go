@@ -118,7 +118,8 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	}
 	uo.Registerer = reg
 	// The ledger names the payer of records admitted while the guard could not say (and of
-	// records spooled by older versions) before the store persists them.
+	// records spooled by older versions) before the store persists them; the alerts see each
+	// batch the store wrote, payers named.
 	allow, err := cfg.Outbound.Prefixes()
 	if err != nil {
 		st.Close()
@@ -129,7 +130,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	policies := &policyForward{}
 	notifier := alerts.New(alerts.Deps{Store: st, Policies: policies, Quota: cfg.Quota.WithDefaults(), Allow: allow,
 		Registerer: reg, Log: log}, cfg.Alerts)
-	rec, err := audit.New(notifier.Watch(billing.NewLedger(st, st)), uo, log)
+	rec, err := audit.New(billing.NewLedger(notifier.Watch(st), st), uo, log)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("usage: %w", err)
