@@ -80,9 +80,10 @@ type Notifier struct {
 	wake    chan struct{} // a delivery is due
 
 	// Owned by the detection loop.
-	seen       map[string]bool     // crossings emitted or found stored
-	figures    map[string]figure   // use of a limit in a period, as last read plus what was added since
-	funded     map[string]*big.Int // credit: what was put into a payer's account, as last read
+	seen       map[string]bool      // crossings emitted or found stored
+	figures    map[string]figure    // use of a limit in a period, as last read plus what was added since
+	funded     map[string]*big.Int  // credit: what was put into a payer's account, as last read
+	tiers      map[string]tierEntry // users' tiers, as last read
 	thresholds map[string]map[string][]int
 	loadedAt   time.Time
 	reread     bool // this pass reads every figure (see pass)
@@ -118,7 +119,7 @@ func New(d Deps, o Options) *Notifier {
 	}
 	n := &Notifier{d: d, o: o, policy: o.Policy(d.Allow), pending: newBatchUse(), touched: make(chan struct{}, 1),
 		wake: make(chan struct{}, 1), seen: map[string]bool{}, figures: map[string]figure{},
-		funded: map[string]*big.Int{}, now: time.Now}
+		funded: map[string]*big.Int{}, tiers: map[string]tierEntry{}, now: time.Now}
 	n.client = outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: 4, DialTimeout: o.Delivery.Timeout,
 		ResponseHeaderTimeout: o.Delivery.Timeout, Policy: n.policy})
 	n.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llmgate_limit_alerts_total",
@@ -267,19 +268,9 @@ func (n *Notifier) pass(ctx context.Context, use *batchUse, reread bool) {
 		n.figures = map[string]figure{}
 	}
 	checked := map[string]bool{}
-	tiers := map[string]string{}
 	for _, h := range use.holders {
 		if h.UserID != "" {
-			tier, ok := tiers[h.UserID]
-			if !ok {
-				u, err := n.d.Store.GetUser(ctx, h.UserID)
-				if err != nil && !errors.Is(err, store.ErrNotFound) {
-					n.d.Log.Warn("alerts: reading a user failed", "user_id", h.UserID, "err", err)
-				}
-				tier = u.Tier
-				tiers[h.UserID] = tier
-			}
-			h.Tier = tier
+			h.Tier = n.tierOf(ctx, h.UserID, now)
 		}
 		for _, qs := range n.d.Quota.SubjectsOf(n.d.Policies, h, "", "", "") {
 			s := subject{kind: qs.Kind, id: qs.ID, tenant: h.TenantID, tokens: qs.Limits.TokensPerDay}
@@ -298,6 +289,33 @@ func (n *Notifier) pass(ctx context.Context, use *batchUse, reread bool) {
 		}
 		n.checkCredit(ctx, subject{kind: quota.Kind(kind), id: id, tenant: tenant}, charged, now)
 	}
+}
+
+// tierTTL bounds how long a user's tier is reused: a tier change moves the daily token quota
+// the alerts compare with within it.
+const tierTTL = 30 * time.Second
+
+type tierEntry struct {
+	tier string
+	read time.Time
+}
+
+// tierOf returns a user's tier, read from the store at most every tierTTL ("" when it cannot be
+// read: the default tier's limits apply, as admission's do for an unknown tier).
+func (n *Notifier) tierOf(ctx context.Context, userID string, now time.Time) string {
+	if e, ok := n.tiers[userID]; ok && now.Sub(e.read) < tierTTL {
+		return e.tier
+	}
+	u, err := n.d.Store.GetUser(ctx, userID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		n.d.Log.Warn("alerts: reading a user failed", "user_id", userID, "err", err)
+		return n.tiers[userID].tier
+	}
+	if len(n.tiers) >= maxRemembered {
+		n.tiers = map[string]tierEntry{}
+	}
+	n.tiers[userID] = tierEntry{tier: u.Tier, read: now}
+	return u.Tier
 }
 
 // tenantOf finds a user's tenant among the batches' holders.
