@@ -1,5 +1,6 @@
 // Package admin serves the admin API on its own listener: tenants, users, API keys, admin tokens,
-// quota policies, pricing, usage and billing, credits, deployments and the admin audit log.
+// quota policies, pricing, usage and billing, credits, deployments, limit alerts and the admin
+// audit log.
 // Everything under /admin/ needs an admin token (the bootstrap token, or one made through the
 // API with a role and optionally a tenant scope, see auth.go); /metrics and /health/* do not, so
 // Prometheus and load balancers can reach them.
@@ -44,6 +45,8 @@ type Deps struct {
 	}
 	// Deployments enables the /admin/deployments endpoints.
 	Deployments DeploymentControl
+	// Alerts enables the /admin/alerts endpoints.
+	Alerts AlertControl
 	// Registerer takes the admin API's own metrics (nil: not registered).
 	Registerer prometheus.Registerer
 }
@@ -107,6 +110,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.d.Deployments != nil {
 		s.routeDeployments(a)
+	}
+	if s.d.Alerts != nil {
+		s.routeAlerts(a)
 	}
 	return e
 }

@@ -39,6 +39,7 @@ const (
 	areaCredits     = "credits"
 	areaDeployments = "deployments"
 	areaAuditLog    = "audit-log"
+	areaAlerts      = "alerts"
 )
 
 // billingAreas are what the billing role may read and change.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/llmgate/llmgate/admin"
 	"github.com/llmgate/llmgate/admin/admintest"
 	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/billing/alerts"
 	"github.com/llmgate/llmgate/internal/changes"
 	"github.com/llmgate/llmgate/internal/testsvc"
 	"github.com/llmgate/llmgate/providers"
@@ -131,7 +133,10 @@ func newServer(t *testing.T, b backend) *server {
 		return err == nil, gin.H{"store_error": err != nil}
 	},
 		Quota:  &admin.QuotaDeps{Policies: policies, Limiter: limiter, Options: qo},
-		Prices: prices, Credits: billing.NewGuard(st, bus), Deployments: newDeployments(t)})
+		Prices: prices, Credits: billing.NewGuard(st, bus), Deployments: newDeployments(t),
+		// Not run: these tests look at what the endpoints store.
+		Alerts: alerts.New(alerts.Deps{Store: st, Policies: policies, Quota: qo, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
+			alerts.Options{})})
 	h := adm.Handler()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

@@ -513,4 +513,6 @@ type Store interface {
 	AddCredit(ctx context.Context, accountID, kind string, amount *big.Int, note string) (CreditEntry, error)
 	// CreditEntries returns an account's ledger, newest first.
 	CreditEntries(ctx context.Context, accountID string, limit, offset int) ([]CreditEntry, error)
+
+	AlertStore
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/llmgate/llmgate/admin"
 	"github.com/llmgate/llmgate/audit"
 	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/billing/alerts"
 	"github.com/llmgate/llmgate/billing/tokens"
 	"github.com/llmgate/llmgate/configs"
 	"github.com/llmgate/llmgate/gateway"
@@ -33,6 +34,7 @@ import (
 	"github.com/llmgate/llmgate/providers/mock"
 	"github.com/llmgate/llmgate/providers/openai"
 	"github.com/llmgate/llmgate/providers/outbound"
+	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 	"github.com/llmgate/llmgate/store/postgres"
 	"github.com/llmgate/llmgate/store/sqlite"
@@ -118,8 +120,19 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	}
 	uo.Registerer = reg
 	// The ledger names the payer of records admitted while the guard could not say (and of
-	// records spooled by older versions) before the store persists them.
-	rec, err := audit.New(billing.NewLedger(st, st), uo, log)
+	// records spooled by older versions) before the store persists them; the alerts see each
+	// batch the store wrote, payers named.
+	allow, err := cfg.Outbound.Prefixes()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	// Alerts read the limits as admission does; the policy book is built below, so they get it
+	// through a forwarder filled in once it exists.
+	policies := &policyForward{}
+	notifier := alerts.New(alerts.Deps{Store: st, Policies: policies, Quota: cfg.Quota.WithDefaults(), Allow: allow,
+		Registerer: reg, Log: log}, cfg.Alerts)
+	rec, err := audit.New(billing.NewLedger(notifier.Watch(st), st), uo, log)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("usage: %w", err)
@@ -151,6 +164,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.quota = q
+	policies.book = q.policies
 	prices, err := newPriceBook(ctx, cfg, st, bus)
 	if err != nil {
 		a.closeBackends()
@@ -175,7 +189,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	ready := func(ctx context.Context) (bool, any) { return gw.Readiness(ctx) }
 	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Registerer: reg, Log: log, Ready: ready,
 		Quota:  &admin.QuotaDeps{Policies: q.policies, Limiter: q.limiter, Options: cfg.Quota.WithDefaults()},
-		Prices: prices, Credits: guard, Deployments: deploymentControl{gw: gw, changes: bus}})
+		Prices: prices, Credits: guard, Deployments: deploymentControl{gw: gw, changes: bus}, Alerts: notifier})
 
 	a.gateway = gw
 	// Deployment overrides changed through the admin API (here or on another replica).
@@ -209,6 +223,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		if upkeep != nil { // usage partitions made ahead and retention, off the request path
 			wg.Go(func() { upkeep.Run(runCtx) })
 		}
+		wg.Go(func() { notifier.Run(runCtx) }) // limit alerts and their webhook deliveries
 		wg.Add(3)
 		go func() { defer wg.Done(); gw.Run(runCtx) }()
 		go func() { defer wg.Done(); guard.Run(runCtx) }()
@@ -446,4 +461,15 @@ func newPriceBook(ctx context.Context, cfg Config, st store.Store, bus *changes.
 		return nil, fmt.Errorf("pricing: seed: %w", err)
 	}
 	return b, nil
+}
+
+// policyForward is the quota policy book handed to the alerts before the book exists; it finds
+// nothing until then (no batch is written before it is set).
+type policyForward struct{ book quota.PolicyLookup }
+
+func (p *policyForward) Lookup(kind quota.Kind, id, model string) (store.QuotaPolicy, bool) {
+	if p.book == nil {
+		return store.QuotaPolicy{}, false
+	}
+	return p.book.Lookup(kind, id, model)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/llmgate/llmgate/admin"
 	"github.com/llmgate/llmgate/audit"
+	"github.com/llmgate/llmgate/billing/alerts"
 	"github.com/llmgate/llmgate/gateway"
 	"github.com/llmgate/llmgate/internal/tracing"
 	"github.com/llmgate/llmgate/providers"
@@ -59,6 +60,8 @@ type Config struct {
 	Shutdown ShutdownOptions `yaml:"shutdown"`
 	// Tracing is the optional OpenTelemetry tracing of requests (off by default).
 	Tracing tracing.Options `yaml:"tracing"`
+	// Alerts are the limit and budget alerts and their webhook delivery.
+	Alerts alerts.Options `yaml:"alerts"`
 
 	// listenDefaulted is set when neither the file nor LLMGATE_LISTEN named listen, so Listen is
 	// the default: demo binds loopback then.
@@ -319,6 +322,9 @@ func (c *Config) validate() error {
 		_ = rc.Close()
 	}
 	if err := c.Quota.WithDefaults().Validate(); err != nil {
+		return err
+	}
+	if err := c.Alerts.Validate(); err != nil {
 		return err
 	}
 	if c.Usage.RetentionMonths < 0 {

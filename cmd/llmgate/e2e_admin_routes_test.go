@@ -116,6 +116,7 @@ func everyRouteSteps() []routeStep {
 		{publicRoute("POST /v1/audio/speech"), (*routeRun).speech},
 	}
 	steps = append(steps, azureRouteSteps()...) // while the run's key and tenant are there
+	steps = append(steps, alertRouteSteps()...) // while the run's user is there
 	return append(steps, []routeStep{
 		{adminRoute("DELETE /admin/quota/policy/:userId"), (*routeRun).deleteUserPolicy},
 		{adminRoute("DELETE /admin/users/:id"), (*routeRun).deleteUser},

@@ -106,6 +106,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"AdminMetacharacters", testAdminMetacharacters},
 		{"ResponseRoutes", testResponseRoutes},
 		{"ResponseRoutesBatch", testResponseRoutesBatch},
+		{"AlertThresholds", testAlertThresholds},
+		{"AlertWebhooks", testAlertWebhooks},
+		{"AlertEvents", testAlertEvents},
+		{"AlertDeliveries", testAlertDeliveries},
 	}
 	t.Run("Migrate", func(t *testing.T) {
 		t.Parallel()
