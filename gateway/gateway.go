@@ -86,6 +86,31 @@ type Options struct {
 	// ("gw;dur=…, upstream;dur=…" in milliseconds, see docs/operations.md) [false]: it tells
 	// every client how long the upstream took, which an operator may not want to share.
 	ServerTiming bool `yaml:"server_timing"`
+	// GlobalRateLimit sheds the public API's requests beyond a rate on this replica with a 429
+	// before any work is done for them (no key lookup, no body read) [off].
+	GlobalRateLimit RateLimit `yaml:"global_rate_limit"`
+	// UserIDHeader names a header that carries the caller's user id to the upstream on every
+	// request ("" [default]: none). The client's own value of that header is never forwarded.
+	UserIDHeader string `yaml:"user_id_header"`
+	// EventStreamsPerKey bounds the /v1/usage and /v1/status event streams (Accept:
+	// text/event-stream) one key holds open at once on this replica [4]; one more gets 429.
+	EventStreamsPerKey int `yaml:"event_streams_per_key"`
+	// EventHeartbeat is how often an idle event stream gets a comment line, so that proxies
+	// and clients see it alive [15s].
+	EventHeartbeat time.Duration `yaml:"event_heartbeat"`
+	// EventPoll is how often an event stream re-reads what it reports (the key's rollups and
+	// counters for /v1/usage, the health of the models for /v1/status) to send an event when it
+	// changed [2s]. /v1/usage also looks at once after each of the key's requests on this replica.
+	EventPoll time.Duration `yaml:"event_poll"`
+}
+
+// RateLimit is a token bucket: RequestsPerSecond refill it, Burst is its size. A rate of 0
+// turns it off.
+type RateLimit struct {
+	// RequestsPerSecond is the sustained rate [0: no limit].
+	RequestsPerSecond float64 `yaml:"requests_per_second"`
+	// Burst is how many requests may arrive at once [the rate, rounded up; at least 1].
+	Burst int `yaml:"burst"`
 }
 
 func (o Options) withDefaults() Options {
@@ -128,6 +153,11 @@ func (o Options) withDefaults() Options {
 	if o.MaxJSONDepth <= 0 {
 		o.MaxJSONDepth = 128
 	}
+	if o.EventStreamsPerKey <= 0 {
+		o.EventStreamsPerKey = 4
+	}
+	def(&o.EventHeartbeat, 15*time.Second)
+	def(&o.EventPoll, 2*time.Second)
 	if o.StripBodyFields == nil {
 		o.StripBodyFields = []string{"api_base", "base_url", "api_key", "extra_headers"}
 	}
@@ -245,6 +275,10 @@ type Gateway struct {
 	unpricedSeen sync.Map
 	// unchosenWarned paces the warning about refusals by a default tier (warnUnchosen).
 	unchosenWarned everyMinute
+	// shedder is the global rate limit (nil: none).
+	shedder *shedder
+	// userHeader is the canonical name of the header that carries the user id upstream ("": none).
+	userHeader string
 }
 
 // New builds a gateway. It is ready to serve once constructed.
@@ -282,6 +316,10 @@ func New(d Deps, opts Options) *Gateway {
 		g.quotaOK = func() bool { return true }
 	}
 	g.router.Store(d.Router)
+	g.shedder = newShedder(opts.GlobalRateLimit, d.Metrics.registry())
+	if opts.UserIDHeader != "" {
+		g.userHeader = http.CanonicalHeaderKey(opts.UserIDHeader)
+	}
 	g.bodies = &bodyChecker{maxDepth: opts.MaxJSONDepth, strip: opts.StripBodyFields}
 	g.keys = newKeyCache(d.Keys, opts.KeyCacheTTL, opts.NegativeKeyCacheTTL, opts.KeyLookupsPerAddress, d.Metrics)
 	g.ready.Store(true)
@@ -329,7 +367,7 @@ func (g *Gateway) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
-	e.Use(g.bodyDeadline)
+	e.Use(g.bodyDeadline, g.shed)
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "unknown_url", "", "Unknown request URL: "+c.Request.Method+" "+c.Request.URL.Path+"."))
 	})

@@ -524,6 +524,11 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 	g := x.g
 	var last error = errNoUpstrm
 	hdr := http.Header{"Traceparent": {x.traceparent}, "X-Request-Id": {x.rec.RequestID}}
+	// The header is built here, never copied from the client's request: a client's own user id
+	// header cannot reach the upstream.
+	if g.userHeader != "" && x.id.Key.UserID != "" {
+		hdr[g.userHeader] = []string{x.id.Key.UserID}
+	}
 	cands = g.balancer.Order(cands, strategy, g.priceOf)
 	attempts, open := 0, 0
 	var failed failedAttempt // the last failed attempt, logged once it is known whether another follows

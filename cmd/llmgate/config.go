@@ -294,6 +294,9 @@ func (c *Config) validate() error {
 	if c.Gateway.MaxJSONDepth > maxJSONDepth {
 		return fmt.Errorf("gateway.max_json_depth: %d is above %d (each level of the cap is kept per scan in progress)", c.Gateway.MaxJSONDepth, maxJSONDepth)
 	}
+	if err := c.Gateway.Validate(); err != nil {
+		return err
+	}
 	host, _, err := net.SplitHostPort(c.AdminListen)
 	if err != nil {
 		return fmt.Errorf("admin_listen: %q is not host:port", c.AdminListen)
