@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/anthropic"
 	"github.com/llmgate/llmgate/providers/mock"
+	"github.com/llmgate/llmgate/quota"
 )
 
 // withOptions changes the gateway's options before it is built.
@@ -132,5 +134,85 @@ func TestUserIDHeaderForwarded(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An endpoint limit of the user's tier counts the user's requests to that endpoint apart: the
+// third embeddings request in the minute is refused naming the endpoint, while chat requests of
+// the same user, and embeddings requests of a user of another tier, go on.
+func TestEndpointLimits(t *testing.T) {
+	qo := quota.Options{DefaultTier: "open", Tiers: map[string]quota.Limits{"open": {}, "metered": {}},
+		EndpointLimits: map[string]map[string]quota.Limits{"embeddings": {"metered": {RPM: 2}}}}
+	e := newEnv(t, func(c *envConfig) { c.quota = &qo })
+	metered := e.newKey(keySpec{Name: "m", UserID: "meter-user", Tier: "metered"})
+	open := e.newKey(keySpec{Name: "o", UserID: "open-user", Tier: "open"})
+	emb := []byte(`{"model":"gpt-test","input":"hi"}`)
+	chat := []byte(`{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`)
+	status := func(key, path string, body []byte) (int, string) {
+		resp := e.post(context.Background(), path, key, body)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for i := range 2 {
+		if s, b := status(metered.Key, "/embeddings", emb); s != http.StatusOK {
+			t.Fatalf("embeddings %d: %d %s", i, s, b)
+		}
+	}
+	s, b := status(metered.Key, "/embeddings", emb)
+	if s != http.StatusTooManyRequests || !strings.Contains(b, "user/meter-user#embeddings") {
+		t.Fatalf("third embeddings request: %d %s; want 429 naming user/meter-user#embeddings", s, b)
+	}
+	for i := range 3 {
+		if s, b := status(metered.Key, "/chat/completions", chat); s != http.StatusOK {
+			t.Fatalf("chat %d of the limited user: %d %s", i, s, b)
+		}
+		if s, b := status(open.Key, "/embeddings", emb); s != http.StatusOK {
+			t.Fatalf("embeddings %d of the open tier: %d %s", i, s, b)
+		}
+	}
+}
+
+// A model's token multiplier weighs its tokens against token quotas: the same request on a model
+// with token_multiplier 3 counts three times the tokens of one on a model without, in the
+// limiter (as /v1/usage shows it), while the usage record keeps the real count.
+func TestTokenMultiplier(t *testing.T) {
+	qo := quota.Options{DefaultTier: "open", Tiers: map[string]quota.Limits{"open": {TPM: 1_000_000}}}
+	e := newEnv(t, func(c *envConfig) { c.quota = &qo }, withRouting(nil, providers.ModelConfig{Name: "pricey", TokenMultiplier: 3,
+		Deployments: []providers.DeploymentConfig{{Provider: "up", Model: "up-model"}}}))
+	tokensMinute := func(model, user string) (int64, int64) {
+		k := e.newKey(keySpec{Name: user, UserID: user, Tier: "open"})
+		resp := e.post(context.Background(), "/chat/completions", k.Key,
+			[]byte(`{"model":"`+model+`","max_tokens":20,"messages":[{"role":"user","content":"count these words"}]}`))
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d", model, resp.StatusCode)
+		}
+		rec := e.usageFor(resp.Header.Get("X-Request-Id"))
+		var u struct {
+			Quota []struct {
+				Subject string
+				Used    struct {
+					TokensMinute int64 `json:"tokens_minute"`
+				}
+			}
+		}
+		c := e.api()
+		c.Key = k.Key
+		c.GetJSON("/usage", &u)
+		for _, q := range u.Quota {
+			if q.Subject == "user/"+user {
+				return q.Used.TokensMinute, rec.PromptTokens + rec.CompletionTokens
+			}
+		}
+		t.Fatalf("no quota of user/%s in /v1/usage: %+v", user, u)
+		return 0, 0
+	}
+	plain, plainReal := tokensMinute("gpt-test", "plain-user")
+	weighed, weighedReal := tokensMinute("pricey", "pricey-user")
+	if plain == 0 || plainReal != weighedReal || plain != plainReal || weighed != 3*plainReal {
+		t.Fatalf("tokens counted %d (real %d) on gpt-test and %d (real %d) on pricey; want the real count and 3 × it",
+			plain, plainReal, weighed, weighedReal)
 	}
 }

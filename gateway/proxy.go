@@ -44,6 +44,9 @@ type exchange struct {
 	rec   store.UsageRecord
 	body  []byte // the request body, for token estimation
 	lease *quota.Lease
+	// tokenWeight is the model's token multiplier, which the lease's tokens were counted at
+	// (0 before admission: the tokens as they are).
+	tokenWeight float64
 	// payer is who pays for the request, as billing decided at admission.
 	payer billing.Payer
 	// answering is the deployment of the current upstream attempt.

@@ -320,6 +320,11 @@ func (c *Config) validate() error {
 	if err := c.Quota.WithDefaults().Validate(); err != nil {
 		return err
 	}
+	for ep := range c.Quota.EndpointLimits {
+		if !slices.Contains(providers.Endpoints, providers.Endpoint(ep)) {
+			return fmt.Errorf("quota.endpoint_limits.%s: not an endpoint (want one of %v)", ep, providers.Endpoints)
+		}
+	}
 	if c.Usage.RetentionMonths < 0 {
 		return fmt.Errorf("usage.retention_months: %d is negative (0 keeps usage records forever; N keeps the current month and the N before it)", c.Usage.RetentionMonths)
 	}
