@@ -279,6 +279,8 @@ type Gateway struct {
 	shedder *shedder
 	// userHeader is the canonical name of the header that carries the user id upstream ("": none).
 	userHeader string
+	// events are the open /v1/usage and /v1/status event streams.
+	events *eventStreams
 }
 
 // New builds a gateway. It is ready to serve once constructed.
@@ -316,6 +318,7 @@ func New(d Deps, opts Options) *Gateway {
 		g.quotaOK = func() bool { return true }
 	}
 	g.router.Store(d.Router)
+	g.events = newEventStreams()
 	g.shedder = newShedder(opts.GlobalRateLimit, d.Metrics.registry())
 	if opts.UserIDHeader != "" {
 		g.userHeader = http.CanonicalHeaderKey(opts.UserIDHeader)
@@ -346,7 +349,12 @@ func (g *Gateway) Router() *providers.Router { return g.router.Load() }
 func (g *Gateway) SetRouter(r *providers.Router) { g.router.Store(r) }
 
 // SetReady marks the gateway ready or draining (for /health/ready during shutdown).
-func (g *Gateway) SetReady(v bool) { g.ready.Store(v) }
+func (g *Gateway) SetReady(v bool) {
+	g.ready.Store(v)
+	if !v {
+		g.events.drain() // event streams end, so the drain does not wait on them
+	}
+}
 
 // Ready reports whether the gateway is ready, as opposed to draining.
 func (g *Gateway) Ready() bool { return g.ready.Load() }

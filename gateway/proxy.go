@@ -329,6 +329,7 @@ func (x *exchange) settle(out *outcome) {
 	x.g.metrics.requests.WithLabelValues(string(x.ep), x.label, statusLabel(out.status)).Inc()
 	x.g.metrics.duration.WithLabelValues(string(x.ep), x.label).Observe(end.Sub(x.start).Seconds())
 	x.g.usage.Record(*r)                       // a record it cannot keep is counted (and logged) by the sink
+	x.g.events.settled(r.KeyID)                // the key's /v1/usage streams look again
 	if p != nil && p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared by identity, as net/http does
 		panic(p)
 	}
