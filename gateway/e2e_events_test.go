@@ -1,11 +1,15 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -212,5 +216,95 @@ func TestStatusEventStream(t *testing.T) {
 	}
 	if ev.Get(`models.#(id=="other")`).Exists() || !ev.Get(`models.#(id=="gpt-test")`).Exists() {
 		t.Fatalf("status event after the change: %s", ev.Raw)
+	}
+}
+
+// eventSourceScript is a Node client of the event streams using the eventsource package (the
+// WHATWG EventSource, as browsers have it): it prints the first usage and status events, then
+// "ready", then the usage event that shows the key's request, and exits.
+const eventSourceScript = `
+import { EventSource } from "eventsource";
+const base = process.env.LLMGATE_BASE, key = process.env.LLMGATE_KEY;
+const withKey = (input, init) => fetch(input, { ...init, headers: { ...init.headers, Authorization: "Bearer " + key } });
+const usage = new EventSource(base + "/usage", { fetch: withKey });
+const status = new EventSource(base + "/status", { fetch: withKey });
+let first = 0;
+const ready = () => { if (++first === 2) console.log("ready"); };
+const fail = (what) => (e) => { console.log(JSON.stringify({ error: what, message: String(e && e.message) })); process.exit(1); };
+usage.onerror = fail("usage");
+status.onerror = fail("status");
+status.addEventListener("status", (e) => {
+  const s = JSON.parse(e.data);
+  console.log(JSON.stringify({ status: s.status, models: s.models.length > 0 }));
+  status.close();
+  ready();
+});
+let seen = false;
+usage.addEventListener("usage", (e) => {
+  const u = JSON.parse(e.data);
+  if (!seen) {
+    seen = true;
+    console.log(JSON.stringify({ usage: u.object, requests: u.today.requests }));
+    ready();
+    return;
+  }
+  if (u.today.requests === 1) {
+    console.log(JSON.stringify({ requests: u.today.requests }));
+    usage.close();
+    process.exit(0);
+  }
+});
+setTimeout(() => { console.log("timeout"); process.exit(1); }, 30000);
+`
+
+// The event streams work with a real EventSource client (Node's eventsource package): it gets
+// the first events, and the usage event once a request of its key has been recorded.
+func TestEventStreamsNodeEventSource(t *testing.T) {
+	dir := os.Getenv("LLMGATE_NODE_SDK_DIR") // scripts/test.sh installs the eventsource package there
+	if dir == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("LLMGATE_NODE_SDK_DIR is not set: run the suite through scripts/test.sh")
+		}
+		t.Skip("LLMGATE_NODE_SDK_DIR not set (scripts/test.sh sets it)")
+	}
+	e := eventsEnv(t, 4)
+	k := e.newKey(keySpec{Name: "es", UserID: "es-user", Tier: "open"})
+	f := filepath.Join(dir, "events-"+t.Name()+".mjs")
+	if err := os.WriteFile(f, []byte(eventSourceScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(f)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", f)
+	cmd.Env = append(os.Environ(), "LLMGATE_KEY="+k.Key, "LLMGATE_BASE="+e.baseURL)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if sc.Text() == "ready" {
+			resp := e.post(context.Background(), "/chat/completions", k.Key, []byte(`{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`))
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	err = cmd.Wait()
+	got := strings.Join(lines, "\n")
+	if err != nil {
+		t.Fatalf("node script: %v\n%s\n%s", err, got, stderr.String())
+	}
+	// The two first events come in either order.
+	want := map[string]bool{`{"usage":"usage","requests":0}`: true, `{"status":"ok","models":true}`: true}
+	if len(lines) != 4 || !want[lines[0]] || !want[lines[1]] || lines[0] == lines[1] || lines[2] != "ready" || lines[3] != `{"requests":1}` {
+		t.Fatalf("node script printed:\n%s", got)
 	}
 }
