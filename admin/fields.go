@@ -94,6 +94,11 @@ func pageParams(c *gin.Context) (limit, offset int, ok bool) {
 // writeList answers one page of a list. items were fetched with limit+1, so one more than the
 // page says there is a next page.
 func writeList[T, V any](c *gin.Context, items []T, limit, offset int, view func(T) V) {
+	c.JSON(http.StatusOK, listBody(items, limit, offset, view))
+}
+
+// listBody is writeList's answer, for lists that add fields of their own.
+func listBody[T, V any](items []T, limit, offset int, view func(T) V) gin.H {
 	more := len(items) > limit
 	if more {
 		items = items[:limit]
@@ -106,7 +111,7 @@ func writeList[T, V any](c *gin.Context, items []T, limit, offset int, view func
 	if more {
 		next = offset + limit
 	}
-	c.JSON(http.StatusOK, gin.H{"object": "list", "data": out, "limit": limit, "offset": offset, "has_more": more, "next_offset": next})
+	return gin.H{"object": "list", "data": out, "limit": limit, "offset": offset, "has_more": more, "next_offset": next}
 }
 
 // window is the page of an in-memory list that writeList expects: up to limit+1 items from offset.

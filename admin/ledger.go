@@ -503,9 +503,22 @@ func accountView(a store.CreditAccount, entries []store.CreditEntry) gin.H {
 		"balance_usd": billing.FormatPico(a.BalancePicoUSD), "updated_at": a.UpdatedAt, "entries": out}
 }
 
+// creditBalance is GET /admin/credits/{type}/{id}: the account, a page of its ledger (limit,
+// offset, period as for its entries) and the totals of each period.
 func (s *Server) creditBalance(c *gin.Context) {
+	if _, _, ok := creditSubject(c); !ok {
+		return
+	}
+	limit, offset, ok := pageParams(c)
+	if !ok {
+		return
+	}
+	period, since, ok := periodParam(c, time.Now())
+	if !ok {
+		return
+	}
 	if a, ok := s.pathAccount(c); ok {
-		s.writeAccount(c, a)
+		s.writeAccount(c, a, accountPage{limit: limit, offset: offset, period: period, since: since})
 	}
 }
 
@@ -526,16 +539,6 @@ func (s *Server) pathAccount(c *gin.Context) (store.CreditAccount, bool) {
 		return a, false
 	}
 	return a, true
-}
-
-// writeAccount answers an account with its latest ledger entries.
-func (s *Server) writeAccount(c *gin.Context, a store.CreditAccount) {
-	entries, err := s.d.Store.CreditEntries(c.Request.Context(), a.ID, 100, 0)
-	if err != nil {
-		s.internal(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, accountView(a, entries))
 }
 
 // creditBody is the body of top-up and adjust: an exact USD amount and a note.
@@ -601,7 +604,12 @@ func (s *Server) moveCredit(c *gin.Context, kind string) {
 			s.d.Log.Warn("could not announce a credit change: other replicas lift the block when their snapshot expires", "err", err)
 		}
 	}
-	s.writeAccount(c, now)
+	entries, err := s.d.Store.CreditEntries(ctx, now.ID, 100, 0)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, accountView(now, entries))
 }
 
 // modelParam is the model of a /pricing/*model route, without the catch-all's leading "/".

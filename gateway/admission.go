@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -35,6 +36,15 @@ func (x *exchange) addMoney(subjects []quota.Subject, payer billing.Payer) {
 	}
 }
 
+// weigh is n tokens at a model's token multiplier k (providers.Router.TokenMultiplier), rounded
+// up: what they count against token quotas.
+func weigh(n int64, k float64) int64 {
+	if k == 1 || k == 0 || n <= 0 {
+		return n
+	}
+	return int64(math.Ceil(float64(n) * k))
+}
+
 // reservation is the token estimate held while the request runs: the prompt (a byte count / 4
 // upper estimate: JSON syntax and keys count too) plus the most the answer may use.
 func (r request) reservation(defaultMax int64) int64 {
@@ -65,8 +75,15 @@ func (x *exchange) admit(req request, cands []*providers.Deployment, payer billi
 		upstreams[i] = d.Model
 	}
 	cost := x.reserveCost(req, upstreams, reserve)
+	// Token quotas count the model's tokens at its weight; money counts them as they are.
+	x.tokenWeight = x.g.router.Load().TokenMultiplier(req.model)
+	reserve = weigh(reserve, x.tokenWeight)
 	subjects := x.subjects(req.model, payer.Kind)
 	x.addMoney(subjects, payer)
+	k := x.id.Key
+	if s, ok := x.g.quota.EndpointSubject(quota.Holder{KeyID: k.ID, UserID: k.UserID, TenantID: k.TenantID, Tier: x.id.Tier}, string(x.ep)); ok {
+		subjects = append(subjects, s)
+	}
 	res, err := x.g.limiter.Admit(x.ctx, quota.Request{ID: x.rec.RequestID, Subjects: subjects, Tokens: reserve, Cost: cost})
 	if err != nil {
 		// The limiters decide failures themselves (Resilient's fallback); an error here is a bug
@@ -181,7 +198,7 @@ func (x *exchange) settleQuota() {
 	}
 	x.g.renewer.remove(x.lease)
 	// finishUsage has counted or estimated the tokens and costed them.
-	used := quota.Spent{Tokens: x.rec.PromptTokens + x.rec.CompletionTokens}
+	used := quota.Spent{Tokens: weigh(x.rec.PromptTokens+x.rec.CompletionTokens, x.tokenWeight)}
 	if c := x.rec.CostPicoUSD; c != nil {
 		used.Cost = billing.CostNano(*c)
 		if x.rec.Charge {

@@ -96,6 +96,31 @@ type Options struct {
 	// ("gw;dur=…, upstream;dur=…" in milliseconds, see docs/operations.md) [false]: it tells
 	// every client how long the upstream took, which an operator may not want to share.
 	ServerTiming bool `yaml:"server_timing"`
+	// GlobalRateLimit sheds the public API's requests beyond a rate on this replica with a 429
+	// before any work is done for them (no key lookup, no body read) [off].
+	GlobalRateLimit RateLimit `yaml:"global_rate_limit"`
+	// UserIDHeader names a header that carries the caller's user id to the upstream on every
+	// request ("" [default]: none). The client's own value of that header is never forwarded.
+	UserIDHeader string `yaml:"user_id_header"`
+	// EventStreamsPerKey bounds the /v1/usage and /v1/status event streams (Accept:
+	// text/event-stream) one key holds open at once on this replica [4]; one more gets 429.
+	EventStreamsPerKey int `yaml:"event_streams_per_key"`
+	// EventHeartbeat is how often an idle event stream gets a comment line, so that proxies
+	// and clients see it alive [15s].
+	EventHeartbeat time.Duration `yaml:"event_heartbeat"`
+	// EventPoll is how often an event stream re-reads what it reports (the key's rollups and
+	// counters for /v1/usage, the health of the models for /v1/status) to send an event when it
+	// changed [2s]. /v1/usage also looks at once after each of the key's requests on this replica.
+	EventPoll time.Duration `yaml:"event_poll"`
+}
+
+// RateLimit is a token bucket: RequestsPerSecond refill it, Burst is its size. A rate of 0
+// turns it off.
+type RateLimit struct {
+	// RequestsPerSecond is the sustained rate [0: no limit].
+	RequestsPerSecond float64 `yaml:"requests_per_second"`
+	// Burst is how many requests may arrive at once [the rate, rounded up; at least 1].
+	Burst int `yaml:"burst"`
 }
 
 func (o Options) withDefaults() Options {
@@ -141,6 +166,11 @@ func (o Options) withDefaults() Options {
 	if o.MaxJSONDepth <= 0 {
 		o.MaxJSONDepth = 128
 	}
+	if o.EventStreamsPerKey <= 0 {
+		o.EventStreamsPerKey = 4
+	}
+	def(&o.EventHeartbeat, 15*time.Second)
+	def(&o.EventPoll, 2*time.Second)
 	if o.StripBodyFields == nil {
 		o.StripBodyFields = []string{"api_base", "base_url", "api_key", "extra_headers"}
 	}
@@ -269,6 +299,12 @@ type Gateway struct {
 	unpricedSeen sync.Map
 	// unchosenWarned paces the warning about refusals by a default tier (warnUnchosen).
 	unchosenWarned everyMinute
+	// shedder is the global rate limit (nil: none).
+	shedder *shedder
+	// userHeader is the canonical name of the header that carries the user id upstream ("": none).
+	userHeader string
+	// events are the open /v1/usage and /v1/status event streams.
+	events *eventStreams
 }
 
 // New builds a gateway. It is ready to serve once constructed.
@@ -308,6 +344,11 @@ func New(d Deps, opts Options) *Gateway {
 	}
 	g.spool = d.Spool
 	g.router.Store(d.Router)
+	g.events = newEventStreams()
+	g.shedder = newShedder(opts.GlobalRateLimit, d.Metrics.registry())
+	if opts.UserIDHeader != "" {
+		g.userHeader = http.CanonicalHeaderKey(opts.UserIDHeader)
+	}
 	g.bodies = &bodyChecker{maxDepth: opts.MaxJSONDepth, strip: opts.StripBodyFields}
 	g.betas = make(map[string]bool, len(opts.AnthropicBetas))
 	for _, b := range opts.AnthropicBetas {
@@ -338,7 +379,12 @@ func (g *Gateway) Router() *providers.Router { return g.router.Load() }
 func (g *Gateway) SetRouter(r *providers.Router) { g.router.Store(r) }
 
 // SetReady marks the gateway ready or draining (for /health/ready during shutdown).
-func (g *Gateway) SetReady(v bool) { g.ready.Store(v) }
+func (g *Gateway) SetReady(v bool) {
+	g.ready.Store(v)
+	if !v {
+		g.events.drain() // event streams end, so the drain does not wait on them
+	}
+}
 
 // Ready reports whether the gateway is ready, as opposed to draining.
 func (g *Gateway) Ready() bool { return g.ready.Load() }
@@ -359,7 +405,7 @@ func (g *Gateway) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
-	e.Use(g.bodyDeadline)
+	e.Use(g.bodyDeadline, g.shed)
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, newError(http.StatusNotFound, "invalid_request_error", "unknown_url", "", "Unknown request URL: "+c.Request.Method+" "+c.Request.URL.Path+"."))
 	})

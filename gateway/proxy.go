@@ -47,6 +47,9 @@ type exchange struct {
 	rec   store.UsageRecord
 	body  []byte // the request body, for token estimation
 	lease *quota.Lease
+	// tokenWeight is the model's token multiplier, which the lease's tokens were counted at
+	// (0 before admission: the tokens as they are).
+	tokenWeight float64
 	// payer is who pays for the request, as billing decided at admission.
 	payer billing.Payer
 	// answering is the deployment of the current upstream attempt.
@@ -355,7 +358,8 @@ func (x *exchange) settle(out *outcome) {
 	x.settleQuota()
 	x.g.metrics.requests.WithLabelValues(string(x.ep), x.label, statusLabel(out.status)).Inc()
 	x.g.metrics.duration.WithLabelValues(string(x.ep), x.label).Observe(end.Sub(x.start).Seconds())
-	x.g.usage.Record(*r) // a record it cannot keep is counted (and logged) by the sink
+	x.g.usage.Record(*r)        // a record it cannot keep is counted (and logged) by the sink
+	x.g.events.settled(r.KeyID) // the key's /v1/usage streams look again
 	x.traceSettled()
 	endSpan(sp, nil)
 	if p != nil && p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared by identity, as net/http does
@@ -571,6 +575,11 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 	g := x.g
 	var last error = errNoUpstrm
 	hdr := http.Header{"Traceparent": {x.traceparent}, "X-Request-Id": {x.rec.RequestID}}
+	// The header is built here, never copied from the client's request: a client's own user id
+	// header cannot reach the upstream.
+	if g.userHeader != "" && x.id.Key.UserID != "" {
+		hdr[g.userHeader] = []string{x.id.Key.UserID}
+	}
 	cands = g.balancer.Order(cands, strategy, g.priceOf)
 	var msgHdr http.Header // what a deployment speaking the Messages API is sent
 	if req.messages {

@@ -87,7 +87,18 @@ func (g *Gateway) handleStatus(c *gin.Context) {
 	}
 	var out outcome
 	defer x.settle(&out)
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	if wantsEvents(c.Request) {
+		out = x.streamEvents("status", func(ctx context.Context) (any, error) { return x.statusBody(ctx), nil }, nil)
+		return
+	}
+	out.status = http.StatusOK
+	c.JSON(http.StatusOK, x.statusBody(c.Request.Context()))
+}
+
+// statusBody is the answer of GET /v1/status for the exchange's key.
+func (x *exchange) statusBody(ctx context.Context) gin.H {
+	g := x.g
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	storeState := "ok"
 	if err := g.store.Ping(ctx); err != nil {
@@ -142,9 +153,7 @@ func (g *Gateway) handleStatus(c *gin.Context) {
 	if !g.ready.Load() {
 		overall = "draining" // shutting down: still serving, but a client should look elsewhere
 	}
-	out.status = http.StatusOK
-	c.JSON(http.StatusOK, gin.H{"status": overall, "store": storeState, "quota": quotaState, "models": models,
-		"warnings": warnings})
+	return gin.H{"status": overall, "store": storeState, "quota": quotaState, "models": models, "warnings": warnings}
 }
 
 // Deployments lists every deployment of the routing table in use, disabled ones included, once

@@ -47,16 +47,33 @@ func (g *Gateway) handleUsage(c *gin.Context) {
 	}
 	var out outcome
 	defer x.settle(&out)
+	if wantsEvents(c.Request) {
+		wake, stop := g.events.subscribe(x.id.Key.ID)
+		defer stop()
+		out = x.streamEvents("usage", x.usageBody, wake)
+		return
+	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
 	defer cancel()
+	body, err := x.usageBody(ctx)
+	if err != nil {
+		out = x.failed(err)
+		return
+	}
+	out.status = http.StatusOK
+	c.JSON(http.StatusOK, body)
+}
+
+// usageBody is the answer of GET /v1/usage for the exchange's key.
+func (x *exchange) usageBody(ctx context.Context) (any, error) {
+	g := x.g
 	k := x.id.Key
 	now := time.Now().UTC()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	monthStart := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	rows, err := g.ledger.BillingRecords(ctx, store.BillingFilter{KeyID: k.ID, TenantID: k.TenantID, From: monthStart, Limit: 100_000})
 	if err != nil {
-		out = x.failed(errStoreDown)
-		return
+		return nil, errStoreDown
 	}
 	day := periodUsage{From: today.Format(time.DateOnly)}
 	month := periodUsage{From: monthStart.Format(time.DateOnly)}
@@ -98,8 +115,7 @@ func (g *Gateway) handleUsage(c *gin.Context) {
 	if acct, ok, err := billing.PayerAccount(ctx, g.ledger, k.UserID, k.TenantID); err == nil && ok {
 		body["credit"] = gin.H{"account": acct.SubjectType, "balance_usd": billing.FormatPico(acct.BalancePicoUSD)}
 	}
-	out.status = http.StatusOK
-	c.JSON(http.StatusOK, body)
+	return body, nil
 }
 
 // budgetViews reports a policy's budgets against the ledger's spend.

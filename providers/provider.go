@@ -39,6 +39,10 @@ const (
 	MessagesCountTokens Endpoint = "messages/count_tokens"
 )
 
+// Endpoints lists every endpoint the gateway relays, for configuration that names them.
+var Endpoints = []Endpoint{ChatCompletions, Completions, Embeddings, Responses, ImageGenerations, ImageEdits,
+	AudioTranscriptions, AudioTranslations, AudioSpeech, Moderations, Messages, MessagesCountTokens}
+
 // EndpointServer is implemented by providers that serve more than the text endpoints (chat
 // completions, completions, embeddings): the gateway routes a request only among the deployments
 // whose provider serves its endpoint.

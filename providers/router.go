@@ -2,6 +2,7 @@ package providers
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sort"
 	"time"
@@ -26,6 +27,10 @@ type ModelConfig struct {
 	// Strategy orders deployments of equal priority: weighted (default), latency or cost.
 	Strategy    string             `yaml:"strategy"`
 	Deployments []DeploymentConfig `yaml:"deployments"`
+	// TokenMultiplier weighs the model's tokens against token quotas (tpm, tokens per day): a
+	// request that uses n tokens counts ⌈n × k⌉ [1], so an expensive model uses up a quota
+	// faster. Prices, costs and usage records keep the real counts.
+	TokenMultiplier float64 `yaml:"token_multiplier"`
 }
 
 // RoutingConfig is the config file's `routing` section: defaults for every deployment.
@@ -163,6 +168,8 @@ type Router struct {
 	enabled    map[string][]*Deployment // the same without the disabled ones
 	strategies map[string]string
 	names      []string
+	// multipliers holds the token multipliers other than 1.
+	multipliers map[string]float64
 }
 
 // NewRouter resolves the model list against the built providers, with the routing section's
@@ -190,6 +197,15 @@ func NewRouter(models []ModelConfig, routing RoutingConfig, provs map[string]Pro
 		case StrategyWeighted, StrategyLatency, StrategyCost:
 		default:
 			return nil, fmt.Errorf("models[%d] (%s).strategy: %q is not weighted, latency or cost", i, m.Name, m.Strategy)
+		}
+		switch k := m.TokenMultiplier; {
+		case math.IsNaN(k) || k < 0 || k > maxTokenMultiplier:
+			return nil, fmt.Errorf("models[%d] (%s).token_multiplier: %v is outside 0..%d (0 means 1)", i, m.Name, k, maxTokenMultiplier)
+		case k != 0 && k != 1:
+			if r.multipliers == nil {
+				r.multipliers = map[string]float64{}
+			}
+			r.multipliers[m.Name] = k
 		}
 		ids := map[string]bool{}
 		deps := make([]*Deployment, 0, len(m.Deployments))
@@ -293,6 +309,19 @@ func (r *Router) Models() []string { return r.names }
 
 // Strategy returns a model's routing strategy.
 func (r *Router) Strategy(model string) string { return r.strategies[model] }
+
+// maxTokenMultiplier bounds a model's token multiplier: beyond it a single request would pass
+// any token quota.
+const maxTokenMultiplier = 1000
+
+// TokenMultiplier is how much a token of the public model weighs against token quotas (1 unless
+// the model sets token_multiplier).
+func (r *Router) TokenMultiplier(model string) float64 {
+	if k, ok := r.multipliers[model]; ok {
+		return k
+	}
+	return 1
+}
 
 // Deployments returns a model's deployments by priority, in config order within a priority,
 // disabled ones included.

@@ -15,6 +15,11 @@ type Options struct {
 	Tiers map[string]Limits `yaml:"tiers"`
 	// Session limits what one X-Session-Id may use (default: unlimited, counted only).
 	Session Limits `yaml:"session"`
+	// EndpointLimits limits the requests of one endpoint ("embeddings", "images/generations"…),
+	// by tier: endpoint → tier → limits. Each user of the tier (a key without a user: the key,
+	// with the default tier) is counted on that endpoint apart, on top of its other limits, as
+	// exactly across replicas as they are. A tier not named has no endpoint limit.
+	EndpointLimits map[string]map[string]Limits `yaml:"endpoint_limits"`
 	// DefaultMaxTokens is the answer's share of the token reservation when a request names no
 	// max_tokens (default 1024). Settlement corrects the reservation to the real usage.
 	DefaultMaxTokens int64 `yaml:"default_max_tokens"`
@@ -99,7 +104,41 @@ func (o Options) Validate() error {
 			return fmt.Errorf("quota.tiers.%s: limits must not be negative", name)
 		}
 	}
+	for ep, tiers := range o.EndpointLimits {
+		for tier, l := range tiers {
+			if _, ok := o.Tiers[tier]; !ok && len(o.Tiers) > 0 {
+				return fmt.Errorf("quota.endpoint_limits.%s.%s: no tier named %q in quota.tiers", ep, tier, tier)
+			}
+			if l.RPM < 0 || l.TPM < 0 || l.TokensPerDay < 0 || l.Concurrent < 0 {
+				return fmt.Errorf("quota.endpoint_limits.%s.%s: limits must not be negative", ep, tier)
+			}
+		}
+	}
 	return nil
+}
+
+// EndpointSubject is what a request to endpoint counts against beyond SubjectsOf: the holder's
+// user (a key without a user: the key) narrowed to the endpoint, with its tier's limits there
+// (quota.endpoint_limits). False when the tier has no limit on the endpoint. The tier is
+// resolved as SubjectsOf resolves it. o must have its defaults (WithDefaults).
+func (o Options) EndpointSubject(h Holder, endpoint string) (Subject, bool) {
+	tiers, ok := o.EndpointLimits[endpoint]
+	if !ok || endpoint == "" {
+		return Subject{}, false
+	}
+	kind, id, tier, why := KindKey, h.KeyID, o.DefaultTier, DefaultNoUser
+	if h.UserID != "" {
+		kind, id, tier, why = KindUser, h.UserID, h.Tier, ""
+		if _, ok := o.Tiers[tier]; !ok {
+			tier, why = o.DefaultTier, DefaultUnknownTier
+		}
+	}
+	l, ok := tiers[tier]
+	if !ok || l == (Limits{}) {
+		return Subject{}, false
+	}
+	return Subject{Kind: kind, ID: id, Tenant: h.TenantID, Endpoint: endpoint, Limits: l,
+		Origin: Origin{Tier: tier, Default: why}}, true
 }
 
 // TierLimits returns the limits of a tier, falling back to the default tier for an empty or

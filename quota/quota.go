@@ -51,8 +51,12 @@ type Subject struct {
 	Tenant string
 	// Model, when set, narrows the subject to requests for that public model: "user alice on
 	// gpt-4o" is counted apart from "user alice".
-	Model  string
-	Limits Limits
+	Model string
+	// Endpoint, when set, narrows the subject to requests to that endpoint ("embeddings",
+	// "images/generations"…): "user alice on embeddings" is counted apart from "user alice", and
+	// from "user alice on gpt-4o".
+	Endpoint string
+	Limits   Limits
 	// Money, when set, adds the subject's budgets and credit balance to the decision.
 	Money *Money
 	// Origin says where Limits come from (SubjectsOf fills it); limiters ignore it.
@@ -84,11 +88,14 @@ type Money struct {
 	Balance, Charged int64
 }
 
-// Key identifies the subject's counters: tenant, kind, id and model.
+// Key identifies the subject's counters: tenant, kind, id, model and endpoint.
 func (s Subject) Key() string {
 	k := s.Tenant + "/" + string(s.Kind) + "/" + s.ID
 	if s.Model != "" {
 		k += "@" + s.Model
+	}
+	if s.Endpoint != "" {
+		k += "#" + s.Endpoint
 	}
 	return k
 }

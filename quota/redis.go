@@ -38,10 +38,10 @@ var (
 //
 // Key layout, per subject (see subjectKey):
 //
-//	{t:<tenant>}:q:<kind>:<id>[@<model>]:r   ZSET  RPM log: request id → admission ms
-//	{t:<tenant>}:q:<kind>:<id>[@<model>]:c   ZSET  leases: lease id → expiry ms
-//	{t:<tenant>}:q:<kind>:<id>[@<model>]:t   HASH  token buckets per second, running sum, day
-//	{t:<tenant>}:q:<kind>:<id>[@<model>]:m   HASH  money: spend today and this month, credit
+//	{t:<tenant>}:q:<kind>:<id>[@<model>][#<endpoint>]:r   ZSET  RPM log: request id → admission ms
+//	{t:<tenant>}:q:<kind>:<id>[@<model>][#<endpoint>]:c   ZSET  leases: lease id → expiry ms
+//	{t:<tenant>}:q:<kind>:<id>[@<model>][#<endpoint>]:t   HASH  token buckets per second, running sum, day
+//	{t:<tenant>}:q:<kind>:<id>[@<model>][#<endpoint>]:m   HASH  money: spend today and this month, credit
 //	                                               charges (subjects with Money only)
 //
 // Every key has an expiry, refreshed by the first admission of each second (admit.lua), so the
@@ -370,7 +370,7 @@ func (r *Redis) ClearSession(ctx context.Context, tenant, sessionID string) erro
 // Ping checks that Redis answers; Resilient probes with it while Redis is down.
 func (r *Redis) Ping(ctx context.Context) error { return r.c.Ping(ctx).Err() }
 
-// subjectKey is the prefix of a subject's keys: `{t:<tenant>}:q:<kind>:<id>[@<model>]`. The
+// subjectKey is the prefix of a subject's keys: `{t:<tenant>}:q:<kind>:<id>[@<model>][#<endpoint>]`. The
 // tenant's hash tag puts every key of one request in one Cluster slot. Each part is escaped so
 // that no id can end the hash tag early or pose as another subject's key.
 func subjectKey(s Subject) string {
@@ -386,16 +386,20 @@ func subjectKey(s Subject) string {
 		b.WriteByte('@')
 		escapeKeyPart(&b, s.Model)
 	}
+	if s.Endpoint != "" {
+		b.WriteByte('#')
+		escapeKeyPart(&b, s.Endpoint)
+	}
 	return b.String()
 }
 
 // escapeKeyPart percent-encodes the bytes that structure a key: the hash tag braces, the
-// separators ':' and '@', and '%' itself.
+// separators ':', '@' and '#', and '%' itself.
 func escapeKeyPart(b *strings.Builder, s string) {
 	const hex = "0123456789ABCDEF"
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
-		case '{', '}', ':', '@', '%':
+		case '{', '}', ':', '@', '#', '%':
 			b.WriteByte('%')
 			b.WriteByte(hex[c>>4])
 			b.WriteByte(hex[c&15])

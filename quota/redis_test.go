@@ -80,6 +80,26 @@ func TestRedisExactAcrossReplicas(t *testing.T) {
 	quotatest.Exactness(t, replicas, quotatest.Tenant(t), 40)
 }
 
+// TestRedisEndpointExactAcrossReplicas: a limit narrowed to one endpoint is exact across
+// replicas too, on a single node and on a Cluster.
+func TestRedisEndpointExactAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	opts := quota.LimiterOptions{Window: 10 * time.Second}
+	for name, client := range map[string]func(*testing.T) redis.UniversalClient{
+		"single":  func(t *testing.T) redis.UniversalClient { return newClient(t) },
+		"cluster": func(t *testing.T) redis.UniversalClient { return newClusterClient(t) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var replicas []quota.Limiter
+			for range 3 {
+				replicas = append(replicas, quota.NewRedis(client(t), opts))
+			}
+			quotatest.ExactnessOf(t, replicas, quota.Subject{Kind: quota.KindKey, ID: "hot", Tenant: quotatest.Tenant(t),
+				Endpoint: "images/generations", Limits: quota.Limits{RPM: 40}})
+		})
+	}
+}
+
 func TestRedisClusterExactAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	opts := quota.LimiterOptions{Window: 10 * time.Second}

@@ -132,10 +132,10 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 	apt_install nodejs npm
 fi
 export LLMGATE_NODE_SDK_DIR="${LLMGATE_NODE_SDK_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/llmgate/node-sdk}"
-if [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/openai/package.json" ] || [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/@anthropic-ai/sdk/package.json" ]; then
-	echo "test.sh: installing the openai and Anthropic Node SDKs in $LLMGATE_NODE_SDK_DIR"
+if [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/openai/package.json" ] || [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/@anthropic-ai/sdk/package.json" ] || [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/eventsource/package.json" ]; then
+	echo "test.sh: installing the openai and Anthropic Node SDKs and eventsource (the event streams' client test) in $LLMGATE_NODE_SDK_DIR"
 	mkdir -p "$LLMGATE_NODE_SDK_DIR"
-	npm install --prefix "$LLMGATE_NODE_SDK_DIR" --no-audit --no-fund --loglevel=error openai@6.30.1 @anthropic-ai/sdk@1.17.0
+	npm install --prefix "$LLMGATE_NODE_SDK_DIR" --no-audit --no-fund --loglevel=error openai@6.30.1 @anthropic-ai/sdk@1.17.0 eventsource@5.1.5
 fi
 
 # Helm and kubeconform, pinned, built from the Go module proxy into a cache directory outside the

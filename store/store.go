@@ -373,6 +373,13 @@ type CreditEntry struct {
 	CreatedAt     time.Time
 }
 
+// CreditTotal is the sum of an account's ledger entries of one kind over a span of time.
+type CreditTotal struct {
+	Kind          string
+	Entries       int64
+	AmountPicoUSD *big.Int
+}
+
 // Store is everything the gateway persists. Implementations are safe for concurrent use.
 type Store interface {
 	// Migrate applies the embedded migrations not yet applied. It is idempotent and safe to call
@@ -513,6 +520,12 @@ type Store interface {
 	AddCredit(ctx context.Context, accountID, kind string, amount *big.Int, note string) (CreditEntry, error)
 	// CreditEntries returns an account's ledger, newest first.
 	CreditEntries(ctx context.Context, accountID string, limit, offset int) ([]CreditEntry, error)
+	// CreditHistory returns an account's ledger entries made at or after since (zero: all of
+	// them), newest first, a page at a time.
+	CreditHistory(ctx context.Context, accountID string, since time.Time, limit, offset int) ([]CreditEntry, error)
+	// CreditTotals sums an account's ledger entries made at or after since (zero: all of them)
+	// by kind, in kind order; kinds without entries are left out.
+	CreditTotals(ctx context.Context, accountID string, since time.Time) ([]CreditTotal, error)
 
 	AlertStore
 }

@@ -301,6 +301,9 @@ func (c *Config) validate() error {
 	if c.Gateway.MaxJSONDepth > maxJSONDepth {
 		return fmt.Errorf("gateway.max_json_depth: %d is above %d (each level of the cap is kept per scan in progress)", c.Gateway.MaxJSONDepth, maxJSONDepth)
 	}
+	if err := c.Gateway.Validate(); err != nil {
+		return err
+	}
 	host, _, err := net.SplitHostPort(c.AdminListen)
 	if err != nil {
 		return fmt.Errorf("admin_listen: %q is not host:port", c.AdminListen)
@@ -326,6 +329,11 @@ func (c *Config) validate() error {
 	}
 	if err := c.Alerts.Validate(); err != nil {
 		return err
+	}
+	for ep := range c.Quota.EndpointLimits {
+		if !slices.Contains(providers.Endpoints, providers.Endpoint(ep)) {
+			return fmt.Errorf("quota.endpoint_limits.%s: not an endpoint (want one of %v)", ep, providers.Endpoints)
+		}
 	}
 	if c.Usage.RetentionMonths < 0 {
 		return fmt.Errorf("usage.retention_months: %d is negative (0 keeps usage records forever; N keeps the current month and the N before it)", c.Usage.RetentionMonths)

@@ -66,7 +66,7 @@ var creditsResource = adminResource{
 		{"REQUEST_ID", "request_id", ""}, {"NOTE", "note", ""}, {"CREATED", "created_at", ""}},
 	commands: []adminCommand{
 		{name: "balance", about: "a prepaid account's balance (TYPE: user or tenant)", method: http.MethodGet,
-			path: "/admin/credits/{}/{}", arg: subjectArg, omit: []string{"entries"}},
+			path: "/admin/credits/{}/{}", arg: subjectArg, omit: []string{"entries", "limit", "offset", "has_more", "next_offset", "period", "periods"}},
 		{name: "topup", about: "grant credit; creates the account if needed", method: http.MethodPost,
 			path: "/admin/credits/{}/{}/topup", arg: subjectArg, omit: []string{"entries"}, params: []param{
 				{"amount", "amount_usd", money, "`USD` to grant (required)"}, creditNoteParam},
@@ -75,8 +75,9 @@ var creditsResource = adminResource{
 			path: "/admin/credits/{}/{}/adjust", arg: subjectArg, omit: []string{"entries"}, params: []param{
 				{"amount", "amount_usd", signed, "`USD` to add, negative to take (required)"}, creditNoteParam},
 			query: []param{allowUnknownParam}},
-		{name: "history", about: "the account's ledger, newest first (--limit, --offset, --all)", method: http.MethodGet,
-			path: "/admin/credits/{}/{}/entries", arg: subjectArg, list: true, paged: true},
+		{name: "history", about: "the account's ledger, newest first (--limit, --offset, --all, --period)", method: http.MethodGet,
+			path: "/admin/credits/{}/{}/entries", arg: subjectArg, list: true, paged: true,
+			query: []param{{"period", "period", text, "the view: `24h`, 7d, 30d or all (the default)"}}},
 	},
 }
 

@@ -54,6 +54,11 @@ func Run(t *testing.T, newLimiter NewLimiter) {
 		{"SettleAfterWindow", quota.LimiterOptions{Window: window}, testSettleAfterWindow},
 		{"TokensPerDay", quota.LimiterOptions{Window: tokenWindow}, testTokensPerDay},
 		{"ModelNarrowedSubjects", quota.LimiterOptions{}, testModelNarrowed},
+		{"EndpointNarrowedSubjects", quota.LimiterOptions{}, testEndpointNarrowed},
+		{"EndpointRPMExactUnderConcurrency", quota.LimiterOptions{Window: 10 * time.Second}, func(e *env) {
+			ExactnessOf(e.t, []quota.Limiter{e.l}, quota.Subject{Kind: "user", ID: "hot", Tenant: e.tenant,
+				Endpoint: "embeddings", Limits: quota.Limits{RPM: 30}})
+		}},
 		{"Windows", quota.LimiterOptions{Window: tokenWindow}, testWindows},
 		{"UsageWithoutLimits", quota.LimiterOptions{Window: tokenWindow}, testUsageWithoutLimits},
 		{"ClearSession", quota.LimiterOptions{Window: tokenWindow}, testClearSession},
@@ -87,8 +92,15 @@ func Tenant(t testing.TB) string {
 // limiters' window must outlast the hammering.
 func Exactness(t *testing.T, limiters []quota.Limiter, tenant string, limit int64) {
 	t.Helper()
-	key := quota.Subject{Kind: "key", ID: "hot", Tenant: tenant, Limits: quota.Limits{RPM: limit}}
-	user := quota.Subject{Kind: "user", ID: "u", Tenant: tenant}
+	ExactnessOf(t, limiters, quota.Subject{Kind: "key", ID: "hot", Tenant: tenant, Limits: quota.Limits{RPM: limit}})
+}
+
+// ExactnessOf is Exactness for any subject limited by RPM (a narrowed one: to a model, to an
+// endpoint): exactly its limit is admitted, across every limiter.
+func ExactnessOf(t *testing.T, limiters []quota.Limiter, key quota.Subject) {
+	t.Helper()
+	limit := key.Limits.RPM
+	user := quota.Subject{Kind: "user", ID: "u", Tenant: key.Tenant}
 	const workers, attempts = 24, 10
 	var admitted, refused atomic.Int64
 	var wg sync.WaitGroup
@@ -417,6 +429,27 @@ func testModelNarrowed(e *env) {
 	e.mustAdmit(0, plain)
 	e.mustAdmit(0, lookalike)
 	e.wantUsage(onA, quota.Usage{Requests: 1, Concurrent: 1})
+}
+
+// testEndpointNarrowed: a subject narrowed to an endpoint has counters of its own, apart from
+// the plain subject, from other endpoints, from the same name as a model, and from ids that
+// look like a narrowed key.
+func testEndpointNarrowed(e *env) {
+	onEmb := quota.Subject{Kind: "user", ID: "u", Tenant: e.tenant, Endpoint: "embeddings", Limits: quota.Limits{RPM: 1}}
+	onChat, plain, asModel := onEmb, onEmb, onEmb
+	onChat.Endpoint, plain.Endpoint = "chat/completions", ""
+	asModel.Endpoint, asModel.Model = "", "embeddings"
+	both := onEmb
+	both.Model = "m"
+	lookalike := quota.Subject{Kind: "user", ID: "u#embeddings", Tenant: e.tenant, Limits: quota.Limits{RPM: 1}}
+	e.mustAdmit(0, onEmb)
+	e.mustRefuse(quota.DimRPM, onEmb, 0, onEmb)
+	e.mustRefuse(quota.DimRPM, onEmb, 0, plain, onEmb) // refused as a whole: plain consumed nothing
+	for _, s := range []quota.Subject{onChat, plain, asModel, both, lookalike} {
+		e.mustAdmit(0, s)
+	}
+	e.wantUsage(onEmb, quota.Usage{Requests: 1, Concurrent: 1})
+	e.wantUsage(plain, quota.Usage{Requests: 1, Concurrent: 1})
 }
 
 func testWindows(e *env) {

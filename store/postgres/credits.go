@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -77,10 +78,16 @@ func (s *Store) AddCredit(ctx context.Context, accountID, kind string, amount *b
 // CreditEntries returns an account's ledger newest first (ties in created_at, which is the time
 // of the writing transaction, broken by the later id); an unknown account has none.
 func (s *Store) CreditEntries(ctx context.Context, accountID string, limit, offset int) ([]store.CreditEntry, error) {
+	return s.CreditHistory(ctx, accountID, time.Time{}, limit, offset)
+}
+
+// CreditHistory returns an account's ledger from since on, newest first, in one range scan of
+// the (account_id, created_at) index.
+func (s *Store) CreditHistory(ctx context.Context, accountID string, since time.Time, limit, offset int) ([]store.CreditEntry, error) {
 	limit, offset = page(limit, offset)
 	rows, err := s.pool.Query(ctx, `SELECT id, account_id, kind, amount_pico_usd,
-		COALESCE(request_id, ''), note, created_at FROM credit_ledger WHERE account_id = $1
-		ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`, accountID, limit, offset)
+		COALESCE(request_id, ''), note, created_at FROM credit_ledger WHERE account_id = $1 AND created_at >= $4
+		ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`, accountID, limit, offset, sinceOrEpoch(since))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: credit entries: %w", err)
 	}
@@ -127,4 +134,35 @@ func newAccountID() (string, error) {
 		return "", fmt.Errorf("account id: %w", err)
 	}
 	return "ca_" + id.String(), nil
+}
+
+// CreditTotals sums an account's ledger from since on, by kind.
+func (s *Store) CreditTotals(ctx context.Context, accountID string, since time.Time) ([]store.CreditTotal, error) {
+	rows, err := s.pool.Query(ctx, `SELECT kind, count(*), sum(amount_pico_usd) FROM credit_ledger
+		WHERE account_id = $1 AND created_at >= $2 GROUP BY kind ORDER BY kind`, accountID, sinceOrEpoch(since))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: credit totals: %w", err)
+	}
+	ts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.CreditTotal, error) {
+		var t store.CreditTotal
+		var sum pgtype.Numeric
+		if err := row.Scan(&t.Kind, &t.Entries, &sum); err != nil {
+			return t, err
+		}
+		var err error
+		t.AmountPicoUSD, err = numericToBig(sum)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: credit totals: %w", err)
+	}
+	return ts, nil
+}
+
+// sinceOrEpoch is the lower bound of a span "since" (zero: no bound).
+func sinceOrEpoch(since time.Time) time.Time {
+	if since.IsZero() {
+		return time.Unix(0, 0).UTC()
+	}
+	return since.UTC()
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"time"
 
@@ -104,10 +105,15 @@ func (s *Store) AddCredit(ctx context.Context, accountID, kind string, amount *b
 // CreditEntries returns an account's ledger newest first (ties in created_at broken by the later
 // id); an unknown account has none.
 func (s *Store) CreditEntries(ctx context.Context, accountID string, limit, offset int) ([]store.CreditEntry, error) {
+	return s.CreditHistory(ctx, accountID, time.Time{}, limit, offset)
+}
+
+// CreditHistory returns an account's ledger from since on, newest first.
+func (s *Store) CreditHistory(ctx context.Context, accountID string, since time.Time, limit, offset int) ([]store.CreditEntry, error) {
 	limit, offset = page(limit, offset)
 	rows, err := s.r.QueryContext(ctx, `SELECT id, account_id, kind, amount_pico_usd,
-		COALESCE(request_id, ''), note, created_at FROM credit_ledger WHERE account_id = ?
-		ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, accountID, limit, offset)
+		COALESCE(request_id, ''), note, created_at FROM credit_ledger WHERE account_id = ? AND created_at >= ?
+		ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, accountID, sinceMicros(since), limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: credit entries: %w", err)
 	}
@@ -138,4 +144,35 @@ func scanAccount(row *sql.Row) (store.CreditAccount, error) {
 	}
 	a.CreatedAt, a.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return a, nil
+}
+
+// CreditTotals sums an account's ledger from since on, by kind. SQLite's sum() of integers
+// fails rather than lose precision when it overflows.
+func (s *Store) CreditTotals(ctx context.Context, accountID string, since time.Time) ([]store.CreditTotal, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT kind, count(*), sum(amount_pico_usd) FROM credit_ledger
+		WHERE account_id = ? AND created_at >= ? GROUP BY kind ORDER BY kind`, accountID, sinceMicros(since))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: credit totals: %w", err)
+	}
+	defer rows.Close()
+	var out []store.CreditTotal
+	for rows.Next() {
+		var t store.CreditTotal
+		if err := rows.Scan(&t.Kind, &t.Entries, scanMoney(&t.AmountPicoUSD)); err != nil {
+			return nil, fmt.Errorf("sqlite: credit totals: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: credit totals: %w", err)
+	}
+	return out, nil
+}
+
+// sinceMicros is the lower bound of a span "since" in the stored unit (zero: no bound).
+func sinceMicros(since time.Time) int64 {
+	if since.IsZero() {
+		return math.MinInt64
+	}
+	return since.UnixMicro()
 }

@@ -502,3 +502,66 @@ func testAddCredit(t *testing.T, s store.Store) {
 		t.Errorf("CreditEntries(unknown) = %v, %v; want none", es, err)
 	}
 }
+
+// testCreditHistory: an account's ledger a page at a time from a point in time on (the admin
+// API's 24h / 7d / 30d views), with the totals per kind of the same span.
+func testCreditHistory(t *testing.T, s store.Store) {
+	c := ctx(t)
+	a := ensureAccount(t, s, "user", "u1")
+	other := ensureAccount(t, s, "user", "u2")
+	e1 := addCredit(t, s, a.ID, "grant", big.NewInt(1000), "")
+	time.Sleep(5 * time.Millisecond) // distinct times, on every store's clock resolution
+	e2 := addCredit(t, s, a.ID, "grant", big.NewInt(500), "")
+	e3 := addCredit(t, s, a.ID, "adjust", big.NewInt(-300), "")
+	e4 := addCredit(t, s, a.ID, "refund", big.NewInt(20), "")
+	grant(t, s, other.ID, 7)
+
+	since := e2.CreatedAt
+	for _, tc := range []struct {
+		since         time.Time
+		limit, offset int
+		want          []store.CreditEntry
+	}{
+		{time.Time{}, 100, 0, []store.CreditEntry{e4, e3, e2, e1}},
+		{time.Time{}, 2, 1, []store.CreditEntry{e3, e2}},
+		{time.Time{}, 2, 4, nil},
+		{since, 100, 0, []store.CreditEntry{e4, e3, e2}},
+		{since, 1, 2, []store.CreditEntry{e2}},
+		{e4.CreatedAt.Add(time.Second), 100, 0, nil},
+	} {
+		got, err := s.CreditHistory(c, a.ID, tc.since, tc.limit, tc.offset)
+		if err != nil {
+			t.Fatalf("CreditHistory(since %v, %d, %d): %v", tc.since, tc.limit, tc.offset, err)
+		}
+		if g, w := fmtEntries(got), fmtEntries(tc.want); g != w {
+			t.Errorf("CreditHistory(since %v, limit %d, offset %d):%s\nwant%s", tc.since, tc.limit, tc.offset, g, w)
+		}
+	}
+
+	fmtTotals := func(ts []store.CreditTotal) string {
+		var b strings.Builder
+		for _, x := range ts {
+			fmt.Fprintf(&b, " %s:%d:%v", x.Kind, x.Entries, x.AmountPicoUSD)
+		}
+		return b.String()
+	}
+	for _, tc := range []struct {
+		since time.Time
+		want  string
+	}{
+		{time.Time{}, " adjust:1:-300 grant:2:1500 refund:1:20"},
+		{since, " adjust:1:-300 grant:1:500 refund:1:20"},
+		{e4.CreatedAt.Add(time.Second), ""},
+	} {
+		got, err := s.CreditTotals(c, a.ID, tc.since)
+		if err != nil {
+			t.Fatalf("CreditTotals(since %v): %v", tc.since, err)
+		}
+		if g := fmtTotals(got); g != tc.want {
+			t.Errorf("CreditTotals(since %v) =%s, want%s", tc.since, g, tc.want)
+		}
+	}
+	if ts, err := s.CreditTotals(c, "ca_nope", time.Time{}); err != nil || len(ts) != 0 {
+		t.Errorf("CreditTotals(unknown) = %v, %v; want none", ts, err)
+	}
+}

@@ -85,6 +85,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"CreditAccounts", testCreditAccounts},
 		{"CreditAccountConcurrentEnsure", testCreditAccountConcurrentEnsure},
 		{"AddCredit", testAddCredit},
+		{"CreditHistory", testCreditHistory},
 		{"TenantFields", testTenantFields},
 		{"ListTenants", testListTenants},
 		{"LikeEscaping", testLikeEscaping},
