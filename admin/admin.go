@@ -18,6 +18,7 @@ import (
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/internal/secrets"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
@@ -44,6 +45,11 @@ type Deps struct {
 	}
 	// Deployments enables the /admin/deployments endpoints.
 	Deployments DeploymentControl
+	// Catalog enables /admin/providers, /admin/models and /admin/secrets/reencrypt.
+	Catalog CatalogControl
+	// Secrets seals the credentials of providers created through the API (nil: no secret key
+	// configured, and a credential is refused).
+	Secrets *secrets.Keyring
 	// Registerer takes the admin API's own metrics (nil: not registered).
 	Registerer prometheus.Registerer
 }
@@ -107,6 +113,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.d.Deployments != nil {
 		s.routeDeployments(a)
+	}
+	if s.d.Catalog != nil {
+		s.routeCatalog(a)
 	}
 	return e
 }

@@ -120,6 +120,7 @@ func authzTable() map[string]authzRoute {
 		"GET /admin/deployments/*id":    {optional: true, probes: get("/admin/deployments/authz/none")},
 		"PATCH /admin/deployments/*id":  {optional: true, global: true, probes: with("/admin/deployments/authz/none", map[string]any{"weight": -1})},
 		"DELETE /admin/deployments/*id": {optional: true, global: true, probes: get("/admin/deployments/authz/none")},
+		"POST /admin/deployments/*id":   {optional: true, global: true, probes: with("/admin/deployments/authz/none/test", map[string]any{"endpoint": "x"})},
 	}
 }
 

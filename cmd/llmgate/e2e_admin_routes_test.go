@@ -114,12 +114,13 @@ func everyRouteSteps() []routeStep {
 		{publicRoute("POST /v1/audio/speech"), (*routeRun).speech},
 	}
 	steps = append(steps, azureRouteSteps()...) // while the run's key and tenant are there
-	return append(steps, []routeStep{
+	steps = append(steps, []routeStep{
 		{adminRoute("DELETE /admin/quota/policy/:userId"), (*routeRun).deleteUserPolicy},
 		{adminRoute("DELETE /admin/users/:id"), (*routeRun).deleteUser},
 		{adminRoute("DELETE /admin/tenants/:id"), (*routeRun).deleteTenant},
 		{adminRoute("GET /admin/audit-log"), (*routeRun).auditLog},
 	}...)
+	return append(steps, catalogRouteSteps()...)
 }
 
 // TestEveryAdminRouteOnBothStores runs the table against an embedded SQLite gateway and a
@@ -144,7 +145,7 @@ func TestEveryAdminRouteOnBothStores(t *testing.T) {
 				t.Fatalf("stopped after %s: the rows after it build on what it makes", st.route)
 			}
 		}
-	}, sessionLimit)
+	}, sessionLimit, withSecretKey(testSecretKey))
 }
 
 // checkRouteTable compares the table with the routes both listeners register, reports every
