@@ -15,9 +15,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/llmgate/llmgate/internal/secrets"
+	"github.com/llmgate/llmgate/internal/testlog"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/mock"
-	"github.com/llmgate/llmgate/internal/testlog"
 )
 
 // testSecretKey is the secret key of the catalog tests (base64 of 32 bytes), and testSecretKey2
