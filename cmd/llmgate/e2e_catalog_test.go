@@ -403,3 +403,99 @@ func TestHealthCheckOpensBreaker(t *testing.T) {
 		t.Errorf("health checks wrote %d usage records", len(recs))
 	}
 }
+
+// TestCatalogWithoutSecretKey: without a secret key a provider credential is refused, naming
+// api_key, and nothing is stored; a keyless type is still accepted.
+func TestCatalogWithoutSecretKey(t *testing.T) {
+	e := newEnv(t)
+	status, raw := e.adminCall(e.app, http.MethodPost, "/admin/providers",
+		`{"name":"ds","type":"deepseek","api_key":"`+apiSecret+`"}`)
+	adminErr(t, "credential without a secret key", status, raw, http.StatusBadRequest, "secret_key_required", "api_key")
+	if strings.Contains(string(raw), apiSecret) {
+		t.Errorf("the refusal echoes the credential: %s", raw)
+	}
+	status, raw = e.adminCall(e.app, http.MethodPost, "/admin/secrets/reencrypt", "")
+	adminErr(t, "reencrypt without a secret key", status, raw, http.StatusBadRequest, "secret_key_required", "")
+	if rows := e.storedSecrets(); len(rows) != 0 {
+		t.Fatalf("rows stored after the refusal: %q", rows)
+	}
+	e.catalogCall(e.app, http.MethodPost, "/admin/providers", `{"name":"local","type":"mock"}`, http.StatusCreated, nil)
+}
+
+// TestSecretKeyRotation: credentials sealed with the old key keep working on a replica whose
+// current key is new (the old one kept as previous); POST /admin/secrets/reencrypt seals them
+// with the new key, after which a replica with the new key alone serves them.
+func TestSecretKeyRotation(t *testing.T) {
+	e := newEnv(t, withPostgres(t), withSecretKey(testSecretKey))
+	upURL := e.cfg.Providers[0].BaseURL
+	e.catalogCall(e.app, http.MethodPost, "/admin/providers",
+		`{"name":"apiup","type":"openai","base_url":"`+upURL+`","api_key":"`+upstreamKey+`"}`, http.StatusCreated, nil)
+	e.catalogCall(e.app, http.MethodPost, "/admin/models",
+		`{"name":"rotated","deployments":[{"provider":"apiup","model":"up-model"}]}`, http.StatusCreated, nil)
+	oldID, newID := secrets.KeyID([]byte("0123456789abcdef0123456789abcdef")), secrets.KeyID([]byte("fedcba9876543210fedcba9876543210"))
+	sealedBy := func() string {
+		t.Helper()
+		for _, r := range e.storedSecrets() {
+			if strings.HasPrefix(r, "v1:") {
+				id, _ := secrets.SealedBy(strings.Fields(r)[0])
+				return id
+			}
+		}
+		t.Fatal("no sealed credential stored")
+		return ""
+	}
+	if got := sealedBy(); got != oldID {
+		t.Fatalf("sealed by %s, want the old key %s", got, oldID)
+	}
+
+	// Step 2: the new key current, the old one previous.
+	withKey := func(current string, previous ...string) *app {
+		saved := e.cfg.Secrets
+		withSecretKey(current, previous...)(&e.cfg)
+		defer func() { e.cfg.Secrets = saved }()
+		return e.replica(nil)
+	}
+	mid := withKey(testSecretKey2, testSecretKey)
+	if got := e.chatStatus(mid, e.key, "rotated"); got != http.StatusOK {
+		t.Fatalf("with the old key as previous: %d", got)
+	}
+	var out struct {
+		KeyID      string   `json:"key_id"`
+		Resealed   []string `json:"resealed"`
+		Unchanged  int      `json:"unchanged"`
+		Unreadable []string `json:"unreadable"`
+	}
+	e.catalogCall(mid, http.MethodPost, "/admin/secrets/reencrypt", "", http.StatusOK, &out)
+	if out.KeyID != newID || len(out.Resealed) != 1 || out.Resealed[0] != "apiup" || out.Unchanged != 0 || len(out.Unreadable) != 0 {
+		t.Fatalf("reencrypt answered %+v", out)
+	}
+	if got := sealedBy(); got != newID {
+		t.Fatalf("after reencrypt sealed by %s, want the new key %s", got, newID)
+	}
+	e.catalogCall(mid, http.MethodPost, "/admin/secrets/reencrypt", "", http.StatusOK, &out)
+	if len(out.Resealed) != 0 || out.Unchanged != 1 {
+		t.Errorf("a second reencrypt answered %+v", out)
+	}
+	// Step 4: the new key alone.
+	last := withKey(testSecretKey2)
+	if got := e.chatStatus(last, e.key, "rotated"); got != http.StatusOK {
+		t.Fatalf("with the new key alone: %d", got)
+	}
+	var p adminCatalogEntry
+	e.catalogCall(last, http.MethodGet, "/admin/providers/apiup", "", http.StatusOK, &p)
+	if p.KeyID != newID {
+		t.Errorf("key_id %s, want %s", p.KeyID, newID)
+	}
+	// A replica that has only a key that never sealed it leaves the provider and its model out.
+	var logs testlog.Buffer
+	saved := e.cfg.Secrets
+	e.cfg.Secrets = SecretsConfig{Key: base64.StdEncoding.EncodeToString([]byte("another-key-of-thirty-two-bytes!"))}
+	stranger := e.replica(slog.New(slog.NewJSONHandler(&logs, nil)))
+	e.cfg.Secrets = saved
+	if got := e.chatStatus(stranger, e.key, "rotated"); got != http.StatusNotFound {
+		t.Errorf("with a key that opens nothing: %d, want 404", got)
+	}
+	if len(logs.Lines("apiup", "does not open")) == 0 || strings.Contains(logs.String(), upstreamKey) {
+		t.Errorf("the log should name the provider whose credential does not open, and no credential: %s", logs.String())
+	}
+}
