@@ -499,3 +499,44 @@ func TestSecretKeyRotation(t *testing.T) {
 		t.Errorf("the log should name the provider whose credential does not open, and no credential: %s", logs.String())
 	}
 }
+
+// TestCLICatalog: llmgate providers and models create, list, update and delete through the
+// admin API, and deployments test calls one; the credential never reaches the output.
+func TestCLICatalog(t *testing.T) {
+	e := newEnv(t, withSecretKey(testSecretKey))
+	cliAgainst(t, e)
+	upURL := e.cfg.Providers[0].BaseURL
+	out := cliOK(t, "providers", "create", "cliup", "--type", "openai", "--base-url", upURL, "--api-key", upstreamKey, "--header", "X-Team=cli")
+	if field(t, out, "origin") != "api" || field(t, out, "api_key_fingerprint") != secrets.Fingerprint(upstreamKey) || strings.Contains(out, upstreamKey) {
+		t.Errorf("providers create printed:\n%s", out)
+	}
+	if out = cliOK(t, "providers", "list"); !row(out, `up +file +openai `) || !row(out, `cliup +api +openai `) || strings.Contains(out, upstreamKey) {
+		t.Errorf("providers list printed:\n%s", out)
+	}
+	out = cliOK(t, "models", "create", "team/cli-model", "--deployments", `[{"provider":"cliup","model":"up-model"}]`)
+	if field(t, out, "origin") != "api" {
+		t.Errorf("models create printed:\n%s", out)
+	}
+	if got := e.chatStatus(e.app, e.key, "team/cli-model"); got != http.StatusOK {
+		t.Errorf("chat to the CLI's model: %d", got)
+	}
+	if out = cliOK(t, "models", "update", "team/cli-model", "--strategy", "latency"); field(t, out, "strategy") != "latency" {
+		t.Errorf("models update printed:\n%s", out)
+	}
+	if out = cliOK(t, "models", "list"); !row(out, `team/cli-model +api +latency `) || !row(out, `gpt-test +file `) {
+		t.Errorf("models list printed:\n%s", out)
+	}
+	var test deploymentTest
+	cliJSON(t, &test, "deployments", "test", "cliup/up-model")
+	if !test.OK || test.Status != 200 {
+		t.Errorf("deployments test --json = %+v", test)
+	}
+	if msg := cliFails(t, "providers", "create", "bad", "--type", "telepathy", "--api-key", "k"); !strings.Contains(msg, "type: unknown type") {
+		t.Errorf("providers create with a bad type: %s", msg)
+	}
+	cliOK(t, "models", "delete", "team/cli-model")
+	cliOK(t, "providers", "delete", "cliup")
+	if out = cliOK(t, "providers", "list"); strings.Contains(out, "cliup") {
+		t.Errorf("providers list after delete printed:\n%s", out)
+	}
+}
