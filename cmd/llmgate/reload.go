@@ -124,6 +124,7 @@ func restartOnly(running, next Config) []string {
 		"quota": {running.Quota, next.Quota}, "gateway": {running.Gateway, next.Gateway}, "usage": {running.Usage, next.Usage},
 		"config_poll_interval": {running.ConfigPollInterval, next.ConfigPollInterval},
 		"shutdown":             {running.Shutdown, next.Shutdown},
+		"secrets":              {running.Secrets, next.Secrets},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			out = append(out, name)
