@@ -1,5 +1,6 @@
 // Package admin serves the admin API on its own listener: tenants, users, API keys, admin tokens,
-// quota policies, pricing, usage and billing, credits, deployments and the admin audit log.
+// quota policies, pricing, usage and billing, credits, deployments, providers and models, and the
+// admin audit log.
 // Everything under /admin/ needs an admin token (the bootstrap token, or one made through the
 // API with a role and optionally a tenant scope, see auth.go); /metrics and /health/* do not, so
 // Prometheus and load balancers can reach them.

@@ -211,6 +211,10 @@ func (s *Server) checked(c *gin.Context, prefix string, err error) bool {
 	}
 	var fe *FieldError
 	if errors.As(err, &fe) {
+		if fe.Field == "" {
+			fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "", fe.Message)
+			return false
+		}
 		invalid(c, prefix+fe.Field, fe.Message)
 		return false
 	}
@@ -334,7 +338,7 @@ func (s *Server) createProvider(c *gin.Context) {
 		s.internal(c, err)
 		return
 	}
-	e.CreatedAt, e.UpdatedAt, e.UpdatedBy = now(), now(), who(c).Actor
+	e.CreatedAt, e.UpdatedBy = now(), who(c).Actor
 	e.UpdatedAt = e.CreatedAt
 	if err := s.d.Store.CreateCatalogEntry(c.Request.Context(), e); err != nil {
 		if isConflict(err) {
@@ -598,26 +602,9 @@ func (s *Server) createModel(c *gin.Context) {
 		s.internal(c, err)
 		return
 	}
-	v := apiModelView(e, withDefaultIDs(b.ModelSpec), false)
+	v := apiModelView(e, withModelIDs(b.Name, b.ModelSpec), false)
 	s.audit(c, "model.create", b.Name, "", nil, v)
 	s.catalogApplied(c, http.StatusCreated, v)
-}
-
-// withDefaultIDs fills in the deployment ids the router gives ("provider/model"), so answers show
-// the ids /admin/deployments uses.
-func withDefaultIDs(m ModelSpec) ModelSpec {
-	out := m
-	out.Deployments = slices.Clone(m.Deployments)
-	for i, d := range out.Deployments {
-		if d.ID == "" {
-			model := d.Model
-			if model == "" {
-				model = "(model name)"
-			}
-			out.Deployments[i].ID = d.Provider + "/" + model
-		}
-	}
-	return out
 }
 
 func (s *Server) modelViews(ctx context.Context) ([]modelView, error) {
@@ -642,15 +629,20 @@ func (s *Server) modelViews(ctx context.Context) ([]modelView, error) {
 	return out, nil
 }
 
-// withModelIDs is withDefaultIDs where an unnamed upstream model is the public model's name.
+// withModelIDs fills in what the router gives a deployment that does not say: the upstream model
+// (the public model's name) and the id ("provider/model"), so answers show the ids
+// /admin/deployments uses.
 func withModelIDs(name string, m ModelSpec) ModelSpec {
 	m.Deployments = slices.Clone(m.Deployments)
-	for i := range m.Deployments {
-		if m.Deployments[i].Model == "" {
+	for i, d := range m.Deployments {
+		if d.Model == "" {
 			m.Deployments[i].Model = name
 		}
+		if d.ID == "" {
+			m.Deployments[i].ID = d.Provider + "/" + m.Deployments[i].Model
+		}
 	}
-	return withDefaultIDs(m)
+	return m
 }
 
 func (s *Server) listModels(c *gin.Context) {
