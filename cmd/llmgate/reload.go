@@ -16,7 +16,8 @@ import (
 // restart, on SIGHUP or when the file changes (checked every config_poll_interval). A reload
 // builds a new routing table and swaps it in; requests in flight finish on the table they started
 // with. Deployment overrides (admin changes) are read from the store again and merged over the
-// file; when the store does not answer, the last ones read still apply. Providers whose settings
+// file; when the store does not answer, the last ones read still apply. The providers and models
+// of the admin API's catalog (catalog.go) are merged in as last read. Providers whose settings
 // did not change are kept, with their connection pools; retired ones close their idle
 // connections. A file that does not load or validate changes nothing (the error is logged and
 // counted). Other sections need a restart: a change there is logged and ignored.
