@@ -1,6 +1,6 @@
 // Package admin serves the admin API on its own listener: tenants, users, API keys, admin tokens,
-// quota policies, pricing, usage and billing, credits, deployments, limit alerts and the admin
-// audit log.
+// quota policies, pricing, usage and billing, credits, deployments, providers and models, limit
+// alerts and the admin audit log.
 // Everything under /admin/ needs an admin token (the bootstrap token, or one made through the
 // API with a role and optionally a tenant scope, see auth.go); /metrics and /health/* do not, so
 // Prometheus and load balancers can reach them.
@@ -19,6 +19,7 @@ import (
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/internal/secrets"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
@@ -47,6 +48,11 @@ type Deps struct {
 	Deployments DeploymentControl
 	// Alerts enables the /admin/alerts endpoints.
 	Alerts AlertControl
+	// Catalog enables /admin/providers, /admin/models and /admin/secrets/reencrypt.
+	Catalog CatalogControl
+	// Secrets seals the credentials of providers created through the API (nil: no secret key
+	// configured, and a credential is refused).
+	Secrets *secrets.Keyring
 	// Registerer takes the admin API's own metrics (nil: not registered).
 	Registerer prometheus.Registerer
 }
@@ -113,6 +119,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.d.Alerts != nil {
 		s.routeAlerts(a)
+	}
+	if s.d.Catalog != nil {
+		s.routeCatalog(a)
 	}
 	return e
 }

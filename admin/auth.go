@@ -38,6 +38,7 @@ const (
 	areaBilling     = "billing"
 	areaCredits     = "credits"
 	areaDeployments = "deployments"
+	areaProviders   = "providers" // providers, models and the secret key's re-encryption
 	areaAuditLog    = "audit-log"
 	areaAlerts      = "alerts"
 )

@@ -133,6 +133,19 @@ func authzTable() map[string]authzRoute {
 		"GET /admin/deployments/*id":    {optional: true, probes: get("/admin/deployments/authz/none")},
 		"PATCH /admin/deployments/*id":  {optional: true, global: true, probes: with("/admin/deployments/authz/none", map[string]any{"weight": -1})},
 		"DELETE /admin/deployments/*id": {optional: true, global: true, probes: get("/admin/deployments/authz/none")},
+		"POST /admin/deployments/*id":   {optional: true, global: true, probes: with("/admin/deployments/authz/none/test", map[string]any{"endpoint": "x"})},
+
+		"GET /admin/providers":          {optional: true, probes: get("/admin/providers")},
+		"GET /admin/providers/:name":    {optional: true, probes: get("/admin/providers/authz-none")},
+		"POST /admin/providers":         {optional: true, global: true, probes: with("/admin/providers", map[string]any{"name": "authz-p", "type": "mock"})},
+		"PATCH /admin/providers/:name":  {optional: true, global: true, probes: with("/admin/providers/authz-none", map[string]any{"type": "mock"})},
+		"DELETE /admin/providers/:name": {optional: true, global: true, probes: get("/admin/providers/authz-none")},
+		"GET /admin/models":             {optional: true, probes: get("/admin/models")},
+		"GET /admin/models/*model":      {optional: true, probes: get("/admin/models/authz/none")},
+		"POST /admin/models":            {optional: true, global: true, probes: with("/admin/models", map[string]any{"name": "authz-m", "deployments": []any{}})},
+		"PATCH /admin/models/*model":    {optional: true, global: true, probes: with("/admin/models/authz/none", map[string]any{"strategy": "cost"})},
+		"DELETE /admin/models/*model":   {optional: true, global: true, probes: get("/admin/models/authz/none")},
+		"POST /admin/secrets/reencrypt": {optional: true, global: true, probes: get("/admin/secrets/reencrypt")},
 	}
 }
 

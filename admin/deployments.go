@@ -40,6 +40,8 @@ func (s *Server) routeDeployments(a *gin.RouterGroup) {
 	s.handle(a, http.MethodGet, "/deployments/*id", read(areaDeployments), s.getDeployment)
 	s.handle(a, http.MethodPatch, "/deployments/*id", global(areaDeployments), s.patchDeployment)
 	s.handle(a, http.MethodDelete, "/deployments/*id", global(areaDeployments), s.resetDeployment)
+	// POST /deployments/{id}/test (the catch-all takes the suffix too).
+	s.handle(a, http.MethodPost, "/deployments/*id", global(areaDeployments), s.testDeployment)
 }
 
 // deploymentView is a deployment as the admin API shows it. Health is left out of audit entries.
@@ -283,4 +285,56 @@ func (s *Server) applied(c *gin.Context, id string) {
 		return
 	}
 	c.JSON(http.StatusOK, runningView(d))
+}
+
+// maxTestTimeout bounds a test call below the admin listener's write timeout.
+const maxTestTimeout = 20 * time.Second
+
+// deploymentTestBody is the optional body of POST /admin/deployments/{id}/test.
+type deploymentTestBody struct {
+	// Endpoint is chat/completions (default) or embeddings.
+	Endpoint string `json:"endpoint"`
+}
+
+// testDeployment sends one minimal request to a deployment of the running table through its
+// provider adapter, as a request would go, and answers the latency and the upstream's answer or
+// error. It bypasses the breaker: a deployment is tested most often when its breaker is open,
+// and an admin's test must neither wait for the breaker nor trip or close it. A disabled
+// deployment can be tested too (before enabling it).
+func (s *Server) testDeployment(c *gin.Context) {
+	path := deploymentParam(c)
+	id, ok := strings.CutSuffix(path, "/test")
+	if !ok {
+		fail(c, http.StatusNotFound, api.TypeNotFound, "unknown_url", "", "Unknown admin URL: "+c.Request.URL.Path+" (POST /admin/deployments/{id}/test tests a deployment).")
+		return
+	}
+	var b deploymentTestBody
+	if !decodeOptional(c, &b) {
+		return
+	}
+	ep := providers.Endpoint(b.Endpoint)
+	switch ep {
+	case "":
+		ep = providers.ChatCompletions
+	case providers.ChatCompletions, providers.Embeddings:
+	default:
+		invalid(c, "endpoint", "want chat/completions or embeddings.")
+		return
+	}
+	d, found := s.running(id)
+	if !found {
+		deploymentNotFound(c, id)
+		return
+	}
+	timeout := min(d.Timeouts.FirstByte, maxTestTimeout)
+	if timeout <= 0 {
+		timeout = maxTestTimeout
+	}
+	r := providers.Probe(c.Request.Context(), d.Deployment, ep, timeout)
+	out := gin.H{"deployment": d.ID, "provider": d.ProviderName, "upstream_model": d.Model, "endpoint": string(ep),
+		"ok": r.OK(), "status": r.Status, "latency_ms": float64(r.Latency.Microseconds()) / 1000, "answer": r.Answer, "error": nil}
+	if r.Err != nil {
+		out["error"] = r.Err.Error()
+	}
+	c.JSON(http.StatusOK, out)
 }

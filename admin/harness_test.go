@@ -133,7 +133,7 @@ func newServer(t *testing.T, b backend) *server {
 		return err == nil, gin.H{"store_error": err != nil}
 	},
 		Quota:  &admin.QuotaDeps{Policies: policies, Limiter: limiter, Options: qo},
-		Prices: prices, Credits: billing.NewGuard(st, bus), Deployments: newDeployments(t),
+		Prices: prices, Credits: billing.NewGuard(st, bus), Deployments: newDeployments(t), Catalog: refusingCatalog{},
 		// Not run: these tests look at what the endpoints store.
 		Alerts: alerts.New(alerts.Deps{Store: st, Policies: policies, Quota: qo, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
 			alerts.Options{})})
@@ -188,3 +188,24 @@ func (d *deployments) Deployments() []providers.DeploymentState { return d.state
 
 // OverridesChanged has nothing to apply: these tests look at the stored overrides only.
 func (d *deployments) OverridesChanged(context.Context, string) error { return nil }
+
+// refusingCatalog stands in for the running gateway behind /admin/providers and /admin/models: the
+// file defines provider "up" and model "gpt-test", and every provider or model offered is refused
+// by the checks, so the authorization probes change nothing (the real checks are the config
+// file's, exercised end to end in cmd/llmgate).
+type refusingCatalog struct{}
+
+func (refusingCatalog) FileCatalog() admin.FileCatalog {
+	return admin.FileCatalog{Providers: []admin.FileProvider{{Name: "up", Spec: admin.ProviderSpec{Type: "mock"}}},
+		Models: []providers.ModelConfig{{Name: "gpt-test", Deployments: []providers.DeploymentConfig{{Provider: "up", Model: "up-model"}}}}}
+}
+
+func (refusingCatalog) CheckProvider(string, admin.ProviderSpec, string) error {
+	return &admin.FieldError{Field: "type", Message: "refused by the test stand-in."}
+}
+
+func (refusingCatalog) CheckModel(providers.ModelConfig) error {
+	return &admin.FieldError{Field: "deployments", Message: "refused by the test stand-in."}
+}
+
+func (refusingCatalog) CatalogChanged(context.Context) error { return nil }

@@ -156,6 +156,10 @@ func (x *exchange) statusBody(ctx context.Context) gin.H {
 	return gin.H{"status": overall, "store": storeState, "quota": quotaState, "models": models, "warnings": warnings}
 }
 
+// Balancer is what the gateway has learnt of each deployment (breakers, latency), for the
+// active health check to feed.
+func (g *Gateway) Balancer() *providers.Balancer { return g.balancer }
+
 // Deployments lists every deployment of the routing table in use, disabled ones included, once
 // per id, with its health on this replica (see providers.Balancer.States).
 func (g *Gateway) Deployments() []providers.DeploymentState {

@@ -37,6 +37,8 @@ type ModelConfig struct {
 type RoutingConfig struct {
 	Timeouts Timeouts      `yaml:"timeouts"`
 	Breaker  BreakerConfig `yaml:"breaker"`
+	// HealthCheck is every deployment's active health check (off unless interval is set).
+	HealthCheck HealthCheck `yaml:"health_check"`
 }
 
 // Timeouts bound one attempt on a deployment. A zero field takes the routing default, and that
@@ -123,6 +125,8 @@ type DeploymentConfig struct {
 	// request translated for it (a Messages request's thinking or output_config.effort) asks for
 	// that effort. Off by default, since a model that does not reason refuses the field.
 	Reasoning bool `yaml:"reasoning"`
+	// HealthCheck overrides the routing section's health check for this deployment.
+	HealthCheck HealthCheck `yaml:"health_check"`
 }
 
 // Deployment is a resolved DeploymentConfig, with its run-time override merged in.
@@ -143,7 +147,9 @@ type Deployment struct {
 	RetryOnTimeout bool
 	// Reasoning is DeploymentConfig.Reasoning.
 	Reasoning bool
-	Provider  Provider
+	// HealthCheck is the deployment's active health check (Interval 0: off).
+	HealthCheck HealthCheck
+	Provider    Provider
 	// Override is the run-time change merged in, nil when there is none.
 	Override *Override
 }
@@ -179,6 +185,9 @@ func NewRouter(models []ModelConfig, routing RoutingConfig, provs map[string]Pro
 	r := &Router{models: make(map[string][]*Deployment, len(models)), enabled: make(map[string][]*Deployment, len(models)),
 		strategies: make(map[string]string, len(models))}
 	if err := validBreaker("routing.breaker", routing.Breaker); err != nil {
+		return nil, err
+	}
+	if err := validHealthCheck("routing.health_check", routing.HealthCheck); err != nil {
 		return nil, err
 	}
 	for i, m := range models {
@@ -233,9 +242,13 @@ func NewRouter(models []ModelConfig, routing RoutingConfig, provs map[string]Pro
 			if err := validBreaker(fmt.Sprintf("models[%d] (%s).deployments[%d].breaker", i, m.Name, j), d.Breaker); err != nil {
 				return nil, err
 			}
+			if err := validHealthCheck(fmt.Sprintf("models[%d] (%s).deployments[%d].health_check", i, m.Name, j), d.HealthCheck); err != nil {
+				return nil, err
+			}
 			dep := &Deployment{ID: d.ID, ProviderName: d.Provider, Model: d.Model,
 				Weight: d.Weight, FileWeight: d.Weight, Priority: d.Priority, Enabled: true, Provider: p, RetryOnTimeout: d.RetryOnTimeout, Reasoning: d.Reasoning,
-				Timeouts: d.Timeouts.withDefaults(routing.Timeouts), Breaker: d.Breaker.withDefaults(routing.Breaker)}
+				Timeouts: d.Timeouts.withDefaults(routing.Timeouts), Breaker: d.Breaker.withDefaults(routing.Breaker),
+				HealthCheck: d.HealthCheck.withDefaults(routing.HealthCheck)}
 			if o, ok := overrides[d.ID]; ok {
 				dep.apply(o)
 			}

@@ -177,6 +177,30 @@ type DeploymentOverride struct {
 	UpdatedAt    time.Time
 }
 
+// CatalogKind is what a catalog entry defines.
+type CatalogKind string
+
+// The kinds of catalog entries.
+const (
+	CatalogProvider CatalogKind = "provider"
+	CatalogModel    CatalogKind = "model"
+)
+
+// CatalogEntry is a provider or a public model defined through the admin API rather than the
+// config file; the gateway merges the entries with the file's whenever it builds the routing
+// table. Spec holds the entry's settings as a JSON document the store does not read; Secret is a
+// provider's credential sealed (encrypted) by the gateway, "" when it has none: the store never
+// holds a credential in the clear.
+type CatalogEntry struct {
+	Kind      CatalogKind
+	Name      string
+	Spec      []byte
+	Secret    string
+	CreatedAt time.Time
+	UpdatedBy string
+	UpdatedAt time.Time
+}
+
 // ResponseRoute remembers where a Responses API response lives: the deployment (and its provider,
 // the upstream account) that produced it, and its owner, so that follow-ups and GET/DELETE by id go
 // back there for the owner's tenant only.
@@ -464,6 +488,17 @@ type Store interface {
 	PutDeploymentOverride(ctx context.Context, o DeploymentOverride) error
 	// DeleteDeploymentOverride removes one; ErrNotFound when there is none.
 	DeleteDeploymentOverride(ctx context.Context, deploymentID string) error
+
+	// CatalogEntries returns every catalog entry: providers first, then models, each kind by
+	// name in byte order.
+	CatalogEntries(ctx context.Context) ([]CatalogEntry, error)
+	// CreateCatalogEntry inserts an entry; ErrConflict when one of that kind and name exists.
+	CreateCatalogEntry(ctx context.Context, e CatalogEntry) error
+	// UpdateCatalogEntry replaces an entry's spec, secret and update stamp (its creation time
+	// stays); ErrNotFound when there is none of that kind and name.
+	UpdateCatalogEntry(ctx context.Context, e CatalogEntry) error
+	// DeleteCatalogEntry removes one; ErrNotFound when there is none.
+	DeleteCatalogEntry(ctx context.Context, kind CatalogKind, name string) error
 
 	// PutResponseRoute inserts or replaces the route of one response id.
 	PutResponseRoute(ctx context.Context, r ResponseRoute) error

@@ -130,3 +130,19 @@ func ValidAuditEntry(e AdminAuditEntry) error {
 	}
 	return nil
 }
+
+// ValidCatalogEntry rejects an entry of an unknown kind, without a name, or whose spec is not a
+// JSON object.
+func ValidCatalogEntry(e CatalogEntry) error {
+	if e.Kind != CatalogProvider && e.Kind != CatalogModel {
+		return fmt.Errorf("catalog entry kind %q: want provider or model", e.Kind)
+	}
+	if e.Name == "" {
+		return fmt.Errorf("catalog %s without a name", e.Kind)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(e.Spec, &obj); err != nil || obj == nil {
+		return fmt.Errorf("catalog %s %q: spec is not a JSON object", e.Kind, e.Name)
+	}
+	return nil
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/llmgate/llmgate/gateway"
 	"github.com/llmgate/llmgate/internal/changes"
 	"github.com/llmgate/llmgate/internal/connlimit"
+	"github.com/llmgate/llmgate/internal/secrets"
 	"github.com/llmgate/llmgate/internal/tracing"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/anthropic"
@@ -68,6 +69,12 @@ type app struct {
 	reloads  *prometheus.CounterVec
 	// overrides are the deployment overrides merged into the routing table in use (reloadMu).
 	overrides map[string]store.DeploymentOverride
+	// provConfigs are the settings of providers (the file's and the catalog's), catalog the
+	// providers and models stored through the admin API, in the table in use (reloadMu); keys
+	// opens the catalog's credentials.
+	provConfigs map[string]ProviderConfig
+	catalog     catalog
+	keys        *secrets.Keyring
 	// access is the access log (nil: off), closed after the last request, and accessFile its
 	// file when it has one.
 	access     *gateway.AccessLog
@@ -91,21 +98,28 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		st.Close()
 		return nil, fmt.Errorf("store: migrate: %w", err)
 	}
-	provs, err := buildProviders(cfg.Providers, cfg.Outbound)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
 	overrides, err := loadOverrides(ctx, st)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	router, err := providers.NewRouter(cfg.Models, cfg.Routing, provs, routingOverrides(overrides))
+	keys, err := newKeyring(cfg.Secrets, os.ReadFile)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
+	entries, err := readCatalog(ctx, st)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	cat := decodeCatalog(entries, keys, log)
+	tbl, err := buildTable(cfg, cat, overrides, table{}, false, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	router := tbl.router
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfoGauge())
 	metrics := gateway.NewMetrics(reg, cfg.Gateway.CostUserLabels)
@@ -151,7 +165,8 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		st.Close()
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, store: st, recorder: rec, providers: provs, redis: rdb, overrides: overrides,
+	a := &app{cfg: cfg, log: log, store: st, recorder: rec, providers: tbl.provs, provConfigs: tbl.configs, catalog: cat, keys: keys,
+		redis: rdb, overrides: overrides,
 		done: make(chan struct{}), served: make(chan error, 2),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llmgate_config_reloads_total",
 			Help: "Config reloads (SIGHUP or file change) by result: ok, or error (the running config is kept)."}, []string{"result"})}
@@ -189,11 +204,13 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	ready := func(ctx context.Context) (bool, any) { return gw.Readiness(ctx) }
 	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Registerer: reg, Log: log, Ready: ready,
 		Quota:  &admin.QuotaDeps{Policies: q.policies, Limiter: q.limiter, Options: cfg.Quota.WithDefaults()},
-		Prices: prices, Credits: guard, Deployments: deploymentControl{gw: gw, changes: bus}, Alerts: notifier})
+		Prices: prices, Credits: guard, Deployments: deploymentControl{gw: gw, changes: bus}, Alerts: notifier,
+		Catalog: catalogControl{a: a, changes: bus}, Secrets: keys})
 
 	a.gateway = gw
 	// Deployment overrides changed through the admin API (here or on another replica).
 	bus.Register(changes.Deployments, func(ctx context.Context, _ string) error { return a.refreshOverrides(ctx) }, a.refreshOverrides)
+	bus.Register(changes.Catalog, func(ctx context.Context, _ string) error { return a.refreshCatalog(ctx) }, a.refreshCatalog)
 	a.public = gw.Server(cfg.Listen)
 	a.admin = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
@@ -224,6 +241,8 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			wg.Go(func() { upkeep.Run(runCtx) })
 		}
 		wg.Go(func() { notifier.Run(runCtx) }) // limit alerts and their webhook deliveries
+		// Active health checks of the deployments that turn them on (each replica has its own breakers).
+		wg.Go(func() { providers.NewHealthChecker(gw.Router, gw.Balancer(), log).Run(runCtx) })
 		wg.Add(3)
 		go func() { defer wg.Done(); gw.Run(runCtx) }()
 		go func() { defer wg.Done(); guard.Run(runCtx) }()

@@ -62,6 +62,8 @@ type Config struct {
 	Tracing tracing.Options `yaml:"tracing"`
 	// Alerts are the limit and budget alerts and their webhook delivery.
 	Alerts alerts.Options `yaml:"alerts"`
+	// Secrets is the key that seals provider credentials stored through the admin API.
+	Secrets SecretsConfig `yaml:"secrets"`
 
 	// listenDefaulted is set when neither the file nor LLMGATE_LISTEN named listen, so Listen is
 	// the default: demo binds loopback then.
@@ -89,6 +91,21 @@ type ShutdownOptions struct {
 	// FlushTimeout bounds writing the queued usage records after the drain (default 30s); what is
 	// not written by then is spooled and replayed at the next start.
 	FlushTimeout time.Duration `yaml:"flush_timeout"`
+}
+
+// SecretsConfig is the `secrets` section: the AES-256 key (base64 of 32 bytes, as `openssl rand
+// -base64 32` prints) that seals the credentials of providers created through the admin API,
+// and the keys it replaced, which still open what they sealed until every credential is sealed
+// again (POST /admin/secrets/reencrypt). Without a key, the API refuses to store a credential.
+type SecretsConfig struct {
+	// Key is the current key (env LLMGATE_SECRET_KEY); KeyFile names a file holding it instead
+	// (env LLMGATE_SECRET_KEY_FILE).
+	Key     string `yaml:"key"`
+	KeyFile string `yaml:"key_file"`
+	// PreviousKeys and PreviousKeyFiles are keys that only open (env LLMGATE_SECRET_KEY_PREVIOUS,
+	// comma-separated).
+	PreviousKeys     []string `yaml:"previous_keys"`
+	PreviousKeyFiles []string `yaml:"previous_key_files"`
 }
 
 // LogConfig is the `log` section.
@@ -167,15 +184,24 @@ func loadConfig(path string, env func(string) (string, bool)) (Config, error) {
 		}
 	}
 	for name, dst := range map[string]*string{
-		"LLMGATE_LISTEN":       &cfg.Listen,
-		"LLMGATE_ADMIN_LISTEN": &cfg.AdminListen,
-		"LLMGATE_DATA_DIR":     &cfg.DataDir,
-		"LLMGATE_DATABASE_URL": &cfg.DatabaseURL,
-		"LLMGATE_REDIS_URL":    &cfg.RedisURL,
-		"LLMGATE_ADMIN_TOKEN":  &cfg.AdminToken,
+		"LLMGATE_LISTEN":          &cfg.Listen,
+		"LLMGATE_ADMIN_LISTEN":    &cfg.AdminListen,
+		"LLMGATE_DATA_DIR":        &cfg.DataDir,
+		"LLMGATE_DATABASE_URL":    &cfg.DatabaseURL,
+		"LLMGATE_REDIS_URL":       &cfg.RedisURL,
+		"LLMGATE_ADMIN_TOKEN":     &cfg.AdminToken,
+		"LLMGATE_SECRET_KEY":      &cfg.Secrets.Key,
+		"LLMGATE_SECRET_KEY_FILE": &cfg.Secrets.KeyFile,
 	} {
 		if v, ok := env(name); ok && v != "" {
 			*dst = v
+		}
+	}
+	if v, ok := env("LLMGATE_SECRET_KEY_PREVIOUS"); ok && v != "" {
+		for _, k := range strings.Split(v, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				cfg.Secrets.PreviousKeys = append(cfg.Secrets.PreviousKeys, k)
+			}
 		}
 	}
 	if cfg.Listen == "" {
@@ -345,8 +371,31 @@ func (c *Config) validate() error {
 	if err != nil {
 		return err
 	}
+	if err := validateProviders(c.Providers, allow); err != nil {
+		return err
+	}
+	if _, err := newKeyring(c.Secrets, os.ReadFile); err != nil {
+		return err
+	}
+	if err := c.Shutdown.validate(); err != nil {
+		return err
+	}
+	if err := c.Tracing.Validate(); err != nil {
+		return err
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	return c.Log.validate()
+}
+
+// validateProviders checks a `providers` list: names, types, base URLs and the outbound address
+// policy. The admin API checks a provider it is given with it too, as a list of one.
+func validateProviders(list []ProviderConfig, allow []netip.Prefix) error {
 	seen := map[string]bool{}
-	for i, p := range c.Providers {
+	for i, p := range list {
 		switch {
 		case p.Name == "":
 			return fmt.Errorf("providers[%d].name: must not be empty", i)
@@ -377,18 +426,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("providers[%d] (%s).base_url: %w", i, p.Name, err)
 		}
 	}
-	if err := c.Shutdown.validate(); err != nil {
-		return err
-	}
-	if err := c.Tracing.Validate(); err != nil {
-		return err
-	}
-	switch c.Log.Level {
-	case "", "debug", "info", "warn", "error":
-	default:
-		return fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
-	}
-	return c.Log.validate()
+	return nil
 }
 
 // validate checks the access log's sample rate and, for a file output, that its directory exists.

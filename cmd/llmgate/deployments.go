@@ -76,11 +76,11 @@ func (a *app) refreshOverrides(ctx context.Context) error {
 	if sameOverrides(a.overrides, ovs) {
 		return nil
 	}
-	router, err := providers.NewRouter(a.cfg.Models, a.cfg.Routing, a.providers, routingOverrides(ovs))
+	t, err := buildTable(a.cfg, a.catalog, ovs, a.current(), true, a.log)
 	if err != nil { // the running configuration built a table before; overrides cannot break it
 		return err
 	}
-	a.gateway.SetRouter(router)
+	a.swap(t)
 	a.overrides = ovs
 	a.log.Info("deployment overrides applied", "overrides", len(ovs))
 	return nil

@@ -117,12 +117,13 @@ func everyRouteSteps() []routeStep {
 	}
 	steps = append(steps, azureRouteSteps()...) // while the run's key and tenant are there
 	steps = append(steps, alertRouteSteps()...) // while the run's user is there
-	return append(steps, []routeStep{
+	steps = append(steps, []routeStep{
 		{adminRoute("DELETE /admin/quota/policy/:userId"), (*routeRun).deleteUserPolicy},
 		{adminRoute("DELETE /admin/users/:id"), (*routeRun).deleteUser},
 		{adminRoute("DELETE /admin/tenants/:id"), (*routeRun).deleteTenant},
 		{adminRoute("GET /admin/audit-log"), (*routeRun).auditLog},
 	}...)
+	return append(steps, catalogRouteSteps()...)
 }
 
 // TestEveryAdminRouteOnBothStores runs the table against an embedded SQLite gateway and a
@@ -147,7 +148,7 @@ func TestEveryAdminRouteOnBothStores(t *testing.T) {
 				t.Fatalf("stopped after %s: the rows after it build on what it makes", st.route)
 			}
 		}
-	}, sessionLimit)
+	}, sessionLimit, withSecretKey(testSecretKey))
 }
 
 // checkRouteTable compares the table with the routes both listeners register, reports every

@@ -1,7 +1,7 @@
 // Command llmgate is the gateway binary: `serve` (the default) runs it from a config file,
 // `demo` runs it with the embedded default and prints a ready-to-use key, `keys`, `users`,
-// `tenants`, `tokens`, `pricing`, `quota`, `credits`, `deployments`, `audit`, `billing` and
-// `audit-log` call the admin API, `bench` measures it against the direct path, and `version`
+// `tenants`, `tokens`, `pricing`, `quota`, `credits`, `deployments`, `providers`, `models`,
+// `audit`, `billing` and `audit-log` call the admin API, `bench` measures it against the direct path, and `version`
 // says which build it is.
 package main
 
@@ -31,7 +31,9 @@ Usage:
   llmgate pricing list|get|set …
   llmgate quota   list|get|set|delete|usage|clear-session …  (quota policies, usage, sessions)
   llmgate credits balance|topup|adjust|history …
-  llmgate deployments list|get|enable|disable|weight|reset …
+  llmgate deployments list|get|enable|disable|weight|reset|test …
+  llmgate providers create|list|get|update|delete|reencrypt …  (providers of the file and the API)
+  llmgate models  create|list|get|update|delete …         (public models of the file and the API)
   llmgate audit   search|trace …                          (usage records)
   llmgate billing summary|export …
   llmgate audit-log [list] [filters]                      (changes made through the admin API)
@@ -63,7 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serveCmd(args, stdout, stderr, true)
 	case "version":
 		fmt.Fprint(stdout, versionText())
-	case "keys", "users", "tenants", "tokens", "pricing", "quota", "credits", "deployments", "audit", "billing", "audit-log":
+	case "keys", "users", "tenants", "tokens", "pricing", "quota", "credits", "deployments", "audit", "billing", "audit-log",
+		"providers", "models":
 		err = adminclient.Run(cmd, args, stdout, stderr)
 	case "bench":
 		err = benchCmd(args, stdout, stderr)

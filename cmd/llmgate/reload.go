@@ -16,7 +16,8 @@ import (
 // restart, on SIGHUP or when the file changes (checked every config_poll_interval). A reload
 // builds a new routing table and swaps it in; requests in flight finish on the table they started
 // with. Deployment overrides (admin changes) are read from the store again and merged over the
-// file; when the store does not answer, the last ones read still apply. Providers whose settings
+// file; when the store does not answer, the last ones read still apply. The providers and models
+// of the admin API's catalog (catalog.go) are merged in as last read. Providers whose settings
 // did not change are kept, with their connection pools; retired ones close their idle
 // connections. A file that does not load or validate changes nothing (the error is logged and
 // counted). Other sections need a restart: a change there is logged and ignored.
@@ -86,56 +87,23 @@ func (a *app) reload(path string, adjust func(*Config)) error {
 	if fixed := restartOnly(a.cfg, cfg); len(fixed) > 0 {
 		a.log.Warn("config sections changed that apply only at restart; ignored until then", "sections", fixed)
 	}
-	old := a.providerConfigs()
-	provs := make(map[string]providers.Provider, len(cfg.Providers))
-	var fresh []ProviderConfig
-	sameOutbound := reflect.DeepEqual(a.cfg.Outbound, cfg.Outbound) // else every provider gets the new policy
-	for _, pc := range cfg.Providers {
-		if prev, ok := old[pc.Name]; ok && sameOutbound && reflect.DeepEqual(prev, pc) {
-			provs[pc.Name] = a.providers[pc.Name]
-			continue
-		}
-		fresh = append(fresh, pc)
-	}
-	built, err := buildProviders(fresh, cfg.Outbound)
-	if err != nil {
-		return err
-	}
-	for name, p := range built {
-		provs[name] = p
-	}
 	overrides, err := loadOverrides(context.Background(), a.store)
 	if err != nil { // the store is away: the file still applies, with the overrides last read
 		a.log.Warn("deployment overrides could not be read; keeping the last ones", "err", err)
 		overrides = a.overrides
 	}
-	router, err := providers.NewRouter(cfg.Models, cfg.Routing, provs, routingOverrides(overrides))
+	// Providers whose settings did not change are kept, unless the outbound policy changed (then
+	// every provider gets the new one).
+	t, err := buildTable(cfg, a.catalog, overrides, a.current(), reflect.DeepEqual(a.cfg.Outbound, cfg.Outbound), a.log)
 	if err != nil {
-		closeIdle(built)
 		return err
 	}
-	a.gateway.SetRouter(router)
+	a.swap(t)
 	a.overrides = overrides
-	retired := map[string]providers.Provider{}
-	for name, p := range a.providers {
-		if provs[name] != p {
-			retired[name] = p
-		}
-	}
-	a.providers = provs
 	mockBefore := mockModels(a.cfg)
 	a.cfg.Providers, a.cfg.Models, a.cfg.Routing, a.cfg.Outbound = cfg.Providers, cfg.Models, cfg.Routing, cfg.Outbound
-	closeIdle(retired) // requests in flight keep their connections; only idle ones close
 	a.logMock(mockBefore)
 	return nil
-}
-
-func (a *app) providerConfigs() map[string]ProviderConfig {
-	m := make(map[string]ProviderConfig, len(a.cfg.Providers))
-	for _, pc := range a.cfg.Providers {
-		m[pc.Name] = pc
-	}
-	return m
 }
 
 func closeIdle(ps map[string]providers.Provider) {
@@ -157,6 +125,7 @@ func restartOnly(running, next Config) []string {
 		"quota": {running.Quota, next.Quota}, "gateway": {running.Gateway, next.Gateway}, "usage": {running.Usage, next.Usage},
 		"config_poll_interval": {running.ConfigPollInterval, next.ConfigPollInterval},
 		"shutdown":             {running.Shutdown, next.Shutdown}, "tracing": {running.Tracing, next.Tracing},
+		"secrets": {running.Secrets, next.Secrets},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			out = append(out, name)

@@ -73,17 +73,18 @@ type adminCommand struct {
 type paramKind int
 
 const (
-	text     paramKind = iota // a string as typed
-	list                      // comma-separated strings; empty: null
-	integer                   // a whole number; empty: null
-	money                     // a decimal USD amount, sent as a string; empty: null
-	signed                    // money that may be negative (an adjustment)
-	past                      // RFC 3339, a date (2026-11-01) or a duration before now; empty: null
-	instant                   // RFC 3339 or a duration from now; empty: null
-	seconds                   // a duration (or whole seconds), sent as whole seconds; empty: null
-	pairs                     // key=value, repeatable, into an object; "key=" is null
-	flagTrue                  // a boolean flag, sent as true
-	null                      // a boolean flag that sends null: clears the field
+	text      paramKind = iota // a string as typed
+	list                       // comma-separated strings; empty: null
+	integer                    // a whole number; empty: null
+	money                      // a decimal USD amount, sent as a string; empty: null
+	signed                     // money that may be negative (an adjustment)
+	past                       // RFC 3339, a date (2026-11-01) or a duration before now; empty: null
+	instant                    // RFC 3339 or a duration from now; empty: null
+	seconds                    // a duration (or whole seconds), sent as whole seconds; empty: null
+	pairs                      // key=value, repeatable, into an object; "key=" is null
+	flagTrue                   // a boolean flag, sent as true
+	null                       // a boolean flag that sends null: clears the field
+	jsonValue                  // a JSON value as typed (a list of objects); empty: null
 )
 
 // param maps one flag to one field. A field "a.b" is field b of object a.
@@ -101,6 +102,12 @@ func (p param) parse(s string) (any, error) {
 		return nil, nil
 	}
 	switch p.kind {
+	case jsonValue:
+		var v any
+		if err := json.Unmarshal([]byte(s), &v); err != nil {
+			return nil, errors.New("want JSON, such as [{\"provider\":\"p\",\"model\":\"m\"}]")
+		}
+		return v, nil
 	case list:
 		var out []string
 		for _, v := range strings.Split(s, ",") {

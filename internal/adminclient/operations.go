@@ -103,6 +103,62 @@ var deploymentsResource = adminResource{
 			valueArg: &param{"N", "weight", integer, ""}},
 		{name: "reset", about: "remove the overrides: back to what the config file says", method: http.MethodDelete,
 			path: "/admin/deployments/{}", arg: "ID", slashes: true, done: "Override removed."},
+		{name: "test", about: "send the deployment one minimal request (not through its breaker) and show the answer",
+			method: http.MethodPost, path: "/admin/deployments/{}/test", arg: "ID", slashes: true, params: []param{
+				{"endpoint", "endpoint", text, "the probe's `endpoint`: chat/completions (default) or embeddings"}}},
+	},
+}
+
+// providerParams are the fields of a provider that create and update set alike.
+var providerParams = []param{
+	{"type", "type", text, "provider `type`: openai, azure, anthropic, gemini, deepseek, qwen, glm, moonshot, qianfan, vllm, ollama or mock"},
+	{"base-url", "base_url", text, "API root `URL`, as an OpenAI SDK's base_url"},
+	{"api-key", "api_key", text, "the upstream `credential` (stored sealed, shown only as a fingerprint)"},
+	{"api-version", "api_version", text, "Azure's api-version `version`"},
+	{"header", "headers", pairs, "extra request header `name=value`, repeatable"},
+	{"dial-timeout", "dial_timeout", text, "connect timeout `duration` (5s)"},
+	{"response-header-timeout", "response_header_timeout", text, "`duration` until the answer's headers"},
+}
+
+// providersResource is `llmgate providers`: the catalog's providers.
+var providersResource = adminResource{
+	name: "providers",
+	columns: []column{{"NAME", "name", ""}, {"ORIGIN", "origin", ""}, {"TYPE", "type", ""}, {"BASE_URL", "base_url", ""},
+		{"API_KEY", "api_key_fingerprint", ""}, {"KEY_ID", "key_id", ""}, {"SHADOWED", "shadowed", ""}},
+	commands: []adminCommand{
+		{name: "create", about: "create a provider (validated as the config file's; applied on every replica)",
+			method: http.MethodPost, path: "/admin/providers", arg: "NAME", argField: "name", params: providerParams},
+		listCommand("providers, the config file's and the API's", "/admin/providers"),
+		{name: "get", about: "show a provider", method: http.MethodGet, path: "/admin/providers/{}", arg: "NAME"},
+		{name: "update", about: "change the fields given by flags (a provider made through the API)", method: http.MethodPatch,
+			path: "/admin/providers/{}", arg: "NAME", params: append(providerParams[:len(providerParams):len(providerParams)],
+				param{"no-api-key", "api_key", null, "remove the credential"})},
+		{name: "delete", about: "delete a provider made through the API (no model may use it)", method: http.MethodDelete,
+			path: "/admin/providers/{}", arg: "NAME", done: "Provider deleted."},
+		{name: "reencrypt", about: "seal every stored credential again with the current secret key (after a key rotation)",
+			method: http.MethodPost, path: "/admin/secrets/reencrypt"},
+	},
+}
+
+// modelParams are the fields of a model that create and update set alike.
+var modelParams = []param{
+	{"strategy", "strategy", text, "order of deployments of equal priority: `weighted`, latency or cost"},
+	{"deployments", "deployments", jsonValue, "the deployments as `JSON`: [{\"provider\":\"p\",\"model\":\"m\",\"weight\":1,\"priority\":0}]"},
+}
+
+// modelsResource is `llmgate models`: the catalog's public models.
+var modelsResource = adminResource{
+	name:    "models",
+	columns: []column{{"NAME", "name", ""}, {"ORIGIN", "origin", ""}, {"STRATEGY", "strategy", ""}, {"SHADOWED", "shadowed", ""}, {"UPDATED_BY", "updated_by", ""}},
+	commands: []adminCommand{
+		{name: "create", about: "create a public model (validated as the config file's; applied on every replica)",
+			method: http.MethodPost, path: "/admin/models", arg: "NAME", argField: "name", params: modelParams},
+		listCommand("public models, the config file's and the API's", "/admin/models"),
+		{name: "get", about: "show a model", method: http.MethodGet, path: "/admin/models/{}", arg: "NAME", slashes: true},
+		{name: "update", about: "change the fields given by flags (a model made through the API)", method: http.MethodPatch,
+			path: "/admin/models/{}", arg: "NAME", slashes: true, params: modelParams},
+		{name: "delete", about: "delete a model made through the API", method: http.MethodDelete,
+			path: "/admin/models/{}", arg: "NAME", slashes: true, done: "Model deleted."},
 	},
 }
 

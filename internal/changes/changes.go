@@ -1,5 +1,5 @@
 // Package changes spreads admin changes (prices, quota policies, credit top-ups, deployment
-// overrides) to every replica. The store stays the source of truth: a change is applied on the
+// overrides, the providers and models of the catalog) to every replica. The store stays the source of truth: a change is applied on the
 // replica that made it at once, then announced through Redis (pub/sub for speed, a version
 // counter polled for the messages pub/sub loses); each replica reloads what the change names from
 // the store. Without Redis, every replica reloads each topic from the store on a short interval.
@@ -30,6 +30,9 @@ const (
 	Credits Topic = "credits"
 	// Deployments: a deployment's override changed (argument: the deployment id).
 	Deployments Topic = "deployments"
+	// Catalog: a provider or model defined through the admin API changed (no argument: the whole
+	// catalog is read again).
+	Catalog Topic = "catalog"
 )
 
 // changesChannel carries "<topic>/<argument>" whenever an admin change needs every replica to

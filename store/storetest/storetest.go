@@ -104,6 +104,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"ListAdminTokens", testListAdminTokens},
 		{"AdminAudit", testAdminAudit},
 		{"DeploymentOverrides", testDeploymentOverrides},
+		{"Catalog", testCatalog},
 		{"AdminMetacharacters", testAdminMetacharacters},
 		{"ResponseRoutes", testResponseRoutes},
 		{"ResponseRoutesBatch", testResponseRoutesBatch},
