@@ -560,8 +560,9 @@ type modelBody struct {
 // modelPatch is the body of PATCH /admin/models/{name}: named fields replace (deployments as a
 // whole list).
 type modelPatch struct {
-	Strategy    optional[string]  `json:"strategy"`
-	Deployments *[]DeploymentSpec `json:"deployments"`
+	Strategy        optional[string]  `json:"strategy"`
+	TokenMultiplier optional[float64] `json:"token_multiplier"`
+	Deployments     *[]DeploymentSpec `json:"deployments"`
 }
 
 // checkModelName checks a model name as the API takes it: text of 1 to 200 bytes.
@@ -709,6 +710,7 @@ func (s *Server) patchModel(c *gin.Context) {
 	}
 	next := spec
 	setOpt(b.Strategy, &next.Strategy)
+	setOpt(b.TokenMultiplier, &next.TokenMultiplier)
 	if b.Deployments != nil {
 		next.Deployments = *b.Deployments
 	}

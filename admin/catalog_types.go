@@ -49,8 +49,10 @@ type ProviderSpec struct {
 // ModelSpec is a public model's settings as the admin API takes and shows them: the config
 // file's `models` entry without its name.
 type ModelSpec struct {
-	Strategy    string           `json:"strategy,omitempty"`
-	Deployments []DeploymentSpec `json:"deployments"`
+	Strategy string `json:"strategy,omitempty"`
+	// TokenMultiplier weighs the model's tokens against token quotas (0: 1).
+	TokenMultiplier float64          `json:"token_multiplier,omitempty"`
+	Deployments     []DeploymentSpec `json:"deployments"`
 }
 
 // DeploymentSpec is one deployment of a model, as in the config file.
@@ -63,6 +65,7 @@ type DeploymentSpec struct {
 	Timeouts       *TimeoutsSpec    `json:"timeouts,omitempty"`
 	Breaker        *BreakerSpec     `json:"breaker,omitempty"`
 	RetryOnTimeout bool             `json:"retry_on_timeout,omitempty"`
+	Reasoning      bool             `json:"reasoning,omitempty"`
 	HealthCheck    *HealthCheckSpec `json:"health_check,omitempty"`
 }
 
@@ -93,10 +96,11 @@ type BreakerSpec struct {
 
 // Config is the model as the router takes it.
 func (m ModelSpec) Config(name string) providers.ModelConfig {
-	out := providers.ModelConfig{Name: name, Strategy: m.Strategy, Deployments: make([]providers.DeploymentConfig, 0, len(m.Deployments))}
+	out := providers.ModelConfig{Name: name, Strategy: m.Strategy, TokenMultiplier: m.TokenMultiplier,
+		Deployments: make([]providers.DeploymentConfig, 0, len(m.Deployments))}
 	for _, d := range m.Deployments {
 		dc := providers.DeploymentConfig{ID: d.ID, Provider: d.Provider, Model: d.Model, Weight: d.Weight, Priority: d.Priority,
-			RetryOnTimeout: d.RetryOnTimeout}
+			RetryOnTimeout: d.RetryOnTimeout, Reasoning: d.Reasoning}
 		if t := d.Timeouts; t != nil {
 			dc.Timeouts = providers.Timeouts{Connect: time.Duration(t.Connect), FirstByte: time.Duration(t.FirstByte),
 				Idle: time.Duration(t.Idle), Total: time.Duration(t.Total)}
@@ -115,9 +119,10 @@ func (m ModelSpec) Config(name string) providers.ModelConfig {
 
 // ModelSpecOf describes a model of the config file in the API's shape.
 func ModelSpecOf(m providers.ModelConfig) ModelSpec {
-	out := ModelSpec{Strategy: m.Strategy, Deployments: make([]DeploymentSpec, 0, len(m.Deployments))}
+	out := ModelSpec{Strategy: m.Strategy, TokenMultiplier: m.TokenMultiplier, Deployments: make([]DeploymentSpec, 0, len(m.Deployments))}
 	for _, d := range m.Deployments {
-		ds := DeploymentSpec{ID: d.ID, Provider: d.Provider, Model: d.Model, Weight: d.Weight, Priority: d.Priority, RetryOnTimeout: d.RetryOnTimeout}
+		ds := DeploymentSpec{ID: d.ID, Provider: d.Provider, Model: d.Model, Weight: d.Weight, Priority: d.Priority, RetryOnTimeout: d.RetryOnTimeout,
+			Reasoning: d.Reasoning}
 		if t := d.Timeouts; t != (providers.Timeouts{}) {
 			ds.Timeouts = &TimeoutsSpec{Connect: Duration(t.Connect), FirstByte: Duration(t.FirstByte), Idle: Duration(t.Idle), Total: Duration(t.Total)}
 		}

@@ -45,12 +45,14 @@ type adminCatalogEntry struct {
 	KeyID             string  `json:"key_id"`
 	Shadowed          bool    `json:"shadowed"`
 	Strategy          string  `json:"strategy"`
+	TokenMultiplier   float64 `json:"token_multiplier"`
 	Deployments       []struct {
-		ID       string `json:"id"`
-		Provider string `json:"provider"`
-		Model    string `json:"model"`
-		Weight   int    `json:"weight"`
-		Priority int    `json:"priority"`
+		ID        string `json:"id"`
+		Provider  string `json:"provider"`
+		Model     string `json:"model"`
+		Weight    int    `json:"weight"`
+		Priority  int    `json:"priority"`
+		Reasoning bool   `json:"reasoning"`
 	} `json:"deployments"`
 }
 
@@ -188,9 +190,13 @@ func TestCatalogCRUD(t *testing.T) {
 				t.Errorf("GET /admin/providers/up: %+v", p)
 			}
 			e.catalogCall(app, http.MethodPatch, "/admin/models/api-model",
-				`{"deployments":[{"provider":"apiup","model":"up-model"},{"provider":"up","model":"other-model","priority":1}]}`, http.StatusOK, &m)
-			if len(m.Deployments) != 2 || m.Deployments[1].Provider != "up" {
+				`{"token_multiplier":3,"deployments":[{"provider":"apiup","model":"up-model","reasoning":true},{"provider":"up","model":"other-model","priority":1}]}`, http.StatusOK, &m)
+			if len(m.Deployments) != 2 || m.Deployments[1].Provider != "up" || m.TokenMultiplier != 3 || !m.Deployments[0].Reasoning || m.Deployments[1].Reasoning {
 				t.Errorf("PATCH /admin/models answered %+v", m)
+			}
+			e.catalogCall(app, http.MethodGet, "/admin/models/api-model", "", http.StatusOK, &m)
+			if m.TokenMultiplier != 3 || !m.Deployments[0].Reasoning {
+				t.Errorf("GET after PATCH: %+v", m)
 			}
 
 			// Bad input, refused naming the field; nothing stored.
@@ -213,6 +219,7 @@ func TestCatalogCRUD(t *testing.T) {
 				{"model of an unknown provider", "POST", "/admin/models", `{"name":"m1","deployments":[{"provider":"nope","model":"x"}]}`, "invalid_value", "deployments[0].provider"},
 				{"model without deployments", "POST", "/admin/models", `{"name":"m1","deployments":[]}`, "invalid_value", "deployments"},
 				{"bad strategy", "POST", "/admin/models", `{"name":"m1","strategy":"fastest","deployments":[{"provider":"up"}]}`, "invalid_value", "strategy"},
+				{"token multiplier too large", "POST", "/admin/models", `{"name":"m1","token_multiplier":5000,"deployments":[{"provider":"up"}]}`, "invalid_value", "token_multiplier"},
 				{"negative weight", "POST", "/admin/models", `{"name":"m1","deployments":[{"provider":"up","weight":-1}]}`, "invalid_value", "deployments[0].weight"},
 				{"bad breaker", "POST", "/admin/models", `{"name":"m1","deployments":[{"provider":"up","breaker":{"failure_ratio":2}}]}`, "invalid_value", "deployments[0].breaker.failure_ratio"},
 				{"bad duration", "POST", "/admin/models", `{"name":"m1","deployments":[{"provider":"up","timeouts":{"total":"soon"}}]}`, "invalid_body", "deployments"},
