@@ -5,6 +5,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgate/llmgate/providers/internal/chatchunk"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 )
 
@@ -197,7 +198,7 @@ func FromChat(chat []byte, info RequestInfo) ([]byte, Usage, error) {
 		}
 		n++
 	}
-	if rc := reasoningText(msg); rc != "" {
+	if rc := chatchunk.ReasoningText(msg); rc != "" {
 		next()
 		content = appendThinkingBlock(content, rc)
 	}
@@ -222,16 +223,4 @@ func FromChat(chat []byte, info RequestInfo) ([]byte, Usage, error) {
 		reason = "refusal"
 	}
 	return info.appendMessage(make([]byte, 0, len(content)+256), content, reason, seq, u), u, nil
-}
-
-// reasoningText is a message's or delta's reasoning: reasoning_content (DeepSeek, Qwen, the
-// translating adapters) or reasoning (vLLM, Ollama, OpenRouter).
-func reasoningText(m gjson.Result) string {
-	if v := m.Get("reasoning_content"); v.Type == gjson.String && v.Str != "" {
-		return v.Str
-	}
-	if v := m.Get("reasoning"); v.Type == gjson.String {
-		return v.Str
-	}
-	return ""
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/internal/jsoncheck"
+	"github.com/llmgate/llmgate/providers/internal/chatchunk"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 )
 
@@ -223,7 +224,7 @@ func FromChat(chat []byte, info RequestInfo) ([]byte, Usage, error) {
 		}
 		n++
 	}
-	if rc := reasoningText(msg); rc != "" {
+	if rc := chatchunk.ReasoningText(msg); rc != "" {
 		next()
 		out = appendReasoningItem(out, info.itemID("rs_", n-1), itemStatus, true, rc)
 	}
@@ -255,16 +256,4 @@ func FromChat(chat []byte, info RequestInfo) ([]byte, Usage, error) {
 		completedAt = info.now().Unix()
 	}
 	return info.appendResponse(make([]byte, 0, len(out)+1024), status, reason, out, u, completedAt), u, nil
-}
-
-// reasoningText is a message's or delta's reasoning: reasoning_content (DeepSeek, Qwen, the
-// translating adapters) or reasoning (vLLM, Ollama, OpenRouter).
-func reasoningText(m gjson.Result) string {
-	if v := m.Get("reasoning_content"); v.Type == gjson.String && v.Str != "" {
-		return v.Str
-	}
-	if v := m.Get("reasoning"); v.Type == gjson.String {
-		return v.Str
-	}
-	return ""
 }
