@@ -5,7 +5,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/llmgate/llmgate/providers/internal/chatchunk"
+	"github.com/llmgate/llmgate/providers/internal/chatanswer"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 )
 
@@ -177,17 +177,14 @@ func toolInput(args string) []byte {
 // into the Message of the request info describes, and returns the usage it reported. Blocks
 // come in Anthropic's order: thinking, text, tool_use.
 func FromChat(chat []byte, info RequestInfo) ([]byte, Usage, error) {
-	if !gjson.ValidBytes(chat) {
+	c, ok := chatanswer.Parse(chat)
+	if !ok {
 		return nil, Usage{}, ErrNotChatCompletion
 	}
-	r := gjson.ParseBytes(chat)
-	choice := r.Get("choices.0")
-	if !r.IsObject() || !choice.IsObject() {
-		return nil, Usage{}, ErrNotChatCompletion
-	}
+	choice := c.Choice
 	var u Usage
-	if uj := r.Get("usage"); uj.IsObject() {
-		u = parseUsage(uj)
+	if c.Usage.IsObject() {
+		u = parseUsage(c.Usage)
 	}
 	msg := choice.Get("message")
 	content := make([]byte, 0, len(chat)+256)
@@ -198,7 +195,7 @@ func FromChat(chat []byte, info RequestInfo) ([]byte, Usage, error) {
 		}
 		n++
 	}
-	if rc := chatchunk.ReasoningText(msg); rc != "" {
+	if rc := chatanswer.ReasoningText(msg); rc != "" {
 		next()
 		content = appendThinkingBlock(content, rc)
 	}

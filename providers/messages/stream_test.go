@@ -12,7 +12,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/llmgate/llmgate/providers/internal/chatchunk"
+	"github.com/llmgate/llmgate/providers/internal/chatanswer"
 	"github.com/llmgate/llmgate/providers/internal/fixture"
 )
 
@@ -185,7 +185,7 @@ func TestMessagesStreamIsIncremental(t *testing.T) {
 // TestMessagesStreamEventTooLarge: an event beyond the limit ends the stream with an error
 // event rather than growing without bound.
 func TestMessagesStreamEventTooLarge(t *testing.T) {
-	in := "data: {\"x\":\"" + strings.Repeat("a", chatchunk.MaxEventBytes) + "\"}\n\n"
+	in := "data: {\"x\":\"" + strings.Repeat("a", chatanswer.MaxEventBytes) + "\"}\n\n"
 	s, out, err := translateStream(testInfo(t), []byte(in), false)
 	if err != nil || !strings.Contains(string(out), `"type":"api_error"`) || !s.Failed() {
 		t.Fatalf("got %q, %v", out, err)

@@ -7,8 +7,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/llmgate/llmgate/internal/jsoncheck"
-	"github.com/llmgate/llmgate/providers/internal/chatchunk"
+	"github.com/llmgate/llmgate/providers/internal/chatanswer"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 )
 
@@ -197,17 +196,14 @@ func appendFunctionCallItem(dst []byte, id, status, callID, name, args string) [
 // FromChat translates a chat.completion (a 2xx answer: the gateway maps upstream errors itself)
 // into the Response of the request info describes, and returns the usage it reported.
 func FromChat(chat []byte, info RequestInfo) ([]byte, Usage, error) {
-	if !jsoncheck.Valid(chat) {
+	c, ok := chatanswer.Parse(chat)
+	if !ok {
 		return nil, Usage{}, ErrNotChatCompletion
 	}
-	r := gjson.ParseBytes(chat)
-	choice := r.Get("choices.0")
-	if !r.IsObject() || !choice.IsObject() {
-		return nil, Usage{}, ErrNotChatCompletion
-	}
+	choice := c.Choice
 	var u Usage
-	if uj := r.Get("usage"); uj.IsObject() {
-		u = parseUsage(uj)
+	if c.Usage.IsObject() {
+		u = parseUsage(c.Usage)
 	}
 	status, reason := outcome(choice.Get("finish_reason").Str)
 	msg := choice.Get("message")
@@ -224,7 +220,7 @@ func FromChat(chat []byte, info RequestInfo) ([]byte, Usage, error) {
 		}
 		n++
 	}
-	if rc := chatchunk.ReasoningText(msg); rc != "" {
+	if rc := chatanswer.ReasoningText(msg); rc != "" {
 		next()
 		out = appendReasoningItem(out, info.itemID("rs_", n-1), itemStatus, true, rc)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
-	"github.com/llmgate/llmgate/providers/internal/chatchunk"
+	"github.com/llmgate/llmgate/providers/internal/chatanswer"
 	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
 )
@@ -45,7 +45,7 @@ import (
 // (Close may be called while a Read is blocked, as for any response body).
 type Stream struct {
 	body   io.ReadCloser
-	chunks *chatchunk.Reader
+	chunks *chatanswer.Reader
 
 	oairender.Pump // Read: the translated bytes, Step: step
 
@@ -100,7 +100,7 @@ type callItem struct {
 // NewStream translates body, a chat.completion.chunk stream answering the request info
 // describes.
 func NewStream(body io.ReadCloser, info RequestInfo) *Stream {
-	s := &Stream{body: body, chunks: chatchunk.NewReader(body), info: info}
+	s := &Stream{body: body, chunks: chatanswer.NewReader(body), info: info}
 	s.Step = s.step
 	return s
 }
@@ -151,8 +151,8 @@ func appendOptString(dst []byte, s *string) []byte {
 // step reads one upstream chunk and translates it.
 func (s *Stream) step() {
 	c, err := s.chunks.Next()
-	var ue *chatchunk.UpstreamError
-	var be *chatchunk.BrokenError
+	var ue *chatanswer.UpstreamError
+	var be *chatanswer.BrokenError
 	switch {
 	case err == nil:
 		s.dispatch(c)
@@ -168,7 +168,7 @@ func (s *Stream) step() {
 }
 
 // dispatch translates one upstream chunk.
-func (s *Stream) dispatch(c chatchunk.Chunk) {
+func (s *Stream) dispatch(c chatanswer.Chunk) {
 	s.start()
 	if c.Usage.IsObject() {
 		s.usage = parseUsage(c.Usage)

@@ -14,7 +14,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
-	"github.com/llmgate/llmgate/providers/internal/chatchunk"
+	"github.com/llmgate/llmgate/providers/internal/chatanswer"
 	"github.com/llmgate/llmgate/providers/internal/fixture"
 )
 
@@ -210,7 +210,7 @@ func TestResponsesStreamIsIncremental(t *testing.T) {
 // TestResponsesStreamEventTooLarge: an event beyond the limit ends the stream with an error
 // event rather than growing without bound.
 func TestResponsesStreamEventTooLarge(t *testing.T) {
-	in := "data: {\"x\":\"" + strings.Repeat("a", chatchunk.MaxEventBytes) + "\"}\n\n"
+	in := "data: {\"x\":\"" + strings.Repeat("a", chatanswer.MaxEventBytes) + "\"}\n\n"
 	s, out, err := translateStream(testInfo(t), []byte(in), false)
 	if err != nil || !strings.Contains(string(out), `"code":"bad_upstream_event"`) || !s.Failed() {
 		t.Fatalf("got %q, %v", out, err)

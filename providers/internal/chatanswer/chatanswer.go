@@ -1,9 +1,10 @@
-// Package chatchunk reads an upstream's chat.completion.chunk stream one parsed chunk at a
-// time, for the adapters that translate it into another API's events (Messages, Responses).
-// What a chunk carries and how a stream ends are OpenAI's and the same for every such adapter;
-// what each piece becomes is the adapter's. The reader holds one event at a time: a chunk is
-// handed on as soon as its event is complete.
-package chatchunk
+// Package chatanswer reads an upstream's chat completions answer, a chat.completion body (Parse)
+// or a chat.completion.chunk stream one parsed chunk at a time (Reader), for the adapters that
+// translate it into another API's (Messages, Responses). What the answer carries and how a
+// stream ends are OpenAI's and the same for every such adapter; what each piece becomes is the
+// adapter's. The stream reader holds one event at a time: a chunk is handed on as soon as its
+// event is complete.
+package chatanswer
 
 import (
 	"errors"
@@ -37,6 +38,29 @@ type Chunk struct {
 	Choice gjson.Result
 	// Delta is the choice's delta.
 	Delta gjson.Result
+}
+
+// Completion is a chat.completion body, parsed.
+type Completion struct {
+	// Choice is choices[0], an object.
+	Choice gjson.Result
+	// Usage is the usage object; IsObject is false when the body has none.
+	Usage gjson.Result
+}
+
+// Parse reads a chat.completion body; ok is false when it is not JSON (checked with
+// jsoncheck.Valid, whose stack does not grow with the nesting), not an object or without a
+// choice.
+func Parse(body []byte) (c Completion, ok bool) {
+	if !jsoncheck.Valid(body) {
+		return Completion{}, false
+	}
+	r := gjson.ParseBytes(body)
+	c = Completion{Choice: r.Get("choices.0"), Usage: r.Get("usage")}
+	if !r.IsObject() || !c.Choice.IsObject() {
+		return Completion{}, false
+	}
+	return c, true
 }
 
 // Reasoning is the delta's reasoning text (ReasoningText); empty when none.
