@@ -5,8 +5,8 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgate/llmgate/internal/jsonappend"
 	"github.com/llmgate/llmgate/providers/internal/chatanswer"
-	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 )
 
 // This file translates a chat.completion into a Message (PROVIDERS-2.md §2.6) and holds what

@@ -7,8 +7,8 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgate/llmgate/internal/jsonappend"
 	"github.com/llmgate/llmgate/providers/internal/chatanswer"
-	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 )
 
 // This file translates a chat.completion into a Response object (PROVIDERS-2.md §1.5, §1.11)
