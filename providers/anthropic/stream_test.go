@@ -44,17 +44,9 @@ func TestAnthropicStreamGolden(t *testing.T) {
 				golden = strings.TrimSuffix(f, ".sse") + ".no_include_usage.golden"
 			}
 			t.Run(name, func(t *testing.T) {
-				in := fixture.Read(t, f)
-				out, rerr := translateAll(in, includeUsage, false)
-				got := fixture.Render(out, rerr)
-				split, serr := translateAll(in, includeUsage, true)
-				if s := fixture.Render(split, serr); s != got {
-					t.Errorf("one byte per read gives another output:\n%s\nwant\n%s", s, got)
-				}
-				if err := wellFormed(out); err != nil {
-					t.Errorf("output not well-formed: %v\n%s", err, out)
-				}
-				fixture.Golden(t, golden, []byte(got))
+				fixture.GoldenStream(t, fixture.Read(t, f), golden, func(in []byte, oneByte bool) ([]byte, error) {
+					return translateAll(in, includeUsage, oneByte)
+				}, wellFormed)
 			})
 		}
 	}

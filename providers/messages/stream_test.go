@@ -32,17 +32,10 @@ func TestMessagesStreamGolden(t *testing.T) {
 	for _, f := range fixture.Files(t, "testdata/stream/*.sse") {
 		name := strings.TrimSuffix(filepath.Base(f), ".sse")
 		t.Run(name, func(t *testing.T) {
-			in := fixture.Read(t, f)
-			_, out, err := translateStream(info, in, false)
-			got := fixture.Render(out, err)
-			_, split, serr := translateStream(info, in, true)
-			if g := fixture.Render(split, serr); g != got {
-				t.Errorf("one byte per read gives another output:\n%s\nwant\n%s", g, got)
-			}
-			if err := wellFormedStream(out); err != nil {
-				t.Errorf("output not well-formed: %v\n%s", err, out)
-			}
-			fixture.Golden(t, strings.TrimSuffix(f, ".sse")+".golden", []byte(got))
+			fixture.GoldenStream(t, fixture.Read(t, f), strings.TrimSuffix(f, ".sse")+".golden", func(in []byte, oneByte bool) ([]byte, error) {
+				_, out, err := translateStream(info, in, oneByte)
+				return out, err
+			}, wellFormedStream)
 		})
 	}
 }
