@@ -7,9 +7,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/llmgate/llmgate/internal/jsonappend"
 )
 
 // AccessLogOptions is the `log.access` section: one JSON line per request of the public API.
@@ -179,31 +180,31 @@ func appendEntry(b []byte, e *accessEntry) []byte {
 	b = append(b, `{"time":"`...)
 	b = e.end.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00")
 	b = append(b, `","level":"INFO","msg":"access","request_id":`...)
-	b = appendJSONString(b, e.requestID)
+	b = jsonappend.String(b, e.requestID)
 	b = append(b, `,"trace_id":`...)
-	b = appendJSONString(b, e.traceID)
+	b = jsonappend.String(b, e.traceID)
 	b = append(b, `,"client_request_id":`...)
-	b = appendJSONString(b, e.clientRequestID)
+	b = jsonappend.String(b, e.clientRequestID)
 	b = append(b, `,"key_prefix":`...)
-	b = appendJSONString(b, e.keyPrefix)
+	b = jsonappend.String(b, e.keyPrefix)
 	b = append(b, `,"tenant":`...)
-	b = appendJSONString(b, e.tenant)
+	b = jsonappend.String(b, e.tenant)
 	b = append(b, `,"user":`...)
-	b = appendJSONString(b, e.user)
+	b = jsonappend.String(b, e.user)
 	b = append(b, `,"model":`...)
-	b = appendJSONString(b, e.model)
+	b = jsonappend.String(b, e.model)
 	b = append(b, `,"deployment":`...)
-	b = appendJSONString(b, e.deployment)
+	b = jsonappend.String(b, e.deployment)
 	b = append(b, `,"endpoint":`...)
-	b = appendJSONString(b, e.endpoint)
+	b = jsonappend.String(b, e.endpoint)
 	b = append(b, `,"stream":`...)
 	b = strconv.AppendBool(b, e.stream)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(e.status), 10)
 	b = append(b, `,"error_type":`...)
-	b = appendJSONString(b, e.errType)
+	b = jsonappend.String(b, e.errType)
 	b = append(b, `,"error_code":`...)
-	b = appendJSONString(b, e.errCode)
+	b = jsonappend.String(b, e.errCode)
 	b = append(b, `,"tokens_in":`...)
 	b = strconv.AppendInt(b, e.tokensIn, 10)
 	b = append(b, `,"tokens_out":`...)
@@ -262,50 +263,6 @@ func appendPicoUSD(b []byte, pico int64) []byte {
 	}
 	b = append(b, '.')
 	return append(b, digits[:n]...)
-}
-
-// appendJSONString appends s as a JSON string: quotes, backslashes and control characters
-// escaped, invalid UTF-8 replaced by U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // registerAccessMetrics exports the access log's dropped lines, when there is an access log.

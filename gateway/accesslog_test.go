@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/internal/jsonappend"
 )
 
 // Every string survives the hand-made encoder as valid JSON with the same value (invalid UTF-8
@@ -20,8 +21,8 @@ import (
 func TestAccessLineEncoding(t *testing.T) {
 	for _, s := range []string{"", "plain", `q"uote\back`, "ctl\x00\x01\n\r\t\x1f", "ünïcode ✓ 😀", "bad\xffutf8\xc3", "\u2028\u2029"} {
 		var got string
-		if err := json.Unmarshal(appendJSONString(nil, s), &got); err != nil {
-			t.Fatalf("%q: %s: %v", s, appendJSONString(nil, s), err)
+		if err := json.Unmarshal(jsonappend.String(nil, s), &got); err != nil {
+			t.Fatalf("%q: %s: %v", s, jsonappend.String(nil, s), err)
 		}
 		want := strings.ToValidUTF8(s, "\ufffd")
 		if s == "bad\xffutf8\xc3" {

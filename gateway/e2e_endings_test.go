@@ -305,41 +305,6 @@ func TestMeteringEndings(t *testing.T) {
 		}
 		return b + "}"
 	}
-	var cases []ending
-	for _, fam := range []struct {
-		model string
-		usage billing.Usage
-	}{{"pass", respUsage}, {"tran", chatUsage}} {
-		for _, stream := range []bool{true, false} {
-			kind := fam.model + map[bool]string{true: " stream", false: " whole"}[stream]
-			row := func(name, end string, clientCut bool, status int, source, cost string) ending {
-				c := ending{name: kind + " " + name, path: "/responses", body: resp(fam.model, end, stream), stream: stream,
-					clientCut: clientCut, status: status, source: source, cost: cost}
-				if source == "provider" {
-					c.provider = fam.usage
-				}
-				return c
-			}
-			cases = append(cases,
-				row("complete", endComplete, false, 200, "provider", "tokens"),
-				row("no usage", endNoUsage, false, 200, "estimated", "tokens"),
-				row("upstream 500", end500, false, 502, "", ""),
-				row("upstream 400", end400, false, 400, "", ""),
-				row("first byte timeout", endHang, false, 504, "", ""))
-			if stream {
-				cases = append(cases,
-					row("client cut", endStall, true, 499, "partial", "tokens"),
-					row("upstream cut", endUpCut, false, 502, "partial", "tokens"),
-					row("upstream error event", endErrEvent, false, 502, "partial", "tokens"),
-					row("idle timeout", endStall, false, 504, "partial", "tokens"))
-			} else {
-				cases = append(cases,
-					row("client cut mid-body", endStall, true, 499, "", ""),
-					row("upstream cut mid-body", endUpCut, false, 502, "", ""),
-					row("idle timeout mid-body", endStall, false, 504, "", ""))
-			}
-		}
-	}
 	msg := func(model, ending string, stream bool) string {
 		b := `{"model":"` + model + `","max_tokens":64,"messages":[{"role":"user","content":"please ending:` + ending + ` now"}]`
 		if stream {
@@ -347,14 +312,21 @@ func TestMeteringEndings(t *testing.T) {
 		}
 		return b + "}"
 	}
+	var cases []ending
 	for _, fam := range []struct {
-		model string
-		usage billing.Usage
-	}{{"msgpass", billing.Usage{Prompt: 12, Completion: 3, Cached: 2}}, {"msgtran", chatUsage}} {
+		model, path string
+		body        func(model, ending string, stream bool) string
+		usage       billing.Usage
+	}{
+		{"pass", "/responses", resp, respUsage},
+		{"tran", "/responses", resp, chatUsage},
+		{"msgpass", "/messages", msg, billing.Usage{Prompt: 12, Completion: 3, Cached: 2}},
+		{"msgtran", "/messages", msg, chatUsage},
+	} {
 		for _, stream := range []bool{true, false} {
 			kind := fam.model + map[bool]string{true: " stream", false: " whole"}[stream]
 			row := func(name, end string, clientCut bool, status int, source, cost string) ending {
-				c := ending{name: kind + " " + name, path: "/messages", body: msg(fam.model, end, stream), stream: stream,
+				c := ending{name: kind + " " + name, path: fam.path, body: fam.body(fam.model, end, stream), stream: stream,
 					clientCut: clientCut, status: status, source: source, cost: cost}
 				if source == "provider" {
 					c.provider = fam.usage

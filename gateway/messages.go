@@ -14,6 +14,7 @@ import (
 	"github.com/llmgate/llmgate/internal/redact"
 	"github.com/llmgate/llmgate/internal/sse"
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/anthropic"
 	"github.com/llmgate/llmgate/providers/messages"
 	"github.com/llmgate/llmgate/quota"
 )
@@ -251,40 +252,15 @@ func setAnthropicRateLimits(h http.Header, res quota.Result, now time.Time) {
 	}
 }
 
-// messagesUsage is Anthropic's token counts of one answer, as message_start, message_delta and
-// a whole Message report them.
-type messagesUsage struct {
-	input, output, cacheRead, cacheWrite int64
-	found                                bool
-}
-
-// update overwrites the counts present in u: message_delta carries cumulative totals, which
-// replace what message_start said.
-func (c *messagesUsage) update(u gjson.Result) {
-	if !u.IsObject() {
-		return
-	}
-	c.found = true
-	for _, f := range [...]struct {
-		path string
-		dst  *int64
-	}{
-		{"input_tokens", &c.input},
-		{"output_tokens", &c.output},
-		{"cache_read_input_tokens", &c.cacheRead},
-		{"cache_creation_input_tokens", &c.cacheWrite},
-	} {
-		if v := u.Get(f.path); v.Type == gjson.Number {
-			*f.dst = max(v.Int(), 0)
-		}
-	}
-}
+// messagesUsage is Anthropic's token counts of one answer, read as the anthropic adapter reads
+// them (message_delta's cumulative totals replace message_start's).
+type messagesUsage struct{ anthropic.Usage }
 
 // usage is the record's view, as the anthropic adapter reports it in OpenAI's terms: the prompt
 // is every input token, cache reads and writes included (Anthropic's input_tokens excludes
 // both); the cached tokens are the cache reads.
 func (c *messagesUsage) usage() usage {
-	return usage{prompt: c.input + c.cacheRead + c.cacheWrite, completion: c.output, cached: c.cacheRead, found: c.found}
+	return usage{prompt: c.Input + c.CacheRead + c.CacheWrite, completion: c.Output, cached: c.CacheRead, found: c.Found}
 }
 
 // addMessage appends the answer text of a whole Message: its text, thinking and tool inputs.
@@ -302,7 +278,7 @@ func (d *delivered) addMessage(body []byte) {
 // relayMessageWhole notes what a whole Message tells: its usage, else its text.
 func (x *exchange) relayMessageWhole(b []byte, out *outcome) {
 	var u messagesUsage
-	u.update(gjson.GetBytes(b, "usage"))
+	u.Update(gjson.GetBytes(b, "usage"))
 	if out.usage = u.usage(); !out.usage.found {
 		out.answer.addMessage(b)
 	}
@@ -343,10 +319,10 @@ func (s *sseRelay) messagesEvent(e sse.Event) error {
 	m := s.msgs
 	switch typ {
 	case "message_start":
-		m.usage.update(gjson.GetBytes(payload, "message.usage"))
+		m.usage.Update(gjson.GetBytes(payload, "message.usage"))
 	case "message_delta":
 		u := gjson.GetBytes(payload, "usage")
-		m.usage.update(u)
+		m.usage.Update(u)
 		m.final = m.final || u.IsObject()
 	case "content_block_delta":
 		d := gjson.GetBytes(payload, "delta")
@@ -368,7 +344,7 @@ func (s *sseRelay) messagesEvent(e sse.Event) error {
 	switch {
 	case m.translated != nil: // its events carry zeros until the end: the upstream's usage it is
 		s.out.usage = m.translated.Usage()
-	case m.usage.found:
+	case m.usage.Found:
 		s.out.usage = m.usage.usage()
 		s.out.usage.estimateOutput = !m.final
 	}

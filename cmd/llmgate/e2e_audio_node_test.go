@@ -1,13 +1,7 @@
 package main
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/llmgate/llmgate/providers"
 )
@@ -53,13 +47,7 @@ catch (e) { console.log(JSON.stringify({ chat_only: e.status, code: e.code, para
 // text, a transcription stream, speech bytes), and a clear 400 for a model whose deployments
 // cannot serve audio.
 func TestAudioNodeSDK(t *testing.T) {
-	dir := os.Getenv("LLMGATE_NODE_SDK_DIR") // scripts/test.sh installs the openai package there
-	if dir == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("LLMGATE_NODE_SDK_DIR is not set: run the suite through scripts/test.sh")
-		}
-		t.Skip("LLMGATE_NODE_SDK_DIR not set (scripts/test.sh sets it)")
-	}
+	dir := nodeSDKDir(t)
 	e := newEnv(t, func(c *Config) {
 		c.Providers = append(c.Providers, ProviderConfig{Config: providers.Config{Name: "ds", Type: "deepseek",
 			BaseURL: c.Providers[0].BaseURL, APIKey: upstreamKey}})
@@ -67,20 +55,8 @@ func TestAudioNodeSDK(t *testing.T) {
 			// The mock reports token usage and streams transcriptions for gpt-* models, as OpenAI does.
 			providers.ModelConfig{Name: "transcribe", Deployments: []providers.DeploymentConfig{{Provider: c.Providers[0].Name, Model: "gpt-4o-transcribe"}}})
 	})
-	f := filepath.Join(dir, "media-"+strings.ReplaceAll(t.Name(), "/", "_")+".mjs")
-	if err := os.WriteFile(f, []byte(audioNodeScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Remove(f)
 	before := e.up.Stats().Requests
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", f)
-	cmd.Env = append(os.Environ(), "LLMGATE_KEY="+e.key, "LLMGATE_BASE="+e.baseURL, "LLMGATE_MODEL=transcribe")
-	got, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("node script failed: %v\n%s", err, got)
-	}
+	got := runNodeScript(t, dir, "audio", audioNodeScript, "LLMGATE_KEY="+e.key, "LLMGATE_BASE="+e.baseURL, "LLMGATE_MODEL=transcribe")
 	want := []string{
 		`{"words":20,"usage":"tokens"}`,
 		`{"text":"string","words":20}`,
@@ -90,9 +66,7 @@ func TestAudioNodeSDK(t *testing.T) {
 		`{"images":1}`,
 		`{"chat_only":400,"code":"unsupported_endpoint","param":"model"}`,
 	}
-	if lines := strings.Split(strings.TrimSpace(string(got)), "\n"); strings.Join(lines, "\n") != strings.Join(want, "\n") {
-		t.Errorf("node script printed:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
-	}
+	wantNodeLines(t, got, want)
 	if n := e.up.Stats().Requests - before; n != 6 {
 		t.Errorf("the upstream got %d requests, want 6 (none for the chat-only model)", n)
 	}

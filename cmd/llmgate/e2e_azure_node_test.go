@@ -1,14 +1,9 @@
 package main
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 )
 
 // azureNodeScript drives the gateway with the official OpenAI Node SDK's AzureOpenAI client, as
@@ -53,29 +48,11 @@ console.log(JSON.stringify({ v1_chat: c.choices[0].message.content.split(" ").le
 // does the plain client on Azure's v1 form; each call leaves one usage record under the public
 // model with the endpoint /v1 gives it.
 func TestAzureNodeSDK(t *testing.T) {
-	dir := os.Getenv("LLMGATE_NODE_SDK_DIR") // scripts/test.sh installs the openai package there
-	if dir == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("LLMGATE_NODE_SDK_DIR is not set: run the suite through scripts/test.sh")
-		}
-		t.Skip("LLMGATE_NODE_SDK_DIR not set (scripts/test.sh sets it)")
-	}
+	dir := nodeSDKDir(t)
 	e := newEnv(t)
 	k := e.newKey(createKeyBody{Name: "azure sdk"})
-	f := filepath.Join(dir, "azure-"+strings.ReplaceAll(t.Name(), "/", "_")+".mjs")
-	if err := os.WriteFile(f, []byte(azureNodeScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Remove(f)
 	before := e.up.Stats().Requests
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", f)
-	cmd.Env = append(os.Environ(), "LLMGATE_KEY="+k.Key, "LLMGATE_ROOT="+e.app.publicURL, "LLMGATE_MODEL=gpt-test")
-	got, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("node script failed: %v\n%s", err, got)
-	}
+	got := runNodeScript(t, dir, "azure", azureNodeScript, "LLMGATE_KEY="+k.Key, "LLMGATE_ROOT="+e.app.publicURL, "LLMGATE_MODEL=gpt-test")
 	want := []string{
 		`{"object":"chat.completion","words":20}`,
 		`{"streamed":20}`,
@@ -86,9 +63,7 @@ func TestAzureNodeSDK(t *testing.T) {
 		`{"unknown":404,"code":"model_not_found","param":"model"}`,
 		`{"v1_chat":20,"v1_response":true,"listed":true}`,
 	}
-	if lines := strings.Split(strings.TrimSpace(string(got)), "\n"); strings.Join(lines, "\n") != strings.Join(want, "\n") {
-		t.Errorf("node script printed:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
-	}
+	wantNodeLines(t, got, want)
 	// Every call but the unknown deployment and the model list reached the upstream once.
 	if n := e.up.Stats().Requests - before; n != 9 {
 		t.Errorf("the upstream got %d requests, want 9", n)

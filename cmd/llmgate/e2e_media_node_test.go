@@ -1,10 +1,6 @@
 package main
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -44,13 +40,7 @@ console.log(JSON.stringify({ model: named.model, flagged: named.results[0].flagg
 // moderations call (no model) served by the configured omni-moderation-latest, and one record
 // per call, priced per image or by the image tokens.
 func TestMediaNodeSDK(t *testing.T) {
-	dir := os.Getenv("LLMGATE_NODE_SDK_DIR") // scripts/test.sh installs the openai package there
-	if dir == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("LLMGATE_NODE_SDK_DIR is not set: run the suite through scripts/test.sh")
-		}
-		t.Skip("LLMGATE_NODE_SDK_DIR not set (scripts/test.sh sets it)")
-	}
+	dir := nodeSDKDir(t)
 	e := newEnv(t, func(c *Config) {
 		dep := func(model string) []providers.DeploymentConfig {
 			return []providers.DeploymentConfig{{Provider: "up", Model: model}}
@@ -72,19 +62,7 @@ func TestMediaNodeSDK(t *testing.T) {
 		return a && b
 	})
 	k := e.newKey(createKeyBody{Name: "node"})
-	f := filepath.Join(dir, "media-"+strings.ReplaceAll(t.Name(), "/", "_")+".mjs")
-	if err := os.WriteFile(f, []byte(mediaNodeScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Remove(f)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", f)
-	cmd.Env = append(os.Environ(), "LLMGATE_KEY="+k.Key, "LLMGATE_BASE="+e.baseURL)
-	got, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("node script failed: %v\n%s", err, got)
-	}
+	got := runNodeScript(t, dir, "media", mediaNodeScript, "LLMGATE_KEY="+k.Key, "LLMGATE_BASE="+e.baseURL)
 	want := []string{
 		`{"images":2,"b64":true,"created":true}`,
 		// the mock: input tokens are the prompt's words, output OpenAI's 272 per low image at 1024²
@@ -93,9 +71,7 @@ func TestMediaNodeSDK(t *testing.T) {
 		`{"model":"omni-moderation-latest","results":[false,true],"violence":true}`,
 		`{"model":"omni-moderation-latest","flagged":false}`,
 	}
-	if lines := strings.Split(strings.TrimSpace(string(got)), "\n"); strings.Join(lines, "\n") != strings.Join(want, "\n") {
-		t.Errorf("node script printed:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
-	}
+	wantNodeLines(t, got, want)
 	if n := e.up.Stats().Requests; n != 5 {
 		t.Errorf("the upstream got %d requests, want 5", n)
 	}

@@ -1,13 +1,8 @@
 package main
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/llmgate/llmgate/providers"
 )
@@ -55,13 +50,7 @@ catch (e) { console.log(JSON.stringify({ status: e.status, type: e.error?.error?
 // for an OpenAI deployment ("claude-opus-4-1": a Claude name routed to any deployment). Tool
 // calls and their results, streams, token counts and errors reach the SDK as it expects them.
 func TestMessagesNodeSDK(t *testing.T) {
-	dir := os.Getenv("LLMGATE_NODE_SDK_DIR") // scripts/test.sh installs @anthropic-ai/sdk there
-	if dir == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("LLMGATE_NODE_SDK_DIR is not set: run the suite through scripts/test.sh")
-		}
-		t.Skip("LLMGATE_NODE_SDK_DIR not set (scripts/test.sh sets it)")
-	}
+	dir := nodeSDKDir(t)
 	e := newEnv(t, func(c *Config) {
 		up := strings.TrimSuffix(c.Providers[0].BaseURL, "/v1")
 		c.Providers = append(c.Providers, ProviderConfig{Config: providers.Config{Name: "claude", Type: "anthropic", BaseURL: up, APIKey: upstreamKey}})
@@ -74,20 +63,8 @@ func TestMessagesNodeSDK(t *testing.T) {
 		upstream int64 // requests reaching the mock: a translated count_tokens does not
 	}{{"claude-sonnet-4-5", 5}, {"claude-opus-4-1", 4}} {
 		t.Run(tc.model, func(t *testing.T) {
-			f := filepath.Join(dir, "messages-"+strings.ReplaceAll(t.Name(), "/", "_")+".mjs")
-			if err := os.WriteFile(f, []byte(messagesNodeScript), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			defer os.Remove(f)
 			before := e.up.Stats().Requests
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, "node", f)
-			cmd.Env = append(os.Environ(), "LLMGATE_KEY="+e.key, "LLMGATE_ROOT="+strings.TrimSuffix(e.baseURL, "/v1"), "LLMGATE_MODEL="+tc.model)
-			got, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("node script failed: %v\n%s", err, got)
-			}
+			got := runNodeScript(t, dir, "messages", messagesNodeScript, "LLMGATE_KEY="+e.key, "LLMGATE_ROOT="+strings.TrimSuffix(e.baseURL, "/v1"), "LLMGATE_MODEL="+tc.model)
 			want := []string{
 				`{"type":"message","stop":"tool_use","block":"tool_use","name":"get_weather","city":"mock","id":true}`,
 				`{"stop":"end_turn","block":"text","words":20,"output":20}`,
@@ -97,9 +74,7 @@ func TestMessagesNodeSDK(t *testing.T) {
 				`{"status":404,"type":"not_found_error","notFound":true}`,
 				`{"status":400,"type":"invalid_request_error"}`,
 			}
-			if lines := strings.Split(strings.TrimSpace(string(got)), "\n"); strings.Join(lines, "\n") != strings.Join(want, "\n") {
-				t.Errorf("node script printed:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
-			}
+			wantNodeLines(t, got, want)
 			if n := e.up.Stats().Requests - before; n != tc.upstream {
 				t.Errorf("the upstream got %d requests, want %d (the refused ones reach none)", n, tc.upstream)
 			}

@@ -1,13 +1,7 @@
 package main
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/llmgate/llmgate/providers"
 )
@@ -54,13 +48,7 @@ try { await client.responses.create({ model: "chat-only", input: "x", tools: [{ 
 // from the conversation the gateway keeps), retrieve and delete, and a clear 400 for a built-in
 // tool the chat-only deployment lacks.
 func TestResponsesNodeSDK(t *testing.T) {
-	dir := os.Getenv("LLMGATE_NODE_SDK_DIR") // scripts/test.sh installs the openai package there
-	if dir == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("LLMGATE_NODE_SDK_DIR is not set: run the suite through scripts/test.sh")
-		}
-		t.Skip("LLMGATE_NODE_SDK_DIR not set (scripts/test.sh sets it)")
-	}
+	dir := nodeSDKDir(t)
 	e := newEnv(t, func(c *Config) {
 		c.Providers = append(c.Providers, ProviderConfig{Config: providers.Config{Name: "ds", Type: "deepseek",
 			BaseURL: c.Providers[0].BaseURL, APIKey: upstreamKey}})
@@ -75,20 +63,8 @@ func TestResponsesNodeSDK(t *testing.T) {
 }
 
 func runResponsesNodeScript(t *testing.T, e *env, dir, model string, upstream int64) {
-	f := filepath.Join(dir, "responses-"+strings.ReplaceAll(t.Name(), "/", "_")+".mjs")
-	if err := os.WriteFile(f, []byte(responsesNodeScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Remove(f)
 	before := e.up.Stats().Requests
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", f)
-	cmd.Env = append(os.Environ(), "LLMGATE_KEY="+e.key, "LLMGATE_BASE="+e.baseURL, "LLMGATE_MODEL="+model)
-	got, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("node script failed: %v\n%s", err, got)
-	}
+	got := runNodeScript(t, dir, "responses", responsesNodeScript, "LLMGATE_KEY="+e.key, "LLMGATE_BASE="+e.baseURL, "LLMGATE_MODEL="+model)
 	want := []string{
 		`{"object":"response","status":"completed","words":20,"tokens":20}`,
 		`{"first":"response.created","last":"response.completed","same":true,"prev":true}`,
@@ -98,9 +74,7 @@ func runResponsesNodeScript(t *testing.T, e *env, dir, model string, upstream in
 		`{"after_delete":404,"code":"response_not_found"}`,
 		`{"web_search":400,"code":"unsupported_value","param":"tools[0].type"}`,
 	}
-	if lines := strings.Split(strings.TrimSpace(string(got)), "\n"); strings.Join(lines, "\n") != strings.Join(want, "\n") {
-		t.Errorf("node script printed:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
-	}
+	wantNodeLines(t, got, want)
 	// create, stream, helper (and retrieve, resume, delete when relayed); the refused web_search never
 	// reached an upstream.
 	if n := e.up.Stats().Requests - before; n != upstream {

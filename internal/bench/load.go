@@ -201,14 +201,18 @@ func (w *benchWorker) do(ctx context.Context, shape benchShape) (benchSample, er
 		return benchSample{total: time.Since(start)}, nil
 	}
 	w.br.Reset(resp.Body)
-	read, end := w.readStream, "[DONE]"
+	var s benchSample
+	end := "[DONE]"
 	switch shape {
 	case shapeResponsesStream:
-		read, end = w.readResponsesStream, evResponseCompleted
+		s, err = w.readEventStream(start, &responsesEvents)
+		end = responsesEvents.done
 	case shapeMessagesStream:
-		read, end = w.readMessagesStream, evMessageStop
+		s, err = w.readEventStream(start, &messagesEvents)
+		end = messagesEvents.done
+	default:
+		s, err = w.readStream(start)
 	}
-	s, err := read(start)
 	if err != nil {
 		return s, err
 	}
@@ -267,44 +271,6 @@ const (
 
 var benchEventPrefix = []byte("event: ")
 
-// readResponsesStream reads a Responses API event stream until its terminal event, timing the
-// first text delta. Only response.completed after the expected number of deltas is a success.
-func (w *benchWorker) readResponsesStream(start time.Time) (benchSample, error) {
-	var s benchSample
-	deltas := 0
-	atLineStart := true
-	for {
-		line, err := w.br.ReadSlice('\n')
-		if atLineStart {
-			if name, ok := bytes.CutPrefix(line, benchEventPrefix); ok {
-				switch string(bytes.TrimRight(name, "\r\n")) {
-				case evResponseTextDelta:
-					if deltas == 0 {
-						s.ttft = time.Since(start)
-					}
-					deltas++
-				case evResponseCompleted:
-					s.total = time.Since(start)
-					if deltas != w.chunks {
-						return s, fmt.Errorf("stream carried %d text deltas, want %d", deltas, w.chunks)
-					}
-					return s, nil
-				case evResponseIncomplete, evResponseFailed, evResponseError:
-					return s, fmt.Errorf("stream ended with %s after %d text deltas", bytes.TrimSpace(name), deltas)
-				}
-			}
-		}
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			atLineStart = false // a longer line goes on in the next slice
-		case err != nil:
-			return s, fmt.Errorf("stream ended without response.completed after %d text deltas: %w", deltas, err)
-		default:
-			atLineStart = true
-		}
-	}
-}
-
 // Events of a Messages stream the bench tells apart, by their event lines.
 const (
 	evMessageStop  = "message_stop"
@@ -312,9 +278,25 @@ const (
 	evMessageError = "error"
 )
 
-// readMessagesStream reads a Messages API event stream until message_stop, timing the first
-// content_block_delta. Only message_stop after the expected number of deltas is a success.
-func (w *benchWorker) readMessagesStream(start time.Time) (benchSample, error) {
+// eventStream names the events of a stream with event lines (Responses, Messages) that the
+// bench tells apart.
+type eventStream struct {
+	delta  string   // the event that carries a piece of the answer: counted, the first timed
+	done   string   // the terminal event of a complete answer
+	ends   []string // the other events that end a stream
+	deltas string   // what errors call the deltas
+}
+
+var (
+	responsesEvents = eventStream{delta: evResponseTextDelta, done: evResponseCompleted,
+		ends: []string{evResponseIncomplete, evResponseFailed, evResponseError}, deltas: "text deltas"}
+	messagesEvents = eventStream{delta: evMessageDelta, done: evMessageStop,
+		ends: []string{evMessageError}, deltas: "content deltas"}
+)
+
+// readEventStream reads a stream of the events ev names until its terminal event, timing the
+// first delta. Only the terminal event after the expected number of deltas is a success.
+func (w *benchWorker) readEventStream(start time.Time, ev *eventStream) (benchSample, error) {
 	var s benchSample
 	deltas := 0
 	atLineStart := true
@@ -322,28 +304,32 @@ func (w *benchWorker) readMessagesStream(start time.Time) (benchSample, error) {
 		line, err := w.br.ReadSlice('\n')
 		if atLineStart {
 			if name, ok := bytes.CutPrefix(line, benchEventPrefix); ok {
-				switch string(bytes.TrimRight(name, "\r\n")) {
-				case evMessageDelta:
+				name = bytes.TrimRight(name, "\r\n")
+				switch string(name) {
+				case ev.delta:
 					if deltas == 0 {
 						s.ttft = time.Since(start)
 					}
 					deltas++
-				case evMessageStop:
+				case ev.done:
 					s.total = time.Since(start)
 					if deltas != w.chunks {
-						return s, fmt.Errorf("stream carried %d content deltas, want %d", deltas, w.chunks)
+						return s, fmt.Errorf("stream carried %d %s, want %d", deltas, ev.deltas, w.chunks)
 					}
 					return s, nil
-				case evMessageError:
-					return s, fmt.Errorf("stream ended with an error event after %d content deltas", deltas)
+				}
+				for _, end := range ev.ends {
+					if string(name) == end {
+						return s, fmt.Errorf("stream ended with %s event after %d %s", end, deltas, ev.deltas)
+					}
 				}
 			}
 		}
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
-			atLineStart = false
+			atLineStart = false // a longer line goes on in the next slice
 		case err != nil:
-			return s, fmt.Errorf("stream ended without message_stop after %d content deltas: %w", deltas, err)
+			return s, fmt.Errorf("stream ended without %s after %d %s: %w", ev.done, deltas, ev.deltas, err)
 		default:
 			atLineStart = true
 		}

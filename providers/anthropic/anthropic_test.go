@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/internal/fixture"
 	"github.com/llmgate/llmgate/providers/outbound"
 )
 
@@ -125,9 +126,9 @@ func TestAnthropicDoNonStream(t *testing.T) {
 }
 
 func TestAnthropicDoStream(t *testing.T) {
-	fixture, _ := os.ReadFile("testdata/stream/tool_use_parallel.sse")
+	raw, _ := os.ReadFile("testdata/stream/tool_use_parallel.sse")
 	want, _ := os.ReadFile("testdata/stream/tool_use_parallel.golden")
-	u := &upstream{status: 200, ctype: "text/event-stream", body: string(fixture)}
+	u := &upstream{status: 200, ctype: "text/event-stream", body: string(raw)}
 	p, _ := newProvider(t, u, Settings{})
 	resp, err := p.Do(context.Background(), chatRequest(`{"model":"x","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`, true))
 	if err != nil {
@@ -138,7 +139,7 @@ func TestAnthropicDoStream(t *testing.T) {
 		t.Fatalf("HTTP %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	out, err := io.ReadAll(resp.Body)
-	if got := render(out, err); got != string(want) {
+	if got := fixture.Render(out, err); got != string(want) {
 		t.Errorf("stream over HTTP differs from the golden file:\n%s", got)
 	}
 	if a := u.got[0].Header.Get("Accept"); a != "text/event-stream" {

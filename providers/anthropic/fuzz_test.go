@@ -1,7 +1,6 @@
 package anthropic
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -15,18 +14,9 @@ import (
 // well-formed SSE (see wellFormed); reading one byte at a time changes nothing.
 func FuzzStream(f *testing.F) {
 	fixture.Seed(f, "testdata/stream/*.sse")
-	f.Fuzz(func(t *testing.T, in []byte) {
-		out, err := translateAll(in, true, false)
-		if err := wellFormed(out); err != nil {
-			t.Fatalf("%v\ninput %q\noutput %q", err, in, out)
-		}
-		if len(in) < 4096 {
-			split, serr := translateAll(in, true, true)
-			if !bytes.Equal(split, out) || (err == nil) != (serr == nil) {
-				t.Fatalf("one byte per read: %q (%v), whole: %q (%v)", split, serr, out, err)
-			}
-		}
-	})
+	fixture.FuzzStream(f, func(in []byte, oneByte bool) ([]byte, error) {
+		return translateAll(in, true, oneByte)
+	}, wellFormed)
 }
 
 // FuzzRequest: whatever the OpenAI body, translateRequest never panics; it either refuses it with

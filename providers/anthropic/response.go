@@ -8,8 +8,8 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgate/llmgate/internal/jsonappend"
 	"github.com/llmgate/llmgate/internal/jsoncheck"
-	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
 )
 
@@ -82,8 +82,8 @@ func translateResponse(raw []byte, model string, created int64) ([]byte, error) 
 	out = jsonappend.String(out, finishReason(r.Get("stop_reason").Str))
 	out = append(out, '}', ']')
 	if u := r.Get("usage"); u.IsObject() {
-		var uc usageCounts
-		uc.update(u)
+		var uc Usage
+		uc.Update(u)
 		out = append(out, `,"usage":`...)
 		out = uc.openAI().AppendJSON(out)
 	}
@@ -104,28 +104,29 @@ func finishReason(stopReason string) string {
 	return "stop"
 }
 
-// usageCounts are Anthropic's token counts of one answer.
-type usageCounts struct {
-	input, output, cacheRead, cacheWrite, thinking int64
-	found                                          bool
+// Usage is Anthropic's token counts of one answer, as message_start, message_delta and a whole
+// Message report them; the gateway reads those of a relayed Messages answer with it too.
+type Usage struct {
+	Input, Output, CacheRead, CacheWrite, Thinking int64
+	Found                                          bool // the answer reported usage
 }
 
-// update overwrites the counts present in u: message_delta carries cumulative totals, which
+// Update overwrites the counts present in u: message_delta carries cumulative totals, which
 // replace what message_start said and are never added (PROVIDERS.md §3.4).
-func (c *usageCounts) update(u gjson.Result) {
+func (c *Usage) Update(u gjson.Result) {
 	if !u.IsObject() {
 		return
 	}
-	c.found = true
+	c.Found = true
 	for _, f := range [...]struct {
 		path string
 		dst  *int64
 	}{
-		{"input_tokens", &c.input},
-		{"output_tokens", &c.output},
-		{"cache_read_input_tokens", &c.cacheRead},
-		{"cache_creation_input_tokens", &c.cacheWrite},
-		{"output_tokens_details.thinking_tokens", &c.thinking},
+		{"input_tokens", &c.Input},
+		{"output_tokens", &c.Output},
+		{"cache_read_input_tokens", &c.CacheRead},
+		{"cache_creation_input_tokens", &c.CacheWrite},
+		{"output_tokens_details.thinking_tokens", &c.Thinking},
 	} {
 		if v := u.Get(f.path); v.Type == gjson.Number {
 			*f.dst = max(v.Int(), 0)
@@ -137,13 +138,13 @@ func (c *usageCounts) update(u gjson.Result) {
 // input token, cache reads and writes included; cached_tokens is the cache reads; cache_write_tokens
 // (OpenAI's name for prompt tokens written to the cache) the cache writes, which Anthropic bills
 // at a premium; reasoning_tokens the thinking share of the output.
-func (c *usageCounts) openAI() oairender.Usage {
+func (c *Usage) openAI() oairender.Usage {
 	return oairender.Usage{
-		PromptTokens:     c.input + c.cacheRead + c.cacheWrite,
-		CompletionTokens: c.output,
-		CachedTokens:     c.cacheRead,
-		CacheWriteTokens: c.cacheWrite,
+		PromptTokens:     c.Input + c.CacheRead + c.CacheWrite,
+		CompletionTokens: c.Output,
+		CachedTokens:     c.CacheRead,
+		CacheWriteTokens: c.CacheWrite,
 		HasCacheWrites:   true,
-		ReasoningTokens:  min(c.thinking, c.output),
+		ReasoningTokens:  min(c.Thinking, c.Output),
 	}
 }

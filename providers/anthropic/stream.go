@@ -9,9 +9,9 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/jsonappend"
 	"github.com/llmgate/llmgate/internal/jsoncheck"
 	"github.com/llmgate/llmgate/internal/sse"
-	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
 )
 
@@ -54,7 +54,7 @@ type streamReader struct {
 	head         []byte // `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,`
 	started      bool   // the role chunk went out
 	stopReason   string
-	usage        usageCounts
+	usage        Usage
 	tools        []toolState
 }
 
@@ -112,7 +112,7 @@ func (s *streamReader) dispatch(raw sse.Event) {
 	case "message_start":
 		m := ev.Get("message")
 		s.setHead(m.Get("id"), m.Get("model"))
-		s.usage.update(m.Get("usage"))
+		s.usage.Update(m.Get("usage"))
 		s.start()
 	case "content_block_start":
 		s.blockStart(ev.Get("index").Int(), ev.Get("content_block"))
@@ -126,7 +126,7 @@ func (s *streamReader) dispatch(raw sse.Event) {
 		if r := ev.Get("delta.stop_reason"); r.Type == gjson.String {
 			s.stopReason = r.Str
 		}
-		s.usage.update(ev.Get("usage"))
+		s.usage.Update(ev.Get("usage"))
 	case "message_stop":
 		s.finish()
 	case "error":
@@ -255,7 +255,7 @@ func (s *streamReader) finish() {
 	}
 	s.openChunk()
 	s.closeChunk(finishReason(s.stopReason))
-	if s.includeUsage && s.usage.found {
+	if s.includeUsage && s.usage.Found {
 		s.Out = oairender.AppendUsageChunk(s.Out, s.head, s.usage.openAI())
 	}
 	s.Out = append(s.Out, oairender.Done...)

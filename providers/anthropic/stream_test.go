@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/iotest"
 	"time"
 
 	"github.com/llmgate/llmgate/providers/internal/fixture"
@@ -24,24 +23,9 @@ const (
 // that events are also split across the caller's reads. oneByte makes every upstream read return
 // a single byte, so every event arrives split.
 func translateAll(in []byte, includeUsage, oneByte bool) ([]byte, error) {
-	var r io.Reader = bytes.NewReader(in)
-	if oneByte {
-		r = iotest.OneByteReader(r)
-	}
-	s := newStreamReader(io.NopCloser(r), testModel, testCreated, includeUsage)
+	s := newStreamReader(fixture.Upstream(in, oneByte), testModel, testCreated, includeUsage)
 	defer s.Close()
-	var out []byte
-	buf := make([]byte, 7)
-	for {
-		n, err := s.Read(buf)
-		out = append(out, buf[:n]...)
-		if err != nil {
-			if err == io.EOF {
-				err = nil
-			}
-			return out, err
-		}
-	}
+	return fixture.ReadAll(s)
 }
 
 // TestStreamGolden translates each testdata/stream/*.sse fixture (written from Anthropic's
@@ -60,29 +44,12 @@ func TestAnthropicStreamGolden(t *testing.T) {
 				golden = strings.TrimSuffix(f, ".sse") + ".no_include_usage.golden"
 			}
 			t.Run(name, func(t *testing.T) {
-				in := fixture.Read(t, f)
-				out, rerr := translateAll(in, includeUsage, false)
-				got := render(out, rerr)
-				split, serr := translateAll(in, includeUsage, true)
-				if s := render(split, serr); s != got {
-					t.Errorf("one byte per read gives another output:\n%s\nwant\n%s", s, got)
-				}
-				if err := wellFormed(out); err != nil {
-					t.Errorf("output not well-formed: %v\n%s", err, out)
-				}
-				fixture.Golden(t, golden, []byte(got))
+				fixture.GoldenStream(t, fixture.Read(t, f), golden, func(in []byte, oneByte bool) ([]byte, error) {
+					return translateAll(in, includeUsage, oneByte)
+				}, wellFormed)
 			})
 		}
 	}
-}
-
-// render is the golden text of one translation: the bytes, then how the body ended.
-func render(out []byte, err error) string {
-	end := "EOF"
-	if err != nil {
-		end = "error: " + err.Error()
-	}
-	return string(out) + "--- body ended: " + end + "\n"
 }
 
 // wellFormed checks a translated stream: complete `data: …` events only, each a JSON object or

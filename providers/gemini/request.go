@@ -12,8 +12,8 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgate/llmgate/internal/jsonappend"
 	"github.com/llmgate/llmgate/internal/jsoncheck"
-	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 )
 
 // This file translates an OpenAI chat/completions body into a generateContent body. Everything

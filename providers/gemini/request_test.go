@@ -1,27 +1,12 @@
 package gemini
 
 import (
-	"encoding/json"
 	"errors"
-	"reflect"
 	"strings"
 	"testing"
-)
 
-// jsonEqual compares two JSON texts as values (object key order aside).
-func jsonEqual(t *testing.T, got []byte, want string) {
-	t.Helper()
-	var g, w any
-	if err := json.Unmarshal(got, &g); err != nil {
-		t.Fatalf("output is not JSON: %v\n%s", err, got)
-	}
-	if err := json.Unmarshal([]byte(want), &w); err != nil {
-		t.Fatalf("bad expectation: %v\n%s", err, want)
-	}
-	if !reflect.DeepEqual(g, w) {
-		t.Errorf("translation differs\n got: %s\nwant: %s", got, want)
-	}
-}
+	"github.com/llmgate/llmgate/providers/internal/fixture"
+)
 
 func TestGeminiRequestTranslation(t *testing.T) {
 	cases := []struct {
@@ -197,7 +182,7 @@ func TestGeminiRequestTranslation(t *testing.T) {
 			if err != nil {
 				t.Fatalf("translate: %v", err)
 			}
-			jsonEqual(t, tr.body, tc.want)
+			fixture.JSONEqual(t, tr.body, tc.want)
 		})
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/llmgate/llmgate/providers/internal/jsonappend"
+	"github.com/llmgate/llmgate/internal/jsonappend"
 )
 
 // Anthropic's error types (the "type" inside "error"), PROVIDERS-2.md §2.3.

@@ -1,7 +1,6 @@
 package messages
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -79,16 +78,8 @@ func FuzzMessagesStream(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	info := testInfo(f)
-	f.Fuzz(func(t *testing.T, in []byte) {
-		_, out, err := translateStream(info, in, false)
-		if err := wellFormedStream(out); err != nil {
-			t.Fatalf("%v\ninput %q\noutput %s", err, in, out)
-		}
-		if len(in) < 4096 {
-			_, split, serr := translateStream(info, in, true)
-			if !bytes.Equal(split, out) || (err == nil) != (serr == nil) {
-				t.Fatalf("one byte per read: %q (%v), whole: %q (%v)", split, serr, out, err)
-			}
-		}
-	})
+	fixture.FuzzStream(f, func(in []byte, oneByte bool) ([]byte, error) {
+		_, out, err := translateStream(info, in, oneByte)
+		return out, err
+	}, wellFormedStream)
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/llmgate/llmgate/providers/internal/jsonappend"
+	"github.com/llmgate/llmgate/internal/jsonappend"
 )
 
 // This file translates a Messages create (or count_tokens) request into a chat completions

@@ -6,7 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/llmgate/llmgate/providers/internal/jsonappend"
+	"github.com/llmgate/llmgate/internal/jsonappend"
 )
 
 // This file turns system and messages into chat messages (PROVIDERS.md §3.2, §7.4):

@@ -7,22 +7,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-)
 
-// jsonEqual compares two JSON texts as values.
-func jsonEqual(t *testing.T, got []byte, want string) {
-	t.Helper()
-	var g, w any
-	if err := json.Unmarshal(got, &g); err != nil {
-		t.Fatalf("output is not JSON: %v\n%s", err, got)
-	}
-	if err := json.Unmarshal([]byte(want), &w); err != nil {
-		t.Fatalf("the test's want is not JSON: %v\n%s", err, want)
-	}
-	if !reflect.DeepEqual(g, w) {
-		t.Errorf("got\n%s\nwant\n%s", got, want)
-	}
-}
+	"github.com/llmgate/llmgate/providers/internal/fixture"
+)
 
 // TestToChatText: the simplest request, a system prompt and one user turn, becomes a chat
 // request with the upstream model, and RequestInfo tells what the answer needs.
@@ -32,7 +19,7 @@ func TestToChatText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jsonEqual(t, chat, `{"model":"gpt-up","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],
+	fixture.JSONEqual(t, chat, `{"model":"gpt-up","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],
 		"stream":true,"stream_options":{"include_usage":true},"max_completion_tokens":100}`)
 	if info.Model != "claude-sonnet-4-5" || !info.Stream || info.MaxTokens != 100 || len(info.ID) < 20 || info.ID[:4] != "msg_" {
 		t.Errorf("info %+v", info)
@@ -134,7 +121,7 @@ func TestToChatMapping(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			jsonEqual(t, got, tc.want)
+			fixture.JSONEqual(t, got, tc.want)
 		})
 	}
 }
@@ -206,7 +193,7 @@ func TestToChatRefuses(t *testing.T) {
 			if re.Status != 400 || re.Type != TypeInvalidRequest || re.Message != tc.want {
 				t.Errorf("got %d %s %q, want 400 invalid_request_error %q", re.Status, re.Type, re.Message, tc.want)
 			}
-			jsonEqual(t, re.Body(), `{"type":"error","error":{"type":"invalid_request_error","message":`+string(mustJSON(tc.want))+`}}`)
+			fixture.JSONEqual(t, re.Body(), `{"type":"error","error":{"type":"invalid_request_error","message":`+string(mustJSON(tc.want))+`}}`)
 		})
 	}
 }
@@ -226,7 +213,7 @@ func TestCountTokensToChat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jsonEqual(t, chat, `{"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}`)
+	fixture.JSONEqual(t, chat, `{"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}`)
 	_, _, err = CountTokensToChat([]byte(`{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}]}`), Options{})
 	var re *RequestError
 	if !errors.As(err, &re) || re.Message != "max_tokens: Extra inputs are not permitted" {
@@ -243,5 +230,5 @@ func TestErrorType(t *testing.T) {
 			t.Errorf("%d: %s, want %s", status, got, want)
 		}
 	}
-	jsonEqual(t, ErrorBody("overloaded_error", "Overloaded \"now\""), `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded \"now\""}}`)
+	fixture.JSONEqual(t, ErrorBody("overloaded_error", "Overloaded \"now\""), `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded \"now\""}}`)
 }

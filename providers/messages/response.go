@@ -5,7 +5,8 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/llmgate/llmgate/providers/internal/jsonappend"
+	"github.com/llmgate/llmgate/internal/jsonappend"
+	"github.com/llmgate/llmgate/providers/internal/chatanswer"
 )
 
 // This file translates a chat.completion into a Message (PROVIDERS-2.md §2.6) and holds what
@@ -176,17 +177,14 @@ func toolInput(args string) []byte {
 // into the Message of the request info describes, and returns the usage it reported. Blocks
 // come in Anthropic's order: thinking, text, tool_use.
 func FromChat(chat []byte, info RequestInfo) ([]byte, Usage, error) {
-	if !gjson.ValidBytes(chat) {
+	c, ok := chatanswer.Parse(chat)
+	if !ok {
 		return nil, Usage{}, ErrNotChatCompletion
 	}
-	r := gjson.ParseBytes(chat)
-	choice := r.Get("choices.0")
-	if !r.IsObject() || !choice.IsObject() {
-		return nil, Usage{}, ErrNotChatCompletion
-	}
+	choice := c.Choice
 	var u Usage
-	if uj := r.Get("usage"); uj.IsObject() {
-		u = parseUsage(uj)
+	if c.Usage.IsObject() {
+		u = parseUsage(c.Usage)
 	}
 	msg := choice.Get("message")
 	content := make([]byte, 0, len(chat)+256)
@@ -197,7 +195,7 @@ func FromChat(chat []byte, info RequestInfo) ([]byte, Usage, error) {
 		}
 		n++
 	}
-	if rc := reasoningText(msg); rc != "" {
+	if rc := chatanswer.ReasoningText(msg); rc != "" {
 		next()
 		content = appendThinkingBlock(content, rc)
 	}
@@ -222,16 +220,4 @@ func FromChat(chat []byte, info RequestInfo) ([]byte, Usage, error) {
 		reason = "refusal"
 	}
 	return info.appendMessage(make([]byte, 0, len(content)+256), content, reason, seq, u), u, nil
-}
-
-// reasoningText is a message's or delta's reasoning: reasoning_content (DeepSeek, Qwen, the
-// translating adapters) or reasoning (vLLM, Ollama, OpenRouter).
-func reasoningText(m gjson.Result) string {
-	if v := m.Get("reasoning_content"); v.Type == gjson.String && v.Str != "" {
-		return v.Str
-	}
-	if v := m.Get("reasoning"); v.Type == gjson.String {
-		return v.Str
-	}
-	return ""
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/providers/internal/fixture"
 )
 
 // testInfo is the RequestInfo of a request with a fixed id.
@@ -69,7 +71,7 @@ func TestFromChat(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			jsonEqual(t, body, tc.want)
+			fixture.JSONEqual(t, body, tc.want)
 			if u != tc.u {
 				t.Errorf("usage %+v, want %+v", u, tc.u)
 			}
@@ -97,7 +99,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jsonEqual(t, chat, `{"model":"claude-pub","max_completion_tokens":10,"messages":[{"role":"user","content":"weather?"},
+	fixture.JSONEqual(t, chat, `{"model":"claude-pub","max_completion_tokens":10,"messages":[{"role":"user","content":"weather?"},
 		{"role":"assistant","content":"Checking.","tool_calls":[{"id":"call_a","type":"function","function":{"name":"w","arguments":"{\"c\":\"P\"}"}}]},
 		{"role":"tool","content":"sunny","tool_call_id":"call_a"}]}`)
 }

@@ -1,6 +1,7 @@
 package messages
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -8,8 +9,8 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/llmgate/llmgate/internal/sse"
-	"github.com/llmgate/llmgate/providers/internal/jsonappend"
+	"github.com/llmgate/llmgate/internal/jsonappend"
+	"github.com/llmgate/llmgate/providers/internal/chatanswer"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
 )
 
@@ -37,14 +38,11 @@ import (
 // stream with io.ErrUnexpectedEOF and no message_stop; the gateway then writes an error event
 // (AppendError) and records the answer as partial.
 
-// maxEventBytes bounds one upstream event; a larger one ends the stream as broken.
-const maxEventBytes = 16 << 20
-
 // Stream is the translated body of a streamed Message. It is not safe for concurrent use
 // (Close may be called while a Read is blocked, as for any response body).
 type Stream struct {
 	body   io.ReadCloser
-	events *sse.Reader
+	chunks *chatanswer.Reader
 
 	oairender.Pump // Read: the translated bytes, Step: step
 
@@ -73,7 +71,7 @@ type call struct {
 // NewStream translates body, a chat.completion.chunk stream answering the request info
 // describes.
 func NewStream(body io.ReadCloser, info RequestInfo) *Stream {
-	s := &Stream{body: body, events: sse.NewReader(body, maxEventBytes), info: info}
+	s := &Stream{body: body, chunks: chatanswer.NewReader(body), info: info}
 	s.Step = s.step
 	return s
 }
@@ -111,81 +109,53 @@ func AppendErrorEvent(dst []byte, errType, message string) []byte {
 	return append(dst, "\n\n"...)
 }
 
-// step reads one upstream event and translates it.
+// step reads one upstream chunk and translates it.
 func (s *Stream) step() {
-	ev, err := s.events.Next()
-	switch err {
-	case nil:
-		s.dispatch(ev.Data)
-	case sse.ErrEventTooLarge:
-		s.broken("An upstream stream event exceeded the size limit.")
-	case io.EOF, sse.ErrUnterminated:
-		// Cut before [DONE]; an event left without its blank line may be cut anywhere.
-		s.Err = io.ErrUnexpectedEOF
+	c, err := s.chunks.Next()
+	var ue *chatanswer.UpstreamError
+	var be *chatanswer.BrokenError
+	switch {
+	case err == nil:
+		s.dispatch(c)
+	case err == io.EOF: // data: [DONE]
+		s.complete()
+	case errors.As(err, &ue):
+		s.fail(upstreamErrorType(ue.Type, ue.Code), ue.Message)
+	case errors.As(err, &be):
+		s.broken(be.Message)
 	default:
 		s.Err = err
 	}
 }
 
 // dispatch translates one upstream chunk.
-func (s *Stream) dispatch(data []byte) {
-	if string(data) == "[DONE]" {
-		s.complete()
-		return
-	}
-	if !gjson.ValidBytes(data) {
-		s.broken("The upstream sent a malformed stream event.")
-		return
-	}
-	ev := gjson.ParseBytes(data)
-	if !ev.IsObject() {
-		s.broken("The upstream sent a malformed stream event.")
-		return
-	}
-	if e := ev.Get("error"); e.IsObject() {
-		msg := e.Get("message").Str
-		if msg == "" {
-			msg = "The upstream failed while streaming its answer."
-		}
-		s.fail(upstreamErrorType(e.Get("type").Str, e.Get("code").Str), msg)
-		return
-	}
-	choice := ev.Get("choices.0")
-	if u := ev.Get("usage"); u.IsObject() {
-		s.usage = parseUsage(u)
-	} else if u := choice.Get("usage"); u.IsObject() {
-		s.usage = parseUsage(u)
+func (s *Stream) dispatch(c chatanswer.Chunk) {
+	if c.Usage.IsObject() {
+		s.usage = parseUsage(c.Usage)
 	}
 	s.start()
-	if s.finished || !choice.IsObject() {
+	if s.finished || !c.Choice.IsObject() {
 		return
 	}
-	d := choice.Get("delta")
-	if r := reasoningText(d); r != "" {
+	if r := c.Reasoning(); r != "" {
 		s.delta('k', r)
 	}
-	if c := d.Get("content"); c.Type == gjson.String && c.Str != "" {
-		s.delta('t', c.Str)
+	if t := c.Content(); t != "" {
+		s.delta('t', t)
 	}
-	if r := d.Get("refusal"); r.Type == gjson.String && r.Str != "" {
+	if r := c.Refusal(); r != "" {
 		s.refused = true
-		s.delta('t', r.Str)
+		s.delta('t', r)
 	}
-	i := int64(0)
-	d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
-		idx := i
-		if v := tc.Get("index"); v.Type == gjson.Number {
-			idx = v.Int()
-		}
-		i++
+	c.ToolCalls(func(idx int64, tc gjson.Result) bool {
 		s.callDelta(idx, tc)
 		return !s.failed
 	})
 	if s.failed {
 		return
 	}
-	if f := choice.Get("finish_reason"); f.Type == gjson.String && f.Str != "" {
-		s.finish, s.matched, s.finished = f.Str, matchedStop(choice), true
+	if f := c.FinishReason(); f != "" {
+		s.finish, s.matched, s.finished = f, matchedStop(c.Choice), true
 		s.stopBlock()
 	}
 }

@@ -9,36 +9,19 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/iotest"
-	"time"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgate/llmgate/providers/internal/chatanswer"
 	"github.com/llmgate/llmgate/providers/internal/fixture"
 )
 
-// translateStream runs a chat stream through the translator, reading its output into a small
-// buffer so that events are also split across the caller's reads. oneByte makes every upstream
-// read return a single byte, so every chunk arrives split.
+// translateStream runs a chat stream through the translator (fixture.Upstream, fixture.ReadAll).
 func translateStream(info RequestInfo, in []byte, oneByte bool) (*Stream, []byte, error) {
-	var r io.Reader = bytes.NewReader(in)
-	if oneByte {
-		r = iotest.OneByteReader(r)
-	}
-	s := NewStream(io.NopCloser(r), info)
+	s := NewStream(fixture.Upstream(in, oneByte), info)
 	defer s.Close()
-	var out []byte
-	buf := make([]byte, 7)
-	for {
-		n, err := s.Read(buf)
-		out = append(out, buf[:n]...)
-		if err != nil {
-			if err == io.EOF {
-				err = nil
-			}
-			return s, out, err
-		}
-	}
+	out, err := fixture.ReadAll(s)
+	return s, out, err
 }
 
 // TestMessagesStreamGolden translates each testdata/stream/*.sse chat stream and compares the
@@ -49,28 +32,12 @@ func TestMessagesStreamGolden(t *testing.T) {
 	for _, f := range fixture.Files(t, "testdata/stream/*.sse") {
 		name := strings.TrimSuffix(filepath.Base(f), ".sse")
 		t.Run(name, func(t *testing.T) {
-			in := fixture.Read(t, f)
-			_, out, err := translateStream(info, in, false)
-			got := renderStream(out, err)
-			_, split, serr := translateStream(info, in, true)
-			if g := renderStream(split, serr); g != got {
-				t.Errorf("one byte per read gives another output:\n%s\nwant\n%s", g, got)
-			}
-			if err := wellFormedStream(out); err != nil {
-				t.Errorf("output not well-formed: %v\n%s", err, out)
-			}
-			fixture.Golden(t, strings.TrimSuffix(f, ".sse")+".golden", []byte(got))
+			fixture.GoldenStream(t, fixture.Read(t, f), strings.TrimSuffix(f, ".sse")+".golden", func(in []byte, oneByte bool) ([]byte, error) {
+				_, out, err := translateStream(info, in, oneByte)
+				return out, err
+			}, wellFormedStream)
 		})
 	}
-}
-
-// renderStream is the golden text of one translation: the bytes, then how the body ended.
-func renderStream(out []byte, err error) string {
-	end := "EOF"
-	if err != nil {
-		end = "error: " + err.Error()
-	}
-	return string(out) + "--- body ended: " + end + "\n"
 }
 
 // wellFormedStream checks a translated stream against Anthropic's event grammar (PROVIDERS-2.md
@@ -205,40 +172,13 @@ func TestMessagesStreamIsIncremental(t *testing.T) {
 		head + `{"tool_calls":[{"index":0,"id":"call_1","function":{"name":"f","arguments":"{}"}}]},"finish_reason":null}]}` + "\n\n",
 	}
 	want := []string{`"text":"one"`, `"text":"two"`, `"partial_json":"{}"`}
-	got := make(chan string, 1)
-	var acc []byte
-	buf := make([]byte, 64<<10)
-	for i, c := range chunks {
-		go func() { _, _ = io.WriteString(pw, c) }()
-		deadline := time.After(5 * time.Second)
-		for !strings.Contains(string(acc), want[i]) {
-			go func() {
-				n, _ := s.Read(buf)
-				got <- string(buf[:n])
-			}()
-			select {
-			case g := <-got:
-				acc = append(acc, g...)
-			case <-deadline:
-				t.Fatalf("chunk %d was not translated before the next one arrived; so far:\n%s", i, acc)
-			}
-		}
-	}
-	pw.CloseWithError(io.ErrUnexpectedEOF)
-	for {
-		if _, err := s.Read(buf); err != nil {
-			if !errors.Is(err, io.ErrUnexpectedEOF) {
-				t.Errorf("after a cut: %v, want unexpected EOF", err)
-			}
-			break
-		}
-	}
+	fixture.Incremental(t, pw, s, chunks, want)
 }
 
 // TestMessagesStreamEventTooLarge: an event beyond the limit ends the stream with an error
 // event rather than growing without bound.
 func TestMessagesStreamEventTooLarge(t *testing.T) {
-	in := "data: {\"x\":\"" + strings.Repeat("a", maxEventBytes) + "\"}\n\n"
+	in := "data: {\"x\":\"" + strings.Repeat("a", chatanswer.MaxEventBytes) + "\"}\n\n"
 	s, out, err := translateStream(testInfo(t), []byte(in), false)
 	if err != nil || !strings.Contains(string(out), `"type":"api_error"`) || !s.Failed() {
 		t.Fatalf("got %q, %v", out, err)

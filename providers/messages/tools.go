@@ -6,7 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/llmgate/llmgate/providers/internal/jsonappend"
+	"github.com/llmgate/llmgate/internal/jsonappend"
 )
 
 // This file translates tools and tool_choice (PROVIDERS.md §3.3, §7.3):

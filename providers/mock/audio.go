@@ -244,12 +244,8 @@ func renderTranscription(dst []byte, ep endpoint, c *call) ([]byte, string) {
 // writeTranscriptStream answers a streamed transcription: one transcript.text.delta per chunk,
 // then transcript.text.done.
 func writeTranscriptStream(w http.ResponseWriter, wt *waiter, c *call) outcome {
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	s := sseWriter{w: w, rc: http.NewResponseController(w)}
-	if !s.flush() || !wt.wait(c.b.ttft) {
+	s, ok := openEventStream(w, wt, c)
+	if !ok {
 		return outcomeCanceled
 	}
 	tokens, chunks, _ := c.plan()

@@ -121,12 +121,8 @@ const maxPartialImages = 3
 // completed event carries the usage of the whole request, unless no_usage. Paced as a chat
 // stream (ttft, then the chunk gap); fail_after drops the connection after that many events.
 func writeImageStream(w http.ResponseWriter, wt *waiter, c *call, prefix string) outcome {
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	s := sseWriter{w: w, rc: http.NewResponseController(w)}
-	if !s.flush() || !wt.wait(c.b.ttft) {
+	s, ok := openEventStream(w, wt, c)
+	if !ok {
 		return outcomeCanceled
 	}
 	size := c.image.size

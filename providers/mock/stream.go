@@ -57,17 +57,7 @@ func writeStream(w http.ResponseWriter, wt *waiter, ep endpoint, c *call, seq ui
 	if !s.send(appendStreamChoices(s.buf[:s.head], ep, 0, 0, finish)) {
 		return outcomeCanceled
 	}
-	if s.usage {
-		ev := append(s.buf[:s.head], `"choices":[],"usage":`...)
-		ev = appendUsage(ev, c.promptTokens, tokens)
-		if !s.sendRaw(append(ev, "}\n\n"...)) {
-			return outcomeCanceled
-		}
-	}
-	if !s.sendRaw(append(s.buf[:0], "data: [DONE]\n\n"...)) {
-		return outcomeCanceled
-	}
-	return outcomeCompleted
+	return s.sendEnd(c, tokens)
 }
 
 // sendCalls streams a chat answer that calls tools (chat_tools.go): two chunks a call, the
@@ -94,6 +84,11 @@ func (s *sseWriter) sendCalls(wt *waiter, c *call, calls []toolCall, tokens int)
 	if !s.send(append(s.buf[:s.head], `"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}]`...)) {
 		return outcomeCanceled
 	}
+	return s.sendEnd(c, tokens)
+}
+
+// sendEnd ends a chat stream: the usage chunk when asked for, then [DONE].
+func (s *sseWriter) sendEnd(c *call, tokens int) outcome {
 	if s.usage {
 		ev := append(s.buf[:s.head], `"choices":[],"usage":`...)
 		ev = appendUsage(ev, c.promptTokens, tokens)
@@ -105,6 +100,20 @@ func (s *sseWriter) sendCalls(wt *waiter, c *call, calls []toolCall, tokens int)
 		return outcomeCanceled
 	}
 	return outcomeCompleted
+}
+
+// openEventStream starts an event stream answer that needs no usage chunk (images, transcripts):
+// the headers, flushed, then the wait for the first byte. ok is false when the client left.
+func openEventStream(w http.ResponseWriter, wt *waiter, c *call) (s sseWriter, ok bool) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	s = sseWriter{w: w, rc: http.NewResponseController(w)}
+	if !s.flush() || !wt.wait(c.b.ttft) {
+		return s, false
+	}
+	return s, true
 }
 
 // sseWriter writes the events of one stream. buf[:head] holds `data: ` and the answer's head

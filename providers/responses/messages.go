@@ -6,7 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/llmgate/llmgate/providers/internal/jsonappend"
+	"github.com/llmgate/llmgate/internal/jsonappend"
 )
 
 // This file turns input items into chat messages (PROVIDERS-2.md §1.3, §1.11):

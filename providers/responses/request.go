@@ -8,8 +8,8 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgate/llmgate/internal/jsonappend"
 	"github.com/llmgate/llmgate/internal/jsoncheck"
-	"github.com/llmgate/llmgate/providers/internal/jsonappend"
 )
 
 // This file translates a Responses create request into a chat completions request

@@ -1,26 +1,11 @@
 package responses
 
 import (
-	"encoding/json"
 	"errors"
-	"reflect"
 	"testing"
-)
 
-// jsonEqual compares two JSON texts as values.
-func jsonEqual(t *testing.T, got []byte, want string) {
-	t.Helper()
-	var g, w any
-	if err := json.Unmarshal(got, &g); err != nil {
-		t.Fatalf("output is not JSON: %v\n%s", err, got)
-	}
-	if err := json.Unmarshal([]byte(want), &w); err != nil {
-		t.Fatalf("the test's want is not JSON: %v\n%s", err, want)
-	}
-	if !reflect.DeepEqual(g, w) {
-		t.Errorf("got\n%s\nwant\n%s", got, want)
-	}
-}
+	"github.com/llmgate/llmgate/providers/internal/fixture"
+)
 
 // TestToChatMapping: one case per row of the Responses → Chat request mapping (PROVIDERS-2.md
 // §1.11) this package implements.
@@ -102,7 +87,7 @@ func TestToChatMapping(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			jsonEqual(t, out, tc.want)
+			fixture.JSONEqual(t, out, tc.want)
 		})
 	}
 }
@@ -118,7 +103,7 @@ func TestToChatInfo(t *testing.T) {
 		info.CreatedAt != testClock().Unix() || len(info.ResponseID) != len("resp_")+48 {
 		t.Errorf("info %+v", info)
 	}
-	jsonEqual(t, info.Input, `[{"role":"user","content":"before"},{"type":"message","role":"user","content":"x"}]`)
+	fixture.JSONEqual(t, info.Input, `[{"role":"user","content":"before"},{"type":"message","role":"user","content":"x"}]`)
 	if PreviousResponseID([]byte(`{"previous_response_id":"resp_prev"}`)) != "resp_prev" {
 		t.Error("PreviousResponseID")
 	}

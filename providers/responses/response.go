@@ -7,8 +7,8 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/llmgate/llmgate/internal/jsoncheck"
-	"github.com/llmgate/llmgate/providers/internal/jsonappend"
+	"github.com/llmgate/llmgate/internal/jsonappend"
+	"github.com/llmgate/llmgate/providers/internal/chatanswer"
 )
 
 // This file translates a chat.completion into a Response object (PROVIDERS-2.md §1.5, §1.11)
@@ -196,17 +196,14 @@ func appendFunctionCallItem(dst []byte, id, status, callID, name, args string) [
 // FromChat translates a chat.completion (a 2xx answer: the gateway maps upstream errors itself)
 // into the Response of the request info describes, and returns the usage it reported.
 func FromChat(chat []byte, info RequestInfo) ([]byte, Usage, error) {
-	if !jsoncheck.Valid(chat) {
+	c, ok := chatanswer.Parse(chat)
+	if !ok {
 		return nil, Usage{}, ErrNotChatCompletion
 	}
-	r := gjson.ParseBytes(chat)
-	choice := r.Get("choices.0")
-	if !r.IsObject() || !choice.IsObject() {
-		return nil, Usage{}, ErrNotChatCompletion
-	}
+	choice := c.Choice
 	var u Usage
-	if uj := r.Get("usage"); uj.IsObject() {
-		u = parseUsage(uj)
+	if c.Usage.IsObject() {
+		u = parseUsage(c.Usage)
 	}
 	status, reason := outcome(choice.Get("finish_reason").Str)
 	msg := choice.Get("message")
@@ -223,7 +220,7 @@ func FromChat(chat []byte, info RequestInfo) ([]byte, Usage, error) {
 		}
 		n++
 	}
-	if rc := reasoningText(msg); rc != "" {
+	if rc := chatanswer.ReasoningText(msg); rc != "" {
 		next()
 		out = appendReasoningItem(out, info.itemID("rs_", n-1), itemStatus, true, rc)
 	}
@@ -255,16 +252,4 @@ func FromChat(chat []byte, info RequestInfo) ([]byte, Usage, error) {
 		completedAt = info.now().Unix()
 	}
 	return info.appendResponse(make([]byte, 0, len(out)+1024), status, reason, out, u, completedAt), u, nil
-}
-
-// reasoningText is a message's or delta's reasoning: reasoning_content (DeepSeek, Qwen, the
-// translating adapters) or reasoning (vLLM, Ollama, OpenRouter).
-func reasoningText(m gjson.Result) string {
-	if v := m.Get("reasoning_content"); v.Type == gjson.String && v.Str != "" {
-		return v.Str
-	}
-	if v := m.Get("reasoning"); v.Type == gjson.String {
-		return v.Str
-	}
-	return ""
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/providers/internal/fixture"
 )
 
 // TestFromChat: one case per row of the Chat → Responses answer mapping (PROVIDERS-2.md §1.11).
@@ -61,8 +63,8 @@ func TestFromChat(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := gjson.ParseBytes(body)
-			jsonEqual(t, []byte(r.Get("output").Raw), tc.output)
-			jsonEqual(t, []byte(r.Get("usage").Raw), tc.usage)
+			fixture.JSONEqual(t, []byte(r.Get("output").Raw), tc.output)
+			fixture.JSONEqual(t, []byte(r.Get("usage").Raw), tc.usage)
 			if u != tc.u {
 				t.Errorf("usage %+v, want %+v", u, tc.u)
 			}
@@ -137,12 +139,12 @@ func TestNextHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jsonEqual(t, hist, `[{"type":"message","role":"user","content":"weather in Paris?"},{"id":"fc_test_1","type":"function_call","status":"completed","arguments":"{}","call_id":"call_a","name":"w"}]`)
+	fixture.JSONEqual(t, hist, `[{"type":"message","role":"user","content":"weather in Paris?"},{"id":"fc_test_1","type":"function_call","status":"completed","arguments":"{}","call_id":"call_a","name":"w"}]`)
 	chat, _, err := ToChat([]byte(`{"model":"m","previous_response_id":"resp_test","input":[{"type":"function_call_output","call_id":"call_a","output":"sunny"}]}`), Options{History: hist})
 	if err != nil {
 		t.Fatal(err)
 	}
-	jsonEqual(t, chat, `{"model":"m","messages":[{"role":"user","content":"weather in Paris?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_a","type":"function","function":{"name":"w","arguments":"{}"}}]},{"role":"tool","content":"sunny","tool_call_id":"call_a"}]}`)
+	fixture.JSONEqual(t, chat, `{"model":"m","messages":[{"role":"user","content":"weather in Paris?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_a","type":"function","function":{"name":"w","arguments":"{}"}}]},{"role":"tool","content":"sunny","tool_call_id":"call_a"}]}`)
 	if _, err := NextHistory([]byte(`{}`), resp); err == nil {
 		t.Error("NextHistory took an input that is not an array")
 	}

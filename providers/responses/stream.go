@@ -1,6 +1,7 @@
 package responses
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -9,9 +10,8 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/api"
-	"github.com/llmgate/llmgate/internal/jsoncheck"
-	"github.com/llmgate/llmgate/internal/sse"
-	"github.com/llmgate/llmgate/providers/internal/jsonappend"
+	"github.com/llmgate/llmgate/internal/jsonappend"
+	"github.com/llmgate/llmgate/providers/internal/chatanswer"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
 )
 
@@ -41,14 +41,11 @@ import (
 // with io.ErrUnexpectedEOF and no terminal event; the gateway then writes an error event
 // (AppendError) and records the answer as partial.
 
-// maxEventBytes bounds one upstream event; a larger one ends the stream as broken.
-const maxEventBytes = 16 << 20
-
 // Stream is the translated body of a streamed Response. It is not safe for concurrent use
 // (Close may be called while a Read is blocked, as for any response body).
 type Stream struct {
 	body   io.ReadCloser
-	events *sse.Reader
+	chunks *chatanswer.Reader
 
 	oairender.Pump // Read: the translated bytes, Step: step
 
@@ -103,7 +100,7 @@ type callItem struct {
 // NewStream translates body, a chat.completion.chunk stream answering the request info
 // describes.
 func NewStream(body io.ReadCloser, info RequestInfo) *Stream {
-	s := &Stream{body: body, events: sse.NewReader(body, maxEventBytes), info: info}
+	s := &Stream{body: body, chunks: chatanswer.NewReader(body), info: info}
 	s.Step = s.step
 	return s
 }
@@ -151,77 +148,49 @@ func appendOptString(dst []byte, s *string) []byte {
 	return jsonappend.String(dst, *s)
 }
 
-// step reads one upstream event and translates it.
+// step reads one upstream chunk and translates it.
 func (s *Stream) step() {
-	ev, err := s.events.Next()
-	switch err {
-	case nil:
-		s.dispatch(ev.Data)
-	case sse.ErrEventTooLarge:
-		s.broken("An upstream stream event exceeded the size limit.")
-	case io.EOF, sse.ErrUnterminated:
-		// Cut before [DONE]; an event left without its blank line may be cut anywhere.
-		s.Err = io.ErrUnexpectedEOF
+	c, err := s.chunks.Next()
+	var ue *chatanswer.UpstreamError
+	var be *chatanswer.BrokenError
+	switch {
+	case err == nil:
+		s.dispatch(c)
+	case err == io.EOF: // data: [DONE]
+		s.complete()
+	case errors.As(err, &ue):
+		s.fail(api.NewError(api.TypeUpstream, ue.Code, ue.Param, ue.Message))
+	case errors.As(err, &be):
+		s.broken(be.Message)
 	default:
 		s.Err = err
 	}
 }
 
 // dispatch translates one upstream chunk.
-func (s *Stream) dispatch(data []byte) {
-	if string(data) == "[DONE]" {
-		s.complete()
-		return
-	}
-	if !jsoncheck.Valid(data) {
-		s.broken("The upstream sent a malformed stream event.")
-		return
-	}
-	ev := gjson.ParseBytes(data)
-	if !ev.IsObject() {
-		s.broken("The upstream sent a malformed stream event.")
-		return
-	}
-	if e := ev.Get("error"); e.IsObject() {
-		msg := e.Get("message").Str
-		if msg == "" {
-			msg = "The upstream failed while streaming its answer."
-		}
-		s.fail(api.NewError(api.TypeUpstream, e.Get("code").String(), e.Get("param").Str, msg))
-		return
-	}
+func (s *Stream) dispatch(c chatanswer.Chunk) {
 	s.start()
-	choice := ev.Get("choices.0")
-	if u := ev.Get("usage"); u.IsObject() {
-		s.usage = parseUsage(u)
-	} else if u := choice.Get("usage"); u.IsObject() {
-		s.usage = parseUsage(u)
+	if c.Usage.IsObject() {
+		s.usage = parseUsage(c.Usage)
 	}
-	if s.finished || !choice.IsObject() {
+	if s.finished || !c.Choice.IsObject() {
 		return
 	}
-	d := choice.Get("delta")
-	if r := reasoningText(d); r != "" {
+	if r := c.Reasoning(); r != "" {
 		s.reasoningDelta(r)
 	}
-	if c := d.Get("content"); c.Type == gjson.String && c.Str != "" {
-		s.messageDelta('t', c.Str)
+	if t := c.Content(); t != "" {
+		s.messageDelta('t', t)
 	}
-	if r := d.Get("refusal"); r.Type == gjson.String && r.Str != "" {
-		s.messageDelta('r', r.Str)
+	if r := c.Refusal(); r != "" {
+		s.messageDelta('r', r)
 	}
-	i := int64(0)
-	d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
-		idx := i
-		if v := tc.Get("index"); v.Type == gjson.Number {
-			idx = v.Int()
-		}
-		i++
+	c.ToolCalls(func(idx int64, tc gjson.Result) bool {
 		s.callDelta(idx, tc)
 		return true
 	})
-	if f := choice.Get("finish_reason"); f.Type == gjson.String && f.Str != "" {
-		s.finish, s.finished = f.Str, true
+	if f := c.FinishReason(); f != "" {
+		s.finish, s.finished = f, true
 		s.closeAll()
 	}
 }

@@ -1,6 +1,6 @@
 // Package jsonappend renders JSON values by appending them to byte slices. The translating
-// adapters build whole bodies and every stream chunk this way, without reflection or a
-// per-chunk allocation, and need one escaping rule for all of them.
+// adapters build whole bodies and every stream chunk this way, and the gateway its access log
+// lines, without reflection or a per-call allocation, with one escaping rule for all of them.
 package jsonappend
 
 import "unicode/utf8"
