@@ -9,6 +9,7 @@ import (
 	"github.com/tidwall/sjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/jsoncheck"
 	"github.com/llmgate/llmgate/providers"
 )
 
@@ -115,12 +116,14 @@ func deploymentModel(c *gin.Context) {
 
 // withModel names model in a JSON body, replacing the body's own model: on an Azure deployment
 // path the deployment is the model, whatever the body says. A body that already names it is
-// returned as it is; so is one that is not a valid JSON object, for parseRequest to refuse.
+// returned as it is; so is one that is not a valid JSON object, or is nested deeper than any
+// request needs, for parseRequest to refuse. The check is jsoncheck's, whose stack does not grow
+// with the nesting: this runs before parseRequest's depth check.
 func withModel(body []byte, model string) []byte {
 	if m := gjson.GetBytes(body, "model"); m.Type == gjson.String && m.Str == model {
 		return body
 	}
-	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' || !gjson.ValidBytes(body) {
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' || !jsoncheck.Valid(body) {
 		return body
 	}
 	out, err := sjson.SetBytes(body, "model", model)

@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"bytes"
+	"runtime/debug"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -37,5 +40,16 @@ func TestWithModel(t *testing.T) {
 		if gjson.Valid(tc.in) && tc.in[0] == '{' && gjson.Get(got, "model").Str != "m" {
 			t.Errorf("withModel(%s): model %s", tc.in, gjson.Get(got, "model").Raw)
 		}
+	}
+}
+
+// TestWithModelDeepBody: a hostile body nested a million deep is returned as it is (for
+// parseRequest's depth check to refuse), with the stack bounded as a small goroutine's would be:
+// a recursive check here crashed the process (a stack overflow is not a panic a guard recovers).
+func TestWithModelDeepBody(t *testing.T) {
+	body := []byte(`{"messages":` + strings.Repeat("[", 1_000_000) + strings.Repeat("]", 1_000_000) + `}`)
+	defer debug.SetMaxStack(debug.SetMaxStack(256 << 10))
+	if got := withModel(body, "m"); !bytes.Equal(got, body) {
+		t.Errorf("withModel changed a body nested too deep to take a model: %.40s…", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/internal/jsonappend"
+	"github.com/llmgate/llmgate/internal/jsoncheck"
 )
 
 // This file translates a Messages create (or count_tokens) request into a chat completions
@@ -101,7 +102,7 @@ type request struct {
 
 func translate(body []byte, opts Options, count bool) ([]byte, RequestInfo, error) {
 	var info RequestInfo
-	if !gjson.ValidBytes(body) {
+	if !jsoncheck.Valid(body) { // the gateway checked the depth before; a direct caller may not have
 		return nil, info, invalid("The request body is not valid JSON.")
 	}
 	root := gjson.ParseBytes(body)

@@ -6,6 +6,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/llmgate/internal/jsonappend"
+	"github.com/llmgate/llmgate/internal/jsoncheck"
 	"github.com/llmgate/llmgate/providers/internal/chatanswer"
 )
 
@@ -165,9 +166,10 @@ func (info *RequestInfo) toolUseID(id string, n int) string {
 
 // toolInput is a call's arguments as a tool_use input: the arguments when they are a JSON
 // object, else {} (a tool_use input must be an object; an upstream that sent something else
-// made a call no tool can take).
+// made a call no tool can take). The arguments are the upstream's: jsoncheck's bounded check, not
+// gjson's recursive one, so a hostile nesting cannot overflow the stack.
 func toolInput(args string) []byte {
-	if gjson.Valid(args) && gjson.Parse(args).IsObject() {
+	if jsoncheck.ValidString(args) && gjson.Parse(args).IsObject() {
 		return []byte(args)
 	}
 	return []byte("{}")

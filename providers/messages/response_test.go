@@ -2,9 +2,12 @@ package messages
 
 import (
 	"errors"
+	"runtime/debug"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 
 	"github.com/llmgate/llmgate/providers/internal/fixture"
 )
@@ -102,4 +105,25 @@ func TestRoundTrip(t *testing.T) {
 	fixture.JSONEqual(t, chat, `{"model":"claude-pub","max_completion_tokens":10,"messages":[{"role":"user","content":"weather?"},
 		{"role":"assistant","content":"Checking.","tool_calls":[{"id":"call_a","type":"function","function":{"name":"w","arguments":"{\"c\":\"P\"}"}}]},
 		{"role":"tool","content":"sunny","tool_call_id":"call_a"}]}`)
+}
+
+// TestFromChatDeepArguments: a call whose arguments an upstream nested a million deep becomes a
+// tool_use with input {}, with the stack bounded as a small goroutine's would be (a recursive
+// check overflowed it, and a stack overflow is not a panic anything recovers).
+func TestFromChatDeepArguments(t *testing.T) {
+	args := strings.Repeat("[", 1_000_000)
+	chat, err := sjson.Set(`{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]},"finish_reason":"tool_calls"}]}`,
+		"choices.0.message.tool_calls.0.function.arguments", args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, info, _ := ToChat([]byte(`{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}]}`), Options{})
+	defer debug.SetMaxStack(debug.SetMaxStack(256 << 10))
+	msg, _, err := FromChat([]byte(chat), info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gjson.GetBytes(msg, "content.0.input").Raw; got != "{}" {
+		t.Errorf("tool_use input %.40s", got)
+	}
 }
