@@ -197,7 +197,7 @@ func newExporter(ctx context.Context, o Options) (sdktrace.SpanExporter, error) 
 		if len(o.Headers) > 0 {
 			opts = append(opts, otlptracegrpc.WithHeaders(o.Headers))
 		}
-		return otlptracegrpc.New(ctx, opts...)
+		return newOTLPExporter(ctx, otlptracegrpc.NewClient(opts...))
 	}
 	var opts []otlptracehttp.Option
 	switch {
@@ -215,7 +215,7 @@ func newExporter(ctx context.Context, o Options) (sdktrace.SpanExporter, error) 
 	if len(o.Headers) > 0 {
 		opts = append(opts, otlptracehttp.WithHeaders(o.Headers))
 	}
-	return otlptracehttp.New(ctx, opts...)
+	return newOTLPExporter(ctx, otlptracehttp.NewClient(opts...))
 }
 
 // envProtocol is the protocol the OTLP environment variables name, http/protobuf by default. The
