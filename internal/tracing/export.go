@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -13,26 +14,29 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // exporter sends spans through a stock OTLP client (HTTP or gRPC, which own the endpoint, TLS,
-// headers, compression, retries and the OTEL_EXPORTER_OTLP_* environment) after converting them
-// to OTLP messages itself. The stock exporter (otlptrace.Exporter) converts each batch into
-// freshly allocated messages, about twenty per span: at every request traced that was the larger
-// part of what tracing allocated and a fifth of its CPU. This conversion writes into messages kept
-// from one batch to the next, so a steady flow of spans allocates nothing for it; what it
-// produces is what the stock conversion does (TestExporterMatchesStock).
+// headers, compression, retries and the OTEL_EXPORTER_OTLP_* environment) after encoding them
+// itself. The stock exporter (otlptrace.Exporter) converts each batch into freshly allocated
+// protobuf messages, about twenty per span, which the client then marshals: with every request
+// traced, that was the larger part of what tracing allocated and, with the marshalling, the
+// largest single share of its CPU. This exporter writes the protobuf encoding of each
+// ResourceSpans straight into a buffer kept from batch to batch (protowire) and hands the client
+// ResourceSpans messages that carry those bytes as their unknown fields, which marshalling copies
+// as they are: on the wire it is the same ExportTraceServiceRequest, decoded by any receiver as
+// the stock exporter's (TestExporterMatchesStock), and a steady flow of spans allocates nothing
+// for it.
 //
 // The batch span processor exports one batch at a time; the mutex keeps a ForceFlush from
-// sharing the messages with it, and holds them until the client has sent the batch.
+// sharing the buffer with it, and holds it until the client has sent the batch.
 type exporter struct {
 	client otlptrace.Client
 
 	mu       sync.Mutex
-	conv     converter
+	enc      encoder
 	stopOnce sync.Once
 }
 
@@ -46,12 +50,12 @@ func newOTLPExporter(ctx context.Context, client otlptrace.Client) (*exporter, e
 	return &exporter{client: client}, nil
 }
 
-// ExportSpans converts spans and has the client send them.
+// ExportSpans encodes spans and has the client send them.
 func (e *exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	rs := e.conv.convert(spans)
-	defer e.conv.release()
+	rs := e.enc.encode(spans)
+	defer e.enc.release()
 	if len(rs) == 0 {
 		return nil
 	}
@@ -68,121 +72,129 @@ func (e *exporter) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// spanSlot is one span's message with what it points to.
-type spanSlot struct {
-	span   tracepb.Span
-	status tracepb.Status
-	tid    [16]byte
-	sid    [8]byte
-	psid   [8]byte
-}
+// The field numbers of the OTLP messages the encoder writes (opentelemetry/proto: trace/v1/
+// trace.proto, common/v1/common.proto, resource/v1/resource.proto).
+const (
+	rsResource, rsScopeSpans, rsSchemaURL protowire.Number = 1, 2, 3 // ResourceSpans
+	resAttributes                         protowire.Number = 1       // Resource
+	ssScope, ssSpans, ssSchemaURL         protowire.Number = 1, 2, 3 // ScopeSpans
+	// InstrumentationScope
+	scopeName, scopeVersion, scopeAttributes protowire.Number = 1, 2, 3
+	// Span
+	spanTraceID, spanSpanID, spanTraceState, spanParentSpanID protowire.Number = 1, 2, 3, 4
+	spanName, spanKindField, spanStart, spanEnd               protowire.Number = 5, 6, 7, 8
+	spanAttributes, spanDroppedAttributes, spanEvents         protowire.Number = 9, 10, 11
+	spanDroppedEvents, spanLinks, spanDroppedLinks            protowire.Number = 12, 13, 14
+	spanStatus, spanFlagsField                                protowire.Number = 15, 16
+	statusMessage, statusCode                                 protowire.Number = 2, 3 // Status
+	// Span.Event
+	eventTime, eventName, eventAttributes, eventDroppedAttributes protowire.Number = 1, 2, 3, 4
+	// Span.Link
+	linkTraceID, linkSpanID, linkAttributes, linkDroppedAttributes, linkFlags protowire.Number = 1, 2, 4, 5, 6
+	kvKey, kvValue                                                            protowire.Number = 1, 2 // KeyValue
+	// AnyValue, a oneof: every member is written even when zero
+	anyString, anyBool, anyInt, anyDouble, anyArray, anyKVList, anyBytes protowire.Number = 1, 2, 3, 4, 5, 6, 7
+	listValues                                                           protowire.Number = 1 // ArrayValue, KeyValueList
+)
 
-// kvSlot is one attribute's message with its value and the value's wrappers, one per scalar
-// type.
-type kvSlot struct {
-	kv commonpb.KeyValue
-	v  commonpb.AnyValue
-	s  commonpb.AnyValue_StringValue
-	i  commonpb.AnyValue_IntValue
-	b  commonpb.AnyValue_BoolValue
-	d  commonpb.AnyValue_DoubleValue
-}
-
-// group is the spans of one resource and instrumentation scope in the batch.
+// group is a resource and an instrumentation scope of the batch.
 type group struct {
 	res   *resource.Resource
 	scope instrumentation.Scope
-	rs    *tracepb.ResourceSpans
-	ss    *tracepb.ScopeSpans
 }
 
-// converter turns a batch of spans into OTLP messages, reusing those of the previous batch. Not
-// safe for concurrent use.
-type converter struct {
-	spans    []*spanSlot
-	kvs      []*kvSlot
-	kvPtrs   []*commonpb.KeyValue // the attribute lists of the batch's spans, one after another
-	groups   []group
-	nSpans   int
-	nKVs     int
-	out      []*tracepb.ResourceSpans
-	rsPool   []*tracepb.ResourceSpans
-	ssPool   []*tracepb.ScopeSpans
-	nRS, nSS int
-	// The converted resources and scopes, which stay the same for the life of the process.
-	resources map[*resource.Resource]*resourcepb.Resource
-	scopes    map[instrumentation.Scope]*commonpb.InstrumentationScope
+// encoder writes batches of spans as OTLP protobuf. Not safe for concurrent use.
+type encoder struct {
+	b      []byte
+	groups []group // in the order they first appear; a batch has one or two
+	ends   []int   // where each ResourceSpans's bytes end in b
+	msgs   []*tracepb.ResourceSpans
+	out    []*tracepb.ResourceSpans
+	// The encoded resources and scopes, which stay the same for the life of the process.
+	resources map[*resource.Resource][]byte
+	scopes    map[instrumentation.Scope][]byte
 }
 
-// convert returns the OTLP messages of spans, valid until release. Spans are grouped by resource,
-// then by instrumentation scope, in the order the groups first appear.
-func (c *converter) convert(spans []sdktrace.ReadOnlySpan) []*tracepb.ResourceSpans {
-	c.out, c.groups = c.out[:0], c.groups[:0]
-	c.kvPtrs = c.kvPtrs[:0]
+// maxKeptBuffer is the largest buffer kept for the next batch: a burst of large batches must not
+// hold its memory for good.
+const maxKeptBuffer = 4 << 20
+
+// encode returns the batch as ResourceSpans messages whose unknown fields hold their encoding,
+// valid until release. Spans are grouped by resource, then by instrumentation scope, in the
+// order the groups first appear, as the stock conversion groups them.
+func (e *encoder) encode(spans []sdktrace.ReadOnlySpan) []*tracepb.ResourceSpans {
+	e.groups, e.ends, e.b = e.groups[:0], e.ends[:0], e.b[:0]
 	for _, sd := range spans {
-		if sd == nil {
+		if sd != nil {
+			e.addGroup(sd.Resource(), sd.InstrumentationScope())
+		}
+	}
+	for i, g := range e.groups {
+		if e.seenResource(i) {
 			continue
 		}
-		g := c.groupOf(sd.Resource(), sd.InstrumentationScope())
-		g.ss.Spans = append(g.ss.Spans, c.span(sd))
+		if g.res != nil {
+			e.bytesField(rsResource, e.resource(g.res))
+		}
+		for _, h := range e.groups[i:] {
+			if sameResource(h.res, g.res) {
+				e.scopeSpans(spans, h)
+			}
+		}
+		e.str(rsSchemaURL, g.res.SchemaURL())
+		e.ends = append(e.ends, len(e.b))
 	}
-	return c.out
+	e.out = e.out[:0]
+	start := 0
+	for i, end := range e.ends {
+		if i == len(e.msgs) {
+			e.msgs = append(e.msgs, &tracepb.ResourceSpans{})
+		}
+		m := e.msgs[i]
+		m.ProtoReflect().SetUnknown(e.b[start:end:end])
+		e.out = append(e.out, m)
+		start = end
+	}
+	return e.out
 }
 
-// release drops the batch's references to spans' strings, so that they can be collected, and
-// makes the messages free for the next batch.
-func (c *converter) release() {
-	for _, s := range c.spans[:c.nSpans] {
-		s.span.Name, s.span.TraceState, s.span.Attributes, s.span.Events, s.span.Links = "", "", nil, nil, nil
-		s.status.Message = ""
+// release makes the buffer free for the next batch.
+func (e *encoder) release() {
+	for _, m := range e.out {
+		m.ProtoReflect().SetUnknown(nil)
 	}
-	for _, k := range c.kvs[:c.nKVs] {
-		k.kv.Key, k.s.StringValue, k.v.Value = "", "", nil
+	clear(e.out)
+	clear(e.groups)
+	if cap(e.b) > maxKeptBuffer {
+		e.b = nil
 	}
-	clear(c.kvPtrs)
-	for _, ss := range c.ssPool[:c.nSS] {
-		clear(ss.Spans)
-		ss.Spans = ss.Spans[:0]
-	}
-	for _, rs := range c.rsPool[:c.nRS] {
-		clear(rs.ScopeSpans)
-		rs.ScopeSpans = rs.ScopeSpans[:0]
-	}
-	clear(c.groups)
-	c.nSpans, c.nKVs, c.nRS, c.nSS = 0, 0, 0, 0
 	// Resources and scopes made at run time (a tracer per tenant, say) must not pile up.
-	if len(c.resources) > 64 {
-		clear(c.resources)
+	if len(e.resources) > 64 {
+		clear(e.resources)
 	}
-	if len(c.scopes) > 64 {
-		clear(c.scopes)
+	if len(e.scopes) > 64 {
+		clear(e.scopes)
 	}
 }
 
-// groupOf finds or adds the group of res and scope. A batch has one or two of them, so a linear
-// search beats a map.
-func (c *converter) groupOf(res *resource.Resource, scope instrumentation.Scope) *group {
-	var rs *tracepb.ResourceSpans
-	for i := range c.groups {
-		g := &c.groups[i]
-		if !sameResource(g.res, res) {
-			continue
+// addGroup adds the group of res and scope unless the batch has it already.
+func (e *encoder) addGroup(res *resource.Resource, scope instrumentation.Scope) {
+	for _, g := range e.groups {
+		if g.scope == scope && sameResource(g.res, res) {
+			return
 		}
-		if g.scope == scope {
-			return g
+	}
+	e.groups = append(e.groups, group{res: res, scope: scope})
+}
+
+// seenResource tells whether a group before i has the resource of group i.
+func (e *encoder) seenResource(i int) bool {
+	for _, g := range e.groups[:i] {
+		if sameResource(g.res, e.groups[i].res) {
+			return true
 		}
-		rs = g.rs
 	}
-	if rs == nil {
-		rs = c.newResourceSpans()
-		rs.Resource, rs.SchemaUrl = c.resource(res), res.SchemaURL()
-		c.out = append(c.out, rs)
-	}
-	ss := c.newScopeSpans()
-	ss.Scope, ss.SchemaUrl = c.scope(scope), scope.SchemaURL
-	rs.ScopeSpans = append(rs.ScopeSpans, ss)
-	c.groups = append(c.groups, group{res: res, scope: scope, rs: rs, ss: ss})
-	return &c.groups[len(c.groups)-1]
+	return false
 }
 
 // sameResource tells whether a and b describe the same resource, as the stock conversion
@@ -191,230 +203,239 @@ func sameResource(a, b *resource.Resource) bool {
 	return a == b || a.Equivalent() == b.Equivalent()
 }
 
-func (c *converter) newResourceSpans() *tracepb.ResourceSpans {
-	if c.nRS == len(c.rsPool) {
-		c.rsPool = append(c.rsPool, &tracepb.ResourceSpans{})
+// scopeSpans writes the ScopeSpans of group g: its scope and the spans of the batch in it.
+func (e *encoder) scopeSpans(spans []sdktrace.ReadOnlySpan, g group) {
+	ss := e.open(rsScopeSpans)
+	if g.scope != (instrumentation.Scope{}) {
+		e.bytesField(ssScope, e.scope(g.scope))
 	}
-	rs := c.rsPool[c.nRS]
-	c.nRS++
-	return rs
+	for _, sd := range spans {
+		if sd != nil && sd.InstrumentationScope() == g.scope && sameResource(sd.Resource(), g.res) {
+			e.span(sd)
+		}
+	}
+	e.str(ssSchemaURL, g.scope.SchemaURL)
+	e.close(ss)
 }
 
-func (c *converter) newScopeSpans() *tracepb.ScopeSpans {
-	if c.nSS == len(c.ssPool) {
-		c.ssPool = append(c.ssPool, &tracepb.ScopeSpans{})
+// resource is the encoding of res's Resource message, made once.
+func (e *encoder) resource(res *resource.Resource) []byte {
+	if b, ok := e.resources[res]; ok {
+		return b
 	}
-	ss := c.ssPool[c.nSS]
-	c.nSS++
-	return ss
+	var sub encoder
+	for it := res.Iter(); it.Next(); {
+		sub.keyValue(resAttributes, it.Attribute())
+	}
+	if e.resources == nil {
+		e.resources = map[*resource.Resource][]byte{}
+	}
+	e.resources[res] = sub.b
+	return sub.b
 }
 
-// resource is the message of res, converted once.
-func (c *converter) resource(res *resource.Resource) *resourcepb.Resource {
-	if res == nil {
-		return nil
+// scope is the encoding of an InstrumentationScope message, made once.
+func (e *encoder) scope(s instrumentation.Scope) []byte {
+	if b, ok := e.scopes[s]; ok {
+		return b
 	}
-	if m, ok := c.resources[res]; ok {
-		return m
+	var sub encoder
+	sub.str(scopeName, s.Name)
+	sub.str(scopeVersion, s.Version)
+	for it := s.Attributes.Iter(); it.Next(); {
+		sub.keyValue(scopeAttributes, it.Attribute())
 	}
-	m := &resourcepb.Resource{Attributes: iterKeyValues(res.Iter())}
-	if c.resources == nil {
-		c.resources = map[*resource.Resource]*resourcepb.Resource{}
+	if e.scopes == nil {
+		e.scopes = map[instrumentation.Scope][]byte{}
 	}
-	c.resources[res] = m
-	return m
+	e.scopes[s] = sub.b
+	return sub.b
 }
 
-// scope is the message of an instrumentation scope, converted once.
-func (c *converter) scope(s instrumentation.Scope) *commonpb.InstrumentationScope {
-	if s == (instrumentation.Scope{}) {
-		return nil
+// span writes one Span message.
+func (e *encoder) span(sd sdktrace.ReadOnlySpan) {
+	sp := e.open(ssSpans)
+	sc, parent := sd.SpanContext(), sd.Parent()
+	tid, sid := sc.TraceID(), sc.SpanID()
+	e.bytes(spanTraceID, tid[:])
+	e.bytes(spanSpanID, sid[:])
+	if ts := sc.TraceState(); ts.Len() > 0 {
+		e.str(spanTraceState, ts.String())
 	}
-	if m, ok := c.scopes[s]; ok {
-		return m
-	}
-	m := &commonpb.InstrumentationScope{Name: s.Name, Version: s.Version, Attributes: iterKeyValues(s.Attributes.Iter())}
-	if c.scopes == nil {
-		c.scopes = map[instrumentation.Scope]*commonpb.InstrumentationScope{}
-	}
-	c.scopes[s] = m
-	return m
-}
-
-// span fills the next span message from sd.
-func (c *converter) span(sd sdktrace.ReadOnlySpan) *tracepb.Span {
-	if c.nSpans == len(c.spans) {
-		c.spans = append(c.spans, &spanSlot{})
-	}
-	slot := c.spans[c.nSpans]
-	c.nSpans++
-
-	sc, parent, st := sd.SpanContext(), sd.Parent(), sd.Status()
-	slot.tid, slot.sid = sc.TraceID(), sc.SpanID()
-	slot.status.Code, slot.status.Message = statusCode(st.Code), st.Description
-	s := &slot.span
-	s.TraceId, s.SpanId = slot.tid[:], slot.sid[:]
-	s.TraceState = sc.TraceState().String()
-	s.ParentSpanId = nil
 	if psid := parent.SpanID(); psid.IsValid() {
-		slot.psid = psid
-		s.ParentSpanId = slot.psid[:]
+		e.bytes(spanParentSpanID, psid[:])
 	}
-	s.Flags = spanFlags(sc.TraceFlags(), parent)
-	s.Name = sd.Name()
-	s.Kind = spanKind(sd.SpanKind())
-	s.StartTimeUnixNano = uint64(max(0, sd.StartTime().UnixNano())) // #nosec G115 -- not negative
-	s.EndTimeUnixNano = uint64(max(0, sd.EndTime().UnixNano()))     // #nosec G115 -- not negative
-	s.Attributes = c.keyValues(sd.Attributes())
-	s.DroppedAttributesCount = clampUint32(sd.DroppedAttributes())
-	s.Events = spanEvents(sd.Events())
-	s.DroppedEventsCount = clampUint32(sd.DroppedEvents())
-	s.Links = spanLinks(sd.Links())
-	s.DroppedLinksCount = clampUint32(sd.DroppedLinks())
-	s.Status = &slot.status
-	return s
-}
-
-// keyValues fills the next attribute messages from attrs and returns their list, a part of the
-// batch's one list of pointers.
-func (c *converter) keyValues(attrs []attribute.KeyValue) []*commonpb.KeyValue {
-	if len(attrs) == 0 {
-		return nil
+	e.str(spanName, sd.Name())
+	e.varint(spanKindField, uint64(spanKind(sd.SpanKind())))
+	e.fixed64(spanStart, unixNano(sd.StartTime()))
+	e.fixed64(spanEnd, unixNano(sd.EndTime()))
+	for _, a := range sd.Attributes() {
+		e.keyValue(spanAttributes, a)
 	}
-	start := len(c.kvPtrs)
-	for _, a := range attrs {
-		if c.nKVs == len(c.kvs) {
-			c.kvs = append(c.kvs, &kvSlot{})
+	e.varint(spanDroppedAttributes, uint64(clampUint32(sd.DroppedAttributes())))
+	for _, ev := range sd.Events() {
+		m := e.open(spanEvents)
+		e.fixed64(eventTime, unixNano(ev.Time))
+		e.str(eventName, ev.Name)
+		for _, a := range ev.Attributes {
+			e.keyValue(eventAttributes, a)
 		}
-		k := c.kvs[c.nKVs]
-		c.nKVs++
-		k.kv.Key, k.kv.Value = string(a.Key), &k.v
-		switch a.Value.Type() {
-		case attribute.STRING:
-			k.s.StringValue = a.Value.AsString()
-			k.v.Value = &k.s
-		case attribute.INT64:
-			k.i.IntValue = a.Value.AsInt64()
-			k.v.Value = &k.i
-		case attribute.BOOL:
-			k.b.BoolValue = a.Value.AsBool()
-			k.v.Value = &k.b
-		case attribute.FLOAT64:
-			k.d.DoubleValue = a.Value.AsFloat64()
-			k.v.Value = &k.d
-		default: // rare on spans: converted into new messages
-			k.v.Value = anyValue(a.Value).Value
+		e.varint(eventDroppedAttributes, uint64(clampUint32(ev.DroppedAttributeCount)))
+		e.close(m)
+	}
+	e.varint(spanDroppedEvents, uint64(clampUint32(sd.DroppedEvents())))
+	for _, l := range sd.Links() {
+		m := e.open(spanLinks)
+		ltid, lsid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
+		e.bytes(linkTraceID, ltid[:])
+		e.bytes(linkSpanID, lsid[:])
+		for _, a := range l.Attributes {
+			e.keyValue(linkAttributes, a)
 		}
-		c.kvPtrs = append(c.kvPtrs, &k.kv)
+		e.varint(linkDroppedAttributes, uint64(clampUint32(l.DroppedAttributeCount)))
+		e.fixed32(linkFlags, spanFlags(l.SpanContext.TraceFlags(), l.SpanContext))
+		e.close(m)
 	}
-	// A full slice expression: the list must not reach into the next span's.
-	return c.kvPtrs[start:len(c.kvPtrs):len(c.kvPtrs)]
+	e.varint(spanDroppedLinks, uint64(clampUint32(sd.DroppedLinks())))
+	st := e.open(spanStatus) // present even when empty, as the stock conversion makes it
+	status := sd.Status()
+	e.str(statusMessage, status.Description)
+	e.varint(statusCode, uint64(statusCodeOf(status.Code)))
+	e.close(st)
+	e.fixed32(spanFlagsField, spanFlags(sc.TraceFlags(), parent))
+	e.close(sp)
 }
 
-// The conversions below allocate: they serve what the gateway's spans do not carry (events,
-// links, attributes holding slices or maps) and the resource and scopes, converted once. They
-// follow the stock conversion (go.opentelemetry.io/otel/exporters/otlp/otlptrace's
-// internal/tracetransform) field for field.
-
-func keyValues(attrs []attribute.KeyValue) []*commonpb.KeyValue {
-	if len(attrs) == 0 {
-		return nil
-	}
-	out := make([]*commonpb.KeyValue, 0, len(attrs))
-	for _, kv := range attrs {
-		out = append(out, &commonpb.KeyValue{Key: string(kv.Key), Value: anyValue(kv.Value)})
-	}
-	return out
+// keyValue writes a KeyValue message as field num.
+func (e *encoder) keyValue(num protowire.Number, kv attribute.KeyValue) {
+	m := e.open(num)
+	e.str(kvKey, string(kv.Key))
+	e.anyValue(kvValue, kv.Value)
+	e.close(m)
 }
 
-func iterKeyValues(it attribute.Iterator) []*commonpb.KeyValue {
-	if it.Len() == 0 {
-		return nil
-	}
-	out := make([]*commonpb.KeyValue, 0, it.Len())
-	for it.Next() {
-		kv := it.Attribute()
-		out = append(out, &commonpb.KeyValue{Key: string(kv.Key), Value: anyValue(kv.Value)})
-	}
-	return out
-}
-
-func anyValue(v attribute.Value) *commonpb.AnyValue {
-	av := new(commonpb.AnyValue)
-	array := func(vs []*commonpb.AnyValue) *commonpb.AnyValue_ArrayValue {
-		return &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: vs}}
-	}
+// anyValue writes an AnyValue message as field num, following the stock conversion: an empty
+// value is an empty message, an invalid one the string "INVALID".
+func (e *encoder) anyValue(num protowire.Number, v attribute.Value) {
+	m := e.open(num)
 	switch v.Type() {
-	case attribute.BOOL:
-		av.Value = &commonpb.AnyValue_BoolValue{BoolValue: v.AsBool()}
-	case attribute.INT64:
-		av.Value = &commonpb.AnyValue_IntValue{IntValue: v.AsInt64()}
-	case attribute.FLOAT64:
-		av.Value = &commonpb.AnyValue_DoubleValue{DoubleValue: v.AsFloat64()}
 	case attribute.STRING:
-		av.Value = &commonpb.AnyValue_StringValue{StringValue: v.AsString()}
+		e.b = protowire.AppendTag(e.b, anyString, protowire.BytesType)
+		e.b = protowire.AppendString(e.b, v.AsString())
+	case attribute.INT64:
+		e.b = protowire.AppendTag(e.b, anyInt, protowire.VarintType)
+		e.b = protowire.AppendVarint(e.b, uint64(v.AsInt64())) // #nosec G115 -- int64 is sent as its two's complement
+	case attribute.BOOL:
+		e.b = protowire.AppendTag(e.b, anyBool, protowire.VarintType)
+		e.b = protowire.AppendVarint(e.b, protowire.EncodeBool(v.AsBool()))
+	case attribute.FLOAT64:
+		e.b = protowire.AppendTag(e.b, anyDouble, protowire.Fixed64Type)
+		e.b = protowire.AppendFixed64(e.b, math.Float64bits(v.AsFloat64()))
 	case attribute.BYTESLICE:
-		av.Value = &commonpb.AnyValue_BytesValue{BytesValue: v.AsByteSlice()}
+		e.b = protowire.AppendTag(e.b, anyBytes, protowire.BytesType)
+		e.b = protowire.AppendBytes(e.b, v.AsByteSlice())
 	case attribute.BOOLSLICE:
-		av.Value = array(convertEach(v.AsBoolSlice(), attribute.BoolValue))
+		array(e, v.AsBoolSlice(), attribute.BoolValue)
 	case attribute.INT64SLICE:
-		av.Value = array(convertEach(v.AsInt64Slice(), attribute.Int64Value))
+		array(e, v.AsInt64Slice(), attribute.Int64Value)
 	case attribute.FLOAT64SLICE:
-		av.Value = array(convertEach(v.AsFloat64Slice(), attribute.Float64Value))
+		array(e, v.AsFloat64Slice(), attribute.Float64Value)
 	case attribute.STRINGSLICE:
-		av.Value = array(convertEach(v.AsStringSlice(), attribute.StringValue))
+		array(e, v.AsStringSlice(), attribute.StringValue)
 	case attribute.SLICE:
-		av.Value = array(convertEach(v.AsSlice(), func(x attribute.Value) attribute.Value { return x }))
+		a := e.open(anyArray)
+		for _, x := range v.AsSlice() {
+			e.anyValue(listValues, x)
+		}
+		e.close(a)
 	case attribute.MAP:
-		av.Value = &commonpb.AnyValue_KvlistValue{KvlistValue: &commonpb.KeyValueList{Values: keyValues(v.AsMap())}}
+		l := e.open(anyKVList)
+		for _, kv := range v.AsMap() {
+			e.keyValue(listValues, kv)
+		}
+		e.close(l)
 	case attribute.EMPTY:
 	default:
-		av.Value = &commonpb.AnyValue_StringValue{StringValue: "INVALID"}
+		e.b = protowire.AppendTag(e.b, anyString, protowire.BytesType)
+		e.b = protowire.AppendString(e.b, "INVALID")
 	}
-	return av
+	e.close(m)
 }
 
-// convertEach converts the elements of a slice attribute.
-func convertEach[T any](xs []T, value func(T) attribute.Value) []*commonpb.AnyValue {
-	out := make([]*commonpb.AnyValue, len(xs))
-	for i, x := range xs {
-		out[i] = anyValue(value(x))
+// array writes an ArrayValue of xs as the value of an AnyValue.
+func array[T any](e *encoder, xs []T, value func(T) attribute.Value) {
+	a := e.open(anyArray)
+	for _, x := range xs {
+		e.anyValue(listValues, value(x))
 	}
-	return out
+	e.close(a)
 }
 
-func spanEvents(es []sdktrace.Event) []*tracepb.Span_Event {
-	if len(es) == 0 {
-		return nil
-	}
-	out := make([]*tracepb.Span_Event, len(es))
-	for i, e := range es {
-		out[i] = &tracepb.Span_Event{
-			Name:                   e.Name,
-			TimeUnixNano:           uint64(max(0, e.Time.UnixNano())), // #nosec G115 -- not negative
-			Attributes:             keyValues(e.Attributes),
-			DroppedAttributesCount: clampUint32(e.DroppedAttributeCount),
-		}
-	}
-	return out
+// open starts a length-delimited field num, with room for a one-byte length; close sets the
+// length, moving the contents when it needs more bytes.
+func (e *encoder) open(num protowire.Number) int {
+	e.b = protowire.AppendTag(e.b, num, protowire.BytesType)
+	e.b = append(e.b, 0)
+	return len(e.b)
 }
 
-func spanLinks(ls []sdktrace.Link) []*tracepb.Span_Link {
-	if len(ls) == 0 {
-		return nil
+func (e *encoder) close(start int) {
+	n := len(e.b) - start
+	if n < 0x80 {
+		e.b[start-1] = byte(n)
+		return
 	}
-	out := make([]*tracepb.Span_Link, 0, len(ls))
-	for _, l := range ls {
-		tid, sid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
-		out = append(out, &tracepb.Span_Link{
-			TraceId:                tid[:],
-			SpanId:                 sid[:],
-			Attributes:             keyValues(l.Attributes),
-			DroppedAttributesCount: clampUint32(l.DroppedAttributeCount),
-			Flags:                  spanFlags(l.SpanContext.TraceFlags(), l.SpanContext),
-		})
+	k := protowire.SizeVarint(uint64(n))
+	e.b = append(e.b, make([]byte, k-1)...)
+	copy(e.b[start+k-1:], e.b[start:start+n])
+	protowire.AppendVarint(e.b[:start-1], uint64(n))
+}
+
+// The scalar fields below are left out when zero, as proto3 encodes them.
+
+func (e *encoder) str(num protowire.Number, s string) {
+	if s != "" {
+		e.b = protowire.AppendTag(e.b, num, protowire.BytesType)
+		e.b = protowire.AppendString(e.b, s)
 	}
-	return out
+}
+
+func (e *encoder) bytes(num protowire.Number, b []byte) {
+	if len(b) > 0 {
+		e.b = protowire.AppendTag(e.b, num, protowire.BytesType)
+		e.b = protowire.AppendBytes(e.b, b)
+	}
+}
+
+// bytesField writes b, an encoded message, as field num, even when empty.
+func (e *encoder) bytesField(num protowire.Number, b []byte) {
+	e.b = protowire.AppendTag(e.b, num, protowire.BytesType)
+	e.b = protowire.AppendBytes(e.b, b)
+}
+
+func (e *encoder) varint(num protowire.Number, v uint64) {
+	if v != 0 {
+		e.b = protowire.AppendTag(e.b, num, protowire.VarintType)
+		e.b = protowire.AppendVarint(e.b, v)
+	}
+}
+
+func (e *encoder) fixed64(num protowire.Number, v uint64) {
+	if v != 0 {
+		e.b = protowire.AppendTag(e.b, num, protowire.Fixed64Type)
+		e.b = protowire.AppendFixed64(e.b, v)
+	}
+}
+
+func (e *encoder) fixed32(num protowire.Number, v uint32) {
+	if v != 0 {
+		e.b = protowire.AppendTag(e.b, num, protowire.Fixed32Type)
+		e.b = protowire.AppendFixed32(e.b, v)
+	}
+}
+
+func unixNano(t time.Time) uint64 {
+	return uint64(max(0, t.UnixNano())) // #nosec G115 -- not negative
 }
 
 // spanFlags are the W3C trace flags in the low byte, with the bits that say whether the parent
@@ -427,7 +448,7 @@ func spanFlags(tf trace.TraceFlags, parent trace.SpanContext) uint32 {
 	return flags
 }
 
-func statusCode(c codes.Code) tracepb.Status_StatusCode {
+func statusCodeOf(c codes.Code) tracepb.Status_StatusCode {
 	switch c {
 	case codes.Ok:
 		return tracepb.Status_STATUS_CODE_OK

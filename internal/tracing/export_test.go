@@ -15,12 +15,14 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 )
 
-// captureClient is an OTLP client that keeps a deep copy of what it is asked to send.
+// captureClient is an OTLP client that keeps what it would send, decoded again as a receiver
+// decodes it: the stock clients marshal the request with proto.Marshal.
 type captureClient struct {
 	batches [][]*tracepb.ResourceSpans
 	fail    error
@@ -29,10 +31,15 @@ type captureClient struct {
 func (c *captureClient) Start(context.Context) error { return nil }
 func (c *captureClient) Stop(context.Context) error  { return nil }
 func (c *captureClient) UploadTraces(_ context.Context, rs []*tracepb.ResourceSpans) error {
-	cp := make([]*tracepb.ResourceSpans, len(rs))
-	for i, r := range rs {
-		cp[i] = proto.Clone(r).(*tracepb.ResourceSpans)
+	b, err := proto.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: rs})
+	if err != nil {
+		return err
 	}
+	var req coltracepb.ExportTraceServiceRequest
+	if err := proto.Unmarshal(b, &req); err != nil {
+		return err
+	}
+	cp := req.ResourceSpans
 	// The stock conversion groups resources through a map: put them in one order.
 	slices.SortFunc(cp, func(a, b *tracepb.ResourceSpans) int {
 		return strings.Compare(a.GetResource().String(), b.GetResource().String())
