@@ -3,9 +3,10 @@
 // (HTTP/protobuf or gRPC) in batches off the request path.
 //
 // Tracing is off by default. Off, New installs nothing and Tracer is nil: the gateway then does no
-// tracing work beyond a nil check. On, spans are queued to a batch processor that exports from
-// its own goroutine and drops spans when its queue is full, so a slow or absent collector never
-// blocks a request. No global tracer provider is set; the gateway is handed its tracer.
+// tracing work beyond a nil check. On, spans are queued to a batch processor (batcher) that
+// exports from its own goroutine and drops spans when its queue is full, so a slow or absent
+// collector never blocks a request; the exporter encodes them itself and sends them with the
+// stock OTLP clients (exporter). No global tracer provider is set; the gateway is handed its tracer.
 //
 // The standard OTEL_* environment variables apply where the section leaves a field unset, as the
 // SDK and its exporters read them themselves: OTEL_EXPORTER_OTLP_ENDPOINT,
@@ -158,7 +159,7 @@ func New(ctx context.Context, o Options, version string, log *slog.Logger) (*Tra
 		_ = exp.Shutdown(ctx)
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithBatcher(exp), sdktrace.WithResource(res)}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithSpanProcessor(newBatcher(exp, batchOptionsFromEnv())), sdktrace.WithResource(res)}
 	if s := sampler(o); s != nil { // else the SDK reads OTEL_TRACES_SAMPLER, default parentbased_always_on
 		opts = append(opts, sdktrace.WithSampler(s))
 	}
