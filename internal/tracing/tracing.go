@@ -12,7 +12,8 @@
 // SDK and its exporters read them themselves: OTEL_EXPORTER_OTLP_ENDPOINT,
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_(TRACES_)HEADERS, _TIMEOUT,
 // _COMPRESSION, _CERTIFICATE, _CLIENT_CERTIFICATE, _CLIENT_KEY, _INSECURE; OTEL_TRACES_SAMPLER and
-// OTEL_TRACES_SAMPLER_ARG (only when sampler is unset); OTEL_BSP_* for the batch processor;
+// OTEL_TRACES_SAMPLER_ARG (only when sampler is unset); OTEL_BSP_* for the batch processor (read
+// here, as the SDK reads them for its own);
 // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES. A value in the file wins over the environment.
 package tracing
 
