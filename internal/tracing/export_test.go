@@ -3,8 +3,12 @@ package tracing
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -205,3 +209,31 @@ type discardClient struct{}
 func (discardClient) Start(context.Context) error                                  { return nil }
 func (discardClient) Stop(context.Context) error                                   { return nil }
 func (discardClient) UploadTraces(context.Context, []*tracepb.ResourceSpans) error { return nil }
+
+// TestHTTPJSONFromEnvironment: when the environment asks the HTTP exporter for OTLP/JSON
+// (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/json), the spans still arrive, with their names: the
+// stock client encodes JSON from the messages' fields, which the protobuf encoder leaves empty.
+func TestHTTPJSONFromEnvironment(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, r.Header.Get("Content-Type")+" "+string(b))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte("{}"))
+	}))
+	defer srv.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json")
+	tr, err := New(context.Background(), Options{Enabled: true, Endpoint: srv.URL, Sampler: SamplerAlwaysOn}, "1.2.3", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported(t, tr)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bodies) != 1 || !strings.HasPrefix(bodies[0], "application/json ") || !strings.Contains(bodies[0], `"probe"`) {
+		t.Fatalf("exports %q: want one JSON export holding the span \"probe\"", bodies)
+	}
+}

@@ -217,7 +217,23 @@ func newExporter(ctx context.Context, o Options) (sdktrace.SpanExporter, error) 
 	if len(o.Headers) > 0 {
 		opts = append(opts, otlptracehttp.WithHeaders(o.Headers))
 	}
+	if envHTTPJSON() {
+		// The client then encodes JSON from the messages' fields, which the exporter's protobuf
+		// encoding leaves empty: the stock exporter's conversion it is.
+		return otlptracehttp.New(ctx, opts...)
+	}
 	return newOTLPExporter(ctx, otlptracehttp.NewClient(opts...))
+}
+
+// envHTTPJSON tells whether the environment has the HTTP client send OTLP/JSON, as it reads
+// the variables: the traces one first.
+func envHTTPJSON() bool {
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+		if v := strings.TrimSpace(os.Getenv(k)); v != "" {
+			return v == "http/json"
+		}
+	}
+	return false
 }
 
 // envProtocol is the protocol the OTLP environment variables name, http/protobuf by default. The
