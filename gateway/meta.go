@@ -24,8 +24,10 @@ type reqMeta struct {
 	// pathModel is the public model a path names (an Azure deployment path), which wins over the
 	// body's; empty on the other paths.
 	pathModel string
-	// span is the request's server span; nil when tracing is off.
-	span trace.Span
+	// span is the request's server span, and attrs the attributes it gets when it ends; nil when
+	// tracing is off.
+	span  trace.Span
+	attrs *spanAttrs
 }
 
 // metaOf returns the request's meta: requestMeta runs before every /v1 (and Azure path) handler.

@@ -41,8 +41,10 @@ type exchange struct {
 	label string // model label for metrics: the public model, or "unknown"
 
 	traceparent string // sent upstream
-	// span is the request's server span (reqMeta.span); nil when tracing is off.
-	span trace.Span
+	// span is the request's server span and attrs the attributes gathered for its end
+	// (reqMeta.span, reqMeta.attrs); nil when tracing is off.
+	span  trace.Span
+	attrs *spanAttrs
 
 	rec   store.UsageRecord
 	body  []byte // the request body, for token estimation
@@ -198,7 +200,7 @@ func (g *Gateway) authenticate(c *gin.Context, ep providers.Endpoint) (*exchange
 		return nil, false
 	}
 	m := metaOf(c)
-	x := &exchange{g: g, c: c, ctx: c.Request.Context(), ep: ep, id: id, start: m.start, label: "unknown", traceparent: m.traceparent, span: m.span}
+	x := &exchange{g: g, c: c, ctx: c.Request.Context(), ep: ep, id: id, start: m.start, label: "unknown", traceparent: m.traceparent, span: m.span, attrs: m.attrs}
 	g.unsettled.Add(1) // until settle, which every caller defers at once
 	x.rec = store.UsageRecord{
 		RequestID:       m.requestID,

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"encoding/hex"
 	"net/http"
+	"slices"
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel/attribute"
@@ -73,25 +75,63 @@ func genAIOperation(ep providers.Endpoint) string {
 
 // startServerSpan starts the request's server span, continuing the caller's traceparent, and
 // puts it in the request's context so that the child spans hang under it. The meta's trace id
-// and traceparent become the span's: the usage record and the answer name the span.
+// and traceparent become the span's: the usage record and the answer name the span. The span's
+// attributes are gathered in m.attrs and set when it ends: the SDK copies a span's attribute
+// list again at every call that adds to it. (The built-in samplers do not read attributes, so
+// none is needed at the start.)
 func (g *Gateway) startServerSpan(c *gin.Context, m *reqMeta) {
 	r := c.Request
 	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	route := c.FullPath()
-	ctx, span := g.tracer.Start(ctx, r.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithTimestamp(m.start),
-		trace.WithAttributes(attrHTTPMethod.String(r.Method), attrHTTPRoute.String(route), attrRequestID.String(m.requestID)))
-	m.span = span
-	sc := span.SpanContext()
-	m.traceID, m.traceparent = sc.TraceID().String(), traceparentOf(sc)
+	ctx, span := g.tracer.Start(ctx, spanName(r.Method, route), serverSpanOptions...)
+	m.span, m.attrs = span, &spanAttrs{}
+	m.attrs.add(attrHTTPMethod.String(r.Method), attrHTTPRoute.String(route), attrRequestID.String(m.requestID))
+	m.traceparent = traceparentOf(span.SpanContext())
+	m.traceID = m.traceparent[3:35]
 	c.Request = r.WithContext(ctx)
 }
+
+// serverSpanOptions and clientSpanOptions are made once: a span's options cost allocations.
+var (
+	serverSpanOptions = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+	clientSpanOptions = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+)
+
+// spanName is the server span's name, "METHOD route", without building it for the routes the
+// gateway serves most.
+func spanName(method, route string) string {
+	if method == http.MethodPost {
+		switch route {
+		case "/v1/chat/completions":
+			return "POST /v1/chat/completions"
+		case "/v1/responses":
+			return "POST /v1/responses"
+		case "/v1/embeddings":
+			return "POST /v1/embeddings"
+		case "/v1/completions":
+			return "POST /v1/completions"
+		case "/v1/messages":
+			return "POST /v1/messages"
+		}
+	}
+	return method + " " + route
+}
+
+// spanAttrs gathers the server span's attributes over the request, to be set in one call when
+// it ends. Its room covers every attribute the gateway sets on it; more are dropped.
+type spanAttrs struct {
+	kv [24]attribute.KeyValue
+	n  int
+}
+
+func (a *spanAttrs) add(kv ...attribute.KeyValue) { a.n += copy(a.kv[a.n:], kv) }
 
 // endServerSpan ends the server span with the answer's status: an error for a 5xx only, as the
 // HTTP conventions have it for servers (a 4xx is the client's).
 func (g *Gateway) endServerSpan(c *gin.Context, m *reqMeta) {
 	status := c.Writer.Status()
-	m.span.SetAttributes(attrHTTPStatus.Int(status))
+	m.attrs.add(attrHTTPStatus.Int(status))
+	m.span.SetAttributes(m.attrs.kv[:m.attrs.n]...)
 	if status >= 500 {
 		m.span.SetStatus(codes.Error, "")
 	}
@@ -105,13 +145,19 @@ func (g *Gateway) tracedNext(c *gin.Context, m *reqMeta) {
 	c.Next()
 }
 
-// traceparentOf is the W3C traceparent header naming sc.
+// traceparentOf is the W3C traceparent header naming sc, built in one allocation.
 func traceparentOf(sc trace.SpanContext) string {
-	flags := "00"
+	var b [55]byte
+	tid, sid := sc.TraceID(), sc.SpanID()
+	copy(b[:], "00-")
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	copy(b[52:], "-00")
 	if sc.IsSampled() {
-		flags = "01"
+		b[54] = '1'
 	}
-	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + flags
+	return string(b[:])
 }
 
 // startSpan starts a child span of the span in ctx; nil when tracing is off.
@@ -150,54 +196,70 @@ func (x *exchange) traceRequest(req request) {
 	if x.span == nil {
 		return
 	}
-	// One call per step: each SetAttributes grows the span's attribute list.
 	a := [3]attribute.KeyValue{attrGenAIRequestModel.String(req.model), attrStream.Bool(req.stream)}
 	n := 2
 	if req.maxTokens > 0 {
 		a[n] = attrGenAIMaxTokens.Int64(req.maxTokens)
 		n++
 	}
-	x.span.SetAttributes(a[:n]...)
+	x.noteOnSpan(a[:n])
+}
+
+// noteOnSpan adds attributes to the server span: to those gathered for its end, or, on a span
+// startServerSpan did not start, to the span itself.
+func (x *exchange) noteOnSpan(a []attribute.KeyValue) {
+	if x.attrs != nil {
+		x.attrs.add(a...)
+		return
+	}
+	x.span.SetAttributes(slices.Clone(a)...) // a copy: a stays on the caller's stack
+}
+
+// attemptSpan is an upstream attempt's client span with the attributes it gets when it ends, all
+// set in one call (see startServerSpan).
+type attemptSpan struct {
+	span trace.Span
+	kv   [7]attribute.KeyValue
+	n    int
 }
 
 // startAttempt starts the client span of an upstream attempt and returns it with the headers the
 // attempt sends, whose traceparent names it; with tracing off, nil and hdr as they are.
-func (x *exchange) startAttempt(d *providers.Deployment, ep providers.Endpoint, n int, hdr http.Header) (trace.Span, http.Header) {
+func (x *exchange) startAttempt(d *providers.Deployment, ep providers.Endpoint, n int, hdr http.Header) (*attemptSpan, http.Header) {
 	if x.span == nil {
 		return nil, hdr
 	}
 	op := genAIOperation(ep)
-	_, s := x.g.tracer.Start(x.ctx, op+" "+d.Model, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attrGenAIOperation.String(op), attrGenAIProvider.String(d.ProviderName),
-			attrGenAIRequestModel.String(d.Model), attrDeployment.String(d.ID), attrAttempt.Int(n)))
-	h := make(http.Header, len(hdr))
+	_, s := x.g.tracer.Start(x.ctx, op+" "+d.Model, clientSpanOptions...)
+	a := &attemptSpan{span: s, n: 5}
+	a.kv[0], a.kv[1], a.kv[2] = attrGenAIOperation.String(op), attrGenAIProvider.String(d.ProviderName), attrGenAIRequestModel.String(d.Model)
+	a.kv[3], a.kv[4] = attrDeployment.String(d.ID), attrAttempt.Int(n)
+	h := make(http.Header, len(hdr)+1)
 	for k, v := range hdr {
 		h[k] = v
 	}
 	h["Traceparent"] = []string{traceparentOf(s.SpanContext())}
-	return s, h
+	return a, h
 }
 
 // endAttempt ends an attempt's span (nil: tracing off) with the upstream's status (0: none came)
 // and, when the attempt failed, the error type: a code of the gateway's, never upstream text. The
 // tokens are the server span's only: each attribute costs every exported span allocations.
-func endAttempt(s trace.Span, status int, errType string) {
-	if s == nil {
+func endAttempt(a *attemptSpan, status int, errType string) {
+	if a == nil {
 		return
 	}
-	var a [2]attribute.KeyValue
-	n := 0
 	if status > 0 {
-		a[n] = attrHTTPStatus.Int(status)
-		n++
+		a.kv[a.n] = attrHTTPStatus.Int(status)
+		a.n++
 	}
 	if errType != "" {
-		a[n] = attrErrorType.String(errType)
-		n++
-		s.SetStatus(codes.Error, "")
+		a.kv[a.n] = attrErrorType.String(errType)
+		a.n++
+		a.span.SetStatus(codes.Error, "")
 	}
-	s.SetAttributes(a[:n]...)
-	s.End()
+	a.span.SetAttributes(a.kv[:a.n]...)
+	a.span.End()
 }
 
 // traceSettled notes on the server span who asked (tenant and key prefix, never the key) and
@@ -229,5 +291,5 @@ func (x *exchange) traceSettled() {
 		a[n] = attrErrorType.String(r.ErrorType)
 		n++
 	}
-	x.span.SetAttributes(a[:n]...)
+	x.noteOnSpan(a[:n])
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -230,6 +232,69 @@ func TestTracingStreamedChat(t *testing.T) {
 	for _, secret := range []string{prompt, completion.String(), e.key, upstreamKey, "Bearer"} {
 		if bytes.Contains(raw, []byte(secret)) {
 			t.Errorf("the exported spans contain %q", secret)
+		}
+	}
+}
+
+// TestTracingAccessLogTraceID: a traced request's access-log line names the trace of its server
+// span, for a request that starts its trace at the gateway (no traceparent) as for one that
+// continues the caller's, so that a log line leads to its trace.
+func TestTracingAccessLogTraceID(t *testing.T) {
+	recv := newOTLPReceiver(t)
+	path := filepath.Join(t.TempDir(), "access.log")
+	all := 1.0
+	e := newEnv(t, func(c *Config) {
+		c.Tracing = tracing.Options{Enabled: true, Endpoint: recv.srv.URL, Sampler: tracing.SamplerParentBasedAlwaysOn}
+		c.Log.Access.Output = path
+		c.Log.Access.SuccessSampleRate = &all
+	})
+	body := []byte(`{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	for _, traceparent := range []string{"", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"} {
+		var resp *http.Response
+		if traceparent == "" {
+			resp = e.post(context.Background(), "/chat/completions", e.key, body)
+		} else {
+			resp = e.post(context.Background(), "/chat/completions", e.key, body, "Traceparent", traceparent)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		reqID := resp.Header.Get("X-Request-Id")
+		if resp.StatusCode != http.StatusOK || reqID == "" {
+			t.Fatalf("status %d, request id %q", resp.StatusCode, reqID)
+		}
+		var server *tracepb.Span
+		for deadline := time.Now().Add(10 * time.Second); server == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if err := e.app.tracing.ForceFlush(context.Background()); err != nil {
+				t.Fatalf("flush: %v", err)
+			}
+			spans, _ := recv.snapshot()
+			for _, s := range spans {
+				if s.Kind == tracepb.Span_SPAN_KIND_SERVER && spanAttrs(s)["llmgate.request_id"] == reqID {
+					server = s
+				}
+			}
+		}
+		if server == nil {
+			t.Fatalf("no server span for request %s", reqID)
+		}
+		var line string
+		for deadline := time.Now().Add(5 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			b, _ := os.ReadFile(path)
+			for _, l := range strings.Split(string(b), "\n") {
+				if gjson.Get(l, "request_id").Str == reqID {
+					line = l
+				}
+			}
+		}
+		if line == "" {
+			t.Fatalf("no access-log line for request %s", reqID)
+		}
+		want := hex.EncodeToString(server.TraceId)
+		if got := gjson.Get(line, "trace_id").Str; got != want {
+			t.Errorf("traceparent %q: access-log trace_id %q, the server span's trace is %s", traceparent, got, want)
+		}
+		if traceparent != "" && want != traceparent[3:35] {
+			t.Errorf("the server span's trace %s does not continue the caller's %s", want, traceparent)
 		}
 	}
 }

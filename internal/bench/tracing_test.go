@@ -8,6 +8,8 @@ import (
 	"time"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -109,4 +111,71 @@ func TestOTLPSinkCountsSpans(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || rep.Spans != 3 || rep.Exports != 1 || rep.Failed != 1 || rep.SpansPerRequest != 1.5 {
 		t.Errorf("status %d, report %+v; want 3 spans in 1 export, 1 failed, 1.5 per request", resp.StatusCode, rep)
 	}
+}
+
+// gatewayExport is an export like the traced gateway's: n requests of five spans each, with
+// their attributes, under one resource and scope.
+func gatewayExport(n int) *coltracepb.ExportTraceServiceRequest {
+	str := func(k, v string) *commonpb.KeyValue {
+		return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
+	}
+	num := func(k string, v int64) *commonpb.KeyValue {
+		return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: v}}}
+	}
+	ss := &tracepb.ScopeSpans{Scope: &commonpb.InstrumentationScope{Name: "github.com/llmgate/llmgate/gateway", Version: "dev"}}
+	for i := range n {
+		tid := bytes.Repeat([]byte{byte(i + 1)}, 16)
+		for _, name := range []string{"POST /v1/chat/completions", "auth", "admission", "chat up-m", "settlement"} {
+			s := &tracepb.Span{TraceId: tid, SpanId: bytes.Repeat([]byte{2}, 8), ParentSpanId: bytes.Repeat([]byte{3}, 8), Name: name,
+				Kind: tracepb.Span_SPAN_KIND_INTERNAL, StartTimeUnixNano: 1, EndTimeUnixNano: 2, Flags: 0x301, Status: &tracepb.Status{}}
+			if name[0] == 'P' || name[0] == 'c' {
+				s.Attributes = []*commonpb.KeyValue{str("gen_ai.request.model", "m"), str("llmgate.deployment", "mock/up-m"),
+					num("llmgate.attempt", 1), num("gen_ai.usage.input_tokens", 11), str("llmgate.tenant", "default"),
+					{Key: "nested", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_KvlistValue{KvlistValue: &commonpb.KeyValueList{Values: []*commonpb.KeyValue{num("spans", 99)}}}}}}
+				s.Events = []*tracepb.Span_Event{{Name: "e", Attributes: []*commonpb.KeyValue{num("n", 1)}}}
+			}
+			ss.Spans = append(ss.Spans, s)
+		}
+	}
+	return &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+		Resource:   &resourcepb.Resource{Attributes: []*commonpb.KeyValue{str("service.name", "llmgate")}},
+		ScopeSpans: []*tracepb.ScopeSpans{ss}}}}
+}
+
+// TestCountSpansWalksRealExports: the receiver's count walks the fields of a real export, nested
+// messages and all, to the same number a full decode finds; a cut body is an error.
+func TestCountSpansWalksRealExports(t *testing.T) {
+	b, err := proto.Marshal(gatewayExport(40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := countSpans(b)
+	if err != nil || n != 200 {
+		t.Fatalf("count %d, err %v; want 200", n, err)
+	}
+	if _, err := countSpans(b[:len(b)-3]); err == nil {
+		t.Fatal("a cut export counted without error")
+	}
+}
+
+// BenchmarkOTLPSinkCount sets the receiver's walk against a full decode of a 512-span export (the
+// batch processor's batch), the receiver's work before.
+func BenchmarkOTLPSinkCount(b *testing.B) {
+	body, _ := proto.Marshal(gatewayExport(512 / 5))
+	b.Run("walk", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := countSpans(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var req coltracepb.ExportTraceServiceRequest
+			if err := proto.Unmarshal(body, &req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -3,15 +3,17 @@
 // (HTTP/protobuf or gRPC) in batches off the request path.
 //
 // Tracing is off by default. Off, New installs nothing and Tracer is nil: the gateway then does no
-// tracing work beyond a nil check. On, spans are queued to a batch processor that exports from
-// its own goroutine and drops spans when its queue is full, so a slow or absent collector never
-// blocks a request. No global tracer provider is set; the gateway is handed its tracer.
+// tracing work beyond a nil check. On, spans are queued to a batch processor (batcher) that
+// exports from its own goroutine and drops spans when its queue is full, so a slow or absent
+// collector never blocks a request; the exporter encodes them itself and sends them with the
+// stock OTLP clients (exporter). No global tracer provider is set; the gateway is handed its tracer.
 //
 // The standard OTEL_* environment variables apply where the section leaves a field unset, as the
 // SDK and its exporters read them themselves: OTEL_EXPORTER_OTLP_ENDPOINT,
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_(TRACES_)HEADERS, _TIMEOUT,
 // _COMPRESSION, _CERTIFICATE, _CLIENT_CERTIFICATE, _CLIENT_KEY, _INSECURE; OTEL_TRACES_SAMPLER and
-// OTEL_TRACES_SAMPLER_ARG (only when sampler is unset); OTEL_BSP_* for the batch processor;
+// OTEL_TRACES_SAMPLER_ARG (only when sampler is unset); OTEL_BSP_* for the batch processor (read
+// here, as the SDK reads them for its own);
 // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES. A value in the file wins over the environment.
 package tracing
 
@@ -158,7 +160,7 @@ func New(ctx context.Context, o Options, version string, log *slog.Logger) (*Tra
 		_ = exp.Shutdown(ctx)
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithBatcher(exp), sdktrace.WithResource(res)}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithSpanProcessor(newBatcher(exp, batchOptionsFromEnv())), sdktrace.WithResource(res)}
 	if s := sampler(o); s != nil { // else the SDK reads OTEL_TRACES_SAMPLER, default parentbased_always_on
 		opts = append(opts, sdktrace.WithSampler(s))
 	}
@@ -197,7 +199,7 @@ func newExporter(ctx context.Context, o Options) (sdktrace.SpanExporter, error) 
 		if len(o.Headers) > 0 {
 			opts = append(opts, otlptracegrpc.WithHeaders(o.Headers))
 		}
-		return otlptracegrpc.New(ctx, opts...)
+		return newOTLPExporter(ctx, otlptracegrpc.NewClient(opts...))
 	}
 	var opts []otlptracehttp.Option
 	switch {
@@ -215,7 +217,23 @@ func newExporter(ctx context.Context, o Options) (sdktrace.SpanExporter, error) 
 	if len(o.Headers) > 0 {
 		opts = append(opts, otlptracehttp.WithHeaders(o.Headers))
 	}
-	return otlptracehttp.New(ctx, opts...)
+	if envHTTPJSON() {
+		// The client then encodes JSON from the messages' fields, which the exporter's protobuf
+		// encoding leaves empty: the stock exporter's conversion it is.
+		return otlptracehttp.New(ctx, opts...)
+	}
+	return newOTLPExporter(ctx, otlptracehttp.NewClient(opts...))
+}
+
+// envHTTPJSON tells whether the environment has the HTTP client send OTLP/JSON, as it reads
+// the variables: the traces one first.
+func envHTTPJSON() bool {
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+		if v := strings.TrimSpace(os.Getenv(k)); v != "" {
+			return v == "http/json"
+		}
+	}
+	return false
 }
 
 // envProtocol is the protocol the OTLP environment variables name, http/protobuf by default. The
