@@ -12,7 +12,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/billing/alerts"
+	"github.com/llmgate/llmgate/internal/secrets"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 )
@@ -31,10 +33,6 @@ type AlertControl interface {
 	// ThresholdsChanged has the stored thresholds applied here at once.
 	ThresholdsChanged()
 }
-
-// webhookSecretPrefix starts every webhook secret, so one found in a log or a repository is
-// recognisable.
-const webhookSecretPrefix = "whsec_"
 
 func (s *Server) routeAlerts(a *gin.RouterGroup) {
 	shared := access{area: areaAlerts, global: true} // read, but not by a tenant-scoped token
@@ -201,12 +199,17 @@ type webhookView struct {
 	Enabled   bool      `json:"enabled"`
 	CreatedBy string    `json:"created_by"`
 	CreatedAt time.Time `json:"created_at"`
+	// KeyID names the secret key that sealed the stored secret; "" for a secret a gateway before
+	// sealing stored in the clear, which POST /admin/secrets/reencrypt seals.
+	KeyID string `json:"key_id"`
 	// Secret signs the deliveries (see docs/operations.md); present only in the answer to create.
 	Secret string `json:"secret,omitempty"`
 }
 
 func webhookViewOf(w store.AlertWebhook) webhookView {
-	return webhookView{ID: w.ID, Name: w.Name, URL: w.URL, Enabled: w.Enabled, CreatedBy: w.CreatedBy, CreatedAt: w.CreatedAt.UTC()}
+	keyID, _ := secrets.SealedBy(w.Secret)
+	return webhookView{ID: w.ID, Name: w.Name, URL: w.URL, Enabled: w.Enabled, CreatedBy: w.CreatedBy, CreatedAt: w.CreatedAt.UTC(),
+		KeyID: keyID}
 }
 
 // webhookCreate is the body of POST /admin/alerts/webhooks.
@@ -228,21 +231,34 @@ func (s *Server) createWebhook(c *gin.Context) {
 		invalid(c, "url", err.Error()+".")
 		return
 	}
+	// The secret is stored sealed, as provider credentials are: without a key there is no
+	// webhook, rather than a signing secret in the clear.
+	if s.d.Secrets == nil {
+		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "secret_key_required", "",
+			"No secret key is configured (secrets.key, secrets.key_file or LLMGATE_SECRET_KEY), and a webhook's signing secret is never stored in the clear.")
+		return
+	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		s.internal(c, err)
 		return
 	}
+	secret := alerts.SecretPrefix + hex.EncodeToString(raw[:])
 	w := store.AlertWebhook{ID: "wh_" + strings.ReplaceAll(newID(), "-", ""), Name: b.Name, URL: b.URL,
-		Secret: webhookSecretPrefix + hex.EncodeToString(raw[:]), Enabled: b.Enabled == nil || *b.Enabled,
-		CreatedBy: who(c).Actor, CreatedAt: now()}
+		Enabled: b.Enabled == nil || *b.Enabled, CreatedBy: who(c).Actor, CreatedAt: now()}
+	sealed, err := s.d.Secrets.Seal(secret, alerts.SecretContext(w.ID))
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	w.Secret = sealed
 	if err := s.d.Store.CreateAlertWebhook(c.Request.Context(), w); err != nil {
 		s.internal(c, err)
 		return
 	}
 	v := webhookViewOf(w)
 	s.audit(c, "alert_webhook.create", w.ID, "", nil, v)
-	v.Secret = w.Secret
+	v.Secret = secret
 	c.JSON(http.StatusCreated, v)
 }
 
@@ -289,6 +305,63 @@ func (s *Server) deleteWebhook(c *gin.Context) {
 	v := webhookViewOf(w)
 	s.audit(c, "alert_webhook.delete", w.ID, "", v, nil)
 	c.JSON(http.StatusOK, gin.H{"id": w.ID, "deleted": true})
+}
+
+// resealed is what POST /admin/secrets/reencrypt did to the webhooks' secrets: the ids of those
+// sealed again with the current key (those sealed by a previous key, and those stored in the
+// clear by a gateway before sealing), how many were sealed by the current key already, and the
+// ids of those no configured key opens (left as they are).
+type resealed struct {
+	Resealed   []string `json:"resealed"`
+	Unchanged  int      `json:"unchanged"`
+	Unreadable []string `json:"unreadable"`
+}
+
+// resealWebhooks seals every webhook's secret with the current key; false when it answered an
+// error itself.
+func (s *Server) resealWebhooks(c *gin.Context) (resealed, bool) {
+	ctx := c.Request.Context()
+	keys := s.d.Secrets
+	out := resealed{Resealed: []string{}, Unreadable: []string{}}
+	const pageSize = 100
+	var all []store.AlertWebhook
+	for offset := 0; ; offset += pageSize {
+		page, err := s.d.Store.ListAlertWebhooks(ctx, store.AlertWebhookFilter{Limit: pageSize, Offset: offset})
+		if err != nil {
+			s.internal(c, err)
+			return out, false
+		}
+		all = append(all, page...)
+		if len(page) < pageSize {
+			break
+		}
+	}
+	for _, w := range all {
+		if id, err := secrets.SealedBy(w.Secret); err == nil && id == keys.CurrentKeyID() {
+			out.Unchanged++
+			continue
+		}
+		plain, _, err := alerts.OpenSecret(keys, w.ID, w.Secret)
+		if err != nil {
+			s.d.Log.Error("stored webhook secret does not open", "webhook_id", w.ID, "err", err)
+			out.Unreadable = append(out.Unreadable, w.ID)
+			continue
+		}
+		sealed, err := keys.Seal(plain, alerts.SecretContext(w.ID))
+		if err != nil {
+			s.internal(c, err)
+			return out, false
+		}
+		if err := s.d.Store.SetAlertWebhookSecret(ctx, w.ID, sealed); err != nil {
+			if isNotFound(err) { // deleted meanwhile
+				continue
+			}
+			s.internal(c, err)
+			return out, false
+		}
+		out.Resealed = append(out.Resealed, w.ID)
+	}
+	return out, true
 }
 
 // eventView is an event as its deliveries send it (alerts.Payload).

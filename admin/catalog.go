@@ -760,7 +760,8 @@ func (s *Server) deleteModel(c *gin.Context) {
 
 // reencrypt seals every stored credential again with the current secret key, so the previous
 // keys can be dropped: the last step of a key rotation. Credentials sealed by the current key
-// already are left alone; one that no configured key opens is reported, not changed.
+// already are left alone; one that no configured key opens is reported, not changed. Webhook
+// secrets are sealed again too (resealWebhooks), reported apart under "webhooks".
 func (s *Server) reencrypt(c *gin.Context) {
 	if s.d.Secrets == nil {
 		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "secret_key_required", "",
@@ -802,7 +803,11 @@ func (s *Server) reencrypt(c *gin.Context) {
 		}
 		resealed = append(resealed, e.Name)
 	}
-	out := gin.H{"key_id": current, "resealed": resealed, "unchanged": unchanged, "unreadable": failed}
+	hooks, ok := s.resealWebhooks(c)
+	if !ok {
+		return
+	}
+	out := gin.H{"key_id": current, "resealed": resealed, "unchanged": unchanged, "unreadable": failed, "webhooks": hooks}
 	s.audit(c, "secrets.reencrypt", current, "", nil, out)
 	if len(resealed) == 0 {
 		c.JSON(http.StatusOK, out)

@@ -23,8 +23,9 @@ type AlertThresholds struct {
 	UpdatedAt   time.Time
 }
 
-// AlertWebhook is an endpoint alert events are delivered to. Secret signs the deliveries; the
-// admin API shows it only when the webhook is made.
+// AlertWebhook is an endpoint alert events are delivered to. Secret signs the deliveries; it is
+// stored sealed with the secret key (billing/alerts.OpenSecret), and the admin API shows it only
+// when the webhook is made.
 type AlertWebhook struct {
 	ID        string
 	Name      string
@@ -111,8 +112,9 @@ type AlertJob struct {
 	Attempt    int // the attempt this is, from 1
 	EventID    string
 	Kind       string
+	WebhookID  string
 	URL        string
-	Secret     string
+	Secret     string // as stored: sealed (see billing/alerts.OpenSecret)
 	Payload    []byte
 }
 
@@ -131,6 +133,9 @@ type AlertStore interface {
 	GetAlertWebhook(ctx context.Context, id string) (AlertWebhook, error)
 	// ListAlertWebhooks returns webhooks newest first.
 	ListAlertWebhooks(ctx context.Context, f AlertWebhookFilter) ([]AlertWebhook, error)
+	// SetAlertWebhookSecret replaces a webhook's stored secret (sealed again with another key);
+	// ErrNotFound when there is no such webhook.
+	SetAlertWebhookSecret(ctx context.Context, id, secret string) error
 	// DeleteAlertWebhook removes a webhook and its deliveries; ErrNotFound when there is none.
 	DeleteAlertWebhook(ctx context.Context, id string) error
 

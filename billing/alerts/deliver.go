@@ -99,8 +99,14 @@ func (n *Notifier) deliverOne(ctx context.Context) bool {
 }
 
 // send POSTs the event and returns the webhook's status (0 when none came); a status other than
-// 2xx is an error.
+// 2xx is an error, and so is a secret that does not open (nothing is sent then).
 func (n *Notifier) send(ctx context.Context, job store.AlertJob) (int, error) {
+	secret, _, err := OpenSecret(n.d.Secrets, job.WebhookID, job.Secret)
+	if err != nil {
+		n.d.Log.Error("alerts: a webhook's stored secret does not open: its deliveries fail until a key that sealed it is configured (secrets.previous_keys)",
+			"webhook_id", job.WebhookID, "delivery_id", job.DeliveryID, "err", err)
+		return 0, errors.New("the webhook's stored secret does not open: " + err.Error())
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, job.URL, bytes.NewReader(job.Payload))
 	if err != nil {
 		return 0, errors.New("invalid webhook URL")
@@ -110,7 +116,7 @@ func (n *Notifier) send(ctx context.Context, job store.AlertJob) (int, error) {
 	req.Header.Set("X-Llmgate-Event", job.Kind)
 	req.Header.Set("X-Llmgate-Event-Id", job.EventID)
 	req.Header.Set("X-Llmgate-Delivery", job.DeliveryID)
-	req.Header.Set(SignatureHeader, Sign(job.Secret, n.now(), job.Payload))
+	req.Header.Set(SignatureHeader, Sign(secret, n.now(), job.Payload))
 	resp, err := n.client.Do(req)
 	if err != nil {
 		var refused *outbound.RefusedError

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/internal/secrets"
 	"github.com/llmgate/llmgate/providers/outbound"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
@@ -48,7 +49,10 @@ type Deps struct {
 	Policies quota.PolicyLookup
 	Quota    quota.Options
 	// Allow is the outbound allow list (outbound.allow), applied to webhooks as to providers.
-	Allow      []netip.Prefix
+	Allow []netip.Prefix
+	// Secrets opens the webhooks' sealed secrets (nil: no secret key configured, and only a
+	// secret stored in the clear before sealing signs; see OpenSecret).
+	Secrets    *secrets.Keyring
 	Registerer prometheus.Registerer
 	Log        *slog.Logger
 }

@@ -145,7 +145,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	// through a forwarder filled in once it exists.
 	policies := &policyForward{}
 	notifier := alerts.New(alerts.Deps{Store: st, Policies: policies, Quota: cfg.Quota.WithDefaults(), Allow: allow,
-		Registerer: reg, Log: log}, cfg.Alerts)
+		Secrets: keys, Registerer: reg, Log: log}, cfg.Alerts)
 	rec, err := audit.New(billing.NewLedger(notifier.Watch(st), st), uo, log)
 	if err != nil {
 		st.Close()

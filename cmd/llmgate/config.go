@@ -94,9 +94,10 @@ type ShutdownOptions struct {
 }
 
 // SecretsConfig is the `secrets` section: the AES-256 key (base64 of 32 bytes, as `openssl rand
-// -base64 32` prints) that seals the credentials of providers created through the admin API,
-// and the keys it replaced, which still open what they sealed until every credential is sealed
-// again (POST /admin/secrets/reencrypt). Without a key, the API refuses to store a credential.
+// -base64 32` prints) that seals the credentials of providers created through the admin API and
+// the alert webhooks' signing secrets, and the keys it replaced, which still open what they
+// sealed until every value is sealed again (POST /admin/secrets/reencrypt). Without a key, the
+// API refuses to store a credential or make a webhook.
 type SecretsConfig struct {
 	// Key is the current key (env LLMGATE_SECRET_KEY); KeyFile names a file holding it instead
 	// (env LLMGATE_SECRET_KEY_FILE).

@@ -115,7 +115,7 @@ func verifySignature(secret, header string, body []byte) error {
 // answer (500) is retried and then delivered; events and deliveries are listed over the API and
 // counted in the metric, and the second replica duplicates nothing.
 func TestBudgetAlertsReachWebhook(t *testing.T) {
-	e := newEnv(t, withPostgres(t))
+	e := newEnv(t, withPostgres(t), withSecretKey(testSecretKey))
 	other := e.replica(nil)
 	recv := newWebhookReceiver(t)
 
@@ -364,7 +364,7 @@ func TestAlertsAdminBadInput(t *testing.T) {
 // each emit one event per crossing, delivered to the webhook; thresholds set over the API
 // override the defaults and a tenant's apply to its keys.
 func TestCreditAndTokenAlerts(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, withSecretKey(testSecretKey))
 	recv := newWebhookReceiver(t)
 	var hook struct {
 		Secret string `json:"secret"`

@@ -135,7 +135,7 @@ var providersResource = adminResource{
 				param{"no-api-key", "api_key", null, "remove the credential"})},
 		{name: "delete", about: "delete a provider made through the API (no model may use it)", method: http.MethodDelete,
 			path: "/admin/providers/{}", arg: "NAME", done: "Provider deleted."},
-		{name: "reencrypt", about: "seal every stored credential again with the current secret key (after a key rotation)",
+		{name: "reencrypt", about: "seal every stored credential and webhook secret again with the current secret key (after a key rotation)",
 			method: http.MethodPost, path: "/admin/secrets/reencrypt"},
 	},
 }

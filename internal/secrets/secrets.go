@@ -1,13 +1,14 @@
-// Package secrets seals provider credentials for the store with AES-256-GCM (crypto/cipher: an
-// authenticated cipher, so a tampered or misplaced value fails to open rather than decrypting to
-// garbage). A Keyring has one current key, which seals, and any number of previous keys, which
-// still open what they sealed: rotating the key is adding a new current key, keeping the old one
-// as previous until every value is sealed again (Reseal), then dropping it.
+// Package secrets seals provider credentials and webhook signing secrets for the store with
+// AES-256-GCM (crypto/cipher: an authenticated cipher, so a tampered or misplaced value fails to
+// open rather than decrypting to garbage). A Keyring has one current key, which seals, and any
+// number of previous keys, which still open what they sealed: rotating the key is adding a new
+// current key, keeping the old one as previous until every value is sealed again (Reseal), then
+// dropping it.
 //
 // A sealed value is "v1:<key id>:<base64 of nonce and ciphertext>", where the key id is the first
 // 8 hex digits of the key's SHA-256: it says which key opens the value without revealing it.
-// Every value is bound to a context string (the provider's name), so a sealed credential copied
-// into another row does not open.
+// Every value is bound to a context string (the provider's name, the webhook's id), so a sealed
+// value copied into another row does not open.
 package secrets
 
 import (

@@ -103,6 +103,15 @@ func (s *Store) ListAlertWebhooks(ctx context.Context, f store.AlertWebhookFilte
 	return out, nil
 }
 
+// SetAlertWebhookSecret replaces a webhook's stored secret.
+func (s *Store) SetAlertWebhookSecret(ctx context.Context, id, secret string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE alert_webhooks SET secret = $2 WHERE id = $1`, id, secret)
+	if err := oneRow(tag, err); err != nil {
+		return fmt.Errorf("postgres: set alert webhook secret: %w", err)
+	}
+	return nil
+}
+
 // DeleteAlertWebhook removes a webhook; its deliveries go with it.
 func (s *Store) DeleteAlertWebhook(ctx context.Context, id string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM alert_webhooks WHERE id = $1`, id)
@@ -189,8 +198,8 @@ func (s *Store) ClaimAlertDelivery(ctx context.Context, now time.Time, lease tim
 				AND (lease_until IS NULL OR lease_until < $1) ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
 			AND d.state = 'pending' AND (d.lease_until IS NULL OR d.lease_until < $1)
 			AND e.id = d.event_id AND w.id = d.webhook_id
-		RETURNING d.id, d.attempts, e.id, e.kind, w.url, w.secret, e.payload`, now, now.Add(lease)).
-		Scan(&j.DeliveryID, &j.Attempt, &j.EventID, &j.Kind, &j.URL, &j.Secret, &payload)
+		RETURNING d.id, d.attempts, e.id, e.kind, w.id, w.url, w.secret, e.payload`, now, now.Add(lease)).
+		Scan(&j.DeliveryID, &j.Attempt, &j.EventID, &j.Kind, &j.WebhookID, &j.URL, &j.Secret, &payload)
 	if err == pgx.ErrNoRows {
 		return store.AlertJob{}, false, nil
 	}

@@ -109,6 +109,15 @@ func (s *Store) ListAlertWebhooks(ctx context.Context, f store.AlertWebhookFilte
 	return out, nil
 }
 
+// SetAlertWebhookSecret replaces a webhook's stored secret.
+func (s *Store) SetAlertWebhookSecret(ctx context.Context, id, secret string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE alert_webhooks SET secret = ? WHERE id = ?`, secret, id)
+	if err := oneRow(res, err); err != nil {
+		return fmt.Errorf("sqlite: set alert webhook secret: %w", err)
+	}
+	return nil
+}
+
 // DeleteAlertWebhook removes a webhook; its deliveries go with it.
 func (s *Store) DeleteAlertWebhook(ctx context.Context, id string) error {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM alert_webhooks WHERE id = ?`, id)
@@ -197,11 +206,11 @@ func (s *Store) ClaimAlertDelivery(ctx context.Context, now time.Time, lease tim
 	defer tx.Rollback()
 	var j store.AlertJob
 	var payload string
-	err = tx.QueryRowContext(ctx, `SELECT d.id, d.attempts + 1, e.id, e.kind, w.url, w.secret, e.payload
+	err = tx.QueryRowContext(ctx, `SELECT d.id, d.attempts + 1, e.id, e.kind, w.id, w.url, w.secret, e.payload
 		FROM alert_deliveries d JOIN alert_events e ON e.id = d.event_id JOIN alert_webhooks w ON w.id = d.webhook_id
 		WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until < ?)
 		ORDER BY d.next_attempt_at, d.id LIMIT 1`, micros(now), micros(now)).
-		Scan(&j.DeliveryID, &j.Attempt, &j.EventID, &j.Kind, &j.URL, &j.Secret, &payload)
+		Scan(&j.DeliveryID, &j.Attempt, &j.EventID, &j.Kind, &j.WebhookID, &j.URL, &j.Secret, &payload)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.AlertJob{}, false, nil
 	}

@@ -59,6 +59,16 @@ func testAlertWebhooks(t *testing.T, s store.Store) {
 	if err != nil || len(list) != 1 || list[0].ID != "wh_b" {
 		t.Errorf("list newest first, limit 1: %+v, %v", list, err)
 	}
+	// A secret sealed again replaces the stored one and changes nothing else.
+	if err := s.SetAlertWebhookSecret(c, "wh_a", "v1:key2:resealed"); err != nil {
+		t.Fatal(err)
+	}
+	if w2, err := s.GetAlertWebhook(c, "wh_a"); err != nil || w2.Secret != "v1:key2:resealed" || w2.URL != w.URL || w2.Name != w.Name || !w2.Enabled {
+		t.Errorf("after SetAlertWebhookSecret: %+v, %v", w2, err)
+	}
+	if err := s.SetAlertWebhookSecret(c, "wh_none", "v1:key2:x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("set the secret of no webhook: %v, want ErrNotFound", err)
+	}
 	if err := s.DeleteAlertWebhook(c, "wh_a"); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +183,7 @@ func testAlertDeliveries(t *testing.T, s store.Store) {
 		t.Fatalf("%d deliveries claimed, want both, once each", len(claimed))
 	}
 	first := claimed["ev_80:wh"]
-	if first.Attempt != 1 || first.EventID != "ev_80" || first.URL != "http://127.0.0.1:1/x" || first.Secret != "whsec_x" ||
+	if first.Attempt != 1 || first.EventID != "ev_80" || first.URL != "http://127.0.0.1:1/x" || first.Secret != "whsec_x" || first.WebhookID != "wh" ||
 		string(first.Payload) != `{"id":"ev_80"}` || first.Kind != "budget_day" {
 		t.Errorf("job: %+v", first)
 	}
