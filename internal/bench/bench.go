@@ -43,6 +43,9 @@ type Options struct {
 	// Tracing adds the gateway+tracing path: the gateway with tracing on for every request,
 	// exporting over OTLP/HTTP to a receiver in the bench process.
 	Tracing bool
+	// AccessLogOff adds the gateway-accesslog-off path: the gateway with its access log off, so
+	// that the report can show what the access log at its default costs the gateway.
+	AccessLogOff bool
 }
 
 // warmupRequests are sent before every measurement, in its shape, so that connection pools,
@@ -61,6 +64,9 @@ const (
 	// floorTracingBelowGateway is how far the gateway/direct RPS ratios with every request traced
 	// may fall below the untraced gateway's of the same run.
 	floorTracingBelowGateway = 0.03
+	// floorAccessLogBelowOff is how far the gateway/direct RPS ratios with the access log at its
+	// default may fall below those of the gateway with it off, in the same run.
+	floorAccessLogBelowOff = 0.02
 )
 
 // Run starts mockllm, the pass-through and the gateways as child processes (self is the llmgate
@@ -140,7 +146,9 @@ type benchEnv struct {
 	// without --tracing.
 	tracingGW *benchGateway
 	sink      *otlpSink
-	targets   []*benchTarget // direct, baseline, gateway[, gateway+redis][, gateway+tracing]: the report's row order
+	// targets are direct, baseline, gateway[, gateway+redis][, gateway+tracing][,
+	// gateway-accesslog-off]: the report's row order.
+	targets []*benchTarget
 }
 
 // benchGateway is one `llmgate serve` under test.
@@ -194,7 +202,7 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 		}
 		e.targets = append(e.targets, t)
 	}
-	gw, err := e.startGateway(ctx, self, env, "gateway", mockURL, "", "", o)
+	gw, err := e.startGateway(ctx, self, env, "gateway", mockURL, "", nil, o)
 	if err != nil {
 		return e, err
 	}
@@ -207,7 +215,7 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 		return e, err
 	}
 	if redisPath == "" {
-		return e, e.startTracing(ctx, self, env, mockURL, o)
+		return e, e.startVariants(ctx, self, env, mockURL, o)
 	}
 	r, err := startBenchRedis(ctx, redisPath, e.dir, env)
 	if r != nil {
@@ -217,32 +225,40 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 	if err != nil {
 		return e, err
 	}
-	if e.redisGW, err = e.startGateway(ctx, self, env, "gateway+redis", mockURL, r.url, "", o); err != nil {
+	if e.redisGW, err = e.startGateway(ctx, self, env, nameGatewayRedis, mockURL, r.url, nil, o); err != nil {
 		return e, err
 	}
 	// OpenAI's rate-limit header is set from the limiter's answer: its absence means the
 	// limiter did not run.
 	e.redisGW.target.requireHeader = "X-Ratelimit-Limit-Requests"
-	return e, e.startTracing(ctx, self, env, mockURL, o)
+	return e, e.startVariants(ctx, self, env, mockURL, o)
 }
 
-// startTracing starts the OTLP receiver and the gateway+tracing path, with --tracing.
-func (e *benchEnv) startTracing(ctx context.Context, self string, env []string, mockURL string, o Options) error {
-	if !o.Tracing {
-		return nil
+// startVariants starts the gateways that differ from the gateway path in one feature: with
+// --tracing the OTLP receiver and gateway+tracing, with --accesslog-off gateway-accesslog-off.
+func (e *benchEnv) startVariants(ctx context.Context, self string, env []string, mockURL string, o Options) error {
+	if o.Tracing {
+		var err error
+		if e.sink, err = startOTLPSink(); err != nil {
+			return err
+		}
+		traced := func(cfg string) string { return cfg + TracingConfig(e.sink.url) }
+		if e.tracingGW, err = e.startGateway(ctx, self, env, nameGatewayTracing, mockURL, "", traced, o); err != nil {
+			return err
+		}
 	}
-	var err error
-	if e.sink, err = startOTLPSink(); err != nil {
-		return err
+	if o.AccessLogOff {
+		if _, err := e.startGateway(ctx, self, env, nameGatewayAccessLogOff, mockURL, "", AccessLogOffConfig, o); err != nil {
+			return err
+		}
 	}
-	e.tracingGW, err = e.startGateway(ctx, self, env, "gateway+tracing", mockURL, "", TracingConfig(e.sink.url), o)
-	return err
+	return nil
 }
 
 // startGateway starts `llmgate serve` with its own config and data directory (quotas on with
-// Redis when redisURL is set; extra is appended to the config), waits until it is ready, creates
-// a key and adds the path.
-func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, name, mockURL, redisURL, extra string, o Options) (*benchGateway, error) {
+// Redis when redisURL is set; edit, when not nil, changes the config), waits until it is ready,
+// creates a key and adds the path.
+func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, name, mockURL, redisURL string, edit func(string) string, o Options) (*benchGateway, error) {
 	listen, err := benchFreeAddr()
 	if err != nil {
 		return nil, err
@@ -254,7 +270,10 @@ func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, 
 	slug := strings.ReplaceAll(name, "+", "-")
 	token := adminclient.NewToken()
 	cfgPath := filepath.Join(e.dir, slug+".yaml")
-	cfg := GatewayConfig(listen, adminListen, filepath.Join(e.dir, slug+"-data"), token, mockURL, redisURL) + extra
+	cfg := GatewayConfig(listen, adminListen, filepath.Join(e.dir, slug+"-data"), token, mockURL, redisURL)
+	if edit != nil {
+		cfg = edit(cfg)
+	}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}

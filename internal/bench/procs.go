@@ -192,9 +192,7 @@ quota:
 admin_listen: %q
 data_dir: %q
 admin_token: %q
-log:
-  level: warn
-outbound:
+`+gatewayLogSection+`outbound:
   allow: [127.0.0.1]  # mockllm listens on loopback
 providers:
   - name: mock
@@ -213,6 +211,20 @@ models:
       - provider: mock-anthropic
         model: %s
 `, listen, adminListen, dataDir, token, mockURL+"/v1", mockURL, benchModel, benchModel, benchMessagesModel, benchMessagesModel) + quota
+}
+
+// gatewayLogSection is GatewayConfig's log section: warnings and above, and the access log at
+// its default (on, a line for every request, to stderr).
+const gatewayLogSection = "log:\n  level: warn\n"
+
+// AccessLogOffConfig is a GatewayConfig with the access log turned off, the only difference of
+// the gateway-accesslog-off path. (The setting goes inside the config's log section: a second
+// `log` key would be refused.)
+func AccessLogOffConfig(gatewayConfig string) string {
+	if !strings.Contains(gatewayConfig, gatewayLogSection) {
+		panic("bench: AccessLogOffConfig: no log section in the gateway config")
+	}
+	return strings.Replace(gatewayConfig, gatewayLogSection, gatewayLogSection+"  access:\n    enabled: false\n", 1)
 }
 
 // benchFreeAddr returns a loopback address with a port that was free a moment ago. `llmgate serve`
