@@ -2,7 +2,11 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -111,5 +115,32 @@ func TestAccessLogCostAndFloor(t *testing.T) {
 	r.summarize()
 	if r.Ratios.AccessLog != nil || r.Floors.AccessLog != nil {
 		t.Errorf("without the path: %+v, %+v", r.Ratios.AccessLog, r.Floors.AccessLog)
+	}
+}
+
+// TestChildStderrToFile: a child started with a log file writes its stderr there (not through the
+// bench), and logged counts its access-log lines apart from the lines kept for messages.
+func TestChildStderrToFile(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	access := `{"time":"2026-12-06T11:00:00.000000Z","level":"INFO","msg":"access","request_id":"r1","status":200}`
+	script := "printf '%s\\n%s\\n' '" + access + "' '" + access + "' >&2; echo 'level=WARN msg=\"store slow\"' >&2"
+	logPath := filepath.Join(t.TempDir(), "child.stderr")
+	c, _, err := startBenchChild(context.Background(), "sh", sh, []string{"-c", script}, os.Environ(), "", logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-c.exited
+	if b, err := os.ReadFile(logPath); err != nil || strings.Count(string(b), "\n") != 3 {
+		t.Fatalf("log file %q, %v; want the child's three stderr lines", b, err)
+	}
+	logged, n := c.logged()
+	if n != 2 || strings.TrimSpace(logged) != `level=WARN msg="store slow"` {
+		t.Errorf("logged %q, %d access lines; want the warning alone and 2", logged, n)
+	}
+	if c.out.String() != "" {
+		t.Errorf("stderr also reached the bench: %q", c.out.String())
 	}
 }

@@ -95,6 +95,7 @@ func Run(ctx context.Context, self string, o Options, stdout, stderr io.Writer) 
 	}
 	ctx, cancel := env.watch(ctx)
 	defer cancel()
+	fmt.Fprintf(stderr, "bench: the gateways' access log is at its default (on, a line per request, to stderr); their stderr goes to a file each in %s\n", env.dir)
 	fmt.Fprintln(stderr, "bench: gateway quota is disabled (quota.enabled: false) so the limiter does not throttle the load; auth and usage recording are on (SQLite in "+env.dir+")")
 	if env.redis != nil {
 		fmt.Fprintf(stderr, "bench: gateway+redis has quotas on, limiter in redis-server %s at %s (tier %s: %s, set but never reached)\n",
@@ -115,9 +116,30 @@ func Run(ctx context.Context, self string, o Options, stdout, stderr io.Writer) 
 	}
 	for i, u := range env.usage(ctx, 10*time.Second) {
 		g := env.gateways[i]
+		logged, access := g.child.logged()
+		u.AccessLogLines = access
+		if m, err := gatewayMetrics(ctx, g.adminURL, metricAccessLogDropped); err == nil {
+			u.AccessLogDropped = int64(m[metricAccessLogDropped])
+		}
 		rep.path(g.target.name).Usage = &u
-		if logged := g.child.out.String(); logged != "" {
-			fmt.Fprintf(stderr, "bench: %s logged (warn and above), last lines:\n%s\n", g.target.name, logged)
+		if logged != "" {
+			fmt.Fprintf(stderr, "bench: %s logged (warn and above, access-log lines left out), last lines:\n%s\n", g.target.name, logged)
+		}
+		if !o.AccessLogOff {
+			continue
+		}
+		// The access log's cost is only measured if the gateway wrote every line and the log-off
+		// path none.
+		switch g.target.name {
+		case nameGatewayAccessLogOff:
+			if access > 0 {
+				rep.path(g.target.name).Errors.merge(errorTally{N: 1, First: fmt.Sprintf("%d access-log lines written with the access log off", access)})
+			}
+		case "gateway":
+			if access == 0 || u.AccessLogDropped > 0 {
+				rep.path(g.target.name).Errors.merge(errorTally{N: max(int(u.AccessLogDropped), 1),
+					First: fmt.Sprintf("the access log wrote %d lines and dropped %d (its queue was full): its cost is not measured", access, u.AccessLogDropped)})
+			}
 		}
 	}
 	if o.JSON {
@@ -169,7 +191,7 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 	}
 	env := benchChildEnv()
 	mock, mockURL, err := startBenchChild(ctx, "mockllm", mockPath,
-		[]string{"--listen", "127.0.0.1:0", "--chunks", strconv.Itoa(o.Chunks)}, env, "mockllm listening on")
+		[]string{"--listen", "127.0.0.1:0", "--chunks", strconv.Itoa(o.Chunks)}, env, "mockllm listening on", "")
 	if mock != nil {
 		e.children = append(e.children, mock)
 	}
@@ -177,7 +199,7 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 		return e, err
 	}
 	proxy, proxyURL, err := startBenchChild(ctx, "bench-proxy", self,
-		[]string{"bench-proxy", "--upstream", mockURL, "--listen", "127.0.0.1:0"}, env, "bench-proxy listening on")
+		[]string{"bench-proxy", "--upstream", mockURL, "--listen", "127.0.0.1:0"}, env, "bench-proxy listening on", "")
 	if proxy != nil {
 		e.children = append(e.children, proxy)
 	}
@@ -278,7 +300,8 @@ func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, 
 		return nil, err
 	}
 	g := &benchGateway{adminURL: "http://" + adminListen, publicURL: "http://" + listen}
-	if g.child, _, err = startBenchChild(ctx, name, self, []string{"serve", "--config", cfgPath}, env, ""); err != nil {
+	if g.child, _, err = startBenchChild(ctx, name, self, []string{"serve", "--config", cfgPath}, env, "",
+		filepath.Join(e.dir, slug+".stderr")); err != nil {
 		return nil, err
 	}
 	e.children = append(e.children, g.child)
@@ -305,7 +328,7 @@ func (e *benchEnv) watch(ctx context.Context) (context.Context, context.CancelFu
 		go func() {
 			select {
 			case <-c.exited:
-				cancel(fmt.Errorf("%s exited during the run: %v%s", c.name, c.err, c.out.lastLines()))
+				cancel(fmt.Errorf("%s exited during the run: %v%s", c.name, c.err, c.lastLines()))
 			case <-ctx.Done():
 			}
 		}()

@@ -260,6 +260,11 @@ type usageReport struct {
 	Responses int64 `json:"responses_requests_sent,omitempty"`
 	// Messages counts the Messages API streams among them.
 	Messages int64 `json:"messages_requests_sent,omitempty"`
+	// AccessLogLines are the access-log lines in the gateway's stderr (every request's, warm-ups
+	// included, at the default settings; none with the access log off), and AccessLogDropped the
+	// lines it dropped because its writer fell behind.
+	AccessLogLines   int64 `json:"access_log_lines"`
+	AccessLogDropped int64 `json:"access_log_dropped,omitempty"`
 }
 
 // benchSettings echo the flags in the JSON output.
@@ -703,6 +708,7 @@ func (r *benchReport) writeText(w io.Writer) error {
 				of += fmt.Sprintf(", %d Messages streams", u.Messages)
 			}
 			fmt.Fprintf(tw, "%s usage records\t%d written, %d dropped\t(%d requests sent to it%s)\n", p.Name, u.Written, u.Dropped, u.Sent, of)
+			fmt.Fprintf(tw, "%s access-log lines\t%d written, %d dropped\t(in its stderr, a file)\n", p.Name, u.AccessLogLines, u.AccessLogDropped)
 		}
 	}
 	if err := tw.Flush(); err != nil {
