@@ -463,7 +463,7 @@ func runRounds(ctx context.Context, e *benchEnv, o Options, progress io.Writer) 
 					return nil, err
 				}
 				rep.Paths[p].Errors.merge(errs)
-				fmt.Fprintf(progress, "round %d/%d  %-13s  %-16s %s%s%s\n", r+1, o.Rounds, e.targets[p].name, ph.label,
+				fmt.Fprintf(progress, "round %d/%d  %-21s  %-16s %s%s%s\n", r+1, o.Rounds, e.targets[p].name, ph.label,
 					rounds[p].describe(ph), note, errs.describe())
 			}
 		}
