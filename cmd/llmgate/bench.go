@@ -19,7 +19,7 @@ import (
 
 const benchUsage = `Usage: llmgate bench [flags]
 
-Measures four or five paths against one mockllm process, in one run on this machine:
+Measures four to six paths against one mockllm process, in one run on this machine:
   direct         client → mockllm
   baseline       client → a minimal net/http pass-through proxy (llmgate bench-proxy) → mockllm
   gateway        client → llmgate serve (auth and usage recording on, SQLite; quota off) → mockllm
@@ -31,6 +31,11 @@ Measures four or five paths against one mockllm process, in one run on this mach
                  always_on), exporting over OTLP/HTTP to a receiver in the bench process on
                  loopback; its ratio is set against the gateway's of the same rounds
                  (--tracing=false leaves it out).
+  gateway-accesslog-off
+                 the gateway with its access log off; the gateway's ratio (access log at its
+                 default: on, every request, to stderr, which the bench sends to a file) less
+                 this path's of the same rounds is the access log's cost (--accesslog-off=false
+                 leaves it out).
 Paths alternate within each round and the median of the rounds is reported, since the client,
 the upstream and the proxy share the CPUs. Right after the chat streams, direct and gateway also
 stream the Responses API (POST /v1/responses, which the gateway relays as it comes) and
@@ -86,6 +91,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (bench.Options, error) {
 	fs.StringVar(&o.RedisServer, "redis-server", "", "redis-server binary for the gateway+redis path (default: redis-server in PATH)")
 	fs.BoolVar(&o.RequireRedis, "require-redis", false, "fail instead of skipping the gateway+redis path when redis-server is not found")
 	fs.BoolVar(&o.Tracing, "tracing", true, "also measure the gateway+tracing path (every request traced, exported over OTLP/HTTP to a loopback receiver)")
+	fs.BoolVar(&o.AccessLogOff, "accesslog-off", true, "also measure the gateway-accesslog-off path (the gateway with its access log off), to report what the access log costs")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -74,3 +74,32 @@ func TestBenchResponsesDurationFlag(t *testing.T) {
 		t.Errorf("--responses-duration -1s: err %v, want one naming the flag", err)
 	}
 }
+
+// TestBenchAccessLogOffConfigLoads checks that the gateway-accesslog-off path's config is the
+// gateway's with the access log off (and the gateway's own has it on, at its default), and that
+// the path is on by default.
+func TestBenchAccessLogOffConfigLoads(t *testing.T) {
+	noEnv := func(string) (string, bool) { return "", false }
+	gw := bench.GatewayConfig("127.0.0.1:1", "127.0.0.1:2", t.TempDir(), strings.Repeat("t", 40), "http://127.0.0.1:3", "")
+	for _, tc := range []struct {
+		raw  string
+		want bool
+	}{{gw, true}, {bench.AccessLogOffConfig(gw), false}} {
+		var cfg Config
+		if err := parseConfig([]byte(tc.raw), noEnv, &cfg); err != nil {
+			t.Fatalf("%v\n%s", err, tc.raw)
+		}
+		if err := cfg.validate(); err != nil {
+			t.Fatal(err)
+		}
+		if a := cfg.Log.Access; a.On() != tc.want || a.Output != "" || a.SuccessSampleRate != nil || cfg.Log.Level != "warn" {
+			t.Errorf("log section %+v; want the access log on %v, the rest at its defaults\n%s", cfg.Log, tc.want, tc.raw)
+		}
+	}
+	if o, err := parseBenchFlags(nil, io.Discard); err != nil || !o.AccessLogOff {
+		t.Errorf("defaults: access-log-off path %v, err %v; want it measured", o.AccessLogOff, err)
+	}
+	if o, _ := parseBenchFlags([]string{"--accesslog-off=false"}, io.Discard); o.AccessLogOff {
+		t.Error("--accesslog-off=false: the path is still on")
+	}
+}

@@ -43,6 +43,9 @@ type Options struct {
 	// Tracing adds the gateway+tracing path: the gateway with tracing on for every request,
 	// exporting over OTLP/HTTP to a receiver in the bench process.
 	Tracing bool
+	// AccessLogOff adds the gateway-accesslog-off path: the gateway with its access log off, so
+	// that the report can show what the access log at its default costs the gateway.
+	AccessLogOff bool
 }
 
 // warmupRequests are sent before every measurement, in its shape, so that connection pools,
@@ -61,6 +64,9 @@ const (
 	// floorTracingBelowGateway is how far the gateway/direct RPS ratios with every request traced
 	// may fall below the untraced gateway's of the same run.
 	floorTracingBelowGateway = 0.03
+	// floorAccessLogBelowOff is how far the gateway/direct RPS ratios with the access log at its
+	// default may fall below those of the gateway with it off, in the same run.
+	floorAccessLogBelowOff = 0.02
 )
 
 // Run starts mockllm, the pass-through and the gateways as child processes (self is the llmgate
@@ -89,6 +95,7 @@ func Run(ctx context.Context, self string, o Options, stdout, stderr io.Writer) 
 	}
 	ctx, cancel := env.watch(ctx)
 	defer cancel()
+	fmt.Fprintf(stderr, "bench: the gateways' access log is at its default (on, a line per request, to stderr); their stderr goes to a file each in %s\n", env.dir)
 	fmt.Fprintln(stderr, "bench: gateway quota is disabled (quota.enabled: false) so the limiter does not throttle the load; auth and usage recording are on (SQLite in "+env.dir+")")
 	if env.redis != nil {
 		fmt.Fprintf(stderr, "bench: gateway+redis has quotas on, limiter in redis-server %s at %s (tier %s: %s, set but never reached)\n",
@@ -109,9 +116,30 @@ func Run(ctx context.Context, self string, o Options, stdout, stderr io.Writer) 
 	}
 	for i, u := range env.usage(ctx, 10*time.Second) {
 		g := env.gateways[i]
+		logged, access := g.child.logged()
+		u.AccessLogLines = access
+		if m, err := gatewayMetrics(ctx, g.adminURL, metricAccessLogDropped); err == nil {
+			u.AccessLogDropped = int64(m[metricAccessLogDropped])
+		}
 		rep.path(g.target.name).Usage = &u
-		if logged := g.child.out.String(); logged != "" {
-			fmt.Fprintf(stderr, "bench: %s logged (warn and above), last lines:\n%s\n", g.target.name, logged)
+		if logged != "" {
+			fmt.Fprintf(stderr, "bench: %s logged (warn and above, access-log lines left out), last lines:\n%s\n", g.target.name, logged)
+		}
+		if !o.AccessLogOff {
+			continue
+		}
+		// The access log's cost is only measured if the gateway wrote every line and the log-off
+		// path none.
+		switch g.target.name {
+		case nameGatewayAccessLogOff:
+			if access > 0 {
+				rep.path(g.target.name).Errors.merge(errorTally{N: 1, First: fmt.Sprintf("%d access-log lines written with the access log off", access)})
+			}
+		case "gateway":
+			if access == 0 || u.AccessLogDropped > 0 {
+				rep.path(g.target.name).Errors.merge(errorTally{N: max(int(u.AccessLogDropped), 1),
+					First: fmt.Sprintf("the access log wrote %d lines and dropped %d (its queue was full): its cost is not measured", access, u.AccessLogDropped)})
+			}
 		}
 	}
 	if o.JSON {
@@ -140,7 +168,9 @@ type benchEnv struct {
 	// without --tracing.
 	tracingGW *benchGateway
 	sink      *otlpSink
-	targets   []*benchTarget // direct, baseline, gateway[, gateway+redis][, gateway+tracing]: the report's row order
+	// targets are direct, baseline, gateway[, gateway+redis][, gateway+tracing][,
+	// gateway-accesslog-off]: the report's row order.
+	targets []*benchTarget
 }
 
 // benchGateway is one `llmgate serve` under test.
@@ -161,7 +191,7 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 	}
 	env := benchChildEnv()
 	mock, mockURL, err := startBenchChild(ctx, "mockllm", mockPath,
-		[]string{"--listen", "127.0.0.1:0", "--chunks", strconv.Itoa(o.Chunks)}, env, "mockllm listening on")
+		[]string{"--listen", "127.0.0.1:0", "--chunks", strconv.Itoa(o.Chunks)}, env, "mockllm listening on", "")
 	if mock != nil {
 		e.children = append(e.children, mock)
 	}
@@ -169,7 +199,7 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 		return e, err
 	}
 	proxy, proxyURL, err := startBenchChild(ctx, "bench-proxy", self,
-		[]string{"bench-proxy", "--upstream", mockURL, "--listen", "127.0.0.1:0"}, env, "bench-proxy listening on")
+		[]string{"bench-proxy", "--upstream", mockURL, "--listen", "127.0.0.1:0"}, env, "bench-proxy listening on", "")
 	if proxy != nil {
 		e.children = append(e.children, proxy)
 	}
@@ -194,7 +224,7 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 		}
 		e.targets = append(e.targets, t)
 	}
-	gw, err := e.startGateway(ctx, self, env, "gateway", mockURL, "", "", o)
+	gw, err := e.startGateway(ctx, self, env, "gateway", mockURL, "", nil, o)
 	if err != nil {
 		return e, err
 	}
@@ -207,7 +237,7 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 		return e, err
 	}
 	if redisPath == "" {
-		return e, e.startTracing(ctx, self, env, mockURL, o)
+		return e, e.startVariants(ctx, self, env, mockURL, o)
 	}
 	r, err := startBenchRedis(ctx, redisPath, e.dir, env)
 	if r != nil {
@@ -217,32 +247,40 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 	if err != nil {
 		return e, err
 	}
-	if e.redisGW, err = e.startGateway(ctx, self, env, "gateway+redis", mockURL, r.url, "", o); err != nil {
+	if e.redisGW, err = e.startGateway(ctx, self, env, nameGatewayRedis, mockURL, r.url, nil, o); err != nil {
 		return e, err
 	}
 	// OpenAI's rate-limit header is set from the limiter's answer: its absence means the
 	// limiter did not run.
 	e.redisGW.target.requireHeader = "X-Ratelimit-Limit-Requests"
-	return e, e.startTracing(ctx, self, env, mockURL, o)
+	return e, e.startVariants(ctx, self, env, mockURL, o)
 }
 
-// startTracing starts the OTLP receiver and the gateway+tracing path, with --tracing.
-func (e *benchEnv) startTracing(ctx context.Context, self string, env []string, mockURL string, o Options) error {
-	if !o.Tracing {
-		return nil
+// startVariants starts the gateways that differ from the gateway path in one feature: with
+// --tracing the OTLP receiver and gateway+tracing, with --accesslog-off gateway-accesslog-off.
+func (e *benchEnv) startVariants(ctx context.Context, self string, env []string, mockURL string, o Options) error {
+	if o.Tracing {
+		var err error
+		if e.sink, err = startOTLPSink(); err != nil {
+			return err
+		}
+		traced := func(cfg string) string { return cfg + TracingConfig(e.sink.url) }
+		if e.tracingGW, err = e.startGateway(ctx, self, env, nameGatewayTracing, mockURL, "", traced, o); err != nil {
+			return err
+		}
 	}
-	var err error
-	if e.sink, err = startOTLPSink(); err != nil {
-		return err
+	if o.AccessLogOff {
+		if _, err := e.startGateway(ctx, self, env, nameGatewayAccessLogOff, mockURL, "", AccessLogOffConfig, o); err != nil {
+			return err
+		}
 	}
-	e.tracingGW, err = e.startGateway(ctx, self, env, "gateway+tracing", mockURL, "", TracingConfig(e.sink.url), o)
-	return err
+	return nil
 }
 
 // startGateway starts `llmgate serve` with its own config and data directory (quotas on with
-// Redis when redisURL is set; extra is appended to the config), waits until it is ready, creates
-// a key and adds the path.
-func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, name, mockURL, redisURL, extra string, o Options) (*benchGateway, error) {
+// Redis when redisURL is set; edit, when not nil, changes the config), waits until it is ready,
+// creates a key and adds the path.
+func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, name, mockURL, redisURL string, edit func(string) string, o Options) (*benchGateway, error) {
 	listen, err := benchFreeAddr()
 	if err != nil {
 		return nil, err
@@ -254,12 +292,16 @@ func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, 
 	slug := strings.ReplaceAll(name, "+", "-")
 	token := adminclient.NewToken()
 	cfgPath := filepath.Join(e.dir, slug+".yaml")
-	cfg := GatewayConfig(listen, adminListen, filepath.Join(e.dir, slug+"-data"), token, mockURL, redisURL) + extra
+	cfg := GatewayConfig(listen, adminListen, filepath.Join(e.dir, slug+"-data"), token, mockURL, redisURL)
+	if edit != nil {
+		cfg = edit(cfg)
+	}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
 	g := &benchGateway{adminURL: "http://" + adminListen, publicURL: "http://" + listen}
-	if g.child, _, err = startBenchChild(ctx, name, self, []string{"serve", "--config", cfgPath}, env, ""); err != nil {
+	if g.child, _, err = startBenchChild(ctx, name, self, []string{"serve", "--config", cfgPath}, env, "",
+		filepath.Join(e.dir, slug+".stderr")); err != nil {
 		return nil, err
 	}
 	e.children = append(e.children, g.child)
@@ -286,7 +328,7 @@ func (e *benchEnv) watch(ctx context.Context) (context.Context, context.CancelFu
 		go func() {
 			select {
 			case <-c.exited:
-				cancel(fmt.Errorf("%s exited during the run: %v%s", c.name, c.err, c.out.lastLines()))
+				cancel(fmt.Errorf("%s exited during the run: %v%s", c.name, c.err, c.lastLines()))
 			case <-ctx.Done():
 			}
 		}()
@@ -421,7 +463,7 @@ func runRounds(ctx context.Context, e *benchEnv, o Options, progress io.Writer) 
 					return nil, err
 				}
 				rep.Paths[p].Errors.merge(errs)
-				fmt.Fprintf(progress, "round %d/%d  %-13s  %-16s %s%s%s\n", r+1, o.Rounds, e.targets[p].name, ph.label,
+				fmt.Fprintf(progress, "round %d/%d  %-21s  %-16s %s%s%s\n", r+1, o.Rounds, e.targets[p].name, ph.label,
 					rounds[p].describe(ph), note, errs.describe())
 			}
 		}

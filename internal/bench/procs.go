@@ -34,20 +34,32 @@ type benchChild struct {
 	name   string
 	cmd    *exec.Cmd
 	out    *outputTail
+	log    string        // the file its stderr goes to; "" when stderr goes to out
 	exited chan struct{} // closed once the process is reaped
 	err    error         // Wait's result, valid after exited is closed
 }
 
 // startBenchChild runs path with args. When announce is not empty, it waits (up to a minute) for
 // a stdout line "<announce> http://ADDR" and returns ADDR's URL: that is how mockllm and
-// bench-proxy tell which port they picked.
-func startBenchChild(ctx context.Context, name, path string, args []string, env []string, announce string) (*benchChild, string, error) {
-	c := &benchChild{name: name, out: &outputTail{max: 16 << 10}, exited: make(chan struct{})}
+// bench-proxy tell which port they picked. When logPath is not empty the child's stderr is that
+// file (appended to), else a pipe to out.
+func startBenchChild(ctx context.Context, name, path string, args []string, env []string, announce, logPath string) (*benchChild, string, error) {
+	c := &benchChild{name: name, out: &outputTail{max: 16 << 10}, log: logPath, exited: make(chan struct{})}
 	c.cmd = exec.Command(path, args...)
 	c.cmd.Env = env
 	c.cmd.SysProcAttr = benchChildAttr()
 	lw := &announceWatcher{prefix: announce + " ", found: make(chan string, 1), next: c.out, done: announce == ""}
 	c.cmd.Stdout, c.cmd.Stderr = lw, c.out
+	if logPath != "" {
+		// An *os.File is handed to the child as its descriptor: the child writes straight to
+		// the file, with no pipe and no goroutine of the bench's in between.
+		f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, "", fmt.Errorf("start %s: %w", name, err)
+		}
+		defer f.Close() // the child holds its own copy once started
+		c.cmd.Stderr = f
+	}
 	if err := c.cmd.Start(); err != nil {
 		return nil, "", fmt.Errorf("start %s: %w", name, err)
 	}
@@ -64,10 +76,10 @@ func startBenchChild(ctx context.Context, name, path string, args []string, env 
 	case u := <-lw.found:
 		return c, u, nil
 	case <-c.exited:
-		return c, "", fmt.Errorf("%s exited before listening: %v%s", name, c.err, c.out.lastLines())
+		return c, "", fmt.Errorf("%s exited before listening: %v%s", name, c.err, c.lastLines())
 	case <-timer.C:
 		c.stop()
-		return c, "", fmt.Errorf("%s did not print %q within a minute%s", name, announce, c.out.lastLines())
+		return c, "", fmt.Errorf("%s did not print %q within a minute%s", name, announce, c.lastLines())
 	case <-ctx.Done():
 		c.stop()
 		return c, "", ctx.Err()
@@ -192,9 +204,7 @@ quota:
 admin_listen: %q
 data_dir: %q
 admin_token: %q
-log:
-  level: warn
-outbound:
+`+gatewayLogSection+`outbound:
   allow: [127.0.0.1]  # mockllm listens on loopback
 providers:
   - name: mock
@@ -213,6 +223,20 @@ models:
       - provider: mock-anthropic
         model: %s
 `, listen, adminListen, dataDir, token, mockURL+"/v1", mockURL, benchModel, benchModel, benchMessagesModel, benchMessagesModel) + quota
+}
+
+// gatewayLogSection is GatewayConfig's log section: warnings and above, and the access log at
+// its default (on, a line for every request, to stderr).
+const gatewayLogSection = "log:\n  level: warn\n"
+
+// AccessLogOffConfig is a GatewayConfig with the access log turned off, the only difference of
+// the gateway-accesslog-off path. (The setting goes inside the config's log section: a second
+// `log` key would be refused.)
+func AccessLogOffConfig(gatewayConfig string) string {
+	if !strings.Contains(gatewayConfig, gatewayLogSection) {
+		panic("bench: AccessLogOffConfig: no log section in the gateway config")
+	}
+	return strings.Replace(gatewayConfig, gatewayLogSection, gatewayLogSection+"  access:\n    enabled: false\n", 1)
 }
 
 // benchFreeAddr returns a loopback address with a port that was free a moment ago. `llmgate serve`
@@ -245,13 +269,13 @@ func waitGatewayReady(ctx context.Context, gw *benchChild, publicURL string) err
 		}
 		select {
 		case <-gw.exited:
-			return fmt.Errorf("gateway exited during start-up: %v%s", gw.err, gw.out.lastLines())
+			return fmt.Errorf("gateway exited during start-up: %v%s", gw.err, gw.lastLines())
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("gateway not ready at %s/health/ready within a minute%s", publicURL, gw.out.lastLines())
+			return fmt.Errorf("gateway not ready at %s/health/ready within a minute%s", publicURL, gw.lastLines())
 		}
 	}
 }
@@ -265,6 +289,9 @@ const (
 	metricQuotaDecisions  = "llmgate_quota_decisions_total"
 	metricQuotaFallbacks  = "llmgate_quota_fallback_decisions_total"
 	metricQuotaRedisCalls = "llmgate_quota_redis_seconds_count"
+	// metricAccessLogDropped counts access-log lines the gateway dropped (its writer fell behind);
+	// absent when the access log is off.
+	metricAccessLogDropped = "llmgate_access_log_dropped_total"
 )
 
 // gatewayMetrics reads the gateway's /metrics and returns, for each of names that has series, the
@@ -370,9 +397,61 @@ func (t *outputTail) String() string {
 
 // lastLines formats the kept output for an error message ("" when there is none).
 func (t *outputTail) lastLines() string {
-	s := strings.TrimSpace(t.String())
+	return formatLastLines(t.String())
+}
+
+func formatLastLines(s string) string {
+	s = strings.TrimSpace(s)
 	if s == "" {
 		return ""
 	}
 	return "; its output ends with:\n" + s
+}
+
+// lastLines formats the child's kept output and logged lines for an error message.
+func (c *benchChild) lastLines() string {
+	logged, _ := c.logged()
+	return formatLastLines(logged)
+}
+
+// accessLineMark is in every access-log line of the gateway (gateway.appendEntry) and in no other.
+var accessLineMark = []byte(`"msg":"access","request_id":`)
+
+// logged returns what the child wrote other than access-log lines, the last 16 KiB of it, and
+// the number of access-log lines. For a child whose stderr is a file it reads the whole file
+// (hundreds of MB after a long run: call it outside the measurements).
+func (c *benchChild) logged() (string, int64) {
+	if c.log == "" {
+		return c.out.String(), 0
+	}
+	tail := &outputTail{max: 16 << 10}
+	_, _ = tail.Write([]byte(c.out.String()))
+	f, err := os.Open(c.log)
+	if err != nil {
+		_, _ = tail.Write([]byte("bench: " + err.Error() + "\n"))
+		return tail.String(), 0
+	}
+	defer f.Close()
+	var access int64
+	r := bufio.NewReaderSize(f, 256<<10)
+	for {
+		line, err := r.ReadSlice('\n')
+		if len(line) > 0 {
+			if bytes.Contains(line, accessLineMark) {
+				access++
+			} else {
+				_, _ = tail.Write(line)
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			// A line longer than the buffer is no access-log line: keep its pieces as they come.
+			continue
+		}
+		if err != nil {
+			if err != io.EOF {
+				_, _ = tail.Write([]byte("bench: reading " + c.log + ": " + err.Error() + "\n"))
+			}
+			return tail.String(), access
+		}
+	}
 }

@@ -46,7 +46,7 @@ func startBenchRedis(ctx context.Context, path, dir string, env []string) (*benc
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	child, _, err := startBenchChild(ctx, "redis-server", path, []string{"--port", port, "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir}, env, "")
+		"--save", "", "--appendonly", "no", "--dir", dir}, env, "", "")
 	if err != nil {
 		return nil, err
 	}
@@ -61,13 +61,13 @@ func startBenchRedis(ctx context.Context, path, dir string, env []string) (*benc
 		}
 		select {
 		case <-child.exited:
-			return r, fmt.Errorf("redis-server exited during start-up: %v%s", child.err, child.out.lastLines())
+			return r, fmt.Errorf("redis-server exited during start-up: %v%s", child.err, child.lastLines())
 		case <-ctx.Done():
 			return r, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return r, fmt.Errorf("redis-server not listening on %s within 30s: %v%s", addr, err, child.out.lastLines())
+			return r, fmt.Errorf("redis-server not listening on %s within 30s: %v%s", addr, err, child.lastLines())
 		}
 	}
 	r.client = redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true, PoolSize: 1})
@@ -75,7 +75,7 @@ func startBenchRedis(ctx context.Context, path, dir string, env []string) (*benc
 	defer cancel()
 	info, err := r.client.Info(ictx, "server").Result()
 	if err != nil {
-		return r, fmt.Errorf("redis-server at %s: %w%s", addr, err, child.out.lastLines())
+		return r, fmt.Errorf("redis-server at %s: %w%s", addr, err, child.lastLines())
 	}
 	r.version = infoField(info, "redis_version")
 	return r, nil

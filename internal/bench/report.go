@@ -136,6 +136,27 @@ type benchRatios struct {
 	Messages *responsesRatios `json:"gateway_messages,omitempty"`
 	// Tracing compares the gateway with tracing on with the gateway; nil without --tracing.
 	Tracing *tracingRatios `json:"gateway_tracing,omitempty"`
+	// AccessLog compares the gateway (access log at its default) with the gateway without it;
+	// nil without --accesslog-off.
+	AccessLog *accessLogRatios `json:"gateway_accesslog,omitempty"`
+}
+
+// accessLogRatios compare the gateway, whose access log is at its default (on, every success),
+// with the gateway-accesslog-off path of the same rounds: what the access log costs.
+type accessLogRatios struct {
+	OffRPS       float64 `json:"accesslog_off_direct_rps"`
+	OffStreamRPS float64 `json:"accesslog_off_direct_stream_rps,omitempty"`
+	// CostRounds are, per round, the gateway's ratio to direct less the log-off path's (negative
+	// when the access log costs throughput); Cost is their median. The same for streams.
+	Cost             float64   `json:"gateway_minus_accesslog_off_direct_rps"`
+	StreamCost       float64   `json:"gateway_minus_accesslog_off_direct_stream_rps,omitempty"`
+	CostRounds       []float64 `json:"gateway_minus_accesslog_off_direct_rps_per_round"`
+	StreamCostRounds []float64 `json:"gateway_minus_accesslog_off_direct_stream_rps_per_round,omitempty"`
+	// AddedP50, AddedTTFT and CPUAdded are the gateway's less the log-off path's.
+	AddedP50  benchDuration `json:"gateway_added_p50_vs_accesslog_off_us"`
+	AddedTTFT benchDuration `json:"gateway_added_stream_ttft_p50_vs_accesslog_off_us"`
+	CPUAdded  benchDuration `json:"gateway_cpu_per_request_vs_accesslog_off_us"`
+	CPURatio  float64       `json:"gateway_accesslog_off_cpu_per_request"`
 }
 
 // tracingRatios compare the gateway+tracing path (every request traced and exported) with
@@ -202,6 +223,15 @@ type benchFloors struct {
 	Messages *responsesFloor `json:"gateway_messages,omitempty"`
 	// Tracing is the target of the gateway+tracing RPS ratio, with --tracing.
 	Tracing *tracingFloor `json:"gateway_tracing,omitempty"`
+	// AccessLog is the floor of the access log's cost, with --accesslog-off.
+	AccessLog *accessLogFloor `json:"gateway_accesslog,omitempty"`
+}
+
+// accessLogFloor: with the access log at its default, the gateway/direct RPS ratio (and the
+// stream one) may be at most MaxBelowOff under the log-off gateway's of the same run.
+type accessLogFloor struct {
+	MaxBelowOff float64 `json:"max_below_accesslog_off_direct_rps"`
+	Met         bool    `json:"met"`
 }
 
 // tracingFloor: with every request traced, the gateway/direct RPS ratio (and the stream one) may
@@ -230,6 +260,11 @@ type usageReport struct {
 	Responses int64 `json:"responses_requests_sent,omitempty"`
 	// Messages counts the Messages API streams among them.
 	Messages int64 `json:"messages_requests_sent,omitempty"`
+	// AccessLogLines are the access-log lines in the gateway's stderr (every request's, warm-ups
+	// included, at the default settings; none with the access log off), and AccessLogDropped the
+	// lines it dropped because its writer fell behind.
+	AccessLogLines   int64 `json:"access_log_lines"`
+	AccessLogDropped int64 `json:"access_log_dropped,omitempty"`
 }
 
 // benchSettings echo the flags in the JSON output.
@@ -278,6 +313,9 @@ const (
 const (
 	nameGatewayRedis   = "gateway+redis"
 	nameGatewayTracing = "gateway+tracing"
+	// nameGatewayAccessLogOff is the gateway with its access log off, against which the
+	// gateway's (access log at its default) is set.
+	nameGatewayAccessLogOff = "gateway-accesslog-off"
 )
 
 // index is the row of the named path, -1 when it did not run.
@@ -392,31 +430,34 @@ func (r *benchReport) summarize() {
 		AddedOverBaselineMet: r.Ratios.GatewayOverBaseline <= benchDuration(floorAddedVsBaseline),
 	}
 	if t := r.index(nameGatewayTracing); t >= 0 {
-		// Per round, the traced gateway's ratio to direct against the gateway's of that round.
-		minus := func(f func(pathRound) float64) float64 {
-			xs := make([]float64, len(r.Paths[t].Rounds))
-			for i, x := range r.Paths[t].Rounds {
-				d, g := f(r.Paths[pathDirect].Rounds[i]), f(r.Paths[pathGateway].Rounds[i])
-				xs[i] = safeRatio(f(x), d) - safeRatio(g, d)
-			}
-			return medianOf(xs)
-		}
-		q := &tracingRatios{
+		c := r.compare(t, pathGateway)
+		r.Ratios.Tracing = &tracingRatios{
 			RPS:             ratio(t, pathDirect, rps),
 			StreamRPS:       ratio(t, pathDirect, streamRPS),
-			VsGateway:       minus(rps),
-			OverGatewayP50:  added(t, pathGateway, p50),
-			OverGatewayTTFT: added(t, pathGateway, ttft),
-			CPUOverGateway:  added(t, pathGateway, cpuD),
-			CPURatio:        ratio(t, pathGateway, cpu),
+			VsGateway:       c.cost,
+			StreamVsGateway: c.streamCost,
+			OverGatewayP50:  c.overP50,
+			OverGatewayTTFT: c.overTTFT,
+			CPUOverGateway:  c.cpuOver,
+			CPURatio:        c.cpuRatio,
 		}
-		met := q.VsGateway >= -floorTracingBelowGateway
-		if r.Settings.StreamRPS {
-			q.StreamVsGateway = minus(streamRPS)
-			met = met && q.StreamVsGateway >= -floorTracingBelowGateway
+		r.Floors.Tracing = &tracingFloor{MaxBelowGateway: floorTracingBelowGateway, Met: c.within(floorTracingBelowGateway)}
+	}
+	if off := r.index(nameGatewayAccessLogOff); off >= 0 {
+		c := r.compare(pathGateway, off)
+		r.Ratios.AccessLog = &accessLogRatios{
+			OffRPS:           ratio(off, pathDirect, rps),
+			OffStreamRPS:     ratio(off, pathDirect, streamRPS),
+			Cost:             c.cost,
+			StreamCost:       c.streamCost,
+			CostRounds:       c.costRounds,
+			StreamCostRounds: c.streamCostRounds,
+			AddedP50:         c.overP50,
+			AddedTTFT:        c.overTTFT,
+			CPUAdded:         c.cpuOver,
+			CPURatio:         c.cpuRatio,
 		}
-		r.Ratios.Tracing = q
-		r.Floors.Tracing = &tracingFloor{MaxBelowGateway: floorTracingBelowGateway, Met: met}
+		r.Floors.AccessLog = &accessLogFloor{MaxBelowOff: floorAccessLogBelowOff, Met: c.within(floorAccessLogBelowOff)}
 	}
 	if r.Settings.ResponsesDuration != "" {
 		// Per round, the Responses ratio against the chat stream ratio of that round.
@@ -441,6 +482,61 @@ func (r *benchReport) summarize() {
 		r.Ratios.Messages = q
 		r.Floors.Messages = &responsesFloor{MaxBelowChat: floorMessagesBelowChat, Met: q.VsChat >= -floorMessagesBelowChat}
 	}
+}
+
+// gatewayCost sets one gateway configuration (path a) against another (path b) of the same
+// rounds: what a feature on in a and off in b costs.
+type gatewayCost struct {
+	// costRounds are, per round, a's RPS ratio to direct less b's; cost is their median. The
+	// stream ones are the same for stream RPS (nil and 0 when streams were not measured).
+	costRounds, streamCostRounds []float64
+	cost, streamCost             float64
+	// overP50, overTTFT and cpuOver are the medians of a's value less b's per round; cpuRatio of
+	// a's CPU per request over b's.
+	overP50, overTTFT, cpuOver benchDuration
+	cpuRatio                   float64
+}
+
+// compare is a's gatewayCost against b; both rows must hold every round.
+func (r *benchReport) compare(a, b int) gatewayCost {
+	perRound := func(f func(pathRound) float64) []float64 {
+		xs := make([]float64, len(r.Paths[a].Rounds))
+		for i, x := range r.Paths[a].Rounds {
+			d := f(r.Paths[pathDirect].Rounds[i])
+			xs[i] = safeRatio(f(x), d) - safeRatio(f(r.Paths[b].Rounds[i]), d)
+		}
+		return xs
+	}
+	added := func(f func(pathRound) benchDuration) benchDuration {
+		xs := make([]benchDuration, len(r.Paths[a].Rounds))
+		for i, x := range r.Paths[a].Rounds {
+			xs[i] = f(x) - f(r.Paths[b].Rounds[i])
+		}
+		return medianOf(xs)
+	}
+	c := gatewayCost{
+		costRounds: perRound(func(x pathRound) float64 { return x.RPS }),
+		overP50:    added(func(x pathRound) benchDuration { return x.P50 }),
+		overTTFT:   added(func(x pathRound) benchDuration { return x.TTFTP50 }),
+		cpuOver:    added(func(x pathRound) benchDuration { return x.CPUPerRequest }),
+	}
+	c.cost = medianOf(c.costRounds)
+	cpu := make([]float64, len(r.Paths[a].Rounds))
+	for i, x := range r.Paths[a].Rounds {
+		cpu[i] = safeRatio(float64(x.CPUPerRequest), float64(r.Paths[b].Rounds[i].CPUPerRequest))
+	}
+	c.cpuRatio = medianOf(cpu)
+	if r.Settings.StreamRPS {
+		c.streamCostRounds = perRound(func(x pathRound) float64 { return x.StreamRPS })
+		c.streamCost = medianOf(c.streamCostRounds)
+	}
+	return c
+}
+
+// within reports whether the cost's medians (non-stream, and stream when measured) are at most
+// floor below zero.
+func (c gatewayCost) within(floor float64) bool {
+	return c.cost >= -floor && (c.streamCostRounds == nil || c.streamCost >= -floor)
 }
 
 // path returns the row of the named path.
@@ -599,6 +695,7 @@ func (r *benchReport) writeText(w io.Writer) error {
 	}
 	r.writeRedisLines(tw)
 	r.writeTracingLines(tw)
+	r.writeAccessLogLines(tw)
 	for _, p := range r.Paths {
 		if u := p.Usage; u != nil && u.Error != "" {
 			fmt.Fprintf(tw, "%s usage records\tunknown\t(%s)\n", p.Name, u.Error)
@@ -611,6 +708,7 @@ func (r *benchReport) writeText(w io.Writer) error {
 				of += fmt.Sprintf(", %d Messages streams", u.Messages)
 			}
 			fmt.Fprintf(tw, "%s usage records\t%d written, %d dropped\t(%d requests sent to it%s)\n", p.Name, u.Written, u.Dropped, u.Sent, of)
+			fmt.Fprintf(tw, "%s access-log lines\t%d written, %d dropped\t(in its stderr, a file)\n", p.Name, u.AccessLogLines, u.AccessLogDropped)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -677,6 +775,39 @@ func (r *benchReport) writeTracingLines(tw io.Writer) {
 		fmt.Fprintf(tw, "spans received over OTLP\t%d\t(%.2f per request sent, in %d exports; %d undecodable)\n",
 			t.Spans, t.SpansPerRequest, t.Exports, t.Failed)
 	}
+}
+
+// writeAccessLogLines adds the access log's cost: the gateway against gateway-accesslog-off.
+func (r *benchReport) writeAccessLogLines(tw io.Writer) {
+	q, f := r.Ratios.AccessLog, r.Floors.AccessLog
+	if q == nil {
+		return
+	}
+	fmt.Fprintf(tw, "access log cost, gateway/direct RPS ratio\t%+.2f\t(gateway %.2f − access log off %.2f; per round %s; floor ≥ −%.2f: %s)\n",
+		q.Cost, r.Ratios.GatewayRPS, q.OffRPS, signedList(q.CostRounds), f.MaxBelowOff, metOrMissed(f.Met))
+	if r.Settings.StreamRPS {
+		fmt.Fprintf(tw, "access log cost, gateway/direct stream RPS ratio\t%+.2f\t(gateway %.2f − access log off %.2f; per round %s)\n",
+			q.StreamCost, r.Ratios.GatewayStreamRPS, q.OffStreamRPS, signedList(q.StreamCostRounds))
+	}
+	fmt.Fprintf(tw, "access log added p50 (gateway vs log off)\t%s\t(stream TTFT p50 %s)\n", q.AddedP50.signed(), q.AddedTTFT.signed())
+	if q.CPURatio > 0 {
+		fmt.Fprintf(tw, "access log CPU per request (gateway vs log off)\t%s\t(×%.2f)\n", q.CPUAdded.signed(), q.CPURatio)
+	}
+}
+
+// signedList shows per-round differences with their signs and two decimals.
+func signedList(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.FormatFloat(x, 'f', 2, 64)
+		if parts[i] == "-0.00" {
+			parts[i] = "0.00" // a difference of a rounding error has no sign
+		}
+		if parts[i][0] != '-' {
+			parts[i] = "+" + parts[i]
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // writeRedisCommands lists gateway+redis's Redis commands, too long for the aligned summary.
