@@ -41,13 +41,16 @@ func (o AccessLogOptions) sampleRate() float64 {
 //
 // A request appends its line by hand to a pooled buffer (slog's JSON handler takes five times
 // the time or more and eleven allocations for the same line, see BenchmarkAccessLog) and queues it;
-// one goroutine writes what is queued, many lines per Write when they come fast. A request
-// never waits on the output: when the queue is full (a blocked pipe, a slow disk) its line is
-// dropped and counted (Dropped). Close writes what is queued.
+// one goroutine writes what is queued, every accessFlushEvery or as soon as a quarter of the queue
+// is taken, many lines per Write. It is not woken for each line: a wake-up and a write for every
+// request cost more than the line itself. A request never waits on the output: when the queue
+// is full (a blocked pipe, a slow disk) its line is dropped and counted (Dropped). Close writes
+// what is queued.
 type AccessLog struct {
 	w       io.Writer
 	rate    float64
 	lines   chan *[]byte
+	kick    chan struct{} // wakes the writer before its tick when the queue fills
 	quit    chan struct{}
 	done    chan struct{}
 	stop    sync.Once
@@ -58,6 +61,9 @@ type AccessLog struct {
 // second, a fraction of a second of them.
 const accessQueue = 8192
 
+// accessFlushEvery is how long a line may wait in the queue: lines reach the output within it.
+const accessFlushEvery = 100 * time.Millisecond
+
 // NewAccessLog returns the access log writing to w, or nil when o turns it off. Its writer runs
 // until Close.
 func NewAccessLog(w io.Writer, o AccessLogOptions) *AccessLog {
@@ -65,7 +71,7 @@ func NewAccessLog(w io.Writer, o AccessLogOptions) *AccessLog {
 		return nil
 	}
 	l := &AccessLog{w: w, rate: min(max(o.sampleRate(), 0), 1), lines: make(chan *[]byte, accessQueue),
-		quit: make(chan struct{}), done: make(chan struct{})}
+		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
 	return l
 }
@@ -82,39 +88,38 @@ func (l *AccessLog) Close() {
 // Dropped is the number of lines dropped because the queue was full.
 func (l *AccessLog) Dropped() uint64 { return l.dropped.Load() }
 
-// run writes the queued lines, gathering those already waiting into one Write of up to 64 KiB.
+// run writes the queued lines at each tick, or when a writer kicks it, in Writes of up to 64 KiB.
 func (l *AccessLog) run() {
 	defer close(l.done)
 	batch := make([]byte, 0, 64<<10)
-	take := func(bp *[]byte) {
-		batch = append(batch, *bp...)
-		putLine(bp)
+	tick := time.NewTicker(accessFlushEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-l.kick:
+		case <-l.quit:
+			l.drain(batch)
+			return
+		}
+		batch = l.drain(batch)
 	}
+}
+
+// drain writes every line queued now, gathering them into Writes of up to 64 KiB, and returns
+// the emptied batch.
+func (l *AccessLog) drain(batch []byte) []byte {
 	for {
 		select {
 		case bp := <-l.lines:
-			take(bp)
-		case <-l.quit:
-			for {
-				select {
-				case bp := <-l.lines:
-					take(bp)
-				default:
-					l.flush(batch)
-					return
-				}
+			batch = append(batch, *bp...)
+			putLine(bp)
+			if len(batch) >= 64<<10 {
+				batch = l.flush(batch)
 			}
+		default:
+			return l.flush(batch)
 		}
-	more:
-		for len(batch) < 64<<10 {
-			select {
-			case bp := <-l.lines:
-				take(bp)
-			default:
-				break more
-			}
-		}
-		batch = l.flush(batch)
 	}
 }
 
@@ -163,6 +168,12 @@ func (l *AccessLog) write(e *accessEntry) {
 	*bp = appendEntry((*bp)[:0], e)
 	select {
 	case l.lines <- bp:
+		if len(l.lines) >= accessQueue/4 {
+			select {
+			case l.kick <- struct{}{}:
+			default: // already kicked
+			}
+		}
 	default:
 		l.dropped.Add(1)
 		putLine(bp)
