@@ -72,9 +72,11 @@ var spanPool = sync.Pool{New: func() any { return new(span) }}
 
 // release clears s and puts it back in the pool: its strings must not stay reachable, nor show
 // in the next span.
+// Only the attributes in use are cleared: the whole room is 2 KB of pointers.
 func release(s *span) {
 	clear(s.attrs[:s.n])
-	*s = span{}
+	s.t, s.sc, s.parent, s.kind, s.sampled = nil, trace.SpanContext{}, trace.SpanContext{}, 0, false
+	s.name, s.start, s.end, s.status, s.desc, s.n, s.dropped = "", time.Time{}, time.Time{}, 0, "", 0, 0
 	spanPool.Put(s)
 }
 
