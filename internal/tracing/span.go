@@ -22,8 +22,9 @@ import (
 // cost a request: its mutexes and attribute slices, the conversion to ReadOnlySpan snapshots,
 // and the garbage of five spans per request. A span here is one pooled record with a fixed room
 // for attributes; it goes back to the pool once the exporter has encoded it, and the encoding
-// copies everything it says, so no request's attributes can show in another's spans. The
-// caller must not use a span after End, as the gateway does not: a span ended is the exporter's.
+// copies everything it says, so no request's attributes can show in another's spans. The caller
+// holds a small ref, not the record: a call after End finds the record ended or reused (its
+// generation moved on) and does nothing, as the API wants.
 //
 // The sampler is the SDK's own (sdktrace.Sampler), asked for each span as the SDK's tracer asks
 // it, so the decisions, flags and tracestate are the SDK's. Events and links are not recorded:
@@ -52,10 +53,10 @@ func (p *provider) Tracer(string, ...trace.TracerOption) trace.Tracer { return p
 // span limit drops them.
 const spanAttrRoom = 32
 
-// span is one recording span of the tracer.
+// span is the record of one recording span of the tracer, pooled; the caller holds a ref to it.
 type span struct {
-	embedded.Span
 	t          *tracer
+	gen        uint64 // counts the record's uses: a ref of an earlier use is stale
 	sc, parent trace.SpanContext
 	kind       trace.SpanKind
 	sampled    bool
@@ -74,9 +75,12 @@ var spanPool = sync.Pool{New: func() any { return new(span) }}
 // in the next span.
 // Only the attributes in use are cleared: the whole room is 2 KB of pointers.
 func release(s *span) {
+	s.mu.Lock()
+	s.gen++ // what a stale ref does from now on is nothing
 	clear(s.attrs[:s.n])
 	s.t, s.sc, s.parent, s.kind, s.sampled = nil, trace.SpanContext{}, trace.SpanContext{}, 0, false
 	s.name, s.start, s.end, s.status, s.desc, s.n, s.dropped = "", time.Time{}, time.Time{}, 0, "", 0, 0
+	s.mu.Unlock()
 	spanPool.Put(s)
 }
 
@@ -139,7 +143,30 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	}
 	s.add(res.Attributes)
 	s.add(cfg.Attributes())
-	return trace.ContextWithSpan(ctx, s), s
+	r := &ref{s: s, gen: s.gen, sc: sc, p: t.provider}
+	return trace.ContextWithSpan(ctx, r), r
+}
+
+// ref is the trace.Span the caller holds: the record and which use of it is the caller's. The
+// API lets a caller use a span after End (it must do nothing); once the record is exported and
+// reused, the generation tells such a late call from the record's new span's.
+type ref struct {
+	embedded.Span
+	s   *span
+	gen uint64
+	sc  trace.SpanContext
+	p   *provider
+}
+
+// live locks the record and tells whether it is still r's and not ended; when true the caller
+// unlocks it.
+func (r *ref) live() bool {
+	r.s.mu.Lock()
+	if r.s.gen != r.gen || !r.s.end.IsZero() {
+		r.s.mu.Unlock()
+		return false
+	}
+	return true
 }
 
 // add sets attributes as the SDK's span does: an invalid one is dropped, a key set again keeps
@@ -168,14 +195,13 @@ next:
 }
 
 // End ends the span and hands it to the exporter (or back to the pool when it is not sampled).
-func (s *span) End(opts ...trace.SpanEndOption) {
+func (r *ref) End(opts ...trace.SpanEndOption) {
 	now := time.Now()
 	cfg := trace.NewSpanEndConfig(opts...)
-	s.mu.Lock()
-	if !s.end.IsZero() {
-		s.mu.Unlock()
+	if !r.live() {
 		return
 	}
+	s := r.s
 	if s.end = cfg.Timestamp(); s.end.IsZero() {
 		s.end = s.start.Add(now.Sub(s.start)) // the monotonic clock's duration, as the SDK's
 	}
@@ -188,20 +214,22 @@ func (s *span) End(opts ...trace.SpanEndOption) {
 }
 
 // SetAttributes sets attributes until the span ends.
-func (s *span) SetAttributes(kv ...attribute.KeyValue) {
-	s.mu.Lock()
-	if s.end.IsZero() {
-		s.add(kv)
+func (r *ref) SetAttributes(kv ...attribute.KeyValue) {
+	if r.live() {
+		r.s.add(kv)
+		r.s.mu.Unlock()
 	}
-	s.mu.Unlock()
 }
 
 // SetStatus sets the status as the SDK does: never lowered (Ok over Error over Unset), the
 // description kept for an error only.
-func (s *span) SetStatus(code codes.Code, description string) {
-	s.mu.Lock()
+func (r *ref) SetStatus(code codes.Code, description string) {
+	if !r.live() {
+		return
+	}
+	s := r.s
 	defer s.mu.Unlock()
-	if !s.end.IsZero() || s.status > code {
+	if s.status > code {
 		return
 	}
 	s.status, s.desc = code, ""
@@ -211,24 +239,27 @@ func (s *span) SetStatus(code codes.Code, description string) {
 }
 
 // SetName renames the span until it ends.
-func (s *span) SetName(name string) {
-	s.mu.Lock()
-	if s.end.IsZero() {
-		s.name = name
+func (r *ref) SetName(name string) {
+	if r.live() {
+		r.s.name = name
+		r.s.mu.Unlock()
 	}
-	s.mu.Unlock()
 }
 
-func (s *span) SpanContext() trace.SpanContext { return s.sc }
-func (s *span) IsRecording() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.end.IsZero()
+// IsRecording tells whether the span has not ended.
+func (r *ref) IsRecording() bool {
+	if r.live() {
+		r.s.mu.Unlock()
+		return true
+	}
+	return false
 }
-func (s *span) AddEvent(string, ...trace.EventOption)   {}
-func (s *span) AddLink(trace.Link)                      {}
-func (s *span) RecordError(error, ...trace.EventOption) {}
-func (s *span) TracerProvider() trace.TracerProvider    { return s.t.provider }
+
+func (r *ref) SpanContext() trace.SpanContext          { return r.sc }
+func (r *ref) AddEvent(string, ...trace.EventOption)   {}
+func (r *ref) AddLink(trace.Link)                      {}
+func (r *ref) RecordError(error, ...trace.EventOption) {}
+func (r *ref) TracerProvider() trace.TracerProvider    { return r.p }
 
 // nonRecording is a span the sampler dropped: only its context, as the SDK's.
 type nonRecording struct {

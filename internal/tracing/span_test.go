@@ -23,11 +23,11 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// TestSpanCostsOneAllocation: once warm, a child span of the request path, started with its
-// attributes set and ended into the batcher, costs one allocation (the context that carries it,
-// which Start must return), not the SDK span's four: its record is pooled and goes back once
-// encoded.
-func TestSpanCostsOneAllocation(t *testing.T) {
+// TestSpanCostsTwoAllocations: once warm, a child span of the request path, started with its
+// attributes set and ended into the batcher, costs two allocations (the small ref the caller
+// holds and the context that carries it, which Start must return), not the SDK span's four: its
+// record is pooled and goes back once encoded.
+func TestSpanCostsTwoAllocations(t *testing.T) {
 	tr, err := New(context.Background(), Options{Enabled: true, Endpoint: "http://127.0.0.1:1", Sampler: SamplerAlwaysOn}, "test", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -46,8 +46,8 @@ func TestSpanCostsOneAllocation(t *testing.T) {
 	}
 	// The export of what queued (to a closed port: it fails) gives the records back to the pool.
 	_ = tr.ForceFlush(context.Background())
-	if n := testing.AllocsPerRun(200, child); n > 1.5 {
-		t.Errorf("%v allocations per child span, want at most 1", n)
+	if n := testing.AllocsPerRun(200, child); n > 2.5 {
+		t.Errorf("%v allocations per child span, want at most 2", n)
 	}
 	if !server.SpanContext().IsSampled() || !trace.SpanContextFromContext(ctx).IsValid() {
 		t.Fatal("the server span is not sampled")
@@ -222,7 +222,8 @@ func TestOwnSamplingMatchesSDK(t *testing.T) {
 
 // TestOwnSpansKeepTheirAttributes: requests traced at once on many goroutines, their span records
 // reused from batch to batch, each export decoded: every span carries its own request's
-// attribute and parent, none another's. Run under -race, it also checks that a record is reused
+// attribute and parent, none another's, even though each request also writes to its spans after
+// ending them (which must do nothing). Run under -race, it also checks that a record is reused
 // only after its export.
 func TestOwnSpansKeepTheirAttributes(t *testing.T) {
 	var mu sync.Mutex
@@ -234,18 +235,19 @@ func TestOwnSpansKeepTheirAttributes(t *testing.T) {
 		for _, r := range rs {
 			for _, ss := range r.ScopeSpans {
 				for _, s := range ss.Spans {
-					tid := trace.TraceID(s.TraceId)
+					var tid trace.TraceID
+					copy(tid[:], s.TraceId)
 					var got string
 					for _, kv := range s.Attributes {
 						if kv.Key == "llmgate.request_id" {
 							got = kv.Value.GetStringValue()
 						}
 					}
-					if got != want[tid] || len(s.Attributes) != 2 {
-						t.Errorf("span %s of trace %x: request id %q, %d attributes; want %q and 2", s.Name, tid, got, len(s.Attributes), want[tid])
+					if got != want[tid] || len(s.Attributes) != 2 || s.Name == "late" || s.Status.GetMessage() != "" {
+						t.Errorf("span %s of trace %s: request id %q, %d attributes; want %q and 2", s.Name, tid, got, len(s.Attributes), want[tid])
 					}
-					if s.Name != "server" && trace.SpanID(s.ParentSpanId) != servers[tid] {
-						t.Errorf("span %s of trace %x: parent %x, want %x", s.Name, tid, s.ParentSpanId, servers[tid])
+					if sid := servers[tid]; s.Name != "server" && string(s.ParentSpanId) != string(sid[:]) {
+						t.Errorf("span %s of trace %s: parent %x, want %s", s.Name, tid, s.ParentSpanId, sid)
 					}
 				}
 			}
@@ -257,19 +259,34 @@ func TestOwnSpansKeepTheirAttributes(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range 200 {
+			var prev []trace.Span // the spans of the request before, ended and exported
+			for i := range 100 {
 				id := strconv.Itoa(g) + "-" + strconv.Itoa(i)
 				ctx, server := tr.Start(context.Background(), "server")
 				mu.Lock()
 				want[server.SpanContext().TraceID()], servers[server.SpanContext().TraceID()] = id, server.SpanContext().SpanID()
 				mu.Unlock()
+				var ended []trace.Span
 				for _, n := range []string{"auth", "admission", "chat m", "settlement"} {
 					_, s := tr.Start(ctx, n)
 					s.SetAttributes(attribute.String("llmgate.request_id", id), attribute.Int("n", i))
+					// Late calls on the spans of the request before, whose records are likely this
+					// request's now: they must do nothing.
+					for _, p := range prev {
+						p.SetAttributes(attribute.String("llmgate.request_id", "late"), attribute.Int("late", i))
+						p.SetName("late")
+						p.SetStatus(codes.Error, "late")
+						p.End()
+					}
 					s.End()
+					ended = append(ended, s)
 				}
 				server.SetAttributes(attribute.String("llmgate.request_id", id), attribute.String("http.route", "/v1/chat/completions"))
 				server.End()
+				prev = append(ended, server)
+				if err := tr.q.ForceFlush(context.Background()); err != nil {
+					t.Error(err)
+				}
 			}
 		}()
 	}
@@ -277,8 +294,8 @@ func TestOwnSpansKeepTheirAttributes(t *testing.T) {
 	if err := tr.q.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if client.spans != 8*200*5 {
-		t.Fatalf("%d spans exported, want %d", client.spans, 8*200*5)
+	if client.spans != 8*100*5 {
+		t.Fatalf("%d spans exported, want %d", client.spans, 8*100*5)
 	}
 }
 
