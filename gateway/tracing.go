@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"slices"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel/attribute"
@@ -76,7 +77,7 @@ func genAIOperation(ep providers.Endpoint) string {
 // startServerSpan starts the request's server span, continuing the caller's traceparent, and
 // puts it in the request's context so that the child spans hang under it. The meta's trace id
 // and traceparent become the span's: the usage record and the answer name the span. The span's
-// attributes are gathered in m.attrs and set when it ends: the SDK copies a span's attribute
+// attributes are gathered in m.attrs (a pooled buffer) and set when it ends: the SDK copies a span's attribute
 // list again at every call that adds to it. (The built-in samplers do not read attributes, so
 // none is needed at the start.)
 func (g *Gateway) startServerSpan(c *gin.Context, m *reqMeta) {
@@ -84,7 +85,7 @@ func (g *Gateway) startServerSpan(c *gin.Context, m *reqMeta) {
 	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	route := c.FullPath()
 	ctx, span := g.tracer.Start(ctx, spanName(r.Method, route), serverSpanOptions...)
-	m.span, m.attrs = span, &spanAttrs{}
+	m.span, m.attrs = span, spanAttrsPool.Get().(*spanAttrs)
 	m.attrs.add(attrHTTPMethod.String(r.Method), attrHTTPRoute.String(route), attrRequestID.String(m.requestID))
 	m.traceparent = traceparentOf(span.SpanContext())
 	m.traceID = m.traceparent[3:35]
@@ -126,6 +127,14 @@ type spanAttrs struct {
 
 func (a *spanAttrs) add(kv ...attribute.KeyValue) { a.n += copy(a.kv[a.n:], kv) }
 
+// spanAttrsPool and attemptPool keep the gathering buffers from request to request: a span
+// copies its attributes when they are set, so a buffer is free again once its span has ended,
+// and it is cleared first, so no request's values stay reachable or show in another's.
+var (
+	spanAttrsPool = sync.Pool{New: func() any { return new(spanAttrs) }}
+	attemptPool   = sync.Pool{New: func() any { return new(attemptSpan) }}
+)
+
 // endServerSpan ends the server span with the answer's status: an error for a 5xx only, as the
 // HTTP conventions have it for servers (a 4xx is the client's).
 func (g *Gateway) endServerSpan(c *gin.Context, m *reqMeta) {
@@ -136,6 +145,10 @@ func (g *Gateway) endServerSpan(c *gin.Context, m *reqMeta) {
 		m.span.SetStatus(codes.Error, "")
 	}
 	m.span.End()
+	a := m.attrs
+	m.attrs = nil
+	*a = spanAttrs{}
+	spanAttrsPool.Put(a)
 }
 
 // tracedNext runs the request's handlers inside its server span, ending the span even when a
@@ -231,7 +244,8 @@ func (x *exchange) startAttempt(d *providers.Deployment, ep providers.Endpoint, 
 	}
 	op := genAIOperation(ep)
 	_, s := x.g.tracer.Start(x.ctx, op+" "+d.Model, clientSpanOptions...)
-	a := &attemptSpan{span: s, n: 5}
+	a := attemptPool.Get().(*attemptSpan)
+	a.span, a.n = s, 5
 	a.kv[0], a.kv[1], a.kv[2] = attrGenAIOperation.String(op), attrGenAIProvider.String(d.ProviderName), attrGenAIRequestModel.String(d.Model)
 	a.kv[3], a.kv[4] = attrDeployment.String(d.ID), attrAttempt.Int(n)
 	h := make(http.Header, len(hdr)+1)
@@ -242,7 +256,7 @@ func (x *exchange) startAttempt(d *providers.Deployment, ep providers.Endpoint, 
 	return a, h
 }
 
-// endAttempt ends an attempt's span (nil: tracing off) with the upstream's status (0: none came)
+// endAttempt ends an attempt's span (nil: tracing off), once, with the upstream's status (0: none came)
 // and, when the attempt failed, the error type: a code of the gateway's, never upstream text. The
 // tokens are the server span's only: each attribute costs every exported span allocations.
 func endAttempt(a *attemptSpan, status int, errType string) {
@@ -260,6 +274,8 @@ func endAttempt(a *attemptSpan, status int, errType string) {
 	}
 	a.span.SetAttributes(a.kv[:a.n]...)
 	a.span.End()
+	*a = attemptSpan{}
+	attemptPool.Put(a)
 }
 
 // traceSettled notes on the server span who asked (tenant and key prefix, never the key) and

@@ -8,9 +8,13 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/llmgate/llmgate/internal/tracing"
 	"github.com/llmgate/llmgate/providers"
@@ -106,5 +110,72 @@ func BenchmarkTracing(b *testing.B) {
 				b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/op")
 			}
 		})
+	}
+}
+
+// TestTracingBuffersStayWithTheirRequest: the buffers that gather a request's span attributes are
+// reused from request to request; with requests traced at once, each server span and each
+// attempt span still carry only their own request's values (its request id, its max_tokens).
+func TestTracingBuffersStayWithTheirRequest(t *testing.T) {
+	sse := `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"up-m","choices":[{"index":0,"delta":{"content":"w"},"finish_reason":null}]}` + "\n\n" +
+		`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"up-m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}` + "\n\ndata: [DONE]\n\n"
+	g, key, _ := newTestGateway(t, &fixtureProvider{sse: []byte(sse), whole: true})
+	g.quota = quota.Options{DefaultTier: "open", Tiers: map[string]quota.Limits{"open": {}}}.WithDefaults()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	g.tracer = tp.Tracer("test")
+	h := g.Handler()
+	var mu sync.Mutex
+	want := map[trace.TraceID][2]string{} // request id, max_tokens
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 30 {
+				mt := strconv.Itoa(w*100 + i + 1)
+				req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"max_tokens":`+mt+`,"messages":[{"role":"user","content":"hi"}]}`))
+				req.Header.Set("Authorization", "Bearer "+key)
+				rw := httptest.NewRecorder()
+				h.ServeHTTP(rw, req)
+				if rw.Code != 200 {
+					t.Errorf("status %d", rw.Code)
+					return
+				}
+				tid, err := trace.TraceIDFromHex(rw.Header().Get("Traceparent")[3:35])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				want[tid] = [2]string{rw.Header().Get("X-Request-Id"), mt}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	servers, attempts := 0, 0
+	for _, s := range rec.Ended() {
+		w := want[s.SpanContext().TraceID()]
+		got := map[attribute.Key]string{}
+		for _, kv := range s.Attributes() {
+			got[kv.Key] = kv.Value.Emit()
+		}
+		switch s.SpanKind() {
+		case trace.SpanKindServer:
+			servers++
+			if got[attrRequestID] != w[0] || got[attrGenAIMaxTokens] != w[1] {
+				t.Errorf("server span of trace %s: request id %q, max_tokens %q; want %q, %q", s.SpanContext().TraceID(), got[attrRequestID], got[attrGenAIMaxTokens], w[0], w[1])
+			}
+		case trace.SpanKindClient:
+			attempts++
+			if got[attrAttempt] != "1" || got[attrHTTPStatus] != "200" || got[attrErrorType] != "" || len(got) != 6 {
+				t.Errorf("attempt span of trace %s: attributes %v", s.SpanContext().TraceID(), got)
+			}
+		}
+	}
+	if servers != 180 || attempts != 180 {
+		t.Fatalf("%d server and %d attempt spans, want 180 each", servers, attempts)
 	}
 }

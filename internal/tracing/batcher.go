@@ -12,19 +12,21 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// batcher is the span processor: it queues ended spans and exports them in batches from its own
-// goroutine, dropping spans when the queue is full, as the SDK's batch span processor does and
-// with the same settings (OTEL_BSP_*). The SDK's hands every span to its goroutine over a
-// channel, which under load means a goroutine wake-up per span, five per chat request: measured
+// batcher queues ended spans (the SDK's, or the tracer's own) and exports them in batches from
+// its own goroutine, dropping spans when the queue is full, as the SDK's batch span processor
+// does and with the same settings (OTEL_BSP_*). The SDK's hands every span to its goroutine over
+// a channel, which under load means a goroutine wake-up per span, five per chat request: measured
 // on the gateway's streamed chat (BenchmarkTracing), that hand-off cost more than the spans'
 // making. Here ending a span is an append under a mutex, and the goroutine is woken once a batch
 // is full, or when the schedule delay has passed.
-type batcher struct {
-	exp sdktrace.SpanExporter
-	o   batchOptions
+type batcher[T any] struct {
+	export   func(context.Context, []T) error
+	shutdown func(context.Context) error
+	discard  func(T) // a span dropped without export; nil: nothing to do
+	o        batchOptions
 
 	mu      sync.Mutex
-	queue   []sdktrace.ReadOnlySpan
+	queue   []T
 	stopped bool
 	dropped int64 // spans dropped on a full queue, reported with the next export error
 
@@ -32,12 +34,17 @@ type batcher struct {
 	stop chan struct{}
 	done chan struct{} // the goroutine has returned
 
-	exportMu sync.Mutex              // one export at a time: the goroutine's or a ForceFlush's
-	batch    []sdktrace.ReadOnlySpan // the batch being exported, under exportMu
+	exportMu sync.Mutex // one export at a time: the goroutine's or a ForceFlush's
+	batch    []T        // the batch being exported, under exportMu
 	stopOnce sync.Once
 }
 
-var _ sdktrace.SpanProcessor = (*batcher)(nil)
+// spanProcessor is the batcher as the SDK's span processor, for the SDK's spans.
+type spanProcessor struct {
+	*batcher[sdktrace.ReadOnlySpan]
+}
+
+var _ sdktrace.SpanProcessor = spanProcessor{}
 
 // batchOptions are the batch processor's settings, with the SDK's defaults and variables.
 type batchOptions struct {
@@ -68,29 +75,42 @@ func envInt(key string, def int) int {
 	return def
 }
 
-// newBatcher starts the processor's goroutine, which exports to exp.
-func newBatcher(exp sdktrace.SpanExporter, o batchOptions) *batcher {
-	b := &batcher{exp: exp, o: o,
-		queue: make([]sdktrace.ReadOnlySpan, 0, o.maxQueue), batch: make([]sdktrace.ReadOnlySpan, 0, o.maxBatch),
+// newBatcher starts the SDK span processor's goroutine, which exports to exp.
+func newBatcher(exp sdktrace.SpanExporter, o batchOptions) spanProcessor {
+	return spanProcessor{startBatcher(exp.ExportSpans, exp.Shutdown, nil, o)}
+}
+
+// startBatcher starts a batcher's goroutine, which exports with export; shutdown is called once
+// the last spans are exported, and discard is handed each span dropped without export.
+func startBatcher[T any](export func(context.Context, []T) error, shutdown func(context.Context) error, discard func(T), o batchOptions) *batcher[T] {
+	b := &batcher[T]{export: export, shutdown: shutdown, discard: discard, o: o,
+		queue: make([]T, 0, o.maxQueue), batch: make([]T, 0, o.maxBatch),
 		full: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go b.run()
 	return b
 }
 
 // OnStart does nothing: spans are queued when they end.
-func (b *batcher) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (p spanProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
 
-// OnEnd queues a sampled span, or drops it when the queue is full or the processor stopped.
-func (b *batcher) OnEnd(s sdktrace.ReadOnlySpan) {
-	if !s.SpanContext().IsSampled() {
-		return
+// OnEnd queues a sampled span.
+func (p spanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
+	if s.SpanContext().IsSampled() {
+		p.add(s)
 	}
+}
+
+// add queues a span, or drops it when the queue is full or the batcher stopped.
+func (b *batcher[T]) add(s T) {
 	b.mu.Lock()
 	if b.stopped || len(b.queue) >= b.o.maxQueue {
 		if !b.stopped {
 			b.dropped++
 		}
 		b.mu.Unlock()
+		if b.discard != nil {
+			b.discard(s)
+		}
 		return
 	}
 	b.queue = append(b.queue, s)
@@ -106,7 +126,7 @@ func (b *batcher) OnEnd(s sdktrace.ReadOnlySpan) {
 
 // run exports a batch when one is full and whatever is queued when the delay has passed, until
 // stop.
-func (b *batcher) run() {
+func (b *batcher[T]) run() {
 	defer close(b.done)
 	t := time.NewTimer(b.o.delay)
 	defer t.Stop()
@@ -124,7 +144,7 @@ func (b *batcher) run() {
 
 // exportQueued exports what is queued when it is called, a batch at a time, within ctx: spans
 // that keep coming do not keep it going.
-func (b *batcher) exportQueued(ctx context.Context) error {
+func (b *batcher[T]) exportQueued(ctx context.Context) error {
 	b.exportMu.Lock()
 	defer b.exportMu.Unlock()
 	b.mu.Lock()
@@ -145,7 +165,7 @@ func (b *batcher) exportQueued(ctx context.Context) error {
 			return nil
 		}
 		ectx, cancel := context.WithTimeout(ctx, b.o.timeout)
-		err := b.exp.ExportSpans(ectx, b.batch)
+		err := b.export(ectx, b.batch)
 		cancel()
 		clear(b.batch)
 		if err != nil {
@@ -169,13 +189,13 @@ func (d droppedError) Error() string {
 }
 
 // ForceFlush exports every span queued, within ctx.
-func (b *batcher) ForceFlush(ctx context.Context) error {
+func (b *batcher[T]) ForceFlush(ctx context.Context) error {
 	return b.exportQueued(ctx)
 }
 
 // Shutdown stops the goroutine, exports what is queued (within ctx) and shuts the exporter down.
 // Spans that end afterwards are dropped.
-func (b *batcher) Shutdown(ctx context.Context) error {
+func (b *batcher[T]) Shutdown(ctx context.Context) error {
 	var err error
 	b.stopOnce.Do(func() {
 		b.mu.Lock()
@@ -189,7 +209,7 @@ func (b *batcher) Shutdown(ctx context.Context) error {
 			return
 		}
 		err = b.exportQueued(ctx)
-		if e := b.exp.Shutdown(ctx); err == nil {
+		if e := b.shutdown(ctx); err == nil {
 			err = e
 		}
 	})

@@ -65,6 +65,25 @@ func (e *exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	return nil
 }
 
+// exportOwn encodes the tracer's spans, puts them back in the pool (the encoding holds all they
+// said) and has the client send them.
+func (e *exporter) exportOwn(ctx context.Context, res *resource.Resource, scope instrumentation.Scope, spans []*span) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	rs := e.enc.encodeOwn(res, scope, spans)
+	defer e.enc.release()
+	for _, s := range spans {
+		release(s)
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	if err := e.client.UploadTraces(ctx, rs); err != nil {
+		return fmt.Errorf("traces export: %w", err)
+	}
+	return nil
+}
+
 // Shutdown stops the client, once.
 func (e *exporter) Shutdown(ctx context.Context) error {
 	var err error
@@ -144,6 +163,11 @@ func (e *encoder) encode(spans []sdktrace.ReadOnlySpan) []*tracepb.ResourceSpans
 		e.str(rsSchemaURL, g.res.SchemaURL())
 		e.ends = append(e.ends, len(e.b))
 	}
+	return e.messages()
+}
+
+// messages are the ResourceSpans messages of the encoded batch, their bytes as unknown fields.
+func (e *encoder) messages() []*tracepb.ResourceSpans {
 	e.out = e.out[:0]
 	start := 0
 	for i, end := range e.ends {
@@ -156,6 +180,58 @@ func (e *encoder) encode(spans []sdktrace.ReadOnlySpan) []*tracepb.ResourceSpans
 		start = end
 	}
 	return e.out
+}
+
+// encodeOwn returns the tracer's spans, all of res and scope, as encode returns the SDK's: one
+// ResourceSpans with one ScopeSpans, what the stock conversion makes of spans of one tracer.
+func (e *encoder) encodeOwn(res *resource.Resource, scope instrumentation.Scope, spans []*span) []*tracepb.ResourceSpans {
+	e.groups, e.ends, e.b = e.groups[:0], e.ends[:0], e.b[:0]
+	if len(spans) == 0 {
+		return nil
+	}
+	if res != nil {
+		e.bytesField(rsResource, e.resource(res))
+	}
+	ss := e.open(rsScopeSpans)
+	if scope != (instrumentation.Scope{}) {
+		e.bytesField(ssScope, e.scope(scope))
+	}
+	for _, s := range spans {
+		e.ownSpan(s)
+	}
+	e.str(ssSchemaURL, scope.SchemaURL)
+	e.close(ss)
+	e.str(rsSchemaURL, res.SchemaURL())
+	e.ends = append(e.ends, len(e.b))
+	return e.messages()
+}
+
+// ownSpan writes one Span message of the tracer's, field by field as span writes the SDK's.
+func (e *encoder) ownSpan(s *span) {
+	sp := e.open(ssSpans)
+	tid, sid := s.sc.TraceID(), s.sc.SpanID()
+	e.bytes(spanTraceID, tid[:])
+	e.bytes(spanSpanID, sid[:])
+	if ts := s.sc.TraceState(); ts.Len() > 0 {
+		e.str(spanTraceState, ts.String())
+	}
+	if psid := s.parent.SpanID(); psid.IsValid() {
+		e.bytes(spanParentSpanID, psid[:])
+	}
+	e.str(spanName, s.name)
+	e.varint(spanKindField, uint64(spanKind(s.kind)))
+	e.fixed64(spanStart, unixNano(s.start))
+	e.fixed64(spanEnd, unixNano(s.end))
+	for _, a := range s.attrs[:s.n] {
+		e.keyValue(spanAttributes, a)
+	}
+	e.varint(spanDroppedAttributes, uint64(clampUint32(s.dropped)))
+	st := e.open(spanStatus)
+	e.str(statusMessage, s.desc)
+	e.varint(statusCode, uint64(statusCodeOf(s.status)))
+	e.close(st)
+	e.fixed32(spanFlagsField, spanFlags(s.sc.TraceFlags(), s.parent))
+	e.close(sp)
 }
 
 // release makes the buffer free for the next batch.

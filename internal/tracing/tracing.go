@@ -24,12 +24,14 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -136,7 +138,8 @@ func parseEndpoint(s string) (u *url.URL, isURL bool, err error) {
 // Tracing is the tracer provider built from Options; the zero value (and a nil *Tracing) is
 // tracing off.
 type Tracing struct {
-	provider *sdktrace.TracerProvider
+	provider *sdktrace.TracerProvider // the SDK's, when the stock exporter is in use
+	own      *tracer                  // else the request path's own
 	tracer   trace.Tracer
 }
 
@@ -160,16 +163,31 @@ func New(ctx context.Context, o Options, version string, log *slog.Logger) (*Tra
 		_ = exp.Shutdown(ctx)
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithSpanProcessor(newBatcher(exp, batchOptionsFromEnv())), sdktrace.WithResource(res)}
-	if s := sampler(o); s != nil { // else the SDK reads OTEL_TRACES_SAMPLER, default parentbased_always_on
-		opts = append(opts, sdktrace.WithSampler(s))
-	}
 	if log != nil {
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing: span export failed", "err", err) }))
 	}
+	s := sampler(o)
+	if own, ok := exp.(*exporter); ok {
+		if s == nil {
+			s = samplerFromEnv()
+		}
+		t := &tracer{sampler: s, res: res, scope: instrumentation.Scope{Name: instrumentationName, Version: version}}
+		t.provider = &provider{t: t}
+		t.q = startBatcher(func(ctx context.Context, spans []*span) error { return own.exportOwn(ctx, t.res, t.scope, spans) },
+			own.Shutdown, release, batchOptionsFromEnv())
+		return &Tracing{own: t, tracer: t}, nil
+	}
+	// The stock exporter (OTLP/JSON) takes the SDK's spans: the SDK's tracer it is.
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithSpanProcessor(newBatcher(exp, batchOptionsFromEnv())), sdktrace.WithResource(res)}
+	if s != nil { // else the SDK reads OTEL_TRACES_SAMPLER, default parentbased_always_on
+		opts = append(opts, sdktrace.WithSampler(s))
+	}
 	tp := sdktrace.NewTracerProvider(opts...)
-	return &Tracing{provider: tp, tracer: tp.Tracer("github.com/llmgate/llmgate/gateway", trace.WithInstrumentationVersion(version))}, nil
+	return &Tracing{provider: tp, tracer: tp.Tracer(instrumentationName, trace.WithInstrumentationVersion(version))}, nil
 }
+
+// instrumentationName is the instrumentation scope of the spans.
+const instrumentationName = "github.com/llmgate/llmgate/gateway"
 
 // newExporter builds the OTLP exporter of o's protocol; what o leaves unset the exporter takes
 // from the OTEL_EXPORTER_OTLP_* environment.
@@ -289,6 +307,41 @@ func sampler(o Options) sdktrace.Sampler {
 	return nil
 }
 
+// samplerFromEnv is the sampler OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG name, read as
+// the SDK reads them: an unknown sampler is parentbased_always_on, a ratio that is not a number
+// from 0 to 1 is 1, and both are reported.
+func samplerFromEnv() sdktrace.Sampler {
+	name := strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_TRACES_SAMPLER")))
+	arg := strings.TrimSpace(os.Getenv("OTEL_TRACES_SAMPLER_ARG"))
+	ratio := func() sdktrace.Sampler {
+		if arg == "" {
+			return sdktrace.TraceIDRatioBased(1)
+		}
+		v, err := strconv.ParseFloat(arg, 64)
+		if err != nil || v < 0 || v > 1 {
+			otel.Handle(fmt.Errorf("tracing: OTEL_TRACES_SAMPLER_ARG %q is not a ratio from 0 to 1: 1 it is", arg))
+			return sdktrace.TraceIDRatioBased(1)
+		}
+		return sdktrace.TraceIDRatioBased(v)
+	}
+	switch name {
+	case "", SamplerParentBasedAlwaysOn:
+		return sdktrace.ParentBased(sdktrace.AlwaysSample())
+	case SamplerAlwaysOn:
+		return sdktrace.AlwaysSample()
+	case SamplerAlwaysOff:
+		return sdktrace.NeverSample()
+	case SamplerTraceIDRatio:
+		return ratio()
+	case SamplerParentBasedAlwaysOff:
+		return sdktrace.ParentBased(sdktrace.NeverSample())
+	case SamplerParentBasedTraceIDRatio:
+		return sdktrace.ParentBased(ratio())
+	}
+	otel.Handle(fmt.Errorf("tracing: OTEL_TRACES_SAMPLER %q is not a sampler: parentbased_always_on it is", name))
+	return sdktrace.ParentBased(sdktrace.AlwaysSample())
+}
+
 // Tracer is the tracer of the request path; nil when tracing is off.
 func (t *Tracing) Tracer() trace.Tracer {
 	if t == nil {
@@ -299,16 +352,24 @@ func (t *Tracing) Tracer() trace.Tracer {
 
 // ForceFlush exports the spans ended so far.
 func (t *Tracing) ForceFlush(ctx context.Context) error {
-	if t == nil || t.provider == nil {
-		return nil
+	switch {
+	case t == nil:
+	case t.own != nil:
+		return t.own.q.ForceFlush(ctx)
+	case t.provider != nil:
+		return t.provider.ForceFlush(ctx)
 	}
-	return t.provider.ForceFlush(ctx)
+	return nil
 }
 
 // Shutdown exports the spans still queued (within ctx) and stops the exporter.
 func (t *Tracing) Shutdown(ctx context.Context) error {
-	if t == nil || t.provider == nil {
-		return nil
+	switch {
+	case t == nil:
+	case t.own != nil:
+		return t.own.q.Shutdown(ctx)
+	case t.provider != nil:
+		return t.provider.Shutdown(ctx)
 	}
-	return t.provider.Shutdown(ctx)
+	return nil
 }
