@@ -395,11 +395,6 @@ func (t *outputTail) String() string {
 	return string(t.buf)
 }
 
-// lastLines formats the kept output for an error message ("" when there is none).
-func (t *outputTail) lastLines() string {
-	return formatLastLines(t.String())
-}
-
 func formatLastLines(s string) string {
 	s = strings.TrimSpace(s)
 	if s == "" {

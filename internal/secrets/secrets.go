@@ -20,7 +20,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 )
 
@@ -54,15 +53,6 @@ func ParseKey(s string) ([]byte, error) {
 		return nil, fmt.Errorf("decodes to %d bytes, want %d (make one with: openssl rand -base64 32)", len(b), KeySize)
 	}
 	return b, nil
-}
-
-// ReadKeyFile reads a key file holding the base64 of a key.
-func ReadKeyFile(path string) ([]byte, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return ParseKey(string(raw))
 }
 
 // New returns a keyring that seals with current and also opens with previous.
