@@ -39,13 +39,16 @@ type Handler struct {
 	// unique to this handler.
 	responses responseStore
 	nonce     string
+
+	// google is the OAuth side of Vertex AI (vertex.go).
+	google *googleAuth
 }
 
 var _ http.Handler = (*Handler)(nil)
 
 // NewHandler returns a simulated upstream configured by opts.
 func NewHandler(opts Options) *Handler {
-	h := &Handler{base: newBehaviour(opts), seed: uint64(opts.Seed)}
+	h := &Handler{base: newBehaviour(opts), seed: uint64(opts.Seed), google: newGoogleAuth(opts)}
 	if h.seed == 0 {
 		h.seed = rand.Uint64()
 	}
@@ -110,7 +113,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case "/v1/messages", "/v1/messages/count_tokens":
-		h.serveMessages(w, r) // Anthropic's Messages API (anthropic.go)
+		h.serveMessages(w, r, nil) // Anthropic's Messages API (anthropic.go)
+	case vertexTokenPath:
+		h.serveToken(w, r) // Google's OAuth token endpoint (vertex.go)
 	case "/v1/responses":
 		h.serveResponses(w, r) // OpenAI's Responses API (responses.go)
 	case "/_mock/stats":
@@ -125,7 +130,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if isGeminiPath(r.URL.Path) { // /v1beta/models/{model}:{method}, see gemini.go
-			h.serveGemini(w, r)
+			h.serveGemini(w, r, nil)
+			return
+		}
+		if v, ok := parseVertexPath(r.URL.Path); ok { // /v1/…/publishers/{publisher}/models/{model}:{method}, see vertex.go
+			h.serveVertex(w, r, v)
 			return
 		}
 		writeError(w, http.StatusNotFound, api.NewError(api.TypeInvalidRequest,
