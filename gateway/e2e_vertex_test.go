@@ -182,7 +182,23 @@ func TestVertexThroughGateway(t *testing.T) {
 			}
 		})
 	}
-	// Six calls, one token: it is cached between them.
+	// The other dialects reach Vertex AI through the gateway's translation to chat.
+	for _, model := range []string{"vx-gemini", "vx-claude"} {
+		resp := e.post(ctx, "/messages", e.key, []byte(`{"model":"`+model+`","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`),
+			"anthropic-version", "2023-06-01")
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || gjson.GetBytes(b, "type").Str != "message" || gjson.GetBytes(b, "content.0.text").Str != "the mock upstream streams" {
+			t.Errorf("/v1/messages to %s: HTTP %d %s", model, resp.StatusCode, b)
+		}
+		resp = e.post(ctx, "/responses", e.key, []byte(`{"model":"`+model+`","input":"hi"}`))
+		b, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || gjson.GetBytes(b, "status").Str != "completed" || !strings.Contains(string(b), "the mock upstream streams") {
+			t.Errorf("/v1/responses to %s: HTTP %d %s", model, resp.StatusCode, b)
+		}
+	}
+	// Ten calls, one token: it is cached between them.
 	if n := h.TokensMinted(); n != 1 {
 		t.Errorf("%d tokens minted, want 1", n)
 	}
