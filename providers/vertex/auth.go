@@ -30,12 +30,14 @@ const tokenFetchTimeout = 30 * time.Second
 // golang.org/x/oauth2/google (a service account key, or application default credentials). The
 // token source caches its token and fetches the next one shortly before it expires (oauth2's
 // ReuseTokenSource, ten seconds ahead), so requests are not sent with a token about to lapse and
-// do not wait for the token endpoint but once an hour.
+// do not wait for the token endpoint but once an hour; the authorizer keeps the token it last got
+// too, so that a request finds it without starting a fetch.
 type authorizer struct {
 	key     string
 	tokens  oauth2.TokenSource // nil with a key
-	project string             // the credentials' project, if they name one
-	client  *http.Client       // the token endpoint's, nil with a key
+	cached  atomic.Pointer[oauth2.Token]
+	project string       // the credentials' project, if they name one
+	client  *http.Client // the token endpoint's, nil with a key
 
 	fixed []string // the key, or the service account's private key
 	// current is fixed plus the access token last handed out, for Credentials; swapped when the
@@ -102,16 +104,47 @@ func newAuthorizer(s Settings, co outbound.Options) (*authorizer, error) {
 	return a, nil
 }
 
-// authorize sets the bearer token of a request, fetching one when none is cached or it is about
-// to expire.
+// authorize sets the bearer token of a request: the cached one while it is valid (not within
+// oauth2's ten seconds of its expiry), else a fresh one.
 func (a *authorizer) authorize(r *http.Request) error {
-	tok, err := a.tokens.Token()
-	if err != nil {
-		return tokenError(err)
+	tok := a.cached.Load()
+	if !tok.Valid() {
+		var err error
+		if tok, err = a.fetch(r.Context()); err != nil {
+			return err
+		}
 	}
-	a.remember(tok.AccessToken)
 	r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	return nil
+}
+
+// fetch asks the token source for a token (one fetch serves every request waiting: the source
+// holds a lock over it) and gives up when ctx ends first, so a slow token endpoint holds a
+// request no longer than its deadline or its client. An abandoned fetch runs on, bounded by the
+// token client's timeout, and its token serves the next request.
+func (a *authorizer) fetch(ctx context.Context) (*oauth2.Token, error) {
+	type result struct {
+		tok *oauth2.Token
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		tok, err := a.tokens.Token()
+		if err == nil {
+			a.remember(tok.AccessToken)
+			a.cached.Store(tok)
+		}
+		done <- result{tok, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, tokenError(r.err)
+		}
+		return r.tok, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("vertex: waiting for an access token: %w", ctx.Err())
+	}
 }
 
 // remember adds a new access token to the credentials an error text is cleaned of.

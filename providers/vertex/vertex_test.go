@@ -2,6 +2,7 @@ package vertex
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -275,5 +276,39 @@ func TestBadSettings(t *testing.T) {
 				t.Errorf("the error quotes the key: %v", err)
 			}
 		})
+	}
+}
+
+// TestSlowTokenEndpoint: a request waits for a token no longer than its context; the fetch it
+// started serves the next request.
+func TestSlowTokenEndpoint(t *testing.T) {
+	h := mock.NewHandler(mock.Options{Chunks: 1, ServiceAccounts: account(t).Trust()})
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			<-release
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	key := account(t).JSON("proj-test", srv.URL+"/token")
+	p := newProvider(t, Options{BaseURL: srv.URL + "/v1", Settings: Settings{Region: "us-central1", CredentialsJSON: string(key)}})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := p.Do(ctx, &providers.Request{Endpoint: providers.ChatCompletions, Model: "gemini-2.5-flash", Header: http.Header{},
+		Body: []byte(`{"messages":[{"role":"user","content":"x"}]}`)})
+	close(release)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	if s := h.Stats(); s.Requests != 0 {
+		t.Errorf("Vertex AI saw %d requests without a token", s.Requests)
+	}
+	// The abandoned fetch completes; the next request uses its token without another.
+	if status, body := chat(t, p, "gemini-2.5-flash", false); status != 200 {
+		t.Fatalf("HTTP %d %s", status, body)
+	}
+	if n := h.TokensMinted(); n != 1 {
+		t.Errorf("%d tokens minted, want 1", n)
 	}
 }
