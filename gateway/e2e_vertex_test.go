@@ -388,3 +388,54 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestVertexImagesAndReasoning: images reach both publishers in their own form, and Gemini's
+// thinking on Vertex AI comes back as reasoning, billed as reasoning tokens.
+func TestVertexImagesAndReasoning(t *testing.T) {
+	srv, h := vertexUpstream(t, mock.Options{Chunks: 3})
+	e := newEnv(t, withVertex(t, "vtx", "vx", srv.URL))
+	c := e.client(e.key)
+	image := []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, MultiContent: []openai.ChatMessagePart{
+		{Type: openai.ChatMessagePartTypeText, Text: "What is this?"},
+		{Type: openai.ChatMessagePartTypeImageURL, ImageURL: &openai.ChatMessageImageURL{URL: "data:image/png;base64,iVBORw0KGgo="}},
+	}}}
+	for model, path := range map[string]string{"vx-gemini": "contents.0.parts.1.inlineData.mimeType", "vx-claude": "messages.0.content.1.source.media_type"} {
+		resp, err := c.CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{Model: model, Messages: image})
+		if err != nil {
+			t.Fatalf("%s: %v", model, err)
+		}
+		if resp.Choices[0].Message.Content != "the mock upstream" {
+			t.Errorf("%s: %+v", model, resp.Choices[0])
+		}
+		if got := gjson.Get(h.Requests(1)[0].Body, path).Str; got != "image/png" {
+			t.Errorf("%s: %s = %q in %s", model, path, got, h.Requests(1)[0].Body)
+		}
+	}
+	s, err := c.CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{Model: "vx-gemini", Messages: terseChat(),
+		Stream: true, ReasoningEffort: "low"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasoning strings.Builder
+	for {
+		chunk, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range chunk.Choices {
+			reasoning.WriteString(ch.Delta.ReasoningContent)
+		}
+	}
+	reqID := s.Header().Get("X-Request-Id")
+	s.Close()
+	if reasoning.String() != "the mock" {
+		t.Errorf("reasoning %q", reasoning.String())
+	}
+	// Counted once, from Vertex AI's last event (the others carry no counts): 3 + 2 thought tokens.
+	if r := e.usageFor(reqID); r.UsageSource != "provider" || r.PromptTokens != 11 || r.CompletionTokens != 5 || r.ReasoningTokens != 2 {
+		t.Errorf("usage record = %+v", r)
+	}
+}
