@@ -48,13 +48,14 @@ var _ http.Handler = (*Handler)(nil)
 
 // NewHandler returns a simulated upstream configured by opts.
 func NewHandler(opts Options) *Handler {
-	h := &Handler{base: newBehaviour(opts), seed: uint64(opts.Seed), google: newGoogleAuth(opts)}
+	h := &Handler{base: newBehaviour(opts), seed: uint64(opts.Seed)}
 	if h.seed == 0 {
 		h.seed = rand.Uint64()
 	}
 	if opts.RequireKey != "" {
 		h.wantAuth = "Bearer " + opts.RequireKey
 	}
+	h.google = newGoogleAuth(opts)
 	h.models = renderModels(time.Now().Unix())
 	h.nonce = strconv.FormatUint(rand.Uint64()>>16, 36)
 	return h
