@@ -149,3 +149,59 @@ func TestVertexStreamTokenLapse(t *testing.T) {
 		t.Errorf("first event's usage %s", u.Raw)
 	}
 }
+
+// TestVertexFaults: the overrides inject the same faults on Vertex AI's paths as on the Gemini and
+// Messages endpoints, each in its publisher's shape.
+func TestVertexFaults(t *testing.T) {
+	sa, err := NewServiceAccount("gw@p.iam.gserviceaccount.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, h := startServer(t, Options{ServiceAccounts: sa.Trust(), Chunks: 4})
+	assertion, _ := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"iss": sa.Email, "aud": srv.URL + "/token",
+		"scope": cloudPlatformScope, "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}).SignedString(sa.Key)
+	resp, err := http.PostForm(srv.URL+"/token", url.Values{"grant_type": {jwtBearerGrant}, "assertion": {assertion}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	auth := "Bearer " + gjson.GetBytes(b, "access_token").Str
+	const google = "/v1/projects/p/locations/l/publishers/google/models/g:"
+	const claude = "/v1/projects/p/locations/l/publishers/anthropic/models/claude-x@20250101:"
+	gem := `{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"mock":`
+	msg := `{"anthropic_version":"vertex-2023-10-16","max_tokens":9,"messages":[{"role":"user","content":"hi"}],"mock":`
+	for _, tc := range []struct {
+		path, body string
+		status     int
+		check      func(string) bool
+	}{
+		{google + "generateContent", gem + `{"status":429}}`, 429, func(b string) bool { return gjson.Get(b, "error.status").Str == "RESOURCE_EXHAUSTED" }},
+		{google + "generateContent", gem + `{"error_rate":1}}`, 500, func(b string) bool { return gjson.Get(b, "error.status").Str == "INTERNAL" }},
+		{claude + "rawPredict", msg + `{"status":529}}`, 529, func(b string) bool { return gjson.Get(b, "error.type").Str == "overloaded_error" }},
+		{claude + "streamRawPredict", strings.Replace(msg, `"max_tokens"`, `"stream":true,"max_tokens"`, 1) + `{"fail_after":1}}`, 200,
+			func(b string) bool {
+				return strings.Contains(b, "event: error") && !strings.Contains(b, "message_stop")
+			}},
+	} {
+		resp, body := post(t, srv, tc.path, tc.body, "Authorization", auth)
+		if resp.StatusCode != tc.status || !tc.check(body) {
+			t.Errorf("%s %s: HTTP %d %s", tc.path, tc.body, resp.StatusCode, body)
+		}
+	}
+	// fail_after drops the connection after that many events, as on the Gemini API.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+google+"streamGenerateContent?alt=sse", strings.NewReader(gem+`{"fail_after":2}}`))
+	req.Header.Set("Authorization", auth)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || strings.Count(string(b), "data: ") != 2 || strings.Contains(string(b), "finishReason") {
+		t.Errorf("fail_after: %v %s", err, b)
+	}
+	if s := h.Stats(); s.Requests != 5 {
+		t.Errorf("stats counted %d requests", s.Requests)
+	}
+}
