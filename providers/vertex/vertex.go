@@ -13,6 +13,7 @@
 package vertex
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,9 +39,10 @@ type Settings struct {
 	// Project is the Google Cloud project id; empty takes the credentials' own (a service
 	// account key's project_id). Without it, an API key reaches Vertex AI's express mode.
 	Project string `yaml:"project"`
-	// Region is the location of the models ("us-central1", "europe-west4", "global"); it names
-	// the host ({region}-aiplatform.googleapis.com, aiplatform.googleapis.com for global) and the
-	// path. Required but in express mode.
+	// Region is the location of the models ("us-central1", "europe-west4", "global", "us", "eu");
+	// it names the host ({region}-aiplatform.googleapis.com, aiplatform.googleapis.com for global,
+	// aiplatform.{us|eu}.rep.googleapis.com for the multi-regions) and the path. Required but in
+	// express mode.
 	Region string `yaml:"region"`
 	// CredentialsFile is the path of a service account's JSON key.
 	CredentialsFile string `yaml:"credentials_file"`
@@ -107,13 +109,7 @@ func New(opts Options) (*Provider, error) {
 	if strings.ContainsAny(s.Region, "/?#@:") || strings.ContainsAny(s.Project, "/?#@:") {
 		return nil, errors.New("vertex: project and region must be plain names")
 	}
-	base := opts.BaseURL
-	if base == "" {
-		base = "https://" + s.Region + "-aiplatform.googleapis.com/v1"
-		if s.Region == "global" || express {
-			base = "https://aiplatform.googleapis.com/v1"
-		}
-	}
+	base := cmp.Or(opts.BaseURL, defaultBaseURL(s.Region, express))
 	u, err := openai.ParseBaseURL(base)
 	if err != nil {
 		return nil, err
@@ -166,6 +162,18 @@ func New(opts Options) (*Provider, error) {
 		}
 	}
 	return p, nil
+}
+
+// defaultBaseURL is the API root of a region: the regional host, the global one for "global" and
+// express mode, and the multi-region hosts for "us" and "eu" (as Anthropic's Vertex SDK has them).
+func defaultBaseURL(region string, express bool) string {
+	switch {
+	case express || region == "global":
+		return "https://aiplatform.googleapis.com/v1"
+	case region == "us" || region == "eu":
+		return "https://aiplatform." + region + ".rep.googleapis.com/v1"
+	}
+	return "https://" + region + "-aiplatform.googleapis.com/v1"
 }
 
 // Do implements providers.Provider: the model's publisher answers.

@@ -312,3 +312,22 @@ func TestSlowTokenEndpoint(t *testing.T) {
 		t.Errorf("%d tokens minted, want 1", n)
 	}
 }
+
+func TestDefaultBaseURL(t *testing.T) {
+	for _, tc := range []struct {
+		region  string
+		express bool
+		want    string
+	}{
+		{"us-central1", false, "https://us-central1-aiplatform.googleapis.com/v1"},
+		{"europe-west4", false, "https://europe-west4-aiplatform.googleapis.com/v1"},
+		{"global", false, "https://aiplatform.googleapis.com/v1"},
+		{"us", false, "https://aiplatform.us.rep.googleapis.com/v1"},
+		{"eu", false, "https://aiplatform.eu.rep.googleapis.com/v1"},
+		{"", true, "https://aiplatform.googleapis.com/v1"},
+	} {
+		if got := defaultBaseURL(tc.region, tc.express); got != tc.want {
+			t.Errorf("defaultBaseURL(%q, %v) = %s, want %s", tc.region, tc.express, got, tc.want)
+		}
+	}
+}
