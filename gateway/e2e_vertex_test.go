@@ -208,9 +208,9 @@ func TestVertexThroughGateway(t *testing.T) {
 // is not well formed, end the client's stream with an error event (never a clean end), leave a
 // partial record and count as a failure of the deployment's breaker.
 func TestVertexStreamFailures(t *testing.T) {
-	// A token of one second, and an answer of about three: the mock ends the stream with Google's
+	// A token of two seconds, and an answer of about four: the mock ends the stream with Google's
 	// UNAUTHENTICATED error (Anthropic's authentication_error event on Claude's) once it lapses.
-	lapsing, _ := vertexUpstream(t, mock.Options{Chunks: 12, TokensPerSecond: 4, TokenLifetime: time.Second})
+	lapsing, _ := vertexUpstream(t, mock.Options{Chunks: 16, TokensPerSecond: 4, TokenLifetime: 2 * time.Second})
 	// An upstream whose streams break off inside an event: the mock for tokens, a broken body
 	// for the model calls.
 	tokens := mock.NewHandler(mock.Options{ServiceAccounts: vertexAccount(t).Trust()})
