@@ -131,9 +131,9 @@ func TestBothPublishersWithAServiceAccountKey(t *testing.T) {
 // TestTokenRefreshedBeforeExpiry: a token about to lapse is replaced before a request would carry
 // it, so no request fails for it.
 func TestTokenRefreshedBeforeExpiry(t *testing.T) {
-	// oauth2 treats a token as expired ten seconds early: a twelve-second token is replaced
-	// after two, while the mock would still take it for ten more.
-	srv, h := upstream(t, mock.Options{Chunks: 2, TokenLifetime: 12 * time.Second})
+	// oauth2 treats a token as expired ten seconds early: a fifteen-second token is used for five
+	// seconds and then replaced, while the mock would still take it for ten more.
+	srv, h := upstream(t, mock.Options{Chunks: 2, TokenLifetime: 15 * time.Second})
 	dir := t.TempDir()
 	file := filepath.Join(dir, "sa.json")
 	if err := os.WriteFile(file, account(t).JSON("proj-test", srv.URL+"/token"), 0o600); err != nil {
@@ -147,7 +147,7 @@ func TestTokenRefreshedBeforeExpiry(t *testing.T) {
 	if status, body := chat(t, p, "gemini-2.5-flash", false); status != 200 || h.TokensMinted() != 1 {
 		t.Fatalf("HTTP %d %s, %d tokens", status, body, h.TokensMinted())
 	}
-	time.Sleep(3 * time.Second)
+	time.Sleep(6 * time.Second)
 	if status, body := chat(t, p, claudeModel, true); status != 200 {
 		t.Fatalf("after the refresh: HTTP %d %s", status, body)
 	}
