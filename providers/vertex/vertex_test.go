@@ -232,6 +232,11 @@ func TestTokenEndpointRefusal(t *testing.T) {
 			t.Errorf("the error quotes a secret: %v", err)
 		}
 	}
+	// The test call of a deployment names the refusal.
+	pr := providers.Probe(context.Background(), &providers.Deployment{ID: "vx/g", Provider: p, Model: "gemini-2.5-flash"}, "", 10*time.Second)
+	if pr.Err == nil || !strings.Contains(pr.Err.Error(), "token endpoint refused the credentials (HTTP 400 invalid_grant)") {
+		t.Errorf("probe: %v", pr.Err)
+	}
 	if s := h.Stats(); s.Requests != 0 {
 		t.Errorf("Vertex AI saw %d requests without a token", s.Requests)
 	}
