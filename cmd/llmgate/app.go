@@ -35,6 +35,7 @@ import (
 	"github.com/llmgate/llmgate/providers/mock"
 	"github.com/llmgate/llmgate/providers/openai"
 	"github.com/llmgate/llmgate/providers/outbound"
+	"github.com/llmgate/llmgate/providers/vertex"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 	"github.com/llmgate/llmgate/store/postgres"
@@ -427,6 +428,10 @@ func buildProviders(list []ProviderConfig, ob outbound.Config) (map[string]provi
 				ResponseHeaderTimeout: pc.ResponseHeaderTimeout, Outbound: policy})
 		case "gemini":
 			p, err = gemini.New(gemini.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey,
+				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
+				ResponseHeaderTimeout: pc.ResponseHeaderTimeout, Outbound: policy})
+		case "vertex":
+			p, err = vertex.New(vertex.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey, Settings: pc.Vertex,
 				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
 				ResponseHeaderTimeout: pc.ResponseHeaderTimeout, Outbound: policy})
 		default: // openai and its presets (validate has checked the type)

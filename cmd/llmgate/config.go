@@ -28,6 +28,7 @@ import (
 	"github.com/llmgate/llmgate/providers/mock"
 	"github.com/llmgate/llmgate/providers/openai"
 	"github.com/llmgate/llmgate/providers/outbound"
+	"github.com/llmgate/llmgate/providers/vertex"
 	"github.com/llmgate/llmgate/quota"
 )
 
@@ -136,10 +137,12 @@ type ProviderConfig struct {
 	Mock mock.Options `yaml:"mock"`
 	// Anthropic configures a provider of type "anthropic" (default_max_tokens, pass_fields, beta).
 	Anthropic anthropic.Settings `yaml:"anthropic"`
+	// Vertex configures a provider of type "vertex" (project, region, credentials).
+	Vertex vertex.Settings `yaml:"vertex"`
 }
 
 // providerTypes lists the provider types for error messages.
-const providerTypes = "openai, azure, anthropic, gemini, deepseek, qwen, glm, moonshot, qianfan, vllm, ollama or mock"
+const providerTypes = "openai, azure, anthropic, gemini, vertex, deepseek, qwen, glm, moonshot, qianfan, vllm, ollama or mock"
 
 // defaultListen is the public listener's address when nothing names one; demoListen is demo's,
 // which keeps a gateway holding a printed key off the network.
@@ -412,6 +415,7 @@ func validateProviders(list []ProviderConfig, allow []netip.Prefix) error {
 		case "mock":
 		case "anthropic": // base_url defaults to https://api.anthropic.com
 		case "gemini": // base_url defaults to https://generativelanguage.googleapis.com/v1beta
+		case "vertex": // base_url defaults to the region's endpoint; vertex.New checks the section
 		case "":
 			return fmt.Errorf("providers[%d] (%s).type: must be set (%s)", i, p.Name, providerTypes)
 		default:
