@@ -273,6 +273,19 @@ for (const [label, opts] of [['light', {}], ['dark', { colorScheme: 'dark' }], [
     await shot(page, 'menu-phone');
   }
   if (label === 'light') {
+    // Keyboard: the focused control shows a focus ring; a dialog opens from a button and Escape
+    // closes it, leaving nothing behind.
+    await openPage(page, 'keys');
+    await page.locator('main h1').focus();
+    await page.keyboard.press('Tab');
+    const ring = await page.evaluate(() => { const s = getComputedStyle(document.activeElement); return [document.activeElement.textContent, s.outlineStyle, s.outlineWidth]; });
+    check(ring[1] !== 'none' && ring[2] !== '0px', 'a focus ring on ' + ring[0] + ': ' + ring.slice(1).join(' '));
+    await page.getByRole('button', { name: 'New key' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('dialog', { name: 'New API key' }).waitFor();
+    check(await page.evaluate(() => document.activeElement.closest('dialog') !== null), 'focus moves into the dialog');
+    await page.keyboard.press('Escape');
+    await page.locator('dialog').waitFor({ state: 'detached' });
     // The toggle overrides the system's scheme, and is remembered.
     await page.getByRole('button', { name: 'Dark mode' }).click();
     check(await page.evaluate(() => document.documentElement.dataset.theme) === 'dark', 'the toggle sets dark mode');
