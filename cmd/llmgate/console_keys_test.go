@@ -219,6 +219,14 @@ check((await mutationControls(sc.page)).length === 0, 'a scoped admin sees no te
 const tenantRows = await sc.page.locator('table.data tbody tr').count();
 check(tenantRows === 1 && (await sc.page.locator('table.data tbody').textContent()).includes('console-t'), 'a scoped admin lists its own tenant only');
 await noSecrets(sc.page, 'scoped admin');
+// Its token is revoked while a form is open: the next call ends the session in the page too.
+await openPage(sc.page, 'keys');
+await sc.page.getByRole('button', { name: 'New key' }).click();
+const scopedTok = (await api(ADMIN_TOKEN, 'GET', '/admin/tokens?name=console%20scoped')).body.data[0];
+check((await api(ADMIN_TOKEN, 'DELETE', '/admin/tokens/' + scopedTok.id)).status === 200, 'the scoped token revoked');
+await sc.page.getByRole('dialog', { name: 'New API key' }).getByRole('button', { name: 'Create key' }).click();
+await sc.page.getByText('Your session has ended; sign in again.').waitFor();
+check(await sc.page.locator('dialog').count() === 0, 'no dialog is left open after the session ended');
 
 // The billing role sees none of these pages (they are not its areas).
 const BILLING = process.env.CONSOLE_BILLING;
