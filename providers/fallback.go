@@ -64,3 +64,32 @@ func (r *Router) Degrade(model string) *DegradeReply {
 	}
 	return nil
 }
+
+// KeepFallbacks returns m with only the fallbacks keep accepts: a model checked on its own, or
+// one made over the admin API that names a model gone since, keeps what still resolves.
+func (m ModelConfig) KeepFallbacks(keep func(string) bool) ModelConfig {
+	filter := func(l []string) []string {
+		if l == nil {
+			return nil
+		}
+		out := make([]string, 0, len(l))
+		for _, f := range l {
+			if keep(f) {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	m.Fallbacks, m.ContextWindowFallbacks = filter(m.Fallbacks), filter(m.ContextWindowFallbacks)
+	m.ContentFilterFallbacks, m.RateLimitFallbacks = filter(m.ContentFilterFallbacks), filter(m.RateLimitFallbacks)
+	return m
+}
+
+// FallbackNames returns every model m's fallback lists name.
+func (m ModelConfig) FallbackNames() []string {
+	var out []string
+	for _, l := range [][]string{m.Fallbacks, m.ContextWindowFallbacks, m.ContentFilterFallbacks, m.RateLimitFallbacks} {
+		out = append(out, l...)
+	}
+	return out
+}
