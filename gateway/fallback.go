@@ -82,6 +82,9 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			if !x.id.Allows(fb) || len(fc) == 0 {
 				continue
 			}
+			if !g.retries.withdraw() { // a fallback is one more upstream call a failure caused
+				break
+			}
 			g.metrics.fallbacks.WithLabelValues(x.label, fb, f.cause.String()).Inc()
 			x.serving = fb
 			o, ff := x.tryModel(req, router.Strategy(fb), fc, hdr)
