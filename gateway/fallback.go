@@ -37,6 +37,7 @@ type modelFailure struct {
 	last  error
 	cause providers.Cause
 	d     *providers.Deployment // the last attempt's; nil when none was made
+	model string                // the public model d serves
 }
 
 // pendingRetry is a deployment to try again on itself, as its n-th retry, not before at.
@@ -91,11 +92,12 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			if ff == nil {
 				return o
 			}
-			if ff.d == nil { // nothing was tried: the last attempt is still the earlier one's
-				ff.d = f.d
+			f.last = ff.last
+			if ff.d != nil { // else nothing was tried: the last attempt is still the earlier one's
+				f.d, f.model = ff.d, ff.model
 			}
-			f.last, f.d = ff.last, ff.d
 		}
+		x.serving = f.model // the record names the model of the deployment it names
 	}
 	if d := router.Degrade(x.rec.Model); d != nil && x.ep == providers.ChatCompletions && degradable(f.last) {
 		return x.degrade(d, f)

@@ -738,7 +738,7 @@ func (x *exchange) tryModel(req request, strategy string, cands []*providers.Dep
 	if x.c.Writer.Written() || x.ctx.Err() != nil {
 		return x.failedAfter(out.d, last), nil
 	}
-	return outcome{}, &modelFailure{last: last, cause: cause, d: out.d}
+	return outcome{}, &modelFailure{last: last, cause: cause, d: out.d, model: x.serving}
 }
 
 // failedAfter is failed(err) for a request whose last upstream attempt (nil: none) went to d.
