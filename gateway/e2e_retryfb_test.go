@@ -238,13 +238,16 @@ func TestDegradeReply(t *testing.T) {
 				t.Errorf("model %q, want %q", resp.Model, tc.model)
 			}
 
-			st, err := c.CreateChatCompletionStream(ctx, req(tc.model))
+			sr := req(tc.model)
+			sr.StreamOptions = &openai.StreamOptions{IncludeUsage: true}
+			st, err := c.CreateChatCompletionStream(ctx, sr)
 			if err != nil {
 				t.Fatalf("stream: %v", err)
 			}
 			defer st.Close()
 			var got strings.Builder
 			var finish openai.FinishReason
+			var usage *openai.Usage
 			for {
 				ch, err := st.Recv()
 				if errors.Is(err, io.EOF) {
@@ -252,6 +255,9 @@ func TestDegradeReply(t *testing.T) {
 				}
 				if err != nil {
 					t.Fatalf("stream: %v", err)
+				}
+				if ch.Usage != nil {
+					usage = ch.Usage
 				}
 				for _, c := range ch.Choices {
 					got.WriteString(c.Delta.Content)
@@ -261,6 +267,9 @@ func TestDegradeReply(t *testing.T) {
 				}
 			}
 			check(t, st.Header(), finish, got.String(), tc.want)
+			if usage == nil || usage.TotalTokens != 0 {
+				t.Errorf("usage chunk %+v, want a zero one (include_usage)", usage)
+			}
 		})
 	}
 	if m := e.metrics(); !strings.Contains(m, `llmgate_degraded_total{model="degraded-text"} 2`) {

@@ -100,7 +100,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		x.serving = f.model // the record names the model of the deployment it names
 	}
 	if d := router.Degrade(x.rec.Model); d != nil && x.ep == providers.ChatCompletions && degradable(f.last) {
-		return x.degrade(d, f)
+		return x.degrade(d, f, req.includeUsage)
 	}
 	return x.failedAfter(f.d, f.last)
 }
@@ -124,7 +124,7 @@ func degradable(err error) bool {
 // degrade answers with the model's degrade reply, as a stream when the client streams. It is
 // recorded with the status of the failure it replaces and error type degraded, and never
 // charged (outcome.degraded).
-func (x *exchange) degrade(d *providers.DegradeReply, f *modelFailure) (out outcome) {
+func (x *exchange) degrade(d *providers.DegradeReply, f *modelFailure, includeUsage bool) (out outcome) {
 	x.g.metrics.degraded.WithLabelValues(x.label).Inc()
 	status, _ := classify(f.last)
 	out = outcome{status: status, errType: errTypeDegraded, d: f.d, degraded: true}
@@ -143,7 +143,7 @@ func (x *exchange) degrade(d *providers.DegradeReply, f *modelFailure) (out outc
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	x.c.Writer.WriteHeader(http.StatusOK)
-	for _, ev := range degradeChunks(body) {
+	for _, ev := range degradeChunks(body, includeUsage) {
 		_, _ = x.c.Writer.Write([]byte("data: "))
 		_, _ = x.c.Writer.Write(ev)
 		_, _ = x.c.Writer.Write([]byte("\n\n"))
@@ -184,8 +184,9 @@ func (x *exchange) degradeBody(d *providers.DegradeReply) []byte {
 }
 
 // degradeChunks turns a whole chat completion into the chunks of its stream: per choice, the
-// role, the content, then the finish_reason.
-func degradeChunks(body []byte) [][]byte {
+// role, the content, then the finish_reason; and a zero usage chunk when the client asked for
+// the usage.
+func degradeChunks(body []byte, includeUsage bool) [][]byte {
 	base := []byte(`{"object":"chat.completion.chunk"}`)
 	for _, f := range []string{"id", "created", "model", "system_fingerprint"} {
 		if v := gjson.GetBytes(body, f); v.Exists() {
@@ -213,5 +214,10 @@ func degradeChunks(body []byte) [][]byte {
 		chunk(i, "choices.0.finish_reason", finishDegraded)
 		return true
 	})
+	if includeUsage {
+		u, _ := sjson.SetRawBytes(append([]byte(nil), base...), "choices", []byte("[]"))
+		u, _ = sjson.SetRawBytes(u, "usage", []byte(`{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}`))
+		out = append(out, u)
+	}
 	return out
 }
