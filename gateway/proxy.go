@@ -580,7 +580,7 @@ func (r request) upstreamBody(model string) ([]byte, bool, error) {
 // has begun), and whether the deployment is tried again itself (after the others) is
 // providers.RetryWait's; tryModel adds the waits and the retry budget. The outcome is the
 // answer's; when none answered and nothing reached the client, it returns the failure instead
-// (nil outcome), for forward to answer, fall back or degrade.
+// (and a zero outcome), for forward to answer, fall back or degrade.
 func (x *exchange) tryModel(req request, strategy string, cands []*providers.Deployment, hdr http.Header) (out outcome, f *modelFailure) {
 	defer carry(&out)
 	g := x.g
