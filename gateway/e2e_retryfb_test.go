@@ -186,6 +186,19 @@ func TestFallbackModels(t *testing.T) {
 			}
 		})
 	}
+	// A stream is served by the fallback as well, the header naming it before the first event.
+	primary.FailNext(2, 503, "")
+	st, err := e.client(e.key).CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{Model: "primary",
+		Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
+	primary.FailNext(0, 0, "")
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	defer st.Close()
+	ch, err := st.Recv()
+	if err != nil || ch.Model != "backup-up" || st.Header().Get("X-Llmgate-Served-Model") != "backup" {
+		t.Errorf("stream: first chunk %+v (%v), served-model header %q; want backup-up by backup", ch, err, st.Header().Get("X-Llmgate-Served-Model"))
+	}
 	if m := e.metrics(); !strings.Contains(m, `llmgate_fallbacks_total{cause="context_window_exceeded",fallback="big",model="primary"} 1`) {
 		t.Errorf("no llmgate_fallbacks_total series for the context window fallback")
 	}
