@@ -266,6 +266,9 @@ type UsageRecord struct {
 	TTFTMS    int64 // time to first byte of the answer; 0 when none was sent
 	StartedAt time.Time
 	EndedAt   time.Time
+	// ServedModel is the public model that answered: Model, or the fallback model that served
+	// the request when Model's deployments failed; empty when no upstream answered.
+	ServedModel string
 }
 
 // ReachedModel reports whether the request reached a model: the gateway sent it (or tried to)
