@@ -68,6 +68,10 @@ func (x *exchange) finishUsage(out *outcome) {
 	if x.lookup { // an operation on a stored response: a request, no tokens
 		return
 	}
+	if x.replaying() {
+		x.finishReplayUsage()
+		return
+	}
 	cut := out.status == StatusClientClosed || out.status >= 500
 	var u usage
 	switch {

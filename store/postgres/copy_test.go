@@ -16,8 +16,8 @@ import (
 // would have sent for the same records, extremes included: both, COPYed into two tables, read
 // back the same rows.
 func TestUsageCopyMatchesPgx(t *testing.T) {
-	if len(usageInColumns) != 31 {
-		t.Fatalf("usageInColumns has %d columns; appendUsageCopy writes 31", len(usageInColumns))
+	if len(usageInColumns) != 32 {
+		t.Fatalf("usageInColumns has %d columns; appendUsageCopy writes 32", len(usageInColumns))
 	}
 	ctx := context.Background()
 	s := open(t, pg.NewDatabase(t))
@@ -59,7 +59,7 @@ func TestUsageCopyMatchesPgx(t *testing.T) {
 					r.SessionID, r.Model, r.UpstreamModel, r.Provider, r.Deployment, r.Endpoint,
 					r.Stream, int32(r.Status), r.ErrorType, r.PromptTokens, r.CompletionTokens,
 					r.CachedTokens, r.ReasoningTokens, r.UsageSource, r.CostPicoUSD, r.PriceVersion,
-					r.LatencyMS, r.TTFTMS, r.StartedAt, r.EndedAt, r.Units, r.Unit, r.Charge, r.PayerType, r.PayerID,
+					r.LatencyMS, r.TTFTMS, r.StartedAt, r.EndedAt, r.Units, r.Unit, r.ReplayOf, r.Charge, r.PayerType, r.PayerID,
 				}, nil
 			})); err != nil {
 			return err
