@@ -28,6 +28,9 @@ func (e *env) idemPost(idemKey string, body string, hdr ...string) (*http.Respon
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	if resp.StatusCode < 300 { // settled: its answer is kept for a retry
+		e.usageFor(resp.Header.Get("X-Request-Id"))
+	}
 	return resp, b
 }
 

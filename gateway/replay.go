@@ -119,6 +119,18 @@ func cacheControl(h string) (noCache, noStore bool) {
 	return noCache, noStore
 }
 
+// cacheControl is what the client asks of the response cache: X-Llmgate-Cache-Control when
+// sent, else Cache-Control, whose no-cache a stream request does not mean for the gateway: SSE
+// clients send it with every stream (EventSource, go-openai), asking proxies not to buffer.
+func (x *exchange) cacheControl(req request) (noCache, noStore bool) {
+	h := x.c.Request.Header
+	if own := h.Get("X-Llmgate-Cache-Control"); own != "" {
+		return cacheControl(own)
+	}
+	noCache, noStore = cacheControl(h.Get("Cache-Control"))
+	return noCache && !req.stream, noStore
+}
+
 // answerHeaders are the request headers that change an upstream's answer beside the body, part
 // of the fingerprint: Anthropic's version and beta headers on the Messages API.
 func (x *exchange) answerHeaders() []string {
@@ -182,7 +194,7 @@ func (x *exchange) beginReplay(req request) (outcome, bool) {
 	if !useCache {
 		return outcome{}, false
 	}
-	noCache, noStore := cacheControl(x.c.Request.Header.Get("Cache-Control"))
+	noCache, noStore := x.cacheControl(req)
 	rs.cacheKey, rs.lookup, rs.keep = replay.Key(k.TenantID, fp), !noCache && !noStore, !noStore
 	result := "bypass"
 	if rs.lookup {
