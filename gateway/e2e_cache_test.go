@@ -280,3 +280,23 @@ func TestResponseCacheQuotas(t *testing.T) {
 		t.Fatalf("upstream calls = %d, want 1", n)
 	}
 }
+
+// TestResponseCachePricedHit: with price_percent, a hit costs that share of what its tokens cost
+// at the model's price.
+func TestResponseCachePricedHit(t *testing.T) {
+	e := newEnv(t, withCache(replay.CacheOptions{Models: []string{"gpt-test"}, PricePercent: 25}), withPrices(testPrice("gpt-test")))
+	body := `{"model":"gpt-test","messages":[{"role":"user","content":"priced"}]}`
+	r1, _ := e.cachePost(e.key, body)
+	r2, _ := e.cachePost(e.key, body)
+	first, hit := e.usageFor(r1.Header.Get("X-Request-Id")), e.usageFor(r2.Header.Get("X-Request-Id"))
+	if first.CostPicoUSD == nil || hit.CostPicoUSD == nil || *first.CostPicoUSD == 0 || *hit.CostPicoUSD != *first.CostPicoUSD/4 || hit.UsageSource != "cache" {
+		t.Fatalf("hit cost %v of %v, want a quarter (source %q)", deref(hit.CostPicoUSD), deref(first.CostPicoUSD), hit.UsageSource)
+	}
+}
+
+func deref(p *int64) any {
+	if p == nil {
+		return "nil"
+	}
+	return *p
+}

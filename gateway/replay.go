@@ -306,7 +306,8 @@ func (x *exchange) finishReplayUsage() {
 	if err != nil {
 		return
 	}
-	cost := full / 100 * int64(pct)
+	p := int64(pct)
+	cost := full/100*p + full%100*p/100 // full × p / 100, rounded down, without overflow
 	r.CostPicoUSD, r.PriceVersion, r.Charge = &cost, price.Version, cost > 0
 	x.payer.Mark(r)
 	x.g.metrics.cost(x.label, r.UserID, r.TenantID, r.PromptTokens, r.CompletionTokens, cost)
