@@ -300,3 +300,30 @@ func deref(p *int64) any {
 	}
 	return *p
 }
+
+// TestResponseCacheMessages: the Messages API is cached as it is answered (Anthropic's events,
+// with their event lines), and a different anthropic-beta is a different request.
+func TestResponseCacheMessages(t *testing.T) {
+	e, up, _ := messagesEnv(t, withCache(replay.CacheOptions{Models: []string{"claude-sonnet-4-5"}}))
+	body := `{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hello"}]}`
+	send := func(hdr ...string) (*http.Response, string) {
+		r := e.postMessages(context.Background(), "/messages", e.key, body, hdr...)
+		out := readAll(t, r)
+		if r.StatusCode != 200 {
+			t.Fatalf("HTTP %d: %s", r.StatusCode, out)
+		}
+		e.usageFor(r.Header.Get("X-Request-Id"))
+		return r, out
+	}
+	r1, out1 := send()
+	r2, out2 := send()
+	if r1.Header.Get("X-Llmgate-Cache") != "miss" || r2.Header.Get("X-Llmgate-Cache") != "hit" || out1 != out2 || !strings.Contains(out2, "event: message_stop") {
+		t.Fatalf("messages stream: %q then %q; same answer %v", r1.Header.Get("X-Llmgate-Cache"), r2.Header.Get("X-Llmgate-Cache"), out1 == out2)
+	}
+	if r, _ := send("Anthropic-Beta", "prompt-caching-2024-07-31"); r.Header.Get("X-Llmgate-Cache") != "miss" {
+		t.Fatal("another anthropic-beta got the cached answer")
+	}
+	if n := up.Stats().Requests; n != 2 {
+		t.Fatalf("upstream calls = %d, want 2", n)
+	}
+}
