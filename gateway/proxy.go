@@ -77,6 +77,9 @@ type exchange struct {
 	// serving is the public model whose deployments the request is being sent to: the requested
 	// one, or a fallback.
 	serving string
+	// replay is what the response cache and the Idempotency-Key hold for the request; nil when
+	// neither applies.
+	replay *replayState
 }
 
 // outcome is how a request ended, as the step that ended it reports it: the status and error
@@ -293,12 +296,20 @@ func (x *exchange) relay() outcome {
 		return x.failed(err)
 	}
 	x.payer = payer
+	if out, done := x.beginReplay(req); done {
+		endSpan(sp, nil)
+		return out
+	}
 	lease, err := x.admit(req, cands, payer)
 	endSpan(sp, err)
 	if err != nil {
 		return x.failed(err)
 	}
 	x.lease = lease
+	if x.replaying() {
+		return x.replayAnswer()
+	}
+	x.startCapture()
 	if req.countLocally {
 		return x.countTokens(req, cands)
 	}
@@ -362,6 +373,7 @@ func (x *exchange) settle(out *outcome) {
 		x.g.metrics.ttft.WithLabelValues(string(x.ep), x.label).Observe(out.firstByte.Sub(x.start).Seconds())
 	}
 	x.finishUsage(out)
+	x.endReplay(out)
 	x.finishTimes(end, out)
 	x.settleQuota()
 	x.g.metrics.requests.WithLabelValues(string(x.ep), x.label, statusLabel(out.status)).Inc()

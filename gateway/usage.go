@@ -68,6 +68,10 @@ func (x *exchange) finishUsage(out *outcome) {
 	if x.lookup || out.degraded { // an operation on a stored response, or a degrade reply: no tokens
 		return
 	}
+	if x.replaying() {
+		x.finishReplayUsage()
+		return
+	}
 	cut := out.status == StatusClientClosed || out.status >= 500
 	var u usage
 	switch {

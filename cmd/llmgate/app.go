@@ -200,7 +200,8 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	}
 	gw := gateway.New(gateway.Deps{AccessLog: access, Store: st, Keys: st, Ledger: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
 		Prices: prices, Tokens: est, Money: guard, Responses: st,
-		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy, Tracer: a.tracing.Tracer(), Spool: spoolState(rec)}, cfg.Gateway)
+		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy, Tracer: a.tracing.Tracer(), Spool: spoolState(rec),
+		Cache: newCache(cfg, rdb), Idempotency: newIdempotency(cfg, rdb)}, cfg.Gateway)
 	// The admin listener answers the public listener's readiness: probes may use either.
 	ready := func(ctx context.Context) (bool, any) { return gw.Readiness(ctx) }
 	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Registerer: reg, Log: log, Ready: ready,

@@ -22,6 +22,7 @@ import (
 	"github.com/llmgate/llmgate/audit"
 	"github.com/llmgate/llmgate/billing/alerts"
 	"github.com/llmgate/llmgate/gateway"
+	"github.com/llmgate/llmgate/internal/replay"
 	"github.com/llmgate/llmgate/internal/tracing"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/anthropic"
@@ -67,6 +68,10 @@ type Config struct {
 	Secrets SecretsConfig `yaml:"secrets"`
 	// Console is the web console served by the admin listener under /console/.
 	Console admin.ConsoleOptions `yaml:"console"`
+	// ResponseCache is the exact-match response cache (off until a model, key or tenant opts in).
+	ResponseCache replay.CacheOptions `yaml:"response_cache"`
+	// Idempotency keeps the answers of requests sent with an Idempotency-Key, for their retries.
+	Idempotency replay.IdempotencyOptions `yaml:"idempotency"`
 
 	// listenDefaulted is set when neither the file nor LLMGATE_LISTEN named listen, so Listen is
 	// the default: demo binds loopback then.
@@ -335,6 +340,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.Gateway.Validate(); err != nil {
 		return err
+	}
+	if p := c.ResponseCache.PricePercent; p < 0 || p > 100 {
+		return fmt.Errorf("response_cache.price_percent: %d is outside 0..100", p)
 	}
 	host, _, err := net.SplitHostPort(c.AdminListen)
 	if err != nil {

@@ -59,7 +59,7 @@ func TestUsageCopyMatchesPgx(t *testing.T) {
 					r.SessionID, r.Model, r.UpstreamModel, r.Provider, r.Deployment, r.Endpoint,
 					r.Stream, int32(r.Status), r.ErrorType, r.PromptTokens, r.CompletionTokens,
 					r.CachedTokens, r.ReasoningTokens, r.UsageSource, r.CostPicoUSD, r.PriceVersion,
-					r.LatencyMS, r.TTFTMS, r.StartedAt, r.EndedAt, r.Units, r.Unit, r.ServedModel, r.Charge, r.PayerType, r.PayerID,
+					r.LatencyMS, r.TTFTMS, r.StartedAt, r.EndedAt, r.Units, r.Unit, r.ServedModel, r.ReplayOf, r.Charge, r.PayerType, r.PayerID,
 				}, nil
 			})); err != nil {
 			return err

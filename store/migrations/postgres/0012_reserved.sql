@@ -1,3 +1,3 @@
--- Version 12 belongs to a change made beside this branch; this placeholder keeps the versions
--- contiguous here and gives way to that change's file when the branches are merged.
+-- Placeholder: migration 0012 belongs to a sibling branch. This file keeps the numbering
+-- contiguous on this branch only and goes when the branches are merged.
 SELECT 1;
