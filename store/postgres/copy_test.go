@@ -16,8 +16,8 @@ import (
 // would have sent for the same records, extremes included: both, COPYed into two tables, read
 // back the same rows.
 func TestUsageCopyMatchesPgx(t *testing.T) {
-	if len(usageInColumns) != 32 {
-		t.Fatalf("usageInColumns has %d columns; appendUsageCopy writes 32", len(usageInColumns))
+	if len(usageInColumns) != 33 {
+		t.Fatalf("usageInColumns has %d columns; appendUsageCopy writes 33", len(usageInColumns))
 	}
 	ctx := context.Background()
 	s := open(t, pg.NewDatabase(t))
