@@ -70,8 +70,9 @@ func (s *Store) InsertUsage(ctx context.Context, recs []store.UsageRecord) (int,
 }
 
 // insertUsageSQL inserts one record, skipping it when it exists.
-const insertUsageSQL = "INSERT INTO usage_records (" + usageColumns + ") VALUES " +
-	"(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (request_id, started_at) DO NOTHING"
+// One placeholder per column: counted from usageColumnCount, so a new column needs no edit here.
+var insertUsageSQL = "INSERT INTO usage_records (" + usageColumns + ") VALUES (" +
+	strings.Repeat("?,", usageColumnCount-1) + "?) ON CONFLICT (request_id, started_at) DO NOTHING"
 
 func appendUsageArgs(args []any, r *store.UsageRecord) []any {
 	var cost sql.NullInt64
