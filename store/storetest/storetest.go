@@ -112,6 +112,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"AlertWebhooks", testAlertWebhooks},
 		{"AlertEvents", testAlertEvents},
 		{"AlertDeliveries", testAlertDeliveries},
+		{"Experiments", testExperiments},
+		{"ExperimentResults", testExperimentResults},
 	}
 	t.Run("Migrate", func(t *testing.T) {
 		t.Parallel()

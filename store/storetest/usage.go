@@ -115,6 +115,7 @@ func testUsageRoundTrip(t *testing.T, s store.Store) {
 		CostPicoUSD: ptr(int64(9_000_000_000_000_000_000)), PriceVersion: "2026-04-01",
 		Units: 3, Unit: "image", LatencyMS: 1234, TTFTMS: 56,
 		StartedAt: t0, EndedAt: t0.Add(1234*time.Millisecond + 999*time.Nanosecond),
+		Experiment: "exp-1", Variant: "treatment",
 	}
 	zeroCost := usageRec(1)
 	zeroCost.CostPicoUSD = ptr(int64(0)) // priced and free is not the same as unpriced
