@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"sync"
 	"time"
@@ -107,7 +108,7 @@ func (x *exchange) finishUsage(out *outcome) {
 	r.Units, r.Unit = unitsOf(out.units)
 	price, ok := x.g.prices.Lookup(r.UpstreamModel)
 	if !ok {
-		price, ok = x.g.prices.Lookup(r.Model)
+		price, ok = x.g.prices.Lookup(cmp.Or(x.variantModel, r.Model))
 	}
 	if !ok && x.ep == providers.Moderations {
 		// Moderations are free unless priced (OpenAI bills none): a zero cost, no price version.
