@@ -253,3 +253,35 @@ func deref(p *int64) any {
 	}
 	return *p
 }
+
+// TestCLIExperiments: llmgate experiments create, start, list, results, pause, update and stop
+// through the admin API; a bad body's message names the field.
+func TestCLIExperiments(t *testing.T) {
+	e := newEnv(t)
+	cliAgainst(t, e)
+	out := cliOK(t, "experiments", "create", "cli-exp", "--model", "gpt-test", "--description", "cli",
+		"--variants", `[{"name":"control","weight":1},{"name":"treatment","model":"other","weight":1}]`, "--exclude-keys", "k1,k2")
+	if field(t, out, "state") != "draft" || field(t, out, "model") != "gpt-test" {
+		t.Errorf("experiments create printed:\n%s", out)
+	}
+	if out = cliOK(t, "experiments", "start", "cli-exp"); field(t, out, "state") != "running" {
+		t.Errorf("experiments start printed:\n%s", out)
+	}
+	if out = cliOK(t, "experiments", "list"); !row(out, `cli-exp +gpt-test +running `) {
+		t.Errorf("experiments list printed:\n%s", out)
+	}
+	rec := e.usageFor(e.expChat(t, e.app, e.key, "gpt-test"))
+	if out = cliOK(t, "experiments", "results", "cli-exp"); !row(out, rec.Variant+` +[a-z-]+ +1 +0 `) {
+		t.Errorf("experiments results printed (the request went to %s):\n%s", rec.Variant, out)
+	}
+	cliOK(t, "experiments", "pause", "cli-exp")
+	if out = cliOK(t, "experiments", "update", "cli-exp", "--exclude-tenants", "t1"); field(t, out, "state") != "paused" {
+		t.Errorf("experiments update printed:\n%s", out)
+	}
+	if out = cliOK(t, "experiments", "stop", "cli-exp"); field(t, out, "state") != "stopped" {
+		t.Errorf("experiments stop printed:\n%s", out)
+	}
+	if msg := cliFails(t, "experiments", "create", "bad", "--model", "gpt-test", "--variants", `[{"name":"a","weight":1}]`); !strings.Contains(msg, "variants: want 2 to 10") {
+		t.Errorf("experiments create with one variant: %s", msg)
+	}
+}
