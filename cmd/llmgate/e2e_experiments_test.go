@@ -156,6 +156,15 @@ func TestExperimentsEndToEnd(t *testing.T) {
 			checkVariantResults(t, res, v, byVariant[v])
 		}
 
+		// The metric series by experiment and variant count the same requests.
+		metrics := adm.Must(200, "GET", "/metrics", nil).Body
+		for _, v := range []string{"control", "treatment"} {
+			want := `llmgate_experiment_requests_total{experiment="exp-ab",status="200",variant="` + v + `"} ` + strconv.Itoa(len(byVariant[v]))
+			if !strings.Contains(metrics, want+"\n") {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+
 		// Paused: no assignment; started again: the same users get the same variants.
 		adm.Must(200, "POST", "/admin/experiments/exp-ab/pause", nil)
 		if rec := e.usageFor(e.expChat(t, e.app, keys[0].Key, "gpt-test")); rec.Experiment != "" || rec.UpstreamModel != "up-model" {
@@ -176,6 +185,22 @@ func TestExperimentsEndToEnd(t *testing.T) {
 			t.Errorf("stopped experiment's record: %+v", rec)
 		}
 		adm.Must(409, "POST", "/admin/experiments/exp-ab/start", nil)
+
+		// Variants narrowed to one deployment: each request goes to its variant's deployment alone
+		// (failover's first deployment, which refuses connections, is never tried).
+		adm.Must(201, "POST", "/admin/experiments", map[string]any{"id": "exp-dep", "model": "gpt-test", "variants": []map[string]any{
+			{"name": "a", "deployment": "up/up-model", "weight": 1}, {"name": "b", "model": "failover", "deployment": "up/fallback-model", "weight": 1}}})
+		adm.Must(200, "POST", "/admin/experiments/exp-dep/start", nil)
+		deployment := map[string]string{"a": "up/up-model", "b": "up/fallback-model"}
+		for i, k := range keys {
+			if rec := e.usageFor(e.expChat(t, e.app, k.Key, "gpt-test")); rec.Experiment != "exp-dep" || rec.Deployment != deployment[rec.Variant] {
+				t.Errorf("user %d in exp-dep: record %+v", i, rec)
+			}
+		}
+		if m := adm.Must(200, "GET", "/metrics", nil).Body; strings.Contains(m, `llmgate_upstream_attempts_total{deployment="dead/m"`) {
+			t.Errorf("failover's first deployment was tried for a variant narrowed to its second")
+		}
+		adm.Must(200, "POST", "/admin/experiments/exp-dep/stop", nil)
 		if r := adm.Must(200, "GET", "/admin/experiments", nil); !slices.Contains(r.IDs(), "exp-ab") || !slices.Contains(r.IDs(), "exp-2") {
 			t.Errorf("list: %s", r.Body)
 		}
