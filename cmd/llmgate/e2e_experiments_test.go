@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,7 +109,7 @@ func TestExperimentsEndToEnd(t *testing.T) {
 		const perUser = 6
 		upstream := map[string]string{"control": "up-model", "treatment": "other-model"}
 		counts := map[string]int{}
-		var ids []string
+		var ids, userVariant []string
 		for i, k := range keys {
 			seen := ""
 			for range perUser {
@@ -126,6 +128,7 @@ func TestExperimentsEndToEnd(t *testing.T) {
 				seen = rec.Variant
 			}
 			counts[seen]++
+			userVariant = append(userVariant, seen)
 		}
 		if counts["control"] == 0 || counts["treatment"] == 0 {
 			t.Errorf("12 users all in one variant: %v", counts)
@@ -140,8 +143,37 @@ func TestExperimentsEndToEnd(t *testing.T) {
 			t.Errorf("another model's record: %+v", rec)
 		}
 
+		// One user, 1,000 requests (8 at a time): every one in the user's variant.
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for range 8 {
+			wg.Go(func() {
+				for range 125 {
+					if e.chatStatus(e.app, keys[1].Key, "gpt-test") != http.StatusOK {
+						failed.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if failed.Load() > 0 {
+			t.Fatalf("%d of the 1,000 requests failed", failed.Load())
+		}
+		want := userVariant[1]
+		n := 0
+		for _, rec := range e.allUsage(int64(len(ids) + 1000)) {
+			if rec.KeyID == keys[1].ID {
+				if n++; rec.Experiment != "exp-ab" || rec.Variant != want {
+					t.Fatalf("a request of user 1 (variant %s): record %+v", want, rec)
+				}
+			}
+		}
+		if n != perUser+1000 {
+			t.Fatalf("user 1 has %d records, want %d", n, perUser+1000)
+		}
+
 		// The results agree with the records.
-		recs := e.allUsage(int64(len(ids)))
+		recs := e.allUsage(int64(len(ids) + 1000))
 		byVariant := map[string][]store.UsageRecord{}
 		for _, rec := range recs {
 			if rec.Experiment == "exp-ab" {
@@ -171,9 +203,8 @@ func TestExperimentsEndToEnd(t *testing.T) {
 			t.Errorf("paused experiment's record: %+v", rec)
 		}
 		adm.Must(200, "POST", "/admin/experiments/exp-ab/start", nil)
-		first := e.usageFor(ids[0])
-		if rec := e.usageFor(e.expChat(t, e.app, keys[0].Key, "gpt-test")); rec.Variant != first.Variant {
-			t.Errorf("after a pause user 0 is in %q, was in %q", rec.Variant, first.Variant)
+		if rec := e.usageFor(e.expChat(t, e.app, keys[0].Key, "gpt-test")); rec.Variant != userVariant[0] {
+			t.Errorf("after a pause user 0 is in %q, was in %q", rec.Variant, userVariant[0])
 		}
 		// Another experiment on the same model may not run beside it.
 		adm.Must(201, "POST", "/admin/experiments", expBody("exp-2"))
