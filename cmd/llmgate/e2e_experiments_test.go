@@ -104,6 +104,20 @@ func TestExperimentsEndToEnd(t *testing.T) {
 			t.Fatalf("started: %s", r.Body)
 		}
 		adm.Must(409, "POST", "/admin/experiments/exp-ab/start", nil)
+		for _, bad := range []struct {
+			body        map[string]any
+			status      int
+			param, code string
+		}{
+			{map[string]any{"exclude_keys": []string{"a key"}}, 400, "exclude_keys[0]", "invalid_value"},
+			{map[string]any{"description": "x\u0001"}, 400, "description", "invalid_value"},
+			{map[string]any{"variants": []map[string]any{{"name": "a", "weight": 1}, {"name": "b", "weight": 2}}}, 409, "variants", "experiment_started"},
+		} {
+			r := adm.Do("PATCH", "/admin/experiments/exp-ab", bad.body)
+			if r.Status != bad.status || r.JSON("error.param").String() != bad.param || r.JSON("error.code").String() != bad.code {
+				t.Errorf("PATCH %v: %d %s, want %d %s naming %s", bad.body, r.Status, r.Body, bad.status, bad.code, bad.param)
+			}
+		}
 
 		// Each user's requests: all of one variant, served by that variant's model.
 		const perUser = 6
