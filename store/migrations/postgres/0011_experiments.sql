@@ -2,9 +2,9 @@
 -- decides which caller gets which variant); spec is the description, variants and exclusions (the
 -- admin API's JSON shape). Every usage record names the experiment and variant that routed it
 -- ('' when none), and the results endpoint reads them back through the partial index, which
--- records outside any experiment do not enter. Building it reads every partition once while
--- usage writes wait (a partitioned table has no CREATE INDEX CONCURRENTLY): on a large ledger,
--- expect the usage writer to spool for that long during the upgrade, as in a database outage.
+-- records outside any experiment do not enter. Building it reads every partition once, and the
+-- usage writes of replicas still running wait for it meanwhile (a partitioned table has no
+-- CREATE INDEX CONCURRENTLY): on a large ledger the upgrade holds the ledger's writes that long.
 
 CREATE TABLE experiments (
 	id         text PRIMARY KEY,
