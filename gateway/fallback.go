@@ -72,6 +72,9 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 	}
 	g.retries.deposit()
 	x.serving = x.rec.Model
+	if x.variantModel != "" { // an experiment sent the request to its variant's model
+		x.serving = x.variantModel
+	}
 	out, f := x.tryModel(req, strategy, cands, hdr)
 	if f == nil {
 		return out

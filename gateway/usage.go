@@ -111,10 +111,7 @@ func (x *exchange) finishUsage(out *outcome) {
 	r.Units, r.Unit = unitsOf(out.units)
 	price, ok := x.g.prices.Lookup(r.UpstreamModel)
 	if !ok {
-		price, ok = x.g.prices.Lookup(r.ServedModel) // the fallback's price when one served
-	}
-	if !ok && x.variantModel != "" {
-		price, ok = x.g.prices.Lookup(x.variantModel) // an experiment's variant model
+		price, ok = x.g.prices.Lookup(r.ServedModel) // the public model that served: a fallback, or an experiment's variant
 	}
 	if !ok && r.ServedModel != r.Model {
 		price, ok = x.g.prices.Lookup(r.Model)
