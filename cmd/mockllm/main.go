@@ -1,5 +1,5 @@
 // Command mockllm serves the simulated OpenAI-compatible upstream of package providers/mock (chat,
-// completions, embeddings, the Responses API, and the Anthropic and Gemini formats) over
+// completions, embeddings, the Responses API, and the Anthropic, Gemini and Bedrock formats) over
 // HTTP, for the gateway's integration tests and benchmark. It prints one line,
 // "mockllm listening on http://ADDR", once it accepts connections; with --listen HOST:0 the line
 // carries the port the system chose, which is how callers find it.
@@ -58,6 +58,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Int64Var(&o.Seed, "seed", 0, "seed for the error-rate draw (0 = random)")
 	fs.StringVar(&o.RequireKey, "require-key", os.Getenv("MOCKLLM_REQUIRE_KEY"),
 		"API key required: Authorization: Bearer (OpenAI), x-api-key (Anthropic), x-goog-api-key (Gemini) (default $MOCKLLM_REQUIRE_KEY; empty = none)")
+	fs.StringVar(&o.AWSAccessKeyID, "aws-access-key-id", os.Getenv("MOCKLLM_AWS_ACCESS_KEY_ID"),
+		"with --aws-secret-access-key: verify the SigV4 signatures of Bedrock requests for these credentials (default $MOCKLLM_AWS_ACCESS_KEY_ID)")
+	fs.StringVar(&o.AWSSecretAccessKey, "aws-secret-access-key", os.Getenv("MOCKLLM_AWS_SECRET_ACCESS_KEY"),
+		"the secret access key Bedrock signatures are verified with (default $MOCKLLM_AWS_SECRET_ACCESS_KEY)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
