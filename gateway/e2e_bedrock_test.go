@@ -351,3 +351,43 @@ func TestBedrockCredentialsNotLeaked(t *testing.T) {
 		t.Errorf("a wrong secret: HTTP %d %s; upstream %+v", resp.StatusCode, raw, up.Stats())
 	}
 }
+
+// TestBedrockInboundDialects: an image in a chat request, and the Messages and Responses APIs
+// inbound, reach Bedrock through the gateway's translation to chat, on both APIs.
+func TestBedrockInboundDialects(t *testing.T) {
+	e, up := bedrockEnv(t, 0)
+	const png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
+	for _, m := range bedrockModels {
+		t.Run(m.op, func(t *testing.T) {
+			resp := e.post(context.Background(), "/chat/completions", e.key, []byte(`{"model":"`+m.name+`","messages":[{"role":"user","content":[`+
+				`{"type":"text","text":"What is this"},{"type":"image_url","image_url":{"url":"data:image/png;base64,`+png+`"}}]}]}`))
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || gjson.GetBytes(raw, "choices.0.message.content").Str != mockAnswer(20) {
+				t.Fatalf("image: HTTP %d %s", resp.StatusCode, raw)
+			}
+			b := gjson.Parse(lastBedrockRequest(t, up).Body)
+			if m.op == "converse" && (b.Get("messages.0.content.1.image.format").Str != "png" || b.Get("messages.0.content.1.image.source.bytes").Str != png) ||
+				m.op == "invoke" && b.Get("messages.0.content.1.source.data").Str != png {
+				t.Errorf("image upstream body %s", b.Raw)
+			}
+
+			mr := e.postMessages(context.Background(), "/messages", e.key,
+				`{"model":"`+m.name+`","max_tokens":5,"messages":[{"role":"user","content":"Say hello"}]}`)
+			raw, _ = io.ReadAll(mr.Body)
+			mr.Body.Close()
+			if mr.StatusCode != 200 || gjson.GetBytes(raw, "type").Str != "message" || gjson.GetBytes(raw, "content.0.text").Str != mockAnswer(5) ||
+				gjson.GetBytes(raw, "usage.output_tokens").Int() != 5 {
+				t.Errorf("messages: HTTP %d %s", mr.StatusCode, raw)
+			}
+
+			rr := e.post(context.Background(), "/responses", e.key, []byte(`{"model":"`+m.name+`","input":"Say hello","max_output_tokens":4}`))
+			raw, _ = io.ReadAll(rr.Body)
+			rr.Body.Close()
+			if rr.StatusCode != 200 || gjson.GetBytes(raw, "object").Str != "response" || gjson.GetBytes(raw, "output_text").Str != mockAnswer(4) &&
+				gjson.GetBytes(raw, "output.0.content.0.text").Str != mockAnswer(4) {
+				t.Errorf("responses: HTTP %d %s", rr.StatusCode, raw)
+			}
+		})
+	}
+}

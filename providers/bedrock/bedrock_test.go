@@ -244,3 +244,26 @@ func TestInvokePath(t *testing.T) {
 		t.Errorf("HTTP %d %s; path %s", resp.StatusCode, b, raw)
 	}
 }
+
+// TestConverseCompletion: a whole Converse answer with reasoning, text and a tool call, and usage
+// whose inputTokens leave out the cache reads and writes.
+func TestConverseCompletion(t *testing.T) {
+	raw := `{"output":{"message":{"role":"assistant","content":[{"reasoningContent":{"reasoningText":{"text":"Think.","signature":"c2ln"}}},` +
+		`{"text":"Calling."},{"toolUse":{"toolUseId":"tooluse_1","name":"look","input":{"q": "x"}}}]}},"stopReason":"tool_use",` +
+		`"usage":{"inputTokens":10,"outputTokens":7,"totalTokens":37,"cacheReadInputTokens":15,"cacheWriteInputTokens":5},"metrics":{"latencyMs":9}}`
+	out, err := converseCompletion([]byte(raw), "chatcmpl-bdrk-1", "amazon.nova-pro-v1:0", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"chatcmpl-bdrk-1","object":"chat.completion","created":7,"model":"amazon.nova-pro-v1:0","choices":[{"index":0,"message":{"role":"assistant","content":"Calling.","reasoning_content":"Think.",` +
+		`"tool_calls":[{"id":"tooluse_1","type":"function","function":{"name":"look","arguments":"{\"q\":\"x\"}"}}],"refusal":null},"logprobs":null,"finish_reason":"tool_calls"}],` +
+		`"usage":{"prompt_tokens":30,"completion_tokens":7,"total_tokens":37,"prompt_tokens_details":{"cached_tokens":15,"cache_write_tokens":5},"completion_tokens_details":{"reasoning_tokens":0}}}`
+	if string(out) != want {
+		t.Errorf("got\n%s\nwant\n%s", out, want)
+	}
+	for _, bad := range []string{`not json`, `{"output":{}}`, `[]`} {
+		if _, err := converseCompletion([]byte(bad), "x", "m", 1); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
