@@ -33,8 +33,8 @@ type Options struct {
 	Seed int64 `yaml:"seed"`
 	// RequireKey, when set, makes the API answer 401 unless the request carries the key where
 	// the format wants it: "Authorization: Bearer <RequireKey>" (OpenAI), x-api-key (Anthropic's
-	// /v1/messages) or x-goog-api-key (Gemini), so that tests prove which credential the gateway
-	// sent upstream.
+	// /v1/messages), x-goog-api-key (Gemini) or a Bedrock API key (Authorization: Bearer on the
+	// Bedrock endpoints), so that tests prove which credential the gateway sent upstream.
 	RequireKey string `yaml:"require_key"`
 	// AWSAccessKeyID and AWSSecretAccessKey, when set, make the Bedrock endpoints verify each
 	// request's SigV4 signature by recomputing it with the SDK's signer for these credentials,
