@@ -391,3 +391,64 @@ func TestBedrockInboundDialects(t *testing.T) {
 		})
 	}
 }
+
+// TestBedrockCacheUsage: prompt caching on both APIs: cache_control becomes InvokeModel's
+// cache_control or a Converse cachePoint, the cache write is part of prompt_tokens and
+// cache_write_tokens, the cache read is cached_tokens, in the answer and the usage record,
+// streamed and not.
+func TestBedrockCacheUsage(t *testing.T) {
+	e, up := bedrockEnv(t, 0)
+	for _, m := range bedrockModels {
+		for _, stream := range []bool{false, true} {
+			// A prefix of its own per case, so each starts with a cache write.
+			sys := "a long shared context of nine words for " + m.op + " " + strconv.FormatBool(stream)
+			body := []byte(`{"model":"` + m.name + `","stream":` + strconv.FormatBool(stream) + `,"stream_options":` + map[bool]string{true: `{"include_usage":true}`, false: `null`}[stream] +
+				`,"messages":[{"role":"system","content":[{"type":"text","text":"` + sys + `","cache_control":{"type":"ephemeral"}}]},{"role":"user","content":"question one"}]}`)
+			// system 3 + 10 words (the cached prefix), user 3 + 2
+			for i, want := range []struct{ cached, write int64 }{{0, 13}, {13, 0}} {
+				resp := e.post(context.Background(), "/chat/completions", e.key, body)
+				raw, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				u := gjson.GetBytes(raw, "usage")
+				if stream {
+					for _, ev := range strings.Split(string(raw), "\n\n") {
+						if d := strings.TrimPrefix(ev, "data: "); gjson.Get(d, "usage").IsObject() {
+							u = gjson.Get(d, "usage")
+						}
+					}
+				}
+				if u.Get("prompt_tokens").Int() != 18 || u.Get("prompt_tokens_details.cached_tokens").Int() != want.cached ||
+					u.Get("prompt_tokens_details.cache_write_tokens").Int() != want.write {
+					t.Errorf("%s stream %v request %d: usage %s", m.op, stream, i, u.Raw)
+				}
+				r := e.usageFor(resp.Header.Get("X-Request-Id"))
+				if r.PromptTokens != 18 || r.CachedTokens != want.cached || r.UsageSource != "provider" {
+					t.Errorf("%s stream %v request %d: usage record %+v", m.op, stream, i, r)
+				}
+			}
+			if b := gjson.Parse(lastBedrockRequest(t, up).Body); m.op == "converse" && b.Get("system.1.cachePoint.type").Str != "default" {
+				t.Errorf("upstream body %s", b.Raw)
+			}
+		}
+	}
+}
+
+// TestBedrockFailover: a deployment whose upstream fails (InternalServerException) hands the
+// request to the next one; the answer is the second's.
+func TestBedrockFailover(t *testing.T) {
+	bad := mock.NewHandler(mock.Options{ErrorRate: 1, AWSAccessKeyID: bedrockKeyID, AWSSecretAccessKey: bedrockSecret})
+	failing := httptest.NewServer(bad)
+	t.Cleanup(failing.Close)
+	pf, errf := bedrock.New(bedrock.Options{BaseURL: failing.URL, Outbound: loopback, Settings: bedrock.Settings{
+		Region: "us-east-1", AccessKeyID: bedrockKeyID, SecretAccessKey: bedrockSecret}})
+	e, _ := bedrockEnv(t, 0, withRouting([]namedProvider{{"bdrk-east", pf, errf}}, providers.ModelConfig{Name: "nova-ha", Deployments: []providers.DeploymentConfig{
+		{Provider: "bdrk-east", Model: bedrockNova}, {Provider: "bdrk", Model: bedrockNova, Priority: 1}}}))
+	resp, err := e.client(e.key).CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{Model: "nova-ha",
+		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "hi"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.usageFor(resp.Header().Get("X-Request-Id")); resp.Choices[0].Message.Content != mockAnswer(20) || r.Provider != "bdrk" || r.Status != 200 || bad.Stats().Errors != 1 {
+		t.Errorf("answer %+v, record %+v, failing upstream %+v", resp.Choices, r, bad.Stats())
+	}
+}
