@@ -184,9 +184,9 @@ func TestConverseBody(t *testing.T) {
 	 "tools":[{"type":"function","function":{"name":"look","description":"Look it up","parameters":{"type":"object","properties":{"q":{"type":"string"}}}}}],
 	 "tool_choice":{"type":"function","function":{"name":"look"}},
 	 "max_tokens":50,"temperature":0.5,"top_p":0.9,"stop":["END"],"top_k":7,"user":"u1"}`
-	body, _, refused, err := converseBody([]byte(chat), "m", Settings{PassFields: []string{"top_k"}})
-	if err != nil || refused != nil {
-		t.Fatal(err, refused)
+	body, _, err := converseBody([]byte(chat), "m", Settings{PassFields: []string{"top_k"}})
+	if err != nil {
+		t.Fatal(err)
 	}
 	want := `{"messages":[{"role":"user","content":[{"text":"What is this?"},{"cachePoint":{"type":"default"}},{"image":{"format":"png","source":{"bytes":"iVBORw0KGgo="}}}]},` +
 		`{"role":"assistant","content":[{"text":"Let me check."},{"toolUse":{"input":{"q":"x"},"name":"look","toolUseId":"call_1"}}]},` +
@@ -203,9 +203,10 @@ func TestConverseBody(t *testing.T) {
 		{`{"messages":[{"role":"user","content":"x"}],"n":2}`, "n"},
 		{`{"messages":"x"}`, "messages"},
 	} {
-		_, _, refused, err := converseBody([]byte(bad.body), "m", Settings{})
-		if err != nil || refused == nil || refused.StatusCode != 400 {
-			t.Errorf("%s: %v %v", bad.body, refused, err)
+		_, _, err := converseBody([]byte(bad.body), "m", Settings{})
+		refused := refusalResponse(err)
+		if refused == nil || refused.StatusCode != 400 {
+			t.Errorf("%s: %v", bad.body, err)
 			continue
 		}
 		b, _ := io.ReadAll(refused.Body)

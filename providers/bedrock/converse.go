@@ -25,9 +25,12 @@ import (
 
 // converse calls Converse or ConverseStream.
 func (p *Provider) converse(ctx context.Context, req *providers.Request) (*http.Response, error) {
-	body, includeUsage, refused, err := converseBody(req.Body, req.Model, p.settings)
-	if err != nil || refused != nil {
-		return refused, err
+	body, includeUsage, err := converseBody(req.Body, req.Model, p.settings)
+	if err != nil {
+		if r := refusalResponse(err); r != nil {
+			return r, nil
+		}
+		return nil, err
 	}
 	op := "converse"
 	if req.Stream {

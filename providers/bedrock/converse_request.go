@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -72,21 +73,17 @@ func (r *refusal) response() *http.Response {
 	return oairender.ErrorResponse(http.StatusBadRequest, api.NewError(api.TypeInvalidRequest, "invalid_value", r.param, r.msg), nil)
 }
 
-// converseBody translates an OpenAI chat body into a Converse body. A request it cannot
-// translate gives a non-nil response (the 400 to answer).
-func converseBody(chat []byte, model string, s Settings) (body []byte, includeUsage bool, refused *http.Response, err error) {
+// converseBody translates an OpenAI chat body into a Converse body, and tells whether the client
+// asked for the usage chunk. A request it cannot translate gives an error for which
+// refusalResponse returns the 400 to answer.
+func converseBody(chat []byte, model string, s Settings) (body []byte, includeUsage bool, err error) {
 	tr, err := anthropic.TranslateChat(chat, model, false, anthropic.Settings{DefaultMaxTokens: s.DefaultMaxTokens})
 	if err != nil {
-		if r := anthropic.Refusal(err); r != nil {
-			return nil, false, r, nil
-		}
-		return nil, false, nil, err
+		return nil, false, err
 	}
 	msg := gjson.ParseBytes(tr.Body)
 	var out converseRequest
-	if out.System, err = systemBlocks(msg.Get("system")); err != nil {
-		return refuse(err)
-	}
+	out.System = systemBlocks(msg.Get("system"))
 	msg.Get("messages").ForEach(func(_, m gjson.Result) bool {
 		var blocks []map[string]any
 		blocks, err = converseBlocks(m.Get("content"))
@@ -94,7 +91,7 @@ func converseBody(chat []byte, model string, s Settings) (body []byte, includeUs
 		return err == nil
 	})
 	if err != nil {
-		return refuse(err)
+		return nil, false, err
 	}
 	if out.Messages == nil {
 		out.Messages = []converseMessage{}
@@ -111,7 +108,7 @@ func converseBody(chat []byte, model string, s Settings) (body []byte, includeUs
 		return true
 	})
 	if len(ic.StopSequences) > 4 {
-		return refuse(&refusal{"stop", "Bedrock's Converse API takes at most 4 stop sequences."})
+		return nil, false, &refusal{"stop", "Bedrock's Converse API takes at most 4 stop sequences."}
 	}
 	out.InferenceConfig = &ic
 	out.ToolConfig = converseTools(msg.Get("tools"), msg.Get("tool_choice"))
@@ -128,25 +125,31 @@ func converseBody(chat []byte, model string, s Settings) (body []byte, includeUs
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(out); err != nil {
-		return nil, false, nil, fmt.Errorf("bedrock: encoding the request: %w", err)
+		return nil, false, fmt.Errorf("bedrock: encoding the request: %w", err)
 	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), tr.IncludeUsage, nil, nil
+	return bytes.TrimRight(buf.Bytes(), "\n"), tr.IncludeUsage, nil
 }
 
-func refuse(err error) ([]byte, bool, *http.Response, error) {
-	if r, ok := err.(*refusal); ok {
-		return nil, false, r.response(), nil
+// refusalResponse is the OpenAI-shaped 400 for an error of converseBody that names a fault of
+// the request, or nil for any other error.
+func refusalResponse(err error) *http.Response {
+	if r := anthropic.Refusal(err); r != nil {
+		return r
 	}
-	return nil, false, nil, err
+	var rf *refusal
+	if errors.As(err, &rf) {
+		return rf.response()
+	}
+	return nil
 }
 
 // systemBlocks maps the Messages system (a string or text blocks) to Converse's.
-func systemBlocks(v gjson.Result) ([]map[string]any, error) {
+func systemBlocks(v gjson.Result) []map[string]any {
 	if v.Type == gjson.String {
 		if v.Str == "" {
-			return nil, nil
+			return nil
 		}
-		return []map[string]any{{"text": v.Str}}, nil
+		return []map[string]any{{"text": v.Str}}
 	}
 	var out []map[string]any
 	v.ForEach(func(_, b gjson.Result) bool {
@@ -158,7 +161,7 @@ func systemBlocks(v gjson.Result) ([]map[string]any, error) {
 		}
 		return true
 	})
-	return out, nil
+	return out
 }
 
 func cachePoint() map[string]any {
