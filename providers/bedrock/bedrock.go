@@ -97,6 +97,13 @@ type Options struct {
 	Outbound outbound.Policy
 }
 
+// reservedFields are written by the translations; pass_fields may not name them.
+var reservedFields = map[string]bool{
+	"model": true, "messages": true, "system": true, "max_tokens": true, "stream": true,
+	"tools": true, "tool_choice": true, "stop_sequences": true, "temperature": true,
+	"top_p": true, "metadata": true, "anthropic_version": true, "anthropic_beta": true,
+}
+
 // Provider is a Bedrock Runtime upstream. It is safe for concurrent use.
 type Provider struct {
 	base     string // without a trailing slash
@@ -127,8 +134,8 @@ func New(opts Options) (*Provider, error) {
 		return nil, errors.New("bedrock.default_max_tokens: must not be negative")
 	}
 	for _, f := range opts.PassFields {
-		if f == "" || strings.ContainsAny(f, ".*?#|@\\") {
-			return nil, fmt.Errorf("bedrock.pass_fields: %q is not a top-level field name", f)
+		if f == "" || strings.ContainsAny(f, ".*?#|@\\:!") || reservedFields[f] {
+			return nil, fmt.Errorf("bedrock.pass_fields: %q cannot be passed through (not a plain field name, or one the adapter writes)", f)
 		}
 	}
 	auth, err := newAuthenticator(context.Background(), opts.APIKey, opts.Settings)

@@ -268,3 +268,24 @@ func TestConverseCompletion(t *testing.T) {
 		}
 	}
 }
+
+// TestNewRefuses: settings that cannot work stop the start with the field named.
+func TestNewRefuses(t *testing.T) {
+	isolateAWS(t)
+	for _, tc := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{Settings: Settings{Region: "us-east-1", API: "chat"}}, "bedrock.api"},
+		{Options{Settings: Settings{Region: "us-east-1", PassFields: []string{"messages"}}}, "bedrock.pass_fields"},
+		{Options{Settings: Settings{Region: "us-east-1", PassFields: []string{"a.b"}}}, "bedrock.pass_fields"},
+		{Options{Settings: Settings{Region: "us-east-1", AccessKeyID: mockKeyID}}, "secret_access_key"},
+		{Options{APIKey: mockAPIKey, Settings: Settings{Region: "us-east-1", AccessKeyID: mockKeyID, SecretAccessKey: mockSecret}}, "exclude each other"},
+		{Options{Settings: Settings{Region: "us-east-1", DefaultMaxTokens: -1}}, "bedrock.default_max_tokens"},
+		{Options{Settings: Settings{Region: "us-east-1", Profile: "no-such-profile"}}, "AWS configuration"},
+	} {
+		if _, err := New(tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.opts.Settings, err, tc.want)
+		}
+	}
+}
