@@ -105,7 +105,7 @@ func TestBedrockChat(t *testing.T) {
 				}
 			case "converse":
 				if body.Get("system.0.text").Str != "You are terse." || body.Get("messages.0.content.0.text").Str != "Say hello to the mock" ||
-					body.Get("inferenceConfig.maxTokens").Int() != 4096 {
+					body.Get("inferenceConfig.maxTokens").Exists() {
 					t.Errorf("upstream body %s", got.Body)
 				}
 			}

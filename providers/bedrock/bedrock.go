@@ -32,7 +32,6 @@ import (
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/providers"
-	"github.com/llmgate/llmgate/providers/anthropic"
 	"github.com/llmgate/llmgate/providers/internal/oairender"
 	"github.com/llmgate/llmgate/providers/internal/upstreamhttp"
 	"github.com/llmgate/llmgate/providers/openai"
@@ -70,8 +69,8 @@ type Settings struct {
 	// Profile names the shared config profile the chain reads (default: AWS_PROFILE, else
 	// "default").
 	Profile string `yaml:"profile"`
-	// DefaultMaxTokens is the maximum output when the request names none (default 4096):
-	// Anthropic's models require one.
+	// DefaultMaxTokens is the maximum output when the request names none: for InvokeModel 4096
+	// when unset (Anthropic's models require one); for Converse, unset leaves it to the model.
 	DefaultMaxTokens int `yaml:"default_max_tokens"`
 	// PassFields names top-level fields of the OpenAI request copied as they are: into the
 	// InvokeModel body, or into Converse's additionalModelRequestFields (model-native
@@ -145,9 +144,6 @@ func New(opts Options) (*Provider, error) {
 	base := cmp.Or(opts.BaseURL, "https://bedrock-runtime."+auth.region+".amazonaws.com")
 	if _, err := openai.ParseBaseURL(base); err != nil {
 		return nil, err
-	}
-	if opts.DefaultMaxTokens == 0 {
-		opts.DefaultMaxTokens = anthropic.DefaultMaxTokens
 	}
 	return &Provider{
 		base:     strings.TrimRight(base, "/"),

@@ -31,7 +31,8 @@ import (
 //	cache_control on a block        → a {cachePoint:{type:"default"}} block after it
 //	tools, tool_choice auto/any/tool→ toolConfig {tools:[{toolSpec}], toolChoice}; none sends
 //	                                  the tools without a choice (Converse has no "none")
-//	max_tokens, temperature, top_p, stop_sequences → inferenceConfig
+//	max_tokens, temperature, top_p, stop_sequences → inferenceConfig (no maxTokens when neither
+//	                                  the request nor Settings.DefaultMaxTokens names one)
 //	Settings.PassFields             → additionalModelRequestFields (model-native parameters)
 //
 // metadata.user_id and disable_parallel_tool_use have no Converse equivalent and are dropped.
@@ -97,6 +98,9 @@ func converseBody(chat []byte, model string, s Settings) (body []byte, includeUs
 		out.Messages = []converseMessage{}
 	}
 	ic := inferenceConfig{MaxTokens: msg.Get("max_tokens").Int()}
+	if s.DefaultMaxTokens == 0 && !named(chat, "max_completion_tokens") && !named(chat, "max_tokens") {
+		ic.MaxTokens = 0 // the translation's default is Anthropic's need; Converse has the model's own
+	}
 	if v := msg.Get("temperature"); v.Type == gjson.Number {
 		ic.Temperature = &v.Num
 	}
@@ -128,6 +132,12 @@ func converseBody(chat []byte, model string, s Settings) (body []byte, includeUs
 		return nil, false, fmt.Errorf("bedrock: encoding the request: %w", err)
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), tr.IncludeUsage, nil
+}
+
+// named reports whether the chat body sets field to something other than null.
+func named(chat []byte, field string) bool {
+	v := gjson.GetBytes(chat, field)
+	return v.Exists() && v.Type != gjson.Null
 }
 
 // refusalResponse is the OpenAI-shaped 400 for an error of converseBody that names a fault of
