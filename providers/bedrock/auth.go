@@ -50,13 +50,16 @@ func newAuthenticator(ctx context.Context, apiKey string, s Settings) (*authenti
 			a.secrets = append(a.secrets, v)
 		}
 	}
+	// The messages name the field to fix, as the config file and the admin API report them.
 	switch {
-	case (s.AccessKeyID == "") != (s.SecretAccessKey == ""):
-		return nil, fmt.Errorf("bedrock: access_key_id and secret_access_key go together")
+	case s.AccessKeyID == "" && s.SecretAccessKey != "":
+		return nil, fmt.Errorf("bedrock.access_key_id: required with secret_access_key (they go together)")
+	case s.AccessKeyID != "" && s.SecretAccessKey == "":
+		return nil, fmt.Errorf("bedrock.secret_access_key: required with access_key_id (they go together)")
 	case s.SessionToken != "" && s.AccessKeyID == "":
 		return nil, fmt.Errorf("bedrock.session_token: needs access_key_id and secret_access_key")
 	case apiKey != "" && s.AccessKeyID != "":
-		return nil, fmt.Errorf("bedrock: api_key (a Bedrock API key) and access keys exclude each other")
+		return nil, fmt.Errorf("api_key: a Bedrock API key and bedrock's access keys exclude each other")
 	}
 	if apiKey != "" && a.region != "" {
 		return a, nil

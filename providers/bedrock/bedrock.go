@@ -52,32 +52,33 @@ const (
 // AnthropicVersion is the anthropic_version InvokeModel bodies carry for Anthropic's models.
 const AnthropicVersion = "bedrock-2023-05-31"
 
-// Settings are the type's own options in the config file (the provider's `bedrock:` section).
+// Settings are the type's own options: the provider's `bedrock:` section in the config file and in
+// the admin API's provider body (the JSON keys are the YAML ones).
 type Settings struct {
 	// Region is the AWS region of the endpoint and of the signature (default: AWS_REGION or the
 	// profile's region). A cross-region inference profile id (us.anthropic.…) is a deployment's
 	// model, called in this region.
-	Region string `yaml:"region"`
+	Region string `yaml:"region" json:"region,omitempty"`
 	// API is auto (default), invoke or converse.
-	API string `yaml:"api"`
+	API string `yaml:"api" json:"api,omitempty"`
 	// AccessKeyID, SecretAccessKey and SessionToken are static credentials. Without them (and
 	// without the provider's api_key, a Bedrock API key) the SDK's default chain is used:
 	// environment, shared files (Profile), web identity, container and instance roles.
-	AccessKeyID     string `yaml:"access_key_id"`
-	SecretAccessKey string `yaml:"secret_access_key"`
-	SessionToken    string `yaml:"session_token"`
+	AccessKeyID     string `yaml:"access_key_id" json:"access_key_id,omitempty"`
+	SecretAccessKey string `yaml:"secret_access_key" json:"secret_access_key,omitempty"`
+	SessionToken    string `yaml:"session_token" json:"session_token,omitempty"`
 	// Profile names the shared config profile the chain reads (default: AWS_PROFILE, else
 	// "default").
-	Profile string `yaml:"profile"`
+	Profile string `yaml:"profile" json:"profile,omitempty"`
 	// DefaultMaxTokens is the maximum output when the request names none: for InvokeModel 4096
 	// when unset (Anthropic's models require one); for Converse, unset leaves it to the model.
-	DefaultMaxTokens int `yaml:"default_max_tokens"`
+	DefaultMaxTokens int `yaml:"default_max_tokens" json:"default_max_tokens,omitempty"`
 	// PassFields names top-level fields of the OpenAI request copied as they are: into the
 	// InvokeModel body, or into Converse's additionalModelRequestFields (model-native
 	// parameters such as "thinking" or "top_k").
-	PassFields []string `yaml:"pass_fields"`
+	PassFields []string `yaml:"pass_fields" json:"pass_fields,omitempty"`
 	// Beta values are sent as the InvokeModel body's anthropic_beta list.
-	Beta []string `yaml:"beta"`
+	Beta []string `yaml:"beta" json:"beta,omitempty"`
 }
 
 // Options configure one Bedrock provider.
