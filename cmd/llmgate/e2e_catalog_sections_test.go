@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"log/slog"
@@ -223,6 +224,13 @@ func TestCatalogBedrock(t *testing.T) {
 			if got := e.chatStatus(last, e.key, "claude-api"); got != http.StatusOK {
 				t.Fatalf("with the new key alone: %d", got)
 			}
+			// A replica whose key sealed none of it cannot PATCH without the secrets anew, and says which.
+			e.cfg.Secrets = SecretsConfig{Key: base64.StdEncoding.EncodeToString([]byte("another-key-of-thirty-two-bytes!"))}
+			stranger := e.replica(nil)
+			e.cfg.Secrets = saved
+			status, raw := e.adminCall(stranger, http.MethodPatch, "/admin/providers/aws", `{"bedrock":{"api":"converse"}}`)
+			adminErr(t, "PATCH with secrets that do not open", status, raw, http.StatusConflict, "credential_unreadable", "bedrock.secret_access_key")
+			answers = append(answers, string(raw))
 
 			status, audit := e.adminCall(first, http.MethodGet, "/admin/audit-log?limit=100", "")
 			if status != http.StatusOK || !strings.Contains(string(audit), `"action":"provider.update"`) {
