@@ -295,11 +295,7 @@ func (s *Server) checkProviderBody(c *gin.Context, spec ProviderSpec, apiKey str
 	if !s.checked(c, "", checkSections(spec)) {
 		return false
 	}
-	creds := []secretField{{"api_key", &apiKey}}
-	for _, f := range spec.secretFields() {
-		creds = append(creds, f)
-	}
-	for _, f := range creds {
+	for _, f := range append([]secretField{{"api_key", &apiKey}}, spec.secretFields()...) {
 		if !checkText(c, f.name, *f.val, 4000, false) {
 			return false
 		}

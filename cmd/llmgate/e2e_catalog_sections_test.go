@@ -57,7 +57,9 @@ type sectionedProvider struct {
 // answer, audit entry or log line; bad sections are refused naming the field. The anthropic
 // section travels the same way, and a file provider's section is shown without its secret.
 func TestCatalogBedrock(t *testing.T) {
-	aws := httptest.NewServer(mock.NewHandler(mock.Options{AWSAccessKeyID: catalogAWSKeyID, AWSSecretAccessKey: catalogAWSSecret}))
+	// One mock serves Bedrock (verifying signatures) and Anthropic's Messages API (recording).
+	upstream := mock.NewHandler(mock.Options{AWSAccessKeyID: catalogAWSKeyID, AWSSecretAccessKey: catalogAWSSecret})
+	aws := httptest.NewServer(upstream)
 	t.Cleanup(aws.Close)
 	fileBedrock := func(c *Config) {
 		c.Providers = append(c.Providers, ProviderConfig{Config: providers.Config{Name: "filebedrock", Type: "bedrock", BaseURL: aws.URL},
@@ -147,11 +149,19 @@ func TestCatalogBedrock(t *testing.T) {
 				t.Fatalf("chat with the secret back: %d", got)
 			}
 
-			// The anthropic section.
-			call(first, http.MethodPost, "/admin/providers", `{"name":"claude-direct","type":"anthropic","api_key":"`+apiSecret+`","anthropic":{"default_max_tokens":1000,"beta":["b-1"]}}`,
-				http.StatusCreated, &p)
+			// The anthropic section, applied to the requests upstream.
+			call(first, http.MethodPost, "/admin/providers", `{"name":"claude-direct","type":"anthropic","base_url":"`+aws.URL+`","api_key":"`+apiSecret+`",`+
+				`"anthropic":{"default_max_tokens":1000,"beta":["b-1"]}}`, http.StatusCreated, &p)
 			if p.Anthropic == nil || p.Anthropic.DefaultMaxTokens != 1000 || len(p.Anthropic.Beta) != 1 || p.Bedrock != nil {
 				t.Fatalf("POST anthropic answered %s", answers[len(answers)-1])
+			}
+			call(first, http.MethodPost, "/admin/models", `{"name":"claude-direct","deployments":[{"provider":"claude-direct","model":"claude-x"}]}`, http.StatusCreated, nil)
+			if got := e.chatStatus(first, e.key, "claude-direct"); got != http.StatusOK {
+				t.Fatalf("chat through the API's anthropic provider: %d", got)
+			}
+			if reqs := upstream.Requests(1); len(reqs) != 1 || reqs[0].Path != "/v1/messages" || !strings.Contains(reqs[0].Body, `"max_tokens":1000`) ||
+				reqs[0].Headers["Anthropic-Beta"] != "b-1" {
+				t.Errorf("the anthropic section did not reach the upstream request: %+v", reqs)
 			}
 			waitFor(t, 10*time.Second, "the other replica to list the anthropic section", func() bool {
 				var q sectionedProvider
