@@ -36,7 +36,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 // ProviderSpec is a provider's settings as the admin API takes and shows them: the config
-// file's `providers` entry without name and credential.
+// file's `providers` entry without name and api_key. Its type section's secrets are filled in
+// only on the way in and to the gateway (OpenProvider); stored and shown, they are blank.
 type ProviderSpec struct {
 	Type                  string            `json:"type"`
 	BaseURL               string            `json:"base_url,omitempty"`
