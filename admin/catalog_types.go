@@ -8,6 +8,8 @@ import (
 
 	"github.com/llmgate/llmgate/internal/secrets"
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/anthropic"
+	"github.com/llmgate/llmgate/providers/bedrock"
 )
 
 // The wire shapes of /admin/providers and /admin/models. A stored catalog entry's spec is the
@@ -34,7 +36,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 // ProviderSpec is a provider's settings as the admin API takes and shows them: the config
-// file's `providers` entry without name and credential.
+// file's `providers` entry without name and api_key. Its type section's secrets are filled in
+// only on the way in and to the gateway (OpenProvider); stored and shown, they are blank.
 type ProviderSpec struct {
 	Type                  string            `json:"type"`
 	BaseURL               string            `json:"base_url,omitempty"`
@@ -44,6 +47,10 @@ type ProviderSpec struct {
 	DialTimeout           Duration          `json:"dial_timeout,omitempty"`
 	ResponseHeaderTimeout Duration          `json:"response_header_timeout,omitempty"`
 	AllowPrivateNetwork   *bool             `json:"allow_private_network,omitempty"`
+	// Anthropic and Bedrock are the type's own section, with the config file's keys; only the
+	// provider's type may have one (typeSections). Their secret values are never shown.
+	Anthropic *anthropic.Settings `json:"anthropic,omitempty"`
+	Bedrock   *bedrock.Settings   `json:"bedrock,omitempty"`
 }
 
 // ModelSpec is a public model's settings as the admin API takes and shows them: the config

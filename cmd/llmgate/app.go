@@ -31,6 +31,7 @@ import (
 	"github.com/llmgate/llmgate/internal/tracing"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/anthropic"
+	"github.com/llmgate/llmgate/providers/bedrock"
 	"github.com/llmgate/llmgate/providers/gemini"
 	"github.com/llmgate/llmgate/providers/mock"
 	"github.com/llmgate/llmgate/providers/openai"
@@ -431,6 +432,10 @@ func buildProviders(list []ProviderConfig, ob outbound.Config) (map[string]provi
 			p = mock.New(pc.Mock)
 		case "anthropic":
 			p, err = anthropic.New(anthropic.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey, Settings: pc.Anthropic,
+				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
+				ResponseHeaderTimeout: pc.ResponseHeaderTimeout, Outbound: policy})
+		case "bedrock":
+			p, err = bedrock.New(bedrock.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey, Settings: pc.Bedrock,
 				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
 				ResponseHeaderTimeout: pc.ResponseHeaderTimeout, Outbound: policy})
 		case "gemini":

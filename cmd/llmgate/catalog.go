@@ -54,18 +54,11 @@ func decodeCatalog(entries []store.CatalogEntry, keys *secrets.Keyring, log *slo
 	for _, e := range entries {
 		switch e.Kind {
 		case store.CatalogProvider:
-			spec, err := admin.DecodeProvider(e)
+			spec, key, err := admin.OpenProvider(e, keys)
 			if err != nil {
-				log.Error("catalog provider unreadable; left out", "provider", e.Name, "err", err)
+				log.Error("catalog provider unreadable, or its credential does not open with the configured secret keys; provider left out",
+					"provider", e.Name, "err", err)
 				continue
-			}
-			key := ""
-			if e.Secret != "" {
-				if key, err = keys.Open(e.Secret, admin.SecretContext(e.Name)); err != nil {
-					log.Error("catalog provider's credential does not open with the configured secret keys; provider left out",
-						"provider", e.Name, "err", err)
-					continue
-				}
 			}
 			cat.providers = append(cat.providers, providerConfigOf(e.Name, spec, key))
 		case store.CatalogModel:
@@ -90,17 +83,33 @@ func sameEntries(a, b []store.CatalogEntry) bool {
 
 // providerConfigOf is a provider of the admin API as the config file would have it.
 func providerConfigOf(name string, s admin.ProviderSpec, apiKey string) ProviderConfig {
-	return ProviderConfig{Config: providers.Config{Name: name, Type: s.Type, BaseURL: s.BaseURL, APIKey: apiKey},
+	pc := ProviderConfig{Config: providers.Config{Name: name, Type: s.Type, BaseURL: s.BaseURL, APIKey: apiKey},
 		MaxIdleConnsPerHost: s.MaxIdleConnsPerHost, DialTimeout: time.Duration(s.DialTimeout),
 		ResponseHeaderTimeout: time.Duration(s.ResponseHeaderTimeout), Headers: s.Headers, APIVersion: s.APIVersion,
 		AllowPrivateNetwork: s.AllowPrivateNetwork}
+	if s.Anthropic != nil {
+		pc.Anthropic = *s.Anthropic
+	}
+	if s.Bedrock != nil {
+		pc.Bedrock = *s.Bedrock
+	}
+	return pc
 }
 
-// providerSpecOf describes a provider of the config file in the admin API's shape.
+// providerSpecOf describes a provider of the config file in the admin API's shape (with the
+// section of its type when the file sets one; the admin API shows its secrets only as
+// fingerprints).
 func providerSpecOf(pc ProviderConfig) admin.ProviderSpec {
-	return admin.ProviderSpec{Type: pc.Type, BaseURL: pc.BaseURL, APIVersion: pc.APIVersion, Headers: pc.Headers,
+	s := admin.ProviderSpec{Type: pc.Type, BaseURL: pc.BaseURL, APIVersion: pc.APIVersion, Headers: pc.Headers,
 		MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: admin.Duration(pc.DialTimeout),
 		ResponseHeaderTimeout: admin.Duration(pc.ResponseHeaderTimeout), AllowPrivateNetwork: pc.AllowPrivateNetwork}
+	switch {
+	case pc.Type == "anthropic" && !reflect.ValueOf(pc.Anthropic).IsZero():
+		s.Anthropic = &pc.Anthropic
+	case pc.Type == "bedrock" && !reflect.ValueOf(pc.Bedrock).IsZero():
+		s.Bedrock = &pc.Bedrock
+	}
+	return s
 }
 
 // table is a routing table and the providers behind it.

@@ -26,6 +26,7 @@ import (
 	"github.com/llmgate/llmgate/internal/tracing"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/anthropic"
+	"github.com/llmgate/llmgate/providers/bedrock"
 	"github.com/llmgate/llmgate/providers/mock"
 	"github.com/llmgate/llmgate/providers/openai"
 	"github.com/llmgate/llmgate/providers/outbound"
@@ -146,10 +147,12 @@ type ProviderConfig struct {
 	Anthropic anthropic.Settings `yaml:"anthropic"`
 	// Vertex configures a provider of type "vertex" (project, region, credentials).
 	Vertex vertex.Settings `yaml:"vertex"`
+	// Bedrock configures a provider of type "bedrock" (region, api, credentials, profile…).
+	Bedrock bedrock.Settings `yaml:"bedrock"`
 }
 
 // providerTypes lists the provider types for error messages.
-const providerTypes = "openai, azure, anthropic, gemini, vertex, deepseek, qwen, glm, moonshot, qianfan, vllm, ollama or mock"
+const providerTypes = "openai, azure, anthropic, bedrock, gemini, vertex, deepseek, qwen, glm, moonshot, qianfan, vllm, ollama or mock"
 
 // defaultListen is the public listener's address when nothing names one; demoListen is demo's,
 // which keeps a gateway holding a printed key off the network.
@@ -429,6 +432,7 @@ func validateProviders(list []ProviderConfig, allow []netip.Prefix) error {
 		case "anthropic": // base_url defaults to https://api.anthropic.com
 		case "gemini": // base_url defaults to https://generativelanguage.googleapis.com/v1beta
 		case "vertex": // base_url defaults to the region's endpoint; vertex.New checks the section
+		case "bedrock": // base_url defaults to https://bedrock-runtime.{region}.amazonaws.com
 		case "":
 			return fmt.Errorf("providers[%d] (%s).type: must be set (%s)", i, p.Name, providerTypes)
 		default:
