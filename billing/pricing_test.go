@@ -97,6 +97,17 @@ func TestShippedPricingFile(t *testing.T) {
 			t.Errorf("%s: %v, %v; want %v", model, got, ok, want)
 		}
 	}
+	// Every Claude model prices its cache writes (5-minute writes, PROVIDERS.md §10), and no
+	// other provider's entry does.
+	for _, pr := range prices {
+		claude := strings.HasPrefix(pr.Model, "claude-")
+		if claude != (pr.CacheWritePerM != 0) {
+			t.Errorf("%s: cache-write price %s", pr.Model, FormatMicro(pr.CacheWritePerM))
+		}
+	}
+	if pr, _ := p.Lookup("claude-sonnet-4-6-20260101"); FormatMicro(pr.CacheWritePerM) != "3.75" {
+		t.Errorf("claude-sonnet-4-6: cache write %s, want 3.75 (PROVIDERS.md §10 row 18)", FormatMicro(pr.CacheWritePerM))
+	}
 }
 
 func TestParsePricing(t *testing.T) {
