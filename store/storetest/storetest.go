@@ -91,6 +91,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"ListTenants", testListTenants},
 		{"LikeEscaping", testLikeEscaping},
 		{"UpdateTenant", testUpdateTenant},
+		{"ResponseCacheFlags", testResponseCacheFlags},
 		{"DeleteTenant", testDeleteTenant},
 		{"UserFields", testUserFields},
 		{"ListUsers", testListUsers},
@@ -113,6 +114,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"AlertWebhooks", testAlertWebhooks},
 		{"AlertEvents", testAlertEvents},
 		{"AlertDeliveries", testAlertDeliveries},
+		{"ConsoleSessions", testConsoleSessions},
 	}
 	t.Run("Migrate", func(t *testing.T) {
 		t.Parallel()
