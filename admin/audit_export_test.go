@@ -22,7 +22,8 @@ import (
 var auditCSVHeader = []string{"request_id", "client_request_id", "trace_id", "started_at", "ended_at",
 	"tenant_id", "user_id", "key_id", "session_id", "model", "upstream_model", "provider", "deployment",
 	"endpoint", "stream", "status", "error_type", "prompt_tokens", "completion_tokens", "cached_tokens",
-	"reasoning_tokens", "usage_source", "cost_usd", "price_version", "latency_ms", "ttft_ms"}
+	"reasoning_tokens", "usage_source", "cost_usd", "price_version", "latency_ms", "ttft_ms",
+	"cache_write_tokens"}
 
 // exportFormula is a model name a spreadsheet would run as a formula.
 const exportFormula = "=HYPERLINK(\"x\",\"y\")"

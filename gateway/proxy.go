@@ -153,7 +153,9 @@ func (x *exchange) failed(err error) outcome {
 // usage is the token counts found in an upstream answer.
 type usage struct {
 	prompt, completion, cached, reasoning int64
-	found                                 bool
+	// cacheWrite is the share of prompt written to the provider's prompt cache, priced apart.
+	cacheWrite int64
+	found      bool
 	// estimateOutput: the answer's own count of output tokens never came (an Anthropic stream
 	// cut before its message_delta, whose message_start counted the input): the output is the
 	// larger of the count so far and the gateway's count of the answer delivered.
@@ -161,7 +163,9 @@ type usage struct {
 }
 
 // parseUsage reads an OpenAI usage object, and the spellings of compatible providers: DeepSeek
-// reports cached prompt tokens as prompt_cache_hit_tokens.
+// reports cached prompt tokens as prompt_cache_hit_tokens. Prompt tokens written to the cache are
+// prompt_tokens_details.cache_write_tokens, as the anthropic adapter renders Anthropic's
+// cache_creation_input_tokens.
 func parseUsage(u gjson.Result) usage {
 	if !u.IsObject() {
 		return usage{}
@@ -169,13 +173,15 @@ func parseUsage(u gjson.Result) usage {
 	if !u.Get("prompt_tokens").Exists() && u.Get("input_tokens").Exists() {
 		// The image (and Responses) spelling: input_tokens and output_tokens.
 		return usage{prompt: u.Get("input_tokens").Int(), completion: u.Get("output_tokens").Int(),
-			cached: u.Get("input_tokens_details.cached_tokens").Int(), found: true}
+			cached:     u.Get("input_tokens_details.cached_tokens").Int(),
+			cacheWrite: u.Get("input_tokens_details.cache_write_tokens").Int(), found: true}
 	}
 	out := usage{
 		prompt:     u.Get("prompt_tokens").Int(),
 		completion: u.Get("completion_tokens").Int(),
 		cached:     u.Get("prompt_tokens_details.cached_tokens").Int(),
 		reasoning:  u.Get("completion_tokens_details.reasoning_tokens").Int(),
+		cacheWrite: u.Get("prompt_tokens_details.cache_write_tokens").Int(),
 		found:      true,
 	}
 	if out.cached == 0 {

@@ -100,7 +100,7 @@ func (x *exchange) finishUsage(out *outcome) {
 		r.UsageSource = sourcePartial
 	}
 	r.PromptTokens, r.CompletionTokens = u.prompt, u.completion
-	r.CachedTokens, r.ReasoningTokens = u.cached, u.reasoning
+	r.CachedTokens, r.ReasoningTokens, r.CacheWriteTokens = u.cached, u.reasoning, u.cacheWrite
 	if r.UsageSource == "" {
 		return
 	}
@@ -133,7 +133,7 @@ func (x *exchange) finishUsage(out *outcome) {
 		cost, err = x.mediaCost(price, out)
 	} else {
 		cost, err = billing.Cost(price, billing.Usage{Prompt: r.PromptTokens, Completion: r.CompletionTokens,
-			Cached: r.CachedTokens, Reasoning: r.ReasoningTokens})
+			Cached: r.CachedTokens, Reasoning: r.ReasoningTokens, CacheWrite: r.CacheWriteTokens})
 	}
 	if errors.Is(err, billing.ErrNoUnitPrice) { // priced, but not for what the answer holds
 		x.g.metrics.unpriced.WithLabelValues(x.label).Inc()

@@ -320,6 +320,9 @@ type UsageRecord struct {
 	// it was assigned; "" when no running experiment took it.
 	Experiment string
 	Variant    string
+	// CacheWriteTokens is the share of PromptTokens written to the provider's prompt cache
+	// (Anthropic's cache_creation_input_tokens), priced at the cache-write price.
+	CacheWriteTokens int64
 }
 
 // ReachedModel reports whether the request reached a model: the gateway sent it (or tried to)
@@ -403,20 +406,31 @@ type ModelPrice struct {
 	AudioSecond    int64
 	CharactersPerM int64
 	Request        int64
+	// CacheWritePerM prices prompt tokens written to the provider's cache; 0 means the input
+	// price.
+	CacheWritePerM int64
 	EffectiveFrom  time.Time
 	// Version identifies this price in usage records (price_version).
 	Version string
 }
 
-// DailyUsage is one billing_record row: one (UTC day, tenant, user, key, model) rollup.
+// DailyUsage is one billing_record row: one (UTC day, tenant, user, key, model, priced) rollup.
+// The records of a group that have a cost and those that have none (an unpriced model, a cost
+// that could not be computed) sum into two rows, so unpriced usage is never counted as $0.
 type DailyUsage struct {
 	Day                            time.Time // midnight UTC
 	TenantID, UserID, KeyID, Model string
 	Requests                       int64
 	PromptTokens, CompletionTokens int64
 	CachedTokens, ReasoningTokens  int64
-	CostPicoUSD                    *big.Int // NUMERIC: sums outgrow int64
+	// CostPicoUSD is the sum of the records' costs (NUMERIC: sums outgrow int64); nil for the
+	// row of records without a cost, whose cost is unknown.
+	CostPicoUSD      *big.Int
+	CacheWriteTokens int64
 }
+
+// Priced reports whether the row sums records that have a cost.
+func (d *DailyUsage) Priced() bool { return d.CostPicoUSD != nil }
 
 // BillingFilter narrows BillingRecords. Zero values mean "any"; From/To are days, [From, To).
 type BillingFilter struct {
@@ -580,7 +594,8 @@ type Store interface {
 
 	// InsertUsage writes a batch of records idempotently: a record whose (RequestID, StartedAt)
 	// already exists is skipped. In the same transaction, and only for the rows that were new, it
-	// adds each record to its billing_record rollup (UTC day of StartedAt) and, for a record with
+	// adds each record that reached a model to its billing_record rollup (UTC day of StartedAt;
+	// the priced row when it has a cost, the unpriced one when not) and, for a record with
 	// Charge set and a cost, charges the cost to the credit account of its user, or else of its
 	// tenant, when one exists (a 'charge' entry keyed by request id, and the balance lowered). A
 	// replayed batch therefore never double-counts. It returns how many rows were new.
@@ -605,7 +620,8 @@ type Store interface {
 	// PriceHistory returns a model's versions, newest first.
 	PriceHistory(ctx context.Context, model string) ([]ModelPrice, error)
 
-	// BillingRecords returns rollup rows, by day then tenant, user, key, model.
+	// BillingRecords returns rollup rows, by day then tenant, user, key, model, the priced row
+	// before the unpriced one.
 	BillingRecords(ctx context.Context, f BillingFilter) ([]DailyUsage, error)
 	// Spend sums a subject's cost from the rollups: month to date (from the first of f.Day's
 	// calendar month, UTC, through f.Day) and f.Day alone. An empty subject id is an error.

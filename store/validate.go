@@ -55,7 +55,7 @@ func ValidPrice(p ModelPrice) error {
 		return errors.New("price without a model")
 	case p.EffectiveFrom.IsZero():
 		return fmt.Errorf("price of %q without an effective time", p.Model)
-	case p.InputPerM < 0 || p.OutputPerM < 0 || p.CachedInputPerM < 0 || p.ReasoningPerM < 0,
+	case p.InputPerM < 0 || p.OutputPerM < 0 || p.CachedInputPerM < 0 || p.ReasoningPerM < 0 || p.CacheWritePerM < 0,
 		p.AudioSecond < 0 || p.CharactersPerM < 0 || p.Request < 0:
 		return fmt.Errorf("price of %q is negative", p.Model)
 	}

@@ -137,7 +137,8 @@ var pricingResource = adminResource{
 				{"input", "input_per_million", money, "`USD` per 1M input tokens (required)"},
 				{"output", "output_per_million", money, "`USD` per 1M output tokens (required)"},
 				{"cached-input", "cached_input_per_million", money, "`USD` per 1M cached input tokens (0: as input)"},
-				{"reasoning", "reasoning_per_million", money, "`USD` per 1M reasoning tokens (0: as output)"}}},
+				{"reasoning", "reasoning_per_million", money, "`USD` per 1M reasoning tokens (0: as output)"},
+				{"cache-write", "cache_write_per_million", money, "`USD` per 1M prompt tokens written to the provider's cache (0: as input)"}}},
 	},
 }
 

@@ -13,9 +13,9 @@ const usageColumns = `request_id, client_request_id, trace_id, key_id, user_id, 
 	model, upstream_model, provider, deployment, endpoint, stream, status, error_type,
 	prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, usage_source,
 	cost_pico_usd, price_version, latency_ms, ttft_ms, started_at, ended_at, units, unit,
-	served_model, replay_of, experiment, variant`
+	served_model, replay_of, experiment, variant, cache_write_tokens`
 
-const usageColumnCount = 32
+const usageColumnCount = 33
 
 // InsertUsage writes the batch in one transaction, one prepared single-row INSERT per record
 // that skips records whose (request_id, started_at) exists, and returns how many rows were new.
@@ -84,7 +84,7 @@ func appendUsageArgs(args []any, r *store.UsageRecord) []any {
 		r.Model, r.UpstreamModel, r.Provider, r.Deployment, r.Endpoint, r.Stream, r.Status, r.ErrorType,
 		r.PromptTokens, r.CompletionTokens, r.CachedTokens, r.ReasoningTokens, r.UsageSource,
 		cost, r.PriceVersion, r.LatencyMS, r.TTFTMS, micros(r.StartedAt), micros(r.EndedAt), r.Units, r.Unit,
-		r.ServedModel, r.ReplayOf, r.Experiment, r.Variant)
+		r.ServedModel, r.ReplayOf, r.Experiment, r.Variant, r.CacheWriteTokens)
 }
 
 // ListUsage returns records newest first; every filter value is a bound parameter.
@@ -147,7 +147,7 @@ func (s *Store) ListUsage(ctx context.Context, f store.UsageFilter) ([]store.Usa
 			&r.Endpoint, &r.Stream, &r.Status, &r.ErrorType, &r.PromptTokens, &r.CompletionTokens,
 			&r.CachedTokens, &r.ReasoningTokens, &r.UsageSource, &cost, &r.PriceVersion,
 			&r.LatencyMS, &r.TTFTMS, &started, &ended, &r.Units, &r.Unit, &r.ServedModel, &r.ReplayOf,
-			&r.Experiment, &r.Variant); err != nil {
+			&r.Experiment, &r.Variant, &r.CacheWriteTokens); err != nil {
 			return nil, fmt.Errorf("sqlite: list usage: %w", err)
 		}
 		if cost.Valid {

@@ -73,6 +73,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"QuotaPolicyConcurrentPut", testQuotaPolicyConcurrentPut},
 		{"BillingRollups", testBillingRollups},
 		{"BillingOnlyReachedModels", testBillingOnlyReachedModels},
+		{"BillingUnpriced", testBillingUnpriced},
 		{"BillingReplay", testBillingReplay},
 		{"BillingConcurrentOverlap", testBillingConcurrentOverlap},
 		{"Spend", testSpend},
