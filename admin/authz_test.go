@@ -107,6 +107,8 @@ func authzTable() map[string]authzRoute {
 		"GET /admin/audit/:traceId":                  {billing: true, probes: get("/admin/audit/" + authzNone)},
 		"GET /admin/audit.csv":                       {billing: true, probes: get("/admin/audit.csv?userId=" + authzNone)},
 		"GET /admin/billing/summary":                 {billing: true, probes: get("/admin/billing/summary?month=2026-01")},
+		"GET /admin/usage/series":                    {billing: true, probes: get("/admin/usage/series")},
+		"GET /admin/usage/top":                       {billing: true, probes: get("/admin/usage/top")},
 		"GET /admin/billing/records.csv":             {billing: true, probes: get("/admin/billing/records.csv")},
 		"GET /admin/credits/:subjectType/:subjectId": {billing: true, probes: get("/admin/credits/user/" + authzNone)},
 		"GET /admin/credits/:subjectType/:subjectId/entries": {billing: true,

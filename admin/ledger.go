@@ -243,10 +243,11 @@ func timeParam(c *gin.Context, name string) (time.Time, bool) {
 }
 
 // auditFilter reads the usage audit's filters (camelCase query): userId, keyId, tenantId (a
-// tenant-scoped token's own tenant whatever it asks), model, status, from, to. A bad one is
-// answered here.
+// tenant-scoped token's own tenant whatever it asks), model, status, from, to, traceId,
+// clientRequestId. A bad one is answered here.
 func auditFilter(c *gin.Context) (store.UsageFilter, bool) {
-	f := store.UsageFilter{UserID: c.Query("userId"), KeyID: c.Query("keyId"), Model: c.Query("model")}
+	f := store.UsageFilter{UserID: c.Query("userId"), KeyID: c.Query("keyId"), Model: c.Query("model"),
+		TraceID: c.Query("traceId"), ClientRequestID: c.Query("clientRequestId")}
 	var ok bool
 	if f.TenantID, ok = scopedTenant(c, c.Query("tenantId"), "tenantId"); !ok {
 		return f, false

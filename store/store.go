@@ -303,6 +303,44 @@ type UsageCursor struct {
 	RequestID string
 }
 
+// Buckets of UsageStatsFilter.Bucket: the UTC hour, day or calendar month a record started in.
+const (
+	BucketHour  = "hour"
+	BucketDay   = "day"
+	BucketMonth = "month"
+)
+
+// Dimensions of UsageStatsFilter.GroupBy.
+const (
+	GroupModel  = "model"
+	GroupUser   = "user"
+	GroupTenant = "tenant"
+	GroupKey    = "key"
+)
+
+// UsageStatsFilter asks UsageStats for sums of usage records: over time (Bucket), by a
+// dimension (GroupBy), or both. Unlike the billing rollups, which hold only what reached a model
+// and only by day, these count every record, refusals and errors included.
+type UsageStatsFilter struct {
+	TenantID, UserID, KeyID, Model string
+	From, To                       time.Time // StartedAt in [From, To)
+	Bucket                         string    // BucketHour, BucketDay, BucketMonth, or "": one bucket
+	GroupBy                        string    // GroupModel, GroupUser, GroupTenant, GroupKey, or ""
+	// Limit keeps the first groups in UsageStats' order (the biggest spenders); 0: all of them.
+	Limit int
+}
+
+// UsageStat is one bucket (and group) of UsageStats.
+type UsageStat struct {
+	Bucket                                                        time.Time // the bucket's start, UTC; zero without a Bucket
+	Group                                                         string    // the group's id ("" for records without one); "" without a GroupBy
+	Requests                                                      int64
+	Errors                                                        int64 // records with a status of 400 or more, refusals included
+	RateLimited                                                   int64 // records answered 429
+	PromptTokens, CompletionTokens, CachedTokens, ReasoningTokens int64
+	CostPicoUSD                                                   *big.Int // never nil; the sum of the records' costs (unpriced ones add nothing)
+}
+
 // QuotaPolicy overrides the tier limits of one subject ("user", "key" or "tenant"), optionally for
 // one public model only. A nil limit inherits (from the tier for users, unlimited for keys and
 // tenants); 0 means unlimited.
@@ -522,6 +560,11 @@ type Store interface {
 	InsertUsage(ctx context.Context, recs []UsageRecord) (int, error)
 	// ListUsage returns records newest first.
 	ListUsage(ctx context.Context, f UsageFilter) ([]UsageRecord, error)
+
+	// UsageStats sums usage records by f.Bucket and f.GroupBy, ordered by bucket, then by cost
+	// (largest first), requests (most first) and group id; buckets without records are left out.
+	// An unknown Bucket or GroupBy is an error.
+	UsageStats(ctx context.Context, f UsageStatsFilter) ([]UsageStat, error)
 
 	// PutQuotaPolicy inserts or replaces the policy of (SubjectType, SubjectID, Model), setting
 	// UpdatedAt to now.

@@ -343,6 +343,25 @@ func (s *routeRun) billingSummary(t *testing.T) {
 	}
 }
 
+// usageSeries: the run's relayed requests of gpt-test are in its user's last two days, costed
+// as the rollups cost them (the series counts refusals too, so at least as many requests).
+func (s *routeRun) usageSeries(t *testing.T) {
+	r := s.admin(t).Must(200, "GET", "/admin/usage/series?bucket=day&model=gpt-test&user_id="+s.user+
+		"&from="+time.Now().UTC().AddDate(0, 0, -1).Format("2006-01-02"), nil)
+	if r.JSON("total.requests").Int() < int64(len(s.relays)) || r.JSON("total.cost_usd").String() != routePricedUSD ||
+		len(r.JSON("data").Array()) < 2 {
+		t.Errorf("usage series of %s (%d requests relayed): %s", s.user, len(s.relays), r.Body)
+	}
+}
+
+// usageTop: the run's user is among its tenant's spenders on gpt-test, with the rollups' cost.
+func (s *routeRun) usageTop(t *testing.T) {
+	r := s.admin(t).Must(200, "GET", "/admin/usage/top?by=user&model=gpt-test&tenant_id="+s.tenant, nil)
+	if r.JSON(`data.#(id=="`+s.user+`").cost_usd`).String() != routePricedUSD || r.JSON("by").String() != "user" {
+		t.Errorf("top users of %s: %s", s.tenant, r.Body)
+	}
+}
+
 func (s *routeRun) billingCSV(t *testing.T) {
 	r := s.admin(t).Must(200, "GET", "/admin/billing/records.csv?userId="+s.user, nil)
 	rows, err := csv.NewReader(strings.NewReader(r.Body)).ReadAll()

@@ -96,6 +96,8 @@ func everyRouteSteps() []routeStep {
 		{adminRoute("GET /admin/audit/:traceId"), (*routeRun).trace},
 		{adminRoute("GET /admin/audit.csv"), (*routeRun).exportUsage},
 		{adminRoute("GET /admin/billing/summary"), (*routeRun).billingSummary},
+		{adminRoute("GET /admin/usage/series"), (*routeRun).usageSeries},
+		{adminRoute("GET /admin/usage/top"), (*routeRun).usageTop},
 		{adminRoute("GET /admin/billing/records.csv"), (*routeRun).billingCSV},
 		{adminRoute("GET /admin/quota/usage/:userId"), (*routeRun).quotaUsage},
 		{adminRoute("DELETE /admin/quota/session/:sessionId"), (*routeRun).clearSession},

@@ -61,6 +61,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"ListUsageFilters", testListUsageFilters},
 		{"ListUsagePaging", testListUsagePaging},
 		{"ListUsageKeyset", testListUsageKeyset},
+		{"UsageStats", testUsageStats},
 		{"MetacharactersInValues", testMetacharacters},
 		{"QuotaPolicyUpsert", testQuotaPolicyUpsert},
 		{"QuotaPolicyModels", testQuotaPolicyModels},
