@@ -86,6 +86,7 @@ func authzTable() map[string]authzRoute {
 		"GET /admin/quota/usage/:userId":         {probes: get("/admin/quota/usage/" + authzNone)},
 		"DELETE /admin/quota/session/:sessionId": {probes: get("/admin/quota/session/" + authzNone)},
 		"GET /admin/quota/policies":              {probes: get("/admin/quota/policies")},
+		"GET /admin/quota/tiers":                 {probes: get("/admin/quota/tiers")},
 		"PUT /admin/quota/policies/:subjectType/:subjectId": {probes: []authzProbe{
 			{path: "/admin/quota/policies/user/" + authzNone, body: map[string]any{"rpm": -1}},
 			// a tenant's own limits bound everything in it: not for a token scoped to it

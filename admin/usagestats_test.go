@@ -168,3 +168,19 @@ func TestAuditTraceFilter(t *testing.T) {
 		}
 	})
 }
+
+// TestQuotaTiers: the configured tiers' default limits, by name, with the default tier and the
+// session limits, for showing beside the policies that override them.
+func TestQuotaTiers(t *testing.T) {
+	s := newServer(t, backend{})
+	c := s.client(t)
+	r := c.Must(200, "GET", "/admin/quota/tiers", nil)
+	if got := r.JSON("data.#.name").String(); got != `["open","single","tiny"]` {
+		t.Errorf("tiers = %s: %s", got, r.Body)
+	}
+	if r.JSON("default_tier").String() != "open" || r.JSON(`data.#(name=="tiny").rpm`).Int() != 2 ||
+		r.JSON(`data.#(name=="single").concurrent`).Int() != 1 || r.JSON(`data.#(name=="tiny").tokens_per_day`).Int() != 0 ||
+		!r.JSON("session").IsObject() {
+		t.Errorf("tiers: %s", r.Body)
+	}
+}

@@ -104,6 +104,15 @@ func (s *routeRun) listPolicies(t *testing.T) {
 	}
 }
 
+// listTiers: the configured default tier is among the tiers listed.
+func (s *routeRun) listTiers(t *testing.T) {
+	r := s.admin(t).Must(200, "GET", "/admin/quota/tiers", nil)
+	def := r.JSON("default_tier").String()
+	if def == "" || !r.JSON(`data.#(name=="`+def+`")`).Exists() {
+		t.Errorf("tiers: %s", r.Body)
+	}
+}
+
 func (s *routeRun) deletePolicy(t *testing.T) {
 	c := s.admin(t)
 	c.Must(204, "DELETE", "/admin/quota/policies/user/"+s.user+"?model=other", nil)

@@ -68,6 +68,7 @@ func everyRouteSteps() []routeStep {
 		{adminRoute("PUT /admin/quota/policies/:subjectType/:subjectId"), (*routeRun).putPolicy},
 		{adminRoute("GET /admin/quota/policies/:subjectType/:subjectId"), (*routeRun).getPolicies},
 		{adminRoute("GET /admin/quota/policies"), (*routeRun).listPolicies},
+		{adminRoute("GET /admin/quota/tiers"), (*routeRun).listTiers},
 		{adminRoute("DELETE /admin/quota/policies/:subjectType/:subjectId"), (*routeRun).deletePolicy},
 		{adminRoute("PUT /admin/pricing/*model"), (*routeRun).putPrice},
 		{adminRoute("GET /admin/pricing"), (*routeRun).listPrices},
