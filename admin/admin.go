@@ -55,6 +55,8 @@ type Deps struct {
 	Secrets *secrets.Keyring
 	// Registerer takes the admin API's own metrics (nil: not registered).
 	Registerer prometheus.Registerer
+	// Console configures the web console's sessions.
+	Console ConsoleOptions
 }
 
 // Server is the admin API.
@@ -103,6 +105,8 @@ func (s *Server) Handler() http.Handler {
 	}
 	a := e.Group("/admin", requestID, s.authenticate)
 	s.handle(a, http.MethodGet, "/openapi.yaml", read(areaOpen), serveOpenAPI)
+	s.routeSession(e, a)
+	routeConsole(e)
 	s.routeTenants(a)
 	s.routeUsers(a)
 	s.routeKeys(a)

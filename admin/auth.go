@@ -127,7 +127,8 @@ func (tc *tokenCache) forget() {
 	tc.mu.Unlock()
 }
 
-// authenticate resolves the bearer token to a principal, or answers 401 itself. The bootstrap
+// authenticate resolves the bearer token (or, without one, the console's session cookie, see
+// session.go) to a principal, or answers 401 itself. The bootstrap
 // token's SHA-256 is compared in constant time; other tokens are looked up by their SHA-256, so
 // the store only ever compares hashes, and a timing difference there tells nothing about a token.
 func (s *Server) authenticate(c *gin.Context) {
@@ -137,8 +138,15 @@ func (s *Server) authenticate(c *gin.Context) {
 		return
 	}
 	a := c.GetHeader("Authorization")
+	if a == "" {
+		// A browser signed in to the console: its session cookie stands for the token.
+		if ck, err := c.Request.Cookie(SessionCookie); err == nil && ck.Value != "" {
+			s.authenticateSession(c, ck.Value)
+			return
+		}
+	}
 	if len(a) < 7 || !strings.EqualFold(a[:7], "bearer ") {
-		fail(c, http.StatusUnauthorized, api.TypeAuthentication, "missing_admin_token", "", "Send the admin token as 'Authorization: Bearer <token>'.")
+		fail(c, http.StatusUnauthorized, api.TypeAuthentication, "missing_admin_token", "", "Send the admin token as 'Authorization: Bearer <token>' (or sign in to the console for a session cookie).")
 		c.Abort()
 		return
 	}

@@ -157,6 +157,10 @@ func (s *Server) revokeToken(c *gin.Context) {
 		return
 	}
 	s.tokens.forget()
+	// Its console sessions end now (every request through one checks the token too).
+	if _, err := s.d.Store.DeleteConsoleSessionsOf(ctx, t.ID); err != nil {
+		s.d.Log.Warn("admin token revoked, but deleting its console sessions failed", "token", t.ID, "err", err)
+	}
 	readBack(s, c, "token.revoke", t.ID, t.TenantID, tokenViewOf(t), s.d.Store.GetAdminToken, tokenViewOf)
 }
 

@@ -132,11 +132,18 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 	apt_install nodejs npm
 fi
 export LLMGATE_NODE_SDK_DIR="${LLMGATE_NODE_SDK_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/llmgate/node-sdk}"
-if [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/openai/package.json" ] || [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/@anthropic-ai/sdk/package.json" ] || [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/eventsource/package.json" ]; then
-	echo "test.sh: installing the openai and Anthropic Node SDKs and eventsource (the event streams' client test) in $LLMGATE_NODE_SDK_DIR"
+if [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/openai/package.json" ] || [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/@anthropic-ai/sdk/package.json" ] || [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/eventsource/package.json" ] || [ ! -f "$LLMGATE_NODE_SDK_DIR/node_modules/playwright-core/package.json" ]; then
+	echo "test.sh: installing the openai and Anthropic Node SDKs, eventsource (the event streams' client test) and playwright-core (the console's browser tests) in $LLMGATE_NODE_SDK_DIR"
 	mkdir -p "$LLMGATE_NODE_SDK_DIR"
-	npm install --prefix "$LLMGATE_NODE_SDK_DIR" --no-audit --no-fund --loglevel=error openai@6.30.1 @anthropic-ai/sdk@1.17.0 eventsource@5.1.5
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$LLMGATE_NODE_SDK_DIR" --no-audit --no-fund --loglevel=error openai@6.30.1 @anthropic-ai/sdk@1.17.0 eventsource@5.1.5 playwright-core@1.65.1
 fi
+
+# The console's browser tests (TestConsole*, cmd/llmgate) drive Debian's chromium through
+# playwright-core, which cannot download a browser of its own here.
+if ! command -v chromium >/dev/null; then
+	apt_install --no-install-recommends chromium
+fi
+export LLMGATE_CHROMIUM="${LLMGATE_CHROMIUM:-$(command -v chromium)}"
 
 # Helm and kubeconform, pinned, built from the Go module proxy into a cache directory outside the
 # work tree (the first build takes a few minutes; later runs reuse it), and the Kubernetes JSON

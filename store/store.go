@@ -606,4 +606,5 @@ type Store interface {
 	CreditTotals(ctx context.Context, accountID string, since time.Time) ([]CreditTotal, error)
 
 	AlertStore
+	ConsoleSessionStore
 }

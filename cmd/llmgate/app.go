@@ -205,7 +205,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Registerer: reg, Log: log, Ready: ready,
 		Quota:  &admin.QuotaDeps{Policies: q.policies, Limiter: q.limiter, Options: cfg.Quota.WithDefaults()},
 		Prices: prices, Credits: guard, Deployments: deploymentControl{gw: gw, changes: bus}, Alerts: notifier,
-		Catalog: catalogControl{a: a, changes: bus}, Secrets: keys})
+		Catalog: catalogControl{a: a, changes: bus}, Secrets: keys, Console: cfg.Console})
 
 	a.gateway = gw
 	// Deployment overrides changed through the admin API (here or on another replica).

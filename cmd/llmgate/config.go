@@ -64,6 +64,8 @@ type Config struct {
 	Alerts alerts.Options `yaml:"alerts"`
 	// Secrets is the key that seals provider credentials stored through the admin API.
 	Secrets SecretsConfig `yaml:"secrets"`
+	// Console is the web console served by the admin listener under /console/.
+	Console admin.ConsoleOptions `yaml:"console"`
 
 	// listenDefaulted is set when neither the file nor LLMGATE_LISTEN named listen, so Listen is
 	// the default: demo binds loopback then.
@@ -334,6 +336,9 @@ func (c *Config) validate() error {
 	host, _, err := net.SplitHostPort(c.AdminListen)
 	if err != nil {
 		return fmt.Errorf("admin_listen: %q is not host:port", c.AdminListen)
+	}
+	if err := c.Console.Validate(); err != nil {
+		return err
 	}
 	if err := admin.ValidateToken(c.AdminToken); err != nil {
 		return err

@@ -126,7 +126,8 @@ func everyRouteSteps() []routeStep {
 		{adminRoute("DELETE /admin/tenants/:id"), (*routeRun).deleteTenant},
 		{adminRoute("GET /admin/audit-log"), (*routeRun).auditLog},
 	}...)
-	return append(steps, catalogRouteSteps()...)
+	steps = append(steps, catalogRouteSteps()...)
+	return append(steps, consoleRouteSteps()...)
 }
 
 // TestEveryAdminRouteOnBothStores runs the table against an embedded SQLite gateway and a

@@ -113,6 +113,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"AlertWebhooks", testAlertWebhooks},
 		{"AlertEvents", testAlertEvents},
 		{"AlertDeliveries", testAlertDeliveries},
+		{"ConsoleSessions", testConsoleSessions},
 	}
 	t.Run("Migrate", func(t *testing.T) {
 		t.Parallel()
