@@ -76,7 +76,9 @@ export const page = {
       const span = el('span', { class: 'muted', text: '…' });
       ctx.api.get('/admin/quota/policy/' + encodeURIComponent(p.subject_id)).then((u) => {
         const e = u.effective || {};
-        span.textContent = `tier ${u.tier}; in force: ${tierLim(e.userRpm)} rpm, ${tierLim(e.userTpm)} tpm, ${tierLim(e.userTokensPerDay)} tokens a day, ${tierLim(e.userConcurrent)} concurrent`;
+        const set = [[e.userRpm, 'rpm'], [e.userTpm, 'tpm'], [e.userTokensPerDay, 'tokens a day'], [e.userConcurrent, 'concurrent']]
+          .filter(([v]) => v).map(([v, what]) => `${fmtInt(v)} ${what}`);
+        span.textContent = `tier ${u.tier}; in force: ${set.length ? set.join(', ') : 'no limit'}`;
       }).catch(() => { span.textContent = '—'; });
       return span;
     }
