@@ -21,6 +21,9 @@ type Client struct {
 	base  string
 	token string // "" sends no Authorization header
 	hc    *http.Client
+	// cookies and header go with every request (a console session and its CSRF token).
+	cookies []*http.Cookie
+	header  http.Header
 }
 
 // Resp is one answer of the admin API.
@@ -55,6 +58,24 @@ func (c *Client) As(token string) *Client {
 	return &cp
 }
 
+// WithCookie is the same client sending a cookie too (the console's session).
+func (c *Client) WithCookie(ck *http.Cookie) *Client {
+	cp := *c
+	cp.cookies = append(slices.Clip(c.cookies), ck)
+	return &cp
+}
+
+// WithHeader is the same client sending a header too (X-CSRF-Token).
+func (c *Client) WithHeader(name, value string) *Client {
+	cp := *c
+	cp.header = c.header.Clone()
+	if cp.header == nil {
+		cp.header = http.Header{}
+	}
+	cp.header.Set(name, value)
+	return &cp
+}
+
 // Do sends a request. body is nil, a string or []byte sent as is, or a value sent as JSON.
 func (c *Client) Do(method, path string, body any) Resp {
 	c.t.Helper()
@@ -81,6 +102,12 @@ func (c *Client) Do(method, path string, body any) Resp {
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for _, ck := range c.cookies {
+		req.AddCookie(ck)
+	}
+	for k, v := range c.header {
+		req.Header[k] = v
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

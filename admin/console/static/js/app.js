@@ -33,7 +33,8 @@
 //                                     refuses a forged one anyway).
 //   ctx.ui                            DOM helpers from ui.js: el, clear, table, pagedTable, form,
 //                                     toast, confirm, dialog, showSecret, copyButton, badge, button,
-//                                     section, toolbar, errorBox, timeCell, fmtTime, definitionList.
+//                                     section, filters, toolbar, errorBox, timeCell, fmtTime,
+//                                     definitionList.
 //   ctx.route                         {id, params}: params are the hash's query, e.g.
 //                                     #/usage?userId=u1 → {userId: 'u1'}.
 //   ctx.setParams(params)             rewrites the hash's query without a re-render (keeps a
@@ -56,7 +57,8 @@ const { el, clear } = ui;
 const session = { principal: null, csrf: '', expiresAt: null };
 
 const app = document.getElementById('app');
-const api = makeApi(session, () => signedOut('Your session has ended; sign in again.'));
+// A 401 while signed in means the session ended (signed out elsewhere, expired, token revoked).
+const api = makeApi(session, () => { if (session.principal) signedOut('Your session has ended; sign in again.'); });
 
 // Areas the billing role may read and change, as the server's billingAreas.
 const billingAreas = new Set(['pricing', 'usage', 'billing', 'credits', 'open']);

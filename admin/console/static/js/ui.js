@@ -70,6 +70,12 @@ export function section(title, ...children) {
   return el('section', { class: 'card', 'aria-labelledby': id }, el('h2', { id, text: title }), ...children);
 }
 
+/** filters wraps a filter form in a disclosure, open on a wide screen and folded on a phone. */
+export function filters(form, title = 'Filter') {
+  return el('details', { class: 'card filters', open: window.matchMedia('(min-width: 761px)').matches },
+    el('summary', { text: title }), form);
+}
+
 /** toolbar lays controls out in a row that wraps on a phone. */
 export function toolbar(...children) {
   return el('div', { class: 'toolbar' }, ...children);

@@ -59,7 +59,7 @@ export const page = {
 
     const head = el('div', { class: 'toolbar' });
     if (writable) head.append(ui.button('New key', createKey, { kind: 'primary' }));
-    root.append(head, ui.section('Filter', filters), list.element);
+    root.append(head, ui.filters(filters, 'Filter'), list.element);
 
     function createKey() {
       const f = ui.form({

@@ -51,7 +51,7 @@ export const page = {
 
     const head = el('div', { class: 'toolbar' });
     if (writable) head.append(ui.button('New token', create, { kind: 'primary' }));
-    root.append(head, ui.section('Filter', filters), list.element);
+    root.append(head, ui.filters(filters, 'Filter'), list.element);
 
     function create() {
       const f = ui.form({

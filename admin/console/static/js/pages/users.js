@@ -47,7 +47,7 @@ export const page = {
 
     const head = el('div', { class: 'toolbar' });
     if (writable) head.append(ui.button('New user', create, { kind: 'primary' }));
-    root.append(head, ui.section('Search', filters), list.element);
+    root.append(head, ui.filters(filters, 'Search'), list.element);
 
     function create() {
       const f = ui.form({
