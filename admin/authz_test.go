@@ -117,6 +117,7 @@ func authzTable() map[string]authzRoute {
 		"GET /admin/usage/series":                    {billing: true, probes: get("/admin/usage/series")},
 		"GET /admin/usage/top":                       {billing: true, probes: get("/admin/usage/top")},
 		"GET /admin/billing/records.csv":             {billing: true, probes: get("/admin/billing/records.csv")},
+		"GET /admin/credits":                         {billing: true, probes: get("/admin/credits")},
 		"GET /admin/credits/:subjectType/:subjectId": {billing: true, probes: get("/admin/credits/user/" + authzNone)},
 		"GET /admin/credits/:subjectType/:subjectId/entries": {billing: true,
 			probes: get("/admin/credits/user/" + authzNone + "/entries")},

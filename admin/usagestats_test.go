@@ -184,3 +184,40 @@ func TestQuotaTiers(t *testing.T) {
 		t.Errorf("tiers: %s", r.Body)
 	}
 }
+
+// TestCreditAccountsList: every credit balance, by subject, paged and narrowed by subject type
+// and tenant; a scoped token sees its tenant's account and its users' only.
+func TestCreditAccountsList(t *testing.T) {
+	bothStores(t, func(t *testing.T, s *server) {
+		c := s.client(t)
+		c.Must(201, "POST", "/admin/tenants", map[string]any{"id": "acct-a", "name": "a"})
+		c.Must(201, "POST", "/admin/users", map[string]any{"id": "acct-u1", "tenant_id": "acct-a"})
+		c.Must(201, "POST", "/admin/users", map[string]any{"id": "acct-u2"})
+		c.Must(200, "POST", "/admin/credits/user/acct-u1/topup", map[string]any{"amount_usd": "2.5"})
+		c.Must(200, "POST", "/admin/credits/user/acct-u2/topup", map[string]any{"amount_usd": "1"})
+		c.Must(200, "POST", "/admin/credits/tenant/acct-a/topup", map[string]any{"amount_usd": "10"})
+
+		all := c.Must(200, "GET", "/admin/credits", nil)
+		if got := all.JSON("data.#.subject_id").String() + all.JSON("data.#.balance_usd").String(); got != `["acct-a","acct-u1","acct-u2"]["10","2.5","1"]` {
+			t.Errorf("accounts = %s", got)
+		}
+		if all.JSON("data.0.subject_type").String() != "tenant" || all.JSON("data.0.account_id").String() == "" || all.JSON("object").String() != "list" {
+			t.Errorf("account view: %s", all.Body)
+		}
+		p := c.Must(200, "GET", "/admin/credits?subject_type=user&limit=1", nil)
+		if p.JSON("data.#.subject_id").String() != `["acct-u1"]` || !p.JSON("has_more").Bool() || p.JSON("next_offset").Int() != 1 {
+			t.Errorf("a page of users: %s", p.Body)
+		}
+		if got := c.Must(200, "GET", "/admin/credits?tenant_id=acct-a", nil).JSON("data.#.subject_id").String(); got != `["acct-a","acct-u1"]` {
+			t.Errorf("accounts of acct-a = %s", got)
+		}
+		c.Refused(400, "subject_type", "GET", "/admin/credits?subject_type=key", nil)
+		c.Refused(400, "limit", "GET", "/admin/credits?limit=0", nil)
+
+		scoped := c.As(c.Must(201, "POST", "/admin/tokens", map[string]any{"name": "b", "role": "billing", "tenant_id": "acct-a"}).JSON("token").String())
+		if got := scoped.Must(200, "GET", "/admin/credits", nil).JSON("data.#.subject_id").String(); got != `["acct-a","acct-u1"]` {
+			t.Errorf("a scoped token sees %s", got)
+		}
+		scoped.Refused(403, "tenant_id", "GET", "/admin/credits?tenant_id=default", nil)
+	})
+}

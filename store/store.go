@@ -424,6 +424,15 @@ type CreditAccount struct {
 	UpdatedAt      time.Time
 }
 
+// CreditAccountFilter narrows ListCreditAccounts. Zero values mean "any".
+type CreditAccountFilter struct {
+	SubjectType string // "user" or "tenant"
+	// TenantID keeps the tenant's own account and the accounts of its users.
+	TenantID string
+	Limit    int // 0 means a default of 100
+	Offset   int
+}
+
 // CreditEntry is one append-only credit_ledger row. Charges are negative.
 type CreditEntry struct {
 	ID            int64
@@ -593,6 +602,8 @@ type Store interface {
 	EnsureCreditAccount(ctx context.Context, subjectType, subjectID string) (CreditAccount, error)
 	// CreditAccountOf returns the account of a subject; ErrNotFound when it has none.
 	CreditAccountOf(ctx context.Context, subjectType, subjectID string) (CreditAccount, error)
+	// ListCreditAccounts returns accounts by subject type, then subject id.
+	ListCreditAccounts(ctx context.Context, f CreditAccountFilter) ([]CreditAccount, error)
 	// AddCredit appends a grant, refund or adjustment (not a charge) and moves the balance by
 	// amount, in one transaction.
 	AddCredit(ctx context.Context, accountID, kind string, amount *big.Int, note string) (CreditEntry, error)

@@ -290,6 +290,14 @@ func (s *routeRun) balance(t *testing.T) {
 	}
 }
 
+// listAccounts: the run's user's account is among its tenant's, with the balance it shows alone.
+func (s *routeRun) listAccounts(t *testing.T) {
+	r := s.admin(t).Must(200, "GET", "/admin/credits?subject_type=user&tenant_id="+s.tenant, nil)
+	if r.JSON(`data.#(subject_id=="`+s.user+`").balance_usd`).String() != routeBalance {
+		t.Errorf("accounts of %s: %s", s.tenant, r.Body)
+	}
+}
+
 // creditEntries pages through the ledger the balance showed: the charge of the chat, the
 // adjustment and the top-up are all there, oldest last.
 func (s *routeRun) creditEntries(t *testing.T) {

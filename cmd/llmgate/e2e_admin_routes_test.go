@@ -92,6 +92,7 @@ func everyRouteSteps() []routeStep {
 
 		{adminRoute("DELETE /admin/deployments/*id"), (*routeRun).resetDeployment},
 		{adminRoute("GET /admin/credits/:subjectType/:subjectId"), (*routeRun).balance},
+		{adminRoute("GET /admin/credits"), (*routeRun).listAccounts},
 		{adminRoute("GET /admin/credits/:subjectType/:subjectId/entries"), (*routeRun).creditEntries},
 		{adminRoute("GET /admin/audit"), (*routeRun).listUsage},
 		{adminRoute("GET /admin/audit/:traceId"), (*routeRun).trace},

@@ -98,3 +98,44 @@ func testUsageStats(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// testListCreditAccounts: accounts by subject type and id, narrowed by type and by tenant (the
+// tenant's own account and its users'), paged.
+func testListCreditAccounts(t *testing.T, s store.Store) {
+	for _, id := range []string{"ta", "tb"} {
+		mustCreateTenant(t, s, id)
+	}
+	mustCreateUser(t, s, store.User{ID: "ua1", TenantID: "ta"})
+	mustCreateUser(t, s, store.User{ID: "ua2", TenantID: "ta"})
+	mustCreateUser(t, s, store.User{ID: "ub1", TenantID: "tb"})
+	for _, sub := range [][2]string{{"user", "ub1"}, {"tenant", "ta"}, {"user", "ua2"}, {"tenant", "tb"}, {"user", "ua1"}, {"user", "gone"}} {
+		a := ensureAccount(t, s, sub[0], sub[1])
+		grant(t, s, a.ID, int64(len(sub[1])))
+	}
+	list := func(f store.CreditAccountFilter) string {
+		t.Helper()
+		as, err := s.ListCreditAccounts(ctx(t), f)
+		if err != nil {
+			t.Fatalf("ListCreditAccounts(%+v): %v", f, err)
+		}
+		var out []string
+		for _, a := range as {
+			out = append(out, a.SubjectType+"/"+a.SubjectID+"="+a.BalancePicoUSD.String())
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct {
+		f    store.CreditAccountFilter
+		want string
+	}{
+		{store.CreditAccountFilter{}, "tenant/ta=2 tenant/tb=2 user/gone=4 user/ua1=3 user/ua2=3 user/ub1=3"},
+		{store.CreditAccountFilter{SubjectType: "user", Limit: 2, Offset: 1}, "user/ua1=3 user/ua2=3"},
+		{store.CreditAccountFilter{TenantID: "ta"}, "tenant/ta=2 user/ua1=3 user/ua2=3"},
+		{store.CreditAccountFilter{TenantID: "tb", SubjectType: "user"}, "user/ub1=3"},
+		{store.CreditAccountFilter{TenantID: "nobody"}, ""},
+	} {
+		if got := list(tc.f); got != tc.want {
+			t.Errorf("ListCreditAccounts(%+v) = %q, want %q", tc.f, got, tc.want)
+		}
+	}
+}

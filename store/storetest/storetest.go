@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"ListUsagePaging", testListUsagePaging},
 		{"ListUsageKeyset", testListUsageKeyset},
 		{"UsageStats", testUsageStats},
+		{"ListCreditAccounts", testListCreditAccounts},
 		{"MetacharactersInValues", testMetacharacters},
 		{"QuotaPolicyUpsert", testQuotaPolicyUpsert},
 		{"QuotaPolicyModels", testQuotaPolicyModels},
