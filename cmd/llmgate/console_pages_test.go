@@ -315,6 +315,13 @@ await settle(page);
 const ledger = page.getByRole('table', { name: 'Ledger' });
 check(await ledger.locator('tbody tr').count() === 2 && (await ledger.textContent()).includes('welcome'), 'the ledger lists both: ' + await ledger.textContent());
 check(page.url().includes('id=tour-user'), 'the subject is in the route');
+// The balances list has it; a row opens its account.
+const balances = page.getByRole('table', { name: 'Balances' });
+await balances.locator('td', { hasText: '$3.5' }).waitFor();
+await openPage(page, 'credits');
+await page.getByRole('button', { name: 'Open the account of user tour-user' }).click();
+await page.locator('[data-balance="3.5"]').waitFor();
+await settle(page);
 await shot(page, 'credits');
 await noSecrets(page, 'credits page');
 

@@ -1,6 +1,7 @@
-// Credits: a user's or tenant's prepaid balance with the totals of the last day, week, month and
-// all time, its ledger page by page (GET /admin/credits/{type}/{id}/entries), and, for an unscoped
-// admin or billing token, a top-up or an adjustment (POST …/topup, …/adjust).
+// Credits: every prepaid balance (GET /admin/credits); a user's or tenant's account with the
+// totals of the last day, week, month and all time, its ledger page by page
+// (GET /admin/credits/{type}/{id}/entries), and, for an unscoped admin or billing token, a top-up
+// or an adjustment (POST …/topup, …/adjust).
 
 import { ensureStyles, fmtUSD } from './shared.js';
 
@@ -32,7 +33,26 @@ export const page = {
         await show();
       },
     });
-    root.append(ui.section('Account', pick), out);
+    // Every balance; a row opens its account below.
+    const balances = ui.pagedTable({ size: 20, caption: 'Balances', empty: 'No credit accounts yet.',
+      load: ({ limit, offset }) => ctx.api.get('/admin/credits', { limit, offset }),
+      columns: [
+        { label: 'Subject', render: (a) => el('button', { type: 'button', class: 'link-button', text: `${a.subject_type} ${a.subject_id}`,
+          'aria-label': `Open the account of ${a.subject_type} ${a.subject_id}`, on: { click: () => open(a.subject_type, a.subject_id) } }) },
+        { label: 'Balance', class: 'num', render: (a) => fmtUSD(a.balance_usd) },
+        { label: 'Updated', render: (a) => ui.timeCell(a.updated_at) },
+      ] });
+    root.append(ui.section('Balances', balances.element), ui.section('Account', pick), out);
+
+    async function open(type, id) {
+      subject.type = type;
+      subject.id = id;
+      pick.input('type').value = type;
+      pick.input('id').value = id;
+      ctx.setParams(subject);
+      await show();
+      out.scrollIntoView?.({ block: 'start' });
+    }
     const base = () => `/admin/credits/${encodeURIComponent(subject.type)}/${encodeURIComponent(subject.id)}`;
 
     async function show() {
@@ -73,7 +93,10 @@ export const page = {
           ] });
         out.append(ui.section('Ledger, newest first', ledger.element));
       }
-      if (writable) out.append(ui.section('Top up or adjust', moveForm('topup', 'Top up', 'A positive amount in USD.'), moveForm('adjust', 'Adjust', 'Either sign: a negative amount takes credit away.')));
+      if (writable) {
+        out.append(ui.section('Top up or adjust', el('div', { class: 'columns' },
+          moveForm('topup', 'Top up', 'A positive amount in USD.'), moveForm('adjust', 'Adjust', 'Either sign: a negative amount takes credit away.'))));
+      }
     }
 
     function moveForm(kind, label, help) {
@@ -86,6 +109,7 @@ export const page = {
         onSubmit: async (v) => {
           const a = await ctx.api.send('POST', `${base()}/${kind}`, { amount_usd: v.amount_usd, note: v.note });
           ui.toast(`${label} done: the balance is ${fmtUSD(a.balance_usd)}.`, 'ok');
+          balances.reload();
           await show();
         },
       });
