@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -107,6 +108,12 @@ type signInBody struct {
 func (s *Server) signIn(c *gin.Context) {
 	if !s.hasToken {
 		fail(c, http.StatusUnauthorized, api.TypeAuthentication, "admin_disabled", "", "The admin API is disabled: no admin token is configured (set LLMGATE_ADMIN_TOKEN).")
+		return
+	}
+	// Only a JSON body: a page of another site can post a form or text/plain without asking,
+	// but not application/json, so it cannot sign a browser in to a session of its choosing.
+	if mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type")); mt != "application/json" {
+		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_body", "", "Send the token as a JSON body with 'Content-Type: application/json'.")
 		return
 	}
 	var b signInBody

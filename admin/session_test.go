@@ -141,6 +141,17 @@ func TestConsoleSignInRefusals(t *testing.T) {
 	c.Refused(400, "token", "POST", "/admin/session", map[string]string{"token": ""})
 	c.Refused(400, "", "POST", "/admin/session", "")
 	c.Refused(400, "tokens", "POST", "/admin/session", map[string]string{"tokens": testAdminToken})
+	// Not JSON (a form another site could post): refused.
+	req, _ := http.NewRequest("POST", s.URL+"/admin/session", strings.NewReader(`{"token":"`+testAdminToken+`"}`))
+	req.Header.Set("Content-Type", "text/plain")
+	res, err := s.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 400 || res.Header.Get("Set-Cookie") != "" {
+		t.Errorf("a text/plain sign-in: HTTP %d, Set-Cookie %q; want 400 and no cookie", res.StatusCode, res.Header.Get("Set-Cookie"))
+	}
 	// A forged cookie is no session.
 	if r := c.WithCookie(&http.Cookie{Name: admin.SessionCookie, Value: "forged"}).Refused(401, "", "GET", "/admin/keys", nil); r.JSON("error.code").String() != "invalid_session" {
 		t.Errorf("forged cookie: %s", r.Body)

@@ -125,10 +125,12 @@ func TestConsoleViewerAndForgery(t *testing.T) {
 	c := newAdmClient(t, e)
 	viewer := c.Must(201, "POST", "/admin/tokens", map[string]any{"name": "console viewer", "role": "viewer"}).JSON("token").String()
 	c.Must(201, "POST", "/admin/tenants", map[string]any{"id": "console-t", "name": "Console tenant"})
+	scoped := c.Must(201, "POST", "/admin/tokens", map[string]any{"name": "console scoped", "role": "admin", "tenant_id": "console-t"}).JSON("token").String()
+	billing := c.Must(201, "POST", "/admin/tokens", map[string]any{"name": "console billing", "role": "billing"}).JSON("token").String()
 	c.Must(201, "POST", "/admin/users", map[string]any{"id": "console-u", "tenant_id": "console-t"})
 	c.Must(201, "POST", "/admin/keys", map[string]any{"name": "viewer-sees-me", "user_id": "console-u"})
-	out := runConsole(t, e, consoleViewerAndForgery, "CONSOLE_VIEWER="+viewer)
-	if !strings.Contains(out, "viewer pages: keys tenants users tokens") {
+	out := runConsole(t, e, consoleViewerAndForgery, "CONSOLE_VIEWER="+viewer, "CONSOLE_SCOPED="+scoped, "CONSOLE_BILLING="+billing)
+	if !strings.Contains(out, "viewer pages: keys tenants users tokens\n") {
 		t.Errorf("the viewer's pages:\n%s", out)
 	}
 	// Nothing forged changed anything.
@@ -151,7 +153,6 @@ for (const id of ids) {
   check(controls.length === 0, 'the viewer sees mutation controls on ' + id + ': ' + controls.join(', '));
   await noSecrets(page, 'viewer on ' + id);
 }
-check(await page.locator('tr', { hasText: 'viewer-sees-me' }).count() === 0 || true, '');
 await openPage(page, 'keys');
 await page.locator('tr', { hasText: 'viewer-sees-me' }).waitFor();
 await shot(page, 'viewer-keys');
@@ -203,6 +204,38 @@ await anon.page.getByRole('button', { name: 'Sign in' }).click();
 await anon.page.locator('.field-error:not([hidden])').waitFor();
 check((await anon.page.locator('.field-error:not([hidden])').textContent()).includes('Invalid admin token'), 'the sign-in error is shown by the field');
 await noSecrets(page, 'viewer at the end');
+
+// A token scoped to a tenant changes its tenant's keys and users, not tenants (shared by all).
+const SCOPED = process.env.CONSOLE_SCOPED;
+secrets.add(SCOPED);
+const sc = await newPage();
+await signIn(sc.page, SCOPED);
+await openPage(sc.page, 'keys');
+check((await mutationControls(sc.page)).includes('New key'), 'a scoped admin may make keys');
+check(await sc.page.getByLabel('Tenant', { exact: true }).count() === 0, 'a scoped admin has no tenant filter');
+await sc.page.locator('tr', { hasText: 'viewer-sees-me' }).waitFor();
+await openPage(sc.page, 'tenants');
+check((await mutationControls(sc.page)).length === 0, 'a scoped admin sees no tenant controls: ' + (await mutationControls(sc.page)).join(', '));
+const tenantRows = await sc.page.locator('table.data tbody tr').count();
+check(tenantRows === 1 && (await sc.page.locator('table.data tbody').textContent()).includes('console-t'), 'a scoped admin lists its own tenant only');
+await noSecrets(sc.page, 'scoped admin');
+// Its token is revoked while a form is open: the next call ends the session in the page too.
+await openPage(sc.page, 'keys');
+await sc.page.getByRole('button', { name: 'New key' }).click();
+const scopedTok = (await api(ADMIN_TOKEN, 'GET', '/admin/tokens?name=console%20scoped')).body.data[0];
+check((await api(ADMIN_TOKEN, 'DELETE', '/admin/tokens/' + scopedTok.id)).status === 200, 'the scoped token revoked');
+await sc.page.getByRole('dialog', { name: 'New API key' }).getByRole('button', { name: 'Create key' }).click();
+await sc.page.getByText('Your session has ended; sign in again.').waitFor();
+check(await sc.page.locator('dialog').count() === 0, 'no dialog is left open after the session ended');
+
+// The billing role sees none of these pages (they are not its areas).
+const BILLING = process.env.CONSOLE_BILLING;
+secrets.add(BILLING);
+const bl = await newPage();
+await signIn(bl.page, BILLING);
+const billingPages = await bl.page.evaluate(() => [...document.querySelectorAll('nav a')].map((a) => a.dataset.page));
+check(!billingPages.some((p) => ['keys', 'tenants', 'users', 'tokens'].includes(p)), 'billing sees ' + billingPages.join(' '));
+await noSecrets(bl.page, 'billing');
 `
 
 // TestConsolePages: every page of the shell at a laptop width, in dark mode, and at a phone
@@ -248,6 +281,19 @@ for (const [label, opts] of [['light', {}], ['dark', { colorScheme: 'dark' }], [
     await shot(page, 'menu-phone');
   }
   if (label === 'light') {
+    // Keyboard: the focused control shows a focus ring; a dialog opens from a button and Escape
+    // closes it, leaving nothing behind.
+    await openPage(page, 'keys');
+    await page.locator('main h1').focus();
+    await page.keyboard.press('Tab');
+    const ring = await page.evaluate(() => { const s = getComputedStyle(document.activeElement); return [document.activeElement.textContent, s.outlineStyle, s.outlineWidth]; });
+    check(ring[1] !== 'none' && ring[2] !== '0px', 'a focus ring on ' + ring[0] + ': ' + ring.slice(1).join(' '));
+    await page.getByRole('button', { name: 'New key' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('dialog', { name: 'New API key' }).waitFor();
+    check(await page.evaluate(() => document.activeElement.closest('dialog') !== null), 'focus moves into the dialog');
+    await page.keyboard.press('Escape');
+    await page.locator('dialog').waitFor({ state: 'detached' });
     // The toggle overrides the system's scheme, and is remembered.
     await page.getByRole('button', { name: 'Dark mode' }).click();
     check(await page.evaluate(() => document.documentElement.dataset.theme) === 'dark', 'the toggle sets dark mode');

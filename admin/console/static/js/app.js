@@ -164,6 +164,8 @@ function signedOut(message) {
   session.expiresAt = null;
   if (current) current.abort();
   current = null;
+  // Dialogs live outside the app's root: close them (a shown secret is emptied as it closes).
+  for (const d of document.querySelectorAll('dialog')) d.close();
   signInView(message);
 }
 

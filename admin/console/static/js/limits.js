@@ -32,12 +32,14 @@ export function limitsBody(values) {
   return any ? out : null;
 }
 
-/** limitsText is a one-line summary of a limits view. */
+/** limitsText is a compact one-line summary of a limits view: "60 rpm · $25/month". */
 export function limitsText(limits) {
   if (!limits) return '';
+  const short = { rpm: (v) => v + ' rpm', tpm: (v) => v + ' tpm', tokens_per_day: (v) => v + ' tokens/day',
+    concurrent: (v) => v + ' concurrent', budget_usd_per_day: (v) => '$' + v + '/day', budget_usd_per_month: (v) => '$' + v + '/month' };
   const parts = [];
-  for (const [k, label] of limitKeys) {
-    if (limits[k] !== null && limits[k] !== undefined) parts.push(`${label.toLowerCase()} ${limits[k]}`);
+  for (const [k] of limitKeys) {
+    if (limits[k] !== null && limits[k] !== undefined) parts.push(short[k](limits[k]));
   }
-  return parts.join(', ');
+  return parts.join(' · ');
 }

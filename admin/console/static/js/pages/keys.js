@@ -47,7 +47,7 @@ export const page = {
       { label: 'Created', render: (k) => ui.timeCell(k.created_at) },
     ];
     if (writable) {
-      columns.push({ label: 'Actions', render: (k) => (k.status === 'revoked' ? '' : el('div', { class: 'row-actions' },
+      columns.splice(1, 0, { label: 'Actions', render: (k) => (k.status === 'revoked' ? '' : el('div', { class: 'row-actions' },
         ui.button('Edit', () => editKey(k), { small: true, ariaLabel: `Edit key ${k.name || k.prefix}` }),
         ui.button('Rotate', () => rotateKey(k), { small: true, ariaLabel: `Rotate key ${k.name || k.prefix}` }),
         ui.button('Revoke', () => revokeKey(k), { small: true, kind: 'danger', ariaLabel: `Revoke key ${k.name || k.prefix}` }))) });

@@ -37,7 +37,7 @@ export const page = {
       { label: 'Keys', render: (t) => el('a', { href: '#/keys?tenant_id=' + encodeURIComponent(t.id), text: 'keys' }) },
     ];
     if (writable) {
-      columns.push({ label: 'Actions', render: (t) => (t.deleted_at ? '' : el('div', { class: 'row-actions' },
+      columns.splice(1, 0, { label: 'Actions', render: (t) => (t.deleted_at ? '' : el('div', { class: 'row-actions' },
         ui.button('Edit', () => edit(t), { small: true, ariaLabel: `Edit tenant ${t.id}` }),
         t.id === 'default' ? null : ui.button('Delete', () => remove(t), { small: true, kind: 'danger', ariaLabel: `Delete tenant ${t.id}` }))) });
     }

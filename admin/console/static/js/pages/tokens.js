@@ -43,7 +43,7 @@ export const page = {
       { label: 'Made by', key: 'created_by' },
     ];
     if (writable) {
-      columns.push({ label: 'Actions', render: (t) => (t.revoked_at ? '' :
+      columns.splice(1, 0, { label: 'Actions', render: (t) => (t.revoked_at ? '' :
         ui.button('Revoke', () => revoke(t), { small: true, kind: 'danger', ariaLabel: `Revoke token ${t.name}` })) });
     }
     const list = ui.pagedTable({ columns, caption: 'Admin tokens', empty: 'No tokens match.',

@@ -38,7 +38,7 @@ export const page = {
       { label: 'Keys', render: (u) => el('a', { href: '#/keys?user_id=' + encodeURIComponent(u.id), text: 'keys' }) },
     ];
     if (writable) {
-      columns.push({ label: 'Actions', render: (u) => (u.deleted_at ? '' : el('div', { class: 'row-actions' },
+      columns.splice(1, 0, { label: 'Actions', render: (u) => (u.deleted_at ? '' : el('div', { class: 'row-actions' },
         ui.button('Edit', () => edit(u), { small: true, ariaLabel: `Edit user ${u.id}` }),
         ui.button('Delete', () => remove(u), { small: true, kind: 'danger', ariaLabel: `Delete user ${u.id}` }))) });
     }
