@@ -171,11 +171,17 @@ const h = page.getByRole('dialog', { name: 'Price history of gpt-test' });
 await h.locator('td', { hasText: version }).first().waitFor();
 await h.getByRole('button', { name: 'Close' }).click();
 
-// The next request is costed with it.
-const r = await chatReq('gpt-test');
-check(r.status === 200, 'chat: ' + r.status);
-const rec = await record(r.id);
-check(rec.price_version === version, 'the record carries the new version: ' + JSON.stringify(rec));
+// The next request is costed with it. Every replica (this one too) takes the new price from the
+// change bus, which a loaded machine may deliver a moment after the PUT's answer: a request made
+// before then keeps the old price, so wait for the first record with the new version.
+let r = null;
+let rec = null;
+await waitFor(async () => {
+  r = await chatReq('gpt-test');
+  check(r.status === 200, 'chat: ' + r.status);
+  rec = await record(r.id);
+  return rec.price_version === version;
+}, 'a request costed at version ' + version);
 const want = (rec.prompt_tokens * 2000 + rec.completion_tokens * 4) / 1e6;
 check(Math.abs(Number(rec.cost_usd) - want) < 1e-9, 'cost ' + rec.cost_usd + ' = tokens at the new price ' + want);
 await page.evaluate((h) => { location.hash = h; }, '#/usage?model=gpt-test');
