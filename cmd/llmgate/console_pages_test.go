@@ -400,3 +400,54 @@ check(forged === 403, 'a viewer\'s forged price change is refused: ' + forged);
 `)
 	})
 }
+
+// TestConsolePagesTenantScope: a token scoped to one tenant sees that tenant's usage only in the
+// overview (no tenant ranking) and the usage audit (no tenant filter), and its policies only;
+// asking the API for another tenant's statistics through its session is refused.
+func TestConsolePagesTenantScope(t *testing.T) {
+	e := newEnv(t)
+	c := newAdmClient(t, e)
+	c.Must(201, "POST", "/admin/tenants", map[string]any{"id": "scoped", "name": "Scoped"})
+	c.Must(201, "POST", "/admin/users", map[string]any{"id": "scoped-user", "tenant_id": "scoped"})
+	own := c.Must(201, "POST", "/admin/keys", map[string]any{"name": "scoped-key", "user_id": "scoped-user"}).JSON("key").String()
+	c.Must(200, "PUT", "/admin/quota/policies/user/scoped-user", map[string]any{"rpm": 50})
+	c.Must(200, "PUT", "/admin/quota/policies/tenant/default", map[string]any{"rpm": 70})
+	token := c.Must(201, "POST", "/admin/tokens", map[string]any{"name": "scoped-admin", "role": "admin", "tenant_id": "scoped"}).JSON("token").String()
+	runConsole(t, e, consolePagesHelpers+`
+const OWN = process.env.CONSOLE_OWN_KEY;
+const TOKEN = process.env.CONSOLE_SCOPED_TOKEN;
+secrets.add(OWN);
+secrets.add(TOKEN);
+const theirs = await chatReq('gpt-test');
+const mine = await fetch(PUBLIC + '/v1/chat/completions', { method: 'POST', headers: { Authorization: 'Bearer ' + OWN, 'Content-Type': 'application/json' },
+  body: JSON.stringify({ model: 'gpt-test', messages: [{ role: 'user', content: 'hi' }] }) });
+await mine.text();
+const mineID = mine.headers.get('x-request-id');
+await record(theirs.id);
+await record(mineID);
+
+const { page } = await newPage();
+await signIn(page, TOKEN);
+await openPage(page, 'overview');
+await page.getByRole('table', { name: 'Top users' }).waitFor();
+check(await page.getByRole('table', { name: 'Top tenants' }).count() === 0, 'no tenant ranking for a scoped token');
+const users = await page.getByRole('table', { name: 'Top users' }).textContent();
+check(users.includes('scoped-user') && !users.includes('(none)'), 'only the tenant\'s users: ' + users);
+check(/Requests\s*1(?!\d)/.test(await page.locator('.stats').textContent()), 'one request of the tenant: ' + await page.locator('.stats').textContent());
+await shot(page, 'scoped-overview');
+
+await openPage(page, 'usage');
+await page.locator('button[title="' + mineID + '"]').waitFor();
+check(await page.locator('button[title="' + theirs.id + '"]').count() === 0, 'another tenant\'s request is not listed');
+check(await page.getByLabel('Tenant').count() === 0, 'no tenant filter for a scoped token');
+
+await openPage(page, 'quotas');
+const pol = page.getByRole('table', { name: 'Quota policies' });
+await pol.locator('td', { hasText: 'scoped-user' }).waitFor();
+check(!(await pol.textContent()).includes('tenant default'), 'not the default tenant\'s policy');
+await noSecrets(page, 'scoped pages');
+
+const refused = await page.evaluate(() => fetch('/admin/usage/top?by=user&tenant_id=default').then((r) => r.json().then((b) => [r.status, b.error.param])));
+check(refused[0] === 403 && refused[1] === 'tenant_id', 'another tenant\'s statistics refused: ' + JSON.stringify(refused));
+`, "CONSOLE_KEY="+e.key, "CONSOLE_OWN_KEY="+own, "CONSOLE_SCOPED_TOKEN="+token)
+}
