@@ -563,6 +563,13 @@ type modelPatch struct {
 	Strategy        optional[string]  `json:"strategy"`
 	TokenMultiplier optional[float64] `json:"token_multiplier"`
 	Deployments     *[]DeploymentSpec `json:"deployments"`
+	// The failure policy's fields: null clears one.
+	Retry                  optional[*RetrySpec]              `json:"retry"`
+	Fallbacks              optional[[]string]                `json:"fallbacks"`
+	ContextWindowFallbacks optional[[]string]                `json:"context_window_fallbacks"`
+	ContentFilterFallbacks optional[[]string]                `json:"content_filter_fallbacks"`
+	RateLimitFallbacks     optional[[]string]                `json:"rate_limit_fallbacks"`
+	Degrade                optional[*providers.DegradeReply] `json:"degrade"`
 }
 
 // checkModelName checks a model name as the API takes it: text of 1 to 200 bytes.
@@ -711,6 +718,12 @@ func (s *Server) patchModel(c *gin.Context) {
 	next := spec
 	setOpt(b.Strategy, &next.Strategy)
 	setOpt(b.TokenMultiplier, &next.TokenMultiplier)
+	setOpt(b.Retry, &next.Retry)
+	setOpt(b.Fallbacks, &next.Fallbacks)
+	setOpt(b.ContextWindowFallbacks, &next.ContextWindowFallbacks)
+	setOpt(b.ContentFilterFallbacks, &next.ContentFilterFallbacks)
+	setOpt(b.RateLimitFallbacks, &next.RateLimitFallbacks)
+	setOpt(b.Degrade, &next.Degrade)
 	if b.Deployments != nil {
 		next.Deployments = *b.Deployments
 	}

@@ -53,6 +53,37 @@ type ModelSpec struct {
 	// TokenMultiplier weighs the model's tokens against token quotas (0: 1).
 	TokenMultiplier float64          `json:"token_multiplier,omitempty"`
 	Deployments     []DeploymentSpec `json:"deployments"`
+	// Retry, the fallback lists and Degrade are what the model does when its deployments fail
+	// (providers.ModelConfig).
+	Retry                  *RetrySpec              `json:"retry,omitempty"`
+	Fallbacks              []string                `json:"fallbacks,omitempty"`
+	ContextWindowFallbacks []string                `json:"context_window_fallbacks,omitempty"`
+	ContentFilterFallbacks []string                `json:"content_filter_fallbacks,omitempty"`
+	RateLimitFallbacks     []string                `json:"rate_limit_fallbacks,omitempty"`
+	Degrade                *providers.DegradeReply `json:"degrade,omitempty"`
+}
+
+// RetrySpec is a retry policy (providers.RetryPolicy).
+type RetrySpec struct {
+	Retries       *int     `json:"retries,omitempty"`
+	Backoff       Duration `json:"backoff,omitempty"`
+	MaxBackoff    Duration `json:"max_backoff,omitempty"`
+	RetryAfterCap Duration `json:"retry_after_cap,omitempty"`
+}
+
+func (r *RetrySpec) policy() providers.RetryPolicy {
+	if r == nil {
+		return providers.RetryPolicy{}
+	}
+	return providers.RetryPolicy{Retries: r.Retries, Backoff: time.Duration(r.Backoff), MaxBackoff: time.Duration(r.MaxBackoff),
+		RetryAfterCap: time.Duration(r.RetryAfterCap)}
+}
+
+func retrySpecOf(p providers.RetryPolicy) *RetrySpec {
+	if p.Retries == nil && p.Backoff == 0 && p.MaxBackoff == 0 && p.RetryAfterCap == 0 {
+		return nil
+	}
+	return &RetrySpec{Retries: p.Retries, Backoff: Duration(p.Backoff), MaxBackoff: Duration(p.MaxBackoff), RetryAfterCap: Duration(p.RetryAfterCap)}
 }
 
 // DeploymentSpec is one deployment of a model, as in the config file.
@@ -67,6 +98,7 @@ type DeploymentSpec struct {
 	RetryOnTimeout bool             `json:"retry_on_timeout,omitempty"`
 	Reasoning      bool             `json:"reasoning,omitempty"`
 	HealthCheck    *HealthCheckSpec `json:"health_check,omitempty"`
+	Retry          *RetrySpec       `json:"retry,omitempty"`
 }
 
 // HealthCheckSpec is a deployment's active health check (providers.HealthCheck).
@@ -97,10 +129,12 @@ type BreakerSpec struct {
 // Config is the model as the router takes it.
 func (m ModelSpec) Config(name string) providers.ModelConfig {
 	out := providers.ModelConfig{Name: name, Strategy: m.Strategy, TokenMultiplier: m.TokenMultiplier,
-		Deployments: make([]providers.DeploymentConfig, 0, len(m.Deployments))}
+		Deployments: make([]providers.DeploymentConfig, 0, len(m.Deployments)), Retry: m.Retry.policy(),
+		Fallbacks: m.Fallbacks, ContextWindowFallbacks: m.ContextWindowFallbacks, ContentFilterFallbacks: m.ContentFilterFallbacks,
+		RateLimitFallbacks: m.RateLimitFallbacks, Degrade: m.Degrade}
 	for _, d := range m.Deployments {
 		dc := providers.DeploymentConfig{ID: d.ID, Provider: d.Provider, Model: d.Model, Weight: d.Weight, Priority: d.Priority,
-			RetryOnTimeout: d.RetryOnTimeout, Reasoning: d.Reasoning}
+			RetryOnTimeout: d.RetryOnTimeout, Reasoning: d.Reasoning, Retry: d.Retry.policy()}
 		if t := d.Timeouts; t != nil {
 			dc.Timeouts = providers.Timeouts{Connect: time.Duration(t.Connect), FirstByte: time.Duration(t.FirstByte),
 				Idle: time.Duration(t.Idle), Total: time.Duration(t.Total)}
@@ -119,10 +153,12 @@ func (m ModelSpec) Config(name string) providers.ModelConfig {
 
 // ModelSpecOf describes a model of the config file in the API's shape.
 func ModelSpecOf(m providers.ModelConfig) ModelSpec {
-	out := ModelSpec{Strategy: m.Strategy, TokenMultiplier: m.TokenMultiplier, Deployments: make([]DeploymentSpec, 0, len(m.Deployments))}
+	out := ModelSpec{Strategy: m.Strategy, TokenMultiplier: m.TokenMultiplier, Deployments: make([]DeploymentSpec, 0, len(m.Deployments)),
+		Retry: retrySpecOf(m.Retry), Fallbacks: m.Fallbacks, ContextWindowFallbacks: m.ContextWindowFallbacks,
+		ContentFilterFallbacks: m.ContentFilterFallbacks, RateLimitFallbacks: m.RateLimitFallbacks, Degrade: m.Degrade}
 	for _, d := range m.Deployments {
 		ds := DeploymentSpec{ID: d.ID, Provider: d.Provider, Model: d.Model, Weight: d.Weight, Priority: d.Priority, RetryOnTimeout: d.RetryOnTimeout,
-			Reasoning: d.Reasoning}
+			Reasoning: d.Reasoning, Retry: retrySpecOf(d.Retry)}
 		if t := d.Timeouts; t != (providers.Timeouts{}) {
 			ds.Timeouts = &TimeoutsSpec{Connect: Duration(t.Connect), FirstByte: Duration(t.FirstByte), Idle: Duration(t.Idle), Total: Duration(t.Total)}
 		}

@@ -223,9 +223,9 @@ func usageView(r store.UsageRecord) gin.H {
 		"model": r.Model, "upstream_model": r.UpstreamModel, "provider": r.Provider, "deployment": r.Deployment,
 		"endpoint": r.Endpoint, "stream": r.Stream, "status": r.Status, "error_type": r.ErrorType,
 		"prompt_tokens": r.PromptTokens, "completion_tokens": r.CompletionTokens, "cached_tokens": r.CachedTokens,
-		"reasoning_tokens": r.ReasoningTokens, "usage_source": r.UsageSource, "units": r.Units, "unit": r.Unit, "cost_usd": cost,
+		"reasoning_tokens": r.ReasoningTokens, "usage_source": r.UsageSource, "units": r.Units, "unit": r.Unit, "cost_usd": cost, "replay_of": r.ReplayOf,
 		"price_version": r.PriceVersion, "latency_ms": r.LatencyMS, "ttft_ms": r.TTFTMS,
-		"started_at": r.StartedAt, "ended_at": r.EndedAt}
+		"started_at": r.StartedAt, "ended_at": r.EndedAt, "served_model": r.ServedModel}
 }
 
 // timeParam reads an RFC 3339 time or a yyyy-MM-dd date.

@@ -59,7 +59,8 @@ func (p *Pricer) Len() int { return len(p.table.Load().byName) }
 //     N + "-" + suffix, where suffix is a snapshot suffix — a date "2024-08-06" (OpenAI),
 //     "20250514" (Anthropic), a 4-digit "0613"/"0125" (older OpenAI, Qwen, GLM), a 3-digit
 //     "001" (Google), or "latest". So "gpt-4o-2024-08-06" → "gpt-4o" and
-//     "claude-sonnet-4-5-20250929" → "claude-sonnet-4-5".
+//     "claude-sonnet-4-5-20250929" → "claude-sonnet-4-5". Vertex AI's "@" stands for the "-"
+//     ("claude-sonnet-4-5@20250929").
 //
 // The suffix is restricted on purpose. A plain "longest prefix followed by '-'" rule would price
 // "gpt-4o-mini" as "gpt-4o" (16× too much), "gemini-2.5-flash-lite" as "gemini-2.5-flash",
@@ -72,9 +73,9 @@ func (p *Pricer) Lookup(model string) (Price, bool) {
 	if pr, ok := t.byName[key]; ok {
 		return pr, true
 	}
-	// Try each '-' from the right: the first hit is the longest priced prefix.
+	// Try each '-' (or '@') from the right: the first hit is the longest priced prefix.
 	for i := len(key) - 1; i > 0; i-- {
-		if key[i] != '-' || !isSnapshotSuffix(key[i+1:]) {
+		if (key[i] != '-' && key[i] != '@') || !isSnapshotSuffix(key[i+1:]) {
 			continue
 		}
 		if pr, ok := t.byName[key[:i]]; ok {

@@ -40,6 +40,11 @@ func TestPricerLookup(t *testing.T) {
 		{"qwen-max-0919", "qwen-max"},
 		{"qwen-max-latest", "qwen-max"},
 		{"Claude-Sonnet-4-5-20250929", "claude-sonnet-4-5"},
+		// Vertex AI writes the version after an '@'
+		{"claude-sonnet-4-5@20250929", "claude-sonnet-4-5"},
+		{"claude-opus-5@latest", "claude-opus-5"},
+		{"claude-opus-5-5@20260101", ""},
+		{"claude-sonnet-4-5@preview", ""},
 		// variants are different models: no borrowed price
 		{"gpt-4o-audio-preview", ""},
 		{"gpt-4o-realtime-preview-2024-12-17", ""},

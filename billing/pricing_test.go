@@ -75,7 +75,8 @@ func TestShippedPricingFile(t *testing.T) {
 	for _, m := range []string{
 		"gpt-4o", "gpt-4o-mini", "gpt-5.4", "o3", "text-embedding-3-small", // OpenAI (and Azure)
 		"claude-sonnet-4-6", "claude-haiku-4-5", // Anthropic
-		"gemini-2.5-pro", "gemini-2.5-flash", // Gemini
+		"gemini-2.5-pro", "gemini-2.5-flash", // Gemini (and Vertex AI, under the same ids)
+		"claude-3-7-sonnet@20250219", "claude-haiku-4-5@20251001", "claude-sonnet-4-5@20250929", // Vertex AI's Claude ids
 		"deepseek-v4-flash", "qwen3-max", "glm-5.3", "kimi-k3", "ernie-4.5-turbo-128k",
 	} {
 		if !names[m] {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/llmgate/llmgate/billing"
 	"github.com/llmgate/llmgate/billing/tokens"
+	"github.com/llmgate/llmgate/internal/replay"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
@@ -254,6 +255,10 @@ type Deps struct {
 	// Spool reports the usage spool's room, for readiness (nil: not reported, and readiness
 	// does not weigh it).
 	Spool func() SpoolState
+	// Cache is the response cache (nil: off); Idempotency keeps the answers of requests sent
+	// with an Idempotency-Key (nil: in this process, with the defaults).
+	Cache       *replay.Cache
+	Idempotency *replay.Idempotency
 }
 
 // Gateway serves the public API.
@@ -305,6 +310,11 @@ type Gateway struct {
 	userHeader string
 	// events are the open /v1/usage and /v1/status event streams.
 	events *eventStreams
+	// cache is the response cache (nil: off) and idem the idempotency records; replays counts
+	// what both do.
+	cache   *replay.Cache
+	idem    *replay.Idempotency
+	replays *replayMetrics
 }
 
 // New builds a gateway. It is ready to serve once constructed.
@@ -343,6 +353,11 @@ func New(d Deps, opts Options) *Gateway {
 		g.quotaOK = func() bool { return true }
 	}
 	g.spool = d.Spool
+	g.cache, g.idem = d.Cache, d.Idempotency
+	if g.idem == nil {
+		g.idem = replay.NewIdempotency(replay.NewMemory(0), replay.IdempotencyOptions{})
+	}
+	g.replays = newReplayMetrics(d.Metrics.registry())
 	g.router.Store(d.Router)
 	g.events = newEventStreams()
 	g.shedder = newShedder(opts.GlobalRateLimit, d.Metrics.registry())

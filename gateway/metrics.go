@@ -20,6 +20,10 @@ type Metrics struct {
 	overhead   *prometheus.HistogramVec
 	// failedOver counts failovers by the deployment the request left.
 	failedOver *prometheus.CounterVec
+	// retries, fallbacks and degraded count what a model does when its deployments fail.
+	retries   *prometheus.CounterVec
+	fallbacks *prometheus.CounterVec
+	degraded  *prometheus.CounterVec
 	// tokens and usd are by public model and tenant: tenants are few and operator-made, so the
 	// series stay bounded (user and key ids would not).
 	tokens *prometheus.CounterVec
@@ -81,6 +85,15 @@ func NewMetrics(reg prometheus.Registerer, costUserLabels int) *Metrics {
 	m.failedOver = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llmgate_deployment_failovers_total", Help: "Requests that moved on to another deployment after a failed attempt, by the deployment that failed.",
 	}, []string{"deployment"})
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmgate_retries_total", Help: "Attempts that retried a deployment on itself after a retryable failure, by public model and deployment.",
+	}, []string{"model", "deployment"})
+	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmgate_fallbacks_total", Help: "Requests handed to a fallback model after every deployment of their model failed, by public model, fallback model and cause.",
+	}, []string{"model", "fallback", "cause"})
+	m.degraded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmgate_degraded_total", Help: "Requests answered with their model's degrade reply, by public model.",
+	}, []string{"model"})
 	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llmgate_tokens_total", Help: "Tokens of metered requests (priced or not), by public model, tenant and direction (input: prompt, output: completion).",
 	}, []string{"model", "tenant", "direction"})
@@ -95,7 +108,7 @@ func NewMetrics(reg prometheus.Registerer, costUserLabels int) *Metrics {
 	})
 	m.reg = reg
 	reg.MustRegister(m.requests, m.duration, m.ttft, m.streams, m.upstream, m.keyLookups, m.unpriced, m.failovers, m.overhead,
-		m.failedOver, m.tokens, m.usd, m.spoolBytes, m.spoolRefused)
+		m.failedOver, m.retries, m.fallbacks, m.degraded, m.tokens, m.usd, m.spoolBytes, m.spoolRefused)
 	m.costs = newCostMetrics(reg, costUserLabels)
 	return m
 }

@@ -65,7 +65,11 @@ func (d *delivered) addBody(body []byte) {
 // client. Error text is never counted.
 func (x *exchange) finishUsage(out *outcome) {
 	r := &x.rec
-	if x.lookup { // an operation on a stored response: a request, no tokens
+	if x.lookup || out.degraded { // an operation on a stored response, or a degrade reply: no tokens
+		return
+	}
+	if x.replaying() {
+		x.finishReplayUsage()
 		return
 	}
 	cut := out.status == StatusClientClosed || out.status >= 500
@@ -107,6 +111,9 @@ func (x *exchange) finishUsage(out *outcome) {
 	r.Units, r.Unit = unitsOf(out.units)
 	price, ok := x.g.prices.Lookup(r.UpstreamModel)
 	if !ok {
+		price, ok = x.g.prices.Lookup(r.ServedModel) // the fallback's price when one served
+	}
+	if !ok && r.ServedModel != r.Model {
 		price, ok = x.g.prices.Lookup(r.Model)
 	}
 	if !ok && x.ep == providers.Moderations {

@@ -34,6 +34,8 @@ type Tenant struct {
 	CreatedAt time.Time
 	UpdatedAt *time.Time
 	DeletedAt *time.Time // soft deletion: the ledger keeps referring to the id
+	// ResponseCache opts every key of the tenant in to the response cache.
+	ResponseCache bool
 }
 
 // TenantFilter narrows ListTenants. Zero values mean "any".
@@ -89,6 +91,10 @@ type APIKey struct {
 	// TenantModels is the allowlist of the key's tenant (read only, filled by KeyBySecret, GetKey
 	// and ListKeys): the key may use a model only when both lists allow it.
 	TenantModels []string
+	// ResponseCache opts the key in to the response cache for every model; TenantResponseCache
+	// is its tenant's flag (read only, filled as TenantModels is).
+	ResponseCache       bool
+	TenantResponseCache bool
 }
 
 // Key states for KeyFilter.Status.
@@ -266,6 +272,12 @@ type UsageRecord struct {
 	TTFTMS    int64 // time to first byte of the answer; 0 when none was sent
 	StartedAt time.Time
 	EndedAt   time.Time
+	// ServedModel is the public model that answered: Model, or the fallback model that served
+	// the request when Model's deployments failed; empty when no upstream answered.
+	ServedModel string
+	// ReplayOf is the request id of the record whose answer this one sent again (usage source
+	// "cache": a response cache hit, or an idempotent replay); "" for the others.
+	ReplayOf string
 }
 
 // ReachedModel reports whether the request reached a model: the gateway sent it (or tried to)

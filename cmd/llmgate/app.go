@@ -35,6 +35,7 @@ import (
 	"github.com/llmgate/llmgate/providers/mock"
 	"github.com/llmgate/llmgate/providers/openai"
 	"github.com/llmgate/llmgate/providers/outbound"
+	"github.com/llmgate/llmgate/providers/vertex"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
 	"github.com/llmgate/llmgate/store/postgres"
@@ -199,7 +200,8 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	}
 	gw := gateway.New(gateway.Deps{AccessLog: access, Store: st, Keys: st, Ledger: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
 		Prices: prices, Tokens: est, Money: guard, Responses: st,
-		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy, Tracer: a.tracing.Tracer(), Spool: spoolState(rec)}, cfg.Gateway)
+		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy, Tracer: a.tracing.Tracer(), Spool: spoolState(rec),
+		Cache: newCache(cfg, rdb), Idempotency: newIdempotency(cfg, rdb)}, cfg.Gateway)
 	// The admin listener answers the public listener's readiness: probes may use either.
 	ready := func(ctx context.Context) (bool, any) { return gw.Readiness(ctx) }
 	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Registerer: reg, Log: log, Ready: ready,
@@ -427,6 +429,10 @@ func buildProviders(list []ProviderConfig, ob outbound.Config) (map[string]provi
 				ResponseHeaderTimeout: pc.ResponseHeaderTimeout, Outbound: policy})
 		case "gemini":
 			p, err = gemini.New(gemini.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey,
+				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
+				ResponseHeaderTimeout: pc.ResponseHeaderTimeout, Outbound: policy})
+		case "vertex":
+			p, err = vertex.New(vertex.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey, Settings: pc.Vertex,
 				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
 				ResponseHeaderTimeout: pc.ResponseHeaderTimeout, Outbound: policy})
 		default: // openai and its presets (validate has checked the type)

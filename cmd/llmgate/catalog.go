@@ -165,11 +165,26 @@ func buildTable(cfg Config, cat catalog, ovs map[string]store.DeploymentOverride
 			log.Warn("catalog model shadowed by the config file's of the same name; the file's is used", "model", m.Name)
 			continue
 		}
-		if _, err := providers.NewRouter([]providers.ModelConfig{m}, cfg.Routing, t.provs, nil); err != nil {
+		// Its fallbacks are checked against the whole table below.
+		if _, err := providers.NewRouter([]providers.ModelConfig{m.KeepFallbacks(none)}, cfg.Routing, t.provs, nil); err != nil {
 			log.Error("catalog model left out", "model", m.Name, "err", err)
 			continue
 		}
 		models = append(models, m)
+	}
+	// A fallback of an API model that names no model of the table (deleted, left out) is
+	// dropped, logged: the rest of the model still serves.
+	for i := len(cfg.Models); i < len(models); i++ {
+		m := models[i]
+		has := func(name string) bool {
+			return name != m.Name && slices.ContainsFunc(models, func(o providers.ModelConfig) bool { return o.Name == name })
+		}
+		for _, f := range m.FallbackNames() {
+			if !has(f) {
+				log.Error("catalog model's fallback names no model; dropped", "model", m.Name, "fallback", f)
+			}
+		}
+		models[i] = m.KeepFallbacks(has)
 	}
 	if t.router, err = providers.NewRouter(models, cfg.Routing, t.provs, routingOverrides(ovs)); err != nil {
 		closeIdle(t.built)
@@ -264,11 +279,20 @@ func (c catalogControl) CheckProvider(name string, spec admin.ProviderSpec, apiK
 func (c catalogControl) CheckModel(m providers.ModelConfig) error {
 	c.a.reloadMu.Lock()
 	defer c.a.reloadMu.Unlock()
-	if _, err := providers.NewRouter([]providers.ModelConfig{m}, c.a.cfg.Routing, c.a.providers, nil); err != nil {
+	if _, err := providers.NewRouter([]providers.ModelConfig{m.KeepFallbacks(none)}, c.a.cfg.Routing, c.a.providers, nil); err != nil {
 		return fieldError(err, "models[0] ("+m.Name+").", "models[0].")
+	}
+	// Fallbacks name models of the routing table in use (the file's or the API's), not itself.
+	for _, f := range m.FallbackNames() {
+		if f == m.Name || !c.a.gateway.Router().Has(f) {
+			return &admin.FieldError{Field: "fallbacks", Message: "names " + f + ", which is not another model of the routing table"}
+		}
 	}
 	return nil
 }
+
+// none keeps no fallback: a model checked on its own, whose fallbacks are checked apart.
+func none(string) bool { return false }
 
 // CatalogChanged applies the stored catalog here and announces the change to the others.
 func (c catalogControl) CatalogChanged(ctx context.Context) error {

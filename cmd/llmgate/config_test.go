@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/mock"
 )
 
 func envOf(m map[string]string) func(string) (string, bool) {
@@ -167,9 +168,14 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 // TestReferenceConfigIsValid keeps configs/reference.yaml true to the code: with its variables
 // set it loads, validates and builds.
 func TestReferenceConfigIsValid(t *testing.T) {
+	sa, err := mock.NewServiceAccount("gw@my-project.iam.gserviceaccount.com")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := loadConfig("../../configs/reference.yaml", envOf(map[string]string{
 		"LLMGATE_ADMIN_TOKEN": strings.Repeat("t", 40), "OPENAI_API_KEY": "sk-x",
-		"AZURE_OPENAI_KEY": "az", "QIANFAN_API_KEY": "qf", "ANTHROPIC_API_KEY": "an", "GEMINI_API_KEY": "ge"}))
+		"AZURE_OPENAI_KEY": "az", "QIANFAN_API_KEY": "qf", "ANTHROPIC_API_KEY": "an", "GEMINI_API_KEY": "ge",
+		"VERTEX_CREDENTIALS_JSON": string(sa.JSON("my-project", "http://127.0.0.1:1/token"))}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +198,7 @@ func TestReferenceConfigIsValid(t *testing.T) {
 			mockTTFT = p.Mock.TTFTMS
 		}
 	}
-	for _, typ := range []string{"openai", "vllm", "azure", "qianfan", "anthropic", "gemini", "mock"} {
+	for _, typ := range []string{"openai", "vllm", "azure", "qianfan", "anthropic", "gemini", "vertex", "mock"} {
 		if !types[typ] {
 			t.Errorf("the reference shows no provider of type %s", typ)
 		}

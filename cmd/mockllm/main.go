@@ -1,5 +1,5 @@
 // Command mockllm serves the simulated OpenAI-compatible upstream of package providers/mock (chat,
-// completions, embeddings, the Responses API, and the Anthropic and Gemini formats) over
+// completions, embeddings, the Responses API, and the Anthropic, Gemini and Vertex AI formats) over
 // HTTP, for the gateway's integration tests and benchmark. It prints one line,
 // "mockllm listening on http://ADDR", once it accepts connections; with --listen HOST:0 the line
 // carries the port the system chose, which is how callers find it.
@@ -7,6 +7,10 @@ package main
 
 import (
 	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -58,8 +62,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Int64Var(&o.Seed, "seed", 0, "seed for the error-rate draw (0 = random)")
 	fs.StringVar(&o.RequireKey, "require-key", os.Getenv("MOCKLLM_REQUIRE_KEY"),
 		"API key required: Authorization: Bearer (OpenAI), x-api-key (Anthropic), x-goog-api-key (Gemini) (default $MOCKLLM_REQUIRE_KEY; empty = none)")
+	vertexKey := fs.String("vertex-key", "", "a Google service account's JSON key: the simulated token endpoint (/token) mints Vertex AI tokens for assertions it signs")
+	fs.DurationVar(&o.TokenLifetime, "vertex-token-ttl", 0, "lifetime of the Vertex AI access tokens minted (0 = 1h)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *vertexKey != "" {
+		var err error
+		if o.ServiceAccounts, err = trustKeyFile(*vertexKey); err != nil {
+			return fmt.Errorf("--vertex-key: %w", err)
+		}
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -94,4 +106,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// trustKeyFile reads a service account's JSON key and returns its account and public key, for the
+// token endpoint to check assertions against.
+func trustKeyFile(path string) (map[string]*rsa.PublicKey, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var k struct {
+		Email      string `json:"client_email"`
+		PrivateKey string `json:"private_key"`
+	}
+	if err := json.Unmarshal(raw, &k); err != nil || k.Email == "" {
+		return nil, errors.New("not a service account key (no client_email)")
+	}
+	block, _ := pem.Decode([]byte(k.PrivateKey))
+	if block == nil {
+		return nil, errors.New("its private_key is not PEM")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		if key, err = x509.ParsePKCS1PrivateKey(block.Bytes); err != nil {
+			return nil, errors.New("its private_key is neither PKCS #8 nor PKCS #1")
+		}
+	}
+	rk, ok := key.(*rsa.PrivateKey)
+	if !ok {
+		return nil, errors.New("its private_key is not an RSA key")
+	}
+	return map[string]*rsa.PublicKey{k.Email: &rk.PublicKey}, nil
 }

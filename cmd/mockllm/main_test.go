@@ -6,12 +6,21 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/mock"
+	"github.com/llmgate/llmgate/providers/outbound"
+	"github.com/llmgate/llmgate/providers/vertex"
 )
 
 func TestMain(m *testing.M) {
@@ -132,5 +141,59 @@ func TestRunFlags(t *testing.T) {
 	}
 	if err := run(ctx, []string{"--listen", "256.0.0.1:1"}, io.Discard, io.Discard); err == nil {
 		t.Error("an impossible address was accepted")
+	}
+}
+
+// TestVertexKeyFlag: with --vertex-key, the token endpoint mints tokens for the key's assertions,
+// and the Vertex AI paths take them.
+func TestVertexKeyFlag(t *testing.T) {
+	sa, err := mock.NewServiceAccount("bench@proj.iam.gserviceaccount.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // run listens itself: the key file must name the port before it starts
+	file := filepath.Join(t.TempDir(), "sa.json")
+	if err := os.WriteFile(file, sa.JSON("proj", "http://"+addr+"/token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out, stdout := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, []string{"--listen", addr, "--chunks", "2", "--vertex-key", file, "--vertex-token-ttl", "90s"}, stdout, io.Discard)
+		stdout.Close()
+	}()
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, out) //nolint:errcheck // nothing more is printed
+	p, err := vertex.New(vertex.Options{BaseURL: "http://" + addr + "/v1", Settings: vertex.Settings{Region: "us-central1", CredentialsFile: file},
+		Outbound: outbound.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := p.Do(ctx, &providers.Request{Endpoint: providers.ChatCompletions, Model: "claude-sonnet-4-5@20250929", Header: http.Header{},
+		Body: []byte(`{"messages":[{"role":"user","content":"hi"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	p.CloseIdleConnections()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"content":"the mock"`) {
+		t.Errorf("%d %s", resp.StatusCode, body)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"--vertex-key", filepath.Join(t.TempDir(), "none.json")}, io.Discard, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "--vertex-key") {
+		t.Errorf("a missing key file: %v", err)
 	}
 }

@@ -28,6 +28,10 @@ var rules = []rule{
 	// AWS access key ids, GitHub tokens, JWTs.
 	{regexp.MustCompile(`\bsk-[A-Za-z0-9_-]{8,}`), Placeholder},
 	{regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{20,}`), Placeholder},
+	// Google OAuth access tokens (Vertex AI's bearer tokens), and a PEM private key (a service
+	// account's), whole or cut off.
+	{regexp.MustCompile(`\bya29\.[0-9A-Za-z._-]{8,}`), Placeholder},
+	{regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z ]*PRIVATE KEY-----|$)`), Placeholder},
 	{regexp.MustCompile(`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`), Placeholder},
 	{regexp.MustCompile(`\bgh[pousr]_[A-Za-z0-9]{20,}`), Placeholder},
 	{regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`), Placeholder},

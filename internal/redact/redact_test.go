@@ -26,6 +26,9 @@ func TestCredentials(t *testing.T) {
 		{"creds AKIAIOSFODNN7EXAMPLE rejected", nil, "creds " + P + " rejected"},
 		{"token ghp_abcdefghijklmnopqrstuvwxyz0123 rejected", nil, "token " + P + " rejected"},
 		{"jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl expired", nil, "jwt " + P + " expired"},
+		{"token ya29.a0AfB_byC-1x2y3z was refused", nil, "token " + P + " was refused"},
+		{"key -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----\n is bad", nil, "key " + P + "\n is bad"},
+		{"cut: -----BEGIN RSA PRIVATE KEY-----\nMIIEvQIBADANBgkqh", nil, "cut: " + P},
 		// Bearer and Basic.
 		{"Authorization: Bearer abc.def-ghi_123 is invalid", nil, "Authorization: Bearer " + P + " is invalid"},
 		{"header was 'bearer XYZ123456'", nil, "header was 'bearer " + P + "'"},

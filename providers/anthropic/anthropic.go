@@ -71,6 +71,9 @@ type Options struct {
 	ResponseHeaderTimeout time.Duration
 	// Outbound is the address policy of every dial (the zero value allows public addresses only).
 	Outbound outbound.Policy
+	// Platform, when set, sends chat requests to a cloud that serves Anthropic's models under
+	// its own URL and credentials (BaseURL and APIKey are then unused for them).
+	Platform *Platform
 }
 
 // reservedFields are written by the translation; PassFields may not name them.
@@ -87,6 +90,7 @@ type Provider struct {
 	secrets  []string // {key}, made once for Credentials
 	beta     string
 	settings Settings
+	platform *Platform
 	client   *http.Client
 	now      func() time.Time
 }
@@ -122,6 +126,7 @@ func New(opts Options) (*Provider, error) {
 		secrets:  []string{opts.APIKey},
 		beta:     strings.Join(opts.Beta, ","),
 		settings: opts.Settings,
+		platform: opts.Platform,
 		client: outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
 			DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout, Policy: opts.Outbound}),
 		now: time.Now,
@@ -147,7 +152,14 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 		}
 		return nil, err
 	}
-	hr, err := upstreamhttp.NewRequest(ctx, p.endpoint, tr.body, req.Stream, req.Header,
+	target, body := p.endpoint, tr.body
+	if p.platform != nil {
+		target = p.platform.URL(req.Model, req.Stream)
+		if body, err = platformBody(body, p.platform.Version); err != nil {
+			return nil, err
+		}
+	}
+	hr, err := upstreamhttp.NewRequest(ctx, target, body, req.Stream, req.Header,
 		"Authorization", "X-Api-Key", "Api-Key", "Anthropic-Version", "Anthropic-Beta", "Host")
 	if err != nil {
 		return nil, err
@@ -156,7 +168,12 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	if p.beta != "" {
 		hr.Header.Set("anthropic-beta", p.beta)
 	}
-	if p.key != "" {
+	switch {
+	case p.platform != nil:
+		if err := p.platform.Authorize(hr); err != nil {
+			return nil, fmt.Errorf("anthropic: %w", err)
+		}
+	case p.key != "":
 		hr.Header.Set("x-api-key", p.key)
 	}
 	resp, err := p.client.Do(hr)

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
 
@@ -33,17 +34,24 @@ func translateErrorResponse(resp *http.Response) *http.Response {
 }
 
 // translateError maps an Anthropic error body ({"type":"error","error":{"type","message"}}) and
-// its status to OpenAI's error object. The OpenAI type follows the status class, as an OpenAI
+// its status to OpenAI's error object (Google's {"error":{"code","message","status"}}, which
+// Vertex AI sends for its own failures, is read too). The OpenAI type follows the status class, as an OpenAI
 // upstream would send it; the code is Anthropic's own error type (or its details.error_code,
 // such as enforced_spend_limit_reached), so no information is lost. Bodies that are not
 // Anthropic's (an HTML page from a proxy) are not echoed.
 func translateError(status int, body []byte) (int, api.ErrorObject) {
 	r := gjson.ParseBytes(body)
+	if r.IsArray() { // Vertex AI may wrap its error in an array
+		r = r.Get("0")
+	}
 	typ := r.Get("error.type").String()
 	msg := r.Get("error.message").String()
 	code := r.Get("error.details.error_code").String()
 	if code == "" {
 		code = typ
+	}
+	if code == "" { // Google's shape, which Vertex AI answers with even on Anthropic's models
+		code = strings.ToLower(r.Get("error.status").String())
 	}
 	if status == StatusOverloaded {
 		status = http.StatusServiceUnavailable

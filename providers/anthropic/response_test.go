@@ -104,6 +104,11 @@ func TestAnthropicTranslateError(t *testing.T) {
 		{"html from a proxy", 502, `<html><body>Bad Gateway</body></html>`,
 			502, api.TypeServer, "", "The upstream answered HTTP 502."},
 		{"empty 429", 429, ``, 429, api.TypeRateLimit, "", "The upstream answered HTTP 429."},
+		// Vertex AI answers in Google's shape on Claude's routes too, sometimes in an array.
+		{"vertex quota", 429, `{"error":{"code":429,"message":"Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model","status":"RESOURCE_EXHAUSTED"}}`,
+			429, api.TypeRateLimit, "resource_exhausted", "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model"},
+		{"vertex in an array", 400, `[{"error":{"code":400,"message":"Project p is not allowed to use Publisher Model","status":"FAILED_PRECONDITION"}}]`,
+			400, api.TypeInvalidRequest, "failed_precondition", "Project p is not allowed to use Publisher Model"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -67,6 +67,10 @@ type Options struct {
 	ResponseHeaderTimeout time.Duration
 	// Outbound is the address policy of every dial (the zero value allows public addresses only).
 	Outbound outbound.Policy
+	// Authorize, when set, adds credentials of its own to each upstream request after APIKey's
+	// header (an OAuth access token, as Vertex AI wants); an error fails the attempt as a
+	// connection failure would, before anything is sent.
+	Authorize func(*http.Request) error
 }
 
 // Provider is a Gemini API upstream. It is safe for concurrent use.
@@ -75,6 +79,7 @@ type Provider struct {
 	key     string
 	secrets []string // {key}, made once for Credentials
 	client  *http.Client
+	auth    func(*http.Request) error
 	now     func() time.Time
 	newID   func() string
 }
@@ -101,7 +106,8 @@ func New(opts Options) (*Provider, error) {
 	}
 	client := outbound.NewClient(outbound.Options{MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
 		DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout, Policy: opts.Outbound})
-	return &Provider{base: strings.TrimRight(base, "/"), key: opts.APIKey, secrets: []string{opts.APIKey}, client: client, now: time.Now, newID: randomID}, nil
+	return &Provider{base: strings.TrimRight(base, "/"), key: opts.APIKey, secrets: []string{opts.APIKey}, client: client,
+		auth: opts.Authorize, now: time.Now, newID: randomID}, nil
 }
 
 // Do implements providers.Provider.
@@ -138,6 +144,11 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	}
 	if p.key != "" {
 		hr.Header.Set("X-Goog-Api-Key", p.key)
+	}
+	if p.auth != nil {
+		if err := p.auth(hr); err != nil {
+			return nil, fmt.Errorf("gemini: %w", err)
+		}
 	}
 	resp, err := p.client.Do(hr)
 	if err != nil {

@@ -68,6 +68,9 @@ type messagesCall struct {
 	lastIsUser bool
 	lastHasRes bool // the last user turn carries tool results
 	b          behaviour
+	// expired, when set (Vertex AI), ends a stream with an authentication error once it reports
+	// true: the access token has lapsed.
+	expired func() bool
 }
 
 type anthropicTool struct {
@@ -106,15 +109,17 @@ func (c *promptCache) reset() {
 
 // serveMessages is POST /v1/messages (and /v1/messages/count_tokens), counted in the same stats as the OpenAI endpoints. A
 // fail_after stream ends with an error event, not a dropped connection.
-func (h *Handler) serveMessages(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveMessages(w http.ResponseWriter, r *http.Request, v *vertexCall) {
 	h.stats.requests.Add(1)
 	h.stats.inFlight.Add(1)
-	out := h.answerMessages(w, r)
+	out := h.answerMessages(w, r, v)
 	h.stats.inFlight.Add(-1)
 	h.stats.count(out)
 }
 
-func (h *Handler) answerMessages(w http.ResponseWriter, r *http.Request) outcome {
+// answerMessages answers the Messages API, or Vertex AI's rawPredict and streamRawPredict of
+// Anthropic's models when v is set.
+func (h *Handler) answerMessages(w http.ResponseWriter, r *http.Request, v *vertexCall) outcome {
 	counting := r.URL.Path == "/v1/messages/count_tokens"
 	buf := getBuffer()
 	defer putBuffer(buf)
@@ -127,24 +132,37 @@ func (h *Handler) answerMessages(w http.ResponseWriter, r *http.Request) outcome
 		}
 		return outcomeCanceled
 	}
-	if key := strings.TrimPrefix(h.wantAuth, "Bearer "); key != "" && r.Header.Get("X-Api-Key") != key {
+	var expired func() bool
+	urlModel := ""
+	if v != nil {
+		var o outcome
+		var answered bool
+		if expired, o, answered = h.vertexAuth(w, r, false); answered {
+			return o
+		}
+		urlModel = v.model
+	} else if key := strings.TrimPrefix(h.wantAuth, "Bearer "); key != "" && r.Header.Get("X-Api-Key") != key {
 		return writeAnthropicError(w, http.StatusUnauthorized, 0, "invalid x-api-key")
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		return writeAnthropicError(w, http.StatusMethodNotAllowed, 0, "method not allowed; use POST")
 	}
-	if r.Header.Get("Anthropic-Version") == "" {
+	if r.Header.Get("Anthropic-Version") == "" && v == nil {
 		return writeAnthropicError(w, http.StatusBadRequest, 0, "anthropic-version: header is required")
 	}
-	c, err := parseMessagesCall(unsafe.String(unsafe.SliceData(body), len(body)), h.base, counting)
+	c, err := parseMessagesCall(unsafe.String(unsafe.SliceData(body), len(body)), h.base, counting, urlModel)
+	if err == nil && v != nil && c.stream != (v.method == "streamRawPredict") {
+		err = errors.New("stream: must be true for streamRawPredict and absent for rawPredict")
+	}
 	if err != nil {
 		return writeAnthropicError(w, http.StatusBadRequest, 0, err.Error())
 	}
+	c.expired = expired
 	if counting { // the input as a request would count it, without the cache's split
 		return writeJSON(w, append(strconv.AppendInt([]byte(`{"input_tokens":`), int64(c.prompt), 10), '}'))
 	}
-	if c.b.requireKey != "" && r.Header.Get("X-Api-Key") != c.b.requireKey {
+	if c.b.requireKey != "" && v == nil && r.Header.Get("X-Api-Key") != c.b.requireKey {
 		return writeAnthropicError(w, http.StatusUnauthorized, 0, "invalid x-api-key")
 	}
 	seq := h.seq.Add(1)

@@ -1,6 +1,7 @@
 package mock
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -24,8 +25,9 @@ var anthropicFields = map[string]bool{
 var anthropicImageTypes = map[string]bool{"image/jpeg": true, "image/png": true, "image/gif": true, "image/webp": true}
 
 // parseMessagesCall reads and checks a Messages request; its errors are meant for the client. A
-// count_tokens request (counting) needs no max_tokens.
-func parseMessagesCall(body string, base behaviour, counting bool) (messagesCall, error) {
+// count_tokens request (counting) needs no max_tokens. A urlModel is Vertex AI's rawPredict: the
+// model comes from the URL, and the body carries anthropic_version instead.
+func parseMessagesCall(body string, base behaviour, counting bool, urlModel string) (messagesCall, error) {
 	c := messagesCall{b: base}
 	if !gjson.Valid(body) {
 		return c, errors.New("the body is not valid JSON")
@@ -36,12 +38,23 @@ func parseMessagesCall(body string, base behaviour, counting bool) (messagesCall
 	}
 	var err error
 	var system, messages gjson.Result
+	version := false
 	root.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "model":
+			if urlModel != "" {
+				err = errors.New("model: Extra inputs are not permitted (the model is named by the URL)")
+			}
 			if v.Type == gjson.String && v.Str != "" {
 				c.model = v.Raw
 			}
+		case "anthropic_version":
+			if urlModel == "" {
+				err = errors.New("anthropic_version: Extra inputs are not permitted")
+			} else if v.Str != vertexAnthropicVersion {
+				err = fmt.Errorf("anthropic_version: must be %q", vertexAnthropicVersion)
+			}
+			version = true
 		case "stream":
 			c.stream = v.Type == gjson.True
 		case "max_tokens":
@@ -87,6 +100,13 @@ func parseMessagesCall(body string, base behaviour, counting bool) (messagesCall
 		}
 		return err == nil
 	})
+	if err == nil && urlModel != "" {
+		if !version {
+			err = errors.New("anthropic_version: Field required")
+		}
+		quoted, _ := json.Marshal(urlModel)
+		c.model = string(quoted)
+	}
 	switch {
 	case err != nil:
 		return c, err

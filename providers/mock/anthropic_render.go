@@ -149,6 +149,12 @@ func writeMessagesStream(w http.ResponseWriter, wt *waiter, c *messagesCall, a *
 			if i > 0 && !wt.wait(gap) {
 				return outcomeCanceled
 			}
+			if c.expired != nil && c.expired() {
+				if !e.event("error", []byte(`{"type":"error","error":{"type":"authentication_error","message":"`+errUnauthenticated+`"}}`)) {
+					return outcomeCanceled
+				}
+				return outcomeError
+			}
 			d = append(d[:0], `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"`...)
 			d = appendWords(d, i*tpc, min((i+1)*tpc, a.tokens))
 			d = append(d, `"}}`...)

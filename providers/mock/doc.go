@@ -44,6 +44,12 @@
 // error bodies, x-goog-api-key), with the same words, limits and overrides (the "mock" object at
 // the top of the Gemini body); its particulars are documented in gemini.go.
 //
+// Vertex AI's paths (/v1/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent
+// and :streamGenerateContent, …/publishers/anthropic/models/{m}:rawPredict and :streamRawPredict)
+// answer as the Gemini and Messages endpoints do, behind Google's OAuth: POST /token mints access
+// tokens for assertions signed by a trusted service account (Options.ServiceAccounts), and every
+// Vertex AI call needs a live one; vertex.go has the rules.
+//
 // # Token accounting
 //
 // The numbers are deterministic so that tests can compute them:

@@ -61,10 +61,10 @@ const geminiCallTokens = 3
 const geminiSignature = "bW9jay1zaWduYXR1cmU="
 
 // serveGemini answers a Gemini model endpoint, counted in the stats like the OpenAI endpoints.
-func (h *Handler) serveGemini(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveGemini(w http.ResponseWriter, r *http.Request, v *vertexCall) {
 	h.stats.requests.Add(1)
 	h.stats.inFlight.Add(1)
-	out := h.answerGemini(w, r)
+	out := h.answerGemini(w, r, v)
 	h.stats.inFlight.Add(-1)
 	h.stats.count(out)
 	if out == outcomeAborted {
@@ -80,6 +80,10 @@ type geminiCall struct {
 	calls          []geminiFunc // functions the answer calls; nil for a text answer
 	lastIsResponse bool
 	seq            uint64 // numbers the answer's responseId
+	// vertex answers as Vertex AI does: usage counts only in the last event of a stream, and
+	// the stream ends with an UNAUTHENTICATED error once expired reports true.
+	vertex  bool
+	expired func() bool
 }
 
 type geminiFunc struct {
@@ -87,7 +91,8 @@ type geminiFunc struct {
 	params gjson.Result
 }
 
-func (h *Handler) answerGemini(w http.ResponseWriter, r *http.Request) outcome {
+// answerGemini answers the Gemini API, or Vertex AI's Google publisher when v is set.
+func (h *Handler) answerGemini(w http.ResponseWriter, r *http.Request, v *vertexCall) outcome {
 	buf := getBuffer()
 	defer putBuffer(buf)
 	body, err := readBody(*buf, r.Body, r.ContentLength)
@@ -104,13 +109,20 @@ func (h *Handler) answerGemini(w http.ResponseWriter, r *http.Request) outcome {
 		return outcomeCanceled
 	}
 	q := r.URL.Query()
+	var expired func() bool
 	switch {
 	case q.Has("key"):
 		return writeGoogleError(w, http.StatusBadRequest, "mock: the API key must travel in the x-goog-api-key header, never in the URL.", "")
+	case v != nil:
+		var o outcome
+		var answered bool
+		if expired, o, answered = h.vertexAuth(w, r, true); answered {
+			return o
+		}
 	case r.Header.Get("Authorization") != "":
-		return writeGoogleError(w, http.StatusUnauthorized, "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.", "")
+		return writeGoogleError(w, http.StatusUnauthorized, errUnauthenticated, "")
 	}
-	if want := strings.TrimPrefix(h.wantAuth, "Bearer "); want != "" {
+	if want := strings.TrimPrefix(h.wantAuth, "Bearer "); want != "" && v == nil {
 		if o, answered := checkGoogleKey(w, r, want); answered {
 			return o
 		}
@@ -119,12 +131,17 @@ func (h *Handler) answerGemini(w http.ResponseWriter, r *http.Request) outcome {
 		w.Header().Set("Allow", http.MethodPost)
 		return writeGoogleError(w, http.StatusMethodNotAllowed, "method not allowed; use POST", "")
 	}
-	rest := strings.TrimPrefix(r.URL.Path, geminiPrefix)
-	i := strings.LastIndexByte(rest, ':')
-	if i <= 0 {
-		return writeGoogleError(w, http.StatusNotFound, "mock: unknown Gemini method "+strconv.Quote(rest)+".", "")
+	var model, method string
+	if v != nil {
+		model, method = v.model, v.method
+	} else {
+		rest := strings.TrimPrefix(r.URL.Path, geminiPrefix)
+		i := strings.LastIndexByte(rest, ':')
+		if i <= 0 {
+			return writeGoogleError(w, http.StatusNotFound, "mock: unknown Gemini method "+strconv.Quote(rest)+".", "")
+		}
+		model, method = rest[:i], rest[i+1:]
 	}
-	model, method := rest[:i], rest[i+1:]
 	stream := false
 	switch method {
 	case "generateContent":
@@ -141,9 +158,10 @@ func (h *Handler) answerGemini(w http.ResponseWriter, r *http.Request) outcome {
 		return writeGoogleError(w, http.StatusBadRequest, err.Error(), "")
 	}
 	c.stream = stream
+	c.vertex, c.expired = v != nil, expired
 	quoted, _ := json.Marshal(model)
 	c.model = string(quoted)
-	if c.b.requireKey != "" {
+	if c.b.requireKey != "" && v == nil {
 		if o, answered := checkGoogleKey(w, r, c.b.requireKey); answered {
 			return o
 		}

@@ -103,7 +103,10 @@ func appendGeminiTail(dst []byte, c *geminiCall, ev geminiEvent, withFinish bool
 		dst = append(dst, '"')
 	}
 	dst = append(dst, `,"index":0}]`...)
-	if !c.b.noUsage {
+	if c.vertex && !c.b.noUsage && (!withFinish || ev.finish == "") {
+		// Vertex AI counts nothing before the last event.
+		dst = append(dst, `,"usageMetadata":{"trafficType":"ON_DEMAND"}`...)
+	} else if !c.b.noUsage {
 		dst = append(dst, `,"usageMetadata":{"promptTokenCount":`...)
 		dst = strconv.AppendInt(dst, int64(c.promptTokens), 10)
 		dst = append(dst, `,"candidatesTokenCount":`...)
@@ -193,6 +196,16 @@ func writeGeminiStream(w http.ResponseWriter, wt *waiter, c *geminiCall, evs []g
 		}
 		if i > 0 && !wt.wait(gap) {
 			return outcomeCanceled
+		}
+		if c.expired != nil && c.expired() {
+			ev := append((*buf)[:0], "data: "...)
+			ev = append(ev, googleErrorBody(http.StatusUnauthorized, errUnauthenticated, "")...)
+			ev = append(ev, "\r\n\r\n"...)
+			*buf = ev
+			if _, err := w.Write(ev); err != nil || rc.Flush() != nil {
+				return outcomeCanceled
+			}
+			return outcomeError
 		}
 		cut := c.b.failAfter >= 0 && i == len(evs)-1 // fail_after at or past the end: no finishReason
 		ev := append((*buf)[:0], "data: "...)

@@ -39,6 +39,9 @@ type Handler struct {
 	// unique to this handler.
 	responses responseStore
 	nonce     string
+
+	// google is the OAuth side of Vertex AI (vertex.go).
+	google *googleAuth
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -52,6 +55,7 @@ func NewHandler(opts Options) *Handler {
 	if opts.RequireKey != "" {
 		h.wantAuth = "Bearer " + opts.RequireKey
 	}
+	h.google = newGoogleAuth(opts)
 	h.models = renderModels(time.Now().Unix())
 	h.nonce = strconv.FormatUint(rand.Uint64()>>16, 36)
 	return h
@@ -110,7 +114,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case "/v1/messages", "/v1/messages/count_tokens":
-		h.serveMessages(w, r) // Anthropic's Messages API (anthropic.go)
+		h.serveMessages(w, r, nil) // Anthropic's Messages API (anthropic.go)
+	case vertexTokenPath:
+		h.serveToken(w, r) // Google's OAuth token endpoint (vertex.go)
 	case "/v1/responses":
 		h.serveResponses(w, r) // OpenAI's Responses API (responses.go)
 	case "/_mock/stats":
@@ -125,7 +131,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if isGeminiPath(r.URL.Path) { // /v1beta/models/{model}:{method}, see gemini.go
-			h.serveGemini(w, r)
+			h.serveGemini(w, r, nil)
+			return
+		}
+		if v, ok := parseVertexPath(r.URL.Path); ok { // /v1/…/publishers/{publisher}/models/{model}:{method}, see vertex.go
+			h.serveVertex(w, r, v)
 			return
 		}
 		writeError(w, http.StatusNotFound, api.NewError(api.TypeInvalidRequest,

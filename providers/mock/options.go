@@ -1,6 +1,7 @@
 package mock
 
 import (
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"math"
@@ -36,6 +37,12 @@ type Options struct {
 	// /v1/messages) or x-goog-api-key (Gemini), so that tests prove which credential the gateway
 	// sent upstream.
 	RequireKey string `yaml:"require_key"`
+	// ServiceAccounts are the Google service accounts (by client_email) whose signed assertions
+	// the simulated OAuth token endpoint accepts, for Vertex AI (see vertex.go). Not a config
+	// key: tests and cmd/mockllm set it.
+	ServiceAccounts map[string]*rsa.PublicKey `yaml:"-"`
+	// TokenLifetime is how long the access tokens it mints live (default one hour).
+	TokenLifetime time.Duration `yaml:"-"`
 }
 
 const (

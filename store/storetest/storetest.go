@@ -92,6 +92,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"ListTenants", testListTenants},
 		{"LikeEscaping", testLikeEscaping},
 		{"UpdateTenant", testUpdateTenant},
+		{"ResponseCacheFlags", testResponseCacheFlags},
 		{"DeleteTenant", testDeleteTenant},
 		{"UserFields", testUserFields},
 		{"ListUsers", testListUsers},

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llmgate/llmgate/gateway/gatewaytest"
+	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/mock"
+)
+
+// TestFailurePolicyOnBothStores: through the binary on the embedded store and on
+// PostgreSQL+Redis, a model with one deployment survives transient 503s by retrying it (counted
+// at the upstream); each targeted cause falls back on its own model; a model whose deployments
+// all fail answers with its degrade reply. The records hold the requested and the served model,
+// and the degraded one neither tokens nor cost.
+func TestFailurePolicyOnBothStores(t *testing.T) {
+	flaky := gatewaytest.NewSwitchable(t, mock.Options{})
+	two := 2
+	never := providers.BreakerConfig{ConsecutiveFailures: 1 << 30, MinRequests: 1 << 30}
+	policy := func(c *Config) {
+		c.Providers = append(c.Providers, ProviderConfig{Config: providers.Config{Name: "flaky", Type: "openai", BaseURL: flaky.Server.URL + "/v1"}})
+		dep := []providers.DeploymentConfig{{ID: "flaky-dep", Provider: "flaky", Model: "flaky-model", Breaker: never}}
+		c.Models = append(c.Models,
+			providers.ModelConfig{Name: "one", Deployments: dep, Retry: providers.RetryPolicy{Retries: &two, Backoff: 10 * time.Millisecond}},
+			providers.ModelConfig{Name: "targeted", Deployments: dep, ContextWindowFallbacks: []string{"gpt-test"},
+				ContentFilterFallbacks: []string{"other"}, RateLimitFallbacks: []string{"failover"}},
+			providers.ModelConfig{Name: "degraded", Degrade: &providers.DegradeReply{Text: "later"},
+				Deployments: []providers.DeploymentConfig{{Provider: "dead", Model: "m"}}})
+	}
+	chat := func(model string) string {
+		return `{"model":"` + model + `","messages":[{"role":"user","content":"hi"}]}`
+	}
+	for name, opts := range map[string][]envOption{
+		"embedded":         {policy},
+		"postgres + redis": {withPostgres(t), withRedisURL("redis://" + rdb.Addr(t)), policy},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, opts...)
+			before := flaky.Seen.Load()
+			flaky.FailNext(2, http.StatusServiceUnavailable, "")
+			r := e.chatRecord(e.app, e.key, chat("one"))
+			if r.Status != http.StatusOK || r.ServedModel != "one" || flaky.Seen.Load()-before != 3 {
+				t.Errorf("retried: status %d served by %q after %d upstream calls; want 200 by one after 3", r.Status, r.ServedModel, flaky.Seen.Load()-before)
+			}
+			for _, tc := range []struct {
+				status       int
+				body, served string
+			}{
+				{400, `{"error":{"message":"too long","type":"invalid_request_error","param":null,"code":"context_length_exceeded"}}`, "gpt-test"},
+				{400, `{"error":{"message":"filtered","type":"invalid_request_error","param":null,"code":"content_filter"}}`, "other"},
+				{429, "", "failover"},
+			} {
+				flaky.FailNext(1, tc.status, tc.body)
+				r := e.chatRecord(e.app, e.key, chat("targeted"))
+				if r.Status != http.StatusOK || r.Model != "targeted" || r.ServedModel != tc.served {
+					t.Errorf("after a %d %s: status %d, %q served by %q; want 200 by %q", tc.status, tc.body, r.Status, r.Model, r.ServedModel, tc.served)
+				}
+			}
+			r = e.chatRecord(e.app, e.key, chat("degraded"))
+			if r.ErrorType != "degraded" || r.Status != http.StatusBadGateway || r.CostPicoUSD != nil || r.PromptTokens != 0 || r.UsageSource != "" {
+				t.Errorf("degraded: status %d, error type %q, cost %v, prompt tokens %d, source %q", r.Status, r.ErrorType, r.CostPicoUSD, r.PromptTokens, r.UsageSource)
+			}
+		})
+	}
+}
+
+// TestCatalogFailurePolicy: a model made over the admin API carries the failure policy of the
+// config file's models: its fallbacks must name another model of the routing table, and serve
+// at once; its degrade reply answers when nothing can. The records, on either store, hold the
+// requested and the served model, and a degrade reply is recorded as degraded without a cost.
+func TestCatalogFailurePolicy(t *testing.T) {
+	for name, opts := range map[string][]envOption{
+		"embedded":         nil,
+		"postgres + redis": {withPostgres(t), withRedisURL("redis://" + rdb.Addr(t))},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, opts...)
+			a := e.app
+			_, raw := e.adminCall(a, http.MethodPost, "/admin/models",
+				`{"name":"api-fb","deployments":[{"provider":"dead","model":"m"}],"fallbacks":["nope"]}`)
+			if !strings.Contains(string(raw), `"param":"fallbacks"`) || !strings.Contains(string(raw), "nope") {
+				t.Fatalf("a fallback naming no model: %s", raw)
+			}
+			var m struct {
+				Fallbacks []string `json:"fallbacks"`
+				Retry     struct {
+					Retries int `json:"retries"`
+				} `json:"retry"`
+			}
+			e.catalogCall(a, http.MethodPost, "/admin/models",
+				`{"name":"api-fb","deployments":[{"provider":"dead","model":"m"}],"fallbacks":["gpt-test"],"retry":{"retries":1,"backoff":"10ms"}}`,
+				http.StatusCreated, &m)
+			if len(m.Fallbacks) != 1 || m.Fallbacks[0] != "gpt-test" || m.Retry.Retries != 1 {
+				t.Fatalf("POST /admin/models answered %+v", m)
+			}
+			r := e.chatRecord(a, e.key, `{"model":"api-fb","messages":[{"role":"user","content":"hi"}]}`)
+			if r.Status != http.StatusOK || r.Model != "api-fb" || r.ServedModel != "gpt-test" || r.UpstreamModel != "up-model" {
+				t.Errorf("record: status %d, model %q served by %q (%q)", r.Status, r.Model, r.ServedModel, r.UpstreamModel)
+			}
+
+			e.catalogCall(a, http.MethodPatch, "/admin/models/api-fb", `{"fallbacks":null,"degrade":{"text":"sorry, later"}}`, http.StatusOK, nil)
+			r = e.chatRecord(a, e.key, `{"model":"api-fb","messages":[{"role":"user","content":"hi"}]}`)
+			if r.ErrorType != "degraded" || r.Status != http.StatusBadGateway || r.CostPicoUSD != nil || r.ServedModel != "api-fb" {
+				t.Errorf("degraded record: status %d, error type %q, cost %v, served by %q", r.Status, r.ErrorType, r.CostPicoUSD, r.ServedModel)
+			}
+		})
+	}
+}

@@ -1,0 +1,223 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/llmgate/llmgate/providers"
+)
+
+// What a model does when its deployments fail: retry them (tryModel, with providers.RetryWait),
+// try its fallback models, answer with its degrade reply. The decisions are providers'; this file
+// carries them out on the request path.
+
+// headerServedModel names, on an answer, the public model that served it: the requested one, or
+// the fallback that took over.
+const headerServedModel = "X-Llmgate-Served-Model"
+
+// headerDegraded marks a degrade reply.
+const headerDegraded = "X-Llmgate-Degraded"
+
+// errTypeDegraded is the record's error type of a request answered with its model's degrade
+// reply; the record's status is the failure's it replaced.
+const errTypeDegraded = "degraded"
+
+// finishDegraded is the finish_reason of a degrade reply's choices.
+const finishDegraded = "degraded"
+
+// modelFailure is how the deployments of one model failed, when nothing reached the client: the
+// error that answers unless a fallback or the degrade reply does, and why, for the fallback lists.
+type modelFailure struct {
+	last  error
+	cause providers.Cause
+	d     *providers.Deployment // the last attempt's; nil when none was made
+	model string                // the public model d serves
+}
+
+// pendingRetry is a deployment to try again on itself, as its n-th retry, not before at.
+type pendingRetry struct {
+	d  *providers.Deployment
+	n  int
+	at time.Time
+}
+
+// retryLater adds d's next retry to pending when its policy allows one for the outcome o of its
+// retry n (0: its first attempt).
+func (x *exchange) retryLater(pending []pendingRetry, d *providers.Deployment, o providers.Outcome, n int) []pendingRetry {
+	if d.Retry.Count() == 0 {
+		return pending
+	}
+	if w, ok := providers.RetryWait(d, o, n+1); ok {
+		pending = append(pending, pendingRetry{d: d, n: n + 1, at: time.Now().Add(w)})
+	}
+	return pending
+}
+
+// forward serves the request with the model's deployments (tryModel); when they all failed
+// before any byte reached the client, with the model's fallback models for the failure's cause,
+// in order, then with its degrade reply; else the failure is the answer.
+func (x *exchange) forward(req request, strategy string, cands []*providers.Deployment) (out outcome) {
+	g := x.g
+	hdr := http.Header{"Traceparent": {x.traceparent}, "X-Request-Id": {x.rec.RequestID}}
+	// The header is built here, never copied from the client's request: a client's own user id
+	// header cannot reach the upstream.
+	if g.userHeader != "" && x.id.Key.UserID != "" {
+		hdr[g.userHeader] = []string{x.id.Key.UserID}
+	}
+	g.retries.deposit()
+	x.serving = x.rec.Model
+	out, f := x.tryModel(req, strategy, cands, hdr)
+	if f == nil {
+		return out
+	}
+	router := g.router.Load()
+	if fallbackEndpoint(x.ep) {
+		for _, fb := range router.Fallbacks(x.rec.Model, f.cause) {
+			fc := router.Candidates(fb)
+			if !x.id.Allows(fb) || len(fc) == 0 {
+				continue
+			}
+			if !g.retries.withdraw() { // a fallback is one more upstream call a failure caused
+				break
+			}
+			g.metrics.fallbacks.WithLabelValues(x.label, fb, f.cause.String()).Inc()
+			x.serving = fb
+			o, ff := x.tryModel(req, router.Strategy(fb), fc, hdr)
+			if ff == nil {
+				return o
+			}
+			f.last = ff.last
+			if ff.d != nil { // else nothing was tried: the last attempt is still the earlier one's
+				f.d, f.model = ff.d, ff.model
+			}
+		}
+		x.serving = f.model // the record names the model of the deployment it names
+	}
+	if d := router.Degrade(x.rec.Model); d != nil && x.ep == providers.ChatCompletions && degradable(f.last) {
+		return x.degrade(d, f, req.includeUsage)
+	}
+	return x.failedAfter(f.d, f.last)
+}
+
+// fallbackEndpoint reports whether an endpoint's requests may be served by a fallback model: the
+// ones whose body any deployment takes as it is but for its model name.
+func fallbackEndpoint(ep providers.Endpoint) bool {
+	return ep == providers.ChatCompletions || ep == providers.Completions || ep == providers.Embeddings
+}
+
+// degradable reports whether a failure is the upstreams' (unavailable, rate limited, timed out),
+// which the degrade reply stands in for, rather than the request's or the gateway's.
+func degradable(err error) bool {
+	if errors.Is(err, errShuttingDown) {
+		return false
+	}
+	status, _ := classify(err)
+	return status == http.StatusTooManyRequests || (status >= 500 && status != StatusClientClosed)
+}
+
+// degrade answers with the model's degrade reply, as a stream when the client streams. It is
+// recorded with the status of the failure it replaces and error type degraded, and never
+// charged (outcome.degraded).
+func (x *exchange) degrade(d *providers.DegradeReply, f *modelFailure, includeUsage bool) (out outcome) {
+	x.g.metrics.degraded.WithLabelValues(x.label).Inc()
+	status, _ := classify(f.last)
+	out = outcome{status: status, errType: errTypeDegraded, d: f.d, degraded: true}
+	body := x.degradeBody(d)
+	h := x.c.Writer.Header()
+	h.Set(headerDegraded, "true")
+	x.serverTiming()
+	out.firstByte = time.Now()
+	if !x.rec.Stream {
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		x.c.Writer.WriteHeader(http.StatusOK)
+		_, _ = x.c.Writer.Write(body)
+		return out
+	}
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	x.c.Writer.WriteHeader(http.StatusOK)
+	for _, ev := range degradeChunks(body, includeUsage) {
+		_, _ = x.c.Writer.Write([]byte("data: "))
+		_, _ = x.c.Writer.Write(ev)
+		_, _ = x.c.Writer.Write([]byte("\n\n"))
+		x.c.Writer.Flush()
+	}
+	_, _ = x.c.Writer.Write([]byte("data: [DONE]\n\n"))
+	x.c.Writer.Flush()
+	return out
+}
+
+// degradeBody is the degrade reply as a whole chat completion: the configured one, or one built
+// around the configured text; its id, created and model filled in when missing and every choice's
+// finish_reason set to "degraded".
+func (x *exchange) degradeBody(d *providers.DegradeReply) []byte {
+	var b []byte
+	if d.Response != nil {
+		b, _ = json.Marshal(d.Response)
+	}
+	if len(b) == 0 || !gjson.ValidBytes(b) {
+		b, _ = sjson.SetBytes([]byte(`{"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant"}}]}`),
+			"choices.0.message.content", d.Text)
+	}
+	set := func(path string, v any) {
+		if !gjson.GetBytes(b, path).Exists() {
+			b, _ = sjson.SetBytes(b, path, v)
+		}
+	}
+	set("id", "chatcmpl-"+x.rec.RequestID)
+	set("object", "chat.completion")
+	set("created", x.start.Unix())
+	set("model", x.rec.Model)
+	set("usage", map[string]int{"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+	n := int(gjson.GetBytes(b, "choices.#").Int())
+	for i := range n {
+		b, _ = sjson.SetBytes(b, "choices."+strconv.Itoa(i)+".finish_reason", finishDegraded)
+	}
+	return b
+}
+
+// degradeChunks turns a whole chat completion into the chunks of its stream: per choice, the
+// role, the content, then the finish_reason; and a zero usage chunk when the client asked for
+// the usage.
+func degradeChunks(body []byte, includeUsage bool) [][]byte {
+	base := []byte(`{"object":"chat.completion.chunk"}`)
+	for _, f := range []string{"id", "created", "model", "system_fingerprint"} {
+		if v := gjson.GetBytes(body, f); v.Exists() {
+			base, _ = sjson.SetRawBytes(base, f, []byte(v.Raw))
+		}
+	}
+	var out [][]byte
+	chunk := func(index int64, field string, v any) {
+		c, _ := sjson.SetBytes(append([]byte(nil), base...), "choices.0.index", index)
+		c, _ = sjson.SetBytes(c, "choices.0.delta", map[string]any{})
+		c, _ = sjson.SetBytes(c, "choices.0.finish_reason", nil)
+		c, _ = sjson.SetBytes(c, field, v)
+		out = append(out, c)
+	}
+	gjson.GetBytes(body, "choices").ForEach(func(_, ch gjson.Result) bool {
+		i := ch.Get("index").Int()
+		role := ch.Get("message.role").String()
+		if role == "" {
+			role = "assistant"
+		}
+		chunk(i, "choices.0.delta.role", role)
+		if c := ch.Get("message.content"); c.Type == gjson.String && c.Str != "" {
+			chunk(i, "choices.0.delta.content", c.Str)
+		}
+		chunk(i, "choices.0.finish_reason", finishDegraded)
+		return true
+	})
+	if includeUsage {
+		u, _ := sjson.SetRawBytes(append([]byte(nil), base...), "choices", []byte("[]"))
+		u, _ = sjson.SetRawBytes(u, "usage", []byte(`{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}`))
+		out = append(out, u)
+	}
+	return out
+}
