@@ -156,6 +156,15 @@ func authzTable() map[string]authzRoute {
 		"PATCH /admin/models/*model":    {optional: true, global: true, probes: with("/admin/models/authz/none", map[string]any{"strategy": "cost"})},
 		"DELETE /admin/models/*model":   {optional: true, global: true, probes: get("/admin/models/authz/none")},
 		"POST /admin/secrets/reencrypt": {optional: true, global: true, probes: get("/admin/secrets/reencrypt")},
+
+		"GET /admin/experiments":             {optional: true, global: true, probes: get("/admin/experiments")},
+		"GET /admin/experiments/:id":         {optional: true, global: true, probes: get("/admin/experiments/" + authzNone)},
+		"GET /admin/experiments/:id/results": {optional: true, global: true, probes: get("/admin/experiments/" + authzNone + "/results")},
+		"POST /admin/experiments":            {optional: true, global: true, probes: with("/admin/experiments", map[string]any{"id": "authz-e", "model": "gpt-test"})},
+		"PATCH /admin/experiments/:id":       {optional: true, global: true, probes: with("/admin/experiments/"+authzNone, map[string]any{"description": "x"})},
+		"POST /admin/experiments/:id/start":  {optional: true, global: true, probes: get("/admin/experiments/" + authzNone + "/start")},
+		"POST /admin/experiments/:id/pause":  {optional: true, global: true, probes: get("/admin/experiments/" + authzNone + "/pause")},
+		"POST /admin/experiments/:id/stop":   {optional: true, global: true, probes: get("/admin/experiments/" + authzNone + "/stop")},
 	}
 }
 

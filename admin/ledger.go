@@ -225,7 +225,8 @@ func usageView(r store.UsageRecord) gin.H {
 		"prompt_tokens": r.PromptTokens, "completion_tokens": r.CompletionTokens, "cached_tokens": r.CachedTokens,
 		"reasoning_tokens": r.ReasoningTokens, "usage_source": r.UsageSource, "units": r.Units, "unit": r.Unit, "cost_usd": cost, "replay_of": r.ReplayOf,
 		"price_version": r.PriceVersion, "latency_ms": r.LatencyMS, "ttft_ms": r.TTFTMS,
-		"started_at": r.StartedAt, "ended_at": r.EndedAt, "served_model": r.ServedModel}
+		"started_at": r.StartedAt, "ended_at": r.EndedAt, "served_model": r.ServedModel,
+		"experiment": r.Experiment, "variant": r.Variant}
 }
 
 // timeParam reads an RFC 3339 time or a yyyy-MM-dd date.

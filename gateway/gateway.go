@@ -276,7 +276,9 @@ type Gateway struct {
 	retries  *retryBudget
 	renewer  *renewer
 	router   atomic.Pointer[providers.Router]
-	usage    UsageSink
+	// experiments are the running A/B experiments (nil: none).
+	experiments atomic.Pointer[providers.Experiments]
+	usage       UsageSink
 	// responses remembers where each Responses API response lives; nil: nowhere.
 	responses ResponseRoutes
 	routes    *routeWriter // writes to responses, many requests' routes in one transaction
@@ -389,6 +391,10 @@ func (g *Gateway) Prices() PriceLookup { return g.prices }
 
 // Router is the routing table in use.
 func (g *Gateway) Router() *providers.Router { return g.router.Load() }
+
+// SetExperiments puts a table of running experiments in use (nil: none); requests routed from
+// then on are assigned by it.
+func (g *Gateway) SetExperiments(e *providers.Experiments) { g.experiments.Store(e) }
 
 // SetRouter swaps the routing table; requests in flight keep the table they started with.
 func (g *Gateway) SetRouter(r *providers.Router) { g.router.Store(r) }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,6 +81,9 @@ type exchange struct {
 	// replay is what the response cache and the Idempotency-Key hold for the request; nil when
 	// neither applies.
 	replay *replayState
+	// variantModel is the public model an A/B experiment sent the request to ("" when none did),
+	// whose price applies when its upstream model has none.
+	variantModel string
 }
 
 // outcome is how a request ended, as the step that ended it reports it: the status and error
@@ -327,14 +331,30 @@ func (x *exchange) route(model string) ([]*providers.Deployment, string, error) 
 	if !x.id.Allows(model) {
 		return nil, "", newError(http.StatusForbidden, api.TypePermission, "model_not_allowed", "model", "This API key is not allowed to use the model `"+model+"`.")
 	}
-	cands := router.Candidates(model)
+	// An experiment running on the model routes the caller to its variant: another public model
+	// (the key's allowance is the requested model's), or one deployment. A variant whose model
+	// the table no longer has is not assigned.
+	target, only := model, ""
+	if a, ok := x.g.experiments.Load().Assign(model, x.rec.TenantID, x.rec.KeyID, x.rec.UserID); ok && router.Has(a.Model) {
+		x.rec.Experiment, x.rec.Variant, x.variantModel = a.Experiment, a.Variant, a.Model
+		target, only = a.Model, a.Deployment
+	}
+	cands := router.Candidates(target)
+	if only != "" { // a new slice: the router may hand out its own
+		i := slices.IndexFunc(cands, func(d *providers.Deployment) bool { return d.ID == only })
+		if i < 0 {
+			cands = nil
+		} else {
+			cands = []*providers.Deployment{cands[i]}
+		}
+	}
 	if len(cands) == 0 {
 		if router.Has(model) { // the model exists, but every deployment of it is disabled
 			return nil, "", errAllDisabled
 		}
 		return nil, "", newError(http.StatusNotFound, api.TypeInvalidRequest, "model_not_found", "model", "The model `"+model+"` does not exist or you do not have access to it.")
 	}
-	return cands, router.Strategy(model), nil
+	return cands, router.Strategy(target), nil
 }
 
 // settle runs once per authenticated request, deferred by its handler with the outcome the
@@ -378,6 +398,9 @@ func (x *exchange) settle(out *outcome) {
 	x.settleQuota()
 	x.g.metrics.requests.WithLabelValues(string(x.ep), x.label, statusLabel(out.status)).Inc()
 	x.g.metrics.duration.WithLabelValues(string(x.ep), x.label).Observe(end.Sub(x.start).Seconds())
+	if r.Experiment != "" {
+		x.g.metrics.experiment(r.Experiment, r.Variant, out.status, end.Sub(x.start))
+	}
 	x.g.usage.Record(*r)        // a record it cannot keep is counted (and logged) by the sink
 	x.g.events.settled(r.KeyID) // the key's /v1/usage streams look again
 	x.traceSettled()

@@ -113,6 +113,9 @@ func (x *exchange) finishUsage(out *outcome) {
 	if !ok {
 		price, ok = x.g.prices.Lookup(r.ServedModel) // the fallback's price when one served
 	}
+	if !ok && x.variantModel != "" {
+		price, ok = x.g.prices.Lookup(x.variantModel) // an experiment's variant model
+	}
 	if !ok && r.ServedModel != r.Model {
 		price, ok = x.g.prices.Lookup(r.Model)
 	}

@@ -207,6 +207,44 @@ type CatalogEntry struct {
 	UpdatedAt time.Time
 }
 
+// Experiment states: a draft takes no traffic yet, a running experiment splits its model's
+// traffic, a paused one takes none until started again, and a stopped one is over for good (its
+// records stay, for its results).
+const (
+	ExperimentDraft   = "draft"
+	ExperimentRunning = "running"
+	ExperimentPaused  = "paused"
+	ExperimentStopped = "stopped"
+)
+
+// Experiment is an A/B experiment on a public model. Spec holds its description, variants and
+// exclusions as a JSON document the admin API writes and the store does not read; Model and Salt
+// are fixed when it is made (the salt decides which caller gets which variant).
+type Experiment struct {
+	ID        string
+	Model     string
+	State     string
+	Salt      string
+	Spec      []byte
+	CreatedAt time.Time
+	UpdatedBy string
+	UpdatedAt time.Time
+}
+
+// VariantResult is what the usage records of one variant of an experiment add up to. Latency
+// percentiles are over the successful requests (status below 400), TTFT ones over those of them
+// that sent a first byte, cost over the priced records; each comes with its sample size. A
+// percentile is the nearest-rank one: the smallest value at or above which p of the samples lie.
+type VariantResult struct {
+	Variant                                    string
+	Requests, Errors                           int64
+	LatencySamples, LatencyP50MS, LatencyP95MS int64
+	TTFTSamples, TTFTP50MS, TTFTP95MS          int64
+	PromptTokens, CompletionTokens             int64
+	CostSamples                                int64
+	CostPicoUSD                                *big.Int // sum over the priced records
+}
+
 // ResponseRoute remembers where a Responses API response lives: the deployment (and its provider,
 // the upstream account) that produced it, and its owner, so that follow-ups and GET/DELETE by id go
 // back there for the owner's tenant only.
@@ -278,6 +316,10 @@ type UsageRecord struct {
 	// ReplayOf is the request id of the record whose answer this one sent again (usage source
 	// "cache": a response cache hit, or an idempotent replay); "" for the others.
 	ReplayOf string
+	// Experiment and Variant name the A/B experiment that routed the request and the variant
+	// it was assigned; "" when no running experiment took it.
+	Experiment string
+	Variant    string
 }
 
 // ReachedModel reports whether the request reached a model: the gateway sent it (or tried to)
@@ -558,6 +600,17 @@ type Store interface {
 	UpdateCatalogEntry(ctx context.Context, e CatalogEntry) error
 	// DeleteCatalogEntry removes one; ErrNotFound when there is none.
 	DeleteCatalogEntry(ctx context.Context, kind CatalogKind, name string) error
+
+	// Experiments returns every experiment, by id in byte order.
+	Experiments(ctx context.Context) ([]Experiment, error)
+	// CreateExperiment inserts one; ErrConflict when the id exists.
+	CreateExperiment(ctx context.Context, e Experiment) error
+	// UpdateExperiment replaces an experiment's state, spec and update stamp (its model, salt
+	// and creation time stay); ErrNotFound when there is none.
+	UpdateExperiment(ctx context.Context, e Experiment) error
+	// ExperimentResults adds up the usage records of an experiment by variant, in byte order of
+	// the variant names; none when it has no records.
+	ExperimentResults(ctx context.Context, experimentID string) ([]VariantResult, error)
 
 	// PutResponseRoute inserts or replaces the route of one response id.
 	PutResponseRoute(ctx context.Context, r ResponseRoute) error

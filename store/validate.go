@@ -146,3 +146,21 @@ func ValidCatalogEntry(e CatalogEntry) error {
 	}
 	return nil
 }
+
+// ValidExperiment checks what the store requires of an experiment: an id, a model, a known state
+// and a spec that is a JSON object.
+func ValidExperiment(e Experiment) error {
+	if e.ID == "" || e.Model == "" {
+		return fmt.Errorf("experiment %q: id and model are required", e.ID)
+	}
+	switch e.State {
+	case ExperimentDraft, ExperimentRunning, ExperimentPaused, ExperimentStopped:
+	default:
+		return fmt.Errorf("experiment %q: state %q: want draft, running, paused or stopped", e.ID, e.State)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(e.Spec, &obj); err != nil || obj == nil {
+		return fmt.Errorf("experiment %q: spec is not a JSON object", e.ID)
+	}
+	return nil
+}

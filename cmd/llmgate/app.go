@@ -207,12 +207,18 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Registerer: reg, Log: log, Ready: ready,
 		Quota:  &admin.QuotaDeps{Policies: q.policies, Limiter: q.limiter, Options: cfg.Quota.WithDefaults()},
 		Prices: prices, Credits: guard, Deployments: deploymentControl{gw: gw, changes: bus}, Alerts: notifier,
-		Catalog: catalogControl{a: a, changes: bus}, Secrets: keys, Console: cfg.Console})
+		Catalog: catalogControl{a: a, changes: bus}, Secrets: keys, Console: cfg.Console,
+		Experiments: experimentControl{a: a, changes: bus}})
 
 	a.gateway = gw
 	// Deployment overrides changed through the admin API (here or on another replica).
 	bus.Register(changes.Deployments, func(ctx context.Context, _ string) error { return a.refreshOverrides(ctx) }, a.refreshOverrides)
 	bus.Register(changes.Catalog, func(ctx context.Context, _ string) error { return a.refreshCatalog(ctx) }, a.refreshCatalog)
+	bus.Register(changes.Experiments, func(ctx context.Context, _ string) error { return a.refreshExperiments(ctx) }, a.refreshExperiments)
+	if err := a.refreshExperiments(ctx); err != nil {
+		a.closeBackends()
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	a.public = gw.Server(cfg.Listen)
 	a.admin = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}

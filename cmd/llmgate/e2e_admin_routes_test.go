@@ -128,7 +128,8 @@ func everyRouteSteps() []routeStep {
 		{adminRoute("GET /admin/audit-log"), (*routeRun).auditLog},
 	}...)
 	steps = append(steps, catalogRouteSteps()...)
-	return append(steps, consoleRouteSteps()...)
+	steps = append(steps, consoleRouteSteps()...)
+	return append(steps, experimentRouteSteps()...)
 }
 
 // TestEveryAdminRouteOnBothStores runs the table against an embedded SQLite gateway and a

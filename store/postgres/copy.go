@@ -36,7 +36,7 @@ func copyUsage(ctx context.Context, tx pgx.Tx, recs []store.UsageRecord) error {
 // tests round-trip every field.
 func appendUsageCopy(buf []byte, recs []store.UsageRecord) []byte {
 	const (
-		fields      = 33 // len(usageInColumns)
+		fields      = 35 // len(usageInColumns)
 		y2kMicros   = 946_684_800 * 1_000_000
 		nullLength  = math.MaxUint32 // −1 as an int32
 		textPerRow  = 160            // typical total of the text fields' bytes, to size buf once
@@ -102,6 +102,8 @@ func appendUsageCopy(buf []byte, recs []store.UsageRecord) []byte {
 		text(r.Unit)
 		text(r.ServedModel)
 		text(r.ReplayOf)
+		text(r.Experiment)
+		text(r.Variant)
 		boolean(r.Charge)
 		text(r.PayerType)
 		text(r.PayerID)

@@ -15,14 +15,14 @@ var usageColumns = []string{
 	"model", "upstream_model", "provider", "deployment", "endpoint", "stream", "status", "error_type",
 	"prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "usage_source",
 	"cost_pico_usd", "price_version", "latency_ms", "ttft_ms", "started_at", "ended_at",
-	"units", "unit", "served_model", "replay_of",
+	"units", "unit", "served_model", "replay_of", "experiment", "variant",
 }
 
 const usageColumnList = `request_id, client_request_id, trace_id, key_id, user_id, tenant_id,
 	session_id, model, upstream_model, provider, deployment, endpoint, stream, status, error_type,
 	prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, usage_source,
 	cost_pico_usd, price_version, latency_ms, ttft_ms, started_at, ended_at, units, unit,
-	served_model, replay_of`
+	served_model, replay_of, experiment, variant`
 
 // InsertUsage COPYs the batch into a temporary table, then runs insertUsageSQL, all in one
 // transaction: COPY is the fast path but cannot skip duplicates itself, so the INSERT … ON
@@ -210,7 +210,8 @@ func (s *Store) ListUsage(ctx context.Context, f store.UsageFilter) ([]store.Usa
 			&r.TenantID, &r.SessionID, &r.Model, &r.UpstreamModel, &r.Provider, &r.Deployment,
 			&r.Endpoint, &r.Stream, &status, &r.ErrorType, &r.PromptTokens, &r.CompletionTokens,
 			&r.CachedTokens, &r.ReasoningTokens, &r.UsageSource, &r.CostPicoUSD, &r.PriceVersion,
-			&r.LatencyMS, &r.TTFTMS, &r.StartedAt, &r.EndedAt, &r.Units, &r.Unit, &r.ServedModel, &r.ReplayOf)
+			&r.LatencyMS, &r.TTFTMS, &r.StartedAt, &r.EndedAt, &r.Units, &r.Unit, &r.ServedModel, &r.ReplayOf,
+			&r.Experiment, &r.Variant)
 		r.Status, r.StartedAt, r.EndedAt = int(status), r.StartedAt.UTC(), r.EndedAt.UTC()
 		return r, err
 	})

@@ -116,6 +116,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"AlertEvents", testAlertEvents},
 		{"AlertDeliveries", testAlertDeliveries},
 		{"ConsoleSessions", testConsoleSessions},
+		{"Experiments", testExperiments},
+		{"ExperimentResults", testExperimentResults},
 	}
 	t.Run("Migrate", func(t *testing.T) {
 		t.Parallel()

@@ -1,3 +1,0 @@
--- Placeholder: migration 0011 belongs to a sibling branch. This file keeps the numbering
--- contiguous on this branch only and goes when the branches are merged.
-SELECT 1;
