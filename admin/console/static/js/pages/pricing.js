@@ -41,7 +41,8 @@ export const page = {
     columns.push({ label: 'Actions', render: (p) => el('div', { class: 'row-actions' },
       ui.button('History', () => history(p.model), { small: true, ariaLabel: `Price history of ${p.model}` }),
       writable && ui.button('Edit', () => edit(p.model, p), { small: true, ariaLabel: `Edit the price of ${p.model}` })) });
-    const list = ui.pagedTable({ columns, caption: 'Prices in force', empty: 'No prices yet.',
+    // 200 a page: every model of a usual price table on one page, found with the browser's search.
+    const list = ui.pagedTable({ columns, size: 200, caption: 'Prices in force', empty: 'No prices yet.',
       load: ({ limit, offset }) => ctx.api.get('/admin/pricing', { limit, offset }) });
     const head = ui.toolbar();
     if (writable) head.append(ui.button('Price a model', () => edit('', null), { kind: 'primary' }));
@@ -98,7 +99,8 @@ export const page = {
           ui.toast(`New price of ${saved.model}: version ${saved.version}.`, 'ok');
           ui.clear(result).append(el('p', { class: 'notice', 'data-price-version': saved.version },
             'Saved ', el('code', { text: saved.model }), ': version ', el('code', { text: saved.version }),
-            ', in force from ', ui.timeCell(saved.effective_from), '.'));
+            ', in force from ', ui.timeCell(saved.effective_from), '. ',
+            ui.button('History', () => history(saved.model), { small: true, ariaLabel: `Price history of ${saved.model}` })));
           list.reload();
         },
       });
