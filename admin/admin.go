@@ -119,6 +119,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.d.Prices != nil {
 		s.routeLedger(a)
+		s.routeUsageStats(a)
 	}
 	if s.d.Deployments != nil {
 		s.routeDeployments(a)

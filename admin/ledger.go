@@ -29,6 +29,7 @@ func (s *Server) routeLedger(a *gin.RouterGroup) {
 	s.handle(a, http.MethodGet, "/audit.csv", read(areaUsage), s.exportAudit)
 	s.handle(a, http.MethodGet, "/billing/summary", read(areaBilling), s.billingSummary)
 	s.handle(a, http.MethodGet, "/billing/records.csv", read(areaBilling), s.billingCSV)
+	s.handle(a, http.MethodGet, "/credits", read(areaCredits), s.listCreditAccounts)
 	s.handle(a, http.MethodGet, "/credits/:subjectType/:subjectId", read(areaCredits), s.creditBalance)
 	s.handle(a, http.MethodGet, "/credits/:subjectType/:subjectId/entries", read(areaCredits), s.creditEntries)
 	s.handle(a, http.MethodPost, "/credits/:subjectType/:subjectId/topup", global(areaCredits), s.creditTopUp)
@@ -251,10 +252,11 @@ func timeParam(c *gin.Context, name string) (time.Time, bool) {
 }
 
 // auditFilter reads the usage audit's filters (camelCase query): userId, keyId, tenantId (a
-// tenant-scoped token's own tenant whatever it asks), model, status, from, to. A bad one is
-// answered here.
+// tenant-scoped token's own tenant whatever it asks), model, status, from, to, traceId,
+// clientRequestId. A bad one is answered here.
 func auditFilter(c *gin.Context) (store.UsageFilter, bool) {
-	f := store.UsageFilter{UserID: c.Query("userId"), KeyID: c.Query("keyId"), Model: c.Query("model")}
+	f := store.UsageFilter{UserID: c.Query("userId"), KeyID: c.Query("keyId"), Model: c.Query("model"),
+		TraceID: c.Query("traceId"), ClientRequestID: c.Query("clientRequestId")}
 	var ok bool
 	if f.TenantID, ok = scopedTenant(c, c.Query("tenantId"), "tenantId"); !ok {
 		return f, false
@@ -495,6 +497,33 @@ func accountView(a store.CreditAccount, entries []store.CreditEntry) gin.H {
 	}
 	return gin.H{"account_id": a.ID, "subject_type": a.SubjectType, "subject_id": a.SubjectID,
 		"balance_usd": billing.FormatPico(a.BalancePicoUSD), "updated_at": a.UpdatedAt, "entries": out}
+}
+
+// listCreditAccounts is GET /admin/credits: the balances of every account, by subject type and
+// id, narrowed by subject_type and tenant_id (a tenant's account and its users'; a tenant-scoped
+// token's own tenant whatever it asks).
+func (s *Server) listCreditAccounts(c *gin.Context) {
+	limit, offset, ok := pageParams(c)
+	if !ok {
+		return
+	}
+	f := store.CreditAccountFilter{SubjectType: c.Query("subject_type"), Limit: limit + 1, Offset: offset}
+	if f.SubjectType != "" && !creditSubjects[quota.Kind(f.SubjectType)] {
+		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "subject_type", "subject_type: want user or tenant.")
+		return
+	}
+	if f.TenantID, ok = scopedTenant(c, c.Query("tenant_id"), "tenant_id"); !ok {
+		return
+	}
+	as, err := s.d.Store.ListCreditAccounts(c.Request.Context(), f)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	writeList(c, as, limit, offset, func(a store.CreditAccount) gin.H {
+		return gin.H{"account_id": a.ID, "subject_type": a.SubjectType, "subject_id": a.SubjectID,
+			"balance_usd": billing.FormatPico(a.BalancePicoUSD), "updated_at": a.UpdatedAt}
+	})
 }
 
 // creditBalance is GET /admin/credits/{type}/{id}: the account, a page of its ledger (limit,

@@ -360,6 +360,44 @@ type UsageCursor struct {
 	RequestID string
 }
 
+// Buckets of UsageStatsFilter.Bucket: the UTC hour, day or calendar month a record started in.
+const (
+	BucketHour  = "hour"
+	BucketDay   = "day"
+	BucketMonth = "month"
+)
+
+// Dimensions of UsageStatsFilter.GroupBy.
+const (
+	GroupModel  = "model"
+	GroupUser   = "user"
+	GroupTenant = "tenant"
+	GroupKey    = "key"
+)
+
+// UsageStatsFilter asks UsageStats for sums of usage records: over time (Bucket), by a
+// dimension (GroupBy), or both. Unlike the billing rollups, which hold only what reached a model
+// and only by day, these count every record, refusals and errors included.
+type UsageStatsFilter struct {
+	TenantID, UserID, KeyID, Model string
+	From, To                       time.Time // StartedAt in [From, To)
+	Bucket                         string    // BucketHour, BucketDay, BucketMonth, or "": one bucket
+	GroupBy                        string    // GroupModel, GroupUser, GroupTenant, GroupKey, or ""
+	// Limit keeps the first groups in UsageStats' order (the biggest spenders); 0: all of them.
+	Limit int
+}
+
+// UsageStat is one bucket (and group) of UsageStats.
+type UsageStat struct {
+	Bucket                                                        time.Time // the bucket's start, UTC; zero without a Bucket
+	Group                                                         string    // the group's id ("" for records without one); "" without a GroupBy
+	Requests                                                      int64
+	Errors                                                        int64 // records with a status of 400 or more, refusals included
+	RateLimited                                                   int64 // records answered 429
+	PromptTokens, CompletionTokens, CachedTokens, ReasoningTokens int64
+	CostPicoUSD                                                   *big.Int // never nil; the sum of the records' costs (unpriced ones add nothing)
+}
+
 // QuotaPolicy overrides the tier limits of one subject ("user", "key" or "tenant"), optionally for
 // one public model only. A nil limit inherits (from the tier for users, unlimited for keys and
 // tenants); 0 means unlimited.
@@ -452,6 +490,15 @@ type CreditAccount struct {
 	ChargedPicoUSD *big.Int
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+}
+
+// CreditAccountFilter narrows ListCreditAccounts. Zero values mean "any".
+type CreditAccountFilter struct {
+	SubjectType string // "user" or "tenant"
+	// TenantID keeps the tenant's own account and the accounts of its users.
+	TenantID string
+	Limit    int // 0 means a default of 100
+	Offset   int
 }
 
 // CreditEntry is one append-only credit_ledger row. Charges are negative.
@@ -603,6 +650,11 @@ type Store interface {
 	// ListUsage returns records newest first.
 	ListUsage(ctx context.Context, f UsageFilter) ([]UsageRecord, error)
 
+	// UsageStats sums usage records by f.Bucket and f.GroupBy, ordered by bucket, then by cost
+	// (largest first), requests (most first) and group id; buckets without records are left out.
+	// An unknown Bucket or GroupBy is an error.
+	UsageStats(ctx context.Context, f UsageStatsFilter) ([]UsageStat, error)
+
 	// PutQuotaPolicy inserts or replaces the policy of (SubjectType, SubjectID, Model), setting
 	// UpdatedAt to now.
 	PutQuotaPolicy(ctx context.Context, p QuotaPolicy) error
@@ -631,6 +683,8 @@ type Store interface {
 	EnsureCreditAccount(ctx context.Context, subjectType, subjectID string) (CreditAccount, error)
 	// CreditAccountOf returns the account of a subject; ErrNotFound when it has none.
 	CreditAccountOf(ctx context.Context, subjectType, subjectID string) (CreditAccount, error)
+	// ListCreditAccounts returns accounts by subject type, then subject id.
+	ListCreditAccounts(ctx context.Context, f CreditAccountFilter) ([]CreditAccount, error)
 	// AddCredit appends a grant, refund or adjustment (not a charge) and moves the balance by
 	// amount, in one transaction.
 	AddCredit(ctx context.Context, accountID, kind string, amount *big.Int, note string) (CreditEntry, error)

@@ -130,7 +130,7 @@ func TestConsoleViewerAndForgery(t *testing.T) {
 	c.Must(201, "POST", "/admin/users", map[string]any{"id": "console-u", "tenant_id": "console-t"})
 	c.Must(201, "POST", "/admin/keys", map[string]any{"name": "viewer-sees-me", "user_id": "console-u"})
 	out := runConsole(t, e, consoleViewerAndForgery, "CONSOLE_VIEWER="+viewer, "CONSOLE_SCOPED="+scoped, "CONSOLE_BILLING="+billing)
-	if !strings.Contains(out, "viewer pages: keys tenants users tokens\n") {
+	if !strings.Contains(out, "viewer pages: keys tenants users tokens overview quotas pricing providers usage credits audit-log\n") {
 		t.Errorf("the viewer's pages:\n%s", out)
 	}
 	// Nothing forged changed anything.

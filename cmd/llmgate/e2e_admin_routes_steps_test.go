@@ -104,6 +104,15 @@ func (s *routeRun) listPolicies(t *testing.T) {
 	}
 }
 
+// listTiers: the configured default tier is among the tiers listed.
+func (s *routeRun) listTiers(t *testing.T) {
+	r := s.admin(t).Must(200, "GET", "/admin/quota/tiers", nil)
+	def := r.JSON("default_tier").String()
+	if def == "" || !r.JSON(`data.#(name=="`+def+`")`).Exists() {
+		t.Errorf("tiers: %s", r.Body)
+	}
+}
+
 func (s *routeRun) deletePolicy(t *testing.T) {
 	c := s.admin(t)
 	c.Must(204, "DELETE", "/admin/quota/policies/user/"+s.user+"?model=other", nil)
@@ -281,6 +290,14 @@ func (s *routeRun) balance(t *testing.T) {
 	}
 }
 
+// listAccounts: the run's user's account is among its tenant's, with the balance it shows alone.
+func (s *routeRun) listAccounts(t *testing.T) {
+	r := s.admin(t).Must(200, "GET", "/admin/credits?subject_type=user&tenant_id="+s.tenant, nil)
+	if r.JSON(`data.#(subject_id=="`+s.user+`").balance_usd`).String() != routeBalance {
+		t.Errorf("accounts of %s: %s", s.tenant, r.Body)
+	}
+}
+
 // creditEntries pages through the ledger the balance showed: the charge of the chat, the
 // adjustment and the top-up are all there, oldest last.
 func (s *routeRun) creditEntries(t *testing.T) {
@@ -340,6 +357,25 @@ func (s *routeRun) billingSummary(t *testing.T) {
 	if r.JSON("models.gpt-test.requests").Int() != int64(len(s.relays)) || r.JSON("models.gpt-test.cost_usd").String() != routePricedUSD ||
 		r.JSON("userId").String() != s.user {
 		t.Errorf("billing summary of %s (%d requests relayed): %s", month, len(s.relays), r.Body)
+	}
+}
+
+// usageSeries: the run's relayed requests of gpt-test are in its user's last two days, costed
+// as the rollups cost them (the series counts refusals too, so at least as many requests).
+func (s *routeRun) usageSeries(t *testing.T) {
+	r := s.admin(t).Must(200, "GET", "/admin/usage/series?bucket=day&model=gpt-test&user_id="+s.user+
+		"&from="+time.Now().UTC().AddDate(0, 0, -1).Format("2006-01-02"), nil)
+	if r.JSON("total.requests").Int() < int64(len(s.relays)) || r.JSON("total.cost_usd").String() != routePricedUSD ||
+		len(r.JSON("data").Array()) < 2 {
+		t.Errorf("usage series of %s (%d requests relayed): %s", s.user, len(s.relays), r.Body)
+	}
+}
+
+// usageTop: the run's user is among its tenant's spenders on gpt-test, with the rollups' cost.
+func (s *routeRun) usageTop(t *testing.T) {
+	r := s.admin(t).Must(200, "GET", "/admin/usage/top?by=user&model=gpt-test&tenant_id="+s.tenant, nil)
+	if r.JSON(`data.#(id=="`+s.user+`").cost_usd`).String() != routePricedUSD || r.JSON("by").String() != "user" {
+		t.Errorf("top users of %s: %s", s.tenant, r.Body)
 	}
 }
 

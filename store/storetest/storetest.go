@@ -61,6 +61,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"ListUsageFilters", testListUsageFilters},
 		{"ListUsagePaging", testListUsagePaging},
 		{"ListUsageKeyset", testListUsageKeyset},
+		{"UsageStats", testUsageStats},
+		{"ListCreditAccounts", testListCreditAccounts},
 		{"MetacharactersInValues", testMetacharacters},
 		{"QuotaPolicyUpsert", testQuotaPolicyUpsert},
 		{"QuotaPolicyModels", testQuotaPolicyModels},
