@@ -41,7 +41,7 @@ Measures four to six paths against one mockllm process, in one run on this machi
                  then thousands of concurrent slow streams (20 events, one every 500 ms) at each
                  level: RSS per 1,000 streams above idle (from /proc) and goroutines per stream
                  (from its /metrics), and its allocations per relayed event (go_memstats_mallocs_total
-                 over streams of 10 and of 110 events). Levels above what the descriptor limit
+                 over streams of 10 and of 1,010 events). Levels above what the descriptor limit
                  allows (two per stream in the gateway) are lowered; the soft limit is raised to
                  the hard one. --slow-streams-only runs this scenario alone.
 Paths alternate within each round and the median of the rounds is reported, since the client,

@@ -40,7 +40,7 @@ const (
 	// a request costs once.
 	allocStreams     = 200
 	allocShortEvents = 10
-	allocLongEvents  = 110
+	allocLongEvents  = 1010
 	// fdsPerStream: a stream through the gateway holds the client's connection and the upstream's.
 	fdsPerStream = 2
 	fdsReserve   = 256 // the gateway's other descriptors: listeners, the database, logs
@@ -50,7 +50,6 @@ const (
 const (
 	targetIdleRSSMB          = 40.0
 	targetRSSPerThousandMB   = 48.0
-	targetAllocsPerEventMax  = 0.1 // 0, less what the gateway's background work adds to the count
 	metricGoroutines         = "go_goroutines"
 	metricMallocs            = "go_memstats_mallocs_total"
 	slowStreamModelOverrides = `"mock":{"chunks":%d,"interval_ms":%d}`
@@ -115,7 +114,6 @@ func runSlowStreams(ctx context.Context, e *benchEnv, self string, env []string,
 		return nil, err
 	} else if ok {
 		rep.AllocsPerEvent, rep.AllocsMeasured = per, true
-		rep.AllocsPerEvMet = per <= targetAllocsPerEventMax
 		fmt.Fprintf(progress, "slow streams: %.2f allocations per relayed event\n", per)
 	}
 	cl.CloseIdleConnections()
@@ -385,8 +383,11 @@ func (r *slowStreamsReport) writeText(tw io.Writer) {
 		fmt.Fprintf(tw, "slow streams: goroutines per stream, %d open\t%.2f\t(reported)\n", lv.Open, lv.GoroutinesPerStream)
 	}
 	if r.AllocsMeasured {
-		fmt.Fprintf(tw, "slow streams: allocations per relayed event\t%.2f\t(target 0, ≤ %.1f with the gateway's background work: %s)\n",
-			r.AllocsPerEvent, float64(targetAllocsPerEventMax), metOrMissed(r.AllocsPerEvMet))
+		// The target (0 in the relay) is held by BenchmarkRelayEvent and a test in gateway/; this
+		// count is the whole process: net/http's chunk framing (its fmt.Fprintf of a chunk's
+		// length boxes lengths of 256 and more, once per flush) and background work included.
+		fmt.Fprintf(tw, "slow streams: allocations per relayed event, whole process\t%.2f\t(target 0 in the relay: BenchmarkRelayEvent in gateway/; here net/http's chunk framing and background work too)\n",
+			r.AllocsPerEvent)
 	} else {
 		fmt.Fprintf(tw, "slow streams: allocations per relayed event\tunknown\t(a stream of the measurement failed)\n")
 	}
