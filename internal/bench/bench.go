@@ -93,6 +93,11 @@ func Run(ctx context.Context, self string, o Options, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "bench: skipping the gateway+redis path: %v (install redis-server, pass --redis-server PATH, or --require-redis to make this an error)\n", err)
 	}
 
+	if len(o.SlowStreams) > 0 {
+		// Before any child starts: each inherits the limit it is started with, and mockllm
+		// holds a descriptor per slow stream too.
+		raiseFDLimit()
+	}
 	if o.SlowStreamsOnly {
 		return runSlowStreamsOnly(ctx, self, mockPath, o, stdout, stderr)
 	}
