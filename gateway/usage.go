@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
@@ -29,9 +30,11 @@ type delivered struct {
 }
 
 // addChunk appends the answer text of one stream chunk. It scans the chunk once for its first
-// choice and looks inside that alone: this runs for every event of every stream.
+// choice and looks inside that alone: this runs for every event of every stream. It reads the
+// chunk through a string view of payload rather than gjson.GetBytes, which copies the choice it
+// finds: the view is dropped before payload is reused, and only copies of its text are kept.
 func (d *delivered) addChunk(payload []byte) {
-	c := gjson.GetBytes(payload, "choices.0")
+	c := gjson.Get(unsafe.String(unsafe.SliceData(payload), len(payload)), "choices.0")
 	if !c.IsObject() {
 		return
 	}
