@@ -68,7 +68,7 @@ type RoutingConfig struct {
 	Breaker  BreakerConfig `yaml:"breaker"`
 	// HealthCheck is every deployment's active health check (off unless interval is set).
 	HealthCheck HealthCheck `yaml:"health_check"`
-	// Retry is every deployment's retry policy (no retries unless retries is set).
+	// Retry is every deployment's retry policy (three retries, 1 s, 2 s, 4 s, unless set).
 	Retry RetryPolicy `yaml:"retry"`
 }
 

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/llmgate/llmgate/gateway/gatewaytest"
+	"github.com/llmgate/llmgate/internal/adminclient"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/mock"
 )
@@ -107,5 +111,46 @@ func TestCatalogFailurePolicy(t *testing.T) {
 				t.Errorf("degraded record: status %d, error type %q, cost %v, served by %q", r.Status, r.ErrorType, r.CostPicoUSD, r.ServedModel)
 			}
 		})
+	}
+}
+
+// TestDefaultRetriesThroughConfig: a config file that says nothing of retries (here only a
+// shorter first wait) gets three retries of a deployment on itself: a model with one deployment
+// survives three transient 503s in a row, counted at the upstream.
+func TestDefaultRetriesThroughConfig(t *testing.T) {
+	flaky := gatewaytest.NewSwitchable(t, mock.Options{})
+	path := writeConfig(t, "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: "+t.TempDir()+"\nadmin_token: "+testAdminToken+"\n"+
+		"log: {level: error}\nquota: {default_tier: open, tiers: {open: {}}}\noutbound: {allow: [127.0.0.1]}\n"+
+		"providers:\n  - {name: flaky, type: openai, base_url: "+flaky.Server.URL+"/v1}\n"+
+		"models:\n  - name: one\n    deployments: [{provider: flaky, model: m, breaker: {consecutive_failures: 100}}]\n"+
+		"routing: {retry: {backoff: 10ms}}\n")
+	cfg, err := loadConfig(path, envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.shutdown(ctx)
+	})
+	k, err := adminclient.New(a.adminURL, testAdminToken).CreateKey(context.Background(), createKeyBody{Name: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flaky.FailNext(3, http.StatusServiceUnavailable, "")
+	req, _ := http.NewRequest(http.MethodPost, a.publicURL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"one","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+k.Key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || flaky.Seen.Load() != 4 {
+		t.Errorf("status %d after %d upstream calls; want 200 after 4 (three retries by default)", resp.StatusCode, flaky.Seen.Load())
 	}
 }
