@@ -313,7 +313,7 @@ const auditExportWriteWindow = 30 * time.Second
 var auditCSVHeader = []string{"request_id", "client_request_id", "trace_id", "started_at", "ended_at",
 	"tenant_id", "user_id", "key_id", "session_id", "model", "upstream_model", "provider", "deployment",
 	"endpoint", "stream", "status", "error_type", "prompt_tokens", "completion_tokens", "cached_tokens",
-	"reasoning_tokens", "usage_source", "cost_usd", "price_version", "latency_ms", "ttft_ms"}
+	"reasoning_tokens", "usage_source", "cost_usd", "price_version", "latency_ms", "ttft_ms", "served_model"}
 
 // usageCSVRow fills row (len(auditCSVHeader)) with one record. Text that callers or the config
 // chose goes through csvSafe; times are RFC 3339 in UTC to the microsecond the stores keep; the
@@ -330,7 +330,7 @@ func usageCSVRow(r store.UsageRecord, row []string) []string {
 		csvSafe(r.UpstreamModel), csvSafe(r.Provider), csvSafe(r.Deployment), r.Endpoint,
 		strconv.FormatBool(r.Stream), strconv.Itoa(r.Status), r.ErrorType, i64(r.PromptTokens),
 		i64(r.CompletionTokens), i64(r.CachedTokens), i64(r.ReasoningTokens), r.UsageSource, cost,
-		csvSafe(r.PriceVersion), i64(r.LatencyMS), i64(r.TTFTMS))
+		csvSafe(r.PriceVersion), i64(r.LatencyMS), i64(r.TTFTMS), csvSafe(r.ServedModel))
 }
 
 // exportAudit is GET /admin/audit.csv: every record GET /admin/audit finds for the same filters,
