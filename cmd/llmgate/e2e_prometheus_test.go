@@ -51,6 +51,7 @@ func TestPrometheusDashboardAndRules(t *testing.T) {
 		// "broken" has one deployment, on a loopback port nothing listens on.
 		c.Models = append(c.Models, providers.ModelConfig{Name: "broken",
 			Deployments: []providers.DeploymentConfig{{Provider: "dead", Model: "broken-m"}}})
+		withFailurePolicies(c) // a retry and a fallback ("resilient"), a degrade reply ("degrading")
 	})
 	// Prices (up-model is priced; other-model and fallback-model are not), a tenant budget and a
 	// key whose tier allows two requests a minute (a 429 by dimension rpm).
@@ -77,6 +78,8 @@ func TestPrometheusDashboardAndRules(t *testing.T) {
 				{e.key, `{"model":"other","messages":[{"role":"user","content":"a b c"}]}`},
 				{e.key, `{"model":"failover","messages":[{"role":"user","content":"a b c"}]}`},
 				{e.key, `{"model":"broken","messages":[{"role":"user","content":"a b c"}]}`},
+				{e.key, `{"model":"resilient","messages":[{"role":"user","content":"a b c"}]}`},
+				{e.key, `{"model":"degrading","messages":[{"role":"user","content":"a b c"}]}`},
 				{tiny.Key, `{"model":"gpt-test","messages":[{"role":"user","content":"a b c"}]}`},
 			} {
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.baseURL+"/chat/completions", strings.NewReader(r.body))
