@@ -14,6 +14,7 @@ import (
 	"github.com/tidwall/sjson"
 
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/responses"
 )
 
 // What a model does when its deployments fail: retry them (tryModel, with providers.RetryWait),
@@ -62,7 +63,7 @@ type heldAnswer struct {
 // that does not stream (a stream's end comes after its first bytes reached the client), on its
 // own model (a fallback's answer is the answer), when that model has such a fallback.
 func (x *exchange) screens(req request) bool {
-	return !req.stream && x.serving == x.rec.Model && fallbackEndpoint(x.ep) &&
+	return !req.stream && x.serving == x.rec.Model && x.fallsBack(req) &&
 		len(x.g.router.Load().Fallbacks(x.rec.Model, providers.CauseContentFiltered)) > 0
 }
 
@@ -167,10 +168,13 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		return out
 	}
 	router := g.router.Load()
-	if fallbackEndpoint(x.ep) {
+	if x.fallsBack(req) {
 		for _, fb := range router.Fallbacks(x.rec.Model, f.cause) {
-			fc := router.Candidates(fb)
+			fc, freq := router.Candidates(fb), req
 			if !x.id.Allows(fb) || len(fc) == 0 {
+				continue
+			}
+			if fc = x.dialectCandidates(&freq, fc); len(fc) == 0 {
 				continue
 			}
 			if !g.retries.withdraw() { // a fallback is one more upstream call a failure caused
@@ -178,7 +182,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			}
 			g.metrics.fallbacks.WithLabelValues(x.label, fb, f.cause.String()).Inc()
 			x.serving = fb
-			o, ff := x.tryModel(req, router.Strategy(fb), fc, hdr)
+			o, ff := x.tryModel(freq, router.Strategy(fb), fc, hdr)
 			if ff == nil {
 				return o
 			}
@@ -192,16 +196,55 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 	if f.held != nil { // no fallback served: the filtered answer is the answer
 		return x.relayHeld(f.held)
 	}
-	if d := router.Degrade(x.rec.Model); d != nil && x.ep == providers.ChatCompletions && degradable(f.last) {
+	if d := router.Degrade(x.rec.Model); d != nil && x.degrades(req) && degradable(f.last) {
 		return x.degrade(d, f, req.includeUsage)
 	}
 	return x.failedAfter(f.d, f.last)
 }
 
 // fallbackEndpoint reports whether an endpoint's requests may be served by a fallback model: the
-// ones whose body any deployment takes as it is but for its model name.
+// ones whose body any deployment takes as it is but for its model name, or in the translation
+// the dialect's front makes for it (Responses, Messages).
 func fallbackEndpoint(ep providers.Endpoint) bool {
-	return ep == providers.ChatCompletions || ep == providers.Completions || ep == providers.Embeddings
+	switch ep {
+	case providers.ChatCompletions, providers.Completions, providers.Embeddings, providers.Responses, providers.Messages:
+		return true
+	}
+	return false
+}
+
+// fallsBack reports whether req may be served by a fallback model: not an operation on a stored
+// response nor a token count, which are about the model asked for.
+func (x *exchange) fallsBack(req request) bool {
+	return fallbackEndpoint(x.ep) && !req.lookup && !req.counting
+}
+
+// degrades reports whether req may be answered with a degrade reply: a chat completion, a
+// Response or a Message (in the dialect's shape).
+func (x *exchange) degrades(req request) bool {
+	switch x.ep {
+	case providers.ChatCompletions, providers.Responses, providers.Messages:
+		return !req.lookup && !req.counting
+	}
+	return false
+}
+
+// dialectCandidates is the Responses or Messages front's choice among a fallback model's
+// deployments, as for the model asked for (responsesCandidates, messagesCandidates), with the
+// translation it makes set in req; nil when none of them can serve the request (a follow-up held
+// by another provider).
+func (x *exchange) dialectCandidates(req *request, cands []*providers.Deployment) []*providers.Deployment {
+	var err error
+	switch {
+	case x.ep == providers.Responses:
+		cands, err = x.responsesCandidates(req, cands)
+	case req.messages:
+		cands, err = x.messagesCandidates(req, cands)
+	}
+	if err != nil {
+		return nil
+	}
+	return cands
 }
 
 // degradable reports whether a failure is the upstreams' (unavailable, rate limited, timed out),
@@ -222,6 +265,15 @@ func (x *exchange) degrade(d *providers.DegradeReply, f *modelFailure, includeUs
 	status, _ := classify(f.last)
 	out = outcome{status: status, errType: errTypeDegraded, d: f.d, degraded: true}
 	body := x.degradeBody(d)
+	var events []byte // the stream of a dialect other than chat's, whole
+	switch x.ep {
+	case providers.Responses:
+		body = x.degradeResponse(body)
+		events = responses.Replay(body, -1)
+	case providers.Messages:
+		body = x.degradeMessage(body)
+		events = messageEvents(body)
+	}
 	h := x.c.Writer.Header()
 	h.Set(headerDegraded, "true")
 	x.serverTiming()
@@ -236,6 +288,11 @@ func (x *exchange) degrade(d *providers.DegradeReply, f *modelFailure, includeUs
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	x.c.Writer.WriteHeader(http.StatusOK)
+	if events != nil {
+		_, _ = x.c.Writer.Write(events)
+		x.c.Writer.Flush()
+		return out
+	}
 	for _, ev := range degradeChunks(body, includeUsage) {
 		_, _ = x.c.Writer.Write([]byte("data: "))
 		_, _ = x.c.Writer.Write(ev)

@@ -45,8 +45,9 @@ type ModelConfig struct {
 	ContentFilterFallbacks []string `yaml:"content_filter_fallbacks"`
 	// RateLimitFallbacks are tried when the model's deployments answered 429 (else Fallbacks).
 	RateLimitFallbacks []string `yaml:"rate_limit_fallbacks"`
-	// Degrade is the reply of last resort to a chat completion, sent when every deployment and
-	// fallback failed; nil: none, the error is the answer.
+	// Degrade is the reply of last resort to a chat completion (or a Response, or a Message, in
+	// their shapes), sent when every deployment and fallback failed; nil: none, the error is the
+	// answer.
 	Degrade *DegradeReply `yaml:"degrade"`
 }
 
