@@ -65,7 +65,11 @@ func TestDialectsFallBackAndDegrade(t *testing.T) {
 	dead.Down.Store(true)
 	good := newSwitchable(t, mock.Options{})
 	const sorry = "Unavailable right now; try again soon."
-	e := newEnv(t, withRouting([]namedProvider{openaiProvider("dead", dead.Server.URL), openaiProvider("good", good.Server.URL)},
+	e := newEnv(t, withRouting([]namedProvider{openaiProvider("dead", dead.Server.URL), openaiProvider("good", good.Server.URL),
+		chatOnlyProvider("seek", good.Server.URL, "")},
+		providers.ModelConfig{Name: "to-chat", Fallbacks: []string{"chat-only"},
+			Deployments: []providers.DeploymentConfig{{ID: "to-chat-dep", Provider: "dead", Model: "p", Breaker: neverOpen}}},
+		providers.ModelConfig{Name: "chat-only", Deployments: []providers.DeploymentConfig{{ID: "chat-only-dep", Provider: "seek", Model: "backup-up"}}},
 		providers.ModelConfig{Name: "primary", Fallbacks: []string{"backup"},
 			Deployments: []providers.DeploymentConfig{{ID: "primary-dep", Provider: "dead", Model: "p", Breaker: neverOpen}}},
 		providers.ModelConfig{Name: "backup", Deployments: []providers.DeploymentConfig{{ID: "backup-dep", Provider: "good", Model: "backup-up"}}},
@@ -75,6 +79,7 @@ func TestDialectsFallBackAndDegrade(t *testing.T) {
 	const v = "?api-version=2024-10-21"
 	t.Run("fallbacks", func(t *testing.T) {
 		for _, tc := range []struct{ name, path, body, want string }{
+			{"responses, translated for a chat-only fallback", "/v1/responses", `{"model":"to-chat","input":"hi"}`, `"object":"response"`},
 			{"responses", "/v1/responses", `{"model":"primary","input":"hi"}`, "output"},
 			{"responses, a stream", "/v1/responses", `{"model":"primary","input":"hi","stream":true}`, "response.completed"},
 			{"messages", "/v1/messages", `{"model":"primary","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}`, `"type":"message"`},
@@ -86,12 +91,18 @@ func TestDialectsFallBackAndDegrade(t *testing.T) {
 				if resp.StatusCode != 200 || !strings.Contains(body, tc.want) {
 					t.Fatalf("status %d (%.400s), want 200 with %s", resp.StatusCode, body, tc.want)
 				}
-				if h := resp.Header.Get("X-Llmgate-Served-Model"); h != "backup" {
-					t.Errorf("x-llmgate-served-model %q, want backup", h)
+				model, served := gjson.Get(tc.body, "model").Str, "backup"
+				if model == "to-chat" {
+					served = "chat-only"
+				} else if model == "" { // an Azure deployment path names the model
+					model = "primary"
+				}
+				if h := resp.Header.Get("X-Llmgate-Served-Model"); h != served {
+					t.Errorf("x-llmgate-served-model %q, want %s", h, served)
 				}
 				rec := e.usageFor(resp.Header.Get("X-Request-Id"))
-				if rec.Model != "primary" || rec.ServedModel != "backup" || rec.UpstreamModel != "backup-up" {
-					t.Errorf("record: model %q served by %q (%q), want primary served by backup", rec.Model, rec.ServedModel, rec.UpstreamModel)
+				if rec.Model != model || rec.ServedModel != served || rec.UpstreamModel != "backup-up" {
+					t.Errorf("record: model %q served by %q (%q), want %s served by %s", rec.Model, rec.ServedModel, rec.UpstreamModel, model, served)
 				}
 			})
 		}
