@@ -70,6 +70,15 @@ func TestContentFilteredAnswerFallsBack(t *testing.T) {
 			}
 		})
 	}
+	// The Messages API, relayed as it is to the Anthropic deployment: its refusal goes to the
+	// fallback too, whose chat answer the front turns into a Message.
+	claude.FailNext(1, 200, refusal)
+	resp, body := e.dialectSend("/v1/messages", `{"model":"claude","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}`)
+	claude.FailNext(0, 0, "")
+	if resp.StatusCode != 200 || !strings.Contains(body, `"type":"message"`) || strings.Contains(body, "refusal") ||
+		resp.Header.Get("X-Llmgate-Served-Model") != "lenient" {
+		t.Errorf("messages: status %d, served by %q: %s; want a Message served by lenient", resp.StatusCode, resp.Header.Get("X-Llmgate-Served-Model"), body)
+	}
 	if m := e.metrics(); !strings.Contains(m, `llmgate_fallbacks_total{cause="content_filtered",fallback="lenient",model="guarded"} 1`) {
 		t.Errorf("no llmgate_fallbacks_total series for the filtered answer's fallback")
 	}
