@@ -13,6 +13,7 @@ import (
 	"github.com/llmgate/llmgate/internal/adminclient"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/mock"
+	"github.com/llmgate/llmgate/store"
 )
 
 // TestFailurePolicyOnBothStores: through the binary on the embedded store and on
@@ -67,8 +68,42 @@ func TestFailurePolicyOnBothStores(t *testing.T) {
 			if r.ErrorType != "degraded" || r.Status != http.StatusBadGateway || r.CostPicoUSD != nil || r.PromptTokens != 0 || r.UsageSource != "" {
 				t.Errorf("degraded: status %d, error type %q, cost %v, prompt tokens %d, source %q", r.Status, r.ErrorType, r.CostPicoUSD, r.PromptTokens, r.UsageSource)
 			}
+			// The Responses and Messages APIs share the path: a fallback, and the degrade reply
+			// in their own shapes, streamed or not.
+			flaky.FailNext(1, http.StatusTooManyRequests, "")
+			status, hdr, r := e.dialectRecord(e.app, "/v1/responses", `{"model":"targeted","input":"hi"}`)
+			if status != http.StatusOK || r.ServedModel != "failover" || hdr.Get("X-Llmgate-Served-Model") != "failover" {
+				t.Errorf("responses after a 429: status %d, served by %q", status, r.ServedModel)
+			}
+			for _, tc := range []struct{ path, body string }{
+				{"/v1/responses", `{"model":"degraded","input":"hi"}`},
+				{"/v1/responses", `{"model":"degraded","input":"hi","stream":true}`},
+				{"/v1/messages", `{"model":"degraded","max_tokens":9,"messages":[{"role":"user","content":"hi"}]}`},
+				{"/v1/messages", `{"model":"degraded","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"hi"}]}`},
+			} {
+				status, hdr, r := e.dialectRecord(e.app, tc.path, tc.body)
+				if status != http.StatusOK || hdr.Get("X-Llmgate-Degraded") != "true" || r.ErrorType != "degraded" || r.CostPicoUSD != nil {
+					t.Errorf("%s %s: status %d, degraded header %q, record error type %q, cost %v", tc.path, tc.body, status, hdr.Get("X-Llmgate-Degraded"), r.ErrorType, r.CostPicoUSD)
+				}
+			}
 		})
 	}
+}
+
+// dialectRecord posts body to a path of the public API with the env's key (as a bearer token,
+// which every dialect takes) and returns the status, the headers and the request's record.
+func (e *env) dialectRecord(a *app, path, body string) (int, http.Header, store.UsageRecord) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, a.publicURL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e.key)
+	req.Header.Set("Anthropic-Version", "2023-06-01")
+	resp, err := e.http.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header, e.usageFor(resp.Header.Get("X-Request-Id"))
 }
 
 // TestCatalogFailurePolicy: a model made over the admin API carries the failure policy of the
