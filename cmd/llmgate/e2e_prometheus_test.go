@@ -43,6 +43,11 @@ func TestPrometheusDashboardAndRules(t *testing.T) {
 	}
 	dashExprs := dashboardExprs(t, "../../configs/grafana/dashboards/llmgate.json")
 	recExprs := ruleExprs(t, "../../configs/prometheus/recording.yaml")
+	for _, m := range []string{"llmgate_retries_total", "llmgate_fallbacks_total", "llmgate_degraded_total"} {
+		if !slices.ContainsFunc(dashExprs, func(x string) bool { return strings.Contains(x, m+"{") }) {
+			t.Errorf("no dashboard panel shows %s", m)
+		}
+	}
 
 	e := newEnv(t, withPostgres(t), withRedisURL("redis://"+rdb.Addr(t)), func(c *Config) {
 		// One failure opens a breaker, for long enough to outlast the test.
