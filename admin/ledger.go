@@ -324,7 +324,7 @@ var auditCSVHeader = []string{"request_id", "client_request_id", "trace_id", "st
 	"tenant_id", "user_id", "key_id", "session_id", "model", "upstream_model", "provider", "deployment",
 	"endpoint", "stream", "status", "error_type", "prompt_tokens", "completion_tokens", "cached_tokens",
 	"reasoning_tokens", "usage_source", "cost_usd", "price_version", "latency_ms", "ttft_ms",
-	"cache_write_tokens"}
+	"cache_write_tokens", "served_model"}
 
 // usageCSVRow fills row (len(auditCSVHeader)) with one record. Text that callers or the config
 // chose goes through csvSafe; times are RFC 3339 in UTC to the microsecond the stores keep; the
@@ -341,7 +341,7 @@ func usageCSVRow(r store.UsageRecord, row []string) []string {
 		csvSafe(r.UpstreamModel), csvSafe(r.Provider), csvSafe(r.Deployment), r.Endpoint,
 		strconv.FormatBool(r.Stream), strconv.Itoa(r.Status), r.ErrorType, i64(r.PromptTokens),
 		i64(r.CompletionTokens), i64(r.CachedTokens), i64(r.ReasoningTokens), r.UsageSource, cost,
-		csvSafe(r.PriceVersion), i64(r.LatencyMS), i64(r.TTFTMS), i64(r.CacheWriteTokens))
+		csvSafe(r.PriceVersion), i64(r.LatencyMS), i64(r.TTFTMS), i64(r.CacheWriteTokens), csvSafe(r.ServedModel))
 }
 
 // exportAudit is GET /admin/audit.csv: every record GET /admin/audit finds for the same filters,

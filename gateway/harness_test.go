@@ -203,7 +203,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if cfg.err != nil {
 		t.Fatal(cfg.err)
 	}
-	router, err := providers.NewRouter(cfg.models, providers.RoutingConfig{}, cfg.providers, nil)
+	// The tests of this package count single failures (a 500 answered, a breaker opened by n
+	// attempts): no retries of a deployment on itself unless a test's model asks for them. The
+	// default of three is tested in providers and through the binary's config.
+	noRetries := 0
+	router, err := providers.NewRouter(cfg.models, providers.RoutingConfig{Retry: providers.RetryPolicy{Retries: &noRetries}}, cfg.providers, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -753,6 +753,13 @@ func (x *exchange) tryModel(req request, strategy string, cands []*providers.Dep
 			continue
 		}
 		g.metrics.upstream.WithLabelValues(d.ID, "ok").Inc()
+		if x.screens(req) {
+			if held := x.screen(resp, ep, d, inject, secrets); held != nil {
+				a.Succeeded() // the upstream is well: its filter answered
+				endAttempt(span, resp.StatusCode, "content_filtered")
+				return outcome{}, &modelFailure{last: errNoUpstrm, cause: providers.CauseContentFiltered, d: d, model: x.serving, held: held}
+			}
+		}
 		x.c.Writer.Header()[headerServedModel] = []string{x.serving}
 		answer := x.respond(resp, inject, secrets)
 		answer.d = d

@@ -15,8 +15,8 @@ import (
 // Retries of one deployment wait for every other deployment of the model to be tried first, so a
 // healthy deployment answers before a failing one is waited for.
 type RetryPolicy struct {
-	// Retries is how many times a deployment is tried again after a retryable failure [0: never].
-	// It is a pointer so that a deployment can set 0 where its model sets more.
+	// Retries is how many times a deployment is tried again after a retryable failure [3]; 0
+	// turns retries off. It is a pointer so that a level can set 0 where the one above sets more.
 	Retries *int `yaml:"retries"`
 	// Backoff is the wait before the first retry; each further retry doubles it, within ±20%
 	// jitter [1s: 1 s, 2 s, 4 s for three retries].
@@ -39,8 +39,16 @@ func (p RetryPolicy) withDefaults(d RetryPolicy) RetryPolicy {
 	if out.Retries == nil {
 		out.Retries = d.Retries
 	}
+	if out.Retries == nil {
+		n := defaultRetries
+		out.Retries = &n
+	}
 	return out
 }
+
+// defaultRetries is the retry count of a policy that no level sets: with the default backoff,
+// waits of about 1 s, 2 s and 4 s, enough for a transient 429 or 503 to pass.
+const defaultRetries = 3
 
 // maxRetries bounds a policy's retries: more would hold a request for minutes.
 const maxRetries = 10

@@ -126,3 +126,33 @@ func TestFallbackConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestRetryDefault: with no retry policy anywhere, a deployment is retried three times on
+// itself, about 1 s, 2 s and 4 s apart; a model or deployment may still turn it off.
+func TestRetryDefault(t *testing.T) {
+	provs := map[string]Provider{"p": nil}
+	zero := 0
+	r, err := NewRouter([]ModelConfig{
+		{Name: "plain", Deployments: []DeploymentConfig{{Provider: "p"}}},
+		{Name: "off", Deployments: []DeploymentConfig{{Provider: "p"}}, Retry: RetryPolicy{Retries: &zero}},
+	}, RoutingConfig{}, provs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := r.Candidates("plain")[0]
+	if d.Retry.Count() != 3 {
+		t.Fatalf("default retries: %d, want 3", d.Retry.Count())
+	}
+	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second} {
+		w, ok := RetryWait(d, Outcome{Kind: Answered, Status: http.StatusServiceUnavailable}, n)
+		if !ok || w < want*8/10 || w > want*12/10 {
+			t.Errorf("retry %d: wait %v (%v), want %v ±20%%", n, w, ok, want)
+		}
+	}
+	if _, ok := RetryWait(d, Outcome{Kind: Answered, Status: http.StatusServiceUnavailable}, 4); ok {
+		t.Error("a fourth retry by default")
+	}
+	if c := r.Candidates("off")[0].Retry.Count(); c != 0 {
+		t.Errorf("retries: 0 on the model left %d", c)
+	}
+}

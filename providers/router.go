@@ -45,8 +45,9 @@ type ModelConfig struct {
 	ContentFilterFallbacks []string `yaml:"content_filter_fallbacks"`
 	// RateLimitFallbacks are tried when the model's deployments answered 429 (else Fallbacks).
 	RateLimitFallbacks []string `yaml:"rate_limit_fallbacks"`
-	// Degrade is the reply of last resort to a chat completion, sent when every deployment and
-	// fallback failed; nil: none, the error is the answer.
+	// Degrade is the reply of last resort to a chat completion (or a Response, or a Message, in
+	// their shapes), sent when every deployment and fallback failed; nil: none, the error is the
+	// answer.
 	Degrade *DegradeReply `yaml:"degrade"`
 }
 
@@ -68,7 +69,7 @@ type RoutingConfig struct {
 	Breaker  BreakerConfig `yaml:"breaker"`
 	// HealthCheck is every deployment's active health check (off unless interval is set).
 	HealthCheck HealthCheck `yaml:"health_check"`
-	// Retry is every deployment's retry policy (no retries unless retries is set).
+	// Retry is every deployment's retry policy (three retries, 1 s, 2 s, 4 s, unless set).
 	Retry RetryPolicy `yaml:"retry"`
 }
 

@@ -71,6 +71,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	// The simulated upstreams listen on loopback, which the outbound policy refuses by default.
 	cfg.Outbound.Allow = []string{"127.0.0.1"}
 	cfg.stderr = io.Discard // the access log's default output
+	// The tests count single failures (a 502 from the dead provider, a breaker opened by n
+	// attempts): no retries of a deployment on itself unless a test's model asks for them. The
+	// default of three has its own test (TestDefaultRetriesThroughConfig).
+	noRetries := 0
+	cfg.Routing.Retry.Retries = &noRetries
 	cfg.Quota = quota.Options{DefaultTier: "open", Tiers: map[string]quota.Limits{"open": {}, "tiny": {RPM: 2}, "single": {Concurrent: 1}}}
 	cfg.Providers = []ProviderConfig{
 		{Config: providers.Config{Name: "up", Type: "openai", BaseURL: upSrv.URL + "/v1", APIKey: upstreamKey}},

@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/llmgate/llmgate/gateway/gatewaytest"
+	"github.com/llmgate/llmgate/internal/adminclient"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/mock"
+	"github.com/llmgate/llmgate/store"
 )
 
 // TestFailurePolicyOnBothStores: through the binary on the embedded store and on
@@ -63,8 +68,42 @@ func TestFailurePolicyOnBothStores(t *testing.T) {
 			if r.ErrorType != "degraded" || r.Status != http.StatusBadGateway || r.CostPicoUSD != nil || r.PromptTokens != 0 || r.UsageSource != "" {
 				t.Errorf("degraded: status %d, error type %q, cost %v, prompt tokens %d, source %q", r.Status, r.ErrorType, r.CostPicoUSD, r.PromptTokens, r.UsageSource)
 			}
+			// The Responses and Messages APIs share the path: a fallback, and the degrade reply
+			// in their own shapes, streamed or not.
+			flaky.FailNext(1, http.StatusTooManyRequests, "")
+			status, hdr, r := e.dialectRecord(e.app, "/v1/responses", `{"model":"targeted","input":"hi"}`)
+			if status != http.StatusOK || r.ServedModel != "failover" || hdr.Get("X-Llmgate-Served-Model") != "failover" {
+				t.Errorf("responses after a 429: status %d, served by %q", status, r.ServedModel)
+			}
+			for _, tc := range []struct{ path, body string }{
+				{"/v1/responses", `{"model":"degraded","input":"hi"}`},
+				{"/v1/responses", `{"model":"degraded","input":"hi","stream":true}`},
+				{"/v1/messages", `{"model":"degraded","max_tokens":9,"messages":[{"role":"user","content":"hi"}]}`},
+				{"/v1/messages", `{"model":"degraded","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"hi"}]}`},
+			} {
+				status, hdr, r := e.dialectRecord(e.app, tc.path, tc.body)
+				if status != http.StatusOK || hdr.Get("X-Llmgate-Degraded") != "true" || r.ErrorType != "degraded" || r.CostPicoUSD != nil {
+					t.Errorf("%s %s: status %d, degraded header %q, record error type %q, cost %v", tc.path, tc.body, status, hdr.Get("X-Llmgate-Degraded"), r.ErrorType, r.CostPicoUSD)
+				}
+			}
 		})
 	}
+}
+
+// dialectRecord posts body to a path of the public API with the env's key (as a bearer token,
+// which every dialect takes) and returns the status, the headers and the request's record.
+func (e *env) dialectRecord(a *app, path, body string) (int, http.Header, store.UsageRecord) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, a.publicURL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e.key)
+	req.Header.Set("Anthropic-Version", "2023-06-01")
+	resp, err := e.http.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header, e.usageFor(resp.Header.Get("X-Request-Id"))
 }
 
 // TestCatalogFailurePolicy: a model made over the admin API carries the failure policy of the
@@ -107,5 +146,46 @@ func TestCatalogFailurePolicy(t *testing.T) {
 				t.Errorf("degraded record: status %d, error type %q, cost %v, served by %q", r.Status, r.ErrorType, r.CostPicoUSD, r.ServedModel)
 			}
 		})
+	}
+}
+
+// TestDefaultRetriesThroughConfig: a config file that says nothing of retries (here only a
+// shorter first wait) gets three retries of a deployment on itself: a model with one deployment
+// survives three transient 503s in a row, counted at the upstream.
+func TestDefaultRetriesThroughConfig(t *testing.T) {
+	flaky := gatewaytest.NewSwitchable(t, mock.Options{})
+	path := writeConfig(t, "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: "+t.TempDir()+"\nadmin_token: "+testAdminToken+"\n"+
+		"log: {level: error}\nquota: {default_tier: open, tiers: {open: {}}}\noutbound: {allow: [127.0.0.1]}\n"+
+		"providers:\n  - {name: flaky, type: openai, base_url: "+flaky.Server.URL+"/v1}\n"+
+		"models:\n  - name: one\n    deployments: [{provider: flaky, model: m, breaker: {consecutive_failures: 100}}]\n"+
+		"routing: {retry: {backoff: 10ms}}\n")
+	cfg, err := loadConfig(path, envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.shutdown(ctx)
+	})
+	k, err := adminclient.New(a.adminURL, testAdminToken).CreateKey(context.Background(), createKeyBody{Name: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flaky.FailNext(3, http.StatusServiceUnavailable, "")
+	req, _ := http.NewRequest(http.MethodPost, a.publicURL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"one","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+k.Key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || flaky.Seen.Load() != 4 {
+		t.Errorf("status %d after %d upstream calls; want 200 after 4 (three retries by default)", resp.StatusCode, flaky.Seen.Load())
 	}
 }
