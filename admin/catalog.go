@@ -51,10 +51,11 @@ const (
 	originAPI  = "api"
 )
 
-// keylessTypes are the provider types that run without an api_key: local servers, the mock, and
-// bedrock (which signs with its section's AWS keys or the gateway's own AWS credentials); every
-// other type needs an api_key when created through the API.
-var keylessTypes = map[string]bool{"mock": true, "vllm": true, "ollama": true, "bedrock": true}
+// keylessTypes are the provider types that run without an api_key: local servers, the mock,
+// bedrock (which signs with its section's AWS keys or the gateway's own AWS credentials) and
+// vertex (which takes its tokens with its section's service account key or the gateway's own
+// Google credentials); every other type needs an api_key when created through the API.
+var keylessTypes = map[string]bool{"mock": true, "vllm": true, "ollama": true, "bedrock": true, "vertex": true}
 
 func (s *Server) routeCatalog(a *gin.RouterGroup) {
 	s.handle(a, http.MethodPost, "/providers", global(areaProviders), s.createProvider)
@@ -263,6 +264,7 @@ type providerPatch struct {
 	// The type sections merge field by field (typeSection.merge); null removes one.
 	Anthropic optional[json.RawMessage] `json:"anthropic"`
 	Bedrock   optional[json.RawMessage] `json:"bedrock"`
+	Vertex    optional[json.RawMessage] `json:"vertex"`
 }
 
 func setOpt[T any](o optional[T], dst *T) {
@@ -289,7 +291,14 @@ func (s *Server) checkProviderBody(c *gin.Context, spec ProviderSpec, apiKey str
 		}
 	}
 	if apiKey == "" && !keylessTypes[spec.Type] && spec.Type != "" {
-		invalid(c, "api_key", "required for type "+spec.Type+" (only mock, vllm, ollama and bedrock run without one).")
+		invalid(c, "api_key", "required for type "+spec.Type+" (only mock, vllm, ollama, bedrock and vertex run without one).")
+		return false
+	}
+	// A key file is a path on the server: the API takes the key itself (credentials_json), which
+	// is stored sealed and reaches every replica, where a path would name a file that one machine
+	// may have and another not, and would let an API caller make the gateway read any file it can.
+	if spec.Vertex != nil && spec.Vertex.CredentialsFile != "" {
+		invalid(c, "vertex.credentials_file", "a path on the server is not taken over the API: send the service account key itself as vertex.credentials_json, which is stored sealed.")
 		return false
 	}
 	if !s.checked(c, "", checkSections(spec)) {

@@ -17,6 +17,7 @@ import (
 	"github.com/llmgate/llmgate/internal/secrets"
 	"github.com/llmgate/llmgate/providers/anthropic"
 	"github.com/llmgate/llmgate/providers/bedrock"
+	"github.com/llmgate/llmgate/providers/vertex"
 	"github.com/llmgate/llmgate/store"
 )
 
@@ -66,6 +67,9 @@ var typeSections = []typeSection{
 		func(b *bedrock.Settings) []secretField {
 			return []secretField{{"secret_access_key", &b.SecretAccessKey}, {"session_token", &b.SessionToken}}
 		}),
+	sectionOf("vertex", func(s *ProviderSpec) **vertex.Settings { return &s.Vertex },
+		func(p *providerPatch) optional[json.RawMessage] { return p.Vertex },
+		func(v *vertex.Settings) []secretField { return []secretField{{"credentials_json", &v.CredentialsJSON}} }),
 }
 
 // sectionOf describes the section name of type T, found in a spec by field and in a PATCH by

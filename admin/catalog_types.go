@@ -10,6 +10,7 @@ import (
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/anthropic"
 	"github.com/llmgate/llmgate/providers/bedrock"
+	"github.com/llmgate/llmgate/providers/vertex"
 )
 
 // The wire shapes of /admin/providers and /admin/models. A stored catalog entry's spec is the
@@ -47,10 +48,11 @@ type ProviderSpec struct {
 	DialTimeout           Duration          `json:"dial_timeout,omitempty"`
 	ResponseHeaderTimeout Duration          `json:"response_header_timeout,omitempty"`
 	AllowPrivateNetwork   *bool             `json:"allow_private_network,omitempty"`
-	// Anthropic and Bedrock are the type's own section, with the config file's keys; only the
-	// provider's type may have one (typeSections). Their secret values are never shown.
+	// Anthropic, Bedrock and Vertex are the type's own section, with the config file's keys;
+	// only the provider's type may have one (typeSections). Their secret values are never shown.
 	Anthropic *anthropic.Settings `json:"anthropic,omitempty"`
 	Bedrock   *bedrock.Settings   `json:"bedrock,omitempty"`
+	Vertex    *vertex.Settings    `json:"vertex,omitempty"`
 }
 
 // ModelSpec is a public model's settings as the admin API takes and shows them: the config

@@ -93,6 +93,9 @@ func providerConfigOf(name string, s admin.ProviderSpec, apiKey string) Provider
 	if s.Bedrock != nil {
 		pc.Bedrock = *s.Bedrock
 	}
+	if s.Vertex != nil {
+		pc.Vertex = *s.Vertex
+	}
 	return pc
 }
 
@@ -108,6 +111,8 @@ func providerSpecOf(pc ProviderConfig) admin.ProviderSpec {
 		s.Anthropic = &pc.Anthropic
 	case pc.Type == "bedrock" && !reflect.ValueOf(pc.Bedrock).IsZero():
 		s.Bedrock = &pc.Bedrock
+	case pc.Type == "vertex" && !reflect.ValueOf(pc.Vertex).IsZero():
+		s.Vertex = &pc.Vertex
 	}
 	return s
 }
