@@ -39,6 +39,9 @@ type Outcome struct {
 	Status int
 	// RetryAfter is the pause the upstream asked for with an Answered status (0: none).
 	RetryAfter time.Duration
+	// Permanent: the same deployment would fail the same way at once (the outbound policy
+	// refused its address), so it is not retried; another deployment may still be tried.
+	Permanent bool
 }
 
 // Failover reports whether a request whose attempt on d ended with o may be tried on another

@@ -78,7 +78,7 @@ func (p RetryPolicy) Count() int {
 // replaces the backoff; a longer one refuses the retry.
 func RetryWait(d *Deployment, o Outcome, n int) (time.Duration, bool) {
 	p := d.Retry
-	if n < 1 || n > p.Count() || !Failover(d, o) {
+	if n < 1 || n > p.Count() || o.Permanent || !Failover(d, o) {
 		return 0, false
 	}
 	if o.Kind == Answered && !transient(o.Status) {

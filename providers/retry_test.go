@@ -32,6 +32,7 @@ func TestRetryWait(t *testing.T) {
 		{"501", Outcome{Kind: Answered, Status: 501}, 1, false, 0, 0},
 		{"a timeout after sending, no retry_on_timeout", Outcome{Kind: TimedOut}, 1, false, 0, 0},
 		{"the answer has begun", Outcome{Kind: Begun}, 1, false, 0, 0},
+		{"the outbound policy refused the address: it will refuse it again", Outcome{Kind: Unsent, Permanent: true}, 1, false, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w, ok := RetryWait(d, tc.o, tc.n)
