@@ -494,6 +494,13 @@ for (const d of [a, b]) {
 const failure = (await cells('flaky-a'))[col('Last failure')];
 check(failure.includes(a.health.last_failure.reason) && /\d/.test(failure), 'flaky-a last failure shows time and message: ' + failure);
 check((await cells('flaky-b'))[col('Last failure')] === '—', 'flaky-b has no failure');
+// At a laptop's width the health is on screen, not behind a sideways scroll of the table.
+const rowA = page.locator('tr', { has: page.locator('code', { hasText: /^flaky-a$/ }) });
+for (const name of ['Breaker', 'TTFT', 'OK / failed', 'Last failure']) {
+  const box = await rowA.locator('td').nth(col(name)).boundingBox();
+  check(box && box.x + box.width <= 1280, name + ' of flaky-a is on screen at 1280 px: ' + JSON.stringify(box));
+}
+await shot(page, 'providers-health');
 await noSecrets(page, 'providers health');
 `)
 }
