@@ -100,6 +100,9 @@ await settle(page);
 await openPage(page, 'providers');
 await docShot(page, 'providers');
 await openPage(page, 'usage');
+// A record's cost is on screen at a laptop's width, not behind a sideways scroll.
+const costHead = await page.locator('table thead th', { hasText: /^Cost$/ }).boundingBox();
+check(costHead && costHead.x + costHead.width <= 1280, 'the usage audit\'s Cost column is on screen at 1280 px: ' + JSON.stringify(costHead));
 await docShot(page, 'usage');
 await noSecrets(page, 'docs shots');
 
