@@ -67,6 +67,7 @@ type Server struct {
 	tokenHash     [32]byte
 	hasToken      bool
 	tokens        tokenCache
+	signIns       signInLimiter
 	auditFailures prometheus.Counter
 }
 

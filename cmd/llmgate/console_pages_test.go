@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"testing"
 
 	"github.com/llmgate/llmgate/providers"
@@ -448,4 +449,58 @@ await noSecrets(page, 'scoped pages');
 const refused = await page.evaluate(() => fetch('/admin/usage/top?by=user&tenant_id=default').then((r) => r.json().then((b) => [r.status, b.error.param])));
 check(refused[0] === 403 && refused[1] === 'tenant_id', 'another tenant\'s statistics refused: ' + JSON.stringify(refused));
 `, "CONSOLE_KEY="+e.key, "CONSOLE_OWN_KEY="+own, "CONSOLE_SCOPED_TOKEN="+token)
+}
+
+// withFlaky adds model "flaky": its first deployment's upstream refuses connections (a closed
+// loopback port), so each request fails there and falls back to the mock upstream.
+func withFlaky(t *testing.T) envOption {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String() + "/v1"
+	ln.Close()
+	return func(c *Config) {
+		c.Providers = append(c.Providers, ProviderConfig{Config: providers.Config{Name: "down", Type: "openai", BaseURL: closed, APIKey: "k"}})
+		c.Models = append(c.Models, providers.ModelConfig{Name: "flaky", Deployments: []providers.DeploymentConfig{
+			{ID: "flaky-a", Provider: "down", Model: "m", Priority: 0}, {ID: "flaky-b", Provider: "up", Model: "flaky-b-model", Priority: 1}}})
+	}
+}
+
+// TestConsolePagesProviderHealth: the Providers page shows each deployment's health as the admin
+// API reports it: breaker state, mean time to first token, successes and failures, and the last
+// failure's time and message.
+func TestConsolePagesProviderHealth(t *testing.T) {
+	e := newEnv(t, withFlaky(t))
+	runConsolePages(t, e, `
+const { page } = await newPage();
+await signIn(page, ADMIN_TOKEN);
+for (let i = 0; i < 3; i++) check((await chatReq('flaky')).status === 200, 'flaky is served by its fallback');
+const deps = (await api(ADMIN_TOKEN, 'GET', '/admin/deployments')).body.data;
+const a = deps.find((d) => d.id === 'flaky-a'), b = deps.find((d) => d.id === 'flaky-b');
+check(a.health.failed >= 1 && a.health.last_failure && a.health.last_failure.reason, 'the API knows flaky-a failed: ' + JSON.stringify(a.health));
+check(b.health.succeeded >= 1, 'the API knows flaky-b served: ' + JSON.stringify(b.health));
+await openPage(page, 'providers');
+const cells = async (id) => page.locator('tr', { has: page.locator('code', { hasText: new RegExp('^' + id + '$') }) }).locator('td').allTextContents();
+const heads = await page.locator('table thead th').allTextContents();
+const col = (name) => heads.indexOf(name);
+for (const d of [a, b]) {
+  const row = await cells(d.id);
+  check(row[col('Breaker')] === d.health.breaker, d.id + ' breaker ' + row[col('Breaker')] + ', API ' + d.health.breaker);
+  const ttft = d.health.ttft_ms_avg ? Math.round(d.health.ttft_ms_avg) + ' ms' : '—';
+  check(row[col('TTFT')] === ttft, d.id + ' TTFT ' + row[col('TTFT')] + ', API ' + d.health.ttft_ms_avg);
+  check(row[col('OK / failed')] === d.health.succeeded + ' / ' + d.health.failed, d.id + ' counts ' + row[col('OK / failed')]);
+}
+const failure = (await cells('flaky-a'))[col('Last failure')];
+check(failure.includes(a.health.last_failure.reason) && /\d/.test(failure), 'flaky-a last failure shows time and message: ' + failure);
+check((await cells('flaky-b'))[col('Last failure')] === '—', 'flaky-b has no failure');
+// At a laptop's width the health is on screen, not behind a sideways scroll of the table.
+const rowA = page.locator('tr', { has: page.locator('code', { hasText: /^flaky-a$/ }) });
+for (const name of ['Breaker', 'TTFT', 'OK / failed', 'Last failure']) {
+  const box = await rowA.locator('td').nth(col(name)).boundingBox();
+  check(box && box.x + box.width <= 1280, name + ' of flaky-a is on screen at 1280 px: ' + JSON.stringify(box));
+}
+await shot(page, 'providers-health');
+await noSecrets(page, 'providers health');
+`)
 }

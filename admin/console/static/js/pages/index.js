@@ -12,12 +12,14 @@ import { page as usage } from './usage.js';
 import { page as credits } from './credits.js';
 import { page as auditLog } from './audit-log.js';
 
+// The Overview comes first: the shell lands on the first page a principal may read, and every
+// role that reads anything reads the Overview.
 export const pages = [
+  overview,
   keys,
   tenants,
   users,
   tokens,
-  overview,
   quotas,
   pricing,
   providers,

@@ -30,19 +30,20 @@ export const page = {
         ui.clear(frame).append(ui.errorBox(err.message));
         return;
       }
+      // Health comes right after the deployment's name, so a laptop's width shows it without
+      // scrolling the table sideways; what the deployment is (models, upstream) sits under its id.
       const columns = [
-        { label: 'Deployment', render: (d) => el('code', { text: d.id }) },
-        { label: 'Models', class: 'wrap', render: (d) => (d.models || []).join(', ') },
-        { label: 'Provider', render: (d) => d.provider },
-        { label: 'Upstream model', render: (d) => d.upstream_model },
-        { label: 'Priority', class: 'num', render: (d) => String(d.priority) },
-        { label: 'Weight', class: 'num', render: (d) => (d.weight === d.file_weight ? String(d.weight) : `${d.weight} (file ${d.file_weight})`) },
+        { label: 'Deployment', class: 'wrap', render: (d) => el('div', {},
+          el('code', { text: d.id }),
+          el('div', { class: 'muted dep-sub', text: `${(d.models || []).join(', ')} → ${d.provider} / ${d.upstream_model}` })) },
         { label: 'State', render: (d) => (d.enabled ? ui.badge('enabled', 'ok') : ui.badge('disabled', 'bad')) },
         { label: 'Breaker', render: (d) => breakerBadge(ui, d) },
         { label: 'TTFT', class: 'num', render: (d) => (d.health && d.health.ttft_ms_avg ? `${Math.round(d.health.ttft_ms_avg)} ms` : '—') },
         { label: 'OK / failed', class: 'num', render: (d) => (d.health ? `${fmtInt(d.health.succeeded)} / ${fmtInt(d.health.failed)}` : '—') },
         { label: 'Last failure', class: 'wrap', render: (d) => (d.health && d.health.last_failure
           ? el('span', {}, ui.timeCell(d.health.last_failure.at), ' ', d.health.last_failure.reason) : '—') },
+        { label: 'Priority', class: 'num', render: (d) => String(d.priority) },
+        { label: 'Weight', class: 'num', render: (d) => (d.weight === d.file_weight ? String(d.weight) : `${d.weight} (file ${d.file_weight})`) },
         { label: 'Override', class: 'wrap', render: (d) => (d.override ? el('span', {}, 'by ', el('code', { text: d.override.updated_by }), ' ', ui.timeCell(d.override.updated_at)) : '—') },
       ];
       if (writable) {

@@ -76,7 +76,11 @@ export const page = {
           { label: 'Request', render: (r) => el('button', { type: 'button', class: 'link-button', text: r.request_id.slice(0, 13) + '…',
             'aria-label': 'Show the record of request ' + r.request_id, title: r.request_id, on: { click: () => show(r) } }) },
           { label: 'User', render: (r) => r.user_id },
-          { label: 'Key', render: (r) => r.key_id },
+          // A key id is 36 characters, and ids made close together share their start (it is a
+          // time): the end tells keys apart and keeps the cost on a laptop's screen; the whole id
+          // is in the title and the record's dialog.
+          { label: 'Key', render: (r) => (r.key_id && r.key_id.length > 16
+            ? el('span', { title: r.key_id, text: r.key_id.slice(0, 4) + '…' + r.key_id.slice(-8) }) : r.key_id) },
           { label: 'Model', render: (r) => r.model },
           { label: 'Status', render: (r) => ui.badge(String(r.status), r.status < 400 ? 'ok' : r.status === 429 ? 'warn' : 'bad') },
           { label: 'Tokens in/out', class: 'num', render: (r) => `${fmtInt(r.prompt_tokens)} / ${fmtInt(r.completion_tokens)}` },
