@@ -128,24 +128,7 @@ func converseCompletion(raw []byte, id, model string, created int64) ([]byte, er
 	})
 	out := make([]byte, 0, 256+text.Len()+reasoning.Len()+len(calls))
 	out = oairender.AppendCompletionHead(out, id, created, cmp.Or(model, "bedrock"))
-	out = append(out, `"choices":[{"index":0,"message":{"role":"assistant","content":`...)
-	if hasText || n == 0 {
-		out = jsonappend.String(out, text.String())
-	} else {
-		out = append(out, "null"...)
-	}
-	if reasoning.Len() > 0 {
-		out = append(out, `,"reasoning_content":`...)
-		out = jsonappend.String(out, reasoning.String())
-	}
-	if n > 0 {
-		out = append(out, `,"tool_calls":[`...)
-		out = append(out, calls...)
-		out = append(out, ']')
-	}
-	out = append(out, `,"refusal":null},"logprobs":null,"finish_reason":`...)
-	out = jsonappend.String(out, converseStopReason(r.Get("stopReason").Str))
-	out = append(out, '}', ']')
+	out = oairender.AppendMessageChoice(out, text.String(), !hasText && n > 0, reasoning.String(), calls, converseStopReason(r.Get("stopReason").Str))
 	if u := r.Get("usage"); u.IsObject() {
 		out = append(out, `,"usage":`...)
 		out = converseUsage(u).AppendJSON(out)
