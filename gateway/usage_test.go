@@ -81,3 +81,26 @@ func TestTopUsersBoundedAndDecaying(t *testing.T) {
 		t.Errorf("a user spending now is not labelled after the old counts decayed: %v", top.labelled)
 	}
 }
+
+// A stream chunk's answer text, as kept for counting an answer that brings no usage: content,
+// reasoning, completion text and the first tool call's arguments, in that order; the first of
+// a repeated key; nothing from non-string values, other choices or other keys.
+func TestDeliveredChunkText(t *testing.T) {
+	for _, tc := range []struct{ chunk, want string }{
+		{`{"choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null}],"usage":null}`, "word "},
+		{`{"choices":[{"delta":{"reasoning_content":"R","content":"C","reasoning":"r"}}]}`, "CRr"},
+		{`{"choices":[{"text":"T","delta":{"content":"C"}}]}`, "CT"},
+		{`{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{\"a\":"}},{"function":{"arguments":"x"}}]}}]}`, `{"a":`},
+		{`{"choices":[{"delta":{"content":"A","content":"B"}}]}`, "A"},
+		{`{"choices":[{"delta":{"content":null,"refusal":"no"}}]}`, ""},
+		{`{"choices":[{"delta":{"content":7}},{"delta":{"content":"second choice"}}]}`, ""},
+		{`{"choices":[],"usage":{"prompt_tokens":1}}`, ""},
+		{`{"content":"top level"}`, ""},
+	} {
+		var d delivered
+		d.addChunk([]byte(tc.chunk))
+		if got := d.buf.String(); got != tc.want {
+			t.Errorf("%s: kept %q, want %q", tc.chunk, got, tc.want)
+		}
+	}
+}
