@@ -214,10 +214,19 @@ func (x *exchange) promptTokens(model string) int64 {
 
 // warnUnpriced logs a model without a price once per process: the metric counts every request.
 func (g *Gateway) warnUnpriced(model, upstream string) {
-	if _, seen := g.unpricedSeen.LoadOrStore(model+"\x00"+upstream, true); !seen {
+	// Looked up before it is stored: every request of an unpriced model comes here, and a lookup
+	// by a struct key allocates nothing, where LoadOrStore boxes its value each time.
+	k := unpricedModel{model, upstream}
+	if _, seen := g.unpricedSeen.Load(k); seen {
+		return
+	}
+	if _, seen := g.unpricedSeen.LoadOrStore(k, true); !seen {
 		g.log.Warn("no price for model: usage recorded without cost", "model", model, "upstream_model", upstream)
 	}
 }
+
+// unpricedModel is a key of the models warned about as unpriced.
+type unpricedModel struct{ model, upstream string }
 
 // costMetrics are the gov_cost_* series, named as the governance dashboards expect them. The userId label is bounded to the top users by
 // cost (see topUsers); the rest share "other", and users without an id "none".

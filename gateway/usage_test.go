@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,5 +104,23 @@ func TestDeliveredChunkText(t *testing.T) {
 		if got := d.buf.String(); got != tc.want {
 			t.Errorf("%s: kept %q, want %q", tc.chunk, got, tc.want)
 		}
+	}
+}
+
+// A model without a price is warned about once per pair of public and upstream model, however
+// many of its requests follow.
+func TestUnpricedWarnedOnce(t *testing.T) {
+	var logged strings.Builder
+	g := &Gateway{log: slog.New(slog.NewTextHandler(&logged, nil))}
+	for range 3 {
+		g.warnUnpriced("m", "up-m")
+	}
+	g.warnUnpriced("m", "up-other")
+	g.warnUnpriced("m", "up-m")
+	if n := strings.Count(logged.String(), "no price for model"); n != 2 {
+		t.Errorf("%d warnings, want 2 (one per pair):\n%s", n, logged.String())
+	}
+	if !strings.Contains(logged.String(), "upstream_model=up-other") {
+		t.Errorf("no warning names up-other:\n%s", logged.String())
 	}
 }
