@@ -205,9 +205,13 @@ func (s *sseRelay) event(e sse.Event) error {
 	} else {
 		s.out.answer.addChunk(payload)
 	}
-	switch n := bytes.Count(payload, usageKey); {
-	case n == 0:
-	case n == 1 && bytes.Contains(payload, usageNull):
+	// Where "usage": first appears, and whether it appears again: one scan of the payload in all
+	// (this runs for every event), where counting and then searching took two or three.
+	first := bytes.Index(payload, usageKey)
+	again := first >= 0 && bytes.Contains(payload[first+len(usageKey):], usageKey)
+	switch {
+	case first < 0:
+	case !again && bytes.HasPrefix(payload[first:], usageNull):
 		// Every chunk of a stream with include_usage carries "usage":null. When the gateway asked
 		// for it, splice it out without parsing the chunk; other spellings take the path below.
 		if s.injected {
