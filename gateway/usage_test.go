@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -134,5 +135,16 @@ func BenchmarkDeliveredChunk(b *testing.B) {
 	for b.Loop() {
 		d.buf.Reset()
 		d.addChunk(chunk)
+	}
+}
+
+// indexQuoted finds what bytes.Index finds, for separators that begin with a quote.
+func TestIndexQuoted(t *testing.T) {
+	sep := []byte(`"usage":`)
+	for _, b := range []string{``, `"usage":`, `x"usage":`, `usage":`, `"max_usage":1,"usage":null`, `{"a":"usage\":","usage":{}}`,
+		`"usage"`, `{"choices":[],"usage":null}`, `""usage":`, `usage":"usage":`} {
+		if got, want := indexQuoted([]byte(b), sep), bytes.Index([]byte(b), sep); got != want {
+			t.Errorf("indexQuoted(%q) = %d, want %d", b, got, want)
+		}
 	}
 }
