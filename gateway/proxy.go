@@ -457,7 +457,9 @@ func (x *exchange) readBody() ([]byte, error) {
 	if n < 0 || n > max {
 		n = 512
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, n+1))
+	// ReadFrom wants bytes.MinRead free before each read: with less it grows the buffer (a
+	// second allocation and a copy) before it can see the end of a body of the announced length.
+	buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
 	_, err := buf.ReadFrom(http.MaxBytesReader(x.c.Writer, r.Body, max))
 	var mbe *http.MaxBytesError
 	switch {

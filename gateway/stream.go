@@ -192,7 +192,7 @@ func (s *sseRelay) event(e sse.Event) error {
 		s.sawDone = true
 		return s.write(append(ev, '\n'))
 	}
-	if bytes.Contains(payload, errorField) && gjson.GetBytes(payload, "error").IsObject() {
+	if indexQuoted(payload, errorField) >= 0 && gjson.GetBytes(payload, "error").IsObject() {
 		s.upErr = true // error text is never counted as answer
 		// An error event's message is relayed, as an error answer's is, without credentials.
 		if m := gjson.GetBytes(payload, "error.message"); m.Type == gjson.String {
@@ -205,9 +205,13 @@ func (s *sseRelay) event(e sse.Event) error {
 	} else {
 		s.out.answer.addChunk(payload)
 	}
-	switch n := bytes.Count(payload, usageKey); {
-	case n == 0:
-	case n == 1 && bytes.Contains(payload, usageNull):
+	// Where "usage": first appears, and whether it appears again: one scan of the payload in all
+	// (this runs for every event), where counting and then searching took two or three.
+	first := indexQuoted(payload, usageKey)
+	again := first >= 0 && indexQuoted(payload[first+len(usageKey):], usageKey) >= 0
+	switch {
+	case first < 0:
+	case !again && bytes.HasPrefix(payload[first:], usageNull):
 		// Every chunk of a stream with include_usage carries "usage":null. When the gateway asked
 		// for it, splice it out without parsing the chunk; other spellings take the path below.
 		if s.injected {
@@ -316,9 +320,26 @@ func (s *sseRelay) flush() error {
 	return s.rc.Flush()
 }
 
+// indexQuoted is bytes.Index(b, sep) for a sep that begins with a quote, found by what follows
+// the quote: JSON has a quote every few bytes, and a search led by one tries each of them
+// (bytes.Index gives up on its fast path after a handful), where the letter after it is rare.
+func indexQuoted(b, sep []byte) int {
+	rest := sep[1:]
+	for off := 0; ; {
+		i := bytes.Index(b[off:], rest)
+		if i < 0 {
+			return -1
+		}
+		if i += off; i > 0 && b[i-1] == '"' {
+			return i - 1
+		}
+		off = i + 1
+	}
+}
+
 // dropUsageNull removes `,"usage":null` (or `"usage":null,`) from a raw event in place.
 func dropUsageNull(ev []byte) ([]byte, bool) {
-	i := bytes.Index(ev, usageNull)
+	i := indexQuoted(ev, usageNull)
 	switch {
 	case i < 0:
 		return ev, false

@@ -39,7 +39,7 @@ func (c *attemptClock) waited() time.Duration {
 	if c == nil {
 		return 0
 	}
-	return max(time.Duration(c.since.Load()-c.start.UnixNano()), 0)
+	return max(time.Duration(c.since.Load()), 0)
 }
 
 // own is the gateway's own time of a request at now: the time since it began less the upstream

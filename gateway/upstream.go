@@ -115,7 +115,7 @@ type attemptClock struct {
 	start   time.Time
 	total   time.Time
 	phase   atomic.Int32
-	since   atomic.Int64 // UnixNano: phase start, then the last read of the body
+	since   atomic.Int64 // since start, in ns: phase start, then the last read of the body
 	wrote   atomic.Bool  // the request's headers were written to a connection
 	mu      sync.Mutex
 	timer   *time.Timer
@@ -125,14 +125,12 @@ type attemptClock struct {
 
 func newAttemptClock(t providers.Timeouts, cancel context.CancelCauseFunc) *attemptClock {
 	now := time.Now()
-	c := &attemptClock{t: t, cancel: cancel, start: now, total: now.Add(t.Total)}
-	c.since.Store(now.UnixNano())
-	return c
+	return &attemptClock{t: t, cancel: cancel, start: now, total: now.Add(t.Total)}
 }
 
 // deadline is the phase's deadline, capped by the total, and the cause to cancel with.
 func (c *attemptClock) deadline() (time.Time, error) {
-	since := time.Unix(0, c.since.Load())
+	since := c.start.Add(time.Duration(c.since.Load()))
 	var at time.Time
 	var cause error
 	switch c.phase.Load() {
@@ -153,7 +151,7 @@ func (c *attemptClock) deadline() (time.Time, error) {
 
 // enter moves the attempt to a phase.
 func (c *attemptClock) enter(phase int32) {
-	c.since.Store(time.Now().UnixNano())
+	c.mark()
 	c.phase.Store(phase)
 	at, _ := c.deadline()
 	c.mu.Lock()
@@ -173,7 +171,11 @@ func (c *attemptClock) enter(phase int32) {
 }
 
 // touch records activity in the body phase: it pushes the idle deadline back.
-func (c *attemptClock) touch() { c.since.Store(time.Now().UnixNano()) }
+func (c *attemptClock) touch() { c.mark() }
+
+// mark records now as the time since the attempt's start: on the monotonic clock, read once
+// (time.Since reads no wall clock), as this runs for every read of a body.
+func (c *attemptClock) mark() { c.since.Store(int64(time.Since(c.start))) }
 
 func (c *attemptClock) fire() {
 	at, cause := c.deadline()

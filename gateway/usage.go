@@ -38,11 +38,48 @@ func (d *delivered) addChunk(payload []byte) {
 	if !c.IsObject() {
 		return
 	}
-	for _, path := range [...]string{"delta.content", "delta.reasoning_content", "delta.reasoning", "text", "delta.tool_calls.0.function.arguments"} {
-		if v := c.Get(path); v.Type == gjson.String && v.Str != "" {
+	// One pass over the choice and one over its delta, rather than a lookup per field (each of
+	// which walks the choice again); the first occurrence of a key counts, as a lookup's does.
+	var f [5]gjson.Result // content, reasoning_content, reasoning, text, tool-call arguments
+	c.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "text":
+			if !f[3].Exists() {
+				f[3] = v
+			}
+		case "delta":
+			v.ForEach(func(k, v gjson.Result) bool {
+				switch i := deltaField(k.Str); {
+				case i == 4 && !f[4].Exists():
+					f[4] = v.Get("0.function.arguments")
+				case i >= 0 && i < 4 && !f[i].Exists():
+					f[i] = v
+				}
+				return true
+			})
+		}
+		return true
+	})
+	for _, v := range f {
+		if v.Type == gjson.String && v.Str != "" {
 			d.buf.WriteString(v.Str)
 		}
 	}
+}
+
+// deltaField is the index in addChunk's fields of a chunk delta's key, or -1.
+func deltaField(k string) int {
+	switch k {
+	case "content":
+		return 0
+	case "reasoning_content":
+		return 1
+	case "reasoning":
+		return 2
+	case "tool_calls":
+		return 4
+	}
+	return -1
 }
 
 // addBody appends the answer text of a whole (non-stream) answer.
@@ -177,10 +214,19 @@ func (x *exchange) promptTokens(model string) int64 {
 
 // warnUnpriced logs a model without a price once per process: the metric counts every request.
 func (g *Gateway) warnUnpriced(model, upstream string) {
-	if _, seen := g.unpricedSeen.LoadOrStore(model+"\x00"+upstream, true); !seen {
+	// Looked up before it is stored: every request of an unpriced model comes here, and a lookup
+	// by a struct key allocates nothing, where LoadOrStore boxes its value each time.
+	k := unpricedModel{model, upstream}
+	if _, seen := g.unpricedSeen.Load(k); seen {
+		return
+	}
+	if _, seen := g.unpricedSeen.LoadOrStore(k, true); !seen {
 		g.log.Warn("no price for model: usage recorded without cost", "model", model, "upstream_model", upstream)
 	}
 }
+
+// unpricedModel is a key of the models warned about as unpriced.
+type unpricedModel struct{ model, upstream string }
 
 // costMetrics are the gov_cost_* series, named as the governance dashboards expect them. The userId label is bounded to the top users by
 // cost (see topUsers); the rest share "other", and users without an id "none".

@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +82,69 @@ func TestTopUsersBoundedAndDecaying(t *testing.T) {
 	}
 	if !top.labelled["newcomer"] {
 		t.Errorf("a user spending now is not labelled after the old counts decayed: %v", top.labelled)
+	}
+}
+
+// A stream chunk's answer text, as kept for counting an answer that brings no usage: content,
+// reasoning, completion text and the first tool call's arguments, in that order; the first of
+// a repeated key; nothing from non-string values, other choices or other keys.
+func TestDeliveredChunkText(t *testing.T) {
+	for _, tc := range []struct{ chunk, want string }{
+		{`{"choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null}],"usage":null}`, "word "},
+		{`{"choices":[{"delta":{"reasoning_content":"R","content":"C","reasoning":"r"}}]}`, "CRr"},
+		{`{"choices":[{"text":"T","delta":{"content":"C"}}]}`, "CT"},
+		{`{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{\"a\":"}},{"function":{"arguments":"x"}}]}}]}`, `{"a":`},
+		{`{"choices":[{"delta":{"content":"A","content":"B"}}]}`, "A"},
+		{`{"choices":[{"delta":{"content":null,"refusal":"no"}}]}`, ""},
+		{`{"choices":[{"delta":{"content":7}},{"delta":{"content":"second choice"}}]}`, ""},
+		{`{"choices":[],"usage":{"prompt_tokens":1}}`, ""},
+		{`{"content":"top level"}`, ""},
+	} {
+		var d delivered
+		d.addChunk([]byte(tc.chunk))
+		if got := d.buf.String(); got != tc.want {
+			t.Errorf("%s: kept %q, want %q", tc.chunk, got, tc.want)
+		}
+	}
+}
+
+// A model without a price is warned about once per pair of public and upstream model, however
+// many of its requests follow.
+func TestUnpricedWarnedOnce(t *testing.T) {
+	var logged strings.Builder
+	g := &Gateway{log: slog.New(slog.NewTextHandler(&logged, nil))}
+	for range 3 {
+		g.warnUnpriced("m", "up-m")
+	}
+	g.warnUnpriced("m", "up-other")
+	g.warnUnpriced("m", "up-m")
+	if n := strings.Count(logged.String(), "no price for model"); n != 2 {
+		t.Errorf("%d warnings, want 2 (one per pair):\n%s", n, logged.String())
+	}
+	if !strings.Contains(logged.String(), "upstream_model=up-other") {
+		t.Errorf("no warning names up-other:\n%s", logged.String())
+	}
+}
+
+// BenchmarkDeliveredChunk keeps the answer text of a typical stream chunk (it runs for every
+// relayed event).
+func BenchmarkDeliveredChunk(b *testing.B) {
+	chunk := []byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"up-m","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":"word "},"logprobs":null,"finish_reason":null}],"usage":null}`)
+	var d delivered
+	b.ReportAllocs()
+	for b.Loop() {
+		d.buf.Reset()
+		d.addChunk(chunk)
+	}
+}
+
+// indexQuoted finds what bytes.Index finds, for separators that begin with a quote.
+func TestIndexQuoted(t *testing.T) {
+	sep := []byte(`"usage":`)
+	for _, b := range []string{``, `"usage":`, `x"usage":`, `usage":`, `"max_usage":1,"usage":null`, `{"a":"usage\":","usage":{}}`,
+		`"usage"`, `{"choices":[],"usage":null}`, `""usage":`, `usage":"usage":`} {
+		if got, want := indexQuoted([]byte(b), sep), bytes.Index([]byte(b), sep); got != want {
+			t.Errorf("indexQuoted(%q) = %d, want %d", b, got, want)
+		}
 	}
 }

@@ -160,6 +160,7 @@ func Run(ctx context.Context, self string, o Options, stdout, stderr io.Writer) 
 			}
 		}
 	}
+	rep.Targets = rep.perfTargets()
 	if o.JSON {
 		err = rep.writeJSON(stdout)
 	} else {

@@ -284,3 +284,54 @@ func TestSlowStreamsReport(t *testing.T) {
 		}
 	}
 }
+
+// TestPerfTargets: every performance target the run has a figure for is printed with its figure
+// and met or missed; the added latencies are medians of per-round differences from the
+// pass-through, and a slow-streams level that was capped below its count does not meet its target.
+func TestPerfTargets(t *testing.T) {
+	round := func(rps, stream float64, p50, p99 time.Duration) pathRound {
+		return pathRound{RPS: rps, StreamRPS: stream, P50: benchDuration(p50), P99: benchDuration(p99)}
+	}
+	us := time.Microsecond
+	r := &benchReport{Settings: benchSettings{StreamRPS: true}, Paths: []*pathResult{
+		{Name: "direct", Rounds: []pathRound{round(1000, 100, 100*us, 200*us), round(1000, 100, 100*us, 200*us)}},
+		{Name: "baseline", Rounds: []pathRound{round(500, 70, 200*us, 300*us), round(500, 70, 210*us, 300*us)}},
+		{Name: "gateway", Rounds: []pathRound{round(460, 60, 225*us, 500*us), round(460, 60, 235*us, 400*us)}},
+		{Name: nameGatewayRedis, Rounds: []pathRound{round(300, 55, 400*us, 600*us), round(300, 55, 420*us, 600*us)}},
+	}}
+	for i, cpu := range []time.Duration{0, 50 * us, 60 * us, 90 * us} {
+		for j := range r.Paths[i].Rounds {
+			r.Paths[i].Rounds[j].CPUPerRequest = benchDuration(cpu)
+		}
+	}
+	r.summarize()
+	r.Redis = &redisReport{Requests: 1000, RoundTrips: 1.2, CPUPerRequest: benchDuration(20 * us)}
+	r.SlowStreams = &slowStreamsReport{IdleRSSMB: 39, IdleRSSMet: true,
+		Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSPerThousandMB: 40, RSSPerThousandMet: true},
+			{Streams: 10000, Open: 9872, RSSPerThousandMB: 41, RSSPerThousandMet: true}}}
+	r.Targets = r.perfTargets()
+	var b strings.Builder
+	if err := writeTargets(&b, r.Targets); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(strings.Fields(b.String()), " ")
+	for _, want := range []string{
+		"performance targets: 7 of 12 met",
+		"gateway CPU per request / pass-through's ×1.20 (target ≤ ×1.25: met)",
+		"gateway+redis/direct RPS 0.30 (target ≥ 0.35: MISSED)",
+		"gateway+redis/direct stream RPS 0.55 (target ≥ 0.50: met)",
+		"Redis round trips per request 1.20 (target ≤ 1.00: MISSED)",
+		"redis-server CPU per request 20µs (target ≤ 25µs: met)",
+		"gateway/direct RPS 0.46 (target ≥ 0.45: met)",
+		"gateway/direct stream RPS 0.60 (target ≥ 0.65: MISSED)",
+		"gateway p50 at c=1 over the pass-through +25µs (target ≤ +30µs: met)",
+		"gateway p99 at c=1 over the pass-through +150µs (target ≤ +150µs: met)",
+		"gateway+redis p50 at c=1 over the pass-through +205µs (target ≤ +120µs: MISSED)",
+		"slow streams: idle RSS 39.0 MB (target ≤ 40 MB: met)",
+		"slow streams: RSS per 1k streams, 9872 open 41.0 MB (target ≤ 48 MB at 10000: MISSED)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("targets lack %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -301,6 +301,8 @@ type benchReport struct {
 	Tracing *tracingReport `json:"tracing,omitempty"`
 	// SlowStreams is the slow-streams scenario's outcome; nil when it did not run.
 	SlowStreams *slowStreamsReport `json:"slow_streams,omitempty"`
+	// Targets are the performance targets this run has a figure for, each met or missed.
+	Targets []perfTarget `json:"targets,omitempty"`
 }
 
 // Rows of the report, in Paths.
@@ -720,6 +722,9 @@ func (r *benchReport) writeText(w io.Writer) error {
 		}
 	}
 	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if err := writeTargets(w, r.Targets); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "\nRatios and added latencies are medians of per-round values; each round runs the paths back to back.")

@@ -59,7 +59,11 @@ func benchInsertUsage(b *testing.B, charged bool) {
 				r.PayerType, r.PayerID = "user", r.UserID
 			}
 		}
-		if _, err := s.InsertUsage(ctx, recs); err != nil {
+		// The usage writer bounds every batch with a deadline, as here.
+		bctx, cancel := context.WithTimeout(ctx, time.Minute)
+		_, err := s.InsertUsage(bctx, recs)
+		cancel()
+		if err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -43,8 +43,16 @@ func (s *Store) InsertUsage(ctx context.Context, recs []store.UsageRecord) (int,
 	defer b.close()
 	total := 0
 	args := make([]any, 0, usageColumnCount)
+	// The driver watches a statement's context with a goroutine of its own for every call that
+	// has one that can end: per row that is most of a row's cost. The rows run under a context
+	// that cannot end; the transaction still ends with ctx (database/sql rolls it back, and the
+	// next row fails), and ctx is checked before every row.
+	rowCtx := context.WithoutCancel(ctx)
 	for i := range recs {
-		res, err := stmt.ExecContext(ctx, appendUsageArgs(args[:0], &recs[i])...)
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("sqlite: insert usage: %w", err)
+		}
+		res, err := stmt.ExecContext(rowCtx, appendUsageArgs(args[:0], &recs[i])...)
 		if err != nil {
 			return 0, fmt.Errorf("sqlite: insert usage: %w", err)
 		}
@@ -56,7 +64,7 @@ func (s *Store) InsertUsage(ctx context.Context, recs []store.UsageRecord) (int,
 			continue
 		}
 		total++
-		if err := b.add(ctx, &recs[i]); err != nil {
+		if err := b.add(rowCtx, &recs[i]); err != nil {
 			return 0, fmt.Errorf("sqlite: insert usage %s: %w", recs[i].RequestID, err)
 		}
 	}
