@@ -151,9 +151,9 @@ type Recorder struct {
 	sink     Sink
 	classify func(error) bool
 	log      *slog.Logger
-	ch       chan store.UsageRecord
-	spool    *spool       // nil without SpoolDir
-	dead     *deadLetters // never nil; logs only without a directory
+	ch       chan *store.UsageRecord // records from queuedRecords (see there why pointers)
+	spool    *spool                  // nil without SpoolDir
+	dead     *deadLetters            // never nil; logs only without a directory
 	metrics  *metrics
 
 	// closeMu makes closing and sending exclusive: once closed is set under the write lock, no
@@ -203,7 +203,7 @@ func New(sink Sink, opts Options, log *slog.Logger) (*Recorder, error) {
 		log = slog.Default()
 	}
 	r := &Recorder{opts: opts, sink: sink, log: log,
-		ch: make(chan store.UsageRecord, opts.QueueSize), stop: make(chan struct{}),
+		ch: make(chan *store.UsageRecord, opts.QueueSize), stop: make(chan struct{}),
 		writerDone: make(chan struct{}), replayWake: make(chan struct{}, 1)}
 	r.classify = classifier(sink)
 	r.dead = newDeadLetters(opts.DeadLetterDir, log, &r.deadLettered)
@@ -265,16 +265,36 @@ func NewRecorder(sink Sink, opts Options, log *slog.Logger) *Recorder {
 func (r *Recorder) Record(rec store.UsageRecord) bool {
 	r.closeMu.RLock()
 	if !r.closed {
+		p := queuedRecords.Get().(*store.UsageRecord)
+		*p = rec
 		select {
-		case r.ch <- rec:
+		case r.ch <- p:
 			r.closeMu.RUnlock()
 			r.enqueued.Add(1)
 			return true
 		default:
+			*p = store.UsageRecord{}
+			queuedRecords.Put(p)
 		}
 	}
 	r.closeMu.RUnlock()
 	return r.overflow(rec)
+}
+
+// queuedRecords hold the records in the channel, reused so that Record allocates nothing. The
+// channel carries pointers rather than records because a record is some 500 bytes: a channel of
+// values holds QueueSize of them (32 MB at the default) from the start, which the collector
+// counts as live heap when it paces itself (so the heap grows that much further between
+// collections), and which the ring touches page by page as it turns.
+var queuedRecords = sync.Pool{New: func() any { return new(store.UsageRecord) }}
+
+// dequeue appends a record taken from the channel to batch and gives its holder back to
+// queuedRecords, cleared so that the pool does not keep its strings alive.
+func dequeue(batch []store.UsageRecord, p *store.UsageRecord) []store.UsageRecord {
+	batch = append(batch, *p)
+	*p = store.UsageRecord{}
+	queuedRecords.Put(p)
+	return batch
 }
 
 // overflow spools one record the channel could not take.
@@ -411,7 +431,7 @@ func (r *Recorder) awaitWriter(ctx context.Context) {
 			batch := r.inflight
 			r.inflight = nil
 			for len(r.ch) > 0 {
-				batch = append(batch, <-r.ch)
+				batch = dequeue(batch, <-r.ch)
 			}
 			r.spoolLocked(batch, "close deadline while the database was busy")
 			r.life.Unlock()

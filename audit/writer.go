@@ -26,8 +26,8 @@ func (r *Recorder) run() {
 		case <-r.stop:
 			r.drain(batch)
 			return
-		case rec := <-r.ch:
-			batch = append(batch, rec)
+		case p := <-r.ch:
+			batch = dequeue(batch, p)
 			if len(batch) >= r.opts.BatchSize {
 				if !r.write(r.writeCtx, batch) {
 					return
@@ -51,7 +51,7 @@ func (r *Recorder) drain(batch []store.UsageRecord) {
 	ctx := r.stopCtx
 	for {
 		for len(batch) < r.opts.BatchSize && len(r.ch) > 0 {
-			batch = append(batch, <-r.ch)
+			batch = dequeue(batch, <-r.ch)
 		}
 		if len(batch) == 0 {
 			return

@@ -96,7 +96,7 @@ func Run(ctx context.Context, self string, o Options, stdout, stderr io.Writer) 
 	if len(o.SlowStreams) > 0 {
 		// Before any child starts: each inherits the limit it is started with, and mockllm
 		// holds a descriptor per slow stream too.
-		raiseFDLimit()
+		raiseFDLimit(slowStreamsFDs(o.SlowStreams))
 	}
 	if o.SlowStreamsOnly {
 		return runSlowStreamsOnly(ctx, self, mockPath, o, stdout, stderr)

@@ -1,6 +1,11 @@
 package bench
 
-import "syscall"
+import (
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
 
 // benchChildAttr makes the kernel kill a bench child when the bench dies, even by SIGKILL, so no
 // mockllm or gateway outlives a crashed run.
@@ -8,12 +13,23 @@ func benchChildAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 
-// raiseFDLimit lifts the soft descriptor limit to the hard one, for this process and the children
-// it starts (which inherit it), and returns the limit.
-func raiseFDLimit() uint64 {
+// raiseFDLimit lifts the descriptor limit, for this process and the children it starts (which
+// inherit it), to want, and returns the limit. The soft limit goes up to the hard one; past the
+// hard one only a privileged process may go (root may raise it, up to the kernel's nr_open), and
+// otherwise the hard limit is what is left.
+func raiseFDLimit(want uint64) uint64 {
 	var l syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
 		return 0
+	}
+	if want > l.Max {
+		if nrOpen := kernelNROpen(); nrOpen > 0 && want > nrOpen {
+			want = nrOpen
+		}
+		if want > l.Max && syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: want, Max: want}) == nil {
+			_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l)
+			return l.Cur
+		}
 	}
 	if l.Cur < l.Max {
 		l.Cur = l.Max
@@ -21,4 +37,15 @@ func raiseFDLimit() uint64 {
 		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
 	return l.Cur
+}
+
+// kernelNROpen is the most descriptors the kernel lets any process have (fs.nr_open), 0 when
+// unknown.
+func kernelNROpen() uint64 {
+	b, err := os.ReadFile("/proc/sys/fs/nr_open")
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	return n
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,10 +84,16 @@ type slowStreamLoad struct {
 	GoroutinesPerStream float64 `json:"goroutines_per_stream"`
 }
 
+// slowStreamsFDs is the descriptor limit the largest of levels needs in the gateway (which every
+// process of the bench is given: mockllm and the bench's clients hold one per stream).
+func slowStreamsFDs(levels []int) uint64 {
+	return uint64(max(slices.Max(append([]int{0}, levels...)), 0)*fdsPerStream + fdsReserve)
+}
+
 // runSlowStreams starts a fresh gateway in front of mockURL (so that idle means never used), and
 // measures it: idle, the allocations per event, then each level of concurrent slow streams.
 func runSlowStreams(ctx context.Context, e *benchEnv, self string, env []string, mockURL string, levels []int, progress io.Writer) (*slowStreamsReport, error) {
-	rep := &slowStreamsReport{Events: slowEvents, IntervalMS: slowInterval.Milliseconds(), FDLimit: raiseFDLimit()}
+	rep := &slowStreamsReport{Events: slowEvents, IntervalMS: slowInterval.Milliseconds(), FDLimit: raiseFDLimit(slowStreamsFDs(levels))}
 	g, err := e.startSlowGateway(ctx, self, env, mockURL)
 	if err != nil {
 		return nil, err

@@ -225,10 +225,12 @@ func NewClient(o Options) *http.Client {
 		DisableCompression:    true,
 		// Every connection, busy or idle in the pool, holds these two buffers for its life: at
 		// 32 KiB each they were most of what an open stream costs. The relay reads events through
-		// its own buffer, and net/http bypasses these for reads and writes larger than them, so
-		// the 4 KiB defaults of net/http cost nothing in speed.
-		WriteBufferSize: 4 << 10,
-		ReadBufferSize:  4 << 10,
+		// its own buffer, and net/http bypasses these for reads and writes larger than them. 2 KiB
+		// rather than net/http's 4 KiB: the write buffer takes a request's headers (a body that
+		// does not fit after them goes to the socket straight, as larger ones did before), and the
+		// read buffer a response's header block and the framing of each streamed chunk.
+		WriteBufferSize: 2 << 10,
+		ReadBufferSize:  2 << 10,
 	}
 	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
