@@ -1,7 +1,7 @@
 // Package audit carries usage records from the request path to the store and loses none that it
 // accepted: a bounded in-process channel drained by batch writers (Writers, one by default), with
-// an on-disk spool for
-// when the channel is full or the database is down, replayed when the database answers.
+// an on-disk spool for when the channel is full or the database is down, replayed when the
+// database answers.
 //
 // # Pipeline
 //
