@@ -498,3 +498,6 @@ func (r *Recorder) wakeReplay() {
 	default:
 	}
 }
+
+// Writers is the number of batch writers the recorder runs (Options.Writers, defaults applied).
+func (r *Recorder) Writers() int { return r.opts.Writers }
