@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,4 +236,48 @@ func TestCloseWithWritersStuck(t *testing.T) {
 	r2 := mustNew(t, st, opts)
 	waitFor(t, 10*time.Second, "replay", func() bool { return count(t, st) == 100 })
 	closeRecorder(t, r2, 10*time.Second)
+}
+
+// deadlockOnceSink fails the first call with PostgreSQL's deadlock error, having written nothing
+// (PostgreSQL rolls the transaction back), and passes every later call on.
+type deadlockOnceSink struct {
+	Sink
+	failed atomic.Bool
+}
+
+func (s *deadlockOnceSink) InsertUsage(ctx context.Context, recs []store.UsageRecord) (int, error) {
+	if s.failed.CompareAndSwap(false, true) {
+		return 0, fmt.Errorf("postgres: insert usage: %w", pgState{"40P01"})
+	}
+	return s.Sink.InsertUsage(ctx, recs)
+}
+
+// TestPostgresWritersDeadlockRetried: a batch that fails as a deadlock victim (or a
+// serialization failure, 40001) is transient: written again by the writer's retry, not split or
+// dead-lettered, and charged once.
+func TestPostgresWritersDeadlockRetried(t *testing.T) {
+	for _, code := range []string{"40P01", "40001"} {
+		if classifier(nil)(pgState{code}) {
+			t.Errorf("SQLSTATE %s classified as a rejection of the data", code)
+		}
+	}
+	st, dsn := newPG(t, pg)
+	recs := charged()[:2000]
+	for u := range 7 {
+		if _, err := st.EnsureCreditAccount(context.Background(), "user", fmt.Sprintf("user-%d", u)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := spoolOpts(t)
+	opts.Writers, opts.BatchSize = 2, 500
+	r := mustNew(t, &deadlockOnceSink{Sink: st}, opts)
+	for i := range recs {
+		r.Record(recs[i])
+	}
+	closeRecorder(t, r, 60*time.Second)
+	readLedger(t, dsn).check(t, int64(len(recs)))
+	checkCharges(t, st, dsn, recs)
+	if s := r.Stats(); s.WriteErrors != 1 || s.Spooled != 0 || s.DeadLettered != 0 || s.Written != int64(len(recs)) {
+		t.Errorf("stats %+v: want one failed write, retried", s)
+	}
 }
