@@ -102,46 +102,53 @@ func BenchmarkRecordSpool(b *testing.B) {
 
 // BenchmarkWriterPostgresCharged is BenchmarkWriterPostgres with every record charged: the
 // records' users, each with a credit account, take them in turn, so each batch of 5,000 also
-// appends 5,000 ledger entries and moves one balance per user (50 or 1,000 users). The floor is
-// the same 50,000 rows/s. Run with -benchtime=200000x or so.
+// appends 5,000 ledger entries and moves one balance per user (50 or 1,000 users), with 1, 2 and
+// 4 writers (Options.Writers) committing batches in parallel. The floor is the same 50,000
+// rows/s. Run with -benchtime=200000x or so.
 func BenchmarkWriterPostgresCharged(b *testing.B) {
 	for _, accounts := range []int{50, 1000} {
-		b.Run(fmt.Sprintf("batch=5000/accounts=%d", accounts), func(b *testing.B) {
-			st, dsn := newPG(b, pg)
-			for u := range accounts {
-				if _, err := st.EnsureCreditAccount(context.Background(), "user", fmt.Sprintf("user-%d", u)); err != nil {
-					b.Fatal(err)
-				}
-			}
-			opts := spoolOpts(b)
-			opts.QueueSize, opts.BatchSize = b.N, 5000
-			r := mustNew(b, st, opts)
-			recs := make([]store.UsageRecord, b.N)
-			for i := range recs {
-				recs[i] = rec(i)
-				cost := 150_000 + int64(i)
-				recs[i].UserID, recs[i].CostPicoUSD, recs[i].Charge = fmt.Sprintf("user-%d", i%accounts), &cost, true
-				recs[i].PayerType, recs[i].PayerID = "user", recs[i].UserID
-			}
-			b.ResetTimer()
-			start := time.Now()
-			for i := range recs {
-				r.Record(recs[i])
-			}
-			closeRecorder(b, r, 10*time.Minute)
-			elapsed := time.Since(start)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "rows/s")
-			if l := readLedger(b, dsn); l.rows != int64(b.N) {
-				b.Fatalf("%d rows, want %d", l.rows, b.N)
-			}
-			if s := r.Stats(); s.Spooled != 0 {
-				b.Fatalf("spooled %d: the benchmark measures the writer alone", s.Spooled)
-			}
-			a, err := st.CreditAccountOf(context.Background(), "user", "user-0")
-			if err != nil || a.ChargedPicoUSD.Sign() <= 0 {
-				b.Fatalf("user-0's account %+v, %v: want charges", a, err)
-			}
-		})
+		for _, writers := range []int{1, 2, 4} {
+			benchWriterCharged(b, accounts, writers)
+		}
 	}
+}
+
+func benchWriterCharged(b *testing.B, accounts, writers int) {
+	b.Run(fmt.Sprintf("batch=5000/accounts=%d/writers=%d", accounts, writers), func(b *testing.B) {
+		st, dsn := newPG(b, pg)
+		for u := range accounts {
+			if _, err := st.EnsureCreditAccount(context.Background(), "user", fmt.Sprintf("user-%d", u)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		opts := spoolOpts(b)
+		opts.QueueSize, opts.BatchSize, opts.Writers = b.N, 5000, writers
+		r := mustNew(b, st, opts)
+		recs := make([]store.UsageRecord, b.N)
+		for i := range recs {
+			recs[i] = rec(i)
+			cost := 150_000 + int64(i)
+			recs[i].UserID, recs[i].CostPicoUSD, recs[i].Charge = fmt.Sprintf("user-%d", i%accounts), &cost, true
+			recs[i].PayerType, recs[i].PayerID = "user", recs[i].UserID
+		}
+		b.ResetTimer()
+		start := time.Now()
+		for i := range recs {
+			r.Record(recs[i])
+		}
+		closeRecorder(b, r, 10*time.Minute)
+		elapsed := time.Since(start)
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "rows/s")
+		if l := readLedger(b, dsn); l.rows != int64(b.N) {
+			b.Fatalf("%d rows, want %d", l.rows, b.N)
+		}
+		if s := r.Stats(); s.Spooled != 0 {
+			b.Fatalf("spooled %d: the benchmark measures the writer alone", s.Spooled)
+		}
+		a, err := st.CreditAccountOf(context.Background(), "user", "user-0")
+		if err != nil || a.ChargedPicoUSD.Sign() <= 0 {
+			b.Fatalf("user-0's account %+v, %v: want charges", a, err)
+		}
+	})
 }

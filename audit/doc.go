@@ -1,6 +1,7 @@
 // Package audit carries usage records from the request path to the store and loses none that it
-// accepted: a bounded in-process channel drained by one batch writer, with an on-disk spool for
-// when the channel is full or the database is down, replayed when the database answers.
+// accepted: a bounded in-process channel drained by batch writers (Writers, one by default), with
+// an on-disk spool for when the channel is full or the database is down, replayed when the
+// database answers.
 //
 // # Pipeline
 //
@@ -15,7 +16,8 @@
 //     active spool segment under a short mutex. No fsync, no goroutine per record. The one wait
 //     left is the kernel's: if the disk itself stalls (dirty-page throttling, a hung device),
 //     that write(2) waits for it, and only once the channel is full.
-//   - The writer retries a failed batch WriteRetries times with backoff, then spools it and marks
+//   - Each writer (Writers of them take from the channel in parallel, each batch in its own
+//     transaction) retries a failed batch WriteRetries times with backoff, then spools it and marks
 //     the database down: while it is down, batches go straight to the spool, except for one probe
 //     write per ReplayInterval, so the channel keeps draining and Record keeps taking the fast
 //     path during an outage.
@@ -54,8 +56,8 @@
 //
 // A process kill (SIGKILL, OOM kill, panic) loses only what is in this process's memory:
 //   - the records in the channel at that instant (at most QueueSize),
-//   - the writer's current batch if its commit had not happened (at most BatchSize; if it had,
-//     the rows are in the database),
+//   - each writer's current batch if its commit had not happened (at most BatchSize per writer;
+//     if it had, the rows are in the database),
 //   - a record whose Record call was still encoding it.
 //
 // Everything else survives: rows the database committed, and every spooled record whose write(2)

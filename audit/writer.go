@@ -7,10 +7,15 @@ import (
 	"github.com/llmgate/llmgate/store"
 )
 
-// run is the batch writer: it collects records from the channel into batches, flushed by size
-// or by FlushInterval, until Close; then it drains the channel (drain).
-func (r *Recorder) run() {
-	defer close(r.writerDone)
+// run is batch writer id (one of Options.Writers, which take from the channel in parallel): it
+// collects records from the channel into batches, flushed by size or by FlushInterval, until
+// Close; then it drains the channel (drain) with the other writers.
+func (r *Recorder) run(id int) {
+	defer func() {
+		r.life.Lock()
+		r.live--
+		r.life.Unlock()
+	}()
 	batch := make([]store.UsageRecord, 0, r.opts.BatchSize)
 	tick := time.NewTicker(r.opts.FlushInterval)
 	defer tick.Stop()
@@ -18,25 +23,25 @@ func (r *Recorder) run() {
 		// stop first: once Close has begun, batches are written under its deadline (drain).
 		select {
 		case <-r.stop:
-			r.drain(batch)
+			r.drain(id, batch)
 			return
 		default:
 		}
 		select {
 		case <-r.stop:
-			r.drain(batch)
+			r.drain(id, batch)
 			return
 		case p := <-r.ch:
 			batch = dequeue(batch, p)
 			if len(batch) >= r.opts.BatchSize {
-				if !r.write(r.writeCtx, batch) {
+				if !r.write(r.writeCtx, id, batch) {
 					return
 				}
 				batch = batch[:0]
 			}
 		case <-tick.C:
 			if len(batch) > 0 {
-				if !r.write(r.writeCtx, batch) {
+				if !r.write(r.writeCtx, id, batch) {
 					return
 				}
 				batch = batch[:0]
@@ -47,16 +52,22 @@ func (r *Recorder) run() {
 
 // drain writes the current batch and everything in the channel under Close's context. Nothing
 // sends on the channel any more (Close set closed first), so an empty channel is the end.
-func (r *Recorder) drain(batch []store.UsageRecord) {
+func (r *Recorder) drain(id int, batch []store.UsageRecord) {
 	ctx := r.stopCtx
 	for {
-		for len(batch) < r.opts.BatchSize && len(r.ch) > 0 {
-			batch = dequeue(batch, <-r.ch)
+	fill:
+		for len(batch) < r.opts.BatchSize {
+			select { // not len(r.ch) then a receive: another writer may take the last record between
+			case p := <-r.ch:
+				batch = dequeue(batch, p)
+			default:
+				break fill
+			}
 		}
 		if len(batch) == 0 {
 			return
 		}
-		if !r.write(ctx, batch) {
+		if !r.write(ctx, id, batch) {
 			return
 		}
 		batch = batch[:0]
@@ -67,13 +78,15 @@ func (r *Recorder) drain(batch []store.UsageRecord) {
 // could not be committed. While the database is known to be down it spools at once, except for
 // one probe attempt per ReplayInterval, so an outage costs the writer one disk append per batch
 // instead of a round of retries. It reports false when Close has taken over (the caller exits).
-func (r *Recorder) write(ctx context.Context, batch []store.UsageRecord) bool {
+// id is the writer's, whose slot of inflight holds the batch meanwhile.
+func (r *Recorder) write(ctx context.Context, id int, batch []store.UsageRecord) bool {
 	r.life.Lock()
 	if r.shut {
 		r.life.Unlock()
 		return false
 	}
-	r.inflight = batch
+	r.inflight[id] = batch
+	r.busy++
 	r.life.Unlock()
 
 	attempts := 1 + r.opts.WriteRetries
@@ -115,7 +128,8 @@ func (r *Recorder) write(ctx context.Context, batch []store.UsageRecord) bool {
 	if r.shut {
 		return false // Close spooled this batch itself
 	}
-	r.inflight = nil
+	r.inflight[id] = nil
+	r.busy--
 	r.dead.write(poison)
 	switch {
 	case attempts > 0 && err == nil:

@@ -135,6 +135,11 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		uo.SpoolDir = filepath.Join(cfg.DataDir, "spool")
 	}
 	uo.Registerer = reg
+	if storeKind(cfg) != "postgres" && uo.Writers > 1 {
+		// SQLite has one writing connection: more writers would only queue for it.
+		log.Info("usage.writers applies to PostgreSQL only: one usage writer runs on SQLite", "usage.writers", uo.Writers)
+		uo.Writers = 1
+	}
 	// The ledger names the payer of records admitted while the guard could not say (and of
 	// records spooled by older versions) before the store persists them; the alerts see each
 	// batch the store wrote, payers named.

@@ -169,6 +169,7 @@ func defaultConfig() Config {
 		AdminListen: "127.0.0.1:8081",
 		DataDir:     ".",
 		Shutdown:    ShutdownOptions{PreStopDelay: 5 * time.Second, DrainTimeout: 5 * time.Minute, FlushTimeout: 30 * time.Second},
+		Usage:       audit.Options{Writers: audit.DefaultWriters},
 	}
 }
 
@@ -383,6 +384,9 @@ func (c *Config) validate() error {
 	}
 	if c.Usage.RetentionMonths < 0 {
 		return fmt.Errorf("usage.retention_months: %d is negative (0 keeps usage records forever; N keeps the current month and the N before it)", c.Usage.RetentionMonths)
+	}
+	if c.Usage.Writers < 1 {
+		return fmt.Errorf("usage.writers: %d is below 1 (the batch writers committing usage records in parallel; default %d)", c.Usage.Writers, audit.DefaultWriters)
 	}
 	if c.Usage.UpkeepInterval < 0 {
 		return fmt.Errorf("usage.upkeep_interval: %s is negative (0 means the default, 1h)", c.Usage.UpkeepInterval)

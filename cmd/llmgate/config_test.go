@@ -143,6 +143,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"negative settle queue", "quota:\n  settle_queue: -1\n", nil, "quota.settle_queue"},
 		{"negative retention", "usage:\n  retention_months: -1\n", nil, "usage.retention_months"},
 		{"negative upkeep interval", "usage:\n  upkeep_interval: -1h\n", nil, "usage.upkeep_interval"},
+		{"no usage writer", "usage:\n  writers: 0\n", nil, "usage.writers: 0 is below 1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
