@@ -172,9 +172,13 @@ type Recorder struct {
 	classify func(error) bool
 	log      *slog.Logger
 	ch       chan *store.UsageRecord // records from queuedRecords (see there why pointers)
-	spool    *spool                  // nil without SpoolDir
-	dead     *deadLetters            // never nil; logs only without a directory
-	metrics  *metrics
+	// kick wakes a writer when the channel holds a whole batch. Writers do not wait on ch
+	// itself: a writer parked on a receive is woken by every record, which costs a thread wake-up
+	// per request; instead they take what is queued on kick or on FlushInterval's tick.
+	kick    chan struct{}
+	spool   *spool       // nil without SpoolDir
+	dead    *deadLetters // never nil; logs only without a directory
+	metrics *metrics
 
 	// closeMu makes closing and sending exclusive: once closed is set under the write lock, no
 	// Record sends on ch any more, so the channel can be drained to empty without being closed
@@ -226,7 +230,7 @@ func New(sink Sink, opts Options, log *slog.Logger) (*Recorder, error) {
 	}
 	r := &Recorder{opts: opts, sink: sink, log: log,
 		ch: make(chan *store.UsageRecord, opts.QueueSize), stop: make(chan struct{}),
-		writerDone: make(chan struct{}), replayWake: make(chan struct{}, 1),
+		writerDone: make(chan struct{}), replayWake: make(chan struct{}, 1), kick: make(chan struct{}, 1),
 		inflight: make([][]store.UsageRecord, opts.Writers), live: opts.Writers}
 	r.classify = classifier(sink)
 	r.dead = newDeadLetters(opts.DeadLetterDir, log, &r.deadLettered)
@@ -301,6 +305,9 @@ func (r *Recorder) Record(rec store.UsageRecord) bool {
 		case r.ch <- p:
 			r.closeMu.RUnlock()
 			r.enqueued.Add(1)
+			if len(r.ch) >= r.opts.BatchSize {
+				r.kickWriter()
+			}
 			return true
 		default:
 			*p = store.UsageRecord{}
@@ -309,6 +316,14 @@ func (r *Recorder) Record(rec store.UsageRecord) bool {
 	}
 	r.closeMu.RUnlock()
 	return r.overflow(rec)
+}
+
+// kickWriter wakes a writer unless one is already being woken.
+func (r *Recorder) kickWriter() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
 }
 
 // queuedRecords hold the records in the channel, reused so that Record allocates nothing. The

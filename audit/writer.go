@@ -7,9 +7,10 @@ import (
 	"github.com/llmgate/llmgate/store"
 )
 
-// run is batch writer id (one of Options.Writers, which take from the channel in parallel): it
-// collects records from the channel into batches, flushed by size or by FlushInterval, until
-// Close; then it drains the channel (drain) with the other writers.
+// run is batch writer id (one of Options.Writers, which take from the channel in parallel): on
+// FlushInterval's tick, or when Record finds a whole batch queued, it takes what the channel
+// holds in batches of up to BatchSize and writes them, until Close; then it drains the channel
+// (drain) with the other writers.
 func (r *Recorder) run(id int) {
 	defer func() {
 		r.life.Lock()
@@ -31,23 +32,46 @@ func (r *Recorder) run(id int) {
 		case <-r.stop:
 			r.drain(id, batch)
 			return
-		case p := <-r.ch:
-			batch = dequeue(batch, p)
-			if len(batch) >= r.opts.BatchSize {
-				if !r.write(r.writeCtx, id, batch) {
-					return
-				}
-				batch = batch[:0]
-			}
+		case <-r.kick:
 		case <-tick.C:
-			if len(batch) > 0 {
-				if !r.write(r.writeCtx, id, batch) {
-					return
-				}
-				batch = batch[:0]
+		}
+		for {
+			batch = r.take(batch)
+			if len(batch) == 0 {
+				break
+			}
+			full := len(batch) == r.opts.BatchSize
+			if full && len(r.ch) >= r.opts.BatchSize {
+				r.kickWriter() // another whole batch waits: a second writer may take it meanwhile
+			}
+			if !r.write(r.writeCtx, id, batch) {
+				return
+			}
+			batch = batch[:0]
+			if !full {
+				break
+			}
+			select {
+			case <-r.stop:
+				r.drain(id, batch)
+				return
+			default:
 			}
 		}
 	}
+}
+
+// take appends to batch, up to BatchSize, the records queued now, without waiting for more.
+func (r *Recorder) take(batch []store.UsageRecord) []store.UsageRecord {
+	for len(batch) < r.opts.BatchSize {
+		select { // not len(r.ch) then a receive: another writer may take the last record between
+		case p := <-r.ch:
+			batch = dequeue(batch, p)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // drain writes the current batch and everything in the channel under Close's context. Nothing
@@ -55,15 +79,7 @@ func (r *Recorder) run(id int) {
 func (r *Recorder) drain(id int, batch []store.UsageRecord) {
 	ctx := r.stopCtx
 	for {
-	fill:
-		for len(batch) < r.opts.BatchSize {
-			select { // not len(r.ch) then a receive: another writer may take the last record between
-			case p := <-r.ch:
-				batch = dequeue(batch, p)
-			default:
-				break fill
-			}
-		}
+		batch = r.take(batch)
 		if len(batch) == 0 {
 			return
 		}

@@ -1,0 +1,51 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// Records wait in the queue until a whole batch is there or FlushInterval's tick comes: a writer
+// that took each one as it arrived would be woken once per request. A whole batch is written
+// without waiting for the tick, also when several writers share the queue (each holding part of
+// it, none would have a whole batch).
+func TestWriterWakesPerBatchNotPerRecord(t *testing.T) {
+	for _, writers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("writers=%d", writers), func(t *testing.T) { testWriterWakes(t, writers) })
+	}
+}
+
+func testWriterWakes(t *testing.T, writers int) {
+	sink := &collectSink{seen: map[string]bool{}}
+	opts := spoolOpts(t)
+	opts.BatchSize, opts.FlushInterval, opts.Writers = 100, time.Hour, writers
+	r := mustNew(t, sink, opts)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r.Close(ctx)
+	}()
+	for i := range 99 {
+		r.Record(rec(i))
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(r.ch); n != 99 {
+		t.Errorf("%d of 99 records still queued before a whole batch; want all (a writer took them one by one)", n)
+	}
+	r.Record(rec(99))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sink.mu.Lock()
+		n := len(sink.seen)
+		sink.mu.Unlock()
+		if n == 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of a whole batch of 100 written 10 s after it was queued", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
