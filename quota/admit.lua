@@ -8,14 +8,17 @@
 -- KEYS, four per subject: the RPM log (ZSET request id -> admission ms), the leases (ZSET
 -- lease id -> expiry ms), the token buckets (HASH, see buckets.lua) and the money (HASH, ditto).
 -- ARGV: request id, tokens reserved, window ms, lease TTL ms, lease tombstone ms, cost reserved
--- (nano-USD), then per subject: the limits rpm, tpm, tokens per day, concurrent (0 =
+-- (nano-USD), the number of subjects, then per subject: the limits rpm, tpm, tokens per day, concurrent (0 =
 -- unlimited); has money (1/0), budget per day, budget per month, the day of the ledger's
 -- figures, the ledger's spend that day and that month, credit account (1/0), the ledger's
 -- balance and total of charges (see quota.Money).
+-- Settlements of the same tenant's leases may ride along (see settleAll): their keys follow the
+-- subjects' and their arguments the subjects'. They are applied first, so a slot or tokens they
+-- free count for this admission.
 -- Reply: {refusing subject (1-based, 0 = admitted), refusing dimension (1 rpm, 2 tpm,
 -- 3 tokens per day, 4 concurrent, 5 budget per day, 6 budget per month, 7 credit), retry after
 -- ms (0 for money: the caller knows the periods), now ms, then limit, remaining, reset ms of the
--- tightest RPM window and of the tightest TPM window}.
+-- tightest RPM window and of the tightest TPM window}, then one result per settlement carried.
 local id = ARGV[1]
 local tokens = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
@@ -24,12 +27,14 @@ local tombstone = tonumber(ARGV[5])
 local cost = tonumber(ARGV[6])
 local W = window / 1000
 local S = 13 -- ARGV per subject
+local n = tonumber(ARGV[7])
 
 local time = redis.call('TIME')
 local nowSec = tonumber(time[1])
 local now = nowSec * 1000 + math.floor(tonumber(time[2]) / 1000)
 local today = math.floor(nowSec / 86400)
 local thisMonth = monthOf(today)
+local settled = settleAll(4 * n, 7 + S * n, window, ttl, now, nowSec, today)
 
 -- money reads a subject's money state: spend today and this month (the larger of the counter
 -- and the ledger's figure, each if it is for the current period) and, for a credit account,
@@ -58,12 +63,11 @@ local function money(mk, a)
   return m
 end
 
-local n = #KEYS / 4
 local used, buckets, moneys = {}, {}, {}
 local failAt, failDim, retry = 0, 0, 0
 for i = 1, n do
   local rlog, leases, tk = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1]
-  local a = 6 + S * (i - 1)
+  local a = 7 + S * (i - 1)
   local rpm, tpm, tpd, conc = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
   -- Sliding log: the window is (now - window, now]. Older entries are purged once a second,
   -- below, so they are counted out rather than removed here.
@@ -166,7 +170,7 @@ end
 -- a tie) among subjects with a limit. Reset is when the newest entry leaves the window.
 local ri, rlimit, rrem, ti, tlimit, trem = 0, 0, 0, 0, 0, 0
 for i = 1, n do
-  local a = 6 + S * (i - 1)
+  local a = 7 + S * (i - 1)
   local rpm, tpm = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   if rpm > 0 then
     local rem = math.max(0, rpm - used[i] - added)
@@ -211,4 +215,8 @@ if ti > 0 then
     treset = (newest + W) * 1000 - now
   end
 end
-return {failAt, failDim, retry, now, rlimit, rrem, rreset, tlimit, trem, treset}
+local reply = {failAt, failDim, retry, now, rlimit, rrem, rreset, tlimit, trem, treset}
+for _, v in ipairs(settled) do
+  reply[#reply + 1] = v
+end
+return reply

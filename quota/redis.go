@@ -20,13 +20,15 @@ var (
 	admitLua string
 	//go:embed settle.lua
 	settleLua string
+	//go:embed settlefn.lua
+	settleFnLua string
 	//go:embed renew.lua
 	renewLua string
 	//go:embed usage.lua
 	usageLua string
 
-	admitScript  = redis.NewScript(bucketsLua + admitLua)
-	settleScript = redis.NewScript(bucketsLua + settleLua)
+	admitScript  = redis.NewScript(bucketsLua + settleFnLua + admitLua)
+	settleScript = redis.NewScript(bucketsLua + settleFnLua + settleLua)
 	renewScript  = redis.NewScript(renewLua)
 	usageScript  = redis.NewScript(bucketsLua + usageLua)
 )
@@ -50,7 +52,7 @@ type Redis struct {
 	c        redis.UniversalClient
 	window   int64 // ms, a whole number of seconds
 	leaseTTL int64 // ms
-	settles  settleBatcher
+	settles  settleQueues
 }
 
 var (
@@ -66,7 +68,8 @@ func NewRedis(c redis.UniversalClient, opts LimiterOptions) *Redis {
 	return &Redis{c: c, window: opts.Window.Milliseconds(), leaseTTL: opts.LeaseTTL.Milliseconds()}
 }
 
-// Admit implements Limiter in one round trip (admit.lua).
+// Admit implements Limiter in one round trip (admit.lua), which also carries the settlements
+// of the tenant queued by then (see Settle).
 func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	if err := validate(req); err != nil {
 		return Result{}, err
@@ -74,21 +77,32 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	if len(req.Subjects) == 0 {
 		return Result{Allowed: true, Lease: &Lease{ID: req.ID, Reserved: req.Tokens}}, nil
 	}
-	keys := make([]string, 0, 4*len(req.Subjects))
-	args := make([]any, 0, 6+13*len(req.Subjects))
-	args = append(args, req.ID, req.Tokens, r.window, r.leaseTTL, leaseTombstone.Milliseconds(), min(req.Cost, MaxMoney))
+	tenant := req.Subjects[0].Tenant
+	carried := r.settles.admitted(tenant, time.Now())
+	keys := make([]string, 0, 4*len(req.Subjects)+3*len(carried))
+	args := make([]any, 0, 8+13*len(req.Subjects)+7*len(carried))
+	args = append(args, req.ID, req.Tokens, r.window, r.leaseTTL, leaseTombstone.Milliseconds(), min(req.Cost, MaxMoney), len(req.Subjects))
 	for _, s := range req.Subjects {
 		k := subjectKey(s)
 		keys = append(keys, k+":r", k+":c", k+":t", k+":m")
 		args = append(args, s.Limits.RPM, s.Limits.TPM, s.Limits.TokensPerDay, s.Limits.Concurrent)
 		args = appendMoney(args, s.Money)
 	}
-	v, err := admitScript.Run(ctx, r.c, keys, args...).Int64Slice()
-	if err != nil {
-		return Result{}, fmt.Errorf("quota: redis admit: %w", err)
+	args = append(args, len(carried))
+	for _, j := range carried {
+		keys = append(keys, j.keys...)
+		args = append(args, j.args...)
 	}
-	if len(v) != 10 {
-		return Result{}, fmt.Errorf("quota: redis admit: %d values in reply, want 10", len(v))
+	v, err := admitScript.Run(ctx, r.c, keys, args...).Int64Slice()
+	if err == nil && len(v) != 10+len(carried) {
+		err = fmt.Errorf("%d values in reply, want %d", len(v), 10+len(carried))
+	}
+	// The carried settlements share the admission's fate: a failed call may or may not have
+	// applied them, and a replay (Resilient's) is a no-op where it did.
+	finish(carried, err)
+	if err != nil {
+		r.settles.unadmitted(tenant)
+		return Result{}, fmt.Errorf("quota: redis admit: %w", err)
 	}
 	res := Result{
 		Allowed:  v[0] == 0,
@@ -99,6 +113,7 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 		res.Lease = &Lease{ID: req.ID, Subjects: req.Subjects, Reserved: req.Tokens, ReservedCost: min(req.Cost, MaxMoney), AdmittedAt: v[3]}
 		return res, nil
 	}
+	r.settles.unadmitted(tenant)
 	if v[0] > int64(len(req.Subjects)) || v[1] < 1 || v[1] > int64(len(dimensions)) {
 		return Result{}, fmt.Errorf("quota: redis admit: refusal %d/%d out of range", v[0], v[1])
 	}
@@ -125,20 +140,59 @@ func appendMoney(args []any, m *Money) []any {
 		credit, c(m.Balance), c(m.Charged))
 }
 
-// Settle implements Limiter (settle.lua). Settlements are pipelined: concurrent calls are sent
-// together in one round trip (group commit, see settleBatcher), so under load settlement costs a
-// fraction of a round trip per request; a lone call is one round trip.
+// Settle implements Limiter. A settlement rides along with the next admission of the same
+// tenant made by this limiter (admit.lua applies it before it decides), so under load it costs
+// no round trip and no script run of its own. While other requests of the tenant admitted here
+// are in flight and admissions come often, Settle waits a few gaps between admissions (at most
+// maxSettleLinger) for one to carry it; when none does, or none is to be expected, it sends every
+// settlement of the tenant queued by then in one settle.lua call. Either way it returns once
+// its settlement is applied (or its context ends).
 func (r *Redis) Settle(ctx context.Context, lease *Lease, used Spent) error {
 	if lease == nil || len(lease.Subjects) == 0 {
 		return nil
 	}
-	if err := r.settles.submit(ctx, r.settleJob(lease, used), r.sendSettles); err != nil {
+	job := r.settleJob(lease, used)
+	if linger := r.settles.enqueue(job, time.Now()); linger > 0 {
+		t := time.NewTimer(linger)
+		select {
+		case err := <-job.result:
+			t.Stop()
+			return wrapSettle(err)
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	// Send what is queued (with this job, unless a carrier took it meanwhile), unless a send of
+	// the tenant is in flight: its sender sends what queued meanwhile next (group commit). The
+	// sender is a goroutine bounded on its own: a caller whose context ends stops waiting, but
+	// its settlement is sent.
+	if jobs := r.settles.startSend(job.tenant); len(jobs) > 0 {
+		go func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleSendTimeout)
+			defer cancel()
+			for len(jobs) > 0 {
+				r.sendSettles(sctx, jobs)
+				jobs = r.settles.nextSend(job.tenant)
+			}
+		}()
+	}
+	select {
+	case err := <-job.result:
+		return wrapSettle(err)
+	case <-ctx.Done():
+		return wrapSettle(ctx.Err())
+	}
+}
+
+func wrapSettle(err error) error {
+	if err != nil {
 		return fmt.Errorf("quota: redis settle: %w", err)
 	}
 	return nil
 }
 
-// settleNow sends the settlements at once in one pipeline, outside the group commit, and
+// settleNow sends the settlements at once, one settle.lua call per tenant in one pipeline, and
 // returns each one's error: Resilient replays its queue with it.
 func (r *Redis) settleNow(ctx context.Context, leases []*Lease, used []Spent) []error {
 	errs := make([]error, len(leases))
@@ -162,8 +216,8 @@ func (r *Redis) settleNow(ctx context.Context, leases []*Lease, used []Spent) []
 	return errs
 }
 
-// settleJob builds the settle.lua call of a lease. A lease whose AdmittedAt is 0 undoes an
-// admission whose reply was lost (see settle.lua).
+// settleJob builds the settlement of a lease: its keys and its arguments of settleLease
+// (settlefn.lua). A lease whose AdmittedAt is 0 undoes an admission whose reply was lost.
 func (r *Redis) settleJob(lease *Lease, used Spent) *settleJob {
 	keys := make([]string, 0, 3*len(lease.Subjects))
 	kinds := make([]byte, len(lease.Subjects))
@@ -182,109 +236,182 @@ func (r *Redis) settleJob(lease *Lease, used Spent) *settleJob {
 	diff := max(used.Tokens, 0) - lease.Reserved
 	costDiff := min(max(used.Cost, 0), MaxMoney) - lease.ReservedCost
 	chargeDiff := min(max(used.Charge, 0), MaxMoney) - lease.ReservedCost
-	return &settleJob{keys: keys, args: []any{lease.ID, diff, lease.AdmittedAt, r.window, costDiff, chargeDiff, string(kinds), r.leaseTTL},
-		result: make(chan error, 1), lead: make(chan struct{}, 1)}
+	return &settleJob{tenant: lease.Subjects[0].Tenant, keys: keys,
+		args:   []any{len(lease.Subjects), lease.ID, diff, lease.AdmittedAt, costDiff, chargeDiff, string(kinds)},
+		result: make(chan error, 1)}
 }
 
-// settleJob is one queued settlement; result gets its outcome, lead makes its caller the next
-// sender.
+// settleJob is one settlement; result (buffered) gets its outcome.
 type settleJob struct {
+	tenant string
 	keys   []string
-	args   []any
+	args   []any // settleArgs of settlefn.lua
 	result chan error
-	lead   chan struct{}
-	gone   bool // the caller stopped waiting (guarded by settleBatcher.mu)
 }
 
-// settleBatcher is a group commit without a goroutine of its own: the first caller to find no
-// batch in flight sends everything queued as one pipeline; callers arriving meanwhile queue up,
-// and when the batch returns, the first of them still waiting is handed the lead and sends the
-// next batch. A caller whose context ends stops waiting, but its job stays queued and is sent.
-// settleSendTimeout bounds one settlement pipeline. It runs after the answers have left, so it
-// may take longer than an admission; a lease it fails to release expires with its TTL, unless
-// Resilient replays the settlement.
+// settleSendTimeout bounds one settle.lua call sent on its own. It runs after the answers have
+// left, so it may take longer than an admission; a lease it fails to release expires with its
+// TTL, unless Resilient replays the settlement.
 const settleSendTimeout = time.Second
 
-type settleBatcher struct {
-	mu      sync.Mutex
-	pending []*settleJob
-	busy    bool
+// maxSettleLinger caps how long a settlement waits for an admission to carry it, and
+// maxCarried how many one admission carries.
+const (
+	maxSettleLinger = time.Millisecond
+	maxCarried      = 64
+)
+
+// settleQueues holds, per tenant, the settlements waiting for a carrier and what says whether one
+// is to be expected: the requests of the tenant this limiter has in flight (admitted, not yet
+// settled) and the average gap between its admissions.
+type settleQueues struct {
+	mu sync.Mutex
+	m  map[string]*tenantSettles
 }
 
-func (b *settleBatcher) submit(ctx context.Context, job *settleJob, send func(context.Context, []*settleJob)) error {
-	b.mu.Lock()
-	b.pending = append(b.pending, job)
-	lead := !b.busy
-	b.busy = true
-	b.mu.Unlock()
-	if !lead {
-		select {
-		case err := <-job.result:
-			return err
-		case <-job.lead:
-		case <-ctx.Done():
-			b.mu.Lock()
-			select {
-			case <-job.lead: // handed the lead just now: it must be taken
-				b.mu.Unlock()
-			default:
-				job.gone = true
-				b.mu.Unlock()
-				return ctx.Err()
-			}
-		}
+type tenantSettles struct {
+	jobs     []*settleJob
+	sending  bool // a sender is sending the tenant's settlements
+	inFlight int
+	last     time.Time     // the last admission
+	gap      time.Duration // moving average of the gaps between admissions
+}
+
+func (q *settleQueues) get(tenant string) *tenantSettles {
+	if q.m == nil {
+		q.m = map[string]*tenantSettles{}
 	}
-	// The batch carries other callers' settlements: it is sent under a bound of its own, in a
-	// goroutine (one per batch), so no caller waits past its own context — a connection whose
-	// handler waits here cannot take its next request — while every queued settlement still goes
-	// out.
-	go func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleSendTimeout)
-		defer cancel()
-		b.mu.Lock()
-		for {
-			batch := b.pending
-			b.pending = nil
-			b.mu.Unlock()
-			send(sctx, batch)
-			b.mu.Lock()
-			if next := firstWaiting(b.pending); next != nil {
-				next.lead <- struct{}{}
-				break
-			}
-			if len(b.pending) == 0 {
-				b.busy = false
-				break
-			}
-			// only abandoned jobs are queued: send them too
-		}
-		b.mu.Unlock()
-	}()
-	select {
-	case err := <-job.result: // the leader's own job is in the first batch
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	t := q.m[tenant]
+	if t == nil {
+		t = &tenantSettles{}
+		q.m[tenant] = t
+	}
+	return t
+}
+
+// admitted counts an admission of tenant in flight and takes the settlements it will carry.
+func (q *settleQueues) admitted(tenant string, now time.Time) []*settleJob {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t := q.get(tenant)
+	if !t.last.IsZero() {
+		t.gap = (3*t.gap + now.Sub(t.last)) / 4
+	}
+	t.last = now
+	t.inFlight++
+	return t.takeLocked(maxCarried)
+}
+
+// unadmitted undoes admitted's count for an admission that was refused or failed.
+func (q *settleQueues) unadmitted(tenant string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if t := q.m[tenant]; t != nil {
+		t.inFlight = max(t.inFlight-1, 0)
+		q.forget(tenant, t)
 	}
 }
 
-func firstWaiting(jobs []*settleJob) *settleJob {
-	for _, j := range jobs {
-		if !j.gone {
-			return j
-		}
+// forget drops a tenant's state once nothing of it is in flight or queued: the gap is learnt
+// again from the next admissions.
+func (q *settleQueues) forget(tenant string, t *tenantSettles) {
+	if t.inFlight == 0 && len(t.jobs) == 0 && !t.sending {
+		delete(q.m, tenant)
+	}
+}
+
+// enqueue queues a settlement, ends its request's count and says how long to wait for an
+// admission to carry it: a few gaps between admissions while other requests of the tenant are
+// in flight here and admissions have been coming often, else nothing.
+func (q *settleQueues) enqueue(job *settleJob, now time.Time) time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t := q.get(job.tenant)
+	t.inFlight = max(t.inFlight-1, 0)
+	t.jobs = append(t.jobs, job)
+	if t.inFlight == 0 || t.gap <= 0 || now.Sub(t.last) > maxSettleLinger {
+		return 0
+	}
+	return min(4*t.gap, maxSettleLinger)
+}
+
+// startSend takes every queued settlement of tenant for a new sender, unless one is sending.
+func (q *settleQueues) startSend(tenant string) []*settleJob {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t := q.m[tenant]
+	if t == nil || t.sending {
+		return nil
+	}
+	jobs := t.takeLocked(0)
+	t.sending = len(jobs) > 0
+	q.forget(tenant, t)
+	return jobs
+}
+
+// nextSend takes what queued while the sender was sending; with nothing, the sender is done.
+func (q *settleQueues) nextSend(tenant string) []*settleJob {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t := q.m[tenant]
+	jobs := t.takeLocked(0)
+	if len(jobs) == 0 {
+		t.sending = false
+		q.forget(tenant, t)
+	}
+	return jobs
+}
+
+// take removes and returns up to max (0: all) queued settlements of tenant.
+func (q *settleQueues) take(tenant string, max int) []*settleJob {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if t := q.m[tenant]; t != nil {
+		jobs := t.takeLocked(max)
+		q.forget(tenant, t)
+		return jobs
 	}
 	return nil
 }
 
-// sendSettles runs one pipeline of settle.lua calls and hands each job its result. A node
-// without the script (restarted) gets the source in a second pipeline.
+func (t *tenantSettles) takeLocked(limit int) []*settleJob {
+	n := len(t.jobs)
+	if limit > 0 {
+		n = min(n, limit)
+	}
+	if n == 0 {
+		return nil
+	}
+	jobs := t.jobs[:n:n]
+	t.jobs = append([]*settleJob(nil), t.jobs[n:]...)
+	return jobs
+}
+
+// finish hands each job its result.
+func finish(jobs []*settleJob, err error) {
+	for _, j := range jobs {
+		j.result <- err
+	}
+}
+
+// sendSettles runs settle.lua once per tenant (a Cluster slot each), in one pipeline, and hands
+// each job its result. A node without the script (restarted) gets the source in a second
+// pipeline.
 func (r *Redis) sendSettles(ctx context.Context, jobs []*settleJob) {
+	var order []string
+	byTenant := map[string][]*settleJob{}
+	for _, j := range jobs {
+		if _, ok := byTenant[j.tenant]; !ok {
+			order = append(order, j.tenant)
+		}
+		byTenant[j.tenant] = append(byTenant[j.tenant], j)
+	}
 	run := func(call scriptCall) ([]*redis.Cmd, error) {
 		pipe := r.c.Pipeline()
-		cmds := make([]*redis.Cmd, len(jobs))
-		for i, j := range jobs {
-			cmds[i] = call(ctx, pipe, j.keys, j.args...)
+		cmds := make([]*redis.Cmd, len(order))
+		for i, t := range order {
+			keys, args := r.settleCall(byTenant[t])
+			cmds[i] = call(ctx, pipe, keys, args...)
 		}
 		_, err := pipe.Exec(ctx)
 		return cmds, err
@@ -293,9 +420,21 @@ func (r *Redis) sendSettles(ctx context.Context, jobs []*settleJob) {
 	if err != nil && hasNoScript(cmds) {
 		cmds, _ = run(settleScript.Eval) // settling twice is a no-op (the lease is gone)
 	}
-	for i, j := range jobs {
-		j.result <- cmds[i].Err()
+	for i, t := range order {
+		finish(byTenant[t], cmds[i].Err())
 	}
+}
+
+// settleCall is the keys and arguments of one settle.lua call settling jobs.
+func (r *Redis) settleCall(jobs []*settleJob) ([]string, []any) {
+	var keys []string
+	args := make([]any, 0, 3+7*len(jobs))
+	args = append(args, r.window, r.leaseTTL, len(jobs))
+	for _, j := range jobs {
+		keys = append(keys, j.keys...)
+		args = append(args, j.args...)
+	}
+	return keys, args
 }
 
 // Renew implements Limiter: one pipeline for all the leases (renew.lua per lease; a Cluster
@@ -344,8 +483,12 @@ func hasNoScript(cmds []*redis.Cmd) bool {
 	return false
 }
 
-// Usage implements UsageReader (usage.lua: read only, Redis TIME as the clock).
+// Usage implements UsageReader (usage.lua: read only, Redis TIME as the clock). The settlements
+// of the tenant this limiter still holds are sent first, so a caller sees what it settled.
 func (r *Redis) Usage(ctx context.Context, s Subject) (Usage, error) {
+	if jobs := r.settles.take(s.Tenant, 0); len(jobs) > 0 {
+		r.sendSettles(ctx, jobs)
+	}
 	k := subjectKey(s)
 	v, err := usageScript.Run(ctx, r.c, []string{k + ":r", k + ":c", k + ":t"}, r.window).Int64Slice()
 	if err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -267,4 +269,122 @@ func (h pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 		h.n.Add(1)
 		return next(ctx, cmds)
 	}
+}
+
+// redisCounters reads what a request costs Redis: script runs (EVAL, EVALSHA: one per
+// round trip of the limiter) and redis-server's CPU time (user + system).
+func redisCounters(tb testing.TB, c *redis.Client) (scripts int64, cpu time.Duration) {
+	tb.Helper()
+	info, err := c.Info(context.Background(), "commandstats", "cpu").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var secs float64
+	for _, line := range strings.Split(info, "\r\n") {
+		name, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		switch name {
+		case "cmdstat_evalsha", "cmdstat_eval":
+			calls, _, _ := strings.Cut(strings.TrimPrefix(v, "calls="), ",")
+			n, _ := strconv.ParseInt(calls, 10, 64)
+			scripts += n
+		case "used_cpu_sys", "used_cpu_user":
+			f, _ := strconv.ParseFloat(v, 64)
+			secs += f
+		}
+	}
+	return scripts, time.Duration(secs * float64(time.Second))
+}
+
+// BenchmarkRedisAdmitSettleCost: BenchmarkRedisAdmit at 32 callers, reporting Redis's cost per
+// request: script runs (round trips) and redis-server CPU. Run it alone: the CPU is the
+// server's, whoever else uses it.
+func BenchmarkRedisAdmitSettleCost(b *testing.B) {
+	c := newClient(b)
+	l := quota.NewRedis(c, quota.LimiterOptions{})
+	subjects := benchSubjects(quotatest.Tenant(b))
+	var seq atomic.Int64
+	b.SetParallelism(32 / max(1, runtime.GOMAXPROCS(0)))
+	s0, cpu0 := redisCounters(b, c)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			id := strconv.FormatInt(seq.Add(1), 10)
+			res, err := l.Admit(ctx, quota.Request{ID: id, Subjects: subjects, Tokens: 100})
+			if err != nil || !res.Allowed {
+				b.Fatalf("%+v, %v", res, err)
+			}
+			if err := l.Settle(ctx, res.Lease, quota.Spent{Tokens: 80}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.StopTimer()
+	s1, cpu1 := redisCounters(b, c)
+	b.ReportMetric(float64(s1-s0)/float64(b.N), "scripts/op")
+	b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "redis-µs/op")
+}
+
+// TestRedisSettlementsRideAdmissions: under concurrent load a settlement costs no script run of
+// its own: it rides along with the next admission of the tenant, so Redis runs about one
+// script per request, and every settlement still lands (slots freed, tokens corrected).
+func TestRedisSettlementsRideAdmissions(t *testing.T) {
+	t.Parallel()
+	own, stop := testsvc.Redis() // its own server: the test counts every script run in it
+	t.Cleanup(stop)
+	c := redis.NewClient(&redis.Options{Addr: own.Addr(t), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	l := quota.NewRedis(c, quota.LimiterOptions{})
+	subjects := benchSubjects(quotatest.Tenant(t))
+	ctx := context.Background()
+	warm, err := l.Admit(ctx, quota.Request{ID: "warm", Subjects: subjects, Tokens: 10}) // loads the scripts
+	if err != nil || !warm.Allowed {
+		t.Fatalf("warm-up: %+v, %v", warm, err)
+	}
+	if err := l.Settle(ctx, warm.Lease, quota.Spent{Tokens: 1}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := redisCounters(t, c)
+	const workers, each = 16, 50
+	var wg sync.WaitGroup
+	var errs atomic.Int64
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				res, err := l.Admit(ctx, quota.Request{ID: fmt.Sprintf("r-%d-%d", w, i), Subjects: subjects, Tokens: 10})
+				if err != nil || !res.Allowed {
+					errs.Add(1)
+					continue
+				}
+				if err := l.Settle(ctx, res.Lease, quota.Spent{Tokens: 1}); err != nil {
+					errs.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	after, _ := redisCounters(t, c)
+	if errs.Load() > 0 {
+		t.Fatalf("%d admissions or settlements failed", errs.Load())
+	}
+	perRequest := float64(after-before) / (workers * each)
+	t.Logf("%.2f script runs per request", perRequest)
+	if perRequest > 1.5 { // a script per admission and one per settlement would be 2
+		t.Errorf("%.2f script runs per request, want about 1: settlements are not carried by admissions", perRequest)
+	}
+	if u := usage(t, l, subjects[0]); u.Concurrent != 0 || u.TokensMinute != 1+workers*each || u.Requests != 1+workers*each {
+		t.Errorf("usage %+v: want %d requests and tokens, none in flight", u, 1+workers*each)
+	}
+}
+
+func usage(t *testing.T, l quota.Limiter, s quota.Subject) quota.Usage {
+	t.Helper()
+	u, err := l.(quota.UsageReader).Usage(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
