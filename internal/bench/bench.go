@@ -474,6 +474,9 @@ func runRounds(ctx context.Context, e *benchEnv, o Options, progress io.Writer) 
 	rep.summarize()
 	if redisSeen != nil {
 		rep.Redis = redisSeen.report()
+		if err := e.redis.measureSubjectBytes(ctx, rep.Redis); err != nil {
+			return nil, err
+		}
 		if n := rep.Redis.Fallbacks; n > 0 {
 			rep.path(e.redisGW.target.name).Errors.merge(errorTally{N: int(n),
 				First: fmt.Sprintf("%d admissions were decided without Redis (the limiter's fallback): Redis failed or missed its deadline", n)})

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/llmgate/llmgate/quota"
 )
 
 // benchRedis is the redis-server of the gateway+redis path, and the bench's own connection to it.
@@ -249,6 +251,77 @@ type redisReport struct {
 	CPUPerRequest benchDuration      `json:"redis_cpu_per_request_us,omitempty"`
 	CPUPerStream  benchDuration      `json:"redis_cpu_per_stream_us,omitempty"`
 	Fallbacks     int64              `json:"admissions_without_redis"`
+	// SubjectBytes is the Redis memory (MEMORY USAGE of its keys) of one subject limited by RPM
+	// after a minute's worth of requests at 1k and at 10k requests per minute.
+	SubjectBytes1k  int64 `json:"redis_bytes_per_subject_1k_rpm"`
+	SubjectBytes10k int64 `json:"redis_bytes_per_subject_10k_rpm"`
+}
+
+// Floors of the gateway+redis path's traffic to Redis.
+const (
+	maxRoundTripsPerRequest = 1.0
+	maxRedisCPUPerRequest   = 25 * time.Microsecond
+)
+
+// measureSubjectBytes admits and settles, through a limiter of its own, a minute's worth of
+// requests of one subject at 1k and at 10k requests per minute (each its own subject, limited to
+// that rate) and records the memory of the subject's keys. The requests come faster than they
+// would at that rate, so the token buckets fill fewer seconds than they would: the figure is
+// the RPM state's, and a bound on the rest to about 60 small hash fields. It runs after every
+// measurement, so its commands do not count in them.
+func (r *benchRedis) measureSubjectBytes(ctx context.Context, rep *redisReport) error {
+	c := redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(r.url, "redis://"), Protocol: 2, DisableIdentity: true, PoolSize: 16})
+	defer c.Close()
+	l := quota.NewRedis(c, quota.LimiterOptions{})
+	for _, rpm := range []int64{1_000, 10_000} {
+		s := quota.Subject{Kind: quota.KindKey, ID: fmt.Sprintf("bytes-%d", rpm), Tenant: "bench-bytes",
+			Limits: quota.Limits{RPM: rpm, TPM: rpm * 1000, Concurrent: 100}}
+		errs := make(chan error, 16)
+		for w := range 16 {
+			go func() {
+				for i := w; i < int(rpm); i += 16 {
+					res, err := l.Admit(ctx, quota.Request{ID: fmt.Sprintf("bytes-%d-%d", rpm, i), Subjects: []quota.Subject{s}, Tokens: 100})
+					if err == nil && !res.Allowed {
+						err = fmt.Errorf("refused (%s)", res.Dimension)
+					}
+					if err == nil {
+						err = l.Settle(ctx, res.Lease, quota.Spent{Tokens: 80})
+					}
+					if err != nil {
+						errs <- fmt.Errorf("redis bytes per subject at %d rpm: %w", rpm, err)
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range 16 {
+			if err := <-errs; err != nil {
+				return err
+			}
+		}
+		keys, err := c.Keys(ctx, "{t:bench-bytes}:q:key:"+s.ID+":*").Result()
+		if err != nil {
+			return fmt.Errorf("redis bytes per subject: %w", err)
+		}
+		var total int64
+		for _, k := range keys {
+			n, err := c.MemoryUsage(ctx, k).Result()
+			if err != nil {
+				return fmt.Errorf("redis MEMORY USAGE %s: %w", k, err)
+			}
+			total += n
+		}
+		if rpm == 1_000 {
+			rep.SubjectBytes1k = total
+		} else {
+			rep.SubjectBytes10k = total
+		}
+		if len(keys) > 0 {
+			_ = c.Del(ctx, keys...).Err()
+		}
+	}
+	return nil
 }
 
 func (t *redisTally) report() *redisReport {

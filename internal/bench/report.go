@@ -745,10 +745,16 @@ func (r *benchReport) writeRedisLines(tw io.Writer) {
 		fmt.Fprintf(tw, "gateway+redis/direct stream RPS ratio\t%.2f\t(gateway/direct %.2f)\n", q.StreamRPS, r.Ratios.GatewayStreamRPS)
 	}
 	d := r.Redis
-	fmt.Fprintf(tw, "redis round trips per request\t%.2f\t(admission %.2f + settlement %.2f, by the gateway's count of its quota calls)\n",
-		d.RoundTrips, d.Admissions, d.Settlements)
+	fmt.Fprintf(tw, "redis round trips per request\t%.2f\t(admission %.2f + settlement %.2f, by the gateway's count of its quota calls; target ≤ %.2f: %s)\n",
+		d.RoundTrips, d.Admissions, d.Settlements, maxRoundTripsPerRequest, metOrMissed(d.RoundTrips <= maxRoundTripsPerRequest))
 	if d.CPUPerRequest > 0 {
-		fmt.Fprintf(tw, "redis-server CPU per request\t%s\t(per stream %s; RPS runs)\n", d.CPUPerRequest, d.CPUPerStream.orDash())
+		fmt.Fprintf(tw, "redis-server CPU per request\t%s\t(per stream %s; RPS runs; target ≤ %s: %s)\n", d.CPUPerRequest, d.CPUPerStream.orDash(),
+			benchDuration(maxRedisCPUPerRequest), metOrMissed(d.CPUPerRequest <= benchDuration(maxRedisCPUPerRequest)))
+	}
+	if d.SubjectBytes1k > 0 {
+		// Bounded means the state does not grow with the rate: 10× the rate within 1.5× the bytes.
+		fmt.Fprintf(tw, "redis bytes per subject at 1k / 10k requests/min\t%d / %d\t(target bounded, 10k ≤ 1.5 × 1k: %s)\n",
+			d.SubjectBytes1k, d.SubjectBytes10k, metOrMissed(float64(d.SubjectBytes10k) <= 1.5*float64(d.SubjectBytes1k)))
 	}
 	if d.Fallbacks > 0 {
 		fmt.Fprintf(tw, "admissions decided without Redis\t%d\t(Redis failed or missed the limiter's deadline: counted as errors)\n", d.Fallbacks)
