@@ -302,7 +302,16 @@ func redisCounters(tb testing.TB, c *redis.Client) (scripts int64, cpu time.Dura
 // request: script runs (round trips) and redis-server CPU. Run it alone: the CPU is the
 // server's, whoever else uses it.
 func BenchmarkRedisAdmitSettleCost(b *testing.B) {
-	c := newClient(b)
+	for _, proto := range []int{3, 2} {
+		b.Run(fmt.Sprintf("resp%d", proto), func(b *testing.B) {
+			c := redis.NewClient(&redis.Options{Addr: shared.Addr(b), ContextTimeoutEnabled: true, Protocol: proto})
+			b.Cleanup(func() { c.Close() })
+			benchmarkAdmitSettleCost(b, c)
+		})
+	}
+}
+
+func benchmarkAdmitSettleCost(b *testing.B, c *redis.Client) {
 	l := quota.NewRedis(c, quota.LimiterOptions{})
 	subjects := benchSubjects(quotatest.Tenant(b))
 	var seq atomic.Int64
