@@ -34,7 +34,37 @@ local nowSec = tonumber(time[1])
 local now = nowSec * 1000 + math.floor(tonumber(time[2]) / 1000)
 local today = math.floor(nowSec / 86400)
 local thisMonth = monthOf(today)
-local settled = settleAll(4 * n, 7 + S * n, window, ttl, now, nowSec, today)
+local deferred = {}
+for i = 1, n do
+  deferred[KEYS[4 * i - 1]] = {}
+end
+local settled = settleAll(4 * n, 7 + S * n, window, ttl, now, nowSec, today, deferred)
+
+-- Applies to b (see advance) the corrections the carried settlements left for this second's
+-- bucket of tk. Should the clock have gone back (b.sec is ahead of now), the bucket is not the
+-- one read: it is corrected in Redis.
+local function correct(tk, b)
+  local d = deferred[tk]
+  if #d == 0 then
+    return
+  end
+  b.corrected = true
+  local cur = b.extra
+  if b.sec ~= nowSec then
+    cur = tonumber(redis.call('HGET', tk, nowSec)) or 0
+  end
+  for _, diff in ipairs(d) do
+    local v = math.max(0, cur + diff)
+    b.sum = b.sum + v - cur
+    cur = v
+    b.day = math.max(0, b.day + diff)
+  end
+  if b.sec ~= nowSec then
+    redis.call('HSET', tk, nowSec, cur)
+  else
+    b.extra = cur
+  end
+end
 
 -- money reads a subject's money state: spend today and this month (the larger of the counter
 -- and the ledger's figure, each if it is for the current period) and, for a credit account,
@@ -73,6 +103,7 @@ for i = 1, n do
   -- below, so they are counted out rather than removed here.
   used[i] = redis.call('ZCOUNT', rlog, '(' .. (now - window), '+inf')
   local b = advance(tk, nowSec, W, today, nowSec)
+  correct(tk, b)
   buckets[i] = b
   if failAt == 0 then
     if rpm > 0 and used[i] >= rpm then
@@ -88,6 +119,9 @@ for i = 1, n do
       local need = b.sum + tokens - tpm
       local fields = windowFields(b.sec, W)
       for j, v in ipairs(redis.call('HMGET', tk, unpack(fields))) do
+        if b.corrected and fields[j] == nowSec and b.sec == nowSec then
+          v = b.extra -- not written yet
+        end
         need = need - (tonumber(v) or 0)
         if need <= 0 then
           retry = (fields[j] + W) * 1000 - now
@@ -138,7 +172,7 @@ if failAt == 0 then
     redis.call('ZADD', rlog, now, id)
     redis.call('ZADD', leases, now + ttl, id)
     local f = {'s', b.sec, 'n', b.sum + tokens, 'd', today, 't', b.day + tokens, 'a', nowSec}
-    if tokens > 0 then
+    if tokens > 0 or (b.corrected and b.sec == nowSec) then
       local cur = b.extra
       if b.sec ~= nowSec then
         cur = tonumber(redis.call('HGET', tk, b.sec)) or 0
@@ -160,8 +194,18 @@ if failAt == 0 then
 else
   for i = 1, n do
     local b = buckets[i]
-    if b.changed then
-      redis.call('HSET', KEYS[4 * i - 1], 's', b.sec, 'n', b.sum)
+    if b.changed or b.corrected then
+      local f = {'s', b.sec, 'n', b.sum}
+      if b.corrected then
+        f[#f + 1], f[#f + 2], f[#f + 3], f[#f + 4] = 'd', today, 't', b.day
+        if b.sec == nowSec then
+          f[#f + 1], f[#f + 2] = nowSec, b.extra
+        end
+      end
+      redis.call('HSET', KEYS[4 * i - 1], unpack(f))
+      if b.corrected and not b.exists then
+        expireBuckets(KEYS[4 * i - 1], now, window, today)
+      end
     end
   end
 end

@@ -357,6 +357,7 @@ func TestRedisSettlementsRideAdmissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := redisCounters(t, c)
+	reads := commandCalls(t, c, "hmget")
 	const workers, each = 16, 50
 	var wg sync.WaitGroup
 	var errs atomic.Int64
@@ -384,6 +385,13 @@ func TestRedisSettlementsRideAdmissions(t *testing.T) {
 	if perRequest > 1.5 { // a script per admission and one per settlement would be 2
 		t.Errorf("%.2f script runs per request, want about 1: settlements are not carried by admissions", perRequest)
 	}
+	// Admission reads each subject's token hash once (HMGET); a settlement carried in the same
+	// second corrects it there instead of reading it again: 3 subjects, well under 6 reads.
+	hmget := float64(commandCalls(t, c, "hmget")-reads) / (workers * each)
+	t.Logf("%.2f token hash reads per request", hmget)
+	if hmget > 4.5 {
+		t.Errorf("%.2f HMGET per request: carried settlements read the token hashes again", hmget)
+	}
 	if u := usage(t, l, subjects[0]); u.Concurrent != 0 || u.TokensMinute != 1+workers*each || u.Requests != 1+workers*each {
 		t.Errorf("usage %+v: want %d requests and tokens, none in flight", u, 1+workers*each)
 	}
@@ -396,4 +404,21 @@ func usage(t *testing.T, l quota.Limiter, s quota.Subject) quota.Usage {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// commandCalls is INFO commandstats' count of calls of one command (scripts' calls included).
+func commandCalls(t *testing.T, c *redis.Client, name string) int64 {
+	t.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "cmdstat_"+name+":calls="); ok {
+			v, _, _ = strings.Cut(v, ",")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }

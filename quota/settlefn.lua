@@ -13,9 +13,12 @@
 -- An admission ms of 0 means the admission's reply never came (its call timed out, Redis may
 -- have run it later): the lease, if Redis holds it, was never renewed, so it was admitted at
 -- its expiry less the TTL.
+-- defer (admit.lua; nil in settle.lua) maps the token hashes the admission reads and writes
+-- anyway to a list: a correction of the current second's bucket of one of them is appended
+-- there for the admission to apply, which saves a read and a write of the hash.
 -- Returns 1 if the lease was held, 0 if it was already settled.
 local settleArgs = 7 -- ARGV per lease
-local function settleLease(k0, a0, window, ttl, now, nowSec, today)
+local function settleLease(k0, a0, window, ttl, now, nowSec, today, defer)
   local n = tonumber(ARGV[a0 + 1])
   local id = ARGV[a0 + 2]
   local diff = tonumber(ARGV[a0 + 3])
@@ -73,30 +76,35 @@ local function settleLease(k0, a0, window, ttl, now, nowSec, today)
   local admSec = math.floor(admitted / 1000)
   for i = 1, n do
     local tk = KEYS[k0 + 3 * i - 1]
-    local b = advance(tk, nowSec, W, today, admSec)
-    local f = {'s', b.sec}
-    -- The expiry set at admission covers the reservation's bucket and today's counter; a
-    -- charge to the current bucket, or a hash deleted since (ClearSession), needs a new one.
-    local expire = not b.exists
-    if admSec > nowSec - W then
-      -- The reservation's bucket is still in the window: correct it there, never below 0.
-      local v = math.max(0, b.extra + diff)
-      b.sum = b.sum + v - b.extra
-      f[#f + 1], f[#f + 2] = admSec, v
-    elseif diff > 0 then
-      -- Its bucket left the window: a refund is moot, a charge counts now.
-      b.sum = b.sum + diff
-      redis.call('HINCRBY', tk, b.sec, diff)
-      expire = true
-    end
-    f[#f + 1], f[#f + 2] = 'n', b.sum
-    if math.floor(admitted / 86400000) == today then
-      f[#f + 1], f[#f + 2] = 'd', today
-      f[#f + 1], f[#f + 2] = 't', math.max(0, b.day + diff)
-    end
-    redis.call('HSET', tk, unpack(f))
-    if expire then
-      expireBuckets(tk, now, window, today)
+    local later = defer and admSec == nowSec and defer[tk]
+    if later then
+      later[#later + 1] = diff
+    else
+      local b = advance(tk, nowSec, W, today, admSec)
+      local f = {'s', b.sec}
+      -- The expiry set at admission covers the reservation's bucket and today's counter; a
+      -- charge to the current bucket, or a hash deleted since (ClearSession), needs a new one.
+      local expire = not b.exists
+      if admSec > nowSec - W then
+        -- The reservation's bucket is still in the window: correct it there, never below 0.
+        local v = math.max(0, b.extra + diff)
+        b.sum = b.sum + v - b.extra
+        f[#f + 1], f[#f + 2] = admSec, v
+      elseif diff > 0 then
+        -- Its bucket left the window: a refund is moot, a charge counts now.
+        b.sum = b.sum + diff
+        redis.call('HINCRBY', tk, b.sec, diff)
+        expire = true
+      end
+      f[#f + 1], f[#f + 2] = 'n', b.sum
+      if math.floor(admitted / 86400000) == today then
+        f[#f + 1], f[#f + 2] = 'd', today
+        f[#f + 1], f[#f + 2] = 't', math.max(0, b.day + diff)
+      end
+      redis.call('HSET', tk, unpack(f))
+      if expire then
+        expireBuckets(tk, now, window, today)
+      end
     end
   end
   return 1
@@ -104,11 +112,11 @@ end
 
 -- settleAll settles the leases whose keys start at KEYS[k0 + 1] and arguments at ARGV[a0 + 1]
 -- (a count, then settleArgs per lease) and returns one result per lease.
-local function settleAll(k0, a0, window, ttl, now, nowSec, today)
+local function settleAll(k0, a0, window, ttl, now, nowSec, today, defer)
   local out = {}
   for j = 1, tonumber(ARGV[a0 + 1]) do
     local a = a0 + 1 + settleArgs * (j - 1)
-    out[j] = settleLease(k0, a, window, ttl, now, nowSec, today)
+    out[j] = settleLease(k0, a, window, ttl, now, nowSec, today, defer)
     k0 = k0 + 3 * tonumber(ARGV[a + 1])
   end
   return out
