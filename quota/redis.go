@@ -97,9 +97,18 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	if err == nil && len(v) != 10+len(carried) {
 		err = fmt.Errorf("%d values in reply, want %d", len(v), 10+len(carried))
 	}
-	// The carried settlements share the admission's fate: a failed call may or may not have
-	// applied them, and a replay (Resilient's) is a no-op where it did.
-	finish(carried, err)
+	if err != nil && len(carried) > 0 {
+		// The call may or may not have applied the carried settlements: they are sent again on
+		// their own (a no-op where they were applied), so an admission that failed, or whose
+		// context ended, does not fail them.
+		go func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleSendTimeout)
+			defer cancel()
+			r.sendSettles(sctx, carried)
+		}()
+	} else {
+		finish(carried, nil)
+	}
 	if err != nil {
 		r.settles.unadmitted(tenant)
 		return Result{}, fmt.Errorf("quota: redis admit: %w", err)
