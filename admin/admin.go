@@ -1,6 +1,6 @@
 // Package admin serves the admin API on its own listener: tenants, users, API keys, admin tokens,
 // quota policies, pricing, usage and billing, credits, deployments, providers and models, limit
-// alerts and the admin audit log.
+// alerts, A/B experiments and the admin audit log.
 // Everything under /admin/ needs an admin token (the bootstrap token, or one made through the
 // API with a role and optionally a tenant scope, see auth.go); /metrics and /health/* do not, so
 // Prometheus and load balancers can reach them.
@@ -50,6 +50,8 @@ type Deps struct {
 	Alerts AlertControl
 	// Catalog enables /admin/providers, /admin/models and /admin/secrets/reencrypt.
 	Catalog CatalogControl
+	// Experiments enables /admin/experiments.
+	Experiments ExperimentControl
 	// Secrets seals the credentials of providers created through the API (nil: no secret key
 	// configured, and a credential is refused).
 	Secrets *secrets.Keyring
@@ -65,6 +67,7 @@ type Server struct {
 	tokenHash     [32]byte
 	hasToken      bool
 	tokens        tokenCache
+	signIns       signInLimiter
 	auditFailures prometheus.Counter
 }
 
@@ -117,6 +120,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.d.Prices != nil {
 		s.routeLedger(a)
+		s.routeUsageStats(a)
 	}
 	if s.d.Deployments != nil {
 		s.routeDeployments(a)
@@ -126,6 +130,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.d.Catalog != nil {
 		s.routeCatalog(a)
+	}
+	if s.d.Experiments != nil {
+		s.routeExperiments(a)
 	}
 	return e
 }

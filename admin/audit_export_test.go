@@ -22,7 +22,8 @@ import (
 var auditCSVHeader = []string{"request_id", "client_request_id", "trace_id", "started_at", "ended_at",
 	"tenant_id", "user_id", "key_id", "session_id", "model", "upstream_model", "provider", "deployment",
 	"endpoint", "stream", "status", "error_type", "prompt_tokens", "completion_tokens", "cached_tokens",
-	"reasoning_tokens", "usage_source", "cost_usd", "price_version", "latency_ms", "ttft_ms"}
+	"reasoning_tokens", "usage_source", "cost_usd", "price_version", "latency_ms", "ttft_ms",
+	"cache_write_tokens", "served_model"}
 
 // exportFormula is a model name a spreadsheet would run as a formula.
 const exportFormula = "=HYPERLINK(\"x\",\"y\")"
@@ -45,6 +46,11 @@ func seedExportUsage(t *testing.T, st store.Store, n int) {
 			StartedAt: at, EndedAt: at.Add(1500 * time.Millisecond)}
 		if i%3 == 0 {
 			r.TenantID = "exp-b"
+		}
+		if i%4 != 3 { // a fallback model served one in four; the others their own model
+			r.ServedModel = r.Model
+		} else {
+			r.ServedModel = "other"
 		}
 		if i%2 == 1 {
 			r.UserID, r.KeyID = "u2", "k2"
@@ -143,6 +149,9 @@ func TestAuditExportCSV(t *testing.T) {
 		}
 		if got := col("exp-007", "session_id"); got != "line one\nline \"two\"" {
 			t.Errorf("a session id with a newline and quotes came back as %q", got)
+		}
+		if got := col("exp-003", "served_model"); got != "other" {
+			t.Errorf("served_model = %q, want the fallback model that served the request", got)
 		}
 		if got := col("exp-004", "started_at"); got != "2026-03-10T12:00:01.123456Z" {
 			t.Errorf("started_at = %q, want RFC 3339 in UTC", got)

@@ -41,6 +41,7 @@ const (
 	areaProviders   = "providers" // providers, models and the secret key's re-encryption
 	areaAuditLog    = "audit-log"
 	areaAlerts      = "alerts"
+	areaExperiments = "experiments"
 )
 
 // billingAreas are what the billing role may read and change.

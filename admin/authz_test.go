@@ -92,6 +92,7 @@ func authzTable() map[string]authzRoute {
 		"GET /admin/quota/usage/:userId":         {probes: get("/admin/quota/usage/" + authzNone)},
 		"DELETE /admin/quota/session/:sessionId": {probes: get("/admin/quota/session/" + authzNone)},
 		"GET /admin/quota/policies":              {probes: get("/admin/quota/policies")},
+		"GET /admin/quota/tiers":                 {probes: get("/admin/quota/tiers")},
 		"PUT /admin/quota/policies/:subjectType/:subjectId": {probes: []authzProbe{
 			{path: "/admin/quota/policies/user/" + authzNone, body: map[string]any{"rpm": -1}},
 			// a tenant's own limits bound everything in it: not for a token scoped to it
@@ -113,7 +114,10 @@ func authzTable() map[string]authzRoute {
 		"GET /admin/audit/:traceId":                  {billing: true, probes: get("/admin/audit/" + authzNone)},
 		"GET /admin/audit.csv":                       {billing: true, probes: get("/admin/audit.csv?userId=" + authzNone)},
 		"GET /admin/billing/summary":                 {billing: true, probes: get("/admin/billing/summary?month=2026-01")},
+		"GET /admin/usage/series":                    {billing: true, probes: get("/admin/usage/series")},
+		"GET /admin/usage/top":                       {billing: true, probes: get("/admin/usage/top")},
 		"GET /admin/billing/records.csv":             {billing: true, probes: get("/admin/billing/records.csv")},
+		"GET /admin/credits":                         {billing: true, probes: get("/admin/credits")},
 		"GET /admin/credits/:subjectType/:subjectId": {billing: true, probes: get("/admin/credits/user/" + authzNone)},
 		"GET /admin/credits/:subjectType/:subjectId/entries": {billing: true,
 			probes: get("/admin/credits/user/" + authzNone + "/entries")},
@@ -152,6 +156,15 @@ func authzTable() map[string]authzRoute {
 		"PATCH /admin/models/*model":    {optional: true, global: true, probes: with("/admin/models/authz/none", map[string]any{"strategy": "cost"})},
 		"DELETE /admin/models/*model":   {optional: true, global: true, probes: get("/admin/models/authz/none")},
 		"POST /admin/secrets/reencrypt": {optional: true, global: true, probes: get("/admin/secrets/reencrypt")},
+
+		"GET /admin/experiments":             {optional: true, global: true, probes: get("/admin/experiments")},
+		"GET /admin/experiments/:id":         {optional: true, global: true, probes: get("/admin/experiments/" + authzNone)},
+		"GET /admin/experiments/:id/results": {optional: true, global: true, probes: get("/admin/experiments/" + authzNone + "/results")},
+		"POST /admin/experiments":            {optional: true, global: true, probes: with("/admin/experiments", map[string]any{"id": "authz-e", "model": "gpt-test"})},
+		"PATCH /admin/experiments/:id":       {optional: true, global: true, probes: with("/admin/experiments/"+authzNone, map[string]any{"description": "x"})},
+		"POST /admin/experiments/:id/start":  {optional: true, global: true, probes: get("/admin/experiments/" + authzNone + "/start")},
+		"POST /admin/experiments/:id/pause":  {optional: true, global: true, probes: get("/admin/experiments/" + authzNone + "/pause")},
+		"POST /admin/experiments/:id/stop":   {optional: true, global: true, probes: get("/admin/experiments/" + authzNone + "/stop")},
 	}
 }
 

@@ -51,9 +51,11 @@ const (
 	originAPI  = "api"
 )
 
-// keylessTypes are the provider types that run without a credential (local servers, the mock);
-// every other type needs an api_key when created through the API.
-var keylessTypes = map[string]bool{"mock": true, "vllm": true, "ollama": true}
+// keylessTypes are the provider types that run without an api_key: local servers, the mock,
+// bedrock (which signs with its section's AWS keys or the gateway's own AWS credentials) and
+// vertex (which takes its tokens with its section's service account key or the gateway's own
+// Google credentials); every other type needs an api_key when created through the API.
+var keylessTypes = map[string]bool{"mock": true, "vllm": true, "ollama": true, "bedrock": true, "vertex": true}
 
 func (s *Server) routeCatalog(a *gin.RouterGroup) {
 	s.handle(a, http.MethodPost, "/providers", global(areaProviders), s.createProvider)
@@ -75,13 +77,16 @@ func (s *Server) routeCatalog(a *gin.RouterGroup) {
 type providerView struct {
 	Name string `json:"name"`
 	ProviderSpec
-	Origin            string     `json:"origin"`
-	APIKeyFingerprint *string    `json:"api_key_fingerprint"`
-	KeyID             string     `json:"key_id,omitempty"`
-	Shadowed          bool       `json:"shadowed"`
-	CreatedAt         *time.Time `json:"created_at,omitempty"`
-	UpdatedAt         *time.Time `json:"updated_at,omitempty"`
-	UpdatedBy         string     `json:"updated_by,omitempty"`
+	Origin            string  `json:"origin"`
+	APIKeyFingerprint *string `json:"api_key_fingerprint"`
+	// SecretFingerprints are the fingerprints of the section's secret values, by field
+	// ("bedrock.secret_access_key").
+	SecretFingerprints map[string]string `json:"secret_fingerprints,omitempty"`
+	KeyID              string            `json:"key_id,omitempty"`
+	Shadowed           bool              `json:"shadowed"`
+	CreatedAt          *time.Time        `json:"created_at,omitempty"`
+	UpdatedAt          *time.Time        `json:"updated_at,omitempty"`
+	UpdatedBy          string            `json:"updated_by,omitempty"`
 }
 
 // modelView is a public model as the admin API shows it.
@@ -104,20 +109,22 @@ func fingerprintOf(key string) *string {
 }
 
 func fileProviderView(p FileProvider) providerView {
-	spec := p.Spec
+	spec, fps := p.Spec.redacted()
 	spec.Headers = shownHeaders(spec.Headers)
-	return providerView{Name: p.Name, ProviderSpec: spec, Origin: originFile, APIKeyFingerprint: fingerprintOf(p.APIKey)}
+	return providerView{Name: p.Name, ProviderSpec: spec, Origin: originFile, APIKeyFingerprint: fingerprintOf(p.APIKey), SecretFingerprints: fps}
 }
 
 // apiProviderView describes a stored provider; its fingerprint is kept in the spec's row beside
 // the sealed credential (storedProvider), so showing it needs no key.
 func apiProviderView(e store.CatalogEntry, sp storedProvider, shadowed bool) providerView {
 	v := providerView{Name: e.Name, ProviderSpec: sp.ProviderSpec, Origin: originAPI, Shadowed: shadowed,
-		CreatedAt: &e.CreatedAt, UpdatedAt: &e.UpdatedAt, UpdatedBy: e.UpdatedBy}
+		CreatedAt: &e.CreatedAt, UpdatedAt: &e.UpdatedAt, UpdatedBy: e.UpdatedBy, SecretFingerprints: sp.SecretFingerprints}
 	if sp.Fingerprint != "" {
 		f := sp.Fingerprint
 		v.APIKeyFingerprint = &f
-		v.KeyID, _ = secrets.SealedBy(e.Secret)
+	}
+	if ids := sealedBy(e); len(ids) > 0 {
+		v.KeyID = ids[0]
 	}
 	return v
 }
@@ -127,18 +134,15 @@ func apiModelView(e store.CatalogEntry, spec ModelSpec, shadowed bool) modelView
 		CreatedAt: &e.CreatedAt, UpdatedAt: &e.UpdatedAt, UpdatedBy: e.UpdatedBy}
 }
 
-// storedProvider is a provider entry's spec as stored: the settings and the credential's
-// fingerprint (the credential itself is the entry's sealed Secret).
+// storedProvider is a provider entry's spec as stored: the settings without the sections'
+// secret values, those values sealed, and the fingerprints of every secret (the api_key itself
+// is the entry's sealed Secret, which older entries have alone).
 type storedProvider struct {
 	ProviderSpec
 	Fingerprint string `json:"api_key_fingerprint,omitempty"`
-}
-
-// DecodeProvider reads a stored provider entry's settings.
-func DecodeProvider(e store.CatalogEntry) (ProviderSpec, error) {
-	var sp storedProvider
-	err := json.Unmarshal(e.Spec, &sp)
-	return sp.ProviderSpec, err
+	// Sealed holds the sections' secret values sealed, by field ("bedrock.secret_access_key").
+	Sealed             map[string]string `json:"sealed,omitempty"`
+	SecretFingerprints map[string]string `json:"secret_fingerprints,omitempty"`
 }
 
 // DecodeModel reads a stored model entry's settings.
@@ -257,6 +261,10 @@ type providerPatch struct {
 	DialTimeout           optional[Duration]          `json:"dial_timeout"`
 	ResponseHeaderTimeout optional[Duration]          `json:"response_header_timeout"`
 	AllowPrivateNetwork   optional[bool]              `json:"allow_private_network"`
+	// The type sections merge field by field (typeSection.merge); null removes one.
+	Anthropic optional[json.RawMessage] `json:"anthropic"`
+	Bedrock   optional[json.RawMessage] `json:"bedrock"`
+	Vertex    optional[json.RawMessage] `json:"vertex"`
 }
 
 func setOpt[T any](o optional[T], dst *T) {
@@ -283,24 +291,38 @@ func (s *Server) checkProviderBody(c *gin.Context, spec ProviderSpec, apiKey str
 		}
 	}
 	if apiKey == "" && !keylessTypes[spec.Type] && spec.Type != "" {
-		invalid(c, "api_key", "required for type "+spec.Type+" (only mock, vllm and ollama run without a credential).")
+		invalid(c, "api_key", "required for type "+spec.Type+" (only mock, vllm, ollama, bedrock and vertex run without one).")
 		return false
 	}
-	if !checkText(c, "api_key", apiKey, 4000, false) {
+	// A key file is a path on the server: the API takes the key itself (credentials_json), which
+	// is stored sealed and reaches every replica, where a path would name a file that one machine
+	// may have and another not, and would let an API caller make the gateway read any file it can.
+	if spec.Vertex != nil && spec.Vertex.CredentialsFile != "" {
+		invalid(c, "vertex.credentials_file", "a path on the server is not taken over the API: send the service account key itself as vertex.credentials_json, which is stored sealed.")
 		return false
 	}
-	if apiKey != "" && s.d.Secrets == nil {
-		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "secret_key_required", "api_key",
-			"api_key: no secret key is configured (secrets.key, secrets.key_file or LLMGATE_SECRET_KEY), and a credential is never stored in the clear.")
+	if !s.checked(c, "", checkSections(spec)) {
 		return false
+	}
+	for _, f := range append([]secretField{{"api_key", &apiKey}}, spec.secretFields()...) {
+		if !checkText(c, f.name, *f.val, 4000, false) {
+			return false
+		}
+		if *f.val != "" && s.d.Secrets == nil {
+			fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "secret_key_required", f.name,
+				f.name+": no secret key is configured (secrets.key, secrets.key_file or LLMGATE_SECRET_KEY), and a credential is never stored in the clear.")
+			return false
+		}
 	}
 	return true
 }
 
-// sealedEntry makes the store entry of a provider: its spec with the credential's fingerprint,
-// and the credential sealed ("" when it has none).
+// sealedEntry makes the store entry of a provider: its spec with the credentials' fingerprints
+// and the sections' secrets sealed in place of their values, and the api_key sealed ("" when it
+// has none).
 func (s *Server) sealedEntry(name string, spec ProviderSpec, apiKey string) (store.CatalogEntry, error) {
-	sp := storedProvider{ProviderSpec: spec}
+	sp := storedProvider{}
+	sp.ProviderSpec, sp.SecretFingerprints = spec.redacted()
 	e := store.CatalogEntry{Kind: store.CatalogProvider, Name: name}
 	if apiKey != "" {
 		sealed, err := s.d.Secrets.Seal(apiKey, SecretContext(name))
@@ -308,6 +330,19 @@ func (s *Server) sealedEntry(name string, spec ProviderSpec, apiKey string) (sto
 			return e, err
 		}
 		e.Secret, sp.Fingerprint = sealed, secrets.Fingerprint(apiKey)
+	}
+	for _, f := range spec.secretFields() {
+		if *f.val == "" {
+			continue
+		}
+		sealed, err := s.d.Secrets.Seal(*f.val, sectionContext(name, f.name))
+		if err != nil {
+			return e, err
+		}
+		if sp.Sealed == nil {
+			sp.Sealed = map[string]string{}
+		}
+		sp.Sealed[f.name] = sealed
 	}
 	raw, err := json.Marshal(sp)
 	e.Spec = raw
@@ -440,7 +475,41 @@ func (s *Server) patchProvider(c *gin.Context) {
 	if !decode(c, &b) {
 		return
 	}
-	spec := sp.ProviderSpec
+	// The stored secrets are opened to merge, check and seal them again; one that does not open
+	// must be named anew (or removed) by this PATCH.
+	spec, key, unreadable, err := openProvider(cur, s.d.Secrets)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	named := map[string]bool{"api_key": b.APIKey.Set}
+	for _, ts := range typeSections {
+		o := ts.patched(&b)
+		if !o.Set {
+			continue
+		}
+		patch := json.RawMessage("null")
+		if o.Val != nil {
+			patch = *o.Val
+		}
+		if !mergeSection(c, ts, &spec, patch) {
+			return
+		}
+		var keys map[string]json.RawMessage
+		_ = json.Unmarshal(patch, &keys)
+		for _, f := range ts.secretNames {
+			_, ok := keys[f]
+			named[ts.name+"."+f] = o.Val == nil || ok
+		}
+	}
+	for _, f := range unreadable {
+		if !named[f] {
+			s.d.Log.Error("stored provider credential does not open", "provider", cur.Name, "field", f)
+			fail(c, http.StatusConflict, api.TypeInvalidRequest, "credential_unreadable", f,
+				f+": the stored credential does not open with the configured secret keys; send "+f+" again.")
+			return
+		}
+	}
 	if b.Type != nil {
 		spec.Type = *b.Type
 	}
@@ -453,19 +522,11 @@ func (s *Server) patchProvider(c *gin.Context) {
 	if b.AllowPrivateNetwork.Set {
 		spec.AllowPrivateNetwork = b.AllowPrivateNetwork.Val
 	}
-	// The credential: kept unless named; the stored one must be opened to check and re-seal it.
-	key := ""
+	// The credential: kept unless named.
 	if b.APIKey.Set {
+		key = ""
 		if b.APIKey.Val != nil {
 			key = *b.APIKey.Val
-		}
-	} else if cur.Secret != "" {
-		var err error
-		if key, err = s.d.Secrets.Open(cur.Secret, SecretContext(cur.Name)); err != nil {
-			s.d.Log.Error("stored provider credential does not open", "provider", cur.Name, "err", err)
-			fail(c, http.StatusConflict, api.TypeInvalidRequest, "credential_unreadable", "api_key",
-				"api_key: the stored credential does not open with the configured secret keys; send api_key again.")
-			return
 		}
 	}
 	if !s.checkProviderBody(c, spec, key) || !s.checked(c, "", s.d.Catalog.CheckProvider(cur.Name, spec, key)) {
@@ -563,6 +624,13 @@ type modelPatch struct {
 	Strategy        optional[string]  `json:"strategy"`
 	TokenMultiplier optional[float64] `json:"token_multiplier"`
 	Deployments     *[]DeploymentSpec `json:"deployments"`
+	// The failure policy's fields: null clears one.
+	Retry                  optional[*RetrySpec]              `json:"retry"`
+	Fallbacks              optional[[]string]                `json:"fallbacks"`
+	ContextWindowFallbacks optional[[]string]                `json:"context_window_fallbacks"`
+	ContentFilterFallbacks optional[[]string]                `json:"content_filter_fallbacks"`
+	RateLimitFallbacks     optional[[]string]                `json:"rate_limit_fallbacks"`
+	Degrade                optional[*providers.DegradeReply] `json:"degrade"`
 }
 
 // checkModelName checks a model name as the API takes it: text of 1 to 200 bytes.
@@ -711,6 +779,12 @@ func (s *Server) patchModel(c *gin.Context) {
 	next := spec
 	setOpt(b.Strategy, &next.Strategy)
 	setOpt(b.TokenMultiplier, &next.TokenMultiplier)
+	setOpt(b.Retry, &next.Retry)
+	setOpt(b.Fallbacks, &next.Fallbacks)
+	setOpt(b.ContextWindowFallbacks, &next.ContextWindowFallbacks)
+	setOpt(b.ContentFilterFallbacks, &next.ContentFilterFallbacks)
+	setOpt(b.RateLimitFallbacks, &next.RateLimitFallbacks)
+	setOpt(b.Degrade, &next.Degrade)
 	if b.Deployments != nil {
 		next.Deployments = *b.Deployments
 	}
@@ -758,9 +832,9 @@ func (s *Server) deleteModel(c *gin.Context) {
 	s.catalogApplied(c, http.StatusNoContent, nil)
 }
 
-// reencrypt seals every stored credential again with the current secret key, so the previous
-// keys can be dropped: the last step of a key rotation. Credentials sealed by the current key
-// already are left alone; one that no configured key opens is reported, not changed. Webhook
+// reencrypt seals every stored credential (api_key and the sections' secrets) again with the
+// current secret key, so the previous keys can be dropped: the last step of a key rotation.
+// Providers whose credentials are all sealed by the current key already are left alone; one that no configured key opens is reported, not changed. Webhook
 // secrets are sealed again too (resealWebhooks), reported apart under "webhooks".
 func (s *Server) reencrypt(c *gin.Context) {
 	if s.d.Secrets == nil {
@@ -778,25 +852,26 @@ func (s *Server) reencrypt(c *gin.Context) {
 	resealed, unchanged := []string{}, 0
 	failed := []string{}
 	for _, e := range entries {
-		if e.Secret == "" {
+		ids := sealedBy(e)
+		if len(ids) == 0 {
 			continue
 		}
-		if id, _ := secrets.SealedBy(e.Secret); id == current {
+		if !slices.ContainsFunc(ids, func(id string) bool { return id != current }) {
 			unchanged++
 			continue
 		}
-		plain, err := s.d.Secrets.Open(e.Secret, SecretContext(e.Name))
+		spec, key, err := OpenProvider(e, s.d.Secrets)
 		if err != nil {
 			s.d.Log.Error("stored provider credential does not open", "provider", e.Name, "err", err)
 			failed = append(failed, e.Name)
 			continue
 		}
-		sealed, err := s.d.Secrets.Seal(plain, SecretContext(e.Name))
+		next, err := s.sealedEntry(e.Name, spec, key)
 		if err != nil {
 			s.internal(c, err)
 			return
 		}
-		e.Secret, e.UpdatedAt, e.UpdatedBy = sealed, now(), who(c).Actor
+		e.Secret, e.Spec, e.UpdatedAt, e.UpdatedBy = next.Secret, next.Spec, now(), who(c).Actor
 		if err := s.d.Store.UpdateCatalogEntry(ctx, e); err != nil {
 			s.internal(c, err)
 			return

@@ -8,6 +8,9 @@ import (
 
 	"github.com/llmgate/llmgate/internal/secrets"
 	"github.com/llmgate/llmgate/providers"
+	"github.com/llmgate/llmgate/providers/anthropic"
+	"github.com/llmgate/llmgate/providers/bedrock"
+	"github.com/llmgate/llmgate/providers/vertex"
 )
 
 // The wire shapes of /admin/providers and /admin/models. A stored catalog entry's spec is the
@@ -34,7 +37,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 // ProviderSpec is a provider's settings as the admin API takes and shows them: the config
-// file's `providers` entry without name and credential.
+// file's `providers` entry without name and api_key. Its type section's secrets are filled in
+// only on the way in and to the gateway (OpenProvider); stored and shown, they are blank.
 type ProviderSpec struct {
 	Type                  string            `json:"type"`
 	BaseURL               string            `json:"base_url,omitempty"`
@@ -44,6 +48,11 @@ type ProviderSpec struct {
 	DialTimeout           Duration          `json:"dial_timeout,omitempty"`
 	ResponseHeaderTimeout Duration          `json:"response_header_timeout,omitempty"`
 	AllowPrivateNetwork   *bool             `json:"allow_private_network,omitempty"`
+	// Anthropic, Bedrock and Vertex are the type's own section, with the config file's keys;
+	// only the provider's type may have one (typeSections). Their secret values are never shown.
+	Anthropic *anthropic.Settings `json:"anthropic,omitempty"`
+	Bedrock   *bedrock.Settings   `json:"bedrock,omitempty"`
+	Vertex    *vertex.Settings    `json:"vertex,omitempty"`
 }
 
 // ModelSpec is a public model's settings as the admin API takes and shows them: the config
@@ -53,6 +62,37 @@ type ModelSpec struct {
 	// TokenMultiplier weighs the model's tokens against token quotas (0: 1).
 	TokenMultiplier float64          `json:"token_multiplier,omitempty"`
 	Deployments     []DeploymentSpec `json:"deployments"`
+	// Retry, the fallback lists and Degrade are what the model does when its deployments fail
+	// (providers.ModelConfig).
+	Retry                  *RetrySpec              `json:"retry,omitempty"`
+	Fallbacks              []string                `json:"fallbacks,omitempty"`
+	ContextWindowFallbacks []string                `json:"context_window_fallbacks,omitempty"`
+	ContentFilterFallbacks []string                `json:"content_filter_fallbacks,omitempty"`
+	RateLimitFallbacks     []string                `json:"rate_limit_fallbacks,omitempty"`
+	Degrade                *providers.DegradeReply `json:"degrade,omitempty"`
+}
+
+// RetrySpec is a retry policy (providers.RetryPolicy).
+type RetrySpec struct {
+	Retries       *int     `json:"retries,omitempty"`
+	Backoff       Duration `json:"backoff,omitempty"`
+	MaxBackoff    Duration `json:"max_backoff,omitempty"`
+	RetryAfterCap Duration `json:"retry_after_cap,omitempty"`
+}
+
+func (r *RetrySpec) policy() providers.RetryPolicy {
+	if r == nil {
+		return providers.RetryPolicy{}
+	}
+	return providers.RetryPolicy{Retries: r.Retries, Backoff: time.Duration(r.Backoff), MaxBackoff: time.Duration(r.MaxBackoff),
+		RetryAfterCap: time.Duration(r.RetryAfterCap)}
+}
+
+func retrySpecOf(p providers.RetryPolicy) *RetrySpec {
+	if p.Retries == nil && p.Backoff == 0 && p.MaxBackoff == 0 && p.RetryAfterCap == 0 {
+		return nil
+	}
+	return &RetrySpec{Retries: p.Retries, Backoff: Duration(p.Backoff), MaxBackoff: Duration(p.MaxBackoff), RetryAfterCap: Duration(p.RetryAfterCap)}
 }
 
 // DeploymentSpec is one deployment of a model, as in the config file.
@@ -67,6 +107,7 @@ type DeploymentSpec struct {
 	RetryOnTimeout bool             `json:"retry_on_timeout,omitempty"`
 	Reasoning      bool             `json:"reasoning,omitempty"`
 	HealthCheck    *HealthCheckSpec `json:"health_check,omitempty"`
+	Retry          *RetrySpec       `json:"retry,omitempty"`
 }
 
 // HealthCheckSpec is a deployment's active health check (providers.HealthCheck).
@@ -97,10 +138,12 @@ type BreakerSpec struct {
 // Config is the model as the router takes it.
 func (m ModelSpec) Config(name string) providers.ModelConfig {
 	out := providers.ModelConfig{Name: name, Strategy: m.Strategy, TokenMultiplier: m.TokenMultiplier,
-		Deployments: make([]providers.DeploymentConfig, 0, len(m.Deployments))}
+		Deployments: make([]providers.DeploymentConfig, 0, len(m.Deployments)), Retry: m.Retry.policy(),
+		Fallbacks: m.Fallbacks, ContextWindowFallbacks: m.ContextWindowFallbacks, ContentFilterFallbacks: m.ContentFilterFallbacks,
+		RateLimitFallbacks: m.RateLimitFallbacks, Degrade: m.Degrade}
 	for _, d := range m.Deployments {
 		dc := providers.DeploymentConfig{ID: d.ID, Provider: d.Provider, Model: d.Model, Weight: d.Weight, Priority: d.Priority,
-			RetryOnTimeout: d.RetryOnTimeout, Reasoning: d.Reasoning}
+			RetryOnTimeout: d.RetryOnTimeout, Reasoning: d.Reasoning, Retry: d.Retry.policy()}
 		if t := d.Timeouts; t != nil {
 			dc.Timeouts = providers.Timeouts{Connect: time.Duration(t.Connect), FirstByte: time.Duration(t.FirstByte),
 				Idle: time.Duration(t.Idle), Total: time.Duration(t.Total)}
@@ -119,10 +162,12 @@ func (m ModelSpec) Config(name string) providers.ModelConfig {
 
 // ModelSpecOf describes a model of the config file in the API's shape.
 func ModelSpecOf(m providers.ModelConfig) ModelSpec {
-	out := ModelSpec{Strategy: m.Strategy, TokenMultiplier: m.TokenMultiplier, Deployments: make([]DeploymentSpec, 0, len(m.Deployments))}
+	out := ModelSpec{Strategy: m.Strategy, TokenMultiplier: m.TokenMultiplier, Deployments: make([]DeploymentSpec, 0, len(m.Deployments)),
+		Retry: retrySpecOf(m.Retry), Fallbacks: m.Fallbacks, ContextWindowFallbacks: m.ContextWindowFallbacks,
+		ContentFilterFallbacks: m.ContentFilterFallbacks, RateLimitFallbacks: m.RateLimitFallbacks, Degrade: m.Degrade}
 	for _, d := range m.Deployments {
 		ds := DeploymentSpec{ID: d.ID, Provider: d.Provider, Model: d.Model, Weight: d.Weight, Priority: d.Priority, RetryOnTimeout: d.RetryOnTimeout,
-			Reasoning: d.Reasoning}
+			Reasoning: d.Reasoning, Retry: retrySpecOf(d.Retry)}
 		if t := d.Timeouts; t != (providers.Timeouts{}) {
 			ds.Timeouts = &TimeoutsSpec{Connect: Duration(t.Connect), FirstByte: Duration(t.FirstByte), Idle: Duration(t.Idle), Total: Duration(t.Total)}
 		}

@@ -78,6 +78,7 @@ type backend struct {
 	postgres bool           // PostgreSQL instead of SQLite in a temporary directory
 	redis    bool           // the limiter, the policy mirror and the change bus on Redis
 	quota    *quota.Options // nil: testQuota
+	console  admin.ConsoleOptions
 }
 
 // newServer starts an admin API on b, stopped when the test ends.
@@ -134,6 +135,7 @@ func newServer(t *testing.T, b backend) *server {
 	},
 		Quota:  &admin.QuotaDeps{Policies: policies, Limiter: limiter, Options: qo},
 		Prices: prices, Credits: billing.NewGuard(st, bus), Deployments: newDeployments(t), Catalog: refusingCatalog{},
+		Experiments: refusingCatalog{}, Console: b.console,
 		// Not run: these tests look at what the endpoints store.
 		Alerts: alerts.New(alerts.Deps{Store: st, Policies: policies, Quota: qo, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
 			alerts.Options{})})
@@ -209,3 +211,9 @@ func (refusingCatalog) CheckModel(providers.ModelConfig) error {
 }
 
 func (refusingCatalog) CatalogChanged(context.Context) error { return nil }
+
+// As the experiments' stand-in it knows no model, so every experiment offered is refused.
+
+func (refusingCatalog) HasModel(string) bool                     { return false }
+func (refusingCatalog) HasDeployment(string, string) bool        { return false }
+func (refusingCatalog) ExperimentsChanged(context.Context) error { return nil }

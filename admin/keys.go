@@ -45,6 +45,8 @@ type keyView struct {
 	RevokedAt *time.Time        `json:"revoked_at"`
 	CreatedAt time.Time         `json:"created_at"`
 	UpdatedAt *time.Time        `json:"updated_at"`
+	// ResponseCache: the key's answers go through the response cache, whatever the model.
+	ResponseCache bool `json:"response_cache"`
 	// Key is the plaintext, present only in the answers to create and rotate.
 	Key string `json:"key,omitempty"`
 	// PreviousKeyExpiresAt is when the secret before a rotation stops working (rotate only).
@@ -120,7 +122,7 @@ func keyStatus(k store.APIKey, at time.Time) string {
 func keyViewOf(k store.APIKey, limits *store.QuotaPolicy) keyView {
 	return keyView{ID: k.ID, Name: k.Name, Prefix: k.Prefix, UserID: k.UserID, TenantID: k.TenantID,
 		Models: orNone(k.Models), Limits: limitsView(limits), Metadata: orEmpty(k.Metadata), Status: keyStatus(k, time.Now()),
-		ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt}
+		ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt, ResponseCache: k.ResponseCache}
 }
 
 // CreateKeyRequest is the body of POST /admin/keys.
@@ -136,6 +138,8 @@ type CreateKeyRequest struct {
 	Limits    *policyBody       `json:"limits"`
 	ExpiresAt *time.Time        `json:"expires_at"`
 	Metadata  map[string]string `json:"metadata"`
+	// ResponseCache opts the key in to the response cache for every model.
+	ResponseCache bool `json:"response_cache"`
 }
 
 // keyPatch is the body of PATCH /admin/keys/{id}: named fields replace, null clears.
@@ -145,6 +149,8 @@ type keyPatch struct {
 	Limits    optional[policyBody]        `json:"limits"`
 	ExpiresAt optional[time.Time]         `json:"expires_at"`
 	Metadata  optional[map[string]string] `json:"metadata"`
+	// ResponseCache turns the key's response cache opt-in on or off.
+	ResponseCache *bool `json:"response_cache"`
 }
 
 func (s *Server) createKey(c *gin.Context) {
@@ -196,7 +202,7 @@ func (s *Server) createKey(c *gin.Context) {
 	}
 	plain, hash, prefix := apikey.New()
 	k := store.APIKey{ID: id, Name: req.Name, Prefix: prefix, UserID: req.UserID, TenantID: tenant, Models: models,
-		ExpiresAt: req.ExpiresAt, Metadata: req.Metadata, CreatedAt: now()}
+		ExpiresAt: req.ExpiresAt, Metadata: req.Metadata, CreatedAt: now(), ResponseCache: req.ResponseCache}
 	if err := s.d.Store.CreateKey(ctx, k, hash); err != nil {
 		_ = s.putLimits(context.WithoutCancel(ctx), quota.KindKey, id, nil)
 		s.internal(c, err)
@@ -360,6 +366,9 @@ func (s *Server) updateKey(c *gin.Context) {
 			return
 		}
 		k.ExpiresAt = b.ExpiresAt.Val
+	}
+	if b.ResponseCache != nil {
+		k.ResponseCache = *b.ResponseCache
 	}
 	// Only what the body changes is held against the tenant's bounds: a key made before the
 	// tenant narrowed them can still be renamed (the gateway applies both allowlists anyway).

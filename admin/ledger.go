@@ -29,6 +29,7 @@ func (s *Server) routeLedger(a *gin.RouterGroup) {
 	s.handle(a, http.MethodGet, "/audit.csv", read(areaUsage), s.exportAudit)
 	s.handle(a, http.MethodGet, "/billing/summary", read(areaBilling), s.billingSummary)
 	s.handle(a, http.MethodGet, "/billing/records.csv", read(areaBilling), s.billingCSV)
+	s.handle(a, http.MethodGet, "/credits", read(areaCredits), s.listCreditAccounts)
 	s.handle(a, http.MethodGet, "/credits/:subjectType/:subjectId", read(areaCredits), s.creditBalance)
 	s.handle(a, http.MethodGet, "/credits/:subjectType/:subjectId/entries", read(areaCredits), s.creditEntries)
 	s.handle(a, http.MethodPost, "/credits/:subjectType/:subjectId/topup", global(areaCredits), s.creditTopUp)
@@ -59,6 +60,9 @@ type priceBody struct {
 	OutputPerMillion      *usd `json:"output_per_million"`
 	CachedInputPerMillion *usd `json:"cached_input_per_million"`
 	ReasoningPerMillion   *usd `json:"reasoning_per_million"`
+	// CacheWritePerMillion prices prompt tokens written to the provider's cache; absent or 0
+	// means the input price.
+	CacheWritePerMillion *usd `json:"cache_write_per_million"`
 	// Image is a JSON object; nil when absent.
 	Image                *map[string]usd `json:"image"`
 	AudioPerSecond       *usd            `json:"audio_per_second"`
@@ -99,7 +103,8 @@ func priceView(p store.ModelPrice) gin.H {
 	return gin.H{"model": p.Model, "input_per_million": usdOf(p.InputPerM), "output_per_million": usdOf(p.OutputPerM),
 		"cached_input_per_million": usdOf(p.CachedInputPerM), "reasoning_per_million": usdOf(p.ReasoningPerM),
 		"image": images, "audio_per_second": usdOf(p.AudioSecond), "characters_per_million": usdOf(p.CharactersPerM),
-		"per_request": usdOf(p.Request), "effective_from": p.EffectiveFrom, "version": p.Version}
+		"per_request": usdOf(p.Request), "cache_write_per_million": usdOf(p.CacheWritePerM),
+		"effective_from": p.EffectiveFrom, "version": p.Version}
 }
 
 func (s *Server) listPrices(c *gin.Context) {
@@ -189,6 +194,9 @@ func (s *Server) putPrice(c *gin.Context) {
 	if p.ReasoningPerM, ok = microOf(c, "reasoning_per_million", b.ReasoningPerMillion, false); !ok {
 		return
 	}
+	if p.CacheWritePerM, ok = microOf(c, "cache_write_per_million", b.CacheWritePerMillion, false); !ok {
+		return
+	}
 	var before any
 	if old, err := s.d.Store.PriceHistory(c.Request.Context(), model); err == nil && len(old) > 0 {
 		before = priceView(old[0])
@@ -222,9 +230,10 @@ func usageView(r store.UsageRecord) gin.H {
 		"model": r.Model, "upstream_model": r.UpstreamModel, "provider": r.Provider, "deployment": r.Deployment,
 		"endpoint": r.Endpoint, "stream": r.Stream, "status": r.Status, "error_type": r.ErrorType,
 		"prompt_tokens": r.PromptTokens, "completion_tokens": r.CompletionTokens, "cached_tokens": r.CachedTokens,
-		"reasoning_tokens": r.ReasoningTokens, "usage_source": r.UsageSource, "units": r.Units, "unit": r.Unit, "cost_usd": cost,
+		"reasoning_tokens": r.ReasoningTokens, "usage_source": r.UsageSource, "units": r.Units, "unit": r.Unit, "cost_usd": cost, "replay_of": r.ReplayOf,
 		"price_version": r.PriceVersion, "latency_ms": r.LatencyMS, "ttft_ms": r.TTFTMS,
-		"started_at": r.StartedAt, "ended_at": r.EndedAt}
+		"started_at": r.StartedAt, "ended_at": r.EndedAt, "served_model": r.ServedModel,
+		"experiment": r.Experiment, "variant": r.Variant, "cache_write_tokens": r.CacheWriteTokens}
 }
 
 // timeParam reads an RFC 3339 time or a yyyy-MM-dd date.
@@ -243,10 +252,11 @@ func timeParam(c *gin.Context, name string) (time.Time, bool) {
 }
 
 // auditFilter reads the usage audit's filters (camelCase query): userId, keyId, tenantId (a
-// tenant-scoped token's own tenant whatever it asks), model, status, from, to. A bad one is
-// answered here.
+// tenant-scoped token's own tenant whatever it asks), model, status, from, to, traceId,
+// clientRequestId. A bad one is answered here.
 func auditFilter(c *gin.Context) (store.UsageFilter, bool) {
-	f := store.UsageFilter{UserID: c.Query("userId"), KeyID: c.Query("keyId"), Model: c.Query("model")}
+	f := store.UsageFilter{UserID: c.Query("userId"), KeyID: c.Query("keyId"), Model: c.Query("model"),
+		TraceID: c.Query("traceId"), ClientRequestID: c.Query("clientRequestId")}
 	var ok bool
 	if f.TenantID, ok = scopedTenant(c, c.Query("tenantId"), "tenantId"); !ok {
 		return f, false
@@ -313,7 +323,8 @@ const auditExportWriteWindow = 30 * time.Second
 var auditCSVHeader = []string{"request_id", "client_request_id", "trace_id", "started_at", "ended_at",
 	"tenant_id", "user_id", "key_id", "session_id", "model", "upstream_model", "provider", "deployment",
 	"endpoint", "stream", "status", "error_type", "prompt_tokens", "completion_tokens", "cached_tokens",
-	"reasoning_tokens", "usage_source", "cost_usd", "price_version", "latency_ms", "ttft_ms"}
+	"reasoning_tokens", "usage_source", "cost_usd", "price_version", "latency_ms", "ttft_ms",
+	"cache_write_tokens", "served_model"}
 
 // usageCSVRow fills row (len(auditCSVHeader)) with one record. Text that callers or the config
 // chose goes through csvSafe; times are RFC 3339 in UTC to the microsecond the stores keep; the
@@ -330,7 +341,7 @@ func usageCSVRow(r store.UsageRecord, row []string) []string {
 		csvSafe(r.UpstreamModel), csvSafe(r.Provider), csvSafe(r.Deployment), r.Endpoint,
 		strconv.FormatBool(r.Stream), strconv.Itoa(r.Status), r.ErrorType, i64(r.PromptTokens),
 		i64(r.CompletionTokens), i64(r.CachedTokens), i64(r.ReasoningTokens), r.UsageSource, cost,
-		csvSafe(r.PriceVersion), i64(r.LatencyMS), i64(r.TTFTMS))
+		csvSafe(r.PriceVersion), i64(r.LatencyMS), i64(r.TTFTMS), i64(r.CacheWriteTokens), csvSafe(r.ServedModel))
 }
 
 // exportAudit is GET /admin/audit.csv: every record GET /admin/audit finds for the same filters,
@@ -406,38 +417,22 @@ func (s *Server) billingSummary(c *gin.Context) {
 		s.internal(c, err)
 		return
 	}
-	type agg struct {
-		requests, prompt, completion, cached, reasoning int64
-		cost                                            big.Int
-	}
-	total := &agg{}
-	byModel := map[string]*agg{}
+	total := &billing.Rollup{}
+	byModel := map[string]*billing.Rollup{}
 	for _, r := range rows {
 		m := byModel[r.Model]
 		if m == nil {
-			m = &agg{}
+			m = &billing.Rollup{}
 			byModel[r.Model] = m
 		}
-		for _, a := range []*agg{total, m} {
-			a.requests += r.Requests
-			a.prompt += r.PromptTokens
-			a.completion += r.CompletionTokens
-			a.cached += r.CachedTokens
-			a.reasoning += r.ReasoningTokens
-			if r.CostPicoUSD != nil {
-				a.cost.Add(&a.cost, r.CostPicoUSD)
-			}
-		}
-	}
-	view := func(a *agg) gin.H {
-		return gin.H{"requests": a.requests, "prompt_tokens": a.prompt, "completion_tokens": a.completion,
-			"cached_tokens": a.cached, "reasoning_tokens": a.reasoning, "cost_usd": billing.FormatPico(&a.cost)}
+		total.Add(r)
+		m.Add(r)
 	}
 	models := gin.H{}
 	for name, a := range byModel {
-		models[name] = view(a)
+		models[name] = a
 	}
-	c.JSON(http.StatusOK, gin.H{"userId": user, "month": name, "total": view(total), "models": models})
+	c.JSON(http.StatusOK, gin.H{"userId": user, "month": name, "total": total, "models": models})
 }
 
 // billingCSV exports rollup rows as CSV: GET /admin/billing/records.csv?userId=&tenantId=&from=&to=.
@@ -462,15 +457,16 @@ func (s *Server) billingCSV(c *gin.Context) {
 	c.Header("Content-Disposition", `attachment; filename="billing_records.csv"`)
 	c.Status(http.StatusOK)
 	w := csv.NewWriter(c.Writer)
-	_ = w.Write([]string{"day", "tenant_id", "user_id", "key_id", "model", "requests", "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "cost_usd"})
+	_ = w.Write([]string{"day", "tenant_id", "user_id", "key_id", "model", "requests", "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "cost_usd", "cache_write_tokens"})
 	for _, r := range rows {
-		cost := "0"
+		cost := "" // the row of the group's unpriced usage: its cost is unknown, not $0
 		if r.CostPicoUSD != nil {
 			cost = billing.FormatPico(r.CostPicoUSD)
 		}
 		_ = w.Write([]string{r.Day.Format("2006-01-02"), csvSafe(r.TenantID), csvSafe(r.UserID), csvSafe(r.KeyID), csvSafe(r.Model),
 			strconv.FormatInt(r.Requests, 10), strconv.FormatInt(r.PromptTokens, 10), strconv.FormatInt(r.CompletionTokens, 10),
-			strconv.FormatInt(r.CachedTokens, 10), strconv.FormatInt(r.ReasoningTokens, 10), cost})
+			strconv.FormatInt(r.CachedTokens, 10), strconv.FormatInt(r.ReasoningTokens, 10), cost,
+			strconv.FormatInt(r.CacheWriteTokens, 10)})
 	}
 	w.Flush()
 }
@@ -501,6 +497,33 @@ func accountView(a store.CreditAccount, entries []store.CreditEntry) gin.H {
 	}
 	return gin.H{"account_id": a.ID, "subject_type": a.SubjectType, "subject_id": a.SubjectID,
 		"balance_usd": billing.FormatPico(a.BalancePicoUSD), "updated_at": a.UpdatedAt, "entries": out}
+}
+
+// listCreditAccounts is GET /admin/credits: the balances of every account, by subject type and
+// id, narrowed by subject_type and tenant_id (a tenant's account and its users'; a tenant-scoped
+// token's own tenant whatever it asks).
+func (s *Server) listCreditAccounts(c *gin.Context) {
+	limit, offset, ok := pageParams(c)
+	if !ok {
+		return
+	}
+	f := store.CreditAccountFilter{SubjectType: c.Query("subject_type"), Limit: limit + 1, Offset: offset}
+	if f.SubjectType != "" && !creditSubjects[quota.Kind(f.SubjectType)] {
+		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_value", "subject_type", "subject_type: want user or tenant.")
+		return
+	}
+	if f.TenantID, ok = scopedTenant(c, c.Query("tenant_id"), "tenant_id"); !ok {
+		return
+	}
+	as, err := s.d.Store.ListCreditAccounts(c.Request.Context(), f)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	writeList(c, as, limit, offset, func(a store.CreditAccount) gin.H {
+		return gin.H{"account_id": a.ID, "subject_type": a.SubjectType, "subject_id": a.SubjectID,
+			"balance_usd": billing.FormatPico(a.BalancePicoUSD), "updated_at": a.UpdatedAt}
+	})
 }
 
 // creditBalance is GET /admin/credits/{type}/{id}: the account, a page of its ledger (limit,

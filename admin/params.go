@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -56,7 +57,7 @@ func decodeRead(c *gin.Context, raw []byte, err error, v any) bool {
 	case len(bytes.TrimSpace(raw)) == 0:
 		msg = "The request body is empty; send a JSON object."
 	case errors.As(err, &ute):
-		param = ute.Field
+		param = jsonPath(ute.Field)
 		if top := failingField(raw, v); top != "" && top != param && !strings.HasPrefix(param, top+".") {
 			param = strings.TrimSuffix(top+"."+param, ".") // the field inside a PATCH field
 		}
@@ -77,6 +78,20 @@ func decodeRead(c *gin.Context, raw []byte, err error, v any) bool {
 	}
 	fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_body", param, msg)
 	return false
+}
+
+// jsonPath drops the names of embedded structs from a decoding error's field path: Go writes
+// "ProviderSpec.bedrock.region" for the bedrock key of a body that embeds ProviderSpec, and the
+// body's own keys are all lower case.
+func jsonPath(field string) string {
+	parts := strings.Split(field, ".")
+	kept := parts[:0]
+	for _, p := range parts {
+		if p != "" && !unicode.IsUpper(rune(p[0])) {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, ".")
 }
 
 func decodeStrict(raw []byte, v any) error {

@@ -51,3 +51,26 @@ func TestPutPriceUnits(t *testing.T) {
 		}
 	})
 }
+
+// TestPutPriceCacheWrite: PUT /admin/pricing/{model} takes a price for prompt tokens written to
+// the provider's cache, stores it with the version (GET and the history show it), defaults to 0
+// (the input price) when absent, and names the field of a bad one.
+func TestPutPriceCacheWrite(t *testing.T) {
+	bothStores(t, func(t *testing.T, s *server) {
+		c := s.client(t)
+		r := c.Must(http.StatusOK, http.MethodPut, "/admin/pricing/claude-sonnet-4-6",
+			`{"input_per_million":"3","output_per_million":"15","cached_input_per_million":"0.30","cache_write_per_million":"3.75"}`)
+		if r.JSON("cache_write_per_million").String() != "3.75" {
+			t.Errorf("PUT: %s", r.Body)
+		}
+		c.Must(http.StatusOK, http.MethodPut, "/admin/pricing/claude-sonnet-4-6", `{"input_per_million":"3","output_per_million":"15"}`)
+		r = c.Must(http.StatusOK, http.MethodGet, "/admin/pricing/claude-sonnet-4-6", nil)
+		if r.JSON("data.0.cache_write_per_million").String() != "0" || r.JSON("data.1.cache_write_per_million").String() != "3.75" {
+			t.Errorf("price history: %s", r.Body)
+		}
+		for _, bad := range []string{`"-1"`, `"abc"`, `"0.0000001"`} {
+			c.Refused(http.StatusBadRequest, "cache_write_per_million", http.MethodPut, "/admin/pricing/bad-model",
+				`{"input_per_million":"1","output_per_million":"1","cache_write_per_million":`+bad+`}`)
+		}
+	})
+}

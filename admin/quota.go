@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -73,6 +74,7 @@ func (s *Server) routeQuota(a *gin.RouterGroup) {
 	s.handle(a, http.MethodPut, "/quota/policies/:subjectType/:subjectId", write(areaQuota), s.putPolicy)
 	s.handle(a, http.MethodGet, "/quota/policies/:subjectType/:subjectId", read(areaQuota), s.getPolicies)
 	s.handle(a, http.MethodDelete, "/quota/policies/:subjectType/:subjectId", write(areaQuota), s.deletePolicy)
+	s.handle(a, http.MethodGet, "/quota/tiers", read(areaQuota), s.listTiers)
 }
 
 // policyChange checks that the caller may change a subject's policies: a scoped token only those
@@ -468,4 +470,25 @@ func (q *QuotaDeps) defaultTier() string {
 		return ""
 	}
 	return q.Options.DefaultTier
+}
+
+// listTiers is GET /admin/quota/tiers: each configured tier's limits (0: unlimited), by name, the
+// default tier and the session limits, so the policies that override them can be read beside them.
+func (s *Server) listTiers(c *gin.Context) {
+	o := s.d.Quota.Options
+	names := make([]string, 0, len(o.Tiers))
+	for name := range o.Tiers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	view := func(l quota.Limits) gin.H {
+		return gin.H{"rpm": l.RPM, "tpm": l.TPM, "tokens_per_day": l.TokensPerDay, "concurrent": l.Concurrent}
+	}
+	out := make([]gin.H, 0, len(names))
+	for _, name := range names {
+		h := view(o.TierLimits(name))
+		h["name"] = name
+		out = append(out, h)
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "default_tier": o.DefaultTier, "session": view(o.Session), "data": out})
 }

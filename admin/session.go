@@ -9,8 +9,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"math"
 	"mime"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +51,10 @@ type ConsoleOptions struct {
 	// SessionTTL is how long a sign-in lasts (default 12h; at most 7 days). A session made from
 	// an admin token with an earlier expiry ends with the token.
 	SessionTTL time.Duration `yaml:"session_ttl"`
+	// SessionMaxAge bounds how long a session can be kept alive by use (default 7 days from the
+	// sign-in; at least SessionTTL, at most 30 days): a session used after half its lifetime is
+	// extended by SessionTTL, never past SessionMaxAge from the sign-in.
+	SessionMaxAge time.Duration `yaml:"session_max_age"`
 }
 
 // MaxSessionTTL bounds ConsoleOptions.SessionTTL.
@@ -58,7 +65,23 @@ func (o ConsoleOptions) Validate() error {
 	if o.SessionTTL < 0 || o.SessionTTL > MaxSessionTTL {
 		return errors.New("console.session_ttl: must be between 0 (the default, 12h) and 168h")
 	}
+	if o.SessionMaxAge < 0 || o.SessionMaxAge > MaxSessionMaxAge || (o.SessionMaxAge > 0 && o.SessionMaxAge < o.ttl()) {
+		return errors.New("console.session_max_age: must be 0 (the default, 168h) or between console.session_ttl and 720h")
+	}
 	return nil
+}
+
+// DefaultSessionMaxAge and MaxSessionMaxAge are ConsoleOptions.SessionMaxAge's default and bound.
+const (
+	DefaultSessionMaxAge = 7 * 24 * time.Hour
+	MaxSessionMaxAge     = 30 * 24 * time.Hour
+)
+
+func (o ConsoleOptions) maxAge() time.Duration {
+	if o.SessionMaxAge <= 0 {
+		return max(DefaultSessionMaxAge, o.ttl())
+	}
+	return o.SessionMaxAge
 }
 
 func (o ConsoleOptions) ttl() time.Duration {
@@ -116,6 +139,12 @@ func (s *Server) signIn(c *gin.Context) {
 		fail(c, http.StatusBadRequest, api.TypeInvalidRequest, "invalid_body", "", "Send the token as a JSON body with 'Content-Type: application/json'.")
 		return
 	}
+	addr, _ := netip.ParseAddr(c.RemoteIP())
+	if wait := s.signIns.wait(addr, time.Now()); wait > 0 {
+		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		fail(c, http.StatusTooManyRequests, api.TypeRateLimit, "too_many_sign_in_attempts", "", "Too many failed sign-ins from this address; wait for the time Retry-After gives.")
+		return
+	}
 	var b signInBody
 	if !decode(c, &b) {
 		return
@@ -136,6 +165,7 @@ func (s *Server) signIn(c *gin.Context) {
 			if errors.Is(err, errStoreDown) {
 				fail(c, http.StatusServiceUnavailable, api.TypeUnavailable, "store_unavailable", "", "The store did not answer while checking the admin token; retry shortly.")
 			} else {
+				s.signIns.failed(addr, time.Now())
 				fail(c, http.StatusUnauthorized, api.TypeAuthentication, "invalid_admin_token", "token", "Invalid admin token.")
 			}
 			return
@@ -163,8 +193,7 @@ func (s *Server) signIn(c *gin.Context) {
 	}
 	c.Set(principalKey, p)
 	s.audit(c, "session.create", p.Actor, p.Tenant, nil, gin.H{"actor": p.Actor, "role": p.Role, "tenant": p.Tenant, "expires_at": exp})
-	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", Expires: exp,
-		MaxAge: int(time.Until(exp).Seconds()), HttpOnly: true, Secure: overTLS(c.Request), SameSite: http.SameSiteStrictMode})
+	setSessionCookie(c, id, exp)
 	csrf := csrfToken(id)
 	c.JSON(http.StatusCreated, sessionView{Actor: p.Actor, Role: p.Role, Tenant: p.Tenant, ExpiresAt: &exp, CSRFToken: &csrf})
 }
@@ -214,8 +243,9 @@ func (s *Server) authenticateSession(c *gin.Context, id string) {
 		return
 	}
 	var p principal
+	var tokenExpiry *time.Time
 	if err == nil {
-		p, err = s.sessionPrincipal(ctx, id, rec)
+		p, tokenExpiry, err = s.sessionPrincipal(ctx, id, rec)
 	}
 	if err != nil {
 		if errors.Is(err, errStoreDown) {
@@ -235,31 +265,59 @@ func (s *Server) authenticateSession(c *gin.Context, id string) {
 			return
 		}
 	}
+	if exp, ok := s.slide(rec, tokenExpiry, now()); ok {
+		if err := s.d.Store.ExtendConsoleSession(ctx, rec.IDHash, exp); err != nil {
+			// The session still holds until its old expiry; the next request tries again.
+			s.d.Log.Warn("console sessions: extending a session failed", "err", err)
+		} else {
+			rec.ExpiresAt = exp
+			setSessionCookie(c, id, exp)
+		}
+	}
 	c.Set(principalKey, p)
 	c.Set(sessionKey, session{id: id, rec: rec})
 	c.Next()
 }
 
+// slide is the later expiry of a session in use after half its lifetime: a whole lifetime from
+// now, never past the maximum age from the sign-in nor past its token's expiry. ok is false when
+// the session keeps its expiry.
+func (s *Server) slide(rec store.ConsoleSession, tokenExpiry *time.Time, at time.Time) (time.Time, bool) {
+	ttl := s.d.Console.ttl()
+	if rec.ExpiresAt.Sub(at) > ttl/2 {
+		return time.Time{}, false
+	}
+	exp := at.Add(ttl)
+	if limit := rec.CreatedAt.Add(s.d.Console.maxAge()); limit.Before(exp) {
+		exp = limit
+	}
+	if tokenExpiry != nil && tokenExpiry.Before(exp) {
+		exp = tokenExpiry.UTC().Truncate(time.Microsecond)
+	}
+	return exp, exp.After(rec.ExpiresAt)
+}
+
 // sessionPrincipal is the principal of a live session: the bootstrap token's while the configured
 // token is the one it was made from, else its admin token's while that token is live.
-func (s *Server) sessionPrincipal(ctx context.Context, id string, rec store.ConsoleSession) (principal, error) {
+// The token's expiry (nil: none) bounds how far the session may slide.
+func (s *Server) sessionPrincipal(ctx context.Context, id string, rec store.ConsoleSession) (principal, *time.Time, error) {
 	if rec.Actor == bootstrapActor {
 		if subtle.ConstantTimeCompare([]byte(rec.TokenCheck), []byte(tokenCheck(id, s.tokenHash))) != 1 {
-			return principal{}, errBadToken
+			return principal{}, nil, errBadToken
 		}
-		return principal{Actor: bootstrapActor, Role: store.RoleAdmin}, nil
+		return principal{Actor: bootstrapActor, Role: store.RoleAdmin}, nil, nil
 	}
 	t, err := s.d.Store.GetAdminToken(ctx, rec.Actor)
 	switch {
 	case isNotFound(err):
-		return principal{}, errBadToken
+		return principal{}, nil, errBadToken
 	case err != nil:
-		return principal{}, errStoreDown
+		return principal{}, nil, errStoreDown
 	}
 	if t.RevokedAt != nil || (t.ExpiresAt != nil && !time.Now().Before(*t.ExpiresAt)) {
-		return principal{}, errBadToken
+		return principal{}, nil, errBadToken
 	}
-	return principal{Actor: t.ID, Role: t.Role, Tenant: t.TenantID}, nil
+	return principal{Actor: t.ID, Role: t.Role, Tenant: t.TenantID}, t.ExpiresAt, nil
 }
 
 func safeMethod(m string) bool {
@@ -270,6 +328,11 @@ func safeMethod(m string) bool {
 // so; the cookie is then marked Secure.
 func overTLS(r *http.Request) bool {
 	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+func setSessionCookie(c *gin.Context, id string, exp time.Time) {
+	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", Expires: exp,
+		MaxAge: int(time.Until(exp).Seconds()), HttpOnly: true, Secure: overTLS(c.Request), SameSite: http.SameSiteStrictMode})
 }
 
 func clearSessionCookie(c *gin.Context) {

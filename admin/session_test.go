@@ -294,3 +294,76 @@ func TestConsoleFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleSessionSlides: a session used after half its lifetime is extended by a whole
+// lifetime, never past session_max_age from the sign-in; unused, it ends at its expiry.
+func TestConsoleSessionSlides(t *testing.T) {
+	bothStores(t, func(t *testing.T, _ *server) {
+		s := newServer(t, backend{postgres: strings.HasSuffix(t.Name(), "postgres"), redis: strings.HasSuffix(t.Name(), "postgres"),
+			console: admin.ConsoleOptions{SessionTTL: 6 * time.Second, SessionMaxAge: 9 * time.Second}})
+		c := s.client(t)
+		start := time.Now()
+		ck, _, r := signIn(t, c, testAdminToken)
+		exp0, err := time.Parse(time.RFC3339Nano, r.JSON("expires_at").String())
+		if err != nil {
+			t.Fatalf("expires_at: %s", r.Body)
+		}
+		sess := session(c, ck, "")
+		expiry := func(r admintest.Resp) time.Time {
+			t.Helper()
+			e, err := time.Parse(time.RFC3339Nano, r.JSON("expires_at").String())
+			if err != nil {
+				t.Fatalf("expires_at: %s", r.Body)
+			}
+			return e
+		}
+		// Early in its life a read changes nothing.
+		if g := sess.Must(200, "GET", "/admin/session", nil); !expiry(g).Equal(exp0) || g.Header.Get("Set-Cookie") != "" {
+			t.Errorf("a read in the first half: expires_at %v (was %v), Set-Cookie %q", expiry(g), exp0, g.Header.Get("Set-Cookie"))
+		}
+		sleepUntil(start.Add(3500 * time.Millisecond))
+		g := sess.Must(200, "GET", "/admin/session", nil)
+		if e := expiry(g); !e.After(exp0.Add(2 * time.Second)) {
+			t.Errorf("a read after half the lifetime: expires_at %v, want later than %v + 2s", e, exp0)
+		}
+		if sc := g.Header.Get("Set-Cookie"); !strings.Contains(sc, admin.SessionCookie+"="+ck.Value) || !strings.Contains(sc, "HttpOnly") {
+			t.Errorf("the extended session's cookie: %q", sc)
+		}
+		// Past the first expiry it still works, and the extension stops at the maximum age.
+		sleepUntil(exp0.Add(500 * time.Millisecond))
+		g = sess.Must(200, "GET", "/admin/session", nil)
+		if e := expiry(g); e.After(start.Add(9*time.Second + 500*time.Millisecond)) {
+			t.Errorf("expires_at %v: later than the maximum age after %v", e, start)
+		}
+		sleepUntil(start.Add(9*time.Second + 700*time.Millisecond))
+		if r := sess.Refused(401, "", "GET", "/admin/session", nil); r.JSON("error.code").String() != "invalid_session" {
+			t.Errorf("after the maximum age: %s", r.Body)
+		}
+	})
+}
+
+func sleepUntil(at time.Time) { time.Sleep(time.Until(at)) }
+
+// TestConsoleSignInRateLimit: failed sign-ins from one address are limited (429 with
+// Retry-After, the right token included) and the API's bearer tokens are not affected.
+func TestConsoleSignInRateLimit(t *testing.T) {
+	s := newServer(t, backend{})
+	c := s.client(t)
+	anon := c.As("")
+	anon.Must(201, "POST", "/admin/session", map[string]string{"token": testAdminToken}) // successes do not count
+	for i := 0; i < 10; i++ {
+		anon.Refused(401, "token", "POST", "/admin/session", map[string]string{"token": "wrong-token-wrong-token-wrong-token-0123"})
+	}
+	r := anon.Refused(429, "", "POST", "/admin/session", map[string]string{"token": testAdminToken})
+	if r.JSON("error.code").String() != "too_many_sign_in_attempts" {
+		t.Errorf("the 11th attempt: %s", r.Body)
+	}
+	if ra := r.Header.Get("Retry-After"); ra == "" || ra == "0" || len(ra) > 2 {
+		t.Errorf("Retry-After %q: want 1-60 seconds", ra)
+	}
+	if r.Header.Get("Set-Cookie") != "" {
+		t.Errorf("a limited sign-in set a cookie")
+	}
+	// The limit is on sign-in only: the bootstrap token still works as a bearer token.
+	c.Must(200, "GET", "/admin/tenants", nil)
+}

@@ -33,11 +33,14 @@ type tenantView struct {
 	CreatedAt time.Time         `json:"created_at"`
 	UpdatedAt *time.Time        `json:"updated_at"`
 	DeletedAt *time.Time        `json:"deleted_at"`
+	// ResponseCache: every key of the tenant goes through the response cache.
+	ResponseCache bool `json:"response_cache"`
 }
 
 func tenantViewOf(t store.Tenant, limits *store.QuotaPolicy) tenantView {
 	return tenantView{ID: t.ID, Name: t.Name, Models: orNone(t.Models), Limits: limitsView(limits),
-		Metadata: orEmpty(t.Metadata), CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, DeletedAt: t.DeletedAt}
+		Metadata: orEmpty(t.Metadata), CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, DeletedAt: t.DeletedAt,
+		ResponseCache: t.ResponseCache}
 }
 
 // tenantCreate is the body of POST /admin/tenants.
@@ -47,6 +50,8 @@ type tenantCreate struct {
 	Models   []string          `json:"models"`
 	Limits   *policyBody       `json:"limits"`
 	Metadata map[string]string `json:"metadata"`
+	// ResponseCache opts every key of the tenant in to the response cache.
+	ResponseCache bool `json:"response_cache"`
 }
 
 // tenantPatch is the body of PATCH /admin/tenants/{id}: named fields replace, null clears.
@@ -55,6 +60,8 @@ type tenantPatch struct {
 	Models   optional[[]string]          `json:"models"`
 	Limits   optional[policyBody]        `json:"limits"`
 	Metadata optional[map[string]string] `json:"metadata"`
+	// ResponseCache turns the tenant's response cache opt-in on or off.
+	ResponseCache *bool `json:"response_cache"`
 }
 
 func (s *Server) createTenant(c *gin.Context) {
@@ -97,7 +104,7 @@ func (s *Server) createTenant(c *gin.Context) {
 		s.internal(c, err)
 		return
 	}
-	t := store.Tenant{ID: b.ID, Name: b.Name, Models: models, Metadata: b.Metadata, CreatedAt: now()}
+	t := store.Tenant{ID: b.ID, Name: b.Name, Models: models, Metadata: b.Metadata, CreatedAt: now(), ResponseCache: b.ResponseCache}
 	if err := s.d.Store.CreateTenant(ctx, t); err != nil {
 		if isConflict(err) {
 			exists()
@@ -198,6 +205,9 @@ func (s *Server) updateTenant(c *gin.Context) {
 		!patch(b.Models, &t.Models, modelsCheck(c)) || !patch(b.Metadata, &t.Metadata, metadataCheck(c)) ||
 		!patchLimits(c, b.Limits, quota.KindTenant, t.ID, &lim) {
 		return
+	}
+	if b.ResponseCache != nil {
+		t.ResponseCache = *b.ResponseCache
 	}
 	ctx := c.Request.Context()
 	if err := s.d.Store.UpdateTenant(ctx, t); err != nil {

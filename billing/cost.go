@@ -14,27 +14,31 @@ import (
 //     prompt_tokens_details.cached_tokens ("cached tokens present in the prompt" [O1][O14]).
 //   - Cached is the subset of Prompt read from the provider's prompt cache, billed at the cached
 //     price.
+//   - CacheWrite is the subset of Prompt written to the provider's prompt cache (Anthropic's
+//     cache_creation_input_tokens, OpenAI's prompt_tokens_details.cache_write_tokens), billed at
+//     the cache-write price. Reads and writes are disjoint: Cached + CacheWrite ≤ Prompt.
 //   - Completion is every generated token, INCLUDING reasoning ones: OpenAI's completion_tokens
 //     contains completion_tokens_details.reasoning_tokens ("billed as output" [O1]).
 //   - Reasoning is the subset of Completion spent thinking.
 //
 // Adapters map other wire formats onto this before costing (PROVIDERS.md §7.1): Anthropic's
 // input_tokens EXCLUDES cache reads and writes, so Prompt = input_tokens +
-// cache_creation_input_tokens + cache_read_input_tokens and Cached = cache_read_input_tokens
-// [A1]; Gemini's candidatesTokenCount excludes thoughts, so Completion = candidatesTokenCount +
+// cache_creation_input_tokens + cache_read_input_tokens, Cached = cache_read_input_tokens and
+// CacheWrite = cache_creation_input_tokens [A1]; Gemini's candidatesTokenCount excludes thoughts, so Completion = candidatesTokenCount +
 // thoughtsTokenCount and Reasoning = thoughtsTokenCount [G1]; DeepSeek's prompt_cache_hit_tokens
 // is Cached [D5]. Getting this wrong double-bills (adding cached to a prompt that already holds
 // it) or under-bills (treating Anthropic's input_tokens as the whole prompt).
 type Usage struct {
 	Prompt, Completion, Cached, Reasoning int64
+	CacheWrite                            int64
 }
 
 // Errors returned by Cost. A caller that gets one records the usage with no cost and raises the
 // same warning and metric as for an unpriced model: a cost that cannot be computed exactly is
 // never replaced by a guess or by $0.
 var (
-	// ErrInvalidUsage: a negative count, or a subset larger than its total (Cached > Prompt,
-	// Reasoning > Completion). That is an adapter bug; billing it either way would be a guess.
+	// ErrInvalidUsage: a negative count, or a subset larger than its total (Cached + CacheWrite >
+	// Prompt, Reasoning > Completion). That is an adapter bug; billing it either way would be a guess.
 	ErrInvalidUsage = errors.New("invalid usage")
 	// ErrInvalidPrice: a negative price.
 	ErrInvalidPrice = errors.New("invalid price")
@@ -44,8 +48,9 @@ var (
 
 // Cost returns what usage u costs at price p, in pico-USD, exactly:
 //
-//	(Prompt − Cached)         × InputPerM
+//	(Prompt − Cached − CacheWrite) × InputPerM
 //	+ Cached                  × (CachedInputPerM, or InputPerM when 0)
+//	+ CacheWrite              × (CacheWritePerM, or InputPerM when 0)
 //	+ (Completion − Reasoning) × OutputPerM
 //	+ Reasoning               × (ReasoningPerM, or OutputPerM when 0)
 //
@@ -56,27 +61,31 @@ var (
 // valid, and no real request comes near the limit of about 9.2 million USD (10M tokens at $1,000
 // per 1M tokens is $10,000), so reaching it means corrupt input. Every product and sum is checked.
 //
-// Not modelled (documented in configs/pricing.yaml): cache-write premiums (Anthropic bills
-// cache_creation tokens at 1.25×/2× input; here they are input tokens), long-context price bands,
-// batch/flex/priority tiers and time-of-day prices.
+// Not modelled (documented in configs/pricing.yaml): the dearer 1-hour cache writes (Anthropic
+// bills them at 2× input; every write costs the one cache-write price, set to the 5-minute rate),
+// long-context price bands, batch/flex/priority tiers and time-of-day prices.
 func Cost(p Price, u Usage) (int64, error) {
-	if u.Prompt < 0 || u.Completion < 0 || u.Cached < 0 || u.Reasoning < 0 {
+	if u.Prompt < 0 || u.Completion < 0 || u.Cached < 0 || u.Reasoning < 0 || u.CacheWrite < 0 {
 		return 0, fmt.Errorf("%w: negative token count %+v", ErrInvalidUsage, u)
 	}
-	if u.Cached > u.Prompt {
-		return 0, fmt.Errorf("%w: cached %d > prompt %d (cached tokens are part of the prompt)",
-			ErrInvalidUsage, u.Cached, u.Prompt)
+	if u.Cached > u.Prompt || u.CacheWrite > u.Prompt-u.Cached {
+		return 0, fmt.Errorf("%w: cached %d + cache writes %d > prompt %d (both are parts of the prompt)",
+			ErrInvalidUsage, u.Cached, u.CacheWrite, u.Prompt)
 	}
 	if u.Reasoning > u.Completion {
 		return 0, fmt.Errorf("%w: reasoning %d > completion %d (reasoning tokens are part of the completion)",
 			ErrInvalidUsage, u.Reasoning, u.Completion)
 	}
-	if p.InputPerM < 0 || p.OutputPerM < 0 || p.CachedInputPerM < 0 || p.ReasoningPerM < 0 {
+	if p.InputPerM < 0 || p.OutputPerM < 0 || p.CachedInputPerM < 0 || p.ReasoningPerM < 0 || p.CacheWritePerM < 0 {
 		return 0, fmt.Errorf("%w: negative price for %q", ErrInvalidPrice, p.Model)
 	}
 	cachedPrice := p.CachedInputPerM
 	if cachedPrice == 0 {
 		cachedPrice = p.InputPerM
+	}
+	writePrice := p.CacheWritePerM
+	if writePrice == 0 {
+		writePrice = p.InputPerM
 	}
 	reasoningPrice := p.ReasoningPerM
 	if reasoningPrice == 0 {
@@ -84,9 +93,10 @@ func Cost(p Price, u Usage) (int64, error) {
 	}
 	var acc uint64
 	ok := true
-	for _, term := range [4][2]int64{
-		{u.Prompt - u.Cached, p.InputPerM},
+	for _, term := range [5][2]int64{
+		{u.Prompt - u.Cached - u.CacheWrite, p.InputPerM},
 		{u.Cached, cachedPrice},
+		{u.CacheWrite, writePrice},
 		{u.Completion - u.Reasoning, p.OutputPerM},
 		{u.Reasoning, reasoningPrice},
 	} {

@@ -61,6 +61,46 @@ func TestCost(t *testing.T) {
 	}
 }
 
+// TestCostCacheWrites: prompt tokens written to the provider's cache (a subset of Prompt, beside
+// the cached reads) cost the cache-write price, or the input price when the price has none.
+func TestCostCacheWrites(t *testing.T) {
+	// claude-sonnet-4-6 (configs/pricing.yaml): 3.00 input, 0.30 cache read, 3.75 cache write
+	// (5-minute, 1.25× input), 15.00 output.
+	sonnet := Price{Model: "claude-sonnet-4-6", InputPerM: usd(t, "3"), CachedInputPerM: usd(t, "0.30"),
+		CacheWritePerM: usd(t, "3.75"), OutputPerM: usd(t, "15")}
+	noWritePrice := sonnet
+	noWritePrice.CacheWritePerM = 0
+	// Anthropic's usage {input_tokens: 1000, cache_read_input_tokens: 500,
+	// cache_creation_input_tokens: 2000, output_tokens: 100} is Prompt 3500 of which 500 cached
+	// and 2000 written: (1000×3 + 500×0.30 + 2000×3.75 + 100×15) / 1M = 12150 / 1M USD.
+	u := Usage{Prompt: 3500, Cached: 500, CacheWrite: 2000, Completion: 100}
+	for _, c := range []struct {
+		name string
+		p    Price
+		want string
+	}{
+		{"cache-write price", sonnet, "0.01215"},
+		{"no cache-write price: input price", noWritePrice, "0.01065"},
+	} {
+		got, err := Cost(c.p, u)
+		if err != nil || FormatPico64(got) != c.want {
+			t.Errorf("%s: Cost = %s USD, %v; want %s", c.name, FormatPico64(got), err, c.want)
+		}
+	}
+	for _, bad := range []Usage{
+		{Prompt: 10, CacheWrite: 11},
+		{Prompt: 10, Cached: 6, CacheWrite: 5}, // reads and writes are disjoint shares of the prompt
+		{Prompt: 10, CacheWrite: -1},
+	} {
+		if _, err := Cost(sonnet, bad); !errors.Is(err, ErrInvalidUsage) {
+			t.Errorf("Cost(%+v) = %v, want ErrInvalidUsage", bad, err)
+		}
+	}
+	if _, err := Cost(Price{CacheWritePerM: -1}, Usage{}); !errors.Is(err, ErrInvalidPrice) {
+		t.Errorf("negative cache-write price: %v, want ErrInvalidPrice", err)
+	}
+}
+
 // Costs add exactly: the sum of per-record costs equals the cost of the summed usage, which is
 // what lets the zero-loss test compare ledger totals with the mock's own token counts.
 func TestCostIsAdditive(t *testing.T) {

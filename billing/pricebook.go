@@ -50,7 +50,7 @@ func (b *PriceBook) reload(ctx context.Context) error {
 
 func priceOf(r store.ModelPrice) Price {
 	return Price{Model: r.Model, InputPerM: r.InputPerM, OutputPerM: r.OutputPerM,
-		CachedInputPerM: r.CachedInputPerM, ReasoningPerM: r.ReasoningPerM, Images: r.ImagePrices,
+		CachedInputPerM: r.CachedInputPerM, CacheWritePerM: r.CacheWritePerM, ReasoningPerM: r.ReasoningPerM, Images: r.ImagePrices,
 		AudioSecond: r.AudioSecond, CharactersPerM: r.CharactersPerM, Request: r.Request, Version: r.Version}
 }
 
@@ -98,7 +98,7 @@ func (b *PriceBook) Seed(ctx context.Context, prices []Price) error {
 			v = p.Model + "@seed"
 		}
 		err := b.store.PutPrice(ctx, store.ModelPrice{Model: p.Model, InputPerM: p.InputPerM, OutputPerM: p.OutputPerM,
-			CachedInputPerM: p.CachedInputPerM, ReasoningPerM: p.ReasoningPerM, ImagePrices: p.Images,
+			CachedInputPerM: p.CachedInputPerM, CacheWritePerM: p.CacheWritePerM, ReasoningPerM: p.ReasoningPerM, ImagePrices: p.Images,
 			AudioSecond: p.AudioSecond, CharactersPerM: p.CharactersPerM, Request: p.Request, EffectiveFrom: at, Version: v})
 		if err != nil && !errors.Is(err, store.ErrConflict) {
 			return err

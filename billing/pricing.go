@@ -21,6 +21,9 @@ type Price struct {
 	OutputPerM int64
 	// CachedInputPerM prices cached prompt tokens; 0 means the input price (no cache discount).
 	CachedInputPerM int64
+	// CacheWritePerM prices prompt tokens written to the provider's cache (Anthropic's
+	// cache_creation_input_tokens); 0 means the input price (no premium).
+	CacheWritePerM int64
 	// ReasoningPerM prices reasoning tokens; 0 means the output price. Every provider in
 	// PROVIDERS.md bills reasoning as output, so it is set only where a provider says otherwise.
 	ReasoningPerM int64
@@ -66,6 +69,7 @@ func LoadPricingFile(path string) ([]Price, error) {
 //	        input: "2.50"        # USD per 1M tokens; required unless a unit price below is set
 //	        output: 15.00        # required with input
 //	        cached_input: 0.25   # optional; omitted = the input price
+//	        cache_write: 3.75    # optional: prompt tokens written to the cache; omitted = the input price
 //	        reasoning: "…"       # optional; omitted = the output price
 //	        image:               # optional: USD per image, by "quality/size", "size" or "default"
 //	          "1024x1024": 0.04
@@ -82,7 +86,7 @@ func LoadPricingFile(path string) ([]Price, error) {
 // places are rejected, with the line, the model and the field named. Amounts may be written as
 // YAML numbers or strings; either way the literal text is parsed (ParseUSD), never a float, so
 // 0.1 is exactly 100000 micro-USD. Negative amounts are rejected, and so is an explicit
-// cached_input/reasoning of 0 next to a non-zero base price, since 0 means "same as the base
+// cached_input/cache_write/reasoning of 0 next to a non-zero base price, since 0 means "same as the base
 // price" in Price and would silently not be the free tier it looks like.
 func ParsePricing(data []byte) ([]Price, error) {
 	var doc yaml.Node
@@ -163,7 +167,7 @@ func ParsePricing(data []byte) ([]Price, error) {
 // parseModel validates one models[] entry.
 func parseModel(n *yaml.Node, where string) (Price, int, error) {
 	mf, err := fields(n, where, []string{"model"},
-		[]string{"input", "output", "cached_input", "reasoning", "image", "audio_second", "characters_million", "request", "source", "as_of", "note"})
+		[]string{"input", "output", "cached_input", "cache_write", "reasoning", "image", "audio_second", "characters_million", "request", "source", "as_of", "note"})
 	if err != nil {
 		return Price{}, 0, err
 	}
@@ -204,6 +208,7 @@ func parseModel(n *yaml.Node, where string) (Price, int, error) {
 		{"input", &p.InputPerM},
 		{"output", &p.OutputPerM},
 		{"cached_input", &p.CachedInputPerM},
+		{"cache_write", &p.CacheWritePerM},
 		{"reasoning", &p.ReasoningPerM},
 		{"audio_second", &p.AudioSecond},
 		{"characters_million", &p.CharactersPerM},
@@ -225,6 +230,9 @@ func parseModel(n *yaml.Node, where string) (Price, int, error) {
 		return nil
 	}
 	if err := zeroMeansBase("cached_input", "input", p.CachedInputPerM, p.InputPerM); err != nil {
+		return Price{}, 0, err
+	}
+	if err := zeroMeansBase("cache_write", "input", p.CacheWritePerM, p.InputPerM); err != nil {
 		return Price{}, 0, err
 	}
 	if err := zeroMeansBase("reasoning", "output", p.ReasoningPerM, p.OutputPerM); err != nil {

@@ -75,6 +75,7 @@ func TestShippedPricingFile(t *testing.T) {
 	for _, m := range []string{
 		"gpt-4o", "gpt-4o-mini", "gpt-5.4", "o3", "text-embedding-3-small", // OpenAI (and Azure)
 		"claude-sonnet-4-6", "claude-haiku-4-5", // Anthropic
+		"us.anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-sonnet-4-5-20250929-v1:0", // Bedrock
 		"gemini-2.5-pro", "gemini-2.5-flash", // Gemini (and Vertex AI, under the same ids)
 		"claude-3-7-sonnet@20250219", "claude-haiku-4-5@20251001", "claude-sonnet-4-5@20250929", // Vertex AI's Claude ids
 		"deepseek-v4-flash", "qwen3-max", "glm-5.3", "kimi-k3", "ernie-4.5-turbo-128k",
@@ -98,6 +99,17 @@ func TestShippedPricingFile(t *testing.T) {
 			t.Errorf("%s: %v, %v; want %v", model, got, ok, want)
 		}
 	}
+	// Every Claude model prices its cache writes (5-minute writes, PROVIDERS.md §10), and no
+	// other provider's entry does.
+	for _, pr := range prices {
+		claude := strings.HasPrefix(pr.Model, "claude-")
+		if claude != (pr.CacheWritePerM != 0) {
+			t.Errorf("%s: cache-write price %s", pr.Model, FormatMicro(pr.CacheWritePerM))
+		}
+	}
+	if pr, _ := p.Lookup("claude-sonnet-4-6-20260101"); FormatMicro(pr.CacheWritePerM) != "3.75" {
+		t.Errorf("claude-sonnet-4-6: cache write %s, want 3.75 (PROVIDERS.md §10 row 18)", FormatMicro(pr.CacheWritePerM))
+	}
 }
 
 func TestParsePricing(t *testing.T) {
@@ -105,7 +117,8 @@ func TestParsePricing(t *testing.T) {
 	good := head +
 		"      - { model: a, input: 2.50, output: \"10\" }\n" +
 		"      - model: b\n        input: \"0.1\"\n        cached_input: 0.01\n        output: 0.4\n        reasoning: \"0.8\"\n        note: n\n" +
-		"      - { model: free, input: 0, output: 0, cached_input: 0 }\n"
+		"      - { model: free, input: 0, output: 0, cached_input: 0 }\n" +
+		"      - { model: c, input: 3, cached_input: 0.30, cache_write: 3.75, output: 15 }\n"
 	prices, err := ParsePricing([]byte(good))
 	if err != nil {
 		t.Fatal(err)
@@ -114,6 +127,7 @@ func TestParsePricing(t *testing.T) {
 		{Model: "a", InputPerM: 2_500_000, OutputPerM: 10_000_000, Version: "v1"},
 		{Model: "b", InputPerM: 100_000, CachedInputPerM: 10_000, OutputPerM: 400_000, ReasoningPerM: 800_000, Version: "v1"},
 		{Model: "free", Version: "v1"},
+		{Model: "c", InputPerM: 3_000_000, CachedInputPerM: 300_000, CacheWritePerM: 3_750_000, OutputPerM: 15_000_000, Version: "v1"},
 	}
 	if len(prices) != len(want) {
 		t.Fatalf("got %+v", prices)
@@ -147,6 +161,8 @@ func TestParsePricing(t *testing.T) {
 		{"null", head + "      - { model: gpt-x, input: ~, output: 2 }\n", []string{`"gpt-x"`, `"input"`}},
 		{"list amount", head + "      - { model: gpt-x, input: [1], output: 2 }\n", []string{`"gpt-x"`, `"input"`}},
 		{"zero cached", head + "      - { model: gpt-x, input: 1, output: 2, cached_input: 0 }\n", []string{`"gpt-x"`, `"cached_input"`, "same as input"}},
+		{"zero cache write", head + "      - { model: gpt-x, input: 1, output: 2, cache_write: 0 }\n", []string{`"gpt-x"`, `"cache_write"`, "same as input"}},
+		{"negative cache write", head + "      - { model: gpt-x, input: 1, output: 2, cache_write: -1 }\n", []string{`"gpt-x"`, `"cache_write"`}},
 		{"zero reasoning", head + "      - { model: gpt-x, input: 1, output: 2, reasoning: \"0.0\" }\n", []string{`"gpt-x"`, `"reasoning"`}},
 		{"whitespace name", head + "      - { model: \"gpt x\", input: 1, output: 2 }\n", []string{`"gpt x"`, "whitespace"}},
 		{"duplicate model", head + "      - { model: GPT-X, input: 1, output: 2 }\n      - { model: gpt-x, input: 1, output: 2 }\n", []string{`"gpt-x"`, "already priced"}},

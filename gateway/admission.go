@@ -84,6 +84,14 @@ func (x *exchange) admit(req request, cands []*providers.Deployment, payer billi
 	if s, ok := x.g.quota.EndpointSubject(quota.Holder{KeyID: k.ID, UserID: k.UserID, TenantID: k.TenantID, Tier: x.id.Tier}, string(x.ep)); ok {
 		subjects = append(subjects, s)
 	}
+	if x.replaying() {
+		// A stored answer spends no tokens and no upstream money: only the request rates and
+		// the concurrency slot apply to it (docs/configuration.md, response_cache).
+		reserve, cost = 0, 0
+		for i := range subjects {
+			subjects[i].Limits.TPM, subjects[i].Limits.TokensPerDay, subjects[i].Money = 0, 0, nil
+		}
+	}
 	res, err := x.g.limiter.Admit(x.ctx, quota.Request{ID: x.rec.RequestID, Subjects: subjects, Tokens: reserve, Cost: cost})
 	if err != nil {
 		// The limiters decide failures themselves (Resilient's fallback); an error here is a bug
@@ -199,6 +207,9 @@ func (x *exchange) settleQuota() {
 	x.g.renewer.remove(x.lease)
 	// finishUsage has counted or estimated the tokens and costed them.
 	used := quota.Spent{Tokens: weigh(x.rec.PromptTokens+x.rec.CompletionTokens, x.tokenWeight)}
+	if x.replaying() { // a stored answer's tokens were spent by the request that made it
+		used.Tokens = 0
+	}
 	if c := x.rec.CostPicoUSD; c != nil {
 		used.Cost = billing.CostNano(*c)
 		if x.rec.Charge {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/llmgate/llmgate/billing"
 	"github.com/llmgate/llmgate/billing/tokens"
+	"github.com/llmgate/llmgate/internal/replay"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/store"
@@ -254,6 +255,10 @@ type Deps struct {
 	// Spool reports the usage spool's room, for readiness (nil: not reported, and readiness
 	// does not weigh it).
 	Spool func() SpoolState
+	// Cache is the response cache (nil: off); Idempotency keeps the answers of requests sent
+	// with an Idempotency-Key (nil: in this process, with the defaults).
+	Cache       *replay.Cache
+	Idempotency *replay.Idempotency
 }
 
 // Gateway serves the public API.
@@ -271,7 +276,9 @@ type Gateway struct {
 	retries  *retryBudget
 	renewer  *renewer
 	router   atomic.Pointer[providers.Router]
-	usage    UsageSink
+	// experiments are the running A/B experiments (nil: none).
+	experiments atomic.Pointer[providers.Experiments]
+	usage       UsageSink
 	// responses remembers where each Responses API response lives; nil: nowhere.
 	responses ResponseRoutes
 	routes    *routeWriter // writes to responses, many requests' routes in one transaction
@@ -305,6 +312,11 @@ type Gateway struct {
 	userHeader string
 	// events are the open /v1/usage and /v1/status event streams.
 	events *eventStreams
+	// cache is the response cache (nil: off) and idem the idempotency records; replays counts
+	// what both do.
+	cache   *replay.Cache
+	idem    *replay.Idempotency
+	replays *replayMetrics
 }
 
 // New builds a gateway. It is ready to serve once constructed.
@@ -343,6 +355,11 @@ func New(d Deps, opts Options) *Gateway {
 		g.quotaOK = func() bool { return true }
 	}
 	g.spool = d.Spool
+	g.cache, g.idem = d.Cache, d.Idempotency
+	if g.idem == nil {
+		g.idem = replay.NewIdempotency(replay.NewMemory(0), replay.IdempotencyOptions{})
+	}
+	g.replays = newReplayMetrics(d.Metrics.registry())
 	g.router.Store(d.Router)
 	g.events = newEventStreams()
 	g.shedder = newShedder(opts.GlobalRateLimit, d.Metrics.registry())
@@ -374,6 +391,10 @@ func (g *Gateway) Prices() PriceLookup { return g.prices }
 
 // Router is the routing table in use.
 func (g *Gateway) Router() *providers.Router { return g.router.Load() }
+
+// SetExperiments puts a table of running experiments in use (nil: none); requests routed from
+// then on are assigned by it.
+func (g *Gateway) SetExperiments(e *providers.Experiments) { g.experiments.Store(e) }
 
 // SetRouter swaps the routing table; requests in flight keep the table they started with.
 func (g *Gateway) SetRouter(r *providers.Router) { g.router.Store(r) }

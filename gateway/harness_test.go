@@ -25,6 +25,7 @@ import (
 	"github.com/llmgate/llmgate/billing/tokens"
 	"github.com/llmgate/llmgate/gateway"
 	"github.com/llmgate/llmgate/gateway/gatewaytest"
+	"github.com/llmgate/llmgate/internal/replay"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/mock"
 	openaiprov "github.com/llmgate/llmgate/providers/openai"
@@ -75,6 +76,8 @@ type envConfig struct {
 	routes func(gateway.ResponseRoutes) gateway.ResponseRoutes
 	// accessLog is the gateway's access log; nil: none.
 	accessLog *gateway.AccessLog
+	// cache is the response cache, in this process's memory; nil: off.
+	cache *replay.CacheOptions
 }
 
 // withPrices prices models (a billing.Pricer as the gateway's price lookup).
@@ -200,7 +203,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if cfg.err != nil {
 		t.Fatal(cfg.err)
 	}
-	router, err := providers.NewRouter(cfg.models, providers.RoutingConfig{}, cfg.providers, nil)
+	// The tests of this package count single failures (a 500 answered, a breaker opened by n
+	// attempts): no retries of a deployment on itself unless a test's model asks for them. The
+	// default of three is tested in providers and through the binary's config.
+	noRetries := 0
+	router, err := providers.NewRouter(cfg.models, providers.RoutingConfig{Retry: providers.RetryPolicy{Retries: &noRetries}}, cfg.providers, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +240,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		p.Set(cfg.prices)
 		prices = p
 	}
-	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st, Prices: prices,
+	var cache *replay.Cache
+	if cfg.cache != nil {
+		cache = replay.NewCache(replay.NewMemory(cfg.cache.MaxMemoryBytes), *cfg.cache)
+	}
+	gw := gateway.New(gateway.Deps{Store: st, Keys: st, Ledger: st, Prices: prices, Cache: cache,
 		Limiter: quota.NewMemory(quota.LimiterOptions{LeaseTTL: qo.WithDefaults().LeaseTTL}), Quota: qo,
 		Router: router, Tokens: est, Usage: rec, Responses: routes, Metrics: gateway.NewMetrics(reg, 0), Log: log,
 		AccessLog: cfg.accessLog}, cfg.Options)

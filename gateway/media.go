@@ -97,7 +97,7 @@ func imageUnits(body []byte, req imageRequest) billing.Units {
 // whatever the model is priced (a request price, usually nothing).
 func (x *exchange) mediaCost(p billing.Price, out *outcome) (int64, error) {
 	u := billing.Usage{Prompt: x.rec.PromptTokens, Completion: x.rec.CompletionTokens,
-		Cached: x.rec.CachedTokens, Reasoning: x.rec.ReasoningTokens}
+		Cached: x.rec.CachedTokens, Reasoning: x.rec.ReasoningTokens, CacheWrite: x.rec.CacheWriteTokens}
 	switch {
 	case isImages(x.ep):
 		// A stream cut before its completed event is priced as a cut chat stream is: the

@@ -258,9 +258,10 @@ type messagesUsage struct{ anthropic.Usage }
 
 // usage is the record's view, as the anthropic adapter reports it in OpenAI's terms: the prompt
 // is every input token, cache reads and writes included (Anthropic's input_tokens excludes
-// both); the cached tokens are the cache reads.
+// both); the cached tokens are the cache reads, the cache writes are priced apart.
 func (c *messagesUsage) usage() usage {
-	return usage{prompt: c.Input + c.CacheRead + c.CacheWrite, completion: c.Output, cached: c.CacheRead, found: c.Found}
+	return usage{prompt: c.Input + c.CacheRead + c.CacheWrite, completion: c.Output, cached: c.CacheRead,
+		cacheWrite: c.CacheWrite, found: c.Found}
 }
 
 // addMessage appends the answer text of a whole Message: its text, thinking and tool inputs.

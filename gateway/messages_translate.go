@@ -73,7 +73,7 @@ type translatedMessages struct{ *messages.Stream }
 func (t translatedMessages) Usage() usage {
 	u := t.Stream.Usage()
 	return usage{prompt: u.PromptTokens(), completion: u.OutputTokens, cached: u.CacheReadInputTokens,
-		reasoning: u.ReasoningTokens, found: u.Present}
+		reasoning: u.ReasoningTokens, cacheWrite: u.CacheCreationInputTokens, found: u.Present}
 }
 
 // messagesTranslatedStream is a translated chat stream, read as Messages events: the relay
@@ -104,7 +104,7 @@ func (x *exchange) relayMessagesTranslated(resp *http.Response, t *messagesTrans
 		return x.failed(errBadUpstreamAnswer)
 	}
 	out.usage = usage{prompt: u.PromptTokens(), completion: u.OutputTokens, cached: u.CacheReadInputTokens,
-		reasoning: u.ReasoningTokens, found: u.Present}
+		reasoning: u.ReasoningTokens, cacheWrite: u.CacheCreationInputTokens, found: u.Present}
 	if !out.usage.found {
 		out.answer.addMessage(doc)
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -20,6 +21,10 @@ type Metrics struct {
 	overhead   *prometheus.HistogramVec
 	// failedOver counts failovers by the deployment the request left.
 	failedOver *prometheus.CounterVec
+	// retries, fallbacks and degraded count what a model does when its deployments fail.
+	retries   *prometheus.CounterVec
+	fallbacks *prometheus.CounterVec
+	degraded  *prometheus.CounterVec
 	// tokens and usd are by public model and tenant: tenants are few and operator-made, so the
 	// series stay bounded (user and key ids would not).
 	tokens *prometheus.CounterVec
@@ -29,6 +34,11 @@ type Metrics struct {
 	spoolRefused prometheus.Counter
 	costs        *costMetrics
 	reg          prometheus.Registerer
+	// experimentRequests and experimentDuration are by experiment and variant: both are
+	// operator-made and bounded in number by the admin API (MaxRunningExperiments of at most
+	// MaxVariants each, ids of bounded length), so the series stay few.
+	experimentRequests *prometheus.CounterVec
+	experimentDuration *prometheus.HistogramVec
 }
 
 // registry is where the series are registered, for parts of the gateway that add their own.
@@ -81,6 +91,15 @@ func NewMetrics(reg prometheus.Registerer, costUserLabels int) *Metrics {
 	m.failedOver = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llmgate_deployment_failovers_total", Help: "Requests that moved on to another deployment after a failed attempt, by the deployment that failed.",
 	}, []string{"deployment"})
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmgate_retries_total", Help: "Attempts that retried a deployment on itself after a retryable failure, by public model and deployment.",
+	}, []string{"model", "deployment"})
+	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmgate_fallbacks_total", Help: "Requests handed to a fallback model after every deployment of their model failed, by public model, fallback model and cause.",
+	}, []string{"model", "fallback", "cause"})
+	m.degraded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmgate_degraded_total", Help: "Requests answered with their model's degrade reply, by public model.",
+	}, []string{"model"})
 	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llmgate_tokens_total", Help: "Tokens of metered requests (priced or not), by public model, tenant and direction (input: prompt, output: completion).",
 	}, []string{"model", "tenant", "direction"})
@@ -93,9 +112,16 @@ func NewMetrics(reg prometheus.Registerer, costUserLabels int) *Metrics {
 	m.spoolRefused = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "llmgate_upload_spool_refused_total", Help: "Multipart uploads refused (503) because their spool would pass gateway.max_upload_spool_bytes.",
 	})
+	m.experimentRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmgate_experiment_requests_total", Help: "Requests an A/B experiment routed, by experiment, variant and HTTP status.",
+	}, []string{"experiment", "variant", "status"})
+	m.experimentDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "llmgate_experiment_request_duration_seconds", Help: "Time from request received to answer complete, of the requests an A/B experiment routed, by experiment and variant.", Buckets: buckets,
+	}, []string{"experiment", "variant"})
 	m.reg = reg
 	reg.MustRegister(m.requests, m.duration, m.ttft, m.streams, m.upstream, m.keyLookups, m.unpriced, m.failovers, m.overhead,
-		m.failedOver, m.tokens, m.usd, m.spoolBytes, m.spoolRefused)
+		m.failedOver, m.retries, m.fallbacks, m.degraded, m.tokens, m.usd, m.spoolBytes, m.spoolRefused,
+		m.experimentRequests, m.experimentDuration)
 	m.costs = newCostMetrics(reg, costUserLabels)
 	return m
 }
@@ -114,6 +140,12 @@ func (m *Metrics) metered(model, tenant string, prompt, completion int64) {
 	if completion > 0 {
 		m.tokens.WithLabelValues(model, tenant, "output").Add(float64(completion))
 	}
+}
+
+// experiment counts a request an experiment routed.
+func (m *Metrics) experiment(id, variant string, status int, took time.Duration) {
+	m.experimentRequests.WithLabelValues(id, variant, statusLabel(status)).Inc()
+	m.experimentDuration.WithLabelValues(id, variant).Observe(took.Seconds())
 }
 
 // statusText caches the label strings of common statuses.

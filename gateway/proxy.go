@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -74,6 +75,15 @@ type exchange struct {
 	times attemptTimes
 	// msgsTranslating is the same for a Messages request (a deployment that speaks only chat).
 	msgsTranslating *messagesTranslation
+	// serving is the public model whose deployments the request is being sent to: the requested
+	// one, or a fallback.
+	serving string
+	// replay is what the response cache and the Idempotency-Key hold for the request; nil when
+	// neither applies.
+	replay *replayState
+	// variantModel is the public model an A/B experiment sent the request to ("" when none did),
+	// whose price applies when its upstream model has none.
+	variantModel string
 }
 
 // outcome is how a request ended, as the step that ended it reports it: the status and error
@@ -94,6 +104,8 @@ type outcome struct {
 	// unitsReported: the upstream's answer gave the units (a transcription's duration), which
 	// makes them the provider's usage.
 	unitsReported bool
+	// degraded: the answer is the model's degrade reply, never metered nor charged.
+	degraded bool
 }
 
 // errTypeClientClosed is the record's error type of a client that went away (499).
@@ -141,7 +153,9 @@ func (x *exchange) failed(err error) outcome {
 // usage is the token counts found in an upstream answer.
 type usage struct {
 	prompt, completion, cached, reasoning int64
-	found                                 bool
+	// cacheWrite is the share of prompt written to the provider's prompt cache, priced apart.
+	cacheWrite int64
+	found      bool
 	// estimateOutput: the answer's own count of output tokens never came (an Anthropic stream
 	// cut before its message_delta, whose message_start counted the input): the output is the
 	// larger of the count so far and the gateway's count of the answer delivered.
@@ -149,7 +163,9 @@ type usage struct {
 }
 
 // parseUsage reads an OpenAI usage object, and the spellings of compatible providers: DeepSeek
-// reports cached prompt tokens as prompt_cache_hit_tokens.
+// reports cached prompt tokens as prompt_cache_hit_tokens. Prompt tokens written to the cache are
+// prompt_tokens_details.cache_write_tokens, as the anthropic adapter renders Anthropic's
+// cache_creation_input_tokens.
 func parseUsage(u gjson.Result) usage {
 	if !u.IsObject() {
 		return usage{}
@@ -157,13 +173,15 @@ func parseUsage(u gjson.Result) usage {
 	if !u.Get("prompt_tokens").Exists() && u.Get("input_tokens").Exists() {
 		// The image (and Responses) spelling: input_tokens and output_tokens.
 		return usage{prompt: u.Get("input_tokens").Int(), completion: u.Get("output_tokens").Int(),
-			cached: u.Get("input_tokens_details.cached_tokens").Int(), found: true}
+			cached:     u.Get("input_tokens_details.cached_tokens").Int(),
+			cacheWrite: u.Get("input_tokens_details.cache_write_tokens").Int(), found: true}
 	}
 	out := usage{
 		prompt:     u.Get("prompt_tokens").Int(),
 		completion: u.Get("completion_tokens").Int(),
 		cached:     u.Get("prompt_tokens_details.cached_tokens").Int(),
 		reasoning:  u.Get("completion_tokens_details.reasoning_tokens").Int(),
+		cacheWrite: u.Get("prompt_tokens_details.cache_write_tokens").Int(),
 		found:      true,
 	}
 	if out.cached == 0 {
@@ -288,12 +306,20 @@ func (x *exchange) relay() outcome {
 		return x.failed(err)
 	}
 	x.payer = payer
+	if out, done := x.beginReplay(req); done {
+		endSpan(sp, nil)
+		return out
+	}
 	lease, err := x.admit(req, cands, payer)
 	endSpan(sp, err)
 	if err != nil {
 		return x.failed(err)
 	}
 	x.lease = lease
+	if x.replaying() {
+		return x.replayAnswer()
+	}
+	x.startCapture()
 	if req.countLocally {
 		return x.countTokens(req, cands)
 	}
@@ -311,14 +337,30 @@ func (x *exchange) route(model string) ([]*providers.Deployment, string, error) 
 	if !x.id.Allows(model) {
 		return nil, "", newError(http.StatusForbidden, api.TypePermission, "model_not_allowed", "model", "This API key is not allowed to use the model `"+model+"`.")
 	}
-	cands := router.Candidates(model)
+	// An experiment running on the model routes the caller to its variant: another public model
+	// (the key's allowance is the requested model's), or one deployment. A variant whose model
+	// the table no longer has is not assigned.
+	target, only := model, ""
+	if a, ok := x.g.experiments.Load().Assign(model, x.rec.TenantID, x.rec.KeyID, x.rec.UserID); ok && router.Has(a.Model) {
+		x.rec.Experiment, x.rec.Variant, x.variantModel = a.Experiment, a.Variant, a.Model
+		target, only = a.Model, a.Deployment
+	}
+	cands := router.Candidates(target)
+	if only != "" { // a new slice: the router may hand out its own
+		i := slices.IndexFunc(cands, func(d *providers.Deployment) bool { return d.ID == only })
+		if i < 0 {
+			cands = nil
+		} else {
+			cands = []*providers.Deployment{cands[i]}
+		}
+	}
 	if len(cands) == 0 {
 		if router.Has(model) { // the model exists, but every deployment of it is disabled
 			return nil, "", errAllDisabled
 		}
 		return nil, "", newError(http.StatusNotFound, api.TypeInvalidRequest, "model_not_found", "model", "The model `"+model+"` does not exist or you do not have access to it.")
 	}
-	return cands, router.Strategy(model), nil
+	return cands, router.Strategy(target), nil
 }
 
 // settle runs once per authenticated request, deferred by its handler with the outcome the
@@ -350,16 +392,21 @@ func (x *exchange) settle(out *outcome) {
 	r.LatencyMS = end.Sub(x.start).Milliseconds()
 	if d := out.d; d != nil {
 		r.Provider, r.Deployment, r.UpstreamModel = d.ProviderName, d.ID, d.Model
+		r.ServedModel = x.serving
 	}
 	if !out.firstByte.IsZero() {
 		r.TTFTMS = out.firstByte.Sub(x.start).Milliseconds()
 		x.g.metrics.ttft.WithLabelValues(string(x.ep), x.label).Observe(out.firstByte.Sub(x.start).Seconds())
 	}
 	x.finishUsage(out)
+	x.endReplay(out)
 	x.finishTimes(end, out)
 	x.settleQuota()
 	x.g.metrics.requests.WithLabelValues(string(x.ep), x.label, statusLabel(out.status)).Inc()
 	x.g.metrics.duration.WithLabelValues(string(x.ep), x.label).Observe(end.Sub(x.start).Seconds())
+	if r.Experiment != "" {
+		x.g.metrics.experiment(r.Experiment, r.Variant, out.status, end.Sub(x.start))
+	}
 	x.g.usage.Record(*r)        // a record it cannot keep is counted (and logged) by the sink
 	x.g.events.settled(r.KeyID) // the key's /v1/usage streams look again
 	x.traceSettled()
@@ -566,33 +613,44 @@ func (r request) upstreamBody(model string) ([]byte, bool, error) {
 	return out, inject, nil
 }
 
-// forward tries the deployments in order (priority groups, ordered within a group by the model's
-// strategy) until one answers, then relays its answer. A deployment whose circuit breaker is open
-// is skipped. Whether a failed attempt may move on to the next deployment is providers.Failover's
-// call (a connect failure always, an error status that is the deployment's fault, a timeout after
-// sending only with retry_on_timeout, never once the answer has begun); forward adds the backoff
-// and the retry budget. The outcome is the answer's, or the last failure's when none answered.
-func (x *exchange) forward(req request, strategy string, cands []*providers.Deployment) (out outcome) {
+// tryModel tries the deployments of one public model in order (priority groups, ordered within a
+// group by the model's strategy) until one answers, then relays its answer. A deployment whose
+// circuit breaker is open is skipped. Whether a failed attempt may move on to the next deployment
+// is providers.Failover's call (a connect failure always, an error status that is the
+// deployment's fault, a timeout after sending only with retry_on_timeout, never once the answer
+// has begun), and whether the deployment is tried again itself (after the others) is
+// providers.RetryWait's; tryModel adds the waits and the retry budget. The outcome is the
+// answer's; when none answered and nothing reached the client, it returns the failure instead
+// (and a zero outcome), for forward to answer, fall back or degrade.
+func (x *exchange) tryModel(req request, strategy string, cands []*providers.Deployment, hdr http.Header) (out outcome, f *modelFailure) {
 	defer carry(&out)
 	g := x.g
 	var last error = errNoUpstrm
-	hdr := http.Header{"Traceparent": {x.traceparent}, "X-Request-Id": {x.rec.RequestID}}
-	// The header is built here, never copied from the client's request: a client's own user id
-	// header cannot reach the upstream.
-	if g.userHeader != "" && x.id.Key.UserID != "" {
-		hdr[g.userHeader] = []string{x.id.Key.UserID}
-	}
+	cause := providers.CauseNone
 	cands = g.balancer.Order(cands, strategy, g.priceOf)
 	var msgHdr http.Header // what a deployment speaking the Messages API is sent
 	if req.messages {
 		cands, msgHdr = nativeFirst(cands), x.messagesHeader(hdr)
 	}
-	attempts, open := 0, 0
+	attempts, firsts, open := 0, 0, 0
 	var failed failedAttempt // the last failed attempt, logged once it is known whether another follows
-	g.retries.deposit()
-	for _, d := range cands {
-		if attempts >= g.opts.MaxAttempts {
-			break
+	// pending are the retries of deployments on themselves, made once every deployment has been
+	// tried: nil unless a deployment's retry policy asks for one.
+	var pending []pendingRetry
+	for i := 0; i < len(cands)+len(pending); i++ {
+		d, retry := (*providers.Deployment)(nil), pendingRetry{}
+		if i < len(cands) {
+			if d = cands[i]; firsts >= g.opts.MaxAttempts {
+				continue
+			}
+		} else {
+			retry = pending[i-len(cands)]
+			d = retry.d
+		}
+		if retry.n > 0 { // a retry waits before it takes a breaker's slot
+			if !g.retries.withdraw() || !x.pause(time.Until(retry.at)) {
+				break
+			}
 		}
 		a, ok := g.balancer.Acquire(d)
 		if !ok { // open, or half-open with its probes out
@@ -600,7 +658,9 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			g.metrics.upstream.WithLabelValues(d.ID, "breaker_open").Inc()
 			continue
 		}
-		if attempts > 0 {
+		if retry.n > 0 {
+			g.metrics.retries.WithLabelValues(x.serving, d.ID).Inc()
+		} else if attempts > 0 {
 			if !g.retries.withdraw() || !x.backoff(attempts) {
 				a.Excused() // not attempted
 				break
@@ -609,6 +669,9 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			if out.d != nil {
 				g.metrics.failedOver.WithLabelValues(out.d.ID).Inc()
 			}
+		}
+		if retry.n == 0 {
+			firsts++
 		}
 		attempts++
 		ep, body, inject, err, h := x.ep, []byte(nil), false, error(nil), hdr
@@ -629,7 +692,7 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		if err != nil {
 			a.Excused()
 			x.logAttempt(&failed, false)
-			return x.failedAfter(out.d, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "The request body could not be rewritten for the upstream."))
+			return x.failedAfter(out.d, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_json", "", "The request body could not be rewritten for the upstream.")), nil
 		}
 		out.d, x.answering = d, d
 		// The credentials of the deployment answering, never relayed in its error text.
@@ -657,9 +720,13 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			g.metrics.upstream.WithLabelValues(d.ID, "error").Inc()
 			failed = failedAttempt{d: d, n: attempts, outcome: "error", reason: failureReason(err), took: time.Since(began)}
 			a.Failed(failureReason(err))
-			if !providers.Failover(d, failedOutcome(err, wrote)) {
+			o := failedOutcome(err, wrote)
+			if !providers.Failover(d, o) {
+				cause = providers.CauseNone
 				break
 			}
+			cause = providers.CauseUnavailable
+			pending = x.retryLater(pending, d, o, retry.n)
 			continue
 		}
 		if resp.StatusCode >= 300 {
@@ -667,12 +734,11 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			eb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 			ue := upstreamError(resp.StatusCode, eb, secrets...)
-			if ra := resp.Header.Get("Retry-After"); ra != "" {
-				if s, err := strconv.Atoi(ra); err == nil {
-					ue.retryAfter = time.Duration(s) * time.Second
-				}
+			o := providers.Outcome{Kind: providers.Answered, Status: resp.StatusCode, RetryAfter: providers.RetryAfter(resp.Header, time.Now())}
+			if o.RetryAfter > 0 {
+				ue.retryAfter = o.RetryAfter
 			}
-			last = ue
+			last, cause = ue, providers.CauseOf(resp.StatusCode, errorCode(ue.API), ue.API.Message)
 			endAttempt(span, resp.StatusCode, statusLabel(resp.StatusCode)) // the status: the body's code is the upstream's text
 			if providers.UpstreamFault(resp.StatusCode) {
 				failed = failedAttempt{d: d, n: attempts, outcome: statusFailed(resp.StatusCode), took: time.Since(began)}
@@ -680,12 +746,21 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 			} else { // the request's fault, which the access log tells: not the upstream failing
 				a.Excused()
 			}
-			if !providers.Failover(d, providers.Outcome{Kind: providers.Answered, Status: resp.StatusCode}) {
+			if !providers.Failover(d, o) {
 				break
 			}
+			pending = x.retryLater(pending, d, o, retry.n)
 			continue
 		}
 		g.metrics.upstream.WithLabelValues(d.ID, "ok").Inc()
+		if x.screens(req) {
+			if held := x.screen(resp, ep, d, inject, secrets); held != nil {
+				a.Succeeded() // the upstream is well: its filter answered
+				endAttempt(span, resp.StatusCode, "content_filtered")
+				return outcome{}, &modelFailure{last: errNoUpstrm, cause: providers.CauseContentFiltered, d: d, model: x.serving, held: held}
+			}
+		}
+		x.c.Writer.Header()[headerServedModel] = []string{x.serving}
 		answer := x.respond(resp, inject, secrets)
 		answer.d = d
 		endAttempt(span, resp.StatusCode, answer.errType)
@@ -702,13 +777,16 @@ func (x *exchange) forward(req request, strategy string, cands []*providers.Depl
 		default:
 			a.Succeeded()
 		}
-		return answer // the answer has begun (providers.Begun): never another deployment
+		return answer, nil // the answer has begun (providers.Begun): never another deployment
 	}
 	x.logAttempt(&failed, false)
 	if attempts == 0 && open > 0 {
-		last = errAllOpen
+		last, cause = errAllOpen, providers.CauseUnavailable
 	}
-	return x.failedAfter(out.d, last)
+	if x.c.Writer.Written() || x.ctx.Err() != nil {
+		return x.failedAfter(out.d, last), nil
+	}
+	return outcome{}, &modelFailure{last: last, cause: cause, d: out.d, model: x.serving}
 }
 
 // failedAfter is failed(err) for a request whose last upstream attempt (nil: none) went to d.
@@ -749,8 +827,17 @@ func failureReason(err error) string {
 // jitter. False when the client went away meanwhile.
 func (x *exchange) backoff(attempt int) bool {
 	d := min(25*time.Millisecond<<(attempt-1), time.Second)
+	return x.pause(rand.N(d) + d/4)
+}
+
+// pause waits d (nothing when d ≤ 0), counted as backoff. False when the client went away
+// meanwhile.
+func (x *exchange) pause(d time.Duration) bool {
+	if d <= 0 {
+		return x.ctx.Err() == nil
+	}
 	began := time.Now()
-	t := time.NewTimer(rand.N(d) + d/4)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	defer func() { x.times.backoff += time.Since(began) }()
 	select {

@@ -246,6 +246,7 @@ func parseResponsesUsage(u gjson.Result) usage {
 		completion: u.Get("output_tokens").Int(),
 		cached:     u.Get("input_tokens_details.cached_tokens").Int(),
 		reasoning:  u.Get("output_tokens_details.reasoning_tokens").Int(),
+		cacheWrite: u.Get("input_tokens_details.cache_write_tokens").Int(),
 		found:      true,
 	}
 }

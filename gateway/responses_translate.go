@@ -77,7 +77,8 @@ var errBadUpstreamAnswer = newError(http.StatusBadGateway, api.TypeUpstream, "up
 
 // fromTranslator converts the translation's usage.
 func fromTranslator(u responses.Usage) usage {
-	return usage{prompt: u.InputTokens, completion: u.OutputTokens, cached: u.CachedTokens, reasoning: u.ReasoningTokens, found: u.Found}
+	return usage{prompt: u.InputTokens, completion: u.OutputTokens, cached: u.CachedTokens, reasoning: u.ReasoningTokens,
+		cacheWrite: u.CacheWriteTokens, found: u.Found}
 }
 
 // relayTranslated relays a 2xx chat answer to a translated request as the Responses API answers:

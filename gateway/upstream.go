@@ -77,15 +77,17 @@ func (x *exchange) call(d *providers.Deployment, req *providers.Request) (resp *
 
 // failedOutcome says how an attempt whose call failed with err ended, for providers.Failover:
 // Unsent when the upstream cannot have seen the request (a connect timeout, a dial error such as
-// a refused connection or the outbound policy's refusal, or a refused or reset connection or a
+// a refused connection or the outbound policy's refusal — Permanent, never retried on the same
+// deployment — or a refused or reset connection or a
 // timeout before the request was written), TimedOut for a timeout after it was sent, Broken for
 // any other failure.
 func failedOutcome(err error, wrote bool) providers.Outcome {
 	var oe *net.OpError
 	switch {
+	case errors.As(err, new(*outbound.RefusedError)):
+		return providers.Outcome{Kind: providers.Unsent, Permanent: true}
 	case errors.Is(err, errConnectTimeout),
 		errors.As(err, &oe) && oe.Op == "dial",
-		errors.As(err, new(*outbound.RefusedError)),
 		!wrote && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)),
 		!wrote && (isAttemptTimeout(err) || isTimeout(err)):
 		return providers.Outcome{Kind: providers.Unsent}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
@@ -29,9 +30,11 @@ type delivered struct {
 }
 
 // addChunk appends the answer text of one stream chunk. It scans the chunk once for its first
-// choice and looks inside that alone: this runs for every event of every stream.
+// choice and looks inside that alone: this runs for every event of every stream. It reads the
+// chunk through a string view of payload rather than gjson.GetBytes, which copies the choice it
+// finds: the view is dropped before payload is reused, and only copies of its text are kept.
 func (d *delivered) addChunk(payload []byte) {
-	c := gjson.GetBytes(payload, "choices.0")
+	c := gjson.Get(unsafe.String(unsafe.SliceData(payload), len(payload)), "choices.0")
 	if !c.IsObject() {
 		return
 	}
@@ -65,7 +68,11 @@ func (d *delivered) addBody(body []byte) {
 // client. Error text is never counted.
 func (x *exchange) finishUsage(out *outcome) {
 	r := &x.rec
-	if x.lookup { // an operation on a stored response: a request, no tokens
+	if x.lookup || out.degraded { // an operation on a stored response, or a degrade reply: no tokens
+		return
+	}
+	if x.replaying() {
+		x.finishReplayUsage()
 		return
 	}
 	cut := out.status == StatusClientClosed || out.status >= 500
@@ -96,7 +103,7 @@ func (x *exchange) finishUsage(out *outcome) {
 		r.UsageSource = sourcePartial
 	}
 	r.PromptTokens, r.CompletionTokens = u.prompt, u.completion
-	r.CachedTokens, r.ReasoningTokens = u.cached, u.reasoning
+	r.CachedTokens, r.ReasoningTokens, r.CacheWriteTokens = u.cached, u.reasoning, u.cacheWrite
 	if r.UsageSource == "" {
 		return
 	}
@@ -107,6 +114,9 @@ func (x *exchange) finishUsage(out *outcome) {
 	r.Units, r.Unit = unitsOf(out.units)
 	price, ok := x.g.prices.Lookup(r.UpstreamModel)
 	if !ok {
+		price, ok = x.g.prices.Lookup(r.ServedModel) // the public model that served: a fallback, or an experiment's variant
+	}
+	if !ok && r.ServedModel != r.Model {
 		price, ok = x.g.prices.Lookup(r.Model)
 	}
 	if !ok && x.ep == providers.Moderations {
@@ -126,7 +136,7 @@ func (x *exchange) finishUsage(out *outcome) {
 		cost, err = x.mediaCost(price, out)
 	} else {
 		cost, err = billing.Cost(price, billing.Usage{Prompt: r.PromptTokens, Completion: r.CompletionTokens,
-			Cached: r.CachedTokens, Reasoning: r.ReasoningTokens})
+			Cached: r.CachedTokens, Reasoning: r.ReasoningTokens, CacheWrite: r.CacheWriteTokens})
 	}
 	if errors.Is(err, billing.ErrNoUnitPrice) { // priced, but not for what the answer holds
 		x.g.metrics.unpriced.WithLabelValues(x.label).Inc()

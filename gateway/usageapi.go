@@ -13,13 +13,11 @@ import (
 	"github.com/llmgate/llmgate/store"
 )
 
-// periodUsage is what the caller's key used in one period, from the daily rollups.
+// periodUsage is what the caller's key used in one period, from the daily rollups: its cost is
+// that of the priced usage (null when none is), the unpriced usage counted apart.
 type periodUsage struct {
-	From             string `json:"from"` // yyyy-MM-dd (UTC), inclusive
-	Requests         int64  `json:"requests"`
-	PromptTokens     int64  `json:"prompt_tokens"`
-	CompletionTokens int64  `json:"completion_tokens"`
-	CostUSD          string `json:"cost_usd"`
+	From string `json:"from"` // yyyy-MM-dd (UTC), inclusive
+	billing.Rollup
 }
 
 // subjectQuota is one subject's limits and current consumption.
@@ -77,20 +75,12 @@ func (x *exchange) usageBody(ctx context.Context) (any, error) {
 	}
 	day := periodUsage{From: today.Format(time.DateOnly)}
 	month := periodUsage{From: monthStart.Format(time.DateOnly)}
-	dayCost, monthCost := new(big.Int), new(big.Int)
 	for _, r := range rows {
-		month.Requests += r.Requests
-		month.PromptTokens += r.PromptTokens
-		month.CompletionTokens += r.CompletionTokens
-		monthCost.Add(monthCost, r.CostPicoUSD)
+		month.Add(r)
 		if !r.Day.Before(today) {
-			day.Requests += r.Requests
-			day.PromptTokens += r.PromptTokens
-			day.CompletionTokens += r.CompletionTokens
-			dayCost.Add(dayCost, r.CostPicoUSD)
+			day.Add(r)
 		}
 	}
-	day.CostUSD, month.CostUSD = billing.FormatPico(dayCost), billing.FormatPico(monthCost)
 
 	var subjects []subjectQuota
 	for _, s := range x.subjects("", "") {

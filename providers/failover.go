@@ -1,6 +1,10 @@
 package providers
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+	"time"
+)
 
 // OutcomeKind is how an attempt on a deployment ended, as far as trying another one is
 // concerned: what the upstream saw, and what the client already got.
@@ -33,6 +37,11 @@ type Outcome struct {
 	Kind OutcomeKind
 	// Status is the upstream's HTTP status, for Answered.
 	Status int
+	// RetryAfter is the pause the upstream asked for with an Answered status (0: none).
+	RetryAfter time.Duration
+	// Permanent: the same deployment would fail the same way at once (the outbound policy
+	// refused its address), so it is not retried; another deployment may still be tried.
+	Permanent bool
 }
 
 // Failover reports whether a request whose attempt on d ended with o may be tried on another
@@ -66,3 +75,79 @@ func UpstreamFault(status int) bool {
 	// which another deployment may not suffer from.
 	return status >= 500 || (status >= 300 && status < 400)
 }
+
+// Cause is why every deployment of a model failed, as far as trying another public model is
+// concerned (ModelConfig's fallback lists).
+type Cause uint8
+
+// The causes a fallback list can name.
+const (
+	// CauseNone: the request failed for a reason no other model would mend (a bad request, a
+	// client gone, a timeout the upstream may still bill).
+	CauseNone Cause = iota
+	// CauseUnavailable: the deployments failed (connection errors, 5xx, open breakers…).
+	CauseUnavailable
+	// CauseRateLimited: the last deployment answered 429.
+	CauseRateLimited
+	// CauseContextWindow: the request does not fit the model's context window.
+	CauseContextWindow
+	// CauseContentFiltered: the provider's content filter refused the request.
+	CauseContentFiltered
+)
+
+// String names the cause in metrics and logs.
+func (c Cause) String() string {
+	switch c {
+	case CauseUnavailable:
+		return "unavailable"
+	case CauseRateLimited:
+		return "rate_limited"
+	case CauseContextWindow:
+		return "context_window_exceeded"
+	case CauseContentFiltered:
+		return "content_filtered"
+	}
+	return "none"
+}
+
+// CauseOf classifies an upstream's error answer (its status, and the code and message of its
+// error body) for the fallback lists. The context window and the content filter show as a 400
+// whose code or wording names them, as OpenAI, Azure, Anthropic and Gemini word them.
+func CauseOf(status int, code, message string) Cause {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return CauseRateLimited
+	case UpstreamFault(status):
+		return CauseUnavailable
+	case status < 400 || status >= 500:
+		return CauseNone
+	}
+	code, msg := strings.ToLower(code), strings.ToLower(message)
+	switch code {
+	case "context_length_exceeded", "string_above_max_length":
+		return CauseContextWindow
+	case "content_filter", "content_policy_violation", "responsibleaipolicyviolation":
+		return CauseContentFiltered
+	}
+	for _, s := range contextWindowWords {
+		if strings.Contains(msg, s) {
+			return CauseContextWindow
+		}
+	}
+	for _, s := range contentFilterWords {
+		if strings.Contains(msg, s) {
+			return CauseContentFiltered
+		}
+	}
+	return CauseNone
+}
+
+// contextWindowWords and contentFilterWords are how the providers word those refusals when no
+// code names them: OpenAI's "maximum context length", Anthropic's "prompt is too long", Gemini's
+// "exceeds the maximum number of tokens"; Azure's content filter and OpenAI's safety system.
+var (
+	contextWindowWords = []string{"maximum context length", "context window", "context_length_exceeded",
+		"prompt is too long", "exceeds the maximum number of tokens", "too many tokens"}
+	contentFilterWords = []string{"content filter", "content management policy", "content_filter",
+		"safety system", "content policy"}
+)

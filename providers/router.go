@@ -31,6 +31,36 @@ type ModelConfig struct {
 	// request that uses n tokens counts ⌈n × k⌉ [1], so an expensive model uses up a quota
 	// faster. Prices, costs and usage records keep the real counts.
 	TokenMultiplier float64 `yaml:"token_multiplier"`
+	// Retry is the model's retry policy: it overrides the routing section's for its deployments.
+	Retry RetryPolicy `yaml:"retry"`
+	// Fallbacks are other public models tried in order once every deployment of this one has
+	// failed by the upstream's fault (errors, timeouts that may be retried, open breakers, rate
+	// limits). The targeted lists below take precedence for their cause; a fallback's own
+	// fallbacks are not followed.
+	Fallbacks []string `yaml:"fallbacks"`
+	// ContextWindowFallbacks are tried when the request does not fit the model's context window
+	// (a larger-context model); the general list never is for that cause.
+	ContextWindowFallbacks []string `yaml:"context_window_fallbacks"`
+	// ContentFilterFallbacks are tried when the provider's content filter refused the request.
+	ContentFilterFallbacks []string `yaml:"content_filter_fallbacks"`
+	// RateLimitFallbacks are tried when the model's deployments answered 429 (else Fallbacks).
+	RateLimitFallbacks []string `yaml:"rate_limit_fallbacks"`
+	// Degrade is the reply of last resort to a chat completion (or a Response, or a Message, in
+	// their shapes), sent when every deployment and fallback failed; nil: none, the error is the
+	// answer.
+	Degrade *DegradeReply `yaml:"degrade"`
+}
+
+// DegradeReply is a model's configured answer for when nothing can serve it: the text of an
+// assistant message, or a whole chat completion. It is marked (finish_reason "degraded", header
+// x-llmgate-degraded) and never charged.
+type DegradeReply struct {
+	// Text is the assistant message's content.
+	Text string `yaml:"text" json:"text,omitempty"`
+	// Response is a whole OpenAI chat completion object sent in place of the built one; its
+	// id, created and model are filled in when missing, its choices' finish_reason is set to
+	// "degraded".
+	Response map[string]any `yaml:"response" json:"response,omitempty"`
 }
 
 // RoutingConfig is the config file's `routing` section: defaults for every deployment.
@@ -39,6 +69,8 @@ type RoutingConfig struct {
 	Breaker  BreakerConfig `yaml:"breaker"`
 	// HealthCheck is every deployment's active health check (off unless interval is set).
 	HealthCheck HealthCheck `yaml:"health_check"`
+	// Retry is every deployment's retry policy (three retries, 1 s, 2 s, 4 s, unless set).
+	Retry RetryPolicy `yaml:"retry"`
 }
 
 // Timeouts bound one attempt on a deployment. A zero field takes the routing default, and that
@@ -127,6 +159,8 @@ type DeploymentConfig struct {
 	Reasoning bool `yaml:"reasoning"`
 	// HealthCheck overrides the routing section's health check for this deployment.
 	HealthCheck HealthCheck `yaml:"health_check"`
+	// Retry overrides the model's retry policy for this deployment.
+	Retry RetryPolicy `yaml:"retry"`
 }
 
 // Deployment is a resolved DeploymentConfig, with its run-time override merged in.
@@ -149,7 +183,9 @@ type Deployment struct {
 	Reasoning bool
 	// HealthCheck is the deployment's active health check (Interval 0: off).
 	HealthCheck HealthCheck
-	Provider    Provider
+	// Retry is the deployment's retry policy, its model's and the routing section's merged in.
+	Retry    RetryPolicy
+	Provider Provider
 	// Override is the run-time change merged in, nil when there is none.
 	Override *Override
 }
@@ -176,6 +212,15 @@ type Router struct {
 	names      []string
 	// multipliers holds the token multipliers other than 1.
 	multipliers map[string]float64
+	// policies holds the fallbacks and degrade replies of the models that set any.
+	policies map[string]*modelPolicy
+}
+
+// modelPolicy is what a model does when its deployments fail: the fallback lists by cause, and
+// the degrade reply.
+type modelPolicy struct {
+	fallbacks map[Cause][]string
+	degrade   *DegradeReply
 }
 
 // NewRouter resolves the model list against the built providers, with the routing section's
@@ -188,6 +233,9 @@ func NewRouter(models []ModelConfig, routing RoutingConfig, provs map[string]Pro
 		return nil, err
 	}
 	if err := validHealthCheck("routing.health_check", routing.HealthCheck); err != nil {
+		return nil, err
+	}
+	if err := validRetry("routing.retry", routing.Retry); err != nil {
 		return nil, err
 	}
 	for i, m := range models {
@@ -215,6 +263,16 @@ func NewRouter(models []ModelConfig, routing RoutingConfig, provs map[string]Pro
 				r.multipliers = map[string]float64{}
 			}
 			r.multipliers[m.Name] = k
+		}
+		if err := validRetry(fmt.Sprintf("models[%d] (%s).retry", i, m.Name), m.Retry); err != nil {
+			return nil, err
+		}
+		modelRetry := m.Retry.withDefaults(routing.Retry)
+		if pol := m.policy(); pol != nil {
+			if r.policies == nil {
+				r.policies = map[string]*modelPolicy{}
+			}
+			r.policies[m.Name] = pol
 		}
 		ids := map[string]bool{}
 		deps := make([]*Deployment, 0, len(m.Deployments))
@@ -245,10 +303,13 @@ func NewRouter(models []ModelConfig, routing RoutingConfig, provs map[string]Pro
 			if err := validHealthCheck(fmt.Sprintf("models[%d] (%s).deployments[%d].health_check", i, m.Name, j), d.HealthCheck); err != nil {
 				return nil, err
 			}
+			if err := validRetry(fmt.Sprintf("models[%d] (%s).deployments[%d].retry", i, m.Name, j), d.Retry); err != nil {
+				return nil, err
+			}
 			dep := &Deployment{ID: d.ID, ProviderName: d.Provider, Model: d.Model,
 				Weight: d.Weight, FileWeight: d.Weight, Priority: d.Priority, Enabled: true, Provider: p, RetryOnTimeout: d.RetryOnTimeout, Reasoning: d.Reasoning,
 				Timeouts: d.Timeouts.withDefaults(routing.Timeouts), Breaker: d.Breaker.withDefaults(routing.Breaker),
-				HealthCheck: d.HealthCheck.withDefaults(routing.HealthCheck)}
+				HealthCheck: d.HealthCheck.withDefaults(routing.HealthCheck), Retry: d.Retry.withDefaults(modelRetry)}
 			if o, ok := overrides[d.ID]; ok {
 				dep.apply(o)
 			}
@@ -259,6 +320,9 @@ func NewRouter(models []ModelConfig, routing RoutingConfig, provs map[string]Pro
 		r.enabled[m.Name] = enabledOnly(deps)
 		r.strategies[m.Name] = m.Strategy
 		r.names = append(r.names, m.Name)
+	}
+	if err := r.checkFallbacks(models); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

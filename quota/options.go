@@ -39,6 +39,10 @@ type Options struct {
 	// counts) kept for replay while Redis does not take them (default 50,000); beyond it the
 	// oldest are dropped and counted.
 	SettleQueue int `yaml:"settle_queue"`
+	// PolicyHashPoll is how often each replica reads the users' policy hashes in Redis
+	// (ai:quota:policy:{userId}) to apply what another system wrote there (default 2s; negative:
+	// never). Without Redis there are none.
+	PolicyHashPoll time.Duration `yaml:"policy_hash_poll"`
 }
 
 // DefaultTiers are the tiers the external contract names: free 20 rpm / 100k tokens a day / 2 concurrent; pro 100 / 2M
@@ -77,6 +81,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.SettleQueue == 0 {
 		o.SettleQueue = 50_000
+	}
+	if o.PolicyHashPoll == 0 {
+		o.PolicyHashPoll = DefaultPolicyHashPoll
 	}
 	return o
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -14,7 +15,7 @@ import (
 
 // PolicyHashPrefix + userId is the Redis hash mirroring a user's model-less policy (fields userRpm,
 // userConcurrent, userTpm, userTokensPerDay): the contract other systems read and write a user's
-// limits through.
+// limits through (a write by another system is applied by WatchHashes).
 const PolicyHashPrefix = "ai:quota:policy:"
 
 // PolicyStore is what the policy book needs of the store, the policies' source of truth.
@@ -34,6 +35,11 @@ type PolicyBook struct {
 
 	mu    sync.RWMutex
 	byKey map[string]store.QuotaPolicy // policyKey(subjectType, subjectID, model)
+	// reloadedAt is when each subject's policies were last reloaded after a change, and reloadedAllAt
+	// when all of them were: the hash watcher leaves a subject alone for a moment after, while the
+	// change's own hash write may still be on its way.
+	reloadedAt    map[string]time.Time // policyKey(kind, id, "")
+	reloadedAllAt time.Time
 }
 
 // NewPolicyBook loads every policy from the store and registers with the change bus.
@@ -104,6 +110,7 @@ func (b *PolicyBook) reloadAll(ctx context.Context) error {
 	}
 	b.mu.Lock()
 	b.byKey = m
+	b.reloadedAllAt = time.Now()
 	b.mu.Unlock()
 	return nil
 }
@@ -117,6 +124,18 @@ func (b *PolicyBook) reloadSubject(ctx context.Context, kind Kind, subjectID str
 	prefix := policyKey(kind, subjectID, "")
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	now := time.Now()
+	if b.reloadedAt == nil {
+		b.reloadedAt = map[string]time.Time{}
+	}
+	if len(b.reloadedAt) > 1024 { // only the last moments matter
+		for k, at := range b.reloadedAt {
+			if now.Sub(at) > time.Minute {
+				delete(b.reloadedAt, k)
+			}
+		}
+	}
+	b.reloadedAt[prefix] = now
 	for k := range b.byKey {
 		if strings.HasPrefix(k, prefix) {
 			delete(b.byKey, k)
@@ -126,6 +145,13 @@ func (b *PolicyBook) reloadSubject(ctx context.Context, kind Kind, subjectID str
 		b.byKey[policyKey(Kind(p.SubjectType), p.SubjectID, p.Model)] = p
 	}
 	return nil
+}
+
+// changedSince reports whether a subject's policies were reloaded after a change within d.
+func (b *PolicyBook) changedSince(kind Kind, subjectID string, d time.Duration) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return time.Since(b.reloadedAllAt) < d || time.Since(b.reloadedAt[policyKey(kind, subjectID, "")]) < d
 }
 
 // Put stores a policy, applies it here at once, mirrors a user's model-less policy to the
@@ -163,13 +189,18 @@ func (b *PolicyBook) changed(ctx context.Context, kind Kind, subjectID string) e
 // mirror writes a user's model-less policy to ai:quota:policy:<userId> (deleted when there is
 // none). Fields of limits that inherit from the tier are left out.
 func (b *PolicyBook) mirror(ctx context.Context, userID string) error {
-	key := PolicyHashPrefix + userID
 	p, ok := b.Lookup(KindUser, userID, "")
+	return b.writeHash(ctx, userID, p, ok)
+}
+
+// writeHash replaces a user's hash with the limits of p (ok false: no policy, no hash).
+func (b *PolicyBook) writeHash(ctx context.Context, userID string, p store.QuotaPolicy, ok bool) error {
+	key := PolicyHashPrefix + userID
 	fields := map[string]any{}
 	if ok {
-		for name, v := range map[string]*int64{"userRpm": p.RPM, "userConcurrent": p.Concurrent, "userTpm": p.TPM, "userTokensPerDay": p.TokensPerDay} {
-			if v != nil {
-				fields[name] = strconv.FormatInt(*v, 10)
+		for _, f := range hashFields {
+			if v := *f.of(&p); v != nil {
+				fields[f.name] = strconv.FormatInt(*v, 10)
 			}
 		}
 	}

@@ -29,6 +29,9 @@ type ConsoleSessionStore interface {
 	// ConsoleSession returns the session with this id hash that has not expired at now;
 	// ErrNotFound when there is none.
 	ConsoleSession(ctx context.Context, idHash string, now time.Time) (ConsoleSession, error)
+	// ExtendConsoleSession moves a session's expiry to expiresAt when that is later (a sliding
+	// session in use); ErrNotFound when there is no such session.
+	ExtendConsoleSession(ctx context.Context, idHash string, expiresAt time.Time) error
 	// DeleteConsoleSession removes a session; ErrNotFound when there is none.
 	DeleteConsoleSession(ctx context.Context, idHash string) error
 	// DeleteConsoleSessionsOf removes every session of an actor and returns how many.

@@ -34,6 +34,8 @@ type Tenant struct {
 	CreatedAt time.Time
 	UpdatedAt *time.Time
 	DeletedAt *time.Time // soft deletion: the ledger keeps referring to the id
+	// ResponseCache opts every key of the tenant in to the response cache.
+	ResponseCache bool
 }
 
 // TenantFilter narrows ListTenants. Zero values mean "any".
@@ -89,6 +91,10 @@ type APIKey struct {
 	// TenantModels is the allowlist of the key's tenant (read only, filled by KeyBySecret, GetKey
 	// and ListKeys): the key may use a model only when both lists allow it.
 	TenantModels []string
+	// ResponseCache opts the key in to the response cache for every model; TenantResponseCache
+	// is its tenant's flag (read only, filled as TenantModels is).
+	ResponseCache       bool
+	TenantResponseCache bool
 }
 
 // Key states for KeyFilter.Status.
@@ -201,6 +207,44 @@ type CatalogEntry struct {
 	UpdatedAt time.Time
 }
 
+// Experiment states: a draft takes no traffic yet, a running experiment splits its model's
+// traffic, a paused one takes none until started again, and a stopped one is over for good (its
+// records stay, for its results).
+const (
+	ExperimentDraft   = "draft"
+	ExperimentRunning = "running"
+	ExperimentPaused  = "paused"
+	ExperimentStopped = "stopped"
+)
+
+// Experiment is an A/B experiment on a public model. Spec holds its description, variants and
+// exclusions as a JSON document the admin API writes and the store does not read; Model and Salt
+// are fixed when it is made (the salt decides which caller gets which variant).
+type Experiment struct {
+	ID        string
+	Model     string
+	State     string
+	Salt      string
+	Spec      []byte
+	CreatedAt time.Time
+	UpdatedBy string
+	UpdatedAt time.Time
+}
+
+// VariantResult is what the usage records of one variant of an experiment add up to. Latency
+// percentiles are over the successful requests (status below 400), TTFT ones over those of them
+// that sent a first byte, cost over the priced records; each comes with its sample size. A
+// percentile is the nearest-rank one: the smallest value at or above which p of the samples lie.
+type VariantResult struct {
+	Variant                                    string
+	Requests, Errors                           int64
+	LatencySamples, LatencyP50MS, LatencyP95MS int64
+	TTFTSamples, TTFTP50MS, TTFTP95MS          int64
+	PromptTokens, CompletionTokens             int64
+	CostSamples                                int64
+	CostPicoUSD                                *big.Int // sum over the priced records
+}
+
 // ResponseRoute remembers where a Responses API response lives: the deployment (and its provider,
 // the upstream account) that produced it, and its owner, so that follow-ups and GET/DELETE by id go
 // back there for the owner's tenant only.
@@ -266,6 +310,19 @@ type UsageRecord struct {
 	TTFTMS    int64 // time to first byte of the answer; 0 when none was sent
 	StartedAt time.Time
 	EndedAt   time.Time
+	// ServedModel is the public model that answered: Model, or the fallback model that served
+	// the request when Model's deployments failed; empty when no upstream answered.
+	ServedModel string
+	// ReplayOf is the request id of the record whose answer this one sent again (usage source
+	// "cache": a response cache hit, or an idempotent replay); "" for the others.
+	ReplayOf string
+	// Experiment and Variant name the A/B experiment that routed the request and the variant
+	// it was assigned; "" when no running experiment took it.
+	Experiment string
+	Variant    string
+	// CacheWriteTokens is the share of PromptTokens written to the provider's prompt cache
+	// (Anthropic's cache_creation_input_tokens), priced at the cache-write price.
+	CacheWriteTokens int64
 }
 
 // ReachedModel reports whether the request reached a model: the gateway sent it (or tried to)
@@ -301,6 +358,44 @@ type UsageFilter struct {
 type UsageCursor struct {
 	StartedAt time.Time
 	RequestID string
+}
+
+// Buckets of UsageStatsFilter.Bucket: the UTC hour, day or calendar month a record started in.
+const (
+	BucketHour  = "hour"
+	BucketDay   = "day"
+	BucketMonth = "month"
+)
+
+// Dimensions of UsageStatsFilter.GroupBy.
+const (
+	GroupModel  = "model"
+	GroupUser   = "user"
+	GroupTenant = "tenant"
+	GroupKey    = "key"
+)
+
+// UsageStatsFilter asks UsageStats for sums of usage records: over time (Bucket), by a
+// dimension (GroupBy), or both. Unlike the billing rollups, which hold only what reached a model
+// and only by day, these count every record, refusals and errors included.
+type UsageStatsFilter struct {
+	TenantID, UserID, KeyID, Model string
+	From, To                       time.Time // StartedAt in [From, To)
+	Bucket                         string    // BucketHour, BucketDay, BucketMonth, or "": one bucket
+	GroupBy                        string    // GroupModel, GroupUser, GroupTenant, GroupKey, or ""
+	// Limit keeps the first groups in UsageStats' order (the biggest spenders); 0: all of them.
+	Limit int
+}
+
+// UsageStat is one bucket (and group) of UsageStats.
+type UsageStat struct {
+	Bucket                                                        time.Time // the bucket's start, UTC; zero without a Bucket
+	Group                                                         string    // the group's id ("" for records without one); "" without a GroupBy
+	Requests                                                      int64
+	Errors                                                        int64 // records with a status of 400 or more, refusals included
+	RateLimited                                                   int64 // records answered 429
+	PromptTokens, CompletionTokens, CachedTokens, ReasoningTokens int64
+	CostPicoUSD                                                   *big.Int // never nil; the sum of the records' costs (unpriced ones add nothing)
 }
 
 // QuotaPolicy overrides the tier limits of one subject ("user", "key" or "tenant"), optionally for
@@ -349,20 +444,31 @@ type ModelPrice struct {
 	AudioSecond    int64
 	CharactersPerM int64
 	Request        int64
+	// CacheWritePerM prices prompt tokens written to the provider's cache; 0 means the input
+	// price.
+	CacheWritePerM int64
 	EffectiveFrom  time.Time
 	// Version identifies this price in usage records (price_version).
 	Version string
 }
 
-// DailyUsage is one billing_record row: one (UTC day, tenant, user, key, model) rollup.
+// DailyUsage is one billing_record row: one (UTC day, tenant, user, key, model, priced) rollup.
+// The records of a group that have a cost and those that have none (an unpriced model, a cost
+// that could not be computed) sum into two rows, so unpriced usage is never counted as $0.
 type DailyUsage struct {
 	Day                            time.Time // midnight UTC
 	TenantID, UserID, KeyID, Model string
 	Requests                       int64
 	PromptTokens, CompletionTokens int64
 	CachedTokens, ReasoningTokens  int64
-	CostPicoUSD                    *big.Int // NUMERIC: sums outgrow int64
+	// CostPicoUSD is the sum of the records' costs (NUMERIC: sums outgrow int64); nil for the
+	// row of records without a cost, whose cost is unknown.
+	CostPicoUSD      *big.Int
+	CacheWriteTokens int64
 }
+
+// Priced reports whether the row sums records that have a cost.
+func (d *DailyUsage) Priced() bool { return d.CostPicoUSD != nil }
 
 // BillingFilter narrows BillingRecords. Zero values mean "any"; From/To are days, [From, To).
 type BillingFilter struct {
@@ -384,6 +490,15 @@ type CreditAccount struct {
 	ChargedPicoUSD *big.Int
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+}
+
+// CreditAccountFilter narrows ListCreditAccounts. Zero values mean "any".
+type CreditAccountFilter struct {
+	SubjectType string // "user" or "tenant"
+	// TenantID keeps the tenant's own account and the accounts of its users.
+	TenantID string
+	Limit    int // 0 means a default of 100
+	Offset   int
 }
 
 // CreditEntry is one append-only credit_ledger row. Charges are negative.
@@ -500,6 +615,17 @@ type Store interface {
 	// DeleteCatalogEntry removes one; ErrNotFound when there is none.
 	DeleteCatalogEntry(ctx context.Context, kind CatalogKind, name string) error
 
+	// Experiments returns every experiment, by id in byte order.
+	Experiments(ctx context.Context) ([]Experiment, error)
+	// CreateExperiment inserts one; ErrConflict when the id exists.
+	CreateExperiment(ctx context.Context, e Experiment) error
+	// UpdateExperiment replaces an experiment's state, spec and update stamp (its model, salt
+	// and creation time stay); ErrNotFound when there is none.
+	UpdateExperiment(ctx context.Context, e Experiment) error
+	// ExperimentResults adds up the usage records of an experiment by variant, in byte order of
+	// the variant names; none when it has no records.
+	ExperimentResults(ctx context.Context, experimentID string) ([]VariantResult, error)
+
 	// PutResponseRoute inserts or replaces the route of one response id.
 	PutResponseRoute(ctx context.Context, r ResponseRoute) error
 	// PutResponseRoutes inserts or replaces the routes of many response ids in one transaction,
@@ -515,13 +641,19 @@ type Store interface {
 
 	// InsertUsage writes a batch of records idempotently: a record whose (RequestID, StartedAt)
 	// already exists is skipped. In the same transaction, and only for the rows that were new, it
-	// adds each record to its billing_record rollup (UTC day of StartedAt) and, for a record with
+	// adds each record that reached a model to its billing_record rollup (UTC day of StartedAt;
+	// the priced row when it has a cost, the unpriced one when not) and, for a record with
 	// Charge set and a cost, charges the cost to the credit account of its user, or else of its
 	// tenant, when one exists (a 'charge' entry keyed by request id, and the balance lowered). A
 	// replayed batch therefore never double-counts. It returns how many rows were new.
 	InsertUsage(ctx context.Context, recs []UsageRecord) (int, error)
 	// ListUsage returns records newest first.
 	ListUsage(ctx context.Context, f UsageFilter) ([]UsageRecord, error)
+
+	// UsageStats sums usage records by f.Bucket and f.GroupBy, ordered by bucket, then by cost
+	// (largest first), requests (most first) and group id; buckets without records are left out.
+	// An unknown Bucket or GroupBy is an error.
+	UsageStats(ctx context.Context, f UsageStatsFilter) ([]UsageStat, error)
 
 	// PutQuotaPolicy inserts or replaces the policy of (SubjectType, SubjectID, Model), setting
 	// UpdatedAt to now.
@@ -540,7 +672,8 @@ type Store interface {
 	// PriceHistory returns a model's versions, newest first.
 	PriceHistory(ctx context.Context, model string) ([]ModelPrice, error)
 
-	// BillingRecords returns rollup rows, by day then tenant, user, key, model.
+	// BillingRecords returns rollup rows, by day then tenant, user, key, model, the priced row
+	// before the unpriced one.
 	BillingRecords(ctx context.Context, f BillingFilter) ([]DailyUsage, error)
 	// Spend sums a subject's cost from the rollups: month to date (from the first of f.Day's
 	// calendar month, UTC, through f.Day) and f.Day alone. An empty subject id is an error.
@@ -550,6 +683,8 @@ type Store interface {
 	EnsureCreditAccount(ctx context.Context, subjectType, subjectID string) (CreditAccount, error)
 	// CreditAccountOf returns the account of a subject; ErrNotFound when it has none.
 	CreditAccountOf(ctx context.Context, subjectType, subjectID string) (CreditAccount, error)
+	// ListCreditAccounts returns accounts by subject type, then subject id.
+	ListCreditAccounts(ctx context.Context, f CreditAccountFilter) ([]CreditAccount, error)
 	// AddCredit appends a grant, refund or adjustment (not a charge) and moves the balance by
 	// amount, in one transaction.
 	AddCredit(ctx context.Context, accountID, kind string, amount *big.Int, note string) (CreditEntry, error)

@@ -55,7 +55,7 @@ func ValidPrice(p ModelPrice) error {
 		return errors.New("price without a model")
 	case p.EffectiveFrom.IsZero():
 		return fmt.Errorf("price of %q without an effective time", p.Model)
-	case p.InputPerM < 0 || p.OutputPerM < 0 || p.CachedInputPerM < 0 || p.ReasoningPerM < 0,
+	case p.InputPerM < 0 || p.OutputPerM < 0 || p.CachedInputPerM < 0 || p.ReasoningPerM < 0 || p.CacheWritePerM < 0,
 		p.AudioSecond < 0 || p.CharactersPerM < 0 || p.Request < 0:
 		return fmt.Errorf("price of %q is negative", p.Model)
 	}
@@ -143,6 +143,24 @@ func ValidCatalogEntry(e CatalogEntry) error {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(e.Spec, &obj); err != nil || obj == nil {
 		return fmt.Errorf("catalog %s %q: spec is not a JSON object", e.Kind, e.Name)
+	}
+	return nil
+}
+
+// ValidExperiment checks what the store requires of an experiment: an id, a model, a known state
+// and a spec that is a JSON object.
+func ValidExperiment(e Experiment) error {
+	if e.ID == "" || e.Model == "" {
+		return fmt.Errorf("experiment %q: id and model are required", e.ID)
+	}
+	switch e.State {
+	case ExperimentDraft, ExperimentRunning, ExperimentPaused, ExperimentStopped:
+	default:
+		return fmt.Errorf("experiment %q: state %q: want draft, running, paused or stopped", e.ID, e.State)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(e.Spec, &obj); err != nil || obj == nil {
+		return fmt.Errorf("experiment %q: spec is not a JSON object", e.ID)
 	}
 	return nil
 }

@@ -63,7 +63,7 @@ func (e *Estimator) Prompt(endpoint, model string, body []byte) int64 {
 	}
 	enc := e.encoder(model)
 	costs := toolCostsCL100K
-	if enc == e.o200k {
+	if EncodingFor(model) == O200K {
 		costs = toolCostsO200K
 	}
 	switch kind := endpointKind(endpoint); {

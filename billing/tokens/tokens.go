@@ -14,7 +14,6 @@
 package tokens
 
 import (
-	"fmt"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -33,41 +32,51 @@ const (
 // loading (tiktoken-go's CoreBPE holds maps and regexp2 patterns, both safe for concurrent
 // readers).
 type Estimator struct {
-	o200k, cl100k *tiktoken.Tiktoken
+	o200k, cl100k *encoding
+}
+
+// encoding is one BPE encoding, loaded on its first use and then shared by every Estimator of
+// the process.
+type encoding struct {
+	name string
+	once sync.Once
+	enc  *tiktoken.Tiktoken // nil when loading failed
 }
 
 var (
-	loadOnce             sync.Once
-	loadErr              error
-	sharedO200K, sharedC *tiktoken.Tiktoken
+	loaderOnce           sync.Once
+	sharedO200K, sharedC = &encoding{name: O200K}, &encoding{name: CL100K}
 )
 
-// New returns an Estimator. The first call installs the embedded offline loader and loads
-// o200k_base and cl100k_base — measured on this 2-core machine (TestLoadCost): 0.3–1 s, 69 MiB
-// allocated while parsing and about 34 MiB of heap kept live — so call it once at start-up, not
-// on a request. Later calls share the same encoders and cost nothing. The embedded BPE files add
-// about 7 MB to the binary (the loader embeds all four encodings; two are used).
+// New returns an Estimator. It loads nothing: each encoding is loaded when a count first needs
+// it — measured on this 2-core machine (TestLoadCost): 0.3–1 s and, for o200k_base and
+// cl100k_base together, 69 MiB allocated while parsing and about 34 MiB of heap kept live. Most
+// requests carry the provider's usage and never need a count, so a gateway that does not count
+// does not hold them (a third of its idle memory). Every Estimator shares the encodings once
+// loaded. The embedded BPE files add about 7 MB to the binary (the loader embeds all four
+// encodings; two are used).
 //
 // tiktoken.SetBpeLoader is a process-global in tiktoken-go (a plain package variable, read when an
-// encoding is first loaded, with no lock), so it is called exactly once, inside a sync.Once, before
-// this package loads anything. Nothing else in llmgate may call tiktoken-go directly: code that
-// did so before New would load with the downloading default loader, and the library caches
-// encodings process-wide.
+// encoding is first loaded, with no lock), so it is called exactly once, inside a sync.Once, here
+// in New, before anything can be loaded through an Estimator. Nothing else in llmgate may call
+// tiktoken-go directly: code that did so before New would load with the downloading default
+// loader, and the library caches encodings process-wide.
 func New() (*Estimator, error) {
-	loadOnce.Do(func() {
-		tiktoken.SetBpeLoader(tiktoken_loader.NewOfflineLoader())
-		if sharedO200K, loadErr = tiktoken.GetEncoding(O200K); loadErr != nil {
-			loadErr = fmt.Errorf("tokens: load %s: %w", O200K, loadErr)
-			return
-		}
-		if sharedC, loadErr = tiktoken.GetEncoding(CL100K); loadErr != nil {
-			loadErr = fmt.Errorf("tokens: load %s: %w", CL100K, loadErr)
+	loaderOnce.Do(func() { tiktoken.SetBpeLoader(tiktoken_loader.NewOfflineLoader()) })
+	return &Estimator{o200k: sharedO200K, cl100k: sharedC}, nil
+}
+
+// get returns the encoder, loading it on first use. The files are embedded in the binary, so
+// loading fails only for a broken build (which this package's tests catch: their counts would
+// be off); counts then fall back to an estimate from the length (count), since a usage record is
+// better estimated roughly than not at all.
+func (e *encoding) get() *tiktoken.Tiktoken {
+	e.once.Do(func() {
+		if enc, err := tiktoken.GetEncoding(e.name); err == nil {
+			e.enc = enc
 		}
 	})
-	if loadErr != nil {
-		return nil, loadErr
-	}
-	return &Estimator{o200k: sharedO200K, cl100k: sharedC}, nil
+	return e.enc
 }
 
 // EncodingFor names the encoding Text uses for model: o200k_base for OpenAI's gpt-4o, gpt-4.1,
@@ -95,9 +104,9 @@ func EncodingFor(model string) string {
 
 func (e *Estimator) encoder(model string) *tiktoken.Tiktoken {
 	if EncodingFor(model) == O200K {
-		return e.o200k
+		return e.o200k.get()
 	}
-	return e.cl100k
+	return e.cl100k.get()
 }
 
 // Text returns the number of tokens of s under model's encoding (EncodingFor). Special-token
@@ -126,6 +135,9 @@ const (
 // pre-tokenizer splits anyway (safeCut), so its count is the unsegmented count (exactly, next to
 // ASCII whitespace; a Unicode space beside a cut may shift one token).
 func count(enc *tiktoken.Tiktoken, s string) int64 {
+	if enc == nil { // the encoding did not load (encoding.get)
+		return int64(len(s)+3) / 4
+	}
 	var n int64
 	start, runStart := 0, 0
 	for i := 1; i < len(s); i++ {

@@ -8,8 +8,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/llmgate/llmgate/providers"
 )
 
 // alertRules is the part of a Prometheus rule file the test reads.
@@ -77,13 +80,15 @@ func TestAlertRules(t *testing.T) {
 	}
 	runbooks := runbookAnchors(t, "../../docs/operations.md")
 
-	e := newEnv(t, withRedisURL("redis://"+rdb.Addr(t)))
+	e := newEnv(t, withRedisURL("redis://"+rdb.Addr(t)), withFailurePolicies)
 	e.putPolicy("/admin/quota/policies/tenant/default", `{"budget_usd_per_month":"1000"}`)
 	e.chatRecord(e.app, e.key, `{"model":"other","messages":[{"role":"user","content":"unpriced"}]}`)
 	if s := e.adminSend(http.MethodPut, "/admin/pricing/up-model", `{"input_per_million":"1","output_per_million":1}`, nil); s != 200 {
 		t.Fatalf("PUT /admin/pricing: %d", s)
 	}
 	e.chatRecord(e.app, e.key, `{"model":"gpt-test","messages":[{"role":"user","content":"priced"}]}`)
+	// A retry, a fallback and a degrade reply: their series exist.
+	e.failurePolicyRequests(e.app)
 	e.scrape(e.app) // the breakers' gauges are made at the first scrape, and shown from the next
 	exported := map[string]bool{}
 	sc := bufio.NewScanner(strings.NewReader(e.scrape(e.app)))
@@ -145,6 +150,36 @@ func TestAlertRules(t *testing.T) {
 	}
 	if !mentioned["llmgate_usage_spool_full_dropped_total"] {
 		t.Error("no alert on llmgate_usage_spool_full_dropped_total (records lost to a full spool)")
+	}
+	for _, m := range []string{"llmgate_retries_total", "llmgate_fallbacks_total", "llmgate_degraded_total"} {
+		if !mentioned[m] {
+			t.Errorf("no alert on %s (what a model does when its deployments fail)", m)
+		}
+	}
+}
+
+// withFailurePolicies adds two models whose one deployment is dead and never opens its breaker:
+// "resilient" retries it once, then falls back on gpt-test; "degrading" answers with its degrade
+// reply.
+func withFailurePolicies(c *Config) {
+	one := 1
+	never := providers.BreakerConfig{ConsecutiveFailures: 1 << 30, MinRequests: 1 << 30}
+	c.Models = append(c.Models,
+		providers.ModelConfig{Name: "resilient", Fallbacks: []string{"gpt-test"},
+			Retry:       providers.RetryPolicy{Retries: &one, Backoff: time.Millisecond},
+			Deployments: []providers.DeploymentConfig{{Provider: "dead", Model: "resilient-m", Breaker: never}}},
+		providers.ModelConfig{Name: "degrading", Degrade: &providers.DegradeReply{Text: "later"},
+			Deployments: []providers.DeploymentConfig{{Provider: "dead", Model: "degrading-m", Breaker: never}}})
+}
+
+// failurePolicyRequests sends one request to each model of withFailurePolicies.
+func (e *env) failurePolicyRequests(a *app) {
+	e.t.Helper()
+	for _, m := range []string{"resilient", "degrading"} {
+		r := e.chatRecord(a, e.key, `{"model":"`+m+`","messages":[{"role":"user","content":"hi"}]}`)
+		if r.ServedModel == "" && r.ErrorType != "degraded" {
+			e.t.Fatalf("%s: record %+v, want one served by a fallback or degraded", m, r)
+		}
 	}
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/llmgate/llmgate/internal/tracing"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/anthropic"
+	"github.com/llmgate/llmgate/providers/bedrock"
 	"github.com/llmgate/llmgate/providers/gemini"
 	"github.com/llmgate/llmgate/providers/mock"
 	"github.com/llmgate/llmgate/providers/openai"
@@ -200,18 +201,25 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	}
 	gw := gateway.New(gateway.Deps{AccessLog: access, Store: st, Keys: st, Ledger: st, Limiter: q.limiter, Quota: cfg.Quota, Policies: q.policies, Router: router,
 		Prices: prices, Tokens: est, Money: guard, Responses: st,
-		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy, Tracer: a.tracing.Tracer(), Spool: spoolState(rec)}, cfg.Gateway)
+		Usage: rec, Metrics: metrics, Log: log, QuotaHealthy: q.healthy, Tracer: a.tracing.Tracer(), Spool: spoolState(rec),
+		Cache: newCache(cfg, rdb), Idempotency: newIdempotency(cfg, rdb)}, cfg.Gateway)
 	// The admin listener answers the public listener's readiness: probes may use either.
 	ready := func(ctx context.Context) (bool, any) { return gw.Readiness(ctx) }
 	adm := admin.New(admin.Deps{Store: st, Token: cfg.AdminToken, Gatherer: reg, Registerer: reg, Log: log, Ready: ready,
 		Quota:  &admin.QuotaDeps{Policies: q.policies, Limiter: q.limiter, Options: cfg.Quota.WithDefaults()},
 		Prices: prices, Credits: guard, Deployments: deploymentControl{gw: gw, changes: bus}, Alerts: notifier,
-		Catalog: catalogControl{a: a, changes: bus}, Secrets: keys, Console: cfg.Console})
+		Catalog: catalogControl{a: a, changes: bus}, Secrets: keys, Console: cfg.Console,
+		Experiments: experimentControl{a: a, changes: bus}})
 
 	a.gateway = gw
 	// Deployment overrides changed through the admin API (here or on another replica).
 	bus.Register(changes.Deployments, func(ctx context.Context, _ string) error { return a.refreshOverrides(ctx) }, a.refreshOverrides)
 	bus.Register(changes.Catalog, func(ctx context.Context, _ string) error { return a.refreshCatalog(ctx) }, a.refreshCatalog)
+	bus.Register(changes.Experiments, func(ctx context.Context, _ string) error { return a.refreshExperiments(ctx) }, a.refreshExperiments)
+	if err := a.refreshExperiments(ctx); err != nil {
+		a.closeBackends()
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	a.public = gw.Server(cfg.Listen)
 	a.admin = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
@@ -424,6 +432,10 @@ func buildProviders(list []ProviderConfig, ob outbound.Config) (map[string]provi
 			p = mock.New(pc.Mock)
 		case "anthropic":
 			p, err = anthropic.New(anthropic.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey, Settings: pc.Anthropic,
+				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
+				ResponseHeaderTimeout: pc.ResponseHeaderTimeout, Outbound: policy})
+		case "bedrock":
+			p, err = bedrock.New(bedrock.Options{BaseURL: pc.BaseURL, APIKey: pc.APIKey, Settings: pc.Bedrock,
 				MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: pc.DialTimeout,
 				ResponseHeaderTimeout: pc.ResponseHeaderTimeout, Outbound: policy})
 		case "gemini":

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +37,13 @@ Measures four to six paths against one mockllm process, in one run on this machi
                  default: on, every request, to stderr, which the bench sends to a file) less
                  this path's of the same rounds is the access log's cost (--accesslog-off=false
                  leaves it out).
+  slow streams   after the rounds (--slow-streams), a fresh gateway of its own: its idle RSS,
+                 then thousands of concurrent slow streams (20 events, one every 500 ms) at each
+                 level: RSS per 1,000 streams above idle (from /proc) and goroutines per stream
+                 (from its /metrics), and its allocations per relayed event (go_memstats_mallocs_total
+                 over streams of 10 and of 1,010 events). Levels above what the descriptor limit
+                 allows (two per stream in the gateway) are lowered; the soft limit is raised to
+                 the hard one. --slow-streams-only runs this scenario alone.
 Paths alternate within each round and the median of the rounds is reported, since the client,
 the upstream and the proxy share the CPUs. Right after the chat streams, direct and gateway also
 stream the Responses API (POST /v1/responses, which the gateway relays as it comes) and
@@ -92,8 +100,17 @@ func parseBenchFlags(args []string, stderr io.Writer) (bench.Options, error) {
 	fs.BoolVar(&o.RequireRedis, "require-redis", false, "fail instead of skipping the gateway+redis path when redis-server is not found")
 	fs.BoolVar(&o.Tracing, "tracing", true, "also measure the gateway+tracing path (every request traced, exported over OTLP/HTTP to a loopback receiver)")
 	fs.BoolVar(&o.AccessLogOff, "accesslog-off", true, "also measure the gateway-accesslog-off path (the gateway with its access log off), to report what the access log costs")
+	slow := fs.String("slow-streams", "2000,10000", "levels of the slow-streams scenario: concurrent streams, comma-separated (empty skips it)")
+	fs.BoolVar(&o.SlowStreamsOnly, "slow-streams-only", false, "run only the slow-streams scenario (mockllm and one gateway)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	for _, f := range strings.FieldsFunc(*slow, func(r rune) bool { return r == ',' || r == ' ' }) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > 100_000 {
+			return o, fmt.Errorf("bench: --slow-streams: %q is not a number of streams between 1 and 100000", f)
+		}
+		o.SlowStreams = append(o.SlowStreams, n)
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -112,6 +129,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (bench.Options, error) {
 		return o, errors.New("bench: --chunks must be between 1 and 10000")
 	case o.Rounds < 1:
 		return o, errors.New("bench: --rounds must be at least 1")
+	case o.SlowStreamsOnly && len(o.SlowStreams) == 0:
+		return o, errors.New("bench: --slow-streams-only needs --slow-streams levels")
 	}
 	return o, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +102,27 @@ func TestBenchAccessLogOffConfigLoads(t *testing.T) {
 	}
 	if o, _ := parseBenchFlags([]string{"--accesslog-off=false"}, io.Discard); o.AccessLogOff {
 		t.Error("--accesslog-off=false: the path is still on")
+	}
+}
+
+// TestBenchSlowStreamsFlags checks the slow-streams scenario's flags: on by default at 2,000
+// and 10,000 streams, off with an empty list, alone with --slow-streams-only, and a level that
+// is not a number refused.
+func TestBenchSlowStreamsFlags(t *testing.T) {
+	o, err := parseBenchFlags(nil, io.Discard)
+	if err != nil || !slices.Equal(o.SlowStreams, []int{2000, 10000}) || o.SlowStreamsOnly {
+		t.Errorf("defaults: levels %v, only %v, err %v; want [2000 10000], false, nil", o.SlowStreams, o.SlowStreamsOnly, err)
+	}
+	if o, err := parseBenchFlags([]string{"--slow-streams", ""}, io.Discard); err != nil || len(o.SlowStreams) != 0 {
+		t.Errorf("--slow-streams '': %v, %v; want it skipped", o.SlowStreams, err)
+	}
+	if o, err := parseBenchFlags([]string{"--slow-streams-only", "--slow-streams", "1000"}, io.Discard); err != nil ||
+		!o.SlowStreamsOnly || !slices.Equal(o.SlowStreams, []int{1000}) {
+		t.Errorf("--slow-streams-only --slow-streams 1000: %+v, %v", o, err)
+	}
+	for _, bad := range [][]string{{"--slow-streams", "many"}, {"--slow-streams", "0"}, {"--slow-streams-only", "--slow-streams", ""}} {
+		if _, err := parseBenchFlags(bad, io.Discard); err == nil || !strings.Contains(err.Error(), "--slow-streams") {
+			t.Errorf("%q: err %v, want one naming the flag", bad, err)
+		}
 	}
 }

@@ -54,18 +54,11 @@ func decodeCatalog(entries []store.CatalogEntry, keys *secrets.Keyring, log *slo
 	for _, e := range entries {
 		switch e.Kind {
 		case store.CatalogProvider:
-			spec, err := admin.DecodeProvider(e)
+			spec, key, err := admin.OpenProvider(e, keys)
 			if err != nil {
-				log.Error("catalog provider unreadable; left out", "provider", e.Name, "err", err)
+				log.Error("catalog provider unreadable, or its credential does not open with the configured secret keys; provider left out",
+					"provider", e.Name, "err", err)
 				continue
-			}
-			key := ""
-			if e.Secret != "" {
-				if key, err = keys.Open(e.Secret, admin.SecretContext(e.Name)); err != nil {
-					log.Error("catalog provider's credential does not open with the configured secret keys; provider left out",
-						"provider", e.Name, "err", err)
-					continue
-				}
 			}
 			cat.providers = append(cat.providers, providerConfigOf(e.Name, spec, key))
 		case store.CatalogModel:
@@ -90,17 +83,38 @@ func sameEntries(a, b []store.CatalogEntry) bool {
 
 // providerConfigOf is a provider of the admin API as the config file would have it.
 func providerConfigOf(name string, s admin.ProviderSpec, apiKey string) ProviderConfig {
-	return ProviderConfig{Config: providers.Config{Name: name, Type: s.Type, BaseURL: s.BaseURL, APIKey: apiKey},
+	pc := ProviderConfig{Config: providers.Config{Name: name, Type: s.Type, BaseURL: s.BaseURL, APIKey: apiKey},
 		MaxIdleConnsPerHost: s.MaxIdleConnsPerHost, DialTimeout: time.Duration(s.DialTimeout),
 		ResponseHeaderTimeout: time.Duration(s.ResponseHeaderTimeout), Headers: s.Headers, APIVersion: s.APIVersion,
 		AllowPrivateNetwork: s.AllowPrivateNetwork}
+	if s.Anthropic != nil {
+		pc.Anthropic = *s.Anthropic
+	}
+	if s.Bedrock != nil {
+		pc.Bedrock = *s.Bedrock
+	}
+	if s.Vertex != nil {
+		pc.Vertex = *s.Vertex
+	}
+	return pc
 }
 
-// providerSpecOf describes a provider of the config file in the admin API's shape.
+// providerSpecOf describes a provider of the config file in the admin API's shape (with the
+// section of its type when the file sets one; the admin API shows its secrets only as
+// fingerprints).
 func providerSpecOf(pc ProviderConfig) admin.ProviderSpec {
-	return admin.ProviderSpec{Type: pc.Type, BaseURL: pc.BaseURL, APIVersion: pc.APIVersion, Headers: pc.Headers,
+	s := admin.ProviderSpec{Type: pc.Type, BaseURL: pc.BaseURL, APIVersion: pc.APIVersion, Headers: pc.Headers,
 		MaxIdleConnsPerHost: pc.MaxIdleConnsPerHost, DialTimeout: admin.Duration(pc.DialTimeout),
 		ResponseHeaderTimeout: admin.Duration(pc.ResponseHeaderTimeout), AllowPrivateNetwork: pc.AllowPrivateNetwork}
+	switch {
+	case pc.Type == "anthropic" && !reflect.ValueOf(pc.Anthropic).IsZero():
+		s.Anthropic = &pc.Anthropic
+	case pc.Type == "bedrock" && !reflect.ValueOf(pc.Bedrock).IsZero():
+		s.Bedrock = &pc.Bedrock
+	case pc.Type == "vertex" && !reflect.ValueOf(pc.Vertex).IsZero():
+		s.Vertex = &pc.Vertex
+	}
+	return s
 }
 
 // table is a routing table and the providers behind it.
@@ -165,11 +179,26 @@ func buildTable(cfg Config, cat catalog, ovs map[string]store.DeploymentOverride
 			log.Warn("catalog model shadowed by the config file's of the same name; the file's is used", "model", m.Name)
 			continue
 		}
-		if _, err := providers.NewRouter([]providers.ModelConfig{m}, cfg.Routing, t.provs, nil); err != nil {
+		// Its fallbacks are checked against the whole table below.
+		if _, err := providers.NewRouter([]providers.ModelConfig{m.KeepFallbacks(none)}, cfg.Routing, t.provs, nil); err != nil {
 			log.Error("catalog model left out", "model", m.Name, "err", err)
 			continue
 		}
 		models = append(models, m)
+	}
+	// A fallback of an API model that names no model of the table (deleted, left out) is
+	// dropped, logged: the rest of the model still serves.
+	for i := len(cfg.Models); i < len(models); i++ {
+		m := models[i]
+		has := func(name string) bool {
+			return name != m.Name && slices.ContainsFunc(models, func(o providers.ModelConfig) bool { return o.Name == name })
+		}
+		for _, f := range m.FallbackNames() {
+			if !has(f) {
+				log.Error("catalog model's fallback names no model; dropped", "model", m.Name, "fallback", f)
+			}
+		}
+		models[i] = m.KeepFallbacks(has)
 	}
 	if t.router, err = providers.NewRouter(models, cfg.Routing, t.provs, routingOverrides(ovs)); err != nil {
 		closeIdle(t.built)
@@ -264,11 +293,20 @@ func (c catalogControl) CheckProvider(name string, spec admin.ProviderSpec, apiK
 func (c catalogControl) CheckModel(m providers.ModelConfig) error {
 	c.a.reloadMu.Lock()
 	defer c.a.reloadMu.Unlock()
-	if _, err := providers.NewRouter([]providers.ModelConfig{m}, c.a.cfg.Routing, c.a.providers, nil); err != nil {
+	if _, err := providers.NewRouter([]providers.ModelConfig{m.KeepFallbacks(none)}, c.a.cfg.Routing, c.a.providers, nil); err != nil {
 		return fieldError(err, "models[0] ("+m.Name+").", "models[0].")
+	}
+	// Fallbacks name models of the routing table in use (the file's or the API's), not itself.
+	for _, f := range m.FallbackNames() {
+		if f == m.Name || !c.a.gateway.Router().Has(f) {
+			return &admin.FieldError{Field: "fallbacks", Message: "names " + f + ", which is not another model of the routing table"}
+		}
 	}
 	return nil
 }
+
+// none keeps no fallback: a model checked on its own, whose fallbacks are checked apart.
+func none(string) bool { return false }
 
 // CatalogChanged applies the stored catalog here and announces the change to the others.
 func (c catalogControl) CatalogChanged(ctx context.Context) error {

@@ -229,7 +229,10 @@ func TestCLIAgainstGateway(t *testing.T) {
 	if field(t, out, "model") != "gpt-test" || field(t, out, "input_per_million") != "1.25" || field(t, out, "output_per_million") != "5" {
 		t.Errorf("pricing set printed:\n%s", out)
 	}
-	cliOK(t, "pricing", "set", "gpt-test", "--input", "1.5", "--output", "6", "--cached-input", "0.5")
+	out = cliOK(t, "pricing", "set", "gpt-test", "--input", "1.5", "--output", "6", "--cached-input", "0.5", "--cache-write", "1.875")
+	if field(t, out, "cache_write_per_million") != "1.875" {
+		t.Errorf("pricing set --cache-write printed:\n%s", out)
+	}
 	cliOK(t, "pricing", "set", "meta-llama/Llama-3.1-8B", "--input", "0.1", "--output", "0.2")
 	var history []map[string]any
 	cliJSON(t, &history, "pricing", "get", "gpt-test")

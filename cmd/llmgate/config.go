@@ -22,9 +22,11 @@ import (
 	"github.com/llmgate/llmgate/audit"
 	"github.com/llmgate/llmgate/billing/alerts"
 	"github.com/llmgate/llmgate/gateway"
+	"github.com/llmgate/llmgate/internal/replay"
 	"github.com/llmgate/llmgate/internal/tracing"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/anthropic"
+	"github.com/llmgate/llmgate/providers/bedrock"
 	"github.com/llmgate/llmgate/providers/mock"
 	"github.com/llmgate/llmgate/providers/openai"
 	"github.com/llmgate/llmgate/providers/outbound"
@@ -67,6 +69,10 @@ type Config struct {
 	Secrets SecretsConfig `yaml:"secrets"`
 	// Console is the web console served by the admin listener under /console/.
 	Console admin.ConsoleOptions `yaml:"console"`
+	// ResponseCache is the exact-match response cache (off until a model, key or tenant opts in).
+	ResponseCache replay.CacheOptions `yaml:"response_cache"`
+	// Idempotency keeps the answers of requests sent with an Idempotency-Key, for their retries.
+	Idempotency replay.IdempotencyOptions `yaml:"idempotency"`
 
 	// listenDefaulted is set when neither the file nor LLMGATE_LISTEN named listen, so Listen is
 	// the default: demo binds loopback then.
@@ -141,10 +147,12 @@ type ProviderConfig struct {
 	Anthropic anthropic.Settings `yaml:"anthropic"`
 	// Vertex configures a provider of type "vertex" (project, region, credentials).
 	Vertex vertex.Settings `yaml:"vertex"`
+	// Bedrock configures a provider of type "bedrock" (region, api, credentials, profile…).
+	Bedrock bedrock.Settings `yaml:"bedrock"`
 }
 
 // providerTypes lists the provider types for error messages.
-const providerTypes = "openai, azure, anthropic, gemini, vertex, deepseek, qwen, glm, moonshot, qianfan, vllm, ollama or mock"
+const providerTypes = "openai, azure, anthropic, bedrock, gemini, vertex, deepseek, qwen, glm, moonshot, qianfan, vllm, ollama or mock"
 
 // defaultListen is the public listener's address when nothing names one; demoListen is demo's,
 // which keeps a gateway holding a printed key off the network.
@@ -336,6 +344,9 @@ func (c *Config) validate() error {
 	if err := c.Gateway.Validate(); err != nil {
 		return err
 	}
+	if p := c.ResponseCache.PricePercent; p < 0 || p > 100 {
+		return fmt.Errorf("response_cache.price_percent: %d is outside 0..100", p)
+	}
 	host, _, err := net.SplitHostPort(c.AdminListen)
 	if err != nil {
 		return fmt.Errorf("admin_listen: %q is not host:port", c.AdminListen)
@@ -421,6 +432,7 @@ func validateProviders(list []ProviderConfig, allow []netip.Prefix) error {
 		case "anthropic": // base_url defaults to https://api.anthropic.com
 		case "gemini": // base_url defaults to https://generativelanguage.googleapis.com/v1beta
 		case "vertex": // base_url defaults to the region's endpoint; vertex.New checks the section
+		case "bedrock": // base_url defaults to https://bedrock-runtime.{region}.amazonaws.com
 		case "":
 			return fmt.Errorf("providers[%d] (%s).type: must be set (%s)", i, p.Name, providerTypes)
 		default:

@@ -198,7 +198,7 @@ func TestReferenceConfigIsValid(t *testing.T) {
 			mockTTFT = p.Mock.TTFTMS
 		}
 	}
-	for _, typ := range []string{"openai", "vllm", "azure", "qianfan", "anthropic", "gemini", "vertex", "mock"} {
+	for _, typ := range []string{"openai", "vllm", "azure", "qianfan", "anthropic", "bedrock", "gemini", "vertex", "mock"} {
 		if !types[typ] {
 			t.Errorf("the reference shows no provider of type %s", typ)
 		}

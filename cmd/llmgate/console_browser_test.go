@@ -27,9 +27,9 @@ import (
 //
 // Helpers of the prelude: newPage({width, height, colorScheme}) → {context, page};
 // signIn(page, token); openPage(page, id) (waits for its tables to load); shot(page, name)
-// (a full-page PNG in the screenshot directory); noSecrets(page, what) (no known secret — the
-// admin token, every secret added to `secrets`, the session cookie, the CSRF token — in the
-// page's HTML, URL, form fields, localStorage, sessionStorage or document.cookie);
+// (a full-page PNG in the screenshot directory, toasts dismissed); noSecrets(page, what) (no
+// known secret — the admin token, every secret added to `secrets`, the session cookie, the CSRF
+// token — in the page's HTML, URL, form fields, localStorage, sessionStorage or document.cookie);
 // mutationControls(page) (the labels of every button that would change something); api(token,
 // method, path, body) → {status, body} and chat(key) → status, straight from Node;
 // waitFor(fn, what) polls an async condition; check(cond, what). ADMIN, PUBLIC and ADMIN_TOKEN
@@ -165,6 +165,8 @@ async function openPage(page, id) {
 let shotNo = 0;
 async function shot(page, name) {
   shotNo += 1;
+  // A toast of an earlier step would cover the page: dismiss them (they go after seconds anyway).
+  await page.evaluate(() => { for (const t of document.querySelectorAll('#toasts > *')) t.remove(); });
   await page.screenshot({ path: path.join(SHOTS, process.env.CONSOLE_PREFIX + '-' + String(shotNo).padStart(2, '0') + '-' + name + '.png'), fullPage: true });
 }
 

@@ -29,7 +29,10 @@ await shot(page, 'sign-in');
 await signIn(page, ADMIN_TOKEN);
 check(await page.getByLabel('Admin token').count() === 0, 'the sign-in form is gone');
 await noSecrets(page, 'after sign-in');
-check(page.url().endsWith('/console/#/keys'), 'the first page is Keys: ' + page.url());
+// The Overview is the landing page and the first entry of the menu.
+check(page.url().endsWith('/console/#/overview'), 'the first page is the Overview: ' + page.url());
+check(await page.evaluate(() => document.querySelector('nav a').dataset.page) === 'overview', 'the Overview leads the menu');
+await openPage(page, 'keys');
 
 // Create a key.
 await page.getByRole('button', { name: 'New key' }).click();
@@ -130,7 +133,7 @@ func TestConsoleViewerAndForgery(t *testing.T) {
 	c.Must(201, "POST", "/admin/users", map[string]any{"id": "console-u", "tenant_id": "console-t"})
 	c.Must(201, "POST", "/admin/keys", map[string]any{"name": "viewer-sees-me", "user_id": "console-u"})
 	out := runConsole(t, e, consoleViewerAndForgery, "CONSOLE_VIEWER="+viewer, "CONSOLE_SCOPED="+scoped, "CONSOLE_BILLING="+billing)
-	if !strings.Contains(out, "viewer pages: keys tenants users tokens\n") {
+	if !strings.Contains(out, "viewer pages: overview keys tenants users tokens quotas pricing providers usage credits audit-log\n") {
 		t.Errorf("the viewer's pages:\n%s", out)
 	}
 	// Nothing forged changed anything.
@@ -147,6 +150,7 @@ const { page } = await newPage();
 await signIn(page, VIEWER);
 const ids = await page.evaluate(() => [...document.querySelectorAll('nav a')].map((a) => a.dataset.page));
 console.log('viewer pages: ' + ids.join(' '));
+check(ids[0] === 'overview' && page.url().endsWith('#/overview'), 'a viewer lands on the Overview: ' + page.url());
 for (const id of ids) {
   await openPage(page, id);
   const controls = await mutationControls(page);
@@ -235,6 +239,7 @@ const bl = await newPage();
 await signIn(bl.page, BILLING);
 const billingPages = await bl.page.evaluate(() => [...document.querySelectorAll('nav a')].map((a) => a.dataset.page));
 check(!billingPages.some((p) => ['keys', 'tenants', 'users', 'tokens'].includes(p)), 'billing sees ' + billingPages.join(' '));
+check(billingPages[0] === 'overview' && bl.page.url().endsWith('#/overview'), 'billing lands on the Overview: ' + bl.page.url());
 await noSecrets(bl.page, 'billing');
 `
 

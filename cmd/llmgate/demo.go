@@ -36,6 +36,7 @@ llmgate demo is running (store {STORE}; upstream: the built-in mock provider).
   API base URL  {BASE}
   API key       {KEY}
   Admin API     {ADMIN}   (Authorization: Bearer {TOKEN})
+  Console       {ADMIN}/console/   (a browser; sign in with the admin token)
 
 curl:
   curl {BASE}/chat/completions \

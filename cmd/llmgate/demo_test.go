@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,6 +55,24 @@ func TestDemoSnippetsWork(t *testing.T) {
 		}
 		if !bytes.Contains(got, []byte(`"object":"chat.completion"`)) || !bytes.Contains(got, []byte("data: [DONE]")) {
 			t.Errorf("curl snippet output lacks a completion or a finished stream:\n%s", got)
+		}
+	})
+
+	t.Run("console", func(t *testing.T) {
+		// The console's line names a URL that answers the console's page, with its CSP.
+		_, line, ok := strings.Cut(text, "\n  Console ")
+		if !ok {
+			t.Fatalf("the demo text has no Console line:\n%s", text)
+		}
+		url := strings.Fields(line)[0]
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") || !bytes.Contains(body, []byte("<html")) {
+			t.Errorf("GET %s: HTTP %d, CSP %q:\n%s", url, resp.StatusCode, resp.Header.Get("Content-Security-Policy"), body)
 		}
 	})
 

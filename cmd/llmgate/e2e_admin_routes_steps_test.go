@@ -104,6 +104,15 @@ func (s *routeRun) listPolicies(t *testing.T) {
 	}
 }
 
+// listTiers: the configured default tier is among the tiers listed.
+func (s *routeRun) listTiers(t *testing.T) {
+	r := s.admin(t).Must(200, "GET", "/admin/quota/tiers", nil)
+	def := r.JSON("default_tier").String()
+	if def == "" || !r.JSON(`data.#(name=="`+def+`")`).Exists() {
+		t.Errorf("tiers: %s", r.Body)
+	}
+}
+
 func (s *routeRun) deletePolicy(t *testing.T) {
 	c := s.admin(t)
 	c.Must(204, "DELETE", "/admin/quota/policies/user/"+s.user+"?model=other", nil)
@@ -281,6 +290,14 @@ func (s *routeRun) balance(t *testing.T) {
 	}
 }
 
+// listAccounts: the run's user's account is among its tenant's, with the balance it shows alone.
+func (s *routeRun) listAccounts(t *testing.T) {
+	r := s.admin(t).Must(200, "GET", "/admin/credits?subject_type=user&tenant_id="+s.tenant, nil)
+	if r.JSON(`data.#(subject_id=="`+s.user+`").balance_usd`).String() != routeBalance {
+		t.Errorf("accounts of %s: %s", s.tenant, r.Body)
+	}
+}
+
 // creditEntries pages through the ledger the balance showed: the charge of the chat, the
 // adjustment and the top-up are all there, oldest last.
 func (s *routeRun) creditEntries(t *testing.T) {
@@ -343,6 +360,25 @@ func (s *routeRun) billingSummary(t *testing.T) {
 	}
 }
 
+// usageSeries: the run's relayed requests of gpt-test are in its user's last two days, costed
+// as the rollups cost them (the series counts refusals too, so at least as many requests).
+func (s *routeRun) usageSeries(t *testing.T) {
+	r := s.admin(t).Must(200, "GET", "/admin/usage/series?bucket=day&model=gpt-test&user_id="+s.user+
+		"&from="+time.Now().UTC().AddDate(0, 0, -1).Format("2006-01-02"), nil)
+	if r.JSON("total.requests").Int() < int64(len(s.relays)) || r.JSON("total.cost_usd").String() != routePricedUSD ||
+		len(r.JSON("data").Array()) < 2 {
+		t.Errorf("usage series of %s (%d requests relayed): %s", s.user, len(s.relays), r.Body)
+	}
+}
+
+// usageTop: the run's user is among its tenant's spenders on gpt-test, with the rollups' cost.
+func (s *routeRun) usageTop(t *testing.T) {
+	r := s.admin(t).Must(200, "GET", "/admin/usage/top?by=user&model=gpt-test&tenant_id="+s.tenant, nil)
+	if r.JSON(`data.#(id=="`+s.user+`").cost_usd`).String() != routePricedUSD || r.JSON("by").String() != "user" {
+		t.Errorf("top users of %s: %s", s.tenant, r.Body)
+	}
+}
+
 func (s *routeRun) billingCSV(t *testing.T) {
 	r := s.admin(t).Must(200, "GET", "/admin/billing/records.csv?userId="+s.user, nil)
 	rows, err := csv.NewReader(strings.NewReader(r.Body)).ReadAll()
@@ -350,9 +386,13 @@ func (s *routeRun) billingCSV(t *testing.T) {
 		t.Fatalf("CSV (%v): %s", err, r.Body)
 	}
 	var requests, micro int64
-	for _, row := range rows[1:] { // one row a UTC day: a run across midnight has two
+	for _, row := range rows[1:] { // one row a UTC day and priced or not: a run across midnight has more
 		if row[2] == s.user && row[3] == s.keyID && row[4] == "gpt-test" {
 			n, _ := strconv.ParseInt(row[5], 10, 64)
+			if row[10] == "" { // the row of the requests that had no price: no cost, not $0
+				requests += n
+				continue
+			}
 			cost, err := billing.ParseUSD(row[10])
 			if err != nil {
 				t.Errorf("cost %q: %v", row[10], err)

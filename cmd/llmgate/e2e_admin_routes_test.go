@@ -68,6 +68,7 @@ func everyRouteSteps() []routeStep {
 		{adminRoute("PUT /admin/quota/policies/:subjectType/:subjectId"), (*routeRun).putPolicy},
 		{adminRoute("GET /admin/quota/policies/:subjectType/:subjectId"), (*routeRun).getPolicies},
 		{adminRoute("GET /admin/quota/policies"), (*routeRun).listPolicies},
+		{adminRoute("GET /admin/quota/tiers"), (*routeRun).listTiers},
 		{adminRoute("DELETE /admin/quota/policies/:subjectType/:subjectId"), (*routeRun).deletePolicy},
 		{adminRoute("PUT /admin/pricing/*model"), (*routeRun).putPrice},
 		{adminRoute("GET /admin/pricing"), (*routeRun).listPrices},
@@ -91,11 +92,14 @@ func everyRouteSteps() []routeStep {
 
 		{adminRoute("DELETE /admin/deployments/*id"), (*routeRun).resetDeployment},
 		{adminRoute("GET /admin/credits/:subjectType/:subjectId"), (*routeRun).balance},
+		{adminRoute("GET /admin/credits"), (*routeRun).listAccounts},
 		{adminRoute("GET /admin/credits/:subjectType/:subjectId/entries"), (*routeRun).creditEntries},
 		{adminRoute("GET /admin/audit"), (*routeRun).listUsage},
 		{adminRoute("GET /admin/audit/:traceId"), (*routeRun).trace},
 		{adminRoute("GET /admin/audit.csv"), (*routeRun).exportUsage},
 		{adminRoute("GET /admin/billing/summary"), (*routeRun).billingSummary},
+		{adminRoute("GET /admin/usage/series"), (*routeRun).usageSeries},
+		{adminRoute("GET /admin/usage/top"), (*routeRun).usageTop},
 		{adminRoute("GET /admin/billing/records.csv"), (*routeRun).billingCSV},
 		{adminRoute("GET /admin/quota/usage/:userId"), (*routeRun).quotaUsage},
 		{adminRoute("DELETE /admin/quota/session/:sessionId"), (*routeRun).clearSession},
@@ -124,7 +128,8 @@ func everyRouteSteps() []routeStep {
 		{adminRoute("GET /admin/audit-log"), (*routeRun).auditLog},
 	}...)
 	steps = append(steps, catalogRouteSteps()...)
-	return append(steps, consoleRouteSteps()...)
+	steps = append(steps, consoleRouteSteps()...)
+	return append(steps, experimentRouteSteps()...)
 }
 
 // TestEveryAdminRouteOnBothStores runs the table against an embedded SQLite gateway and a

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/llmgate/llmgate/gateway/gatewaytest"
@@ -70,6 +71,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	// The simulated upstreams listen on loopback, which the outbound policy refuses by default.
 	cfg.Outbound.Allow = []string{"127.0.0.1"}
 	cfg.stderr = io.Discard // the access log's default output
+	// The tests count single failures (a 502 from the dead provider, a breaker opened by n
+	// attempts): no retries of a deployment on itself unless a test's model asks for them. The
+	// default of three has its own test (TestDefaultRetriesThroughConfig).
+	noRetries := 0
+	cfg.Routing.Retry.Retries = &noRetries
 	cfg.Quota = quota.Options{DefaultTier: "open", Tiers: map[string]quota.Limits{"open": {}, "tiny": {RPM: 2}, "single": {Concurrent: 1}}}
 	cfg.Providers = []ProviderConfig{
 		{Config: providers.Config{Name: "up", Type: "openai", BaseURL: upSrv.URL + "/v1", APIKey: upstreamKey}},
@@ -86,6 +92,9 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.RedisURL != "" {
+		clearPolicyHashes(t, cfg.RedisURL)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("LLMGATE_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -100,6 +109,39 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		e.key = e.newKey(createKeyBody{Name: "all"}).Key
 	}
 	return e
+}
+
+// clearPolicyHashes removes the policy hashes earlier tests left in the shared Redis: replicas
+// store a hash they find as a policy (another system's write), and each env starts with a fresh
+// database, so it starts with no hashes either.
+func clearPolicyHashes(t *testing.T, url string) {
+	t.Helper()
+	c, err := quota.NewRedisClient(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	clear := func(ctx context.Context, n *redis.Client) error {
+		keys, err := n.Keys(ctx, quota.PolicyHashPrefix+"*").Result()
+		if err != nil || len(keys) == 0 {
+			return err
+		}
+		for _, k := range keys { // one by one: a cluster node refuses a DEL across slots
+			if err := n.Del(ctx, k).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, clear)
+	} else if n, ok := c.(*redis.Client); ok {
+		err = clear(ctx, n)
+	}
+	if err != nil {
+		t.Fatalf("clear the policy hashes: %v", err)
+	}
 }
 
 // replica starts one more gateway with the env's configuration (sharing its database, Redis and

@@ -43,6 +43,11 @@ func TestPrometheusDashboardAndRules(t *testing.T) {
 	}
 	dashExprs := dashboardExprs(t, "../../configs/grafana/dashboards/llmgate.json")
 	recExprs := ruleExprs(t, "../../configs/prometheus/recording.yaml")
+	for _, m := range []string{"llmgate_retries_total", "llmgate_fallbacks_total", "llmgate_degraded_total"} {
+		if !slices.ContainsFunc(dashExprs, func(x string) bool { return strings.Contains(x, m+"{") }) {
+			t.Errorf("no dashboard panel shows %s", m)
+		}
+	}
 
 	e := newEnv(t, withPostgres(t), withRedisURL("redis://"+rdb.Addr(t)), func(c *Config) {
 		// One failure opens a breaker, for long enough to outlast the test.
@@ -51,6 +56,7 @@ func TestPrometheusDashboardAndRules(t *testing.T) {
 		// "broken" has one deployment, on a loopback port nothing listens on.
 		c.Models = append(c.Models, providers.ModelConfig{Name: "broken",
 			Deployments: []providers.DeploymentConfig{{Provider: "dead", Model: "broken-m"}}})
+		withFailurePolicies(c) // a retry and a fallback ("resilient"), a degrade reply ("degrading")
 	})
 	// Prices (up-model is priced; other-model and fallback-model are not), a tenant budget and a
 	// key whose tier allows two requests a minute (a 429 by dimension rpm).
@@ -77,6 +83,8 @@ func TestPrometheusDashboardAndRules(t *testing.T) {
 				{e.key, `{"model":"other","messages":[{"role":"user","content":"a b c"}]}`},
 				{e.key, `{"model":"failover","messages":[{"role":"user","content":"a b c"}]}`},
 				{e.key, `{"model":"broken","messages":[{"role":"user","content":"a b c"}]}`},
+				{e.key, `{"model":"resilient","messages":[{"role":"user","content":"a b c"}]}`},
+				{e.key, `{"model":"degrading","messages":[{"role":"user","content":"a b c"}]}`},
 				{tiny.Key, `{"model":"gpt-test","messages":[{"role":"user","content":"a b c"}]}`},
 			} {
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.baseURL+"/chat/completions", strings.NewReader(r.body))

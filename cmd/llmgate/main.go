@@ -1,7 +1,7 @@
 // Command llmgate is the gateway binary: `serve` (the default) runs it from a config file,
 // `demo` runs it with the embedded default and prints a ready-to-use key, `keys`, `users`,
 // `tenants`, `tokens`, `pricing`, `quota`, `credits`, `deployments`, `providers`, `models`,
-// `audit`, `billing` and `audit-log` call the admin API, `bench` measures it against the direct path, and `version`
+// `experiments`, `audit`, `billing` and `audit-log` call the admin API, `bench` measures it against the direct path, and `version`
 // says which build it is.
 package main
 
@@ -34,6 +34,7 @@ Usage:
   llmgate deployments list|get|enable|disable|weight|reset|test …
   llmgate providers create|list|get|update|delete|reencrypt …  (providers of the file and the API)
   llmgate models  create|list|get|update|delete …         (public models of the file and the API)
+  llmgate experiments create|list|get|update|start|pause|stop|results …  (A/B experiments)
   llmgate audit   search|trace …                          (usage records)
   llmgate billing summary|export …
   llmgate audit-log [list] [filters]                      (changes made through the admin API)
@@ -66,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprint(stdout, versionText())
 	case "keys", "users", "tenants", "tokens", "pricing", "quota", "credits", "deployments", "audit", "billing", "audit-log",
-		"providers", "models":
+		"providers", "models", "experiments":
 		err = adminclient.Run(cmd, args, stdout, stderr)
 	case "bench":
 		err = benchCmd(args, stdout, stderr)

@@ -23,6 +23,8 @@ type quotaParts struct {
 	policies  *quota.PolicyBook
 	memory    *quota.Memory    // set without Redis
 	resilient *quota.Resilient // set with Redis
+	hashPoll  time.Duration    // quota.policy_hash_poll
+	log       *slog.Logger
 	closeOnce sync.Once
 }
 
@@ -54,7 +56,7 @@ func newQuota(ctx context.Context, cfg Config, st store.Store, rdb redis.Univers
 	reg prometheus.Registerer, log *slog.Logger) (*quotaParts, error) {
 	o := cfg.Quota.WithDefaults()
 	lo := quota.LimiterOptions{LeaseTTL: o.LeaseTTL}
-	q := &quotaParts{kind: "memory"}
+	q := &quotaParts{kind: "memory", hashPoll: o.PolicyHashPoll, log: log}
 	if rdb == nil {
 		q.memory = quota.NewMemory(lo)
 		q.limiter = q.memory
@@ -79,9 +81,13 @@ func (q *quotaParts) healthy() bool {
 	return q.resilient == nil || q.resilient.Healthy()
 }
 
-// run forgets idle subjects of the in-memory limiter until ctx ends (Resilient sweeps its own).
+// run forgets idle subjects of the in-memory limiter until ctx ends (Resilient sweeps its own);
+// with Redis, it applies the policy hashes other systems write.
 func (q *quotaParts) run(ctx context.Context) {
 	if q.memory == nil {
+		if q.hashPoll > 0 {
+			q.policies.WatchHashes(ctx, q.hashPoll, q.log)
+		}
 		return
 	}
 	t := time.NewTicker(time.Minute)

@@ -1,5 +1,5 @@
 // Command mockllm serves the simulated OpenAI-compatible upstream of package providers/mock (chat,
-// completions, embeddings, the Responses API, and the Anthropic, Gemini and Vertex AI formats) over
+// completions, embeddings, the Responses API, and the Anthropic, Gemini, Bedrock and Vertex AI formats) over
 // HTTP, for the gateway's integration tests and benchmark. It prints one line,
 // "mockllm listening on http://ADDR", once it accepts connections; with --listen HOST:0 the line
 // carries the port the system chose, which is how callers find it.
@@ -64,6 +64,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"API key required: Authorization: Bearer (OpenAI), x-api-key (Anthropic), x-goog-api-key (Gemini) (default $MOCKLLM_REQUIRE_KEY; empty = none)")
 	vertexKey := fs.String("vertex-key", "", "a Google service account's JSON key: the simulated token endpoint (/token) mints Vertex AI tokens for assertions it signs")
 	fs.DurationVar(&o.TokenLifetime, "vertex-token-ttl", 0, "lifetime of the Vertex AI access tokens minted (0 = 1h)")
+	fs.StringVar(&o.AWSAccessKeyID, "aws-access-key-id", os.Getenv("MOCKLLM_AWS_ACCESS_KEY_ID"),
+		"with --aws-secret-access-key: verify the SigV4 signatures of Bedrock requests for these credentials (default $MOCKLLM_AWS_ACCESS_KEY_ID)")
+	fs.StringVar(&o.AWSSecretAccessKey, "aws-secret-access-key", os.Getenv("MOCKLLM_AWS_SECRET_ACCESS_KEY"),
+		"the secret access key Bedrock signatures are verified with (default $MOCKLLM_AWS_SECRET_ACCESS_KEY)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

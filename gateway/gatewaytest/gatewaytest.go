@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -184,12 +185,46 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 
 // Switchable is a simulated OpenAI-compatible upstream on loopback that can be taken down: while
 // Down it answers every request with an OpenAI-shaped 500, and it counts in Seen the API requests
-// it received either way.
+// it received either way. FailNext injects a given number of failures.
 type Switchable struct {
 	*mock.Handler
 	Down   atomic.Bool
 	Seen   atomic.Int64
 	Server *httptest.Server
+
+	mu    sync.Mutex
+	fault fault
+}
+
+// fault is the failure the next API requests get, while n > 0.
+type fault struct {
+	n      int
+	status int
+	body   string
+	hdr    []string
+}
+
+// FailNext makes the next n API requests fail with status and body (an OpenAI-shaped error when
+// body is empty) and the header name/value pairs in hdr (such as Retry-After); the requests after
+// them are answered again.
+func (s *Switchable) FailNext(n, status int, body string, hdr ...string) {
+	if body == "" {
+		body = `{"error":{"message":"simulated failure","type":"server_error","param":null,"code":null}}`
+	}
+	s.mu.Lock()
+	s.fault = fault{n: n, status: status, body: body, hdr: hdr}
+	s.mu.Unlock()
+}
+
+// takeFault returns the failure this request gets, if any.
+func (s *Switchable) takeFault() (fault, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fault.n <= 0 {
+		return fault{}, false
+	}
+	s.fault.n--
+	return s.fault, true
 }
 
 // NewSwitchable starts a Switchable upstream with opts, up; it stops when t ends.
@@ -198,6 +233,15 @@ func NewSwitchable(t testing.TB, opts mock.Options) *Switchable {
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
 			s.Seen.Add(1)
+			if f, ok := s.takeFault(); ok {
+				for i := 0; i+1 < len(f.hdr); i += 2 {
+					w.Header().Set(f.hdr[i], f.hdr[i+1])
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(f.status)
+				io.WriteString(w, f.body)
+				return
+			}
 		}
 		if s.Down.Load() {
 			w.Header().Set("Content-Type", "application/json")

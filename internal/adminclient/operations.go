@@ -111,13 +111,18 @@ var deploymentsResource = adminResource{
 
 // providerParams are the fields of a provider that create and update set alike.
 var providerParams = []param{
-	{"type", "type", text, "provider `type`: openai, azure, anthropic, gemini, deepseek, qwen, glm, moonshot, qianfan, vllm, ollama or mock"},
+	{"type", "type", text, "provider `type`: openai, azure, anthropic, bedrock, gemini, vertex, deepseek, qwen, glm, moonshot, qianfan, vllm, ollama or mock"},
 	{"base-url", "base_url", text, "API root `URL`, as an OpenAI SDK's base_url"},
 	{"api-key", "api_key", text, "the upstream `credential` (stored sealed, shown only as a fingerprint)"},
 	{"api-version", "api_version", text, "Azure's api-version `version`"},
 	{"header", "headers", pairs, "extra request header `name=value`, repeatable"},
 	{"dial-timeout", "dial_timeout", text, "connect timeout `duration` (5s)"},
 	{"response-header-timeout", "response_header_timeout", text, "`duration` until the answer's headers"},
+	{"anthropic", "anthropic", jsonValue, "the anthropic section as `JSON` ({\"default_max_tokens\":4096,\"beta\":[…]}); update merges it key by key"},
+	{"bedrock", "bedrock", jsonValue, "the bedrock section as `JSON` ({\"region\":\"us-east-1\",\"access_key_id\":…,\"secret_access_key\":…}); " +
+		"its secrets are stored sealed; update merges it key by key, keeping the secrets it does not name"},
+	{"vertex", "vertex", jsonValue, "the vertex section as `JSON` ({\"project\":…,\"region\":\"us-east5\",\"credentials_json\":\"<service account key>\"}); " +
+		"the key is stored sealed; update merges it key by key, keeping the key unless it names it"},
 }
 
 // providersResource is `llmgate providers`: the catalog's providers.

@@ -137,7 +137,8 @@ var pricingResource = adminResource{
 				{"input", "input_per_million", money, "`USD` per 1M input tokens (required)"},
 				{"output", "output_per_million", money, "`USD` per 1M output tokens (required)"},
 				{"cached-input", "cached_input_per_million", money, "`USD` per 1M cached input tokens (0: as input)"},
-				{"reasoning", "reasoning_per_million", money, "`USD` per 1M reasoning tokens (0: as output)"}}},
+				{"reasoning", "reasoning_per_million", money, "`USD` per 1M reasoning tokens (0: as output)"},
+				{"cache-write", "cache_write_per_million", money, "`USD` per 1M prompt tokens written to the provider's cache (0: as input)"}}},
 	},
 }
 
@@ -147,13 +148,13 @@ var adminResources = map[string]*adminResource{
 	"tokens": &tokensResource, "pricing": &pricingResource,
 	"quota": &quotaResource, "credits": &creditsResource, "deployments": &deploymentsResource,
 	"audit": &auditResource, "billing": &billingResource, "audit-log": &auditLogResource,
-	"providers": &providersResource, "models": &modelsResource,
+	"providers": &providersResource, "models": &modelsResource, "experiments": &experimentsResource,
 }
 
 // Run is `llmgate <resource> args…` for a resource of the admin CLI (keys, users, tenants,
-// tokens, pricing, quota, credits, deployments, providers, models, audit, billing, audit-log): it
-// parses the command's flags, sends its request to the admin API at LLMGATE_ADMIN_URL with the
-// token in LLMGATE_ADMIN_TOKEN and prints the answer on stdout. It returns flag.ErrHelp after
+// tokens, pricing, quota, credits, deployments, providers, models, experiments, audit, billing,
+// audit-log): it parses the command's flags, sends its request to the admin API at
+// LLMGATE_ADMIN_URL with the token in LLMGATE_ADMIN_TOKEN and prints the answer on stdout. It returns flag.ErrHelp after
 // printing a help that was asked for.
 func Run(resource string, args []string, stdout, stderr io.Writer) error {
 	r, ok := adminResources[resource]

@@ -46,6 +46,11 @@ type Options struct {
 	// AccessLogOff adds the gateway-accesslog-off path: the gateway with its access log off, so
 	// that the report can show what the access log at its default costs the gateway.
 	AccessLogOff bool
+	// SlowStreams are the levels of the slow-streams scenario (concurrent streams of 20 events,
+	// one every 500 ms, through a fresh gateway), run after the rounds; none skips it.
+	SlowStreams []int
+	// SlowStreamsOnly runs the slow-streams scenario alone: mockllm and its gateway, no rounds.
+	SlowStreamsOnly bool
 }
 
 // warmupRequests are sent before every measurement, in its shape, so that connection pools,
@@ -88,6 +93,14 @@ func Run(ctx context.Context, self string, o Options, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "bench: skipping the gateway+redis path: %v (install redis-server, pass --redis-server PATH, or --require-redis to make this an error)\n", err)
 	}
 
+	if len(o.SlowStreams) > 0 {
+		// Before any child starts: each inherits the limit it is started with, and mockllm
+		// holds a descriptor per slow stream too.
+		raiseFDLimit()
+	}
+	if o.SlowStreamsOnly {
+		return runSlowStreamsOnly(ctx, self, mockPath, o, stdout, stderr)
+	}
 	env, err := startBenchEnv(ctx, self, mockPath, redisPath, o)
 	defer env.close()
 	if err != nil {
@@ -107,6 +120,11 @@ func Run(ctx context.Context, self string, o Options, stdout, stderr io.Writer) 
 		return fmt.Errorf("bench: %w", err)
 	}
 	rep.describeRedis(env.redis, redisSkipped)
+	if len(o.SlowStreams) > 0 {
+		if rep.SlowStreams, err = runSlowStreams(ctx, env, self, benchChildEnv(), env.mockURL, o.SlowStreams, stderr); err != nil {
+			return fmt.Errorf("bench: slow streams: %w", err)
+		}
+	}
 	if env.tracingGW != nil {
 		rep.Tracing = env.sink.report(env.tracingGW.target.sent.Load())
 		if t := rep.Tracing; t.Failed > 0 || t.Spans == 0 {
@@ -160,6 +178,7 @@ func Run(ctx context.Context, self string, o Options, stdout, stderr io.Writer) 
 // child process, and a client target for each path.
 type benchEnv struct {
 	dir      string
+	mockURL  string
 	children []*benchChild
 	gateways []*benchGateway // gateway, then gateway+redis when Redis runs
 	redisGW  *benchGateway   // the gateway+redis path; nil when it is skipped
@@ -195,6 +214,7 @@ func startBenchEnv(ctx context.Context, self, mockPath, redisPath string, o Opti
 	if mock != nil {
 		e.children = append(e.children, mock)
 	}
+	e.mockURL = mockURL
 	if err != nil {
 		return e, err
 	}

@@ -5,8 +5,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
+	"text/tabwriter"
 	"time"
 
 	"github.com/llmgate/llmgate/providers/mock"
@@ -259,5 +261,26 @@ func TestBenchRedis(t *testing.T) {
 	case <-r.child.exited:
 	default:
 		t.Error("redis-server still running after stop")
+	}
+}
+
+// TestSlowStreamsReport: the scenario reads a process's RSS from /proc, and prints each figure
+// with its target and whether it was met.
+func TestSlowStreamsReport(t *testing.T) {
+	if rss, err := readRSS(os.Getpid()); err != nil || rss < 1<<20 {
+		t.Errorf("readRSS(self) = %d, %v", rss, err)
+	}
+	r := &slowStreamsReport{IdleRSSMB: 38.2, IdleRSSMet: true, AllocsMeasured: true, AllocsPerEvent: 0.02,
+		Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSMB: 150, RSSPerThousandMB: 55.9, GoroutinesPerStream: 4}}}
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	r.writeText(tw)
+	tw.Flush()
+	for _, want := range []string{"idle gateway RSS  38.2 MB  (target ≤ 40 MB: met",
+		"RSS per 1k streams above idle, 2000 open  55.9 MB  (target ≤ 48 MB: MISSED", "goroutines per stream, 2000 open  4.00",
+		"allocations per relayed event, whole process  0.02"} {
+		if !strings.Contains(strings.Join(strings.Fields(b.String()), " "), strings.Join(strings.Fields(want), " ")) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
 	}
 }

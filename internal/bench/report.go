@@ -299,6 +299,8 @@ type benchReport struct {
 	Redis     *redisReport  `json:"redis,omitempty"` // gateway+redis's traffic to Redis
 	// Tracing is what the OTLP receiver of gateway+tracing got; nil without --tracing.
 	Tracing *tracingReport `json:"tracing,omitempty"`
+	// SlowStreams is the slow-streams scenario's outcome; nil when it did not run.
+	SlowStreams *slowStreamsReport `json:"slow_streams,omitempty"`
 }
 
 // Rows of the report, in Paths.
@@ -591,6 +593,9 @@ func medianOf[T ~int64 | ~float64](xs []T) T {
 // errorCount is the number of failed requests over all paths, warm-ups included.
 func (r *benchReport) errorCount() int {
 	n := 0
+	if r.SlowStreams != nil {
+		n = r.SlowStreams.ErrorsN
+	}
 	for _, p := range r.Paths {
 		n += p.Errors.N
 	}
@@ -696,6 +701,9 @@ func (r *benchReport) writeText(w io.Writer) error {
 	r.writeRedisLines(tw)
 	r.writeTracingLines(tw)
 	r.writeAccessLogLines(tw)
+	if r.SlowStreams != nil {
+		r.SlowStreams.writeText(tw)
+	}
 	for _, p := range r.Paths {
 		if u := p.Usage; u != nil && u.Error != "" {
 			fmt.Fprintf(tw, "%s usage records\tunknown\t(%s)\n", p.Name, u.Error)

@@ -1,5 +1,5 @@
 // Package changes spreads admin changes (prices, quota policies, credit top-ups, deployment
-// overrides, the providers and models of the catalog) to every replica. The store stays the source of truth: a change is applied on the
+// overrides, the providers and models of the catalog, A/B experiments) to every replica. The store stays the source of truth: a change is applied on the
 // replica that made it at once, then announced through Redis (pub/sub for speed, a version
 // counter polled for the messages pub/sub loses); each replica reloads what the change names from
 // the store. Without Redis, every replica reloads each topic from the store on a short interval.
@@ -33,6 +33,8 @@ const (
 	// Catalog: a provider or model defined through the admin API changed (no argument: the whole
 	// catalog is read again).
 	Catalog Topic = "catalog"
+	// Experiments: an A/B experiment changed (no argument: the running ones are read again).
+	Experiments Topic = "experiments"
 )
 
 // changesChannel carries "<topic>/<argument>" whenever an admin change needs every replica to

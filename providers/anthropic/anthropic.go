@@ -41,19 +41,20 @@ const (
 	maxErrorBytes = 64 << 10
 )
 
-// Settings are the type's own options in the config file (the provider's `anthropic:` section).
+// Settings are the type's own options: the provider's `anthropic:` section in the config file and in
+// the admin API's provider body (the JSON keys are the YAML ones).
 type Settings struct {
 	// DefaultMaxTokens is sent as max_tokens when the request sets neither max_tokens nor
 	// max_completion_tokens (default 4096).
-	DefaultMaxTokens int `yaml:"default_max_tokens"`
+	DefaultMaxTokens int `yaml:"default_max_tokens" json:"default_max_tokens,omitempty"`
 	// PassFields names top-level fields of the OpenAI request body copied verbatim into the
 	// Messages request (for example "thinking", "top_k", "service_tier"), since Anthropic rejects
 	// unknown fields and the adapter drops every field it does not translate. Fields the adapter
 	// writes itself (model, messages, system, max_tokens, stream, tools, tool_choice,
 	// stop_sequences, temperature, top_p, metadata) cannot be listed.
-	PassFields []string `yaml:"pass_fields"`
+	PassFields []string `yaml:"pass_fields" json:"pass_fields,omitempty"`
 	// Beta values are sent in the anthropic-beta header (joined with commas).
-	Beta []string `yaml:"beta"`
+	Beta []string `yaml:"beta" json:"beta,omitempty"`
 }
 
 // Options configure one Anthropic provider.

@@ -63,24 +63,7 @@ func translateResponse(raw []byte, model string, created int64) ([]byte, error) 
 
 	out := make([]byte, 0, 256+text.Len()+reasoning.Len()+len(calls))
 	out = oairender.AppendCompletionHead(out, cmp.Or(r.Get("id").Str, "msg_unknown"), created, cmp.Or(r.Get("model").Str, model))
-	out = append(out, `"choices":[{"index":0,"message":{"role":"assistant","content":`...)
-	if hasText || nCalls == 0 {
-		out = jsonappend.String(out, text.String())
-	} else {
-		out = append(out, "null"...)
-	}
-	if reasoning.Len() > 0 {
-		out = append(out, `,"reasoning_content":`...)
-		out = jsonappend.String(out, reasoning.String())
-	}
-	if nCalls > 0 {
-		out = append(out, `,"tool_calls":[`...)
-		out = append(out, calls...)
-		out = append(out, ']')
-	}
-	out = append(out, `,"refusal":null},"logprobs":null,"finish_reason":`...)
-	out = jsonappend.String(out, finishReason(r.Get("stop_reason").Str))
-	out = append(out, '}', ']')
+	out = oairender.AppendMessageChoice(out, text.String(), !hasText && nCalls > 0, reasoning.String(), calls, finishReason(r.Get("stop_reason").Str))
 	if u := r.Get("usage"); u.IsObject() {
 		var uc Usage
 		uc.Update(u)

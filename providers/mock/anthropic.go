@@ -186,7 +186,7 @@ func (h *Handler) answerMessages(w http.ResponseWriter, r *http.Request, v *vert
 	a := c.plan()
 	u.output = a.tokens
 	if c.stream {
-		return writeMessagesStream(w, &wt, &c, &a, u, seq)
+		return writeMessagesStream(w, &wt, &c, &a, u, seq, nil)
 	}
 	if !wt.wait(c.b.latency) {
 		return outcomeCanceled

@@ -77,14 +77,19 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, q...)
 }
 
-// anthropicSSE writes named events, one flush each.
+// anthropicSSE writes named events, one flush each: as SSE, or, for Bedrock's
+// InvokeModelWithResponseStream, as event-stream messages (frames).
 type anthropicSSE struct {
-	s   sseWriter
-	buf []byte
+	s      sseWriter
+	buf    []byte
+	frames *frameWriter
 }
 
 // event writes `event: <name>\ndata: <data>\n\n`.
 func (e *anthropicSSE) event(name string, data []byte) bool {
+	if e.frames != nil {
+		return e.frames.anthropicEvent(name, data)
+	}
 	b := append(e.buf[:0], "event: "...)
 	b = append(b, name...)
 	b = append(b, "\ndata: "...)
@@ -98,9 +103,12 @@ func (e *anthropicSSE) event(name string, data []byte) bool {
 // writeMessagesStream answers as Anthropic's event stream: message_start, one content block per
 // text answer (or per tool call), ping, the deltas, message_delta with the stop reason and the
 // cumulative usage, message_stop. fail_after replaces the rest with an error event.
-func writeMessagesStream(w http.ResponseWriter, wt *waiter, c *messagesCall, a *answerPlan, u anthropicUsage, seq uint64) outcome {
+func writeMessagesStream(w http.ResponseWriter, wt *waiter, c *messagesCall, a *answerPlan, u anthropicUsage, seq uint64, frames *frameWriter) outcome {
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
+	if frames != nil {
+		hd.Set("Content-Type", eventStreamType)
+	}
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("Request-Id", "req_mock_"+strconv.FormatUint(seq, 10))
 	w.WriteHeader(http.StatusOK)
@@ -108,7 +116,7 @@ func writeMessagesStream(w http.ResponseWriter, wt *waiter, c *messagesCall, a *
 	defer putBuffer(sb)
 	db := getBuffer()
 	defer putBuffer(db)
-	e := anthropicSSE{s: sseWriter{w: w, rc: http.NewResponseController(w), buf: *sb}, buf: *sb}
+	e := anthropicSSE{s: sseWriter{w: w, rc: http.NewResponseController(w), buf: *sb}, buf: *sb, frames: frames}
 	defer func() { *sb = e.buf }()
 	d := (*db)[:0]
 	defer func() { *db = d }()

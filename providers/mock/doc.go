@@ -50,6 +50,13 @@
 // tokens for assertions signed by a trusted service account (Options.ServiceAccounts), and every
 // Vertex AI call needs a live one; vertex.go has the rules.
 //
+// POST /model/{modelId}/invoke, /invoke-with-response-stream, /converse and /converse-stream
+// speak Amazon Bedrock Runtime: InvokeModel with an Anthropic body (bedrock-2023-05-31) and
+// Converse, streams in AWS's binary event-stream framing, Bedrock's exceptions as errors, the
+// "mock" overrides in the InvokeModel body or Converse's additionalModelRequestFields; with
+// Options.AWSAccessKeyID and AWSSecretAccessKey every SigV4 signature is verified by recomputing
+// it with the AWS SDK's signer. bedrock.go has the particulars.
+//
 // # Token accounting
 //
 // The numbers are deterministic so that tests can compute them:
@@ -86,6 +93,9 @@
 //     finish chunk or [DONE] (a value ≥ the chunk count drops it just before the finish chunk;
 //     non-stream requests ignore it).
 //   - no_usage: never send usage, not even in a non-stream answer or when include_usage asks.
+//   - exception, corrupt_frame: the Bedrock endpoints' fail_after ends the stream with an
+//     exception message of that name (default modelStreamErrorException), or with a message whose
+//     CRC is wrong.
 //
 // Unknown override fields are answered with 400 so that a typo cannot silently pass a test. Every
 // wait stops as soon as the request context is canceled.

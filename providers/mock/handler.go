@@ -25,7 +25,9 @@ import (
 type Handler struct {
 	base     behaviour
 	wantAuth string // "Bearer <RequireKey>", empty when no key is required
-	seed     uint64
+	// awsKeyID and awsSecret verify Bedrock's SigV4 signatures (bedrock.go); empty: not checked.
+	awsKeyID, awsSecret string
+	seed                uint64
 	// seq numbers requests for their ids and for the reproducible error-rate draw; unlike the
 	// stats it is never reset, so ids stay unique for the handler's life.
 	seq    atomic.Uint64
@@ -48,7 +50,7 @@ var _ http.Handler = (*Handler)(nil)
 
 // NewHandler returns a simulated upstream configured by opts.
 func NewHandler(opts Options) *Handler {
-	h := &Handler{base: newBehaviour(opts), seed: uint64(opts.Seed)}
+	h := &Handler{base: newBehaviour(opts), seed: uint64(opts.Seed), awsKeyID: opts.AWSAccessKeyID, awsSecret: opts.AWSSecretAccessKey}
 	if h.seed == 0 {
 		h.seed = rand.Uint64()
 	}
@@ -136,6 +138,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if v, ok := parseVertexPath(r.URL.Path); ok { // /v1/…/publishers/{publisher}/models/{model}:{method}, see vertex.go
 			h.serveVertex(w, r, v)
+			return
+		}
+		if model, op, ok := bedrockPath(r.URL); ok { // /model/{modelId}/{operation}, see bedrock.go
+			h.serveBedrock(w, r, model, op)
 			return
 		}
 		writeError(w, http.StatusNotFound, api.NewError(api.TypeInvalidRequest,

@@ -34,8 +34,8 @@ type Options struct {
 	Seed int64 `yaml:"seed"`
 	// RequireKey, when set, makes the API answer 401 unless the request carries the key where
 	// the format wants it: "Authorization: Bearer <RequireKey>" (OpenAI), x-api-key (Anthropic's
-	// /v1/messages) or x-goog-api-key (Gemini), so that tests prove which credential the gateway
-	// sent upstream.
+	// /v1/messages), x-goog-api-key (Gemini) or a Bedrock API key (Authorization: Bearer on the
+	// Bedrock endpoints), so that tests prove which credential the gateway sent upstream.
 	RequireKey string `yaml:"require_key"`
 	// ServiceAccounts are the Google service accounts (by client_email) whose signed assertions
 	// the simulated OAuth token endpoint accepts, for Vertex AI (see vertex.go). Not a config
@@ -43,6 +43,12 @@ type Options struct {
 	ServiceAccounts map[string]*rsa.PublicKey `yaml:"-"`
 	// TokenLifetime is how long the access tokens it mints live (default one hour).
 	TokenLifetime time.Duration `yaml:"-"`
+	// AWSAccessKeyID and AWSSecretAccessKey, when set, make the Bedrock endpoints verify each
+	// request's SigV4 signature by recomputing it with the SDK's signer for these credentials,
+	// answering 403 as AWS does when it does not match. A Bedrock API key (Authorization:
+	// Bearer) must then be RequireKey.
+	AWSAccessKeyID     string `yaml:"aws_access_key_id"`
+	AWSSecretAccessKey string `yaml:"aws_secret_access_key"`
 }
 
 const (
@@ -74,6 +80,10 @@ type behaviour struct {
 	seed       uint64
 	hasSeed    bool
 	requireKey string
+	// exception and corruptFrame shape a fail_after in the Bedrock formats (bedrock.go): the
+	// exception message that ends the stream, or a message whose CRC is wrong.
+	exception    string
+	corruptFrame bool
 }
 
 func newBehaviour(o Options) behaviour {
@@ -119,21 +129,27 @@ func (b *behaviour) override(obj gjson.Result) error {
 
 func (b *behaviour) set(name string, v gjson.Result) error {
 	switch name {
-	case "error_body", "require_key":
+	case "error_body", "require_key", "exception":
 		if v.Type != gjson.String {
 			return fmt.Errorf("mock.%s must be a string", name)
 		}
 		if name == "require_key" {
 			b.requireKey = v.Str
+		} else if name == "exception" {
+			b.exception = v.Str
 		} else {
 			b.errorBody, b.hasErrorBody = v.Str, true
 		}
 		return nil
-	case "no_usage":
+	case "no_usage", "corrupt_frame":
 		if !v.IsBool() {
-			return errors.New("mock.no_usage must be a boolean")
+			return fmt.Errorf("mock.%s must be a boolean", name)
 		}
-		b.noUsage = v.Bool()
+		if name == "no_usage" {
+			b.noUsage = v.Bool()
+		} else {
+			b.corruptFrame = v.Bool()
+		}
 		return nil
 	case "seed":
 		if v.Type != gjson.Number {

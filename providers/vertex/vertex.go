@@ -38,22 +38,22 @@ const AnthropicVersion = "vertex-2023-10-16"
 type Settings struct {
 	// Project is the Google Cloud project id; empty takes the credentials' own (a service
 	// account key's project_id). Without it, an API key reaches Vertex AI's express mode.
-	Project string `yaml:"project"`
+	Project string `yaml:"project" json:"project,omitempty"`
 	// Region is the location of the models ("us-central1", "europe-west4", "global", "us", "eu");
 	// it names the host ({region}-aiplatform.googleapis.com, aiplatform.googleapis.com for global,
 	// aiplatform.{us|eu}.rep.googleapis.com for the multi-regions) and the path. Required but in
 	// express mode.
-	Region string `yaml:"region"`
+	Region string `yaml:"region" json:"region,omitempty"`
 	// CredentialsFile is the path of a service account's JSON key.
-	CredentialsFile string `yaml:"credentials_file"`
+	CredentialsFile string `yaml:"credentials_file" json:"credentials_file,omitempty"`
 	// CredentialsJSON is a service account's JSON key itself (typically ${ENV}). With neither
 	// it nor CredentialsFile nor an api_key, application default credentials are used.
-	CredentialsJSON string `yaml:"credentials_json"`
+	CredentialsJSON string `yaml:"credentials_json" json:"credentials_json,omitempty"`
 	// TokenURL replaces the OAuth token endpoint of the credentials (token_uri of a key), for a
 	// private endpoint or a test's.
-	TokenURL string `yaml:"token_url"`
+	TokenURL string `yaml:"token_url" json:"token_url,omitempty"`
 	// Anthropic tunes the translation for Claude models (default_max_tokens, pass_fields, beta).
-	Anthropic anthropic.Settings `yaml:"anthropic"`
+	Anthropic anthropic.Settings `yaml:"anthropic" json:"anthropic,omitzero"`
 }
 
 // Options configure one Vertex AI provider.

@@ -15,7 +15,7 @@ import (
 
 const priceColumns = `model, input_per_million, output_per_million, cached_input_per_million,
 	reasoning_per_million, effective_from, version, image_prices, audio_second,
-	characters_per_million, request_price`
+	characters_per_million, request_price, cache_write_per_million`
 
 // PutPrice adds a price version. Versions are never replaced: a past record's cost must stay
 // explainable by the price it was costed with, so a second version at the same (model,
@@ -25,9 +25,9 @@ func (s *Store) PutPrice(ctx context.Context, p store.ModelPrice) error {
 		return fmt.Errorf("postgres: put price: %w", err)
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO model_pricing (`+priceColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		p.Model, p.InputPerM, p.OutputPerM, p.CachedInputPerM, p.ReasoningPerM, p.EffectiveFrom, p.Version,
-		store.EncodeImagePrices(p.ImagePrices), p.AudioSecond, p.CharactersPerM, p.Request)
+		store.EncodeImagePrices(p.ImagePrices), p.AudioSecond, p.CharactersPerM, p.Request, p.CacheWritePerM)
 	if err != nil {
 		return fmt.Errorf("postgres: put price: %w", mapErr(err))
 	}
@@ -66,7 +66,8 @@ func (s *Store) queryPrices(ctx context.Context, q string, args ...any) ([]store
 		var p store.ModelPrice
 		var images *string
 		err := row.Scan(&p.Model, &p.InputPerM, &p.OutputPerM, &p.CachedInputPerM,
-			&p.ReasoningPerM, &p.EffectiveFrom, &p.Version, &images, &p.AudioSecond, &p.CharactersPerM, &p.Request)
+			&p.ReasoningPerM, &p.EffectiveFrom, &p.Version, &images, &p.AudioSecond, &p.CharactersPerM, &p.Request,
+			&p.CacheWritePerM)
 		p.EffectiveFrom = p.EffectiveFrom.UTC()
 		if err == nil {
 			p.ImagePrices, err = store.DecodeImagePrices(images)
@@ -105,9 +106,9 @@ func (s *Store) BillingRecords(ctx context.Context, f store.BillingFilter) ([]st
 		limit = defaultBillingLimit
 	}
 	q := `SELECT day, tenant_id, user_id, key_id, model, requests, prompt_tokens, completion_tokens,
-		cached_tokens, reasoning_tokens, cost_pico_usd FROM billing_record` + w.sql() +
+		cached_tokens, reasoning_tokens, cost_pico_usd, priced, cache_write_tokens FROM billing_record` + w.sql() +
 		` ORDER BY day, tenant_id COLLATE "C", user_id COLLATE "C", key_id COLLATE "C",
-		model COLLATE "C"` + w.page(limit, max(f.Offset, 0))
+		model COLLATE "C", priced DESC` + w.page(limit, max(f.Offset, 0))
 	rows, err := s.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: billing records: %w", err)
@@ -116,11 +117,16 @@ func (s *Store) BillingRecords(ctx context.Context, f store.BillingFilter) ([]st
 		var d store.DailyUsage
 		var day pgtype.Date
 		var cost pgtype.Numeric
+		var priced bool
 		if err := row.Scan(&day, &d.TenantID, &d.UserID, &d.KeyID, &d.Model, &d.Requests,
-			&d.PromptTokens, &d.CompletionTokens, &d.CachedTokens, &d.ReasoningTokens, &cost); err != nil {
+			&d.PromptTokens, &d.CompletionTokens, &d.CachedTokens, &d.ReasoningTokens, &cost,
+			&priced, &d.CacheWriteTokens); err != nil {
 			return d, err
 		}
 		d.Day = utcDay(day.Time)
+		if !priced { // the unpriced row's cost is unknown, not its stored 0
+			return d, nil
+		}
 		var err error
 		d.CostPicoUSD, err = numericToBig(cost)
 		return d, err

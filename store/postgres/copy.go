@@ -36,11 +36,11 @@ func copyUsage(ctx context.Context, tx pgx.Tx, recs []store.UsageRecord) error {
 // tests round-trip every field.
 func appendUsageCopy(buf []byte, recs []store.UsageRecord) []byte {
 	const (
-		fields      = 31 // len(usageInColumns)
+		fields      = 36 // len(usageInColumns)
 		y2kMicros   = 946_684_800 * 1_000_000
 		nullLength  = math.MaxUint32 // −1 as an int32
 		textPerRow  = 160            // typical total of the text fields' bytes, to size buf once
-		fixedPerRow = 2 + fields*4 + 1 + 4 + 9*8 + 1
+		fixedPerRow = 2 + fields*4 + 1 + 4 + 10*8 + 1
 	)
 	buf = slices.Grow(buf, 19+len(recs)*(fixedPerRow+textPerRow)+2)
 	buf = append(buf, "PGCOPY\n\xff\r\n\x00"...)
@@ -100,6 +100,11 @@ func appendUsageCopy(buf []byte, recs []store.UsageRecord) []byte {
 		timestamptz(r.EndedAt)
 		bigint(r.Units)
 		text(r.Unit)
+		text(r.ServedModel)
+		text(r.ReplayOf)
+		text(r.Experiment)
+		text(r.Variant)
+		bigint(r.CacheWriteTokens)
 		boolean(r.Charge)
 		text(r.PayerType)
 		text(r.PayerID)

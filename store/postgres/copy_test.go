@@ -16,8 +16,8 @@ import (
 // would have sent for the same records, extremes included: both, COPYed into two tables, read
 // back the same rows.
 func TestUsageCopyMatchesPgx(t *testing.T) {
-	if len(usageInColumns) != 31 {
-		t.Fatalf("usageInColumns has %d columns; appendUsageCopy writes 31", len(usageInColumns))
+	if len(usageInColumns) != 36 {
+		t.Fatalf("usageInColumns has %d columns; appendUsageCopy writes 36", len(usageInColumns))
 	}
 	ctx := context.Background()
 	s := open(t, pg.NewDatabase(t))
@@ -33,7 +33,7 @@ func TestUsageCopyMatchesPgx(t *testing.T) {
 			Provider: "p", Deployment: "d", Endpoint: "e", Stream: true, Status: 599, ErrorType: "x",
 			PromptTokens: math.MaxInt64, CompletionTokens: math.MinInt64, CachedTokens: -1,
 			ReasoningTokens: 1, UsageSource: "partial", CostPicoUSD: ptr(int64(math.MaxInt64)),
-			PriceVersion: "v", LatencyMS: math.MinInt64, TTFTMS: math.MaxInt64, Units: math.MaxInt64, Unit: "image ✓", Charge: true, PayerType: "user", PayerID: "u ✓",
+			PriceVersion: "v", LatencyMS: math.MinInt64, TTFTMS: math.MaxInt64, Units: math.MaxInt64, Unit: "image ✓", ServedModel: "fallback ✓", Experiment: "exp ✓", Variant: "v ✓", CacheWriteTokens: math.MinInt64, Charge: true, PayerType: "user", PayerID: "u ✓",
 			StartedAt: time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC),
 			EndedAt:   time.Date(1999, 12, 31, 23, 59, 59, 1500, zone)},
 		{RequestID: "r3", Status: -1, CostPicoUSD: ptr(int64(math.MinInt64)),
@@ -59,7 +59,8 @@ func TestUsageCopyMatchesPgx(t *testing.T) {
 					r.SessionID, r.Model, r.UpstreamModel, r.Provider, r.Deployment, r.Endpoint,
 					r.Stream, int32(r.Status), r.ErrorType, r.PromptTokens, r.CompletionTokens,
 					r.CachedTokens, r.ReasoningTokens, r.UsageSource, r.CostPicoUSD, r.PriceVersion,
-					r.LatencyMS, r.TTFTMS, r.StartedAt, r.EndedAt, r.Units, r.Unit, r.Charge, r.PayerType, r.PayerID,
+					r.LatencyMS, r.TTFTMS, r.StartedAt, r.EndedAt, r.Units, r.Unit, r.ServedModel, r.ReplayOf, r.Experiment, r.Variant, r.CacheWriteTokens,
+					r.Charge, r.PayerType, r.PayerID,
 				}, nil
 			})); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,6 +51,28 @@ func (s *Store) CreditAccountOf(ctx context.Context, subjectType, subjectID stri
 			subjectType, subjectID, notFound(err))
 	}
 	return a, nil
+}
+
+// ListCreditAccounts lists accounts; a tenant filter keeps the tenant's account and its users'.
+func (s *Store) ListCreditAccounts(ctx context.Context, f store.CreditAccountFilter) ([]store.CreditAccount, error) {
+	limit, offset := page(f.Limit, f.Offset)
+	cols := strings.Split(accountColumns, ",")
+	for i, c := range cols {
+		cols[i] = "a." + strings.TrimSpace(c)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+strings.Join(cols, ", ")+` FROM credit_accounts a
+		LEFT JOIN users u ON a.subject_type = 'user' AND u.id = a.subject_id
+		WHERE ($1 = '' OR a.subject_type = $1)
+		AND ($2 = '' OR (a.subject_type = 'tenant' AND a.subject_id = $2) OR (a.subject_type = 'user' AND u.tenant_id = $2))
+		ORDER BY a.subject_type, a.subject_id LIMIT $3 OFFSET $4`, f.SubjectType, f.TenantID, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list credit accounts: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.CreditAccount, error) { return scanAccount(row) })
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list credit accounts: %w", err)
+	}
+	return out, nil
 }
 
 // AddCredit moves the balance and appends the entry in one statement (so one transaction): the

@@ -23,10 +23,10 @@ func (s *Store) CreateKey(ctx context.Context, k store.APIKey, secretHash string
 			return err
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO api_keys (id, name, prefix, user_id, tenant_id, models,
-				metadata, expires_at, revoked_at, created_at, updated_at)
-			VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6, $7, $8, $9, $10, $11)`,
+				metadata, expires_at, revoked_at, created_at, updated_at, response_cache)
+			VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6, $7, $8, $9, $10, $11, $12)`,
 			k.ID, k.Name, k.Prefix, k.UserID, tenant, allowlist(k.Models), metadata(k.Metadata),
-			k.ExpiresAt, k.RevokedAt, created, k.UpdatedAt)
+			k.ExpiresAt, k.RevokedAt, created, k.UpdatedAt, k.ResponseCache)
 		if err != nil {
 			return mapErr(err)
 		}
@@ -73,7 +73,8 @@ func keyTenant(ctx context.Context, tx pgx.Tx, userID, tenantID string) (string,
 
 // keyColumns read a key with its tenant's allowlist: the FROM clause joins tenants t.
 const keyColumns = `k.id, k.name, k.prefix, COALESCE(k.user_id, ''), k.tenant_id, k.models,
-	k.expires_at, k.revoked_at, k.metadata, k.created_at, k.updated_at, t.models`
+	k.expires_at, k.revoked_at, k.metadata, k.created_at, k.updated_at, t.models, k.response_cache,
+	t.response_cache`
 
 // KeyBySecret looks the key up in one query, through primary keys only: the secret's, the key's
 // and its tenant's.
@@ -155,9 +156,9 @@ func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time) error {
 // k.UpdatedAt when set, else the current time.
 func (s *Store) UpdateKey(ctx context.Context, k store.APIKey) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE api_keys
-		SET name = $1, models = $2, expires_at = $3, metadata = $4, updated_at = $5
+		SET name = $1, models = $2, expires_at = $3, metadata = $4, updated_at = $5, response_cache = $7
 		WHERE id = $6 AND revoked_at IS NULL`,
-		k.Name, allowlist(k.Models), k.ExpiresAt, metadata(k.Metadata), orNowPtr(k.UpdatedAt), k.ID)
+		k.Name, allowlist(k.Models), k.ExpiresAt, metadata(k.Metadata), orNowPtr(k.UpdatedAt), k.ID, k.ResponseCache)
 	if err := oneRow(tag, err); err != nil {
 		return fmt.Errorf("postgres: update key %q: %w", k.ID, err)
 	}
@@ -193,7 +194,8 @@ func (s *Store) RotateKey(ctx context.Context, id, secretHash, prefix string, no
 func scanKey(row pgx.Row) (store.APIKey, error) {
 	var k store.APIKey
 	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &k.UserID, &k.TenantID, &k.Models,
-		&k.ExpiresAt, &k.RevokedAt, &k.Metadata, &k.CreatedAt, &k.UpdatedAt, &k.TenantModels); err != nil {
+		&k.ExpiresAt, &k.RevokedAt, &k.Metadata, &k.CreatedAt, &k.UpdatedAt, &k.TenantModels,
+		&k.ResponseCache, &k.TenantResponseCache); err != nil {
 		return store.APIKey{}, err
 	}
 	if len(k.Models) == 0 {

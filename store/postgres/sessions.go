@@ -34,6 +34,15 @@ func (s *Store) ConsoleSession(ctx context.Context, idHash string, now time.Time
 	return cs, nil
 }
 
+// ExtendConsoleSession moves a session's expiry later.
+func (s *Store) ExtendConsoleSession(ctx context.Context, idHash string, expiresAt time.Time) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE console_sessions SET expires_at = GREATEST(expires_at, $2) WHERE id_hash = $1`, idHash, expiresAt)
+	if err := oneRow(tag, err); err != nil {
+		return fmt.Errorf("postgres: extend console session: %w", err)
+	}
+	return nil
+}
+
 // DeleteConsoleSession removes a session.
 func (s *Store) DeleteConsoleSession(ctx context.Context, idHash string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM console_sessions WHERE id_hash = $1`, idHash)

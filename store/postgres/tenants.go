@@ -22,15 +22,15 @@ import (
 // (every model), so "every model" has one representation.
 func (s *Store) CreateTenant(ctx context.Context, t store.Tenant) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO tenants
-		(id, name, models, metadata, created_at, updated_at, deleted_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		t.ID, t.Name, allowlist(t.Models), metadata(t.Metadata), orNow(t.CreatedAt), t.UpdatedAt, t.DeletedAt)
+		(id, name, models, metadata, created_at, updated_at, deleted_at, response_cache) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		t.ID, t.Name, allowlist(t.Models), metadata(t.Metadata), orNow(t.CreatedAt), t.UpdatedAt, t.DeletedAt, t.ResponseCache)
 	if err != nil {
 		return fmt.Errorf("postgres: create tenant: %w", mapErr(err))
 	}
 	return nil
 }
 
-const tenantColumns = `id, name, models, metadata, created_at, updated_at, deleted_at`
+const tenantColumns = `id, name, models, metadata, created_at, updated_at, deleted_at, response_cache`
 
 // GetTenant returns the tenant, soft-deleted or not, or ErrNotFound.
 func (s *Store) GetTenant(ctx context.Context, id string) (store.Tenant, error) {
@@ -68,9 +68,9 @@ func (s *Store) ListTenants(ctx context.Context, f store.TenantFilter) ([]store.
 // UpdateTenant replaces the name, models and metadata of a live tenant. UpdatedAt is t.UpdatedAt
 // when set, else the current time.
 func (s *Store) UpdateTenant(ctx context.Context, t store.Tenant) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE tenants SET name = $1, models = $2, metadata = $3, updated_at = $4
-		WHERE id = $5 AND deleted_at IS NULL`,
-		t.Name, allowlist(t.Models), metadata(t.Metadata), orNowPtr(t.UpdatedAt), t.ID)
+	tag, err := s.pool.Exec(ctx, `UPDATE tenants SET name = $1, models = $2, metadata = $3, updated_at = $4,
+		response_cache = $6 WHERE id = $5 AND deleted_at IS NULL`,
+		t.Name, allowlist(t.Models), metadata(t.Metadata), orNowPtr(t.UpdatedAt), t.ID, t.ResponseCache)
 	if err := oneRow(tag, err); err != nil {
 		return fmt.Errorf("postgres: update tenant %q: %w", t.ID, err)
 	}
@@ -212,7 +212,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string, at time.Time) error {
 func scanTenant(row pgx.Row) (store.Tenant, error) {
 	var t store.Tenant
 	if err := row.Scan(&t.ID, &t.Name, &t.Models, &t.Metadata, &t.CreatedAt, &t.UpdatedAt,
-		&t.DeletedAt); err != nil {
+		&t.DeletedAt, &t.ResponseCache); err != nil {
 		return store.Tenant{}, err
 	}
 	if len(t.Models) == 0 {

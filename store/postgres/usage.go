@@ -15,13 +15,14 @@ var usageColumns = []string{
 	"model", "upstream_model", "provider", "deployment", "endpoint", "stream", "status", "error_type",
 	"prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "usage_source",
 	"cost_pico_usd", "price_version", "latency_ms", "ttft_ms", "started_at", "ended_at",
-	"units", "unit",
+	"units", "unit", "served_model", "replay_of", "experiment", "variant", "cache_write_tokens",
 }
 
 const usageColumnList = `request_id, client_request_id, trace_id, key_id, user_id, tenant_id,
 	session_id, model, upstream_model, provider, deployment, endpoint, stream, status, error_type,
 	prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, usage_source,
-	cost_pico_usd, price_version, latency_ms, ttft_ms, started_at, ended_at, units, unit`
+	cost_pico_usd, price_version, latency_ms, ttft_ms, started_at, ended_at, units, unit,
+	served_model, replay_of, experiment, variant, cache_write_tokens`
 
 // InsertUsage COPYs the batch into a temporary table, then runs insertUsageSQL, all in one
 // transaction: COPY is the fast path but cannot skip duplicates itself, so the INSERT … ON
@@ -70,6 +71,8 @@ const createUsageInSQL = `CREATE TEMP TABLE IF NOT EXISTS usage_in (LIKE usage_r
 //
 //   - rollup adds them to their billing_record rows (UTC day of started_at), sums in NUMERIC,
 //     those that reached a model only (a deployment named, as store.UsageRecord.ReachedModel);
+//     records without a cost go to the group's unpriced row (priced = false), so their usage is
+//     never summed as $0;
 //   - charge appends a 'charge' ledger entry of −cost for each new record marked charge that has
 //     a cost, to the credit account of the payer the record names; the partial unique index
 //     on request_id makes a charge that already exists a no-op, so a request is charged once
@@ -113,23 +116,26 @@ const insertNewSQL = `WITH new AS (
 	SELECT ` + usageColumnList + ` FROM usage_in ORDER BY request_id, started_at
 	ON CONFLICT DO NOTHING
 	RETURNING request_id, started_at, tenant_id, user_id, key_id, model, deployment, prompt_tokens,
-		completion_tokens, cached_tokens, reasoning_tokens, cost_pico_usd
+		completion_tokens, cached_tokens, reasoning_tokens, cost_pico_usd, cache_write_tokens
 )`
 
 const rollupSQL = `, rollup AS (
-	INSERT INTO billing_record AS b (day, tenant_id, user_id, key_id, model, requests,
-		prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_pico_usd)
-	SELECT (started_at AT TIME ZONE 'UTC')::date, tenant_id, user_id, key_id, model, count(*),
-		sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(reasoning_tokens),
-		COALESCE(sum(cost_pico_usd), 0)
-	FROM new WHERE deployment <> '' GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-	ON CONFLICT (day, tenant_id, user_id, key_id, model) DO UPDATE SET
+	INSERT INTO billing_record AS b (day, tenant_id, user_id, key_id, model, priced, requests,
+		prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_pico_usd,
+		cache_write_tokens)
+	SELECT (started_at AT TIME ZONE 'UTC')::date, tenant_id, user_id, key_id, model,
+		cost_pico_usd IS NOT NULL, count(*), sum(prompt_tokens), sum(completion_tokens),
+		sum(cached_tokens), sum(reasoning_tokens), COALESCE(sum(cost_pico_usd), 0),
+		sum(cache_write_tokens)
+	FROM new WHERE deployment <> '' GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+	ON CONFLICT (day, tenant_id, user_id, key_id, model, priced) DO UPDATE SET
 		requests = b.requests + EXCLUDED.requests,
 		prompt_tokens = b.prompt_tokens + EXCLUDED.prompt_tokens,
 		completion_tokens = b.completion_tokens + EXCLUDED.completion_tokens,
 		cached_tokens = b.cached_tokens + EXCLUDED.cached_tokens,
 		reasoning_tokens = b.reasoning_tokens + EXCLUDED.reasoning_tokens,
-		cost_pico_usd = b.cost_pico_usd + EXCLUDED.cost_pico_usd
+		cost_pico_usd = b.cost_pico_usd + EXCLUDED.cost_pico_usd,
+		cache_write_tokens = b.cache_write_tokens + EXCLUDED.cache_write_tokens
 )`
 
 // chargeSQL is the charge and balance stages. The payer of a new record is read from its row in
@@ -209,7 +215,8 @@ func (s *Store) ListUsage(ctx context.Context, f store.UsageFilter) ([]store.Usa
 			&r.TenantID, &r.SessionID, &r.Model, &r.UpstreamModel, &r.Provider, &r.Deployment,
 			&r.Endpoint, &r.Stream, &status, &r.ErrorType, &r.PromptTokens, &r.CompletionTokens,
 			&r.CachedTokens, &r.ReasoningTokens, &r.UsageSource, &r.CostPicoUSD, &r.PriceVersion,
-			&r.LatencyMS, &r.TTFTMS, &r.StartedAt, &r.EndedAt, &r.Units, &r.Unit)
+			&r.LatencyMS, &r.TTFTMS, &r.StartedAt, &r.EndedAt, &r.Units, &r.Unit, &r.ServedModel, &r.ReplayOf,
+			&r.Experiment, &r.Variant, &r.CacheWriteTokens)
 		r.Status, r.StartedAt, r.EndedAt = int(status), r.StartedAt.UTC(), r.EndedAt.UTC()
 		return r, err
 	})

@@ -13,7 +13,7 @@ import (
 
 const priceColumns = `model, input_per_million, output_per_million, cached_input_per_million,
 	reasoning_per_million, effective_from, version, image_prices, audio_second,
-	characters_per_million, request_price`
+	characters_per_million, request_price, cache_write_per_million`
 
 // PutPrice adds a price version. Versions are never replaced: a past record's cost must stay
 // explainable by the price it was costed with, so a second version at the same (model,
@@ -23,9 +23,9 @@ func (s *Store) PutPrice(ctx context.Context, p store.ModelPrice) error {
 		return fmt.Errorf("sqlite: put price: %w", err)
 	}
 	_, err := s.w.ExecContext(ctx, `INSERT INTO model_pricing (`+priceColumns+`, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.Model, p.InputPerM, p.OutputPerM, p.CachedInputPerM,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.Model, p.InputPerM, p.OutputPerM, p.CachedInputPerM,
 		p.ReasoningPerM, micros(p.EffectiveFrom), p.Version, store.EncodeImagePrices(p.ImagePrices), p.AudioSecond,
-		p.CharactersPerM, p.Request, micros(time.Now()))
+		p.CharactersPerM, p.Request, p.CacheWritePerM, micros(time.Now()))
 	if err != nil {
 		return fmt.Errorf("sqlite: put price: %w", mapErr(err))
 	}
@@ -67,7 +67,8 @@ func (s *Store) queryPrices(ctx context.Context, q string, args ...any) ([]store
 		var from int64
 		var images *string
 		if err := rows.Scan(&p.Model, &p.InputPerM, &p.OutputPerM, &p.CachedInputPerM,
-			&p.ReasoningPerM, &from, &p.Version, &images, &p.AudioSecond, &p.CharactersPerM, &p.Request); err != nil {
+			&p.ReasoningPerM, &from, &p.Version, &images, &p.AudioSecond, &p.CharactersPerM, &p.Request,
+			&p.CacheWritePerM); err != nil {
 			return nil, err
 		}
 		var err error
@@ -109,7 +110,7 @@ func (s *Store) BillingRecords(ctx context.Context, f store.BillingFilter) ([]st
 		cond("day < ?", f.To.UTC().Format(time.DateOnly))
 	}
 	q := `SELECT day, tenant_id, user_id, key_id, model, requests, prompt_tokens, completion_tokens,
-		cached_tokens, reasoning_tokens, cost_pico_usd FROM billing_record`
+		cached_tokens, reasoning_tokens, cost_pico_usd, priced, cache_write_tokens FROM billing_record`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
@@ -117,7 +118,7 @@ func (s *Store) BillingRecords(ctx context.Context, f store.BillingFilter) ([]st
 	if limit <= 0 {
 		limit = defaultBillingLimit
 	}
-	q += ` ORDER BY day, tenant_id, user_id, key_id, model LIMIT ? OFFSET ?`
+	q += ` ORDER BY day, tenant_id, user_id, key_id, model, priced DESC LIMIT ? OFFSET ?`
 	rows, err := s.r.QueryContext(ctx, q, append(args, limit, max(f.Offset, 0))...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: billing records: %w", err)
@@ -128,14 +129,18 @@ func (s *Store) BillingRecords(ctx context.Context, f store.BillingFilter) ([]st
 		var d store.DailyUsage
 		var day string
 		var cost int64
+		var priced bool
 		if err := rows.Scan(&day, &d.TenantID, &d.UserID, &d.KeyID, &d.Model, &d.Requests,
-			&d.PromptTokens, &d.CompletionTokens, &d.CachedTokens, &d.ReasoningTokens, &cost); err != nil {
+			&d.PromptTokens, &d.CompletionTokens, &d.CachedTokens, &d.ReasoningTokens, &cost,
+			&priced, &d.CacheWriteTokens); err != nil {
 			return nil, fmt.Errorf("sqlite: billing records: %w", err)
 		}
 		if d.Day, err = time.Parse(time.DateOnly, day); err != nil {
 			return nil, fmt.Errorf("sqlite: billing records: day %q: %w", day, err)
 		}
-		d.CostPicoUSD = big.NewInt(cost)
+		if priced {
+			d.CostPicoUSD = big.NewInt(cost)
+		}
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -62,6 +63,42 @@ func (s *Store) CreditAccountOf(ctx context.Context, subjectType, subjectID stri
 		return store.CreditAccount{}, fmt.Errorf("sqlite: credit account of %s %q: %w", subjectType, subjectID, err)
 	}
 	return a, nil
+}
+
+// ListCreditAccounts lists accounts; a tenant filter keeps the tenant's account and its users'.
+func (s *Store) ListCreditAccounts(ctx context.Context, f store.CreditAccountFilter) ([]store.CreditAccount, error) {
+	limit, offset := page(f.Limit, f.Offset)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+qualified("a.", accountColumns)+` FROM credit_accounts a
+		LEFT JOIN users u ON a.subject_type = 'user' AND u.id = a.subject_id
+		WHERE (? = '' OR a.subject_type = ?)
+		AND (? = '' OR (a.subject_type = 'tenant' AND a.subject_id = ?) OR (a.subject_type = 'user' AND u.tenant_id = ?))
+		ORDER BY a.subject_type, a.subject_id LIMIT ? OFFSET ?`,
+		f.SubjectType, f.SubjectType, f.TenantID, f.TenantID, f.TenantID, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list credit accounts: %w", err)
+	}
+	defer rows.Close()
+	var out []store.CreditAccount
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list credit accounts: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list credit accounts: %w", err)
+	}
+	return out, nil
+}
+
+// qualified prefixes each column of a comma-separated list with a table alias.
+func qualified(alias, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = alias + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
 }
 
 // AddCredit moves the balance and appends the entry in one transaction. The amount and the new
@@ -135,7 +172,7 @@ func (s *Store) CreditHistory(ctx context.Context, accountID string, since time.
 	return out, nil
 }
 
-func scanAccount(row *sql.Row) (store.CreditAccount, error) {
+func scanAccount(row interface{ Scan(...any) error }) (store.CreditAccount, error) {
 	var a store.CreditAccount
 	var created, updated int64
 	if err := row.Scan(&a.ID, &a.SubjectType, &a.SubjectID, scanMoney(&a.BalancePicoUSD),

@@ -27,10 +27,10 @@ func (s *Store) CreateKey(ctx context.Context, k store.APIKey, secretHash string
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO api_keys (id, name, prefix, user_id, tenant_id, models,
-				metadata, expires_at, revoked_at, created_at, updated_at)
-			VALUES (?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?, ?, ?, ?)`,
+				metadata, expires_at, revoked_at, created_at, updated_at, response_cache)
+			VALUES (?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?, ?, ?, ?, ?)`,
 			k.ID, k.Name, k.Prefix, k.UserID, tenant, models, meta, nullMicros(k.ExpiresAt),
-			nullMicros(k.RevokedAt), created, nullMicros(k.UpdatedAt))
+			nullMicros(k.RevokedAt), created, nullMicros(k.UpdatedAt), k.ResponseCache)
 		if err != nil {
 			return mapErr(err)
 		}
@@ -76,7 +76,8 @@ func keyTenant(ctx context.Context, tx *sql.Tx, userID, tenantID string) (string
 
 // keyColumns read a key with its tenant's allowlist: the FROM clause joins tenants t.
 const keyColumns = `k.id, k.name, k.prefix, COALESCE(k.user_id, ''), k.tenant_id, k.models,
-	k.expires_at, k.revoked_at, k.metadata, k.created_at, k.updated_at, t.models`
+	k.expires_at, k.revoked_at, k.metadata, k.created_at, k.updated_at, t.models, k.response_cache,
+	t.response_cache`
 
 // KeyBySecret looks the key up in one query, through primary keys only: the secret's, the key's
 // and its tenant's.
@@ -160,9 +161,9 @@ func (s *Store) UpdateKey(ctx context.Context, k store.APIKey) error {
 		return fmt.Errorf("sqlite: update key: %w", err)
 	}
 	res, err := s.w.ExecContext(ctx, `UPDATE api_keys
-		SET name = ?, models = ?, expires_at = ?, metadata = ?, updated_at = ?
+		SET name = ?, models = ?, expires_at = ?, metadata = ?, updated_at = ?, response_cache = ?
 		WHERE id = ? AND revoked_at IS NULL`,
-		k.Name, models, nullMicros(k.ExpiresAt), meta, micros(orNowPtr(k.UpdatedAt)), k.ID)
+		k.Name, models, nullMicros(k.ExpiresAt), meta, micros(orNowPtr(k.UpdatedAt)), k.ResponseCache, k.ID)
 	if err := oneRow(res, err); err != nil {
 		return fmt.Errorf("sqlite: update key %q: %w", k.ID, err)
 	}
@@ -205,7 +206,7 @@ func scanKey(row scanner) (store.APIKey, error) {
 	var expires, revoked, updated sql.NullInt64
 	var created int64
 	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &k.UserID, &k.TenantID, &models,
-		&expires, &revoked, &meta, &created, &updated, &tenantModels); err != nil {
+		&expires, &revoked, &meta, &created, &updated, &tenantModels, &k.ResponseCache, &k.TenantResponseCache); err != nil {
 		return store.APIKey{}, err
 	}
 	var err error

@@ -49,10 +49,15 @@ type usageBatch struct {
 	charge   *sql.Stmt
 }
 
-type rollupKey struct{ day, tenant, user, key, model string }
+// rollupKey names a billing_record row: records with a cost and records without one (unpriced)
+// sum into separate rows of the same group.
+type rollupKey struct {
+	day, tenant, user, key, model string
+	priced                        bool
+}
 
 type rollupSum struct {
-	requests, prompt, completion, cached, reasoning, cost int64
+	requests, prompt, completion, cached, reasoning, cacheWrite, cost int64
 }
 
 type subject struct{ typ, id string }
@@ -79,7 +84,7 @@ func (b *usageBatch) add(ctx context.Context, r *store.UsageRecord) error {
 
 // rollup adds a record to the sums of its (day, tenant, user, key, model) group.
 func (b *usageBatch) rollup(r *store.UsageRecord) error {
-	k := rollupKey{b.day(r.StartedAt), r.TenantID, r.UserID, r.KeyID, r.Model}
+	k := rollupKey{b.day(r.StartedAt), r.TenantID, r.UserID, r.KeyID, r.Model, r.CostPicoUSD != nil}
 	sum := b.rollups[k]
 	if sum == nil {
 		sum = &rollupSum{}
@@ -91,7 +96,8 @@ func (b *usageBatch) rollup(r *store.UsageRecord) error {
 		sum *int64
 		n   int64
 	}{{&sum.prompt, r.PromptTokens}, {&sum.completion, r.CompletionTokens},
-		{&sum.cached, r.CachedTokens}, {&sum.reasoning, r.ReasoningTokens}} {
+		{&sum.cached, r.CachedTokens}, {&sum.reasoning, r.ReasoningTokens},
+		{&sum.cacheWrite, r.CacheWriteTokens}} {
 		var ok bool
 		*t.sum, ok = addInt64(*t.sum, t.n)
 		tokensOK = tokensOK && ok
@@ -199,12 +205,13 @@ func (b *usageBatch) flush(ctx context.Context) error {
 		}
 		slices.SortFunc(keys, func(x, y rollupKey) int {
 			return cmp.Or(cmp.Compare(x.day, y.day), cmp.Compare(x.tenant, y.tenant),
-				cmp.Compare(x.user, y.user), cmp.Compare(x.key, y.key), cmp.Compare(x.model, y.model))
+				cmp.Compare(x.user, y.user), cmp.Compare(x.key, y.key), cmp.Compare(x.model, y.model),
+				cmp.Compare(b2i(y.priced), b2i(x.priced)))
 		})
 		for _, k := range keys {
 			v := b.rollups[k]
-			if _, err := stmt.ExecContext(ctx, k.day, k.tenant, k.user, k.key, k.model, v.requests,
-				v.prompt, v.completion, v.cached, v.reasoning, v.cost); err != nil {
+			if _, err := stmt.ExecContext(ctx, k.day, k.tenant, k.user, k.key, k.model, b2i(k.priced),
+				v.requests, v.prompt, v.completion, v.cached, v.reasoning, v.cost, v.cacheWrite); err != nil {
 				return fmt.Errorf("rollup of %v: %w", k, moneyErr(err))
 			}
 		}
@@ -232,17 +239,19 @@ func (b *usageBatch) close() {
 
 // upsertRollupSQL adds one group's sums to its billing_record row. A sum that overflows int64
 // becomes a REAL in SQLite, which the STRICT integer column refuses (see moneyErr): the write
-// fails, it never wraps or rounds.
-const upsertRollupSQL = `INSERT INTO billing_record (day, tenant_id, user_id, key_id, model,
-	requests, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_pico_usd)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (day, tenant_id, user_id, key_id, model) DO UPDATE SET
+// fails, it never wraps or rounds. An unpriced row's cost stays 0 and is read as none.
+const upsertRollupSQL = `INSERT INTO billing_record (day, tenant_id, user_id, key_id, model, priced,
+	requests, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_pico_usd,
+	cache_write_tokens)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (day, tenant_id, user_id, key_id, model, priced) DO UPDATE SET
 		requests = requests + excluded.requests,
 		prompt_tokens = prompt_tokens + excluded.prompt_tokens,
 		completion_tokens = completion_tokens + excluded.completion_tokens,
 		cached_tokens = cached_tokens + excluded.cached_tokens,
 		reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
-		cost_pico_usd = cost_pico_usd + excluded.cost_pico_usd`
+		cost_pico_usd = cost_pico_usd + excluded.cost_pico_usd,
+		cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens`
 
 // moveBalance adds delta to an account's balance, exactly or not at all (an overflow fails as a
 // rollup's does); for charges (delta ≤ 0) it also raises the running total of charges by −delta.
@@ -281,6 +290,14 @@ func moneyErr(err error) error {
 		return fmt.Errorf("%w: %w", errMoneyRange, err)
 	}
 	return err
+}
+
+// b2i is SQLite's integer for a boolean.
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // addInt64 returns a+b and whether it did not overflow.

@@ -35,6 +35,15 @@ func (s *Store) ConsoleSession(ctx context.Context, idHash string, now time.Time
 	return cs, nil
 }
 
+// ExtendConsoleSession moves a session's expiry later.
+func (s *Store) ExtendConsoleSession(ctx context.Context, idHash string, expiresAt time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE console_sessions SET expires_at = MAX(expires_at, ?) WHERE id_hash = ?`, micros(expiresAt), idHash)
+	if err := oneRow(res, err); err != nil {
+		return fmt.Errorf("sqlite: extend console session: %w", err)
+	}
+	return nil
+}
+
 // DeleteConsoleSession removes a session.
 func (s *Store) DeleteConsoleSession(ctx context.Context, idHash string) error {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM console_sessions WHERE id_hash = ?`, idHash)

@@ -21,16 +21,16 @@ func (s *Store) CreateTenant(ctx context.Context, t store.Tenant) error {
 		return fmt.Errorf("sqlite: create tenant: %w", err)
 	}
 	_, err = s.w.ExecContext(ctx, `INSERT INTO tenants
-		(id, name, models, metadata, created_at, updated_at, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		(id, name, models, metadata, created_at, updated_at, deleted_at, response_cache) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.ID, t.Name, models, meta, micros(orNow(t.CreatedAt)), nullMicros(t.UpdatedAt),
-		nullMicros(t.DeletedAt))
+		nullMicros(t.DeletedAt), t.ResponseCache)
 	if err != nil {
 		return fmt.Errorf("sqlite: create tenant: %w", mapErr(err))
 	}
 	return nil
 }
 
-const tenantColumns = `id, name, models, metadata, created_at, updated_at, deleted_at`
+const tenantColumns = `id, name, models, metadata, created_at, updated_at, deleted_at, response_cache`
 
 // GetTenant returns the tenant, soft-deleted or not, or ErrNotFound.
 func (s *Store) GetTenant(ctx context.Context, id string) (store.Tenant, error) {
@@ -71,9 +71,9 @@ func (s *Store) UpdateTenant(ctx context.Context, t store.Tenant) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: update tenant: %w", err)
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE tenants SET name = ?, models = ?, metadata = ?, updated_at = ?
-		WHERE id = ? AND deleted_at IS NULL`,
-		t.Name, models, meta, micros(orNowPtr(t.UpdatedAt)), t.ID)
+	res, err := s.w.ExecContext(ctx, `UPDATE tenants SET name = ?, models = ?, metadata = ?, updated_at = ?,
+		response_cache = ? WHERE id = ? AND deleted_at IS NULL`,
+		t.Name, models, meta, micros(orNowPtr(t.UpdatedAt)), t.ResponseCache, t.ID)
 	if err := oneRow(res, err); err != nil {
 		return fmt.Errorf("sqlite: update tenant %q: %w", t.ID, err)
 	}
@@ -221,7 +221,7 @@ func scanTenant(row scanner) (store.Tenant, error) {
 	var meta string
 	var created int64
 	var updated, deleted sql.NullInt64
-	if err := row.Scan(&t.ID, &t.Name, &models, &meta, &created, &updated, &deleted); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &models, &meta, &created, &updated, &deleted, &t.ResponseCache); err != nil {
 		return store.Tenant{}, err
 	}
 	var err error

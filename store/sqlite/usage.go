@@ -12,9 +12,10 @@ import (
 const usageColumns = `request_id, client_request_id, trace_id, key_id, user_id, tenant_id, session_id,
 	model, upstream_model, provider, deployment, endpoint, stream, status, error_type,
 	prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, usage_source,
-	cost_pico_usd, price_version, latency_ms, ttft_ms, started_at, ended_at, units, unit`
+	cost_pico_usd, price_version, latency_ms, ttft_ms, started_at, ended_at, units, unit,
+	served_model, replay_of, experiment, variant, cache_write_tokens`
 
-const usageColumnCount = 28
+const usageColumnCount = 33
 
 // InsertUsage writes the batch in one transaction, one prepared single-row INSERT per record
 // that skips records whose (request_id, started_at) exists, and returns how many rows were new.
@@ -69,8 +70,9 @@ func (s *Store) InsertUsage(ctx context.Context, recs []store.UsageRecord) (int,
 }
 
 // insertUsageSQL inserts one record, skipping it when it exists.
-const insertUsageSQL = "INSERT INTO usage_records (" + usageColumns + ") VALUES " +
-	"(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (request_id, started_at) DO NOTHING"
+// One placeholder per column: counted from usageColumnCount, so a new column needs no edit here.
+var insertUsageSQL = "INSERT INTO usage_records (" + usageColumns + ") VALUES (" +
+	strings.Repeat("?,", usageColumnCount-1) + "?) ON CONFLICT (request_id, started_at) DO NOTHING"
 
 func appendUsageArgs(args []any, r *store.UsageRecord) []any {
 	var cost sql.NullInt64
@@ -81,7 +83,8 @@ func appendUsageArgs(args []any, r *store.UsageRecord) []any {
 		r.RequestID, r.ClientRequestID, r.TraceID, r.KeyID, r.UserID, r.TenantID, r.SessionID,
 		r.Model, r.UpstreamModel, r.Provider, r.Deployment, r.Endpoint, r.Stream, r.Status, r.ErrorType,
 		r.PromptTokens, r.CompletionTokens, r.CachedTokens, r.ReasoningTokens, r.UsageSource,
-		cost, r.PriceVersion, r.LatencyMS, r.TTFTMS, micros(r.StartedAt), micros(r.EndedAt), r.Units, r.Unit)
+		cost, r.PriceVersion, r.LatencyMS, r.TTFTMS, micros(r.StartedAt), micros(r.EndedAt), r.Units, r.Unit,
+		r.ServedModel, r.ReplayOf, r.Experiment, r.Variant, r.CacheWriteTokens)
 }
 
 // ListUsage returns records newest first; every filter value is a bound parameter.
@@ -143,7 +146,8 @@ func (s *Store) ListUsage(ctx context.Context, f store.UsageFilter) ([]store.Usa
 			&r.TenantID, &r.SessionID, &r.Model, &r.UpstreamModel, &r.Provider, &r.Deployment,
 			&r.Endpoint, &r.Stream, &r.Status, &r.ErrorType, &r.PromptTokens, &r.CompletionTokens,
 			&r.CachedTokens, &r.ReasoningTokens, &r.UsageSource, &cost, &r.PriceVersion,
-			&r.LatencyMS, &r.TTFTMS, &started, &ended, &r.Units, &r.Unit); err != nil {
+			&r.LatencyMS, &r.TTFTMS, &started, &ended, &r.Units, &r.Unit, &r.ServedModel, &r.ReplayOf,
+			&r.Experiment, &r.Variant, &r.CacheWriteTokens); err != nil {
 			return nil, fmt.Errorf("sqlite: list usage: %w", err)
 		}
 		if cost.Valid {

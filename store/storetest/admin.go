@@ -598,3 +598,37 @@ func assertUser(t *testing.T, got, want store.User) {
 		t.Errorf("user = %+v\nwant   %+v", got, want)
 	}
 }
+
+// testResponseCacheFlags: the response cache opt-in of a tenant and of a key round-trips, and a
+// key read for authentication carries both.
+func testResponseCacheFlags(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if err := s.CreateTenant(c, store.Tenant{ID: "acme", Name: "Acme", ResponseCache: true, CreatedAt: mins(0)}); err != nil {
+		t.Fatal(err)
+	}
+	mustCreateKey(t, s, store.APIKey{ID: "k1", Name: "k1", Prefix: "p", TenantID: "acme"}, "h1")
+	if k, err := s.KeyBySecret(c, "h1", mins(1)); err != nil || k.ResponseCache || !k.TenantResponseCache {
+		t.Fatalf("KeyBySecret: key %v tenant %v (%v); want false, true", k.ResponseCache, k.TenantResponseCache, err)
+	}
+	if !getTenant(t, s, "acme").ResponseCache {
+		t.Error("GetTenant lost response_cache")
+	}
+	if err := s.UpdateTenant(c, store.Tenant{ID: "acme", Name: "Acme"}); err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.GetKey(c, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.ResponseCache = true
+	if err := s.UpdateKey(c, k); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := s.KeyBySecret(c, "h1", mins(2)); err != nil || !k.ResponseCache || k.TenantResponseCache {
+		t.Fatalf("after updates: key %v tenant %v (%v); want true, false", k.ResponseCache, k.TenantResponseCache, err)
+	}
+	mustCreateKey(t, s, store.APIKey{ID: "k2", Name: "k2", Prefix: "q", TenantID: "acme", ResponseCache: true}, "h2")
+	if k, _ := s.GetKey(c, "k2"); !k.ResponseCache {
+		t.Error("CreateKey lost response_cache")
+	}
+}

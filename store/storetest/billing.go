@@ -24,6 +24,7 @@ type rec struct {
 	charge             bool
 	prompt, completion int64
 	cached, reasoning  int64
+	cacheWrite         int64
 	// unrouted marks a request that reached no model (no deployment was tried): it stays in the
 	// usage records but counts in no rollup.
 	unrouted bool
@@ -35,7 +36,7 @@ func (r rec) toRecord() store.UsageRecord {
 		UpstreamModel: r.model, Provider: "up", Deployment: "up/" + r.model,
 		Endpoint: "chat/completions", Status: 200, UsageSource: "provider",
 		PromptTokens: r.prompt, CompletionTokens: r.completion, CachedTokens: r.cached,
-		ReasoningTokens: r.reasoning, CostPicoUSD: r.cost, Charge: r.charge,
+		ReasoningTokens: r.reasoning, CacheWriteTokens: r.cacheWrite, CostPicoUSD: r.cost, Charge: r.charge,
 		StartedAt: r.at, EndedAt: r.at.Add(time.Second),
 	}
 	if r.unrouted {
@@ -88,7 +89,7 @@ func billingMix(prefix string, n int) []store.UsageRecord {
 			tenant: []string{store.DefaultTenant, "acme"}[i%2], user: []string{"u1", "u2", "u3"}[i%3],
 			key: []string{"k1", "k2"}[i%2], model: []string{"gpt-4o", "claude", "gemini"}[i/2%3],
 			prompt: int64(100 + i), completion: int64(2 * i), cached: int64(i % 7), reasoning: int64(i % 5),
-			charge: i%5 != 4,
+			cacheWrite: int64(i % 3), charge: i%5 != 4,
 		}
 		if i%4 != 3 {
 			r.cost = ptr(int64(1_000_003 * (i + 1)))
@@ -99,12 +100,14 @@ func billingMix(prefix string, n int) []store.UsageRecord {
 }
 
 // wantRollups computes the billing_record rows of a set of records: duplicates (same request id
-// and start, to the microsecond) count once, records that reached no model not at all, days are
-// UTC, ordered as BillingRecords orders.
+// and start, to the microsecond) count once, records that reached no model not at all, records
+// without a cost in a row of their own with no cost, days are UTC, ordered as BillingRecords
+// orders.
 func wantRollups(recs []store.UsageRecord) []store.DailyUsage {
 	type key struct {
 		day                       time.Time
 		tenant, user, apiKey, mdl string
+		priced                    bool
 	}
 	seen := map[string]bool{}
 	sums := map[key]*store.DailyUsage{}
@@ -118,11 +121,13 @@ func wantRollups(recs []store.UsageRecord) []store.DailyUsage {
 			continue
 		}
 		y, m, d := r.StartedAt.UTC().Date()
-		k := key{time.Date(y, m, d, 0, 0, 0, 0, time.UTC), r.TenantID, r.UserID, r.KeyID, r.Model}
+		k := key{time.Date(y, m, d, 0, 0, 0, 0, time.UTC), r.TenantID, r.UserID, r.KeyID, r.Model, r.CostPicoUSD != nil}
 		u := sums[k]
 		if u == nil {
-			u = &store.DailyUsage{Day: k.day, TenantID: k.tenant, UserID: k.user, KeyID: k.apiKey,
-				Model: k.mdl, CostPicoUSD: new(big.Int)}
+			u = &store.DailyUsage{Day: k.day, TenantID: k.tenant, UserID: k.user, KeyID: k.apiKey, Model: k.mdl}
+			if k.priced {
+				u.CostPicoUSD = new(big.Int)
+			}
 			sums[k] = u
 		}
 		u.Requests++
@@ -130,6 +135,7 @@ func wantRollups(recs []store.UsageRecord) []store.DailyUsage {
 		u.CompletionTokens += r.CompletionTokens
 		u.CachedTokens += r.CachedTokens
 		u.ReasoningTokens += r.ReasoningTokens
+		u.CacheWriteTokens += r.CacheWriteTokens
 		if r.CostPicoUSD != nil {
 			u.CostPicoUSD.Add(u.CostPicoUSD, big.NewInt(*r.CostPicoUSD))
 		}
@@ -145,15 +151,23 @@ func wantRollups(recs []store.UsageRecord) []store.DailyUsage {
 func compareRollups(a, b store.DailyUsage) int {
 	return cmp.Or(a.Day.Compare(b.Day), strings.Compare(a.TenantID, b.TenantID),
 		strings.Compare(a.UserID, b.UserID), strings.Compare(a.KeyID, b.KeyID),
-		strings.Compare(a.Model, b.Model))
+		strings.Compare(a.Model, b.Model), -cmp.Compare(b2i(a.Priced()), b2i(b.Priced())))
+}
+
+// b2i orders true before false once negated.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func fmtRollups(us []store.DailyUsage) string {
 	var b strings.Builder
 	for _, u := range us {
-		fmt.Fprintf(&b, "\n  %s %q %q %q %q: %d requests, tokens %d/%d/%d/%d, cost %v",
+		fmt.Fprintf(&b, "\n  %s %q %q %q %q: %d requests, tokens %d/%d/%d/%d/%d, cost %v",
 			u.Day.Format(time.DateOnly), u.TenantID, u.UserID, u.KeyID, u.Model, u.Requests,
-			u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.ReasoningTokens, u.CostPicoUSD)
+			u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.ReasoningTokens, u.CacheWriteTokens, u.CostPicoUSD)
 	}
 	return b.String()
 }
@@ -165,8 +179,8 @@ func billing(t *testing.T, s store.Store, f store.BillingFilter) []store.DailyUs
 		t.Fatalf("BillingRecords(%+v): %v", f, err)
 	}
 	for _, u := range us {
-		if u.CostPicoUSD == nil || u.Day.Location() != time.UTC || !u.Day.Equal(u.Day.Truncate(24*time.Hour)) {
-			t.Fatalf("BillingRecords: row %+v: want a cost and a day at midnight UTC", u)
+		if u.Day.Location() != time.UTC || !u.Day.Equal(u.Day.Truncate(24*time.Hour)) {
+			t.Fatalf("BillingRecords: row %+v: want a day at midnight UTC", u)
 		}
 	}
 	return us
@@ -256,6 +270,38 @@ func testBillingOnlyReachedModels(t *testing.T, s store.Store) {
 	}
 	if n := len(listUsage(t, s, store.UsageFilter{TenantID: "acme"})); n != len(recs)+1 {
 		t.Errorf("usage records: %d, want all %d kept", n, len(recs)+1)
+	}
+}
+
+// testBillingUnpriced: records without a cost (an unpriced model, a cost that could not be
+// computed) sum into a rollup row of their own with no cost, beside the priced row of the same
+// group, never into the priced row as $0; Spend counts only the priced rows' cost.
+func testBillingUnpriced(t *testing.T, s store.Store) {
+	base := rec{at: t0, tenant: "acme", user: "u1", key: "k1", model: "gpt-4o"}
+	with := func(id string, cost *int64, prompt, completion, cacheWrite int64) rec {
+		r := base
+		r.id, r.cost, r.prompt, r.completion, r.cacheWrite = id, cost, prompt, completion, cacheWrite
+		return r
+	}
+	recs := records(
+		with("unpriced-1", nil, 10, 20, 3),
+		with("priced-1", ptr(int64(500)), 1, 2, 0),
+		with("unpriced-2", nil, 100, 200, 0),
+	)
+	insert(t, s, recs, len(recs))
+	insert(t, s, records(with("priced-2", ptr(int64(7)), 4, 5, 1)), 1) // a later batch adds to the priced row
+	got := billing(t, s, store.BillingFilter{})
+	day := time.Date(2026, 4, 15, 0, 0, 0, 0, time.UTC)
+	want := []store.DailyUsage{
+		{Day: day, TenantID: "acme", UserID: "u1", KeyID: "k1", Model: "gpt-4o", Requests: 2,
+			PromptTokens: 5, CompletionTokens: 7, CacheWriteTokens: 1, CostPicoUSD: big.NewInt(507)},
+		{Day: day, TenantID: "acme", UserID: "u1", KeyID: "k1", Model: "gpt-4o", Requests: 2,
+			PromptTokens: 110, CompletionTokens: 220, CacheWriteTokens: 3},
+	}
+	assertRollups(t, "priced and unpriced", got, want)
+	month, today, err := s.Spend(ctx(t), store.SpendFilter{SubjectType: "user", SubjectID: "u1", Day: t0})
+	if err != nil || month.Int64() != 507 || today.Int64() != 507 {
+		t.Errorf("Spend: month %v day %v err %v, want 507 pico-USD (the unpriced rows cost nothing known)", month, today, err)
 	}
 }
 

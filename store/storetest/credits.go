@@ -304,8 +304,8 @@ func price(model string, from time.Time, in, out int64, version string) store.Mo
 func fmtPrices(ps []store.ModelPrice) string {
 	var b strings.Builder
 	for _, p := range ps {
-		fmt.Fprintf(&b, "\n  %s %s %d/%d/%d/%d images %v audio %d chars %d request %d from %s", p.Model, p.Version, p.InputPerM,
-			p.OutputPerM, p.CachedInputPerM, p.ReasoningPerM, p.ImagePrices, p.AudioSecond, p.CharactersPerM, p.Request,
+		fmt.Fprintf(&b, "\n  %s %s %d/%d/%d/%d/%d images %v audio %d chars %d request %d from %s", p.Model, p.Version, p.InputPerM,
+			p.OutputPerM, p.CachedInputPerM, p.ReasoningPerM, p.CacheWritePerM, p.ImagePrices, p.AudioSecond, p.CharactersPerM, p.Request,
 			p.EffectiveFrom.UTC().Format(time.RFC3339Nano))
 	}
 	return b.String()
@@ -321,6 +321,7 @@ func testPrices(t *testing.T, s store.Store) {
 	gpt2 := price("gpt-4o", base.Add(30*day).In(t0.Location()), 2_000_000, 8_000_000, "gpt-2")
 	gpt3 := price("gpt-4o", base.Add(60*day+time.Microsecond), 1, 2, "gpt-3")
 	claude := price("claude", base.Add(10*day), 3_000_000, 15_000_000, "claude-1")
+	claude.CacheWritePerM = 3_750_000                                // a cache-write price round-trips
 	gemini := price("gemini", base.Add(90*day), 0, 0, "gemini-free") // free is a price, not no price
 	// Unit prices round-trip beside the token prices (an image model priced per image and per
 	// request; audio and speech prices on another version).

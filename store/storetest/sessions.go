@@ -44,6 +44,19 @@ func testConsoleSessions(t *testing.T, s store.Store) {
 	if _, err := s.ConsoleSession(c, "nope", now); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown: %v, want ErrNotFound", err)
 	}
+	// Extending moves the expiry later, never earlier.
+	if err := s.ExtendConsoleSession(c, b.IDHash, now.Add(4*time.Hour)); err != nil {
+		t.Fatalf("ExtendConsoleSession: %v", err)
+	}
+	if err := s.ExtendConsoleSession(c, b.IDHash, now.Add(time.Hour)); err != nil {
+		t.Fatalf("ExtendConsoleSession earlier: %v", err)
+	}
+	if got, err := s.ConsoleSession(c, b.IDHash, now.Add(3*time.Hour)); err != nil || !got.ExpiresAt.Equal(now.Add(4*time.Hour)) {
+		t.Errorf("after extending: %+v, %v; want expiry %v", got, err, now.Add(4*time.Hour))
+	}
+	if err := s.ExtendConsoleSession(c, "nope", now); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("extending an unknown session: %v, want ErrNotFound", err)
+	}
 	if err := s.DeleteConsoleSession(c, b.IDHash); err != nil {
 		t.Fatalf("DeleteConsoleSession: %v", err)
 	}

@@ -61,6 +61,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"ListUsageFilters", testListUsageFilters},
 		{"ListUsagePaging", testListUsagePaging},
 		{"ListUsageKeyset", testListUsageKeyset},
+		{"UsageStats", testUsageStats},
+		{"ListCreditAccounts", testListCreditAccounts},
 		{"MetacharactersInValues", testMetacharacters},
 		{"QuotaPolicyUpsert", testQuotaPolicyUpsert},
 		{"QuotaPolicyModels", testQuotaPolicyModels},
@@ -73,6 +75,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"QuotaPolicyConcurrentPut", testQuotaPolicyConcurrentPut},
 		{"BillingRollups", testBillingRollups},
 		{"BillingOnlyReachedModels", testBillingOnlyReachedModels},
+		{"BillingUnpriced", testBillingUnpriced},
 		{"BillingReplay", testBillingReplay},
 		{"BillingConcurrentOverlap", testBillingConcurrentOverlap},
 		{"Spend", testSpend},
@@ -90,6 +93,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"ListTenants", testListTenants},
 		{"LikeEscaping", testLikeEscaping},
 		{"UpdateTenant", testUpdateTenant},
+		{"ResponseCacheFlags", testResponseCacheFlags},
 		{"DeleteTenant", testDeleteTenant},
 		{"UserFields", testUserFields},
 		{"ListUsers", testListUsers},
@@ -113,6 +117,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"AlertEvents", testAlertEvents},
 		{"AlertDeliveries", testAlertDeliveries},
 		{"ConsoleSessions", testConsoleSessions},
+		{"Experiments", testExperiments},
+		{"ExperimentResults", testExperimentResults},
 	}
 	t.Run("Migrate", func(t *testing.T) {
 		t.Parallel()

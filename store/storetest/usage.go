@@ -113,8 +113,10 @@ func testUsageRoundTrip(t *testing.T, s store.Store) {
 		Stream: true, Status: 499, ErrorType: "client_closed", PromptTokens: 1 << 40,
 		CompletionTokens: 7, CachedTokens: 3, ReasoningTokens: 2, UsageSource: "partial",
 		CostPicoUSD: ptr(int64(9_000_000_000_000_000_000)), PriceVersion: "2026-04-01",
-		Units: 3, Unit: "image", LatencyMS: 1234, TTFTMS: 56,
+		Units: 3, Unit: "image", LatencyMS: 1234, TTFTMS: 56, ServedModel: "claude-haiku",
+		ReplayOf: "0192f0c1-7a3b-7cde-8f00-000000000000", CacheWriteTokens: 5,
 		StartedAt: t0, EndedAt: t0.Add(1234*time.Millisecond + 999*time.Nanosecond),
+		Experiment: "exp-1", Variant: "treatment",
 	}
 	zeroCost := usageRec(1)
 	zeroCost.CostPicoUSD = ptr(int64(0)) // priced and free is not the same as unpriced

@@ -30,6 +30,31 @@ func AppendCompletionHead(dst []byte, id string, created int64, model string) []
 	return appendObjectTail(dst, id, "chat.completion", created, model)
 }
 
+// AppendMessageChoice appends a chat.completion's one choice, `"choices":[{…}]`, from a
+// translated answer's parts: its text (content is null when textNull: tool calls and no text),
+// its reasoning (left out when empty), its tool calls already rendered and comma-separated (left
+// out when empty), and the finish reason.
+func AppendMessageChoice(dst []byte, text string, textNull bool, reasoning string, calls []byte, finish string) []byte {
+	dst = append(dst, `"choices":[{"index":0,"message":{"role":"assistant","content":`...)
+	if textNull {
+		dst = append(dst, "null"...)
+	} else {
+		dst = jsonappend.String(dst, text)
+	}
+	if reasoning != "" {
+		dst = append(dst, `,"reasoning_content":`...)
+		dst = jsonappend.String(dst, reasoning)
+	}
+	if len(calls) > 0 {
+		dst = append(dst, `,"tool_calls":[`...)
+		dst = append(dst, calls...)
+		dst = append(dst, ']')
+	}
+	dst = append(dst, `,"refusal":null},"logprobs":null,"finish_reason":`...)
+	dst = jsonappend.String(dst, finish)
+	return append(dst, '}', ']')
+}
+
 // AppendChunkHead appends the prefix every chunk event of a stream shares, leaving the object
 // open: `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,`. A stream
 // renders it once and hands it to AppendChunkStart and AppendUsageChunk.
