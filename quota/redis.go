@@ -160,13 +160,27 @@ func (r *Redis) Settle(ctx context.Context, lease *Lease, used Spent) error {
 	if lease == nil || len(lease.Subjects) == 0 {
 		return nil
 	}
-	job := r.settleJob(lease, used)
+	err := r.settle(ctx, r.settleJob(lease, used))
+	if err != nil && ctx.Err() == nil {
+		// A shared send gave up under its own bound (meant for settlements whose callers
+		// stopped waiting) while this caller still waits: it sends its settlement again, on its
+		// own and under its own context. Settling twice is a no-op, so this is safe whether or
+		// not the first send landed.
+		again := r.settleJob(lease, used)
+		r.sendSettles(ctx, []*settleJob{again})
+		err = <-again.result
+	}
+	return wrapSettle(err)
+}
+
+// settle hands job to a carrier or a sender and waits for its outcome or the end of ctx.
+func (r *Redis) settle(ctx context.Context, job *settleJob) error {
 	if linger := r.settles.enqueue(job, time.Now()); linger > 0 {
 		t := time.NewTimer(linger)
 		select {
 		case err := <-job.result:
 			t.Stop()
-			return wrapSettle(err)
+			return err
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
@@ -178,19 +192,22 @@ func (r *Redis) Settle(ctx context.Context, lease *Lease, used Spent) error {
 	// its settlement is sent.
 	if jobs := r.settles.startSend(job.tenant); len(jobs) > 0 {
 		go func() {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleSendTimeout)
-			defer cancel()
 			for len(jobs) > 0 {
+				// Each send has a bound of its own: a sender kept busy by a steady stream of
+				// settlements may run for long, and a bound shared by all its sends would fail
+				// every send after the first second.
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleSendTimeout)
 				r.sendSettles(sctx, jobs)
+				cancel()
 				jobs = r.settles.nextSend(job.tenant)
 			}
 		}()
 	}
 	select {
 	case err := <-job.result:
-		return wrapSettle(err)
+		return err
 	case <-ctx.Done():
-		return wrapSettle(ctx.Err())
+		return ctx.Err()
 	}
 }
 

@@ -422,3 +422,39 @@ func commandCalls(t *testing.T, c *redis.Client, name string) int64 {
 	}
 	return 0
 }
+
+// TestRedisSettleOutlastsAStalledServer: a settlement whose caller is still waiting is not given
+// up after the send's own bound: a Redis that stalls longer (a slow script, a loaded machine)
+// still gets it, as a caller without a deadline expects.
+func TestRedisSettleOutlastsAStalledServer(t *testing.T) {
+	t.Parallel()
+	own, stop := testsvc.Redis() // its own server: the stall must not slow other tests
+	t.Cleanup(stop)
+	c := redis.NewClient(&redis.Options{Addr: own.Addr(t), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	l := quota.NewRedis(c, quota.LimiterOptions{})
+	s := quota.Subject{Kind: quota.KindKey, ID: "stalled", Tenant: quotatest.Tenant(t), Limits: quota.Limits{Concurrent: 1}}
+	ctx := context.Background()
+	res, err := l.Admit(ctx, quota.Request{ID: "a", Subjects: []quota.Subject{s}, Tokens: 1})
+	if err != nil || !res.Allowed {
+		t.Fatalf("admit: %+v, %v", res, err)
+	}
+	// A script that keeps the server busy for 1.5 s: every other command waits for it.
+	staller := redis.NewClient(&redis.Options{Addr: own.Addr(t)})
+	t.Cleanup(func() { staller.Close() })
+	stalled := make(chan error, 1)
+	go func() {
+		stalled <- staller.Eval(ctx, `local s = redis.call('TIME'); local a = s[1] * 1000000 + s[2]
+while true do local n = redis.call('TIME'); if n[1] * 1000000 + n[2] - a > 1500000 then return 1 end end`, nil).Err()
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := l.Settle(ctx, res.Lease, quota.Spent{Tokens: 1}); err != nil {
+		t.Errorf("Settle during a 1.5 s stall: %v", err)
+	}
+	if err := <-stalled; err != nil {
+		t.Fatalf("stall: %v", err)
+	}
+	if u := usage(t, l, s); u.Concurrent != 0 {
+		t.Errorf("%d leases still held after the settlement returned", u.Concurrent)
+	}
+}
