@@ -26,11 +26,14 @@ var (
 	renewLua string
 	//go:embed usage.lua
 	usageLua string
+	//go:embed lease.lua
+	leaseLua string
 
 	admitScript  = redis.NewScript(bucketsLua + settleFnLua + admitLua)
 	settleScript = redis.NewScript(bucketsLua + settleFnLua + settleLua)
 	renewScript  = redis.NewScript(renewLua)
 	usageScript  = redis.NewScript(bucketsLua + usageLua)
+	leaseScript  = redis.NewScript(bucketsLua + leaseLua)
 )
 
 // Redis is the Limiter shared by every replica: one Lua script per admission (one round trip,
@@ -45,14 +48,24 @@ var (
 //	{t:<tenant>}:q:<kind>:<id>[@<model>][#<endpoint>]:t   HASH  token buckets per second, running sum, day
 //	{t:<tenant>}:q:<kind>:<id>[@<model>][#<endpoint>]:m   HASH  money: spend today and this month, credit
 //	                                               charges (subjects with Money only)
+//	{t:<tenant>}:q:<kind>:<id>[@<model>][#<endpoint>]:rl  ZSET  lease log: lease id:count → stamp ms
+//	                                               (permit leases only, see buckets.lua)
+//	{t:<tenant>}:q:~replicas                       ZSET  replicas taking leases → last lease ms
 //
 // Every key has an expiry, refreshed by the first admission of each second (admit.lua), so the
 // keys of an idle subject vanish on their own. Ids are percent-escaped (escapeKeyPart).
+//
+// With permit leases (LimiterOptions.PermitLeases), an admission of a busy set of subjects may
+// take a batch of permits that this limiter spends locally for a short while (see
+// PermitLeaseOptions and admit.lua): a request admitted from one costs no round trip, and its
+// settlement none either while the lease runs; the lease is given back (lease.lua) when it is
+// spent or expires.
 type Redis struct {
 	c        redis.UniversalClient
 	window   int64 // ms, a whole number of seconds
 	leaseTTL int64 // ms
 	settles  settleQueues
+	permits  *permitLeases // nil: no permit leases
 }
 
 var (
@@ -65,7 +78,11 @@ var (
 // does: in the gateway, wrap it in Resilient for a deadline and a fallback. opts.Now is ignored.
 func NewRedis(c redis.UniversalClient, opts LimiterOptions) *Redis {
 	opts = opts.withDefaults()
-	return &Redis{c: c, window: opts.Window.Milliseconds(), leaseTTL: opts.LeaseTTL.Milliseconds()}
+	r := &Redis{c: c, window: opts.Window.Milliseconds(), leaseTTL: opts.LeaseTTL.Milliseconds()}
+	if opts.PermitLeases.Enabled {
+		r.permits = newPermitLeases(opts.PermitLeases)
+	}
+	return r
 }
 
 // Admit implements Limiter in one round trip (admit.lua), which also carries the settlements
@@ -77,11 +94,69 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	if len(req.Subjects) == 0 {
 		return Result{Allowed: true, Lease: &Lease{ID: req.ID, Reserved: req.Tokens}}, nil
 	}
+	want, leaseID, shape := 1, "", ""
+	sent := time.Now()
+	if r.permits != nil && leasable(req) {
+		shape = shapeKey(req.Subjects)
+		lease, res, w, back := r.permits.take(shape, req, sent, true)
+		r.giveBackAsync(back)
+		if lease != nil {
+			return res, nil
+		}
+		if want = w; want > 1 {
+			leaseID = "~" + randomID(8)
+		}
+	}
+	res, now, k, err := r.admit(ctx, req, want, leaseID)
+	if want > 1 {
+		if l := r.permits.granted(shape, leaseID, req, k, &res, now, sent); l != nil {
+			r.settles.unadmitted(req.Subjects[0].Tenant) // its settlement stays here
+			time.AfterFunc(r.permits.opts.Duration, func() { r.giveBackLater(l) })
+		}
+	} else if err == nil && !res.Allowed && shape != "" {
+		// Refused while this replica may hold permits of the shape (a lease taken, or being
+		// taken, by a concurrent admission): they are spent before a request is refused.
+		if wait := r.permits.granting(shape); wait != nil {
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return res, nil
+			}
+		}
+		lease, lres, _, back := r.permits.take(shape, req, time.Now(), false)
+		r.giveBackAsync(back)
+		if lease != nil {
+			return lres, nil
+		}
+	}
+	return res, err
+}
+
+// giveBackAsync gives back an ended lease (nil: none) in the background.
+func (r *Redis) giveBackAsync(back *giveBack) {
+	if back == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), giveBackTimeout)
+		defer cancel()
+		r.giveBack(ctx, *back)
+	}()
+}
+
+// admit runs admit.lua for req, asking for want permits (a lease named leaseID when more than
+// one), and returns the result, Redis's clock and the permits granted.
+func (r *Redis) admit(ctx context.Context, req Request, want int, leaseID string) (Result, int64, int, error) {
 	tenant := req.Subjects[0].Tenant
 	carried := r.settles.admitted(tenant, time.Now())
 	keys := make([]string, 0, 4*len(req.Subjects)+3*len(carried))
-	args := make([]any, 0, 8+13*len(req.Subjects)+7*len(carried))
+	args := make([]any, 0, 12+13*len(req.Subjects)+7*len(carried))
 	args = append(args, req.ID, req.Tokens, r.window, r.leaseTTL, leaseTombstone.Milliseconds(), min(req.Cost, MaxMoney), len(req.Subjects))
+	leaseMs, replica := int64(0), ""
+	if r.permits != nil {
+		leaseMs, replica = r.permits.opts.Duration.Milliseconds(), r.permits.replica
+	}
+	args = append(args, want, leaseID, replica, leaseMs)
 	for _, s := range req.Subjects {
 		k := subjectKey(s)
 		keys = append(keys, k+":r", k+":c", k+":t", k+":m")
@@ -94,8 +169,8 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 		args = append(args, j.args...)
 	}
 	v, err := admitScript.Run(ctx, r.c, keys, args...).Int64Slice()
-	if err == nil && len(v) != 10+len(carried) {
-		err = fmt.Errorf("%d values in reply, want %d", len(v), 10+len(carried))
+	if err == nil && len(v) != 12+len(carried) {
+		err = fmt.Errorf("%d values in reply, want %d", len(v), 12+len(carried))
 	}
 	if err != nil && len(carried) > 0 {
 		// The call may or may not have applied the carried settlements: they are sent again on
@@ -111,7 +186,7 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	}
 	if err != nil {
 		r.settles.unadmitted(tenant)
-		return Result{}, fmt.Errorf("quota: redis admit: %w", err)
+		return Result{}, 0, 0, fmt.Errorf("quota: redis admit: %w", err)
 	}
 	res := Result{
 		Allowed:  v[0] == 0,
@@ -120,11 +195,11 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	}
 	if res.Allowed {
 		res.Lease = &Lease{ID: req.ID, Subjects: req.Subjects, Reserved: req.Tokens, ReservedCost: min(req.Cost, MaxMoney), AdmittedAt: v[3]}
-		return res, nil
+		return res, v[3], int(v[10]), nil
 	}
 	r.settles.unadmitted(tenant)
 	if v[0] > int64(len(req.Subjects)) || v[1] < 1 || v[1] > int64(len(dimensions)) {
-		return Result{}, fmt.Errorf("quota: redis admit: refusal %d/%d out of range", v[0], v[1])
+		return Result{}, 0, 0, fmt.Errorf("quota: redis admit: refusal %d/%d out of range", v[0], v[1])
 	}
 	res.Subject = req.Subjects[v[0]-1].Key()
 	res.Dimension = dimensions[v[1]-1]
@@ -132,7 +207,7 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	if v[1] > 4 {
 		res.RetryAfter = moneyRetry(res.Dimension, v[3])
 	}
-	return res, nil
+	return res, v[3], 0, nil
 }
 
 // appendMoney appends a subject's nine money arguments of admit.lua, each capped at MaxMoney.
@@ -159,6 +234,19 @@ func appendMoney(args []any, m *Money) []any {
 func (r *Redis) Settle(ctx context.Context, lease *Lease, used Spent) error {
 	if lease == nil || len(lease.Subjects) == 0 {
 		return nil
+	}
+	if lease.permit != nil {
+		// Admitted from a permit lease: settled there while it runs; after, the request's slot
+		// is settled in Redis once the lease has been given back.
+		wait := r.permits.settleLocal(lease, used)
+		if wait == nil {
+			return nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return wrapSettle(ctx.Err())
+		}
 	}
 	err := r.settle(ctx, r.settleJob(lease, used))
 	if err != nil && ctx.Err() == nil {
@@ -259,11 +347,15 @@ func (r *Redis) settleJob(lease *Lease, used Spent) *settleJob {
 			kinds[i] = '1'
 		}
 	}
+	admitted := lease.AdmittedAt
+	if lease.permit != nil {
+		admitted = r.permits.admittedAt(lease.permit)
+	}
 	diff := max(used.Tokens, 0) - lease.Reserved
 	costDiff := min(max(used.Cost, 0), MaxMoney) - lease.ReservedCost
 	chargeDiff := min(max(used.Charge, 0), MaxMoney) - lease.ReservedCost
 	return &settleJob{tenant: lease.Subjects[0].Tenant, keys: keys,
-		args:   []any{len(lease.Subjects), lease.ID, diff, lease.AdmittedAt, costDiff, chargeDiff, string(kinds)},
+		args:   []any{len(lease.Subjects), lease.ID, diff, admitted, costDiff, chargeDiff, string(kinds)},
 		result: make(chan error, 1)}
 }
 
@@ -512,6 +604,13 @@ func hasNoScript(cmds []*redis.Cmd) bool {
 // Usage implements UsageReader (usage.lua: read only, Redis TIME as the clock). The settlements
 // of the tenant this limiter still holds are sent first, so a caller sees what it settled.
 func (r *Redis) Usage(ctx context.Context, s Subject) (Usage, error) {
+	if r.permits != nil {
+		// Leases count whole while they run: they are given back first, so a caller sees the
+		// requests that were admitted and the slots that are held.
+		for _, g := range r.permits.tenantLeases(s.Tenant) {
+			r.giveBack(ctx, g)
+		}
+	}
 	if jobs := r.settles.take(s.Tenant, 0); len(jobs) > 0 {
 		r.sendSettles(ctx, jobs)
 	}
@@ -530,7 +629,7 @@ func (r *Redis) Usage(ctx context.Context, s Subject) (Usage, error) {
 // has no money hash).
 func (r *Redis) ClearSession(ctx context.Context, tenant, sessionID string) error {
 	k := subjectKey(Subject{Kind: KindSession, ID: sessionID, Tenant: tenant})
-	if err := r.c.Del(ctx, k+":r", k+":c", k+":t").Err(); err != nil {
+	if err := r.c.Del(ctx, k+":r", k+":c", k+":t", k+":rl").Err(); err != nil {
 		return fmt.Errorf("quota: redis clear session: %w", err)
 	}
 	return nil

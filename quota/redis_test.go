@@ -458,3 +458,105 @@ while true do local n = redis.call('TIME'); if n[1] * 1000000 + n[2] - a > 15000
 		t.Errorf("%d leases still held after the settlement returned", u.Concurrent)
 	}
 }
+
+// leaseOpts turns permit leases on.
+func leaseOpts(o quota.LimiterOptions) quota.LimiterOptions {
+	o.PermitLeases = quota.PermitLeaseOptions{Enabled: true, Duration: 200 * time.Millisecond}
+	return o
+}
+
+// TestRedisPermitLeaseConformance: with permit leases on, Redis keeps the whole contract, on a
+// single node and on a Cluster: a lease is taken only where no limit is near, and Usage gives
+// back the tenant's leases first.
+func TestRedisPermitLeaseConformance(t *testing.T) {
+	t.Parallel()
+	for name, client := range map[string]func(*testing.T) redis.UniversalClient{
+		"single":  func(t *testing.T) redis.UniversalClient { return newClient(t) },
+		"cluster": func(t *testing.T) redis.UniversalClient { return newClusterClient(t) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			quotatest.Run(t, func(t *testing.T, opts quota.LimiterOptions) quota.Limiter {
+				return quota.NewRedis(client(t), leaseOpts(opts))
+			})
+		})
+	}
+}
+
+// TestRedisPermitLeasesExactAcrossReplicas: three replicas taking leases admit exactly the
+// limit between them.
+func TestRedisPermitLeasesExactAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	for name, client := range map[string]func(*testing.T) redis.UniversalClient{
+		"single":  func(t *testing.T) redis.UniversalClient { return newClient(t) },
+		"cluster": func(t *testing.T) redis.UniversalClient { return newClusterClient(t) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			opts := leaseOpts(quota.LimiterOptions{Window: 10 * time.Second})
+			var replicas []quota.Limiter
+			for range 3 {
+				replicas = append(replicas, quota.NewRedis(client(t), opts))
+			}
+			quotatest.Exactness(t, replicas, quotatest.Tenant(t), 60)
+		})
+	}
+}
+
+// TestRedisPermitLeasesCutRoundTrips: under concurrent load on one set of subjects, leases
+// admit most requests without Redis, so Redis runs far fewer than one script per request and
+// the RPM log holds a member per lease, not per request; every request is still counted, every
+// slot freed and every token settled.
+func TestRedisPermitLeasesCutRoundTrips(t *testing.T) {
+	t.Parallel()
+	own, stop := testsvc.Redis() // its own server: the test counts every script run in it
+	t.Cleanup(stop)
+	c := redis.NewClient(&redis.Options{Addr: own.Addr(t), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	l := quota.NewRedis(c, leaseOpts(quota.LimiterOptions{}))
+	tenant := quotatest.Tenant(t)
+	subjects := benchSubjects(tenant)
+	ctx := context.Background()
+	before, _ := redisCounters(t, c)
+	const workers, each = 16, 100
+	var wg sync.WaitGroup
+	var errs atomic.Int64
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				res, err := l.Admit(ctx, quota.Request{ID: fmt.Sprintf("r-%d-%d", w, i), Subjects: subjects, Tokens: 10})
+				if err != nil || !res.Allowed {
+					errs.Add(1)
+					continue
+				}
+				if err := l.Settle(ctx, res.Lease, quota.Spent{Tokens: 3}); err != nil {
+					errs.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	after, _ := redisCounters(t, c)
+	if errs.Load() > 0 {
+		t.Fatalf("%d admissions or settlements failed", errs.Load())
+	}
+	members := int64(0)
+	for _, suffix := range []string{":r", ":rl"} {
+		n, err := c.ZCard(ctx, "{t:"+tenant+"}:q:key:k"+suffix).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		members += n
+	}
+	perRequest := float64(after-before) / (workers * each)
+	t.Logf("%.2f script runs per request, %d RPM log members for %d requests", perRequest, members, workers*each)
+	if perRequest > 0.5 {
+		t.Errorf("%.2f script runs per request, want well under 1: requests are not admitted from leases", perRequest)
+	}
+	if members > workers*each/4 {
+		t.Errorf("%d RPM log members for %d requests, want a member per lease", members, workers*each)
+	}
+	for _, s := range subjects {
+		if u := usage(t, l, s); u.Concurrent != 0 || u.Requests != workers*each || u.TokensMinute != 3*workers*each || u.TokensDay != 3*workers*each {
+			t.Errorf("usage of %s %+v: want %d requests, %d tokens, none in flight", s.Key(), u, workers*each, 3*workers*each)
+		}
+	}
+}
