@@ -107,13 +107,17 @@ local function leaseCount(member)
 end
 
 -- Drops the lease log members that left the window (stamp <= cutoff) and returns L less their
--- counts, and whether any left (then L must be written back).
+-- counts, and whether it changed (then L must be written back). A lease log that expired
+-- (no admission purged it before its last members left) counts nothing.
 local function purgeLeases(rl, leased, cutoff)
   if leased <= 0 then
     return 0, false
   end
   local old = redis.call('ZRANGEBYSCORE', rl, '-inf', cutoff)
   if #old == 0 then
+    if redis.call('EXISTS', rl) == 0 then
+      return 0, true
+    end
     return leased, false
   end
   for _, m in ipairs(old) do

@@ -560,3 +560,34 @@ func TestRedisPermitLeasesCutRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisPermitLeaseLogExpires: once a subject's lease log has expired with nothing purging
+// it meanwhile (no admission), the requests it counted are not counted any longer.
+func TestRedisPermitLeaseLogExpires(t *testing.T) {
+	t.Parallel()
+	l := quota.NewRedis(newClient(t), leaseOpts(quota.LimiterOptions{Window: 2 * time.Second}))
+	s := quota.Subject{Kind: quota.KindKey, ID: "expiring", Tenant: quotatest.Tenant(t), Limits: quota.Limits{RPM: 10_000}}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				res, err := l.Admit(ctx, quota.Request{ID: fmt.Sprintf("e-%d-%d", w, i), Subjects: []quota.Subject{s}})
+				if err != nil || !res.Allowed {
+					t.Errorf("admit: %+v, %v", res, err)
+					return
+				}
+				_ = l.Settle(ctx, res.Lease, quota.Spent{})
+			}
+		})
+	}
+	wg.Wait()
+	if u := usage(t, l, s); u.Requests != 400 {
+		t.Fatalf("usage %+v, want 400 requests", u)
+	}
+	time.Sleep(3500 * time.Millisecond) // the window and the lease log's expiry
+	res, err := l.Admit(ctx, quota.Request{ID: "after", Subjects: []quota.Subject{s}})
+	if err != nil || !res.Allowed || res.Requests.Remaining != 9_999 {
+		t.Fatalf("after the window: %+v, %v; want 9999 requests remaining", res, err)
+	}
+}
