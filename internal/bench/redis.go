@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -263,23 +264,52 @@ const (
 	maxRedisCPUPerRequest   = 25 * time.Microsecond
 )
 
-// measureSubjectBytes admits and settles, through a limiter of its own, a minute's worth of
-// requests of one subject at 1k and at 10k requests per minute (each its own subject, limited to
-// that rate) and records the memory of the subject's keys. The requests come faster than they
-// would at that rate, so the token buckets fill fewer seconds than they would: the figure is
-// the RPM state's, and a bound on the rest to about 60 small hash fields. It runs after every
-// measurement, so its commands do not count in them.
+// subjectBytesSpan is how long measureSubjectBytes drives each subject, and its limiter's
+// window.
+const subjectBytesSpan = 10 * time.Second
+
+// measureSubjectBytes drives, through a limiter of its own set up as the gateway's (permit leases
+// on), one subject limited by RPM at 1k and one at 10k requests per minute, each at its rate
+// (paced, both at once, every request settled at once) for subjectBytesSpan with a window that
+// long, and records the memory of each subject's keys (MEMORY USAGE) scaled to a minute's window:
+// the RPM log grows by a member per request (with leases: per lease) and the token buckets by a
+// field per second, both in proportion to the window. It runs after every measurement, so its
+// commands do not count in them.
 func (r *benchRedis) measureSubjectBytes(ctx context.Context, rep *redisReport) error {
 	c := redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(r.url, "redis://"), Protocol: 2, DisableIdentity: true, PoolSize: 16})
 	defer c.Close()
-	l := quota.NewRedis(c, quota.LimiterOptions{})
-	for _, rpm := range []int64{1_000, 10_000} {
-		s := quota.Subject{Kind: quota.KindKey, ID: fmt.Sprintf("bytes-%d", rpm), Tenant: "bench-bytes",
+	l := quota.NewRedis(c, quota.LimiterOptions{Window: subjectBytesSpan, PermitLeases: benchPermitLeases})
+	rates := []int64{1_000, 10_000}
+	subject := func(rpm int64) quota.Subject {
+		return quota.Subject{Kind: quota.KindKey, ID: fmt.Sprintf("bytes-%d", rpm), Tenant: "bench-bytes",
 			Limits: quota.Limits{RPM: rpm, TPM: rpm * 1000, Concurrent: 100}}
-		errs := make(chan error, 16)
-		for w := range 16 {
-			go func() {
-				for i := w; i < int(rpm); i += 16 {
+	}
+	var mu sync.Mutex
+	var firstErr error
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	var wg sync.WaitGroup
+	for _, rpm := range rates {
+		wg.Go(func() {
+			s := subject(rpm)
+			gap := time.Minute / time.Duration(rpm)
+			tick := time.NewTicker(gap)
+			defer tick.Stop()
+			var requests sync.WaitGroup
+			defer requests.Wait()
+			for i := range int(subjectBytesSpan / gap) {
+				select {
+				case <-tick.C:
+				case <-ctx.Done():
+					fail(ctx.Err())
+					return
+				}
+				requests.Go(func() {
 					res, err := l.Admit(ctx, quota.Request{ID: fmt.Sprintf("bytes-%d-%d", rpm, i), Subjects: []quota.Subject{s}, Tokens: 100})
 					if err == nil && !res.Allowed {
 						err = fmt.Errorf("refused (%s)", res.Dimension)
@@ -288,17 +318,20 @@ func (r *benchRedis) measureSubjectBytes(ctx context.Context, rep *redisReport) 
 						err = l.Settle(ctx, res.Lease, quota.Spent{Tokens: 80})
 					}
 					if err != nil {
-						errs <- fmt.Errorf("redis bytes per subject at %d rpm: %w", rpm, err)
-						return
+						fail(fmt.Errorf("redis bytes per subject at %d rpm: %w", rpm, err))
 					}
-				}
-				errs <- nil
-			}()
-		}
-		for range 16 {
-			if err := <-errs; err != nil {
-				return err
+				})
 			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	for _, rpm := range rates {
+		s := subject(rpm)
+		if _, err := l.Usage(ctx, s); err != nil { // gives back the leases still running
+			return fmt.Errorf("redis bytes per subject: %w", err)
 		}
 		keys, err := c.Keys(ctx, "{t:bench-bytes}:q:key:"+s.ID+":*").Result()
 		if err != nil {
@@ -312,6 +345,7 @@ func (r *benchRedis) measureSubjectBytes(ctx context.Context, rep *redisReport) 
 			}
 			total += n
 		}
+		total = total * int64(time.Minute/subjectBytesSpan)
 		if rpm == 1_000 {
 			rep.SubjectBytes1k = total
 		} else {
