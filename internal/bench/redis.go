@@ -237,7 +237,8 @@ func (t *redisTally) add(a, b quotaSnapshot, ph benchPhase) string {
 type redisReport struct {
 	Requests int64 `json:"requests"`
 	// RoundTrips counts the script calls (EVALSHA, EVAL, SCRIPT) per request; Admissions and
-	// Settlements split the gateway's own count of quota calls to Redis (its
+	// Settlements split the gateway's own count of calls into its Redis limiter, which permit
+	// leases answer without Redis while one runs (its
 	// llmgate_quota_redis_seconds histogram): admission decisions, and every other call.
 	RoundTrips  float64 `json:"round_trips_per_request"`
 	Admissions  float64 `json:"admission_calls_per_request"`
