@@ -22,7 +22,7 @@ type PermitLeaseOptions struct {
 	// Duration is how long a replica admits from one lease before it gives back the rest
 	// (default 200ms, at most 1s): the longest a permit it holds is kept from another replica.
 	Duration time.Duration `yaml:"duration"`
-	// MaxPermits caps the permits of one lease (default 64).
+	// MaxPermits caps the permits of one lease (default 256).
 	MaxPermits int `yaml:"max_permits"`
 }
 
@@ -32,7 +32,7 @@ func (o PermitLeaseOptions) withDefaults() PermitLeaseOptions {
 	}
 	o.Duration = min(o.Duration, time.Second)
 	if o.MaxPermits <= 0 {
-		o.MaxPermits = 64
+		o.MaxPermits = 256
 	}
 	return o
 }
@@ -133,9 +133,11 @@ func shapeKey(subjects []Subject) string {
 // take admits req from the shape's lease when it can. Otherwise it says how many permits the
 // Redis admission should ask for (1: this request alone) and, when more than one, the shape is
 // marked as granting until granted is called. A lease that has run out is ended: the caller
-// gives it back. arrival is false when the request was counted before (a retry after a
-// refusal): then it asks for no lease.
-func (p *permitLeases) take(key string, req Request, now time.Time, arrival bool) (lease *Lease, res Result, want int, back *giveBack) {
+// gives it back. arrival is false when the request was counted before (a retry): then it is
+// not counted again. With grant false it asks for no lease and waits for none. While another
+// admission asks for the shape's lease, wait is what closes when it returns: the caller waits
+// and takes again rather than go to Redis itself.
+func (p *permitLeases) take(key string, req Request, now time.Time, arrival, grant bool) (lease *Lease, res Result, want int, back *giveBack, wait chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.calls++; p.calls >= 1024 {
@@ -173,13 +175,16 @@ func (p *permitLeases) take(key string, req Request, now time.Time, arrival bool
 			l.lastUse = now
 			lease = &Lease{ID: l.id + "." + strconv.Itoa(slot), Subjects: req.Subjects, Reserved: req.Tokens,
 				permit: l, slot: slot, gen: l.gen[slot]}
-			return lease, Result{Allowed: true, Requests: l.requests, Tokens: l.tokensW, Lease: lease}, 0, nil
+			return lease, Result{Allowed: true, Requests: l.requests, Tokens: l.tokensW, Lease: lease}, 0, nil, nil
 		} else {
-			return nil, Result{}, 1, nil // this lease is busy: today's path for this request
+			return nil, Result{}, 1, nil, nil // this lease is busy: today's path for this request
 		}
 	}
+	if sh.granting != nil && grant {
+		return nil, Result{}, 1, back, sh.granting
+	}
 	want = 1
-	if arrival && sh.gap > 0 && sh.granting == nil {
+	if grant && sh.gap > 0 && sh.granting == nil {
 		want = min(int(p.opts.Duration/sh.gap), p.opts.MaxPermits)
 	}
 	if want > 1 {
@@ -187,7 +192,7 @@ func (p *permitLeases) take(key string, req Request, now time.Time, arrival bool
 	} else {
 		want = 1
 	}
-	return nil, Result{}, want, back
+	return nil, Result{}, want, back, nil
 }
 
 // granting returns what closes when the shape's lease being asked for is granted or refused

@@ -98,8 +98,22 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	sent := time.Now()
 	if r.permits != nil && leasable(req) {
 		shape = shapeKey(req.Subjects)
-		lease, res, w, back := r.permits.take(shape, req, sent, true)
+		lease, res, w, back, wait := r.permits.take(shape, req, sent, true, true)
 		r.giveBackAsync(back)
+		for range 3 {
+			if wait == nil {
+				break
+			}
+			// Another admission is asking for the shape's lease: its answer comes sooner than
+			// this request's own round trip would.
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return Result{}, fmt.Errorf("quota: redis admit: %w", ctx.Err())
+			}
+			lease, res, w, back, wait = r.permits.take(shape, req, time.Now(), false, true)
+			r.giveBackAsync(back)
+		}
 		if lease != nil {
 			return res, nil
 		}
@@ -123,7 +137,7 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 				return res, nil
 			}
 		}
-		lease, lres, _, back := r.permits.take(shape, req, time.Now(), false)
+		lease, lres, _, back, _ := r.permits.take(shape, req, time.Now(), false, false)
 		r.giveBackAsync(back)
 		if lease != nil {
 			return lres, nil

@@ -306,13 +306,18 @@ func BenchmarkRedisAdmitSettleCost(b *testing.B) {
 		b.Run(fmt.Sprintf("resp%d", proto), func(b *testing.B) {
 			c := redis.NewClient(&redis.Options{Addr: shared.Addr(b), ContextTimeoutEnabled: true, Protocol: proto})
 			b.Cleanup(func() { c.Close() })
-			benchmarkAdmitSettleCost(b, c)
+			benchmarkAdmitSettleCost(b, c, quota.LimiterOptions{})
 		})
 	}
+	b.Run("resp3-leases", func(b *testing.B) {
+		c := redis.NewClient(&redis.Options{Addr: shared.Addr(b), ContextTimeoutEnabled: true})
+		b.Cleanup(func() { c.Close() })
+		benchmarkAdmitSettleCost(b, c, quota.LimiterOptions{PermitLeases: quota.PermitLeaseOptions{Enabled: true}})
+	})
 }
 
-func benchmarkAdmitSettleCost(b *testing.B, c *redis.Client) {
-	l := quota.NewRedis(c, quota.LimiterOptions{})
+func benchmarkAdmitSettleCost(b *testing.B, c *redis.Client, opts quota.LimiterOptions) {
+	l := quota.NewRedis(c, opts)
 	subjects := benchSubjects(quotatest.Tenant(b))
 	var seq atomic.Int64
 	b.SetParallelism(32 / max(1, runtime.GOMAXPROCS(0)))
