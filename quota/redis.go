@@ -80,7 +80,11 @@ func NewRedis(c redis.UniversalClient, opts LimiterOptions) *Redis {
 	opts = opts.withDefaults()
 	r := &Redis{c: c, window: opts.Window.Milliseconds(), leaseTTL: opts.LeaseTTL.Milliseconds()}
 	if opts.PermitLeases.Enabled {
-		r.permits = newPermitLeases(opts.PermitLeases)
+		// A lease's slots must not expire in Redis while it admits (half the lease TTL at
+		// most), and its tokens' bucket must stay in the window while it runs (a quarter).
+		p := opts.PermitLeases.withDefaults()
+		p.Duration = max(min(p.Duration, opts.LeaseTTL/2, opts.Window/4), time.Millisecond)
+		r.permits = newPermitLeases(p)
 	}
 	return r
 }
