@@ -271,13 +271,25 @@ type giveBack struct {
 	last  int64 // ms after the admission that took it: the latest use (an upper bound)
 }
 
-// tenantLeases ends the leases of a tenant and returns them.
+// GiveBack gives back every permit lease this limiter holds (at shutdown: what a replica
+// that stops keeps would otherwise count until the window after its end has passed). Requests
+// still running keep their slots.
+func (r *Redis) GiveBack(ctx context.Context) {
+	if r.permits == nil {
+		return
+	}
+	for _, g := range r.permits.tenantLeases("") {
+		r.giveBack(ctx, g)
+	}
+}
+
+// tenantLeases ends the leases of a tenant ("": of every tenant) and returns them.
 func (p *permitLeases) tenantLeases(tenant string) []giveBack {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []giveBack
 	for _, sh := range p.shapes {
-		if l := sh.cur; l != nil && l.tenant == tenant {
+		if l := sh.cur; l != nil && (tenant == "" || l.tenant == tenant) {
 			sh.cur = nil
 			if g, ok := p.endLocked(l); ok {
 				out = append(out, g)

@@ -596,3 +596,37 @@ func TestRedisPermitLeaseLogExpires(t *testing.T) {
 		t.Fatalf("after the window: %+v, %v; want 9999 requests remaining", res, err)
 	}
 }
+
+// TestRedisGiveBackAtShutdown: a replica that stops gives back the permit leases it holds, so
+// their unused slots do not stay held in Redis.
+func TestRedisGiveBackAtShutdown(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	l := quota.NewRedis(c, quota.LimiterOptions{PermitLeases: quota.PermitLeaseOptions{Enabled: true, Duration: time.Second}})
+	tenant := quotatest.Tenant(t)
+	s := quota.Subject{Kind: quota.KindKey, ID: "stopping", Tenant: tenant, Limits: quota.Limits{Concurrent: 1000}}
+	ctx := context.Background()
+	for i := range 20 {
+		res, err := l.Admit(ctx, quota.Request{ID: fmt.Sprintf("g-%d", i), Subjects: []quota.Subject{s}})
+		if err != nil || !res.Allowed {
+			t.Fatalf("admit: %+v, %v", res, err)
+		}
+		if err := l.Settle(ctx, res.Lease, quota.Spent{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slots := func() int64 {
+		n, err := c.ZCount(ctx, "{t:"+tenant+"}:q:key:stopping:c", fmt.Sprint(time.Now().UnixMilli()), "+inf").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := slots(); n == 0 {
+		t.Fatal("no slots held before the shutdown: no lease was taken")
+	}
+	l.GiveBack(ctx)
+	if n := slots(); n != 0 {
+		t.Errorf("%d slots held after the leases were given back", n)
+	}
+}
