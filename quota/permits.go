@@ -137,9 +137,11 @@ func shapeKey(subjects []Subject) string {
 // not counted again. With grant false it asks for no lease and waits for none. While another
 // admission asks for the shape's lease, wait is what closes when it returns: the caller waits
 // and takes again rather than go to Redis itself.
-func (p *permitLeases) take(key string, req Request, now time.Time, arrival, grant bool) (lease *Lease, res Result, want int, back *giveBack, wait chan struct{}) {
+func (p *permitLeases) take(key string, req Request, arrival, grant bool) (lease *Lease, res Result, want int, back *giveBack, wait chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// Read under the lock: a permit is spent now, and never at or after the lease's expiry.
+	now := time.Now()
 	if p.calls++; p.calls >= 1024 {
 		p.calls = 0
 		for k, sh := range p.shapes {

@@ -83,7 +83,7 @@ func NewRedis(c redis.UniversalClient, opts LimiterOptions) *Redis {
 		// A lease's slots must not expire in Redis while it admits (half the lease TTL at
 		// most), and its tokens' bucket must stay in the window while it runs (a quarter).
 		p := opts.PermitLeases.withDefaults()
-		p.Duration = max(min(p.Duration, opts.LeaseTTL/2, opts.Window/4), time.Millisecond)
+		p.Duration = max(min(p.Duration, opts.LeaseTTL/2, opts.Window/4).Truncate(time.Millisecond), time.Millisecond)
 		r.permits = newPermitLeases(p)
 	}
 	return r
@@ -99,10 +99,9 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 		return Result{Allowed: true, Lease: &Lease{ID: req.ID, Reserved: req.Tokens}}, nil
 	}
 	want, leaseID, shape := 1, "", ""
-	sent := time.Now()
 	if r.permits != nil && leasable(req) {
 		shape = shapeKey(req.Subjects)
-		lease, res, w, back, wait := r.permits.take(shape, req, sent, true, true)
+		lease, res, w, back, wait := r.permits.take(shape, req, true, true)
 		r.giveBackAsync(back)
 		for range 3 {
 			if wait == nil {
@@ -115,7 +114,7 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 			case <-ctx.Done():
 				return Result{}, fmt.Errorf("quota: redis admit: %w", ctx.Err())
 			}
-			lease, res, w, back, wait = r.permits.take(shape, req, time.Now(), false, true)
+			lease, res, w, back, wait = r.permits.take(shape, req, false, true)
 			r.giveBackAsync(back)
 		}
 		if lease != nil {
@@ -125,6 +124,7 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 			leaseID = "~" + randomID(8)
 		}
 	}
+	sent := time.Now() // a lease runs from here, on the local clock: before Redis reads its own
 	res, now, k, err := r.admit(ctx, req, want, leaseID)
 	if want > 1 {
 		if l := r.permits.granted(shape, leaseID, req, k, &res, now, sent); l != nil {
@@ -141,7 +141,7 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 				return res, nil
 			}
 		}
-		lease, lres, _, back, _ := r.permits.take(shape, req, time.Now(), false, false)
+		lease, lres, _, back, _ := r.permits.take(shape, req, false, false)
 		r.giveBackAsync(back)
 		if lease != nil {
 			return lres, nil
