@@ -630,3 +630,92 @@ func TestRedisGiveBackAtShutdown(t *testing.T) {
 		t.Errorf("%d slots held after the leases were given back", n)
 	}
 }
+
+// TestRedisLeaseLogCountsInOrder: the requests of a lease log member count until the window
+// after its stamp has passed: a subject at its limit by a lease's requests alone is refused
+// with a RetryAfter that ends when that member leaves the window, and admitted then.
+func TestRedisLeaseLogCountsInOrder(t *testing.T) {
+	t.Parallel()
+	const window = 10 * time.Second
+	c := newClient(t)
+	l := quota.NewRedis(c, quota.LimiterOptions{Window: window})
+	tenant := quotatest.Tenant(t)
+	s := quota.Subject{Kind: quota.KindKey, ID: "k", Tenant: tenant, Limits: quota.Limits{RPM: 5}}
+	ctx := context.Background()
+	now, err := c.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A lease of 5 requests whose latest use was 8.5 s ago, as lease.lua leaves it.
+	prefix := "{t:" + tenant + "}:q:key:k"
+	stamp := now.Add(-8500 * time.Millisecond).UnixMilli()
+	if err := c.ZAdd(ctx, prefix+":rl", redis.Z{Score: float64(stamp), Member: "~lease:5"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.HSet(ctx, prefix+":t", "L", 5).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.PExpire(ctx, prefix+":rl", 20*time.Second)
+	c.PExpire(ctx, prefix+":t", 20*time.Second)
+	res, err := l.Admit(ctx, quota.Request{ID: "r", Subjects: []quota.Subject{s}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Allowed || res.Dimension != quota.DimRPM || res.RetryAfter < time.Second || res.RetryAfter > 1600*time.Millisecond {
+		t.Fatalf("%+v: want refused on rpm with a RetryAfter of about 1.5 s (the lease's requests leave then)", res)
+	}
+	if res.Requests.Reset < time.Second || res.Requests.Reset > 1600*time.Millisecond {
+		t.Fatalf("requests window %+v: want a reset of about 1.5 s", res.Requests)
+	}
+	time.Sleep(res.RetryAfter + 50*time.Millisecond)
+	if res, err := l.Admit(ctx, quota.Request{ID: "after", Subjects: []quota.Subject{s}}); err != nil || !res.Allowed || res.Requests.Remaining != 4 {
+		t.Fatalf("after RetryAfter: %+v, %v; want admitted, 4 remaining", res, err)
+	}
+}
+
+// TestRedisPermitLeaseRetryAfter: a refusal on RPM counts the requests of leases in the window
+// in the order of their stamps: its RetryAfter is positive, no later than the window and the
+// lease's span, and room has come by then.
+func TestRedisPermitLeaseRetryAfter(t *testing.T) {
+	t.Parallel()
+	const window = 2 * time.Second
+	l := quota.NewRedis(newClient(t), leaseOpts(quota.LimiterOptions{Window: window}))
+	s := quota.Subject{Kind: quota.KindKey, ID: "retry", Tenant: quotatest.Tenant(t), Limits: quota.Limits{RPM: 40}}
+	ctx := context.Background()
+	var admitted atomic.Int64
+	var mu sync.Mutex
+	var refusal *quota.Result
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 10 {
+				res, err := l.Admit(ctx, quota.Request{ID: fmt.Sprintf("t-%d-%d", w, i), Subjects: []quota.Subject{s}})
+				switch {
+				case err != nil:
+					t.Error(err)
+					return
+				case res.Allowed:
+					admitted.Add(1)
+					_ = l.Settle(ctx, res.Lease, quota.Spent{})
+				default:
+					mu.Lock()
+					if refusal == nil {
+						refusal = &res
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if admitted.Load() != 40 || refusal == nil {
+		t.Fatalf("%d admitted of 80, refusal %+v; want exactly 40 and refusals", admitted.Load(), refusal)
+	}
+	if refusal.Dimension != quota.DimRPM || refusal.RetryAfter <= 0 || refusal.RetryAfter > window+200*time.Millisecond {
+		t.Fatalf("refusal %+v: want rpm, RetryAfter within (0, %v]", refusal, window+200*time.Millisecond)
+	}
+	time.Sleep(refusal.RetryAfter + 50*time.Millisecond)
+	if res, err := l.Admit(ctx, quota.Request{ID: "after", Subjects: []quota.Subject{s}}); err != nil || !res.Allowed {
+		t.Fatalf("after RetryAfter: %+v, %v; want admitted", res, err)
+	}
+}
