@@ -719,3 +719,43 @@ func TestRedisPermitLeaseRetryAfter(t *testing.T) {
 		t.Fatalf("after RetryAfter: %+v, %v; want admitted", res, err)
 	}
 }
+
+// TestRedisPermitLeaseTail: a request admitted from a lease that outlives it keeps its slot
+// after the lease is given back, and is settled later like any other: its slot freed and its
+// tokens corrected, once.
+func TestRedisPermitLeaseTail(t *testing.T) {
+	t.Parallel()
+	l := quota.NewRedis(newClient(t), quota.LimiterOptions{Window: 4 * time.Second,
+		PermitLeases: quota.PermitLeaseOptions{Enabled: true, Duration: 50 * time.Millisecond}})
+	s := quota.Subject{Kind: quota.KindKey, ID: "tail", Tenant: quotatest.Tenant(t), Limits: quota.Limits{Concurrent: 1000, TPM: 1_000_000}}
+	ctx := context.Background()
+	var leases []*quota.Lease
+	for i := range 10 {
+		res, err := l.Admit(ctx, quota.Request{ID: fmt.Sprintf("tail-%d", i), Subjects: []quota.Subject{s}, Tokens: 10})
+		if err != nil || !res.Allowed {
+			t.Fatalf("admit: %+v, %v", res, err)
+		}
+		leases = append(leases, res.Lease)
+	}
+	last := leases[9]
+	if !strings.HasPrefix(last.ID, "~") {
+		t.Fatalf("the last request was not admitted from a lease (id %q)", last.ID)
+	}
+	for _, lease := range leases[:9] {
+		if err := l.Settle(ctx, lease, quota.Spent{Tokens: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the lease is given back, the last request still running
+	if u := usage(t, l, s); u != (quota.Usage{Requests: 10, Concurrent: 1, TokensMinute: 9*3 + 10, TokensDay: 9*3 + 10}) {
+		t.Fatalf("usage %+v: want 10 requests, 1 running, 37 tokens", u)
+	}
+	for range 2 { // a second settlement is a no-op
+		if err := l.Settle(ctx, last, quota.Spent{Tokens: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if u := usage(t, l, s); u != (quota.Usage{Requests: 10, TokensMinute: 30, TokensDay: 30}) {
+		t.Fatalf("usage %+v: want 10 requests, none running, 30 tokens", u)
+	}
+}
