@@ -10,6 +10,10 @@
 -- token buckets. ARGV: window ms, lease span ms, number of subjects, lease id, permits taken,
 -- permits used, tokens reserved, tokens used, the admission's ms, the free slots (their numbers,
 -- separated by spaces), the latest use in ms after the admission.
+-- A lease whose admission's reply never came (its call failed or timed out; Redis may have run
+-- it) is given back with permits taken -want (at most want were asked for), tokens reserved per
+-- permit, and the rest 0: the script finds the lease, if Redis holds it, and gives all of it
+-- back.
 -- Reply: {1 if the lease was held (0: given back before), the stamp ms: the admission time of
 -- the lease's requests still running}.
 local window = tonumber(ARGV[1])
@@ -28,6 +32,26 @@ local today = math.floor(nowSec / 86400)
 local free = {}
 for j in string.gmatch(ARGV[10], '%d+') do
   free[#free + 1] = id .. '.' .. j
+end
+if k < 0 then
+  local names = {}
+  for j = 2, -k do
+    names[#names + 1] = id .. ':' .. j
+  end
+  local scores = redis.call('ZMSCORE', KEYS[1] .. 'l', unpack(names))
+  k = 0
+  for j, score in ipairs(scores) do
+    if score then
+      k, granted = j + 1, tonumber(score) - leaseMs
+    end
+  end
+  if k == 0 then
+    return {0, now}
+  end
+  T, u, spent, lastUse = k * T, 0, 0, 0
+  for j = 1, k do
+    free[j] = id .. '.' .. j
+  end
 end
 local grantSec = math.floor(granted / 1000)
 local stamp = math.min(now, granted + lastUse)

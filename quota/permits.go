@@ -365,6 +365,20 @@ func (r *Redis) giveBack(ctx context.Context, g giveBack) {
 	r.permits.gaveBack(l, now)
 }
 
+// giveBackLost gives back the lease id an admission of req asked for (want permits) and got no
+// answer about.
+func (r *Redis) giveBackLost(id string, req Request, want int) {
+	keys := make([]string, 0, 3*len(req.Subjects))
+	for _, s := range req.Subjects {
+		k := subjectKey(s)
+		keys = append(keys, k+":r", k+":c", k+":t")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), giveBackTimeout)
+	defer cancel()
+	_ = leaseScript.Run(ctx, r.c, keys, r.window, r.permits.opts.Duration.Milliseconds(), len(req.Subjects), id,
+		-want, 0, req.Tokens, 0, 0, "", 0).Err()
+}
+
 // giveBackLater gives l back, unless it was given back before (its timer fires in a goroutine
 // of its own).
 func (r *Redis) giveBackLater(l *permitLease) {

@@ -125,6 +125,11 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	}
 	sent := time.Now() // a lease runs from here, on the local clock: before Redis reads its own
 	res, now, k, err := r.admit(ctx, req, want, leaseID)
+	if want > 1 && err != nil {
+		// Redis may have run the admission and taken the lease: it is given back once a late
+		// run would have happened (a no-op when none did).
+		time.AfterFunc(r.permits.opts.Duration, func() { r.giveBackLost(leaseID, req, want) })
+	}
 	if want > 1 {
 		if l := r.permits.granted(shape, leaseID, req, k, &res, now, sent); l != nil {
 			r.settles.unadmitted(req.Subjects[0].Tenant) // its settlement stays here

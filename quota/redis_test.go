@@ -759,3 +759,53 @@ func TestRedisPermitLeaseTail(t *testing.T) {
 		t.Fatalf("usage %+v: want 10 requests, none running, 30 tokens", u)
 	}
 }
+
+// TestRedisLostLeaseIsGivenBack: an admission asking for a lease whose answer never came (its
+// context ended while Redis was stalled; Redis ran it afterwards) does not leave the lease
+// held: it is given back, slots and all.
+func TestRedisLostLeaseIsGivenBack(t *testing.T) {
+	t.Parallel()
+	own, stop := testsvc.Redis() // its own server: the stall must not slow other tests
+	t.Cleanup(stop)
+	c := redis.NewClient(&redis.Options{Addr: own.Addr(t), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	l := quota.NewRedis(c, quota.LimiterOptions{PermitLeases: quota.PermitLeaseOptions{Enabled: true, Duration: time.Second}})
+	tenant := quotatest.Tenant(t)
+	s := quota.Subject{Kind: quota.KindKey, ID: "lost", Tenant: tenant, Limits: quota.Limits{Concurrent: 1000}}
+	ctx := context.Background()
+	if res, err := l.Admit(ctx, quota.Request{ID: "first", Subjects: []quota.Subject{s}}); err != nil || !res.Allowed {
+		t.Fatalf("admit: %+v, %v", res, err)
+	}
+	slots := func() int64 {
+		n, err := c.ZCount(ctx, "{t:"+tenant+"}:q:key:lost:c", fmt.Sprint(time.Now().UnixMilli()), "+inf").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	staller := redis.NewClient(&redis.Options{Addr: own.Addr(t)})
+	t.Cleanup(func() { staller.Close() })
+	stalled := make(chan error, 1)
+	go func() {
+		stalled <- staller.Eval(ctx, `local s = redis.call('TIME'); local a = s[1] * 1000000 + s[2]
+while true do local n = redis.call('TIME'); if n[1] * 1000000 + n[2] - a > 400000 then return 1 end end`, nil).Err()
+	}()
+	time.Sleep(50 * time.Millisecond)
+	tctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err := l.Admit(tctx, quota.Request{ID: "lost", Subjects: []quota.Subject{s}})
+	cancel()
+	if err == nil {
+		t.Fatal("the admission during the stall got an answer; want its context to end first")
+	}
+	if err := <-stalled; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := slots(); n <= 1 {
+		t.Skipf("Redis did not run the admission whose answer was lost (%d slots)", n)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the give back, a lease span after the failure
+	if n := slots(); n != 1 {
+		t.Errorf("%d slots held, want 1 (the first request's): the lost lease was not given back", n)
+	}
+}
