@@ -5,6 +5,7 @@
 --                  of the whole window
 --   d, t           the UTC day (days since the epoch) and the tokens counted that day
 --   a              the last second an admission refreshed the subject's expiries (admit.lua)
+--   L              the requests counted by the subject's lease log (see purgeLeases)
 -- Invariant: the second fields present are within (s - W, s], and n is their sum.
 --
 -- Every redis.call costs about a microsecond, and a script runs on every request: the scripts
@@ -12,16 +13,17 @@
 
 -- Reads the token state of key at second now, with one more field (extra), and deletes the
 -- buckets that left the window (those <= now - W). Returns sec (the current bucket's second),
--- sum (n less what was deleted), day (tokens today), admitted (field a), extra (its value or
--- 0), exists, and changed: then s and n must be written back, whatever the decision. A clock
+-- sum (n less what was deleted), day (tokens today), admitted (field a), leased (field L), extra
+-- (its value or 0), exists, and changed: then s and n must be written back, whatever the
+-- decision. A clock
 -- that went backwards (a failover to a node with another clock) never moves s back: its
 -- requests count in the newest bucket.
 local function advance(key, now, W, today, extra)
-  local st = redis.call('HMGET', key, 's', 'n', 'd', 't', 'a', extra)
+  local st = redis.call('HMGET', key, 's', 'n', 'd', 't', 'a', 'L', extra)
   local last = tonumber(st[1]) or now
   local b = {
     sec = math.max(now, last), sum = tonumber(st[2]) or 0, day = 0, admitted = tonumber(st[5]),
-    extra = tonumber(st[6]) or 0, exists = st[1] ~= false, changed = false,
+    leased = tonumber(st[6]) or 0, extra = tonumber(st[7]) or 0, exists = st[1] ~= false, changed = false,
   }
   if tonumber(st[3]) == today then
     b.day = tonumber(st[4]) or 0
@@ -93,3 +95,34 @@ end
 
 -- A month counter is kept 32 days after its last write: past its month it no longer counts.
 local moneyTTL = 32 * 86400000
+
+-- Leases: the requests a replica took in one admission to admit locally (a batch of permits,
+-- see Redis in redis.go) are one member of the subject's lease log, the ZSET <RPM log key>l,
+-- '<lease id>:<count>' -> stamp ms: the lease's expiry while it runs, the moment it was given
+-- back afterwards (count: the permits used). A member counts for the window after its stamp,
+-- so every permit counts for at least the window after its real use. Field L of the token hash
+-- is the sum of the counts of the members in the window.
+local function leaseCount(member)
+  return tonumber(string.match(member, ':(%d+)$')) or 0
+end
+
+-- Drops the lease log members that left the window (stamp <= cutoff) and returns L less their
+-- counts, and whether it changed (then L must be written back). A lease log that expired
+-- (no admission purged it before its last members left) counts nothing.
+local function purgeLeases(rl, leased, cutoff)
+  if leased <= 0 then
+    return 0, false
+  end
+  local old = redis.call('ZRANGEBYSCORE', rl, '-inf', cutoff)
+  if #old == 0 then
+    if redis.call('EXISTS', rl) == 0 then
+      return 0, true
+    end
+    return leased, false
+  end
+  for _, m in ipairs(old) do
+    leased = leased - leaseCount(m)
+  end
+  redis.call('ZREMRANGEBYSCORE', rl, '-inf', cutoff)
+  return math.max(0, leased), true
+end

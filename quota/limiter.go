@@ -15,6 +15,9 @@ type LimiterOptions struct {
 	// LeaseTTL is how long a concurrency lease lives without Renew (default 30s): the time a
 	// gateway killed mid-request keeps its slots.
 	LeaseTTL time.Duration
+	// PermitLeases lets Redis admit the requests of busy subjects from leases (see
+	// PermitLeaseOptions); Memory ignores it.
+	PermitLeases PermitLeaseOptions
 	// Now is Memory's clock (nil: time.Now). Redis ignores it: Redis TIME is the one clock of
 	// every replica.
 	Now func() time.Time

@@ -43,6 +43,9 @@ type Options struct {
 	// (ai:quota:policy:{userId}) to apply what another system wrote there (default 2s; negative:
 	// never). Without Redis there are none.
 	PolicyHashPoll time.Duration `yaml:"policy_hash_poll"`
+	// PermitLeases lets each replica admit the requests of busy subjects from batches of
+	// permits it takes from Redis (see PermitLeaseOptions; default off).
+	PermitLeases PermitLeaseOptions `yaml:"permit_leases"`
 }
 
 // DefaultTiers are the tiers the external contract names: free 20 rpm / 100k tokens a day / 2 concurrent; pro 100 / 2M
@@ -105,6 +108,9 @@ func (o Options) Validate() error {
 	}
 	if o.SettleQueue < 0 {
 		return fmt.Errorf("quota.settle_queue: %d is negative", o.SettleQueue)
+	}
+	if err := o.PermitLeases.Validate(); err != nil {
+		return err
 	}
 	for name, l := range o.Tiers {
 		if l.RPM < 0 || l.TPM < 0 || l.TokensPerDay < 0 || l.Concurrent < 0 {

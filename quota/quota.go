@@ -162,6 +162,11 @@ type Lease struct {
 	AdmittedAt int64
 	// Local marks a lease issued by a fallback limiter, so it is settled there.
 	Local bool
+	// permit is the permit lease the request was admitted from (Redis with permit leases), and
+	// slot and gen its slot there and the slot's use.
+	permit *permitLease
+	slot   int
+	gen    uint64
 }
 
 // Limiter admits requests. Implementations are safe for concurrent use.

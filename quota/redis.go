@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,15 +19,20 @@ var (
 	admitLua string
 	//go:embed settle.lua
 	settleLua string
+	//go:embed settlefn.lua
+	settleFnLua string
 	//go:embed renew.lua
 	renewLua string
 	//go:embed usage.lua
 	usageLua string
+	//go:embed lease.lua
+	leaseLua string
 
-	admitScript  = redis.NewScript(bucketsLua + admitLua)
-	settleScript = redis.NewScript(bucketsLua + settleLua)
+	admitScript  = redis.NewScript(bucketsLua + settleFnLua + admitLua)
+	settleScript = redis.NewScript(bucketsLua + settleFnLua + settleLua)
 	renewScript  = redis.NewScript(renewLua)
 	usageScript  = redis.NewScript(bucketsLua + usageLua)
+	leaseScript  = redis.NewScript(bucketsLua + leaseLua)
 )
 
 // Redis is the Limiter shared by every replica: one Lua script per admission (one round trip,
@@ -43,14 +47,24 @@ var (
 //	{t:<tenant>}:q:<kind>:<id>[@<model>][#<endpoint>]:t   HASH  token buckets per second, running sum, day
 //	{t:<tenant>}:q:<kind>:<id>[@<model>][#<endpoint>]:m   HASH  money: spend today and this month, credit
 //	                                               charges (subjects with Money only)
+//	{t:<tenant>}:q:<kind>:<id>[@<model>][#<endpoint>]:rl  ZSET  lease log: lease id:count → stamp ms
+//	                                               (permit leases only, see buckets.lua)
+//	{t:<tenant>}:q:~replicas                       ZSET  replicas taking leases → last lease ms
 //
 // Every key has an expiry, refreshed by the first admission of each second (admit.lua), so the
 // keys of an idle subject vanish on their own. Ids are percent-escaped (escapeKeyPart).
+//
+// With permit leases (LimiterOptions.PermitLeases), an admission of a busy set of subjects may
+// take a batch of permits that this limiter spends locally for a short while (see
+// PermitLeaseOptions and admit.lua): a request admitted from one costs no round trip, and its
+// settlement none either while the lease runs; the lease is given back (lease.lua) when it is
+// spent or expires.
 type Redis struct {
 	c        redis.UniversalClient
 	window   int64 // ms, a whole number of seconds
 	leaseTTL int64 // ms
-	settles  settleBatcher
+	settles  settleQueues
+	permits  *permitLeases // nil: no permit leases
 }
 
 var (
@@ -63,10 +77,19 @@ var (
 // does: in the gateway, wrap it in Resilient for a deadline and a fallback. opts.Now is ignored.
 func NewRedis(c redis.UniversalClient, opts LimiterOptions) *Redis {
 	opts = opts.withDefaults()
-	return &Redis{c: c, window: opts.Window.Milliseconds(), leaseTTL: opts.LeaseTTL.Milliseconds()}
+	r := &Redis{c: c, window: opts.Window.Milliseconds(), leaseTTL: opts.LeaseTTL.Milliseconds()}
+	if opts.PermitLeases.Enabled {
+		// A lease's slots must not expire in Redis while it admits (half the lease TTL at
+		// most), and its tokens' bucket must stay in the window while it runs (a quarter).
+		p := opts.PermitLeases.withDefaults()
+		p.Duration = max(min(p.Duration, opts.LeaseTTL/2, opts.Window/4).Truncate(time.Millisecond), time.Millisecond)
+		r.permits = newPermitLeases(p)
+	}
+	return r
 }
 
-// Admit implements Limiter in one round trip (admit.lua).
+// Admit implements Limiter in one round trip (admit.lua), which also carries the settlements
+// of the tenant queued by then (see Settle).
 func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	if err := validate(req); err != nil {
 		return Result{}, err
@@ -74,21 +97,118 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	if len(req.Subjects) == 0 {
 		return Result{Allowed: true, Lease: &Lease{ID: req.ID, Reserved: req.Tokens}}, nil
 	}
-	keys := make([]string, 0, 4*len(req.Subjects))
-	args := make([]any, 0, 6+13*len(req.Subjects))
-	args = append(args, req.ID, req.Tokens, r.window, r.leaseTTL, leaseTombstone.Milliseconds(), min(req.Cost, MaxMoney))
+	want, leaseID, shape := 1, "", ""
+	if r.permits != nil && leasable(req) {
+		shape = shapeKey(req.Subjects)
+		lease, res, w, back, wait := r.permits.take(shape, req, true, true)
+		r.giveBackAsync(back)
+		for range 3 {
+			if wait == nil {
+				break
+			}
+			// Another admission is asking for the shape's lease: its answer comes sooner than
+			// this request's own round trip would.
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return Result{}, fmt.Errorf("quota: redis admit: %w", ctx.Err())
+			}
+			lease, res, w, back, wait = r.permits.take(shape, req, false, true)
+			r.giveBackAsync(back)
+		}
+		if lease != nil {
+			return res, nil
+		}
+		if want = w; want > 1 {
+			leaseID = "~" + randomID(8)
+		}
+	}
+	sent := time.Now() // a lease runs from here, on the local clock: before Redis reads its own
+	res, now, k, err := r.admit(ctx, req, want, leaseID)
+	if want > 1 && err != nil {
+		// Redis may have run the admission and taken the lease: it is given back once a late
+		// run would have happened (a no-op when none did).
+		time.AfterFunc(r.permits.opts.Duration, func() { r.giveBackLost(leaseID, req, want) })
+	}
+	if want > 1 {
+		if l := r.permits.granted(shape, leaseID, req, k, &res, now, sent); l != nil {
+			r.settles.unadmitted(req.Subjects[0].Tenant) // its settlement stays here
+			time.AfterFunc(r.permits.opts.Duration, func() { r.giveBackLater(l) })
+		}
+	} else if err == nil && !res.Allowed && shape != "" {
+		// Refused while this replica may hold permits of the shape (a lease taken, or being
+		// taken, by a concurrent admission): they are spent before a request is refused.
+		if wait := r.permits.granting(shape); wait != nil {
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return res, nil
+			}
+		}
+		lease, lres, _, back, _ := r.permits.take(shape, req, false, false)
+		r.giveBackAsync(back)
+		if lease != nil {
+			return lres, nil
+		}
+	}
+	return res, err
+}
+
+// giveBackAsync gives back an ended lease (nil: none) in the background.
+func (r *Redis) giveBackAsync(back *giveBack) {
+	if back == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), giveBackTimeout)
+		defer cancel()
+		r.giveBack(ctx, *back)
+	}()
+}
+
+// admit runs admit.lua for req, asking for want permits (a lease named leaseID when more than
+// one), and returns the result, Redis's clock and the permits granted.
+func (r *Redis) admit(ctx context.Context, req Request, want int, leaseID string) (Result, int64, int, error) {
+	tenant := req.Subjects[0].Tenant
+	carried := r.settles.admitted(tenant, time.Now())
+	keys := make([]string, 0, 4*len(req.Subjects)+3*len(carried))
+	args := make([]any, 0, 12+13*len(req.Subjects)+7*len(carried))
+	args = append(args, req.ID, req.Tokens, r.window, r.leaseTTL, leaseTombstone.Milliseconds(), min(req.Cost, MaxMoney), len(req.Subjects))
+	leaseMs, replica := int64(0), ""
+	if r.permits != nil {
+		leaseMs, replica = r.permits.opts.Duration.Milliseconds(), r.permits.replica
+	}
+	args = append(args, want, leaseID, replica, leaseMs)
 	for _, s := range req.Subjects {
 		k := subjectKey(s)
 		keys = append(keys, k+":r", k+":c", k+":t", k+":m")
 		args = append(args, s.Limits.RPM, s.Limits.TPM, s.Limits.TokensPerDay, s.Limits.Concurrent)
 		args = appendMoney(args, s.Money)
 	}
-	v, err := admitScript.Run(ctx, r.c, keys, args...).Int64Slice()
-	if err != nil {
-		return Result{}, fmt.Errorf("quota: redis admit: %w", err)
+	args = append(args, len(carried))
+	for _, j := range carried {
+		keys = append(keys, j.keys...)
+		args = append(args, j.args...)
 	}
-	if len(v) != 10 {
-		return Result{}, fmt.Errorf("quota: redis admit: %d values in reply, want 10", len(v))
+	v, err := admitScript.Run(ctx, r.c, keys, args...).Int64Slice()
+	if err == nil && len(v) != 12+len(carried) {
+		err = fmt.Errorf("%d values in reply, want %d", len(v), 12+len(carried))
+	}
+	if err != nil && len(carried) > 0 {
+		// The call may or may not have applied the carried settlements: they are sent again on
+		// their own (a no-op where they were applied), so an admission that failed, or whose
+		// context ended, does not fail them.
+		go func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleSendTimeout)
+			defer cancel()
+			r.sendSettles(sctx, carried)
+		}()
+	} else {
+		finish(carried, nil)
+	}
+	if err != nil {
+		r.settles.unadmitted(tenant)
+		return Result{}, 0, 0, fmt.Errorf("quota: redis admit: %w", err)
 	}
 	res := Result{
 		Allowed:  v[0] == 0,
@@ -97,10 +217,11 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	}
 	if res.Allowed {
 		res.Lease = &Lease{ID: req.ID, Subjects: req.Subjects, Reserved: req.Tokens, ReservedCost: min(req.Cost, MaxMoney), AdmittedAt: v[3]}
-		return res, nil
+		return res, v[3], int(v[10]), nil
 	}
+	r.settles.unadmitted(tenant)
 	if v[0] > int64(len(req.Subjects)) || v[1] < 1 || v[1] > int64(len(dimensions)) {
-		return Result{}, fmt.Errorf("quota: redis admit: refusal %d/%d out of range", v[0], v[1])
+		return Result{}, 0, 0, fmt.Errorf("quota: redis admit: refusal %d/%d out of range", v[0], v[1])
 	}
 	res.Subject = req.Subjects[v[0]-1].Key()
 	res.Dimension = dimensions[v[1]-1]
@@ -108,7 +229,7 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	if v[1] > 4 {
 		res.RetryAfter = moneyRetry(res.Dimension, v[3])
 	}
-	return res, nil
+	return res, v[3], 0, nil
 }
 
 // appendMoney appends a subject's nine money arguments of admit.lua, each capped at MaxMoney.
@@ -123,179 +244,6 @@ func appendMoney(args []any, m *Money) []any {
 	}
 	return append(args, 1, c(m.BudgetDay), c(m.BudgetMonth), m.Day, c(m.SpentDay), c(m.SpentMonth),
 		credit, c(m.Balance), c(m.Charged))
-}
-
-// Settle implements Limiter (settle.lua). Settlements are pipelined: concurrent calls are sent
-// together in one round trip (group commit, see settleBatcher), so under load settlement costs a
-// fraction of a round trip per request; a lone call is one round trip.
-func (r *Redis) Settle(ctx context.Context, lease *Lease, used Spent) error {
-	if lease == nil || len(lease.Subjects) == 0 {
-		return nil
-	}
-	if err := r.settles.submit(ctx, r.settleJob(lease, used), r.sendSettles); err != nil {
-		return fmt.Errorf("quota: redis settle: %w", err)
-	}
-	return nil
-}
-
-// settleNow sends the settlements at once in one pipeline, outside the group commit, and
-// returns each one's error: Resilient replays its queue with it.
-func (r *Redis) settleNow(ctx context.Context, leases []*Lease, used []Spent) []error {
-	errs := make([]error, len(leases))
-	jobs := make([]*settleJob, 0, len(leases))
-	idx := make([]int, 0, len(leases))
-	for i, l := range leases {
-		if l != nil && len(l.Subjects) > 0 {
-			jobs = append(jobs, r.settleJob(l, used[i]))
-			idx = append(idx, i)
-		}
-	}
-	if len(jobs) == 0 {
-		return errs
-	}
-	r.sendSettles(ctx, jobs)
-	for k, j := range jobs {
-		if err := <-j.result; err != nil {
-			errs[idx[k]] = fmt.Errorf("quota: redis settle: %w", err)
-		}
-	}
-	return errs
-}
-
-// settleJob builds the settle.lua call of a lease. A lease whose AdmittedAt is 0 undoes an
-// admission whose reply was lost (see settle.lua).
-func (r *Redis) settleJob(lease *Lease, used Spent) *settleJob {
-	keys := make([]string, 0, 3*len(lease.Subjects))
-	kinds := make([]byte, len(lease.Subjects))
-	for i, s := range lease.Subjects {
-		k := subjectKey(s)
-		keys = append(keys, k+":c", k+":t", k+":m")
-		switch {
-		case s.Money == nil:
-			kinds[i] = '0'
-		case s.Money.Credit:
-			kinds[i] = '2'
-		default:
-			kinds[i] = '1'
-		}
-	}
-	diff := max(used.Tokens, 0) - lease.Reserved
-	costDiff := min(max(used.Cost, 0), MaxMoney) - lease.ReservedCost
-	chargeDiff := min(max(used.Charge, 0), MaxMoney) - lease.ReservedCost
-	return &settleJob{keys: keys, args: []any{lease.ID, diff, lease.AdmittedAt, r.window, costDiff, chargeDiff, string(kinds), r.leaseTTL},
-		result: make(chan error, 1), lead: make(chan struct{}, 1)}
-}
-
-// settleJob is one queued settlement; result gets its outcome, lead makes its caller the next
-// sender.
-type settleJob struct {
-	keys   []string
-	args   []any
-	result chan error
-	lead   chan struct{}
-	gone   bool // the caller stopped waiting (guarded by settleBatcher.mu)
-}
-
-// settleBatcher is a group commit without a goroutine of its own: the first caller to find no
-// batch in flight sends everything queued as one pipeline; callers arriving meanwhile queue up,
-// and when the batch returns, the first of them still waiting is handed the lead and sends the
-// next batch. A caller whose context ends stops waiting, but its job stays queued and is sent.
-// settleSendTimeout bounds one settlement pipeline. It runs after the answers have left, so it
-// may take longer than an admission; a lease it fails to release expires with its TTL, unless
-// Resilient replays the settlement.
-const settleSendTimeout = time.Second
-
-type settleBatcher struct {
-	mu      sync.Mutex
-	pending []*settleJob
-	busy    bool
-}
-
-func (b *settleBatcher) submit(ctx context.Context, job *settleJob, send func(context.Context, []*settleJob)) error {
-	b.mu.Lock()
-	b.pending = append(b.pending, job)
-	lead := !b.busy
-	b.busy = true
-	b.mu.Unlock()
-	if !lead {
-		select {
-		case err := <-job.result:
-			return err
-		case <-job.lead:
-		case <-ctx.Done():
-			b.mu.Lock()
-			select {
-			case <-job.lead: // handed the lead just now: it must be taken
-				b.mu.Unlock()
-			default:
-				job.gone = true
-				b.mu.Unlock()
-				return ctx.Err()
-			}
-		}
-	}
-	// The batch carries other callers' settlements: it is sent under a bound of its own, in a
-	// goroutine (one per batch), so no caller waits past its own context — a connection whose
-	// handler waits here cannot take its next request — while every queued settlement still goes
-	// out.
-	go func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleSendTimeout)
-		defer cancel()
-		b.mu.Lock()
-		for {
-			batch := b.pending
-			b.pending = nil
-			b.mu.Unlock()
-			send(sctx, batch)
-			b.mu.Lock()
-			if next := firstWaiting(b.pending); next != nil {
-				next.lead <- struct{}{}
-				break
-			}
-			if len(b.pending) == 0 {
-				b.busy = false
-				break
-			}
-			// only abandoned jobs are queued: send them too
-		}
-		b.mu.Unlock()
-	}()
-	select {
-	case err := <-job.result: // the leader's own job is in the first batch
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func firstWaiting(jobs []*settleJob) *settleJob {
-	for _, j := range jobs {
-		if !j.gone {
-			return j
-		}
-	}
-	return nil
-}
-
-// sendSettles runs one pipeline of settle.lua calls and hands each job its result. A node
-// without the script (restarted) gets the source in a second pipeline.
-func (r *Redis) sendSettles(ctx context.Context, jobs []*settleJob) {
-	run := func(call scriptCall) ([]*redis.Cmd, error) {
-		pipe := r.c.Pipeline()
-		cmds := make([]*redis.Cmd, len(jobs))
-		for i, j := range jobs {
-			cmds[i] = call(ctx, pipe, j.keys, j.args...)
-		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
-	}
-	cmds, err := run(settleScript.EvalSha)
-	if err != nil && hasNoScript(cmds) {
-		cmds, _ = run(settleScript.Eval) // settling twice is a no-op (the lease is gone)
-	}
-	for i, j := range jobs {
-		j.result <- cmds[i].Err()
-	}
 }
 
 // Renew implements Limiter: one pipeline for all the leases (renew.lua per lease; a Cluster
@@ -344,8 +292,19 @@ func hasNoScript(cmds []*redis.Cmd) bool {
 	return false
 }
 
-// Usage implements UsageReader (usage.lua: read only, Redis TIME as the clock).
+// Usage implements UsageReader (usage.lua: read only, Redis TIME as the clock). The settlements
+// of the tenant this limiter still holds are sent first, so a caller sees what it settled.
 func (r *Redis) Usage(ctx context.Context, s Subject) (Usage, error) {
+	if r.permits != nil {
+		// Leases count whole while they run: they are given back first, so a caller sees the
+		// requests that were admitted and the slots that are held.
+		for _, g := range r.permits.tenantLeases(s.Tenant) {
+			r.giveBack(ctx, g)
+		}
+	}
+	if jobs := r.settles.take(s.Tenant, 0); len(jobs) > 0 {
+		r.sendSettles(ctx, jobs)
+	}
 	k := subjectKey(s)
 	v, err := usageScript.Run(ctx, r.c, []string{k + ":r", k + ":c", k + ":t"}, r.window).Int64Slice()
 	if err != nil {
@@ -361,7 +320,7 @@ func (r *Redis) Usage(ctx context.Context, s Subject) (Usage, error) {
 // has no money hash).
 func (r *Redis) ClearSession(ctx context.Context, tenant, sessionID string) error {
 	k := subjectKey(Subject{Kind: KindSession, ID: sessionID, Tenant: tenant})
-	if err := r.c.Del(ctx, k+":r", k+":c", k+":t").Err(); err != nil {
+	if err := r.c.Del(ctx, k+":r", k+":c", k+":t", k+":rl").Err(); err != nil {
 		return fmt.Errorf("quota: redis clear session: %w", err)
 	}
 	return nil

@@ -139,6 +139,7 @@ func (x *Resilient) Close() {
 		<-x.replayDone
 		ctx, cancel := context.WithTimeout(context.Background(), settleSendTimeout)
 		_ = x.drain(ctx)
+		x.redis.GiveBack(ctx)
 		cancel()
 		x.dropped("shutdown", x.pending.close())
 		x.metrics.pending.Set(0)

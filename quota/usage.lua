@@ -6,6 +6,9 @@ local time = redis.call('TIME')
 local nowSec = tonumber(time[1])
 local now = nowSec * 1000 + math.floor(tonumber(time[2]) / 1000)
 local requests = redis.call('ZCOUNT', KEYS[1], '(' .. (now - window), '+inf')
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1] .. 'l', '(' .. (now - window), '+inf')) do
+  requests = requests + leaseCount(m)
+end
 local live = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
 local minute = 0
 for _, v in ipairs(redis.call('HMGET', KEYS[3], unpack(windowFields(nowSec, W)))) do

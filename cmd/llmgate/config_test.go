@@ -110,6 +110,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"user id header the gateway sets", "gateway:\n  user_id_header: authorization\n", nil, "gateway.user_id_header"},
 		{"endpoint limit of no endpoint", "quota:\n  endpoint_limits: {chat: {free: {rpm: 1}}}\n", nil, "quota.endpoint_limits.chat"},
 		{"endpoint limit of no tier", "quota:\n  endpoint_limits: {embeddings: {gold: {rpm: 1}}}\n", nil, "quota.endpoint_limits.embeddings.gold"},
+		{"permit lease longer than a second", "quota:\n  permit_leases: {enabled: true, duration: 2s}\n", nil, "quota.permit_leases.duration"},
+		{"permit lease of too many permits", "quota:\n  permit_leases: {max_permits: 20000}\n", nil, "quota.permit_leases.max_permits"},
 		{"token multiplier out of range", "providers:\n  - {name: a, type: mock}\nmodels:\n  - name: m\n    token_multiplier: -2\n    deployments: [{provider: a}]\n", nil, "models[0] (m).token_multiplier"},
 		{"bad database url", "database_url: mysql://x\n", nil, "database_url"},
 		{"provider without type", "providers:\n  - name: a\n", nil, "providers[0] (a).type"},

@@ -358,3 +358,50 @@ func TestRefusedRequestsConsumeNothing(t *testing.T) {
 	raw, _ := json.Marshal(u)
 	t.Logf("usage after refusals: %s", raw)
 }
+
+// TestQuotaExactAcrossReplicasWithPermitLeases: with permit leases on, three gateways sharing
+// one Redis still admit exactly N of a key's requests in the window, however the load is
+// spread; the replicas did take leases (the key's lease log holds their members).
+func TestQuotaExactAcrossReplicasWithPermitLeases(t *testing.T) {
+	for name, url := range redisBackends(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, withPostgres(t), withRedisURL(url), func(c *Config) { c.Quota.PermitLeases.Enabled = true })
+			replicas := []*app{e.app, e.replica(nil), e.replica(nil)}
+			k := e.newKey(createKeyBody{Name: "exact-leased"})
+			const n = 60
+			e.putPolicy("/admin/quota/policies/key/"+k.ID, fmt.Sprintf(`{"rpm":%d}`, n))
+			waitPolicy(t, "key", k.ID, replicas...)
+			before := e.up.Stats().Requests
+			var ok, limited atomic.Int64
+			var wg sync.WaitGroup
+			for i := 0; i < 3*n; i++ {
+				wg.Add(1)
+				go func(a *app) {
+					defer wg.Done()
+					switch e.chatStatus(a, k.Key, "gpt-test") {
+					case 200:
+						ok.Add(1)
+					case 429:
+						limited.Add(1)
+					}
+				}(replicas[i%3])
+			}
+			wg.Wait()
+			if ok.Load() != n || limited.Load() != 2*n {
+				t.Errorf("admitted %d and limited %d of %d requests, want exactly %d admitted", ok.Load(), limited.Load(), 3*n, n)
+			}
+			if got := e.up.Stats().Requests - before; got != n {
+				t.Errorf("upstream saw %d requests, want %d", got, n)
+			}
+			noFallback(t, e, replicas...)
+			if name == "redis" {
+				c := redis.NewClient(&redis.Options{Addr: rdb.Addr(t)})
+				defer c.Close()
+				keys, err := c.Keys(context.Background(), "*:q:key:"+k.ID+":rl").Result()
+				if err != nil || len(keys) != 1 {
+					t.Errorf("lease log of the key: %v, %v; want one: the replicas took no lease", keys, err)
+				}
+			}
+		})
+	}
+}

@@ -55,7 +55,7 @@ func newRedis(ctx context.Context, cfg Config, log *slog.Logger) (redis.Universa
 func newQuota(ctx context.Context, cfg Config, st store.Store, rdb redis.UniversalClient, bus *changes.Bus,
 	reg prometheus.Registerer, log *slog.Logger) (*quotaParts, error) {
 	o := cfg.Quota.WithDefaults()
-	lo := quota.LimiterOptions{LeaseTTL: o.LeaseTTL}
+	lo := quota.LimiterOptions{LeaseTTL: o.LeaseTTL, PermitLeases: o.PermitLeases}
 	q := &quotaParts{kind: "memory", hashPoll: o.PolicyHashPoll, log: log}
 	if rdb == nil {
 		q.memory = quota.NewMemory(lo)

@@ -111,7 +111,7 @@ func Run(ctx context.Context, self string, o Options, stdout, stderr io.Writer) 
 	fmt.Fprintf(stderr, "bench: the gateways' access log is at its default (on, a line per request, to stderr); their stderr goes to a file each in %s\n", env.dir)
 	fmt.Fprintln(stderr, "bench: gateway quota is disabled (quota.enabled: false) so the limiter does not throttle the load; auth and usage recording are on (SQLite in "+env.dir+")")
 	if env.redis != nil {
-		fmt.Fprintf(stderr, "bench: gateway+redis has quotas on, limiter in redis-server %s at %s (tier %s: %s, set but never reached)\n",
+		fmt.Fprintf(stderr, "bench: gateway+redis has quotas on, limiter in redis-server %s at %s (tier %s: %s, set but never reached; permit leases on)\n",
 			env.redis.version, env.redis.url, benchTier, benchTierText())
 	}
 
@@ -495,6 +495,9 @@ func runRounds(ctx context.Context, e *benchEnv, o Options, progress io.Writer) 
 	rep.summarize()
 	if redisSeen != nil {
 		rep.Redis = redisSeen.report()
+		if err := e.redis.measureSubjectBytes(ctx, rep.Redis); err != nil {
+			return nil, err
+		}
 		if n := rep.Redis.Fallbacks; n > 0 {
 			rep.path(e.redisGW.target.name).Errors.merge(errorTally{N: int(n),
 				First: fmt.Sprintf("%d admissions were decided without Redis (the limiter's fallback): Redis failed or missed its deadline", n)})

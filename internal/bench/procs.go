@@ -166,6 +166,9 @@ func findMockllm(flagValue, self string) (string, error) {
 	return "", fmt.Errorf("mockllm not found next to %s nor in PATH: build it (go build -o bin/mockllm ./cmd/mockllm) and pass --mockllm PATH", self)
 }
 
+// benchPermitLeases are the permit leases of the gateway+redis path (as its config sets them).
+var benchPermitLeases = quota.PermitLeaseOptions{Enabled: true}
+
 // benchTier is the quota tier of the gateway+redis path. Its limits are set, so the admission
 // script checks every dimension, but a bench never reaches them.
 const benchTier = "bench"
@@ -196,6 +199,7 @@ func GatewayConfig(listen, adminListen, dataDir, token, mockURL, redisURL string
 quota:
   default_tier: %s
   redis_timeout: 500ms
+  permit_leases: {enabled: true}
   tiers:
     %s: {%s}
 `, redisURL, benchTier, benchTier, benchTierText())

@@ -9,9 +9,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/llmgate/llmgate/quota"
 )
 
 // benchRedis is the redis-server of the gateway+redis path, and the bench's own connection to it.
@@ -234,7 +237,8 @@ func (t *redisTally) add(a, b quotaSnapshot, ph benchPhase) string {
 type redisReport struct {
 	Requests int64 `json:"requests"`
 	// RoundTrips counts the script calls (EVALSHA, EVAL, SCRIPT) per request; Admissions and
-	// Settlements split the gateway's own count of quota calls to Redis (its
+	// Settlements split the gateway's own count of calls into its Redis limiter, which permit
+	// leases answer without Redis while one runs (its
 	// llmgate_quota_redis_seconds histogram): admission decisions, and every other call.
 	RoundTrips  float64 `json:"round_trips_per_request"`
 	Admissions  float64 `json:"admission_calls_per_request"`
@@ -249,6 +253,110 @@ type redisReport struct {
 	CPUPerRequest benchDuration      `json:"redis_cpu_per_request_us,omitempty"`
 	CPUPerStream  benchDuration      `json:"redis_cpu_per_stream_us,omitempty"`
 	Fallbacks     int64              `json:"admissions_without_redis"`
+	// SubjectBytes is the Redis memory (MEMORY USAGE of its keys) of one subject limited by RPM
+	// after a minute's worth of requests at 1k and at 10k requests per minute.
+	SubjectBytes1k  int64 `json:"redis_bytes_per_subject_1k_rpm"`
+	SubjectBytes10k int64 `json:"redis_bytes_per_subject_10k_rpm"`
+}
+
+// Floors of the gateway+redis path's traffic to Redis.
+const (
+	maxRoundTripsPerRequest = 1.0
+	maxRedisCPUPerRequest   = 25 * time.Microsecond
+)
+
+// subjectBytesSpan is how long measureSubjectBytes drives each subject, and its limiter's
+// window.
+const subjectBytesSpan = 10 * time.Second
+
+// measureSubjectBytes drives, through a limiter of its own set up as the gateway's (permit leases
+// on), one subject limited by RPM at 1k and one at 10k requests per minute, each at its rate
+// (paced, both at once, every request settled at once) for subjectBytesSpan with a window that
+// long, and records the memory of each subject's keys (MEMORY USAGE) scaled to a minute's window:
+// the RPM log grows by a member per request (with leases: per lease) and the token buckets by a
+// field per second, both in proportion to the window. It runs after every measurement, so its
+// commands do not count in them.
+func (r *benchRedis) measureSubjectBytes(ctx context.Context, rep *redisReport) error {
+	c := redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(r.url, "redis://"), Protocol: 2, DisableIdentity: true, PoolSize: 16})
+	defer c.Close()
+	l := quota.NewRedis(c, quota.LimiterOptions{Window: subjectBytesSpan, PermitLeases: benchPermitLeases})
+	rates := []int64{1_000, 10_000}
+	subject := func(rpm int64) quota.Subject {
+		return quota.Subject{Kind: quota.KindKey, ID: fmt.Sprintf("bytes-%d", rpm), Tenant: "bench-bytes",
+			Limits: quota.Limits{RPM: rpm, TPM: rpm * 1000, Concurrent: 100}}
+	}
+	var mu sync.Mutex
+	var firstErr error
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	var wg sync.WaitGroup
+	for _, rpm := range rates {
+		wg.Go(func() {
+			s := subject(rpm)
+			gap := time.Minute / time.Duration(rpm)
+			tick := time.NewTicker(gap)
+			defer tick.Stop()
+			var requests sync.WaitGroup
+			defer requests.Wait()
+			for i := range int(subjectBytesSpan / gap) {
+				select {
+				case <-tick.C:
+				case <-ctx.Done():
+					fail(ctx.Err())
+					return
+				}
+				requests.Go(func() {
+					res, err := l.Admit(ctx, quota.Request{ID: fmt.Sprintf("bytes-%d-%d", rpm, i), Subjects: []quota.Subject{s}, Tokens: 100})
+					if err == nil && !res.Allowed {
+						err = fmt.Errorf("refused (%s)", res.Dimension)
+					}
+					if err == nil {
+						err = l.Settle(ctx, res.Lease, quota.Spent{Tokens: 80})
+					}
+					if err != nil {
+						fail(fmt.Errorf("redis bytes per subject at %d rpm: %w", rpm, err))
+					}
+				})
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	for _, rpm := range rates {
+		s := subject(rpm)
+		if _, err := l.Usage(ctx, s); err != nil { // gives back the leases still running
+			return fmt.Errorf("redis bytes per subject: %w", err)
+		}
+		keys, err := c.Keys(ctx, "{t:bench-bytes}:q:key:"+s.ID+":*").Result()
+		if err != nil {
+			return fmt.Errorf("redis bytes per subject: %w", err)
+		}
+		var total int64
+		for _, k := range keys {
+			n, err := c.MemoryUsage(ctx, k).Result()
+			if err != nil {
+				return fmt.Errorf("redis MEMORY USAGE %s: %w", k, err)
+			}
+			total += n
+		}
+		total = total * int64(time.Minute/subjectBytesSpan)
+		if rpm == 1_000 {
+			rep.SubjectBytes1k = total
+		} else {
+			rep.SubjectBytes10k = total
+		}
+		if len(keys) > 0 {
+			_ = c.Del(ctx, keys...).Err()
+		}
+	}
+	return nil
 }
 
 func (t *redisTally) report() *redisReport {

@@ -559,7 +559,7 @@ func (r *benchReport) describeRedis(rs *benchRedis, skipped string) {
 		r.Settings.RedisQuota = "skipped: " + skipped
 		return
 	}
-	r.Settings.RedisQuota = fmt.Sprintf("the same with quota on, limiter in redis-server %s (own process, loopback); tier %s: %s, set but never reached",
+	r.Settings.RedisQuota = fmt.Sprintf("the same with quota on, limiter in redis-server %s (own process, loopback); tier %s: %s, set but never reached; permit leases on (quota.permit_leases)",
 		rs.version, benchTier, benchTierText())
 }
 
@@ -758,10 +758,16 @@ func (r *benchReport) writeRedisLines(tw io.Writer) {
 		fmt.Fprintf(tw, "gateway+redis/direct stream RPS ratio\t%.2f\t(gateway/direct %.2f)\n", q.StreamRPS, r.Ratios.GatewayStreamRPS)
 	}
 	d := r.Redis
-	fmt.Fprintf(tw, "redis round trips per request\t%.2f\t(admission %.2f + settlement %.2f, by the gateway's count of its quota calls)\n",
-		d.RoundTrips, d.Admissions, d.Settlements)
+	fmt.Fprintf(tw, "redis round trips per request\t%.2f\t(by Redis's count of script calls; the gateway called its limiter for admission %.2f + settlement %.2f, permit leases answering most without Redis; target ≤ %.2f: %s)\n",
+		d.RoundTrips, d.Admissions, d.Settlements, maxRoundTripsPerRequest, metOrMissed(d.RoundTrips <= maxRoundTripsPerRequest))
 	if d.CPUPerRequest > 0 {
-		fmt.Fprintf(tw, "redis-server CPU per request\t%s\t(per stream %s; RPS runs)\n", d.CPUPerRequest, d.CPUPerStream.orDash())
+		fmt.Fprintf(tw, "redis-server CPU per request\t%s\t(per stream %s; RPS runs; target ≤ %s: %s)\n", d.CPUPerRequest, d.CPUPerStream.orDash(),
+			benchDuration(maxRedisCPUPerRequest), metOrMissed(d.CPUPerRequest <= benchDuration(maxRedisCPUPerRequest)))
+	}
+	if d.SubjectBytes1k > 0 {
+		// Bounded means the state does not grow with the rate: 10× the rate within 1.5× the bytes.
+		fmt.Fprintf(tw, "redis bytes per subject at 1k / 10k requests/min\t%d / %d\t(target bounded, 10k ≤ 1.5 × 1k: %s)\n",
+			d.SubjectBytes1k, d.SubjectBytes10k, metOrMissed(float64(d.SubjectBytes10k) <= 1.5*float64(d.SubjectBytes1k)))
 	}
 	if d.Fallbacks > 0 {
 		fmt.Fprintf(tw, "admissions decided without Redis\t%d\t(Redis failed or missed the limiter's deadline: counted as errors)\n", d.Fallbacks)
