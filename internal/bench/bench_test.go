@@ -305,7 +305,7 @@ func TestPerfTargets(t *testing.T) {
 		}
 	}
 	r.summarize()
-	r.Redis = &redisReport{Requests: 1000, RoundTrips: 1.2, CPUPerRequest: benchDuration(20 * us)}
+	r.Redis = &redisReport{Requests: 1000, RoundTrips: 1.2, CPUPerRequest: benchDuration(20 * us), SubjectBytes1k: 13488, SubjectBytes10k: 14256}
 	r.SlowStreams = &slowStreamsReport{IdleRSSMB: 39, IdleRSSMet: true,
 		Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSPerThousandMB: 40, RSSPerThousandMet: true},
 			{Streams: 10000, Open: 9872, RSSPerThousandMB: 41, RSSPerThousandMet: true}}}
@@ -316,7 +316,8 @@ func TestPerfTargets(t *testing.T) {
 	}
 	got := strings.Join(strings.Fields(b.String()), " ")
 	for _, want := range []string{
-		"performance targets: 7 of 12 met",
+		"performance targets: 8 of 13 met",
+		"Redis bytes per RPM-limited subject at 1k / 10k requests/min 13488 / 14256 (target bounded (10k ≤ 1.5 × 1k): met)",
 		"gateway CPU per request / pass-through's ×1.20 (target ≤ ×1.25: met)",
 		"gateway+redis/direct RPS 0.30 (target ≥ 0.35: MISSED)",
 		"gateway+redis/direct stream RPS 0.55 (target ≥ 0.50: met)",

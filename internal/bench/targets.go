@@ -52,6 +52,11 @@ func (r *benchReport) perfTargets() []perfTarget {
 			if d.CPUPerRequest > 0 {
 				add("redis-server CPU per request", d.CPUPerRequest.String(), "≤ "+benchDuration(targetRedisCPU).String(), d.CPUPerRequest <= benchDuration(targetRedisCPU))
 			}
+			if d.SubjectBytes1k > 0 {
+				// Bounded: the state does not grow with the rate (10× the rate within 1.5× the bytes).
+				add("Redis bytes per RPM-limited subject at 1k / 10k requests/min", fmt.Sprintf("%d / %d", d.SubjectBytes1k, d.SubjectBytes10k),
+					"bounded (10k ≤ 1.5 × 1k)", float64(d.SubjectBytes10k) <= 1.5*float64(d.SubjectBytes1k))
+			}
 		}
 	}
 	add("gateway/direct RPS", fmt.Sprintf("%.2f", q.GatewayRPS), fmt.Sprintf("≥ %.2f", targetGatewayRPSRatio), q.GatewayRPS >= targetGatewayRPSRatio)
