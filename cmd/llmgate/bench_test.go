@@ -16,7 +16,7 @@ func TestBenchGatewayConfigLoads(t *testing.T) {
 	noEnv := func(string) (string, bool) { return "", false }
 	for _, redisURL := range []string{"", "redis://127.0.0.1:6390"} {
 		raw := bench.GatewayConfig("127.0.0.1:1", "127.0.0.1:2", t.TempDir(), strings.Repeat("t", 40), "http://127.0.0.1:3", redisURL)
-		var cfg Config
+		cfg := defaultConfig() // as loadConfig starts
 		if err := parseConfig([]byte(raw), noEnv, &cfg); err != nil {
 			t.Fatalf("redis %q: %v\n%s", redisURL, err, raw)
 		}
@@ -43,7 +43,7 @@ func TestBenchTracingConfigLoads(t *testing.T) {
 	noEnv := func(string) (string, bool) { return "", false }
 	raw := bench.GatewayConfig("127.0.0.1:1", "127.0.0.1:2", t.TempDir(), strings.Repeat("t", 40), "http://127.0.0.1:3", "") +
 		bench.TracingConfig("http://127.0.0.1:4")
-	var cfg Config
+	cfg := defaultConfig() // as loadConfig starts
 	if err := parseConfig([]byte(raw), noEnv, &cfg); err != nil {
 		t.Fatalf("%v\n%s", err, raw)
 	}
@@ -86,7 +86,7 @@ func TestBenchAccessLogOffConfigLoads(t *testing.T) {
 		raw  string
 		want bool
 	}{{gw, true}, {bench.AccessLogOffConfig(gw), false}} {
-		var cfg Config
+		cfg := defaultConfig() // as loadConfig starts
 		if err := parseConfig([]byte(tc.raw), noEnv, &cfg); err != nil {
 			t.Fatalf("%v\n%s", err, tc.raw)
 		}
