@@ -306,7 +306,7 @@ func TestPerfTargets(t *testing.T) {
 	}
 	r.summarize()
 	r.Redis = &redisReport{Requests: 1000, RoundTrips: 1.2, CPUPerRequest: benchDuration(20 * us), SubjectBytes1k: 13488, SubjectBytes10k: 14256}
-	r.SlowStreams = &slowStreamsReport{IdleRSSMB: 39, IdleRSSMet: true,
+	r.SlowStreams = &slowStreamsReport{IdleRSSMB: 39, IdleRSSMet: true, AllocsMeasured: true, AllocsPerEvent: 0.2,
 		Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSPerThousandMB: 40, RSSPerThousandMet: true},
 			{Streams: 10000, Open: 9872, RSSPerThousandMB: 41, RSSPerThousandMet: true}}}
 	r.Targets = r.perfTargets()
@@ -330,6 +330,7 @@ func TestPerfTargets(t *testing.T) {
 		"gateway+redis p50 at c=1 over the pass-through +205µs (target ≤ +120µs: MISSED)",
 		"slow streams: idle RSS 39.0 MB (target ≤ 40 MB: met)",
 		"slow streams: RSS per 1k streams, 9872 open 41.0 MB (target ≤ 48 MB at 10000: MISSED)",
+		"allocations per relayed SSE event, whole process 0.20 (reported; target 0 in the relay, held by BenchmarkRelayEvent",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("targets lack %q:\n%s", want, b.String())

@@ -67,7 +67,6 @@ type slowStreamsReport struct {
 	IdleGoroutines float64          `json:"idle_goroutines"`
 	Levels         []slowStreamLoad `json:"levels"`
 	AllocsPerEvent float64          `json:"allocs_per_event"`
-	AllocsPerEvMet bool             `json:"allocs_per_event_met"`
 	AllocsMeasured bool             `json:"allocs_measured"`
 	Capped         string           `json:"capped,omitempty"` // why a level was lowered
 	ErrorsN        int              `json:"errors"`

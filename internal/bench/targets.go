@@ -23,12 +23,14 @@ const (
 	targetRedisAddedP50       = 120 * time.Microsecond
 )
 
-// perfTarget is one target and this run's figure against it.
+// perfTarget is one target and this run's figure against it. A figure only Reported has its
+// target proved elsewhere (a Go benchmark), and counts neither as met nor as missed.
 type perfTarget struct {
-	Name   string `json:"name"`
-	Figure string `json:"figure"`
-	Target string `json:"target"`
-	Met    bool   `json:"met"`
+	Name     string `json:"name"`
+	Figure   string `json:"figure"`
+	Target   string `json:"target"`
+	Met      bool   `json:"met"`
+	Reported bool   `json:"reported_only,omitempty"`
 }
 
 // perfTargets lists every target this run has a figure for, in the order the work names them.
@@ -89,7 +91,8 @@ func (r *benchReport) perfTargets() []perfTarget {
 				fmt.Sprintf("≤ %.0f MB at %d", targetRSSPerThousandMB, lv.Streams), lv.RSSPerThousandMet && lv.Open >= lv.Streams)
 		}
 		if s.AllocsMeasured {
-			add("allocations per relayed SSE event, whole process", fmt.Sprintf("%.2f", s.AllocsPerEvent), "0 in the relay (BenchmarkRelayEvent); reported", s.AllocsPerEvMet)
+			ts = append(ts, perfTarget{Name: "allocations per relayed SSE event, whole process", Figure: fmt.Sprintf("%.2f", s.AllocsPerEvent),
+				Target: "0 in the relay, held by BenchmarkRelayEvent and TestRelayAllocatesNothingPerEvent", Reported: true})
 		}
 	}
 	return ts
@@ -118,15 +121,22 @@ func writeTargets(w io.Writer, ts []perfTarget) error {
 	if len(ts) == 0 {
 		return nil
 	}
-	met := 0
+	met, judged := 0, 0
 	for _, t := range ts {
+		if !t.Reported {
+			judged++
+		}
 		if t.Met {
 			met++
 		}
 	}
-	fmt.Fprintf(w, "\nperformance targets: %d of %d met\n", met, len(ts))
+	fmt.Fprintf(w, "\nperformance targets: %d of %d met\n", met, judged)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, t := range ts {
+		if t.Reported {
+			fmt.Fprintf(tw, "  %s\t%s\t(reported; target %s)\n", t.Name, t.Figure, t.Target)
+			continue
+		}
 		fmt.Fprintf(tw, "  %s\t%s\t(target %s: %s)\n", t.Name, t.Figure, t.Target, metOrMissed(t.Met))
 	}
 	return tw.Flush()
