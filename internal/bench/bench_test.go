@@ -264,21 +264,34 @@ func TestBenchRedis(t *testing.T) {
 	}
 }
 
-// TestSlowStreamsReport: the scenario reads a process's RSS from /proc, and prints each figure
-// with its target and whether it was met.
+// TestSlowStreamsReport: the scenario reads a process's RSS and descriptors from /proc, and prints
+// each figure of the judged run (HTTP/2) with its target and whether it was met, and the other
+// run's beside them.
 func TestSlowStreamsReport(t *testing.T) {
 	if rss, err := readRSS(os.Getpid()); err != nil || rss < 1<<20 {
 		t.Errorf("readRSS(self) = %d, %v", rss, err)
 	}
-	r := &slowStreamsReport{IdleRSSMB: 38.2, IdleRSSMet: true, AllocsMeasured: true, AllocsPerEvent: 0.02,
-		Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSMB: 150, RSSPerThousandMB: 55.9, GoroutinesPerStream: 4}}}
+	if n := countFDs(os.Getpid()); n < 3 {
+		t.Errorf("countFDs(self) = %d", n)
+	}
+	r := &slowStreamsReport{Runs: []slowStreamsRun{
+		{Upstream: "HTTP/1.1", IdleRSSMB: 39.5, IdleRSSMet: true, AllocsMeasured: true, AllocsPerEvent: 0.03,
+			Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSMB: 180, RSSPerThousandMB: 70.2, GoroutinesPerStream: 4, FDs: 4030, FDsPerStream: 2}}},
+		{Upstream: "HTTP/2 over TLS", Judged: true, IdleRSSMB: 38.2, IdleRSSMet: true, AllocsMeasured: true, AllocsPerEvent: 0.02,
+			Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSMB: 150, RSSPerThousandMB: 55.9, GoroutinesPerStream: 3, FDs: 2038, FDsPerStream: 1.01}}},
+	}}
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	r.writeText(tw)
 	tw.Flush()
-	for _, want := range []string{"idle gateway RSS  38.2 MB  (target ≤ 40 MB: met",
-		"RSS per 1k streams above idle, 2000 open  55.9 MB  (target ≤ 48 MB: MISSED", "goroutines per stream, 2000 open  4.00",
-		"allocations per relayed event, whole process  0.02"} {
+	for _, want := range []string{
+		"upstream HTTP/2 over TLS: idle gateway RSS  38.2 MB  (target ≤ 40 MB: met",
+		"upstream HTTP/2 over TLS: RSS per 1k streams above idle, 2000 open  55.9 MB  (target ≤ 48 MB: MISSED",
+		"upstream HTTP/2 over TLS: goroutines per stream, 2000 open  3.00",
+		"upstream HTTP/2 over TLS: descriptors per stream, 2000 open  1.01",
+		"upstream HTTP/1.1: RSS per 1k streams above idle, 2000 open  70.2 MB  (beside the judged HTTP/2 figure",
+		"upstream HTTP/1.1: descriptors per stream, 2000 open  2.00",
+		"upstream HTTP/2 over TLS: allocations per relayed event, whole process  0.02"} {
 		if !strings.Contains(strings.Join(strings.Fields(b.String()), " "), strings.Join(strings.Fields(want), " ")) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
