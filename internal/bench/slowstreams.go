@@ -82,6 +82,7 @@ type slowStreamsRun struct {
 	Judged         bool             `json:"judged"`
 	IdleRSSMB      float64          `json:"idle_rss_mb"`
 	IdleRSSMet     bool             `json:"idle_rss_met"`
+	IdleAnonMB     float64          `json:"idle_rss_anon_mb"`
 	IdleGoroutines float64          `json:"idle_goroutines"`
 	IdleFDs        int              `json:"idle_descriptors"`
 	Levels         []slowStreamLoad `json:"levels"`
@@ -92,11 +93,14 @@ type slowStreamsRun struct {
 
 // slowStreamLoad is one level: Streams asked for, Open when measured (opened and not yet ended).
 type slowStreamLoad struct {
-	Streams             int     `json:"streams"`
-	Open                int     `json:"open_at_measurement"`
-	RSSMB               float64 `json:"rss_mb"`
-	RSSPerThousandMB    float64 `json:"rss_per_1k_streams_above_idle_mb"`
-	RSSPerThousandMet   bool    `json:"rss_per_1k_met"`
+	Streams           int     `json:"streams"`
+	Open              int     `json:"open_at_measurement"`
+	RSSMB             float64 `json:"rss_mb"`
+	RSSPerThousandMB  float64 `json:"rss_per_1k_streams_above_idle_mb"`
+	RSSPerThousandMet bool    `json:"rss_per_1k_met"`
+	// AnonPerThousandMB is the anonymous part (heap and stacks) of RSSPerThousandMB: it leaves
+	// out the binary's pages, whose share of the resident set varies from run to run.
+	AnonPerThousandMB   float64 `json:"rss_anon_per_1k_streams_above_idle_mb"`
 	GoroutinesPerStream float64 `json:"goroutines_per_stream"`
 	FDs                 int     `json:"descriptors"`
 	FDsPerStream        float64 `json:"descriptors_per_stream"`
@@ -162,7 +166,7 @@ func runSlowUpstream(ctx context.Context, e *benchEnv, self string, env []string
 	pid := g.child.cmd.Process.Pid
 	// Idle: ready, a key made, nothing served. Let start-up garbage be collected first.
 	time.Sleep(2 * time.Second)
-	idle, err := readRSS(pid)
+	idle, err := readStatus(pid, "VmRSS", "RssAnon")
 	if err != nil {
 		return run, err
 	}
@@ -170,7 +174,7 @@ func runSlowUpstream(ctx context.Context, e *benchEnv, self string, env []string
 	if err != nil {
 		return run, err
 	}
-	run.IdleRSSMB, run.IdleGoroutines, run.IdleFDs = mb(idle), m[metricGoroutines], countFDs(pid)
+	run.IdleRSSMB, run.IdleAnonMB, run.IdleGoroutines, run.IdleFDs = mb(idle["VmRSS"]), mb(idle["RssAnon"]), m[metricGoroutines], countFDs(pid)
 	run.IdleRSSMet = run.IdleRSSMB <= targetIdleRSSMB
 	fmt.Fprintf(progress, "slow streams, upstream %s: idle gateway %.1f MB RSS, %.0f goroutines, %d descriptors\n",
 		up.name, run.IdleRSSMB, run.IdleGoroutines, run.IdleFDs)
@@ -201,8 +205,8 @@ func runSlowUpstream(ctx context.Context, e *benchEnv, self string, env []string
 		}
 		cl.CloseIdleConnections()
 		run.Levels = append(run.Levels, lv)
-		fmt.Fprintf(progress, "slow streams, upstream %s: %d open of %d: %.1f MB RSS, %.1f MB per 1k above idle, %.2f goroutines and %.2f descriptors per stream\n",
-			up.name, lv.Open, lv.Streams, lv.RSSMB, lv.RSSPerThousandMB, lv.GoroutinesPerStream, lv.FDsPerStream)
+		fmt.Fprintf(progress, "slow streams, upstream %s: %d open of %d: %.1f MB RSS, %.1f MB per 1k above idle (anonymous %.1f), %.2f goroutines and %.2f descriptors per stream\n",
+			up.name, lv.Open, lv.Streams, lv.RSSMB, lv.RSSPerThousandMB, lv.AnonPerThousandMB, lv.GoroutinesPerStream, lv.FDsPerStream)
 	}
 	return run, nil
 }
@@ -362,7 +366,7 @@ func allocsPerEvent(ctx context.Context, g *benchGateway, cl *http.Client, errs 
 
 // slowLevel opens n slow streams, and once all have started (or the first has ended) reads the
 // gateway's RSS and goroutines; then it waits for every stream to end.
-func slowLevel(ctx context.Context, g *benchGateway, cl *http.Client, n int, idleRSS int64, idleGoroutines float64, idleFDs int, errs *errorTally) (slowStreamLoad, error) {
+func slowLevel(ctx context.Context, g *benchGateway, cl *http.Client, n int, idle map[string]int64, idleGoroutines float64, idleFDs int, errs *errorTally) (slowStreamLoad, error) {
 	lv := slowStreamLoad{Streams: n}
 	body := slowBody(slowEvents, slowInterval)
 	var startedN, ended atomic.Int64
@@ -411,10 +415,11 @@ func slowLevel(ctx context.Context, g *benchGateway, cl *http.Client, n int, idl
 	}
 	// The streams that started last have their first events in flight: give them one interval.
 	time.Sleep(slowInterval)
-	rss, err := readRSS(g.child.cmd.Process.Pid)
+	st, err := readStatus(g.child.cmd.Process.Pid, "VmRSS", "RssAnon")
 	if err != nil {
 		return lv, err
 	}
+	rss := st["VmRSS"]
 	lv.FDs = countFDs(g.child.cmd.Process.Pid)
 	m, err := gatewayMetrics(ctx, g.adminURL, metricGoroutines)
 	if err != nil {
@@ -423,7 +428,8 @@ func slowLevel(ctx context.Context, g *benchGateway, cl *http.Client, n int, idl
 	lv.Open = int(startedN.Load() - ended.Load())
 	lv.RSSMB = mb(rss)
 	if lv.Open > 0 {
-		lv.RSSPerThousandMB = mb(rss-idleRSS) / float64(lv.Open) * 1000
+		lv.RSSPerThousandMB = mb(rss-idle["VmRSS"]) / float64(lv.Open) * 1000
+		lv.AnonPerThousandMB = mb(st["RssAnon"]-idle["RssAnon"]) / float64(lv.Open) * 1000
 		lv.GoroutinesPerStream = (m[metricGoroutines] - idleGoroutines) / float64(lv.Open)
 		lv.FDsPerStream = float64(lv.FDs-idleFDs) / float64(lv.Open)
 	}
@@ -436,17 +442,34 @@ func slowLevel(ctx context.Context, g *benchGateway, cl *http.Client, n int, idl
 
 // readRSS is the process's resident set in bytes (VmRSS of /proc/PID/status).
 func readRSS(pid int) (int64, error) {
+	m, err := readStatus(pid, "VmRSS")
+	return m["VmRSS"], err
+}
+
+// readStatus reads fields of /proc/PID/status given in kB (VmRSS, RssAnon…), in bytes.
+func readStatus(pid int, fields ...string) (map[string]int64, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
-		return 0, fmt.Errorf("slow streams: RSS needs /proc: %w", err)
+		return nil, fmt.Errorf("slow streams: RSS needs /proc: %w", err)
 	}
+	out := make(map[string]int64, len(fields))
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10, err
+		name, v, ok := strings.Cut(line, ":")
+		if !ok || !slices.Contains(fields, name) {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("slow streams: /proc/%d/status %s: %w", pid, name, err)
+		}
+		out[name] = kb << 10
+	}
+	for _, f := range fields {
+		if _, ok := out[f]; !ok {
+			return nil, fmt.Errorf("slow streams: no %s in /proc/%d/status", f, pid)
 		}
 	}
-	return 0, errors.New("slow streams: no VmRSS in /proc/" + strconv.Itoa(pid) + "/status")
+	return out, nil
 }
 
 func mb(b int64) float64 { return float64(b) / 1e6 }
@@ -483,8 +506,8 @@ func (r *slowStreamsRun) writeText(tw io.Writer) {
 	fmt.Fprintf(tw, "slow streams%s: idle gateway RSS\t%.1f MB\t(%s; %.0f goroutines, %d descriptors)\n",
 		up, r.IdleRSSMB, judge(targetIdleRSSMB, r.IdleRSSMet), r.IdleGoroutines, r.IdleFDs)
 	for _, lv := range r.Levels {
-		fmt.Fprintf(tw, "slow streams%s: RSS per 1k streams above idle, %d open\t%.1f MB\t(%s; %.1f MB in all)\n",
-			up, lv.Open, lv.RSSPerThousandMB, judge(targetRSSPerThousandMB, lv.RSSPerThousandMet), lv.RSSMB)
+		fmt.Fprintf(tw, "slow streams%s: RSS per 1k streams above idle, %d open\t%.1f MB\t(%s; %.1f MB in all; anonymous %.1f MB per 1k)\n",
+			up, lv.Open, lv.RSSPerThousandMB, judge(targetRSSPerThousandMB, lv.RSSPerThousandMet), lv.RSSMB, lv.AnonPerThousandMB)
 		fmt.Fprintf(tw, "slow streams%s: goroutines per stream, %d open\t%.2f\t(reported)\n", up, lv.Open, lv.GoroutinesPerStream)
 		fmt.Fprintf(tw, "slow streams%s: descriptors per stream, %d open\t%.2f\t(reported; %d in all)\n", up, lv.Open, lv.FDsPerStream, lv.FDs)
 	}
