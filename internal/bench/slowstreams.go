@@ -230,10 +230,7 @@ func (e *benchEnv) startSlowGateway(ctx context.Context, self string, env []stri
 	// the descriptor limit instead.
 	cfg = AccessLogOffConfig(cfg) + "gateway:\n  max_connections: -1\n"
 	if up.caFile != "" {
-		if !strings.Contains(cfg, "\noutbound:\n") {
-			return nil, errors.New("bench: no outbound section in the gateway config")
-		}
-		cfg = strings.Replace(cfg, "\noutbound:\n", fmt.Sprintf("\noutbound:\n  ca_file: %q\n", up.caFile), 1)
+		cfg = TrustCAConfig(cfg, up.caFile)
 	}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
