@@ -457,10 +457,7 @@ func (x *exchange) readBody() ([]byte, error) {
 	if n < 0 || n > max {
 		n = 512
 	}
-	// ReadFrom wants bytes.MinRead free before each read: with less it grows the buffer (a
-	// second allocation and a copy) before it can see the end of a body of the announced length.
-	buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
-	_, err := buf.ReadFrom(http.MaxBytesReader(x.c.Writer, r.Body, max))
+	body, err := readAll(http.MaxBytesReader(x.c.Writer, r.Body, max), make([]byte, 0, n+1))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
@@ -478,7 +475,27 @@ func (x *exchange) readBody() ([]byte, error) {
 	// kept. After a failed read both stay, so net/http never waits on the rest of the body.
 	_ = http.NewResponseController(x.c.Writer).SetReadDeadline(time.Time{})
 	x.c.Writer.Header().Del("Connection")
-	return buf.Bytes(), nil
+	return body, nil
+}
+
+// readAll reads r to its end into buf, growing it only when it is full. The body is kept for the
+// whole request, a stream's life: read into the length it announced (and the byte that sees the
+// end) it takes that much, where bytes.Buffer.ReadFrom, which makes room for 512 more bytes
+// before every read, would keep it in a buffer of twice its size.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // request is what the gateway needs from a body; the rest stays opaque bytes.

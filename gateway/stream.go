@@ -22,12 +22,13 @@ import (
 
 var (
 	bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-	// eventReaders are the relay's SSE readers: 4 KiB of read buffer each, reused from stream to
-	// stream. Every open stream holds one, so its size is memory per stream; chunks are a few
-	// hundred bytes, so 4 KiB still sees the next event or several for EventBuffered, and a longer
-	// line is assembled by the reader. One event is not bounded beyond what memory allows
+	// eventReaders are the relay's SSE readers: 2 KiB of read buffer each, reused from stream to
+	// stream. Every open stream holds one for its whole life, so its size is memory per stream;
+	// chat chunks are a few hundred bytes, so 2 KiB still sees the next event or several for
+	// EventBuffered, and a longer line is assembled by the reader (one more copy of it, into a
+	// buffer the pooled reader keeps). One event is not bounded beyond what memory allows
 	// (math.MaxInt), as before the relay shared the reader.
-	eventReaders = sync.Pool{New: func() any { return sse.NewRawReader(nil, math.MaxInt, 4<<10) }}
+	eventReaders = sync.Pool{New: func() any { return sse.NewRawReader(nil, math.MaxInt, 2<<10) }}
 )
 
 func getBuffer() *bytes.Buffer { b := bufPool.Get().(*bytes.Buffer); b.Reset(); return b }

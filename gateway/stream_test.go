@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"runtime"
 	"testing"
 
 	"github.com/llmgate/llmgate/internal/sse"
@@ -71,5 +72,22 @@ func TestChildTraceparent(t *testing.T) {
 		if len(tp) != 55 || tp[:3] != "00-" || id != tp[3:35] || !isLowerHex(id) || id == "00000000000000000000000000000000" || tp[52:] != "-01" {
 			t.Errorf("new trace for %q = %s (trace %s)", bad, tp, id)
 		}
+	}
+}
+
+// TestRelayReaderHoldsLittlePerStream: every open stream holds one of the relay's event readers
+// for its whole life, so what a new reader allocates is memory per stream: its read buffer, 2 KiB.
+func TestRelayReaderHoldsLittlePerStream(t *testing.T) {
+	const n = 256
+	readers := make([]any, n)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range readers {
+		readers[i] = eventReaders.New()
+	}
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(readers)
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 2560 {
+		t.Errorf("a relay event reader allocates %d bytes, want at most 2.5 KiB", per)
 	}
 }

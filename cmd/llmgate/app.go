@@ -427,11 +427,16 @@ func buildProviders(list []ProviderConfig, ob outbound.Config) (map[string]provi
 	if err != nil {
 		return nil, err
 	}
+	roots, err := ob.RootCAs()
+	if err != nil {
+		return nil, err
+	}
 	out := make(map[string]providers.Provider, len(list))
 	for i, pc := range list {
 		var p providers.Provider
 		var err error
 		policy := pc.policy(allow)
+		policy.RootCAs = roots
 		switch pc.Type {
 		case "mock":
 			p = mock.New(pc.Mock)

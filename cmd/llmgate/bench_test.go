@@ -1,7 +1,12 @@
 package main
 
 import (
+	"encoding/pem"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -34,6 +39,30 @@ func TestBenchGatewayConfigLoads(t *testing.T) {
 		if l := q.TierLimits(""); l != bench.TierLimits {
 			t.Errorf("default tier limits %+v, want the bench tier's %+v", l, bench.TierLimits)
 		}
+	}
+}
+
+// TestBenchTrustCAConfigLoads: the slow-streams scenario's gateway in front of mockllm over TLS
+// trusts the certificate file it is given.
+func TestBenchTrustCAConfigLoads(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.StartTLS()
+	defer srv.Close()
+	caFile := filepath.Join(t.TempDir(), "mockllm-tls.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := bench.GatewayConfig("127.0.0.1:1", "127.0.0.1:2", t.TempDir(), strings.Repeat("t", 40), srv.URL, "")
+	raw := bench.TrustCAConfig(bench.AccessLogOffConfig(gw), caFile)
+	var cfg Config
+	if err := parseConfig([]byte(raw), func(string) (string, bool) { return "", false }, &cfg); err != nil {
+		t.Fatalf("%v\n%s", err, raw)
+	}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if roots, err := cfg.Outbound.RootCAs(); err != nil || roots == nil || cfg.Outbound.CAFile != caFile || len(cfg.Outbound.Allow) != 1 {
+		t.Errorf("outbound %+v: roots %v, %v", cfg.Outbound, roots != nil, err)
 	}
 }
 

@@ -395,6 +395,9 @@ func (c *Config) validate() error {
 	if err != nil {
 		return err
 	}
+	if _, err := c.Outbound.RootCAs(); err != nil {
+		return err
+	}
 	if err := validateProviders(c.Providers, allow); err != nil {
 		return err
 	}

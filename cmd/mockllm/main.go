@@ -2,19 +2,27 @@
 // completions, embeddings, the Responses API, and the Anthropic, Gemini, Bedrock and Vertex AI formats) over
 // HTTP, for the gateway's integration tests and benchmark. It prints one line,
 // "mockllm listening on http://ADDR", once it accepts connections; with --listen HOST:0 the line
-// carries the port the system chose, which is how callers find it.
+// carries the port the system chose, which is how callers find it. With --tls-cert-out it serves
+// HTTPS (HTTP/2 or HTTP/1.1, as the client offers) on a certificate made at start-up, and the
+// line says https://.
 package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -68,6 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"with --aws-secret-access-key: verify the SigV4 signatures of Bedrock requests for these credentials (default $MOCKLLM_AWS_ACCESS_KEY_ID)")
 	fs.StringVar(&o.AWSSecretAccessKey, "aws-secret-access-key", os.Getenv("MOCKLLM_AWS_SECRET_ACCESS_KEY"),
 		"the secret access key Bedrock signatures are verified with (default $MOCKLLM_AWS_SECRET_ACCESS_KEY)")
+	certOut := fs.String("tls-cert-out", "", "serve HTTPS on a self-signed certificate for 127.0.0.1 and ::1 made at start-up, written as PEM to this file for clients to trust")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -92,9 +101,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		IdleTimeout:       2 * time.Minute,
 		// No WriteTimeout: paced streams and hang_ms legitimately take long.
 	}
+	scheme := "http"
+	if *certOut != "" {
+		cert, err := selfSigned(*certOut)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--tls-cert-out: %w", err)
+		}
+		// net/http's ServeTLS offers HTTP/2 through ALPN.
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		scheme = "https"
+	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "mockllm listening on http://%s\n", ln.Addr())
+	go func() {
+		if scheme == "https" {
+			served <- srv.ServeTLS(ln, "", "")
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+	fmt.Fprintf(stdout, "mockllm listening on %s://%s\n", scheme, ln.Addr())
 
 	select {
 	case err := <-served:
@@ -141,4 +167,39 @@ func trustKeyFile(path string) (map[string]*rsa.PublicKey, error) {
 		return nil, errors.New("its private_key is not an RSA key")
 	}
 	return map[string]*rsa.PublicKey{k.Email: &rk.PublicKey}, nil
+}
+
+// selfSigned makes a certificate for 127.0.0.1, ::1 and localhost, valid for a day, and writes
+// it (not its key) as PEM to path: a client that trusts the file reaches this server and no
+// other. Nothing of it outlives the process but the file.
+func selfSigned(path string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "mockllm"},
+		NotBefore:             now.Add(-time.Minute),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true, // its own authority: clients add it to their roots
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }

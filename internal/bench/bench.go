@@ -121,7 +121,11 @@ func Run(ctx context.Context, self string, o Options, stdout, stderr io.Writer) 
 	}
 	rep.describeRedis(env.redis, redisSkipped)
 	if len(o.SlowStreams) > 0 {
-		if rep.SlowStreams, err = runSlowStreams(ctx, env, self, benchChildEnv(), env.mockURL, o.SlowStreams, stderr); err != nil {
+		tlsURL, caFile, err := env.startTLSMock(ctx, mockPath, benchChildEnv())
+		if err != nil {
+			return fmt.Errorf("bench: slow streams: %w", err)
+		}
+		if rep.SlowStreams, err = runSlowStreams(ctx, env, self, benchChildEnv(), env.mockURL, tlsURL, caFile, o.SlowStreams, stderr); err != nil {
 			return fmt.Errorf("bench: slow streams: %w", err)
 		}
 	}

@@ -264,21 +264,37 @@ func TestBenchRedis(t *testing.T) {
 	}
 }
 
-// TestSlowStreamsReport: the scenario reads a process's RSS from /proc, and prints each figure
-// with its target and whether it was met.
+// TestSlowStreamsReport: the scenario reads a process's RSS and descriptors from /proc, and prints
+// each figure of the judged run (HTTP/2) with its target and whether it was met, and the other
+// run's beside them.
 func TestSlowStreamsReport(t *testing.T) {
 	if rss, err := readRSS(os.Getpid()); err != nil || rss < 1<<20 {
 		t.Errorf("readRSS(self) = %d, %v", rss, err)
 	}
-	r := &slowStreamsReport{IdleRSSMB: 38.2, IdleRSSMet: true, AllocsMeasured: true, AllocsPerEvent: 0.02,
-		Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSMB: 150, RSSPerThousandMB: 55.9, GoroutinesPerStream: 4}}}
+	if st, err := readStatus(os.Getpid(), "VmRSS", "RssAnon"); err != nil || st["RssAnon"] < 1<<20 || st["RssAnon"] > st["VmRSS"] {
+		t.Errorf("readStatus(self) = %v, %v", st, err)
+	}
+	if n := countFDs(os.Getpid()); n < 3 {
+		t.Errorf("countFDs(self) = %d", n)
+	}
+	r := &slowStreamsReport{Runs: []slowStreamsRun{
+		{Upstream: "HTTP/1.1", IdleRSSMB: 39.5, IdleRSSMet: true, AllocsMeasured: true, AllocsPerEvent: 0.03,
+			Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSMB: 180, RSSPerThousandMB: 70.2, GoroutinesPerStream: 4, FDs: 4030, FDsPerStream: 2}}},
+		{Upstream: "HTTP/2 over TLS", Judged: true, IdleRSSMB: 38.2, IdleRSSMet: true, AllocsMeasured: true, AllocsPerEvent: 0.02,
+			Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSMB: 150, RSSPerThousandMB: 55.9, AnonPerThousandMB: 54.1, GoroutinesPerStream: 3, FDs: 2038, FDsPerStream: 1.01}}},
+	}}
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	r.writeText(tw)
 	tw.Flush()
-	for _, want := range []string{"idle gateway RSS  38.2 MB  (target ≤ 40 MB: met",
-		"RSS per 1k streams above idle, 2000 open  55.9 MB  (target ≤ 48 MB: MISSED", "goroutines per stream, 2000 open  4.00",
-		"allocations per relayed event, whole process  0.02"} {
+	for _, want := range []string{
+		"upstream HTTP/2 over TLS: idle gateway RSS  38.2 MB  (target ≤ 40 MB: met",
+		"upstream HTTP/2 over TLS: RSS per 1k streams above idle, 2000 open  55.9 MB  (target ≤ 48 MB: MISSED; 150.0 MB in all; anonymous 54.1 MB per 1k)",
+		"upstream HTTP/2 over TLS: goroutines per stream, 2000 open  3.00",
+		"upstream HTTP/2 over TLS: descriptors per stream, 2000 open  1.01",
+		"upstream HTTP/1.1: RSS per 1k streams above idle, 2000 open  70.2 MB  (beside the judged HTTP/2 figure",
+		"upstream HTTP/1.1: descriptors per stream, 2000 open  2.00",
+		"upstream HTTP/2 over TLS: allocations per relayed event, whole process  0.02"} {
 		if !strings.Contains(strings.Join(strings.Fields(b.String()), " "), strings.Join(strings.Fields(want), " ")) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
@@ -306,9 +322,12 @@ func TestPerfTargets(t *testing.T) {
 	}
 	r.summarize()
 	r.Redis = &redisReport{Requests: 1000, RoundTrips: 1.2, CPUPerRequest: benchDuration(20 * us), SubjectBytes1k: 13488, SubjectBytes10k: 14256}
-	r.SlowStreams = &slowStreamsReport{IdleRSSMB: 39, IdleRSSMet: true, AllocsMeasured: true, AllocsPerEvent: 0.2,
-		Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSPerThousandMB: 40, RSSPerThousandMet: true},
-			{Streams: 10000, Open: 9872, RSSPerThousandMB: 41, RSSPerThousandMet: true}}}
+	r.SlowStreams = &slowStreamsReport{Runs: []slowStreamsRun{
+		{Upstream: "HTTP/1.1", IdleRSSMB: 41, Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSPerThousandMB: 50},
+			{Streams: 10000, Open: 9000, RSSPerThousandMB: 52}}},
+		{Upstream: "HTTP/2 over TLS", Judged: true, IdleRSSMB: 39, IdleRSSMet: true, AllocsMeasured: true, AllocsPerEvent: 0.2,
+			Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSPerThousandMB: 40, RSSPerThousandMet: true},
+				{Streams: 10000, Open: 9872, RSSPerThousandMB: 41, RSSPerThousandMet: true}}}}}
 	r.Targets = r.perfTargets()
 	var b strings.Builder
 	if err := writeTargets(&b, r.Targets); err != nil {
@@ -328,9 +347,9 @@ func TestPerfTargets(t *testing.T) {
 		"gateway p50 at c=1 over the pass-through +25µs (target ≤ +30µs: met)",
 		"gateway p99 at c=1 over the pass-through +150µs (target ≤ +150µs: met)",
 		"gateway+redis p50 at c=1 over the pass-through +205µs (target ≤ +120µs: MISSED)",
-		"slow streams: idle RSS 39.0 MB (target ≤ 40 MB: met)",
-		"slow streams: RSS per 1k streams, 9872 open 41.0 MB (target ≤ 48 MB at 10000: MISSED)",
-		"allocations per relayed SSE event, whole process 0.20 (reported; target 0 in the relay, held by BenchmarkRelayEvent",
+		"slow streams: idle RSS (upstream HTTP/2 over TLS) 39.0 MB; HTTP/1.1: 41.0 MB (target ≤ 40 MB: met)",
+		"slow streams: RSS per 1k streams, 9872 open (upstream HTTP/2 over TLS) 41.0 MB; HTTP/1.1: 52.0 MB at 9000 open (target ≤ 48 MB at 10000: MISSED)",
+		"allocations per relayed SSE event, whole process (upstream HTTP/2 over TLS) 0.20 (reported; target 0 in the relay, held by BenchmarkRelayEvent",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("targets lack %q:\n%s", want, b.String())

@@ -243,6 +243,15 @@ func AccessLogOffConfig(gatewayConfig string) string {
 	return strings.Replace(gatewayConfig, gatewayLogSection, gatewayLogSection+"  access:\n    enabled: false\n", 1)
 }
 
+// TrustCAConfig is a GatewayConfig whose providers also trust the certificates in caFile
+// (outbound.ca_file): the slow-streams scenario's gateway in front of mockllm serving TLS.
+func TrustCAConfig(gatewayConfig, caFile string) string {
+	if !strings.Contains(gatewayConfig, "\noutbound:\n") {
+		panic("bench: TrustCAConfig: no outbound section in the gateway config")
+	}
+	return strings.Replace(gatewayConfig, "\noutbound:\n", fmt.Sprintf("\noutbound:\n  ca_file: %q\n", caFile), 1)
+}
+
 // benchFreeAddr returns a loopback address with a port that was free a moment ago. `llmgate serve`
 // does not announce the port it bound, so the bench picks it.
 func benchFreeAddr() (string, error) {

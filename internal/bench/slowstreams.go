@@ -25,11 +25,16 @@ import (
 )
 
 // The slow-streams scenario measures what a gateway holds rather than how fast it goes: its
-// resident memory at idle, its memory and goroutines per open stream when thousands of clients
-// each hold a slow stream (slowEvents content events, one every slowInterval), and the
-// allocations it makes per relayed event. Memory is read from outside, from /proc/PID/status, and
-// goroutines and allocations from the gateway's own /metrics (the Go collector's go_goroutines
-// and go_memstats_mallocs_total).
+// resident memory at idle, its memory, goroutines and descriptors per open stream when thousands
+// of clients each hold a slow stream (slowEvents content events, one every slowInterval), and the
+// allocations it makes per relayed event. Memory and descriptors are read from outside, from
+// /proc/PID, and goroutines and allocations from the gateway's own /metrics (the Go collector's
+// go_goroutines and go_memstats_mallocs_total).
+//
+// It runs twice, each time on a fresh gateway: with the upstream over HTTP/1.1 (a connection, its
+// two goroutines, buffers and descriptor per stream) and over TLS with HTTP/2, as production
+// upstreams are (many streams share a connection). The targets are judged on the HTTP/2 run; the
+// HTTP/1.1 figures are printed beside them.
 const (
 	slowEvents   = 20
 	slowInterval = 500 * time.Millisecond
@@ -42,7 +47,9 @@ const (
 	allocStreams     = 200
 	allocShortEvents = 10
 	allocLongEvents  = 1010
-	// fdsPerStream: a stream through the gateway holds the client's connection and the upstream's.
+	// fdsPerStream: a stream through the gateway holds the client's connection and, over
+	// HTTP/1.1, the upstream's (over HTTP/2 a connection carries up to the upstream's stream
+	// limit, 250 for mockllm's net/http, so the reserve covers those).
 	fdsPerStream = 2
 	fdsReserve   = 256 // the gateway's other descriptors: listeners, the database, logs
 )
@@ -61,26 +68,52 @@ type slowStreamsReport struct {
 	Events     int   `json:"events_per_stream"`
 	IntervalMS int64 `json:"event_interval_ms"`
 	// FDLimit is the descriptors a process may open (RLIMIT_NOFILE), which caps the streams.
-	FDLimit        uint64           `json:"fd_limit"`
+	FDLimit uint64 `json:"fd_limit"`
+	// Runs: the upstream over HTTP/1.1, then over TLS with HTTP/2 (the one judged).
+	Runs       []slowStreamsRun `json:"runs"`
+	ErrorsN    int              `json:"errors"`
+	FirstError string           `json:"first_error,omitempty"`
+}
+
+// slowStreamsRun is one fresh gateway in front of one upstream transport.
+type slowStreamsRun struct {
+	Upstream string `json:"upstream"` // "HTTP/1.1" or "HTTP/2 over TLS"
+	// Judged is the run the targets are judged on: the production-like one.
+	Judged         bool             `json:"judged"`
 	IdleRSSMB      float64          `json:"idle_rss_mb"`
 	IdleRSSMet     bool             `json:"idle_rss_met"`
+	IdleAnonMB     float64          `json:"idle_rss_anon_mb"`
 	IdleGoroutines float64          `json:"idle_goroutines"`
+	IdleFDs        int              `json:"idle_descriptors"`
 	Levels         []slowStreamLoad `json:"levels"`
 	AllocsPerEvent float64          `json:"allocs_per_event"`
 	AllocsMeasured bool             `json:"allocs_measured"`
 	Capped         string           `json:"capped,omitempty"` // why a level was lowered
-	ErrorsN        int              `json:"errors"`
-	FirstError     string           `json:"first_error,omitempty"`
 }
 
 // slowStreamLoad is one level: Streams asked for, Open when measured (opened and not yet ended).
 type slowStreamLoad struct {
-	Streams             int     `json:"streams"`
-	Open                int     `json:"open_at_measurement"`
-	RSSMB               float64 `json:"rss_mb"`
-	RSSPerThousandMB    float64 `json:"rss_per_1k_streams_above_idle_mb"`
-	RSSPerThousandMet   bool    `json:"rss_per_1k_met"`
+	Streams           int     `json:"streams"`
+	Open              int     `json:"open_at_measurement"`
+	RSSMB             float64 `json:"rss_mb"`
+	RSSPerThousandMB  float64 `json:"rss_per_1k_streams_above_idle_mb"`
+	RSSPerThousandMet bool    `json:"rss_per_1k_met"`
+	// AnonPerThousandMB is the anonymous part (heap and stacks) of RSSPerThousandMB: it leaves
+	// out the binary's pages, whose share of the resident set varies from run to run.
+	AnonPerThousandMB   float64 `json:"rss_anon_per_1k_streams_above_idle_mb"`
 	GoroutinesPerStream float64 `json:"goroutines_per_stream"`
+	FDs                 int     `json:"descriptors"`
+	FDsPerStream        float64 `json:"descriptors_per_stream"`
+}
+
+// slowUpstream is the upstream of one run: mockllm's URL, and the certificate the gateway must
+// trust (outbound.ca_file) when it is served over TLS.
+type slowUpstream struct {
+	name, url, caFile string
+	tag               string // names the gateway's files
+	// fds is the gateway's descriptors per stream, which caps the levels.
+	fds    int
+	judged bool
 }
 
 // slowStreamsFDs is the descriptor limit the largest of levels needs in the gateway (which every
@@ -89,67 +122,98 @@ func slowStreamsFDs(levels []int) uint64 {
 	return uint64(max(slices.Max(append([]int{0}, levels...)), 0)*fdsPerStream + fdsReserve)
 }
 
-// runSlowStreams starts a fresh gateway in front of mockURL (so that idle means never used), and
-// measures it: idle, the allocations per event, then each level of concurrent slow streams.
-func runSlowStreams(ctx context.Context, e *benchEnv, self string, env []string, mockURL string, levels []int, progress io.Writer) (*slowStreamsReport, error) {
+// startTLSMock starts a second mockllm serving HTTPS (HTTP/2 through ALPN) on a certificate it
+// makes, and returns its URL and the certificate's file.
+func (e *benchEnv) startTLSMock(ctx context.Context, mockPath string, env []string) (url, certPath string, err error) {
+	certPath = filepath.Join(e.dir, "mockllm-tls.pem")
+	mock, url, err := startBenchChild(ctx, "mockllm-tls", mockPath, []string{"--listen", "127.0.0.1:0", "--tls-cert-out", certPath},
+		env, "mockllm listening on", "")
+	if mock != nil {
+		e.children = append(e.children, mock)
+	}
+	return url, certPath, err
+}
+
+// runSlowStreams measures a fresh gateway in front of mockURL (HTTP/1.1), then another in front
+// of tlsURL (HTTP/2 over TLS, its certificate in caFile).
+func runSlowStreams(ctx context.Context, e *benchEnv, self string, env []string, mockURL, tlsURL, caFile string, levels []int, progress io.Writer) (*slowStreamsReport, error) {
 	rep := &slowStreamsReport{Events: slowEvents, IntervalMS: slowInterval.Milliseconds(), FDLimit: raiseFDLimit(slowStreamsFDs(levels))}
-	g, err := e.startSlowGateway(ctx, self, env, mockURL)
-	if err != nil {
-		return nil, err
-	}
-	defer g.child.stop()
-	pid := g.child.cmd.Process.Pid
-	// Idle: ready, a key made, nothing served. Let start-up garbage be collected first.
-	time.Sleep(2 * time.Second)
-	idle, err := readRSS(pid)
-	if err != nil {
-		return nil, err
-	}
-	m, err := gatewayMetrics(ctx, g.adminURL, metricGoroutines)
-	if err != nil {
-		return nil, err
-	}
-	rep.IdleRSSMB, rep.IdleGoroutines = mb(idle), m[metricGoroutines]
-	rep.IdleRSSMet = rep.IdleRSSMB <= targetIdleRSSMB
-	fmt.Fprintf(progress, "slow streams: idle gateway %.1f MB RSS, %.0f goroutines\n", rep.IdleRSSMB, rep.IdleGoroutines)
-
-	cl := slowClient()
-	defer cl.CloseIdleConnections()
 	var errs errorTally
-	if per, ok, err := allocsPerEvent(ctx, g, cl, &errs); err != nil {
-		return nil, err
-	} else if ok {
-		rep.AllocsPerEvent, rep.AllocsMeasured = per, true
-		fmt.Fprintf(progress, "slow streams: %.2f allocations per relayed event\n", per)
-	}
-	cl.CloseIdleConnections()
-
-	maxStreams := 0
-	if rep.FDLimit > fdsReserve {
-		maxStreams = int(rep.FDLimit-fdsReserve) / fdsPerStream
-	}
-	for _, n := range levels {
-		if maxStreams > 0 && n > maxStreams {
-			rep.Capped = fmt.Sprintf("%d streams lowered to %d: the descriptor limit is %d and a stream holds %d in the gateway",
-				n, maxStreams, rep.FDLimit, fdsPerStream)
-			n = maxStreams
-		}
-		lv, err := slowLevel(ctx, g, cl, n, idle, rep.IdleGoroutines, &errs)
+	for _, up := range []slowUpstream{
+		{name: "HTTP/1.1", tag: "h1", url: mockURL, fds: fdsPerStream},
+		{name: "HTTP/2 over TLS", tag: "h2", url: tlsURL, caFile: caFile, fds: 1, judged: true},
+	} {
+		run, err := runSlowUpstream(ctx, e, self, env, up, levels, rep.FDLimit, &errs, progress)
 		if err != nil {
 			return nil, err
 		}
-		cl.CloseIdleConnections()
-		rep.Levels = append(rep.Levels, lv)
-		fmt.Fprintf(progress, "slow streams: %d open of %d: %.1f MB RSS, %.1f MB per 1k above idle, %.2f goroutines per stream\n",
-			lv.Open, lv.Streams, lv.RSSMB, lv.RSSPerThousandMB, lv.GoroutinesPerStream)
+		rep.Runs = append(rep.Runs, run)
 	}
 	rep.ErrorsN, rep.FirstError = errs.N, errs.First
 	return rep, nil
 }
 
-// startSlowGateway starts `llmgate serve` with the gateway path's config and a key, outside the
-// measured paths.
-func (e *benchEnv) startSlowGateway(ctx context.Context, self string, env []string, mockURL string) (*benchGateway, error) {
+// runSlowUpstream starts a fresh gateway in front of up (so that idle means never used), and
+// measures it: idle, the allocations per event, then each level of concurrent slow streams. The
+// gateway is stopped at the end, so that the next run has the machine to itself.
+func runSlowUpstream(ctx context.Context, e *benchEnv, self string, env []string, up slowUpstream, levels []int, fdLimit uint64, errs *errorTally, progress io.Writer) (slowStreamsRun, error) {
+	run := slowStreamsRun{Upstream: up.name, Judged: up.judged}
+	g, err := e.startSlowGateway(ctx, self, env, up)
+	if err != nil {
+		return run, err
+	}
+	defer g.child.stop()
+	pid := g.child.cmd.Process.Pid
+	// Idle: ready, a key made, nothing served. Let start-up garbage be collected first.
+	time.Sleep(2 * time.Second)
+	idle, err := readStatus(pid, "VmRSS", "RssAnon")
+	if err != nil {
+		return run, err
+	}
+	m, err := gatewayMetrics(ctx, g.adminURL, metricGoroutines)
+	if err != nil {
+		return run, err
+	}
+	run.IdleRSSMB, run.IdleAnonMB, run.IdleGoroutines, run.IdleFDs = mb(idle["VmRSS"]), mb(idle["RssAnon"]), m[metricGoroutines], countFDs(pid)
+	run.IdleRSSMet = run.IdleRSSMB <= targetIdleRSSMB
+	fmt.Fprintf(progress, "slow streams, upstream %s: idle gateway %.1f MB RSS, %.0f goroutines, %d descriptors\n",
+		up.name, run.IdleRSSMB, run.IdleGoroutines, run.IdleFDs)
+
+	cl := slowClient()
+	defer cl.CloseIdleConnections()
+	if per, ok, err := allocsPerEvent(ctx, g, cl, errs); err != nil {
+		return run, err
+	} else if ok {
+		run.AllocsPerEvent, run.AllocsMeasured = per, true
+		fmt.Fprintf(progress, "slow streams, upstream %s: %.2f allocations per relayed event\n", up.name, per)
+	}
+	cl.CloseIdleConnections()
+
+	maxStreams := 0
+	if fdLimit > fdsReserve {
+		maxStreams = int(fdLimit-fdsReserve) / up.fds
+	}
+	for _, n := range levels {
+		if maxStreams > 0 && n > maxStreams {
+			run.Capped = fmt.Sprintf("%d streams lowered to %d: the descriptor limit is %d and a stream holds %d in the gateway",
+				n, maxStreams, fdLimit, up.fds)
+			n = maxStreams
+		}
+		lv, err := slowLevel(ctx, g, cl, n, idle, run.IdleGoroutines, run.IdleFDs, errs)
+		if err != nil {
+			return run, err
+		}
+		cl.CloseIdleConnections()
+		run.Levels = append(run.Levels, lv)
+		fmt.Fprintf(progress, "slow streams, upstream %s: %d open of %d: %.1f MB RSS, %.1f MB per 1k above idle (anonymous %.1f), %.2f goroutines and %.2f descriptors per stream\n",
+			up.name, lv.Open, lv.Streams, lv.RSSMB, lv.RSSPerThousandMB, lv.AnonPerThousandMB, lv.GoroutinesPerStream, lv.FDsPerStream)
+	}
+	return run, nil
+}
+
+// startSlowGateway starts `llmgate serve` in front of up with the gateway path's config (trusting
+// up's certificate when it has one) and a key, outside the measured paths.
+func (e *benchEnv) startSlowGateway(ctx context.Context, self string, env []string, up slowUpstream) (*benchGateway, error) {
 	listen, err := benchFreeAddr()
 	if err != nil {
 		return nil, err
@@ -159,17 +223,21 @@ func (e *benchEnv) startSlowGateway(ctx context.Context, self string, env []stri
 		return nil, err
 	}
 	token := adminclient.NewToken()
-	cfgPath := filepath.Join(e.dir, "gateway-slow.yaml")
-	cfg := GatewayConfig(listen, adminListen, filepath.Join(e.dir, "gateway-slow-data"), token, mockURL, "")
+	name := "gateway-slow-" + up.tag
+	cfgPath := filepath.Join(e.dir, name+".yaml")
+	cfg := GatewayConfig(listen, adminListen, filepath.Join(e.dir, name+"-data"), token, up.url, "")
 	// No cap on the public listener's connections (8192 by default): the levels are capped by
 	// the descriptor limit instead.
 	cfg = AccessLogOffConfig(cfg) + "gateway:\n  max_connections: -1\n"
+	if up.caFile != "" {
+		cfg = TrustCAConfig(cfg, up.caFile)
+	}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
 	g := &benchGateway{adminURL: "http://" + adminListen, publicURL: "http://" + listen}
-	if g.child, _, err = startBenchChild(ctx, "gateway-slow", self, []string{"serve", "--config", cfgPath}, env, "",
-		filepath.Join(e.dir, "gateway-slow.stderr")); err != nil {
+	if g.child, _, err = startBenchChild(ctx, name, self, []string{"serve", "--config", cfgPath}, env, "",
+		filepath.Join(e.dir, name+".stderr")); err != nil {
 		return nil, err
 	}
 	e.children = append(e.children, g.child)
@@ -178,9 +246,9 @@ func (e *benchEnv) startSlowGateway(ctx context.Context, self string, env []stri
 	}
 	key, err := adminclient.New(g.adminURL, token).CreateKey(ctx, adminclient.CreateKeyBody{Name: "bench-slow"})
 	if err != nil {
-		return g, fmt.Errorf("gateway-slow: create a key: %w", err)
+		return g, fmt.Errorf("%s: create a key: %w", name, err)
 	}
-	if g.target, err = newBenchTarget("gateway-slow", g.publicURL, key.Key, g.child, 1); err != nil {
+	if g.target, err = newBenchTarget(name, g.publicURL, key.Key, g.child, 1); err != nil {
 		return g, err
 	}
 	return g, nil
@@ -295,7 +363,7 @@ func allocsPerEvent(ctx context.Context, g *benchGateway, cl *http.Client, errs 
 
 // slowLevel opens n slow streams, and once all have started (or the first has ended) reads the
 // gateway's RSS and goroutines; then it waits for every stream to end.
-func slowLevel(ctx context.Context, g *benchGateway, cl *http.Client, n int, idleRSS int64, idleGoroutines float64, errs *errorTally) (slowStreamLoad, error) {
+func slowLevel(ctx context.Context, g *benchGateway, cl *http.Client, n int, idle map[string]int64, idleGoroutines float64, idleFDs int, errs *errorTally) (slowStreamLoad, error) {
 	lv := slowStreamLoad{Streams: n}
 	body := slowBody(slowEvents, slowInterval)
 	var startedN, ended atomic.Int64
@@ -344,10 +412,12 @@ func slowLevel(ctx context.Context, g *benchGateway, cl *http.Client, n int, idl
 	}
 	// The streams that started last have their first events in flight: give them one interval.
 	time.Sleep(slowInterval)
-	rss, err := readRSS(g.child.cmd.Process.Pid)
+	st, err := readStatus(g.child.cmd.Process.Pid, "VmRSS", "RssAnon")
 	if err != nil {
 		return lv, err
 	}
+	rss := st["VmRSS"]
+	lv.FDs = countFDs(g.child.cmd.Process.Pid)
 	m, err := gatewayMetrics(ctx, g.adminURL, metricGoroutines)
 	if err != nil {
 		return lv, err
@@ -355,8 +425,10 @@ func slowLevel(ctx context.Context, g *benchGateway, cl *http.Client, n int, idl
 	lv.Open = int(startedN.Load() - ended.Load())
 	lv.RSSMB = mb(rss)
 	if lv.Open > 0 {
-		lv.RSSPerThousandMB = mb(rss-idleRSS) / float64(lv.Open) * 1000
+		lv.RSSPerThousandMB = mb(rss-idle["VmRSS"]) / float64(lv.Open) * 1000
+		lv.AnonPerThousandMB = mb(st["RssAnon"]-idle["RssAnon"]) / float64(lv.Open) * 1000
 		lv.GoroutinesPerStream = (m[metricGoroutines] - idleGoroutines) / float64(lv.Open)
+		lv.FDsPerStream = float64(lv.FDs-idleFDs) / float64(lv.Open)
 	}
 	lv.RSSPerThousandMet = lv.Open > 0 && lv.RSSPerThousandMB <= targetRSSPerThousandMB
 	wg.Wait()
@@ -367,44 +439,86 @@ func slowLevel(ctx context.Context, g *benchGateway, cl *http.Client, n int, idl
 
 // readRSS is the process's resident set in bytes (VmRSS of /proc/PID/status).
 func readRSS(pid int) (int64, error) {
+	m, err := readStatus(pid, "VmRSS")
+	return m["VmRSS"], err
+}
+
+// readStatus reads fields of /proc/PID/status given in kB (VmRSS, RssAnon…), in bytes.
+func readStatus(pid int, fields ...string) (map[string]int64, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
-		return 0, fmt.Errorf("slow streams: RSS needs /proc: %w", err)
+		return nil, fmt.Errorf("slow streams: RSS needs /proc: %w", err)
 	}
+	out := make(map[string]int64, len(fields))
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10, err
+		name, v, ok := strings.Cut(line, ":")
+		if !ok || !slices.Contains(fields, name) {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("slow streams: /proc/%d/status %s: %w", pid, name, err)
+		}
+		out[name] = kb << 10
+	}
+	for _, f := range fields {
+		if _, ok := out[f]; !ok {
+			return nil, fmt.Errorf("slow streams: no %s in /proc/%d/status", f, pid)
 		}
 	}
-	return 0, errors.New("slow streams: no VmRSS in /proc/" + strconv.Itoa(pid) + "/status")
+	return out, nil
 }
 
 func mb(b int64) float64 { return float64(b) / 1e6 }
 
-// writeText prints the scenario's lines, each with its target.
+// countFDs is the descriptors the process has open (the entries of /proc/PID/fd), -1 where they
+// cannot be read.
+func countFDs(pid int) int {
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
+
+// writeText prints the scenario's lines: the judged run's with their targets, the other's beside
+// them.
 func (r *slowStreamsReport) writeText(tw io.Writer) {
-	fmt.Fprintf(tw, "slow streams: idle gateway RSS\t%.1f MB\t(target ≤ %.0f MB: %s; %.0f goroutines)\n",
-		r.IdleRSSMB, float64(targetIdleRSSMB), metOrMissed(r.IdleRSSMet), r.IdleGoroutines)
+	for _, run := range r.Runs {
+		run.writeText(tw)
+	}
+	if r.ErrorsN > 0 {
+		fmt.Fprintf(tw, "slow streams: ERRORS\t%d\t(first: %s)\n", r.ErrorsN, r.FirstError)
+	}
+}
+
+func (r *slowStreamsRun) writeText(tw io.Writer) {
+	judge := func(target float64, met bool) string {
+		if !r.Judged {
+			return "beside the judged HTTP/2 figure"
+		}
+		return fmt.Sprintf("target ≤ %.0f MB: %s", target, metOrMissed(met))
+	}
+	up := ", upstream " + r.Upstream
+	fmt.Fprintf(tw, "slow streams%s: idle gateway RSS\t%.1f MB\t(%s; %.0f goroutines, %d descriptors)\n",
+		up, r.IdleRSSMB, judge(targetIdleRSSMB, r.IdleRSSMet), r.IdleGoroutines, r.IdleFDs)
 	for _, lv := range r.Levels {
-		fmt.Fprintf(tw, "slow streams: RSS per 1k streams above idle, %d open\t%.1f MB\t(target ≤ %.0f MB: %s; %.1f MB in all)\n",
-			lv.Open, lv.RSSPerThousandMB, float64(targetRSSPerThousandMB), metOrMissed(lv.RSSPerThousandMet), lv.RSSMB)
-		fmt.Fprintf(tw, "slow streams: goroutines per stream, %d open\t%.2f\t(reported)\n", lv.Open, lv.GoroutinesPerStream)
+		fmt.Fprintf(tw, "slow streams%s: RSS per 1k streams above idle, %d open\t%.1f MB\t(%s; %.1f MB in all; anonymous %.1f MB per 1k)\n",
+			up, lv.Open, lv.RSSPerThousandMB, judge(targetRSSPerThousandMB, lv.RSSPerThousandMet), lv.RSSMB, lv.AnonPerThousandMB)
+		fmt.Fprintf(tw, "slow streams%s: goroutines per stream, %d open\t%.2f\t(reported)\n", up, lv.Open, lv.GoroutinesPerStream)
+		fmt.Fprintf(tw, "slow streams%s: descriptors per stream, %d open\t%.2f\t(reported; %d in all)\n", up, lv.Open, lv.FDsPerStream, lv.FDs)
 	}
 	if r.AllocsMeasured {
 		// The target (0 in the relay) is held by BenchmarkRelayEvent and a test in gateway/; this
 		// count is the whole process: net/http's chunk framing (its fmt.Fprintf of a chunk's
 		// length boxes lengths of 256 and more, once per flush) and background work included.
-		fmt.Fprintf(tw, "slow streams: allocations per relayed event, whole process\t%.2f\t(target 0 in the relay: BenchmarkRelayEvent in gateway/; here net/http's chunk framing and background work too)\n",
-			r.AllocsPerEvent)
+		fmt.Fprintf(tw, "slow streams%s: allocations per relayed event, whole process\t%.2f\t(target 0 in the relay: BenchmarkRelayEvent in gateway/; here net/http's chunk framing and background work too)\n",
+			up, r.AllocsPerEvent)
 	} else {
-		fmt.Fprintf(tw, "slow streams: allocations per relayed event\tunknown\t(a stream of the measurement failed)\n")
+		fmt.Fprintf(tw, "slow streams%s: allocations per relayed event\tunknown\t(a stream of the measurement failed)\n", up)
 	}
 	if r.Capped != "" {
-		fmt.Fprintf(tw, "slow streams: capped\t%s\n", r.Capped)
-	}
-	if r.ErrorsN > 0 {
-		fmt.Fprintf(tw, "slow streams: ERRORS\t%d\t(first: %s)\n", r.ErrorsN, r.FirstError)
+		fmt.Fprintf(tw, "slow streams%s: capped\t%s\n", up, r.Capped)
 	}
 }
 
@@ -425,9 +539,13 @@ func runSlowStreamsOnly(ctx context.Context, self, mockPath string, o Options, s
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
+	tlsURL, caFile, err := e.startTLSMock(ctx, mockPath, env)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
 	ctx, cancel := e.watch(ctx)
 	defer cancel()
-	rep, err := runSlowStreams(ctx, e, self, env, mockURL, o.SlowStreams, stderr)
+	rep, err := runSlowStreams(ctx, e, self, env, mockURL, tlsURL, caFile, o.SlowStreams, stderr)
 	if err != nil {
 		return fmt.Errorf("bench: slow streams: %w", err)
 	}
@@ -439,7 +557,7 @@ func runSlowStreamsOnly(ctx context.Context, self, mockPath string, o Options, s
 		}
 	} else {
 		fmt.Fprintf(stdout, "llmgate bench, slow streams only — %s, %d CPUs, %s\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.Version())
-		fmt.Fprintf(stdout, "settings: %d events a stream, one every %s, through one fresh gateway (auth and usage recording on, SQLite, quota off, access log off); memory from /proc, goroutines and allocations from its /metrics\n\n",
+		fmt.Fprintf(stdout, "settings: %d events a stream, one every %s, through a fresh gateway (auth and usage recording on, SQLite, quota off, access log off) per upstream transport: HTTP/1.1, then TLS with HTTP/2 (production upstreams; the targets are judged on it); memory and descriptors from /proc, goroutines and allocations from its /metrics\n\n",
 			slowEvents, slowInterval)
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		rep.writeText(tw)

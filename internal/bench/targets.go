@@ -84,15 +84,31 @@ func (r *benchReport) perfTargets() []perfTarget {
 		}
 	}
 	if s := r.SlowStreams; s != nil {
-		add("slow streams: idle RSS", fmt.Sprintf("%.1f MB", s.IdleRSSMB), fmt.Sprintf("≤ %.0f MB", targetIdleRSSMB), s.IdleRSSMet)
-		if n := len(s.Levels); n > 0 {
-			lv := s.Levels[n-1]
-			add(fmt.Sprintf("slow streams: RSS per 1k streams, %d open", lv.Open), fmt.Sprintf("%.1f MB", lv.RSSPerThousandMB),
-				fmt.Sprintf("≤ %.0f MB at %d", targetRSSPerThousandMB, lv.Streams), lv.RSSPerThousandMet && lv.Open >= lv.Streams)
-		}
-		if s.AllocsMeasured {
-			ts = append(ts, perfTarget{Name: "allocations per relayed SSE event, whole process", Figure: fmt.Sprintf("%.2f", s.AllocsPerEvent),
-				Target: "0 in the relay, held by BenchmarkRelayEvent and TestRelayAllocatesNothingPerEvent", Reported: true})
+		for _, run := range s.Runs {
+			if !run.Judged {
+				continue
+			}
+			other := s.otherRun()
+			up := " (upstream " + run.Upstream + ")"
+			idle := fmt.Sprintf("%.1f MB", run.IdleRSSMB)
+			if other != nil {
+				idle += fmt.Sprintf("; %s: %.1f MB", other.Upstream, other.IdleRSSMB)
+			}
+			add("slow streams: idle RSS"+up, idle, fmt.Sprintf("≤ %.0f MB", targetIdleRSSMB), run.IdleRSSMet)
+			if n := len(run.Levels); n > 0 {
+				lv := run.Levels[n-1]
+				fig := fmt.Sprintf("%.1f MB", lv.RSSPerThousandMB)
+				if other != nil && len(other.Levels) == n {
+					ol := other.Levels[n-1]
+					fig += fmt.Sprintf("; %s: %.1f MB at %d open", other.Upstream, ol.RSSPerThousandMB, ol.Open)
+				}
+				add(fmt.Sprintf("slow streams: RSS per 1k streams, %d open%s", lv.Open, up), fig,
+					fmt.Sprintf("≤ %.0f MB at %d", targetRSSPerThousandMB, lv.Streams), lv.RSSPerThousandMet && lv.Open >= lv.Streams)
+			}
+			if run.AllocsMeasured {
+				ts = append(ts, perfTarget{Name: "allocations per relayed SSE event, whole process" + up, Figure: fmt.Sprintf("%.2f", run.AllocsPerEvent),
+					Target: "0 in the relay, held by BenchmarkRelayEvent and TestRelayAllocatesNothingPerEvent", Reported: true})
+			}
 		}
 	}
 	return ts
@@ -140,4 +156,14 @@ func writeTargets(w io.Writer, ts []perfTarget) error {
 		fmt.Fprintf(tw, "  %s\t%s\t(target %s: %s)\n", t.Name, t.Figure, t.Target, metOrMissed(t.Met))
 	}
 	return tw.Flush()
+}
+
+// otherRun is the run of the scenario that is not judged, nil when there is none.
+func (s *slowStreamsReport) otherRun() *slowStreamsRun {
+	for i := range s.Runs {
+		if !s.Runs[i].Judged {
+			return &s.Runs[i]
+		}
+	}
+	return nil
 }

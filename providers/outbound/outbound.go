@@ -10,10 +10,14 @@
 package outbound
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -96,10 +100,14 @@ func Classify(ip netip.Addr) (Class, string) {
 // private ones only with AllowPrivate (local vLLM and Ollama servers live there); forbidden ones
 // never. An address inside one of Allow's prefixes is allowed whatever its class.
 //
+// RootCAs, when set, are the certificate authorities the connections trust (the system's and
+// outbound.ca_file's); nil trusts the system's.
+//
 // The zero Policy allows public addresses only.
 type Policy struct {
 	AllowPrivate bool
 	Allow        []netip.Prefix
+	RootCAs      *x509.CertPool
 }
 
 // RefusedError is a connection the policy refused. Its text names the address and its class,
@@ -232,6 +240,10 @@ func NewClient(o Options) *http.Client {
 		WriteBufferSize: 2 << 10,
 		ReadBufferSize:  2 << 10,
 	}
+	if o.Policy.RootCAs != nil {
+		// ForceAttemptHTTP2 keeps HTTP/2 on with a TLS config of our own.
+		tr.TLSClientConfig = &tls.Config{RootCAs: o.Policy.RootCAs, MinVersion: tls.VersionTLS12}
+	}
 	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
@@ -241,6 +253,29 @@ type Config struct {
 	// the one way to reach a link-local or metadata address, or a private one from a provider
 	// that does not set allow_private_network.
 	Allow []string `yaml:"allow"`
+	// CAFile is a PEM bundle of certificate authorities every provider trusts besides the
+	// system's: for upstreams behind a private CA (vLLM or Ollama behind an internal proxy).
+	CAFile string `yaml:"ca_file"`
+}
+
+// RootCAs reads CAFile into the system's roots; nil (the system's roots) when CAFile is empty.
+// Its error names outbound.ca_file.
+func (c Config) RootCAs() (*x509.CertPool, error) {
+	if c.CAFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(c.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("outbound.ca_file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool() // no system roots here: the file's alone
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("outbound.ca_file: " + c.CAFile + " holds no PEM certificate")
+	}
+	return pool, nil
 }
 
 // Prefixes parses Allow; its error names the entry (outbound.allow[i]).
