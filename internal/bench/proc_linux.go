@@ -8,6 +8,12 @@ func benchChildAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 
+// benchChildAttrAs is benchChildAttr for a child that runs as user uid, group gid: PostgreSQL,
+// which refuses to run as root.
+func benchChildAttrAs(uid, gid uint32) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+}
+
 // raiseFDLimit lifts the soft descriptor limit to the hard one, for this process and the children
 // it starts (which inherit it), and returns the limit.
 func raiseFDLimit() uint64 {
