@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -115,17 +114,15 @@ func pgMajor(binDir string) int {
 
 // runLedger runs the scenario; an error means PostgreSQL was there and something failed.
 func runLedger(ctx context.Context, initdb, server string, stderr io.Writer) (*ledgerReport, error) {
-	attr := benchChildAttr()
-	var cred *syscall.Credential
+	attr, uid, gid := benchChildAttr(), -1, -1
 	if os.Geteuid() == 0 { // PostgreSQL refuses to run as root: run it as the postgres user
 		u, err := user.Lookup("postgres")
 		if err != nil {
 			return nil, fmt.Errorf("running as root and there is no postgres user to run PostgreSQL as: %w", err)
 		}
-		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		attr = benchChildAttrAs(cred.Uid, cred.Gid)
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+		attr = benchChildAttrAs(uint32(uid), uint32(gid))
 	}
 	dir, err := os.MkdirTemp("", "llmgate-bench-pg-")
 	if err != nil {
@@ -136,9 +133,9 @@ func runLedger(ctx context.Context, initdb, server string, stderr io.Writer) (*l
 	if err := os.Mkdir(sock, 0o700); err != nil {
 		return nil, err
 	}
-	if cred != nil {
+	if uid >= 0 {
 		for _, p := range []string{dir, sock} {
-			if err := os.Chown(p, int(cred.Uid), int(cred.Gid)); err != nil {
+			if err := os.Chown(p, uid, gid); err != nil {
 				return nil, err
 			}
 		}
