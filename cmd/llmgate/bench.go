@@ -44,6 +44,11 @@ Measures four to six paths against one mockllm process, in one run on this machi
                  over streams of 10 and of 1,010 events). Levels above what the descriptor limit
                  allows (two per stream in the gateway) are lowered; the soft limit is raised to
                  the hard one. --slow-streams-only runs this scenario alone.
+  ledger         after the rounds (--ledger), the usage recorder in this process with the gateway's
+                 default writers carries 200,000 records, each charging one of 1,000 (then 50)
+                 credit accounts, into a PostgreSQL the bench starts (initdb on a temporary
+                 directory, loopback, durability off): rows per second against the target.
+                 Skipped when initdb and postgres are not found, unless --require-postgres.
 Paths alternate within each round and the median of the rounds is reported, since the client,
 the upstream and the proxy share the CPUs. Right after the chat streams, direct and gateway also
 stream the Responses API (POST /v1/responses, which the gateway relays as it comes) and
@@ -102,6 +107,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (bench.Options, error) {
 	fs.BoolVar(&o.AccessLogOff, "accesslog-off", true, "also measure the gateway-accesslog-off path (the gateway with its access log off), to report what the access log costs")
 	slow := fs.String("slow-streams", "2000,10000", "levels of the slow-streams scenario: concurrent streams, comma-separated (empty skips it)")
 	fs.BoolVar(&o.SlowStreamsOnly, "slow-streams-only", false, "run only the slow-streams scenario (mockllm and one gateway)")
+	fs.BoolVar(&o.Ledger, "ledger", true, "also measure charged usage records into a PostgreSQL the bench starts (skipped when PostgreSQL is not installed)")
+	fs.BoolVar(&o.RequirePostgres, "require-postgres", false, "fail instead of skipping the ledger scenario when PostgreSQL is not installed")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -155,3 +155,15 @@ func TestBenchSlowStreamsFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchLedgerFlags checks the ledger scenario's flags: on by default, skipped (not failed)
+// without PostgreSQL unless --require-postgres, and off with --ledger=false.
+func TestBenchLedgerFlags(t *testing.T) {
+	o, err := parseBenchFlags(nil, io.Discard)
+	if err != nil || !o.Ledger || o.RequirePostgres {
+		t.Errorf("defaults: ledger %v, require-postgres %v, err %v; want the scenario on, PostgreSQL optional", o.Ledger, o.RequirePostgres, err)
+	}
+	if o, err := parseBenchFlags([]string{"--ledger=false", "--require-postgres"}, io.Discard); err != nil || o.Ledger || !o.RequirePostgres {
+		t.Errorf("--ledger=false --require-postgres: ledger %v, require-postgres %v, err %v", o.Ledger, o.RequirePostgres, err)
+	}
+}

@@ -51,6 +51,12 @@ type Options struct {
 	SlowStreams []int
 	// SlowStreamsOnly runs the slow-streams scenario alone: mockllm and its gateway, no rounds.
 	SlowStreamsOnly bool
+	// Ledger runs the ledger scenario after the rounds: charged records through the usage
+	// recorder into a PostgreSQL the bench starts (initdb and postgres must be installed).
+	Ledger bool
+	// RequirePostgres fails the run instead of skipping the ledger scenario when PostgreSQL is
+	// not installed.
+	RequirePostgres bool
 }
 
 // warmupRequests are sent before every measurement, in its shape, so that connection pools,
@@ -127,6 +133,11 @@ func Run(ctx context.Context, self string, o Options, stdout, stderr io.Writer) 
 		}
 		if rep.SlowStreams, err = runSlowStreams(ctx, env, self, benchChildEnv(), env.mockURL, tlsURL, caFile, o.SlowStreams, stderr); err != nil {
 			return fmt.Errorf("bench: slow streams: %w", err)
+		}
+	}
+	if o.Ledger {
+		if rep.Ledger, err = ledgerScenario(ctx, o.RequirePostgres, stderr); err != nil {
+			return fmt.Errorf("bench: ledger: %w", err)
 		}
 	}
 	if env.tracingGW != nil {

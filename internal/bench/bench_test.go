@@ -328,6 +328,7 @@ func TestPerfTargets(t *testing.T) {
 		{Upstream: "HTTP/2 over TLS", Judged: true, IdleRSSMB: 39, IdleRSSMet: true, AllocsMeasured: true, AllocsPerEvent: 0.2,
 			Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSPerThousandMB: 40, RSSPerThousandMet: true},
 				{Streams: 10000, Open: 9872, RSSPerThousandMB: 41, RSSPerThousandMet: true}}}}}
+	r.Ledger = &ledgerReport{Writers: 2, Runs: []ledgerRun{{Accounts: 1000, RowsPerSecond: 51000, Met: true}, {Accounts: 50, RowsPerSecond: 42000}}}
 	r.Targets = r.perfTargets()
 	var b strings.Builder
 	if err := writeTargets(&b, r.Targets); err != nil {
@@ -335,7 +336,9 @@ func TestPerfTargets(t *testing.T) {
 	}
 	got := strings.Join(strings.Fields(b.String()), " ")
 	for _, want := range []string{
-		"performance targets: 8 of 13 met",
+		"performance targets: 9 of 15 met",
+		"ledger: charged rows/s into PostgreSQL, 1000 accounts, 2 writers 51000 (target ≥ 50000: met)",
+		"ledger: charged rows/s into PostgreSQL, 50 accounts, 2 writers 42000 (target ≥ 50000: MISSED)",
 		"Redis bytes per RPM-limited subject at 1k / 10k requests/min 13488 / 14256 (target bounded (10k ≤ 1.5 × 1k): met)",
 		"gateway CPU per request / pass-through's ×1.20 (target ≤ ×1.25: met)",
 		"gateway+redis/direct RPS 0.30 (target ≥ 0.35: MISSED)",

@@ -13,6 +13,12 @@ func benchChildAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 
+// benchChildAttrAs is benchChildAttr for a child that runs as user uid, group gid: PostgreSQL,
+// which refuses to run as root.
+func benchChildAttrAs(uid, gid uint32) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+}
+
 // raiseFDLimit lifts the descriptor limit, for this process and the children it starts (which
 // inherit it), to want, and returns the limit. The soft limit goes up to the hard one; past the
 // hard one only a privileged process may go (root may raise it, up to the kernel's nr_open), and

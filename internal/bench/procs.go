@@ -44,10 +44,17 @@ type benchChild struct {
 // bench-proxy tell which port they picked. When logPath is not empty the child's stderr is that
 // file (appended to), else a pipe to out.
 func startBenchChild(ctx context.Context, name, path string, args []string, env []string, announce, logPath string) (*benchChild, string, error) {
+	return startBenchChildAttr(ctx, name, path, args, env, announce, logPath, benchChildAttr())
+}
+
+// startBenchChildAttr is startBenchChild with the child's process attributes (benchChildAttr, or
+// benchChildAttrAs for a child that must run as another user).
+func startBenchChildAttr(ctx context.Context, name, path string, args []string, env []string, announce, logPath string,
+	attr *syscall.SysProcAttr) (*benchChild, string, error) {
 	c := &benchChild{name: name, out: &outputTail{max: 16 << 10}, log: logPath, exited: make(chan struct{})}
 	c.cmd = exec.Command(path, args...)
 	c.cmd.Env = env
-	c.cmd.SysProcAttr = benchChildAttr()
+	c.cmd.SysProcAttr = attr
 	lw := &announceWatcher{prefix: announce + " ", found: make(chan string, 1), next: c.out, done: announce == ""}
 	c.cmd.Stdout, c.cmd.Stderr = lw, c.out
 	if logPath != "" {

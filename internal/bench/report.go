@@ -301,6 +301,9 @@ type benchReport struct {
 	Tracing *tracingReport `json:"tracing,omitempty"`
 	// SlowStreams is the slow-streams scenario's outcome; nil when it did not run.
 	SlowStreams *slowStreamsReport `json:"slow_streams,omitempty"`
+	// Ledger is the ledger scenario's outcome (charged records into PostgreSQL); nil without
+	// --ledger.
+	Ledger *ledgerReport `json:"ledger,omitempty"`
 	// Targets are the performance targets this run has a figure for, each met or missed.
 	Targets []perfTarget `json:"targets,omitempty"`
 }
@@ -706,6 +709,7 @@ func (r *benchReport) writeText(w io.Writer) error {
 	if r.SlowStreams != nil {
 		r.SlowStreams.writeText(tw)
 	}
+	r.writeLedgerLines(tw)
 	for _, p := range r.Paths {
 		if u := p.Usage; u != nil && u.Error != "" {
 			fmt.Fprintf(tw, "%s usage records\tunknown\t(%s)\n", p.Name, u.Error)

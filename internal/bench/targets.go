@@ -111,6 +111,12 @@ func (r *benchReport) perfTargets() []perfTarget {
 			}
 		}
 	}
+	if l := r.Ledger; l != nil && l.Skipped == "" {
+		for _, run := range l.Runs {
+			add(fmt.Sprintf("ledger: charged rows/s into PostgreSQL, %d accounts, %d writers", run.Accounts, l.Writers),
+				fmt.Sprintf("%.0f", run.RowsPerSecond), fmt.Sprintf("≥ %d", targetLedgerRowsPerSec), run.Met)
+		}
+	}
 	return ts
 }
 

@@ -216,6 +216,153 @@ func benchInsertUsage(b *testing.B, accounts int, gatewayIDs bool) {
 
 func ptr[T any](v T) *T { return &v }
 
+// TestBatchUpdatesStayHOT: the rollup rows and account balances that every batch updates are
+// updated in place (HOT: no new index entries, no bloat) even while another transaction's snapshot
+// keeps the previous versions alive, as a second writer's running statement does: their pages
+// keep room for two more versions of every row. The counts are PostgreSQL's own
+// (pg_stat_user_tables), read on the store's only connection after forcing it to publish them.
+func TestBatchUpdatesStayHOT(t *testing.T) {
+	ctx := context.Background()
+	dsn := pg.NewDatabase(t)
+	single := dsn
+	if strings.Contains(dsn, "://") {
+		single += map[bool]string{false: "?", true: "&"}[strings.Contains(dsn, "?")] + "pool_max_conns=1"
+	} else {
+		single += " pool_max_conns=1"
+	}
+	s := open(t, single)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const users = 400
+	for u := range users {
+		if _, err := s.EnsureCreditAccount(ctx, "user", fmt.Sprintf("u%d", u)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	batch := func(n int) {
+		t.Helper()
+		recs := make([]store.UsageRecord, users)
+		for u := range recs {
+			recs[u] = store.UsageRecord{RequestID: fmt.Sprintf("req-%d-%d", n, u), TenantID: "default",
+				UserID: fmt.Sprintf("u%d", u), Model: "gpt-4o", Deployment: "up/gpt-4o", Status: 200,
+				PromptTokens: 10, CostPicoUSD: ptr(int64(1000)), Charge: true, PayerType: "user",
+				PayerID: fmt.Sprintf("u%d", u), StartedAt: at, EndedAt: at}
+		}
+		if got, err := s.InsertUsage(ctx, recs); err != nil || got != users {
+			t.Fatalf("InsertUsage = %d, %v", got, err)
+		}
+	}
+	updates := func() (all, hot int64) {
+		t.Helper()
+		if _, err := s.pool.Exec(ctx, `SELECT pg_stat_force_next_flush()`); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.pool.QueryRow(ctx, `SELECT COALESCE(sum(n_tup_upd), 0)::bigint, COALESCE(sum(n_tup_hot_upd), 0)::bigint
+			FROM pg_stat_user_tables WHERE relname IN ('billing_record', 'credit_accounts')`).Scan(&all, &hot); err != nil {
+			t.Fatal(err)
+		}
+		return all, hot
+	}
+	batch(0) // the rollup rows are made; the accounts are updated for the first time
+	holder, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	tx, err := holder.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM billing_record`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	all0, hot0 := updates()
+	batch(1)
+	batch(2)
+	all, hot := updates()
+	all, hot = all-all0, hot-hot0
+	t.Logf("%d of %d updates HOT", hot, all)
+	if all != 4*users || hot < all*9/10 {
+		t.Errorf("%d of %d updates HOT; want %d updates (a rollup row and a balance per user and batch), at least 90%% HOT",
+			hot, all, 4*users)
+	}
+}
+
+// TestInsertUsageLooksUpEachAccountOnce: a batch charging many records to a few accounts reads
+// each account's index a few times, not once or twice per record, and still charges every record
+// exactly: one entry each, and each balance moved by the sum of its records' costs. The index
+// scans are PostgreSQL's own count (pg_stat_user_indexes), read on the store's only connection
+// after forcing it to publish its counters.
+func TestInsertUsageLooksUpEachAccountOnce(t *testing.T) {
+	ctx := context.Background()
+	dsn := pg.NewDatabase(t)
+	if strings.Contains(dsn, "://") {
+		dsn += map[bool]string{false: "?", true: "&"}[strings.Contains(dsn, "?")] + "pool_max_conns=1"
+	} else {
+		dsn += " pool_max_conns=1"
+	}
+	s := open(t, dsn)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const accounts, records = 3, 300
+	for u := range accounts {
+		if _, err := s.EnsureCreditAccount(ctx, "user", fmt.Sprintf("u%d", u)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scans := func() int64 {
+		t.Helper()
+		if _, err := s.pool.Exec(ctx, `SELECT pg_stat_force_next_flush()`); err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		if err := s.pool.QueryRow(ctx, `SELECT COALESCE(sum(idx_scan), 0)::bigint FROM pg_stat_user_indexes
+			WHERE relname = 'credit_accounts'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	recs := make([]store.UsageRecord, records)
+	want := make([]int64, accounts)
+	for i := range recs {
+		u := i % accounts
+		recs[i] = store.UsageRecord{RequestID: fmt.Sprintf("req-%d", i), TenantID: "default",
+			UserID: fmt.Sprintf("u%d", u), Model: "gpt-4o", Deployment: "up/gpt-4o", Status: 200,
+			CostPicoUSD: ptr(int64(1000 + i)), Charge: true, PayerType: "user", PayerID: fmt.Sprintf("u%d", u),
+			StartedAt: at, EndedAt: at}
+		want[u] += int64(1000 + i)
+	}
+	before := scans()
+	if n, err := s.InsertUsage(ctx, recs); err != nil || n != records {
+		t.Fatalf("InsertUsage = %d, %v; want %d", n, err, records)
+	}
+	got := scans() - before
+	t.Logf("%d scans of credit_accounts' indexes for the batch", got)
+	if got > 4*accounts {
+		t.Errorf("%d scans of credit_accounts' indexes for a batch of %d records charged to %d accounts; want at most %d",
+			got, records, accounts, 4*accounts)
+	}
+	for u := range accounts {
+		a, err := s.CreditAccountOf(ctx, "user", fmt.Sprintf("u%d", u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.BalancePicoUSD.Cmp(big.NewInt(-want[u])) != 0 || a.ChargedPicoUSD.Cmp(big.NewInt(want[u])) != 0 {
+			t.Errorf("u%d: balance %v, charged %v; want -%d and %d", u, a.BalancePicoUSD, a.ChargedPicoUSD, want[u], want[u])
+		}
+	}
+	var entries int
+	if err := s.pool.QueryRow(ctx, `SELECT count(DISTINCT request_id) FROM credit_ledger WHERE kind = 'charge'`).Scan(&entries); err != nil || entries != records {
+		t.Errorf("%d charged requests, %v; want %d", entries, err, records)
+	}
+}
+
 // TestQuotaPolicyModelNull: the every-model policy is stored with model NULL, never the empty
 // string, so "every model" has one representation in the table.
 func TestQuotaPolicyModelNull(t *testing.T) {
