@@ -54,7 +54,7 @@ func TestBenchTrustCAConfigLoads(t *testing.T) {
 	}
 	gw := bench.GatewayConfig("127.0.0.1:1", "127.0.0.1:2", t.TempDir(), strings.Repeat("t", 40), srv.URL, "")
 	raw := bench.TrustCAConfig(bench.AccessLogOffConfig(gw), caFile)
-	var cfg Config
+	cfg := defaultConfig() // as loadConfig starts
 	if err := parseConfig([]byte(raw), func(string) (string, bool) { return "", false }, &cfg); err != nil {
 		t.Fatalf("%v\n%s", err, raw)
 	}
