@@ -175,7 +175,10 @@ type Recorder struct {
 	// kick wakes a writer when the channel holds a whole batch. Writers do not wait on ch
 	// itself: a writer parked on a receive is woken by every record, which costs a thread wake-up
 	// per request; instead they take what is queued on kick or on FlushInterval's tick.
-	kick    chan struct{}
+	kick chan struct{}
+	// kickAt is the queue length that kicks a writer: a batch, or half the queue when a batch
+	// would not fit in it (else the queue would fill, and spool, before a writer took it).
+	kickAt  int
 	spool   *spool       // nil without SpoolDir
 	dead    *deadLetters // never nil; logs only without a directory
 	metrics *metrics
@@ -232,6 +235,7 @@ func New(sink Sink, opts Options, log *slog.Logger) (*Recorder, error) {
 		ch: make(chan *store.UsageRecord, opts.QueueSize), stop: make(chan struct{}),
 		writerDone: make(chan struct{}), replayWake: make(chan struct{}, 1), kick: make(chan struct{}, 1),
 		inflight: make([][]store.UsageRecord, opts.Writers), live: opts.Writers}
+	r.kickAt = max(1, min(opts.BatchSize, opts.QueueSize/2))
 	r.classify = classifier(sink)
 	r.dead = newDeadLetters(opts.DeadLetterDir, log, &r.deadLettered)
 	if opts.SpoolDir == "" {
@@ -305,7 +309,7 @@ func (r *Recorder) Record(rec store.UsageRecord) bool {
 		case r.ch <- p:
 			r.closeMu.RUnlock()
 			r.enqueued.Add(1)
-			if len(r.ch) >= r.opts.BatchSize {
+			if len(r.ch) >= r.kickAt {
 				r.kickWriter()
 			}
 			return true

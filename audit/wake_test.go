@@ -49,3 +49,34 @@ func testWriterWakes(t *testing.T, writers int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A batch larger than the queue can hold still gets written before the queue fills: a writer is
+// kicked at half the queue, so nothing spools for want of a writer.
+func TestBatchLargerThanQueue(t *testing.T) {
+	sink := &collectSink{seen: map[string]bool{}}
+	opts := spoolOpts(t)
+	opts.QueueSize, opts.BatchSize, opts.FlushInterval = 10, 100, time.Hour
+	r := mustNew(t, sink, opts)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r.Close(ctx)
+	}()
+	for i := range 30 {
+		r.Record(rec(i))
+		time.Sleep(2 * time.Millisecond) // room for a kicked writer to take the queue
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sink.mu.Lock()
+		n := len(sink.seen)
+		sink.mu.Unlock()
+		if n >= 25 || time.Now().After(deadline) {
+			if s := r.Stats(); s.Spooled != 0 || n < 25 {
+				t.Fatalf("%d of 30 records written and %d spooled with a queue of 10 and batches of 100; want the queue taken before it fills", n, s.Spooled)
+			}
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

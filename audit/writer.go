@@ -41,7 +41,7 @@ func (r *Recorder) run(id int) {
 				break
 			}
 			full := len(batch) == r.opts.BatchSize
-			if full && len(r.ch) >= r.opts.BatchSize {
+			if full && len(r.ch) >= r.kickAt {
 				r.kickWriter() // another whole batch waits: a second writer may take it meanwhile
 			}
 			if !r.write(r.writeCtx, id, batch) {
