@@ -317,6 +317,19 @@ func (e *benchEnv) startVariants(ctx context.Context, self string, env []string,
 // Redis when redisURL is set; edit, when not nil, changes the config), waits until it is ready,
 // creates a key and adds the path.
 func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, name, mockURL, redisURL string, edit func(string) string, o Options) (*benchGateway, error) {
+	g, err := e.launchGateway(ctx, self, env, name, mockURL, redisURL, edit, "bench", o.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	e.gateways = append(e.gateways, g)
+	e.targets = append(e.targets, g.target)
+	return g, nil
+}
+
+// launchGateway starts `llmgate serve` with its own config and data directory (GatewayConfig,
+// changed by edit when it is not nil), waits until it is ready, and creates a key named keyName
+// for a client target of concurrency connections. The child is stopped with the others.
+func (e *benchEnv) launchGateway(ctx context.Context, self string, env []string, name, mockURL, redisURL string, edit func(string) string, keyName string, concurrency int) (*benchGateway, error) {
 	listen, err := benchFreeAddr()
 	if err != nil {
 		return nil, err
@@ -344,15 +357,13 @@ func (e *benchEnv) startGateway(ctx context.Context, self string, env []string, 
 	if err := waitGatewayReady(ctx, g.child, g.publicURL); err != nil {
 		return nil, err
 	}
-	key, err := adminclient.New(g.adminURL, token).CreateKey(ctx, adminclient.CreateKeyBody{Name: "bench"})
+	key, err := adminclient.New(g.adminURL, token).CreateKey(ctx, adminclient.CreateKeyBody{Name: keyName})
 	if err != nil {
 		return nil, fmt.Errorf("%s: create a key: %w", name, err)
 	}
-	if g.target, err = newBenchTarget(name, g.publicURL, key.Key, g.child, o.Concurrency); err != nil {
+	if g.target, err = newBenchTarget(name, g.publicURL, key.Key, g.child, concurrency); err != nil {
 		return nil, err
 	}
-	e.gateways = append(e.gateways, g)
-	e.targets = append(e.targets, g.target)
 	return g, nil
 }
 

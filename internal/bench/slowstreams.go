@@ -20,8 +20,6 @@ import (
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
-
-	"github.com/llmgate/llmgate/internal/adminclient"
 )
 
 // The slow-streams scenario measures what a gateway holds rather than how fast it goes: its
@@ -214,44 +212,16 @@ func runSlowUpstream(ctx context.Context, e *benchEnv, self string, env []string
 // startSlowGateway starts `llmgate serve` in front of up with the gateway path's config (trusting
 // up's certificate when it has one) and a key, outside the measured paths.
 func (e *benchEnv) startSlowGateway(ctx context.Context, self string, env []string, up slowUpstream) (*benchGateway, error) {
-	listen, err := benchFreeAddr()
-	if err != nil {
-		return nil, err
+	edit := func(cfg string) string {
+		// No cap on the public listener's connections (8192 by default): the levels are capped
+		// by the descriptor limit instead.
+		cfg = AccessLogOffConfig(cfg) + "gateway:\n  max_connections: -1\n"
+		if up.caFile != "" {
+			cfg = TrustCAConfig(cfg, up.caFile)
+		}
+		return cfg
 	}
-	adminListen, err := benchFreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	token := adminclient.NewToken()
-	name := "gateway-slow-" + up.tag
-	cfgPath := filepath.Join(e.dir, name+".yaml")
-	cfg := GatewayConfig(listen, adminListen, filepath.Join(e.dir, name+"-data"), token, up.url, "")
-	// No cap on the public listener's connections (8192 by default): the levels are capped by
-	// the descriptor limit instead.
-	cfg = AccessLogOffConfig(cfg) + "gateway:\n  max_connections: -1\n"
-	if up.caFile != "" {
-		cfg = TrustCAConfig(cfg, up.caFile)
-	}
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
-	g := &benchGateway{adminURL: "http://" + adminListen, publicURL: "http://" + listen}
-	if g.child, _, err = startBenchChild(ctx, name, self, []string{"serve", "--config", cfgPath}, env, "",
-		filepath.Join(e.dir, name+".stderr")); err != nil {
-		return nil, err
-	}
-	e.children = append(e.children, g.child)
-	if err := waitGatewayReady(ctx, g.child, g.publicURL); err != nil {
-		return g, err
-	}
-	key, err := adminclient.New(g.adminURL, token).CreateKey(ctx, adminclient.CreateKeyBody{Name: "bench-slow"})
-	if err != nil {
-		return g, fmt.Errorf("%s: create a key: %w", name, err)
-	}
-	if g.target, err = newBenchTarget(name, g.publicURL, key.Key, g.child, 1); err != nil {
-		return g, err
-	}
-	return g, nil
+	return e.launchGateway(ctx, self, env, "gateway-slow-"+up.tag, up.url, "", edit, "bench-slow", 1)
 }
 
 // slowClient is the clients' side: one connection per stream, none kept between levels.
