@@ -61,6 +61,9 @@ type Config struct {
 	AdminMaxConnections int `yaml:"admin_max_connections"`
 	// Shutdown is how the process stops on SIGTERM or SIGINT.
 	Shutdown ShutdownOptions `yaml:"shutdown"`
+	// GCMinHeadroom is the least the heap may grow between garbage collections, in bytes
+	// (default 64 MiB; 0 leaves GOGC alone). Read at start.
+	GCMinHeadroom int64 `yaml:"gc_min_headroom_bytes"`
 	// Tracing is the optional OpenTelemetry tracing of requests (off by default).
 	Tracing tracing.Options `yaml:"tracing"`
 	// Alerts are the limit and budget alerts and their webhook delivery.
@@ -170,8 +173,14 @@ func defaultConfig() Config {
 		DataDir:     ".",
 		Shutdown:    ShutdownOptions{PreStopDelay: 5 * time.Second, DrainTimeout: 5 * time.Minute, FlushTimeout: 30 * time.Second},
 		Usage:       audit.Options{Writers: audit.DefaultWriters},
+
+		GCMinHeadroom: defaultGCMinHeadroom,
 	}
 }
+
+// defaultGCMinHeadroom lets a gateway with a small live heap allocate 64 MiB between garbage
+// collections, where GOGC=100 alone collected every few MB under load (see internal/gctune).
+const defaultGCMinHeadroom = 64 << 20
 
 // defaultModels are used when the configuration names no provider at all.
 func applyBuiltinMock(c *Config) {
@@ -344,6 +353,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.Gateway.Validate(); err != nil {
 		return err
+	}
+	if c.GCMinHeadroom < 0 {
+		return fmt.Errorf("gc_min_headroom_bytes: %d is negative (0 leaves GOGC alone)", c.GCMinHeadroom)
 	}
 	if p := c.ResponseCache.PricePercent; p < 0 || p > 100 {
 		return fmt.Errorf("response_cache.price_percent: %d is outside 0..100", p)

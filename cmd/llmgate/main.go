@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/llmgate/llmgate/internal/adminclient"
+	"github.com/llmgate/llmgate/internal/gctune"
 )
 
 const usageText = `llmgate — an OpenAI-compatible LLM gateway
@@ -124,6 +125,8 @@ func serveCmd(args []string, stdout, stderr io.Writer, demo bool) error {
 		cfg.Shutdown.PreStopDelay = 0
 	}
 	log := newLogger(stderr, cfg.Log.Level, demo)
+	// The process's collector, once per process (tests start many apps in one).
+	defer gctune.Start(cfg.GCMinHeadroom).Stop()
 	// The first SIGINT or SIGTERM ends ctx and starts the drain; a second one ends hurry, which
 	// cuts the drain short.
 	sigs := make(chan os.Signal, 2)

@@ -125,7 +125,7 @@ func restartOnly(running, next Config) []string {
 		"quota": {running.Quota, next.Quota}, "gateway": {running.Gateway, next.Gateway}, "usage": {running.Usage, next.Usage},
 		"config_poll_interval": {running.ConfigPollInterval, next.ConfigPollInterval},
 		"shutdown":             {running.Shutdown, next.Shutdown}, "tracing": {running.Tracing, next.Tracing},
-		"secrets": {running.Secrets, next.Secrets},
+		"secrets": {running.Secrets, next.Secrets}, "gc_min_headroom_bytes": {running.GCMinHeadroom, next.GCMinHeadroom},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			out = append(out, name)
