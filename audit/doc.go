@@ -1,25 +1,26 @@
 // Package audit carries usage records from the request path to the store and loses none that it
-// accepted: a bounded in-process channel drained by batch writers (Writers, one by default), with
-// an on-disk spool for when the channel is full or the database is down, replayed when the
-// database answers.
+// accepted: a bounded in-process queue drained by batch writers (Writers, one by default), with
+// an on-disk spool for when the queue is full or the database is down, replayed when the
+// database answers. The queue and the batches grow with what they hold and are let go when
+// idle, so an idle recorder holds next to no memory.
 //
 // # Pipeline
 //
-//	Record ──► channel (QueueSize) ──► writer: batches (BatchSize / FlushInterval) ──► Sink
+//	Record ──► queue (QueueSize)   ──► writer: batches (BatchSize / FlushInterval) ──► Sink
 //	  │ full                              │ failed after WriteRetries, or DB known down
 //	  ▼                                   ▼
 //	spool: append-only segments under SpoolDir ──► replayer (oldest first) ──► Sink
 //
 // In words:
-//   - Record never blocks and never waits for the database: a non-blocking channel send, or, when
-//     the channel is full, one JSON encoding and one write(2) of a CRC-framed record to the
+//   - Record never blocks and never waits for the database: a push onto the queue under a short
+//     mutex, or, when the queue is full, one JSON encoding and one write(2) of a CRC-framed record to the
 //     active spool segment under a short mutex. No fsync, no goroutine per record. The one wait
 //     left is the kernel's: if the disk itself stalls (dirty-page throttling, a hung device),
-//     that write(2) waits for it, and only once the channel is full.
-//   - Each writer (Writers of them take from the channel in parallel, each batch in its own
+//     that write(2) waits for it, and only once the queue is full.
+//   - Each writer (Writers of them take from the queue in parallel, each batch in its own
 //     transaction) retries a failed batch WriteRetries times with backoff, then spools it and marks
 //     the database down: while it is down, batches go straight to the spool, except for one probe
-//     write per ReplayInterval, so the channel keeps draining and Record keeps taking the fast
+//     write per ReplayInterval, so the queue keeps draining and Record keeps taking the fast
 //     path during an outage.
 //   - The replayer replays sealed segments oldest first, in batches, and deletes a segment only
 //     once every record in it was committed or dead-lettered. It tries every ReplayInterval and at
@@ -38,7 +39,7 @@
 //
 // # Order
 //
-// Records reach the Sink in enqueue order within each path (channel batches in order; spool
+// Records reach the Sink in enqueue order within each path (queue batches in order; spool
 // records in segment and append order), with no order between the paths: a record spooled
 // during an outage is written after records enqueued later. Correctness does not depend on
 // order: the Sink is idempotent on (request_id, started_at), and the rollups and credit charges it
@@ -55,7 +56,7 @@
 // # What survives kill -9
 //
 // A process kill (SIGKILL, OOM kill, panic) loses only what is in this process's memory:
-//   - the records in the channel at that instant (at most QueueSize),
+//   - the records in the queue at that instant (at most QueueSize),
 //   - each writer's current batch if its commit had not happened (at most BatchSize per writer;
 //     if it had, the rows are in the database),
 //   - a record whose Record call was still encoding it.
@@ -76,12 +77,12 @@
 // request path), and Close fsyncs everything before it returns. Dead-letter entries are fsynced
 // as they are written, before the segment that held them is deleted.
 //
-// Close (SIGTERM) loses nothing: it stops taking records into the channel, writes what is queued
+// Close (SIGTERM) loses nothing: it stops taking records into the queue, writes what is queued
 // within its context's deadline, and spools and fsyncs whatever is left; the next start replays
 // it. Records passed to Record after Close has begun are spooled while the spool is open and
 // dropped (counted) after Close returned.
 //
-// Without a SpoolDir the recorder behaves as before the spool existed: a full channel drops the
+// Without a SpoolDir the recorder behaves as before the spool existed: a full queue drops the
 // record and a batch failing all its retries is lost, both counted in Stats.Dropped and logged.
 //
 // # Spool format
@@ -97,7 +98,7 @@
 // growing: a field added to store.UsageRecord is carried through the spool with no codec change,
 // and a field the running version does not know (a spool written by another version) is
 // detected and dead-lettered rather than silently dropped. It costs a few microseconds per record
-// on the overflow path only; the channel path does not encode at all. One caveat of JSON: a
+// on the overflow path only; the queue path does not encode at all. One caveat of JSON: a
 // string that is not valid UTF-8 comes back from the spool with U+FFFD in place of the bad bytes
 // (PostgreSQL would have rejected it; this way it is kept, slightly altered). Segments rotate at
 // SpoolSegmentBytes. A lock file (flock) keeps two processes from sharing a spool directory.

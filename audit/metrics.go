@@ -25,7 +25,7 @@ var errMetrics = errors.New("audit: register metrics")
 //	gov_audit_process_duration_ms            histogram: one Sink call (a batch, or half of a split batch)
 //	gov_dead_letter_total                    counter: records and spool bytes dead-lettered
 //	gov_db_write_error_total{table="usage_records"}  counter: failed Sink calls, each retry included
-//	llmgate_usage_queue_depth                gauge: records in the channel
+//	llmgate_usage_queue_depth                gauge: records in the queue
 //	llmgate_usage_written_total              counter: records committed to the store
 //	llmgate_usage_dropped_total              counter: records lost (only without a spool, or past it)
 //	llmgate_usage_spooled_total              counter: records appended to the spool
@@ -63,7 +63,7 @@ func newMetrics(r *Recorder, reg prometheus.Registerer) (*metrics, error) {
 		counter("gov_db_write_error_total", DBWriteErrorHelp, prometheus.Labels{"table": "usage_records"},
 			r.writeErrors.Load),
 		gauge("llmgate_usage_queue_depth", "Usage records in the in-process queue, not yet taken by the writer.",
-			func() int64 { return int64(len(r.ch)) }),
+			func() int64 { return int64(r.q.len()) }),
 		counter("llmgate_usage_written_total", "Usage records committed to the store.", nil, r.written.Load),
 		counter("llmgate_usage_dropped_total", "Usage records lost: the queue was full or a batch failed with no spool to take it.",
 			nil, r.dropped.Load),

@@ -29,7 +29,8 @@ type Sink interface {
 
 // Options is the `usage` section of the config. Zero values mean the defaults.
 type Options struct {
-	// QueueSize bounds the channel between requests and the writer (default 65536).
+	// QueueSize bounds the queue between requests and the writers (default 65536). The queue
+	// grows with its backlog up to this bound and is let go when the writers find it empty.
 	QueueSize int `yaml:"queue_size"`
 	// BatchSize flushes a batch when it holds this many records (default 5000); replay uses the
 	// same size. Each batch is one transaction with a fixed cost (temporary table, commit,
@@ -37,7 +38,7 @@ type Options struct {
 	// second: on this 2-core machine 89k rows/s at 5000 against 62k at 1000, and 60k against
 	// 36k while other work loaded it (BenchmarkWriterPostgres).
 	BatchSize int `yaml:"batch_size"`
-	// Writers is how many batch writers drain the channel in parallel, each with its own batch,
+	// Writers is how many batch writers drain the queue in parallel, each with its own batch,
 	// flushed by BatchSize or FlushInterval, and its own transaction (default 1; the gateway's
 	// configuration defaults to 2, see DefaultWriters). The store orders every row lock a batch takes (usage keys,
 	// rollups, ledger entries, balances), so concurrent batches that charge the same accounts and
@@ -139,7 +140,7 @@ func (o Options) withDefaults() Options {
 // Stats are the recorder's counters, for metrics. A record may be counted in several of them
 // over its life (spooled, then replayed).
 type Stats struct {
-	// Enqueued counts records taken into the channel.
+	// Enqueued counts records taken into the queue.
 	Enqueued int64
 	// Written counts records the Sink acknowledged, fresh and replayed (a record written twice
 	// after an ambiguous failure counts twice; the database keeps one row).
@@ -157,24 +158,24 @@ type Stats struct {
 	Replayed int64
 	// DeadLettered counts records (and undecodable spool frames or tails) set aside for good.
 	DeadLettered int64
-	// Backlog is the number of records in the channel now.
+	// Backlog is the number of records in the queue now.
 	Backlog int
 	// SpoolBytes and SpoolSegments are the spool's size on disk now.
 	SpoolBytes    int64
 	SpoolSegments int
 }
 
-// Recorder is the channel, its writer, the spool and its replayer. Record is safe for concurrent
+// Recorder is the queue, its writers, the spool and its replayer. Record is safe for concurrent
 // use; Close once (later calls return nil).
 type Recorder struct {
 	opts     Options
 	sink     Sink
 	classify func(error) bool
 	log      *slog.Logger
-	ch       chan *store.UsageRecord // records from queuedRecords (see there why pointers)
-	// kick wakes a writer when the channel holds a whole batch. Writers do not wait on ch
-	// itself: a writer parked on a receive is woken by every record, which costs a thread wake-up
-	// per request; instead they take what is queued on kick or on FlushInterval's tick.
+	q        *queue // records from queuedRecords (see there why pointers)
+	// kick wakes a writer when the queue holds a whole batch. Writers do not wait for each
+	// record: a writer woken by every record costs a thread wake-up per request; instead they take
+	// what is queued on kick or on FlushInterval's tick.
 	kick chan struct{}
 	// kickAt is the queue length that kicks a writer: a batch, or half the queue when a batch
 	// would not fit in it (else the queue would fill, and spool, before a writer took it).
@@ -184,8 +185,7 @@ type Recorder struct {
 	metrics *metrics
 
 	// closeMu makes closing and sending exclusive: once closed is set under the write lock, no
-	// Record sends on ch any more, so the channel can be drained to empty without being closed
-	// (a send on a closed channel would panic in a late Record).
+	// Record pushes onto the queue any more, so it can be drained to empty.
 	closeMu sync.RWMutex
 	closed  bool
 
@@ -232,7 +232,7 @@ func New(sink Sink, opts Options, log *slog.Logger) (*Recorder, error) {
 		log = slog.Default()
 	}
 	r := &Recorder{opts: opts, sink: sink, log: log,
-		ch: make(chan *store.UsageRecord, opts.QueueSize), stop: make(chan struct{}),
+		q: newQueue(opts.QueueSize), stop: make(chan struct{}),
 		writerDone: make(chan struct{}), replayWake: make(chan struct{}, 1), kick: make(chan struct{}, 1),
 		inflight: make([][]store.UsageRecord, opts.Writers), live: opts.Writers}
 	r.kickAt = max(1, min(opts.BatchSize, opts.QueueSize/2))
@@ -297,7 +297,7 @@ func NewRecorder(sink Sink, opts Options, log *slog.Logger) *Recorder {
 	}
 }
 
-// Record takes one record without ever blocking: into the channel, or, when the channel is full
+// Record takes one record without ever blocking: into the queue, or, when the queue is full
 // (or Close has begun), into the spool. It reports false only when the record was lost (no
 // spool, or the spool failed); that is counted in Stats.Dropped and logged.
 func (r *Recorder) Record(rec store.UsageRecord) bool {
@@ -305,18 +305,16 @@ func (r *Recorder) Record(rec store.UsageRecord) bool {
 	if !r.closed {
 		p := queuedRecords.Get().(*store.UsageRecord)
 		*p = rec
-		select {
-		case r.ch <- p:
+		if n, ok := r.q.push(p); ok {
 			r.closeMu.RUnlock()
 			r.enqueued.Add(1)
-			if len(r.ch) >= r.kickAt {
+			if n >= r.kickAt {
 				r.kickWriter()
 			}
 			return true
-		default:
-			*p = store.UsageRecord{}
-			queuedRecords.Put(p)
 		}
+		*p = store.UsageRecord{}
+		queuedRecords.Put(p)
 	}
 	r.closeMu.RUnlock()
 	return r.overflow(rec)
@@ -330,14 +328,13 @@ func (r *Recorder) kickWriter() {
 	}
 }
 
-// queuedRecords hold the records in the channel, reused so that Record allocates nothing. The
-// channel carries pointers rather than records because a record is some 500 bytes: a channel of
-// values holds QueueSize of them (32 MB at the default) from the start, which the collector
-// counts as live heap when it paces itself (so the heap grows that much further between
-// collections), and which the ring touches page by page as it turns.
+// queuedRecords hold the records in the queue, reused so that Record allocates nothing. The
+// queue holds pointers rather than records because a record is some 500 bytes: a ring of values
+// would be copied whole each time it grows, and a full one (32 MB at the default QueueSize) would
+// be one object the collector counts as live heap until the queue is idle again.
 var queuedRecords = sync.Pool{New: func() any { return new(store.UsageRecord) }}
 
-// dequeue appends a record taken from the channel to batch and gives its holder back to
+// dequeue appends a record taken from the queue to batch and gives its holder back to
 // queuedRecords, cleared so that the pool does not keep its strings alive.
 func dequeue(batch []store.UsageRecord, p *store.UsageRecord) []store.UsageRecord {
 	batch = append(batch, *p)
@@ -346,7 +343,7 @@ func dequeue(batch []store.UsageRecord, p *store.UsageRecord) []store.UsageRecor
 	return batch
 }
 
-// overflow spools one record the channel could not take.
+// overflow spools one record the queue could not take.
 func (r *Recorder) overflow(rec store.UsageRecord) bool {
 	if r.spool == nil {
 		r.dropped.Add(1)
@@ -383,7 +380,7 @@ func (r *Recorder) Stats() Stats {
 	s := Stats{
 		Enqueued: r.enqueued.Load(), Written: r.written.Load(), Dropped: r.dropped.Load(), SpoolFullDropped: r.spoolFull.Load(),
 		WriteErrors: r.writeErrors.Load(), Spooled: r.spooled.Load(), Replayed: r.replayed.Load(),
-		DeadLettered: r.deadLettered.Load(), Backlog: len(r.ch),
+		DeadLettered: r.deadLettered.Load(), Backlog: r.q.len(),
 	}
 	if r.spool != nil {
 		s.SpoolSegments, s.SpoolBytes = r.spool.backlog()
@@ -410,7 +407,7 @@ func (r *Recorder) SpoolState() SpoolState {
 	return SpoolState{Enabled: true, Bytes: r.spool.bytes.Load(), MaxBytes: max(r.spool.maxBytes, 0), Full: !r.spool.fits(typicalFrameBytes)}
 }
 
-// Close stops taking records into the channel, writes what is queued within ctx's deadline, and
+// Close stops taking records into the queue, writes what is queued within ctx's deadline, and
 // spools whatever is not written by then (fsynced before Close returns), so the next start
 // replays it. It returns an error only when records were lost (the spool failed, or there is
 // none and the database did not take them) or the spool could not be fsynced.
@@ -465,8 +462,8 @@ func (r *Recorder) close(ctx context.Context) error {
 
 // awaitWriter waits for the writers to drain. When ctx ends first, each writer is either about
 // to finish (every write it starts from now on spools at once) or stuck in the Sink: once every
-// writer still running is stuck, none of them takes from the channel any more, and Close takes
-// over their batches and the channel, spools them, and leaves the writers to exit on their own.
+// writer still running is stuck, none of them takes from the queue any more, and Close takes
+// over their batches and the queue, spools them, and leaves the writers to exit on their own.
 func (r *Recorder) awaitWriter(ctx context.Context) {
 	select {
 	case <-r.writerDone:
@@ -484,15 +481,7 @@ func (r *Recorder) awaitWriter(ctx context.Context) {
 				r.inflight[id] = nil
 			}
 			r.busy = 0
-		queue:
-			for {
-				select {
-				case p := <-r.ch:
-					batch = dequeue(batch, p)
-				default:
-					break queue
-				}
-			}
+			batch = r.takeAll(batch)
 			r.spoolLocked(batch, "close deadline while the database was busy")
 			r.life.Unlock()
 			r.log.Warn("usage writers still in the database at the close deadline; their batches and the queue were spooled",

@@ -31,7 +31,7 @@ func testWriterWakes(t *testing.T, writers int) {
 		r.Record(rec(i))
 	}
 	time.Sleep(100 * time.Millisecond)
-	if n := len(r.ch); n != 99 {
+	if n := r.q.len(); n != 99 {
 		t.Errorf("%d of 99 records still queued before a whole batch; want all (a writer took them one by one)", n)
 	}
 	r.Record(rec(99))

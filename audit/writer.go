@@ -2,22 +2,25 @@ package audit
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/llmgate/llmgate/store"
 )
 
-// run is batch writer id (one of Options.Writers, which take from the channel in parallel): on
-// FlushInterval's tick, or when Record finds a whole batch queued, it takes what the channel
-// holds in batches of up to BatchSize and writes them, until Close; then it drains the channel
-// (drain) with the other writers.
+// run is batch writer id (one of Options.Writers, which take from the queue in parallel): on
+// FlushInterval's tick, or when Record finds a whole batch queued, it takes what the queue holds
+// in batches of up to BatchSize and writes them, until Close; then it drains the queue (drain)
+// with the other writers. Its batch grows with what it takes and, like the queue's ring, is let
+// go when a tick finds nothing queued, so an idle gateway does not hold a batch's room (some
+// 2.4 MB at the default BatchSize) per writer.
 func (r *Recorder) run(id int) {
 	defer func() {
 		r.life.Lock()
 		r.live--
 		r.life.Unlock()
 	}()
-	batch := make([]store.UsageRecord, 0, r.opts.BatchSize)
+	var batch []store.UsageRecord
 	tick := time.NewTicker(r.opts.FlushInterval)
 	defer tick.Stop()
 	for {
@@ -28,20 +31,27 @@ func (r *Recorder) run(id int) {
 			return
 		default:
 		}
+		ticked := false
 		select {
 		case <-r.stop:
 			r.drain(id, batch)
 			return
 		case <-r.kick:
 		case <-tick.C:
+			ticked = true
 		}
 		for {
 			batch = r.take(batch)
 			if len(batch) == 0 {
+				if ticked { // idle: nothing came since the last batch
+					batch = nil
+					r.q.release()
+				}
 				break
 			}
+			ticked = false
 			full := len(batch) == r.opts.BatchSize
-			if full && len(r.ch) >= r.kickAt {
+			if full && r.q.len() >= r.kickAt {
 				r.kickWriter() // another whole batch waits: a second writer may take it meanwhile
 			}
 			if !r.write(r.writeCtx, id, batch) {
@@ -61,21 +71,44 @@ func (r *Recorder) run(id int) {
 	}
 }
 
+// takeChunk is how many records a writer takes from the queue per lock.
+const takeChunk = 64
+
 // take appends to batch, up to BatchSize, the records queued now, without waiting for more.
+// batch is grown once to what is queued (within BatchSize) rather than doubling record by record.
 func (r *Recorder) take(batch []store.UsageRecord) []store.UsageRecord {
+	if want := min(r.opts.BatchSize, len(batch)+r.q.len()); want > cap(batch) {
+		batch = slices.Grow(batch, want-len(batch))
+	}
+	var held [takeChunk]*store.UsageRecord
 	for len(batch) < r.opts.BatchSize {
-		select { // not len(r.ch) then a receive: another writer may take the last record between
-		case p := <-r.ch:
+		k := r.q.pop(held[:min(takeChunk, r.opts.BatchSize-len(batch))])
+		if k == 0 {
+			break
+		}
+		for _, p := range held[:k] {
 			batch = dequeue(batch, p)
-		default:
-			return batch
 		}
 	}
 	return batch
 }
 
-// drain writes the current batch and everything in the channel under Close's context. Nothing
-// sends on the channel any more (Close set closed first), so an empty channel is the end.
+// takeAll appends to batch everything queued now, whatever its size.
+func (r *Recorder) takeAll(batch []store.UsageRecord) []store.UsageRecord {
+	var held [takeChunk]*store.UsageRecord
+	for {
+		k := r.q.pop(held[:])
+		if k == 0 {
+			return batch
+		}
+		for _, p := range held[:k] {
+			batch = dequeue(batch, p)
+		}
+	}
+}
+
+// drain writes the current batch and everything in the queue under Close's context. Nothing
+// pushes onto the queue any more (Close set closed first), so an empty queue is the end.
 func (r *Recorder) drain(id int, batch []store.UsageRecord) {
 	ctx := r.stopCtx
 	for {

@@ -89,14 +89,20 @@ func (l *AccessLog) Close() {
 func (l *AccessLog) Dropped() uint64 { return l.dropped.Load() }
 
 // run writes the queued lines at each tick, or when a writer kicks it, in Writes of up to 64 KiB.
+// The batch grows with the lines it gathers and is let go when a tick finds nothing queued, so
+// an idle gateway does not hold its 64 KiB.
 func (l *AccessLog) run() {
 	defer close(l.done)
-	batch := make([]byte, 0, 64<<10)
+	var batch []byte
 	tick := time.NewTicker(accessFlushEvery)
 	defer tick.Stop()
 	for {
 		select {
 		case <-tick.C:
+			if len(l.lines) == 0 {
+				batch = nil
+				continue
+			}
 		case <-l.kick:
 		case <-l.quit:
 			l.drain(batch)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -122,4 +123,49 @@ func TestAccessLogNeverBlocks(t *testing.T) {
 	if got := uint64(w.n.Load()) + l.Dropped(); got != accessQueue+extra {
 		t.Errorf("written %d + dropped %d = %d lines, want %d", w.n.Load(), l.Dropped(), got, accessQueue+extra)
 	}
+}
+
+// An idle access log holds no batch: the writer's batch grows with the lines it gathers and is
+// let go when a tick finds the queue empty, so what an idle gateway holds for it is the queue of
+// line pointers alone (64 KiB), not also a batch's 64 KiB.
+func TestAccessLogIdleHoldsNoBatch(t *testing.T) {
+	const bound = 96 << 10
+	live := func() int64 {
+		runtime.GC()
+		runtime.GC() // lineBufs keeps its buffers through the first
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	before := live()
+	var w countingWriter
+	l := NewAccessLog(&w, AccessLogOptions{})
+	defer l.Close()
+	time.Sleep(3 * accessFlushEvery)
+	if got := live() - before; got > bound {
+		t.Fatalf("a started, idle access log holds %.1f KiB of heap; want at most %d KiB", float64(got)/1024, bound>>10)
+	}
+	const n = 2000
+	for range n {
+		l.write(benchEntry())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for w.lines.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := w.lines.Load(); got != n {
+		t.Fatalf("%d of %d lines written", got, n)
+	}
+	time.Sleep(3 * accessFlushEvery)
+	if got := live() - before; got > bound {
+		t.Fatalf("an idle access log holds %.1f KiB of heap after %d lines; want at most %d KiB", float64(got)/1024, n, bound>>10)
+	}
+}
+
+// countingWriter counts the lines written to it and keeps none of them.
+type countingWriter struct{ lines atomic.Int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.lines.Add(int64(bytes.Count(p, []byte{'\n'})))
+	return len(p), nil
 }

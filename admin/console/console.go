@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -35,12 +36,25 @@ type asset struct {
 // Handler serves the console's files; the request path is taken relative to prefix ("/console/").
 type Handler struct {
 	prefix string
-	assets map[string]asset
+	load   sync.Once
+	assets map[string]asset // filled by load
 }
 
-// New loads the embedded files once.
+// New returns the handler. The embedded files are read (and their ETags hashed) once, on the first
+// request: most gateways never open the console, and would otherwise hold a copy of them.
 func New(prefix string) *Handler {
-	h := &Handler{prefix: prefix, assets: map[string]asset{}}
+	return &Handler{prefix: prefix}
+}
+
+// files returns the assets, reading them on the first call.
+func (h *Handler) files() map[string]asset {
+	h.load.Do(h.read)
+	return h.assets
+}
+
+// read reads the embedded files into h.assets.
+func (h *Handler) read() {
+	h.assets = map[string]asset{}
 	err := fs.WalkDir(files, "static", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -56,13 +70,12 @@ func New(prefix string) *Handler {
 	if err != nil {
 		panic("console: reading the embedded files: " + err.Error()) // a broken build, not a run-time condition
 	}
-	return h
 }
 
 // Size is the total size of the embedded files, in bytes.
 func (h *Handler) Size() int {
 	n := 0
-	for _, a := range h.assets {
+	for _, a := range h.files() {
 		n += len(a.body)
 	}
 	return n
@@ -103,7 +116,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = "index.html"
 	}
-	a, ok := h.assets[name]
+	a, ok := h.files()[name]
 	if !ok || strings.Contains(name, "..") {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

@@ -2,7 +2,10 @@ package console
 
 import (
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -76,5 +79,22 @@ func TestHandlerServesEveryFile(t *testing.T) {
 	}
 	if _, ok := h.assets["index.html"]; !ok {
 		t.Error("no index.html")
+	}
+}
+
+// TestNewReadsNothing: the console's files are read on its first request, not when the admin
+// handler is built, so a gateway whose console is never opened holds no copy of them.
+func TestNewReadsNothing(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	h := New("/console/")
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 4<<10 {
+		t.Fatalf("New allocated %.1f KiB; want at most 4 KiB (the files read on first use)", float64(got)/1024)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/console/index.html", nil))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "<html") {
+		t.Fatalf("first request: %d %.80q; want the index page", rec.Code, rec.Body.String())
 	}
 }

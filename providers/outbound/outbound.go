@@ -10,6 +10,7 @@
 package outbound
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -100,14 +102,15 @@ func Classify(ip netip.Addr) (Class, string) {
 // private ones only with AllowPrivate (local vLLM and Ollama servers live there); forbidden ones
 // never. An address inside one of Allow's prefixes is allowed whatever its class.
 //
-// RootCAs, when set, are the certificate authorities the connections trust (the system's and
-// outbound.ca_file's); nil trusts the system's.
+// RootCAs, when set, returns the certificate authorities the connections trust (the system's and
+// outbound.ca_file's); nil trusts the system's. It is called on each TLS connection (see
+// Config.RootCAs: the first call reads the system's roots).
 //
 // The zero Policy allows public addresses only.
 type Policy struct {
 	AllowPrivate bool
 	Allow        []netip.Prefix
-	RootCAs      *x509.CertPool
+	RootCAs      func() *x509.CertPool
 }
 
 // RefusedError is a connection the policy refused. Its text names the address and its class,
@@ -240,9 +243,31 @@ func NewClient(o Options) *http.Client {
 		WriteBufferSize: 2 << 10,
 		ReadBufferSize:  2 << 10,
 	}
-	if o.Policy.RootCAs != nil {
-		// ForceAttemptHTTP2 keeps HTTP/2 on with a TLS config of our own.
-		tr.TLSClientConfig = &tls.Config{RootCAs: o.Policy.RootCAs, MinVersion: tls.VersionTLS12}
+	if roots := o.Policy.RootCAs; roots != nil {
+		// A TLS dial of our own, so that the roots are asked for when a connection needs them,
+		// not when the client is made (a TLSClientConfig would need the pool now). It does what
+		// the transport does with a TLSClientConfig: the policy's dialer, the host name to
+		// verify, HTTP/2 offered (ForceAttemptHTTP2 keeps the transport speaking it when the
+		// upstream picks it) and the handshake bounded by DialTimeout.
+		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			conn, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			tc := tls.Client(conn, &tls.Config{RootCAs: roots(), ServerName: host, MinVersion: tls.VersionTLS12,
+				NextProtos: []string{"h2", "http/1.1"}})
+			hctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
+			defer cancel()
+			if err := tc.HandshakeContext(hctx); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			return tc, nil
+		}
 	}
 	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
@@ -258,9 +283,13 @@ type Config struct {
 	CAFile string `yaml:"ca_file"`
 }
 
-// RootCAs reads CAFile into the system's roots; nil (the system's roots) when CAFile is empty.
-// Its error names outbound.ca_file.
-func (c Config) RootCAs() (*x509.CertPool, error) {
+// RootCAs reads and checks CAFile, and returns what Policy.RootCAs takes: a function returning the
+// system's roots with CAFile's added; nil (the system's roots) when CAFile is empty. Its error
+// names outbound.ca_file. The system's roots are read on the function's first call, the first TLS
+// connection of an upstream, rather than now: parsed, they take about 1.5 MB, which a gateway
+// whose upstreams are plain HTTP, or not called yet, need not hold (crypto/tls reads them on
+// first use in the same way when no CA file is set).
+func (c Config) RootCAs() (func() *x509.CertPool, error) {
 	if c.CAFile == "" {
 		return nil, nil
 	}
@@ -268,14 +297,17 @@ func (c Config) RootCAs() (*x509.CertPool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outbound.ca_file: %w", err)
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool() // no system roots here: the file's alone
-	}
-	if !pool.AppendCertsFromPEM(pem) {
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
 		return nil, errors.New("outbound.ca_file: " + c.CAFile + " holds no PEM certificate")
 	}
-	return pool, nil
+	return sync.OnceValue(func() *x509.CertPool {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool() // no system roots here: the file's alone
+		}
+		pool.AppendCertsFromPEM(pem)
+		return pool
+	}), nil
 }
 
 // Prefixes parses Allow; its error names the entry (outbound.allow[i]).
