@@ -457,10 +457,16 @@ func (x *exchange) readBody() ([]byte, error) {
 	if n < 0 || n > max {
 		n = 512
 	}
-	body, err := readAll(http.MaxBytesReader(x.c.Writer, r.Body, max), make([]byte, 0, n+1))
-	var mbe *http.MaxBytesError
+	// A body of known length is limited to it by net/http, within max as checked above: only one
+	// of unknown length needs the reader that stops at max.
+	body := r.Body
+	if r.ContentLength < 0 {
+		body = http.MaxBytesReader(x.c.Writer, r.Body, max)
+	}
+	b, err := readAll(body, make([]byte, 0, n+1))
 	switch {
-	case errors.As(err, &mbe):
+	case err == nil:
+	case errors.As(err, new(*http.MaxBytesError)):
 		return nil, errTooLarge
 	case err != nil && isTimeout(err): // bodyDeadline's; it also cancels x.ctx, so before that test
 		// The rest of the body is still on the wire: the answer keeps bodyDeadline's "close", so
@@ -475,7 +481,7 @@ func (x *exchange) readBody() ([]byte, error) {
 	// kept. After a failed read both stay, so net/http never waits on the rest of the body.
 	_ = http.NewResponseController(x.c.Writer).SetReadDeadline(time.Time{})
 	x.c.Writer.Header().Del("Connection")
-	return body, nil
+	return b, nil
 }
 
 // readAll reads r to its end into buf, growing it only when it is full. The body is kept for the
