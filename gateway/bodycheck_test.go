@@ -377,3 +377,39 @@ func BenchmarkParseRequest(b *testing.B) {
 		})
 	}
 }
+
+// TestUpstreamBodyAsSjsonSets: the model and include_usage rewrites splice the value in where
+// the field is (sjson's optimistic path); the bytes must be the ones a full sjson set makes,
+// whatever the body holds around the field.
+func TestUpstreamBodyAsSjsonSets(t *testing.T) {
+	for _, body := range []string{
+		`{"model":"m","messages":[]}`,
+		`{"messages":[{"model":"inner"}],"model":"m"}`,
+		`{"model":"m","model":"again","stream":true}`,
+		`{ "model" : "m" , "stream":true,"stream_options":{"include_usage":false}}`,
+		`{"model":"m","stream":true,"stream_options":{}}`,
+		`{"model":"m","stream":true}`,
+		`{"stream":true,"messages":[]}`,
+		`{"model":null,"stream":true}`,
+		`{"mod\u0065l":"m","model":"m"}`,
+	} {
+		req := request{body: []byte(body), model: "m", stream: gjson.Get(body, "stream").Bool()}
+		req.defaulted = !gjson.Get(body, "model").Exists()
+		for _, model := range []string{"up-m", `we"ird\model`, "m"} {
+			got, inject, err := req.upstreamBody(model)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []byte(body)
+			if model != req.model || req.defaulted {
+				want, _ = sjson.SetBytes(want, "model", model)
+			}
+			if inject {
+				want, _ = sjson.SetBytes(want, "stream_options.include_usage", true)
+			}
+			if string(got) != string(want) {
+				t.Errorf("%s as %q:\n got %s\nwant %s", body, model, got, want)
+			}
+		}
+	}
+}
