@@ -960,8 +960,8 @@ var errResponseTooLarge = newError(http.StatusBadGateway, api.TypeUpstream, "ups
 // sendWhole writes a whole answer with its Content-Length and notes it in out.
 func (x *exchange) sendWhole(out *outcome, status int, ct string, b []byte) {
 	h := x.c.Writer.Header()
-	h.Set("Content-Type", ct)
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	hv := []string{ct, strconv.Itoa(len(b))} // one allocation for both values, as requestMeta's
+	h["Content-Type"], h["Content-Length"] = hv[0:1:1], hv[1:2:2]
 	_ = http.NewResponseController(x.c.Writer).SetWriteDeadline(time.Now().Add(x.g.opts.WriteTimeout))
 	x.serverTiming()
 	out.firstByte = time.Now()
