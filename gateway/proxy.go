@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unsafe"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
@@ -926,7 +927,8 @@ func (x *exchange) relayWhole(resp *http.Response) (out outcome) {
 	case isAudio(x.ep):
 		out.usage, out.units.AudioSeconds, out.unitsReported = transcriptionUsage(b)
 	default:
-		if out.usage = parseUsage(gjson.GetBytes(b, "usage")); !out.usage.found {
+		// Read in place (GetBytes would copy the object out): parseUsage keeps only numbers.
+		if out.usage = parseUsage(gjson.Get(unsafe.String(unsafe.SliceData(b), len(b)), "usage")); !out.usage.found {
 			out.answer.addBody(b)
 		}
 	}
