@@ -115,7 +115,7 @@ func (c *keyCache) resolve(ctx context.Context, plaintext, addr string) (*Identi
 	missUntil, missed := c.misses[string(sum)]
 	c.mu.RUnlock()
 	if known && now.Before(e.expires) {
-		c.metrics.keyLookups.WithLabelValues("cache").Inc()
+		c.metrics.keyHits.Inc()
 		return check(e.id, now)
 	}
 	if !known && missed && now.Before(missUntil) {

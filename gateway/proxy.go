@@ -397,14 +397,14 @@ func (x *exchange) settle(out *outcome) {
 	}
 	if !out.firstByte.IsZero() {
 		r.TTFTMS = out.firstByte.Sub(x.start).Milliseconds()
-		x.g.metrics.ttft.WithLabelValues(string(x.ep), x.label).Observe(out.firstByte.Sub(x.start).Seconds())
+		x.g.metrics.ttftBy.with([2]string{string(x.ep), x.label}).Observe(out.firstByte.Sub(x.start).Seconds())
 	}
 	x.finishUsage(out)
 	x.endReplay(out)
 	x.finishTimes(end, out)
 	x.settleQuota()
-	x.g.metrics.requests.WithLabelValues(string(x.ep), x.label, statusLabel(out.status)).Inc()
-	x.g.metrics.duration.WithLabelValues(string(x.ep), x.label).Observe(end.Sub(x.start).Seconds())
+	x.g.metrics.requestsBy.with([3]string{string(x.ep), x.label, statusLabel(out.status)}).Inc()
+	x.g.metrics.durationBy.with([2]string{string(x.ep), x.label}).Observe(end.Sub(x.start).Seconds())
 	if r.Experiment != "" {
 		x.g.metrics.experiment(r.Experiment, r.Variant, out.status, end.Sub(x.start))
 	}
@@ -783,7 +783,7 @@ func (x *exchange) tryModel(req request, strategy string, cands []*providers.Dep
 			pending = x.retryLater(pending, d, o, retry.n)
 			continue
 		}
-		g.metrics.upstream.WithLabelValues(d.ID, "ok").Inc()
+		g.metrics.upstreamBy.with([2]string{d.ID, "ok"}).Inc()
 		if x.screens(req) {
 			if held := x.screen(resp, ep, d, inject, secrets); held != nil {
 				a.Succeeded() // the upstream is well: its filter answered
