@@ -413,3 +413,32 @@ func TestUpstreamBodyAsSjsonSets(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRequestFields: the one pass over a body's members finds what a gjson lookup per path finds,
+// on every body the check lets through.
+func FuzzRequestFields(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi","model":"x"}],"stream":true}`,
+		`{"stream_options":{"include_usage":true},"model":"m","max_tokens":5,"max_completion_tokens":"7"}`,
+		`{"stream_options":[{"include_usage":true}],"stream":null,"model":null}`,
+		`{"stream_options":5,"model":"a\u0000b","max_tokens":-1}`,
+		`{"mod\u0065l":"m","stream_options":{"include_usage":false}}`,
+		`{"extra_body":{"model":"x"},"model":{"a":1}}`,
+		` {} `, `{"model":"m"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := defaultChecker.check(b); err != nil || len(bytes.TrimLeft(b, " \t\r\n")) == 0 || bytes.TrimLeft(b, " \t\r\n")[0] != '{' {
+			return
+		}
+		got := requestFields(b)
+		want := gjson.GetManyBytes(b, "model", "stream", "stream_options.include_usage", "max_completion_tokens", "max_tokens")
+		for i := range got {
+			g, w := got[i], want[i]
+			if g.Exists() != w.Exists() || g.Type != w.Type || g.Str != w.Str || g.Num != w.Num || g.Int() != w.Int() || g.Bool() != w.Bool() {
+				t.Fatalf("%s: field %d is %#v, by path %#v", b, i, g, w)
+			}
+		}
+	})
+}

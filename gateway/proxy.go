@@ -556,7 +556,7 @@ func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request,
 	if err != nil {
 		return request{}, bc.apiError(err)
 	}
-	f := gjson.GetManyBytes(body, "model", "stream", "stream_options.include_usage", "max_completion_tokens", "max_tokens")
+	f := requestFields(body)
 	def, hasDefault := defaultModels[ep]
 	defaulted := hasDefault && (!f[0].Exists() || f[0].Type == gjson.Null)
 	if defaulted {
@@ -618,6 +618,43 @@ func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request,
 // gjson lookup, instead of rebuilding the path: the same bytes, with one allocation instead of
 // four. A field that is not there is added as without it.
 var spliced = &sjson.Options{Optimistic: true}
+
+// requestFields reads the body's model, stream, stream_options.include_usage,
+// max_completion_tokens and max_tokens in one pass over its top-level members, where a lookup per
+// path walks the whole body for each field that is absent (most of them, most of the time). It
+// finds what the paths find: a field's first occurrence (check has refused duplicate names), and
+// include_usage in the first stream_options that has it. The model is copied out, so that the
+// record does not keep the body alive.
+func requestFields(body []byte) [5]gjson.Result {
+	var f [5]gjson.Result
+	gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			if !f[0].Exists() {
+				f[0] = v
+			}
+		case "stream":
+			if !f[1].Exists() {
+				f[1] = v
+			}
+		case "stream_options":
+			if !f[2].Exists() {
+				f[2] = v.Get("include_usage")
+			}
+		case "max_completion_tokens":
+			if !f[3].Exists() {
+				f[3] = v
+			}
+		case "max_tokens":
+			if !f[4].Exists() {
+				f[4] = v
+			}
+		}
+		return true
+	})
+	f[0].Str = strings.Clone(f[0].Str)
+	return f
+}
 
 // upstreamBody rewrites only what the deployment needs changed: the model name, and usage
 // reporting for streams whose client did not ask for it. Everything else is forwarded byte for
