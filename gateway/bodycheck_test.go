@@ -393,7 +393,7 @@ func TestUpstreamBodyAsSjsonSets(t *testing.T) {
 		`{"model":null,"stream":true}`,
 		`{"mod\u0065l":"m","model":"m"}`,
 	} {
-		req := request{body: []byte(body), model: "m", stream: gjson.Get(body, "stream").Bool()}
+		req := request{body: []byte(body), model: "m", stream: gjson.Get(body, "stream").Bool(), streamOptions: gjson.Get(body, "stream_options").Exists()}
 		req.defaulted = !gjson.Get(body, "model").Exists()
 		for _, model := range []string{"up-m", `we"ird\model`, "m"} {
 			got, inject, err := req.upstreamBody(model)
@@ -432,13 +432,34 @@ func FuzzRequestFields(f *testing.F) {
 		if _, err := defaultChecker.check(b); err != nil || len(bytes.TrimLeft(b, " \t\r\n")) == 0 || bytes.TrimLeft(b, " \t\r\n")[0] != '{' {
 			return
 		}
-		got := requestFields(b)
+		got, streamOptions := requestFields(b)
+		if streamOptions != gjson.GetBytes(b, "stream_options").Exists() {
+			t.Fatalf("%s: stream_options %v", b, streamOptions)
+		}
 		want := gjson.GetManyBytes(b, "model", "stream", "stream_options.include_usage", "max_completion_tokens", "max_tokens")
 		for i := range got {
 			g, w := got[i], want[i]
 			if g.Exists() != w.Exists() || g.Type != w.Type || g.Str != w.Str || g.Num != w.Num || g.Int() != w.Int() || g.Bool() != w.Bool() {
 				t.Fatalf("%s: field %d is %#v, by path %#v", b, i, g, w)
 			}
+		}
+	})
+}
+
+// FuzzUsageOption: adding include_usage to a body without stream_options gives the bytes sjson
+// gives, on every body the check lets through.
+func FuzzUsageOption(f *testing.F) {
+	for _, s := range []string{`{"model":"m","stream":true}`, `{}`, ` { } `, " {\"a\":1\n}\n", `{"a":{"b":1}} `, `{"stream_options":null}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := defaultChecker.check(b); err != nil || gjson.GetBytes(b, "stream_options").Exists() {
+			return
+		}
+		got, err := withUsageOption(b)
+		want, werr := sjson.SetBytes(b, "stream_options.include_usage", true)
+		if (err != nil) != (werr != nil) || string(got) != string(want) {
+			t.Fatalf("%q: %q (%v), sjson %q (%v)", b, got, err, want, werr)
 		}
 	})
 }

@@ -542,6 +542,9 @@ type request struct {
 	// says that no deployment of the model can count: the gateway does.
 	messages, counting, countLocally bool
 	msgs                             *messagesTranslation
+
+	// streamOptions: the body has a stream_options field (in whatever form).
+	streamOptions bool
 }
 
 // parseRequest checks the body (see bodyChecker) and picks out the few fields routing needs,
@@ -556,7 +559,7 @@ func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request,
 	if err != nil {
 		return request{}, bc.apiError(err)
 	}
-	f := requestFields(body)
+	f, streamOptions := requestFields(body)
 	def, hasDefault := defaultModels[ep]
 	defaulted := hasDefault && (!f[0].Exists() || f[0].Type == gjson.Null)
 	if defaulted {
@@ -571,7 +574,7 @@ func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request,
 	if f[1].Exists() && f[1].Type != gjson.True && f[1].Type != gjson.False && f[1].Type != gjson.Null {
 		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_type", "stream", "'stream' must be a boolean.")
 	}
-	r := request{body: body, model: f[0].Str, stream: f[1].Bool() && ep != providers.Embeddings, includeUsage: f[2].Bool(),
+	r := request{body: body, model: f[0].Str, stream: f[1].Bool() && ep != providers.Embeddings, includeUsage: f[2].Bool(), streamOptions: streamOptions,
 		embeddings: ep == providers.Embeddings, media: isMedia(ep), defaulted: defaulted}
 	if ep == providers.ImageGenerations {
 		if r.image, err = parseImageRequest(body); err != nil {
@@ -623,10 +626,9 @@ var spliced = &sjson.Options{Optimistic: true}
 // max_completion_tokens and max_tokens in one pass over its top-level members, where a lookup per
 // path walks the whole body for each field that is absent (most of them, most of the time). It
 // finds what the paths find: a field's first occurrence (check has refused duplicate names), and
-// include_usage in the first stream_options that has it. The model is copied out, so that the
-// record does not keep the body alive.
-func requestFields(body []byte) [5]gjson.Result {
-	var f [5]gjson.Result
+// include_usage in the first stream_options that has it; streamOptions tells whether there is
+// one. The model is copied out, so that the record does not keep the body alive.
+func requestFields(body []byte) (f [5]gjson.Result, streamOptions bool) {
 	gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "model":
@@ -638,6 +640,7 @@ func requestFields(body []byte) [5]gjson.Result {
 				f[1] = v
 			}
 		case "stream_options":
+			streamOptions = true
 			if !f[2].Exists() {
 				f[2] = v.Get("include_usage")
 			}
@@ -653,7 +656,7 @@ func requestFields(body []byte) [5]gjson.Result {
 		return true
 	})
 	f[0].Str = strings.Clone(f[0].Str)
-	return f
+	return f, streamOptions
 }
 
 // upstreamBody rewrites only what the deployment needs changed: the model name, and usage
@@ -674,11 +677,35 @@ func (r request) upstreamBody(model string) ([]byte, bool, error) {
 	// in their own way.
 	inject := r.stream && !r.includeUsage && !r.responses && !r.media && !r.messages
 	if inject {
-		if out, err = sjson.SetBytesOptions(out, "stream_options.include_usage", true, spliced); err != nil {
+		if r.streamOptions {
+			out, err = sjson.SetBytesOptions(out, "stream_options.include_usage", true, spliced)
+		} else {
+			out, err = withUsageOption(out)
+		}
+		if err != nil {
 			return nil, false, err
 		}
 	}
 	return out, inject, nil
+}
+
+// usageOption is the member withUsageOption adds.
+const usageOption = `"stream_options":{"include_usage":true}`
+
+// withUsageOption adds stream_options.include_usage to a body object that has no stream_options,
+// as the body's last member: the bytes sjson makes (the object's own whitespace kept, what is
+// around it dropped), without its walk over every member of the body.
+func withUsageOption(body []byte) ([]byte, error) {
+	b := bytes.Trim(body, " \t\r\n")
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return sjson.SetBytes(body, "stream_options.include_usage", true)
+	}
+	out := make([]byte, 0, len(b)+len(usageOption)+1)
+	out = append(out, b[:len(b)-1]...)
+	if len(bytes.Trim(b[1:len(b)-1], " \t\r\n")) > 0 {
+		out = append(out, ',')
+	}
+	return append(append(out, usageOption...), '}'), nil
 }
 
 // tryModel tries the deployments of one public model in order (priority groups, ordered within a
