@@ -409,3 +409,17 @@ func TestRelayWholeAllocations(t *testing.T) {
 	}
 	t.Logf("%.1f allocations per request", allocs)
 }
+
+// BenchmarkRelayStreamRequest sends one streamed chat request of 20 events through the whole
+// handler to a connection that discards them (no recorder's copies): per op, the stream path's
+// own cost per request, as BenchmarkRelayWhole's is the non-stream one's.
+func BenchmarkRelayStreamRequest(b *testing.B) {
+	p := &eventsProvider{}
+	g, key, _ := newTestGateway(b, p)
+	g.quota = quota.Options{DefaultTier: "open", Tiers: map[string]quota.Limits{"open": {}}}.WithDefaults()
+	h := g.Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		relayEvents(b, h, key, p, 20, false)
+	}
+}
