@@ -45,8 +45,24 @@ func New() (plaintext, hash, display string) {
 // Hash is how a key is stored and looked up: hex SHA-256 of the plaintext. Keys carry 256 bits of
 // randomness, so a fast hash is enough (no password stretching needed).
 func Hash(plaintext string) string {
-	sum := sha256.Sum256([]byte(plaintext))
-	return hex.EncodeToString(sum[:])
+	var b [HashLen]byte
+	return string(AppendHash(b[:0], plaintext))
+}
+
+// HashLen is the length of a key's hash as Hash spells it.
+const HashLen = 2 * sha256.Size
+
+// AppendHash appends Hash(plaintext) to dst. With room in dst and a key of plausible length it
+// allocates nothing: the gateway looks every request's key up in its cache this way.
+func AppendHash(dst []byte, plaintext string) []byte {
+	var in [256]byte // Plausible's longest key: its bytes stay on the stack
+	var sum [sha256.Size]byte
+	if len(plaintext) <= len(in) {
+		sum = sha256.Sum256(in[:copy(in[:], plaintext)])
+	} else {
+		sum = sha256.Sum256([]byte(plaintext))
+	}
+	return hex.AppendEncode(dst, sum[:])
 }
 
 // Plausible rejects strings that cannot be a key before any lookup, so garbage in a flood of bad

@@ -1,6 +1,8 @@
 package apikey
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 )
@@ -26,6 +28,21 @@ func TestNew(t *testing.T) {
 func TestHashIsStable(t *testing.T) {
 	if got := Hash("sk-lg-abc"); got != "3cc89beabda6693a16a6dbef9cfca545cdad6642612d0e04d240b71c83663121" {
 		t.Fatalf("Hash = %q", got)
+	}
+}
+
+// TestAppendHashIsHash: the buffer-filling form spells the same hash as Hash, on both sides of the
+// length it hashes from the stack.
+func TestAppendHashIsHash(t *testing.T) {
+	for _, k := range []string{"", "sk-lg-abc", strings.Repeat("k", 256), strings.Repeat("k", 257)} {
+		sum := sha256.Sum256([]byte(k))
+		want := hex.EncodeToString(sum[:])
+		if got := string(AppendHash([]byte("x"), k)); got != "x"+want {
+			t.Errorf("AppendHash of %d bytes = %q, want x%s", len(k), got, want)
+		}
+		if got := Hash(k); got != want {
+			t.Errorf("Hash of %d bytes = %q, want %s", len(k), got, want)
+		}
 	}
 }
 

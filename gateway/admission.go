@@ -216,8 +216,12 @@ func (x *exchange) settleQuota() {
 			used.Charge = used.Cost
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
+	ctx := context.Background()
+	if _, local := x.g.limiter.(*quota.Memory); !local { // the in-memory limiter never waits
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+	}
 	if err := x.g.limiter.Settle(ctx, x.lease, used); err != nil {
 		x.g.log.Warn("quota settle failed", "request_id", x.rec.RequestID, "err", err)
 	}

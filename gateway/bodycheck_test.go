@@ -377,3 +377,89 @@ func BenchmarkParseRequest(b *testing.B) {
 		})
 	}
 }
+
+// TestUpstreamBodyAsSjsonSets: the model and include_usage rewrites splice the value in where
+// the field is (sjson's optimistic path); the bytes must be the ones a full sjson set makes,
+// whatever the body holds around the field.
+func TestUpstreamBodyAsSjsonSets(t *testing.T) {
+	for _, body := range []string{
+		`{"model":"m","messages":[]}`,
+		`{"messages":[{"model":"inner"}],"model":"m"}`,
+		`{"model":"m","model":"again","stream":true}`,
+		`{ "model" : "m" , "stream":true,"stream_options":{"include_usage":false}}`,
+		`{"model":"m","stream":true,"stream_options":{}}`,
+		`{"model":"m","stream":true}`,
+		`{"stream":true,"messages":[]}`,
+		`{"model":null,"stream":true}`,
+		`{"mod\u0065l":"m","model":"m"}`,
+	} {
+		req := request{body: []byte(body), model: "m", stream: gjson.Get(body, "stream").Bool(), streamOptions: gjson.Get(body, "stream_options").Exists()}
+		req.defaulted = !gjson.Get(body, "model").Exists()
+		for _, model := range []string{"up-m", `we"ird\model`, "m"} {
+			got, inject, err := req.upstreamBody(model)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []byte(body)
+			if model != req.model || req.defaulted {
+				want, _ = sjson.SetBytes(want, "model", model)
+			}
+			if inject {
+				want, _ = sjson.SetBytes(want, "stream_options.include_usage", true)
+			}
+			if string(got) != string(want) {
+				t.Errorf("%s as %q:\n got %s\nwant %s", body, model, got, want)
+			}
+		}
+	}
+}
+
+// FuzzRequestFields: the one pass over a body's members finds what a gjson lookup per path finds,
+// on every body the check lets through.
+func FuzzRequestFields(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi","model":"x"}],"stream":true}`,
+		`{"stream_options":{"include_usage":true},"model":"m","max_tokens":5,"max_completion_tokens":"7"}`,
+		`{"stream_options":[{"include_usage":true}],"stream":null,"model":null}`,
+		`{"stream_options":5,"model":"a\u0000b","max_tokens":-1}`,
+		`{"mod\u0065l":"m","stream_options":{"include_usage":false}}`,
+		`{"extra_body":{"model":"x"},"model":{"a":1}}`,
+		` {} `, `{"model":"m"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := defaultChecker.check(b); err != nil || len(bytes.TrimLeft(b, " \t\r\n")) == 0 || bytes.TrimLeft(b, " \t\r\n")[0] != '{' {
+			return
+		}
+		got, streamOptions := requestFields(b)
+		if streamOptions != gjson.GetBytes(b, "stream_options").Exists() {
+			t.Fatalf("%s: stream_options %v", b, streamOptions)
+		}
+		want := gjson.GetManyBytes(b, "model", "stream", "stream_options.include_usage", "max_completion_tokens", "max_tokens")
+		for i := range got {
+			g, w := got[i], want[i]
+			if g.Exists() != w.Exists() || g.Type != w.Type || g.Str != w.Str || g.Num != w.Num || g.Int() != w.Int() || g.Bool() != w.Bool() {
+				t.Fatalf("%s: field %d is %#v, by path %#v", b, i, g, w)
+			}
+		}
+	})
+}
+
+// FuzzUsageOption: adding include_usage to a body without stream_options gives the bytes sjson
+// gives, on every body the check lets through.
+func FuzzUsageOption(f *testing.F) {
+	for _, s := range []string{`{"model":"m","stream":true}`, `{}`, ` { } `, " {\"a\":1\n}\n", `{"a":{"b":1}} `, `{"stream_options":null}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := defaultChecker.check(b); err != nil || gjson.GetBytes(b, "stream_options").Exists() {
+			return
+		}
+		got, err := withUsageOption(b)
+		want, werr := sjson.SetBytes(b, "stream_options.include_usage", true)
+		if (err != nil) != (werr != nil) || string(got) != string(want) {
+			t.Fatalf("%q: %q (%v), sjson %q (%v)", b, got, err, want, werr)
+		}
+	})
+}

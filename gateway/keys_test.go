@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -50,5 +51,23 @@ func TestBadKeyFloodHitsStoreOnce(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(lookups.WithLabelValues("rejected")); n != 50 {
 		t.Errorf("%v implausible keys rejected before lookup, want 50", n)
+	}
+}
+
+// TestCachedKeyResolvesWithoutAllocating: a key the cache knows is checked on every request, so
+// its lookup hashes into a stack buffer instead of building the hash's string.
+func TestCachedKeyResolvesWithoutAllocating(t *testing.T) {
+	g, key, _ := newTestGateway(t, &fixtureProvider{})
+	ctx := context.Background()
+	if _, err := g.keys.resolve(ctx, key, "127.0.0.1:1"); err != nil { // now cached
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := g.keys.resolve(ctx, key, "127.0.0.1:1"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("resolving a cached key: %.0f allocations, want 0", allocs)
 	}
 }

@@ -38,8 +38,6 @@ func metaOf(c *gin.Context) *reqMeta { return c.MustGet(ctxMeta).(*reqMeta) }
 // key: a client that reuses ids must not lose records.
 func (g *Gateway) requestMeta(c *gin.Context) {
 	m := &reqMeta{start: time.Now(), requestID: newRequestID()}
-	h := c.Writer.Header()
-	h.Set("X-Request-Id", m.requestID)
 	if cid := c.GetHeader("X-Request-Id"); validClientRequestID(cid) {
 		m.clientRequestID = cid
 	}
@@ -48,7 +46,10 @@ func (g *Gateway) requestMeta(c *gin.Context) {
 	} else {
 		m.traceID, m.traceparent = childTraceparent(c.GetHeader("Traceparent"))
 	}
-	h.Set("Traceparent", m.traceparent)
+	// Both headers' values in one allocation; each slice is capped, so an append copies.
+	hv := []string{m.requestID, m.traceparent}
+	h := c.Writer.Header()
+	h["X-Request-Id"], h["Traceparent"] = hv[0:1:1], hv[1:2:2]
 	c.Set(ctxMeta, m)
 	if m.span != nil {
 		g.tracedNext(c, m)

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +40,48 @@ type Metrics struct {
 	// MaxVariants each, ids of bounded length), so the series stay few.
 	experimentRequests *prometheus.CounterVec
 	experimentDuration *prometheus.HistogramVec
+
+	// The children the request path asks for on every request, by their label values (see
+	// byLabels): of requests, duration, ttft, overhead, upstream, tokens and usd, and the key
+	// cache's hits.
+	requestsBy *byLabels[[3]string, prometheus.Counter]
+	durationBy *byLabels[[2]string, prometheus.Observer]
+	ttftBy     *byLabels[[2]string, prometheus.Observer]
+	overheadBy *byLabels[string, prometheus.Observer]
+	upstreamBy *byLabels[[2]string, prometheus.Counter]
+	tokensBy   *byLabels[[3]string, prometheus.Counter]
+	usdBy      *byLabels[[2]string, prometheus.Counter]
+	keyHits    prometheus.Counter
+}
+
+// byLabels caches the children of a metric vector by their label values. prometheus hashes the
+// values on every WithLabelValues, and the request path asks for the same few children (an
+// endpoint, a public model, a status) on every request: a sync.Map read costs half as much. Only
+// for vectors whose children are never deleted, as a deleted child would live on here; the label
+// values are as bounded as the vector's own series.
+type byLabels[K comparable, M any] struct {
+	cache sync.Map // K → M
+	child func(K) M
+}
+
+func (b *byLabels[K, M]) with(k K) M {
+	if m, ok := b.cache.Load(k); ok {
+		return m.(M)
+	}
+	m, _ := b.cache.LoadOrStore(k, b.child(k))
+	return m.(M)
+}
+
+func counters2(v *prometheus.CounterVec) *byLabels[[2]string, prometheus.Counter] {
+	return &byLabels[[2]string, prometheus.Counter]{child: func(k [2]string) prometheus.Counter { return v.WithLabelValues(k[:]...) }}
+}
+
+func counters3(v *prometheus.CounterVec) *byLabels[[3]string, prometheus.Counter] {
+	return &byLabels[[3]string, prometheus.Counter]{child: func(k [3]string) prometheus.Counter { return v.WithLabelValues(k[:]...) }}
+}
+
+func observers2(v *prometheus.HistogramVec) *byLabels[[2]string, prometheus.Observer] {
+	return &byLabels[[2]string, prometheus.Observer]{child: func(k [2]string) prometheus.Observer { return v.WithLabelValues(k[:]...) }}
 }
 
 // registry is where the series are registered, for parts of the gateway that add their own.
@@ -123,22 +166,26 @@ func NewMetrics(reg prometheus.Registerer, costUserLabels int) *Metrics {
 		m.failedOver, m.retries, m.fallbacks, m.degraded, m.tokens, m.usd, m.spoolBytes, m.spoolRefused,
 		m.experimentRequests, m.experimentDuration)
 	m.costs = newCostMetrics(reg, costUserLabels)
+	m.requestsBy, m.upstreamBy, m.tokensBy, m.usdBy = counters3(m.requests), counters2(m.upstream), counters3(m.tokens), counters2(m.usd)
+	m.durationBy, m.ttftBy = observers2(m.duration), observers2(m.ttft)
+	m.overheadBy = &byLabels[string, prometheus.Observer]{child: func(ep string) prometheus.Observer { return m.overhead.WithLabelValues(ep) }}
+	m.keyHits = m.keyLookups.WithLabelValues("cache")
 	return m
 }
 
 // cost counts a costed request in the gov_cost_* series and in llmgate_cost_usd_total.
 func (m *Metrics) cost(model, user, tenant string, prompt, completion, picoUSD int64) {
 	m.costs.add(model, user, prompt, completion, picoUSD)
-	m.usd.WithLabelValues(model, tenant).Add(float64(picoUSD) / 1e12)
+	m.usdBy.with([2]string{model, tenant}).Add(float64(picoUSD) / 1e12)
 }
 
 // metered counts the tokens of a request whose usage is known, priced or not.
 func (m *Metrics) metered(model, tenant string, prompt, completion int64) {
 	if prompt > 0 {
-		m.tokens.WithLabelValues(model, tenant, "input").Add(float64(prompt))
+		m.tokensBy.with([3]string{model, tenant, "input"}).Add(float64(prompt))
 	}
 	if completion > 0 {
-		m.tokens.WithLabelValues(model, tenant, "output").Add(float64(completion))
+		m.tokensBy.with([3]string{model, tenant, "output"}).Add(float64(completion))
 	}
 }
 

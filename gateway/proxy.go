@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unsafe"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
@@ -396,14 +397,14 @@ func (x *exchange) settle(out *outcome) {
 	}
 	if !out.firstByte.IsZero() {
 		r.TTFTMS = out.firstByte.Sub(x.start).Milliseconds()
-		x.g.metrics.ttft.WithLabelValues(string(x.ep), x.label).Observe(out.firstByte.Sub(x.start).Seconds())
+		x.g.metrics.ttftBy.with([2]string{string(x.ep), x.label}).Observe(out.firstByte.Sub(x.start).Seconds())
 	}
 	x.finishUsage(out)
 	x.endReplay(out)
 	x.finishTimes(end, out)
 	x.settleQuota()
-	x.g.metrics.requests.WithLabelValues(string(x.ep), x.label, statusLabel(out.status)).Inc()
-	x.g.metrics.duration.WithLabelValues(string(x.ep), x.label).Observe(end.Sub(x.start).Seconds())
+	x.g.metrics.requestsBy.with([3]string{string(x.ep), x.label, statusLabel(out.status)}).Inc()
+	x.g.metrics.durationBy.with([2]string{string(x.ep), x.label}).Observe(end.Sub(x.start).Seconds())
 	if r.Experiment != "" {
 		x.g.metrics.experiment(r.Experiment, r.Variant, out.status, end.Sub(x.start))
 	}
@@ -457,10 +458,16 @@ func (x *exchange) readBody() ([]byte, error) {
 	if n < 0 || n > max {
 		n = 512
 	}
-	body, err := readAll(http.MaxBytesReader(x.c.Writer, r.Body, max), make([]byte, 0, n+1))
-	var mbe *http.MaxBytesError
+	// A body of known length is limited to it by net/http, within max as checked above: only one
+	// of unknown length needs the reader that stops at max.
+	body := r.Body
+	if r.ContentLength < 0 {
+		body = http.MaxBytesReader(x.c.Writer, r.Body, max)
+	}
+	b, err := readAll(body, make([]byte, 0, n+1))
 	switch {
-	case errors.As(err, &mbe):
+	case err == nil:
+	case errors.As(err, new(*http.MaxBytesError)):
 		return nil, errTooLarge
 	case err != nil && isTimeout(err): // bodyDeadline's; it also cancels x.ctx, so before that test
 		// The rest of the body is still on the wire: the answer keeps bodyDeadline's "close", so
@@ -475,7 +482,7 @@ func (x *exchange) readBody() ([]byte, error) {
 	// kept. After a failed read both stay, so net/http never waits on the rest of the body.
 	_ = http.NewResponseController(x.c.Writer).SetReadDeadline(time.Time{})
 	x.c.Writer.Header().Del("Connection")
-	return body, nil
+	return b, nil
 }
 
 // readAll reads r to its end into buf, growing it only when it is full. The body is kept for the
@@ -535,6 +542,9 @@ type request struct {
 	// says that no deployment of the model can count: the gateway does.
 	messages, counting, countLocally bool
 	msgs                             *messagesTranslation
+
+	// streamOptions: the body has a stream_options field (in whatever form).
+	streamOptions bool
 }
 
 // parseRequest checks the body (see bodyChecker) and picks out the few fields routing needs,
@@ -549,7 +559,7 @@ func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request,
 	if err != nil {
 		return request{}, bc.apiError(err)
 	}
-	f := gjson.GetManyBytes(body, "model", "stream", "stream_options.include_usage", "max_completion_tokens", "max_tokens")
+	f, streamOptions := requestFields(body)
 	def, hasDefault := defaultModels[ep]
 	defaulted := hasDefault && (!f[0].Exists() || f[0].Type == gjson.Null)
 	if defaulted {
@@ -564,7 +574,7 @@ func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request,
 	if f[1].Exists() && f[1].Type != gjson.True && f[1].Type != gjson.False && f[1].Type != gjson.Null {
 		return request{}, newError(http.StatusBadRequest, api.TypeInvalidRequest, "invalid_type", "stream", "'stream' must be a boolean.")
 	}
-	r := request{body: body, model: f[0].Str, stream: f[1].Bool() && ep != providers.Embeddings, includeUsage: f[2].Bool(),
+	r := request{body: body, model: f[0].Str, stream: f[1].Bool() && ep != providers.Embeddings, includeUsage: f[2].Bool(), streamOptions: streamOptions,
 		embeddings: ep == providers.Embeddings, media: isMedia(ep), defaulted: defaulted}
 	if ep == providers.ImageGenerations {
 		if r.image, err = parseImageRequest(body); err != nil {
@@ -607,6 +617,48 @@ func parseRequest(body []byte, ep providers.Endpoint, bc *bodyChecker) (request,
 	return r, nil
 }
 
+// spliced has sjson replace a field that is there by splicing the new value in, found with one
+// gjson lookup, instead of rebuilding the path: the same bytes, with one allocation instead of
+// four. A field that is not there is added as without it.
+var spliced = &sjson.Options{Optimistic: true}
+
+// requestFields reads the body's model, stream, stream_options.include_usage,
+// max_completion_tokens and max_tokens in one pass over its top-level members, where a lookup per
+// path walks the whole body for each field that is absent (most of them, most of the time). It
+// finds what the paths find: a field's first occurrence (check has refused duplicate names), and
+// include_usage in the first stream_options that has it; streamOptions tells whether there is
+// one. The model is copied out, so that the record does not keep the body alive.
+func requestFields(body []byte) (f [5]gjson.Result, streamOptions bool) {
+	gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			if !f[0].Exists() {
+				f[0] = v
+			}
+		case "stream":
+			if !f[1].Exists() {
+				f[1] = v
+			}
+		case "stream_options":
+			streamOptions = true
+			if !f[2].Exists() {
+				f[2] = v.Get("include_usage")
+			}
+		case "max_completion_tokens":
+			if !f[3].Exists() {
+				f[3] = v
+			}
+		case "max_tokens":
+			if !f[4].Exists() {
+				f[4] = v
+			}
+		}
+		return true
+	})
+	f[0].Str = strings.Clone(f[0].Str)
+	return f, streamOptions
+}
+
 // upstreamBody rewrites only what the deployment needs changed: the model name, and usage
 // reporting for streams whose client did not ask for it. Everything else is forwarded byte for
 // byte.
@@ -617,7 +669,7 @@ func (r request) upstreamBody(model string) ([]byte, bool, error) {
 	out := r.body
 	var err error
 	if model != r.model || r.defaulted {
-		if out, err = sjson.SetBytes(out, "model", model); err != nil {
+		if out, err = sjson.SetBytesOptions(out, "model", model, spliced); err != nil {
 			return nil, false, err
 		}
 	}
@@ -625,11 +677,35 @@ func (r request) upstreamBody(model string) ([]byte, bool, error) {
 	// in their own way.
 	inject := r.stream && !r.includeUsage && !r.responses && !r.media && !r.messages
 	if inject {
-		if out, err = sjson.SetBytes(out, "stream_options.include_usage", true); err != nil {
+		if r.streamOptions {
+			out, err = sjson.SetBytesOptions(out, "stream_options.include_usage", true, spliced)
+		} else {
+			out, err = withUsageOption(out)
+		}
+		if err != nil {
 			return nil, false, err
 		}
 	}
 	return out, inject, nil
+}
+
+// usageOption is the member withUsageOption adds.
+const usageOption = `"stream_options":{"include_usage":true}`
+
+// withUsageOption adds stream_options.include_usage to a body object that has no stream_options,
+// as the body's last member: the bytes sjson makes (the object's own whitespace kept, what is
+// around it dropped), without its walk over every member of the body.
+func withUsageOption(body []byte) ([]byte, error) {
+	b := bytes.Trim(body, " \t\r\n")
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return sjson.SetBytes(body, "stream_options.include_usage", true)
+	}
+	out := make([]byte, 0, len(b)+len(usageOption)+1)
+	out = append(out, b[:len(b)-1]...)
+	if len(bytes.Trim(b[1:len(b)-1], " \t\r\n")) > 0 {
+		out = append(out, ',')
+	}
+	return append(append(out, usageOption...), '}'), nil
 }
 
 // tryModel tries the deployments of one public model in order (priority groups, ordered within a
@@ -771,7 +847,7 @@ func (x *exchange) tryModel(req request, strategy string, cands []*providers.Dep
 			pending = x.retryLater(pending, d, o, retry.n)
 			continue
 		}
-		g.metrics.upstream.WithLabelValues(d.ID, "ok").Inc()
+		g.metrics.upstreamBy.with([2]string{d.ID, "ok"}).Inc()
 		if x.screens(req) {
 			if held := x.screen(resp, ep, d, inject, secrets); held != nil {
 				a.Succeeded() // the upstream is well: its filter answered
@@ -915,7 +991,8 @@ func (x *exchange) relayWhole(resp *http.Response) (out outcome) {
 	case isAudio(x.ep):
 		out.usage, out.units.AudioSeconds, out.unitsReported = transcriptionUsage(b)
 	default:
-		if out.usage = parseUsage(gjson.GetBytes(b, "usage")); !out.usage.found {
+		// Read in place (GetBytes would copy the object out): parseUsage keeps only numbers.
+		if out.usage = parseUsage(gjson.Get(unsafe.String(unsafe.SliceData(b), len(b)), "usage")); !out.usage.found {
 			out.answer.addBody(b)
 		}
 	}
@@ -949,8 +1026,8 @@ var errResponseTooLarge = newError(http.StatusBadGateway, api.TypeUpstream, "ups
 // sendWhole writes a whole answer with its Content-Length and notes it in out.
 func (x *exchange) sendWhole(out *outcome, status int, ct string, b []byte) {
 	h := x.c.Writer.Header()
-	h.Set("Content-Type", ct)
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	hv := []string{ct, strconv.Itoa(len(b))} // one allocation for both values, as requestMeta's
+	h["Content-Type"], h["Content-Length"] = hv[0:1:1], hv[1:2:2]
 	_ = http.NewResponseController(x.c.Writer).SetWriteDeadline(time.Now().Add(x.g.opts.WriteTimeout))
 	x.serverTiming()
 	out.firstByte = time.Now()

@@ -77,9 +77,8 @@ func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []str
 	s := &sseRelay{x: x, w: x.c.Writer, rc: http.NewResponseController(x.c.Writer), injected: injected, secrets: secrets}
 	defer carry(&s.out)
 	h := s.w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
+	hv := []string{"text/event-stream", "no-cache", "no"} // one allocation for the three values
+	h["Content-Type"], h["Cache-Control"], h["X-Accel-Buffering"] = hv[0:1:1], hv[1:2:2], hv[2:3:3]
 	h.Del("Content-Length")
 	s.out.status = http.StatusOK
 	x.serverTiming()

@@ -72,7 +72,7 @@ func (x *exchange) serverTiming() {
 // answer has been flushed), once the record is complete.
 func (x *exchange) finishTimes(end time.Time, out *outcome) {
 	own := x.own(end)
-	x.g.metrics.overhead.WithLabelValues(string(x.ep)).Observe(own.Seconds())
+	x.g.metrics.overheadBy.with(string(x.ep)).Observe(own.Seconds())
 	r := &x.rec
 	if !x.g.access.sampled(r.Status) {
 		return
@@ -94,7 +94,7 @@ func (g *Gateway) refused(c *gin.Context, ep providers.Endpoint, status int, err
 	m := metaOf(c)
 	end := time.Now()
 	own := end.Sub(m.start)
-	g.metrics.overhead.WithLabelValues(string(ep)).Observe(own.Seconds())
+	g.metrics.overheadBy.with(string(ep)).Observe(own.Seconds())
 	if !g.access.sampled(status) {
 		return
 	}

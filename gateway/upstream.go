@@ -52,11 +52,12 @@ func (x *exchange) call(d *providers.Deployment, req *providers.Request) (resp *
 	x.times.begin(clk)
 	if ip, ok := d.Provider.(inProcess); !ok || !ip.InProcess() {
 		clk.enter(phasePrepare)
-		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		clk.trace = httptrace.ClientTrace{
 			GetConn:      func(string) { clk.enter(phaseConnect) },
 			GotConn:      func(httptrace.GotConnInfo) { clk.enter(phaseFirstByte) },
 			WroteHeaders: func() { clk.wrote.Store(true) },
-		})
+		}
+		ctx = httptrace.WithClientTrace(ctx, &clk.trace)
 	} else {
 		clk.wrote.Store(true)
 		clk.enter(phaseFirstByte)
@@ -71,7 +72,8 @@ func (x *exchange) call(d *providers.Deployment, req *providers.Request) (resp *
 		return nil, clk.wrote.Load(), err
 	}
 	clk.enter(phaseBody)
-	resp.Body = &watchedBody{rc: resp.Body, ctx: ctx, clk: clk}
+	clk.body = watchedBody{rc: resp.Body, ctx: ctx, clk: clk}
+	resp.Body = &clk.body
 	return resp, true, nil
 }
 
@@ -121,6 +123,10 @@ type attemptClock struct {
 	timer   *time.Timer
 	armed   time.Time
 	stopped bool
+	// trace and body are the attempt's connection hooks and its answer's body, made with the
+	// clock in one allocation since they live as long as it does.
+	trace httptrace.ClientTrace
+	body  watchedBody
 }
 
 func newAttemptClock(t providers.Timeouts, cancel context.CancelCauseFunc) *attemptClock {

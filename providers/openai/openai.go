@@ -67,7 +67,9 @@ type Provider struct {
 	azureMedia, azureRoot string
 	maxTokensOnly         bool
 	media                 []providers.Endpoint
-	client                *http.Client
+	// targets are the URLs of the endpoints at base, made once instead of per request.
+	targets map[providers.Endpoint]string
+	client  *http.Client
 	// secrets are the key and the configured header values, made once: Credentials runs on
 	// every attempt.
 	secrets []string
@@ -104,6 +106,10 @@ func New(opts Options) (*Provider, error) {
 			p.azureVersion = url.QueryEscape(opts.AzureAPIVersion)
 		}
 	}
+	p.targets = map[providers.Endpoint]string{}
+	for _, ep := range append([]providers.Endpoint{providers.ChatCompletions, providers.Completions, providers.Embeddings, providers.Responses}, opts.Media...) {
+		p.targets[ep] = p.base + "/" + string(ep)
+	}
 	if p.key != "" {
 		p.secrets = append(p.secrets, p.key)
 	}
@@ -115,7 +121,10 @@ func New(opts Options) (*Provider, error) {
 
 // Do implements providers.Provider.
 func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Response, error) {
-	target := p.base + "/" + string(req.Endpoint) + req.Path
+	target, ok := p.targets[req.Endpoint]
+	if !ok || req.Path != "" {
+		target = p.base + "/" + string(req.Endpoint) + req.Path
+	}
 	switch {
 	case p.azureVersion != "" && req.Endpoint == providers.Responses:
 		// Azure's Responses API is not scoped to a deployment: the deployment is the body's model
@@ -157,23 +166,30 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	for k, v := range p.headers {
 		hr.Header[k] = v
 	}
+	// The values of the three headers set here share one allocation; each slice is capped, so an
+	// append copies.
+	hv := make([]string, 0, 3)
+	set := func(k, v string) {
+		hv = append(hv, v)
+		hr.Header[k] = hv[len(hv)-1 : len(hv) : len(hv)]
+	}
 	switch {
 	case req.Upload != nil:
-		hr.Header.Set("Content-Type", req.Upload.ContentType)
+		set("Content-Type", req.Upload.ContentType)
 	case body != nil:
-		hr.Header.Set("Content-Type", "application/json")
+		set("Content-Type", "application/json")
 	}
 	switch {
 	case req.Stream:
-		hr.Header.Set("Accept", "text/event-stream")
+		set("Accept", "text/event-stream")
 	case req.Endpoint == providers.AudioSpeech, req.Endpoint == providers.AudioTranscriptions, req.Endpoint == providers.AudioTranslations:
 		// Audio bytes, or a transcript as text, SubRip or WebVTT: whatever the request asked for.
-		hr.Header.Set("Accept", "*/*")
+		set("Accept", "*/*")
 	default:
-		hr.Header.Set("Accept", "application/json")
+		set("Accept", "application/json")
 	}
 	if p.auth != "" {
-		hr.Header.Set(p.authHeader, p.auth)
+		set(p.authHeader, p.auth)
 	}
 	return p.client.Do(hr)
 }
