@@ -62,7 +62,7 @@ type Config struct {
 	// Shutdown is how the process stops on SIGTERM or SIGINT.
 	Shutdown ShutdownOptions `yaml:"shutdown"`
 	// GCMinHeadroom is the least the heap may grow between garbage collections, in bytes
-	// (default 64 MiB; 0 leaves GOGC alone). Read at start.
+	// (default 32 MiB; 0 leaves GOGC alone). Read at start.
 	GCMinHeadroom int64 `yaml:"gc_min_headroom_bytes"`
 	// Tracing is the optional OpenTelemetry tracing of requests (off by default).
 	Tracing tracing.Options `yaml:"tracing"`
@@ -178,9 +178,9 @@ func defaultConfig() Config {
 	}
 }
 
-// defaultGCMinHeadroom lets a gateway with a small live heap allocate 64 MiB between garbage
+// defaultGCMinHeadroom lets a gateway with a small live heap allocate 32 MiB between garbage
 // collections, where GOGC=100 alone collected every few MB under load (see internal/gctune).
-const defaultGCMinHeadroom = 64 << 20
+const defaultGCMinHeadroom = 32 << 20
 
 // defaultModels are used when the configuration names no provider at all.
 func applyBuiltinMock(c *Config) {

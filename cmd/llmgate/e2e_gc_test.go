@@ -75,7 +75,7 @@ func allocate(t *testing.T, url string, n int) {
 	}
 }
 
-// TestGCHeadroom: by default the gateway gives its small heap 64 MiB between collections (GOGC
+// TestGCHeadroom: by default the gateway gives its small heap 32 MiB between collections (GOGC
 // well above 100 once a collection has measured it), and gc_min_headroom_bytes: 0 leaves GOGC
 // at the process's own 100 through the same traffic.
 func TestGCHeadroom(t *testing.T) {
