@@ -629,29 +629,26 @@ var spliced = &sjson.Options{Optimistic: true}
 // include_usage in the first stream_options that has it; streamOptions tells whether there is
 // one. The model is copied out, so that the record does not keep the body alive.
 func requestFields(body []byte) (f [5]gjson.Result, streamOptions bool) {
+	first := func(i int, v gjson.Result) {
+		if !f[i].Exists() {
+			f[i] = v
+		}
+	}
 	gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "model":
-			if !f[0].Exists() {
-				f[0] = v
-			}
+			first(0, v)
 		case "stream":
-			if !f[1].Exists() {
-				f[1] = v
-			}
+			first(1, v)
 		case "stream_options":
 			streamOptions = true
-			if !f[2].Exists() {
+			if !f[2].Exists() { // v.Get only for the first that has it
 				f[2] = v.Get("include_usage")
 			}
 		case "max_completion_tokens":
-			if !f[3].Exists() {
-				f[3] = v
-			}
+			first(3, v)
 		case "max_tokens":
-			if !f[4].Exists() {
-				f[4] = v
-			}
+			first(4, v)
 		}
 		return true
 	})
