@@ -133,7 +133,7 @@ func (c *keyCache) resolve(ctx context.Context, plaintext, addr string) (*Identi
 			return nil, err
 		}
 	}
-	v, err, _ := c.flight.Do(hash, func() (any, error) { return c.load(ctx, hash) })
+	v, err, _ := c.flight.Do(hash, func() (any, error) { return c.lookup(ctx, hash) })
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +163,24 @@ const staleRetry = time.Second
 // answer, a key this cache knew as valid keeps working (served stale, the store asked again
 // every staleRetry): requests go on through a database outage — their usage is spooled — and a
 // revocation cannot happen while the store is down anyway. An unknown key gets errStoreDown.
+// lookup is what one flight runs: the answer stored since the caller read the cache, else the
+// store's. A request can read the cache just before a flight stores its answer and reach
+// singleflight just after that flight ended; it must not query the store a second time.
+func (c *keyCache) lookup(ctx context.Context, hash string) (*Identity, error) {
+	now := c.now()
+	c.mu.RLock()
+	e, known := c.entries[hash]
+	missUntil, missed := c.misses[hash]
+	c.mu.RUnlock()
+	switch {
+	case known && now.Before(e.expires):
+		return e.id, nil
+	case !known && missed && now.Before(missUntil):
+		return nil, nil
+	}
+	return c.load(ctx, hash)
+}
+
 func (c *keyCache) load(ctx context.Context, hash string) (*Identity, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()

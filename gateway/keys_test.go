@@ -71,3 +71,28 @@ func TestCachedKeyResolvesWithoutAllocating(t *testing.T) {
 		t.Errorf("resolving a cached key: %.0f allocations, want 0", allocs)
 	}
 }
+
+// TestLateFlightTakesStoredAnswer: a request that read the cache just before the first lookup of a
+// key stored its answer, and reached singleflight just after that lookup ended, starts a flight of
+// its own; that flight takes the stored answer instead of querying the store again.
+func TestLateFlightTakesStoredAnswer(t *testing.T) {
+	g, key, _ := newTestGateway(t, &fixtureProvider{})
+	ctx := context.Background()
+	store := g.metrics.keyLookups.WithLabelValues("store")
+	for _, k := range []string{apikey.Prefix + strings.Repeat("Z", apikey.BodyLen), key} {
+		if _, err := g.keys.resolve(ctx, k, "127.0.0.1:1"); err != nil && k == key {
+			t.Fatal(err)
+		}
+		before := testutil.ToFloat64(store)
+		id, err := g.keys.lookup(ctx, apikey.Hash(k)) // what the late request's flight runs
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := testutil.ToFloat64(store) - before; n != 0 {
+			t.Errorf("key %.8s…: a flight after the stored answer queried the store %v times, want 0", k, n)
+		}
+		if (id != nil) != (k == key) {
+			t.Errorf("key %.8s…: identity %v from the stored answer", k, id)
+		}
+	}
+}
