@@ -158,7 +158,7 @@ async function signIn(page, token) {
 
 async function openPage(page, id) {
   await page.evaluate((h) => { location.hash = h; }, '#/' + id);
-  await page.locator('.page[data-page="' + id + '"]').waitFor();
+  await page.locator('.page[data-page="' + id + '"]:not([aria-busy])').waitFor();
   await settle(page);
 }
 

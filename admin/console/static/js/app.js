@@ -164,8 +164,9 @@ function signedOut(message) {
   session.expiresAt = null;
   if (current) current.abort();
   current = null;
-  // Dialogs live outside the app's root: close them (a shown secret is emptied as it closes).
-  for (const d of document.querySelectorAll('dialog')) d.close();
+  // Dialogs live outside the app's root: close them now, not a task later (a shown secret is
+  // emptied as it closes).
+  ui.closeAllDialogs();
   signInView(message);
 }
 
@@ -238,7 +239,8 @@ function route(userMoved = true) {
   current = new AbortController();
   const signal = current.signal;
   const h1 = el('h1', { tabindex: '-1', text: pg.title });
-  const root = el('div', { class: 'page', 'data-page': pg.id });
+  // aria-busy until the page's render has finished (what it awaits is on screen).
+  const root = el('div', { class: 'page', 'data-page': pg.id, 'aria-busy': 'true' });
   clear(main).append(h1, root);
   document.title = `${pg.title} · llmgate console`;
   if (userMoved) h1.focus();
@@ -263,7 +265,8 @@ function route(userMoved = true) {
       if (signal.aborted || (err && err.name === 'AbortError')) return;
       if (err instanceof ApiError && err.status === 401) return;
       root.append(ui.errorBox(err && err.message ? err.message : String(err)));
-    });
+    })
+    .finally(() => root.removeAttribute('aria-busy'));
 }
 
 window.addEventListener('hashchange', () => route(true));

@@ -281,6 +281,16 @@ export function toast(message, kind = 'info') {
   setTimeout(() => t.remove(), kind === 'bad' ? 8000 : 4000);
 }
 
+const openDialogs = new Set(); // the close functions of the dialogs on screen
+
+/**
+ * closeAllDialogs closes every open dialog now: each leaves the page and runs its onClose before
+ * this returns (a <dialog>'s own close event comes a task later).
+ */
+export function closeAllDialogs() {
+  for (const close of [...openDialogs]) close();
+}
+
 /**
  * dialog({title, body, actions, onClose}) opens a modal <dialog> (Escape closes it, focus stays
  * inside) and removes it from the page when it closes. actions: [{label, kind, onClick(close)}], or
@@ -294,6 +304,7 @@ export function dialog({ title, body, actions = [], onClose, wide }) {
   const close = () => {
     if (closed) return;
     closed = true;
+    openDialogs.delete(close);
     if (d.open) d.close();
     d.remove();
     if (onClose) onClose();
@@ -309,6 +320,7 @@ export function dialog({ title, body, actions = [], onClose, wide }) {
   );
   document.body.append(d);
   d.showModal();
+  openDialogs.add(close);
   return { element: d, close };
 }
 
