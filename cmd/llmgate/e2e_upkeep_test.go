@@ -77,11 +77,19 @@ usage:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	page := scrapeMetrics(t, a.adminURL)
-	if !strings.Contains(page, "llmgate_usage_upkeep_errors_total 0") ||
-		strings.Contains(page, "llmgate_usage_upkeep_last_success_timestamp_seconds 0\n") ||
-		!strings.Contains(page, "llmgate_usage_upkeep_last_success_timestamp_seconds ") {
-		t.Errorf("/metrics does not show a successful upkeep:\n%s", grepLines(page, "llmgate_usage_upkeep"))
+	// The pass that dropped the partition records its success when it ends, a moment later.
+	for {
+		page := scrapeMetrics(t, a.adminURL)
+		ok := strings.Contains(page, "llmgate_usage_upkeep_errors_total 0") &&
+			!strings.Contains(page, "llmgate_usage_upkeep_last_success_timestamp_seconds 0\n") &&
+			strings.Contains(page, "llmgate_usage_upkeep_last_success_timestamp_seconds ")
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics does not show a successful upkeep:\n%s", grepLines(page, "llmgate_usage_upkeep"))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
