@@ -205,7 +205,8 @@ type Options struct {
 }
 
 // NewClient returns the HTTP client of one provider: a large keep-alive pool, bounded dial and
-// header waits, HTTP/2 where the upstream offers it over TLS, no transparent gzip (the gateway
+// header waits, HTTP/2 where the upstream offers it over TLS, plain-HTTP upstreams carried on the
+// caller's goroutine (h1Transport: no goroutines per connection), no transparent gzip (the gateway
 // relays bytes and must see SSE events as they arrive), no proxy from the environment (upstream
 // URLs come only from configuration), the address policy on every dial, and no redirects. A
 // followed 307/308 would re-send the body with the provider's credentials (custom headers such
@@ -269,7 +270,10 @@ func NewClient(o Options) *http.Client {
 			return tc, nil
 		}
 	}
-	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	h1 := &h1Transport{dial: d.DialContext, maxIdle: o.MaxIdleConnsPerHost, idleTimeout: tr.IdleConnTimeout,
+		headerTimeout: o.ResponseHeaderTimeout, bufSize: tr.ReadBufferSize}
+	return &http.Client{Transport: &splitTransport{h1: h1, std: tr},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // Config is the config file's `outbound` section.
