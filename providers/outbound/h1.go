@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // h1Transport carries plain-HTTP (http://) requests over HTTP/1.1 keep-alive connections on the
@@ -76,6 +79,10 @@ func hostPort(host string) string {
 
 // RoundTrip sends req and returns the answer with its header read.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := checkRequest(req); err != nil {
+		closeBody(req)
+		return nil, err
+	}
 	ctx := req.Context()
 	trace := httptrace.ContextClientTrace(ctx)
 	key := hostPort(req.URL.Host)
@@ -114,6 +121,27 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
+}
+
+// checkRequest refuses what net/http's Transport refuses before sending (its request writer,
+// used here, does not check): a URL without a host, and header names or values that are not
+// valid HTTP; a value with a line break would end the header block early and smuggle what
+// follows.
+func checkRequest(req *http.Request) error {
+	if req.URL.Host == "" {
+		return errors.New("http: no Host in request URL")
+	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("net/http: invalid header field name %q", k)
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("net/http: invalid header field value for %q", k)
+			}
+		}
+	}
+	return nil
 }
 
 // rewound is req with its body from the start, for a second attempt.

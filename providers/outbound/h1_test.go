@@ -521,3 +521,21 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestInvalidHeaderNotSent: a header value with a line break, or a name that is not a token, is
+// refused before anything is sent (written as is, it would end the header block and smuggle what
+// follows as a request of its own).
+func TestInvalidHeaderNotSent(t *testing.T) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {})
+	cl := loopbackClient(t)
+	for _, h := range [][2]string{{"X-Note", "a\r\n\r\nGET /smuggled HTTP/1.1"}, {"X Bad", "v"}} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("{}"))
+		req.Header[h[0]] = []string{h[1]}
+		if _, err := cl.Do(req); err == nil || !strings.Contains(err.Error(), "invalid header field") {
+			t.Errorf("header %q: %v", h[0], err)
+		}
+	}
+	if n := conns.Load(); n != 0 {
+		t.Errorf("%d connections made for refused requests", n)
+	}
+}
