@@ -100,16 +100,7 @@ func (x *exchange) admit(req request, cands []*providers.Deployment, payer billi
 		return nil, nil
 	}
 	h := x.c.Writer.Header()
-	if w := res.Requests; w.Limit > 0 {
-		h.Set("X-Ratelimit-Limit-Requests", strconv.FormatInt(w.Limit, 10))
-		h.Set("X-Ratelimit-Remaining-Requests", strconv.FormatInt(max(w.Remaining, 0), 10))
-		h.Set("X-Ratelimit-Reset-Requests", w.Reset.Round(time.Millisecond).String())
-	}
-	if w := res.Tokens; w.Limit > 0 {
-		h.Set("X-Ratelimit-Limit-Tokens", strconv.FormatInt(w.Limit, 10))
-		h.Set("X-Ratelimit-Remaining-Tokens", strconv.FormatInt(max(w.Remaining, 0), 10))
-		h.Set("X-Ratelimit-Reset-Tokens", w.Reset.Round(time.Millisecond).String())
-	}
+	setRateLimitHeaders(h, res)
 	if dialectOf(x.c) == dialectAnthropic {
 		setAnthropicRateLimits(h, res, time.Now())
 	}
@@ -278,5 +269,47 @@ func (r *renewer) run(ctx context.Context) {
 				cancel()
 			}
 		}
+	}
+}
+
+// rateLimitHeaders are the OpenAI-style headers of a decision's request and token windows, in
+// setRateLimitHeaders' order; each name is in canonical form.
+var rateLimitHeaders = [6]string{
+	"X-Ratelimit-Limit-Requests", "X-Ratelimit-Remaining-Requests", "X-Ratelimit-Reset-Requests",
+	"X-Ratelimit-Limit-Tokens", "X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Tokens",
+}
+
+// setRateLimitHeaders sets the headers of the decision's limited windows: every value is
+// formatted into one buffer and all are set from one string and one slice (this runs on every
+// request with a limit).
+func setRateLimitHeaders(h http.Header, res quota.Result) {
+	var buf [128]byte
+	b := buf[:0]
+	var ends [6]int
+	vals := 0
+	for i, w := range [2]quota.Window{res.Requests, res.Tokens} {
+		if w.Limit <= 0 {
+			continue
+		}
+		b = strconv.AppendInt(b, w.Limit, 10)
+		ends[3*i] = len(b)
+		b = strconv.AppendInt(b, max(w.Remaining, 0), 10)
+		ends[3*i+1] = len(b)
+		b = append(b, w.Reset.Round(time.Millisecond).String()...)
+		ends[3*i+2] = len(b)
+		vals += 3
+	}
+	if vals == 0 {
+		return
+	}
+	all, list := string(b), make([]string, 0, vals)
+	start := 0
+	for i, end := range ends {
+		if end == 0 {
+			continue
+		}
+		list = append(list, all[start:end])
+		h[rateLimitHeaders[i]] = list[len(list)-1 : len(list) : len(list)]
+		start = end
 	}
 }

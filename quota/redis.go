@@ -65,6 +65,10 @@ type Redis struct {
 	leaseTTL int64 // ms
 	settles  settleQueues
 	permits  *permitLeases // nil: no permit leases
+	// admitTrip and settleTrip run what an admission and a settlement do past a permit lease
+	// (nil: as is): Resilient bounds it there and records its latency, so that a request
+	// admitted and settled from a lease, with no call to Redis, pays for neither.
+	admitTrip, settleTrip func(ctx context.Context, f func(context.Context) error) error
 }
 
 var (
@@ -97,11 +101,35 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 	if len(req.Subjects) == 0 {
 		return Result{Allowed: true, Lease: &Lease{ID: req.ID, Reserved: req.Tokens}}, nil
 	}
-	want, leaseID, shape := 1, "", ""
+	shape, want, wait := "", 1, chan struct{}(nil)
 	if r.permits != nil && leasable(req) {
 		shape = shapeKey(req.Subjects)
-		lease, res, w, back, wait := r.permits.take(shape, req, true, true)
+		var lease *Lease
+		var res Result
+		var back *giveBack
+		lease, res, want, back, wait = r.permits.take(shape, req, true, true)
 		r.giveBackAsync(back)
+		if lease != nil {
+			return res, nil // from the shape's lease: no call
+		}
+	}
+	if r.admitTrip == nil {
+		return r.admitShared(ctx, req, shape, want, wait)
+	}
+	var res Result
+	err := r.admitTrip(ctx, func(ctx context.Context) (err error) {
+		res, err = r.admitShared(ctx, req, shape, want, wait)
+		return err
+	})
+	return res, err
+}
+
+// admitShared is Admit past the shape's lease (shape "" when req takes none), after its first
+// take answered want and wait: it waits for a lease being asked for by another admission, or
+// asks Redis.
+func (r *Redis) admitShared(ctx context.Context, req Request, shape string, want int, wait chan struct{}) (Result, error) {
+	leaseID := ""
+	if shape != "" {
 		for range 3 {
 			if wait == nil {
 				break
@@ -113,13 +141,14 @@ func (r *Redis) Admit(ctx context.Context, req Request) (Result, error) {
 			case <-ctx.Done():
 				return Result{}, fmt.Errorf("quota: redis admit: %w", ctx.Err())
 			}
-			lease, res, w, back, wait = r.permits.take(shape, req, false, true)
+			lease, res, w, back, next := r.permits.take(shape, req, false, true)
 			r.giveBackAsync(back)
+			if lease != nil {
+				return res, nil
+			}
+			want, wait = w, next
 		}
-		if lease != nil {
-			return res, nil
-		}
-		if want = w; want > 1 {
+		if want > 1 {
 			leaseID = "~" + randomID(8)
 		}
 	}

@@ -21,13 +21,24 @@ func (r *Redis) Settle(ctx context.Context, lease *Lease, used Spent) error {
 	if lease == nil || len(lease.Subjects) == 0 {
 		return nil
 	}
+	var wait chan struct{}
 	if lease.permit != nil {
 		// Admitted from a permit lease: settled there while it runs; after, the request's slot
 		// is settled in Redis once the lease has been given back.
-		wait := r.permits.settleLocal(lease, used)
-		if wait == nil {
+		if wait = r.permits.settleLocal(lease, used); wait == nil {
 			return nil
 		}
+	}
+	if r.settleTrip == nil {
+		return r.settleShared(ctx, lease, used, wait)
+	}
+	return r.settleTrip(ctx, func(ctx context.Context) error { return r.settleShared(ctx, lease, used, wait) })
+}
+
+// settleShared is Settle in Redis, once the permit lease the request came from (if any) has
+// been given back (wait closed).
+func (r *Redis) settleShared(ctx context.Context, lease *Lease, used Spent, wait chan struct{}) error {
+	if wait != nil {
 		select {
 		case <-wait:
 		case <-ctx.Done():

@@ -118,6 +118,7 @@ func NewResilient(r *Redis, opts ResilientOptions) *Resilient {
 		done:       make(chan struct{}),
 		replayDone: make(chan struct{}),
 	}
+	r.admitTrip, r.settleTrip = x.call, x.settleCall
 	x.up.Store(true)
 	x.metrics.up.Set(1)
 	go x.probe()
@@ -154,11 +155,9 @@ func (x *Resilient) Admit(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	if x.up.Load() {
-		var res Result
-		err := x.call(ctx, func(ctx context.Context) (err error) {
-			res, err = x.redis.Admit(ctx, req)
-			return err
-		})
+		// Redis.Admit runs what goes past a permit lease through x.call (see NewResilient): one
+		// admitted from a lease makes no call.
+		res, err := x.redis.Admit(ctx, req)
 		if err == nil {
 			x.metrics.decided(res)
 			return res, nil
@@ -225,16 +224,9 @@ func (x *Resilient) Settle(ctx context.Context, lease *Lease, used Spent) error 
 		return x.local.Settle(ctx, lease, used)
 	}
 	if x.up.Load() {
-		// The caller waits at most the Timeout, like every Redis call on the request path, and
-		// a slow settlement does not send admissions to the fallback: admissions judge Redis's
-		// health. A timed-out settlement may still land (see Redis.Settle); the replay of its
-		// queued copy is then a no-op.
-		cctx, cancel := context.WithTimeout(ctx, x.opts.Timeout)
-		start := time.Now()
-		err := x.redis.Settle(cctx, lease, used)
-		x.metrics.latency.Observe(time.Since(start).Seconds())
-		cancel()
-		if err == nil {
+		// Redis.Settle runs what it sends through x.settleCall (see NewResilient): one settled
+		// into a permit lease sends nothing.
+		if err := x.redis.Settle(ctx, lease, used); err == nil {
 			return nil
 		}
 	}
@@ -389,6 +381,19 @@ func (x *Resilient) ClearSession(ctx context.Context, tenant, sessionID string) 
 		return ErrRedisDown
 	}
 	return x.call(ctx, func(ctx context.Context) error { return x.redis.ClearSession(ctx, tenant, sessionID) })
+}
+
+// settleCall runs a settlement's part in Redis under the Timeout, like every Redis call on the
+// request path, and records its latency. A slow settlement does not send admissions to the
+// fallback: admissions judge Redis's health. A timed-out settlement may still land (see
+// Redis.Settle); the replay of its queued copy is then a no-op.
+func (x *Resilient) settleCall(ctx context.Context, f func(context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, x.opts.Timeout)
+	defer cancel()
+	start := time.Now()
+	err := f(cctx)
+	x.metrics.latency.Observe(time.Since(start).Seconds())
+	return err
 }
 
 // call runs one Redis call under the Timeout, records its latency, and marks Redis down when it

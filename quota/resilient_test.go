@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/llmgate/llmgate/internal/testsvc"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/quota/quotatest"
 )
@@ -178,4 +179,57 @@ func seriesName(name string, m *dto.Metric) string {
 		name += l.GetName() + `="` + l.GetValue() + `"`
 	}
 	return name + "}"
+}
+
+// TestResilientTimesRoundTripsOnly: llmgate_quota_redis_seconds times calls to Redis; a request
+// admitted and settled from a permit lease makes none, so it adds no sample (and no deadline to
+// make).
+func TestResilientTimesRoundTripsOnly(t *testing.T) {
+	t.Parallel()
+	own, stop := testsvc.Redis() // its own server: the test counts every script run in it
+	t.Cleanup(stop)
+	c := redis.NewClient(&redis.Options{Addr: own.Addr(t), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	reg := prometheus.NewRegistry()
+	opts := leaseOpts(quota.LimiterOptions{})
+	x := quota.NewResilient(quota.NewRedis(c, opts), quota.ResilientOptions{Timeout: 2 * time.Second, Limiter: opts, Registerer: reg})
+	t.Cleanup(x.Close)
+	subjects := benchSubjects(quotatest.Tenant(t))
+	before, _ := redisCounters(t, c)
+	const workers, each = 8, 100
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				res, err := x.Admit(context.Background(), quota.Request{ID: fmt.Sprintf("r-%d-%d", w, i), Subjects: subjects, Tokens: 10})
+				if err != nil || !res.Allowed || res.Degraded {
+					t.Errorf("admission: %+v, %v", res, err)
+					return
+				}
+				if err := x.Settle(context.Background(), res.Lease, quota.Spent{Tokens: 3}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	scripts, _ := redisCounters(t, c)
+	scripts -= before
+	var samples uint64
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "llmgate_quota_redis_seconds" {
+			samples = mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Logf("%d latency samples, %d script runs, %d requests", samples, scripts, workers*each)
+	// A call, or a wait for the lease another admission is asking for, is timed: a few more
+	// samples than script runs, far fewer than requests.
+	if samples == 0 || samples > workers*each/4 {
+		t.Errorf("%d latency samples for %d script runs in Redis and %d requests; want about one per call", samples, scripts, workers*each)
+	}
 }
