@@ -230,6 +230,12 @@ func (c *h1Conn) cancel() {
 
 var aLongTimeAgo = time.Unix(1, 0)
 
+// peekAfter is how long a connection must have been idle before its liveness is checked when
+// it is taken from the pool. One that carried an answer a moment ago is used as is: an upstream
+// closes an idle connection after seconds (its keep-alive timeout), and under load connections
+// go back out within microseconds, where the check would be a system call per request.
+const peekAfter = time.Millisecond
+
 // maxHeaderBytes bounds an answer's header block (1xx ones included): an upstream that sends
 // more is cut off rather than filling memory.
 const maxHeaderBytes = 1 << 20
@@ -345,7 +351,7 @@ func (t *h1Transport) getConn(ctx context.Context, key string) (*h1Conn, error) 
 		list[len(list)-1] = nil
 		t.idle[key] = list[:len(list)-1]
 		t.mu.Unlock()
-		if now.Sub(c.idleAt) < t.idleTimeout && c.alive() {
+		if idle := now.Sub(c.idleAt); idle < t.idleTimeout && (idle < peekAfter || c.alive()) {
 			c.reused = true
 			return c, nil
 		}
