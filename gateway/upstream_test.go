@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/openai"
+	"github.com/llmgate/llmgate/providers/outbound"
 )
 
 // preparingProvider does prep before its HTTP call, as a translating adapter translates the
@@ -127,5 +129,63 @@ func TestRefusedDialIsAConnectError(t *testing.T) {
 	if len(ds) != 1 || ds[0].Status.Failed != 1 || ds[0].Status.LastFailure == nil ||
 		ds[0].Status.LastFailure.Reason != "address refused by the outbound policy" {
 		t.Errorf("deployment state %+v", ds)
+	}
+}
+
+// TestUpstreamConnectionKept: whole answers and streams, one after the other, go over one kept
+// connection to a plain-HTTP upstream: the relay reads each answer to its end, which is what
+// gives the connection back to the pool.
+func TestUpstreamConnectionKept(t *testing.T) {
+	var conns atomic.Int32
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !strings.Contains(string(body), `"stream":true`) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, ev := range []string{
+			`{"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"hi"}}]}`,
+			`{"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`,
+			`{"id":"c","object":"chat.completion.chunk","model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`,
+			`[DONE]`,
+		} {
+			io.WriteString(w, "data: "+ev+"\n\n")
+			w.(http.Flusher).Flush()
+		}
+	}))
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	up.Start()
+	defer up.Close()
+	p, err := openai.New(openai.Options{BaseURL: up.URL + "/v1", Outbound: outbound.Policy{AllowPrivate: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.CloseIdleConnections()
+	g, key, _ := newTestGateway(t, p)
+	srv := httptest.NewServer(g.Handler())
+	defer srv.Close()
+	for i := range 6 {
+		stream := i%2 == 1
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions",
+			strings.NewReader(fmt.Sprintf(`{"model":"m","messages":[{"role":"user","content":"x"}],"stream":%v}`, stream)))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "hi") {
+			t.Fatalf("request %d (stream %v): HTTP %d %s", i, stream, resp.StatusCode, body)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d upstream connections for 6 requests in a row, want 1", n)
 	}
 }
