@@ -107,8 +107,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		c.nc.Close()
-		if cerr := ctx.Err(); cerr != nil {
-			closeBody(req)
+		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
 		// A pooled connection that fails while the request is written: the upstream closed it
@@ -270,7 +269,9 @@ func (c *h1Conn) setReadDeadline(at time.Time) {
 
 // release ends the connection's exchange: back to the pool when it can carry another.
 func (c *h1Conn) release(keep bool) {
-	if !keep {
+	// Bytes after the answer's end are not the start of the next one's: an upstream that sends
+	// them is not trusted with another request on this connection.
+	if !keep || c.br.Buffered() > 0 {
 		c.nc.Close()
 		return
 	}

@@ -380,12 +380,15 @@ func rawServer(t *testing.T, answer string) (addr string, conns *atomic.Int32) {
 }
 
 // TestAnswersThatEndTheConnection: "Connection: close", a body that runs to the end of the
-// connection, and a 1xx before the answer are read whole, and a closing connection is not kept.
+// connection, and a 1xx before the answer are read whole, and a closing connection is not kept;
+// nor is one on which the upstream sent more than the answer (it would be read as the next
+// request's).
 func TestAnswersThatEndTheConnection(t *testing.T) {
 	for name, tc := range map[string]struct{ answer, body string }{
 		"connection close": {"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello", "hello"},
 		"read to the end":  {"HTTP/1.1 200 OK\r\n\r\nuntil closed", "until closed"},
 		"HTTP/1.0":         {"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", "ok"},
+		"bytes after it":   {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nforged", "ok"},
 		"1xx first":        {"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbody", "body"},
 	} {
 		t.Run(name, func(t *testing.T) {
