@@ -97,6 +97,39 @@ func appendUsageArgs(args []any, r *store.UsageRecord) []any {
 
 // ListUsage returns records newest first; every filter value is a bound parameter.
 func (s *Store) ListUsage(ctx context.Context, f store.UsageFilter) ([]store.UsageRecord, error) {
+	q, args := listUsageQuery(f)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list usage: %w", err)
+	}
+	defer rows.Close()
+	var out []store.UsageRecord
+	for rows.Next() {
+		var r store.UsageRecord
+		var cost sql.NullInt64
+		var started, ended int64
+		if err := rows.Scan(&r.RequestID, &r.ClientRequestID, &r.TraceID, &r.KeyID, &r.UserID,
+			&r.TenantID, &r.SessionID, &r.Model, &r.UpstreamModel, &r.Provider, &r.Deployment,
+			&r.Endpoint, &r.Stream, &r.Status, &r.ErrorType, &r.PromptTokens, &r.CompletionTokens,
+			&r.CachedTokens, &r.ReasoningTokens, &r.UsageSource, &cost, &r.PriceVersion,
+			&r.LatencyMS, &r.TTFTMS, &started, &ended, &r.Units, &r.Unit, &r.ServedModel, &r.ReplayOf,
+			&r.Experiment, &r.Variant, &r.CacheWriteTokens); err != nil {
+			return nil, fmt.Errorf("sqlite: list usage: %w", err)
+		}
+		if cost.Valid {
+			r.CostPicoUSD = &cost.Int64
+		}
+		r.StartedAt, r.EndedAt = fromMicros(started), fromMicros(ended)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list usage: %w", err)
+	}
+	return out, nil
+}
+
+// listUsageQuery is ListUsage's statement for a filter, and its arguments.
+func listUsageQuery(f store.UsageFilter) (string, []any) {
 	var where []string
 	var args []any
 	eq := func(col string, v any) {
@@ -140,32 +173,5 @@ func (s *Store) ListUsage(ctx context.Context, f store.UsageFilter) ([]store.Usa
 	}
 	limit, offset := page(f.Limit, f.Offset)
 	q += ` ORDER BY started_at DESC, request_id DESC LIMIT ? OFFSET ?`
-	rows, err := s.r.QueryContext(ctx, q, append(args, limit, offset)...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list usage: %w", err)
-	}
-	defer rows.Close()
-	var out []store.UsageRecord
-	for rows.Next() {
-		var r store.UsageRecord
-		var cost sql.NullInt64
-		var started, ended int64
-		if err := rows.Scan(&r.RequestID, &r.ClientRequestID, &r.TraceID, &r.KeyID, &r.UserID,
-			&r.TenantID, &r.SessionID, &r.Model, &r.UpstreamModel, &r.Provider, &r.Deployment,
-			&r.Endpoint, &r.Stream, &r.Status, &r.ErrorType, &r.PromptTokens, &r.CompletionTokens,
-			&r.CachedTokens, &r.ReasoningTokens, &r.UsageSource, &cost, &r.PriceVersion,
-			&r.LatencyMS, &r.TTFTMS, &started, &ended, &r.Units, &r.Unit, &r.ServedModel, &r.ReplayOf,
-			&r.Experiment, &r.Variant, &r.CacheWriteTokens); err != nil {
-			return nil, fmt.Errorf("sqlite: list usage: %w", err)
-		}
-		if cost.Valid {
-			r.CostPicoUSD = &cost.Int64
-		}
-		r.StartedAt, r.EndedAt = fromMicros(started), fromMicros(ended)
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list usage: %w", err)
-	}
-	return out, nil
+	return q, append(args, limit, offset)
 }
