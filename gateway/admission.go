@@ -10,6 +10,7 @@ import (
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/internal/headers"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/quota"
 )
@@ -280,13 +281,12 @@ var rateLimitHeaders = [6]string{
 }
 
 // setRateLimitHeaders sets the headers of the decision's limited windows: every value is
-// formatted into one buffer and all are set from one string and one slice (this runs on every
-// request with a limit).
+// formatted into one buffer, made one string, and set as slices of it (this runs on every request
+// with a limit).
 func setRateLimitHeaders(h http.Header, res quota.Result) {
 	var buf [128]byte
 	b := buf[:0]
-	var ends [6]int
-	vals := 0
+	var ends [6]int // where each header's value ends in b; 0 for a window without a limit
 	for i, w := range [2]quota.Window{res.Requests, res.Tokens} {
 		if w.Limit <= 0 {
 			continue
@@ -297,19 +297,17 @@ func setRateLimitHeaders(h http.Header, res quota.Result) {
 		ends[3*i+1] = len(b)
 		b = append(b, w.Reset.Round(time.Millisecond).String()...)
 		ends[3*i+2] = len(b)
-		vals += 3
 	}
-	if vals == 0 {
+	if len(b) == 0 {
 		return
 	}
-	all, list := string(b), make([]string, 0, vals)
-	start := 0
+	all := string(b)
+	var kv [12]string
+	n, start := 0, 0
 	for i, end := range ends {
-		if end == 0 {
-			continue
+		if end > 0 {
+			kv[n], kv[n+1], n, start = rateLimitHeaders[i], all[start:end], n+2, end
 		}
-		list = append(list, all[start:end])
-		h[rateLimitHeaders[i]] = list[len(list)-1 : len(list) : len(list)]
-		start = end
 	}
+	headers.Set(h, kv[:n]...)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/llmgate/llmgate/internal/headers"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/responses"
 )
@@ -155,8 +156,8 @@ func (x *exchange) retryLater(pending []pendingRetry, d *providers.Deployment, o
 // in order, then with its degrade reply; else the failure is the answer.
 func (x *exchange) forward(req request, strategy string, cands []*providers.Deployment) (out outcome) {
 	g := x.g
-	hv := []string{x.traceparent, x.rec.RequestID} // one allocation for both values, as requestMeta's
-	hdr := http.Header{"Traceparent": hv[0:1:1], "X-Request-Id": hv[1:2:2]}
+	hdr := make(http.Header, 2)
+	headers.Set(hdr, "Traceparent", x.traceparent, "X-Request-Id", x.rec.RequestID)
 	// The header is built here, never copied from the client's request: a client's own user id
 	// header cannot reach the upstream.
 	if g.userHeader != "" && x.id.Key.UserID != "" {

@@ -8,6 +8,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/llmgate/llmgate/internal/headers"
 )
 
 // ctxMeta is the gin context key of a request's *reqMeta.
@@ -46,10 +48,7 @@ func (g *Gateway) requestMeta(c *gin.Context) {
 	} else {
 		m.traceID, m.traceparent = childTraceparent(c.GetHeader("Traceparent"))
 	}
-	// Both headers' values in one allocation; each slice is capped, so an append copies.
-	hv := []string{m.requestID, m.traceparent}
-	h := c.Writer.Header()
-	h["X-Request-Id"], h["Traceparent"] = hv[0:1:1], hv[1:2:2]
+	headers.Set(c.Writer.Header(), "X-Request-Id", m.requestID, "Traceparent", m.traceparent)
 	c.Set(ctxMeta, m)
 	if m.span != nil {
 		g.tracedNext(c, m)

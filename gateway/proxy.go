@@ -22,6 +22,7 @@ import (
 
 	"github.com/llmgate/llmgate/api"
 	"github.com/llmgate/llmgate/billing"
+	"github.com/llmgate/llmgate/internal/headers"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/outbound"
 	"github.com/llmgate/llmgate/quota"
@@ -1023,8 +1024,7 @@ var errResponseTooLarge = newError(http.StatusBadGateway, api.TypeUpstream, "ups
 // sendWhole writes a whole answer with its Content-Length and notes it in out.
 func (x *exchange) sendWhole(out *outcome, status int, ct string, b []byte) {
 	h := x.c.Writer.Header()
-	hv := []string{ct, strconv.Itoa(len(b))} // one allocation for both values, as requestMeta's
-	h["Content-Type"], h["Content-Length"] = hv[0:1:1], hv[1:2:2]
+	headers.Set(h, "Content-Type", ct, "Content-Length", strconv.Itoa(len(b)))
 	_ = http.NewResponseController(x.c.Writer).SetWriteDeadline(time.Now().Add(x.g.opts.WriteTimeout))
 	x.serverTiming()
 	out.firstByte = time.Now()

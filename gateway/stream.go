@@ -14,6 +14,7 @@ import (
 	"github.com/tidwall/sjson"
 
 	"github.com/llmgate/llmgate/api"
+	"github.com/llmgate/llmgate/internal/headers"
 	"github.com/llmgate/llmgate/internal/redact"
 	"github.com/llmgate/llmgate/internal/sse"
 	"github.com/llmgate/llmgate/providers"
@@ -77,8 +78,7 @@ func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []str
 	s := &sseRelay{x: x, w: x.c.Writer, rc: http.NewResponseController(x.c.Writer), injected: injected, secrets: secrets}
 	defer carry(&s.out)
 	h := s.w.Header()
-	hv := []string{"text/event-stream", "no-cache", "no"} // one allocation for the three values
-	h["Content-Type"], h["Cache-Control"], h["X-Accel-Buffering"] = hv[0:1:1], hv[1:2:2], hv[2:3:3]
+	headers.Set(h, "Content-Type", "text/event-stream", "Cache-Control", "no-cache", "X-Accel-Buffering", "no")
 	h.Del("Content-Length")
 	s.out.status = http.StatusOK
 	x.serverTiming()

@@ -18,6 +18,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/llmgate/llmgate/internal/headers"
 	"github.com/llmgate/llmgate/providers"
 	"github.com/llmgate/llmgate/providers/outbound"
 )
@@ -166,31 +167,26 @@ func (p *Provider) Do(ctx context.Context, req *providers.Request) (*http.Respon
 	for k, v := range p.headers {
 		hr.Header[k] = v
 	}
-	// The values of the three headers set here share one allocation; each slice is capped, so an
-	// append copies.
-	hv := make([]string, 0, 3)
-	set := func(k, v string) {
-		hv = append(hv, v)
-		hr.Header[k] = hv[len(hv)-1 : len(hv) : len(hv)]
-	}
-	switch {
-	case req.Upload != nil:
-		set("Content-Type", req.Upload.ContentType)
-	case body != nil:
-		set("Content-Type", "application/json")
-	}
+	var kv [6]string // Accept, then Content-Type and the credential when there are
+	kv[0], kv[1] = "Accept", "application/json"
 	switch {
 	case req.Stream:
-		set("Accept", "text/event-stream")
+		kv[1] = "text/event-stream"
 	case req.Endpoint == providers.AudioSpeech, req.Endpoint == providers.AudioTranscriptions, req.Endpoint == providers.AudioTranslations:
 		// Audio bytes, or a transcript as text, SubRip or WebVTT: whatever the request asked for.
-		set("Accept", "*/*")
-	default:
-		set("Accept", "application/json")
+		kv[1] = "*/*"
+	}
+	n := 2
+	switch {
+	case req.Upload != nil:
+		kv[n], kv[n+1], n = "Content-Type", req.Upload.ContentType, n+2
+	case body != nil:
+		kv[n], kv[n+1], n = "Content-Type", "application/json", n+2
 	}
 	if p.auth != "" {
-		set(p.authHeader, p.auth)
+		kv[n], kv[n+1], n = p.authHeader, p.auth, n+2
 	}
+	headers.Set(hr.Header, kv[:n]...)
 	return p.client.Do(hr)
 }
 
