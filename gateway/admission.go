@@ -208,13 +208,9 @@ func (x *exchange) settleQuota() {
 			used.Charge = used.Cost
 		}
 	}
-	ctx := context.Background()
-	if _, local := x.g.limiter.(*quota.Memory); !local { // the in-memory limiter never waits
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-	}
-	if err := x.g.limiter.Settle(ctx, x.lease, used); err != nil {
+	// Not the request's context: a request that ended still settles. The limiter bounds its own
+	// waits (see Deps.Limiter).
+	if err := x.g.limiter.Settle(context.Background(), x.lease, used); err != nil {
 		x.g.log.Warn("quota settle failed", "request_id", x.rec.RequestID, "err", err)
 	}
 }

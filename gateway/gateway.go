@@ -229,9 +229,13 @@ type pinger interface {
 type Deps struct {
 	// Store is pinged for readiness and /v1/status; Keys resolves API keys and their users;
 	// Ledger answers /v1/usage. All three are the store (store.Store implements them).
-	Store    pinger
-	Keys     keyReader
-	Ledger   ledgerReader
+	Store  pinger
+	Keys   keyReader
+	Ledger ledgerReader
+	// Limiter decides admissions and takes settlements. It bounds its own waits, as the gateway
+	// sets it no deadline (admissions run under the request's context, settlements under one
+	// that does not end): quota.Resilient bounds its calls to Redis by its Timeout, and
+	// quota.Memory never waits.
 	Limiter  quota.Limiter
 	Quota    quota.Options
 	Policies PolicyLookup // nil: no policies

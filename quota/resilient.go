@@ -118,7 +118,7 @@ func NewResilient(r *Redis, opts ResilientOptions) *Resilient {
 		done:       make(chan struct{}),
 		replayDone: make(chan struct{}),
 	}
-	r.admitTrip, r.settleTrip = x.call, x.settleCall
+	r.admitTrip, r.settleTrip = x.call, x.timed
 	x.up.Store(true)
 	x.metrics.up.Set(1)
 	go x.probe()
@@ -224,7 +224,7 @@ func (x *Resilient) Settle(ctx context.Context, lease *Lease, used Spent) error 
 		return x.local.Settle(ctx, lease, used)
 	}
 	if x.up.Load() {
-		// Redis.Settle runs what it sends through x.settleCall (see NewResilient): one settled
+		// Redis.Settle runs what it sends through x.timed (see NewResilient): one settled
 		// into a permit lease sends nothing.
 		if err := x.redis.Settle(ctx, lease, used); err == nil {
 			return nil
@@ -383,11 +383,11 @@ func (x *Resilient) ClearSession(ctx context.Context, tenant, sessionID string) 
 	return x.call(ctx, func(ctx context.Context) error { return x.redis.ClearSession(ctx, tenant, sessionID) })
 }
 
-// settleCall runs a settlement's part in Redis under the Timeout, like every Redis call on the
-// request path, and records its latency. A slow settlement does not send admissions to the
-// fallback: admissions judge Redis's health. A timed-out settlement may still land (see
-// Redis.Settle); the replay of its queued copy is then a no-op.
-func (x *Resilient) settleCall(ctx context.Context, f func(context.Context) error) error {
+// timed runs a call to Redis under the Timeout, like every Redis call on the request path, and
+// records its latency. Settlements go through it alone: a slow settlement does not send
+// admissions to the fallback, as admissions judge Redis's health. A timed-out settlement may
+// still land (see Redis.Settle); the replay of its queued copy is then a no-op.
+func (x *Resilient) timed(ctx context.Context, f func(context.Context) error) error {
 	cctx, cancel := context.WithTimeout(ctx, x.opts.Timeout)
 	defer cancel()
 	start := time.Now()
@@ -396,14 +396,10 @@ func (x *Resilient) settleCall(ctx context.Context, f func(context.Context) erro
 	return err
 }
 
-// call runs one Redis call under the Timeout, records its latency, and marks Redis down when it
-// fails for any reason but the caller's own cancellation.
+// call is timed, and marks Redis down when the call fails for any reason but the caller's own
+// cancellation.
 func (x *Resilient) call(ctx context.Context, f func(context.Context) error) error {
-	cctx, cancel := context.WithTimeout(ctx, x.opts.Timeout)
-	defer cancel()
-	start := time.Now()
-	err := f(cctx)
-	x.metrics.latency.Observe(time.Since(start).Seconds())
+	err := x.timed(ctx, f)
 	if err != nil && ctx.Err() == nil && x.up.CompareAndSwap(true, false) {
 		x.metrics.up.Set(0)
 		x.opts.Log.Warn("quota: redis unreachable, deciding locally", "err", err, "replicas", x.opts.Replicas)
