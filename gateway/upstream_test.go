@@ -94,19 +94,26 @@ func TestConnectClockStartsAtTheDial(t *testing.T) {
 	})
 }
 
-// TestRefusedDialIsAConnectError: a deployment whose address the outbound policy refuses is
-// never connected to; the attempt is a connection failure charged to the deployment, with a
-// reason that names the policy and not the address, and the client gets the gateway's 502.
-func TestRefusedDialIsAConnectError(t *testing.T) {
+// countedUpstream is a loopback upstream serving h that counts the connections it accepts; it
+// closes when the test ends.
+func countedUpstream(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
 	var conns atomic.Int32
-	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "{}") }))
+	up := httptest.NewUnstartedServer(h)
 	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)
 		}
 	}
 	up.Start()
-	defer up.Close()
+	t.Cleanup(up.Close)
+	return up, &conns
+}
+
+// TestRefusedDialIsAConnectError: a deployment whose address the outbound policy refuses is
+// never connected to; the attempt is a connection failure charged to the deployment, with a
+// reason that names the policy and not the address, and the client gets the gateway's 502.
+func TestRefusedDialIsAConnectError(t *testing.T) {
+	up, conns := countedUpstream(t, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "{}") })
 	p, err := openai.New(openai.Options{BaseURL: up.URL + "/v1"}) // the default policy: public addresses only
 	if err != nil {
 		t.Fatal(err)
@@ -136,8 +143,7 @@ func TestRefusedDialIsAConnectError(t *testing.T) {
 // connection to a plain-HTTP upstream: the relay reads each answer to its end, which is what
 // gives the connection back to the pool.
 func TestUpstreamConnectionKept(t *testing.T) {
-	var conns atomic.Int32
-	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up, conns := countedUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if !strings.Contains(string(body), `"stream":true`) {
 			w.Header().Set("Content-Type", "application/json")
@@ -154,14 +160,7 @@ func TestUpstreamConnectionKept(t *testing.T) {
 			io.WriteString(w, "data: "+ev+"\n\n")
 			w.(http.Flusher).Flush()
 		}
-	}))
-	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	up.Start()
-	defer up.Close()
+	})
 	p, err := openai.New(openai.Options{BaseURL: up.URL + "/v1", Outbound: outbound.Policy{AllowPrivate: true}})
 	if err != nil {
 		t.Fatal(err)

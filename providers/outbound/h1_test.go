@@ -19,21 +19,6 @@ import (
 	"time"
 )
 
-// countingServer is an httptest server that counts the connections it accepted.
-func countingServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
-	t.Helper()
-	var conns atomic.Int32
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, &conns
-}
-
 func loopbackClient(t *testing.T) *http.Client {
 	t.Helper()
 	cl := NewClient(Options{Policy: Policy{AllowPrivate: true}})
@@ -69,7 +54,7 @@ func mustRead(t *testing.T) func(*http.Response, error) string {
 // TestPlainHTTPKeepsConnectionsAndTraces: plain-HTTP requests, bodies and all, go one after the
 // other over one kept connection, and the trace hooks the gateway times its attempts with fire.
 func TestPlainHTTPKeepsConnectionsAndTraces(t *testing.T) {
-	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := counting(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, b)
 	})
@@ -99,52 +84,13 @@ func TestPlainHTTPKeepsConnectionsAndTraces(t *testing.T) {
 // goroutine per connection that answers once n requests are in, so n connections are open.
 func TestPooledConnectionsHoldNoGoroutines(t *testing.T) {
 	const n = 100
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var arrived sync.WaitGroup
-	arrived.Add(n)
-	all := make(chan struct{})
-	go func() { arrived.Wait(); close(all) }()
-	var serving sync.WaitGroup
-	defer serving.Wait()
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			serving.Add(1)
-			go func() {
-				defer serving.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for first := true; ; first = false {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					if first {
-						arrived.Done()
-						<-all
-					}
-					if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
+	addr := holdingUpstream(t, n, nil)
 	cl := loopbackClient(t)
-	defer cl.CloseIdleConnections() // before the listener's goroutines are waited for
 	before := runtime.NumGoroutine()
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			resp, err := cl.Get("http://" + ln.Addr().String() + "/")
+			resp, err := cl.Get("http://" + addr + "/")
 			if err != nil {
 				t.Error(err)
 				return
@@ -163,7 +109,7 @@ func TestPooledConnectionsHoldNoGoroutines(t *testing.T) {
 // TestUpstreamClosedIdleConnection: a kept connection the upstream closed is noticed before use,
 // and the request (a POST with a body) goes over a new one.
 func TestUpstreamClosedIdleConnection(t *testing.T) {
-	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := counting(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.Write(b)
 	})
@@ -206,7 +152,7 @@ func (c failingConn) Write(p []byte) (int, error) {
 func TestWriteFailureOnKeptConnectionRetried(t *testing.T) {
 	var bodies []string
 	var mu sync.Mutex
-	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := counting(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		bodies = append(bodies, string(b))
@@ -250,7 +196,7 @@ func TestWriteFailureOnKeptConnectionRetried(t *testing.T) {
 func TestCancelStopsTheExchange(t *testing.T) {
 	hold := make(chan struct{})
 	defer close(hold)
-	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := counting(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/stream" {
 			io.WriteString(w, "first")
 			w.(http.Flusher).Flush()
@@ -306,7 +252,7 @@ func TestCancelStopsTheExchange(t *testing.T) {
 func TestHeaderWaitBounded(t *testing.T) {
 	hold := make(chan struct{})
 	defer close(hold)
-	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv, _ := counting(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-hold:
 		case <-r.Context().Done():
@@ -323,7 +269,7 @@ func TestHeaderWaitBounded(t *testing.T) {
 // (the next one is sent only after the reader has the previous one).
 func TestBodyArrivesAsSent(t *testing.T) {
 	next := make(chan struct{})
-	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv, _ := counting(t, func(w http.ResponseWriter, r *http.Request) {
 		for i := range 3 {
 			fmt.Fprintf(w, "data: %d\n\n", i)
 			w.(http.Flusher).Flush()
@@ -471,7 +417,7 @@ func TestEarlyCloseAndSweep(t *testing.T) {
 // cancelled mid-body, all over one transport (for the race detector), and every complete answer
 // intact.
 func TestConcurrentUse(t *testing.T) {
-	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv, _ := counting(t, func(w http.ResponseWriter, r *http.Request) {
 		for i := range 20 {
 			fmt.Fprintf(w, "%s-%d;", r.URL.Query().Get("i"), i)
 			w.(http.Flusher).Flush()
@@ -517,7 +463,7 @@ func TestConcurrentUse(t *testing.T) {
 // refused before anything is sent (written as is, it would end the header block and smuggle what
 // follows as a request of its own).
 func TestInvalidHeaderNotSent(t *testing.T) {
-	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {})
+	srv, conns := counting(t, func(w http.ResponseWriter, r *http.Request) {})
 	cl := loopbackClient(t)
 	for _, h := range [][2]string{{"X-Note", "a\r\n\r\nGET /smuggled HTTP/1.1"}, {"X Bad", "v"}} {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("{}"))
