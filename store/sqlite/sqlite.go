@@ -93,6 +93,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
+	return s.migrate(ctx, ms)
+}
+
+// migrate applies ms in order, each once (tests stop it at a version by passing the first ones).
+func (s *Store) migrate(ctx context.Context, ms []migrations.Migration) error {
 	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		name       TEXT NOT NULL,
