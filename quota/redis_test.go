@@ -45,6 +45,17 @@ func newClient(t testing.TB) *redis.Client {
 	return c
 }
 
+// ownRedis is a client of a redis-server of the test's own (stopped when the test ends), for a
+// test that counts every script run in it or stalls it, and that server's address.
+func ownRedis(t testing.TB) (*redis.Client, string) {
+	own, stop := testsvc.Redis()
+	t.Cleanup(stop)
+	addr := own.Addr(t)
+	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	return c, addr
+}
+
 func newClusterClient(t testing.TB) *redis.ClusterClient {
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs(t), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { c.Close() })
@@ -347,10 +358,7 @@ func benchmarkAdmitSettleCost(b *testing.B, c *redis.Client, opts quota.LimiterO
 // script per request, and every settlement still lands (slots freed, tokens corrected).
 func TestRedisSettlementsRideAdmissions(t *testing.T) {
 	t.Parallel()
-	own, stop := testsvc.Redis() // its own server: the test counts every script run in it
-	t.Cleanup(stop)
-	c := redis.NewClient(&redis.Options{Addr: own.Addr(t), ContextTimeoutEnabled: true})
-	t.Cleanup(func() { c.Close() })
+	c, _ := ownRedis(t) // the test counts every script run in it
 	l := quota.NewRedis(c, quota.LimiterOptions{})
 	subjects := benchSubjects(quotatest.Tenant(t))
 	ctx := context.Background()
@@ -433,10 +441,7 @@ func commandCalls(t *testing.T, c *redis.Client, name string) int64 {
 // still gets it, as a caller without a deadline expects.
 func TestRedisSettleOutlastsAStalledServer(t *testing.T) {
 	t.Parallel()
-	own, stop := testsvc.Redis() // its own server: the stall must not slow other tests
-	t.Cleanup(stop)
-	c := redis.NewClient(&redis.Options{Addr: own.Addr(t), ContextTimeoutEnabled: true})
-	t.Cleanup(func() { c.Close() })
+	c, addr := ownRedis(t) // the stall must not slow other tests
 	l := quota.NewRedis(c, quota.LimiterOptions{})
 	s := quota.Subject{Kind: quota.KindKey, ID: "stalled", Tenant: quotatest.Tenant(t), Limits: quota.Limits{Concurrent: 1}}
 	ctx := context.Background()
@@ -445,7 +450,7 @@ func TestRedisSettleOutlastsAStalledServer(t *testing.T) {
 		t.Fatalf("admit: %+v, %v", res, err)
 	}
 	// A script that keeps the server busy for 1.5 s: every other command waits for it.
-	staller := redis.NewClient(&redis.Options{Addr: own.Addr(t)})
+	staller := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { staller.Close() })
 	stalled := make(chan error, 1)
 	go func() {
@@ -512,10 +517,7 @@ func TestRedisPermitLeasesExactAcrossReplicas(t *testing.T) {
 // slot freed and every token settled.
 func TestRedisPermitLeasesCutRoundTrips(t *testing.T) {
 	t.Parallel()
-	own, stop := testsvc.Redis() // its own server: the test counts every script run in it
-	t.Cleanup(stop)
-	c := redis.NewClient(&redis.Options{Addr: own.Addr(t), ContextTimeoutEnabled: true})
-	t.Cleanup(func() { c.Close() })
+	c, _ := ownRedis(t) // the test counts every script run in it
 	l := quota.NewRedis(c, leaseOpts(quota.LimiterOptions{}))
 	tenant := quotatest.Tenant(t)
 	subjects := benchSubjects(tenant)
@@ -765,10 +767,7 @@ func TestRedisPermitLeaseTail(t *testing.T) {
 // held: it is given back, slots and all.
 func TestRedisLostLeaseIsGivenBack(t *testing.T) {
 	t.Parallel()
-	own, stop := testsvc.Redis() // its own server: the stall must not slow other tests
-	t.Cleanup(stop)
-	c := redis.NewClient(&redis.Options{Addr: own.Addr(t), ContextTimeoutEnabled: true})
-	t.Cleanup(func() { c.Close() })
+	c, addr := ownRedis(t) // the stall must not slow other tests
 	l := quota.NewRedis(c, quota.LimiterOptions{PermitLeases: quota.PermitLeaseOptions{Enabled: true, Duration: time.Second}})
 	tenant := quotatest.Tenant(t)
 	s := quota.Subject{Kind: quota.KindKey, ID: "lost", Tenant: tenant, Limits: quota.Limits{Concurrent: 1000}}
@@ -783,7 +782,7 @@ func TestRedisLostLeaseIsGivenBack(t *testing.T) {
 		}
 		return n
 	}
-	staller := redis.NewClient(&redis.Options{Addr: own.Addr(t)})
+	staller := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { staller.Close() })
 	stalled := make(chan error, 1)
 	go func() {

@@ -14,7 +14,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
-	"github.com/llmgate/llmgate/internal/testsvc"
 	"github.com/llmgate/llmgate/quota"
 	"github.com/llmgate/llmgate/quota/quotatest"
 )
@@ -186,10 +185,7 @@ func seriesName(name string, m *dto.Metric) string {
 // make).
 func TestResilientTimesRoundTripsOnly(t *testing.T) {
 	t.Parallel()
-	own, stop := testsvc.Redis() // its own server: the test counts every script run in it
-	t.Cleanup(stop)
-	c := redis.NewClient(&redis.Options{Addr: own.Addr(t), ContextTimeoutEnabled: true})
-	t.Cleanup(func() { c.Close() })
+	c, _ := ownRedis(t) // the test counts every script run in it
 	reg := prometheus.NewRegistry()
 	opts := leaseOpts(quota.LimiterOptions{})
 	x := quota.NewResilient(quota.NewRedis(c, opts), quota.ResilientOptions{Timeout: 2 * time.Second, Limiter: opts, Registerer: reg})
