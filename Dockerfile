@@ -7,8 +7,8 @@ RUN go mod download
 COPY . .
 # VERSION is what `llmgate --version` and llmgate_build_info report (docker build --build-arg VERSION=1.4.0).
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/llmgate ./cmd/llmgate && \
-    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/mockllm ./cmd/mockllm && \
+RUN CGO_ENABLED=0 go build -trimpath -tags nomsgpack -ldflags="-s -w -X main.version=${VERSION}" -o /out/llmgate ./cmd/llmgate && \
+    CGO_ENABLED=0 go build -trimpath -tags nomsgpack -ldflags="-s -w" -o /out/mockllm ./cmd/mockllm && \
     mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot

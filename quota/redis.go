@@ -363,22 +363,32 @@ func (r *Redis) Ping(ctx context.Context) error { return r.c.Ping(ctx).Err() }
 // that no id can end the hash tag early or pose as another subject's key.
 func subjectKey(s Subject) string {
 	var b strings.Builder
-	b.Grow(len(s.Tenant) + len(s.Kind) + len(s.ID) + len(s.Model) + 12)
+	b.Grow(subjectKeySize(s))
+	writeSubjectKey(&b, s)
+	return b.String()
+}
+
+// subjectKeySize is the length of s's key when no byte of it needs escaping.
+func subjectKeySize(s Subject) int {
+	return len(s.Tenant) + len(s.Kind) + len(s.ID) + len(s.Model) + len(s.Endpoint) + 12
+}
+
+// writeSubjectKey writes subjectKey(s) to b.
+func writeSubjectKey(b *strings.Builder, s Subject) {
 	b.WriteString("{t:")
-	escapeKeyPart(&b, s.Tenant)
+	escapeKeyPart(b, s.Tenant)
 	b.WriteString("}:q:")
-	escapeKeyPart(&b, string(s.Kind))
+	escapeKeyPart(b, string(s.Kind))
 	b.WriteByte(':')
-	escapeKeyPart(&b, s.ID)
+	escapeKeyPart(b, s.ID)
 	if s.Model != "" {
 		b.WriteByte('@')
-		escapeKeyPart(&b, s.Model)
+		escapeKeyPart(b, s.Model)
 	}
 	if s.Endpoint != "" {
 		b.WriteByte('#')
-		escapeKeyPart(&b, s.Endpoint)
+		escapeKeyPart(b, s.Endpoint)
 	}
-	return b.String()
 }
 
 // escapeKeyPart percent-encodes the bytes that structure a key: the hash tag braces, the

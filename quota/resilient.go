@@ -445,6 +445,7 @@ func (x *Resilient) probe() {
 // resilientMetrics are Resilient's Prometheus series.
 type resilientMetrics struct {
 	decisions *prometheus.CounterVec // dimension, result
+	admitted  prometheus.Counter     // decisions' ("none", "admitted"), the one of nearly every request
 	fallback  *prometheus.CounterVec // policy
 	dropped   *prometheus.CounterVec // reason
 	queued    prometheus.Counter
@@ -489,12 +490,13 @@ func newResilientMetrics(reg prometheus.Registerer) resilientMetrics {
 	// fallback" rather than no data before Redis ever failed.
 	m.fallback.WithLabelValues("open")
 	m.fallback.WithLabelValues("closed")
+	m.admitted = m.decisions.WithLabelValues("none", "admitted")
 	return m
 }
 
 func (m resilientMetrics) decided(res Result) {
 	if res.Allowed {
-		m.decisions.WithLabelValues("none", "admitted").Inc()
+		m.admitted.Inc()
 	} else {
 		m.decisions.WithLabelValues(res.Dimension, "rejected").Inc()
 	}
