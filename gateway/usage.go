@@ -29,11 +29,24 @@ type delivered struct {
 	buf bytes.Buffer
 }
 
-// addChunk appends the answer text of one stream chunk. It scans the chunk once for its first
-// choice and looks inside that alone: this runs for every event of every stream. It reads the
-// chunk through a string view of payload rather than gjson.GetBytes, which copies the choice it
-// finds: the view is dropped before payload is reused, and only copies of its text are kept.
+// addChunk appends the answer text of one stream chunk: the first choice's content, reasoning,
+// completion text and first tool call's arguments. This runs for every event of every stream, so
+// chunkText reads the usual chunk; gjsonChunk reads the others.
 func (d *delivered) addChunk(payload []byte) {
+	if f, ok := chunkText(payload); ok {
+		for _, v := range f {
+			d.buf.Write(v.str)
+		}
+		return
+	}
+	d.gjsonChunk(payload)
+}
+
+// gjsonChunk is addChunk with gjson. It scans the chunk once for its first choice and looks
+// inside that alone. It reads the chunk through a string view of payload rather than
+// gjson.GetBytes, which copies the choice it finds: the view is dropped before payload is reused,
+// and only copies of its text are kept.
+func (d *delivered) gjsonChunk(payload []byte) {
 	c := gjson.Get(unsafe.String(unsafe.SliceData(payload), len(payload)), "choices.0")
 	if !c.IsObject() {
 		return

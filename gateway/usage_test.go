@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -145,6 +146,62 @@ func TestIndexQuoted(t *testing.T) {
 		`"usage"`, `{"choices":[],"usage":null}`, `""usage":`, `usage":"usage":`} {
 		if got, want := indexQuoted([]byte(b), sep), bytes.Index([]byte(b), sep); got != want {
 			t.Errorf("indexQuoted(%q) = %d, want %d", b, got, want)
+		}
+	}
+}
+
+// FuzzChunkText: the answer text addChunk keeps of a chunk is what gjson's reading keeps
+// (gjsonChunk), on every valid JSON input; chunkText reads any input without panicking.
+func FuzzChunkText(f *testing.F) {
+	for _, seed := range []string{
+		`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"up-m","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":"word "},"logprobs":null,"finish_reason":null}],"usage":null}`,
+		`{"choices":[{"delta":{"reasoning_content":"R","content":"C","reasoning":"r"}}]}`,
+		`{"choices":[{"text":"T","delta":{"content":"C"}}]}`,
+		`{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{\"a\":"}},{"function":{"arguments":"x"}}]}}]}`,
+		`{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"ab"}}]}}]}`,
+		`{"choices":[{"delta":{"tool_calls":[],"tool_calls":[{"function":{"arguments":"second"}}]}}]}`,
+		`{"choices":[{"delta":{"content":"A","content":"B"}}]}`,
+		`{"choices":[{"delta":{"content":null,"refusal":"no"}},{"delta":{"content":"x"}}]}`,
+		`{"choices":[{"delta":{"content":"line\nbreak"}}]}`,
+		`{"choi\u0063es":[{"delta":{"content":"escaped key"}}],"choices":[{"delta":{"content":"plain"}}]}`,
+		` { "choices" : [ { "delta" : { "content" : "spaced" } } ] } `,
+		`{"choices":{"0":{"delta":{"content":"object"}}}}`,
+		`{"choices":[],"usage":{"prompt_tokens":1}}`,
+		`{"choices":[[1,2],{"delta":{"content":"second"}}]}`,
+		`{"choices":[{"delta":[{"content":"array delta"}],"text":7}]}`,
+		`[{"choices":[]}]`,
+		`{"content":"top level"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, chunk []byte) {
+		var fast delivered
+		fast.addChunk(chunk)
+		if !json.Valid(chunk) {
+			return
+		}
+		var slow delivered
+		slow.gjsonChunk(chunk)
+		if fast.buf.String() != slow.buf.String() {
+			t.Errorf("%s: kept %q, gjson keeps %q", chunk, fast.buf.String(), slow.buf.String())
+		}
+	})
+}
+
+// The usual chunk is read without gjson, and a chunk chunkText leaves to gjson keeps the same.
+func TestChunkTextReadsUsualChunks(t *testing.T) {
+	for _, tc := range []struct {
+		chunk string
+		read  bool
+	}{
+		{`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"up-m","choices":[{"index":0,"delta":{"role":"assistant","content":"word "},"logprobs":null,"finish_reason":null}],"usage":null}`, true},
+		{`{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]}}]}`, true},
+		{`{"id":"c","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`, true},
+		{`{"choices":[{"delta":{"content":"quote \" inside"}}]}`, false},
+		{`{"choi\u0063es":[{"delta":{"content":"x"}}]}`, false},
+	} {
+		if _, ok := chunkText([]byte(tc.chunk)); ok != tc.read {
+			t.Errorf("%s: read without gjson %v, want %v", tc.chunk, ok, tc.read)
 		}
 	}
 }
