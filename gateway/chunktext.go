@@ -14,21 +14,13 @@ func chunkText(b []byte) (f chunkFields, ok bool) {
 	if !s.open('{') {
 		return f, false
 	}
-	for first := true; ; first = false {
-		key, more, ok := s.nextKey(first)
-		if !ok {
-			return f, false
-		}
-		if !more {
-			return f, true // no choices
-		}
+	ok = s.object(func(key []byte) (bool, bool) {
 		if string(key) == "choices" {
-			return f, s.choices(&f)
+			return true, s.choices(&f)
 		}
-		if !s.skipValue() {
-			return f, false
-		}
-	}
+		return false, s.skipValue()
+	})
+	return f, ok
 }
 
 // chunkFields are the kept values, in the order addChunk appends them: content,
@@ -67,6 +59,22 @@ func (s *scan) open(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// object calls field with each key of the object whose opening brace was just read, s.i at the
+// key's value, which field reads; it returns at the object's end or when field says stop, and
+// false on anything unexpected.
+func (s *scan) object(field func(key []byte) (stop, ok bool)) bool {
+	for first := true; ; first = false {
+		key, more, ok := s.nextKey(first)
+		if !ok || !more {
+			return ok
+		}
+		stop, ok := field(key)
+		if !ok || stop {
+			return ok
+		}
+	}
 }
 
 // nextKey reads the next key of an object and its colon: after the opening brace (first) or
@@ -193,30 +201,19 @@ func (s *scan) choices(f *chunkFields) bool {
 		return s.i < len(s.b) // no choice, or a first choice that is not an object: nothing
 	}
 	s.i++
-	for first := true; ; first = false {
-		key, more, ok := s.nextKey(first)
-		if !ok {
-			return false
-		}
-		if !more {
-			return true
-		}
+	return s.object(func(key []byte) (stop, ok bool) {
 		switch string(key) {
 		case "text":
 			if f[3].set {
-				ok = s.skipValue()
-			} else {
-				f[3], ok = s.value()
+				return false, s.skipValue()
 			}
+			f[3], ok = s.value()
+			return false, ok
 		case "delta":
-			ok = s.delta(f)
-		default:
-			ok = s.skipValue()
+			return false, s.delta(f)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return false, s.skipValue()
+	})
 }
 
 // delta reads a choice's delta at s.i; a delta that is not an object keeps nothing.
@@ -225,26 +222,16 @@ func (s *scan) delta(f *chunkFields) bool {
 		return s.skipValue()
 	}
 	s.i++
-	for first := true; ; first = false {
-		key, more, ok := s.nextKey(first)
-		if !ok {
-			return false
-		}
-		if !more {
-			return true
-		}
+	return s.object(func(key []byte) (stop, ok bool) {
 		switch i := deltaField(string(key)); {
 		case i == 4 && !f[4].set:
-			ok = s.toolArguments(&f[4])
+			return false, s.toolArguments(&f[4])
 		case i >= 0 && i < 4 && !f[i].set:
 			f[i], ok = s.value()
-		default:
-			ok = s.skipValue()
+			return false, ok
 		}
-		if !ok {
-			return false
-		}
-	}
+		return false, s.skipValue()
+	})
 }
 
 // toolArguments reads tool_calls at s.i: the arguments of its first call's function set out
@@ -293,16 +280,12 @@ func (s *scan) toolArguments(out *chunkField) bool {
 // firstKey moves to the value of the first key named name in the object whose brace was just
 // read; found is false when the object has no such key (s.i is then past the object).
 func (s *scan) firstKey(name string) (found, ok bool) {
-	for first := true; ; first = false {
-		key, more, ok := s.nextKey(first)
-		if !ok || !more {
-			return false, ok
-		}
+	ok = s.object(func(key []byte) (bool, bool) {
 		if string(key) == name {
+			found = true
 			return true, true
 		}
-		if !s.skipValue() {
-			return false, false
-		}
-	}
+		return false, s.skipValue()
+	})
+	return found, ok
 }
