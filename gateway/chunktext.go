@@ -9,6 +9,8 @@ package gateway
 //
 // It runs for every event of every stream: gjson's generic walk (a path parsed per call, a Result
 // per key and value) took 623 ns of a typical 215-byte chunk, this 262 ns (BenchmarkDeliveredChunk).
+// Each object's key loop is spelled out where it is used: one loop taking the handling of a key
+// as a function (not inlined, a call per key) took 310 ns.
 func chunkText(b []byte) (f chunkFields, ok bool) {
 	s := scan{b: b}
 	if !s.open('{') {
