@@ -308,3 +308,84 @@ func (s *scan) firstKey(name string) (found, ok bool) {
 		}
 	}
 }
+
+// eventFields is what the relay reads of every Responses stream event (responsesFields): its
+// sequence_number, when it is a number, and its delta, when it is a string.
+type eventFields struct {
+	seq    int64
+	hasSeq bool
+	delta  []byte
+}
+
+// responsesFields reads a Responses stream event's sequence_number (and, with wantDelta, its delta)
+// in one pass over its top-level keys, stopping when it has them, for the relay, which needs them
+// of every event: two gjson lookups took 0.7 µs of a delta event here. Like gjson it takes the
+// first occurrence of a key. It reports false on anything else than the usual shape (a key with
+// an escape, a sequence_number that is not a plain integer, a delta string with an escape), and
+// the relay reads the event with gjson (FuzzResponsesFields holds the two to the same values).
+func responsesFields(b []byte, wantDelta bool) (f eventFields, ok bool) {
+	s := scan{b: b}
+	if !s.open('{') {
+		return f, false
+	}
+	seenSeq, seenDelta := false, !wantDelta
+	for first := true; ; first = false {
+		key, more, ok := s.nextKey(first)
+		if !ok || !more {
+			return f, ok
+		}
+		switch {
+		case !seenSeq && string(key) == "sequence_number":
+			seenSeq = true
+			if f.seq, f.hasSeq, ok = s.integer(); !ok {
+				return f, false
+			}
+		case !seenDelta && string(key) == "delta":
+			seenDelta = true
+			var v chunkField
+			if v, ok = s.value(); !ok {
+				return f, false
+			}
+			f.delta = v.str
+		default:
+			if !s.skipValue() {
+				return f, false
+			}
+		}
+		if seenSeq && seenDelta {
+			return f, true
+		}
+	}
+}
+
+// integer reads the value at s.i as a plain integer of up to 18 digits (ok false for any other
+// number, which gjson reads); a value that is no number is skipped, with isNum false.
+func (s *scan) integer() (n int64, isNum, ok bool) {
+	if s.i >= len(s.b) {
+		return 0, false, false
+	}
+	if c := s.b[s.i]; c != '-' && (c < '0' || c > '9') {
+		return 0, false, s.skipValue()
+	}
+	neg := s.b[s.i] == '-'
+	if neg {
+		s.i++
+	}
+	start := s.i
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		n = n*10 + int64(s.b[s.i]-'0')
+		s.i++
+	}
+	if d := s.i - start; d == 0 || d > 18 || s.i >= len(s.b) {
+		return 0, false, false
+	}
+	switch s.b[s.i] {
+	case ',', '}', ' ', '\t', '\n', '\r':
+	default:
+		return 0, false, false // a fraction or an exponent
+	}
+	if neg {
+		n = -n
+	}
+	return n, true, true
+}

@@ -339,8 +339,12 @@ func (s *sseRelay) responsesEvent(e sse.Event) error {
 	if typ == "" {
 		typ = gjson.GetBytes(payload, "type").Str
 	}
-	if n := gjson.GetBytes(payload, "sequence_number"); n.Type == gjson.Number {
-		s.resp.seq = n.Int()
+	f, fast := responsesFields(payload, isResponsesDelta(typ))
+	if !fast {
+		f = gjsonResponsesFields(payload)
+	}
+	if f.hasSeq {
+		s.resp.seq = f.seq
 	}
 	switch typ {
 	case evCreated:
@@ -391,11 +395,33 @@ func (s *sseRelay) responsesEvent(e sse.Event) error {
 		if changed {
 			return s.write(rewriteEvent(ev, payload))
 		}
-	case "response.output_text.delta", "response.refusal.delta", "response.function_call_arguments.delta",
-		"response.reasoning_summary_text.delta", "response.reasoning_text.delta", "response.custom_tool_call_input.delta":
-		s.out.answer.buf.WriteString(gjson.GetBytes(payload, "delta").Str)
+	}
+	if isResponsesDelta(typ) {
+		s.out.answer.buf.Write(f.delta)
 	}
 	return s.write(append(ev, '\n'))
+}
+
+// isResponsesDelta reports whether a Responses stream event of this type carries answer text in
+// its delta.
+func isResponsesDelta(typ string) bool {
+	switch typ {
+	case "response.output_text.delta", "response.refusal.delta", "response.function_call_arguments.delta",
+		"response.reasoning_summary_text.delta", "response.reasoning_text.delta", "response.custom_tool_call_input.delta":
+		return true
+	}
+	return false
+}
+
+// gjsonResponsesFields is responsesFields with gjson, for the events it does not read.
+func gjsonResponsesFields(payload []byte) (f eventFields) {
+	if n := gjson.GetBytes(payload, "sequence_number"); n.Type == gjson.Number {
+		f.seq, f.hasSeq = n.Int(), true
+	}
+	if d := gjson.GetBytes(payload, "delta"); d.Type == gjson.String {
+		f.delta = []byte(d.Str)
+	}
+	return f
 }
 
 // responseByID serves GET and DELETE /v1/responses/{id} and POST /v1/responses/{id}/cancel (op

@@ -205,3 +205,37 @@ func TestChunkTextReadsUsualChunks(t *testing.T) {
 		}
 	}
 }
+
+// FuzzResponsesFields: what responsesFields reads of a Responses stream event (sequence_number,
+// delta) is what gjson reads, on every valid JSON input it reads; it reads any input without
+// panicking.
+func FuzzResponsesFields(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_1","output_index":0,"content_index":0,"delta":" mock","logprobs":[]}`,
+		`{"type":"response.created","sequence_number":0,"response":{"id":"resp_1","output":[],"usage":null,"metadata":{}}}`,
+		`{"type":"response.output_text.delta","delta":"a\nb","sequence_number":7}`,
+		`{"sequence_number":1.5,"delta":"x"}`,
+		`{"sequence_number":"3","delta":7}`,
+		`{"sequence_number":-2,"sequence_number":5,"delta":"first","delta":"second"}`,
+		`{"sequence_number":123456789012345678901,"delta":""}`,
+		`{"sequence_\u006eumber":3,"delta":"escaped key"}`,
+		` { "delta" : "spaced" , "sequence_number" : 9 } `,
+		`[1,2]`,
+	} {
+		f.Add([]byte(seed), true)
+		f.Add([]byte(seed), false)
+	}
+	f.Fuzz(func(t *testing.T, event []byte, wantDelta bool) {
+		fast, ok := responsesFields(event, wantDelta)
+		if !ok || !json.Valid(event) {
+			return
+		}
+		slow := gjsonResponsesFields(event)
+		if fast.hasSeq != slow.hasSeq || fast.seq != slow.seq {
+			t.Errorf("%s: sequence_number %d (%v), gjson reads %d (%v)", event, fast.seq, fast.hasSeq, slow.seq, slow.hasSeq)
+		}
+		if wantDelta && string(fast.delta) != string(slow.delta) {
+			t.Errorf("%s: delta %q, gjson reads %q", event, fast.delta, slow.delta)
+		}
+	})
+}

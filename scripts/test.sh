@@ -240,7 +240,8 @@ for target in "FuzzRewriteEvent ./gateway 15000" "FuzzBodyCheck ./gateway 15000"
 	"FuzzResponsesStream ./providers/responses 60000" "FuzzMessagesRequest ./providers/messages 100000" \
 	"FuzzMessagesStream ./providers/messages 60000" "FuzzSpool ./gateway 10000" "FuzzDuration ./internal/wav 50000" \
 	"FuzzValid ./internal/jsoncheck 50000" "FuzzEventStream ./providers/bedrock 40000" \
-	"FuzzDecodeEntry ./internal/replay 20000" "FuzzChunkText ./gateway 50000"; do
+	"FuzzDecodeEntry ./internal/replay 20000" "FuzzChunkText ./gateway 50000" \
+	"FuzzResponsesFields ./gateway 50000"; do
 	# An optional fourth field bounds the minimisation of each new input, in executions: a
 	# target with inputs of a few KB and a costly body can otherwise spend the default 60 s
 	# minimising one input.
