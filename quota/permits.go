@@ -122,7 +122,7 @@ func shapeKey(subjects []Subject) string {
 	var b strings.Builder
 	n := 0
 	for _, s := range subjects {
-		n += subjectKeySize(s) + 4*12 + 1
+		n += subjectKeySize(s) + 4*21 + 1 // each limit: a space and up to 20 characters
 	}
 	b.Grow(n)
 	var num [20]byte
