@@ -397,7 +397,7 @@ func (s *sseRelay) responsesEvent(e sse.Event) error {
 		}
 	}
 	if isResponsesDelta(typ) {
-		s.out.answer.buf.Write(f.delta)
+		f.delta.appendTo(&s.out.answer.buf)
 	}
 	return s.write(append(ev, '\n'))
 }
@@ -419,7 +419,7 @@ func gjsonResponsesFields(payload []byte) (f eventFields) {
 		f.seq, f.hasSeq = n.Int(), true
 	}
 	if d := gjson.GetBytes(payload, "delta"); d.Type == gjson.String {
-		f.delta = []byte(d.Str)
+		f.delta.str = []byte(d.Str)
 	}
 	return f
 }

@@ -34,8 +34,12 @@ type delivered struct {
 // chunkText reads the usual chunk; gjsonChunk reads the others.
 func (d *delivered) addChunk(payload []byte) {
 	if f, ok := chunkText(payload); ok {
-		for _, v := range f {
-			d.buf.Write(v.str)
+		for i := range f {
+			if f[i].esc {
+				f[i].appendTo(&d.buf)
+			} else if len(f[i].str) > 0 {
+				d.buf.Write(f[i].str)
+			}
 		}
 		return
 	}

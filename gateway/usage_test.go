@@ -139,6 +139,18 @@ func BenchmarkDeliveredChunk(b *testing.B) {
 	}
 }
 
+// BenchmarkDeliveredChunkEscaped is a chunk whose text has escapes (a line break, quotes), which
+// answers in Markdown or code bring often.
+func BenchmarkDeliveredChunkEscaped(b *testing.B) {
+	chunk := []byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"up-m","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":"\n\n\"word\""},"logprobs":null,"finish_reason":null}],"usage":null}`)
+	var d delivered
+	b.ReportAllocs()
+	for b.Loop() {
+		d.buf.Reset()
+		d.addChunk(chunk)
+	}
+}
+
 // indexQuoted finds what bytes.Index finds, for separators that begin with a quote.
 func TestIndexQuoted(t *testing.T) {
 	sep := []byte(`"usage":`)
@@ -171,6 +183,7 @@ func FuzzChunkText(f *testing.F) {
 		`{"choices":[{"delta":[{"content":"array delta"}],"text":7}]}`,
 		`[{"choices":[]}]`,
 		`{"content":"top level"}`,
+		`{"choices":[{"delta":{"content":"\ud800\u0041 lone, \ud83d\ude00 pair, \\ \/ \b\f\r\t \"q\""}}]}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -197,7 +210,7 @@ func TestChunkTextReadsUsualChunks(t *testing.T) {
 		{`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"up-m","choices":[{"index":0,"delta":{"role":"assistant","content":"word "},"logprobs":null,"finish_reason":null}],"usage":null}`, true},
 		{`{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]}}]}`, true},
 		{`{"id":"c","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`, true},
-		{`{"choices":[{"delta":{"content":"quote \" inside"}}]}`, false},
+		{`{"choices":[{"delta":{"content":"quote \" inside, line\nbreak \u00e9 \ud83d\ude00"}}]}`, true},
 		{`{"choi\u0063es":[{"delta":{"content":"x"}}]}`, false},
 	} {
 		if _, ok := chunkText([]byte(tc.chunk)); ok != tc.read {
@@ -221,6 +234,7 @@ func FuzzResponsesFields(f *testing.F) {
 		`{"sequence_\u006eumber":3,"delta":"escaped key"}`,
 		` { "delta" : "spaced" , "sequence_number" : 9 } `,
 		`[1,2]`,
+		`{"type":"response.output_text.delta","sequence_number":1,"delta":"\ud800\u0041 lone, \ud83d\ude00 pair \\ \/ \b\f\r\t"}`,
 	} {
 		f.Add([]byte(seed), true)
 		f.Add([]byte(seed), false)
@@ -234,8 +248,11 @@ func FuzzResponsesFields(f *testing.F) {
 		if fast.hasSeq != slow.hasSeq || fast.seq != slow.seq {
 			t.Errorf("%s: sequence_number %d (%v), gjson reads %d (%v)", event, fast.seq, fast.hasSeq, slow.seq, slow.hasSeq)
 		}
-		if wantDelta && string(fast.delta) != string(slow.delta) {
-			t.Errorf("%s: delta %q, gjson reads %q", event, fast.delta, slow.delta)
+		var got, want bytes.Buffer
+		fast.delta.appendTo(&got)
+		slow.delta.appendTo(&want)
+		if wantDelta && got.String() != want.String() {
+			t.Errorf("%s: delta %q, gjson reads %q", event, got.String(), want.String())
 		}
 	})
 }
