@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -46,14 +45,7 @@ func TestStreamErrorEventScrubbed(t *testing.T) {
 	g, key, _ := newTestGateway(t, keyedFixture{&fixtureProvider{sse: []byte(sse)}, "my-configured-key-42"})
 	srv := httptest.NewServer(g.Handler())
 	defer srv.Close()
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, got := postChat(t, srv, key, `{"model":"m","stream":true,"messages":[]}`)
 	want := "event: error\ndata: {\"error\":{\"message\":\"quota of [REDACTED] exhausted; key=[REDACTED]\",\"type\":\"server_error\"}}\n\n"
 	if !strings.HasSuffix(string(got), want) {
 		t.Errorf("stream ends with\n%q\nwant\n%q", got, want)

@@ -45,18 +45,10 @@ func TestPanicSettlesOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g, key, u := newTestGateway(t, panickingProvider{midStream: tc.midStream})
 			srv := httptest.NewServer(g.Handler())
-			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions",
-				strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-			req.Header.Set("Authorization", "Bearer "+key)
-			resp, err := srv.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			status, body := postChat(t, srv, key, `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 			srv.Close() // waits for the handler, and so for settle
-			if resp.StatusCode != tc.wantStatus {
-				t.Fatalf("client got %d, want %d: %s", resp.StatusCode, tc.wantStatus, body)
+			if status != tc.wantStatus {
+				t.Fatalf("client got %d, want %d: %s", status, tc.wantStatus, body)
 			}
 			if tc.midStream && !bytes.Contains(body, []byte("Hello there")) {
 				t.Fatalf("the event before the panic did not reach the client: %q", body)

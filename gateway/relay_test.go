@@ -109,6 +109,17 @@ func relayFixture(t *testing.T, path, body string) ([]byte, []store.UsageRecord)
 	}
 	g, key, u := newTestGateway(t, &fixtureProvider{sse: sse})
 	srv := httptest.NewServer(g.Handler())
+	_, got := postChat(t, srv, key, body)
+	srv.Close() // waits for the handler, and so for settle
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return got, u.recs
+}
+
+// postChat sends a chat completion body with key to srv and returns the answer's status and
+// body, read to its end.
+func postChat(t *testing.T, srv *httptest.Server, key, body string) (int, []byte) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := srv.Client().Do(req)
@@ -117,10 +128,7 @@ func relayFixture(t *testing.T, path, body string) ([]byte, []store.UsageRecord)
 	}
 	got, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	srv.Close() // waits for the handler, and so for settle
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return got, u.recs
+	return resp.StatusCode, got
 }
 
 func TestStreamGolden(t *testing.T) {

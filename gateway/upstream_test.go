@@ -121,16 +121,9 @@ func TestRefusedDialIsAConnectError(t *testing.T) {
 	g, key, _ := newTestGateway(t, p)
 	srv := httptest.NewServer(g.Handler())
 	defer srv.Close()
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"m","messages":[]}`))
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadGateway || strings.Contains(string(body), "127.0.0.1") || conns.Load() != 0 {
-		t.Errorf("HTTP %d %s; %d connections reached the upstream", resp.StatusCode, body, conns.Load())
+	status, body := postChat(t, srv, key, `{"model":"m","messages":[]}`)
+	if status != http.StatusBadGateway || strings.Contains(string(body), "127.0.0.1") || conns.Load() != 0 {
+		t.Errorf("HTTP %d %s; %d connections reached the upstream", status, body, conns.Load())
 	}
 	ds := g.Deployments()
 	if len(ds) != 1 || ds[0].Status.Failed != 1 || ds[0].Status.LastFailure == nil ||
@@ -171,17 +164,9 @@ func TestUpstreamConnectionKept(t *testing.T) {
 	defer srv.Close()
 	for i := range 6 {
 		stream := i%2 == 1
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions",
-			strings.NewReader(fmt.Sprintf(`{"model":"m","messages":[{"role":"user","content":"x"}],"stream":%v}`, stream)))
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(body), "hi") {
-			t.Fatalf("request %d (stream %v): HTTP %d %s", i, stream, resp.StatusCode, body)
+		status, body := postChat(t, srv, key, fmt.Sprintf(`{"model":"m","messages":[{"role":"user","content":"x"}],"stream":%v}`, stream))
+		if status != 200 || !strings.Contains(string(body), "hi") {
+			t.Fatalf("request %d (stream %v): HTTP %d %s", i, stream, status, body)
 		}
 	}
 	if n := conns.Load(); n != 1 {
