@@ -130,24 +130,23 @@ func TestUnpricedWarnedOnce(t *testing.T) {
 // BenchmarkDeliveredChunk keeps the answer text of a typical stream chunk (it runs for every
 // relayed event).
 func BenchmarkDeliveredChunk(b *testing.B) {
-	chunk := []byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"up-m","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":"word "},"logprobs":null,"finish_reason":null}],"usage":null}`)
-	var d delivered
-	b.ReportAllocs()
-	for b.Loop() {
-		d.buf.Reset()
-		d.addChunk(chunk)
-	}
+	benchDelivered(b, `{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"up-m","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":"word "},"logprobs":null,"finish_reason":null}],"usage":null}`)
 }
 
 // BenchmarkDeliveredChunkEscaped is a chunk whose text has escapes (a line break, quotes), which
 // answers in Markdown or code bring often.
 func BenchmarkDeliveredChunkEscaped(b *testing.B) {
-	chunk := []byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"up-m","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":"\n\n\"word\""},"logprobs":null,"finish_reason":null}],"usage":null}`)
+	benchDelivered(b, `{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"up-m","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":"\n\n\"word\""},"logprobs":null,"finish_reason":null}],"usage":null}`)
+}
+
+// benchDelivered keeps the answer text of chunk, once an op.
+func benchDelivered(b *testing.B, chunk string) {
+	p := []byte(chunk)
 	var d delivered
 	b.ReportAllocs()
 	for b.Loop() {
 		d.buf.Reset()
-		d.addChunk(chunk)
+		d.addChunk(p)
 	}
 }
 

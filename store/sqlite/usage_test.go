@@ -24,21 +24,7 @@ func TestUsageRecordsBTrees(t *testing.T) {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var indexes []string
-	rows, err := s.r.QueryContext(ctx, `SELECT name FROM pragma_index_list('usage_records') WHERE NOT partial ORDER BY name`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		indexes = append(indexes, name)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	indexes := queryStrings(t, s.r, `SELECT name FROM pragma_index_list('usage_records') WHERE NOT partial ORDER BY name`)
 	if n := 1 + len(indexes); n > 4 {
 		t.Errorf("an insert writes %d B-trees (the table and %v), want at most 4", n, indexes)
 	}
@@ -52,6 +38,28 @@ func TestUsageRecordsBTrees(t *testing.T) {
 			t.Errorf("ListUsage %s: plan %q, want a read of usage_records_started_idx in order", name, plan)
 		}
 	}
+}
+
+// queryStrings is the one text column of q's rows.
+func queryStrings(t *testing.T, db *sql.DB, q string, args ...any) []string {
+	t.Helper()
+	rows, err := db.Query(q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // queryPlan is EXPLAIN QUERY PLAN's details for q, joined with " | ".
@@ -124,23 +132,8 @@ func dumpUsage(t *testing.T, s *Store) []string {
 	for i, c := range cols {
 		cols[i] = fmt.Sprintf("quote(%s)", c)
 	}
-	rows, err := s.r.Query(`SELECT ` + strings.Join(cols, " || '|' || ") +
+	out := queryStrings(t, s.r, `SELECT `+strings.Join(cols, " || '|' || ")+
 		` FROM usage_records ORDER BY request_id, started_at`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var row string
-		if err := rows.Scan(&row); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, row)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
 	if len(out) != 3 {
 		t.Fatalf("%d usage records, want 3", len(out))
 	}
