@@ -152,6 +152,7 @@ func (x *exchange) relayAudio(resp *http.Response) (out outcome) {
 	defer carry(&out)
 	w := x.c.Writer
 	rc := http.NewResponseController(w)
+	deadline := x.g.writeDeadline(rc)
 	h := w.Header()
 	h.Set("Content-Type", resp.Header.Get("Content-Type"))
 	h.Set("X-Accel-Buffering", "no") // a proxy in front must not hold the audio back either
@@ -169,9 +170,10 @@ func (x *exchange) relayAudio(resp *http.Response) (out outcome) {
 	for {
 		n, err := resp.Body.Read(chunk)
 		if n > 0 {
-			_ = rc.SetWriteDeadline(time.Now().Add(x.g.opts.WriteTimeout))
+			now := time.Now()
+			deadline.arm(now)
 			if out.firstByte.IsZero() {
-				out.firstByte = time.Now()
+				out.firstByte = now
 			}
 			if _, werr := w.Write(chunk[:n]); werr != nil || rc.Flush() != nil {
 				out.fail(context.Canceled) // the client went away

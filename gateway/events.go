@@ -136,8 +136,9 @@ func (x *exchange) streamEvents(name string, snapshot func(ctx context.Context) 
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	var out outcome
 	out.status = http.StatusOK
+	deadline := g.writeDeadline(rc)
 	write := func(b []byte) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(g.opts.WriteTimeout))
+		deadline.arm(time.Now())
 		if _, err := w.Write(b); err != nil {
 			return false
 		}

@@ -49,9 +49,9 @@ type Options struct {
 	// (a 401, a 404) is closed at this deadline at the latest.
 	BodyReadTimeout time.Duration `yaml:"body_read_timeout"`
 	// WriteTimeout bounds each write to the client (each SSE event, or a whole non-stream answer)
-	// [30s], so a client that stops reading cannot pin a stream. A stream's event write has
-	// between 7/8 of it and all of it: the deadline moves forward once 1/8 of it has passed, not
-	// before every event.
+	// [30s], so a client that stops reading cannot pin a stream. A write of an answer sent in
+	// many (events, audio chunks) has between 7/8 of it and all of it: the deadline moves forward
+	// once 1/8 of it has passed, not before every write (writeDeadline).
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout closes idle keep-alive connections [120s].
 	IdleTimeout time.Duration `yaml:"idle_timeout"`

@@ -258,10 +258,11 @@ func (x *exchange) replayAnswer() outcome {
 	}
 	x.serverTiming()
 	rc := http.NewResponseController(x.c.Writer)
+	deadline := x.g.writeDeadline(rc)
 	out := outcome{status: e.Status, firstByte: time.Now()}
 	x.c.Writer.WriteHeader(e.Status)
 	for _, p := range e.Parts {
-		_ = rc.SetWriteDeadline(time.Now().Add(x.g.opts.WriteTimeout))
+		deadline.arm(time.Now())
 		if _, err := x.c.Writer.Write(p); err != nil {
 			out.fail(context.Canceled) // the client went away
 			return out

@@ -62,9 +62,9 @@ type sseRelay struct {
 	events   *sse.Reader
 	secrets  []string // the deployment's credentials, never relayed in its error events
 	injected bool
-	deadline time.Time // the write deadline set last (armWrite)
-	sawDone  bool      // the stream's end arrived: [DONE], or a Responses stream's terminal event
-	upErr    bool      // the upstream sent an error event
+	deadline writeDeadline
+	sawDone  bool // the stream's end arrived: [DONE], or a Responses stream's terminal event
+	upErr    bool // the upstream sent an error event
 	out      outcome
 	// resp follows a Responses API stream, whose events differ from chat chunks; nil for others.
 	resp *responsesStream
@@ -76,7 +76,8 @@ type sseRelay struct {
 func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []string) outcome {
 	x.g.metrics.streams.Inc()
 	defer x.g.metrics.streams.Dec()
-	s := &sseRelay{x: x, w: x.c.Writer, rc: http.NewResponseController(x.c.Writer), injected: injected, secrets: secrets}
+	rc := http.NewResponseController(x.c.Writer)
+	s := &sseRelay{x: x, w: x.c.Writer, rc: rc, deadline: x.g.writeDeadline(rc), injected: injected, secrets: secrets}
 	defer carry(&s.out)
 	h := s.w.Header()
 	headers.Set(h, "Content-Type", "text/event-stream", "Cache-Control", "no-cache", "X-Accel-Buffering", "no")
@@ -299,12 +300,12 @@ func isDataLine(line []byte) bool {
 	return bytes.Equal(field, dataField)
 }
 
-// write sends bytes to the client under the write deadline (armWrite) and flushes them, unless a
+// write sends bytes to the client under the write deadline and flushes them, unless a
 // complete next event is already buffered from the upstream: then it goes out in the same write,
 // so events that arrived together leave together and none ever waits for a later read.
 func (s *sseRelay) write(b []byte) error {
 	now := time.Now()
-	s.armWrite(now)
+	s.deadline.arm(now)
 	if s.out.firstByte.IsZero() {
 		s.out.firstByte = now
 	}
@@ -314,18 +315,29 @@ func (s *sseRelay) write(b []byte) error {
 	return s.flush()
 }
 
-// armWrite gives the write about to start gateway.write_timeout (T), so that a client that stops
-// reading cannot pin the stream. It moves the connection's write deadline to now+T only when less
-// than 7/8 T is left of the one set last: every write has between 7/8 T and T, and a stream whose
-// events come faster than T/8 apart sets it once every T/8 instead of before each event (setting
-// one changes a runtime timer: 4 % of the relay's CPU in the bench profile).
-func (s *sseRelay) armWrite(now time.Time) {
-	t := s.x.g.opts.WriteTimeout
-	if s.deadline.Sub(now) >= t-t/8 {
+// writeDeadline is the write deadline of an answer written in many writes (a stream's events, a
+// cached stream's parts, audio, /v1/usage events), so that a client that stops reading cannot pin
+// it: each write gets gateway.write_timeout (T).
+type writeDeadline struct {
+	rc *http.ResponseController
+	t  time.Duration
+	at time.Time // the deadline set last
+}
+
+func (g *Gateway) writeDeadline(rc *http.ResponseController) writeDeadline {
+	return writeDeadline{rc: rc, t: g.opts.WriteTimeout}
+}
+
+// arm is called before each write. It moves the connection's write deadline to now+T only when
+// less than 7/8 T is left of the one set last: every write has between 7/8 T and T, and writes
+// that come faster than T/8 apart set it once every T/8 instead of before each (setting one
+// changes a runtime timer: 4 % of the stream relay's CPU in the bench profile).
+func (d *writeDeadline) arm(now time.Time) {
+	if d.at.Sub(now) >= d.t-d.t/8 {
 		return
 	}
-	s.deadline = now.Add(t)
-	_ = s.rc.SetWriteDeadline(s.deadline)
+	d.at = now.Add(d.t)
+	_ = d.rc.SetWriteDeadline(d.at)
 }
 
 // flush sends what has been written unless a complete next event is already buffered.
