@@ -55,3 +55,31 @@ func mayRaiseHardLimit(t *testing.T) bool {
 	t.Fatal("no CapEff in /proc/self/status")
 	return false
 }
+
+// TestCPUSteal: the steal share is read off /proc/stat's aggregate line (its eighth field of the
+// eight summed), and this machine's /proc/stat reads.
+func TestCPUSteal(t *testing.T) {
+	start := parseCPUTimes("cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 50 0 25 400 5 0 2 18 0 0\n")
+	if start != (cpuTimes{total: 1000, steal: 35}) {
+		t.Fatalf("parsed %+v, want total 1000, steal 35", start)
+	}
+	end := parseCPUTimes("cpu  400 0 150 1150 10 0 15 275 0 0\n")
+	p, ok := start.stealPercent(end)
+	if !ok || p != 24 { // 240 ticks stolen of 1000
+		t.Fatalf("steal %v %v, want 24", p, ok)
+	}
+	for _, bad := range []string{"", "intr 1 2 3\n", "cpu 1 2 3\n", "cpu  a 0 0 0 0 0 0 0\n"} {
+		if got := parseCPUTimes(bad); got != (cpuTimes{}) {
+			t.Errorf("parseCPUTimes(%q) = %+v, want nothing", bad, got)
+		}
+	}
+	if _, ok := start.stealPercent(start); ok {
+		t.Error("a share over no time")
+	}
+	if _, ok := (cpuTimes{}).stealPercent(end); ok {
+		t.Error("a share without a first reading")
+	}
+	if now := readCPUTimes(); now.total == 0 {
+		t.Fatal("/proc/stat gave no CPU times")
+	}
+}

@@ -290,13 +290,18 @@ type benchReport struct {
 	CPUs      int       `json:"cpus"`
 	// LoadStart and LoadEnd are the machine's load averages (1, 5, 15 min) around the run, empty
 	// where /proc/loadavg does not exist: other work on the machine shows up here.
-	LoadStart string        `json:"load_average_start,omitempty"`
-	LoadEnd   string        `json:"load_average_end,omitempty"`
-	Settings  benchSettings `json:"settings"`
-	Paths     []*pathResult `json:"paths"` // direct, baseline, gateway[, gateway+redis]
-	Ratios    benchRatios   `json:"ratios"`
-	Floors    benchFloors   `json:"floors"`
-	Redis     *redisReport  `json:"redis,omitempty"` // gateway+redis's traffic to Redis
+	LoadStart string `json:"load_average_start,omitempty"`
+	LoadEnd   string `json:"load_average_end,omitempty"`
+	// StealPercent is the share of the machine's CPU time the hypervisor gave to other guests
+	// during the run (steal, from /proc/stat); nil where it cannot be read. A virtual machine on a
+	// busy host loses that much of every path's CPU, and the ratios move with it.
+	StealPercent *float64 `json:"cpu_steal_percent,omitempty"`
+	cpuStart     cpuTimes
+	Settings     benchSettings `json:"settings"`
+	Paths        []*pathResult `json:"paths"` // direct, baseline, gateway[, gateway+redis]
+	Ratios       benchRatios   `json:"ratios"`
+	Floors       benchFloors   `json:"floors"`
+	Redis        *redisReport  `json:"redis,omitempty"` // gateway+redis's traffic to Redis
 	// Tracing is what the OTLP receiver of gateway+tracing got; nil without --tracing.
 	Tracing *tracingReport `json:"tracing,omitempty"`
 	// SlowStreams is the slow-streams scenario's outcome; nil when it did not run.
@@ -341,6 +346,7 @@ func newBenchReport(o Options, targets []*benchTarget) *benchReport {
 		GoVersion: runtime.Version(),
 		CPUs:      runtime.NumCPU(),
 		LoadStart: machineLoad(),
+		cpuStart:  readCPUTimes(),
 		Settings: benchSettings{Concurrency: o.Concurrency, Duration: o.Duration.String(),
 			LatencyRequests: o.LatencyRequests, Chunks: o.Chunks, Rounds: o.Rounds, StreamRPS: o.StreamRPS,
 			Quota: "disabled"},
@@ -360,6 +366,9 @@ func newBenchReport(o Options, targets []*benchTarget) *benchReport {
 // summarize takes the medians of the rounds and of the per-round comparisons.
 func (r *benchReport) summarize() {
 	r.LoadEnd = machineLoad()
+	if p, ok := r.cpuStart.stealPercent(readCPUTimes()); ok {
+		r.StealPercent = &p
+	}
 	for _, p := range r.Paths {
 		p.Median = pathRound{
 			RPS:       medianOf(roundValues(p.Rounds, func(x pathRound) float64 { return x.RPS })),
@@ -635,6 +644,10 @@ func (r *benchReport) writeText(w io.Writer) error {
 	if r.LoadStart != "" {
 		fmt.Fprintf(w, "machine load average (1/5/15 min): %s at start, %s at end\n", r.LoadStart, r.LoadEnd)
 	}
+	if r.StealPercent != nil {
+		fmt.Fprintf(w, "CPU steal during the run: %.1f %% of the machine's CPU time went to other guests of its host (from /proc/stat); every path ran that much short\n",
+			*r.StealPercent)
+	}
 	fmt.Fprintln(w)
 
 	c := strconv.Itoa(s.Concurrency)
@@ -883,6 +896,51 @@ func metOrMissed(ok bool) string {
 		return "met"
 	}
 	return "MISSED"
+}
+
+// cpuTimes is the machine's CPU time so far, all CPUs together, in clock ticks: the total of the
+// first eight fields of /proc/stat's "cpu" line (user to steal) and steal, the time the
+// hypervisor ran another guest while this one had work. Zero where /proc/stat cannot be read.
+type cpuTimes struct {
+	total, steal uint64
+}
+
+func readCPUTimes() cpuTimes {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	return parseCPUTimes(string(b))
+}
+
+// parseCPUTimes reads the aggregate "cpu" line of /proc/stat's text.
+func parseCPUTimes(stat string) cpuTimes {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTimes{}
+	}
+	var t cpuTimes
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return cpuTimes{}
+		}
+		t.total += n
+		if i == 7 {
+			t.steal = n
+		}
+	}
+	return t
+}
+
+// stealPercent is the share of the CPU time from t to end that was stolen; false when either
+// reading is missing or no time passed.
+func (t cpuTimes) stealPercent(end cpuTimes) (float64, bool) {
+	if t.total == 0 || end.total <= t.total || end.steal < t.steal {
+		return 0, false
+	}
+	return 100 * float64(end.steal-t.steal) / float64(end.total-t.total), true
 }
 
 // machineLoad returns the first three fields of /proc/loadavg, or "" where there is none.
