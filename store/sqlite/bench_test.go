@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,6 +65,47 @@ func benchInsertUsage(b *testing.B, charged bool) {
 		_, err := s.InsertUsage(bctx, recs)
 		cancel()
 		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPutResponseRoutes measures recording response routes as the gateway's route writer
+// does under load: batches of 4 routes (what it gathered per commit under the bench's Responses
+// streams), random response ids, into a table that already holds 50,000 routes.
+func BenchmarkPutResponseRoutes(b *testing.B) {
+	ctx := context.Background()
+	s, err := New(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	route := func() store.ResponseRoute {
+		return store.ResponseRoute{ResponseID: "resp_" + strings.ReplaceAll(uuid.NewString(), "-", "") + strings.ReplaceAll(uuid.NewString(), "-", "")[:16],
+			TenantID: store.DefaultTenant, KeyID: "key_1", Model: "gpt-4o-mini", DeploymentID: "openai-main", Provider: "openai",
+			CreatedAt: now, ExpiresAt: now.Add(30 * 24 * time.Hour)}
+	}
+	fill := make([]store.ResponseRoute, 1000)
+	for range 50 {
+		for j := range fill {
+			fill[j] = route()
+		}
+		if err := s.PutResponseRoutes(ctx, fill); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const batch = 4
+	rs := make([]store.ResponseRoute, b.N+batch)
+	for j := range rs {
+		rs[j] = route()
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		if err := s.PutResponseRoutes(ctx, rs[i:i+batch]); err != nil {
 			b.Fatal(err)
 		}
 	}
