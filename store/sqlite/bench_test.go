@@ -25,14 +25,7 @@ func BenchmarkInsertUsageCharged(b *testing.B) { benchInsertUsage(b, true) }
 
 func benchInsertUsage(b *testing.B, charged bool) {
 	ctx := context.Background()
-	s, err := New(ctx, filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
+	s := openMigrated(b)
 	if charged {
 		for u := range 20 {
 			if _, err := s.EnsureCreditAccount(ctx, "user", fmt.Sprintf("u%d", u)); err != nil {
@@ -75,14 +68,7 @@ func benchInsertUsage(b *testing.B, charged bool) {
 // streams), random response ids, into a table that already holds 50,000 routes.
 func BenchmarkPutResponseRoutes(b *testing.B) {
 	ctx := context.Background()
-	s, err := New(ctx, filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
+	s := openMigrated(b)
 	now := time.Now()
 	route := func() store.ResponseRoute {
 		return store.ResponseRoute{ResponseID: "resp_" + strings.ReplaceAll(uuid.NewString(), "-", "") + strings.ReplaceAll(uuid.NewString(), "-", "")[:16],
@@ -109,4 +95,13 @@ func BenchmarkPutResponseRoutes(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// openMigrated is a store on a file of its own, migrated, closed when the benchmark ends.
+func openMigrated(b *testing.B) *Store {
+	s := open(b, filepath.Join(b.TempDir(), "bench.db"))
+	if err := s.Migrate(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return s
 }

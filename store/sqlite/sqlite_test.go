@@ -28,7 +28,7 @@ func TestConformance(t *testing.T) {
 	}, storetest.Int64Money())
 }
 
-func open(t *testing.T, path string) *Store {
+func open(t testing.TB, path string) *Store {
 	t.Helper()
 	s, err := New(context.Background(), path)
 	if err != nil {
