@@ -46,9 +46,12 @@ end_phase() {
 }
 
 # summary runs at exit, whatever the exit (status: $1, else the exit's): the phase running then
-# failed unless the status is 0.
+# failed unless the status is 0. A signal that ends the script (a CI timeout's SIGTERM, ^C) is a
+# failure: bash runs the EXIT trap with the status of the last command that finished, which may
+# be 0, so the signals have traps of their own.
 summary() {
 	local status=${1:-$?}
+	trap - EXIT INT TERM HUP
 	if [ "$status" -eq 0 ]; then end_phase ok; else end_phase FAILED; fi
 	echo
 	echo "test.sh: ── summary"
@@ -66,6 +69,9 @@ summary() {
 	exit "$status"
 }
 trap summary EXIT
+trap 'summary 130' INT
+trap 'summary 143' TERM
+trap 'summary 129' HUP
 
 phase install
 
