@@ -339,7 +339,8 @@ func (s *sseRelay) responsesEvent(e sse.Event) error {
 	if typ == "" {
 		typ = gjson.GetBytes(payload, "type").Str
 	}
-	f, fast := responsesFields(payload, isResponsesDelta(typ))
+	delta := isResponsesDelta(typ)
+	f, fast := responsesFields(payload, delta)
 	if !fast {
 		f = gjsonResponsesFields(payload)
 	}
@@ -396,7 +397,7 @@ func (s *sseRelay) responsesEvent(e sse.Event) error {
 			return s.write(rewriteEvent(ev, payload))
 		}
 	}
-	if isResponsesDelta(typ) {
+	if delta {
 		f.delta.appendTo(&s.out.answer.buf)
 	}
 	return s.write(append(ev, '\n'))

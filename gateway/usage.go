@@ -35,11 +35,7 @@ type delivered struct {
 func (d *delivered) addChunk(payload []byte) {
 	if f, ok := chunkText(payload); ok {
 		for i := range f {
-			if f[i].esc {
-				f[i].appendTo(&d.buf)
-			} else if len(f[i].str) > 0 {
-				d.buf.Write(f[i].str)
-			}
+			f[i].appendTo(&d.buf)
 		}
 		return
 	}
