@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -95,13 +94,4 @@ func BenchmarkPutResponseRoutes(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-}
-
-// openMigrated is a store on a file of its own, migrated, closed when the benchmark ends.
-func openMigrated(b *testing.B) *Store {
-	s := open(b, filepath.Join(b.TempDir(), "bench.db"))
-	if err := s.Migrate(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	return s
 }

@@ -42,6 +42,16 @@ func open(t testing.TB, path string) *Store {
 	return s
 }
 
+// openMigrated is a migrated store on a file of its own, closed when the test ends.
+func openMigrated(t testing.TB) *Store {
+	t.Helper()
+	s := open(t, filepath.Join(t.TempDir(), "llmgate.db"))
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestStoresSharingOneFile: several stores on one file (processes sharing a data dir) migrate and
 // write at once without SQLITE_BUSY, and together keep every record exactly once.
 func TestStoresSharingOneFile(t *testing.T) {
@@ -102,10 +112,7 @@ func TestStoresSharingOneFile(t *testing.T) {
 // string, so "every model" has one representation in the table.
 func TestQuotaPolicyModelNull(t *testing.T) {
 	ctx := context.Background()
-	s := open(t, filepath.Join(t.TempDir(), "llmgate.db"))
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := openMigrated(t)
 	for _, model := range []string{"", "gpt-4o", ""} {
 		if err := s.PutQuotaPolicy(ctx, store.QuotaPolicy{SubjectType: "user", SubjectID: "u1", Model: model}); err != nil {
 			t.Fatalf("PutQuotaPolicy(%q): %v", model, err)
@@ -127,10 +134,7 @@ func TestQuotaPolicyModelNull(t *testing.T) {
 // minimum, silently wrong; this pins that the refusal holds at the boundary.
 func TestMoneyExactAtInt64Min(t *testing.T) {
 	ctx := context.Background()
-	s := open(t, filepath.Join(t.TempDir(), "llmgate.db"))
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := openMigrated(t)
 	a, err := s.EnsureCreditAccount(ctx, "user", "u1")
 	if err != nil {
 		t.Fatal(err)
@@ -169,10 +173,7 @@ func TestMoneyExactAtInt64Min(t *testing.T) {
 // the batch fails and changes nothing, rather than adding −2⁶³ to the total.
 func TestChargedTotalAtInt64Min(t *testing.T) {
 	ctx := context.Background()
-	s := open(t, filepath.Join(t.TempDir(), "llmgate.db"))
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := openMigrated(t)
 	a, err := s.EnsureCreditAccount(ctx, "user", "u1")
 	if err != nil {
 		t.Fatal(err)
@@ -241,10 +242,7 @@ func TestMigrationBackfillsCharged(t *testing.T) {
 // TestCreditAccountsKept: accounts cannot be deleted or renumbered, as in PostgreSQL.
 func TestCreditAccountsKept(t *testing.T) {
 	ctx := context.Background()
-	s := open(t, filepath.Join(t.TempDir(), "llmgate.db"))
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := openMigrated(t)
 	a, err := s.EnsureCreditAccount(ctx, "user", "u1")
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,10 +13,7 @@ import (
 // deletes when there are many; the rest stay; without a retention nothing is deleted.
 func TestUpkeepRetention(t *testing.T) {
 	ctx := context.Background()
-	s := open(t, filepath.Join(t.TempDir(), "llmgate.db"))
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := openMigrated(t)
 	now := time.Date(2026, 6, 15, 0, 0, 0, 0, time.UTC)
 	s.now = func() time.Time { return now }
 	horizon := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC) // retention 2: April, May, June kept

@@ -19,11 +19,7 @@ import (
 // time range, read one index in order without sorting: the key that keeps records unique also
 // orders them by time.
 func TestUsageRecordsBTrees(t *testing.T) {
-	ctx := context.Background()
-	s := open(t, filepath.Join(t.TempDir(), "llmgate.db"))
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := openMigrated(t)
 	indexes := queryStrings(t, s.r, `SELECT name FROM pragma_index_list('usage_records') WHERE NOT partial ORDER BY name`)
 	if n := 1 + len(indexes); n > 4 {
 		t.Errorf("an insert writes %d B-trees (the table and %v), want at most 4", n, indexes)
