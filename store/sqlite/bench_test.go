@@ -2,8 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -69,8 +70,10 @@ func BenchmarkPutResponseRoutes(b *testing.B) {
 	ctx := context.Background()
 	s := openMigrated(b)
 	now := time.Now()
+	id := make([]byte, 24) // a response id of 48 random hex digits, as OpenAI's
 	route := func() store.ResponseRoute {
-		return store.ResponseRoute{ResponseID: "resp_" + strings.ReplaceAll(uuid.NewString(), "-", "") + strings.ReplaceAll(uuid.NewString(), "-", "")[:16],
+		rand.Read(id)
+		return store.ResponseRoute{ResponseID: "resp_" + hex.EncodeToString(id),
 			TenantID: store.DefaultTenant, KeyID: "key_1", Model: "gpt-4o-mini", DeploymentID: "openai-main", Provider: "openai",
 			CreatedAt: now, ExpiresAt: now.Add(30 * 24 * time.Hour)}
 	}
