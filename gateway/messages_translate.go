@@ -91,7 +91,8 @@ var _ messagesTranslatedStream = translatedMessages{}
 func (x *exchange) relayMessagesTranslated(resp *http.Response, t *messagesTranslation, secrets []string) (out outcome) {
 	if x.rec.Stream && isEventStream(resp.Header.Get("Content-Type")) {
 		resp.Body = translatedMessages{messages.NewStream(resp.Body, t.info)}
-		return x.relayStream(resp, false, secrets)
+		x.relayStream(&out, resp, false, secrets)
+		return out
 	}
 	defer carry(&out)
 	buf := getBuffer()

@@ -86,6 +86,12 @@ type exchange struct {
 	// variantModel is the public model an A/B experiment sent the request to ("" when none did),
 	// whose price applies when its upstream model has none.
 	variantModel string
+	// aside: the request path runs on a goroutine of its own (relayAside), and the answer an
+	// upstream gives is handed back (handed) for the handler's goroutine to relay.
+	aside  bool
+	handed handoff
+	// streamBegun: the SSE answer's headers are out (streamHeaders, flushed aside).
+	streamBegun bool
 }
 
 // outcome is how a request ended, as the step that ended it reports it: the status and error
@@ -202,7 +208,10 @@ func (g *Gateway) relayHandler(ep providers.Endpoint) gin.HandlerFunc {
 		}
 		var out outcome
 		defer x.settle(&out)
-		out = x.relay()
+		x.relay(&out)
+		if x.handed.resp != nil {
+			x.answerHanded(&out)
+		}
 	}
 }
 
@@ -246,33 +255,76 @@ func sessionID(s string) string {
 
 // relay is the request path of the relayed endpoints: read and check the body, route the model,
 // decide who pays, admit, forward. Each step either hands the next what it needs or ends the
-// request with an error, which becomes its outcome.
-func (x *exchange) relay() outcome {
-	var req request
+// request with an error, which becomes its outcome (written through out).
+func (x *exchange) relay(out *outcome) {
 	if isUpload(x.ep) {
-		s, err := x.readUpload()
-		if err != nil {
-			return x.failed(err)
-		}
-		defer s.close() // the spool goes when the request ends: every attempt has been sent
-		if m := metaOf(x.c).pathModel; m != "" {
-			s.fields["model"] = m
-		}
-		if req, err = uploadRequest(x.ep, s); err != nil {
-			return x.failed(err)
-		}
-	} else {
-		body, err := x.readBody()
-		if err != nil {
-			return x.failed(err)
-		}
-		if m := metaOf(x.c).pathModel; m != "" {
-			body = withModel(body, m)
-		}
-		if req, err = parseRequest(body, x.ep, x.g.bodies); err != nil {
-			return x.failed(err)
-		}
+		*out = x.relayUpload()
+		return
 	}
+	body, err := x.readBody()
+	if err != nil {
+		*out = x.failed(err)
+		return
+	}
+	if m := metaOf(x.c).pathModel; m != "" {
+		body = withModel(body, m)
+	}
+	if mayStream(body) {
+		*out = x.relayAside(func() outcome { return x.relayBody(body) })
+		return
+	}
+	*out = x.relayBody(body)
+}
+
+// relayBody parses a JSON request body and goes on with it.
+func (x *exchange) relayBody(body []byte) outcome {
+	req, err := parseRequest(body, x.ep, x.g.bodies)
+	if err != nil {
+		return x.failed(err)
+	}
+	if req.stream && !x.aside { // a stream mayStream did not see
+		return x.relayParsedAside(req)
+	}
+	return x.relayParsed(&req)
+}
+
+// relayParsedAside is relayParsed run aside. req comes by value, so that relayBody's own does not
+// move to the heap for the closure, on every request.
+func (x *exchange) relayParsedAside(req request) outcome {
+	return x.relayAside(func() outcome { return x.relayParsed(&req) })
+}
+
+// mayStream reports whether a JSON body may ask for a stream, cheaply, before it is parsed: it
+// names a member "stream" (or has the word in a string). A stream whose member name is spelled
+// with escapes is missed here, and relayBody sets the rest of its path aside.
+func mayStream(body []byte) bool {
+	return bytes.Contains(body, streamMember)
+}
+
+var streamMember = []byte(`"stream"`)
+
+// relayUpload is relay for a multipart upload, read into a spool that is removed when the
+// request ends, once every attempt has sent it. An upload's path stays on the handler's
+// goroutine, a streamed one too.
+func (x *exchange) relayUpload() outcome {
+	s, err := x.readUpload()
+	if err != nil {
+		return x.failed(err)
+	}
+	defer s.close()
+	if m := metaOf(x.c).pathModel; m != "" {
+		s.fields["model"] = m
+	}
+	req, err := uploadRequest(x.ep, s)
+	if err != nil {
+		return x.failed(err)
+	}
+	return x.relayParsed(&req)
+}
+
+// relayParsed goes on with a request relay has read and parsed.
+func (x *exchange) relayParsed(r *request) outcome {
+	req := *r
 	x.rec.Model, x.rec.Stream = req.model, req.stream
 	x.body, x.unstored = req.body, req.unstored
 	x.traceRequest(req)
@@ -854,23 +906,18 @@ func (x *exchange) tryModel(req request, strategy string, cands []*providers.Dep
 			}
 		}
 		x.c.Writer.Header()[headerServedModel] = []string{x.serving}
+		// The answer has begun (providers.Begun): never another deployment.
+		ho := handoff{resp: resp, injected: inject, secrets: secrets, d: d, span: span, attempt: a, began: began, n: attempts}
+		if x.aside {
+			if x.relaysStream(resp) {
+				x.beginStream()
+			}
+			x.handed = ho
+			return outcome{d: d}, nil
+		}
 		answer := x.respond(resp, inject, secrets)
-		answer.d = d
-		endAttempt(span, resp.StatusCode, answer.errType)
-		if !answer.firstByte.IsZero() {
-			a.ObserveTTFT(answer.firstByte.Sub(began))
-		}
-		switch {
-		case answer.status == StatusClientClosed:
-			a.Excused()
-		case answer.status >= 500: // the answer broke off: a failure, but too late to try another
-			a.Failed("answer cut: " + answer.errType)
-			cut := failedAttempt{d: d, n: attempts, outcome: "answer_cut", reason: answer.errType, took: time.Since(began)}
-			x.logAttempt(&cut, false)
-		default:
-			a.Succeeded()
-		}
-		return answer, nil // the answer has begun (providers.Begun): never another deployment
+		x.answered(&ho, &answer)
+		return answer, nil
 	}
 	x.logAttempt(&failed, false)
 	if attempts == 0 && open > 0 {
@@ -950,7 +997,7 @@ func (g *Gateway) priceOf(model string) (int64, bool) {
 
 // respond relays a 2xx upstream answer and reports how the relaying ended; secrets are the
 // deployment's credentials, kept out of error events it sends.
-func (x *exchange) respond(resp *http.Response, injected bool, secrets []string) outcome {
+func (x *exchange) respond(resp *http.Response, injected bool, secrets []string) (out outcome) {
 	defer resp.Body.Close()
 	if t := x.translating; t != nil {
 		return x.relayTranslated(resp, t, secrets)
@@ -959,7 +1006,8 @@ func (x *exchange) respond(resp *http.Response, injected bool, secrets []string)
 		return x.relayMessagesTranslated(resp, t, secrets)
 	}
 	if x.rec.Stream && isEventStream(resp.Header.Get("Content-Type")) {
-		return x.relayStream(resp, injected, secrets)
+		x.relayStream(&out, resp, injected, secrets)
+		return out
 	}
 	if x.ep == providers.AudioSpeech {
 		return x.relayAudio(resp)

@@ -86,7 +86,8 @@ func fromTranslator(u responses.Usage) usage {
 func (x *exchange) relayTranslated(resp *http.Response, t *translation, secrets []string) (out outcome) {
 	if x.rec.Stream && isEventStream(resp.Header.Get("Content-Type")) {
 		resp.Body = responses.NewStream(resp.Body, t.info)
-		return x.relayStream(resp, false, secrets)
+		x.relayStream(&out, resp, false, secrets)
+		return out
 	}
 	defer carry(&out)
 	buf := getBuffer()

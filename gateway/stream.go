@@ -72,19 +72,18 @@ type sseRelay struct {
 	msgs *messagesStream
 }
 
-// relayStream relays an SSE answer and reports how it ended.
-func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []string) outcome {
+// relayStream relays an SSE answer and reports how it ended through out (not as a result, which
+// would add an outcome to the frames of answerHanded, see aside.go).
+func (x *exchange) relayStream(out *outcome, resp *http.Response, injected bool, secrets []string) {
 	x.g.metrics.streams.Inc()
 	defer x.g.metrics.streams.Dec()
 	rc := http.NewResponseController(x.c.Writer)
 	s := &sseRelay{x: x, w: x.c.Writer, rc: rc, deadline: x.g.writeDeadline(rc), injected: injected, secrets: secrets}
 	defer carry(&s.out)
-	h := s.w.Header()
-	headers.Set(h, "Content-Type", "text/event-stream", "Cache-Control", "no-cache", "X-Accel-Buffering", "no")
-	h.Del("Content-Length")
 	s.out.status = http.StatusOK
-	x.serverTiming()
-	s.w.WriteHeader(http.StatusOK)
+	if !x.streamBegun {
+		x.streamHeaders()
+	}
 
 	events := eventReaders.Get().(*sse.Reader)
 	events.Reset(resp.Body)
@@ -118,7 +117,8 @@ func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []str
 		// The last event without its blank line is passed on all the same.
 		if handle(ev) != nil {
 			s.out.fail(context.Canceled) // the client went away
-			return s.out
+			*out = s.out
+			return
 		}
 	}
 	if err == sse.ErrUnterminated {
@@ -131,7 +131,17 @@ func (x *exchange) relayStream(resp *http.Response, injected bool, secrets []str
 		err = errStreamCut
 	}
 	s.finish(err)
-	return s.out
+	*out = s.out
+}
+
+// streamHeaders sets an SSE answer's headers and its status, 200: how relayStream begins, unless
+// they are out already (exchange.streamBegun).
+func (x *exchange) streamHeaders() {
+	h := x.c.Writer.Header()
+	headers.Set(h, "Content-Type", "text/event-stream", "Cache-Control", "no-cache", "X-Accel-Buffering", "no")
+	h.Del("Content-Length")
+	x.serverTiming()
+	x.c.Writer.WriteHeader(http.StatusOK)
 }
 
 // errTypeStreamBroken is the record's error type of a stream the upstream broke off or ended
