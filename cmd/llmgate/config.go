@@ -64,6 +64,9 @@ type Config struct {
 	// GCMinHeadroom is the least the heap may grow between garbage collections, in bytes
 	// (default 32 MiB; 0 leaves GOGC alone). Read at start.
 	GCMinHeadroom int64 `yaml:"gc_min_headroom_bytes"`
+	// GCPercent is GOGC for a live heap past GCMinHeadroom (default 25; 0: the process's own,
+	// 100 unless the GOGC environment variable says); GOGC in the environment wins. Read at start.
+	GCPercent int `yaml:"gc_percent"`
 	// Tracing is the optional OpenTelemetry tracing of requests (off by default).
 	Tracing tracing.Options `yaml:"tracing"`
 	// Alerts are the limit and budget alerts and their webhook delivery.
@@ -175,12 +178,19 @@ func defaultConfig() Config {
 		Usage:       audit.Options{Writers: audit.DefaultWriters},
 
 		GCMinHeadroom: defaultGCMinHeadroom,
+		GCPercent:     defaultGCPercent,
 	}
 }
 
 // defaultGCMinHeadroom lets a gateway with a small live heap allocate 32 MiB between garbage
 // collections, where GOGC=100 alone collected every few MB under load (see internal/gctune).
 const defaultGCMinHeadroom = 32 << 20
+
+// defaultGCPercent lets a large heap grow by a quarter of what it holds live (with stacks)
+// between collections, where GOGC=100 let it double: with 10,000 open streams (some 400 MB live)
+// RSS per 1,000 streams went from 53.8 to 48.3 MB. It applies only past 128 MiB (where a quarter
+// passes the 32 MiB headroom), so a gateway's usual small heap collects as before.
+const defaultGCPercent = 25
 
 // defaultModels are used when the configuration names no provider at all.
 func applyBuiltinMock(c *Config) {
@@ -353,6 +363,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.Gateway.Validate(); err != nil {
 		return err
+	}
+	if c.GCPercent < 0 {
+		return fmt.Errorf("gc_percent: %d is negative (0 leaves the process's own GOGC)", c.GCPercent)
 	}
 	if c.GCMinHeadroom < 0 {
 		return fmt.Errorf("gc_min_headroom_bytes: %d is negative (0 leaves GOGC alone)", c.GCMinHeadroom)

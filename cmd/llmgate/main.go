@@ -126,7 +126,7 @@ func serveCmd(args []string, stdout, stderr io.Writer, demo bool) error {
 	}
 	log := newLogger(stderr, cfg.Log.Level, demo)
 	// The process's collector, once per process (tests start many apps in one).
-	defer gctune.Start(cfg.GCMinHeadroom).Stop()
+	defer gctune.Start(cfg.GCMinHeadroom, cfg.GCPercent).Stop()
 	// The first SIGINT or SIGTERM ends ctx and starts the drain; a second one ends hurry, which
 	// cuts the drain short.
 	sigs := make(chan os.Signal, 2)

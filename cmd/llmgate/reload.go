@@ -126,6 +126,7 @@ func restartOnly(running, next Config) []string {
 		"config_poll_interval": {running.ConfigPollInterval, next.ConfigPollInterval},
 		"shutdown":             {running.Shutdown, next.Shutdown}, "tracing": {running.Tracing, next.Tracing},
 		"secrets": {running.Secrets, next.Secrets}, "gc_min_headroom_bytes": {running.GCMinHeadroom, next.GCMinHeadroom},
+		"gc_percent": {running.GCPercent, next.GCPercent},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			out = append(out, name)

@@ -1,6 +1,7 @@
 // Package gctune gives the garbage collector a minimum headroom: a process whose live heap is
 // small still allocates a set amount between collections, instead of GOGC's proportion of a few
-// megabytes.
+// megabytes. A large heap gets a GOGC of its own (Start's percent): a gateway holding thousands
+// of streams keeps hundreds of MB live, and GOGC=100 lets as much again pile up as garbage.
 //
 // With GOGC=100 the collector runs whenever the heap has grown by as much as is live. The
 // gateway keeps little live (a few MB at rest, a few KB per request in flight) and allocates
@@ -15,6 +16,7 @@
 package gctune
 
 import (
+	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -29,7 +31,8 @@ var samples = [...]string{"/gc/heap/live:bytes", "/gc/scan/stack:bytes", "/gc/sc
 // Tuner keeps GOGC at or above what gives the heap its minimum headroom.
 type Tuner struct {
 	headroom uint64
-	floor    int // GOGC as the process had it: the value for a heap past the headroom
+	floor    int // GOGC for a heap past the headroom
+	own      int // GOGC as the process had it, which Stop gives back
 
 	stopped atomic.Bool
 	mu      sync.Mutex // one adjustment at a time (finalizers run one at a time; Stop may not)
@@ -40,21 +43,27 @@ type Tuner struct {
 // active is set while a tuner runs: GOGC is the process's, so one tuner at a time sets it.
 var active atomic.Bool
 
-// Start begins tuning after every garbage collection, for a headroom in bytes. It does nothing
-// (and returns nil) when the headroom is not positive, when another tuner is running, or when the
+// Start begins tuning after every garbage collection, for a headroom in bytes, with percent as
+// the GOGC of a heap past the headroom (0 or less: the process's own). It does nothing (and
+// returns nil) when the headroom is not positive, when another tuner is running, or when the
 // collector is off (GOGC=off): a process run with GOGC=off chose its own policy. A GOGC set in
-// the environment is kept as the value for large heaps.
-func Start(headroom int64) *Tuner {
+// the environment wins over percent, as the value for large heaps.
+func Start(headroom int64, percent int) *Tuner {
 	if headroom <= 0 || !active.CompareAndSwap(false, true) {
 		return nil
 	}
-	floor := debug.SetGCPercent(100)
-	debug.SetGCPercent(floor)
-	if floor < 0 {
+	own := debug.SetGCPercent(100)
+	debug.SetGCPercent(own)
+	if own < 0 {
 		active.Store(false)
 		return nil
 	}
-	t := &Tuner{headroom: uint64(headroom), floor: floor, percent: floor}
+	floor := own
+	if _, set := os.LookupEnv("GOGC"); !set && percent > 0 {
+		floor = percent
+		debug.SetGCPercent(floor)
+	}
+	t := &Tuner{headroom: uint64(headroom), floor: floor, own: own, percent: floor}
 	t.sample = make([]metrics.Sample, len(samples))
 	for i, name := range samples {
 		t.sample[i].Name = name
@@ -124,7 +133,7 @@ func (t *Tuner) Stop() {
 	if t.stopped.Swap(true) {
 		return
 	}
-	debug.SetGCPercent(t.floor)
-	t.percent = t.floor
+	debug.SetGCPercent(t.own)
+	t.percent = t.own
 	active.Store(false)
 }

@@ -1,6 +1,7 @@
 package gctune
 
 import (
+	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -56,12 +57,12 @@ var retained [][]byte
 func TestTunerFollowsLiveHeap(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	const headroom = 32 << 20
-	tu := Start(headroom)
+	tu := Start(headroom, 0)
 	if tu == nil {
 		t.Fatal("Start returned nil with GOGC=100")
 	}
 	defer tu.Stop()
-	if second := Start(headroom); second != nil {
+	if second := Start(headroom, 0); second != nil {
 		second.Stop()
 		t.Fatal("a second tuner started while one runs")
 	}
@@ -89,12 +90,12 @@ func TestTunerFollowsLiveHeap(t *testing.T) {
 }
 
 func TestTunerOffWithoutHeadroomOrCollector(t *testing.T) {
-	if Start(0) != nil || Start(-1) != nil {
+	if Start(0, 0) != nil || Start(-1, 25) != nil {
 		t.Fatal("a headroom of 0 or less must not start a tuner")
 	}
 	old := debug.SetGCPercent(-1)
 	defer debug.SetGCPercent(old)
-	if tu := Start(64 << 20); tu != nil {
+	if tu := Start(64<<20, 0); tu != nil {
 		tu.Stop()
 		t.Fatal("Start with GOGC=off started a tuner")
 	}
@@ -104,9 +105,49 @@ func TestTunerOffWithoutHeadroomOrCollector(t *testing.T) {
 	var nilTuner *Tuner
 	nilTuner.Stop() // a tuner that never started stops without effect
 	debug.SetGCPercent(old)
-	tu := Start(64 << 20) // and nothing was left marked as running
+	tu := Start(64<<20, 0) // and nothing was left marked as running
 	if tu == nil {
 		t.Fatal("Start after refusals returned nil")
 	}
 	tu.Stop()
+}
+
+// TestTunerPercentForLargeHeap: Start's percent is GOGC for a live heap past the headroom (here
+// 160 MB, whose quarter passes 32 MiB), a small heap still gets the headroom, Stop gives the
+// process's own GOGC back, and a GOGC in the environment wins over percent.
+func TestTunerPercentForLargeHeap(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	if v, set := os.LookupEnv("GOGC"); set {
+		os.Unsetenv("GOGC")
+		t.Cleanup(func() { os.Setenv("GOGC", v) })
+	}
+	const headroom = 32 << 20
+	tu := Start(headroom, 25)
+	if tu == nil {
+		t.Fatal("Start returned nil")
+	}
+	defer tu.Stop()
+	waitGOGC(t, "> 300 for a small heap", func(p int) bool { return p > 300 })
+	for range 160 {
+		retained = append(retained, make([]byte, 1<<20))
+	}
+	waitGOGC(t, "25 for a 160 MB live heap", func(p int) bool { return p == 25 })
+	retained = nil
+	waitGOGC(t, "raised again once the heap is small", func(p int) bool { return p > 300 })
+	tu.Stop()
+	if p := gogc(); p != 100 {
+		t.Fatalf("GOGC %d after Stop; want the process's own 100", p)
+	}
+
+	t.Setenv("GOGC", "100") // what the runtime read at start, as far as Start can tell
+	tu = Start(headroom, 25)
+	if tu == nil {
+		t.Fatal("Start returned nil")
+	}
+	defer tu.Stop()
+	for range 160 {
+		retained = append(retained, make([]byte, 1<<20))
+	}
+	waitGOGC(t, "the environment's 100 for a 160 MB live heap", func(p int) bool { return p == 100 })
+	retained = nil
 }
