@@ -281,7 +281,8 @@ func TestSlowStreamsReport(t *testing.T) {
 		{Upstream: "HTTP/1.1", IdleRSSMB: 39.5, IdleRSSMet: true, AllocsMeasured: true, AllocsPerEvent: 0.03,
 			Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSMB: 180, RSSPerThousandMB: 70.2, GoroutinesPerStream: 4, FDs: 4030, FDsPerStream: 2}}},
 		{Upstream: "HTTP/2 over TLS", Judged: true, IdleRSSMB: 38.2, IdleRSSMet: true, AllocsMeasured: true, AllocsPerEvent: 0.02,
-			Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSMB: 150, RSSPerThousandMB: 55.9, AnonPerThousandMB: 54.1, GoroutinesPerStream: 3, FDs: 2038, FDsPerStream: 1.01}}},
+			Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSMB: 150, RSSPerThousandMB: 55.9, AnonPerThousandMB: 54.1, GoroutinesPerStream: 3,
+				StackKiBPerStream: 16.25, HeapKiBPerStream: 30.5, FDs: 2038, FDsPerStream: 1.01}}},
 	}}
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
@@ -291,6 +292,7 @@ func TestSlowStreamsReport(t *testing.T) {
 		"upstream HTTP/2 over TLS: idle gateway RSS  38.2 MB  (target ≤ 40 MB: met",
 		"upstream HTTP/2 over TLS: RSS per 1k streams above idle, 2000 open  55.9 MB  (target ≤ 48 MB: MISSED; 150.0 MB in all; anonymous 54.1 MB per 1k)",
 		"upstream HTTP/2 over TLS: goroutines per stream, 2000 open  3.00",
+		"upstream HTTP/2 over TLS: goroutines per stream, 2000 open  3.00  (reported; their stacks 16.2 KiB a stream, the heap in use 30.5 KiB)",
 		"upstream HTTP/2 over TLS: descriptors per stream, 2000 open  1.01",
 		"upstream HTTP/1.1: RSS per 1k streams above idle, 2000 open  70.2 MB  (beside the judged HTTP/2 figure",
 		"upstream HTTP/1.1: descriptors per stream, 2000 open  2.00",

@@ -57,6 +57,8 @@ const (
 	targetIdleRSSMB          = 40.0
 	targetRSSPerThousandMB   = 48.0
 	metricGoroutines         = "go_goroutines"
+	metricStacks             = "go_memstats_stack_inuse_bytes"
+	metricHeap               = "go_memstats_heap_inuse_bytes"
 	metricMallocs            = "go_memstats_mallocs_total"
 	slowStreamModelOverrides = `"mock":{"chunks":%d,"interval_ms":%d}`
 )
@@ -82,6 +84,8 @@ type slowStreamsRun struct {
 	IdleRSSMet     bool             `json:"idle_rss_met"`
 	IdleAnonMB     float64          `json:"idle_rss_anon_mb"`
 	IdleGoroutines float64          `json:"idle_goroutines"`
+	IdleStackBytes float64          `json:"idle_stack_bytes"`
+	IdleHeapBytes  float64          `json:"idle_heap_bytes"`
 	IdleFDs        int              `json:"idle_descriptors"`
 	Levels         []slowStreamLoad `json:"levels"`
 	AllocsPerEvent float64          `json:"allocs_per_event"`
@@ -100,8 +104,13 @@ type slowStreamLoad struct {
 	// out the binary's pages, whose share of the resident set varies from run to run.
 	AnonPerThousandMB   float64 `json:"rss_anon_per_1k_streams_above_idle_mb"`
 	GoroutinesPerStream float64 `json:"goroutines_per_stream"`
-	FDs                 int     `json:"descriptors"`
-	FDsPerStream        float64 `json:"descriptors_per_stream"`
+	// StackKiBPerStream and HeapKiBPerStream split the memory per stream from the gateway's
+	// /metrics: its goroutines' stacks, and its heap in use (live objects and garbage not yet
+	// collected), above idle.
+	StackKiBPerStream float64 `json:"stack_kib_per_stream"`
+	HeapKiBPerStream  float64 `json:"heap_kib_per_stream"`
+	FDs               int     `json:"descriptors"`
+	FDsPerStream      float64 `json:"descriptors_per_stream"`
 }
 
 // slowUpstream is the upstream of one run: mockllm's URL, and the certificate the gateway must
@@ -168,11 +177,12 @@ func runSlowUpstream(ctx context.Context, e *benchEnv, self string, env []string
 	if err != nil {
 		return run, err
 	}
-	m, err := gatewayMetrics(ctx, g.adminURL, metricGoroutines)
+	m, err := gatewayMetrics(ctx, g.adminURL, metricGoroutines, metricStacks, metricHeap)
 	if err != nil {
 		return run, err
 	}
 	run.IdleRSSMB, run.IdleAnonMB, run.IdleGoroutines, run.IdleFDs = mb(idle["VmRSS"]), mb(idle["RssAnon"]), m[metricGoroutines], countFDs(pid)
+	run.IdleStackBytes, run.IdleHeapBytes = m[metricStacks], m[metricHeap]
 	run.IdleRSSMet = run.IdleRSSMB <= targetIdleRSSMB
 	fmt.Fprintf(progress, "slow streams, upstream %s: idle gateway %.1f MB RSS, %.0f goroutines, %d descriptors\n",
 		up.name, run.IdleRSSMB, run.IdleGoroutines, run.IdleFDs)
@@ -197,14 +207,14 @@ func runSlowUpstream(ctx context.Context, e *benchEnv, self string, env []string
 				n, maxStreams, fdLimit, up.fds)
 			n = maxStreams
 		}
-		lv, err := slowLevel(ctx, g, cl, n, idle, run.IdleGoroutines, run.IdleFDs, errs)
+		lv, err := slowLevel(ctx, g, cl, n, idle, run, errs)
 		if err != nil {
 			return run, err
 		}
 		cl.CloseIdleConnections()
 		run.Levels = append(run.Levels, lv)
-		fmt.Fprintf(progress, "slow streams, upstream %s: %d open of %d: %.1f MB RSS, %.1f MB per 1k above idle (anonymous %.1f), %.2f goroutines and %.2f descriptors per stream\n",
-			up.name, lv.Open, lv.Streams, lv.RSSMB, lv.RSSPerThousandMB, lv.AnonPerThousandMB, lv.GoroutinesPerStream, lv.FDsPerStream)
+		fmt.Fprintf(progress, "slow streams, upstream %s: %d open of %d: %.1f MB RSS, %.1f MB per 1k above idle (anonymous %.1f; stacks %.1f KiB and heap %.1f KiB a stream), %.2f goroutines and %.2f descriptors per stream\n",
+			up.name, lv.Open, lv.Streams, lv.RSSMB, lv.RSSPerThousandMB, lv.AnonPerThousandMB, lv.StackKiBPerStream, lv.HeapKiBPerStream, lv.GoroutinesPerStream, lv.FDsPerStream)
 	}
 	return run, nil
 }
@@ -333,7 +343,7 @@ func allocsPerEvent(ctx context.Context, g *benchGateway, cl *http.Client, errs 
 
 // slowLevel opens n slow streams, and once all have started (or the first has ended) reads the
 // gateway's RSS and goroutines; then it waits for every stream to end.
-func slowLevel(ctx context.Context, g *benchGateway, cl *http.Client, n int, idle map[string]int64, idleGoroutines float64, idleFDs int, errs *errorTally) (slowStreamLoad, error) {
+func slowLevel(ctx context.Context, g *benchGateway, cl *http.Client, n int, idle map[string]int64, run slowStreamsRun, errs *errorTally) (slowStreamLoad, error) {
 	lv := slowStreamLoad{Streams: n}
 	body := slowBody(slowEvents, slowInterval)
 	var startedN, ended atomic.Int64
@@ -388,7 +398,7 @@ func slowLevel(ctx context.Context, g *benchGateway, cl *http.Client, n int, idl
 	}
 	rss := st["VmRSS"]
 	lv.FDs = countFDs(g.child.cmd.Process.Pid)
-	m, err := gatewayMetrics(ctx, g.adminURL, metricGoroutines)
+	m, err := gatewayMetrics(ctx, g.adminURL, metricGoroutines, metricStacks, metricHeap)
 	if err != nil {
 		return lv, err
 	}
@@ -397,8 +407,10 @@ func slowLevel(ctx context.Context, g *benchGateway, cl *http.Client, n int, idl
 	if lv.Open > 0 {
 		lv.RSSPerThousandMB = mb(rss-idle["VmRSS"]) / float64(lv.Open) * 1000
 		lv.AnonPerThousandMB = mb(st["RssAnon"]-idle["RssAnon"]) / float64(lv.Open) * 1000
-		lv.GoroutinesPerStream = (m[metricGoroutines] - idleGoroutines) / float64(lv.Open)
-		lv.FDsPerStream = float64(lv.FDs-idleFDs) / float64(lv.Open)
+		lv.GoroutinesPerStream = (m[metricGoroutines] - run.IdleGoroutines) / float64(lv.Open)
+		lv.StackKiBPerStream = (m[metricStacks] - run.IdleStackBytes) / 1024 / float64(lv.Open)
+		lv.HeapKiBPerStream = (m[metricHeap] - run.IdleHeapBytes) / 1024 / float64(lv.Open)
+		lv.FDsPerStream = float64(lv.FDs-run.IdleFDs) / float64(lv.Open)
 	}
 	lv.RSSPerThousandMet = lv.Open > 0 && lv.RSSPerThousandMB <= targetRSSPerThousandMB
 	wg.Wait()
@@ -475,7 +487,8 @@ func (r *slowStreamsRun) writeText(tw io.Writer) {
 	for _, lv := range r.Levels {
 		fmt.Fprintf(tw, "slow streams%s: RSS per 1k streams above idle, %d open\t%.1f MB\t(%s; %.1f MB in all; anonymous %.1f MB per 1k)\n",
 			up, lv.Open, lv.RSSPerThousandMB, judge(targetRSSPerThousandMB, lv.RSSPerThousandMet), lv.RSSMB, lv.AnonPerThousandMB)
-		fmt.Fprintf(tw, "slow streams%s: goroutines per stream, %d open\t%.2f\t(reported)\n", up, lv.Open, lv.GoroutinesPerStream)
+		fmt.Fprintf(tw, "slow streams%s: goroutines per stream, %d open\t%.2f\t(reported; their stacks %.1f KiB a stream, the heap in use %.1f KiB)\n",
+			up, lv.Open, lv.GoroutinesPerStream, lv.StackKiBPerStream, lv.HeapKiBPerStream)
 		fmt.Fprintf(tw, "slow streams%s: descriptors per stream, %d open\t%.2f\t(reported; %d in all)\n", up, lv.Open, lv.FDsPerStream, lv.FDs)
 	}
 	if r.AllocsMeasured {
