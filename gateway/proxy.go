@@ -909,7 +909,7 @@ func (x *exchange) tryModel(req request, strategy string, cands []*providers.Dep
 		// The answer has begun (providers.Begun): never another deployment.
 		ho := handoff{resp: resp, injected: inject, secrets: secrets, d: d, span: span, attempt: a, began: began, n: attempts}
 		if x.aside {
-			if x.relaysStream(resp) {
+			if x.plainStream(resp) {
 				x.beginStream()
 			}
 			x.handed = ho
