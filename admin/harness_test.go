@@ -21,6 +21,7 @@ import (
 	"github.com/llmgate/llmgate/admin/admintest"
 	"github.com/llmgate/llmgate/billing"
 	"github.com/llmgate/llmgate/billing/alerts"
+	"github.com/llmgate/llmgate/gateway/gatewaytest"
 	"github.com/llmgate/llmgate/internal/changes"
 	"github.com/llmgate/llmgate/internal/testsvc"
 	"github.com/llmgate/llmgate/providers"
@@ -51,8 +52,7 @@ func TestMain(m *testing.M) {
 	stopPG()
 	stopRedis()
 	if code == 0 {
-		// The gateway's aside workers wait for a next request by design (gateway/aside.go).
-		if err := goleak.Find(goleak.IgnoreTopFunction("github.com/llmgate/llmgate/gateway.asideWorker")); err != nil {
+		if err := goleak.Find(gatewaytest.IgnoreAsideWorkers); err != nil {
 			os.Stderr.WriteString("goroutine leak after the admin tests: " + err.Error() + "\n")
 			code = 1
 		}

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/llmgate/llmgate/gateway/gatewaytest"
 )
 
 // TestMain fails the package when a goroutine outlives its tests: the gateway starts goroutines
@@ -15,7 +17,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
-		if err := goleak.Find(goleak.IgnoreTopFunction("github.com/llmgate/llmgate/gateway.asideWorker")); err != nil {
+		if err := goleak.Find(gatewaytest.IgnoreAsideWorkers); err != nil {
 			os.Stderr.WriteString("goroutine leak after the gateway tests: " + err.Error() + "\n")
 			code = 1
 		}

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/llmgate/llmgate/gateway/gatewaytest"
 	"github.com/llmgate/llmgate/internal/testsvc"
 )
 
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) {
 	stopRedis()
 	stopCluster()
 	if code == 0 {
-		if err := goleak.Find(); err != nil {
+		if err := goleak.Find(gatewaytest.IgnoreAsideWorkers); err != nil {
 			fmt.Fprintln(os.Stderr, "goroutine leak after the e2e suite:", err)
 			code = 1
 		}
