@@ -274,13 +274,16 @@ func TestSlowStreamsReport(t *testing.T) {
 	if st, err := readStatus(os.Getpid(), "VmRSS", "RssAnon"); err != nil || st["RssAnon"] < 1<<20 || st["RssAnon"] > st["VmRSS"] {
 		t.Errorf("readStatus(self) = %v, %v", st, err)
 	}
+	if st, err := readProcKB(os.Getpid(), "smaps_rollup", "Rss", "FilePmdMapped"); err != nil || st["Rss"] < 1<<20 || st["FilePmdMapped"] > st["Rss"] {
+		t.Errorf("readProcKB(self, smaps_rollup) = %v, %v", st, err)
+	}
 	if n := countFDs(os.Getpid()); n < 3 {
 		t.Errorf("countFDs(self) = %d", n)
 	}
 	r := &slowStreamsReport{Runs: []slowStreamsRun{
 		{Upstream: "HTTP/1.1", IdleRSSMB: 39.5, IdleRSSMet: true, AllocsMeasured: true, AllocsPerEvent: 0.03,
 			Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSMB: 180, RSSPerThousandMB: 70.2, GoroutinesPerStream: 4, FDs: 4030, FDsPerStream: 2}}},
-		{Upstream: "HTTP/2 over TLS", Judged: true, IdleRSSMB: 38.2, IdleRSSMet: true, AllocsMeasured: true, AllocsPerEvent: 0.02,
+		{Upstream: "HTTP/2 over TLS", Judged: true, IdleRSSMB: 38.2, IdleRSSMet: true, IdleAnonMB: 8.1, IdleFilePMDMB: 6.3, AllocsMeasured: true, AllocsPerEvent: 0.02,
 			Levels: []slowStreamLoad{{Streams: 2000, Open: 2000, RSSMB: 150, RSSPerThousandMB: 55.9, AnonPerThousandMB: 54.1, GoroutinesPerStream: 3,
 				StackKiBPerStream: 16.25, HeapKiBPerStream: 30.5, FDs: 2038, FDsPerStream: 1.01}}},
 	}}
@@ -289,7 +292,7 @@ func TestSlowStreamsReport(t *testing.T) {
 	r.writeText(tw)
 	tw.Flush()
 	for _, want := range []string{
-		"upstream HTTP/2 over TLS: idle gateway RSS  38.2 MB  (target ≤ 40 MB: met",
+		"upstream HTTP/2 over TLS: idle gateway RSS  38.2 MB  (target ≤ 40 MB: met; anonymous 8.1 MB, the binary's pages mapped in 2 MB folios 6.3 MB;",
 		"upstream HTTP/2 over TLS: RSS per 1k streams above idle, 2000 open  55.9 MB  (target ≤ 48 MB: MISSED; 150.0 MB in all; anonymous 54.1 MB per 1k)",
 		"upstream HTTP/2 over TLS: goroutines per stream, 2000 open  3.00",
 		"upstream HTTP/2 over TLS: goroutines per stream, 2000 open  3.00  (reported; their stacks 16.2 KiB a stream, the heap in use 30.5 KiB)",
