@@ -111,6 +111,8 @@ func (t *asideTask) run() {
 func (x *exchange) answerHanded(out *outcome) {
 	h := &x.handed
 	defer carry(out)
+	// The deployment is known before the relay: a panic in it is carried with it. answered sets
+	// it again on the outcome the relay writes.
 	out.d = h.d
 	if x.plainStream(h.resp) { // respond's choice, without its frame in between
 		defer h.resp.Body.Close()
@@ -123,7 +125,13 @@ func (x *exchange) answerHanded(out *outcome) {
 
 // plainStream reports whether respond relays resp as it comes, with relayStream.
 func (x *exchange) plainStream(resp *http.Response) bool {
-	return x.translating == nil && x.msgsTranslating == nil && x.rec.Stream && isEventStream(resp.Header.Get("Content-Type"))
+	return x.translating == nil && x.msgsTranslating == nil && x.streamedAnswer(resp)
+}
+
+// streamedAnswer reports whether resp is relayed as a stream: the client asked for one and the
+// upstream answers with an event stream (respond, and the translating relays).
+func (x *exchange) streamedAnswer(resp *http.Response) bool {
+	return x.rec.Stream && isEventStream(resp.Header.Get("Content-Type"))
 }
 
 // beginStream sends an SSE answer's headers, on the aside worker: writing them, net/http's

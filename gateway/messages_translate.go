@@ -89,7 +89,7 @@ var _ messagesTranslatedStream = translatedMessages{}
 // Messages API answers: a stream event by event through the Messages relay, a whole answer as
 // one Message.
 func (x *exchange) relayMessagesTranslated(resp *http.Response, t *messagesTranslation, secrets []string) (out outcome) {
-	if x.rec.Stream && isEventStream(resp.Header.Get("Content-Type")) {
+	if x.streamedAnswer(resp) {
 		resp.Body = translatedMessages{messages.NewStream(resp.Body, t.info)}
 		x.relayStream(&out, resp, false, secrets)
 		return out

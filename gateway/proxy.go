@@ -1005,7 +1005,7 @@ func (x *exchange) respond(resp *http.Response, injected bool, secrets []string)
 	if t := x.msgsTranslating; t != nil {
 		return x.relayMessagesTranslated(resp, t, secrets)
 	}
-	if x.rec.Stream && isEventStream(resp.Header.Get("Content-Type")) {
+	if x.streamedAnswer(resp) {
 		x.relayStream(&out, resp, injected, secrets)
 		return out
 	}

@@ -84,7 +84,7 @@ func fromTranslator(u responses.Usage) usage {
 // relayTranslated relays a 2xx chat answer to a translated request as the Responses API answers:
 // a stream event by event through the Responses relay, a whole answer as one Response.
 func (x *exchange) relayTranslated(resp *http.Response, t *translation, secrets []string) (out outcome) {
-	if x.rec.Stream && isEventStream(resp.Header.Get("Content-Type")) {
+	if x.streamedAnswer(resp) {
 		resp.Body = responses.NewStream(resp.Body, t.info)
 		x.relayStream(&out, resp, false, secrets)
 		return out

@@ -350,7 +350,7 @@ func allocsPerEvent(ctx context.Context, g *benchGateway, cl *http.Client, errs 
 }
 
 // slowLevel opens n slow streams, and once all have started (or the first has ended) reads the
-// gateway's RSS and goroutines; then it waits for every stream to end.
+// gateway's RSS, goroutines, stacks, heap and descriptors; then it waits for every stream to end.
 func slowLevel(ctx context.Context, g *benchGateway, cl *http.Client, n int, idle map[string]int64, run slowStreamsRun, errs *errorTally) (slowStreamLoad, error) {
 	lv := slowStreamLoad{Streams: n}
 	body := slowBody(slowEvents, slowInterval)
