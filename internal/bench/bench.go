@@ -136,7 +136,7 @@ func Run(ctx context.Context, self string, o Options, stdout, stderr io.Writer) 
 		}
 	}
 	if o.Ledger {
-		if rep.Ledger, err = ledgerScenario(ctx, o.RequirePostgres, stderr); err != nil {
+		if rep.Ledger, err = ledgerScenario(ctx, o.Rounds, o.RequirePostgres, stderr); err != nil {
 			return fmt.Errorf("bench: ledger: %w", err)
 		}
 	}

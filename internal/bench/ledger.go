@@ -26,7 +26,8 @@ import (
 // The ledger scenario: the usage recorder, in the bench process with the gateway's default
 // writers, carries records that each charge a credit account into a PostgreSQL of the bench's own
 // (initdb on a temporary directory, loopback only, durability off as in the tests), and the
-// report gives the rows per second against the target.
+// report gives the rows per second against the target: the median of as many runs as the bench
+// has rounds, each into a fresh database.
 const (
 	targetLedgerRowsPerSec = 50_000
 	ledgerRecords          = 200_000
@@ -44,15 +45,19 @@ type ledgerReport struct {
 	Skipped string      `json:"skipped,omitempty"`
 }
 
-// ledgerRun is one run: Records charged records over Accounts accounts.
+// ledgerRun is one account count's figure: Records charged records over Accounts accounts, each
+// run's rows per second (PerRun, in the order run) and their median (RowsPerSecond), the judged
+// figure.
 type ledgerRun struct {
-	Accounts      int     `json:"accounts"`
-	Records       int     `json:"records"`
-	RowsPerSecond float64 `json:"rows_per_second"`
-	Met           bool    `json:"met"`
+	Accounts      int       `json:"accounts"`
+	Records       int       `json:"records"`
+	RowsPerSecond float64   `json:"rows_per_second"`
+	PerRun        []float64 `json:"rows_per_second_per_run,omitempty"`
+	Met           bool      `json:"met"`
 }
 
-// writeLedgerLines adds the scenario's lines: one per run, or why it was skipped.
+// writeLedgerLines adds the scenario's lines: one per account count, with each run's figure when
+// there were several, or why it was skipped.
 func (r *benchReport) writeLedgerLines(w io.Writer) {
 	l := r.Ledger
 	if l == nil {
@@ -63,14 +68,22 @@ func (r *benchReport) writeLedgerLines(w io.Writer) {
 		return
 	}
 	for _, run := range l.Runs {
-		fmt.Fprintf(w, "ledger: charged rows/s into PostgreSQL, %d accounts\t%.0f\t(%d records, %d writers, %s; target ≥ %d: %s)\n",
-			run.Accounts, run.RowsPerSecond, run.Records, l.Writers, l.Server, targetLedgerRowsPerSec, metOrMissed(run.Met))
+		runs := ""
+		if len(run.PerRun) > 1 {
+			runs = fmt.Sprintf("median of %d runs:", len(run.PerRun))
+			for _, v := range run.PerRun {
+				runs += fmt.Sprintf(" %.0f", v)
+			}
+			runs += "; "
+		}
+		fmt.Fprintf(w, "ledger: charged rows/s into PostgreSQL, %d accounts\t%.0f\t(%s%d records, %d writers, %s; target ≥ %d: %s)\n",
+			run.Accounts, run.RowsPerSecond, runs, run.Records, l.Writers, l.Server, targetLedgerRowsPerSec, metOrMissed(run.Met))
 	}
 }
 
-// ledgerScenario runs the ledger scenario, or reports it skipped when PostgreSQL is not installed
-// (an error instead with requirePostgres).
-func ledgerScenario(ctx context.Context, requirePostgres bool, stderr io.Writer) (*ledgerReport, error) {
+// ledgerScenario runs the ledger scenario, runs times per account count, or reports it skipped
+// when PostgreSQL is not installed (an error instead with requirePostgres).
+func ledgerScenario(ctx context.Context, runs int, requirePostgres bool, stderr io.Writer) (*ledgerReport, error) {
 	initdb, server, err := postgresBins()
 	if err != nil {
 		if requirePostgres {
@@ -79,7 +92,7 @@ func ledgerScenario(ctx context.Context, requirePostgres bool, stderr io.Writer)
 		fmt.Fprintf(stderr, "bench: skipping the ledger scenario: %v (install PostgreSQL, or --require-postgres to make this an error)\n", err)
 		return &ledgerReport{Skipped: err.Error()}, nil
 	}
-	return runLedger(ctx, initdb, server, stderr)
+	return runLedger(ctx, initdb, server, max(runs, 1), stderr)
 }
 
 // postgresBins finds initdb and postgres: in PATH, else in the newest /usr/lib/postgresql/*/bin
@@ -113,7 +126,7 @@ func pgMajor(binDir string) int {
 }
 
 // runLedger runs the scenario; an error means PostgreSQL was there and something failed.
-func runLedger(ctx context.Context, initdb, server string, stderr io.Writer) (*ledgerReport, error) {
+func runLedger(ctx context.Context, initdb, server string, runs int, stderr io.Writer) (*ledgerReport, error) {
 	attr, uid, gid := benchChildAttr(), -1, -1
 	if os.Geteuid() == 0 { // PostgreSQL refuses to run as root: run it as the postgres user
 		u, err := user.Lookup("postgres")
@@ -164,11 +177,17 @@ func runLedger(ctx context.Context, initdb, server string, stderr io.Writer) (*l
 	}
 	rep := &ledgerReport{Server: version, Writers: audit.DefaultWriters}
 	for _, accounts := range ledgerAccounts {
-		fmt.Fprintf(stderr, "bench: ledger: %d charged records over %d accounts into %s\n", ledgerRecords, accounts, version)
-		run, err := ledgerRunOnce(ctx, base, dir, accounts, stderr)
-		if err != nil {
-			return nil, fmt.Errorf("%d accounts: %w", accounts, err)
+		run := ledgerRun{Accounts: accounts, Records: ledgerRecords}
+		for i := range runs {
+			fmt.Fprintf(stderr, "bench: ledger: %d charged records over %d accounts into %s, run %d/%d\n", ledgerRecords, accounts, version, i+1, runs)
+			rps, err := ledgerRunOnce(ctx, base, dir, accounts, i, stderr)
+			if err != nil {
+				return nil, fmt.Errorf("%d accounts, run %d: %w", accounts, i+1, err)
+			}
+			run.PerRun = append(run.PerRun, rps)
 		}
+		run.RowsPerSecond = medianOf(run.PerRun)
+		run.Met = ledgerMet(run.RowsPerSecond)
 		rep.Runs = append(rep.Runs, run)
 	}
 	return rep, nil
@@ -204,31 +223,32 @@ func waitPostgres(ctx context.Context, pg *benchChild, dsn string) (string, erro
 	}
 }
 
-// ledgerRunOnce makes a fresh database with the accounts, records ledgerRecords charged records
-// through a recorder with the default writers and a queue that holds them all (nothing spools),
-// and times them from the first Record until Close has committed the last batch.
-func ledgerRunOnce(ctx context.Context, base, dir string, accounts int, stderr io.Writer) (ledgerRun, error) {
-	db := fmt.Sprintf("ledger_%d", accounts)
+// ledgerRunOnce makes a fresh database (the run's) with the accounts, records ledgerRecords
+// charged records through a recorder with the default writers and a queue that holds them all
+// (nothing spools), and returns their rows per second from the first Record until Close has
+// committed the last batch.
+func ledgerRunOnce(ctx context.Context, base, dir string, accounts, run int, stderr io.Writer) (float64, error) {
+	db := fmt.Sprintf("ledger_%d_%d", accounts, run)
 	admin, err := pgx.Connect(ctx, base+"postgres?sslmode=disable")
 	if err != nil {
-		return ledgerRun{}, err
+		return 0, err
 	}
 	_, err = admin.Exec(ctx, "CREATE DATABASE "+db)
 	admin.Close(ctx)
 	if err != nil {
-		return ledgerRun{}, err
+		return 0, err
 	}
 	st, err := postgres.New(ctx, base+db+"?sslmode=disable")
 	if err != nil {
-		return ledgerRun{}, err
+		return 0, err
 	}
 	defer st.Close()
 	if err := st.Migrate(ctx); err != nil {
-		return ledgerRun{}, err
+		return 0, err
 	}
 	for u := range accounts {
 		if _, err := st.EnsureCreditAccount(ctx, "user", "user-"+strconv.Itoa(u)); err != nil {
-			return ledgerRun{}, err
+			return 0, err
 		}
 	}
 	at := time.Now().UTC().Truncate(time.Microsecond)
@@ -242,10 +262,10 @@ func ledgerRunOnce(ctx context.Context, base, dir string, accounts int, stderr i
 			Charge: true, PayerType: "user", PayerID: user}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	spool := filepath.Join(dir, "spool-"+strconv.Itoa(accounts))
+	spool := filepath.Join(dir, db+"-spool")
 	rec, err := audit.New(st, audit.Options{QueueSize: ledgerRecords, Writers: audit.DefaultWriters, SpoolDir: spool}, log)
 	if err != nil {
-		return ledgerRun{}, err
+		return 0, err
 	}
 	start := time.Now()
 	for i := range recs {
@@ -254,27 +274,26 @@ func ledgerRunOnce(ctx context.Context, base, dir string, accounts int, stderr i
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	if err := rec.Close(cctx); err != nil {
-		return ledgerRun{}, err
+		return 0, err
 	}
 	elapsed := time.Since(start)
 	if s := rec.Stats(); s.Spooled != 0 || s.Dropped != 0 {
-		return ledgerRun{}, fmt.Errorf("%d records spooled and %d dropped: the run measures the writers alone", s.Spooled, s.Dropped)
+		return 0, fmt.Errorf("%d records spooled and %d dropped: the run measures the writers alone", s.Spooled, s.Dropped)
 	}
 	conn, err := pgx.Connect(ctx, base+db+"?sslmode=disable")
 	if err != nil {
-		return ledgerRun{}, err
+		return 0, err
 	}
 	defer conn.Close(ctx)
 	var rows, charges int64
 	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM usage_records),
 		(SELECT count(*) FROM credit_ledger WHERE kind = 'charge')`).Scan(&rows, &charges); err != nil {
-		return ledgerRun{}, err
+		return 0, err
 	}
 	if rows != ledgerRecords || charges != ledgerRecords {
-		return ledgerRun{}, fmt.Errorf("%d usage rows and %d charges, want %d of each", rows, charges, ledgerRecords)
+		return 0, fmt.Errorf("%d usage rows and %d charges, want %d of each", rows, charges, ledgerRecords)
 	}
-	rps := float64(ledgerRecords) / elapsed.Seconds()
-	return ledgerRun{Accounts: accounts, Records: ledgerRecords, RowsPerSecond: rps, Met: ledgerMet(rps)}, nil
+	return float64(ledgerRecords) / elapsed.Seconds(), nil
 }
 
 // ledgerMet reports whether rows per second meet the target.
