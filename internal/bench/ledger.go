@@ -180,7 +180,11 @@ func runLedger(ctx context.Context, initdb, server string, runs int, stderr io.W
 		run := ledgerRun{Accounts: accounts, Records: ledgerRecords}
 		for i := range runs {
 			fmt.Fprintf(stderr, "bench: ledger: %d charged records over %d accounts into %s, run %d/%d\n", ledgerRecords, accounts, version, i+1, runs)
-			rps, err := ledgerRunOnce(ctx, base, dir, accounts, i, stderr)
+			db := fmt.Sprintf("ledger_%d_%d", accounts, i)
+			rps, err := ledgerRunOnce(ctx, base, dir, db, accounts, stderr)
+			if err == nil {
+				err = dropDatabase(ctx, base, db)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%d accounts, run %d: %w", accounts, i+1, err)
 			}
@@ -223,12 +227,24 @@ func waitPostgres(ctx context.Context, pg *benchChild, dsn string) (string, erro
 	}
 }
 
-// ledgerRunOnce makes a fresh database (the run's) with the accounts, records ledgerRecords
-// charged records through a recorder with the default writers and a queue that holds them all
-// (nothing spools), and returns their rows per second from the first Record until Close has
-// committed the last batch.
-func ledgerRunOnce(ctx context.Context, base, dir string, accounts, run int, stderr io.Writer) (float64, error) {
-	db := fmt.Sprintf("ledger_%d_%d", accounts, run)
+// dropDatabase drops a run's database once it is measured and checked, so that the server's
+// background work on it (autovacuum of 200,000 new rows, their dirty pages) is not done during the
+// next run.
+func dropDatabase(ctx context.Context, base, db string) error {
+	admin, err := pgx.Connect(ctx, base+"postgres?sslmode=disable")
+	if err != nil {
+		return err
+	}
+	defer admin.Close(ctx)
+	_, err = admin.Exec(ctx, "DROP DATABASE "+db+" WITH (FORCE)")
+	return err
+}
+
+// ledgerRunOnce makes the fresh database db with the accounts, records ledgerRecords charged
+// records through a recorder with the default writers and a queue that holds them all (nothing
+// spools), and returns their rows per second from the first Record until Close has committed
+// the last batch.
+func ledgerRunOnce(ctx context.Context, base, dir, db string, accounts int, stderr io.Writer) (float64, error) {
 	admin, err := pgx.Connect(ctx, base+"postgres?sslmode=disable")
 	if err != nil {
 		return 0, err
