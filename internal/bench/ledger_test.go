@@ -7,8 +7,8 @@ import (
 )
 
 // TestLedgerReportLines: each account count prints its median rows per second (with every run's
-// figure when there were several) against the 50,000 target,
-// met or missed, and a skipped scenario says why; the JSON report carries the runs.
+// figure when there were several) against the 50,000 target, met or missed, and a skipped
+// scenario says why; the JSON report carries the runs.
 func TestLedgerReportLines(t *testing.T) {
 	r := responsesRounds([3]float64{6000, 5000, 5000}, [3]float64{3000, 2000, 2250},
 		[3]float64{5000, 4000, 4500}, [3]float64{2300, 1440, 1845})
