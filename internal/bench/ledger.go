@@ -183,7 +183,9 @@ func runLedger(ctx context.Context, initdb, server string, runs int, stderr io.W
 			db := fmt.Sprintf("ledger_%d_%d", accounts, i)
 			rps, err := ledgerRunOnce(ctx, base, dir, db, accounts, stderr)
 			if err == nil {
-				err = dropDatabase(ctx, base, db)
+				// Dropped once measured and checked, so that the server's background work on it
+				// (autovacuum of 200,000 new rows, their dirty pages) is not done during the next run.
+				err = adminExec(ctx, base, "DROP DATABASE "+db+" WITH (FORCE)")
 			}
 			if err != nil {
 				return nil, fmt.Errorf("%d accounts, run %d: %w", accounts, i+1, err)
@@ -227,16 +229,14 @@ func waitPostgres(ctx context.Context, pg *benchChild, dsn string) (string, erro
 	}
 }
 
-// dropDatabase drops a run's database once it is measured and checked, so that the server's
-// background work on it (autovacuum of 200,000 new rows, their dirty pages) is not done during the
-// next run.
-func dropDatabase(ctx context.Context, base, db string) error {
+// adminExec runs one statement (CREATE or DROP DATABASE) on the server's postgres database.
+func adminExec(ctx context.Context, base, sql string) error {
 	admin, err := pgx.Connect(ctx, base+"postgres?sslmode=disable")
 	if err != nil {
 		return err
 	}
 	defer admin.Close(ctx)
-	_, err = admin.Exec(ctx, "DROP DATABASE "+db+" WITH (FORCE)")
+	_, err = admin.Exec(ctx, sql)
 	return err
 }
 
@@ -245,13 +245,7 @@ func dropDatabase(ctx context.Context, base, db string) error {
 // spools), and returns their rows per second from the first Record until Close has committed
 // the last batch.
 func ledgerRunOnce(ctx context.Context, base, dir, db string, accounts int, stderr io.Writer) (float64, error) {
-	admin, err := pgx.Connect(ctx, base+"postgres?sslmode=disable")
-	if err != nil {
-		return 0, err
-	}
-	_, err = admin.Exec(ctx, "CREATE DATABASE "+db)
-	admin.Close(ctx)
-	if err != nil {
+	if err := adminExec(ctx, base, "CREATE DATABASE "+db); err != nil {
 		return 0, err
 	}
 	st, err := postgres.New(ctx, base+db+"?sslmode=disable")
